@@ -1,0 +1,30 @@
+// The shape of a `kdp` subcommand. main.ts holds the table; each command parses its own flags.
+import type { Logger } from '../common/log.ts';
+
+export interface CommandContext {
+  readonly log: Logger;
+  /** where a command writes its human or JSON output (logs go to stderr) */
+  readonly out: (text: string) => void;
+}
+
+export interface Command {
+  readonly name: string;
+  readonly summary: string;
+  readonly usage: string;
+  run(argv: readonly string[], ctx: CommandContext): Promise<number>;
+}
+
+/** Resolves when one of the signals arrives (for commands that run until Ctrl-C) or after ttlMs. */
+export function untilStopped(ttlMs?: number): Promise<string> {
+  return new Promise((resolve) => {
+    const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+    const done = (why: string) => {
+      for (const s of signals) process.removeListener(s, handlers[s]);
+      if (timer) clearTimeout(timer);
+      resolve(why);
+    };
+    const handlers = Object.fromEntries(signals.map((s) => [s, () => done(s)])) as Record<(typeof signals)[number], () => void>;
+    for (const s of signals) process.prependOnceListener(s, handlers[s]);
+    const timer = ttlMs === undefined ? undefined : setTimeout(() => done('ttl'), ttlMs);
+  });
+}

@@ -1,0 +1,79 @@
+// `kdp lab`: build, list and sweep labs of network namespaces by hand.
+import { parseArgs } from 'node:util';
+import { KdpError } from '../../common/errors.ts';
+import { Lab, isAlive, listNamespaces, sweep } from '../../lab/lab.ts';
+import { parseNsName } from '../../lab/plan.ts';
+import { untilStopped } from '../command.ts';
+import type { Command, CommandContext } from '../command.ts';
+
+const usage = `Usage:
+  kdp lab up [--nodes N] [--ttl SECONDS]   build a lab (underlay + N node namespaces), print how to use it,
+                                           keep it until Ctrl-C (or --ttl), then remove it
+  kdp lab list [--json]                    kdp namespaces on this machine, and whether their run is alive
+  kdp lab sweep                            remove the namespaces of kdp runs that are no longer alive`;
+
+async function up(argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const { values } = parseArgs({ args: [...argv], options: { nodes: { type: 'string', default: '2' }, ttl: { type: 'string' } }, strict: true });
+  const nodes = Number(values.nodes);
+  const ttl = values.ttl === undefined ? undefined : Number(values.ttl);
+  if (ttl !== undefined && !(ttl >= 0)) throw new KdpError('KDP_USAGE', `--ttl takes a number of seconds, got ${values.ttl}`);
+  const lab = await Lab.create({ nodes, log: ctx.log });
+  try {
+    const p = lab.plan;
+    const rows = p.nodes.map((n) => `  ${n.name.padEnd(8)} ns ${n.ns.padEnd(28)} ${n.ip4.padEnd(13)} ${n.ip6.padEnd(20)} pods ${n.podCidr4}`);
+    const [a, b] = p.nodes;
+    ctx.out(
+      [
+        `lab ${p.runId}: underlay ${p.underlayNs} (bridge ${p.underlayBridge}, host ${p.underlayHost4})`,
+        ...rows,
+        '',
+        'Try (as root, in another terminal):',
+        a && b ? `  ip netns exec ${a.ns} ping -c 2 ${b.ip4}` : `  ip netns exec ${p.underlayNs} ping -c 2 ${a?.ip4 ?? ''}`,
+        `  ip netns exec ${p.underlayNs} ping -c 2 ${a?.ip6 ?? ''}`,
+        `  ip -n ${p.underlayNs} link show master ${p.underlayBridge}`,
+        '',
+        ttl === undefined ? 'Ctrl-C removes the lab.' : `The lab is removed in ${ttl} s (or on Ctrl-C).`,
+      ].join('\n') + '\n',
+    );
+    const why = await untilStopped(ttl === undefined ? undefined : ttl * 1000);
+    ctx.log.info({ why }, 'removing the lab');
+  } finally {
+    await lab.destroy();
+  }
+  return 0;
+}
+
+async function list(argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const { values } = parseArgs({ args: [...argv], options: { json: { type: 'boolean', default: false } }, strict: true });
+  const rows = (await listNamespaces())
+    .map((name) => ({ name, parsed: parseNsName(name) }))
+    .filter((r) => r.parsed !== undefined)
+    .map((r) => ({ name: r.name, runId: r.parsed!.runId, role: r.parsed!.role, alive: isAlive(r.parsed!.pid) }));
+  if (values.json) ctx.out(JSON.stringify(rows, null, 2) + '\n');
+  else if (rows.length === 0) ctx.out('no kdp namespaces\n');
+  else ctx.out(rows.map((r) => `${r.name.padEnd(36)} run ${r.runId.padEnd(14)} ${r.alive ? 'alive' : 'left over'}`).join('\n') + '\n');
+  return 0;
+}
+
+export const labCommand: Command = {
+  name: 'lab',
+  summary: 'build an isolated cluster of network namespaces (needs root)',
+  usage,
+  async run(argv, ctx) {
+    const [action, ...rest] = argv;
+    switch (action) {
+      case 'up':
+        return up(rest, ctx);
+      case 'list':
+        return list(rest, ctx);
+      case 'sweep': {
+        parseArgs({ args: rest, options: {}, strict: true });
+        const removed = await sweep(undefined, ctx.log);
+        ctx.out(removed.length === 0 ? 'nothing to sweep\n' : `removed ${removed.join(' ')}\n`);
+        return 0;
+      }
+      default:
+        throw new KdpError('KDP_USAGE', action === undefined ? 'kdp lab: missing action (up, list, sweep)' : `kdp lab: unknown action ${JSON.stringify(action)}`);
+    }
+  },
+};

@@ -1,0 +1,40 @@
+import t from 'tap';
+import { COMMANDS, VERSION, helpText, main, splitArgv } from '../../../src/cli/main.ts';
+
+const capture = () => {
+  let s = '';
+  return { out: (x: string) => void (s += x), text: () => s };
+};
+
+t.test('splitArgv separates global options, command and its argv', async (t) => {
+  t.same(splitArgv(['--log-level', 'debug', 'lab', 'up', '--nodes', '3']), { globals: ['--log-level', 'debug'], command: 'lab', rest: ['up', '--nodes', '3'] });
+  t.same(splitArgv(['-V']), { globals: ['-V'], rest: [] });
+  t.same(splitArgv([]), { globals: [], rest: [] });
+});
+
+t.test('--version and --help', async (t) => {
+  const c = capture();
+  t.equal(await main(['--version'], c.out), 0);
+  t.equal(c.text(), `kdp ${VERSION} (node ${process.version})\n`);
+  const h = capture();
+  t.equal(await main(['--help'], h.out), 0);
+  t.equal(h.text(), helpText());
+  for (const cmd of COMMANDS) t.match(h.text(), cmd.name);
+  const ch = capture();
+  t.equal(await main(['lab', '--help'], ch.out), 0);
+  t.match(ch.text(), /kdp lab up/);
+});
+
+t.test('usage errors exit 2', async (t) => {
+  const c = capture();
+  t.equal(await main(['no-such-command'], c.out), 2);
+  t.equal(await main(['--bogus'], c.out), 2);
+  t.equal(await main(['--log-level', 'loud', 'lab', 'list'], c.out), 2);
+  t.equal(await main(['--log-level', 'silent', 'lab', 'frobnicate'], c.out), 2);
+  t.equal(await main(['--log-level', 'silent', 'lab', 'up', '--nodes'], c.out), 2);
+  t.equal(c.text(), '', 'nothing on stdout for a usage error');
+});
+
+t.test('the runtime is the pinned Node 24', async (t) => {
+  t.equal(process.versions.node.split('.')[0], '24');
+});
