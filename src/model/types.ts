@@ -1,0 +1,209 @@
+// The data plane's view of cluster state: small readonly types converted from API objects at the edge
+// (src/k8s/convert.ts). Nothing outside src/k8s sees a raw API object. This module imports nothing.
+//
+// Defaults are applied by the converter, so consumers never re-derive them (sessionAffinity 'None',
+// timeout 10800 s, traffic policies 'Cluster', endpoint conditions per the EndpointSlice API rules).
+
+export type Protocol = 'TCP' | 'UDP' | 'SCTP';
+export type IPFamily = 'IPv4' | 'IPv6';
+/** `namespace/name` (cluster-scoped objects: just `name`) */
+export type Key = string;
+
+export interface ObjectMeta {
+  readonly namespace: string; // '' for cluster-scoped kinds (Node, Namespace, IngressClass)
+  readonly name: string;
+  readonly uid: string;
+  readonly resourceVersion: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly annotations: Readonly<Record<string, string>>;
+  /** set when the object is being deleted (graceful termination) */
+  readonly deletionTimestamp?: string;
+}
+
+export function keyOf(meta: Pick<ObjectMeta, 'namespace' | 'name'>): Key {
+  return meta.namespace === '' ? meta.name : `${meta.namespace}/${meta.name}`;
+}
+
+// ---------------------------------------------------------------- Service
+export type ServiceType = 'ClusterIP' | 'NodePort' | 'LoadBalancer' | 'ExternalName';
+
+export interface ServicePort {
+  readonly name: string; // '' when the service has one unnamed port
+  readonly protocol: Protocol;
+  readonly port: number;
+  /** number, or the name of a container port */
+  readonly targetPort: number | string;
+  readonly nodePort?: number;
+  readonly appProtocol?: string;
+}
+
+export interface Service {
+  readonly kind: 'Service';
+  readonly meta: ObjectMeta;
+  readonly type: ServiceType;
+  /** spec.clusterIPs (or clusterIP); empty for headless and ExternalName */
+  readonly clusterIPs: readonly string[];
+  /** clusterIP: None */
+  readonly headless: boolean;
+  readonly ipFamilies: readonly IPFamily[];
+  readonly ports: readonly ServicePort[];
+  /** undefined: no selector (endpoints are managed by hand) */
+  readonly selector?: Readonly<Record<string, string>>;
+  readonly externalName?: string;
+  readonly externalIPs: readonly string[];
+  /** status.loadBalancer.ingress[].ip */
+  readonly loadBalancerIPs: readonly string[];
+  readonly loadBalancerSourceRanges: readonly string[];
+  readonly sessionAffinity: 'None' | 'ClientIP';
+  readonly sessionAffinityTimeoutSeconds: number;
+  readonly externalTrafficPolicy: 'Cluster' | 'Local';
+  readonly internalTrafficPolicy: 'Cluster' | 'Local';
+  readonly healthCheckNodePort?: number;
+  readonly publishNotReadyAddresses: boolean;
+}
+
+// ---------------------------------------------------------------- EndpointSlice
+export interface EndpointConditions {
+  /** nil ready counts as true (EndpointSlice API) */
+  readonly ready: boolean;
+  /** nil serving takes the value of ready */
+  readonly serving: boolean;
+  readonly terminating: boolean;
+}
+
+export interface TargetRef {
+  readonly kind: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly uid?: string;
+}
+
+export interface Endpoint {
+  readonly addresses: readonly string[];
+  readonly conditions: EndpointConditions;
+  readonly hostname?: string;
+  readonly nodeName?: string;
+  readonly zone?: string;
+  readonly targetRef?: TargetRef;
+}
+
+export interface EndpointPort {
+  readonly name: string; // '' for an unnamed port
+  readonly port: number;
+  readonly protocol: Protocol;
+  readonly appProtocol?: string;
+}
+
+export interface EndpointSlice {
+  readonly kind: 'EndpointSlice';
+  readonly meta: ObjectMeta;
+  /** the kubernetes.io/service-name label: the Service this slice belongs to (same namespace) */
+  readonly serviceName: string;
+  readonly addressType: 'IPv4' | 'IPv6' | 'FQDN';
+  readonly endpoints: readonly Endpoint[];
+  readonly ports: readonly EndpointPort[];
+}
+
+// ---------------------------------------------------------------- Pod, Node, Namespace
+export interface ContainerPort {
+  readonly name?: string;
+  readonly containerPort: number;
+  readonly protocol: Protocol;
+  readonly hostPort?: number;
+}
+
+export interface Pod {
+  readonly kind: 'Pod';
+  readonly meta: ObjectMeta;
+  readonly nodeName?: string;
+  readonly hostNetwork: boolean;
+  readonly hostname?: string;
+  readonly subdomain?: string;
+  readonly containerPorts: readonly ContainerPort[];
+  readonly phase: 'Pending' | 'Running' | 'Succeeded' | 'Failed' | 'Unknown';
+  /** status.podIPs (or podIP) */
+  readonly podIPs: readonly string[];
+  readonly hostIP?: string;
+  /** the Ready condition is True */
+  readonly ready: boolean;
+}
+
+export interface NodeAddress {
+  readonly type: string; // InternalIP, ExternalIP, Hostname, InternalDNS, ExternalDNS
+  readonly address: string;
+}
+
+export interface Node {
+  readonly kind: 'Node';
+  readonly meta: ObjectMeta;
+  readonly podCIDRs: readonly string[];
+  readonly addresses: readonly NodeAddress[];
+  readonly ready: boolean;
+}
+
+export interface Namespace {
+  readonly kind: 'Namespace';
+  readonly meta: ObjectMeta;
+}
+
+// ---------------------------------------------------------------- Ingress, IngressClass, TLS Secret
+export type PathType = 'Exact' | 'Prefix' | 'ImplementationSpecific';
+
+export interface IngressServiceBackend {
+  readonly name: string;
+  /** exactly one of number or name */
+  readonly port: { readonly number?: number; readonly name?: string };
+}
+
+export interface IngressBackend {
+  readonly service?: IngressServiceBackend;
+  readonly resource?: { readonly apiGroup?: string; readonly kind: string; readonly name: string };
+}
+
+export interface IngressPath {
+  readonly path: string;
+  readonly pathType: PathType;
+  readonly backend: IngressBackend;
+}
+
+export interface IngressRule {
+  /** undefined: the rule applies to every host */
+  readonly host?: string;
+  readonly paths: readonly IngressPath[];
+}
+
+export interface IngressTLS {
+  readonly hosts: readonly string[];
+  readonly secretName?: string;
+}
+
+export interface Ingress {
+  readonly kind: 'Ingress';
+  readonly meta: ObjectMeta;
+  readonly ingressClassName?: string;
+  readonly defaultBackend?: IngressBackend;
+  readonly rules: readonly IngressRule[];
+  readonly tls: readonly IngressTLS[];
+  /** status.loadBalancer.ingress */
+  readonly loadBalancer: readonly { readonly ip?: string; readonly hostname?: string }[];
+}
+
+export interface IngressClass {
+  readonly kind: 'IngressClass';
+  readonly meta: ObjectMeta;
+  readonly controller: string;
+  /** annotation ingressclass.kubernetes.io/is-default-class: "true" */
+  readonly isDefault: boolean;
+}
+
+/** A Secret of type kubernetes.io/tls (other Secrets are never converted). */
+export interface TlsSecret {
+  readonly kind: 'Secret';
+  readonly meta: ObjectMeta;
+  readonly certPem: string;
+  readonly keyPem: string;
+}
+
+export type ClusterObject = Service | EndpointSlice | Pod | Node | Namespace | Ingress | IngressClass | TlsSecret;
+export type Kind = ClusterObject['kind'];
+export const KINDS: readonly Kind[] = ['Service', 'EndpointSlice', 'Pod', 'Node', 'Namespace', 'Ingress', 'IngressClass', 'Secret'];
