@@ -1,0 +1,645 @@
+// The edge: raw API objects (plain JSON as served by the API server or parsed from YAML) -> the model of
+// src/model/types.ts, applying the API's defaults. Pure functions; nothing else in kdp sees a raw object.
+// Invalid objects are not thrown: every converter returns a Result and the caller logs the reason and
+// skips the object, so one bad object never stops a watch.
+import { isIPv4, isIPv6 } from 'node:net';
+import type {
+  ClusterObject,
+  ContainerPort,
+  Endpoint,
+  EndpointPort,
+  EndpointSlice,
+  IPFamily,
+  Ingress,
+  IngressBackend,
+  IngressClass,
+  IngressPath,
+  IngressRule,
+  IngressTLS,
+  Kind,
+  Namespace,
+  Node,
+  NodeAddress,
+  ObjectMeta,
+  PathType,
+  Pod,
+  Protocol,
+  Service,
+  ServicePort,
+  ServiceType,
+  TargetRef,
+  TlsSecret,
+} from '../model/types.ts';
+
+export type Result<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string };
+
+/** A raw API object: whatever JSON.parse or YAML.parse produced. */
+export type Raw = Record<string, unknown>;
+
+/** Thrown inside a converter only, turned into `{ ok: false }` at its boundary. */
+class Invalid extends Error {}
+
+function fail(reason: string): never {
+  throw new Invalid(reason);
+}
+
+function guard<T>(fn: () => T): Result<T> {
+  try {
+    return { ok: true, value: fn() };
+  } catch (err) {
+    if (err instanceof Invalid) return { ok: false, reason: err.message };
+    return { ok: false, reason: `malformed object: ${err instanceof Error ? err.message : String(err)}` };
+  }
+}
+
+// ---------------------------------------------------------------- field readers
+function obj(v: unknown, what: string): Raw {
+  if (v === undefined || v === null) return {};
+  if (typeof v !== 'object' || Array.isArray(v)) fail(`${what} must be an object`);
+  return v as Raw;
+}
+
+function arr(v: unknown, what: string): unknown[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) fail(`${what} must be a list`);
+  return v;
+}
+
+function str(v: unknown, what: string): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') fail(`${what} must be a string`);
+  return v;
+}
+
+function bool(v: unknown, what: string, dflt: boolean): boolean {
+  if (v === undefined || v === null) return dflt;
+  if (typeof v !== 'boolean') fail(`${what} must be a boolean`);
+  return v;
+}
+
+function strMap(v: unknown, what: string): Record<string, string> {
+  const o = obj(v, what);
+  const out: Record<string, string> = {};
+  for (const [k, val] of Object.entries(o)) {
+    // YAML authors write `app: 1` or `enabled: true`; the API server would reject these, we accept them as text
+    if (typeof val === 'string') out[k] = val;
+    else if (typeof val === 'number' || typeof val === 'boolean') out[k] = String(val);
+    else fail(`${what}.${k} must be a string`);
+  }
+  return out;
+}
+
+function int(v: unknown, what: string): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v)) fail(`${what} must be an integer`);
+  return v;
+}
+
+function port(v: unknown, what: string, allowZero = false): number {
+  const n = int(v, what);
+  if (n === undefined) fail(`${what} is required`);
+  if (n < (allowZero ? 0 : 1) || n > 65535) fail(`${what} ${n} is out of range 1-65535`);
+  return n;
+}
+
+function optPort(v: unknown, what: string): number | undefined {
+  if (v === undefined || v === null || v === 0) return undefined;
+  return port(v, what);
+}
+
+const PROTOCOLS: readonly Protocol[] = ['TCP', 'UDP', 'SCTP'];
+function protocol(v: unknown, what: string): Protocol {
+  const p = str(v, what) ?? 'TCP';
+  if (!(PROTOCOLS as readonly string[]).includes(p)) fail(`${what} ${JSON.stringify(p)} is not TCP, UDP or SCTP`);
+  return p as Protocol;
+}
+
+export function ipFamilyOf(ip: string): IPFamily | undefined {
+  if (isIPv4(ip)) return 'IPv4';
+  if (isIPv6(ip)) return 'IPv6';
+  return undefined;
+}
+
+function ip(v: unknown, what: string): string {
+  const s = str(v, what);
+  if (s === undefined || ipFamilyOf(s) === undefined) fail(`${what} ${JSON.stringify(v)} is not an IP address`);
+  return s;
+}
+
+function cidr(v: unknown, what: string): string {
+  const s = str(v, what) ?? '';
+  const slash = s.indexOf('/');
+  const fam = slash > 0 ? ipFamilyOf(s.slice(0, slash)) : undefined;
+  const bits = slash > 0 ? Number(s.slice(slash + 1)) : NaN;
+  const max = fam === 'IPv4' ? 32 : 128;
+  if (fam === undefined || !/^\d{1,3}$/.test(s.slice(slash + 1)) || bits > max) fail(`${what} ${JSON.stringify(v)} is not a CIDR`);
+  return s;
+}
+
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+function meta(raw: Raw, namespaced: boolean): ObjectMeta {
+  const m = obj(raw.metadata, 'metadata');
+  const name = str(m.name, 'metadata.name');
+  if (!name) fail('metadata.name is required');
+  if (name.length > 253 || !DNS1123_SUBDOMAIN.test(name)) fail(`metadata.name ${JSON.stringify(name)} is not a valid DNS-1123 subdomain`);
+  let namespace = '';
+  if (namespaced) {
+    namespace = str(m.namespace, 'metadata.namespace') || 'default';
+    if (namespace.length > 63 || !DNS1123_LABEL.test(namespace)) fail(`metadata.namespace ${JSON.stringify(namespace)} is not a valid DNS-1123 label`);
+  }
+  const dts = m.deletionTimestamp;
+  const out: ObjectMeta = {
+    namespace,
+    name,
+    uid: str(m.uid, 'metadata.uid') ?? '',
+    resourceVersion: str(m.resourceVersion, 'metadata.resourceVersion') ?? '',
+    labels: strMap(m.labels, 'metadata.labels'),
+    annotations: strMap(m.annotations, 'metadata.annotations'),
+  };
+  if (dts === undefined || dts === null) return out;
+  // the client library's typed calls give a Date; JSON and YAML give a string
+  const deletionTimestamp = dts instanceof Date ? dts.toISOString() : str(dts, 'metadata.deletionTimestamp');
+  return { ...out, deletionTimestamp };
+}
+
+// ---------------------------------------------------------------- Service
+const SERVICE_TYPES: readonly ServiceType[] = ['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName'];
+const DEFAULT_AFFINITY_TIMEOUT = 10800;
+
+export function convertService(raw: Raw): Result<Service> {
+  return guard(() => {
+    const m = meta(raw, true);
+    const spec = obj(raw.spec, 'spec');
+    const type = (str(spec.type, 'spec.type') ?? 'ClusterIP') as ServiceType;
+    if (!SERVICE_TYPES.includes(type)) fail(`spec.type ${JSON.stringify(type)} is unknown`);
+
+    let clusterIPs: string[] = arr(spec.clusterIPs, 'spec.clusterIPs').map((v, i) => String(v ?? `#${i}`));
+    const single = str(spec.clusterIP, 'spec.clusterIP');
+    if (clusterIPs.length === 0 && single !== undefined && single !== '') clusterIPs = [single];
+    const headless = type !== 'ExternalName' && clusterIPs[0] === 'None';
+    if (headless || type === 'ExternalName') clusterIPs = [];
+    clusterIPs = clusterIPs.map((c, i) => ip(c, `spec.clusterIPs[${i}]`));
+    if (clusterIPs.length === 2 && ipFamilyOf(clusterIPs[0]!) === ipFamilyOf(clusterIPs[1]!)) fail('spec.clusterIPs holds two addresses of one family');
+    if (clusterIPs.length > 2) fail('spec.clusterIPs holds more than two addresses');
+
+    let ipFamilies = arr(spec.ipFamilies, 'spec.ipFamilies').map((f, i) => {
+      if (f !== 'IPv4' && f !== 'IPv6') fail(`spec.ipFamilies[${i}] ${JSON.stringify(f)} is not IPv4 or IPv6`);
+      return f as IPFamily;
+    });
+    if (ipFamilies.length === 0) ipFamilies = clusterIPs.map((c) => ipFamilyOf(c)!);
+    if (type === 'ExternalName') ipFamilies = [];
+
+    const rawPorts = arr(spec.ports, 'spec.ports');
+    const ports: ServicePort[] = rawPorts.map((rp, i) => {
+      const p = obj(rp, `spec.ports[${i}]`);
+      const w = `spec.ports[${i}]`;
+      const name = str(p.name, `${w}.name`) ?? '';
+      if (name === '' && rawPorts.length > 1) fail(`${w}.name is required when a Service has several ports`);
+      const num = port(p.port, `${w}.port`);
+      let targetPort: number | string = num;
+      if (typeof p.targetPort === 'string') {
+        // "8080" is a number written as text (IntOrString); anything else names a container port
+        if (/^\d+$/.test(p.targetPort)) targetPort = port(Number(p.targetPort), `${w}.targetPort`);
+        else if (p.targetPort.length > 15 || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(p.targetPort) || !/[a-z]/.test(p.targetPort))
+          fail(`${w}.targetPort ${JSON.stringify(p.targetPort)} is not a valid port name`);
+        else targetPort = p.targetPort;
+      } else if (p.targetPort !== undefined && p.targetPort !== null && p.targetPort !== 0) {
+        targetPort = port(p.targetPort, `${w}.targetPort`);
+      }
+      const nodePort = optPort(p.nodePort, `${w}.nodePort`);
+      const appProtocol = str(p.appProtocol, `${w}.appProtocol`);
+      return {
+        name,
+        protocol: protocol(p.protocol, `${w}.protocol`),
+        port: num,
+        targetPort,
+        ...(nodePort !== undefined && type !== 'ClusterIP' && type !== 'ExternalName' ? { nodePort } : {}),
+        ...(appProtocol ? { appProtocol } : {}),
+      };
+    });
+    const seen = new Set<string>();
+    for (const p of ports) {
+      const k = `${p.port}/${p.protocol}`;
+      if (seen.has(k)) fail(`spec.ports: port ${k} appears twice`);
+      seen.add(k);
+    }
+
+    const selectorMap = strMap(spec.selector, 'spec.selector');
+    const selector = Object.keys(selectorMap).length > 0 && type !== 'ExternalName' ? selectorMap : undefined;
+    let externalName: string | undefined;
+    if (type === 'ExternalName') {
+      externalName = str(spec.externalName, 'spec.externalName');
+      if (!externalName) fail('spec.externalName is required for type ExternalName');
+      const bare = externalName.replace(/\.$/, '').toLowerCase();
+      if (bare.length > 253 || !DNS1123_SUBDOMAIN.test(bare)) fail(`spec.externalName ${JSON.stringify(externalName)} is not a DNS name`);
+    }
+
+    const affinity = str(spec.sessionAffinity, 'spec.sessionAffinity') ?? 'None';
+    if (affinity !== 'None' && affinity !== 'ClientIP') fail(`spec.sessionAffinity ${JSON.stringify(affinity)} is not None or ClientIP`);
+    const cfg = obj(obj(spec.sessionAffinityConfig, 'spec.sessionAffinityConfig').clientIP, 'spec.sessionAffinityConfig.clientIP');
+    const timeout = int(cfg.timeoutSeconds, 'sessionAffinityConfig.clientIP.timeoutSeconds') ?? DEFAULT_AFFINITY_TIMEOUT;
+    if (timeout < 1 || timeout > 86400) fail(`sessionAffinityConfig.clientIP.timeoutSeconds ${timeout} is out of range 1-86400`);
+
+    const policy = (v: unknown, what: string): 'Cluster' | 'Local' => {
+      // "Global" is the pre-1.22 spelling of Cluster
+      const s = str(v, what) ?? 'Cluster';
+      if (s === 'Global') return 'Cluster';
+      if (s !== 'Cluster' && s !== 'Local') fail(`${what} ${JSON.stringify(s)} is not Cluster or Local`);
+      return s;
+    };
+    const externalTrafficPolicy = type === 'NodePort' || type === 'LoadBalancer' ? policy(spec.externalTrafficPolicy, 'spec.externalTrafficPolicy') : 'Cluster';
+    const healthCheckNodePort = type === 'LoadBalancer' && externalTrafficPolicy === 'Local' ? optPort(spec.healthCheckNodePort, 'spec.healthCheckNodePort') : undefined;
+
+    const status = obj(raw.status, 'status');
+    const lbIngress = arr(obj(status.loadBalancer, 'status.loadBalancer').ingress, 'status.loadBalancer.ingress');
+    const loadBalancerIPs = lbIngress
+      .map((e, i) => str(obj(e, `status.loadBalancer.ingress[${i}]`).ip, `status.loadBalancer.ingress[${i}].ip`))
+      .filter((s): s is string => !!s)
+      .map((s, i) => ip(s, `status.loadBalancer.ingress[${i}].ip`));
+
+    return {
+      kind: 'Service',
+      meta: m,
+      type,
+      clusterIPs,
+      headless,
+      ipFamilies,
+      ports,
+      ...(selector ? { selector } : {}),
+      ...(externalName ? { externalName } : {}),
+      externalIPs: arr(spec.externalIPs, 'spec.externalIPs').map((v, i) => ip(v, `spec.externalIPs[${i}]`)),
+      loadBalancerIPs,
+      loadBalancerSourceRanges: arr(spec.loadBalancerSourceRanges, 'spec.loadBalancerSourceRanges').map((v, i) =>
+        cidr(typeof v === 'string' ? v.trim() : v, `spec.loadBalancerSourceRanges[${i}]`),
+      ),
+      sessionAffinity: affinity,
+      sessionAffinityTimeoutSeconds: timeout,
+      externalTrafficPolicy,
+      internalTrafficPolicy: policy(spec.internalTrafficPolicy, 'spec.internalTrafficPolicy'),
+      ...(healthCheckNodePort !== undefined ? { healthCheckNodePort } : {}),
+      publishNotReadyAddresses: bool(spec.publishNotReadyAddresses, 'spec.publishNotReadyAddresses', false),
+    };
+  });
+}
+
+// ---------------------------------------------------------------- EndpointSlice (and legacy Endpoints)
+export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+
+function targetRef(v: unknown, what: string, defaultNs: string): TargetRef | undefined {
+  if (v === undefined || v === null) return undefined;
+  const r = obj(v, what);
+  const uid = str(r.uid, `${what}.uid`);
+  return {
+    kind: str(r.kind, `${what}.kind`) ?? '',
+    namespace: str(r.namespace, `${what}.namespace`) ?? defaultNs,
+    name: str(r.name, `${what}.name`) ?? '',
+    ...(uid ? { uid } : {}),
+  };
+}
+
+function endpointPorts(v: unknown, what: string): EndpointPort[] {
+  return arr(v, what).map((rp, i) => {
+    const p = obj(rp, `${what}[${i}]`);
+    const appProtocol = str(p.appProtocol, `${what}[${i}].appProtocol`);
+    return {
+      name: str(p.name, `${what}[${i}].name`) ?? '',
+      port: port(p.port, `${what}[${i}].port`),
+      protocol: protocol(p.protocol, `${what}[${i}].protocol`),
+      ...(appProtocol ? { appProtocol } : {}),
+    };
+  });
+}
+
+export function convertEndpointSlice(raw: Raw): Result<EndpointSlice> {
+  return guard(() => {
+    const m = meta(raw, true);
+    const addressType = str(raw.addressType, 'addressType');
+    if (addressType !== 'IPv4' && addressType !== 'IPv6' && addressType !== 'FQDN') fail(`addressType ${JSON.stringify(addressType)} is not IPv4, IPv6 or FQDN`);
+    const serviceName = m.labels[SERVICE_NAME_LABEL] ?? '';
+    const endpoints: Endpoint[] = arr(raw.endpoints, 'endpoints').map((re, i) => {
+      const w = `endpoints[${i}]`;
+      const e = obj(re, w);
+      const addresses = arr(e.addresses, `${w}.addresses`).map((a, j) => {
+        const s = str(a, `${w}.addresses[${j}]`) ?? '';
+        const fam = ipFamilyOf(s);
+        if (addressType === 'FQDN' ? fam !== undefined || !DNS1123_SUBDOMAIN.test(s.toLowerCase()) : fam !== addressType)
+          fail(`${w}.addresses[${j}] ${JSON.stringify(s)} is not an ${addressType} address`);
+        return s;
+      });
+      if (addresses.length === 0) fail(`${w}.addresses is empty`);
+      const c = obj(e.conditions, `${w}.conditions`);
+      // EndpointSlice API: nil ready means ready; nil serving takes ready's value; nil terminating is false
+      const ready = bool(c.ready, `${w}.conditions.ready`, true);
+      const hostname = str(e.hostname, `${w}.hostname`);
+      if (hostname !== undefined && hostname !== '' && (hostname.length > 63 || !DNS1123_LABEL.test(hostname))) fail(`${w}.hostname ${JSON.stringify(hostname)} is not a DNS-1123 label`);
+      const nodeName = str(e.nodeName, `${w}.nodeName`);
+      const zone = str(e.zone, `${w}.zone`);
+      const ref = targetRef(e.targetRef, `${w}.targetRef`, m.namespace);
+      return {
+        addresses,
+        conditions: { ready, serving: bool(c.serving, `${w}.conditions.serving`, ready), terminating: bool(c.terminating, `${w}.conditions.terminating`, false) },
+        ...(hostname ? { hostname } : {}),
+        ...(nodeName ? { nodeName } : {}),
+        ...(zone ? { zone } : {}),
+        ...(ref ? { targetRef: ref } : {}),
+      };
+    });
+    return { kind: 'EndpointSlice', meta: m, serviceName, addressType, endpoints, ports: endpointPorts(raw.ports, 'ports') };
+  });
+}
+
+/**
+ * Legacy v1 Endpoints -> EndpointSlices, as the EndpointSlice mirroring controller does: one slice per subset
+ * and address family, named `<name>-legacy-<subset>-<family>`, labelled with the service name. Addresses
+ * become ready endpoints, notReadyAddresses not-ready ones.
+ */
+export function convertEndpoints(raw: Raw): Result<EndpointSlice[]> {
+  return guard(() => {
+    const m = meta(raw, true);
+    const slices: EndpointSlice[] = [];
+    arr(raw.subsets, 'subsets').forEach((rs, si) => {
+      const w = `subsets[${si}]`;
+      const s = obj(rs, w);
+      const ports = endpointPorts(s.ports, `${w}.ports`);
+      const byFamily: Record<IPFamily, Endpoint[]> = { IPv4: [], IPv6: [] };
+      for (const [field, ready] of [
+        ['addresses', true],
+        ['notReadyAddresses', false],
+      ] as const) {
+        arr(s[field], `${w}.${field}`).forEach((ra, ai) => {
+          const aw = `${w}.${field}[${ai}]`;
+          const a = obj(ra, aw);
+          const addr = ip(a.ip, `${aw}.ip`);
+          const hostname = str(a.hostname, `${aw}.hostname`);
+          const nodeName = str(a.nodeName, `${aw}.nodeName`);
+          const ref = targetRef(a.targetRef, `${aw}.targetRef`, m.namespace);
+          byFamily[ipFamilyOf(addr)!].push({
+            addresses: [addr],
+            conditions: { ready, serving: ready, terminating: false },
+            ...(hostname ? { hostname } : {}),
+            ...(nodeName ? { nodeName } : {}),
+            ...(ref ? { targetRef: ref } : {}),
+          });
+        });
+      }
+      for (const fam of ['IPv4', 'IPv6'] as const) {
+        if (byFamily[fam].length === 0) continue;
+        const name = `${m.name}-legacy-${si}-${fam === 'IPv4' ? 'v4' : 'v6'}`;
+        slices.push({
+          kind: 'EndpointSlice',
+          meta: { ...m, name, labels: { ...m.labels, [SERVICE_NAME_LABEL]: m.name } },
+          serviceName: m.name,
+          addressType: fam,
+          endpoints: byFamily[fam],
+          ports,
+        });
+      }
+    });
+    return slices;
+  });
+}
+
+// ---------------------------------------------------------------- Pod
+const PHASES = ['Pending', 'Running', 'Succeeded', 'Failed', 'Unknown'] as const;
+
+export function convertPod(raw: Raw): Result<Pod> {
+  return guard(() => {
+    const m = meta(raw, true);
+    const spec = obj(raw.spec, 'spec');
+    const status = obj(raw.status, 'status');
+    const containerPorts: ContainerPort[] = [];
+    for (const field of ['initContainers', 'containers'] as const) {
+      arr(spec[field], `spec.${field}`).forEach((rc, ci) => {
+        const c = obj(rc, `spec.${field}[${ci}]`);
+        // init containers contribute ports only when they are sidecars (restartPolicy Always)
+        if (field === 'initContainers' && c.restartPolicy !== 'Always') return;
+        arr(c.ports, `spec.${field}[${ci}].ports`).forEach((rp, pi) => {
+          const w = `spec.${field}[${ci}].ports[${pi}]`;
+          const p = obj(rp, w);
+          const name = str(p.name, `${w}.name`);
+          const hostPort = optPort(p.hostPort, `${w}.hostPort`);
+          containerPorts.push({
+            ...(name ? { name } : {}),
+            containerPort: port(p.containerPort, `${w}.containerPort`),
+            protocol: protocol(p.protocol, `${w}.protocol`),
+            ...(hostPort !== undefined ? { hostPort } : {}),
+          });
+        });
+      });
+    }
+    const phase = (str(status.phase, 'status.phase') ?? 'Pending') as Pod['phase'];
+    if (!PHASES.includes(phase)) fail(`status.phase ${JSON.stringify(phase)} is unknown`);
+    let podIPs = arr(status.podIPs, 'status.podIPs').map((e, i) => ip(obj(e, `status.podIPs[${i}]`).ip, `status.podIPs[${i}].ip`));
+    const single = str(status.podIP, 'status.podIP');
+    if (podIPs.length === 0 && single) podIPs = [ip(single, 'status.podIP')];
+    const hostIP = str(status.hostIP, 'status.hostIP');
+    const ready = arr(status.conditions, 'status.conditions').some((rc) => {
+      const c = obj(rc, 'status.conditions[]');
+      return c.type === 'Ready' && c.status === 'True';
+    });
+    const nodeName = str(spec.nodeName, 'spec.nodeName');
+    const hostname = str(spec.hostname, 'spec.hostname');
+    const subdomain = str(spec.subdomain, 'spec.subdomain');
+    return {
+      kind: 'Pod',
+      meta: m,
+      ...(nodeName ? { nodeName } : {}),
+      hostNetwork: bool(spec.hostNetwork, 'spec.hostNetwork', false),
+      ...(hostname ? { hostname } : {}),
+      ...(subdomain ? { subdomain } : {}),
+      containerPorts,
+      phase,
+      podIPs,
+      ...(hostIP ? { hostIP: ip(hostIP, 'status.hostIP') } : {}),
+      ready,
+    };
+  });
+}
+
+// ---------------------------------------------------------------- Node, Namespace
+export function convertNode(raw: Raw): Result<Node> {
+  return guard(() => {
+    const m = meta(raw, false);
+    const spec = obj(raw.spec, 'spec');
+    const status = obj(raw.status, 'status');
+    let podCIDRs = arr(spec.podCIDRs, 'spec.podCIDRs').map((c, i) => cidr(c, `spec.podCIDRs[${i}]`));
+    const single = str(spec.podCIDR, 'spec.podCIDR');
+    if (podCIDRs.length === 0 && single) podCIDRs = [cidr(single, 'spec.podCIDR')];
+    const addresses: NodeAddress[] = arr(status.addresses, 'status.addresses').map((ra, i) => {
+      const a = obj(ra, `status.addresses[${i}]`);
+      const type = str(a.type, `status.addresses[${i}].type`) ?? '';
+      const address = str(a.address, `status.addresses[${i}].address`) ?? '';
+      if ((type === 'InternalIP' || type === 'ExternalIP') && ipFamilyOf(address) === undefined) fail(`status.addresses[${i}] ${type} ${JSON.stringify(address)} is not an IP address`);
+      return { type, address };
+    });
+    const ready = arr(status.conditions, 'status.conditions').some((rc) => {
+      const c = obj(rc, 'status.conditions[]');
+      return c.type === 'Ready' && c.status === 'True';
+    });
+    return { kind: 'Node', meta: m, podCIDRs, addresses, ready };
+  });
+}
+
+export function convertNamespace(raw: Raw): Result<Namespace> {
+  return guard(() => {
+    const m = meta(raw, false);
+    if (m.name.length > 63 || !DNS1123_LABEL.test(m.name)) fail(`metadata.name ${JSON.stringify(m.name)} is not a valid DNS-1123 label`);
+    return { kind: 'Namespace', meta: m };
+  });
+}
+
+// ---------------------------------------------------------------- Ingress, IngressClass, Secret
+const PATH_TYPES: readonly PathType[] = ['Exact', 'Prefix', 'ImplementationSpecific'];
+
+function ingressBackend(v: unknown, what: string): IngressBackend {
+  const b = obj(v, what);
+  if (b.service !== undefined && b.service !== null) {
+    const s = obj(b.service, `${what}.service`);
+    const name = str(s.name, `${what}.service.name`);
+    if (!name) fail(`${what}.service.name is required`);
+    const p = obj(s.port, `${what}.service.port`);
+    const num = p.number === undefined || p.number === null ? undefined : port(p.number, `${what}.service.port.number`);
+    const pname = str(p.name, `${what}.service.port.name`) || undefined;
+    if ((num === undefined) === (pname === undefined)) fail(`${what}.service.port needs exactly one of number or name`);
+    return { service: { name, port: num !== undefined ? { number: num } : { name: pname! } } };
+  }
+  if (b.resource !== undefined && b.resource !== null) {
+    const r = obj(b.resource, `${what}.resource`);
+    const apiGroup = str(r.apiGroup, `${what}.resource.apiGroup`);
+    const kind = str(r.kind, `${what}.resource.kind`);
+    const name = str(r.name, `${what}.resource.name`);
+    if (!kind || !name) fail(`${what}.resource needs kind and name`);
+    return { resource: { ...(apiGroup ? { apiGroup } : {}), kind, name } };
+  }
+  fail(`${what} needs a service or a resource`);
+}
+
+export function convertIngress(raw: Raw): Result<Ingress> {
+  return guard(() => {
+    const m = meta(raw, true);
+    const spec = obj(raw.spec, 'spec');
+    // the deprecated annotation still selects a class when the field is unset
+    const ingressClassName = str(spec.ingressClassName, 'spec.ingressClassName') || m.annotations['kubernetes.io/ingress.class'] || undefined;
+    const rules: IngressRule[] = arr(spec.rules, 'spec.rules').map((rr, i) => {
+      const w = `spec.rules[${i}]`;
+      const r = obj(rr, w);
+      const host = str(r.host, `${w}.host`) || undefined;
+      if (host !== undefined && !/^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(host)) fail(`${w}.host ${JSON.stringify(host)} is not a DNS name`);
+      const paths: IngressPath[] = arr(obj(r.http, `${w}.http`).paths, `${w}.http.paths`).map((rp, j) => {
+        const pw = `${w}.http.paths[${j}]`;
+        const p = obj(rp, pw);
+        const pathType = str(p.pathType, `${pw}.pathType`);
+        if (pathType === undefined) fail(`${pw}.pathType is required`);
+        if (!PATH_TYPES.includes(pathType as PathType)) fail(`${pw}.pathType ${JSON.stringify(pathType)} is unknown`);
+        const path = str(p.path, `${pw}.path`) ?? (pathType === 'ImplementationSpecific' ? '/' : '');
+        if (!path.startsWith('/')) fail(`${pw}.path ${JSON.stringify(path)} must be absolute`);
+        return { path, pathType: pathType as PathType, backend: ingressBackend(p.backend, `${pw}.backend`) };
+      });
+      return { ...(host ? { host } : {}), paths };
+    });
+    const tls: IngressTLS[] = arr(spec.tls, 'spec.tls').map((rt, i) => {
+      const t = obj(rt, `spec.tls[${i}]`);
+      const secretName = str(t.secretName, `spec.tls[${i}].secretName`);
+      return { hosts: arr(t.hosts, `spec.tls[${i}].hosts`).map((h, j) => str(h, `spec.tls[${i}].hosts[${j}]`) ?? ''), ...(secretName ? { secretName } : {}) };
+    });
+    const db = spec.defaultBackend ?? spec.backend;
+    const lb = arr(obj(obj(raw.status, 'status').loadBalancer, 'status.loadBalancer').ingress, 'status.loadBalancer.ingress').map((re, i) => {
+      const e = obj(re, `status.loadBalancer.ingress[${i}]`);
+      const ipv = str(e.ip, `status.loadBalancer.ingress[${i}].ip`);
+      const hostname = str(e.hostname, `status.loadBalancer.ingress[${i}].hostname`);
+      return { ...(ipv ? { ip: ip(ipv, `status.loadBalancer.ingress[${i}].ip`) } : {}), ...(hostname ? { hostname } : {}) };
+    });
+    return {
+      kind: 'Ingress',
+      meta: m,
+      ...(ingressClassName ? { ingressClassName } : {}),
+      ...(db !== undefined && db !== null ? { defaultBackend: ingressBackend(db, 'spec.defaultBackend') } : {}),
+      rules,
+      tls,
+      loadBalancer: lb,
+    };
+  });
+}
+
+export function convertIngressClass(raw: Raw): Result<IngressClass> {
+  return guard(() => {
+    const m = meta(raw, false);
+    const controller = str(obj(raw.spec, 'spec').controller, 'spec.controller');
+    if (!controller) fail('spec.controller is required');
+    return { kind: 'IngressClass', meta: m, controller, isDefault: m.annotations['ingressclass.kubernetes.io/is-default-class'] === 'true' };
+  });
+}
+
+function secretValue(raw: Raw, key: string): string {
+  const data = obj(raw.data, 'data');
+  const stringData = obj(raw.stringData, 'stringData');
+  const sd = str(stringData[key], `stringData.${key}`);
+  if (sd) return sd;
+  const d = str(data[key], `data.${key}`);
+  if (!d) fail(`data.${key} is required in a kubernetes.io/tls Secret`);
+  if (!/^[A-Za-z0-9+/\r\n]*={0,2}\s*$/.test(d)) fail(`data.${key} is not base64`);
+  return Buffer.from(d, 'base64').toString('utf8');
+}
+
+export const TLS_SECRET_TYPE = 'kubernetes.io/tls';
+
+export function convertSecret(raw: Raw): Result<TlsSecret> {
+  return guard(() => {
+    const m = meta(raw, true);
+    if (raw.type !== TLS_SECRET_TYPE) fail(`Secret type ${JSON.stringify(raw.type ?? 'Opaque')} is not ${TLS_SECRET_TYPE}`);
+    const certPem = secretValue(raw, 'tls.crt');
+    const keyPem = secretValue(raw, 'tls.key');
+    if (!certPem.includes('-----BEGIN CERTIFICATE-----')) fail('data.tls.crt holds no PEM certificate');
+    if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(keyPem)) fail('data.tls.key holds no PEM private key');
+    return { kind: 'Secret', meta: m, certPem, keyPem };
+  });
+}
+
+// ---------------------------------------------------------------- by kind
+const CONVERTERS: { readonly [K in Kind]: (raw: Raw) => Result<Extract<ClusterObject, { kind: K }>> } = {
+  Service: convertService,
+  EndpointSlice: convertEndpointSlice,
+  Pod: convertPod,
+  Node: convertNode,
+  Namespace: convertNamespace,
+  Ingress: convertIngress,
+  IngressClass: convertIngressClass,
+  Secret: convertSecret,
+};
+
+/** Converts an object of a known kind (the caller decides the kind: from the watch path or `kind:`). */
+export function convertKind(kind: Kind, raw: Raw): Result<ClusterObject> {
+  return CONVERTERS[kind](raw);
+}
+
+/** apiVersion each kind is accepted under (manifests), besides the preferred one. */
+export const API_VERSIONS: Readonly<Record<Kind | 'Endpoints', readonly string[]>> = {
+  Service: ['v1'],
+  EndpointSlice: ['discovery.k8s.io/v1'],
+  Endpoints: ['v1'],
+  Pod: ['v1'],
+  Node: ['v1'],
+  Namespace: ['v1'],
+  Ingress: ['networking.k8s.io/v1'],
+  IngressClass: ['networking.k8s.io/v1'],
+  Secret: ['v1'],
+};
+
+/**
+ * Converts any raw object by its own `kind:` and `apiVersion:`. Returns [] for kinds the data plane does not use
+ * (Deployments, ConfigMaps, non-TLS Secrets are not errors) and a list because legacy Endpoints become several slices.
+ */
+export function convertAny(raw: Raw): Result<ClusterObject[]> {
+  const kind = raw.kind;
+  const apiVersion = raw.apiVersion;
+  if (typeof kind !== 'string' || kind === '') return { ok: false, reason: 'kind is required' };
+  if (typeof apiVersion !== 'string' || apiVersion === '') return { ok: false, reason: 'apiVersion is required' };
+  if (!(kind in API_VERSIONS)) return { ok: true, value: [] };
+  if (!API_VERSIONS[kind as Kind].includes(apiVersion)) return { ok: false, reason: `${kind} under apiVersion ${apiVersion} is not supported (use ${API_VERSIONS[kind as Kind].join(' or ')})` };
+  if (kind === 'Endpoints') return convertEndpoints(raw);
+  if (kind === 'Secret' && raw.type !== TLS_SECRET_TYPE) return { ok: true, value: [] };
+  const r = convertKind(kind as Kind, raw);
+  return r.ok ? { ok: true, value: [r.value] } : r;
+}
