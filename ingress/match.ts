@@ -1,0 +1,93 @@
+// Request -> route lookup over a compiled RouteTable. Pure; called once per request.
+import type { DefaultRoute, HostRoutes, PathRoute, RouteTable, TlsCert } from './types.ts';
+
+export interface PathMatch {
+  readonly route: PathRoute;
+  /** regex routes: the match (capture groups for rewrite-target) */
+  readonly captures?: RegExpExecArray;
+}
+
+export type Resolution =
+  | { readonly kind: 'route'; readonly host: HostRoutes; readonly match: PathMatch }
+  | { readonly kind: 'default'; readonly route: DefaultRoute }
+  | { readonly kind: 'none' };
+
+/** Lower-cases, drops the port and a trailing dot: `Foo.COM.:8080` -> `foo.com`. */
+export function normalizeHost(raw: string | undefined): string {
+  if (!raw) return '';
+  let h = raw.trim().toLowerCase();
+  if (h.startsWith('[')) {
+    const end = h.indexOf(']');
+    return end < 0 ? h : h.slice(0, end + 1);
+  }
+  const colon = h.indexOf(':');
+  if (colon >= 0) h = h.slice(0, colon);
+  if (h.endsWith('.')) h = h.slice(0, -1);
+  return h;
+}
+
+/** The path part of a request target (no query, no fragment). */
+export function pathOf(url: string): string {
+  let end = url.length;
+  const q = url.indexOf('?');
+  if (q >= 0) end = q;
+  const f = url.indexOf('#');
+  if (f >= 0 && f < end) end = f;
+  return url.slice(0, end) || '/';
+}
+
+/** Exact host first, then `*.suffix` (one label only), then the rules without host. */
+export function findHost(table: RouteTable, host: string): HostRoutes | undefined {
+  const exact = table.hosts.get(host);
+  if (exact) return exact;
+  const dot = host.indexOf('.');
+  if (dot > 0) {
+    const wild = table.wildcards.get(host.slice(dot + 1));
+    if (wild) return wild;
+  }
+  return table.any;
+}
+
+export function prefixMatches(prefix: string, path: string): boolean {
+  if (prefix === '') return true;
+  if (!path.startsWith(prefix)) return false;
+  return path.length === prefix.length || path.charCodeAt(prefix.length) === 47; /* '/' */
+}
+
+export function matchPath(hr: HostRoutes, path: string): PathMatch | undefined {
+  for (const r of hr.paths) {
+    if (r.kind === 'Exact') {
+      if (r.path === path) return { route: r };
+    } else if (r.kind === 'Prefix') {
+      if (prefixMatches(r.prefix, path)) return { route: r };
+    } else {
+      const m = r.regex!.exec(path);
+      if (m) return { route: r, captures: m };
+    }
+  }
+  return undefined;
+}
+
+/** Host rules, then the Ingress default backend, else none (404). */
+export function resolve(table: RouteTable, host: string, path: string): Resolution {
+  const hr = findHost(table, host);
+  if (hr) {
+    const m = matchPath(hr, path);
+    if (m) return { kind: 'route', host: hr, match: m };
+  }
+  return table.defaultRoute ? { kind: 'default', route: table.defaultRoute } : { kind: 'none' };
+}
+
+/** The certificate for an SNI name: exact, then `*.suffix`, else undefined (the default certificate). */
+export function findCert(table: RouteTable, servername: string): TlsCert | undefined {
+  const h = normalizeHost(servername);
+  const exact = table.certs.get(h);
+  if (exact) return exact;
+  const dot = h.indexOf('.');
+  return dot > 0 ? table.certs.get(`*.${h.slice(dot + 1)}`) : undefined;
+}
+
+/** rewrite-target: `$1`..`$9` replaced by the regex captures (missing ones by ''). */
+export function rewritePath(target: string, captures: RegExpExecArray | undefined): string {
+  return target.replace(/\$(\d)/g, (_, d: string) => captures?.[Number(d)] ?? '');
+}
