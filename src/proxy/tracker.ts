@@ -1,0 +1,84 @@
+// Change trackers: the Services and EndpointSlices the proxy has been told about, and which services
+// changed since the last sync. Backend-agnostic; the proxier applies them at sync time.
+import type { EndpointSlice, Service } from '../model/types.ts';
+import { keyOf } from '../model/types.ts';
+
+/** Structural equality ignoring resourceVersion (an update that changes nothing needs no sync). */
+function sameContent(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a, (k, v) => (k === 'resourceVersion' ? undefined : v)) === JSON.stringify(b, (k, v) => (k === 'resourceVersion' ? undefined : v));
+}
+
+export class ChangeTracker {
+  readonly services = new Map<string, Service>();
+  /** service key ("ns/name") -> slice key -> slice */
+  readonly #slices = new Map<string, Map<string, EndpointSlice>>();
+  /** services touched since the last take() */
+  #changed = new Set<string>();
+  /** when the oldest unsynced change arrived (ms, performance.now) */
+  #firstPending: number | undefined;
+  #now: () => number;
+
+  constructor(now: () => number = () => performance.now()) {
+    this.#now = now;
+  }
+
+  #mark(key: string): void {
+    this.#changed.add(key);
+    this.#firstPending ??= this.#now();
+  }
+
+  /** Returns true when something changed (a sync is needed). */
+  updateService(old: Service | undefined, cur: Service | undefined): boolean {
+    if (old && cur && sameContent(old, cur)) return false;
+    const key = keyOf((cur ?? old)!.meta);
+    if (cur) this.services.set(key, cur);
+    else this.services.delete(key);
+    this.#mark(key);
+    return true;
+  }
+
+  updateSlice(old: EndpointSlice | undefined, cur: EndpointSlice | undefined): boolean {
+    if (old && cur && sameContent(old, cur)) return false;
+    const s = (cur ?? old)!;
+    const svcKey = `${s.meta.namespace}/${s.serviceName}`;
+    const sliceKey = keyOf(s.meta);
+    if (old && old.serviceName !== s.serviceName) {
+      const oldSvc = `${old.meta.namespace}/${old.serviceName}`;
+      this.#slices.get(oldSvc)?.delete(sliceKey);
+      this.#mark(oldSvc);
+    }
+    let m = this.#slices.get(svcKey);
+    if (cur) {
+      if (!m) this.#slices.set(svcKey, (m = new Map()));
+      m.set(sliceKey, cur);
+    } else if (m) {
+      m.delete(sliceKey);
+      if (m.size === 0) this.#slices.delete(svcKey);
+    }
+    this.#mark(svcKey);
+    return true;
+  }
+
+  slicesByService(): Map<string, EndpointSlice[]> {
+    return new Map([...this.#slices].map(([k, m]) => [k, [...m.values()].sort((a, b) => (a.meta.name < b.meta.name ? -1 : 1))]));
+  }
+
+  get pending(): number {
+    return this.#changed.size;
+  }
+
+  /** Hands over the changed service keys and the age of the oldest change; resets both. */
+  take(): { changed: Set<string>; oldestMs: number | undefined } {
+    const changed = this.#changed;
+    const oldest = this.#firstPending;
+    this.#changed = new Set();
+    this.#firstPending = undefined;
+    return { changed, oldestMs: oldest };
+  }
+
+  /** Puts changes back after a failed sync (they must be programmed by the retry). */
+  restore(changed: Iterable<string>, oldestMs: number | undefined): void {
+    for (const k of changed) this.#changed.add(k);
+    if (oldestMs !== undefined) this.#firstPending = Math.min(this.#firstPending ?? oldestMs, oldestMs);
+  }
+}
