@@ -1,0 +1,111 @@
+// `kdp dns`: the cluster DNS server. Reads a Corefile as-is (--corefile), or builds the kubeadm-like
+// configuration from flags; cluster state from --manifests DIR or the Kubernetes API.
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { KdpError, errorMessage } from '../../common/errors.ts';
+import { parseCorefile, KUBEADM_COREFILE } from '../../dns/corefile.ts';
+import type { BlockConfig } from '../../dns/corefile.ts';
+import { startDns } from '../../dns/dns.ts';
+import { openSource } from '../../k8s/open-source.ts';
+import { untilStopped } from '../command.ts';
+import type { Command, CommandContext } from '../command.ts';
+import pkg from '../../../package.json' with { type: 'json' };
+
+const usage = `Usage: kdp dns [options]
+
+Configuration (one of):
+  --corefile FILE        a CoreDNS Corefile, read as-is (the kubeadm default works unchanged)
+  (no --corefile)        the kubeadm default Corefile, adjusted by the flags below
+
+Flags (override the Corefile):
+  --listen HOST          DNS listen address (default 0.0.0.0)
+  --port N               DNS port for every server block (UDP and TCP; 0 = any free port)
+  --zones Z1,Z2          kubernetes zones (default cluster.local,in-addr.arpa,ip6.arpa)
+  --upstream A,B         forward . to these servers (HOST or HOST:PORT) instead of /etc/resolv.conf
+  --resolv-conf FILE     forward . to the nameservers of FILE
+  --pods MODE            disabled|insecure|verified
+  --ttl N                TTL of cluster records
+  --health ADDR          /health address (default :8080; '' disables)
+  --ready ADDR           /ready address (default :8181)
+  --metrics ADDR         /metrics address (default :9153)
+  --lameduck MS          delay before shutting down after SIGTERM (health's lameduck)
+  --no-fast-path         always build answers (disables reuse of encoded cluster answers)
+
+Cluster state:
+  --manifests DIR        a directory of YAML manifests (watched)
+  --kubeconfig FILE      the Kubernetes API (default: KUBECONFIG, ~/.kube/config or in-cluster)
+  --ttl-run SECONDS      stop after this many seconds (tests, benchmarks)`;
+
+/** Applies the flags to the parsed blocks (pure; unit-tested). */
+export function applyFlags(blocks: BlockConfig[], v: Record<string, string | boolean | undefined>): BlockConfig[] {
+  return blocks.map((b) => {
+    let out: BlockConfig = { ...b };
+    if (b.kubernetes) {
+      let k = b.kubernetes;
+      if (typeof v.zones === 'string') k = { ...k, zones: v.zones.split(',').map((z) => z.toLowerCase().replace(/\.$/, '')).filter(Boolean) };
+      if (typeof v.pods === 'string') {
+        if (!['disabled', 'insecure', 'verified'].includes(v.pods)) throw new KdpError('KDP_USAGE', `--pods takes disabled|insecure|verified`);
+        k = { ...k, pods: v.pods as 'disabled' };
+      }
+      if (typeof v.ttl === 'string') {
+        const n = Number(v.ttl);
+        if (!Number.isInteger(n) || n < 0 || n > 3600) throw new KdpError('KDP_USAGE', `--ttl takes 0..3600`);
+        k = { ...k, ttl: n };
+      }
+      out = { ...out, kubernetes: k };
+    }
+    if (b.forward && (typeof v.upstream === 'string' || typeof v['resolv-conf'] === 'string')) {
+      const to = typeof v.upstream === 'string' ? v.upstream.split(',').filter(Boolean) : [v['resolv-conf'] as string];
+      out = { ...out, forward: { ...b.forward, to } };
+    }
+    if (b.cache && typeof v.zones === 'string' && b.kubernetes) {
+      const zs = (v.zones as string).split(',').map((z) => z.toLowerCase().replace(/\.$/, ''));
+      const fwd = zs.filter((z) => !z.endsWith('arpa'));
+      out = { ...out, cache: { ...b.cache, disableSuccess: fwd, disableDenial: fwd } };
+    }
+    return out;
+  });
+}
+
+async function run(argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const { values: v } = parseArgs({
+    args: [...argv],
+    options: {
+      corefile: { type: 'string' }, listen: { type: 'string' }, port: { type: 'string' }, zones: { type: 'string' }, upstream: { type: 'string' },
+      'resolv-conf': { type: 'string' }, pods: { type: 'string' }, ttl: { type: 'string' }, health: { type: 'string' }, ready: { type: 'string' },
+      metrics: { type: 'string' }, lameduck: { type: 'string' }, 'no-fast-path': { type: 'boolean' }, manifests: { type: 'string' }, kubeconfig: { type: 'string' },
+      'ttl-run': { type: 'string' },
+    },
+    strict: true,
+  });
+  let text = KUBEADM_COREFILE;
+  if (v.corefile) {
+    try {
+      text = readFileSync(v.corefile, 'utf8');
+    } catch (err) {
+      throw new KdpError('KDP_DNS_CONFIG', `cannot read ${v.corefile}: ${errorMessage(err)}`, { cause: err });
+    }
+  }
+  const blocks = applyFlags(parseCorefile(text, process.env), v);
+  const port = v.port === undefined ? undefined : Number(v.port);
+  if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port < 65536)) throw new KdpError('KDP_USAGE', '--port takes 0..65535');
+  const source = openSource({ ...(v.manifests ? { manifestsDir: v.manifests } : {}), ...(v.kubeconfig ? { kubeconfig: v.kubeconfig } : {}), log: ctx.log });
+  const dns = await startDns(source, blocks, {
+    log: ctx.log,
+    version: pkg.version,
+    ...(v.listen ? { host: v.listen } : {}),
+    ...(port !== undefined ? { port } : {}),
+    ...(v.health !== undefined ? { healthAddr: v.health } : {}),
+    ...(v.ready !== undefined ? { readyAddr: v.ready } : {}),
+    ...(v.metrics !== undefined ? { metricsAddr: v.metrics } : {}),
+    ...(v.lameduck !== undefined ? { lameduckMs: Number(v.lameduck) } : {}),
+    ...(v['no-fast-path'] ? { fastPath: false } : {}),
+  });
+  ctx.out(`kdp dns ready: dns ${[...dns.ports.values()].join(',')} health ${dns.healthPort ?? '-'} ready ${dns.readyPort ?? '-'} metrics ${dns.metricsPort ?? '-'}\n`);
+  const why = await untilStopped(v['ttl-run'] === undefined ? undefined : Number(v['ttl-run']) * 1000);
+  ctx.log.info({ why }, 'stopping');
+  await dns.close();
+  return 0;
+}
+
+export const dnsCommand: Command = { name: 'dns', summary: 'cluster DNS: Kubernetes service and pod names, forwarding, cache (CoreDNS-compatible)', usage, run };

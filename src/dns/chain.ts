@@ -1,0 +1,60 @@
+// The plugin chain contract (CoreDNS plugin/plugin.go, in TypeScript): a plugin answers a request or
+// hands it to `next`. Order is data: the Corefile's directives sorted by PLUGIN_ORDER, as plugin.cfg does.
+import type { Edns, Question, RR } from './wire.ts';
+
+export interface DnsRequest {
+  readonly id: number;
+  /** the query's header flags word */
+  readonly flags: number;
+  readonly question: Question;
+  /** question name in lower case, no trailing dot */
+  readonly lname: string;
+  /** 'A', 'AAAA', ... or 'TYPE<n>' */
+  readonly qtype: string;
+  readonly edns?: Edns;
+  readonly proto: 'udp' | 'tcp';
+  readonly client: string;
+}
+
+export interface DnsReply {
+  readonly rcode: number;
+  readonly aa: boolean;
+  readonly answers: readonly RR[];
+  readonly authority: readonly RR[];
+  readonly additional: readonly RR[];
+  /** a whole upstream message (forward, cache); the server patches the id and checks the size */
+  readonly raw?: Buffer;
+  /** the plugin that wrote the answer (the `plugin` label of coredns_dns_responses_total) */
+  readonly plugin: string;
+  /**
+   * set by the kubernetes plugin: the answer depends only on the question and this generation of cluster
+   * state, so the server may keep its encoded bytes and reuse them until the generation moves.
+   */
+  readonly generation?: number;
+  /** set by cache on a hit */
+  readonly cacheHit?: boolean;
+}
+
+export type Next = (req?: DnsRequest) => Promise<DnsReply>;
+
+export interface Plugin {
+  readonly name: string;
+  serve(req: DnsRequest, next: Next): Promise<DnsReply>;
+  /** for /ready: undefined when the plugin has no readiness */
+  ready?(): boolean;
+  close?(): Promise<void>;
+}
+
+/** Plugin execution order (CoreDNS plugin.cfg order for the plugins kdp implements). */
+export const PLUGIN_ORDER = ['errors', 'log', 'loadbalance', 'cache', 'kubernetes', 'forward'] as const;
+
+export function reply(plugin: string, rcode: number, rest: Partial<Omit<DnsReply, 'plugin' | 'rcode'>> = {}): DnsReply {
+  return { plugin, rcode, aa: false, answers: [], authority: [], additional: [], ...rest };
+}
+
+/** Runs `plugins` in order; the end of the chain answers SERVFAIL (no plugin took the name). */
+export function runChain(plugins: readonly Plugin[], req: DnsRequest, from = 0): Promise<DnsReply> {
+  const p = plugins[from];
+  if (!p) return Promise.resolve(reply('', 2));
+  return p.serve(req, (r?: DnsRequest) => runChain(plugins, r ?? req, from + 1));
+}

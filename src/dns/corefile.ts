@@ -1,0 +1,331 @@
+// The Corefile, read as-is (CoreDNS caddyfile syntax: server blocks `ZONES:PORT { directive args {
+// sub-options } }`, `#` comments, quoted tokens, {$ENV} substitution) into typed config. The plugins of the
+// kubeadm default Corefile are understood; any other directive is an error (KDP_DNS_CONFIG), so a
+// Corefile never silently means less than it says.
+import { KdpError } from '../common/errors.ts';
+import type { CacheConfig } from './plugins/cache.ts';
+import { DEFAULT_CACHE } from './plugins/cache.ts';
+import type { KubernetesConfig, PodsMode } from './plugins/kubernetes/records.ts';
+import { DEFAULT_KUBERNETES_CONFIG } from './plugins/kubernetes/records.ts';
+
+export interface ForwardSpec {
+  readonly from: string;
+  /** addresses or resolv.conf paths, resolved when the server starts */
+  readonly to: readonly string[];
+  readonly except: readonly string[];
+  readonly policy: 'random' | 'round_robin' | 'sequential';
+  readonly maxFails: number;
+  readonly healthCheckMs: number;
+  readonly forceTcp: boolean;
+  readonly maxConcurrent: number;
+  readonly expireMs: number;
+}
+
+export interface BlockConfig {
+  /** lower-case zones, '' for the root */
+  readonly zones: readonly string[];
+  readonly port: number;
+  readonly errors: boolean;
+  readonly log: boolean;
+  readonly health?: { readonly addr: string; readonly lameduckMs: number };
+  readonly ready?: { readonly addr: string };
+  readonly prometheus?: { readonly addr: string };
+  readonly kubernetes?: KubernetesConfig;
+  readonly forward?: ForwardSpec;
+  readonly cache?: CacheConfig;
+  readonly loop: boolean;
+  readonly reload?: { readonly intervalMs: number; readonly jitterMs: number };
+  readonly loadbalance: boolean;
+}
+
+interface Token {
+  readonly text: string;
+  readonly line: number;
+  readonly quoted: boolean;
+}
+
+function fail(line: number, msg: string): never {
+  throw new KdpError('KDP_DNS_CONFIG', `Corefile:${line}: ${msg}`, { details: { line } });
+}
+
+export function tokenize(text: string, env: Readonly<Record<string, string | undefined>> = {}): Token[] {
+  const out: Token[] = [];
+  let line = 1;
+  let i = 0;
+  const subst = (s: string) => s.replace(/\{\$([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, v: string) => env[v] ?? '');
+  while (i < text.length) {
+    const c = text[i] as string;
+    if (c === '\n') { line++; i++; continue; }
+    if (c === ' ' || c === '\t' || c === '\r') { i++; continue; }
+    if (c === '#') { while (i < text.length && text[i] !== '\n') i++; continue; }
+    if (c === '{' || c === '}') {
+      // `{` and `}` are tokens on their own; `{$VAR}` is substitution
+      if (c === '{' && text[i + 1] === '$') {
+        const end = text.indexOf('}', i);
+        if (end < 0) fail(line, 'unterminated {$VAR}');
+      } else {
+        out.push({ text: c, line, quoted: false });
+        i++;
+        continue;
+      }
+    }
+    if (c === '"') {
+      let s = '';
+      i++;
+      while (i < text.length && text[i] !== '"') {
+        if (text[i] === '\\' && i + 1 < text.length) i++;
+        if (text[i] === '\n') line++;
+        s += text[i];
+        i++;
+      }
+      if (i >= text.length) fail(line, 'unterminated quote');
+      i++;
+      out.push({ text: subst(s), line, quoted: true });
+      continue;
+    }
+    let s = '';
+    while (i < text.length && !/[\s]/.test(text[i] as string)) {
+      if (text[i] === '{' && text[i + 1] === '$') {
+        const end = text.indexOf('}', i);
+        s += text.slice(i, end + 1);
+        i = end + 1;
+        continue;
+      }
+      if (text[i] === '{' || text[i] === '}') break;
+      s += text[i];
+      i++;
+    }
+    out.push({ text: subst(s), line, quoted: false });
+  }
+  return out;
+}
+
+/** `5s`, `500ms`, `1m`, `1h` -> milliseconds */
+export function parseDuration(s: string, line: number): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(s);
+  if (!m) fail(line, `not a duration: ${s}`);
+  const n = Number(m[1]);
+  return Math.round(n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h']);
+}
+
+function normZone(z: string): string {
+  const s = z.replace(/^dns:\/\//, '').toLowerCase().replace(/\.$/, '');
+  return s === '.' ? '' : s;
+}
+
+function int(s: string | undefined, line: number, what: string, min = 0, max = 2 ** 31): number {
+  if (s === undefined || !/^\d+$/.test(s) || Number(s) < min || Number(s) > max) fail(line, `${what}: expected an integer in ${min}..${max}, got ${s ?? 'nothing'}`);
+  return Number(s);
+}
+
+interface Directive {
+  readonly name: string;
+  readonly args: string[];
+  readonly line: number;
+  readonly block: { name: string; args: string[]; line: number }[];
+}
+
+/** Parses a Corefile into its server blocks. */
+export function parseCorefile(text: string, env: Readonly<Record<string, string | undefined>> = {}): BlockConfig[] {
+  const toks = tokenize(text, env);
+  const blocks: BlockConfig[] = [];
+  let i = 0;
+  while (i < toks.length) {
+    const keys: Token[] = [];
+    while (i < toks.length && (toks[i] as Token).text !== '{') keys.push(toks[i++] as Token);
+    if (i >= toks.length) fail(keys[0]?.line ?? 0, 'server block without {');
+    i++; // {
+    if (keys.length === 0) fail((toks[i - 1] as Token).line, 'server block without a zone');
+    const directives: Directive[] = [];
+    for (;;) {
+      const t = toks[i];
+      if (!t) fail(keys[0]!.line, 'server block without }');
+      if (t.text === '}') { i++; break; }
+      const name = t.text;
+      const line = t.line;
+      const args: string[] = [];
+      i++;
+      while (i < toks.length && (toks[i] as Token).line === line && (toks[i] as Token).text !== '{' && (toks[i] as Token).text !== '}') args.push((toks[i++] as Token).text);
+      const sub: Directive['block'] = [];
+      if (toks[i]?.text === '{' ) {
+        i++;
+        for (;;) {
+          const s = toks[i];
+          if (!s) fail(line, `${name}: block without }`);
+          if (s.text === '}') { i++; break; }
+          const sargs: string[] = [];
+          i++;
+          while (i < toks.length && (toks[i] as Token).line === s.line && (toks[i] as Token).text !== '}' && (toks[i] as Token).text !== '{') sargs.push((toks[i++] as Token).text);
+          sub.push({ name: s.text, args: sargs, line: s.line });
+        }
+      }
+      directives.push({ name, args, line, block: sub });
+    }
+    const zones: string[] = [];
+    let port = 53;
+    for (const k of keys) {
+      for (const part of k.text.split(',').filter(Boolean)) {
+        const m = /^(?:dns:\/\/)?([^:]*)(?::(\d+))?$/.exec(part);
+        if (!m) fail(k.line, `bad server block key ${part}`);
+        zones.push(normZone(m[1] === '' ? '.' : (m[1] as string)));
+        if (m[2] !== undefined) port = int(m[2], k.line, 'port', 0, 65535);
+      }
+    }
+    blocks.push(block(zones, port, directives));
+  }
+  if (blocks.length === 0) fail(1, 'no server block');
+  return blocks;
+}
+
+function block(zones: string[], port: number, ds: Directive[]): BlockConfig {
+  const cfg: { -readonly [K in keyof BlockConfig]: BlockConfig[K] } = { zones, port, errors: false, log: false, loop: false, loadbalance: false };
+  for (const d of ds) {
+    switch (d.name) {
+      case 'errors': cfg.errors = true; break;
+      case 'log': cfg.log = true; break;
+      case 'health': {
+        let lameduckMs = 0;
+        for (const s of d.block) {
+          if (s.name === 'lameduck') lameduckMs = parseDuration(s.args[0] ?? '', s.line);
+          else fail(s.line, `health: unknown option ${s.name}`);
+        }
+        cfg.health = { addr: d.args[0] ?? ':8080', lameduckMs };
+        break;
+      }
+      case 'ready': cfg.ready = { addr: d.args[0] ?? ':8181' }; break;
+      case 'prometheus': cfg.prometheus = { addr: d.args[0] ?? 'localhost:9153' }; break;
+      case 'kubernetes': cfg.kubernetes = kubernetes(d, zones); break;
+      case 'forward': cfg.forward = forward(d); break;
+      case 'cache': cfg.cache = cache(d, zones); break;
+      case 'loop': cfg.loop = true; break;
+      case 'reload': {
+        const intervalMs = d.args[0] ? parseDuration(d.args[0], d.line) : 30_000;
+        cfg.reload = { intervalMs, jitterMs: d.args[1] ? parseDuration(d.args[1], d.line) : intervalMs / 2 };
+        break;
+      }
+      case 'loadbalance':
+        if (d.args[0] && d.args[0] !== 'round_robin') fail(d.line, `loadbalance: unsupported policy ${d.args[0]}`);
+        cfg.loadbalance = true;
+        break;
+      default:
+        fail(d.line, `unknown or unsupported plugin ${JSON.stringify(d.name)} (kdp dns implements errors, log, health, ready, kubernetes, prometheus, forward, cache, loop, reload, loadbalance)`);
+    }
+  }
+  return cfg;
+}
+
+function kubernetes(d: Directive, blockZones: string[]): KubernetesConfig {
+  const zones = d.args.length > 0 ? d.args.map(normZone) : blockZones;
+  let ttl = DEFAULT_KUBERNETES_CONFIG.ttl;
+  let pods: PodsMode = 'disabled';
+  let endpointPodNames = false;
+  let fallthrough: string[] | undefined;
+  let ignoreEmptyService = false;
+  for (const s of d.block) {
+    switch (s.name) {
+      case 'pods':
+        if (!['disabled', 'insecure', 'verified'].includes(s.args[0] ?? '')) fail(s.line, `pods: expected disabled|insecure|verified`);
+        pods = s.args[0] as PodsMode;
+        break;
+      case 'ttl': ttl = int(s.args[0], s.line, 'ttl', 0, 3600); break;
+      case 'endpoint_pod_names': endpointPodNames = true; break;
+      case 'fallthrough': fallthrough = s.args.map(normZone); break;
+      case 'ignore':
+        if (s.args[0] !== 'empty_service') fail(s.line, `ignore: only empty_service is known`);
+        ignoreEmptyService = true;
+        break;
+      // connection settings: the cluster source comes from flags (--manifests / --kubeconfig)
+      case 'kubeconfig': case 'endpoint': case 'tls': case 'startup_timeout': case 'apiserver_qps': case 'apiserver_burst': case 'apiserver_max_inflight':
+        break;
+      default: fail(s.line, `kubernetes: unsupported option ${s.name}`);
+    }
+  }
+  return { zones, ttl, pods, endpointPodNames, ignoreEmptyService, ...(fallthrough ? { fallthrough } : {}) };
+}
+
+function forward(d: Directive): ForwardSpec {
+  const [from, ...to] = d.args;
+  if (from === undefined || to.length === 0) fail(d.line, 'forward: expected FROM TO...');
+  const spec = { from: normZone(from), to, except: [] as string[], policy: 'random' as ForwardSpec['policy'], maxFails: 2, healthCheckMs: 500, forceTcp: false, maxConcurrent: 0, expireMs: 10_000 };
+  for (const s of d.block) {
+    switch (s.name) {
+      case 'except': spec.except = s.args.map(normZone); break;
+      case 'policy':
+        if (!['random', 'round_robin', 'sequential'].includes(s.args[0] ?? '')) fail(s.line, 'policy: expected random|round_robin|sequential');
+        spec.policy = s.args[0] as ForwardSpec['policy'];
+        break;
+      case 'max_fails': spec.maxFails = int(s.args[0], s.line, 'max_fails'); break;
+      case 'health_check': spec.healthCheckMs = parseDuration(s.args[0] ?? '', s.line); break;
+      case 'force_tcp': spec.forceTcp = true; break;
+      case 'prefer_udp': break;
+      case 'max_concurrent': spec.maxConcurrent = int(s.args[0], s.line, 'max_concurrent'); break;
+      case 'expire': spec.expireMs = parseDuration(s.args[0] ?? '', s.line); break;
+      default: fail(s.line, `forward: unsupported option ${s.name}`);
+    }
+  }
+  if (spec.maxFails === 0) spec.maxFails = Number.MAX_SAFE_INTEGER; // max_fails 0: never marked down
+  return spec;
+}
+
+function cache(d: Directive, blockZones: string[]): CacheConfig {
+  const args = [...d.args];
+  let maxTtl: number | undefined;
+  if (args[0] !== undefined && /^\d+$/.test(args[0])) maxTtl = int(args.shift(), d.line, 'cache TTL', 0);
+  const zones = args.length > 0 ? args.map(normZone) : blockZones;
+  const c: { -readonly [K in keyof CacheConfig]: CacheConfig[K] } = { ...DEFAULT_CACHE, zones };
+  if (maxTtl !== undefined) {
+    c.successMaxTtl = maxTtl;
+    c.denialMaxTtl = maxTtl;
+  }
+  for (const s of d.block) {
+    switch (s.name) {
+      case 'success':
+      case 'denial': {
+        const cap = int(s.args[0], s.line, `${s.name} capacity`, 1);
+        const ttl = s.args[1] !== undefined ? int(s.args[1], s.line, `${s.name} TTL`) : undefined;
+        const min = s.args[2] !== undefined ? int(s.args[2], s.line, `${s.name} MINTTL`) : undefined;
+        if (s.name === 'success') { c.successCap = cap; if (ttl !== undefined) c.successMaxTtl = ttl; if (min !== undefined) c.successMinTtl = min; }
+        else { c.denialCap = cap; if (ttl !== undefined) c.denialMaxTtl = ttl; if (min !== undefined) c.denialMinTtl = min; }
+        break;
+      }
+      case 'disable': {
+        const [kind, ...zs] = s.args;
+        if (kind !== 'success' && kind !== 'denial') fail(s.line, 'disable: expected success|denial ZONES');
+        const list = zs.length ? zs.map(normZone) : zones;
+        if (kind === 'success') c.disableSuccess = [...c.disableSuccess, ...list];
+        else c.disableDenial = [...c.disableDenial, ...list];
+        break;
+      }
+      case 'prefetch': case 'serve_stale': case 'servfail': case 'keepttl':
+        break; // accepted; not implemented (docs/dns.md)
+      default: fail(s.line, `cache: unsupported option ${s.name}`);
+    }
+  }
+  return c;
+}
+
+/** The kubeadm default Corefile (Kubernetes v1.32+). */
+export const KUBEADM_COREFILE = `.:53 {
+    errors
+    health {
+       lameduck 5s
+    }
+    ready
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+       pods insecure
+       fallthrough in-addr.arpa ip6.arpa
+       ttl 30
+    }
+    prometheus :9153
+    forward . /etc/resolv.conf {
+       max_concurrent 1000
+    }
+    cache 30 {
+       disable success cluster.local
+       disable denial cluster.local
+    }
+    loop
+    reload
+    loadbalance
+}
+`;

@@ -1,0 +1,331 @@
+// The DNS server: UDP and TCP on one port, EDNS0 buffer sizes, truncation with TC, TCP pipelining
+// (answers are written as they complete, RFC 7766 6.2.1.1), FORMERR or drop on malformed input. Every
+// request runs through the plugin chain of the server block whose zone matches; nothing a client sends
+// can throw out of handle(). A fast path reuses the encoded bytes of cluster answers (see FastAnswers).
+import { createSocket } from 'node:dgram';
+import type { Socket as UdpSocket, RemoteInfo } from 'node:dgram';
+import { createServer } from 'node:net';
+import type { Server as TcpServer, Socket } from 'node:net';
+import { randomInt } from 'node:crypto';
+import { errorMessage } from '../common/errors.ts';
+import type { Logger } from '../common/log.ts';
+import type { DnsReply, DnsRequest, Plugin } from './chain.ts';
+import { runChain } from './chain.ts';
+import type { DnsMetrics } from './metrics.ts';
+import { CLASS_IN, FLAG, MAX_UDP_NO_EDNS, OUR_UDP_SIZE, RCODE, TYPE, decode, encodeResponse, rcodeName, typeName } from './wire.ts';
+import type { RR } from './wire.ts';
+
+export interface ServerBlock {
+  /** lower-case zones this block serves ('' = the root, '.') */
+  readonly zones: readonly string[];
+  readonly plugins: readonly Plugin[];
+  /** loadbalance: shuffle A/AAAA answers */
+  readonly loadbalance: boolean;
+  /** log: one line per query */
+  readonly queryLog: boolean;
+}
+
+/** Where cluster answers come from, for the fast path: a change counter and a change signal. */
+export interface AnswerSource {
+  readonly generation: number;
+  onChange(fn: () => void): () => void;
+}
+
+export interface DnsServerOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly blocks: readonly ServerBlock[];
+  readonly log: Logger;
+  readonly metrics?: DnsMetrics;
+  /** enables reuse of encoded cluster answers while this source's generation stays the same */
+  readonly answers?: AnswerSource;
+  readonly fastPathCapacity?: number;
+  readonly tcpIdleMs?: number;
+  readonly maxTcpConnections?: number;
+}
+
+interface FastEntry {
+  readonly wire: Buffer;
+  readonly zone: string;
+  readonly rcode: string;
+}
+
+/** The question of a plain query, read without building objects; undefined when it is anything else. */
+function quickKey(buf: Buffer): { key: string; qend: number; qtype: number } | undefined {
+  if (buf.length < 17 || buf.readUInt16BE(4) !== 1 || buf.readUInt16BE(6) !== 0 || buf.readUInt16BE(8) !== 0) return undefined;
+  const ar = buf.readUInt16BE(10);
+  if (ar > 1 || (buf.readUInt16BE(2) & 0xf800) !== 0) return undefined; // QR or opcode set
+  let pos = 12;
+  let name = '';
+  for (;;) {
+    if (pos >= buf.length) return undefined;
+    const len = buf.readUInt8(pos);
+    if (len === 0) break;
+    if (len > 63 || pos + 1 + len > buf.length) return undefined;
+    for (let i = pos + 1; i <= pos + len; i++) {
+      let c = buf.readUInt8(i);
+      if (c === 0x2e || c === 0x5c || c <= 0x20 || c >= 0x7f) return undefined;
+      if (c >= 0x41 && c <= 0x5a) c += 0x20;
+      name += String.fromCharCode(c);
+    }
+    name += '.';
+    pos += 1 + len;
+  }
+  if (pos - 12 > 255) return undefined;
+  const qend = pos + 5;
+  if (qend > buf.length) return undefined;
+  const qtype = buf.readUInt16BE(pos + 1);
+  if (buf.readUInt16BE(pos + 3) !== CLASS_IN) return undefined;
+  let edns = '-';
+  if (ar === 1) {
+    // exactly one OPT with no options: root, type 41, size, ext-rcode 0, version 0, flags, rdlen 0
+    if (buf.length !== qend + 11 || buf.readUInt8(qend) !== 0 || buf.readUInt16BE(qend + 1) !== TYPE.OPT || buf.readUInt16BE(qend + 5) !== 0 || buf.readUInt16BE(qend + 9) !== 0) return undefined;
+    edns = buf.readUInt16BE(qend + 7) & 0x8000 ? 'D' : 'E';
+  } else if (buf.length !== qend) {
+    return undefined;
+  }
+  return { key: `${name}|${qtype}|${edns}`, qend, qtype };
+}
+
+function familyOf(addr: string): 4 | 6 {
+  return addr.includes(':') && !addr.startsWith('::ffff:') ? 6 : 4;
+}
+
+function shuffleAddresses(rrs: readonly RR[]): RR[] {
+  const addr = rrs.filter((r) => r.type === 'A' || r.type === 'AAAA');
+  if (addr.length < 2) return [...rrs];
+  for (let i = addr.length - 1; i > 0; i--) {
+    const j = randomInt(i + 1);
+    [addr[i], addr[j]] = [addr[j] as RR, addr[i] as RR];
+  }
+  return [...rrs.filter((r) => r.type !== 'A' && r.type !== 'AAAA'), ...addr];
+}
+
+export class DnsServer {
+  readonly #opts: DnsServerOptions;
+  readonly #log: Logger;
+  readonly #fast = new Map<string, FastEntry>();
+  readonly #fastCap: number;
+  #udp: UdpSocket | undefined;
+  #tcp: TcpServer | undefined;
+  readonly #conns = new Set<Socket>();
+  #unsub: (() => void) | undefined;
+  #port = 0;
+
+  constructor(opts: DnsServerOptions) {
+    this.#opts = opts;
+    this.#log = opts.log;
+    this.#fastCap = opts.fastPathCapacity ?? 10000;
+    if (opts.answers) this.#unsub = opts.answers.onChange(() => this.#fast.clear());
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  /** Binds UDP and TCP on the same port (port 0: the kernel picks one that is free for both). */
+  async start(): Promise<number> {
+    const { host } = this.#opts;
+    for (let attempt = 0; ; attempt++) {
+      const udp = createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', reuseAddr: false });
+      await new Promise<void>((resolve, reject) => {
+        udp.once('error', reject);
+        udp.bind(this.#opts.port, host, () => {
+          udp.removeListener('error', reject);
+          resolve();
+        });
+      });
+      const port = udp.address().port;
+      const tcp = createServer({ noDelay: true }, (s) => this.#onConnection(s));
+      try {
+        await new Promise<void>((resolve, reject) => {
+          tcp.once('error', reject);
+          tcp.listen({ port, host, backlog: 511 }, () => {
+            tcp.removeListener('error', reject);
+            resolve();
+          });
+        });
+      } catch (err) {
+        udp.close();
+        if (this.#opts.port === 0 && attempt < 10) continue;
+        throw err;
+      }
+      udp.on('message', (msg, rinfo) => this.#onDatagram(msg, rinfo));
+      udp.on('error', (err) => this.#log.error({ err: errorMessage(err) }, 'udp socket error'));
+      tcp.on('error', (err) => this.#log.error({ err: errorMessage(err) }, 'tcp server error'));
+      this.#udp = udp;
+      this.#tcp = tcp;
+      this.#port = port;
+      return port;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#unsub?.();
+    for (const c of this.#conns) c.destroy();
+    await Promise.all([
+      new Promise<void>((r) => (this.#udp ? this.#udp.close(() => r()) : r())),
+      new Promise<void>((r) => (this.#tcp ? this.#tcp.close(() => r()) : r())),
+    ]);
+    this.#udp = undefined;
+    this.#tcp = undefined;
+  }
+
+  #onDatagram(msg: Buffer, rinfo: RemoteInfo): void {
+    const fast = this.#fastAnswer(msg, 'udp', rinfo.address);
+    if (fast) {
+      this.#udp?.send(fast, rinfo.port, rinfo.address);
+      return;
+    }
+    this.handle(msg, 'udp', rinfo.address).then((res) => {
+      if (res) this.#udp?.send(res, rinfo.port, rinfo.address);
+    });
+  }
+
+  #onConnection(s: Socket): void {
+    const max = this.#opts.maxTcpConnections ?? 1000;
+    if (this.#conns.size >= max) {
+      s.destroy();
+      return;
+    }
+    this.#conns.add(s);
+    s.setTimeout(this.#opts.tcpIdleMs ?? 10_000, () => s.destroy());
+    s.on('close', () => this.#conns.delete(s));
+    s.on('error', () => s.destroy());
+    let buf = Buffer.alloc(0);
+    let pending = 0;
+    const client = s.remoteAddress ?? '';
+    s.on('data', (d) => {
+      buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
+      while (buf.length >= 2) {
+        const len = buf.readUInt16BE(0);
+        if (buf.length < 2 + len) break;
+        const msg = buf.subarray(2, 2 + len);
+        buf = buf.subarray(2 + len);
+        if (pending >= 128) {
+          s.destroy(); // a client pipelining without reading
+          return;
+        }
+        pending++;
+        const write = (res: Buffer | undefined) => {
+          pending--;
+          if (!res || s.destroyed) return;
+          const frame = Buffer.allocUnsafe(2 + res.length);
+          frame.writeUInt16BE(res.length, 0);
+          res.copy(frame, 2);
+          s.write(frame);
+        };
+        const fast = this.#fastAnswer(msg, 'tcp', client);
+        if (fast) write(fast);
+        else this.handle(Buffer.from(msg), 'tcp', client).then(write);
+      }
+    });
+  }
+
+  /** The reusable answer to a plain query for a cluster name, or undefined (take the full path). */
+  #fastAnswer(msg: Buffer, proto: 'udp' | 'tcp', client: string): Buffer | undefined {
+    if (!this.#opts.answers || this.#fast.size === 0) return undefined;
+    const t0 = performance.now();
+    const q = quickKey(msg);
+    if (!q) return undefined;
+    const e = this.#fast.get(q.key);
+    if (!e) return undefined;
+    const out = Buffer.allocUnsafe(e.wire.length);
+    e.wire.copy(out);
+    out.writeUInt16BE(msg.readUInt16BE(0), 0);
+    out.writeUInt16BE((out.readUInt16BE(2) & ~(FLAG.RD | FLAG.CD)) | (msg.readUInt16BE(2) & (FLAG.RD | FLAG.CD)), 2);
+    msg.copy(out, 12, 12, q.qend); // the question as the client spelled it; answers point at it
+    this.#opts.metrics?.observe(e.zone, proto, familyOf(client), typeName(q.qtype), e.rcode, 'kubernetes', msg.length, out.length, (performance.now() - t0) / 1000);
+    return out;
+  }
+
+  #block(lname: string): { block: ServerBlock; zone: string } | undefined {
+    let best: { block: ServerBlock; zone: string } | undefined;
+    for (const block of this.#opts.blocks) {
+      for (const z of block.zones) {
+        if ((z === '' || lname === z || lname.endsWith('.' + z)) && (!best || z.length > best.zone.length)) best = { block, zone: z };
+      }
+    }
+    return best;
+  }
+
+  /** Answers one message; undefined means drop it. Never throws. */
+  async handle(buf: Buffer, proto: 'udp' | 'tcp', client: string): Promise<Buffer | undefined> {
+    const t0 = performance.now();
+    if (buf.length < 12) return undefined;
+    const id = buf.readUInt16BE(0);
+    const qflags = buf.readUInt16BE(2);
+    if (qflags & FLAG.QR) return undefined; // never answer a response
+    const base = (qflags & 0x7800) | (qflags & FLAG.RD);
+    let msg;
+    try {
+      msg = decode(buf);
+    } catch {
+      return encodeResponse({ id, flags: base, rcode: RCODE.FORMERR }).wire;
+    }
+    const q = msg.questions[0];
+    const ednsOut = msg.edns ? { udpSize: OUR_UDP_SIZE, do: msg.edns.do } : undefined;
+    if (msg.opcode !== 0) return encodeResponse({ id, flags: base, rcode: RCODE.NOTIMP, ...(q ? { question: q } : {}), ...(ednsOut ? { edns: ednsOut } : {}) }).wire;
+    if (msg.questions.length !== 1 || !q) return encodeResponse({ id, flags: base, rcode: RCODE.FORMERR, ...(ednsOut ? { edns: ednsOut } : {}) }).wire;
+    if (msg.edns && msg.edns.version > 0) return encodeResponse({ id, flags: base, rcode: RCODE.BADVERS, question: q, edns: { udpSize: OUR_UDP_SIZE, do: msg.edns.do } }).wire;
+    const maxSize = proto === 'tcp' ? 65535 : msg.edns ? Math.min(Math.max(msg.edns.udpSize, MAX_UDP_NO_EDNS), 65535) : MAX_UDP_NO_EDNS;
+    const lname = q.name.toLowerCase();
+    const qtype = typeName(q.type);
+    const target = this.#block(lname);
+    let r: DnsReply;
+    let zone = target?.zone ?? '';
+    if (q.class !== CLASS_IN || q.type === TYPE.AXFR || q.type === TYPE.IXFR || !target) {
+      r = { plugin: '', rcode: RCODE.REFUSED, aa: false, answers: [], authority: [], additional: [] };
+      zone = target?.zone ?? 'dropped';
+    } else {
+      const req: DnsRequest = { id, flags: qflags, question: q, lname, qtype, ...(msg.edns ? { edns: msg.edns } : {}), proto, client };
+      try {
+        r = await runChain(target.block.plugins, req);
+      } catch (err) {
+        this.#opts.metrics?.panic();
+        this.#log.error({ err: errorMessage(err), qname: q.name, qtype }, 'plugin chain failed');
+        r = { plugin: '', rcode: RCODE.SERVFAIL, aa: false, answers: [], authority: [], additional: [] };
+      }
+    }
+    let out: Buffer;
+    let truncated = false;
+    try {
+      if (r.raw) {
+        out = r.raw;
+        out.writeUInt16BE(id, 0);
+        if (out.length > maxSize) {
+          out = encodeResponse({ id, flags: base | FLAG.RA, rcode: r.rcode, question: q, ...(ednsOut ? { edns: ednsOut } : {}) }).wire;
+          out.writeUInt16BE(out.readUInt16BE(2) | FLAG.TC, 2);
+          truncated = true;
+        }
+      } else {
+        const answers = target?.block.loadbalance ? shuffleAddresses(r.answers) : r.answers;
+        const enc = encodeResponse(
+          { id, flags: base | FLAG.RA | (r.aa ? FLAG.AA : 0), rcode: r.rcode, question: q, answers, authority: r.authority, additional: r.additional, ...(ednsOut ? { edns: ednsOut } : {}) },
+          maxSize,
+        );
+        out = enc.wire;
+        truncated = enc.truncated;
+        if (r.generation !== undefined && !truncated && this.#opts.answers && r.generation === this.#opts.answers.generation && out.length <= MAX_UDP_NO_EDNS) {
+          const multi = answers.filter((a) => a.type === 'A' || a.type === 'AAAA').length > 1;
+          const key = quickKey(buf);
+          if (key && !(target?.block.loadbalance && multi)) {
+            if (this.#fast.size >= this.#fastCap) this.#fast.clear();
+            this.#fast.set(key.key, { wire: out, zone: zone === '' ? '.' : zone + '.', rcode: rcodeName(r.rcode) });
+            out = Buffer.from(out);
+          }
+        }
+      }
+    } catch (err) {
+      this.#log.error({ err: errorMessage(err), qname: q.name, qtype }, 'encoding the answer failed');
+      out = encodeResponse({ id, flags: base, rcode: RCODE.SERVFAIL, question: q }).wire;
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const rcode = rcodeName(r.rcode);
+    this.#opts.metrics?.observe(zone === '' ? '.' : zone + '.', proto, familyOf(client), qtype, rcode, r.plugin, buf.length, out.length, seconds);
+    if (target?.block.queryLog) {
+      this.#log.info({ client, proto, id, qtype, qname: q.name, rcode, size: out.length, truncated, ms: Math.round(seconds * 1e6) / 1e3 }, 'query');
+    }
+    return out;
+  }
+}
