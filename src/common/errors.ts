@@ -9,6 +9,19 @@ export const ErrorCodes = {
   KDP_NOT_ROOT: 'the operation needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN)',
   KDP_LAB_INVALID: 'a lab request that cannot be built (bad node count, name, address plan)',
   KDP_LAB_SETUP: 'building the lab of network namespaces failed; what was built was removed',
+  KDP_CNI_INCOMPATIBLE_VERSION: 'CNI: the requested cniVersion is not supported (CNI code 1)',
+  KDP_CNI_UNSUPPORTED_FIELD: 'CNI: a config field has a value the plugin does not support (CNI code 2)',
+  KDP_CNI_UNKNOWN_CONTAINER: 'CNI: the container or its network namespace does not exist (CNI code 3)',
+  KDP_CNI_INVALID_ENV: 'CNI: a required CNI_* environment variable is missing or invalid (CNI code 4)',
+  KDP_CNI_IO: 'CNI: reading stdin or the IPAM data directory failed (CNI code 5)',
+  KDP_CNI_DECODE: 'CNI: stdin is not valid JSON (CNI code 6)',
+  KDP_CNI_INVALID_CONFIG: 'CNI: the network configuration is invalid (CNI code 7)',
+  KDP_CNI_TRY_AGAIN: 'CNI: a transient failure, e.g. the IPAM lock was not obtained in time (CNI code 11)',
+  KDP_CNI_NOT_AVAILABLE: 'CNI STATUS: the plugin cannot serve ADD now (CNI code 50)',
+  KDP_CNI_FAILED: 'CNI: the operation failed (interface exists, link or rule missing on CHECK, delegate failed) (CNI code 999)',
+  KDP_IPAM_EXHAUSTED: 'IPAM: no free address left in a range set (CNI code 100)',
+  KDP_IPAM_CONFLICT: 'IPAM: the requested address is taken, is the gateway, or the attachment already holds an address (CNI code 101)',
+  KDP_NODE_AGENT: 'node agent: programming host-gw routes failed (retried)',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -1,0 +1,34 @@
+// Shared pieces of the CNI e2e tests and the benchmark: fresh plugin builds, Node objects, small waits.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Node } from '../../model/types.ts';
+
+/** Builds the plugin bundles into a fresh temp dir (each test file its own: no races with parallel files). */
+export async function freshPlugins(): Promise<string> {
+  const { buildPlugins } = await import('../../../cni-plugins/build.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'kdp-cni-bin-'));
+  await buildPlugins(dir);
+  return dir;
+}
+
+export function makeNode(name: string, podCIDRs: readonly string[], ips: readonly string[]): Node {
+  return {
+    kind: 'Node',
+    meta: { namespace: '', name, uid: `uid-${name}`, resourceVersion: '1', labels: {}, annotations: {} },
+    podCIDRs,
+    addresses: ips.map((address) => ({ type: 'InternalIP', address })),
+    ready: true,
+  };
+}
+
+export async function waitFor<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, ms = 15_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}

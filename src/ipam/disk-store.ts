@@ -1,0 +1,84 @@
+// host-local's on-disk layout, so our IPAM and the reference one can share a data directory:
+// <dataDir>/<network>/<ip> holds "<containerID>\r\n<ifname>" (created O_EXCL), last_reserved_ip.<i>
+// holds the last address handed out per range set, and `lock` is flock'ed around every operation.
+import { mkdirSync, readFileSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { KdpError } from '../common/errors.ts';
+import { lockFile } from './flock.ts';
+import type { FileLock } from './flock.ts';
+import type { Allocation, IpStore } from './store.ts';
+
+const LAST = 'last_reserved_ip.';
+
+export class DiskStore implements IpStore {
+  readonly dir: string;
+  #lock: FileLock | undefined;
+
+  constructor(dataDir: string, network: string) {
+    this.dir = join(dataDir, network);
+  }
+
+  async lock(): Promise<void> {
+    try {
+      mkdirSync(this.dir, { recursive: true, mode: 0o755 });
+    } catch (err) {
+      throw new KdpError('KDP_CNI_IO', `creating IPAM directory ${this.dir}: ${(err as Error).message}`, { cause: err });
+    }
+    this.#lock = await lockFile(join(this.dir, 'lock'));
+  }
+
+  async unlock(): Promise<void> {
+    this.#lock?.release();
+    this.#lock = undefined;
+  }
+
+  async reserve(a: Allocation, rangeSetIndex: number): Promise<boolean> {
+    try {
+      writeFileSync(join(this.dir, a.ip), `${a.containerId}\r\n${a.ifname}`, { flag: 'wx', mode: 0o600 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw new KdpError('KDP_CNI_IO', `reserving ${a.ip}: ${(err as Error).message}`, { cause: err });
+    }
+    writeFileSync(join(this.dir, `${LAST}${rangeSetIndex}`), a.ip);
+    return true;
+  }
+
+  async lastReserved(rangeSetIndex: number): Promise<string | undefined> {
+    try {
+      return readFileSync(join(this.dir, `${LAST}${rangeSetIndex}`), 'utf8').trim() || undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async allocations(): Promise<Allocation[]> {
+    let names: string[];
+    try {
+      names = readdirSync(this.dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw new KdpError('KDP_CNI_IO', `reading ${this.dir}: ${(err as Error).message}`, { cause: err });
+    }
+    const out: Allocation[] = [];
+    for (const name of names) {
+      if (name === 'lock' || name.startsWith(LAST) || name.startsWith('.')) continue;
+      let text = '';
+      try {
+        text = readFileSync(join(this.dir, name), 'utf8');
+      } catch {
+        continue;
+      }
+      const [id = '', ifname = ''] = text.trim().split(/\r?\n/);
+      out.push({ ip: name, containerId: id.trim(), ifname: ifname.trim() });
+    }
+    return out;
+  }
+
+  async release(ip: string): Promise<void> {
+    try {
+      unlinkSync(join(this.dir, ip));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new KdpError('KDP_CNI_IO', `releasing ${ip}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+}

@@ -1,0 +1,71 @@
+// The host-local compatible IPAM verbs. Used as the kdp-host-local plugin and, in-process, by
+// kdp-bridge when its ipam.type is kdp-host-local (one Node start per ADD instead of two).
+import { accessSync, constants, mkdirSync } from 'node:fs';
+import { KdpError } from '../common/errors.ts';
+import type { PluginVerbs } from '../cni/skel.ts';
+import type { Attachment, CniRequest, CniResult } from '../cni/types.ts';
+import { allocate, collect, ownedBy, release } from './allocator.ts';
+import { loadIpamConfig } from './config.ts';
+import { DiskStore } from './disk-store.ts';
+import type { IpStore } from './store.ts';
+
+async function withLock<T>(store: IpStore, fn: () => Promise<T>): Promise<T> {
+  await store.lock();
+  try {
+    return await fn();
+  } finally {
+    await store.unlock();
+  }
+}
+
+function storeFor(req: CniRequest): { store: DiskStore; cfg: ReturnType<typeof loadIpamConfig> } {
+  const cfg = loadIpamConfig(req.config, req.args);
+  return { store: new DiskStore(cfg.dataDir, cfg.name), cfg };
+}
+
+export async function ipamAdd(req: CniRequest): Promise<CniResult> {
+  const { store, cfg } = storeFor(req);
+  const ips = await withLock(store, () => allocate(cfg, store, req.containerId, req.ifname));
+  return { cniVersion: req.cniVersion, ips, routes: cfg.routes, dns: {} };
+}
+
+export async function ipamDel(req: CniRequest): Promise<string[]> {
+  const { store } = storeFor(req);
+  return withLock(store, () => release(store, req.containerId, req.ifname));
+}
+
+export async function ipamCheck(req: CniRequest): Promise<void> {
+  const { store } = storeFor(req);
+  const mine = await withLock(store, async () => (await store.allocations()).filter((a) => ownedBy(a, req.containerId, req.ifname)));
+  if (mine.length === 0) throw new KdpError('KDP_CNI_FAILED', `failed to find address added by container ${req.containerId}`);
+}
+
+export function validAttachments(config: Readonly<Record<string, unknown>>): Attachment[] {
+  const v = config['cni.dev/valid-attachments'] ?? config['cni.dev/attachments'];
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) throw new KdpError('KDP_CNI_INVALID_CONFIG', 'cni.dev/valid-attachments must be a list');
+  return v.map((a: { containerID?: unknown; ifname?: unknown }) => ({ containerID: String(a.containerID ?? ''), ifname: String(a.ifname ?? '') }));
+}
+
+export async function ipamGc(req: CniRequest): Promise<string[]> {
+  const { store } = storeFor(req);
+  return withLock(store, () => collect(store, validAttachments(req.config)));
+}
+
+export async function ipamStatus(req: CniRequest): Promise<void> {
+  const { store } = storeFor(req);
+  try {
+    mkdirSync(store.dir, { recursive: true });
+    accessSync(store.dir, constants.W_OK);
+  } catch (err) {
+    throw new KdpError('KDP_CNI_NOT_AVAILABLE', `IPAM data directory ${store.dir} is not writable: ${(err as Error).message}`);
+  }
+}
+
+export const hostLocalVerbs: PluginVerbs = {
+  add: ipamAdd,
+  del: async (req) => void (await ipamDel(req)),
+  check: ipamCheck,
+  gc: async (req) => void (await ipamGc(req)),
+  status: ipamStatus,
+};

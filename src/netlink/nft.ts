@@ -1,0 +1,118 @@
+// nftables rules of the CNI plugins: one `inet kdp` table with three NAT chains. Every per-attachment
+// rule carries a comment tag `kdp-<kind>-<hash16>` (kind m = masquerade by kdp-bridge, p = hostPort by
+// kdp-portmap; hash = attachmentHash(containerId, ifname)), so DEL and GC find their rules by listing the
+// table: no prevResult, no runtimeConfig and no netns needed. Renderers are pure; NftRunner runs `nft`.
+import { defaultExec } from '../common/exec-adapter.ts';
+import type { Exec } from '../common/exec-adapter.ts';
+import type { PortMapping } from '../cni/types.ts';
+
+export const TABLE = 'kdp';
+export type TagKind = 'm' | 'p';
+
+export function tag(kind: TagKind, hash: string): string {
+  return `kdp-${kind}-${hash}`;
+}
+
+/** Idempotent `add` of the table and its chains (safe under concurrent plugins). */
+export function renderBase(): string[] {
+  return [
+    `add table inet ${TABLE}`,
+    `add chain inet ${TABLE} postrouting { type nat hook postrouting priority srcnat; policy accept; }`,
+    `add chain inet ${TABLE} prerouting { type nat hook prerouting priority dstnat; policy accept; }`,
+    `add chain inet ${TABLE} output { type nat hook output priority -100; policy accept; }`,
+  ];
+}
+
+/** The rule comment: the tag plus the network name (GC of one network leaves other networks' rules). */
+export function comment(t: string, network: string): string {
+  return `${t} ${network.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 64)}`;
+}
+
+const fam = (ip: string) => (ip.includes(':') ? 'ip6' : 'ip');
+
+/** Masquerade what a pod sends outside `exclude` (the cluster CIDRs) and outside multicast. */
+export function renderMasq(t: string, network: string, podIps: readonly string[], exclude: readonly string[]): string[] {
+  return podIps.map((ip) => {
+    const f = fam(ip);
+    const ex = [...exclude.filter((c) => fam(c) === f), f === 'ip' ? '224.0.0.0/4' : 'ff00::/8'];
+    return `add rule inet ${TABLE} postrouting ${f} saddr ${ip} ${f} daddr != { ${ex.join(', ')} } masquerade comment "${comment(t, network)}"`;
+  });
+}
+
+/** hostPort DNAT (like the reference portmap): in prerouting (from outside) and output (from the node). */
+export function renderPortMaps(t: string, network: string, podIps: readonly string[], maps: readonly PortMapping[]): string[] {
+  const out: string[] = [];
+  for (const m of maps) {
+    for (const ip of podIps) {
+      const f = fam(ip);
+      if (m.hostIP && m.hostIP !== '' && m.hostIP !== '0.0.0.0' && m.hostIP !== '::' && fam(m.hostIP) !== f) continue;
+      const dst = m.hostIP && m.hostIP !== '0.0.0.0' && m.hostIP !== '::' && m.hostIP !== '' ? `${f} daddr ${m.hostIP}` : 'fib daddr type local';
+      const to = f === 'ip' ? `${ip}:${m.containerPort}` : `[${ip}]:${m.containerPort}`;
+      for (const chain of ['prerouting', 'output']) {
+        out.push(`add rule inet ${TABLE} ${chain} ${dst} meta nfproto ${f === 'ip' ? 'ipv4' : 'ipv6'} ${m.protocol} dport ${m.hostPort} dnat ${f} to ${to} comment "${comment(t, network)}"`);
+      }
+    }
+  }
+  return out;
+}
+
+export interface TaggedRule {
+  readonly chain: string;
+  readonly handle: number;
+  readonly tag: string;
+  readonly kind: TagKind;
+  readonly hash: string;
+  readonly network: string;
+}
+
+/** Finds tagged rules in `nft -a list table inet kdp` output. */
+export function parseTagged(listing: string): TaggedRule[] {
+  const out: TaggedRule[] = [];
+  let chain = '';
+  for (const line of listing.split('\n')) {
+    const c = /^\s*chain (\S+) \{/.exec(line);
+    if (c) {
+      chain = c[1] as string;
+      continue;
+    }
+    const m = /comment "kdp-([mp])-([0-9a-f]{16})(?: ([^"]*))?".*# handle (\d+)/.exec(line);
+    if (m && chain) out.push({ chain, handle: Number(m[4]), tag: `kdp-${m[1]}-${m[2]}`, kind: m[1] as TagKind, hash: m[2] as string, network: m[3] ?? '' });
+  }
+  return out;
+}
+
+export function renderDelete(rules: readonly TaggedRule[]): string[] {
+  return rules.map((r) => `delete rule inet ${TABLE} ${r.chain} handle ${r.handle}`);
+}
+
+export class NftRunner {
+  readonly #exec: Exec;
+  constructor(exec: Exec = defaultExec) {
+    this.#exec = exec;
+  }
+
+  async apply(lines: readonly string[]): Promise<void> {
+    if (lines.length === 0) return;
+    await this.#exec.run(['nft', '-f', '-'], { input: lines.join('\n') + '\n' });
+  }
+
+  /** Tagged rules in the kdp table ([] when the table does not exist). */
+  async tagged(): Promise<TaggedRule[]> {
+    const res = await this.#exec.run(['nft', '-a', 'list', 'table', 'inet', TABLE], { allowFailure: true });
+    if (res.code !== 0) return [];
+    return parseTagged(res.stdout);
+  }
+
+  /** Removes the rules matching `pred`; the rules of one attachment go in one transaction. */
+  async remove(pred: (r: TaggedRule) => boolean): Promise<number> {
+    const rules = (await this.tagged()).filter(pred);
+    if (rules.length === 0) return 0;
+    const res = await this.#exec.run(['nft', '-f', '-'], { input: renderDelete(rules).join('\n') + '\n', allowFailure: true });
+    if (res.code !== 0) {
+      // a concurrent DEL removed some of them: retry with what is left
+      const left = (await this.tagged()).filter(pred);
+      if (left.length > 0) await this.#exec.run(['nft', '-f', '-'], { input: renderDelete(left).join('\n') + '\n' });
+    }
+    return rules.length;
+  }
+}
