@@ -134,10 +134,10 @@ t.test('IngressClass selection', async (t) => {
     mk('classless', (i) => delete i.ingressClassName),
   ];
   const classes = [ingressClass('kdp'), ingressClass('nginx', 'k8s.io/ingress-nginx')];
-  t.same(compile(state(ings, { classes })).accepted.sort(), ['default/by-name', 'default/legacy-ours']);
-  t.same(compile(state(ings, { classes: [ingressClass('kdp', 'kdp.dev/ingress', true), classes[1]!] })).accepted.sort(), ['default/by-name', 'default/classless', 'default/legacy-ours'], 'our default class takes class-less Ingresses');
-  t.same(compile(state(ings, { classes: [classes[0]!, ingressClass('nginx', 'k8s.io/ingress-nginx', true)] })).accepted.sort(), ['default/by-name', 'default/legacy-ours'], 'someone else is default');
-  t.same(compile(state(ings, { classes }), { controllerName: 'kdp.dev/ingress', className: 'kdp', watchWithoutClass: true }).accepted.sort(), ['default/by-name', 'default/classless', 'default/legacy-ours'], '--watch-ingress-without-class');
+  t.same(compile(state(ings, { classes })).accepted.toSorted(), ['default/by-name', 'default/legacy-ours']);
+  t.same(compile(state(ings, { classes: [ingressClass('kdp', 'kdp.dev/ingress', true), classes[1]!] })).accepted.toSorted(), ['default/by-name', 'default/classless', 'default/legacy-ours'], 'our default class takes class-less Ingresses');
+  t.same(compile(state(ings, { classes: [classes[0]!, ingressClass('nginx', 'k8s.io/ingress-nginx', true)] })).accepted.toSorted(), ['default/by-name', 'default/legacy-ours'], 'someone else is default');
+  t.same(compile(state(ings, { classes }), { controllerName: 'kdp.dev/ingress', className: 'kdp', watchWithoutClass: true }).accepted.toSorted(), ['default/by-name', 'default/classless', 'default/legacy-ours'], '--watch-ingress-without-class');
 });
 
 t.test('several Ingresses merge per host; on a conflict the first by namespace/name wins', async (t) => {

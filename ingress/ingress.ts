@@ -1,0 +1,96 @@
+// Composition of the ingress controller: source -> controller -> route table -> server, plus the
+// /healthz and /metrics endpoint (ingress-nginx's port 10254). `startIngress` is what `kdp ingress` runs.
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { ClusterSource } from '../src/k8s/handlers.ts';
+import type { Logger } from '../src/common/log.ts';
+import { silentLogger } from '../src/common/log.ts';
+import { BufferedAccessLog } from './access-log.ts';
+import type { CompileOptions } from './compile.ts';
+import { IngressController } from './controller.ts';
+import { fakeCertificate } from './default-cert.ts';
+import type { CertPair } from './default-cert.ts';
+import { IngressMetrics } from './metrics.ts';
+import { IngressServer } from './server.ts';
+import type { PoolSettings } from './upstream.ts';
+
+export interface IngressOptions {
+  readonly log?: Logger;
+  readonly httpPort?: number;
+  readonly httpsPort?: number;
+  /** /healthz and /metrics; undefined or -1 disables */
+  readonly metricsPort?: number;
+  readonly bind?: string;
+  readonly compile?: Partial<CompileOptions>;
+  readonly defaultCert?: CertPair;
+  /** where access log lines go (undefined: no access log) */
+  readonly accessLog?: (chunk: string) => void;
+  readonly pool?: PoolSettings;
+  readonly processMetrics?: boolean;
+}
+
+export interface RunningIngress {
+  readonly server: IngressServer;
+  readonly controller: IngressController;
+  readonly metrics: IngressMetrics;
+  readonly ports: { readonly http: number; readonly https: number; readonly metrics?: number };
+  close(): Promise<void>;
+}
+
+/** Starts the controller over `source` (not yet started): listens only after the first route table is built. */
+export async function startIngress(source: ClusterSource, opts: IngressOptions = {}): Promise<RunningIngress> {
+  const log = opts.log ?? silentLogger;
+  const metrics = new IngressMetrics({ processMetrics: opts.processMetrics ?? true });
+  const server = new IngressServer({
+    log,
+    metrics,
+    ...(opts.accessLog ? { accessLog: new BufferedAccessLog(opts.accessLog) } : {}),
+    defaultCert: opts.defaultCert ?? (await fakeCertificate()),
+    ...(opts.pool ? { pool: opts.pool } : {}),
+  });
+  const controller = new IngressController(server, { log, metrics, ...(opts.compile ? { compile: opts.compile } : {}) });
+  const unsubscribe = controller.attach(source);
+  let health: Server | undefined;
+  try {
+    await source.start();
+    await controller.whenReady();
+    const ports = await server.listen({ httpPort: opts.httpPort ?? 80, httpsPort: opts.httpsPort ?? 443, host: opts.bind ?? '::' });
+    let metricsPort: number | undefined;
+    if (opts.metricsPort !== undefined && opts.metricsPort >= 0) {
+      health = createServer((req, res) => {
+        if (req.url === '/healthz') {
+          res.writeHead(controller.ready ? 200 : 503, { 'content-type': 'text/plain' }).end(controller.ready ? 'ok\n' : 'not ready\n');
+        } else if (req.url === '/metrics') {
+          metrics.registry.metrics().then(
+            (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+            () => res.writeHead(500).end(),
+          );
+        } else res.writeHead(404).end();
+      });
+      await new Promise<void>((r, j) => health!.once('error', j).listen(opts.metricsPort, opts.bind ?? '::', () => r()));
+      metricsPort = (health.address() as AddressInfo).port;
+    }
+    log.info({ http: ports.http, https: ports.https, metrics: metricsPort, routes: controller.result?.accepted.length }, 'ingress controller serving');
+    return {
+      server,
+      controller,
+      metrics,
+      ports: { ...ports, ...(metricsPort === undefined ? {} : { metrics: metricsPort }) },
+      async close() {
+        controller.stop();
+        unsubscribe();
+        await source.stop();
+        health?.closeAllConnections();
+        await Promise.all([server.close(), health ? new Promise((r) => health!.close(r)) : undefined]);
+      },
+    };
+  } catch (err) {
+    controller.stop();
+    unsubscribe();
+    await source.stop().catch(() => {});
+    await server.close().catch(() => {});
+    health?.close();
+    throw err;
+  }
+}

@@ -1,0 +1,517 @@
+// The data path: HTTP on one port, HTTPS (HTTP/1.1 and HTTP/2, certificate by SNI) on another. Each request
+// reads the current RouteTable once (an atomic reference swap installs a new one; connections, WebSockets
+// included, are never cut by a change) and is proxied straight to an endpoint pod IP over keep-alive pools.
+import { createServer as createHttpServer } from 'node:http';
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
+import { createSecureServer } from 'node:http2';
+import type { Http2SecureServer, Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { connect as netConnect } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import { connect as tlsConnect, createSecureContext } from 'node:tls';
+import type { SecureContext } from 'node:tls';
+import { randomBytes } from 'node:crypto';
+import { Transform } from 'node:stream';
+import type { Duplex, Writable } from 'node:stream';
+import type { Logger } from '../src/common/log.ts';
+import { silentLogger } from '../src/common/log.ts';
+import type { AccessLog } from './access-log.ts';
+import { findCert, normalizeHost, pathOf, resolve, rewritePath } from './match.ts';
+import type { IngressMetrics } from './metrics.ts';
+import { PoolCache, RoundRobin, affinityValue, cookieValue, endpointForCookie } from './upstream.ts';
+import type { PoolSettings } from './upstream.ts';
+import type { RouteOptions } from './annotations.ts';
+import type { PathRoute, RouteTable, Upstream } from './types.ts';
+
+type Req = IncomingMessage | Http2ServerRequest;
+type Res = ServerResponse | Http2ServerResponse;
+
+export const EMPTY_TABLE: RouteTable = Object.freeze({ hosts: new Map(), wildcards: new Map(), certs: new Map(), version: 0 });
+
+export interface ServerOptions {
+  readonly log?: Logger;
+  readonly metrics?: IngressMetrics;
+  readonly accessLog?: AccessLog;
+  /** PEM of the certificate for names no Ingress TLS section covers */
+  readonly defaultCert: { readonly certPem: string; readonly keyPem: string };
+  readonly pool?: PoolSettings;
+  /** attempts per request on connect errors (idempotent requests without body); ingress-nginx tries 3 upstreams */
+  readonly maxAttempts?: number;
+}
+
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'http2-settings', 'proxy']);
+const RESPONSE_DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'trailer', 'upgrade']);
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+const RETRYABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
+const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+
+class BodyTooLarge extends Error {}
+
+/** nginx $request_length: request line, headers and body */
+function requestLength(req: Req): number {
+  let n = (req.method?.length ?? 0) + (req.url?.length ?? 0) + 12;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i++) n += raw[i]!.length + 2;
+  return n + (Number(req.headers['content-length'] ?? 0) || 0);
+}
+
+/** Counts the body bytes written to `res` (for $body_bytes_sent and the response-size metric). */
+function countBytes(res: Res, ctx: { bytes: number }): void {
+  const w = res as unknown as { write: (c: unknown, ...a: unknown[]) => boolean };
+  const orig = w.write;
+  w.write = function (this: unknown, chunk: unknown, ...rest: unknown[]): boolean {
+    if (chunk && typeof (chunk as { length?: unknown }).length === 'number') ctx.bytes += (chunk as { length: number }).length;
+    return orig.call(this, chunk, ...rest);
+  };
+}
+
+function requestId(incoming: string | string[] | undefined): string {
+  return typeof incoming === 'string' && incoming !== '' && incoming.length <= 200 && /^[\x21-\x7e]+$/.test(incoming) ? incoming : randomBytes(16).toString('hex');
+}
+
+function clientIp(req: Req): string {
+  const a = req.socket?.remoteAddress ?? '';
+  return a.startsWith('::ffff:') ? a.slice(7) : a;
+}
+
+interface Ctx {
+  readonly start: number;
+  readonly scheme: 'http' | 'https';
+  readonly ip: string;
+  readonly reqId: string;
+  readonly hostHeader: string;
+  upstreamName: string;
+  altUpstreamName: string;
+  upstreamAddr: string;
+  upstreamStatus: string;
+  upstreamTime: string;
+  upstreamLength: string;
+  bytes: number;
+  route?: PathRoute;
+  canary: boolean;
+  ingress: string;
+  service: string;
+}
+
+export class IngressServer {
+  #table: RouteTable = EMPTY_TABLE;
+  readonly #log: Logger;
+  readonly #metrics: IngressMetrics | undefined;
+  readonly #access: AccessLog | undefined;
+  readonly #pools: PoolCache;
+  readonly #rr = new RoundRobin();
+  readonly #maxAttempts: number;
+  readonly #contexts = new Map<string, SecureContext>();
+  #defaultContext: SecureContext;
+  readonly http: HttpServer;
+  readonly https: Http2SecureServer;
+  readonly #upgraded = new Set<Duplex>();
+
+  constructor(opts: ServerOptions) {
+    this.#log = opts.log ?? silentLogger;
+    this.#metrics = opts.metrics;
+    this.#access = opts.accessLog;
+    this.#pools = new PoolCache(opts.pool);
+    this.#maxAttempts = opts.maxAttempts ?? 3;
+    this.#defaultContext = createSecureContext({ cert: opts.defaultCert.certPem, key: opts.defaultCert.keyPem });
+    this.http = createHttpServer({ keepAliveTimeout: 75_000, requestTimeout: 0, headersTimeout: 60_000 }, (req, res) => this.#handle(req, res, 'http'));
+    this.http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head, 'http'));
+    this.http.on('clientError', (_err, socket) => socket.destroy());
+    this.https = createSecureServer(
+      {
+        allowHTTP1: true,
+        SNICallback: (name, cb) => cb(null, this.#contextFor(name)),
+        key: opts.defaultCert.keyPem,
+        cert: opts.defaultCert.certPem,
+      },
+      (req, res) => this.#handle(req, res, 'https'),
+    );
+    this.https.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head, 'https'));
+    this.https.on('sessionError', () => {});
+  }
+
+  /** The current route table. */
+  get table(): RouteTable {
+    return this.#table;
+  }
+
+  /** Installs a new route table atomically; in-flight requests keep the table they started with. */
+  setTable(table: RouteTable): void {
+    const certKeys = new Set<string>();
+    for (const c of table.certs.values()) {
+      const k = `${c.secret}\n${c.certPem}`;
+      certKeys.add(k);
+      if (!this.#contexts.has(k)) {
+        try {
+          this.#contexts.set(k, createSecureContext({ cert: c.certPem, key: c.keyPem }));
+        } catch (err) {
+          this.#log.warn({ secret: c.secret, err: (err as Error).message }, 'TLS secret unusable; the default certificate is served instead');
+        }
+      }
+    }
+    for (const k of this.#contexts.keys()) if (!certKeys.has(k)) this.#contexts.delete(k);
+    this.#table = table;
+    const live = new Set<string>();
+    const add = (u: Upstream | undefined) => u?.endpoints.forEach((e) => live.add(e));
+    const routes = [...table.hosts.values(), ...table.wildcards.values(), ...(table.any ? [table.any] : [])];
+    for (const hr of routes) for (const r of hr.paths) {
+      add(r.upstream);
+      add(r.fallback);
+      add(r.canary?.upstream);
+    }
+    add(table.defaultRoute?.upstream);
+    this.#pools.retain(live);
+    this.#metrics?.upstreamPools.set(this.#pools.size);
+  }
+
+  setDefaultCert(cert: { certPem: string; keyPem: string }): void {
+    this.#defaultContext = createSecureContext({ cert: cert.certPem, key: cert.keyPem });
+  }
+
+  #contextFor(servername: string): SecureContext {
+    const c = findCert(this.#table, servername);
+    if (!c) return this.#defaultContext;
+    return this.#contexts.get(`${c.secret}\n${c.certPem}`) ?? this.#defaultContext;
+  }
+
+  async listen(opts: { httpPort: number; httpsPort: number; host?: string }): Promise<{ http: number; https: number }> {
+    const host = opts.host ?? '::';
+    await new Promise<void>((r, j) => this.http.once('error', j).listen(opts.httpPort, host, () => r()));
+    await new Promise<void>((r, j) => this.https.once('error', j).listen(opts.httpsPort, host, () => r()));
+    return { http: (this.http.address() as AddressInfo).port, https: (this.https.address() as AddressInfo).port };
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.#upgraded) s.destroy();
+    this.http.closeAllConnections();
+    await Promise.all([new Promise((r) => this.http.close(r)), new Promise((r) => this.https.close(r))]);
+    await this.#pools.close();
+  }
+
+  // ------------------------------------------------------------------ request path
+  #handle(req: Req, res: Res, scheme: 'http' | 'https'): void {
+    const hostHeader = (req.headers.host ?? (req.headers[':authority'] as string | undefined) ?? '') as string;
+    const ctx: Ctx = {
+      start: performance.now(),
+      scheme,
+      ip: clientIp(req),
+      reqId: requestId(req.headers['x-request-id']),
+      hostHeader,
+      upstreamName: '',
+      altUpstreamName: '',
+      upstreamAddr: '-',
+      upstreamStatus: '-',
+      upstreamTime: '-',
+      upstreamLength: '-',
+      bytes: 0,
+      canary: false,
+      ingress: '',
+      service: '',
+    };
+    if (this.#metrics || this.#access) res.once('close', () => this.#record(req, res, ctx));
+    const table = this.#table;
+    const url = req.url ?? '/';
+    const path = pathOf(url);
+    const r = resolve(table, normalizeHost(hostHeader), path);
+    if (r.kind === 'none') return this.#reply(res, 404, 'default backend - 404\n');
+    if (r.kind === 'default') {
+      ctx.ingress = r.route.ingress;
+      return this.#proxy(req, res, ctx, r.route.upstream, r.route.options, url, undefined);
+    }
+    const route = r.match.route;
+    const o = route.options;
+    ctx.route = route;
+    ctx.ingress = route.ingress;
+    if (o.allowSources && !o.allowSources.check(ctx.ip, ctx.ip.includes(':') ? 'ipv6' : 'ipv4')) return this.#reply(res, 403, 'forbidden\n');
+    if (route.sslRedirect && scheme === 'http') return this.#redirect(res, 308, `https://${normalizeHost(hostHeader)}${url}`);
+    if (o.permanentRedirect !== undefined) return this.#redirect(res, o.permanentRedirectCode, o.permanentRedirect);
+    if (o.appRoot !== undefined && path === '/') return this.#redirect(res, 302, o.appRoot);
+    if (o.cors && req.method === 'OPTIONS') {
+      (res as ServerResponse).writeHead(204, { ...this.#corsHeaders(o, req), 'access-control-allow-methods': o.cors.allowMethods, 'access-control-allow-headers': o.cors.allowHeaders, 'access-control-max-age': String(o.cors.maxAge), 'content-length': '0' });
+      res.end();
+      return;
+    }
+    let target = url;
+    if (o.rewriteTarget !== undefined) {
+      const q = url.indexOf('?');
+      target = rewritePath(o.rewriteTarget, r.match.captures) + (q >= 0 ? url.slice(q) : '');
+      if (!target.startsWith('/')) target = `/${target}`;
+    }
+    let upstream = route.upstream;
+    const c = route.canary;
+    if (c && c.upstream.endpoints.length > 0) {
+      let use: boolean | undefined;
+      if (c.byHeader !== undefined) {
+        const v = req.headers[c.byHeader.toLowerCase()];
+        if (typeof v === 'string') {
+          if (c.byHeaderValue !== undefined) use = v === c.byHeaderValue ? true : undefined;
+          else if (c.byHeaderPattern !== undefined) use = c.byHeaderPattern.test(v) ? true : undefined;
+          else use = v === 'always' ? true : v === 'never' ? false : undefined;
+        }
+      }
+      if (use === undefined && c.byCookie !== undefined) {
+        const v = cookieValue(req.headers.cookie, c.byCookie);
+        use = v === 'always' ? true : v === 'never' ? false : undefined;
+      }
+      if (use === undefined && c.weight > 0) use = Math.random() * c.weightTotal < c.weight;
+      if (use) {
+        ctx.altUpstreamName = upstream.name;
+        upstream = c.upstream;
+        ctx.canary = true;
+      }
+    }
+    if (upstream.endpoints.length === 0 && route.fallback && route.fallback.endpoints.length > 0) upstream = route.fallback;
+    this.#proxy(req, res, ctx, upstream, o, target, route);
+  }
+
+  #corsHeaders(o: RouteOptions, req: Req): Record<string, string> {
+    const cors = o.cors!;
+    const origin = req.headers.origin;
+    let allow = '*';
+    if (!cors.allowOrigin.includes('*')) {
+      const ok = typeof origin === 'string' && cors.allowOrigin.some((a) => a === origin || (a.includes('://*.') && origin.endsWith(a.slice(a.indexOf('*') + 1)) && origin.startsWith(a.slice(0, a.indexOf('*')))));
+      allow = ok ? (origin as string) : cors.allowOrigin[0]!;
+    }
+    const h: Record<string, string> = { 'access-control-allow-origin': allow };
+    if (cors.allowCredentials) h['access-control-allow-credentials'] = 'true';
+    if (cors.exposeHeaders) h['access-control-expose-headers'] = cors.exposeHeaders;
+    return h;
+  }
+
+  #reply(res: Res, status: number, body: string, extra: Record<string, string> = {}): void {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    (res as ServerResponse).writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': String(Buffer.byteLength(body)), ...extra });
+    (res as unknown as { kdpBytes: number }).kdpBytes = Buffer.byteLength(body);
+    res.end(body);
+  }
+
+  #redirect(res: Res, status: number, location: string): void {
+    this.#reply(res, status, `${status} redirect\n`, { location });
+  }
+
+  #forwardHeaders(req: Req, ctx: Ctx): Record<string, string | string[]> {
+    const out: Record<string, string | string[]> = {};
+    const h = req.headers;
+    const conn = typeof h.connection === 'string' ? h.connection.toLowerCase().split(',').map((s) => s.trim()) : [];
+    for (const k in h) {
+      if (k.charCodeAt(0) === 58 /* ':' pseudo-header */ || HOP_BY_HOP.has(k) || (conn.length > 0 && conn.includes(k))) continue;
+      const v = h[k];
+      if (v !== undefined) out[k] = v;
+    }
+    out.host = ctx.hostHeader;
+    out['x-request-id'] = ctx.reqId;
+    out['x-real-ip'] = ctx.ip;
+    out['x-forwarded-for'] = ctx.ip;
+    out['x-forwarded-host'] = ctx.hostHeader;
+    out['x-forwarded-port'] = String(req.socket?.localPort ?? (ctx.scheme === 'https' ? 443 : 80));
+    out['x-forwarded-proto'] = ctx.scheme;
+    out['x-forwarded-scheme'] = ctx.scheme;
+    out['x-scheme'] = ctx.scheme;
+    if (h['x-forwarded-for'] !== undefined) out['x-original-forwarded-for'] = h['x-forwarded-for'];
+    return out;
+  }
+
+  #pick(upstream: Upstream, o: RouteOptions, req: Req): { endpoint: string; setCookie?: string } {
+    if (o.affinity) {
+      const v = cookieValue(req.headers.cookie, o.affinity.cookieName);
+      const sticky = v === undefined ? undefined : endpointForCookie(upstream, v);
+      if (sticky) return { endpoint: sticky };
+      const endpoint = this.#rr.next(upstream);
+      const a = o.affinity;
+      const attrs = [`${a.cookieName}=${affinityValue(endpoint)}`, `Path=${a.path ?? '/'}`, 'HttpOnly'];
+      if (a.maxAge !== undefined) attrs.push(`Max-Age=${a.maxAge}`);
+      if (a.sameSite) attrs.push(`SameSite=${a.sameSite}`);
+      return { endpoint, setCookie: attrs.join('; ') };
+    }
+    return { endpoint: this.#rr.next(upstream) };
+  }
+
+  #proxy(req: Req, res: Res, ctx: Ctx, upstream: Upstream, o: RouteOptions, target: string, route: PathRoute | undefined): void {
+    ctx.upstreamName = upstream.name;
+    ctx.service = upstream.service;
+    if (upstream.endpoints.length === 0) return this.#reply(res, 503, 'service unavailable: no endpoints\n');
+    const method = req.method ?? 'GET';
+    const cl = req.headers['content-length'];
+    if (o.bodyLimit > 0 && cl !== undefined && Number(cl) > o.bodyLimit) return this.#reply(res, 413, 'request entity too large\n', { connection: 'close' });
+    const hasBody = (cl !== undefined && cl !== '0') || req.headers['transfer-encoding'] !== undefined || (req.httpVersionMajor === 2 && !(req as Http2ServerRequest).stream?.endAfterHeaders);
+    let body: NodeJS.ReadableStream | undefined;
+    let tooLarge = false;
+    if (hasBody) {
+      if (o.bodyLimit > 0 && cl === undefined) {
+        let n = 0;
+        const limit = o.bodyLimit;
+        body = req.pipe(
+          new Transform({
+            transform(chunk: Buffer, _enc, cb) {
+              n += chunk.length;
+              if (n > limit) {
+                tooLarge = true;
+                cb(new BodyTooLarge('body too large'));
+              } else cb(null, chunk);
+            },
+          }),
+        );
+      } else body = req as NodeJS.ReadableStream;
+    }
+    const headers = this.#forwardHeaders(req, ctx);
+    const retryable = IDEMPOTENT.has(method) && !hasBody;
+    const attempts = retryable ? Math.min(this.#maxAttempts, upstream.endpoints.length) : 1;
+    const pick = this.#pick(upstream, o, req);
+    const extra: (readonly [string, string])[] = [...o.responseHeaders];
+    if (o.cors) for (const kv of Object.entries(this.#corsHeaders(o, req))) extra.push(kv);
+    if (pick.setCookie) extra.push(['set-cookie', pick.setCookie]);
+    const https = o.backendProtocol === 'HTTPS';
+    const attempt = (endpoint: string, n: number): void => {
+      const t0 = performance.now();
+      ctx.upstreamAddr = ctx.upstreamAddr === '-' ? endpoint : `${ctx.upstreamAddr}, ${endpoint}`;
+      const pool = this.#pools.get(endpoint, https, o.connectTimeoutMs);
+      pool
+        .stream(
+          { path: target, method: method as 'GET', headers, body: body as never, headersTimeout: o.readTimeoutMs, bodyTimeout: o.readTimeoutMs, opaque: null },
+          ({ statusCode, headers: uh }): Writable => {
+            ctx.upstreamStatus = String(statusCode);
+            ctx.upstreamTime = ((performance.now() - t0) / 1000).toFixed(3);
+            const out: Record<string, string | string[]> = {};
+            for (const k in uh) {
+              if (RESPONSE_DROP.has(k)) continue;
+              const v = uh[k];
+              if (v !== undefined) out[k] = v;
+            }
+            ctx.upstreamLength = typeof uh['content-length'] === 'string' ? uh['content-length'] : '-';
+            for (const [k, v] of extra) {
+              const lk = k.toLowerCase();
+              const prev = out[lk];
+              out[lk] = lk === 'set-cookie' && prev !== undefined ? [...(Array.isArray(prev) ? prev : [prev]), v] : v;
+            }
+            (res as ServerResponse).writeHead(statusCode, out);
+            if (this.#access || this.#metrics) countBytes(res, ctx);
+            return res as unknown as Writable;
+          },
+        )
+        .catch((err: NodeJS.ErrnoException) => {
+          const code = err.code ?? '';
+          if (ctx.upstreamStatus === '-' && n + 1 < attempts && RETRYABLE.has(code) && !res.headersSent && !res.destroyed) {
+            this.#log.debug({ endpoint, code, upstream: upstream.name }, 'retrying on the next endpoint');
+            return attempt(this.#rr.next(upstream), n + 1);
+          }
+          if (res.headersSent || res.destroyed) {
+            res.destroy();
+            return;
+          }
+          if (tooLarge || err instanceof BodyTooLarge) return this.#reply(res, 413, 'request entity too large\n', { connection: 'close' });
+          const status = TIMEOUTS.has(code) ? 504 : 502;
+          ctx.upstreamStatus = ctx.upstreamStatus === '-' ? String(status) : ctx.upstreamStatus;
+          this.#log.debug({ endpoint, code, upstream: upstream.name, route: route?.path }, 'upstream error');
+          this.#reply(res, status, status === 504 ? 'gateway timeout\n' : 'bad gateway\n');
+        });
+    };
+    attempt(pick.endpoint, 0);
+  }
+
+  #record(req: Req, res: Res, ctx: Ctx): void {
+    const seconds = (performance.now() - ctx.start) / 1000;
+    const status = res.statusCode;
+    const len = ctx.bytes || (res as unknown as { kdpBytes?: number }).kdpBytes || 0;
+    if (this.#metrics) {
+      const labels = {
+        host: normalizeHost(ctx.hostHeader),
+        status: String(status),
+        method: req.method ?? '',
+        path: ctx.route?.path ?? '',
+        ingress: ctx.ingress.slice(ctx.ingress.indexOf('/') + 1),
+        namespace: ctx.ingress.slice(0, Math.max(0, ctx.ingress.indexOf('/'))),
+        service: ctx.service,
+        canary: ctx.canary ? ctx.upstreamName : '',
+      };
+      this.#metrics.requests.inc(labels);
+      this.#metrics.duration.observe(labels, seconds);
+      this.#metrics.responseSize.observe(labels, len);
+    }
+    this.#access?.write({
+      remoteAddr: ctx.ip,
+      method: req.method ?? '',
+      url: req.url ?? '',
+      httpVersion: req.httpVersion,
+      status,
+      bodyBytesSent: len,
+      referer: req.headers.referer,
+      userAgent: req.headers['user-agent'],
+      requestLength: requestLength(req),
+      requestTime: seconds,
+      upstreamName: ctx.upstreamName,
+      altUpstreamName: ctx.altUpstreamName,
+      alternativeUpstreamName: ctx.altUpstreamName,
+      upstreamAddr: ctx.upstreamAddr,
+      upstreamResponseLength: ctx.upstreamLength === '-' && ctx.upstreamTime !== '-' ? String(ctx.bytes) : ctx.upstreamLength,
+      upstreamResponseTime: ctx.upstreamTime,
+      upstreamStatus: ctx.upstreamStatus,
+      requestId: ctx.reqId,
+    } as Parameters<AccessLog['write']>[0]);
+  }
+
+  // ------------------------------------------------------------------ upgrades (WebSocket and others)
+  #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, scheme: 'http' | 'https'): void {
+    const fail = (status: number, text: string) => {
+      socket.end(`HTTP/1.1 ${status} ${text}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+    };
+    socket.on('error', () => socket.destroy());
+    const hostHeader = req.headers.host ?? '';
+    const url = req.url ?? '/';
+    const r = resolve(this.#table, normalizeHost(hostHeader), pathOf(url));
+    if (r.kind === 'none') return fail(404, 'Not Found');
+    const route = r.kind === 'route' ? r.match.route : undefined;
+    const o = r.kind === 'route' ? r.match.route.options : r.route.options;
+    let upstream = r.kind === 'route' ? r.match.route.upstream : r.route.upstream;
+    const ctx = { ip: clientIp(req), reqId: requestId(req.headers['x-request-id']), hostHeader, scheme } as Ctx;
+    if (o.allowSources && !o.allowSources.check(ctx.ip, ctx.ip.includes(':') ? 'ipv6' : 'ipv4')) return fail(403, 'Forbidden');
+    if (route?.sslRedirect && scheme === 'http') {
+      socket.end(`HTTP/1.1 308 Permanent Redirect\r\nlocation: https://${normalizeHost(hostHeader)}${url}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+      return;
+    }
+    if (upstream.endpoints.length === 0 && route?.fallback && route.fallback.endpoints.length > 0) upstream = route.fallback;
+    if (upstream.endpoints.length === 0) return fail(503, 'Service Unavailable');
+    let target = url;
+    if (r.kind === 'route' && o.rewriteTarget !== undefined) {
+      const q = url.indexOf('?');
+      target = rewritePath(o.rewriteTarget, r.match.captures) + (q >= 0 ? url.slice(q) : '');
+    }
+    const { endpoint } = this.#pick(upstream, o, req);
+    const headers = this.#forwardHeaders(req, ctx);
+    headers.connection = 'upgrade';
+    if (req.headers.upgrade) headers.upgrade = req.headers.upgrade;
+    const colon = endpoint.lastIndexOf(':');
+    const host = endpoint.slice(0, colon).replace(/^\[|\]$/g, '');
+    const port = Number(endpoint.slice(colon + 1));
+    const up: Socket = o.backendProtocol === 'HTTPS' ? tlsConnect({ host, port, rejectUnauthorized: false }) : netConnect({ host, port });
+    let connected = false;
+    up.setTimeout(o.connectTimeoutMs);
+    up.once(o.backendProtocol === 'HTTPS' ? 'secureConnect' : 'connect', () => {
+      connected = true;
+      up.setTimeout(o.readTimeoutMs);
+      let text = `${req.method ?? 'GET'} ${target} HTTP/1.1\r\n`;
+      for (const [k, v] of Object.entries(headers)) for (const one of Array.isArray(v) ? v : [v]) text += `${k}: ${one}\r\n`;
+      up.write(text + '\r\n');
+      if (head.length > 0) up.write(head);
+      up.pipe(socket);
+      socket.pipe(up);
+    });
+    this.#upgraded.add(socket);
+    const done = () => {
+      this.#upgraded.delete(socket);
+      up.destroy();
+      socket.destroy();
+    };
+    up.on('timeout', () => {
+      if (!connected) fail(504, 'Gateway Timeout');
+      done();
+    });
+    up.on('error', () => {
+      if (!connected) fail(502, 'Bad Gateway');
+      done();
+    });
+    up.on('close', done);
+    socket.on('close', done);
+  }
+}

@@ -1,0 +1,106 @@
+// `kdp ingress`: the ingress controller (nginx-style layer-7 routing from Ingress objects).
+import cluster from 'node:cluster';
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { KdpError } from '../../common/errors.ts';
+import { openSource } from '../../k8s/open-source.ts';
+import { startIngress } from '../../../ingress/ingress.ts';
+import { fakeCertificate } from '../../../ingress/default-cert.ts';
+import { untilStopped } from '../command.ts';
+import type { Command, CommandContext } from '../command.ts';
+
+const usage = `Usage: kdp ingress [options]
+  --manifests DIR                 cluster state from a directory of manifests (else the Kubernetes API)
+  --kubeconfig FILE               Kubernetes API credentials (default: KUBECONFIG, ~/.kube/config, in-cluster)
+  --http-port N                   plain HTTP port (default 80)
+  --https-port N                  HTTPS port, HTTP/1.1 and HTTP/2 (default 443)
+  --healthz-port N                /healthz and /metrics (default 10254; -1 disables)
+  --bind ADDR                     listen address (default :: = every address)
+  --ingress-class NAME            class name honoured in the legacy kubernetes.io/ingress.class annotation (default kdp)
+  --controller-class NAME         IngressClass spec.controller we implement (default kdp.dev/ingress)
+  --watch-ingress-without-class   also serve Ingresses naming no class
+  --default-ssl-certificate CRT,KEY  PEM files of the default certificate (default: a self-signed one)
+  --access-log on|off             ingress-nginx format access log on stdout (default on)
+  --workers N                     worker processes sharing the ports (default 1)
+  --upstream-connections N        keep-alive connections per endpoint (default 128)`;
+
+function int(name: string, v: string | undefined, dflt: number, min = 0): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > 65535) throw new KdpError('KDP_USAGE', `--${name}: bad value ${JSON.stringify(v)}`);
+  return n;
+}
+
+async function run(argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      manifests: { type: 'string' },
+      kubeconfig: { type: 'string' },
+      'http-port': { type: 'string' },
+      'https-port': { type: 'string' },
+      'healthz-port': { type: 'string' },
+      bind: { type: 'string', default: '::' },
+      'ingress-class': { type: 'string', default: 'kdp' },
+      'controller-class': { type: 'string', default: 'kdp.dev/ingress' },
+      'watch-ingress-without-class': { type: 'boolean', default: false },
+      'default-ssl-certificate': { type: 'string' },
+      'access-log': { type: 'string', default: 'on' },
+      workers: { type: 'string' },
+      'upstream-connections': { type: 'string' },
+    },
+    strict: true,
+  });
+  const workers = int('workers', values.workers, 1, 1);
+  const httpPort = int('http-port', values['http-port'], 80);
+  const httpsPort = int('https-port', values['https-port'], 443);
+  const metricsPort = values['healthz-port'] === '-1' ? -1 : int('healthz-port', values['healthz-port'], 10254);
+  const connections = int('upstream-connections', values['upstream-connections'], 128, 1);
+  if (!['on', 'off'].includes(values['access-log'])) throw new KdpError('KDP_USAGE', '--access-log: on or off');
+  let defaultCert;
+  if (values['default-ssl-certificate'] !== undefined) {
+    const [crt, key] = values['default-ssl-certificate'].split(',');
+    if (!crt || !key) throw new KdpError('KDP_USAGE', '--default-ssl-certificate takes CRT,KEY');
+    defaultCert = { certPem: await readFile(crt, 'utf8'), keyPem: await readFile(key, 'utf8') };
+  }
+
+  if (workers > 1 && cluster.isPrimary) {
+    // every worker runs the whole controller (its own watch and route table) and shares the listening
+    // sockets; only the first serves /healthz and /metrics
+    const cert = defaultCert ?? (await fakeCertificate());
+    const children = Array.from({ length: workers }, (_, i) =>
+      cluster.fork({ KDP_INGRESS_WORKER: String(i), KDP_INGRESS_CERT: JSON.stringify(cert) }),
+    );
+    let failed = false;
+    for (const c of children) c.on('exit', (code) => (failed ||= code !== 0 && code !== null));
+    const why = await untilStopped();
+    ctx.log.info({ why }, 'stopping ingress workers');
+    await Promise.all(children.map((c) => new Promise((r) => (c.isDead() ? r(null) : (c.once('exit', r), c.kill('SIGTERM'))))));
+    return failed ? 1 : 0;
+  }
+  const worker = Number(process.env.KDP_INGRESS_WORKER ?? '0');
+  if (process.env.KDP_INGRESS_CERT) defaultCert = JSON.parse(process.env.KDP_INGRESS_CERT) as { certPem: string; keyPem: string };
+  const source = openSource({ ...(values.manifests ? { manifestsDir: values.manifests } : {}), ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}), log: ctx.log });
+  const ing = await startIngress(source, {
+    log: ctx.log,
+    httpPort,
+    httpsPort,
+    metricsPort: worker === 0 ? metricsPort : -1,
+    bind: values.bind,
+    compile: { className: values['ingress-class'], controllerName: values['controller-class'], watchWithoutClass: values['watch-ingress-without-class'] },
+    ...(defaultCert ? { defaultCert } : {}),
+    ...(values['access-log'] === 'on' ? { accessLog: (s: string) => void process.stdout.write(s) } : {}),
+    pool: { connections, keepAliveTimeoutMs: 60_000 },
+  });
+  const why = await untilStopped();
+  ctx.log.info({ why }, 'stopping the ingress controller');
+  await ing.close();
+  return 0;
+}
+
+export const ingressCommand: Command = {
+  name: 'ingress',
+  summary: 'ingress controller: layer-7 routing from Ingress objects (HTTP, HTTPS/HTTP2, WebSocket)',
+  usage,
+  run,
+};
