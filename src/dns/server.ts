@@ -111,6 +111,7 @@ export class DnsServer {
   readonly #conns = new Set<Socket>();
   #unsub: (() => void) | undefined;
   #port = 0;
+  #fastHits = 0;
 
   constructor(opts: DnsServerOptions) {
     this.#opts = opts;
@@ -121,6 +122,17 @@ export class DnsServer {
 
   get port(): number {
     return this.#port;
+  }
+
+  /** how many answers the fast path served (tests, benchmarks) */
+  get fastHits(): number {
+    return this.#fastHits;
+  }
+
+  /** The answer to one message: from the fast path when it has it, else through handle(). */
+  respond(msg: Buffer, proto: 'udp' | 'tcp', client: string): Promise<Buffer | undefined> {
+    const fast = this.#fastAnswer(msg, proto, client);
+    return fast ? Promise.resolve(fast) : this.handle(msg, proto, client);
   }
 
   /** Binds UDP and TCP on the same port (port 0: the kernel picks one that is free for both). */
@@ -230,6 +242,7 @@ export class DnsServer {
     if (!q) return undefined;
     const e = this.#fast.get(q.key);
     if (!e) return undefined;
+    this.#fastHits++;
     const out = Buffer.allocUnsafe(e.wire.length);
     e.wire.copy(out);
     out.writeUInt16BE(msg.readUInt16BE(0), 0);
