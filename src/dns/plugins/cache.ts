@@ -89,10 +89,10 @@ export class CachePlugin implements Plugin {
       const raw = Buffer.from(e.reply.raw);
       raw.writeUInt16BE(req.id, 0);
       for (const off of e.ttlOffsets) raw.writeUInt32BE(Math.max(0, raw.readUInt32BE(off) - elapsed), off);
-      return { ...e.reply, raw, cacheHit: true };
+      return { ...e.reply, raw, cacheHit: true, plugin: 'cache' };
     }
     const age = (rrs: readonly RR[]) => rrs.map((r) => ({ ...r, ttl: Math.max(0, r.ttl - elapsed) }) as RR);
-    return { ...e.reply, answers: age(e.reply.answers), authority: age(e.reply.authority), additional: age(e.reply.additional), cacheHit: true, generation: undefined };
+    return { ...e.reply, answers: age(e.reply.answers), authority: age(e.reply.authority), additional: age(e.reply.additional), cacheHit: true, plugin: 'cache', generation: undefined };
   }
 
   #store(key: string, lname: string, r: DnsReply, now: number): void {
