@@ -22,6 +22,8 @@ export const ErrorCodes = {
   KDP_IPAM_EXHAUSTED: 'IPAM: no free address left in a range set (CNI code 100)',
   KDP_IPAM_CONFLICT: 'IPAM: the requested address is taken, is the gateway, or the attachment already holds an address (CNI code 101)',
   KDP_NODE_AGENT: 'node agent: programming host-gw routes failed (retried)',
+  KDP_PROXY_SYNC_FAILED: 'proxy: programming the rules (nft transaction, iptables-restore) failed; the next sync is a full one',
+  KDP_PROXY_CONFIG: 'proxy: a kdp proxy flag or option that cannot be acted on (unknown mode, bad CIDR, bad interval)',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -29,6 +29,8 @@ export interface ProxierOptions {
   readonly metrics?: ProxyMetrics;
   readonly log: Logger;
   readonly clock?: RunnerClock;
+  /** called after every successful sync (health-check servers follow the new state) */
+  readonly onSynced?: () => void;
 }
 
 export interface HealthCheckState {
@@ -158,6 +160,7 @@ export class Proxier implements ServiceHandler, EndpointSliceHandler {
       m.rulesLast.set(lines);
     }
     this.#log.debug({ full, changed: changed.size, lines, ms: Math.round(secs * 1000) }, 'proxy rules synced');
+    this.#opts.onSynced?.();
   }
 
   /** Resolves when no sync is pending or running. */
@@ -166,9 +169,10 @@ export class Proxier implements ServiceHandler, EndpointSliceHandler {
   }
 
   /** Health facts for /healthz: when the last sync succeeded, when one was last queued. */
-  status(): { initialized: boolean; syncs: number; lastSyncOk?: number; lastQueued?: number; failures: number } {
+  status(): { initialized: boolean; syncs: number; pending: number; lastSyncOk?: number; lastQueued?: number; failures: number } {
     return {
       initialized: this.initialized,
+      pending: this.#tracker.pending,
       syncs: this.#syncs,
       ...(this.#lastSyncOk !== undefined ? { lastSyncOk: this.#lastSyncOk } : {}),
       ...(this.#lastQueued !== undefined ? { lastQueued: this.#lastQueued } : {}),

@@ -1,0 +1,393 @@
+// Shared by the proxy e2e tests of every mode: a 2-node lab with echo pods, `kdp proxy` running as a child
+// inside node-1's namespace on a manifests directory the test rewrites, and the packet-flow table that
+// each backend must pass for real (curl / probe from a pod, from the node, from the underlay host).
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Test } from 'tap';
+import { Lab } from '../../src/lab/lab.ts';
+import type { NodePlan } from '../../src/lab/plan.ts';
+import type { Spawned } from '../../src/common/exec-adapter.ts';
+import { PROBE, addPod, routeNodes, startEcho } from '../helpers/pods.ts';
+import type { TestPod } from '../helpers/pods.ts';
+
+export const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+const SERVICE_CIDR = '10.96.0.0/16';
+
+export interface SvcSpec {
+  name: string;
+  clusterIP: string;
+  type?: 'ClusterIP' | 'NodePort' | 'LoadBalancer';
+  port?: number;
+  protocol?: 'TCP' | 'UDP';
+  targetPort?: number;
+  nodePort?: number;
+  affinity?: number;
+  etpLocal?: boolean;
+  itpLocal?: boolean;
+  healthCheckNodePort?: number;
+  /** endpoints: pod and conditions */
+  endpoints: { pod: TestPod; ready?: boolean; serving?: boolean; terminating?: boolean }[];
+}
+
+export function manifest(s: SvcSpec): object {
+  const port = { name: 'p', protocol: s.protocol ?? 'TCP', port: s.port ?? 80, targetPort: s.targetPort ?? 8080, ...(s.nodePort ? { nodePort: s.nodePort } : {}) };
+  return {
+    apiVersion: 'v1',
+    kind: 'List',
+    items: [
+      {
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { namespace: 'default', name: s.name },
+        spec: {
+          type: s.type ?? 'ClusterIP',
+          clusterIP: s.clusterIP,
+          clusterIPs: [s.clusterIP],
+          ports: [port],
+          ...(s.affinity ? { sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: s.affinity } } } : {}),
+          ...(s.etpLocal ? { externalTrafficPolicy: 'Local' } : {}),
+          ...(s.itpLocal ? { internalTrafficPolicy: 'Local' } : {}),
+          ...(s.healthCheckNodePort ? { healthCheckNodePort: s.healthCheckNodePort } : {}),
+        },
+      },
+      {
+        apiVersion: 'discovery.k8s.io/v1',
+        kind: 'EndpointSlice',
+        metadata: { namespace: 'default', name: `${s.name}-1`, labels: { 'kubernetes.io/service-name': s.name } },
+        addressType: 'IPv4',
+        endpoints: s.endpoints.map((e) => ({
+          addresses: [e.pod.ip4],
+          nodeName: e.pod.node.name,
+          conditions: { ready: e.ready ?? true, serving: e.serving ?? e.ready ?? true, terminating: e.terminating ?? false },
+        })),
+        ports: [{ name: 'p', port: s.targetPort ?? 8080, protocol: s.protocol ?? 'TCP' }],
+      },
+    ],
+  };
+}
+
+export class ProxyLab {
+  readonly lab: Lab;
+  readonly n1: NodePlan;
+  readonly n2: NodePlan;
+  readonly pods: Record<'a' | 'b1' | 'b2' | 'c1' | 'c2', TestPod>;
+  readonly dir: string;
+  readonly mode: string;
+  readonly echo = new Map<string, Spawned>();
+  proxy: Spawned | undefined;
+
+  private constructor(lab: Lab, pods: ProxyLab['pods'], dir: string, mode: string) {
+    this.lab = lab;
+    this.n1 = lab.nodes[0]!;
+    this.n2 = lab.nodes[1]!;
+    this.pods = pods;
+    this.dir = dir;
+    this.mode = mode;
+  }
+
+  static async create(t: Test, mode: string): Promise<ProxyLab> {
+    const lab = await Lab.create({ nodes: 2 });
+    t.teardown(() => lab.destroy());
+    const dir = mkdtempSync(join(tmpdir(), `kdp-proxy-${mode}-`));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const [n1, n2] = lab.nodes as [NodePlan, NodePlan];
+    const [a, b1, b2, c1, c2] = await Promise.all([addPod(lab, n1, 'a', 10), addPod(lab, n1, 'b1', 11), addPod(lab, n1, 'b2', 12), addPod(lab, n2, 'c1', 10), addPod(lab, n2, 'c2', 11)]);
+    await routeNodes(lab);
+    // the service range must be routable from the node itself (a real node has a default route)
+    await Promise.all(lab.nodes.map((n) => lab.exec(n.ns, ['ip', 'route', 'add', SERVICE_CIDR, 'via', lab.plan.underlayHost4])));
+    // the flow table sends many REJECTed SYNs from one client host within a second: the kernel's per-host
+    // ICMP rate limit (1/s after a small burst) would turn some "refused" into timeouts
+    await Promise.all(lab.nodes.map((n) => lab.exec(n.ns, ['sysctl', '-q', '-w', 'net.ipv4.icmp_ratelimit=0', 'net.ipv6.icmp.ratelimit=0'])));
+    const pl = new ProxyLab(lab, { a, b1, b2, c1, c2 }, dir, mode);
+    await Promise.all([b1, b2, c1, c2].map(async (p) => pl.echo.set(p.name, await startEcho(lab, p, { http: [8080], udp: [5300] }))));
+    return pl;
+  }
+
+  /** Writes (atomically) the manifests of one service; returns the time before the write. */
+  apply(s: SvcSpec): number {
+    const t0 = Date.now();
+    const tmp = join(this.dir, `.${s.name}.tmp`);
+    writeFileSync(tmp, JSON.stringify(manifest(s), null, 1));
+    renameSync(tmp, join(this.dir, `${s.name}.json`));
+    return t0;
+  }
+
+  remove(name: string): number {
+    const t0 = Date.now();
+    rmSync(join(this.dir, `${name}.json`), { force: true });
+    return t0;
+  }
+
+  async startProxy(extra: string[] = []): Promise<Spawned> {
+    const child = this.lab.spawn(this.n1.ns, [
+      process.execPath,
+      CLI,
+      '--log-format',
+      'json',
+      'proxy',
+      '--mode',
+      this.mode,
+      '--manifests',
+      this.dir,
+      '--node-name',
+      this.n1.name,
+      '--cluster-cidr',
+      '198.19.0.0/16',
+      '--min-sync-period',
+      '0s',
+      ...extra,
+    ]);
+    const end = Date.now() + 15_000;
+    while (!/^ready$/m.test(child.output())) {
+      if (Date.now() > end) throw new Error(`kdp proxy did not start: ${child.output()}`);
+      const exited = await Promise.race([child.exited.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 25))]);
+      if (exited) throw new Error(`kdp proxy exited: ${child.output()}`);
+    }
+    this.proxy = child;
+    return child;
+  }
+
+  async stopProxy(): Promise<void> {
+    this.proxy?.kill('SIGTERM');
+    await this.proxy?.exited;
+    this.proxy = undefined;
+  }
+
+  async healthz(): Promise<{ code: number; body: Record<string, unknown> }> {
+    const res = await this.lab.exec(this.n1.ns, ['curl', '-s', '-o', '-', '-w', '\n%{http_code}', '--max-time', '2', 'http://127.0.0.1:10256/healthz'], { allowFailure: true });
+    const lines = res.stdout.trim().split('\n');
+    const code = Number(lines.pop() ?? 0);
+    const body = lines.join('\n').trim();
+    return { code, body: (body.startsWith('{') ? JSON.parse(body) : {}) as Record<string, unknown> };
+  }
+
+  /** Waits until a change made at `since` (ms) has been programmed. */
+  async synced(since: number, timeoutMs = 10_000): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const { body } = await this.healthz();
+      const q = body.lastQueued as number | undefined;
+      const ok = body.lastSyncOk as number | undefined;
+      if (q !== undefined && q >= since && body.pending === 0 && ok !== undefined && ok >= q) return;
+      if (Date.now() > end) throw new Error(`proxy did not sync a change made at ${since}: ${JSON.stringify(body)}\n${this.proxy?.output().slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 30));
+    }
+  }
+
+  /** HTTP GET from a namespace: the echo server's JSON, or an error string. */
+  async http(ns: string, url: string, maxTime = 3): Promise<{ name?: string; client?: string; status?: number; error?: string }> {
+    const res = await this.lab.exec(ns, ['curl', '-sS', '--max-time', String(maxTime), '-w', '\n%{http_code}', url], { allowFailure: true });
+    if (res.code !== 0) return { error: res.stderr.trim() || `curl exit ${res.code}` };
+    const lines = res.stdout.trim().split('\n');
+    const status = Number(lines.pop());
+    try {
+      return { ...(JSON.parse(lines.join('\n')) as { name: string; client: string }), status };
+    } catch {
+      return { status, error: lines.join('\n') };
+    }
+  }
+
+  async connect(ns: string, host: string, port: number, timeoutMs = 1000): Promise<string> {
+    const res = await this.lab.exec(ns, [...PROBE, 'connect', host, String(port), String(timeoutMs)], { allowFailure: true });
+    return res.stdout.trim().split(' ')[0] ?? '';
+  }
+
+  /** UDP request from a fixed source port (so conntrack keeps the flow between requests). */
+  async udpFrom(ns: string, sport: number, host: string, port: number, msg: string): Promise<string> {
+    const code = `const d=require('node:dgram');const [h,p,sp,m]=process.argv.slice(1);const s=d.createSocket({type:'udp4',reuseAddr:true});
+s.on('message',(b)=>{process.stdout.write(b.toString());process.exit(0)});
+s.bind(Number(sp),()=>s.send(m,Number(p),h));setTimeout(()=>{process.stdout.write('timeout');process.exit(1)},1500);`;
+    const res = await this.lab.exec(ns, [process.execPath, '-e', code, host, String(port), String(sport), msg], { allowFailure: true });
+    return res.stdout.trim();
+  }
+
+  /** Starts a client loop in pod `a`: sequential HTTP requests (new connection each) for `ms`. */
+  loadLoop(url: string, ms: number): Spawned {
+    const code = `const http=require('node:http');const [url,ms]=process.argv.slice(1);const end=Date.now()+Number(ms);let ok=0,fail=0;const errs=[];const seen={};
+const one=()=>new Promise((res)=>{const r=http.get(url,{agent:false,timeout:2000},(rsp)=>{let b='';rsp.on('data',(c)=>b+=c);rsp.on('end',()=>{if(rsp.statusCode===200){ok++;try{const n=JSON.parse(b).name;seen[n]=(seen[n]||0)+1}catch{}}else{fail++;errs.push('status '+rsp.statusCode)}res()})});
+r.on('timeout',()=>r.destroy(new Error('timeout')));r.on('error',(e)=>{fail++;if(errs.length<20)errs.push(e.message);res()})});
+(async()=>{while(Date.now()<end){await one()}process.stdout.write(JSON.stringify({ok,fail,errs,seen})+'\\n')})();`;
+    return this.lab.spawn(this.pods.a.ns, [process.execPath, '-e', code, url, String(ms)]);
+  }
+}
+
+/** The packet-flow table: every backend must pass these against the services of `baseServices`. */
+export function baseServices(pl: ProxyLab): SvcSpec[] {
+  const { b1, b2, c1, c2 } = pl.pods;
+  return [
+    { name: 'web', clusterIP: '10.96.0.10', type: 'NodePort', nodePort: 30080, endpoints: [{ pod: b1 }, { pod: c1 }] },
+    { name: 'local', clusterIP: '10.96.0.11', type: 'LoadBalancer', nodePort: 30081, etpLocal: true, healthCheckNodePort: 32081, endpoints: [{ pod: b2 }, { pod: c2 }] },
+    { name: 'remote', clusterIP: '10.96.0.12', type: 'LoadBalancer', nodePort: 30082, etpLocal: true, healthCheckNodePort: 32082, endpoints: [{ pod: c2 }] },
+    { name: 'empty', clusterIP: '10.96.0.20', type: 'NodePort', nodePort: 30090, endpoints: [] },
+    { name: 'itp', clusterIP: '10.96.0.21', itpLocal: true, endpoints: [{ pod: c1 }] },
+    { name: 'term', clusterIP: '10.96.0.22', endpoints: [{ pod: b1, ready: false, serving: true, terminating: true }, { pod: c1, ready: false, serving: false, terminating: true }] },
+    { name: 'sticky', clusterIP: '10.96.0.30', affinity: 60, endpoints: [{ pod: b1 }, { pod: c1 }] },
+  ];
+}
+
+interface Flow {
+  name: string;
+  from: 'pod' | 'node' | 'underlay';
+  url?: string;
+  connect?: [string, number];
+  /** backends that may answer; all of them must be seen when `all` */
+  backends?: string[];
+  all?: boolean;
+  tries?: number;
+  client?: 'kept' | 'masqueraded';
+  status?: number;
+  expect?: 'refused' | 'timeout';
+  /** every answer from the same backend */
+  sticky?: boolean;
+}
+
+export function flowTable(pl: ProxyLab): Flow[] {
+  const n1 = pl.n1.ip4;
+  return [
+    { name: 'ClusterIP from a pod: both endpoints, client IP kept', from: 'pod', url: 'http://10.96.0.10/', backends: ['b1', 'c1'], all: true, tries: 14, client: 'kept' },
+    { name: 'ClusterIP from the node', from: 'node', url: 'http://10.96.0.10/', backends: ['b1', 'c1'], all: true, tries: 14 },
+    { name: 'NodePort from the underlay (masqueraded)', from: 'underlay', url: `http://${n1}:30080/`, backends: ['b1', 'c1'], all: true, tries: 14, client: 'masqueraded' },
+    { name: 'NodePort with externalTrafficPolicy Local: local endpoint only, client IP kept', from: 'underlay', url: `http://${n1}:30081/`, backends: ['b2'], tries: 6, client: 'kept' },
+    { name: 'NodePort Local without a local endpoint: dropped', from: 'underlay', connect: [n1, 30082], expect: 'timeout' },
+    { name: 'healthCheckNodePort: 200 with a local endpoint', from: 'underlay', url: `http://${n1}:32081/`, status: 200 },
+    { name: 'healthCheckNodePort: 503 without', from: 'underlay', url: `http://${n1}:32082/`, status: 503 },
+    { name: 'no endpoints: REJECT from a pod', from: 'pod', connect: ['10.96.0.20', 80], expect: 'refused' },
+    { name: 'no endpoints: REJECT from the node', from: 'node', connect: ['10.96.0.20', 80], expect: 'refused' },
+    { name: 'no endpoints: NodePort REJECT from the underlay', from: 'underlay', connect: [n1, 30090], expect: 'refused' },
+    { name: 'internalTrafficPolicy Local without a local endpoint: dropped', from: 'pod', connect: ['10.96.0.21', 80], expect: 'timeout' },
+    { name: 'serving-terminating endpoint used when none is ready', from: 'pod', url: 'http://10.96.0.22/', backends: ['b1'], tries: 4 },
+    { name: 'ClientIP affinity: one backend', from: 'pod', url: 'http://10.96.0.30/', backends: ['b1', 'c1'], tries: 10, sticky: true },
+  ];
+}
+
+export async function runFlows(t: Test, pl: ProxyLab, flows: Flow[]): Promise<void> {
+  const nsOf = { pod: pl.pods.a.ns, node: pl.n1.ns, underlay: pl.lab.underlay };
+  const srcIP = { pod: pl.pods.a.ip4, node: pl.n1.ip4, underlay: pl.lab.plan.underlayHost4 };
+  await Promise.all(
+    flows.map(async (f) => {
+      const ns = nsOf[f.from];
+      if (f.connect) {
+        const got = await pl.connect(ns, f.connect[0], f.connect[1]);
+        t.equal(got, f.expect, f.name);
+        return;
+      }
+      const seen = new Set<string>();
+      const problems: string[] = [];
+      for (let i = 0; i < (f.tries ?? 1); i++) {
+        const r = await pl.http(ns, f.url!);
+        if (f.status !== undefined) {
+          if (r.status !== f.status) problems.push(`status ${r.status} ${r.error ?? ''}`);
+          continue;
+        }
+        if (r.error || r.name === undefined) {
+          problems.push(r.error ?? 'no answer');
+          continue;
+        }
+        seen.add(r.name);
+        if (f.backends && !f.backends.includes(r.name)) problems.push(`answered by ${r.name}`);
+        const client = (r.client ?? '').replace(/^::ffff:/, '').replace(/:\d+$/, '');
+        if (f.client === 'kept' && client !== srcIP[f.from]) problems.push(`client ${client}, want ${srcIP[f.from]}`);
+        if (f.client === 'masqueraded' && client === srcIP[f.from]) problems.push(`client ${client} not masqueraded`);
+      }
+      if (f.all && f.backends) for (const b of f.backends) if (!seen.has(b)) problems.push(`never reached ${b}`);
+      if (f.sticky && seen.size !== 1) problems.push(`affinity broken: ${[...seen].join(',')}`);
+      t.same(problems, [], f.name);
+    }),
+  );
+}
+
+/** How a mode's kernel state is inspected: foreign objects that must survive, and whether ours exist. */
+export interface KernelProbe {
+  /** creates tables/chains kdp does not own inside the node namespace */
+  addForeign(pl: ProxyLab): Promise<void>;
+  /** true when every foreign object is still there, unchanged */
+  foreignIntact(pl: ProxyLab): Promise<boolean>;
+  /** true when anything kdp programs exists */
+  oursPresent(pl: ProxyLab): Promise<boolean>;
+}
+
+/** The e2e suite every rule-programming mode passes. */
+export async function modeSuite(t: Test, mode: string, kernel: KernelProbe): Promise<void> {
+  const pl = await ProxyLab.create(t, mode);
+  t.teardown(() => pl.stopProxy());
+  const { a, b1, b2, c1, c2 } = pl.pods;
+  await kernel.addForeign(pl);
+  t.notOk(await kernel.oursPresent(pl), 'nothing of ours before the proxy starts');
+  const base = baseServices(pl);
+  for (const s of base) pl.apply(s);
+  await pl.startProxy();
+  t.ok(await kernel.oursPresent(pl), 'rules programmed after the initial sync');
+
+  await t.test('packet-flow table', (t) => runFlows(t, pl, flowTable(pl)));
+
+  await t.test('session affinity switched off and on live', async (t) => {
+    const sticky = base.find((s) => s.name === 'sticky')!;
+    await pl.synced(pl.apply({ ...sticky, affinity: undefined }));
+    await runFlows(t, pl, [{ name: 'affinity off: both backends', from: 'pod', url: 'http://10.96.0.30/', backends: ['b1', 'c1'], all: true, tries: 14 }]);
+    await pl.synced(pl.apply({ ...sticky, affinity: 30 }));
+    await runFlows(t, pl, [{ name: 'affinity on again: one backend', from: 'pod', url: 'http://10.96.0.30/', backends: ['b1', 'c1'], tries: 10, sticky: true }]);
+  });
+
+  await t.test('UDP: a client on the same flow reaches the new backend at once', async (t) => {
+    const udp: SvcSpec = { name: 'udp', clusterIP: '10.96.0.53', port: 53, protocol: 'UDP', targetPort: 5300, endpoints: [{ pod: b1 }] };
+    await pl.synced(pl.apply(udp));
+    t.equal(await pl.udpFrom(a.ns, 40053, '10.96.0.53', 53, 'one'), 'b1 one');
+    await pl.synced(pl.apply({ ...udp, endpoints: [{ pod: b2 }] }));
+    t.equal(await pl.udpFrom(a.ns, 40053, '10.96.0.53', 53, 'two'), 'b2 two', 'stale conntrack entry deleted (b1 is still up)');
+    await pl.synced(pl.apply({ ...udp, endpoints: [] }));
+    t.equal(await pl.udpFrom(a.ns, 40054, '10.96.0.53', 53, 'x'), 'timeout', 'no endpoints: no answer');
+    await pl.synced(pl.apply({ ...udp, endpoints: [{ pod: c2 }] }));
+    t.equal(await pl.udpFrom(a.ns, 40054, '10.96.0.53', 53, 'three'), 'c2 three', 'entries made while rejected are flushed');
+  });
+
+  await t.test('foreign tables and chains survive syncs', async (t) => {
+    t.ok(await kernel.foreignIntact(pl));
+  });
+
+  await t.test('rolling update under load, and a proxy restart: zero failed requests', async (t) => {
+    const roll: SvcSpec = { name: 'roll', clusterIP: '10.96.0.60', endpoints: [{ pod: b1 }, { pod: c1 }] };
+    await pl.synced(pl.apply(roll));
+    const load = pl.loadLoop('http://10.96.0.60/', 7000);
+    await new Promise((r) => setTimeout(r, 500));
+    // replace b1 by b2: add the new one, take the old one out of rotation, stop it, delete it
+    await pl.synced(pl.apply({ ...roll, endpoints: [{ pod: b1 }, { pod: c1 }, { pod: b2 }] }));
+    await pl.synced(pl.apply({ ...roll, endpoints: [{ pod: b1, ready: false, serving: true, terminating: true }, { pod: c1 }, { pod: b2 }] }));
+    await new Promise((r) => setTimeout(r, 300));
+    pl.echo.get('b1')!.kill('SIGKILL');
+    await pl.synced(pl.apply({ ...roll, endpoints: [{ pod: c1 }, { pod: b2 }] }));
+    // and c1 by c2
+    await pl.synced(pl.apply({ ...roll, endpoints: [{ pod: c1 }, { pod: b2 }, { pod: c2 }] }));
+    await pl.synced(pl.apply({ ...roll, endpoints: [{ pod: c1, ready: false, serving: true, terminating: true }, { pod: b2 }, { pod: c2 }] }));
+    await new Promise((r) => setTimeout(r, 300));
+    pl.echo.get('c1')!.kill('SIGKILL');
+    await pl.synced(pl.apply({ ...roll, endpoints: [{ pod: b2 }, { pod: c2 }] }));
+    // restart: the new process reconciles with what is programmed, without a window of no rules
+    await pl.stopProxy();
+    await new Promise((r) => setTimeout(r, 300));
+    await pl.startProxy();
+    await load.exited;
+    const res = JSON.parse(load.output().trim().split('\n').pop() ?? '{}') as { ok: number; fail: number; errs: string[]; seen: Record<string, number> };
+    t.equal(res.fail, 0, `no failed request (${res.ok} ok; errors: ${res.errs?.join('; ')})`);
+    t.ok(res.ok > 100, `the loop ran (${res.ok} requests)`);
+    t.ok((res.seen.b2 ?? 0) > 0 && (res.seen.c2 ?? 0) > 0, `new endpoints served: ${JSON.stringify(res.seen)}`);
+  });
+
+  await t.test('metrics use kube-proxy names', async (t) => {
+    const res = await pl.lab.exec(pl.n1.ns, ['curl', '-sS', '--max-time', '2', 'http://127.0.0.1:10249/metrics']);
+    for (const m of ['kubeproxy_sync_proxy_rules_duration_seconds_bucket', 'kubeproxy_network_programming_duration_seconds_bucket', 'kubeproxy_sync_proxy_rules_last_timestamp_seconds']) t.match(res.stdout, m);
+    const hz = await pl.healthz();
+    t.equal(hz.code, 200, '/healthz answers 200');
+  });
+
+  await t.test('kdp proxy cleanup removes ours and only ours', async (t) => {
+    await pl.stopProxy();
+    await pl.lab.exec(pl.n1.ns, [process.execPath, CLI, '--log-format', 'json', 'proxy', 'cleanup']);
+    t.notOk(await kernel.oursPresent(pl), 'nothing of ours left');
+    t.ok(await kernel.foreignIntact(pl), 'foreign tables and chains intact');
+    const r = await pl.connect(a.ns, '10.96.0.10', 80, 500);
+    t.not(r, 'connected', 'services no longer answer');
+  });
+  void c2;
+}
