@@ -170,6 +170,8 @@ export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
   const { ip, nft } = deps;
 
   async function add(req: CniRequest): Promise<CniResult> {
+    const trace = req.env.KDP_CNI_TRACE ? (what: string) => process.stderr.write(`kdp-bridge ${req.containerId} ${what} ${performance.now().toFixed(1)}ms\n`) : () => {};
+    trace('start');
     const cfg = loadBridgeConfig(req.config, req.args);
     if (!netnsExists(req.netns)) throw new KdpError('KDP_CNI_UNKNOWN_CONTAINER', `failed to open netns ${JSON.stringify(req.netns)}: no such file`);
     const hostVeth = hostVethName(req.containerId, req.ifname);
@@ -188,8 +190,8 @@ export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
       const gateways = builtinIpam(cfg.ipamType) ? configGateways(req) : [];
       undo.push(() => ip.run(['link', 'del', hostVeth], true));
       const [ipamSettled, hostSettled] = await Promise.allSettled([
-        ipam(cfg, 'ADD', req),
-        ip.batch(hostBatch(cfg, req, hostVeth, hostMac, podMac, gateways), true),
+        ipam(cfg, 'ADD', req).finally(() => trace('ipam done')),
+        ip.batch(hostBatch(cfg, req, hostVeth, hostMac, podMac, gateways), true).finally(() => trace('veth done')),
       ]);
       if (ipamSettled.status === 'fulfilled') undo.push(() => ipam(cfg, 'DEL', req));
       if (hostSettled.status === 'rejected') throw hostSettled.reason;
@@ -215,6 +217,7 @@ export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
         if (ips.some((i) => isV6(i.address))) setSysctl('net.ipv6.conf.all.forwarding', '1');
       }
       const settled = await Promise.allSettled(work);
+      trace('pod side and rules done');
       const failed = settled.find((s) => s.status === 'rejected');
       if (failed) throw (failed as PromiseRejectedResult).reason;
       const prev = req.config.prevResult as CniResult | undefined;

@@ -9,6 +9,8 @@ export const ErrorCodes = {
   KDP_NOT_ROOT: 'the operation needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN)',
   KDP_LAB_INVALID: 'a lab request that cannot be built (bad node count, name, address plan)',
   KDP_LAB_SETUP: 'building the lab of network namespaces failed; what was built was removed',
+  KDP_PROXY_SYNC_FAILED: 'proxy: programming the rules (nft transaction, iptables-restore) failed; the next sync is a full one',
+  KDP_PROXY_CONFIG: 'proxy: a kdp proxy flag or option that cannot be acted on (unknown mode, bad CIDR, bad interval)',
   KDP_CNI_INCOMPATIBLE_VERSION: 'CNI: the requested cniVersion is not supported (CNI code 1)',
   KDP_CNI_UNSUPPORTED_FIELD: 'CNI: a config field has a value the plugin does not support (CNI code 2)',
   KDP_CNI_UNKNOWN_CONTAINER: 'CNI: the container or its network namespace does not exist (CNI code 3)',
@@ -22,8 +24,6 @@ export const ErrorCodes = {
   KDP_IPAM_EXHAUSTED: 'IPAM: no free address left in a range set (CNI code 100)',
   KDP_IPAM_CONFLICT: 'IPAM: the requested address is taken, is the gateway, or the attachment already holds an address (CNI code 101)',
   KDP_NODE_AGENT: 'node agent: programming host-gw routes failed (retried)',
-  KDP_PROXY_SYNC_FAILED: 'proxy: programming the rules (nft transaction, iptables-restore) failed; the next sync is a full one',
-  KDP_PROXY_CONFIG: 'proxy: a kdp proxy flag or option that cannot be acted on (unknown mode, bad CIDR, bad interval)',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

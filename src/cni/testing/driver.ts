@@ -1,6 +1,7 @@
 // A mini libcni for tests and benchmarks: runs plugin executables with the CNI env and stdin, chains a
 // conflist (prevResult, runtimeConfig from declared capabilities, reverse order on DEL), injects
 // cni.dev/valid-attachments on GC. `nodeNs` runs every plugin inside that network namespace.
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultExec } from '../../common/exec-adapter.ts';
 import type { Exec } from '../../common/exec-adapter.ts';
@@ -53,7 +54,9 @@ export class CniDriver {
     this.#exec = opts.exec ?? defaultExec;
   }
 
+  /** The plugin executable: the first CNI_PATH directory that has it. */
   binary(type: string): string {
+    for (const dir of this.opts.path) if (existsSync(join(dir, type))) return join(dir, type);
     return join(this.opts.path[0] ?? '', type);
   }
 
