@@ -81,9 +81,11 @@ export class Store {
     const m = this.#objects.get(obj.kind)!;
     const key = keyOf(obj.meta);
     const old = m.get(key);
+    // a no-op keeps the held object, so the next update's `old` is exactly what consumers last saw
+    if (old !== undefined && sameObject(old, obj)) return;
     m.set(key, obj);
     if (old === undefined) this.#emit('Add', obj);
-    else if (!sameObject(old, obj)) this.#emit('Update', obj, old);
+    else this.#emit('Update', obj, old);
   }
 
   /** The object is gone: a Delete with the last state we held (nothing when we held none). */
