@@ -99,15 +99,39 @@ function keyOf(ns: string | undefined, name: string): string {
   return ns ? `${ns}/${name}` : name;
 }
 
-/** RFC 7386 JSON merge patch; strategic-merge directives ($patch, $setElementOrder, $retainKeys) are dropped. */
+/**
+ * RFC 7386 JSON merge patch, plus enough of strategic merge patch for kubectl apply: lists that come with a
+ * `$setElementOrder/<field>` directive are merged element by element on the merge key that directive names
+ * (so unchanged elements the patch leaves out are kept), `$patch: delete` elements are removed, and the
+ * other `$` directives are dropped.
+ */
 export function mergePatch(target: unknown, patch: unknown): unknown {
-  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return clone(patch);
+  if (Array.isArray(patch)) return patch.filter((e) => !(e && typeof e === 'object' && '$patch' in e)).map((e) => clone(e));
+  if (patch === null || typeof patch !== 'object') return clone(patch);
   const out: Record<string, unknown> = target !== null && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
-  for (const [k, v] of Object.entries(patch as Record<string, unknown>)) {
+  const p = patch as Record<string, unknown>;
+  for (const [k, v] of Object.entries(p)) {
     if (k.startsWith('$')) continue;
-    if (k.startsWith('$setElementOrder/') || k.startsWith('$deleteFromPrimitiveList/')) continue;
     if (v === null) delete out[k];
+    else if (Array.isArray(v) && Array.isArray(p[`$setElementOrder/${k}`]) && Array.isArray(out[k])) out[k] = mergeList(out[k] as unknown[], v, p[`$setElementOrder/${k}`] as unknown[]);
     else out[k] = mergePatch(out[k], v);
+  }
+  return out;
+}
+
+function matches(elem: unknown, key: Record<string, unknown>): boolean {
+  if (!elem || typeof elem !== 'object') return false;
+  return Object.entries(key).every(([k, v]) => (elem as Record<string, unknown>)[k] === v);
+}
+
+function mergeList(orig: unknown[], patch: unknown[], order: unknown[]): unknown[] {
+  const out: unknown[] = [];
+  for (const key of order as Record<string, unknown>[]) {
+    const pe = patch.find((e) => matches(e, key));
+    if (pe && typeof pe === 'object' && (pe as Record<string, unknown>).$patch === 'delete') continue;
+    const oe = orig.find((e) => matches(e, key));
+    if (pe !== undefined) out.push(mergePatch(oe, pe));
+    else if (oe !== undefined) out.push(clone(oe));
   }
   return out;
 }
