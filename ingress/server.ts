@@ -9,7 +9,7 @@ import { connect as netConnect } from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 import { connect as tlsConnect, createSecureContext } from 'node:tls';
 import type { SecureContext } from 'node:tls';
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { Transform } from 'node:stream';
 import type { Duplex, Writable } from 'node:stream';
 import type { Logger } from '../src/common/log.ts';
@@ -64,8 +64,20 @@ function countBytes(res: Res, ctx: { bytes: number }): void {
   };
 }
 
+// request ids: 16 random bytes as 32 hex digits (nginx $request_id), drawn from a refilled 4 KiB pool
+const ID_POOL = Buffer.alloc(4096);
+let idOffset = ID_POOL.length;
+function newRequestId(): string {
+  if (idOffset === ID_POOL.length) {
+    randomFillSync(ID_POOL);
+    idOffset = 0;
+  }
+  idOffset += 16;
+  return ID_POOL.toString('hex', idOffset - 16, idOffset);
+}
+
 function requestId(incoming: string | string[] | undefined): string {
-  return typeof incoming === 'string' && incoming !== '' && incoming.length <= 200 && /^[\x21-\x7e]+$/.test(incoming) ? incoming : randomBytes(16).toString('hex');
+  return typeof incoming === 'string' && incoming !== '' && incoming.length <= 200 && /^[\x21-\x7e]+$/.test(incoming) ? incoming : newRequestId();
 }
 
 function clientIp(req: Req): string {
@@ -105,6 +117,7 @@ export class IngressServer {
   readonly http: HttpServer;
   readonly https: Http2SecureServer;
   readonly #upgraded = new Set<Duplex>();
+  readonly #series = new Map<string, { requests: { inc(): void }; duration: { observe(v: number): void }; size: { observe(v: number): void } }>();
 
   constructor(opts: ServerOptions) {
     this.#log = opts.log ?? silentLogger;
@@ -415,19 +428,31 @@ export class IngressServer {
     const status = res.statusCode;
     const len = ctx.bytes || (res as unknown as { kdpBytes?: number }).kdpBytes || 0;
     if (this.#metrics) {
-      const labels = {
-        host: normalizeHost(ctx.hostHeader),
-        status: String(status),
-        method: req.method ?? '',
-        path: ctx.route?.path ?? '',
-        ingress: ctx.ingress.slice(ctx.ingress.indexOf('/') + 1),
-        namespace: ctx.ingress.slice(0, Math.max(0, ctx.ingress.indexOf('/'))),
-        service: ctx.service,
-        canary: ctx.canary ? ctx.upstreamName : '',
-      };
-      this.#metrics.requests.inc(labels);
-      this.#metrics.duration.observe(labels, seconds);
-      this.#metrics.responseSize.observe(labels, len);
+      const host = normalizeHost(ctx.hostHeader);
+      const path = ctx.route?.path ?? '';
+      const method = req.method ?? '';
+      const canary = ctx.canary ? ctx.upstreamName : '';
+      // label children are cached: prom-client hashes the label set on every call otherwise
+      const key = `${host}\n${status}\n${method}\n${path}\n${ctx.ingress}\n${ctx.service}\n${canary}`;
+      let m = this.#series.get(key);
+      if (!m) {
+        const labels = {
+          host,
+          status: String(status),
+          method,
+          path,
+          ingress: ctx.ingress.slice(ctx.ingress.indexOf('/') + 1),
+          namespace: ctx.ingress.slice(0, Math.max(0, ctx.ingress.indexOf('/'))),
+          service: ctx.service,
+          canary,
+        };
+        if (this.#series.size > 10_000) this.#series.clear();
+        m = { requests: this.#metrics.requests.labels(labels), duration: this.#metrics.duration.labels(labels), size: this.#metrics.responseSize.labels(labels) };
+        this.#series.set(key, m);
+      }
+      m.requests.inc();
+      m.duration.observe(seconds);
+      m.size.observe(len);
     }
     this.#access?.write({
       remoteAddr: ctx.ip,
