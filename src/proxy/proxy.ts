@@ -13,9 +13,11 @@ import { ProxyMetrics } from './metrics.ts';
 import { NftablesBackend } from './nftables/backend.ts';
 import { IptablesBackend } from './iptables/backend.ts';
 import { Proxier } from './proxier.ts';
+import { UserspaceBackend } from './userspace/backend.ts';
 
-export const MODES = ['nftables', 'iptables'] as const;
-export type ProxyMode = (typeof MODES)[number];
+import type { ProxyMode } from './modes.ts';
+export { MODES } from './modes.ts';
+export type { ProxyMode } from './modes.ts';
 
 export interface ProxyConfig {
   readonly mode: ProxyMode;
@@ -32,6 +34,8 @@ export interface ProxyConfig {
   readonly metrics?: { host: string; port: number };
   /** where healthCheckNodePort servers listen (default all addresses); undefined healthz disables them too */
   readonly healthCheckHost?: string;
+  /** userspace mode: install redirect rules for ClusterIPs (default: when running as root) */
+  readonly privileged?: boolean;
 }
 
 export interface RunningProxy {
@@ -47,6 +51,8 @@ export function makeBackend(cfg: ProxyConfig, exec: Exec, log: Logger): ProxyBac
       return new NftablesBackend({ exec, config: common, log });
     case 'iptables':
       return new IptablesBackend({ exec, config: common, log, families: cfg.families });
+    case 'userspace':
+      return new UserspaceBackend({ exec, log, privileged: cfg.privileged ?? process.getuid?.() === 0 });
     default:
       throw new KdpError('KDP_PROXY_CONFIG', `unknown proxy mode ${String(cfg.mode)}`);
   }
@@ -65,7 +71,8 @@ export async function startProxy(source: ClusterSource, cfg: ProxyConfig, deps: 
     ...(cfg.proxyName ? { proxyName: cfg.proxyName } : {}),
     minSyncIntervalMs: cfg.minSyncIntervalMs,
     syncPeriodMs: cfg.syncPeriodMs,
-    conntrack: new ConntrackTool(deps.exec, log),
+    // userspace mode keeps its own UDP sessions (and may run without the right to touch conntrack)
+    ...(cfg.mode === 'userspace' ? {} : { conntrack: new ConntrackTool(deps.exec, log) }),
     metrics,
     log,
     onSynced: () => void hc?.update(proxier.healthChecks()),
@@ -102,4 +109,5 @@ export async function startProxy(source: ClusterSource, cfg: ProxyConfig, deps: 
 export async function cleanupAll(exec: Exec, log: Logger): Promise<void> {
   await new NftablesBackend({ exec, config: { clusterCIDRs: [] }, log }).cleanup();
   await new IptablesBackend({ exec, config: { clusterCIDRs: [] }, log, families: ['IPv4', 'IPv6'] }).cleanup();
+  await new UserspaceBackend({ exec, log, privileged: true }).cleanup();
 }

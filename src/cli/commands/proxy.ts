@@ -3,10 +3,10 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { KdpError } from '../../common/errors.ts';
 import { defaultExec } from '../../common/exec-adapter.ts';
-import { ManifestsSource } from '../../k8s/manifests-source.ts';
 import type { IPFamily } from '../../model/types.ts';
-import { MODES, cleanupAll, startProxy } from '../../proxy/proxy.ts';
-import type { ProxyConfig, ProxyMode } from '../../proxy/proxy.ts';
+import { MODES } from '../../proxy/modes.ts';
+import type { ProxyMode } from '../../proxy/modes.ts';
+import type { ProxyConfig } from '../../proxy/proxy.ts';
 import type { Command } from '../command.ts';
 import { untilStopped } from '../command.ts';
 
@@ -45,9 +45,11 @@ const list = (s: string | undefined) => (s ? s.split(',').map((x) => x.trim()).f
 
 export const proxyCommand: Command = {
   name: 'proxy',
-  summary: 'run the service proxy (nftables or iptables) for Services and EndpointSlices',
+  summary: 'run the service proxy (nftables, iptables or userspace) for Services and EndpointSlices',
   usage: USAGE,
   async run(argv, { log, out }) {
+    // loaded here, not at import: other kdp commands do not pay for the proxy's modules
+    const { cleanupAll, startProxy } = await import('../../proxy/proxy.ts');
     if (argv[0] === 'cleanup') {
       await cleanupAll(defaultExec, log);
       log.info({}, 'proxy rules removed');
@@ -96,6 +98,7 @@ export const proxyCommand: Command = {
       ...(healthz ? { healthz } : {}),
       ...(metrics ? { metrics } : {}),
     };
+    const { ManifestsSource } = await import('../../k8s/manifests-source.ts');
     const source = new ManifestsSource({ dir: values.manifests, log });
     const proxy = await startProxy(source, cfg, { exec: defaultExec, log });
     out('ready\n');
