@@ -1,0 +1,93 @@
+// Small pure parts of the ingress: access-log format, cookies and affinity, sizes, controller sync gating.
+import t from 'tap';
+import { formatAccessLine, timeLocal } from '../../../ingress/access-log.ts';
+import { affinityValue, cookieValue, endpointForCookie, RoundRobin } from '../../../ingress/upstream.ts';
+import { AnnotationError, parseSize } from '../../../ingress/annotations.ts';
+import { IngressController } from '../../../ingress/controller.ts';
+import { FakeSource } from '../../../src/k8s/testing/fake-source.ts';
+import { ingress, ingressClass, path, rule, service, slice, withAnnotations } from '../../../ingress/testing/fixtures.ts';
+import type { RouteTable } from '../../../ingress/types.ts';
+import { resolve } from '../../../ingress/match.ts';
+
+t.test('access log line in ingress-nginx default format', async (t) => {
+  const d = new Date(Date.UTC(2026, 10, 24, 1, 2, 3));
+  t.equal(timeLocal(d), '24/Nov/2026:01:02:03 +0000');
+  const line = formatAccessLine(
+    {
+      remoteAddr: '198.18.0.1',
+      method: 'GET',
+      url: '/a?b=1',
+      httpVersion: '1.1',
+      status: 200,
+      bodyBytesSent: 612,
+      referer: undefined,
+      userAgent: 'curl/7.88.1 "quoted"',
+      requestLength: 78,
+      requestTime: 0.0042,
+      upstreamName: 'default-web-80',
+      alternativeUpstreamName: '',
+      upstreamAddr: '198.19.1.10:8080',
+      upstreamResponseLength: '612',
+      upstreamResponseTime: '0.004',
+      upstreamStatus: '200',
+      requestId: '0123456789abcdef0123456789abcdef',
+    },
+    d,
+  );
+  t.equal(
+    line,
+    '198.18.0.1 - - [24/Nov/2026:01:02:03 +0000] "GET /a?b=1 HTTP/1.1" 200 612 "-" "curl/7.88.1 \\x22quoted\\x22" 78 0.004 [default-web-80] [] 198.19.1.10:8080 612 0.004 200 0123456789abcdef0123456789abcdef',
+  );
+});
+
+t.test('cookies, affinity values, round robin', async (t) => {
+  t.equal(cookieValue('a=1; INGRESSCOOKIE=abc; b=2', 'INGRESSCOOKIE'), 'abc');
+  t.equal(cookieValue('a=1', 'INGRESSCOOKIE'), undefined);
+  t.equal(cookieValue(undefined, 'x'), undefined);
+  const u = { name: 'ns-svc-80', namespace: 'ns', service: 'svc', port: '80', endpoints: ['10.0.0.1:80', '10.0.0.2:80'] };
+  t.match(affinityValue('10.0.0.1:80'), /^[0-9a-f]{16}$/);
+  t.equal(endpointForCookie(u, affinityValue('10.0.0.2:80')), '10.0.0.2:80');
+  t.equal(endpointForCookie(u, affinityValue('10.0.0.3:80')), undefined, 'a cookie for a gone endpoint is ignored');
+  const rr = new RoundRobin();
+  t.same([rr.next(u), rr.next(u), rr.next(u)], ['10.0.0.1:80', '10.0.0.2:80', '10.0.0.1:80']);
+});
+
+t.test('nginx sizes', async (t) => {
+  t.equal(parseSize('x', '0'), 0);
+  t.equal(parseSize('x', '1024'), 1024);
+  t.equal(parseSize('x', '8k'), 8192);
+  t.equal(parseSize('x', '1m'), 1048576);
+  t.equal(parseSize('x', '2G'), 2 * 1024 ** 3);
+  t.throws(() => parseSize('x', '1.5m'), { message: /expected a size/ });
+  t.throws(() => parseSize('x', '1m; x'), { message: /expected a size/ });
+  t.ok(new AnnotationError('x') instanceof Error);
+});
+
+t.test('controller: nothing before every kind synced, then coalesced swaps; a bad edit leaves the rest serving', async (t) => {
+  const tables: RouteTable[] = [];
+  const src = new FakeSource();
+  const ctl = new IngressController({ setTable: (tb) => void tables.push(tb) }, { minIntervalMs: 0 });
+  ctl.attach(src);
+  src.put(ingressClass());
+  src.put(service('web'));
+  src.put(slice('web', ['10.0.0.1']));
+  src.put(ingress('a', [rule('a.test', path('/', 'Prefix', 'web'))]));
+  await new Promise((r) => setTimeout(r, 20));
+  t.equal(tables.length, 0, 'not started: nothing installed');
+  await src.start();
+  await ctl.whenReady();
+  t.equal(tables.length, 1, 'one table for the whole initial list');
+  const first = resolve(tables[0]!, 'a.test', '/');
+  t.same(first.kind === 'route' && first.match.route.upstream.endpoints, ['10.0.0.1:8080']);
+  src.put(slice('web', ['10.0.0.1', '10.0.0.2']));
+  src.put(ingress('b', [rule('b.test', path('/', 'Prefix', 'web'))]));
+  await new Promise((r) => setTimeout(r, 20));
+  t.equal(tables.length, 2, 'two events, one swap');
+  src.put(withAnnotations(ingress('a', [rule('a.test', path('/', 'Prefix', 'web'))]), { 'nginx.ingress.kubernetes.io/proxy-body-size': 'huge' }));
+  await new Promise((r) => setTimeout(r, 20));
+  const last = tables.at(-1)!;
+  t.equal(resolve(last, 'a.test', '/').kind, 'none', 'the Ingress with the bad value is out');
+  t.equal(resolve(last, 'b.test', '/').kind, 'route', 'the other still serves');
+  t.match(ctl.result?.rejected, [{ ingress: 'default/a', reason: /proxy-body-size/ }]);
+  ctl.stop();
+});
