@@ -55,6 +55,8 @@ function ipConfig(set: RangeSet, value: bigint): CniIpConfig {
 
 /** Allocates one address per range set for (containerId, ifname). The caller holds the store lock. */
 export async function allocate(cfg: IpamConfig, store: IpStore, containerId: string, ifname: string): Promise<CniIpConfig[]> {
+  const unmatched = cfg.requested.filter((ip) => !cfg.rangeSets.some((s) => inSet(s, ip)));
+  if (unmatched.length > 0) throw new KdpError('KDP_IPAM_CONFLICT', `requested IP ${formatIp(unmatched[0]!)} is in no configured range`);
   const existing = await store.allocations();
   const used = new Set<string>();
   for (const a of existing) {
@@ -95,8 +97,6 @@ export async function allocate(cfg: IpamConfig, store: IpStore, containerId: str
       done.push(formatIp({ family: fam, value: got }));
       out.push(ipConfig(set, got));
     }
-    const unmatched = cfg.requested.filter((ip) => !cfg.rangeSets.some((s) => inSet(s, ip)));
-    if (unmatched.length > 0) throw new KdpError('KDP_IPAM_CONFLICT', `requested IP ${formatIp(unmatched[0]!)} is in no configured range`);
   } catch (err) {
     for (const ip of done) await store.release(ip);
     throw err;

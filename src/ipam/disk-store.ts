@@ -62,7 +62,7 @@ export class DiskStore implements IpStore {
     const out: Allocation[] = [];
     for (const name of names) {
       if (name === 'lock' || name.startsWith(LAST) || name.startsWith('.')) continue;
-      let text = '';
+      let text: string;
       try {
         text = readFileSync(join(this.dir, name), 'utf8');
       } catch {
