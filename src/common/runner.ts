@@ -14,11 +14,8 @@ export interface RunnerClock {
 
 export const realClock: RunnerClock = {
   now: () => performance.now(),
-  setTimeout: (fn, ms) => {
-    const h = setTimeout(fn, ms);
-    h.unref?.();
-    return h;
-  },
+  // not unref'd: a requested run keeps the process alive until it has happened (stop() clears timers)
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
 };
 

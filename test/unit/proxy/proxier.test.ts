@@ -1,0 +1,145 @@
+// Proxier with a fake backend and the in-memory source: nothing before the initial sync, coalesced syncs,
+// failures retried as full syncs, health-check state; plus the UDP conntrack and userspace balancer logic.
+import t from 'tap';
+import { FakeSource } from '../../../src/k8s/testing/fake-source.ts';
+import { silentLogger } from '../../../src/common/log.ts';
+import { Proxier } from '../../../src/proxy/proxier.ts';
+import type { ProxyBackend } from '../../../src/proxy/backend.ts';
+import type { ServicePortInfo } from '../../../src/proxy/model.ts';
+import type { IPFamily } from '../../../src/model/types.ts';
+import { conntrackArgv, staleUdpEntries } from '../../../src/proxy/conntrack.ts';
+import type { ConntrackDeletion } from '../../../src/proxy/conntrack.ts';
+import { Balancer } from '../../../src/proxy/userspace/balancer.ts';
+import { isHealthy } from '../../../src/proxy/healthz.ts';
+import { renderRedirects } from '../../../src/proxy/userspace/backend.ts';
+import { makeService, makeSlice } from './fixtures.ts';
+
+class FakeBackend implements ProxyBackend {
+  readonly mode = 'fake';
+  calls: { full: boolean; changed: string[]; ports: ServicePortInfo[] }[] = [];
+  failNext = 0;
+  async sync(models: ReadonlyMap<IPFamily, readonly ServicePortInfo[]>, full: boolean, changed: ReadonlySet<string>) {
+    if (this.failNext-- > 0) throw new Error('kernel says no');
+    this.calls.push({ full, changed: [...changed].sort(), ports: [...(models.get('IPv4') ?? [])] });
+    return { lines: 1 };
+  }
+  async cleanup() {}
+}
+
+function setup() {
+  const src = new FakeSource();
+  const backend = new FakeBackend();
+  const deletions: ConntrackDeletion[] = [];
+  const proxier = new Proxier({ backend, nodeName: 'node1', families: ['IPv4'], minSyncIntervalMs: 0, log: silentLogger, conntrack: { delete: async (d) => void deletions.push(...d) } });
+  src.subscribe(proxier);
+  return { src, backend, proxier, deletions };
+}
+
+t.test('nothing is programmed before both kinds have synced; then one full sync', async (t) => {
+  const { src, backend, proxier } = setup();
+  src.put(makeService('a', 's1'));
+  src.put(makeSlice('a', 's1', [{ ip: '198.19.1.1' }]));
+  proxier.onServiceAdd(makeService('a', 'early'));
+  await proxier.settled();
+  t.equal(backend.calls.length, 0, 'no sync before the source synced');
+  await src.start();
+  await proxier.settled();
+  t.equal(backend.calls.length, 1);
+  t.equal(backend.calls[0]!.full, true, 'the first sync is full');
+  t.same(backend.calls[0]!.ports.map((p) => p.id).sort(), ['a/early:p80', 'a/s1:p80']);
+  await proxier.stop();
+});
+
+t.test('changes coalesce; unchanged updates cause no sync; a failure is retried as a full sync', async (t) => {
+  const { src, backend, proxier } = setup();
+  await src.start();
+  await proxier.settled();
+  const n = backend.calls.length;
+  src.put(makeService('a', 'x'));
+  src.put(makeService('a', 'y'));
+  src.put(makeSlice('a', 'x', [{ ip: '198.19.1.2' }]));
+  await proxier.settled();
+  t.ok(backend.calls.length - n <= 2, 'coalesced');
+  t.same(backend.calls.at(-1)!.changed.length > 0, true);
+  const before = backend.calls.length;
+  src.put({ ...makeService('a', 'x'), meta: { ...makeService('a', 'x').meta, resourceVersion: '99' } });
+  await proxier.settled();
+  t.equal(backend.calls.length, before, 'a resourceVersion bump alone needs no sync');
+  backend.failNext = 1;
+  proxier.requestFullSync();
+  src.put(makeService('a', 'z'));
+  // the retry comes after the runner's backoff (1 s)
+  await proxier.settled();
+  const last = backend.calls.at(-1)!;
+  t.equal(last.full, true, 'retry after failure is full');
+  t.ok(last.changed.includes('a/z'), 'changes of the failed sync are not lost');
+  t.equal(proxier.status().failures, 0);
+  await proxier.stop();
+});
+
+t.test('health-check state follows local endpoints', async (t) => {
+  const { src, proxier } = setup();
+  src.put(makeService('a', 'lb', (s) => ((s.type = 'LoadBalancer'), (s.externalTrafficPolicy = 'Local'), (s.healthCheckNodePort = 32000))));
+  src.put(makeSlice('a', 'lb', [{ ip: '198.19.2.1', node: 'node2' }]));
+  await src.start();
+  await proxier.settled();
+  t.same(proxier.healthChecks(), [{ service: 'a/lb', healthCheckNodePort: 32000, localEndpoints: 0 }]);
+  src.put(makeSlice('a', 'lb', [{ ip: '198.19.2.1', node: 'node2' }, { ip: '198.19.1.1', node: 'node1' }]));
+  await proxier.settled();
+  t.same(proxier.healthChecks(), [{ service: 'a/lb', healthCheckNodePort: 32000, localEndpoints: 1 }]);
+  await proxier.stop();
+});
+
+t.test('UDP conntrack: removed endpoints and services that regain endpoints', async (t) => {
+  const { src, proxier, deletions } = setup();
+  const udp = makeService('a', 'dns', (s) => ((s.ports = [{ name: 'dns', protocol: 'UDP', port: 53, targetPort: 53, nodePort: 30053 }]), (s.type = 'NodePort')));
+  src.put(udp);
+  src.put(makeSlice('a', 'dns', [{ ip: '198.19.1.1' }, { ip: '198.19.1.2' }], [{ name: 'dns', port: 53, protocol: 'UDP' }]));
+  await src.start();
+  await proxier.settled();
+  t.same(deletions, [{ kind: 'vip', vip: '10.96.0.10', port: 53 }, { kind: 'nodeport', nodePort: 30053, v6: false }], 'first sync: flush entries made while there were no rules');
+  deletions.length = 0;
+  src.put(makeSlice('a', 'dns', [{ ip: '198.19.1.2' }], [{ name: 'dns', port: 53, protocol: 'UDP' }]));
+  await proxier.settled();
+  t.same(deletions, [{ kind: 'vip', vip: '10.96.0.10', port: 53, endpoint: '198.19.1.1' }, { kind: 'nodeport', nodePort: 30053, endpoint: '198.19.1.1', v6: false }]);
+  t.same(conntrackArgv(deletions[0]!), ['conntrack', '-D', '-f', 'ipv4', '-p', 'udp', '--orig-dst', '10.96.0.10', '--orig-port-dst', '53', '--dst-nat', '198.19.1.1']);
+  t.same(staleUdpEntries([], []), []);
+  await proxier.stop();
+});
+
+t.test('userspace balancer: round robin, retries, affinity with timeout', async (t) => {
+  let now = 0;
+  const b = new Balancer(() => now);
+  const A = { ip: '10.0.0.1', port: 80 };
+  const B = { ip: '10.0.0.2', port: 80 };
+  b.update([A, B], undefined);
+  t.same(b.candidates('c')[0], A);
+  t.same(b.candidates('c')[0], B);
+  t.same(b.candidates('c'), [A, B], 'every endpoint is a candidate, for retries');
+  b.update([A, B], 10);
+  const first = b.candidates('c')[0]!;
+  b.connected('c', first);
+  for (let i = 0; i < 5; i++) t.same(b.candidates('c')[0], first, 'sticky');
+  now += 11_000;
+  const after = new Set([b.candidates('c')[0], b.candidates('c')[0]]);
+  t.equal(after.size, 2, 'affinity expired');
+  b.connected('d', B);
+  b.update([A], 10);
+  t.same(b.candidates('d')[0], A, 'sticky endpoint gone: another one');
+  b.update([], undefined);
+  t.same(b.candidates('x'), []);
+});
+
+t.test('userspace redirects: REJECT without endpoints, redirect with', async (t) => {
+  const info = { id: 'a/s:', family: 'IPv4', protocol: 'TCP', clusterIP: '10.96.0.1', port: 80, externalIPs: [], loadBalancerIPs: [] } as unknown as ServicePortInfo;
+  const lines = renderRedirects([{ info, port: 4000, hasEndpoints: true }, { info: { ...info, clusterIP: '10.96.0.2' }, hasEndpoints: false }], 'ip');
+  t.ok(lines.includes('add rule ip kdp-userspace nat-prerouting ip daddr 10.96.0.1 tcp dport 80 redirect to :4000'));
+  t.ok(lines.includes('add rule ip kdp-userspace filter-output ip daddr 10.96.0.2 tcp dport 80 reject'));
+});
+
+t.test('healthz: unhealthy only when a queued change waited too long', async (t) => {
+  t.notOk(isHealthy({ initialized: false, syncs: 0, pending: 0, failures: 0 }, 0, 1000));
+  t.ok(isHealthy({ initialized: true, syncs: 1, pending: 0, failures: 0, lastSyncOk: 10, lastQueued: 5 }, 5000, 1000));
+  t.ok(isHealthy({ initialized: true, syncs: 1, pending: 1, failures: 0, lastSyncOk: 10, lastQueued: 20 }, 500, 1000));
+  t.notOk(isHealthy({ initialized: true, syncs: 1, pending: 1, failures: 3, lastSyncOk: 10, lastQueued: 20 }, 5000, 1000));
+});
