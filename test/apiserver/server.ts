@@ -568,7 +568,8 @@ export class ApiDouble {
       offset = Number(off);
     } else {
       const filter = this.#filter(r, ns, url);
-      const items = [...this.#objects.get(r.plural)!.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([, o]) => o).filter(filter);
+      // insertion order (the real server sorts by key; clients must not depend on either)
+      const items = [...this.#objects.get(r.plural)!.values()].filter(filter);
       snap = { items, rv: this.#rv, at: Date.now() };
     }
     const end = limit > 0 ? Math.min(offset + limit, snap.items.length) : snap.items.length;

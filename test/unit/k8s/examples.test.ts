@@ -1,0 +1,46 @@
+// examples/cluster (the embedded default the components run on) loads cleanly and means what its README says.
+import t from 'tap';
+import { fileURLToPath } from 'node:url';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { ManifestsSource } from '../../../src/k8s/manifests-source.ts';
+import type { Logger } from '../../../src/common/log.ts';
+import type { EndpointSlice, Node, Service, TlsSecret } from '../../../src/model/types.ts';
+
+const dir = fileURLToPath(new URL('../../../examples/cluster', import.meta.url));
+
+t.test('examples/cluster', async (t) => {
+  const warnings: unknown[] = [];
+  const log: Logger = { debug() {}, info() {}, warn: (o) => warnings.push(o), error: (o) => warnings.push(o), child: () => log };
+  const src = new ManifestsSource({ dir, log });
+  src.subscribe({ onServicesSynced() {}, onEndpointSlicesSynced() {}, onPodsSynced() {}, onNodesSynced() {}, onNamespacesSynced() {}, onIngressesSynced() {}, onIngressClassesSynced() {}, onSecretsSynced() {} });
+  await src.start();
+  t.teardown(() => src.stop());
+  t.same(warnings, [], 'no broken file, no skipped object');
+
+  const nodes = src.list('Node') as Node[];
+  t.same(nodes.map((n) => [n.meta.name, n.podCIDRs, n.addresses.find((a) => a.type === 'InternalIP')?.address, n.ready]), [
+    ['node-1', ['198.19.1.0/24'], '198.18.0.11', true],
+    ['node-2', ['198.19.2.0/24'], '198.18.0.12', true],
+  ]);
+  const svcs = new Map((src.list('Service') as Service[]).map((s) => [s.meta.name, s]));
+  t.same([...new Set([...svcs.values()].map((s) => (s.headless ? 'headless' : s.type)))].sort(), ['ClusterIP', 'ExternalName', 'LoadBalancer', 'NodePort', 'headless']);
+  t.equal(src.list('Pod').length, 7);
+  t.same(src.list('Namespace').map((n) => n.meta.name).sort(), ['default', 'shop']);
+
+  const slices = src.list('EndpointSlice') as EndpointSlice[];
+  const eps = (svc: string) => slices.filter((s) => s.serviceName === svc).flatMap((s) => s.endpoints.map((e) => `${e.addresses[0]}:${s.ports.map((p) => p.port).join('/')}${e.conditions.ready ? '' : ' not-ready'}${e.hostname ? ` ${e.hostname}` : ''}`)).sort();
+  t.same(eps('web'), ['198.19.1.10:8080/9090', '198.19.1.11:8080/9090', '198.19.2.10:8080/9090 not-ready'], 'named targetPorts resolved from the Pods');
+  t.same(eps('api'), ['198.19.1.20:8080', '198.19.2.20:8080']);
+  t.same(eps('db'), ['198.19.1.30:8080 db-0', '198.19.2.30:8080 db-1'], 'headless with hostnames');
+  t.same(eps('legacy'), ['198.19.2.40:8080'], 'legacy Endpoints converted');
+  t.same(eps('search'), [], 'ExternalName has no endpoints');
+
+  const ing = src.list('Ingress');
+  t.equal(ing.length, 1);
+  const cls = src.list('IngressClass');
+  t.match(cls, [{ meta: { name: 'kdp' }, controller: 'kdp.dev/ingress', isDefault: true }]);
+  const [secret] = src.list('Secret') as TlsSecret[];
+  const cert = new X509Certificate(secret!.certPem);
+  t.match(cert.subjectAltName, /DNS:shop\.example\.test/);
+  t.ok(cert.checkPrivateKey(createPrivateKey(secret!.keyPem)), 'the key matches the certificate');
+});
