@@ -49,6 +49,7 @@ function serve(socket: Duplex, name: string): void {
     }
   });
   socket.on('error', () => socket.destroy());
+  socket.on('end', () => socket.end());
 }
 
 /** Answers WebSocket upgrades on `server`. */

@@ -212,6 +212,15 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       t.equal((await get('canary.test', '/', { headers: { 'x-canary': 'always' } })).json.name, 'canary');
       t.equal((await get('canary.test', '/', { headers: { 'x-canary': 'never', cookie: 'use_canary=always' } })).json.name, 'a', 'header beats cookie');
       t.equal((await get('canary.test', '/', { headers: { cookie: 'use_canary=always' } })).json.name, 'canary');
+      src.put(withAnnotations(ingress('canary', [rule('canary.test', path('/', 'Prefix', 'canary'))]), { [`${A}canary`]: 'true', [`${A}canary-weight`]: '50' }));
+      await settle();
+      const seen = { a: 0, canary: 0 } as Record<string, number>;
+      for (let i = 0; i < 60; i++) seen[String((await get('canary.test', '/')).json.name)]! += 1;
+      t.ok(seen.a! > 10 && seen.canary! > 10, `weight 50: both get traffic (${JSON.stringify(seen)})`);
+      src.put(withAnnotations(ingress('canary', [rule('canary.test', path('/', 'Prefix', 'canary'))]), { [`${A}canary`]: 'true', [`${A}canary-weight`]: '0' }));
+      await settle();
+      for (let i = 0; i < 10; i++) seen[String((await get('canary.test', '/')).json.name)]! += 1;
+      t.equal(seen.a! + seen.canary!, 70);
     });
 
     t.test('cors, app-root, custom headers, allow-list, permanent redirect', async (t) => {
@@ -254,6 +263,9 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       t.not(dflt.code, 0, 'a host without TLS section gets the default (untrusted) certificate');
       const insecure = await curl('h.test', ['-k']);
       t.match(insecure.stdout, /"name":"a"|"name":"fallback"/);
+      const wss = await curl('secure.test', ['--http1.1', '-i', '-N', '--max-time', '1', '-H', 'Connection: Upgrade', '-H', 'Upgrade: websocket', '-H', 'Sec-WebSocket-Version: 13', '-H', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==']);
+      t.match(wss.stdout, /^HTTP\/1.1 101 Switching Protocols/, 'WebSocket upgrade over TLS');
+      t.match(wss.stdout, /Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=/i);
       const redirect = await get('secure.test', '/p?q=1');
       t.equal(redirect.status, 308);
       t.equal(redirect.headers.location, 'https://secure.test/p?q=1');
