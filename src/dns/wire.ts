@@ -357,6 +357,28 @@ export class Writer {
   u32(v: number): void { this.ensure(4); this.buf.writeUInt32BE(v >>> 0, this.pos); this.pos += 4; }
   bytes(b: Buffer): void { this.ensure(b.length); b.copy(this.buf, this.pos); this.pos += b.length; }
   name(name: string, compress = true): void {
+    if (name.includes('\\')) return this.#escapedName(name, compress);
+    const n = name.endsWith('.') ? name.slice(0, -1) : name;
+    const lower = n.toLowerCase();
+    let start = 0;
+    while (start < n.length) {
+      const key = start === 0 ? lower : lower.slice(start);
+      const at = compress ? this.#names.get(key) : undefined;
+      if (at !== undefined) { this.u16(0xc000 | at); return; }
+      if (this.pos < 0x3fff && !this.#names.has(key)) this.#names.set(key, this.pos);
+      let end = n.indexOf('.', start);
+      if (end < 0) end = n.length;
+      const len = end - start;
+      if (len > 63 || len === 0) throw new KdpError('KDP_DNS_ENCODE', `bad label in ${name}`);
+      this.ensure(1 + len);
+      const b = this.buf;
+      b[this.pos++] = len;
+      for (let i = start; i < end; i++) b[this.pos++] = n.charCodeAt(i) & 0xff;
+      start = end + 1;
+    }
+    this.u8(0);
+  }
+  #escapedName(name: string, compress: boolean): void {
     const labels = nameLabels(name);
     for (let i = 0; i < labels.length; i++) {
       const key = labels.slice(i).map((l) => l.toString('latin1').toLowerCase()).join('.');
