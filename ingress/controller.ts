@@ -15,7 +15,19 @@ export interface TableSink {
   setTable(table: RouteTable): void;
 }
 
+/** Writes Ingress status.loadBalancer (the Kubernetes adapter implements it; manifests mode has none). */
+export interface IngressStatusWriter {
+  setLoadBalancer(namespace: string, name: string, ingress: readonly LoadBalancerAddress[]): Promise<void>;
+}
+
+export interface LoadBalancerAddress {
+  readonly ip?: string;
+  readonly hostname?: string;
+}
+
 export interface ControllerOptions {
+  /** publish these addresses in status.loadBalancer of every Ingress we serve (ingress-nginx --publish-status-address) */
+  readonly status?: { readonly writer: IngressStatusWriter; readonly addresses: readonly LoadBalancerAddress[] };
   readonly log?: Logger;
   readonly metrics?: IngressMetrics;
   readonly compile?: Partial<CompileOptions>;
@@ -46,6 +58,9 @@ export class IngressController {
   /** the latest compile result (undefined before the first sync) */
   result: CompileResult | undefined;
   readonly #waiters: (() => void)[] = [];
+  readonly #status: ControllerOptions['status'];
+  /** status last written per Ingress key (avoids repeating writes the watch has not echoed yet) */
+  readonly #written = new Map<Key, string>();
 
   constructor(sink: TableSink, opts: ControllerOptions = {}) {
     this.#sink = sink;
@@ -53,6 +68,7 @@ export class IngressController {
     this.#metrics = opts.metrics;
     this.#opts = { ...DEFAULT_COMPILE_OPTIONS, ...opts.compile };
     this.#minInterval = opts.minIntervalMs ?? 50;
+    this.#status = opts.status;
   }
 
   /** True once the first route table is installed. */
@@ -121,6 +137,27 @@ export class IngressController {
     }, wait);
   }
 
+  #publishStatus(accepted: readonly Key[]): void {
+    if (!this.#status) return;
+    const { writer, addresses } = this.#status;
+    const want = JSON.stringify(addresses.map((a) => ({ ...(a.ip ? { ip: a.ip } : {}), ...(a.hostname ? { hostname: a.hostname } : {}) })));
+    for (const key of accepted) {
+      const ing = this.#ingresses.get(key);
+      if (!ing) continue;
+      const have = JSON.stringify(ing.loadBalancer.map((a) => ({ ...(a.ip ? { ip: a.ip } : {}), ...(a.hostname ? { hostname: a.hostname } : {}) })));
+      if (have === want) {
+        this.#written.delete(key);
+        continue;
+      }
+      if (this.#written.get(key) === want) continue;
+      this.#written.set(key, want);
+      writer.setLoadBalancer(ing.meta.namespace, ing.meta.name, addresses).catch((err: unknown) => {
+        this.#written.delete(key);
+        this.#log.warn({ ingress: key, err: (err as Error).message }, 'status update failed; retried on the next change');
+      });
+    }
+  }
+
   /** Compiles and installs now (normally called by the scheduler). */
   sync(): CompileResult | undefined {
     this.#last = Date.now();
@@ -147,6 +184,7 @@ export class IngressController {
       this.#metrics?.reloads.inc({ result: 'success' });
       this.#metrics?.rejected.set(res.rejected.length);
       for (const w of this.#waiters.splice(0)) w();
+      this.#publishStatus(res.accepted);
       return res;
     } catch (err) {
       this.#log.error({ err: (err as Error).message }, 'route table compile failed; the previous table keeps serving');

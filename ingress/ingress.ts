@@ -9,6 +9,7 @@ import { silentLogger } from '../src/common/log.ts';
 import { BufferedAccessLog } from './access-log.ts';
 import type { CompileOptions } from './compile.ts';
 import { IngressController } from './controller.ts';
+import type { ControllerOptions } from './controller.ts';
 import { fakeCertificate } from './default-cert.ts';
 import type { CertPair } from './default-cert.ts';
 import { IngressMetrics } from './metrics.ts';
@@ -28,6 +29,8 @@ export interface IngressOptions {
   readonly accessLog?: (chunk: string) => void;
   readonly pool?: PoolSettings;
   readonly processMetrics?: boolean;
+  /** status.loadBalancer publishing (Kubernetes mode) */
+  readonly status?: ControllerOptions['status'];
 }
 
 export interface RunningIngress {
@@ -49,7 +52,7 @@ export async function startIngress(source: ClusterSource, opts: IngressOptions =
     defaultCert: opts.defaultCert ?? (await fakeCertificate()),
     ...(opts.pool ? { pool: opts.pool } : {}),
   });
-  const controller = new IngressController(server, { log, metrics, ...(opts.compile ? { compile: opts.compile } : {}) });
+  const controller = new IngressController(server, { log, metrics, ...(opts.compile ? { compile: opts.compile } : {}), ...(opts.status ? { status: opts.status } : {}) });
   const unsubscribe = controller.attach(source);
   let health: Server | undefined;
   try {

@@ -91,3 +91,23 @@ t.test('controller: nothing before every kind synced, then coalesced swaps; a ba
   t.match(ctl.result?.rejected, [{ ingress: 'default/a', reason: /proxy-body-size/ }]);
   ctl.stop();
 });
+
+t.test('controller publishes status.loadBalancer for the Ingresses it serves, once', async (t) => {
+  const writes: string[] = [];
+  const src = new FakeSource();
+  const ctl = new IngressController(
+    { setTable: () => {} },
+    { minIntervalMs: 0, status: { writer: { setLoadBalancer: async (ns, name, lb) => void writes.push(`${ns}/${name} ${JSON.stringify(lb)}`) }, addresses: [{ ip: '198.18.0.11' }] } },
+  );
+  ctl.attach(src);
+  src.put(ingressClass());
+  src.put(ingress('ours', [rule('a.test', path('/', 'Prefix', 'web'))]));
+  src.put(ingress('theirs', [rule('b.test', path('/', 'Prefix', 'web'))], (i) => (i.ingressClassName = 'other')));
+  src.put(ingress('done', [rule('c.test', path('/', 'Prefix', 'web'))], (i) => (i.loadBalancer = [{ ip: '198.18.0.11' }])));
+  await src.start();
+  await ctl.whenReady();
+  src.put(ingress('ours', [rule('a.test', path('/x', 'Prefix', 'web'))]));
+  await new Promise((r) => setTimeout(r, 20));
+  t.same(writes, ['default/ours [{"ip":"198.18.0.11"}]'], 'only ours, only when different, not repeated');
+  ctl.stop();
+});
