@@ -34,7 +34,7 @@ const children: Spawned[] = [];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function waitHttp(p: number, host = 'bench.local', want = 200): Promise<void> {
-  const end = Date.now() + 20_000;
+  const end = Date.now() + 60_000;
   for (;;) {
     try {
       const r = await request(`http://127.0.0.1:${p}/`, { headers: { host } });
