@@ -22,7 +22,7 @@ import { TYPE, encodeQuery } from './wire.ts';
 export interface DnsOptions {
   readonly log: Logger;
   readonly version: string;
-  /** listen address for DNS (default 0.0.0.0) */
+  /** listen address for DNS (default: every address, IPv6 and IPv4) */
   readonly host?: string;
   /** overrides the port of every server block (tests: 0) */
   readonly port?: number;
@@ -157,7 +157,7 @@ export async function startDns(source: ClusterSource, blocks: readonly BlockConf
   };
   try {
     for (const [port, list] of byPort) {
-      const s = new DnsServer({ host: opts.host ?? '0.0.0.0', port, blocks: list, log, metrics, ...(answers ? { answers } : {}) });
+      const s = new DnsServer({ host: opts.host ?? '', port, blocks: list, log, metrics, ...(answers ? { answers } : {}) });
       servers.push(s);
       ports.set(port, await s.start());
     }
@@ -209,7 +209,7 @@ export async function startDns(source: ClusterSource, blocks: readonly BlockConf
       },
     );
     synced.catch(() => {});
-    for (const l of loops) sendLoopProbes(l.plugin, ports.get(opts.port ?? l.port) ?? 53, opts.host ?? '0.0.0.0');
+    for (const l of loops) sendLoopProbes(l.plugin, ports.get(opts.port ?? l.port) ?? 53, opts.host ?? '');
     log.info({ dns: Object.fromEntries(ports), healthPort, readyPort, metricsPort }, 'kdp dns listening');
     const lameduckMs = opts.lameduckMs ?? first?.health?.lameduckMs ?? 0;
     return {
@@ -233,7 +233,7 @@ export async function startDns(source: ClusterSource, blocks: readonly BlockConf
 
 /** Sends the loop plugin's HINFO probe to ourselves once; seeing it more than twice means a loop. */
 function sendLoopProbes(p: LoopPlugin, port: number, host: string): void {
-  const target = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+  const target = host === '' || host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
   const sock = createSocket(target.includes(':') ? 'udp6' : 'udp4');
   sock.on('error', () => sock.close());
   sock.on('message', () => {});

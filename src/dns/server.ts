@@ -32,6 +32,7 @@ export interface AnswerSource {
 }
 
 export interface DnsServerOptions {
+  /** listen address; '' = every address, IPv6 and IPv4 ('::' dual-stack, '0.0.0.0' where IPv6 is off) */
   readonly host: string;
   readonly port: number;
   readonly blocks: readonly ServerBlock[];
@@ -137,16 +138,28 @@ export class DnsServer {
 
   /** Binds UDP and TCP on the same port (port 0: the kernel picks one that is free for both). */
   async start(): Promise<number> {
-    const { host } = this.#opts;
+    let host = this.#opts.host;
     for (let attempt = 0; ; attempt++) {
-      const udp = createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', reuseAddr: false });
-      await new Promise<void>((resolve, reject) => {
-        udp.once('error', reject);
-        udp.bind(this.#opts.port, host, () => {
-          udp.removeListener('error', reject);
-          resolve();
+      const any = host === '';
+      const udp = createSocket({ type: any || host.includes(':') ? 'udp6' : 'udp4', reuseAddr: false, ipv6Only: false });
+      try {
+        await new Promise<void>((resolve, reject) => {
+          udp.once('error', reject);
+          udp.bind(this.#opts.port, any ? '::' : host, () => {
+            udp.removeListener('error', reject);
+            resolve();
+          });
         });
-      });
+      } catch (err) {
+        udp.close();
+        const code = (err as NodeJS.ErrnoException).code;
+        if (any && (code === 'EAFNOSUPPORT' || code === 'EADDRNOTAVAIL')) {
+          host = '0.0.0.0';
+          continue;
+        }
+        throw err;
+      }
+      if (any) host = '::';
       const port = udp.address().port;
       const tcp = createServer({ noDelay: true }, (s) => this.#onConnection(s));
       try {

@@ -17,7 +17,7 @@ import { addPod, routeNodes, startEcho } from '../helpers/pods.ts';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 
-async function waitFor(what: string, child: Spawned, re: RegExp, ms = 15_000): Promise<void> {
+async function waitFor(what: string, child: Spawned, re: RegExp, ms = 45_000): Promise<void> {
   const end = Date.now() + ms;
   while (!re.test(child.output())) {
     if (Date.now() > end) throw new Error(`${what} did not start: ${child.output().slice(-3000)}`);

@@ -18,7 +18,7 @@ Configuration (one of):
   (no --corefile)        the kubeadm default Corefile, adjusted by the flags below
 
 Flags (override the Corefile):
-  --listen HOST          DNS listen address (default 0.0.0.0)
+  --listen HOST          DNS listen address (default: all, IPv6 and IPv4)
   --port N               DNS port for every server block (UDP and TCP; 0 = any free port)
   --zones Z1,Z2          kubernetes zones (default cluster.local,in-addr.arpa,ip6.arpa)
   --upstream A,B         forward . to these servers (HOST or HOST:PORT) instead of /etc/resolv.conf
