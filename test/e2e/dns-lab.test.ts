@@ -5,7 +5,7 @@
 // namespace), a 100-record headless answer that truncates over UDP and completes over TCP, and
 // `curl http://web.ns` through kdp proxy (#5) running in the same node.
 import t from 'tap';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -63,7 +63,7 @@ if (needsRoot(t)) {
 
     // kdp dns in node-1, the kubeadm Corefile with forward pointing at a resolv.conf naming dnsmasq
     writeFileSync(join(dir, 'resolv.upstream'), `nameserver ${lab.plan.underlayHost4}\n`);
-    writeFileSync(join(dir, 'Corefile'), `.:53 {
+    const corefile = (ttl: number) => `.:53 {
     errors
     health {
        lameduck 1s
@@ -72,7 +72,7 @@ if (needsRoot(t)) {
     kubernetes cluster.local in-addr.arpa ip6.arpa {
        pods insecure
        fallthrough in-addr.arpa ip6.arpa
-       ttl 30
+       ttl ${ttl}
     }
     prometheus :9153
     forward . ${join(dir, 'resolv.upstream')} {
@@ -83,10 +83,11 @@ if (needsRoot(t)) {
        disable denial cluster.local
     }
     loop
-    reload
+    reload 2s 1s
     loadbalance
 }
-`);
+`;
+    writeFileSync(join(dir, 'Corefile'), corefile(30));
     const dns = lab.spawn(n1.ns, [process.execPath, CLI, '--log-format', 'json', 'dns', '--corefile', join(dir, 'Corefile'), '--manifests', manifests, '--lameduck', '0']);
     t.teardown(() => dns.kill('SIGTERM'));
     await waitFor('kdp dns', dns, /kdp dns ready/);
@@ -137,5 +138,17 @@ if (needsRoot(t)) {
     const m = await lab.exec(n1.ns, ['curl', '-s', '--max-time', '5', 'http://127.0.0.1:9153/metrics']);
     t.match(m.stdout, /coredns_dns_responses_total\{[^}]*rcode="NXDOMAIN",plugin="kubernetes"\} [1-9]/, 'search-path NXDOMAINs counted');
     t.match(m.stdout, /coredns_dns_responses_total\{[^}]*rcode="NOERROR",plugin="forward"\} [1-9]/, 'forwarded answers counted');
+
+    // reload: an edited Corefile takes effect without a restart by hand
+    const ttlOf = async () => (await lab.exec(client.ns, ['dig', '+noall', '+answer', '+time=1', '+tries=1', 'web.ns.svc.cluster.local'], { allowFailure: true })).stdout.split(/\s+/)[1];
+    t.equal(await ttlOf(), '30');
+    writeFileSync(join(dir, 'Corefile.new'), corefile(7));
+    renameSync(join(dir, 'Corefile.new'), join(dir, 'Corefile'));
+    let ttl: string | undefined;
+    for (let i = 0; i < 100 && ttl !== '7'; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      ttl = await ttlOf();
+    }
+    t.equal(ttl, '7', 'the new ttl is served after the reload');
   });
 }

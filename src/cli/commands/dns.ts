@@ -6,6 +6,8 @@ import { KdpError, errorMessage } from '../../common/errors.ts';
 import { parseCorefile, KUBEADM_COREFILE } from '../../dns/corefile.ts';
 import type { BlockConfig } from '../../dns/corefile.ts';
 import { startDns } from '../../dns/dns.ts';
+import type { RunningDns } from '../../dns/dns.ts';
+import { watchCorefile } from '../../dns/reload.ts';
 import { openSource } from '../../k8s/open-source.ts';
 import { untilStopped } from '../command.ts';
 import type { Command, CommandContext } from '../command.ts';
@@ -86,24 +88,44 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
       throw new KdpError('KDP_DNS_CONFIG', `cannot read ${v.corefile}: ${errorMessage(err)}`, { cause: err });
     }
   }
-  const blocks = applyFlags(parseCorefile(text, process.env), v);
   const port = v.port === undefined ? undefined : Number(v.port);
   if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port < 65536)) throw new KdpError('KDP_USAGE', '--port takes 0..65535');
-  const source = openSource({ ...(v.manifests ? { manifestsDir: v.manifests } : {}), ...(v.kubeconfig ? { kubeconfig: v.kubeconfig } : {}), log: ctx.log });
-  const dns = await startDns(source, blocks, {
-    log: ctx.log,
-    version: pkg.version,
-    ...(v.listen ? { host: v.listen } : {}),
-    ...(port !== undefined ? { port } : {}),
-    ...(v.health !== undefined ? { healthAddr: v.health } : {}),
-    ...(v.ready !== undefined ? { readyAddr: v.ready } : {}),
-    ...(v.metrics !== undefined ? { metricsAddr: v.metrics } : {}),
-    ...(v.lameduck !== undefined ? { lameduckMs: Number(v.lameduck) } : {}),
-    ...(v['no-fast-path'] ? { fastPath: false } : {}),
-  });
+  const start = (blocks: BlockConfig[]): Promise<RunningDns> =>
+    startDns(openSource({ ...(v.manifests ? { manifestsDir: v.manifests } : {}), ...(v.kubeconfig ? { kubeconfig: v.kubeconfig } : {}), log: ctx.log }), blocks, {
+      log: ctx.log,
+      version: pkg.version,
+      ...(v.listen ? { host: v.listen } : {}),
+      ...(port !== undefined ? { port } : {}),
+      ...(v.health !== undefined ? { healthAddr: v.health } : {}),
+      ...(v.ready !== undefined ? { readyAddr: v.ready } : {}),
+      ...(v.metrics !== undefined ? { metricsAddr: v.metrics } : {}),
+      ...(v.lameduck !== undefined ? { lameduckMs: Number(v.lameduck) } : {}),
+      ...(v['no-fast-path'] ? { fastPath: false } : {}),
+    });
+  const blocks = applyFlags(parseCorefile(text, process.env), v);
+  let dns = await start(blocks);
   ctx.out(`kdp dns ready: dns ${[...dns.ports.values()].join(',')} health ${dns.healthPort ?? '-'} ready ${dns.readyPort ?? '-'} metrics ${dns.metricsPort ?? '-'}\n`);
+  // reload: a changed Corefile restarts the servers with the new configuration; a broken one is ignored
+  const reload = v.corefile ? blocks.find((b) => b.reload)?.reload : undefined;
+  const watcher =
+    reload && v.corefile
+      ? watchCorefile(v.corefile, text, reload, async (next) => {
+          let nextBlocks: BlockConfig[];
+          try {
+            nextBlocks = applyFlags(parseCorefile(next, process.env), v);
+          } catch (err) {
+            ctx.log.error({ err: errorMessage(err) }, 'Corefile changed but does not parse; keeping the running configuration');
+            return;
+          }
+          await dns.close();
+          dns = await start(nextBlocks);
+          ctx.log.info({ dns: Object.fromEntries(dns.ports) }, 'Corefile changed: reloaded');
+          ctx.out(`kdp dns reloaded\n`);
+        })
+      : undefined;
   const why = await untilStopped(v['ttl-run'] === undefined ? undefined : Number(v['ttl-run']) * 1000);
   ctx.log.info({ why }, 'stopping');
+  watcher?.stop();
   await dns.close();
   return 0;
 }

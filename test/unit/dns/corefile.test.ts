@@ -80,3 +80,24 @@ t.test('upstreams: addresses and resolv.conf', async (t) => {
   t.throws(() => resolveUpstreams(['/x'], () => ''), { code: 'KDP_DNS_CONFIG' });
   t.throws(() => resolveUpstreams(['/x'], () => { throw new Error('ENOENT'); }), { code: 'KDP_DNS_CONFIG' });
 });
+
+t.test('reload: a changed Corefile is handed over once, unchanged or unreadable ones are not', async (t) => {
+  const { watchCorefile } = await import('../../../src/dns/reload.ts');
+  let text = 'a';
+  let fail = false;
+  const seen: string[] = [];
+  const w = watchCorefile('/Corefile', 'a', { intervalMs: 5, jitterMs: 5, read: async () => { if (fail) throw new Error('gone'); return text; } }, async (next) => void seen.push(next));
+  t.teardown(() => w.stop());
+  await new Promise((r) => setTimeout(r, 40));
+  t.same(seen, [], 'unchanged: nothing');
+  fail = true;
+  await new Promise((r) => setTimeout(r, 30));
+  fail = false;
+  text = 'b';
+  await new Promise((r) => setTimeout(r, 60));
+  t.same(seen, ['b'], 'changed: once');
+  w.stop();
+  text = 'c';
+  await new Promise((r) => setTimeout(r, 40));
+  t.same(seen, ['b'], 'stopped: nothing more');
+});
