@@ -24,6 +24,10 @@ export const ErrorCodes = {
   KDP_IPAM_EXHAUSTED: 'IPAM: no free address left in a range set (CNI code 100)',
   KDP_IPAM_CONFLICT: 'IPAM: the requested address is taken, is the gateway, or the attachment already holds an address (CNI code 101)',
   KDP_NODE_AGENT: 'node agent: programming host-gw routes failed (retried)',
+  KDP_DNS_MALFORMED: 'a DNS message that does not parse (answered with FORMERR or dropped)',
+  KDP_DNS_ENCODE: 'a DNS record that cannot be put on the wire (bad address, label over 63 octets)',
+  KDP_DNS_CONFIG: 'a Corefile or dns flag that kdp dns cannot act on',
+  KDP_DNS_UPSTREAM: 'no upstream DNS server answered (all down, timed out or gave a bad reply)',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;
