@@ -347,7 +347,7 @@ export class IngressServer {
     if (upstream.endpoints.length === 0) return this.#reply(res, 503, 'service unavailable: no endpoints\n');
     const method = req.method ?? 'GET';
     const cl = req.headers['content-length'];
-    if (o.bodyLimit > 0 && cl !== undefined && Number(cl) > o.bodyLimit) return this.#reply(res, 413, 'request entity too large\n', { connection: 'close' });
+    if (o.bodyLimit > 0 && cl !== undefined && Number(cl) > o.bodyLimit) return this.#reply(res, 413, 'request entity too large\n', req.httpVersionMajor === 2 ? {} : { connection: 'close' });
     const hasBody = (cl !== undefined && cl !== '0') || req.headers['transfer-encoding'] !== undefined || (req.httpVersionMajor === 2 && !(req as Http2ServerRequest).stream?.endAfterHeaders);
     let body: NodeJS.ReadableStream | undefined;
     let tooLarge = false;
@@ -399,7 +399,9 @@ export class IngressServer {
               out[lk] = lk === 'set-cookie' && prev !== undefined ? [...(Array.isArray(prev) ? prev : [prev]), v] : v;
             }
             (res as ServerResponse).writeHead(statusCode, out);
-            if (this.#access || this.#metrics) countBytes(res, ctx);
+            // exact byte counting (a wrapper per write) only for the access log; metrics use Content-Length
+            if (this.#access) countBytes(res, ctx);
+            else if (typeof uh['content-length'] === 'string') ctx.bytes = Number(uh['content-length']) || 0;
             return res as unknown as Writable;
           },
         )
@@ -407,13 +409,15 @@ export class IngressServer {
           const code = err.code ?? '';
           if (ctx.upstreamStatus === '-' && n + 1 < attempts && RETRYABLE.has(code) && !res.headersSent && !res.destroyed) {
             this.#log.debug({ endpoint, code, upstream: upstream.name }, 'retrying on the next endpoint');
-            return attempt(this.#rr.next(upstream), n + 1);
+            // the next endpoint after the one that failed (not the shared cursor: it may point back at it)
+            const i = upstream.endpoints.indexOf(endpoint);
+            return attempt(upstream.endpoints[(i + 1) % upstream.endpoints.length]!, n + 1);
           }
           if (res.headersSent || res.destroyed) {
             res.destroy();
             return;
           }
-          if (tooLarge || err instanceof BodyTooLarge) return this.#reply(res, 413, 'request entity too large\n', { connection: 'close' });
+          if (tooLarge || err instanceof BodyTooLarge) return this.#reply(res, 413, 'request entity too large\n', req.httpVersionMajor === 2 ? {} : { connection: 'close' });
           const status = TIMEOUTS.has(code) ? 504 : 502;
           ctx.upstreamStatus = ctx.upstreamStatus === '-' ? String(status) : ctx.upstreamStatus;
           this.#log.debug({ endpoint, code, upstream: upstream.name, route: route?.path }, 'upstream error');

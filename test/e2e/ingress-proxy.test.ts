@@ -263,6 +263,11 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       t.not(dflt.code, 0, 'a host without TLS section gets the default (untrusted) certificate');
       const insecure = await curl('h.test', ['-k']);
       t.match(insecure.stdout, /"name":"a"|"name":"fallback"/);
+      const big = await run(['curl', '-sS', '-k', '--http2', '--max-time', '5', '-o', '/dev/null', '-w', '%{http_version} %{http_code}', '--resolve', `limits.test:${ing.ports.https}:127.0.0.1`, '--data-binary', 'x'.repeat(2000), `https://limits.test:${ing.ports.https}/`], { allowFailure: true });
+      t.equal(big.stdout, '2 413', 'body limit over HTTP/2');
+      await writeFile(join(dir, 'upload.bin'), 'y'.repeat(300_000));
+      const upload = await run(['curl', '-sS', '-k', '--http2', '--max-time', '5', '-H', 'content-type: application/octet-stream', '--resolve', `h.test:${ing.ports.https}:127.0.0.1`, '--data-binary', `@${join(dir, 'upload.bin')}`, `https://h.test:${ing.ports.https}/a/up`], { allowFailure: true });
+      t.match(upload.stdout, /"bodyBytes":300000/, 'request body streamed to the upstream over HTTP/2');
       const wss = await curl('secure.test', ['--http1.1', '-i', '-N', '--max-time', '1', '-H', 'Connection: Upgrade', '-H', 'Upgrade: websocket', '-H', 'Sec-WebSocket-Version: 13', '-H', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==']);
       t.match(wss.stdout, /^HTTP\/1.1 101 Switching Protocols/, 'WebSocket upgrade over TLS');
       t.match(wss.stdout, /Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=/i);
@@ -270,7 +275,6 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       t.equal(redirect.status, 308);
       t.equal(redirect.headers.location, 'https://secure.test/p?q=1');
       // the certificate follows a Secret edit, no restart
-      await writeFile(join(dir, 'unused'), '');
       src.put(tlsSecret('secure-tls', wildCert.certPem, wildCert.keyPem));
       await new Promise((r) => setTimeout(r, 150));
       const swapped = await curl('secure.test');
