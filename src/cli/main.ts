@@ -9,12 +9,13 @@ import { LOG_LEVELS, createLogger } from '../common/log.ts';
 import type { LogFormat, LogLevel } from '../common/log.ts';
 import type { Command } from './command.ts';
 import { labCommand } from './commands/lab.ts';
+import { dnsCommand } from './commands/dns.ts';
 import { proxyCommand } from './commands/proxy.ts';
 import { ingressCommand } from './commands/ingress.ts';
 
 export const VERSION: string = pkg.version;
 
-export const COMMANDS: readonly Command[] = [labCommand, proxyCommand, ingressCommand];
+export const COMMANDS: readonly Command[] = [labCommand, dnsCommand, proxyCommand, ingressCommand];
 
 export function helpText(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
