@@ -12,10 +12,11 @@ import { labCommand } from './commands/lab.ts';
 import { dnsCommand } from './commands/dns.ts';
 import { proxyCommand } from './commands/proxy.ts';
 import { ingressCommand } from './commands/ingress.ts';
+import { cniCommand, nodeAgentCommand } from './commands/cni.ts';
 
 export const VERSION: string = pkg.version;
 
-export const COMMANDS: readonly Command[] = [labCommand, dnsCommand, proxyCommand, ingressCommand];
+export const COMMANDS: readonly Command[] = [labCommand, dnsCommand, proxyCommand, ingressCommand, cniCommand, nodeAgentCommand];
 
 export function helpText(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

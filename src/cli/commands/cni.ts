@@ -1,0 +1,173 @@
+// `kdp cni build|install` (the plugin bundles) and `kdp node-agent` (host-gw routes from Node objects).
+import { chmodSync, copyFileSync, linkSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { KdpError } from '../../common/errors.ts';
+import { parseCidr } from '../../ipam/ip.ts';
+import { untilStopped } from '../command.ts';
+import type { Command, CommandContext } from '../command.ts';
+
+const cniUsage = `Usage:
+  kdp cni build [--out DIR]          bundle kdp-bridge, kdp-host-local, kdp-portmap into DIR (default dist/cni),
+                                     run by this Node binary
+  kdp cni install --bin-dir DIR --conf-dir DIR [--subnet CIDR]... [--cluster-cidr CIDR]...
+                  [--network NAME] [--bridge NAME] [--data-dir DIR] [--mtu N]
+                                     install the plugins plus a copy of Node (DIR/kdp-node) so they run without
+                                     this checkout; with --subnet also write CONF-DIR/10-NAME.conflist
+                                     (kdp-bridge + kdp-portmap; one --subnet per family)`;
+
+/** The conflist `kdp cni install` writes. Pure, so it is unit-tested. */
+export function renderConflist(o: { network: string; bridge: string; subnets: readonly string[]; clusterCidrs: readonly string[]; dataDir?: string; mtu?: number }): string {
+  for (const c of [...o.subnets, ...o.clusterCidrs]) parseCidr(c);
+  return (
+    JSON.stringify(
+      {
+        cniVersion: '1.0.0',
+        cniVersions: ['1.0.0', '1.1.0'],
+        name: o.network,
+        plugins: [
+          {
+            type: 'kdp-bridge',
+            bridge: o.bridge,
+            isDefaultGateway: true,
+            ipMasq: true,
+            hairpinMode: true,
+            ...(o.mtu ? { mtu: o.mtu } : {}),
+            ...(o.clusterCidrs.length > 0 ? { clusterCIDRs: o.clusterCidrs } : {}),
+            ipam: { type: 'kdp-host-local', ranges: o.subnets.map((s) => [{ subnet: s }]), ...(o.dataDir ? { dataDir: o.dataDir } : {}) },
+          },
+          { type: 'kdp-portmap', capabilities: { portMappings: true } },
+        ],
+      },
+      null,
+      2,
+    ) + '\n'
+  );
+}
+
+async function build(argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const { values } = parseArgs({ args: [...argv], options: { out: { type: 'string' } }, strict: true });
+  const { buildPlugins, DIST } = await import('../../../cni-plugins/build.ts');
+  const files = await buildPlugins(values.out ?? DIST);
+  ctx.out(files.join('\n') + '\n');
+  return 0;
+}
+
+async function install(argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      'bin-dir': { type: 'string' },
+      'conf-dir': { type: 'string' },
+      subnet: { type: 'string', multiple: true, default: [] },
+      'cluster-cidr': { type: 'string', multiple: true, default: [] },
+      network: { type: 'string', default: 'kdp' },
+      bridge: { type: 'string', default: 'kdp0' },
+      'data-dir': { type: 'string' },
+      mtu: { type: 'string' },
+    },
+    strict: true,
+  });
+  const binDir = values['bin-dir'];
+  const confDir = values['conf-dir'];
+  if (!binDir || !confDir) throw new KdpError('KDP_USAGE', 'kdp cni install needs --bin-dir and --conf-dir');
+  const mtu = values.mtu === undefined ? undefined : Number(values.mtu);
+  if (mtu !== undefined && !(Number.isInteger(mtu) && mtu >= 576)) throw new KdpError('KDP_USAGE', `bad --mtu ${values.mtu}`);
+  let conflist: string | undefined;
+  if (values.subnet.length > 0) {
+    try {
+      conflist = renderConflist({ network: values.network, bridge: values.bridge, subnets: values.subnet, clusterCidrs: values['cluster-cidr'], ...(values['data-dir'] ? { dataDir: values['data-dir'] } : {}), ...(mtu ? { mtu } : {}) });
+    } catch (err) {
+      throw new KdpError('KDP_USAGE', (err as Error).message);
+    }
+  }
+  mkdirSync(binDir, { recursive: true });
+  mkdirSync(confDir, { recursive: true });
+  const bin = realpathSync(binDir);
+  const node = join(bin, 'kdp-node');
+  // every file lands by rename: a runtime exec'ing a plugin meanwhile sees the old or the new one, whole
+  const stage = mkdtempSync(join(bin, '.kdp-install-'));
+  try {
+    // a hard link when on the same file system (instant, and it outlives the checkout), else a copy
+    const self = realpathSync(process.execPath);
+    try {
+      linkSync(self, join(stage, 'kdp-node'));
+    } catch {
+      copyFileSync(self, join(stage, 'kdp-node'));
+      chmodSync(join(stage, 'kdp-node'), 0o755);
+    }
+    const { buildPlugins } = await import('../../../cni-plugins/build.ts');
+    await buildPlugins(stage, node);
+    const installed: string[] = [];
+    for (const f of readdirSync(stage)) {
+      if (f === 'package.json') continue;
+      renameSync(join(stage, f), join(bin, f));
+      installed.push(join(bin, f));
+    }
+    if (conflist) {
+      const file = join(confDir, `10-${values.network}.conflist`);
+      writeFileSync(`${file}.tmp`, conflist);
+      renameSync(`${file}.tmp`, file);
+      installed.push(file);
+    }
+    ctx.log.info({ files: installed }, 'kdp CNI plugins installed');
+    ctx.out(installed.join('\n') + '\n');
+  } finally {
+    rmSync(stage, { recursive: true, force: true });
+  }
+  return 0;
+}
+
+export const cniCommand: Command = {
+  name: 'cni',
+  summary: 'build or install the kdp CNI plugins (kdp-bridge, kdp-host-local, kdp-portmap)',
+  usage: cniUsage,
+  async run(argv, ctx) {
+    const [action, ...rest] = argv;
+    switch (action) {
+      case 'build':
+        return build(rest, ctx);
+      case 'install':
+        return install(rest, ctx);
+      default:
+        throw new KdpError('KDP_USAGE', action === undefined ? 'kdp cni: missing action (build, install)' : `kdp cni: unknown action ${JSON.stringify(action)}`);
+    }
+  },
+};
+
+const agentUsage = `Usage:
+  kdp node-agent --node NAME [--manifests DIR | --kubeconfig FILE] [--ttl SECONDS]
+      keep host-gw routes (proto 199) in this network namespace: every other node's podCIDRs via its
+      InternalIP, from Node objects (a manifests directory or the Kubernetes API)`;
+
+export const nodeAgentCommand: Command = {
+  name: 'node-agent',
+  summary: 'program host-gw routes to the other nodes\u2019 pod CIDRs (cross-node pod networking)',
+  usage: agentUsage,
+  async run(argv, ctx) {
+    const { values } = parseArgs({
+      args: [...argv],
+      options: { node: { type: 'string' }, manifests: { type: 'string' }, kubeconfig: { type: 'string' }, ttl: { type: 'string' } },
+      strict: true,
+    });
+    if (!values.node) throw new KdpError('KDP_USAGE', 'kdp node-agent needs --node NAME');
+    const ttl = values.ttl === undefined ? undefined : Number(values.ttl);
+    if (ttl !== undefined && !(ttl >= 0)) throw new KdpError('KDP_USAGE', `--ttl takes seconds, got ${values.ttl}`);
+    const { openSource } = await import('../../k8s/open-source.ts');
+    const { HostGwAgent, IpRouteTable } = await import('../../cni/node-agent.ts');
+    const source = openSource({ log: ctx.log, ...(values.manifests ? { manifestsDir: values.manifests } : {}), ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}) });
+    const agent = new HostGwAgent({ nodeName: values.node, table: new IpRouteTable(), log: ctx.log });
+    source.subscribe(agent);
+    try {
+      await source.start();
+      await agent.idle();
+      ctx.log.info({ node: values.node, syncs: agent.syncs }, 'node agent synced');
+      const why = await untilStopped(ttl === undefined ? undefined : ttl * 1000);
+      ctx.log.info({ why }, 'node agent stopping');
+    } finally {
+      agent.stop();
+      await source.stop();
+    }
+    return 0;
+  },
+};
