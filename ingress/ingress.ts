@@ -38,7 +38,8 @@ export interface RunningIngress {
   readonly controller: IngressController;
   readonly metrics: IngressMetrics;
   readonly ports: { readonly http: number; readonly https: number; readonly metrics?: number };
-  close(): Promise<void>;
+  /** Graceful: requests in flight get up to `graceMs` (default 0) to finish. */
+  close(graceMs?: number): Promise<void>;
 }
 
 /** Starts the controller over `source` (not yet started): listens only after the first route table is built. */
@@ -80,12 +81,12 @@ export async function startIngress(source: ClusterSource, opts: IngressOptions =
       controller,
       metrics,
       ports: { ...ports, ...(metricsPort === undefined ? {} : { metrics: metricsPort }) },
-      async close() {
+      async close(graceMs = 0) {
         controller.stop();
         unsubscribe();
         await source.stop();
         health?.closeAllConnections();
-        await Promise.all([server.close(), health ? new Promise((r) => health!.close(r)) : undefined]);
+        await Promise.all([server.close(graceMs), health ? new Promise((r) => health!.close(r)) : undefined]);
       },
     };
   } catch (err) {

@@ -4,7 +4,7 @@
 import { createServer as createHttpServer } from 'node:http';
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import { createSecureServer } from 'node:http2';
-import type { Http2SecureServer, Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type { Http2SecureServer, Http2ServerRequest, Http2ServerResponse, ServerHttp2Session } from 'node:http2';
 import { connect as netConnect } from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 import { connect as tlsConnect, createSecureContext } from 'node:tls';
@@ -117,6 +117,10 @@ export class IngressServer {
   readonly http: HttpServer;
   readonly https: Http2SecureServer;
   readonly #upgraded = new Set<Duplex>();
+  readonly #sessions = new Set<ServerHttp2Session>();
+  readonly #tlsSockets = new Set<Socket>();
+  #inflight = 0;
+  #closing: Promise<void> | undefined;
   readonly #series = new Map<string, { requests: { inc(): void }; duration: { observe(v: number): void }; size: { observe(v: number): void } }>();
 
   constructor(opts: ServerOptions) {
@@ -140,6 +144,14 @@ export class IngressServer {
     );
     this.https.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head, 'https'));
     this.https.on('sessionError', () => {});
+    this.https.on('session', (sess: ServerHttp2Session) => {
+      this.#sessions.add(sess);
+      sess.once('close', () => this.#sessions.delete(sess));
+    });
+    this.https.on('secureConnection', (sock: Socket) => {
+      this.#tlsSockets.add(sock);
+      sock.once('close', () => this.#tlsSockets.delete(sock));
+    });
   }
 
   /** The current route table. */
@@ -193,10 +205,27 @@ export class IngressServer {
     return { http: (this.http.address() as AddressInfo).port, https: (this.https.address() as AddressInfo).port };
   }
 
-  async close(): Promise<void> {
+  /**
+   * Stops accepting, lets requests in flight finish for up to `graceMs` (HTTP/2 sessions get GOAWAY, idle
+   * keep-alive connections are closed at once), then closes everything left, upgraded sockets included.
+   * Idempotent.
+   */
+  close(graceMs = 0): Promise<void> {
+    this.#closing ??= this.#close(graceMs);
+    return this.#closing;
+  }
+
+  async #close(graceMs: number): Promise<void> {
+    const closed = Promise.all([new Promise((r) => this.http.close(r)), new Promise((r) => this.https.close(r))]);
+    this.http.closeIdleConnections();
+    for (const s of this.#sessions) s.close();
+    const end = Date.now() + graceMs;
+    while (this.#inflight > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 25));
     for (const s of this.#upgraded) s.destroy();
     this.http.closeAllConnections();
-    await Promise.all([new Promise((r) => this.http.close(r)), new Promise((r) => this.https.close(r))]);
+    for (const s of this.#sessions) s.destroy();
+    for (const s of this.#tlsSockets) s.destroy();
+    await closed;
     await this.#pools.close();
   }
 
@@ -220,7 +249,11 @@ export class IngressServer {
       ingress: '',
       service: '',
     };
-    if (this.#metrics || this.#access) res.once('close', () => this.#record(req, res, ctx));
+    this.#inflight++;
+    res.once('close', () => {
+      this.#inflight--;
+      if (this.#metrics || this.#access) this.#record(req, res, ctx);
+    });
     const table = this.#table;
     const url = req.url ?? '/';
     const path = pathOf(url);

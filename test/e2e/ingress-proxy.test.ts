@@ -26,7 +26,7 @@ async function backend(name: string): Promise<{ server: Server; port: number }> 
     req.on('data', (c: Buffer) => (n += c.length));
     req.on('end', () => {
       const url = req.url ?? '/';
-      if (url.startsWith('/slow')) {
+      if (url.includes('/slow')) {
         setTimeout(() => res.end('slow'), 3000);
         return;
       }
@@ -321,6 +321,22 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       const line = logs.join('').split('\n').find((l) => l.includes('"GET /a?q=1 HTTP/1.1"'));
       t.comment(String(line));
       t.match(line, /^127\.0\.0\.1 - - \[\d\d\/\w{3}\/\d{4}:\d\d:\d\d:\d\d \+0000\] "GET \/a\?q=1 HTTP\/1\.1" 200 \d+ "-" "[^"]*" \d+ \d+\.\d{3} \[default-a-80\] \[\] 127\.0\.0\.1:\d+ \d+ \d+\.\d{3} 200 abc123$/);
+    });
+
+    t.test('graceful close: requests in flight finish, new connections are refused', async (t) => {
+      const slow = get('h.test', '/a/slow');
+      await new Promise((r) => setTimeout(r, 300));
+      const closing = ing.close(10_000);
+      await new Promise((r) => setTimeout(r, 100));
+      const refused = await request(`${base}/a`, { headers: { host: 'h.test' } }).then(
+        (r) => `answered ${r.statusCode}`,
+        (err: NodeJS.ErrnoException) => err.code ?? 'error',
+      );
+      t.equal(refused, 'ECONNREFUSED', 'no new connections while draining');
+      const r = await slow;
+      t.equal(r.status, 200);
+      t.equal(r.text, 'slow', 'the request in flight completed');
+      await closing;
     });
   });
 }

@@ -22,7 +22,8 @@ const usage = `Usage: kdp ingress [options]
   --default-ssl-certificate CRT,KEY  PEM files of the default certificate (default: a self-signed one)
   --access-log on|off             ingress-nginx format access log on stdout (default on)
   --workers N                     worker processes sharing the ports (default 1)
-  --upstream-connections N        keep-alive connections per endpoint (default 128)`;
+  --upstream-connections N        keep-alive connections per endpoint (default 128)
+  --shutdown-grace-period S       on SIGTERM, seconds requests in flight get to finish (default 10)`;
 
 function int(name: string, v: string | undefined, dflt: number, min = 0): number {
   if (v === undefined) return dflt;
@@ -48,6 +49,7 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
       'access-log': { type: 'string', default: 'on' },
       workers: { type: 'string' },
       'upstream-connections': { type: 'string' },
+      'shutdown-grace-period': { type: 'string' },
     },
     strict: true,
   });
@@ -56,6 +58,7 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
   const httpsPort = int('https-port', values['https-port'], 443);
   const metricsPort = values['healthz-port'] === '-1' ? -1 : int('healthz-port', values['healthz-port'], 10254);
   const connections = int('upstream-connections', values['upstream-connections'], 128, 1);
+  const graceS = int('shutdown-grace-period', values['shutdown-grace-period'], 10);
   if (!['on', 'off'].includes(values['access-log'])) throw new KdpError('KDP_USAGE', '--access-log: on or off');
   let defaultCert;
   if (values['default-ssl-certificate'] !== undefined) {
@@ -93,8 +96,8 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
     pool: { connections, keepAliveTimeoutMs: 60_000 },
   });
   const why = await untilStopped();
-  ctx.log.info({ why }, 'stopping the ingress controller');
-  await ing.close();
+  ctx.log.info({ why, graceSeconds: graceS }, 'stopping the ingress controller');
+  await ing.close(graceS * 1000);
   return 0;
 }
 
