@@ -629,5 +629,7 @@ export class ApiDouble {
     if (timeout > 0) w.timers.push(setTimeout(() => this.#closeWatcher(w, false), timeout * 1000));
     req.on('close', () => this.#closeWatcher(w, false));
     res.on('close', () => this.#closeWatcher(w, false));
+    // a client that vanished mid-write: the watch is over, nothing to report
+    res.on('error', () => this.#closeWatcher(w, true));
   }
 }
