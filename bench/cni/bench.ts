@@ -1,0 +1,112 @@
+// CNI plugin latency: kdp (kdp-bridge + in-process kdp-host-local) against the reference plugins
+// (Debian containernetworking-plugins: bridge + host-local) in the same lab node, same harness, same
+// run, interleaved pod by pod so load drift hits both alike. Each sample is the wall time of one plugin
+// exec (`ip netns exec NODE plugin`, config on stdin), as a runtime sees it.
+//   npm run bench:cni            (PODS=30 by default; needs root)
+// Prints a markdown table (p50/p95 per verb and implementation, and kdp/reference ratios) and writes
+// bench/cni/results/latest.json.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Lab } from '../../src/lab/lab.ts';
+import { run } from '../../src/common/exec-adapter.ts';
+import { CniDriver } from '../../src/cni/testing/driver.ts';
+import type { Conflist } from '../../src/cni/testing/driver.ts';
+import { freshPlugins } from '../../src/cni/testing/fixtures.ts';
+
+const PODS = Number(process.env.PODS ?? 30);
+const REF = '/usr/lib/cni';
+const OUT = fileURLToPath(new URL('./results/', import.meta.url));
+
+function pct(xs: readonly number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
+}
+
+const lab = await Lab.create({ nodes: 1 });
+const bin = await freshPlugins();
+const data = mkdtempSync(join(tmpdir(), 'kdp-cni-bench-'));
+try {
+  const n = lab.nodes[0]!;
+  const common = { isGateway: true, ipMasq: true, hairpinMode: true };
+  const impls: { name: string; list: Conflist; type: string; driver: CniDriver }[] = [
+    {
+      name: 'kdp',
+      type: 'kdp-bridge',
+      driver: new CniDriver({ path: [bin], nodeNs: n.ns }),
+      list: { cniVersion: '1.0.0', name: 'benchkdp', plugins: [{ type: 'kdp-bridge', bridge: 'kdpb0', ...common, ipam: { type: 'kdp-host-local', ranges: [[{ subnet: '198.19.1.0/25' }]], dataDir: data } }] },
+    },
+    {
+      name: 'reference',
+      type: 'bridge',
+      driver: new CniDriver({ path: [REF], nodeNs: n.ns }),
+      list: { cniVersion: '1.0.0', name: 'benchref', plugins: [{ type: 'bridge', bridge: 'refb0', ...common, ipam: { type: 'host-local', ranges: [[{ subnet: '198.19.1.128/25' }]], dataDir: data } }] },
+    },
+  ];
+  const samples: Record<string, Record<string, number[]>> = {};
+  for (const i of impls) samples[i.name] = { ADD: [], DEL: [], VERSION: [], VERSION_NODE: [] };
+  const pods: string[] = [];
+  for (let p = 0; p < PODS; p++) pods.push(await lab.addNamespace(`bench-${p}`));
+  const load0 = loadavg()[0]!;
+  // warm-up: one ADD/DEL each (page cache, compile cache)
+  for (const i of impls) {
+    const conf = CniDriver.pluginConfig(i.list, i.list.plugins[0]!, {});
+    await i.driver.invoke(i.type, { command: 'ADD', containerId: `warm-${i.name}`, ifname: 'eth9', netns: `/run/netns/${pods[0]}`, stdin: conf });
+    await i.driver.invoke(i.type, { command: 'DEL', containerId: `warm-${i.name}`, ifname: 'eth9', netns: `/run/netns/${pods[0]}`, stdin: conf });
+  }
+  for (const [p, ns] of pods.entries()) {
+    for (const i of p % 2 === 0 ? impls : [...impls].reverse()) {
+      const conf = CniDriver.pluginConfig(i.list, i.list.plugins[0]!, {});
+      const r = await i.driver.invoke(i.type, { command: 'ADD', containerId: `${i.name}-${p}`, ifname: i.name === 'kdp' ? 'eth0' : 'eth1', netns: `/run/netns/${ns}`, stdin: conf });
+      if (r.code !== 0) throw new Error(`${i.name} ADD failed: ${r.stdout} ${r.stderr}`);
+      samples[i.name]!.ADD!.push(r.ms);
+      const v = await i.driver.invoke(i.type, { command: 'VERSION', stdin: '{"cniVersion":"1.0.0"}' });
+      samples[i.name]!.VERSION!.push(v.ms);
+    }
+  }
+  for (const [p, ns] of pods.entries()) {
+    for (const i of p % 2 === 0 ? impls : [...impls].reverse()) {
+      const conf = CniDriver.pluginConfig(i.list, i.list.plugins[0]!, {});
+      const r = await i.driver.invoke(i.type, { command: 'DEL', containerId: `${i.name}-${p}`, ifname: i.name === 'kdp' ? 'eth0' : 'eth1', netns: `/run/netns/${ns}`, stdin: conf });
+      if (r.code !== 0) throw new Error(`${i.name} DEL failed: ${r.stdout}`);
+      samples[i.name]!.DEL!.push(r.ms);
+    }
+  }
+  // kdp's VERSION through Node itself (what the sh preamble saves a runtime), for the record
+  for (let k = 0; k < Math.min(PODS, 15); k++) {
+    const t0 = performance.now();
+    await run([process.execPath, join(bin, 'kdp-bridge')], { input: '{"cniVersion":"1.0.0"}', env: { PATH: process.env.PATH, CNI_COMMAND: 'VERSION' } });
+    samples.kdp!.VERSION_NODE!.push(performance.now() - t0);
+  }
+  const load1 = loadavg()[0]!;
+  const rows: string[] = [];
+  const result: Record<string, unknown> = { pods: PODS, loadavg: [load0, load1], date: new Date().toISOString() };
+  for (const verb of ['ADD', 'DEL', 'VERSION']) {
+    const k = samples.kdp![verb]!;
+    const r = samples.reference![verb]!;
+    const line = { verb, kdp: { p50: pct(k, 50), p95: pct(k, 95) }, reference: { p50: pct(r, 50), p95: pct(r, 95) } };
+    result[verb] = line;
+    rows.push(
+      `| ${verb} | ${line.kdp.p50.toFixed(1)} / ${line.kdp.p95.toFixed(1)} | ${line.reference.p50.toFixed(1)} / ${line.reference.p95.toFixed(1)} | **${(line.kdp.p50 / line.reference.p50).toFixed(2)}** / ${(line.kdp.p95 / line.reference.p95).toFixed(2)} |`,
+    );
+  }
+  const vn = samples.kdp!.VERSION_NODE!;
+  result.VERSION_NODE = { p50: pct(vn, 50), p95: pct(vn, 95) };
+  const table = [
+    `PODS=${PODS}, loadavg ${load0.toFixed(1)} -> ${load1.toFixed(1)}`,
+    '',
+    '| verb | kdp p50 / p95 (ms) | reference p50 / p95 (ms) | ratio kdp/ref p50 / p95 |',
+    '|---|---|---|---|',
+    ...rows,
+    '',
+    `kdp VERSION answered by Node instead of the sh preamble: p50 ${pct(vn, 50).toFixed(1)} ms, p95 ${pct(vn, 95).toFixed(1)} ms`,
+  ].join('\n');
+  process.stdout.write(table + '\n');
+  mkdirSync(OUT, { recursive: true });
+  writeFileSync(join(OUT, 'latest.json'), JSON.stringify({ ...result, samples }, null, 2) + '\n');
+} finally {
+  await lab.destroy();
+  rmSync(bin, { recursive: true, force: true });
+  rmSync(data, { recursive: true, force: true });
+}
