@@ -94,7 +94,7 @@ if (needsRoot(t)) {
     const ul = lab.underlay;
     const node = n1.ip4;
     const curl = (args: string[]) => lab.exec(ul, ['curl', '-sS', '--max-time', '5', ...args], { allowFailure: true });
-    const deadline = Date.now() + 20_000;
+    const deadline = Date.now() + 60_000; // a loaded 2-core machine needs ~10 s to start the CLI
     for (;;) {
       const r = await curl([`http://${node}:10254/healthz`]);
       if (r.stdout === 'ok\n') break;
