@@ -78,31 +78,41 @@ async function start(name: string, argv: string[], ready: RegExp | (() => Promis
 
 const answers = (port: number) => async () => (await run(['dig', '@127.0.0.1', '-p', String(port), '+time=1', '+tries=1', '+short', 'svc1.bench.svc.cluster.local'], { allowFailure: true })).stdout.trim() === ipOf(1);
 
-async function dnsperf(port: number, queries: string): Promise<{ qps: number; lost: number; latencyMs: number }> {
+/** user+system CPU seconds a process has used so far (clock ticks of 10 ms) */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = (await run(['cat', `/proc/${pid}/stat`])).stdout;
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+async function dnsperf(port: number, queries: string, pid: number): Promise<{ qps: number; lost: number; latencyMs: number; cpuUsPerQuery: number }> {
+  const c0 = await cpuSeconds(pid);
   const r = await run(['taskset', '-c', '0', 'dnsperf', '-s', '127.0.0.1', '-p', String(port), '-d', join(dir, queries), '-c', values.clients as string, '-l', String(SECONDS), '-q', '200'], { timeoutMs: (SECONDS + 30) * 1000 });
   const qps = Number(/Queries per second:\s+([\d.]+)/.exec(r.stdout)?.[1] ?? NaN);
   const lost = Number(/Queries lost:\s+(\d+)/.exec(r.stdout)?.[1] ?? NaN);
   const latencyMs = Number(/Average Latency \(s\):\s+([\d.]+)/.exec(r.stdout)?.[1] ?? NaN) * 1000;
-  return { qps, lost, latencyMs };
+  const completed = Number(/Queries completed:\s+(\d+)/.exec(r.stdout)?.[1] ?? NaN);
+  const cpuUsPerQuery = ((await cpuSeconds(pid)) - c0) * 1e6 / completed;
+  return { qps, lost, latencyMs, cpuUsPerQuery };
 }
 
 async function main(): Promise<void> {
   files();
   await run(['bash', 'scripts/setup-system.sh', 'bench'], { timeoutMs: 600_000, allowFailure: true });
   await start('upstream dnsmasq', ['dnsmasq', '-k', `--conf-file=${join(dir, 'upstream.conf')}`, `--pid-file=${join(dir, 'up.pid')}`, '--user=root'], async () => (await run(['dig', '@127.0.0.1', '-p', String(PORTS.upstream), '+short', '+time=1', '+tries=1', 'a.outside.example'], { allowFailure: true })).stdout.trim() === '203.0.113.7');
-  const servers: { name: string; port: number; workloads: string[] }[] = [];
+  const servers: { name: string; port: number; workloads: string[]; pid: number }[] = [];
   const all = ['hits', 'negative', 'forward'];
-  await start('dnsmasq', ['dnsmasq', '-k', `--conf-file=${join(dir, 'dnsmasq.conf')}`, `--pid-file=${join(dir, 'dm.pid')}`, '--user=root'], answers(PORTS.dnsmasq));
-  servers.push({ name: 'dnsmasq 2.90 (hosts file, cache)', port: PORTS.dnsmasq, workloads: all });
+  const dm = await start('dnsmasq', ['dnsmasq', '-k', `--conf-file=${join(dir, 'dnsmasq.conf')}`, `--pid-file=${join(dir, 'dm.pid')}`, '--user=root'], answers(PORTS.dnsmasq));
+  servers.push({ name: 'dnsmasq 2.90 (hosts file, cache)', port: PORTS.dnsmasq, workloads: all, pid: dm.pid });
   const kdpArgs = (port: number, extra: string[]) => [process.execPath, CLI, '--log-level', 'warn', 'dns', '--corefile', join(dir, 'Corefile'), '--manifests', join(dir, 'manifests'), '--listen', '127.0.0.1', '--port', String(port), '--health', '', '--ready', '', '--lameduck', '0', ...extra];
-  await start('kdp dns', kdpArgs(PORTS.kdp, []), answers(PORTS.kdp));
-  servers.push({ name: 'kdp dns (own codec + fast path)', port: PORTS.kdp, workloads: all });
-  await start('kdp dns --no-fast-path', kdpArgs(PORTS.kdpSlow, ['--no-fast-path']), answers(PORTS.kdpSlow));
-  servers.push({ name: 'kdp dns --no-fast-path (own codec, full path)', port: PORTS.kdpSlow, workloads: all });
-  await start('dns-packet', [process.execPath, NAIVE, 'dns-packet', String(PORTS.dnsPacket), join(dir, 'names')], answers(PORTS.dnsPacket));
-  servers.push({ name: 'naive Map + dns-packet 5.6', port: PORTS.dnsPacket, workloads: ['hits'] });
-  await start('dns2', [process.execPath, NAIVE, 'dns2', String(PORTS.dns2), join(dir, 'names')], answers(PORTS.dns2));
-  servers.push({ name: 'naive Map + dns2 3.1', port: PORTS.dns2, workloads: ['hits'] });
+  const k1 = await start('kdp dns', kdpArgs(PORTS.kdp, []), answers(PORTS.kdp));
+  servers.push({ name: 'kdp dns (own codec + fast path)', port: PORTS.kdp, workloads: all, pid: k1.pid });
+  const k2 = await start('kdp dns --no-fast-path', kdpArgs(PORTS.kdpSlow, ['--no-fast-path']), answers(PORTS.kdpSlow));
+  servers.push({ name: 'kdp dns --no-fast-path (own codec, full path)', port: PORTS.kdpSlow, workloads: all, pid: k2.pid });
+  const dp = await start('dns-packet', [process.execPath, NAIVE, 'dns-packet', String(PORTS.dnsPacket), join(dir, 'names')], answers(PORTS.dnsPacket));
+  servers.push({ name: 'naive Map + dns-packet 5.6', port: PORTS.dnsPacket, workloads: ['hits'], pid: dp.pid });
+  const d2 = await start('dns2', [process.execPath, NAIVE, 'dns2', String(PORTS.dns2), join(dir, 'names')], answers(PORTS.dns2));
+  servers.push({ name: 'naive Map + dns2 3.1', port: PORTS.dns2, workloads: ['hits'], pid: d2.pid });
 
   // warm the caches of the forward workload
   for (const s of servers) if (s.workloads.includes('forward')) await run(['dnsperf', '-s', '127.0.0.1', '-p', String(s.port), '-d', join(dir, 'q-forward'), '-n', '1'], { allowFailure: true });
@@ -110,13 +120,15 @@ async function main(): Promise<void> {
   const load = (await run(['cat', '/proc/loadavg'])).stdout.trim();
   const rows: string[] = [];
   const results: Record<string, Record<string, number[]>> = {};
+  const cpu: Record<string, Record<string, number[]>> = {};
   for (let r = 0; r < RUNS; r++) {
     for (const w of all) {
       for (const s of servers) {
         if (!s.workloads.includes(w)) continue;
-        const m = await dnsperf(s.port, `q-${w}`);
+        const m = await dnsperf(s.port, `q-${w}`, s.pid);
         ((results[s.name] ??= {})[w] ??= []).push(m.qps);
-        process.stderr.write(`run ${r + 1} ${w.padEnd(8)} ${s.name.padEnd(46)} ${Math.round(m.qps).toString().padStart(7)} qps  lost ${m.lost}  avg ${m.latencyMs.toFixed(2)} ms\n`);
+        ((cpu[s.name] ??= {})[w] ??= []).push(m.cpuUsPerQuery);
+        process.stderr.write(`run ${r + 1} ${w.padEnd(8)} ${s.name.padEnd(46)} ${Math.round(m.qps).toString().padStart(7)} qps  lost ${m.lost}  avg ${m.latencyMs.toFixed(2)} ms  server CPU ${m.cpuUsPerQuery.toFixed(2)} us/query\n`);
       }
     }
   }
@@ -131,7 +143,18 @@ async function main(): Promise<void> {
       return `${Math.round(q / 100) / 10}k (${(q / median(ref[w] ?? [q])).toFixed(2)})`;
     }).join(' | ')} |`);
   }
-  process.stdout.write(`dnsperf -c ${values.clients} -l ${SECONDS}, ${RUNS} run(s), median; servers on CPU 1, dnsperf on CPU 0; loadavg before: ${load}\n\n${rows.join('\n')}\n`);
+  const cref = cpu['dnsmasq 2.90 (hosts file, cache)'] ?? {};
+  rows.push('', `| server | ${all.map((w) => `${w}: server CPU us/query (dnsmasq / kdp ratio)`).join(' | ')} |`, `|---|${all.map(() => '---').join('|')}|`);
+  for (const s of servers) {
+    rows.push(`| ${s.name} | ${all.map((w) => {
+      const v = cpu[s.name]?.[w];
+      if (!v) return '-';
+      const c = median(v);
+      return `${c.toFixed(2)} (${(median(cref[w] ?? [c]) / c).toFixed(2)})`;
+    }).join(' | ')} |`);
+  }
+  const load2 = (await run(['cat', '/proc/loadavg'])).stdout.trim();
+  process.stdout.write(`dnsperf -c ${values.clients} -l ${SECONDS}, ${RUNS} run(s), median; servers on CPU 1, dnsperf on CPU 0; loadavg before: ${load}, after: ${load2}\n\n${rows.join('\n')}\n`);
 }
 
 try {
