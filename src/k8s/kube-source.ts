@@ -9,6 +9,9 @@
 // Objects that fail conversion are logged and treated as absent (a previously valid version is deleted).
 import { HttpMethod, KubeConfig, RequestContext, Watch } from '@kubernetes/client-node';
 import { fetch } from 'undici';
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { delimiter, join } from 'node:path';
 import type { ClusterObject, Kind } from '../model/types.ts';
 import { keyOf } from '../model/types.ts';
 import type { Logger } from '../common/log.ts';
@@ -36,6 +39,8 @@ export const KIND_API: Readonly<Record<Kind, KindApi>> = {
   Secret: { path: '/api/v1/secrets', namespaced: true, fieldSelector: `type=${TLS_SECRET_TYPE}` },
 };
 
+const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
 export interface KubeConfigOptions {
   /** path of a kubeconfig file (--kubeconfig); wins over everything */
   readonly kubeconfig?: string;
@@ -49,8 +54,16 @@ export function loadKubeConfig(opts: KubeConfigOptions = {}): KubeConfig {
   try {
     if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
     else if (opts.inCluster) kc.loadFromCluster();
-    else kc.loadFromDefault();
+    else {
+      // the library would fall back to http://localhost:8080 when nothing is configured; we say so instead
+      const candidates = [...(process.env.KUBECONFIG ?? '').split(delimiter).filter(Boolean), join(homedir(), '.kube', 'config'), SERVICE_ACCOUNT_TOKEN];
+      if (!candidates.some((p) => existsSync(p))) {
+        throw new KdpError('KDP_K8S_CONFIG', 'no Kubernetes configuration found (pass --kubeconfig, set KUBECONFIG, create ~/.kube/config, or run in a cluster)', { details: { tried: candidates } });
+      }
+      kc.loadFromDefault();
+    }
   } catch (err) {
+    if (err instanceof KdpError) throw err;
     throw new KdpError('KDP_K8S_CONFIG', `cannot load Kubernetes client configuration: ${errorMessage(err)}`, { cause: err, details: { ...opts } });
   }
   const cluster = kc.getCurrentCluster();
