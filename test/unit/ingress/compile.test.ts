@@ -288,3 +288,13 @@ t.test('canary attaches to the main route of the same host and path', async (t) 
   t.equal(resolve(r.table, 'none.test', '/').kind, 'none', 'a canary alone creates no route');
   t.ok(r.warnings.some((w) => /orphan: canary for none.test \/ has no main Ingress/.test(w)), String(/orphan: canary for none.test \/ has no main Ingress/));
 });
+
+t.test('IPv6 endpoints and Host headers', async (t) => {
+  const ing = ingress('v6', [rule('v6.test', path('/', 'Prefix', 'web'))]);
+  const s6 = { ...slice('web', [], 8080), addressType: 'IPv6' as const, endpoints: [{ addresses: ['fd00::10'], conditions: { ready: true, serving: true, terminating: false } }] };
+  const r = compile(state([ing], { services: [service('web')], slices: [s6] }));
+  const x = resolve(r.table, normalizeHost('V6.test:8443'), '/');
+  t.same(x.kind === 'route' && x.match.route.upstream.endpoints, ['[fd00::10]:8080']);
+  t.equal(normalizeHost('[fd00::1]:80'), '[fd00::1]');
+  t.equal(normalizeHost(undefined), '');
+});
