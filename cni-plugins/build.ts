@@ -2,12 +2,14 @@
 // (runtimes probe every plugin with VERSION before each ADD and DEL) and otherwise execs Node on the same
 // file, followed by the esbuild bundle (CommonJS: it starts faster than ESM; node builtins only, verbs loaded lazily).
 // The first lines are valid as both sh and JavaScript: `":" //;` is a no-op for sh and a string + comment
-// for JS. `kdp cni install` rewrites the Node path to the copy it puts next to the plugins.
+// for JS. `kdp cni install` builds with the path of the Node copy it puts next to the plugins. When a
+// `kdp cni serve` listens for this network namespace, the preamble forwards the call to it (src/cni/server.ts).
 import { build } from 'esbuild';
 import { chmodSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { versionJson } from '../src/cni/skel.ts';
+import { SOCKET_DIR } from '../src/cni/server.ts';
 
 export const PLUGINS = ['kdp-bridge', 'kdp-host-local', 'kdp-portmap'] as const;
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -15,17 +17,16 @@ export const DIST = join(ROOT, 'dist', 'cni');
 export const NODE_MARK = '@@KDP_NODE@@';
 
 export function preamble(nodePath: string): string {
+  const headers = ['Command', 'Containerid', 'Netns', 'Ifname', 'Args', 'Path'].map((h) => `-H "X-Cni-${h}: $CNI_${h.toUpperCase()}"`).join(' ');
   return [
     '#!/bin/sh',
     `":" //; if [ "$CNI_COMMAND" = VERSION ]; then echo '${versionJson()}'; exit 0; fi`,
+    // a warm `kdp cni serve` for this network namespace? forward the call; if it cannot be reached, run here
+    `":" //; n=$(readlink /proc/self/ns/net); n=\${n#net:[}; S=\${KDP_CNI_SOCKET:-${SOCKET_DIR}/\${n%]}.sock}`,
+    `":" //; if [ -S "$S" ] && command -v curl >/dev/null; then c=$(cat); printf '%s' "$c" | curl -sS --unix-socket "$S" --fail-with-body ${headers} --data-binary @- "http://kdp/\${0##*/}" 2>/dev/null; r=$?; [ $r -eq 7 ] || exit $([ $r -eq 0 ] && echo 0 || echo 1); printf '%s' "$c" | NODE_COMPILE_CACHE="\${KDP_CNI_COMPILE_CACHE:-/var/cache/kdp-cni}" "${nodePath}" "$0" "$@"; exit $?; fi`,
     `":" //; NODE_COMPILE_CACHE="\${KDP_CNI_COMPILE_CACHE:-/var/cache/kdp-cni}" exec "${nodePath}" "$0" "$@" # ${NODE_MARK}`,
     '',
   ].join('\n');
-}
-
-/** Replaces the Node path in a built plugin (used by `kdp cni install`). */
-export function withNode(text: string, nodePath: string): string {
-  return text.replace(/^":" \/\/; NODE_COMPILE_CACHE=.*$/m, (preamble(nodePath).split('\n')[2] as string).replaceAll('$', '$$'));
 }
 
 export async function buildPlugins(outDir = DIST, nodePath = realpathSync(process.execPath)): Promise<string[]> {

@@ -14,7 +14,11 @@ const cniUsage = `Usage:
                   [--network NAME] [--bridge NAME] [--data-dir DIR] [--mtu N]
                                      install the plugins plus a copy of Node (DIR/kdp-node) so they run without
                                      this checkout; with --subnet also write CONF-DIR/10-NAME.conflist
-                                     (kdp-bridge + kdp-portmap; one --subnet per family)`;
+                                     (kdp-bridge + kdp-portmap; one --subnet per family)
+  kdp cni serve [--socket PATH] [--ttl SECONDS]
+                                     serve the plugins' verbs from one warm process for this network namespace
+                                     (default socket /run/kdp-cni/<netns inode>.sock); the installed plugins
+                                     forward to it when it listens, and run the verbs themselves otherwise`;
 
 /** The conflist `kdp cni install` writes. Pure, so it is unit-tested. */
 export function renderConflist(o: { network: string; bridge: string; subnets: readonly string[]; clusterCidrs: readonly string[]; dataDir?: string; mtu?: number }): string {
@@ -118,6 +122,28 @@ async function install(argv: readonly string[], ctx: CommandContext): Promise<nu
   return 0;
 }
 
+async function serve(argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const { values } = parseArgs({ args: [...argv], options: { socket: { type: 'string' }, ttl: { type: 'string' } }, strict: true });
+  const ttl = values.ttl === undefined ? undefined : Number(values.ttl);
+  if (ttl !== undefined && !(ttl >= 0)) throw new KdpError('KDP_USAGE', `--ttl takes seconds, got ${values.ttl}`);
+  const { startCniServer } = await import('../../cni/server.ts');
+  const { bridgeVerbs, hostLocalVerbs } = await import('../../cni/bridge.ts');
+  const { portmapVerbs } = await import('../../cni/portmap.ts');
+  const server = await startCniServer({
+    log: ctx.log,
+    ...(values.socket ? { socketPath: values.socket } : {}),
+    verbs: { 'kdp-bridge': bridgeVerbs, 'kdp-host-local': () => hostLocalVerbs, 'kdp-portmap': portmapVerbs },
+  });
+  ctx.log.info({ socket: server.path }, 'kdp cni serve listening');
+  try {
+    const why = await untilStopped(ttl === undefined ? undefined : ttl * 1000);
+    ctx.log.info({ why, served: server.served() }, 'kdp cni serve stopping');
+  } finally {
+    await server.close();
+  }
+  return 0;
+}
+
 export const cniCommand: Command = {
   name: 'cni',
   summary: 'build or install the kdp CNI plugins (kdp-bridge, kdp-host-local, kdp-portmap)',
@@ -129,8 +155,10 @@ export const cniCommand: Command = {
         return build(rest, ctx);
       case 'install':
         return install(rest, ctx);
+      case 'serve':
+        return serve(rest, ctx);
       default:
-        throw new KdpError('KDP_USAGE', action === undefined ? 'kdp cni: missing action (build, install)' : `kdp cni: unknown action ${JSON.stringify(action)}`);
+        throw new KdpError('KDP_USAGE', action === undefined ? 'kdp cni: missing action (build, install, serve)' : `kdp cni: unknown action ${JSON.stringify(action)}`);
     }
   },
 };

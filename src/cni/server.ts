@@ -1,0 +1,85 @@
+// Warm CNI service: `kdp cni serve` keeps one Node process per node that runs the plugin verbs for
+// requests forwarded by the plugin files' sh preamble over a unix socket (curl), so a runtime's exec of
+// a plugin costs sh + curl instead of a Node start. Same verbs, same skeleton, same error JSON; without
+// a listening socket the plugin runs the verbs itself. The default socket is keyed by the network
+// namespace (/run/kdp-cni/<netns inode>.sock): the server serves the node it runs in, and a plugin
+// exec'd in that node finds it.
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import { mkdirSync, readlinkSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Logger } from '../common/log.ts';
+import { runPlugin } from './skel.ts';
+import type { PluginVerbs } from './skel.ts';
+
+export const SOCKET_DIR = '/run/kdp-cni';
+
+/** The socket path for the network namespace this process is in. */
+export function defaultSocketPath(): string {
+  const link = readlinkSync('/proc/self/ns/net'); // net:[4026531840]
+  return `${SOCKET_DIR}/${link.replace(/^net:\[/, '').replace(/\]$/, '')}.sock`;
+}
+
+const HEADERS: Record<string, string> = {
+  'x-cni-command': 'CNI_COMMAND',
+  'x-cni-containerid': 'CNI_CONTAINERID',
+  'x-cni-netns': 'CNI_NETNS',
+  'x-cni-ifname': 'CNI_IFNAME',
+  'x-cni-args': 'CNI_ARGS',
+  'x-cni-path': 'CNI_PATH',
+};
+
+export interface CniServer {
+  readonly path: string;
+  readonly served: () => number;
+  close(): Promise<void>;
+}
+
+export async function startCniServer(opts: { socketPath?: string; log: Logger; verbs: Readonly<Record<string, () => PluginVerbs>> }): Promise<CniServer> {
+  const path = opts.socketPath ?? defaultSocketPath();
+  const verbs = Object.fromEntries(Object.entries(opts.verbs).map(([k, make]) => [k, make()]));
+  let served = 0;
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const t0 = performance.now();
+      const plugin = (req.url ?? '/').slice(1);
+      const v = verbs[plugin];
+      const env: Record<string, string | undefined> = { ...process.env };
+      for (const [h, k] of Object.entries(HEADERS)) env[k] = (req.headers[h] as string | undefined) ?? '';
+      let out = '';
+      const write = (s: string) => void (out += s);
+      const done = (code: number) => {
+        served++;
+        opts.log.info({ plugin, command: env.CNI_COMMAND, containerId: env.CNI_CONTAINERID, code, ms: Math.round(performance.now() - t0) }, 'cni request');
+        res.writeHead(code === 0 ? 200 : 500, { 'content-type': 'application/json' });
+        res.end(out);
+      };
+      if (!v) {
+        out = JSON.stringify({ cniVersion: '1.1.0', code: 999, msg: `kdp cni serve: unknown plugin ${JSON.stringify(plugin)}` }) + '\n';
+        done(1);
+        return;
+      }
+      void runPlugin(async () => v, { env, readStdin: () => Buffer.concat(chunks).toString('utf8'), write }).then(done, (err: unknown) => {
+        out = JSON.stringify({ cniVersion: '1.1.0', code: 999, msg: String(err) }) + '\n';
+        done(1);
+      });
+    });
+  });
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  rmSync(path, { force: true }); // a socket left by a crashed server
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => resolve());
+  });
+  return {
+    path,
+    served: () => served,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        rmSync(path, { force: true });
+      }),
+  };
+}
