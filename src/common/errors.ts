@@ -28,6 +28,10 @@ export const ErrorCodes = {
   KDP_DNS_ENCODE: 'a DNS record that cannot be put on the wire (bad address, label over 63 octets)',
   KDP_DNS_CONFIG: 'a Corefile or dns flag that kdp dns cannot act on',
   KDP_DNS_UPSTREAM: 'no upstream DNS server answered (all down, timed out or gave a bad reply)',
+  KDP_K8S_CONFIG: 'no usable kubeconfig or in-cluster service account to reach the Kubernetes API',
+  KDP_K8S_API: 'a Kubernetes API request (list, watch) failed; the watch layer retries with backoff',
+  KDP_K8S_MANIFEST: 'a manifests directory cannot be read or a file in it cannot be parsed (reported with file:line)',
+  KDP_K8S_INVALID_OBJECT: 'an API object failed conversion to the model (bad IP, port, protocol, name); it is skipped',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;
