@@ -9,6 +9,9 @@ import { LOG_LEVELS, createLogger } from '../common/log.ts';
 import type { LogFormat, LogLevel } from '../common/log.ts';
 import type { Command } from './command.ts';
 import { labCommand } from './commands/lab.ts';
+import { upCommand } from './commands/up.ts';
+import { execCommand } from './commands/exec.ts';
+import { statusCommand } from './commands/status.ts';
 import { dnsCommand } from './commands/dns.ts';
 import { proxyCommand } from './commands/proxy.ts';
 import { ingressCommand } from './commands/ingress.ts';
@@ -16,7 +19,7 @@ import { cniCommand, nodeAgentCommand } from './commands/cni.ts';
 
 export const VERSION: string = pkg.version;
 
-export const COMMANDS: readonly Command[] = [labCommand, dnsCommand, proxyCommand, ingressCommand, cniCommand, nodeAgentCommand];
+export const COMMANDS: readonly Command[] = [upCommand, execCommand, statusCommand, labCommand, dnsCommand, proxyCommand, ingressCommand, cniCommand, nodeAgentCommand];
 
 export function helpText(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

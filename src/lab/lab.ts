@@ -7,6 +7,8 @@
 // SIGINT/SIGTERM/SIGHUP; and `sweep()` at the start of every run removes what crashed runs left.
 import { randomInt } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { KdpError, errorMessage } from '../common/errors.ts';
 import { defaultExec, runSyncQuiet, spawnChild } from '../common/exec-adapter.ts';
 import type { Exec, ExecOptions, ExecResult, Spawned } from '../common/exec-adapter.ts';
@@ -63,12 +65,35 @@ async function killNamespacePids(ns: string, exec: Exec): Promise<void> {
   }
 }
 
-/** Deletes namespaces (killing whatever still runs inside them). Missing ones are not an error. */
+/** Where a lab keeps files for its run (CNI bundles, IPAM data, state); removed with the lab. */
+export const RUN_ROOT = '/run/kdp';
+/** Per-namespace files `ip netns exec` bind-mounts over /etc (resolv.conf of a pod). */
+export const NETNS_ETC = '/etc/netns';
+
+function removeNamespaceFiles(names: readonly string[]): void {
+  for (const n of names) rmSync(join(NETNS_ETC, n), { recursive: true, force: true });
+}
+
+/** Deletes namespaces (killing whatever still runs inside them) and their /etc/netns files. Missing ones are not an error. */
 export async function deleteNamespaces(names: readonly string[], exec: Exec = defaultExec): Promise<void> {
   if (names.length === 0) return;
   await Promise.all(names.map((n) => killNamespacePids(n, exec)));
   // -force: go on past a namespace that is already gone
   await exec.run(['ip', '-force', '-batch', '-'], { input: names.map((n) => `netns del ${n}\n`).join(''), allowFailure: true });
+  removeNamespaceFiles(names);
+}
+
+function staleRunDirs(): string[] {
+  let entries: string[];
+  try {
+    entries = readdirSync(RUN_ROOT);
+  } catch {
+    return [];
+  }
+  return entries.filter((e) => {
+    const m = /^(\d+)-[0-9a-f]{4}$/.exec(e);
+    return m !== null && !isAlive(Number(m[1]));
+  });
 }
 
 /** Removes the namespaces of kdp runs whose process is gone. Returns what it removed. */
@@ -78,6 +103,7 @@ export async function sweep(exec: Exec = defaultExec, log: Logger = silentLogger
     log.warn({ namespaces: stale }, 'removing network namespaces left by crashed kdp runs');
     await deleteNamespaces(stale, exec);
   }
+  for (const d of staleRunDirs()) rmSync(join(RUN_ROOT, d), { recursive: true, force: true });
   return stale;
 }
 
@@ -188,6 +214,20 @@ export class Lab {
     return child;
   }
 
+  /** This run's directory under /run/kdp (created on first use, removed by destroy() and by the sweep). */
+  runDir(): string {
+    const dir = join(RUN_ROOT, this.plan.runId);
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    return dir;
+  }
+
+  /** Gives a lab namespace its own /etc/resolv.conf (bind-mounted by `ip netns exec`); removed with the namespace. */
+  setResolvConf(ns: string, text: string): void {
+    this.#assertOwned(ns);
+    mkdirSync(join(NETNS_ETC, ns), { recursive: true });
+    writeFileSync(join(NETNS_ETC, ns, 'resolv.conf'), text);
+  }
+
   /** Adds an empty namespace (loopback up) owned by this lab: a pod sandbox, a test client. */
   async addNamespace(role: string): Promise<string> {
     const name = nsName(this.plan.runId, role);
@@ -219,6 +259,7 @@ export class Lab {
     } catch (err) {
       this.#log.error({ err: errorMessage(err), runId: this.plan.runId }, 'lab cleanup failed; the next run sweeps it');
     }
+    rmSync(join(RUN_ROOT, this.plan.runId), { recursive: true, force: true });
     this.#finish();
   }
 
@@ -248,6 +289,8 @@ export class Lab {
       }
       runSyncQuiet(['ip', 'netns', 'del', ns]);
     }
+    removeNamespaceFiles(this.#namespaces);
+    rmSync(join(RUN_ROOT, this.plan.runId), { recursive: true, force: true });
     this.#finish();
   }
 }

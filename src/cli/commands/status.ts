@@ -1,0 +1,40 @@
+// `kdp status`: what kdp sees and programmed, as a table (or --json).
+import { parseArgs } from 'node:util';
+import { resolve } from 'node:path';
+import type { Command } from '../command.ts';
+
+const usage = `Usage: kdp status [--manifests DIR | --kubeconfig FILE] [--node NAME] [--json]
+
+Cluster state: --manifests, else --kubeconfig, else the running kdp up's manifests, else examples/cluster.
+Services -> ports -> endpoints (ready / serving-terminating / terminating) -> the proxy's nft chain, DNS names,
+and ingress routes. With a running \`kdp up\` (as root) it reads that run's manifests and counts the backends
+actually programmed in the first node's nft table (or --node's).`;
+
+export const statusCommand: Command = {
+  name: 'status',
+  summary: 'what kdp sees and programmed: services, endpoints, rules, DNS names, ingress routes',
+  usage,
+  async run(argv, ctx) {
+    const { values } = parseArgs({ args: [...argv], options: { manifests: { type: 'string' }, kubeconfig: { type: 'string' }, node: { type: 'string' }, json: { type: 'boolean', default: false } }, strict: true });
+    const { readState } = await import('../../up/state.ts');
+    const { openSource } = await import('../../k8s/open-source.ts');
+    const { takeSnapshot } = await import('../../up/snapshot.ts');
+    const { buildStatus, renderStatus } = await import('../../status/status.ts');
+    const { run } = await import('../../common/exec-adapter.ts');
+    const state = readState();
+    const { DEFAULT_MANIFESTS } = await import('./up.ts');
+    // the running kdp up's manifests, else the embedded default, unless --kubeconfig asks for the API
+    const manifests = values.manifests ?? (values.kubeconfig ? undefined : (state?.manifests ?? DEFAULT_MANIFESTS));
+    const snap = await takeSnapshot(openSource({ ...(manifests ? { manifestsDir: resolve(manifests) } : {}), ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}), log: ctx.log }));
+    let nftTable: string | undefined;
+    const nodeName = values.node ?? snap.nodes[0]?.meta.name;
+    const ns = state?.mode === 'lab' && nodeName ? state.targets[nodeName] : undefined;
+    if (ns) {
+      const res = await run(['ip', 'netns', 'exec', ns, 'nft', 'list', 'table', 'ip', 'kdp'], { allowFailure: true });
+      if (res.code === 0) nftTable = res.stdout;
+    }
+    const report = buildStatus(snap, { ...(nodeName ? { nodeName } : {}), ...(nftTable !== undefined ? { nftTable } : {}) });
+    ctx.out(values.json ? JSON.stringify(report, null, 2) + '\n' : renderStatus(report));
+    return 0;
+  },
+};

@@ -1,0 +1,230 @@
+// `kdp up` as root: the whole data plane on a lab of network namespaces.
+//   lab (underlay + one namespace per Node) -> CNI plugins (kdp-bridge + kdp-host-local + kdp-portmap) give every
+//   Pod a sandbox with the IP its manifest names -> node agent (host-gw routes), service proxy (nftables or
+//   iptables) and ingress controller in every node; cluster DNS in the kube-dns pods; an echo server in the others.
+// Every process is a child inside a lab namespace; stop() releases the pods through CNI DEL, then removes the lab.
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { KdpError, errorMessage } from '../common/errors.ts';
+import type { Logger } from '../common/log.ts';
+import type { Spawned } from '../common/exec-adapter.ts';
+import { Lab } from '../lab/lab.ts';
+import { ManifestsSource } from '../k8s/manifests-source.ts';
+import { CniDriver } from '../cni/testing/driver.ts';
+import type { Conflist } from '../cni/testing/driver.ts';
+import type { CniResult } from '../cni/types.ts';
+import { renderConflist } from '../cli/commands/cni.ts';
+import { takeSnapshot } from './snapshot.ts';
+import type { Snapshot } from './snapshot.ts';
+import { dnsServiceIp, mapNodes, planPods, podResolvConf, tryCommands } from './plan.ts';
+import type { Skipped, TryCommand, UpPod } from './plan.ts';
+
+const MAIN = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
+const ECHO = fileURLToPath(new URL('../lab/echo-server.ts', import.meta.url));
+
+export interface LabUpOptions {
+  readonly manifestsDir: string;
+  readonly log: Logger;
+  /** one line per step, for the person watching */
+  readonly progress: (line: string) => void;
+  readonly proxyMode: 'nftables' | 'iptables';
+}
+
+export interface CheckResult {
+  readonly cmd: TryCommand;
+  readonly ok: boolean;
+  readonly output: string;
+}
+
+export async function waitUntil(what: string, fn: () => Promise<boolean>, ms: number, procs: readonly Spawned[] = []): Promise<void> {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (await fn()) return;
+    for (const p of procs) {
+      if (await Promise.race([p.exited.then(() => true), Promise.resolve(false)])) {
+        throw new KdpError('KDP_UP_FAILED', `${what}: a process exited: ${p.output().slice(-1500)}`);
+      }
+    }
+    if (Date.now() > end) throw new KdpError('KDP_UP_FAILED', `${what}: not ready after ${ms} ms${procs[0] ? `: ${procs[0].output().slice(-1500)}` : ''}`);
+    await sleep(100);
+  }
+}
+
+export class LabUp {
+  readonly lab: Lab;
+  readonly snapshot: Snapshot;
+  readonly pods: readonly UpPod[];
+  readonly skipped: readonly Skipped[];
+  readonly commands: readonly TryCommand[];
+  /** pod key -> lab namespace */
+  readonly podNs: ReadonlyMap<string, string>;
+  readonly #opts: LabUpOptions;
+  readonly #attachments: { pod: UpPod; ns: string; node: string; result: CniResult }[] = [];
+  #driverFor: (nodeNs: string) => CniDriver = () => {
+    throw new KdpError('KDP_INTERNAL', 'CNI not ready');
+  };
+  #conflist: (node: string) => Conflist = () => {
+    throw new KdpError('KDP_INTERNAL', 'CNI not ready');
+  };
+
+  private constructor(lab: Lab, snapshot: Snapshot, pods: UpPod[], skipped: Skipped[], opts: LabUpOptions) {
+    this.lab = lab;
+    this.snapshot = snapshot;
+    this.pods = pods;
+    this.skipped = skipped;
+    this.commands = tryCommands(snapshot, pods, lab.plan);
+    this.podNs = new Map(pods.map((p) => [p.key, `kdp-${lab.plan.runId}-${p.role}`]));
+    this.#opts = opts;
+  }
+
+  static async start(opts: LabUpOptions): Promise<LabUp> {
+    const { progress, log } = opts;
+    let t0 = Date.now();
+    const step = (msg: string) => {
+      progress(`${msg} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+      t0 = Date.now();
+    };
+    const snapshot = await takeSnapshot(new ManifestsSource({ dir: opts.manifestsDir, log }));
+    if (snapshot.nodes.length === 0) throw new KdpError('KDP_UP_MANIFESTS', `no Node in ${opts.manifestsDir}: kdp up needs at least one`);
+    step(`read ${opts.manifestsDir}: ${snapshot.nodes.length} nodes, ${snapshot.pods.length} pods, ${snapshot.services.length} services, ${snapshot.ingresses.length} ingresses`);
+    const lab = await Lab.create({ nodes: snapshot.nodes.length, log });
+    let up: LabUp | undefined;
+    try {
+      const nodeIndex = mapNodes(snapshot.nodes, lab.plan);
+      const { pods, skipped } = planPods(snapshot, nodeIndex);
+      up = new LabUp(lab, snapshot, pods, skipped, opts);
+      for (const s of skipped) log.warn({ pod: s.key, reason: s.reason }, 'pod not started in the lab');
+      step(`lab ${lab.plan.runId}: underlay ${lab.plan.underlayHost4}, nodes ${lab.nodes.map((n) => `${n.name} ${n.ip4}`).join(', ')}`);
+      await up.#startPods(nodeIndex);
+      step(`${pods.length} pods attached by the kdp CNI plugins (bridge, host-local IPAM, portmap)`);
+      await up.#startNodeComponents();
+      step(`node agent, service proxy (${opts.proxyMode}) and ingress running on every node; DNS in ${pods.filter((p) => p.runs === 'dns').length} pod(s)`);
+      return up;
+    } catch (err) {
+      if (up) await up.stop();
+      else await lab.destroy();
+      throw err;
+    }
+  }
+
+  #nodeNs(name: string): string {
+    return this.lab.node(name).ns;
+  }
+
+  async #startPods(nodeIndex: ReadonlyMap<string, number>): Promise<void> {
+    const run = this.lab.runDir();
+    const bin = join(run, 'cni-bin');
+    const { buildPlugins } = await import('../../cni-plugins/build.ts');
+    await buildPlugins(bin);
+    const lists = new Map<string, Conflist>();
+    for (const [name, idx] of nodeIndex) {
+      const plan = this.lab.nodes[idx - 1]!;
+      const dataDir = join(run, name, 'ipam');
+      mkdirSync(dataDir, { recursive: true });
+      const list = JSON.parse(renderConflist({ network: 'kdp', bridge: 'kdp0', subnets: [plan.podCidr4], clusterCidrs: [this.lab.plan.clusterCidr4], dataDir })) as Conflist;
+      // the runtime asks for each pod's IP (the one its manifest names): the ips capability
+      const plugins = list.plugins.map((p) => (p.type === 'kdp-bridge' ? { ...p, capabilities: { ...(p.capabilities ?? {}), ips: true } } : p));
+      lists.set(name, { ...list, plugins });
+    }
+    this.#conflist = (node) => lists.get(node)!;
+    const drivers = new Map<string, CniDriver>();
+    this.#driverFor = (nodeNs) => {
+      let d = drivers.get(nodeNs);
+      if (!d) drivers.set(nodeNs, (d = new CniDriver({ path: [bin], nodeNs })));
+      return d;
+    };
+    const dnsIp = dnsServiceIp(this.snapshot);
+    // one node at a time keeps the IPAM lock uncontended; pods of different nodes in parallel
+    await Promise.all(
+      [...nodeIndex.keys()].map(async (node) => {
+        for (const pod of this.pods.filter((p) => p.node === node)) {
+          const ns = await this.lab.addNamespace(pod.role);
+          const nodeNs = this.#nodeNs(node);
+          const result = await this.#driverFor(nodeNs).add(
+            this.#conflist(node),
+            { containerID: pod.containerId, ifname: 'eth0', netns: `/run/netns/${ns}` },
+            { ips: [`${pod.ip}/24`], ...(pod.hostPorts.length ? { portMappings: pod.hostPorts.map((h) => ({ ...h, hostIP: '' })) } : {}) },
+          );
+          this.#attachments.push({ pod, ns, node, result });
+          if (dnsIp) this.lab.setResolvConf(ns, podResolvConf(pod.namespace, dnsIp));
+        }
+      }),
+    );
+  }
+
+  async #startNodeComponents(): Promise<void> {
+    const node = process.execPath;
+    const dir = this.#opts.manifestsDir;
+    const log = ['--log-format', 'json', '--log-level', 'warn'];
+    const procs: { what: string; proc: Spawned; ready: () => Promise<boolean> }[] = [];
+    const http200 = (ns: string, url: string) => async () => (await this.lab.exec(ns, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '1', url], { allowFailure: true })).stdout === '200';
+    for (const a of this.#attachments) {
+      if (a.pod.runs === 'dns') {
+        const proc = this.lab.spawn(a.ns, [node, MAIN, ...log, 'dns', '--manifests', dir, '--port', '53', '--health', '127.0.0.1:8080', '--ready', '127.0.0.1:8181', '--metrics', '127.0.0.1:9153']);
+        procs.push({ what: `dns in ${a.pod.key}`, proc, ready: http200(a.ns, 'http://127.0.0.1:8181/ready') });
+      } else {
+        const argv = [node, ECHO, '--name', a.pod.name];
+        if (a.pod.tcp.length) argv.push('--http', a.pod.tcp.join(','));
+        if (a.pod.udp.length) argv.push('--udp', a.pod.udp.join(','));
+        const proc = this.lab.spawn(a.ns, argv);
+        procs.push({ what: `echo in ${a.pod.key}`, proc, ready: async () => proc.output().includes('ready') });
+      }
+    }
+    for (const n of this.lab.nodes) {
+      const name = this.snapshot.nodes[n.index - 1]?.meta.name ?? n.name;
+      const agent = this.lab.spawn(n.ns, [node, MAIN, ...log, 'node-agent', '--node', name, '--manifests', dir]);
+      const others = this.lab.nodes.length - 1;
+      procs.push({ what: `node agent on ${name}`, proc: agent, ready: async () => (await this.lab.exec(n.ns, ['ip', 'route', 'show', 'proto', '199'])).stdout.trim().split('\n').filter(Boolean).length >= others });
+      const proxy = this.lab.spawn(n.ns, [node, MAIN, ...log, 'proxy', '--mode', this.#opts.proxyMode, '--manifests', dir, '--node-name', name, '--cluster-cidr', this.lab.plan.clusterCidr4, '--healthz-bind-address', '127.0.0.1:10256']);
+      procs.push({ what: `proxy on ${name}`, proc: proxy, ready: http200(n.ns, 'http://127.0.0.1:10256/healthz') });
+      const ingress = this.lab.spawn(n.ns, [node, MAIN, ...log, 'ingress', '--manifests', dir, '--access-log', 'off']);
+      procs.push({ what: `ingress on ${name}`, proc: ingress, ready: http200(n.ns, 'http://127.0.0.1:10254/healthz') });
+    }
+    await Promise.all(procs.map((p) => waitUntil(p.what, p.ready, 30_000, [p.proc])));
+  }
+
+  /** The namespace of a `kdp exec` target. */
+  targets(): Record<string, string> {
+    const t: Record<string, string> = { underlay: this.lab.underlay };
+    this.snapshot.nodes.forEach((n, i) => {
+      const plan = this.lab.nodes[i];
+      if (plan) t[n.meta.name] = plan.ns;
+    });
+    for (const [k, ns] of this.podNs) t[k] = ns;
+    return t;
+  }
+
+  /** Runs every printed command once, as a user would. */
+  async check(): Promise<CheckResult[]> {
+    const targets = this.targets();
+    const out: CheckResult[] = [];
+    for (const cmd of this.commands) {
+      const [, target, , ...argv] = cmd.argv; // exec TARGET -- argv...
+      const ns = targets[target as string];
+      if (!ns) {
+        out.push({ cmd, ok: false, output: `unknown target ${target}` });
+        continue;
+      }
+      const res = await this.lab.exec(ns, argv, { allowFailure: true, timeoutMs: 15_000 });
+      const output = (res.stdout + res.stderr).trim();
+      out.push({ cmd, ok: res.code === 0 && cmd.expect.test(res.stdout), output });
+    }
+    return out;
+  }
+
+  async stop(): Promise<void> {
+    // release every pod through CNI DEL (IPAM files, masquerade and hostPort rules), then remove the lab
+    await Promise.allSettled(
+      this.#attachments.map(async (a) => {
+        try {
+          await this.#driverFor(this.#nodeNs(a.node)).del(this.#conflist(a.node), { containerID: a.pod.containerId, ifname: 'eth0', netns: `/run/netns/${a.ns}` }, a.result);
+        } catch (err) {
+          this.#opts.log.warn({ pod: a.pod.key, err: errorMessage(err) }, 'CNI DEL failed; the lab is removed anyway');
+        }
+      }),
+    );
+    await this.lab.destroy();
+  }
+}
