@@ -14,13 +14,19 @@ export interface Command {
   run(argv: readonly string[], ctx: CommandContext): Promise<number>;
 }
 
-/** Resolves when one of the signals arrives (for commands that run until Ctrl-C) or after ttlMs. */
+/**
+ * Resolves when one of the signals arrives (for commands that run until Ctrl-C) or after ttlMs.
+ * Holds the process alive meanwhile: signal listeners alone do not, so a command with no open socket
+ * (the node agent) would otherwise exit as soon as its event loop is empty.
+ */
 export function untilStopped(ttlMs?: number): Promise<string> {
   return new Promise((resolve) => {
     const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+    const keepAlive = setInterval(() => {}, 1 << 30);
     const done = (why: string) => {
       for (const s of signals) process.removeListener(s, handlers[s]);
       if (timer) clearTimeout(timer);
+      clearInterval(keepAlive);
       resolve(why);
     };
     const handlers = Object.fromEntries(signals.map((s) => [s, () => done(s)])) as Record<(typeof signals)[number], () => void>;
