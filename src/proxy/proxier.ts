@@ -50,6 +50,8 @@ export class Proxier implements ServiceHandler, EndpointSliceHandler {
   #slicesSynced = false;
   #needFull = true;
   #prev = new Map<IPFamily, ServicePortInfo[]>();
+  /** service ports per service key and family, as last built */
+  readonly #ports = new Map<IPFamily, Map<string, ServicePortInfo[]>>();
   #health: HealthCheckState[] = [];
   #lastSyncOk: number | undefined;
   #lastQueued: number | undefined;
@@ -122,10 +124,20 @@ export class Proxier implements ServiceHandler, EndpointSliceHandler {
     const { changed, oldestMs } = this.#tracker.take();
     const periodicFull = this.#opts.syncPeriodMs ? started - this.#lastFull >= this.#opts.syncPeriodMs : false;
     const full = this.#needFull || periodicFull;
+    // only changed services are rebuilt; the others keep their objects (backends skip them by identity)
     const models = new Map<IPFamily, ServicePortInfo[]>();
-    const slices = this.#tracker.slicesByService();
+    const keys = full ? [...this.#tracker.services.keys()] : [...changed];
     for (const family of this.#opts.families) {
-      models.set(family, buildServicePorts(this.#tracker.services.values(), slices, { nodeName: this.#opts.nodeName, family, ...(this.#opts.proxyName ? { proxyName: this.#opts.proxyName } : {}) }));
+      const byKey = full ? new Map<string, ServicePortInfo[]>() : (this.#ports.get(family) ?? new Map<string, ServicePortInfo[]>());
+      const opts = { nodeName: this.#opts.nodeName, family, ...(this.#opts.proxyName ? { proxyName: this.#opts.proxyName } : {}) };
+      for (const key of keys) {
+        const svc = this.#tracker.services.get(key);
+        const ports = svc ? buildServicePorts([svc], new Map([[key, this.#tracker.slicesFor(key)]]), opts) : [];
+        if (ports.length > 0) byKey.set(key, ports);
+        else byKey.delete(key);
+      }
+      this.#ports.set(family, byKey);
+      models.set(family, [...byKey.values()].flat());
     }
     let lines: number;
     try {

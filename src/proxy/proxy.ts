@@ -11,6 +11,7 @@ import { ConntrackTool } from './conntrack.ts';
 import { HealthCheckServers, startHealthServer, startMetricsServer } from './healthz.ts';
 import { ProxyMetrics } from './metrics.ts';
 import { NftablesBackend } from './nftables/backend.ts';
+import { NftSession } from './nftables/session.ts';
 import { IptablesBackend } from './iptables/backend.ts';
 import { Proxier } from './proxier.ts';
 import { UserspaceBackend } from './userspace/backend.ts';
@@ -48,7 +49,7 @@ export function makeBackend(cfg: ProxyConfig, exec: Exec, log: Logger): ProxyBac
   const common = { clusterCIDRs: cfg.clusterCIDRs, ...(cfg.masqueradeAll ? { masqueradeAll: true } : {}), ...(cfg.nodePortAddresses ? { nodePortAddresses: cfg.nodePortAddresses } : {}) };
   switch (cfg.mode) {
     case 'nftables':
-      return new NftablesBackend({ exec, config: common, log });
+      return new NftablesBackend({ exec, config: common, log, runner: new NftSession() });
     case 'iptables':
       return new IptablesBackend({ exec, config: common, log, families: cfg.families });
     case 'userspace':

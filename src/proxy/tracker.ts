@@ -59,6 +59,12 @@ export class ChangeTracker {
     return true;
   }
 
+  /** The slices of one service ("ns/name"), in a stable order. */
+  slicesFor(svcKey: string): EndpointSlice[] {
+    const m = this.#slices.get(svcKey);
+    return m ? [...m.values()].sort((a, b) => (a.meta.name < b.meta.name ? -1 : 1)) : [];
+  }
+
   slicesByService(): Map<string, EndpointSlice[]> {
     return new Map([...this.#slices].map(([k, m]) => [k, [...m.values()].sort((a, b) => (a.meta.name < b.meta.name ? -1 : 1))]));
   }

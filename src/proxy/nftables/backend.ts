@@ -6,19 +6,24 @@ import type { Exec } from '../../common/exec-adapter.ts';
 import type { Logger } from '../../common/log.ts';
 import type { ServicePortInfo } from '../model.ts';
 import type { ProxyBackend, SyncResult } from '../backend.ts';
-import { TABLE, diffScript, fullScript, nftFamily, renderNft } from './render.ts';
+import { EMPTY_FRAGMENT, TABLE, diffScript, fullScript, mergeFragments, nftFamily, renderFragment } from './render.ts';
 import type { ExistingObjects, NftConfig, NftFamily, NftState } from './render.ts';
 import type { IPFamily } from '../../model/types.ts';
+import type { NftRunner } from './session.ts';
 
 export class NftablesBackend implements ProxyBackend {
   readonly mode = 'nftables';
   readonly #exec: Exec;
   readonly #cfg: NftConfig;
   readonly #log: Logger;
-  readonly #mirror = new Map<NftFamily, NftState>();
+  /** what the kernel holds, per family: one rendered fragment per service (ns/name) and the ports it came from */
+  readonly #mirror = new Map<NftFamily, Map<string, { ports: readonly ServicePortInfo[]; frag: NftState }>>();
+  readonly #runner: NftRunner | undefined;
 
-  constructor(opts: { exec: Exec; config: NftConfig; log: Logger }) {
+  /** `runner`: a long-lived nft session for transactions (default: one `nft -f -` per sync through exec) */
+  constructor(opts: { exec: Exec; config: NftConfig; log: Logger; runner?: NftRunner }) {
     this.#exec = opts.exec;
+    this.#runner = opts.runner;
     this.#cfg = opts.config;
     this.#log = opts.log;
   }
@@ -42,29 +47,52 @@ export class NftablesBackend implements ProxyBackend {
 
   async sync(models: ReadonlyMap<IPFamily, readonly ServicePortInfo[]>, full: boolean): Promise<SyncResult> {
     const script: string[] = [];
-    const next = new Map<NftFamily, NftState>();
+    const next = new Map<NftFamily, Map<string, { ports: readonly ServicePortInfo[]; frag: NftState }>>();
     for (const [fam, ports] of models) {
       const f = nftFamily(fam);
-      const state = renderNft(ports, f, this.#cfg);
-      next.set(f, state);
-      const prev = this.#mirror.get(f);
-      if (full || !prev) script.push(...fullScript(state, await this.#listExisting(f)));
-      else script.push(...diffScript(prev, state));
+      const bySvc = new Map<string, ServicePortInfo[]>();
+      for (const sp of ports) {
+        const k = `${sp.namespace}/${sp.name}`;
+        const list = bySvc.get(k);
+        if (list) list.push(sp);
+        else bySvc.set(k, [sp]);
+      }
+      const prev = full ? undefined : this.#mirror.get(f);
+      const cur = new Map<string, { ports: readonly ServicePortInfo[]; frag: NftState }>();
+      for (const [k, sps] of bySvc) {
+        const old = prev?.get(k);
+        // the proxier hands over the same objects for services that did not change: nothing to render
+        if (old && old.ports.length === sps.length && old.ports.every((p, i) => p === sps[i])) cur.set(k, old);
+        else cur.set(k, { ports: sps, frag: renderFragment(sps, f, this.#cfg) });
+      }
+      next.set(f, cur);
+      if (!prev) {
+        const state = mergeFragments(f, this.#cfg, [...cur.values()].map((e) => e.frag));
+        script.push(...fullScript(state, await this.#listExisting(f)));
+        continue;
+      }
+      for (const [k, e] of cur) {
+        const old = prev.get(k);
+        if (old !== e) script.push(...diffScript(old?.frag ?? EMPTY_FRAGMENT(f), e.frag, { fragment: true }));
+      }
+      for (const [k, old] of prev) if (!cur.has(k)) script.push(...diffScript(old.frag, EMPTY_FRAGMENT(f), { fragment: true }));
     }
     if (script.length > 0) {
-      const text = script.join('\n') + '\n';
       try {
-        await this.#exec.run(['nft', '-f', '-'], { input: text, timeoutMs: 120_000 });
+        // big transactions (full syncs) parse faster from a file; small diffs skip nft's cache rebuild in the session
+        if (this.#runner && script.length < 2000) await this.#runner.apply(script);
+        else await this.#exec.run(['nft', '-f', '-'], { input: script.join('\n') + '\n', timeoutMs: 120_000 });
       } catch (err) {
         this.#mirror.clear(); // the kernel may not be what we think: the retry is a full sync
-        const line = /-:(\d+):/.exec(errorMessage(err))?.[1];
-        const context = line ? script.slice(Math.max(0, Number(line) - 3), Number(line) + 2) : [];
-        this.#log.debug({ context }, 'nft transaction failed');
-        throw new KdpError('KDP_PROXY_SYNC_FAILED', `nftables transaction failed: ${errorMessage(err)}`, { cause: err, details: { context } });
+        throw new KdpError('KDP_PROXY_SYNC_FAILED', `nftables transaction failed: ${errorMessage(err)}`, { cause: err, details: { lines: script.length, head: script.slice(0, 5) } });
       }
     }
     for (const [f, s] of next) this.#mirror.set(f, s);
     return { lines: script.length };
+  }
+
+  async close(): Promise<void> {
+    this.#runner?.close();
   }
 
   async cleanup(): Promise<void> {

@@ -131,7 +131,45 @@ function renderBase(family: NftFamily, cfg: NftConfig): { chains: Map<string, Nf
 export function renderNft(ports: readonly ServicePortInfo[], family: NftFamily, cfg: NftConfig): NftState {
   const { chains, maps } = renderBase(family, cfg);
   const sets = new Map<string, string>();
-  const el = (m: string) => maps.get(m)!.elements as Map<string, string>;
+  renderInto(ports, family, cfg, chains, sets, (m) => maps.get(m)!.elements as Map<string, string>);
+  return { family, chains, sets, maps };
+}
+
+/** The objects of some service ports only (a fragment: maps hold just their elements). Pure. */
+export function renderFragment(ports: readonly ServicePortInfo[], family: NftFamily, cfg: NftConfig): NftState {
+  const chains = new Map<string, NftChain>();
+  const sets = new Map<string, string>();
+  const maps = new Map<string, NftMap>();
+  renderInto(ports, family, cfg, chains, sets, (m) => {
+    let x = maps.get(m);
+    if (!x) maps.set(m, (x = { def: '', elements: new Map() }));
+    return x.elements as Map<string, string>;
+  });
+  return { family, chains, sets, maps };
+}
+
+export const EMPTY_FRAGMENT = (family: NftFamily): NftState => ({ family, chains: new Map(), sets: new Map(), maps: new Map() });
+
+/** The base objects plus fragments, as one state (for a full sync). */
+export function mergeFragments(family: NftFamily, cfg: NftConfig, frags: Iterable<NftState>): NftState {
+  const { chains, maps } = renderBase(family, cfg);
+  const sets = new Map<string, string>();
+  for (const f of frags) {
+    for (const [k, v] of f.chains) chains.set(k, v);
+    for (const [k, v] of f.sets) sets.set(k, v);
+    for (const [m, x] of f.maps) for (const [k, v] of x.elements) (maps.get(m)!.elements as Map<string, string>).set(k, v);
+  }
+  return { family, chains, sets, maps };
+}
+
+function renderInto(
+  ports: readonly ServicePortInfo[],
+  family: NftFamily,
+  cfg: NftConfig,
+  chains: Map<string, NftChain>,
+  sets: Map<string, string>,
+  el: (map: string) => Map<string, string>,
+): void {
   const a = family;
   const addrType = family === 'ip' ? 'ipv4_addr' : 'ipv6_addr';
   const localCidrs = cfg.clusterCIDRs.filter((c) => (family === 'ip6') === c.includes(':'));
@@ -214,7 +252,6 @@ export function renderNft(ports: readonly ServicePortInfo[], family: NftFamily, 
       for (const ip of sp.loadBalancerIPs) el(MAP_FIREWALL).set(ipKey(ip), `goto ${names.firewall}`);
     }
   }
-  return { family, chains, sets, maps };
 }
 
 export interface ExistingObjects {
@@ -250,8 +287,14 @@ export function fullScript(next: NftState, existing: ExistingObjects): string[] 
   const f = next.family;
   const out: string[] = [`add table ${prefix(f)}`];
   for (const [name, def] of next.sets) if (!existing.sets.has(name)) out.push(`add set ${prefix(f)} ${name} ${def}`);
-  for (const [name, m] of next.maps) out.push(`add map ${prefix(f)} ${name} ${m.def}`, `flush map ${prefix(f)} ${name}`);
-  for (const [name, c] of next.chains) out.push(chainDecl(f, name, c), `flush chain ${prefix(f)} ${name}`);
+  for (const [name, m] of next.maps) {
+    out.push(`add map ${prefix(f)} ${name} ${m.def}`);
+    if (existing.maps.has(name)) out.push(`flush map ${prefix(f)} ${name}`);
+  }
+  for (const [name, c] of next.chains) {
+    out.push(chainDecl(f, name, c));
+    if (existing.chains.has(name)) out.push(`flush chain ${prefix(f)} ${name}`);
+  }
   for (const name of existing.chains) if (!next.chains.has(name)) out.push(`flush chain ${prefix(f)} ${name}`);
   for (const name of existing.sets) if (!next.sets.has(name)) out.push(`delete set ${prefix(f)} ${name}`);
   for (const name of existing.maps) if (!next.maps.has(name)) out.push(`delete map ${prefix(f)} ${name}`);
@@ -266,13 +309,13 @@ function sameRules(a: NftChain, b: NftChain): boolean {
 }
 
 /** Only what differs between two states (the mirror of the kernel, and the desired state). */
-export function diffScript(prev: NftState, next: NftState): string[] {
+export function diffScript(prev: NftState, next: NftState, opts: { fragment?: boolean } = {}): string[] {
   const f = next.family;
   const P = prefix(f);
   const out: string[] = [];
   const changedChains: string[] = [];
   for (const [name, def] of next.sets) if (!prev.sets.has(name)) out.push(`add set ${P} ${name} ${def}`);
-  for (const [name, m] of next.maps) if (!prev.maps.has(name)) out.push(`add map ${P} ${name} ${m.def}`);
+  if (!opts.fragment) for (const [name, m] of next.maps) if (!prev.maps.has(name)) out.push(`add map ${P} ${name} ${m.def}`);
   for (const [name, c] of next.chains) {
     const old = prev.chains.get(name);
     if (!old) {
@@ -287,7 +330,9 @@ export function diffScript(prev: NftState, next: NftState): string[] {
   for (const name of removedChains) out.push(`flush chain ${P} ${name}`);
   // map elements: remove what left or changed value, before chains they point to go away
   const adds: [string, [string, string][]][] = [];
-  for (const [name, m] of next.maps) {
+  const mapNames = opts.fragment ? new Set([...prev.maps.keys(), ...next.maps.keys()]) : new Set(next.maps.keys());
+  for (const name of mapNames) {
+    const m = next.maps.get(name) ?? { def: '', elements: new Map<string, string>() };
     const old = prev.maps.get(name)?.elements ?? new Map<string, string>();
     const del: [string, undefined][] = [];
     for (const [k, v] of old) if (m.elements.get(k) !== v) del.push([k, undefined]);
@@ -299,7 +344,7 @@ export function diffScript(prev: NftState, next: NftState): string[] {
   for (const name of prev.sets.keys()) if (!next.sets.has(name)) out.push(`delete set ${P} ${name}`);
   for (const name of changedChains) for (const r of next.chains.get(name)!.rules) out.push(`add rule ${P} ${name} ${r}`);
   for (const [name, add] of adds) out.push(...elementLines('add', f, name, add));
-  for (const name of prev.maps.keys()) if (!next.maps.has(name)) out.push(`delete map ${P} ${name}`);
+  if (!opts.fragment) for (const name of prev.maps.keys()) if (!next.maps.has(name)) out.push(`delete map ${P} ${name}`);
   for (const name of removedChains) out.push(`delete chain ${P} ${name}`);
   return out;
 }

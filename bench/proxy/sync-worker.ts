@@ -1,0 +1,56 @@
+// Runs INSIDE a lab node namespace (started by bench/proxy/run.ts): full-sync and one-service-change
+// times of the nftables and iptables modes at several cluster sizes, through the real proxier (change
+// tracking, model building, rendering, the kernel). Prints one JSON line per result.
+import { defaultExec } from '../../src/common/exec-adapter.ts';
+import { silentLogger } from '../../src/common/log.ts';
+import { FakeSource } from '../../src/k8s/testing/fake-source.ts';
+import { NftablesBackend } from '../../src/proxy/nftables/backend.ts';
+import { NftSession } from '../../src/proxy/nftables/session.ts';
+import { IptablesBackend } from '../../src/proxy/iptables/backend.ts';
+import type { ProxyBackend } from '../../src/proxy/backend.ts';
+import { Proxier } from '../../src/proxy/proxier.ts';
+import { endpointIPs, service, slice } from './gen.ts';
+
+const sizes = (process.argv[2] ?? '1000,5000,10000').split(',').map(Number);
+const modes = (process.argv[3] ?? 'nftables,iptables').split(',');
+const changes = Number(process.argv[4] ?? 7);
+const cfg = { clusterCIDRs: ['198.19.0.0/16'] };
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+for (const mode of modes) {
+  for (const n of sizes) {
+    const backend: ProxyBackend =
+      mode === 'nftables'
+        ? new NftablesBackend({ exec: defaultExec, config: cfg, log: silentLogger, runner: new NftSession() })
+        : new IptablesBackend({ exec: defaultExec, config: cfg, log: silentLogger, families: ['IPv4'] });
+    await backend.cleanup();
+    const src = new FakeSource();
+    for (let i = 0; i < n; i++) {
+      src.put(service(i));
+      src.put(slice(`svc${i}`, endpointIPs(i, 2)));
+    }
+    const proxier = new Proxier({ backend, nodeName: 'node-1', families: ['IPv4'], minSyncIntervalMs: 0, log: silentLogger });
+    src.subscribe(proxier);
+    let t0 = performance.now();
+    await src.start();
+    await proxier.settled();
+    const full = performance.now() - t0;
+    const one: number[] = [];
+    for (let g = 1; g <= changes; g++) {
+      const idx = Math.floor((n * g) / (changes + 1));
+      t0 = performance.now();
+      src.put(slice(`svc${idx}`, endpointIPs(idx, 2, g), g));
+      await proxier.settled();
+      one.push(performance.now() - t0);
+    }
+    // a full resync with everything in place (restart, periodic resync)
+    t0 = performance.now();
+    proxier.requestFullSync();
+    await proxier.settled();
+    const fullAgain = performance.now() - t0;
+    await proxier.stop();
+    await backend.cleanup();
+    await backend.close?.();
+    process.stdout.write(JSON.stringify({ kind: 'sync', mode, services: n, endpoints: 2, fullMs: Math.round(full), fullAgainMs: Math.round(fullAgain), oneChangeMsMedian: +median(one).toFixed(1), oneChangeMs: one.map((x) => +x.toFixed(1)) }) + '\n');
+  }
+}
