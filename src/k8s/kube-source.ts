@@ -168,10 +168,13 @@ class Reflector {
           this.#resolveSynced();
         }
         const outcome = await this.#watch();
-        if (outcome === 'gone') {
+        if (outcome === 'gone' || outcome === 'gone-at-once') {
           this.counts.relists++;
           this.#log.info({ rv: this.#rv }, 'watch expired (410 Gone); relisting');
           needList = true;
+          // expired before delivering anything: back off, so list/410 cannot become a hot loop
+          if (outcome === 'gone-at-once') await sleep(this.#backoff.delay(), this.#signal);
+          else this.#backoff.reset();
         } else if (outcome === 'progress') {
           this.#backoff.reset();
         } else if (!this.#signal.aborted) {
@@ -180,7 +183,9 @@ class Reflector {
         }
       } catch (err) {
         if (this.#signal.aborted) break;
-        if (isGone(err)) {
+        // a 410 from a watch means relist now; a 410 from the list itself (expired continue token) is retried
+        // with backoff like any other error, so a server that keeps answering 410 is not hammered
+        if (isGone(err) && !needList) {
           this.counts.relists++;
           this.#log.info({ rv: this.#rv, err: errorMessage(err) }, '410 Gone; relisting');
           needList = true;
@@ -252,8 +257,8 @@ class Reflector {
     if (name) this.#store.remove(this.#kind, keyOf({ namespace: ns, name }));
   }
 
-  /** One watch; resolves with how it ended: 'gone' (relist), 'progress' (events came, re-watch), 'idle'. */
-  #watch(): Promise<'gone' | 'progress' | 'idle'> {
+  /** One watch; resolves with how it ended: 'gone' / 'gone-at-once' (relist), 'progress' (events came, re-watch), 'idle'. */
+  #watch(): Promise<'gone' | 'gone-at-once' | 'progress' | 'idle'> {
     this.counts.watches++;
     const [lo, hi] = this.#timeouts;
     const query: Record<string, string | number | boolean> = {
@@ -270,7 +275,7 @@ class Reflector {
         if (!live) return;
         live = false;
         this.#abortWatch = undefined;
-        if (gone || isGone(err)) return resolve('gone');
+        if (gone || isGone(err)) return resolve(progress ? 'gone' : 'gone-at-once');
         if (this.#signal.aborted) return resolve('idle');
         // the library's inactivity timeout and clean server-side closes are normal ends of a watch
         if (err && !(err instanceof Error && err.name === 'TimeoutError') && !(err instanceof DOMException)) return reject(err);
