@@ -24,13 +24,17 @@ export function untilStopped(ttlMs?: number): Promise<string> {
     const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
     const keepAlive = setInterval(() => {}, 1 << 30);
     const done = (why: string) => {
-      for (const s of signals) process.removeListener(s, handlers[s]);
+      // removed after this dispatch: a library counting listeners during it (signal-exit) must still see ours,
+      // or it re-raises the signal and the process dies before it has cleaned up
+      setImmediate(() => {
+        for (const s of signals) process.removeListener(s, handlers[s]);
+      });
       if (timer) clearTimeout(timer);
       clearInterval(keepAlive);
       resolve(why);
     };
     const handlers = Object.fromEntries(signals.map((s) => [s, () => done(s)])) as Record<(typeof signals)[number], () => void>;
-    for (const s of signals) process.prependOnceListener(s, handlers[s]);
+    for (const s of signals) process.prependListener(s, handlers[s]);
     const timer = ttlMs === undefined ? undefined : setTimeout(() => done('ttl'), ttlMs);
   });
 }
