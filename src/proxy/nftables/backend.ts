@@ -84,6 +84,7 @@ export class NftablesBackend implements ProxyBackend {
         else await this.#exec.run(['nft', '-f', '-'], { input: script.join('\n') + '\n', timeoutMs: 120_000 });
       } catch (err) {
         this.#mirror.clear(); // the kernel may not be what we think: the retry is a full sync
+        this.#log.debug({ lines: script.length, head: script.slice(0, 20) }, 'nft transaction failed');
         throw new KdpError('KDP_PROXY_SYNC_FAILED', `nftables transaction failed: ${errorMessage(err)}`, { cause: err, details: { lines: script.length, head: script.slice(0, 5) } });
       }
     }
