@@ -1,11 +1,12 @@
-// CNI plugin latency: kdp (kdp-bridge + in-process kdp-host-local) against the reference plugins
+// CNI plugin latency: kdp (kdp-bridge + in-process kdp-host-local), run as a fresh Node process per
+// call ("kdp exec") and forwarded to a warm `kdp cni serve` ("kdp serve"), against the reference plugins
 // (Debian containernetworking-plugins: bridge + host-local) in the same lab node, same harness, same
 // run, interleaved pod by pod so load drift hits both alike. Each sample is the wall time of one plugin
 // exec (`ip netns exec NODE plugin`, config on stdin), as a runtime sees it.
 //   npm run bench:cni            (PODS=30 by default; needs root)
 // Prints a markdown table (p50/p95 per verb and implementation, and kdp/reference ratios) and writes
 // bench/cni/results/latest.json.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,7 +17,9 @@ import type { Conflist } from '../../src/cni/testing/driver.ts';
 import { freshPlugins } from '../../src/cni/testing/fixtures.ts';
 
 const PODS = Number(process.env.PODS ?? 30);
+const IFNAME: Record<string, string> = { kdp: 'eth0', 'kdp-serve': 'eth1', reference: 'eth2' };
 const REF = '/usr/lib/cni';
+const KDP = fileURLToPath(new URL('../../bin/kdp', import.meta.url));
 const OUT = fileURLToPath(new URL('./results/', import.meta.url));
 
 function pct(xs: readonly number[], p: number): number {
@@ -30,12 +33,21 @@ const data = mkdtempSync(join(tmpdir(), 'kdp-cni-bench-'));
 try {
   const n = lab.nodes[0]!;
   const common = { isGateway: true, ipMasq: true, hairpinMode: true };
+  const server = lab.spawn(n.ns, ['env', '-u', 'NODE_OPTIONS', KDP, '--log-format', 'json', '--log-level', 'warn', 'cni', 'serve', '--socket', join(data, 'serve.sock')]);
+  for (let k = 0; k < 600 && !existsSync(join(data, 'serve.sock')); k++) await new Promise((r) => setTimeout(r, 100));
+  if (!existsSync(join(data, 'serve.sock'))) throw new Error(`kdp cni serve did not start: ${server.output()}`);
   const impls: { name: string; list: Conflist; type: string; driver: CniDriver }[] = [
     {
       name: 'kdp',
       type: 'kdp-bridge',
-      driver: new CniDriver({ path: [bin], nodeNs: n.ns }),
-      list: { cniVersion: '1.0.0', name: 'benchkdp', plugins: [{ type: 'kdp-bridge', bridge: 'kdpb0', ...common, ipam: { type: 'kdp-host-local', ranges: [[{ subnet: '198.19.1.0/25' }]], dataDir: data } }] },
+      driver: new CniDriver({ path: [bin], nodeNs: n.ns, env: { KDP_CNI_SOCKET: join(data, 'no-server.sock') } }),
+      list: { cniVersion: '1.0.0', name: 'benchkdp', plugins: [{ type: 'kdp-bridge', bridge: 'kdpb0', ...common, ipam: { type: 'kdp-host-local', ranges: [[{ subnet: '198.19.1.0/26' }]], dataDir: data } }] },
+    },
+    {
+      name: 'kdp-serve',
+      type: 'kdp-bridge',
+      driver: new CniDriver({ path: [bin], nodeNs: n.ns, env: { KDP_CNI_SOCKET: join(data, 'serve.sock') } }),
+      list: { cniVersion: '1.0.0', name: 'benchserve', plugins: [{ type: 'kdp-bridge', bridge: 'kdpb1', ...common, ipam: { type: 'kdp-host-local', ranges: [[{ subnet: '198.19.1.64/26' }]], dataDir: data } }] },
     },
     {
       name: 'reference',
@@ -58,7 +70,7 @@ try {
   for (const [p, ns] of pods.entries()) {
     for (const i of p % 2 === 0 ? impls : [...impls].reverse()) {
       const conf = CniDriver.pluginConfig(i.list, i.list.plugins[0]!, {});
-      const r = await i.driver.invoke(i.type, { command: 'ADD', containerId: `${i.name}-${p}`, ifname: i.name === 'kdp' ? 'eth0' : 'eth1', netns: `/run/netns/${ns}`, stdin: conf });
+      const r = await i.driver.invoke(i.type, { command: 'ADD', containerId: `${i.name}-${p}`, ifname: IFNAME[i.name]!, netns: `/run/netns/${ns}`, stdin: conf });
       if (r.code !== 0) throw new Error(`${i.name} ADD failed: ${r.stdout} ${r.stderr}`);
       samples[i.name]!.ADD!.push(r.ms);
       const v = await i.driver.invoke(i.type, { command: 'VERSION', stdin: '{"cniVersion":"1.0.0"}' });
@@ -68,7 +80,7 @@ try {
   for (const [p, ns] of pods.entries()) {
     for (const i of p % 2 === 0 ? impls : [...impls].reverse()) {
       const conf = CniDriver.pluginConfig(i.list, i.list.plugins[0]!, {});
-      const r = await i.driver.invoke(i.type, { command: 'DEL', containerId: `${i.name}-${p}`, ifname: i.name === 'kdp' ? 'eth0' : 'eth1', netns: `/run/netns/${ns}`, stdin: conf });
+      const r = await i.driver.invoke(i.type, { command: 'DEL', containerId: `${i.name}-${p}`, ifname: IFNAME[i.name]!, netns: `/run/netns/${ns}`, stdin: conf });
       if (r.code !== 0) throw new Error(`${i.name} DEL failed: ${r.stdout}`);
       samples[i.name]!.DEL!.push(r.ms);
     }
@@ -82,13 +94,14 @@ try {
   const load1 = loadavg()[0]!;
   const rows: string[] = [];
   const result: Record<string, unknown> = { pods: PODS, loadavg: [load0, load1], date: new Date().toISOString() };
+  const f = (x: number) => x.toFixed(1);
   for (const verb of ['ADD', 'DEL', 'VERSION']) {
-    const k = samples.kdp![verb]!;
-    const r = samples.reference![verb]!;
-    const line = { verb, kdp: { p50: pct(k, 50), p95: pct(k, 95) }, reference: { p50: pct(r, 50), p95: pct(r, 95) } };
+    const st = (name: string) => ({ p50: pct(samples[name]![verb]!, 50), p95: pct(samples[name]![verb]!, 95) });
+    const line = { verb, kdp: st('kdp'), kdpServe: st('kdp-serve'), reference: st('reference') };
     result[verb] = line;
+    const ratio = (a: { p50: number; p95: number }) => `**${(a.p50 / line.reference.p50).toFixed(2)}** / ${(a.p95 / line.reference.p95).toFixed(2)}`;
     rows.push(
-      `| ${verb} | ${line.kdp.p50.toFixed(1)} / ${line.kdp.p95.toFixed(1)} | ${line.reference.p50.toFixed(1)} / ${line.reference.p95.toFixed(1)} | **${(line.kdp.p50 / line.reference.p50).toFixed(2)}** / ${(line.kdp.p95 / line.reference.p95).toFixed(2)} |`,
+      `| ${verb} | ${f(line.reference.p50)} / ${f(line.reference.p95)} | ${f(line.kdp.p50)} / ${f(line.kdp.p95)} | ${ratio(line.kdp)} | ${f(line.kdpServe.p50)} / ${f(line.kdpServe.p95)} | ${ratio(line.kdpServe)} |`,
     );
   }
   const vn = samples.kdp!.VERSION_NODE!;
@@ -96,8 +109,8 @@ try {
   const table = [
     `PODS=${PODS}, loadavg ${load0.toFixed(1)} -> ${load1.toFixed(1)}`,
     '',
-    '| verb | kdp p50 / p95 (ms) | reference p50 / p95 (ms) | ratio kdp/ref p50 / p95 |',
-    '|---|---|---|---|',
+    '| verb | reference p50 / p95 (ms) | kdp exec p50 / p95 (ms) | kdp exec / ref | kdp serve p50 / p95 (ms) | kdp serve / ref |',
+    '|---|---|---|---|---|---|',
     ...rows,
     '',
     `kdp VERSION answered by Node instead of the sh preamble: p50 ${pct(vn, 50).toFixed(1)} ms, p95 ${pct(vn, 95).toFixed(1)} ms`,
@@ -105,6 +118,8 @@ try {
   process.stdout.write(table + '\n');
   mkdirSync(OUT, { recursive: true });
   writeFileSync(join(OUT, 'latest.json'), JSON.stringify({ ...result, samples }, null, 2) + '\n');
+  server.kill('SIGTERM');
+  await server.exited;
 } finally {
   await lab.destroy();
   rmSync(bin, { recursive: true, force: true });

@@ -43,6 +43,8 @@ export interface DriverOptions {
   readonly nodeNs?: string;
   readonly exec?: Exec;
   readonly timeoutMs?: number;
+  /** extra environment for every plugin run */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export class CniDriver {
@@ -69,6 +71,7 @@ export class CniDriver {
       CNI_IFNAME: inv.ifname ?? '',
       CNI_ARGS: inv.cniArgs ?? '',
       CNI_PATH: this.opts.path.join(':'),
+      ...this.opts.env,
     };
     const bin = this.binary(type);
     const argv = this.opts.nodeNs ? ['ip', 'netns', 'exec', this.opts.nodeNs, bin] : [bin];
