@@ -40,7 +40,7 @@ function files(): void {
   writeFileSync(join(dir, 'q-hits'), Array.from({ length: N }, (_, i) => `svc${i}.bench.svc.cluster.local A`).join('\n') + '\n');
   writeFileSync(join(dir, 'q-negative'), Array.from({ length: N }, (_, i) => (i % 2 ? `svc${i}.bench.svc.cluster.local AAAA` : `example${i}.com.bench.svc.cluster.local A`)).join('\n') + '\n');
   writeFileSync(join(dir, 'q-forward'), Array.from({ length: 100 }, (_, i) => `host${i}.outside.example A`).join('\n') + '\n');
-  writeFileSync(join(dir, 'upstream.conf'), ['no-resolv', 'no-hosts', 'bind-interfaces', 'listen-address=127.0.0.1', `port=${PORTS.upstream}`, 'address=/outside.example/203.0.113.7', 'local=/example/', ''].join('\n'));
+  writeFileSync(join(dir, 'upstream.conf'), ['no-resolv', 'no-hosts', 'bind-interfaces', 'listen-address=127.0.0.1', `port=${PORTS.upstream}`, 'address=/outside.example/203.0.113.7', 'local=/example/', 'local-ttl=300', ''].join('\n'));
   writeFileSync(join(dir, 'dnsmasq.conf'), [
     'no-resolv', 'no-hosts', 'bind-interfaces', 'listen-address=127.0.0.1', `port=${PORTS.dnsmasq}`, `addn-hosts=${join(dir, 'hosts')}`, 'local=/cluster.local/',
     `server=127.0.0.1#${PORTS.upstream}`, 'cache-size=10000', 'local-ttl=30', '',
@@ -68,7 +68,7 @@ function files(): void {
 async function start(name: string, argv: string[], ready: RegExp | (() => Promise<boolean>)): Promise<Spawned> {
   const child = spawnChild(['taskset', '-c', '1', ...argv]);
   children.push(child);
-  const end = Date.now() + 20_000;
+  const end = Date.now() + 90_000;
   for (;;) {
     if (typeof ready === 'function' ? await ready() : ready.test(child.output())) return child;
     if (Date.now() > end) throw new Error(`${name} did not start: ${child.output()}`);
@@ -157,6 +157,13 @@ async function main(): Promise<void> {
   process.stdout.write(`dnsperf -c ${values.clients} -l ${SECONDS}, ${RUNS} run(s), median; servers on CPU 1, dnsperf on CPU 0; loadavg before: ${load}, after: ${load2}\n\n${rows.join('\n')}\n`);
 }
 
+const stop = () => {
+  for (const c of children) c.kill('SIGTERM');
+  rmSync(dir, { recursive: true, force: true });
+  process.exit(130);
+};
+process.once('SIGINT', stop);
+process.once('SIGTERM', stop);
 try {
   await main();
 } finally {

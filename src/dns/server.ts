@@ -199,12 +199,21 @@ export class DnsServer {
   #onDatagram(msg: Buffer, rinfo: RemoteInfo): void {
     const fast = this.#fastAnswer(msg, 'udp', rinfo.address);
     if (fast) {
-      this.#udp?.send(fast, rinfo.port, rinfo.address);
+      this.#send(fast, rinfo);
       return;
     }
-    this.handle(msg, 'udp', rinfo.address).then((res) => {
-      if (res) this.#udp?.send(res, rinfo.port, rinfo.address);
-    });
+    this.handle(msg, 'udp', rinfo.address).then(
+      (res) => res && this.#send(res, rinfo),
+      (err) => this.#log.error({ err: errorMessage(err) }, 'udp request failed'),
+    );
+  }
+
+  #send(res: Buffer, rinfo: RemoteInfo): void {
+    try {
+      this.#udp?.send(res, rinfo.port, rinfo.address);
+    } catch {
+      // a source no answer can go to (port 0, closed socket): drop
+    }
   }
 
   #onConnection(s: Socket): void {
@@ -242,7 +251,7 @@ export class DnsServer {
         };
         const fast = this.#fastAnswer(msg, 'tcp', client);
         if (fast) write(fast);
-        else this.handle(Buffer.from(msg), 'tcp', client).then(write);
+        else this.handle(Buffer.from(msg), 'tcp', client).then(write, () => write(undefined));
       }
     });
   }
