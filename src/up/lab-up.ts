@@ -157,7 +157,7 @@ export class LabUp {
   async #startNodeComponents(): Promise<void> {
     const node = process.execPath;
     const dir = this.#opts.manifestsDir;
-    const log = ['--log-format', 'json', '--log-level', 'warn'];
+    const log = ['--log-format', 'json', '--log-level', 'info']; // kept in memory, shown when a component fails
     const procs: { what: string; proc: Spawned; ready: () => Promise<boolean> }[] = [];
     const http200 = (ns: string, url: string) => async () => (await this.lab.exec(ns, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '1', url], { allowFailure: true })).stdout === '200';
     for (const a of this.#attachments) {

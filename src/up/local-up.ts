@@ -74,7 +74,7 @@ export class LocalUp {
     try {
       opts.progress(`unprivileged: no namespaces or rules; ${backends.length} pods served by echo servers on 127.77.x.y, manifests rewritten in ${dir}`);
       const node = process.execPath;
-      const log = ['--log-format', 'json', '--log-level', 'warn'];
+      const log = ['--log-format', 'json', '--log-level', 'info']; // kept in memory, shown when a component fails
       const waits: Promise<void>[] = [];
       for (const p of backends) {
         const ports = [...new Set(p.containerPorts.filter((c) => c.protocol === 'TCP').map((c) => c.containerPort))];

@@ -28,7 +28,9 @@ export const statusCommand: Command = {
     const snap = await takeSnapshot(openSource({ ...(manifests ? { manifestsDir: resolve(manifests) } : {}), ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}), log: ctx.log }));
     let nftTable: string | undefined;
     const nodeName = values.node ?? snap.nodes[0]?.meta.name;
-    const ns = state?.mode === 'lab' && nodeName ? state.targets[nodeName] : undefined;
+    // the kernel is read only for the running kdp up's own cluster
+    const sameCluster = state?.mode === 'lab' && !values.kubeconfig && (!values.manifests || resolve(values.manifests) === state.manifests);
+    const ns = sameCluster && nodeName ? state.targets[nodeName] : undefined;
     if (ns) {
       const res = await run(['ip', 'netns', 'exec', ns, 'nft', 'list', 'table', 'ip', 'kdp'], { allowFailure: true });
       if (res.code === 0) nftTable = res.stdout;
