@@ -101,7 +101,7 @@ if (needsRoot(t)) {
       lab.spawn(pod(1, 'c').ns, [process.execPath, ECHO, '--name', 'n2c', '--http', '8080']),
       lab.spawn(lab.underlay, [process.execPath, ECHO, '--name', 'outside', '--http', '18081']),
     ];
-    await Promise.all(servers.map((s, i) => waitFor(`echo server ${i}`, () => s.output().includes('ready'))));
+    await Promise.all(servers.map((s, i) => waitFor(`echo server ${i}`, () => s.output().includes('ready'), 120_000)));
     const curl = async (ns: string, url: string) => {
       const r = await lab.exec(ns, ['curl', '-sS', '--max-time', '5', '-g', url]);
       return JSON.parse(r.stdout) as { name: string; client: string };
@@ -203,6 +203,18 @@ if (needsRoot(t)) {
     t.match(notReady.json, { code: 50 }, 'STATUS with an unwritable data dir: code 50');
     const ver = await d.invoke('kdp-bridge', { command: 'VERSION', stdin: '{"cniVersion":"1.0.0"}' });
     t.match(ver.json, { cniVersion: '1.1.0', supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] }, 'VERSION');
+    // capabilities ips and mac through runtimeConfig
+    const capNs = await lab.addNamespace('err-pod-cap');
+    const capList: Conflist = {
+      cniVersion: '1.1.0',
+      name: 'capnet',
+      plugins: [{ type: 'kdp-bridge', bridge: 'kdpcap0', isGateway: true, capabilities: { ips: true, mac: true }, ipam: { type: 'kdp-host-local', subnet: '198.19.8.0/24', dataDir: join(data, 'cap') } }],
+    };
+    const capRes = await d.add(capList, { containerID: 'cap', ifname: 'eth0', netns: `/run/netns/${capNs}` }, { ips: ['198.19.8.77/24'], mac: '0a:58:c6:13:08:4d' });
+    t.equal(capRes.ips?.[0]?.address, '198.19.8.77/24', 'runtimeConfig.ips: the requested address');
+    const capLink = (await lab.exec(capNs, ['ip', '-br', 'link', 'show', 'eth0'])).stdout;
+    t.match(capLink, /0a:58:c6:13:08:4d/, 'runtimeConfig.mac: the requested MAC');
+    t.same((await d.del(capList, { containerID: 'cap', ifname: 'eth0', netns: `/run/netns/${capNs}` })).map((r) => r.code), [0]);
     const del = await d.invoke('kdp-bridge', { command: 'DEL', containerId: 'c1', ifname: 'eth0', netns: '', stdin: JSON.stringify(base) });
     t.equal(del.code, 0, 'DEL with an empty CNI_NETNS');
     t.same(readdirSync(join(data, 'err', 'errnet')).filter((f) => f !== 'lock' && !f.startsWith('last_')), [], 'address released');

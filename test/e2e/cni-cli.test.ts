@@ -37,7 +37,7 @@ if (needsRoot(t)) {
     const n = lab.nodes[0]!;
     const bin = join(work, 'opt-cni-bin');
     const conf = join(work, 'etc-cni-net.d');
-    const res = await run([KDP, '--log-level', 'warn', 'cni', 'install', '--bin-dir', bin, '--conf-dir', conf, '--subnet', n.podCidr4, '--cluster-cidr', lab.plan.clusterCidr4, '--data-dir', join(work, 'data'), '--bridge', 'kdpcli0']);
+    const res = await run([KDP, '--log-level', 'warn', 'cni', 'install', '--bin-dir', bin, '--conf-dir', conf, '--subnet', n.podCidr4, '--cluster-cidr', lab.plan.clusterCidr4, '--data-dir', join(work, 'data'), '--bridge', 'kdpcli0'], { timeoutMs: 300_000 });
     t.match(res.stdout, /kdp-bridge/);
     for (const f of ['kdp-node', 'kdp-bridge', 'kdp-host-local', 'kdp-portmap']) t.ok(existsSync(join(bin, f)), `${f} installed`);
     const plugin = readFileSync(join(bin, 'kdp-bridge'), 'utf8');
@@ -53,7 +53,7 @@ if (needsRoot(t)) {
     const gw = r.ips![0]!.gateway!;
     t.match((await lab.exec(pod, ['ping', '-c', '1', '-W', '2', gw])).stdout, /1 received/, 'the installed plugins wire a pod');
     t.same((await d.del(list, { containerID: 'cli', ifname: 'eth0', netns: `/run/netns/${pod}` }, r)).map((x) => x.code), [0, 0]);
-    const bad = await run([KDP, 'cni', 'install', '--bin-dir', bin], { allowFailure: true });
+    const bad = await run([KDP, 'cni', 'install', '--bin-dir', bin], { allowFailure: true, timeoutMs: 300_000 });
     t.equal(bad.code, 2, 'usage error without --conf-dir');
   });
 

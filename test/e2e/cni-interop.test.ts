@@ -5,7 +5,9 @@ import t from 'tap';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Lab } from '../../src/lab/lab.ts';
+import { run } from '../../src/common/exec-adapter.ts';
 import { needsRoot } from '../helpers/gate.ts';
 import { CniDriver } from '../../src/cni/testing/driver.ts';
 import type { Conflist } from '../../src/cni/testing/driver.ts';
@@ -15,6 +17,7 @@ import type { CniResult } from '../../src/cni/types.ts';
 const REF = '/usr/lib/cni';
 
 if (needsRoot(t)) {
+  await run(['bash', fileURLToPath(new URL('../../scripts/setup-system.sh', import.meta.url)), 'cni'], { timeoutMs: 600_000 });
   if (!existsSync(join(REF, 'bridge'))) {
     t.fail(`reference plugins missing in ${REF}: run scripts/setup-system.sh cni`);
   } else {

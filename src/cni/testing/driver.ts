@@ -76,7 +76,7 @@ export class CniDriver {
     const bin = this.binary(type);
     const argv = this.opts.nodeNs ? ['ip', 'netns', 'exec', this.opts.nodeNs, bin] : [bin];
     const t0 = performance.now();
-    const res = await this.#exec.run(argv, { input: inv.stdin, env, allowFailure: true, timeoutMs: this.opts.timeoutMs ?? 60_000 });
+    const res = await this.#exec.run(argv, { input: inv.stdin, env, allowFailure: true, timeoutMs: this.opts.timeoutMs ?? 180_000 });
     const ms = performance.now() - t0;
     let json: Record<string, unknown> | undefined;
     try {
