@@ -6,6 +6,7 @@
 //            negative  = half AAAA NODATA of those names, half NXDOMAIN (search-path style names)
 //            forward   = A of 100 outside names, forwarded to an upstream dnsmasq and then cached
 //
+// First bench/dns/codec.ts (CPU per query of the answer path without sockets), then dnsperf.
 // Usage: npm run bench:dns [-- --seconds 5 --runs 1]
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +21,7 @@ const SECONDS = Number(values.seconds);
 const RUNS = Number(values.runs);
 const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const NAIVE = fileURLToPath(new URL('./naive-server.ts', import.meta.url));
+const CODEC = fileURLToPath(new URL('./codec.ts', import.meta.url));
 const N = 300;
 const BASE = 15300 + Math.floor(Math.random() * 500) * 10;
 const PORTS = { upstream: BASE, dnsmasq: BASE + 1, kdp: BASE + 2, kdpSlow: BASE + 3, dnsPacket: BASE + 4, dns2: BASE + 5 };
@@ -98,6 +100,8 @@ async function dnsperf(port: number, queries: string, pid: number): Promise<{ qp
 
 async function main(): Promise<void> {
   files();
+  // the answer path without sockets first: CPU per query of each wire library and of kdp's paths
+  process.stdout.write((await run(['taskset', '-c', '1', process.execPath, CODEC, '200000'], { timeoutMs: 600_000 })).stdout + '\n');
   await run(['bash', 'scripts/setup-system.sh', 'bench'], { timeoutMs: 600_000, allowFailure: true });
   await start('upstream dnsmasq', ['dnsmasq', '-k', `--conf-file=${join(dir, 'upstream.conf')}`, `--pid-file=${join(dir, 'up.pid')}`, '--user=root'], async () => (await run(['dig', '@127.0.0.1', '-p', String(PORTS.upstream), '+short', '+time=1', '+tries=1', 'a.outside.example'], { allowFailure: true })).stdout.trim() === '203.0.113.7');
   const servers: { name: string; port: number; workloads: string[]; pid: number }[] = [];
