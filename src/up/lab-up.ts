@@ -182,7 +182,7 @@ export class LabUp {
       const ingress = this.lab.spawn(n.ns, [node, MAIN, ...log, 'ingress', '--manifests', dir, '--access-log', 'off']);
       procs.push({ what: `ingress on ${name}`, proc: ingress, ready: http200(n.ns, 'http://127.0.0.1:10254/healthz') });
     }
-    await Promise.all(procs.map((p) => waitUntil(p.what, p.ready, 30_000, [p.proc])));
+    await Promise.all(procs.map((p) => waitUntil(p.what, p.ready, 90_000, [p.proc])));
   }
 
   /** The namespace of a `kdp exec` target. */
@@ -207,9 +207,12 @@ export class LabUp {
         out.push({ cmd, ok: false, output: `unknown target ${target}` });
         continue;
       }
-      const res = await this.lab.exec(ns, argv, { allowFailure: true, timeoutMs: 15_000 });
-      const output = (res.stdout + res.stderr).trim();
-      out.push({ cmd, ok: res.code === 0 && cmd.expect.test(res.stdout), output });
+      try {
+        const res = await this.lab.exec(ns, argv, { allowFailure: true, timeoutMs: 15_000 });
+        out.push({ cmd, ok: res.code === 0 && cmd.expect.test(res.stdout), output: (res.stdout + res.stderr).trim() });
+      } catch (err) {
+        out.push({ cmd, ok: false, output: errorMessage(err) });
+      }
     }
     return out;
   }

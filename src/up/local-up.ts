@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
 import { run, spawnChild } from '../common/exec-adapter.ts';
+import { errorMessage } from '../common/errors.ts';
 import type { Spawned } from '../common/exec-adapter.ts';
 import type { Logger } from '../common/log.ts';
 import { ManifestsSource } from '../k8s/manifests-source.ts';
@@ -102,8 +103,12 @@ export class LocalUp {
   async check(): Promise<{ cmd: TryCommand; ok: boolean; output: string }[]> {
     const out = [];
     for (const cmd of this.commands) {
-      const res = await run(cmd.argv, { allowFailure: true, timeoutMs: 15_000 });
-      out.push({ cmd, ok: res.code === 0 && cmd.expect.test(res.stdout), output: (res.stdout + res.stderr).trim() });
+      try {
+        const res = await run(cmd.argv, { allowFailure: true, timeoutMs: 15_000 });
+        out.push({ cmd, ok: res.code === 0 && cmd.expect.test(res.stdout), output: (res.stdout + res.stderr).trim() });
+      } catch (err) {
+        out.push({ cmd, ok: false, output: errorMessage(err) });
+      }
     }
     return out;
   }
