@@ -81,16 +81,16 @@ export class LocalUp {
         const ports = [...new Set(p.containerPorts.filter((c) => c.protocol === 'TCP').map((c) => c.containerPort))];
         const proc = spawnChild([node, ECHO, '--name', p.meta.name, '--host', map.get(keyOf(p.meta))!, '--http', (ports.length ? ports : [8080]).join(',')]);
         up.#procs.push(proc);
-        waits.push(waitUntil(`echo ${p.meta.name}`, async () => proc.output().includes('ready'), 15_000, [proc]));
+        waits.push(waitUntil(`echo ${p.meta.name}`, async () => proc.output().includes('ready'), 90_000, [proc]));
       }
       const http200 = (url: string) => async () => (await run(['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '1', url], { allowFailure: true })).stdout === '200';
       const proxy = spawnChild([node, MAIN, ...log, 'proxy', '--mode', 'userspace', '--manifests', dir, '--node-name', snapshot.nodes[0]?.meta.name ?? 'node-1', '--nodeport-addresses', '127.0.0.1', '--healthz-bind-address', `127.0.0.1:${LOCAL_PORTS.proxyHealth}`, '--metrics-bind-address', '']);
       const dns = spawnChild([node, MAIN, ...log, 'dns', '--manifests', dir, '--listen', '127.0.0.1', '--port', String(LOCAL_PORTS.dns), '--health', '127.0.0.1:18080', '--ready', '127.0.0.1:18181', '--metrics', '127.0.0.1:19153']);
       const ingress = spawnChild([node, MAIN, ...log, 'ingress', '--manifests', dir, '--bind', '127.0.0.1', '--http-port', String(LOCAL_PORTS.http), '--https-port', String(LOCAL_PORTS.https), '--healthz-port', String(LOCAL_PORTS.ingressHealth), '--access-log', 'off']);
       up.#procs.push(proxy, dns, ingress);
-      waits.push(waitUntil('userspace proxy', http200(`http://127.0.0.1:${LOCAL_PORTS.proxyHealth}/healthz`), 30_000, [proxy]));
-      waits.push(waitUntil('dns', http200('http://127.0.0.1:18181/ready'), 30_000, [dns]));
-      waits.push(waitUntil('ingress', http200(`http://127.0.0.1:${LOCAL_PORTS.ingressHealth}/healthz`), 30_000, [ingress]));
+      waits.push(waitUntil('userspace proxy', http200(`http://127.0.0.1:${LOCAL_PORTS.proxyHealth}/healthz`), 90_000, [proxy]));
+      waits.push(waitUntil('dns', http200('http://127.0.0.1:18181/ready'), 90_000, [dns]));
+      waits.push(waitUntil('ingress', http200(`http://127.0.0.1:${LOCAL_PORTS.ingressHealth}/healthz`), 90_000, [ingress]));
       await Promise.all(waits);
       opts.progress('userspace proxy (NodePorts on 127.0.0.1), DNS on 127.0.0.1:5353, ingress on 127.0.0.1:8080/8443 ready');
       return up;
