@@ -384,22 +384,35 @@ export class IngressServer {
     const hasBody = (cl !== undefined && cl !== '0') || req.headers['transfer-encoding'] !== undefined || (req.httpVersionMajor === 2 && !(req as Http2ServerRequest).stream?.endAfterHeaders);
     let body: NodeJS.ReadableStream | undefined;
     let tooLarge = false;
+    let sendTimedOut = false;
     if (hasBody) {
-      if (o.bodyLimit > 0 && cl === undefined) {
-        let n = 0;
-        const limit = o.bodyLimit;
-        body = req.pipe(
-          new Transform({
-            transform(chunk: Buffer, _enc, cb) {
-              n += chunk.length;
-              if (n > limit) {
-                tooLarge = true;
-                cb(new BodyTooLarge('body too large'));
-              } else cb(null, chunk);
-            },
-          }),
-        );
-      } else body = req as NodeJS.ReadableStream;
+      // the body streams through: counted against the limit when its length is not declared, and cut when
+      // the client pauses longer than proxy-send-timeout between two chunks (no buffering in between)
+      let n = 0;
+      const limit = cl === undefined ? o.bodyLimit : 0;
+      const t = new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          idle.refresh();
+          n += chunk.length;
+          if (limit > 0 && n > limit) {
+            tooLarge = true;
+            cb(new BodyTooLarge('body too large'));
+          } else cb(null, chunk);
+        },
+        flush(cb) {
+          clearTimeout(idle);
+          cb();
+        },
+      });
+      const idle = setTimeout(() => {
+        sendTimedOut = true;
+        t.destroy(new Error('client body idle longer than proxy-send-timeout'));
+      }, o.sendTimeoutMs);
+      t.once('close', () => clearTimeout(idle));
+      req.once('close', () => {
+        if (!req.complete) t.destroy(new Error('client went away during the request body'));
+      });
+      body = req.pipe(t);
     }
     const headers = this.#forwardHeaders(req, ctx);
     const retryable = IDEMPOTENT.has(method) && !hasBody;
@@ -450,6 +463,7 @@ export class IngressServer {
             res.destroy();
             return;
           }
+          if (sendTimedOut) return this.#reply(res, 408, 'request timeout\n', req.httpVersionMajor === 2 ? {} : { connection: 'close' });
           if (tooLarge || err instanceof BodyTooLarge) return this.#reply(res, 413, 'request entity too large\n', req.httpVersionMajor === 2 ? {} : { connection: 'close' });
           const status = TIMEOUTS.has(code) ? 504 : 502;
           ctx.upstreamStatus = ctx.upstreamStatus === '-' ? String(status) : ctx.upstreamStatus;

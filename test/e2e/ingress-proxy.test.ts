@@ -4,6 +4,7 @@
 import t from 'tap';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
+import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -85,7 +86,7 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       ingress('secure', [rule('secure.test', path('/', 'Prefix', 'a'))], (i) => (i.tls = [{ hosts: ['secure.test'], secretName: 'secure-tls' }])),
       ingress('wild', [rule('*.wild.test', path('/', 'Prefix', 'b'))], (i) => (i.tls = [{ hosts: ['*.wild.test'], secretName: 'wild-tls' }])),
       withAnnotations(ingress('rewrite', [rule('rw.test', path('/something(/|$)(.*)', 'ImplementationSpecific', 'a'))]), { [`${A}rewrite-target`]: '/$2' }),
-      withAnnotations(ingress('limits', [rule('limits.test', path('/', 'Prefix', 'a'))]), { [`${A}proxy-body-size`]: '1k', [`${A}proxy-read-timeout`]: '1' }),
+      withAnnotations(ingress('limits', [rule('limits.test', path('/', 'Prefix', 'a'))]), { [`${A}proxy-body-size`]: '1k', [`${A}proxy-read-timeout`]: '1', [`${A}proxy-send-timeout`]: '1' }),
       ingress('lb', [rule('lb.test', path('/', 'Prefix', 'flaky'))]),
       ingress('empty', [rule('empty.test', path('/', 'Prefix', 'empty'))]),
       withAnnotations(ingress('fb', [rule('fb.test', path('/', 'Prefix', 'empty'))]), { [`${A}default-backend`]: 'fallback' }),
@@ -159,6 +160,13 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       t.equal((await get('limits.test', '/', { method: 'POST', body: 'x'.repeat(2000) })).status, 413);
       t.equal((await get('limits.test', '/', { method: 'POST', body: 'x'.repeat(500) })).json.bodyBytes, 500);
       t.equal((await get('limits.test', '/slow')).status, 504);
+      // a client that stops sending its body for longer than proxy-send-timeout
+      const sock = connect(ing.ports.http, '127.0.0.1');
+      let answer = '';
+      sock.on('data', (d: Buffer) => (answer += d.toString()));
+      sock.write('POST / HTTP/1.1\r\nHost: limits.test\r\nContent-Length: 10\r\n\r\nhalf.');
+      await new Promise((r) => sock.once('close', r));
+      t.match(answer, /^HTTP\/1.1 408 /, 'stalled request body: 408');
     });
 
     const named = (x: ReturnType<typeof slice>, name: string) => ({ ...x, meta: { ...x.meta, name } });
