@@ -10,7 +10,7 @@ export interface FileLock {
   release(): void;
 }
 
-export function lockFile(path: string, timeoutSec = 30): Promise<FileLock> {
+export function lockFile(path: string, timeoutSec = 120): Promise<FileLock> {
   let fd: number;
   try {
     fd = openSync(path, 'a', 0o600);
