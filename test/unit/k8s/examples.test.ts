@@ -24,8 +24,8 @@ t.test('examples/cluster', async (t) => {
   ]);
   const svcs = new Map((src.list('Service') as Service[]).map((s) => [s.meta.name, s]));
   t.same([...new Set([...svcs.values()].map((s) => (s.headless ? 'headless' : s.type)))].sort(), ['ClusterIP', 'ExternalName', 'LoadBalancer', 'NodePort', 'headless']);
-  t.equal(src.list('Pod').length, 7);
-  t.same(src.list('Namespace').map((n) => n.meta.name).sort(), ['default', 'shop']);
+  t.equal(src.list('Pod').length, 8);
+  t.same(src.list('Namespace').map((n) => n.meta.name).sort(), ['default', 'kube-system', 'shop']);
 
   const slices = src.list('EndpointSlice') as EndpointSlice[];
   const eps = (svc: string) => slices.filter((s) => s.serviceName === svc).flatMap((s) => s.endpoints.map((e) => `${e.addresses[0]}:${s.ports.map((p) => p.port).join('/')}${e.conditions.ready ? '' : ' not-ready'}${e.hostname ? ` ${e.hostname}` : ''}`)).sort();
@@ -34,6 +34,8 @@ t.test('examples/cluster', async (t) => {
   t.same(eps('db'), ['198.19.1.30:8080 db-0', '198.19.2.30:8080 db-1'], 'headless with hostnames');
   t.same(eps('legacy'), ['198.19.2.40:8080'], 'legacy Endpoints converted');
   t.same(eps('search'), [], 'ExternalName has no endpoints');
+  t.same(eps('kube-dns'), ['198.19.1.53:53/53/9153'], 'the cluster DNS service selects the kdp-dns pod');
+  t.same(svcs.get('kube-dns')?.clusterIPs, ['10.96.0.10'], 'cluster DNS on the conventional address');
 
   const ing = src.list('Ingress');
   t.equal(ing.length, 1);
