@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages kdp needs. Idempotent and quiet when everything is present.
 # Usage: scripts/setup-system.sh [group ...]   groups: core (default), cni, runtime, k8s, bench, all
-# core    : what the data plane and the lab use (ip, iptables, nft, conntrack, dig, curl)
+# core    : what the data plane and the lab use (ip, iptables, nft, conntrack, dig, curl, openssl)
 # cni     : reference CNI plugins (to test against host-local/bridge/portmap)
 # runtime : podman + runc + busybox-static (real container runtime e2e)
 # k8s     : kubectl (second real client against the API double)
@@ -9,7 +9,7 @@
 set -euo pipefail
 
 declare -A PKGS=(
-  [core]="iproute2 iputils-ping iptables nftables conntrack dnsutils curl procps util-linux kmod"
+  [core]="iproute2 iputils-ping iptables nftables conntrack dnsutils curl procps util-linux kmod openssl"
   [cni]="containernetworking-plugins"
   [runtime]="podman runc busybox-static containernetworking-plugins"
   [k8s]="kubernetes-client"
@@ -18,7 +18,7 @@ declare -A PKGS=(
 # a command that proves a package is present (cheaper than dpkg for the common case)
 declare -A PROBE=(
   [iproute2]="ip" [iputils-ping]="ping" [iptables]="iptables-restore" [nftables]="nft" [conntrack]="conntrack" [dnsutils]="dig"
-  [curl]="curl" [procps]="sysctl" [util-linux]="nsenter" [kmod]="modprobe"
+  [curl]="curl" [procps]="sysctl" [util-linux]="nsenter" [kmod]="modprobe" [openssl]="openssl"
   [podman]="podman" [runc]="runc" [busybox-static]="busybox" [kubernetes-client]="kubectl"
   [dnsmasq-base]="dnsmasq" [dnsperf]="dnsperf" [nginx-light]="nginx" [haproxy]="haproxy" [wrk]="wrk" [hyperfine]="hyperfine"
 )

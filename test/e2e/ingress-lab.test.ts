@@ -42,6 +42,8 @@ const hostRule = (host: string | undefined, ...paths: [string, string, string][]
 
 if (needsRoot(t)) {
   t.test('ingress controller in the lab', async (t) => {
+    // wrk is in the bench group (openssl, curl in core)
+    await run(['bash', fileURLToPath(new URL('../../scripts/setup-system.sh', import.meta.url)), 'core', 'bench'], { timeoutMs: 600_000 });
     const lab = await Lab.create({ nodes: 2 });
     t.teardown(() => lab.destroy());
     const dir = await mkdtemp(join(tmpdir(), 'kdp-ingress-lab-'));
