@@ -139,7 +139,7 @@ export class ProxyLab {
       '0s',
       ...extra,
     ]);
-    const end = Date.now() + 15_000;
+    const end = Date.now() + 60_000; // generous: a loaded 2-core CI box takes seconds just to load the CLI
     while (!/^ready$/m.test(child.output())) {
       if (Date.now() > end) throw new Error(`kdp proxy did not start: ${child.output()}`);
       const exited = await Promise.race([child.exited.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 25))]);
