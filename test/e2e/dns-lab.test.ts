@@ -91,8 +91,13 @@ if (needsRoot(t)) {
     const dns = lab.spawn(n1.ns, [process.execPath, CLI, '--log-format', 'json', 'dns', '--corefile', join(dir, 'Corefile'), '--manifests', manifests, '--lameduck', '0']);
     t.teardown(() => dns.kill('SIGTERM'));
     await waitFor('kdp dns', dns, /kdp dns ready/);
-    const ready = await lab.exec(n1.ns, ['curl', '-s', '--retry', '20', '--retry-delay', '0', '--retry-all-errors', '--max-time', '5', 'http://127.0.0.1:8181/ready']);
-    t.equal(ready.stdout, 'OK', '/ready on 8181');
+    // /ready answers 503 until the manifests are synced (slow on a loaded machine), then 200 OK
+    let ready = '';
+    for (let i = 0; i < 150 && ready !== 'OK'; i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 200));
+      ready = (await lab.exec(n1.ns, ['curl', '-s', '--max-time', '5', 'http://127.0.0.1:8181/ready'], { allowFailure: true })).stdout;
+    }
+    t.equal(ready, 'OK', '/ready on 8181');
 
     // the pods' resolv.conf
     const etc = `/etc/netns/${client.ns}`;
