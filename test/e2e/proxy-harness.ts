@@ -164,7 +164,7 @@ export class ProxyLab {
   }
 
   /** Waits until a change made at `since` (ms) has been programmed. */
-  async synced(since: number, timeoutMs = 10_000): Promise<void> {
+  async synced(since: number, timeoutMs = 30_000): Promise<void> {
     const end = Date.now() + timeoutMs;
     for (;;) {
       const { body } = await this.healthz();
