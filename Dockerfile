@@ -10,7 +10,7 @@ RUN node cni-plugins/build.ts
 
 FROM node:24-bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends iproute2 iptables nftables conntrack \
+ && apt-get install -y --no-install-recommends iproute2 iptables nftables conntrack openssl \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./

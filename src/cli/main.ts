@@ -8,18 +8,27 @@ import { errorMessage, isKdpError } from '../common/errors.ts';
 import { LOG_LEVELS, createLogger } from '../common/log.ts';
 import type { LogFormat, LogLevel } from '../common/log.ts';
 import type { Command } from './command.ts';
-import { labCommand } from './commands/lab.ts';
-import { upCommand } from './commands/up.ts';
-import { execCommand } from './commands/exec.ts';
-import { statusCommand } from './commands/status.ts';
-import { dnsCommand } from './commands/dns.ts';
-import { proxyCommand } from './commands/proxy.ts';
-import { ingressCommand } from './commands/ingress.ts';
-import { cniCommand, nodeAgentCommand } from './commands/cni.ts';
 
 export const VERSION: string = pkg.version;
 
-export const COMMANDS: readonly Command[] = [upCommand, execCommand, statusCommand, labCommand, dnsCommand, proxyCommand, ingressCommand, cniCommand, nodeAgentCommand];
+/** The subcommand table. A command's module (and what it imports) is loaded only when it runs. */
+export interface CommandEntry {
+  readonly name: string;
+  readonly summary: string;
+  load(): Promise<Command>;
+}
+
+export const COMMANDS: readonly CommandEntry[] = [
+  { name: 'up', summary: 'run the whole data plane (lab + CNI + proxy + DNS + ingress) on a manifests directory', load: async () => (await import('./commands/up.ts')).upCommand },
+  { name: 'exec', summary: 'run a command inside a pod, node or the underlay of the running kdp up', load: async () => (await import('./commands/exec.ts')).execCommand },
+  { name: 'status', summary: 'what kdp sees and programmed: services, endpoints, rules, DNS names, ingress routes', load: async () => (await import('./commands/status.ts')).statusCommand },
+  { name: 'proxy', summary: 'run the service proxy (nftables, iptables or userspace) for Services and EndpointSlices', load: async () => (await import('./commands/proxy.ts')).proxyCommand },
+  { name: 'dns', summary: 'cluster DNS: Kubernetes service and pod names, forwarding, cache (CoreDNS-compatible)', load: async () => (await import('./commands/dns.ts')).dnsCommand },
+  { name: 'ingress', summary: 'ingress controller: layer-7 routing from Ingress objects (HTTP, HTTPS/HTTP2, WebSocket)', load: async () => (await import('./commands/ingress.ts')).ingressCommand },
+  { name: 'cni', summary: 'build or install the kdp CNI plugins (kdp-bridge, kdp-host-local, kdp-portmap)', load: async () => (await import('./commands/cni.ts')).cniCommand },
+  { name: 'node-agent', summary: 'program host-gw routes to the other nodes\u2019 pod CIDRs (cross-node pod networking)', load: async () => (await import('./commands/cni.ts')).nodeAgentCommand },
+  { name: 'lab', summary: 'build an isolated cluster of network namespaces (needs root)', load: async () => (await import('./commands/lab.ts')).labCommand },
+];
 
 export function helpText(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -90,11 +99,12 @@ export async function main(argv: readonly string[], out: (s: string) => void = (
     process.stderr.write(`kdp: bad --log-level or --log-format\n`);
     return 2;
   }
-  const cmd = COMMANDS.find((c) => c.name === command);
-  if (!cmd) {
+  const entry = COMMANDS.find((c) => c.name === command);
+  if (!entry) {
     process.stderr.write(`kdp: unknown command ${JSON.stringify(command)}\n\n${helpText()}`);
     return 2;
   }
+  const cmd = await entry.load();
   if (rest.includes('--help') || rest.includes('-h')) {
     out(`${cmd.summary}\n\n${cmd.usage}\n`);
     return 0;

@@ -145,14 +145,16 @@ export function localCommands(snap: Snapshot, map: ReadonlyMap<string, string>):
   for (const ing of snap.ingresses) {
     const rule = ing.rules.find((r) => r.host && !r.host.startsWith('*') && r.paths.some((p) => p.backend.service));
     if (!rule?.host) continue;
-    const names = served(ing.meta.namespace, rule.paths.find((p) => p.backend.service)!.backend.service!.name);
+    const route = rule.paths.find((p) => p.backend.service && p.pathType !== 'ImplementationSpecific');
+    if (!route) continue;
+    const names = served(ing.meta.namespace, route.backend.service!.name);
     if (names.length === 0) continue;
     const tls = ing.tls.some((t) => t.hosts.includes(rule.host!));
     if (tls) {
-      out.push({ what: `Ingress ${keyOf(ing.meta)} over HTTPS (SNI)`, argv: ['curl', '-sS', '-k', '--max-time', '5', '--resolve', `${rule.host}:${LOCAL_PORTS.https}:127.0.0.1`, `https://${rule.host}:${LOCAL_PORTS.https}/`], expect: alt(names) });
+      out.push({ what: `Ingress ${keyOf(ing.meta)} over HTTPS (SNI; ${route.path} -> ${route.backend.service!.name})`, argv: ['curl', '-sS', '-k', '--max-time', '5', '--resolve', `${rule.host}:${LOCAL_PORTS.https}:127.0.0.1`, `https://${rule.host}:${LOCAL_PORTS.https}${route.path}`], expect: alt(names) });
       out.push({ what: 'plain HTTP to a TLS host is redirected (308)', argv: ['curl', '-sS', '-o', '/dev/null', '-w', '%{http_code}\\n', '--max-time', '5', '-H', `Host: ${rule.host}`, `http://127.0.0.1:${LOCAL_PORTS.http}/`], expect: /^308$/m });
     } else {
-      out.push({ what: `Ingress ${keyOf(ing.meta)} by host`, argv: ['curl', '-sS', '--max-time', '5', '-H', `Host: ${rule.host}`, `http://127.0.0.1:${LOCAL_PORTS.http}/`], expect: alt(names) });
+      out.push({ what: `Ingress ${keyOf(ing.meta)} by host (${route.path} -> ${route.backend.service!.name})`, argv: ['curl', '-sS', '--max-time', '5', '-H', `Host: ${rule.host}`, `http://127.0.0.1:${LOCAL_PORTS.http}${route.path}`], expect: alt(names) });
     }
     break;
   }

@@ -154,15 +154,16 @@ export function tryCommands(snap: Snapshot, pods: readonly UpPod[], lab: LabPlan
   for (const ing of snap.ingresses) {
     const rule = ing.rules.find((r) => r.host && !r.host.startsWith('*') && r.paths.some((p) => p.backend.service));
     if (!rule?.host) continue;
-    const backend = rule.paths.find((p) => p.backend.service)!.backend.service!;
-    const names = readyBackends(ing.meta.namespace, backend.name);
+    const route = rule.paths.find((p) => p.backend.service && p.pathType !== 'ImplementationSpecific')!;
+    if (!route) continue;
+    const names = readyBackends(ing.meta.namespace, route.backend.service!.name);
     if (names.length === 0) continue;
     const tls = ing.tls.some((t) => t.hosts.includes(rule.host!));
     if (tls) {
-      out.push({ what: `Ingress ${keyOf(ing.meta)} over HTTPS, certificate chosen by SNI`, argv: ['exec', 'underlay', '--', 'curl', '-sS', '-k', '--max-time', '5', '--resolve', `${rule.host}:443:${node1.ip4}`, `https://${rule.host}/`], expect: alt(names) });
+      out.push({ what: `Ingress ${keyOf(ing.meta)} over HTTPS, certificate chosen by SNI (${route.path} -> ${route.backend.service!.name})`, argv: ['exec', 'underlay', '--', 'curl', '-sS', '-k', '--max-time', '5', '--resolve', `${rule.host}:443:${node1.ip4}`, `https://${rule.host}${route.path}`], expect: alt(names) });
       out.push({ what: 'plain HTTP to a TLS host is redirected (308)', argv: ['exec', 'underlay', '--', 'curl', '-sS', '-o', '/dev/null', '-w', '%{http_code}\\n', '--max-time', '5', '-H', `Host: ${rule.host}`, `http://${node1.ip4}/`], expect: /^308$/m });
     } else {
-      out.push({ what: `Ingress ${keyOf(ing.meta)} by host`, argv: ['exec', 'underlay', '--', 'curl', '-sS', '--max-time', '5', '-H', `Host: ${rule.host}`, `http://${node1.ip4}/`], expect: alt(names) });
+      out.push({ what: `Ingress ${keyOf(ing.meta)} by host (${route.path} -> ${route.backend.service!.name})`, argv: ['exec', 'underlay', '--', 'curl', '-sS', '--max-time', '5', '-H', `Host: ${rule.host}`, `http://${node1.ip4}${route.path}`], expect: alt(names) });
     }
     break;
   }

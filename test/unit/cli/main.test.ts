@@ -38,3 +38,11 @@ t.test('usage errors exit 2', async (t) => {
 t.test('the runtime is the pinned Node 24', async (t) => {
   t.equal(process.versions.node.split('.')[0], '24');
 });
+
+t.test('every command entry loads a command of the same name and summary', async (t) => {
+  for (const e of COMMANDS) {
+    const c = await e.load();
+    t.equal(c.name, e.name);
+    t.equal(c.summary, e.summary, `${e.name}: the table's summary is the command's`);
+  }
+});
