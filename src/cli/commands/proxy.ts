@@ -16,6 +16,8 @@ const USAGE = `Usage: kdp proxy [options]
 Options:
   --mode MODE                   ${MODES.join('|')} (default nftables)
   --manifests DIR               cluster state from a directory of YAML manifests
+  --kubeconfig FILE             cluster state from the Kubernetes API (default without --manifests:
+                                KUBECONFIG, ~/.kube/config, or the in-cluster service account)
   --node-name NAME              this node's name (local endpoints, Local policies; default: hostname)
   --cluster-cidr CIDRS          pod CIDRs, comma-separated: traffic from elsewhere is masqueraded (default 10.244.0.0/16)
   --ip-families LIST            ipv4,ipv6 (default ipv4)
@@ -82,7 +84,6 @@ export const proxyCommand: Command = {
       if (f === 'ipv6') return 'IPv6';
       throw new KdpError('KDP_USAGE', `bad IP family ${f}`);
     });
-    if (!values.manifests) throw new KdpError('KDP_USAGE', values.kubeconfig ? '--kubeconfig is not wired yet; use --manifests DIR' : '--manifests DIR is required');
     const healthz = parseHostPort(values['healthz-bind-address']);
     const metrics = parseHostPort(values['metrics-bind-address']);
     const cfg: ProxyConfig = {
@@ -98,8 +99,9 @@ export const proxyCommand: Command = {
       ...(healthz ? { healthz } : {}),
       ...(metrics ? { metrics } : {}),
     };
-    const { ManifestsSource } = await import('../../k8s/manifests-source.ts');
-    const source = new ManifestsSource({ dir: values.manifests, log });
+    const { openSource } = await import('../../k8s/open-source.ts');
+    // --manifests DIR, else --kubeconfig FILE / KUBECONFIG / ~/.kube/config / in-cluster
+    const source = openSource({ ...(values.manifests ? { manifestsDir: values.manifests } : {}), ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}), log });
     const proxy = await startProxy(source, cfg, { exec: defaultExec, log });
     out('ready\n');
     const why = await untilStopped(values.ttl ? parseDuration(values.ttl) : undefined);
