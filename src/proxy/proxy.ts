@@ -88,6 +88,8 @@ export async function startProxy(source: ClusterSource, cfg: ProxyConfig, deps: 
   } catch (err) {
     unsubscribe();
     await proxier.stop();
+    await hc?.close();
+    await backend.close?.();
     await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
     throw err;
   }
