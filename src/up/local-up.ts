@@ -138,7 +138,8 @@ export function localCommands(snap: Snapshot, map: ReadonlyMap<string, string>):
     const port = np.ports.find((p) => p.protocol === 'TCP' && p.nodePort)!.nodePort!;
     out.push({ what: `NodePort ${port} of ${keyOf(np.meta)} through the userspace proxy`, argv: ['curl', '-sS', '--max-time', '5', `http://127.0.0.1:${port}/`], expect: alt(served(np.meta.namespace, np.meta.name)) });
   }
-  const svc = snap.services.find((s) => s.type === 'ClusterIP' && !s.headless && s.clusterIPs.length > 0);
+  const clusterIP = snap.services.filter((s) => s.type === 'ClusterIP' && !s.headless && s.clusterIPs.length > 0 && s.meta.namespace !== 'kube-system');
+  const svc = clusterIP.find((s) => s.selector) ?? clusterIP[0];
   if (svc) {
     out.push({ what: `cluster DNS answers ${svc.meta.name}.${svc.meta.namespace}`, argv: ['dig', '@127.0.0.1', '-p', String(LOCAL_PORTS.dns), '+short', `${svc.meta.name}.${svc.meta.namespace}.svc.cluster.local`], expect: new RegExp(`^${svc.clusterIPs[0]!.replace(/\./g, '\\.')}$`, 'm') });
   }
