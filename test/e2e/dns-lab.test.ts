@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Lab } from '../../src/lab/lab.ts';
 import type { NodePlan } from '../../src/lab/plan.ts';
+import { run } from '../../src/common/exec-adapter.ts';
 import type { Spawned } from '../../src/common/exec-adapter.ts';
 import { needsRoot } from '../helpers/gate.ts';
 import { addPod, routeNodes, startEcho } from '../helpers/pods.ts';
@@ -27,6 +28,8 @@ async function waitFor(what: string, child: Spawned, re: RegExp, ms = 45_000): P
 }
 
 if (needsRoot(t)) {
+  // dnsmasq (the upstream) is in the bench group of packages
+  t.before(() => run(['bash', fileURLToPath(new URL('../../scripts/setup-system.sh', import.meta.url)), 'bench'], { timeoutMs: 600_000 }));
   t.test('pods resolve cluster and outside names through kdp dns', async (t) => {
     const lab = await Lab.create({ nodes: 2 });
     t.teardown(() => lab.destroy());
