@@ -17,9 +17,10 @@ export interface Command {
 /**
  * Resolves when one of the signals arrives (for commands that run until Ctrl-C) or after ttlMs.
  * Holds the process alive meanwhile: signal listeners alone do not, so a command with no open socket
- * (the node agent) would otherwise exit as soon as its event loop is empty.
+ * (the node agent) would otherwise exit as soon as its event loop is empty. `abort` ends the wait (and the
+ * hold) early, for a command whose start-up failed after it began listening.
  */
-export function untilStopped(ttlMs?: number): Promise<string> {
+export function untilStopped(ttlMs?: number, abort?: AbortSignal): Promise<string> {
   return new Promise((resolve) => {
     const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
     const keepAlive = setInterval(() => {}, 1 << 30);
@@ -36,5 +37,6 @@ export function untilStopped(ttlMs?: number): Promise<string> {
     const handlers = Object.fromEntries(signals.map((s) => [s, () => done(s)])) as Record<(typeof signals)[number], () => void>;
     for (const s of signals) process.prependListener(s, handlers[s]);
     const timer = ttlMs === undefined ? undefined : setTimeout(() => done('ttl'), ttlMs);
+    abort?.addEventListener('abort', () => done(typeof abort.reason === 'string' ? abort.reason : 'aborted'), { once: true });
   });
 }

@@ -23,6 +23,11 @@ export interface LabOptions {
   readonly log?: Logger;
   /** sweep leftovers of crashed runs first (default true) */
   readonly sweep?: boolean;
+  /**
+   * destroy the lab and exit on SIGINT/SIGTERM/SIGHUP (default true). A command that handles those signals
+   * itself and destroys the lab on its way out (kdp up, kdp lab up) passes false; the exit-time cleanup stays.
+   */
+  readonly handleSignals?: boolean;
 }
 
 export function isRoot(): boolean {
@@ -112,12 +117,17 @@ const live = new Set<Lab>();
 let handlersInstalled = false;
 const SIGNALS: Record<string, number> = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 };
 
-function installHandlers(): void {
-  if (handlersInstalled) return;
-  handlersInstalled = true;
-  process.on('exit', () => {
-    for (const lab of [...live]) lab.destroySync();
-  });
+let signalsInstalled = false;
+
+function installHandlers(signals: boolean): void {
+  if (!handlersInstalled) {
+    handlersInstalled = true;
+    process.on('exit', () => {
+      for (const lab of [...live]) lab.destroySync();
+    });
+  }
+  if (!signals || signalsInstalled) return;
+  signalsInstalled = true;
   for (const [sig, num] of Object.entries(SIGNALS)) {
     process.once(sig, () => {
       void Promise.allSettled([...live].map((l) => l.destroy())).finally(() => process.exit(128 + num));
@@ -148,7 +158,7 @@ export class Lab {
     if (opts.sweep !== false) await sweep(exec, log);
     const plan = planLab(makeRunId(process.pid, randomInt(0x10000)), opts.nodes);
     const lab = new Lab(plan, exec, log);
-    installHandlers();
+    installHandlers(opts.handleSignals !== false);
     live.add(lab);
     try {
       await lab.#build();

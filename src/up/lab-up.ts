@@ -89,7 +89,8 @@ export class LabUp {
     const snapshot = await takeSnapshot(new ManifestsSource({ dir: opts.manifestsDir, log }));
     if (snapshot.nodes.length === 0) throw new KdpError('KDP_UP_MANIFESTS', `no Node in ${opts.manifestsDir}: kdp up needs at least one`);
     step(`read ${opts.manifestsDir}: ${snapshot.nodes.length} nodes, ${snapshot.pods.length} pods, ${snapshot.services.length} services, ${snapshot.ingresses.length} ingresses`);
-    const lab = await Lab.create({ nodes: snapshot.nodes.length, log });
+    // kdp up handles the signals itself (untilStopped) and stops through stop(): CNI DEL, then the lab
+    const lab = await Lab.create({ nodes: snapshot.nodes.length, log, handleSignals: false });
     let up: LabUp | undefined;
     try {
       const nodeIndex = mapNodes(snapshot.nodes, lab.plan);

@@ -17,7 +17,15 @@ async function up(argv: readonly string[], ctx: CommandContext): Promise<number>
   const nodes = Number(values.nodes);
   const ttl = values.ttl === undefined ? undefined : Number(values.ttl);
   if (ttl !== undefined && !(ttl >= 0)) throw new KdpError('KDP_USAGE', `--ttl takes a number of seconds, got ${values.ttl}`);
-  const lab = await Lab.create({ nodes, log: ctx.log });
+  const end = new AbortController();
+  const stopped = untilStopped(undefined, end.signal);
+  let lab;
+  try {
+    lab = await Lab.create({ nodes, log: ctx.log, handleSignals: false });
+  } catch (err) {
+    end.abort('start-up failed');
+    throw err;
+  }
   try {
     const p = lab.plan;
     const rows = p.nodes.map((n) => `  ${n.name.padEnd(8)} ns ${n.ns.padEnd(28)} ${n.ip4.padEnd(13)} ${n.ip6.padEnd(20)} pods ${n.podCidr4}`);
@@ -35,7 +43,9 @@ async function up(argv: readonly string[], ctx: CommandContext): Promise<number>
         ttl === undefined ? 'Ctrl-C removes the lab.' : `The lab is removed in ${ttl} s (or on Ctrl-C).`,
       ].join('\n') + '\n',
     );
-    const why = await untilStopped(ttl === undefined ? undefined : ttl * 1000);
+    const ttlTimer = ttl === undefined ? undefined : setTimeout(() => end.abort('ttl'), ttl * 1000);
+    const why = await stopped;
+    clearTimeout(ttlTimer);
     ctx.log.info({ why }, 'removing the lab');
   } finally {
     await lab.destroy();

@@ -42,10 +42,19 @@ export const upCommand: Command = {
     const other = readState();
     if (other) throw new KdpError('KDP_USAGE', `kdp up is already running (pid ${other.pid}, ${statePath()}); stop it first`);
     const progress = (line: string) => ctx.out(`• ${line}\n`);
+    // listen for Ctrl-C from the start: a signal during start-up tears down once start-up returns
+    const end = new AbortController();
+    const stopped = untilStopped(undefined, end.signal);
     const root = isRoot();
-    const up = root
-      ? await (await import('../../up/lab-up.ts')).LabUp.start({ manifestsDir, log: ctx.log, progress, proxyMode: mode })
-      : await (await import('../../up/local-up.ts')).LocalUp.start({ manifestsDir, log: ctx.log, progress });
+    let up;
+    try {
+      up = root
+        ? await (await import('../../up/lab-up.ts')).LabUp.start({ manifestsDir, log: ctx.log, progress, proxyMode: mode })
+        : await (await import('../../up/local-up.ts')).LocalUp.start({ manifestsDir, log: ctx.log, progress });
+    } catch (err) {
+      end.abort('start-up failed');
+      throw err;
+    }
     let failed = 0;
     try {
       const targets = 'targets' in up ? up.targets() : {};
@@ -64,7 +73,10 @@ export const upCommand: Command = {
       });
       if (root) ctx.out(`  # what kdp sees and programmed\n  kdp status\n`);
       ctx.out(`\n${ttl === undefined ? 'Ctrl-C' : `--ttl ${ttl} s or Ctrl-C`} tears everything down.\n`);
-      const why = await untilStopped(ttl === undefined ? undefined : ttl * 1000);
+      // --ttl counts from when everything is up
+      const ttlTimer = ttl === undefined ? undefined : setTimeout(() => end.abort('ttl'), ttl * 1000);
+      const why = await stopped;
+      clearTimeout(ttlTimer);
       ctx.log.info({ why }, 'tearing down');
     } finally {
       removeState();
