@@ -1,5 +1,6 @@
 // Synthetic clusters for the proxy benchmarks: N ClusterIP services x E endpoints (pods on two nodes).
 import type { EndpointSlice, Service } from '../../src/model/types.ts';
+import { testService } from '../../src/model/testing/builders.ts';
 import { buildServicePorts } from '../../src/proxy/model.ts';
 import type { ServicePortInfo } from '../../src/proxy/model.ts';
 
@@ -8,23 +9,8 @@ export function clusterIP(i: number): string {
 }
 
 export function service(i: number, name = `svc${i}`, ip = clusterIP(i)): Service {
-  return {
-    kind: 'Service',
-    meta: { namespace: 'bench', name, uid: `u${i}`, resourceVersion: '1', labels: {}, annotations: {} },
-    type: 'ClusterIP',
-    clusterIPs: [ip],
-    headless: false,
-    ipFamilies: ['IPv4'],
-    ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080 }],
-    externalIPs: [],
-    loadBalancerIPs: [],
-    loadBalancerSourceRanges: [],
-    sessionAffinity: 'None',
-    sessionAffinityTimeoutSeconds: 10800,
-    externalTrafficPolicy: 'Cluster',
-    internalTrafficPolicy: 'Cluster',
-    publishNotReadyAddresses: false,
-  };
+  const { selector: _none, ...svc } = testService('bench', name, { clusterIPs: [ip], ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080 }] });
+  return { ...svc, meta: { ...svc.meta, uid: `u${i}` } };
 }
 
 export function slice(svcName: string, ips: string[], gen = 0): EndpointSlice {

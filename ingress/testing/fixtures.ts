@@ -1,4 +1,5 @@
 // Builders of model objects for ingress tests (unit and e2e). Mutators adjust the defaults.
+import { testService } from '../../src/model/testing/builders.ts';
 import type { EndpointSlice, Ingress, IngressClass, IngressPath, IngressRule, ObjectMeta, PathType, Service, TlsSecret } from '../../src/model/types.ts';
 
 export function meta(namespace: string, name: string, annotations: Record<string, string> = {}): ObjectMeta {
@@ -28,24 +29,7 @@ export function ingressClass(name = 'kdp', controller = 'kdp.dev/ingress', isDef
 }
 
 export function service(name: string, port = 80, namespace = 'default', portName = ''): Service {
-  return {
-    kind: 'Service',
-    meta: meta(namespace, name),
-    type: 'ClusterIP',
-    clusterIPs: ['10.96.0.10'],
-    headless: false,
-    ipFamilies: ['IPv4'],
-    ports: [{ name: portName, protocol: 'TCP', port, targetPort: 8080 }],
-    selector: { app: name },
-    externalIPs: [],
-    loadBalancerIPs: [],
-    loadBalancerSourceRanges: [],
-    sessionAffinity: 'None',
-    sessionAffinityTimeoutSeconds: 10800,
-    externalTrafficPolicy: 'Cluster',
-    internalTrafficPolicy: 'Cluster',
-    publishNotReadyAddresses: false,
-  };
+  return testService(namespace, name, { ports: [{ name: portName, protocol: 'TCP', port, targetPort: 8080 }] });
 }
 
 export function slice(svc: string, addresses: string[], port = 8080, namespace = 'default', portName = '', ready = true): EndpointSlice {

@@ -2,26 +2,10 @@
 // makeTestService). IP plan: ClusterIPs 10.96.0.0/16, pods 198.19.0.0/16 (node1 198.19.1.0/24,
 // node2 198.19.2.0/24), node addresses 198.18.0.0/24, external/LB IPs 203.0.113.0/24.
 import type { Endpoint, EndpointSlice, Service, ServicePort } from '../../../src/model/types.ts';
+import { testService } from '../../../src/model/testing/builders.ts';
 
 export function makeService(ns: string, name: string, mutate: (s: Mutable<Service>) => void = () => {}): Service {
-  const s: Mutable<Service> = {
-    kind: 'Service',
-    meta: { namespace: ns, name, uid: `uid-${ns}-${name}`, resourceVersion: '1', labels: {}, annotations: {} },
-    type: 'ClusterIP',
-    clusterIPs: ['10.96.0.10'],
-    headless: false,
-    ipFamilies: ['IPv4'],
-    ports: [{ name: 'p80', protocol: 'TCP', port: 80, targetPort: 8080 }],
-    selector: { app: name },
-    externalIPs: [],
-    loadBalancerIPs: [],
-    loadBalancerSourceRanges: [],
-    sessionAffinity: 'None',
-    sessionAffinityTimeoutSeconds: 10800,
-    externalTrafficPolicy: 'Cluster',
-    internalTrafficPolicy: 'Cluster',
-    publishNotReadyAddresses: false,
-  };
+  const s: Mutable<Service> = { ...testService(ns, name), ports: [{ name: 'p80', protocol: 'TCP', port: 80, targetPort: 8080 }] };
   mutate(s);
   return s;
 }
