@@ -15,7 +15,7 @@ import { ManifestsSource } from '../k8s/manifests-source.ts';
 import { CniDriver } from '../cni/testing/driver.ts';
 import type { Conflist } from '../cni/testing/driver.ts';
 import type { CniResult } from '../cni/types.ts';
-import { renderConflist } from '../cli/commands/cni.ts';
+import { renderConflist } from '../cni/conflist.ts';
 import { takeSnapshot } from './snapshot.ts';
 import type { Snapshot } from './snapshot.ts';
 import { dnsServiceIp, mapNodes, planPods, podResolvConf, tryCommands } from './plan.ts';

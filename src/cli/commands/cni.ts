@@ -1,9 +1,10 @@
 // `kdp cni build|install` (the plugin bundles) and `kdp node-agent` (host-gw routes from Node objects).
+export { renderConflist } from '../../cni/conflist.ts';
 import { chmodSync, copyFileSync, linkSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { KdpError } from '../../common/errors.ts';
-import { parseCidr } from '../../ipam/ip.ts';
+import { renderConflist } from '../../cni/conflist.ts';
 import { untilStopped } from '../command.ts';
 import type { Command, CommandContext } from '../command.ts';
 
@@ -19,35 +20,6 @@ const cniUsage = `Usage:
                                      serve the plugins' verbs from one warm process for this network namespace
                                      (default socket /run/kdp-cni/<netns inode>.sock); the installed plugins
                                      forward to it when it listens, and run the verbs themselves otherwise`;
-
-/** The conflist `kdp cni install` writes. Pure, so it is unit-tested. */
-export function renderConflist(o: { network: string; bridge: string; subnets: readonly string[]; clusterCidrs: readonly string[]; dataDir?: string; mtu?: number }): string {
-  for (const c of [...o.subnets, ...o.clusterCidrs]) parseCidr(c);
-  return (
-    JSON.stringify(
-      {
-        cniVersion: '1.0.0',
-        cniVersions: ['1.0.0', '1.1.0'],
-        name: o.network,
-        plugins: [
-          {
-            type: 'kdp-bridge',
-            bridge: o.bridge,
-            isDefaultGateway: true,
-            ipMasq: true,
-            hairpinMode: true,
-            ...(o.mtu ? { mtu: o.mtu } : {}),
-            ...(o.clusterCidrs.length > 0 ? { clusterCIDRs: o.clusterCidrs } : {}),
-            ipam: { type: 'kdp-host-local', ranges: o.subnets.map((s) => [{ subnet: s }]), ...(o.dataDir ? { dataDir: o.dataDir } : {}) },
-          },
-          { type: 'kdp-portmap', capabilities: { portMappings: true } },
-        ],
-      },
-      null,
-      2,
-    ) + '\n'
-  );
-}
 
 async function build(argv: readonly string[], ctx: CommandContext): Promise<number> {
   const { values } = parseArgs({ args: [...argv], options: { out: { type: 'string' } }, strict: true });
@@ -165,8 +137,10 @@ export const cniCommand: Command = {
 
 const agentUsage = `Usage:
   kdp node-agent --node NAME [--manifests DIR | --kubeconfig FILE] [--ttl SECONDS]
+                 [--cni-conf-dir DIR [--cluster-cidr CIDR]... [--network NAME] [--bridge NAME] [--mtu N]]
       keep host-gw routes (proto 199) in this network namespace: every other node's podCIDRs via its
-      InternalIP, from Node objects (a manifests directory or the Kubernetes API)`;
+      InternalIP, from Node objects (a manifests directory or the Kubernetes API); with --cni-conf-dir also
+      keep DIR/10-NAME.conflist (kdp-bridge + kdp-portmap) in step with this node's own podCIDRs`;
 
 export const nodeAgentCommand: Command = {
   name: 'node-agent',
@@ -175,10 +149,22 @@ export const nodeAgentCommand: Command = {
   async run(argv, ctx) {
     const { values } = parseArgs({
       args: [...argv],
-      options: { node: { type: 'string' }, manifests: { type: 'string' }, kubeconfig: { type: 'string' }, ttl: { type: 'string' } },
+      options: {
+        node: { type: 'string' },
+        manifests: { type: 'string' },
+        kubeconfig: { type: 'string' },
+        ttl: { type: 'string' },
+        'cni-conf-dir': { type: 'string' },
+        'cluster-cidr': { type: 'string', multiple: true, default: [] },
+        network: { type: 'string', default: 'kdp' },
+        bridge: { type: 'string', default: 'kdp0' },
+        mtu: { type: 'string' },
+      },
       strict: true,
     });
     if (!values.node) throw new KdpError('KDP_USAGE', 'kdp node-agent needs --node NAME');
+    const mtu = values.mtu === undefined ? undefined : Number(values.mtu);
+    if (mtu !== undefined && !(Number.isInteger(mtu) && mtu >= 576)) throw new KdpError('KDP_USAGE', `--mtu takes an integer >= 576, got ${values.mtu}`);
     const ttl = values.ttl === undefined ? undefined : Number(values.ttl);
     if (ttl !== undefined && !(ttl >= 0)) throw new KdpError('KDP_USAGE', `--ttl takes seconds, got ${values.ttl}`);
     const { openSource } = await import('../../k8s/open-source.ts');
@@ -186,6 +172,10 @@ export const nodeAgentCommand: Command = {
     const source = openSource({ log: ctx.log, ...(values.manifests ? { manifestsDir: values.manifests } : {}), ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}) });
     const agent = new HostGwAgent({ nodeName: values.node, table: new IpRouteTable(), log: ctx.log });
     source.subscribe(agent);
+    if (values['cni-conf-dir']) {
+      const { ConflistWriter } = await import('../../cni/conflist.ts');
+      source.subscribe(new ConflistWriter({ nodeName: values.node, confDir: values['cni-conf-dir'], network: values.network, bridge: values.bridge, clusterCidrs: values['cluster-cidr'], ...(mtu ? { mtu } : {}), log: ctx.log }));
+    }
     try {
       await source.start();
       await agent.idle();
