@@ -61,6 +61,8 @@ export class LabUp {
   /** pod key -> lab namespace */
   readonly podNs: ReadonlyMap<string, string>;
   readonly #opts: LabUpOptions;
+  /** Node name (manifests) -> lab node index (1-based), from mapNodes */
+  readonly #nodeIndex: ReadonlyMap<string, number>;
   readonly #attachments: { pod: UpPod; ns: string; node: string; result: CniResult }[] = [];
   #driverFor: (nodeNs: string) => CniDriver = () => {
     throw new KdpError('KDP_INTERNAL', 'CNI not ready');
@@ -69,8 +71,9 @@ export class LabUp {
     throw new KdpError('KDP_INTERNAL', 'CNI not ready');
   };
 
-  private constructor(lab: Lab, snapshot: Snapshot, pods: UpPod[], skipped: Skipped[], opts: LabUpOptions) {
+  private constructor(lab: Lab, snapshot: Snapshot, nodeIndex: ReadonlyMap<string, number>, pods: UpPod[], skipped: Skipped[], opts: LabUpOptions) {
     this.lab = lab;
+    this.#nodeIndex = nodeIndex;
     this.snapshot = snapshot;
     this.pods = pods;
     this.skipped = skipped;
@@ -95,10 +98,10 @@ export class LabUp {
     try {
       const nodeIndex = mapNodes(snapshot.nodes, lab.plan);
       const { pods, skipped } = planPods(snapshot, nodeIndex);
-      up = new LabUp(lab, snapshot, pods, skipped, opts);
+      up = new LabUp(lab, snapshot, nodeIndex, pods, skipped, opts);
       for (const s of skipped) log.warn({ pod: s.key, reason: s.reason }, 'pod not started in the lab');
       step(`lab ${lab.plan.runId}: underlay ${lab.plan.underlayHost4}, nodes ${lab.nodes.map((n) => `${n.name} ${n.ip4}`).join(', ')}`);
-      await up.#startPods(nodeIndex);
+      await up.#startPods();
       step(`${pods.length} pods attached by the kdp CNI plugins (bridge, host-local IPAM, portmap)`);
       await up.#startNodeComponents();
       step(`node agent, service proxy (${opts.proxyMode}) and ingress running on every node; DNS in ${pods.filter((p) => p.runs === 'dns').length} pod(s)`);
@@ -110,11 +113,13 @@ export class LabUp {
     }
   }
 
+  /** The lab namespace standing for the Node of that name. */
   #nodeNs(name: string): string {
-    return this.lab.node(name).ns;
+    return this.lab.node(this.#nodeIndex.get(name) ?? -1).ns;
   }
 
-  async #startPods(nodeIndex: ReadonlyMap<string, number>): Promise<void> {
+  async #startPods(): Promise<void> {
+    const nodeIndex = this.#nodeIndex;
     const run = this.lab.runDir();
     const bin = join(run, 'cni-bin');
     const { buildPlugins } = await import('../../cni-plugins/build.ts');
@@ -173,8 +178,8 @@ export class LabUp {
         procs.push({ what: `echo in ${a.pod.key}`, proc, ready: async () => proc.output().includes('ready') });
       }
     }
-    for (const n of this.lab.nodes) {
-      const name = this.snapshot.nodes[n.index - 1]?.meta.name ?? n.name;
+    for (const [name, idx] of this.#nodeIndex) {
+      const n = this.lab.node(idx);
       const agent = this.lab.spawn(n.ns, [node, MAIN, ...log, 'node-agent', '--node', name, '--manifests', dir]);
       const others = this.lab.nodes.length - 1;
       procs.push({ what: `node agent on ${name}`, proc: agent, ready: async () => (await this.lab.exec(n.ns, ['ip', 'route', 'show', 'proto', '199'])).stdout.trim().split('\n').filter(Boolean).length >= others });
@@ -189,10 +194,7 @@ export class LabUp {
   /** The namespace of a `kdp exec` target. */
   targets(): Record<string, string> {
     const t: Record<string, string> = { underlay: this.lab.underlay };
-    this.snapshot.nodes.forEach((n, i) => {
-      const plan = this.lab.nodes[i];
-      if (plan) t[n.meta.name] = plan.ns;
-    });
+    for (const [name, idx] of this.#nodeIndex) t[name] = this.lab.node(idx).ns;
     for (const [k, ns] of this.podNs) t[k] = ns;
     return t;
   }
