@@ -1,7 +1,7 @@
 // The compiled, immutable route table the HTTP server reads. Built by compile.ts from model objects;
 // swapped atomically by the controller (one reference assignment), never mutated after construction.
 import type { Key } from '../src/model/types.ts';
-import type { RouteOptions } from './annotations.ts';
+import type { CanaryOptions, RouteOptions } from './annotations.ts';
 
 /** One upstream: a Service port resolved to endpoint addresses (`ip:port`, IPv6 in brackets). */
 export interface Upstream {
@@ -14,16 +14,10 @@ export interface Upstream {
   readonly endpoints: readonly string[];
 }
 
-export interface Canary {
+/** A canary route: the canary annotations (weight is 0..weightTotal) resolved to an upstream. */
+export interface Canary extends CanaryOptions {
   readonly upstream: Upstream;
   readonly ingress: Key;
-  readonly byHeader?: string;
-  readonly byHeaderValue?: string;
-  readonly byHeaderPattern?: RegExp;
-  readonly byCookie?: string;
-  /** 0..weightTotal */
-  readonly weight: number;
-  readonly weightTotal: number;
 }
 
 export type MatchKind = 'Exact' | 'Prefix' | 'Regex';
