@@ -5,19 +5,15 @@
 import { KdpError } from '../common/errors.ts';
 import type { CacheConfig } from './plugins/cache.ts';
 import { DEFAULT_CACHE } from './plugins/cache.ts';
+import type { ForwardConfig } from './plugins/forward.ts';
+import { DEFAULT_FORWARD } from './plugins/forward.ts';
 import type { KubernetesConfig, PodsMode } from './plugins/kubernetes/records.ts';
 import { DEFAULT_KUBERNETES_CONFIG } from './plugins/kubernetes/records.ts';
 
-export interface ForwardSpec {
-  readonly from: string;
+/** `forward` as written: the plugin's configuration, with upstreams still unresolved (addresses or resolv.conf paths). */
+export interface ForwardSpec extends Omit<ForwardConfig, 'upstreams' | 'readTimeoutMs'> {
   /** addresses or resolv.conf paths, resolved when the server starts */
   readonly to: readonly string[];
-  readonly except: readonly string[];
-  readonly policy: 'random' | 'round_robin' | 'sequential';
-  readonly maxFails: number;
-  readonly healthCheckMs: number;
-  readonly forceTcp: boolean;
-  readonly maxConcurrent: number;
   readonly expireMs: number;
 }
 
@@ -246,7 +242,8 @@ function kubernetes(d: Directive, blockZones: string[]): KubernetesConfig {
 function forward(d: Directive): ForwardSpec {
   const [from, ...to] = d.args;
   if (from === undefined || to.length === 0) fail(d.line, 'forward: expected FROM TO...');
-  const spec = { from: normZone(from), to, except: [] as string[], policy: 'random' as ForwardSpec['policy'], maxFails: 2, healthCheckMs: 500, forceTcp: false, maxConcurrent: 0, expireMs: 10_000 };
+  const { readTimeoutMs: _unused, ...defaults } = DEFAULT_FORWARD;
+  const spec = { ...defaults, from: normZone(from), to, except: [] as string[], policy: DEFAULT_FORWARD.policy as ForwardSpec['policy'], expireMs: 10_000 };
   for (const s of d.block) {
     switch (s.name) {
       case 'except': spec.except = s.args.map(normZone); break;
