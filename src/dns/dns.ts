@@ -112,7 +112,8 @@ export async function startDns(source: ClusterSource, blocks: readonly BlockConf
       loops.push({ plugin: lp, port: b.port, zone: b.zones[0] ?? '' });
       chain.push(lp);
     }
-    if (b.cache) chain.push(new CachePlugin(b.cache, { stats: metrics.cacheStats(b.cache.zones.map((z) => (z === '' ? '.' : z + '.')).join(',')) }));
+    const cache = b.cache ? new CachePlugin(b.cache, { stats: metrics.cacheStats(b.cache.zones.map((z) => (z === '' ? '.' : z + '.')).join(',')) }) : undefined;
+    if (cache) chain.push(cache);
     if (b.kubernetes) {
       const rec = new KubernetesRecords(b.kubernetes);
       rec.subscribeTo(source);
@@ -131,7 +132,8 @@ export async function startDns(source: ClusterSource, blocks: readonly BlockConf
     plugins.push(...chain);
     const port = opts.port ?? b.port;
     const list = byPort.get(port) ?? [];
-    list.push({ zones: b.zones, plugins: chain, loadbalance: b.loadbalance, queryLog: b.log });
+    // the cache comes first in the chain (after loop), so its hits can be served from the query's bytes
+    list.push({ zones: b.zones, plugins: chain, loadbalance: b.loadbalance, queryLog: b.log, ...(cache && opts.fastPath !== false ? { cache, loop: b.loop } : {}) });
     byPort.set(port, list);
   }
   // one change signal over all kubernetes plugins, for the fast path

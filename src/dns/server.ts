@@ -12,6 +12,7 @@ import type { Logger } from '../common/log.ts';
 import type { DnsReply, DnsRequest, Plugin } from './chain.ts';
 import { runChain } from './chain.ts';
 import type { DnsMetrics } from './metrics.ts';
+import type { CachePlugin } from './plugins/cache.ts';
 import { CLASS_IN, FLAG, MAX_UDP_NO_EDNS, OUR_UDP_SIZE, RCODE, TYPE, decode, encodeResponse, rcodeName, typeName } from './wire.ts';
 import type { RR } from './wire.ts';
 
@@ -23,6 +24,13 @@ export interface ServerBlock {
   readonly loadbalance: boolean;
   /** log: one line per query */
   readonly queryLog: boolean;
+  /**
+   * the block's cache when it is the first plugin that answers (only loop before it): its hits are served
+   * straight from the query's bytes (CachePlugin.answerWire)
+   */
+  readonly cache?: CachePlugin;
+  /** the loop plugin runs before the cache: its HINFO probes take the full path */
+  readonly loop?: boolean;
 }
 
 /** Where cluster answers come from, for the fast path: a change counter and a change signal. */
@@ -51,41 +59,56 @@ interface FastEntry {
   readonly rcode: string;
 }
 
-/** The question of a plain query, read without building objects; undefined when it is anything else. */
-function quickKey(buf: Buffer): { key: string; qend: number; qtype: number } | undefined {
+/** The question of a plain query, read without building objects. */
+export interface QuickQuestion {
+  /** lower-case name without the trailing dot ('' = the root) */
+  readonly name: string;
+  readonly qtype: number;
+  /** end of the question section */
+  readonly qend: number;
+  /** the OPT record (no options), or undefined without EDNS */
+  readonly edns: { readonly do: boolean; readonly udpSize: number } | undefined;
+  /** the cluster fast path's key: name, type, EDNS state */
+  readonly key: string;
+}
+
+const scratch = Buffer.allocUnsafe(256);
+
+/** The question of a plain query (one question, class IN, at most a bare OPT); undefined when it is anything else. */
+export function quickQuestion(buf: Buffer): QuickQuestion | undefined {
   if (buf.length < 17 || buf.readUInt16BE(4) !== 1 || buf.readUInt16BE(6) !== 0 || buf.readUInt16BE(8) !== 0) return undefined;
   const ar = buf.readUInt16BE(10);
-  if (ar > 1 || (buf.readUInt16BE(2) & 0xf800) !== 0) return undefined; // QR or opcode set
+  if (ar > 1 || (buf[2] as number) & 0xf8) return undefined; // QR or opcode set
   let pos = 12;
-  let name = '';
+  let n = 0;
   for (;;) {
     if (pos >= buf.length) return undefined;
-    const len = buf.readUInt8(pos);
+    const len = buf[pos] as number;
     if (len === 0) break;
-    if (len > 63 || pos + 1 + len > buf.length) return undefined;
+    if (len > 63 || pos + 1 + len > buf.length || n + len + 1 > 255) return undefined;
+    if (n > 0) scratch[n++] = 0x2e;
     for (let i = pos + 1; i <= pos + len; i++) {
-      let c = buf.readUInt8(i);
+      let c = buf[i] as number;
       if (c === 0x2e || c === 0x5c || c <= 0x20 || c >= 0x7f) return undefined;
       if (c >= 0x41 && c <= 0x5a) c += 0x20;
-      name += String.fromCharCode(c);
+      scratch[n++] = c;
     }
-    name += '.';
     pos += 1 + len;
   }
-  if (pos - 12 > 255) return undefined;
   const qend = pos + 5;
   if (qend > buf.length) return undefined;
   const qtype = buf.readUInt16BE(pos + 1);
   if (buf.readUInt16BE(pos + 3) !== CLASS_IN) return undefined;
-  let edns = '-';
+  let edns: QuickQuestion['edns'];
   if (ar === 1) {
     // exactly one OPT with no options: root, type 41, size, ext-rcode 0, version 0, flags, rdlen 0
-    if (buf.length !== qend + 11 || buf.readUInt8(qend) !== 0 || buf.readUInt16BE(qend + 1) !== TYPE.OPT || buf.readUInt16BE(qend + 5) !== 0 || buf.readUInt16BE(qend + 9) !== 0) return undefined;
-    edns = buf.readUInt16BE(qend + 7) & 0x8000 ? 'D' : 'E';
+    if (buf.length !== qend + 11 || buf[qend] !== 0 || buf.readUInt16BE(qend + 1) !== TYPE.OPT || buf.readUInt16BE(qend + 5) !== 0 || buf.readUInt16BE(qend + 9) !== 0) return undefined;
+    edns = { do: ((buf[qend + 7] as number) & 0x80) !== 0, udpSize: buf.readUInt16BE(qend + 3) };
   } else if (buf.length !== qend) {
     return undefined;
   }
-  return { key: `${name}|${qtype}|${edns}`, qend, qtype };
+  const name = scratch.toString('latin1', 0, n);
+  return { name, qtype, qend, edns, key: `${name}|${qtype}|${edns ? (edns.do ? 'D' : 'E') : '-'}` };
 }
 
 function familyOf(addr: string): 4 | 6 {
@@ -113,11 +136,14 @@ export class DnsServer {
   #unsub: (() => void) | undefined;
   #port = 0;
   #fastHits = 0;
+  #cacheHits = 0;
+  readonly #anyCache: boolean;
 
   constructor(opts: DnsServerOptions) {
     this.#opts = opts;
     this.#log = opts.log;
     this.#fastCap = opts.fastPathCapacity ?? 10000;
+    this.#anyCache = opts.blocks.some((b) => b.cache);
     if (opts.answers) this.#unsub = opts.answers.onChange(() => this.#fast.clear());
   }
 
@@ -128,6 +154,11 @@ export class DnsServer {
   /** how many answers the fast path served (tests, benchmarks) */
   get fastHits(): number {
     return this.#fastHits;
+  }
+
+  /** how many cache hits were served straight from the query's bytes (tests, benchmarks) */
+  get cacheFastHits(): number {
+    return this.#cacheHits;
   }
 
   /** The answer to one message: from the fast path when it has it, else through handle(). */
@@ -256,21 +287,35 @@ export class DnsServer {
     });
   }
 
-  /** The reusable answer to a plain query for a cluster name, or undefined (take the full path). */
+  /** The answer to a plain query from the cluster answers or a block's cache, or undefined (take the full path). */
   #fastAnswer(msg: Buffer, proto: 'udp' | 'tcp', client: string): Buffer | undefined {
-    if (!this.#opts.answers || this.#fast.size === 0) return undefined;
+    if (this.#fast.size === 0 && !this.#anyCache) return undefined;
     const t0 = performance.now();
-    const q = quickKey(msg);
+    const q = quickQuestion(msg);
     if (!q) return undefined;
-    const e = this.#fast.get(q.key);
-    if (!e) return undefined;
-    this.#fastHits++;
-    const out = Buffer.allocUnsafe(e.wire.length);
-    e.wire.copy(out);
-    out.writeUInt16BE(msg.readUInt16BE(0), 0);
-    out.writeUInt16BE((out.readUInt16BE(2) & ~(FLAG.RD | FLAG.CD)) | (msg.readUInt16BE(2) & (FLAG.RD | FLAG.CD)), 2);
-    msg.copy(out, 12, 12, q.qend); // the question as the client spelled it; answers point at it
-    this.#opts.metrics?.observe(e.zone, proto, familyOf(client), typeName(q.qtype), e.rcode, 'kubernetes', msg.length, out.length, (performance.now() - t0) / 1000);
+    if (this.#fast.size > 0) {
+      const e = this.#fast.get(q.key);
+      if (e) {
+        this.#fastHits++;
+        const out = Buffer.allocUnsafe(e.wire.length);
+        e.wire.copy(out);
+        out.writeUInt16BE(msg.readUInt16BE(0), 0);
+        out.writeUInt16BE((out.readUInt16BE(2) & ~(FLAG.RD | FLAG.CD)) | (msg.readUInt16BE(2) & (FLAG.RD | FLAG.CD)), 2);
+        msg.copy(out, 12, 12, q.qend); // the question as the client spelled it; answers point at it
+        this.#opts.metrics?.observe(e.zone, proto, familyOf(client), typeName(q.qtype), e.rcode, 'kubernetes', msg.length, out.length, (performance.now() - t0) / 1000);
+        return out;
+      }
+    }
+    if (!this.#anyCache) return undefined;
+    const target = this.#block(q.name);
+    const cache = target?.block.cache;
+    if (!cache || (target.block.loop && q.qtype === TYPE.HINFO) || q.qtype === TYPE.AXFR || q.qtype === TYPE.IXFR || !cache.covers(q.name)) return undefined;
+    const maxSize = proto === 'tcp' ? 65535 : q.edns ? Math.min(Math.max(q.edns.udpSize, MAX_UDP_NO_EDNS), 65535) : MAX_UDP_NO_EDNS;
+    const out = cache.answerWire(q.name, q.qtype, msg, q.qend, q.edns, maxSize, target.block.loadbalance);
+    if (!out) return undefined;
+    this.#cacheHits++;
+    const zone = target.zone === '' ? '.' : target.zone + '.';
+    this.#opts.metrics?.observe(zone, proto, familyOf(client), typeName(q.qtype), rcodeName((out[3] as number) & 0xf), 'cache', msg.length, out.length, (performance.now() - t0) / 1000);
     return out;
   }
 
@@ -343,7 +388,7 @@ export class DnsServer {
         truncated = enc.truncated;
         if (r.generation !== undefined && !truncated && this.#opts.answers && r.generation === this.#opts.answers.generation && out.length <= MAX_UDP_NO_EDNS) {
           const multi = answers.filter((a) => a.type === 'A' || a.type === 'AAAA').length > 1;
-          const key = quickKey(buf);
+          const key = quickQuestion(buf);
           if (key && !(target?.block.loadbalance && multi)) {
             if (this.#fast.size >= this.#fastCap) this.#fast.clear();
             this.#fast.set(key.key, { wire: out, zone: zone === '' ? '.' : zone + '.', rcode: rcodeName(r.rcode) });

@@ -88,6 +88,8 @@ export interface Message {
   readonly questionEnd: number;
   /** offsets of the TTL fields of all records but OPT (the cache ages them in place) */
   readonly ttlOffsets: readonly number[];
+  /** where the OPT record starts and ends (byte offsets), when there is one */
+  readonly optSpan?: readonly [number, number];
 }
 
 export function malformed(why: string): KdpError {
@@ -265,6 +267,7 @@ export function decode(buf: Buffer): Message {
   const ttlOffsets: number[] = [];
   const sections: RR[][] = [[], [], []];
   let edns: Edns | undefined;
+  let optSpan: [number, number] | undefined;
   const counts = [an, ns, ar];
   for (let s = 0; s < 3; s++) {
     for (let i = 0; i < (counts[s] as number); i++) {
@@ -272,6 +275,7 @@ export function decode(buf: Buffer): Message {
       if (r.opt) {
         if (s !== 2 || edns) throw malformed('OPT outside the additional section or repeated');
         edns = r.opt;
+        optSpan = [pos, r.end];
       } else if (r.rr) (sections[s] as RR[]).push(r.rr);
       pos = r.end;
     }
@@ -280,7 +284,7 @@ export function decode(buf: Buffer): Message {
   return {
     id, flags, opcode: (flags >>> 11) & 0xf, rcode: (extRcode << 4) | (flags & 0xf),
     questions, answers: sections[0] as RR[], authority: sections[1] as RR[], additional: sections[2] as RR[],
-    ...(edns ? { edns } : {}), questionEnd, ttlOffsets,
+    ...(edns ? { edns } : {}), questionEnd, ttlOffsets, ...(optSpan ? { optSpan } : {}),
   };
 }
 
@@ -476,6 +480,28 @@ function encodeParts(p: ResponseParts, cut: boolean): Buffer {
     w.u16(0);
   }
   return Buffer.from(w.result());
+}
+
+/**
+ * A whole message with its OPT record replaced by ours for a client (`edns`: the client's DO bit), or
+ * removed when the client sent none (RFC 6891 7: no OPT in the answer to a query without one).
+ */
+export function withClientOpt(msg: Buffer, edns: { readonly do: boolean } | undefined): Buffer {
+  const m = decode(msg);
+  let out = msg;
+  if (m.optSpan) {
+    const [a, b] = m.optSpan;
+    out = Buffer.concat([msg.subarray(0, a), msg.subarray(b)]);
+    out.writeUInt16BE(out.readUInt16BE(10) - 1, 10);
+  }
+  if (!edns) return out === msg ? Buffer.from(msg) : out;
+  const opt = Buffer.alloc(11);
+  opt.writeUInt16BE(TYPE.OPT, 1);
+  opt.writeUInt16BE(OUR_UDP_SIZE, 3);
+  opt.writeUInt32BE((((m.rcode >>> 4) & 0xff) << 24) | (edns.do ? 0x8000 : 0), 5);
+  const res = Buffer.concat([out, opt]);
+  res.writeUInt16BE(res.readUInt16BE(10) + 1, 10);
+  return res;
 }
 
 /** Encodes a query (used by forward health checks, tests and benchmarks). */

@@ -1,8 +1,15 @@
 // The cache plugin: positive (success) and negative (denial: NXDOMAIN, NODATA) answers, each with a
-// capacity bound (least recently used goes first) and TTL caps; hits age the TTLs. Zones can be
-// excluded per kind (`disable success cluster.local`), as the kubeadm Corefile does.
+// capacity bound (least recently used goes first) and TTL caps. Zones can be excluded per kind
+// (`disable success cluster.local`), as the kubeadm Corefile does.
+//
+// Every entry is kept as an encoded answer (a template: header, question, records, no OPT) plus the
+// offsets of its TTL fields, so a hit is a copy and a few patches: the query's id and RD/CD bits, the
+// question as the client spelled it (owner names are compression pointers to it, so answers keep the
+// client's case), every TTL set to what is left of the entry's lifetime, and an OPT record when the client
+// sent one. The server calls answerWire() straight from the datagram (no decode, no plugin chain, no
+// encode); serve() is the same lookup inside the chain.
 import type { DnsReply, DnsRequest, Next, Plugin } from '../chain.ts';
-import { decode } from '../wire.ts';
+import { CLASS_IN, FLAG, OUR_UDP_SIZE, TYPE, Writer, decode, encodeResponse } from '../wire.ts';
 import type { RR } from '../wire.ts';
 
 export interface CacheConfig {
@@ -22,17 +29,37 @@ export const DEFAULT_CACHE: CacheConfig = {
   zones: [''], successCap: 9984, successMaxTtl: 3600, successMinTtl: 5, denialCap: 9984, denialMaxTtl: 1800, denialMinTtl: 5, disableSuccess: [], disableDenial: [],
 };
 
+type Kind = 'success' | 'denial';
+
 interface Entry {
-  readonly reply: DnsReply;
+  readonly kind: Kind;
+  readonly rcode: number;
+  /** the answer without OPT; its question is the first asker's spelling */
+  readonly wire: Buffer;
+  /** end of the question section in `wire` */
+  readonly qend: number;
+  readonly ttlOffsets: Uint16Array;
+  /** the TTLs as received, at ttlOffsets */
+  readonly ttls: Uint32Array;
+  /** the entry's lifetime in seconds (the answer's TTL within the configured bounds) */
+  readonly ttl: number;
   readonly storedAt: number;
   readonly expiresAt: number;
-  readonly ttlOffsets: readonly number[];
+  /** more than one A/AAAA record (loadbalance shuffles those through serve()) */
+  readonly multiAddr: boolean;
+  /** the records as objects, for answers that were built from objects (loadbalance shuffles them) */
+  readonly reply?: DnsReply;
 }
 
 export interface CacheStats {
-  onHit?(kind: 'success' | 'denial'): void;
+  onHit?(kind: Kind): void;
   onMiss?(): void;
-  onEntries?(kind: 'success' | 'denial', n: number): void;
+  onEntries?(kind: Kind, n: number): void;
+}
+
+/** The EDNS state of a query, as the wire fast path sees it. */
+export interface ClientEdns {
+  readonly do: boolean;
 }
 
 const inZone = (lname: string, z: string) => z === '' || lname === z || lname.endsWith('.' + z);
@@ -41,6 +68,24 @@ function minTtl(rrs: readonly RR[]): number | undefined {
   let m: number | undefined;
   for (const r of rrs) if (m === undefined || r.ttl < m) m = r.ttl;
   return m;
+}
+
+/** The cache key: lower-case name without the trailing dot, query type, DO bit. */
+export function cacheKey(lname: string, qtype: number, dnssecOk: boolean): string {
+  return `${lname}|${qtype}|${dnssecOk ? 1 : 0}`;
+}
+
+/** The question section of `req` as bytes (for patching the client's spelling into a stored answer). */
+function questionBytes(req: DnsRequest): Buffer | undefined {
+  try {
+    const w = new Writer(300);
+    w.name(req.question.name, false);
+    w.u16(req.question.type);
+    w.u16(req.question.class);
+    return w.result();
+  } catch {
+    return undefined;
+  }
 }
 
 export class CachePlugin implements Plugin {
@@ -61,11 +106,14 @@ export class CachePlugin implements Plugin {
     return { success: this.#success.size, denial: this.#denial.size };
   }
 
-  async serve(req: DnsRequest, next: Next): Promise<DnsReply> {
-    if (!this.config.zones.some((z) => inZone(req.lname, z))) return next();
-    const key = `${req.lname}|${req.question.type}|${req.edns?.do ? 1 : 0}`;
-    const now = this.#now();
-    for (const [map, kind] of [[this.#success, 'success'], [this.#denial, 'denial']] as const) {
+  /** Whether this cache handles `lname` at all (its zones). */
+  covers(lname: string): boolean {
+    return this.config.zones.some((z) => inZone(lname, z));
+  }
+
+  /** A live entry (LRU-touched), or undefined; expired entries are dropped. */
+  #lookup(key: string, now: number): Entry | undefined {
+    for (const map of [this.#success, this.#denial]) {
       const e = map.get(key);
       if (!e) continue;
       if (e.expiresAt <= now) {
@@ -74,60 +122,133 @@ export class CachePlugin implements Plugin {
       }
       map.delete(key); // LRU: re-insert as the newest
       map.set(key, e);
-      this.#stats.onHit?.(kind);
-      return this.#aged(e, req, now);
+      return e;
+    }
+    return undefined;
+  }
+
+  /**
+   * The cached answer to a query, straight from its bytes: `msg` is the query, `qend` the end of its
+   * question, `edns` its OPT state (undefined: none). Returns undefined on a miss, when the answer does
+   * not fit `maxSize` (the server's full path truncates it), or when `shuffled` answers are asked for and
+   * the entry has several addresses (serve() shuffles those).
+   */
+  answerWire(lname: string, qtype: number, msg: Buffer, qend: number, edns: ClientEdns | undefined, maxSize: number, shuffled: boolean): Buffer | undefined {
+    const now = this.#now();
+    const e = this.#lookup(cacheKey(lname, qtype, edns?.do ?? false), now);
+    if (!e || (shuffled && e.multiAddr) || e.wire.length + (edns ? 11 : 0) > maxSize || qend - 12 !== e.qend - 12) return undefined;
+    this.#stats.onHit?.(e.kind);
+    return this.#emit(e, msg.readUInt16BE(0), msg.readUInt16BE(2), msg.subarray(12, qend), edns, now);
+  }
+
+  /** The stored answer for one client: id, RD/CD, question spelling, TTLs, OPT. */
+  #emit(e: Entry, id: number, qflags: number, question: Buffer | undefined, edns: ClientEdns | undefined, now: number): Buffer {
+    const len = e.wire.length;
+    const out = Buffer.allocUnsafe(len + (edns ? 11 : 0));
+    e.wire.copy(out);
+    out.writeUInt16BE(id, 0);
+    out.writeUInt16BE((out.readUInt16BE(2) & ~(FLAG.RD | FLAG.CD)) | (qflags & (FLAG.RD | FLAG.CD)), 2);
+    if (question && question.length === e.qend - 12) question.copy(out, 12);
+    const elapsed = Math.floor((now - e.storedAt) / 1000);
+    const left = e.ttl - elapsed;
+    const offs = e.ttlOffsets;
+    const ttls = e.ttls;
+    for (let i = 0; i < offs.length; i++) {
+      const v = Math.min((ttls[i] as number) - elapsed, left);
+      out.writeUInt32BE(v > 0 ? v : 0, offs[i] as number);
+    }
+    if (edns) {
+      out.writeUInt16BE(out.readUInt16BE(10) + 1, 10);
+      out[len] = 0;
+      out.writeUInt16BE(TYPE.OPT, len + 1);
+      out.writeUInt16BE(OUR_UDP_SIZE, len + 3);
+      out.writeUInt32BE(edns.do ? 0x8000 : 0, len + 5);
+      out.writeUInt16BE(0, len + 9);
+    }
+    return out;
+  }
+
+  async serve(req: DnsRequest, next: Next): Promise<DnsReply> {
+    if (!this.covers(req.lname)) return next();
+    const key = cacheKey(req.lname, req.question.type, req.edns?.do ?? false);
+    const now = this.#now();
+    const e = this.#lookup(key, now);
+    if (e) {
+      this.#stats.onHit?.(e.kind);
+      return this.#hit(e, req, now);
     }
     this.#stats.onMiss?.();
     const r = await next();
-    this.#store(key, req.lname, r, now);
+    this.#store(key, req, r, now);
     return r;
   }
 
-  #aged(e: Entry, req: DnsRequest, now: number): DnsReply {
-    const elapsed = Math.floor((now - e.storedAt) / 1000);
-    if (e.reply.raw) {
-      const raw = Buffer.from(e.reply.raw);
-      raw.writeUInt16BE(req.id, 0);
-      for (const off of e.ttlOffsets) raw.writeUInt32BE(Math.max(0, raw.readUInt32BE(off) - elapsed), off);
-      return { ...e.reply, raw, cacheHit: true, plugin: 'cache' };
+  #hit(e: Entry, req: DnsRequest, now: number): DnsReply {
+    if (e.reply && e.multiAddr) {
+      // built from objects with several addresses: hand back objects so loadbalance can shuffle them
+      const elapsed = Math.floor((now - e.storedAt) / 1000);
+      const left = e.ttl - elapsed;
+      const age = (rrs: readonly RR[]) => rrs.map((r) => ({ ...r, ttl: Math.max(0, Math.min(r.ttl - elapsed, left)) }) as RR);
+      return { ...e.reply, answers: age(e.reply.answers), authority: age(e.reply.authority), additional: age(e.reply.additional), cacheHit: true, plugin: 'cache', generation: undefined };
     }
-    const age = (rrs: readonly RR[]) => rrs.map((r) => ({ ...r, ttl: Math.max(0, r.ttl - elapsed) }) as RR);
-    return { ...e.reply, answers: age(e.reply.answers), authority: age(e.reply.authority), additional: age(e.reply.additional), cacheHit: true, plugin: 'cache', generation: undefined };
+    const raw = this.#emit(e, req.id, req.flags, questionBytes(req), req.edns ? { do: req.edns.do } : undefined, now);
+    return { plugin: 'cache', rcode: e.rcode, aa: (raw.readUInt16BE(2) & FLAG.AA) !== 0, answers: [], authority: [], additional: [], raw, cacheHit: true };
   }
 
-  #store(key: string, lname: string, r: DnsReply, now: number): void {
+  #store(key: string, req: DnsRequest, r: DnsReply, now: number): void {
     if (r.rcode !== 0 && r.rcode !== 3) return; // SERVFAIL, REFUSED...: not cached
-    let answers = r.answers;
-    let authority = r.authority;
-    let ttlOffsets: readonly number[] = [];
-    if (r.raw) {
-      try {
-        const m = decode(r.raw);
-        if (m.flags & 0x0200) return; // truncated: not cached
-        answers = m.answers;
-        authority = m.authority;
-        ttlOffsets = m.ttlOffsets;
-      } catch {
-        return;
-      }
+    let wire: Buffer;
+    try {
+      wire = r.raw ?? encodeResponse({ id: 0, flags: FLAG.RA | (r.aa ? FLAG.AA : 0), rcode: r.rcode, question: req.question, answers: r.answers, authority: r.authority, additional: r.additional }).wire;
+    } catch {
+      return;
     }
-    const positive = r.rcode === 0 && answers.length > 0;
+    let m;
+    try {
+      m = decode(wire);
+    } catch {
+      return;
+    }
+    if (m.flags & FLAG.TC) return; // truncated: not cached
+    const q = m.questions[0];
+    if (m.questions.length !== 1 || !q || q.class !== CLASS_IN || q.type !== req.question.type || q.name.toLowerCase() !== req.question.name.toLowerCase()) return;
+    const positive = r.rcode === 0 && m.answers.length > 0;
     const cfg = this.config;
-    if (positive ? cfg.disableSuccess.some((z) => inZone(lname, z)) : cfg.disableDenial.some((z) => inZone(lname, z))) return;
-    const soa = authority.find((x) => x.type === 'SOA');
-    let ttl = positive ? minTtl(answers) : soa ? Math.min(soa.ttl, soa.type === 'SOA' ? soa.data.minimum : soa.ttl) : undefined;
+    if (positive ? cfg.disableSuccess.some((z) => inZone(req.lname, z)) : cfg.disableDenial.some((z) => inZone(req.lname, z))) return;
+    const soa = m.authority.find((x) => x.type === 'SOA');
+    let ttl = positive ? minTtl(m.answers) : soa ? Math.min(soa.ttl, soa.type === 'SOA' ? soa.data.minimum : soa.ttl) : undefined;
     if (ttl === undefined) return;
     const [lo, hi] = positive ? [cfg.successMinTtl, cfg.successMaxTtl] : [cfg.denialMinTtl, cfg.denialMaxTtl];
     ttl = Math.min(Math.max(ttl, lo), hi);
     if (ttl <= 0) return;
+    // the template: the answer without its OPT record (added back per client)
+    let offsets = [...m.ttlOffsets];
+    if (m.optSpan) {
+      const [a, b] = m.optSpan;
+      const stripped = Buffer.allocUnsafe(wire.length - (b - a));
+      wire.copy(stripped, 0, 0, a);
+      wire.copy(stripped, a, b);
+      stripped.writeUInt16BE(stripped.readUInt16BE(10) - 1, 10);
+      wire = stripped;
+      offsets = offsets.map((o) => (o > a ? o - (b - a) : o));
+    } else {
+      wire = Buffer.from(wire);
+    }
+    if (wire.length > 0xffff) return;
+    wire.writeUInt16BE(wire.readUInt16BE(2) & ~(FLAG.TC | 0x000f), 2);
+    wire.writeUInt16BE(wire.readUInt16BE(2) | (r.rcode & 0xf), 2);
+    const ttlOffsets = Uint16Array.from(offsets);
+    const ttls = Uint32Array.from(offsets, (o) => wire.readUInt32BE(o));
+    const addrs = m.answers.filter((a) => a.type === 'A' || a.type === 'AAAA').length;
+    const kind: Kind = positive ? 'success' : 'denial';
     const map = positive ? this.#success : this.#denial;
     const cap = positive ? cfg.successCap : cfg.denialCap;
     map.delete(key);
-    map.set(key, { reply: r, storedAt: now, expiresAt: now + ttl * 1000, ttlOffsets });
+    map.set(key, { kind, rcode: r.rcode, wire, qend: m.questionEnd, ttlOffsets, ttls, ttl, storedAt: now, expiresAt: now + ttl * 1000, multiAddr: addrs > 1, ...(r.raw ? {} : { reply: r }) });
     while (map.size > cap) {
       const oldest = map.keys().next().value as string;
       map.delete(oldest);
     }
-    this.#stats.onEntries?.(positive ? 'success' : 'denial', map.size);
+    this.#stats.onEntries?.(kind, map.size);
   }
 }

@@ -10,7 +10,7 @@ import { KdpError, errorMessage } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';
 import type { DnsReply, DnsRequest, Next, Plugin } from '../chain.ts';
 import { reply } from '../chain.ts';
-import { FLAG, OUR_UDP_SIZE, TYPE, decode, encodeQuery } from '../wire.ts';
+import { FLAG, OUR_UDP_SIZE, TYPE, decode, encodeQuery, withClientOpt } from '../wire.ts';
 
 export interface Upstream {
   readonly host: string;
@@ -226,7 +226,7 @@ export class ForwardPlugin implements Plugin {
           u.fails = 0;
           const rcode = res.readUInt16BE(2) & 0xf;
           this.#stats.onRequest?.(`${u.up.host}:${u.up.port}`, String(rcode), (performance.now() - t0) / 1000);
-          const raw = Buffer.from(res);
+          const raw = withClientOpt(res, req.edns ? { do: req.edns.do } : undefined);
           raw.writeUInt16BE(req.id, 0);
           return reply(this.name, rcode, { raw });
         } catch (err) {

@@ -2,9 +2,14 @@
 // aging, the capacity bound, disabled zones, no caching of SERVFAIL.
 import t from 'tap';
 import { CachePlugin, DEFAULT_CACHE } from '../../../src/dns/plugins/cache.ts';
-import type { DnsReply, DnsRequest } from '../../../src/dns/chain.ts';
+import type { CacheConfig } from '../../../src/dns/plugins/cache.ts';
+import type { DnsReply, DnsRequest, Plugin } from '../../../src/dns/chain.ts';
 import { reply } from '../../../src/dns/chain.ts';
-import { TYPE, decode, encodeResponse } from '../../../src/dns/wire.ts';
+import { DnsMetrics } from '../../../src/dns/metrics.ts';
+import { DnsServer } from '../../../src/dns/server.ts';
+import { FLAG, RCODE, TYPE, decode, encodeQuery, encodeResponse, withClientOpt } from '../../../src/dns/wire.ts';
+import type { RR } from '../../../src/dns/wire.ts';
+import { silentLogger } from '../../../src/common/log.ts';
 
 function req(name: string, id = 1): DnsRequest {
   return { id, flags: 0x100, question: { name, type: TYPE.A, class: 1 }, lname: name.toLowerCase(), qtype: 'A', proto: 'udp', client: '127.0.0.1' };
@@ -29,7 +34,7 @@ t.test('positive and negative entries, aging, caps, capacity', async (t) => {
   t.notOk(r1.cacheHit);
   const m = decode(r2.raw!);
   t.equal(m.id, 7, 'id of the new query');
-  t.equal(m.answers[0]?.ttl, 90, 'TTL aged by 10 s');
+  t.equal(m.answers[0]?.ttl, 50, 'TTL = what is left of the 60 s entry (CoreDNS: capped, then aged)');
   now += 51_000;
   await c.serve(req('a.example'), () => upstream('a.example'));
   t.equal(calls, 2, 'expired at the 60 s cap (upstream said 100)');
@@ -71,5 +76,137 @@ t.test('disabled zones and struct answers', async (t) => {
   await c.serve(req('web.example'), o);
   const hit = await c.serve(req('web.example'), o);
   t.equal(calls, 3, 'other zones are');
-  t.equal(hit.answers[0]?.ttl, 30);
+  t.equal(decode(hit.raw!).answers[0]?.ttl, 30);
+});
+
+// ---------------------------------------------------------------- the wire fast path of cache hits
+// A DnsServer with cache -> fake upstream (a plugin answering with whole messages, as forward does).
+
+function upstreamPlugin(counter: { n: number }, opts: { addrs?: number; rcode?: number; ttl?: number } = {}): Plugin {
+  return {
+    name: 'forward',
+    async serve(r: DnsRequest): Promise<DnsReply> {
+      counter.n++;
+      const n = opts.addrs ?? 1;
+      const rcode = opts.rcode ?? 0;
+      const soa = { name: 'example', ttl: 300, type: 'SOA' as const, data: { mname: 'ns.example', rname: 'h.example', serial: 1, refresh: 1, retry: 1, expire: 1, minimum: 60 } };
+      const answers: RR[] = rcode === 0 ? Array.from({ length: n }, (_, i) => ({ name: r.question.name, ttl: opts.ttl ?? 100, type: 'A' as const, data: `192.0.2.${i + 1}` })) : [];
+      // as an upstream answers our forwarded query: with its own OPT record
+      const wire = encodeResponse({ id: 4321, flags: FLAG.QR | FLAG.RA | (r.flags & FLAG.RD), rcode, question: r.question, answers, authority: rcode === 0 ? [] : [soa], edns: { udpSize: 4096, do: false } }).wire;
+      return reply('forward', rcode, { raw: withClientOpt(wire, r.edns ? { do: r.edns.do } : undefined) });
+    },
+  };
+}
+
+function cacheServer(now: { t: number }, up: Plugin, cfg: Partial<CacheConfig> = {}, loadbalance = false) {
+  const metrics = new DnsMetrics({ server: 'dns://', version: 'test' });
+  const cache = new CachePlugin({ ...DEFAULT_CACHE, ...cfg }, { now: () => now.t, stats: metrics.cacheStats('.') });
+  const s = new DnsServer({ host: '127.0.0.1', port: 0, log: silentLogger, metrics, blocks: [{ zones: [''], plugins: [cache, up], loadbalance, queryLog: false, cache }] });
+  return { s, cache, metrics };
+}
+
+const query = (name: string, id: number, edns?: { udpSize: number; do?: boolean }) => encodeQuery({ id, name, type: TYPE.A, ...(edns ? { edns } : {}) });
+
+t.test('cache hits from the wire: TTL decay, the client\'s case, id, EDNS', async (t) => {
+  const now = { t: 5_000_000 };
+  const calls = { n: 0 };
+  const { s, metrics } = cacheServer(now, upstreamPlugin(calls), { successMaxTtl: 60 });
+  const first = decode((await s.respond(query('www.example.org', 1), 'udp', '127.0.0.1'))!);
+  t.equal(calls.n, 1);
+  t.equal(first.answers[0]?.ttl, 100, 'a miss passes the upstream TTL through');
+  t.notOk(first.edns, 'no OPT in the answer to a query without one (the upstream\'s OPT is removed)');
+  t.equal(s.cacheFastHits, 0);
+
+  now.t += 7_400;
+  const wire = (await s.respond(query('WwW.ExAmPlE.oRg', 2), 'udp', '127.0.0.1'))!;
+  const hit = decode(wire);
+  t.equal(calls.n, 1, 'served from the cache');
+  t.equal(s.cacheFastHits, 1, 'straight from the query bytes');
+  t.equal(hit.id, 2);
+  t.equal(hit.questions[0]?.name, 'WwW.ExAmPlE.oRg', 'the question as this client spelled it');
+  t.equal(hit.answers[0]?.name, 'WwW.ExAmPlE.oRg', 'owner names point at the question, so they keep the client\'s case');
+  t.equal(hit.answers[0]?.ttl, 53, 'TTL = entry lifetime (60, the cap) - 7 s elapsed');
+  t.equal(hit.flags & FLAG.RD, FLAG.RD, 'RD copied from the query');
+  t.notOk(hit.edns);
+
+  now.t += 30_000;
+  const e = decode((await s.respond(query('www.example.org', 3, { udpSize: 1232, do: false }), 'udp', '127.0.0.1'))!);
+  t.equal(calls.n, 1, 'EDNS and plain queries share the entry (same DO bit)');
+  t.equal(e.answers[0]?.ttl, 23, 'decays further');
+  t.same(e.edns, { udpSize: 1232, version: 0, do: false, extRcode: 0 }, 'our OPT for an EDNS client');
+
+  const d = decode((await s.respond(query('www.example.org', 4, { udpSize: 1232, do: true }), 'udp', '127.0.0.1'))!);
+  t.equal(calls.n, 2, 'DO set: its own entry');
+  t.equal(d.edns?.do, true);
+
+  now.t += 22_000;
+  const late = decode((await s.respond(query('www.example.org', 5), 'udp', '127.0.0.1'))!);
+  t.equal(late.answers[0]?.ttl, 1, '59.4 s after: 1 s left');
+  now.t += 600;
+  await s.respond(query('www.example.org', 6), 'udp', '127.0.0.1');
+  t.equal(calls.n, 3, 'expired after 60 s');
+
+  const text = await metrics.registry.metrics();
+  t.match(text, /coredns_cache_hits_total\{server="dns:\/\/",type="success",zones="\.",view=""\} 3/, 'hits from the wire path are counted');
+  t.match(text, /coredns_cache_misses_total\{[^}]*\} 3/);
+  t.match(text, /coredns_dns_responses_total\{server="dns:\/\/",zone="\.",view="",rcode="NOERROR",plugin="cache"\} 3/, 'and answered by plugin cache');
+});
+
+t.test('cache hits from the wire: negative entries, truncation, loadbalance, keepttl-free aging of SOA', async (t) => {
+  const now = { t: 9_000_000 };
+  const calls = { n: 0 };
+  const { s } = cacheServer(now, upstreamPlugin(calls, { rcode: RCODE.NXDOMAIN }), { denialMaxTtl: 30 });
+  await s.respond(query('nope.example', 1), 'udp', '127.0.0.1');
+  now.t += 10_000;
+  const nx = decode((await s.respond(query('NOPE.example', 2), 'udp', '127.0.0.1'))!);
+  t.equal(calls.n, 1);
+  t.equal(s.cacheFastHits, 1);
+  t.equal(nx.rcode, RCODE.NXDOMAIN);
+  t.equal(nx.authority[0]?.type, 'SOA');
+  t.equal(nx.authority[0]?.ttl, 20, 'SOA TTL = min(300, minimum 60, cap 30) - 10 s');
+
+  // 40 addresses: 12 + 16 + 40 * 16 = 668 bytes > 512: the wire path declines, the full path truncates
+  const big = { n: 0 };
+  const b = cacheServer(now, upstreamPlugin(big, { addrs: 40 }));
+  await b.s.respond(query('big.example', 1, { udpSize: 4096 }), 'udp', '127.0.0.1');
+  const cut = decode((await b.s.respond(query('big.example', 2), 'udp', '127.0.0.1'))!);
+  t.equal(big.n, 1, 'the entry is there');
+  t.equal(b.s.cacheFastHits, 0, 'but does not fit 512 bytes');
+  t.equal(cut.flags & FLAG.TC, FLAG.TC, 'TC set for the plain UDP client');
+  t.equal(cut.answers.length, 0);
+  const tcp = decode((await b.s.respond(query('big.example', 3), 'tcp', '127.0.0.1'))!);
+  t.equal(tcp.answers.length, 40, 'complete over TCP');
+  t.equal(b.s.cacheFastHits, 1);
+  const large = decode((await b.s.respond(query('big.example', 4, { udpSize: 1232 }), 'udp', '127.0.0.1'))!);
+  t.equal(large.answers.length, 40, 'complete for an EDNS client with room');
+
+  // capacity bound holds for wire entries
+  const c = cacheServer(now, upstreamPlugin({ n: 0 }), { successCap: 2 });
+  for (const n of ['a', 'b', 'c']) await c.s.respond(query(`${n}.example`, 1), 'udp', '127.0.0.1');
+  t.equal(c.cache.size.success, 2);
+});
+
+t.test('objects from a plugin are cached as wire answers too; several addresses stay shuffleable', async (t) => {
+  const now = { t: 1_000 };
+  let calls = 0;
+  const k: Plugin = {
+    name: 'kubernetes',
+    async serve(r: DnsRequest) {
+      calls++;
+      return reply('kubernetes', 0, { aa: true, answers: [{ name: r.question.name, ttl: 30, type: 'A', data: '10.0.0.1' }, { name: r.question.name, ttl: 30, type: 'A', data: '10.0.0.2' }] });
+    },
+  };
+  const lb = cacheServer(now, k, {}, true);
+  await lb.s.respond(query('two.example', 1), 'udp', '127.0.0.1');
+  const again = decode((await lb.s.respond(query('two.example', 2), 'udp', '127.0.0.1'))!);
+  t.equal(calls, 1);
+  t.equal(lb.s.cacheFastHits, 0, 'loadbalance with several addresses: the full path (it shuffles)');
+  t.equal(again.answers.length, 2);
+  t.equal(again.flags & FLAG.AA, FLAG.AA);
+  const plain = cacheServer(now, k, {}, false);
+  await plain.s.respond(query('two.example', 1), 'udp', '127.0.0.1');
+  const w = decode((await plain.s.respond(query('TWO.example', 2), 'udp', '127.0.0.1'))!);
+  t.equal(plain.s.cacheFastHits, 1, 'without loadbalance: from the wire');
+  t.same(w.answers.map((a) => [a.name, a.type === 'A' ? a.data : '']), [['TWO.example', '10.0.0.1'], ['TWO.example', '10.0.0.2']]);
+  t.equal(w.flags & FLAG.AA, FLAG.AA);
 });
