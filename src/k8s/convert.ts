@@ -116,7 +116,8 @@ function protocol(v: unknown, what: string): Protocol {
 
 export function ipFamilyOf(ip: string): IPFamily | undefined {
   if (isIPv4(ip)) return 'IPv4';
-  if (isIPv6(ip)) return 'IPv6';
+  // node's isIPv6 accepts a zone (`fe80::1%eth0`): never a cluster address, and not safe in rule text
+  if (isIPv6(ip) && !ip.includes('%')) return 'IPv6';
   return undefined;
 }
 
@@ -138,6 +139,30 @@ function cidr(v: unknown, what: string): string {
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const IANA_SVC_NAME = /^(?=.*[a-z])[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+// Names that end up in rule text, DNS names or file names are validated as the API server would, so a
+// hand-written manifest cannot smuggle separators into what the renderers produce.
+function label(v: unknown, what: string): string | undefined {
+  const s = str(v, what);
+  if (s === undefined || s === '') return undefined;
+  if (s.length > 63 || !DNS1123_LABEL.test(s)) fail(`${what} ${JSON.stringify(s)} is not a valid DNS-1123 label`);
+  return s;
+}
+
+function subdomain(v: unknown, what: string): string | undefined {
+  const s = str(v, what);
+  if (s === undefined || s === '') return undefined;
+  if (s.length > 253 || !DNS1123_SUBDOMAIN.test(s)) fail(`${what} ${JSON.stringify(s)} is not a valid DNS-1123 subdomain`);
+  return s;
+}
+
+function svcName(v: unknown, what: string): string | undefined {
+  const s = str(v, what);
+  if (s === undefined || s === '') return undefined;
+  if (s.length > 15 || !IANA_SVC_NAME.test(s) || s.includes('--')) fail(`${what} ${JSON.stringify(s)} is not a valid port name (IANA_SVC_NAME)`);
+  return s;
+}
 
 function meta(raw: Raw, namespaced: boolean): ObjectMeta {
   const m = obj(raw.metadata, 'metadata');
@@ -195,7 +220,7 @@ export function convertService(raw: Raw): Result<Service> {
     const ports: ServicePort[] = rawPorts.map((rp, i) => {
       const p = obj(rp, `spec.ports[${i}]`);
       const w = `spec.ports[${i}]`;
-      const name = str(p.name, `${w}.name`) ?? '';
+      const name = label(p.name, `${w}.name`) ?? '';
       if (name === '' && rawPorts.length > 1) fail(`${w}.name is required when a Service has several ports`);
       const num = port(p.port, `${w}.port`);
       let targetPort: number | string = num;
@@ -304,7 +329,7 @@ function endpointPorts(v: unknown, what: string): EndpointPort[] {
     const p = obj(rp, `${what}[${i}]`);
     const appProtocol = str(p.appProtocol, `${what}[${i}].appProtocol`);
     return {
-      name: str(p.name, `${what}[${i}].name`) ?? '',
+      name: label(p.name, `${what}[${i}].name`) ?? '',
       port: port(p.port, `${what}[${i}].port`),
       protocol: protocol(p.protocol, `${what}[${i}].protocol`),
       ...(appProtocol ? { appProtocol } : {}),
@@ -317,7 +342,7 @@ export function convertEndpointSlice(raw: Raw): Result<EndpointSlice> {
     const m = meta(raw, true);
     const addressType = str(raw.addressType, 'addressType');
     if (addressType !== 'IPv4' && addressType !== 'IPv6' && addressType !== 'FQDN') fail(`addressType ${JSON.stringify(addressType)} is not IPv4, IPv6 or FQDN`);
-    const serviceName = m.labels[SERVICE_NAME_LABEL] ?? '';
+    const serviceName = label(m.labels[SERVICE_NAME_LABEL], `label ${SERVICE_NAME_LABEL}`) ?? '';
     const endpoints: Endpoint[] = arr(raw.endpoints, 'endpoints').map((re, i) => {
       const w = `endpoints[${i}]`;
       const e = obj(re, w);
@@ -334,7 +359,7 @@ export function convertEndpointSlice(raw: Raw): Result<EndpointSlice> {
       const ready = bool(c.ready, `${w}.conditions.ready`, true);
       const hostname = str(e.hostname, `${w}.hostname`);
       if (hostname !== undefined && hostname !== '' && (hostname.length > 63 || !DNS1123_LABEL.test(hostname))) fail(`${w}.hostname ${JSON.stringify(hostname)} is not a DNS-1123 label`);
-      const nodeName = str(e.nodeName, `${w}.nodeName`);
+      const nodeName = subdomain(e.nodeName, `${w}.nodeName`);
       const zone = str(e.zone, `${w}.zone`);
       const ref = targetRef(e.targetRef, `${w}.targetRef`, m.namespace);
       return {
@@ -372,8 +397,8 @@ export function convertEndpoints(raw: Raw): Result<EndpointSlice[]> {
           const aw = `${w}.${field}[${ai}]`;
           const a = obj(ra, aw);
           const addr = ip(a.ip, `${aw}.ip`);
-          const hostname = str(a.hostname, `${aw}.hostname`);
-          const nodeName = str(a.nodeName, `${aw}.nodeName`);
+          const hostname = label(a.hostname, `${aw}.hostname`);
+          const nodeName = subdomain(a.nodeName, `${aw}.nodeName`);
           const ref = targetRef(a.targetRef, `${aw}.targetRef`, m.namespace);
           byFamily[ipFamilyOf(addr)!].push({
             addresses: [addr],
@@ -418,7 +443,7 @@ export function convertPod(raw: Raw): Result<Pod> {
         arr(c.ports, `spec.${field}[${ci}].ports`).forEach((rp, pi) => {
           const w = `spec.${field}[${ci}].ports[${pi}]`;
           const p = obj(rp, w);
-          const name = str(p.name, `${w}.name`);
+          const name = svcName(p.name, `${w}.name`);
           const hostPort = optPort(p.hostPort, `${w}.hostPort`);
           containerPorts.push({
             ...(name ? { name } : {}),
@@ -439,16 +464,16 @@ export function convertPod(raw: Raw): Result<Pod> {
       const c = obj(rc, 'status.conditions[]');
       return c.type === 'Ready' && c.status === 'True';
     });
-    const nodeName = str(spec.nodeName, 'spec.nodeName');
-    const hostname = str(spec.hostname, 'spec.hostname');
-    const subdomain = str(spec.subdomain, 'spec.subdomain');
+    const nodeName = subdomain(spec.nodeName, 'spec.nodeName');
+    const hostname = label(spec.hostname, 'spec.hostname');
+    const podSubdomain = label(spec.subdomain, 'spec.subdomain');
     return {
       kind: 'Pod',
       meta: m,
       ...(nodeName ? { nodeName } : {}),
       hostNetwork: bool(spec.hostNetwork, 'spec.hostNetwork', false),
       ...(hostname ? { hostname } : {}),
-      ...(subdomain ? { subdomain } : {}),
+      ...(podSubdomain ? { subdomain: podSubdomain } : {}),
       containerPorts,
       phase,
       podIPs,
@@ -459,6 +484,8 @@ export function convertPod(raw: Raw): Result<Pod> {
 }
 
 // ---------------------------------------------------------------- Node, Namespace
+const NODE_ADDRESS_TYPES: readonly string[] = ['InternalIP', 'ExternalIP', 'Hostname', 'InternalDNS', 'ExternalDNS'];
+
 export function convertNode(raw: Raw): Result<Node> {
   return guard(() => {
     const m = meta(raw, false);
@@ -470,8 +497,11 @@ export function convertNode(raw: Raw): Result<Node> {
     const addresses: NodeAddress[] = arr(status.addresses, 'status.addresses').map((ra, i) => {
       const a = obj(ra, `status.addresses[${i}]`);
       const type = str(a.type, `status.addresses[${i}].type`) ?? '';
+      if (!NODE_ADDRESS_TYPES.includes(type)) fail(`status.addresses[${i}].type ${JSON.stringify(type)} is not one of ${NODE_ADDRESS_TYPES.join(', ')}`);
       const address = str(a.address, `status.addresses[${i}].address`) ?? '';
       if ((type === 'InternalIP' || type === 'ExternalIP') && ipFamilyOf(address) === undefined) fail(`status.addresses[${i}] ${type} ${JSON.stringify(address)} is not an IP address`);
+      if (type !== 'InternalIP' && type !== 'ExternalIP' && (address.length > 253 || !DNS1123_SUBDOMAIN.test(address.toLowerCase())))
+        fail(`status.addresses[${i}] ${type} ${JSON.stringify(address)} is not a DNS name`);
       return { type, address };
     });
     const ready = arr(status.conditions, 'status.conditions').some((rc) => {
@@ -492,16 +522,18 @@ export function convertNamespace(raw: Raw): Result<Namespace> {
 
 // ---------------------------------------------------------------- Ingress, IngressClass, Secret
 const PATH_TYPES: readonly PathType[] = ['Exact', 'Prefix', 'ImplementationSpecific'];
+const INGRESS_HOST_RE = /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const validHost = (h: string): boolean => h.length <= 253 && INGRESS_HOST_RE.test(h) && h.split('.').every((l) => l.length <= 63);
 
 function ingressBackend(v: unknown, what: string): IngressBackend {
   const b = obj(v, what);
   if (b.service !== undefined && b.service !== null) {
     const s = obj(b.service, `${what}.service`);
-    const name = str(s.name, `${what}.service.name`);
+    const name = label(s.name, `${what}.service.name`);
     if (!name) fail(`${what}.service.name is required`);
     const p = obj(s.port, `${what}.service.port`);
     const num = p.number === undefined || p.number === null ? undefined : port(p.number, `${what}.service.port.number`);
-    const pname = str(p.name, `${what}.service.port.name`) || undefined;
+    const pname = label(p.name, `${what}.service.port.name`);
     if ((num === undefined) === (pname === undefined)) fail(`${what}.service.port needs exactly one of number or name`);
     return { service: { name, port: num !== undefined ? { number: num } : { name: pname! } } };
   }
@@ -521,12 +553,12 @@ export function convertIngress(raw: Raw): Result<Ingress> {
     const m = meta(raw, true);
     const spec = obj(raw.spec, 'spec');
     // the deprecated annotation still selects a class when the field is unset
-    const ingressClassName = str(spec.ingressClassName, 'spec.ingressClassName') || m.annotations['kubernetes.io/ingress.class'] || undefined;
+    const ingressClassName = subdomain(spec.ingressClassName || m.annotations['kubernetes.io/ingress.class'], 'spec.ingressClassName');
     const rules: IngressRule[] = arr(spec.rules, 'spec.rules').map((rr, i) => {
       const w = `spec.rules[${i}]`;
       const r = obj(rr, w);
       const host = str(r.host, `${w}.host`) || undefined;
-      if (host !== undefined && !/^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(host)) fail(`${w}.host ${JSON.stringify(host)} is not a DNS name`);
+      if (host !== undefined && !validHost(host)) fail(`${w}.host ${JSON.stringify(host)} is not a DNS name`);
       const paths: IngressPath[] = arr(obj(r.http, `${w}.http`).paths, `${w}.http.paths`).map((rp, j) => {
         const pw = `${w}.http.paths[${j}]`;
         const p = obj(rp, pw);
@@ -541,8 +573,13 @@ export function convertIngress(raw: Raw): Result<Ingress> {
     });
     const tls: IngressTLS[] = arr(spec.tls, 'spec.tls').map((rt, i) => {
       const t = obj(rt, `spec.tls[${i}]`);
-      const secretName = str(t.secretName, `spec.tls[${i}].secretName`);
-      return { hosts: arr(t.hosts, `spec.tls[${i}].hosts`).map((h, j) => str(h, `spec.tls[${i}].hosts[${j}]`) ?? ''), ...(secretName ? { secretName } : {}) };
+      const secretName = subdomain(t.secretName, `spec.tls[${i}].secretName`);
+      const hosts = arr(t.hosts, `spec.tls[${i}].hosts`).map((h, j) => {
+        const s = str(h, `spec.tls[${i}].hosts[${j}]`) ?? '';
+        if (!validHost(s)) fail(`spec.tls[${i}].hosts[${j}] ${JSON.stringify(s)} is not a DNS name`);
+        return s;
+      });
+      return { hosts, ...(secretName ? { secretName } : {}) };
     });
     const db = spec.defaultBackend ?? spec.backend;
     const lb = arr(obj(obj(raw.status, 'status').loadBalancer, 'status.loadBalancer').ingress, 'status.loadBalancer.ingress').map((re, i) => {
@@ -632,6 +669,7 @@ export const API_VERSIONS: Readonly<Record<Kind | 'Endpoints', readonly string[]
  * (Deployments, ConfigMaps, non-TLS Secrets are not errors) and a list because legacy Endpoints become several slices.
  */
 export function convertAny(raw: Raw): Result<ClusterObject[]> {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return { ok: false, reason: 'an API object must be a mapping' };
   const kind = raw.kind;
   const apiVersion = raw.apiVersion;
   if (typeof kind !== 'string' || kind === '') return { ok: false, reason: 'kind is required' };

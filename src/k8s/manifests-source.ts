@@ -65,7 +65,13 @@ export function parseManifest(text: string): ParsedManifest {
   };
   for (const doc of docs) {
     const docLine = lineCounter.linePos(doc.contents?.range?.[0] ?? doc.range[0]).line;
-    const js: unknown = doc.toJS({ maxAliasCount: 1000 });
+    let js: unknown;
+    try {
+      // throws for an alias without its anchor and for alias expansion beyond the bound (billion laughs)
+      js = doc.toJS({ maxAliasCount: 1000 });
+    } catch (err) {
+      return { ok: false, line: docLine, reason: errorMessage(err) };
+    }
     if (js !== null && typeof js === 'object' && !Array.isArray(js) && typeof (js as Raw).kind === 'string' && ((js as Raw).kind as string).endsWith('List') && Array.isArray((js as Raw).items)) {
       const itemsNode = isMap(doc.contents) ? doc.contents.get('items', true) : undefined;
       ((js as Raw).items as unknown[]).forEach((item, i) => {
