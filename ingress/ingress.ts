@@ -29,6 +29,8 @@ export interface IngressOptions {
   readonly accessLog?: (chunk: string) => void;
   readonly pool?: PoolSettings;
   readonly processMetrics?: boolean;
+  /** SO_REUSEPORT on the HTTP/HTTPS ports (several worker processes, each with its own listening socket) */
+  readonly reusePort?: boolean;
   /** status.loadBalancer publishing (Kubernetes mode) */
   readonly status?: ControllerOptions['status'];
 }
@@ -59,7 +61,7 @@ export async function startIngress(source: ClusterSource, opts: IngressOptions =
   try {
     await source.start();
     await controller.whenReady();
-    const ports = await server.listen({ httpPort: opts.httpPort ?? 80, httpsPort: opts.httpsPort ?? 443, host: opts.bind ?? '::' });
+    const ports = await server.listen({ httpPort: opts.httpPort ?? 80, httpsPort: opts.httpsPort ?? 443, host: opts.bind ?? '::', reusePort: opts.reusePort ?? false });
     let metricsPort: number | undefined;
     if (opts.metricsPort !== undefined && opts.metricsPort >= 0) {
       health = createServer((req, res) => {

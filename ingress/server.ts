@@ -5,8 +5,8 @@ import { createServer as createHttpServer } from 'node:http';
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import { createSecureServer } from 'node:http2';
 import type { Http2SecureServer, Http2ServerRequest, Http2ServerResponse, ServerHttp2Session } from 'node:http2';
-import { connect as netConnect } from 'node:net';
-import type { AddressInfo, Socket } from 'node:net';
+import { connect as netConnect, createServer as createNetServer } from 'node:net';
+import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import { connect as tlsConnect, createSecureContext } from 'node:tls';
 import type { SecureContext } from 'node:tls';
 import { randomFillSync } from 'node:crypto';
@@ -17,7 +17,9 @@ import { silentLogger } from '../src/common/log.ts';
 import type { AccessLog } from './access-log.ts';
 import { findCert, normalizeHost, pathOf, resolve, rewritePath } from './match.ts';
 import type { IngressMetrics } from './metrics.ts';
-import { PoolCache, RoundRobin, affinityValue, cookieValue, endpointForCookie } from './upstream.ts';
+import { DEFAULT_POOL_SETTINGS, PoolCache, RoundRobin, affinityValue, cookieValue, endpointForCookie } from './upstream.ts';
+import { FastFront } from './fast-front.ts';
+import type { FrontRecord } from './fast-front.ts';
 import type { PoolSettings } from './upstream.ts';
 import type { RouteOptions } from './annotations.ts';
 import type { PathRoute, RouteTable, Upstream } from './types.ts';
@@ -114,7 +116,14 @@ export class IngressServer {
   readonly #maxAttempts: number;
   readonly #contexts = new Map<string, SecureContext>();
   #defaultContext: SecureContext;
+  /** plain HTTP requests the fast front does not take (connections are handed over; it never listens itself) */
   readonly http: HttpServer;
+  /** the plain HTTP port: every connection starts in the fast front */
+  readonly front: NetServer;
+  readonly #fast: FastFront;
+  readonly #handedOff = new Set<Socket>();
+  /** requests in progress per handed-over connection (node:http does not track connections it did not accept) */
+  readonly #busy = new WeakMap<Socket, number>();
   readonly https: Http2SecureServer;
   readonly #upgraded = new Set<Duplex>();
   readonly #sessions = new Set<ServerHttp2Session>();
@@ -133,6 +142,19 @@ export class IngressServer {
     this.http = createHttpServer({ keepAliveTimeout: 75_000, requestTimeout: 0, headersTimeout: 60_000 }, (req, res) => this.#handle(req, res, 'http'));
     this.http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head, 'http'));
     this.http.on('clientError', (_err, socket) => socket.destroy());
+    const pool = opts.pool ?? DEFAULT_POOL_SETTINGS;
+    this.#fast = new FastFront({
+      log: this.#log,
+      table: () => this.#table,
+      handOff: (socket, rest) => this.#handOff(socket, rest),
+      nextEndpoint: (u) => this.#rr.next(u),
+      requestId: (incoming) => requestId(incoming),
+      record: (r) => this.#recordFront(r),
+      maxAttempts: this.#maxAttempts,
+      keepAliveTimeoutMs: pool.keepAliveTimeoutMs,
+      maxIdlePerEndpoint: pool.connections,
+    });
+    this.front = createNetServer({ noDelay: true }, (sock) => this.#fast.accept(sock));
     this.https = createSecureServer(
       {
         allowHTTP1: true,
@@ -185,6 +207,7 @@ export class IngressServer {
     }
     add(table.defaultRoute?.upstream);
     this.#pools.retain(live);
+    this.#fast.pool.retain(live);
     this.#metrics?.upstreamPools.set(this.#pools.size);
   }
 
@@ -198,11 +221,13 @@ export class IngressServer {
     return this.#contexts.get(`${c.secret}\n${c.certPem}`) ?? this.#defaultContext;
   }
 
-  async listen(opts: { httpPort: number; httpsPort: number; host?: string }): Promise<{ http: number; https: number }> {
+  async listen(opts: { httpPort: number; httpsPort: number; host?: string; reusePort?: boolean }): Promise<{ http: number; https: number }> {
     const host = opts.host ?? '::';
-    await new Promise<void>((r, j) => this.http.once('error', j).listen(opts.httpPort, host, () => r()));
-    await new Promise<void>((r, j) => this.https.once('error', j).listen(opts.httpsPort, host, () => r()));
-    return { http: (this.http.address() as AddressInfo).port, https: (this.https.address() as AddressInfo).port };
+    // reusePort: with several worker processes each has its own listening socket and the kernel spreads the
+    // connections (no accept through the cluster primary)
+    await new Promise<void>((r, j) => this.front.once('error', j).listen({ port: opts.httpPort, host, reusePort: opts.reusePort ?? false }, () => r()));
+    await new Promise<void>((r, j) => this.https.once('error', j).listen({ port: opts.httpsPort, host, reusePort: opts.reusePort ?? false }, () => r()));
+    return { http: (this.front.address() as AddressInfo).port, https: (this.https.address() as AddressInfo).port };
   }
 
   /**
@@ -216,17 +241,32 @@ export class IngressServer {
   }
 
   async #close(graceMs: number): Promise<void> {
-    const closed = Promise.all([new Promise((r) => this.http.close(r)), new Promise((r) => this.https.close(r))]);
-    this.http.closeIdleConnections();
+    const closed = Promise.all([new Promise((r) => this.front.close(r)), new Promise((r) => this.https.close(r))]);
+    this.#fast.startClosing();
+    for (const s of this.#handedOff) if (!this.#busy.get(s)) s.destroy();
     for (const s of this.#sessions) s.close();
     const end = Date.now() + graceMs;
-    while (this.#inflight > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 25));
+    while ((this.#inflight > 0 || this.#fast.inflight > 0) && Date.now() < end) await new Promise((r) => setTimeout(r, 25));
     for (const s of this.#upgraded) s.destroy();
     this.http.closeAllConnections();
+    for (const s of this.#handedOff) s.destroy();
+    this.#fast.destroyAll();
     for (const s of this.#sessions) s.destroy();
     for (const s of this.#tlsSockets) s.destroy();
     await closed;
     await this.#pools.close();
+  }
+
+  #handOff(socket: Socket, rest: Buffer): void {
+    if (this.#closing) {
+      socket.destroy();
+      return;
+    }
+    this.#handedOff.add(socket);
+    socket.once('close', () => this.#handedOff.delete(socket));
+    if (rest.length > 0) socket.unshift(rest);
+    this.http.emit('connection', socket);
+    socket.resume();
   }
 
   // ------------------------------------------------------------------ request path
@@ -250,8 +290,16 @@ export class IngressServer {
       service: '',
     };
     this.#inflight++;
+    const sock = req.socket as Socket | undefined;
+    const handed = sock !== undefined && this.#handedOff.has(sock);
+    if (handed) this.#busy.set(sock, (this.#busy.get(sock) ?? 0) + 1);
     res.once('close', () => {
       this.#inflight--;
+      if (handed) {
+        const n = (this.#busy.get(sock) ?? 1) - 1;
+        this.#busy.set(sock, n);
+        if (n === 0 && this.#closing) sock.destroy();
+      }
       if (this.#metrics || this.#access) this.#record(req, res, ctx);
     });
     const table = this.#table;
@@ -478,33 +526,7 @@ export class IngressServer {
     const seconds = (performance.now() - ctx.start) / 1000;
     const status = res.statusCode;
     const len = ctx.bytes || (res as unknown as { kdpBytes?: number }).kdpBytes || 0;
-    if (this.#metrics) {
-      const host = normalizeHost(ctx.hostHeader);
-      const path = ctx.route?.path ?? '';
-      const method = req.method ?? '';
-      const canary = ctx.canary ? ctx.upstreamName : '';
-      // label children are cached: prom-client hashes the label set on every call otherwise
-      const key = `${host}\n${status}\n${method}\n${path}\n${ctx.ingress}\n${ctx.service}\n${canary}`;
-      let m = this.#series.get(key);
-      if (!m) {
-        const labels = {
-          host,
-          status: String(status),
-          method,
-          path,
-          ingress: ctx.ingress.slice(ctx.ingress.indexOf('/') + 1),
-          namespace: ctx.ingress.slice(0, Math.max(0, ctx.ingress.indexOf('/'))),
-          service: ctx.service,
-          canary,
-        };
-        if (this.#series.size > 10_000) this.#series.clear();
-        m = { requests: this.#metrics.requests.labels(labels), duration: this.#metrics.duration.labels(labels), size: this.#metrics.responseSize.labels(labels) };
-        this.#series.set(key, m);
-      }
-      m.requests.inc();
-      m.duration.observe(seconds);
-      m.size.observe(len);
-    }
+    this.#observe(ctx.hostHeader, status, req.method ?? '', ctx.route?.path ?? '', ctx.ingress, ctx.service, ctx.canary ? ctx.upstreamName : '', seconds, len);
     this.#access?.write({
       remoteAddr: ctx.ip,
       method: req.method ?? '',
@@ -517,14 +539,63 @@ export class IngressServer {
       requestLength: requestLength(req),
       requestTime: seconds,
       upstreamName: ctx.upstreamName,
-      altUpstreamName: ctx.altUpstreamName,
       alternativeUpstreamName: ctx.altUpstreamName,
       upstreamAddr: ctx.upstreamAddr,
       upstreamResponseLength: ctx.upstreamLength === '-' && ctx.upstreamTime !== '-' ? String(ctx.bytes) : ctx.upstreamLength,
       upstreamResponseTime: ctx.upstreamTime,
       upstreamStatus: ctx.upstreamStatus,
       requestId: ctx.reqId,
-    } as Parameters<AccessLog['write']>[0]);
+    });
+  }
+
+  /** A request the fast front served (plain HTTP/1.1). */
+  #recordFront(r: FrontRecord): void {
+    const seconds = (performance.now() - r.start) / 1000;
+    this.#observe(r.hostHeader, r.status, r.method, r.route?.path ?? '', r.ingress, r.upstream.service, '', seconds, r.bytes);
+    this.#access?.write({
+      remoteAddr: r.ip,
+      method: r.method,
+      url: r.url,
+      httpVersion: '1.1',
+      status: r.status,
+      bodyBytesSent: r.bytes,
+      referer: r.referer,
+      userAgent: r.userAgent,
+      requestLength: r.requestLength,
+      requestTime: seconds,
+      upstreamName: r.upstream.name,
+      alternativeUpstreamName: '',
+      upstreamAddr: r.upstreamAddr,
+      upstreamResponseLength: r.upstreamLength === '-' && r.upstreamTime !== '-' ? String(r.bytes) : r.upstreamLength,
+      upstreamResponseTime: r.upstreamTime,
+      upstreamStatus: r.upstreamStatus,
+      requestId: r.reqId,
+    });
+  }
+
+  #observe(hostHeader: string, status: number, method: string, path: string, ingress: string, service: string, canary: string, seconds: number, len: number): void {
+    if (!this.#metrics) return;
+    // label children are cached: prom-client hashes the label set on every call otherwise
+    const key = `${hostHeader}\n${status}\n${method}\n${path}\n${ingress}\n${service}\n${canary}`;
+    let m = this.#series.get(key);
+    if (!m) {
+      const labels = {
+        host: normalizeHost(hostHeader),
+        status: String(status),
+        method,
+        path,
+        ingress: ingress.slice(ingress.indexOf('/') + 1),
+        namespace: ingress.slice(0, Math.max(0, ingress.indexOf('/'))),
+        service,
+        canary,
+      };
+      if (this.#series.size > 10_000) this.#series.clear();
+      m = { requests: this.#metrics.requests.labels(labels), duration: this.#metrics.duration.labels(labels), size: this.#metrics.responseSize.labels(labels) };
+      this.#series.set(key, m);
+    }
+    m.requests.inc();
+    m.duration.observe(seconds);
+    m.size.observe(len);
   }
 
   // ------------------------------------------------------------------ upgrades (WebSocket and others)

@@ -78,7 +78,9 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
     for (const c of children) c.on('exit', (code) => (failed ||= code !== 0 && code !== null));
     const why = await untilStopped();
     ctx.log.info({ why }, 'stopping ingress workers');
-    await Promise.all(children.map((c) => new Promise((r) => (c.isDead() ? r(null) : (c.once('exit', r), c.kill('SIGTERM'))))));
+    // the signal itself, not cluster's Worker.kill() (that first waits for the worker's servers to close,
+    // which is the worker's own graceful shutdown: it would never start)
+    await Promise.all(children.map((c) => new Promise((r) => (c.isDead() ? r(null) : (c.once('exit', r), c.process.kill('SIGTERM'))))));
     return failed ? 1 : 0;
   }
   const worker = Number(process.env.KDP_INGRESS_WORKER ?? '0');
@@ -89,6 +91,7 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
     httpPort,
     httpsPort,
     metricsPort: worker === 0 ? metricsPort : -1,
+    reusePort: workers > 1,
     bind: values.bind,
     compile: { className: values['ingress-class'], controllerName: values['controller-class'], watchWithoutClass: values['watch-ingress-without-class'] },
     ...(defaultCert ? { defaultCert } : {}),
@@ -98,6 +101,8 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
   const why = await untilStopped();
   ctx.log.info({ why, graceSeconds: graceS }, 'stopping the ingress controller');
   await ing.close(graceS * 1000);
+  // a worker's IPC channel to the primary would keep it alive
+  if (cluster.isWorker) cluster.worker?.disconnect();
   return 0;
 }
 

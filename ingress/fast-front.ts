@@ -1,0 +1,811 @@
+// The plain-HTTP front: a fast path for the common request, everything else handed to node:http.
+//
+// Each connection on the HTTP port starts here. A request is served on the fast path when it is a strictly
+// well-formed HTTP/1.1 GET or HEAD without a body (no Content-Length, no Transfer-Encoding, no Expect, no
+// Upgrade, exactly one valid Host, only CRLF line ends, no obs-fold, only token header names and printable
+// values) whose route simply proxies (HTTP backend, no affinity, canary, CORS, redirects, allow-list or app-root)
+// to a Service with endpoints. It is parsed here, proxied over raw keep-alive sockets to the endpoint, and the
+// upstream response is relayed with its framing kept (Content-Length, chunked, or until close) and only the
+// hop-by-hop headers removed: no request/response objects, no header maps, one write per direction.
+//
+// Anything else (a body, an upgrade, a malformed or unusual head, an answer the front does not give itself such
+// as 404/403/308/503) hands the connection, with the bytes not yet consumed, to the node:http server (llhttp),
+// which owns it from then on. So every odd or hostile input is judged by llhttp, exactly as before.
+import { connect as netConnect } from 'node:net';
+import type { Socket } from 'node:net';
+import type { Logger } from '../src/common/log.ts';
+import type { RouteOptions } from './annotations.ts';
+import { normalizeHost, pathOf, resolve, rewritePath } from './match.ts';
+import type { PathRoute, RouteTable, Upstream } from './types.ts';
+
+/** What the front reports per request (metrics and the access log). */
+export interface FrontRecord {
+  readonly start: number;
+  readonly ip: string;
+  readonly method: string;
+  readonly url: string;
+  readonly referer: string | undefined;
+  readonly userAgent: string | undefined;
+  readonly requestLength: number;
+  readonly hostHeader: string;
+  readonly reqId: string;
+  readonly route: PathRoute | undefined;
+  readonly ingress: string;
+  readonly upstream: Upstream;
+  status: number;
+  bytes: number;
+  upstreamAddr: string;
+  upstreamStatus: string;
+  upstreamTime: string;
+  upstreamLength: string;
+}
+
+export interface FrontHooks {
+  readonly log: Logger;
+  table(): RouteTable;
+  /** the connection (with `rest` unread) goes to node:http for good */
+  handOff(socket: Socket, rest: Buffer): void;
+  nextEndpoint(u: Upstream): string;
+  requestId(incoming: string | undefined): string;
+  record(r: FrontRecord): void;
+  readonly maxAttempts: number;
+  readonly keepAliveTimeoutMs: number;
+  readonly maxIdlePerEndpoint: number;
+}
+
+const MAX_HEAD = 16 * 1024; // node:http's default maxHeaderSize
+const CLIENT_IDLE_MS = 75_000;
+const CRLF2 = Buffer.from('\r\n\r\n');
+// heads the fast path takes: printable ASCII, tabs, CR LF, and bytes >= 0x80 in values (no NUL, no other controls)
+// eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
+const BAD_CHARS = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n|\n[ \t]/;
+const REQUEST_LINE = /^(GET|HEAD) (\/[\x21-\x7e]*) HTTP\/1\.1$/;
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const HOST = /^(?:[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_.])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+// request headers never forwarded as they came: hop-by-hop, and the ones the proxy sets itself
+const DROP_REQUEST = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'http2-settings', 'proxy', 'host',
+  'x-request-id', 'x-real-ip', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-proto',
+  'x-forwarded-scheme', 'x-scheme', 'x-original-forwarded-for',
+]);
+const DROP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'trailer', 'upgrade']);
+const RETRYABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ETIMEDOUT_CONNECT', 'UPSTREAM_CLOSED']);
+
+const fastRoutes = new WeakMap<object, boolean>();
+/** Whether a route (or the default route) only proxies: nothing the slow path would answer or add itself. */
+export function simpleRoute(route: PathRoute | undefined, o: RouteOptions): boolean {
+  const key = route ?? o;
+  let ok = fastRoutes.get(key);
+  if (ok === undefined) {
+    ok =
+      o.backendProtocol === 'HTTP' &&
+      !o.affinity &&
+      !o.cors &&
+      !o.allowSources &&
+      o.appRoot === undefined &&
+      o.permanentRedirect === undefined &&
+      o.responseHeaders.length === 0 &&
+      (route === undefined || (!route.sslRedirect && route.canary === undefined));
+    fastRoutes.set(key, ok);
+  }
+  return ok;
+}
+
+function errorResponse(status: number, text: string, body: string): string {
+  return `HTTP/1.1 ${status} ${text}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\n\r\n${body}`;
+}
+const BAD_GATEWAY = errorResponse(502, 'Bad Gateway', 'bad gateway\n');
+const GATEWAY_TIMEOUT = errorResponse(504, 'Gateway Timeout', 'gateway timeout\n');
+
+// ---------------------------------------------------------------------------------------------- upstream side
+
+interface Conn {
+  readonly sock: Socket;
+  readonly endpoint: string;
+  ex: Exchange | undefined;
+  /** served at least one response (a failure before any byte on a reused connection is retryable) */
+  reused: boolean;
+  connected: boolean;
+}
+
+/** Raw keep-alive connections per endpoint (`ip:port`). */
+export class RawPool {
+  readonly #idle = new Map<string, Conn[]>();
+  readonly #all = new Set<Conn>();
+  readonly #keepAliveMs: number;
+  readonly #maxIdle: number;
+  constructor(keepAliveMs: number, maxIdle: number) {
+    this.#keepAliveMs = keepAliveMs;
+    this.#maxIdle = maxIdle;
+  }
+
+  acquire(endpoint: string, connectTimeoutMs: number): Conn {
+    const idle = this.#idle.get(endpoint);
+    while (idle && idle.length > 0) {
+      const c = idle.pop()!;
+      if (!c.sock.destroyed) {
+        c.sock.setTimeout(0);
+        return c;
+      }
+    }
+    const colon = endpoint.lastIndexOf(':');
+    let host = endpoint.slice(0, colon);
+    if (host.startsWith('[')) host = host.slice(1, -1);
+    const sock = netConnect({ host, port: Number(endpoint.slice(colon + 1)), noDelay: true });
+    const c: Conn = { sock, endpoint, ex: undefined, reused: false, connected: false };
+    this.#all.add(c);
+    sock.setTimeout(connectTimeoutMs);
+    sock.once('connect', () => {
+      c.connected = true;
+      sock.setTimeout(0);
+    });
+    sock.on('data', (b: Buffer) => (c.ex ? c.ex.onData(b) : sock.destroy()));
+    sock.on('timeout', () => (c.ex ? c.ex.onTimeout() : sock.destroy()));
+    sock.on('error', (err: NodeJS.ErrnoException) => c.ex?.onError(err.code ?? 'ECONNRESET'));
+    sock.on('close', () => {
+      this.#all.delete(c);
+      const list = this.#idle.get(endpoint);
+      const i = list ? list.indexOf(c) : -1;
+      if (i >= 0) list!.splice(i, 1);
+      c.ex?.onError('UPSTREAM_CLOSED');
+    });
+    return c;
+  }
+
+  release(c: Conn, reusable: boolean): void {
+    c.ex = undefined;
+    if (!reusable || c.sock.destroyed) {
+      c.sock.destroy();
+      return;
+    }
+    c.reused = true;
+    let list = this.#idle.get(c.endpoint);
+    if (!list) this.#idle.set(c.endpoint, (list = []));
+    if (list.length >= this.#maxIdle) {
+      c.sock.destroy();
+      return;
+    }
+    c.sock.setTimeout(this.#keepAliveMs);
+    list.push(c);
+  }
+
+  /** Closes the idle connections of endpoints not in `live`; busy ones close after their response. */
+  retain(live: ReadonlySet<string>): void {
+    for (const [ep, list] of this.#idle) {
+      if (live.has(ep)) continue;
+      this.#idle.delete(ep);
+      for (const c of list) c.sock.destroy();
+    }
+  }
+
+  close(): void {
+    this.#idle.clear();
+    for (const c of this.#all) c.sock.destroy();
+  }
+}
+
+// ------------------------------------------------------------------------------------------------ one exchange
+
+const enum_ = { HEAD: 0, LENGTH: 1, CHUNKED: 2, CLOSE: 3, DONE: 4 } as const;
+type State = (typeof enum_)[keyof typeof enum_];
+
+/** One request relayed to one endpoint (retried on another when the connection fails before any byte). */
+class Exchange {
+  readonly #front: ClientConn;
+  readonly #rec: FrontRecord;
+  readonly #reqHead: string;
+  readonly #isHead: boolean;
+  readonly #o: RouteOptions;
+  #attempt = 0;
+  #conn: Conn | undefined;
+  #state: State = enum_.HEAD;
+  #buf: Buffer | undefined;
+  #remaining = 0;
+  // chunked parser: 0 size line, 1 data, 2 CRLF after data, 3 trailers
+  #cstate = 0;
+  #line = '';
+  #t0 = 0;
+  #keepUpstream = true;
+  #closeClient = false;
+  #gotBytes = false;
+
+  constructor(front: ClientConn, rec: FrontRecord, reqHead: string, isHead: boolean, o: RouteOptions) {
+    this.#front = front;
+    this.#rec = rec;
+    this.#reqHead = reqHead;
+    this.#isHead = isHead;
+    this.#o = o;
+  }
+
+  start(endpoint: string): void {
+    this.#t0 = performance.now();
+    const r = this.#rec;
+    r.upstreamAddr = r.upstreamAddr === '-' ? endpoint : `${r.upstreamAddr}, ${endpoint}`;
+    const c = this.#front.pool.acquire(endpoint, this.#o.connectTimeoutMs);
+    this.#conn = c;
+    this.#gotBytes = false;
+    c.ex = this;
+    if (c.connected) c.sock.setTimeout(this.#o.readTimeoutMs);
+    else c.sock.once('connect', () => c.ex === this && c.sock.setTimeout(this.#o.readTimeoutMs));
+    c.sock.write(this.#reqHead, 'latin1');
+  }
+
+  onTimeout(): void {
+    const code = this.#conn?.connected ? 'ETIMEDOUT' : 'ETIMEDOUT_CONNECT';
+    this.#conn?.sock.destroy();
+    this.onError(code);
+  }
+
+  onError(code: string): void {
+    const c = this.#conn;
+    if (!c || c.ex !== this || this.#state === enum_.DONE) return;
+    c.ex = undefined;
+    c.sock.destroy();
+    if (this.#state === enum_.CLOSE && code === 'UPSTREAM_CLOSED') {
+      this.#finish(); // the body ended with the connection (no length given)
+      return;
+    }
+    if (this.#state !== enum_.HEAD || this.#gotBytes) {
+      // the response had started: nothing to do but cut the client connection
+      this.#state = enum_.DONE;
+      this.#front.abort();
+      return;
+    }
+    const retryable = RETRYABLE.has(code) || (code === 'UPSTREAM_CLOSED' && c.reused);
+    const eps = this.#rec.upstream.endpoints;
+    if (retryable && this.#attempt + 1 < Math.min(this.#front.hooks.maxAttempts, eps.length)) {
+      this.#attempt++;
+      const i = eps.indexOf(c.endpoint);
+      this.start(eps[(i + 1) % eps.length]!);
+      return;
+    }
+    if (retryable && c.reused && this.#attempt === 0 && code !== 'ETIMEDOUT_CONNECT') {
+      // a kept-alive connection the endpoint had closed: one fresh connection to the same endpoint
+      this.#attempt++;
+      this.start(c.endpoint);
+      return;
+    }
+    this.#state = enum_.DONE;
+    const timeout = code === 'ETIMEDOUT' || code === 'ETIMEDOUT_CONNECT';
+    this.#rec.status = timeout ? 504 : 502;
+    if (this.#rec.upstreamStatus === '-') this.#rec.upstreamStatus = String(this.#rec.status);
+    const text = timeout ? GATEWAY_TIMEOUT : BAD_GATEWAY;
+    this.#rec.bytes = timeout ? 16 : 12;
+    this.#front.writeRaw(text);
+    this.#front.done(this.#rec, false);
+  }
+
+  onData(b: Buffer): void {
+    this.#gotBytes = true;
+    if (this.#state === enum_.HEAD) {
+      const buf = this.#buf ? Buffer.concat([this.#buf, b]) : b;
+      const end = buf.indexOf(CRLF2);
+      if (end < 0) {
+        if (buf.length > 64 * 1024) return this.#fail();
+        this.#buf = buf;
+        return;
+      }
+      this.#buf = undefined;
+      const ok = this.#head(buf.toString('latin1', 0, end), buf.length > end + 4 ? buf.subarray(end + 4) : undefined);
+      if (!ok) this.#fail();
+      return;
+    }
+    this.#body(b);
+  }
+
+  #fail(): void {
+    // a malformed upstream response: 502 (nothing was sent to the client yet while parsing the head)
+    this.#gotBytes = false;
+    this.onError('EPROTO');
+  }
+
+  /** Parses the response head, writes it (and any body bytes that came with it) to the client. */
+  #head(head: string, rest: Buffer | undefined): boolean {
+    const lines = head.split('\r\n');
+    const m = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(lines[0]!);
+    if (!m) return false;
+    const status = Number(m[2]);
+    if (status >= 100 && status < 200) {
+      if (status === 101) return false;
+      // an interim response (103 Early Hints, ...): dropped, the final one follows
+      if (rest) this.onData(rest);
+      return true;
+    }
+    const http10 = m[1] === '0';
+    let out = `HTTP/1.1 ${m[2]} ${m[3] ?? ''}\r\n`;
+    let length = -1;
+    let chunked = false;
+    let te = false;
+    let upstreamClose = http10;
+    for (let i = 1; i < lines.length; i++) {
+      const line = lines[i]!;
+      const colon = line.indexOf(':');
+      if (colon <= 0) return false;
+      const name = line.slice(0, colon).toLowerCase();
+      if (name === 'connection') {
+        const v = line.slice(colon + 1).toLowerCase();
+        if (v.includes('close')) upstreamClose = true;
+        else if (http10 && v.includes('keep-alive')) upstreamClose = false;
+        continue;
+      }
+      if (DROP_RESPONSE.has(name)) continue;
+      if (name === 'content-length') {
+        const v = line.slice(colon + 1).trim();
+        if (!/^\d{1,15}$/.test(v)) return false;
+        if (length >= 0 && Number(v) !== length) return false;
+        if (length >= 0) continue; // the same value twice: sent once
+        length = Number(v);
+      } else if (name === 'transfer-encoding') {
+        te = true;
+        chunked = /(?:^|,)\s*chunked\s*$/i.test(line.slice(colon + 1));
+      }
+      out += line + '\r\n';
+    }
+    const r = this.#rec;
+    r.status = status;
+    r.upstreamStatus = m[2]!;
+    r.upstreamTime = ((performance.now() - this.#t0) / 1000).toFixed(3);
+    r.upstreamLength = length >= 0 ? String(length) : '-';
+    this.#keepUpstream = !upstreamClose;
+    let state: State;
+    if (this.#isHead || status === 204 || status === 304) state = enum_.DONE;
+    else if (te) {
+      if (chunked) state = enum_.CHUNKED;
+      else state = enum_.CLOSE;
+    } else if (length >= 0) state = length === 0 ? enum_.DONE : enum_.LENGTH;
+    else state = enum_.CLOSE;
+    if (te && length >= 0) return false; // both framings: refused as nginx does
+    if (state === enum_.CLOSE) {
+      this.#keepUpstream = false;
+      this.#closeClient = true;
+      out += 'connection: close\r\n';
+    }
+    out += '\r\n';
+    this.#state = state;
+    this.#remaining = length;
+    this.#cstate = 0;
+    this.#line = '';
+    const front = this.#front;
+    if (state === enum_.DONE) {
+      front.writeRaw(out);
+      this.#finish();
+      return true;
+    }
+    if (!rest) {
+      front.writeRaw(out);
+      return true;
+    }
+    front.cork();
+    front.writeRaw(out);
+    this.#body(rest);
+    front.uncork();
+    return true;
+  }
+
+  #body(b: Buffer): void {
+    const front = this.#front;
+    switch (this.#state) {
+      case enum_.LENGTH: {
+        if (b.length > this.#remaining) {
+          // more than announced: the connection is out of step; relay what was announced only
+          b = b.subarray(0, this.#remaining);
+          this.#keepUpstream = false;
+        }
+        this.#remaining -= b.length;
+        this.#rec.bytes += b.length;
+        front.writeBody(b, this.#conn!.sock);
+        if (this.#remaining === 0) this.#finish();
+        return;
+      }
+      case enum_.CLOSE:
+        this.#rec.bytes += b.length;
+        front.writeBody(b, this.#conn!.sock);
+        return;
+      case enum_.CHUNKED: {
+        const end = this.#scanChunked(b);
+        if (end === -2) {
+          this.#state = enum_.DONE;
+          this.#conn!.ex = undefined;
+          this.#conn!.sock.destroy();
+          front.abort();
+          return;
+        }
+        const part = end >= 0 ? b.subarray(0, end) : b;
+        front.writeBody(part, this.#conn!.sock);
+        if (end >= 0) {
+          if (end < b.length) this.#keepUpstream = false;
+          this.#finish();
+        }
+        return;
+      }
+      default:
+        // bytes after the end of the response: the connection cannot be reused
+        this.#conn?.sock.destroy();
+    }
+  }
+
+  /** Walks chunked framing; returns the offset just past the terminating CRLF, -1 if not there yet, -2 if malformed. */
+  #scanChunked(b: Buffer): number {
+    let i = 0;
+    const n = b.length;
+    while (i < n) {
+      switch (this.#cstate) {
+        case 0:
+        case 3: {
+          const lf = b.indexOf(10, i);
+          const stop = lf < 0 ? n : lf + 1;
+          this.#line += b.toString('latin1', i, stop);
+          i = stop;
+          if (this.#line.length > 4096) return -2;
+          if (lf < 0) return -1;
+          const line = this.#line.endsWith('\r\n') ? this.#line.slice(0, -2) : undefined;
+          this.#line = '';
+          if (line === undefined) return -2;
+          if (this.#cstate === 3) {
+            if (line === '') return i; // end of trailers: the response is complete
+            continue;
+          }
+          const semi = line.indexOf(';');
+          const hex = (semi >= 0 ? line.slice(0, semi) : line).trim();
+          if (!/^[0-9a-fA-F]{1,12}$/.test(hex)) return -2;
+          const size = parseInt(hex, 16);
+          if (size === 0) this.#cstate = 3;
+          else {
+            this.#remaining = size;
+            this.#cstate = 1;
+          }
+          break;
+        }
+        case 1: {
+          const take = Math.min(this.#remaining, n - i);
+          this.#remaining -= take;
+          this.#rec.bytes += take;
+          i += take;
+          if (this.#remaining === 0) {
+            this.#cstate = 2;
+            this.#line = '';
+          }
+          break;
+        }
+        case 2: {
+          this.#line += String.fromCharCode(b[i]!);
+          i++;
+          if (this.#line.length === 2) {
+            if (this.#line !== '\r\n') return -2;
+            this.#line = '';
+            this.#cstate = 0;
+          }
+          break;
+        }
+      }
+    }
+    return -1;
+  }
+
+  #finish(): void {
+    this.#state = enum_.DONE;
+    const c = this.#conn;
+    if (c && c.ex === this) this.#front.pool.release(c, this.#keepUpstream);
+    this.#front.done(this.#rec, this.#closeClient);
+  }
+
+  /** The client went away: the upstream connection is mid-response and cannot be reused. */
+  abandon(): void {
+    if (this.#state === enum_.DONE) return;
+    this.#state = enum_.DONE;
+    const c = this.#conn;
+    if (c && c.ex === this) {
+      c.ex = undefined;
+      c.sock.destroy();
+    }
+  }
+}
+
+// --------------------------------------------------------------------------------------------- client side
+
+class ClientConn {
+  readonly sock: Socket;
+  readonly hooks: FrontHooks;
+  readonly pool: RawPool;
+  readonly #front: FastFront;
+  #buf: Buffer | undefined;
+  #ex: Exchange | undefined;
+  #rec: FrontRecord | undefined;
+  #gone = false;
+  #held: Socket | undefined;
+  readonly #ip: string;
+  readonly #port: string;
+  readonly #onData = (b: Buffer) => this.#data(b);
+
+  constructor(front: FastFront, sock: Socket) {
+    this.#front = front;
+    this.hooks = front.hooks;
+    this.pool = front.pool;
+    this.sock = sock;
+    const a = sock.remoteAddress ?? '';
+    this.#ip = a.startsWith('::ffff:') ? a.slice(7) : a;
+    this.#port = String(sock.localPort ?? 80);
+    sock.setNoDelay(true);
+    sock.setTimeout(CLIENT_IDLE_MS);
+    sock.on('data', this.#onData);
+    sock.on('timeout', this.#onTimeout);
+    sock.on('error', this.#onError);
+    sock.on('close', this.#onClose);
+  }
+
+  readonly #onTimeout = () => {
+    if (!this.#ex) this.sock.destroy();
+  };
+  readonly #onError = () => this.sock.destroy();
+  readonly #onClose = () => {
+    this.#gone = true;
+    this.#front.conns.delete(this);
+    const rec = this.#rec;
+    if (this.#ex && rec) {
+      // the client went away before its response was complete (nginx logs 499)
+      this.#ex.abandon();
+      this.#front.inflight--;
+      if (rec.status === 0) rec.status = 499;
+      this.hooks.record(rec);
+    }
+    this.#ex = undefined;
+    this.#rec = undefined;
+  };
+
+  get busy(): boolean {
+    return this.#ex !== undefined;
+  }
+
+  #data(b: Buffer): void {
+    this.#buf = this.#buf ? Buffer.concat([this.#buf, b]) : b;
+    if (this.#ex) {
+      // pipelined: wait for the response in progress; stop reading if the client sends a lot ahead
+      if (this.#buf.length > 64 * 1024) this.sock.pause();
+      return;
+    }
+    this.#next();
+  }
+
+  /** Takes the next request from the buffer: fast path, or hand the connection to node:http. */
+  #next(): void {
+    const buf = this.#buf;
+    if (!buf || this.#gone) return;
+    if (this.#front.closing) {
+      this.sock.destroy();
+      return;
+    }
+    const end = buf.indexOf(CRLF2);
+    if (end < 0) {
+      if (buf.length > MAX_HEAD) this.#handOff();
+      return;
+    }
+    if (end > MAX_HEAD) return this.#handOff();
+    const head = buf.toString('latin1', 0, end);
+    const ok = this.#request(head, end + 4);
+    if (!ok) this.#handOff();
+  }
+
+  #handOff(): void {
+    const rest = this.#buf ?? Buffer.alloc(0);
+    this.#buf = undefined;
+    this.#gone = true;
+    const s = this.sock;
+    s.removeListener('data', this.#onData);
+    s.removeListener('timeout', this.#onTimeout);
+    s.removeListener('error', this.#onError);
+    s.removeListener('close', this.#onClose);
+    s.pause();
+    s.setTimeout(0);
+    this.#front.conns.delete(this);
+    this.hooks.handOff(s, rest);
+  }
+
+  /** Serves one request on the fast path; false (nothing done) when it is not one for the fast path. */
+  #request(head: string, consumed: number): boolean {
+    if (BAD_CHARS.test(head)) return false;
+    const lines = head.split('\r\n');
+    const rl = REQUEST_LINE.exec(lines[0]!);
+    if (!rl) return false;
+    const method = rl[1]!;
+    const url = rl[2]!;
+    let host: string | undefined;
+    let reqId: string | undefined;
+    let xff: string | undefined;
+    let referer: string | undefined;
+    let ua: string | undefined;
+    let connList: string[] | undefined;
+    let fwd = '';
+    for (let i = 1; i < lines.length; i++) {
+      const line = lines[i]!;
+      const colon = line.indexOf(':');
+      if (colon <= 0) return false;
+      const rawName = line.slice(0, colon);
+      if (!TOKEN.test(rawName)) return false;
+      const name = rawName.toLowerCase();
+      const value = line.slice(colon + 1).trim();
+      switch (name) {
+        case 'host':
+          if (host !== undefined || !HOST.test(value)) return false;
+          host = value;
+          continue;
+        case 'content-length':
+        case 'transfer-encoding':
+        case 'expect':
+        case 'upgrade':
+          return false;
+        case 'connection': {
+          const tokens = value.toLowerCase().split(',').map((s) => s.trim());
+          if (tokens.includes('close') || tokens.includes('upgrade')) return false;
+          connList = [...(connList ?? []), ...tokens];
+          continue;
+        }
+        case 'x-request-id':
+          if (reqId !== undefined) return false;
+          reqId = value;
+          continue;
+        case 'x-forwarded-for':
+          xff = xff === undefined ? value : `${xff}, ${value}`;
+          continue;
+        case 'referer':
+          referer = value;
+          break;
+        case 'user-agent':
+          ua = value;
+          break;
+      }
+      if (DROP_REQUEST.has(name)) continue;
+      fwd += `${rawName}: ${value}\r\n`;
+    }
+    if (host === undefined) return false;
+    // headers the client lists in Connection are hop-by-hop too: rare, left to the general path
+    if (connList && connList.some((tok) => tok !== 'keep-alive' && tok !== '')) return false;
+    const table = this.hooks.table();
+    const path = pathOf(url);
+    const r = resolve(table, normalizeHost(host), path);
+    if (r.kind === 'none') return false;
+    let route: PathRoute | undefined;
+    let upstream: Upstream;
+    let o: RouteOptions;
+    let target = url;
+    if (r.kind === 'default') {
+      o = r.route.options;
+      upstream = r.route.upstream;
+      if (!simpleRoute(undefined, o)) return false;
+    } else {
+      route = r.match.route;
+      o = route.options;
+      if (!simpleRoute(route, o)) return false;
+      upstream = route.upstream;
+      if (upstream.endpoints.length === 0 && route.fallback && route.fallback.endpoints.length > 0) upstream = route.fallback;
+      if (o.rewriteTarget !== undefined) {
+        const q = url.indexOf('?');
+        target = rewritePath(o.rewriteTarget, r.match.captures) + (q >= 0 ? url.slice(q) : '');
+        if (!target.startsWith('/')) target = `/${target}`;
+        if (/[^\x21-\x7e]/.test(target)) return false;
+      }
+    }
+    if (upstream.endpoints.length === 0) return false;
+
+    // committed: this request is ours
+    this.#buf = consumed < this.#buf!.length ? this.#buf!.subarray(consumed) : undefined;
+    const id = this.hooks.requestId(reqId);
+    const ip = this.#ip;
+    let up = `${method} ${target} HTTP/1.1\r\nhost: ${host}\r\n${fwd}x-request-id: ${id}\r\nx-real-ip: ${ip}\r\nx-forwarded-for: ${ip}\r\nx-forwarded-host: ${host}\r\nx-forwarded-port: ${this.#port}\r\nx-forwarded-proto: http\r\nx-forwarded-scheme: http\r\nx-scheme: http\r\n`;
+    if (xff !== undefined) up += `x-original-forwarded-for: ${xff}\r\n`;
+    up += '\r\n';
+    const rec: FrontRecord = {
+      start: performance.now(),
+      ip,
+      method,
+      url,
+      referer,
+      userAgent: ua,
+      requestLength: consumed,
+      hostHeader: host,
+      reqId: id,
+      route,
+      ingress: route ? route.ingress : r.kind === 'default' ? r.route.ingress : '',
+      upstream,
+      status: 0,
+      bytes: 0,
+      upstreamAddr: '-',
+      upstreamStatus: '-',
+      upstreamTime: '-',
+      upstreamLength: '-',
+    };
+    const ex = new Exchange(this, rec, up, method === 'HEAD', o);
+    this.#ex = ex;
+    this.#rec = rec;
+    this.#front.inflight++;
+    ex.start(this.hooks.nextEndpoint(upstream));
+    return true;
+  }
+
+  cork(): void {
+    this.sock.cork();
+  }
+  uncork(): void {
+    this.sock.uncork();
+  }
+
+  writeRaw(s: string): void {
+    if (!this.#gone) this.sock.write(s, 'latin1');
+  }
+
+  /** Body bytes to the client, with backpressure on the upstream socket. */
+  writeBody(b: Buffer, from: Socket): void {
+    if (this.#gone) return;
+    if (!this.sock.write(b) && !this.#held) {
+      this.#held = from;
+      from.pause();
+      this.sock.once('drain', () => {
+        this.#held = undefined;
+        from.resume();
+      });
+    }
+  }
+
+  /** The exchange is over (response complete, or an error answer written). */
+  done(rec: FrontRecord, close: boolean): void {
+    if (this.#rec !== rec) return;
+    this.#ex = undefined;
+    this.#rec = undefined;
+    this.#front.inflight--;
+    this.hooks.record(rec);
+    if (this.#gone) return;
+    if (close) {
+      this.#gone = true;
+      this.sock.end();
+      return;
+    }
+    if (this.sock.isPaused()) this.sock.resume();
+    if (this.#buf) this.#next();
+  }
+
+  /** The upstream failed mid-response: the client connection is cut (as nginx does). */
+  abort(): void {
+    const rec = this.#rec;
+    if (rec) {
+      this.#ex = undefined;
+      this.#rec = undefined;
+      this.#front.inflight--;
+      this.hooks.record(rec);
+    }
+    this.sock.destroy();
+  }
+
+  /** Idle (between requests): closed at once when the server stops. */
+  closeIfIdle(): void {
+    if (!this.#ex) this.sock.destroy();
+  }
+}
+
+/** The HTTP port's connection handler: `server.on('connection', (s) => front.accept(s))`. */
+export class FastFront {
+  readonly hooks: FrontHooks;
+  readonly pool: RawPool;
+  readonly conns = new Set<ClientConn>();
+  inflight = 0;
+  closing = false;
+
+  constructor(hooks: FrontHooks) {
+    this.hooks = hooks;
+    this.pool = new RawPool(hooks.keepAliveTimeoutMs, hooks.maxIdlePerEndpoint);
+  }
+
+  accept(sock: Socket): void {
+    this.conns.add(new ClientConn(this, sock));
+  }
+
+  /** Stops serving new requests; idle connections are closed at once. */
+  startClosing(): void {
+    this.closing = true;
+    for (const c of this.conns) c.closeIfIdle();
+  }
+
+  destroyAll(): void {
+    for (const c of this.conns) c.sock.destroy();
+    this.conns.clear();
+    this.pool.close();
+  }
+}

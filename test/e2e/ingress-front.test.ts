@@ -1,0 +1,205 @@
+// The plain-HTTP fast front (ingress/fast-front.ts) against a raw backend that answers with every framing
+// a pod may use: Content-Length, chunked with trailers, until close, interim 1xx, HEAD, 204, malformed heads.
+// Also: pipelined requests mixing the fast path and the node:http path on one connection, and keep-alive reuse.
+import t from 'tap';
+import { connect, createServer } from 'node:net';
+import type { AddressInfo, Server, Socket } from 'node:net';
+import { request } from 'undici';
+import { needsRoot } from '../helpers/gate.ts';
+import { FakeSource } from '../../src/k8s/testing/fake-source.ts';
+import { startIngress } from '../../ingress/ingress.ts';
+import { ingress, ingressClass, path, rule, service, slice } from '../../ingress/testing/fixtures.ts';
+
+/** A backend speaking raw HTTP/1.1: the path picks the response. Counts connections. */
+async function rawBackend(): Promise<{ server: Server; port: number; conns: () => number; heads: string[] }> {
+  let conns = 0;
+  const heads: string[] = [];
+  const server = createServer((sock: Socket) => {
+    conns++;
+    let buf = Buffer.alloc(0);
+    sock.on('error', () => {});
+    sock.on('data', (b: Buffer) => {
+      buf = Buffer.concat([buf, b]);
+      for (;;) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const head = buf.toString('latin1', 0, end);
+        const cl = /\r\ncontent-length: *(\d+)/i.exec(head);
+        const need = end + 4 + (cl ? Number(cl[1]) : 0);
+        if (buf.length < need) return;
+        const body = buf.subarray(end + 4, need).toString();
+        buf = buf.subarray(need);
+        heads.push(head);
+        const [method, url] = head.split(' ');
+        answer(sock, method!, url!, body);
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, port: (server.address() as AddressInfo).port, conns: () => conns, heads };
+}
+
+function answer(sock: Socket, method: string, url: string, body: string): void {
+  const text = (s: string) => `HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: ${s.length}\r\n\r\n${method === 'HEAD' ? '' : s}`;
+  switch (url) {
+    case '/chunked':
+      // chunk framing split across writes, a chunk extension and a trailer
+      sock.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntrailer: x-sum\r\n\r\n5\r\nhel');
+      setTimeout(() => sock.write('lo\r\n6;ext=1\r\n world\r\n'), 20);
+      setTimeout(() => sock.write('0\r\nx-sum: 11\r\n\r\n'), 40);
+      return;
+    case '/until-close':
+      sock.end('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nall of it until close');
+      return;
+    case '/early':
+      sock.write('HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\n\r\n');
+      sock.write(text('after hints'));
+      return;
+    case '/nocontent':
+      sock.write('HTTP/1.1 204 No Content\r\nx-empty: yes\r\n\r\n');
+      return;
+    case '/malformed':
+      sock.write('HTTP/1.1 abc nonsense\r\n\r\n');
+      return;
+    case '/both-framings':
+      sock.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n');
+      return;
+    case '/conn-close':
+      sock.write(`HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 4\r\n\r\nbye\n`);
+      sock.end();
+      return;
+    default:
+      sock.write(text(`${method} ${url} body=${body}`));
+  }
+}
+
+/** Writes raw bytes on one connection and collects everything until the connection is idle for `quietMs`. */
+function rawExchange(port: number, bytes: string, quietMs = 400): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1');
+    let out = '';
+    let timer: NodeJS.Timeout | undefined;
+    const settle = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => (s.destroy(), resolve(out)), quietMs);
+    };
+    s.on('data', (b: Buffer) => ((out += b.toString('latin1')), settle()));
+    s.on('error', reject);
+    s.on('close', () => (clearTimeout(timer), resolve(out)));
+    s.write(bytes);
+    settle();
+  });
+}
+
+if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files')) {
+  t.test('fast front: framings, pipelining, keep-alive', async (t) => {
+    const be = await rawBackend();
+    t.teardown(() => new Promise((r) => be.server.close(r)));
+    const src = new FakeSource();
+    src.put(ingressClass());
+    src.put(service('raw'));
+    src.put(slice('raw', ['127.0.0.1'], be.port));
+    src.put(ingress('raw', [rule('raw.test', path('/', 'Prefix', 'raw'))]));
+    const logs: string[] = [];
+    const ing = await startIngress(src, { httpPort: 0, httpsPort: 0, metricsPort: 0, bind: '127.0.0.1', accessLog: (s) => void logs.push(s), processMetrics: false });
+    t.teardown(() => ing.close());
+    const base = `http://127.0.0.1:${ing.ports.http}`;
+    const get = async (p: string, method = 'GET') => {
+      const r = await request(`${base}${p}`, { method: method as 'GET', headers: { host: 'raw.test' } });
+      return { status: r.statusCode, headers: r.headers, text: await r.body.text(), trailers: r.trailers };
+    };
+
+    t.test('Content-Length response, headers added, upstream connection reused', async (t) => {
+      const before = be.conns();
+      for (let i = 0; i < 5; i++) {
+        const r = await get(`/plain${i}`);
+        t.equal(r.status, 200);
+        t.equal(r.text, `GET /plain${i} body=`);
+      }
+      t.ok(be.conns() - before <= 1, `5 sequential requests over ${be.conns() - before} new upstream connection(s)`);
+      const head = be.heads.at(-1)!;
+      t.match(head, /^GET \/plain4 HTTP\/1\.1\r\n/);
+      t.match(head, /\r\nhost: raw\.test\r\n/i);
+      t.match(head, /\r\nx-forwarded-for: 127\.0\.0\.1\r\n/);
+      t.match(head, /\r\nx-real-ip: 127\.0\.0\.1\r\n/);
+      t.match(head, /\r\nx-request-id: [0-9a-f]{32}\r\n/);
+      t.match(head, /\r\nx-forwarded-proto: http\r\n/);
+      t.notMatch(head, /\r\nconnection:/i, 'hop-by-hop headers not forwarded');
+    });
+
+    t.test('chunked response relayed with its trailer', async (t) => {
+      const r = await get('/chunked');
+      t.equal(r.status, 200);
+      t.equal(r.text, 'hello world');
+      t.equal(r.trailers['x-sum'], '11');
+      const again = await get('/after-chunked');
+      t.equal(again.text, 'GET /after-chunked body=', 'the connection is usable after a chunked response');
+    });
+
+    t.test('response delimited by close: relayed, client connection closed', async (t) => {
+      const out = await rawExchange(ing.ports.http, 'GET /until-close HTTP/1.1\r\nHost: raw.test\r\n\r\n');
+      t.match(out, /^HTTP\/1\.1 200 OK\r\n/);
+      t.match(out, /\r\nconnection: close\r\n/i);
+      t.match(out, /\r\n\r\nall of it until close$/);
+    });
+
+    t.test('interim 103 dropped, 204 and HEAD have no body', async (t) => {
+      const early = await get('/early');
+      t.equal(early.status, 200);
+      t.equal(early.text, 'after hints');
+      const none = await get('/nocontent');
+      t.equal(none.status, 204);
+      t.equal(none.headers['x-empty'], 'yes');
+      const out = await rawExchange(ing.ports.http, 'HEAD /h HTTP/1.1\r\nHost: raw.test\r\n\r\nGET /g HTTP/1.1\r\nHost: raw.test\r\n\r\n');
+      const parts = out.split('HTTP/1.1 200 OK');
+      t.equal(parts.length, 3, 'two responses on the connection');
+      t.match(parts[1], /content-length: 13\r\n\r\n$/i, 'HEAD: the length, no body');
+      t.match(parts[2], /\r\n\r\nGET \/g body=$/);
+    });
+
+    t.test('malformed or ambiguous upstream responses: 502', async (t) => {
+      t.equal((await get('/malformed')).status, 502);
+      t.equal((await get('/both-framings')).status, 502);
+      const r = await get('/conn-close');
+      t.equal(r.text, 'bye\n', 'Connection: close from the pod is honoured');
+      t.equal((await get('/after')).status, 200);
+    });
+
+    t.test('pipelined GET, POST (handed to node:http), GET on one connection: answered in order', async (t) => {
+      const req =
+        'GET /one HTTP/1.1\r\nHost: raw.test\r\n\r\n' +
+        'POST /two HTTP/1.1\r\nHost: raw.test\r\nContent-Length: 5\r\n\r\nhello' +
+        'GET /three HTTP/1.1\r\nHost: raw.test\r\n\r\n';
+      const out = await rawExchange(ing.ports.http, req);
+      const bodies = [...out.matchAll(/(GET|POST) \/([a-z]+) body=([a-z]*)/g)].map((m) => m[0]);
+      t.same(bodies, ['GET /one body=', 'POST /two body=hello', 'GET /three body='], out);
+    });
+
+    t.test('requests split across packets and a 404 host', async (t) => {
+      const s = connect(ing.ports.http, '127.0.0.1');
+      t.teardown(() => s.destroy());
+      let out = '';
+      s.on('data', (b: Buffer) => (out += b.toString()));
+      await new Promise((r) => s.once('connect', r));
+      for (const piece of ['GE', 'T /split HTTP/1.1\r\nHo', 'st: raw.test\r', '\n\r\n']) {
+        s.write(piece);
+        await new Promise((r) => setTimeout(r, 30));
+      }
+      await new Promise((r) => setTimeout(r, 200));
+      t.match(out, /GET \/split body=$/);
+      s.write('GET / HTTP/1.1\r\nHost: nowhere.test\r\n\r\n');
+      await new Promise((r) => setTimeout(r, 200));
+      t.match(out, /HTTP\/1\.1 404 /, 'unknown host: 404 from the general path');
+    });
+
+    t.test('access log and metrics for fast-path requests', async (t) => {
+      await new Promise((r) => setImmediate(r));
+      const line = logs.join('').split('\n').find((l) => l.includes('"GET /plain0 HTTP/1.1"'));
+      t.match(line, /^127\.0\.0\.1 - - \[[^\]]+\] "GET \/plain0 HTTP\/1\.1" 200 17 "-" "[^"]*" \d+ \d+\.\d{3} \[default-raw-80\] \[\] 127\.0\.0\.1:\d+ 17 \d+\.\d{3} 200 [0-9a-f]{32}$/);
+      const m = await request(`http://127.0.0.1:${ing.ports.metrics}/metrics`);
+      const text = await m.body.text();
+      t.match(text, /nginx_ingress_controller_requests\{host="raw.test",status="200",method="GET",path="\/",ingress="raw",namespace="default",service="raw",canary=""\} \d+/);
+      t.match(text, /nginx_ingress_controller_requests\{host="raw.test",status="502",method="GET"/);
+    });
+  });
+}
