@@ -1,6 +1,7 @@
 // kdp-portmap: a chained plugin for the `portMappings` capability (hostPort DNAT, like the reference
 // portmap). It passes prevResult through. Unlike the reference, DEL needs no runtimeConfig: its rules are
 // tagged with the attachment and found by listing the table.
+import { isIP } from 'node:net';
 import { KdpError } from '../common/errors.ts';
 import { validAttachments } from '../ipam/host-local.ts';
 import { attachmentHash } from '../netlink/links.ts';
@@ -13,7 +14,9 @@ export function portMappings(config: Readonly<Record<string, unknown>>): PortMap
   const raw = rc?.portMappings;
   if (raw === undefined || raw === null) return [];
   if (!Array.isArray(raw)) throw new KdpError('KDP_CNI_INVALID_CONFIG', 'runtimeConfig.portMappings must be a list');
-  return raw.map((m: Record<string, unknown>, i) => {
+  return raw.map((v: unknown, i) => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new KdpError('KDP_CNI_INVALID_CONFIG', `portMappings[${i}] must be an object`);
+    const m = v as Record<string, unknown>;
     const hostPort = Number(m.hostPort);
     const containerPort = Number(m.containerPort);
     const protocol = String(m.protocol ?? 'tcp').toLowerCase();
@@ -21,17 +24,31 @@ export function portMappings(config: Readonly<Record<string, unknown>>): PortMap
       throw new KdpError('KDP_CNI_INVALID_CONFIG', `portMappings[${i}]: invalid port`);
     }
     if (!['tcp', 'udp', 'sctp'].includes(protocol)) throw new KdpError('KDP_CNI_UNSUPPORTED_FIELD', `unsupported field portMappings[${i}].protocol=${JSON.stringify(protocol)}`);
+    if (m.hostIP !== undefined && m.hostIP !== null && typeof m.hostIP !== 'string') throw new KdpError('KDP_CNI_INVALID_CONFIG', `portMappings[${i}].hostIP must be a string`);
     const hostIP = typeof m.hostIP === 'string' && m.hostIP !== '' ? m.hostIP : undefined;
+    if (hostIP !== undefined && (isIP(hostIP) === 0 || hostIP.includes('%'))) throw new KdpError('KDP_CNI_INVALID_CONFIG', `portMappings[${i}].hostIP ${JSON.stringify(hostIP)} is not an IP address`);
     return { hostPort, containerPort, protocol: protocol as PortMapping['protocol'], ...(hostIP ? { hostIP } : {}) };
   });
 }
 
 /** The container's addresses in prevResult (those on a sandbox interface, or all when unindexed). */
 export function containerIps(prev: CniResult): string[] {
-  const ifs = prev.interfaces ?? [];
-  return (prev.ips ?? [])
-    .filter((ip) => ip.interface === undefined || ifs[ip.interface]?.sandbox)
-    .map((ip) => ip.address.split('/')[0] as string);
+  const bad = (what: string) => new KdpError('KDP_CNI_INVALID_CONFIG', `prevResult: ${what}`);
+  const ifs: unknown = prev.interfaces ?? [];
+  const ips: unknown = prev.ips ?? [];
+  if (!Array.isArray(ifs)) throw bad('interfaces must be a list');
+  if (!Array.isArray(ips)) throw bad('ips must be a list');
+  const out: string[] = [];
+  ips.forEach((v: unknown, i) => {
+    const ip = v as { address?: unknown; interface?: unknown } | null;
+    if (typeof ip !== 'object' || ip === null || typeof ip.address !== 'string') throw bad(`ips[${i}].address must be a string`);
+    const addr = ip.address.split('/')[0] as string;
+    if (isIP(addr) === 0 || addr.includes('%')) throw bad(`ips[${i}].address ${JSON.stringify(ip.address)} is not an address`);
+    const iface = ip.interface;
+    const sandbox = typeof iface === 'number' ? (ifs[iface] as { sandbox?: unknown } | null | undefined)?.sandbox : undefined;
+    if (iface === undefined || iface === null || sandbox) out.push(addr);
+  });
+  return out;
 }
 
 export function createPortmapVerbs(nft: NftRunner): PluginVerbs {

@@ -52,6 +52,7 @@ export function versionJson(): string {
 }
 
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const COMMANDS = ['ADD', 'DEL', 'CHECK', 'STATUS', 'GC'] as const;
 
 export function parseCniArgs(s: string | undefined): Record<string, string> {
@@ -82,6 +83,10 @@ export function parseRequest(env: Readonly<Record<string, string | undefined>>, 
   if (typeof cniVersion !== 'string' || cniVersion === '') throw new KdpError('KDP_CNI_INVALID_CONFIG', 'cniVersion missing from the network configuration');
   if (!SUPPORTED_VERSIONS.includes(cniVersion)) {
     throw new KdpError('KDP_CNI_INCOMPATIBLE_VERSION', `incompatible CNI versions: config is ${JSON.stringify(cniVersion)}, plugin supports ${JSON.stringify(SUPPORTED_VERSIONS)}`);
+  }
+  // libcni's rule for network names: they become directory names and rule comments
+  if (config.name !== undefined && (typeof config.name !== 'string' || !NAME_RE.test(config.name))) {
+    throw new KdpError('KDP_CNI_INVALID_CONFIG', `invalid network name ${JSON.stringify(config.name)}: must match ${NAME_RE.source}`);
   }
   if (command === 'CHECK' && !versionAtLeast(cniVersion, '0.4.0')) throw new KdpError('KDP_CNI_INCOMPATIBLE_VERSION', `config version ${cniVersion} does not allow CHECK`);
   if ((command === 'STATUS' || command === 'GC') && !versionAtLeast(cniVersion, '1.1.0')) {

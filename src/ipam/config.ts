@@ -133,7 +133,10 @@ export function loadIpamConfig(config: Readonly<Record<string, unknown>>, args: 
   const rc = config.runtimeConfig as { ipRanges?: unknown } | undefined;
   const rangeSets = parseRangeSets(ipam, rc?.ipRanges);
   const requested = requestedIps(config as Record<string, unknown>, args);
-  return { name, rangeSets, routes: parseRoutes(ipam.routes), dataDir: str(ipam.dataDir, 'dataDir') ?? DEFAULT_DATA_DIR, requested };
+  const dataDir = str(ipam.dataDir, 'dataDir') ?? DEFAULT_DATA_DIR;
+  // eslint-disable-next-line no-control-regex
+  if (!dataDir.startsWith('/') || /[\u0000-\u001f]/.test(dataDir)) throw invalid(`ipam: dataDir ${JSON.stringify(dataDir)} must be an absolute path`);
+  return { name, rangeSets, routes: parseRoutes(ipam.routes), dataDir, requested };
 }
 
 export function rangeSetFamily(set: RangeSet): Family {

@@ -44,7 +44,11 @@ export function validAttachments(config: Readonly<Record<string, unknown>>): Att
   const v = config['cni.dev/valid-attachments'] ?? config['cni.dev/attachments'];
   if (v === undefined) return [];
   if (!Array.isArray(v)) throw new KdpError('KDP_CNI_INVALID_CONFIG', 'cni.dev/valid-attachments must be a list');
-  return v.map((a: { containerID?: unknown; ifname?: unknown }) => ({ containerID: String(a.containerID ?? ''), ifname: String(a.ifname ?? '') }));
+  return v.map((a: unknown, i) => {
+    if (typeof a !== 'object' || a === null || Array.isArray(a)) throw new KdpError('KDP_CNI_INVALID_CONFIG', `cni.dev/valid-attachments[${i}] must be an object`);
+    const { containerID, ifname } = a as { containerID?: unknown; ifname?: unknown };
+    return { containerID: String(containerID ?? ''), ifname: String(ifname ?? '') };
+  });
 }
 
 export async function ipamGc(req: CniRequest): Promise<string[]> {
