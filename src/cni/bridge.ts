@@ -189,11 +189,26 @@ export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
       // built-in IPAM the gateways are known from the config, so they go into the same host batch.
       const gateways = builtinIpam(cfg.ipamType) ? configGateways(req) : [];
       undo.push(() => ip.run(['link', 'del', hostVeth], true));
+      const ipamP = ipam(cfg, 'ADD', req).finally(() => trace('ipam done'));
+      // the masquerade rule needs only the addresses: it goes in as soon as IPAM answers, beside the veth work
+      const masqTag = tag('m', attachmentHash(req.containerId, req.ifname));
+      const rulesP = ipamP.then(async (r) => {
+        const ips = r?.ips ?? [];
+        if (!cfg.ipMasq || ips.length === 0) return;
+        const exclude = cfg.clusterCIDRs ?? ips.map((i) => i.address);
+        await nft.apply([...renderBase(), ...renderMasq(masqTag, String(req.config.name), ips.map((i) => prefixOf(i.address)), exclude)]);
+        trace('rules done');
+      });
+      rulesP.catch(() => {}); // awaited below or by the undo; never an unhandled rejection
+      if (cfg.ipMasq) undo.push(async () => {
+        await rulesP.catch(() => {});
+        await nft.remove((r) => r.tag === masqTag);
+      });
       const [ipamSettled, hostSettled] = await Promise.allSettled([
-        ipam(cfg, 'ADD', req).finally(() => trace('ipam done')),
+        ipamP,
         ip.batch(hostBatch(cfg, req, hostVeth, hostMac, podMac, gateways), true).finally(() => trace('veth done')),
       ]);
-      if (ipamSettled.status === 'fulfilled') undo.push(() => ipam(cfg, 'DEL', req));
+      if (ipamSettled.status === 'fulfilled') undo.splice(1, 0, () => ipam(cfg, 'DEL', req)); // undone after the rules, before the veth
       if (hostSettled.status === 'rejected') throw hostSettled.reason;
       if (hostSettled.value.code !== 0) {
         if (/File exists/.test(hostSettled.value.stderr)) throw new KdpError('KDP_CNI_FAILED', `container veth name provided (${req.ifname}) already exists`);
@@ -204,20 +219,14 @@ export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
       const ips = ipamResult?.ips ?? [];
       if (ips.length === 0) throw new KdpError('KDP_CNI_FAILED', 'IPAM plugin returned missing IP config');
       const routes = podRoutes(cfg, ipamResult?.routes ?? [], ips);
-      const work: Promise<unknown>[] = [ip.batchIn(req.netns, podBatch(cfg, req.ifname, ips, routes))];
+      const work: Promise<unknown>[] = [ip.batchIn(req.netns, podBatch(cfg, req.ifname, ips, routes)).finally(() => trace('pod side done')), rulesP];
       if (cfg.isGateway && gateways.length === 0) work.push(ip.batch(gatewayLines(cfg, ips)));
-      if (cfg.ipMasq) {
-        const t = tag('m', attachmentHash(req.containerId, req.ifname));
-        const exclude = cfg.clusterCIDRs ?? ips.map((i) => i.address);
-        undo.push(() => nft.remove((r) => r.tag === t));
-        work.push(nft.apply([...renderBase(), ...renderMasq(t, String(req.config.name), ips.map((i) => prefixOf(i.address)), exclude)]));
-      }
       if (cfg.isGateway) {
         if (ips.some((i) => !isV6(i.address))) setSysctl('net.ipv4.ip_forward', '1');
         if (ips.some((i) => isV6(i.address))) setSysctl('net.ipv6.conf.all.forwarding', '1');
       }
       const settled = await Promise.allSettled(work);
-      trace('pod side and rules done');
+      trace('done');
       const failed = settled.find((s) => s.status === 'rejected');
       if (failed) throw (failed as PromiseRejectedResult).reason;
       const prev = req.config.prevResult as CniResult | undefined;

@@ -44,6 +44,15 @@ export function setSysctl(key: string, value: string): void {
   writeFileSync(`/proc/sys/${key.replaceAll('.', '/')}`, value);
 }
 
+/**
+ * argv prefix running `ip` inside the netns at `path`: `ip -n NAME` for a namespace under /run/netns (one
+ * exec: ip enters it itself), else `nsenter --net=PATH ip` (`ip -n` only takes names from /run/netns).
+ */
+export function ipIn(path: string): string[] {
+  const m = /^(?:\/var)?\/run\/netns\/([^/]+)$/.exec(path);
+  return m ? ['ip', '-n', m[1] as string] : ['nsenter', `--net=${path}`, 'ip'];
+}
+
 export class IpRunner {
   readonly #exec: Exec;
   constructor(exec: Exec = defaultExec) {
@@ -57,7 +66,7 @@ export class IpRunner {
 
   /** `ip -batch -` inside the netns at path. */
   batchIn(netns: string, lines: readonly string[], allowFailure = false): Promise<ExecResult> {
-    return this.#exec.run(['nsenter', `--net=${netns}`, 'ip', '-batch', '-'], { input: lines.join('\n') + '\n', allowFailure });
+    return this.#exec.run([...ipIn(netns), '-batch', '-'], { input: lines.join('\n') + '\n', allowFailure });
   }
 
   run(args: readonly string[], allowFailure = false): Promise<ExecResult> {
@@ -65,6 +74,6 @@ export class IpRunner {
   }
 
   runIn(netns: string, args: readonly string[], allowFailure = false): Promise<ExecResult> {
-    return this.#exec.run(['nsenter', `--net=${netns}`, 'ip', ...args], { allowFailure });
+    return this.#exec.run([...ipIn(netns), ...args], { allowFailure });
   }
 }
