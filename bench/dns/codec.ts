@@ -11,7 +11,9 @@ import { KubernetesPlugin } from '../../src/dns/plugins/kubernetes/plugin.ts';
 import { DEFAULT_KUBERNETES_CONFIG } from '../../src/dns/plugins/kubernetes/records.ts';
 import { DnsServer } from '../../src/dns/server.ts';
 import { DnsMetrics } from '../../src/dns/metrics.ts';
-import { TYPE, encodeQuery } from '../../src/dns/wire.ts';
+import { FLAG, TYPE, encodeQuery, encodeResponse, withClientOpt } from '../../src/dns/wire.ts';
+import { CachePlugin, DEFAULT_CACHE } from '../../src/dns/plugins/cache.ts';
+import type { Plugin } from '../../src/dns/chain.ts';
 import { silentLogger } from '../../src/common/log.ts';
 
 const N = Number(process.argv[2] ?? 200_000);
@@ -63,3 +65,24 @@ await measure('dns2 3.1: parse + Map + toBuffer', (q) => {
 });
 await measure('kdp: full path (own codec, kubernetes plugin, metrics)', (q) => full.handle(q, 'udp', '127.0.0.1'));
 await measure('kdp: fast path (reused answer bytes, metrics)', (q) => fast.respond(q, 'udp', '127.0.0.1'));
+
+// cached forwards: the cache plugin in front of an upstream stand-in, every name already cached
+const outside = Array.from({ length: 100 }, (_, i) => `host${i}.outside.example`);
+const fwdQueries = outside.map((name, i) => encodeQuery({ id: i, name, type: TYPE.A }));
+const upstream: Plugin = {
+  name: 'forward',
+  async serve(r) {
+    const wire = encodeResponse({ id: r.id, flags: FLAG.RA | FLAG.RD, rcode: 0, question: r.question, answers: [{ name: r.question.name, ttl: 300, type: 'A', data: '203.0.113.7' }], edns: { udpSize: 1232, do: false } }).wire;
+    return { plugin: 'forward', rcode: 0, aa: false, answers: [], authority: [], additional: [], raw: withClientOpt(wire, r.edns ? { do: r.edns.do } : undefined) };
+  },
+};
+const cacheServer = (fastPath: boolean) => {
+  const metrics = new DnsMetrics({ server: 'dns://', version: 'bench' });
+  const cache = new CachePlugin({ ...DEFAULT_CACHE, successMaxTtl: 30, denialMaxTtl: 30 }, { stats: metrics.cacheStats('.') });
+  return new DnsServer({ host: '127.0.0.1', port: 0, log: silentLogger, metrics, blocks: [{ zones: [''], plugins: [cache, upstream], loadbalance: true, queryLog: false, ...(fastPath ? { cache } : {}) }] });
+};
+for (const [label, s] of [['kdp: cache hit, full path (decode, chain, cache, patched bytes)', cacheServer(false)], ['kdp: cache hit from the query bytes', cacheServer(true)]] as const) {
+  for (const q of fwdQueries) await s.respond(q, 'udp', '127.0.0.1');
+  let i = 0;
+  await measure(label, () => s.respond(fwdQueries[i++ % fwdQueries.length] as Buffer, 'udp', '127.0.0.1'));
+}

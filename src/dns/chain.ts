@@ -33,6 +33,8 @@ export interface DnsReply {
   readonly generation?: number;
   /** set by cache on a hit */
   readonly cacheHit?: boolean;
+  /** why a plugin answered SERVFAIL (an upstream's timeout, ...): what the errors plugin logs */
+  readonly error?: string;
 }
 
 export type Next = (req?: DnsRequest) => Promise<DnsReply>;

@@ -17,11 +17,22 @@ export interface ForwardSpec extends Omit<ForwardConfig, 'upstreams' | 'readTime
   readonly expireMs: number;
 }
 
+/** `errors { consolidate DURATION REGEXP [LEVEL] }` */
+export interface ConsolidateRule {
+  readonly durationMs: number;
+  readonly pattern: string;
+  readonly level: 'error' | 'warn' | 'info' | 'debug';
+}
+
 export interface BlockConfig {
   /** lower-case zones, '' for the root */
   readonly zones: readonly string[];
   readonly port: number;
   readonly errors: boolean;
+  /** errors' consolidate rules */
+  readonly consolidate: readonly ConsolidateRule[];
+  /** options read but not applied (logged at startup): `plugin option (line N)` */
+  readonly ignored: readonly string[];
   readonly log: boolean;
   readonly health?: { readonly addr: string; readonly lameduckMs: number };
   readonly ready?: { readonly addr: string };
@@ -98,6 +109,7 @@ export function tokenize(text: string, env: Readonly<Record<string, string | und
 
 /** `5s`, `500ms`, `1m`, `1h` -> milliseconds */
 export function parseDuration(s: string, line: number): number {
+  if (s === '0') return 0;
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(s);
   if (!m) fail(line, `not a duration: ${s}`);
   const n = Number(m[1]);
@@ -174,10 +186,34 @@ export function parseCorefile(text: string, env: Readonly<Record<string, string 
 }
 
 function block(zones: string[], port: number, ds: Directive[]): BlockConfig {
-  const cfg: { -readonly [K in keyof BlockConfig]: BlockConfig[K] } = { zones, port, errors: false, log: false, loop: false, loadbalance: false };
+  const ignored: string[] = [];
+  const cfg: { -readonly [K in keyof BlockConfig]: BlockConfig[K] } = { zones, port, errors: false, consolidate: [], ignored, log: false, loop: false, loadbalance: false };
   for (const d of ds) {
     switch (d.name) {
-      case 'errors': cfg.errors = true; break;
+      case 'errors': {
+        cfg.errors = true;
+        const rules: ConsolidateRule[] = [];
+        for (const s of d.block) {
+          if (s.name === 'consolidate') {
+            const [dur, pattern, level] = s.args;
+            if (dur === undefined || pattern === undefined || s.args.length > 3) fail(s.line, 'consolidate: expected DURATION REGEXP [LEVEL]');
+            try {
+              new RegExp(pattern);
+            } catch {
+              fail(s.line, `consolidate: not a regular expression: ${pattern}`);
+            }
+            const lv = level === undefined ? 'error' : ({ error: 'error', warning: 'warn', warn: 'warn', info: 'info', debug: 'debug' } as const)[level as 'error'];
+            if (!lv) fail(s.line, `consolidate: LEVEL is one of warning, error, info, debug`);
+            rules.push({ durationMs: parseDuration(dur, s.line), pattern, level: lv });
+          } else if (s.name === 'stacktrace') {
+            ignored.push(`errors stacktrace (line ${s.line})`);
+          } else {
+            fail(s.line, `errors: unknown option ${s.name}`);
+          }
+        }
+        cfg.consolidate = rules;
+        break;
+      }
       case 'log': cfg.log = true; break;
       case 'health': {
         let lameduckMs = 0;
@@ -190,8 +226,8 @@ function block(zones: string[], port: number, ds: Directive[]): BlockConfig {
       }
       case 'ready': cfg.ready = { addr: d.args[0] ?? ':8181' }; break;
       case 'prometheus': cfg.prometheus = { addr: d.args[0] ?? 'localhost:9153' }; break;
-      case 'kubernetes': cfg.kubernetes = kubernetes(d, zones); break;
-      case 'forward': cfg.forward = forward(d); break;
+      case 'kubernetes': cfg.kubernetes = kubernetes(d, zones, ignored); break;
+      case 'forward': cfg.forward = forward(d, ignored); break;
       case 'cache': cfg.cache = cache(d, zones); break;
       case 'loop': cfg.loop = true; break;
       case 'reload': {
@@ -210,7 +246,7 @@ function block(zones: string[], port: number, ds: Directive[]): BlockConfig {
   return cfg;
 }
 
-function kubernetes(d: Directive, blockZones: string[]): KubernetesConfig {
+function kubernetes(d: Directive, blockZones: string[], ignored: string[]): KubernetesConfig {
   const zones = d.args.length > 0 ? d.args.map(normZone) : blockZones;
   let ttl = DEFAULT_KUBERNETES_CONFIG.ttl;
   let pods: PodsMode = 'disabled';
@@ -232,6 +268,7 @@ function kubernetes(d: Directive, blockZones: string[]): KubernetesConfig {
         break;
       // connection settings: the cluster source comes from flags (--manifests / --kubeconfig)
       case 'kubeconfig': case 'endpoint': case 'tls': case 'startup_timeout': case 'apiserver_qps': case 'apiserver_burst': case 'apiserver_max_inflight':
+        ignored.push(`kubernetes ${s.name} (line ${s.line}; the cluster source comes from --manifests / --kubeconfig)`);
         break;
       default: fail(s.line, `kubernetes: unsupported option ${s.name}`);
     }
@@ -239,7 +276,7 @@ function kubernetes(d: Directive, blockZones: string[]): KubernetesConfig {
   return { zones, ttl, pods, endpointPodNames, ignoreEmptyService, ...(fallthrough ? { fallthrough } : {}) };
 }
 
-function forward(d: Directive): ForwardSpec {
+function forward(d: Directive, ignored: string[]): ForwardSpec {
   const [from, ...to] = d.args;
   if (from === undefined || to.length === 0) fail(d.line, 'forward: expected FROM TO...');
   const { readTimeoutMs: _unused, ...defaults } = DEFAULT_FORWARD;
@@ -254,9 +291,12 @@ function forward(d: Directive): ForwardSpec {
       case 'max_fails': spec.maxFails = int(s.args[0], s.line, 'max_fails'); break;
       case 'health_check': spec.healthCheckMs = parseDuration(s.args[0] ?? '', s.line); break;
       case 'force_tcp': spec.forceTcp = true; break;
-      case 'prefer_udp': break;
+      case 'prefer_udp': ignored.push(`forward prefer_udp (line ${s.line}; UDP is always tried first unless force_tcp)`); break;
       case 'max_concurrent': spec.maxConcurrent = int(s.args[0], s.line, 'max_concurrent'); break;
-      case 'expire': spec.expireMs = parseDuration(s.args[0] ?? '', s.line); break;
+      case 'expire':
+        spec.expireMs = parseDuration(s.args[0] ?? '', s.line);
+        ignored.push(`forward expire (line ${s.line}; every exchange uses a fresh socket, there are no connections to expire)`);
+        break;
       default: fail(s.line, `forward: unsupported option ${s.name}`);
     }
   }
@@ -293,8 +333,39 @@ function cache(d: Directive, blockZones: string[]): CacheConfig {
         else c.disableDenial = [...c.disableDenial, ...list];
         break;
       }
-      case 'prefetch': case 'serve_stale': case 'servfail': case 'keepttl':
-        break; // accepted; not implemented (docs/dns.md)
+      case 'prefetch': {
+        const [amount, ...rest] = s.args;
+        let durationMs = 60_000;
+        let percentage = 10;
+        for (const a of rest) {
+          const pm = /^(\d+)%$/.exec(a);
+          if (pm) {
+            percentage = Number(pm[1]);
+            if (percentage < 10 || percentage > 90) fail(s.line, 'prefetch: PERCENTAGE must be within 10%..90%');
+          } else {
+            durationMs = parseDuration(a, s.line);
+          }
+        }
+        if (rest.length > 2) fail(s.line, 'prefetch: expected AMOUNT [[DURATION] [PERCENTAGE%]]');
+        c.prefetch = { amount: amount === undefined ? 1 : int(amount, s.line, 'prefetch AMOUNT', 1), durationMs, percentage };
+        break;
+      }
+      case 'serve_stale': {
+        const [dur, mode] = s.args;
+        if (s.args.length > 2) fail(s.line, 'serve_stale: expected [DURATION] [immediate|verify]');
+        if (mode !== undefined && !['immediate', 'verify', 'verified'].includes(mode)) fail(s.line, 'serve_stale: REFRESH_MODE is immediate or verify');
+        c.serveStale = { durationMs: dur === undefined ? 3_600_000 : parseDuration(dur, s.line), verify: mode === 'verify' || mode === 'verified' };
+        break;
+      }
+      case 'servfail': {
+        const ms = parseDuration(s.args[0] ?? '', s.line);
+        if (ms > 300_000) fail(s.line, 'servfail: DURATION may not be greater than 5m');
+        c.servfailTtl = Math.floor(ms / 1000);
+        break;
+      }
+      case 'keepttl':
+        c.keepTtl = true;
+        break;
       default: fail(s.line, `cache: unsupported option ${s.name}`);
     }
   }

@@ -12,6 +12,7 @@ import type { DnsReply, DnsRequest, Next, Plugin } from './chain.ts';
 import type { BlockConfig } from './corefile.ts';
 import { DnsMetrics } from './metrics.ts';
 import { CachePlugin } from './plugins/cache.ts';
+import { ErrorsPlugin } from './plugins/errors.ts';
 import { DEFAULT_FORWARD, ForwardPlugin, resolveUpstreams } from './plugins/forward.ts';
 import { KubernetesRecords } from './plugins/kubernetes/handler.ts';
 import { KubernetesPlugin } from './plugins/kubernetes/plugin.ts';
@@ -107,6 +108,9 @@ export async function startDns(source: ClusterSource, blocks: readonly BlockConf
   const byPort = new Map<number, ServerBlock[]>();
   for (const b of blocks) {
     const chain: Plugin[] = [];
+    for (const what of b.ignored) log.warn({ zones: b.zones, port: b.port }, `Corefile option accepted but not applied: ${what}`);
+    // errors only looks at what the rest of the chain answered; it never answers itself
+    if (b.errors) chain.push(new ErrorsPlugin(b.consolidate, { log }));
     if (b.loop) {
       const lp = new LoopPlugin(b.zones[0] ?? '', log);
       loops.push({ plugin: lp, port: b.port, zone: b.zones[0] ?? '' });
@@ -132,7 +136,8 @@ export async function startDns(source: ClusterSource, blocks: readonly BlockConf
     plugins.push(...chain);
     const port = opts.port ?? b.port;
     const list = byPort.get(port) ?? [];
-    // the cache comes first in the chain (after loop), so its hits can be served from the query's bytes
+    // the cache answers first in the chain (only errors, which never answers, and loop come before it),
+    // so its hits can be served from the query's bytes
     list.push({ zones: b.zones, plugins: chain, loadbalance: b.loadbalance, queryLog: b.log, ...(cache && opts.fastPath !== false ? { cache, loop: b.loop } : {}) });
     byPort.set(port, list);
   }

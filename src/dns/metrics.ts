@@ -108,6 +108,8 @@ export class DnsMetrics {
   readonly #resSize = new FastHistogram('coredns_dns_response_size_bytes', 'Size of the returned response in bytes.', SIZE_BUCKETS);
   readonly #cacheHits = new FastCounter('coredns_cache_hits_total', 'The count of cache hits.');
   readonly #cacheMisses = new FastCounter('coredns_cache_misses_total', 'The count of cache misses.');
+  readonly #cachePrefetch = new FastCounter('coredns_cache_prefetch_total', 'The number of times the cache has prefetched a cached item.');
+  readonly #cacheStale = new FastCounter('coredns_cache_served_stale_total', 'The number of requests served from stale cache entries.');
   readonly #panics: Counter;
   readonly #cacheEntries: Gauge;
   readonly #fwdDuration: Histogram;
@@ -118,7 +120,7 @@ export class DnsMetrics {
   constructor(opts: { server: string; version: string }) {
     this.server = opts.server;
     const r = [this.registry];
-    for (const m of [this.#requests, this.#responses, this.#duration, this.#reqSize, this.#resSize, this.#cacheHits, this.#cacheMisses]) this.registry.registerMetric(m as never);
+    for (const m of [this.#requests, this.#responses, this.#duration, this.#reqSize, this.#resSize, this.#cacheHits, this.#cacheMisses, this.#cachePrefetch, this.#cacheStale]) this.registry.registerMetric(m as never);
     this.#panics = new Counter({ name: 'coredns_panics_total', help: 'A metrics that counts the number of panics.', registers: r });
     const build = new Gauge({ name: 'coredns_build_info', help: 'A metric with a constant 1 value labeled by version, revision, and goversion from which CoreDNS was built.', labelNames: ['version', 'revision', 'goversion'], registers: r });
     build.labels(opts.version, 'kdp', `node${process.versions.node}`).set(1);
@@ -158,11 +160,15 @@ export class DnsMetrics {
 
   cacheStats(zones: string): CacheStats {
     const s = this.server;
-    const hits = { success: this.#cacheHits.child('success', () => ({ server: s, type: 'success', zones, view: '' })), denial: this.#cacheHits.child('denial', () => ({ server: s, type: 'denial', zones, view: '' })) };
-    const misses = this.#cacheMisses.child('m', () => ({ server: s, zones, view: '' }));
+    const hits = { success: this.#cacheHits.child(`${zones}|success`, () => ({ server: s, type: 'success', zones, view: '' })), denial: this.#cacheHits.child(`${zones}|denial`, () => ({ server: s, type: 'denial', zones, view: '' })) };
+    const misses = this.#cacheMisses.child(zones, () => ({ server: s, zones, view: '' }));
+    const prefetch = this.#cachePrefetch.child(zones, () => ({ server: s, zones, view: '' }));
+    const stale = this.#cacheStale.child(zones, () => ({ server: s, zones, view: '' }));
     return {
       onHit: (kind) => void hits[kind].value++,
       onMiss: () => void misses.value++,
+      onPrefetch: () => void prefetch.value++,
+      onServedStale: () => void stale.value++,
       onEntries: (kind, n) => this.#cacheEntries.labels(s, kind, zones, '').set(n),
     };
   }

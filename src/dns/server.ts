@@ -172,7 +172,10 @@ export class DnsServer {
     let host = this.#opts.host;
     for (let attempt = 0; ; attempt++) {
       const any = host === '';
-      const udp = createSocket({ type: any || host.includes(':') ? 'udp6' : 'udp4', reuseAddr: false, ipv6Only: false });
+      // answers go to the address a query came from, always an IP literal: resolve it in place (the
+      // default lookup defers every send by a tick)
+      const lookup = (address: string, _opts: unknown, cb: (err: Error | null, address: string, family: number) => void) => cb(null, address, address.includes(':') ? 6 : 4);
+      const udp = createSocket({ type: any || host.includes(':') ? 'udp6' : 'udp4', reuseAddr: false, ipv6Only: false, lookup: lookup as never });
       try {
         await new Promise<void>((resolve, reject) => {
           udp.once('error', reject);

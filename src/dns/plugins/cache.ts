@@ -23,10 +23,26 @@ export interface CacheConfig {
   readonly denialMinTtl: number;
   readonly disableSuccess: readonly string[];
   readonly disableDenial: readonly string[];
+  /**
+   * `prefetch AMOUNT [DURATION [PERCENTAGE%]]`: an entry asked for AMOUNT times with no gap of DURATION
+   * or more is fetched again in the background once its TTL falls to PERCENTAGE of the original (at the
+   * latest 1 s before it expires)
+   */
+  readonly prefetch?: { readonly amount: number; readonly durationMs: number; readonly percentage: number };
+  /**
+   * `serve_stale [DURATION [immediate|verify]]`: expired entries are still answered (TTL 0) for DURATION;
+   * `immediate` answers at once and refreshes in the background, `verify` asks the next plugin first and
+   * answers stale only when that fails
+   */
+  readonly serveStale?: { readonly durationMs: number; readonly verify: boolean };
+  /** `servfail DURATION`: SERVFAIL answers are cached this many seconds (CoreDNS default 5; 0: never) */
+  readonly servfailTtl: number;
+  /** `keepttl`: hits carry the TTLs as stored instead of the remaining lifetime */
+  readonly keepTtl: boolean;
 }
 
 export const DEFAULT_CACHE: CacheConfig = {
-  zones: [''], successCap: 9984, successMaxTtl: 3600, successMinTtl: 5, denialCap: 9984, denialMaxTtl: 1800, denialMinTtl: 5, disableSuccess: [], disableDenial: [],
+  zones: [''], successCap: 9984, successMaxTtl: 3600, successMinTtl: 5, denialCap: 9984, denialMaxTtl: 1800, denialMinTtl: 5, disableSuccess: [], disableDenial: [], servfailTtl: 5, keepTtl: false,
 };
 
 type Kind = 'success' | 'denial';
@@ -49,12 +65,21 @@ interface Entry {
   readonly multiAddr: boolean;
   /** the records as objects, for answers that were built from objects (loadbalance shuffles them) */
   readonly reply?: DnsReply;
+  /** prefetch popularity: queries seen with no gap of prefetch DURATION, and the last one */
+  hits: number;
+  lastHit: number;
+  /** a background refresh (prefetch or serve_stale) is under way */
+  refreshing: boolean;
+  /** when the entry last moved to the LRU's newest end */
+  touchedAt: number;
 }
 
 export interface CacheStats {
   onHit?(kind: Kind): void;
   onMiss?(): void;
   onEntries?(kind: Kind, n: number): void;
+  onPrefetch?(): void;
+  onServedStale?(): void;
 }
 
 /** The EDNS state of a query, as the wire fast path sees it. */
@@ -111,20 +136,54 @@ export class CachePlugin implements Plugin {
     return this.config.zones.some((z) => inZone(lname, z));
   }
 
-  /** A live entry (LRU-touched), or undefined; expired entries are dropped. */
+  /**
+   * The entry for `key` (LRU-touched), fresh or, with serve_stale, expired less than its DURATION ago;
+   * older entries are dropped.
+   */
   #lookup(key: string, now: number): Entry | undefined {
+    const staleMs = this.config.serveStale?.durationMs ?? 0;
     for (const map of [this.#success, this.#denial]) {
       const e = map.get(key);
       if (!e) continue;
-      if (e.expiresAt <= now) {
+      if (e.expiresAt + staleMs <= now) {
         map.delete(key);
         continue;
       }
-      map.delete(key); // LRU: re-insert as the newest
-      map.set(key, e);
+      if (now - e.touchedAt >= 1000) {
+        // LRU: re-insert as the newest (at most once a second per entry: a hit stays a lookup)
+        e.touchedAt = now;
+        map.delete(key);
+        map.set(key, e);
+      }
       return e;
     }
     return undefined;
+  }
+
+  /** Counts a hit for prefetch popularity; true when the entry should be fetched again now. */
+  #touch(e: Entry, now: number): boolean {
+    const p = this.config.prefetch;
+    if (!p) return false;
+    if (now - e.lastHit >= p.durationMs) e.hits = 0;
+    e.hits++;
+    e.lastHit = now;
+    if (e.refreshing || e.hits < p.amount || e.rcode === 2) return false;
+    const threshold = Math.max(1, Math.ceil((p.percentage / 100) * e.ttl));
+    return (e.expiresAt - now) / 1000 <= threshold;
+  }
+
+  /** Fetches `req` again in the background and stores the answer (prefetch, serve_stale refresh). */
+  #refresh(e: Entry, key: string, req: DnsRequest, next: Next, now: () => number): void {
+    e.refreshing = true;
+    next().then(
+      (r) => {
+        e.refreshing = false;
+        this.#store(key, req, r, now(), e);
+      },
+      () => {
+        e.refreshing = false;
+      },
+    );
   }
 
   /**
@@ -136,20 +195,26 @@ export class CachePlugin implements Plugin {
   answerWire(lname: string, qtype: number, msg: Buffer, qend: number, edns: ClientEdns | undefined, maxSize: number, shuffled: boolean): Buffer | undefined {
     const now = this.#now();
     const e = this.#lookup(cacheKey(lname, qtype, edns?.do ?? false), now);
-    if (!e || (shuffled && e.multiAddr) || e.wire.length + (edns ? 11 : 0) > maxSize || qend - 12 !== e.qend - 12) return undefined;
+    if (!e || e.expiresAt <= now || (shuffled && e.multiAddr) || e.wire.length + (edns ? 11 : 0) > maxSize || qend - 12 !== e.qend - 12) return undefined;
+    // an entry due for prefetch takes the chain once (serve() has the next plugin to fetch from)
+    if (this.config.prefetch && this.#touch(e, now)) {
+      e.hits--;
+      return undefined;
+    }
     this.#stats.onHit?.(e.kind);
     return this.#emit(e, msg.readUInt16BE(0), msg.readUInt16BE(2), msg.subarray(12, qend), edns, now);
   }
 
   /** The stored answer for one client: id, RD/CD, question spelling, TTLs, OPT. */
-  #emit(e: Entry, id: number, qflags: number, question: Buffer | undefined, edns: ClientEdns | undefined, now: number): Buffer {
+  #emit(e: Entry, id: number, qflags: number, question: Buffer | undefined, edns: ClientEdns | undefined, now: number, stale = false): Buffer {
     const len = e.wire.length;
     const out = Buffer.allocUnsafe(len + (edns ? 11 : 0));
     e.wire.copy(out);
     out.writeUInt16BE(id, 0);
     out.writeUInt16BE((out.readUInt16BE(2) & ~(FLAG.RD | FLAG.CD)) | (qflags & (FLAG.RD | FLAG.CD)), 2);
     if (question && question.length === e.qend - 12) question.copy(out, 12);
-    const elapsed = Math.floor((now - e.storedAt) / 1000);
+    // keepttl: the TTLs as stored (within the entry's lifetime); stale answers: 0
+    const elapsed = stale ? e.ttl : this.config.keepTtl ? 0 : Math.floor((now - e.storedAt) / 1000);
     const left = e.ttl - elapsed;
     const offs = e.ttlOffsets;
     const ttls = e.ttls;
@@ -173,9 +238,33 @@ export class CachePlugin implements Plugin {
     const key = cacheKey(req.lname, req.question.type, req.edns?.do ?? false);
     const now = this.#now();
     const e = this.#lookup(key, now);
-    if (e) {
+    if (e && e.expiresAt > now) {
       this.#stats.onHit?.(e.kind);
-      return this.#hit(e, req, now);
+      if (this.#touch(e, now)) {
+        this.#stats.onPrefetch?.();
+        this.#refresh(e, key, req, next, this.#now);
+      }
+      return this.#hit(e, req, now, false);
+    }
+    if (e && this.config.serveStale) {
+      // expired, within serve_stale's DURATION
+      if (!this.config.serveStale.verify) {
+        this.#stats.onServedStale?.();
+        if (!e.refreshing) this.#refresh(e, key, req, next, this.#now);
+        return this.#hit(e, req, now, true);
+      }
+      let r: DnsReply | undefined;
+      try {
+        r = await next();
+      } catch {
+        r = undefined;
+      }
+      if (r && (r.rcode === 0 || r.rcode === 3)) {
+        this.#store(key, req, r, this.#now(), e);
+        return r;
+      }
+      this.#stats.onServedStale?.();
+      return this.#hit(e, req, now, true);
     }
     this.#stats.onMiss?.();
     const r = await next();
@@ -183,20 +272,23 @@ export class CachePlugin implements Plugin {
     return r;
   }
 
-  #hit(e: Entry, req: DnsRequest, now: number): DnsReply {
+  #hit(e: Entry, req: DnsRequest, now: number, stale: boolean): DnsReply {
     if (e.reply && e.multiAddr) {
       // built from objects with several addresses: hand back objects so loadbalance can shuffle them
-      const elapsed = Math.floor((now - e.storedAt) / 1000);
+      const elapsed = stale ? e.ttl : this.config.keepTtl ? 0 : Math.floor((now - e.storedAt) / 1000);
       const left = e.ttl - elapsed;
       const age = (rrs: readonly RR[]) => rrs.map((r) => ({ ...r, ttl: Math.max(0, Math.min(r.ttl - elapsed, left)) }) as RR);
       return { ...e.reply, answers: age(e.reply.answers), authority: age(e.reply.authority), additional: age(e.reply.additional), cacheHit: true, plugin: 'cache', generation: undefined };
     }
-    const raw = this.#emit(e, req.id, req.flags, questionBytes(req), req.edns ? { do: req.edns.do } : undefined, now);
+    const raw = this.#emit(e, req.id, req.flags, questionBytes(req), req.edns ? { do: req.edns.do } : undefined, now, stale);
     return { plugin: 'cache', rcode: e.rcode, aa: (raw.readUInt16BE(2) & FLAG.AA) !== 0, answers: [], authority: [], additional: [], raw, cacheHit: true };
   }
 
-  #store(key: string, req: DnsRequest, r: DnsReply, now: number): void {
-    if (r.rcode !== 0 && r.rcode !== 3) return; // SERVFAIL, REFUSED...: not cached
+  /** Stores an answer; `prev` is the entry it replaces (its popularity carries over). */
+  #store(key: string, req: DnsRequest, r: DnsReply, now: number, prev?: Entry): void {
+    const servfail = r.rcode === 2;
+    if (!servfail && r.rcode !== 0 && r.rcode !== 3) return; // REFUSED, NOTIMP...: not cached
+    if (servfail && (this.config.servfailTtl <= 0 || (prev && prev.rcode !== 2) || this.#success.has(key) || this.#denial.get(key)?.rcode === 3)) return; // a SERVFAIL never replaces an answer (serve_stale keeps it)
     let wire: Buffer;
     try {
       wire = r.raw ?? encodeResponse({ id: 0, flags: FLAG.RA | (r.aa ? FLAG.AA : 0), rcode: r.rcode, question: req.question, answers: r.answers, authority: r.authority, additional: r.additional }).wire;
@@ -215,11 +307,16 @@ export class CachePlugin implements Plugin {
     const positive = r.rcode === 0 && m.answers.length > 0;
     const cfg = this.config;
     if (positive ? cfg.disableSuccess.some((z) => inZone(req.lname, z)) : cfg.disableDenial.some((z) => inZone(req.lname, z))) return;
-    const soa = m.authority.find((x) => x.type === 'SOA');
-    let ttl = positive ? minTtl(m.answers) : soa ? Math.min(soa.ttl, soa.type === 'SOA' ? soa.data.minimum : soa.ttl) : undefined;
-    if (ttl === undefined) return;
-    const [lo, hi] = positive ? [cfg.successMinTtl, cfg.successMaxTtl] : [cfg.denialMinTtl, cfg.denialMaxTtl];
-    ttl = Math.min(Math.max(ttl, lo), hi);
+    let ttl: number | undefined;
+    if (servfail) {
+      ttl = cfg.servfailTtl; // SERVFAIL: a denial entry for `servfail DURATION`
+    } else {
+      const soa = m.authority.find((x) => x.type === 'SOA');
+      ttl = positive ? minTtl(m.answers) : soa ? Math.min(soa.ttl, soa.type === 'SOA' ? soa.data.minimum : soa.ttl) : undefined;
+      if (ttl === undefined) return;
+      const [lo, hi] = positive ? [cfg.successMinTtl, cfg.successMaxTtl] : [cfg.denialMinTtl, cfg.denialMaxTtl];
+      ttl = Math.min(Math.max(ttl, lo), hi);
+    }
     if (ttl <= 0) return;
     // the template: the answer without its OPT record (added back per client)
     let offsets = [...m.ttlOffsets];
@@ -243,8 +340,13 @@ export class CachePlugin implements Plugin {
     const kind: Kind = positive ? 'success' : 'denial';
     const map = positive ? this.#success : this.#denial;
     const cap = positive ? cfg.successCap : cfg.denialCap;
+    if (positive) this.#denial.delete(key);
+    else this.#success.delete(key);
     map.delete(key);
-    map.set(key, { kind, rcode: r.rcode, wire, qend: m.questionEnd, ttlOffsets, ttls, ttl, storedAt: now, expiresAt: now + ttl * 1000, multiAddr: addrs > 1, ...(r.raw ? {} : { reply: r }) });
+    map.set(key, {
+      kind, rcode: r.rcode, wire, qend: m.questionEnd, ttlOffsets, ttls, ttl, storedAt: now, expiresAt: now + ttl * 1000, multiAddr: addrs > 1, ...(r.raw ? {} : { reply: r }),
+      hits: prev?.hits ?? 1, lastHit: prev?.lastHit ?? now, refreshing: false, touchedAt: now,
+    });
     while (map.size > cap) {
       const oldest = map.keys().next().value as string;
       map.delete(oldest);

@@ -214,8 +214,9 @@ export class ForwardPlugin implements Plugin {
       return reply(this.name, 5);
     }
     const order = this.#order();
-    if (order.length === 0) return reply(this.name, 2); // all down: fail fast, health checks bring them back
+    if (order.length === 0) return reply(this.name, 2, { error: 'no healthy upstream' }); // all down: fail fast, health checks bring them back
     this.#inflight++;
+    let lastError = '';
     try {
       for (const u of order) {
         const id = randomInt(0x10000);
@@ -231,11 +232,12 @@ export class ForwardPlugin implements Plugin {
           return reply(this.name, rcode, { raw });
         } catch (err) {
           u.fails++;
+          lastError = errorMessage(err);
           this.#log.debug({ upstream: `${u.up.host}:${u.up.port}`, fails: u.fails, err: errorMessage(err) }, 'upstream exchange failed');
           if (u.fails >= this.config.maxFails) this.#startHealthCheck(u);
         }
       }
-      return reply(this.name, 2);
+      return reply(this.name, 2, { error: lastError });
     } finally {
       this.#inflight--;
     }

@@ -45,10 +45,14 @@ t.test('positive and negative entries, aging, caps, capacity', async (t) => {
   now += 11_000;
   await c.serve(req('nx.example'), () => upstream('nx.example', 3));
   t.equal(calls, 4, 'negative entry expired at 10 s');
-  // SERVFAIL is not cached
+  // SERVFAIL is cached for `servfail` (CoreDNS default 5 s)
   await c.serve(req('sf.example'), () => upstream('sf.example', 2));
+  const sf = await c.serve(req('sf.example'), () => upstream('sf.example', 2));
+  t.equal(calls, 5, 'SERVFAIL cached');
+  t.equal(sf.rcode, 2);
+  now += 5_000;
   await c.serve(req('sf.example'), () => upstream('sf.example', 2));
-  t.equal(calls, 6);
+  t.equal(calls, 6, 'for 5 s');
   // capacity: 3 success entries, least recently used goes
   for (const n of ['b', 'c', 'd', 'e']) await c.serve(req(`${n}.example`), () => upstream(`${n}.example`));
   t.equal(c.size.success, 3, 'bounded');

@@ -1,0 +1,79 @@
+// kdp dns under faults, in the lab: kdp dns runs in a node namespace, its upstream is dnsmasq on the
+// underlay host. serve_stale: the upstream is stopped, the cached answer has expired, the client still
+// gets it (TTL 0) while a name never cached gets SERVFAIL.
+import t from 'tap';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Lab } from '../../src/lab/lab.ts';
+import type { NodePlan } from '../../src/lab/plan.ts';
+import { run } from '../../src/common/exec-adapter.ts';
+import type { Spawned } from '../../src/common/exec-adapter.ts';
+import { needsRoot } from '../helpers/gate.ts';
+
+const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+
+async function waitFor(what: string, child: Spawned, re: RegExp, ms = 45_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!re.test(child.output())) {
+    if (Date.now() > end) throw new Error(`${what} did not start: ${child.output().slice(-3000)}`);
+    const exited = await Promise.race([child.exited.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 25))]);
+    if (exited) throw new Error(`${what} exited: ${child.output().slice(-3000)}`);
+  }
+}
+
+if (needsRoot(t)) {
+  // dnsmasq (the upstream) is in the bench group of packages
+  t.before(() => run(['bash', fileURLToPath(new URL('../../scripts/setup-system.sh', import.meta.url)), 'bench'], { timeoutMs: 600_000 }));
+
+  t.test('serve_stale: the upstream stopped, an expired answer is still served', async (t) => {
+    const lab = await Lab.create({ nodes: 1 });
+    t.teardown(() => lab.destroy());
+    const dir = mkdtempSync(join(tmpdir(), 'kdp-dns-faults-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const manifests = join(dir, 'manifests');
+    mkdirSync(manifests);
+    const n1 = lab.nodes[0] as NodePlan;
+    const up = lab.plan.underlayHost4;
+    writeFileSync(join(dir, 'dnsmasq.conf'), ['no-resolv', 'no-hosts', 'bind-interfaces', `listen-address=${up}`, 'port=53', 'address=/outside.example/203.0.113.7', 'local=/example/', 'local-ttl=1', ''].join('\n'));
+    const dnsmasq = lab.spawn(lab.underlay, ['dnsmasq', '-k', `--conf-file=${join(dir, 'dnsmasq.conf')}`, `--pid-file=${join(dir, 'dnsmasq.pid')}`, '--user=root']);
+    t.teardown(() => dnsmasq.kill('SIGKILL'));
+    writeFileSync(join(dir, 'Corefile'), `.:53 {
+    errors
+    forward . ${up} {
+       max_fails 1
+       health_check 200ms
+    }
+    cache 30 {
+       success 1000 1 1
+       serve_stale 1h
+       servfail 0
+    }
+    prometheus 127.0.0.1:9153
+}
+`);
+    const dns = lab.spawn(n1.ns, [process.execPath, CLI, '--log-format', 'json', 'dns', '--corefile', join(dir, 'Corefile'), '--manifests', manifests, '--lameduck', '0', '--health', '', '--ready', '']);
+    t.teardown(() => dns.kill('SIGTERM'));
+    await waitFor('kdp dns', dns, /kdp dns ready/);
+    const dig = (name: string) => lab.exec(n1.ns, ['dig', `@${n1.ip4}`, '+time=2', '+tries=1', '+noall', '+answer', '+comments', name], { allowFailure: true });
+    let first = '';
+    for (let i = 0; i < 50 && !/203\.0\.113\.7/.test(first); i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 200));
+      first = (await dig('outside.example')).stdout;
+    }
+    t.match(first, /outside\.example\.\s+1\s+IN\s+A\s+203\.0\.113\.7/, 'answered by dnsmasq (TTL 1, cached for 1 s)');
+
+    dnsmasq.kill('SIGKILL');
+    await dnsmasq.exited;
+    await new Promise((r) => setTimeout(r, 1500)); // the entry expires
+    const stale = (await dig('outside.example')).stdout;
+    t.match(stale, /status: NOERROR/, 'upstream gone, entry expired: still NOERROR');
+    t.match(stale, /outside\.example\.\s+0\s+IN\s+A\s+203\.0\.113\.7/, 'the stale answer, TTL 0');
+    const again = (await dig('OUTSIDE.example')).stdout;
+    t.match(again, /OUTSIDE\.example\.\s+0\s+IN\s+A\s+203\.0\.113\.7/, 'again (and in the client\'s case)');
+    t.match((await dig('never-cached.example')).stdout, /status: SERVFAIL/, 'a name never cached: SERVFAIL');
+    const metrics = (await lab.exec(n1.ns, ['curl', '-s', '--max-time', '5', 'http://127.0.0.1:9153/metrics'], { allowFailure: true })).stdout;
+    t.match(metrics, /coredns_cache_served_stale_total\{[^}]*\} ([2-9]|\d\d)/, 'coredns_cache_served_stale_total counts them');
+  });
+}
