@@ -26,8 +26,12 @@ export interface LoadBalancerAddress {
 }
 
 export interface ControllerOptions {
-  /** publish these addresses in status.loadBalancer of every Ingress we serve (ingress-nginx --publish-status-address) */
-  readonly status?: { readonly writer: IngressStatusWriter; readonly addresses: readonly LoadBalancerAddress[] };
+  /**
+   * status.loadBalancer of every Ingress we serve: fixed `addresses` (ingress-nginx --publish-status-address),
+   * or those of the Service `publishService` (`namespace/name`: its load-balancer IPs, then its externalIPs;
+   * ingress-nginx --publish-service). Fixed addresses win when both are given.
+   */
+  readonly status?: { readonly writer: IngressStatusWriter; readonly addresses?: readonly LoadBalancerAddress[]; readonly publishService?: Key };
   readonly log?: Logger;
   readonly metrics?: IngressMetrics;
   readonly compile?: Partial<CompileOptions>;
@@ -139,7 +143,13 @@ export class IngressController {
 
   #publishStatus(accepted: readonly Key[]): void {
     if (!this.#status) return;
-    const { writer, addresses } = this.#status;
+    const { writer } = this.#status;
+    let addresses = this.#status.addresses ?? [];
+    if (addresses.length === 0 && this.#status.publishService !== undefined) {
+      const svc = this.#services.get(this.#status.publishService);
+      addresses = svc ? [...new Set([...svc.loadBalancerIPs, ...svc.externalIPs])].map((ip) => ({ ip })) : [];
+    }
+    if (addresses.length === 0) return; // nothing known to publish yet (a Service without addresses)
     const want = JSON.stringify(addresses.map((a) => ({ ...(a.ip ? { ip: a.ip } : {}), ...(a.hostname ? { hostname: a.hostname } : {}) })));
     for (const key of accepted) {
       const ing = this.#ingresses.get(key);

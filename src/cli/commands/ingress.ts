@@ -4,7 +4,9 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { KdpError } from '../../common/errors.ts';
 import { openSource } from '../../k8s/open-source.ts';
+import { isIP } from 'node:net';
 import { startIngress } from '../../../ingress/ingress.ts';
+import type { IngressOptions } from '../../../ingress/ingress.ts';
 import { fakeCertificate } from '../../../ingress/default-cert.ts';
 import { untilStopped } from '../command.ts';
 import type { Command, CommandContext } from '../command.ts';
@@ -23,13 +25,37 @@ const usage = `Usage: kdp ingress [options]
   --access-log on|off             ingress-nginx format access log on stdout (default on)
   --workers N                     worker processes sharing the ports (default 1)
   --upstream-connections N        keep-alive connections per endpoint (default 128)
-  --shutdown-grace-period S       on SIGTERM, seconds requests in flight get to finish (default 10)`;
+  --shutdown-grace-period S       on SIGTERM, seconds requests in flight get to finish (default 10)
+  --publish-status-address LIST   Kubernetes mode: addresses (IPs or host names, comma-separated) written to
+                                  status.loadBalancer of every Ingress served
+  --publish-service NS/NAME       Kubernetes mode: publish that Service's load-balancer IPs / externalIPs instead`;
 
 function int(name: string, v: string | undefined, dflt: number, min = 0): number {
   if (v === undefined) return dflt;
   const n = Number(v);
   if (!Number.isInteger(n) || n < min || n > 65535) throw new KdpError('KDP_USAGE', `--${name}: bad value ${JSON.stringify(v)}`);
   return n;
+}
+
+const DNS_NAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
+
+/** --publish-status-address / --publish-service -> the controller's status addresses or Service key. */
+export function statusOptions(addressList: string | undefined, service: string | undefined): { addresses?: { ip?: string; hostname?: string }[]; publishService?: string } | undefined {
+  if (addressList === undefined && service === undefined) return undefined;
+  const out: { addresses?: { ip?: string; hostname?: string }[]; publishService?: string } = {};
+  if (addressList !== undefined) {
+    out.addresses = addressList.split(',').map((a) => {
+      const v = a.trim();
+      if (isIP(v)) return { ip: v };
+      if (DNS_NAME.test(v)) return { hostname: v };
+      throw new KdpError('KDP_USAGE', `--publish-status-address: ${JSON.stringify(v)} is neither an IP address nor a DNS name`);
+    });
+  }
+  if (service !== undefined) {
+    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(service)) throw new KdpError('KDP_USAGE', '--publish-service takes NAMESPACE/NAME');
+    out.publishService = service;
+  }
+  return out;
 }
 
 async function run(argv: readonly string[], ctx: CommandContext): Promise<number> {
@@ -50,6 +76,8 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
       workers: { type: 'string' },
       'upstream-connections': { type: 'string' },
       'shutdown-grace-period': { type: 'string' },
+      'publish-status-address': { type: 'string' },
+      'publish-service': { type: 'string' },
     },
     strict: true,
   });
@@ -83,9 +111,18 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
     await Promise.all(children.map((c) => new Promise((r) => (c.isDead() ? r(null) : (c.once('exit', r), c.process.kill('SIGTERM'))))));
     return failed ? 1 : 0;
   }
+  const publish = statusOptions(values['publish-status-address'], values['publish-service']);
   const worker = Number(process.env.KDP_INGRESS_WORKER ?? '0');
   if (process.env.KDP_INGRESS_CERT) defaultCert = JSON.parse(process.env.KDP_INGRESS_CERT) as { certPem: string; keyPem: string };
   const source = openSource({ ...(values.manifests ? { manifestsDir: values.manifests } : {}), ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}), log: ctx.log });
+  // status.loadBalancer: Kubernetes mode only, written by one worker; manifests have no API to write to
+  let status: IngressOptions['status'];
+  if (publish && values.manifests) ctx.log.info({}, 'manifests mode: Ingress status.loadBalancer is not written (no API server); --publish-* ignored');
+  else if (publish && worker === 0) {
+    const { loadKubeConfig } = await import('../../k8s/kube-source.ts');
+    const { KubeIngressStatusWriter } = await import('../../k8s/ingress-status.ts');
+    status = { writer: new KubeIngressStatusWriter(loadKubeConfig(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {})), ...publish };
+  } else if (!publish && !values.manifests && worker === 0) ctx.log.info({}, 'no --publish-status-address / --publish-service: Ingress status is not written');
   const ing = await startIngress(source, {
     log: ctx.log,
     httpPort,
@@ -97,6 +134,7 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
     ...(defaultCert ? { defaultCert } : {}),
     ...(values['access-log'] === 'on' ? { accessLog: (s: string) => void process.stdout.write(s) } : {}),
     pool: { connections, keepAliveTimeoutMs: 60_000 },
+    ...(status ? { status } : {}),
   });
   const why = await untilStopped();
   ctx.log.info({ why, graceSeconds: graceS }, 'stopping the ingress controller');

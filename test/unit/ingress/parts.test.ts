@@ -111,3 +111,34 @@ t.test('controller publishes status.loadBalancer for the Ingresses it serves, on
   t.same(writes, ['default/ours [{"ip":"198.18.0.11"}]'], 'only ours, only when different, not repeated');
   ctl.stop();
 });
+
+t.test('controller publishes the addresses of --publish-service, and follows them', async (t) => {
+  const writes: string[] = [];
+  const src = new FakeSource();
+  const ctl = new IngressController(
+    { setTable: () => {} },
+    { minIntervalMs: 0, status: { writer: { setLoadBalancer: async (ns, name, lb) => void writes.push(`${ns}/${name} ${JSON.stringify(lb)}`) }, publishService: 'kdp-system/kdp-ingress' } },
+  );
+  ctl.attach(src);
+  src.put(ingressClass());
+  src.put(ingress('ours', [rule('a.test', path('/', 'Prefix', 'web'))]));
+  const svc = service('kdp-ingress', 80, 'kdp-system');
+  src.put(svc);
+  await src.start();
+  await ctl.whenReady();
+  await new Promise((r) => setTimeout(r, 20));
+  t.same(writes, [], 'no address known yet: nothing written');
+  src.put({ ...svc, loadBalancerIPs: ['203.0.113.7'], externalIPs: ['203.0.113.8', '203.0.113.7'] });
+  await new Promise((r) => setTimeout(r, 20));
+  t.same(writes, ['default/ours [{"ip":"203.0.113.7"},{"ip":"203.0.113.8"}]']);
+  ctl.stop();
+});
+
+t.test('--publish-status-address / --publish-service parsing', async (t) => {
+  const { statusOptions } = await import('../../../src/cli/commands/ingress.ts');
+  t.equal(statusOptions(undefined, undefined), undefined);
+  t.same(statusOptions('198.18.0.11, 2001:db8::1,lb.example.com', undefined), { addresses: [{ ip: '198.18.0.11' }, { ip: '2001:db8::1' }, { hostname: 'lb.example.com' }] });
+  t.same(statusOptions(undefined, 'kdp-system/kdp-ingress'), { publishService: 'kdp-system/kdp-ingress' });
+  t.throws(() => statusOptions('not an address!', undefined), { code: 'KDP_USAGE' });
+  t.throws(() => statusOptions(undefined, 'noslash'), { code: 'KDP_USAGE' });
+});
