@@ -4,7 +4,7 @@
 import { isIP } from 'node:net';
 import { KdpError } from '../common/errors.ts';
 import { validAttachments } from '../ipam/host-local.ts';
-import { attachmentHash } from '../netlink/links.ts';
+import { attachmentHash, enableRouteLocalnetTowards } from '../netlink/links.ts';
 import { NftRunner, comment, renderBase, renderPortMaps, tag } from '../netlink/nft.ts';
 import type { PluginVerbs } from './skel.ts';
 import type { CniRequest, CniResult, PortMapping } from './types.ts';
@@ -62,8 +62,13 @@ export function createPortmapVerbs(nft: NftRunner): PluginVerbs {
       const ips = containerIps(prev);
       if (ips.length === 0) throw new KdpError('KDP_CNI_FAILED', 'prevResult has no container address to map ports to');
       const t = tagOf(req);
+      const snat = req.config.snat ?? true;
+      if (typeof snat !== 'boolean') throw new KdpError('KDP_CNI_INVALID_CONFIG', 'snat must be true or false');
       try {
-        await nft.apply([...renderBase(), ...renderPortMaps(t, String(req.config.name), ips, maps)]);
+        await nft.apply([...renderBase(), ...renderPortMaps(t, String(req.config.name), ips, maps, snat)]);
+        // 127.0.0.1:hostPort: the DNATed packet keeps its 127/8 source, which the kernel routes out of a
+        // non-loopback interface only with route_localnet (as the reference portmap sets it)
+        if (snat) for (const ip of ips.filter((a) => !a.includes(':'))) enableRouteLocalnetTowards(ip);
       } catch (err) {
         await nft.remove((r) => r.tag === t).catch(() => 0);
         throw err;

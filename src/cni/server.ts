@@ -1,6 +1,6 @@
 // Warm CNI service: `kdp cni serve` keeps one Node process per node that runs the plugin verbs for
-// requests forwarded by the plugin files' sh preamble over a unix socket (curl), so a runtime's exec of
-// a plugin costs sh + curl instead of a Node start. Same verbs, same skeleton, same error JSON; without
+// requests forwarded by the plugin files' preamble over a unix socket (a Perl thin client), so a runtime's exec of
+// a plugin costs sh + perl instead of a Node start. Same verbs, same skeleton, same error JSON; without
 // a listening socket the plugin runs the verbs itself. The default socket is keyed by the network
 // namespace (/run/kdp-cni/<netns inode>.sock): the server serves the node it runs in, and a plugin
 // exec'd in that node finds it.

@@ -3,6 +3,7 @@
 // builders of `ip -batch` lines are kept apart from the few functions that run them.
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { endianness } from 'node:os';
 import { defaultExec } from '../common/exec-adapter.ts';
 import type { Exec, ExecResult } from '../common/exec-adapter.ts';
 
@@ -42,6 +43,41 @@ export function netnsExists(path: string): boolean {
 
 export function setSysctl(key: string, value: string): void {
   writeFileSync(`/proc/sys/${key.replaceAll('.', '/')}`, value);
+}
+
+/** net.ipv4.conf.<dev>.<key> (the device name may contain dots). */
+export function setIpv4ConfSysctl(dev: string, key: string, value: string): void {
+  writeFileSync(`/proc/sys/net/ipv4/conf/${dev}/${key}`, value);
+}
+
+/** route_localnet on the interface that routes to `podIp`, so 127.0.0.1:hostPort can be DNATed to it. */
+export function enableRouteLocalnetTowards(podIp: string): string | undefined {
+  const dev = routeDevice(readFileSync('/proc/net/route', 'utf8'), podIp, endianness() === 'LE');
+  if (dev && dev !== 'lo') setIpv4ConfSysctl(dev, 'route_localnet', '1');
+  return dev;
+}
+
+/**
+ * The interface the main IPv4 table routes `ip` through (longest prefix, then lowest metric), read from
+ * /proc/net/route text (addresses in host byte order, hex); undefined when nothing matches.
+ */
+export function routeDevice(procNetRoute: string, ip: string, littleEndian = true): string | undefined {
+  const want = ip.split('.').reduce((a, o) => (a << 8) | Number(o), 0) >>> 0;
+  const num = (hex: string) => {
+    const b = Buffer.from(hex.padStart(8, '0'), 'hex');
+    return (littleEndian ? b.readUInt32LE(0) : b.readUInt32BE(0)) >>> 0;
+  };
+  let best: { dev: string; bits: number; metric: number } | undefined;
+  for (const line of procNetRoute.split('\n').slice(1)) {
+    const [dev, dst, , flags, , , metric, mask] = line.trim().split(/\s+/);
+    if (!dev || !dst || !mask || !flags || (parseInt(flags, 16) & 1) === 0) continue; // RTF_UP
+    const m = num(mask);
+    if (((want & m) >>> 0) !== num(dst)) continue;
+    const bits = m.toString(2).replace(/0/g, '').length;
+    const met = Number(metric);
+    if (!best || bits > best.bits || (bits === best.bits && met < best.metric)) best = { dev, bits, metric: met };
+  }
+  return best?.dev;
 }
 
 /**

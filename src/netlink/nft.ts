@@ -39,18 +39,35 @@ export function renderMasq(t: string, network: string, podIps: readonly string[]
   });
 }
 
-/** hostPort DNAT (like the reference portmap): in prerouting (from outside) and output (from the node). */
-export function renderPortMaps(t: string, network: string, podIps: readonly string[], maps: readonly PortMapping[]): string[] {
+/**
+ * hostPort DNAT (like the reference portmap): in prerouting (from outside) and output (from the node). With
+ * `snat` (the reference portmap's default) two masquerades follow, as portmap's CNI-HOSTPORT-MASQ does:
+ * hairpin (the pod reaching its own hostPort: after the DNAT source and destination are both the pod, so the
+ * reply would never come back through conntrack; masqueraded to the bridge address) and, IPv4 only,
+ * 127.0.0.0/8 sources (a node process on 127.0.0.1:hostPort; needs route_localnet on the pod's host
+ * interface, set by the plugin). `::1` is never DNATed: IPv6 has no route_localnet.
+ */
+export function renderPortMaps(t: string, network: string, podIps: readonly string[], maps: readonly PortMapping[], snat = true): string[] {
   const out: string[] = [];
+  const c = `comment "${comment(t, network)}"`;
+  const wild = (h: string | undefined) => !h || h === '0.0.0.0' || h === '::';
   for (const m of maps) {
     for (const ip of podIps) {
       const f = fam(ip);
-      if (m.hostIP && m.hostIP !== '' && m.hostIP !== '0.0.0.0' && m.hostIP !== '::' && fam(m.hostIP) !== f) continue;
-      const dst = m.hostIP && m.hostIP !== '0.0.0.0' && m.hostIP !== '::' && m.hostIP !== '' ? `${f} daddr ${m.hostIP}` : 'fib daddr type local';
+      if (!wild(m.hostIP) && fam(m.hostIP as string) !== f) continue;
+      const dst = wild(m.hostIP) ? 'fib daddr type local' : `${f} daddr ${m.hostIP}`;
       const to = f === 'ip' ? `${ip}:${m.containerPort}` : `[${ip}]:${m.containerPort}`;
       for (const chain of ['prerouting', 'output']) {
-        out.push(`add rule inet ${TABLE} ${chain} ${dst} meta nfproto ${f === 'ip' ? 'ipv4' : 'ipv6'} ${m.protocol} dport ${m.hostPort} dnat ${f} to ${to} comment "${comment(t, network)}"`);
+        const noLo = chain === 'output' && f === 'ip6' && wild(m.hostIP) ? ' ip6 daddr != ::1' : '';
+        out.push(`add rule inet ${TABLE} ${chain} ${dst}${noLo} meta nfproto ${f === 'ip' ? 'ipv4' : 'ipv6'} ${m.protocol} dport ${m.hostPort} dnat ${f} to ${to} ${c}`);
       }
+    }
+  }
+  if (snat && out.length > 0) {
+    for (const ip of podIps) {
+      const f = fam(ip);
+      out.push(`add rule inet ${TABLE} postrouting ${f} saddr ${ip} ${f} daddr ${ip} ct status dnat masquerade ${c}`);
+      if (f === 'ip') out.push(`add rule inet ${TABLE} postrouting ip saddr 127.0.0.0/8 ip daddr ${ip} ct status dnat masquerade ${c}`);
     }
   }
   return out;
