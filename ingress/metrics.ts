@@ -32,10 +32,11 @@ export class IngressMetrics {
       buckets: [100, 1000, 10_000, 100_000, 1_000_000, 10_000_000],
       registers,
     });
-    this.lastReloadSuccessful = new Gauge({ name: 'nginx_ingress_controller_config_last_reload_successful', help: 'Whether the last route table update succeeded (1) or not (0)', registers });
-    this.lastReloadTimestamp = new Gauge({ name: 'nginx_ingress_controller_config_last_reload_successful_timestamp_seconds', help: 'Timestamp of the last successful route table update', registers });
+    // aggregators: how the primary combines the workers' values with --workers N (counters and histograms sum)
+    this.lastReloadSuccessful = new Gauge({ name: 'nginx_ingress_controller_config_last_reload_successful', help: 'Whether the last route table update succeeded (1) or not (0)', registers, aggregator: 'min' });
+    this.lastReloadTimestamp = new Gauge({ name: 'nginx_ingress_controller_config_last_reload_successful_timestamp_seconds', help: 'Timestamp of the last successful route table update', registers, aggregator: 'max' });
     this.reloads = new Counter({ name: 'nginx_ingress_controller_success', help: 'Cumulative number of route table updates (no process reload is ever needed)', labelNames: ['result'], registers });
-    this.rejected = new Gauge({ name: 'kdp_ingress_rejected_ingresses', help: 'Ingresses left out of the route table because of invalid values', registers });
+    this.rejected = new Gauge({ name: 'kdp_ingress_rejected_ingresses', help: 'Ingresses left out of the route table because of invalid values', registers, aggregator: 'max' });
     this.upstreamPools = new Gauge({ name: 'kdp_ingress_upstream_pools', help: 'Keep-alive connection pools to endpoints', registers });
     if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }

@@ -8,6 +8,7 @@ import { isIP } from 'node:net';
 import { startIngress } from '../../../ingress/ingress.ts';
 import type { IngressOptions } from '../../../ingress/ingress.ts';
 import { fakeCertificate } from '../../../ingress/default-cert.ts';
+import { WorkerSet, joinPrimary } from '../../../ingress/cluster.ts';
 import { untilStopped } from '../command.ts';
 import type { Command, CommandContext } from '../command.ts';
 
@@ -23,7 +24,8 @@ const usage = `Usage: kdp ingress [options]
   --watch-ingress-without-class   also serve Ingresses naming no class
   --default-ssl-certificate CRT,KEY  PEM files of the default certificate (default: a self-signed one)
   --access-log on|off             ingress-nginx format access log on stdout (default on)
-  --workers N                     worker processes sharing the ports (default 1)
+  --workers N                     worker processes sharing the ports (default 1); the primary serves
+                                  /healthz and /metrics (summed over the workers)
   --upstream-connections N        keep-alive connections per endpoint (default 128)
   --shutdown-grace-period S       on SIGTERM, seconds requests in flight get to finish (default 10)
   --publish-status-address LIST   Kubernetes mode: addresses (IPs or host names, comma-separated) written to
@@ -96,20 +98,22 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
   }
 
   if (workers > 1 && cluster.isPrimary) {
-    // every worker runs the whole controller (its own watch and route table) and shares the listening
-    // sockets; only the first serves /healthz and /metrics
+    // every worker runs the whole controller (its own watch and route table) and has its own listening
+    // sockets (SO_REUSEPORT); the primary serves /healthz and /metrics for all of them
     const cert = defaultCert ?? (await fakeCertificate());
-    const children = Array.from({ length: workers }, (_, i) =>
-      cluster.fork({ KDP_INGRESS_WORKER: String(i), KDP_INGRESS_CERT: JSON.stringify(cert) }),
-    );
-    let failed = false;
-    for (const c of children) c.on('exit', (code) => (failed ||= code !== 0 && code !== null));
-    const why = await untilStopped();
+    const set = new WorkerSet({
+      count: workers,
+      env: (i) => ({ KDP_INGRESS_WORKER: String(i), KDP_INGRESS_CERT: JSON.stringify(cert) }),
+      log: ctx.log,
+      metricsPort,
+      bind: values.bind,
+    });
+    const { metrics } = await set.start();
+    ctx.log.info({ workers, metrics }, 'ingress workers started');
+    const why = await untilStopped(undefined, set.allFailed);
     ctx.log.info({ why }, 'stopping ingress workers');
-    // the signal itself, not cluster's Worker.kill() (that first waits for the worker's servers to close,
-    // which is the worker's own graceful shutdown: it would never start)
-    await Promise.all(children.map((c) => new Promise((r) => (c.isDead() ? r(null) : (c.once('exit', r), c.process.kill('SIGTERM'))))));
-    return failed ? 1 : 0;
+    await set.stop();
+    return set.failed ? 1 : 0;
   }
   const publish = statusOptions(values['publish-status-address'], values['publish-service']);
   const worker = Number(process.env.KDP_INGRESS_WORKER ?? '0');
@@ -127,7 +131,7 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
     log: ctx.log,
     httpPort,
     httpsPort,
-    metricsPort: worker === 0 ? metricsPort : -1,
+    metricsPort: cluster.isWorker ? -1 : metricsPort,
     reusePort: workers > 1,
     bind: values.bind,
     compile: { className: values['ingress-class'], controllerName: values['controller-class'], watchWithoutClass: values['watch-ingress-without-class'] },
@@ -136,6 +140,7 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
     pool: { connections, keepAliveTimeoutMs: 60_000 },
     ...(status ? { status } : {}),
   });
+  joinPrimary(ing.metrics);
   const why = await untilStopped();
   ctx.log.info({ why, graceSeconds: graceS }, 'stopping the ingress controller');
   await ing.close(graceS * 1000);

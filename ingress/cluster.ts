@@ -1,0 +1,123 @@
+// Several worker processes (`kdp ingress --workers N`, node:cluster): the primary serves /healthz and
+// /metrics on 10254 for all of them. /metrics asks every worker for its registry over the cluster IPC
+// channel (prom-client's AggregatorRegistry) and sums counters and histograms per label set; gauges use the
+// aggregator declared on them (metrics.ts). /healthz is 200 once every live worker has installed its first
+// route table. Dead workers are forked again (not while stopping).
+import cluster from 'node:cluster';
+import type { Worker } from 'node:cluster';
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { AggregatorRegistry } from 'prom-client';
+import type { Logger } from '../src/common/log.ts';
+import type { IngressMetrics } from './metrics.ts';
+
+const READY = 'kdp-ingress:ready';
+
+/** Worker side: answer the primary's metric requests from this instance's registry; say when serving. */
+export function joinPrimary(metrics: IngressMetrics): void {
+  if (!cluster.isWorker) return;
+  AggregatorRegistry.setRegistries(metrics.registry);
+  new AggregatorRegistry(); // installs the worker's IPC listener for the primary's requests
+  process.send?.({ type: READY });
+}
+
+export interface WorkerSetOptions {
+  readonly count: number;
+  readonly env: (index: number) => NodeJS.ProcessEnv;
+  readonly log: Logger;
+  /** /healthz and /metrics for all workers; undefined or < 0: none */
+  readonly metricsPort?: number;
+  readonly bind?: string;
+  /** min milliseconds between two forks of the same slot after it died */
+  readonly restartDelayMs?: number;
+}
+
+export class WorkerSet {
+  readonly #opts: WorkerSetOptions;
+  readonly #slots: (Worker | undefined)[];
+  readonly #ready = new Set<Worker>();
+  readonly #aggregator = new AggregatorRegistry();
+  #health: Server | undefined;
+  #stopping = false;
+  readonly #gone = new AbortController();
+  /** aborted when every worker failed before serving */
+  readonly allFailed = this.#gone.signal;
+  failed = false;
+  /** forks after a worker died (for tests and logs) */
+  restarts = 0;
+
+  constructor(opts: WorkerSetOptions) {
+    this.#opts = opts;
+    this.#slots = Array.from({ length: opts.count }, () => undefined);
+  }
+
+  async start(): Promise<{ metrics?: number }> {
+    for (let i = 0; i < this.#opts.count; i++) this.#fork(i);
+    if (this.#opts.metricsPort === undefined || this.#opts.metricsPort < 0) return {};
+    const health = createServer((req, res) => {
+      if (req.url === '/healthz') {
+        const ok = this.ready;
+        res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : 'not ready\n');
+      } else if (req.url === '/metrics') {
+        this.#aggregator.clusterMetrics().then(
+          (text) => res.writeHead(200, { 'content-type': this.#aggregator.contentType }).end(text),
+          (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`),
+        );
+      } else res.writeHead(404).end();
+    });
+    this.#health = health;
+    await new Promise<void>((r, j) => health.once('error', j).listen(this.#opts.metricsPort, this.#opts.bind ?? '::', () => r()));
+    return { metrics: (health.address() as AddressInfo).port };
+  }
+
+  /** every live worker has its first route table installed */
+  get ready(): boolean {
+    const live = this.#slots.filter((w): w is Worker => w !== undefined && !w.isDead());
+    return live.length > 0 && live.every((w) => this.#ready.has(w));
+  }
+
+  get pids(): number[] {
+    return this.#slots.flatMap((w) => (w?.process.pid ? [w.process.pid] : []));
+  }
+
+  #fork(i: number): void {
+    const w = cluster.fork(this.#opts.env(i));
+    const born = Date.now();
+    this.#slots[i] = w;
+    w.on('message', (m: { type?: string }) => {
+      if (m?.type === READY) this.#ready.add(w);
+    });
+    let served = false;
+    w.on('message', (m: { type?: string }) => (served ||= m?.type === READY));
+    w.on('exit', (code, signal) => {
+      this.#ready.delete(w);
+      if (this.#stopping) return;
+      this.failed ||= code !== 0;
+      if (!served) {
+        // it never served (bad flags, port taken, ...): forking again would fail the same way
+        this.#opts.log.error({ worker: i, pid: w.process.pid, code, signal }, 'ingress worker failed before serving');
+        this.#slots[i] = undefined;
+        this.failed = true;
+        if (this.#slots.every((x) => x === undefined || x.isDead())) this.#gone.abort('all workers failed');
+        return;
+      }
+      this.#opts.log.warn({ worker: i, pid: w.process.pid, code, signal }, 'ingress worker died; forking a new one');
+      this.restarts++;
+      const wait = Math.max(0, (this.#opts.restartDelayMs ?? 1000) - (Date.now() - born));
+      setTimeout(() => !this.#stopping && this.#fork(i), wait);
+    });
+  }
+
+  /** SIGTERM to every worker (each drains on its own), then waits for them to exit. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    // the signal itself, not cluster's Worker.kill(): that first waits for the worker's servers to close,
+    // which is the worker's own graceful shutdown, so it would never start
+    await Promise.all(
+      this.#slots.map((w) => (w && !w.isDead() ? new Promise((r) => (w.once('exit', r), w.process.kill('SIGTERM'))) : undefined)),
+    );
+    const h = this.#health;
+    if (h) await new Promise((r) => (h.closeAllConnections(), h.close(r)));
+  }
+}

@@ -1,0 +1,138 @@
+// `kdp ingress --workers 2` as a child process on loopback: both workers accept connections (their own
+// SO_REUSEPORT sockets, seen with ss), the primary's /metrics sums every worker's counters (exactly the
+// number of requests sent), /healthz reflects the workers, and a worker killed with SIGKILL is forked again
+// and serves (time to ready measured).
+import t from 'tap';
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import { connect, createServer as createNetServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+import { needsRoot } from '../helpers/gate.ts';
+import { run, spawnChild } from '../../src/common/exec-adapter.ts';
+
+const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+
+async function freePort(): Promise<number> {
+  const s = createNetServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const p = (s.address() as AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return p;
+}
+
+async function until<T>(fn: () => Promise<T | undefined>, ms: number, what: string): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** One keep-alive request on a new connection; resolves with the socket still open. */
+function requestOn(port: number): Promise<{ close: () => void; status: string }> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1');
+    let out = '';
+    s.on('error', reject);
+    s.on('data', (b: Buffer) => {
+      out += b.toString();
+      if (out.includes('\r\n\r\n') && out.endsWith('ok')) resolve({ close: () => s.destroy(), status: out.slice(9, 12) });
+    });
+    s.write('GET /w HTTP/1.1\r\nHost: workers.test\r\n\r\n');
+  });
+}
+
+const sum = (text: string, re: RegExp) => [...text.matchAll(re)].reduce((a, m) => a + Number(m[1]), 0);
+
+if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files')) {
+  t.test('two workers: shared load, one /metrics, restart after SIGKILL', async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'kdp-ingress-workers-'));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const backend: Server = createServer((_req, res) => res.writeHead(200, { 'content-length': '2' }).end('ok'));
+    await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+    t.teardown(() => new Promise((r) => (backend.closeAllConnections(), backend.close(r))));
+    const bport = (backend.address() as AddressInfo).port;
+    await writeFile(
+      join(dir, 'm.json'),
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'List',
+        items: [
+          { apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', metadata: { name: 'kdp' }, spec: { controller: 'kdp.dev/ingress' } },
+          { apiVersion: 'v1', kind: 'Service', metadata: { name: 'w', namespace: 'default' }, spec: { ports: [{ port: 80, protocol: 'TCP' }] } },
+          {
+            apiVersion: 'discovery.k8s.io/v1',
+            kind: 'EndpointSlice',
+            metadata: { name: 'w-1', namespace: 'default', labels: { 'kubernetes.io/service-name': 'w' } },
+            addressType: 'IPv4',
+            endpoints: [{ addresses: ['127.0.0.1'], conditions: { ready: true } }],
+            ports: [{ name: '', port: bport, protocol: 'TCP' }],
+          },
+          {
+            apiVersion: 'networking.k8s.io/v1',
+            kind: 'Ingress',
+            metadata: { name: 'w', namespace: 'default' },
+            spec: { ingressClassName: 'kdp', rules: [{ host: 'workers.test', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'w', port: { number: 80 } } } }] } }] },
+          },
+        ],
+      }),
+    );
+    const [http, https, health] = [await freePort(), await freePort(), await freePort()];
+    const child = spawnChild([process.execPath, MAIN, '--log-level', 'info', 'ingress', '--manifests', dir, '--bind', '127.0.0.1', '--http-port', String(http), '--https-port', String(https), '--healthz-port', String(health), '--access-log', 'off', '--workers', '2']);
+    t.teardown(async () => {
+      child.kill('SIGTERM');
+      await Promise.race([child.exited, new Promise((r) => setTimeout(r, 5000))]);
+      child.kill('SIGKILL');
+    });
+    const healthz = async () => {
+      const r = await request(`http://127.0.0.1:${health}/healthz`);
+      await r.body.text();
+      return r.statusCode;
+    };
+    const metrics = async () => (await (await request(`http://127.0.0.1:${health}/metrics`)).body.text());
+    await until(async () => ((await healthz()) === 200 ? true : undefined), 30_000, `healthz 200 (output: ${child.output().slice(-600)})`);
+
+    // 16 connections, one request each, all kept open: the accepted sockets belong to both worker pids
+    const conns = await Promise.all(Array.from({ length: 16 }, () => requestOn(http)));
+    t.same(conns.map((c) => c.status), Array(16).fill('200'));
+    const ss = await run(['ss', '-Htnp', 'state', 'established', `( sport = :${http} )`]);
+    const pids = new Set([...ss.stdout.matchAll(/pid=(\d+)/g)].map((m) => m[1]));
+    t.equal(pids.size, 2, `accepted by two processes (${[...pids].join(', ')})`);
+    for (const c of conns) c.close();
+    // 34 more on kept-alive connections through undici
+    for (let i = 0; i < 34; i++) {
+      const r = await request(`http://127.0.0.1:${http}/more`, { headers: { host: 'workers.test' } });
+      await r.body.text();
+    }
+    const text = await metrics();
+    t.equal(sum(text, /^nginx_ingress_controller_requests\{host="workers\.test",status="200"[^}]*\} (\d+)$/gm), 50, 'every request of both workers counted once');
+    t.equal(sum(text, /^nginx_ingress_controller_request_duration_seconds_count\{host="workers\.test"[^}]*\} (\d+)$/gm), 50, 'histograms summed too');
+    t.match(text, /^nginx_ingress_controller_config_last_reload_successful 1$/m, 'gauge combined with min, not summed');
+
+    // SIGKILL one worker: the primary forks a new one; the port keeps answering meanwhile (the other worker)
+    const victim = Number([...pids][0]);
+    const t0 = Date.now();
+    process.kill(victim, 'SIGKILL');
+    const r = await request(`http://127.0.0.1:${http}/during`, { headers: { host: 'workers.test' }, reset: true });
+    await r.body.text();
+    t.equal(r.statusCode, 200, 'served by the surviving worker right after the kill');
+    const readyMs = await until(
+      async () => {
+        const ss2 = await run(['ss', '-Hltnp', `( sport = :${http} )`]);
+        const listeners = new Set([...ss2.stdout.matchAll(/pid=(\d+)/g)].map((m) => m[1]));
+        return listeners.size === 2 && !listeners.has(String(victim)) && (await healthz()) === 200 ? Date.now() - t0 : undefined;
+      },
+      20_000,
+      'a new worker listening and ready',
+    );
+    t.comment(`worker killed with SIGKILL: new worker listening and ready after ${readyMs} ms (restart delay 1 s included)`);
+    t.match(child.output(), /ingress worker died; forking a new one/);
+  });
+}
