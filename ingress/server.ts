@@ -106,6 +106,32 @@ interface Ctx {
   service: string;
 }
 
+const HOST_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?)*\.?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+
+/** One Host header, a DNS name or an address with an optional port (HTTP/1.0 may omit it). */
+export function validHostHeader(rawHeaders: readonly string[], host: string, minor: number): boolean {
+  let n = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.length === 4 && rawHeaders[i]!.toLowerCase() === 'host') n++;
+  if (n === 0) return minor === 0;
+  return n === 1 && host.length <= 255 && HOST_RE.test(host);
+}
+
+/**
+ * A head llhttp refuses (smuggling shapes, bad Host, oversized head, bare LF, NUL) is answered like nginx does,
+ * 400 (431 for a head too large, 408 for a head not finished in time) with `Connection: close`, and never
+ * forwarded; a connection that already started a response, or is gone, is just closed.
+ */
+function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
+  const sent = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
+  if (!socket.writable || sent || err.code === 'ECONNRESET') {
+    socket.destroy();
+    return;
+  }
+  const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+  socket.end(`HTTP/1.1 ${status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+  setTimeout(() => socket.destroy(), 1000).unref();
+}
+
 export class IngressServer {
   #table: RouteTable = EMPTY_TABLE;
   readonly #log: Logger;
@@ -141,7 +167,7 @@ export class IngressServer {
     this.#defaultContext = createSecureContext({ cert: opts.defaultCert.certPem, key: opts.defaultCert.keyPem });
     this.http = createHttpServer({ keepAliveTimeout: 75_000, requestTimeout: 0, headersTimeout: 60_000 }, (req, res) => this.#handle(req, res, 'http'));
     this.http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head, 'http'));
-    this.http.on('clientError', (_err, socket) => socket.destroy());
+    this.http.on('clientError', answerClientError);
     const pool = opts.pool ?? DEFAULT_POOL_SETTINGS;
     this.#fast = new FastFront({
       log: this.#log,
@@ -302,6 +328,8 @@ export class IngressServer {
       }
       if (this.#metrics || this.#access) this.#record(req, res, ctx);
     });
+    // nginx: "client sent duplicate host header" / "invalid host header" -> 400, never routed
+    if (req.httpVersionMajor === 1 && !validHostHeader(req.rawHeaders, hostHeader, req.httpVersionMinor)) return this.#reply(res, 400, 'bad request - invalid Host header\n');
     const table = this.#table;
     const url = req.url ?? '/';
     const path = pathOf(url);
