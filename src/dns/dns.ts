@@ -2,7 +2,7 @@
 // /health, /ready and /metrics endpoints. The source is started in the background: until its initial
 // sync the kubernetes zones answer SERVFAIL and /ready says 503.
 import { createServer } from 'node:http';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { errorMessage } from '../common/errors.ts';
@@ -49,6 +49,13 @@ export interface RunningDns {
   readonly records: readonly KubernetesRecords[];
   /** resolves when the source's initial sync finished */
   readonly synced: Promise<void>;
+  /**
+   * Applies a new configuration to the running server (Corefile reload): listeners on unchanged ports and
+   * their open TCP connections stay, the cluster state is kept. false: it cannot be done in place (the
+   * kubernetes blocks changed in number, or `pods verified` needs a pod watch); restart instead.
+   * Throws (and keeps the running configuration) when the new one cannot be built.
+   */
+  reload(blocks: readonly BlockConfig[]): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -99,115 +106,164 @@ class LoopPlugin implements Plugin {
   }
 }
 
+interface Built {
+  readonly byPort: Map<number, ServerBlock[]>;
+  readonly plugins: Plugin[];
+  readonly records: KubernetesRecords[];
+  readonly loops: { plugin: LoopPlugin; port: number }[];
+}
+
+/**
+ * The plugin chains of `blocks`, grouped by port. `reuse`: the kubernetes state of the running
+ * configuration, taken over in order (a reload keeps the cluster state and its source subscription).
+ */
+function build(source: ClusterSource, blocks: readonly BlockConfig[], opts: DnsOptions, metrics: DnsMetrics, reuse: readonly KubernetesRecords[] = []): Built {
+  const log = opts.log;
+  const records: KubernetesRecords[] = [];
+  const plugins: Plugin[] = [];
+  const loops: Built['loops'] = [];
+  const byPort = new Map<number, ServerBlock[]>();
+  const reconfigure: (() => void)[] = []; // applied once everything is built (a failed build changes nothing)
+  try {
+    for (const b of blocks) {
+      const chain: Plugin[] = [];
+      for (const what of b.ignored) log.warn({ zones: b.zones, port: b.port }, `Corefile option accepted but not applied: ${what}`);
+      // errors only looks at what the rest of the chain answered; it never answers itself
+      if (b.errors) chain.push(new ErrorsPlugin(b.consolidate, { log }));
+      if (b.loop) {
+        const lp = new LoopPlugin(b.zones[0] ?? '', log);
+        loops.push({ plugin: lp, port: opts.port ?? b.port });
+        chain.push(lp);
+      }
+      const cache = b.cache ? new CachePlugin(b.cache, { stats: metrics.cacheStats(b.cache.zones.map((z) => (z === '' ? '.' : z + '.')).join(',')) }) : undefined;
+      if (cache) chain.push(cache);
+      if (b.kubernetes) {
+        let rec = reuse[records.length];
+        if (rec) {
+          const [r, k] = [rec, b.kubernetes];
+          reconfigure.push(() => r.reconfigure(k));
+        } else {
+          rec = new KubernetesRecords(b.kubernetes);
+          rec.subscribeTo(source);
+        }
+        records.push(rec);
+        chain.push(new KubernetesPlugin(rec));
+      }
+      if (b.forward) {
+        const upstreams = resolveUpstreams(b.forward.to, opts.readFile);
+        chain.push(
+          new ForwardPlugin(
+            { ...DEFAULT_FORWARD, from: b.forward.from, upstreams, except: b.forward.except, policy: b.forward.policy, maxFails: b.forward.maxFails, healthCheckMs: b.forward.healthCheckMs, forceTcp: b.forward.forceTcp, maxConcurrent: b.forward.maxConcurrent },
+            { log, stats: metrics.forwardStats() },
+          ),
+        );
+      }
+      plugins.push(...chain);
+      const port = opts.port ?? b.port;
+      const list = byPort.get(port) ?? [];
+      // the cache answers first in the chain (only errors, which never answers, and loop come before it),
+      // so its hits can be served from the query's bytes
+      list.push({ zones: b.zones, plugins: chain, loadbalance: b.loadbalance, queryLog: b.log, ...(cache && opts.fastPath !== false ? { cache, loop: b.loop } : {}) });
+      byPort.set(port, list);
+    }
+  } catch (err) {
+    for (const p of plugins) void p.close?.();
+    throw err;
+  }
+  for (const fn of reconfigure) fn();
+  return { byPort, plugins, records, loops };
+}
+
+/** Whether `next` can replace `current` in place: the same kubernetes blocks, in order, needing no new watch. */
+function reloadableInPlace(records: readonly KubernetesRecords[], next: readonly BlockConfig[]): boolean {
+  const ks = next.filter((b) => b.kubernetes).map((b) => b.kubernetes!);
+  return ks.length === records.length && ks.every((k, i) => records[i]!.canReconfigure(k));
+}
+
 export async function startDns(source: ClusterSource, blocks: readonly BlockConfig[], opts: DnsOptions): Promise<RunningDns> {
   const log = opts.log;
   const metrics = new DnsMetrics({ server: 'dns://', version: opts.version });
-  const records: KubernetesRecords[] = [];
-  const plugins: Plugin[] = [];
-  const loops: { plugin: LoopPlugin; port: number; zone: string }[] = [];
-  const byPort = new Map<number, ServerBlock[]>();
-  for (const b of blocks) {
-    const chain: Plugin[] = [];
-    for (const what of b.ignored) log.warn({ zones: b.zones, port: b.port }, `Corefile option accepted but not applied: ${what}`);
-    // errors only looks at what the rest of the chain answered; it never answers itself
-    if (b.errors) chain.push(new ErrorsPlugin(b.consolidate, { log }));
-    if (b.loop) {
-      const lp = new LoopPlugin(b.zones[0] ?? '', log);
-      loops.push({ plugin: lp, port: b.port, zone: b.zones[0] ?? '' });
-      chain.push(lp);
-    }
-    const cache = b.cache ? new CachePlugin(b.cache, { stats: metrics.cacheStats(b.cache.zones.map((z) => (z === '' ? '.' : z + '.')).join(',')) }) : undefined;
-    if (cache) chain.push(cache);
-    if (b.kubernetes) {
-      const rec = new KubernetesRecords(b.kubernetes);
-      rec.subscribeTo(source);
-      records.push(rec);
-      chain.push(new KubernetesPlugin(rec));
-    }
-    if (b.forward) {
-      const upstreams = resolveUpstreams(b.forward.to, opts.readFile);
-      chain.push(
-        new ForwardPlugin(
-          { ...DEFAULT_FORWARD, from: b.forward.from, upstreams, except: b.forward.except, policy: b.forward.policy, maxFails: b.forward.maxFails, healthCheckMs: b.forward.healthCheckMs, forceTcp: b.forward.forceTcp, maxConcurrent: b.forward.maxConcurrent },
-          { log, stats: metrics.forwardStats() },
-        ),
-      );
-    }
-    plugins.push(...chain);
-    const port = opts.port ?? b.port;
-    const list = byPort.get(port) ?? [];
-    // the cache answers first in the chain (only errors, which never answers, and loop come before it),
-    // so its hits can be served from the query's bytes
-    list.push({ zones: b.zones, plugins: chain, loadbalance: b.loadbalance, queryLog: b.log, ...(cache && opts.fastPath !== false ? { cache, loop: b.loop } : {}) });
-    byPort.set(port, list);
-  }
-  // one change signal over all kubernetes plugins, for the fast path
+  let cfg = blocks;
+  let built = build(source, blocks, opts, metrics);
+  // one change signal over all kubernetes plugins, for the fast path (the records survive reloads)
   let gen = 0;
   const answers: AnswerSource | undefined =
-    records.length === 0 || opts.fastPath === false
+    built.records.length === 0 || opts.fastPath === false
       ? undefined
       : {
           get generation() {
-            return gen + records.reduce((s, r) => s + r.generation, 0);
+            return gen + built.records.reduce((s, r) => s + r.generation, 0);
           },
           onChange(fn) {
-            const offs = records.map((r) => r.onChange(fn));
+            const offs = built.records.map((r) => r.onChange(fn));
             return () => offs.forEach((o) => o());
           },
         };
-  const servers: DnsServer[] = [];
-  const https: Server[] = [];
+  const servers = new Map<number, DnsServer>();
   const ports = new Map<number, number>();
+  const https = new Map<'health' | 'ready' | 'metrics', { addr: string; server: Server; port: number }>();
+  let closing = false;
+  const closeHttp = (h: { server: Server }) => new Promise<void>((r) => h.server.close(() => r()));
   const closeAll = async () => {
-    await Promise.all([...servers.map((s) => s.close()), ...https.map((h) => new Promise<void>((r) => h.close(() => r())))]);
-    await Promise.all(plugins.map((p) => p.close?.()));
+    await Promise.all([...[...servers.values()].map((s) => s.close()), ...[...https.values()].map(closeHttp)]);
+    await Promise.all(built.plugins.map((p) => p.close?.()));
+  };
+  const startServer = async (port: number, list: ServerBlock[]) => {
+    const s = new DnsServer({ host: opts.host ?? '', port, blocks: list, log, metrics, ...(answers ? { answers } : {}) });
+    await s.start();
+    servers.set(port, s);
+    ports.set(port, s.port);
+  };
+  const handlers = {
+    health: (req: IncomingMessage, res: ServerResponse) => {
+      if (req.url !== '/health') return void res.writeHead(404).end();
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('OK');
+    },
+    ready: (req: IncomingMessage, res: ServerResponse) => {
+      if (req.url !== '/ready') return void res.writeHead(404).end();
+      const notReady = built.plugins.filter((p) => p.ready && !p.ready()).map((p) => p.name);
+      if (closing || notReady.length > 0) res.writeHead(503, { 'content-type': 'text/plain' }).end([...new Set(notReady)].join(',') || 'shutting down');
+      else res.writeHead(200, { 'content-type': 'text/plain' }).end('OK');
+    },
+    metrics: (req: IncomingMessage, res: ServerResponse) => {
+      if (req.url !== '/metrics') return void res.writeHead(404).end();
+      metrics.registry.metrics().then(
+        (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+        (err) => res.writeHead(500).end(errorMessage(err)),
+      );
+    },
+  };
+  const httpAddrs = (bs: readonly BlockConfig[]) => ({
+    health: opts.healthAddr ?? bs[0]?.health?.addr,
+    ready: opts.readyAddr ?? bs.find((b) => b.ready)?.ready?.addr,
+    metrics: opts.metricsAddr ?? bs.find((b) => b.prometheus)?.prometheus?.addr,
+  });
+  /** opens, keeps or closes the /health /ready /metrics listeners for `bs` (kept when the address is the same) */
+  const syncHttp = async (bs: readonly BlockConfig[]) => {
+    const want = httpAddrs(bs);
+    for (const kind of ['health', 'ready', 'metrics'] as const) {
+      const addr = want[kind];
+      const have = https.get(kind);
+      if (have && have.addr === addr) continue;
+      if (have) {
+        https.delete(kind);
+        await closeHttp(have);
+      }
+      if (addr) {
+        const h = await listenHttp(addr, handlers[kind]);
+        https.set(kind, { addr, ...h });
+      }
+    }
+  };
+  const probeLoops = (loops: Built['loops']) => {
+    for (const l of loops) sendLoopProbes(l.plugin, ports.get(l.port) ?? 53, opts.host ?? '');
   };
   try {
-    for (const [port, list] of byPort) {
-      const s = new DnsServer({ host: opts.host ?? '', port, blocks: list, log, metrics, ...(answers ? { answers } : {}) });
-      servers.push(s);
-      ports.set(port, await s.start());
-    }
-    const first = blocks[0];
-    const healthAddr = opts.healthAddr ?? first?.health?.addr;
-    const readyAddr = opts.readyAddr ?? blocks.find((b) => b.ready)?.ready?.addr;
-    const metricsAddr = opts.metricsAddr ?? blocks.find((b) => b.prometheus)?.prometheus?.addr;
-    let closing = false;
-    let healthPort: number | undefined;
-    let readyPort: number | undefined;
-    let metricsPort: number | undefined;
-    if (healthAddr) {
-      const h = await listenHttp(healthAddr, (req, res) => {
-        if (req.url !== '/health') return void res.writeHead(404).end();
-        res.writeHead(200, { 'content-type': 'text/plain' }).end('OK');
-      });
-      https.push(h.server);
-      healthPort = h.port;
-    }
-    if (readyAddr) {
-      const h = await listenHttp(readyAddr, (req, res) => {
-        if (req.url !== '/ready') return void res.writeHead(404).end();
-        const notReady = plugins.filter((p) => p.ready && !p.ready()).map((p) => p.name);
-        if (closing || notReady.length > 0) res.writeHead(503, { 'content-type': 'text/plain' }).end([...new Set(notReady)].join(',') || 'shutting down');
-        else res.writeHead(200, { 'content-type': 'text/plain' }).end('OK');
-      });
-      https.push(h.server);
-      readyPort = h.port;
-    }
-    if (metricsAddr) {
-      const h = await listenHttp(metricsAddr, (req, res) => {
-        if (req.url !== '/metrics') return void res.writeHead(404).end();
-        metrics.registry.metrics().then(
-          (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
-          (err) => res.writeHead(500).end(errorMessage(err)),
-        );
-      });
-      https.push(h.server);
-      metricsPort = h.port;
-    }
+    for (const [port, list] of built.byPort) await startServer(port, list);
+    await syncHttp(cfg);
     const synced = source.start().then(
       () => {
-        for (const r of records) r.markSynced();
+        for (const r of built.records) r.markSynced();
         log.info({}, 'cluster state synced');
       },
       (err) => {
@@ -216,22 +272,58 @@ export async function startDns(source: ClusterSource, blocks: readonly BlockConf
       },
     );
     synced.catch(() => {});
-    for (const l of loops) sendLoopProbes(l.plugin, ports.get(opts.port ?? l.port) ?? 53, opts.host ?? '');
-    log.info({ dns: Object.fromEntries(ports), healthPort, readyPort, metricsPort }, 'kdp dns listening');
-    const lameduckMs = opts.lameduckMs ?? first?.health?.lameduckMs ?? 0;
-    return {
-      ports, metrics, records, synced,
-      ...(healthPort !== undefined ? { healthPort } : {}),
-      ...(readyPort !== undefined ? { readyPort } : {}),
-      ...(metricsPort !== undefined ? { metricsPort } : {}),
+    probeLoops(built.loops);
+    const running: RunningDns = {
+      ports, metrics, synced,
+      get records() {
+        return built.records;
+      },
+      get healthPort() {
+        return https.get('health')?.port;
+      },
+      get readyPort() {
+        return https.get('ready')?.port;
+      },
+      get metricsPort() {
+        return https.get('metrics')?.port;
+      },
+      async reload(next) {
+        if (closing) return false;
+        if (!reloadableInPlace(built.records, next)) return false;
+        const old = built;
+        const fresh = build(source, next, opts, metrics, old.records);
+        built = fresh;
+        cfg = next;
+        // same port: the blocks are swapped under the listening sockets; new ports start; gone ones stop
+        for (const [port, list] of fresh.byPort) {
+          const s = servers.get(port);
+          if (s) s.setBlocks(list);
+          else await startServer(port, list);
+        }
+        for (const [port, s] of [...servers]) {
+          if (fresh.byPort.has(port)) continue;
+          servers.delete(port);
+          ports.delete(port);
+          await s.close();
+        }
+        await syncHttp(next);
+        probeLoops(fresh.loops);
+        // the old chains' own resources (forward health checks, timers); their in-flight queries finish
+        await Promise.all(old.plugins.map((p) => p.close?.()));
+        log.info({ dns: Object.fromEntries(ports) }, 'Corefile reloaded in place');
+        return true;
+      },
       async close() {
         closing = true;
+        const lameduckMs = opts.lameduckMs ?? cfg[0]?.health?.lameduckMs ?? 0;
         if (lameduckMs > 0) await new Promise((r) => setTimeout(r, lameduckMs));
         gen++;
         await closeAll();
         await source.stop();
       },
     };
+    log.info({ dns: Object.fromEntries(ports), healthPort: running.healthPort, readyPort: running.readyPort, metricsPort: running.metricsPort }, 'kdp dns listening');
+    return running;
   } catch (err) {
     await closeAll();
     throw err;

@@ -137,12 +137,14 @@ export class DnsServer {
   #port = 0;
   #fastHits = 0;
   #cacheHits = 0;
-  readonly #anyCache: boolean;
+  #anyCache: boolean;
+  #blocks: readonly ServerBlock[];
 
   constructor(opts: DnsServerOptions) {
     this.#opts = opts;
     this.#log = opts.log;
     this.#fastCap = opts.fastPathCapacity ?? 10000;
+    this.#blocks = opts.blocks;
     this.#anyCache = opts.blocks.some((b) => b.cache);
     if (opts.answers) this.#unsub = opts.answers.onChange(() => this.#fast.clear());
   }
@@ -154,6 +156,16 @@ export class DnsServer {
   /** how many answers the fast path served (tests, benchmarks) */
   get fastHits(): number {
     return this.#fastHits;
+  }
+
+  /**
+   * Swaps in new server blocks (a Corefile reload): the sockets and open TCP connections stay; queries
+   * already in a chain finish there, the next ones take the new blocks.
+   */
+  setBlocks(blocks: readonly ServerBlock[]): void {
+    this.#blocks = blocks;
+    this.#anyCache = blocks.some((b) => b.cache);
+    this.#fast.clear();
   }
 
   /** how many cache hits were served straight from the query's bytes (tests, benchmarks) */
@@ -324,7 +336,7 @@ export class DnsServer {
 
   #block(lname: string): { block: ServerBlock; zone: string } | undefined {
     let best: { block: ServerBlock; zone: string } | undefined;
-    for (const block of this.#opts.blocks) {
+    for (const block of this.#blocks) {
       for (const z of block.zones) {
         if ((z === '' || lname === z || lname.endsWith('.' + z)) && (!best || z.length > best.zone.length)) best = { block, zone: z };
       }

@@ -228,4 +228,84 @@ if (needsRoot(t, 'nothing but loopback; kept with the other e2e files')) {
     }
     t.ok(ok, 'the upstream is used again after a health check');
   });
+
+  t.test('reload in place: the listeners and an open TCP connection stay, the new Corefile applies', async (t) => {
+    const up = await fakeUpstream();
+    t.teardown(() => up.close());
+    // a slow upstream for an answer in flight across the reload
+    const slowUp: UdpSocket = createSocket('udp4');
+    await new Promise<void>((r) => slowUp.bind(0, '127.0.0.1', () => r()));
+    t.teardown(() => new Promise<void>((r) => slowUp.close(() => r())));
+    slowUp.on('message', (msg, rinfo) => {
+      const m = decode(msg);
+      const q = m.questions[0]!;
+      const res = encodeResponse({ id: m.id, flags: FLAG.RA, rcode: 0, question: q, answers: [{ name: q.name, ttl: 60, type: 'A', data: '192.0.2.77' }] }).wire;
+      setTimeout(() => slowUp.send(res, rinfo.port, rinfo.address), 700);
+    });
+    const text = (ttl: number, extra: string) => `.:53 {
+    errors
+    kubernetes cluster.local {
+       ttl ${ttl}
+    }
+    forward slow.test 127.0.0.1:${slowUp.address().port}
+    forward . 127.0.0.1:${up.port}
+    cache 30 {
+       disable success cluster.local
+       disable denial cluster.local
+       ${extra}
+    }
+}`;
+    // two forward directives in one block are not CoreDNS syntax; use two blocks instead
+    const corefileAt = (ttl: number, extra = '') => text(ttl, extra).replace(`    forward slow.test 127.0.0.1:${slowUp.address().port}\n`, '') + `\nslow.test:53 {\n    forward . 127.0.0.1:${slowUp.address().port}\n}\n`;
+    const src = testCluster();
+    const dns = await startDns(src, parseCorefile(corefileAt(30)), { log: silentLogger, version: 'test', host: '127.0.0.1', port: 0, healthAddr: '', readyAddr: '', metricsAddr: '127.0.0.1:0', lameduckMs: 0 });
+    t.teardown(() => dns.close());
+    await dns.synced;
+    const p = [...dns.ports.values()][0]!;
+    const metricsPort = dns.metricsPort;
+
+    // one TCP connection, kept open across the reload; answers matched by id
+    const conn = connect({ host: '127.0.0.1', port: p });
+    await new Promise<void>((r, j) => { conn.once('connect', () => r()); conn.once('error', j); });
+    t.teardown(() => conn.destroy());
+    let closed = false;
+    conn.on('close', () => (closed = true));
+    const waiting = new Map<number, (m: ReturnType<typeof decode>) => void>();
+    let buf = Buffer.alloc(0);
+    conn.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+        const m = decode(buf.subarray(2, 2 + buf.readUInt16BE(0)));
+        buf = buf.subarray(2 + buf.readUInt16BE(0));
+        waiting.get(m.id)?.(m);
+      }
+    });
+    const ask = (id: number, name: string) => {
+      const q = encodeQuery({ id, name, type: TYPE.A });
+      const len = Buffer.alloc(2);
+      len.writeUInt16BE(q.length);
+      conn.write(Buffer.concat([len, q]));
+      return new Promise<ReturnType<typeof decode>>((r) => waiting.set(id, r));
+    };
+    t.equal((await ask(1, 'svc1.testns.svc.cluster.local')).answers[0]?.ttl, 30, 'before: ttl 30');
+    t.match(await dig(p, 'outside.test'), /outside\.test\.\s+60\s+IN\s+A\s+192\.0\.2\.1/);
+    const inflight = ask(2, 'a.slow.test'); // answered 700 ms later, after the reload
+
+    t.equal(await dns.reload(parseCorefile(corefileAt(7, 'keepttl'))), true, 'applied in place');
+    t.equal([...dns.ports.values()][0], p, 'the same port (a restart would bind a new one)');
+    t.equal(dns.metricsPort, metricsPort, '/metrics listener kept');
+    const late = await inflight;
+    t.equal(late.answers[0]?.type === 'A' ? late.answers[0].data : '', '192.0.2.77', 'the query in flight during the reload is answered on the same connection');
+    t.equal((await ask(3, 'svc1.testns.svc.cluster.local')).answers[0]?.ttl, 7, 'the same TCP connection gets the new configuration: ttl 7');
+    t.notOk(closed, 'the TCP connection survived');
+    t.match(await dig(p, 'svc1.testns.svc.cluster.local'), /svc1\.testns\.svc\.cluster\.local\.\s+7\s+IN\s+A\s+10\.0\.0\.1/, 'UDP too');
+    t.match(await dig(p, 'outside.test'), /status: NOERROR/, 'forward still works (a new cache: the old entries went with the old chain)');
+    t.match((await run(['curl', '-s', `http://127.0.0.1:${metricsPort}/metrics`])).stdout, /coredns_dns_requests_total\{[^}]*\} [1-9]/, 'metrics kept counting');
+
+    // a Corefile that cannot be built (no upstream): the running configuration stays
+    await t.rejects(dns.reload(parseCorefile('.:53 {\n  kubernetes cluster.local\n  forward . /nonexistent/resolv.conf\n}')), { code: 'KDP_DNS_CONFIG' });
+    t.match(await dig(p, 'svc1.testns.svc.cluster.local'), /\s+7\s+IN\s+A\s+10\.0\.0\.1/, 'still the last good configuration');
+    // not possible in place: the kubernetes blocks changed in number
+    t.equal(await dns.reload(parseCorefile('.:53 {\n  forward . 127.0.0.1:1\n}')), false, 'restart needed when the kubernetes blocks change');
+  });
 }

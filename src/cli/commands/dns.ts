@@ -117,10 +117,20 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
             ctx.log.error({ err: errorMessage(err) }, 'Corefile changed but does not parse; keeping the running configuration');
             return;
           }
+          try {
+            if (await dns.reload(nextBlocks)) {
+              ctx.out(`kdp dns reloaded\n`);
+              return;
+            }
+          } catch (err) {
+            ctx.log.error({ err: errorMessage(err) }, 'Corefile changed but cannot be applied; keeping the running configuration');
+            return;
+          }
+          // not possible in place (kubernetes blocks added or removed, or a new pod watch): restart
           await dns.close();
           dns = await start(nextBlocks);
-          ctx.log.info({ dns: Object.fromEntries(dns.ports) }, 'Corefile changed: reloaded');
-          ctx.out(`kdp dns reloaded\n`);
+          ctx.log.info({ dns: Object.fromEntries(dns.ports) }, 'Corefile changed: restarted with the new configuration');
+          ctx.out(`kdp dns reloaded (restarted)\n`);
         })
       : undefined;
   const why = await untilStopped(v['ttl-run'] === undefined ? undefined : Number(v['ttl-run']) * 1000);

@@ -10,7 +10,7 @@ import type { ClusterIndex, KubernetesConfig, LookupResult, Query } from './reco
 type Kinds = 'services' | 'slices' | 'namespaces' | 'pods';
 
 export class KubernetesRecords implements ServiceHandler, EndpointSliceHandler, NamespaceHandler, Partial<PodHandler> {
-  readonly config: KubernetesConfig;
+  #config: KubernetesConfig;
   readonly #services = new Map<string, Service>();
   readonly #slices = new Map<string, EndpointSlice>();
   readonly #namespaces = new Map<string, Namespace>();
@@ -23,7 +23,7 @@ export class KubernetesRecords implements ServiceHandler, EndpointSliceHandler, 
   readonly #listeners = new Set<() => void>();
 
   constructor(config: KubernetesConfig, opts: { now?: () => number } = {}) {
-    this.config = config;
+    this.#config = config;
     this.#now = opts.now ?? Date.now;
     this.#serial = Math.floor(this.#now() / 1000);
   }
@@ -41,6 +41,21 @@ export class KubernetesRecords implements ServiceHandler, EndpointSliceHandler, 
       this.#synced.add('pods');
     }
     return source.subscribe(h);
+  }
+
+  get config(): KubernetesConfig {
+    return this.#config;
+  }
+
+  /** Whether `next` can replace the configuration in place (pods are only watched for `pods verified`). */
+  canReconfigure(next: KubernetesConfig): boolean {
+    return next.pods !== 'verified' || this.#config.pods === 'verified';
+  }
+
+  /** A new configuration (Corefile reload), same cluster state: the index is rebuilt, cached answers dropped. */
+  reconfigure(next: KubernetesConfig): void {
+    this.#config = next;
+    this.#changed();
   }
 
   /** A change counter: answers computed at one generation stay valid until it moves. */
