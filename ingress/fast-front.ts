@@ -15,7 +15,7 @@ import { connect as netConnect } from 'node:net';
 import type { Socket } from 'node:net';
 import type { Logger } from '../src/common/log.ts';
 import type { RouteOptions } from './annotations.ts';
-import { normalizeHost, pathOf, resolve, rewritePath } from './match.ts';
+import { normalizeHost, pathOf, resolve, rewritePath, validHost } from './match.ts';
 import type { PathRoute, RouteTable, Upstream } from './types.ts';
 
 /** What the front reports per request (metrics and the access log). */
@@ -61,7 +61,6 @@ const CRLF2 = Buffer.from('\r\n\r\n');
 const BAD_CHARS = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n|\n[ \t]/;
 const REQUEST_LINE = /^(GET|HEAD) (\/[\x21-\x7e]*) HTTP\/1\.1$/;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const HOST = /^(?:[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_.])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
 // request headers never forwarded as they came: hop-by-hop, and the ones the proxy sets itself
 const DROP_REQUEST = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'http2-settings', 'proxy', 'host',
@@ -625,7 +624,7 @@ class ClientConn {
       const value = line.slice(colon + 1).trim();
       switch (name) {
         case 'host':
-          if (host !== undefined || !HOST.test(value)) return false;
+          if (host !== undefined || !validHost(value)) return false;
           host = value;
           continue;
         case 'content-length':

@@ -12,6 +12,15 @@ export type Resolution =
   | { readonly kind: 'default'; readonly route: DefaultRoute }
   | { readonly kind: 'none' };
 
+const VALID_HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?)*\.?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+
+/**
+ * A Host header value the proxy accepts: a DNS name (labels of letters, digits, `-`, `_`, not starting or ending
+ * with `-`, optional trailing dot) or an IPv6 literal, optional port; at most 255 characters.
+ */
+export function validHost(v: string): boolean {
+  return v.length <= 255 && VALID_HOST.test(v);
+}
 /** Lower-cases, drops the port and a trailing dot: `Foo.COM.:8080` -> `foo.com`. */
 export function normalizeHost(raw: string | undefined): string {
   if (!raw) return '';
