@@ -10,6 +10,7 @@ import { IptablesBackend } from '../../src/proxy/iptables/backend.ts';
 import type { ProxyBackend } from '../../src/proxy/backend.ts';
 import { Proxier } from '../../src/proxy/proxier.ts';
 import { endpointIPs, service, slice } from './gen.ts';
+import { cpuMs } from './cpu.ts';
 
 const sizes = (process.argv[2] ?? '1000,5000,10000').split(',').map(Number);
 const modes = (process.argv[3] ?? 'nftables,iptables').split(',');
@@ -32,25 +33,32 @@ for (const mode of modes) {
     const proxier = new Proxier({ backend, nodeName: 'node-1', families: ['IPv4'], minSyncIntervalMs: 0, log: silentLogger });
     src.subscribe(proxier);
     let t0 = performance.now();
+    let c0 = cpuMs();
     await src.start();
     await proxier.settled();
     const full = performance.now() - t0;
+    const fullCpu = cpuMs() - c0;
     const one: number[] = [];
+    const oneCpu: number[] = [];
     for (let g = 1; g <= changes; g++) {
       const idx = Math.floor((n * g) / (changes + 1));
       t0 = performance.now();
+      c0 = cpuMs();
       src.put(slice(`svc${idx}`, endpointIPs(idx, 2, g), g));
       await proxier.settled();
       one.push(performance.now() - t0);
+      oneCpu.push(cpuMs() - c0);
     }
     // a full resync with everything in place (restart, periodic resync)
     t0 = performance.now();
+    c0 = cpuMs();
     proxier.requestFullSync();
     await proxier.settled();
     const fullAgain = performance.now() - t0;
+    const fullAgainCpu = cpuMs() - c0;
     await proxier.stop();
     await backend.cleanup();
     await backend.close?.();
-    process.stdout.write(JSON.stringify({ kind: 'sync', mode, services: n, endpoints: 2, fullMs: Math.round(full), fullAgainMs: Math.round(fullAgain), oneChangeMsMedian: +median(one).toFixed(1), oneChangeMs: one.map((x) => +x.toFixed(1)) }) + '\n');
+    process.stdout.write(JSON.stringify({ kind: 'sync', mode, services: n, endpoints: 2, fullMs: Math.round(full), fullAgainMs: Math.round(fullAgain), oneChangeMsMedian: +median(one).toFixed(1), oneChangeMs: one.map((x) => +x.toFixed(1)), cpuMs: { full: Math.round(fullCpu), fullAgain: Math.round(fullAgainCpu), oneChangeMedian: Math.round(median(oneCpu)) } }) + '\n');
   }
 }

@@ -26,6 +26,7 @@ export function staleUdpEntries(prev: readonly ServicePortInfo[], next: readonly
   const prevBy = new Map(prev.filter((s) => s.protocol === 'UDP').map((s) => [keyOf(s), s]));
   for (const [k, old] of prevBy) {
     const cur = nextBy.get(k);
+    if (cur === old) continue; // unchanged service (the proxier keeps its object): nothing went stale
     const keep = usedIPs(cur);
     for (const ip of usedIPs(old)) {
       if (keep.has(ip)) continue;
@@ -35,6 +36,7 @@ export function staleUdpEntries(prev: readonly ServicePortInfo[], next: readonly
   }
   for (const [k, cur] of nextBy) {
     const old = prevBy.get(k);
+    if (cur === old) continue;
     if (usedIPs(cur).size > 0 && usedIPs(old).size === 0) {
       // was rejected (or did not exist): entries made meanwhile would blackhole the client
       for (const vip of vips(cur)) out.push({ kind: 'vip', vip, port: cur.port });

@@ -3,7 +3,7 @@
 // snapshot and the text of the nft table; rendered as a table or JSON.
 import type { Snapshot } from '../up/snapshot.ts';
 import { buildServicePorts } from '../proxy/model.ts';
-import { chainNames } from '../proxy/nftables/render.ts';
+import { chainNames, programmedBackends } from '../proxy/nftables/render.ts';
 import { compile, DEFAULT_COMPILE_OPTIONS } from '../../ingress/compile.ts';
 import type { EndpointSlice } from '../model/types.ts';
 import { keyOf } from '../model/types.ts';
@@ -59,14 +59,9 @@ function bySvc(slices: readonly EndpointSlice[]): Map<string, EndpointSlice[]> {
   return m;
 }
 
-/** nft `list table` text -> chain name -> number of distinct endpoint chains it jumps to. */
+/** nft `list table` text -> chain name -> number of endpoints it balances over (the proxy's renderer knows the rule forms). */
 export function nftBackends(tableText: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const m of tableText.matchAll(/^\s*chain (\S+) \{([\s\S]*?)^\s*\}/gm)) {
-    const refs = new Set([...(m[2] ?? '').matchAll(/(?:goto|jump) (endpoint-\S+)/g)].map((r) => r[1]));
-    out.set(m[1] as string, refs.size);
-  }
-  return out;
+  return programmedBackends(tableText);
 }
 
 export function buildStatus(snap: Snapshot, opts: { zone?: string; nodeName?: string; nftTable?: string } = {}): StatusReport {

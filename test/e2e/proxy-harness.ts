@@ -97,6 +97,8 @@ export class ProxyLab {
     await routeNodes(lab);
     // the service range must be routable from the node itself (a real node has a default route)
     await Promise.all(lab.nodes.map((n) => lab.exec(n.ns, ['ip', 'route', 'add', SERVICE_CIDR, 'via', lab.plan.underlayHost4])));
+    // the underlay host (an off-cluster client) reaches ClusterIPs through node-1, as with a static route to a node
+    await lab.exec(lab.underlay, ['ip', 'route', 'add', SERVICE_CIDR, 'via', n1.ip4]);
     // the flow table sends many REJECTed SYNs from one client host within a second: the kernel's per-host
     // ICMP rate limit (1/s after a small burst) would turn some "refused" into timeouts
     await Promise.all(lab.nodes.map((n) => lab.exec(n.ns, ['sysctl', '-q', '-w', 'net.ipv4.icmp_ratelimit=0', 'net.ipv6.icmp.ratelimit=0'])));
@@ -224,12 +226,14 @@ export function baseServices(pl: ProxyLab): SvcSpec[] {
     { name: 'itp', clusterIP: '10.96.0.21', itpLocal: true, endpoints: [{ pod: c1 }] },
     { name: 'term', clusterIP: '10.96.0.22', endpoints: [{ pod: b1, ready: false, serving: true, terminating: true }, { pod: c1, ready: false, serving: false, terminating: true }] },
     { name: 'sticky', clusterIP: '10.96.0.30', affinity: 60, endpoints: [{ pod: b1 }, { pod: c1 }] },
+    { name: 'hairpin', clusterIP: '10.96.0.31', endpoints: [{ pod: b2 }] },
   ];
 }
 
 interface Flow {
   name: string;
-  from: 'pod' | 'node' | 'underlay';
+  /** pod: pod a (node-1); endpoint: pod b2, the only endpoint of service `hairpin` */
+  from: 'pod' | 'node' | 'underlay' | 'endpoint';
   url?: string;
   connect?: [string, number];
   /** backends that may answer; all of them must be seen when `all` */
@@ -248,6 +252,8 @@ export function flowTable(pl: ProxyLab): Flow[] {
   return [
     { name: 'ClusterIP from a pod: both endpoints, client IP kept', from: 'pod', url: 'http://10.96.0.10/', backends: ['b1', 'c1'], all: true, tries: 14, client: 'kept' },
     { name: 'ClusterIP from the node', from: 'node', url: 'http://10.96.0.10/', backends: ['b1', 'c1'], all: true, tries: 14 },
+    // without masquerade the remote endpoint would answer the underlay host directly and the connection would fail
+    { name: 'ClusterIP from an off-cluster host (masqueraded)', from: 'underlay', url: 'http://10.96.0.10/', backends: ['b1', 'c1'], all: true, tries: 14, client: 'masqueraded' },
     { name: 'NodePort from the underlay (masqueraded)', from: 'underlay', url: `http://${n1}:30080/`, backends: ['b1', 'c1'], all: true, tries: 14, client: 'masqueraded' },
     { name: 'NodePort with externalTrafficPolicy Local: local endpoint only, client IP kept', from: 'underlay', url: `http://${n1}:30081/`, backends: ['b2'], tries: 6, client: 'kept' },
     { name: 'NodePort Local without a local endpoint: dropped', from: 'underlay', connect: [n1, 30082], expect: 'timeout' },
@@ -259,12 +265,13 @@ export function flowTable(pl: ProxyLab): Flow[] {
     { name: 'internalTrafficPolicy Local without a local endpoint: dropped', from: 'pod', connect: ['10.96.0.21', 80], expect: 'timeout' },
     { name: 'serving-terminating endpoint used when none is ready', from: 'pod', url: 'http://10.96.0.22/', backends: ['b1'], tries: 4 },
     { name: 'ClientIP affinity: one backend', from: 'pod', url: 'http://10.96.0.30/', backends: ['b1', 'c1'], tries: 10, sticky: true },
+    { name: 'hairpin: an endpoint reaching itself through its ClusterIP is masqueraded', from: 'endpoint', url: 'http://10.96.0.31/', backends: ['b2'], tries: 3, client: 'masqueraded' },
   ];
 }
 
 export async function runFlows(t: Test, pl: ProxyLab, flows: Flow[]): Promise<void> {
-  const nsOf = { pod: pl.pods.a.ns, node: pl.n1.ns, underlay: pl.lab.underlay };
-  const srcIP = { pod: pl.pods.a.ip4, node: pl.n1.ip4, underlay: pl.lab.plan.underlayHost4 };
+  const nsOf = { pod: pl.pods.a.ns, node: pl.n1.ns, underlay: pl.lab.underlay, endpoint: pl.pods.b2.ns };
+  const srcIP = { pod: pl.pods.a.ip4, node: pl.n1.ip4, underlay: pl.lab.plan.underlayHost4, endpoint: pl.pods.b2.ip4 };
   await Promise.all(
     flows.map(async (f) => {
       const ns = nsOf[f.from];

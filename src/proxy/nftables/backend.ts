@@ -6,10 +6,26 @@ import type { Exec } from '../../common/exec-adapter.ts';
 import type { Logger } from '../../common/log.ts';
 import type { ServicePortInfo } from '../model.ts';
 import type { ProxyBackend, SyncResult } from '../backend.ts';
-import { EMPTY_FRAGMENT, TABLE, diffScript, fullScript, mergeFragments, nftFamily, renderFragment } from './render.ts';
+import { EMPTY_FRAGMENT, TABLE, diffScript, fullScript, mergeFragments, nftFamily, renderFragment, setElementLines } from './render.ts';
+import { SlotAllocator } from './slots.ts';
 import type { ExistingObjects, NftConfig, NftFamily, NftState } from './render.ts';
 import type { IPFamily } from '../../model/types.ts';
 import type { NftRunner } from './session.ts';
+
+interface Entry {
+  readonly ports: readonly ServicePortInfo[];
+  readonly frag: NftState;
+  /** the slot keys the fragment was rendered with */
+  readonly slots: readonly string[];
+}
+
+function countElements(into: Map<string, Map<string, number>>, frag: NftState, by: number): void {
+  for (const [set, keys] of frag.setElements) {
+    let m = into.get(set);
+    if (!m) into.set(set, (m = new Map()));
+    for (const k of keys) m.set(k, (m.get(k) ?? 0) + by);
+  }
+}
 
 export class NftablesBackend implements ProxyBackend {
   readonly mode = 'nftables';
@@ -17,7 +33,11 @@ export class NftablesBackend implements ProxyBackend {
   readonly #cfg: NftConfig;
   readonly #log: Logger;
   /** what the kernel holds, per family: one rendered fragment per service (ns/name) and the ports it came from */
-  readonly #mirror = new Map<NftFamily, Map<string, { ports: readonly ServicePortInfo[]; frag: NftState }>>();
+  readonly #mirror = new Map<NftFamily, Map<string, Entry>>();
+  /** per family: which slot of the endpoint maps each service port owns */
+  readonly #slots = new Map<NftFamily, SlotAllocator>();
+  /** per family and managed set: how many services contribute each element */
+  readonly #refs = new Map<NftFamily, Map<string, Map<string, number>>>();
   readonly #runner: NftRunner | undefined;
 
   /** `runner`: a long-lived nft session for transactions (default: one `nft -f -` per sync through exec) */
@@ -47,7 +67,8 @@ export class NftablesBackend implements ProxyBackend {
 
   async sync(models: ReadonlyMap<IPFamily, readonly ServicePortInfo[]>, full: boolean): Promise<SyncResult> {
     const script: string[] = [];
-    const next = new Map<NftFamily, Map<string, { ports: readonly ServicePortInfo[]; frag: NftState }>>();
+    const next = new Map<NftFamily, Map<string, Entry>>();
+    const after: (() => void)[] = [];
     for (const [fam, ports] of models) {
       const f = nftFamily(fam);
       const bySvc = new Map<string, ServicePortInfo[]>();
@@ -58,24 +79,76 @@ export class NftablesBackend implements ProxyBackend {
         else bySvc.set(k, [sp]);
       }
       const prev = full ? undefined : this.#mirror.get(f);
-      const cur = new Map<string, { ports: readonly ServicePortInfo[]; frag: NftState }>();
+      // a full sync rewrites every map: slots start afresh
+      let slots = prev ? this.#slots.get(f) : undefined;
+      if (!slots) this.#slots.set(f, (slots = new SlotAllocator()));
+      const alloc = slots;
+      const cur = new Map<string, Entry>();
       for (const [k, sps] of bySvc) {
         const old = prev?.get(k);
         // the proxier hands over the same objects for services that did not change: nothing to render
-        if (old && old.ports.length === sps.length && old.ports.every((p, i) => p === sps[i])) cur.set(k, old);
-        else cur.set(k, { ports: sps, frag: renderFragment(sps, f, this.#cfg) });
+        if (old && old.ports.length === sps.length && old.ports.every((p, i) => p === sps[i])) {
+          cur.set(k, old);
+          continue;
+        }
+        const keys: string[] = [];
+        const frag = renderFragment(sps, f, this.#cfg, (key) => {
+          keys.push(key);
+          return alloc.slotOf(key);
+        });
+        cur.set(k, { ports: sps, frag, slots: keys });
       }
       next.set(f, cur);
       if (!prev) {
         const state = mergeFragments(f, this.#cfg, [...cur.values()].map((e) => e.frag));
         script.push(...fullScript(state, await this.#listExisting(f)));
+        const refs = new Map<string, Map<string, number>>();
+        for (const e of cur.values()) countElements(refs, e.frag, 1);
+        after.push(() => this.#refs.set(f, refs));
         continue;
       }
+      // per changed service: its chains and map elements; shared set elements by reference count
+      const delta = new Map<string, Map<string, number>>();
       for (const [k, e] of cur) {
         const old = prev.get(k);
-        if (old !== e) script.push(...diffScript(old?.frag ?? EMPTY_FRAGMENT(f), e.frag, { fragment: true }));
+        if (old === e) continue;
+        script.push(...diffScript(old?.frag ?? EMPTY_FRAGMENT(f), e.frag, { fragment: true }));
+        if (old) {
+          countElements(delta, old.frag, -1);
+          const keep = new Set(e.slots);
+          for (const key of old.slots) if (!keep.has(key)) alloc.release(key);
+        }
+        countElements(delta, e.frag, 1);
       }
-      for (const [k, old] of prev) if (!cur.has(k)) script.push(...diffScript(old.frag, EMPTY_FRAGMENT(f), { fragment: true }));
+      for (const [k, old] of prev) {
+        if (cur.has(k)) continue;
+        script.push(...diffScript(old.frag, EMPTY_FRAGMENT(f), { fragment: true }));
+        countElements(delta, old.frag, -1);
+        for (const key of old.slots) alloc.release(key);
+      }
+      const refs = this.#refs.get(f) ?? new Map<string, Map<string, number>>();
+      for (const [set, d] of delta) {
+        const counts = refs.get(set) ?? new Map<string, number>();
+        const add: string[] = [];
+        const del: string[] = [];
+        for (const [key, n] of d) {
+          if (n === 0) continue;
+          const before = counts.get(key) ?? 0;
+          if (before === 0 && n > 0) add.push(key);
+          else if (before > 0 && before + n <= 0) del.push(key);
+        }
+        script.push(...setElementLines('delete', f, set, del), ...setElementLines('add', f, set, add));
+        after.push(() => {
+          for (const [key, n] of d) {
+            const v = (counts.get(key) ?? 0) + n;
+            if (v > 0) counts.set(key, v);
+            else counts.delete(key);
+          }
+          refs.set(set, counts);
+          this.#refs.set(f, refs);
+        });
+      }
+      after.push(() => alloc.commit());
     }
     if (script.length > 0) {
       try {
@@ -83,12 +156,16 @@ export class NftablesBackend implements ProxyBackend {
         if (this.#runner && script.length < 2000) await this.#runner.apply(script);
         else await this.#exec.run(['nft', '-f', '-'], { input: script.join('\n') + '\n', timeoutMs: 120_000 });
       } catch (err) {
-        this.#mirror.clear(); // the kernel may not be what we think: the retry is a full sync
+        // the kernel may not be what we think: the retry is a full sync (with fresh slots and counts)
+        this.#mirror.clear();
+        this.#slots.clear();
+        this.#refs.clear();
         this.#log.debug({ lines: script.length, head: script.slice(0, 20) }, 'nft transaction failed');
         throw new KdpError('KDP_PROXY_SYNC_FAILED', `nftables transaction failed: ${errorMessage(err)}`, { cause: err, details: { lines: script.length, head: script.slice(0, 5) } });
       }
     }
     for (const [f, s] of next) this.#mirror.set(f, s);
+    for (const fn of after) fn();
     return { lines: script.length };
   }
 
@@ -98,6 +175,8 @@ export class NftablesBackend implements ProxyBackend {
 
   async cleanup(): Promise<void> {
     this.#mirror.clear();
+    this.#slots.clear();
+    this.#refs.clear();
     for (const f of ['ip', 'ip6'] as const) {
       await this.#exec.run(['nft', 'delete', 'table', f, TABLE], { allowFailure: true });
     }

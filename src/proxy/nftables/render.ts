@@ -4,12 +4,19 @@
 //
 // Packet path (see docs/proxy.md):
 //   nat-prerouting / nat-output (dstnat) -> services:
-//       daddr . l4proto . dport  vmap @service-ips        -> service-X | local-X | external-X
+//       saddr not in @cluster-cidrs, daddr . l4proto . dport in @cluster-ips: mark for masquerade
+//       daddr . l4proto . dport  vmap @cluster-ips        -> service-X | local-X       (ClusterIPs)
+//       daddr . l4proto . dport  vmap @service-ips        -> external-X                (external and LB IPs)
 //       fib daddr local . l4proto . dport vmap @service-nodeports -> external-X
-//   service-X: mark non-cluster sources for masquerade; affinity lookups; numgen random mod N vmap -> endpoint-X
-//   endpoint-X: hairpin mark; affinity update; dnat
+//   service-X: dnat to numgen random mod N offset B map @endpoints-S   (one shared map per shard, no chain per endpoint)
+//              [ClientIP affinity only: affinity lookups; numgen vmap -> endpoint-X: affinity update; dnat]
 //   filter-* (dstnat-10): no-endpoint-services / no-endpoint-nodeports -> reject or drop; firewall-ips -> firewall-X
-//   nat-postrouting (srcnat): masquerade what was marked
+//   nat-postrouting (srcnat): hairpin (saddr . daddr in @hairpin-endpoints after DNAT) and marked packets: masquerade
+//
+// Why this shape: the kernel's commit validates every jump/goto target against every set of the table, so a
+// table with one chain and one anonymous map per endpoint/service is quadratic (10k services: minutes). Here
+// the endpoints of all services live in ENDPOINT_SHARDS named maps, each service port owning a block of keys
+// (its *slot*, see slots.ts); per-service work is one chain and one rule that looks its block up.
 import type { IPFamily } from '../../model/types.ts';
 import { hashName } from '../model.ts';
 import type { ProxyEndpoint, ServicePortInfo } from '../model.ts';
@@ -35,7 +42,16 @@ export interface NftState {
   /** set name -> declaration */
   readonly sets: ReadonlyMap<string, string>;
   readonly maps: ReadonlyMap<string, NftMap>;
+  /**
+   * elements of sets whose content we manage (cluster-cidrs, hairpin-endpoints). Several services can
+   * contribute the same element (two services with the same endpoint), so fragments' elements are
+   * reference-counted by the backend, not diffed per fragment.
+   */
+  readonly setElements: ReadonlyMap<string, ReadonlySet<string>>;
 }
+
+/** The slot of a block of endpoint keys (see slots.ts): a small integer, unique per key within one table. */
+export type SlotOf = (key: string) => number;
 
 export interface NftConfig {
   /** sources inside these are "local" (pod traffic, not masqueraded on ClusterIP) */
@@ -47,11 +63,38 @@ export interface NftConfig {
 }
 
 export const MASQ_MARK = '0x4000';
+const MAP_CLUSTER_IPS = 'cluster-ips';
 const MAP_SERVICE_IPS = 'service-ips';
 const MAP_NODEPORTS = 'service-nodeports';
 const MAP_NOEP_SERVICES = 'no-endpoint-services';
 const MAP_NOEP_NODEPORTS = 'no-endpoint-nodeports';
 const MAP_FIREWALL = 'firewall-ips';
+const SET_CLUSTER_CIDRS = 'cluster-cidrs';
+export const SET_HAIRPIN = 'hairpin-endpoints';
+/**
+ * Endpoint maps per protocol, `endpoints-tcp-0` .. `endpoints-tcp-63` etc. Sharded because the kernel checks
+ * each element of a map against each rule bound to it; per protocol because nft 1.0.6 refuses a rule with
+ * `meta l4proto tcp` that uses a map typed `th dport` once that map comes from the kernel.
+ */
+export const ENDPOINT_SHARDS: Readonly<Record<string, number>> = { tcp: 64, udp: 16, sctp: 4 };
+/** keys per slot: a service port load-balances over at most this many endpoints */
+export const SLOT_SIZE = 65536;
+
+/** Which shard map and which first key a slot of a protocol stands for. */
+export function slotKeys(protocol: string, slot: number): { map: string; base: number } {
+  const n = ENDPOINT_SHARDS[protocol]!;
+  return { map: `endpoints-${protocol}-${slot % n}`, base: Math.floor(slot / n) * SLOT_SIZE };
+}
+
+/** A slot source that hands out 0, 1, 2, ... in order of first use (pure renders, golden files). */
+export function sequentialSlots(): SlotOf {
+  const m = new Map<string, number>();
+  return (key) => {
+    let s = m.get(key);
+    if (s === undefined) m.set(key, (s = m.size));
+    return s;
+  };
+}
 
 export function nftFamily(f: IPFamily): NftFamily {
   return f === 'IPv4' ? 'ip' : 'ip6';
@@ -91,7 +134,11 @@ function addr(family: NftFamily, ip: string): string {
   return family === 'ip6' ? `[${ip}]` : ip;
 }
 
-function renderBase(family: NftFamily, cfg: NftConfig): { chains: Map<string, NftChain>; maps: Map<string, NftMap> } {
+function localCidrsOf(family: NftFamily, cfg: NftConfig): string[] {
+  return cfg.clusterCIDRs.filter((c) => (family === 'ip6') === c.includes(':'));
+}
+
+function renderBase(family: NftFamily, cfg: NftConfig): { chains: Map<string, NftChain>; maps: Map<string, NftMap>; sets: Map<string, string>; setElements: Map<string, Set<string>> } {
   const a = family; // `ip daddr` / `ip6 daddr`
   const addrType = family === 'ip' ? 'ipv4_addr' : 'ipv6_addr';
   const loopback = family === 'ip' ? '127.0.0.0/8' : '::1';
@@ -107,72 +154,126 @@ function renderBase(family: NftFamily, cfg: NftConfig): { chains: Map<string, Nf
     ['nat-prerouting', { def: '{ type nat hook prerouting priority -100; policy accept; }', rules: ['jump services'] }],
     ['nat-output', { def: '{ type nat hook output priority -100; policy accept; }', rules: ['jump services'] }],
     ['nat-postrouting', { def: '{ type nat hook postrouting priority 100; policy accept; }', rules: ['jump masquerading'] }],
-    ['services', { rules: [`${a} daddr . meta l4proto . th dport vmap @${MAP_SERVICE_IPS}`, `${nodePortMatch} meta l4proto . th dport vmap @${MAP_NODEPORTS}`] }],
+    [
+      'services',
+      {
+        rules: [
+          // ClusterIP traffic from outside the cluster CIDRs is masqueraded: one lookup, no rule per service
+          `${cfg.masqueradeAll ? '' : `${a} saddr != @${SET_CLUSTER_CIDRS} `}${a} daddr . meta l4proto . th dport @${MAP_CLUSTER_IPS} meta mark set meta mark or ${MASQ_MARK}`,
+          `${a} daddr . meta l4proto . th dport vmap @${MAP_CLUSTER_IPS}`,
+          `${a} daddr . meta l4proto . th dport vmap @${MAP_SERVICE_IPS}`,
+          `${nodePortMatch} meta l4proto . th dport vmap @${MAP_NODEPORTS}`,
+        ],
+      },
+    ],
     ['service-endpoints-check', { rules: [`${a} daddr . meta l4proto . th dport vmap @${MAP_NOEP_SERVICES}`] }],
     ['nodeport-endpoints-check', { rules: [`${nodePortMatch} meta l4proto . th dport vmap @${MAP_NOEP_NODEPORTS}`] }],
     ['firewall-check', { rules: [`${a} daddr . meta l4proto . th dport vmap @${MAP_FIREWALL}`] }],
     ['reject-chain', { rules: ['reject'] }],
     ['mark-for-masquerade', { rules: [`meta mark set meta mark or ${MASQ_MARK}`] }],
-    ['masquerading', { rules: [`meta mark & ${MASQ_MARK} == 0 return`, `meta mark set meta mark xor ${MASQ_MARK}`, 'masquerade fully-random'] }],
+    [
+      'masquerading',
+      {
+        rules: [
+          // hairpin: an endpoint that reached itself through a service must see the reply come from the node
+          `ct status dnat ${a} saddr . ${a} daddr @${SET_HAIRPIN} meta mark set meta mark or ${MASQ_MARK}`,
+          `meta mark & ${MASQ_MARK} == 0 return`,
+          `meta mark set meta mark xor ${MASQ_MARK}`,
+          'masquerade fully-random',
+        ],
+      },
+    ],
   ]);
   const ipKey = `{ type ${addrType} . inet_proto . inet_service : verdict; }`;
   const portKey = '{ type inet_proto . inet_service : verdict; }';
   const maps = new Map<string, NftMap>([
+    [MAP_CLUSTER_IPS, { def: ipKey, elements: new Map() }],
     [MAP_SERVICE_IPS, { def: ipKey, elements: new Map() }],
     [MAP_NODEPORTS, { def: portKey, elements: new Map() }],
     [MAP_NOEP_SERVICES, { def: ipKey, elements: new Map() }],
     [MAP_NOEP_NODEPORTS, { def: portKey, elements: new Map() }],
     [MAP_FIREWALL, { def: ipKey, elements: new Map() }],
   ]);
-  return { chains, maps };
+  for (const [p, n] of Object.entries(ENDPOINT_SHARDS)) {
+    for (let i = 0; i < n; i++) maps.set(`endpoints-${p}-${i}`, { def: `{ typeof numgen random mod 1 : ${a} daddr . ${p} dport; }`, elements: new Map() });
+  }
+  const sets = new Map<string, string>([
+    [SET_CLUSTER_CIDRS, `{ type ${addrType}; flags interval; }`],
+    [SET_HAIRPIN, `{ type ${addrType} . ${addrType}; }`],
+  ]);
+  const setElements = new Map<string, Set<string>>([
+    [SET_CLUSTER_CIDRS, new Set(localCidrsOf(family, cfg))],
+    [SET_HAIRPIN, new Set()],
+  ]);
+  return { chains, maps, sets, setElements };
 }
 
-/** Renders the whole desired table of one family. Pure. */
-export function renderNft(ports: readonly ServicePortInfo[], family: NftFamily, cfg: NftConfig): NftState {
-  const { chains, maps } = renderBase(family, cfg);
-  const sets = new Map<string, string>();
-  renderInto(ports, family, cfg, chains, sets, (m) => maps.get(m)!.elements as Map<string, string>);
-  return { family, chains, sets, maps };
+/** Renders the whole desired table of one family. Pure (slots: 0, 1, ... in order unless given). */
+export function renderNft(ports: readonly ServicePortInfo[], family: NftFamily, cfg: NftConfig, slots: SlotOf = sequentialSlots()): NftState {
+  const { chains, maps, sets, setElements } = renderBase(family, cfg);
+  renderInto(ports, family, cfg, slots, chains, sets, (m) => maps.get(m)!.elements as Map<string, string>, (s) => setElements.get(s)!);
+  return { family, chains, sets, maps, setElements };
 }
 
-/** The objects of some service ports only (a fragment: maps hold just their elements). Pure. */
-export function renderFragment(ports: readonly ServicePortInfo[], family: NftFamily, cfg: NftConfig): NftState {
+/** The objects of some service ports only (a fragment: maps and sets hold just their elements). Pure given `slots`. */
+export function renderFragment(ports: readonly ServicePortInfo[], family: NftFamily, cfg: NftConfig, slots: SlotOf): NftState {
   const chains = new Map<string, NftChain>();
   const sets = new Map<string, string>();
   const maps = new Map<string, NftMap>();
-  renderInto(ports, family, cfg, chains, sets, (m) => {
-    let x = maps.get(m);
-    if (!x) maps.set(m, (x = { def: '', elements: new Map() }));
-    return x.elements as Map<string, string>;
-  });
-  return { family, chains, sets, maps };
+  const setElements = new Map<string, Set<string>>();
+  renderInto(
+    ports,
+    family,
+    cfg,
+    slots,
+    chains,
+    sets,
+    (m) => {
+      let x = maps.get(m);
+      if (!x) maps.set(m, (x = { def: '', elements: new Map() }));
+      return x.elements as Map<string, string>;
+    },
+    (s) => {
+      let x = setElements.get(s);
+      if (!x) setElements.set(s, (x = new Set()));
+      return x;
+    },
+  );
+  return { family, chains, sets, maps, setElements };
 }
 
-export const EMPTY_FRAGMENT = (family: NftFamily): NftState => ({ family, chains: new Map(), sets: new Map(), maps: new Map() });
+export const EMPTY_FRAGMENT = (family: NftFamily): NftState => ({ family, chains: new Map(), sets: new Map(), maps: new Map(), setElements: new Map() });
 
 /** The base objects plus fragments, as one state (for a full sync). */
 export function mergeFragments(family: NftFamily, cfg: NftConfig, frags: Iterable<NftState>): NftState {
-  const { chains, maps } = renderBase(family, cfg);
-  const sets = new Map<string, string>();
+  const { chains, maps, sets, setElements } = renderBase(family, cfg);
   for (const f of frags) {
     for (const [k, v] of f.chains) chains.set(k, v);
     for (const [k, v] of f.sets) sets.set(k, v);
     for (const [m, x] of f.maps) for (const [k, v] of x.elements) (maps.get(m)!.elements as Map<string, string>).set(k, v);
+    for (const [s, x] of f.setElements) for (const k of x) setElements.get(s)!.add(k);
   }
-  return { family, chains, sets, maps };
+  return { family, chains, sets, maps, setElements };
+}
+
+/** The key of a slot: one per service port and endpoint list (cluster-wide or node-local). */
+export function slotKey(sp: ServicePortInfo, which: 'cluster' | 'local'): string {
+  return `${sp.id}/${proto(sp)}/${which}`;
 }
 
 function renderInto(
   ports: readonly ServicePortInfo[],
   family: NftFamily,
   cfg: NftConfig,
+  slots: SlotOf,
   chains: Map<string, NftChain>,
   sets: Map<string, string>,
   el: (map: string) => Map<string, string>,
+  setEl: (set: string) => Set<string>,
 ): void {
   const a = family;
   const addrType = family === 'ip' ? 'ipv4_addr' : 'ipv6_addr';
-  const localCidrs = cfg.clusterCIDRs.filter((c) => (family === 'ip6') === c.includes(':'));
+  const hasLocalCidrs = localCidrsOf(family, cfg).length > 0;
 
   for (const sp of ports) {
     const p = proto(sp);
@@ -183,24 +284,29 @@ function renderInto(
     const hasCluster = sp.clusterEndpoints.length > 0;
     const hasLocal = sp.localEndpoints.length > 0;
 
-    // endpoint chains + affinity sets, for every endpoint some chain sends traffic to
     const used = new Map<string, ProxyEndpoint>();
     for (const ep of [...sp.clusterEndpoints, ...sp.localEndpoints]) used.set(`${ep.ip}:${ep.port}`, ep);
-    for (const ep of used.values()) {
-      const rules = [`${a} saddr ${ep.ip} jump mark-for-masquerade`];
-      if (sp.affinitySeconds !== undefined) {
+    for (const ep of used.values()) setEl(SET_HAIRPIN).add(`${ep.ip} . ${ep.ip}`);
+    // ClientIP affinity needs to know which endpoint was picked: one chain + one timeout set per endpoint
+    if (sp.affinitySeconds !== undefined) {
+      for (const ep of used.values()) {
         const set = affinitySetName(sp, ep);
         sets.set(set, `{ type ${addrType}; flags dynamic,timeout; timeout ${sp.affinitySeconds}s; }`);
-        rules.push(`update @${set} { ${a} saddr }`);
+        chains.set(endpointChainName(sp, ep), { rules: [`update @${set} { ${a} saddr }`, `meta l4proto ${p} dnat to ${addr(family, ep.ip)}:${ep.port}`] });
       }
-      rules.push(`meta l4proto ${p} dnat to ${addr(family, ep.ip)}:${ep.port}`);
-      chains.set(endpointChainName(sp, ep), { rules });
     }
-    const lb = (eps: readonly ProxyEndpoint[]): string[] => {
-      const rules: string[] = [];
-      if (sp.affinitySeconds !== undefined) for (const ep of eps) rules.push(`${a} saddr @${affinitySetName(sp, ep)} goto ${endpointChainName(sp, ep)}`);
-      rules.push(`numgen random mod ${eps.length} vmap { ${eps.map((ep, i) => `${i} : goto ${endpointChainName(sp, ep)}`).join(', ')} }`);
-      return rules;
+    const lb = (eps: readonly ProxyEndpoint[], which: 'cluster' | 'local'): string[] => {
+      if (sp.affinitySeconds !== undefined) {
+        return [
+          ...eps.map((ep) => `${a} saddr @${affinitySetName(sp, ep)} goto ${endpointChainName(sp, ep)}`),
+          `numgen random mod ${eps.length} vmap { ${eps.map((ep, i) => `${i} : goto ${endpointChainName(sp, ep)}`).join(', ')} }`,
+        ];
+      }
+      const { map, base } = slotKeys(p, slots(slotKey(sp, which)));
+      const list = eps.slice(0, SLOT_SIZE);
+      const m = el(map);
+      list.forEach((ep, i) => m.set(String(base + i), `${ep.ip} . ${ep.port}`));
+      return [`meta l4proto ${p} dnat ${a} to numgen random mod ${list.length}${base > 0 ? ` offset ${base}` : ''} map @${map}`];
     };
 
     if (!hasCluster) {
@@ -210,20 +316,17 @@ function renderInto(
       continue;
     }
 
-    const masqRule =
-      cfg.masqueradeAll || localCidrs.length === 0
-        ? `${a} daddr ${sp.clusterIP} meta l4proto ${p} th dport ${sp.port} jump mark-for-masquerade`
-        : `${a} daddr ${sp.clusterIP} meta l4proto ${p} th dport ${sp.port} ${a} saddr != { ${localCidrs.join(', ')} } jump mark-for-masquerade`;
-    chains.set(names.service, { rules: [masqRule, ...lb(sp.clusterEndpoints)] });
+    // (ClusterIP traffic from outside the cluster is marked in `services`; external-X marks on its own)
+    chains.set(names.service, { rules: lb(sp.clusterEndpoints, 'cluster') });
     const needLocal = sp.internalLocal || sp.externalLocal;
-    if (needLocal && hasLocal) chains.set(names.local, { rules: lb(sp.localEndpoints) });
+    if (needLocal && hasLocal) chains.set(names.local, { rules: lb(sp.localEndpoints, 'local') });
 
     // ClusterIP
     if (sp.internalLocal) {
-      if (hasLocal) el(MAP_SERVICE_IPS).set(ipKey(sp.clusterIP), `goto ${names.local}`);
+      if (hasLocal) el(MAP_CLUSTER_IPS).set(ipKey(sp.clusterIP), `goto ${names.local}`);
       else el(MAP_NOEP_SERVICES).set(ipKey(sp.clusterIP), 'drop');
     } else {
-      el(MAP_SERVICE_IPS).set(ipKey(sp.clusterIP), `goto ${names.service}`);
+      el(MAP_CLUSTER_IPS).set(ipKey(sp.clusterIP), `goto ${names.service}`);
     }
 
     // external destinations: externalIPs, load-balancer IPs, NodePorts
@@ -237,7 +340,7 @@ function renderInto(
     const ext: string[] = sp.externalLocal
       ? [
           // pods reaching an external address of the service are short-circuited to the cluster-wide chain
-          ...(localCidrs.length > 0 ? [`${a} saddr { ${localCidrs.join(', ')} } goto ${names.service}`] : []),
+          ...(hasLocalCidrs ? [`${a} saddr @${SET_CLUSTER_CIDRS} goto ${names.service}`] : []),
           'fib saddr type local jump mark-for-masquerade',
           `fib saddr type local goto ${names.service}`,
           `goto ${names.local}`,
@@ -278,15 +381,24 @@ function elementLines(verb: 'add' | 'delete', family: NftFamily, map: string, en
   return out;
 }
 
+/** `add`/`delete element` lines for plain set elements. */
+export function setElementLines(verb: 'add' | 'delete', family: NftFamily, set: string, keys: Iterable<string>): string[] {
+  return elementLines(verb, family, set, [...keys].map((k): [string, undefined] => [k, undefined]));
+}
+
 /**
  * A script that makes the kernel's table equal `next`, whatever is there now (`existing`: names listed
  * from the kernel; empty when the table is absent). One transaction: every chain is flushed and refilled,
- * every map flushed and refilled, leftovers deleted; a packet never sees a half-built table.
+ * every map and managed set flushed and refilled, leftovers deleted; a packet never sees a half-built table.
+ * (Affinity sets are not flushed: a restart keeps the clients' affinity.)
  */
 export function fullScript(next: NftState, existing: ExistingObjects): string[] {
   const f = next.family;
   const out: string[] = [`add table ${prefix(f)}`];
-  for (const [name, def] of next.sets) if (!existing.sets.has(name)) out.push(`add set ${prefix(f)} ${name} ${def}`);
+  for (const [name, def] of next.sets) {
+    if (!existing.sets.has(name)) out.push(`add set ${prefix(f)} ${name} ${def}`);
+    else if (next.setElements.has(name)) out.push(`flush set ${prefix(f)} ${name}`);
+  }
   for (const [name, m] of next.maps) {
     out.push(`add map ${prefix(f)} ${name} ${m.def}`);
     if (existing.maps.has(name)) out.push(`flush map ${prefix(f)} ${name}`);
@@ -296,11 +408,13 @@ export function fullScript(next: NftState, existing: ExistingObjects): string[] 
     if (existing.chains.has(name)) out.push(`flush chain ${prefix(f)} ${name}`);
   }
   for (const name of existing.chains) if (!next.chains.has(name)) out.push(`flush chain ${prefix(f)} ${name}`);
-  for (const name of existing.sets) if (!next.sets.has(name)) out.push(`delete set ${prefix(f)} ${name}`);
-  for (const name of existing.maps) if (!next.maps.has(name)) out.push(`delete map ${prefix(f)} ${name}`);
   for (const [name, c] of next.chains) for (const r of c.rules) out.push(`add rule ${prefix(f)} ${name} ${r}`);
+  for (const [name, keys] of next.setElements) out.push(...setElementLines('add', f, name, keys));
   for (const [name, m] of next.maps) out.push(...elementLines('add', f, name, [...m.elements]));
   for (const name of existing.chains) if (!next.chains.has(name)) out.push(`delete chain ${prefix(f)} ${name}`);
+  // sets and maps last: a stale chain may still refer to them until it is deleted above
+  for (const name of existing.sets) if (!next.sets.has(name)) out.push(`delete set ${prefix(f)} ${name}`);
+  for (const name of existing.maps) if (!next.maps.has(name)) out.push(`delete map ${prefix(f)} ${name}`);
   return out;
 }
 
@@ -308,7 +422,11 @@ function sameRules(a: NftChain, b: NftChain): boolean {
   return a.def === b.def && a.rules.length === b.rules.length && a.rules.every((r, i) => r === b.rules[i]);
 }
 
-/** Only what differs between two states (the mirror of the kernel, and the desired state). */
+/**
+ * Only what differs between two states (the mirror of the kernel, and the desired state). With
+ * `fragment`, the states are one service's objects: maps hold only its elements, and managed set
+ * elements are left out (the caller reference-counts them across fragments).
+ */
 export function diffScript(prev: NftState, next: NftState, opts: { fragment?: boolean } = {}): string[] {
   const f = next.family;
   const P = prefix(f);
@@ -341,11 +459,21 @@ export function diffScript(prev: NftState, next: NftState, opts: { fragment?: bo
     for (const [k, v] of m.elements) if (old.get(k) !== v) add.push([k, v]);
     adds.push([name, add]);
   }
-  for (const name of prev.sets.keys()) if (!next.sets.has(name)) out.push(`delete set ${P} ${name}`);
+  const setAdds: string[] = [];
+  if (!opts.fragment) {
+    for (const [name, keys] of next.setElements) {
+      const old = prev.setElements.get(name) ?? new Set<string>();
+      out.push(...setElementLines('delete', f, name, [...old].filter((k) => !keys.has(k))));
+      setAdds.push(...setElementLines('add', f, name, [...keys].filter((k) => !old.has(k))));
+    }
+  }
   for (const name of changedChains) for (const r of next.chains.get(name)!.rules) out.push(`add rule ${P} ${name} ${r}`);
+  out.push(...setAdds);
   for (const [name, add] of adds) out.push(...elementLines('add', f, name, add));
   if (!opts.fragment) for (const name of prev.maps.keys()) if (!next.maps.has(name)) out.push(`delete map ${P} ${name}`);
   for (const name of removedChains) out.push(`delete chain ${P} ${name}`);
+  // sets after the chains that used them
+  for (const name of prev.sets.keys()) if (!next.sets.has(name)) out.push(`delete set ${P} ${name}`);
   return out;
 }
 
@@ -358,9 +486,22 @@ export function dumpState(s: NftState): string {
     for (const r of c.rules) lines.push(`add rule ${P} ${name} ${r}`);
   }
   for (const [name, def] of s.sets) lines.push(`add set ${P} ${name} ${def}`);
+  for (const [name, keys] of s.setElements) for (const k of keys) lines.push(`add element ${P} ${name} { ${k} }`);
   for (const [name, m] of s.maps) {
     lines.push(`add map ${P} ${name} ${m.def}`);
     for (const [k, v] of m.elements) lines.push(`add element ${P} ${name} { ${k} : ${v} }`);
   }
   return lines.sort().join('\n') + '\n';
+}
+
+/** How many endpoints each chain of an nft `list table` text balances over (for `kdp status`). */
+export function programmedBackends(tableText: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const m of tableText.matchAll(/^\s*chain (\S+) \{([\s\S]*?)^\s*\}/gm)) {
+    const body = m[2] ?? '';
+    const refs = new Set([...body.matchAll(/(?:goto|jump) (endpoint-\S+)/g)].map((r) => r[1]));
+    const mods = [...body.matchAll(/numgen random mod (\d+)/g)].map((r) => Number(r[1]));
+    out.set(m[1] as string, Math.max(refs.size, ...mods, 0));
+  }
+  return out;
 }

@@ -5,6 +5,7 @@ import { buildServicePorts } from '../../../src/proxy/model.ts';
 import { diffScript, dumpState, fullScript, renderNft } from '../../../src/proxy/nftables/render.ts';
 import type { NftState } from '../../../src/proxy/nftables/render.ts';
 import { assertGolden } from './golden.ts';
+import { FakeTable } from './fake-nft.ts';
 import { goldenScenario, makeService, makeSlice } from './fixtures.ts';
 import type { EndpointSlice, Service } from '../../../src/model/types.ts';
 
@@ -15,62 +16,6 @@ function render(services: Service[], slices: EndpointSlice[], node = 'node1'): N
   const m = new Map<string, EndpointSlice[]>();
   for (const s of slices) m.set(`${s.meta.namespace}/${s.serviceName}`, [...(m.get(`${s.meta.namespace}/${s.serviceName}`) ?? []), s]);
   return renderNft(buildServicePorts(services, m, { nodeName: node, family: 'IPv4' }), 'ip', CFG);
-}
-
-/** Replays the nft commands we emit on an in-memory table; throws where the kernel would refuse. */
-class FakeTable {
-  chains = new Map<string, { def?: string; rules: string[] }>();
-  sets = new Map<string, string>();
-  maps = new Map<string, { def: string; elements: Map<string, string> }>();
-  apply(lines: string[]): void {
-    for (const line of lines) {
-      let m: RegExpExecArray | null;
-      if (/^add table /.test(line)) continue;
-      if ((m = /^add chain ip kdp (\S+)(?: (\{.*\}))?$/.exec(line))) {
-        if (!this.chains.has(m[1]!)) this.chains.set(m[1]!, { ...(m[2] ? { def: m[2] } : {}), rules: [] });
-      } else if ((m = /^flush chain ip kdp (\S+)$/.exec(line))) {
-        const c = this.chains.get(m[1]!);
-        if (!c) throw new Error(`flush of missing chain: ${line}`);
-        c.rules = [];
-      } else if ((m = /^delete chain ip kdp (\S+)$/.exec(line))) {
-        if (this.chains.get(m[1]!)?.rules.length) throw new Error(`delete of non-empty chain: ${line}`);
-        for (const [n, c] of this.chains) if (c.rules.some((r) => r.includes(`goto ${m![1]}`) || r.includes(`jump ${m![1]}`))) throw new Error(`chain in use by ${n}: ${line}`);
-        for (const mp of this.maps.values()) for (const v of mp.elements.values()) if (v === `goto ${m[1]}`) throw new Error(`chain in use by a map: ${line}`);
-        this.chains.delete(m[1]!);
-      } else if ((m = /^add rule ip kdp (\S+) (.*)$/.exec(line))) {
-        const c = this.chains.get(m[1]!);
-        if (!c) throw new Error(`rule in missing chain: ${line}`);
-        for (const ref of m[2]!.matchAll(/(?:goto|jump) (\S+?)(?:,| |$)/g)) if (!this.chains.has(ref[1]!)) throw new Error(`rule refers to missing chain ${ref[1]}`);
-        for (const ref of m[2]!.matchAll(/@(\S+)/g)) if (!this.sets.has(ref[1]!) && !this.maps.has(ref[1]!)) throw new Error(`rule refers to missing set ${ref[1]}`);
-        c.rules.push(m[2]!);
-      } else if ((m = /^add set ip kdp (\S+) (\{.*\})$/.exec(line))) {
-        this.sets.set(m[1]!, m[2]!);
-      } else if ((m = /^delete set ip kdp (\S+)$/.exec(line))) {
-        for (const [n, c] of this.chains) if (c.rules.some((r) => r.includes(`@${m![1]} `))) throw new Error(`set in use by ${n}: ${line}`);
-        this.sets.delete(m[1]!);
-      } else if ((m = /^add map ip kdp (\S+) (\{.*\})$/.exec(line))) {
-        if (!this.maps.has(m[1]!)) this.maps.set(m[1]!, { def: m[2]!, elements: new Map() });
-      } else if ((m = /^flush map ip kdp (\S+)$/.exec(line))) {
-        this.maps.get(m[1]!)!.elements.clear();
-      } else if ((m = /^(add|delete) element ip kdp (\S+) \{ (.*) \}$/.exec(line))) {
-        const mp = this.maps.get(m[2]!)!;
-        for (const e of m[3]!.split(', ')) {
-          const [k, v] = e.split(' : ') as [string, string | undefined];
-          if (m[1] === 'add') {
-            if (mp.elements.has(k)) throw new Error(`element exists: ${k}`);
-            const target = /goto (\S+)/.exec(v ?? '')?.[1];
-            if (target && !this.chains.has(target)) throw new Error(`element refers to missing chain ${target}`);
-            mp.elements.set(k, v!);
-          } else {
-            if (!mp.elements.delete(k)) throw new Error(`no such element: ${k}`);
-          }
-        }
-      } else throw new Error(`unknown line: ${line}`);
-    }
-  }
-  dump(): string {
-    return dumpState({ family: 'ip', chains: this.chains, sets: this.sets, maps: this.maps });
-  }
 }
 
 t.test('golden: the full table of the scenario', async (t) => {
@@ -128,6 +73,15 @@ t.test('a change to one service of many touches only that service', async (t) =>
   const slices2 = slices.map((s, i) => (i === 7 ? makeSlice('bulk', 's7', [{ ip: '198.19.3.3' }]) : s));
   const diff = diffScript(a, render(services, slices2));
   t.ok(diff.length > 0 && diff.length < 12, `small diff (${diff.length} lines)`);
-  t.ok(diff.every((l) => l.includes('bulk/s7/') || l.includes('10.96.0.7 ')), 'every line is about bulk/s7');
+  // s7's block of the shared endpoint maps, read from its chain's dnat rule
+  const rule = [...a.chains].find(([n]) => n.includes('bulk/s7/'))![1].rules.find((r) => r.includes(' dnat '))!;
+  const [, base, map] = /mod \d+(?: offset (\d+))? map @(\S+)/.exec(rule)!;
+  const inBlock = (l: string) => l.includes(` ${map} `) && [...l.matchAll(/(?:\{ |, )(\d+)/g)].every((k) => Number(k[1]) - Number(base ?? 0) < 2);
+  const s7Hairpin = (l: string) => /hairpin-endpoints \{ (198\.19\.1\.8 \. 198\.19\.1\.8|198\.19\.2\.8 \. 198\.19\.2\.8|198\.19\.3\.3 \. 198\.19\.3\.3)(, |$| \})/.test(l);
+  t.ok(diff.every((l) => l.includes('bulk/s7/') || l.includes('10.96.0.7 ') || inBlock(l) || s7Hairpin(l)), 'every line is about bulk/s7', { found: diff });
+  t.same(diff.filter((l) => /^(add|flush) chain/.test(l)).length, 1, 'one endpoint less: one chain flushed and refilled');
+  const swapped = slices.map((s, i) => (i === 7 ? makeSlice('bulk', 's7', [{ ip: '198.19.3.3' }, { ip: '198.19.3.4' }]) : s));
+  const diff2 = diffScript(a, render(services, swapped));
+  t.same(diff2.filter((l) => !/ element /.test(l)), [], 'same endpoint count: only map and set elements change', { found: diff2 });
   t.same(diffScript(a, render(services, slices)), [], 'no change, nothing sent');
 });

@@ -1,0 +1,105 @@
+// nftables backend against an in-memory kernel (FakeTable): the shared endpoint maps and the hairpin set
+// stay right across partial syncs: slots are kept while a service lives and reused only after the
+// transaction that freed them; a hairpin element shared by two services survives the removal of one.
+import t from 'tap';
+import type { Exec, ExecResult } from '../../../src/common/exec-adapter.ts';
+import { silentLogger } from '../../../src/common/log.ts';
+import { buildServicePorts } from '../../../src/proxy/model.ts';
+import type { ServicePortInfo } from '../../../src/proxy/model.ts';
+import { NftablesBackend } from '../../../src/proxy/nftables/backend.ts';
+import { chainNames } from '../../../src/proxy/nftables/render.ts';
+import type { EndpointSlice, IPFamily, Service } from '../../../src/model/types.ts';
+import { FakeTable } from './fake-nft.ts';
+import { makeService, makeSlice } from './fixtures.ts';
+
+function fakeKernel(): { k: FakeTable; exec: Exec; scripts: string[][] } {
+  const k = new FakeTable();
+  const scripts: string[][] = [];
+  const exec: Exec = {
+    async run(argv, opts): Promise<ExecResult> {
+      if (argv[0] === 'nft' && argv[1] === '-j') return { code: 0, stdout: k.listJson(argv[4] as 'chains' | 'sets' | 'maps'), stderr: '' };
+      if (argv.join(' ') === 'nft -f -') {
+        const lines = (opts?.input ?? '').split('\n').filter((l) => l !== '');
+        scripts.push(lines);
+        k.apply(lines);
+        return { code: 0, stdout: '', stderr: '' };
+      }
+      throw new Error(`unexpected command ${argv.join(' ')}`);
+    },
+  };
+  return { k, exec, scripts };
+}
+
+type World = { services: Map<string, Service>; slices: Map<string, EndpointSlice> };
+
+function ports(w: World): Map<IPFamily, ServicePortInfo[]> {
+  const bySvc = new Map<string, EndpointSlice[]>();
+  for (const s of w.slices.values()) bySvc.set(`${s.meta.namespace}/${s.serviceName}`, [s]);
+  return new Map([['IPv4', buildServicePorts([...w.services.values()], bySvc, { nodeName: 'node1', family: 'IPv4' })]]);
+}
+
+t.test('partial syncs keep the shared maps and the hairpin set consistent', async (t) => {
+  const { k, exec, scripts } = fakeKernel();
+  const backend = new NftablesBackend({ exec, config: { clusterCIDRs: ['198.19.0.0/16'] }, log: silentLogger });
+  const w: World = { services: new Map(), slices: new Map() };
+  const put = (name: string, ip: string, eps: string[]) => {
+    w.services.set(name, makeService('ns', name, (s) => void (s.clusterIPs = [ip])));
+    w.slices.set(name, makeSlice('ns', name, eps.map((e) => ({ ip: e, node: 'node1' }))));
+  };
+  const del = (name: string) => (w.services.delete(name), w.slices.delete(name));
+  // the model objects of unchanged services must stay the same objects (as the proxier guarantees)
+  let last = new Map<string, ServicePortInfo>();
+  const models = () => {
+    const m = ports(w);
+    const list = m.get('IPv4')!.map((sp) => {
+      const old = last.get(sp.id);
+      return old && JSON.stringify(old) === JSON.stringify(sp) ? old : sp;
+    });
+    last = new Map(list.map((sp) => [sp.id, sp]));
+    return new Map([['IPv4' as IPFamily, list]]);
+  };
+  const lbOf = (name: string) => k.endpointsOf(chainNames(last.get(`ns/${name}:p80`)!).service);
+  const hairpin = () => [...(k.setElements.get('hairpin-endpoints') ?? [])].sort();
+
+  put('a', '10.96.0.1', ['198.19.1.1', '198.19.1.2']);
+  put('b', '10.96.0.2', ['198.19.1.2', '198.19.1.3']); // shares 198.19.1.2 with a
+  await backend.sync(models(), true);
+  t.same(lbOf('a'), ['198.19.1.1 . 8080', '198.19.1.2 . 8080']);
+  t.same(lbOf('b'), ['198.19.1.2 . 8080', '198.19.1.3 . 8080']);
+  t.same(hairpin(), ['198.19.1.1 . 198.19.1.1', '198.19.1.2 . 198.19.1.2', '198.19.1.3 . 198.19.1.3']);
+
+  del('a');
+  await backend.sync(models(), false);
+  t.same(hairpin(), ['198.19.1.2 . 198.19.1.2', '198.19.1.3 . 198.19.1.3'], 'the element b still needs survives');
+  t.ok(scripts.at(-1)!.length < 10, `one-service removal is a small transaction (${scripts.at(-1)!.length} lines)`);
+
+  // a service removed and another added in the same sync: the freed slot is not reused yet
+  put('c', '10.96.0.3', ['198.19.1.7']);
+  del('b');
+  put('d', '10.96.0.4', ['198.19.1.8', '198.19.1.9']);
+  await backend.sync(models(), false);
+  t.same(lbOf('c'), ['198.19.1.7 . 8080']);
+  t.same(lbOf('d'), ['198.19.1.8 . 8080', '198.19.1.9 . 8080']);
+  t.same(hairpin(), ['198.19.1.7 . 198.19.1.7', '198.19.1.8 . 198.19.1.8', '198.19.1.9 . 198.19.1.9']);
+
+  // endpoints of one service replaced, same count: only elements change, no chain is touched
+  put('c', '10.96.0.3', ['198.19.1.70']);
+  await backend.sync(models(), false);
+  t.same(lbOf('c'), ['198.19.1.70 . 8080']);
+  t.notOk(scripts.at(-1)!.some((l) => / chain /.test(l)), 'no chain flushed', { found: scripts.at(-1) });
+  t.same(hairpin(), ['198.19.1.70 . 198.19.1.70', '198.19.1.8 . 198.19.1.8', '198.19.1.9 . 198.19.1.9']);
+
+  // freed slots are reused by later services; every chain still balances over its own endpoints
+  put('e', '10.96.0.5', ['198.19.1.20', '198.19.1.21', '198.19.1.22']);
+  await backend.sync(models(), false);
+  t.same(lbOf('e'), ['198.19.1.20 . 8080', '198.19.1.21 . 8080', '198.19.1.22 . 8080']);
+  t.same(lbOf('d'), ['198.19.1.8 . 8080', '198.19.1.9 . 8080']);
+  const used = [...k.maps].filter(([n]) => n.startsWith('endpoints-')).reduce((n, [, m]) => n + m.elements.size, 0);
+  t.equal(used, 6, 'no stale endpoint element left in the maps');
+
+  // a full resync over the existing table gives the same answers
+  await backend.sync(models(), true);
+  t.same(lbOf('c'), ['198.19.1.70 . 8080']);
+  t.same(lbOf('e'), ['198.19.1.20 . 8080', '198.19.1.21 . 8080', '198.19.1.22 . 8080']);
+  t.same(hairpin(), ['198.19.1.20 . 198.19.1.20', '198.19.1.21 . 198.19.1.21', '198.19.1.22 . 198.19.1.22', '198.19.1.70 . 198.19.1.70', '198.19.1.8 . 198.19.1.8', '198.19.1.9 . 198.19.1.9']);
+});
