@@ -13,7 +13,7 @@ import type { DnsReply, DnsRequest, Plugin } from './chain.ts';
 import { runChain } from './chain.ts';
 import type { DnsMetrics } from './metrics.ts';
 import type { CachePlugin } from './plugins/cache.ts';
-import { CLASS_IN, FLAG, MAX_UDP_NO_EDNS, OUR_UDP_SIZE, RCODE, TYPE, decode, encodeResponse, rcodeName, typeName } from './wire.ts';
+import { CLASS_IN, FLAG, MAX_UDP_NO_EDNS, OUR_UDP_SIZE, RCODE, TYPE, addressRun, decode, encodeResponse, rcodeName, shuffleRun, typeName } from './wire.ts';
 import type { RR } from './wire.ts';
 
 export interface ServerBlock {
@@ -139,6 +139,8 @@ export class DnsServer {
   #cacheHits = 0;
   #anyCache: boolean;
   #blocks: readonly ServerBlock[];
+  /** the only block, when it serves the root alone (no zone to pick) */
+  #rootOnly: { block: ServerBlock; zone: string } | undefined;
 
   constructor(opts: DnsServerOptions) {
     this.#opts = opts;
@@ -146,7 +148,13 @@ export class DnsServer {
     this.#fastCap = opts.fastPathCapacity ?? 10000;
     this.#blocks = opts.blocks;
     this.#anyCache = opts.blocks.some((b) => b.cache);
+    this.#rootOnly = DnsServer.#soleRoot(opts.blocks);
     if (opts.answers) this.#unsub = opts.answers.onChange(() => this.#fast.clear());
+  }
+
+  static #soleRoot(blocks: readonly ServerBlock[]): { block: ServerBlock; zone: string } | undefined {
+    const b = blocks[0];
+    return blocks.length === 1 && b && b.zones.length === 1 && b.zones[0] === '' ? { block: b, zone: '' } : undefined;
   }
 
   get port(): number {
@@ -165,6 +173,7 @@ export class DnsServer {
   setBlocks(blocks: readonly ServerBlock[]): void {
     this.#blocks = blocks;
     this.#anyCache = blocks.some((b) => b.cache);
+    this.#rootOnly = DnsServer.#soleRoot(blocks);
     this.#fast.clear();
   }
 
@@ -326,7 +335,9 @@ export class DnsServer {
     const cache = target?.block.cache;
     if (!cache || (target.block.loop && q.qtype === TYPE.HINFO) || q.qtype === TYPE.AXFR || q.qtype === TYPE.IXFR || !cache.covers(q.name)) return undefined;
     const maxSize = proto === 'tcp' ? 65535 : q.edns ? Math.min(Math.max(q.edns.udpSize, MAX_UDP_NO_EDNS), 65535) : MAX_UDP_NO_EDNS;
-    const out = cache.answerWire(q.name, q.qtype, msg, q.qend, q.edns, maxSize, target.block.loadbalance);
+    // the quick key is the cache key unless the query has EDNS without DO
+    const key = q.edns && !q.edns.do ? undefined : q.key;
+    const out = cache.answerWire(q.name, q.qtype, msg, q.qend, q.edns, maxSize, target.block.loadbalance, key);
     if (!out) return undefined;
     this.#cacheHits++;
     const zone = target.zone === '' ? '.' : target.zone + '.';
@@ -335,6 +346,7 @@ export class DnsServer {
   }
 
   #block(lname: string): { block: ServerBlock; zone: string } | undefined {
+    if (this.#rootOnly) return this.#rootOnly;
     let best: { block: ServerBlock; zone: string } | undefined;
     for (const block of this.#blocks) {
       for (const z of block.zones) {
@@ -388,6 +400,15 @@ export class DnsServer {
       if (r.raw) {
         out = r.raw;
         out.writeUInt16BE(id, 0);
+        if (target?.block.loadbalance) {
+          // a whole message (forward, cache): permute its address records in place
+          try {
+            const run = addressRun(decode(out), out);
+            if (run) shuffleRun(out, run);
+          } catch {
+            // not parseable: sent as it is
+          }
+        }
         if (out.length > maxSize) {
           out = encodeResponse({ id, flags: base | FLAG.RA, rcode: r.rcode, question: q, ...(ednsOut ? { edns: ednsOut } : {}) }).wire;
           out.writeUInt16BE(out.readUInt16BE(2) | FLAG.TC, 2);

@@ -504,6 +504,53 @@ export function withClientOpt(msg: Buffer, edns: { readonly do: boolean } | unde
   return res;
 }
 
+/** A run of same-type address records (A or AAAA) in the answer section, each `size` bytes long. */
+export interface AddressRun {
+  readonly start: number;
+  readonly size: number;
+  readonly count: number;
+}
+
+/**
+ * The longest run of consecutive A (or AAAA) answers whose owner is a compression pointer (so every record
+ * of the run has the same length and nothing points into it): what loadbalance may permute in place.
+ * undefined when there are fewer than two.
+ */
+export function addressRun(m: Pick<Message, 'answers' | 'ttlOffsets'>, buf: Buffer): AddressRun | undefined {
+  let best: AddressRun | undefined;
+  let cur: { start: number; size: number; count: number; type: number; end: number } | undefined;
+  for (let i = 0; i < m.answers.length; i++) {
+    const ttlAt = m.ttlOffsets[i] as number;
+    const rrStart = ttlAt - 6; // a 2-byte owner (pointer), type, class, then the TTL
+    const type = buf.readUInt16BE(ttlAt - 4);
+    const rdlen = buf.readUInt16BE(ttlAt + 4);
+    const size = 2 + 10 + rdlen;
+    const ok = rrStart >= 12 && ((buf[rrStart] as number) & 0xc0) === 0xc0 && (type === TYPE.A || type === TYPE.AAAA) && buf.readUInt16BE(ttlAt - 2) === CLASS_IN;
+    if (ok && cur && cur.type === type && cur.end === rrStart) {
+      cur.count++;
+      cur.end += size;
+    } else {
+      cur = ok ? { start: rrStart, size, count: 1, type, end: rrStart + size } : undefined;
+    }
+    if (cur && cur.count >= 2 && (!best || cur.count > best.count)) best = { start: cur.start, size: cur.size, count: cur.count };
+  }
+  return best;
+}
+
+/** Shuffles the records of `run` in place (Fisher-Yates over fixed-size chunks). */
+export function shuffleRun(buf: Buffer, run: AddressRun, random: (n: number) => number = (n) => Math.floor(Math.random() * n)): void {
+  const tmp = Buffer.allocUnsafe(run.size);
+  for (let i = run.count - 1; i > 0; i--) {
+    const j = random(i + 1);
+    if (j === i) continue;
+    const a = run.start + i * run.size;
+    const b = run.start + j * run.size;
+    buf.copy(tmp, 0, a, a + run.size);
+    buf.copy(buf, a, b, b + run.size);
+    tmp.copy(buf, b);
+  }
+}
+
 /** Encodes a query (used by forward health checks, tests and benchmarks). */
 export function encodeQuery(q: { id: number; name: string; type: number; rd?: boolean; edns?: { udpSize: number; do?: boolean } }): Buffer {
   const w = new Writer(128);

@@ -9,8 +9,8 @@
 // sent one. The server calls answerWire() straight from the datagram (no decode, no plugin chain, no
 // encode); serve() is the same lookup inside the chain.
 import type { DnsReply, DnsRequest, Next, Plugin } from '../chain.ts';
-import { CLASS_IN, FLAG, OUR_UDP_SIZE, TYPE, Writer, decode, encodeResponse } from '../wire.ts';
-import type { RR } from '../wire.ts';
+import { CLASS_IN, FLAG, OUR_UDP_SIZE, TYPE, Writer, addressRun, decode, encodeResponse, shuffleRun } from '../wire.ts';
+import type { AddressRun, RR } from '../wire.ts';
 
 export interface CacheConfig {
   /** zones cached ('' = all) */
@@ -61,8 +61,10 @@ interface Entry {
   readonly ttl: number;
   readonly storedAt: number;
   readonly expiresAt: number;
-  /** more than one A/AAAA record (loadbalance shuffles those through serve()) */
+  /** more than one A/AAAA record */
   readonly multiAddr: boolean;
+  /** the address records loadbalance can permute in the encoded answer */
+  readonly run: AddressRun | undefined;
   /** the records as objects, for answers that were built from objects (loadbalance shuffles them) */
   readonly reply?: DnsReply;
   /** prefetch popularity: queries seen with no gap of prefetch DURATION, and the last one */
@@ -95,9 +97,12 @@ function minTtl(rrs: readonly RR[]): number | undefined {
   return m;
 }
 
-/** The cache key: lower-case name without the trailing dot, query type, DO bit. */
+/**
+ * The cache key: lower-case name without the trailing dot, query type, DO bit. (The same spelling as the
+ * server's quick question key without EDNS ('-') or with DO ('D'), so the wire path rarely builds one.)
+ */
 export function cacheKey(lname: string, qtype: number, dnssecOk: boolean): string {
-  return `${lname}|${qtype}|${dnssecOk ? 1 : 0}`;
+  return `${lname}|${qtype}|${dnssecOk ? 'D' : '-'}`;
 }
 
 /** The question section of `req` as bytes (for patching the client's spelling into a stored answer). */
@@ -120,9 +125,11 @@ export class CachePlugin implements Plugin {
   readonly #denial = new Map<string, Entry>();
   readonly #now: () => number;
   readonly #stats: CacheStats;
+  readonly #everything: boolean;
 
   constructor(config: CacheConfig, deps: { now?: () => number; stats?: CacheStats } = {}) {
     this.config = config;
+    this.#everything = config.zones.includes('');
     this.#now = deps.now ?? Date.now;
     this.#stats = deps.stats ?? {};
   }
@@ -133,7 +140,7 @@ export class CachePlugin implements Plugin {
 
   /** Whether this cache handles `lname` at all (its zones). */
   covers(lname: string): boolean {
-    return this.config.zones.some((z) => inZone(lname, z));
+    return this.#everything || this.config.zones.some((z) => inZone(lname, z));
   }
 
   /**
@@ -192,17 +199,19 @@ export class CachePlugin implements Plugin {
    * not fit `maxSize` (the server's full path truncates it), or when `shuffled` answers are asked for and
    * the entry has several addresses (serve() shuffles those).
    */
-  answerWire(lname: string, qtype: number, msg: Buffer, qend: number, edns: ClientEdns | undefined, maxSize: number, shuffled: boolean): Buffer | undefined {
+  answerWire(lname: string, qtype: number, msg: Buffer, qend: number, edns: ClientEdns | undefined, maxSize: number, shuffled: boolean, key?: string): Buffer | undefined {
     const now = this.#now();
-    const e = this.#lookup(cacheKey(lname, qtype, edns?.do ?? false), now);
-    if (!e || e.expiresAt <= now || (shuffled && e.multiAddr) || e.wire.length + (edns ? 11 : 0) > maxSize || qend - 12 !== e.qend - 12) return undefined;
+    const e = this.#lookup(key ?? cacheKey(lname, qtype, edns?.do ?? false), now);
+    if (!e || e.expiresAt <= now || (shuffled && e.multiAddr && !e.run) || e.wire.length + (edns ? 11 : 0) > maxSize || qend - 12 !== e.qend - 12) return undefined;
     // an entry due for prefetch takes the chain once (serve() has the next plugin to fetch from)
     if (this.config.prefetch && this.#touch(e, now)) {
       e.hits--;
       return undefined;
     }
     this.#stats.onHit?.(e.kind);
-    return this.#emit(e, msg.readUInt16BE(0), msg.readUInt16BE(2), msg.subarray(12, qend), edns, now);
+    const out = this.#emit(e, msg.readUInt16BE(0), msg.readUInt16BE(2), msg.subarray(12, qend), edns, now);
+    if (shuffled && e.run) shuffleRun(out, e.run);
+    return out;
   }
 
   /** The stored answer for one client: id, RD/CD, question spelling, TTLs, OPT. */
@@ -337,6 +346,8 @@ export class CachePlugin implements Plugin {
     const ttlOffsets = Uint16Array.from(offsets);
     const ttls = Uint32Array.from(offsets, (o) => wire.readUInt32BE(o));
     const addrs = m.answers.filter((a) => a.type === 'A' || a.type === 'AAAA').length;
+    // the run's offsets hold in the template too: the OPT record (removed) comes after the answers
+    const run = addrs > 1 ? addressRun(m, wire) : undefined;
     const kind: Kind = positive ? 'success' : 'denial';
     const map = positive ? this.#success : this.#denial;
     const cap = positive ? cfg.successCap : cfg.denialCap;
@@ -344,7 +355,7 @@ export class CachePlugin implements Plugin {
     else this.#success.delete(key);
     map.delete(key);
     map.set(key, {
-      kind, rcode: r.rcode, wire, qend: m.questionEnd, ttlOffsets, ttls, ttl, storedAt: now, expiresAt: now + ttl * 1000, multiAddr: addrs > 1, ...(r.raw ? {} : { reply: r }),
+      kind, rcode: r.rcode, wire, qend: m.questionEnd, ttlOffsets, ttls, ttl, storedAt: now, expiresAt: now + ttl * 1000, multiAddr: addrs > 1, run, ...(r.raw ? {} : { reply: r }),
       hits: prev?.hits ?? 1, lastHit: prev?.lastHit ?? now, refreshing: false, touchedAt: now,
     });
     while (map.size > cap) {

@@ -204,13 +204,35 @@ t.test('objects from a plugin are cached as wire answers too; several addresses 
   await lb.s.respond(query('two.example', 1), 'udp', '127.0.0.1');
   const again = decode((await lb.s.respond(query('two.example', 2), 'udp', '127.0.0.1'))!);
   t.equal(calls, 1);
-  t.equal(lb.s.cacheFastHits, 0, 'loadbalance with several addresses: the full path (it shuffles)');
+  t.equal(lb.s.cacheFastHits, 1, 'loadbalance with several addresses: from the wire too');
   t.equal(again.answers.length, 2);
   t.equal(again.flags & FLAG.AA, FLAG.AA);
+  const orders = new Set<string>();
+  for (let i = 0; i < 64; i++) {
+    const m = decode((await lb.s.respond(query('Two.example', 3 + i), 'udp', '127.0.0.1'))!);
+    t.equal(m.answers.length, 2);
+    orders.add(m.answers.map((a) => (a.type === 'A' ? `${a.name} ${a.data} ${a.ttl}` : '')).join(','));
+  }
+  t.same([...orders].sort(), ['Two.example 10.0.0.1 30,Two.example 10.0.0.2 30', 'Two.example 10.0.0.2 30,Two.example 10.0.0.1 30'], 'loadbalance: both orders, records intact (owner, address, TTL)');
   const plain = cacheServer(now, k, {}, false);
   await plain.s.respond(query('two.example', 1), 'udp', '127.0.0.1');
   const w = decode((await plain.s.respond(query('TWO.example', 2), 'udp', '127.0.0.1'))!);
   t.equal(plain.s.cacheFastHits, 1, 'without loadbalance: from the wire');
   t.same(w.answers.map((a) => [a.name, a.type === 'A' ? a.data : '']), [['TWO.example', '10.0.0.1'], ['TWO.example', '10.0.0.2']]);
   t.equal(w.flags & FLAG.AA, FLAG.AA);
+});
+
+t.test('loadbalance shuffles forwarded answers (whole messages) too, on a miss and from the wire', async (t) => {
+  const now = { t: 1_000 };
+  const calls = { n: 0 };
+  const { s } = cacheServer(now, upstreamPlugin(calls, { addrs: 4 }), {}, true);
+  const seen = new Set<string>();
+  for (let i = 0; i < 40; i++) {
+    const m = decode((await s.respond(query('many.example', i, i % 2 ? { udpSize: 1232 } : undefined), 'udp', '127.0.0.1'))!);
+    t.equal(m.answers.length, 4);
+    seen.add(m.answers.map((a) => (a.type === 'A' ? a.data : '')).join(','));
+    t.same(m.answers.map((a) => (a.type === 'A' ? a.data : '')).sort(), ['192.0.2.1', '192.0.2.2', '192.0.2.3', '192.0.2.4']);
+  }
+  t.equal(calls.n, 1);
+  t.ok(seen.size > 4, `several orders (${seen.size} of 24)`);
 });
