@@ -1,7 +1,7 @@
 // host-local's on-disk layout, so our IPAM and the reference one can share a data directory:
 // <dataDir>/<network>/<ip> holds "<containerID>\r\n<ifname>" (created O_EXCL), last_reserved_ip.<i>
 // holds the last address handed out per range set, and `lock` is flock'ed around every operation.
-import { mkdirSync, readFileSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { KdpError } from '../common/errors.ts';
 import { lockFile } from './flock.ts';
@@ -33,13 +33,28 @@ export class DiskStore implements IpStore {
   }
 
   async reserve(a: Allocation, rangeSetIndex: number): Promise<boolean> {
+    const file = join(this.dir, a.ip);
+    let fd: number;
     try {
-      writeFileSync(join(this.dir, a.ip), `${a.containerId}\r\n${a.ifname}`, { flag: 'wx', mode: 0o600 });
+      fd = openSync(file, 'wx', 0o600);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
       throw new KdpError('KDP_CNI_IO', `reserving ${a.ip}: ${(err as Error).message}`, { cause: err });
     }
-    writeFileSync(join(this.dir, `${LAST}${rangeSetIndex}`), a.ip);
+    try {
+      writeSync(fd, `${a.containerId}\r\n${a.ifname}`);
+    } catch (err) {
+      // a full disk: the file exists but names nobody; remove it so the address is not lost
+      closeSync(fd);
+      rmSync(file, { force: true });
+      throw new KdpError('KDP_CNI_IO', `reserving ${a.ip}: ${(err as Error).message}`, { cause: err });
+    }
+    closeSync(fd);
+    try {
+      writeFileSync(join(this.dir, `${LAST}${rangeSetIndex}`), a.ip);
+    } catch {
+      // only a hint for round robin; the reservation itself is complete
+    }
     return true;
   }
 
