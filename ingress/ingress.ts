@@ -15,6 +15,7 @@ import type { CertPair } from './default-cert.ts';
 import { IngressMetrics } from './metrics.ts';
 import { IngressServer } from './server.ts';
 import type { PoolSettings } from './upstream.ts';
+import type { RouteTable } from './types.ts';
 
 export interface IngressOptions {
   readonly log?: Logger;
@@ -48,20 +49,32 @@ export interface RunningIngress {
 export async function startIngress(source: ClusterSource, opts: IngressOptions = {}): Promise<RunningIngress> {
   const log = opts.log ?? silentLogger;
   const metrics = new IngressMetrics({ processMetrics: opts.processMetrics ?? true });
-  const server = new IngressServer({
-    log,
-    metrics,
-    ...(opts.accessLog ? { accessLog: new BufferedAccessLog(opts.accessLog) } : {}),
-    defaultCert: opts.defaultCert ?? (await fakeCertificate()),
-    ...(opts.pool ? { pool: opts.pool } : {}),
-  });
-  const controller = new IngressController(server, { log, metrics, ...(opts.compile ? { compile: opts.compile } : {}), ...(opts.status ? { status: opts.status } : {}) });
+  // the default certificate (openssl, ~0.1-0.5 s) is made while the cluster state loads; the controller's first
+  // table waits in `pending` if it comes before the server exists
+  const certP = opts.defaultCert ? Promise.resolve(opts.defaultCert) : fakeCertificate();
+  certP.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
+  let server: IngressServer | undefined;
+  let pending: RouteTable | undefined;
+  const sink = { setTable: (t: RouteTable) => (server ? server.setTable(t) : void (pending = t)) };
+  const controller = new IngressController(sink, { log, metrics, ...(opts.compile ? { compile: opts.compile } : {}), ...(opts.status ? { status: opts.status } : {}) });
   const unsubscribe = controller.attach(source);
   let health: Server | undefined;
   try {
-    await source.start();
+    const started = source.start();
+    started.catch(() => {}); // awaited below
+    const cert = await certP;
+    server = new IngressServer({
+      log,
+      metrics,
+      ...(opts.accessLog ? { accessLog: new BufferedAccessLog(opts.accessLog) } : {}),
+      defaultCert: cert,
+      ...(opts.pool ? { pool: opts.pool } : {}),
+    });
+    if (pending) server.setTable(pending);
+    await started;
     await controller.whenReady();
-    const ports = await server.listen({ httpPort: opts.httpPort ?? 80, httpsPort: opts.httpsPort ?? 443, host: opts.bind ?? '::', reusePort: opts.reusePort ?? false });
+    const srv = server;
+    const ports = await srv.listen({ httpPort: opts.httpPort ?? 80, httpsPort: opts.httpsPort ?? 443, host: opts.bind ?? '::', reusePort: opts.reusePort ?? false });
     let metricsPort: number | undefined;
     if (opts.metricsPort !== undefined && opts.metricsPort >= 0) {
       health = createServer((req, res) => {
@@ -79,7 +92,7 @@ export async function startIngress(source: ClusterSource, opts: IngressOptions =
     }
     log.info({ http: ports.http, https: ports.https, metrics: metricsPort, routes: controller.result?.accepted.length }, 'ingress controller serving');
     return {
-      server,
+      server: srv,
       controller,
       metrics,
       ports: { ...ports, ...(metricsPort === undefined ? {} : { metrics: metricsPort }) },
@@ -88,14 +101,14 @@ export async function startIngress(source: ClusterSource, opts: IngressOptions =
         unsubscribe();
         await source.stop();
         health?.closeAllConnections();
-        await Promise.all([server.close(graceMs), health ? new Promise((r) => health!.close(r)) : undefined]);
+        await Promise.all([srv.close(graceMs), health ? new Promise((r) => health!.close(r)) : undefined]);
       },
     };
   } catch (err) {
     controller.stop();
     unsubscribe();
     await source.stop().catch(() => {});
-    await server.close().catch(() => {});
+    await server?.close().catch(() => {});
     health?.close();
     throw err;
   }

@@ -1,14 +1,13 @@
 // `kdp ingress`: the ingress controller (nginx-style layer-7 routing from Ingress objects).
+// The controller's modules are imported when it runs, after the compile cache is on: a restart (kill -9, a
+// new pod) then skips the TypeScript transform and V8 compile of every module (start to serving ~2x faster).
 import cluster from 'node:cluster';
 import { readFile } from 'node:fs/promises';
+import { enableCompileCache } from 'node:module';
+import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { KdpError } from '../../common/errors.ts';
-import { openSource } from '../../k8s/open-source.ts';
-import { isIP } from 'node:net';
-import { startIngress } from '../../../ingress/ingress.ts';
 import type { IngressOptions } from '../../../ingress/ingress.ts';
-import { fakeCertificate } from '../../../ingress/default-cert.ts';
-import { WorkerSet, joinPrimary } from '../../../ingress/cluster.ts';
 import { untilStopped } from '../command.ts';
 import type { Command, CommandContext } from '../command.ts';
 
@@ -61,6 +60,8 @@ export function statusOptions(addressList: string | undefined, service: string |
 }
 
 async function run(argv: readonly string[], ctx: CommandContext): Promise<number> {
+  // NODE_COMPILE_CACHE if set, else <tmpdir>/node-compile-cache; a failure only costs speed
+  enableCompileCache();
   const { values } = parseArgs({
     args: [...argv],
     options: {
@@ -100,6 +101,8 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
   if (workers > 1 && cluster.isPrimary) {
     // every worker runs the whole controller (its own watch and route table) and has its own listening
     // sockets (SO_REUSEPORT); the primary serves /healthz and /metrics for all of them
+    const { fakeCertificate } = await import('../../../ingress/default-cert.ts');
+    const { WorkerSet } = await import('../../../ingress/cluster.ts');
     const cert = defaultCert ?? (await fakeCertificate());
     const set = new WorkerSet({
       count: workers,
@@ -118,6 +121,7 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
   const publish = statusOptions(values['publish-status-address'], values['publish-service']);
   const worker = Number(process.env.KDP_INGRESS_WORKER ?? '0');
   if (process.env.KDP_INGRESS_CERT) defaultCert = JSON.parse(process.env.KDP_INGRESS_CERT) as { certPem: string; keyPem: string };
+  const [{ openSource }, { startIngress }, { joinPrimary }] = await Promise.all([import('../../k8s/open-source.ts'), import('../../../ingress/ingress.ts'), import('../../../ingress/cluster.ts')]);
   const source = openSource({ ...(values.manifests ? { manifestsDir: values.manifests } : {}), ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}), log: ctx.log });
   // status.loadBalancer: Kubernetes mode only, written by one worker; manifests have no API to write to
   let status: IngressOptions['status'];
