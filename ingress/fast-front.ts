@@ -374,14 +374,24 @@ class Exchange {
       front.writeRaw(out);
       return true;
     }
-    front.cork();
-    front.writeRaw(out);
-    this.#body(rest);
-    front.uncork();
+    this.#body(rest, out);
     return true;
   }
 
-  #body(b: Buffer): void {
+  /** Body bytes to the client, after `head` when given: one write of one string when small (no writev). */
+  #emit(b: Buffer, head: string | undefined): void {
+    const front = this.#front;
+    if (head === undefined) front.writeBody(b, this.#conn!.sock);
+    else if (b.length <= 4096) front.writeRaw(head + b.toString('latin1'));
+    else {
+      front.cork();
+      front.writeRaw(head);
+      front.writeBody(b, this.#conn!.sock);
+      front.uncork();
+    }
+  }
+
+  #body(b: Buffer, head?: string): void {
     const front = this.#front;
     switch (this.#state) {
       case enum_.LENGTH: {
@@ -392,13 +402,13 @@ class Exchange {
         }
         this.#remaining -= b.length;
         this.#rec.bytes += b.length;
-        front.writeBody(b, this.#conn!.sock);
+        this.#emit(b, head);
         if (this.#remaining === 0) this.#finish();
         return;
       }
       case enum_.CLOSE:
         this.#rec.bytes += b.length;
-        front.writeBody(b, this.#conn!.sock);
+        this.#emit(b, head);
         return;
       case enum_.CHUNKED: {
         const end = this.#scanChunked(b);
@@ -410,7 +420,7 @@ class Exchange {
           return;
         }
         const part = end >= 0 ? b.subarray(0, end) : b;
-        front.writeBody(part, this.#conn!.sock);
+        this.#emit(part, head);
         if (end >= 0) {
           if (end < b.length) this.#keepUpstream = false;
           this.#finish();

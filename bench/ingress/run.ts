@@ -3,7 +3,7 @@
 // the same run on loopback. The backend is nginx (1 worker) returning 200 with a 100-byte body.
 //   npm run bench:ingress -- [--reps 3] [--duration 10] [--connections 50] [--only kdp,nginx,haproxy]
 // Everything listens on 127.0.0.1; configs live in a temp dir that is removed at the end.
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -69,19 +69,44 @@ http {
 `;
 }
 
-async function startNginx(name: string, workers: number, body: string): Promise<void> {
+async function startNginx(name: string, workers: number, body: string): Promise<Spawned> {
   const conf = join(dir, `${name}.conf`);
   await writeFile(conf, nginxConf(workers, body));
-  children.push(spawnChild(['nginx', '-p', `${dir}/`, '-e', 'stderr', '-c', conf]));
+  const c = spawnChild(['nginx', '-p', `${dir}/`, '-e', 'stderr', '-c', conf]);
+  children.push(c);
+  return c;
+}
+
+// CPU seconds (user + system) of a process and all its descendants, from /proc: the proxy's cost per request,
+// which (unlike req/s) barely moves when other work shares the cores
+const CLK_TCK = Number((await run(['getconf', 'CLK_TCK'])).stdout.trim()) || 100;
+async function treeCpuSeconds(pid: number): Promise<number> {
+  let total = 0;
+  const todo = [pid];
+  while (todo.length > 0) {
+    const p = todo.pop()!;
+    try {
+      const stat = await readFile(`/proc/${p}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      total += (Number(f[11]) + Number(f[12])) / CLK_TCK; // utime, stime (fields 14, 15)
+      for (const task of await readdir(`/proc/${p}/task`)) {
+        const kids = (await readFile(`/proc/${p}/task/${task}/children`, 'utf8').catch(() => '')).trim();
+        if (kids) todo.push(...kids.split(/\s+/).map(Number));
+      }
+    } catch {
+      /* exited */
+    }
+  }
+  return total;
 }
 
 const backendPort = port(0);
-const targets: { name: string; port: number; workers: number }[] = [];
+const targets: { name: string; port: number; workers: number; pid?: number }[] = [];
 try {
   await mkdir(join(dir, 'manifests'));
-  await startNginx('backend', 1, `server { listen 127.0.0.1:${backendPort}; keepalive_requests 100000; location / { return 200 "${BODY.trimEnd()}\\n"; } }`);
+  const backendChild = await startNginx('backend', 1, `server { listen 127.0.0.1:${backendPort}; keepalive_requests 100000; location / { return 200 "${BODY.trimEnd()}\\n"; } }`);
   await waitHttp(backendPort);
-  if (only.has('direct')) targets.push({ name: 'direct to backend (nginx, 1 worker)', port: backendPort, workers: 1 });
+  if (only.has('direct')) targets.push({ name: 'direct to backend (nginx, 1 worker)', port: backendPort, workers: 1, pid: backendChild.pid });
 
   if (only.has('kdp')) {
     const m = join(dir, 'manifests', 'bench.json');
@@ -112,17 +137,16 @@ try {
     );
     for (const w of [1, 2]) {
       const p = port(10 + w);
-      children.push(
-        spawnChild([process.execPath, MAIN, '--log-level', 'warn', '--log-format', 'json', 'ingress', '--manifests', join(dir, 'manifests'), '--bind', '127.0.0.1', '--http-port', String(p), '--https-port', String(port(20 + w)), '--healthz-port=-1', '--access-log', 'off', '--workers', String(w)]),
-      );
+      const child = spawnChild([process.execPath, MAIN, '--log-level', 'warn', '--log-format', 'json', 'ingress', '--manifests', join(dir, 'manifests'), '--bind', '127.0.0.1', '--http-port', String(p), '--https-port', String(port(20 + w)), '--healthz-port=-1', '--access-log', 'off', '--workers', String(w)]);
+      children.push(child);
       await waitHttp(p);
-      targets.push({ name: `kdp ingress, ${w} worker${w > 1 ? 's' : ''}`, port: p, workers: w });
+      targets.push({ name: `kdp ingress, ${w} worker${w > 1 ? 's' : ''}`, port: p, workers: w, pid: child.pid });
     }
   }
   if (only.has('nginx')) {
     for (const w of [1, 2]) {
       const p = port(30 + w);
-      await startNginx(
+      const ng = await startNginx(
         `proxy${w}`,
         w,
         `upstream bench { server 127.0.0.1:${backendPort}; keepalive 320; keepalive_requests 10000; keepalive_timeout 60s; }
@@ -132,7 +156,7 @@ try {
       proxy_set_header X-Forwarded-For $remote_addr; proxy_set_header X-Real-IP $remote_addr; } }`,
       );
       await waitHttp(p);
-      targets.push({ name: `nginx proxy, ${w} worker${w > 1 ? 's' : ''}`, port: p, workers: w });
+      targets.push({ name: `nginx proxy, ${w} worker${w > 1 ? 's' : ''}`, port: p, workers: w, pid: ng.pid });
     }
   }
   if (only.has('haproxy')) {
@@ -161,9 +185,10 @@ backend be
   server s1 127.0.0.1:${backendPort}
 `,
       );
-      children.push(spawnChild(['haproxy', '-db', '-f', cfg]));
+      const hp = spawnChild(['haproxy', '-db', '-f', cfg]);
+      children.push(hp);
       await waitHttp(p);
-      targets.push({ name: `HAProxy, ${w} thread${w > 1 ? 's' : ''}`, port: p, workers: w });
+      targets.push({ name: `HAProxy, ${w} thread${w > 1 ? 's' : ''}`, port: p, workers: w, pid: hp.pid });
     }
   }
 
@@ -177,25 +202,30 @@ backend be
     const p50 = /\s50%\s+([\d.]+)(us|ms|s)/.exec(r.stdout);
     const p99 = /\s99%\s+([\d.]+)(us|ms|s)/.exec(r.stdout);
     const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(r.stdout)?.[1] ?? 0);
-    return { rps, p50: p50 ? ms(p50[1]!, p50[2]!) : NaN, p99: p99 ? ms(p99[1]!, p99[2]!) : NaN, non2xx };
+    const requests = Number(/(\d+) requests in/.exec(r.stdout)?.[1] ?? NaN);
+    return { requests, rps, p50: p50 ? ms(p50[1]!, p50[2]!) : NaN, p99: p99 ? ms(p99[1]!, p99[2]!) : NaN, non2xx };
   };
-  const results = new Map<string, { rps: number; p50: number; p99: number; non2xx: number }[]>();
+  const results = new Map<string, { rps: number; p50: number; p99: number; non2xx: number; cpuUs: number }[]>();
   for (let rep = 0; rep < REPS; rep++) {
     for (const tg of targets) {
       await wrk(tg.port, Number(values.warmup));
-      const r = await wrk(tg.port, Number(values.duration));
-      process.stderr.write(`rep ${rep + 1} ${tg.name}: ${r.rps.toFixed(0)} req/s p50 ${r.p50} ms p99 ${r.p99} ms non2xx ${r.non2xx}\n`);
+      const cpu0 = tg.pid ? await treeCpuSeconds(tg.pid) : NaN;
+      const w = await wrk(tg.port, Number(values.duration));
+      const cpu1 = tg.pid ? await treeCpuSeconds(tg.pid) : NaN;
+      const r = { ...w, cpuUs: ((cpu1 - cpu0) / w.requests) * 1e6 };
+      process.stderr.write(`rep ${rep + 1} ${tg.name}: ${r.rps.toFixed(0)} req/s p50 ${r.p50} ms p99 ${r.p99} ms non2xx ${r.non2xx} cpu ${r.cpuUs.toFixed(1)} us/req\n`);
       results.set(tg.name, [...(results.get(tg.name) ?? []), r]);
     }
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const nginxRps = (w: number) => median((results.get(`nginx proxy, ${w} worker${w > 1 ? 's' : ''}`) ?? []).map((r) => r.rps));
   const nginxP99 = (w: number) => median((results.get(`nginx proxy, ${w} worker${w > 1 ? 's' : ''}`) ?? []).map((r) => r.p99));
+  const nginxCpu = (w: number) => median((results.get(`nginx proxy, ${w} worker${w > 1 ? 's' : ''}`) ?? []).map((r) => r.cpuUs));
   const lines = [
     `wrk -t2 -c${values.connections} -d${values.duration}s --latency -H 'Host: bench.local', ${values.warmup} s warm-up, median of ${REPS} runs (interleaved)`,
     '',
-    '| target (Host-routed) | req/s (median) | p50 ms | p99 ms | req/s range | vs nginx, same workers (rps / p99) |',
-    '|---|---|---|---|---|---|',
+    '| target (Host-routed) | req/s (median) | p50 ms | p99 ms | req/s range | vs nginx, same workers (rps / p99) | CPU us/req | nginx CPU/req ÷ this |',
+    '|---|---|---|---|---|---|---|---|',
   ];
   for (const tg of targets) {
     const rs = results.get(tg.name)!;
@@ -203,8 +233,10 @@ backend be
     const p99 = median(rs.map((r) => r.p99));
     const vs = tg.port === backendPort || !results.has(`nginx proxy, ${tg.workers} worker${tg.workers > 1 ? 's' : ''}`) ? '—' : `${(rps / nginxRps(tg.workers)).toFixed(2)}x / ${(p99 / nginxP99(tg.workers)).toFixed(2)}x`;
     const non = rs.reduce((a, r) => a + r.non2xx, 0);
+    const cpu = median(rs.map((r) => r.cpuUs));
+    const cpuVs = tg.port === backendPort || !results.has(`nginx proxy, ${tg.workers} worker${tg.workers > 1 ? 's' : ''}`) ? '—' : `${(nginxCpu(tg.workers) / cpu).toFixed(2)}x`;
     lines.push(
-      `| ${tg.name} | ${rps.toFixed(0)} | ${median(rs.map((r) => r.p50)).toFixed(2)} | ${p99.toFixed(2)} | ${Math.min(...rs.map((r) => r.rps)).toFixed(0)}–${Math.max(...rs.map((r) => r.rps)).toFixed(0)} | ${vs}${non ? ` (non-2xx: ${non})` : ''} |`,
+      `| ${tg.name} | ${rps.toFixed(0)} | ${median(rs.map((r) => r.p50)).toFixed(2)} | ${p99.toFixed(2)} | ${Math.min(...rs.map((r) => r.rps)).toFixed(0)}–${Math.max(...rs.map((r) => r.rps)).toFixed(0)} | ${vs}${non ? ` (non-2xx: ${non})` : ''} | ${cpu.toFixed(1)} | ${cpuVs} |`,
     );
   }
   process.stdout.write(lines.join('\n') + '\n');
