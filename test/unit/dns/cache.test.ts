@@ -7,7 +7,7 @@ import type { DnsReply, DnsRequest, Plugin } from '../../../src/dns/chain.ts';
 import { reply } from '../../../src/dns/chain.ts';
 import { DnsMetrics } from '../../../src/dns/metrics.ts';
 import { DnsServer } from '../../../src/dns/server.ts';
-import { FLAG, RCODE, TYPE, decode, encodeQuery, encodeResponse, withClientOpt } from '../../../src/dns/wire.ts';
+import { FLAG, RCODE, TYPE, addressRun, decode, encodeQuery, encodeResponse, shuffleRun, withClientOpt } from '../../../src/dns/wire.ts';
 import type { RR } from '../../../src/dns/wire.ts';
 import { silentLogger } from '../../../src/common/log.ts';
 
@@ -235,4 +235,24 @@ t.test('loadbalance shuffles forwarded answers (whole messages) too, on a miss a
   }
   t.equal(calls.n, 1);
   t.ok(seen.size > 4, `several orders (${seen.size} of 24)`);
+});
+
+t.test('wire helpers: addressRun after a CNAME, shuffleRun keeps records whole; withClientOpt', async (t) => {
+  const q = { name: 'www.example', type: TYPE.A, class: 1 };
+  const answers: RR[] = [{ name: 'www.example', ttl: 60, type: 'CNAME', data: 'lb.example' }, ...[1, 2, 3].map((i) => ({ name: 'lb.example', ttl: 60, type: 'A' as const, data: `198.51.100.${i}` }))];
+  const wire = encodeResponse({ id: 1, flags: FLAG.RA, rcode: 0, question: q, answers, edns: { udpSize: 4096, do: false } }).wire;
+  const m = decode(wire);
+  const run = addressRun(m, wire);
+  t.same(run && { count: run.count, size: run.size }, { count: 3, size: 16 }, 'the three A records after the CNAME');
+  const out = Buffer.from(wire);
+  shuffleRun(out, run!, (n) => n - 1 - (n > 1 ? 1 : 0)); // a fixed permutation
+  const back = decode(out);
+  t.same(back.answers[0], m.answers[0], 'the CNAME stays first');
+  t.same(back.answers.slice(1).map((a) => (a.type === 'A' ? `${a.name} ${a.data}` : '')).sort(), ['lb.example 198.51.100.1', 'lb.example 198.51.100.2', 'lb.example 198.51.100.3']);
+  t.notSame(back.answers.slice(1), m.answers.slice(1), 'in another order');
+  t.equal(addressRun(decode(encodeResponse({ id: 1, flags: 0, rcode: 0, question: q, answers: answers.slice(0, 2) }).wire), wire), undefined, 'a single address: nothing to shuffle');
+  const plain = withClientOpt(wire, undefined);
+  t.notOk(decode(plain).edns, 'no OPT for a client without EDNS');
+  t.same(decode(plain).answers, m.answers);
+  t.same(decode(withClientOpt(wire, { do: true })).edns, { udpSize: 1232, version: 0, do: true, extRcode: 0 }, 'our OPT with the client\'s DO bit');
 });
