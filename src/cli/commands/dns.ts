@@ -31,7 +31,7 @@ Flags (override the Corefile):
   --ready ADDR           /ready address (default :8181)
   --metrics ADDR         /metrics address (default :9153)
   --lameduck MS          delay before shutting down after SIGTERM (health's lameduck)
-  --no-fast-path         always build answers (disables reuse of encoded cluster answers)
+  --no-fast-path         every query takes the full path (no reuse of encoded cluster answers, no cache hits from the query bytes)
 
 Cluster state:
   --manifests DIR        a directory of YAML manifests (watched)
