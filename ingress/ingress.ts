@@ -14,6 +14,7 @@ import { fakeCertificate } from './default-cert.ts';
 import type { CertPair } from './default-cert.ts';
 import { IngressMetrics } from './metrics.ts';
 import { IngressServer } from './server.ts';
+import { preloadUpstreamLibrary } from './upstream.ts';
 import type { PoolSettings } from './upstream.ts';
 import type { RouteTable } from './types.ts';
 
@@ -91,6 +92,10 @@ export async function startIngress(source: ClusterSource, opts: IngressOptions =
       metricsPort = (health.address() as AddressInfo).port;
     }
     log.info({ http: ports.http, https: ports.https, metrics: metricsPort, routes: controller.result?.accepted.length }, 'ingress controller serving');
+    setImmediate(() => {
+      preloadUpstreamLibrary();
+      metrics.startProcessMetrics();
+    });
     return {
       server: srv,
       controller,

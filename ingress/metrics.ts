@@ -134,6 +134,16 @@ export class IngressMetrics {
     this.reloads = new Counter({ name: 'nginx_ingress_controller_success', help: 'Cumulative number of route table updates (no process reload is ever needed)', labelNames: ['result'], registers });
     this.rejected = new Gauge({ name: 'kdp_ingress_rejected_ingresses', help: 'Ingresses left out of the route table because of invalid values', registers, aggregator: 'max' });
     this.upstreamPools = new Gauge({ name: 'kdp_ingress_upstream_pools', help: 'Keep-alive connection pools to endpoints', registers });
-    if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    this.#processMetrics = opts.processMetrics !== false;
+  }
+
+  readonly #processMetrics: boolean;
+  #processStarted = false;
+
+  /** Node process metrics (prom-client's default collectors): started once serving (they cost start-up time). */
+  startProcessMetrics(): void {
+    if (!this.#processMetrics || this.#processStarted) return;
+    this.#processStarted = true;
+    collectDefaultMetrics({ register: this.registry });
   }
 }

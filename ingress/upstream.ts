@@ -2,8 +2,24 @@
 // versions; endpoint choice by round robin or a sticky cookie. Pools no table references are closed
 // gracefully (in-flight requests finish) when a new table is installed.
 import { createHash } from 'node:crypto';
-import { Pool } from 'undici';
+import { createRequire } from 'node:module';
+import type { Pool } from 'undici';
+import type * as Undici from 'undici';
 import type { Upstream } from './types.ts';
+
+// undici (~0.1-0.3 s to load) serves only the general path (bodies, HTTP/2, HTTPS backends...); it is loaded
+// after the ports are open (preloadUpstreamLibrary) or on first use, so a restart serves sooner
+const require = createRequire(import.meta.url);
+let undici: typeof Undici | undefined;
+function poolClass(): typeof Pool {
+  undici ??= require('undici') as typeof Undici;
+  return undici.Pool;
+}
+
+/** Loads the upstream HTTP library now (called once serving has started). */
+export function preloadUpstreamLibrary(): void {
+  poolClass();
+}
 
 export interface PoolSettings {
   /** connections per endpoint (ingress-nginx keeps 320 idle per worker across all upstreams) */
@@ -24,7 +40,8 @@ export class PoolCache {
     const id = `${https ? 'https' : 'http'}://${endpoint}|${connectTimeoutMs}`;
     let p = this.#pools.get(id);
     if (!p) {
-      p = new Pool(`${https ? 'https' : 'http'}://${endpoint}`, {
+      const PoolCtor = poolClass();
+      p = new PoolCtor(`${https ? 'https' : 'http'}://${endpoint}`, {
         connections: this.#settings.connections,
         keepAliveTimeout: this.#settings.keepAliveTimeoutMs,
         keepAliveMaxTimeout: this.#settings.keepAliveTimeoutMs,
