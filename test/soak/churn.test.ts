@@ -1,0 +1,243 @@
+// Churn under load (issue #9), behind `npm run test:soak`, bounded by SOAK_SECONDS (default 180).
+// The whole data plane runs in a lab (`kdp up` in-process on examples/cluster plus a churn namespace): CNI,
+// node agent, nftables proxy, DNS and ingress on every node. Four client loops run for the whole soak:
+// a ClusterIP from a pod, a NodePort from the underlay, DNS lookups from a pod, the ingress from the underlay.
+// Meanwhile the manifests change every ~2 s: a rolling update of `roll` (endpoints replaced one at a time,
+// always >= 3 ready), its session affinity switched on and off, a Service deleted and recreated, an Ingress
+// path added and removed. The clients of `roll` must see zero failures (a live endpoint always exists); the
+// time from each manifest write to the data plane reflecting it is measured and printed (p50/p99).
+import t from 'tap';
+import { cpSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LabUp } from '../../src/up/lab-up.ts';
+import { silentLogger } from '../../src/common/log.ts';
+import { needsRoot } from '../helpers/gate.ts';
+
+const SECONDS = Number(process.env.SOAK_SECONDS ?? 180);
+const EXAMPLES = fileURLToPath(new URL('../../examples/cluster', import.meta.url));
+
+const NODE_IP: Record<string, string> = { 'node-1': '198.18.0.11', 'node-2': '198.18.0.12' };
+const ROLL_A = [
+  ['roll-a-0', 'node-1', '198.19.1.100'],
+  ['roll-a-1', 'node-2', '198.19.2.100'],
+  ['roll-a-2', 'node-1', '198.19.1.101'],
+] as const;
+const ROLL_B = [
+  ['roll-b-0', 'node-2', '198.19.2.101'],
+  ['roll-b-1', 'node-1', '198.19.1.102'],
+  ['roll-b-2', 'node-2', '198.19.2.102'],
+] as const;
+
+const pod = (name: string, node: string, ip: string, ready: boolean, app = 'roll') => ({
+  apiVersion: 'v1',
+  kind: 'Pod',
+  metadata: { name, namespace: 'churn', labels: { app } },
+  spec: { nodeName: node, containers: [{ name: 'c', image: 'busybox', ports: [{ name: 'http', containerPort: 8080 }] }] },
+  status: { phase: 'Running', hostIP: NODE_IP[node], podIP: ip, podIPs: [{ ip }], conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] },
+});
+
+const rollService = (affinity: boolean) => ({
+  apiVersion: 'v1',
+  kind: 'Service',
+  metadata: { name: 'roll', namespace: 'churn' },
+  spec: {
+    type: 'NodePort',
+    clusterIP: '10.96.0.50',
+    selector: { app: 'roll' },
+    ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort: 30050 }],
+    ...(affinity ? { sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: 30 } } } : {}),
+  },
+});
+const flipService = {
+  apiVersion: 'v1',
+  kind: 'Service',
+  metadata: { name: 'flip', namespace: 'churn' },
+  spec: { clusterIP: '10.96.0.51', selector: { app: 'roll' }, ports: [{ name: 'http', port: 80, targetPort: 8080 }] },
+};
+const headless = {
+  apiVersion: 'v1',
+  kind: 'Service',
+  metadata: { name: 'roll-h', namespace: 'churn' },
+  spec: { clusterIP: 'None', selector: { app: 'roll' }, ports: [{ name: 'http', port: 8080 }] },
+};
+const rollIngress = (extra: boolean) => ({
+  apiVersion: 'networking.k8s.io/v1',
+  kind: 'Ingress',
+  metadata: { name: 'roll', namespace: 'churn' },
+  spec: {
+    ingressClassName: 'kdp',
+    rules: [
+      {
+        host: 'roll.example.test',
+        http: {
+          paths: [
+            { path: '/', pathType: 'Prefix', backend: { service: { name: 'roll', port: { number: 80 } } } },
+            ...(extra ? [{ path: '/extra', pathType: 'Exact', backend: { service: { name: 'flip-target', port: { number: 80 } } } }] : []),
+          ],
+        },
+      },
+    ],
+  },
+});
+// the Exact /extra path goes to a Service of its own (the client pod), so whether it is live shows in who answers
+const flipTarget = { ...flipService, metadata: { name: 'flip-target', namespace: 'churn' }, spec: { ...flipService.spec, clusterIP: '10.96.0.52', selector: { app: 'client' } } };
+
+// A client loop as a child process: new connection per request; prints {ok, fail, errs} when done.
+const HTTP_LOOP = `const http=require('node:http');const [url,host,ms]=process.argv.slice(1);const end=Date.now()+Number(ms);let ok=0,fail=0;const errs=[];
+const one=()=>new Promise((res)=>{const r=http.get(url,{agent:false,timeout:3000,headers:host?{host}:{}},(rsp)=>{rsp.resume();rsp.on('end',()=>{if(rsp.statusCode===200)ok++;else{fail++;if(errs.length<20)errs.push('status '+rsp.statusCode)}res()})});
+r.on('timeout',()=>r.destroy(new Error('timeout')));r.on('error',(e)=>{fail++;if(errs.length<20)errs.push(e.message);res()})});
+(async()=>{while(Date.now()<end){await one()}process.stdout.write(JSON.stringify({ok,fail,errs})+'\\n')})();`;
+const DNS_LOOP = `const {Resolver}=require('node:dns').promises;const [server,name,ms]=process.argv.slice(1);const r=new Resolver({timeout:2000,tries:1});r.setServers([server]);const end=Date.now()+Number(ms);let ok=0,fail=0;const errs=[];
+(async()=>{while(Date.now()<end){try{const a=await r.resolve4(name);if(a.length>0)ok++;else{fail++;errs.push('empty')}}catch(e){fail++;if(errs.length<20)errs.push(e.code||e.message)}}process.stdout.write(JSON.stringify({ok,fail,errs})+'\\n')})();`;
+
+const pct = (xs: number[], p: number) => {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
+};
+
+if (needsRoot(t)) {
+  t.test(`churn under load for ${SECONDS} s`, { timeout: (SECONDS + 300) * 1000 }, async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'kdp-soak-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    cpSync(EXAMPLES, dir, { recursive: true });
+    const write = (file: string, objs: object[]) => {
+      const tmp = join(dir, `.${file}.tmp`);
+      writeFileSync(tmp, JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objs }));
+      renameSync(tmp, join(dir, file));
+      return performance.now();
+    };
+    const remove = (file: string) => {
+      rmSync(join(dir, file), { force: true });
+      return performance.now();
+    };
+    const ready = new Map<string, boolean>([...ROLL_A.map(([n]) => [n, true] as const), ...ROLL_B.map(([n]) => [n, false] as const)]);
+    const writePods = () =>
+      write('50-churn-pods.json', [
+        { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'churn' } },
+        ...[...ROLL_A, ...ROLL_B].map(([n, node, ip]) => pod(n, node, ip, ready.get(n)!)),
+        pod('client', 'node-1', '198.19.1.110', true, 'client'),
+      ]);
+    writePods();
+    write('51-churn-services.json', [rollService(false), headless, flipTarget]);
+    write('52-flip.json', [flipService]);
+    write('53-churn-ingress.json', [rollIngress(false)]);
+
+    const up = await LabUp.start({ manifestsDir: dir, log: silentLogger, progress: (l) => t.comment(l), proxyMode: 'nftables' });
+    t.teardown(() => up.stop());
+    const targets = up.targets();
+    const client = targets['churn/client']!;
+    const underlay = targets.underlay!;
+    const exec = (ns: string, argv: string[]) => up.lab.exec(ns, argv, { allowFailure: true, timeoutMs: 10_000 });
+    const httpCode = async (ns: string, url: string, host?: string) =>
+      (await exec(ns, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '1', ...(host ? ['-H', `Host: ${host}`] : []), url])).stdout.trim();
+    // wait until the churn services answer before loading them
+    const until = async (what: string, fn: () => Promise<boolean>, ms = 30_000): Promise<number> => {
+      const t0 = performance.now();
+      while (!(await fn())) {
+        if (performance.now() - t0 > ms) throw new Error(`timed out: ${what}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      return performance.now() - t0;
+    };
+    await until('roll via ClusterIP', async () => (await httpCode(client, 'http://10.96.0.50/')) === '200', 60_000);
+    await until('flip via ClusterIP', async () => (await httpCode(client, 'http://10.96.0.51/')) === '200', 60_000);
+    await until('roll via ingress', async () => (await httpCode(underlay, `http://${NODE_IP['node-1']}/`, 'roll.example.test')) === '200', 60_000);
+
+    const ms = SECONDS * 1000;
+    const node = process.execPath;
+    const loops = {
+      clusterIP: up.lab.spawn(client, [node, '-e', HTTP_LOOP, 'http://10.96.0.50/', '', String(ms)]),
+      nodePort: up.lab.spawn(underlay, [node, '-e', HTTP_LOOP, `http://${NODE_IP['node-2']}:30050/`, '', String(ms)]),
+      dns: up.lab.spawn(client, [node, '-e', DNS_LOOP, '10.96.0.10', 'roll.churn.svc.cluster.local', String(ms)]),
+      ingress: up.lab.spawn(underlay, [node, '-e', HTTP_LOOP, `http://${NODE_IP['node-1']}/`, 'roll.example.test', String(ms)]),
+    };
+
+    const lat: Record<string, number[]> = { 'endpoint change -> DNS answer': [], 'Service created -> ClusterIP answers': [], 'Service deleted -> ClusterIP unanswered': [], 'Ingress path added -> routed': [], 'Ingress path removed -> gone': [] };
+    const digIps = async () =>
+      (await exec(client, ['dig', '+short', '+time=1', '+tries=1', '@10.96.0.10', 'roll-h.churn.svc.cluster.local']))
+        .stdout.trim()
+        .split('\n')
+        .filter(Boolean)
+        .sort()
+        .join(',');
+    const expectedIps = () =>
+      [...ROLL_A, ...ROLL_B]
+        .filter(([n]) => ready.get(n))
+        .map(([, , ip]) => ip)
+        .sort()
+        .join(',');
+
+    // the rolling update: each step makes one pod of the other set ready, then one of the current set not ready
+    let from: readonly (readonly [string, string, string])[] = ROLL_A;
+    let to: readonly (readonly [string, string, string])[] = ROLL_B;
+    let idx = 0;
+    let phase = 0;
+    let affinity = false;
+    let flipPresent = true;
+    let extra = false;
+    const deadline = Date.now() + ms - 3000;
+    let steps = 0;
+    while (Date.now() < deadline) {
+      const action = steps++ % 4;
+      if (action === 0) {
+        // rolling update step (two writes: new one ready, then old one not ready)
+        ready.set(to[idx]![0], true);
+        const t0 = writePods();
+        await until('DNS shows the new endpoint', async () => (await digIps()) === expectedIps());
+        lat['endpoint change -> DNS answer']!.push(performance.now() - t0);
+        await new Promise((r) => setTimeout(r, 300));
+        ready.set(from[idx]![0], false);
+        const t1 = writePods();
+        await until('DNS drops the old endpoint', async () => (await digIps()) === expectedIps());
+        lat['endpoint change -> DNS answer']!.push(performance.now() - t1);
+        if (++idx === 3) {
+          [from, to] = [to, from];
+          idx = 0;
+          phase++;
+        }
+      } else if (action === 1) {
+        affinity = !affinity;
+        write('51-churn-services.json', [rollService(affinity), headless, flipTarget]);
+      } else if (action === 2) {
+        if (flipPresent) {
+          const t0 = remove('52-flip.json');
+          await until('flip refused', async () => (await httpCode(client, 'http://10.96.0.51/')) === '000');
+          lat['Service deleted -> ClusterIP unanswered']!.push(performance.now() - t0);
+        } else {
+          const t0 = write('52-flip.json', [flipService]);
+          await until('flip answers', async () => (await httpCode(client, 'http://10.96.0.51/')) === '200');
+          lat['Service created -> ClusterIP answers']!.push(performance.now() - t0);
+        }
+        flipPresent = !flipPresent;
+      } else {
+        extra = !extra;
+        const t0 = write('53-churn-ingress.json', [rollIngress(extra)]);
+        await until(`ingress /extra ${extra ? 'routed' : 'gone'}`, async () => {
+          const r = await exec(underlay, ['curl', '-s', '--max-time', '1', '-H', 'Host: roll.example.test', `http://${NODE_IP['node-2']}/extra`]);
+          return r.stdout.includes('"name":"client"') === extra;
+        });
+        lat[extra ? 'Ingress path added -> routed' : 'Ingress path removed -> gone']!.push(performance.now() - t0);
+      }
+      await new Promise((r) => setTimeout(r, 1500));
+    }
+
+    const results: Record<string, { ok: number; fail: number; errs: string[] }> = {};
+    for (const [name, p] of Object.entries(loops)) {
+      await p.exited;
+      results[name] = JSON.parse(p.output().trim().split('\n').pop() ?? '{}') as { ok: number; fail: number; errs: string[] };
+    }
+    const table = Object.entries(lat).map(([what, xs]) => `${what}: n=${xs.length} p50=${pct(xs, 50).toFixed(0)} ms p99=${pct(xs, 99).toFixed(0)} ms`);
+    t.comment(`soak ${SECONDS} s, ${steps} churn steps, ${phase} full rolls`);
+    for (const [name, r] of Object.entries(results)) t.comment(`${name}: ${r.ok} ok, ${r.fail} failed ${r.errs.length ? JSON.stringify(r.errs.slice(0, 5)) : ''}`);
+    for (const line of table) t.comment(line);
+    for (const [name, r] of Object.entries(results)) {
+      t.ok(r.ok > SECONDS, `${name}: the client kept going (${r.ok} requests)`);
+      t.equal(r.fail, 0, `${name}: zero failures while a live endpoint always existed`);
+    }
+    t.ok(phase >= 1, 'at least one complete rolling update happened');
+    t.ok(Object.values(lat).every((xs) => xs.length > 0), 'every kind of change was measured');
+  });
+}
