@@ -43,7 +43,7 @@ t.test('another class never routes, defaults or serves a certificate', async (t)
     // ours, but pointing at a Secret of another namespace by name: the Secret of its own namespace is used
     ingress('cross-ns', [rule('cross.test', path('/', 'Prefix', 'ours'))], (i) => (i.tls = [{ hosts: ['cross.test'], secretName: 'theirs-tls' }]), 'other'),
   ];
-  const res = compile(state(ings, secrets), { controllerName: 'kdp.dev/ingress', className: 'kdp' });
+  const res = compile(state(ings, secrets), { controllerName: 'kdp.dev/ingress', className: 'kdp', watchWithoutClass: false });
   t.same(res.accepted.toSorted(), ['default/ours', 'other/cross-ns'], 'only our class is accepted');
   const serve = (host: string, p: string) => {
     const r = resolve(res.table, normalizeHost(host), pathOf(p));
