@@ -194,13 +194,22 @@ if (needsRoot(t, 'nothing but loopback; kept with the other e2e files')) {
     const big = await dig(p, '+bufsize=4096', 'big.test');
     t.match(big, /ANSWER: 60,/, 'upstream truncated over UDP; forward retried over TCP');
     t.ok(up.seen.some((s) => s.name === 'big.test' && s.proto === 'tcp'));
+    // the cached 60-record answer: truncated for a plain UDP client, complete over TCP and for a large EDNS
+    // buffer, in the asker's case, without another upstream exchange
+    const before = up.seen.length;
+    t.match(await dig(p, '+ignore', '+noedns', 'BIG.test'), /flags: qr tc rd ra;.*ANSWER: 0,/s, 'cached, too big for 512 bytes: TC');
+    t.match(await dig(p, '+tcp', '+noedns', 'BIG.test'), /ANSWER: 60,/, 'complete over TCP');
+    const cased = await dig(p, '+bufsize=4096', '+noall', '+answer', 'bIg.TeSt');
+    t.equal(cased.trim().split('\n').length, 60);
+    t.ok(cased.trim().split('\n').every((l) => /^bIg\.TeSt\.\s+\d+\s+IN\s+A\s+192\.0\.2\.\d+$/.test(l)), 'from the cache in the client\'s case');
+    t.equal(up.seen.length, before, 'all three from the cache');
 
     const metrics = (await http(dns.metricsPort!, '/metrics')).stdout;
     for (const name of ['coredns_dns_requests_total', 'coredns_dns_responses_total', 'coredns_dns_request_duration_seconds_bucket', 'coredns_dns_request_size_bytes_bucket', 'coredns_dns_response_size_bytes_bucket', 'coredns_cache_hits_total', 'coredns_cache_misses_total', 'coredns_build_info', 'coredns_proxy_request_duration_seconds_bucket']) {
       t.match(metrics, new RegExp(`^${name}\\{`, 'm'), name);
     }
     t.match(metrics, /coredns_dns_responses_total\{server="dns:\/\/",zone="\.",view="",rcode="NXDOMAIN",plugin="kubernetes"\} [1-9]/);
-    t.match(metrics, /coredns_cache_hits_total\{server="dns:\/\/",type="success",zones="\.",view=""\} 5/);
+    t.match(metrics, /coredns_cache_hits_total\{server="dns:\/\/",type="success",zones="\.",view=""\} 8/);
   });
 
   t.test('forward: fast SERVFAIL when every upstream is down; health checks bring it back', async (t) => {
