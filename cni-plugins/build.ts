@@ -20,7 +20,8 @@ export const NODE_MARK = '@@KDP_NODE@@';
  * The thin client, in Perl without modules (perl-base is Essential on Debian; `perl -e` starts in a few ms,
  * curl in ~30 ms here, Node in ~100 ms): when a `kdp cni serve` listens on the socket for this network
  * namespace, it forwards the call as one HTTP/1.0 request (CNI_* as X-Cni-* headers, the config as the body)
- * and prints the answer (HTTP 200 = exit 0, else exit 1 with the error JSON). When nothing accepts the
+ * and prints the answer (HTTP 200 = exit 0, 500 = exit 1 with the error JSON; any other status means the
+ * verb did not run, and it runs it in Node itself with the buffered config). When nothing accepts the
  * connection (no server, a stale socket after a crash) it execs Node on the plugin file with stdin untouched.
  * argv: node path, plugin file, plugin args. Single-quote free: it sits inside sh single quotes.
  */
@@ -32,8 +33,10 @@ export const PERL_CLIENT = [
   '$h="POST /$p HTTP/1.0\\r\\nHost: kdp\\r\\nContent-Length: ".length($b)."\\r\\n";',
   'for $k (qw(COMMAND CONTAINERID NETNS IFNAME ARGS PATH)){$v=$ENV{"CNI_$k"};$v="" unless defined $v;$v=~s/[\\r\\n]//g;$h.="X-Cni-".ucfirst(lc $k).": $v\\r\\n"}',
   'select((select(C),$|=1)[0]);print C $h."\\r\\n".$b;$r=<C>;$r="" unless defined $r;',
-  'if($r=~m{^HTTP/\\S+ (\\d+).*?\\r\\n\\r\\n(.*)\\z}s){print $2;exit($1==200?0:1)}',
-  'print "{\\"cniVersion\\":\\"1.1.0\\",\\"code\\":999,\\"msg\\":\\"kdp cni serve: bad answer\\"}\\n";exit 1}',
+  'if($r=~m{^HTTP/\\S+ (\\d+).*?\\r\\n\\r\\n(.*)\\z}s){if($1==200||$1==500){print $2;exit($1==200?0:1)}',
+  // any other status: the server did not run the verb (e.g. overloaded): run it here, config through a pipe
+  '$ENV{NODE_COMPILE_CACHE}=$ENV{KDP_CNI_COMPILE_CACHE}||"/var/cache/kdp-cni";open(P,"|-",$n,@ARGV) or exit 127;print P $b;close P;exit($?&255?1:$?>>8)}',
+  'print "{\\"cniVersion\\":\\"1.1.0\\",\\"code\\":999,\\"msg\\":\\"kdp cni serve: no answer\\"}\\n";exit 1}',
   '$ENV{NODE_COMPILE_CACHE}=$ENV{KDP_CNI_COMPILE_CACHE}||"/var/cache/kdp-cni";exec {$n} $n,@ARGV;exit 127',
 ].join('');
 

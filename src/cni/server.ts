@@ -39,7 +39,9 @@ export async function startCniServer(opts: { socketPath?: string; log: Logger; v
   const path = opts.socketPath ?? defaultSocketPath();
   const verbs = Object.fromEntries(Object.entries(opts.verbs).map(([k, make]) => [k, make()]));
   let served = 0;
-  const server: Server = createServer((req, res) => {
+  // no HTTP timeouts: a request waits as long as the plugin work does (100 concurrent ADDs on an overloaded
+  // node took minutes, and Node's default headersTimeout answered some of them 408 before they ran)
+  const server: Server = createServer({ headersTimeout: 0, requestTimeout: 0, keepAliveTimeout: 0 }, (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {

@@ -89,6 +89,12 @@ export function ipIn(path: string): string[] {
   return m ? ['ip', '-n', m[1] as string] : ['nsenter', `--net=${path}`, 'ip'];
 }
 
+/**
+ * Generous: `ip` waits for the kernel's RTNL lock, which 100 concurrent ADDs (veth creation and the move
+ * into the pod netns) hold in turn; one bridge creation waited over 30 s at load average 25.
+ */
+const IP_TIMEOUT_MS = 150_000;
+
 export class IpRunner {
   readonly #exec: Exec;
   constructor(exec: Exec = defaultExec) {
@@ -97,19 +103,19 @@ export class IpRunner {
 
   /** `ip -batch -` in the current namespace. */
   batch(lines: readonly string[], allowFailure = false): Promise<ExecResult> {
-    return this.#exec.run(['ip', '-batch', '-'], { input: lines.join('\n') + '\n', allowFailure });
+    return this.#exec.run(['ip', '-batch', '-'], { input: lines.join('\n') + '\n', allowFailure, timeoutMs: IP_TIMEOUT_MS });
   }
 
   /** `ip -batch -` inside the netns at path. */
   batchIn(netns: string, lines: readonly string[], allowFailure = false): Promise<ExecResult> {
-    return this.#exec.run([...ipIn(netns), '-batch', '-'], { input: lines.join('\n') + '\n', allowFailure });
+    return this.#exec.run([...ipIn(netns), '-batch', '-'], { input: lines.join('\n') + '\n', allowFailure, timeoutMs: IP_TIMEOUT_MS });
   }
 
   run(args: readonly string[], allowFailure = false): Promise<ExecResult> {
-    return this.#exec.run(['ip', ...args], { allowFailure });
+    return this.#exec.run(['ip', ...args], { allowFailure, timeoutMs: IP_TIMEOUT_MS });
   }
 
   runIn(netns: string, args: readonly string[], allowFailure = false): Promise<ExecResult> {
-    return this.#exec.run([...ipIn(netns), ...args], { allowFailure });
+    return this.#exec.run([...ipIn(netns), ...args], { allowFailure, timeoutMs: IP_TIMEOUT_MS });
   }
 }

@@ -2,11 +2,13 @@
 // rule carries a comment tag `kdp-<kind>-<hash16>` (kind m = masquerade by kdp-bridge, p = hostPort by
 // kdp-portmap; hash = attachmentHash(containerId, ifname)), so DEL and GC find their rules by listing the
 // table: no prevResult, no runtimeConfig and no netns needed. Renderers are pure; NftRunner runs `nft`.
+import { mkdirSync, readlinkSync } from 'node:fs';
 import { defaultExec } from '../common/exec-adapter.ts';
 import type { Exec } from '../common/exec-adapter.ts';
 import type { PortMapping } from '../cni/types.ts';
 
 export const TABLE = 'kdp';
+const LOCK_DIR = '/run/kdp-cni';
 export type TagKind = 'm' | 'p';
 
 export function tag(kind: TagKind, hash: string): string {
@@ -102,20 +104,34 @@ export function renderDelete(rules: readonly TaggedRule[]): string[] {
   return rules.map((r) => `delete rule inet ${TABLE} ${r.chain} handle ${r.handle}`);
 }
 
+/**
+ * Runs `nft` for the plugins. Every call goes through `flock(1)` on one lock file per network namespace
+ * (`/run/kdp-cni/nft-<netns inode>.lock`), which execs nft once it holds the lock: nft restarts its cache
+ * dump whenever the ruleset generation changes under it, so 100 plugins listing and changing the table at
+ * once starved each other (a `list` took over 30 s at load 25); in turn they take no time at all. The lock is
+ * held by the flock/nft process only (no Node wake-up inside it) and released when nft exits.
+ */
 export class NftRunner {
   readonly #exec: Exec;
-  constructor(exec: Exec = defaultExec) {
+  readonly #lock: string | undefined;
+  constructor(exec: Exec = defaultExec, lockPath: string | undefined = defaultNftLock()) {
     this.#exec = exec;
+    this.#lock = lockPath;
+  }
+
+  #nft(args: readonly string[], input: string | undefined, allowFailure: boolean) {
+    const argv = this.#lock ? ['flock', '-w', '120', this.#lock, 'nft', ...args] : ['nft', ...args];
+    return this.#exec.run(argv, { ...(input !== undefined ? { input } : {}), allowFailure, timeoutMs: 150_000 });
   }
 
   async apply(lines: readonly string[]): Promise<void> {
     if (lines.length === 0) return;
-    await this.#exec.run(['nft', '-f', '-'], { input: lines.join('\n') + '\n' });
+    await this.#nft(['-f', '-'], lines.join('\n') + '\n', false);
   }
 
   /** Tagged rules in the kdp table ([] when the table does not exist). */
   async tagged(): Promise<TaggedRule[]> {
-    const res = await this.#exec.run(['nft', '-a', 'list', 'table', 'inet', TABLE], { allowFailure: true });
+    const res = await this.#nft(['-a', 'list', 'table', 'inet', TABLE], undefined, true);
     if (res.code !== 0) return [];
     return parseTagged(res.stdout);
   }
@@ -124,12 +140,23 @@ export class NftRunner {
   async remove(pred: (r: TaggedRule) => boolean): Promise<number> {
     const rules = (await this.tagged()).filter(pred);
     if (rules.length === 0) return 0;
-    const res = await this.#exec.run(['nft', '-f', '-'], { input: renderDelete(rules).join('\n') + '\n', allowFailure: true });
+    const res = await this.#nft(['-f', '-'], renderDelete(rules).join('\n') + '\n', true);
     if (res.code !== 0) {
       // a concurrent DEL removed some of them: retry with what is left
       const left = (await this.tagged()).filter(pred);
-      if (left.length > 0) await this.#exec.run(['nft', '-f', '-'], { input: renderDelete(left).join('\n') + '\n' });
+      if (left.length > 0) await this.#nft(['-f', '-'], renderDelete(left).join('\n') + '\n', false);
     }
     return rules.length;
+  }
+}
+
+/** The nft lock of this network namespace; undefined (no lock) when /run/kdp-cni cannot be created. */
+export function defaultNftLock(): string | undefined {
+  try {
+    const ino = readlinkSync('/proc/self/ns/net').replace(/^net:\[/, '').replace(/\]$/, '');
+    mkdirSync(LOCK_DIR, { recursive: true, mode: 0o700 });
+    return `${LOCK_DIR}/nft-${ino}.lock`;
+  } catch {
+    return undefined;
   }
 }

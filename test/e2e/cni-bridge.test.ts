@@ -20,6 +20,7 @@ import { defaultExec } from '../../src/common/exec-adapter.ts';
 const ECHO = fileURLToPath(new URL('../../src/lab/echo-server.ts', import.meta.url));
 
 if (needsRoot(t)) {
+  t.jobs = 2; // the two subtests use separate labs: run them side by side
   const bin = await freshPlugins();
   const data = mkdtempSync(join(tmpdir(), 'kdp-cni-data-'));
   t.teardown(() => rmSync(bin, { recursive: true, force: true }));
@@ -64,15 +65,22 @@ if (needsRoot(t)) {
     const drivers = lab.nodes.map((n) => new CniDriver({ path: [bin], nodeNs: n.ns }));
     const pods: { node: number; name: string; ns: string; cid: string; result: CniResult }[] = [];
     const hostPort = { portMappings: [{ hostPort: 30080, containerPort: 8080, protocol: 'tcp' }] };
+    const sandboxes = await Promise.all(lab.nodes.flatMap((n, i) => ['a', 'b', 'c'].map(async (x) => ({ node: i, name: x, ns: await lab.addNamespace(`${n.name}-pod-${x}`) }))));
+    const nsOf = (node: number, name: string) => sandboxes.find((p) => p.node === node && p.name === name)!.ns;
+    // the echo servers bind [::] in their pods before the pods have interfaces: they start while the ADDs run
+    const servers = [
+      lab.spawn(nsOf(1, 'a'), [process.execPath, ECHO, '--name', 'n2a', '--http', '8080']),
+      lab.spawn(nsOf(0, 'b'), [process.execPath, ECHO, '--name', 'n1b', '--http', '8080']),
+      lab.spawn(nsOf(1, 'c'), [process.execPath, ECHO, '--name', 'n2c', '--http', '8080']),
+      lab.spawn(lab.underlay, [process.execPath, ECHO, '--name', 'outside', '--http', '18081']),
+    ];
+    // all six ADDs at once (concurrent ADDs on one node are what the IPAM lock is for)
     await Promise.all(
-      lab.nodes.map(async (n, i) => {
-        for (const x of ['a', 'b', 'c']) {
-          const ns = await lab.addNamespace(`${n.name}-pod-${x}`);
-          const cid = `cid-${n.name}-${x}`;
-          const caps = i === 1 && x === 'c' ? hostPort : {};
-          const result = await drivers[i]!.add(conflist(lab, i), { containerID: cid, ifname: 'eth0', netns: `/run/netns/${ns}` }, caps);
-          pods.push({ node: i, name: x, ns, cid, result });
-        }
+      sandboxes.map(async ({ node: i, name: x, ns }) => {
+        const cid = `cid-${lab.nodes[i]!.name}-${x}`;
+        const caps = i === 1 && x === 'c' ? hostPort : {};
+        const result = await drivers[i]!.add(conflist(lab, i), { containerID: cid, ifname: 'eth0', netns: `/run/netns/${ns}` }, caps);
+        pods.push({ node: i, name: x, ns, cid, result });
       }),
     );
     const pod = (node: number, name: string) => pods.find((p) => p.node === node && p.name === name)!;
@@ -95,12 +103,6 @@ if (needsRoot(t)) {
     const routes1 = await lab.exec(lab.nodes[0]!.ns, ['ip', 'route', 'show', 'proto', '199']);
     t.match(routes1.stdout, `198.19.2.0/24 via ${lab.nodes[1]!.ip4}`, 'node-1 routes node-2 pods via node-2');
 
-    const servers = [
-      lab.spawn(pod(1, 'a').ns, [process.execPath, ECHO, '--name', 'n2a', '--http', '8080']),
-      lab.spawn(pod(0, 'b').ns, [process.execPath, ECHO, '--name', 'n1b', '--http', '8080']),
-      lab.spawn(pod(1, 'c').ns, [process.execPath, ECHO, '--name', 'n2c', '--http', '8080']),
-      lab.spawn(lab.underlay, [process.execPath, ECHO, '--name', 'outside', '--http', '18081']),
-    ];
     await Promise.all(servers.map((s, i) => waitFor(`echo server ${i}`, () => s.output().includes('ready'), 120_000)));
     const curl = async (ns: string, url: string) => {
       const r = await lab.exec(ns, ['curl', '-sS', '--max-time', '5', '-g', url]);
@@ -134,19 +136,19 @@ if (needsRoot(t)) {
     t.ok((await taggedRules(lab, lab.nodes[1]!.ns)) >= 4, 'masquerade and hostPort rules exist on node-2');
     // DEL: pod c of node-1 after its netns is gone; pod c of node-2 (hostPort) without prevResult or runtimeConfig
     const c1 = pod(0, 'c');
-    await lab.removeNamespace(c1.ns);
-    const delGone = await d0.del(conflist(lab, 0), { containerID: c1.cid, ifname: 'eth0', netns: `/run/netns/${c1.ns}` });
-    t.same(delGone.map((r) => r.code), [0, 0], 'DEL succeeds with the netns already gone');
     const c2 = pod(1, 'c');
-    const delBare = await drivers[1]!.del(conflist(lab, 1), { containerID: c2.cid, ifname: 'eth0', netns: `/run/netns/${c2.ns}` });
+    await lab.removeNamespace(c1.ns);
+    const [delGone, delBare] = await Promise.all([
+      d0.del(conflist(lab, 0), { containerID: c1.cid, ifname: 'eth0', netns: `/run/netns/${c1.ns}` }),
+      drivers[1]!.del(conflist(lab, 1), { containerID: c2.cid, ifname: 'eth0', netns: `/run/netns/${c2.ns}` }),
+    ]);
+    t.same(delGone.map((r) => r.code), [0, 0], 'DEL succeeds with the netns already gone');
     t.same(delBare.map((r) => r.code), [0, 0], 'DEL without prevResult or runtimeConfig');
     const hpAfter = await lab.exec(lab.underlay, ['curl', '-sS', '--max-time', '2', `http://${lab.nodes[1]!.ip4}:30080/`], { allowFailure: true });
     t.not(hpAfter.code, 0, 'the hostPort is gone after DEL');
-    for (const p of pods) {
-      if (p === c1 || p === c2) continue;
-      const r = await drivers[p.node]!.del(conflist(lab, p.node), { containerID: p.cid, ifname: 'eth0', netns: `/run/netns/${p.ns}` }, p.result, p === c2 ? hostPort : {});
-      t.same(r.map((x) => x.code), [0, 0], `DEL ${p.ns}`);
-    }
+    const rest = pods.filter((p) => p !== c1 && p !== c2);
+    const delRest = await Promise.all(rest.map((p) => drivers[p.node]!.del(conflist(lab, p.node), { containerID: p.cid, ifname: 'eth0', netns: `/run/netns/${p.ns}` }, p.result)));
+    rest.forEach((p, i) => t.same(delRest[i]!.map((x) => x.code), [0, 0], `DEL ${p.ns}`));
     const again = await d0.del(conflist(lab, 0), { containerID: pod(0, 'a').cid, ifname: 'eth0', netns: `/run/netns/${pod(0, 'a').ns}` }, pod(0, 'a').result);
     t.same(again.map((r) => r.code), [0, 0], 'a second DEL succeeds');
     for (const i of [0, 1]) {
@@ -180,12 +182,21 @@ if (needsRoot(t)) {
       d.invoke('kdp-bridge', { command: 'ADD', containerId: 'c1', ifname: 'eth0', netns: `/run/netns/${ns}`, ...extra, stdin: typeof conf === 'string' ? conf : JSON.stringify(conf) });
     const code = async (p: ReturnType<typeof add>) => ((await p).json as { code?: number } | undefined)?.code;
 
-    t.equal(await code(add('{not json')), 6, 'bad JSON: code 6');
-    t.equal(await code(add({ ...base, cniVersion: '9.9.9' })), 1, 'unsupported cniVersion: code 1');
-    t.equal(await code(add(base, { containerId: '' })), 4, 'missing CNI_CONTAINERID: code 4');
-    t.equal(await code(add(base, { netns: '/run/netns/does-not-exist-kdp' })), 3, 'missing netns: code 3');
-    t.equal(await code(add({ ...base, ipam: { ...base.ipam, subnet: '198.19.9.0/31' } })), 7, '/31 subnet: code 7');
-    t.equal(await code(add({ ...base, vlan: 100 })), 2, 'unsupported field vlan: code 2');
+    // the refused ADDs touch nothing: all at once
+    const [json, version, noId, noNs, slash31, vlan] = await Promise.all([
+      code(add('{not json')),
+      code(add({ ...base, cniVersion: '9.9.9' })),
+      code(add(base, { containerId: '' })),
+      code(add(base, { netns: '/run/netns/does-not-exist-kdp' })),
+      code(add({ ...base, ipam: { ...base.ipam, subnet: '198.19.9.0/31' } })),
+      code(add({ ...base, vlan: 100 })),
+    ]);
+    t.equal(json, 6, 'bad JSON: code 6');
+    t.equal(version, 1, 'unsupported cniVersion: code 1');
+    t.equal(noId, 4, 'missing CNI_CONTAINERID: code 4');
+    t.equal(noNs, 3, 'missing netns: code 3');
+    t.equal(slash31, 7, '/31 subnet: code 7');
+    t.equal(vlan, 2, 'unsupported field vlan: code 2');
     const first = await add(base);
     t.equal(first.code, 0, 'the only address of a /30 is handed out');
     t.match(first.json, { ips: [{ address: '198.19.9.2/30', gateway: '198.19.9.1' }] });
@@ -197,20 +208,23 @@ if (needsRoot(t)) {
     const dup = await add(base);
     t.not(dup.code, 0, 'ADD of an attachment that exists fails');
     t.equal((await lab.exec(ns, ['ip', '-br', 'addr', 'show', 'eth0'])).code, 0, 'and leaves the existing attachment alone');
-    const status = await d.invoke('kdp-bridge', { command: 'STATUS', stdin: JSON.stringify(base) });
-    t.equal(status.code, 0, 'STATUS: ready');
-    const notReady = await d.invoke('kdp-bridge', { command: 'STATUS', stdin: JSON.stringify({ ...base, ipam: { ...base.ipam, dataDir: '/etc/hostname/kdp-no' } }) });
-    t.match(notReady.json, { code: 50 }, 'STATUS with an unwritable data dir: code 50');
-    const ver = await d.invoke('kdp-bridge', { command: 'VERSION', stdin: '{"cniVersion":"1.0.0"}' });
-    t.match(ver.json, { cniVersion: '1.1.0', supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] }, 'VERSION');
-    // capabilities ips and mac through runtimeConfig
+    // STATUS, VERSION and the capabilities attachment (its own network and bridge) side by side
     const capNs = await lab.addNamespace('err-pod-cap');
     const capList: Conflist = {
       cniVersion: '1.1.0',
       name: 'capnet',
       plugins: [{ type: 'kdp-bridge', bridge: 'kdpcap0', isGateway: true, capabilities: { ips: true, mac: true }, ipam: { type: 'kdp-host-local', subnet: '198.19.8.0/24', dataDir: join(data, 'cap') } }],
     };
-    const capRes = await d.add(capList, { containerID: 'cap', ifname: 'eth0', netns: `/run/netns/${capNs}` }, { ips: ['198.19.8.77/24'], mac: '0a:58:c6:13:08:4d' });
+    const [status, notReady, ver, capRes] = await Promise.all([
+      d.invoke('kdp-bridge', { command: 'STATUS', stdin: JSON.stringify(base) }),
+      d.invoke('kdp-bridge', { command: 'STATUS', stdin: JSON.stringify({ ...base, ipam: { ...base.ipam, dataDir: '/etc/hostname/kdp-no' } }) }),
+      d.invoke('kdp-bridge', { command: 'VERSION', stdin: '{"cniVersion":"1.0.0"}' }),
+      d.add(capList, { containerID: 'cap', ifname: 'eth0', netns: `/run/netns/${capNs}` }, { ips: ['198.19.8.77/24'], mac: '0a:58:c6:13:08:4d' }),
+    ]);
+    t.equal(status.code, 0, 'STATUS: ready');
+    t.match(notReady.json, { code: 50 }, 'STATUS with an unwritable data dir: code 50');
+    t.match(ver.json, { cniVersion: '1.1.0', supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] }, 'VERSION');
+    // capabilities ips and mac through runtimeConfig
     t.equal(capRes.ips?.[0]?.address, '198.19.8.77/24', 'runtimeConfig.ips: the requested address');
     const capLink = (await lab.exec(capNs, ['ip', '-br', 'link', 'show', 'eth0'])).stdout;
     t.match(capLink, /0a:58:c6:13:08:4d/, 'runtimeConfig.mac: the requested MAC');
