@@ -2,7 +2,8 @@
 // namespace): 1) full sync and one-service change at 1k/5k/10k services x 2 endpoints (nftables,
 // iptables); 2) first-connection latency to a ClusterIP with 10 vs 10,000 services per mode; 3) userspace
 // load balancer throughput vs HAProxy (mode tcp) in front of the same nginx pods, driven by wrk.
-// Prints JSON lines; `--only sync|latency|throughput`, `--sizes 1000,5000,10000`.
+// Prints JSON lines; `--only sync|latency|throughput`, `--sizes 1000,5000,10000` (nftables sync),
+// `--iptables-sizes 1000,5000,10000` ('' skips iptables), `--changes 7`, `--latency-sizes 10,10000`.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +14,7 @@ import { addPod } from '../../test/helpers/pods.ts';
 import type { TestPod } from '../../test/helpers/pods.ts';
 
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
-const { values } = parseArgs({ options: { only: { type: 'string' }, sizes: { type: 'string', default: '1000,5000,10000' }, 'latency-sizes': { type: 'string', default: '10,10000' }, 'userspace-latency-sizes': { type: 'string', default: '10,1000' } } });
+const { values } = parseArgs({ options: { only: { type: 'string' }, sizes: { type: 'string', default: '1000,5000,10000' }, 'iptables-sizes': { type: 'string', default: '1000,5000,10000' }, changes: { type: 'string', default: '7' }, 'latency-sizes': { type: 'string', default: '10,10000' }, 'userspace-latency-sizes': { type: 'string', default: '10,1000' } } });
 const want = (k: string) => !values.only || values.only.split(',').includes(k);
 const emit = (o: object) => process.stdout.write(JSON.stringify(o) + '\n');
 
@@ -22,8 +23,11 @@ const tmp = mkdtempSync(join(tmpdir(), 'kdp-bench-proxy-'));
 try {
   const node = lab.nodes[0]!;
   if (want('sync')) {
-    const r = await lab.exec(node.ns, [process.execPath, here('./sync-worker.ts'), values.sizes!, 'nftables,iptables', '7'], { timeoutMs: 1_800_000 });
-    process.stdout.write(r.stdout);
+    for (const [mode, sizes] of [['nftables', values.sizes!], ['iptables', values['iptables-sizes']!]] as const) {
+      if (sizes === '') continue;
+      const r = await lab.exec(node.ns, [process.execPath, here('./sync-worker.ts'), sizes, mode, values.changes!], { timeoutMs: 1_800_000 });
+      process.stdout.write(r.stdout);
+    }
   }
   const pods: TestPod[] = [];
   if (want('latency') || want('throughput')) {

@@ -141,7 +141,7 @@ export class Proxier implements ServiceHandler, EndpointSliceHandler {
     }
     let lines: number;
     try {
-      ({ lines } = await this.#opts.backend.sync(models, full, changed));
+      ({ lines } = await this.#opts.backend.sync(models, full, changed, this.#ports));
     } catch (err) {
       this.#tracker.restore(changed, oldestMs);
       this.#needFull = true;

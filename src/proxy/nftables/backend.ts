@@ -65,40 +65,69 @@ export class NftablesBackend implements ProxyBackend {
     return { chains, sets, maps };
   }
 
-  async sync(models: ReadonlyMap<IPFamily, readonly ServicePortInfo[]>, full: boolean): Promise<SyncResult> {
+  async sync(
+    models: ReadonlyMap<IPFamily, readonly ServicePortInfo[]>,
+    full: boolean,
+    changed: ReadonlySet<string> = new Set(),
+    byService?: ReadonlyMap<IPFamily, ReadonlyMap<string, readonly ServicePortInfo[]>>,
+  ): Promise<SyncResult> {
     const script: string[] = [];
-    const next = new Map<NftFamily, Map<string, Entry>>();
+    /** per family: the mirror to keep once the transaction went through */
+    const next = new Map<NftFamily, () => Map<string, Entry>>();
     const after: (() => void)[] = [];
     for (const [fam, ports] of models) {
       const f = nftFamily(fam);
-      const bySvc = new Map<string, ServicePortInfo[]>();
-      for (const sp of ports) {
-        const k = `${sp.namespace}/${sp.name}`;
-        const list = bySvc.get(k);
-        if (list) list.push(sp);
-        else bySvc.set(k, [sp]);
-      }
       const prev = full ? undefined : this.#mirror.get(f);
       // a full sync rewrites every map: slots start afresh
       let slots = prev ? this.#slots.get(f) : undefined;
       if (!slots) this.#slots.set(f, (slots = new SlotAllocator()));
       const alloc = slots;
-      const cur = new Map<string, Entry>();
-      for (const [k, sps] of bySvc) {
-        const old = prev?.get(k);
-        // the proxier hands over the same objects for services that did not change: nothing to render
-        if (old && old.ports.length === sps.length && old.ports.every((p, i) => p === sps[i])) {
-          cur.set(k, old);
-          continue;
-        }
+      const render = (sps: readonly ServicePortInfo[]): Entry => {
         const keys: string[] = [];
         const frag = renderFragment(sps, f, this.#cfg, (key) => {
           keys.push(key);
           return alloc.slotOf(key);
         });
-        cur.set(k, { ports: sps, frag, slots: keys });
+        return { ports: sps, frag, slots: keys };
+      };
+      const same = (old: Entry | undefined, sps: readonly ServicePortInfo[]): old is Entry => !!old && old.ports.length === sps.length && old.ports.every((p, i) => p === sps[i]);
+      const grouped = byService?.get(fam);
+      let cur: Pick<Map<string, Entry>, 'get' | 'has' | 'keys' | 'values'>;
+      if (prev && grouped) {
+        // partial sync: only the services the proxier says changed (O(changes), not O(services)); the
+        // mirror is updated in place once the transaction went through
+        const updates = new Map<string, Entry | undefined>();
+        for (const k of changed) {
+          const sps = grouped.get(k);
+          if (!sps || sps.length === 0) updates.set(k, undefined);
+          else if (!same(prev.get(k), sps)) updates.set(k, render(sps));
+        }
+        const get = (k: string) => (updates.has(k) ? updates.get(k) : prev.get(k));
+        cur = { get, has: (k: string) => get(k) !== undefined, keys: () => prev.keys(), values: () => prev.values() };
+        next.set(f, () => {
+          for (const [k, e] of updates) {
+            if (e) prev.set(k, e);
+            else prev.delete(k);
+          }
+          return prev;
+        });
+      } else {
+        const bySvc = new Map<string, ServicePortInfo[]>();
+        for (const sp of ports) {
+          const k = `${sp.namespace}/${sp.name}`;
+          const list = bySvc.get(k);
+          if (list) list.push(sp);
+          else bySvc.set(k, [sp]);
+        }
+        const all = new Map<string, Entry>();
+        for (const [k, sps] of bySvc) {
+          const old = prev?.get(k);
+          // the proxier hands over the same objects for services that did not change: nothing to render
+          all.set(k, same(old, sps) ? old : render(sps));
+        }
+        cur = all;
+        next.set(f, () => all);
       }
-      next.set(f, cur);
       if (!prev) {
         const state = mergeFragments(f, this.#cfg, [...cur.values()].map((e) => e.frag));
         script.push(...fullScript(state, await this.#listExisting(f)));
@@ -109,7 +138,9 @@ export class NftablesBackend implements ProxyBackend {
       }
       // per changed service: its chains and map elements; shared set elements by reference count
       const delta = new Map<string, Map<string, number>>();
-      for (const [k, e] of cur) {
+      const touched = grouped ? [...changed].filter((k) => cur.has(k)) : [...cur.keys()];
+      for (const k of touched) {
+        const e = cur.get(k)!;
         const old = prev.get(k);
         if (old === e) continue;
         script.push(...diffScript(old?.frag ?? EMPTY_FRAGMENT(f), e.frag, { fragment: true }));
@@ -120,8 +151,9 @@ export class NftablesBackend implements ProxyBackend {
         }
         countElements(delta, e.frag, 1);
       }
-      for (const [k, old] of prev) {
-        if (cur.has(k)) continue;
+      const gone = grouped ? [...changed].filter((k) => prev.has(k) && !cur.has(k)) : [...prev.keys()].filter((k) => !cur.has(k));
+      for (const k of gone) {
+        const old = prev.get(k)!;
         script.push(...diffScript(old.frag, EMPTY_FRAGMENT(f), { fragment: true }));
         countElements(delta, old.frag, -1);
         for (const key of old.slots) alloc.release(key);
@@ -153,8 +185,10 @@ export class NftablesBackend implements ProxyBackend {
     if (script.length > 0) {
       try {
         // big transactions (full syncs) parse faster from a file; small diffs skip nft's cache rebuild in the session
-        if (this.#runner && script.length < 2000) await this.#runner.apply(script);
-        else await this.#exec.run(['nft', '-f', '-'], { input: script.join('\n') + '\n', timeoutMs: 120_000 });
+        // (by size: a full sync is a few hundred long lines, and `nft -i` reads one huge line far slower)
+        const text = script.join('\n') + '\n';
+        if (this.#runner && text.length < 64 * 1024) await this.#runner.apply(script);
+        else await this.#exec.run(['nft', '-f', '-'], { input: text, timeoutMs: 120_000 });
       } catch (err) {
         // the kernel may not be what we think: the retry is a full sync (with fresh slots and counts)
         this.#mirror.clear();
@@ -164,7 +198,7 @@ export class NftablesBackend implements ProxyBackend {
         throw new KdpError('KDP_PROXY_SYNC_FAILED', `nftables transaction failed: ${errorMessage(err)}`, { cause: err, details: { lines: script.length, head: script.slice(0, 5) } });
       }
     }
-    for (const [f, s] of next) this.#mirror.set(f, s);
+    for (const [f, s] of next) this.#mirror.set(f, s());
     for (const fn of after) fn();
     return { lines: script.length };
   }

@@ -8,6 +8,7 @@
 //       daddr . l4proto . dport  vmap @cluster-ips        -> service-X | local-X       (ClusterIPs)
 //       daddr . l4proto . dport  vmap @service-ips        -> external-X                (external and LB IPs)
 //       fib daddr local . l4proto . dport vmap @service-nodeports -> external-X
+//   lb-<proto>-N (shared; plain ClusterIP services): dnat to daddr . dport . numgen random mod N map @cluster-endpoints-<proto>
 //   service-X: dnat to numgen random mod N offset B map @endpoints-S   (one shared map per shard, no chain per endpoint)
 //              [ClientIP affinity only: affinity lookups; numgen vmap -> endpoint-X: affinity update; dnat]
 //   filter-* (dstnat-10): no-endpoint-services / no-endpoint-nodeports -> reject or drop; firewall-ips -> firewall-X
@@ -79,6 +80,19 @@ export const SET_HAIRPIN = 'hairpin-endpoints';
 export const ENDPOINT_SHARDS: Readonly<Record<string, number>> = { tcp: 64, udp: 16, sctp: 4 };
 /** keys per slot: a service port load-balances over at most this many endpoints */
 export const SLOT_SIZE = 65536;
+
+/**
+ * Plain ClusterIP service ports (no affinity, no Local policy, no external address, at most this many
+ * endpoints) need no chain of their own: `cluster-ips` sends them to the shared chain `lb-<proto>-<N>`,
+ * which looks the endpoint up by `daddr . dport . numgen random mod N` in `cluster-endpoints-<proto>`.
+ * So the table's chain count does not grow with such services (nft reads every chain before each
+ * transaction: at 10k chains that alone costs ~0.1 s per sync).
+ */
+export const LB_CHAIN_MAX = 32;
+
+export function lbChainName(protocol: string, n: number): string {
+  return `lb-${protocol}-${n}`;
+}
 
 /** Which shard map and which first key a slot of a protocol stands for. */
 export function slotKeys(protocol: string, slot: number): { map: string; base: number } {
@@ -196,6 +210,10 @@ function renderBase(family: NftFamily, cfg: NftConfig): { chains: Map<string, Nf
   ]);
   for (const [p, n] of Object.entries(ENDPOINT_SHARDS)) {
     for (let i = 0; i < n; i++) maps.set(`endpoints-${p}-${i}`, { def: `{ typeof numgen random mod 1 : ${a} daddr . ${p} dport; }`, elements: new Map() });
+    maps.set(`cluster-endpoints-${p}`, { def: `{ typeof ${a} daddr . ${p} dport . numgen random mod 1 : ${a} daddr . ${p} dport; }`, elements: new Map() });
+    for (let k = 1; k <= LB_CHAIN_MAX; k++) {
+      chains.set(lbChainName(p, k), { rules: [`meta l4proto ${p} dnat ${a} to ${a} daddr . ${p} dport . numgen random mod ${k} map @cluster-endpoints-${p}`] });
+    }
   }
   const sets = new Map<string, string>([
     [SET_CLUSTER_CIDRS, `{ type ${addrType}; flags interval; }`],
@@ -308,6 +326,14 @@ function renderInto(
       list.forEach((ep, i) => m.set(String(base + i), `${ep.ip} . ${ep.port}`));
       return [`meta l4proto ${p} dnat ${a} to numgen random mod ${list.length}${base > 0 ? ` offset ${base}` : ''} map @${map}`];
     };
+
+    const plain = sp.affinitySeconds === undefined && !sp.internalLocal && externalIPs.length === 0 && !npKey && sp.clusterEndpoints.length <= LB_CHAIN_MAX;
+    if (hasCluster && plain) {
+      el(MAP_CLUSTER_IPS).set(ipKey(sp.clusterIP), `goto ${lbChainName(p, sp.clusterEndpoints.length)}`);
+      const m = el(`cluster-endpoints-${p}`);
+      sp.clusterEndpoints.forEach((ep, i) => m.set(`${sp.clusterIP} . ${sp.port} . ${i}`, `${ep.ip} . ${ep.port}`));
+      continue;
+    }
 
     if (!hasCluster) {
       // nothing usable anywhere: REJECT everything (connection refused at once)

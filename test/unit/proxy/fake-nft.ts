@@ -81,6 +81,20 @@ class FakeTable {
     });
   }
 
+  /** The endpoints a ClusterIP balances over: through a shared `lb-*` chain or the service's own chain. */
+  clusterIPBackends(vip: string, proto: string, port: number): string[] {
+    const verdict = this.maps.get('cluster-ips')?.elements.get(`${vip} . ${proto} . ${port}`);
+    const chain = /^goto (\S+)$/.exec(verdict ?? '')?.[1];
+    if (!chain) throw new Error(`no cluster-ips element for ${vip} . ${proto} . ${port}`);
+    const lb = /^lb-(\w+)-(\d+)$/.exec(chain);
+    if (!lb) return this.endpointsOf(chain);
+    return Array.from({ length: Number(lb[2]) }, (_, i) => {
+      const v = this.maps.get(`cluster-endpoints-${lb[1]}`)?.elements.get(`${vip} . ${port} . ${i}`);
+      if (v === undefined) throw new Error(`${vip}: endpoint ${i} missing`);
+      return v;
+    });
+  }
+
   /** The names objects have, as `nft -j list chains|sets|maps` would report them. */
   listJson(what: 'chains' | 'sets' | 'maps'): string {
     const names = what === 'chains' ? this.chains.keys() : what === 'sets' ? this.sets.keys() : this.maps.keys();

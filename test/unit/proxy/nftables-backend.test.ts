@@ -7,7 +7,6 @@ import { silentLogger } from '../../../src/common/log.ts';
 import { buildServicePorts } from '../../../src/proxy/model.ts';
 import type { ServicePortInfo } from '../../../src/proxy/model.ts';
 import { NftablesBackend } from '../../../src/proxy/nftables/backend.ts';
-import { chainNames } from '../../../src/proxy/nftables/render.ts';
 import type { EndpointSlice, IPFamily, Service } from '../../../src/model/types.ts';
 import { FakeTable } from './fake-nft.ts';
 import { makeService, makeSlice } from './fixtures.ts';
@@ -42,8 +41,9 @@ t.test('partial syncs keep the shared maps and the hairpin set consistent', asyn
   const { k, exec, scripts } = fakeKernel();
   const backend = new NftablesBackend({ exec, config: { clusterCIDRs: ['198.19.0.0/16'] }, log: silentLogger });
   const w: World = { services: new Map(), slices: new Map() };
+  // an external IP gives a service a chain and a slot of its own; `a` is a plain ClusterIP service
   const put = (name: string, ip: string, eps: string[]) => {
-    w.services.set(name, makeService('ns', name, (s) => void (s.clusterIPs = [ip])));
+    w.services.set(name, makeService('ns', name, (s) => ((s.clusterIPs = [ip]), name === 'a' ? undefined : (s.externalIPs = [`203.0.113.${ip.split('.')[3]}`]))));
     w.slices.set(name, makeSlice('ns', name, eps.map((e) => ({ ip: e, node: 'node1' }))));
   };
   const del = (name: string) => (w.services.delete(name), w.slices.delete(name));
@@ -58,18 +58,40 @@ t.test('partial syncs keep the shared maps and the hairpin set consistent', asyn
     last = new Map(list.map((sp) => [sp.id, sp]));
     return new Map([['IPv4' as IPFamily, list]]);
   };
-  const lbOf = (name: string) => k.endpointsOf(chainNames(last.get(`ns/${name}:p80`)!).service);
+  // as the proxier calls it: the changed service keys and the model grouped by service
+  let before = new Map<string, ServicePortInfo>();
+  const partial = async () => {
+    const m = models();
+    const list = m.get('IPv4')!;
+    const now = new Map(list.map((sp) => [sp.id, sp]));
+    const changed = new Set<string>();
+    for (const [id, sp] of now) if (before.get(id) !== sp) changed.add(`${sp.namespace}/${sp.name}`);
+    for (const [id, sp] of before) if (!now.has(id)) changed.add(`${sp.namespace}/${sp.name}`);
+    const grouped = new Map<string, ServicePortInfo[]>();
+    for (const sp of list) grouped.set(`${sp.namespace}/${sp.name}`, [...(grouped.get(`${sp.namespace}/${sp.name}`) ?? []), sp]);
+    before = now;
+    await backend.sync(m, false, changed, new Map([['IPv4', grouped]]));
+  };
+  const fullSync = async () => {
+    const m = models();
+    before = new Map(m.get('IPv4')!.map((sp) => [sp.id, sp]));
+    await backend.sync(m, true, new Set());
+  };
+  const lbOf = (name: string) => {
+    const sp = last.get(`ns/${name}:p80`)!;
+    return k.clusterIPBackends(sp.clusterIP, 'tcp', sp.port);
+  };
   const hairpin = () => [...(k.setElements.get('hairpin-endpoints') ?? [])].sort();
 
   put('a', '10.96.0.1', ['198.19.1.1', '198.19.1.2']);
   put('b', '10.96.0.2', ['198.19.1.2', '198.19.1.3']); // shares 198.19.1.2 with a
-  await backend.sync(models(), true);
+  await fullSync();
   t.same(lbOf('a'), ['198.19.1.1 . 8080', '198.19.1.2 . 8080']);
   t.same(lbOf('b'), ['198.19.1.2 . 8080', '198.19.1.3 . 8080']);
   t.same(hairpin(), ['198.19.1.1 . 198.19.1.1', '198.19.1.2 . 198.19.1.2', '198.19.1.3 . 198.19.1.3']);
 
   del('a');
-  await backend.sync(models(), false);
+  await partial();
   t.same(hairpin(), ['198.19.1.2 . 198.19.1.2', '198.19.1.3 . 198.19.1.3'], 'the element b still needs survives');
   t.ok(scripts.at(-1)!.length < 10, `one-service removal is a small transaction (${scripts.at(-1)!.length} lines)`);
 
@@ -77,28 +99,28 @@ t.test('partial syncs keep the shared maps and the hairpin set consistent', asyn
   put('c', '10.96.0.3', ['198.19.1.7']);
   del('b');
   put('d', '10.96.0.4', ['198.19.1.8', '198.19.1.9']);
-  await backend.sync(models(), false);
+  await partial();
   t.same(lbOf('c'), ['198.19.1.7 . 8080']);
   t.same(lbOf('d'), ['198.19.1.8 . 8080', '198.19.1.9 . 8080']);
   t.same(hairpin(), ['198.19.1.7 . 198.19.1.7', '198.19.1.8 . 198.19.1.8', '198.19.1.9 . 198.19.1.9']);
 
   // endpoints of one service replaced, same count: only elements change, no chain is touched
   put('c', '10.96.0.3', ['198.19.1.70']);
-  await backend.sync(models(), false);
+  await partial();
   t.same(lbOf('c'), ['198.19.1.70 . 8080']);
   t.notOk(scripts.at(-1)!.some((l) => / chain /.test(l)), 'no chain flushed', { found: scripts.at(-1) });
   t.same(hairpin(), ['198.19.1.70 . 198.19.1.70', '198.19.1.8 . 198.19.1.8', '198.19.1.9 . 198.19.1.9']);
 
   // freed slots are reused by later services; every chain still balances over its own endpoints
   put('e', '10.96.0.5', ['198.19.1.20', '198.19.1.21', '198.19.1.22']);
-  await backend.sync(models(), false);
+  await partial();
   t.same(lbOf('e'), ['198.19.1.20 . 8080', '198.19.1.21 . 8080', '198.19.1.22 . 8080']);
   t.same(lbOf('d'), ['198.19.1.8 . 8080', '198.19.1.9 . 8080']);
-  const used = [...k.maps].filter(([n]) => n.startsWith('endpoints-')).reduce((n, [, m]) => n + m.elements.size, 0);
+  const used = [...k.maps].filter(([n]) => /^(cluster-)?endpoints-/.test(n)).reduce((n, [, m]) => n + m.elements.size, 0);
   t.equal(used, 6, 'no stale endpoint element left in the maps');
 
   // a full resync over the existing table gives the same answers
-  await backend.sync(models(), true);
+  await fullSync();
   t.same(lbOf('c'), ['198.19.1.70 . 8080']);
   t.same(lbOf('e'), ['198.19.1.20 . 8080', '198.19.1.21 . 8080', '198.19.1.22 . 8080']);
   t.same(hairpin(), ['198.19.1.20 . 198.19.1.20', '198.19.1.21 . 198.19.1.21', '198.19.1.22 . 198.19.1.22', '198.19.1.70 . 198.19.1.70', '198.19.1.8 . 198.19.1.8', '198.19.1.9 . 198.19.1.9']);
