@@ -1,7 +1,8 @@
 // The DNS server: UDP and TCP on one port, EDNS0 buffer sizes, truncation with TC, TCP pipelining
 // (answers are written as they complete, RFC 7766 6.2.1.1), FORMERR or drop on malformed input. Every
 // request runs through the plugin chain of the server block whose zone matches; nothing a client sends
-// can throw out of handle(). A fast path reuses the encoded bytes of cluster answers (see FastAnswers).
+// can throw out of handle(). Two fast paths answer straight from the datagram: the encoded bytes of
+// cluster answers (kept per cluster-state generation) and the cache plugin's encoded entries.
 import { createSocket } from 'node:dgram';
 import type { Socket as UdpSocket, RemoteInfo } from 'node:dgram';
 import { createServer } from 'node:net';

@@ -196,8 +196,9 @@ export class CachePlugin implements Plugin {
   /**
    * The cached answer to a query, straight from its bytes: `msg` is the query, `qend` the end of its
    * question, `edns` its OPT state (undefined: none). Returns undefined on a miss, when the answer does
-   * not fit `maxSize` (the server's full path truncates it), or when `shuffled` answers are asked for and
-   * the entry has several addresses (serve() shuffles those).
+   * not fit `maxSize` (the server's full path truncates it), for stale or prefetch-due entries (serve()
+   * has the next plugin to refresh them from), or when `shuffled` (loadbalance) answers are asked for and
+   * the entry's addresses cannot be permuted in place. With `shuffled`, the address run is permuted.
    */
   answerWire(lname: string, qtype: number, msg: Buffer, qend: number, edns: ClientEdns | undefined, maxSize: number, shuffled: boolean, key?: string): Buffer | undefined {
     const now = this.#now();
