@@ -58,7 +58,10 @@ t.test(`parser and server survive ${ITERATIONS} random and mutated packets (seed
   const rec = new KubernetesRecords({ ...DEFAULT_KUBERNETES_CONFIG, pods: 'insecure' });
   rec.subscribeTo(src);
   await src.start();
-  const s = new DnsServer({ host: '127.0.0.1', port: 0, log: silentLogger, answers: rec, blocks: [{ zones: [''], plugins: [new CachePlugin(DEFAULT_CACHE), new KubernetesPlugin(rec)], loadbalance: true, queryLog: false }] });
+  const full = new DnsServer({ host: '127.0.0.1', port: 0, log: silentLogger, answers: rec, blocks: [{ zones: [''], plugins: [new CachePlugin(DEFAULT_CACHE), new KubernetesPlugin(rec)], loadbalance: true, queryLog: false }] });
+  // and with the cache's wire path on (hits answered straight from the query bytes)
+  const wireCache = new CachePlugin(DEFAULT_CACHE);
+  const wire = new DnsServer({ host: '127.0.0.1', port: 0, log: silentLogger, blocks: [{ zones: [''], plugins: [wireCache, new KubernetesPlugin(rec)], loadbalance: true, queryLog: false, cache: wireCache }] });
   let parsed = 0;
   let malformed = 0;
   let answered = 0;
@@ -74,6 +77,7 @@ t.test(`parser and server survive ${ITERATIONS} random and mutated packets (seed
       else crashes.push(`decode ${pkt.toString('hex')}: ${String(err)}`);
     }
     try {
+      const s = i % 3 === 0 ? wire : full;
       const res = await s.respond(pkt, i % 2 ? 'udp' : 'tcp', '127.0.0.1');
       if (res === undefined) dropped++;
       else {
@@ -99,4 +103,5 @@ t.test(`parser and server survive ${ITERATIONS} random and mutated packets (seed
   t.same(crashes, [], 'zero crashes');
   t.ok(parsed > 100 && malformed > 100, `both outcomes exercised (parsed ${parsed}, malformed ${malformed})`);
   t.ok(answered > 100, `answered ${answered}, dropped ${dropped}`);
+  t.ok(wire.cacheFastHits > 10, `the cache's wire path was exercised (${wire.cacheFastHits} hits from the query bytes)`);
 });
