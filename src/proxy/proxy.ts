@@ -59,6 +59,11 @@ export function makeBackend(cfg: ProxyConfig, exec: Exec, log: Logger): ProxyBac
   }
 }
 
+/** Whether NodePorts are to be served on 127.0.0.1 (an IPv4 loopback address or range among the NodePort addresses). */
+export function localhostNodePorts(nodePortAddresses: readonly string[] | undefined): boolean {
+  return (nodePortAddresses ?? []).some((a) => a.startsWith('127.'));
+}
+
 /** Starts the proxy on `source` (subscribes, starts the source, waits for the first sync). */
 export async function startProxy(source: ClusterSource, cfg: ProxyConfig, deps: { exec: Exec; log: Logger; backend?: ProxyBackend }): Promise<RunningProxy> {
   const log = deps.log.child({ component: 'proxy', mode: cfg.mode });
@@ -83,6 +88,12 @@ export async function startProxy(source: ClusterSource, cfg: ProxyConfig, deps: 
   try {
     if (cfg.healthz) servers.push(await startHealthServer({ ...cfg.healthz, status: () => proxier.status(), timeoutMs: Math.max(2 * cfg.syncPeriodMs, 10_000), nodeName: cfg.nodeName }));
     if (cfg.metrics) servers.push(await startMetricsServer({ ...cfg.metrics, metrics: () => metrics.registry.metrics(), contentType: metrics.registry.contentType }));
+    if (cfg.mode !== 'userspace' && localhostNodePorts(cfg.nodePortAddresses)) {
+      // like kube-proxy: DNAT of 127.0.0.1:<nodePort> to a pod needs the kernel to route 127/8 sources off
+      // the host. This is the node's network namespace (the one the proxy runs in), never another.
+      await deps.exec.run(['sysctl', '-q', '-w', 'net.ipv4.conf.all.route_localnet=1']);
+      log.info({}, 'NodePorts on 127.0.0.1: set net.ipv4.conf.all.route_localnet=1');
+    }
     await source.start();
     await proxier.settled();
   } catch (err) {

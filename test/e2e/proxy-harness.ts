@@ -381,6 +381,22 @@ export async function modeSuite(t: Test, mode: string, kernel: KernelProbe): Pro
     t.ok((res.seen.b2 ?? 0) > 0 && (res.seen.c2 ?? 0) > 0, `new endpoints served: ${JSON.stringify(res.seen)}`);
   });
 
+  await t.test('NodePorts on 127.0.0.1 only when enabled (--nodeport-addresses)', async (t) => {
+    const lo: SvcSpec = { name: 'lo', clusterIP: '10.96.0.70', type: 'NodePort', nodePort: 30070, endpoints: [{ pod: b2 }, { pod: c2 }] };
+    await pl.synced(pl.apply(lo));
+    t.equal(await pl.connect(pl.n1.ns, '127.0.0.1', 30070), 'refused', 'default: not on 127.0.0.1');
+    await pl.stopProxy();
+    await pl.startProxy(['--nodeport-addresses', `127.0.0.1,${pl.n1.ip4}`]);
+    const sysctl = await pl.lab.exec(pl.n1.ns, ['sysctl', '-n', 'net.ipv4.conf.all.route_localnet']);
+    t.equal(sysctl.stdout.trim(), '1', 'route_localnet set in the node namespace');
+    await runFlows(t, pl, [
+      { name: 'curl 127.0.0.1:<nodePort> from the node', from: 'node', url: 'http://127.0.0.1:30070/', backends: ['b2', 'c2'], all: true, tries: 14 },
+      { name: 'the node address still serves it', from: 'underlay', url: `http://${pl.n1.ip4}:30070/`, backends: ['b2', 'c2'], tries: 4 },
+    ]);
+    await pl.stopProxy();
+    await pl.startProxy();
+  });
+
   await t.test('metrics use kube-proxy names', async (t) => {
     const res = await pl.lab.exec(pl.n1.ns, ['curl', '-sS', '--max-time', '2', 'http://127.0.0.1:10249/metrics']);
     for (const m of ['kubeproxy_sync_proxy_rules_duration_seconds_bucket', 'kubeproxy_network_programming_duration_seconds_bucket', 'kubeproxy_sync_proxy_rules_last_timestamp_seconds']) t.match(res.stdout, m);

@@ -78,6 +78,9 @@ export function renderIptables(ports: readonly ServicePortInfo[], family: IptFam
   const localCidrs = cfg.clusterCIDRs.filter((c) => (family === 'ipv6') === c.includes(':'));
 
   ch(filter, 'KDP-FORWARD').push(
+    // as kube-proxy's KUBE-FORWARD: a packet conntrack cannot place (e.g. a late retransmit after the entry
+    // was replaced) must not be forwarded un-NATed to a pod or out of the node
+    '-m conntrack --ctstate INVALID -j DROP',
     `${comment('kdp forwarding rules')} -m mark --mark ${MASQ_MARK}/${MASQ_MARK} -j ACCEPT`,
     `${comment('kdp forwarding conntrack rule')} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
   );
@@ -166,7 +169,8 @@ export function renderIptables(ports: readonly ServicePortInfo[], family: IptFam
     if (sp.nodePort !== undefined) npRules.push(`${comment(sp.id)} ${m} --dport ${sp.nodePort} -j ${ext}`);
   }
   if (cfg.nodePortAddresses && cfg.nodePortAddresses.length > 0) {
-    for (const a of cfg.nodePortAddresses) svcRules.push(`${comment('kdp service nodeports; NOTE: this must be the last rule in this chain')} -d ${host(family, a)} -j KDP-NODEPORTS`);
+    // this family's addresses only; 127.0.0.1 among them serves localhost NodePorts (route_localnet, proxy.ts)
+    for (const a of cfg.nodePortAddresses.filter((x) => (family === 'ipv6') === x.includes(':'))) svcRules.push(`${comment('kdp service nodeports; NOTE: this must be the last rule in this chain')} -d ${host(family, a)} -j KDP-NODEPORTS`);
   } else {
     svcRules.push(`${comment('kdp service nodeports; NOTE: this must be the last rule in this chain')} -m addrtype --dst-type LOCAL ! -d ${loopback} -j KDP-NODEPORTS`);
   }

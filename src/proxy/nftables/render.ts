@@ -156,9 +156,14 @@ function renderBase(family: NftFamily, cfg: NftConfig): { chains: Map<string, Nf
   const a = family; // `ip daddr` / `ip6 daddr`
   const addrType = family === 'ip' ? 'ipv4_addr' : 'ipv6_addr';
   const loopback = family === 'ip' ? '127.0.0.0/8' : '::1';
+  // NodePorts on the given addresses of this family only (127.0.0.1 among them: localhost NodePorts, which
+  // need route_localnet; see proxy.ts), by default on every local address but loopback
+  const npAddrs = (cfg.nodePortAddresses ?? []).filter((x) => (family === 'ip6') === x.includes(':'));
   const nodePortMatch =
     cfg.nodePortAddresses && cfg.nodePortAddresses.length > 0
-      ? `${a} daddr { ${cfg.nodePortAddresses.join(', ')} }`
+      ? npAddrs.length > 0
+        ? `${a} daddr { ${npAddrs.join(', ')} }`
+        : undefined
       : `fib daddr type local ${a} daddr != ${loopback}`;
   const chains = new Map<string, NftChain>([
     ['filter-prerouting', { def: '{ type filter hook prerouting priority -110; policy accept; }', rules: ['ct state new jump firewall-check'] }],
@@ -176,12 +181,12 @@ function renderBase(family: NftFamily, cfg: NftConfig): { chains: Map<string, Nf
           `${cfg.masqueradeAll ? '' : `${a} saddr != @${SET_CLUSTER_CIDRS} `}${a} daddr . meta l4proto . th dport @${MAP_CLUSTER_IPS} meta mark set meta mark or ${MASQ_MARK}`,
           `${a} daddr . meta l4proto . th dport vmap @${MAP_CLUSTER_IPS}`,
           `${a} daddr . meta l4proto . th dport vmap @${MAP_SERVICE_IPS}`,
-          `${nodePortMatch} meta l4proto . th dport vmap @${MAP_NODEPORTS}`,
+          ...(nodePortMatch ? [`${nodePortMatch} meta l4proto . th dport vmap @${MAP_NODEPORTS}`] : []),
         ],
       },
     ],
     ['service-endpoints-check', { rules: [`${a} daddr . meta l4proto . th dport vmap @${MAP_NOEP_SERVICES}`] }],
-    ['nodeport-endpoints-check', { rules: [`${nodePortMatch} meta l4proto . th dport vmap @${MAP_NOEP_NODEPORTS}`] }],
+    ['nodeport-endpoints-check', { rules: nodePortMatch ? [`${nodePortMatch} meta l4proto . th dport vmap @${MAP_NOEP_NODEPORTS}`] : [] }],
     ['firewall-check', { rules: [`${a} daddr . meta l4proto . th dport vmap @${MAP_FIREWALL}`] }],
     ['reject-chain', { rules: ['reject'] }],
     ['mark-for-masquerade', { rules: [`meta mark set meta mark or ${MASQ_MARK}`] }],
