@@ -29,6 +29,8 @@ export interface ProxierOptions {
   readonly metrics?: ProxyMetrics;
   readonly log: Logger;
   readonly clock?: RunnerClock;
+  /** wall clock in ms since the epoch (trigger-time annotations are wall-clock times); default Date.now */
+  readonly wallClock?: () => number;
   /** called after every successful sync (health-check servers follow the new state) */
   readonly onSynced?: () => void;
 }
@@ -45,7 +47,7 @@ export class Proxier implements ServiceHandler, EndpointSliceHandler {
   readonly #runner: BoundedRunner;
   readonly #log: Logger;
   // owned by the sync loop (runs never overlap)
-  readonly #tracker = new ChangeTracker();
+  readonly #tracker: ChangeTracker;
   #servicesSynced = false;
   #slicesSynced = false;
   #needFull = true;
@@ -61,6 +63,7 @@ export class Proxier implements ServiceHandler, EndpointSliceHandler {
   constructor(opts: ProxierOptions) {
     this.#opts = opts;
     this.#log = opts.log;
+    this.#tracker = new ChangeTracker(undefined, opts.wallClock);
     this.#runner = new BoundedRunner(() => this.#sync(), {
       minIntervalMs: opts.minSyncIntervalMs,
       retryMinMs: 1000,
@@ -121,7 +124,7 @@ export class Proxier implements ServiceHandler, EndpointSliceHandler {
   async #sync(): Promise<void> {
     if (!this.initialized) return;
     const started = performance.now();
-    const { changed, oldestMs } = this.#tracker.take();
+    const { changed, oldestMs, times } = this.#tracker.take();
     const periodicFull = this.#opts.syncPeriodMs ? started - this.#lastFull >= this.#opts.syncPeriodMs : false;
     const full = this.#needFull || periodicFull;
     // only changed services are rebuilt; the others keep their objects (backends skip them by identity)
@@ -143,7 +146,7 @@ export class Proxier implements ServiceHandler, EndpointSliceHandler {
     try {
       ({ lines } = await this.#opts.backend.sync(models, full, changed, this.#ports));
     } catch (err) {
-      this.#tracker.restore(changed, oldestMs);
+      this.#tracker.restore(changed, oldestMs, times);
       this.#needFull = true;
       if (this.#opts.backend.mode === 'iptables') this.#opts.metrics?.restoreFailures.inc();
       if (this.#opts.backend.mode === 'nftables') this.#opts.metrics?.nftSyncFailures.inc();
@@ -166,7 +169,11 @@ export class Proxier implements ServiceHandler, EndpointSliceHandler {
     if (m) {
       m.syncDuration.observe(secs);
       (full ? m.syncFullDuration : m.syncPartialDuration).observe(secs);
-      if (oldestMs !== undefined) m.networkProgramming.observe((performance.now() - oldestMs) / 1000);
+      // kube-proxy: from the EndpointSlice's last-change-trigger-time (the API change itself) to now; changes
+      // without one count from when the first of them was queued here
+      const wall = (this.#opts.wallClock ?? Date.now)();
+      for (const t of times.triggers) m.networkProgramming.observe(Math.max(0, wall - t) / 1000);
+      if (times.untriggeredMs !== undefined) m.networkProgramming.observe((performance.now() - times.untriggeredMs) / 1000);
       m.lastSync.set(this.#lastSyncOk / 1000);
       m.serviceChangesPending.set(this.#tracker.pending);
       m.rulesLast.set(lines);

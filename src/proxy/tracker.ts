@@ -8,6 +8,17 @@ function sameContent(a: unknown, b: unknown): boolean {
   return JSON.stringify(a, (k, v) => (k === 'resourceVersion' ? undefined : v)) === JSON.stringify(b, (k, v) => (k === 'resourceVersion' ? undefined : v));
 }
 
+/** Set by the EndpointSlice controller: when the change that produced this slice version happened. */
+export const TRIGGER_TIME_ANNOTATION = 'endpoints.kubernetes.io/last-change-trigger-time';
+
+/** What take() hands over for the network-programming latency metric. */
+export interface PendingTimes {
+  /** trigger times (wall clock, ms since the epoch) of the slice changes in this batch that carry one */
+  readonly triggers: readonly number[];
+  /** when the oldest change without a trigger time was queued (performance.now ms) */
+  readonly untriggeredMs: number | undefined;
+}
+
 export class ChangeTracker {
   readonly services = new Map<string, Service>();
   /** service key ("ns/name") -> slice key -> slice */
@@ -17,14 +28,22 @@ export class ChangeTracker {
   /** when the oldest unsynced change arrived (ms, performance.now) */
   #firstPending: number | undefined;
   #now: () => number;
+  #triggers: number[] = [];
+  #untriggered: number | undefined;
 
-  constructor(now: () => number = () => performance.now()) {
+  /** trigger times before this (wall clock) are from before we started watching: kube-proxy ignores them */
+  readonly #startedWall: number;
+
+  constructor(now: () => number = () => performance.now(), wallNow: () => number = () => Date.now()) {
     this.#now = now;
+    this.#startedWall = wallNow();
   }
 
-  #mark(key: string): void {
+  #mark(key: string, trigger?: number): void {
     this.#changed.add(key);
     this.#firstPending ??= this.#now();
+    if (trigger !== undefined) this.#triggers.push(trigger);
+    else this.#untriggered ??= this.#now();
   }
 
   /** Returns true when something changed (a sync is needed). */
@@ -55,7 +74,10 @@ export class ChangeTracker {
       m.delete(sliceKey);
       if (m.size === 0) this.#slices.delete(svcKey);
     }
-    this.#mark(svcKey);
+    // kube-proxy's rule: a slice version whose trigger-time annotation changed carries that time
+    const tt = cur?.meta.annotations[TRIGGER_TIME_ANNOTATION];
+    const trigger = tt !== undefined && tt !== old?.meta.annotations[TRIGGER_TIME_ANNOTATION] ? Date.parse(tt) : NaN;
+    this.#mark(svcKey, Number.isFinite(trigger) && trigger >= this.#startedWall ? trigger : undefined);
     return true;
   }
 
@@ -73,18 +95,25 @@ export class ChangeTracker {
     return this.#changed.size;
   }
 
-  /** Hands over the changed service keys and the age of the oldest change; resets both. */
-  take(): { changed: Set<string>; oldestMs: number | undefined } {
+  /** Hands over the changed service keys, the age of the oldest change and the latency inputs; resets them. */
+  take(): { changed: Set<string>; oldestMs: number | undefined; times: PendingTimes } {
     const changed = this.#changed;
     const oldest = this.#firstPending;
+    const times = { triggers: this.#triggers, untriggeredMs: this.#untriggered };
     this.#changed = new Set();
     this.#firstPending = undefined;
-    return { changed, oldestMs: oldest };
+    this.#triggers = [];
+    this.#untriggered = undefined;
+    return { changed, oldestMs: oldest, times };
   }
 
   /** Puts changes back after a failed sync (they must be programmed by the retry). */
-  restore(changed: Iterable<string>, oldestMs: number | undefined): void {
+  restore(changed: Iterable<string>, oldestMs: number | undefined, times?: PendingTimes): void {
     for (const k of changed) this.#changed.add(k);
     if (oldestMs !== undefined) this.#firstPending = Math.min(this.#firstPending ?? oldestMs, oldestMs);
+    if (times) {
+      this.#triggers.push(...times.triggers);
+      if (times.untriggeredMs !== undefined) this.#untriggered = Math.min(this.#untriggered ?? times.untriggeredMs, times.untriggeredMs);
+    }
   }
 }

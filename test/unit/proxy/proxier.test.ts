@@ -143,3 +143,43 @@ t.test('healthz: unhealthy only when a queued change waited too long', async (t)
   t.ok(isHealthy({ initialized: true, syncs: 1, pending: 1, failures: 0, lastSyncOk: 10, lastQueued: 20 }, 500, 1000));
   t.notOk(isHealthy({ initialized: true, syncs: 1, pending: 1, failures: 3, lastSyncOk: 10, lastQueued: 20 }, 5000, 1000));
 });
+
+t.test('network programming latency: from the slice trigger-time annotation, else from the first queued change', async (t) => {
+  const { ProxyMetrics } = await import('../../../src/proxy/metrics.ts');
+  const { TRIGGER_TIME_ANNOTATION } = await import('../../../src/proxy/tracker.ts');
+  let wall = Date.parse('2026-11-24T03:00:00Z');
+  const src = new FakeSource();
+  const metrics = new ProxyMetrics();
+  const proxier = new Proxier({ backend: new FakeBackend(), nodeName: 'node1', families: ['IPv4'], minSyncIntervalMs: 0, log: silentLogger, metrics, wallClock: () => wall });
+  src.subscribe(proxier);
+  // a trigger time from before the proxy started (the initial list) is not taken as the change's time
+  const old = makeSlice('a', 's1', [{ ip: '198.19.1.1' }]);
+  src.put(makeService('a', 's1'));
+  src.put({ ...old, meta: { ...old.meta, annotations: { [TRIGGER_TIME_ANNOTATION]: '2026-11-20T00:00:00Z' } } });
+  await src.start();
+  await proxier.settled();
+  const stats = async () => {
+    const v = (await metrics.networkProgramming.get()).values;
+    return { count: v.find((x) => x.metricName?.endsWith('_count'))?.value ?? 0, sum: v.find((x) => x.metricName?.endsWith('_sum'))?.value ?? 0 };
+  };
+  let s = await stats();
+  t.equal(s.count, 1, 'initial sync observed once');
+  t.ok(s.sum < 60, `not from the 4-day-old annotation (${s.sum} s)`);
+  // the API changed the endpoints 2.5 s ago (per the annotation): that is what is observed
+  wall += 10_000;
+  const changed = makeSlice('a', 's1', [{ ip: '198.19.1.2' }]);
+  src.put({ ...changed, meta: { ...changed.meta, resourceVersion: '2', annotations: { [TRIGGER_TIME_ANNOTATION]: new Date(wall - 2500).toISOString() } } });
+  await proxier.settled();
+  const before = s;
+  s = await stats();
+  t.equal(s.count, before.count + 1);
+  t.equal(+(s.sum - before.sum).toFixed(3), 2.5, 'latency = now - last-change-trigger-time');
+  // no annotation: from when the change was queued here (well under a second in this test)
+  src.put(makeSlice('a', 's1', [{ ip: '198.19.1.3' }]));
+  await proxier.settled();
+  const before2 = s;
+  s = await stats();
+  t.equal(s.count, before2.count + 1);
+  t.ok(s.sum - before2.sum < 1, `fallback: since the first queued change (${(s.sum - before2.sum).toFixed(4)} s)`);
+  await proxier.stop();
+});
