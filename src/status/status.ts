@@ -64,10 +64,26 @@ export function nftBackends(tableText: string): Map<string, number> {
   return programmedBackends(tableText);
 }
 
+/**
+ * ClusterIP-only service ports have no chain of their own: their endpoints are elements `vip . port . index`
+ * of the shared `cluster-endpoints-<proto>` maps. `<proto> <vip> <port>` -> number of endpoints.
+ */
+export function nftClusterMapBackends(tableText: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const m of tableText.matchAll(/^\s*map cluster-endpoints-(\w+) \{([\s\S]*?)^\s*\}/gm)) {
+    for (const e of (m[2] ?? '').matchAll(/([0-9a-fA-F:.]+) \. (\d+) \. \d+ :/g)) {
+      const k = `${m[1]} ${e[1]} ${e[2]}`;
+      out.set(k, (out.get(k) ?? 0) + 1);
+    }
+  }
+  return out;
+}
+
 export function buildStatus(snap: Snapshot, opts: { zone?: string; nodeName?: string; nftTable?: string } = {}): StatusReport {
   const zone = opts.zone ?? 'cluster.local';
   const slices = bySvc(snap.endpointSlices);
   const programmed = opts.nftTable === undefined ? undefined : nftBackends(opts.nftTable);
+  const viaMaps = opts.nftTable === undefined ? undefined : nftClusterMapBackends(opts.nftTable);
   const nodeName = opts.nodeName ?? '';
   const ports = [...buildServicePorts(snap.services, slices, { family: 'IPv4', nodeName }), ...buildServicePorts(snap.services, slices, { family: 'IPv6', nodeName })];
   const svcByKey = new Map(snap.services.map((s) => [keyOf(s.meta), s]));
@@ -75,7 +91,7 @@ export function buildStatus(snap: Snapshot, opts: { zone?: string; nodeName?: st
     const svc = svcByKey.get(`${sp.namespace}/${sp.name}`)!;
     const fqdn = `${sp.name}.${sp.namespace}.svc.${zone}`;
     const chain = chainNames(sp).service;
-    const found = programmed?.get(chain);
+    const found = programmed?.get(chain) ?? viaMaps?.get(`${sp.protocol.toLowerCase()} ${sp.clusterIP} ${sp.port}`);
     return {
       service: `${sp.namespace}/${sp.name}`,
       type: svc.type,
