@@ -27,6 +27,10 @@ export interface SvcSpec {
   etpLocal?: boolean;
   itpLocal?: boolean;
   healthCheckNodePort?: number;
+  externalIPs?: string[];
+  /** status.loadBalancer.ingress[0].ip */
+  lbIP?: string;
+  sourceRanges?: string[];
   /** endpoints: pod and conditions */
   endpoints: { pod: TestPod; ready?: boolean; serving?: boolean; terminating?: boolean }[];
 }
@@ -50,7 +54,10 @@ export function manifest(s: SvcSpec): object {
           ...(s.etpLocal ? { externalTrafficPolicy: 'Local' } : {}),
           ...(s.itpLocal ? { internalTrafficPolicy: 'Local' } : {}),
           ...(s.healthCheckNodePort ? { healthCheckNodePort: s.healthCheckNodePort } : {}),
+          ...(s.externalIPs ? { externalIPs: s.externalIPs } : {}),
+          ...(s.sourceRanges ? { loadBalancerSourceRanges: s.sourceRanges } : {}),
         },
+        ...(s.lbIP ? { status: { loadBalancer: { ingress: [{ ip: s.lbIP }] } } } : {}),
       },
       {
         apiVersion: 'discovery.k8s.io/v1',
@@ -233,7 +240,7 @@ export function baseServices(pl: ProxyLab): SvcSpec[] {
 interface Flow {
   name: string;
   /** pod: pod a (node-1); endpoint: pod b2, the only endpoint of service `hairpin` */
-  from: 'pod' | 'node' | 'underlay' | 'endpoint';
+  from: 'pod' | 'node' | 'underlay' | 'endpoint' | 'node2';
   url?: string;
   connect?: [string, number];
   /** backends that may answer; all of them must be seen when `all` */
@@ -270,8 +277,8 @@ export function flowTable(pl: ProxyLab): Flow[] {
 }
 
 export async function runFlows(t: Test, pl: ProxyLab, flows: Flow[]): Promise<void> {
-  const nsOf = { pod: pl.pods.a.ns, node: pl.n1.ns, underlay: pl.lab.underlay, endpoint: pl.pods.b2.ns };
-  const srcIP = { pod: pl.pods.a.ip4, node: pl.n1.ip4, underlay: pl.lab.plan.underlayHost4, endpoint: pl.pods.b2.ip4 };
+  const nsOf = { pod: pl.pods.a.ns, node: pl.n1.ns, underlay: pl.lab.underlay, endpoint: pl.pods.b2.ns, node2: pl.n2.ns };
+  const srcIP = { pod: pl.pods.a.ip4, node: pl.n1.ip4, underlay: pl.lab.plan.underlayHost4, endpoint: pl.pods.b2.ip4, node2: pl.n2.ip4 };
   await Promise.all(
     flows.map(async (f) => {
       const ns = nsOf[f.from];
@@ -351,6 +358,21 @@ export async function modeSuite(t: Test, mode: string, kernel: KernelProbe): Pro
 
   await t.test('foreign tables and chains survive syncs', async (t) => {
     t.ok(await kernel.foreignIntact(pl));
+  });
+
+  await t.test('external IP and load-balancer IP with loadBalancerSourceRanges', async (t) => {
+    const lb: SvcSpec = { name: 'lb', clusterIP: '10.96.0.80', type: 'LoadBalancer', nodePort: 30085, externalIPs: ['203.0.113.10'], lbIP: '203.0.113.11', sourceRanges: [`${pl.lab.plan.underlayHost4}/32`], endpoints: [{ pod: b2 }, { pod: c2 }] };
+    // two off-node clients route the documentation range to node-1: the underlay host (allowed) and node-2 (not)
+    await pl.lab.exec(pl.lab.underlay, ['ip', 'route', 'add', '203.0.113.0/24', 'via', pl.n1.ip4]);
+    await pl.lab.exec(pl.n2.ns, ['ip', 'route', 'add', '203.0.113.0/24', 'via', pl.n1.ip4]);
+    await pl.synced(pl.apply(lb));
+    await runFlows(t, pl, [
+      { name: 'LB IP from an allowed source', from: 'underlay', url: 'http://203.0.113.11/', backends: ['b2', 'c2'], all: true, tries: 10, client: 'masqueraded' },
+      { name: 'LB IP from a source outside loadBalancerSourceRanges: dropped', from: 'node2', connect: ['203.0.113.11', 80], expect: 'timeout' },
+      { name: 'external IP (not filtered by the ranges) from the underlay', from: 'underlay', url: 'http://203.0.113.10/', backends: ['b2', 'c2'], tries: 4 },
+      { name: 'external IP from node-2', from: 'node2', url: 'http://203.0.113.10/', backends: ['b2', 'c2'], tries: 4 },
+    ]);
+    pl.remove('lb');
   });
 
   await t.test('rolling update under load, and a proxy restart: zero failed requests', async (t) => {
