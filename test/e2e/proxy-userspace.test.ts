@@ -72,7 +72,7 @@ if (needsRoot(t)) {
     await t.test('unprivileged: NodePorts served by a proxy running as nobody', async (t) => {
       chmodSync(pl.dir, 0o755);
       const child = pl.lab.spawn(pl.n2.ns, ['setpriv', '--reuid', '65534', '--regid', '65534', '--clear-groups', process.execPath, CLI, '--log-format', 'json', 'proxy', '--mode', 'userspace', '--manifests', pl.dir, '--node-name', pl.n2.name, '--healthz-bind-address', '', '--metrics-bind-address', '', '--min-sync-period', '0s']);
-      const end = Date.now() + 15_000;
+      const end = Date.now() + 60_000; // as startProxy: a loaded 2-core box takes seconds to load the CLI (no compile cache for nobody)
       while (!/^ready$/m.test(child.output()) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
       t.match(child.output(), /^ready$/m, 'started without root');
       // `local` (externalTrafficPolicy Local) has c2 on node-2 (b1 and c1 were stopped by the rolling update)
