@@ -1,5 +1,5 @@
 // CNI plugin latency: kdp (kdp-bridge + in-process kdp-host-local), run as a fresh Node process per
-// call ("kdp exec") and forwarded to a warm `kdp cni serve` ("kdp serve"), against the reference plugins
+// call ("kdp exec") and forwarded to a warm `kdp cni serve` by the Perl thin client ("kdp serve"), against the reference plugins
 // (Debian containernetworking-plugins: bridge + host-local) in the same lab node, same harness, same
 // run, interleaved pod by pod so load drift hits both alike. Each sample is the wall time of one plugin
 // exec (`ip netns exec NODE plugin`, config on stdin), as a runtime sees it.
