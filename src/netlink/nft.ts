@@ -2,13 +2,12 @@
 // rule carries a comment tag `kdp-<kind>-<hash16>` (kind m = masquerade by kdp-bridge, p = hostPort by
 // kdp-portmap; hash = attachmentHash(containerId, ifname)), so DEL and GC find their rules by listing the
 // table: no prevResult, no runtimeConfig and no netns needed. Renderers are pure; NftRunner runs `nft`.
-import { mkdirSync, readlinkSync } from 'node:fs';
 import { defaultExec } from '../common/exec-adapter.ts';
 import type { Exec } from '../common/exec-adapter.ts';
 import type { PortMapping } from '../cni/types.ts';
 
 export const TABLE = 'kdp';
-const LOCK_DIR = '/run/kdp-cni';
+const NETNS_LOCK = '/proc/self/ns/net';
 export type TagKind = 'm' | 'p';
 
 export function tag(kind: TagKind, hash: string): string {
@@ -105,8 +104,8 @@ export function renderDelete(rules: readonly TaggedRule[]): string[] {
 }
 
 /**
- * Runs `nft` for the plugins. Every call goes through `flock(1)` on one lock file per network namespace
- * (`/run/kdp-cni/nft-<netns inode>.lock`), which execs nft once it holds the lock: nft restarts its cache
+ * Runs `nft` for the plugins. Every call goes through `flock(1)` on the network namespace itself
+ * (`/proc/self/ns/net`, see defaultNftLock), which execs nft once it holds the lock: nft restarts its cache
  * dump whenever the ruleset generation changes under it, so 100 plugins listing and changing the table at
  * once starved each other (a `list` took over 30 s at load 25); in turn they take no time at all. The lock is
  * held by the flock/nft process only (no Node wake-up inside it) and released when nft exits.
@@ -150,13 +149,11 @@ export class NftRunner {
   }
 }
 
-/** The nft lock of this network namespace; undefined (no lock) when /run/kdp-cni cannot be created. */
+/**
+ * The nft lock of this network namespace: the namespace itself. flock(1) opens `/proc/self/ns/net` in its own
+ * process, which runs in the plugin's namespace, and every opener of one namespace shares its nsfs inode, so
+ * the lock is per namespace, leaves no file behind and needs no directory.
+ */
 export function defaultNftLock(): string | undefined {
-  try {
-    const ino = readlinkSync('/proc/self/ns/net').replace(/^net:\[/, '').replace(/\]$/, '');
-    mkdirSync(LOCK_DIR, { recursive: true, mode: 0o700 });
-    return `${LOCK_DIR}/nft-${ino}.lock`;
-  } catch {
-    return undefined;
-  }
+  return NETNS_LOCK;
 }
