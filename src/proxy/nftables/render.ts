@@ -309,7 +309,11 @@ function renderInto(
 
     const used = new Map<string, ProxyEndpoint>();
     for (const ep of [...sp.clusterEndpoints, ...sp.localEndpoints]) used.set(`${ep.ip}:${ep.port}`, ep);
-    for (const ep of used.values()) setEl(SET_HAIRPIN).add(`${ep.ip} . ${ep.ip}`);
+    const plain = sp.affinitySeconds === undefined && !sp.internalLocal && externalIPs.length === 0 && !npKey && sp.clusterEndpoints.length <= LB_CHAIN_MAX;
+    // Hairpin: an endpoint reaching itself through the service. Through a ClusterIP only pods of this node
+    // arrive here (other nodes DNAT their own pods' ClusterIP traffic), so a plain service needs its local
+    // endpoints only; NodePorts and external IPs can bring any pod here.
+    for (const ep of used.values()) if (ep.local || !plain) setEl(SET_HAIRPIN).add(`${ep.ip} . ${ep.ip}`);
     // ClientIP affinity needs to know which endpoint was picked: one chain + one timeout set per endpoint
     if (sp.affinitySeconds !== undefined) {
       for (const ep of used.values()) {
@@ -332,7 +336,6 @@ function renderInto(
       return [`meta l4proto ${p} dnat ${a} to numgen random mod ${list.length}${base > 0 ? ` offset ${base}` : ''} map @${map}`];
     };
 
-    const plain = sp.affinitySeconds === undefined && !sp.internalLocal && externalIPs.length === 0 && !npKey && sp.clusterEndpoints.length <= LB_CHAIN_MAX;
     if (hasCluster && plain) {
       el(MAP_CLUSTER_IPS).set(ipKey(sp.clusterIP), `goto ${lbChainName(p, sp.clusterEndpoints.length)}`);
       const m = el(`cluster-endpoints-${p}`);
