@@ -85,12 +85,12 @@ const rollIngress = (extra: boolean) => ({
 const flipTarget = { ...flipService, metadata: { name: 'flip-target', namespace: 'churn' }, spec: { ...flipService.spec, clusterIP: '10.96.0.52', selector: { app: 'client' } } };
 
 // A client loop as a child process: new connection per request; prints {ok, fail, errs} when done.
-const HTTP_LOOP = `const http=require('node:http');const [url,host,ms]=process.argv.slice(1);const end=Date.now()+Number(ms);let ok=0,fail=0;const errs=[];
+const HTTP_LOOP = `const http=require('node:http');const [url,host,ms]=process.argv.slice(1);const t0=Date.now();const end=t0+Number(ms);let ok=0,fail=0;const errs=[];
 const one=()=>new Promise((res)=>{const r=http.get(url,{agent:false,timeout:3000,headers:host?{host}:{}},(rsp)=>{rsp.resume();rsp.on('end',()=>{if(rsp.statusCode===200)ok++;else{fail++;if(errs.length<20)errs.push('status '+rsp.statusCode)}res()})});
-r.on('timeout',()=>r.destroy(new Error('timeout')));r.on('error',(e)=>{fail++;if(errs.length<20)errs.push(e.message);res()})});
+r.on('timeout',()=>r.destroy(new Error('timeout')));r.on('error',(e)=>{fail++;if(errs.length<20)errs.push(e.message+' at '+((Date.now()-t0)/1000).toFixed(1)+'s');res()})});
 (async()=>{while(Date.now()<end){await one()}process.stdout.write(JSON.stringify({ok,fail,errs})+'\\n')})();`;
-const DNS_LOOP = `const {Resolver}=require('node:dns').promises;const [server,name,ms]=process.argv.slice(1);const r=new Resolver({timeout:2000,tries:1});r.setServers([server]);const end=Date.now()+Number(ms);let ok=0,fail=0;const errs=[];
-(async()=>{while(Date.now()<end){try{const a=await r.resolve4(name);if(a.length>0)ok++;else{fail++;errs.push('empty')}}catch(e){fail++;if(errs.length<20)errs.push(e.code||e.message)}}process.stdout.write(JSON.stringify({ok,fail,errs})+'\\n')})();`;
+const DNS_LOOP = `const {Resolver}=require('node:dns').promises;const [server,name,ms]=process.argv.slice(1);const r=new Resolver({timeout:2000,tries:1});r.setServers([server]);const t0=Date.now();const end=t0+Number(ms);let ok=0,fail=0;const errs=[];
+(async()=>{while(Date.now()<end){try{const a=await r.resolve4(name);if(a.length>0)ok++;else{fail++;errs.push('empty')}}catch(e){fail++;if(errs.length<20)errs.push((e.code||e.message)+' at '+((Date.now()-t0)/1000).toFixed(1)+'s')}}process.stdout.write(JSON.stringify({ok,fail,errs})+'\\n')})();`;
 
 const pct = (xs: number[], p: number) => {
   if (xs.length === 0) return NaN;
@@ -180,8 +180,12 @@ if (needsRoot(t)) {
     let extra = false;
     const deadline = Date.now() + ms - 3000;
     let steps = 0;
+    const loopStart = Date.now();
+    const actions: string[] = [];
+    const note = (what: string) => actions.push(`${((Date.now() - loopStart) / 1000).toFixed(1)}s ${what}`);
     while (Date.now() < deadline) {
       const action = steps++ % 4;
+      note(['roll step', affinity ? 'affinity off' : 'affinity on', flipPresent ? 'delete flip' : 'create flip', extra ? 'ingress path removed' : 'ingress path added'][action]!);
       if (action === 0) {
         // rolling update step (two writes: new one ready, then old one not ready)
         ready.set(to[idx]![0], true);
@@ -233,6 +237,7 @@ if (needsRoot(t)) {
     t.comment(`soak ${SECONDS} s, ${steps} churn steps, ${phase} full rolls`);
     for (const [name, r] of Object.entries(results)) t.comment(`${name}: ${r.ok} ok, ${r.fail} failed ${r.errs.length ? JSON.stringify(r.errs.slice(0, 5)) : ''}`);
     for (const line of table) t.comment(line);
+    if (Object.values(results).some((r) => r.fail > 0)) t.comment(`churn actions: ${actions.join('; ')}`);
     for (const [name, r] of Object.entries(results)) {
       t.ok(r.ok > SECONDS, `${name}: the client kept going (${r.ok} requests)`);
       t.equal(r.fail, 0, `${name}: zero failures while a live endpoint always existed`);
