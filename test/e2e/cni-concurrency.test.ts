@@ -7,7 +7,7 @@
 //     nothing of the killed ones remains, and the valid ones are untouched.
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,7 +16,7 @@ import { Lab } from '../../src/lab/lab.ts';
 import { needsRoot } from '../helpers/gate.ts';
 import { CniDriver } from '../../src/cni/testing/driver.ts';
 import type { Conflist } from '../../src/cni/testing/driver.ts';
-import { freshPlugins, waitFor } from '../../src/cni/testing/fixtures.ts';
+import { bridgeConflist, freshPlugins, reservationFiles, waitFor } from '../../src/cni/testing/fixtures.ts';
 import { attachmentHash, hostVethName } from '../../src/netlink/links.ts';
 
 const KDP = fileURLToPath(new URL('../../bin/kdp', import.meta.url));
@@ -28,18 +28,8 @@ if (needsRoot(t)) {
   t.teardown(() => rmSync(bin, { recursive: true, force: true }));
   t.teardown(() => rmSync(data, { recursive: true, force: true }));
 
-  const list = (name: string, subnet: string): Conflist => ({
-    cniVersion: '1.1.0',
-    name,
-    plugins: [{ type: 'kdp-bridge', bridge: 'kdpc0', isGateway: true, ipMasq: true, ipam: { type: 'kdp-host-local', ranges: [[{ subnet }]], dataDir: data } }],
-  });
-  const ipFiles = (net: string) => {
-    try {
-      return readdirSync(join(data, net)).filter((f) => f !== 'lock' && !f.startsWith('last_reserved_ip'));
-    } catch {
-      return [];
-    }
-  };
+  const list = (name: string, subnet: string): Conflist => bridgeConflist(name, subnet, 'kdpc0', data);
+  const ipFiles = (net: string) => reservationFiles(data, net);
   const ports = async (lab: Lab, ns: string) => {
     const r = await lab.exec(ns, ['ip', '-j', 'link', 'show', 'master', 'kdpc0'], { allowFailure: true });
     return r.code === 0 ? (JSON.parse(r.stdout || '[]') as { ifname: string }[]).map((l) => l.ifname).sort() : [];

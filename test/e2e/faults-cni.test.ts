@@ -13,7 +13,7 @@ import { run } from '../../src/common/exec-adapter.ts';
 import { needsRoot } from '../helpers/gate.ts';
 import { CniDriver } from '../../src/cni/testing/driver.ts';
 import type { Conflist } from '../../src/cni/testing/driver.ts';
-import { freshPlugins } from '../../src/cni/testing/fixtures.ts';
+import { bridgeConflist, freshPlugins, reservationFiles } from '../../src/cni/testing/fixtures.ts';
 import { fuzzSeed, rng } from '../helpers/fuzz.ts';
 
 if (needsRoot(t)) {
@@ -22,18 +22,8 @@ if (needsRoot(t)) {
   const data = mkdtempSync(join(tmpdir(), 'kdp-cni-faults-'));
   t.teardown(() => rmSync(bin, { recursive: true, force: true }));
   t.teardown(() => rmSync(data, { recursive: true, force: true }));
-  const list = (name: string, subnet: string): Conflist => ({
-    cniVersion: '1.1.0',
-    name,
-    plugins: [{ type: 'kdp-bridge', bridge: 'kdpf0', isGateway: true, ipMasq: true, ipam: { type: 'kdp-host-local', ranges: [[{ subnet }]], dataDir: data } }],
-  });
-  const ipFiles = (net: string) => {
-    try {
-      return readdirSync(join(data, net)).filter((f) => f !== 'lock' && !f.startsWith('last_reserved_ip'));
-    } catch {
-      return [];
-    }
-  };
+  const list = (name: string, subnet: string): Conflist => bridgeConflist(name, subnet, 'kdpf0', data);
+  const ipFiles = (net: string) => reservationFiles(data, net);
   const leftovers = async (lab: Lab, ns: string) => {
     const links = await lab.exec(ns, ['ip', '-j', 'link', 'show', 'master', 'kdpf0'], { allowFailure: true });
     const rules = await lab.exec(ns, ['nft', 'list', 'table', 'inet', 'kdp'], { allowFailure: true });

@@ -20,6 +20,7 @@ import { silentLogger } from '../../src/common/log.ts';
 import type { Logger } from '../../src/common/log.ts';
 import type { ClusterObject, Kind } from '../../src/model/types.ts';
 import { KINDS, keyOf } from '../../src/model/types.ts';
+import { rng } from '../helpers/fuzz.ts';
 
 const CRT = Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n').toString('base64');
 const KEY = Buffer.from('-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n').toString('base64');
@@ -113,17 +114,6 @@ async function setup(t: Test, opts: ApiDoubleOptions = {}): Promise<{ api: ApiDo
 }
 
 // ---------------------------------------------------------------- generators
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function makeObject(kind: Kind, name: string, ns: string, v: number, invalid = false): Obj {
   const md = { name, ...(ns ? { namespace: ns } : {}), labels: { v: String(v) } };
   switch (kind) {

@@ -1,9 +1,10 @@
 // Shared pieces of the CNI e2e tests and the benchmark: fresh plugin builds, Node objects, small waits.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Node } from '../../model/types.ts';
+import type { Conflist } from './driver.ts';
 
 /** Builds the plugin bundles into a fresh temp dir (each test file its own: no races with parallel files). */
 export async function freshPlugins(): Promise<string> {
@@ -30,5 +31,23 @@ export async function waitFor<T>(what: string, fn: () => T | undefined | Promise
     if (v !== undefined && v !== false) return v;
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await sleep(50);
+  }
+}
+
+/** A one-plugin kdp-bridge conflist (gateway, masquerade) with host-local IPAM over one subnet in `dataDir`. */
+export function bridgeConflist(name: string, subnet: string, bridge: string, dataDir: string): Conflist {
+  return {
+    cniVersion: '1.1.0',
+    name,
+    plugins: [{ type: 'kdp-bridge', bridge, isGateway: true, ipMasq: true, ipam: { type: 'kdp-host-local', ranges: [[{ subnet }]], dataDir } }],
+  };
+}
+
+/** The reservation files (one per allocated address) of network `net` under `dataDir`. */
+export function reservationFiles(dataDir: string, net: string): string[] {
+  try {
+    return readdirSync(join(dataDir, net)).filter((f) => f !== 'lock' && !f.startsWith('last_reserved_ip'));
+  } catch {
+    return [];
   }
 }

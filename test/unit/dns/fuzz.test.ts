@@ -12,20 +12,10 @@ import { TYPE, decode, encodeQuery, encodeResponse } from '../../../src/dns/wire
 import { isKdpError } from '../../../src/common/errors.ts';
 import { silentLogger } from '../../../src/common/log.ts';
 import { testCluster } from './fixtures.ts';
+import { rng as prng } from '../../helpers/fuzz.ts';
 
 const SEED = Number(process.env.KDP_FUZZ_SEED ?? 20261124);
 const ITERATIONS = Number(process.env.KDP_FUZZ_ITERATIONS ?? 30000);
-
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let x = s;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const seeds: Buffer[] = [
   encodeQuery({ id: 1, name: 'svc1.testns.svc.cluster.local', type: TYPE.A }),
