@@ -59,6 +59,8 @@ const CRLF2 = Buffer.from('\r\n\r\n');
 // heads the fast path takes: printable ASCII, tabs, CR LF, and bytes >= 0x80 in values (no NUL, no other controls)
 // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
 const BAD_CHARS = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n|\n[ \t]/;
+// eslint-disable-next-line no-control-regex -- control characters in an upstream header line are refused
+const UPSTREAM_BAD = /[\x00-\x08\x0a-\x1f\x7f]/;
 const REQUEST_LINE = /^(GET|HEAD) (\/[\x21-\x7e]*) HTTP\/1\.1$/;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // request headers never forwarded as they came: hop-by-hop, and the ones the proxy sets itself
@@ -319,7 +321,8 @@ class Exchange {
     for (let i = 1; i < lines.length; i++) {
       const line = lines[i]!;
       const colon = line.indexOf(':');
-      if (colon <= 0) return false;
+      // a bare LF or another control byte would let the pod split the head the client parses: 502, as nginx
+      if (colon <= 0 || UPSTREAM_BAD.test(line)) return false;
       const name = line.slice(0, colon).toLowerCase();
       if (name === 'connection') {
         const v = line.slice(colon + 1).toLowerCase();

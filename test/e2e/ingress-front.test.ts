@@ -61,6 +61,9 @@ function answer(sock: Socket, method: string, url: string, body: string): void {
     case '/malformed':
       sock.write('HTTP/1.1 abc nonsense\r\n\r\n');
       return;
+    case '/split-header':
+      sock.write('HTTP/1.1 200 OK\r\nx-a: b\nset-cookie: injected=1\r\ncontent-length: 2\r\n\r\nok');
+      return;
     case '/both-framings':
       sock.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n');
       return;
@@ -160,6 +163,8 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
     t.test('malformed or ambiguous upstream responses: 502', async (t) => {
       t.equal((await get('/malformed')).status, 502);
       t.equal((await get('/both-framings')).status, 502);
+      const split = await get('/split-header');
+      t.equal(split.status, 502, 'a bare LF inside an upstream header line is refused, not relayed');
       const r = await get('/conn-close');
       t.equal(r.text, 'bye\n', 'Connection: close from the pod is honoured');
       t.equal((await get('/after')).status, 200);
