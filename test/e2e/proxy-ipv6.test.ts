@@ -1,0 +1,84 @@
+// IPv6 through the kernel modes, for real: a dual-stack lab (pods get an IPv6 address beside their IPv4 one),
+// an IPv6-only Service, `kdp proxy --ip-families ipv4,ipv6` in node-1. A pod reaches the IPv6 ClusterIP, the
+// underlay reaches the NodePort on the node's IPv6 address, and the IPv4 side keeps working beside it. A Service
+// without endpoints should be refused at once: it is not yet (a todo below).
+import t from 'tap';
+import { needsRoot } from '../helpers/gate.ts';
+import { ProxyLab } from './proxy-harness.ts';
+import type { TestPod } from '../helpers/pods.ts';
+
+const v6Of = (p: TestPod) => p.node.podCidr6.replace(/::\/64$/, `::${p.ip4.split('.').pop()}`);
+
+function v6Manifest(name: string, clusterIP: string, nodePort: number | undefined, endpoints: string[]): object {
+  return {
+    apiVersion: 'v1',
+    kind: 'List',
+    items: [
+      {
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { namespace: 'default', name },
+        spec: {
+          type: nodePort ? 'NodePort' : 'ClusterIP',
+          clusterIP,
+          clusterIPs: [clusterIP],
+          ipFamilies: ['IPv6'],
+          ports: [{ name: 'p', protocol: 'TCP', port: 80, targetPort: 8080, ...(nodePort ? { nodePort } : {}) }],
+        },
+      },
+      {
+        apiVersion: 'discovery.k8s.io/v1',
+        kind: 'EndpointSlice',
+        metadata: { namespace: 'default', name: `${name}-1`, labels: { 'kubernetes.io/service-name': name } },
+        addressType: 'IPv6',
+        endpoints: endpoints.map((a) => ({ addresses: [a], nodeName: 'node-1', conditions: { ready: true } })),
+        ports: [{ name: 'p', port: 8080, protocol: 'TCP' }],
+      },
+    ],
+  };
+}
+
+if (needsRoot(t)) {
+  for (const mode of ['nftables', 'iptables']) {
+    t.test(`IPv6 service traffic (${mode})`, async (t) => {
+      const pl = await ProxyLab.create(t, mode);
+      const { lab, n1 } = pl;
+      const { a, b1, b2 } = pl.pods;
+      // dual-stack pods on node-1: an IPv6 address and a default route via the node side of their veth
+      for (const p of [a, b1, b2]) {
+        const hostIf = `v${p.node.index}-${p.name}`.slice(0, 15);
+        await lab.exec(n1.ns, ['ip', '-6', 'addr', 'add', 'fe80::1/64', 'dev', hostIf, 'nodad']);
+        await lab.exec(n1.ns, ['ip', '-6', 'route', 'add', `${v6Of(p)}/128`, 'dev', hostIf]);
+        await lab.exec(p.ns, ['ip', '-6', 'addr', 'add', `${v6Of(p)}/128`, 'dev', 'eth0', 'nodad']);
+        await lab.exec(p.ns, ['ip', '-6', 'route', 'add', 'default', 'via', 'fe80::1', 'dev', 'eth0']);
+      }
+      await lab.exec(n1.ns, ['sysctl', '-q', '-w', 'net.ipv6.conf.all.forwarding=1']);
+      // the service range routable from the node, as a real node's default route makes it (like the IPv4 harness)
+      await lab.exec(n1.ns, ['ip', '-6', 'route', 'add', 'fd00:96::/112', 'via', lab.plan.underlayHost6]);
+      const { writeFileSync } = await import('node:fs');
+      const { join } = await import('node:path');
+      writeFileSync(join(pl.dir, 'web6.json'), JSON.stringify(v6Manifest('web6', 'fd00:96::10', 30096, [v6Of(b1), v6Of(b2)])));
+      writeFileSync(join(pl.dir, 'empty6.json'), JSON.stringify(v6Manifest('empty6', 'fd00:96::11', undefined, [])));
+      pl.apply({ name: 'web4', clusterIP: '10.96.0.10', endpoints: [{ pod: b1 }] });
+      await pl.startProxy(['--ip-families', 'ipv4,ipv6', '--cluster-cidr', `198.19.0.0/16,${n1.podCidr6.replace('1::/64', '0::/48')}`]);
+      t.teardown(() => pl.stopProxy());
+
+      const seen = new Set<string>();
+      for (let i = 0; i < 12; i++) {
+        const r = await pl.http(a.ns, 'http://[fd00:96::10]/');
+        t.ok(r.name === 'b1' || r.name === 'b2', `pod -> IPv6 ClusterIP answered by an endpoint (${r.name ?? r.error})`);
+        if (r.name) seen.add(r.name);
+        if (i === 0) t.equal(r.client?.replace(/^\[|\]:\d+$|:\d+$/g, ''), v6Of(a), 'the pod source address is kept (same-node, no masquerade)');
+      }
+      t.same([...seen].sort(), ['b1', 'b2'], 'both IPv6 endpoints are used');
+      const np = await pl.http(lab.underlay, `http://[${n1.ip6}]:30096/`);
+      t.ok(np.name === 'b1' || np.name === 'b2', `underlay -> NodePort on the node's IPv6 address (${np.name ?? np.error})`);
+      const empty = await pl.connect(a.ns, 'fd00:96::11', 80);
+      // KNOWN BUG (open in issue #5): the reject rule is programmed (no-endpoint-services vmap -> reject-chain in
+      // the ip6 table; the same for ip6tables) but the client sees a timeout instead of a refusal. Kept visible
+      // as a todo until fixed.
+      t.equal(empty, 'refused', `an IPv6 Service without endpoints is refused at once (${empty})`, { todo: 'IPv6 REJECT answers nothing: open bug' });
+      t.equal((await pl.http(a.ns, 'http://10.96.0.10/')).name, 'b1', 'IPv4 keeps working beside it');
+    });
+  }
+}
