@@ -1,7 +1,7 @@
 // IPv6 through the kernel modes, for real: a dual-stack lab (pods get an IPv6 address beside their IPv4 one),
 // an IPv6-only Service, `kdp proxy --ip-families ipv4,ipv6` in node-1. A pod reaches the IPv6 ClusterIP, the
-// underlay reaches the NodePort on the node's IPv6 address, and the IPv4 side keeps working beside it. A Service
-// without endpoints should be refused at once: it is not yet (a todo below).
+// underlay reaches the NodePort on the node's IPv6 address, a Service without endpoints is refused at once (a TCP
+// reset: an ICMPv6 port-unreachable reaches a connecting socket only after the SYN retry), and IPv4 keeps working.
 import t from 'tap';
 import { needsRoot } from '../helpers/gate.ts';
 import { ProxyLab } from './proxy-harness.ts';
@@ -74,10 +74,7 @@ if (needsRoot(t)) {
       const np = await pl.http(lab.underlay, `http://[${n1.ip6}]:30096/`);
       t.ok(np.name === 'b1' || np.name === 'b2', `underlay -> NodePort on the node's IPv6 address (${np.name ?? np.error})`);
       const empty = await pl.connect(a.ns, 'fd00:96::11', 80);
-      // KNOWN BUG (open in issue #5): the reject rule is programmed (no-endpoint-services vmap -> reject-chain in
-      // the ip6 table; the same for ip6tables) but the client sees a timeout instead of a refusal. Kept visible
-      // as a todo until fixed.
-      t.equal(empty, 'refused', `an IPv6 Service without endpoints is refused at once (${empty})`, { todo: 'IPv6 REJECT answers nothing: open bug' });
+      t.equal(empty, 'refused', `an IPv6 Service without endpoints is refused at once (${empty})`);
       t.equal((await pl.http(a.ns, 'http://10.96.0.10/')).name, 'b1', 'IPv4 keeps working beside it');
     });
   }

@@ -74,7 +74,10 @@ export function renderIptables(ports: readonly ServicePortInfo[], family: IptFam
   for (const n of ['KDP-SERVICES', 'KDP-EXTERNAL-SERVICES', 'KDP-FORWARD', 'KDP-PROXY-FIREWALL']) ch(filter, n);
   for (const n of ['KDP-SERVICES', 'KDP-NODEPORTS', 'KDP-POSTROUTING', 'KDP-MARK-MASQ']) ch(nat, n);
   const loopback = family === 'ipv4' ? '127.0.0.0/8' : '::1/128';
-  const reject = family === 'ipv4' ? '-j REJECT --reject-with icmp-port-unreachable' : '-j REJECT --reject-with icmp6-port-unreachable';
+  // IPv6 TCP gets a reset: Linux applies an ICMPv6 port-unreachable to a connecting socket only after the SYN is
+  // retried (~1 s), so it looked like a timeout, not "connection refused"
+  const rejectFor = (p: string) =>
+    family === 'ipv4' ? '-j REJECT --reject-with icmp-port-unreachable' : p === 'tcp' ? '-j REJECT --reject-with tcp-reset' : '-j REJECT --reject-with icmp6-port-unreachable';
   const localCidrs = cfg.clusterCIDRs.filter((c) => (family === 'ipv6') === c.includes(':'));
 
   ch(filter, 'KDP-FORWARD').push(
@@ -92,6 +95,7 @@ export function renderIptables(ports: readonly ServicePortInfo[], family: IptFam
   for (const sp of ports) {
     const p = sp.protocol.toLowerCase();
     const m = `-p ${p} -m ${p}`;
+    const reject = rejectFor(p);
     const key = `${sp.namespace}/${sp.name}`;
     const { svc, svl, ext, fw } = svcChains(sp);
     const externalIPs = [...sp.externalIPs, ...sp.loadBalancerIPs];

@@ -188,7 +188,9 @@ function renderBase(family: NftFamily, cfg: NftConfig): { chains: Map<string, Nf
     ['service-endpoints-check', { rules: [`${a} daddr . meta l4proto . th dport vmap @${MAP_NOEP_SERVICES}`] }],
     ['nodeport-endpoints-check', { rules: nodePortMatch ? [`${nodePortMatch} meta l4proto . th dport vmap @${MAP_NOEP_NODEPORTS}`] : [] }],
     ['firewall-check', { rules: [`${a} daddr . meta l4proto . th dport vmap @${MAP_FIREWALL}`] }],
-    ['reject-chain', { rules: ['reject'] }],
+    // IPv6 TCP gets a reset: Linux applies an ICMPv6 port-unreachable to a connecting socket only after the SYN
+    // is retried (~1 s), so a plain reject there looked like a timeout, not "connection refused"
+    ['reject-chain', { rules: family === 'ip6' ? ['meta l4proto tcp reject with tcp reset', 'reject'] : ['reject'] }],
     ['mark-for-masquerade', { rules: [`meta mark set meta mark or ${MASQ_MARK}`] }],
     [
       'masquerading',
