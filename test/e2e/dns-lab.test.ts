@@ -12,20 +12,11 @@ import { fileURLToPath } from 'node:url';
 import { Lab } from '../../src/lab/lab.ts';
 import type { NodePlan } from '../../src/lab/plan.ts';
 import { run } from '../../src/common/exec-adapter.ts';
-import type { Spawned } from '../../src/common/exec-adapter.ts';
 import { needsRoot } from '../helpers/gate.ts';
+import { waitForOutput as waitFor } from '../helpers/wait.ts';
 import { addPod, routeNodes, startEcho } from '../helpers/pods.ts';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
-
-async function waitFor(what: string, child: Spawned, re: RegExp, ms = 45_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!re.test(child.output())) {
-    if (Date.now() > end) throw new Error(`${what} did not start: ${child.output().slice(-3000)}`);
-    const exited = await Promise.race([child.exited.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 25))]);
-    if (exited) throw new Error(`${what} exited: ${child.output().slice(-3000)}`);
-  }
-}
 
 if (needsRoot(t)) {
   // dnsmasq (the upstream) is in the bench group of packages
