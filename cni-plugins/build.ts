@@ -26,17 +26,23 @@ export const NODE_MARK = '@@KDP_NODE@@';
  * argv: node path, plugin file, plugin args. Single-quote free: it sits inside sh single quotes.
  */
 export const PERL_CLIENT = [
+  // KDP_CNI_TRACE: time the client too (Time::HiRes only then) and print the server's trace to stderr
+  '$T=$ENV{KDP_CNI_TRACE};if($T){require Time::HiRes;$T0=Time::HiRes::time()*1000}',
   '$n=shift;$f=$ARGV[0];$s=$ENV{KDP_CNI_SOCKET};',
   'if(!defined($s)||$s eq ""){readlink("/proc/self/ns/net")=~/(\\d+)/;$s="SOCKDIR/$1.sock"}',
   'if(-S $s&&socket(C,1,1,0)&&connect(C,pack("S",1).$s)){',
   'local $/;$b=<STDIN>;$b="" unless defined $b;($p=$f)=~s{.*/}{};',
   '$h="POST /$p HTTP/1.0\\r\\nHost: kdp\\r\\nContent-Length: ".length($b)."\\r\\n";',
   'for $k (qw(COMMAND CONTAINERID NETNS IFNAME ARGS PATH)){$v=$ENV{"CNI_$k"};$v="" unless defined $v;$v=~s/[\\r\\n]//g;$h.="X-Cni-".ucfirst(lc $k).": $v\\r\\n"}',
-  'select((select(C),$|=1)[0]);print C $h."\\r\\n".$b;$r=<C>;$r="" unless defined $r;',
-  'if($r=~m{^HTTP/\\S+ (\\d+).*?\\r\\n\\r\\n(.*)\\z}s){if($1==200||$1==500){print $2;exit($1==200?0:1)}',
+  '$h.="X-Kdp-Trace: $T0\\r\\n" if $T;',
+  'select((select(C),$|=1)[0]);print C $h."\\r\\n".$b;$T1=Time::HiRes::time()*1000 if $T;$r=<C>;$r="" unless defined $r;',
+  'if($r=~m{^HTTP/\\S+ (\\d+).*?\\r\\n\\r\\n(.*)\\z}s){($c,$d)=($1,$2);if($c==200||$c==500){',
+  'if($T){$T2=Time::HiRes::time()*1000;print STDERR "$1\\n" if $r=~/\\r\\nx-kdp-trace: ([^\\r\\n]*)/i;printf STDERR "kdp-trace-client {\\"start\\":%.2f,\\"sent\\":%.2f,\\"answer\\":%.2f}\\n",$T0,$T1,$T2}',
+  'print $d;exit($c==200?0:1)}',
   // any other status: the server did not run the verb (e.g. overloaded): run it here, config through a pipe
   '$ENV{NODE_COMPILE_CACHE}=$ENV{KDP_CNI_COMPILE_CACHE}||"/var/cache/kdp-cni";open(P,"|-",$n,@ARGV) or exit 127;print P $b;close P;exit($?&255?1:$?>>8)}',
   'print "{\\"cniVersion\\":\\"1.1.0\\",\\"code\\":999,\\"msg\\":\\"kdp cni serve: no answer\\"}\\n";exit 1}',
+  'printf STDERR "kdp-trace-client {\\"start\\":%.2f}\\n",$T0 if $T;',
   '$ENV{NODE_COMPILE_CACHE}=$ENV{KDP_CNI_COMPILE_CACHE}||"/var/cache/kdp-cni";exec {$n} $n,@ARGV;exit 127',
 ].join('');
 

@@ -7,7 +7,15 @@ void runPlugin(
   async () => {
     const { bridgeVerbs } = await import('../../src/cni/bridge.ts'); return bridgeVerbs();
   },
-  { env: process.env, readStdin: () => readFileSync(0, 'utf8'), write: (s) => void process.stdout.write(s) },
+  {
+    env: process.env,
+    readStdin: () => readFileSync(0, 'utf8'),
+    write: (s) => void process.stdout.write(s),
+    writeTrace: (trace, req) => {
+      trace.marks.unshift(['node start', performance.timeOrigin]);
+      process.stderr.write(trace.line({ command: req.command, containerId: req.containerId }));
+    },
+  },
 ).then((code) => {
   process.exitCode = code;
 });

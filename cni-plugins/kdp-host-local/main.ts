@@ -7,7 +7,15 @@ void runPlugin(
   async () => {
     const { hostLocalVerbs } = await import('../../src/ipam/host-local.ts'); return hostLocalVerbs;
   },
-  { env: process.env, readStdin: () => readFileSync(0, 'utf8'), write: (s) => void process.stdout.write(s) },
+  {
+    env: process.env,
+    readStdin: () => readFileSync(0, 'utf8'),
+    write: (s) => void process.stdout.write(s),
+    writeTrace: (trace, req) => {
+      trace.marks.unshift(['node start', performance.timeOrigin]);
+      process.stderr.write(trace.line({ command: req.command, containerId: req.containerId }));
+    },
+  },
 ).then((code) => {
   process.exitCode = code;
 });

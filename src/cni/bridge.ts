@@ -10,6 +10,7 @@ import { formatIp, parseCidr } from '../ipam/ip.ts';
 import { HOST_VETH_RE, IpRunner, attachmentHash, hostVethName, localLinks, netnsExists, randomMac, setSysctl } from '../netlink/links.ts';
 import { NftRunner, comment, renderBase, renderMasq, tag } from '../netlink/nft.ts';
 import { delegate } from './delegate.ts';
+import { NO_TRACE } from './trace.ts';
 import type { PluginVerbs } from './skel.ts';
 import type { CniInterface, CniIpConfig, CniRequest, CniResult, CniRoute } from './types.ts';
 
@@ -170,8 +171,7 @@ export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
   const { ip, nft } = deps;
 
   async function add(req: CniRequest): Promise<CniResult> {
-    const trace = req.env.KDP_CNI_TRACE ? (what: string) => process.stderr.write(`kdp-bridge ${req.containerId} ${what} ${performance.now().toFixed(1)}ms\n`) : () => {};
-    trace('start');
+    const trace = req.trace ?? NO_TRACE;
     const cfg = loadBridgeConfig(req.config, req.args);
     if (!netnsExists(req.netns)) throw new KdpError('KDP_CNI_UNKNOWN_CONTAINER', `failed to open netns ${JSON.stringify(req.netns)}: no such file`);
     const hostVeth = hostVethName(req.containerId, req.ifname);
@@ -180,7 +180,7 @@ export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
       if (localLinks().has(hostVeth)) throw new KdpError('KDP_CNI_FAILED', `container veth name provided (${req.ifname}) already exists (host side ${hostVeth})`);
       if (!localLinks().has(cfg.bridge)) {
         // another ADD may create it at the same moment: "File exists" is fine
-        await ip.run(['link', 'add', cfg.bridge, 'type', 'bridge'], true);
+        await trace.span('ip bridge', ip.run(['link', 'add', cfg.bridge, 'type', 'bridge'], true));
         if (!localLinks().has(cfg.bridge)) throw new KdpError('KDP_CNI_FAILED', `could not create bridge ${cfg.bridge}`);
       }
       const hostMac = randomMac();
@@ -189,15 +189,14 @@ export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
       // built-in IPAM the gateways are known from the config, so they go into the same host batch.
       const gateways = builtinIpam(cfg.ipamType) ? configGateways(req) : [];
       undo.push(() => ip.run(['link', 'del', hostVeth], true));
-      const ipamP = ipam(cfg, 'ADD', req).finally(() => trace('ipam done'));
+      const ipamP = trace.span('ipam', ipam(cfg, 'ADD', req));
       // the masquerade rule needs only the addresses: it goes in as soon as IPAM answers, beside the veth work
       const masqTag = tag('m', attachmentHash(req.containerId, req.ifname));
       const rulesP = ipamP.then(async (r) => {
         const ips = r?.ips ?? [];
         if (!cfg.ipMasq || ips.length === 0) return;
         const exclude = cfg.clusterCIDRs ?? ips.map((i) => i.address);
-        await nft.apply([...renderBase(), ...renderMasq(masqTag, String(req.config.name), ips.map((i) => prefixOf(i.address)), exclude)]);
-        trace('rules done');
+        await trace.span('nft masquerade', nft.apply([...renderBase(), ...renderMasq(masqTag, String(req.config.name), ips.map((i) => prefixOf(i.address)), exclude)]));
       });
       rulesP.catch(() => {}); // awaited below or by the undo; never an unhandled rejection
       if (cfg.ipMasq) undo.push(async () => {
@@ -206,7 +205,7 @@ export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
       });
       const [ipamSettled, hostSettled] = await Promise.allSettled([
         ipamP,
-        ip.batch(hostBatch(cfg, req, hostVeth, hostMac, podMac, gateways), true).finally(() => trace('veth done')),
+        trace.span('ip host batch', ip.batch(hostBatch(cfg, req, hostVeth, hostMac, podMac, gateways), true)),
       ]);
       if (ipamSettled.status === 'fulfilled') undo.splice(1, 0, () => ipam(cfg, 'DEL', req)); // undone after the rules, before the veth
       if (hostSettled.status === 'rejected') throw hostSettled.reason;
@@ -219,16 +218,17 @@ export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
       const ips = ipamResult?.ips ?? [];
       if (ips.length === 0) throw new KdpError('KDP_CNI_FAILED', 'IPAM plugin returned missing IP config');
       const routes = podRoutes(cfg, ipamResult?.routes ?? [], ips);
-      const work: Promise<unknown>[] = [ip.batchIn(req.netns, podBatch(cfg, req.ifname, ips, routes)).finally(() => trace('pod side done')), rulesP];
+      const work: Promise<unknown>[] = [trace.span('ip pod batch', ip.batchIn(req.netns, podBatch(cfg, req.ifname, ips, routes))), rulesP];
       if (cfg.isGateway && gateways.length === 0) work.push(ip.batch(gatewayLines(cfg, ips)));
       if (cfg.isGateway) {
         if (ips.some((i) => !isV6(i.address))) setSysctl('net.ipv4.ip_forward', '1');
         if (ips.some((i) => isV6(i.address))) setSysctl('net.ipv6.conf.all.forwarding', '1');
+        trace.mark('sysctl');
       }
       const settled = await Promise.allSettled(work);
-      trace('done');
       const failed = settled.find((s) => s.status === 'rejected');
       if (failed) throw (failed as PromiseRejectedResult).reason;
+      trace.mark('children done');
       const prev = req.config.prevResult as CniResult | undefined;
       const base = prev?.interfaces?.length ?? 0;
       const ours: CniInterface[] = [
@@ -269,13 +269,15 @@ export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
     // pod side too; gone already is fine), the tagged rules
     const hostVeth = hostVethName(req.containerId, req.ifname);
     const t = tag('m', attachmentHash(req.containerId, req.ifname));
+    const trace = req.trace ?? NO_TRACE;
     await Promise.all([
-      step(() => ipam(cfg, 'DEL', req)),
+      step(() => trace.span('ipam', ipam(cfg, 'DEL', req))),
       step(async () => {
-        if (localLinks().has(hostVeth)) await ip.run(['link', 'del', hostVeth], true);
+        if (localLinks().has(hostVeth)) await trace.span('ip link del', ip.run(['link', 'del', hostVeth], true));
       }),
-      step(() => nft.remove((r) => r.tag === t)),
+      step(() => trace.span('nft remove', nft.remove((r) => r.tag === t, trace))),
     ]);
+    trace.mark('children done');
     if (errors.length > 0) throw new KdpError('KDP_CNI_FAILED', `DEL: ${errors.map(errorMessage).join('; ')}`);
   }
 

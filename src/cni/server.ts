@@ -11,6 +11,9 @@ import { dirname } from 'node:path';
 import type { Logger } from '../common/log.ts';
 import { runPlugin } from './skel.ts';
 import type { PluginVerbs } from './skel.ts';
+import { epochMs } from './trace.ts';
+import type { Trace } from './trace.ts';
+import type { CniRequest } from './types.ts';
 
 export const SOCKET_DIR = '/run/kdp-cni';
 
@@ -46,16 +49,20 @@ export async function startCniServer(opts: { socketPath?: string; log: Logger; v
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const t0 = performance.now();
+      const received = epochMs();
+      const clientStart = Number(req.headers['x-kdp-trace']);
+      let traceLine = '';
       const plugin = (req.url ?? '/').slice(1);
       const v = verbs[plugin];
       const env: Record<string, string | undefined> = { ...process.env };
       for (const [h, k] of Object.entries(HEADERS)) env[k] = (req.headers[h] as string | undefined) ?? '';
+      env.KDP_CNI_TRACE = clientStart > 0 ? '1' : undefined; // the client asks for a trace, not the server's env
       let out = '';
       const write = (s: string) => void (out += s);
       const done = (code: number) => {
         served++;
         opts.log.info({ plugin, command: env.CNI_COMMAND, containerId: env.CNI_CONTAINERID, code, ms: Math.round(performance.now() - t0) }, 'cni request');
-        res.writeHead(code === 0 ? 200 : 500, { 'content-type': 'application/json' });
+        res.writeHead(code === 0 ? 200 : 500, { 'content-type': 'application/json', ...(traceLine ? { 'x-kdp-trace': traceLine } : {}) });
         res.end(out);
       };
       if (!v) {
@@ -63,7 +70,12 @@ export async function startCniServer(opts: { socketPath?: string; log: Logger; v
         done(1);
         return;
       }
-      void runPlugin(async () => v, { env, readStdin: () => Buffer.concat(chunks).toString('utf8'), write }).then(done, (err: unknown) => {
+      const writeTrace = (trace: Trace, r: CniRequest) => {
+        trace.marks.unshift(['client start', clientStart], ['received', received]);
+        trace.mark('answered');
+        traceLine = trace.line({ command: r.command, containerId: r.containerId }).trim();
+      };
+      void runPlugin(async () => v, { env, readStdin: () => Buffer.concat(chunks).toString('utf8'), write, writeTrace }).then(done, (err: unknown) => {
         out = JSON.stringify({ cniVersion: '1.1.0', code: 999, msg: String(err) }) + '\n';
         done(1);
       });

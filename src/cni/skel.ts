@@ -2,6 +2,7 @@
 // result (or the spec's error JSON with a non-zero exit). The verbs are loaded lazily so VERSION costs
 // nothing beyond this file. I/O is injected (env, stdin, stdout) so tests drive it without processes.
 import { KdpError, errorMessage, isKdpError } from '../common/errors.ts';
+import { Trace } from './trace.ts';
 import type { CniRequest, CniResult } from './types.ts';
 
 export const SUPPORTED_VERSIONS: readonly string[] = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
@@ -19,6 +20,8 @@ export interface PluginIo {
   readonly env: Readonly<Record<string, string | undefined>>;
   readStdin(): string;
   write(text: string): void;
+  /** receives the trace of a call when KDP_CNI_TRACE is set (exec path: stderr; server: the response) */
+  writeTrace?(trace: Trace, req: CniRequest): void;
 }
 
 /** KdpError code -> CNI numeric error code (spec "Error"; 100+ are ours; 999 as the reference plugins). */
@@ -116,6 +119,7 @@ export function parseRequest(env: Readonly<Record<string, string | undefined>>, 
     stdin,
     cniVersion,
     env,
+    ...(env.KDP_CNI_TRACE ? { trace: new Trace() } : {}),
   };
 }
 
@@ -142,11 +146,15 @@ export async function runPlugin(load: () => Promise<PluginVerbs>, io: PluginIo):
     return 0;
   }
   let cniVersion = LATEST_VERSION;
+  let traced: CniRequest | undefined;
   try {
     const stdin = io.readStdin();
     const req = parseRequest(io.env, stdin);
     cniVersion = req.cniVersion;
+    req.trace?.mark('parsed');
+    if (req.trace) traced = req;
     const verbs = await load();
+    req.trace?.mark('loaded');
     switch (req.command) {
       case 'ADD': {
         const result = await verbs.add(req);
@@ -170,5 +178,10 @@ export async function runPlugin(load: () => Promise<PluginVerbs>, io: PluginIo):
   } catch (err) {
     io.write(errorJson(err, cniVersion).json + '\n');
     return 1;
+  } finally {
+    if (traced?.trace) {
+      traced.trace.mark('result');
+      io.writeTrace?.(traced.trace, traced);
+    }
   }
 }

@@ -1,4 +1,5 @@
 // CNI result and configuration shapes (CNI spec 1.1, "Result Types"). Plain data; no logic.
+import type { Trace } from './trace.ts';
 
 export interface CniInterface {
   readonly name: string;
@@ -67,4 +68,6 @@ export interface CniRequest {
   readonly stdin: string;
   readonly cniVersion: string;
   readonly env: Readonly<Record<string, string | undefined>>;
+  /** per-phase timing when KDP_CNI_TRACE is set (src/cni/trace.ts); absent = off */
+  readonly trace?: Trace;
 }

@@ -3,18 +3,21 @@
 import { accessSync, constants, mkdirSync } from 'node:fs';
 import { KdpError } from '../common/errors.ts';
 import type { PluginVerbs } from '../cni/skel.ts';
+import { NO_TRACE } from '../cni/trace.ts';
+import type { Trace } from '../cni/trace.ts';
 import type { Attachment, CniRequest, CniResult } from '../cni/types.ts';
 import { allocate, collect, ownedBy, release } from './allocator.ts';
 import { loadIpamConfig } from './config.ts';
 import { DiskStore } from './disk-store.ts';
 import type { IpStore } from './store.ts';
 
-async function withLock<T>(store: IpStore, fn: () => Promise<T>): Promise<T> {
-  await store.lock();
+async function withLock<T>(store: IpStore, fn: () => Promise<T>, trace: Trace = NO_TRACE): Promise<T> {
+  await trace.span('ipam lock', store.lock());
   try {
     return await fn();
   } finally {
     await store.unlock();
+    trace.mark('ipam unlocked');
   }
 }
 
@@ -25,13 +28,13 @@ function storeFor(req: CniRequest): { store: DiskStore; cfg: ReturnType<typeof l
 
 export async function ipamAdd(req: CniRequest): Promise<CniResult> {
   const { store, cfg } = storeFor(req);
-  const ips = await withLock(store, () => allocate(cfg, store, req.containerId, req.ifname));
+  const ips = await withLock(store, () => allocate(cfg, store, req.containerId, req.ifname), req.trace);
   return { cniVersion: req.cniVersion, ips, routes: cfg.routes, dns: {} };
 }
 
 export async function ipamDel(req: CniRequest): Promise<string[]> {
   const { store } = storeFor(req);
-  return withLock(store, () => release(store, req.containerId, req.ifname));
+  return withLock(store, () => release(store, req.containerId, req.ifname), req.trace);
 }
 
 export async function ipamCheck(req: CniRequest): Promise<void> {

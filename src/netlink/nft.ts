@@ -5,6 +5,8 @@
 import { defaultExec } from '../common/exec-adapter.ts';
 import type { Exec } from '../common/exec-adapter.ts';
 import type { PortMapping } from '../cni/types.ts';
+import { NO_TRACE } from '../cni/trace.ts';
+import type { Trace } from '../cni/trace.ts';
 
 export const TABLE = 'kdp';
 const NETNS_LOCK = '/proc/self/ns/net';
@@ -136,8 +138,8 @@ export class NftRunner {
   }
 
   /** Removes the rules matching `pred`; the rules of one attachment go in one transaction. */
-  async remove(pred: (r: TaggedRule) => boolean): Promise<number> {
-    const rules = (await this.tagged()).filter(pred);
+  async remove(pred: (r: TaggedRule) => boolean, trace: Trace = NO_TRACE): Promise<number> {
+    const rules = (await trace.span('nft list', this.tagged())).filter(pred);
     if (rules.length === 0) return 0;
     const res = await this.#nft(['-f', '-'], renderDelete(rules).join('\n') + '\n', true);
     if (res.code !== 0) {
