@@ -8,7 +8,9 @@ import { hostLocalVerbs, ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus, validA
 import { loadIpamConfig } from '../ipam/config.ts';
 import { formatIp, parseCidr } from '../ipam/ip.ts';
 import { HOST_VETH_RE, IpRunner, attachmentHash, hostVethName, localLinks, netnsExists, randomMac, setSysctl } from '../netlink/links.ts';
-import { NftRunner, comment, renderBase, renderMasq, tag } from '../netlink/nft.ts';
+import { NftRunner, comment, defaultNftLock, renderBase, renderMasq, tag } from '../netlink/nft.ts';
+import type { Locker } from '../ipam/flock.ts';
+import type { WarmContext } from './warm.ts';
 import { delegate } from './delegate.ts';
 import { NO_TRACE } from './trace.ts';
 import type { PluginVerbs } from './skel.ts';
@@ -85,26 +87,28 @@ export function loadBridgeConfig(c: Readonly<Record<string, unknown>>, args: Rea
 export interface BridgeDeps {
   readonly ip: IpRunner;
   readonly nft: NftRunner;
+  /** the built-in IPAM's lock (default: a `flock` fork per call; the warm server passes its lock agents) */
+  readonly lock?: Locker;
 }
 
 const builtinIpam = (t: string) => t === 'kdp-host-local';
 
-async function ipam(cfg: BridgeConfig, command: 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS', req: CniRequest): Promise<CniResult | undefined> {
+async function ipam(cfg: BridgeConfig, command: 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS', req: CniRequest, lock?: Locker): Promise<CniResult | undefined> {
   if (builtinIpam(cfg.ipamType)) {
     switch (command) {
       case 'ADD':
-        return ipamAdd(req);
+        return ipamAdd(req, lock);
       case 'DEL':
-        await ipamDel(req);
+        await ipamDel(req, lock);
         return undefined;
       case 'CHECK':
-        await ipamCheck(req);
+        await ipamCheck(req, lock);
         return undefined;
       case 'GC':
-        await ipamGc(req);
+        await ipamGc(req, lock);
         return undefined;
       case 'STATUS':
-        await ipamStatus(req);
+        await ipamStatus(req, lock);
         return undefined;
     }
   }
@@ -168,7 +172,7 @@ export function podRoutes(cfg: BridgeConfig, ipamRoutes: readonly CniRoute[], ip
 }
 
 export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
-  const { ip, nft } = deps;
+  const { ip, nft, lock } = deps;
 
   async function add(req: CniRequest): Promise<CniResult> {
     const trace = req.trace ?? NO_TRACE;
@@ -176,6 +180,7 @@ export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
     if (!netnsExists(req.netns)) throw new KdpError('KDP_CNI_UNKNOWN_CONTAINER', `failed to open netns ${JSON.stringify(req.netns)}: no such file`);
     const hostVeth = hostVethName(req.containerId, req.ifname);
     const undo: (() => Promise<unknown>)[] = [];
+    let podSide: ReturnType<IpRunner['startBatchIn']> | undefined;
     try {
       if (localLinks().has(hostVeth)) throw new KdpError('KDP_CNI_FAILED', `container veth name provided (${req.ifname}) already exists (host side ${hostVeth})`);
       if (!localLinks().has(cfg.bridge)) {
@@ -189,7 +194,7 @@ export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
       // built-in IPAM the gateways are known from the config, so they go into the same host batch.
       const gateways = builtinIpam(cfg.ipamType) ? configGateways(req) : [];
       undo.push(() => ip.run(['link', 'del', hostVeth], true));
-      const ipamP = trace.span('ipam', ipam(cfg, 'ADD', req));
+      const ipamP = trace.span('ipam', ipam(cfg, 'ADD', req, lock));
       // the masquerade rule needs only the addresses: it goes in as soon as IPAM answers, beside the veth work
       const masqTag = tag('m', attachmentHash(req.containerId, req.ifname));
       const rulesP = ipamP.then(async (r) => {
@@ -203,11 +208,11 @@ export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
         await rulesP.catch(() => {});
         await nft.remove((r) => r.tag === masqTag);
       });
-      const [ipamSettled, hostSettled] = await Promise.allSettled([
-        ipamP,
-        trace.span('ip host batch', ip.batch(hostBatch(cfg, req, hostVeth, hostMac, podMac, gateways), true)),
-      ]);
-      if (ipamSettled.status === 'fulfilled') undo.splice(1, 0, () => ipam(cfg, 'DEL', req)); // undone after the rules, before the veth
+      const hostP = trace.span('ip host batch', ip.batch(hostBatch(cfg, req, hostVeth, hostMac, podMac, gateways), true));
+      // the pod-side `ip` starts now (warm server) and gets its lines once the veth and the addresses exist
+      podSide = ip.startBatchIn(req.netns);
+      const [ipamSettled, hostSettled] = await Promise.allSettled([ipamP, hostP]);
+      if (ipamSettled.status === 'fulfilled') undo.splice(1, 0, () => ipam(cfg, 'DEL', req, lock)); // undone after the rules, before the veth
       if (hostSettled.status === 'rejected') throw hostSettled.reason;
       if (hostSettled.value.code !== 0) {
         if (/File exists/.test(hostSettled.value.stderr)) throw new KdpError('KDP_CNI_FAILED', `container veth name provided (${req.ifname}) already exists`);
@@ -218,7 +223,10 @@ export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
       const ips = ipamResult?.ips ?? [];
       if (ips.length === 0) throw new KdpError('KDP_CNI_FAILED', 'IPAM plugin returned missing IP config');
       const routes = podRoutes(cfg, ipamResult?.routes ?? [], ips);
-      const work: Promise<unknown>[] = [trace.span('ip pod batch', ip.batchIn(req.netns, podBatch(cfg, req.ifname, ips, routes))), rulesP];
+      const podLines = podBatch(cfg, req.ifname, ips, routes);
+      const podP = trace.span('ip pod batch', podSide.finish(podLines));
+      podSide = undefined;
+      const work: Promise<unknown>[] = [podP, rulesP];
       if (cfg.isGateway && gateways.length === 0) work.push(ip.batch(gatewayLines(cfg, ips)));
       if (cfg.isGateway) {
         if (ips.some((i) => !isV6(i.address))) setSysctl('net.ipv4.ip_forward', '1');
@@ -244,6 +252,7 @@ export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
         dns: ipamResult?.dns ?? prev?.dns ?? {},
       };
     } catch (err) {
+      void podSide?.finish([], true).catch(() => {}); // a started pod-side child exits doing nothing
       for (const u of undo.reverse()) {
         try {
           await u();
@@ -271,7 +280,7 @@ export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
     const t = tag('m', attachmentHash(req.containerId, req.ifname));
     const trace = req.trace ?? NO_TRACE;
     await Promise.all([
-      step(() => trace.span('ipam', ipam(cfg, 'DEL', req))),
+      step(() => trace.span('ipam', ipam(cfg, 'DEL', req, lock))),
       step(async () => {
         if (localLinks().has(hostVeth)) await trace.span('ip link del', ip.run(['link', 'del', hostVeth], true));
       }),
@@ -304,7 +313,7 @@ export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
       const t = tag('m', attachmentHash(req.containerId, req.ifname));
       if (!(await nft.tagged()).some((r) => r.tag === t)) throw new KdpError('KDP_CNI_FAILED', `masquerade rule ${t} missing`);
     }
-    await ipam(cfg, 'CHECK', req);
+    await ipam(cfg, 'CHECK', req, lock);
   }
 
   async function gc(req: CniRequest): Promise<void> {
@@ -314,7 +323,7 @@ export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
     const vethes = new Set(valid.map((a) => hostVethName(a.containerID, a.ifname)));
     const errors: unknown[] = [];
     try {
-      await ipam(cfg, 'GC', req);
+      await ipam(cfg, 'GC', req, lock);
     } catch (err) {
       errors.push(err);
     }
@@ -333,11 +342,13 @@ export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
 
   async function status(req: CniRequest): Promise<void> {
     const cfg = loadBridgeConfig(req.config, req.args);
-    await ipam(cfg, 'STATUS', req);
+    await ipam(cfg, 'STATUS', req, lock);
   }
 
   return { add, del, check, gc, status };
 }
 
 export { hostLocalVerbs };
-export const bridgeVerbs = (): PluginVerbs => createBridgeVerbs({ ip: new IpRunner(), nft: new NftRunner() });
+/** The kdp-bridge verbs; `warm` = the warm server's pre-spawned children and lock agents (src/cni/warm.ts). */
+export const bridgeVerbs = (warm?: WarmContext): PluginVerbs =>
+  warm ? createBridgeVerbs({ ip: new IpRunner(warm.exec), nft: new NftRunner(warm.exec, defaultNftLock(), warm.locks.lock), lock: warm.locks.lock }) : createBridgeVerbs({ ip: new IpRunner(), nft: new NftRunner() });

@@ -5,7 +5,8 @@ import { isIP } from 'node:net';
 import { KdpError } from '../common/errors.ts';
 import { validAttachments } from '../ipam/host-local.ts';
 import { attachmentHash, enableRouteLocalnetTowards } from '../netlink/links.ts';
-import { NftRunner, comment, renderBase, renderPortMaps, tag } from '../netlink/nft.ts';
+import { NftRunner, comment, defaultNftLock, renderBase, renderPortMaps, tag } from '../netlink/nft.ts';
+import type { WarmContext } from './warm.ts';
 import type { PluginVerbs } from './skel.ts';
 import type { CniRequest, CniResult, PortMapping } from './types.ts';
 
@@ -94,4 +95,5 @@ export function createPortmapVerbs(nft: NftRunner): PluginVerbs {
   };
 }
 
-export const portmapVerbs = (): PluginVerbs => createPortmapVerbs(new NftRunner());
+/** The kdp-portmap verbs; `warm` = the warm server's pre-spawned children and lock agents. */
+export const portmapVerbs = (warm?: WarmContext): PluginVerbs => createPortmapVerbs(warm ? new NftRunner(warm.exec, defaultNftLock(), warm.locks.lock) : new NftRunner());

@@ -12,6 +12,8 @@ import type { Logger } from '../common/log.ts';
 import { runPlugin } from './skel.ts';
 import type { PluginVerbs } from './skel.ts';
 import { epochMs } from './trace.ts';
+import { createWarmContext } from './warm.ts';
+import type { WarmContext } from './warm.ts';
 import type { Trace } from './trace.ts';
 import type { CniRequest } from './types.ts';
 
@@ -38,15 +40,32 @@ export interface CniServer {
   close(): Promise<void>;
 }
 
-export async function startCniServer(opts: { socketPath?: string; log: Logger; verbs: Readonly<Record<string, () => PluginVerbs>> }): Promise<CniServer> {
+export async function startCniServer(opts: {
+  socketPath?: string;
+  log: Logger;
+  verbs: Readonly<Record<string, (warm?: WarmContext) => PluginVerbs>>;
+  /** pre-spawned children and lock agents (src/cni/warm.ts); false = every child spawned per call, as exec'd plugins do */
+  warm?: boolean;
+}): Promise<CniServer> {
   const path = opts.socketPath ?? defaultSocketPath();
-  const verbs = Object.fromEntries(Object.entries(opts.verbs).map(([k, make]) => [k, make()]));
+  const warm = opts.warm === false ? undefined : createWarmContext();
+  const verbs = Object.fromEntries(Object.entries(opts.verbs).map(([k, make]) => [k, make(warm)]));
   let served = 0;
+  let inFlight = 0;
+  // children are spawned for the pool only when no call is running: a spawn blocks the event loop until exec
+  const refill = () => {
+    if (inFlight === 0) warm?.exec.refill();
+  };
   // no HTTP timeouts: a request waits as long as the plugin work does (100 concurrent ADDs on an overloaded
   // node took minutes, and Node's default headersTimeout answered some of them 408 before they ran)
   const server: Server = createServer({ headersTimeout: 0, requestTimeout: 0, keepAliveTimeout: 0 }, (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
+    inFlight++;
+    res.once('close', () => {
+      inFlight--;
+      if (inFlight === 0) setImmediate(refill);
+    });
     req.on('end', () => {
       const t0 = performance.now();
       const received = epochMs();
@@ -61,7 +80,7 @@ export async function startCniServer(opts: { socketPath?: string; log: Logger; v
       const write = (s: string) => void (out += s);
       const done = (code: number) => {
         served++;
-        opts.log.info({ plugin, command: env.CNI_COMMAND, containerId: env.CNI_CONTAINERID, code, ms: Math.round(performance.now() - t0) }, 'cni request');
+        opts.log.info({ plugin, command: env.CNI_COMMAND, containerId: env.CNI_CONTAINERID, code, ms: Math.round(performance.now() - t0), prespawned: warm?.exec.hits ?? 0, lockAgents: warm?.locks.size ?? 0 }, 'cni request');
         res.writeHead(code === 0 ? 200 : 500, { 'content-type': 'application/json', ...(traceLine ? { 'x-kdp-trace': traceLine } : {}) });
         res.end(out);
       };
@@ -87,6 +106,7 @@ export async function startCniServer(opts: { socketPath?: string; log: Logger; v
     server.once('error', reject);
     server.listen(path, () => resolve());
   });
+  refill();
   return {
     path,
     served: () => served,
@@ -94,6 +114,9 @@ export async function startCniServer(opts: { socketPath?: string; log: Logger; v
       new Promise<void>((resolve) => {
         server.close(() => resolve());
         rmSync(path, { force: true });
+      }).then(async () => {
+        warm?.locks.close();
+        await warm?.exec.close();
       }),
   };
 }

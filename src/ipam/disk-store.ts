@@ -5,7 +5,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, unli
 import { join } from 'node:path';
 import { KdpError } from '../common/errors.ts';
 import { lockFile } from './flock.ts';
-import type { FileLock } from './flock.ts';
+import type { FileLock, Locker } from './flock.ts';
 import type { Allocation, IpStore } from './store.ts';
 
 const LAST = 'last_reserved_ip.';
@@ -13,9 +13,11 @@ const LAST = 'last_reserved_ip.';
 export class DiskStore implements IpStore {
   readonly dir: string;
   #lock: FileLock | undefined;
+  readonly #locker: Locker;
 
-  constructor(dataDir: string, network: string) {
+  constructor(dataDir: string, network: string, locker: Locker = lockFile) {
     this.dir = join(dataDir, network);
+    this.#locker = locker;
   }
 
   async lock(): Promise<void> {
@@ -24,7 +26,7 @@ export class DiskStore implements IpStore {
     } catch (err) {
       throw new KdpError('KDP_CNI_IO', `creating IPAM directory ${this.dir}: ${(err as Error).message}`, { cause: err });
     }
-    this.#lock = await lockFile(join(this.dir, 'lock'));
+    this.#lock = await this.#locker(join(this.dir, 'lock'));
   }
 
   async unlock(): Promise<void> {

@@ -10,6 +10,9 @@ export interface FileLock {
   release(): void;
 }
 
+/** Takes an exclusive lock on a file: lockFile below (a `flock` fork per call) or the warm server's lock agents. */
+export type Locker = (path: string, timeoutSec?: number) => Promise<FileLock>;
+
 export function lockFile(path: string, timeoutSec = 120): Promise<FileLock> {
   let fd: number;
   try {

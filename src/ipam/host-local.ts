@@ -10,6 +10,7 @@ import { allocate, collect, ownedBy, release } from './allocator.ts';
 import { loadIpamConfig } from './config.ts';
 import { DiskStore } from './disk-store.ts';
 import type { IpStore } from './store.ts';
+import type { Locker } from './flock.ts';
 
 async function withLock<T>(store: IpStore, fn: () => Promise<T>, trace: Trace = NO_TRACE): Promise<T> {
   await trace.span('ipam lock', store.lock());
@@ -21,24 +22,24 @@ async function withLock<T>(store: IpStore, fn: () => Promise<T>, trace: Trace = 
   }
 }
 
-function storeFor(req: CniRequest): { store: DiskStore; cfg: ReturnType<typeof loadIpamConfig> } {
+function storeFor(req: CniRequest, locker: Locker | undefined): { store: DiskStore; cfg: ReturnType<typeof loadIpamConfig> } {
   const cfg = loadIpamConfig(req.config, req.args);
-  return { store: new DiskStore(cfg.dataDir, cfg.name), cfg };
+  return { store: new DiskStore(cfg.dataDir, cfg.name, locker), cfg };
 }
 
-export async function ipamAdd(req: CniRequest): Promise<CniResult> {
-  const { store, cfg } = storeFor(req);
+export async function ipamAdd(req: CniRequest, locker?: Locker): Promise<CniResult> {
+  const { store, cfg } = storeFor(req, locker);
   const ips = await withLock(store, () => allocate(cfg, store, req.containerId, req.ifname), req.trace);
   return { cniVersion: req.cniVersion, ips, routes: cfg.routes, dns: {} };
 }
 
-export async function ipamDel(req: CniRequest): Promise<string[]> {
-  const { store } = storeFor(req);
+export async function ipamDel(req: CniRequest, locker?: Locker): Promise<string[]> {
+  const { store } = storeFor(req, locker);
   return withLock(store, () => release(store, req.containerId, req.ifname), req.trace);
 }
 
-export async function ipamCheck(req: CniRequest): Promise<void> {
-  const { store } = storeFor(req);
+export async function ipamCheck(req: CniRequest, locker?: Locker): Promise<void> {
+  const { store } = storeFor(req, locker);
   const mine = await withLock(store, async () => (await store.allocations()).filter((a) => ownedBy(a, req.containerId, req.ifname)));
   if (mine.length === 0) throw new KdpError('KDP_CNI_FAILED', `failed to find address added by container ${req.containerId}`);
 }
@@ -54,13 +55,13 @@ export function validAttachments(config: Readonly<Record<string, unknown>>): Att
   });
 }
 
-export async function ipamGc(req: CniRequest): Promise<string[]> {
-  const { store } = storeFor(req);
+export async function ipamGc(req: CniRequest, locker?: Locker): Promise<string[]> {
+  const { store } = storeFor(req, locker);
   return withLock(store, () => collect(store, validAttachments(req.config)));
 }
 
-export async function ipamStatus(req: CniRequest): Promise<void> {
-  const { store } = storeFor(req);
+export async function ipamStatus(req: CniRequest, locker?: Locker): Promise<void> {
+  const { store } = storeFor(req, locker);
   try {
     mkdirSync(store.dir, { recursive: true });
     accessSync(store.dir, constants.W_OK);
@@ -69,10 +70,15 @@ export async function ipamStatus(req: CniRequest): Promise<void> {
   }
 }
 
-export const hostLocalVerbs: PluginVerbs = {
-  add: ipamAdd,
-  del: async (req) => void (await ipamDel(req)),
-  check: ipamCheck,
-  gc: async (req) => void (await ipamGc(req)),
-  status: ipamStatus,
-};
+/** The kdp-host-local plugin's verbs; `locker` = the warm server's lock agents (default: a `flock` fork per call). */
+export function createHostLocalVerbs(locker?: Locker): PluginVerbs {
+  return {
+    add: (req) => ipamAdd(req, locker),
+    del: async (req) => void (await ipamDel(req, locker)),
+    check: (req) => ipamCheck(req, locker),
+    gc: async (req) => void (await ipamGc(req, locker)),
+    status: (req) => ipamStatus(req, locker),
+  };
+}
+
+export const hostLocalVerbs: PluginVerbs = createHostLocalVerbs();

@@ -95,6 +95,12 @@ export function ipIn(path: string): string[] {
  */
 const IP_TIMEOUT_MS = 150_000;
 
+/** An Exec that can spawn a child now and write its stdin later (src/cni/warm.ts). */
+export interface StartableExec extends Exec {
+  /** `ip -batch -` in the netns at netnsPath (argv: the equivalent command), started now, fed by finish() */
+  startIpIn(netnsPath: string, argv: readonly string[]): { finish(input: string, opts?: { allowFailure?: boolean; timeoutMs?: number }): Promise<ExecResult> };
+}
+
 export class IpRunner {
   readonly #exec: Exec;
   constructor(exec: Exec = defaultExec) {
@@ -104,6 +110,21 @@ export class IpRunner {
   /** `ip -batch -` in the current namespace. */
   batch(lines: readonly string[], allowFailure = false): Promise<ExecResult> {
     return this.#exec.run(['ip', '-batch', '-'], { input: lines.join('\n') + '\n', allowFailure, timeoutMs: IP_TIMEOUT_MS });
+  }
+
+  /**
+   * `ip -batch -` inside the netns at path, spawned now when the exec can (the warm server's WarmExec.start) and
+   * fed its lines by finish(): the child's start overlaps the work its lines wait for. Otherwise finish() runs
+   * it then. finish([]) lets a started child exit doing nothing.
+   */
+  startBatchIn(netns: string): { finish(lines: readonly string[], allowFailure?: boolean): Promise<ExecResult> } {
+    const argv = [...ipIn(netns), '-batch', '-'];
+    const ex = this.#exec as Exec & Partial<StartableExec>;
+    if (ex.startIpIn) {
+      const s = ex.startIpIn(netns, argv);
+      return { finish: (lines, allowFailure = false) => s.finish(lines.length > 0 ? lines.join('\n') + '\n' : '', { allowFailure, timeoutMs: IP_TIMEOUT_MS }) };
+    }
+    return { finish: (lines, allowFailure = false) => (lines.length > 0 ? this.batchIn(netns, lines, allowFailure) : Promise.resolve({ code: 0, stdout: '', stderr: '' })) };
   }
 
   /** `ip -batch -` inside the netns at path. */

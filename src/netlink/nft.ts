@@ -7,6 +7,7 @@ import type { Exec } from '../common/exec-adapter.ts';
 import type { PortMapping } from '../cni/types.ts';
 import { NO_TRACE } from '../cni/trace.ts';
 import type { Trace } from '../cni/trace.ts';
+import type { Locker } from '../ipam/flock.ts';
 
 export const TABLE = 'kdp';
 const NETNS_LOCK = '/proc/self/ns/net';
@@ -115,24 +116,39 @@ export function renderDelete(rules: readonly TaggedRule[]): string[] {
 export class NftRunner {
   readonly #exec: Exec;
   readonly #lock: string | undefined;
-  constructor(exec: Exec = defaultExec, lockPath: string | undefined = defaultNftLock()) {
+  readonly #locker: Locker | undefined;
+  /**
+   * `locker`: take the lock in-process (the warm server's lock agent) and run plain `nft` under it, instead of
+   * `flock(1)` exec'ing nft. Every call is `nft -a -f -` with the job on stdin (a list too), so the warm
+   * server can have one waiting.
+   */
+  constructor(exec: Exec = defaultExec, lockPath: string | undefined = defaultNftLock(), locker?: Locker) {
     this.#exec = exec;
     this.#lock = lockPath;
+    this.#locker = locker;
   }
 
-  #nft(args: readonly string[], input: string | undefined, allowFailure: boolean) {
-    const argv = this.#lock ? ['flock', '-w', '120', this.#lock, 'nft', ...args] : ['nft', ...args];
-    return this.#exec.run(argv, { ...(input !== undefined ? { input } : {}), allowFailure, timeoutMs: 150_000 });
+  async #nft(input: string, allowFailure: boolean) {
+    const opts = { input, allowFailure, timeoutMs: 150_000 };
+    if (this.#lock && this.#locker) {
+      const held = await this.#locker(this.#lock, 120);
+      try {
+        return await this.#exec.run(['nft', '-a', '-f', '-'], opts);
+      } finally {
+        held.release();
+      }
+    }
+    return this.#exec.run(this.#lock ? ['flock', '-w', '120', this.#lock, 'nft', '-a', '-f', '-'] : ['nft', '-a', '-f', '-'], opts);
   }
 
   async apply(lines: readonly string[]): Promise<void> {
     if (lines.length === 0) return;
-    await this.#nft(['-f', '-'], lines.join('\n') + '\n', false);
+    await this.#nft(lines.join('\n') + '\n', false);
   }
 
   /** Tagged rules in the kdp table ([] when the table does not exist). */
   async tagged(): Promise<TaggedRule[]> {
-    const res = await this.#nft(['-a', 'list', 'table', 'inet', TABLE], undefined, true);
+    const res = await this.#nft(`list table inet ${TABLE}\n`, true);
     if (res.code !== 0) return [];
     return parseTagged(res.stdout);
   }
@@ -141,11 +157,11 @@ export class NftRunner {
   async remove(pred: (r: TaggedRule) => boolean, trace: Trace = NO_TRACE): Promise<number> {
     const rules = (await trace.span('nft list', this.tagged())).filter(pred);
     if (rules.length === 0) return 0;
-    const res = await this.#nft(['-f', '-'], renderDelete(rules).join('\n') + '\n', true);
+    const res = await this.#nft(renderDelete(rules).join('\n') + '\n', true);
     if (res.code !== 0) {
       // a concurrent DEL removed some of them: retry with what is left
       const left = (await this.tagged()).filter(pred);
-      if (left.length > 0) await this.#nft(['-f', '-'], renderDelete(left).join('\n') + '\n', false);
+      if (left.length > 0) await this.#nft(renderDelete(left).join('\n') + '\n', false);
     }
     return rules.length;
   }

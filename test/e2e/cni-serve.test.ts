@@ -2,7 +2,7 @@
 // network namespace; the results and the wiring are the same as without it; when the server is gone
 // (SIGKILL leaves a stale socket) the plugin runs the verbs itself.
 import t from 'tap';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +13,33 @@ import type { Conflist } from '../../src/cni/testing/driver.ts';
 import { freshPlugins, waitFor } from '../../src/cni/testing/fixtures.ts';
 
 const KDP = fileURLToPath(new URL('../../bin/kdp', import.meta.url));
+
+/** Every process below pid (from /proc/<pid>/task/<tid>/children). */
+function descendants(pid: number): number[] {
+  const out: number[] = [];
+  const walk = (p: number) => {
+    let tasks: string[];
+    try {
+      tasks = readdirSync(`/proc/${p}/task`);
+    } catch {
+      return;
+    }
+    for (const tid of tasks) {
+      let kids: string;
+      try {
+        kids = readFileSync(`/proc/${p}/task/${tid}/children`, 'utf8');
+      } catch {
+        continue;
+      }
+      for (const k of kids.trim().split(/\s+/).filter(Boolean).map(Number)) {
+        out.push(k);
+        walk(k);
+      }
+    }
+  };
+  walk(pid);
+  return out;
+}
 
 if (needsRoot(t)) {
   const bin = await freshPlugins();
@@ -39,6 +66,10 @@ if (needsRoot(t)) {
     const results = [];
     for (const [i, ns] of pods.entries()) results.push(await d.add(list, { containerID: `served-${i}`, ifname: 'eth0', netns: `/run/netns/${ns}` }));
     t.equal(served(), 2, 'both ADDs were served by the warm process');
+    // the warm path: pre-spawned children (node-side ip, pod-side setns helper, nft) and lock agents (IPAM, nft)
+    const last = JSON.parse(server.output().split('\n').filter((l) => l.includes('"cni request"')).at(-1) ?? '{}') as { prespawned?: number; lockAgents?: number };
+    t.ok((last.prespawned ?? 0) >= 4, `pre-spawned children did the work (${last.prespawned} of 6 calls)`);
+    t.equal(last.lockAgents, 2, 'one lock agent for the IPAM lock, one for the nft lock');
     const ipB = results[1]!.ips![0]!.address.split('/')[0]!;
     t.match((await lab.exec(pods[0]!, ['ping', '-c', '1', '-W', '2', ipB])).stdout, /1 received/, 'the pods it wired reach each other');
     const chk = await d.check(list, { containerID: 'served-0', ifname: 'eth0', netns: `/run/netns/${pods[0]}` }, results[0]!);
@@ -49,8 +80,13 @@ if (needsRoot(t)) {
     const del0 = await d.del(list, { containerID: 'served-0', ifname: 'eth0', netns: `/run/netns/${pods[0]}` });
     t.same(del0.map((r) => r.code), [0]);
     const before = served();
+    const helpers = descendants(server.pid);
+    t.ok(helpers.length >= 4, `the server keeps helpers (${helpers.length} processes under it)`);
     server.kill('SIGKILL');
     await server.exited;
+    // kill -9 of the server: its waiting children and lock agents get EOF and exit (which frees the locks)
+    await waitFor('the helpers to exit', () => (helpers.every((p) => !existsSync(`/proc/${p}`)) ? true : undefined), 15_000);
+    t.pass('no helper outlives the server');
     t.ok(existsSync(socket), 'a stale socket is left behind');
     const del1 = await d.del(list, { containerID: 'served-1', ifname: 'eth0', netns: `/run/netns/${pods[1]}` });
     t.same(del1.map((r) => r.code), [0], 'with the server gone the plugin runs DEL itself');

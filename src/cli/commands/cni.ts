@@ -16,10 +16,13 @@ const cniUsage = `Usage:
                                      install the plugins plus a copy of Node (DIR/kdp-node) so they run without
                                      this checkout; with --subnet also write CONF-DIR/10-NAME.conflist
                                      (kdp-bridge + kdp-portmap; one --subnet per family)
-  kdp cni serve [--socket PATH] [--ttl SECONDS]
+  kdp cni serve [--socket PATH] [--ttl SECONDS] [--no-prespawn]
                                      serve the plugins' verbs from one warm process for this network namespace
                                      (default socket /run/kdp-cni/<netns inode>.sock); the installed plugins
-                                     forward to it when it listens, and run the verbs themselves otherwise`;
+                                     forward to it when it listens, and run the verbs themselves otherwise.
+                                     It keeps an \`ip -batch\` and an \`nft -f\` child waiting and holds the IPAM
+                                     and nft flocks through Perl lock agents (needs perl; --no-prespawn: spawn
+                                     every child per call instead, for comparison)`;
 
 async function build(argv: readonly string[], ctx: CommandContext): Promise<number> {
   const { values } = parseArgs({ args: [...argv], options: { out: { type: 'string' } }, strict: true });
@@ -95,16 +98,18 @@ async function install(argv: readonly string[], ctx: CommandContext): Promise<nu
 }
 
 async function serve(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values } = parseArgs({ args: [...argv], options: { socket: { type: 'string' }, ttl: { type: 'string' } }, strict: true });
+  const { values } = parseArgs({ args: [...argv], options: { socket: { type: 'string' }, ttl: { type: 'string' }, 'no-prespawn': { type: 'boolean', default: false } }, strict: true });
   const ttl = values.ttl === undefined ? undefined : Number(values.ttl);
   if (ttl !== undefined && !(ttl >= 0)) throw new KdpError('KDP_USAGE', `--ttl takes seconds, got ${values.ttl}`);
   const { startCniServer } = await import('../../cni/server.ts');
-  const { bridgeVerbs, hostLocalVerbs } = await import('../../cni/bridge.ts');
+  const { bridgeVerbs } = await import('../../cni/bridge.ts');
+  const { createHostLocalVerbs } = await import('../../ipam/host-local.ts');
   const { portmapVerbs } = await import('../../cni/portmap.ts');
   const server = await startCniServer({
     log: ctx.log,
     ...(values.socket ? { socketPath: values.socket } : {}),
-    verbs: { 'kdp-bridge': bridgeVerbs, 'kdp-host-local': () => hostLocalVerbs, 'kdp-portmap': portmapVerbs },
+    warm: !values['no-prespawn'],
+    verbs: { 'kdp-bridge': bridgeVerbs, 'kdp-host-local': (warm) => createHostLocalVerbs(warm?.locks.lock), 'kdp-portmap': portmapVerbs },
   });
   ctx.log.info({ socket: server.path }, 'kdp cni serve listening');
   try {
