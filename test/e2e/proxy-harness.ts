@@ -31,8 +31,10 @@ export interface SvcSpec {
   /** status.loadBalancer.ingress[0].ip */
   lbIP?: string;
   sourceRanges?: string[];
-  /** endpoints: pod and conditions */
-  endpoints: { pod: TestPod; ready?: boolean; serving?: boolean; terminating?: boolean }[];
+  /** an IPv6-only Service (ipFamilies [IPv6], an IPv6 EndpointSlice): each endpoint then names its address */
+  ipv6?: boolean;
+  /** endpoints: pod (its IPv4 address and node unless `address` is given) and conditions */
+  endpoints: { pod: TestPod; address?: string; ready?: boolean; serving?: boolean; terminating?: boolean }[];
 }
 
 export function manifest(s: SvcSpec): object {
@@ -49,6 +51,7 @@ export function manifest(s: SvcSpec): object {
           type: s.type ?? 'ClusterIP',
           clusterIP: s.clusterIP,
           clusterIPs: [s.clusterIP],
+          ...(s.ipv6 ? { ipFamilies: ['IPv6'] } : {}),
           ports: [port],
           ...(s.affinity ? { sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: s.affinity } } } : {}),
           ...(s.etpLocal ? { externalTrafficPolicy: 'Local' } : {}),
@@ -63,9 +66,9 @@ export function manifest(s: SvcSpec): object {
         apiVersion: 'discovery.k8s.io/v1',
         kind: 'EndpointSlice',
         metadata: { namespace: 'default', name: `${s.name}-1`, labels: { 'kubernetes.io/service-name': s.name } },
-        addressType: 'IPv4',
+        addressType: s.ipv6 ? 'IPv6' : 'IPv4',
         endpoints: s.endpoints.map((e) => ({
-          addresses: [e.pod.ip4],
+          addresses: [e.address ?? e.pod.ip4],
           nodeName: e.pod.node.name,
           conditions: { ready: e.ready ?? true, serving: e.serving ?? e.ready ?? true, terminating: e.terminating ?? false },
         })),

@@ -4,39 +4,11 @@
 // reset: an ICMPv6 port-unreachable reaches a connecting socket only after the SYN retry), and IPv4 keeps working.
 import t from 'tap';
 import { needsRoot } from '../helpers/gate.ts';
-import { ProxyLab } from './proxy-harness.ts';
+import { ProxyLab, manifest } from './proxy-harness.ts';
 import type { TestPod } from '../helpers/pods.ts';
 
 const v6Of = (p: TestPod) => p.node.podCidr6.replace(/::\/64$/, `::${p.ip4.split('.').pop()}`);
 
-function v6Manifest(name: string, clusterIP: string, nodePort: number | undefined, endpoints: string[]): object {
-  return {
-    apiVersion: 'v1',
-    kind: 'List',
-    items: [
-      {
-        apiVersion: 'v1',
-        kind: 'Service',
-        metadata: { namespace: 'default', name },
-        spec: {
-          type: nodePort ? 'NodePort' : 'ClusterIP',
-          clusterIP,
-          clusterIPs: [clusterIP],
-          ipFamilies: ['IPv6'],
-          ports: [{ name: 'p', protocol: 'TCP', port: 80, targetPort: 8080, ...(nodePort ? { nodePort } : {}) }],
-        },
-      },
-      {
-        apiVersion: 'discovery.k8s.io/v1',
-        kind: 'EndpointSlice',
-        metadata: { namespace: 'default', name: `${name}-1`, labels: { 'kubernetes.io/service-name': name } },
-        addressType: 'IPv6',
-        endpoints: endpoints.map((a) => ({ addresses: [a], nodeName: 'node-1', conditions: { ready: true } })),
-        ports: [{ name: 'p', port: 8080, protocol: 'TCP' }],
-      },
-    ],
-  };
-}
 
 if (needsRoot(t)) {
   for (const mode of ['nftables', 'iptables']) {
@@ -57,8 +29,8 @@ if (needsRoot(t)) {
       await lab.exec(n1.ns, ['ip', '-6', 'route', 'add', 'fd00:96::/112', 'via', lab.plan.underlayHost6]);
       const { writeFileSync } = await import('node:fs');
       const { join } = await import('node:path');
-      writeFileSync(join(pl.dir, 'web6.json'), JSON.stringify(v6Manifest('web6', 'fd00:96::10', 30096, [v6Of(b1), v6Of(b2)])));
-      writeFileSync(join(pl.dir, 'empty6.json'), JSON.stringify(v6Manifest('empty6', 'fd00:96::11', undefined, [])));
+      writeFileSync(join(pl.dir, 'web6.json'), JSON.stringify(manifest({ name: 'web6', type: 'NodePort', clusterIP: 'fd00:96::10', nodePort: 30096, ipv6: true, endpoints: [b1, b2].map((p) => ({ pod: p, address: v6Of(p) })) })));
+      writeFileSync(join(pl.dir, 'empty6.json'), JSON.stringify(manifest({ name: 'empty6', clusterIP: 'fd00:96::11', ipv6: true, endpoints: [] })));
       pl.apply({ name: 'web4', clusterIP: '10.96.0.10', endpoints: [{ pod: b1 }] });
       await pl.startProxy(['--ip-families', 'ipv4,ipv6', '--cluster-cidr', `198.19.0.0/16,${n1.podCidr6.replace('1::/64', '0::/48')}`]);
       t.teardown(() => pl.stopProxy());
