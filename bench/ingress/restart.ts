@@ -12,6 +12,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { oneRouteManifests } from '../../test/helpers/ingress-manifests.ts';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '7' } }, strict: true });
 const RUNS = Number(values.runs);
@@ -50,28 +51,7 @@ const dir = await mkdtemp(join(tmpdir(), 'kdp-bench-ingress-restart-'));
 try {
   await writeFile(
     join(dir, 'm.json'),
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'List',
-      items: [
-        { apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', metadata: { name: 'kdp' }, spec: { controller: 'kdp.dev/ingress' } },
-        { apiVersion: 'v1', kind: 'Service', metadata: { name: 'r', namespace: 'default' }, spec: { ports: [{ port: 80, protocol: 'TCP' }] } },
-        {
-          apiVersion: 'discovery.k8s.io/v1',
-          kind: 'EndpointSlice',
-          metadata: { name: 'r-1', namespace: 'default', labels: { 'kubernetes.io/service-name': 'r' } },
-          addressType: 'IPv4',
-          endpoints: [{ addresses: ['127.0.0.1'], conditions: { ready: true } }],
-          ports: [{ name: '', port: (backend.address() as AddressInfo).port, protocol: 'TCP' }],
-        },
-        {
-          apiVersion: 'networking.k8s.io/v1',
-          kind: 'Ingress',
-          metadata: { name: 'r', namespace: 'default' },
-          spec: { ingressClassName: 'kdp', rules: [{ host: 'restart.test', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'r', port: { number: 80 } } } }] } }] },
-        },
-      ],
-    }),
+    JSON.stringify(oneRouteManifests('r', 'restart.test', (backend.address() as AddressInfo).port)),
   );
   const [http, https] = [await freePort(), await freePort()];
   const argv = [MAIN, '--log-level', 'warn', 'ingress', '--manifests', dir, '--bind', '127.0.0.1', '--http-port', String(http), '--https-port', String(https), '--healthz-port=-1', '--access-log', 'off'];

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { needsRoot } from '../helpers/gate.ts';
+import { oneRouteManifests } from '../helpers/ingress-manifests.ts';
 import { run, spawnChild } from '../../src/common/exec-adapter.ts';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
@@ -61,28 +62,7 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
     const bport = (backend.address() as AddressInfo).port;
     await writeFile(
       join(dir, 'm.json'),
-      JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'List',
-        items: [
-          { apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', metadata: { name: 'kdp' }, spec: { controller: 'kdp.dev/ingress' } },
-          { apiVersion: 'v1', kind: 'Service', metadata: { name: 'w', namespace: 'default' }, spec: { ports: [{ port: 80, protocol: 'TCP' }] } },
-          {
-            apiVersion: 'discovery.k8s.io/v1',
-            kind: 'EndpointSlice',
-            metadata: { name: 'w-1', namespace: 'default', labels: { 'kubernetes.io/service-name': 'w' } },
-            addressType: 'IPv4',
-            endpoints: [{ addresses: ['127.0.0.1'], conditions: { ready: true } }],
-            ports: [{ name: '', port: bport, protocol: 'TCP' }],
-          },
-          {
-            apiVersion: 'networking.k8s.io/v1',
-            kind: 'Ingress',
-            metadata: { name: 'w', namespace: 'default' },
-            spec: { ingressClassName: 'kdp', rules: [{ host: 'workers.test', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'w', port: { number: 80 } } } }] } }] },
-          },
-        ],
-      }),
+      JSON.stringify(oneRouteManifests('w', 'workers.test', bport)),
     );
     const [http, https, health] = [await freePort(), await freePort(), await freePort()];
     const child = spawnChild([process.execPath, MAIN, '--log-level', 'info', 'ingress', '--manifests', dir, '--bind', '127.0.0.1', '--http-port', String(http), '--https-port', String(https), '--healthz-port', String(health), '--access-log', 'off', '--workers', '2']);
