@@ -17,7 +17,7 @@ import type { Conflist } from '../../src/cni/testing/driver.ts';
 import { freshPlugins } from '../../src/cni/testing/fixtures.ts';
 
 const PODS = Number(process.env.PODS ?? 30);
-const IFNAME: Record<string, string> = { kdp: 'eth0', 'kdp-serve': 'eth1', reference: 'eth2' };
+const IFNAME: Record<string, string> = { kdp: 'eth0', 'kdp-serve': 'eth1', reference: 'eth2', 'kdp-serve-plain': 'eth3' };
 const REF = '/usr/lib/cni';
 const KDP = fileURLToPath(new URL('../../bin/kdp', import.meta.url));
 const OUT = fileURLToPath(new URL('./results/', import.meta.url));
@@ -34,8 +34,10 @@ try {
   const n = lab.nodes[0]!;
   const common = { isGateway: true, ipMasq: true, hairpinMode: true };
   const server = lab.spawn(n.ns, ['env', '-u', 'NODE_OPTIONS', KDP, '--log-format', 'json', '--log-level', 'warn', 'cni', 'serve', '--socket', join(data, 'serve.sock')]);
-  for (let k = 0; k < 600 && !existsSync(join(data, 'serve.sock')); k++) await new Promise((r) => setTimeout(r, 100));
-  if (!existsSync(join(data, 'serve.sock'))) throw new Error(`kdp cni serve did not start: ${server.output()}`);
+  // the same server without pre-spawned children and lock agents (round 2's serve path), for the side-by-side gain
+  const plain = lab.spawn(n.ns, ['env', '-u', 'NODE_OPTIONS', KDP, '--log-format', 'json', '--log-level', 'warn', 'cni', 'serve', '--no-prespawn', '--socket', join(data, 'plain.sock')]);
+  for (let k = 0; k < 600 && !(existsSync(join(data, 'serve.sock')) && existsSync(join(data, 'plain.sock'))); k++) await new Promise((r) => setTimeout(r, 100));
+  if (!existsSync(join(data, 'serve.sock')) || !existsSync(join(data, 'plain.sock'))) throw new Error(`kdp cni serve did not start: ${server.output()} ${plain.output()}`);
   const impls: { name: string; list: Conflist; type: string; driver: CniDriver }[] = [
     {
       name: 'kdp',
@@ -48,6 +50,12 @@ try {
       type: 'kdp-bridge',
       driver: new CniDriver({ path: [bin], nodeNs: n.ns, env: { KDP_CNI_SOCKET: join(data, 'serve.sock') } }),
       list: { cniVersion: '1.0.0', name: 'benchserve', plugins: [{ type: 'kdp-bridge', bridge: 'kdpb1', ...common, ipam: { type: 'kdp-host-local', ranges: [[{ subnet: '198.19.1.64/26' }]], dataDir: data } }] },
+    },
+    {
+      name: 'kdp-serve-plain',
+      type: 'kdp-bridge',
+      driver: new CniDriver({ path: [bin], nodeNs: n.ns, env: { KDP_CNI_SOCKET: join(data, 'plain.sock') } }),
+      list: { cniVersion: '1.0.0', name: 'benchplain', plugins: [{ type: 'kdp-bridge', bridge: 'kdpb2', ...common, ipam: { type: 'kdp-host-local', ranges: [[{ subnet: '198.19.2.0/26' }]], dataDir: data } }] },
     },
     {
       name: 'reference',
@@ -97,11 +105,11 @@ try {
   const f = (x: number) => x.toFixed(1);
   for (const verb of ['ADD', 'DEL', 'VERSION']) {
     const st = (name: string) => ({ p50: pct(samples[name]![verb]!, 50), p95: pct(samples[name]![verb]!, 95) });
-    const line = { verb, kdp: st('kdp'), kdpServe: st('kdp-serve'), reference: st('reference') };
+    const line = { verb, kdp: st('kdp'), kdpServe: st('kdp-serve'), kdpServePlain: st('kdp-serve-plain'), reference: st('reference') };
     result[verb] = line;
     const ratio = (a: { p50: number; p95: number }) => `**${(a.p50 / line.reference.p50).toFixed(2)}** / ${(a.p95 / line.reference.p95).toFixed(2)}`;
     rows.push(
-      `| ${verb} | ${f(line.reference.p50)} / ${f(line.reference.p95)} | ${f(line.kdp.p50)} / ${f(line.kdp.p95)} | ${ratio(line.kdp)} | ${f(line.kdpServe.p50)} / ${f(line.kdpServe.p95)} | ${ratio(line.kdpServe)} |`,
+      `| ${verb} | ${f(line.reference.p50)} / ${f(line.reference.p95)} | ${f(line.kdp.p50)} / ${f(line.kdp.p95)} | ${ratio(line.kdp)} | ${f(line.kdpServe.p50)} / ${f(line.kdpServe.p95)} | ${ratio(line.kdpServe)} | ${ratio(line.kdpServePlain)} |`,
     );
   }
   const vn = samples.kdp!.VERSION_NODE!;
@@ -109,8 +117,8 @@ try {
   const table = [
     `PODS=${PODS}, loadavg ${load0.toFixed(1)} -> ${load1.toFixed(1)}`,
     '',
-    '| verb | reference p50 / p95 (ms) | kdp exec p50 / p95 (ms) | kdp exec / ref | kdp serve p50 / p95 (ms) | kdp serve / ref |',
-    '|---|---|---|---|---|---|',
+    '| verb | reference p50 / p95 (ms) | kdp exec p50 / p95 (ms) | kdp exec / ref | kdp serve p50 / p95 (ms) | kdp serve / ref | serve --no-prespawn / ref |',
+    '|---|---|---|---|---|---|---|',
     ...rows,
     '',
     `kdp VERSION answered by Node instead of the sh preamble: p50 ${pct(vn, 50).toFixed(1)} ms, p95 ${pct(vn, 95).toFixed(1)} ms`,
@@ -119,7 +127,8 @@ try {
   mkdirSync(OUT, { recursive: true });
   writeFileSync(join(OUT, 'latest.json'), JSON.stringify({ ...result, samples }, null, 2) + '\n');
   server.kill('SIGTERM');
-  await server.exited;
+  plain.kill('SIGTERM');
+  await Promise.all([server.exited, plain.exited]);
 } finally {
   await lab.destroy();
   rmSync(bin, { recursive: true, force: true });

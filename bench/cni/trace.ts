@@ -86,9 +86,11 @@ try {
   const n = lab.nodes[0]!;
   const common = { isGateway: true, ipMasq: true, hairpinMode: true };
   const sock = join(data, 'serve.sock');
+  const plainSock = join(data, 'plain.sock');
   const server = lab.spawn(n.ns, ['env', '-u', 'NODE_OPTIONS', KDP, '--log-format', 'json', '--log-level', 'warn', 'cni', 'serve', '--socket', sock]);
-  for (let k = 0; k < 600 && !existsSync(sock); k++) await new Promise((r) => setTimeout(r, 100));
-  if (!existsSync(sock)) throw new Error(`kdp cni serve did not start: ${server.output()}`);
+  const plain = lab.spawn(n.ns, ['env', '-u', 'NODE_OPTIONS', KDP, '--log-format', 'json', '--log-level', 'warn', 'cni', 'serve', '--no-prespawn', '--socket', plainSock]);
+  for (let k = 0; k < 600 && !(existsSync(sock) && existsSync(plainSock)); k++) await new Promise((r) => setTimeout(r, 100));
+  if (!existsSync(sock) || !existsSync(plainSock)) throw new Error(`kdp cni serve did not start: ${server.output()} ${plain.output()}`);
   const mk = (name: string, bridge: string, subnet: string, type: string, ipamType: string): Conflist => ({
     cniVersion: '1.0.0',
     name,
@@ -96,6 +98,7 @@ try {
   });
   const impls = [
     { name: 'serve', driver: new CniDriver({ path: [bin], nodeNs: n.ns, env: { KDP_CNI_SOCKET: sock, KDP_CNI_TRACE: '1' } }), list: mk('traceserve', 'kdpt1', '198.19.1.64/26', 'kdp-bridge', 'kdp-host-local') },
+    { name: 'serve-no-prespawn', driver: new CniDriver({ path: [bin], nodeNs: n.ns, env: { KDP_CNI_SOCKET: plainSock, KDP_CNI_TRACE: '1' } }), list: mk('traceplain', 'kdpt2', '198.19.2.0/26', 'kdp-bridge', 'kdp-host-local') },
     { name: 'exec', driver: new CniDriver({ path: [bin], nodeNs: n.ns, env: { KDP_CNI_SOCKET: join(data, 'none.sock'), KDP_CNI_TRACE: '1' } }), list: mk('traceexec', 'kdpt0', '198.19.1.0/26', 'kdp-bridge', 'kdp-host-local') },
     { name: 'reference', driver: new CniDriver({ path: ['/usr/lib/cni'], nodeNs: n.ns }), list: mk('traceref', 'reft0', '198.19.1.128/25', 'bridge', 'host-local') },
   ];
@@ -131,15 +134,19 @@ try {
   const f = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '-');
   const out: string[] = [`PODS=${PODS}, loadavg ${load0.toFixed(1)} -> ${load1.toFixed(1)}; medians in ms`, ''];
   out.push(`reference ADD wall ${f(median(got.reference!.ADD.map((s) => s.t1 - s.t0)))}, DEL ${f(median(got.reference!.DEL.map((s) => s.t1 - s.t0)))}; ip netns exec NODE true: ${f(median(nsExec))}`, '');
-  for (const name of ['serve', 'exec'])
-    for (const verb of ['ADD', 'DEL'] as const) {
-      out.push(`### kdp ${name} ${verb}`, '', '| phase | median ms |', '|---|---|');
-      for (const [k, v] of phases(got[name]![verb], name === 'serve')) out.push(`| ${k} | ${f(median(v))} |`);
-      out.push('');
-    }
+  for (const verb of ['ADD', 'DEL'] as const) {
+    // one table per verb, a column per kdp path; a phase a path does not have is '-'
+    const names = ['serve', 'serve-no-prespawn', 'exec'];
+    const cols = names.map((name) => new Map(phases(got[name]![verb], name.startsWith('serve')).map(([k, v]) => [k, median(v)])));
+    const keys = [...new Set(cols.flatMap((c) => [...c.keys()]))];
+    out.push(`### ${verb}`, '', `| phase (median ms) | ${names.map((x) => `kdp ${x}`).join(' | ')} |`, `|---|${names.map(() => '---').join('|')}|`);
+    for (const k of keys) out.push(`| ${k} | ${cols.map((c) => f(c.get(k) ?? NaN)).join(' | ')} |`);
+    out.push('');
+  }
   process.stdout.write(out.join('\n') + '\n');
   server.kill('SIGTERM');
-  await server.exited;
+  plain.kill('SIGTERM');
+  await Promise.all([server.exited, plain.exited]);
 } finally {
   await lab.destroy();
   rmSync(bin, { recursive: true, force: true });

@@ -282,7 +282,8 @@ export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
     await Promise.all([
       step(() => trace.span('ipam', ipam(cfg, 'DEL', req, lock))),
       step(async () => {
-        if (localLinks().has(hostVeth)) await trace.span('ip link del', ip.run(['link', 'del', hostVeth], true));
+        // as a batch line: the warm server has an `ip -batch -` waiting
+        if (localLinks().has(hostVeth)) await trace.span('ip link del', ip.batch([`link del ${hostVeth}`], true));
       }),
       step(() => trace.span('nft remove', nft.remove((r) => r.tag === t, trace))),
     ]);

@@ -68,16 +68,20 @@ async function finishWaiting(argv: readonly string[], w: Waiting, input: string,
 }
 
 export class WarmExec implements Exec {
-  readonly #pools = new Map<string, { argv: readonly string[]; ready: Waiting[] }>();
+  readonly #pools = new Map<string, { argv: readonly string[]; ready: Waiting[]; size: number }>();
   readonly #fallback: Exec;
   readonly #size: number;
   #closed = false;
   /** how many calls a waiting child served (tests and the trace read it) */
   hits = 0;
 
-  constructor(pooled: readonly (readonly string[])[], opts: { size?: number; fallback?: Exec } = {}) {
-    for (const argv of pooled) this.#pools.set(key(argv), { argv, ready: [] });
+  /** pooled: argvs (one waiting child each) or { argv, size } */
+  constructor(pooled: readonly (readonly string[] | { readonly argv: readonly string[]; readonly size: number })[], opts: { size?: number; fallback?: Exec } = {}) {
     this.#size = opts.size ?? 1;
+    for (const p of pooled) {
+      const argv = 'argv' in p ? p.argv : p;
+      this.#pools.set(key(argv), { argv, ready: [], size: 'argv' in p ? p.size : this.#size });
+    }
     this.#fallback = opts.fallback ?? defaultExec;
   }
 
@@ -120,7 +124,7 @@ export class WarmExec implements Exec {
     if (this.#closed) return;
     for (const pool of this.#pools.values()) {
       pool.ready = pool.ready.filter((w) => w.child.exitCode === null && w.child.signalCode === null);
-      while (pool.ready.length < this.#size) pool.ready.push(spawnWaiting(pool.argv));
+      while (pool.ready.length < pool.size) pool.ready.push(spawnWaiting(pool.argv));
     }
   }
 
@@ -319,7 +323,12 @@ const SETNS_SCRIPT =
 export const SETNS_IP: readonly string[] = ['perl', '-e', SETNS_SCRIPT, String(SETNS_NR[process.arch] ?? 0)];
 
 /** The argvs the server keeps a child waiting for (each reads its whole job from stdin). */
-export const POOLED: readonly (readonly string[])[] = [['ip', '-batch', '-'], ['nft', '-a', '-f', '-'], ...(SETNS_NR[process.arch] ? [SETNS_IP] : [])];
+export const POOLED: readonly { readonly argv: readonly string[]; readonly size: number }[] = [
+  { argv: ['ip', '-batch', '-'], size: 1 },
+  // two: DEL lists the table, then deletes by handle
+  { argv: ['nft', '-a', '-f', '-'], size: 2 },
+  ...(SETNS_NR[process.arch] ? [{ argv: SETNS_IP, size: 1 }] : []),
+];
 
 export function createWarmContext(): WarmContext {
   return { exec: new WarmExec(POOLED), locks: new LockAgents() };
