@@ -9,9 +9,9 @@ import { fileURLToPath } from 'node:url';
 import { Lab } from '../../src/lab/lab.ts';
 import type { NodePlan } from '../../src/lab/plan.ts';
 import { run } from '../../src/common/exec-adapter.ts';
-import type { Spawned } from '../../src/common/exec-adapter.ts';
 import { needsRoot } from '../helpers/gate.ts';
 import { waitForOutput as waitFor } from '../helpers/wait.ts';
+import { timeToFirstAnswer, writeRestartFixture } from '../helpers/dns-restart.ts';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 
@@ -76,50 +76,10 @@ if (needsRoot(t)) {
     t.teardown(() => lab.destroy());
     const dir = mkdtempSync(join(tmpdir(), 'kdp-dns-restart-'));
     t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-    const manifests = join(dir, 'manifests');
-    mkdirSync(manifests);
-    writeFileSync(join(manifests, 'web.yaml'), `apiVersion: v1
-kind: Namespace
-metadata: {name: ns}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: ns}
-spec:
-  clusterIP: 10.96.0.10
-  clusterIPs: [10.96.0.10]
-  ports: [{name: http, port: 80}]
-`);
-    writeFileSync(join(dir, 'Corefile'), `.:53 {
-    errors
-    health 127.0.0.1:8080
-    ready 127.0.0.1:8181
-    kubernetes cluster.local in-addr.arpa ip6.arpa {
-       pods insecure
-       fallthrough in-addr.arpa ip6.arpa
-       ttl 30
-    }
-    prometheus 127.0.0.1:9153
-    cache 30 {
-       disable success cluster.local
-       disable denial cluster.local
-    }
-    loadbalance
-}
-`);
+    const argv = writeRestartFixture(dir);
     const n1 = lab.nodes[0] as NodePlan;
-    const argv = [process.execPath, CLI, '--log-format', 'json', 'dns', '--corefile', join(dir, 'Corefile'), '--manifests', manifests, '--lameduck', '0'];
-    /** ms from spawning kdp dns to its first right answer (dig every 50 ms, 300 ms timeout each) */
-    const startAndTime = async (): Promise<{ ms: number; child: Spawned }> => {
-      const t0 = performance.now();
-      const child = lab.spawn(n1.ns, argv);
-      for (;;) {
-        const r = await lab.exec(n1.ns, ['dig', `@${n1.ip4}`, '+short', '+time=1', '+tries=1', '+timeout=1', 'web.ns.svc.cluster.local'], { allowFailure: true });
-        if (r.stdout.trim() === '10.96.0.10') return { ms: performance.now() - t0, child };
-        if (performance.now() - t0 > 30_000) throw new Error(`kdp dns did not answer in 30 s: ${child.output().slice(-2000)}`);
-        await new Promise((res) => setTimeout(res, 50));
-      }
-    };
+    /** ms from spawning kdp dns to its first right answer (dig every 50 ms) */
+    const startAndTime = () => timeToFirstAnswer(lab, n1, argv, 30_000, 50);
     const first = await startAndTime();
     t.teardown(() => first.child.kill('SIGKILL'));
     first.child.kill('SIGKILL');
