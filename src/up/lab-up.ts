@@ -30,6 +30,13 @@ export interface LabUpOptions {
   /** one line per step, for the person watching */
   readonly progress: (line: string) => void;
   readonly proxyMode: 'nftables' | 'iptables';
+  /**
+   * Where the node components (dns, proxy, ingress, node-agent) read cluster state: the manifests directory
+   * (default), or an API server through `--kubeconfig FILE`. The lab (nodes, pods) is still planned from the
+   * manifests directory. `beforeComponents` runs once the lab exists and before any component starts (e.g. to
+   * run the API server inside the lab's underlay namespace).
+   */
+  readonly componentSource?: { readonly kubeconfig: string; readonly beforeComponents?: (lab: Lab) => Promise<void> };
 }
 
 export interface CheckResult {
@@ -103,6 +110,10 @@ export class LabUp {
       step(`lab ${lab.plan.runId}: underlay ${lab.plan.underlayHost4}, nodes ${lab.nodes.map((n) => `${n.name} ${n.ip4}`).join(', ')}`);
       await up.#startPods();
       step(`${pods.length} pods attached by the kdp CNI plugins (bridge, host-local IPAM, portmap)`);
+      if (opts.componentSource?.beforeComponents) {
+        await opts.componentSource.beforeComponents(lab);
+        step(`components will read the API server of ${opts.componentSource.kubeconfig}`);
+      }
       await up.#startNodeComponents();
       step(`node agent, service proxy (${opts.proxyMode}) and ingress running on every node; DNS in ${pods.filter((p) => p.runs === 'dns').length} pod(s)`);
       return up;
@@ -162,13 +173,14 @@ export class LabUp {
 
   async #startNodeComponents(): Promise<void> {
     const node = process.execPath;
-    const dir = this.#opts.manifestsDir;
+    const kubeconfig = this.#opts.componentSource?.kubeconfig;
+    const src = kubeconfig !== undefined ? ['--kubeconfig', kubeconfig] : ['--manifests', this.#opts.manifestsDir];
     const log = ['--log-format', 'json', '--log-level', 'info']; // kept in memory, shown when a component fails
     const procs: { what: string; proc: Spawned; ready: () => Promise<boolean> }[] = [];
     const http200 = (ns: string, url: string) => async () => (await this.lab.exec(ns, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '1', url], { allowFailure: true })).stdout === '200';
     for (const a of this.#attachments) {
       if (a.pod.runs === 'dns') {
-        const proc = this.lab.spawn(a.ns, [node, MAIN, ...log, 'dns', '--manifests', dir, '--port', '53', '--health', '127.0.0.1:8080', '--ready', '127.0.0.1:8181', '--metrics', '127.0.0.1:9153']);
+        const proc = this.lab.spawn(a.ns, [node, MAIN, ...log, 'dns', ...src, '--port', '53', '--health', '127.0.0.1:8080', '--ready', '127.0.0.1:8181', '--metrics', '127.0.0.1:9153']);
         procs.push({ what: `dns in ${a.pod.key}`, proc, ready: http200(a.ns, 'http://127.0.0.1:8181/ready') });
       } else {
         const argv = [node, ECHO, '--name', a.pod.name];
@@ -180,12 +192,12 @@ export class LabUp {
     }
     for (const [name, idx] of this.#nodeIndex) {
       const n = this.lab.node(idx);
-      const agent = this.lab.spawn(n.ns, [node, MAIN, ...log, 'node-agent', '--node', name, '--manifests', dir]);
+      const agent = this.lab.spawn(n.ns, [node, MAIN, ...log, 'node-agent', '--node', name, ...src]);
       const others = this.lab.nodes.length - 1;
       procs.push({ what: `node agent on ${name}`, proc: agent, ready: async () => (await this.lab.exec(n.ns, ['ip', 'route', 'show', 'proto', '199'])).stdout.trim().split('\n').filter(Boolean).length >= others });
-      const proxy = this.lab.spawn(n.ns, [node, MAIN, ...log, 'proxy', '--mode', this.#opts.proxyMode, '--manifests', dir, '--node-name', name, '--cluster-cidr', this.lab.plan.clusterCidr4, '--healthz-bind-address', '127.0.0.1:10256']);
+      const proxy = this.lab.spawn(n.ns, [node, MAIN, ...log, 'proxy', '--mode', this.#opts.proxyMode, ...src, '--node-name', name, '--cluster-cidr', this.lab.plan.clusterCidr4, '--healthz-bind-address', '127.0.0.1:10256']);
       procs.push({ what: `proxy on ${name}`, proc: proxy, ready: http200(n.ns, 'http://127.0.0.1:10256/healthz') });
-      const ingress = this.lab.spawn(n.ns, [node, MAIN, ...log, 'ingress', '--manifests', dir, '--access-log', 'off']);
+      const ingress = this.lab.spawn(n.ns, [node, MAIN, ...log, 'ingress', ...src, '--access-log', 'off']);
       procs.push({ what: `ingress on ${name}`, proc: ingress, ready: http200(n.ns, 'http://127.0.0.1:10254/healthz') });
     }
     await Promise.all(procs.map((p) => waitUntil(p.what, p.ready, 90_000, [p.proc])));

@@ -74,7 +74,7 @@ export interface ApiDoubleOptions {
   readonly historyLimit?: number;
   /** interval of BOOKMARK events on watches that allow them (default 1,000 ms) */
   readonly bookmarkIntervalMs?: number;
-  /** default page size when a client sends no limit: unlimited (0) like the real server */
+  /** the TCP address to listen on (default 127.0.0.1; port 0, see `port`) */
   readonly host?: string;
 }
 
@@ -176,6 +176,9 @@ export class ApiDouble {
   readonly #bookmarkMs: number;
   #rv = 1000;
   #port = 0;
+  #host = '127.0.0.1';
+  /** further listeners (a unix socket) sharing the handler; closed with the main one */
+  readonly #extra: Server[] = [];
   readonly stats: ApiDoubleStats = { lists: 0, watches: 0, writes: 0, injectedFailures: 0, expiredWatches: 0, disconnects: 0 };
   /** every request served (method, path, watch), oldest first; bounded to the last 10,000 */
   readonly requests: { method: string; path: string; watch: boolean }[] = [];
@@ -183,17 +186,35 @@ export class ApiDouble {
   private constructor(opts: ApiDoubleOptions) {
     this.#historyLimit = opts.historyLimit ?? 10_000;
     this.#bookmarkMs = opts.bookmarkIntervalMs ?? 1000;
-    this.#server = createServer((req, res) => {
+    this.#server = this.#makeServer();
+  }
+
+  #makeServer(): Server {
+    const server = createServer((req, res) => {
       this.#handle(req, res).catch((err: unknown) => {
         if (!res.headersSent) this.#send(res, 500, status(500, 'InternalError', String(err)));
         else res.destroy();
       });
     });
-    this.#server.keepAliveTimeout = 60_000;
-    this.#server.on('connection', (s) => {
+    server.keepAliveTimeout = 60_000;
+    server.on('connection', (s) => {
       this.#sockets.add(s);
       s.on('close', () => this.#sockets.delete(s));
     });
+    return server;
+  }
+
+  /**
+   * Also serves on a unix socket (same objects, same watches): lets a process outside the network namespace
+   * the double listens in drive it through the file system. Closed by close().
+   */
+  async listenUnix(path: string): Promise<void> {
+    const server = this.#makeServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => resolve());
+    });
+    this.#extra.push(server);
   }
 
   static async start(opts: ApiDoubleOptions = {}): Promise<ApiDouble> {
@@ -204,11 +225,16 @@ export class ApiDouble {
     });
     const addr = d.#server.address();
     d.#port = typeof addr === 'object' && addr ? addr.port : 0;
+    d.#host = opts.host ?? '127.0.0.1';
     return d;
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.#port}`;
+    return `http://${this.#host.includes(':') ? `[${this.#host}]` : this.#host}:${this.#port}`;
+  }
+
+  get port(): number {
+    return this.#port;
   }
 
   get resourceVersion(): string {
@@ -233,7 +259,7 @@ export class ApiDouble {
   async close(): Promise<void> {
     for (const w of this.#watchers) this.#closeWatcher(w, false);
     for (const s of this.#sockets) s.destroy();
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    await Promise.all([this.#server, ...this.#extra].map((srv) => new Promise<void>((resolve) => srv.close(() => resolve()))));
   }
 
   // ------------------------------------------------------------ state, for tests
@@ -496,7 +522,7 @@ export class ApiDouble {
   }
 
   #discovery(p: string): unknown {
-    if (p === '/api') return { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: `127.0.0.1:${this.#port}` }] };
+    if (p === '/api') return { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: this.url.slice('http://'.length) }] };
     const groups = [...new Set(RESOURCES.filter((r) => r.group).map((r) => r.group))];
     if (p === '/apis') {
       return {

@@ -6,6 +6,14 @@
 // always >= 3 ready), its session affinity switched on and off, a Service deleted and recreated, an Ingress
 // path added and removed. The clients of `roll` must see zero failures (a live endpoint always exists); the
 // time from each manifest write to the data plane reflecting it is measured and printed (p50/p99).
+//
+// SOAK_SOURCE=api (`npm run test:soak:api`): the components watch an API server instead of the directory. The API
+// double (test/apiserver/serve.ts) runs inside the lab's underlay namespace, on the underlay address for the
+// components (their --kubeconfig) and on a unix socket for this process, which plays the control plane: it seeds
+// the double with the directory's objects plus their EndpointSlices, and writes the same four kinds of change to
+// the API (a rolling-update step is a Pod status update plus the EndpointSlice updates the endpoint controller
+// would make). Measured: API write acknowledged -> data plane reflects it. The directory is only read at start
+// (to plan the lab's nodes and pods); in this mode no file is written after that.
 import t from 'tap';
 import { cpSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,8 +22,15 @@ import { fileURLToPath } from 'node:url';
 import { LabUp } from '../../src/up/lab-up.ts';
 import { silentLogger } from '../../src/common/log.ts';
 import { needsRoot } from '../helpers/gate.ts';
+import { takeSnapshot } from '../../src/up/snapshot.ts';
+import { ManifestsSource } from '../../src/k8s/manifests-source.ts';
+import type { Lab } from '../../src/lab/lab.ts';
+import { SliceController, UnixApi, objectPath, seedObjects, startDoubleInLab, writeSeed } from './api-cluster.ts';
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 180);
+const SOURCE = process.env.SOAK_SOURCE ?? 'manifests';
+if (SOURCE !== 'manifests' && SOURCE !== 'api') throw new Error(`SOAK_SOURCE must be manifests or api, not ${SOURCE}`);
+const API = SOURCE === 'api';
 const EXAMPLES = fileURLToPath(new URL('../../examples/cluster', import.meta.url));
 
 const NODE_IP: Record<string, string> = { 'node-1': '198.18.0.11', 'node-2': '198.18.0.12' };
@@ -99,7 +114,7 @@ const pct = (xs: number[], p: number) => {
 };
 
 if (needsRoot(t)) {
-  t.test(`churn under load for ${SECONDS} s`, { timeout: (SECONDS + 300) * 1000 }, async (t) => {
+  t.test(`churn under load for ${SECONDS} s (${API ? 'components watch the API double' : 'components read the manifests directory'})`, { timeout: (SECONDS + 300) * 1000 }, async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'kdp-soak-'));
     t.teardown(() => rmSync(dir, { recursive: true, force: true }));
     cpSync(EXAMPLES, dir, { recursive: true });
@@ -114,18 +129,36 @@ if (needsRoot(t)) {
       return performance.now();
     };
     const ready = new Map<string, boolean>([...ROLL_A.map(([n]) => [n, true] as const), ...ROLL_B.map(([n]) => [n, false] as const)]);
-    const writePods = () =>
-      write('50-churn-pods.json', [
-        { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'churn' } },
-        ...[...ROLL_A, ...ROLL_B].map(([n, node, ip]) => pod(n, node, ip, ready.get(n)!)),
-        pod('client', 'node-1', '198.19.1.110', true, 'client'),
-      ]);
+    const churnPods = () => [...[...ROLL_A, ...ROLL_B].map(([n, node, ip]) => pod(n, node, ip, ready.get(n)!)), pod('client', 'node-1', '198.19.1.110', true, 'client')];
+    const writePods = () => write('50-churn-pods.json', [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'churn' } }, ...churnPods()]);
     writePods();
     write('51-churn-services.json', [rollService(false), headless, flipTarget]);
     write('52-flip.json', [flipService]);
     write('53-churn-ingress.json', [rollIngress(false)]);
 
-    const up = await LabUp.start({ manifestsDir: dir, log: silentLogger, progress: (l) => t.comment(l), proxyMode: 'nftables' });
+    // API mode: the double in the underlay, seeded with the directory's objects and their EndpointSlices
+    let api: UnixApi | undefined;
+    let slices: SliceController | undefined;
+    let componentSource: { kubeconfig: string; beforeComponents: (lab: Lab) => Promise<void> } | undefined;
+    if (API) {
+      const apiDir = mkdtempSync(join(tmpdir(), 'kdp-soak-api-'));
+      t.teardown(() => rmSync(apiDir, { recursive: true, force: true }));
+      const seed = seedObjects(dir, await takeSnapshot(new ManifestsSource({ dir, log: silentLogger })));
+      writeSeed(join(apiDir, 'seed.json'), seed);
+      const socket = join(apiDir, 'api.sock');
+      api = new UnixApi(socket);
+      t.teardown(() => api?.close());
+      slices = new SliceController(api, seed);
+      componentSource = {
+        kubeconfig: join(apiDir, 'kubeconfig'),
+        beforeComponents: async (lab) => {
+          const d = await startDoubleInLab(lab, { node: process.execPath, socket, seedFile: join(apiDir, 'seed.json'), kubeconfig: join(apiDir, 'kubeconfig') });
+          t.comment(`API double in ${lab.underlay} at ${d.server} (and ${socket}), seeded with ${seed.length} objects (${seed.filter((o) => o.kind === 'EndpointSlice').length} EndpointSlices)`);
+        },
+      };
+    }
+
+    const up = await LabUp.start({ manifestsDir: dir, log: silentLogger, progress: (l) => t.comment(l), proxyMode: 'nftables', ...(componentSource ? { componentSource } : {}) });
     t.teardown(() => up.stop());
     const targets = up.targets();
     const client = targets['churn/client']!;
@@ -170,6 +203,32 @@ if (needsRoot(t)) {
         .sort()
         .join(',');
 
+    // one endpoint's readiness changed: the pods file (manifests; the source's controller derives the slices), or
+    // in the API the Pod's status (the kubelet) and then the slices of every Service selecting it (the endpoint
+    // controller; the headless roll-h, whose DNS answer is measured, first). Returns the time of the write the data
+    // plane consumes: the file rename, or the acknowledgement of roll-h's slice update.
+    const endpointChange = async (podName: string): Promise<number> => {
+      if (!api || !slices) return writePods();
+      const pods = churnPods();
+      const p = pods.find((x) => x.metadata.name === podName)!;
+      await api.write('PUT', objectPath(p), p);
+      const at = await slices.sync(headless, pods);
+      await slices.sync(rollService(affinity), pods);
+      if (flipPresent) await slices.sync(flipService, pods);
+      return at;
+    };
+    // a Service deleted (its slices then go, as garbage collection does) or created (then its slice is published)
+    const deleteFlip = async (a: UnixApi): Promise<number> => {
+      const at = await a.write('DELETE', objectPath(flipService));
+      await slices!.removeAll('churn', 'flip');
+      return at;
+    };
+    const createFlip = async (a: UnixApi): Promise<number> => {
+      const at = await a.write('POST', objectPath(flipService, false), flipService);
+      await slices!.sync(flipService, churnPods());
+      return at;
+    };
+
     // the rolling update: each step makes one pod of the other set ready, then one of the current set not ready
     let from: readonly (readonly [string, string, string])[] = ROLL_A;
     let to: readonly (readonly [string, string, string])[] = ROLL_B;
@@ -189,12 +248,12 @@ if (needsRoot(t)) {
       if (action === 0) {
         // rolling update step (two writes: new one ready, then old one not ready)
         ready.set(to[idx]![0], true);
-        const t0 = writePods();
+        const t0 = await endpointChange(to[idx]![0]);
         await until('DNS shows the new endpoint', async () => (await digIps()) === expectedIps());
         lat['endpoint change -> DNS answer']!.push(performance.now() - t0);
         await new Promise((r) => setTimeout(r, 300));
         ready.set(from[idx]![0], false);
-        const t1 = writePods();
+        const t1 = await endpointChange(from[idx]![0]);
         await until('DNS drops the old endpoint', async () => (await digIps()) === expectedIps());
         lat['endpoint change -> DNS answer']!.push(performance.now() - t1);
         if (++idx === 3) {
@@ -204,21 +263,22 @@ if (needsRoot(t)) {
         }
       } else if (action === 1) {
         affinity = !affinity;
-        write('51-churn-services.json', [rollService(affinity), headless, flipTarget]);
+        if (api) await api.write('PUT', objectPath(rollService(affinity)), rollService(affinity));
+        else write('51-churn-services.json', [rollService(affinity), headless, flipTarget]);
       } else if (action === 2) {
         if (flipPresent) {
-          const t0 = remove('52-flip.json');
+          const t0 = api ? await deleteFlip(api) : remove('52-flip.json');
           await until('flip refused', async () => (await httpCode(client, 'http://10.96.0.51/')) === '000');
           lat['Service deleted -> ClusterIP unanswered']!.push(performance.now() - t0);
         } else {
-          const t0 = write('52-flip.json', [flipService]);
+          const t0 = api ? await createFlip(api) : write('52-flip.json', [flipService]);
           await until('flip answers', async () => (await httpCode(client, 'http://10.96.0.51/')) === '200');
           lat['Service created -> ClusterIP answers']!.push(performance.now() - t0);
         }
         flipPresent = !flipPresent;
       } else {
         extra = !extra;
-        const t0 = write('53-churn-ingress.json', [rollIngress(extra)]);
+        const t0 = api ? await api.write('PUT', objectPath(rollIngress(extra)), rollIngress(extra)) : write('53-churn-ingress.json', [rollIngress(extra)]);
         await until(`ingress /extra ${extra ? 'routed' : 'gone'}`, async () => {
           const r = await exec(underlay, ['curl', '-s', '--max-time', '1', '-H', 'Host: roll.example.test', `http://${NODE_IP['node-2']}/extra`]);
           return r.stdout.includes('"name":"client"') === extra;
@@ -234,7 +294,7 @@ if (needsRoot(t)) {
       results[name] = JSON.parse(p.output().trim().split('\n').pop() ?? '{}') as { ok: number; fail: number; errs: string[] };
     }
     const table = Object.entries(lat).map(([what, xs]) => `${what}: n=${xs.length} p50=${pct(xs, 50).toFixed(0)} ms p99=${pct(xs, 99).toFixed(0)} ms`);
-    t.comment(`soak ${SECONDS} s, ${steps} churn steps, ${phase} full rolls`);
+    t.comment(`soak ${SECONDS} s, source ${API ? 'api (components watch the API double; times are API write acknowledged -> reflected)' : 'manifests (times are file written -> reflected)'}, ${steps} churn steps, ${phase} full rolls${api ? `, ${api.writes} API writes` : ''}`);
     for (const [name, r] of Object.entries(results)) t.comment(`${name}: ${r.ok} ok, ${r.fail} failed ${r.errs.length ? JSON.stringify(r.errs.slice(0, 5)) : ''}`);
     for (const line of table) t.comment(line);
     if (Object.values(results).some((r) => r.fail > 0)) t.comment(`churn actions: ${actions.join('; ')}`);
