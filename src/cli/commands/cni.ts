@@ -15,7 +15,10 @@ const cniUsage = `Usage:
                   [--network NAME] [--bridge NAME] [--data-dir DIR] [--mtu N]
                                      install the plugins plus a copy of Node (DIR/kdp-node) so they run without
                                      this checkout; with --subnet also write CONF-DIR/10-NAME.conflist
-                                     (kdp-bridge + kdp-portmap; one --subnet per family)
+                                     (kdp-bridge + kdp-portmap; one --subnet per family). The fast path is
+                                     \`kdp cni serve\` running on the node (the kdp-node DaemonSet runs it; on a
+                                     plain host run it as a service): the plugins forward to it and run the
+                                     verbs in their own Node process only while it is not running
   kdp cni serve [--socket PATH] [--ttl SECONDS] [--no-prespawn]
                                      serve the plugins' verbs from one warm process for this network namespace
                                      (default socket /run/kdp-cni/<netns inode>.sock); the installed plugins
@@ -89,7 +92,7 @@ async function install(argv: readonly string[], ctx: CommandContext): Promise<nu
       renameSync(`${file}.tmp`, file);
       installed.push(file);
     }
-    ctx.log.info({ files: installed }, 'kdp CNI plugins installed');
+    ctx.log.info({ files: installed, fastPath: 'run `kdp cni serve` on this node (the kdp-node DaemonSet does); without it each call starts Node' }, 'kdp CNI plugins installed');
     ctx.out(installed.join('\n') + '\n');
   } finally {
     rmSync(stage, { recursive: true, force: true });
