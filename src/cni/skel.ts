@@ -1,6 +1,7 @@
 // The CNI protocol skeleton: reads CNI_* env and the config on stdin, dispatches one verb, prints the
 // result (or the spec's error JSON with a non-zero exit). The verbs are loaded lazily so VERSION costs
 // nothing beyond this file. I/O is injected (env, stdin, stdout) so tests drive it without processes.
+import { readFileSync } from 'node:fs';
 import { KdpError, errorMessage, isKdpError } from '../common/errors.ts';
 import { Trace } from './trace.ts';
 import type { CniRequest, CniResult } from './types.ts';
@@ -184,4 +185,22 @@ export async function runPlugin(load: () => Promise<PluginVerbs>, io: PluginIo):
       io.writeTrace?.(traced.trace, traced);
     }
   }
+}
+
+/**
+ * The whole body of a plugin's entry file: runs the verbs `load` gives against this process's env, stdin and
+ * stdout, and sets the exit code. A trace (KDP_CNI_TRACE=1) goes to stderr with the process start as first mark.
+ */
+export function runPluginProcess(load: () => Promise<PluginVerbs>): void {
+  void runPlugin(load, {
+    env: process.env,
+    readStdin: () => readFileSync(0, 'utf8'),
+    write: (s) => void process.stdout.write(s),
+    writeTrace: (trace, req) => {
+      trace.marks.unshift(['node start', performance.timeOrigin]);
+      process.stderr.write(trace.line({ command: req.command, containerId: req.containerId }));
+    },
+  }).then((code) => {
+    process.exitCode = code;
+  });
 }
