@@ -7,25 +7,17 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createServer as createNetServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { oneRouteManifests } from '../../test/helpers/ingress-manifests.ts';
+import { freePort } from '../../test/helpers/ports.ts';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '7' } }, strict: true });
 const RUNS = Number(values.runs);
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const CLK_TCK = 100;
-
-async function freePort(): Promise<number> {
-  const s = createNetServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
 
 async function cpuSeconds(pid: number): Promise<number> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8');

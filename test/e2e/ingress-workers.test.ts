@@ -5,7 +5,7 @@
 import t from 'tap';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
-import { connect, createServer as createNetServer } from 'node:net';
+import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -15,16 +15,9 @@ import { request } from 'undici';
 import { needsRoot } from '../helpers/gate.ts';
 import { oneRouteManifests } from '../helpers/ingress-manifests.ts';
 import { run, spawnChild } from '../../src/common/exec-adapter.ts';
+import { freePort } from '../helpers/ports.ts';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
-
-async function freePort(): Promise<number> {
-  const s = createNetServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
 
 async function until<T>(fn: () => Promise<T | undefined>, ms: number, what: string): Promise<T> {
   const end = Date.now() + ms;
