@@ -6,20 +6,18 @@
 //   npm run bench:cni            (PODS=30 by default; needs root)
 // Prints a markdown table (p50/p95 per verb and implementation, and kdp/reference ratios) and writes
 // bench/cni/results/latest.json.
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Lab } from '../../src/lab/lab.ts';
 import { run } from '../../src/common/exec-adapter.ts';
 import { CniDriver } from '../../src/cni/testing/driver.ts';
+import { startBenchNode } from './node.ts';
 import type { Conflist } from '../../src/cni/testing/driver.ts';
-import { freshPlugins } from '../../src/cni/testing/fixtures.ts';
 
 const PODS = Number(process.env.PODS ?? 30);
 const IFNAME: Record<string, string> = { kdp: 'eth0', 'kdp-serve': 'eth1', reference: 'eth2', 'kdp-serve-plain': 'eth3' };
 const REF = '/usr/lib/cni';
-const KDP = fileURLToPath(new URL('../../bin/kdp', import.meta.url));
 const OUT = fileURLToPath(new URL('./results/', import.meta.url));
 
 function pct(xs: readonly number[], p: number): number {
@@ -27,17 +25,10 @@ function pct(xs: readonly number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
 }
 
-const lab = await Lab.create({ nodes: 1 });
-const bin = await freshPlugins();
-const data = mkdtempSync(join(tmpdir(), 'kdp-cni-bench-'));
+const bench = await startBenchNode('kdp-cni-bench');
 try {
-  const n = lab.nodes[0]!;
+  const { lab, node: n, bin, data } = bench;
   const common = { isGateway: true, ipMasq: true, hairpinMode: true };
-  const server = lab.spawn(n.ns, ['env', '-u', 'NODE_OPTIONS', KDP, '--log-format', 'json', '--log-level', 'warn', 'cni', 'serve', '--socket', join(data, 'serve.sock')]);
-  // the same server without pre-spawned children and lock agents (round 2's serve path), for the side-by-side gain
-  const plain = lab.spawn(n.ns, ['env', '-u', 'NODE_OPTIONS', KDP, '--log-format', 'json', '--log-level', 'warn', 'cni', 'serve', '--no-prespawn', '--socket', join(data, 'plain.sock')]);
-  for (let k = 0; k < 600 && !(existsSync(join(data, 'serve.sock')) && existsSync(join(data, 'plain.sock'))); k++) await new Promise((r) => setTimeout(r, 100));
-  if (!existsSync(join(data, 'serve.sock')) || !existsSync(join(data, 'plain.sock'))) throw new Error(`kdp cni serve did not start: ${server.output()} ${plain.output()}`);
   const impls: { name: string; list: Conflist; type: string; driver: CniDriver }[] = [
     {
       name: 'kdp',
@@ -48,13 +39,13 @@ try {
     {
       name: 'kdp-serve',
       type: 'kdp-bridge',
-      driver: new CniDriver({ path: [bin], nodeNs: n.ns, env: { KDP_CNI_SOCKET: join(data, 'serve.sock') } }),
+      driver: new CniDriver({ path: [bin], nodeNs: n.ns, env: { KDP_CNI_SOCKET: bench.sockets.serve } }),
       list: { cniVersion: '1.0.0', name: 'benchserve', plugins: [{ type: 'kdp-bridge', bridge: 'kdpb1', ...common, ipam: { type: 'kdp-host-local', ranges: [[{ subnet: '198.19.1.64/26' }]], dataDir: data } }] },
     },
     {
       name: 'kdp-serve-plain',
       type: 'kdp-bridge',
-      driver: new CniDriver({ path: [bin], nodeNs: n.ns, env: { KDP_CNI_SOCKET: join(data, 'plain.sock') } }),
+      driver: new CniDriver({ path: [bin], nodeNs: n.ns, env: { KDP_CNI_SOCKET: bench.sockets.plain } }),
       list: { cniVersion: '1.0.0', name: 'benchplain', plugins: [{ type: 'kdp-bridge', bridge: 'kdpb2', ...common, ipam: { type: 'kdp-host-local', ranges: [[{ subnet: '198.19.2.0/26' }]], dataDir: data } }] },
     },
     {
@@ -156,11 +147,6 @@ try {
   process.stdout.write(table + '\n');
   mkdirSync(OUT, { recursive: true });
   writeFileSync(join(OUT, 'latest.json'), JSON.stringify({ ...result, samples, burst }, null, 2) + '\n');
-  server.kill('SIGTERM');
-  plain.kill('SIGTERM');
-  await Promise.all([server.exited, plain.exited]);
 } finally {
-  await lab.destroy();
-  rmSync(bin, { recursive: true, force: true });
-  rmSync(data, { recursive: true, force: true });
+  await bench.close();
 }

@@ -5,19 +5,15 @@
 // `ip netns exec NODE true` (what the harness adds to every sample).
 //   npm run bench:cni-trace      (PODS=20 by default; needs root)
 // Tracing itself costs a little (Perl loads Time::HiRes): read the phases, not the totals, from this.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Lab } from '../../src/lab/lab.ts';
 import { run } from '../../src/common/exec-adapter.ts';
 import { CniDriver } from '../../src/cni/testing/driver.ts';
+import { startBenchNode } from './node.ts';
 import type { Conflist } from '../../src/cni/testing/driver.ts';
-import { freshPlugins } from '../../src/cni/testing/fixtures.ts';
 import { epochMs } from '../../src/cni/trace.ts';
 
 const PODS = Number(process.env.PODS ?? 20);
-const KDP = fileURLToPath(new URL('../../bin/kdp', import.meta.url));
 
 interface Traced {
   t0: number;
@@ -79,18 +75,11 @@ function phases(samples: readonly Traced[], serve: boolean): [string, number[]][
   return [...rows.entries()];
 }
 
-const lab = await Lab.create({ nodes: 1 });
-const bin = await freshPlugins();
-const data = mkdtempSync(join(tmpdir(), 'kdp-cni-trace-'));
+const bench = await startBenchNode('kdp-cni-trace');
 try {
-  const n = lab.nodes[0]!;
+  const { node: n, bin, data } = bench;
   const common = { isGateway: true, ipMasq: true, hairpinMode: true };
-  const sock = join(data, 'serve.sock');
-  const plainSock = join(data, 'plain.sock');
-  const server = lab.spawn(n.ns, ['env', '-u', 'NODE_OPTIONS', KDP, '--log-format', 'json', '--log-level', 'warn', 'cni', 'serve', '--socket', sock]);
-  const plain = lab.spawn(n.ns, ['env', '-u', 'NODE_OPTIONS', KDP, '--log-format', 'json', '--log-level', 'warn', 'cni', 'serve', '--no-prespawn', '--socket', plainSock]);
-  for (let k = 0; k < 600 && !(existsSync(sock) && existsSync(plainSock)); k++) await new Promise((r) => setTimeout(r, 100));
-  if (!existsSync(sock) || !existsSync(plainSock)) throw new Error(`kdp cni serve did not start: ${server.output()} ${plain.output()}`);
+  const { serve: sock, plain: plainSock } = bench.sockets;
   const mk = (name: string, bridge: string, subnet: string, type: string, ipamType: string): Conflist => ({
     cniVersion: '1.0.0',
     name,
@@ -103,7 +92,7 @@ try {
     { name: 'reference', driver: new CniDriver({ path: ['/usr/lib/cni'], nodeNs: n.ns }), list: mk('traceref', 'reft0', '198.19.1.128/25', 'bridge', 'host-local') },
   ];
   const pods: string[] = [];
-  for (let p = 0; p < PODS; p++) pods.push(await lab.addNamespace(`trace-${p}`));
+  for (let p = 0; p < PODS; p++) pods.push(await bench.lab.addNamespace(`trace-${p}`));
   const got: Record<string, Record<'ADD' | 'DEL', Traced[]>> = {};
   for (const i of impls) got[i.name] = { ADD: [], DEL: [] };
   const nsExec: number[] = [];
@@ -144,11 +133,6 @@ try {
     out.push('');
   }
   process.stdout.write(out.join('\n') + '\n');
-  server.kill('SIGTERM');
-  plain.kill('SIGTERM');
-  await Promise.all([server.exited, plain.exited]);
 } finally {
-  await lab.destroy();
-  rmSync(bin, { recursive: true, force: true });
-  rmSync(data, { recursive: true, force: true });
+  await bench.close();
 }
