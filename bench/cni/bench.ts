@@ -88,7 +88,7 @@ try {
   // call; above, other implementations' calls sit between two served ADDs. Here the same implementation's ADDs
   // follow each other with no gap (blocks serve, ref, ref, serve of BURST/2 ADDs each), so the next ADD pays
   // whatever the refill still costs; DELs likewise.
-  const BURST = Math.min(PODS, 16);
+  const BURST = Math.min(PODS, 16) & ~1; // even: blocks of BURST/2
   const burst: Record<string, Record<string, number[]>> = { 'kdp-serve': { ADD: [], DEL: [] }, reference: { ADD: [], DEL: [] } };
   for (const verb of ['ADD', 'DEL'] as const) {
     for (const [b, name] of ['kdp-serve', 'reference', 'reference', 'kdp-serve'].entries()) {
