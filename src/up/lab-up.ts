@@ -30,6 +30,8 @@ export interface LabUpOptions {
   /** one line per step, for the person watching */
   readonly progress: (line: string) => void;
   readonly proxyMode: 'nftables' | 'iptables';
+  /** the proxies' --min-sync-period (default: theirs, 1s) */
+  readonly proxyMinSyncPeriod?: string;
   /**
    * Where the node components (dns, proxy, ingress, node-agent) read cluster state: the manifests directory
    * (default), or an API server through `--kubeconfig FILE`. The lab (nodes, pods) is still planned from the
@@ -195,7 +197,7 @@ export class LabUp {
       const agent = this.lab.spawn(n.ns, [node, MAIN, ...log, 'node-agent', '--node', name, ...src]);
       const others = this.lab.nodes.length - 1;
       procs.push({ what: `node agent on ${name}`, proc: agent, ready: async () => (await this.lab.exec(n.ns, ['ip', 'route', 'show', 'proto', '199'])).stdout.trim().split('\n').filter(Boolean).length >= others });
-      const proxy = this.lab.spawn(n.ns, [node, MAIN, ...log, 'proxy', '--mode', this.#opts.proxyMode, ...src, '--node-name', name, '--cluster-cidr', this.lab.plan.clusterCidr4, '--healthz-bind-address', '127.0.0.1:10256']);
+      const proxy = this.lab.spawn(n.ns, [node, MAIN, ...log, 'proxy', '--mode', this.#opts.proxyMode, ...src, '--node-name', name, '--cluster-cidr', this.lab.plan.clusterCidr4, '--healthz-bind-address', '127.0.0.1:10256', ...(this.#opts.proxyMinSyncPeriod ? ['--min-sync-period', this.#opts.proxyMinSyncPeriod] : [])]);
       procs.push({ what: `proxy on ${name}`, proc: proxy, ready: http200(n.ns, 'http://127.0.0.1:10256/healthz') });
       const ingress = this.lab.spawn(n.ns, [node, MAIN, ...log, 'ingress', ...src, '--access-log', 'off']);
       procs.push({ what: `ingress on ${name}`, proc: ingress, ready: http200(n.ns, 'http://127.0.0.1:10254/healthz') });

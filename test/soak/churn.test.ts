@@ -7,6 +7,7 @@
 // path added and removed. The clients of `roll` must see zero failures (a live endpoint always exists); the
 // time from each manifest write to the data plane reflecting it is measured and printed (p50/p99).
 //
+// SOAK_MIN_SYNC_PERIOD (e.g. 100ms): the proxies' --min-sync-period instead of their default 1s.
 // SOAK_SOURCE=api (`npm run test:soak:api`): the components watch an API server instead of the directory. The API
 // double (test/apiserver/serve.ts) runs inside the lab's underlay namespace, on the underlay address for the
 // components (their --kubeconfig) and on a unix socket for this process, which plays the control plane: it seeds
@@ -158,7 +159,7 @@ if (needsRoot(t)) {
       };
     }
 
-    const up = await LabUp.start({ manifestsDir: dir, log: silentLogger, progress: (l) => t.comment(l), proxyMode: 'nftables', ...(componentSource ? { componentSource } : {}) });
+    const up = await LabUp.start({ manifestsDir: dir, log: silentLogger, progress: (l) => t.comment(l), proxyMode: 'nftables', ...(componentSource ? { componentSource } : {}), ...(process.env.SOAK_MIN_SYNC_PERIOD ? { proxyMinSyncPeriod: process.env.SOAK_MIN_SYNC_PERIOD } : {}) });
     t.teardown(() => up.stop());
     const targets = up.targets();
     const client = targets['churn/client']!;
