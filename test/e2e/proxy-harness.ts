@@ -368,6 +368,11 @@ export async function modeSuite(t: Test, mode: string, kernel: KernelProbe): Pro
     // two off-node clients route the documentation range to node-1: the underlay host (allowed) and node-2 (not)
     await pl.lab.exec(pl.lab.underlay, ['ip', 'route', 'add', '203.0.113.0/24', 'via', pl.n1.ip4]);
     await pl.lab.exec(pl.n2.ns, ['ip', 'route', 'add', '203.0.113.0/24', 'via', pl.n1.ip4]);
+    // node-1 itself has no route for the LB IP (a lab node has no route out), so a disallowed packet that escaped
+    // the firewall would die in routing with a rate-limited ICMP error, indistinguishable from a drop. Delivering
+    // the LB IP locally on node-1 makes an escaped SYN visible (nothing listens on :80 there: refused), so
+    // 'timeout' proves the firewall dropped it (iptables mode drops in filter INPUT/FORWARD, after routing).
+    await pl.lab.exec(pl.n1.ns, ['ip', 'route', 'add', 'local', '203.0.113.11/32', 'dev', 'lo']);
     await pl.synced(pl.apply(lb));
     await runFlows(t, pl, [
       { name: 'LB IP from an allowed source', from: 'underlay', url: 'http://203.0.113.11/', backends: ['b2', 'c2'], all: true, tries: 10, client: 'masqueraded' },
@@ -376,6 +381,7 @@ export async function modeSuite(t: Test, mode: string, kernel: KernelProbe): Pro
       { name: 'external IP from node-2', from: 'node2', url: 'http://203.0.113.10/', backends: ['b2', 'c2'], tries: 4 },
     ]);
     pl.remove('lb');
+    await pl.lab.exec(pl.n1.ns, ['ip', 'route', 'del', 'local', '203.0.113.11/32', 'dev', 'lo']);
   });
 
   await t.test('rolling update under load, and a proxy restart: zero failed requests', async (t) => {
