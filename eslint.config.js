@@ -6,7 +6,11 @@ import tseslint from 'typescript-eslint';
 
 const noShell = {
   paths: [
-    { name: 'node:child_process', importNames: ['exec', 'execSync'], message: 'use execFile/spawn with an argv array (src/common/exec-adapter.ts)' },
+    {
+      name: 'node:child_process',
+      importNames: ['exec', 'execSync'],
+      message: 'use execFile/spawn with an argv array (src/common/exec-adapter.ts)',
+    },
     { name: 'child_process', message: 'import node:child_process' },
   ],
 };
@@ -16,9 +20,32 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    languageOptions: { globals: { process: 'readonly', console: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', Buffer: 'readonly', URL: 'readonly', queueMicrotask: 'readonly', setImmediate: 'readonly', AbortController: 'readonly', AbortSignal: 'readonly', structuredClone: 'readonly', TextEncoder: 'readonly', TextDecoder: 'readonly', performance: 'readonly', fetch: 'readonly' } },
+    languageOptions: {
+      globals: {
+        process: 'readonly',
+        console: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        setInterval: 'readonly',
+        clearInterval: 'readonly',
+        Buffer: 'readonly',
+        URL: 'readonly',
+        queueMicrotask: 'readonly',
+        setImmediate: 'readonly',
+        AbortController: 'readonly',
+        AbortSignal: 'readonly',
+        structuredClone: 'readonly',
+        TextEncoder: 'readonly',
+        TextDecoder: 'readonly',
+        performance: 'readonly',
+        fetch: 'readonly',
+      },
+    },
     rules: {
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' },
+      ],
       '@typescript-eslint/consistent-type-imports': 'error',
       'no-restricted-imports': ['error', noShell],
       eqeqeq: ['error', 'smart'],
@@ -27,14 +54,26 @@ export default tseslint.config(
   {
     files: ['src/model/**', 'src/common/**'],
     rules: {
-      'no-restricted-imports': ['error', { ...noShell, patterns: [{ group: ['../*', '!./*'], message: 'src/model and src/common import nothing of ours' }] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          ...noShell,
+          patterns: [{ group: ['../*', '!./*'], message: 'src/model and src/common import nothing of ours' }],
+        },
+      ],
     },
   },
   {
     files: ['src/**', 'cni-plugins/**', 'ingress/**'],
     ignores: ['src/k8s/**'],
     rules: {
-      'no-restricted-imports': ['error', { ...noShell, patterns: [{ group: ['@kubernetes/client-node'], message: 'only src/k8s touches the Kubernetes client' }] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          ...noShell,
+          patterns: [{ group: ['@kubernetes/client-node'], message: 'only src/k8s touches the Kubernetes client' }],
+        },
+      ],
     },
   },
 );

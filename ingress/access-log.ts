@@ -36,8 +36,11 @@ export function timeLocal(d: Date): string {
 /** nginx escapes " and non-printable bytes as \xHH in log strings */
 function esc(s: string | undefined): string {
   if (s === undefined || s === '') return '-';
-  // eslint-disable-next-line no-control-regex -- escaping control characters is the point
-  return s.replace(/["\\\x00-\x1f\x7f-\uffff]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0').slice(-2).toUpperCase()}`);
+  return s.replace(
+    // eslint-disable-next-line no-control-regex -- escaping control characters is the point
+    /["\\\x00-\x1f\x7f-\uffff]/g,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0').slice(-2).toUpperCase()}`,
+  );
 }
 
 export function formatAccessLine(e: AccessEntry, now: Date): string {

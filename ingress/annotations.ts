@@ -69,13 +69,43 @@ export const DEFAULT_OPTIONS: RouteOptions = Object.freeze({
 });
 
 const KNOWN = new Set([
-  'rewrite-target', 'use-regex', 'ssl-redirect', 'force-ssl-redirect', 'backend-protocol', 'proxy-body-size',
-  'proxy-connect-timeout', 'proxy-read-timeout', 'proxy-send-timeout', 'affinity', 'affinity-mode', 'session-cookie-name',
-  'session-cookie-path', 'session-cookie-max-age', 'session-cookie-expires', 'session-cookie-samesite', 'canary',
-  'canary-by-header', 'canary-by-header-value', 'canary-by-header-pattern', 'canary-by-cookie', 'canary-weight',
-  'canary-weight-total', 'whitelist-source-range', 'allowlist-source-range', 'app-root', 'enable-cors', 'cors-allow-origin',
-  'cors-allow-methods', 'cors-allow-headers', 'cors-allow-credentials', 'cors-max-age', 'cors-expose-headers',
-  'custom-response-headers', 'default-backend', 'permanent-redirect', 'permanent-redirect-code',
+  'rewrite-target',
+  'use-regex',
+  'ssl-redirect',
+  'force-ssl-redirect',
+  'backend-protocol',
+  'proxy-body-size',
+  'proxy-connect-timeout',
+  'proxy-read-timeout',
+  'proxy-send-timeout',
+  'affinity',
+  'affinity-mode',
+  'session-cookie-name',
+  'session-cookie-path',
+  'session-cookie-max-age',
+  'session-cookie-expires',
+  'session-cookie-samesite',
+  'canary',
+  'canary-by-header',
+  'canary-by-header-value',
+  'canary-by-header-pattern',
+  'canary-by-cookie',
+  'canary-weight',
+  'canary-weight-total',
+  'whitelist-source-range',
+  'allowlist-source-range',
+  'app-root',
+  'enable-cors',
+  'cors-allow-origin',
+  'cors-allow-methods',
+  'cors-allow-headers',
+  'cors-allow-credentials',
+  'cors-max-age',
+  'cors-expose-headers',
+  'custom-response-headers',
+  'default-backend',
+  'permanent-redirect',
+  'permanent-redirect-code',
 ]);
 
 /** Thrown (as a plain reason) by the parsers; compile.ts turns it into a rejection of the Ingress. */
@@ -116,12 +146,14 @@ export function parseSize(name: string, v: string): number {
 }
 
 function token(name: string, v: string): string {
-  if (!TOKEN.test(v) || v.length > 128) throw new AnnotationError(`${name}: not a valid header/cookie name: ${JSON.stringify(v)}`);
+  if (!TOKEN.test(v) || v.length > 128)
+    throw new AnnotationError(`${name}: not a valid header/cookie name: ${JSON.stringify(v)}`);
   return v;
 }
 
 function safe(name: string, v: string, max = 1024): string {
-  if (!SAFE_VALUE.test(v) || v.length > max) throw new AnnotationError(`${name}: contains control characters or is too long`);
+  if (!SAFE_VALUE.test(v) || v.length > max)
+    throw new AnnotationError(`${name}: contains control characters or is too long`);
   return v;
 }
 
@@ -136,7 +168,10 @@ function regex(name: string, v: string, flags = ''): RegExp {
 
 function cidrs(name: string, v: string): BlockList {
   const list = new BlockList();
-  const parts = v.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const parts = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   if (parts.length === 0) throw new AnnotationError(`${name}: empty CIDR list`);
   for (const p of parts) {
     const [addr, len, extra] = p.split('/');
@@ -170,7 +205,8 @@ function headerLines(name: string, v: string): [string, string][] {
     const i = line.indexOf(':');
     if (i <= 0) throw new AnnotationError(`${name}: expected "Header-Name: value" lines`);
     const h = token(name, line.slice(0, i).trim());
-    if (/^(content-length|transfer-encoding|connection|set-cookie|location)$/i.test(h)) throw new AnnotationError(`${name}: header ${h} may not be set`);
+    if (/^(content-length|transfer-encoding|connection|set-cookie|location)$/i.test(h))
+      throw new AnnotationError(`${name}: header ${h} may not be set`);
     out.push([h, safe(name, line.slice(i + 1).trim())]);
   }
   return out;
@@ -180,13 +216,20 @@ function headerLines(name: string, v: string): [string, string][] {
  * Parses the annotations of one Ingress. Throws AnnotationError with a reason on the first bad value.
  * Returns the options and the list of ignored (unknown) nginx annotations.
  */
-export function parseAnnotations(annotations: Readonly<Record<string, string>>): { options: RouteOptions; canary: boolean; ignored: string[] } {
+export function parseAnnotations(annotations: Readonly<Record<string, string>>): {
+  options: RouteOptions;
+  canary: boolean;
+  ignored: string[];
+} {
   const a: Record<string, string> = {};
   const ignored: string[] = [];
   for (const [k, v] of Object.entries(annotations)) {
     if (!k.startsWith(PREFIX)) continue;
     const name = k.slice(PREFIX.length);
-    if (name.endsWith('snippet') || name === 'snippets') throw new AnnotationError(`${name}: snippet annotations are not supported (configuration text from users is refused)`);
+    if (name.endsWith('snippet') || name === 'snippets')
+      throw new AnnotationError(
+        `${name}: snippet annotations are not supported (configuration text from users is refused)`,
+      );
     if (!KNOWN.has(name)) {
       ignored.push(name);
       continue;
@@ -197,24 +240,31 @@ export function parseAnnotations(annotations: Readonly<Record<string, string>>):
   if (a['use-regex'] !== undefined) o.useRegex = bool('use-regex', a['use-regex']);
   if (a['rewrite-target'] !== undefined) {
     const v = a['rewrite-target'];
-    if (!/^\/?[A-Za-z0-9\-._~/%$!&'()*+,;=:@]*$/.test(v) || v.length > 1024) throw new AnnotationError(`rewrite-target: invalid characters in ${JSON.stringify(v)}`);
+    if (!/^\/?[A-Za-z0-9\-._~/%$!&'()*+,;=:@]*$/.test(v) || v.length > 1024)
+      throw new AnnotationError(`rewrite-target: invalid characters in ${JSON.stringify(v)}`);
     o.rewriteTarget = v;
   }
   if (a['ssl-redirect'] !== undefined) o.sslRedirect = bool('ssl-redirect', a['ssl-redirect']);
   if (a['force-ssl-redirect'] !== undefined) o.forceSslRedirect = bool('force-ssl-redirect', a['force-ssl-redirect']);
   if (a['backend-protocol'] !== undefined) {
     const v = a['backend-protocol'].toUpperCase();
-    if (v !== 'HTTP' && v !== 'HTTPS') throw new AnnotationError(`backend-protocol: ${JSON.stringify(a['backend-protocol'])} is not supported (HTTP, HTTPS)`);
+    if (v !== 'HTTP' && v !== 'HTTPS')
+      throw new AnnotationError(
+        `backend-protocol: ${JSON.stringify(a['backend-protocol'])} is not supported (HTTP, HTTPS)`,
+      );
     o.backendProtocol = v;
   }
   if (a['proxy-body-size'] !== undefined) o.bodyLimit = parseSize('proxy-body-size', a['proxy-body-size']);
-  if (a['proxy-connect-timeout'] !== undefined) o.connectTimeoutMs = seconds('proxy-connect-timeout', a['proxy-connect-timeout']);
+  if (a['proxy-connect-timeout'] !== undefined)
+    o.connectTimeoutMs = seconds('proxy-connect-timeout', a['proxy-connect-timeout']);
   if (a['proxy-read-timeout'] !== undefined) o.readTimeoutMs = seconds('proxy-read-timeout', a['proxy-read-timeout']);
   if (a['proxy-send-timeout'] !== undefined) o.sendTimeoutMs = seconds('proxy-send-timeout', a['proxy-send-timeout']);
   if (a['affinity'] !== undefined) {
-    if (a['affinity'] !== 'cookie') throw new AnnotationError(`affinity: only "cookie" is supported, got ${JSON.stringify(a['affinity'])}`);
+    if (a['affinity'] !== 'cookie')
+      throw new AnnotationError(`affinity: only "cookie" is supported, got ${JSON.stringify(a['affinity'])}`);
     const ss = a['session-cookie-samesite'];
-    if (ss !== undefined && !['None', 'Lax', 'Strict'].includes(ss)) throw new AnnotationError('session-cookie-samesite: None, Lax or Strict');
+    if (ss !== undefined && !['None', 'Lax', 'Strict'].includes(ss))
+      throw new AnnotationError('session-cookie-samesite: None, Lax or Strict');
     const path = a['session-cookie-path'];
     if (path !== undefined && !PATH_CHARS.test(path)) throw new AnnotationError('session-cookie-path: not a path');
     const maxAge = a['session-cookie-max-age'] ?? a['session-cookie-expires'];
@@ -227,11 +277,16 @@ export function parseAnnotations(annotations: Readonly<Record<string, string>>):
   }
   const isCanary = a['canary'] !== undefined && bool('canary', a['canary']);
   if (isCanary) {
-    const total = a['canary-weight-total'] === undefined ? 100 : int('canary-weight-total', a['canary-weight-total'], 1, 1_000_000);
+    const total =
+      a['canary-weight-total'] === undefined ? 100 : int('canary-weight-total', a['canary-weight-total'], 1, 1_000_000);
     o.canary = {
       ...(a['canary-by-header'] === undefined ? {} : { byHeader: token('canary-by-header', a['canary-by-header']) }),
-      ...(a['canary-by-header-value'] === undefined ? {} : { byHeaderValue: safe('canary-by-header-value', a['canary-by-header-value']) }),
-      ...(a['canary-by-header-pattern'] === undefined ? {} : { byHeaderPattern: regex('canary-by-header-pattern', a['canary-by-header-pattern']) }),
+      ...(a['canary-by-header-value'] === undefined
+        ? {}
+        : { byHeaderValue: safe('canary-by-header-value', a['canary-by-header-value']) }),
+      ...(a['canary-by-header-pattern'] === undefined
+        ? {}
+        : { byHeaderPattern: regex('canary-by-header-pattern', a['canary-by-header-pattern']) }),
       ...(a['canary-by-cookie'] === undefined ? {} : { byCookie: token('canary-by-cookie', a['canary-by-cookie']) }),
       weight: a['canary-weight'] === undefined ? 0 : int('canary-weight', a['canary-weight'], 0, total),
       weightTotal: total,
@@ -243,33 +298,48 @@ export function parseAnnotations(annotations: Readonly<Record<string, string>>):
     o.allowSourcesText = allow;
   }
   if (a['app-root'] !== undefined) {
-    if (!PATH_CHARS.test(a['app-root'])) throw new AnnotationError(`app-root: not an absolute path: ${JSON.stringify(a['app-root'])}`);
+    if (!PATH_CHARS.test(a['app-root']))
+      throw new AnnotationError(`app-root: not an absolute path: ${JSON.stringify(a['app-root'])}`);
     o.appRoot = a['app-root'];
   }
   if (a['enable-cors'] !== undefined && bool('enable-cors', a['enable-cors'])) {
-    const origins = (a['cors-allow-origin'] ?? '*').split(',').map((s) => s.trim()).filter((s) => s !== '');
-    for (const og of origins) if (og !== '*' && !/^https?:\/\/(\*\.)?[A-Za-z0-9.-]+(:\d{1,5})?$/.test(og)) throw new AnnotationError(`cors-allow-origin: bad origin ${JSON.stringify(og)}`);
+    const origins = (a['cors-allow-origin'] ?? '*')
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '');
+    for (const og of origins)
+      if (og !== '*' && !/^https?:\/\/(\*\.)?[A-Za-z0-9.-]+(:\d{1,5})?$/.test(og))
+        throw new AnnotationError(`cors-allow-origin: bad origin ${JSON.stringify(og)}`);
     const methods = a['cors-allow-methods'] ?? 'GET, PUT, POST, DELETE, PATCH, OPTIONS';
     if (!/^[A-Za-z, ]+$/.test(methods)) throw new AnnotationError('cors-allow-methods: methods separated by commas');
-    const headers = a['cors-allow-headers'] ?? 'DNT,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,Content-Type,Range,Authorization';
-    if (!/^[A-Za-z0-9_, -]+$/.test(headers)) throw new AnnotationError('cors-allow-headers: header names separated by commas');
+    const headers =
+      a['cors-allow-headers'] ??
+      'DNT,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,Content-Type,Range,Authorization';
+    if (!/^[A-Za-z0-9_, -]+$/.test(headers))
+      throw new AnnotationError('cors-allow-headers: header names separated by commas');
     const expose = a['cors-expose-headers'];
-    if (expose !== undefined && !/^[A-Za-z0-9_, *-]*$/.test(expose)) throw new AnnotationError('cors-expose-headers: header names separated by commas');
+    if (expose !== undefined && !/^[A-Za-z0-9_, *-]*$/.test(expose))
+      throw new AnnotationError('cors-expose-headers: header names separated by commas');
     o.cors = {
       allowOrigin: origins,
       allowMethods: methods,
       allowHeaders: headers,
-      allowCredentials: a['cors-allow-credentials'] === undefined ? true : bool('cors-allow-credentials', a['cors-allow-credentials']),
+      allowCredentials:
+        a['cors-allow-credentials'] === undefined ? true : bool('cors-allow-credentials', a['cors-allow-credentials']),
       maxAge: a['cors-max-age'] === undefined ? 1728000 : int('cors-max-age', a['cors-max-age'], 0, 100_000_000),
       ...(expose === undefined ? {} : { exposeHeaders: expose }),
     };
   }
-  if (a['custom-response-headers'] !== undefined) o.responseHeaders = headerLines('custom-response-headers', a['custom-response-headers']);
+  if (a['custom-response-headers'] !== undefined)
+    o.responseHeaders = headerLines('custom-response-headers', a['custom-response-headers']);
   if (a['default-backend'] !== undefined) {
-    if (!DNS_LABEL.test(a['default-backend'])) throw new AnnotationError(`default-backend: not a Service name: ${JSON.stringify(a['default-backend'])}`);
+    if (!DNS_LABEL.test(a['default-backend']))
+      throw new AnnotationError(`default-backend: not a Service name: ${JSON.stringify(a['default-backend'])}`);
     o.defaultBackend = a['default-backend'];
   }
-  if (a['permanent-redirect'] !== undefined) o.permanentRedirect = redirectUrl('permanent-redirect', a['permanent-redirect']);
-  if (a['permanent-redirect-code'] !== undefined) o.permanentRedirectCode = int('permanent-redirect-code', a['permanent-redirect-code'], 300, 308);
+  if (a['permanent-redirect'] !== undefined)
+    o.permanentRedirect = redirectUrl('permanent-redirect', a['permanent-redirect']);
+  if (a['permanent-redirect-code'] !== undefined)
+    o.permanentRedirectCode = int('permanent-redirect-code', a['permanent-redirect-code'], 300, 308);
   return { options: Object.freeze(o), canary: isCanary, ignored };
 }

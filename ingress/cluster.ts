@@ -67,7 +67,9 @@ export class WorkerSet {
       } else res.writeHead(404).end();
     });
     this.#health = health;
-    await new Promise<void>((r, j) => health.once('error', j).listen(this.#opts.metricsPort, this.#opts.bind ?? '::', () => r()));
+    await new Promise<void>((r, j) =>
+      health.once('error', j).listen(this.#opts.metricsPort, this.#opts.bind ?? '::', () => r()),
+    );
     return { metrics: (health.address() as AddressInfo).port };
   }
 
@@ -115,7 +117,9 @@ export class WorkerSet {
     // the signal itself, not cluster's Worker.kill(): that first waits for the worker's servers to close,
     // which is the worker's own graceful shutdown, so it would never start
     await Promise.all(
-      this.#slots.map((w) => (w && !w.isDead() ? new Promise((r) => (w.once('exit', r), w.process.kill('SIGTERM'))) : undefined)),
+      this.#slots.map((w) =>
+        w && !w.isDead() ? new Promise((r) => (w.once('exit', r), w.process.kill('SIGTERM'))) : undefined,
+      ),
     );
     const h = this.#health;
     if (h) await new Promise((r) => (h.closeAllConnections(), h.close(r)));

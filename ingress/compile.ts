@@ -11,11 +11,29 @@
 //  - several Ingresses merge per host; on the same host+pathType+path the Ingress whose `namespace/name`
 //    sorts first wins (deterministic, independent of event order) and the loser's path is reported;
 //  - one bad Ingress (invalid annotation, host or path) is rejected alone; the others keep serving.
-import type { EndpointSlice, Ingress, IngressBackend, IngressClass, Key, Service, TlsSecret } from '../src/model/types.ts';
+import type {
+  EndpointSlice,
+  Ingress,
+  IngressBackend,
+  IngressClass,
+  Key,
+  Service,
+  TlsSecret,
+} from '../src/model/types.ts';
 import { keyOf } from '../src/model/types.ts';
 import { AnnotationError, parseAnnotations } from './annotations.ts';
 import type { RouteOptions } from './annotations.ts';
-import type { Canary, CompileResult, DefaultRoute, HostRoutes, PathRoute, Rejection, RouteTable, TlsCert, Upstream } from './types.ts';
+import type {
+  Canary,
+  CompileResult,
+  DefaultRoute,
+  HostRoutes,
+  PathRoute,
+  Rejection,
+  RouteTable,
+  TlsCert,
+  Upstream,
+} from './types.ts';
 
 export const LEGACY_CLASS_ANNOTATION = 'kubernetes.io/ingress.class';
 
@@ -38,7 +56,11 @@ export interface CompileOptions {
   readonly version?: number;
 }
 
-export const DEFAULT_COMPILE_OPTIONS: CompileOptions = { controllerName: 'kdp.dev/ingress', className: 'kdp', watchWithoutClass: false };
+export const DEFAULT_COMPILE_OPTIONS: CompileOptions = {
+  controllerName: 'kdp.dev/ingress',
+  className: 'kdp',
+  watchWithoutClass: false,
+};
 
 const HOST_RE = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 const PLAIN_PATH_RE = /^\/[A-Za-z0-9\-._~/%!$&'+,;=:@]*$/; // no regex metacharacters ( ) * [ ] ^ | ? { }
@@ -84,7 +106,9 @@ class Resolver {
     const hit = this.#cache.get(id);
     if (hit) return hit;
     const svc = this.#services.get(`${namespace}/${service}`);
-    const sp = svc?.ports.find((p) => (port.number !== undefined ? p.port === port.number : p.name === port.name) && p.protocol === 'TCP');
+    const sp = svc?.ports.find(
+      (p) => (port.number !== undefined ? p.port === port.number : p.name === port.name) && p.protocol === 'TCP',
+    );
     const endpoints = new Set<string>();
     if (!svc) this.warnings.push(`service ${namespace}/${service} not found`);
     else if (!sp) this.warnings.push(`service ${namespace}/${service} has no TCP port ${portText}`);
@@ -95,11 +119,18 @@ class Resolver {
         if (!ep) continue;
         for (const e of slice.endpoints) {
           if (!e.conditions.ready) continue;
-          for (const a of e.addresses) endpoints.add(slice.addressType === 'IPv6' ? `[${a}]:${ep.port}` : `${a}:${ep.port}`);
+          for (const a of e.addresses)
+            endpoints.add(slice.addressType === 'IPv6' ? `[${a}]:${ep.port}` : `${a}:${ep.port}`);
         }
       }
     }
-    const u: Upstream = Object.freeze({ name: `${namespace}-${service}-${portText}`, namespace, service, port: portText, endpoints: Object.freeze([...endpoints].sort()) });
+    const u: Upstream = Object.freeze({
+      name: `${namespace}-${service}-${portText}`,
+      namespace,
+      service,
+      port: portText,
+      endpoints: Object.freeze([...endpoints].sort()),
+    });
     this.#cache.set(id, u);
     return u;
   }
@@ -107,7 +138,8 @@ class Resolver {
   backend(namespace: string, b: IngressBackend): Upstream {
     if (!b.service) throw new AnnotationError(`resource backends (${b.resource?.kind ?? '?'}) are not supported`);
     const p = b.service.port;
-    if ((p.number === undefined) === (p.name === undefined)) throw new AnnotationError(`backend ${b.service.name}: exactly one of port.number and port.name`);
+    if ((p.number === undefined) === (p.name === undefined))
+      throw new AnnotationError(`backend ${b.service.name}: exactly one of port.number and port.name`);
     return this.upstream(namespace, b.service.name, p);
   }
 }
@@ -154,7 +186,13 @@ function regexFor(path: string): RegExp {
 
 function orderRoutes(routes: Iterable<PathRoute>): PathRoute[] {
   const rank = (r: PathRoute) => (r.kind === 'Exact' ? 0 : 1);
-  return [...routes].sort((a, b) => rank(a) - rank(b) || (a.kind === 'Prefix' && b.kind === 'Prefix' ? b.prefix.length - a.prefix.length : 0) || b.path.length - a.path.length || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return [...routes].sort(
+    (a, b) =>
+      rank(a) - rank(b) ||
+      (a.kind === 'Prefix' && b.kind === 'Prefix' ? b.prefix.length - a.prefix.length : 0) ||
+      b.path.length - a.path.length ||
+      (a.path < b.path ? -1 : a.path > b.path ? 1 : 0),
+  );
 }
 
 /** Compiles cluster state into a route table. Pure. */
@@ -164,10 +202,21 @@ export function compile(state: ClusterState, opts: CompileOptions = DEFAULT_COMP
   const rejected: Rejection[] = [];
   const accepted: Key[] = [];
   const resolver = new Resolver(state, warnings);
-  const ours = [...state.ingresses].filter((i) => !i.meta.deletionTimestamp && isOurs(i, classes, opts)).sort((a, b) => (keyOf(a.meta) < keyOf(b.meta) ? -1 : 1));
+  const ours = [...state.ingresses]
+    .filter((i) => !i.meta.deletionTimestamp && isOurs(i, classes, opts))
+    .sort((a, b) => (keyOf(a.meta) < keyOf(b.meta) ? -1 : 1));
 
   // pass 1: validate each Ingress on its own; nothing of a rejected Ingress reaches the table
-  interface Checked { ing: Ingress; key: Key; options: RouteOptions; canary: boolean; paths: ParsedPath[]; defaultUpstream?: Upstream; fallback?: Upstream; tlsHosts: string[] }
+  interface Checked {
+    ing: Ingress;
+    key: Key;
+    options: RouteOptions;
+    canary: boolean;
+    paths: ParsedPath[];
+    defaultUpstream?: Upstream;
+    fallback?: Upstream;
+    tlsHosts: string[];
+  }
   const checked: Checked[] = [];
   for (const ing of ours) {
     const key = keyOf(ing.meta);
@@ -181,17 +230,33 @@ export function compile(state: ClusterState, opts: CompileOptions = DEFAULT_COMP
         for (const p of rule.paths) {
           const path = p.path === '' && p.pathType === 'ImplementationSpecific' ? '/' : p.path;
           if (!path.startsWith('/')) throw new AnnotationError(`path ${JSON.stringify(p.path)} must start with /`);
-          const regexy = p.pathType === 'ImplementationSpecific' && (options.useRegex || options.rewriteTarget !== undefined);
-          if (!regexy && !PLAIN_PATH_RE.test(path)) throw new AnnotationError(`path ${JSON.stringify(p.path)} (${p.pathType}) has characters only regex paths may use`);
+          const regexy =
+            p.pathType === 'ImplementationSpecific' && (options.useRegex || options.rewriteTarget !== undefined);
+          if (!regexy && !PLAIN_PATH_RE.test(path))
+            throw new AnnotationError(
+              `path ${JSON.stringify(p.path)} (${p.pathType}) has characters only regex paths may use`,
+            );
           if (regexy) regexFor(path);
           paths.push({ host, pathType: p.pathType, path, upstream: resolver.backend(ns, p.backend) });
         }
       }
       const defaultUpstream = ing.defaultBackend ? resolver.backend(ns, ing.defaultBackend) : undefined;
       if (ing.rules.length === 0 && !defaultUpstream) throw new AnnotationError('no rules and no defaultBackend');
-      const fallback = options.defaultBackend === undefined ? undefined : resolver.upstream(ns, options.defaultBackend, { number: 80 });
+      const fallback =
+        options.defaultBackend === undefined
+          ? undefined
+          : resolver.upstream(ns, options.defaultBackend, { number: 80 });
       const tlsHosts = ing.tls.flatMap((t) => t.hosts.map((h) => h.toLowerCase()));
-      checked.push({ ing, key, options, canary, paths, tlsHosts, ...(defaultUpstream ? { defaultUpstream } : {}), ...(fallback ? { fallback } : {}) });
+      checked.push({
+        ing,
+        key,
+        options,
+        canary,
+        paths,
+        tlsHosts,
+        ...(defaultUpstream ? { defaultUpstream } : {}),
+        ...(fallback ? { fallback } : {}),
+      });
       accepted.push(key);
     } catch (err) {
       if (!(err instanceof AnnotationError)) throw err;
@@ -201,7 +266,9 @@ export function compile(state: ClusterState, opts: CompileOptions = DEFAULT_COMP
 
   // pass 2: hosts in regex mode (any Ingress on the host uses use-regex or rewrite-target)
   const regexHosts = new Set<string>();
-  for (const c of checked) if (!c.canary && (c.options.useRegex || c.options.rewriteTarget !== undefined)) for (const p of c.paths) regexHosts.add(p.host);
+  for (const c of checked)
+    if (!c.canary && (c.options.useRegex || c.options.rewriteTarget !== undefined))
+      for (const p of c.paths) regexHosts.add(p.host);
 
   // pass 3: merge the main (non-canary) Ingresses per host
   const drafts = new Map<string, Draft>();
@@ -209,7 +276,8 @@ export function compile(state: ClusterState, opts: CompileOptions = DEFAULT_COMP
   for (const c of checked) {
     if (c.canary) continue;
     if (c.defaultUpstream) {
-      if (!defaultRoute) defaultRoute = Object.freeze({ upstream: c.defaultUpstream, ingress: c.key, options: c.options });
+      if (!defaultRoute)
+        defaultRoute = Object.freeze({ upstream: c.defaultUpstream, ingress: c.key, options: c.options });
       else warnings.push(`${c.key}: defaultBackend ignored, ${defaultRoute.ingress} already sets one`);
     }
     for (const p of c.paths) {
@@ -219,10 +287,13 @@ export function compile(state: ClusterState, opts: CompileOptions = DEFAULT_COMP
       const id = `${kind} ${kind === 'Regex' ? p.path.toLowerCase() : p.path}`;
       const existing = d.routes.get(id);
       if (existing) {
-        warnings.push(`${c.key}: ${p.host || '*'} ${p.pathType} ${p.path} already served by ${existing.ingress}; ignored`);
+        warnings.push(
+          `${c.key}: ${p.host || '*'} ${p.pathType} ${p.path} already served by ${existing.ingress}; ignored`,
+        );
         continue;
       }
-      const sslRedirect = c.options.forceSslRedirect || (c.options.sslRedirect && p.host !== '' && hostCoveredBy(p.host, c.tlsHosts));
+      const sslRedirect =
+        c.options.forceSslRedirect || (c.options.sslRedirect && p.host !== '' && hostCoveredBy(p.host, c.tlsHosts));
       d.routes.set(
         id,
         Object.freeze({
@@ -275,7 +346,8 @@ export function compile(state: ClusterState, opts: CompileOptions = DEFAULT_COMP
       }
       for (const h of t.hosts) {
         const host = h.toLowerCase();
-        if (!certs.has(host)) certs.set(host, Object.freeze({ secret: sk, certPem: secret.certPem, keyPem: secret.keyPem }));
+        if (!certs.has(host))
+          certs.set(host, Object.freeze({ secret: sk, certPem: secret.certPem, keyPem: secret.keyPem }));
       }
     }
   }

@@ -31,7 +31,11 @@ export interface ControllerOptions {
    * or those of the Service `publishService` (`namespace/name`: its load-balancer IPs, then its externalIPs;
    * ingress-nginx --publish-service). Fixed addresses win when both are given.
    */
-  readonly status?: { readonly writer: IngressStatusWriter; readonly addresses?: readonly LoadBalancerAddress[]; readonly publishService?: Key };
+  readonly status?: {
+    readonly writer: IngressStatusWriter;
+    readonly addresses?: readonly LoadBalancerAddress[];
+    readonly publishService?: Key;
+  };
   readonly log?: Logger;
   readonly metrics?: IngressMetrics;
   readonly compile?: Partial<CompileOptions>;
@@ -150,11 +154,18 @@ export class IngressController {
       addresses = svc ? [...new Set([...svc.loadBalancerIPs, ...svc.externalIPs])].map((ip) => ({ ip })) : [];
     }
     if (addresses.length === 0) return; // nothing known to publish yet (a Service without addresses)
-    const want = JSON.stringify(addresses.map((a) => ({ ...(a.ip ? { ip: a.ip } : {}), ...(a.hostname ? { hostname: a.hostname } : {}) })));
+    const want = JSON.stringify(
+      addresses.map((a) => ({ ...(a.ip ? { ip: a.ip } : {}), ...(a.hostname ? { hostname: a.hostname } : {}) })),
+    );
     for (const key of accepted) {
       const ing = this.#ingresses.get(key);
       if (!ing) continue;
-      const have = JSON.stringify(ing.loadBalancer.map((a) => ({ ...(a.ip ? { ip: a.ip } : {}), ...(a.hostname ? { hostname: a.hostname } : {}) })));
+      const have = JSON.stringify(
+        ing.loadBalancer.map((a) => ({
+          ...(a.ip ? { ip: a.ip } : {}),
+          ...(a.hostname ? { hostname: a.hostname } : {}),
+        })),
+      );
       if (have === want) {
         this.#written.delete(key);
         continue;
@@ -163,7 +174,10 @@ export class IngressController {
       this.#written.set(key, want);
       writer.setLoadBalancer(ing.meta.namespace, ing.meta.name, addresses).catch((err: unknown) => {
         this.#written.delete(key);
-        this.#log.warn({ ingress: key, err: (err as Error).message }, 'status update failed; retried on the next change');
+        this.#log.warn(
+          { ingress: key, err: (err as Error).message },
+          'status update failed; retried on the next change',
+        );
       });
     }
   }
@@ -173,14 +187,21 @@ export class IngressController {
     this.#last = Date.now();
     try {
       const res = compile(
-        { ingresses: this.#ingresses.values(), classes: this.#classes.values(), services: this.#services, slices: this.#slices.values(), secrets: this.#secrets },
+        {
+          ingresses: this.#ingresses.values(),
+          classes: this.#classes.values(),
+          services: this.#services,
+          slices: this.#slices.values(),
+          secrets: this.#secrets,
+        },
         { ...this.#opts, version: ++this.#version },
       );
       this.#sink.setTable(res.table);
       this.result = res;
       const rej = JSON.stringify(res.rejected);
       if (rej !== this.#lastRejected) {
-        for (const r of res.rejected) this.#log.warn({ ingress: r.ingress, reason: r.reason }, 'Ingress rejected; the others keep serving');
+        for (const r of res.rejected)
+          this.#log.warn({ ingress: r.ingress, reason: r.reason }, 'Ingress rejected; the others keep serving');
         this.#lastRejected = rej;
       }
       const warn = JSON.stringify(res.warnings);
@@ -188,7 +209,10 @@ export class IngressController {
         for (const w of res.warnings) this.#log.info({ warning: w }, 'route table note');
         this.#lastWarnings = warn;
       }
-      this.#log.debug({ version: res.table.version, accepted: res.accepted.length, rejected: res.rejected.length }, 'route table installed');
+      this.#log.debug(
+        { version: res.table.version, accepted: res.accepted.length, rejected: res.rejected.length },
+        'route table installed',
+      );
       this.#metrics?.lastReloadSuccessful.set(1);
       this.#metrics?.lastReloadTimestamp.set(Date.now() / 1000);
       this.#metrics?.reloads.inc({ result: 'success' });

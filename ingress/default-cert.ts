@@ -12,7 +12,13 @@ export interface CertPair {
 }
 
 /** Self-signed certificate for `cn` (with SANs `names`), EC P-256, valid `days`. */
-export async function selfSigned(cn: string, names: readonly string[] = [], days = 365, exec: Exec = defaultExec, signer?: { certFile: string; keyFile: string }): Promise<CertPair> {
+export async function selfSigned(
+  cn: string,
+  names: readonly string[] = [],
+  days = 365,
+  exec: Exec = defaultExec,
+  signer?: { certFile: string; keyFile: string },
+): Promise<CertPair> {
   const dir = await mkdtemp(join(tmpdir(), 'kdp-cert-'));
   try {
     const key = join(dir, 'tls.key');
@@ -21,12 +27,62 @@ export async function selfSigned(cn: string, names: readonly string[] = [], days
     if (signer) {
       const csr = join(dir, 'tls.csr');
       const ext = join(dir, 'ext.cnf');
-      await exec.run(['openssl', 'req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', `/CN=${cn}`, '-keyout', key, '-out', csr]);
+      await exec.run([
+        'openssl',
+        'req',
+        '-new',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-subj',
+        `/CN=${cn}`,
+        '-keyout',
+        key,
+        '-out',
+        csr,
+      ]);
       const { writeFile } = await import('node:fs/promises');
       await writeFile(ext, names.length > 0 ? `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}\n` : '\n');
-      await exec.run(['openssl', 'x509', '-req', '-in', csr, '-CA', signer.certFile, '-CAkey', signer.keyFile, '-CAcreateserial', '-days', String(days), '-extfile', ext, '-out', crt]);
+      await exec.run([
+        'openssl',
+        'x509',
+        '-req',
+        '-in',
+        csr,
+        '-CA',
+        signer.certFile,
+        '-CAkey',
+        signer.keyFile,
+        '-CAcreateserial',
+        '-days',
+        String(days),
+        '-extfile',
+        ext,
+        '-out',
+        crt,
+      ]);
     } else {
-      await exec.run(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', `/CN=${cn}`, ...san, '-days', String(days), '-keyout', key, '-out', crt]);
+      await exec.run([
+        'openssl',
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-subj',
+        `/CN=${cn}`,
+        ...san,
+        '-days',
+        String(days),
+        '-keyout',
+        key,
+        '-out',
+        crt,
+      ]);
     }
     return { certPem: await readFile(crt, 'utf8'), keyPem: await readFile(key, 'utf8') };
   } finally {

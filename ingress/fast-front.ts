@@ -65,12 +65,35 @@ const REQUEST_LINE = /^(GET|HEAD) (\/[\x21-\x7e]*) HTTP\/1\.1$/;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // request headers never forwarded as they came: hop-by-hop, and the ones the proxy sets itself
 const DROP_REQUEST = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'http2-settings', 'proxy', 'host',
-  'x-request-id', 'x-real-ip', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-proto',
-  'x-forwarded-scheme', 'x-scheme', 'x-original-forwarded-for',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'upgrade',
+  'http2-settings',
+  'proxy',
+  'host',
+  'x-request-id',
+  'x-real-ip',
+  'x-forwarded-for',
+  'x-forwarded-host',
+  'x-forwarded-port',
+  'x-forwarded-proto',
+  'x-forwarded-scheme',
+  'x-scheme',
+  'x-original-forwarded-for',
 ]);
 const DROP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'trailer', 'upgrade']);
-const RETRYABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ETIMEDOUT_CONNECT', 'UPSTREAM_CLOSED']);
+const RETRYABLE = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+  'ETIMEDOUT_CONNECT',
+  'UPSTREAM_CLOSED',
+]);
 
 const fastRoutes = new WeakMap<object, boolean>();
 /** Whether a route (or the default route) only proxies: nothing the slow path would answer or add itself. */
@@ -646,7 +669,10 @@ class ClientConn {
         case 'upgrade':
           return false;
         case 'connection': {
-          const tokens = value.toLowerCase().split(',').map((s) => s.trim());
+          const tokens = value
+            .toLowerCase()
+            .split(',')
+            .map((s) => s.trim());
           if (tokens.includes('close') || tokens.includes('upgrade')) return false;
           connList = [...(connList ?? []), ...tokens];
           continue;
@@ -688,7 +714,8 @@ class ClientConn {
       o = route.options;
       if (!simpleRoute(route, o)) return false;
       upstream = route.upstream;
-      if (upstream.endpoints.length === 0 && route.fallback && route.fallback.endpoints.length > 0) upstream = route.fallback;
+      if (upstream.endpoints.length === 0 && route.fallback && route.fallback.endpoints.length > 0)
+        upstream = route.fallback;
       if (o.rewriteTarget !== undefined) {
         const q = url.indexOf('?');
         target = rewritePath(o.rewriteTarget, r.match.captures) + (q >= 0 ? url.slice(q) : '');

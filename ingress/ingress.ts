@@ -57,7 +57,12 @@ export async function startIngress(source: ClusterSource, opts: IngressOptions =
   let server: IngressServer | undefined;
   let pending: RouteTable | undefined;
   const sink = { setTable: (t: RouteTable) => (server ? server.setTable(t) : void (pending = t)) };
-  const controller = new IngressController(sink, { log, metrics, ...(opts.compile ? { compile: opts.compile } : {}), ...(opts.status ? { status: opts.status } : {}) });
+  const controller = new IngressController(sink, {
+    log,
+    metrics,
+    ...(opts.compile ? { compile: opts.compile } : {}),
+    ...(opts.status ? { status: opts.status } : {}),
+  });
   const unsubscribe = controller.attach(source);
   let health: Server | undefined;
   try {
@@ -75,12 +80,19 @@ export async function startIngress(source: ClusterSource, opts: IngressOptions =
     await started;
     await controller.whenReady();
     const srv = server;
-    const ports = await srv.listen({ httpPort: opts.httpPort ?? 80, httpsPort: opts.httpsPort ?? 443, host: opts.bind ?? '::', reusePort: opts.reusePort ?? false });
+    const ports = await srv.listen({
+      httpPort: opts.httpPort ?? 80,
+      httpsPort: opts.httpsPort ?? 443,
+      host: opts.bind ?? '::',
+      reusePort: opts.reusePort ?? false,
+    });
     let metricsPort: number | undefined;
     if (opts.metricsPort !== undefined && opts.metricsPort >= 0) {
       health = createServer((req, res) => {
         if (req.url === '/healthz') {
-          res.writeHead(controller.ready ? 200 : 503, { 'content-type': 'text/plain' }).end(controller.ready ? 'ok\n' : 'not ready\n');
+          res
+            .writeHead(controller.ready ? 200 : 503, { 'content-type': 'text/plain' })
+            .end(controller.ready ? 'ok\n' : 'not ready\n');
         } else if (req.url === '/metrics') {
           metrics.registry.metrics().then(
             (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
@@ -88,10 +100,15 @@ export async function startIngress(source: ClusterSource, opts: IngressOptions =
           );
         } else res.writeHead(404).end();
       });
-      await new Promise<void>((r, j) => health!.once('error', j).listen(opts.metricsPort, opts.bind ?? '::', () => r()));
+      await new Promise<void>((r, j) =>
+        health!.once('error', j).listen(opts.metricsPort, opts.bind ?? '::', () => r()),
+      );
       metricsPort = (health.address() as AddressInfo).port;
     }
-    log.info({ http: ports.http, https: ports.https, metrics: metricsPort, routes: controller.result?.accepted.length }, 'ingress controller serving');
+    log.info(
+      { http: ports.http, https: ports.https, metrics: metricsPort, routes: controller.result?.accepted.length },
+      'ingress controller serving',
+    );
     setImmediate(() => {
       preloadUpstreamLibrary();
       metrics.startProcessMetrics();

@@ -12,7 +12,8 @@ export type Resolution =
   | { readonly kind: 'default'; readonly route: DefaultRoute }
   | { readonly kind: 'none' };
 
-const VALID_HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?)*\.?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+const VALID_HOST =
+  /^(?:[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?)*\.?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
 
 /**
  * A Host header value the proxy accepts: a DNS name (labels of letters, digits, `-`, `_`, not starting or ending

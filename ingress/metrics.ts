@@ -46,7 +46,13 @@ export class FastCounter {
     return c;
   }
   get(): MetricJson {
-    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: [...this.#children.values()].map((c) => ({ value: c.value, labels: c.labels })) };
+    return {
+      name: this.name,
+      help: this.help,
+      type: this.type,
+      aggregator: this.aggregator,
+      values: [...this.#children.values()].map((c) => ({ value: c.value, labels: c.labels })),
+    };
   }
 }
 
@@ -57,7 +63,10 @@ export class FastHistogram {
   readonly type = 'histogram';
   readonly aggregator = 'sum';
   readonly #buckets: readonly number[];
-  readonly #children = new Map<string, { labels: Record<string, string>; counts: Float64Array; sum: number; count: number; observe(v: number): void }>();
+  readonly #children = new Map<
+    string,
+    { labels: Record<string, string>; counts: Float64Array; sum: number; count: number; observe(v: number): void }
+  >();
   constructor(name: string, help: string, buckets: readonly number[], registry: Registry) {
     this.name = name;
     this.help = help;
@@ -120,20 +129,53 @@ export class IngressMetrics {
 
   constructor(opts: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
-    this.requests = new FastCounter('nginx_ingress_controller_requests', 'The total number of client requests', this.registry);
+    this.requests = new FastCounter(
+      'nginx_ingress_controller_requests',
+      'The total number of client requests',
+      this.registry,
+    );
     this.duration = new FastHistogram(
       'nginx_ingress_controller_request_duration_seconds',
       'The request processing time in seconds (time from the first byte read from the client to the response end)',
       [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       this.registry,
     );
-    this.responseSize = new FastHistogram('nginx_ingress_controller_response_size', 'The response length (including headers) in bytes', [100, 1000, 10_000, 100_000, 1_000_000, 10_000_000], this.registry);
+    this.responseSize = new FastHistogram(
+      'nginx_ingress_controller_response_size',
+      'The response length (including headers) in bytes',
+      [100, 1000, 10_000, 100_000, 1_000_000, 10_000_000],
+      this.registry,
+    );
     // aggregators: how the primary combines the workers' values with --workers N (counters and histograms sum)
-    this.lastReloadSuccessful = new Gauge({ name: 'nginx_ingress_controller_config_last_reload_successful', help: 'Whether the last route table update succeeded (1) or not (0)', registers, aggregator: 'min' });
-    this.lastReloadTimestamp = new Gauge({ name: 'nginx_ingress_controller_config_last_reload_successful_timestamp_seconds', help: 'Timestamp of the last successful route table update', registers, aggregator: 'max' });
-    this.reloads = new Counter({ name: 'nginx_ingress_controller_success', help: 'Cumulative number of route table updates (no process reload is ever needed)', labelNames: ['result'], registers });
-    this.rejected = new Gauge({ name: 'kdp_ingress_rejected_ingresses', help: 'Ingresses left out of the route table because of invalid values', registers, aggregator: 'max' });
-    this.upstreamPools = new Gauge({ name: 'kdp_ingress_upstream_pools', help: 'Keep-alive connection pools to endpoints', registers });
+    this.lastReloadSuccessful = new Gauge({
+      name: 'nginx_ingress_controller_config_last_reload_successful',
+      help: 'Whether the last route table update succeeded (1) or not (0)',
+      registers,
+      aggregator: 'min',
+    });
+    this.lastReloadTimestamp = new Gauge({
+      name: 'nginx_ingress_controller_config_last_reload_successful_timestamp_seconds',
+      help: 'Timestamp of the last successful route table update',
+      registers,
+      aggregator: 'max',
+    });
+    this.reloads = new Counter({
+      name: 'nginx_ingress_controller_success',
+      help: 'Cumulative number of route table updates (no process reload is ever needed)',
+      labelNames: ['result'],
+      registers,
+    });
+    this.rejected = new Gauge({
+      name: 'kdp_ingress_rejected_ingresses',
+      help: 'Ingresses left out of the route table because of invalid values',
+      registers,
+      aggregator: 'max',
+    });
+    this.upstreamPools = new Gauge({
+      name: 'kdp_ingress_upstream_pools',
+      help: 'Keep-alive connection pools to endpoints',
+      registers,
+    });
     this.#processMetrics = opts.processMetrics !== false;
   }
 

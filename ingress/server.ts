@@ -17,7 +17,14 @@ import { silentLogger } from '../src/common/log.ts';
 import type { AccessLog } from './access-log.ts';
 import { findCert, normalizeHost, pathOf, resolve, rewritePath } from './match.ts';
 import type { IngressMetrics } from './metrics.ts';
-import { DEFAULT_POOL_SETTINGS, PoolCache, RoundRobin, affinityValue, cookieValue, endpointForCookie } from './upstream.ts';
+import {
+  DEFAULT_POOL_SETTINGS,
+  PoolCache,
+  RoundRobin,
+  affinityValue,
+  cookieValue,
+  endpointForCookie,
+} from './upstream.ts';
 import { FastFront } from './fast-front.ts';
 import type { FrontRecord } from './fast-front.ts';
 import type { PoolSettings } from './upstream.ts';
@@ -27,7 +34,12 @@ import type { PathRoute, RouteTable, Upstream } from './types.ts';
 type Req = IncomingMessage | Http2ServerRequest;
 type Res = ServerResponse | Http2ServerResponse;
 
-export const EMPTY_TABLE: RouteTable = Object.freeze({ hosts: new Map(), wildcards: new Map(), certs: new Map(), version: 0 });
+export const EMPTY_TABLE: RouteTable = Object.freeze({
+  hosts: new Map(),
+  wildcards: new Map(),
+  certs: new Map(),
+  version: 0,
+});
 
 export interface ServerOptions {
   readonly log?: Logger;
@@ -40,10 +52,36 @@ export interface ServerOptions {
   readonly maxAttempts?: number;
 }
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'http2-settings', 'proxy']);
-const RESPONSE_DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'trailer', 'upgrade']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'http2-settings',
+  'proxy',
+]);
+const RESPONSE_DROP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'trailer',
+  'upgrade',
+]);
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
-const RETRYABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
+const RETRYABLE = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+]);
 const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
 
 class BodyTooLarge extends Error {}
@@ -61,7 +99,8 @@ function countBytes(res: Res, ctx: { bytes: number }): void {
   const w = res as unknown as { write: (c: unknown, ...a: unknown[]) => boolean };
   const orig = w.write;
   w.write = function (this: unknown, chunk: unknown, ...rest: unknown[]): boolean {
-    if (chunk && typeof (chunk as { length?: unknown }).length === 'number') ctx.bytes += (chunk as { length: number }).length;
+    if (chunk && typeof (chunk as { length?: unknown }).length === 'number')
+      ctx.bytes += (chunk as { length: number }).length;
     return orig.call(this, chunk, ...rest);
   };
 }
@@ -79,7 +118,9 @@ function newRequestId(): string {
 }
 
 function requestId(incoming: string | string[] | undefined): string {
-  return typeof incoming === 'string' && incoming !== '' && incoming.length <= 200 && /^[\x21-\x7e]+$/.test(incoming) ? incoming : newRequestId();
+  return typeof incoming === 'string' && incoming !== '' && incoming.length <= 200 && /^[\x21-\x7e]+$/.test(incoming)
+    ? incoming
+    : newRequestId();
 }
 
 function clientIp(req: Req): string {
@@ -106,12 +147,14 @@ interface Ctx {
   service: string;
 }
 
-const HOST_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?)*\.?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+const HOST_RE =
+  /^(?:[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?)*\.?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
 
 /** One Host header, a DNS name or an address with an optional port (HTTP/1.0 may omit it). */
 export function validHostHeader(rawHeaders: readonly string[], host: string, minor: number): boolean {
   let n = 0;
-  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.length === 4 && rawHeaders[i]!.toLowerCase() === 'host') n++;
+  for (let i = 0; i < rawHeaders.length; i += 2)
+    if (rawHeaders[i]!.length === 4 && rawHeaders[i]!.toLowerCase() === 'host') n++;
   if (n === 0) return minor === 0;
   return n === 1 && host.length <= 255 && HOST_RE.test(host);
 }
@@ -127,7 +170,12 @@ function answerClientError(err: Error & { code?: string }, socket: Duplex): void
     socket.destroy();
     return;
   }
-  const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+  const status =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? '431 Request Header Fields Too Large'
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? '408 Request Timeout'
+        : '400 Bad Request';
   socket.end(`HTTP/1.1 ${status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
   setTimeout(() => socket.destroy(), 1000).unref();
 }
@@ -156,7 +204,10 @@ export class IngressServer {
   readonly #tlsSockets = new Set<Socket>();
   #inflight = 0;
   #closing: Promise<void> | undefined;
-  readonly #series = new Map<string, { requests: { inc(): void }; duration: { observe(v: number): void }; size: { observe(v: number): void } }>();
+  readonly #series = new Map<
+    string,
+    { requests: { inc(): void }; duration: { observe(v: number): void }; size: { observe(v: number): void } }
+  >();
 
   constructor(opts: ServerOptions) {
     this.#log = opts.log ?? silentLogger;
@@ -165,8 +216,12 @@ export class IngressServer {
     this.#pools = new PoolCache(opts.pool);
     this.#maxAttempts = opts.maxAttempts ?? 3;
     this.#defaultContext = createSecureContext({ cert: opts.defaultCert.certPem, key: opts.defaultCert.keyPem });
-    this.http = createHttpServer({ keepAliveTimeout: 75_000, requestTimeout: 0, headersTimeout: 60_000 }, (req, res) => this.#handle(req, res, 'http'));
-    this.http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head, 'http'));
+    this.http = createHttpServer({ keepAliveTimeout: 75_000, requestTimeout: 0, headersTimeout: 60_000 }, (req, res) =>
+      this.#handle(req, res, 'http'),
+    );
+    this.http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.#upgrade(req, socket, head, 'http'),
+    );
     this.http.on('clientError', answerClientError);
     const pool = opts.pool ?? DEFAULT_POOL_SETTINGS;
     this.#fast = new FastFront({
@@ -190,7 +245,9 @@ export class IngressServer {
       },
       (req, res) => this.#handle(req, res, 'https'),
     );
-    this.https.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head, 'https'));
+    this.https.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.#upgrade(req, socket, head, 'https'),
+    );
     this.https.on('sessionError', () => {});
     this.https.on('session', (sess: ServerHttp2Session) => {
       this.#sessions.add(sess);
@@ -217,7 +274,10 @@ export class IngressServer {
         try {
           this.#contexts.set(k, createSecureContext({ cert: c.certPem, key: c.keyPem }));
         } catch (err) {
-          this.#log.warn({ secret: c.secret, err: (err as Error).message }, 'TLS secret unusable; the default certificate is served instead');
+          this.#log.warn(
+            { secret: c.secret, err: (err as Error).message },
+            'TLS secret unusable; the default certificate is served instead',
+          );
         }
       }
     }
@@ -226,11 +286,12 @@ export class IngressServer {
     const live = new Set<string>();
     const add = (u: Upstream | undefined) => u?.endpoints.forEach((e) => live.add(e));
     const routes = [...table.hosts.values(), ...table.wildcards.values(), ...(table.any ? [table.any] : [])];
-    for (const hr of routes) for (const r of hr.paths) {
-      add(r.upstream);
-      add(r.fallback);
-      add(r.canary?.upstream);
-    }
+    for (const hr of routes)
+      for (const r of hr.paths) {
+        add(r.upstream);
+        add(r.fallback);
+        add(r.canary?.upstream);
+      }
     add(table.defaultRoute?.upstream);
     this.#pools.retain(live);
     this.#fast.pool.retain(live);
@@ -247,12 +308,21 @@ export class IngressServer {
     return this.#contexts.get(`${c.secret}\n${c.certPem}`) ?? this.#defaultContext;
   }
 
-  async listen(opts: { httpPort: number; httpsPort: number; host?: string; reusePort?: boolean }): Promise<{ http: number; https: number }> {
+  async listen(opts: {
+    httpPort: number;
+    httpsPort: number;
+    host?: string;
+    reusePort?: boolean;
+  }): Promise<{ http: number; https: number }> {
     const host = opts.host ?? '::';
     // reusePort: with several worker processes each has its own listening socket and the kernel spreads the
     // connections (no accept through the cluster primary)
-    await new Promise<void>((r, j) => this.front.once('error', j).listen({ port: opts.httpPort, host, reusePort: opts.reusePort ?? false }, () => r()));
-    await new Promise<void>((r, j) => this.https.once('error', j).listen({ port: opts.httpsPort, host, reusePort: opts.reusePort ?? false }, () => r()));
+    await new Promise<void>((r, j) =>
+      this.front.once('error', j).listen({ port: opts.httpPort, host, reusePort: opts.reusePort ?? false }, () => r()),
+    );
+    await new Promise<void>((r, j) =>
+      this.https.once('error', j).listen({ port: opts.httpsPort, host, reusePort: opts.reusePort ?? false }, () => r()),
+    );
     return { http: (this.front.address() as AddressInfo).port, https: (this.https.address() as AddressInfo).port };
   }
 
@@ -272,7 +342,8 @@ export class IngressServer {
     for (const s of this.#handedOff) if (!this.#busy.get(s)) s.destroy();
     for (const s of this.#sessions) s.close();
     const end = Date.now() + graceMs;
-    while ((this.#inflight > 0 || this.#fast.inflight > 0) && Date.now() < end) await new Promise((r) => setTimeout(r, 25));
+    while ((this.#inflight > 0 || this.#fast.inflight > 0) && Date.now() < end)
+      await new Promise((r) => setTimeout(r, 25));
     for (const s of this.#upgraded) s.destroy();
     this.http.closeAllConnections();
     for (const s of this.#handedOff) s.destroy();
@@ -329,7 +400,8 @@ export class IngressServer {
       if (this.#metrics || this.#access) this.#record(req, res, ctx);
     });
     // nginx: "client sent duplicate host header" / "invalid host header" -> 400, never routed
-    if (req.httpVersionMajor === 1 && !validHostHeader(req.rawHeaders, hostHeader, req.httpVersionMinor)) return this.#reply(res, 400, 'bad request - invalid Host header\n');
+    if (req.httpVersionMajor === 1 && !validHostHeader(req.rawHeaders, hostHeader, req.httpVersionMinor))
+      return this.#reply(res, 400, 'bad request - invalid Host header\n');
     const table = this.#table;
     const url = req.url ?? '/';
     const path = pathOf(url);
@@ -343,12 +415,20 @@ export class IngressServer {
     const o = route.options;
     ctx.route = route;
     ctx.ingress = route.ingress;
-    if (o.allowSources && !o.allowSources.check(ctx.ip, ctx.ip.includes(':') ? 'ipv6' : 'ipv4')) return this.#reply(res, 403, 'forbidden\n');
-    if (route.sslRedirect && scheme === 'http') return this.#redirect(res, 308, `https://${normalizeHost(hostHeader)}${url}`);
+    if (o.allowSources && !o.allowSources.check(ctx.ip, ctx.ip.includes(':') ? 'ipv6' : 'ipv4'))
+      return this.#reply(res, 403, 'forbidden\n');
+    if (route.sslRedirect && scheme === 'http')
+      return this.#redirect(res, 308, `https://${normalizeHost(hostHeader)}${url}`);
     if (o.permanentRedirect !== undefined) return this.#redirect(res, o.permanentRedirectCode, o.permanentRedirect);
     if (o.appRoot !== undefined && path === '/') return this.#redirect(res, 302, o.appRoot);
     if (o.cors && req.method === 'OPTIONS') {
-      (res as ServerResponse).writeHead(204, { ...this.#corsHeaders(o, req), 'access-control-allow-methods': o.cors.allowMethods, 'access-control-allow-headers': o.cors.allowHeaders, 'access-control-max-age': String(o.cors.maxAge), 'content-length': '0' });
+      (res as ServerResponse).writeHead(204, {
+        ...this.#corsHeaders(o, req),
+        'access-control-allow-methods': o.cors.allowMethods,
+        'access-control-allow-headers': o.cors.allowHeaders,
+        'access-control-max-age': String(o.cors.maxAge),
+        'content-length': '0',
+      });
       res.end();
       return;
     }
@@ -381,7 +461,8 @@ export class IngressServer {
         ctx.canary = true;
       }
     }
-    if (upstream.endpoints.length === 0 && route.fallback && route.fallback.endpoints.length > 0) upstream = route.fallback;
+    if (upstream.endpoints.length === 0 && route.fallback && route.fallback.endpoints.length > 0)
+      upstream = route.fallback;
     this.#proxy(req, res, ctx, upstream, o, target, route);
   }
 
@@ -390,7 +471,15 @@ export class IngressServer {
     const origin = req.headers.origin;
     let allow = '*';
     if (!cors.allowOrigin.includes('*')) {
-      const ok = typeof origin === 'string' && cors.allowOrigin.some((a) => a === origin || (a.includes('://*.') && origin.endsWith(a.slice(a.indexOf('*') + 1)) && origin.startsWith(a.slice(0, a.indexOf('*')))));
+      const ok =
+        typeof origin === 'string' &&
+        cors.allowOrigin.some(
+          (a) =>
+            a === origin ||
+            (a.includes('://*.') &&
+              origin.endsWith(a.slice(a.indexOf('*') + 1)) &&
+              origin.startsWith(a.slice(0, a.indexOf('*')))),
+        );
       allow = ok ? (origin as string) : cors.allowOrigin[0]!;
     }
     const h: Record<string, string> = { 'access-control-allow-origin': allow };
@@ -404,7 +493,11 @@ export class IngressServer {
       res.destroy();
       return;
     }
-    (res as ServerResponse).writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': String(Buffer.byteLength(body)), ...extra });
+    (res as ServerResponse).writeHead(status, {
+      'content-type': 'text/plain; charset=utf-8',
+      'content-length': String(Buffer.byteLength(body)),
+      ...extra,
+    });
     (res as unknown as { kdpBytes: number }).kdpBytes = Buffer.byteLength(body);
     res.end(body);
   }
@@ -416,9 +509,16 @@ export class IngressServer {
   #forwardHeaders(req: Req, ctx: Ctx): Record<string, string | string[]> {
     const out: Record<string, string | string[]> = {};
     const h = req.headers;
-    const conn = typeof h.connection === 'string' ? h.connection.toLowerCase().split(',').map((s) => s.trim()) : [];
+    const conn =
+      typeof h.connection === 'string'
+        ? h.connection
+            .toLowerCase()
+            .split(',')
+            .map((s) => s.trim())
+        : [];
     for (const k in h) {
-      if (k.charCodeAt(0) === 58 /* ':' pseudo-header */ || HOP_BY_HOP.has(k) || (conn.length > 0 && conn.includes(k))) continue;
+      if (k.charCodeAt(0) === 58 /* ':' pseudo-header */ || HOP_BY_HOP.has(k) || (conn.length > 0 && conn.includes(k)))
+        continue;
       const v = h[k];
       if (v !== undefined) out[k] = v;
     }
@@ -450,14 +550,31 @@ export class IngressServer {
     return { endpoint: this.#rr.next(upstream) };
   }
 
-  #proxy(req: Req, res: Res, ctx: Ctx, upstream: Upstream, o: RouteOptions, target: string, route: PathRoute | undefined): void {
+  #proxy(
+    req: Req,
+    res: Res,
+    ctx: Ctx,
+    upstream: Upstream,
+    o: RouteOptions,
+    target: string,
+    route: PathRoute | undefined,
+  ): void {
     ctx.upstreamName = upstream.name;
     ctx.service = upstream.service;
     if (upstream.endpoints.length === 0) return this.#reply(res, 503, 'service unavailable: no endpoints\n');
     const method = req.method ?? 'GET';
     const cl = req.headers['content-length'];
-    if (o.bodyLimit > 0 && cl !== undefined && Number(cl) > o.bodyLimit) return this.#reply(res, 413, 'request entity too large\n', req.httpVersionMajor === 2 ? {} : { connection: 'close' });
-    const hasBody = (cl !== undefined && cl !== '0') || req.headers['transfer-encoding'] !== undefined || (req.httpVersionMajor === 2 && !(req as Http2ServerRequest).stream?.endAfterHeaders);
+    if (o.bodyLimit > 0 && cl !== undefined && Number(cl) > o.bodyLimit)
+      return this.#reply(
+        res,
+        413,
+        'request entity too large\n',
+        req.httpVersionMajor === 2 ? {} : { connection: 'close' },
+      );
+    const hasBody =
+      (cl !== undefined && cl !== '0') ||
+      req.headers['transfer-encoding'] !== undefined ||
+      (req.httpVersionMajor === 2 && !(req as Http2ServerRequest).stream?.endAfterHeaders);
     let body: NodeJS.ReadableStream | undefined;
     let tooLarge = false;
     let sendTimedOut = false;
@@ -504,7 +621,15 @@ export class IngressServer {
       const pool = this.#pools.get(endpoint, https, o.connectTimeoutMs);
       pool
         .stream(
-          { path: target, method: method as 'GET', headers, body: body as never, headersTimeout: o.readTimeoutMs, bodyTimeout: o.readTimeoutMs, opaque: null },
+          {
+            path: target,
+            method: method as 'GET',
+            headers,
+            body: body as never,
+            headersTimeout: o.readTimeoutMs,
+            bodyTimeout: o.readTimeoutMs,
+            opaque: null,
+          },
           ({ statusCode, headers: uh }): Writable => {
             ctx.upstreamStatus = String(statusCode);
             ctx.upstreamTime = ((performance.now() - t0) / 1000).toFixed(3);
@@ -529,7 +654,13 @@ export class IngressServer {
         )
         .catch((err: NodeJS.ErrnoException) => {
           const code = err.code ?? '';
-          if (ctx.upstreamStatus === '-' && n + 1 < attempts && RETRYABLE.has(code) && !res.headersSent && !res.destroyed) {
+          if (
+            ctx.upstreamStatus === '-' &&
+            n + 1 < attempts &&
+            RETRYABLE.has(code) &&
+            !res.headersSent &&
+            !res.destroyed
+          ) {
             this.#log.debug({ endpoint, code, upstream: upstream.name }, 'retrying on the next endpoint');
             // the next endpoint after the one that failed (not the shared cursor: it may point back at it)
             const i = upstream.endpoints.indexOf(endpoint);
@@ -539,8 +670,20 @@ export class IngressServer {
             res.destroy();
             return;
           }
-          if (sendTimedOut) return this.#reply(res, 408, 'request timeout\n', req.httpVersionMajor === 2 ? {} : { connection: 'close' });
-          if (tooLarge || err instanceof BodyTooLarge) return this.#reply(res, 413, 'request entity too large\n', req.httpVersionMajor === 2 ? {} : { connection: 'close' });
+          if (sendTimedOut)
+            return this.#reply(
+              res,
+              408,
+              'request timeout\n',
+              req.httpVersionMajor === 2 ? {} : { connection: 'close' },
+            );
+          if (tooLarge || err instanceof BodyTooLarge)
+            return this.#reply(
+              res,
+              413,
+              'request entity too large\n',
+              req.httpVersionMajor === 2 ? {} : { connection: 'close' },
+            );
           const status = TIMEOUTS.has(code) ? 504 : 502;
           ctx.upstreamStatus = ctx.upstreamStatus === '-' ? String(status) : ctx.upstreamStatus;
           this.#log.debug({ endpoint, code, upstream: upstream.name, route: route?.path }, 'upstream error');
@@ -554,7 +697,17 @@ export class IngressServer {
     const seconds = (performance.now() - ctx.start) / 1000;
     const status = res.statusCode;
     const len = ctx.bytes || (res as unknown as { kdpBytes?: number }).kdpBytes || 0;
-    this.#observe(ctx.hostHeader, status, req.method ?? '', ctx.route?.path ?? '', ctx.ingress, ctx.service, ctx.canary ? ctx.upstreamName : '', seconds, len);
+    this.#observe(
+      ctx.hostHeader,
+      status,
+      req.method ?? '',
+      ctx.route?.path ?? '',
+      ctx.ingress,
+      ctx.service,
+      ctx.canary ? ctx.upstreamName : '',
+      seconds,
+      len,
+    );
     this.#access?.write({
       remoteAddr: ctx.ip,
       method: req.method ?? '',
@@ -569,7 +722,8 @@ export class IngressServer {
       upstreamName: ctx.upstreamName,
       alternativeUpstreamName: ctx.altUpstreamName,
       upstreamAddr: ctx.upstreamAddr,
-      upstreamResponseLength: ctx.upstreamLength === '-' && ctx.upstreamTime !== '-' ? String(ctx.bytes) : ctx.upstreamLength,
+      upstreamResponseLength:
+        ctx.upstreamLength === '-' && ctx.upstreamTime !== '-' ? String(ctx.bytes) : ctx.upstreamLength,
       upstreamResponseTime: ctx.upstreamTime,
       upstreamStatus: ctx.upstreamStatus,
       requestId: ctx.reqId,
@@ -579,7 +733,17 @@ export class IngressServer {
   /** A request the fast front served (plain HTTP/1.1). */
   #recordFront(r: FrontRecord): void {
     const seconds = (performance.now() - r.start) / 1000;
-    this.#observe(r.hostHeader, r.status, r.method, r.route?.path ?? '', r.ingress, r.upstream.service, '', seconds, r.bytes);
+    this.#observe(
+      r.hostHeader,
+      r.status,
+      r.method,
+      r.route?.path ?? '',
+      r.ingress,
+      r.upstream.service,
+      '',
+      seconds,
+      r.bytes,
+    );
     this.#access?.write({
       remoteAddr: r.ip,
       method: r.method,
@@ -601,7 +765,17 @@ export class IngressServer {
     });
   }
 
-  #observe(hostHeader: string, status: number, method: string, path: string, ingress: string, service: string, canary: string, seconds: number, len: number): void {
+  #observe(
+    hostHeader: string,
+    status: number,
+    method: string,
+    path: string,
+    ingress: string,
+    service: string,
+    canary: string,
+    seconds: number,
+    len: number,
+  ): void {
     if (!this.#metrics) return;
     // label children are cached: prom-client hashes the label set on every call otherwise
     const key = `${hostHeader}\n${status}\n${method}\n${path}\n${ingress}\n${service}\n${canary}`;
@@ -618,7 +792,11 @@ export class IngressServer {
         canary,
       };
       if (this.#series.size > 10_000) this.#series.clear();
-      m = { requests: this.#metrics.requests.labels(labels), duration: this.#metrics.duration.labels(labels), size: this.#metrics.responseSize.labels(labels) };
+      m = {
+        requests: this.#metrics.requests.labels(labels),
+        duration: this.#metrics.duration.labels(labels),
+        size: this.#metrics.responseSize.labels(labels),
+      };
       this.#series.set(key, m);
     }
     m.requests.inc();
@@ -640,12 +818,16 @@ export class IngressServer {
     const o = r.kind === 'route' ? r.match.route.options : r.route.options;
     let upstream = r.kind === 'route' ? r.match.route.upstream : r.route.upstream;
     const ctx = { ip: clientIp(req), reqId: requestId(req.headers['x-request-id']), hostHeader, scheme } as Ctx;
-    if (o.allowSources && !o.allowSources.check(ctx.ip, ctx.ip.includes(':') ? 'ipv6' : 'ipv4')) return fail(403, 'Forbidden');
+    if (o.allowSources && !o.allowSources.check(ctx.ip, ctx.ip.includes(':') ? 'ipv6' : 'ipv4'))
+      return fail(403, 'Forbidden');
     if (route?.sslRedirect && scheme === 'http') {
-      socket.end(`HTTP/1.1 308 Permanent Redirect\r\nlocation: https://${normalizeHost(hostHeader)}${url}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+      socket.end(
+        `HTTP/1.1 308 Permanent Redirect\r\nlocation: https://${normalizeHost(hostHeader)}${url}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`,
+      );
       return;
     }
-    if (upstream.endpoints.length === 0 && route?.fallback && route.fallback.endpoints.length > 0) upstream = route.fallback;
+    if (upstream.endpoints.length === 0 && route?.fallback && route.fallback.endpoints.length > 0)
+      upstream = route.fallback;
     if (upstream.endpoints.length === 0) return fail(503, 'Service Unavailable');
     let target = url;
     if (r.kind === 'route' && o.rewriteTarget !== undefined) {
@@ -659,14 +841,18 @@ export class IngressServer {
     const colon = endpoint.lastIndexOf(':');
     const host = endpoint.slice(0, colon).replace(/^\[|\]$/g, '');
     const port = Number(endpoint.slice(colon + 1));
-    const up: Socket = o.backendProtocol === 'HTTPS' ? tlsConnect({ host, port, rejectUnauthorized: false }) : netConnect({ host, port });
+    const up: Socket =
+      o.backendProtocol === 'HTTPS'
+        ? tlsConnect({ host, port, rejectUnauthorized: false })
+        : netConnect({ host, port });
     let connected = false;
     up.setTimeout(o.connectTimeoutMs);
     up.once(o.backendProtocol === 'HTTPS' ? 'secureConnect' : 'connect', () => {
       connected = true;
       up.setTimeout(o.readTimeoutMs);
       let text = `${req.method ?? 'GET'} ${target} HTTP/1.1\r\n`;
-      for (const [k, v] of Object.entries(headers)) for (const one of Array.isArray(v) ? v : [v]) text += `${k}: ${one}\r\n`;
+      for (const [k, v] of Object.entries(headers))
+        for (const one of Array.isArray(v) ? v : [v]) text += `${k}: ${one}\r\n`;
       up.write(text + '\r\n');
       if (head.length > 0) up.write(head);
       up.pipe(socket);

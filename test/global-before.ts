@@ -7,6 +7,7 @@ import { snapshotRootNs } from './helpers/root-ns.ts';
 mkdirSync('.tap', { recursive: true });
 if (isRoot()) {
   const removed = await sweep();
-  if (removed.length > 0) console.log(`# swept ${removed.length} namespaces left by crashed runs: ${removed.join(' ')}`);
+  if (removed.length > 0)
+    console.log(`# swept ${removed.length} namespaces left by crashed runs: ${removed.join(' ')}`);
 }
 writeFileSync('.tap/root-ns-before.json', JSON.stringify(await snapshotRootNs(), null, 2));

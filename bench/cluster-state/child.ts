@@ -31,14 +31,21 @@ let slices = 0;
 let stop: () => Promise<void>;
 if (impl === 'kdp') {
   const src = new KubeSource({ kubeConfig: kc, log: silentLogger });
-  src.subscribe({ onServiceAdd: () => void services++, onServicesSynced: () => {}, onEndpointSliceAdd: () => void slices++, onEndpointSlicesSynced: () => {} });
+  src.subscribe({
+    onServiceAdd: () => void services++,
+    onServicesSynced: () => {},
+    onEndpointSliceAdd: () => void slices++,
+    onEndpointSlicesSynced: () => {},
+  });
   await src.start();
   stop = () => src.stop();
 } else {
   const core = kc.makeApiClient(CoreV1Api);
   const disc = kc.makeApiClient(DiscoveryV1Api);
   const si = makeInformer<V1Service>(kc, '/api/v1/services', () => core.listServiceForAllNamespaces());
-  const ei = makeInformer<V1EndpointSlice>(kc, '/apis/discovery.k8s.io/v1/endpointslices', () => disc.listEndpointSliceForAllNamespaces());
+  const ei = makeInformer<V1EndpointSlice>(kc, '/apis/discovery.k8s.io/v1/endpointslices', () =>
+    disc.listEndpointSliceForAllNamespaces(),
+  );
   si.on('add', () => void services++);
   ei.on('add', () => void slices++);
   await Promise.all([si.start(), ei.start()]);
@@ -51,6 +58,16 @@ const ms = performance.now() - t0;
 const cpu = process.cpuUsage(c0);
 const after = settle();
 const MB = 1024 * 1024;
-console.log(JSON.stringify({ impl, ms: Math.round(ms), cpuMs: Math.round((cpu.user + cpu.system) / 1000), rssDeltaMB: +((after.rss - before.rss) / MB).toFixed(1), heapDeltaMB: +((after.heapUsed - before.heapUsed) / MB).toFixed(1), services, slices }));
+console.log(
+  JSON.stringify({
+    impl,
+    ms: Math.round(ms),
+    cpuMs: Math.round((cpu.user + cpu.system) / 1000),
+    rssDeltaMB: +((after.rss - before.rss) / MB).toFixed(1),
+    heapDeltaMB: +((after.heapUsed - before.heapUsed) / MB).toFixed(1),
+    services,
+    slices,
+  }),
+);
 await stop();
 process.exit(0);

@@ -38,32 +38,55 @@ function populate(api: ApiDouble): void {
         ipFamilies: ['IPv4'],
         ipFamilyPolicy: 'SingleStack',
         selector: { app: name },
-        ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' }, { name: 'metrics', port: 9090, targetPort: 9090, protocol: 'TCP' }],
+        ports: [
+          { name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' },
+          { name: 'metrics', port: 9090, targetPort: 9090, protocol: 'TCP' },
+        ],
         sessionAffinity: 'None',
         internalTrafficPolicy: 'Cluster',
       },
       status: { loadBalancer: {} },
     });
     api.create('EndpointSlice', {
-      metadata: { name: `${name}-abcde`, namespace: ns, labels: { 'kubernetes.io/service-name': name, 'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io' } },
+      metadata: {
+        name: `${name}-abcde`,
+        namespace: ns,
+        labels: {
+          'kubernetes.io/service-name': name,
+          'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io',
+        },
+      },
       addressType: 'IPv4',
       endpoints: [0, 1, 2].map((j) => ({
-        addresses: [`198.19.${(i * 3 + j) >> 8 & 255}.${(i * 3 + j) & 255}`],
+        addresses: [`198.19.${((i * 3 + j) >> 8) & 255}.${(i * 3 + j) & 255}`],
         conditions: { ready: true, serving: true, terminating: false },
         nodeName: `node-${j + 1}`,
-        targetRef: { kind: 'Pod', namespace: ns, name: `${name}-pod-${j}`, uid: `00000000-0000-0000-0000-${String(i * 3 + j).padStart(12, '0')}` },
+        targetRef: {
+          kind: 'Pod',
+          namespace: ns,
+          name: `${name}-pod-${j}`,
+          uid: `00000000-0000-0000-0000-${String(i * 3 + j).padStart(12, '0')}`,
+        },
       })),
-      ports: [{ name: 'http', port: 8080, protocol: 'TCP' }, { name: 'metrics', port: 9090, protocol: 'TCP' }],
+      ports: [
+        { name: 'http', port: 8080, protocol: 'TCP' },
+        { name: 'metrics', port: 9090, protocol: 'TCP' },
+      ],
     });
   }
 }
 
 function once(impl: string, kubeconfig: string): Promise<Sample> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['--expose-gc', child, impl, kubeconfig], { timeout: 120_000, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
-      if (err) return reject(new Error(`${impl}: ${err.message}\n${stderr}`));
-      resolve(JSON.parse(stdout.trim().split('\n').pop()!) as Sample);
-    });
+    execFile(
+      process.execPath,
+      ['--expose-gc', child, impl, kubeconfig],
+      { timeout: 120_000, maxBuffer: 1 << 20 },
+      (err, stdout, stderr) => {
+        if (err) return reject(new Error(`${impl}: ${err.message}\n${stderr}`));
+        resolve(JSON.parse(stdout.trim().split('\n').pop()!) as Sample);
+      },
+    );
   });
 }
 
@@ -77,29 +100,49 @@ const dir = await mkdtemp(join(tmpdir(), 'kdp-bench-cs-'));
 try {
   const kubeconfig = await api.writeKubeconfig(join(dir, 'kubeconfig'));
   populate(api);
-  console.error(`load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}; API double at ${api.url} holds ${N} Services + ${N} EndpointSlices; ${RUNS} runs each, alternating`);
+  console.error(
+    `load average ${loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' ')}; API double at ${api.url} holds ${N} Services + ${N} EndpointSlices; ${RUNS} runs each, alternating`,
+  );
   const samples: Record<string, Sample[]> = { kdp: [], informer: [] };
   await once('kdp', kubeconfig); // warm-up (page cache, JIT of the double)
   for (let r = 0; r < RUNS; r++) {
     for (const impl of r % 2 ? ['informer', 'kdp'] : ['kdp', 'informer']) {
       const s = await once(impl, kubeconfig);
-      if (s.services !== N || s.slices !== N) throw new Error(`${impl} delivered ${s.services} services / ${s.slices} slices, want ${N} each`);
+      if (s.services !== N || s.slices !== N)
+        throw new Error(`${impl} delivered ${s.services} services / ${s.slices} slices, want ${N} each`);
       samples[impl]!.push(s);
       console.error(JSON.stringify(s));
     }
   }
   const row = (impl: string) => {
     const xs = samples[impl]!;
-    return { cpu: median(xs.map((x) => x.cpuMs)), ms: median(xs.map((x) => x.ms)), rss: median(xs.map((x) => x.rssDeltaMB)), heap: median(xs.map((x) => x.heapDeltaMB)), msMin: Math.min(...xs.map((x) => x.ms)), msMax: Math.max(...xs.map((x) => x.ms)) };
+    return {
+      cpu: median(xs.map((x) => x.cpuMs)),
+      ms: median(xs.map((x) => x.ms)),
+      rss: median(xs.map((x) => x.rssDeltaMB)),
+      heap: median(xs.map((x) => x.heapDeltaMB)),
+      msMin: Math.min(...xs.map((x) => x.ms)),
+      msMax: Math.max(...xs.map((x) => x.ms)),
+    };
   };
   const k = row('kdp');
   const i = row('informer');
   console.log(`| implementation | time to synced, median (min–max) | client CPU | RSS delta | heap delta |`);
   console.log(`|---|---|---|---|---|`);
-  console.log(`| client-node makeInformer ×2 (reference) | ${i.ms} ms (${i.msMin}–${i.msMax}) | ${i.cpu} ms | ${i.rss} MB | ${i.heap} MB |`);
+  console.log(
+    `| client-node makeInformer ×2 (reference) | ${i.ms} ms (${i.msMin}–${i.msMax}) | ${i.cpu} ms | ${i.rss} MB | ${i.heap} MB |`,
+  );
   console.log(`| kdp KubeSource | ${k.ms} ms (${k.msMin}–${k.msMax}) | ${k.cpu} ms | ${k.rss} MB | ${k.heap} MB |`);
-  console.log(`| ratio kdp / reference | ${(k.ms / i.ms).toFixed(2)} | ${(k.cpu / i.cpu).toFixed(2)} | ${(k.rss / i.rss).toFixed(2)} | ${(k.heap / i.heap).toFixed(2)} |`);
-  console.log(`(load average at the end: ${loadavg().map((x) => x.toFixed(1)).join(' ')})`);
+  console.log(
+    `| ratio kdp / reference | ${(k.ms / i.ms).toFixed(2)} | ${(k.cpu / i.cpu).toFixed(2)} | ${(k.rss / i.rss).toFixed(2)} | ${(k.heap / i.heap).toFixed(2)} |`,
+  );
+  console.log(
+    `(load average at the end: ${loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' ')})`,
+  );
 } finally {
   await api.close();
   await rm(dir, { recursive: true, force: true });

@@ -16,7 +16,12 @@ import { startBenchNode } from './node.ts';
 import type { Conflist } from '../../src/cni/testing/driver.ts';
 
 const PODS = Number(process.env.PODS ?? 30);
-const IFNAME: Record<string, string> = { kdp: 'eth0', 'kdp-serve': 'eth1', reference: 'eth2', 'kdp-serve-plain': 'eth3' };
+const IFNAME: Record<string, string> = {
+  kdp: 'eth0',
+  'kdp-serve': 'eth1',
+  reference: 'eth2',
+  'kdp-serve-plain': 'eth3',
+};
 const REF = '/usr/lib/cni';
 const OUT = fileURLToPath(new URL('./results/', import.meta.url));
 
@@ -34,25 +39,69 @@ try {
       name: 'kdp',
       type: 'kdp-bridge',
       driver: new CniDriver({ path: [bin], nodeNs: n.ns, env: { KDP_CNI_SOCKET: join(data, 'no-server.sock') } }),
-      list: { cniVersion: '1.0.0', name: 'benchkdp', plugins: [{ type: 'kdp-bridge', bridge: 'kdpb0', ...common, ipam: { type: 'kdp-host-local', ranges: [[{ subnet: '198.19.1.0/26' }]], dataDir: data } }] },
+      list: {
+        cniVersion: '1.0.0',
+        name: 'benchkdp',
+        plugins: [
+          {
+            type: 'kdp-bridge',
+            bridge: 'kdpb0',
+            ...common,
+            ipam: { type: 'kdp-host-local', ranges: [[{ subnet: '198.19.1.0/26' }]], dataDir: data },
+          },
+        ],
+      },
     },
     {
       name: 'kdp-serve',
       type: 'kdp-bridge',
       driver: new CniDriver({ path: [bin], nodeNs: n.ns, env: { KDP_CNI_SOCKET: bench.sockets.serve } }),
-      list: { cniVersion: '1.0.0', name: 'benchserve', plugins: [{ type: 'kdp-bridge', bridge: 'kdpb1', ...common, ipam: { type: 'kdp-host-local', ranges: [[{ subnet: '198.19.1.64/26' }]], dataDir: data } }] },
+      list: {
+        cniVersion: '1.0.0',
+        name: 'benchserve',
+        plugins: [
+          {
+            type: 'kdp-bridge',
+            bridge: 'kdpb1',
+            ...common,
+            ipam: { type: 'kdp-host-local', ranges: [[{ subnet: '198.19.1.64/26' }]], dataDir: data },
+          },
+        ],
+      },
     },
     {
       name: 'kdp-serve-plain',
       type: 'kdp-bridge',
       driver: new CniDriver({ path: [bin], nodeNs: n.ns, env: { KDP_CNI_SOCKET: bench.sockets.plain } }),
-      list: { cniVersion: '1.0.0', name: 'benchplain', plugins: [{ type: 'kdp-bridge', bridge: 'kdpb2', ...common, ipam: { type: 'kdp-host-local', ranges: [[{ subnet: '198.19.2.0/26' }]], dataDir: data } }] },
+      list: {
+        cniVersion: '1.0.0',
+        name: 'benchplain',
+        plugins: [
+          {
+            type: 'kdp-bridge',
+            bridge: 'kdpb2',
+            ...common,
+            ipam: { type: 'kdp-host-local', ranges: [[{ subnet: '198.19.2.0/26' }]], dataDir: data },
+          },
+        ],
+      },
     },
     {
       name: 'reference',
       type: 'bridge',
       driver: new CniDriver({ path: [REF], nodeNs: n.ns }),
-      list: { cniVersion: '1.0.0', name: 'benchref', plugins: [{ type: 'bridge', bridge: 'refb0', ...common, ipam: { type: 'host-local', ranges: [[{ subnet: '198.19.1.128/25' }]], dataDir: data } }] },
+      list: {
+        cniVersion: '1.0.0',
+        name: 'benchref',
+        plugins: [
+          {
+            type: 'bridge',
+            bridge: 'refb0',
+            ...common,
+            ipam: { type: 'host-local', ranges: [[{ subnet: '198.19.1.128/25' }]], dataDir: data },
+          },
+        ],
+      },
     },
   ];
   const samples: Record<string, Record<string, number[]>> = {};
@@ -63,13 +112,31 @@ try {
   // warm-up: one ADD/DEL each (page cache, compile cache)
   for (const i of impls) {
     const conf = CniDriver.pluginConfig(i.list, i.list.plugins[0]!, {});
-    await i.driver.invoke(i.type, { command: 'ADD', containerId: `warm-${i.name}`, ifname: 'eth9', netns: `/run/netns/${pods[0]}`, stdin: conf });
-    await i.driver.invoke(i.type, { command: 'DEL', containerId: `warm-${i.name}`, ifname: 'eth9', netns: `/run/netns/${pods[0]}`, stdin: conf });
+    await i.driver.invoke(i.type, {
+      command: 'ADD',
+      containerId: `warm-${i.name}`,
+      ifname: 'eth9',
+      netns: `/run/netns/${pods[0]}`,
+      stdin: conf,
+    });
+    await i.driver.invoke(i.type, {
+      command: 'DEL',
+      containerId: `warm-${i.name}`,
+      ifname: 'eth9',
+      netns: `/run/netns/${pods[0]}`,
+      stdin: conf,
+    });
   }
   for (const [p, ns] of pods.entries()) {
     for (const i of p % 2 === 0 ? impls : [...impls].reverse()) {
       const conf = CniDriver.pluginConfig(i.list, i.list.plugins[0]!, {});
-      const r = await i.driver.invoke(i.type, { command: 'ADD', containerId: `${i.name}-${p}`, ifname: IFNAME[i.name]!, netns: `/run/netns/${ns}`, stdin: conf });
+      const r = await i.driver.invoke(i.type, {
+        command: 'ADD',
+        containerId: `${i.name}-${p}`,
+        ifname: IFNAME[i.name]!,
+        netns: `/run/netns/${ns}`,
+        stdin: conf,
+      });
       if (r.code !== 0) throw new Error(`${i.name} ADD failed: ${r.stdout} ${r.stderr}`);
       samples[i.name]!.ADD!.push(r.ms);
       const v = await i.driver.invoke(i.type, { command: 'VERSION', stdin: '{"cniVersion":"1.0.0"}' });
@@ -79,7 +146,13 @@ try {
   for (const [p, ns] of pods.entries()) {
     for (const i of p % 2 === 0 ? impls : [...impls].reverse()) {
       const conf = CniDriver.pluginConfig(i.list, i.list.plugins[0]!, {});
-      const r = await i.driver.invoke(i.type, { command: 'DEL', containerId: `${i.name}-${p}`, ifname: IFNAME[i.name]!, netns: `/run/netns/${ns}`, stdin: conf });
+      const r = await i.driver.invoke(i.type, {
+        command: 'DEL',
+        containerId: `${i.name}-${p}`,
+        ifname: IFNAME[i.name]!,
+        netns: `/run/netns/${ns}`,
+        stdin: conf,
+      });
       if (r.code !== 0) throw new Error(`${i.name} DEL failed: ${r.stdout}`);
       samples[i.name]!.DEL!.push(r.ms);
     }
@@ -89,7 +162,10 @@ try {
   // follow each other with no gap (blocks serve, ref, ref, serve of BURST/2 ADDs each), so the next ADD pays
   // whatever the refill still costs; DELs likewise.
   const BURST = Math.min(PODS, 16) & ~1; // even: blocks of BURST/2
-  const burst: Record<string, Record<string, number[]>> = { 'kdp-serve': { ADD: [], DEL: [] }, reference: { ADD: [], DEL: [] } };
+  const burst: Record<string, Record<string, number[]>> = {
+    'kdp-serve': { ADD: [], DEL: [] },
+    reference: { ADD: [], DEL: [] },
+  };
   for (const verb of ['ADD', 'DEL'] as const) {
     for (const [b, name] of ['kdp-serve', 'reference', 'reference', 'kdp-serve'].entries()) {
       const i = impls.find((x) => x.name === name)!;
@@ -97,7 +173,13 @@ try {
       const half = BURST / 2;
       for (let k = 0; k < half; k++) {
         const p = (b < 2 ? 0 : 1) * half + k; // each implementation's two blocks use different pods
-        const r = await i.driver.invoke(i.type, { command: verb, containerId: `burst-${name}-${p}`, ifname: name === 'reference' ? 'eth6' : 'eth5', netns: `/run/netns/${pods[p]}`, stdin: conf });
+        const r = await i.driver.invoke(i.type, {
+          command: verb,
+          containerId: `burst-${name}-${p}`,
+          ifname: name === 'reference' ? 'eth6' : 'eth5',
+          netns: `/run/netns/${pods[p]}`,
+          stdin: conf,
+        });
         if (r.code !== 0) throw new Error(`${name} burst ${verb} failed: ${r.stdout} ${r.stderr}`);
         burst[name]![verb]!.push(r.ms);
       }
@@ -106,7 +188,10 @@ try {
   // kdp's VERSION through Node itself (what the sh preamble saves a runtime), for the record
   for (let k = 0; k < Math.min(PODS, 15); k++) {
     const t0 = performance.now();
-    await run([process.execPath, join(bin, 'kdp-bridge')], { input: '{"cniVersion":"1.0.0"}', env: { PATH: process.env.PATH, CNI_COMMAND: 'VERSION' } });
+    await run([process.execPath, join(bin, 'kdp-bridge')], {
+      input: '{"cniVersion":"1.0.0"}',
+      env: { PATH: process.env.PATH, CNI_COMMAND: 'VERSION' },
+    });
     samples.kdp!.VERSION_NODE!.push(performance.now() - t0);
   }
   const load1 = loadavg()[0]!;
@@ -115,14 +200,24 @@ try {
   const f = (x: number) => x.toFixed(1);
   for (const verb of ['ADD', 'DEL', 'VERSION']) {
     const st = (name: string) => ({ p50: pct(samples[name]![verb]!, 50), p95: pct(samples[name]![verb]!, 95) });
-    const line = { verb, kdp: st('kdp'), kdpServe: st('kdp-serve'), kdpServePlain: st('kdp-serve-plain'), reference: st('reference') };
+    const line = {
+      verb,
+      kdp: st('kdp'),
+      kdpServe: st('kdp-serve'),
+      kdpServePlain: st('kdp-serve-plain'),
+      reference: st('reference'),
+    };
     result[verb] = line;
-    const ratio = (a: { p50: number; p95: number }) => `**${(a.p50 / line.reference.p50).toFixed(2)}** / ${(a.p95 / line.reference.p95).toFixed(2)}`;
+    const ratio = (a: { p50: number; p95: number }) =>
+      `**${(a.p50 / line.reference.p50).toFixed(2)}** / ${(a.p95 / line.reference.p95).toFixed(2)}`;
     rows.push(
       `| ${verb} | ${f(line.reference.p50)} / ${f(line.reference.p95)} | ${f(line.kdp.p50)} / ${f(line.kdp.p95)} | ${ratio(line.kdp)} | ${f(line.kdpServe.p50)} / ${f(line.kdpServe.p95)} | ${ratio(line.kdpServe)} | ${ratio(line.kdpServePlain)} |`,
     );
   }
-  const bst = (name: string, verb: string) => ({ p50: pct(burst[name]![verb]!, 50), p95: pct(burst[name]![verb]!, 95) });
+  const bst = (name: string, verb: string) => ({
+    p50: pct(burst[name]![verb]!, 50),
+    p95: pct(burst[name]![verb]!, 95),
+  });
   const burstRows = ['ADD', 'DEL'].map((verb) => {
     const s = bst('kdp-serve', verb);
     const r = bst('reference', verb);

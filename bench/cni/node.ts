@@ -36,7 +36,22 @@ export async function startBenchNode(prefix: string): Promise<BenchNode> {
   try {
     const node = lab.nodes[0]!;
     const sockets = { serve: join(data, 'serve.sock'), plain: join(data, 'plain.sock') };
-    const serve = (extra: string[], sock: string) => lab.spawn(node.ns, ['env', '-u', 'NODE_OPTIONS', KDP, '--log-format', 'json', '--log-level', 'warn', 'cni', 'serve', ...extra, '--socket', sock]);
+    const serve = (extra: string[], sock: string) =>
+      lab.spawn(node.ns, [
+        'env',
+        '-u',
+        'NODE_OPTIONS',
+        KDP,
+        '--log-format',
+        'json',
+        '--log-level',
+        'warn',
+        'cni',
+        'serve',
+        ...extra,
+        '--socket',
+        sock,
+      ]);
     const server = serve([], sockets.serve);
     const plain = serve(['--no-prespawn'], sockets.plain);
     const up = () => existsSync(sockets.serve) && existsSync(sockets.plain);

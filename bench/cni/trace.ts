@@ -86,10 +86,30 @@ try {
     plugins: [{ type, bridge, ...common, ipam: { type: ipamType, ranges: [[{ subnet }]], dataDir: data } }],
   });
   const impls = [
-    { name: 'serve', driver: new CniDriver({ path: [bin], nodeNs: n.ns, env: { KDP_CNI_SOCKET: sock, KDP_CNI_TRACE: '1' } }), list: mk('traceserve', 'kdpt1', '198.19.1.64/26', 'kdp-bridge', 'kdp-host-local') },
-    { name: 'serve-no-prespawn', driver: new CniDriver({ path: [bin], nodeNs: n.ns, env: { KDP_CNI_SOCKET: plainSock, KDP_CNI_TRACE: '1' } }), list: mk('traceplain', 'kdpt2', '198.19.2.0/26', 'kdp-bridge', 'kdp-host-local') },
-    { name: 'exec', driver: new CniDriver({ path: [bin], nodeNs: n.ns, env: { KDP_CNI_SOCKET: join(data, 'none.sock'), KDP_CNI_TRACE: '1' } }), list: mk('traceexec', 'kdpt0', '198.19.1.0/26', 'kdp-bridge', 'kdp-host-local') },
-    { name: 'reference', driver: new CniDriver({ path: ['/usr/lib/cni'], nodeNs: n.ns }), list: mk('traceref', 'reft0', '198.19.1.128/25', 'bridge', 'host-local') },
+    {
+      name: 'serve',
+      driver: new CniDriver({ path: [bin], nodeNs: n.ns, env: { KDP_CNI_SOCKET: sock, KDP_CNI_TRACE: '1' } }),
+      list: mk('traceserve', 'kdpt1', '198.19.1.64/26', 'kdp-bridge', 'kdp-host-local'),
+    },
+    {
+      name: 'serve-no-prespawn',
+      driver: new CniDriver({ path: [bin], nodeNs: n.ns, env: { KDP_CNI_SOCKET: plainSock, KDP_CNI_TRACE: '1' } }),
+      list: mk('traceplain', 'kdpt2', '198.19.2.0/26', 'kdp-bridge', 'kdp-host-local'),
+    },
+    {
+      name: 'exec',
+      driver: new CniDriver({
+        path: [bin],
+        nodeNs: n.ns,
+        env: { KDP_CNI_SOCKET: join(data, 'none.sock'), KDP_CNI_TRACE: '1' },
+      }),
+      list: mk('traceexec', 'kdpt0', '198.19.1.0/26', 'kdp-bridge', 'kdp-host-local'),
+    },
+    {
+      name: 'reference',
+      driver: new CniDriver({ path: ['/usr/lib/cni'], nodeNs: n.ns }),
+      list: mk('traceref', 'reft0', '198.19.1.128/25', 'bridge', 'host-local'),
+    },
   ];
   const pods: string[] = [];
   for (let p = 0; p < PODS; p++) pods.push(await bench.lab.addNamespace(`trace-${p}`));
@@ -100,15 +120,33 @@ try {
   for (const i of impls) {
     // warm-up: bridge creation, page cache, compile cache
     const conf = CniDriver.pluginConfig(i.list, i.list.plugins[0]!, {});
-    await i.driver.invoke(i.list.plugins[0]!.type, { command: 'ADD', containerId: `warm-${i.name}`, ifname: 'eth9', netns: `/run/netns/${pods[0]}`, stdin: conf });
-    await i.driver.invoke(i.list.plugins[0]!.type, { command: 'DEL', containerId: `warm-${i.name}`, ifname: 'eth9', netns: `/run/netns/${pods[0]}`, stdin: conf });
+    await i.driver.invoke(i.list.plugins[0]!.type, {
+      command: 'ADD',
+      containerId: `warm-${i.name}`,
+      ifname: 'eth9',
+      netns: `/run/netns/${pods[0]}`,
+      stdin: conf,
+    });
+    await i.driver.invoke(i.list.plugins[0]!.type, {
+      command: 'DEL',
+      containerId: `warm-${i.name}`,
+      ifname: 'eth9',
+      netns: `/run/netns/${pods[0]}`,
+      stdin: conf,
+    });
   }
   for (const verb of ['ADD', 'DEL'] as const) {
     for (const [p, ns] of pods.entries()) {
       for (const [k, i] of impls.entries()) {
         const conf = CniDriver.pluginConfig(i.list, i.list.plugins[0]!, {});
         const t0 = epochMs();
-        const r = await i.driver.invoke(i.list.plugins[0]!.type, { command: verb, containerId: `${i.name}-${p}`, ifname: `eth${k}`, netns: `/run/netns/${ns}`, stdin: conf });
+        const r = await i.driver.invoke(i.list.plugins[0]!.type, {
+          command: verb,
+          containerId: `${i.name}-${p}`,
+          ifname: `eth${k}`,
+          netns: `/run/netns/${ns}`,
+          stdin: conf,
+        });
         if (r.code !== 0) throw new Error(`${i.name} ${verb} failed: ${r.stdout} ${r.stderr}`);
         got[i.name]![verb].push(parse(r.stderr, t0, r.ms));
       }
@@ -122,13 +160,23 @@ try {
   const load1 = loadavg()[0]!;
   const f = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '-');
   const out: string[] = [`PODS=${PODS}, loadavg ${load0.toFixed(1)} -> ${load1.toFixed(1)}; medians in ms`, ''];
-  out.push(`reference ADD wall ${f(median(got.reference!.ADD.map((s) => s.t1 - s.t0)))}, DEL ${f(median(got.reference!.DEL.map((s) => s.t1 - s.t0)))}; ip netns exec NODE true: ${f(median(nsExec))}`, '');
+  out.push(
+    `reference ADD wall ${f(median(got.reference!.ADD.map((s) => s.t1 - s.t0)))}, DEL ${f(median(got.reference!.DEL.map((s) => s.t1 - s.t0)))}; ip netns exec NODE true: ${f(median(nsExec))}`,
+    '',
+  );
   for (const verb of ['ADD', 'DEL'] as const) {
     // one table per verb, a column per kdp path; a phase a path does not have is '-'
     const names = ['serve', 'serve-no-prespawn', 'exec'];
-    const cols = names.map((name) => new Map(phases(got[name]![verb], name.startsWith('serve')).map(([k, v]) => [k, median(v)])));
+    const cols = names.map(
+      (name) => new Map(phases(got[name]![verb], name.startsWith('serve')).map(([k, v]) => [k, median(v)])),
+    );
     const keys = [...new Set(cols.flatMap((c) => [...c.keys()]))];
-    out.push(`### ${verb}`, '', `| phase (median ms) | ${names.map((x) => `kdp ${x}`).join(' | ')} |`, `|---|${names.map(() => '---').join('|')}|`);
+    out.push(
+      `### ${verb}`,
+      '',
+      `| phase (median ms) | ${names.map((x) => `kdp ${x}`).join(' | ')} |`,
+      `|---|${names.map(() => '---').join('|')}|`,
+    );
     for (const k of keys) out.push(`| ${k} | ${cols.map((c) => f(c.get(k) ?? NaN)).join(' | ')} |`);
     out.push('');
   }

@@ -33,34 +33,77 @@ async function measure(name: string, fn: (q: Buffer) => unknown): Promise<number
 }
 
 const src = new FakeSource();
-src.put({ kind: 'Namespace', meta: { namespace: '', name: 'bench', uid: 'b', resourceVersion: '1', labels: {}, annotations: {} } });
+src.put({
+  kind: 'Namespace',
+  meta: { namespace: '', name: 'bench', uid: 'b', resourceVersion: '1', labels: {}, annotations: {} },
+});
 names.forEach((_, i) =>
   src.put({
-    kind: 'Service', meta: { namespace: 'bench', name: `svc${i}`, uid: `u${i}`, resourceVersion: '1', labels: {}, annotations: {} }, type: 'ClusterIP', clusterIPs: [ipOf(i)], headless: false, ipFamilies: ['IPv4'],
-    ports: [{ name: 'http', port: 80, protocol: 'TCP', targetPort: 80 }], externalIPs: [], loadBalancerIPs: [], loadBalancerSourceRanges: [], sessionAffinity: 'None', sessionAffinityTimeoutSeconds: 0,
-    externalTrafficPolicy: 'Cluster', internalTrafficPolicy: 'Cluster', publishNotReadyAddresses: false,
+    kind: 'Service',
+    meta: { namespace: 'bench', name: `svc${i}`, uid: `u${i}`, resourceVersion: '1', labels: {}, annotations: {} },
+    type: 'ClusterIP',
+    clusterIPs: [ipOf(i)],
+    headless: false,
+    ipFamilies: ['IPv4'],
+    ports: [{ name: 'http', port: 80, protocol: 'TCP', targetPort: 80 }],
+    externalIPs: [],
+    loadBalancerIPs: [],
+    loadBalancerSourceRanges: [],
+    sessionAffinity: 'None',
+    sessionAffinityTimeoutSeconds: 0,
+    externalTrafficPolicy: 'Cluster',
+    internalTrafficPolicy: 'Cluster',
+    publishNotReadyAddresses: false,
   } satisfies Service),
 );
 const rec = new KubernetesRecords({ ...DEFAULT_KUBERNETES_CONFIG, ttl: 30 });
 rec.subscribeTo(src);
 await src.start();
 const server = (fast: boolean) =>
-  new DnsServer({ host: '127.0.0.1', port: 0, log: silentLogger, metrics: new DnsMetrics({ server: 'dns://', version: 'bench' }), ...(fast ? { answers: rec } : {}), blocks: [{ zones: [''], plugins: [new KubernetesPlugin(rec)], loadbalance: false, queryLog: false }] });
+  new DnsServer({
+    host: '127.0.0.1',
+    port: 0,
+    log: silentLogger,
+    metrics: new DnsMetrics({ server: 'dns://', version: 'bench' }),
+    ...(fast ? { answers: rec } : {}),
+    blocks: [{ zones: [''], plugins: [new KubernetesPlugin(rec)], loadbalance: false, queryLog: false }],
+  });
 const full = server(false);
 const fast = server(true);
 
-process.stdout.write(`${N} A queries over 300 names, CPU time per query (node ${process.version})\n\n| path | us/query |\n|---|---|\n`);
+process.stdout.write(
+  `${N} A queries over 300 names, CPU time per query (node ${process.version})\n\n| path | us/query |\n|---|---|\n`,
+);
 await measure('dns-packet 5.6: decode + Map + encode', (q) => {
   const m = dnsPacket.decode(q);
   const question = m.questions![0]!;
-  return dnsPacket.encode({ type: 'response', id: m.id, flags: dnsPacket.AUTHORITATIVE_ANSWER, questions: [question], answers: [{ type: 'A', name: question.name, ttl: 30, data: map.get(question.name.toLowerCase())! }] });
+  return dnsPacket.encode({
+    type: 'response',
+    id: m.id,
+    flags: dnsPacket.AUTHORITATIVE_ANSWER,
+    questions: [question],
+    answers: [{ type: 'A', name: question.name, ttl: 30, data: map.get(question.name.toLowerCase())! }],
+  });
 });
-const { Packet } = dns2 as unknown as { Packet: { parse(b: Buffer): { questions: { name: string }[] }; createResponseFromRequest(r: unknown): { answers: unknown[]; toBuffer(): Buffer }; TYPE: { A: number }; CLASS: { IN: number } } };
+const { Packet } = dns2 as unknown as {
+  Packet: {
+    parse(b: Buffer): { questions: { name: string }[] };
+    createResponseFromRequest(r: unknown): { answers: unknown[]; toBuffer(): Buffer };
+    TYPE: { A: number };
+    CLASS: { IN: number };
+  };
+};
 await measure('dns2 3.1: parse + Map + toBuffer', (q) => {
   const req = Packet.parse(q);
   const res = Packet.createResponseFromRequest(req);
   const name = req.questions[0]!.name;
-  res.answers.push({ name, type: Packet.TYPE.A, class: Packet.CLASS.IN, ttl: 30, address: map.get(name.toLowerCase()) });
+  res.answers.push({
+    name,
+    type: Packet.TYPE.A,
+    class: Packet.CLASS.IN,
+    ttl: 30,
+    address: map.get(name.toLowerCase()),
+  });
   return res.toBuffer();
 });
 await measure('kdp: full path (own codec, kubernetes plugin, metrics)', (q) => full.handle(q, 'udp', '127.0.0.1'));
@@ -72,16 +115,45 @@ const fwdQueries = outside.map((name, i) => encodeQuery({ id: i, name, type: TYP
 const upstream: Plugin = {
   name: 'forward',
   async serve(r) {
-    const wire = encodeResponse({ id: r.id, flags: FLAG.RA | FLAG.RD, rcode: 0, question: r.question, answers: [{ name: r.question.name, ttl: 300, type: 'A', data: '203.0.113.7' }], edns: { udpSize: 1232, do: false } }).wire;
-    return { plugin: 'forward', rcode: 0, aa: false, answers: [], authority: [], additional: [], raw: withClientOpt(wire, r.edns ? { do: r.edns.do } : undefined) };
+    const wire = encodeResponse({
+      id: r.id,
+      flags: FLAG.RA | FLAG.RD,
+      rcode: 0,
+      question: r.question,
+      answers: [{ name: r.question.name, ttl: 300, type: 'A', data: '203.0.113.7' }],
+      edns: { udpSize: 1232, do: false },
+    }).wire;
+    return {
+      plugin: 'forward',
+      rcode: 0,
+      aa: false,
+      answers: [],
+      authority: [],
+      additional: [],
+      raw: withClientOpt(wire, r.edns ? { do: r.edns.do } : undefined),
+    };
   },
 };
 const cacheServer = (fastPath: boolean) => {
   const metrics = new DnsMetrics({ server: 'dns://', version: 'bench' });
-  const cache = new CachePlugin({ ...DEFAULT_CACHE, successMaxTtl: 30, denialMaxTtl: 30 }, { stats: metrics.cacheStats('.') });
-  return new DnsServer({ host: '127.0.0.1', port: 0, log: silentLogger, metrics, blocks: [{ zones: [''], plugins: [cache, upstream], loadbalance: true, queryLog: false, ...(fastPath ? { cache } : {}) }] });
+  const cache = new CachePlugin(
+    { ...DEFAULT_CACHE, successMaxTtl: 30, denialMaxTtl: 30 },
+    { stats: metrics.cacheStats('.') },
+  );
+  return new DnsServer({
+    host: '127.0.0.1',
+    port: 0,
+    log: silentLogger,
+    metrics,
+    blocks: [
+      { zones: [''], plugins: [cache, upstream], loadbalance: true, queryLog: false, ...(fastPath ? { cache } : {}) },
+    ],
+  });
 };
-for (const [label, s] of [['kdp: cache hit, full path (decode, chain, cache, patched bytes)', cacheServer(false)], ['kdp: cache hit from the query bytes', cacheServer(true)]] as const) {
+for (const [label, s] of [
+  ['kdp: cache hit, full path (decode, chain, cache, patched bytes)', cacheServer(false)],
+  ['kdp: cache hit from the query bytes', cacheServer(true)],
+] as const) {
   for (const q of fwdQueries) await s.respond(q, 'udp', '127.0.0.1');
   let i = 0;
   await measure(label, () => s.respond(fwdQueries[i++ % fwdQueries.length] as Buffer, 'udp', '127.0.0.1'));

@@ -23,8 +23,11 @@ if (lib === 'dns-packet') {
       if (!question) return;
       const ip = question.type === 'A' ? names.get(question.name.toLowerCase()) : undefined;
       const res = dnsPacket.encode({
-        type: 'response', id: q.id, flags: dnsPacket.AUTHORITATIVE_ANSWER | (q.flags ?? 0) & dnsPacket.RECURSION_DESIRED,
-        questions: [question], answers: ip ? [{ type: 'A', name: question.name, ttl: 30, data: ip }] : [],
+        type: 'response',
+        id: q.id,
+        flags: dnsPacket.AUTHORITATIVE_ANSWER | ((q.flags ?? 0) & dnsPacket.RECURSION_DESIRED),
+        questions: [question],
+        answers: ip ? [{ type: 'A', name: question.name, ttl: 30, data: ip }] : [],
         ...(ip || names.has(question.name.toLowerCase()) ? {} : { rcode: 'NXDOMAIN' }),
       } as dnsPacket.Packet);
       sock.send(res, rinfo.port, rinfo.address);
@@ -34,15 +37,26 @@ if (lib === 'dns-packet') {
   });
   sock.bind(port, '127.0.0.1', () => console.log('ready'));
 } else if (lib === 'dns2') {
-  const { Packet } = dns2 as unknown as { Packet: { createResponseFromRequest(r: unknown): { answers: unknown[]; header: { rcode: number; aa: number } }; TYPE: { A: number }; CLASS: { IN: number } } };
-  const server = (dns2 as unknown as { createServer(o: object): { listen(o: object): Promise<void>; on(e: string, f: () => void): void } }).createServer({
+  const { Packet } = dns2 as unknown as {
+    Packet: {
+      createResponseFromRequest(r: unknown): { answers: unknown[]; header: { rcode: number; aa: number } };
+      TYPE: { A: number };
+      CLASS: { IN: number };
+    };
+  };
+  const server = (
+    dns2 as unknown as {
+      createServer(o: object): { listen(o: object): Promise<void>; on(e: string, f: () => void): void };
+    }
+  ).createServer({
     udp: true,
     handle: (request: { questions: { name: string; type: number }[] }, send: (r: unknown) => void) => {
       const res = Packet.createResponseFromRequest(request);
       const q = request.questions[0];
       const ip = q && q.type === Packet.TYPE.A ? names.get(q.name.toLowerCase()) : undefined;
       res.header.aa = 1;
-      if (ip && q) res.answers.push({ name: q.name, type: Packet.TYPE.A, class: Packet.CLASS.IN, ttl: 30, address: ip });
+      if (ip && q)
+        res.answers.push({ name: q.name, type: Packet.TYPE.A, class: Packet.CLASS.IN, ttl: 30, address: ip });
       else res.header.rcode = 3;
       send(res);
     },

@@ -41,9 +41,15 @@ try {
   await cur.child.exited;
   const load1 = (await run(['cat', '/proc/loadavg'])).stdout.trim();
   const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)] as number;
-  process.stdout.write(`kill -9 then restart of kdp dns (lab node, manifests source), ${RUNS} runs\n\n| measure | median | min | max |\n|---|---|---|---|\n`);
-  process.stdout.write(`| restart -> first cluster answer | ${Math.round(med(ms))} ms | ${Math.round(Math.min(...ms))} ms | ${Math.round(Math.max(...ms))} ms |\n`);
-  process.stdout.write(`| bare \`node -e 0\` via ip netns exec | ${Math.round(med(bare))} ms | ${Math.round(Math.min(...bare))} ms | ${Math.round(Math.max(...bare))} ms |\n`);
+  process.stdout.write(
+    `kill -9 then restart of kdp dns (lab node, manifests source), ${RUNS} runs\n\n| measure | median | min | max |\n|---|---|---|---|\n`,
+  );
+  process.stdout.write(
+    `| restart -> first cluster answer | ${Math.round(med(ms))} ms | ${Math.round(Math.min(...ms))} ms | ${Math.round(Math.max(...ms))} ms |\n`,
+  );
+  process.stdout.write(
+    `| bare \`node -e 0\` via ip netns exec | ${Math.round(med(bare))} ms | ${Math.round(Math.min(...bare))} ms | ${Math.round(Math.max(...bare))} ms |\n`,
+  );
   process.stdout.write(`\nloadavg before: ${load0}; after: ${load1}\n`);
 } finally {
   await lab.destroy();

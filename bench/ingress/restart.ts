@@ -46,7 +46,23 @@ try {
     JSON.stringify(oneRouteManifests('r', 'restart.test', (backend.address() as AddressInfo).port)),
   );
   const [http, https] = [await freePort(), await freePort()];
-  const argv = [MAIN, '--log-level', 'warn', 'ingress', '--manifests', dir, '--bind', '127.0.0.1', '--http-port', String(http), '--https-port', String(https), '--healthz-port=-1', '--access-log', 'off'];
+  const argv = [
+    MAIN,
+    '--log-level',
+    'warn',
+    'ingress',
+    '--manifests',
+    dir,
+    '--bind',
+    '127.0.0.1',
+    '--http-port',
+    String(http),
+    '--https-port',
+    String(https),
+    '--healthz-port=-1',
+    '--access-log',
+    'off',
+  ];
   const load0 = loadavg()[0]!;
   const bare: number[] = [];
   for (let i = 0; i < 3; i++) {
@@ -77,7 +93,9 @@ try {
       walls.push(wall);
       cpus.push(cpu * 1000);
     }
-    process.stderr.write(`run ${i}${i === 0 ? ' (warm-up)' : ''}: first 200 after ${wall.toFixed(0)} ms, ${(cpu * 1000).toFixed(0)} ms CPU\n`);
+    process.stderr.write(
+      `run ${i}${i === 0 ? ' (warm-up)' : ''}: first 200 after ${wall.toFixed(0)} ms, ${(cpu * 1000).toFixed(0)} ms CPU\n`,
+    );
   }
   prev?.kill('SIGKILL');
   process.stdout.write(

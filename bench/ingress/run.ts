@@ -29,7 +29,9 @@ const BODY = 'x'.repeat(99) + '\n';
 const BASE = 20000 + Math.floor(Math.random() * 20000);
 const port = (i: number) => BASE + i;
 
-await run(['bash', fileURLToPath(new URL('../../scripts/setup-system.sh', import.meta.url)), 'core', 'bench'], { timeoutMs: 600_000 });
+await run(['bash', fileURLToPath(new URL('../../scripts/setup-system.sh', import.meta.url)), 'core', 'bench'], {
+  timeoutMs: 600_000,
+});
 const dir = await mkdtemp(join(tmpdir(), 'kdp-bench-ingress-'));
 const children: Spawned[] = [];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -44,7 +46,8 @@ async function waitHttp(p: number, host = 'bench.local', want = 200): Promise<vo
     } catch {
       /* not up yet */
     }
-    if (Date.now() > end) throw new Error(`port ${p} did not answer ${want}: ${children.map((c) => c.output().slice(-500)).join('\n')}`);
+    if (Date.now() > end)
+      throw new Error(`port ${p} did not answer ${want}: ${children.map((c) => c.output().slice(-500)).join('\n')}`);
     await sleep(100);
   }
 }
@@ -104,9 +107,14 @@ const backendPort = port(0);
 const targets: { name: string; port: number; workers: number; pid?: number }[] = [];
 try {
   await mkdir(join(dir, 'manifests'));
-  const backendChild = await startNginx('backend', 1, `server { listen 127.0.0.1:${backendPort}; keepalive_requests 100000; location / { return 200 "${BODY.trimEnd()}\\n"; } }`);
+  const backendChild = await startNginx(
+    'backend',
+    1,
+    `server { listen 127.0.0.1:${backendPort}; keepalive_requests 100000; location / { return 200 "${BODY.trimEnd()}\\n"; } }`,
+  );
   await waitHttp(backendPort);
-  if (only.has('direct')) targets.push({ name: 'direct to backend (nginx, 1 worker)', port: backendPort, workers: 1, pid: backendChild.pid });
+  if (only.has('direct'))
+    targets.push({ name: 'direct to backend (nginx, 1 worker)', port: backendPort, workers: 1, pid: backendChild.pid });
 
   if (only.has('kdp')) {
     const m = join(dir, 'manifests', 'bench.json');
@@ -116,8 +124,18 @@ try {
         apiVersion: 'v1',
         kind: 'List',
         items: [
-          { apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', metadata: { name: 'kdp' }, spec: { controller: 'kdp.dev/ingress' } },
-          { apiVersion: 'v1', kind: 'Service', metadata: { name: 'bench', namespace: 'default' }, spec: { ports: [{ port: 80, protocol: 'TCP' }] } },
+          {
+            apiVersion: 'networking.k8s.io/v1',
+            kind: 'IngressClass',
+            metadata: { name: 'kdp' },
+            spec: { controller: 'kdp.dev/ingress' },
+          },
+          {
+            apiVersion: 'v1',
+            kind: 'Service',
+            metadata: { name: 'bench', namespace: 'default' },
+            spec: { ports: [{ port: 80, protocol: 'TCP' }] },
+          },
           {
             apiVersion: 'discovery.k8s.io/v1',
             kind: 'EndpointSlice',
@@ -130,14 +148,47 @@ try {
             apiVersion: 'networking.k8s.io/v1',
             kind: 'Ingress',
             metadata: { name: 'bench', namespace: 'default' },
-            spec: { ingressClassName: 'kdp', rules: [{ host: 'bench.local', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'bench', port: { number: 80 } } } }] } }] },
+            spec: {
+              ingressClassName: 'kdp',
+              rules: [
+                {
+                  host: 'bench.local',
+                  http: {
+                    paths: [
+                      { path: '/', pathType: 'Prefix', backend: { service: { name: 'bench', port: { number: 80 } } } },
+                    ],
+                  },
+                },
+              ],
+            },
           },
         ],
       }),
     );
     for (const w of [1, 2]) {
       const p = port(10 + w);
-      const child = spawnChild([process.execPath, MAIN, '--log-level', 'warn', '--log-format', 'json', 'ingress', '--manifests', join(dir, 'manifests'), '--bind', '127.0.0.1', '--http-port', String(p), '--https-port', String(port(20 + w)), '--healthz-port=-1', '--access-log', 'off', '--workers', String(w)]);
+      const child = spawnChild([
+        process.execPath,
+        MAIN,
+        '--log-level',
+        'warn',
+        '--log-format',
+        'json',
+        'ingress',
+        '--manifests',
+        join(dir, 'manifests'),
+        '--bind',
+        '127.0.0.1',
+        '--http-port',
+        String(p),
+        '--https-port',
+        String(port(20 + w)),
+        '--healthz-port=-1',
+        '--access-log',
+        'off',
+        '--workers',
+        String(w),
+      ]);
       children.push(child);
       await waitHttp(p);
       targets.push({ name: `kdp ingress, ${w} worker${w > 1 ? 's' : ''}`, port: p, workers: w, pid: child.pid });
@@ -197,7 +248,19 @@ backend be
 
   const ms = (v: string, unit: string) => Number(v) * (unit === 'us' ? 0.001 : unit === 's' ? 1000 : 1);
   const wrk = async (p: number, seconds: number) => {
-    const r = await run(['wrk', '-t2', `-c${values.connections}`, `-d${seconds}s`, '--latency', '-H', 'Host: bench.local', `http://127.0.0.1:${p}/`], { timeoutMs: (seconds + 30) * 1000 });
+    const r = await run(
+      [
+        'wrk',
+        '-t2',
+        `-c${values.connections}`,
+        `-d${seconds}s`,
+        '--latency',
+        '-H',
+        'Host: bench.local',
+        `http://127.0.0.1:${p}/`,
+      ],
+      { timeoutMs: (seconds + 30) * 1000 },
+    );
     const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1] ?? NaN);
     const p50 = /\s50%\s+([\d.]+)(us|ms|s)/.exec(r.stdout);
     const p99 = /\s99%\s+([\d.]+)(us|ms|s)/.exec(r.stdout);
@@ -213,14 +276,19 @@ backend be
       const w = await wrk(tg.port, Number(values.duration));
       const cpu1 = tg.pid ? await treeCpuSeconds(tg.pid) : NaN;
       const r = { ...w, cpuUs: ((cpu1 - cpu0) / w.requests) * 1e6 };
-      process.stderr.write(`rep ${rep + 1} ${tg.name}: ${r.rps.toFixed(0)} req/s p50 ${r.p50} ms p99 ${r.p99} ms non2xx ${r.non2xx} cpu ${r.cpuUs.toFixed(1)} us/req\n`);
+      process.stderr.write(
+        `rep ${rep + 1} ${tg.name}: ${r.rps.toFixed(0)} req/s p50 ${r.p50} ms p99 ${r.p99} ms non2xx ${r.non2xx} cpu ${r.cpuUs.toFixed(1)} us/req\n`,
+      );
       results.set(tg.name, [...(results.get(tg.name) ?? []), r]);
     }
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const nginxRps = (w: number) => median((results.get(`nginx proxy, ${w} worker${w > 1 ? 's' : ''}`) ?? []).map((r) => r.rps));
-  const nginxP99 = (w: number) => median((results.get(`nginx proxy, ${w} worker${w > 1 ? 's' : ''}`) ?? []).map((r) => r.p99));
-  const nginxCpu = (w: number) => median((results.get(`nginx proxy, ${w} worker${w > 1 ? 's' : ''}`) ?? []).map((r) => r.cpuUs));
+  const nginxRps = (w: number) =>
+    median((results.get(`nginx proxy, ${w} worker${w > 1 ? 's' : ''}`) ?? []).map((r) => r.rps));
+  const nginxP99 = (w: number) =>
+    median((results.get(`nginx proxy, ${w} worker${w > 1 ? 's' : ''}`) ?? []).map((r) => r.p99));
+  const nginxCpu = (w: number) =>
+    median((results.get(`nginx proxy, ${w} worker${w > 1 ? 's' : ''}`) ?? []).map((r) => r.cpuUs));
   const lines = [
     `wrk -t2 -c${values.connections} -d${values.duration}s --latency -H 'Host: bench.local', ${values.warmup} s warm-up, median of ${REPS} runs (interleaved)`,
     '',
@@ -231,10 +299,16 @@ backend be
     const rs = results.get(tg.name)!;
     const rps = median(rs.map((r) => r.rps));
     const p99 = median(rs.map((r) => r.p99));
-    const vs = tg.port === backendPort || !results.has(`nginx proxy, ${tg.workers} worker${tg.workers > 1 ? 's' : ''}`) ? '—' : `${(rps / nginxRps(tg.workers)).toFixed(2)}x / ${(p99 / nginxP99(tg.workers)).toFixed(2)}x`;
+    const vs =
+      tg.port === backendPort || !results.has(`nginx proxy, ${tg.workers} worker${tg.workers > 1 ? 's' : ''}`)
+        ? '—'
+        : `${(rps / nginxRps(tg.workers)).toFixed(2)}x / ${(p99 / nginxP99(tg.workers)).toFixed(2)}x`;
     const non = rs.reduce((a, r) => a + r.non2xx, 0);
     const cpu = median(rs.map((r) => r.cpuUs));
-    const cpuVs = tg.port === backendPort || !results.has(`nginx proxy, ${tg.workers} worker${tg.workers > 1 ? 's' : ''}`) ? '—' : `${(nginxCpu(tg.workers) / cpu).toFixed(2)}x`;
+    const cpuVs =
+      tg.port === backendPort || !results.has(`nginx proxy, ${tg.workers} worker${tg.workers > 1 ? 's' : ''}`)
+        ? '—'
+        : `${(nginxCpu(tg.workers) / cpu).toFixed(2)}x`;
     lines.push(
       `| ${tg.name} | ${rps.toFixed(0)} | ${median(rs.map((r) => r.p50)).toFixed(2)} | ${p99.toFixed(2)} | ${Math.min(...rs.map((r) => r.rps)).toFixed(0)}–${Math.max(...rs.map((r) => r.rps)).toFixed(0)} | ${vs}${non ? ` (non-2xx: ${non})` : ''} | ${cpu.toFixed(1)} | ${cpuVs} |`,
     );

@@ -7,14 +7,19 @@ const TICK_MS = 10; // USER_HZ = 100 on Linux
 function statTimes(path: string): number[] {
   // fields after the command name (which may contain spaces) start at field 3
   const s = readFileSync(path, 'utf8');
-  return s.slice(s.lastIndexOf(')') + 2).split(' ').map(Number);
+  return s
+    .slice(s.lastIndexOf(')') + 2)
+    .split(' ')
+    .map(Number);
 }
 
 function liveChildren(): number[] {
   const pids: number[] = [];
   for (const tid of readdirSync('/proc/self/task')) {
     try {
-      pids.push(...readFileSync(`/proc/self/task/${tid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number));
+      pids.push(
+        ...readFileSync(`/proc/self/task/${tid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number),
+      );
     } catch {
       // thread gone
     }

@@ -9,24 +9,41 @@ export function clusterIP(i: number): string {
 }
 
 export function service(i: number, name = `svc${i}`, ip = clusterIP(i)): Service {
-  const { selector: _none, ...svc } = testService('bench', name, { clusterIPs: [ip], ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080 }] });
+  const { selector: _none, ...svc } = testService('bench', name, {
+    clusterIPs: [ip],
+    ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080 }],
+  });
   return { ...svc, meta: { ...svc.meta, uid: `u${i}` } };
 }
 
 export function slice(svcName: string, ips: string[], gen = 0): EndpointSlice {
   return {
     kind: 'EndpointSlice',
-    meta: { namespace: 'bench', name: `${svcName}-s`, uid: `s-${svcName}`, resourceVersion: String(gen), labels: {}, annotations: {} },
+    meta: {
+      namespace: 'bench',
+      name: `${svcName}-s`,
+      uid: `s-${svcName}`,
+      resourceVersion: String(gen),
+      labels: {},
+      annotations: {},
+    },
     serviceName: svcName,
     addressType: 'IPv4',
-    endpoints: ips.map((ip, k) => ({ addresses: [ip], conditions: { ready: true, serving: true, terminating: false }, nodeName: `node-${(k % 2) + 1}` })),
+    endpoints: ips.map((ip, k) => ({
+      addresses: [ip],
+      conditions: { ready: true, serving: true, terminating: false },
+      nodeName: `node-${(k % 2) + 1}`,
+    })),
     ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
   };
 }
 
 /** Endpoint IPs of service i (generation g shifts them, for "one service changed"). */
 export function endpointIPs(i: number, e: number, g = 0): string[] {
-  return Array.from({ length: e }, (_, k) => `198.19.${((i * e + k + g * 7) >> 8) & 255}.${((i * e + k + g * 7) & 255) || 1}`);
+  return Array.from(
+    { length: e },
+    (_, k) => `198.19.${((i * e + k + g * 7) >> 8) & 255}.${(i * e + k + g * 7) & 255 || 1}`,
+  );
 }
 
 export function ports(n: number, e: number, changed?: { index: number; gen: number }): ServicePortInfo[] {

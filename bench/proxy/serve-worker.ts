@@ -18,12 +18,29 @@ for (let i = 0; i < n - 1; i++) {
 }
 // the measured service sorts last (worst case for iptables' linear KDP-SERVICES chain)
 const target = service(0, 'zzz-target', '10.97.0.1');
-src.put({ ...target, type: 'NodePort', ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080, nodePort: 30080 }] });
+src.put({
+  ...target,
+  type: 'NodePort',
+  ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080, nodePort: 30080 }],
+});
 src.put(slice('zzz-target', targets.split(',').filter(Boolean)));
-const cfg = { mode: mode as ProxyMode, nodeName: 'node-1', families: ['IPv4'] as const, clusterCIDRs: ['198.19.0.0/16'], minSyncIntervalMs: 0, syncPeriodMs: 0 };
+const cfg = {
+  mode: mode as ProxyMode,
+  nodeName: 'node-1',
+  families: ['IPv4'] as const,
+  clusterCIDRs: ['198.19.0.0/16'],
+  minSyncIntervalMs: 0,
+  syncPeriodMs: 0,
+};
 const backend = makeBackend({ ...cfg, families: ['IPv4'] }, defaultExec, silentLogger);
 await backend.cleanup();
-const proxier = new Proxier({ backend, nodeName: 'node-1', families: ['IPv4'], minSyncIntervalMs: 0, log: silentLogger });
+const proxier = new Proxier({
+  backend,
+  nodeName: 'node-1',
+  families: ['IPv4'],
+  minSyncIntervalMs: 0,
+  log: silentLogger,
+});
 src.subscribe(proxier);
 const t0 = performance.now();
 await src.start();

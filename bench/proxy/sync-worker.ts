@@ -34,8 +34,16 @@ for (const mode of modes) {
     // the proxier's own sync-duration metric (kube-proxy's definition: one SyncProxyRules run, without the
     // delivery of the 2n watch events that precede it)
     const metrics = new ProxyMetrics();
-    const fullSum = async () => (await metrics.syncFullDuration.get()).values.find((v) => v.metricName?.endsWith('_sum'))?.value ?? 0;
-    const proxier = new Proxier({ backend, nodeName: 'node-1', families: ['IPv4'], minSyncIntervalMs: 0, log: silentLogger, metrics });
+    const fullSum = async () =>
+      (await metrics.syncFullDuration.get()).values.find((v) => v.metricName?.endsWith('_sum'))?.value ?? 0;
+    const proxier = new Proxier({
+      backend,
+      nodeName: 'node-1',
+      families: ['IPv4'],
+      minSyncIntervalMs: 0,
+      log: silentLogger,
+      metrics,
+    });
     src.subscribe(proxier);
     let t0 = performance.now();
     let c0 = cpuMs();
@@ -66,6 +74,24 @@ for (const mode of modes) {
     await proxier.stop();
     await backend.cleanup();
     await backend.close?.();
-    process.stdout.write(JSON.stringify({ kind: 'sync', mode, services: n, endpoints: 2, fullMs: Math.round(full), fullSyncMs: Math.round(fullSync), fullAgainMs: Math.round(fullAgain), fullSyncAgainMs: Math.round(fullSyncAgain), oneChangeMsMedian: +median(one).toFixed(1), oneChangeMs: one.map((x) => +x.toFixed(1)), cpuMs: { full: Math.round(fullCpu), fullAgain: Math.round(fullAgainCpu), oneChangeMedian: Math.round(median(oneCpu)) } }) + '\n');
+    process.stdout.write(
+      JSON.stringify({
+        kind: 'sync',
+        mode,
+        services: n,
+        endpoints: 2,
+        fullMs: Math.round(full),
+        fullSyncMs: Math.round(fullSync),
+        fullAgainMs: Math.round(fullAgain),
+        fullSyncAgainMs: Math.round(fullSyncAgain),
+        oneChangeMsMedian: +median(one).toFixed(1),
+        oneChangeMs: one.map((x) => +x.toFixed(1)),
+        cpuMs: {
+          full: Math.round(fullCpu),
+          fullAgain: Math.round(fullAgainCpu),
+          oneChangeMedian: Math.round(median(oneCpu)),
+        },
+      }) + '\n',
+    );
   }
 }

@@ -1,21 +1,47 @@
 // Builders of model objects for ingress tests (unit and e2e). Mutators adjust the defaults.
 import { testService } from '../../src/model/testing/builders.ts';
-import type { EndpointSlice, Ingress, IngressClass, IngressPath, IngressRule, ObjectMeta, PathType, Service, TlsSecret } from '../../src/model/types.ts';
+import type {
+  EndpointSlice,
+  Ingress,
+  IngressClass,
+  IngressPath,
+  IngressRule,
+  ObjectMeta,
+  PathType,
+  Service,
+  TlsSecret,
+} from '../../src/model/types.ts';
 
 export function meta(namespace: string, name: string, annotations: Record<string, string> = {}): ObjectMeta {
   return { namespace, name, uid: `uid-${namespace}-${name}`, resourceVersion: '1', labels: {}, annotations };
 }
 
 export function path(p: string, pathType: PathType, service: string, port: number | string = 80): IngressPath {
-  return { path: p, pathType, backend: { service: { name: service, port: typeof port === 'number' ? { number: port } : { name: port } } } };
+  return {
+    path: p,
+    pathType,
+    backend: { service: { name: service, port: typeof port === 'number' ? { number: port } : { name: port } } },
+  };
 }
 
 export function rule(host: string | undefined, ...paths: IngressPath[]): IngressRule {
   return host === undefined ? { paths } : { host, paths };
 }
 
-export function ingress(name: string, rules: IngressRule[], mut: (i: { -readonly [K in keyof Ingress]: Ingress[K] }) => void = () => {}, namespace = 'default'): Ingress {
-  const i: { -readonly [K in keyof Ingress]: Ingress[K] } = { kind: 'Ingress', meta: meta(namespace, name), ingressClassName: 'kdp', rules, tls: [], loadBalancer: [] };
+export function ingress(
+  name: string,
+  rules: IngressRule[],
+  mut: (i: { -readonly [K in keyof Ingress]: Ingress[K] }) => void = () => {},
+  namespace = 'default',
+): Ingress {
+  const i: { -readonly [K in keyof Ingress]: Ingress[K] } = {
+    kind: 'Ingress',
+    meta: meta(namespace, name),
+    ingressClassName: 'kdp',
+    rules,
+    tls: [],
+    loadBalancer: [],
+  };
   mut(i);
   return i;
 }
@@ -32,7 +58,14 @@ export function service(name: string, port = 80, namespace = 'default', portName
   return testService(namespace, name, { ports: [{ name: portName, protocol: 'TCP', port, targetPort: 8080 }] });
 }
 
-export function slice(svc: string, addresses: string[], port = 8080, namespace = 'default', portName = '', ready = true): EndpointSlice {
+export function slice(
+  svc: string,
+  addresses: string[],
+  port = 8080,
+  namespace = 'default',
+  portName = '',
+  ready = true,
+): EndpointSlice {
   return {
     kind: 'EndpointSlice',
     meta: meta(namespace, `${svc}-abc`),

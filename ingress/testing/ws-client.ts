@@ -3,7 +3,14 @@
 //   node ingress/testing/ws-client.ts --url ws://198.18.0.11/ws --host ws.test --seconds 6
 import { parseArgs } from 'node:util';
 
-const { values } = parseArgs({ options: { url: { type: 'string' }, seconds: { type: 'string', default: '5' }, every: { type: 'string', default: '100' } }, strict: true });
+const { values } = parseArgs({
+  options: {
+    url: { type: 'string' },
+    seconds: { type: 'string', default: '5' },
+    every: { type: 'string', default: '100' },
+  },
+  strict: true,
+});
 const ws = new WebSocket(values.url!);
 let n = 0;
 let timer: NodeJS.Timeout | undefined;
@@ -18,8 +25,11 @@ ws.addEventListener('close', (e) => {
   process.exit(1);
 });
 ws.addEventListener('error', () => process.stdout.write('error\n'));
-setTimeout(() => {
-  if (timer) clearInterval(timer);
-  process.stdout.write('done\n');
-  process.exit(0);
-}, Number(values.seconds) * 1000);
+setTimeout(
+  () => {
+    if (timer) clearInterval(timer);
+    process.stdout.write('done\n');
+    process.exit(0);
+  },
+  Number(values.seconds) * 1000,
+);

@@ -11,7 +11,15 @@ const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
 export function frame(opcode: number, payload: Buffer): Buffer {
   const len = payload.length;
-  const head = len < 126 ? Buffer.from([0x80 | opcode, len]) : len < 65536 ? Buffer.from([0x80 | opcode, 126, len >> 8, len & 255]) : Buffer.concat([Buffer.from([0x80 | opcode, 127]), Buffer.from(new BigUint64Array([BigInt(len)]).buffer).reverse()]);
+  const head =
+    len < 126
+      ? Buffer.from([0x80 | opcode, len])
+      : len < 65536
+        ? Buffer.from([0x80 | opcode, 126, len >> 8, len & 255])
+        : Buffer.concat([
+            Buffer.from([0x80 | opcode, 127]),
+            Buffer.from(new BigUint64Array([BigInt(len)]).buffer).reverse(),
+          ]);
   return Buffer.concat([head, payload]);
 }
 
@@ -60,18 +68,27 @@ export function attachWsEcho(server: Server, name: string): void {
       socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n');
       return;
     }
-    const accept = createHash('sha1').update(key + GUID).digest('base64');
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\nx-ws-path: ${encodeURI(req.url ?? '')}\r\n\r\n`);
+    const accept = createHash('sha1')
+      .update(key + GUID)
+      .digest('base64');
+    socket.write(
+      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\nx-ws-path: ${encodeURI(req.url ?? '')}\r\n\r\n`,
+    );
     serve(socket, name);
   });
 }
 
 function isMain(): boolean {
-  return process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/^.*\/ingress\//, '/ingress/'));
+  return (
+    process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/^.*\/ingress\//, '/ingress/'))
+  );
 }
 
 if (isMain()) {
-  const { values } = parseArgs({ options: { name: { type: 'string', default: 'ws' }, port: { type: 'string', default: '8081' } }, strict: true });
+  const { values } = parseArgs({
+    options: { name: { type: 'string', default: 'ws' }, port: { type: 'string', default: '8081' } },
+    strict: true,
+  });
   const srv = createServer((_req, res) => res.end(`${values.name}\n`));
   attachWsEcho(srv, values.name);
   srv.listen(Number(values.port), '::', () => process.stdout.write('ready\n'));

@@ -34,9 +34,14 @@ export function untilStopped(ttlMs?: number, abort?: AbortSignal): Promise<strin
       clearInterval(keepAlive);
       resolve(why);
     };
-    const handlers = Object.fromEntries(signals.map((s) => [s, () => done(s)])) as Record<(typeof signals)[number], () => void>;
+    const handlers = Object.fromEntries(signals.map((s) => [s, () => done(s)])) as Record<
+      (typeof signals)[number],
+      () => void
+    >;
     for (const s of signals) process.prependListener(s, handlers[s]);
     const timer = ttlMs === undefined ? undefined : setTimeout(() => done('ttl'), ttlMs);
-    abort?.addEventListener('abort', () => done(typeof abort.reason === 'string' ? abort.reason : 'aborted'), { once: true });
+    abort?.addEventListener('abort', () => done(typeof abort.reason === 'string' ? abort.reason : 'aborted'), {
+      once: true,
+    });
   });
 }

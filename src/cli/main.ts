@@ -20,16 +20,52 @@ export interface CommandEntry {
 }
 
 export const COMMANDS: readonly CommandEntry[] = [
-  { name: 'up', summary: 'run the whole data plane (lab + CNI + proxy + DNS + ingress) on a manifests directory', load: async () => (await import('./commands/up.ts')).upCommand },
-  { name: 'exec', summary: 'run a command inside a pod, node or the underlay of the running kdp up', load: async () => (await import('./commands/exec.ts')).execCommand },
-  { name: 'status', summary: 'what kdp sees and programmed: services, endpoints, rules, DNS names, ingress routes', load: async () => (await import('./commands/status.ts')).statusCommand },
-  { name: 'proxy', summary: 'run the service proxy (nftables, iptables or userspace) for Services and EndpointSlices', load: async () => (await import('./commands/proxy.ts')).proxyCommand },
+  {
+    name: 'up',
+    summary: 'run the whole data plane (lab + CNI + proxy + DNS + ingress) on a manifests directory',
+    load: async () => (await import('./commands/up.ts')).upCommand,
+  },
+  {
+    name: 'exec',
+    summary: 'run a command inside a pod, node or the underlay of the running kdp up',
+    load: async () => (await import('./commands/exec.ts')).execCommand,
+  },
+  {
+    name: 'status',
+    summary: 'what kdp sees and programmed: services, endpoints, rules, DNS names, ingress routes',
+    load: async () => (await import('./commands/status.ts')).statusCommand,
+  },
+  {
+    name: 'proxy',
+    summary: 'run the service proxy (nftables, iptables or userspace) for Services and EndpointSlices',
+    load: async () => (await import('./commands/proxy.ts')).proxyCommand,
+  },
   // dns: V8's on-disk compile cache (type-stripped modules included) halves the CPU of a (re)start
-  { name: 'dns', summary: 'cluster DNS: Kubernetes service and pod names, forwarding, cache (CoreDNS-compatible)', load: async () => (enableCompileCache(), (await import('./commands/dns.ts')).dnsCommand) },
-  { name: 'ingress', summary: 'ingress controller: layer-7 routing from Ingress objects (HTTP, HTTPS/HTTP2, WebSocket)', load: async () => (await import('./commands/ingress.ts')).ingressCommand },
-  { name: 'cni', summary: 'build or install the kdp CNI plugins (kdp-bridge, kdp-host-local, kdp-portmap)', load: async () => (await import('./commands/cni.ts')).cniCommand },
-  { name: 'node-agent', summary: 'program host-gw routes to the other nodes\u2019 pod CIDRs (cross-node pod networking)', load: async () => (await import('./commands/cni.ts')).nodeAgentCommand },
-  { name: 'lab', summary: 'build an isolated cluster of network namespaces (needs root)', load: async () => (await import('./commands/lab.ts')).labCommand },
+  {
+    name: 'dns',
+    summary: 'cluster DNS: Kubernetes service and pod names, forwarding, cache (CoreDNS-compatible)',
+    load: async () => (enableCompileCache(), (await import('./commands/dns.ts')).dnsCommand),
+  },
+  {
+    name: 'ingress',
+    summary: 'ingress controller: layer-7 routing from Ingress objects (HTTP, HTTPS/HTTP2, WebSocket)',
+    load: async () => (await import('./commands/ingress.ts')).ingressCommand,
+  },
+  {
+    name: 'cni',
+    summary: 'build or install the kdp CNI plugins (kdp-bridge, kdp-host-local, kdp-portmap)',
+    load: async () => (await import('./commands/cni.ts')).cniCommand,
+  },
+  {
+    name: 'node-agent',
+    summary: 'program host-gw routes to the other nodes\u2019 pod CIDRs (cross-node pod networking)',
+    load: async () => (await import('./commands/cni.ts')).nodeAgentCommand,
+  },
+  {
+    name: 'lab',
+    summary: 'build an isolated cluster of network namespaces (needs root)',
+    load: async () => (await import('./commands/lab.ts')).labCommand,
+  },
 ];
 
 export function helpText(): string {
@@ -65,7 +101,10 @@ export function splitArgv(argv: readonly string[]): { globals: string[]; command
   return command === undefined ? { globals, rest: [] } : { globals, command, rest: argv.slice(i + 1) };
 }
 
-export async function main(argv: readonly string[], out: (s: string) => void = (s) => void process.stdout.write(s)): Promise<number> {
+export async function main(
+  argv: readonly string[],
+  out: (s: string) => void = (s) => void process.stdout.write(s),
+): Promise<number> {
   const { globals, command, rest } = splitArgv(argv);
   let values;
   try {

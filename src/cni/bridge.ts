@@ -4,10 +4,27 @@
 // undo); DEL is idempotent and needs neither the netns nor prevResult (the host veth name and the
 // rule tags derive from container id + ifname).
 import { KdpError, errorMessage } from '../common/errors.ts';
-import { hostLocalVerbs, ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus, validAttachments } from '../ipam/host-local.ts';
+import {
+  hostLocalVerbs,
+  ipamAdd,
+  ipamCheck,
+  ipamDel,
+  ipamGc,
+  ipamStatus,
+  validAttachments,
+} from '../ipam/host-local.ts';
 import { loadIpamConfig } from '../ipam/config.ts';
 import { formatIp, parseCidr } from '../ipam/ip.ts';
-import { HOST_VETH_RE, IpRunner, attachmentHash, hostVethName, localLinks, netnsExists, randomMac, setSysctl } from '../netlink/links.ts';
+import {
+  HOST_VETH_RE,
+  IpRunner,
+  attachmentHash,
+  hostVethName,
+  localLinks,
+  netnsExists,
+  randomMac,
+  setSysctl,
+} from '../netlink/links.ts';
 import { NftRunner, comment, defaultNftLock, renderBase, renderMasq, tag } from '../netlink/nft.ts';
 import type { Locker } from '../ipam/flock.ts';
 import type { WarmContext } from './warm.ts';
@@ -29,7 +46,14 @@ export interface BridgeConfig {
   readonly mac: string | undefined;
 }
 
-const UNSUPPORTED = ['vlan', 'vlanTrunk', 'macspoofchk', 'enabledad', 'disableContainerInterface', 'portIsolation'] as const;
+const UNSUPPORTED = [
+  'vlan',
+  'vlanTrunk',
+  'macspoofchk',
+  'enabledad',
+  'disableContainerInterface',
+  'portIsolation',
+] as const;
 
 function bool(v: unknown, key: string): boolean {
   if (v === undefined || v === null) return false;
@@ -37,7 +61,10 @@ function bool(v: unknown, key: string): boolean {
   return v;
 }
 
-export function loadBridgeConfig(c: Readonly<Record<string, unknown>>, args: Readonly<Record<string, string>> = {}): BridgeConfig {
+export function loadBridgeConfig(
+  c: Readonly<Record<string, unknown>>,
+  args: Readonly<Record<string, string>> = {},
+): BridgeConfig {
   for (const k of UNSUPPORTED) {
     const v = c[k];
     if (v !== undefined && v !== false && v !== 0 && v !== null && !(Array.isArray(v) && v.length === 0)) {
@@ -51,25 +78,30 @@ export function loadBridgeConfig(c: Readonly<Record<string, unknown>>, args: Rea
   const isDefaultGateway = bool(c.isDefaultGateway, 'isDefaultGateway');
   const hairpinMode = bool(c.hairpinMode, 'hairpinMode');
   const promiscMode = bool(c.promiscMode, 'promiscMode');
-  if (hairpinMode && promiscMode) throw new KdpError('KDP_CNI_INVALID_CONFIG', 'cannot set hairpin mode and promiscuous mode at the same time');
+  if (hairpinMode && promiscMode)
+    throw new KdpError('KDP_CNI_INVALID_CONFIG', 'cannot set hairpin mode and promiscuous mode at the same time');
   let mtu: number | undefined;
   if (c.mtu !== undefined && c.mtu !== 0) {
-    if (typeof c.mtu !== 'number' || !Number.isInteger(c.mtu) || c.mtu < 576 || c.mtu > 65535) throw new KdpError('KDP_CNI_INVALID_CONFIG', `invalid mtu ${JSON.stringify(c.mtu)}`);
+    if (typeof c.mtu !== 'number' || !Number.isInteger(c.mtu) || c.mtu < 576 || c.mtu > 65535)
+      throw new KdpError('KDP_CNI_INVALID_CONFIG', `invalid mtu ${JSON.stringify(c.mtu)}`);
     mtu = c.mtu;
   }
   let clusterCIDRs: string[] | undefined;
   if (c.clusterCIDRs !== undefined) {
-    if (!Array.isArray(c.clusterCIDRs)) throw new KdpError('KDP_CNI_INVALID_CONFIG', 'clusterCIDRs must be a list of CIDRs');
+    if (!Array.isArray(c.clusterCIDRs))
+      throw new KdpError('KDP_CNI_INVALID_CONFIG', 'clusterCIDRs must be a list of CIDRs');
     clusterCIDRs = c.clusterCIDRs.map((s) => {
       parseCidr(String(s));
       return String(s);
     });
   }
   const ipam = c.ipam as { type?: unknown } | undefined;
-  if (!ipam || typeof ipam.type !== 'string' || ipam.type === '') throw new KdpError('KDP_CNI_INVALID_CONFIG', 'ipam.type is required');
+  if (!ipam || typeof ipam.type !== 'string' || ipam.type === '')
+    throw new KdpError('KDP_CNI_INVALID_CONFIG', 'ipam.type is required');
   const rc = c.runtimeConfig as { mac?: unknown } | undefined;
   const mac = typeof rc?.mac === 'string' && rc.mac !== '' ? rc.mac : args.MAC;
-  if (mac !== undefined && !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(mac)) throw new KdpError('KDP_CNI_INVALID_CONFIG', `invalid MAC ${JSON.stringify(mac)}`);
+  if (mac !== undefined && !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(mac))
+    throw new KdpError('KDP_CNI_INVALID_CONFIG', `invalid MAC ${JSON.stringify(mac)}`);
   return {
     bridge,
     isGateway: bool(c.isGateway, 'isGateway') || isDefaultGateway,
@@ -93,7 +125,12 @@ export interface BridgeDeps {
 
 const builtinIpam = (t: string) => t === 'kdp-host-local';
 
-async function ipam(cfg: BridgeConfig, command: 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS', req: CniRequest, lock?: Locker): Promise<CniResult | undefined> {
+async function ipam(
+  cfg: BridgeConfig,
+  command: 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS',
+  req: CniRequest,
+  lock?: Locker,
+): Promise<CniResult | undefined> {
   if (builtinIpam(cfg.ipamType)) {
     switch (command) {
       case 'ADD':
@@ -121,7 +158,12 @@ const isV6 = (addr: string) => addr.includes(':');
 /** The gateway/prefix of every range of the built-in IPAM config (known before allocation). */
 export function configGateways(req: CniRequest): CniIpConfig[] {
   const cfg = loadIpamConfig(req.config, req.args);
-  return cfg.rangeSets.flat().map((r) => ({ address: `${formatIp({ family: r.subnet.family, value: r.gateway })}/${r.subnet.prefix}`, gateway: formatIp({ family: r.subnet.family, value: r.gateway }) }));
+  return cfg.rangeSets
+    .flat()
+    .map((r) => ({
+      address: `${formatIp({ family: r.subnet.family, value: r.gateway })}/${r.subnet.prefix}`,
+      gateway: formatIp({ family: r.subnet.family, value: r.gateway }),
+    }));
 }
 
 /** `addr replace` lines putting each gateway on the bridge (idempotent). */
@@ -136,19 +178,33 @@ export function gatewayLines(cfg: BridgeConfig, ips: readonly CniIpConfig[]): st
 }
 
 /** `ip -batch` lines for the node side: bridge settings, gateway addresses (when known), the veth pair. */
-export function hostBatch(cfg: BridgeConfig, req: CniRequest, hostVeth: string, hostMac: string, podMac: string, gateways: readonly CniIpConfig[]): string[] {
+export function hostBatch(
+  cfg: BridgeConfig,
+  req: CniRequest,
+  hostVeth: string,
+  hostMac: string,
+  podMac: string,
+  gateways: readonly CniIpConfig[],
+): string[] {
   const mtu = cfg.mtu ? ` mtu ${cfg.mtu}` : '';
   const lines = [`link set ${cfg.bridge}${mtu} up`];
   if (cfg.promiscMode) lines.push(`link set ${cfg.bridge} promisc on`);
   if (cfg.isGateway) lines.push(...gatewayLines(cfg, gateways));
-  lines.push(`link add ${hostVeth}${mtu} address ${hostMac} type veth peer name ${req.ifname}${mtu} address ${podMac} netns ${req.netns}`);
+  lines.push(
+    `link add ${hostVeth}${mtu} address ${hostMac} type veth peer name ${req.ifname}${mtu} address ${podMac} netns ${req.netns}`,
+  );
   lines.push(`link set ${hostVeth} master ${cfg.bridge} up`);
   if (cfg.hairpinMode) lines.push(`link set ${hostVeth} type bridge_slave hairpin on`);
   return lines;
 }
 
 /** `ip -batch` lines inside the pod: addresses, link up, routes. */
-export function podBatch(cfg: BridgeConfig, ifname: string, ips: readonly CniIpConfig[], routes: readonly CniRoute[]): string[] {
+export function podBatch(
+  cfg: BridgeConfig,
+  ifname: string,
+  ips: readonly CniIpConfig[],
+  routes: readonly CniRoute[],
+): string[] {
   const lines = ips.map((ip) => `addr add ${ip.address} dev ${ifname}${isV6(ip.address) ? ' nodad' : ''}`);
   lines.push(`link set ${ifname} up`);
   const gwFor = (v6: boolean) => ips.find((i) => isV6(i.address) === v6 && i.gateway)?.gateway;
@@ -177,16 +233,25 @@ export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
   async function add(req: CniRequest): Promise<CniResult> {
     const trace = req.trace ?? NO_TRACE;
     const cfg = loadBridgeConfig(req.config, req.args);
-    if (!netnsExists(req.netns)) throw new KdpError('KDP_CNI_UNKNOWN_CONTAINER', `failed to open netns ${JSON.stringify(req.netns)}: no such file`);
+    if (!netnsExists(req.netns))
+      throw new KdpError(
+        'KDP_CNI_UNKNOWN_CONTAINER',
+        `failed to open netns ${JSON.stringify(req.netns)}: no such file`,
+      );
     const hostVeth = hostVethName(req.containerId, req.ifname);
     const undo: (() => Promise<unknown>)[] = [];
     let podSide: ReturnType<IpRunner['startBatchIn']> | undefined;
     try {
-      if (localLinks().has(hostVeth)) throw new KdpError('KDP_CNI_FAILED', `container veth name provided (${req.ifname}) already exists (host side ${hostVeth})`);
+      if (localLinks().has(hostVeth))
+        throw new KdpError(
+          'KDP_CNI_FAILED',
+          `container veth name provided (${req.ifname}) already exists (host side ${hostVeth})`,
+        );
       if (!localLinks().has(cfg.bridge)) {
         // another ADD may create it at the same moment: "File exists" is fine
         await trace.span('ip bridge', ip.run(['link', 'add', cfg.bridge, 'type', 'bridge'], true));
-        if (!localLinks().has(cfg.bridge)) throw new KdpError('KDP_CNI_FAILED', `could not create bridge ${cfg.bridge}`);
+        if (!localLinks().has(cfg.bridge))
+          throw new KdpError('KDP_CNI_FAILED', `could not create bridge ${cfg.bridge}`);
       }
       const hostMac = randomMac();
       const podMac = cfg.mac ?? randomMac();
@@ -201,21 +266,37 @@ export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
         const ips = r?.ips ?? [];
         if (!cfg.ipMasq || ips.length === 0) return;
         const exclude = cfg.clusterCIDRs ?? ips.map((i) => i.address);
-        await trace.span('nft masquerade', nft.apply([...renderBase(), ...renderMasq(masqTag, String(req.config.name), ips.map((i) => prefixOf(i.address)), exclude)]));
+        await trace.span(
+          'nft masquerade',
+          nft.apply([
+            ...renderBase(),
+            ...renderMasq(
+              masqTag,
+              String(req.config.name),
+              ips.map((i) => prefixOf(i.address)),
+              exclude,
+            ),
+          ]),
+        );
       });
       rulesP.catch(() => {}); // awaited below or by the undo; never an unhandled rejection
-      if (cfg.ipMasq) undo.push(async () => {
-        await rulesP.catch(() => {});
-        await nft.remove((r) => r.tag === masqTag);
-      });
-      const hostP = trace.span('ip host batch', ip.batch(hostBatch(cfg, req, hostVeth, hostMac, podMac, gateways), true));
+      if (cfg.ipMasq)
+        undo.push(async () => {
+          await rulesP.catch(() => {});
+          await nft.remove((r) => r.tag === masqTag);
+        });
+      const hostP = trace.span(
+        'ip host batch',
+        ip.batch(hostBatch(cfg, req, hostVeth, hostMac, podMac, gateways), true),
+      );
       // the pod-side `ip` starts now (warm server) and gets its lines once the veth and the addresses exist
       podSide = ip.startBatchIn(req.netns);
       const [ipamSettled, hostSettled] = await Promise.allSettled([ipamP, hostP]);
       if (ipamSettled.status === 'fulfilled') undo.splice(1, 0, () => ipam(cfg, 'DEL', req, lock)); // undone after the rules, before the veth
       if (hostSettled.status === 'rejected') throw hostSettled.reason;
       if (hostSettled.value.code !== 0) {
-        if (/File exists/.test(hostSettled.value.stderr)) throw new KdpError('KDP_CNI_FAILED', `container veth name provided (${req.ifname}) already exists`);
+        if (/File exists/.test(hostSettled.value.stderr))
+          throw new KdpError('KDP_CNI_FAILED', `container veth name provided (${req.ifname}) already exists`);
         throw new KdpError('KDP_CNI_FAILED', `setting up the veth pair failed: ${hostSettled.value.stderr.trim()}`);
       }
       if (ipamSettled.status === 'rejected') throw ipamSettled.reason;
@@ -285,7 +366,12 @@ export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
         // as a batch line: the warm server has an `ip -batch -` waiting
         if (localLinks().has(hostVeth)) await trace.span('ip link del', ip.batch([`link del ${hostVeth}`], true));
       }),
-      step(() => trace.span('nft remove', nft.remove((r) => r.tag === t, trace))),
+      step(() =>
+        trace.span(
+          'nft remove',
+          nft.remove((r) => r.tag === t, trace),
+        ),
+      ),
     ]);
     trace.mark('children done');
     if (errors.length > 0) throw new KdpError('KDP_CNI_FAILED', `DEL: ${errors.map(errorMessage).join('; ')}`);
@@ -303,16 +389,19 @@ export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
     const info = JSON.parse(res.stdout) as { addr_info?: { local: string; prefixlen: number }[]; operstate?: string }[];
     const have = new Set((info[0]?.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`));
     for (const want of (prev.ips ?? []).filter((i) => i.interface === idx)) {
-      if (!have.has(want.address)) throw new KdpError('KDP_CNI_FAILED', `address ${want.address} missing on ${req.ifname}`);
+      if (!have.has(want.address))
+        throw new KdpError('KDP_CNI_FAILED', `address ${want.address} missing on ${req.ifname}`);
     }
     const hostVeth = hostVethName(req.containerId, req.ifname);
     const hv = await ip.run(['-j', 'link', 'show', 'dev', hostVeth], true);
     if (hv.code !== 0) throw new KdpError('KDP_CNI_FAILED', `host veth ${hostVeth} not found`);
     const master = (JSON.parse(hv.stdout) as { master?: string }[])[0]?.master;
-    if (master !== cfg.bridge) throw new KdpError('KDP_CNI_FAILED', `host veth ${hostVeth} is not attached to ${cfg.bridge}`);
+    if (master !== cfg.bridge)
+      throw new KdpError('KDP_CNI_FAILED', `host veth ${hostVeth} is not attached to ${cfg.bridge}`);
     if (cfg.ipMasq) {
       const t = tag('m', attachmentHash(req.containerId, req.ifname));
-      if (!(await nft.tagged()).some((r) => r.tag === t)) throw new KdpError('KDP_CNI_FAILED', `masquerade rule ${t} missing`);
+      if (!(await nft.tagged()).some((r) => r.tag === t))
+        throw new KdpError('KDP_CNI_FAILED', `masquerade rule ${t} missing`);
     }
     await ipam(cfg, 'CHECK', req, lock);
   }
@@ -335,9 +424,14 @@ export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
       errors.push(err);
     }
     const ports = await ip.run(['-j', 'link', 'show', 'master', cfg.bridge], true);
-    const names = ports.code === 0 ? (JSON.parse(ports.stdout || '[]') as { ifname: string }[]).map((l) => l.ifname) : [];
+    const names =
+      ports.code === 0 ? (JSON.parse(ports.stdout || '[]') as { ifname: string }[]).map((l) => l.ifname) : [];
     const stale = names.filter((n) => HOST_VETH_RE.test(n) && !vethes.has(n));
-    if (stale.length > 0) await ip.batch(stale.map((n) => `link del ${n}`), true);
+    if (stale.length > 0)
+      await ip.batch(
+        stale.map((n) => `link del ${n}`),
+        true,
+      );
     if (errors.length > 0) throw new KdpError('KDP_CNI_FAILED', `GC: ${errors.map(errorMessage).join('; ')}`);
   }
 
@@ -352,4 +446,10 @@ export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
 export { hostLocalVerbs };
 /** The kdp-bridge verbs; `warm` = the warm server's pre-spawned children and lock agents (src/cni/warm.ts). */
 export const bridgeVerbs = (warm?: WarmContext): PluginVerbs =>
-  warm ? createBridgeVerbs({ ip: new IpRunner(warm.exec), nft: new NftRunner(warm.exec, defaultNftLock(), warm.locks.lock), lock: warm.locks.lock }) : createBridgeVerbs({ ip: new IpRunner(), nft: new NftRunner() });
+  warm
+    ? createBridgeVerbs({
+        ip: new IpRunner(warm.exec),
+        nft: new NftRunner(warm.exec, defaultNftLock(), warm.locks.lock),
+        lock: warm.locks.lock,
+      })
+    : createBridgeVerbs({ ip: new IpRunner(), nft: new NftRunner() });

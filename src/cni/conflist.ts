@@ -9,7 +9,14 @@ import type { Logger } from '../common/log.ts';
 import { silentLogger } from '../common/log.ts';
 
 /** The conflist text. Pure, so it is unit-tested. */
-export function renderConflist(o: { network: string; bridge: string; subnets: readonly string[]; clusterCidrs: readonly string[]; dataDir?: string; mtu?: number }): string {
+export function renderConflist(o: {
+  network: string;
+  bridge: string;
+  subnets: readonly string[];
+  clusterCidrs: readonly string[];
+  dataDir?: string;
+  mtu?: number;
+}): string {
   for (const c of [...o.subnets, ...o.clusterCidrs]) parseCidr(c);
   return (
     JSON.stringify(
@@ -26,7 +33,11 @@ export function renderConflist(o: { network: string; bridge: string; subnets: re
             hairpinMode: true,
             ...(o.mtu ? { mtu: o.mtu } : {}),
             ...(o.clusterCidrs.length > 0 ? { clusterCIDRs: o.clusterCidrs } : {}),
-            ipam: { type: 'kdp-host-local', ranges: o.subnets.map((s) => [{ subnet: s }]), ...(o.dataDir ? { dataDir: o.dataDir } : {}) },
+            ipam: {
+              type: 'kdp-host-local',
+              ranges: o.subnets.map((s) => [{ subnet: s }]),
+              ...(o.dataDir ? { dataDir: o.dataDir } : {}),
+            },
           },
           { type: 'kdp-portmap', capabilities: { portMappings: true } },
         ],

@@ -8,7 +8,8 @@ import type { Exec } from '../common/exec-adapter.ts';
 import type { CniRequest, CniResult } from './types.ts';
 
 export function findPlugin(type: string, path: readonly string[]): string {
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(type)) throw new KdpError('KDP_CNI_INVALID_CONFIG', `invalid plugin type ${JSON.stringify(type)}`);
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(type))
+    throw new KdpError('KDP_CNI_INVALID_CONFIG', `invalid plugin type ${JSON.stringify(type)}`);
   for (const dir of path) {
     const p = join(dir, type);
     try {
@@ -21,7 +22,12 @@ export function findPlugin(type: string, path: readonly string[]): string {
   throw new KdpError('KDP_CNI_FAILED', `failed to find plugin ${JSON.stringify(type)} in path ${JSON.stringify(path)}`);
 }
 
-export async function delegate(type: string, command: string, req: CniRequest, exec: Exec = defaultExec): Promise<CniResult | undefined> {
+export async function delegate(
+  type: string,
+  command: string,
+  req: CniRequest,
+  exec: Exec = defaultExec,
+): Promise<CniResult | undefined> {
   const bin = findPlugin(type, req.path);
   const env = { ...req.env, CNI_COMMAND: command } as NodeJS.ProcessEnv;
   const res = await exec.run([bin], { input: req.stdin, env, allowFailure: true });
@@ -35,7 +41,14 @@ export async function delegate(type: string, command: string, req: CniRequest, e
     } catch {
       /* not JSON */
     }
-    const kdpCode = code === 100 ? 'KDP_IPAM_EXHAUSTED' : code === 7 ? 'KDP_CNI_INVALID_CONFIG' : code === 11 ? 'KDP_CNI_TRY_AGAIN' : 'KDP_CNI_FAILED';
+    const kdpCode =
+      code === 100
+        ? 'KDP_IPAM_EXHAUSTED'
+        : code === 7
+          ? 'KDP_CNI_INVALID_CONFIG'
+          : code === 11
+            ? 'KDP_CNI_TRY_AGAIN'
+            : 'KDP_CNI_FAILED';
     throw new KdpError(kdpCode, `${type} ${command}: ${msg}`, { details: { delegateCode: code } });
   }
   if (command !== 'ADD') return undefined;

@@ -32,7 +32,9 @@ export function desiredRoutes(self: string, nodes: Iterable<Node>): HostGwRoute[
       } catch {
         continue;
       }
-      const via = n.addresses.find((a) => a.type === 'InternalIP' && tryParseIp(a.address)?.family === c.family)?.address;
+      const via = n.addresses.find(
+        (a) => a.type === 'InternalIP' && tryParseIp(a.address)?.family === c.family,
+      )?.address;
       if (via) out.push({ dst: formatNetwork(c), via });
     }
   }
@@ -45,7 +47,8 @@ export function routeBatch(current: readonly HostGwRoute[], desired: readonly Ho
   const have = new Set(current.map(key));
   const lines: string[] = [];
   for (const r of current) if (!want.has(key(r))) lines.push(`route del ${r.dst} via ${r.via} proto ${ROUTE_PROTO}`);
-  for (const r of desired) if (!have.has(key(r))) lines.push(`route replace ${r.dst} via ${r.via} proto ${ROUTE_PROTO}`);
+  for (const r of desired)
+    if (!have.has(key(r))) lines.push(`route replace ${r.dst} via ${r.via} proto ${ROUTE_PROTO}`);
   return lines;
 }
 
@@ -66,16 +69,27 @@ export class IpRouteTable implements RouteTable {
   async list(): Promise<HostGwRoute[]> {
     const out: HostGwRoute[] = [];
     for (const fam of ['-4', '-6']) {
-      const res = await this.#exec.run([...this.#prefix, 'ip', fam, '-j', 'route', 'show', 'proto', String(ROUTE_PROTO)]);
+      const res = await this.#exec.run([
+        ...this.#prefix,
+        'ip',
+        fam,
+        '-j',
+        'route',
+        'show',
+        'proto',
+        String(ROUTE_PROTO),
+      ]);
       for (const r of JSON.parse(res.stdout || '[]') as { dst: string; gateway?: string }[]) {
-        if (r.gateway) out.push({ dst: r.dst.includes('/') ? r.dst : `${r.dst}/${fam === '-4' ? 32 : 128}`, via: r.gateway });
+        if (r.gateway)
+          out.push({ dst: r.dst.includes('/') ? r.dst : `${r.dst}/${fam === '-4' ? 32 : 128}`, via: r.gateway });
       }
     }
     return out;
   }
 
   async apply(lines: readonly string[]): Promise<void> {
-    if (lines.length > 0) await this.#exec.run([...this.#prefix, 'ip', '-batch', '-'], { input: lines.join('\n') + '\n' });
+    if (lines.length > 0)
+      await this.#exec.run([...this.#prefix, 'ip', '-batch', '-'], { input: lines.join('\n') + '\n' });
   }
 }
 
@@ -149,7 +163,8 @@ export class HostGwAgent implements NodeHandler {
         const lines = routeBatch(await this.#opts.table.list(), desired);
         await this.#opts.table.apply(lines);
         this.syncs++;
-        if (lines.length > 0) this.#log.info({ changes: lines.length, routes: desired.length }, 'host-gw routes synced');
+        if (lines.length > 0)
+          this.#log.info({ changes: lines.length, routes: desired.length }, 'host-gw routes synced');
       } catch (err) {
         const e = new KdpError('KDP_NODE_AGENT', `syncing host-gw routes failed: ${errorMessage(err)}`, { cause: err });
         this.#log.error({ err: e.toJSON() }, e.message);

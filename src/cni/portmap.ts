@@ -16,18 +16,35 @@ export function portMappings(config: Readonly<Record<string, unknown>>): PortMap
   if (raw === undefined || raw === null) return [];
   if (!Array.isArray(raw)) throw new KdpError('KDP_CNI_INVALID_CONFIG', 'runtimeConfig.portMappings must be a list');
   return raw.map((v: unknown, i) => {
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new KdpError('KDP_CNI_INVALID_CONFIG', `portMappings[${i}] must be an object`);
+    if (typeof v !== 'object' || v === null || Array.isArray(v))
+      throw new KdpError('KDP_CNI_INVALID_CONFIG', `portMappings[${i}] must be an object`);
     const m = v as Record<string, unknown>;
     const hostPort = Number(m.hostPort);
     const containerPort = Number(m.containerPort);
     const protocol = String(m.protocol ?? 'tcp').toLowerCase();
-    if (!Number.isInteger(hostPort) || hostPort < 1 || hostPort > 65535 || !Number.isInteger(containerPort) || containerPort < 1 || containerPort > 65535) {
+    if (
+      !Number.isInteger(hostPort) ||
+      hostPort < 1 ||
+      hostPort > 65535 ||
+      !Number.isInteger(containerPort) ||
+      containerPort < 1 ||
+      containerPort > 65535
+    ) {
       throw new KdpError('KDP_CNI_INVALID_CONFIG', `portMappings[${i}]: invalid port`);
     }
-    if (!['tcp', 'udp', 'sctp'].includes(protocol)) throw new KdpError('KDP_CNI_UNSUPPORTED_FIELD', `unsupported field portMappings[${i}].protocol=${JSON.stringify(protocol)}`);
-    if (m.hostIP !== undefined && m.hostIP !== null && typeof m.hostIP !== 'string') throw new KdpError('KDP_CNI_INVALID_CONFIG', `portMappings[${i}].hostIP must be a string`);
+    if (!['tcp', 'udp', 'sctp'].includes(protocol))
+      throw new KdpError(
+        'KDP_CNI_UNSUPPORTED_FIELD',
+        `unsupported field portMappings[${i}].protocol=${JSON.stringify(protocol)}`,
+      );
+    if (m.hostIP !== undefined && m.hostIP !== null && typeof m.hostIP !== 'string')
+      throw new KdpError('KDP_CNI_INVALID_CONFIG', `portMappings[${i}].hostIP must be a string`);
     const hostIP = typeof m.hostIP === 'string' && m.hostIP !== '' ? m.hostIP : undefined;
-    if (hostIP !== undefined && (isIP(hostIP) === 0 || hostIP.includes('%'))) throw new KdpError('KDP_CNI_INVALID_CONFIG', `portMappings[${i}].hostIP ${JSON.stringify(hostIP)} is not an IP address`);
+    if (hostIP !== undefined && (isIP(hostIP) === 0 || hostIP.includes('%')))
+      throw new KdpError(
+        'KDP_CNI_INVALID_CONFIG',
+        `portMappings[${i}].hostIP ${JSON.stringify(hostIP)} is not an IP address`,
+      );
     return { hostPort, containerPort, protocol: protocol as PortMapping['protocol'], ...(hostIP ? { hostIP } : {}) };
   });
 }
@@ -42,11 +59,14 @@ export function containerIps(prev: CniResult): string[] {
   const out: string[] = [];
   ips.forEach((v: unknown, i) => {
     const ip = v as { address?: unknown; interface?: unknown } | null;
-    if (typeof ip !== 'object' || ip === null || typeof ip.address !== 'string') throw bad(`ips[${i}].address must be a string`);
+    if (typeof ip !== 'object' || ip === null || typeof ip.address !== 'string')
+      throw bad(`ips[${i}].address must be a string`);
     const addr = ip.address.split('/')[0] as string;
-    if (isIP(addr) === 0 || addr.includes('%')) throw bad(`ips[${i}].address ${JSON.stringify(ip.address)} is not an address`);
+    if (isIP(addr) === 0 || addr.includes('%'))
+      throw bad(`ips[${i}].address ${JSON.stringify(ip.address)} is not an address`);
     const iface = ip.interface;
-    const sandbox = typeof iface === 'number' ? (ifs[iface] as { sandbox?: unknown } | null | undefined)?.sandbox : undefined;
+    const sandbox =
+      typeof iface === 'number' ? (ifs[iface] as { sandbox?: unknown } | null | undefined)?.sandbox : undefined;
     if (iface === undefined || iface === null || sandbox) out.push(addr);
   });
   return out;
@@ -57,7 +77,11 @@ export function createPortmapVerbs(nft: NftRunner): PluginVerbs {
   return {
     async add(req) {
       const prev = req.config.prevResult as CniResult | undefined;
-      if (!prev) throw new KdpError('KDP_CNI_INVALID_CONFIG', 'kdp-portmap must be called as a chained plugin (prevResult missing)');
+      if (!prev)
+        throw new KdpError(
+          'KDP_CNI_INVALID_CONFIG',
+          'kdp-portmap must be called as a chained plugin (prevResult missing)',
+        );
       const maps = portMappings(req.config);
       if (maps.length === 0) return prev;
       const ips = containerIps(prev);
@@ -84,7 +108,8 @@ export function createPortmapVerbs(nft: NftRunner): PluginVerbs {
       const maps = portMappings(req.config);
       if (maps.length === 0) return;
       const t = tagOf(req);
-      if (!(await nft.tagged()).some((r) => r.tag === t)) throw new KdpError('KDP_CNI_FAILED', `hostPort rules ${t} missing`);
+      if (!(await nft.tagged()).some((r) => r.tag === t))
+        throw new KdpError('KDP_CNI_FAILED', `hostPort rules ${t} missing`);
     },
     async gc(req) {
       const valid = new Set(validAttachments(req.config).map((a) => attachmentHash(a.containerID, a.ifname)));
@@ -96,4 +121,5 @@ export function createPortmapVerbs(nft: NftRunner): PluginVerbs {
 }
 
 /** The kdp-portmap verbs; `warm` = the warm server's pre-spawned children and lock agents. */
-export const portmapVerbs = (warm?: WarmContext): PluginVerbs => createPortmapVerbs(warm ? new NftRunner(warm.exec, defaultNftLock(), warm.locks.lock) : new NftRunner());
+export const portmapVerbs = (warm?: WarmContext): PluginVerbs =>
+  createPortmapVerbs(warm ? new NftRunner(warm.exec, defaultNftLock(), warm.locks.lock) : new NftRunner());

@@ -80,12 +80,31 @@ export async function startCniServer(opts: {
       const write = (s: string) => void (out += s);
       const done = (code: number) => {
         served++;
-        opts.log.info({ plugin, command: env.CNI_COMMAND, containerId: env.CNI_CONTAINERID, code, ms: Math.round(performance.now() - t0), prespawned: warm?.exec.hits ?? 0, lockAgents: warm?.locks.size ?? 0 }, 'cni request');
-        res.writeHead(code === 0 ? 200 : 500, { 'content-type': 'application/json', ...(traceLine ? { 'x-kdp-trace': traceLine } : {}) });
+        opts.log.info(
+          {
+            plugin,
+            command: env.CNI_COMMAND,
+            containerId: env.CNI_CONTAINERID,
+            code,
+            ms: Math.round(performance.now() - t0),
+            prespawned: warm?.exec.hits ?? 0,
+            lockAgents: warm?.locks.size ?? 0,
+          },
+          'cni request',
+        );
+        res.writeHead(code === 0 ? 200 : 500, {
+          'content-type': 'application/json',
+          ...(traceLine ? { 'x-kdp-trace': traceLine } : {}),
+        });
         res.end(out);
       };
       if (!v) {
-        out = JSON.stringify({ cniVersion: '1.1.0', code: 999, msg: `kdp cni serve: unknown plugin ${JSON.stringify(plugin)}` }) + '\n';
+        out =
+          JSON.stringify({
+            cniVersion: '1.1.0',
+            code: 999,
+            msg: `kdp cni serve: unknown plugin ${JSON.stringify(plugin)}`,
+          }) + '\n';
         done(1);
         return;
       }
@@ -94,7 +113,12 @@ export async function startCniServer(opts: {
         trace.mark('answered');
         traceLine = trace.line({ command: r.command, containerId: r.containerId }).trim();
       };
-      void runPlugin(async () => v, { env, readStdin: () => Buffer.concat(chunks).toString('utf8'), write, writeTrace }).then(done, (err: unknown) => {
+      void runPlugin(async () => v, {
+        env,
+        readStdin: () => Buffer.concat(chunks).toString('utf8'),
+        write,
+        writeTrace,
+      }).then(done, (err: unknown) => {
         out = JSON.stringify({ cniVersion: '1.1.0', code: 999, msg: String(err) }) + '\n';
         done(1);
       });

@@ -75,24 +75,34 @@ export function parseCniArgs(s: string | undefined): Record<string, string> {
 export function parseRequest(env: Readonly<Record<string, string | undefined>>, stdin: string): CniRequest {
   const command = env.CNI_COMMAND;
   if (!command) throw new KdpError('KDP_CNI_INVALID_ENV', 'required env variable CNI_COMMAND missing');
-  if (!(COMMANDS as readonly string[]).includes(command)) throw new KdpError('KDP_CNI_INVALID_ENV', `unknown CNI_COMMAND: ${command}`);
+  if (!(COMMANDS as readonly string[]).includes(command))
+    throw new KdpError('KDP_CNI_INVALID_ENV', `unknown CNI_COMMAND: ${command}`);
   let config: Record<string, unknown>;
   try {
     config = JSON.parse(stdin) as Record<string, unknown>;
   } catch (err) {
     throw new KdpError('KDP_CNI_DECODE', `decoding the network configuration failed: ${errorMessage(err)}`);
   }
-  if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new KdpError('KDP_CNI_DECODE', 'the network configuration is not a JSON object');
+  if (typeof config !== 'object' || config === null || Array.isArray(config))
+    throw new KdpError('KDP_CNI_DECODE', 'the network configuration is not a JSON object');
   const cniVersion = config.cniVersion;
-  if (typeof cniVersion !== 'string' || cniVersion === '') throw new KdpError('KDP_CNI_INVALID_CONFIG', 'cniVersion missing from the network configuration');
+  if (typeof cniVersion !== 'string' || cniVersion === '')
+    throw new KdpError('KDP_CNI_INVALID_CONFIG', 'cniVersion missing from the network configuration');
   if (!SUPPORTED_VERSIONS.includes(cniVersion)) {
-    throw new KdpError('KDP_CNI_INCOMPATIBLE_VERSION', `incompatible CNI versions: config is ${JSON.stringify(cniVersion)}, plugin supports ${JSON.stringify(SUPPORTED_VERSIONS)}`);
+    throw new KdpError(
+      'KDP_CNI_INCOMPATIBLE_VERSION',
+      `incompatible CNI versions: config is ${JSON.stringify(cniVersion)}, plugin supports ${JSON.stringify(SUPPORTED_VERSIONS)}`,
+    );
   }
   // libcni's rule for network names: they become directory names and rule comments
   if (config.name !== undefined && (typeof config.name !== 'string' || !NAME_RE.test(config.name))) {
-    throw new KdpError('KDP_CNI_INVALID_CONFIG', `invalid network name ${JSON.stringify(config.name)}: must match ${NAME_RE.source}`);
+    throw new KdpError(
+      'KDP_CNI_INVALID_CONFIG',
+      `invalid network name ${JSON.stringify(config.name)}: must match ${NAME_RE.source}`,
+    );
   }
-  if (command === 'CHECK' && !versionAtLeast(cniVersion, '0.4.0')) throw new KdpError('KDP_CNI_INCOMPATIBLE_VERSION', `config version ${cniVersion} does not allow CHECK`);
+  if (command === 'CHECK' && !versionAtLeast(cniVersion, '0.4.0'))
+    throw new KdpError('KDP_CNI_INCOMPATIBLE_VERSION', `config version ${cniVersion} does not allow CHECK`);
   if ((command === 'STATUS' || command === 'GC') && !versionAtLeast(cniVersion, '1.1.0')) {
     throw new KdpError('KDP_CNI_INCOMPATIBLE_VERSION', `config version ${cniVersion} does not allow ${command}`);
   }
@@ -104,8 +114,10 @@ export function parseRequest(env: Readonly<Record<string, string | undefined>>, 
   if (perContainer && containerId === '') missing.push('CNI_CONTAINERID');
   if ((command === 'ADD' || command === 'CHECK') && netns === '') missing.push('CNI_NETNS');
   if (perContainer && ifname === '') missing.push('CNI_IFNAME');
-  if (missing.length > 0) throw new KdpError('KDP_CNI_INVALID_ENV', `required env variables [${missing.join(',')}] missing`);
-  if (perContainer && !ID_RE.test(containerId)) throw new KdpError('KDP_CNI_INVALID_ENV', `invalid CNI_CONTAINERID ${JSON.stringify(containerId)}`);
+  if (missing.length > 0)
+    throw new KdpError('KDP_CNI_INVALID_ENV', `required env variables [${missing.join(',')}] missing`);
+  if (perContainer && !ID_RE.test(containerId))
+    throw new KdpError('KDP_CNI_INVALID_ENV', `invalid CNI_CONTAINERID ${JSON.stringify(containerId)}`);
   if (perContainer && (ifname.length > 15 || /[/\s:]/.test(ifname) || ifname === '.' || ifname === '..')) {
     throw new KdpError('KDP_CNI_INVALID_ENV', `invalid CNI_IFNAME ${JSON.stringify(ifname)}`);
   }

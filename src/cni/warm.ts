@@ -51,7 +51,12 @@ function spawnWaiting(argv: readonly string[]): Waiting {
   return { child, done };
 }
 
-async function finishWaiting(argv: readonly string[], w: Waiting, input: string, opts: Pick<ExecOptions, 'allowFailure' | 'timeoutMs'> = {}): Promise<ExecResult> {
+async function finishWaiting(
+  argv: readonly string[],
+  w: Waiting,
+  input: string,
+  opts: Pick<ExecOptions, 'allowFailure' | 'timeoutMs'> = {},
+): Promise<ExecResult> {
   const timeout = opts.timeoutMs ?? 30_000;
   let timedOut = false;
   const timer = setTimeout(() => {
@@ -60,8 +65,15 @@ async function finishWaiting(argv: readonly string[], w: Waiting, input: string,
   }, timeout);
   w.child.stdin?.end(input);
   const r = await w.done.finally(() => clearTimeout(timer));
-  if (r.spawnError) throw new KdpError('KDP_EXEC_FAILED', `${argv[0]}: ${r.spawnError.message}`, { cause: r.spawnError, details: { argv: [...argv] } });
-  if (timedOut) throw new KdpError('KDP_EXEC_TIMEOUT', `${argv.join(' ')}: killed after ${timeout} ms`, { details: { argv: [...argv] } });
+  if (r.spawnError)
+    throw new KdpError('KDP_EXEC_FAILED', `${argv[0]}: ${r.spawnError.message}`, {
+      cause: r.spawnError,
+      details: { argv: [...argv] },
+    });
+  if (timedOut)
+    throw new KdpError('KDP_EXEC_TIMEOUT', `${argv.join(' ')}: killed after ${timeout} ms`, {
+      details: { argv: [...argv] },
+    });
   const res = { code: r.code, stdout: r.stdout, stderr: r.stderr };
   if (res.code !== 0 && !opts.allowFailure) throw execFailure(argv, res);
   return res;
@@ -76,7 +88,10 @@ export class WarmExec implements Exec {
   hits = 0;
 
   /** pooled: argvs (one waiting child each) or { argv, size } */
-  constructor(pooled: readonly (readonly string[] | { readonly argv: readonly string[]; readonly size: number })[], opts: { size?: number; fallback?: Exec } = {}) {
+  constructor(
+    pooled: readonly (readonly string[] | { readonly argv: readonly string[]; readonly size: number })[],
+    opts: { size?: number; fallback?: Exec } = {},
+  ) {
     this.#size = opts.size ?? 1;
     for (const p of pooled) {
       const argv = 'argv' in p ? p.argv : p;
@@ -142,7 +157,8 @@ export class WarmExec implements Exec {
  * an exclusive flock on request, answering `ok` to each; EOF (the server is gone) ends it, and with it the lock.
  * No modules (perl-base); single-quote free.
  */
-const AGENT = '$|=1;open(F,"<",$ARGV[0]) or die "$ARGV[0]: $!\\n";print "ino ".(stat(F))[1]."\\n";while(defined($l=<STDIN>)){if($l=~/^L/){flock(F,2) or die "flock: $!\\n";print "ok\\n"}elsif($l=~/^U/){flock(F,8);print "ok\\n"}}';
+const AGENT =
+  '$|=1;open(F,"<",$ARGV[0]) or die "$ARGV[0]: $!\\n";print "ino ".(stat(F))[1]."\\n";while(defined($l=<STDIN>)){if($l=~/^L/){flock(F,2) or die "flock: $!\\n";print "ok\\n"}elsif($l=~/^U/){flock(F,8);print "ok\\n"}}';
 
 export class LockAgent {
   readonly path: string;
@@ -230,12 +246,16 @@ export class LockAgent {
         const answer = this.#line();
         this.#child.stdin?.write('L\n');
         let timer: NodeJS.Timeout | undefined;
-        const line = await Promise.race([answer, new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), timeoutSec * 1000)))]).finally(() => clearTimeout(timer));
+        const line = await Promise.race([
+          answer,
+          new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), timeoutSec * 1000))),
+        ]).finally(() => clearTimeout(timer));
         if (line === 'timeout') {
           this.kill();
           throw new KdpError('KDP_CNI_TRY_AGAIN', `could not lock ${this.path} within ${timeoutSec} s`);
         }
-        if (line !== 'ok') throw new KdpError('KDP_CNI_IO', `lock agent for ${this.path} died: ${this.lastError || 'no answer'}`);
+        if (line !== 'ok')
+          throw new KdpError('KDP_CNI_IO', `lock agent for ${this.path} died: ${this.lastError || 'no answer'}`);
       } catch (err) {
         next();
         throw err;
@@ -311,7 +331,16 @@ export interface WarmContext {
 }
 
 /** setns(2) numbers by Node's process.arch (Perl has no setns builtin; `syscall` calls it by number). */
-const SETNS_NR: Readonly<Record<string, number>> = { x64: 308, arm64: 268, ia32: 346, arm: 375, riscv64: 268, ppc64: 350, s390x: 339, loong64: 268 };
+const SETNS_NR: Readonly<Record<string, number>> = {
+  x64: 308,
+  arm64: 268,
+  ia32: 346,
+  arm: 375,
+  riscv64: 268,
+  ppc64: 350,
+  s390x: 339,
+  loong64: 268,
+};
 
 /**
  * The pod-side helper: reads one line (a netns path) unbuffered from stdin, enters that namespace and execs

@@ -18,9 +18,11 @@ export const ErrorCodes = {
   KDP_CNI_INVALID_CONFIG: 'CNI: the network configuration is invalid (CNI code 7)',
   KDP_CNI_TRY_AGAIN: 'CNI: a transient failure, e.g. the IPAM lock was not obtained in time (CNI code 11)',
   KDP_CNI_NOT_AVAILABLE: 'CNI STATUS: the plugin cannot serve ADD now (CNI code 50)',
-  KDP_CNI_FAILED: 'CNI: the operation failed (interface exists, link or rule missing on CHECK, delegate failed) (CNI code 999)',
+  KDP_CNI_FAILED:
+    'CNI: the operation failed (interface exists, link or rule missing on CHECK, delegate failed) (CNI code 999)',
   KDP_IPAM_EXHAUSTED: 'IPAM: no free address left in a range set (CNI code 100)',
-  KDP_IPAM_CONFLICT: 'IPAM: the requested address is taken, is the gateway, or the attachment already holds an address (CNI code 101)',
+  KDP_IPAM_CONFLICT:
+    'IPAM: the requested address is taken, is the gateway, or the attachment already holds an address (CNI code 101)',
   KDP_NODE_AGENT: 'node agent: programming host-gw routes failed (retried)',
   KDP_K8S_CONFIG: 'no usable kubeconfig or in-cluster service account to reach the Kubernetes API',
   KDP_K8S_API: 'a Kubernetes API request (list, watch) failed; the watch layer retries with backoff',
@@ -30,9 +32,11 @@ export const ErrorCodes = {
   KDP_DNS_ENCODE: 'a DNS record that cannot be put on the wire (bad address, label over 63 octets)',
   KDP_DNS_CONFIG: 'a Corefile or dns flag that kdp dns cannot act on',
   KDP_DNS_UPSTREAM: 'no upstream DNS server answered (all down, timed out or gave a bad reply)',
-  KDP_PROXY_SYNC_FAILED: 'proxy: programming the rules (nft transaction, iptables-restore) failed; the next sync is a full one',
+  KDP_PROXY_SYNC_FAILED:
+    'proxy: programming the rules (nft transaction, iptables-restore) failed; the next sync is a full one',
   KDP_PROXY_CONFIG: 'proxy: a kdp proxy flag or option that cannot be acted on (unknown mode, bad CIDR, bad interval)',
-  KDP_UP_MANIFESTS: 'kdp up cannot build a lab from the manifests (no Node, or Nodes that do not match the lab address plan)',
+  KDP_UP_MANIFESTS:
+    'kdp up cannot build a lab from the manifests (no Node, or Nodes that do not match the lab address plan)',
   KDP_UP_FAILED: 'a component started by kdp up exited or did not become ready in time; everything was torn down',
 } as const;
 
@@ -43,7 +47,11 @@ const brand = Symbol.for('kdp.error');
 export class KdpError extends Error {
   readonly code: string;
   readonly details: Readonly<Record<string, unknown>>;
-  constructor(code: ErrorCode | (string & {}), message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+  constructor(
+    code: ErrorCode | (string & {}),
+    message: string,
+    options?: { cause?: unknown; details?: Record<string, unknown> },
+  ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'KdpError';
     this.code = code;

@@ -49,11 +49,17 @@ export function run(argv: readonly string[], opts: ExecOptions = {}): Promise<Ex
       { encoding: 'utf8', maxBuffer: MAX_BUFFER, timeout, killSignal: 'SIGKILL', env: opts.env ?? process.env },
       (err, stdout, stderr) => {
         if (err && (err as NodeJS.ErrnoException).code === 'ENOENT') {
-          reject(new KdpError('KDP_EXEC_FAILED', `${file}: command not found`, { cause: err, details: { argv: [...argv] } }));
+          reject(
+            new KdpError('KDP_EXEC_FAILED', `${file}: command not found`, { cause: err, details: { argv: [...argv] } }),
+          );
           return;
         }
         if (err && err.killed) {
-          reject(new KdpError('KDP_EXEC_TIMEOUT', `${describe(argv)}: killed after ${timeout} ms`, { details: { argv: [...argv] } }));
+          reject(
+            new KdpError('KDP_EXEC_TIMEOUT', `${describe(argv)}: killed after ${timeout} ms`, {
+              details: { argv: [...argv] },
+            }),
+          );
           return;
         }
         const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;

@@ -33,7 +33,12 @@ async function createLoggerBox(opts: LogOptions = {}): Promise<{ readonly logger
   if (format === 'pretty' || (format === 'auto' && tty)) {
     // loaded only when a person is reading: JSON mode never pays for it
     const { default: pretty } = await import('pino-pretty');
-    return asLogger(pino(base, pretty({ destination: fd, sync: true, colorize: tty, ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss.l' })));
+    return asLogger(
+      pino(
+        base,
+        pretty({ destination: fd, sync: true, colorize: tty, ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss.l' }),
+      ),
+    );
   }
   return asLogger(pino({ ...base, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ fd, sync: true })));
 }

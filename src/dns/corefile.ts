@@ -62,9 +62,19 @@ export function tokenize(text: string, env: Readonly<Record<string, string | und
   const subst = (s: string) => s.replace(/\{\$([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, v: string) => env[v] ?? '');
   while (i < text.length) {
     const c = text[i] as string;
-    if (c === '\n') { line++; i++; continue; }
-    if (c === ' ' || c === '\t' || c === '\r') { i++; continue; }
-    if (c === '#') { while (i < text.length && text[i] !== '\n') i++; continue; }
+    if (c === '\n') {
+      line++;
+      i++;
+      continue;
+    }
+    if (c === ' ' || c === '\t' || c === '\r') {
+      i++;
+      continue;
+    }
+    if (c === '#') {
+      while (i < text.length && text[i] !== '\n') i++;
+      continue;
+    }
     if (c === '{' || c === '}') {
       // `{` and `}` are tokens on their own; `{$VAR}` is substitution
       if (c === '{' && text[i + 1] === '$') {
@@ -117,12 +127,16 @@ export function parseDuration(s: string, line: number): number {
 }
 
 function normZone(z: string): string {
-  const s = z.replace(/^dns:\/\//, '').toLowerCase().replace(/\.$/, '');
+  const s = z
+    .replace(/^dns:\/\//, '')
+    .toLowerCase()
+    .replace(/\.$/, '');
   return s === '.' ? '' : s;
 }
 
 function int(s: string | undefined, line: number, what: string, min = 0, max = 2 ** 31): number {
-  if (s === undefined || !/^\d+$/.test(s) || Number(s) < min || Number(s) > max) fail(line, `${what}: expected an integer in ${min}..${max}, got ${s ?? 'nothing'}`);
+  if (s === undefined || !/^\d+$/.test(s) || Number(s) < min || Number(s) > max)
+    fail(line, `${what}: expected an integer in ${min}..${max}, got ${s ?? 'nothing'}`);
   return Number(s);
 }
 
@@ -148,22 +162,40 @@ export function parseCorefile(text: string, env: Readonly<Record<string, string 
     for (;;) {
       const t = toks[i];
       if (!t) fail(keys[0]!.line, 'server block without }');
-      if (t.text === '}') { i++; break; }
+      if (t.text === '}') {
+        i++;
+        break;
+      }
       const name = t.text;
       const line = t.line;
       const args: string[] = [];
       i++;
-      while (i < toks.length && (toks[i] as Token).line === line && (toks[i] as Token).text !== '{' && (toks[i] as Token).text !== '}') args.push((toks[i++] as Token).text);
+      while (
+        i < toks.length &&
+        (toks[i] as Token).line === line &&
+        (toks[i] as Token).text !== '{' &&
+        (toks[i] as Token).text !== '}'
+      )
+        args.push((toks[i++] as Token).text);
       const sub: Directive['block'] = [];
-      if (toks[i]?.text === '{' ) {
+      if (toks[i]?.text === '{') {
         i++;
         for (;;) {
           const s = toks[i];
           if (!s) fail(line, `${name}: block without }`);
-          if (s.text === '}') { i++; break; }
+          if (s.text === '}') {
+            i++;
+            break;
+          }
           const sargs: string[] = [];
           i++;
-          while (i < toks.length && (toks[i] as Token).line === s.line && (toks[i] as Token).text !== '}' && (toks[i] as Token).text !== '{') sargs.push((toks[i++] as Token).text);
+          while (
+            i < toks.length &&
+            (toks[i] as Token).line === s.line &&
+            (toks[i] as Token).text !== '}' &&
+            (toks[i] as Token).text !== '{'
+          )
+            sargs.push((toks[i++] as Token).text);
           sub.push({ name: s.text, args: sargs, line: s.line });
         }
       }
@@ -187,7 +219,16 @@ export function parseCorefile(text: string, env: Readonly<Record<string, string 
 
 function block(zones: string[], port: number, ds: Directive[]): BlockConfig {
   const ignored: string[] = [];
-  const cfg: { -readonly [K in keyof BlockConfig]: BlockConfig[K] } = { zones, port, errors: false, consolidate: [], ignored, log: false, loop: false, loadbalance: false };
+  const cfg: { -readonly [K in keyof BlockConfig]: BlockConfig[K] } = {
+    zones,
+    port,
+    errors: false,
+    consolidate: [],
+    ignored,
+    log: false,
+    loop: false,
+    loadbalance: false,
+  };
   for (const d of ds) {
     switch (d.name) {
       case 'errors': {
@@ -196,13 +237,19 @@ function block(zones: string[], port: number, ds: Directive[]): BlockConfig {
         for (const s of d.block) {
           if (s.name === 'consolidate') {
             const [dur, pattern, level] = s.args;
-            if (dur === undefined || pattern === undefined || s.args.length > 3) fail(s.line, 'consolidate: expected DURATION REGEXP [LEVEL]');
+            if (dur === undefined || pattern === undefined || s.args.length > 3)
+              fail(s.line, 'consolidate: expected DURATION REGEXP [LEVEL]');
             try {
               new RegExp(pattern);
             } catch {
               fail(s.line, `consolidate: not a regular expression: ${pattern}`);
             }
-            const lv = level === undefined ? 'error' : ({ error: 'error', warning: 'warn', warn: 'warn', info: 'info', debug: 'debug' } as const)[level as 'error'];
+            const lv =
+              level === undefined
+                ? 'error'
+                : ({ error: 'error', warning: 'warn', warn: 'warn', info: 'info', debug: 'debug' } as const)[
+                    level as 'error'
+                  ];
             if (!lv) fail(s.line, `consolidate: LEVEL is one of warning, error, info, debug`);
             rules.push({ durationMs: parseDuration(dur, s.line), pattern, level: lv });
           } else if (s.name === 'stacktrace') {
@@ -214,7 +261,9 @@ function block(zones: string[], port: number, ds: Directive[]): BlockConfig {
         cfg.consolidate = rules;
         break;
       }
-      case 'log': cfg.log = true; break;
+      case 'log':
+        cfg.log = true;
+        break;
       case 'health': {
         let lameduckMs = 0;
         for (const s of d.block) {
@@ -224,12 +273,24 @@ function block(zones: string[], port: number, ds: Directive[]): BlockConfig {
         cfg.health = { addr: d.args[0] ?? ':8080', lameduckMs };
         break;
       }
-      case 'ready': cfg.ready = { addr: d.args[0] ?? ':8181' }; break;
-      case 'prometheus': cfg.prometheus = { addr: d.args[0] ?? 'localhost:9153' }; break;
-      case 'kubernetes': cfg.kubernetes = kubernetes(d, zones, ignored); break;
-      case 'forward': cfg.forward = forward(d, ignored); break;
-      case 'cache': cfg.cache = cache(d, zones); break;
-      case 'loop': cfg.loop = true; break;
+      case 'ready':
+        cfg.ready = { addr: d.args[0] ?? ':8181' };
+        break;
+      case 'prometheus':
+        cfg.prometheus = { addr: d.args[0] ?? 'localhost:9153' };
+        break;
+      case 'kubernetes':
+        cfg.kubernetes = kubernetes(d, zones, ignored);
+        break;
+      case 'forward':
+        cfg.forward = forward(d, ignored);
+        break;
+      case 'cache':
+        cfg.cache = cache(d, zones);
+        break;
+      case 'loop':
+        cfg.loop = true;
+        break;
       case 'reload': {
         const intervalMs = d.args[0] ? parseDuration(d.args[0], d.line) : 30_000;
         cfg.reload = { intervalMs, jitterMs: d.args[1] ? parseDuration(d.args[1], d.line) : intervalMs / 2 };
@@ -240,7 +301,10 @@ function block(zones: string[], port: number, ds: Directive[]): BlockConfig {
         cfg.loadbalance = true;
         break;
       default:
-        fail(d.line, `unknown or unsupported plugin ${JSON.stringify(d.name)} (kdp dns implements errors, log, health, ready, kubernetes, prometheus, forward, cache, loop, reload, loadbalance)`);
+        fail(
+          d.line,
+          `unknown or unsupported plugin ${JSON.stringify(d.name)} (kdp dns implements errors, log, health, ready, kubernetes, prometheus, forward, cache, loop, reload, loadbalance)`,
+        );
     }
   }
   return cfg;
@@ -256,21 +320,35 @@ function kubernetes(d: Directive, blockZones: string[], ignored: string[]): Kube
   for (const s of d.block) {
     switch (s.name) {
       case 'pods':
-        if (!['disabled', 'insecure', 'verified'].includes(s.args[0] ?? '')) fail(s.line, `pods: expected disabled|insecure|verified`);
+        if (!['disabled', 'insecure', 'verified'].includes(s.args[0] ?? ''))
+          fail(s.line, `pods: expected disabled|insecure|verified`);
         pods = s.args[0] as PodsMode;
         break;
-      case 'ttl': ttl = int(s.args[0], s.line, 'ttl', 0, 3600); break;
-      case 'endpoint_pod_names': endpointPodNames = true; break;
-      case 'fallthrough': fallthrough = s.args.map(normZone); break;
+      case 'ttl':
+        ttl = int(s.args[0], s.line, 'ttl', 0, 3600);
+        break;
+      case 'endpoint_pod_names':
+        endpointPodNames = true;
+        break;
+      case 'fallthrough':
+        fallthrough = s.args.map(normZone);
+        break;
       case 'ignore':
         if (s.args[0] !== 'empty_service') fail(s.line, `ignore: only empty_service is known`);
         ignoreEmptyService = true;
         break;
       // connection settings: the cluster source comes from flags (--manifests / --kubeconfig)
-      case 'kubeconfig': case 'endpoint': case 'tls': case 'startup_timeout': case 'apiserver_qps': case 'apiserver_burst': case 'apiserver_max_inflight':
+      case 'kubeconfig':
+      case 'endpoint':
+      case 'tls':
+      case 'startup_timeout':
+      case 'apiserver_qps':
+      case 'apiserver_burst':
+      case 'apiserver_max_inflight':
         ignored.push(`kubernetes ${s.name} (line ${s.line}; the cluster source comes from --manifests / --kubeconfig)`);
         break;
-      default: fail(s.line, `kubernetes: unsupported option ${s.name}`);
+      default:
+        fail(s.line, `kubernetes: unsupported option ${s.name}`);
     }
   }
   return { zones, ttl, pods, endpointPodNames, ignoreEmptyService, ...(fallthrough ? { fallthrough } : {}) };
@@ -280,24 +358,47 @@ function forward(d: Directive, ignored: string[]): ForwardSpec {
   const [from, ...to] = d.args;
   if (from === undefined || to.length === 0) fail(d.line, 'forward: expected FROM TO...');
   const { readTimeoutMs: _unused, ...defaults } = DEFAULT_FORWARD;
-  const spec = { ...defaults, from: normZone(from), to, except: [] as string[], policy: DEFAULT_FORWARD.policy as ForwardSpec['policy'], expireMs: 10_000 };
+  const spec = {
+    ...defaults,
+    from: normZone(from),
+    to,
+    except: [] as string[],
+    policy: DEFAULT_FORWARD.policy as ForwardSpec['policy'],
+    expireMs: 10_000,
+  };
   for (const s of d.block) {
     switch (s.name) {
-      case 'except': spec.except = s.args.map(normZone); break;
+      case 'except':
+        spec.except = s.args.map(normZone);
+        break;
       case 'policy':
-        if (!['random', 'round_robin', 'sequential'].includes(s.args[0] ?? '')) fail(s.line, 'policy: expected random|round_robin|sequential');
+        if (!['random', 'round_robin', 'sequential'].includes(s.args[0] ?? ''))
+          fail(s.line, 'policy: expected random|round_robin|sequential');
         spec.policy = s.args[0] as ForwardSpec['policy'];
         break;
-      case 'max_fails': spec.maxFails = int(s.args[0], s.line, 'max_fails'); break;
-      case 'health_check': spec.healthCheckMs = parseDuration(s.args[0] ?? '', s.line); break;
-      case 'force_tcp': spec.forceTcp = true; break;
-      case 'prefer_udp': ignored.push(`forward prefer_udp (line ${s.line}; UDP is always tried first unless force_tcp)`); break;
-      case 'max_concurrent': spec.maxConcurrent = int(s.args[0], s.line, 'max_concurrent'); break;
+      case 'max_fails':
+        spec.maxFails = int(s.args[0], s.line, 'max_fails');
+        break;
+      case 'health_check':
+        spec.healthCheckMs = parseDuration(s.args[0] ?? '', s.line);
+        break;
+      case 'force_tcp':
+        spec.forceTcp = true;
+        break;
+      case 'prefer_udp':
+        ignored.push(`forward prefer_udp (line ${s.line}; UDP is always tried first unless force_tcp)`);
+        break;
+      case 'max_concurrent':
+        spec.maxConcurrent = int(s.args[0], s.line, 'max_concurrent');
+        break;
       case 'expire':
         spec.expireMs = parseDuration(s.args[0] ?? '', s.line);
-        ignored.push(`forward expire (line ${s.line}; every exchange uses a fresh socket, there are no connections to expire)`);
+        ignored.push(
+          `forward expire (line ${s.line}; every exchange uses a fresh socket, there are no connections to expire)`,
+        );
         break;
-      default: fail(s.line, `forward: unsupported option ${s.name}`);
+      default:
+        fail(s.line, `forward: unsupported option ${s.name}`);
     }
   }
   if (spec.maxFails === 0) spec.maxFails = Number.MAX_SAFE_INTEGER; // max_fails 0: never marked down
@@ -321,8 +422,15 @@ function cache(d: Directive, blockZones: string[]): CacheConfig {
         const cap = int(s.args[0], s.line, `${s.name} capacity`, 1);
         const ttl = s.args[1] !== undefined ? int(s.args[1], s.line, `${s.name} TTL`) : undefined;
         const min = s.args[2] !== undefined ? int(s.args[2], s.line, `${s.name} MINTTL`) : undefined;
-        if (s.name === 'success') { c.successCap = cap; if (ttl !== undefined) c.successMaxTtl = ttl; if (min !== undefined) c.successMinTtl = min; }
-        else { c.denialCap = cap; if (ttl !== undefined) c.denialMaxTtl = ttl; if (min !== undefined) c.denialMinTtl = min; }
+        if (s.name === 'success') {
+          c.successCap = cap;
+          if (ttl !== undefined) c.successMaxTtl = ttl;
+          if (min !== undefined) c.successMinTtl = min;
+        } else {
+          c.denialCap = cap;
+          if (ttl !== undefined) c.denialMaxTtl = ttl;
+          if (min !== undefined) c.denialMinTtl = min;
+        }
         break;
       }
       case 'disable': {
@@ -347,14 +455,22 @@ function cache(d: Directive, blockZones: string[]): CacheConfig {
           }
         }
         if (rest.length > 2) fail(s.line, 'prefetch: expected AMOUNT [[DURATION] [PERCENTAGE%]]');
-        c.prefetch = { amount: amount === undefined ? 1 : int(amount, s.line, 'prefetch AMOUNT', 1), durationMs, percentage };
+        c.prefetch = {
+          amount: amount === undefined ? 1 : int(amount, s.line, 'prefetch AMOUNT', 1),
+          durationMs,
+          percentage,
+        };
         break;
       }
       case 'serve_stale': {
         const [dur, mode] = s.args;
         if (s.args.length > 2) fail(s.line, 'serve_stale: expected [DURATION] [immediate|verify]');
-        if (mode !== undefined && !['immediate', 'verify', 'verified'].includes(mode)) fail(s.line, 'serve_stale: REFRESH_MODE is immediate or verify');
-        c.serveStale = { durationMs: dur === undefined ? 3_600_000 : parseDuration(dur, s.line), verify: mode === 'verify' || mode === 'verified' };
+        if (mode !== undefined && !['immediate', 'verify', 'verified'].includes(mode))
+          fail(s.line, 'serve_stale: REFRESH_MODE is immediate or verify');
+        c.serveStale = {
+          durationMs: dur === undefined ? 3_600_000 : parseDuration(dur, s.line),
+          verify: mode === 'verify' || mode === 'verified',
+        };
         break;
       }
       case 'servfail': {
@@ -366,7 +482,8 @@ function cache(d: Directive, blockZones: string[]): CacheConfig {
       case 'keepttl':
         c.keepTtl = true;
         break;
-      default: fail(s.line, `cache: unsupported option ${s.name}`);
+      default:
+        fail(s.line, `cache: unsupported option ${s.name}`);
     }
   }
   return c;

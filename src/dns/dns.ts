@@ -66,7 +66,10 @@ function splitAddr(addr: string, defHost: string): { host: string; port: number 
   return { host: host === '' ? defHost : host === 'localhost' ? '127.0.0.1' : host.replace(/^\[|\]$/g, ''), port };
 }
 
-async function listenHttp(addr: string, handler: Parameters<typeof createServer>[1]): Promise<{ server: Server; port: number }> {
+async function listenHttp(
+  addr: string,
+  handler: Parameters<typeof createServer>[1],
+): Promise<{ server: Server; port: number }> {
   const { host, port } = splitAddr(addr, '0.0.0.0');
   const server = createServer(handler);
   await new Promise<void>((resolve, reject) => {
@@ -95,7 +98,10 @@ class LoopPlugin implements Plugin {
     if (req.lname === this.probe && req.qtype === 'HINFO') {
       this.seen++;
       if (this.seen > 2) {
-        this.#log.error({ probe: this.probe }, 'Loop detected: forwarding sends our own queries back to us; fix the upstream (resolv.conf)');
+        this.#log.error(
+          { probe: this.probe },
+          'Loop detected: forwarding sends our own queries back to us; fix the upstream (resolv.conf)',
+        );
         return { plugin: this.name, rcode: 2, aa: false, answers: [], authority: [], additional: [] };
       }
     }
@@ -117,7 +123,13 @@ interface Built {
  * The plugin chains of `blocks`, grouped by port. `reuse`: the kubernetes state of the running
  * configuration, taken over in order (a reload keeps the cluster state and its source subscription).
  */
-function build(source: ClusterSource, blocks: readonly BlockConfig[], opts: DnsOptions, metrics: DnsMetrics, reuse: readonly KubernetesRecords[] = []): Built {
+function build(
+  source: ClusterSource,
+  blocks: readonly BlockConfig[],
+  opts: DnsOptions,
+  metrics: DnsMetrics,
+  reuse: readonly KubernetesRecords[] = [],
+): Built {
   const log = opts.log;
   const records: KubernetesRecords[] = [];
   const plugins: Plugin[] = [];
@@ -127,7 +139,8 @@ function build(source: ClusterSource, blocks: readonly BlockConfig[], opts: DnsO
   try {
     for (const b of blocks) {
       const chain: Plugin[] = [];
-      for (const what of b.ignored) log.warn({ zones: b.zones, port: b.port }, `Corefile option accepted but not applied: ${what}`);
+      for (const what of b.ignored)
+        log.warn({ zones: b.zones, port: b.port }, `Corefile option accepted but not applied: ${what}`);
       // errors only looks at what the rest of the chain answered; it never answers itself
       if (b.errors) chain.push(new ErrorsPlugin(b.consolidate, { log }));
       if (b.loop) {
@@ -135,7 +148,11 @@ function build(source: ClusterSource, blocks: readonly BlockConfig[], opts: DnsO
         loops.push({ plugin: lp, port: opts.port ?? b.port });
         chain.push(lp);
       }
-      const cache = b.cache ? new CachePlugin(b.cache, { stats: metrics.cacheStats(b.cache.zones.map((z) => (z === '' ? '.' : z + '.')).join(',')) }) : undefined;
+      const cache = b.cache
+        ? new CachePlugin(b.cache, {
+            stats: metrics.cacheStats(b.cache.zones.map((z) => (z === '' ? '.' : z + '.')).join(',')),
+          })
+        : undefined;
       if (cache) chain.push(cache);
       if (b.kubernetes) {
         let rec = reuse[records.length];
@@ -153,7 +170,17 @@ function build(source: ClusterSource, blocks: readonly BlockConfig[], opts: DnsO
         const upstreams = resolveUpstreams(b.forward.to, opts.readFile);
         chain.push(
           new ForwardPlugin(
-            { ...DEFAULT_FORWARD, from: b.forward.from, upstreams, except: b.forward.except, policy: b.forward.policy, maxFails: b.forward.maxFails, healthCheckMs: b.forward.healthCheckMs, forceTcp: b.forward.forceTcp, maxConcurrent: b.forward.maxConcurrent },
+            {
+              ...DEFAULT_FORWARD,
+              from: b.forward.from,
+              upstreams,
+              except: b.forward.except,
+              policy: b.forward.policy,
+              maxFails: b.forward.maxFails,
+              healthCheckMs: b.forward.healthCheckMs,
+              forceTcp: b.forward.forceTcp,
+              maxConcurrent: b.forward.maxConcurrent,
+            },
             { log, stats: metrics.forwardStats() },
           ),
         );
@@ -163,7 +190,13 @@ function build(source: ClusterSource, blocks: readonly BlockConfig[], opts: DnsO
       const list = byPort.get(port) ?? [];
       // the cache answers first in the chain (only errors, which never answers, and loop come before it),
       // so its hits can be served from the query's bytes
-      list.push({ zones: b.zones, plugins: chain, loadbalance: b.loadbalance, queryLog: b.log, ...(cache && opts.fastPath !== false ? { cache, loop: b.loop } : {}) });
+      list.push({
+        zones: b.zones,
+        plugins: chain,
+        loadbalance: b.loadbalance,
+        queryLog: b.log,
+        ...(cache && opts.fastPath !== false ? { cache, loop: b.loop } : {}),
+      });
       byPort.set(port, list);
     }
   } catch (err) {
@@ -180,7 +213,11 @@ function reloadableInPlace(records: readonly KubernetesRecords[], next: readonly
   return ks.length === records.length && ks.every((k, i) => records[i]!.canReconfigure(k));
 }
 
-export async function startDns(source: ClusterSource, blocks: readonly BlockConfig[], opts: DnsOptions): Promise<RunningDns> {
+export async function startDns(
+  source: ClusterSource,
+  blocks: readonly BlockConfig[],
+  opts: DnsOptions,
+): Promise<RunningDns> {
   const log = opts.log;
   const metrics = new DnsMetrics({ server: 'dns://', version: opts.version });
   let cfg = blocks;
@@ -209,7 +246,14 @@ export async function startDns(source: ClusterSource, blocks: readonly BlockConf
     await Promise.all(built.plugins.map((p) => p.close?.()));
   };
   const startServer = async (port: number, list: ServerBlock[]) => {
-    const s = new DnsServer({ host: opts.host ?? '', port, blocks: list, log, metrics, ...(answers ? { answers } : {}) });
+    const s = new DnsServer({
+      host: opts.host ?? '',
+      port,
+      blocks: list,
+      log,
+      metrics,
+      ...(answers ? { answers } : {}),
+    });
     await s.start();
     servers.set(port, s);
     ports.set(port, s.port);
@@ -222,7 +266,8 @@ export async function startDns(source: ClusterSource, blocks: readonly BlockConf
     ready: (req: IncomingMessage, res: ServerResponse) => {
       if (req.url !== '/ready') return void res.writeHead(404).end();
       const notReady = built.plugins.filter((p) => p.ready && !p.ready()).map((p) => p.name);
-      if (closing || notReady.length > 0) res.writeHead(503, { 'content-type': 'text/plain' }).end([...new Set(notReady)].join(',') || 'shutting down');
+      if (closing || notReady.length > 0)
+        res.writeHead(503, { 'content-type': 'text/plain' }).end([...new Set(notReady)].join(',') || 'shutting down');
       else res.writeHead(200, { 'content-type': 'text/plain' }).end('OK');
     },
     metrics: (req: IncomingMessage, res: ServerResponse) => {
@@ -274,7 +319,9 @@ export async function startDns(source: ClusterSource, blocks: readonly BlockConf
     synced.catch(() => {});
     probeLoops(built.loops);
     const running: RunningDns = {
-      ports, metrics, synced,
+      ports,
+      metrics,
+      synced,
       get records() {
         return built.records;
       },
@@ -322,7 +369,15 @@ export async function startDns(source: ClusterSource, blocks: readonly BlockConf
         await source.stop();
       },
     };
-    log.info({ dns: Object.fromEntries(ports), healthPort: running.healthPort, readyPort: running.readyPort, metricsPort: running.metricsPort }, 'kdp dns listening');
+    log.info(
+      {
+        dns: Object.fromEntries(ports),
+        healthPort: running.healthPort,
+        readyPort: running.readyPort,
+        metricsPort: running.metricsPort,
+      },
+      'kdp dns listening',
+    );
     return running;
   } catch (err) {
     await closeAll();
@@ -336,5 +391,7 @@ function sendLoopProbes(p: LoopPlugin, port: number, host: string): void {
   const sock = createSocket(target.includes(':') ? 'udp6' : 'udp4');
   sock.on('error', () => sock.close());
   sock.on('message', () => {});
-  sock.send(encodeQuery({ id: 1, name: p.probe, type: TYPE.HINFO }), port, target, () => setTimeout(() => sock.close(), 2500).unref());
+  sock.send(encodeQuery({ id: 1, name: p.probe, type: TYPE.HINFO }), port, target, () =>
+    setTimeout(() => sock.close(), 2500).unref(),
+  );
 }

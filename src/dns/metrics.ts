@@ -6,9 +6,31 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { CacheStats } from './plugins/cache.ts';
 import type { ForwardStats } from './plugins/forward.ts';
 
-const COMMON_TYPES = new Set(['A', 'AAAA', 'CNAME', 'SOA', 'PTR', 'NS', 'MX', 'TXT', 'SRV', 'HINFO', 'NAPTR', 'DS', 'DNSKEY', 'IXFR', 'AXFR', 'ANY', 'OPT', 'HTTPS', 'SVCB']);
+const COMMON_TYPES = new Set([
+  'A',
+  'AAAA',
+  'CNAME',
+  'SOA',
+  'PTR',
+  'NS',
+  'MX',
+  'TXT',
+  'SRV',
+  'HINFO',
+  'NAPTR',
+  'DS',
+  'DNSKEY',
+  'IXFR',
+  'AXFR',
+  'ANY',
+  'OPT',
+  'HTTPS',
+  'SVCB',
+]);
 const SIZE_BUCKETS = [0, 100, 200, 300, 400, 511, 1023, 2047, 4095, 8291, 16e3, 32e3, 48e3, 64e3];
-const DURATION_BUCKETS = [0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096, 8.192];
+const DURATION_BUCKETS = [
+  0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096, 8.192,
+];
 
 type Labels = Record<string, string>;
 
@@ -35,7 +57,13 @@ class FastCounter {
     return c;
   }
   async get(): Promise<{ name: string; help: string; type: string; aggregator: string; values: MetricValue[] }> {
-    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: [...this.#children.values()].map((c) => ({ value: c.value, labels: c.labels })) };
+    return {
+      name: this.name,
+      help: this.help,
+      type: this.type,
+      aggregator: this.aggregator,
+      values: [...this.#children.values()].map((c) => ({ value: c.value, labels: c.labels })),
+    };
   }
 }
 
@@ -60,7 +88,11 @@ class FastHistogram {
   }
   child(key: string, labels: () => Labels): HistogramChild {
     let c = this.#children.get(key);
-    if (!c) this.#children.set(key, (c = { labels: labels(), counts: new Float64Array(this.buckets.length), sum: 0, count: 0 }));
+    if (!c)
+      this.#children.set(
+        key,
+        (c = { labels: labels(), counts: new Float64Array(this.buckets.length), sum: 0, count: 0 }),
+      );
     return c;
   }
   observe(c: HistogramChild, v: number): void {
@@ -101,15 +133,36 @@ interface QueryChildren {
 export class DnsMetrics {
   readonly registry = new Registry();
   readonly server: string;
-  readonly #requests = new FastCounter('coredns_dns_requests_total', 'Counter of DNS requests made per zone, protocol and family.');
+  readonly #requests = new FastCounter(
+    'coredns_dns_requests_total',
+    'Counter of DNS requests made per zone, protocol and family.',
+  );
   readonly #responses = new FastCounter('coredns_dns_responses_total', 'Counter of response status codes.');
-  readonly #duration = new FastHistogram('coredns_dns_request_duration_seconds', 'Histogram of the time (in seconds) each request took.', DURATION_BUCKETS);
-  readonly #reqSize = new FastHistogram('coredns_dns_request_size_bytes', 'Size of the EDNS0 UDP buffer in bytes (64K for TCP).', SIZE_BUCKETS);
-  readonly #resSize = new FastHistogram('coredns_dns_response_size_bytes', 'Size of the returned response in bytes.', SIZE_BUCKETS);
+  readonly #duration = new FastHistogram(
+    'coredns_dns_request_duration_seconds',
+    'Histogram of the time (in seconds) each request took.',
+    DURATION_BUCKETS,
+  );
+  readonly #reqSize = new FastHistogram(
+    'coredns_dns_request_size_bytes',
+    'Size of the EDNS0 UDP buffer in bytes (64K for TCP).',
+    SIZE_BUCKETS,
+  );
+  readonly #resSize = new FastHistogram(
+    'coredns_dns_response_size_bytes',
+    'Size of the returned response in bytes.',
+    SIZE_BUCKETS,
+  );
   readonly #cacheHits = new FastCounter('coredns_cache_hits_total', 'The count of cache hits.');
   readonly #cacheMisses = new FastCounter('coredns_cache_misses_total', 'The count of cache misses.');
-  readonly #cachePrefetch = new FastCounter('coredns_cache_prefetch_total', 'The number of times the cache has prefetched a cached item.');
-  readonly #cacheStale = new FastCounter('coredns_cache_served_stale_total', 'The number of requests served from stale cache entries.');
+  readonly #cachePrefetch = new FastCounter(
+    'coredns_cache_prefetch_total',
+    'The number of times the cache has prefetched a cached item.',
+  );
+  readonly #cacheStale = new FastCounter(
+    'coredns_cache_served_stale_total',
+    'The number of requests served from stale cache entries.',
+  );
   readonly #panics: Counter;
   readonly #cacheEntries: Gauge;
   readonly #fwdDuration: Histogram;
@@ -120,18 +173,67 @@ export class DnsMetrics {
   constructor(opts: { server: string; version: string }) {
     this.server = opts.server;
     const r = [this.registry];
-    for (const m of [this.#requests, this.#responses, this.#duration, this.#reqSize, this.#resSize, this.#cacheHits, this.#cacheMisses, this.#cachePrefetch, this.#cacheStale]) this.registry.registerMetric(m as never);
-    this.#panics = new Counter({ name: 'coredns_panics_total', help: 'A metrics that counts the number of panics.', registers: r });
-    const build = new Gauge({ name: 'coredns_build_info', help: 'A metric with a constant 1 value labeled by version, revision, and goversion from which CoreDNS was built.', labelNames: ['version', 'revision', 'goversion'], registers: r });
+    for (const m of [
+      this.#requests,
+      this.#responses,
+      this.#duration,
+      this.#reqSize,
+      this.#resSize,
+      this.#cacheHits,
+      this.#cacheMisses,
+      this.#cachePrefetch,
+      this.#cacheStale,
+    ])
+      this.registry.registerMetric(m as never);
+    this.#panics = new Counter({
+      name: 'coredns_panics_total',
+      help: 'A metrics that counts the number of panics.',
+      registers: r,
+    });
+    const build = new Gauge({
+      name: 'coredns_build_info',
+      help: 'A metric with a constant 1 value labeled by version, revision, and goversion from which CoreDNS was built.',
+      labelNames: ['version', 'revision', 'goversion'],
+      registers: r,
+    });
     build.labels(opts.version, 'kdp', `node${process.versions.node}`).set(1);
-    this.#cacheEntries = new Gauge({ name: 'coredns_cache_entries', help: 'The number of elements in the cache.', labelNames: ['server', 'type', 'zones', 'view'], registers: r });
-    this.#fwdDuration = new Histogram({ name: 'coredns_proxy_request_duration_seconds', help: 'Histogram of the time each request took.', labelNames: ['proxy_name', 'to', 'rcode'], buckets: DURATION_BUCKETS, registers: r });
-    this.#fwdBroken = new Counter({ name: 'coredns_forward_healthcheck_broken_total', help: 'Counter of the number of complete failures of the healthchecks.', registers: r });
-    this.#fwdRejects = new Counter({ name: 'coredns_forward_max_concurrent_rejects_total', help: 'Counter of the number of queries rejected because the concurrent queries were at maximum.', registers: r });
+    this.#cacheEntries = new Gauge({
+      name: 'coredns_cache_entries',
+      help: 'The number of elements in the cache.',
+      labelNames: ['server', 'type', 'zones', 'view'],
+      registers: r,
+    });
+    this.#fwdDuration = new Histogram({
+      name: 'coredns_proxy_request_duration_seconds',
+      help: 'Histogram of the time each request took.',
+      labelNames: ['proxy_name', 'to', 'rcode'],
+      buckets: DURATION_BUCKETS,
+      registers: r,
+    });
+    this.#fwdBroken = new Counter({
+      name: 'coredns_forward_healthcheck_broken_total',
+      help: 'Counter of the number of complete failures of the healthchecks.',
+      registers: r,
+    });
+    this.#fwdRejects = new Counter({
+      name: 'coredns_forward_max_concurrent_rejects_total',
+      help: 'Counter of the number of queries rejected because the concurrent queries were at maximum.',
+      registers: r,
+    });
   }
 
   /** One request and its response, as CoreDNS's prometheus plugin records them. */
-  observe(zone: string, proto: 'udp' | 'tcp', family: 4 | 6, qtype: string, rcode: string, plugin: string, reqSize: number, resSize: number, seconds: number): void {
+  observe(
+    zone: string,
+    proto: 'udp' | 'tcp',
+    family: 4 | 6,
+    qtype: string,
+    rcode: string,
+    plugin: string,
+    reqSize: number,
+    resSize: number,
+    seconds: number,
+  ): void {
     const key = `${zone}|${proto}|${family}|${qtype}|${rcode}|${plugin}`;
     let c = this.#query.get(key);
     if (!c) {
@@ -139,8 +241,21 @@ export class DnsMetrics {
       const type = COMMON_TYPES.has(qtype) ? qtype : 'other';
       const fam = family === 6 ? '2' : '1';
       c = {
-        requests: this.#requests.child(`${zone}|${proto}|${fam}|${type}`, () => ({ server: s, zone, view: '', proto, family: fam, type })),
-        responses: this.#responses.child(`${zone}|${rcode}|${plugin}`, () => ({ server: s, zone, view: '', rcode, plugin })),
+        requests: this.#requests.child(`${zone}|${proto}|${fam}|${type}`, () => ({
+          server: s,
+          zone,
+          view: '',
+          proto,
+          family: fam,
+          type,
+        })),
+        responses: this.#responses.child(`${zone}|${rcode}|${plugin}`, () => ({
+          server: s,
+          zone,
+          view: '',
+          rcode,
+          plugin,
+        })),
         duration: this.#duration.child(`${zone}|${type}`, () => ({ server: s, zone, view: '', type })),
         reqSize: this.#reqSize.child(`${zone}|${proto}`, () => ({ server: s, zone, view: '', proto })),
         resSize: this.#resSize.child(`${zone}|${proto}`, () => ({ server: s, zone, view: '', proto })),
@@ -160,7 +275,10 @@ export class DnsMetrics {
 
   cacheStats(zones: string): CacheStats {
     const s = this.server;
-    const hits = { success: this.#cacheHits.child(`${zones}|success`, () => ({ server: s, type: 'success', zones, view: '' })), denial: this.#cacheHits.child(`${zones}|denial`, () => ({ server: s, type: 'denial', zones, view: '' })) };
+    const hits = {
+      success: this.#cacheHits.child(`${zones}|success`, () => ({ server: s, type: 'success', zones, view: '' })),
+      denial: this.#cacheHits.child(`${zones}|denial`, () => ({ server: s, type: 'denial', zones, view: '' })),
+    };
     const misses = this.#cacheMisses.child(zones, () => ({ server: s, zones, view: '' }));
     const prefetch = this.#cachePrefetch.child(zones, () => ({ server: s, zones, view: '' }));
     const stale = this.#cacheStale.child(zones, () => ({ server: s, zones, view: '' }));

@@ -14,7 +14,20 @@ import type { DnsReply, DnsRequest, Plugin } from './chain.ts';
 import { runChain } from './chain.ts';
 import type { DnsMetrics } from './metrics.ts';
 import type { CachePlugin } from './plugins/cache.ts';
-import { CLASS_IN, FLAG, MAX_UDP_NO_EDNS, OUR_UDP_SIZE, RCODE, TYPE, addressRun, decode, encodeResponse, rcodeName, shuffleRun, typeName } from './wire.ts';
+import {
+  CLASS_IN,
+  FLAG,
+  MAX_UDP_NO_EDNS,
+  OUR_UDP_SIZE,
+  RCODE,
+  TYPE,
+  addressRun,
+  decode,
+  encodeResponse,
+  rcodeName,
+  shuffleRun,
+  typeName,
+} from './wire.ts';
 import type { RR } from './wire.ts';
 
 export interface ServerBlock {
@@ -77,7 +90,8 @@ const scratch = Buffer.allocUnsafe(256);
 
 /** The question of a plain query (one question, class IN, at most a bare OPT); undefined when it is anything else. */
 export function quickQuestion(buf: Buffer): QuickQuestion | undefined {
-  if (buf.length < 17 || buf.readUInt16BE(4) !== 1 || buf.readUInt16BE(6) !== 0 || buf.readUInt16BE(8) !== 0) return undefined;
+  if (buf.length < 17 || buf.readUInt16BE(4) !== 1 || buf.readUInt16BE(6) !== 0 || buf.readUInt16BE(8) !== 0)
+    return undefined;
   const ar = buf.readUInt16BE(10);
   if (ar > 1 || (buf[2] as number) & 0xf8) return undefined; // QR or opcode set
   let pos = 12;
@@ -103,7 +117,14 @@ export function quickQuestion(buf: Buffer): QuickQuestion | undefined {
   let edns: QuickQuestion['edns'];
   if (ar === 1) {
     // exactly one OPT with no options: root, type 41, size, ext-rcode 0, version 0, flags, rdlen 0
-    if (buf.length !== qend + 11 || buf[qend] !== 0 || buf.readUInt16BE(qend + 1) !== TYPE.OPT || buf.readUInt16BE(qend + 5) !== 0 || buf.readUInt16BE(qend + 9) !== 0) return undefined;
+    if (
+      buf.length !== qend + 11 ||
+      buf[qend] !== 0 ||
+      buf.readUInt16BE(qend + 1) !== TYPE.OPT ||
+      buf.readUInt16BE(qend + 5) !== 0 ||
+      buf.readUInt16BE(qend + 9) !== 0
+    )
+      return undefined;
     edns = { do: ((buf[qend + 7] as number) & 0x80) !== 0, udpSize: buf.readUInt16BE(qend + 3) };
   } else if (buf.length !== qend) {
     return undefined;
@@ -196,8 +217,17 @@ export class DnsServer {
       const any = host === '';
       // answers go to the address a query came from, always an IP literal: resolve it in place (the
       // default lookup defers every send by a tick)
-      const lookup = (address: string, _opts: unknown, cb: (err: Error | null, address: string, family: number) => void) => cb(null, address, address.includes(':') ? 6 : 4);
-      const udp = createSocket({ type: any || host.includes(':') ? 'udp6' : 'udp4', reuseAddr: false, ipv6Only: false, lookup: lookup as never });
+      const lookup = (
+        address: string,
+        _opts: unknown,
+        cb: (err: Error | null, address: string, family: number) => void,
+      ) => cb(null, address, address.includes(':') ? 6 : 4);
+      const udp = createSocket({
+        type: any || host.includes(':') ? 'udp6' : 'udp4',
+        reuseAddr: false,
+        ipv6Only: false,
+        lookup: lookup as never,
+      });
       try {
         await new Promise<void>((resolve, reject) => {
           udp.once('error', reject);
@@ -325,24 +355,55 @@ export class DnsServer {
         const out = Buffer.allocUnsafe(e.wire.length);
         e.wire.copy(out);
         out.writeUInt16BE(msg.readUInt16BE(0), 0);
-        out.writeUInt16BE((out.readUInt16BE(2) & ~(FLAG.RD | FLAG.CD)) | (msg.readUInt16BE(2) & (FLAG.RD | FLAG.CD)), 2);
+        out.writeUInt16BE(
+          (out.readUInt16BE(2) & ~(FLAG.RD | FLAG.CD)) | (msg.readUInt16BE(2) & (FLAG.RD | FLAG.CD)),
+          2,
+        );
         msg.copy(out, 12, 12, q.qend); // the question as the client spelled it; answers point at it
-        this.#opts.metrics?.observe(e.zone, proto, familyOf(client), typeName(q.qtype), e.rcode, 'kubernetes', msg.length, out.length, (performance.now() - t0) / 1000);
+        this.#opts.metrics?.observe(
+          e.zone,
+          proto,
+          familyOf(client),
+          typeName(q.qtype),
+          e.rcode,
+          'kubernetes',
+          msg.length,
+          out.length,
+          (performance.now() - t0) / 1000,
+        );
         return out;
       }
     }
     if (!this.#anyCache) return undefined;
     const target = this.#block(q.name);
     const cache = target?.block.cache;
-    if (!cache || (target.block.loop && q.qtype === TYPE.HINFO) || q.qtype === TYPE.AXFR || q.qtype === TYPE.IXFR || !cache.covers(q.name)) return undefined;
-    const maxSize = proto === 'tcp' ? 65535 : q.edns ? Math.min(Math.max(q.edns.udpSize, MAX_UDP_NO_EDNS), 65535) : MAX_UDP_NO_EDNS;
+    if (
+      !cache ||
+      (target.block.loop && q.qtype === TYPE.HINFO) ||
+      q.qtype === TYPE.AXFR ||
+      q.qtype === TYPE.IXFR ||
+      !cache.covers(q.name)
+    )
+      return undefined;
+    const maxSize =
+      proto === 'tcp' ? 65535 : q.edns ? Math.min(Math.max(q.edns.udpSize, MAX_UDP_NO_EDNS), 65535) : MAX_UDP_NO_EDNS;
     // the quick key is the cache key unless the query has EDNS without DO
     const key = q.edns && !q.edns.do ? undefined : q.key;
     const out = cache.answerWire(q.name, q.qtype, msg, q.qend, q.edns, maxSize, target.block.loadbalance, key);
     if (!out) return undefined;
     this.#cacheHits++;
     const zone = target.zone === '' ? '.' : target.zone + '.';
-    this.#opts.metrics?.observe(zone, proto, familyOf(client), typeName(q.qtype), rcodeName((out[3] as number) & 0xf), 'cache', msg.length, out.length, (performance.now() - t0) / 1000);
+    this.#opts.metrics?.observe(
+      zone,
+      proto,
+      familyOf(client),
+      typeName(q.qtype),
+      rcodeName((out[3] as number) & 0xf),
+      'cache',
+      msg.length,
+      out.length,
+      (performance.now() - t0) / 1000,
+    );
     return out;
   }
 
@@ -351,7 +412,8 @@ export class DnsServer {
     let best: { block: ServerBlock; zone: string } | undefined;
     for (const block of this.#blocks) {
       for (const z of block.zones) {
-        if ((z === '' || lname === z || lname.endsWith('.' + z)) && (!best || z.length > best.zone.length)) best = { block, zone: z };
+        if ((z === '' || lname === z || lname.endsWith('.' + z)) && (!best || z.length > best.zone.length))
+          best = { block, zone: z };
       }
     }
     return best;
@@ -373,10 +435,30 @@ export class DnsServer {
     }
     const q = msg.questions[0];
     const ednsOut = msg.edns ? { udpSize: OUR_UDP_SIZE, do: msg.edns.do } : undefined;
-    if (msg.opcode !== 0) return encodeResponse({ id, flags: base, rcode: RCODE.NOTIMP, ...(q ? { question: q } : {}), ...(ednsOut ? { edns: ednsOut } : {}) }).wire;
-    if (msg.questions.length !== 1 || !q) return encodeResponse({ id, flags: base, rcode: RCODE.FORMERR, ...(ednsOut ? { edns: ednsOut } : {}) }).wire;
-    if (msg.edns && msg.edns.version > 0) return encodeResponse({ id, flags: base, rcode: RCODE.BADVERS, question: q, edns: { udpSize: OUR_UDP_SIZE, do: msg.edns.do } }).wire;
-    const maxSize = proto === 'tcp' ? 65535 : msg.edns ? Math.min(Math.max(msg.edns.udpSize, MAX_UDP_NO_EDNS), 65535) : MAX_UDP_NO_EDNS;
+    if (msg.opcode !== 0)
+      return encodeResponse({
+        id,
+        flags: base,
+        rcode: RCODE.NOTIMP,
+        ...(q ? { question: q } : {}),
+        ...(ednsOut ? { edns: ednsOut } : {}),
+      }).wire;
+    if (msg.questions.length !== 1 || !q)
+      return encodeResponse({ id, flags: base, rcode: RCODE.FORMERR, ...(ednsOut ? { edns: ednsOut } : {}) }).wire;
+    if (msg.edns && msg.edns.version > 0)
+      return encodeResponse({
+        id,
+        flags: base,
+        rcode: RCODE.BADVERS,
+        question: q,
+        edns: { udpSize: OUR_UDP_SIZE, do: msg.edns.do },
+      }).wire;
+    const maxSize =
+      proto === 'tcp'
+        ? 65535
+        : msg.edns
+          ? Math.min(Math.max(msg.edns.udpSize, MAX_UDP_NO_EDNS), 65535)
+          : MAX_UDP_NO_EDNS;
     const lname = q.name.toLowerCase();
     const qtype = typeName(q.type);
     const target = this.#block(lname);
@@ -386,7 +468,16 @@ export class DnsServer {
       r = { plugin: '', rcode: RCODE.REFUSED, aa: false, answers: [], authority: [], additional: [] };
       zone = target?.zone ?? 'dropped';
     } else {
-      const req: DnsRequest = { id, flags: qflags, question: q, lname, qtype, ...(msg.edns ? { edns: msg.edns } : {}), proto, client };
+      const req: DnsRequest = {
+        id,
+        flags: qflags,
+        question: q,
+        lname,
+        qtype,
+        ...(msg.edns ? { edns: msg.edns } : {}),
+        proto,
+        client,
+      };
       try {
         r = await runChain(target.block.plugins, req);
       } catch (err) {
@@ -411,19 +502,40 @@ export class DnsServer {
           }
         }
         if (out.length > maxSize) {
-          out = encodeResponse({ id, flags: base | FLAG.RA, rcode: r.rcode, question: q, ...(ednsOut ? { edns: ednsOut } : {}) }).wire;
+          out = encodeResponse({
+            id,
+            flags: base | FLAG.RA,
+            rcode: r.rcode,
+            question: q,
+            ...(ednsOut ? { edns: ednsOut } : {}),
+          }).wire;
           out.writeUInt16BE(out.readUInt16BE(2) | FLAG.TC, 2);
           truncated = true;
         }
       } else {
         const answers = target?.block.loadbalance ? shuffleAddresses(r.answers) : r.answers;
         const enc = encodeResponse(
-          { id, flags: base | FLAG.RA | (r.aa ? FLAG.AA : 0), rcode: r.rcode, question: q, answers, authority: r.authority, additional: r.additional, ...(ednsOut ? { edns: ednsOut } : {}) },
+          {
+            id,
+            flags: base | FLAG.RA | (r.aa ? FLAG.AA : 0),
+            rcode: r.rcode,
+            question: q,
+            answers,
+            authority: r.authority,
+            additional: r.additional,
+            ...(ednsOut ? { edns: ednsOut } : {}),
+          },
           maxSize,
         );
         out = enc.wire;
         truncated = enc.truncated;
-        if (r.generation !== undefined && !truncated && this.#opts.answers && r.generation === this.#opts.answers.generation && out.length <= MAX_UDP_NO_EDNS) {
+        if (
+          r.generation !== undefined &&
+          !truncated &&
+          this.#opts.answers &&
+          r.generation === this.#opts.answers.generation &&
+          out.length <= MAX_UDP_NO_EDNS
+        ) {
           const multi = answers.filter((a) => a.type === 'A' || a.type === 'AAAA').length > 1;
           const key = quickQuestion(buf);
           if (key && !(target?.block.loadbalance && multi)) {
@@ -439,9 +551,32 @@ export class DnsServer {
     }
     const seconds = (performance.now() - t0) / 1000;
     const rcode = rcodeName(r.rcode);
-    this.#opts.metrics?.observe(zone === '' ? '.' : zone + '.', proto, familyOf(client), qtype, rcode, r.plugin, buf.length, out.length, seconds);
+    this.#opts.metrics?.observe(
+      zone === '' ? '.' : zone + '.',
+      proto,
+      familyOf(client),
+      qtype,
+      rcode,
+      r.plugin,
+      buf.length,
+      out.length,
+      seconds,
+    );
     if (target?.block.queryLog) {
-      this.#log.info({ client, proto, id, qtype, qname: q.name, rcode, size: out.length, truncated, ms: Math.round(seconds * 1e6) / 1e3 }, 'query');
+      this.#log.info(
+        {
+          client,
+          proto,
+          id,
+          qtype,
+          qname: q.name,
+          rcode,
+          size: out.length,
+          truncated,
+          ms: Math.round(seconds * 1e6) / 1e3,
+        },
+        'query',
+      );
     }
     return out;
   }

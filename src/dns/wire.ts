@@ -6,7 +6,20 @@ import { isIP } from 'node:net';
 import { KdpError } from '../common/errors.ts';
 
 export const TYPE = {
-  A: 1, NS: 2, CNAME: 5, SOA: 6, PTR: 12, HINFO: 13, MX: 15, TXT: 16, AAAA: 28, SRV: 33, OPT: 41, IXFR: 251, AXFR: 252, ANY: 255,
+  A: 1,
+  NS: 2,
+  CNAME: 5,
+  SOA: 6,
+  PTR: 12,
+  HINFO: 13,
+  MX: 15,
+  TXT: 16,
+  AAAA: 28,
+  SRV: 33,
+  OPT: 41,
+  IXFR: 251,
+  AXFR: 252,
+  ANY: 255,
 } as const;
 export type TypeName = keyof typeof TYPE;
 const TYPE_NAMES = new Map<number, TypeName>(Object.entries(TYPE).map(([k, v]) => [v, k as TypeName]));
@@ -187,7 +200,11 @@ function readRR(buf: Buffer, pos: number, ttlOffsets: number[]): { rr: RR | unde
   const end = rd + rdlen;
   if (type === TYPE.OPT) {
     if (name !== '') throw malformed('OPT owner is not the root');
-    return { rr: undefined, opt: { udpSize: cls, extRcode: ttl >>> 24, version: (ttl >>> 16) & 0xff, do: (ttl & 0x8000) !== 0 }, end };
+    return {
+      rr: undefined,
+      opt: { udpSize: cls, extRcode: ttl >>> 24, version: (ttl >>> 16) & 0xff, do: (ttl & 0x8000) !== 0 },
+      end,
+    };
   }
   ttlOffsets.push(nameEnd + 4);
   const inName = (p: number): string => {
@@ -199,7 +216,12 @@ function readRR(buf: Buffer, pos: number, ttlOffsets: number[]): { rr: RR | unde
   switch (type) {
     case TYPE.A:
       if (rdlen !== 4) throw malformed('A rdata is not 4 octets');
-      rr = { name, ttl, type: 'A', data: `${buf.readUInt8(rd)}.${buf.readUInt8(rd + 1)}.${buf.readUInt8(rd + 2)}.${buf.readUInt8(rd + 3)}` };
+      rr = {
+        name,
+        ttl,
+        type: 'A',
+        data: `${buf.readUInt8(rd)}.${buf.readUInt8(rd + 1)}.${buf.readUInt8(rd + 2)}.${buf.readUInt8(rd + 3)}`,
+      };
       break;
     case TYPE.AAAA: {
       if (rdlen !== 16) throw malformed('AAAA rdata is not 16 octets');
@@ -215,7 +237,17 @@ function readRR(buf: Buffer, pos: number, ttlOffsets: number[]): { rr: RR | unde
       break;
     case TYPE.SRV:
       if (rdlen < 7) throw malformed('SRV rdata too short');
-      rr = { name, ttl, type: 'SRV', data: { priority: buf.readUInt16BE(rd), weight: buf.readUInt16BE(rd + 2), port: buf.readUInt16BE(rd + 4), target: inName(rd + 6) } };
+      rr = {
+        name,
+        ttl,
+        type: 'SRV',
+        data: {
+          priority: buf.readUInt16BE(rd),
+          weight: buf.readUInt16BE(rd + 2),
+          port: buf.readUInt16BE(rd + 4),
+          target: inName(rd + 6),
+        },
+      };
       break;
     case TYPE.TXT: {
       const strings: string[] = [];
@@ -235,8 +267,18 @@ function readRR(buf: Buffer, pos: number, ttlOffsets: number[]): { rr: RR | unde
       if (r.end + 20 > end) throw malformed('SOA rdata too short');
       const p = r.end;
       rr = {
-        name, ttl, type: 'SOA',
-        data: { mname: m.name, rname: r.name, serial: buf.readUInt32BE(p), refresh: buf.readUInt32BE(p + 4), retry: buf.readUInt32BE(p + 8), expire: buf.readUInt32BE(p + 12), minimum: buf.readUInt32BE(p + 16) },
+        name,
+        ttl,
+        type: 'SOA',
+        data: {
+          mname: m.name,
+          rname: r.name,
+          serial: buf.readUInt32BE(p),
+          refresh: buf.readUInt32BE(p + 4),
+          retry: buf.readUInt32BE(p + 8),
+          expire: buf.readUInt32BE(p + 12),
+          minimum: buf.readUInt32BE(p + 16),
+        },
       };
       break;
     }
@@ -282,9 +324,18 @@ export function decode(buf: Buffer): Message {
   }
   const extRcode = edns ? edns.extRcode : 0;
   return {
-    id, flags, opcode: (flags >>> 11) & 0xf, rcode: (extRcode << 4) | (flags & 0xf),
-    questions, answers: sections[0] as RR[], authority: sections[1] as RR[], additional: sections[2] as RR[],
-    ...(edns ? { edns } : {}), questionEnd, ttlOffsets, ...(optSpan ? { optSpan } : {}),
+    id,
+    flags,
+    opcode: (flags >>> 11) & 0xf,
+    rcode: (extRcode << 4) | (flags & 0xf),
+    questions,
+    answers: sections[0] as RR[],
+    authority: sections[1] as RR[],
+    additional: sections[2] as RR[],
+    ...(edns ? { edns } : {}),
+    questionEnd,
+    ttlOffsets,
+    ...(optSpan ? { optSpan } : {}),
   };
 }
 
@@ -292,11 +343,17 @@ export function decode(buf: Buffer): Message {
 function compressV6(parts: string[]): string {
   let bestStart = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (parts[i] !== '0') { i++; continue; }
+  for (let i = 0; i < 8;) {
+    if (parts[i] !== '0') {
+      i++;
+      continue;
+    }
     let j = i;
     while (j < 8 && parts[j] === '0') j++;
-    if (j - i > bestLen && j - i > 1) { bestStart = i; bestLen = j - i; }
+    if (j - i > bestLen && j - i > 1) {
+      bestStart = i;
+      bestLen = j - i;
+    }
     i = j;
   }
   if (bestStart < 0) return parts.join(':');
@@ -309,7 +366,11 @@ export function v6Bytes(ip: string): Buffer {
   const v4tail = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
   if (v4tail) {
     const b = (v4tail[1] as string).split('.').map(Number);
-    s = s.slice(0, -(v4tail[1] as string).length) + (((b[0] as number) << 8) | (b[1] as number)).toString(16) + ':' + (((b[2] as number) << 8) | (b[3] as number)).toString(16);
+    s =
+      s.slice(0, -(v4tail[1] as string).length) +
+      (((b[0] as number) << 8) | (b[1] as number)).toString(16) +
+      ':' +
+      (((b[2] as number) << 8) | (b[3] as number)).toString(16);
   }
   const [head, tail] = s.includes('::') ? (s.split('::') as [string, string]) : [s, undefined];
   const h = head === '' ? [] : head.split(':');
@@ -356,10 +417,26 @@ export class Writer {
     this.buf.copy(next, 0, 0, this.pos);
     this.buf = next;
   }
-  u8(v: number): void { this.ensure(1); this.buf.writeUInt8(v & 0xff, this.pos); this.pos += 1; }
-  u16(v: number): void { this.ensure(2); this.buf.writeUInt16BE(v & 0xffff, this.pos); this.pos += 2; }
-  u32(v: number): void { this.ensure(4); this.buf.writeUInt32BE(v >>> 0, this.pos); this.pos += 4; }
-  bytes(b: Buffer): void { this.ensure(b.length); b.copy(this.buf, this.pos); this.pos += b.length; }
+  u8(v: number): void {
+    this.ensure(1);
+    this.buf.writeUInt8(v & 0xff, this.pos);
+    this.pos += 1;
+  }
+  u16(v: number): void {
+    this.ensure(2);
+    this.buf.writeUInt16BE(v & 0xffff, this.pos);
+    this.pos += 2;
+  }
+  u32(v: number): void {
+    this.ensure(4);
+    this.buf.writeUInt32BE(v >>> 0, this.pos);
+    this.pos += 4;
+  }
+  bytes(b: Buffer): void {
+    this.ensure(b.length);
+    b.copy(this.buf, this.pos);
+    this.pos += b.length;
+  }
   name(name: string, compress = true): void {
     if (name.includes('\\')) return this.#escapedName(name, compress);
     const n = name.endsWith('.') ? name.slice(0, -1) : name;
@@ -368,7 +445,10 @@ export class Writer {
     while (start < n.length) {
       const key = start === 0 ? lower : lower.slice(start);
       const at = compress ? this.#names.get(key) : undefined;
-      if (at !== undefined) { this.u16(0xc000 | at); return; }
+      if (at !== undefined) {
+        this.u16(0xc000 | at);
+        return;
+      }
       if (this.pos < 0x3fff && !this.#names.has(key)) this.#names.set(key, this.pos);
       let end = n.indexOf('.', start);
       if (end < 0) end = n.length;
@@ -385,9 +465,15 @@ export class Writer {
   #escapedName(name: string, compress: boolean): void {
     const labels = nameLabels(name);
     for (let i = 0; i < labels.length; i++) {
-      const key = labels.slice(i).map((l) => l.toString('latin1').toLowerCase()).join('.');
+      const key = labels
+        .slice(i)
+        .map((l) => l.toString('latin1').toLowerCase())
+        .join('.');
       const at = compress ? this.#names.get(key) : undefined;
-      if (at !== undefined) { this.u16(0xc000 | at); return; }
+      if (at !== undefined) {
+        this.u16(0xc000 | at);
+        return;
+      }
       if (this.pos < 0x3fff && !this.#names.has(key)) this.#names.set(key, this.pos);
       const l = labels[i] as Buffer;
       if (l.length > 63) throw new KdpError('KDP_DNS_ENCODE', `label longer than 63 octets in ${name}`);
@@ -414,23 +500,33 @@ export class Writer {
         if (isIP(rr.data) !== 6) throw new KdpError('KDP_DNS_ENCODE', `not an IPv6 address: ${rr.data}`);
         this.bytes(v6Bytes(rr.data));
         break;
-      case 'CNAME': case 'PTR': case 'NS':
+      case 'CNAME':
+      case 'PTR':
+      case 'NS':
         this.name(rr.data);
         break;
       case 'SRV':
-        this.u16(rr.data.priority); this.u16(rr.data.weight); this.u16(rr.data.port);
+        this.u16(rr.data.priority);
+        this.u16(rr.data.weight);
+        this.u16(rr.data.port);
         this.name(rr.data.target, false); // RFC 2782: no compression of the target
         break;
       case 'TXT':
         for (const s of rr.data) {
           const b = Buffer.from(s, 'latin1');
           if (b.length > 255) throw new KdpError('KDP_DNS_ENCODE', 'TXT string longer than 255 octets');
-          this.u8(b.length); this.bytes(b);
+          this.u8(b.length);
+          this.bytes(b);
         }
         break;
       case 'SOA':
-        this.name(rr.data.mname); this.name(rr.data.rname);
-        this.u32(rr.data.serial); this.u32(rr.data.refresh); this.u32(rr.data.retry); this.u32(rr.data.expire); this.u32(rr.data.minimum);
+        this.name(rr.data.mname);
+        this.name(rr.data.rname);
+        this.u32(rr.data.serial);
+        this.u32(rr.data.refresh);
+        this.u32(rr.data.retry);
+        this.u32(rr.data.expire);
+        this.u32(rr.data.minimum);
         break;
       case 'RAW':
         this.bytes(rr.data);
@@ -525,20 +621,29 @@ export function addressRun(m: Pick<Message, 'answers' | 'ttlOffsets'>, buf: Buff
     const type = buf.readUInt16BE(ttlAt - 4);
     const rdlen = buf.readUInt16BE(ttlAt + 4);
     const size = 2 + 10 + rdlen;
-    const ok = rrStart >= 12 && ((buf[rrStart] as number) & 0xc0) === 0xc0 && (type === TYPE.A || type === TYPE.AAAA) && buf.readUInt16BE(ttlAt - 2) === CLASS_IN;
+    const ok =
+      rrStart >= 12 &&
+      ((buf[rrStart] as number) & 0xc0) === 0xc0 &&
+      (type === TYPE.A || type === TYPE.AAAA) &&
+      buf.readUInt16BE(ttlAt - 2) === CLASS_IN;
     if (ok && cur && cur.type === type && cur.end === rrStart) {
       cur.count++;
       cur.end += size;
     } else {
       cur = ok ? { start: rrStart, size, count: 1, type, end: rrStart + size } : undefined;
     }
-    if (cur && cur.count >= 2 && (!best || cur.count > best.count)) best = { start: cur.start, size: cur.size, count: cur.count };
+    if (cur && cur.count >= 2 && (!best || cur.count > best.count))
+      best = { start: cur.start, size: cur.size, count: cur.count };
   }
   return best;
 }
 
 /** Shuffles the records of `run` in place (Fisher-Yates over fixed-size chunks). */
-export function shuffleRun(buf: Buffer, run: AddressRun, random: (n: number) => number = (n) => Math.floor(Math.random() * n)): void {
+export function shuffleRun(
+  buf: Buffer,
+  run: AddressRun,
+  random: (n: number) => number = (n) => Math.floor(Math.random() * n),
+): void {
   const tmp = Buffer.allocUnsafe(run.size);
   for (let i = run.count - 1; i > 0; i--) {
     const j = random(i + 1);
@@ -552,16 +657,29 @@ export function shuffleRun(buf: Buffer, run: AddressRun, random: (n: number) => 
 }
 
 /** Encodes a query (used by forward health checks, tests and benchmarks). */
-export function encodeQuery(q: { id: number; name: string; type: number; rd?: boolean; edns?: { udpSize: number; do?: boolean } }): Buffer {
+export function encodeQuery(q: {
+  id: number;
+  name: string;
+  type: number;
+  rd?: boolean;
+  edns?: { udpSize: number; do?: boolean };
+}): Buffer {
   const w = new Writer(128);
   w.u16(q.id);
   w.u16(q.rd === false ? 0 : FLAG.RD);
-  w.u16(1); w.u16(0); w.u16(0); w.u16(q.edns ? 1 : 0);
+  w.u16(1);
+  w.u16(0);
+  w.u16(0);
+  w.u16(q.edns ? 1 : 0);
   w.name(q.name);
   w.u16(q.type);
   w.u16(CLASS_IN);
   if (q.edns) {
-    w.u8(0); w.u16(TYPE.OPT); w.u16(q.edns.udpSize); w.u32(q.edns.do ? 0x8000 : 0); w.u16(0);
+    w.u8(0);
+    w.u16(TYPE.OPT);
+    w.u16(q.edns.udpSize);
+    w.u32(q.edns.do ? 0x8000 : 0);
+    w.u16(0);
   }
   return Buffer.from(w.result());
 }

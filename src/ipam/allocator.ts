@@ -54,9 +54,15 @@ function ipConfig(set: RangeSet, value: bigint): CniIpConfig {
 }
 
 /** Allocates one address per range set for (containerId, ifname). The caller holds the store lock. */
-export async function allocate(cfg: IpamConfig, store: IpStore, containerId: string, ifname: string): Promise<CniIpConfig[]> {
+export async function allocate(
+  cfg: IpamConfig,
+  store: IpStore,
+  containerId: string,
+  ifname: string,
+): Promise<CniIpConfig[]> {
   const unmatched = cfg.requested.filter((ip) => !cfg.rangeSets.some((s) => inSet(s, ip)));
-  if (unmatched.length > 0) throw new KdpError('KDP_IPAM_CONFLICT', `requested IP ${formatIp(unmatched[0]!)} is in no configured range`);
+  if (unmatched.length > 0)
+    throw new KdpError('KDP_IPAM_CONFLICT', `requested IP ${formatIp(unmatched[0]!)} is in no configured range`);
   const existing = await store.allocations();
   const used = new Set<string>();
   for (const a of existing) {
@@ -69,8 +75,16 @@ export async function allocate(cfg: IpamConfig, store: IpStore, containerId: str
   try {
     for (const [i, set] of cfg.rangeSets.entries()) {
       const fam = rangeSetFamily(set);
-      if (mine.some((a) => { const ip = tryParseIp(a.ip); return ip !== undefined && inSet(set, ip); })) {
-        throw new KdpError('KDP_IPAM_CONFLICT', `${containerId}/${ifname} already holds an address in range set ${i}: duplicate allocation is not allowed`);
+      if (
+        mine.some((a) => {
+          const ip = tryParseIp(a.ip);
+          return ip !== undefined && inSet(set, ip);
+        })
+      ) {
+        throw new KdpError(
+          'KDP_IPAM_CONFLICT',
+          `${containerId}/${ifname} already holds an address in range set ${i}: duplicate allocation is not allowed`,
+        );
       }
       const req = cfg.requested.find((ip) => ip.family === fam && inSet(set, ip));
       let got: bigint | undefined;
@@ -79,7 +93,10 @@ export async function allocate(cfg: IpamConfig, store: IpStore, containerId: str
           throw new KdpError('KDP_IPAM_CONFLICT', `requested IP ${formatIp(req)} is the gateway of its range`);
         }
         if (used.has(`${fam}/${req.value}`) || !(await store.reserve({ ip: formatIp(req), containerId, ifname }, i))) {
-          throw new KdpError('KDP_IPAM_CONFLICT', `requested IP address ${formatIp(req)} is not available in range set ${i}`);
+          throw new KdpError(
+            'KDP_IPAM_CONFLICT',
+            `requested IP address ${formatIp(req)} is not available in range set ${i}`,
+          );
         }
         got = req.value;
       } else {
@@ -92,7 +109,11 @@ export async function allocate(cfg: IpamConfig, store: IpStore, containerId: str
             break;
           }
         }
-        if (got === undefined) throw new KdpError('KDP_IPAM_EXHAUSTED', `no IP addresses available in range set ${i} (${set.map((r) => `${formatIp({ family: fam, value: r.start })}-${formatIp({ family: fam, value: r.end })}`).join(', ')})`);
+        if (got === undefined)
+          throw new KdpError(
+            'KDP_IPAM_EXHAUSTED',
+            `no IP addresses available in range set ${i} (${set.map((r) => `${formatIp({ family: fam, value: r.start })}-${formatIp({ family: fam, value: r.end })}`).join(', ')})`,
+          );
       }
       done.push(formatIp({ family: fam, value: got }));
       out.push(ipConfig(set, got));
@@ -112,7 +133,10 @@ export async function release(store: IpStore, containerId: string, ifname: strin
 }
 
 /** Releases every allocation whose attachment is not in `valid`. Returns what it released. */
-export async function collect(store: IpStore, valid: readonly { containerID: string; ifname: string }[]): Promise<string[]> {
+export async function collect(
+  store: IpStore,
+  valid: readonly { containerID: string; ifname: string }[],
+): Promise<string[]> {
   const keep = new Set(valid.map((v) => `${v.containerID}\n${v.ifname}`));
   const gone = (await store.allocations()).filter((a) => !keep.has(`${a.containerId}\n${a.ifname}`));
   for (const a of gone) await store.release(a.ip);

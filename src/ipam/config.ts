@@ -80,7 +80,8 @@ export function parseRangeSets(ipam: Record<string, unknown>, runtimeRanges: unk
   let sets: IpRange[][];
   if (Array.isArray(raw) && raw.length > 0) {
     sets = raw.map((set, i) => {
-      if (!Array.isArray(set) || set.length === 0) throw invalid(`ipam: ranges[${i}] must be a non-empty list of ranges`);
+      if (!Array.isArray(set) || set.length === 0)
+        throw invalid(`ipam: ranges[${i}] must be a non-empty list of ranges`);
       return set.map((r, j) => parseRange(obj(r, `ipam.ranges[${i}][${j}]`)));
     });
   } else if (ipam.subnet !== undefined) {
@@ -108,7 +109,9 @@ function requestedIps(config: Record<string, unknown>, args: Readonly<Record<str
   if (Array.isArray(a?.cni?.ips)) out.push(...(a.cni.ips as string[]));
   const rc = config.runtimeConfig as { ips?: unknown } | undefined;
   if (Array.isArray(rc?.ips)) out.push(...(rc.ips as string[]));
-  return [...new Set(out.map((s) => String(s).trim()).filter((s) => s !== ''))].map((s) => parseIp(s.split('/')[0] as string));
+  return [...new Set(out.map((s) => String(s).trim()).filter((s) => s !== ''))].map((s) =>
+    parseIp(s.split('/')[0] as string),
+  );
 }
 
 function parseRoutes(v: unknown): CniRoute[] {
@@ -126,16 +129,21 @@ function parseRoutes(v: unknown): CniRoute[] {
 }
 
 /** Parses the `ipam` section of a plugin config (the whole config object is passed, as delegates receive it). */
-export function loadIpamConfig(config: Readonly<Record<string, unknown>>, args: Readonly<Record<string, string>> = {}): IpamConfig {
+export function loadIpamConfig(
+  config: Readonly<Record<string, unknown>>,
+  args: Readonly<Record<string, string>> = {},
+): IpamConfig {
   const ipam = obj(config.ipam, 'ipam');
   const name = config.name;
-  if (typeof name !== 'string' || name === '' || name.includes('/') || name.startsWith('.')) throw invalid('the network configuration needs a valid name');
+  if (typeof name !== 'string' || name === '' || name.includes('/') || name.startsWith('.'))
+    throw invalid('the network configuration needs a valid name');
   const rc = config.runtimeConfig as { ipRanges?: unknown } | undefined;
   const rangeSets = parseRangeSets(ipam, rc?.ipRanges);
   const requested = requestedIps(config as Record<string, unknown>, args);
   const dataDir = str(ipam.dataDir, 'dataDir') ?? DEFAULT_DATA_DIR;
   // eslint-disable-next-line no-control-regex
-  if (!dataDir.startsWith('/') || /[\u0000-\u001f]/.test(dataDir)) throw invalid(`ipam: dataDir ${JSON.stringify(dataDir)} must be an absolute path`);
+  if (!dataDir.startsWith('/') || /[\u0000-\u001f]/.test(dataDir))
+    throw invalid(`ipam: dataDir ${JSON.stringify(dataDir)} must be an absolute path`);
   return { name, rangeSets, routes: parseRoutes(ipam.routes), dataDir, requested };
 }
 

@@ -1,7 +1,17 @@
 // host-local's on-disk layout, so our IPAM and the reference one can share a data directory:
 // <dataDir>/<network>/<ip> holds "<containerID>\r\n<ifname>" (created O_EXCL), last_reserved_ip.<i>
 // holds the last address handed out per range set, and `lock` is flock'ed around every operation.
-import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { KdpError } from '../common/errors.ts';
 import { lockFile } from './flock.ts';
@@ -24,7 +34,9 @@ export class DiskStore implements IpStore {
     try {
       mkdirSync(this.dir, { recursive: true, mode: 0o755 });
     } catch (err) {
-      throw new KdpError('KDP_CNI_IO', `creating IPAM directory ${this.dir}: ${(err as Error).message}`, { cause: err });
+      throw new KdpError('KDP_CNI_IO', `creating IPAM directory ${this.dir}: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     this.#lock = await this.#locker(join(this.dir, 'lock'));
   }
@@ -95,7 +107,8 @@ export class DiskStore implements IpStore {
     try {
       unlinkSync(join(this.dir, ip));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new KdpError('KDP_CNI_IO', `releasing ${ip}: ${(err as Error).message}`, { cause: err });
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+        throw new KdpError('KDP_CNI_IO', `releasing ${ip}: ${(err as Error).message}`, { cause: err });
     }
   }
 }

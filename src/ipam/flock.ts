@@ -18,7 +18,9 @@ export function lockFile(path: string, timeoutSec = 120): Promise<FileLock> {
   try {
     fd = openSync(path, 'a', 0o600);
   } catch (err) {
-    return Promise.reject(new KdpError('KDP_CNI_IO', `opening lock file ${path}: ${(err as Error).message}`, { cause: err }));
+    return Promise.reject(
+      new KdpError('KDP_CNI_IO', `opening lock file ${path}: ${(err as Error).message}`, { cause: err }),
+    );
   }
   return new Promise((resolve, reject) => {
     const child = spawn('flock', ['-x', '-w', String(timeoutSec), '3'], { stdio: ['ignore', 'ignore', 'pipe', fd] });
@@ -40,7 +42,12 @@ export function lockFile(path: string, timeoutSec = 120): Promise<FileLock> {
         return;
       }
       closeSync(fd);
-      reject(new KdpError('KDP_CNI_TRY_AGAIN', `could not lock ${path} within ${timeoutSec} s${stderr ? `: ${stderr.trim()}` : ''}`));
+      reject(
+        new KdpError(
+          'KDP_CNI_TRY_AGAIN',
+          `could not lock ${path} within ${timeoutSec} s${stderr ? `: ${stderr.trim()}` : ''}`,
+        ),
+      );
     });
   });
 }

@@ -22,7 +22,10 @@ async function withLock<T>(store: IpStore, fn: () => Promise<T>, trace: Trace = 
   }
 }
 
-function storeFor(req: CniRequest, locker: Locker | undefined): { store: DiskStore; cfg: ReturnType<typeof loadIpamConfig> } {
+function storeFor(
+  req: CniRequest,
+  locker: Locker | undefined,
+): { store: DiskStore; cfg: ReturnType<typeof loadIpamConfig> } {
   const cfg = loadIpamConfig(req.config, req.args);
   return { store: new DiskStore(cfg.dataDir, cfg.name, locker), cfg };
 }
@@ -40,8 +43,11 @@ export async function ipamDel(req: CniRequest, locker?: Locker): Promise<string[
 
 export async function ipamCheck(req: CniRequest, locker?: Locker): Promise<void> {
   const { store } = storeFor(req, locker);
-  const mine = await withLock(store, async () => (await store.allocations()).filter((a) => ownedBy(a, req.containerId, req.ifname)));
-  if (mine.length === 0) throw new KdpError('KDP_CNI_FAILED', `failed to find address added by container ${req.containerId}`);
+  const mine = await withLock(store, async () =>
+    (await store.allocations()).filter((a) => ownedBy(a, req.containerId, req.ifname)),
+  );
+  if (mine.length === 0)
+    throw new KdpError('KDP_CNI_FAILED', `failed to find address added by container ${req.containerId}`);
 }
 
 export function validAttachments(config: Readonly<Record<string, unknown>>): Attachment[] {
@@ -49,7 +55,8 @@ export function validAttachments(config: Readonly<Record<string, unknown>>): Att
   if (v === undefined) return [];
   if (!Array.isArray(v)) throw new KdpError('KDP_CNI_INVALID_CONFIG', 'cni.dev/valid-attachments must be a list');
   return v.map((a: unknown, i) => {
-    if (typeof a !== 'object' || a === null || Array.isArray(a)) throw new KdpError('KDP_CNI_INVALID_CONFIG', `cni.dev/valid-attachments[${i}] must be an object`);
+    if (typeof a !== 'object' || a === null || Array.isArray(a))
+      throw new KdpError('KDP_CNI_INVALID_CONFIG', `cni.dev/valid-attachments[${i}] must be an object`);
     const { containerID, ifname } = a as { containerID?: unknown; ifname?: unknown };
     return { containerID: String(containerID ?? ''), ifname: String(ifname ?? '') };
   });
@@ -66,7 +73,10 @@ export async function ipamStatus(req: CniRequest, locker?: Locker): Promise<void
     mkdirSync(store.dir, { recursive: true });
     accessSync(store.dir, constants.W_OK);
   } catch (err) {
-    throw new KdpError('KDP_CNI_NOT_AVAILABLE', `IPAM data directory ${store.dir} is not writable: ${(err as Error).message}`);
+    throw new KdpError(
+      'KDP_CNI_NOT_AVAILABLE',
+      `IPAM data directory ${store.dir} is not writable: ${(err as Error).message}`,
+    );
   }
 }
 

@@ -46,7 +46,8 @@ function parse6(s: string): bigint | undefined {
   if (dbl.length > 2) return undefined;
   const left = dbl[0] === '' ? [] : (dbl[0] as string).split(':');
   const right = dbl.length === 2 ? (dbl[1] === '' ? [] : (dbl[1] as string).split(':')) : [];
-  const groups = dbl.length === 2 ? [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right] : left;
+  const groups =
+    dbl.length === 2 ? [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right] : left;
   if (groups.length !== 8 || (dbl.length === 2 && left.length + right.length > 7)) return undefined;
   let v = 0n;
   for (const g of groups) {
@@ -82,7 +83,7 @@ export function formatIp(ip: Ip): string {
   // longest run of >= 2 zero groups becomes '::' (RFC 5952)
   let best = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (g[i] !== 0) {
       i++;
       continue;

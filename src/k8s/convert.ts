@@ -133,7 +133,8 @@ function cidr(v: unknown, what: string): string {
   const fam = slash > 0 ? ipFamilyOf(s.slice(0, slash)) : undefined;
   const bits = slash > 0 ? Number(s.slice(slash + 1)) : NaN;
   const max = fam === 'IPv4' ? 32 : 128;
-  if (fam === undefined || !/^\d{1,3}$/.test(s.slice(slash + 1)) || bits > max) fail(`${what} ${JSON.stringify(v)} is not a CIDR`);
+  if (fam === undefined || !/^\d{1,3}$/.test(s.slice(slash + 1)) || bits > max)
+    fail(`${what} ${JSON.stringify(v)} is not a CIDR`);
   return s;
 }
 
@@ -153,14 +154,16 @@ function label(v: unknown, what: string): string | undefined {
 function subdomain(v: unknown, what: string): string | undefined {
   const s = str(v, what);
   if (s === undefined || s === '') return undefined;
-  if (s.length > 253 || !DNS1123_SUBDOMAIN.test(s)) fail(`${what} ${JSON.stringify(s)} is not a valid DNS-1123 subdomain`);
+  if (s.length > 253 || !DNS1123_SUBDOMAIN.test(s))
+    fail(`${what} ${JSON.stringify(s)} is not a valid DNS-1123 subdomain`);
   return s;
 }
 
 function svcName(v: unknown, what: string): string | undefined {
   const s = str(v, what);
   if (s === undefined || s === '') return undefined;
-  if (s.length > 15 || !IANA_SVC_NAME.test(s) || s.includes('--')) fail(`${what} ${JSON.stringify(s)} is not a valid port name (IANA_SVC_NAME)`);
+  if (s.length > 15 || !IANA_SVC_NAME.test(s) || s.includes('--'))
+    fail(`${what} ${JSON.stringify(s)} is not a valid port name (IANA_SVC_NAME)`);
   return s;
 }
 
@@ -168,11 +171,13 @@ function meta(raw: Raw, namespaced: boolean): ObjectMeta {
   const m = obj(raw.metadata, 'metadata');
   const name = str(m.name, 'metadata.name');
   if (!name) fail('metadata.name is required');
-  if (name.length > 253 || !DNS1123_SUBDOMAIN.test(name)) fail(`metadata.name ${JSON.stringify(name)} is not a valid DNS-1123 subdomain`);
+  if (name.length > 253 || !DNS1123_SUBDOMAIN.test(name))
+    fail(`metadata.name ${JSON.stringify(name)} is not a valid DNS-1123 subdomain`);
   let namespace = '';
   if (namespaced) {
     namespace = str(m.namespace, 'metadata.namespace') || 'default';
-    if (namespace.length > 63 || !DNS1123_LABEL.test(namespace)) fail(`metadata.namespace ${JSON.stringify(namespace)} is not a valid DNS-1123 label`);
+    if (namespace.length > 63 || !DNS1123_LABEL.test(namespace))
+      fail(`metadata.namespace ${JSON.stringify(namespace)} is not a valid DNS-1123 label`);
   }
   const dts = m.deletionTimestamp;
   const out: ObjectMeta = {
@@ -206,7 +211,8 @@ export function convertService(raw: Raw): Result<Service> {
     const headless = type !== 'ExternalName' && clusterIPs[0] === 'None';
     if (headless || type === 'ExternalName') clusterIPs = [];
     clusterIPs = clusterIPs.map((c, i) => ip(c, `spec.clusterIPs[${i}]`));
-    if (clusterIPs.length === 2 && ipFamilyOf(clusterIPs[0]!) === ipFamilyOf(clusterIPs[1]!)) fail('spec.clusterIPs holds two addresses of one family');
+    if (clusterIPs.length === 2 && ipFamilyOf(clusterIPs[0]!) === ipFamilyOf(clusterIPs[1]!))
+      fail('spec.clusterIPs holds two addresses of one family');
     if (clusterIPs.length > 2) fail('spec.clusterIPs holds more than two addresses');
 
     let ipFamilies = arr(spec.ipFamilies, 'spec.ipFamilies').map((f, i) => {
@@ -227,7 +233,11 @@ export function convertService(raw: Raw): Result<Service> {
       if (typeof p.targetPort === 'string') {
         // "8080" is a number written as text (IntOrString); anything else names a container port
         if (/^\d+$/.test(p.targetPort)) targetPort = port(Number(p.targetPort), `${w}.targetPort`);
-        else if (p.targetPort.length > 15 || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(p.targetPort) || !/[a-z]/.test(p.targetPort))
+        else if (
+          p.targetPort.length > 15 ||
+          !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(p.targetPort) ||
+          !/[a-z]/.test(p.targetPort)
+        )
           fail(`${w}.targetPort ${JSON.stringify(p.targetPort)} is not a valid port name`);
         else targetPort = p.targetPort;
       } else if (p.targetPort !== undefined && p.targetPort !== null && p.targetPort !== 0) {
@@ -258,14 +268,21 @@ export function convertService(raw: Raw): Result<Service> {
       externalName = str(spec.externalName, 'spec.externalName');
       if (!externalName) fail('spec.externalName is required for type ExternalName');
       const bare = externalName.replace(/\.$/, '').toLowerCase();
-      if (bare.length > 253 || !DNS1123_SUBDOMAIN.test(bare)) fail(`spec.externalName ${JSON.stringify(externalName)} is not a DNS name`);
+      if (bare.length > 253 || !DNS1123_SUBDOMAIN.test(bare))
+        fail(`spec.externalName ${JSON.stringify(externalName)} is not a DNS name`);
     }
 
     const affinity = str(spec.sessionAffinity, 'spec.sessionAffinity') ?? 'None';
-    if (affinity !== 'None' && affinity !== 'ClientIP') fail(`spec.sessionAffinity ${JSON.stringify(affinity)} is not None or ClientIP`);
-    const cfg = obj(obj(spec.sessionAffinityConfig, 'spec.sessionAffinityConfig').clientIP, 'spec.sessionAffinityConfig.clientIP');
-    const timeout = int(cfg.timeoutSeconds, 'sessionAffinityConfig.clientIP.timeoutSeconds') ?? DEFAULT_AFFINITY_TIMEOUT;
-    if (timeout < 1 || timeout > 86400) fail(`sessionAffinityConfig.clientIP.timeoutSeconds ${timeout} is out of range 1-86400`);
+    if (affinity !== 'None' && affinity !== 'ClientIP')
+      fail(`spec.sessionAffinity ${JSON.stringify(affinity)} is not None or ClientIP`);
+    const cfg = obj(
+      obj(spec.sessionAffinityConfig, 'spec.sessionAffinityConfig').clientIP,
+      'spec.sessionAffinityConfig.clientIP',
+    );
+    const timeout =
+      int(cfg.timeoutSeconds, 'sessionAffinityConfig.clientIP.timeoutSeconds') ?? DEFAULT_AFFINITY_TIMEOUT;
+    if (timeout < 1 || timeout > 86400)
+      fail(`sessionAffinityConfig.clientIP.timeoutSeconds ${timeout} is out of range 1-86400`);
 
     const policy = (v: unknown, what: string): 'Cluster' | 'Local' => {
       // "Global" is the pre-1.22 spelling of Cluster
@@ -274,8 +291,14 @@ export function convertService(raw: Raw): Result<Service> {
       if (s !== 'Cluster' && s !== 'Local') fail(`${what} ${JSON.stringify(s)} is not Cluster or Local`);
       return s;
     };
-    const externalTrafficPolicy = type === 'NodePort' || type === 'LoadBalancer' ? policy(spec.externalTrafficPolicy, 'spec.externalTrafficPolicy') : 'Cluster';
-    const healthCheckNodePort = type === 'LoadBalancer' && externalTrafficPolicy === 'Local' ? optPort(spec.healthCheckNodePort, 'spec.healthCheckNodePort') : undefined;
+    const externalTrafficPolicy =
+      type === 'NodePort' || type === 'LoadBalancer'
+        ? policy(spec.externalTrafficPolicy, 'spec.externalTrafficPolicy')
+        : 'Cluster';
+    const healthCheckNodePort =
+      type === 'LoadBalancer' && externalTrafficPolicy === 'Local'
+        ? optPort(spec.healthCheckNodePort, 'spec.healthCheckNodePort')
+        : undefined;
 
     const status = obj(raw.status, 'status');
     const lbIngress = arr(obj(status.loadBalancer, 'status.loadBalancer').ingress, 'status.loadBalancer.ingress');
@@ -341,7 +364,8 @@ export function convertEndpointSlice(raw: Raw): Result<EndpointSlice> {
   return guard(() => {
     const m = meta(raw, true);
     const addressType = str(raw.addressType, 'addressType');
-    if (addressType !== 'IPv4' && addressType !== 'IPv6' && addressType !== 'FQDN') fail(`addressType ${JSON.stringify(addressType)} is not IPv4, IPv6 or FQDN`);
+    if (addressType !== 'IPv4' && addressType !== 'IPv6' && addressType !== 'FQDN')
+      fail(`addressType ${JSON.stringify(addressType)} is not IPv4, IPv6 or FQDN`);
     const serviceName = label(m.labels[SERVICE_NAME_LABEL], `label ${SERVICE_NAME_LABEL}`) ?? '';
     const endpoints: Endpoint[] = arr(raw.endpoints, 'endpoints').map((re, i) => {
       const w = `endpoints[${i}]`;
@@ -349,7 +373,9 @@ export function convertEndpointSlice(raw: Raw): Result<EndpointSlice> {
       const addresses = arr(e.addresses, `${w}.addresses`).map((a, j) => {
         const s = str(a, `${w}.addresses[${j}]`) ?? '';
         const fam = ipFamilyOf(s);
-        if (addressType === 'FQDN' ? fam !== undefined || !DNS1123_SUBDOMAIN.test(s.toLowerCase()) : fam !== addressType)
+        if (
+          addressType === 'FQDN' ? fam !== undefined || !DNS1123_SUBDOMAIN.test(s.toLowerCase()) : fam !== addressType
+        )
           fail(`${w}.addresses[${j}] ${JSON.stringify(s)} is not an ${addressType} address`);
         return s;
       });
@@ -358,20 +384,32 @@ export function convertEndpointSlice(raw: Raw): Result<EndpointSlice> {
       // EndpointSlice API: nil ready means ready; nil serving takes ready's value; nil terminating is false
       const ready = bool(c.ready, `${w}.conditions.ready`, true);
       const hostname = str(e.hostname, `${w}.hostname`);
-      if (hostname !== undefined && hostname !== '' && (hostname.length > 63 || !DNS1123_LABEL.test(hostname))) fail(`${w}.hostname ${JSON.stringify(hostname)} is not a DNS-1123 label`);
+      if (hostname !== undefined && hostname !== '' && (hostname.length > 63 || !DNS1123_LABEL.test(hostname)))
+        fail(`${w}.hostname ${JSON.stringify(hostname)} is not a DNS-1123 label`);
       const nodeName = subdomain(e.nodeName, `${w}.nodeName`);
       const zone = str(e.zone, `${w}.zone`);
       const ref = targetRef(e.targetRef, `${w}.targetRef`, m.namespace);
       return {
         addresses,
-        conditions: { ready, serving: bool(c.serving, `${w}.conditions.serving`, ready), terminating: bool(c.terminating, `${w}.conditions.terminating`, false) },
+        conditions: {
+          ready,
+          serving: bool(c.serving, `${w}.conditions.serving`, ready),
+          terminating: bool(c.terminating, `${w}.conditions.terminating`, false),
+        },
         ...(hostname ? { hostname } : {}),
         ...(nodeName ? { nodeName } : {}),
         ...(zone ? { zone } : {}),
         ...(ref ? { targetRef: ref } : {}),
       };
     });
-    return { kind: 'EndpointSlice', meta: m, serviceName, addressType, endpoints, ports: endpointPorts(raw.ports, 'ports') };
+    return {
+      kind: 'EndpointSlice',
+      meta: m,
+      serviceName,
+      addressType,
+      endpoints,
+      ports: endpointPorts(raw.ports, 'ports'),
+    };
   });
 }
 
@@ -456,7 +494,9 @@ export function convertPod(raw: Raw): Result<Pod> {
     }
     const phase = (str(status.phase, 'status.phase') ?? 'Pending') as Pod['phase'];
     if (!PHASES.includes(phase)) fail(`status.phase ${JSON.stringify(phase)} is unknown`);
-    let podIPs = arr(status.podIPs, 'status.podIPs').map((e, i) => ip(obj(e, `status.podIPs[${i}]`).ip, `status.podIPs[${i}].ip`));
+    let podIPs = arr(status.podIPs, 'status.podIPs').map((e, i) =>
+      ip(obj(e, `status.podIPs[${i}]`).ip, `status.podIPs[${i}].ip`),
+    );
     const single = str(status.podIP, 'status.podIP');
     if (podIPs.length === 0 && single) podIPs = [ip(single, 'status.podIP')];
     const hostIP = str(status.hostIP, 'status.hostIP');
@@ -497,10 +537,16 @@ export function convertNode(raw: Raw): Result<Node> {
     const addresses: NodeAddress[] = arr(status.addresses, 'status.addresses').map((ra, i) => {
       const a = obj(ra, `status.addresses[${i}]`);
       const type = str(a.type, `status.addresses[${i}].type`) ?? '';
-      if (!NODE_ADDRESS_TYPES.includes(type)) fail(`status.addresses[${i}].type ${JSON.stringify(type)} is not one of ${NODE_ADDRESS_TYPES.join(', ')}`);
+      if (!NODE_ADDRESS_TYPES.includes(type))
+        fail(`status.addresses[${i}].type ${JSON.stringify(type)} is not one of ${NODE_ADDRESS_TYPES.join(', ')}`);
       const address = str(a.address, `status.addresses[${i}].address`) ?? '';
-      if ((type === 'InternalIP' || type === 'ExternalIP') && ipFamilyOf(address) === undefined) fail(`status.addresses[${i}] ${type} ${JSON.stringify(address)} is not an IP address`);
-      if (type !== 'InternalIP' && type !== 'ExternalIP' && (address.length > 253 || !DNS1123_SUBDOMAIN.test(address.toLowerCase())))
+      if ((type === 'InternalIP' || type === 'ExternalIP') && ipFamilyOf(address) === undefined)
+        fail(`status.addresses[${i}] ${type} ${JSON.stringify(address)} is not an IP address`);
+      if (
+        type !== 'InternalIP' &&
+        type !== 'ExternalIP' &&
+        (address.length > 253 || !DNS1123_SUBDOMAIN.test(address.toLowerCase()))
+      )
         fail(`status.addresses[${i}] ${type} ${JSON.stringify(address)} is not a DNS name`);
       return { type, address };
     });
@@ -515,7 +561,8 @@ export function convertNode(raw: Raw): Result<Node> {
 export function convertNamespace(raw: Raw): Result<Namespace> {
   return guard(() => {
     const m = meta(raw, false);
-    if (m.name.length > 63 || !DNS1123_LABEL.test(m.name)) fail(`metadata.name ${JSON.stringify(m.name)} is not a valid DNS-1123 label`);
+    if (m.name.length > 63 || !DNS1123_LABEL.test(m.name))
+      fail(`metadata.name ${JSON.stringify(m.name)} is not a valid DNS-1123 label`);
     return { kind: 'Namespace', meta: m };
   });
 }
@@ -523,7 +570,8 @@ export function convertNamespace(raw: Raw): Result<Namespace> {
 // ---------------------------------------------------------------- Ingress, IngressClass, Secret
 const PATH_TYPES: readonly PathType[] = ['Exact', 'Prefix', 'ImplementationSpecific'];
 const INGRESS_HOST_RE = /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const validHost = (h: string): boolean => h.length <= 253 && INGRESS_HOST_RE.test(h) && h.split('.').every((l) => l.length <= 63);
+const validHost = (h: string): boolean =>
+  h.length <= 253 && INGRESS_HOST_RE.test(h) && h.split('.').every((l) => l.length <= 63);
 
 function ingressBackend(v: unknown, what: string): IngressBackend {
   const b = obj(v, what);
@@ -553,7 +601,10 @@ export function convertIngress(raw: Raw): Result<Ingress> {
     const m = meta(raw, true);
     const spec = obj(raw.spec, 'spec');
     // the deprecated annotation still selects a class when the field is unset
-    const ingressClassName = subdomain(spec.ingressClassName || m.annotations['kubernetes.io/ingress.class'], 'spec.ingressClassName');
+    const ingressClassName = subdomain(
+      spec.ingressClassName || m.annotations['kubernetes.io/ingress.class'],
+      'spec.ingressClassName',
+    );
     const rules: IngressRule[] = arr(spec.rules, 'spec.rules').map((rr, i) => {
       const w = `spec.rules[${i}]`;
       const r = obj(rr, w);
@@ -582,11 +633,17 @@ export function convertIngress(raw: Raw): Result<Ingress> {
       return { hosts, ...(secretName ? { secretName } : {}) };
     });
     const db = spec.defaultBackend ?? spec.backend;
-    const lb = arr(obj(obj(raw.status, 'status').loadBalancer, 'status.loadBalancer').ingress, 'status.loadBalancer.ingress').map((re, i) => {
+    const lb = arr(
+      obj(obj(raw.status, 'status').loadBalancer, 'status.loadBalancer').ingress,
+      'status.loadBalancer.ingress',
+    ).map((re, i) => {
       const e = obj(re, `status.loadBalancer.ingress[${i}]`);
       const ipv = str(e.ip, `status.loadBalancer.ingress[${i}].ip`);
       const hostname = str(e.hostname, `status.loadBalancer.ingress[${i}].hostname`);
-      return { ...(ipv ? { ip: ip(ipv, `status.loadBalancer.ingress[${i}].ip`) } : {}), ...(hostname ? { hostname } : {}) };
+      return {
+        ...(ipv ? { ip: ip(ipv, `status.loadBalancer.ingress[${i}].ip`) } : {}),
+        ...(hostname ? { hostname } : {}),
+      };
     });
     return {
       kind: 'Ingress',
@@ -605,7 +662,12 @@ export function convertIngressClass(raw: Raw): Result<IngressClass> {
     const m = meta(raw, false);
     const controller = str(obj(raw.spec, 'spec').controller, 'spec.controller');
     if (!controller) fail('spec.controller is required');
-    return { kind: 'IngressClass', meta: m, controller, isDefault: m.annotations['ingressclass.kubernetes.io/is-default-class'] === 'true' };
+    return {
+      kind: 'IngressClass',
+      meta: m,
+      controller,
+      isDefault: m.annotations['ingressclass.kubernetes.io/is-default-class'] === 'true',
+    };
   });
 }
 
@@ -625,7 +687,8 @@ export const TLS_SECRET_TYPE = 'kubernetes.io/tls';
 export function convertSecret(raw: Raw): Result<TlsSecret> {
   return guard(() => {
     const m = meta(raw, true);
-    if (raw.type !== TLS_SECRET_TYPE) fail(`Secret type ${JSON.stringify(raw.type ?? 'Opaque')} is not ${TLS_SECRET_TYPE}`);
+    if (raw.type !== TLS_SECRET_TYPE)
+      fail(`Secret type ${JSON.stringify(raw.type ?? 'Opaque')} is not ${TLS_SECRET_TYPE}`);
     const certPem = secretValue(raw, 'tls.crt');
     const keyPem = secretValue(raw, 'tls.key');
     if (!certPem.includes('-----BEGIN CERTIFICATE-----')) fail('data.tls.crt holds no PEM certificate');
@@ -669,13 +732,18 @@ export const API_VERSIONS: Readonly<Record<Kind | 'Endpoints', readonly string[]
  * (Deployments, ConfigMaps, non-TLS Secrets are not errors) and a list because legacy Endpoints become several slices.
  */
 export function convertAny(raw: Raw): Result<ClusterObject[]> {
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return { ok: false, reason: 'an API object must be a mapping' };
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+    return { ok: false, reason: 'an API object must be a mapping' };
   const kind = raw.kind;
   const apiVersion = raw.apiVersion;
   if (typeof kind !== 'string' || kind === '') return { ok: false, reason: 'kind is required' };
   if (typeof apiVersion !== 'string' || apiVersion === '') return { ok: false, reason: 'apiVersion is required' };
   if (!(kind in API_VERSIONS)) return { ok: true, value: [] };
-  if (!API_VERSIONS[kind as Kind].includes(apiVersion)) return { ok: false, reason: `${kind} under apiVersion ${apiVersion} is not supported (use ${API_VERSIONS[kind as Kind].join(' or ')})` };
+  if (!API_VERSIONS[kind as Kind].includes(apiVersion))
+    return {
+      ok: false,
+      reason: `${kind} under apiVersion ${apiVersion} is not supported (use ${API_VERSIONS[kind as Kind].join(' or ')})`,
+    };
   if (kind === 'Endpoints') return convertEndpoints(raw);
   if (kind === 'Secret' && raw.type !== TLS_SECRET_TYPE) return { ok: true, value: [] };
   const r = convertKind(kind as Kind, raw);

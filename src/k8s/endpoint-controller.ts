@@ -32,9 +32,15 @@ function resolvePorts(svc: Service, pod: Pod): EndpointPort[] {
   for (const sp of svc.ports) {
     let port: number | undefined;
     if (typeof sp.targetPort === 'number') port = sp.targetPort;
-    else port = pod.containerPorts.find((cp) => cp.name === sp.targetPort && cp.protocol === sp.protocol)?.containerPort;
+    else
+      port = pod.containerPorts.find((cp) => cp.name === sp.targetPort && cp.protocol === sp.protocol)?.containerPort;
     if (port === undefined) continue;
-    out.push({ name: sp.name, port, protocol: sp.protocol, ...(sp.appProtocol ? { appProtocol: sp.appProtocol } : {}) });
+    out.push({
+      name: sp.name,
+      port,
+      protocol: sp.protocol,
+      ...(sp.appProtocol ? { appProtocol: sp.appProtocol } : {}),
+    });
   }
   return out;
 }
@@ -73,7 +79,12 @@ export function endpointSlicesFor(svc: Service, pods: Iterable<Pod>): EndpointSl
         conditions: { ready, serving, terminating },
         ...(hostname ? { hostname } : {}),
         ...(pod.nodeName ? { nodeName: pod.nodeName } : {}),
-        targetRef: { kind: 'Pod', namespace: pod.meta.namespace, name: pod.meta.name, ...(pod.meta.uid ? { uid: pod.meta.uid } : {}) },
+        targetRef: {
+          kind: 'Pod',
+          namespace: pod.meta.namespace,
+          name: pod.meta.name,
+          ...(pod.meta.uid ? { uid: pod.meta.uid } : {}),
+        },
       });
     }
   }
@@ -105,7 +116,14 @@ export function endpointSlicesFor(svc: Service, pods: Iterable<Pod>): EndpointSl
     const family = svc.ipFamilies[0] ?? 'IPv4';
     slices.push({
       kind: 'EndpointSlice',
-      meta: { namespace: svc.meta.namespace, name: `${svc.meta.name}-${shortHash(`${family}|placeholder`)}`, uid: '', resourceVersion: '', labels: { [SERVICE_NAME_LABEL]: svc.meta.name, [MANAGED_BY_LABEL]: MANAGED_BY }, annotations: {} },
+      meta: {
+        namespace: svc.meta.namespace,
+        name: `${svc.meta.name}-${shortHash(`${family}|placeholder`)}`,
+        uid: '',
+        resourceVersion: '',
+        labels: { [SERVICE_NAME_LABEL]: svc.meta.name, [MANAGED_BY_LABEL]: MANAGED_BY },
+        annotations: {},
+      },
       serviceName: svc.meta.name,
       addressType: family,
       endpoints: [],
@@ -119,7 +137,11 @@ export function endpointSlicesFor(svc: Service, pods: Iterable<Pod>): EndpointSl
  * All slices for the directory: the explicit ones as they are, plus computed ones for every selector
  * Service that has no explicit slice of its own.
  */
-export function computeEndpointSlices(services: Iterable<Service>, pods: Iterable<Pod>, explicit: Iterable<EndpointSlice>): EndpointSlice[] {
+export function computeEndpointSlices(
+  services: Iterable<Service>,
+  pods: Iterable<Pod>,
+  explicit: Iterable<EndpointSlice>,
+): EndpointSlice[] {
   const out = [...explicit];
   const covered = new Set(out.map((s) => `${s.meta.namespace}/${s.serviceName}`));
   const podList = [...pods];

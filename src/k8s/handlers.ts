@@ -4,7 +4,17 @@
 //   - onXAdd / onXUpdate(old, cur) / onXDelete for each object, after conversion to the model;
 //   - onXSynced once, after the initial list of that kind has been delivered in full;
 //   - calls for one kind are serialized; no call is made after stop().
-import type { ClusterObject, EndpointSlice, Ingress, IngressClass, Namespace, Node, Pod, Service, TlsSecret } from '../model/types.ts';
+import type {
+  ClusterObject,
+  EndpointSlice,
+  Ingress,
+  IngressClass,
+  Namespace,
+  Node,
+  Pod,
+  Service,
+  TlsSecret,
+} from '../model/types.ts';
 
 export interface ServiceHandler {
   onServiceAdd(svc: Service): void;
@@ -64,7 +74,14 @@ export interface SecretHandler {
 
 /** Any subset: a source watches only the kinds some subscriber handles. */
 export type Handlers = Partial<
-  ServiceHandler & EndpointSliceHandler & PodHandler & NodeHandler & NamespaceHandler & IngressHandler & IngressClassHandler & SecretHandler
+  ServiceHandler &
+    EndpointSliceHandler &
+    PodHandler &
+    NodeHandler &
+    NamespaceHandler &
+    IngressHandler &
+    IngressClassHandler &
+    SecretHandler
 >;
 
 /** What every cluster-state source offers. */
@@ -90,7 +107,10 @@ const PLURAL: Record<ClusterObject['kind'], string> = {
 
 /** Whether `h` handles `kind` at all (sources skip watching kinds nobody handles). */
 export function handlesKind(h: Handlers, kind: ClusterObject['kind']): boolean {
-  return typeof (h as Record<string, unknown>)[`on${kind}Add`] === 'function' || typeof (h as Record<string, unknown>)[`on${PLURAL[kind]}Synced`] === 'function';
+  return (
+    typeof (h as Record<string, unknown>)[`on${kind}Add`] === 'function' ||
+    typeof (h as Record<string, unknown>)[`on${PLURAL[kind]}Synced`] === 'function'
+  );
 }
 
 /** Calls the right handler method for an event on one object. */

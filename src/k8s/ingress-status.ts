@@ -16,8 +16,19 @@ export interface IngressStatusPort {
 }
 
 /** The merge patch that sets status.loadBalancer.ingress (the list is replaced as a whole). */
-export function loadBalancerPatch(ingress: readonly LoadBalancerIngress[]): { status: { loadBalancer: { ingress: LoadBalancerIngress[] } } } {
-  return { status: { loadBalancer: { ingress: ingress.map((a) => ({ ...(a.ip ? { ip: a.ip } : {}), ...(a.hostname ? { hostname: a.hostname } : {}) })) } } };
+export function loadBalancerPatch(ingress: readonly LoadBalancerIngress[]): {
+  status: { loadBalancer: { ingress: LoadBalancerIngress[] } };
+} {
+  return {
+    status: {
+      loadBalancer: {
+        ingress: ingress.map((a) => ({
+          ...(a.ip ? { ip: a.ip } : {}),
+          ...(a.hostname ? { hostname: a.hostname } : {}),
+        })),
+      },
+    },
+  };
 }
 
 export class KubeIngressStatusWriter implements IngressStatusPort {
@@ -28,10 +39,17 @@ export class KubeIngressStatusWriter implements IngressStatusPort {
 
   async setLoadBalancer(namespace: string, name: string, ingress: readonly LoadBalancerIngress[]): Promise<void> {
     try {
-      await this.#api.patchNamespacedIngressStatus({ namespace, name, body: loadBalancerPatch(ingress) }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+      await this.#api.patchNamespacedIngressStatus(
+        { namespace, name, body: loadBalancerPatch(ingress) },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
     } catch (err) {
       const code = (err as { code?: number }).code;
-      throw new KdpError('KDP_K8S_API', `PATCH status of Ingress ${namespace}/${name} failed${code ? ` (${code})` : ''}: ${errorMessage(err).slice(0, 200)}`, { cause: err, details: { namespace, name, status: code } });
+      throw new KdpError(
+        'KDP_K8S_API',
+        `PATCH status of Ingress ${namespace}/${name} failed${code ? ` (${code})` : ''}: ${errorMessage(err).slice(0, 200)}`,
+        { cause: err, details: { namespace, name, status: code } },
+      );
     }
   }
 }

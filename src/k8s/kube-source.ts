@@ -56,19 +56,34 @@ export function loadKubeConfig(opts: KubeConfigOptions = {}): KubeConfig {
     else if (opts.inCluster) kc.loadFromCluster();
     else {
       // the library would fall back to http://localhost:8080 when nothing is configured; we say so instead
-      const candidates = [...(process.env.KUBECONFIG ?? '').split(delimiter).filter(Boolean), join(homedir(), '.kube', 'config'), SERVICE_ACCOUNT_TOKEN];
+      const candidates = [
+        ...(process.env.KUBECONFIG ?? '').split(delimiter).filter(Boolean),
+        join(homedir(), '.kube', 'config'),
+        SERVICE_ACCOUNT_TOKEN,
+      ];
       if (!candidates.some((p) => existsSync(p))) {
-        throw new KdpError('KDP_K8S_CONFIG', 'no Kubernetes configuration found (pass --kubeconfig, set KUBECONFIG, create ~/.kube/config, or run in a cluster)', { details: { tried: candidates } });
+        throw new KdpError(
+          'KDP_K8S_CONFIG',
+          'no Kubernetes configuration found (pass --kubeconfig, set KUBECONFIG, create ~/.kube/config, or run in a cluster)',
+          { details: { tried: candidates } },
+        );
       }
       kc.loadFromDefault();
     }
   } catch (err) {
     if (err instanceof KdpError) throw err;
-    throw new KdpError('KDP_K8S_CONFIG', `cannot load Kubernetes client configuration: ${errorMessage(err)}`, { cause: err, details: { ...opts } });
+    throw new KdpError('KDP_K8S_CONFIG', `cannot load Kubernetes client configuration: ${errorMessage(err)}`, {
+      cause: err,
+      details: { ...opts },
+    });
   }
   const cluster = kc.getCurrentCluster();
   if (!cluster || !cluster.server) {
-    throw new KdpError('KDP_K8S_CONFIG', 'no Kubernetes API server configured (pass --kubeconfig, set KUBECONFIG, or run in a cluster)', { details: { ...opts } });
+    throw new KdpError(
+      'KDP_K8S_CONFIG',
+      'no Kubernetes API server configured (pass --kubeconfig, set KUBECONFIG, or run in a cluster)',
+      { details: { ...opts } },
+    );
   }
   return kc;
 }
@@ -193,7 +208,10 @@ class Reflector {
         }
         this.counts.errors++;
         const delay = this.#backoff.delay();
-        this.#log.warn({ err: errorMessage(err), code: 'KDP_K8S_API', phase: needList ? 'list' : 'watch', retryInMs: delay }, `${needList ? 'list' : 'watch'} of ${this.#kind} failed; retrying`);
+        this.#log.warn(
+          { err: errorMessage(err), code: 'KDP_K8S_API', phase: needList ? 'list' : 'watch', retryInMs: delay },
+          `${needList ? 'list' : 'watch'} of ${this.#kind} failed; retrying`,
+        );
         await sleep(delay, this.#signal);
       }
     }
@@ -202,7 +220,12 @@ class Reflector {
   async #get(url: URL): Promise<Raw> {
     const ctx = new RequestContext(url.toString(), HttpMethod.GET);
     await this.#kc.applySecurityAuthentication(ctx);
-    const res = await fetch(url, { method: 'GET', headers: ctx.getHeaders(), dispatcher: ctx.getDispatcher(), signal: this.#signal });
+    const res = await fetch(url, {
+      method: 'GET',
+      headers: ctx.getHeaders(),
+      dispatcher: ctx.getDispatcher(),
+      signal: this.#signal,
+    });
     const text = await res.text();
     if (res.status !== 200) {
       let message = text.slice(0, 200);
@@ -211,7 +234,12 @@ class Reflector {
       } catch {
         // not a Status body
       }
-      throw Object.assign(new KdpError('KDP_K8S_API', `GET ${url.pathname} returned ${res.status}: ${message}`, { details: { status: res.status } }), { statusCode: res.status });
+      throw Object.assign(
+        new KdpError('KDP_K8S_API', `GET ${url.pathname} returned ${res.status}: ${message}`, {
+          details: { status: res.status },
+        }),
+        { statusCode: res.status },
+      );
     }
     return JSON.parse(text) as Raw;
   }
@@ -252,7 +280,10 @@ class Reflector {
     const md = (raw.metadata ?? {}) as Raw;
     const ns = this.#api.namespaced ? String(md.namespace ?? 'default') : '';
     const name = String(md.name ?? '');
-    this.#log.warn({ code: 'KDP_K8S_INVALID_OBJECT', key: keyOf({ namespace: ns, name }), reason }, `skipping invalid ${this.#kind}: ${reason}`);
+    this.#log.warn(
+      { code: 'KDP_K8S_INVALID_OBJECT', key: keyOf({ namespace: ns, name }), reason },
+      `skipping invalid ${this.#kind}: ${reason}`,
+    );
     // the object as it is now cannot be used: consumers must not keep acting on an older valid version
     if (name) this.#store.remove(this.#kind, keyOf({ namespace: ns, name }));
   }
@@ -278,7 +309,8 @@ class Reflector {
         if (gone || isGone(err)) return resolve(progress ? 'gone' : 'gone-at-once');
         if (this.#signal.aborted) return resolve('idle');
         // the library's inactivity timeout and clean server-side closes are normal ends of a watch
-        if (err && !(err instanceof Error && err.name === 'TimeoutError') && !(err instanceof DOMException)) return reject(err);
+        if (err && !(err instanceof Error && err.name === 'TimeoutError') && !(err instanceof DOMException))
+          return reject(err);
         if (err) this.#log.debug({ err: errorMessage(err) }, 'watch ended');
         resolve(progress ? 'progress' : 'idle');
       };
@@ -303,7 +335,11 @@ class Reflector {
           case 'ERROR': {
             const code = (obj as { code?: number }).code;
             if (code === 410) gone = true;
-            const err = gone ? new Gone(String((obj as Raw).message ?? 'gone')) : Object.assign(new Error(`watch error: ${String((obj as Raw).message ?? JSON.stringify(obj))}`), { statusCode: code });
+            const err = gone
+              ? new Gone(String((obj as Raw).message ?? 'gone'))
+              : Object.assign(new Error(`watch error: ${String((obj as Raw).message ?? JSON.stringify(obj))}`), {
+                  statusCode: code,
+                });
             this.#abortWatch?.abort();
             finish(err);
             return;
@@ -353,7 +389,10 @@ export class KubeSource implements ClusterSource {
       this.#reflectors.set(kind, r);
       this.#running.push(r.run());
     }
-    await Promise.race([Promise.all([...this.#reflectors.values()].map((r) => r.synced)), new Promise<void>((resolve) => this.#abort.signal.addEventListener('abort', () => resolve(), { once: true }))]);
+    await Promise.race([
+      Promise.all([...this.#reflectors.values()].map((r) => r.synced)),
+      new Promise<void>((resolve) => this.#abort.signal.addEventListener('abort', () => resolve(), { once: true })),
+    ]);
   }
 
   async stop(): Promise<void> {

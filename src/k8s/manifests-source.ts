@@ -43,7 +43,12 @@ export function parseManifest(text: string): ParsedManifest {
   if (!Array.isArray(docs)) return { ok: true, objects: [], skipped: [] };
   for (const doc of docs) {
     const e = doc.errors[0];
-    if (e) return { ok: false, line: e.linePos?.[0]?.line ?? lineCounter.linePos(e.pos[0]).line, reason: (e.message.split('\n')[0] ?? e.message).replace(/ at line \d+, column \d+:?$/, '') };
+    if (e)
+      return {
+        ok: false,
+        line: e.linePos?.[0]?.line ?? lineCounter.linePos(e.pos[0]).line,
+        reason: (e.message.split('\n')[0] ?? e.message).replace(/ at line \d+, column \d+:?$/, ''),
+      };
   }
   const objects: ManifestObject[] = [];
   const skipped: ManifestProblem[] = [];
@@ -72,10 +77,19 @@ export function parseManifest(text: string): ParsedManifest {
     } catch (err) {
       return { ok: false, line: docLine, reason: errorMessage(err) };
     }
-    if (js !== null && typeof js === 'object' && !Array.isArray(js) && typeof (js as Raw).kind === 'string' && ((js as Raw).kind as string).endsWith('List') && Array.isArray((js as Raw).items)) {
+    if (
+      js !== null &&
+      typeof js === 'object' &&
+      !Array.isArray(js) &&
+      typeof (js as Raw).kind === 'string' &&
+      ((js as Raw).kind as string).endsWith('List') &&
+      Array.isArray((js as Raw).items)
+    ) {
       const itemsNode = isMap(doc.contents) ? doc.contents.get('items', true) : undefined;
       ((js as Raw).items as unknown[]).forEach((item, i) => {
-        const node = isSeq(itemsNode) ? (itemsNode.items[i] as { range?: [number, number, number] } | undefined) : undefined;
+        const node = isSeq(itemsNode)
+          ? (itemsNode.items[i] as { range?: [number, number, number] } | undefined)
+          : undefined;
         take(item, node?.range ? lineCounter.linePos(node.range[0]).line : docLine);
       });
     } else {
@@ -134,7 +148,10 @@ export class ManifestsSource implements ClusterSource {
       const st = await stat(this.#dir);
       if (!st.isDirectory()) throw new Error('not a directory');
     } catch (err) {
-      throw new KdpError('KDP_K8S_MANIFEST', `manifests directory ${this.#dir} cannot be read: ${errorMessage(err)}`, { cause: err, details: { dir: this.#dir } });
+      throw new KdpError('KDP_K8S_MANIFEST', `manifests directory ${this.#dir} cannot be read: ${errorMessage(err)}`, {
+        cause: err,
+        details: { dir: this.#dir },
+      });
     }
     await this.#reload();
     for (const k of KINDS) this.#store.markSynced(k);
@@ -144,7 +161,9 @@ export class ManifestsSource implements ClusterSource {
         if (file) this.#dirty.add(join(this.#dir, file.toString()));
         this.#schedule();
       });
-      this.#watcher.on('error', (err) => this.#log.warn({ err: errorMessage(err) }, 'fs.watch failed; relying on polling'));
+      this.#watcher.on('error', (err) =>
+        this.#log.warn({ err: errorMessage(err) }, 'fs.watch failed; relying on polling'),
+      );
     } catch (err) {
       this.#log.warn({ err: errorMessage(err) }, 'fs.watch unavailable; relying on polling');
     }
@@ -175,7 +194,12 @@ export class ManifestsSource implements ClusterSource {
         return;
       }
       this.#reloading = this.#reload()
-        .catch((err) => this.#log.error({ err: errorMessage(err), code: 'KDP_K8S_MANIFEST' }, 'reloading the manifests directory failed; keeping the last state'))
+        .catch((err) =>
+          this.#log.error(
+            { err: errorMessage(err), code: 'KDP_K8S_MANIFEST' },
+            'reloading the manifests directory failed; keeping the last state',
+          ),
+        )
         .finally(() => {
           this.#reloading = undefined;
           if (this.#again) {
@@ -223,19 +247,28 @@ export class ManifestsSource implements ClusterSource {
       try {
         text = await readFile(p, 'utf8');
       } catch (err) {
-        this.#log.warn({ file: relative(this.#dir, p), err: errorMessage(err), code: 'KDP_K8S_MANIFEST' }, 'cannot read manifest file; keeping its last good state');
+        this.#log.warn(
+          { file: relative(this.#dir, p), err: errorMessage(err), code: 'KDP_K8S_MANIFEST' },
+          'cannot read manifest file; keeping its last good state',
+        );
         continue;
       }
       const parsed = parseManifest(text);
       const file = relative(this.#dir, p);
       if (!parsed.ok) {
-        this.#log.warn({ file, line: parsed.line, where: `${file}:${parsed.line}`, reason: parsed.reason, code: 'KDP_K8S_MANIFEST' }, `${file}:${parsed.line}: ${parsed.reason}; keeping the last good state of this file`);
+        this.#log.warn(
+          { file, line: parsed.line, where: `${file}:${parsed.line}`, reason: parsed.reason, code: 'KDP_K8S_MANIFEST' },
+          `${file}:${parsed.line}: ${parsed.reason}; keeping the last good state of this file`,
+        );
         // remember the signature so the same broken content is reported once, not on every poll
         this.#files.set(p, { sig, objects: prev?.objects ?? [] });
         continue;
       }
       for (const s of parsed.skipped) {
-        this.#log.warn({ file, line: s.line, where: `${file}:${s.line}`, reason: s.reason, code: 'KDP_K8S_INVALID_OBJECT' }, `${file}:${s.line}: ${s.reason}; object skipped`);
+        this.#log.warn(
+          { file, line: s.line, where: `${file}:${s.line}`, reason: s.reason, code: 'KDP_K8S_INVALID_OBJECT' },
+          `${file}:${s.line}: ${s.reason}; object skipped`,
+        );
       }
       this.#files.set(p, { sig, objects: parsed.objects });
       changed = true;
@@ -254,7 +287,10 @@ export class ManifestsSource implements ClusterSource {
         const id = `${obj.kind}/${keyOf(obj.meta)}`;
         const first = origin.get(id);
         if (first !== undefined) {
-          this.#log.warn({ file, line, where: `${file}:${line}`, first, code: 'KDP_K8S_MANIFEST' }, `${file}:${line}: ${id} is already defined at ${first}; ignored`);
+          this.#log.warn(
+            { file, line, where: `${file}:${line}`, first, code: 'KDP_K8S_MANIFEST' },
+            `${file}:${line}: ${id} is already defined at ${first}; ignored`,
+          );
           continue;
         }
         origin.set(id, `${file}:${line}`);
@@ -262,7 +298,11 @@ export class ManifestsSource implements ClusterSource {
         else byKind.get(obj.kind)!.set(keyOf(obj.meta), obj);
       }
     }
-    const slices = computeEndpointSlices(byKind.get('Service')!.values() as Iterable<Service>, byKind.get('Pod')!.values() as Iterable<Pod>, explicitSlices);
+    const slices = computeEndpointSlices(
+      byKind.get('Service')!.values() as Iterable<Service>,
+      byKind.get('Pod')!.values() as Iterable<Pod>,
+      explicitSlices,
+    );
     const sliceMap = byKind.get('EndpointSlice')!;
     for (const s of slices) sliceMap.set(keyOf(s.meta), s);
     for (const kind of KINDS) this.#store.replace(kind, byKind.get(kind)!.values());

@@ -33,7 +33,10 @@ class LazyKubeSource implements ClusterSource {
 
   async start(): Promise<void> {
     const { KubeSource, loadKubeConfig } = await import('./kube-source.ts');
-    const kubeConfig = loadKubeConfig({ ...(this.#opts.kubeconfig ? { kubeconfig: this.#opts.kubeconfig } : {}), ...(this.#opts.inCluster ? { inCluster: true } : {}) });
+    const kubeConfig = loadKubeConfig({
+      ...(this.#opts.kubeconfig ? { kubeconfig: this.#opts.kubeconfig } : {}),
+      ...(this.#opts.inCluster ? { inCluster: true } : {}),
+    });
     const source = new KubeSource({ kubeConfig, log: this.#opts.log });
     for (const h of this.#handlers) source.subscribe(h);
     this.#source = source;
@@ -46,6 +49,7 @@ class LazyKubeSource implements ClusterSource {
 }
 
 export function openSource(opts: OpenSourceOptions): ClusterSource {
-  if (opts.manifestsDir !== undefined && opts.manifestsDir !== '') return new ManifestsSource({ dir: opts.manifestsDir, log: opts.log });
+  if (opts.manifestsDir !== undefined && opts.manifestsDir !== '')
+    return new ManifestsSource({ dir: opts.manifestsDir, log: opts.log });
   return new LazyKubeSource(opts);
 }

@@ -33,7 +33,10 @@ export function sameModel(a: unknown, b: unknown): boolean {
 /** Equal in everything a consumer can act on: resourceVersion changes alone are no-ops. */
 export function sameObject(a: ClusterObject, b: ClusterObject): boolean {
   if (a.kind !== b.kind) return false;
-  return sameModel({ ...a, meta: { ...a.meta, resourceVersion: '' } }, { ...b, meta: { ...b.meta, resourceVersion: '' } });
+  return sameModel(
+    { ...a, meta: { ...a.meta, resourceVersion: '' } },
+    { ...b, meta: { ...b.meta, resourceVersion: '' } },
+  );
 }
 
 export class Store {
@@ -131,7 +134,10 @@ export class Store {
       try {
         dispatch(h, verb, obj, old);
       } catch (err) {
-        this.#log.error({ err: errorMessage(err), kind: obj.kind, key: keyOf(obj.meta), verb }, 'a handler threw; continuing');
+        this.#log.error(
+          { err: errorMessage(err), kind: obj.kind, key: keyOf(obj.meta), verb },
+          'a handler threw; continuing',
+        );
       }
     }
   }

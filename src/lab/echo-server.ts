@@ -9,7 +9,13 @@ import { createSocket } from 'node:dgram';
 import { parseArgs } from 'node:util';
 
 const { values } = parseArgs({
-  options: { name: { type: 'string' }, http: { type: 'string' }, udp: { type: 'string' }, tcp: { type: 'string' }, host: { type: 'string', default: '::' } },
+  options: {
+    name: { type: 'string' },
+    http: { type: 'string' },
+    udp: { type: 'string' },
+    tcp: { type: 'string' },
+    host: { type: 'string', default: '::' },
+  },
   strict: true,
 });
 const name = values.name ?? process.env.POD_NAME ?? 'echo';

@@ -84,7 +84,10 @@ export async function deleteNamespaces(names: readonly string[], exec: Exec = de
   if (names.length === 0) return;
   await Promise.all(names.map((n) => killNamespacePids(n, exec)));
   // -force: go on past a namespace that is already gone
-  await exec.run(['ip', '-force', '-batch', '-'], { input: names.map((n) => `netns del ${n}\n`).join(''), allowFailure: true });
+  await exec.run(['ip', '-force', '-batch', '-'], {
+    input: names.map((n) => `netns del ${n}\n`).join(''),
+    allowFailure: true,
+  });
   removeNamespaceFiles(names);
 }
 
@@ -176,7 +179,9 @@ export class Lab {
     // record before creating: a half-made namespace is still removed by destroy()
     this.#namespaces.push(...all);
     await this.#exec.run(['ip', '-batch', '-'], { input: all.map((n) => `netns add ${n}\n`).join('') });
-    await this.#exec.run(['ip', '-n', plan.underlayNs, '-batch', '-'], { input: underlayBatch(plan).join('\n') + '\n' });
+    await this.#exec.run(['ip', '-n', plan.underlayNs, '-batch', '-'], {
+      input: underlayBatch(plan).join('\n') + '\n',
+    });
     await Promise.all(
       plan.nodes.map(async (n) => {
         await this.#exec.run(['ip', '-n', n.ns, '-batch', '-'], { input: nodeBatch(plan, n).join('\n') + '\n' });
@@ -206,7 +211,8 @@ export class Lab {
 
   #assertOwned(ns: string): void {
     if (this.#destroying) throw new KdpError('KDP_LAB_INVALID', 'the lab was destroyed');
-    if (!this.#namespaces.includes(ns)) throw new KdpError('KDP_LAB_INVALID', `namespace ${ns} does not belong to this lab`);
+    if (!this.#namespaces.includes(ns))
+      throw new KdpError('KDP_LAB_INVALID', `namespace ${ns} does not belong to this lab`);
   }
 
   /** Runs argv inside a lab namespace (a child process: `ip netns exec NS ...`). */
@@ -286,7 +292,10 @@ export class Lab {
     for (const c of this.#children) c.kill('SIGKILL');
     for (const ns of [...this.#namespaces].reverse()) {
       try {
-        const pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+        const pids = execFileSync('ip', ['netns', 'pids', ns], {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'ignore'],
+        });
         for (const p of pids.split(/\s+/).filter(Boolean)) {
           try {
             process.kill(Number(p), 'SIGKILL');

@@ -50,7 +50,11 @@ export function makeRunId(pid: number, tag: number): string {
 }
 
 export function nsName(runId: string, role: string): string {
-  if (!ROLE_RE.test(role)) throw new KdpError('KDP_LAB_INVALID', `bad namespace role ${JSON.stringify(role)}: lowercase letters, digits, '.' and '-'`);
+  if (!ROLE_RE.test(role))
+    throw new KdpError(
+      'KDP_LAB_INVALID',
+      `bad namespace role ${JSON.stringify(role)}: lowercase letters, digits, '.' and '-'`,
+    );
   return `${LAB_PREFIX}-${runId}-${role}`;
 }
 
@@ -126,7 +130,10 @@ export function underlayBatch(plan: LabPlan): string[] {
 
 /** Lines (inside the underlay namespace) that plug one node into the bridge. */
 export function attachNodeBatch(plan: LabPlan, n: NodePlan): string[] {
-  return [`link add ${n.underlayPort} type veth peer name ${n.ifname} netns ${n.ns}`, `link set ${n.underlayPort} master ${plan.underlayBridge} up`];
+  return [
+    `link add ${n.underlayPort} type veth peer name ${n.ifname} netns ${n.ns}`,
+    `link set ${n.underlayPort} master ${plan.underlayBridge} up`,
+  ];
 }
 
 /** `ip -batch` lines run inside a node's namespace. No default route: a node reaches only the lab. */

@@ -33,7 +33,16 @@ if (mode === 'udp') {
   };
   s.setTimeout(Number(timeoutS), () => done('timeout', 1));
   s.on('connect', () => done('connected', 0));
-  s.on('error', (e: NodeJS.ErrnoException) => done(e.code === 'ECONNREFUSED' ? 'refused' : e.code === 'EHOSTUNREACH' || e.code === 'ENETUNREACH' ? 'unreachable' : `error:${e.code}`, 1));
+  s.on('error', (e: NodeJS.ErrnoException) =>
+    done(
+      e.code === 'ECONNREFUSED'
+        ? 'refused'
+        : e.code === 'EHOSTUNREACH' || e.code === 'ENETUNREACH'
+          ? 'unreachable'
+          : `error:${e.code}`,
+      1,
+    ),
+  );
 } else {
   process.stderr.write('usage: probe.ts udp HOST PORT MESSAGE [TIMEOUT_MS] | connect HOST PORT [TIMEOUT_MS]\n');
   process.exit(2);

@@ -206,4 +206,13 @@ export interface TlsSecret {
 
 export type ClusterObject = Service | EndpointSlice | Pod | Node | Namespace | Ingress | IngressClass | TlsSecret;
 export type Kind = ClusterObject['kind'];
-export const KINDS: readonly Kind[] = ['Service', 'EndpointSlice', 'Pod', 'Node', 'Namespace', 'Ingress', 'IngressClass', 'Secret'];
+export const KINDS: readonly Kind[] = [
+  'Service',
+  'EndpointSlice',
+  'Pod',
+  'Node',
+  'Namespace',
+  'Ingress',
+  'IngressClass',
+  'Secret',
+];

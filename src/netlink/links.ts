@@ -72,7 +72,7 @@ export function routeDevice(procNetRoute: string, ip: string, littleEndian = tru
     const [dev, dst, , flags, , , metric, mask] = line.trim().split(/\s+/);
     if (!dev || !dst || !mask || !flags || (parseInt(flags, 16) & 1) === 0) continue; // RTF_UP
     const m = num(mask);
-    if (((want & m) >>> 0) !== num(dst)) continue;
+    if ((want & m) >>> 0 !== num(dst)) continue;
     const bits = m.toString(2).replace(/0/g, '').length;
     const met = Number(metric);
     if (!best || bits > best.bits || (bits === best.bits && met < best.metric)) best = { dev, bits, metric: met };
@@ -98,7 +98,10 @@ const IP_TIMEOUT_MS = 150_000;
 /** An Exec that can spawn a child now and write its stdin later (src/cni/warm.ts). */
 export interface StartableExec extends Exec {
   /** `ip -batch -` in the netns at netnsPath (argv: the equivalent command), started now, fed by finish() */
-  startIpIn(netnsPath: string, argv: readonly string[]): { finish(input: string, opts?: { allowFailure?: boolean; timeoutMs?: number }): Promise<ExecResult> };
+  startIpIn(
+    netnsPath: string,
+    argv: readonly string[],
+  ): { finish(input: string, opts?: { allowFailure?: boolean; timeoutMs?: number }): Promise<ExecResult> };
 }
 
 export class IpRunner {
@@ -109,7 +112,11 @@ export class IpRunner {
 
   /** `ip -batch -` in the current namespace. */
   batch(lines: readonly string[], allowFailure = false): Promise<ExecResult> {
-    return this.#exec.run(['ip', '-batch', '-'], { input: lines.join('\n') + '\n', allowFailure, timeoutMs: IP_TIMEOUT_MS });
+    return this.#exec.run(['ip', '-batch', '-'], {
+      input: lines.join('\n') + '\n',
+      allowFailure,
+      timeoutMs: IP_TIMEOUT_MS,
+    });
   }
 
   /**
@@ -122,14 +129,26 @@ export class IpRunner {
     const ex = this.#exec as Exec & Partial<StartableExec>;
     if (ex.startIpIn) {
       const s = ex.startIpIn(netns, argv);
-      return { finish: (lines, allowFailure = false) => s.finish(lines.length > 0 ? lines.join('\n') + '\n' : '', { allowFailure, timeoutMs: IP_TIMEOUT_MS }) };
+      return {
+        finish: (lines, allowFailure = false) =>
+          s.finish(lines.length > 0 ? lines.join('\n') + '\n' : '', { allowFailure, timeoutMs: IP_TIMEOUT_MS }),
+      };
     }
-    return { finish: (lines, allowFailure = false) => (lines.length > 0 ? this.batchIn(netns, lines, allowFailure) : Promise.resolve({ code: 0, stdout: '', stderr: '' })) };
+    return {
+      finish: (lines, allowFailure = false) =>
+        lines.length > 0
+          ? this.batchIn(netns, lines, allowFailure)
+          : Promise.resolve({ code: 0, stdout: '', stderr: '' }),
+    };
   }
 
   /** `ip -batch -` inside the netns at path. */
   batchIn(netns: string, lines: readonly string[], allowFailure = false): Promise<ExecResult> {
-    return this.#exec.run([...ipIn(netns), '-batch', '-'], { input: lines.join('\n') + '\n', allowFailure, timeoutMs: IP_TIMEOUT_MS });
+    return this.#exec.run([...ipIn(netns), '-batch', '-'], {
+      input: lines.join('\n') + '\n',
+      allowFailure,
+      timeoutMs: IP_TIMEOUT_MS,
+    });
   }
 
   run(args: readonly string[], allowFailure = false): Promise<ExecResult> {

@@ -35,7 +35,12 @@ export function comment(t: string, network: string): string {
 const fam = (ip: string) => (ip.includes(':') ? 'ip6' : 'ip');
 
 /** Masquerade what a pod sends outside `exclude` (the cluster CIDRs) and outside multicast. */
-export function renderMasq(t: string, network: string, podIps: readonly string[], exclude: readonly string[]): string[] {
+export function renderMasq(
+  t: string,
+  network: string,
+  podIps: readonly string[],
+  exclude: readonly string[],
+): string[] {
   return podIps.map((ip) => {
     const f = fam(ip);
     const ex = [...exclude.filter((c) => fam(c) === f), f === 'ip' ? '224.0.0.0/4' : 'ff00::/8'];
@@ -51,7 +56,13 @@ export function renderMasq(t: string, network: string, podIps: readonly string[]
  * 127.0.0.0/8 sources (a node process on 127.0.0.1:hostPort; needs route_localnet on the pod's host
  * interface, set by the plugin). `::1` is never DNATed: IPv6 has no route_localnet.
  */
-export function renderPortMaps(t: string, network: string, podIps: readonly string[], maps: readonly PortMapping[], snat = true): string[] {
+export function renderPortMaps(
+  t: string,
+  network: string,
+  podIps: readonly string[],
+  maps: readonly PortMapping[],
+  snat = true,
+): string[] {
   const out: string[] = [];
   const c = `comment "${comment(t, network)}"`;
   const wild = (h: string | undefined) => !h || h === '0.0.0.0' || h === '::';
@@ -63,7 +74,9 @@ export function renderPortMaps(t: string, network: string, podIps: readonly stri
       const to = f === 'ip' ? `${ip}:${m.containerPort}` : `[${ip}]:${m.containerPort}`;
       for (const chain of ['prerouting', 'output']) {
         const noLo = chain === 'output' && f === 'ip6' && wild(m.hostIP) ? ' ip6 daddr != ::1' : '';
-        out.push(`add rule inet ${TABLE} ${chain} ${dst}${noLo} meta nfproto ${f === 'ip' ? 'ipv4' : 'ipv6'} ${m.protocol} dport ${m.hostPort} dnat ${f} to ${to} ${c}`);
+        out.push(
+          `add rule inet ${TABLE} ${chain} ${dst}${noLo} meta nfproto ${f === 'ip' ? 'ipv4' : 'ipv6'} ${m.protocol} dport ${m.hostPort} dnat ${f} to ${to} ${c}`,
+        );
       }
     }
   }
@@ -71,7 +84,10 @@ export function renderPortMaps(t: string, network: string, podIps: readonly stri
     for (const ip of podIps) {
       const f = fam(ip);
       out.push(`add rule inet ${TABLE} postrouting ${f} saddr ${ip} ${f} daddr ${ip} ct status dnat masquerade ${c}`);
-      if (f === 'ip') out.push(`add rule inet ${TABLE} postrouting ip saddr 127.0.0.0/8 ip daddr ${ip} ct status dnat masquerade ${c}`);
+      if (f === 'ip')
+        out.push(
+          `add rule inet ${TABLE} postrouting ip saddr 127.0.0.0/8 ip daddr ${ip} ct status dnat masquerade ${c}`,
+        );
     }
   }
   return out;
@@ -97,7 +113,15 @@ export function parseTagged(listing: string): TaggedRule[] {
       continue;
     }
     const m = /comment "kdp-([mp])-([0-9a-f]{16})(?: ([^"]*))?".*# handle (\d+)/.exec(line);
-    if (m && chain) out.push({ chain, handle: Number(m[4]), tag: `kdp-${m[1]}-${m[2]}`, kind: m[1] as TagKind, hash: m[2] as string, network: m[3] ?? '' });
+    if (m && chain)
+      out.push({
+        chain,
+        handle: Number(m[4]),
+        tag: `kdp-${m[1]}-${m[2]}`,
+        kind: m[1] as TagKind,
+        hash: m[2] as string,
+        network: m[3] ?? '',
+      });
   }
   return out;
 }
@@ -138,7 +162,10 @@ export class NftRunner {
         held.release();
       }
     }
-    return this.#exec.run(this.#lock ? ['flock', '-w', '120', this.#lock, 'nft', '-a', '-f', '-'] : ['nft', '-a', '-f', '-'], opts);
+    return this.#exec.run(
+      this.#lock ? ['flock', '-w', '120', this.#lock, 'nft', '-a', '-f', '-'] : ['nft', '-a', '-f', '-'],
+      opts,
+    );
   }
 
   async apply(lines: readonly string[]): Promise<void> {

@@ -20,7 +20,10 @@ function usedIPs(sp: ServicePortInfo | undefined): Set<string> {
 const keyOf = (sp: ServicePortInfo) => `${sp.family}|${sp.id}|${sp.protocol}`;
 
 /** The deletions that make UDP clients reach the current endpoints. Pure. */
-export function staleUdpEntries(prev: readonly ServicePortInfo[], next: readonly ServicePortInfo[]): ConntrackDeletion[] {
+export function staleUdpEntries(
+  prev: readonly ServicePortInfo[],
+  next: readonly ServicePortInfo[],
+): ConntrackDeletion[] {
   const out: ConntrackDeletion[] = [];
   const nextBy = new Map(next.filter((s) => s.protocol === 'UDP').map((s) => [keyOf(s), s]));
   const prevBy = new Map(prev.filter((s) => s.protocol === 'UDP').map((s) => [keyOf(s), s]));
@@ -31,7 +34,8 @@ export function staleUdpEntries(prev: readonly ServicePortInfo[], next: readonly
     for (const ip of usedIPs(old)) {
       if (keep.has(ip)) continue;
       for (const vip of vips(old)) out.push({ kind: 'vip', vip, port: old.port, endpoint: ip });
-      if (old.nodePort !== undefined) out.push({ kind: 'nodeport', nodePort: old.nodePort, endpoint: ip, v6: isV6(ip) });
+      if (old.nodePort !== undefined)
+        out.push({ kind: 'nodeport', nodePort: old.nodePort, endpoint: ip, v6: isV6(ip) });
     }
   }
   for (const [k, cur] of nextBy) {

@@ -41,7 +41,13 @@ function close(srv: Server): Promise<void> {
   });
 }
 
-export async function startHealthServer(opts: { host: string; port: number; status: () => ProxyStatus; timeoutMs: number; nodeName: string }): Promise<Server> {
+export async function startHealthServer(opts: {
+  host: string;
+  port: number;
+  status: () => ProxyStatus;
+  timeoutMs: number;
+  nodeName: string;
+}): Promise<Server> {
   const srv = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path !== '/healthz' && path !== '/livez') {
@@ -63,7 +69,12 @@ export async function startHealthServer(opts: { host: string; port: number; stat
   return listen(srv, opts.host, opts.port);
 }
 
-export async function startMetricsServer(opts: { host: string; port: number; metrics: () => Promise<string>; contentType: string }): Promise<Server> {
+export async function startMetricsServer(opts: {
+  host: string;
+  port: number;
+  metrics: () => Promise<string>;
+  contentType: string;
+}): Promise<Server> {
   const srv = createServer((req, res) => {
     if ((req.url ?? '').split('?')[0] !== '/metrics') {
       res.writeHead(404).end();
@@ -114,14 +125,27 @@ export class HealthCheckServers {
         const st = entry.state;
         const [namespace, name] = st.service.split('/');
         res
-          .writeHead(st.localEndpoints > 0 ? 200 : 503, { 'content-type': 'application/json', 'x-content-type-options': 'nosniff', 'x-load-balancing-endpoint-weight': String(st.localEndpoints) })
-          .end(JSON.stringify({ service: { namespace, name }, localEndpoints: st.localEndpoints, serviceProxyHealthy: true }) + '\n');
+          .writeHead(st.localEndpoints > 0 ? 200 : 503, {
+            'content-type': 'application/json',
+            'x-content-type-options': 'nosniff',
+            'x-load-balancing-endpoint-weight': String(st.localEndpoints),
+          })
+          .end(
+            JSON.stringify({
+              service: { namespace, name },
+              localEndpoints: st.localEndpoints,
+              serviceProxyHealthy: true,
+            }) + '\n',
+          );
       });
       try {
         entry.server = await listen(srv, this.#host, port);
         this.#servers.set(port, entry);
       } catch (err) {
-        this.#log.warn({ port, service: state.service, err: errorMessage(err) }, 'health check node port cannot listen');
+        this.#log.warn(
+          { port, service: state.service, err: errorMessage(err) },
+          'health check node port cannot listen',
+        );
       }
     }
   }

@@ -122,14 +122,21 @@ export function buildServicePorts(
         family: opts.family,
         clusterIP,
         port: sp.port,
-        ...(sp.nodePort !== undefined && (svc.type === 'NodePort' || svc.type === 'LoadBalancer') ? { nodePort: sp.nodePort } : {}),
+        ...(sp.nodePort !== undefined && (svc.type === 'NodePort' || svc.type === 'LoadBalancer')
+          ? { nodePort: sp.nodePort }
+          : {}),
         externalIPs: fam(svc.externalIPs),
         loadBalancerIPs: svc.type === 'LoadBalancer' ? fam(svc.loadBalancerIPs) : [],
-        sourceRanges: svc.type === 'LoadBalancer' ? svc.loadBalancerSourceRanges.filter((r) => familyOf(r) === opts.family) : [],
+        sourceRanges:
+          svc.type === 'LoadBalancer' ? svc.loadBalancerSourceRanges.filter((r) => familyOf(r) === opts.family) : [],
         ...(svc.sessionAffinity === 'ClientIP' ? { affinitySeconds: svc.sessionAffinityTimeoutSeconds } : {}),
-        externalLocal: svc.externalTrafficPolicy === 'Local' && (svc.type === 'NodePort' || svc.type === 'LoadBalancer' || svc.externalIPs.length > 0),
+        externalLocal:
+          svc.externalTrafficPolicy === 'Local' &&
+          (svc.type === 'NodePort' || svc.type === 'LoadBalancer' || svc.externalIPs.length > 0),
         internalLocal: svc.internalTrafficPolicy === 'Local',
-        ...(svc.healthCheckNodePort !== undefined && svc.externalTrafficPolicy === 'Local' ? { healthCheckNodePort: svc.healthCheckNodePort } : {}),
+        ...(svc.healthCheckNodePort !== undefined && svc.externalTrafficPolicy === 'Local'
+          ? { healthCheckNodePort: svc.healthCheckNodePort }
+          : {}),
         endpoints,
         clusterEndpoints: usable(endpoints),
         localEndpoints: usable(endpoints.filter((e) => e.local)),

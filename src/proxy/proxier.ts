@@ -70,7 +70,11 @@ export class Proxier implements ServiceHandler, EndpointSliceHandler {
       retryMaxMs: 30_000,
       ...(opts.syncPeriodMs ? { maxIntervalMs: opts.syncPeriodMs } : {}),
       ...(opts.clock ? { clock: opts.clock } : {}),
-      onError: (err, n) => this.#log.error({ err: isKdpError(err) ? err.toJSON() : { message: errorMessage(err) }, failures: n }, 'proxy sync failed; retrying with a full sync'),
+      onError: (err, n) =>
+        this.#log.error(
+          { err: isKdpError(err) ? err.toJSON() : { message: errorMessage(err) }, failures: n },
+          'proxy sync failed; retrying with a full sync',
+        ),
     });
   }
 
@@ -131,8 +135,14 @@ export class Proxier implements ServiceHandler, EndpointSliceHandler {
     const models = new Map<IPFamily, ServicePortInfo[]>();
     const keys = full ? [...this.#tracker.services.keys()] : [...changed];
     for (const family of this.#opts.families) {
-      const byKey = full ? new Map<string, ServicePortInfo[]>() : (this.#ports.get(family) ?? new Map<string, ServicePortInfo[]>());
-      const opts = { nodeName: this.#opts.nodeName, family, ...(this.#opts.proxyName ? { proxyName: this.#opts.proxyName } : {}) };
+      const byKey = full
+        ? new Map<string, ServicePortInfo[]>()
+        : (this.#ports.get(family) ?? new Map<string, ServicePortInfo[]>());
+      const opts = {
+        nodeName: this.#opts.nodeName,
+        family,
+        ...(this.#opts.proxyName ? { proxyName: this.#opts.proxyName } : {}),
+      };
       for (const key of keys) {
         const svc = this.#tracker.services.get(key);
         const ports = svc ? buildServicePorts([svc], new Map([[key, this.#tracker.slicesFor(key)]]), opts) : [];
@@ -159,9 +169,19 @@ export class Proxier implements ServiceHandler, EndpointSliceHandler {
       if (deletions.length > 0) await this.#opts.conntrack.delete(deletions);
     }
     this.#prev = models;
-    this.#health = [...models.values()].flat().flatMap((sp) =>
-      sp.healthCheckNodePort !== undefined ? [{ service: `${sp.namespace}/${sp.name}`, healthCheckNodePort: sp.healthCheckNodePort, localEndpoints: sp.localEndpoints.length }] : [],
-    );
+    this.#health = [...models.values()]
+      .flat()
+      .flatMap((sp) =>
+        sp.healthCheckNodePort !== undefined
+          ? [
+              {
+                service: `${sp.namespace}/${sp.name}`,
+                healthCheckNodePort: sp.healthCheckNodePort,
+                localEndpoints: sp.localEndpoints.length,
+              },
+            ]
+          : [],
+      );
     this.#syncs++;
     this.#lastSyncOk = Date.now();
     const secs = (performance.now() - started) / 1000;
@@ -173,7 +193,8 @@ export class Proxier implements ServiceHandler, EndpointSliceHandler {
       // without one count from when the first of them was queued here
       const wall = (this.#opts.wallClock ?? Date.now)();
       for (const t of times.triggers) m.networkProgramming.observe(Math.max(0, wall - t) / 1000);
-      if (times.untriggeredMs !== undefined) m.networkProgramming.observe((performance.now() - times.untriggeredMs) / 1000);
+      if (times.untriggeredMs !== undefined)
+        m.networkProgramming.observe((performance.now() - times.untriggeredMs) / 1000);
       m.lastSync.set(this.#lastSyncOk / 1000);
       m.serviceChangesPending.set(this.#tracker.pending);
       m.rulesLast.set(lines);
@@ -188,7 +209,14 @@ export class Proxier implements ServiceHandler, EndpointSliceHandler {
   }
 
   /** Health facts for /healthz: when the last sync succeeded, when one was last queued. */
-  status(): { initialized: boolean; syncs: number; pending: number; lastSyncOk?: number; lastQueued?: number; failures: number } {
+  status(): {
+    initialized: boolean;
+    syncs: number;
+    pending: number;
+    lastSyncOk?: number;
+    lastQueued?: number;
+    failures: number;
+  } {
     return {
       initialized: this.initialized,
       pending: this.#tracker.pending,

@@ -46,7 +46,11 @@ export interface RunningProxy {
 }
 
 export function makeBackend(cfg: ProxyConfig, exec: Exec, log: Logger): ProxyBackend {
-  const common = { clusterCIDRs: cfg.clusterCIDRs, ...(cfg.masqueradeAll ? { masqueradeAll: true } : {}), ...(cfg.nodePortAddresses ? { nodePortAddresses: cfg.nodePortAddresses } : {}) };
+  const common = {
+    clusterCIDRs: cfg.clusterCIDRs,
+    ...(cfg.masqueradeAll ? { masqueradeAll: true } : {}),
+    ...(cfg.nodePortAddresses ? { nodePortAddresses: cfg.nodePortAddresses } : {}),
+  };
   switch (cfg.mode) {
     case 'nftables':
       return new NftablesBackend({ exec, config: common, log, runner: new NftSession() });
@@ -65,7 +69,11 @@ export function localhostNodePorts(nodePortAddresses: readonly string[] | undefi
 }
 
 /** Starts the proxy on `source` (subscribes, starts the source, waits for the first sync). */
-export async function startProxy(source: ClusterSource, cfg: ProxyConfig, deps: { exec: Exec; log: Logger; backend?: ProxyBackend }): Promise<RunningProxy> {
+export async function startProxy(
+  source: ClusterSource,
+  cfg: ProxyConfig,
+  deps: { exec: Exec; log: Logger; backend?: ProxyBackend },
+): Promise<RunningProxy> {
   const log = deps.log.child({ component: 'proxy', mode: cfg.mode });
   const metrics = new ProxyMetrics();
   const backend = deps.backend ?? makeBackend(cfg, deps.exec, log);
@@ -86,8 +94,23 @@ export async function startProxy(source: ClusterSource, cfg: ProxyConfig, deps: 
   const servers: Server[] = [];
   const unsubscribe = source.subscribe(proxier);
   try {
-    if (cfg.healthz) servers.push(await startHealthServer({ ...cfg.healthz, status: () => proxier.status(), timeoutMs: Math.max(2 * cfg.syncPeriodMs, 10_000), nodeName: cfg.nodeName }));
-    if (cfg.metrics) servers.push(await startMetricsServer({ ...cfg.metrics, metrics: () => metrics.registry.metrics(), contentType: metrics.registry.contentType }));
+    if (cfg.healthz)
+      servers.push(
+        await startHealthServer({
+          ...cfg.healthz,
+          status: () => proxier.status(),
+          timeoutMs: Math.max(2 * cfg.syncPeriodMs, 10_000),
+          nodeName: cfg.nodeName,
+        }),
+      );
+    if (cfg.metrics)
+      servers.push(
+        await startMetricsServer({
+          ...cfg.metrics,
+          metrics: () => metrics.registry.metrics(),
+          contentType: metrics.registry.contentType,
+        }),
+      );
     if (cfg.mode !== 'userspace' && localhostNodePorts(cfg.nodePortAddresses)) {
       // like kube-proxy: DNAT of 127.0.0.1:<nodePort> to a pod needs the kernel to route 127/8 sources off
       // the host. This is the node's network namespace (the one the proxy runs in), never another.

@@ -5,7 +5,10 @@ import { keyOf } from '../model/types.ts';
 
 /** Structural equality ignoring resourceVersion (an update that changes nothing needs no sync). */
 function sameContent(a: unknown, b: unknown): boolean {
-  return JSON.stringify(a, (k, v) => (k === 'resourceVersion' ? undefined : v)) === JSON.stringify(b, (k, v) => (k === 'resourceVersion' ? undefined : v));
+  return (
+    JSON.stringify(a, (k, v) => (k === 'resourceVersion' ? undefined : v)) ===
+    JSON.stringify(b, (k, v) => (k === 'resourceVersion' ? undefined : v))
+  );
 }
 
 /** Set by the EndpointSlice controller: when the change that produced this slice version happened. */
@@ -88,7 +91,9 @@ export class ChangeTracker {
   }
 
   slicesByService(): Map<string, EndpointSlice[]> {
-    return new Map([...this.#slices].map(([k, m]) => [k, [...m.values()].sort((a, b) => (a.meta.name < b.meta.name ? -1 : 1))]));
+    return new Map(
+      [...this.#slices].map(([k, m]) => [k, [...m.values()].sort((a, b) => (a.meta.name < b.meta.name ? -1 : 1))]),
+    );
   }
 
   get pending(): number {
@@ -113,7 +118,8 @@ export class ChangeTracker {
     if (oldestMs !== undefined) this.#firstPending = Math.min(this.#firstPending ?? oldestMs, oldestMs);
     if (times) {
       this.#triggers.push(...times.triggers);
-      if (times.untriggeredMs !== undefined) this.#untriggered = Math.min(this.#untriggered ?? times.untriggeredMs, times.untriggeredMs);
+      if (times.untriggeredMs !== undefined)
+        this.#untriggered = Math.min(this.#untriggered ?? times.untriggeredMs, times.untriggeredMs);
     }
   }
 }

@@ -79,13 +79,19 @@ export function nftClusterMapBackends(tableText: string): Map<string, number> {
   return out;
 }
 
-export function buildStatus(snap: Snapshot, opts: { zone?: string; nodeName?: string; nftTable?: string } = {}): StatusReport {
+export function buildStatus(
+  snap: Snapshot,
+  opts: { zone?: string; nodeName?: string; nftTable?: string } = {},
+): StatusReport {
   const zone = opts.zone ?? 'cluster.local';
   const slices = bySvc(snap.endpointSlices);
   const programmed = opts.nftTable === undefined ? undefined : nftBackends(opts.nftTable);
   const viaMaps = opts.nftTable === undefined ? undefined : nftClusterMapBackends(opts.nftTable);
   const nodeName = opts.nodeName ?? '';
-  const ports = [...buildServicePorts(snap.services, slices, { family: 'IPv4', nodeName }), ...buildServicePorts(snap.services, slices, { family: 'IPv6', nodeName })];
+  const ports = [
+    ...buildServicePorts(snap.services, slices, { family: 'IPv4', nodeName }),
+    ...buildServicePorts(snap.services, slices, { family: 'IPv6', nodeName }),
+  ];
   const svcByKey = new Map(snap.services.map((s) => [keyOf(s.meta), s]));
   const services: ServicePortStatus[] = ports.map((sp) => {
     const svc = svcByKey.get(`${sp.namespace}/${sp.name}`)!;
@@ -100,7 +106,13 @@ export function buildStatus(snap: Snapshot, opts: { zone?: string; nodeName?: st
       ...(sp.nodePort !== undefined ? { nodePort: sp.nodePort } : {}),
       endpoints: sp.endpoints.map((e) => ({
         address: `${e.ip}:${e.port}`,
-        state: e.ready ? 'ready' : e.serving && e.terminating ? 'serving-terminating' : e.terminating ? 'terminating' : 'not-ready',
+        state: e.ready
+          ? 'ready'
+          : e.serving && e.terminating
+            ? 'serving-terminating'
+            : e.terminating
+              ? 'terminating'
+              : 'not-ready',
       })),
       dns: [fqdn, ...(sp.portName ? [`_${sp.portName}._${sp.protocol.toLowerCase()}.${fqdn} (SRV)`] : [])],
       rule: programmed === undefined ? { chain } : { chain, programmedBackends: found ?? 0 },
@@ -109,29 +121,71 @@ export function buildStatus(snap: Snapshot, opts: { zone?: string; nodeName?: st
   const dnsOnly: DnsOnlyStatus[] = [];
   for (const svc of snap.services) {
     const fqdn = `${svc.meta.name}.${svc.meta.namespace}.svc.${zone}`;
-    if (svc.type === 'ExternalName' && svc.externalName) dnsOnly.push({ service: keyOf(svc.meta), kind: 'ExternalName', dns: fqdn, answers: [`CNAME ${svc.externalName}`] });
+    if (svc.type === 'ExternalName' && svc.externalName)
+      dnsOnly.push({
+        service: keyOf(svc.meta),
+        kind: 'ExternalName',
+        dns: fqdn,
+        answers: [`CNAME ${svc.externalName}`],
+      });
     else if (svc.headless) {
       const answers: string[] = [];
-      for (const s of slices.get(keyOf(svc.meta)) ?? []) for (const e of s.endpoints) if (e.conditions.ready || svc.publishNotReadyAddresses) answers.push(...e.addresses.slice(0, 1).map((a) => (e.hostname ? `${a} (${e.hostname}.${fqdn})` : a)));
+      for (const s of slices.get(keyOf(svc.meta)) ?? [])
+        for (const e of s.endpoints)
+          if (e.conditions.ready || svc.publishNotReadyAddresses)
+            answers.push(...e.addresses.slice(0, 1).map((a) => (e.hostname ? `${a} (${e.hostname}.${fqdn})` : a)));
       dnsOnly.push({ service: keyOf(svc.meta), kind: 'headless', dns: fqdn, answers: answers.sort() });
     }
   }
-  const result = compile({ ingresses: snap.ingresses, classes: snap.ingressClasses, services: svcByKey, slices: snap.endpointSlices, secrets: new Map(snap.secrets.map((s) => [keyOf(s.meta), s])) }, DEFAULT_COMPILE_OPTIONS);
+  const result = compile(
+    {
+      ingresses: snap.ingresses,
+      classes: snap.ingressClasses,
+      services: svcByKey,
+      slices: snap.endpointSlices,
+      secrets: new Map(snap.secrets.map((s) => [keyOf(s.meta), s])),
+    },
+    DEFAULT_COMPILE_OPTIONS,
+  );
   const ingress: IngressRouteStatus[] = [];
   const t = result.table;
   const hosts = [...t.hosts.values(), ...t.wildcards.values(), ...(t.any ? [t.any] : [])];
   for (const h of hosts) {
     for (const p of h.paths) {
-      ingress.push({ host: h.host || '*', path: p.path, match: p.kind, backend: `${p.upstream.namespace}/${p.upstream.service}:${p.upstream.port}`, endpoints: p.upstream.endpoints.length, tls: t.certs.has(h.host) || [...t.certs.keys()].some((c) => c.startsWith('*.') && h.host.endsWith(c.slice(1))) });
+      ingress.push({
+        host: h.host || '*',
+        path: p.path,
+        match: p.kind,
+        backend: `${p.upstream.namespace}/${p.upstream.service}:${p.upstream.port}`,
+        endpoints: p.upstream.endpoints.length,
+        tls: t.certs.has(h.host) || [...t.certs.keys()].some((c) => c.startsWith('*.') && h.host.endsWith(c.slice(1))),
+      });
     }
   }
-  if (t.defaultRoute) ingress.push({ host: '(default)', path: '', match: 'default', backend: `${t.defaultRoute.upstream.namespace}/${t.defaultRoute.upstream.service}:${t.defaultRoute.upstream.port}`, endpoints: t.defaultRoute.upstream.endpoints.length, tls: false });
-  return { services, dnsOnly, ingress, ingressRejected: result.rejected.map((r) => ({ ingress: r.ingress, reason: r.reason })) };
+  if (t.defaultRoute)
+    ingress.push({
+      host: '(default)',
+      path: '',
+      match: 'default',
+      backend: `${t.defaultRoute.upstream.namespace}/${t.defaultRoute.upstream.service}:${t.defaultRoute.upstream.port}`,
+      endpoints: t.defaultRoute.upstream.endpoints.length,
+      tls: false,
+    });
+  return {
+    services,
+    dnsOnly,
+    ingress,
+    ingressRejected: result.rejected.map((r) => ({ ingress: r.ingress, reason: r.reason })),
+  };
 }
 
 function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const w = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (r: readonly string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i] ?? 0))).join('  ').trimEnd();
+  const line = (r: readonly string[]) =>
+    r
+      .map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
   return [line(header), ...rows.map(line)].join('\n') + '\n';
 }
 
@@ -139,14 +193,54 @@ export function renderStatus(r: StatusReport): string {
   const svcRows: string[][] = [];
   for (const s of r.services) {
     const eps = s.endpoints.length === 0 ? ['(none: REJECT)'] : s.endpoints.map((e) => `${e.address} ${e.state}`);
-    const rule = s.rule.programmedBackends === undefined ? s.rule.chain : `${s.rule.chain} [${s.rule.programmedBackends} backends in kernel]`;
+    const rule =
+      s.rule.programmedBackends === undefined
+        ? s.rule.chain
+        : `${s.rule.chain} [${s.rule.programmedBackends} backends in kernel]`;
     eps.forEach((e, i) =>
-      svcRows.push(i === 0 ? [s.service, s.type, s.clusterIP, s.port + (s.nodePort ? ` node:${s.nodePort}` : ''), e, s.dns[0] ?? '', rule] : ['', '', '', '', e, '', '']),
+      svcRows.push(
+        i === 0
+          ? [
+              s.service,
+              s.type,
+              s.clusterIP,
+              s.port + (s.nodePort ? ` node:${s.nodePort}` : ''),
+              e,
+              s.dns[0] ?? '',
+              rule,
+            ]
+          : ['', '', '', '', e, '', ''],
+      ),
     );
   }
-  const out = ['SERVICES (service -> port -> endpoints -> proxy rule)\n', table(['SERVICE', 'TYPE', 'CLUSTER-IP', 'PORT', 'ENDPOINTS', 'DNS', 'RULE'], svcRows)];
-  if (r.dnsOnly.length) out.push('\nDNS ONLY (not proxied)\n', table(['SERVICE', 'KIND', 'NAME', 'ANSWERS'], r.dnsOnly.map((d) => [d.service, d.kind, d.dns, d.answers.join(', ') || '(none)'])));
-  out.push('\nINGRESS ROUTES\n', r.ingress.length ? table(['HOST', 'PATH', 'MATCH', 'BACKEND', 'ENDPOINTS', 'TLS'], r.ingress.map((g) => [g.host, g.path, g.match, g.backend, String(g.endpoints), g.tls ? 'yes' : 'no'])) : '(none)\n');
-  if (r.ingressRejected.length) out.push('\nREJECTED INGRESSES\n', table(['INGRESS', 'REASON'], r.ingressRejected.map((x) => [x.ingress, x.reason])));
+  const out = [
+    'SERVICES (service -> port -> endpoints -> proxy rule)\n',
+    table(['SERVICE', 'TYPE', 'CLUSTER-IP', 'PORT', 'ENDPOINTS', 'DNS', 'RULE'], svcRows),
+  ];
+  if (r.dnsOnly.length)
+    out.push(
+      '\nDNS ONLY (not proxied)\n',
+      table(
+        ['SERVICE', 'KIND', 'NAME', 'ANSWERS'],
+        r.dnsOnly.map((d) => [d.service, d.kind, d.dns, d.answers.join(', ') || '(none)']),
+      ),
+    );
+  out.push(
+    '\nINGRESS ROUTES\n',
+    r.ingress.length
+      ? table(
+          ['HOST', 'PATH', 'MATCH', 'BACKEND', 'ENDPOINTS', 'TLS'],
+          r.ingress.map((g) => [g.host, g.path, g.match, g.backend, String(g.endpoints), g.tls ? 'yes' : 'no']),
+        )
+      : '(none)\n',
+  );
+  if (r.ingressRejected.length)
+    out.push(
+      '\nREJECTED INGRESSES\n',
+      table(
+        ['INGRESS', 'REASON'],
+        r.ingressRejected.map((x) => [x.ingress, x.reason]),
+      ),
+    );
   return out.join('');
 }

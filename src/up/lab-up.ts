@@ -47,7 +47,12 @@ export interface CheckResult {
   readonly output: string;
 }
 
-export async function waitUntil(what: string, fn: () => Promise<boolean>, ms: number, procs: readonly Spawned[] = []): Promise<void> {
+export async function waitUntil(
+  what: string,
+  fn: () => Promise<boolean>,
+  ms: number,
+  procs: readonly Spawned[] = [],
+): Promise<void> {
   const end = Date.now() + ms;
   for (;;) {
     if (await fn()) return;
@@ -56,7 +61,11 @@ export async function waitUntil(what: string, fn: () => Promise<boolean>, ms: nu
         throw new KdpError('KDP_UP_FAILED', `${what}: a process exited: ${p.output().slice(-1500)}`);
       }
     }
-    if (Date.now() > end) throw new KdpError('KDP_UP_FAILED', `${what}: not ready after ${ms} ms${procs[0] ? `: ${procs[0].output().slice(-1500)}` : ''}`);
+    if (Date.now() > end)
+      throw new KdpError(
+        'KDP_UP_FAILED',
+        `${what}: not ready after ${ms} ms${procs[0] ? `: ${procs[0].output().slice(-1500)}` : ''}`,
+      );
     await sleep(100);
   }
 }
@@ -80,7 +89,14 @@ export class LabUp {
     throw new KdpError('KDP_INTERNAL', 'CNI not ready');
   };
 
-  private constructor(lab: Lab, snapshot: Snapshot, nodeIndex: ReadonlyMap<string, number>, pods: UpPod[], skipped: Skipped[], opts: LabUpOptions) {
+  private constructor(
+    lab: Lab,
+    snapshot: Snapshot,
+    nodeIndex: ReadonlyMap<string, number>,
+    pods: UpPod[],
+    skipped: Skipped[],
+    opts: LabUpOptions,
+  ) {
     this.lab = lab;
     this.#nodeIndex = nodeIndex;
     this.snapshot = snapshot;
@@ -99,8 +115,11 @@ export class LabUp {
       t0 = Date.now();
     };
     const snapshot = await takeSnapshot(new ManifestsSource({ dir: opts.manifestsDir, log }));
-    if (snapshot.nodes.length === 0) throw new KdpError('KDP_UP_MANIFESTS', `no Node in ${opts.manifestsDir}: kdp up needs at least one`);
-    step(`read ${opts.manifestsDir}: ${snapshot.nodes.length} nodes, ${snapshot.pods.length} pods, ${snapshot.services.length} services, ${snapshot.ingresses.length} ingresses`);
+    if (snapshot.nodes.length === 0)
+      throw new KdpError('KDP_UP_MANIFESTS', `no Node in ${opts.manifestsDir}: kdp up needs at least one`);
+    step(
+      `read ${opts.manifestsDir}: ${snapshot.nodes.length} nodes, ${snapshot.pods.length} pods, ${snapshot.services.length} services, ${snapshot.ingresses.length} ingresses`,
+    );
     // kdp up handles the signals itself (untilStopped) and stops through stop(): CNI DEL, then the lab
     const lab = await Lab.create({ nodes: snapshot.nodes.length, log, handleSignals: false });
     let up: LabUp | undefined;
@@ -109,7 +128,9 @@ export class LabUp {
       const { pods, skipped } = planPods(snapshot, nodeIndex);
       up = new LabUp(lab, snapshot, nodeIndex, pods, skipped, opts);
       for (const s of skipped) log.warn({ pod: s.key, reason: s.reason }, 'pod not started in the lab');
-      step(`lab ${lab.plan.runId}: underlay ${lab.plan.underlayHost4}, nodes ${lab.nodes.map((n) => `${n.name} ${n.ip4}`).join(', ')}`);
+      step(
+        `lab ${lab.plan.runId}: underlay ${lab.plan.underlayHost4}, nodes ${lab.nodes.map((n) => `${n.name} ${n.ip4}`).join(', ')}`,
+      );
       await up.#startPods();
       step(`${pods.length} pods attached by the kdp CNI plugins (bridge, host-local IPAM, portmap)`);
       if (opts.componentSource?.beforeComponents) {
@@ -117,7 +138,9 @@ export class LabUp {
         step(`components will read the API server of ${opts.componentSource.kubeconfig}`);
       }
       await up.#startNodeComponents();
-      step(`node agent, service proxy (${opts.proxyMode}) and ingress running on every node; DNS in ${pods.filter((p) => p.runs === 'dns').length} pod(s)`);
+      step(
+        `node agent, service proxy (${opts.proxyMode}) and ingress running on every node; DNS in ${pods.filter((p) => p.runs === 'dns').length} pod(s)`,
+      );
       return up;
     } catch (err) {
       if (up) await up.stop();
@@ -142,9 +165,19 @@ export class LabUp {
       const plan = this.lab.nodes[idx - 1]!;
       const dataDir = join(run, name, 'ipam');
       mkdirSync(dataDir, { recursive: true });
-      const list = JSON.parse(renderConflist({ network: 'kdp', bridge: 'kdp0', subnets: [plan.podCidr4], clusterCidrs: [this.lab.plan.clusterCidr4], dataDir })) as Conflist;
+      const list = JSON.parse(
+        renderConflist({
+          network: 'kdp',
+          bridge: 'kdp0',
+          subnets: [plan.podCidr4],
+          clusterCidrs: [this.lab.plan.clusterCidr4],
+          dataDir,
+        }),
+      ) as Conflist;
       // the runtime asks for each pod's IP (the one its manifest names): the ips capability
-      const plugins = list.plugins.map((p) => (p.type === 'kdp-bridge' ? { ...p, capabilities: { ...(p.capabilities ?? {}), ips: true } } : p));
+      const plugins = list.plugins.map((p) =>
+        p.type === 'kdp-bridge' ? { ...p, capabilities: { ...(p.capabilities ?? {}), ips: true } } : p,
+      );
       lists.set(name, { ...list, plugins });
     }
     this.#conflist = (node) => lists.get(node)!;
@@ -164,7 +197,10 @@ export class LabUp {
           const result = await this.#driverFor(nodeNs).add(
             this.#conflist(node),
             { containerID: pod.containerId, ifname: 'eth0', netns: `/run/netns/${ns}` },
-            { ips: [`${pod.ip}/24`], ...(pod.hostPorts.length ? { portMappings: pod.hostPorts.map((h) => ({ ...h, hostIP: '' })) } : {}) },
+            {
+              ips: [`${pod.ip}/24`],
+              ...(pod.hostPorts.length ? { portMappings: pod.hostPorts.map((h) => ({ ...h, hostIP: '' })) } : {}),
+            },
           );
           this.#attachments.push({ pod, ns, node, result });
           if (dnsIp) this.lab.setResolvConf(ns, podResolvConf(pod.namespace, dnsIp));
@@ -179,10 +215,29 @@ export class LabUp {
     const src = kubeconfig !== undefined ? ['--kubeconfig', kubeconfig] : ['--manifests', this.#opts.manifestsDir];
     const log = ['--log-format', 'json', '--log-level', 'info']; // kept in memory, shown when a component fails
     const procs: { what: string; proc: Spawned; ready: () => Promise<boolean> }[] = [];
-    const http200 = (ns: string, url: string) => async () => (await this.lab.exec(ns, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '1', url], { allowFailure: true })).stdout === '200';
+    const http200 = (ns: string, url: string) => async () =>
+      (
+        await this.lab.exec(ns, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '1', url], {
+          allowFailure: true,
+        })
+      ).stdout === '200';
     for (const a of this.#attachments) {
       if (a.pod.runs === 'dns') {
-        const proc = this.lab.spawn(a.ns, [node, MAIN, ...log, 'dns', ...src, '--port', '53', '--health', '127.0.0.1:8080', '--ready', '127.0.0.1:8181', '--metrics', '127.0.0.1:9153']);
+        const proc = this.lab.spawn(a.ns, [
+          node,
+          MAIN,
+          ...log,
+          'dns',
+          ...src,
+          '--port',
+          '53',
+          '--health',
+          '127.0.0.1:8080',
+          '--ready',
+          '127.0.0.1:8181',
+          '--metrics',
+          '127.0.0.1:9153',
+        ]);
         procs.push({ what: `dns in ${a.pod.key}`, proc, ready: http200(a.ns, 'http://127.0.0.1:8181/ready') });
       } else {
         const argv = [node, ECHO, '--name', a.pod.name];
@@ -196,8 +251,29 @@ export class LabUp {
       const n = this.lab.node(idx);
       const agent = this.lab.spawn(n.ns, [node, MAIN, ...log, 'node-agent', '--node', name, ...src]);
       const others = this.lab.nodes.length - 1;
-      procs.push({ what: `node agent on ${name}`, proc: agent, ready: async () => (await this.lab.exec(n.ns, ['ip', 'route', 'show', 'proto', '199'])).stdout.trim().split('\n').filter(Boolean).length >= others });
-      const proxy = this.lab.spawn(n.ns, [node, MAIN, ...log, 'proxy', '--mode', this.#opts.proxyMode, ...src, '--node-name', name, '--cluster-cidr', this.lab.plan.clusterCidr4, '--healthz-bind-address', '127.0.0.1:10256', ...(this.#opts.proxyMinSyncPeriod ? ['--min-sync-period', this.#opts.proxyMinSyncPeriod] : [])]);
+      procs.push({
+        what: `node agent on ${name}`,
+        proc: agent,
+        ready: async () =>
+          (await this.lab.exec(n.ns, ['ip', 'route', 'show', 'proto', '199'])).stdout.trim().split('\n').filter(Boolean)
+            .length >= others,
+      });
+      const proxy = this.lab.spawn(n.ns, [
+        node,
+        MAIN,
+        ...log,
+        'proxy',
+        '--mode',
+        this.#opts.proxyMode,
+        ...src,
+        '--node-name',
+        name,
+        '--cluster-cidr',
+        this.lab.plan.clusterCidr4,
+        '--healthz-bind-address',
+        '127.0.0.1:10256',
+        ...(this.#opts.proxyMinSyncPeriod ? ['--min-sync-period', this.#opts.proxyMinSyncPeriod] : []),
+      ]);
       procs.push({ what: `proxy on ${name}`, proc: proxy, ready: http200(n.ns, 'http://127.0.0.1:10256/healthz') });
       const ingress = this.lab.spawn(n.ns, [node, MAIN, ...log, 'ingress', ...src, '--access-log', 'off']);
       procs.push({ what: `ingress on ${name}`, proc: ingress, ready: http200(n.ns, 'http://127.0.0.1:10254/healthz') });
@@ -235,7 +311,11 @@ export class LabUp {
         } catch (err) {
           last = { cmd, ok: false, output: errorMessage(err) };
         }
-        if (!last.ok) this.#opts.log.info({ check: cmd.what, attempt: attempt + 1, output: last.output.slice(0, 300) }, 'kdp up check failed');
+        if (!last.ok)
+          this.#opts.log.info(
+            { check: cmd.what, attempt: attempt + 1, output: last.output.slice(0, 300) },
+            'kdp up check failed',
+          );
       }
       out.push(last);
     }
@@ -247,7 +327,11 @@ export class LabUp {
     await Promise.allSettled(
       this.#attachments.map(async (a) => {
         try {
-          await this.#driverFor(this.#nodeNs(a.node)).del(this.#conflist(a.node), { containerID: a.pod.containerId, ifname: 'eth0', netns: `/run/netns/${a.ns}` }, a.result);
+          await this.#driverFor(this.#nodeNs(a.node)).del(
+            this.#conflist(a.node),
+            { containerID: a.pod.containerId, ifname: 'eth0', netns: `/run/netns/${a.ns}` },
+            a.result,
+          );
         } catch (err) {
           this.#opts.log.warn({ pod: a.pod.key, err: errorMessage(err) }, 'CNI DEL failed; the lab is removed anyway');
         }

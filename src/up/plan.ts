@@ -61,7 +61,10 @@ function roleOf(pod: Pod, i: number): string {
 }
 
 /** One sandbox per Pod that can run in the lab; the rest with the reason they are skipped. */
-export function planPods(snap: Snapshot, nodeIndex: ReadonlyMap<string, number>): { pods: UpPod[]; skipped: Skipped[] } {
+export function planPods(
+  snap: Snapshot,
+  nodeIndex: ReadonlyMap<string, number>,
+): { pods: UpPod[]; skipped: Skipped[] } {
   const pods: UpPod[] = [];
   const skipped: Skipped[] = [];
   const nodes = new Map(snap.nodes.map((n) => [n.meta.name, n]));
@@ -75,15 +78,24 @@ export function planPods(snap: Snapshot, nodeIndex: ReadonlyMap<string, number>)
     const ip = p.podIPs.find((a) => tryParseIp(a)?.family === 4);
     if (!ip) return skip('no IPv4 podIP in status');
     const node = nodes.get(p.nodeName)!;
-    if (!node.podCIDRs.some((c) => contains(parseCidr(c), tryParseIp(ip)!))) return skip(`podIP ${ip} is outside ${p.nodeName}'s podCIDRs`);
+    if (!node.podCIDRs.some((c) => contains(parseCidr(c), tryParseIp(ip)!)))
+      return skip(`podIP ${ip} is outside ${p.nodeName}'s podCIDRs`);
     if (seen.has(ip)) return skip(`podIP ${ip} is used by another pod`);
     seen.add(ip);
     const dns = p.meta.labels[DNS_LABEL[0]] === DNS_LABEL[1];
-    const tcp = [...new Set(p.containerPorts.filter((c) => c.protocol === 'TCP').map((c) => c.containerPort))].sort((a, b) => a - b);
-    const udp = [...new Set(p.containerPorts.filter((c) => c.protocol === 'UDP').map((c) => c.containerPort))].sort((a, b) => a - b);
+    const tcp = [...new Set(p.containerPorts.filter((c) => c.protocol === 'TCP').map((c) => c.containerPort))].sort(
+      (a, b) => a - b,
+    );
+    const udp = [...new Set(p.containerPorts.filter((c) => c.protocol === 'UDP').map((c) => c.containerPort))].sort(
+      (a, b) => a - b,
+    );
     const hostPorts = p.containerPorts
       .filter((c) => c.hostPort !== undefined && c.protocol !== 'SCTP')
-      .map((c) => ({ hostPort: c.hostPort as number, containerPort: c.containerPort, protocol: c.protocol.toLowerCase() as 'tcp' | 'udp' }));
+      .map((c) => ({
+        hostPort: c.hostPort as number,
+        containerPort: c.containerPort,
+        protocol: c.protocol.toLowerCase() as 'tcp' | 'udp',
+      }));
     pods.push({
       key,
       namespace: p.meta.namespace,
@@ -133,23 +145,58 @@ export function tryCommands(snap: Snapshot, pods: readonly UpPod[], lab: LabPlan
     }
     return [...names].filter((n) => echoPods.some((p) => p.namespace === ns && p.name === n));
   };
-  const alt = (names: readonly string[]) => new RegExp(`"name":"(${names.map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})"`);
+  const alt = (names: readonly string[]) =>
+    new RegExp(`"name":"(${names.map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})"`);
   const client = echoPods[0];
-  const cluster = snap.services.find((s) => s.type === 'ClusterIP' && !s.headless && s.ports.some((p) => p.protocol === 'TCP') && readyBackends(s.meta.namespace, s.meta.name).length > 0);
+  const cluster = snap.services.find(
+    (s) =>
+      s.type === 'ClusterIP' &&
+      !s.headless &&
+      s.ports.some((p) => p.protocol === 'TCP') &&
+      readyBackends(s.meta.namespace, s.meta.name).length > 0,
+  );
   if (cluster && client) {
     const port = cluster.ports.find((p) => p.protocol === 'TCP')!.port;
     const url = `http://${cluster.meta.name}.${cluster.meta.namespace}${port === 80 ? '' : `:${port}`}/`;
-    out.push({ what: `a pod reaches Service ${keyOf(cluster.meta)} by name (cluster DNS + ClusterIP)`, argv: ['exec', client.key, '--', 'curl', '-sS', '--max-time', '5', url], expect: alt(readyBackends(cluster.meta.namespace, cluster.meta.name)) });
-    out.push({ what: 'the same name through the search path, with dig', argv: ['exec', client.key, '--', 'dig', '+search', '+short', `${cluster.meta.name}.${cluster.meta.namespace}`], expect: new RegExp(`^${cluster.clusterIPs[0]!.replace(/\./g, '\\.')}$`, 'm') });
+    out.push({
+      what: `a pod reaches Service ${keyOf(cluster.meta)} by name (cluster DNS + ClusterIP)`,
+      argv: ['exec', client.key, '--', 'curl', '-sS', '--max-time', '5', url],
+      expect: alt(readyBackends(cluster.meta.namespace, cluster.meta.name)),
+    });
+    out.push({
+      what: 'the same name through the search path, with dig',
+      argv: ['exec', client.key, '--', 'dig', '+search', '+short', `${cluster.meta.name}.${cluster.meta.namespace}`],
+      expect: new RegExp(`^${cluster.clusterIPs[0]!.replace(/\./g, '\\.')}$`, 'm'),
+    });
   }
-  const np = snap.services.find((s) => s.type === 'NodePort' && s.ports.some((p) => p.protocol === 'TCP' && p.nodePort) && readyBackends(s.meta.namespace, s.meta.name).length > 0);
+  const np = snap.services.find(
+    (s) =>
+      s.type === 'NodePort' &&
+      s.ports.some((p) => p.protocol === 'TCP' && p.nodePort) &&
+      readyBackends(s.meta.namespace, s.meta.name).length > 0,
+  );
   if (np) {
     const port = np.ports.find((p) => p.protocol === 'TCP' && p.nodePort)!.nodePort!;
-    out.push({ what: `NodePort ${port} of ${keyOf(np.meta)} from outside the cluster (the underlay)`, argv: ['exec', 'underlay', '--', 'curl', '-sS', '--max-time', '5', `http://${node1.ip4}:${port}/`], expect: alt(readyBackends(np.meta.namespace, np.meta.name)) });
+    out.push({
+      what: `NodePort ${port} of ${keyOf(np.meta)} from outside the cluster (the underlay)`,
+      argv: ['exec', 'underlay', '--', 'curl', '-sS', '--max-time', '5', `http://${node1.ip4}:${port}/`],
+      expect: alt(readyBackends(np.meta.namespace, np.meta.name)),
+    });
   }
   const headless = snap.services.find((s) => s.headless && s.selector);
   if (headless && client) {
-    out.push({ what: `headless Service ${keyOf(headless.meta)}: one A record per ready pod`, argv: ['exec', client.key, '--', 'dig', '+short', `${headless.meta.name}.${headless.meta.namespace}.svc.cluster.local`], expect: /^198\.19\.\d+\.\d+$/m });
+    out.push({
+      what: `headless Service ${keyOf(headless.meta)}: one A record per ready pod`,
+      argv: [
+        'exec',
+        client.key,
+        '--',
+        'dig',
+        '+short',
+        `${headless.meta.name}.${headless.meta.namespace}.svc.cluster.local`,
+      ],
+      expect: /^198\.19\.\d+\.\d+$/m,
+    });
   }
   for (const ing of snap.ingresses) {
     const rule = ing.rules.find((r) => r.host && !r.host.startsWith('*') && r.paths.some((p) => p.backend.service));
@@ -160,10 +207,60 @@ export function tryCommands(snap: Snapshot, pods: readonly UpPod[], lab: LabPlan
     if (names.length === 0) continue;
     const tls = ing.tls.some((t) => t.hosts.includes(rule.host!));
     if (tls) {
-      out.push({ what: `Ingress ${keyOf(ing.meta)} over HTTPS, certificate chosen by SNI (${route.path} -> ${route.backend.service!.name})`, argv: ['exec', 'underlay', '--', 'curl', '-sS', '-k', '--max-time', '5', '--resolve', `${rule.host}:443:${node1.ip4}`, `https://${rule.host}${route.path}`], expect: alt(names) });
-      out.push({ what: 'plain HTTP to a TLS host is redirected (308)', argv: ['exec', 'underlay', '--', 'curl', '-sS', '-o', '/dev/null', '-w', '%{http_code}\\n', '--max-time', '5', '-H', `Host: ${rule.host}`, `http://${node1.ip4}/`], expect: /^308$/m });
+      out.push({
+        what: `Ingress ${keyOf(ing.meta)} over HTTPS, certificate chosen by SNI (${route.path} -> ${route.backend.service!.name})`,
+        argv: [
+          'exec',
+          'underlay',
+          '--',
+          'curl',
+          '-sS',
+          '-k',
+          '--max-time',
+          '5',
+          '--resolve',
+          `${rule.host}:443:${node1.ip4}`,
+          `https://${rule.host}${route.path}`,
+        ],
+        expect: alt(names),
+      });
+      out.push({
+        what: 'plain HTTP to a TLS host is redirected (308)',
+        argv: [
+          'exec',
+          'underlay',
+          '--',
+          'curl',
+          '-sS',
+          '-o',
+          '/dev/null',
+          '-w',
+          '%{http_code}\\n',
+          '--max-time',
+          '5',
+          '-H',
+          `Host: ${rule.host}`,
+          `http://${node1.ip4}/`,
+        ],
+        expect: /^308$/m,
+      });
     } else {
-      out.push({ what: `Ingress ${keyOf(ing.meta)} by host (${route.path} -> ${route.backend.service!.name})`, argv: ['exec', 'underlay', '--', 'curl', '-sS', '--max-time', '5', '-H', `Host: ${rule.host}`, `http://${node1.ip4}${route.path}`], expect: alt(names) });
+      out.push({
+        what: `Ingress ${keyOf(ing.meta)} by host (${route.path} -> ${route.backend.service!.name})`,
+        argv: [
+          'exec',
+          'underlay',
+          '--',
+          'curl',
+          '-sS',
+          '--max-time',
+          '5',
+          '-H',
+          `Host: ${rule.host}`,
+          `http://${node1.ip4}${route.path}`,
+        ],
+        expect: alt(names),
+      });
     }
     break;
   }

@@ -1,6 +1,16 @@
 // One consistent read of a cluster-state source: start it, collect every object once synced, stop it.
 // `kdp up` plans the lab from it and `kdp status` renders it.
-import type { ClusterObject, EndpointSlice, Ingress, IngressClass, Namespace, Node, Pod, Service, TlsSecret } from '../model/types.ts';
+import type {
+  ClusterObject,
+  EndpointSlice,
+  Ingress,
+  IngressClass,
+  Namespace,
+  Node,
+  Pod,
+  Service,
+  TlsSecret,
+} from '../model/types.ts';
 import { keyOf } from '../model/types.ts';
 import type { ClusterSource, Handlers } from '../k8s/handlers.ts';
 
@@ -24,14 +34,38 @@ export async function takeSnapshot(source: ClusterSource): Promise<Snapshot> {
   };
   const del = (o: ClusterObject) => maps.get(o.kind)?.delete(keyOf(o.meta));
   const h: Handlers = {
-    onServiceAdd: put, onServiceUpdate: (_o, c) => put(c), onServiceDelete: del, onServicesSynced() {},
-    onEndpointSliceAdd: put, onEndpointSliceUpdate: (_o, c) => put(c), onEndpointSliceDelete: del, onEndpointSlicesSynced() {},
-    onPodAdd: put, onPodUpdate: (_o, c) => put(c), onPodDelete: del, onPodsSynced() {},
-    onNodeAdd: put, onNodeUpdate: (_o, c) => put(c), onNodeDelete: del, onNodesSynced() {},
-    onNamespaceAdd: put, onNamespaceUpdate: (_o, c) => put(c), onNamespaceDelete: del, onNamespacesSynced() {},
-    onIngressAdd: put, onIngressUpdate: (_o, c) => put(c), onIngressDelete: del, onIngressesSynced() {},
-    onIngressClassAdd: put, onIngressClassUpdate: (_o, c) => put(c), onIngressClassDelete: del, onIngressClassesSynced() {},
-    onSecretAdd: put, onSecretUpdate: (_o, c) => put(c), onSecretDelete: del, onSecretsSynced() {},
+    onServiceAdd: put,
+    onServiceUpdate: (_o, c) => put(c),
+    onServiceDelete: del,
+    onServicesSynced() {},
+    onEndpointSliceAdd: put,
+    onEndpointSliceUpdate: (_o, c) => put(c),
+    onEndpointSliceDelete: del,
+    onEndpointSlicesSynced() {},
+    onPodAdd: put,
+    onPodUpdate: (_o, c) => put(c),
+    onPodDelete: del,
+    onPodsSynced() {},
+    onNodeAdd: put,
+    onNodeUpdate: (_o, c) => put(c),
+    onNodeDelete: del,
+    onNodesSynced() {},
+    onNamespaceAdd: put,
+    onNamespaceUpdate: (_o, c) => put(c),
+    onNamespaceDelete: del,
+    onNamespacesSynced() {},
+    onIngressAdd: put,
+    onIngressUpdate: (_o, c) => put(c),
+    onIngressDelete: del,
+    onIngressesSynced() {},
+    onIngressClassAdd: put,
+    onIngressClassUpdate: (_o, c) => put(c),
+    onIngressClassDelete: del,
+    onIngressClassesSynced() {},
+    onSecretAdd: put,
+    onSecretUpdate: (_o, c) => put(c),
+    onSecretDelete: del,
+    onSecretsSynced() {},
   };
   const unsubscribe = source.subscribe(h);
   try {

@@ -46,5 +46,10 @@ export function resolveTarget(s: UpState, target: string): string {
   const byName = Object.keys(s.targets).filter((k) => k.endsWith(`/${target}`));
   if (byName.length === 1) return s.targets[byName[0] as string] as string;
   const known = Object.keys(s.targets).sort().join(', ');
-  throw new KdpError('KDP_USAGE', byName.length > 1 ? `${target} is ambiguous: ${byName.join(', ')}` : `no target ${JSON.stringify(target)}; known: ${known}`);
+  throw new KdpError(
+    'KDP_USAGE',
+    byName.length > 1
+      ? `${target} is ambiguous: ${byName.join(', ')}`
+      : `no target ${JSON.stringify(target)}; known: ${known}`,
+  );
 }

@@ -10,10 +10,18 @@ import { ApiDouble } from './server.ts';
 import type { Obj } from './server.ts';
 
 const { values } = parseArgs({
-  options: { host: { type: 'string', default: '127.0.0.1' }, socket: { type: 'string' }, seed: { type: 'string' }, 'bookmark-ms': { type: 'string' } },
+  options: {
+    host: { type: 'string', default: '127.0.0.1' },
+    socket: { type: 'string' },
+    seed: { type: 'string' },
+    'bookmark-ms': { type: 'string' },
+  },
   strict: true,
 });
-const api = await ApiDouble.start({ host: values.host, ...(values['bookmark-ms'] ? { bookmarkIntervalMs: Number(values['bookmark-ms']) } : {}) });
+const api = await ApiDouble.start({
+  host: values.host,
+  ...(values['bookmark-ms'] ? { bookmarkIntervalMs: Number(values['bookmark-ms']) } : {}),
+});
 if (values.seed) {
   for (const o of JSON.parse(readFileSync(values.seed, 'utf8')) as Obj[]) api.create(String(o.kind), o);
 }

@@ -31,16 +31,70 @@ export interface ResourceDef {
 }
 
 export const RESOURCES: readonly ResourceDef[] = [
-  { kind: 'Service', plural: 'services', singular: 'service', group: '', version: 'v1', namespaced: true, shortNames: ['svc'] },
-  { kind: 'Endpoints', plural: 'endpoints', singular: 'endpoints', group: '', version: 'v1', namespaced: true, shortNames: ['ep'] },
+  {
+    kind: 'Service',
+    plural: 'services',
+    singular: 'service',
+    group: '',
+    version: 'v1',
+    namespaced: true,
+    shortNames: ['svc'],
+  },
+  {
+    kind: 'Endpoints',
+    plural: 'endpoints',
+    singular: 'endpoints',
+    group: '',
+    version: 'v1',
+    namespaced: true,
+    shortNames: ['ep'],
+  },
   { kind: 'Pod', plural: 'pods', singular: 'pod', group: '', version: 'v1', namespaced: true, shortNames: ['po'] },
   { kind: 'Node', plural: 'nodes', singular: 'node', group: '', version: 'v1', namespaced: false, shortNames: ['no'] },
-  { kind: 'Namespace', plural: 'namespaces', singular: 'namespace', group: '', version: 'v1', namespaced: false, shortNames: ['ns'] },
+  {
+    kind: 'Namespace',
+    plural: 'namespaces',
+    singular: 'namespace',
+    group: '',
+    version: 'v1',
+    namespaced: false,
+    shortNames: ['ns'],
+  },
   { kind: 'Secret', plural: 'secrets', singular: 'secret', group: '', version: 'v1', namespaced: true },
-  { kind: 'ConfigMap', plural: 'configmaps', singular: 'configmap', group: '', version: 'v1', namespaced: true, shortNames: ['cm'] },
-  { kind: 'EndpointSlice', plural: 'endpointslices', singular: 'endpointslice', group: 'discovery.k8s.io', version: 'v1', namespaced: true },
-  { kind: 'Ingress', plural: 'ingresses', singular: 'ingress', group: 'networking.k8s.io', version: 'v1', namespaced: true, shortNames: ['ing'] },
-  { kind: 'IngressClass', plural: 'ingressclasses', singular: 'ingressclass', group: 'networking.k8s.io', version: 'v1', namespaced: false },
+  {
+    kind: 'ConfigMap',
+    plural: 'configmaps',
+    singular: 'configmap',
+    group: '',
+    version: 'v1',
+    namespaced: true,
+    shortNames: ['cm'],
+  },
+  {
+    kind: 'EndpointSlice',
+    plural: 'endpointslices',
+    singular: 'endpointslice',
+    group: 'discovery.k8s.io',
+    version: 'v1',
+    namespaced: true,
+  },
+  {
+    kind: 'Ingress',
+    plural: 'ingresses',
+    singular: 'ingress',
+    group: 'networking.k8s.io',
+    version: 'v1',
+    namespaced: true,
+    shortNames: ['ing'],
+  },
+  {
+    kind: 'IngressClass',
+    plural: 'ingressclasses',
+    singular: 'ingressclass',
+    group: 'networking.k8s.io',
+    version: 'v1',
+    namespaced: false,
+  },
 ];
 
 const apiVersionOf = (r: ResourceDef): string => (r.group ? `${r.group}/${r.version}` : r.version);
@@ -88,7 +142,16 @@ export interface ApiDoubleStats {
 }
 
 function status(code: number, reason: string, message: string, details?: Record<string, unknown>): Obj {
-  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code, ...(details ? { details } : {}) };
+  return {
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message,
+    reason,
+    code,
+    ...(details ? { details } : {}),
+  };
 }
 
 function clone<T>(v: T): T {
@@ -106,14 +169,19 @@ function keyOf(ns: string | undefined, name: string): string {
  * other `$` directives are dropped.
  */
 export function mergePatch(target: unknown, patch: unknown): unknown {
-  if (Array.isArray(patch)) return patch.filter((e) => !(e && typeof e === 'object' && '$patch' in e)).map((e) => clone(e));
+  if (Array.isArray(patch))
+    return patch.filter((e) => !(e && typeof e === 'object' && '$patch' in e)).map((e) => clone(e));
   if (patch === null || typeof patch !== 'object') return clone(patch);
-  const out: Record<string, unknown> = target !== null && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
+  const out: Record<string, unknown> =
+    target !== null && typeof target === 'object' && !Array.isArray(target)
+      ? { ...(target as Record<string, unknown>) }
+      : {};
   const p = patch as Record<string, unknown>;
   for (const [k, v] of Object.entries(p)) {
     if (k.startsWith('$')) continue;
     if (v === null) delete out[k];
-    else if (Array.isArray(v) && Array.isArray(p[`$setElementOrder/${k}`]) && Array.isArray(out[k])) out[k] = mergeList(out[k] as unknown[], v, p[`$setElementOrder/${k}`] as unknown[]);
+    else if (Array.isArray(v) && Array.isArray(p[`$setElementOrder/${k}`]) && Array.isArray(out[k]))
+      out[k] = mergeList(out[k] as unknown[], v, p[`$setElementOrder/${k}`] as unknown[]);
     else out[k] = mergePatch(out[k], v);
   }
   return out;
@@ -148,17 +216,21 @@ function getPath(o: unknown, path: string): unknown {
 /** Equality-based selectors: `a=b,c!=d,e==f`, plus bare `key` / `!key` for labels. */
 function parseSelector(sel: string | null, fields: boolean): (o: Obj) => boolean {
   if (!sel) return () => true;
-  const terms = sel.split(',').map((s) => s.trim()).filter(Boolean).map((term) => {
-    const m = /^(!?)([^!=]+?)\s*(==|=|!=)?\s*([^=]*)$/.exec(term);
-    if (!m) throw new Error(`bad selector term ${term}`);
-    const [, bang, key, op, val] = m as unknown as [string, string, string, string | undefined, string];
-    return (o: Obj): boolean => {
-      const v = fields ? getPath(o, key!) : ((o.metadata?.labels as Record<string, string> | undefined) ?? {})[key!];
-      if (!op) return bang ? v === undefined : v !== undefined;
-      const eq = String(v ?? '') === val;
-      return op === '!=' ? !eq : eq;
-    };
-  });
+  const terms = sel
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((term) => {
+      const m = /^(!?)([^!=]+?)\s*(==|=|!=)?\s*([^=]*)$/.exec(term);
+      if (!m) throw new Error(`bad selector term ${term}`);
+      const [, bang, key, op, val] = m as unknown as [string, string, string, string | undefined, string];
+      return (o: Obj): boolean => {
+        const v = fields ? getPath(o, key!) : ((o.metadata?.labels as Record<string, string> | undefined) ?? {})[key!];
+        if (!op) return bang ? v === undefined : v !== undefined;
+        const eq = String(v ?? '') === val;
+        return op === '!=' ? !eq : eq;
+      };
+    });
   return (o) => terms.every((f) => f(o));
 }
 
@@ -179,7 +251,14 @@ export class ApiDouble {
   #host = '127.0.0.1';
   /** further listeners (a unix socket) sharing the handler; closed with the main one */
   readonly #extra: Server[] = [];
-  readonly stats: ApiDoubleStats = { lists: 0, watches: 0, writes: 0, injectedFailures: 0, expiredWatches: 0, disconnects: 0 };
+  readonly stats: ApiDoubleStats = {
+    lists: 0,
+    watches: 0,
+    writes: 0,
+    injectedFailures: 0,
+    expiredWatches: 0,
+    disconnects: 0,
+  };
   /** every request served (method, path, watch), oldest first; bounded to the last 10,000 */
   readonly requests: { method: string; path: string; watch: boolean }[] = [];
 
@@ -259,7 +338,9 @@ export class ApiDouble {
   async close(): Promise<void> {
     for (const w of this.#watchers) this.#closeWatcher(w, false);
     for (const s of this.#sockets) s.destroy();
-    await Promise.all([this.#server, ...this.#extra].map((srv) => new Promise<void>((resolve) => srv.close(() => resolve()))));
+    await Promise.all(
+      [this.#server, ...this.#extra].map((srv) => new Promise<void>((resolve) => srv.close(() => resolve()))),
+    );
   }
 
   // ------------------------------------------------------------ state, for tests
@@ -301,7 +382,8 @@ export class ApiDouble {
     const old = m.get(k);
     if (!old) throw Object.assign(new Error(`${r.kind} ${k} not found`), { code: 404 });
     const want = o.metadata!.resourceVersion;
-    if (want !== undefined && want !== '' && want !== old.metadata!.resourceVersion) throw Object.assign(new Error(`${r.kind} ${k}: the object has been modified`), { code: 409 });
+    if (want !== undefined && want !== '' && want !== old.metadata!.resourceVersion)
+      throw Object.assign(new Error(`${r.kind} ${k}: the object has been modified`), { code: 409 });
     o.metadata!.uid = old.metadata!.uid;
     o.metadata!.creationTimestamp = old.metadata!.creationTimestamp;
     o.metadata!.generation = ((old.metadata!.generation as number) ?? 1) + 1;
@@ -354,8 +436,16 @@ export class ApiDouble {
   }
 
   /** The next `count` requests that match get an HTTP error `status` with a Status body. */
-  failNext(count: number, httpStatus: number, match: 'watch' | 'list' | 'any' | ((req: { method: string; path: string; watch: boolean }) => boolean) = 'any'): void {
-    const fn = typeof match === 'function' ? match : (q: { method: string; watch: boolean }) => match === 'any' || (q.method === 'GET' && (match === 'watch') === q.watch);
+  failNext(
+    count: number,
+    httpStatus: number,
+    match: 'watch' | 'list' | 'any' | ((req: { method: string; path: string; watch: boolean }) => boolean) = 'any',
+  ): void {
+    const fn =
+      typeof match === 'function'
+        ? match
+        : (q: { method: string; watch: boolean }) =>
+            match === 'any' || (q.method === 'GET' && (match === 'watch') === q.watch);
     this.#faults.push({ count, status: httpStatus, match: fn });
   }
 
@@ -369,7 +459,8 @@ export class ApiDouble {
     o.kind = r.kind;
     const md = (o.metadata ??= {});
     if (!md.name && typeof md.generateName === 'string') md.name = `${md.generateName}${randomUUID().slice(0, 5)}`;
-    if (typeof md.name !== 'string' || md.name === '') throw Object.assign(new Error('metadata.name is required'), { code: 422 });
+    if (typeof md.name !== 'string' || md.name === '')
+      throw Object.assign(new Error('metadata.name is required'), { code: 422 });
     if (r.namespaced) md.namespace = (md.namespace as string | undefined) || ns || 'default';
     else delete md.namespace;
     delete md.deletionTimestamp;
@@ -447,26 +538,43 @@ export class ApiDouble {
       fault.count--;
       this.stats.injectedFailures++;
       await this.#body(req);
-      return this.#send(res, fault.status, status(fault.status, fault.status === 410 ? 'Expired' : 'InternalError', `injected failure ${fault.status}`));
+      return this.#send(
+        res,
+        fault.status,
+        status(fault.status, fault.status === 410 ? 'Expired' : 'InternalError', `injected failure ${fault.status}`),
+      );
     }
     const p = url.pathname.replace(/\/+$/, '') || '/';
     if (method === 'GET') {
       const disc = this.#discovery(p);
       if (disc !== undefined) return this.#send(res, 200, disc);
-      if (p === '/version') return this.#send(res, 200, { major: '1', minor: '31', gitVersion: 'v1.31.0-kdp-double', platform: 'linux/amd64' });
+      if (p === '/version')
+        return this.#send(res, 200, {
+          major: '1',
+          minor: '31',
+          gitVersion: 'v1.31.0-kdp-double',
+          platform: 'linux/amd64',
+        });
       if (p === '/healthz' || p === '/readyz' || p === '/livez') {
         res.writeHead(200, { 'Content-Type': 'text/plain' });
         return void res.end('ok');
       }
     }
     const route = this.#route(p);
-    if (!route) return this.#send(res, 404, status(404, 'NotFound', `the server could not find the requested resource (${p})`));
+    if (!route)
+      return this.#send(res, 404, status(404, 'NotFound', `the server could not find the requested resource (${p})`));
     const { r, ns, name } = route;
     try {
-      if (method === 'GET' && name === undefined) return watch ? this.#watch(req, res, r, ns, url) : this.#list(res, r, ns, url);
+      if (method === 'GET' && name === undefined)
+        return watch ? this.#watch(req, res, r, ns, url) : this.#list(res, r, ns, url);
       if (method === 'GET') {
         const o = this.#objects.get(r.plural)!.get(keyOf(r.namespaced ? ns : undefined, name!));
-        if (!o) return this.#send(res, 404, status(404, 'NotFound', `${r.plural} "${name}" not found`, { name, kind: r.plural }));
+        if (!o)
+          return this.#send(
+            res,
+            404,
+            status(404, 'NotFound', `${r.plural} "${name}" not found`, { name, kind: r.plural }),
+          );
         return this.#send(res, 200, o);
       }
       const text = await this.#body(req);
@@ -490,15 +598,32 @@ export class ApiDouble {
         if (ctype === 'application/apply-patch+yaml') {
           // server-side apply, simplified: the applied fields are merged over the object (or create it)
           const body = JSON.parse(text) as Obj; // kubectl sends JSON, which is YAML
-          if (!old) return this.#send(res, 201, this.create(r.kind, { ...body, metadata: { ...body.metadata, name, ...(r.namespaced ? { namespace: ns } : {}) } }));
+          if (!old)
+            return this.#send(
+              res,
+              201,
+              this.create(r.kind, {
+                ...body,
+                metadata: { ...body.metadata, name, ...(r.namespaced ? { namespace: ns } : {}) },
+              }),
+            );
           const merged = mergePatch(old, body) as Obj;
           merged.metadata!.resourceVersion = old.metadata!.resourceVersion;
           return this.#send(res, 200, this.update(r.kind, merged));
         }
         if (ctype !== 'application/merge-patch+json' && ctype !== 'application/strategic-merge-patch+json') {
-          return this.#send(res, 415, status(415, 'UnsupportedMediaType', `the double does not support patch type ${ctype}`));
+          return this.#send(
+            res,
+            415,
+            status(415, 'UnsupportedMediaType', `the double does not support patch type ${ctype}`),
+          );
         }
-        if (!old) return this.#send(res, 404, status(404, 'NotFound', `${r.plural} "${name}" not found`, { name, kind: r.plural }));
+        if (!old)
+          return this.#send(
+            res,
+            404,
+            status(404, 'NotFound', `${r.plural} "${name}" not found`, { name, kind: r.plural }),
+          );
         const merged = mergePatch(old, JSON.parse(text)) as Obj;
         merged.metadata = { ...(merged.metadata ?? {}), name, resourceVersion: old.metadata!.resourceVersion };
         if (r.namespaced) merged.metadata.namespace = old.metadata!.namespace;
@@ -506,32 +631,59 @@ export class ApiDouble {
       }
       if (method === 'DELETE' && name !== undefined) {
         const gone = this.remove(r.kind, ns, name);
-        if (!gone) return this.#send(res, 404, status(404, 'NotFound', `${r.plural} "${name}" not found`, { name, kind: r.plural }));
+        if (!gone)
+          return this.#send(
+            res,
+            404,
+            status(404, 'NotFound', `${r.plural} "${name}" not found`, { name, kind: r.plural }),
+          );
         return this.#send(res, 200, gone);
       }
       return this.#send(res, 405, status(405, 'MethodNotAllowed', `${method} is not supported here`));
     } catch (err) {
       const code = (err as { code?: number }).code;
       if (typeof code === 'number') {
-        const reason = code === 409 ? (/already exists/.test(String((err as Error).message)) ? 'AlreadyExists' : 'Conflict') : code === 404 ? 'NotFound' : 'Invalid';
+        const reason =
+          code === 409
+            ? /already exists/.test(String((err as Error).message))
+              ? 'AlreadyExists'
+              : 'Conflict'
+            : code === 404
+              ? 'NotFound'
+              : 'Invalid';
         return this.#send(res, code, status(code, reason, (err as Error).message, { name, kind: r.plural }));
       }
-      if (err instanceof SyntaxError) return this.#send(res, 400, status(400, 'BadRequest', `body is not JSON: ${err.message}`));
+      if (err instanceof SyntaxError)
+        return this.#send(res, 400, status(400, 'BadRequest', `body is not JSON: ${err.message}`));
       throw err;
     }
   }
 
   #discovery(p: string): unknown {
-    if (p === '/api') return { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: this.url.slice('http://'.length) }] };
+    if (p === '/api')
+      return {
+        kind: 'APIVersions',
+        versions: ['v1'],
+        serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: this.url.slice('http://'.length) }],
+      };
     const groups = [...new Set(RESOURCES.filter((r) => r.group).map((r) => r.group))];
     if (p === '/apis') {
       return {
         kind: 'APIGroupList',
         apiVersion: 'v1',
-        groups: groups.map((g) => ({ name: g, versions: [{ groupVersion: `${g}/v1`, version: 'v1' }], preferredVersion: { groupVersion: `${g}/v1`, version: 'v1' } })),
+        groups: groups.map((g) => ({
+          name: g,
+          versions: [{ groupVersion: `${g}/v1`, version: 'v1' }],
+          preferredVersion: { groupVersion: `${g}/v1`, version: 'v1' },
+        })),
       };
     }
-    const gv = p === '/api/v1' ? 'v1' : p.startsWith('/apis/') && p.split('/').length === 4 ? p.slice('/apis/'.length) : undefined;
+    const gv =
+      p === '/api/v1'
+        ? 'v1'
+        : p.startsWith('/apis/') && p.split('/').length === 4
+          ? p.slice('/apis/'.length)
+          : undefined;
     if (gv === undefined) return undefined;
     const rs = RESOURCES.filter((r) => apiVersionOf(r) === gv);
     if (rs.length === 0) return undefined;
@@ -624,19 +776,35 @@ export class ApiDouble {
     this.stats.watches++;
     const filter = this.#filter(r, ns, url);
     const rvParam = url.searchParams.get('resourceVersion') ?? '';
-    res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked', 'Cache-Control': 'no-cache' });
+    res.writeHead(200, {
+      'Content-Type': 'application/json',
+      'Transfer-Encoding': 'chunked',
+      'Cache-Control': 'no-cache',
+    });
     res.flushHeaders();
-    const w: Watcher = { res, resource: r, namespace: r.namespaced ? ns : undefined, filter, bookmarks: url.searchParams.get('allowWatchBookmarks') === 'true', timers: [], closed: false };
+    const w: Watcher = {
+      res,
+      resource: r,
+      namespace: r.namespaced ? ns : undefined,
+      filter,
+      bookmarks: url.searchParams.get('allowWatchBookmarks') === 'true',
+      timers: [],
+      closed: false,
+    };
     const fromRv = rvParam === '' || rvParam === '0' ? undefined : Number(rvParam);
     if (fromRv !== undefined && (Number.isNaN(fromRv) || fromRv < this.#oldestRv.get(r.plural)! - 1)) {
       this.stats.expiredWatches++;
-      res.end(`${JSON.stringify({ type: 'ERROR', object: status(410, 'Expired', `too old resource version: ${rvParam} (${this.#oldestRv.get(r.plural)! - 1})`) })}\n`);
+      res.end(
+        `${JSON.stringify({ type: 'ERROR', object: status(410, 'Expired', `too old resource version: ${rvParam} (${this.#oldestRv.get(r.plural)! - 1})`) })}\n`,
+      );
       return;
     }
     this.#watchers.add(w);
     if (fromRv === undefined) {
       // "any version": the current state as synthetic ADDED events, then changes
-      for (const o of this.#objects.get(r.plural)!.values()) if (filter(o) && (!w.namespace || o.metadata!.namespace === w.namespace)) this.#write(w, { type: 'ADDED', object: o });
+      for (const o of this.#objects.get(r.plural)!.values())
+        if (filter(o) && (!w.namespace || o.metadata!.namespace === w.namespace))
+          this.#write(w, { type: 'ADDED', object: o });
     } else {
       for (const ev of this.#history.get(r.plural)!) {
         if (ev.rv <= fromRv) continue;
@@ -646,7 +814,14 @@ export class ApiDouble {
     }
     if (w.bookmarks) {
       const tick = (): void => {
-        this.#write(w, { type: 'BOOKMARK', object: { kind: r.kind, apiVersion: apiVersionOf(r), metadata: { resourceVersion: String(this.#rv), annotations: { 'k8s.io/initial-events-end': 'true' } } } });
+        this.#write(w, {
+          type: 'BOOKMARK',
+          object: {
+            kind: r.kind,
+            apiVersion: apiVersionOf(r),
+            metadata: { resourceVersion: String(this.#rv), annotations: { 'k8s.io/initial-events-end': 'true' } },
+          },
+        });
         w.timers[0] = setTimeout(tick, this.#bookmarkMs);
       };
       w.timers[0] = setTimeout(tick, this.#bookmarkMs);

@@ -39,21 +39,29 @@ if (needsRoot(t)) {
           ipMasq: true,
           hairpinMode: true,
           clusterCIDRs: [lab.plan.clusterCidr4, lab.plan.clusterCidr6],
-          ipam: { type: 'kdp-host-local', ranges: [[{ subnet: n.podCidr4 }], [{ subnet: n.podCidr6 }]], dataDir: join(data, n.name) },
+          ipam: {
+            type: 'kdp-host-local',
+            ranges: [[{ subnet: n.podCidr4 }], [{ subnet: n.podCidr6 }]],
+            dataDir: join(data, n.name),
+          },
         },
         { type: 'kdp-portmap', capabilities: { portMappings: true } },
       ],
     };
   };
-  const addr = (r: CniResult, v6 = false) => (r.ips ?? []).find((i) => i.address.includes(':') === v6)!.address.split('/')[0]!;
+  const addr = (r: CniResult, v6 = false) =>
+    (r.ips ?? []).find((i) => i.address.includes(':') === v6)!.address.split('/')[0]!;
   const taggedRules = async (lab: Lab, ns: string) => {
     const r = await lab.exec(ns, ['nft', '-a', 'list', 'table', 'inet', 'kdp'], { allowFailure: true });
     return r.code === 0 ? (r.stdout.match(/comment "kdp-[mp]-/g) ?? []).length : 0;
   };
-  const vethes = async (lab: Lab, ns: string) => (await lab.exec(ns, ['ip', '-br', 'link'])).stdout.split('\n').filter((l) => /^kdp[0-9a-f]{8}@/.test(l));
+  const vethes = async (lab: Lab, ns: string) =>
+    (await lab.exec(ns, ['ip', '-br', 'link'])).stdout.split('\n').filter((l) => /^kdp[0-9a-f]{8}@/.test(l));
   const ipFiles = (lab: Lab, i: number) => {
     try {
-      return readdirSync(join(data, lab.nodes[i]!.name, 'kdpnet')).filter((f) => f !== 'lock' && !f.startsWith('last_reserved_ip'));
+      return readdirSync(join(data, lab.nodes[i]!.name, 'kdpnet')).filter(
+        (f) => f !== 'lock' && !f.startsWith('last_reserved_ip'),
+      );
     } catch {
       return [];
     }
@@ -65,7 +73,11 @@ if (needsRoot(t)) {
     const drivers = lab.nodes.map((n) => new CniDriver({ path: [bin], nodeNs: n.ns }));
     const pods: { node: number; name: string; ns: string; cid: string; result: CniResult }[] = [];
     const hostPort = { portMappings: [{ hostPort: 30080, containerPort: 8080, protocol: 'tcp' }] };
-    const sandboxes = await Promise.all(lab.nodes.flatMap((n, i) => ['a', 'b', 'c'].map(async (x) => ({ node: i, name: x, ns: await lab.addNamespace(`${n.name}-pod-${x}`) }))));
+    const sandboxes = await Promise.all(
+      lab.nodes.flatMap((n, i) =>
+        ['a', 'b', 'c'].map(async (x) => ({ node: i, name: x, ns: await lab.addNamespace(`${n.name}-pod-${x}`) })),
+      ),
+    );
     const nsOf = (node: number, name: string) => sandboxes.find((p) => p.node === node && p.name === name)!.ns;
     // the echo servers bind [::] in their pods before the pods have interfaces: they start while the ADDs run
     const servers = [
@@ -79,7 +91,11 @@ if (needsRoot(t)) {
       sandboxes.map(async ({ node: i, name: x, ns }) => {
         const cid = `cid-${lab.nodes[i]!.name}-${x}`;
         const caps = i === 1 && x === 'c' ? hostPort : {};
-        const result = await drivers[i]!.add(conflist(lab, i), { containerID: cid, ifname: 'eth0', netns: `/run/netns/${ns}` }, caps);
+        const result = await drivers[i]!.add(
+          conflist(lab, i),
+          { containerID: cid, ifname: 'eth0', netns: `/run/netns/${ns}` },
+          caps,
+        );
         pods.push({ node: i, name: x, ns, cid, result });
       }),
     );
@@ -87,7 +103,10 @@ if (needsRoot(t)) {
     const v4 = pods.map((p) => addr(p.result));
     t.equal(new Set(v4).size, 6, 'six distinct pod IPv4 addresses');
     for (const p of pods) {
-      t.ok(addr(p.result).startsWith(`198.19.${p.node + 1}.`), `${p.ns} got ${addr(p.result)} from its node's pod CIDR`);
+      t.ok(
+        addr(p.result).startsWith(`198.19.${p.node + 1}.`),
+        `${p.ns} got ${addr(p.result)} from its node's pod CIDR`,
+      );
       t.ok(addr(p.result, true).startsWith(`fd00:198:19:${p.node + 1}::`), `and ${addr(p.result, true)} (dual-stack)`);
       t.equal(p.result.interfaces?.[2]?.sandbox, `/run/netns/${p.ns}`, 'result names the sandbox interface');
     }
@@ -95,7 +114,9 @@ if (needsRoot(t)) {
     // host-gw routes from the node agent, fed Node objects
     const source = new FakeSource();
     lab.nodes.forEach((n) => source.put(makeNode(n.name, [n.podCidr4, n.podCidr6], [n.ip4, n.ip6])));
-    const agents = lab.nodes.map((n) => new HostGwAgent({ nodeName: n.name, table: new IpRouteTable(defaultExec, ['ip', 'netns', 'exec', n.ns]) }));
+    const agents = lab.nodes.map(
+      (n) => new HostGwAgent({ nodeName: n.name, table: new IpRouteTable(defaultExec, ['ip', 'netns', 'exec', n.ns]) }),
+    );
     for (const a of agents) source.subscribe(a);
     await source.start();
     await Promise.all(agents.map((a) => a.idle()));
@@ -115,21 +136,41 @@ if (needsRoot(t)) {
     const cross = await curl(pod(0, 'a').ns, `http://${addr(pod(1, 'a').result)}:8080/`);
     t.same([cross.name, clientIp(cross.client)], ['n2a', a1], 'across nodes: no NAT, source is pod a');
     const cross6 = await curl(pod(0, 'a').ns, `http://[${addr(pod(1, 'a').result, true)}]:8080/`);
-    t.same([cross6.name, cross6.client.replace(/:\d+$/, '')], ['n2a', addr(pod(0, 'a').result, true)], 'across nodes over IPv6, source kept');
+    t.same(
+      [cross6.name, cross6.client.replace(/:\d+$/, '')],
+      ['n2a', addr(pod(0, 'a').result, true)],
+      'across nodes over IPv6, source kept',
+    );
     const out = await curl(pod(0, 'c').ns, `http://${lab.plan.underlayHost4}:18081/`);
     t.equal(clientIp(out.client), lab.nodes[0]!.ip4, 'leaving the cluster CIDR: masqueraded to the node address');
     const hp = await curl(lab.underlay, `http://${lab.nodes[1]!.ip4}:30080/`);
-    t.same([hp.name, clientIp(hp.client)], ['n2c', lab.plan.underlayHost4], 'hostPort 30080 on node-2 reaches pod c from the underlay');
+    t.same(
+      [hp.name, clientIp(hp.client)],
+      ['n2c', lab.plan.underlayHost4],
+      'hostPort 30080 on node-2 reaches pod c from the underlay',
+    );
     const ping = await lab.exec(pod(1, 'b').ns, ['ping', '-c', '1', '-W', '2', addr(pod(0, 'c').result)]);
     t.match(ping.stdout, /1 received/, 'ICMP across nodes');
 
     // CHECK: healthy, then with an address deleted
     const d0 = drivers[0]!;
     const b = pod(0, 'b');
-    const ok = await d0.check(conflist(lab, 0), { containerID: b.cid, ifname: 'eth0', netns: `/run/netns/${b.ns}` }, b.result);
-    t.same(ok.map((r) => r.code), [0, 0], 'CHECK passes on a healthy pod');
+    const ok = await d0.check(
+      conflist(lab, 0),
+      { containerID: b.cid, ifname: 'eth0', netns: `/run/netns/${b.ns}` },
+      b.result,
+    );
+    t.same(
+      ok.map((r) => r.code),
+      [0, 0],
+      'CHECK passes on a healthy pod',
+    );
     await lab.exec(b.ns, ['ip', 'addr', 'del', `${addr(b.result)}/24`, 'dev', 'eth0']);
-    const bad = await d0.check(conflist(lab, 0), { containerID: b.cid, ifname: 'eth0', netns: `/run/netns/${b.ns}` }, b.result);
+    const bad = await d0.check(
+      conflist(lab, 0),
+      { containerID: b.cid, ifname: 'eth0', netns: `/run/netns/${b.ns}` },
+      b.result,
+    );
     t.not(bad[0]!.code, 0, 'CHECK fails after the address was deleted');
     t.match(bad[0]!.json, { code: 999, msg: /missing/ }, 'with the spec error JSON');
 
@@ -142,15 +183,49 @@ if (needsRoot(t)) {
       d0.del(conflist(lab, 0), { containerID: c1.cid, ifname: 'eth0', netns: `/run/netns/${c1.ns}` }),
       drivers[1]!.del(conflist(lab, 1), { containerID: c2.cid, ifname: 'eth0', netns: `/run/netns/${c2.ns}` }),
     ]);
-    t.same(delGone.map((r) => r.code), [0, 0], 'DEL succeeds with the netns already gone');
-    t.same(delBare.map((r) => r.code), [0, 0], 'DEL without prevResult or runtimeConfig');
-    const hpAfter = await lab.exec(lab.underlay, ['curl', '-sS', '--max-time', '2', `http://${lab.nodes[1]!.ip4}:30080/`], { allowFailure: true });
+    t.same(
+      delGone.map((r) => r.code),
+      [0, 0],
+      'DEL succeeds with the netns already gone',
+    );
+    t.same(
+      delBare.map((r) => r.code),
+      [0, 0],
+      'DEL without prevResult or runtimeConfig',
+    );
+    const hpAfter = await lab.exec(
+      lab.underlay,
+      ['curl', '-sS', '--max-time', '2', `http://${lab.nodes[1]!.ip4}:30080/`],
+      { allowFailure: true },
+    );
     t.not(hpAfter.code, 0, 'the hostPort is gone after DEL');
     const rest = pods.filter((p) => p !== c1 && p !== c2);
-    const delRest = await Promise.all(rest.map((p) => drivers[p.node]!.del(conflist(lab, p.node), { containerID: p.cid, ifname: 'eth0', netns: `/run/netns/${p.ns}` }, p.result)));
-    rest.forEach((p, i) => t.same(delRest[i]!.map((x) => x.code), [0, 0], `DEL ${p.ns}`));
-    const again = await d0.del(conflist(lab, 0), { containerID: pod(0, 'a').cid, ifname: 'eth0', netns: `/run/netns/${pod(0, 'a').ns}` }, pod(0, 'a').result);
-    t.same(again.map((r) => r.code), [0, 0], 'a second DEL succeeds');
+    const delRest = await Promise.all(
+      rest.map((p) =>
+        drivers[p.node]!.del(
+          conflist(lab, p.node),
+          { containerID: p.cid, ifname: 'eth0', netns: `/run/netns/${p.ns}` },
+          p.result,
+        ),
+      ),
+    );
+    rest.forEach((p, i) =>
+      t.same(
+        delRest[i]!.map((x) => x.code),
+        [0, 0],
+        `DEL ${p.ns}`,
+      ),
+    );
+    const again = await d0.del(
+      conflist(lab, 0),
+      { containerID: pod(0, 'a').cid, ifname: 'eth0', netns: `/run/netns/${pod(0, 'a').ns}` },
+      pod(0, 'a').result,
+    );
+    t.same(
+      again.map((r) => r.code),
+      [0, 0],
+      'a second DEL succeeds',
+    );
     for (const i of [0, 1]) {
       const ns = lab.nodes[i]!.ns;
       t.same(ipFiles(lab, i), [], `${lab.nodes[i]!.name}: no IP reservation file left`);
@@ -179,7 +254,14 @@ if (needsRoot(t)) {
     const ns = await lab.addNamespace('err-pod-a');
     const ns2 = await lab.addNamespace('err-pod-b');
     const add = (conf: unknown, extra: { containerId?: string; netns?: string } = {}) =>
-      d.invoke('kdp-bridge', { command: 'ADD', containerId: 'c1', ifname: 'eth0', netns: `/run/netns/${ns}`, ...extra, stdin: typeof conf === 'string' ? conf : JSON.stringify(conf) });
+      d.invoke('kdp-bridge', {
+        command: 'ADD',
+        containerId: 'c1',
+        ifname: 'eth0',
+        netns: `/run/netns/${ns}`,
+        ...extra,
+        stdin: typeof conf === 'string' ? conf : JSON.stringify(conf),
+      });
     const code = async (p: ReturnType<typeof add>) => ((await p).json as { code?: number } | undefined)?.code;
 
     // the refused ADDs touch nothing: all at once
@@ -203,34 +285,74 @@ if (needsRoot(t)) {
     const exhausted = await add(base, { containerId: 'c2', netns: `/run/netns/${ns2}` });
     t.match(exhausted.json, { code: 100, msg: /no IP addresses available/ }, 'exhausted range: code 100');
     const links = (await lab.exec(lab.nodes[0]!.ns, ['ip', '-br', 'link'])).stdout;
-    t.equal(links.split('\n').filter((l) => /^kdp[0-9a-f]{8}@/.test(l)).length, 1, 'the failed ADD left no veth behind');
+    t.equal(
+      links.split('\n').filter((l) => /^kdp[0-9a-f]{8}@/.test(l)).length,
+      1,
+      'the failed ADD left no veth behind',
+    );
     t.notMatch((await lab.exec(ns2, ['ip', '-br', 'link'])).stdout, /eth0/, 'nor an interface in its pod');
     const dup = await add(base);
     t.not(dup.code, 0, 'ADD of an attachment that exists fails');
-    t.equal((await lab.exec(ns, ['ip', '-br', 'addr', 'show', 'eth0'])).code, 0, 'and leaves the existing attachment alone');
+    t.equal(
+      (await lab.exec(ns, ['ip', '-br', 'addr', 'show', 'eth0'])).code,
+      0,
+      'and leaves the existing attachment alone',
+    );
     // STATUS, VERSION and the capabilities attachment (its own network and bridge) side by side
     const capNs = await lab.addNamespace('err-pod-cap');
     const capList: Conflist = {
       cniVersion: '1.1.0',
       name: 'capnet',
-      plugins: [{ type: 'kdp-bridge', bridge: 'kdpcap0', isGateway: true, capabilities: { ips: true, mac: true }, ipam: { type: 'kdp-host-local', subnet: '198.19.8.0/24', dataDir: join(data, 'cap') } }],
+      plugins: [
+        {
+          type: 'kdp-bridge',
+          bridge: 'kdpcap0',
+          isGateway: true,
+          capabilities: { ips: true, mac: true },
+          ipam: { type: 'kdp-host-local', subnet: '198.19.8.0/24', dataDir: join(data, 'cap') },
+        },
+      ],
     };
     const [status, notReady, ver, capRes] = await Promise.all([
       d.invoke('kdp-bridge', { command: 'STATUS', stdin: JSON.stringify(base) }),
-      d.invoke('kdp-bridge', { command: 'STATUS', stdin: JSON.stringify({ ...base, ipam: { ...base.ipam, dataDir: '/etc/hostname/kdp-no' } }) }),
+      d.invoke('kdp-bridge', {
+        command: 'STATUS',
+        stdin: JSON.stringify({ ...base, ipam: { ...base.ipam, dataDir: '/etc/hostname/kdp-no' } }),
+      }),
       d.invoke('kdp-bridge', { command: 'VERSION', stdin: '{"cniVersion":"1.0.0"}' }),
-      d.add(capList, { containerID: 'cap', ifname: 'eth0', netns: `/run/netns/${capNs}` }, { ips: ['198.19.8.77/24'], mac: '0a:58:c6:13:08:4d' }),
+      d.add(
+        capList,
+        { containerID: 'cap', ifname: 'eth0', netns: `/run/netns/${capNs}` },
+        { ips: ['198.19.8.77/24'], mac: '0a:58:c6:13:08:4d' },
+      ),
     ]);
     t.equal(status.code, 0, 'STATUS: ready');
     t.match(notReady.json, { code: 50 }, 'STATUS with an unwritable data dir: code 50');
-    t.match(ver.json, { cniVersion: '1.1.0', supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] }, 'VERSION');
+    t.match(
+      ver.json,
+      { cniVersion: '1.1.0', supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] },
+      'VERSION',
+    );
     // capabilities ips and mac through runtimeConfig
     t.equal(capRes.ips?.[0]?.address, '198.19.8.77/24', 'runtimeConfig.ips: the requested address');
     const capLink = (await lab.exec(capNs, ['ip', '-br', 'link', 'show', 'eth0'])).stdout;
     t.match(capLink, /0a:58:c6:13:08:4d/, 'runtimeConfig.mac: the requested MAC');
-    t.same((await d.del(capList, { containerID: 'cap', ifname: 'eth0', netns: `/run/netns/${capNs}` })).map((r) => r.code), [0]);
-    const del = await d.invoke('kdp-bridge', { command: 'DEL', containerId: 'c1', ifname: 'eth0', netns: '', stdin: JSON.stringify(base) });
+    t.same(
+      (await d.del(capList, { containerID: 'cap', ifname: 'eth0', netns: `/run/netns/${capNs}` })).map((r) => r.code),
+      [0],
+    );
+    const del = await d.invoke('kdp-bridge', {
+      command: 'DEL',
+      containerId: 'c1',
+      ifname: 'eth0',
+      netns: '',
+      stdin: JSON.stringify(base),
+    });
     t.equal(del.code, 0, 'DEL with an empty CNI_NETNS');
-    t.same(readdirSync(join(data, 'err', 'errnet')).filter((f) => f !== 'lock' && !f.startsWith('last_')), [], 'address released');
+    t.same(
+      readdirSync(join(data, 'err', 'errnet')).filter((f) => f !== 'lock' && !f.startsWith('last_')),
+      [],
+      'address released',
+    );
   });
 }

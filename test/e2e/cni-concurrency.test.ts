@@ -41,7 +41,11 @@ if (needsRoot(t)) {
   const makePods = async (lab: Lab, prefix: string, n: number) => {
     const out: string[] = [];
     for (let i = 0; i < n; i += 20) {
-      out.push(...(await Promise.all(Array.from({ length: Math.min(20, n - i) }, (_, j) => lab.addNamespace(`${prefix}-${i + j}`)))));
+      out.push(
+        ...(await Promise.all(
+          Array.from({ length: Math.min(20, n - i) }, (_, j) => lab.addNamespace(`${prefix}-${i + j}`)),
+        )),
+      );
     }
     return out;
   };
@@ -52,8 +56,24 @@ if (needsRoot(t)) {
     const node = lab.nodes[0]!;
     const socket = join(data, 'conc-serve.sock');
     // env -u NODE_OPTIONS: tap's process hooks would otherwise load into the server
-    const server = lab.spawn(node.ns, ['env', '-u', 'NODE_OPTIONS', KDP, '--log-format', 'json', 'cni', 'serve', '--socket', socket]);
-    const exec = new CniDriver({ path: [bin], nodeNs: node.ns, timeoutMs: 300_000, env: { KDP_CNI_SOCKET: join(data, 'no-server.sock') } });
+    const server = lab.spawn(node.ns, [
+      'env',
+      '-u',
+      'NODE_OPTIONS',
+      KDP,
+      '--log-format',
+      'json',
+      'cni',
+      'serve',
+      '--socket',
+      socket,
+    ]);
+    const exec = new CniDriver({
+      path: [bin],
+      nodeNs: node.ns,
+      timeoutMs: 300_000,
+      env: { KDP_CNI_SOCKET: join(data, 'no-server.sock') },
+    });
     const served = new CniDriver({ path: [bin], nodeNs: node.ns, timeoutMs: 300_000, env: { KDP_CNI_SOCKET: socket } });
     const d = (i: number) => (i % 2 === 0 ? exec : served);
     const conf = list('conc', '198.19.1.0/24');
@@ -62,12 +82,24 @@ if (needsRoot(t)) {
     const servedCount = () => (server.output().match(/"msg":"cni request"/g) ?? []).length;
     const t0 = Date.now();
     const results = await Promise.all(
-      pods.map((ns, i) => d(i).invoke('kdp-bridge', { command: 'ADD', containerId: `conc-${i}`, ifname: 'eth0', netns: `/run/netns/${ns}`, stdin: CniDriver.pluginConfig(conf, conf.plugins[0]!, {}) })),
+      pods.map((ns, i) =>
+        d(i).invoke('kdp-bridge', {
+          command: 'ADD',
+          containerId: `conc-${i}`,
+          ifname: 'eth0',
+          netns: `/run/netns/${ns}`,
+          stdin: CniDriver.pluginConfig(conf, conf.plugins[0]!, {}),
+        }),
+      ),
     );
     t.comment(`100 concurrent ADDs took ${Date.now() - t0} ms`);
     t.equal(servedCount(), 50, 'half of them were served by the warm process, half ran in their own');
     const failed = results.filter((r) => r.code !== 0);
-    t.same(failed.map((r) => `${r.code} ${r.stdout.trim()} ${r.stderr.trim().slice(-300)}`), [], 'every ADD succeeded');
+    t.same(
+      failed.map((r) => `${r.code} ${r.stdout.trim()} ${r.stderr.trim().slice(-300)}`),
+      [],
+      'every ADD succeeded',
+    );
     const ips = results.map((r) => (r.json as { ips: { address: string }[] }).ips[0]!.address);
     t.equal(new Set(ips).size, 100, '100 distinct addresses');
     t.equal(ipFiles('conc').length, 100, '100 reservation files');
@@ -78,10 +110,22 @@ if (needsRoot(t)) {
 
     const t1 = Date.now();
     const dels = await Promise.all(
-      pods.map((ns, i) => d((i + 1) % 2).invoke('kdp-bridge', { command: 'DEL', containerId: `conc-${i}`, ifname: 'eth0', netns: `/run/netns/${ns}`, stdin: CniDriver.pluginConfig(conf, conf.plugins[0]!, {}) })),
+      pods.map((ns, i) =>
+        d((i + 1) % 2).invoke('kdp-bridge', {
+          command: 'DEL',
+          containerId: `conc-${i}`,
+          ifname: 'eth0',
+          netns: `/run/netns/${ns}`,
+          stdin: CniDriver.pluginConfig(conf, conf.plugins[0]!, {}),
+        }),
+      ),
     );
     t.comment(`100 concurrent DELs took ${Date.now() - t1} ms`);
-    t.same(dels.filter((r) => r.code !== 0).map((r) => `${r.code} ${r.stdout.trim()} ${r.stderr.trim().slice(-300)}`), [], 'every DEL succeeded (each by the other mode than its ADD)');
+    t.same(
+      dels.filter((r) => r.code !== 0).map((r) => `${r.code} ${r.stdout.trim()} ${r.stderr.trim().slice(-300)}`),
+      [],
+      'every DEL succeeded (each by the other mode than its ADD)',
+    );
     t.equal(servedCount(), 100, '50 DELs served');
     t.same(ipFiles('conc'), [], 'no reservation file left');
     t.same(await ports(lab, node.ns), [], 'no veth left');
@@ -95,14 +139,22 @@ if (needsRoot(t)) {
     const d = new CniDriver({ path: [bin], nodeNs: node.ns });
     const conf = list('crash', '198.19.2.0/24');
     const keep = await makePods(lab, 'keep', 2);
-    for (const [i, ns] of keep.entries()) await d.add(conf, { containerID: `keep-${i}`, ifname: 'eth0', netns: `/run/netns/${ns}` });
+    for (const [i, ns] of keep.entries())
+      await d.add(conf, { containerID: `keep-${i}`, ifname: 'eth0', netns: `/run/netns/${ns}` });
     const victims = await makePods(lab, 'kill', 12);
     const stdin = CniDriver.pluginConfig(conf, conf.plugins[0]!, {});
     const outcomes = await Promise.all(
       victims.map(async (ns, i) => {
         const child = spawn('ip', ['netns', 'exec', node.ns, join(bin, 'kdp-bridge')], {
           stdio: ['pipe', 'ignore', 'ignore'],
-          env: { PATH: process.env.PATH, CNI_COMMAND: 'ADD', CNI_CONTAINERID: `kill-${i}`, CNI_NETNS: `/run/netns/${ns}`, CNI_IFNAME: 'eth0', CNI_PATH: bin },
+          env: {
+            PATH: process.env.PATH,
+            CNI_COMMAND: 'ADD',
+            CNI_CONTAINERID: `kill-${i}`,
+            CNI_NETNS: `/run/netns/${ns}`,
+            CNI_IFNAME: 'eth0',
+            CNI_PATH: bin,
+          },
         });
         child.stdin.end(stdin);
         const exited = new Promise<string>((r) => child.on('exit', (code, sig) => r(sig ?? `exit ${code}`)));
@@ -116,12 +168,27 @@ if (needsRoot(t)) {
     await sleep(300); // children of the killed plugins (ip, nft) finish what they started
     const valid = keep.map((_, i) => ({ containerID: `keep-${i}`, ifname: 'eth0' }));
     const gc = await d.gc(conf, valid);
-    t.same(gc.map((r) => [r.code, r.stdout.trim()]), [[0, '']], 'GC succeeded');
-    const keptFiles = ipFiles('crash').map((f) => readFileSync(join(data, 'crash', f), 'utf8').split('\r\n')[0]).sort();
+    t.same(
+      gc.map((r) => [r.code, r.stdout.trim()]),
+      [[0, '']],
+      'GC succeeded',
+    );
+    const keptFiles = ipFiles('crash')
+      .map((f) => readFileSync(join(data, 'crash', f), 'utf8').split('\r\n')[0])
+      .sort();
     t.same(keptFiles, ['keep-0', 'keep-1'], 'only the valid attachments keep an address');
-    t.same(await ports(lab, node.ns), valid.map((v) => hostVethName(v.containerID, v.ifname)).sort(), 'only their veths remain');
-    t.same(await tags(lab, node.ns), valid.map((v) => attachmentHash(v.containerID, v.ifname)).sort(), 'only their rules remain');
-    for (const ns of victims) t.notMatch((await lab.exec(ns, ['ip', '-br', 'link'])).stdout, /eth0/, `${ns}: no interface left`);
+    t.same(
+      await ports(lab, node.ns),
+      valid.map((v) => hostVethName(v.containerID, v.ifname)).sort(),
+      'only their veths remain',
+    );
+    t.same(
+      await tags(lab, node.ns),
+      valid.map((v) => attachmentHash(v.containerID, v.ifname)).sort(),
+      'only their rules remain',
+    );
+    for (const ns of victims)
+      t.notMatch((await lab.exec(ns, ['ip', '-br', 'link'])).stdout, /eth0/, `${ns}: no interface left`);
     const after = await d.add(conf, { containerID: 'after', ifname: 'eth0', netns: `/run/netns/${victims[0]}` });
     t.ok(after.ips?.[0]?.address, 'the IPAM lock is free: a new ADD succeeds');
   });

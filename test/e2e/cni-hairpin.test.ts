@@ -60,18 +60,26 @@ if (needsRoot(t)) {
     const hostVeth = res.interfaces![1]!.name;
     await waitFor('the echo server', () => server.output().includes('ready'), 120_000);
 
-    const port = JSON.parse((await lab.exec(n.ns, ['bridge', '-d', '-j', 'link', 'show', 'dev', hostVeth])).stdout) as { hairpin?: boolean }[];
+    const port = JSON.parse((await lab.exec(n.ns, ['bridge', '-d', '-j', 'link', 'show', 'dev', hostVeth])).stdout) as {
+      hairpin?: boolean;
+    }[];
     t.equal(port[0]?.hairpin, true, `hairpin is on for bridge port ${hostVeth}`);
 
     const get = async (ns: string, url: string) => {
       const r = await lab.exec(ns, ['curl', '-sS', '--max-time', '5', '-g', url], { allowFailure: true });
-      return r.code === 0 ? (JSON.parse(r.stdout) as { name: string; client: string }) : { name: `curl exit ${r.code}: ${r.stderr.trim()}`, client: '' };
+      return r.code === 0
+        ? (JSON.parse(r.stdout) as { name: string; client: string })
+        : { name: `curl exit ${r.code}: ${r.stderr.trim()}`, client: '' };
     };
     const clientIp = (c: string) => c.replace(/^::ffff:/, '').replace(/:\d+$/, '');
 
     // 1. hairpin hostPort: the pod -> node address:31080 -> DNAT back to itself
     const self = await get(nsA, `http://${n.ip4}:31080/`);
-    t.same([self.name, clientIp(self.client)], ['pod-a', gw4], 'the pod reaches its own hostPort through the node address, masqueraded to the bridge address');
+    t.same(
+      [self.name, clientIp(self.client)],
+      ['pod-a', gw4],
+      'the pod reaches its own hostPort through the node address, masqueraded to the bridge address',
+    );
 
     // 2. hairpin through a Service-like VIP, DNATed by a test-owned table (kube-proxy's role, with its
     //    hairpin masquerade) inside the lab node, with br_netfilter on in that namespace: bridged DNAT
@@ -89,33 +97,59 @@ if (needsRoot(t)) {
     await lab.exec(n.ns, ['nft', '-f', '-'], { input: svc + '\n' });
     // the pod needs a route to the VIP: its default route via the bridge gateway
     const viaSvc = await get(nsA, 'http://10.96.0.10/');
-    t.same([viaSvc.name, clientIp(viaSvc.client)], ['pod-a', gw4], 'the pod reaches itself through the virtual IP (bridged DNAT, hairpin port)');
+    t.same(
+      [viaSvc.name, clientIp(viaSvc.client)],
+      ['pod-a', gw4],
+      'the pod reaches itself through the virtual IP (bridged DNAT, hairpin port)',
+    );
     await lab.exec(n.ns, ['ip', 'link', 'set', hostVeth, 'type', 'bridge_slave', 'hairpin', 'off']);
-    const noHairpin = await lab.exec(nsA, ['curl', '-sS', '--max-time', '2', 'http://10.96.0.10/'], { allowFailure: true });
-    t.not(noHairpin.code, 0, 'with hairpin off on the port, the same request fails (the bridge will not send a frame back out its ingress port)');
+    const noHairpin = await lab.exec(nsA, ['curl', '-sS', '--max-time', '2', 'http://10.96.0.10/'], {
+      allowFailure: true,
+    });
+    t.not(
+      noHairpin.code,
+      0,
+      'with hairpin off on the port, the same request fails (the bridge will not send a frame back out its ingress port)',
+    );
     await lab.exec(n.ns, ['ip', 'link', 'set', hostVeth, 'type', 'bridge_slave', 'hairpin', 'on']);
     t.equal((await get(nsA, 'http://10.96.0.10/')).name, 'pod-a', 'and works again with hairpin on');
     await lab.exec(n.ns, ['nft', 'delete', 'table', 'ip', 'kdptestsvc']);
 
     // 3. 127.0.0.1:hostPort from the node namespace
     const lo = await get(n.ns, 'http://127.0.0.1:31080/');
-    t.same([lo.name, clientIp(lo.client)], ['pod-a', gw4], '127.0.0.1:31080 in the node reaches the pod, masqueraded to the bridge address');
+    t.same(
+      [lo.name, clientIp(lo.client)],
+      ['pod-a', gw4],
+      '127.0.0.1:31080 in the node reaches the pod, masqueraded to the bridge address',
+    );
     const localnet = await lab.exec(n.ns, ['cat', '/proc/sys/net/ipv4/conf/kdphp0/route_localnet']);
     t.equal(localnet.stdout.trim(), '1', 'route_localnet is on for the bridge inside the lab node');
-    t.equal(readFileSync('/proc/sys/net/ipv4/conf/all/route_localnet', 'utf8'), rootLocalnet, 'the root namespace route_localnet is unchanged');
+    t.equal(
+      readFileSync('/proc/sys/net/ipv4/conf/all/route_localnet', 'utf8'),
+      rootLocalnet,
+      'the root namespace route_localnet is unchanged',
+    );
     const node = await get(n.ns, `http://${n.ip4}:31080/`);
     t.equal(node.name, 'pod-a', 'the node address works from the node too');
     const six = await get(n.ns, `http://[${n.ip6}]:31080/`);
     t.equal(six.name, 'pod-a', `the node IPv6 address too (to ${a6.address})`);
-    const v6lo = await lab.exec(n.ns, ['curl', '-sS', '--max-time', '2', '-g', 'http://[::1]:31080/'], { allowFailure: true });
+    const v6lo = await lab.exec(n.ns, ['curl', '-sS', '--max-time', '2', '-g', 'http://[::1]:31080/'], {
+      allowFailure: true,
+    });
     t.not(v6lo.code, 0, '[::1]:31080 is not DNATed (IPv6 has no route_localnet)');
 
     // DEL removes the hairpin and 127/8 masquerades with the DNATs
     const del = await d.del(list, att);
-    t.same(del.map((r) => r.code), [0, 0], 'DEL');
+    t.same(
+      del.map((r) => r.code),
+      [0, 0],
+      'DEL',
+    );
     const rules = await lab.exec(n.ns, ['nft', 'list', 'table', 'inet', 'kdp']);
     t.notMatch(rules.stdout, /kdp-[mp]-/, 'no tagged rule left');
-    const gone = await lab.exec(n.ns, ['curl', '-sS', '--max-time', '2', 'http://127.0.0.1:31080/'], { allowFailure: true });
+    const gone = await lab.exec(n.ns, ['curl', '-sS', '--max-time', '2', 'http://127.0.0.1:31080/'], {
+      allowFailure: true,
+    });
     t.not(gone.code, 0, '127.0.0.1:31080 is gone after DEL');
   });
 }

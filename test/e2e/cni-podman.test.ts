@@ -4,7 +4,16 @@
 // bridge, veths and rules it makes land in the lab node. The root network namespace is compared before
 // and after. Rootfs: a directory with busybox-static, no registry.
 import t from 'tap';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,7 +34,8 @@ function rootfs(dir: string): string {
   mkdirSync(join(dir, 'bin'), { recursive: true });
   for (const d of ['www', 'etc', 'proc', 'sys', 'dev', 'tmp', 'run']) mkdirSync(join(dir, d), { recursive: true });
   copyFileSync('/bin/busybox', join(dir, 'bin', 'busybox'));
-  for (const a of ['sh', 'ip', 'ping', 'httpd', 'nc', 'cat', 'echo', 'sleep', 'printf']) symlinkSync('busybox', join(dir, 'bin', a));
+  for (const a of ['sh', 'ip', 'ping', 'httpd', 'nc', 'cat', 'echo', 'sleep', 'printf'])
+    symlinkSync('busybox', join(dir, 'bin', a));
   writeFileSync(join(dir, 'www', 'index.html'), 'hello from podman\n');
   return dir;
 }
@@ -67,7 +77,22 @@ if (needsRoot(t)) {
     );
     const podman = (args: readonly string[], allowFailure = false) =>
       run(
-        ['nsenter', `--net=/run/netns/${n1.ns}`, 'env', `CONTAINERS_CONF=${join(work, 'containers.conf')}`, 'podman', '--root', join(work, 'root'), '--runroot', join(work, 'runroot'), '--tmpdir', join(work, 'tmp'), '--storage-driver', 'vfs', ...args],
+        [
+          'nsenter',
+          `--net=/run/netns/${n1.ns}`,
+          'env',
+          `CONTAINERS_CONF=${join(work, 'containers.conf')}`,
+          'podman',
+          '--root',
+          join(work, 'root'),
+          '--runroot',
+          join(work, 'runroot'),
+          '--tmpdir',
+          join(work, 'tmp'),
+          '--storage-driver',
+          'vfs',
+          ...args,
+        ],
         { allowFailure, timeoutMs: 120_000 },
       );
     t.teardown(async () => {
@@ -79,19 +104,52 @@ if (needsRoot(t)) {
     // a pod on node-2 (plugged in by the CNI driver) and host-gw routes between the nodes
     const d2 = new CniDriver({ path: [bin], nodeNs: n2.ns });
     const remoteNs = await lab.addNamespace('node-2-pod-r');
-    const remote = await d2.add({ ...conflist, plugins: [{ ...conflist.plugins[0]!, ipam: { type: 'kdp-host-local', ranges: [[{ subnet: n2.podCidr4 }]], dataDir: join(work, 'data2') } }] }, { containerID: 'remote', ifname: 'eth0', netns: `/run/netns/${remoteNs}` });
+    const remote = await d2.add(
+      {
+        ...conflist,
+        plugins: [
+          {
+            ...conflist.plugins[0]!,
+            ipam: { type: 'kdp-host-local', ranges: [[{ subnet: n2.podCidr4 }]], dataDir: join(work, 'data2') },
+          },
+        ],
+      },
+      { containerID: 'remote', ifname: 'eth0', netns: `/run/netns/${remoteNs}` },
+    );
     const remoteIp = remote.ips![0]!.address.split('/')[0]!;
     const source = new FakeSource();
     for (const n of lab.nodes) source.put(makeNode(n.name, [n.podCidr4], [n.ip4]));
-    const agents = lab.nodes.map((n) => new HostGwAgent({ nodeName: n.name, table: new IpRouteTable(defaultExec, ['ip', 'netns', 'exec', n.ns]) }));
+    const agents = lab.nodes.map(
+      (n) => new HostGwAgent({ nodeName: n.name, table: new IpRouteTable(defaultExec, ['ip', 'netns', 'exec', n.ns]) }),
+    );
     for (const a of agents) source.subscribe(a);
     await source.start();
     await Promise.all(agents.map((a) => a.idle()));
 
     const nets = await podman(['network', 'ls', '--format', '{{.Name}}']);
     t.match(nets.stdout, /kdppod/, 'podman lists the kdp network');
-    await podman(['run', '-d', '--name', 'web', '--network', 'kdppod', '-p', '18080:80', ...limits, '--rootfs', rootfs(join(work, 'rootfs-web')), '/bin/httpd', '-f', '-p', '80', '-h', '/www']);
-    const webIp = (await podman(['inspect', 'web', '--format', '{{(index .NetworkSettings.Networks "kdppod").IPAddress}}'])).stdout.trim();
+    await podman([
+      'run',
+      '-d',
+      '--name',
+      'web',
+      '--network',
+      'kdppod',
+      '-p',
+      '18080:80',
+      ...limits,
+      '--rootfs',
+      rootfs(join(work, 'rootfs-web')),
+      '/bin/httpd',
+      '-f',
+      '-p',
+      '80',
+      '-h',
+      '/www',
+    ]);
+    const webIp = (
+      await podman(['inspect', 'web', '--format', '{{(index .NetworkSettings.Networks "kdppod").IPAddress}}'])
+    ).stdout.trim();
     const webId = (await podman(['inspect', 'web', '--format', '{{.Id}}'])).stdout.trim();
     t.ok(webIp.startsWith('198.19.1.'), `the container got ${webIp} from our IPAM`);
     t.equal(readFileSync(join(data, 'kdppod', webIp), 'utf8'), `${webId}\r\neth0`, 'reserved under its container id');
@@ -102,7 +160,23 @@ if (needsRoot(t)) {
       `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${webIp} 80`,
       `ping -c 1 -W 3 ${remoteIp} >/dev/null && echo REMOTE_PING_OK`,
     ].join('; ');
-    const client = await podman(['run', '--rm', '--network', 'kdppod', '--cap-add', 'NET_RAW', ...limits, '--rootfs', rootfs(join(work, 'rootfs-client')), '/bin/sh', '-c', script], true);
+    const client = await podman(
+      [
+        'run',
+        '--rm',
+        '--network',
+        'kdppod',
+        '--cap-add',
+        'NET_RAW',
+        ...limits,
+        '--rootfs',
+        rootfs(join(work, 'rootfs-client')),
+        '/bin/sh',
+        '-c',
+        script,
+      ],
+      true,
+    );
     t.match(client.stdout, /inet 198\.19\.1\.\d+\//, 'the client container has an address of the node-1 pod CIDR');
     t.match(client.stdout, /WEB_PING_OK/, 'client container -> web container (ICMP)');
     t.match(client.stdout, /hello from podman/, 'client container -> web container (HTTP)');

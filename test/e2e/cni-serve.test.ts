@@ -54,42 +54,97 @@ if (needsRoot(t)) {
     const list: Conflist = {
       cniVersion: '1.1.0',
       name: 'served',
-      plugins: [{ type: 'kdp-bridge', bridge: 'kdps0', isGateway: true, ipMasq: true, ipam: { type: 'kdp-host-local', subnet: n.podCidr4, dataDir: data } }],
+      plugins: [
+        {
+          type: 'kdp-bridge',
+          bridge: 'kdps0',
+          isGateway: true,
+          ipMasq: true,
+          ipam: { type: 'kdp-host-local', subnet: n.podCidr4, dataDir: data },
+        },
+      ],
     };
     // env -u NODE_OPTIONS: tap's process hooks would otherwise load into the server
-    const server = lab.spawn(n.ns, ['env', '-u', 'NODE_OPTIONS', KDP, '--log-format', 'json', 'cni', 'serve', '--ttl', '300']);
+    const server = lab.spawn(n.ns, [
+      'env',
+      '-u',
+      'NODE_OPTIONS',
+      KDP,
+      '--log-format',
+      'json',
+      'cni',
+      'serve',
+      '--ttl',
+      '300',
+    ]);
     const socket = await waitFor('the server socket', () => /"socket":"([^"]+)"/.exec(server.output())?.[1], 60_000);
     t.teardown(() => rmSync(socket, { force: true }));
     const served = () => (server.output().match(/"msg":"cni request"/g) ?? []).length;
     const d = new CniDriver({ path: [bin], nodeNs: n.ns });
     const pods = [await lab.addNamespace('served-a'), await lab.addNamespace('served-b')];
     const results = [];
-    for (const [i, ns] of pods.entries()) results.push(await d.add(list, { containerID: `served-${i}`, ifname: 'eth0', netns: `/run/netns/${ns}` }));
+    for (const [i, ns] of pods.entries())
+      results.push(await d.add(list, { containerID: `served-${i}`, ifname: 'eth0', netns: `/run/netns/${ns}` }));
     t.equal(served(), 2, 'both ADDs were served by the warm process');
     // the warm path: pre-spawned children (node-side ip, pod-side setns helper, nft) and lock agents (IPAM, nft)
-    const last = JSON.parse(server.output().split('\n').filter((l) => l.includes('"cni request"')).at(-1) ?? '{}') as { prespawned?: number; lockAgents?: number };
+    const last = JSON.parse(
+      server
+        .output()
+        .split('\n')
+        .filter((l) => l.includes('"cni request"'))
+        .at(-1) ?? '{}',
+    ) as { prespawned?: number; lockAgents?: number };
     t.ok((last.prespawned ?? 0) >= 4, `pre-spawned children did the work (${last.prespawned} of 6 calls)`);
     t.equal(last.lockAgents, 2, 'one lock agent for the IPAM lock, one for the nft lock');
     const ipB = results[1]!.ips![0]!.address.split('/')[0]!;
-    t.match((await lab.exec(pods[0]!, ['ping', '-c', '1', '-W', '2', ipB])).stdout, /1 received/, 'the pods it wired reach each other');
-    const chk = await d.check(list, { containerID: 'served-0', ifname: 'eth0', netns: `/run/netns/${pods[0]}` }, results[0]!);
-    t.same(chk.map((r) => r.code), [0], 'CHECK through the server');
-    const dup = await d.invoke('kdp-bridge', { command: 'ADD', containerId: 'served-0', ifname: 'eth0', netns: `/run/netns/${pods[0]}`, stdin: CniDriver.pluginConfig(list, list.plugins[0]!, {}) });
+    t.match(
+      (await lab.exec(pods[0]!, ['ping', '-c', '1', '-W', '2', ipB])).stdout,
+      /1 received/,
+      'the pods it wired reach each other',
+    );
+    const chk = await d.check(
+      list,
+      { containerID: 'served-0', ifname: 'eth0', netns: `/run/netns/${pods[0]}` },
+      results[0]!,
+    );
+    t.same(
+      chk.map((r) => r.code),
+      [0],
+      'CHECK through the server',
+    );
+    const dup = await d.invoke('kdp-bridge', {
+      command: 'ADD',
+      containerId: 'served-0',
+      ifname: 'eth0',
+      netns: `/run/netns/${pods[0]}`,
+      stdin: CniDriver.pluginConfig(list, list.plugins[0]!, {}),
+    });
     t.equal(dup.code, 1, 'an error through the server is a non-zero exit');
     t.match(dup.json, { code: 999, msg: /already exists/ }, 'with the error JSON on stdout');
     const del0 = await d.del(list, { containerID: 'served-0', ifname: 'eth0', netns: `/run/netns/${pods[0]}` });
-    t.same(del0.map((r) => r.code), [0]);
+    t.same(
+      del0.map((r) => r.code),
+      [0],
+    );
     const before = served();
     const helpers = descendants(server.pid);
     t.ok(helpers.length >= 4, `the server keeps helpers (${helpers.length} processes under it)`);
     server.kill('SIGKILL');
     await server.exited;
     // kill -9 of the server: its waiting children and lock agents get EOF and exit (which frees the locks)
-    await waitFor('the helpers to exit', () => (helpers.every((p) => !existsSync(`/proc/${p}`)) ? true : undefined), 15_000);
+    await waitFor(
+      'the helpers to exit',
+      () => (helpers.every((p) => !existsSync(`/proc/${p}`)) ? true : undefined),
+      15_000,
+    );
     t.pass('no helper outlives the server');
     t.ok(existsSync(socket), 'a stale socket is left behind');
     const del1 = await d.del(list, { containerID: 'served-1', ifname: 'eth0', netns: `/run/netns/${pods[1]}` });
-    t.same(del1.map((r) => r.code), [0], 'with the server gone the plugin runs DEL itself');
+    t.same(
+      del1.map((r) => r.code),
+      [0],
+      'with the server gone the plugin runs DEL itself',
+    );
     const again = await d.add(list, { containerID: 'served-2', ifname: 'eth0', netns: `/run/netns/${pods[1]}` });
     t.ok(again.ips?.[0]?.address, 'and ADD');
     t.equal(served(), before, 'nothing reached the dead server');

@@ -17,7 +17,11 @@ const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 
 if (needsRoot(t)) {
   // dnsmasq (the upstream) is in the bench group of packages
-  t.before(() => run(['bash', fileURLToPath(new URL('../../scripts/setup-system.sh', import.meta.url)), 'bench'], { timeoutMs: 600_000 }));
+  t.before(() =>
+    run(['bash', fileURLToPath(new URL('../../scripts/setup-system.sh', import.meta.url)), 'bench'], {
+      timeoutMs: 600_000,
+    }),
+  );
 
   t.test('serve_stale: the upstream stopped, an expired answer is still served', async (t) => {
     const lab = await Lab.create({ nodes: 1 });
@@ -28,10 +32,31 @@ if (needsRoot(t)) {
     mkdirSync(manifests);
     const n1 = lab.nodes[0] as NodePlan;
     const up = lab.plan.underlayHost4;
-    writeFileSync(join(dir, 'dnsmasq.conf'), ['no-resolv', 'no-hosts', 'bind-interfaces', `listen-address=${up}`, 'port=53', 'address=/outside.example/203.0.113.7', 'local=/example/', 'local-ttl=1', ''].join('\n'));
-    const dnsmasq = lab.spawn(lab.underlay, ['dnsmasq', '-k', `--conf-file=${join(dir, 'dnsmasq.conf')}`, `--pid-file=${join(dir, 'dnsmasq.pid')}`, '--user=root']);
+    writeFileSync(
+      join(dir, 'dnsmasq.conf'),
+      [
+        'no-resolv',
+        'no-hosts',
+        'bind-interfaces',
+        `listen-address=${up}`,
+        'port=53',
+        'address=/outside.example/203.0.113.7',
+        'local=/example/',
+        'local-ttl=1',
+        '',
+      ].join('\n'),
+    );
+    const dnsmasq = lab.spawn(lab.underlay, [
+      'dnsmasq',
+      '-k',
+      `--conf-file=${join(dir, 'dnsmasq.conf')}`,
+      `--pid-file=${join(dir, 'dnsmasq.pid')}`,
+      '--user=root',
+    ]);
     t.teardown(() => dnsmasq.kill('SIGKILL'));
-    writeFileSync(join(dir, 'Corefile'), `.:53 {
+    writeFileSync(
+      join(dir, 'Corefile'),
+      `.:53 {
     errors
     forward . ${up} {
        max_fails 1
@@ -44,11 +69,31 @@ if (needsRoot(t)) {
     }
     prometheus 127.0.0.1:9153
 }
-`);
-    const dns = lab.spawn(n1.ns, [process.execPath, CLI, '--log-format', 'json', 'dns', '--corefile', join(dir, 'Corefile'), '--manifests', manifests, '--lameduck', '0', '--health', '', '--ready', '']);
+`,
+    );
+    const dns = lab.spawn(n1.ns, [
+      process.execPath,
+      CLI,
+      '--log-format',
+      'json',
+      'dns',
+      '--corefile',
+      join(dir, 'Corefile'),
+      '--manifests',
+      manifests,
+      '--lameduck',
+      '0',
+      '--health',
+      '',
+      '--ready',
+      '',
+    ]);
     t.teardown(() => dns.kill('SIGTERM'));
     await waitFor('kdp dns', dns, /kdp dns ready/);
-    const dig = (name: string) => lab.exec(n1.ns, ['dig', `@${n1.ip4}`, '+time=2', '+tries=1', '+noall', '+answer', '+comments', name], { allowFailure: true });
+    const dig = (name: string) =>
+      lab.exec(n1.ns, ['dig', `@${n1.ip4}`, '+time=2', '+tries=1', '+noall', '+answer', '+comments', name], {
+        allowFailure: true,
+      });
     let first = '';
     for (let i = 0; i < 50 && !/203\.0\.113\.7/.test(first); i++) {
       if (i > 0) await new Promise((r) => setTimeout(r, 200));
@@ -63,10 +108,16 @@ if (needsRoot(t)) {
     t.match(stale, /status: NOERROR/, 'upstream gone, entry expired: still NOERROR');
     t.match(stale, /outside\.example\.\s+0\s+IN\s+A\s+203\.0\.113\.7/, 'the stale answer, TTL 0');
     const again = (await dig('OUTSIDE.example')).stdout;
-    t.match(again, /OUTSIDE\.example\.\s+0\s+IN\s+A\s+203\.0\.113\.7/, 'again (and in the client\'s case)');
+    t.match(again, /OUTSIDE\.example\.\s+0\s+IN\s+A\s+203\.0\.113\.7/, "again (and in the client's case)");
     t.match((await dig('never-cached.example')).stdout, /status: SERVFAIL/, 'a name never cached: SERVFAIL');
-    const metrics = (await lab.exec(n1.ns, ['curl', '-s', '--max-time', '5', 'http://127.0.0.1:9153/metrics'], { allowFailure: true })).stdout;
-    t.match(metrics, /coredns_cache_served_stale_total\{[^}]*\} ([2-9]|\d\d)/, 'coredns_cache_served_stale_total counts them');
+    const metrics = (
+      await lab.exec(n1.ns, ['curl', '-s', '--max-time', '5', 'http://127.0.0.1:9153/metrics'], { allowFailure: true })
+    ).stdout;
+    t.match(
+      metrics,
+      /coredns_cache_served_stale_total\{[^}]*\} ([2-9]|\d\d)/,
+      'coredns_cache_served_stale_total counts them',
+    );
   });
 }
 
@@ -90,8 +141,18 @@ if (needsRoot(t)) {
     // 2 cores) the bound scales with the load per core
     const load = Number((await run(['cat', '/proc/loadavg'])).stdout.split(' ')[0]);
     const bound = 2000 * Math.max(1, load / 2);
-    t.comment(`restart after kill -9: first answer ${Math.round(again.ms)} ms after start (cold start ${Math.round(first.ms)} ms, load ${load})`);
-    t.ok(again.ms < bound, `answers ${Math.round(again.ms)} ms after the restart (bound ${Math.round(bound)} ms at load ${load})`);
-    t.equal((await lab.exec(n1.ns, ['curl', '-s', '--max-time', '5', 'http://127.0.0.1:8181/ready'], { allowFailure: true })).stdout, 'OK', 'ready again');
+    t.comment(
+      `restart after kill -9: first answer ${Math.round(again.ms)} ms after start (cold start ${Math.round(first.ms)} ms, load ${load})`,
+    );
+    t.ok(
+      again.ms < bound,
+      `answers ${Math.round(again.ms)} ms after the restart (bound ${Math.round(bound)} ms at load ${load})`,
+    );
+    t.equal(
+      (await lab.exec(n1.ns, ['curl', '-s', '--max-time', '5', 'http://127.0.0.1:8181/ready'], { allowFailure: true }))
+        .stdout,
+      'OK',
+      'ready again',
+    );
   });
 }

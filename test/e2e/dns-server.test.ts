@@ -32,9 +32,33 @@ async function fakeUpstream(fixedPort = 0): Promise<FakeUpstream> {
     let answers: RR[] = [];
     let rcode = 0;
     if (name.endsWith('outside.test')) answers = [{ name: qq.name, ttl: 60, type: 'A', data: '192.0.2.1' }];
-    else if (name === 'big.test') answers = Array.from({ length: 60 }, (_, i) => ({ name: qq.name, ttl: 60, type: 'A', data: `192.0.2.${i + 1}` }) as RR);
+    else if (name === 'big.test')
+      answers = Array.from(
+        { length: 60 },
+        (_, i) => ({ name: qq.name, ttl: 60, type: 'A', data: `192.0.2.${i + 1}` }) as RR,
+      );
     else if (name !== '') rcode = 3;
-    const res = encodeResponse({ id: m.id, flags: FLAG.RA | (m.flags & FLAG.RD), rcode, question: qq, answers, authority: rcode === 3 ? [{ name: 'test', ttl: 30, type: 'SOA', data: { mname: 'ns.test', rname: 'h.test', serial: 1, refresh: 1, retry: 1, expire: 1, minimum: 30 } }] : [] }, proto === 'udp' ? 512 : 65535);
+    const res = encodeResponse(
+      {
+        id: m.id,
+        flags: FLAG.RA | (m.flags & FLAG.RD),
+        rcode,
+        question: qq,
+        answers,
+        authority:
+          rcode === 3
+            ? [
+                {
+                  name: 'test',
+                  ttl: 30,
+                  type: 'SOA',
+                  data: { mname: 'ns.test', rname: 'h.test', serial: 1, refresh: 1, retry: 1, expire: 1, minimum: 30 },
+                },
+              ]
+            : [],
+      },
+      proto === 'udp' ? 512 : 65535,
+    );
     return res.wire;
   };
   const udp: UdpSocket = createSocket('udp4');
@@ -42,7 +66,12 @@ async function fakeUpstream(fixedPort = 0): Promise<FakeUpstream> {
   const p = udp.address().port;
   udp.on('message', (msg, rinfo) => {
     try {
-      seen.push({ id: msg.readUInt16BE(0), srcPort: rinfo.port, name: decode(msg).questions[0]?.name ?? '', proto: 'udp' });
+      seen.push({
+        id: msg.readUInt16BE(0),
+        srcPort: rinfo.port,
+        name: decode(msg).questions[0]?.name ?? '',
+        proto: 'udp',
+      });
       udp.send(answer(msg, 'udp'), rinfo.port, rinfo.address);
     } catch {
       /* ignore */
@@ -56,7 +85,12 @@ async function fakeUpstream(fixedPort = 0): Promise<FakeUpstream> {
       while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
         const msg = buf.subarray(2, 2 + buf.readUInt16BE(0));
         buf = buf.subarray(2 + msg.length);
-        seen.push({ id: msg.readUInt16BE(0), srcPort: s.remotePort ?? 0, name: decode(msg).questions[0]?.name ?? '', proto: 'tcp' });
+        seen.push({
+          id: msg.readUInt16BE(0),
+          srcPort: s.remotePort ?? 0,
+          name: decode(msg).questions[0]?.name ?? '',
+          proto: 'tcp',
+        });
         const res = answer(msg, 'tcp');
         const len = Buffer.alloc(2);
         len.writeUInt16BE(res.length);
@@ -68,12 +102,19 @@ async function fakeUpstream(fixedPort = 0): Promise<FakeUpstream> {
   return {
     port: p,
     seen,
-    close: () => Promise.all([new Promise<void>((r) => udp.close(() => r())), new Promise<void>((r) => tcp.close(() => r()))]).then(() => undefined),
+    close: () =>
+      Promise.all([
+        new Promise<void>((r) => udp.close(() => r())),
+        new Promise<void>((r) => tcp.close(() => r())),
+      ]).then(() => undefined),
   };
 }
 
 async function dig(port: number, ...args: string[]): Promise<string> {
-  const r = await run(['dig', '@127.0.0.1', '-p', String(port), '+time=2', '+tries=1', ...args], { allowFailure: true, timeoutMs: 10_000 });
+  const r = await run(['dig', '@127.0.0.1', '-p', String(port), '+time=2', '+tries=1', ...args], {
+    allowFailure: true,
+    timeoutMs: 10_000,
+  });
   return r.stdout;
 }
 
@@ -106,14 +147,40 @@ if (needsRoot(t, 'nothing but loopback; kept with the other e2e files')) {
     t.teardown(() => up.close());
     const src = testCluster();
     src.put(svc('testns', 'big', { headless: true, ports: [port('http', 80)] }));
-    src.put(slice('testns', 'big', Array.from({ length: 100 }, (_, i) => ep([`172.18.0.${i + 1}`])), [{ name: 'http', port: 80 }]));
+    src.put(
+      slice(
+        'testns',
+        'big',
+        Array.from({ length: 100 }, (_, i) => ep([`172.18.0.${i + 1}`])),
+        [{ name: 'http', port: 80 }],
+      ),
+    );
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    const slow = { subscribe: src.subscribe.bind(src), stop: src.stop.bind(src), start: async () => { await gate; await src.start(); } };
-    const dns = await startDns(slow, parseCorefile(corefile(up.port)), { log: silentLogger, version: 'test', host: '127.0.0.1', port: 0, healthAddr: '127.0.0.1:0', readyAddr: '127.0.0.1:0', metricsAddr: '127.0.0.1:0', lameduckMs: 0 });
+    const slow = {
+      subscribe: src.subscribe.bind(src),
+      stop: src.stop.bind(src),
+      start: async () => {
+        await gate;
+        await src.start();
+      },
+    };
+    const dns = await startDns(slow, parseCorefile(corefile(up.port)), {
+      log: silentLogger,
+      version: 'test',
+      host: '127.0.0.1',
+      port: 0,
+      healthAddr: '127.0.0.1:0',
+      readyAddr: '127.0.0.1:0',
+      metricsAddr: '127.0.0.1:0',
+      lameduckMs: 0,
+    });
     t.teardown(() => dns.close());
     const p = [...dns.ports.values()][0]!;
-    const http = (port: number, path: string) => run(['curl', '-s', '-o', '-', '-w', '\\n%{http_code}', `http://127.0.0.1:${port}${path}`], { allowFailure: true });
+    const http = (port: number, path: string) =>
+      run(['curl', '-s', '-o', '-', '-w', '\\n%{http_code}', `http://127.0.0.1:${port}${path}`], {
+        allowFailure: true,
+      });
 
     // before the initial sync: SERVFAIL for cluster names, /ready 503, /health 200
     t.match(await dig(p, 'svc1.testns.svc.cluster.local'), /status: SERVFAIL/);
@@ -124,13 +191,27 @@ if (needsRoot(t, 'nothing but loopback; kept with the other e2e files')) {
     t.match((await http(dns.readyPort!, '/ready')).stdout, /^OK\n200$/);
 
     t.equal((await dig(p, '+short', 'svc1.testns.svc.cluster.local')).trim(), '10.0.0.1', 'A over UDP');
-    t.equal((await dig(p, '+short', '+tcp', 'svc1.testns.svc.cluster.local')).trim(), '10.0.0.1', 'A over TCP, same port');
-    t.equal((await dig(p, '+short', 'SRV', '_http._tcp.svc1.testns.svc.cluster.local')).trim(), '0 100 80 svc1.testns.svc.cluster.local.');
+    t.equal(
+      (await dig(p, '+short', '+tcp', 'svc1.testns.svc.cluster.local')).trim(),
+      '10.0.0.1',
+      'A over TCP, same port',
+    );
+    t.equal(
+      (await dig(p, '+short', 'SRV', '_http._tcp.svc1.testns.svc.cluster.local')).trim(),
+      '0 100 80 svc1.testns.svc.cluster.local.',
+    );
     t.equal((await dig(p, '+short', '-x', '10.0.0.1')).trim(), 'svc1.testns.svc.cluster.local.', 'PTR');
     const nx = await dig(p, 'nosuch.testns.svc.cluster.local');
     t.match(nx, /status: NXDOMAIN/);
-    t.match(nx, /AUTHORITY SECTION:\ncluster\.local\.\s+30\s+IN\s+SOA\s+ns\.dns\.cluster\.local\. hostmaster\.cluster\.local\./);
-    t.match(await dig(p, 'AAAA', 'svc1.testns.svc.cluster.local'), /status: NOERROR.*\n.*ANSWER: 0, AUTHORITY: 1/, 'NODATA');
+    t.match(
+      nx,
+      /AUTHORITY SECTION:\ncluster\.local\.\s+30\s+IN\s+SOA\s+ns\.dns\.cluster\.local\. hostmaster\.cluster\.local\./,
+    );
+    t.match(
+      await dig(p, 'AAAA', 'svc1.testns.svc.cluster.local'),
+      /status: NOERROR.*\n.*ANSWER: 0, AUTHORITY: 1/,
+      'NODATA',
+    );
     // truncation: 100 records do not fit a UDP answer; dig retries over TCP by itself
     const tc = await dig(p, '+ignore', '+noedns', 'big.testns.svc.cluster.local');
     t.match(tc, /flags: qr aa tc rd ra;.*ANSWER: 0/, 'UDP: TC set');
@@ -144,7 +225,11 @@ if (needsRoot(t, 'nothing but loopback; kept with the other e2e files')) {
     const answers = await new Promise<number[]>((resolve, reject) => {
       const s = connect(p, '127.0.0.1');
       const frames = [1, 2, 3].map((id) => {
-        const q = encodeQuery({ id, name: id === 2 ? 'p.outside.test' : 'svc1.testns.svc.cluster.local', type: TYPE.A });
+        const q = encodeQuery({
+          id,
+          name: id === 2 ? 'p.outside.test' : 'svc1.testns.svc.cluster.local',
+          type: TYPE.A,
+        });
         const f = Buffer.alloc(2 + q.length);
         f.writeUInt16BE(q.length);
         q.copy(f, 2);
@@ -171,7 +256,8 @@ if (needsRoot(t, 'nothing but loopback; kept with the other e2e files')) {
 
     // garbage over UDP and TCP does not hurt
     const g = createSocket('udp4');
-    for (let i = 0; i < 50; i++) g.send(Buffer.from(Array.from({ length: i * 3 }, () => Math.floor(Math.random() * 256))), p, '127.0.0.1');
+    for (let i = 0; i < 50; i++)
+      g.send(Buffer.from(Array.from({ length: i * 3 }, () => Math.floor(Math.random() * 256))), p, '127.0.0.1');
     await new Promise((r) => setTimeout(r, 100));
     g.close();
     await new Promise<void>((resolve) => {
@@ -179,7 +265,11 @@ if (needsRoot(t, 'nothing but loopback; kept with the other e2e files')) {
       s.on('close', () => resolve());
       s.on('error', () => resolve());
     });
-    t.equal((await dig(p, '+short', 'svc1.testns.svc.cluster.local')).trim(), '10.0.0.1', 'still answering after garbage');
+    t.equal(
+      (await dig(p, '+short', 'svc1.testns.svc.cluster.local')).trim(),
+      '10.0.0.1',
+      'still answering after garbage',
+    );
 
     // forward: random query ids and source ports; TCP when the upstream truncates; cache
     up.seen.length = 0;
@@ -197,18 +287,41 @@ if (needsRoot(t, 'nothing but loopback; kept with the other e2e files')) {
     // the cached 60-record answer: truncated for a plain UDP client, complete over TCP and for a large EDNS
     // buffer, in the asker's case, without another upstream exchange
     const before = up.seen.length;
-    t.match(await dig(p, '+ignore', '+noedns', 'BIG.test'), /flags: qr tc rd ra;.*ANSWER: 0,/s, 'cached, too big for 512 bytes: TC');
+    t.match(
+      await dig(p, '+ignore', '+noedns', 'BIG.test'),
+      /flags: qr tc rd ra;.*ANSWER: 0,/s,
+      'cached, too big for 512 bytes: TC',
+    );
     t.match(await dig(p, '+tcp', '+noedns', 'BIG.test'), /ANSWER: 60,/, 'complete over TCP');
     const cased = await dig(p, '+bufsize=4096', '+noall', '+answer', 'bIg.TeSt');
     t.equal(cased.trim().split('\n').length, 60);
-    t.ok(cased.trim().split('\n').every((l) => /^bIg\.TeSt\.\s+\d+\s+IN\s+A\s+192\.0\.2\.\d+$/.test(l)), 'from the cache in the client\'s case');
+    t.ok(
+      cased
+        .trim()
+        .split('\n')
+        .every((l) => /^bIg\.TeSt\.\s+\d+\s+IN\s+A\s+192\.0\.2\.\d+$/.test(l)),
+      "from the cache in the client's case",
+    );
     t.equal(up.seen.length, before, 'all three from the cache');
 
     const metrics = (await http(dns.metricsPort!, '/metrics')).stdout;
-    for (const name of ['coredns_dns_requests_total', 'coredns_dns_responses_total', 'coredns_dns_request_duration_seconds_bucket', 'coredns_dns_request_size_bytes_bucket', 'coredns_dns_response_size_bytes_bucket', 'coredns_cache_hits_total', 'coredns_cache_misses_total', 'coredns_build_info', 'coredns_proxy_request_duration_seconds_bucket']) {
+    for (const name of [
+      'coredns_dns_requests_total',
+      'coredns_dns_responses_total',
+      'coredns_dns_request_duration_seconds_bucket',
+      'coredns_dns_request_size_bytes_bucket',
+      'coredns_dns_response_size_bytes_bucket',
+      'coredns_cache_hits_total',
+      'coredns_cache_misses_total',
+      'coredns_build_info',
+      'coredns_proxy_request_duration_seconds_bucket',
+    ]) {
       t.match(metrics, new RegExp(`^${name}\\{`, 'm'), name);
     }
-    t.match(metrics, /coredns_dns_responses_total\{server="dns:\/\/",zone="\.",view="",rcode="NXDOMAIN",plugin="kubernetes"\} [1-9]/);
+    t.match(
+      metrics,
+      /coredns_dns_responses_total\{server="dns:\/\/",zone="\.",view="",rcode="NXDOMAIN",plugin="kubernetes"\} [1-9]/,
+    );
     t.match(metrics, /coredns_cache_hits_total\{server="dns:\/\/",type="success",zones="\.",view=""\} 8/);
   });
 
@@ -217,7 +330,16 @@ if (needsRoot(t, 'nothing but loopback; kept with the other e2e files')) {
     const upPort = probe.port;
     await probe.close(); // nothing listens there now
     const src = testCluster();
-    const dns = await startDns(src, parseCorefile(corefile(upPort, 'max_fails 2')), { log: silentLogger, version: 'test', host: '127.0.0.1', port: 0, healthAddr: '', readyAddr: '', metricsAddr: '', lameduckMs: 0 });
+    const dns = await startDns(src, parseCorefile(corefile(upPort, 'max_fails 2')), {
+      log: silentLogger,
+      version: 'test',
+      host: '127.0.0.1',
+      port: 0,
+      healthAddr: '',
+      readyAddr: '',
+      metricsAddr: '',
+      lameduckMs: 0,
+    });
     t.teardown(() => dns.close());
     await dns.synced;
     const p = [...dns.ports.values()][0]!;
@@ -255,7 +377,13 @@ if (needsRoot(t, 'nothing but loopback; kept with the other e2e files')) {
     slowUp.on('message', (msg, rinfo) => {
       const m = decode(msg);
       const q = m.questions[0]!;
-      const res = encodeResponse({ id: m.id, flags: FLAG.RA, rcode: 0, question: q, answers: [{ name: q.name, ttl: 60, type: 'A', data: '192.0.2.77' }] }).wire;
+      const res = encodeResponse({
+        id: m.id,
+        flags: FLAG.RA,
+        rcode: 0,
+        question: q,
+        answers: [{ name: q.name, ttl: 60, type: 'A', data: '192.0.2.77' }],
+      }).wire;
       setTimeout(() => slowUp.send(res, rinfo.port, rinfo.address), 700);
     });
     const text = (ttl: number, extra: string) => `.:53 {
@@ -272,9 +400,20 @@ if (needsRoot(t, 'nothing but loopback; kept with the other e2e files')) {
     }
 }`;
     // two forward directives in one block are not CoreDNS syntax; use two blocks instead
-    const corefileAt = (ttl: number, extra = '') => text(ttl, extra).replace(`    forward slow.test 127.0.0.1:${slowUp.address().port}\n`, '') + `\nslow.test:53 {\n    forward . 127.0.0.1:${slowUp.address().port}\n}\n`;
+    const corefileAt = (ttl: number, extra = '') =>
+      text(ttl, extra).replace(`    forward slow.test 127.0.0.1:${slowUp.address().port}\n`, '') +
+      `\nslow.test:53 {\n    forward . 127.0.0.1:${slowUp.address().port}\n}\n`;
     const src = testCluster();
-    const dns = await startDns(src, parseCorefile(corefileAt(30)), { log: silentLogger, version: 'test', host: '127.0.0.1', port: 0, healthAddr: '', readyAddr: '', metricsAddr: '127.0.0.1:0', lameduckMs: 0 });
+    const dns = await startDns(src, parseCorefile(corefileAt(30)), {
+      log: silentLogger,
+      version: 'test',
+      host: '127.0.0.1',
+      port: 0,
+      healthAddr: '',
+      readyAddr: '',
+      metricsAddr: '127.0.0.1:0',
+      lameduckMs: 0,
+    });
     t.teardown(() => dns.close());
     await dns.synced;
     const p = [...dns.ports.values()][0]!;
@@ -282,7 +421,10 @@ if (needsRoot(t, 'nothing but loopback; kept with the other e2e files')) {
 
     // one TCP connection, kept open across the reload; answers matched by id
     const conn = connect({ host: '127.0.0.1', port: p });
-    await new Promise<void>((r, j) => { conn.once('connect', () => r()); conn.once('error', j); });
+    await new Promise<void>((r, j) => {
+      conn.once('connect', () => r());
+      conn.once('error', j);
+    });
     t.teardown(() => conn.destroy());
     let closed = false;
     conn.on('close', () => (closed = true));
@@ -311,17 +453,48 @@ if (needsRoot(t, 'nothing but loopback; kept with the other e2e files')) {
     t.equal([...dns.ports.values()][0], p, 'the same port (a restart would bind a new one)');
     t.equal(dns.metricsPort, metricsPort, '/metrics listener kept');
     const late = await inflight;
-    t.equal(late.answers[0]?.type === 'A' ? late.answers[0].data : '', '192.0.2.77', 'the query in flight during the reload is answered on the same connection');
-    t.equal((await ask(3, 'svc1.testns.svc.cluster.local')).answers[0]?.ttl, 7, 'the same TCP connection gets the new configuration: ttl 7');
+    t.equal(
+      late.answers[0]?.type === 'A' ? late.answers[0].data : '',
+      '192.0.2.77',
+      'the query in flight during the reload is answered on the same connection',
+    );
+    t.equal(
+      (await ask(3, 'svc1.testns.svc.cluster.local')).answers[0]?.ttl,
+      7,
+      'the same TCP connection gets the new configuration: ttl 7',
+    );
     t.notOk(closed, 'the TCP connection survived');
-    t.match(await dig(p, 'svc1.testns.svc.cluster.local'), /svc1\.testns\.svc\.cluster\.local\.\s+7\s+IN\s+A\s+10\.0\.0\.1/, 'UDP too');
-    t.match(await dig(p, 'outside.test'), /status: NOERROR/, 'forward still works (a new cache: the old entries went with the old chain)');
-    t.match((await run(['curl', '-s', `http://127.0.0.1:${metricsPort}/metrics`])).stdout, /coredns_dns_requests_total\{[^}]*\} [1-9]/, 'metrics kept counting');
+    t.match(
+      await dig(p, 'svc1.testns.svc.cluster.local'),
+      /svc1\.testns\.svc\.cluster\.local\.\s+7\s+IN\s+A\s+10\.0\.0\.1/,
+      'UDP too',
+    );
+    t.match(
+      await dig(p, 'outside.test'),
+      /status: NOERROR/,
+      'forward still works (a new cache: the old entries went with the old chain)',
+    );
+    t.match(
+      (await run(['curl', '-s', `http://127.0.0.1:${metricsPort}/metrics`])).stdout,
+      /coredns_dns_requests_total\{[^}]*\} [1-9]/,
+      'metrics kept counting',
+    );
 
     // a Corefile that cannot be built (no upstream): the running configuration stays
-    await t.rejects(dns.reload(parseCorefile('.:53 {\n  kubernetes cluster.local\n  forward . /nonexistent/resolv.conf\n}')), { code: 'KDP_DNS_CONFIG' });
-    t.match(await dig(p, 'svc1.testns.svc.cluster.local'), /\s+7\s+IN\s+A\s+10\.0\.0\.1/, 'still the last good configuration');
+    await t.rejects(
+      dns.reload(parseCorefile('.:53 {\n  kubernetes cluster.local\n  forward . /nonexistent/resolv.conf\n}')),
+      { code: 'KDP_DNS_CONFIG' },
+    );
+    t.match(
+      await dig(p, 'svc1.testns.svc.cluster.local'),
+      /\s+7\s+IN\s+A\s+10\.0\.0\.1/,
+      'still the last good configuration',
+    );
     // not possible in place: the kubernetes blocks changed in number
-    t.equal(await dns.reload(parseCorefile('.:53 {\n  forward . 127.0.0.1:1\n}')), false, 'restart needed when the kubernetes blocks change');
+    t.equal(
+      await dns.reload(parseCorefile('.:53 {\n  forward . 127.0.0.1:1\n}')),
+      false,
+      'restart needed when the kubernetes blocks change',
+    );
   });
 }

@@ -42,10 +42,29 @@ if (needsRoot(t)) {
         .filter(Boolean)
         .map((l) => l.trim())
         .sort();
-    const start = (): Spawned => lab.spawn(n1.ns, ['env', '-u', 'NODE_OPTIONS', KDP, '--log-format', 'json', 'node-agent', '--node', 'node-1', '--manifests', dir, '--ttl', '120']);
+    const start = (): Spawned =>
+      lab.spawn(n1.ns, [
+        'env',
+        '-u',
+        'NODE_OPTIONS',
+        KDP,
+        '--log-format',
+        'json',
+        'node-agent',
+        '--node',
+        'node-1',
+        '--manifests',
+        dir,
+        '--ttl',
+        '120',
+      ]);
     let agent = start();
     t.teardown(() => agent.kill('SIGKILL'));
-    await waitFor('the route to node-2 pods', async () => ((await routes()).some((r) => r.startsWith(`${n2.podCidr4} via ${n2.ip4}`)) ? true : undefined), 60_000);
+    await waitFor(
+      'the route to node-2 pods',
+      async () => ((await routes()).some((r) => r.startsWith(`${n2.podCidr4} via ${n2.ip4}`)) ? true : undefined),
+      60_000,
+    );
     const before = await routes();
 
     // pings across nodes while the agent dies and stays dead
@@ -62,13 +81,25 @@ if (needsRoot(t)) {
     t.equal(m?.[1], m?.[2], `no packet lost across nodes while the agent was killed (${m?.[0]})`);
 
     agent = start();
-    await waitFor('the route to the node added while dead', async () => ((await routes()).some((r) => r.startsWith('198.19.3.0/24 via 198.18.0.13')) ? true : undefined), 60_000);
-    await waitFor('the restarted agent synced', () => (agent.output().includes('node agent synced') ? true : undefined), 60_000);
+    await waitFor(
+      'the route to the node added while dead',
+      async () => ((await routes()).some((r) => r.startsWith('198.19.3.0/24 via 198.18.0.13')) ? true : undefined),
+      60_000,
+    );
+    await waitFor(
+      'the restarted agent synced',
+      () => (agent.output().includes('node agent synced') ? true : undefined),
+      60_000,
+    );
     const after = await routes();
     t.equal(after.length, 2, `exactly two routes, nothing duplicated: ${JSON.stringify(after)}`);
     t.ok(after.includes(before[0]!), 'the existing route is unchanged');
     rmSync(join(dir, 'node-3.json'));
-    await waitFor('the deletion applied by the restarted agent', async () => ((await routes()).length === 1 ? true : undefined), 60_000);
+    await waitFor(
+      'the deletion applied by the restarted agent',
+      async () => ((await routes()).length === 1 ? true : undefined),
+      60_000,
+    );
     t.same(await routes(), before, 'back to the original route set');
   });
 }

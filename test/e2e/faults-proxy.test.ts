@@ -39,7 +39,13 @@ if (needsRoot(t)) {
     t.test(`kill -9 of kdp proxy (${mode})`, async (t) => {
       const pl = await ProxyLab.create(t, mode);
       const { b1, b2, c1, c2 } = pl.pods;
-      const web = (eps: SvcSpec['endpoints']): SvcSpec => ({ name: 'web', clusterIP: '10.96.0.10', type: 'NodePort', nodePort: 30080, endpoints: eps });
+      const web = (eps: SvcSpec['endpoints']): SvcSpec => ({
+        name: 'web',
+        clusterIP: '10.96.0.10',
+        type: 'NodePort',
+        nodePort: 30080,
+        endpoints: eps,
+      });
       const other: SvcSpec = { name: 'other', clusterIP: '10.96.0.20', endpoints: [{ pod: c2 }] };
       pl.apply(web([{ pod: b1 }, { pod: c1 }]));
       pl.apply(other);
@@ -48,7 +54,11 @@ if (needsRoot(t)) {
 
       const r = rng(fuzzSeed() + 5);
       const loop = pl.loadLoop('http://10.96.0.10/', 9000);
-      const flips: SvcSpec['endpoints'][] = [[{ pod: b2 }, { pod: c1 }], [{ pod: b1 }, { pod: c2 }], [{ pod: b2 }, { pod: c2 }]];
+      const flips: SvcSpec['endpoints'][] = [
+        [{ pod: b2 }, { pod: c1 }],
+        [{ pod: b1 }, { pod: c2 }],
+        [{ pod: b2 }, { pod: c2 }],
+      ];
       for (const eps of flips) {
         // a change, then SIGKILL somewhere between "just queued" and "mid-sync"
         pl.apply(web(eps));
@@ -62,7 +72,11 @@ if (needsRoot(t)) {
         const res = await pl.http(pl.pods.a.ns, 'http://10.96.0.20/');
         t.equal(res.name, eps[0]!.pod.name, 'the change made while the proxy was dead is programmed after restart');
       }
-      const out = JSON.parse((await loop.exited, loop.output().trim().split('\n').pop() ?? '{}')) as { ok: number; fail: number; errs: string[] };
+      const out = JSON.parse((await loop.exited, loop.output().trim().split('\n').pop() ?? '{}')) as {
+        ok: number;
+        fail: number;
+        errs: string[];
+      };
       t.ok(out.ok > 10, `the client looped through the kills (${out.ok} requests)`);
       t.equal(out.fail, 0, `no failed request across three SIGKILLs and restarts (${JSON.stringify(out.errs)})`);
 

@@ -40,7 +40,8 @@ async function rawBackend(): Promise<{ server: Server; port: number; conns: () =
 }
 
 function answer(sock: Socket, method: string, url: string, body: string): void {
-  const text = (s: string) => `HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: ${s.length}\r\n\r\n${method === 'HEAD' ? '' : s}`;
+  const text = (s: string) =>
+    `HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: ${s.length}\r\n\r\n${method === 'HEAD' ? '' : s}`;
   switch (url) {
     case '/chunked':
       // chunk framing split across writes, a chunk extension and a trailer
@@ -104,7 +105,14 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
     src.put(slice('raw', ['127.0.0.1'], be.port));
     src.put(ingress('raw', [rule('raw.test', path('/', 'Prefix', 'raw'))]));
     const logs: string[] = [];
-    const ing = await startIngress(src, { httpPort: 0, httpsPort: 0, metricsPort: 0, bind: '127.0.0.1', accessLog: (s) => void logs.push(s), processMetrics: false });
+    const ing = await startIngress(src, {
+      httpPort: 0,
+      httpsPort: 0,
+      metricsPort: 0,
+      bind: '127.0.0.1',
+      accessLog: (s) => void logs.push(s),
+      processMetrics: false,
+    });
     t.teardown(() => ing.close());
     const base = `http://127.0.0.1:${ing.ports.http}`;
     const get = async (p: string, method = 'GET') => {
@@ -153,7 +161,10 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       const none = await get('/nocontent');
       t.equal(none.status, 204);
       t.equal(none.headers['x-empty'], 'yes');
-      const out = await rawExchange(ing.ports.http, 'HEAD /h HTTP/1.1\r\nHost: raw.test\r\n\r\nGET /g HTTP/1.1\r\nHost: raw.test\r\n\r\n');
+      const out = await rawExchange(
+        ing.ports.http,
+        'HEAD /h HTTP/1.1\r\nHost: raw.test\r\n\r\nGET /g HTTP/1.1\r\nHost: raw.test\r\n\r\n',
+      );
       const parts = out.split('HTTP/1.1 200 OK');
       t.equal(parts.length, 3, 'two responses on the connection');
       t.match(parts[1], /content-length: 13\r\n\r\n$/i, 'HEAD: the length, no body');
@@ -199,11 +210,20 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
 
     t.test('access log and metrics for fast-path requests', async (t) => {
       await new Promise((r) => setImmediate(r));
-      const line = logs.join('').split('\n').find((l) => l.includes('"GET /plain0 HTTP/1.1"'));
-      t.match(line, /^127\.0\.0\.1 - - \[[^\]]+\] "GET \/plain0 HTTP\/1\.1" 200 17 "-" "[^"]*" \d+ \d+\.\d{3} \[default-raw-80\] \[\] 127\.0\.0\.1:\d+ 17 \d+\.\d{3} 200 [0-9a-f]{32}$/);
+      const line = logs
+        .join('')
+        .split('\n')
+        .find((l) => l.includes('"GET /plain0 HTTP/1.1"'));
+      t.match(
+        line,
+        /^127\.0\.0\.1 - - \[[^\]]+\] "GET \/plain0 HTTP\/1\.1" 200 17 "-" "[^"]*" \d+ \d+\.\d{3} \[default-raw-80\] \[\] 127\.0\.0\.1:\d+ 17 \d+\.\d{3} 200 [0-9a-f]{32}$/,
+      );
       const m = await request(`http://127.0.0.1:${ing.ports.metrics}/metrics`);
       const text = await m.body.text();
-      t.match(text, /nginx_ingress_controller_requests\{host="raw.test",status="200",method="GET",path="\/",ingress="raw",namespace="default",service="raw",canary=""\} \d+/);
+      t.match(
+        text,
+        /nginx_ingress_controller_requests\{host="raw.test",status="200",method="GET",path="\/",ingress="raw",namespace="default",service="raw",canary=""\} \d+/,
+      );
       t.match(text, /nginx_ingress_controller_requests\{host="raw.test",status="502",method="GET"/);
     });
   });

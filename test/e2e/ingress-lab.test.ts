@@ -19,7 +19,12 @@ const WS_CLIENT = fileURLToPath(new URL('../../ingress/testing/ws-client.ts', im
 const A = 'nginx.ingress.kubernetes.io/';
 
 type Obj = Record<string, unknown>;
-const svc = (name: string, port = 80): Obj => ({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'default' }, spec: { ports: [{ port, targetPort: 8080, protocol: 'TCP' }] } });
+const svc = (name: string, port = 80): Obj => ({
+  apiVersion: 'v1',
+  kind: 'Service',
+  metadata: { name, namespace: 'default' },
+  spec: { ports: [{ port, targetPort: 8080, protocol: 'TCP' }] },
+});
 const eps = (name: string, pods: TestPod[], port = 8080): Obj => ({
   apiVersion: 'discovery.k8s.io/v1',
   kind: 'EndpointSlice',
@@ -43,13 +48,19 @@ const hostRule = (host: string | undefined, ...paths: [string, string, string][]
 if (needsRoot(t)) {
   t.test('ingress controller in the lab', async (t) => {
     // wrk is in the bench group (openssl, curl in core)
-    await run(['bash', fileURLToPath(new URL('../../scripts/setup-system.sh', import.meta.url)), 'core', 'bench'], { timeoutMs: 600_000 });
+    await run(['bash', fileURLToPath(new URL('../../scripts/setup-system.sh', import.meta.url)), 'core', 'bench'], {
+      timeoutMs: 600_000,
+    });
     const lab = await Lab.create({ nodes: 2 });
     t.teardown(() => lab.destroy());
     const dir = await mkdtemp(join(tmpdir(), 'kdp-ingress-lab-'));
     t.teardown(() => rm(dir, { recursive: true, force: true }));
     const [n1, n2] = lab.nodes as [(typeof lab.nodes)[0], (typeof lab.nodes)[0]];
-    const [webA, webB, wsPod] = await Promise.all([addPod(lab, n1, 'web-a', 10), addPod(lab, n2, 'web-b', 10), addPod(lab, n2, 'ws', 11)]);
+    const [webA, webB, wsPod] = await Promise.all([
+      addPod(lab, n1, 'web-a', 10),
+      addPod(lab, n2, 'web-b', 10),
+      addPod(lab, n2, 'ws', 11),
+    ]);
     await routeNodes(lab);
     const echoA = await startEcho(lab, webA, { http: [8080] });
     await startEcho(lab, webB, { http: [8080] });
@@ -59,7 +70,24 @@ if (needsRoot(t)) {
     // TLS: a CA the client trusts and a certificate for secure.test
     const caKey = join(dir, 'ca.key');
     const caCrt = join(dir, 'ca.crt');
-    await run(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=kdp lab CA', '-days', '2', '-keyout', caKey, '-out', caCrt]);
+    await run([
+      'openssl',
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-subj',
+      '/CN=kdp lab CA',
+      '-days',
+      '2',
+      '-keyout',
+      caKey,
+      '-out',
+      caCrt,
+    ]);
     const cert = await selfSigned('secure.test', ['secure.test'], 2, undefined, { certFile: caCrt, keyFile: caKey });
     const manifests = join(dir, 'manifests');
     await run(['mkdir', '-p', manifests]);
@@ -69,7 +97,12 @@ if (needsRoot(t)) {
       await rename(tmp, join(manifests, file));
     };
     await put('base.json', [
-      { apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', metadata: { name: 'kdp' }, spec: { controller: 'kdp.dev/ingress' } },
+      {
+        apiVersion: 'networking.k8s.io/v1',
+        kind: 'IngressClass',
+        metadata: { name: 'kdp' },
+        spec: { controller: 'kdp.dev/ingress' },
+      },
       svc('web-a'),
       svc('web-b'),
       svc('ws'),
@@ -78,21 +111,39 @@ if (needsRoot(t)) {
         kind: 'Secret',
         type: 'kubernetes.io/tls',
         metadata: { name: 'secure-tls', namespace: 'default' },
-        data: { 'tls.crt': Buffer.from(cert.certPem).toString('base64'), 'tls.key': Buffer.from(cert.keyPem).toString('base64') },
+        data: {
+          'tls.crt': Buffer.from(cert.certPem).toString('base64'),
+          'tls.key': Buffer.from(cert.keyPem).toString('base64'),
+        },
       },
     ]);
     await put('slices.json', [eps('web-a', [webA]), eps('web-b', [webB]), eps('ws', [wsPod])]);
     const ingresses = (extra: Obj[] = []) => [
-      ing('hosts', { rules: [hostRule('a.test', ['/', 'Prefix', 'web-a']), hostRule('b.test', ['/', 'Prefix', 'web-b'])] }),
+      ing('hosts', {
+        rules: [hostRule('a.test', ['/', 'Prefix', 'web-a']), hostRule('b.test', ['/', 'Prefix', 'web-b'])],
+      }),
       ing('paths', { rules: [hostRule('paths.test', ['/a', 'Prefix', 'web-a'], ['/b', 'Exact', 'web-b'])] }),
       ing('fallback', { defaultBackend: backend('web-b') }),
-      ing('secure', { tls: [{ hosts: ['secure.test'], secretName: 'secure-tls' }], rules: [hostRule('secure.test', ['/', 'Prefix', 'web-a'])] }),
+      ing('secure', {
+        tls: [{ hosts: ['secure.test'], secretName: 'secure-tls' }],
+        rules: [hostRule('secure.test', ['/', 'Prefix', 'web-a'])],
+      }),
       ing('ws', { rules: [hostRule(undefined, ['/ws', 'Prefix', 'ws'])] }, { [`${A}proxy-read-timeout`]: '30' }),
       ...extra,
     ];
     await put('ingresses.json', ingresses());
 
-    const ctlArgv = [process.execPath, MAIN, '--log-format', 'json', 'ingress', '--manifests', manifests, '--access-log', 'off'];
+    const ctlArgv = [
+      process.execPath,
+      MAIN,
+      '--log-format',
+      'json',
+      'ingress',
+      '--manifests',
+      manifests,
+      '--access-log',
+      'off',
+    ];
     const ctl = lab.spawn(n1.ns, ctlArgv);
     const ul = lab.underlay;
     const node = n1.ip4;
@@ -118,33 +169,79 @@ if (needsRoot(t)) {
       t.equal(await nameOf(['-H', 'Host: b.test', `http://${node}/x`]), 'web-b', 'across nodes');
       t.equal(await nameOf(['-H', 'Host: paths.test', `http://${node}/a/deep`]), 'web-a');
       t.equal(await nameOf(['-H', 'Host: paths.test', `http://${node}/b`]), 'web-b');
-      t.equal(await nameOf(['-H', 'Host: paths.test', `http://${node}/b/no`]), 'web-b', 'Exact /b misses /b/no: default backend (web-b)');
+      t.equal(
+        await nameOf(['-H', 'Host: paths.test', `http://${node}/b/no`]),
+        'web-b',
+        'Exact /b misses /b/no: default backend (web-b)',
+      );
       t.equal(await nameOf(['-H', 'Host: unknown.test', `http://${node}/`]), 'web-b', 'default backend');
       const r = await curl(['-H', 'Host: a.test', `http://${node}/`]);
       const body = JSON.parse(r.stdout) as { client: string; headers: Record<string, string> };
-      t.match(body.client, new RegExp(`${n1.ip4.replace(/\./g, '\\.')}:`), 'proxied from the node to the pod IP directly');
+      t.match(
+        body.client,
+        new RegExp(`${n1.ip4.replace(/\./g, '\\.')}:`),
+        'proxied from the node to the pod IP directly',
+      );
       t.equal(body.headers['x-real-ip'], '198.18.0.1', 'client address of the underlay host');
       t.equal(body.headers['x-forwarded-for'], '198.18.0.1');
     });
 
     t.test('TLS by SNI and the 308 redirect', async (t) => {
-      const ok = await curl(['--cacert', caCrt, '--resolve', `secure.test:443:${node}`, '--http2', '-w', '\\n%{http_version}', 'https://secure.test/p']);
+      const ok = await curl([
+        '--cacert',
+        caCrt,
+        '--resolve',
+        `secure.test:443:${node}`,
+        '--http2',
+        '-w',
+        '\\n%{http_version}',
+        'https://secure.test/p',
+      ]);
       t.equal(ok.code, 0, ok.stderr);
       t.match(ok.stdout, /"name":"web-a"/);
       t.match(ok.stdout, /\n2$/, 'HTTP/2');
-      const redirect = await curl(['-o', '/dev/null', '-w', '%{http_code} %{redirect_url}', '-H', 'Host: secure.test', `http://${node}/p?q=1`]);
+      const redirect = await curl([
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_code} %{redirect_url}',
+        '-H',
+        'Host: secure.test',
+        `http://${node}/p?q=1`,
+      ]);
       t.equal(redirect.stdout, '308 https://secure.test/p?q=1');
-      const follow = await curl(['-L', '--cacert', caCrt, '--resolve', `secure.test:443:${node}`, '--resolve', `secure.test:80:${node}`, 'http://secure.test/x']);
+      const follow = await curl([
+        '-L',
+        '--cacert',
+        caCrt,
+        '--resolve',
+        `secure.test:443:${node}`,
+        '--resolve',
+        `secure.test:80:${node}`,
+        'http://secure.test/x',
+      ]);
       t.match(follow.stdout, /"name":"web-a"/, 'a client following the redirect lands on the route over TLS');
       const dflt = await curl(['--cacert', caCrt, '--resolve', `a.test:443:${node}`, 'https://a.test/']);
       t.not(dflt.code, 0, 'a host without a TLS section gets the default (fake) certificate');
     });
 
     t.test('a WebSocket survives an Ingress edit', async (t) => {
-      const client = lab.spawn(ul, [process.execPath, WS_CLIENT, '--url', `ws://${node}/ws`, '--seconds', '4', '--every', '100']);
+      const client = lab.spawn(ul, [
+        process.execPath,
+        WS_CLIENT,
+        '--url',
+        `ws://${node}/ws`,
+        '--seconds',
+        '4',
+        '--every',
+        '100',
+      ]);
       for (let i = 0; i < 100 && !client.output().includes('ws 2'); i++) await new Promise((r) => setTimeout(r, 25));
       t.match(client.output(), /^open\nws 0\n/, 'connected through the ingress');
-      await put('ingresses.json', ingresses([ing('edit', { rules: [hostRule('edit.test', ['/', 'Prefix', 'web-a'])] })]));
+      await put(
+        'ingresses.json',
+        ingresses([ing('edit', { rules: [hostRule('edit.test', ['/', 'Prefix', 'web-a'])] })]),
+      );
       let seen = '';
       for (let i = 0; i < 60 && seen !== 'web-a'; i++) {
         seen = await nameOf(['-H', 'Host: edit.test', `http://${node}/`]);
@@ -162,19 +259,45 @@ if (needsRoot(t)) {
     t.test('wrk under load while endpoints roll and Ingresses change: zero non-2xx', async (t) => {
       const webA2 = await addPod(lab, n2, 'web-a2', 12);
       await startEcho(lab, webA2, { http: [8080] });
-      const wrk = run(['ip', 'netns', 'exec', ul, 'wrk', '-t1', '-c8', '-d6s', '--timeout', '3s', '-H', 'Host: a.test', `http://${node}/`], { timeoutMs: 20_000 });
+      const wrk = run(
+        [
+          'ip',
+          'netns',
+          'exec',
+          ul,
+          'wrk',
+          '-t1',
+          '-c8',
+          '-d6s',
+          '--timeout',
+          '3s',
+          '-H',
+          'Host: a.test',
+          `http://${node}/`,
+        ],
+        { timeoutMs: 20_000 },
+      );
       const step = (ms: number) => new Promise((r) => setTimeout(r, ms));
       await step(700);
       await put('slices.json', [eps('web-a', [webA, webA2]), eps('web-b', [webB]), eps('ws', [wsPod])]);
       await step(1200);
-      await put('ingresses.json', ingresses([ing('edit2', { rules: [hostRule('edit2.test', ['/', 'Prefix', 'web-b'])] })]));
+      await put(
+        'ingresses.json',
+        ingresses([ing('edit2', { rules: [hostRule('edit2.test', ['/', 'Prefix', 'web-b'])] })]),
+      );
       await put('slices.json', [eps('web-a', [webA2]), eps('web-b', [webB]), eps('ws', [wsPod])]);
       await step(1200);
       echoA.kill('SIGKILL'); // the old pod goes away after it left the endpoints
       await step(600);
       await put('ingresses.json', ingresses());
       const res = await wrk;
-      t.comment(res.stdout.trim().split('\n').filter((l) => /Requests\/sec|Latency|requests in|Non-2xx|Socket/.test(l)).join(' | '));
+      t.comment(
+        res.stdout
+          .trim()
+          .split('\n')
+          .filter((l) => /Requests\/sec|Latency|requests in|Non-2xx|Socket/.test(l))
+          .join(' | '),
+      );
       const total = Number(/(\d+) requests in/.exec(res.stdout)?.[1] ?? 0);
       t.ok(total > 500, `wrk sent requests (${total})`);
       t.notMatch(res.stdout, /Non-2xx or 3xx responses/, 'no non-2xx responses');
@@ -193,7 +316,23 @@ if (needsRoot(t)) {
       const again = lab.spawn(n1.ns, ctlArgv);
       let status = '';
       while (status !== '200') {
-        const r = await lab.exec(ul, ['curl', '-sS', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '2', '-H', 'Host: a.test', `http://${node}/`], { allowFailure: true });
+        const r = await lab.exec(
+          ul,
+          [
+            'curl',
+            '-sS',
+            '-o',
+            '/dev/null',
+            '-w',
+            '%{http_code}',
+            '--max-time',
+            '2',
+            '-H',
+            'Host: a.test',
+            `http://${node}/`,
+          ],
+          { allowFailure: true },
+        );
         status = r.stdout;
         if (Date.now() - t0 > 30_000) throw new Error(`not serving 30 s after the restart: ${again.output()}`);
         if (status !== '200') await new Promise((r) => setTimeout(r, 20));

@@ -16,7 +16,16 @@ import { run } from '../../src/common/exec-adapter.ts';
 import { startIngress } from '../../ingress/ingress.ts';
 import { selfSigned } from '../../ingress/default-cert.ts';
 import { attachWsEcho } from '../../ingress/testing/ws-echo.ts';
-import { ingress, ingressClass, path, rule, service, slice, tlsSecret, withAnnotations } from '../../ingress/testing/fixtures.ts';
+import {
+  ingress,
+  ingressClass,
+  path,
+  rule,
+  service,
+  slice,
+  tlsSecret,
+  withAnnotations,
+} from '../../ingress/testing/fixtures.ts';
 import type { Ingress } from '../../src/model/types.ts';
 
 const A = 'nginx.ingress.kubernetes.io/';
@@ -60,12 +69,39 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
     // TLS material: a CA, a cert for secure.test, a wildcard cert for *.wild.test
     const caKey = join(dir, 'ca.key');
     const caCrt = join(dir, 'ca.crt');
-    await run(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=kdp test CA', '-days', '2', '-keyout', caKey, '-out', caCrt]);
-    const secureCert = await selfSigned('secure.test', ['secure.test'], 2, undefined, { certFile: caCrt, keyFile: caKey });
-    const wildCert = await selfSigned('*.wild.test', ['*.wild.test'], 2, undefined, { certFile: caCrt, keyFile: caKey });
+    await run([
+      'openssl',
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-subj',
+      '/CN=kdp test CA',
+      '-days',
+      '2',
+      '-keyout',
+      caKey,
+      '-out',
+      caCrt,
+    ]);
+    const secureCert = await selfSigned('secure.test', ['secure.test'], 2, undefined, {
+      certFile: caCrt,
+      keyFile: caKey,
+    });
+    const wildCert = await selfSigned('*.wild.test', ['*.wild.test'], 2, undefined, {
+      certFile: caCrt,
+      keyFile: caKey,
+    });
 
-    const b = Object.fromEntries(await Promise.all(['a', 'b', 'c', 'canary', 'fallback'].map(async (n) => [n, await backend(n)] as const)));
-    t.teardown(() => Promise.all(Object.values(b).map((x) => new Promise((r) => (x.server.closeAllConnections(), x.server.close(r))))));
+    const b = Object.fromEntries(
+      await Promise.all(['a', 'b', 'c', 'canary', 'fallback'].map(async (n) => [n, await backend(n)] as const)),
+    );
+    t.teardown(() =>
+      Promise.all(Object.values(b).map((x) => new Promise((r) => (x.server.closeAllConnections(), x.server.close(r))))),
+    );
     // a port with nothing listening (connect refused) for retry and 502 tests
     const dead = await backend('dead');
     await new Promise((r) => dead.server.close(r));
@@ -82,25 +118,56 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
     src.put(tlsSecret('secure-tls', secureCert.certPem, secureCert.keyPem));
     src.put(tlsSecret('wild-tls', wildCert.certPem, wildCert.keyPem));
     const ings: Ingress[] = [
-      ingress('main', [rule('h.test', path('/a', 'Prefix', 'a'), path('/b', 'Prefix', 'b'), path('/exact', 'Exact', 'c'))], (i) => (i.defaultBackend = { service: { name: 'fallback', port: { number: 80 } } })),
-      ingress('secure', [rule('secure.test', path('/', 'Prefix', 'a'))], (i) => (i.tls = [{ hosts: ['secure.test'], secretName: 'secure-tls' }])),
-      ingress('wild', [rule('*.wild.test', path('/', 'Prefix', 'b'))], (i) => (i.tls = [{ hosts: ['*.wild.test'], secretName: 'wild-tls' }])),
-      withAnnotations(ingress('rewrite', [rule('rw.test', path('/something(/|$)(.*)', 'ImplementationSpecific', 'a'))]), { [`${A}rewrite-target`]: '/$2' }),
-      withAnnotations(ingress('limits', [rule('limits.test', path('/', 'Prefix', 'a'))]), { [`${A}proxy-body-size`]: '1k', [`${A}proxy-read-timeout`]: '1', [`${A}proxy-send-timeout`]: '1' }),
+      ingress(
+        'main',
+        [rule('h.test', path('/a', 'Prefix', 'a'), path('/b', 'Prefix', 'b'), path('/exact', 'Exact', 'c'))],
+        (i) => (i.defaultBackend = { service: { name: 'fallback', port: { number: 80 } } }),
+      ),
+      ingress(
+        'secure',
+        [rule('secure.test', path('/', 'Prefix', 'a'))],
+        (i) => (i.tls = [{ hosts: ['secure.test'], secretName: 'secure-tls' }]),
+      ),
+      ingress(
+        'wild',
+        [rule('*.wild.test', path('/', 'Prefix', 'b'))],
+        (i) => (i.tls = [{ hosts: ['*.wild.test'], secretName: 'wild-tls' }]),
+      ),
+      withAnnotations(
+        ingress('rewrite', [rule('rw.test', path('/something(/|$)(.*)', 'ImplementationSpecific', 'a'))]),
+        { [`${A}rewrite-target`]: '/$2' },
+      ),
+      withAnnotations(ingress('limits', [rule('limits.test', path('/', 'Prefix', 'a'))]), {
+        [`${A}proxy-body-size`]: '1k',
+        [`${A}proxy-read-timeout`]: '1',
+        [`${A}proxy-send-timeout`]: '1',
+      }),
       ingress('lb', [rule('lb.test', path('/', 'Prefix', 'flaky'))]),
       ingress('empty', [rule('empty.test', path('/', 'Prefix', 'empty'))]),
-      withAnnotations(ingress('fb', [rule('fb.test', path('/', 'Prefix', 'empty'))]), { [`${A}default-backend`]: 'fallback' }),
+      withAnnotations(ingress('fb', [rule('fb.test', path('/', 'Prefix', 'empty'))]), {
+        [`${A}default-backend`]: 'fallback',
+      }),
       withAnnotations(ingress('misc', [rule('misc.test', path('/', 'Prefix', 'a'))]), {
         [`${A}enable-cors`]: 'true',
         [`${A}cors-allow-origin`]: 'https://app.example',
         [`${A}custom-response-headers`]: 'X-Frame-Options: DENY',
         [`${A}app-root`]: '/app',
       }),
-      withAnnotations(ingress('deny', [rule('deny.test', path('/', 'Prefix', 'a'))]), { [`${A}whitelist-source-range`]: '10.0.0.0/8' }),
-      withAnnotations(ingress('moved', [rule('moved.test', path('/', 'Prefix', 'a'))]), { [`${A}permanent-redirect`]: 'https://example.com/new' }),
-      withAnnotations(ingress('bad', [rule('bad.test', path('/', 'Prefix', 'a'))]), { [`${A}server-snippet`]: 'location / { return 200; }' }),
+      withAnnotations(ingress('deny', [rule('deny.test', path('/', 'Prefix', 'a'))]), {
+        [`${A}whitelist-source-range`]: '10.0.0.0/8',
+      }),
+      withAnnotations(ingress('moved', [rule('moved.test', path('/', 'Prefix', 'a'))]), {
+        [`${A}permanent-redirect`]: 'https://example.com/new',
+      }),
+      withAnnotations(ingress('bad', [rule('bad.test', path('/', 'Prefix', 'a'))]), {
+        [`${A}server-snippet`]: 'location / { return 200; }',
+      }),
       ingress('stable', [rule('canary.test', path('/', 'Prefix', 'a'))]),
-      withAnnotations(ingress('canary', [rule('canary.test', path('/', 'Prefix', 'canary'))]), { [`${A}canary`]: 'true', [`${A}canary-by-header`]: 'X-Canary', [`${A}canary-by-cookie`]: 'use_canary' }),
+      withAnnotations(ingress('canary', [rule('canary.test', path('/', 'Prefix', 'canary'))]), {
+        [`${A}canary`]: 'true',
+        [`${A}canary-by-header`]: 'X-Canary',
+        [`${A}canary-by-cookie`]: 'use_canary',
+      }),
     ];
     for (const i of ings) src.put(i);
     // the sticky upstream: two live endpoints on different loopback addresses
@@ -108,11 +175,26 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
     t.teardown(() => new Promise((r) => (s2.server.closeAllConnections(), s2.server.close(r))));
 
     const logs: string[] = [];
-    const ing = await startIngress(src, { httpPort: 0, httpsPort: 0, metricsPort: 0, bind: '127.0.0.1', accessLog: (s) => void logs.push(s), processMetrics: false });
+    const ing = await startIngress(src, {
+      httpPort: 0,
+      httpsPort: 0,
+      metricsPort: 0,
+      bind: '127.0.0.1',
+      accessLog: (s) => void logs.push(s),
+      processMetrics: false,
+    });
     t.teardown(() => ing.close());
     const base = `http://127.0.0.1:${ing.ports.http}`;
-    const get = async (host: string, p: string, opts: { method?: string; headers?: Record<string, string>; body?: string } = {}) => {
-      const r = await request(`${base}${p}`, { method: (opts.method ?? 'GET') as 'GET', headers: { host, ...opts.headers }, ...(opts.body !== undefined ? { body: opts.body } : {}) });
+    const get = async (
+      host: string,
+      p: string,
+      opts: { method?: string; headers?: Record<string, string>; body?: string } = {},
+    ) => {
+      const r = await request(`${base}${p}`, {
+        method: (opts.method ?? 'GET') as 'GET',
+        headers: { host, ...opts.headers },
+        ...(opts.body !== undefined ? { body: opts.body } : {}),
+      });
       const text = await r.body.text();
       let json: Record<string, unknown> = {};
       try {
@@ -127,7 +209,11 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       t.equal((await get('h.test', '/a/x')).json.name, 'a');
       t.equal((await get('h.test', '/b')).json.name, 'b');
       t.equal((await get('h.test', '/exact')).json.name, 'c');
-      t.equal((await get('h.test', '/exact/no')).json.name, 'fallback', 'Exact does not match a subpath: default backend');
+      t.equal(
+        (await get('h.test', '/exact/no')).json.name,
+        'fallback',
+        'Exact does not match a subpath: default backend',
+      );
       t.equal((await get('nohost.test', '/')).json.name, 'fallback', 'unknown host: the Ingress default backend');
       t.equal((await get('x.wild.test', '/')).status, 308, 'wildcard TLS host redirects');
       t.equal((await get('bad.test', '/')).json.name, 'fallback', 'the snippet Ingress is rejected, the rest serves');
@@ -135,7 +221,9 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
     });
 
     t.test('headers to the upstream', async (t) => {
-      const r = await get('h.test', '/a?q=1', { headers: { 'x-forwarded-for': '1.2.3.4', proxy: 'evil', 'x-request-id': 'abc123' } });
+      const r = await get('h.test', '/a?q=1', {
+        headers: { 'x-forwarded-for': '1.2.3.4', proxy: 'evil', 'x-request-id': 'abc123' },
+      });
       const h = r.json.headers as Record<string, string>;
       t.equal(r.json.path, '/a?q=1');
       t.equal(h.host, 'h.test');
@@ -202,7 +290,11 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       src.put(service('sticky'));
       src.put(named(slice('sticky', ['127.0.0.1'], b.a!.port), 'sticky-1'));
       src.put(named(slice('sticky', ['127.0.0.1'], s2.port), 'sticky-2'));
-      src.put(withAnnotations(ingress('sticky', [rule('sticky.test', path('/', 'Prefix', 'sticky'))]), { [`${A}affinity`]: 'cookie' }));
+      src.put(
+        withAnnotations(ingress('sticky', [rule('sticky.test', path('/', 'Prefix', 'sticky'))]), {
+          [`${A}affinity`]: 'cookie',
+        }),
+      );
       await settle();
       const first = await get('sticky.test', '/');
       const cookie = String(first.headers['set-cookie']).split(';')[0]!;
@@ -218,14 +310,28 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
     t.test('canary by header and cookie', async (t) => {
       t.equal((await get('canary.test', '/')).json.name, 'a');
       t.equal((await get('canary.test', '/', { headers: { 'x-canary': 'always' } })).json.name, 'canary');
-      t.equal((await get('canary.test', '/', { headers: { 'x-canary': 'never', cookie: 'use_canary=always' } })).json.name, 'a', 'header beats cookie');
+      t.equal(
+        (await get('canary.test', '/', { headers: { 'x-canary': 'never', cookie: 'use_canary=always' } })).json.name,
+        'a',
+        'header beats cookie',
+      );
       t.equal((await get('canary.test', '/', { headers: { cookie: 'use_canary=always' } })).json.name, 'canary');
-      src.put(withAnnotations(ingress('canary', [rule('canary.test', path('/', 'Prefix', 'canary'))]), { [`${A}canary`]: 'true', [`${A}canary-weight`]: '50' }));
+      src.put(
+        withAnnotations(ingress('canary', [rule('canary.test', path('/', 'Prefix', 'canary'))]), {
+          [`${A}canary`]: 'true',
+          [`${A}canary-weight`]: '50',
+        }),
+      );
       await settle();
       const seen = { a: 0, canary: 0 } as Record<string, number>;
       for (let i = 0; i < 60; i++) seen[String((await get('canary.test', '/')).json.name)]! += 1;
       t.ok(seen.a! > 10 && seen.canary! > 10, `weight 50: both get traffic (${JSON.stringify(seen)})`);
-      src.put(withAnnotations(ingress('canary', [rule('canary.test', path('/', 'Prefix', 'canary'))]), { [`${A}canary`]: 'true', [`${A}canary-weight`]: '0' }));
+      src.put(
+        withAnnotations(ingress('canary', [rule('canary.test', path('/', 'Prefix', 'canary'))]), {
+          [`${A}canary`]: 'true',
+          [`${A}canary-weight`]: '0',
+        }),
+      );
       await settle();
       for (let i = 0; i < 10; i++) seen[String((await get('canary.test', '/')).json.name)]! += 1;
       t.equal(seen.a! + seen.canary!, 70);
@@ -256,7 +362,23 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
 
     t.test('TLS: certificate by SNI (wildcard too), default certificate, HTTP/2, 308 from HTTP', async (t) => {
       const curl = (host: string, extra: string[] = []) =>
-        run(['curl', '-sS', '--max-time', '5', '--cacert', caCrt, '--resolve', `${host}:${ing.ports.https}:127.0.0.1`, '-w', '\\n%{http_version} %{http_code}', ...extra, `https://${host}:${ing.ports.https}/`], { allowFailure: true });
+        run(
+          [
+            'curl',
+            '-sS',
+            '--max-time',
+            '5',
+            '--cacert',
+            caCrt,
+            '--resolve',
+            `${host}:${ing.ports.https}:127.0.0.1`,
+            '-w',
+            '\\n%{http_version} %{http_code}',
+            ...extra,
+            `https://${host}:${ing.ports.https}/`,
+          ],
+          { allowFailure: true },
+        );
       const h2 = await curl('secure.test', ['--http2']);
       t.equal(h2.code, 0, h2.stderr);
       t.match(h2.stdout, /"name":"a"/);
@@ -271,12 +393,62 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       t.not(dflt.code, 0, 'a host without TLS section gets the default (untrusted) certificate');
       const insecure = await curl('h.test', ['-k']);
       t.match(insecure.stdout, /"name":"a"|"name":"fallback"/);
-      const big = await run(['curl', '-sS', '-k', '--http2', '--max-time', '5', '-o', '/dev/null', '-w', '%{http_version} %{http_code}', '--resolve', `limits.test:${ing.ports.https}:127.0.0.1`, '--data-binary', 'x'.repeat(2000), `https://limits.test:${ing.ports.https}/`], { allowFailure: true });
+      const big = await run(
+        [
+          'curl',
+          '-sS',
+          '-k',
+          '--http2',
+          '--max-time',
+          '5',
+          '-o',
+          '/dev/null',
+          '-w',
+          '%{http_version} %{http_code}',
+          '--resolve',
+          `limits.test:${ing.ports.https}:127.0.0.1`,
+          '--data-binary',
+          'x'.repeat(2000),
+          `https://limits.test:${ing.ports.https}/`,
+        ],
+        { allowFailure: true },
+      );
       t.equal(big.stdout, '2 413', 'body limit over HTTP/2');
       await writeFile(join(dir, 'upload.bin'), 'y'.repeat(300_000));
-      const upload = await run(['curl', '-sS', '-k', '--http2', '--max-time', '5', '-H', 'content-type: application/octet-stream', '--resolve', `h.test:${ing.ports.https}:127.0.0.1`, '--data-binary', `@${join(dir, 'upload.bin')}`, `https://h.test:${ing.ports.https}/a/up`], { allowFailure: true });
+      const upload = await run(
+        [
+          'curl',
+          '-sS',
+          '-k',
+          '--http2',
+          '--max-time',
+          '5',
+          '-H',
+          'content-type: application/octet-stream',
+          '--resolve',
+          `h.test:${ing.ports.https}:127.0.0.1`,
+          '--data-binary',
+          `@${join(dir, 'upload.bin')}`,
+          `https://h.test:${ing.ports.https}/a/up`,
+        ],
+        { allowFailure: true },
+      );
       t.match(upload.stdout, /"bodyBytes":300000/, 'request body streamed to the upstream over HTTP/2');
-      const wss = await curl('secure.test', ['--http1.1', '-i', '-N', '--max-time', '1', '-H', 'Connection: Upgrade', '-H', 'Upgrade: websocket', '-H', 'Sec-WebSocket-Version: 13', '-H', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==']);
+      const wss = await curl('secure.test', [
+        '--http1.1',
+        '-i',
+        '-N',
+        '--max-time',
+        '1',
+        '-H',
+        'Connection: Upgrade',
+        '-H',
+        'Upgrade: websocket',
+        '-H',
+        'Sec-WebSocket-Version: 13',
+        '-H',
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+      ]);
       t.match(wss.stdout, /^HTTP\/1.1 101 Switching Protocols/, 'WebSocket upgrade over TLS');
       t.match(wss.stdout, /Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=/i);
       const redirect = await get('secure.test', '/p?q=1');
@@ -300,7 +472,12 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       let closed = false;
       ws.addEventListener('message', (e) => replies.push(String(e.data)));
       ws.addEventListener('close', () => (closed = true));
-      await new Promise<void>((r, j) => (ws.addEventListener('open', () => r()), ws.addEventListener('error', () => j(new Error('ws error')))));
+      await new Promise<void>(
+        (r, j) => (
+          ws.addEventListener('open', () => r()),
+          ws.addEventListener('error', () => j(new Error('ws error')))
+        ),
+      );
       ws.send('one');
       await new Promise((r) => setTimeout(r, 100));
       src.put(ingress('ws', [rule(undefined, path('/ws', 'Prefix', 'b'))]));
@@ -311,7 +488,12 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       t.equal(closed, false);
       ws.close();
       const ws2 = new WebSocket(`ws://127.0.0.1:${ing.ports.http}/ws`);
-      const r2 = await new Promise<string>((r) => (ws2.addEventListener('open', () => ws2.send('three')), ws2.addEventListener('message', (e) => r(String(e.data)))));
+      const r2 = await new Promise<string>(
+        (r) => (
+          ws2.addEventListener('open', () => ws2.send('three')),
+          ws2.addEventListener('message', (e) => r(String(e.data)))
+        ),
+      );
       t.equal(r2, 'b three', 'new sockets follow the edit');
       ws2.close();
     });
@@ -322,13 +504,22 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       t.equal(hz.statusCode, 200);
       await hz.body.text();
       const text = await (await request(`${m}/metrics`)).body.text();
-      t.match(text, /nginx_ingress_controller_requests\{host="h.test",status="200",method="GET",path="\/a",ingress="main",namespace="default",service="a",canary=""\} \d+/);
+      t.match(
+        text,
+        /nginx_ingress_controller_requests\{host="h.test",status="200",method="GET",path="\/a",ingress="main",namespace="default",service="a",canary=""\} \d+/,
+      );
       t.match(text, /nginx_ingress_controller_request_duration_seconds_bucket\{/);
       t.match(text, /nginx_ingress_controller_config_last_reload_successful 1/);
       await new Promise((r) => setImmediate(r));
-      const line = logs.join('').split('\n').find((l) => l.includes('"GET /a?q=1 HTTP/1.1"'));
+      const line = logs
+        .join('')
+        .split('\n')
+        .find((l) => l.includes('"GET /a?q=1 HTTP/1.1"'));
       t.comment(String(line));
-      t.match(line, /^127\.0\.0\.1 - - \[\d\d\/\w{3}\/\d{4}:\d\d:\d\d:\d\d \+0000\] "GET \/a\?q=1 HTTP\/1\.1" 200 \d+ "-" "[^"]*" \d+ \d+\.\d{3} \[default-a-80\] \[\] 127\.0\.0\.1:\d+ \d+ \d+\.\d{3} 200 abc123$/);
+      t.match(
+        line,
+        /^127\.0\.0\.1 - - \[\d\d\/\w{3}\/\d{4}:\d\d:\d\d:\d\d \+0000\] "GET \/a\?q=1 HTTP\/1\.1" 200 \d+ "-" "[^"]*" \d+ \d+\.\d{3} \[default-a-80\] \[\] 127\.0\.0\.1:\d+ \d+ \d+\.\d{3} 200 abc123$/,
+      );
     });
 
     t.test('graceful close: requests in flight finish, new connections are refused', async (t) => {

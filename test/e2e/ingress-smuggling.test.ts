@@ -74,7 +74,13 @@ t.test('ingress HTTP front: smuggling and malformed input', async (t) => {
   src.put(service('app'));
   src.put(slice('app', ['127.0.0.1'], bport));
   src.put(ingress('main', [rule('h.test', path('/', 'Prefix', 'app'))]));
-  const ing = await startIngress(src, { httpPort: 0, httpsPort: 0, metricsPort: -1, bind: '127.0.0.1', processMetrics: false });
+  const ing = await startIngress(src, {
+    httpPort: 0,
+    httpsPort: 0,
+    metricsPort: -1,
+    bind: '127.0.0.1',
+    processMetrics: false,
+  });
   t.teardown(() => ing.close());
   const port = ing.ports.http;
   const smuggled = () => seen.filter((s) => s.url.includes('smuggled'));
@@ -86,26 +92,73 @@ t.test('ingress HTTP front: smuggling and malformed input', async (t) => {
   t.test('a good request and pipelined requests', async (t) => {
     t.equal(await alive(), 200);
     const before = seen.length;
-    const r = await raw(port, ['GET /p1 HTTP/1.1\r\nHost: h.test\r\n\r\nGET /p2 HTTP/1.1\r\nHost: h.test\r\n\r\nHEAD /p3 HTTP/1.1\r\nHost: h.test\r\nConnection: close\r\n\r\n']);
+    const r = await raw(port, [
+      'GET /p1 HTTP/1.1\r\nHost: h.test\r\n\r\nGET /p2 HTTP/1.1\r\nHost: h.test\r\n\r\nHEAD /p3 HTTP/1.1\r\nHost: h.test\r\nConnection: close\r\n\r\n',
+    ]);
     t.same(statuses(r), [200, 200, 200], 'three answers in order');
-    t.same(seen.slice(before).map((s) => s.url), ['/p1', '/p2', '/p3']);
+    t.same(
+      seen.slice(before).map((s) => s.url),
+      ['/p1', '/p2', '/p3'],
+    );
     const b2 = seen.length;
-    const r2 = await raw(port, ['GET /body HTTP/1.1\r\nHost: h.test\r\nContent-Length: 42\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h.test\r\n\r\n\r\n', 'GET /after HTTP/1.1\r\nHost: h.test\r\nConnection: close\r\n\r\n']);
+    const r2 = await raw(port, [
+      'GET /body HTTP/1.1\r\nHost: h.test\r\nContent-Length: 42\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h.test\r\n\r\n\r\n',
+      'GET /after HTTP/1.1\r\nHost: h.test\r\nConnection: close\r\n\r\n',
+    ]);
     t.same(statuses(r2), [200, 200], 'a GET with a body that looks like a request is one request');
-    t.same(seen.slice(b2).map((s) => s.url).sort(), ['/after', '/body'], 'the backend got both, nothing else (order may differ: two upstream connections)');
+    t.same(
+      seen
+        .slice(b2)
+        .map((s) => s.url)
+        .sort(),
+      ['/after', '/body'],
+      'the backend got both, nothing else (order may differ: two upstream connections)',
+    );
   });
 
   const cases: [string, string, number[]][] = [
-    ['CL.TE', 'POST / HTTP/1.1\r\nHost: h.test\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h.test\r\n\r\n', [400]],
-    ['TE.CL', 'POST / HTTP/1.1\r\nHost: h.test\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n8\r\nSMUGGLED\r\n0\r\n\r\n', [400]],
-    ['two different Content-Length', 'POST / HTTP/1.1\r\nHost: h.test\r\nContent-Length: 5\r\nContent-Length: 30\r\n\r\nhelloGET /smuggled HTTP/1.1\r\n\r\n', [400]],
+    [
+      'CL.TE',
+      'POST / HTTP/1.1\r\nHost: h.test\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h.test\r\n\r\n',
+      [400],
+    ],
+    [
+      'TE.CL',
+      'POST / HTTP/1.1\r\nHost: h.test\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n8\r\nSMUGGLED\r\n0\r\n\r\n',
+      [400],
+    ],
+    [
+      'two different Content-Length',
+      'POST / HTTP/1.1\r\nHost: h.test\r\nContent-Length: 5\r\nContent-Length: 30\r\n\r\nhelloGET /smuggled HTTP/1.1\r\n\r\n',
+      [400],
+    ],
     ['Content-Length list', 'POST / HTTP/1.1\r\nHost: h.test\r\nContent-Length: 5, 30\r\n\r\nhello', [400]],
     ['signed Content-Length', 'POST / HTTP/1.1\r\nHost: h.test\r\nContent-Length: +5\r\n\r\nhello', [400]],
-    ['obfuscated TE (xchunked)', 'POST / HTTP/1.1\r\nHost: h.test\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h.test\r\n\r\n', [400, 501]],
-    ['TE chunked then identity', 'POST / HTTP/1.1\r\nHost: h.test\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h.test\r\n\r\n', [400, 501]],
-    ['TE with space before colon', 'POST / HTTP/1.1\r\nHost: h.test\r\nTransfer-Encoding : chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h.test\r\n\r\n', [400]],
-    ['TE folded (obs-fold)', 'POST / HTTP/1.1\r\nHost: h.test\r\nTransfer-Encoding:\r\n chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h.test\r\n\r\n', [400]],
-    ['bad chunk size', 'POST / HTTP/1.1\r\nHost: h.test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nGET /smuggled HTTP/1.1\r\n\r\n', [400]],
+    [
+      'obfuscated TE (xchunked)',
+      'POST / HTTP/1.1\r\nHost: h.test\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h.test\r\n\r\n',
+      [400, 501],
+    ],
+    [
+      'TE chunked then identity',
+      'POST / HTTP/1.1\r\nHost: h.test\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h.test\r\n\r\n',
+      [400, 501],
+    ],
+    [
+      'TE with space before colon',
+      'POST / HTTP/1.1\r\nHost: h.test\r\nTransfer-Encoding : chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h.test\r\n\r\n',
+      [400],
+    ],
+    [
+      'TE folded (obs-fold)',
+      'POST / HTTP/1.1\r\nHost: h.test\r\nTransfer-Encoding:\r\n chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h.test\r\n\r\n',
+      [400],
+    ],
+    [
+      'bad chunk size',
+      'POST / HTTP/1.1\r\nHost: h.test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nGET /smuggled HTTP/1.1\r\n\r\n',
+      [400],
+    ],
     ['bare LF in a header line', 'GET / HTTP/1.1\r\nHost: h.test\nX-A: b\r\n\r\n', [400]],
     ['NUL in a header value', 'GET / HTTP/1.1\r\nHost: h.test\r\nX-A: a\u0000b\r\n\r\n', [400]],
     ['two Host headers', 'GET /smuggled HTTP/1.1\r\nHost: h.test\r\nHost: other.test\r\n\r\n', [400]],
@@ -122,8 +175,14 @@ t.test('ingress HTTP front: smuggling and malformed input', async (t) => {
       const before = seen.length;
       const r = await raw(port, [req]);
       const st = statuses(r);
-      t.ok(st.length === 0 || expect.includes(st[0]!), `answered ${st[0] ?? 'nothing (closed)'} (expected ${expect.join('/')} or a close)`);
-      t.ok(st.every((s) => s !== 200), 'never a 200');
+      t.ok(
+        st.length === 0 || expect.includes(st[0]!),
+        `answered ${st[0] ?? 'nothing (closed)'} (expected ${expect.join('/')} or a close)`,
+      );
+      t.ok(
+        st.every((s) => s !== 200),
+        'never a 200',
+      );
       t.same(smuggled(), [], 'nothing smuggled reached the backend');
       t.equal(seen.length, before, 'the backend saw no request at all');
       t.equal(await alive(), 200, 'still serving');
@@ -162,7 +221,22 @@ t.test('ingress HTTP front: smuggling and malformed input', async (t) => {
       'POST /fz/c HTTP/1.1\r\nHost: h.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
       'GET /fz/d HTTP/1.1\r\nHost: h.test\r\nConnection: keep-alive\r\n\r\nGET /fz/e HTTP/1.1\r\nHost: h.test\r\n\r\n',
     ];
-    const inserts = ['\r\n', '\n', '\r', ' ', ':', '\t', '\u0000', 'Transfer-Encoding: chunked\r\n', 'Content-Length: 9\r\n', 'Host: x.test\r\n', '0\r\n\r\n', 'GET /smuggled HTTP/1.1\r\nHost: h.test\r\n\r\n', '%00', '\u00ff'];
+    const inserts = [
+      '\r\n',
+      '\n',
+      '\r',
+      ' ',
+      ':',
+      '\t',
+      '\u0000',
+      'Transfer-Encoding: chunked\r\n',
+      'Content-Length: 9\r\n',
+      'Host: x.test\r\n',
+      '0\r\n\r\n',
+      'GET /smuggled HTTP/1.1\r\nHost: h.test\r\n\r\n',
+      '%00',
+      '\u00ff',
+    ];
     const N = Number(process.env.FUZZ_REQUESTS ?? 300);
     const problems: string[] = [];
     for (let i = 0; i < N; i++) {
@@ -179,10 +253,13 @@ t.test('ingress HTTP front: smuggling and malformed input', async (t) => {
       const resp = await raw(port, [Buffer.from(req, 'latin1')], 150);
       for (const s of seen.slice(before)) {
         // whatever reached the backend must be a request the client wrote out in full: its path appears in the bytes sent
-        if (!req.includes(s.url.split('?')[0]!)) problems.push(`seed ${seed} #${i}: backend got ${s.method} ${s.url} from ${JSON.stringify(req)}`);
-        if (s.host !== 'h.test') problems.push(`seed ${seed} #${i}: backend got Host ${JSON.stringify(s.host)} from ${JSON.stringify(req)}`);
+        if (!req.includes(s.url.split('?')[0]!))
+          problems.push(`seed ${seed} #${i}: backend got ${s.method} ${s.url} from ${JSON.stringify(req)}`);
+        if (s.host !== 'h.test')
+          problems.push(`seed ${seed} #${i}: backend got Host ${JSON.stringify(s.host)} from ${JSON.stringify(req)}`);
       }
-      if (resp !== '' && !/^HTTP\/1\.[01] \d{3} /.test(resp)) problems.push(`seed ${seed} #${i}: not an HTTP answer: ${JSON.stringify(resp.slice(0, 60))}`);
+      if (resp !== '' && !/^HTTP\/1\.[01] \d{3} /.test(resp))
+        problems.push(`seed ${seed} #${i}: not an HTTP answer: ${JSON.stringify(resp.slice(0, 60))}`);
       if (problems.length >= 5) break;
     }
     t.same(problems, [], 'every answer is HTTP, nothing invented reached the backend');

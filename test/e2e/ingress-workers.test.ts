@@ -37,7 +37,8 @@ function requestOn(port: number): Promise<{ close: () => void; status: string }>
     s.on('error', reject);
     s.on('data', (b: Buffer) => {
       out += b.toString();
-      if (out.includes('\r\n\r\n') && out.endsWith('ok')) resolve({ close: () => s.destroy(), status: out.slice(9, 12) });
+      if (out.includes('\r\n\r\n') && out.endsWith('ok'))
+        resolve({ close: () => s.destroy(), status: out.slice(9, 12) });
     });
     s.write('GET /w HTTP/1.1\r\nHost: workers.test\r\n\r\n');
   });
@@ -53,12 +54,29 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
     await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
     t.teardown(() => new Promise((r) => (backend.closeAllConnections(), backend.close(r))));
     const bport = (backend.address() as AddressInfo).port;
-    await writeFile(
-      join(dir, 'm.json'),
-      JSON.stringify(oneRouteManifests('w', 'workers.test', bport)),
-    );
+    await writeFile(join(dir, 'm.json'), JSON.stringify(oneRouteManifests('w', 'workers.test', bport)));
     const [http, https, health] = [await freePort(), await freePort(), await freePort()];
-    const child = spawnChild([process.execPath, MAIN, '--log-level', 'info', 'ingress', '--manifests', dir, '--bind', '127.0.0.1', '--http-port', String(http), '--https-port', String(https), '--healthz-port', String(health), '--access-log', 'off', '--workers', '2']);
+    const child = spawnChild([
+      process.execPath,
+      MAIN,
+      '--log-level',
+      'info',
+      'ingress',
+      '--manifests',
+      dir,
+      '--bind',
+      '127.0.0.1',
+      '--http-port',
+      String(http),
+      '--https-port',
+      String(https),
+      '--healthz-port',
+      String(health),
+      '--access-log',
+      'off',
+      '--workers',
+      '2',
+    ]);
     t.teardown(async () => {
       child.kill('SIGTERM');
       await Promise.race([child.exited, new Promise((r) => setTimeout(r, 5000))]);
@@ -69,12 +87,19 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       await r.body.text();
       return r.statusCode;
     };
-    const metrics = async () => (await (await request(`http://127.0.0.1:${health}/metrics`)).body.text());
-    await until(async () => ((await healthz()) === 200 ? true : undefined), 30_000, `healthz 200 (output: ${child.output().slice(-600)})`);
+    const metrics = async () => await (await request(`http://127.0.0.1:${health}/metrics`)).body.text();
+    await until(
+      async () => ((await healthz()) === 200 ? true : undefined),
+      30_000,
+      `healthz 200 (output: ${child.output().slice(-600)})`,
+    );
 
     // 16 connections, one request each, all kept open: the accepted sockets belong to both worker pids
     const conns = await Promise.all(Array.from({ length: 16 }, () => requestOn(http)));
-    t.same(conns.map((c) => c.status), Array(16).fill('200'));
+    t.same(
+      conns.map((c) => c.status),
+      Array(16).fill('200'),
+    );
     const ss = await run(['ss', '-Htnp', 'state', 'established', `( sport = :${http} )`]);
     const pids = new Set([...ss.stdout.matchAll(/pid=(\d+)/g)].map((m) => m[1]));
     t.equal(pids.size, 2, `accepted by two processes (${[...pids].join(', ')})`);
@@ -85,8 +110,16 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       await r.body.text();
     }
     const text = await metrics();
-    t.equal(sum(text, /^nginx_ingress_controller_requests\{host="workers\.test",status="200"[^}]*\} (\d+)$/gm), 50, 'every request of both workers counted once');
-    t.equal(sum(text, /^nginx_ingress_controller_request_duration_seconds_count\{host="workers\.test"[^}]*\} (\d+)$/gm), 50, 'histograms summed too');
+    t.equal(
+      sum(text, /^nginx_ingress_controller_requests\{host="workers\.test",status="200"[^}]*\} (\d+)$/gm),
+      50,
+      'every request of both workers counted once',
+    );
+    t.equal(
+      sum(text, /^nginx_ingress_controller_request_duration_seconds_count\{host="workers\.test"[^}]*\} (\d+)$/gm),
+      50,
+      'histograms summed too',
+    );
     t.match(text, /^nginx_ingress_controller_config_last_reload_successful 1$/m, 'gauge combined with min, not summed');
 
     // SIGKILL one worker: the primary forks a new one; the port keeps answering meanwhile (the other worker)
@@ -109,12 +142,16 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       async () => {
         const ss2 = await run(['ss', '-Hltnp', `( sport = :${http} )`]);
         const listeners = new Set([...ss2.stdout.matchAll(/pid=(\d+)/g)].map((m) => m[1]));
-        return listeners.size === 2 && !listeners.has(String(victim)) && (await healthz()) === 200 ? Date.now() - t0 : undefined;
+        return listeners.size === 2 && !listeners.has(String(victim)) && (await healthz()) === 200
+          ? Date.now() - t0
+          : undefined;
       },
       20_000,
       'a new worker listening and ready',
     );
-    t.comment(`worker killed with SIGKILL: new worker listening and ready after ${readyMs} ms (restart delay 1 s included)`);
+    t.comment(
+      `worker killed with SIGKILL: new worker listening and ready after ${readyMs} ms (restart delay 1 s included)`,
+    );
     t.match(child.output(), /ingress worker died; forking a new one/);
   });
 }

@@ -30,12 +30,23 @@ t.test('kubectl get, apply and delete against the API double', async (t) => {
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const kubeconfig = await api.writeKubeconfig(join(dir, 'kubeconfig'));
   // no HOME writes: discovery cache in the temp dir; the double serves no OpenAPI, hence --validate=false
-  const kubectl = (...args: string[]) => run(['kubectl', '--kubeconfig', kubeconfig, '--cache-dir', join(dir, 'cache'), '--request-timeout=10s', ...args], { timeoutMs: 30_000, env: { ...process.env, HOME: dir } });
+  const kubectl = (...args: string[]) =>
+    run(['kubectl', '--kubeconfig', kubeconfig, '--cache-dir', join(dir, 'cache'), '--request-timeout=10s', ...args], {
+      timeoutMs: 30_000,
+      env: { ...process.env, HOME: dir },
+    });
 
   api.create('Namespace', { metadata: { name: 'shop' } });
-  api.create('Service', { metadata: { name: 'web', namespace: 'shop' }, spec: { clusterIP: '10.96.0.5', ports: [{ name: 'http', port: 80 }] } });
+  api.create('Service', {
+    metadata: { name: 'web', namespace: 'shop' },
+    spec: { clusterIP: '10.96.0.5', ports: [{ name: 'http', port: 80 }] },
+  });
 
-  const src = new KubeSource({ kubeConfig: loadKubeConfig({ kubeconfig }), log: silentLogger, backoff: { initialMs: 20, maxMs: 200 } });
+  const src = new KubeSource({
+    kubeConfig: loadKubeConfig({ kubeconfig }),
+    log: silentLogger,
+    backoff: { initialMs: 20, maxMs: 200 },
+  });
   const seen = new Map<string, Service>();
   const events: string[] = [];
   src.subscribe({
@@ -46,13 +57,24 @@ t.test('kubectl get, apply and delete against the API double', async (t) => {
   await src.start();
   t.teardown(() => src.stop());
 
-  const list = JSON.parse((await kubectl('get', 'services', '-n', 'shop', '-o', 'json')).stdout) as { items: { metadata: { name: string } }[] };
-  t.same(list.items.map((i) => i.metadata.name), ['web'], 'kubectl get lists');
+  const list = JSON.parse((await kubectl('get', 'services', '-n', 'shop', '-o', 'json')).stdout) as {
+    items: { metadata: { name: string } }[];
+  };
+  t.same(
+    list.items.map((i) => i.metadata.name),
+    ['web'],
+    'kubectl get lists',
+  );
   const table = (await kubectl('get', 'svc', '-A')).stdout;
   t.match(table, /web/, 'kubectl get with short name and all namespaces');
-  const one = JSON.parse((await kubectl('get', 'service', 'web', '-n', 'shop', '-o', 'json')).stdout) as { spec: { clusterIP: string } };
+  const one = JSON.parse((await kubectl('get', 'service', 'web', '-n', 'shop', '-o', 'json')).stdout) as {
+    spec: { clusterIP: string };
+  };
   t.equal(one.spec.clusterIP, '10.96.0.5', 'kubectl get one object');
-  const missing = await run(['kubectl', '--kubeconfig', kubeconfig, '--cache-dir', join(dir, 'cache'), 'get', 'service', 'nope', '-n', 'shop'], { allowFailure: true, env: { ...process.env, HOME: dir } });
+  const missing = await run(
+    ['kubectl', '--kubeconfig', kubeconfig, '--cache-dir', join(dir, 'cache'), 'get', 'service', 'nope', '-n', 'shop'],
+    { allowFailure: true, env: { ...process.env, HOME: dir } },
+  );
   t.not(missing.code, 0);
   t.match(missing.stderr, /NotFound|not found/, 'a missing object is NotFound');
 
@@ -74,7 +96,11 @@ spec: {controller: kdp.dev/ingress}
   const created = await kubectl('apply', '--validate=false', '-f', file);
   t.match(created.stdout, /service\/api created/);
   t.match(created.stdout, /ingressclass.networking.k8s.io\/kdp created/);
-  t.equal((api.get('Service', 'shop', 'api')!.spec as { ports: { port: number }[] }).ports[0]!.port, 81, 'the double holds what kubectl applied');
+  t.equal(
+    (api.get('Service', 'shop', 'api')!.spec as { ports: { port: number }[] }).ports[0]!.port,
+    81,
+    'the double holds what kubectl applied',
+  );
   await until(() => seen.get('api')?.ports[0]?.port === 81, 2000, 'the source sees the kubectl create');
 
   await writeFile(file, manifest(82));
@@ -82,9 +108,14 @@ spec: {controller: kdp.dev/ingress}
   t.match(configured.stdout, /service\/api configured/, 'a second apply patches');
   t.match(configured.stdout, /ingressclass.networking.k8s.io\/kdp unchanged/);
   await until(() => seen.get('api')?.ports[0]?.port === 82, 2000, 'the source sees the kubectl patch');
-  const labels = JSON.parse((await kubectl('get', 'svc', 'api', '-n', 'shop', '-o', 'json')).stdout) as { metadata: { labels: Record<string, string>; annotations: Record<string, string> } };
+  const labels = JSON.parse((await kubectl('get', 'svc', 'api', '-n', 'shop', '-o', 'json')).stdout) as {
+    metadata: { labels: Record<string, string>; annotations: Record<string, string> };
+  };
   t.equal(labels.metadata.labels.tier, 'backend');
-  t.ok(labels.metadata.annotations['kubectl.kubernetes.io/last-applied-configuration'], 'client-side apply keeps its annotation');
+  t.ok(
+    labels.metadata.annotations['kubectl.kubernetes.io/last-applied-configuration'],
+    'client-side apply keeps its annotation',
+  );
 
   const deleted = await kubectl('delete', '-f', file, '--wait=true');
   t.match(deleted.stdout, /service "api" deleted/);

@@ -10,7 +10,8 @@ import type { Logger } from '../../src/common/log.ts';
 import type { EndpointSlice, Service } from '../../src/model/types.ts';
 
 function recordingLogger(lines: Record<string, unknown>[]): Logger {
-  const mk = (level: string) => (obj: object | string, msg?: string) => lines.push({ level, ...(typeof obj === 'string' ? { msg: obj } : obj), ...(msg ? { msg } : {}) });
+  const mk = (level: string) => (obj: object | string, msg?: string) =>
+    lines.push({ level, ...(typeof obj === 'string' ? { msg: obj } : obj), ...(msg ? { msg } : {}) });
   const l: Logger = { debug: mk('debug'), info: mk('info'), warn: mk('warn'), error: mk('error'), child: () => l };
   return l;
 }
@@ -57,7 +58,10 @@ t.test('manifests source follows the directory', async (t) => {
   const events: string[] = [];
   src.subscribe({
     onServiceAdd: (s) => (services.set(s.meta.name, s), events.push(`add ${s.meta.name}`)),
-    onServiceUpdate: (o, s) => (services.set(s.meta.name, s), events.push(`update ${o.ports[0]?.port}->${s.ports[0]?.port}`)),
+    onServiceUpdate: (o, s) => (
+      services.set(s.meta.name, s),
+      events.push(`update ${o.ports[0]?.port}->${s.ports[0]?.port}`)
+    ),
     onServiceDelete: (s) => (services.delete(s.meta.name), events.push(`delete ${s.meta.name}`)),
     onServicesSynced: () => events.push('synced'),
     onEndpointSliceAdd: (s) => slices.set(s.meta.name, s),
@@ -67,7 +71,10 @@ t.test('manifests source follows the directory', async (t) => {
   await src.start();
   t.teardown(() => src.stop());
   t.same(events, ['add web', 'synced']);
-  const addrs = () => [...slices.values()].flatMap((s) => s.endpoints.filter((e) => e.conditions.ready).map((e) => `${e.addresses[0]}:${s.ports[0]?.port}`)).sort();
+  const addrs = () =>
+    [...slices.values()]
+      .flatMap((s) => s.endpoints.filter((e) => e.conditions.ready).map((e) => `${e.addresses[0]}:${s.ports[0]?.port}`))
+      .sort();
   t.same(addrs(), ['198.19.1.5:8080'], 'the controller computed the slice from the Pod');
 
   // an edit in place
@@ -78,7 +85,10 @@ t.test('manifests source follows the directory', async (t) => {
   t.same(addrs(), ['198.19.1.5:8080', '198.19.1.6:8080']);
 
   // an atomic replace (how editors save): write a temp file, rename over
-  await writeFile(join(dir, '.web.yaml.tmp'), svcYaml(82) + podYaml('web-1', '198.19.1.5', false) + podYaml('web-2', '198.19.1.6'));
+  await writeFile(
+    join(dir, '.web.yaml.tmp'),
+    svcYaml(82) + podYaml('web-1', '198.19.1.5', false) + podYaml('web-2', '198.19.1.6'),
+  );
   await rename(join(dir, '.web.yaml.tmp'), join(dir, 'web.yaml'));
   const renameMs = await until(() => services.get('web')?.ports[0]?.port === 82, 1000);
   t.ok(renameMs < 1000, `rename-over seen in ${renameMs.toFixed(0)} ms`);
@@ -86,7 +96,9 @@ t.test('manifests source follows the directory', async (t) => {
   t.same(addrs(), ['198.19.1.6:8080'], 'the not-ready pod is no longer ready');
 
   // an addition with kind: List and a legacy Endpoints
-  await writeFile(join(dir, 'more.yml'), `apiVersion: v1
+  await writeFile(
+    join(dir, 'more.yml'),
+    `apiVersion: v1
 kind: List
 items:
 - apiVersion: v1
@@ -97,12 +109,16 @@ items:
   kind: Endpoints
   metadata: {name: legacy, namespace: shop}
   subsets: [{addresses: [{ip: 192.0.2.53}], ports: [{port: 53, protocol: UDP}]}]
-`);
+`,
+  );
   const addMs = await until(() => services.has('legacy') && slices.has('legacy-legacy-0-v4'), 1000);
   t.ok(addMs < 1000, `addition seen in ${addMs.toFixed(0)} ms`);
 
   // a broken edit: reported with file:line, last good state kept
-  await writeFile(join(dir, 'more.yml'), 'apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Service\n   metadata: {name: legacy}\n');
+  await writeFile(
+    join(dir, 'more.yml'),
+    'apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Service\n   metadata: {name: legacy}\n',
+  );
   await until(() => logs.some((l) => l.code === 'KDP_K8S_MANIFEST'), 1000);
   const report = logs.find((l) => l.code === 'KDP_K8S_MANIFEST')!;
   t.equal(report.where, 'more.yml:5', `reported at file:line (${String(report.msg)})`);
@@ -110,7 +126,9 @@ items:
   t.ok(services.has('legacy') && slices.has('legacy-legacy-0-v4'), 'the last good state of the broken file is kept');
 
   // an invalid object: skipped with file:line, the rest of the file applies
-  await writeFile(join(dir, 'more.yml'), `apiVersion: v1
+  await writeFile(
+    join(dir, 'more.yml'),
+    `apiVersion: v1
 kind: Service
 metadata: {name: bad, namespace: shop}
 spec: {clusterIP: 10.96.0.300}
@@ -119,10 +137,14 @@ apiVersion: v1
 kind: Service
 metadata: {name: good, namespace: shop}
 spec: {clusterIP: 10.96.0.22}
-`);
+`,
+  );
   await until(() => services.has('good') && !services.has('legacy'), 1000);
   t.notOk(services.has('bad'));
-  t.ok(logs.some((l) => l.code === 'KDP_K8S_INVALID_OBJECT' && l.where === 'more.yml:1'), 'invalid object reported with file:line');
+  t.ok(
+    logs.some((l) => l.code === 'KDP_K8S_INVALID_OBJECT' && l.where === 'more.yml:1'),
+    'invalid object reported with file:line',
+  );
 
   // a deletion
   await unlink(join(dir, 'more.yml'));

@@ -26,7 +26,8 @@ const CRT = Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE
 const KEY = Buffer.from('-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n').toString('base64');
 
 function recordingLogger(lines: Record<string, unknown>[]): Logger {
-  const mk = (level: string) => (obj: object | string, msg?: string) => lines.push({ level, ...(typeof obj === 'string' ? { msg: obj } : obj), ...(msg ? { msg } : {}) });
+  const mk = (level: string) => (obj: object | string, msg?: string) =>
+    lines.push({ level, ...(typeof obj === 'string' ? { msg: obj } : obj), ...(msg ? { msg } : {}) });
   const l: Logger = { debug: mk('debug'), info: mk('info'), warn: mk('warn'), error: mk('error'), child: () => l };
   return l;
 }
@@ -50,7 +51,16 @@ class Mirror {
 
   handlers(kinds: readonly Kind[] = KINDS): Handlers {
     const h: Record<string, unknown> = {};
-    const plural: Record<Kind, string> = { Service: 'Services', EndpointSlice: 'EndpointSlices', Pod: 'Pods', Node: 'Nodes', Namespace: 'Namespaces', Ingress: 'Ingresses', IngressClass: 'IngressClasses', Secret: 'Secrets' };
+    const plural: Record<Kind, string> = {
+      Service: 'Services',
+      EndpointSlice: 'EndpointSlices',
+      Pod: 'Pods',
+      Node: 'Nodes',
+      Namespace: 'Namespaces',
+      Ingress: 'Ingresses',
+      IngressClass: 'IngressClasses',
+      Secret: 'Secrets',
+    };
     for (const kind of kinds) {
       const m = this.state.get(kind)!;
       h[`on${kind}Add`] = (o: ClusterObject) => {
@@ -64,7 +74,8 @@ class Mirror {
         const k = keyOf(o.meta);
         const held = m.get(k);
         if (!held) this.violations.push(`update of unknown ${kind} ${k}`);
-        else if (held !== old) this.violations.push(`update of ${kind} ${k} with an old that is not the last delivered object`);
+        else if (held !== old)
+          this.violations.push(`update of ${kind} ${k} with an old that is not the last delivered object`);
         if (sameObject(old, o)) this.violations.push(`no-op update of ${kind} ${k}`);
         m.set(k, o);
       };
@@ -118,22 +129,68 @@ function makeObject(kind: Kind, name: string, ns: string, v: number, invalid = f
   const md = { name, ...(ns ? { namespace: ns } : {}), labels: { v: String(v) } };
   switch (kind) {
     case 'Service':
-      return { metadata: md, spec: { clusterIP: `10.96.${v % 250}.${(v * 7) % 250}`, selector: { app: name }, ports: [{ name: 'http', port: invalid ? 70000 : 80 + (v % 100), targetPort: 'http' }] } };
+      return {
+        metadata: md,
+        spec: {
+          clusterIP: `10.96.${v % 250}.${(v * 7) % 250}`,
+          selector: { app: name },
+          ports: [{ name: 'http', port: invalid ? 70000 : 80 + (v % 100), targetPort: 'http' }],
+        },
+      };
     case 'EndpointSlice':
-      return { metadata: { ...md, labels: { ...md.labels, 'kubernetes.io/service-name': name } }, addressType: 'IPv4', endpoints: [{ addresses: [invalid ? 'fd00::1' : `198.19.1.${v % 250}`], conditions: { ready: v % 3 !== 0 } }], ports: [{ name: 'http', port: 8080 }] };
+      return {
+        metadata: { ...md, labels: { ...md.labels, 'kubernetes.io/service-name': name } },
+        addressType: 'IPv4',
+        endpoints: [{ addresses: [invalid ? 'fd00::1' : `198.19.1.${v % 250}`], conditions: { ready: v % 3 !== 0 } }],
+        ports: [{ name: 'http', port: 8080 }],
+      };
     case 'Pod':
-      return { metadata: md, spec: { nodeName: 'node-1', containers: [{ name: 'c', ports: [{ name: 'http', containerPort: 8080 }] }] }, status: { phase: 'Running', podIP: `198.19.2.${v % 250}`, conditions: [{ type: 'Ready', status: v % 2 ? 'True' : 'False' }] } };
+      return {
+        metadata: md,
+        spec: { nodeName: 'node-1', containers: [{ name: 'c', ports: [{ name: 'http', containerPort: 8080 }] }] },
+        status: {
+          phase: 'Running',
+          podIP: `198.19.2.${v % 250}`,
+          conditions: [{ type: 'Ready', status: v % 2 ? 'True' : 'False' }],
+        },
+      };
     case 'Node':
-      return { metadata: md, spec: { podCIDR: invalid ? '198.19.1.0/33' : `198.19.${v % 250}.0/24` }, status: { addresses: [{ type: 'InternalIP', address: `198.18.0.${v % 250}` }] } };
+      return {
+        metadata: md,
+        spec: { podCIDR: invalid ? '198.19.1.0/33' : `198.19.${v % 250}.0/24` },
+        status: { addresses: [{ type: 'InternalIP', address: `198.18.0.${v % 250}` }] },
+      };
     case 'Namespace':
       return { metadata: md };
     case 'Ingress':
-      return { metadata: md, spec: { rules: [{ host: `h${v}.example`, http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'web', port: { number: invalid ? 0 : 80 } } } }] } }] } };
+      return {
+        metadata: md,
+        spec: {
+          rules: [
+            {
+              host: `h${v}.example`,
+              http: {
+                paths: [
+                  {
+                    path: '/',
+                    pathType: 'Prefix',
+                    backend: { service: { name: 'web', port: { number: invalid ? 0 : 80 } } },
+                  },
+                ],
+              },
+            },
+          ],
+        },
+      };
     case 'IngressClass':
       return { metadata: md, spec: { controller: `kdp.dev/c${v}` } };
     case 'Secret':
       // every fifth Secret is Opaque: never delivered (the source filters server-side on type)
-      return { metadata: md, type: v % 5 === 0 ? 'Opaque' : 'kubernetes.io/tls', data: { 'tls.crt': CRT, 'tls.key': KEY } };
+      return {
+        metadata: md,
+        type: v % 5 === 0 ? 'Opaque' : 'kubernetes.io/tls',
+        data: { 'tls.crt': CRT, 'tls.key': KEY },
+      };
   }
 }
 
@@ -146,14 +203,21 @@ t.test('list, watch, (old, new), synced, invalid objects, only handled kinds', a
   api.create('Secret', makeObject('Secret', 'tls', 'shop', 1));
   api.create('Secret', makeObject('Secret', 'opaque', 'shop', 5));
   const logs: Record<string, unknown>[] = [];
-  const src = new KubeSource({ kubeConfig: loadKubeConfig({ kubeconfig }), log: recordingLogger(logs), backoff: { initialMs: 20, maxMs: 200 } });
+  const src = new KubeSource({
+    kubeConfig: loadKubeConfig({ kubeconfig }),
+    log: recordingLogger(logs),
+    backoff: { initialMs: 20, maxMs: 200 },
+  });
   const mirror = new Mirror();
   src.subscribe(mirror.handlers(['Service', 'Secret']));
   await src.start();
   t.teardown(() => src.stop());
   t.same([...mirror.synced].sort(), ['Secret', 'Service'], 'synced once per handled kind, before start() resolves');
   t.same([...mirror.state.get('Service')!.keys()], ['shop/web'], 'the invalid Service is skipped');
-  t.ok(logs.some((l) => l.code === 'KDP_K8S_INVALID_OBJECT' && l.key === 'shop/bad' && /70000/.test(String(l.reason))), 'and logged with its reason');
+  t.ok(
+    logs.some((l) => l.code === 'KDP_K8S_INVALID_OBJECT' && l.key === 'shop/bad' && /70000/.test(String(l.reason))),
+    'and logged with its reason',
+  );
   t.same([...mirror.state.get('Secret')!.keys()], ['shop/tls'], 'only TLS Secrets');
   const watched = () => new Set(api.requests.filter((r) => r.watch).map((r) => r.path));
   await until(() => watched().size >= 2, 2000, 'watches open');
@@ -163,18 +227,28 @@ t.test('list, watch, (old, new), synced, invalid objects, only handled kinds', a
   const updates: string[] = [];
   src.subscribe({ onServiceUpdate: (o, n) => updates.push(`${o.ports[0]!.port}->${n.ports[0]!.port}`) });
   const cur = api.get('Service', 'shop', 'web')!;
-  api.update('Service', { ...cur, spec: { ...(cur.spec as Obj), ports: [{ name: 'http', port: 8080, targetPort: 'http' }] } });
+  api.update('Service', {
+    ...cur,
+    spec: { ...(cur.spec as Obj), ports: [{ name: 'http', port: 8080, targetPort: 'http' }] },
+  });
   await until(() => updates.length === 1, 2000, 'update delivered');
   t.same(updates, ['81->8080'], 'update carries (old, new)');
   // a no-op write (same content, new resourceVersion) is not delivered
-  api.update('Service', { ...api.get('Service', 'shop', 'web')!, metadata: { ...api.get('Service', 'shop', 'web')!.metadata, resourceVersion: undefined } });
+  api.update('Service', {
+    ...api.get('Service', 'shop', 'web')!,
+    metadata: { ...api.get('Service', 'shop', 'web')!.metadata, resourceVersion: undefined },
+  });
   // an update that makes the object invalid removes it
   api.update('Service', makeObject('Service', 'web', 'shop', 3, true));
   await until(() => !mirror.state.get('Service')!.has('shop/web'), 2000, 'invalid update removes');
   t.same(updates, ['81->8080'], 'no-op update dropped');
   api.update('Service', makeObject('Service', 'web', 'shop', 4));
   api.remove('Secret', 'shop', 'tls');
-  await until(() => mirror.state.get('Service')!.has('shop/web') && mirror.state.get('Secret')!.size === 0, 2000, 'add back and delete');
+  await until(
+    () => mirror.state.get('Service')!.has('shop/web') && mirror.state.get('Secret')!.size === 0,
+    2000,
+    'add back and delete',
+  );
   t.same(mirror.violations, []);
 });
 
@@ -183,7 +257,11 @@ t.test('HTTP 500 on the first list is retried; start() resolves after the retry'
   api.create('Node', makeObject('Node', 'node-1', '', 1));
   api.failNext(3, 500, 'list');
   const logs: Record<string, unknown>[] = [];
-  const src = new KubeSource({ kubeConfig: loadKubeConfig({ kubeconfig }), log: recordingLogger(logs), backoff: { initialMs: 10, maxMs: 50 } });
+  const src = new KubeSource({
+    kubeConfig: loadKubeConfig({ kubeconfig }),
+    log: recordingLogger(logs),
+    backoff: { initialMs: 10, maxMs: 50 },
+  });
   const mirror = new Mirror();
   src.subscribe(mirror.handlers(['Node']));
   await src.start();
@@ -206,93 +284,121 @@ t.test('openSource picks the Kubernetes source from --kubeconfig, the manifests 
   const prev = process.env.KUBECONFIG;
   process.env.KUBECONFIG = join(tmpdir(), 'kdp-no-such-kubeconfig');
   t.teardown(() => (prev === undefined ? delete process.env.KUBECONFIG : (process.env.KUBECONFIG = prev)));
-  await t.rejects(openSource({ kubeconfig: join(tmpdir(), 'kdp-no-such-kubeconfig'), log: silentLogger }).start(), { code: 'KDP_K8S_CONFIG' });
+  await t.rejects(openSource({ kubeconfig: join(tmpdir(), 'kdp-no-such-kubeconfig'), log: silentLogger }).start(), {
+    code: 'KDP_K8S_CONFIG',
+  });
   t.equal(openSource({ manifestsDir: tmpdir(), log: silentLogger }).constructor.name, 'ManifestsSource');
 });
 
-t.test('randomized: 1,000 mutations with disconnects, 410s and 500s; final state equal, no duplicate events', async (t) => {
-  const seed = Number(process.env.KDP_SEED ?? Date.now() % 1_000_000);
-  t.comment(`seed ${seed} (rerun with KDP_SEED=${seed})`);
-  const rand = rng(seed);
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
-  // a short history: a watch that reconnects after many writes finds its version evicted (410)
-  const { api, kubeconfig } = await setup(t, { bookmarkIntervalMs: 50, historyLimit: 40 });
-  const kinds: Kind[] = [...KINDS];
-  const namespaces = ['a', 'b'];
-  let v = 0;
-  for (const kind of kinds) {
-    for (let i = 0; i < 5; i++) {
-      const namespaced = kind !== 'Node' && kind !== 'Namespace' && kind !== 'IngressClass';
-      api.create(kind, makeObject(kind, `${kind.toLowerCase()}-${i}`, namespaced ? pick(namespaces) : '', ++v));
-    }
-  }
-  const src = new KubeSource({ kubeConfig: loadKubeConfig({ kubeconfig }), log: silentLogger, backoff: { initialMs: 5, maxMs: 100 }, watchTimeoutSeconds: [2, 4] });
-  const mirror = new Mirror();
-  src.subscribe(mirror.handlers());
-  await src.start();
-  t.teardown(() => src.stop());
-  t.equal(mirror.synced.size, KINDS.length, 'every kind synced');
-
-  const faults = { disconnect: 0, expire: 0, watch500: 0, watch410: 0, list500: 0, evict: 0 };
-  const mutations = { create: 0, update: 0, delete: 0, invalid: 0 };
-  for (let i = 0; i < 1000; i++) {
-    const kind = pick(kinds);
-    const namespaced = kind !== 'Node' && kind !== 'Namespace' && kind !== 'IngressClass';
-    const existing = api.list(kind);
-    const op = existing.length < 3 ? 'create' : existing.length > 12 ? pick(['update', 'delete'] as const) : pick(['create', 'update', 'update', 'delete'] as const);
-    const invalid = rand() < 0.03;
-    if (invalid) mutations.invalid++;
-    if (op === 'create') {
-      const name = `${kind.toLowerCase()}-${1000 + i}`;
-      api.create(kind, makeObject(kind, name, namespaced ? pick(namespaces) : '', ++v, invalid));
-    } else {
-      const o = pick(existing);
-      const md = o.metadata as { name: string; namespace?: string };
-      if (op === 'update') api.update(kind, makeObject(kind, md.name, md.namespace ?? '', ++v, invalid));
-      else api.remove(kind, md.namespace, md.name);
-    }
-    mutations[op]++;
-    const f = rand();
-    if (f < 0.03) faults.disconnect += api.disconnectWatches() > 0 ? 1 : 0;
-    else if (f < 0.04) faults.expire += api.expireWatches() > 0 ? 1 : 0;
-    else if (f < 0.05) {
-      api.failNext(2, 500, 'watch');
-      api.disconnectWatches();
-      faults.watch500++;
-    } else if (f < 0.055) {
-      api.failNext(1, 410, 'watch');
-      api.disconnectWatches();
-      faults.watch410++;
-    } else if (f < 0.06) {
-      api.failNext(1, 500, 'list');
-      api.expireWatches();
-      faults.list500++;
-    }
-    // let the client run now and then, so events, reconnects and mutations interleave
-    if (rand() < 0.3) await new Promise((r) => setTimeout(r, Math.floor(rand() * 4)));
-    // a burst while watches are down evicts their versions from the short history
-    if (rand() < 0.01) {
-      api.disconnectWatches();
-      for (let j = 0; j < 45; j++) {
-        if (api.get('Namespace', undefined, 'burst')) api.update('Namespace', { metadata: { name: 'burst', labels: { j: String(j) } } });
-        else api.create('Namespace', { metadata: { name: 'burst' } });
+t.test(
+  'randomized: 1,000 mutations with disconnects, 410s and 500s; final state equal, no duplicate events',
+  async (t) => {
+    const seed = Number(process.env.KDP_SEED ?? Date.now() % 1_000_000);
+    t.comment(`seed ${seed} (rerun with KDP_SEED=${seed})`);
+    const rand = rng(seed);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+    // a short history: a watch that reconnects after many writes finds its version evicted (410)
+    const { api, kubeconfig } = await setup(t, { bookmarkIntervalMs: 50, historyLimit: 40 });
+    const kinds: Kind[] = [...KINDS];
+    const namespaces = ['a', 'b'];
+    let v = 0;
+    for (const kind of kinds) {
+      for (let i = 0; i < 5; i++) {
+        const namespaced = kind !== 'Node' && kind !== 'Namespace' && kind !== 'IngressClass';
+        api.create(kind, makeObject(kind, `${kind.toLowerCase()}-${i}`, namespaced ? pick(namespaces) : '', ++v));
       }
-      faults.evict++;
     }
-  }
-  t.comment(`mutations ${JSON.stringify(mutations)}; faults ${JSON.stringify(faults)}`);
+    const src = new KubeSource({
+      kubeConfig: loadKubeConfig({ kubeconfig }),
+      log: silentLogger,
+      backoff: { initialMs: 5, maxMs: 100 },
+      watchTimeoutSeconds: [2, 4],
+    });
+    const mirror = new Mirror();
+    src.subscribe(mirror.handlers());
+    await src.start();
+    t.teardown(() => src.stop());
+    t.equal(mirror.synced.size, KINDS.length, 'every kind synced');
 
-  const settled = () => KINDS.every((k) => diff(expectedState(api, k), mirror.state.get(k)!).length === 0);
-  try {
-    await until(settled, 15_000, 'handlers converge on the double state');
-  } catch {
-    // report what differs
-  }
-  for (const k of KINDS) t.same(diff(expectedState(api, k), mirror.state.get(k)!), [], `${k}: handler state equals the double's`);
-  t.same(mirror.violations, [], 'no duplicate add, no update/delete of unknown objects, old is the last delivered object, no no-op updates');
-  const totals = KINDS.map((k) => src.counts(k)!).reduce((a, c) => ({ lists: a.lists + c.lists, watches: a.watches + c.watches, relists: a.relists + c.relists, errors: a.errors + c.errors }));
-  t.comment(`reflectors ${JSON.stringify(totals)}; events adds=${mirror.adds} updates=${mirror.updates} deletes=${mirror.deletes}`);
-  t.ok(totals.relists > 0, 'relists happened (410 paths exercised)');
-  t.ok(totals.errors > 0, 'watch errors happened and were retried');
-  t.ok(api.stats.injectedFailures > 0, 'injected failures were served');
-});
+    const faults = { disconnect: 0, expire: 0, watch500: 0, watch410: 0, list500: 0, evict: 0 };
+    const mutations = { create: 0, update: 0, delete: 0, invalid: 0 };
+    for (let i = 0; i < 1000; i++) {
+      const kind = pick(kinds);
+      const namespaced = kind !== 'Node' && kind !== 'Namespace' && kind !== 'IngressClass';
+      const existing = api.list(kind);
+      const op =
+        existing.length < 3
+          ? 'create'
+          : existing.length > 12
+            ? pick(['update', 'delete'] as const)
+            : pick(['create', 'update', 'update', 'delete'] as const);
+      const invalid = rand() < 0.03;
+      if (invalid) mutations.invalid++;
+      if (op === 'create') {
+        const name = `${kind.toLowerCase()}-${1000 + i}`;
+        api.create(kind, makeObject(kind, name, namespaced ? pick(namespaces) : '', ++v, invalid));
+      } else {
+        const o = pick(existing);
+        const md = o.metadata as { name: string; namespace?: string };
+        if (op === 'update') api.update(kind, makeObject(kind, md.name, md.namespace ?? '', ++v, invalid));
+        else api.remove(kind, md.namespace, md.name);
+      }
+      mutations[op]++;
+      const f = rand();
+      if (f < 0.03) faults.disconnect += api.disconnectWatches() > 0 ? 1 : 0;
+      else if (f < 0.04) faults.expire += api.expireWatches() > 0 ? 1 : 0;
+      else if (f < 0.05) {
+        api.failNext(2, 500, 'watch');
+        api.disconnectWatches();
+        faults.watch500++;
+      } else if (f < 0.055) {
+        api.failNext(1, 410, 'watch');
+        api.disconnectWatches();
+        faults.watch410++;
+      } else if (f < 0.06) {
+        api.failNext(1, 500, 'list');
+        api.expireWatches();
+        faults.list500++;
+      }
+      // let the client run now and then, so events, reconnects and mutations interleave
+      if (rand() < 0.3) await new Promise((r) => setTimeout(r, Math.floor(rand() * 4)));
+      // a burst while watches are down evicts their versions from the short history
+      if (rand() < 0.01) {
+        api.disconnectWatches();
+        for (let j = 0; j < 45; j++) {
+          if (api.get('Namespace', undefined, 'burst'))
+            api.update('Namespace', { metadata: { name: 'burst', labels: { j: String(j) } } });
+          else api.create('Namespace', { metadata: { name: 'burst' } });
+        }
+        faults.evict++;
+      }
+    }
+    t.comment(`mutations ${JSON.stringify(mutations)}; faults ${JSON.stringify(faults)}`);
+
+    const settled = () => KINDS.every((k) => diff(expectedState(api, k), mirror.state.get(k)!).length === 0);
+    try {
+      await until(settled, 15_000, 'handlers converge on the double state');
+    } catch {
+      // report what differs
+    }
+    for (const k of KINDS)
+      t.same(diff(expectedState(api, k), mirror.state.get(k)!), [], `${k}: handler state equals the double's`);
+    t.same(
+      mirror.violations,
+      [],
+      'no duplicate add, no update/delete of unknown objects, old is the last delivered object, no no-op updates',
+    );
+    const totals = KINDS.map((k) => src.counts(k)!).reduce((a, c) => ({
+      lists: a.lists + c.lists,
+      watches: a.watches + c.watches,
+      relists: a.relists + c.relists,
+      errors: a.errors + c.errors,
+    }));
+    t.comment(
+      `reflectors ${JSON.stringify(totals)}; events adds=${mirror.adds} updates=${mirror.updates} deletes=${mirror.deletes}`,
+    );
+    t.ok(totals.relists > 0, 'relists happened (410 paths exercised)');
+    t.ok(totals.errors > 0, 'watch errors happened and were retried');
+    t.ok(api.stats.injectedFailures > 0, 'injected failures were served');
+  },
+);

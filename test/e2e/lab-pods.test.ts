@@ -15,11 +15,23 @@ if (needsRoot(t)) {
     await routeNodes(lab);
     await Promise.all([startEcho(lab, b, { http: [8080], udp: [5300] }), startEcho(lab, c, { http: [8080] })]);
     const same = await lab.exec(a.ns, ['curl', '-sS', '--max-time', '5', `http://${b.ip4}:8080/x`]);
-    t.match(JSON.parse(same.stdout), { name: 'b', path: '/x', client: new RegExp(`^(::ffff:)?${a.ip4.replace(/\./g, '\\.')}:`) }, 'same node, client IP kept');
+    t.match(
+      JSON.parse(same.stdout),
+      { name: 'b', path: '/x', client: new RegExp(`^(::ffff:)?${a.ip4.replace(/\./g, '\\.')}:`) },
+      'same node, client IP kept',
+    );
     const cross = await lab.exec(a.ns, ['curl', '-sS', '--max-time', '5', `http://${c.ip4}:8080/`]);
-    t.match(JSON.parse(cross.stdout), { name: 'c', client: new RegExp(`${a.ip4.replace(/\./g, '\\.')}:`) }, 'across nodes, client IP kept');
+    t.match(
+      JSON.parse(cross.stdout),
+      { name: 'c', client: new RegExp(`${a.ip4.replace(/\./g, '\\.')}:`) },
+      'across nodes, client IP kept',
+    );
     const fromNode = await lab.exec(n2.ns, ['curl', '-sS', '--max-time', '5', `http://${b.ip4}:8080/`]);
-    t.match(JSON.parse(fromNode.stdout), { name: 'b', client: new RegExp(`${n2.ip4.replace(/\./g, '\\.')}:`) }, 'node to remote pod');
+    t.match(
+      JSON.parse(fromNode.stdout),
+      { name: 'b', client: new RegExp(`${n2.ip4.replace(/\./g, '\\.')}:`) },
+      'node to remote pod',
+    );
     const udp = await lab.exec(a.ns, [...PROBE, 'udp', b.ip4, '5300', 'ping'], { allowFailure: true });
     t.equal(udp.stdout, 'b ping\n', 'UDP echo answers with the pod name');
     const refused = await lab.exec(a.ns, [...PROBE, 'connect', b.ip4, '9999'], { allowFailure: true });

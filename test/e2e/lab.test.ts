@@ -30,7 +30,11 @@ if (needsRoot(t)) {
     t.teardown(() => lab.destroy());
     const [a, b] = lab.nodes;
     if (!a || !b) throw new Error('two nodes expected');
-    t.same((await runNamespaces(lab.plan.runId)).sort(), [a.ns, b.ns, lab.underlay].sort(), 'three namespaces, all with the run prefix');
+    t.same(
+      (await runNamespaces(lab.plan.runId)).sort(),
+      [a.ns, b.ns, lab.underlay].sort(),
+      'three namespaces, all with the run prefix',
+    );
 
     const p4 = await lab.exec(a.ns, ['ping', '-c', '2', '-i', '0.2', '-W', '2', b.ip4]);
     t.match(p4.stdout, /2 received/, 'node-1 -> node-2 over IPv4');
@@ -51,7 +55,11 @@ if (needsRoot(t)) {
     t.equal(await child.exited, null, 'processes inside the lab are killed');
     t.same(await runNamespaces(lab.plan.runId), [], 'every namespace removed');
     await lab.destroy(); // idempotent
-    t.same(diffSnapshots(before, await snapshotRootNs()), [], 'root namespace byte-identical (links, addrs, routes, rules, ruleset)');
+    t.same(
+      diffSnapshots(before, await snapshotRootNs()),
+      [],
+      'root namespace byte-identical (links, addrs, routes, rules, ruleset)',
+    );
   });
 
   t.test('a failed build removes what it made', async (t) => {
@@ -96,7 +104,10 @@ if (needsRoot(t)) {
     // them first: what this sweep removed of this run is a subset of what was left, and none of it belonged to
     // a live run (every name carries its owner's pid).
     const mine = removed.filter((n) => n.includes(runId));
-    t.ok(mine.every((n) => left.includes(n)), 'sweep removes only what the killed run left');
+    t.ok(
+      mine.every((n) => left.includes(n)),
+      'sweep removes only what the killed run left',
+    );
     const alive = removed.filter((n) => {
       const pid = Number(/^kdp-(\d+)-/.exec(n)?.[1]);
       try {

@@ -38,7 +38,13 @@ export interface SvcSpec {
 }
 
 export function manifest(s: SvcSpec): object {
-  const port = { name: 'p', protocol: s.protocol ?? 'TCP', port: s.port ?? 80, targetPort: s.targetPort ?? 8080, ...(s.nodePort ? { nodePort: s.nodePort } : {}) };
+  const port = {
+    name: 'p',
+    protocol: s.protocol ?? 'TCP',
+    port: s.port ?? 80,
+    targetPort: s.targetPort ?? 8080,
+    ...(s.nodePort ? { nodePort: s.nodePort } : {}),
+  };
   return {
     apiVersion: 'v1',
     kind: 'List',
@@ -53,7 +59,9 @@ export function manifest(s: SvcSpec): object {
           clusterIPs: [s.clusterIP],
           ...(s.ipv6 ? { ipFamilies: ['IPv6'] } : {}),
           ports: [port],
-          ...(s.affinity ? { sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: s.affinity } } } : {}),
+          ...(s.affinity
+            ? { sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: s.affinity } } }
+            : {}),
           ...(s.etpLocal ? { externalTrafficPolicy: 'Local' } : {}),
           ...(s.itpLocal ? { internalTrafficPolicy: 'Local' } : {}),
           ...(s.healthCheckNodePort ? { healthCheckNodePort: s.healthCheckNodePort } : {}),
@@ -70,7 +78,11 @@ export function manifest(s: SvcSpec): object {
         endpoints: s.endpoints.map((e) => ({
           addresses: [e.address ?? e.pod.ip4],
           nodeName: e.pod.node.name,
-          conditions: { ready: e.ready ?? true, serving: e.serving ?? e.ready ?? true, terminating: e.terminating ?? false },
+          conditions: {
+            ready: e.ready ?? true,
+            serving: e.serving ?? e.ready ?? true,
+            terminating: e.terminating ?? false,
+          },
         })),
         ports: [{ name: 'p', port: s.targetPort ?? 8080, protocol: s.protocol ?? 'TCP' }],
       },
@@ -103,17 +115,31 @@ export class ProxyLab {
     const dir = mkdtempSync(join(tmpdir(), `kdp-proxy-${mode}-`));
     t.teardown(() => rmSync(dir, { recursive: true, force: true }));
     const [n1, n2] = lab.nodes as [NodePlan, NodePlan];
-    const [a, b1, b2, c1, c2] = await Promise.all([addPod(lab, n1, 'a', 10), addPod(lab, n1, 'b1', 11), addPod(lab, n1, 'b2', 12), addPod(lab, n2, 'c1', 10), addPod(lab, n2, 'c2', 11)]);
+    const [a, b1, b2, c1, c2] = await Promise.all([
+      addPod(lab, n1, 'a', 10),
+      addPod(lab, n1, 'b1', 11),
+      addPod(lab, n1, 'b2', 12),
+      addPod(lab, n2, 'c1', 10),
+      addPod(lab, n2, 'c2', 11),
+    ]);
     await routeNodes(lab);
     // the service range must be routable from the node itself (a real node has a default route)
-    await Promise.all(lab.nodes.map((n) => lab.exec(n.ns, ['ip', 'route', 'add', SERVICE_CIDR, 'via', lab.plan.underlayHost4])));
+    await Promise.all(
+      lab.nodes.map((n) => lab.exec(n.ns, ['ip', 'route', 'add', SERVICE_CIDR, 'via', lab.plan.underlayHost4])),
+    );
     // the underlay host (an off-cluster client) reaches ClusterIPs through node-1, as with a static route to a node
     await lab.exec(lab.underlay, ['ip', 'route', 'add', SERVICE_CIDR, 'via', n1.ip4]);
     // the flow table sends many REJECTed SYNs from one client host within a second: the kernel's per-host
     // ICMP rate limit (1/s after a small burst) would turn some "refused" into timeouts
-    await Promise.all(lab.nodes.map((n) => lab.exec(n.ns, ['sysctl', '-q', '-w', 'net.ipv4.icmp_ratelimit=0', 'net.ipv6.icmp.ratelimit=0'])));
+    await Promise.all(
+      lab.nodes.map((n) =>
+        lab.exec(n.ns, ['sysctl', '-q', '-w', 'net.ipv4.icmp_ratelimit=0', 'net.ipv6.icmp.ratelimit=0']),
+      ),
+    );
     const pl = new ProxyLab(lab, { a, b1, b2, c1, c2 }, dir, mode);
-    await Promise.all([b1, b2, c1, c2].map(async (p) => pl.echo.set(p.name, await startEcho(lab, p, { http: [8080], udp: [5300] }))));
+    await Promise.all(
+      [b1, b2, c1, c2].map(async (p) => pl.echo.set(p.name, await startEcho(lab, p, { http: [8080], udp: [5300] }))),
+    );
     return pl;
   }
 
@@ -154,7 +180,10 @@ export class ProxyLab {
     const end = Date.now() + 60_000; // generous: a loaded 2-core CI box takes seconds just to load the CLI
     while (!/^ready$/m.test(child.output())) {
       if (Date.now() > end) throw new Error(`kdp proxy did not start: ${child.output()}`);
-      const exited = await Promise.race([child.exited.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 25))]);
+      const exited = await Promise.race([
+        child.exited.then(() => true),
+        new Promise<false>((r) => setTimeout(() => r(false), 25)),
+      ]);
       if (exited) throw new Error(`kdp proxy exited: ${child.output()}`);
     }
     this.proxy = child;
@@ -168,7 +197,11 @@ export class ProxyLab {
   }
 
   async healthz(): Promise<{ code: number; body: Record<string, unknown> }> {
-    const res = await this.lab.exec(this.n1.ns, ['curl', '-s', '-o', '-', '-w', '\n%{http_code}', '--max-time', '2', 'http://127.0.0.1:10256/healthz'], { allowFailure: true });
+    const res = await this.lab.exec(
+      this.n1.ns,
+      ['curl', '-s', '-o', '-', '-w', '\n%{http_code}', '--max-time', '2', 'http://127.0.0.1:10256/healthz'],
+      { allowFailure: true },
+    );
     const lines = res.stdout.trim().split('\n');
     const code = Number(lines.pop() ?? 0);
     const body = lines.join('\n').trim();
@@ -183,14 +216,23 @@ export class ProxyLab {
       const q = body.lastQueued as number | undefined;
       const ok = body.lastSyncOk as number | undefined;
       if (q !== undefined && q >= since && body.pending === 0 && ok !== undefined && ok >= q) return;
-      if (Date.now() > end) throw new Error(`proxy did not sync a change made at ${since}: ${JSON.stringify(body)}\n${this.proxy?.output().slice(-2000)}`);
+      if (Date.now() > end)
+        throw new Error(
+          `proxy did not sync a change made at ${since}: ${JSON.stringify(body)}\n${this.proxy?.output().slice(-2000)}`,
+        );
       await new Promise((r) => setTimeout(r, 30));
     }
   }
 
   /** HTTP GET from a namespace: the echo server's JSON, or an error string. */
-  async http(ns: string, url: string, maxTime = 3): Promise<{ name?: string; client?: string; status?: number; error?: string }> {
-    const res = await this.lab.exec(ns, ['curl', '-sS', '--max-time', String(maxTime), '-w', '\n%{http_code}', url], { allowFailure: true });
+  async http(
+    ns: string,
+    url: string,
+    maxTime = 3,
+  ): Promise<{ name?: string; client?: string; status?: number; error?: string }> {
+    const res = await this.lab.exec(ns, ['curl', '-sS', '--max-time', String(maxTime), '-w', '\n%{http_code}', url], {
+      allowFailure: true,
+    });
     if (res.code !== 0) return { error: res.stderr.trim() || `curl exit ${res.code}` };
     const lines = res.stdout.trim().split('\n');
     const status = Number(lines.pop());
@@ -202,7 +244,9 @@ export class ProxyLab {
   }
 
   async connect(ns: string, host: string, port: number, timeoutMs = 1000): Promise<string> {
-    const res = await this.lab.exec(ns, [...PROBE, 'connect', host, String(port), String(timeoutMs)], { allowFailure: true });
+    const res = await this.lab.exec(ns, [...PROBE, 'connect', host, String(port), String(timeoutMs)], {
+      allowFailure: true,
+    });
     return res.stdout.trim().split(' ')[0] ?? '';
   }
 
@@ -211,7 +255,9 @@ export class ProxyLab {
     const code = `const d=require('node:dgram');const [h,p,sp,m]=process.argv.slice(1);const s=d.createSocket({type:'udp4',reuseAddr:true});
 s.on('message',(b)=>{process.stdout.write(b.toString());process.exit(0)});
 s.bind(Number(sp),()=>s.send(m,Number(p),h));setTimeout(()=>{process.stdout.write('timeout');process.exit(1)},1500);`;
-    const res = await this.lab.exec(ns, [process.execPath, '-e', code, host, String(port), String(sport), msg], { allowFailure: true });
+    const res = await this.lab.exec(ns, [process.execPath, '-e', code, host, String(port), String(sport), msg], {
+      allowFailure: true,
+    });
     return res.stdout.trim();
   }
 
@@ -230,11 +276,34 @@ export function baseServices(pl: ProxyLab): SvcSpec[] {
   const { b1, b2, c1, c2 } = pl.pods;
   return [
     { name: 'web', clusterIP: '10.96.0.10', type: 'NodePort', nodePort: 30080, endpoints: [{ pod: b1 }, { pod: c1 }] },
-    { name: 'local', clusterIP: '10.96.0.11', type: 'LoadBalancer', nodePort: 30081, etpLocal: true, healthCheckNodePort: 32081, endpoints: [{ pod: b2 }, { pod: c2 }] },
-    { name: 'remote', clusterIP: '10.96.0.12', type: 'LoadBalancer', nodePort: 30082, etpLocal: true, healthCheckNodePort: 32082, endpoints: [{ pod: c2 }] },
+    {
+      name: 'local',
+      clusterIP: '10.96.0.11',
+      type: 'LoadBalancer',
+      nodePort: 30081,
+      etpLocal: true,
+      healthCheckNodePort: 32081,
+      endpoints: [{ pod: b2 }, { pod: c2 }],
+    },
+    {
+      name: 'remote',
+      clusterIP: '10.96.0.12',
+      type: 'LoadBalancer',
+      nodePort: 30082,
+      etpLocal: true,
+      healthCheckNodePort: 32082,
+      endpoints: [{ pod: c2 }],
+    },
     { name: 'empty', clusterIP: '10.96.0.20', type: 'NodePort', nodePort: 30090, endpoints: [] },
     { name: 'itp', clusterIP: '10.96.0.21', itpLocal: true, endpoints: [{ pod: c1 }] },
-    { name: 'term', clusterIP: '10.96.0.22', endpoints: [{ pod: b1, ready: false, serving: true, terminating: true }, { pod: c1, ready: false, serving: false, terminating: true }] },
+    {
+      name: 'term',
+      clusterIP: '10.96.0.22',
+      endpoints: [
+        { pod: b1, ready: false, serving: true, terminating: true },
+        { pod: c1, ready: false, serving: false, terminating: true },
+      ],
+    },
     { name: 'sticky', clusterIP: '10.96.0.30', affinity: 60, endpoints: [{ pod: b1 }, { pod: c1 }] },
     { name: 'hairpin', clusterIP: '10.96.0.31', endpoints: [{ pod: b2 }] },
   ];
@@ -260,28 +329,118 @@ interface Flow {
 export function flowTable(pl: ProxyLab): Flow[] {
   const n1 = pl.n1.ip4;
   return [
-    { name: 'ClusterIP from a pod: both endpoints, client IP kept', from: 'pod', url: 'http://10.96.0.10/', backends: ['b1', 'c1'], all: true, tries: 14, client: 'kept' },
-    { name: 'ClusterIP from the node', from: 'node', url: 'http://10.96.0.10/', backends: ['b1', 'c1'], all: true, tries: 14 },
+    {
+      name: 'ClusterIP from a pod: both endpoints, client IP kept',
+      from: 'pod',
+      url: 'http://10.96.0.10/',
+      backends: ['b1', 'c1'],
+      all: true,
+      tries: 14,
+      client: 'kept',
+    },
+    {
+      name: 'ClusterIP from the node',
+      from: 'node',
+      url: 'http://10.96.0.10/',
+      backends: ['b1', 'c1'],
+      all: true,
+      tries: 14,
+    },
     // without masquerade the remote endpoint would answer the underlay host directly and the connection would fail
-    { name: 'ClusterIP from an off-cluster host (masqueraded)', from: 'underlay', url: 'http://10.96.0.10/', backends: ['b1', 'c1'], all: true, tries: 14, client: 'masqueraded' },
-    { name: 'NodePort from the underlay (masqueraded)', from: 'underlay', url: `http://${n1}:30080/`, backends: ['b1', 'c1'], all: true, tries: 14, client: 'masqueraded' },
-    { name: 'NodePort with externalTrafficPolicy Local: local endpoint only, client IP kept', from: 'underlay', url: `http://${n1}:30081/`, backends: ['b2'], tries: 6, client: 'kept' },
-    { name: 'NodePort Local without a local endpoint: dropped', from: 'underlay', connect: [n1, 30082], expect: 'timeout' },
-    { name: 'healthCheckNodePort: 200 with a local endpoint', from: 'underlay', url: `http://${n1}:32081/`, status: 200 },
+    {
+      name: 'ClusterIP from an off-cluster host (masqueraded)',
+      from: 'underlay',
+      url: 'http://10.96.0.10/',
+      backends: ['b1', 'c1'],
+      all: true,
+      tries: 14,
+      client: 'masqueraded',
+    },
+    {
+      name: 'NodePort from the underlay (masqueraded)',
+      from: 'underlay',
+      url: `http://${n1}:30080/`,
+      backends: ['b1', 'c1'],
+      all: true,
+      tries: 14,
+      client: 'masqueraded',
+    },
+    {
+      name: 'NodePort with externalTrafficPolicy Local: local endpoint only, client IP kept',
+      from: 'underlay',
+      url: `http://${n1}:30081/`,
+      backends: ['b2'],
+      tries: 6,
+      client: 'kept',
+    },
+    {
+      name: 'NodePort Local without a local endpoint: dropped',
+      from: 'underlay',
+      connect: [n1, 30082],
+      expect: 'timeout',
+    },
+    {
+      name: 'healthCheckNodePort: 200 with a local endpoint',
+      from: 'underlay',
+      url: `http://${n1}:32081/`,
+      status: 200,
+    },
     { name: 'healthCheckNodePort: 503 without', from: 'underlay', url: `http://${n1}:32082/`, status: 503 },
     { name: 'no endpoints: REJECT from a pod', from: 'pod', connect: ['10.96.0.20', 80], expect: 'refused' },
     { name: 'no endpoints: REJECT from the node', from: 'node', connect: ['10.96.0.20', 80], expect: 'refused' },
-    { name: 'no endpoints: NodePort REJECT from the underlay', from: 'underlay', connect: [n1, 30090], expect: 'refused' },
-    { name: 'internalTrafficPolicy Local without a local endpoint: dropped', from: 'pod', connect: ['10.96.0.21', 80], expect: 'timeout' },
-    { name: 'serving-terminating endpoint used when none is ready', from: 'pod', url: 'http://10.96.0.22/', backends: ['b1'], tries: 4 },
-    { name: 'ClientIP affinity: one backend', from: 'pod', url: 'http://10.96.0.30/', backends: ['b1', 'c1'], tries: 10, sticky: true },
-    { name: 'hairpin: an endpoint reaching itself through its ClusterIP is masqueraded', from: 'endpoint', url: 'http://10.96.0.31/', backends: ['b2'], tries: 3, client: 'masqueraded' },
+    {
+      name: 'no endpoints: NodePort REJECT from the underlay',
+      from: 'underlay',
+      connect: [n1, 30090],
+      expect: 'refused',
+    },
+    {
+      name: 'internalTrafficPolicy Local without a local endpoint: dropped',
+      from: 'pod',
+      connect: ['10.96.0.21', 80],
+      expect: 'timeout',
+    },
+    {
+      name: 'serving-terminating endpoint used when none is ready',
+      from: 'pod',
+      url: 'http://10.96.0.22/',
+      backends: ['b1'],
+      tries: 4,
+    },
+    {
+      name: 'ClientIP affinity: one backend',
+      from: 'pod',
+      url: 'http://10.96.0.30/',
+      backends: ['b1', 'c1'],
+      tries: 10,
+      sticky: true,
+    },
+    {
+      name: 'hairpin: an endpoint reaching itself through its ClusterIP is masqueraded',
+      from: 'endpoint',
+      url: 'http://10.96.0.31/',
+      backends: ['b2'],
+      tries: 3,
+      client: 'masqueraded',
+    },
   ];
 }
 
 export async function runFlows(t: Test, pl: ProxyLab, flows: Flow[]): Promise<void> {
-  const nsOf = { pod: pl.pods.a.ns, node: pl.n1.ns, underlay: pl.lab.underlay, endpoint: pl.pods.b2.ns, node2: pl.n2.ns };
-  const srcIP = { pod: pl.pods.a.ip4, node: pl.n1.ip4, underlay: pl.lab.plan.underlayHost4, endpoint: pl.pods.b2.ip4, node2: pl.n2.ip4 };
+  const nsOf = {
+    pod: pl.pods.a.ns,
+    node: pl.n1.ns,
+    underlay: pl.lab.underlay,
+    endpoint: pl.pods.b2.ns,
+    node2: pl.n2.ns,
+  };
+  const srcIP = {
+    pod: pl.pods.a.ip4,
+    node: pl.n1.ip4,
+    underlay: pl.lab.plan.underlayHost4,
+    endpoint: pl.pods.b2.ip4,
+    node2: pl.n2.ip4,
+  };
   await Promise.all(
     flows.map(async (f) => {
       const ns = nsOf[f.from];
@@ -342,21 +501,54 @@ export async function modeSuite(t: Test, mode: string, kernel: KernelProbe): Pro
   await t.test('session affinity switched off and on live', async (t) => {
     const sticky = base.find((s) => s.name === 'sticky')!;
     await pl.synced(pl.apply({ ...sticky, affinity: undefined }));
-    await runFlows(t, pl, [{ name: 'affinity off: both backends', from: 'pod', url: 'http://10.96.0.30/', backends: ['b1', 'c1'], all: true, tries: 14 }]);
+    await runFlows(t, pl, [
+      {
+        name: 'affinity off: both backends',
+        from: 'pod',
+        url: 'http://10.96.0.30/',
+        backends: ['b1', 'c1'],
+        all: true,
+        tries: 14,
+      },
+    ]);
     await pl.synced(pl.apply({ ...sticky, affinity: 30 }));
-    await runFlows(t, pl, [{ name: 'affinity on again: one backend', from: 'pod', url: 'http://10.96.0.30/', backends: ['b1', 'c1'], tries: 10, sticky: true }]);
+    await runFlows(t, pl, [
+      {
+        name: 'affinity on again: one backend',
+        from: 'pod',
+        url: 'http://10.96.0.30/',
+        backends: ['b1', 'c1'],
+        tries: 10,
+        sticky: true,
+      },
+    ]);
   });
 
   await t.test('UDP: a client on the same flow reaches the new backend at once', async (t) => {
-    const udp: SvcSpec = { name: 'udp', clusterIP: '10.96.0.53', port: 53, protocol: 'UDP', targetPort: 5300, endpoints: [{ pod: b1 }] };
+    const udp: SvcSpec = {
+      name: 'udp',
+      clusterIP: '10.96.0.53',
+      port: 53,
+      protocol: 'UDP',
+      targetPort: 5300,
+      endpoints: [{ pod: b1 }],
+    };
     await pl.synced(pl.apply(udp));
     t.equal(await pl.udpFrom(a.ns, 40053, '10.96.0.53', 53, 'one'), 'b1 one');
     await pl.synced(pl.apply({ ...udp, endpoints: [{ pod: b2 }] }));
-    t.equal(await pl.udpFrom(a.ns, 40053, '10.96.0.53', 53, 'two'), 'b2 two', 'stale conntrack entry deleted (b1 is still up)');
+    t.equal(
+      await pl.udpFrom(a.ns, 40053, '10.96.0.53', 53, 'two'),
+      'b2 two',
+      'stale conntrack entry deleted (b1 is still up)',
+    );
     await pl.synced(pl.apply({ ...udp, endpoints: [] }));
     t.equal(await pl.udpFrom(a.ns, 40054, '10.96.0.53', 53, 'x'), 'timeout', 'no endpoints: no answer');
     await pl.synced(pl.apply({ ...udp, endpoints: [{ pod: c2 }] }));
-    t.equal(await pl.udpFrom(a.ns, 40054, '10.96.0.53', 53, 'three'), 'c2 three', 'entries made while rejected are flushed');
+    t.equal(
+      await pl.udpFrom(a.ns, 40054, '10.96.0.53', 53, 'three'),
+      'c2 three',
+      'entries made while rejected are flushed',
+    );
   });
 
   await t.test('foreign tables and chains survive syncs', async (t) => {
@@ -364,7 +556,16 @@ export async function modeSuite(t: Test, mode: string, kernel: KernelProbe): Pro
   });
 
   await t.test('external IP and load-balancer IP with loadBalancerSourceRanges', async (t) => {
-    const lb: SvcSpec = { name: 'lb', clusterIP: '10.96.0.80', type: 'LoadBalancer', nodePort: 30085, externalIPs: ['203.0.113.10'], lbIP: '203.0.113.11', sourceRanges: [`${pl.lab.plan.underlayHost4}/32`], endpoints: [{ pod: b2 }, { pod: c2 }] };
+    const lb: SvcSpec = {
+      name: 'lb',
+      clusterIP: '10.96.0.80',
+      type: 'LoadBalancer',
+      nodePort: 30085,
+      externalIPs: ['203.0.113.10'],
+      lbIP: '203.0.113.11',
+      sourceRanges: [`${pl.lab.plan.underlayHost4}/32`],
+      endpoints: [{ pod: b2 }, { pod: c2 }],
+    };
     // two off-node clients route the documentation range to node-1: the underlay host (allowed) and node-2 (not)
     await pl.lab.exec(pl.lab.underlay, ['ip', 'route', 'add', '203.0.113.0/24', 'via', pl.n1.ip4]);
     await pl.lab.exec(pl.n2.ns, ['ip', 'route', 'add', '203.0.113.0/24', 'via', pl.n1.ip4]);
@@ -375,9 +576,28 @@ export async function modeSuite(t: Test, mode: string, kernel: KernelProbe): Pro
     await pl.lab.exec(pl.n1.ns, ['ip', 'route', 'add', 'local', '203.0.113.11/32', 'dev', 'lo']);
     await pl.synced(pl.apply(lb));
     await runFlows(t, pl, [
-      { name: 'LB IP from an allowed source', from: 'underlay', url: 'http://203.0.113.11/', backends: ['b2', 'c2'], all: true, tries: 10, client: 'masqueraded' },
-      { name: 'LB IP from a source outside loadBalancerSourceRanges: dropped', from: 'node2', connect: ['203.0.113.11', 80], expect: 'timeout' },
-      { name: 'external IP (not filtered by the ranges) from the underlay', from: 'underlay', url: 'http://203.0.113.10/', backends: ['b2', 'c2'], tries: 4 },
+      {
+        name: 'LB IP from an allowed source',
+        from: 'underlay',
+        url: 'http://203.0.113.11/',
+        backends: ['b2', 'c2'],
+        all: true,
+        tries: 10,
+        client: 'masqueraded',
+      },
+      {
+        name: 'LB IP from a source outside loadBalancerSourceRanges: dropped',
+        from: 'node2',
+        connect: ['203.0.113.11', 80],
+        expect: 'timeout',
+      },
+      {
+        name: 'external IP (not filtered by the ranges) from the underlay',
+        from: 'underlay',
+        url: 'http://203.0.113.10/',
+        backends: ['b2', 'c2'],
+        tries: 4,
+      },
       { name: 'external IP from node-2', from: 'node2', url: 'http://203.0.113.10/', backends: ['b2', 'c2'], tries: 4 },
     ]);
     pl.remove('lb');
@@ -391,13 +611,23 @@ export async function modeSuite(t: Test, mode: string, kernel: KernelProbe): Pro
     await new Promise((r) => setTimeout(r, 500));
     // replace b1 by b2: add the new one, take the old one out of rotation, stop it, delete it
     await pl.synced(pl.apply({ ...roll, endpoints: [{ pod: b1 }, { pod: c1 }, { pod: b2 }] }));
-    await pl.synced(pl.apply({ ...roll, endpoints: [{ pod: b1, ready: false, serving: true, terminating: true }, { pod: c1 }, { pod: b2 }] }));
+    await pl.synced(
+      pl.apply({
+        ...roll,
+        endpoints: [{ pod: b1, ready: false, serving: true, terminating: true }, { pod: c1 }, { pod: b2 }],
+      }),
+    );
     await new Promise((r) => setTimeout(r, 300));
     pl.echo.get('b1')!.kill('SIGKILL');
     await pl.synced(pl.apply({ ...roll, endpoints: [{ pod: c1 }, { pod: b2 }] }));
     // and c1 by c2
     await pl.synced(pl.apply({ ...roll, endpoints: [{ pod: c1 }, { pod: b2 }, { pod: c2 }] }));
-    await pl.synced(pl.apply({ ...roll, endpoints: [{ pod: c1, ready: false, serving: true, terminating: true }, { pod: b2 }, { pod: c2 }] }));
+    await pl.synced(
+      pl.apply({
+        ...roll,
+        endpoints: [{ pod: c1, ready: false, serving: true, terminating: true }, { pod: b2 }, { pod: c2 }],
+      }),
+    );
     await new Promise((r) => setTimeout(r, 300));
     pl.echo.get('c1')!.kill('SIGKILL');
     await pl.synced(pl.apply({ ...roll, endpoints: [{ pod: b2 }, { pod: c2 }] }));
@@ -406,14 +636,25 @@ export async function modeSuite(t: Test, mode: string, kernel: KernelProbe): Pro
     await new Promise((r) => setTimeout(r, 300));
     await pl.startProxy();
     await load.exited;
-    const res = JSON.parse(load.output().trim().split('\n').pop() ?? '{}') as { ok: number; fail: number; errs: string[]; seen: Record<string, number> };
+    const res = JSON.parse(load.output().trim().split('\n').pop() ?? '{}') as {
+      ok: number;
+      fail: number;
+      errs: string[];
+      seen: Record<string, number>;
+    };
     t.equal(res.fail, 0, `no failed request (${res.ok} ok; errors: ${res.errs?.join('; ')})`);
     t.ok(res.ok > 100, `the loop ran (${res.ok} requests)`);
     t.ok((res.seen.b2 ?? 0) > 0 && (res.seen.c2 ?? 0) > 0, `new endpoints served: ${JSON.stringify(res.seen)}`);
   });
 
   await t.test('NodePorts on 127.0.0.1 only when enabled (--nodeport-addresses)', async (t) => {
-    const lo: SvcSpec = { name: 'lo', clusterIP: '10.96.0.70', type: 'NodePort', nodePort: 30070, endpoints: [{ pod: b2 }, { pod: c2 }] };
+    const lo: SvcSpec = {
+      name: 'lo',
+      clusterIP: '10.96.0.70',
+      type: 'NodePort',
+      nodePort: 30070,
+      endpoints: [{ pod: b2 }, { pod: c2 }],
+    };
     await pl.synced(pl.apply(lo));
     t.equal(await pl.connect(pl.n1.ns, '127.0.0.1', 30070), 'refused', 'default: not on 127.0.0.1');
     await pl.stopProxy();
@@ -421,8 +662,21 @@ export async function modeSuite(t: Test, mode: string, kernel: KernelProbe): Pro
     const sysctl = await pl.lab.exec(pl.n1.ns, ['sysctl', '-n', 'net.ipv4.conf.all.route_localnet']);
     t.equal(sysctl.stdout.trim(), '1', 'route_localnet set in the node namespace');
     await runFlows(t, pl, [
-      { name: 'curl 127.0.0.1:<nodePort> from the node', from: 'node', url: 'http://127.0.0.1:30070/', backends: ['b2', 'c2'], all: true, tries: 14 },
-      { name: 'the node address still serves it', from: 'underlay', url: `http://${pl.n1.ip4}:30070/`, backends: ['b2', 'c2'], tries: 4 },
+      {
+        name: 'curl 127.0.0.1:<nodePort> from the node',
+        from: 'node',
+        url: 'http://127.0.0.1:30070/',
+        backends: ['b2', 'c2'],
+        all: true,
+        tries: 14,
+      },
+      {
+        name: 'the node address still serves it',
+        from: 'underlay',
+        url: `http://${pl.n1.ip4}:30070/`,
+        backends: ['b2', 'c2'],
+        tries: 4,
+      },
     ]);
     await pl.stopProxy();
     await pl.startProxy();
@@ -430,7 +684,12 @@ export async function modeSuite(t: Test, mode: string, kernel: KernelProbe): Pro
 
   await t.test('metrics use kube-proxy names', async (t) => {
     const res = await pl.lab.exec(pl.n1.ns, ['curl', '-sS', '--max-time', '2', 'http://127.0.0.1:10249/metrics']);
-    for (const m of ['kubeproxy_sync_proxy_rules_duration_seconds_bucket', 'kubeproxy_network_programming_duration_seconds_bucket', 'kubeproxy_sync_proxy_rules_last_timestamp_seconds']) t.match(res.stdout, m);
+    for (const m of [
+      'kubeproxy_sync_proxy_rules_duration_seconds_bucket',
+      'kubeproxy_network_programming_duration_seconds_bucket',
+      'kubeproxy_sync_proxy_rules_last_timestamp_seconds',
+    ])
+      t.match(res.stdout, m);
     const hz = await pl.healthz();
     t.equal(hz.code, 200, '/healthz answers 200');
   });

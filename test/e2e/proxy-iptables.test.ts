@@ -27,7 +27,12 @@ if (needsRoot(t)) {
       },
       async foreignIntact(pl) {
         const s = await save(pl);
-        return ['-A INPUT -j FOREIGN-INPUT', '-A FOREIGN-INPUT -p tcp -m tcp --dport 9 -j ACCEPT', '-A PREROUTING -j FOREIGN-NAT', '-A FOREIGN-NAT -p tcp -m tcp --dport 9 -j RETURN'].every((l) => s.includes(l));
+        return [
+          '-A INPUT -j FOREIGN-INPUT',
+          '-A FOREIGN-INPUT -p tcp -m tcp --dport 9 -j ACCEPT',
+          '-A PREROUTING -j FOREIGN-NAT',
+          '-A FOREIGN-NAT -p tcp -m tcp --dport 9 -j RETURN',
+        ].every((l) => s.includes(l));
       },
       async oursPresent(pl) {
         return /KDP-/.test(await save(pl));

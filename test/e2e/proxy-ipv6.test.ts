@@ -9,7 +9,6 @@ import type { TestPod } from '../helpers/pods.ts';
 
 const v6Of = (p: TestPod) => p.node.podCidr6.replace(/::\/64$/, `::${p.ip4.split('.').pop()}`);
 
-
 if (needsRoot(t)) {
   for (const mode of ['nftables', 'iptables']) {
     t.test(`IPv6 service traffic (${mode})`, async (t) => {
@@ -29,22 +28,53 @@ if (needsRoot(t)) {
       await lab.exec(n1.ns, ['ip', '-6', 'route', 'add', 'fd00:96::/112', 'via', lab.plan.underlayHost6]);
       const { writeFileSync } = await import('node:fs');
       const { join } = await import('node:path');
-      writeFileSync(join(pl.dir, 'web6.json'), JSON.stringify(manifest({ name: 'web6', type: 'NodePort', clusterIP: 'fd00:96::10', nodePort: 30096, ipv6: true, endpoints: [b1, b2].map((p) => ({ pod: p, address: v6Of(p) })) })));
-      writeFileSync(join(pl.dir, 'empty6.json'), JSON.stringify(manifest({ name: 'empty6', clusterIP: 'fd00:96::11', ipv6: true, endpoints: [] })));
+      writeFileSync(
+        join(pl.dir, 'web6.json'),
+        JSON.stringify(
+          manifest({
+            name: 'web6',
+            type: 'NodePort',
+            clusterIP: 'fd00:96::10',
+            nodePort: 30096,
+            ipv6: true,
+            endpoints: [b1, b2].map((p) => ({ pod: p, address: v6Of(p) })),
+          }),
+        ),
+      );
+      writeFileSync(
+        join(pl.dir, 'empty6.json'),
+        JSON.stringify(manifest({ name: 'empty6', clusterIP: 'fd00:96::11', ipv6: true, endpoints: [] })),
+      );
       pl.apply({ name: 'web4', clusterIP: '10.96.0.10', endpoints: [{ pod: b1 }] });
-      await pl.startProxy(['--ip-families', 'ipv4,ipv6', '--cluster-cidr', `198.19.0.0/16,${n1.podCidr6.replace('1::/64', '0::/48')}`]);
+      await pl.startProxy([
+        '--ip-families',
+        'ipv4,ipv6',
+        '--cluster-cidr',
+        `198.19.0.0/16,${n1.podCidr6.replace('1::/64', '0::/48')}`,
+      ]);
       t.teardown(() => pl.stopProxy());
 
       const seen = new Set<string>();
       for (let i = 0; i < 12; i++) {
         const r = await pl.http(a.ns, 'http://[fd00:96::10]/');
-        t.ok(r.name === 'b1' || r.name === 'b2', `pod -> IPv6 ClusterIP answered by an endpoint (${r.name ?? r.error})`);
+        t.ok(
+          r.name === 'b1' || r.name === 'b2',
+          `pod -> IPv6 ClusterIP answered by an endpoint (${r.name ?? r.error})`,
+        );
         if (r.name) seen.add(r.name);
-        if (i === 0) t.equal(r.client?.replace(/^\[|\]:\d+$|:\d+$/g, ''), v6Of(a), 'the pod source address is kept (same-node, no masquerade)');
+        if (i === 0)
+          t.equal(
+            r.client?.replace(/^\[|\]:\d+$|:\d+$/g, ''),
+            v6Of(a),
+            'the pod source address is kept (same-node, no masquerade)',
+          );
       }
       t.same([...seen].sort(), ['b1', 'b2'], 'both IPv6 endpoints are used');
       const np = await pl.http(lab.underlay, `http://[${n1.ip6}]:30096/`);
-      t.ok(np.name === 'b1' || np.name === 'b2', `underlay -> NodePort on the node's IPv6 address (${np.name ?? np.error})`);
+      t.ok(
+        np.name === 'b1' || np.name === 'b2',
+        `underlay -> NodePort on the node's IPv6 address (${np.name ?? np.error})`,
+      );
       const empty = await pl.connect(a.ns, 'fd00:96::11', 80);
       t.equal(empty, 'refused', `an IPv6 Service without endpoints is refused at once (${empty})`);
       t.equal((await pl.http(a.ns, 'http://10.96.0.10/')).name, 'b1', 'IPv4 keeps working beside it');

@@ -18,7 +18,8 @@ table inet other {
 \t}
 }`;
 
-const dump = async (pl: ProxyLab, table: string) => (await pl.lab.exec(pl.n1.ns, ['nft', 'list', 'table', ...table.split(' ')], { allowFailure: true })).stdout;
+const dump = async (pl: ProxyLab, table: string) =>
+  (await pl.lab.exec(pl.n1.ns, ['nft', 'list', 'table', ...table.split(' ')], { allowFailure: true })).stdout;
 
 if (needsRoot(t)) {
   t.test('nftables mode', async (t) => {

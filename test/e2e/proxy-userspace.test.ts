@@ -19,35 +19,120 @@ if (needsRoot(t)) {
 
     await t.test('packet-flow table (userspace semantics: the proxy is the client of the endpoint)', (t) =>
       runFlows(t, pl, [
-        { name: 'ClusterIP from a pod: both endpoints', from: 'pod', url: 'http://10.96.0.10/', backends: ['b1', 'c1'], all: true, tries: 8 },
-        { name: 'ClusterIP from the node', from: 'node', url: 'http://10.96.0.10/', backends: ['b1', 'c1'], all: true, tries: 8 },
-        { name: 'NodePort from the underlay', from: 'underlay', url: `http://${n1}:30080/`, backends: ['b1', 'c1'], all: true, tries: 8, client: 'masqueraded' },
-        { name: 'NodePort with externalTrafficPolicy Local: local endpoint only', from: 'underlay', url: `http://${n1}:30081/`, backends: ['b2'], tries: 4 },
-        { name: 'NodePort Local without a local endpoint: not served (refused)', from: 'underlay', connect: [n1, 30082], expect: 'refused' },
-        { name: 'healthCheckNodePort: 200 with a local endpoint', from: 'underlay', url: `http://${n1}:32081/`, status: 200 },
+        {
+          name: 'ClusterIP from a pod: both endpoints',
+          from: 'pod',
+          url: 'http://10.96.0.10/',
+          backends: ['b1', 'c1'],
+          all: true,
+          tries: 8,
+        },
+        {
+          name: 'ClusterIP from the node',
+          from: 'node',
+          url: 'http://10.96.0.10/',
+          backends: ['b1', 'c1'],
+          all: true,
+          tries: 8,
+        },
+        {
+          name: 'NodePort from the underlay',
+          from: 'underlay',
+          url: `http://${n1}:30080/`,
+          backends: ['b1', 'c1'],
+          all: true,
+          tries: 8,
+          client: 'masqueraded',
+        },
+        {
+          name: 'NodePort with externalTrafficPolicy Local: local endpoint only',
+          from: 'underlay',
+          url: `http://${n1}:30081/`,
+          backends: ['b2'],
+          tries: 4,
+        },
+        {
+          name: 'NodePort Local without a local endpoint: not served (refused)',
+          from: 'underlay',
+          connect: [n1, 30082],
+          expect: 'refused',
+        },
+        {
+          name: 'healthCheckNodePort: 200 with a local endpoint',
+          from: 'underlay',
+          url: `http://${n1}:32081/`,
+          status: 200,
+        },
         { name: 'healthCheckNodePort: 503 without', from: 'underlay', url: `http://${n1}:32082/`, status: 503 },
         { name: 'no endpoints: REJECT from a pod', from: 'pod', connect: ['10.96.0.20', 80], expect: 'refused' },
         { name: 'no endpoints: REJECT from the node', from: 'node', connect: ['10.96.0.20', 80], expect: 'refused' },
-        { name: 'no endpoints: NodePort refused from the underlay', from: 'underlay', connect: [n1, 30090], expect: 'refused' },
-        { name: 'serving-terminating endpoint used when none is ready', from: 'pod', url: 'http://10.96.0.22/', backends: ['b1'], tries: 3 },
-        { name: 'ClientIP affinity: one backend', from: 'pod', url: 'http://10.96.0.30/', backends: ['b1', 'c1'], tries: 8, sticky: true },
+        {
+          name: 'no endpoints: NodePort refused from the underlay',
+          from: 'underlay',
+          connect: [n1, 30090],
+          expect: 'refused',
+        },
+        {
+          name: 'serving-terminating endpoint used when none is ready',
+          from: 'pod',
+          url: 'http://10.96.0.22/',
+          backends: ['b1'],
+          tries: 3,
+        },
+        {
+          name: 'ClientIP affinity: one backend',
+          from: 'pod',
+          url: 'http://10.96.0.30/',
+          backends: ['b1', 'c1'],
+          tries: 8,
+          sticky: true,
+        },
       ]),
     );
 
     await t.test('session affinity switched off and on live', async (t) => {
       const sticky = base.find((s) => s.name === 'sticky')!;
       await pl.synced(pl.apply({ ...sticky, affinity: undefined }));
-      await runFlows(t, pl, [{ name: 'affinity off: both backends (round robin)', from: 'pod', url: 'http://10.96.0.30/', backends: ['b1', 'c1'], all: true, tries: 6 }]);
+      await runFlows(t, pl, [
+        {
+          name: 'affinity off: both backends (round robin)',
+          from: 'pod',
+          url: 'http://10.96.0.30/',
+          backends: ['b1', 'c1'],
+          all: true,
+          tries: 6,
+        },
+      ]);
       await pl.synced(pl.apply({ ...sticky, affinity: 30 }));
-      await runFlows(t, pl, [{ name: 'affinity on again: one backend', from: 'pod', url: 'http://10.96.0.30/', backends: ['b1', 'c1'], tries: 8, sticky: true }]);
+      await runFlows(t, pl, [
+        {
+          name: 'affinity on again: one backend',
+          from: 'pod',
+          url: 'http://10.96.0.30/',
+          backends: ['b1', 'c1'],
+          tries: 8,
+          sticky: true,
+        },
+      ]);
     });
 
     await t.test('UDP: a client on the same flow reaches the new backend at once', async (t) => {
-      const udp: SvcSpec = { name: 'udp', clusterIP: '10.96.0.53', port: 53, protocol: 'UDP', targetPort: 5300, endpoints: [{ pod: b1 }] };
+      const udp: SvcSpec = {
+        name: 'udp',
+        clusterIP: '10.96.0.53',
+        port: 53,
+        protocol: 'UDP',
+        targetPort: 5300,
+        endpoints: [{ pod: b1 }],
+      };
       await pl.synced(pl.apply(udp));
       t.equal(await pl.udpFrom(a.ns, 40053, '10.96.0.53', 53, 'one'), 'b1 one');
       await pl.synced(pl.apply({ ...udp, endpoints: [{ pod: b2 }] }));
-      t.equal(await pl.udpFrom(a.ns, 40053, '10.96.0.53', 53, 'two'), 'b2 two', 'session to the removed endpoint dropped (b1 is still up)');
+      t.equal(
+        await pl.udpFrom(a.ns, 40053, '10.96.0.53', 53, 'two'),
+        'b2 two',
+        'session to the removed endpoint dropped (b1 is still up)',
+      );
     });
 
     await t.test('rolling update under load: zero failed requests', async (t) => {
@@ -56,14 +141,29 @@ if (needsRoot(t)) {
       const load = pl.loadLoop('http://10.96.0.60/', 5000);
       await new Promise((r) => setTimeout(r, 400));
       await pl.synced(pl.apply({ ...roll, endpoints: [{ pod: b1 }, { pod: c1 }, { pod: b2 }] }));
-      await pl.synced(pl.apply({ ...roll, endpoints: [{ pod: b1, ready: false, serving: true, terminating: true }, { pod: c1 }, { pod: b2 }] }));
+      await pl.synced(
+        pl.apply({
+          ...roll,
+          endpoints: [{ pod: b1, ready: false, serving: true, terminating: true }, { pod: c1 }, { pod: b2 }],
+        }),
+      );
       pl.echo.get('b1')!.kill('SIGKILL');
       await pl.synced(pl.apply({ ...roll, endpoints: [{ pod: c1 }, { pod: b2 }, { pod: c2 }] }));
-      await pl.synced(pl.apply({ ...roll, endpoints: [{ pod: c1, ready: false, serving: true, terminating: true }, { pod: b2 }, { pod: c2 }] }));
+      await pl.synced(
+        pl.apply({
+          ...roll,
+          endpoints: [{ pod: c1, ready: false, serving: true, terminating: true }, { pod: b2 }, { pod: c2 }],
+        }),
+      );
       pl.echo.get('c1')!.kill('SIGKILL');
       await pl.synced(pl.apply({ ...roll, endpoints: [{ pod: b2 }, { pod: c2 }] }));
       await load.exited;
-      const res = JSON.parse(load.output().trim().split('\n').pop() ?? '{}') as { ok: number; fail: number; errs: string[]; seen: Record<string, number> };
+      const res = JSON.parse(load.output().trim().split('\n').pop() ?? '{}') as {
+        ok: number;
+        fail: number;
+        errs: string[];
+        seen: Record<string, number>;
+      };
       t.equal(res.fail, 0, `no failed request (${res.ok} ok; errors: ${res.errs?.join('; ')})`);
       t.ok(res.ok > 50, `the loop ran (${res.ok} requests)`);
       t.ok((res.seen.b2 ?? 0) > 0 && (res.seen.c2 ?? 0) > 0, `new endpoints served: ${JSON.stringify(res.seen)}`);
@@ -71,7 +171,31 @@ if (needsRoot(t)) {
 
     await t.test('unprivileged: NodePorts served by a proxy running as nobody', async (t) => {
       chmodSync(pl.dir, 0o755);
-      const child = pl.lab.spawn(pl.n2.ns, ['setpriv', '--reuid', '65534', '--regid', '65534', '--clear-groups', process.execPath, CLI, '--log-format', 'json', 'proxy', '--mode', 'userspace', '--manifests', pl.dir, '--node-name', pl.n2.name, '--healthz-bind-address', '', '--metrics-bind-address', '', '--min-sync-period', '0s']);
+      const child = pl.lab.spawn(pl.n2.ns, [
+        'setpriv',
+        '--reuid',
+        '65534',
+        '--regid',
+        '65534',
+        '--clear-groups',
+        process.execPath,
+        CLI,
+        '--log-format',
+        'json',
+        'proxy',
+        '--mode',
+        'userspace',
+        '--manifests',
+        pl.dir,
+        '--node-name',
+        pl.n2.name,
+        '--healthz-bind-address',
+        '',
+        '--metrics-bind-address',
+        '',
+        '--min-sync-period',
+        '0s',
+      ]);
       const end = Date.now() + 60_000; // as startProxy: a loaded 2-core box takes seconds to load the CLI (no compile cache for nobody)
       while (!/^ready$/m.test(child.output()) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
       t.match(child.output(), /^ready$/m, 'started without root');

@@ -27,7 +27,8 @@ function printed(out: string): { what: string; checked: string; line: string }[]
   const res: { what: string; checked: string; line: string }[] = [];
   lines.forEach((l, i) => {
     const m = /^ {2}# (.*?)(?: {2}\[checked: (ok|FAILED)\])?$/.exec(l);
-    if (m && lines[i + 1]?.startsWith('  ')) res.push({ what: m[1] as string, checked: m[2] ?? '', line: (lines[i + 1] as string).trim() });
+    if (m && lines[i + 1]?.startsWith('  '))
+      res.push({ what: m[1] as string, checked: m[2] ?? '', line: (lines[i + 1] as string).trim() });
   });
   return res;
 }
@@ -35,7 +36,8 @@ function printed(out: string): { what: string; checked: string; line: string }[]
 /** Splits a printed command line the way a shell would (single quotes only, which is all kdp prints). */
 function shellWords(line: string): string[] {
   const words: string[] = [];
-  for (const m of line.matchAll(/'((?:[^']|'\\'')*)'|(\S+)/g)) words.push(m[1] !== undefined ? m[1].replace(/'\\''/g, "'") : (m[2] as string));
+  for (const m of line.matchAll(/'((?:[^']|'\\'')*)'|(\S+)/g))
+    words.push(m[1] !== undefined ? m[1].replace(/'\\''/g, "'") : (m[2] as string));
   return words;
 }
 
@@ -46,7 +48,11 @@ if (needsRoot(t, 'network namespaces, CNI, nftables')) {
     const out = await waitOutput(child, /tears everything down/, 180_000);
     const cmds = printed(out);
     t.ok(cmds.length >= 5, `${cmds.length} commands printed`);
-    t.same(cmds.filter((c) => c.checked !== 'ok' && c.line !== 'kdp status').map((c) => c.what), [], 'kdp up checked every command ok');
+    t.same(
+      cmds.filter((c) => c.checked !== 'ok' && c.line !== 'kdp status').map((c) => c.what),
+      [],
+      'kdp up checked every command ok',
+    );
     const runId = /lab (\d+-[0-9a-f]{4}):/.exec(out)?.[1] as string;
     for (const c of cmds) {
       const words = shellWords(c.line);
@@ -62,27 +68,39 @@ if (needsRoot(t, 'network namespaces, CNI, nftables')) {
     child.kill('SIGTERM');
     await child.exited;
     t.match(child.output(), /torn down/);
-    t.same((await listNamespaces()).filter((n) => n.startsWith(`kdp-${runId}-`)), [], 'every lab namespace removed');
+    t.same(
+      (await listNamespaces()).filter((n) => n.startsWith(`kdp-${runId}-`)),
+      [],
+      'every lab namespace removed',
+    );
     t.notOk(existsSync('/run/kdp/up.json'), 'state file removed');
     t.notOk(existsSync(`/run/kdp/${runId}`), 'run directory removed');
   });
 
-  t.test('kdp up unprivileged (user nobody): loopback fallback, says so, commands work', { timeout: 120_000 }, async (t) => {
-    const asNobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--'];
-    const env = { PATH: process.env.PATH, HOME: '/tmp', TMPDIR: '/tmp' };
-    const child = spawnChild([...asNobody, KDP, '--log-format', 'json', 'up', '--ttl', '100'], { env });
-    t.teardown(() => child.kill('SIGKILL'));
-    const out = await waitOutput(child, /tears everything down/, 90_000);
-    t.match(out, /Unprivileged fallback \(not root\)/, 'it says so');
-    const cmds = printed(out);
-    t.ok(cmds.length >= 3, `${cmds.length} commands printed`);
-    t.same(cmds.filter((c) => c.checked !== 'ok').map((c) => c.what), [], 'every command checked ok');
-    for (const c of cmds) {
-      const res = await run([...asNobody, ...shellWords(c.line)], { allowFailure: true, timeoutMs: 20_000, env });
-      t.equal(res.code, 0, `${c.what}: ${c.line}`);
-      t.ok(res.stdout.trim().length > 0, `${c.what}: ${res.stdout.slice(0, 200)}`);
-    }
-    child.kill('SIGTERM');
-    t.equal(await child.exited, 0);
-  });
+  t.test(
+    'kdp up unprivileged (user nobody): loopback fallback, says so, commands work',
+    { timeout: 120_000 },
+    async (t) => {
+      const asNobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--'];
+      const env = { PATH: process.env.PATH, HOME: '/tmp', TMPDIR: '/tmp' };
+      const child = spawnChild([...asNobody, KDP, '--log-format', 'json', 'up', '--ttl', '100'], { env });
+      t.teardown(() => child.kill('SIGKILL'));
+      const out = await waitOutput(child, /tears everything down/, 90_000);
+      t.match(out, /Unprivileged fallback \(not root\)/, 'it says so');
+      const cmds = printed(out);
+      t.ok(cmds.length >= 3, `${cmds.length} commands printed`);
+      t.same(
+        cmds.filter((c) => c.checked !== 'ok').map((c) => c.what),
+        [],
+        'every command checked ok',
+      );
+      for (const c of cmds) {
+        const res = await run([...asNobody, ...shellWords(c.line)], { allowFailure: true, timeoutMs: 20_000, env });
+        t.equal(res.code, 0, `${c.what}: ${c.line}`);
+        t.ok(res.stdout.trim().length > 0, `${c.what}: ${res.stdout.slice(0, 200)}`);
+      }
+      child.kill('SIGTERM');
+      t.equal(await child.exited, 0);
+    },
+  );
 }

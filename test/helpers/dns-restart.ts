@@ -24,17 +24,38 @@ export function writeRestartFixture(dir: string): string[] {
     join(dir, 'Corefile'),
     '.:53 {\n    errors\n    health 127.0.0.1:8080\n    ready 127.0.0.1:8181\n    kubernetes cluster.local in-addr.arpa ip6.arpa {\n       pods insecure\n       fallthrough in-addr.arpa ip6.arpa\n       ttl 30\n    }\n    prometheus 127.0.0.1:9153\n    cache 30 {\n       disable success cluster.local\n       disable denial cluster.local\n    }\n    loadbalance\n}\n',
   );
-  return [process.execPath, CLI, '--log-format', 'json', 'dns', '--corefile', join(dir, 'Corefile'), '--manifests', manifests, '--lameduck', '0'];
+  return [
+    process.execPath,
+    CLI,
+    '--log-format',
+    'json',
+    'dns',
+    '--corefile',
+    join(dir, 'Corefile'),
+    '--manifests',
+    manifests,
+    '--lameduck',
+    '0',
+  ];
 }
 
 /** ms from spawning ARGV in the node's namespace to its first right answer (dig from the node every POLL ms). */
-export async function timeToFirstAnswer(lab: Lab, node: NodePlan, argv: readonly string[], limitMs: number, pollMs: number): Promise<{ ms: number; child: Spawned }> {
+export async function timeToFirstAnswer(
+  lab: Lab,
+  node: NodePlan,
+  argv: readonly string[],
+  limitMs: number,
+  pollMs: number,
+): Promise<{ ms: number; child: Spawned }> {
   const t0 = performance.now();
   const child = lab.spawn(node.ns, [...argv]);
   for (;;) {
-    const r = await lab.exec(node.ns, ['dig', `@${node.ip4}`, '+short', '+tries=1', '+timeout=1', NAME], { allowFailure: true });
+    const r = await lab.exec(node.ns, ['dig', `@${node.ip4}`, '+short', '+tries=1', '+timeout=1', NAME], {
+      allowFailure: true,
+    });
     if (r.stdout.trim() === ANSWER) return { ms: performance.now() - t0, child };
-    if (performance.now() - t0 > limitMs) throw new Error(`kdp dns did not answer in ${limitMs / 1000} s: ${child.output().slice(-2000)}`);
+    if (performance.now() - t0 > limitMs)
+      throw new Error(`kdp dns did not answer in ${limitMs / 1000} s: ${child.output().slice(-2000)}`);
     await new Promise((res) => setTimeout(res, pollMs));
   }
 }

@@ -86,7 +86,10 @@ export function mutate(r: () => number, base: Json): { value: Json; log: string[
       log.push(`root = ${JSON.stringify(value)}`);
       continue;
     }
-    const parent = path.slice(0, -1).reduce<Json>((o, k) => (o as Record<string | number, Json>)[k], value) as Record<string | number, Json>;
+    const parent = path.slice(0, -1).reduce<Json>((o, k) => (o as Record<string | number, Json>)[k], value) as Record<
+      string | number,
+      Json
+    >;
     const key = path[path.length - 1]!;
     if (op < 0.7) {
       const evil = pick(r, EVIL_VALUES);
@@ -110,6 +113,7 @@ export function mutate(r: () => number, base: Json): { value: Json; log: string[
 export function stringLeaves(v: unknown, prefix = ''): [string, string][] {
   if (typeof v === 'string') return [[prefix, v]];
   if (Array.isArray(v)) return v.flatMap((x, i) => stringLeaves(x, `${prefix}[${i}]`));
-  if (v !== null && typeof v === 'object') return Object.entries(v).flatMap(([k, x]) => stringLeaves(x, prefix ? `${prefix}.${k}` : k));
+  if (v !== null && typeof v === 'object')
+    return Object.entries(v).flatMap(([k, x]) => stringLeaves(x, prefix ? `${prefix}.${k}` : k));
   return [];
 }

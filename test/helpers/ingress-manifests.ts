@@ -5,8 +5,18 @@ export function oneRouteManifests(name: string, host: string, backendPort: numbe
     apiVersion: 'v1',
     kind: 'List',
     items: [
-      { apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', metadata: { name: 'kdp' }, spec: { controller: 'kdp.dev/ingress' } },
-      { apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'default' }, spec: { ports: [{ port: 80, protocol: 'TCP' }] } },
+      {
+        apiVersion: 'networking.k8s.io/v1',
+        kind: 'IngressClass',
+        metadata: { name: 'kdp' },
+        spec: { controller: 'kdp.dev/ingress' },
+      },
+      {
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name, namespace: 'default' },
+        spec: { ports: [{ port: 80, protocol: 'TCP' }] },
+      },
       {
         apiVersion: 'discovery.k8s.io/v1',
         kind: 'EndpointSlice',
@@ -19,7 +29,17 @@ export function oneRouteManifests(name: string, host: string, backendPort: numbe
         apiVersion: 'networking.k8s.io/v1',
         kind: 'Ingress',
         metadata: { name, namespace: 'default' },
-        spec: { ingressClassName: 'kdp', rules: [{ host, http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name, port: { number: 80 } } } }] } }] },
+        spec: {
+          ingressClassName: 'kdp',
+          rules: [
+            {
+              host,
+              http: {
+                paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name, port: { number: 80 } } } }],
+              },
+            },
+          ],
+        },
       },
     ],
   };

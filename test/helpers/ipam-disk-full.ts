@@ -11,11 +11,28 @@ const pexec = promisify(execFile);
 mkdirSync(dir, { recursive: true });
 await pexec('mount', ['-t', 'tmpfs', '-o', 'size=16k,nr_inodes=64', 'kdp-fuzz', dir]);
 
-const conf = JSON.stringify({ cniVersion: '1.1.0', name: 'full', type: 'kdp-host-local', ipam: { type: 'kdp-host-local', ranges: [[{ subnet: '198.19.9.0/24' }]], dataDir: dir } });
+const conf = JSON.stringify({
+  cniVersion: '1.1.0',
+  name: 'full',
+  type: 'kdp-host-local',
+  ipam: { type: 'kdp-host-local', ranges: [[{ subnet: '198.19.9.0/24' }]], dataDir: dir },
+});
 const ipam = (command: string, id: string) =>
   new Promise<{ code: number; stdout: string }>((resolve) => {
-    const child = execFile(join(bin, 'kdp-host-local'), [], { env: { PATH: process.env.PATH, CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: '/run/netns/none', CNI_IFNAME: 'eth0', CNI_PATH: bin } }, (err, stdout) =>
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout }),
+    const child = execFile(
+      join(bin, 'kdp-host-local'),
+      [],
+      {
+        env: {
+          PATH: process.env.PATH,
+          CNI_COMMAND: command,
+          CNI_CONTAINERID: id,
+          CNI_NETNS: '/run/netns/none',
+          CNI_IFNAME: 'eth0',
+          CNI_PATH: bin,
+        },
+      },
+      (err, stdout) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout }),
     );
     child.stdin?.end(conf);
   });

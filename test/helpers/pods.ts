@@ -25,10 +25,21 @@ export async function addPod(lab: Lab, node: NodePlan, name: string, octet: numb
   const hostIf = `v${node.index}-${name}`.slice(0, 15);
   await lab.exec(node.ns, ['ip', 'link', 'add', hostIf, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
   await lab.exec(node.ns, ['ip', '-batch', '-'], {
-    input: [`link set ${hostIf} up`, `addr add ${GATEWAY}/32 dev ${hostIf}`, `route add ${ip4}/32 dev ${hostIf} src ${node.ip4}`].join('\n') + '\n',
+    input:
+      [
+        `link set ${hostIf} up`,
+        `addr add ${GATEWAY}/32 dev ${hostIf}`,
+        `route add ${ip4}/32 dev ${hostIf} src ${node.ip4}`,
+      ].join('\n') + '\n',
   });
   await lab.exec(ns, ['ip', '-batch', '-'], {
-    input: [`addr add ${ip4}/32 dev eth0`, 'link set eth0 up', `route add ${GATEWAY} dev eth0 scope link`, `route add default via ${GATEWAY} dev eth0`].join('\n') + '\n',
+    input:
+      [
+        `addr add ${ip4}/32 dev eth0`,
+        'link set eth0 up',
+        `route add ${GATEWAY} dev eth0 scope link`,
+        `route add default via ${GATEWAY} dev eth0`,
+      ].join('\n') + '\n',
   });
   return { name, ns, ip4, node };
 }
@@ -49,7 +60,11 @@ export async function routeNodes(lab: Lab): Promise<void> {
 }
 
 /** Starts the echo server in a pod and waits until it listens. */
-export async function startEcho(lab: Lab, pod: TestPod, opts: { http?: number[]; udp?: number[]; tcp?: number[] } = { http: [8080] }): Promise<Spawned> {
+export async function startEcho(
+  lab: Lab,
+  pod: TestPod,
+  opts: { http?: number[]; udp?: number[]; tcp?: number[] } = { http: [8080] },
+): Promise<Spawned> {
   const argv = [process.execPath, ECHO_SERVER, '--name', pod.name];
   if (opts.http?.length) argv.push('--http', opts.http.join(','));
   if (opts.udp?.length) argv.push('--udp', opts.udp.join(','));
@@ -58,7 +73,10 @@ export async function startEcho(lab: Lab, pod: TestPod, opts: { http?: number[];
   const end = Date.now() + 10_000;
   while (!child.output().includes('ready')) {
     if (Date.now() > end) throw new Error(`echo server in ${pod.name} did not start: ${child.output()}`);
-    const exited = await Promise.race([child.exited.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 25))]);
+    const exited = await Promise.race([
+      child.exited.then(() => true),
+      new Promise<false>((r) => setTimeout(() => r(false), 25)),
+    ]);
     if (exited) throw new Error(`echo server in ${pod.name} exited: ${child.output()}`);
   }
   return child;

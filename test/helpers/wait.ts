@@ -5,7 +5,10 @@ export async function waitForOutput(what: string, child: Spawned, re: RegExp, ms
   const end = Date.now() + ms;
   while (!re.test(child.output())) {
     if (Date.now() > end) throw new Error(`${what} did not start: ${child.output().slice(-3000)}`);
-    const exited = await Promise.race([child.exited.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 25))]);
+    const exited = await Promise.race([
+      child.exited.then(() => true),
+      new Promise<false>((r) => setTimeout(() => r(false), 25)),
+    ]);
     if (exited) throw new Error(`${what} exited: ${child.output().slice(-3000)}`);
   }
 }

@@ -25,11 +25,14 @@ export const SERVE = fileURLToPath(new URL('../apiserver/serve.ts', import.meta.
 /** The objects of a manifests directory as the API would hold them (Lists flattened, files in name order). */
 export function rawObjects(dir: string): Obj[] {
   const out: Obj[] = [];
-  for (const f of readdirSync(dir).filter((n) => /\.(ya?ml|json)$/.test(n) && !n.startsWith('.')).sort()) {
+  for (const f of readdirSync(dir)
+    .filter((n) => /\.(ya?ml|json)$/.test(n) && !n.startsWith('.'))
+    .sort()) {
     for (const doc of parseAllDocuments(readFileSync(join(dir, f), 'utf8'))) {
       const js = doc.toJS() as Obj | null;
       if (!js || typeof js !== 'object') continue;
-      if (typeof js.kind === 'string' && js.kind.endsWith('List') && Array.isArray(js.items)) out.push(...(js.items as Obj[]));
+      if (typeof js.kind === 'string' && js.kind.endsWith('List') && Array.isArray(js.items))
+        out.push(...(js.items as Obj[]));
       else out.push(js);
     }
   }
@@ -49,9 +52,23 @@ export function sliceToRaw(s: EndpointSlice): Obj {
       ...(e.hostname ? { hostname: e.hostname } : {}),
       ...(e.nodeName ? { nodeName: e.nodeName } : {}),
       ...(e.zone ? { zone: e.zone } : {}),
-      ...(e.targetRef ? { targetRef: { kind: e.targetRef.kind, namespace: e.targetRef.namespace, name: e.targetRef.name, ...(e.targetRef.uid ? { uid: e.targetRef.uid } : {}) } } : {}),
+      ...(e.targetRef
+        ? {
+            targetRef: {
+              kind: e.targetRef.kind,
+              namespace: e.targetRef.namespace,
+              name: e.targetRef.name,
+              ...(e.targetRef.uid ? { uid: e.targetRef.uid } : {}),
+            },
+          }
+        : {}),
     })),
-    ports: s.ports.map((p) => ({ name: p.name, port: p.port, protocol: p.protocol, ...(p.appProtocol ? { appProtocol: p.appProtocol } : {}) })),
+    ports: s.ports.map((p) => ({
+      name: p.name,
+      port: p.port,
+      protocol: p.protocol,
+      ...(p.appProtocol ? { appProtocol: p.appProtocol } : {}),
+    })),
   };
 }
 
@@ -62,8 +79,14 @@ export function sliceToRaw(s: EndpointSlice): Obj {
  */
 export function seedObjects(dir: string, snapshot: Pick<Snapshot, 'endpointSlices'>): Obj[] {
   const raw = rawObjects(dir);
-  const explicit = new Set(raw.filter((o) => o.kind === 'EndpointSlice').map((o) => `${String(o.metadata?.namespace ?? 'default')}/${String(o.metadata?.name)}`));
-  const slices = snapshot.endpointSlices.filter((s) => !explicit.has(`${s.meta.namespace}/${s.meta.name}`)).map(sliceToRaw);
+  const explicit = new Set(
+    raw
+      .filter((o) => o.kind === 'EndpointSlice')
+      .map((o) => `${String(o.metadata?.namespace ?? 'default')}/${String(o.metadata?.name)}`),
+  );
+  const slices = snapshot.endpointSlices
+    .filter((s) => !explicit.has(`${s.meta.namespace}/${s.meta.name}`))
+    .map(sliceToRaw);
   return [...raw, ...slices];
 }
 
@@ -87,7 +110,19 @@ export class UnixApi {
     const text = body === undefined ? undefined : JSON.stringify(body);
     return new Promise((resolve, reject) => {
       const req = request(
-        { socketPath: this.#socketPath, agent: this.#agent, method, path, headers: { host: 'api-double', ...(text !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) } : {}) }, timeout: 10_000 },
+        {
+          socketPath: this.#socketPath,
+          agent: this.#agent,
+          method,
+          path,
+          headers: {
+            host: 'api-double',
+            ...(text !== undefined
+              ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }
+              : {}),
+          },
+          timeout: 10_000,
+        },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
@@ -114,7 +149,8 @@ export class UnixApi {
   async write(method: 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<number> {
     const r = await this.request(method, path, body);
     const at = performance.now();
-    if (r.status < 200 || r.status >= 300) throw new Error(`${method} ${path}: HTTP ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
+    if (r.status < 200 || r.status >= 300)
+      throw new Error(`${method} ${path}: HTTP ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
     this.writes++;
     return at;
   }
@@ -124,7 +160,8 @@ export class UnixApi {
   }
 }
 
-const slicesPath = (ns: string, name?: string) => `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices${name ? `/${name}` : ''}`;
+const slicesPath = (ns: string, name?: string) =>
+  `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices${name ? `/${name}` : ''}`;
 
 /**
  * The endpoint controller, played by the test: from a Service and the Pods (raw API objects) it computes the
@@ -159,7 +196,9 @@ export class SliceController {
     let at = performance.now();
     for (const s of want) {
       const name = String(s.metadata!.name);
-      at = have.has(name) ? await this.#api.write('PUT', slicesPath(ns, name), s) : await this.#api.write('POST', slicesPath(ns), s);
+      at = have.has(name)
+        ? await this.#api.write('PUT', slicesPath(ns, name), s)
+        : await this.#api.write('POST', slicesPath(ns), s);
       have.add(name);
     }
     const keep = new Set(want.map((s) => String(s.metadata!.name)));
@@ -184,7 +223,12 @@ export class SliceController {
 /** Path of a namespaced core or group object in the API. */
 export function objectPath(o: Obj, withName = true): string {
   const apiVersion = String(o.apiVersion);
-  const plural = ({ Service: 'services', Pod: 'pods', Ingress: 'ingresses', EndpointSlice: 'endpointslices' } as Record<string, string>)[String(o.kind)];
+  const plural = (
+    { Service: 'services', Pod: 'pods', Ingress: 'ingresses', EndpointSlice: 'endpointslices' } as Record<
+      string,
+      string
+    >
+  )[String(o.kind)];
   if (!plural) throw new Error(`objectPath: no path for ${String(o.kind)}`);
   const base = apiVersion === 'v1' ? '/api/v1' : `/apis/${apiVersion}`;
   return `${base}/namespaces/${String(o.metadata?.namespace ?? 'default')}/${plural}${withName ? `/${String(o.metadata?.name)}` : ''}`;
@@ -194,15 +238,30 @@ export function objectPath(o: Obj, withName = true): string {
  * Starts the double inside the lab's underlay namespace (TCP on the underlay address, plus the unix socket),
  * seeded from `seedFile`; writes a kubeconfig for the components pointing at it. Resolves once it listens.
  */
-export async function startDoubleInLab(lab: Lab, opts: { node: string; socket: string; seedFile: string; kubeconfig: string }): Promise<{ proc: Spawned; server: string }> {
+export async function startDoubleInLab(
+  lab: Lab,
+  opts: { node: string; socket: string; seedFile: string; kubeconfig: string },
+): Promise<{ proc: Spawned; server: string }> {
   const host = lab.plan.underlayHost4;
-  const proc = lab.spawn(lab.underlay, [opts.node, SERVE, '--host', host, '--socket', opts.socket, '--seed', opts.seedFile]);
+  const proc = lab.spawn(lab.underlay, [
+    opts.node,
+    SERVE,
+    '--host',
+    host,
+    '--socket',
+    opts.socket,
+    '--seed',
+    opts.seedFile,
+  ]);
   const end = Date.now() + 30_000;
   let port = '';
   while (!port) {
     const m = /api-double listening port=(\d+)/.exec(proc.output());
     if (m) port = m[1]!;
-    else if (await Promise.race([proc.exited.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 50))])) throw new Error(`the API double exited: ${proc.output().slice(-1500)}`);
+    else if (
+      await Promise.race([proc.exited.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 50))])
+    )
+      throw new Error(`the API double exited: ${proc.output().slice(-1500)}`);
     else if (Date.now() > end) throw new Error(`the API double did not start in 30 s: ${proc.output().slice(-1500)}`);
   }
   const server = `http://${host}:${port}`;

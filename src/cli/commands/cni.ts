@@ -1,6 +1,17 @@
 // `kdp cni build|install` (the plugin bundles) and `kdp node-agent` (host-gw routes from Node objects).
 export { renderConflist } from '../../cni/conflist.ts';
-import { chmodSync, copyFileSync, linkSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { KdpError } from '../../common/errors.ts';
@@ -54,11 +65,19 @@ async function install(argv: readonly string[], ctx: CommandContext): Promise<nu
   const confDir = values['conf-dir'];
   if (!binDir || !confDir) throw new KdpError('KDP_USAGE', 'kdp cni install needs --bin-dir and --conf-dir');
   const mtu = values.mtu === undefined ? undefined : Number(values.mtu);
-  if (mtu !== undefined && !(Number.isInteger(mtu) && mtu >= 576)) throw new KdpError('KDP_USAGE', `bad --mtu ${values.mtu}`);
+  if (mtu !== undefined && !(Number.isInteger(mtu) && mtu >= 576))
+    throw new KdpError('KDP_USAGE', `bad --mtu ${values.mtu}`);
   let conflist: string | undefined;
   if (values.subnet.length > 0) {
     try {
-      conflist = renderConflist({ network: values.network, bridge: values.bridge, subnets: values.subnet, clusterCidrs: values['cluster-cidr'], ...(values['data-dir'] ? { dataDir: values['data-dir'] } : {}), ...(mtu ? { mtu } : {}) });
+      conflist = renderConflist({
+        network: values.network,
+        bridge: values.bridge,
+        subnets: values.subnet,
+        clusterCidrs: values['cluster-cidr'],
+        ...(values['data-dir'] ? { dataDir: values['data-dir'] } : {}),
+        ...(mtu ? { mtu } : {}),
+      });
     } catch (err) {
       throw new KdpError('KDP_USAGE', (err as Error).message);
     }
@@ -92,7 +111,13 @@ async function install(argv: readonly string[], ctx: CommandContext): Promise<nu
       renameSync(`${file}.tmp`, file);
       installed.push(file);
     }
-    ctx.log.info({ files: installed, fastPath: 'run `kdp cni serve` on this node (the kdp-node DaemonSet does); without it each call starts Node' }, 'kdp CNI plugins installed');
+    ctx.log.info(
+      {
+        files: installed,
+        fastPath: 'run `kdp cni serve` on this node (the kdp-node DaemonSet does); without it each call starts Node',
+      },
+      'kdp CNI plugins installed',
+    );
     ctx.out(installed.join('\n') + '\n');
   } finally {
     rmSync(stage, { recursive: true, force: true });
@@ -101,7 +126,15 @@ async function install(argv: readonly string[], ctx: CommandContext): Promise<nu
 }
 
 async function serve(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values } = parseArgs({ args: [...argv], options: { socket: { type: 'string' }, ttl: { type: 'string' }, 'no-prespawn': { type: 'boolean', default: false } }, strict: true });
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      socket: { type: 'string' },
+      ttl: { type: 'string' },
+      'no-prespawn': { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
   const ttl = values.ttl === undefined ? undefined : Number(values.ttl);
   if (ttl !== undefined && !(ttl >= 0)) throw new KdpError('KDP_USAGE', `--ttl takes seconds, got ${values.ttl}`);
   const { startCniServer } = await import('../../cni/server.ts');
@@ -112,7 +145,11 @@ async function serve(argv: readonly string[], ctx: CommandContext): Promise<numb
     log: ctx.log,
     ...(values.socket ? { socketPath: values.socket } : {}),
     warm: !values['no-prespawn'],
-    verbs: { 'kdp-bridge': bridgeVerbs, 'kdp-host-local': (warm) => createHostLocalVerbs(warm?.locks.lock), 'kdp-portmap': portmapVerbs },
+    verbs: {
+      'kdp-bridge': bridgeVerbs,
+      'kdp-host-local': (warm) => createHostLocalVerbs(warm?.locks.lock),
+      'kdp-portmap': portmapVerbs,
+    },
   });
   ctx.log.info({ socket: server.path }, 'kdp cni serve listening');
   try {
@@ -138,7 +175,12 @@ export const cniCommand: Command = {
       case 'serve':
         return serve(rest, ctx);
       default:
-        throw new KdpError('KDP_USAGE', action === undefined ? 'kdp cni: missing action (build, install, serve)' : `kdp cni: unknown action ${JSON.stringify(action)}`);
+        throw new KdpError(
+          'KDP_USAGE',
+          action === undefined
+            ? 'kdp cni: missing action (build, install, serve)'
+            : `kdp cni: unknown action ${JSON.stringify(action)}`,
+        );
     }
   },
 };
@@ -172,17 +214,32 @@ export const nodeAgentCommand: Command = {
     });
     if (!values.node) throw new KdpError('KDP_USAGE', 'kdp node-agent needs --node NAME');
     const mtu = values.mtu === undefined ? undefined : Number(values.mtu);
-    if (mtu !== undefined && !(Number.isInteger(mtu) && mtu >= 576)) throw new KdpError('KDP_USAGE', `--mtu takes an integer >= 576, got ${values.mtu}`);
+    if (mtu !== undefined && !(Number.isInteger(mtu) && mtu >= 576))
+      throw new KdpError('KDP_USAGE', `--mtu takes an integer >= 576, got ${values.mtu}`);
     const ttl = values.ttl === undefined ? undefined : Number(values.ttl);
     if (ttl !== undefined && !(ttl >= 0)) throw new KdpError('KDP_USAGE', `--ttl takes seconds, got ${values.ttl}`);
     const { openSource } = await import('../../k8s/open-source.ts');
     const { HostGwAgent, IpRouteTable } = await import('../../cni/node-agent.ts');
-    const source = openSource({ log: ctx.log, ...(values.manifests ? { manifestsDir: values.manifests } : {}), ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}) });
+    const source = openSource({
+      log: ctx.log,
+      ...(values.manifests ? { manifestsDir: values.manifests } : {}),
+      ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
+    });
     const agent = new HostGwAgent({ nodeName: values.node, table: new IpRouteTable(), log: ctx.log });
     source.subscribe(agent);
     if (values['cni-conf-dir']) {
       const { ConflistWriter } = await import('../../cni/conflist.ts');
-      source.subscribe(new ConflistWriter({ nodeName: values.node, confDir: values['cni-conf-dir'], network: values.network, bridge: values.bridge, clusterCidrs: values['cluster-cidr'], ...(mtu ? { mtu } : {}), log: ctx.log }));
+      source.subscribe(
+        new ConflistWriter({
+          nodeName: values.node,
+          confDir: values['cni-conf-dir'],
+          network: values.network,
+          bridge: values.bridge,
+          clusterCidrs: values['cluster-cidr'],
+          ...(mtu ? { mtu } : {}),
+          log: ctx.log,
+        }),
+      );
     }
     try {
       await source.start();

@@ -44,9 +44,17 @@ export function applyFlags(blocks: BlockConfig[], v: Record<string, string | boo
     let out: BlockConfig = { ...b };
     if (b.kubernetes) {
       let k = b.kubernetes;
-      if (typeof v.zones === 'string') k = { ...k, zones: v.zones.split(',').map((z) => z.toLowerCase().replace(/\.$/, '')).filter(Boolean) };
+      if (typeof v.zones === 'string')
+        k = {
+          ...k,
+          zones: v.zones
+            .split(',')
+            .map((z) => z.toLowerCase().replace(/\.$/, ''))
+            .filter(Boolean),
+        };
       if (typeof v.pods === 'string') {
-        if (!['disabled', 'insecure', 'verified'].includes(v.pods)) throw new KdpError('KDP_USAGE', `--pods takes disabled|insecure|verified`);
+        if (!['disabled', 'insecure', 'verified'].includes(v.pods))
+          throw new KdpError('KDP_USAGE', `--pods takes disabled|insecure|verified`);
         k = { ...k, pods: v.pods as 'disabled' };
       }
       if (typeof v.ttl === 'string') {
@@ -73,9 +81,21 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
   const { values: v } = parseArgs({
     args: [...argv],
     options: {
-      corefile: { type: 'string' }, listen: { type: 'string' }, port: { type: 'string' }, zones: { type: 'string' }, upstream: { type: 'string' },
-      'resolv-conf': { type: 'string' }, pods: { type: 'string' }, ttl: { type: 'string' }, health: { type: 'string' }, ready: { type: 'string' },
-      metrics: { type: 'string' }, lameduck: { type: 'string' }, 'no-fast-path': { type: 'boolean' }, manifests: { type: 'string' }, kubeconfig: { type: 'string' },
+      corefile: { type: 'string' },
+      listen: { type: 'string' },
+      port: { type: 'string' },
+      zones: { type: 'string' },
+      upstream: { type: 'string' },
+      'resolv-conf': { type: 'string' },
+      pods: { type: 'string' },
+      ttl: { type: 'string' },
+      health: { type: 'string' },
+      ready: { type: 'string' },
+      metrics: { type: 'string' },
+      lameduck: { type: 'string' },
+      'no-fast-path': { type: 'boolean' },
+      manifests: { type: 'string' },
+      kubeconfig: { type: 'string' },
       'ttl-run': { type: 'string' },
     },
     strict: true,
@@ -89,22 +109,33 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
     }
   }
   const port = v.port === undefined ? undefined : Number(v.port);
-  if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port < 65536)) throw new KdpError('KDP_USAGE', '--port takes 0..65535');
+  if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port < 65536))
+    throw new KdpError('KDP_USAGE', '--port takes 0..65535');
   const start = (blocks: BlockConfig[]): Promise<RunningDns> =>
-    startDns(openSource({ ...(v.manifests ? { manifestsDir: v.manifests } : {}), ...(v.kubeconfig ? { kubeconfig: v.kubeconfig } : {}), log: ctx.log }), blocks, {
-      log: ctx.log,
-      version: pkg.version,
-      ...(v.listen ? { host: v.listen } : {}),
-      ...(port !== undefined ? { port } : {}),
-      ...(v.health !== undefined ? { healthAddr: v.health } : {}),
-      ...(v.ready !== undefined ? { readyAddr: v.ready } : {}),
-      ...(v.metrics !== undefined ? { metricsAddr: v.metrics } : {}),
-      ...(v.lameduck !== undefined ? { lameduckMs: Number(v.lameduck) } : {}),
-      ...(v['no-fast-path'] ? { fastPath: false } : {}),
-    });
+    startDns(
+      openSource({
+        ...(v.manifests ? { manifestsDir: v.manifests } : {}),
+        ...(v.kubeconfig ? { kubeconfig: v.kubeconfig } : {}),
+        log: ctx.log,
+      }),
+      blocks,
+      {
+        log: ctx.log,
+        version: pkg.version,
+        ...(v.listen ? { host: v.listen } : {}),
+        ...(port !== undefined ? { port } : {}),
+        ...(v.health !== undefined ? { healthAddr: v.health } : {}),
+        ...(v.ready !== undefined ? { readyAddr: v.ready } : {}),
+        ...(v.metrics !== undefined ? { metricsAddr: v.metrics } : {}),
+        ...(v.lameduck !== undefined ? { lameduckMs: Number(v.lameduck) } : {}),
+        ...(v['no-fast-path'] ? { fastPath: false } : {}),
+      },
+    );
   const blocks = applyFlags(parseCorefile(text, process.env), v);
   let dns = await start(blocks);
-  ctx.out(`kdp dns ready: dns ${[...dns.ports.values()].join(',')} health ${dns.healthPort ?? '-'} ready ${dns.readyPort ?? '-'} metrics ${dns.metricsPort ?? '-'}\n`);
+  ctx.out(
+    `kdp dns ready: dns ${[...dns.ports.values()].join(',')} health ${dns.healthPort ?? '-'} ready ${dns.readyPort ?? '-'} metrics ${dns.metricsPort ?? '-'}\n`,
+  );
   // reload: a changed Corefile restarts the servers with the new configuration; a broken one is ignored
   const reload = v.corefile ? blocks.find((b) => b.reload)?.reload : undefined;
   const watcher =
@@ -114,7 +145,10 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
           try {
             nextBlocks = applyFlags(parseCorefile(next, process.env), v);
           } catch (err) {
-            ctx.log.error({ err: errorMessage(err) }, 'Corefile changed but does not parse; keeping the running configuration');
+            ctx.log.error(
+              { err: errorMessage(err) },
+              'Corefile changed but does not parse; keeping the running configuration',
+            );
             return;
           }
           try {
@@ -123,13 +157,19 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
               return;
             }
           } catch (err) {
-            ctx.log.error({ err: errorMessage(err) }, 'Corefile changed but cannot be applied; keeping the running configuration');
+            ctx.log.error(
+              { err: errorMessage(err) },
+              'Corefile changed but cannot be applied; keeping the running configuration',
+            );
             return;
           }
           // not possible in place (kubernetes blocks added or removed, or a new pod watch): restart
           await dns.close();
           dns = await start(nextBlocks);
-          ctx.log.info({ dns: Object.fromEntries(dns.ports) }, 'Corefile changed: restarted with the new configuration');
+          ctx.log.info(
+            { dns: Object.fromEntries(dns.ports) },
+            'Corefile changed: restarted with the new configuration',
+          );
           ctx.out(`kdp dns reloaded (restarted)\n`);
         })
       : undefined;
@@ -140,4 +180,9 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
   return 0;
 }
 
-export const dnsCommand: Command = { name: 'dns', summary: 'cluster DNS: Kubernetes service and pod names, forwarding, cache (CoreDNS-compatible)', usage, run };
+export const dnsCommand: Command = {
+  name: 'dns',
+  summary: 'cluster DNS: Kubernetes service and pod names, forwarding, cache (CoreDNS-compatible)',
+  usage,
+  run,
+};

@@ -16,7 +16,8 @@ export const execCommand: Command = {
     const sep = argv.indexOf('--');
     const target = argv[0];
     const cmd = sep >= 0 ? argv.slice(sep + 1) : argv.slice(1);
-    if (!target || target === '--' || cmd.length === 0 || (sep >= 0 && sep !== 1)) throw new KdpError('KDP_USAGE', 'kdp exec TARGET -- COMMAND [ARG...]');
+    if (!target || target === '--' || cmd.length === 0 || (sep >= 0 && sep !== 1))
+      throw new KdpError('KDP_USAGE', 'kdp exec TARGET -- COMMAND [ARG...]');
     const { readState, resolveTarget, statePath } = await import('../../up/state.ts');
     const state = readState();
     if (!state) throw new KdpError('KDP_USAGE', `no kdp up is running (${statePath()})`);

@@ -34,14 +34,18 @@ const usage = `Usage: kdp ingress [options]
 function int(name: string, v: string | undefined, dflt: number, min = 0): number {
   if (v === undefined) return dflt;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > 65535) throw new KdpError('KDP_USAGE', `--${name}: bad value ${JSON.stringify(v)}`);
+  if (!Number.isInteger(n) || n < min || n > 65535)
+    throw new KdpError('KDP_USAGE', `--${name}: bad value ${JSON.stringify(v)}`);
   return n;
 }
 
 const DNS_NAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 
 /** --publish-status-address / --publish-service -> the controller's status addresses or Service key. */
-export function statusOptions(addressList: string | undefined, service: string | undefined): { addresses?: { ip?: string; hostname?: string }[]; publishService?: string } | undefined {
+export function statusOptions(
+  addressList: string | undefined,
+  service: string | undefined,
+): { addresses?: { ip?: string; hostname?: string }[]; publishService?: string } | undefined {
   if (addressList === undefined && service === undefined) return undefined;
   const out: { addresses?: { ip?: string; hostname?: string }[]; publishService?: string } = {};
   if (addressList !== undefined) {
@@ -49,11 +53,15 @@ export function statusOptions(addressList: string | undefined, service: string |
       const v = a.trim();
       if (isIP(v)) return { ip: v };
       if (DNS_NAME.test(v)) return { hostname: v };
-      throw new KdpError('KDP_USAGE', `--publish-status-address: ${JSON.stringify(v)} is neither an IP address nor a DNS name`);
+      throw new KdpError(
+        'KDP_USAGE',
+        `--publish-status-address: ${JSON.stringify(v)} is neither an IP address nor a DNS name`,
+      );
     });
   }
   if (service !== undefined) {
-    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(service)) throw new KdpError('KDP_USAGE', '--publish-service takes NAMESPACE/NAME');
+    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(service))
+      throw new KdpError('KDP_USAGE', '--publish-service takes NAMESPACE/NAME');
     out.publishService = service;
   }
   return out;
@@ -120,17 +128,31 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
   }
   const publish = statusOptions(values['publish-status-address'], values['publish-service']);
   const worker = Number(process.env.KDP_INGRESS_WORKER ?? '0');
-  if (process.env.KDP_INGRESS_CERT) defaultCert = JSON.parse(process.env.KDP_INGRESS_CERT) as { certPem: string; keyPem: string };
-  const [{ openSource }, { startIngress }, { joinPrimary }] = await Promise.all([import('../../k8s/open-source.ts'), import('../../../ingress/ingress.ts'), import('../../../ingress/cluster.ts')]);
-  const source = openSource({ ...(values.manifests ? { manifestsDir: values.manifests } : {}), ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}), log: ctx.log });
+  if (process.env.KDP_INGRESS_CERT)
+    defaultCert = JSON.parse(process.env.KDP_INGRESS_CERT) as { certPem: string; keyPem: string };
+  const [{ openSource }, { startIngress }, { joinPrimary }] = await Promise.all([
+    import('../../k8s/open-source.ts'),
+    import('../../../ingress/ingress.ts'),
+    import('../../../ingress/cluster.ts'),
+  ]);
+  const source = openSource({
+    ...(values.manifests ? { manifestsDir: values.manifests } : {}),
+    ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
+    log: ctx.log,
+  });
   // status.loadBalancer: Kubernetes mode only, written by one worker; manifests have no API to write to
   let status: IngressOptions['status'];
-  if (publish && values.manifests) ctx.log.info({}, 'manifests mode: Ingress status.loadBalancer is not written (no API server); --publish-* ignored');
+  if (publish && values.manifests)
+    ctx.log.info({}, 'manifests mode: Ingress status.loadBalancer is not written (no API server); --publish-* ignored');
   else if (publish && worker === 0) {
     const { loadKubeConfig } = await import('../../k8s/kube-source.ts');
     const { KubeIngressStatusWriter } = await import('../../k8s/ingress-status.ts');
-    status = { writer: new KubeIngressStatusWriter(loadKubeConfig(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {})), ...publish };
-  } else if (!publish && !values.manifests && worker === 0) ctx.log.info({}, 'no --publish-status-address / --publish-service: Ingress status is not written');
+    status = {
+      writer: new KubeIngressStatusWriter(loadKubeConfig(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {})),
+      ...publish,
+    };
+  } else if (!publish && !values.manifests && worker === 0)
+    ctx.log.info({}, 'no --publish-status-address / --publish-service: Ingress status is not written');
   const ing = await startIngress(source, {
     log: ctx.log,
     httpPort,
@@ -138,7 +160,11 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
     metricsPort: cluster.isWorker ? -1 : metricsPort,
     reusePort: workers > 1,
     bind: values.bind,
-    compile: { className: values['ingress-class'], controllerName: values['controller-class'], watchWithoutClass: values['watch-ingress-without-class'] },
+    compile: {
+      className: values['ingress-class'],
+      controllerName: values['controller-class'],
+      watchWithoutClass: values['watch-ingress-without-class'],
+    },
     ...(defaultCert ? { defaultCert } : {}),
     ...(values['access-log'] === 'on' ? { accessLog: (s: string) => void process.stdout.write(s) } : {}),
     pool: { connections, keepAliveTimeoutMs: 60_000 },

@@ -13,10 +13,15 @@ const usage = `Usage:
   kdp lab sweep                            remove the namespaces of kdp runs that are no longer alive`;
 
 async function up(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values } = parseArgs({ args: [...argv], options: { nodes: { type: 'string', default: '2' }, ttl: { type: 'string' } }, strict: true });
+  const { values } = parseArgs({
+    args: [...argv],
+    options: { nodes: { type: 'string', default: '2' }, ttl: { type: 'string' } },
+    strict: true,
+  });
   const nodes = Number(values.nodes);
   const ttl = values.ttl === undefined ? undefined : Number(values.ttl);
-  if (ttl !== undefined && !(ttl >= 0)) throw new KdpError('KDP_USAGE', `--ttl takes a number of seconds, got ${values.ttl}`);
+  if (ttl !== undefined && !(ttl >= 0))
+    throw new KdpError('KDP_USAGE', `--ttl takes a number of seconds, got ${values.ttl}`);
   const end = new AbortController();
   const stopped = untilStopped(undefined, end.signal);
   let lab;
@@ -28,7 +33,9 @@ async function up(argv: readonly string[], ctx: CommandContext): Promise<number>
   }
   try {
     const p = lab.plan;
-    const rows = p.nodes.map((n) => `  ${n.name.padEnd(8)} ns ${n.ns.padEnd(28)} ${n.ip4.padEnd(13)} ${n.ip6.padEnd(20)} pods ${n.podCidr4}`);
+    const rows = p.nodes.map(
+      (n) => `  ${n.name.padEnd(8)} ns ${n.ns.padEnd(28)} ${n.ip4.padEnd(13)} ${n.ip6.padEnd(20)} pods ${n.podCidr4}`,
+    );
     const [a, b] = p.nodes;
     ctx.out(
       [
@@ -36,7 +43,9 @@ async function up(argv: readonly string[], ctx: CommandContext): Promise<number>
         ...rows,
         '',
         'Try (as root, in another terminal):',
-        a && b ? `  ip netns exec ${a.ns} ping -c 2 ${b.ip4}` : `  ip netns exec ${p.underlayNs} ping -c 2 ${a?.ip4 ?? ''}`,
+        a && b
+          ? `  ip netns exec ${a.ns} ping -c 2 ${b.ip4}`
+          : `  ip netns exec ${p.underlayNs} ping -c 2 ${a?.ip4 ?? ''}`,
         `  ip netns exec ${p.underlayNs} ping -c 2 ${a?.ip6 ?? ''}`,
         `  ip -n ${p.underlayNs} link show master ${p.underlayBridge}`,
         '',
@@ -54,14 +63,22 @@ async function up(argv: readonly string[], ctx: CommandContext): Promise<number>
 }
 
 async function list(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values } = parseArgs({ args: [...argv], options: { json: { type: 'boolean', default: false } }, strict: true });
+  const { values } = parseArgs({
+    args: [...argv],
+    options: { json: { type: 'boolean', default: false } },
+    strict: true,
+  });
   const rows = (await listNamespaces())
     .map((name) => ({ name, parsed: parseNsName(name) }))
     .filter((r) => r.parsed !== undefined)
     .map((r) => ({ name: r.name, runId: r.parsed!.runId, role: r.parsed!.role, alive: isAlive(r.parsed!.pid) }));
   if (values.json) ctx.out(JSON.stringify(rows, null, 2) + '\n');
   else if (rows.length === 0) ctx.out('no kdp namespaces\n');
-  else ctx.out(rows.map((r) => `${r.name.padEnd(36)} run ${r.runId.padEnd(14)} ${r.alive ? 'alive' : 'left over'}`).join('\n') + '\n');
+  else
+    ctx.out(
+      rows.map((r) => `${r.name.padEnd(36)} run ${r.runId.padEnd(14)} ${r.alive ? 'alive' : 'left over'}`).join('\n') +
+        '\n',
+    );
   return 0;
 }
 
@@ -83,7 +100,12 @@ export const labCommand: Command = {
         return 0;
       }
       default:
-        throw new KdpError('KDP_USAGE', action === undefined ? 'kdp lab: missing action (up, list, sweep)' : `kdp lab: unknown action ${JSON.stringify(action)}`);
+        throw new KdpError(
+          'KDP_USAGE',
+          action === undefined
+            ? 'kdp lab: missing action (up, list, sweep)'
+            : `kdp lab: unknown action ${JSON.stringify(action)}`,
+        );
     }
   },
 };

@@ -43,7 +43,13 @@ export function parseHostPort(s: string): { host: string; port: number } | undef
   return { host: m[1] === '' ? '0.0.0.0' : m[1]!, port: Number(m[2]) };
 }
 
-const list = (s: string | undefined) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : []);
+const list = (s: string | undefined) =>
+  s
+    ? s
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean)
+    : [];
 
 export const proxyCommand: Command = {
   name: 'proxy',
@@ -101,7 +107,11 @@ export const proxyCommand: Command = {
     };
     const { openSource } = await import('../../k8s/open-source.ts');
     // --manifests DIR, else --kubeconfig FILE / KUBECONFIG / ~/.kube/config / in-cluster
-    const source = openSource({ ...(values.manifests ? { manifestsDir: values.manifests } : {}), ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}), log });
+    const source = openSource({
+      ...(values.manifests ? { manifestsDir: values.manifests } : {}),
+      ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
+      log,
+    });
     const proxy = await startProxy(source, cfg, { exec: defaultExec, log });
     out('ready\n');
     const why = await untilStopped(values.ttl ? parseDuration(values.ttl) : undefined);

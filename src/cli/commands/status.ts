@@ -15,7 +15,16 @@ export const statusCommand: Command = {
   summary: 'what kdp sees and programmed: services, endpoints, rules, DNS names, ingress routes',
   usage,
   async run(argv, ctx) {
-    const { values } = parseArgs({ args: [...argv], options: { manifests: { type: 'string' }, kubeconfig: { type: 'string' }, node: { type: 'string' }, json: { type: 'boolean', default: false } }, strict: true });
+    const { values } = parseArgs({
+      args: [...argv],
+      options: {
+        manifests: { type: 'string' },
+        kubeconfig: { type: 'string' },
+        node: { type: 'string' },
+        json: { type: 'boolean', default: false },
+      },
+      strict: true,
+    });
     const { readState } = await import('../../up/state.ts');
     const { openSource } = await import('../../k8s/open-source.ts');
     const { takeSnapshot } = await import('../../up/snapshot.ts');
@@ -25,17 +34,29 @@ export const statusCommand: Command = {
     const { DEFAULT_MANIFESTS } = await import('./up.ts');
     // the running kdp up's manifests, else the embedded default, unless --kubeconfig asks for the API
     const manifests = values.manifests ?? (values.kubeconfig ? undefined : (state?.manifests ?? DEFAULT_MANIFESTS));
-    const snap = await takeSnapshot(openSource({ ...(manifests ? { manifestsDir: resolve(manifests) } : {}), ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}), log: ctx.log }));
+    const snap = await takeSnapshot(
+      openSource({
+        ...(manifests ? { manifestsDir: resolve(manifests) } : {}),
+        ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
+        log: ctx.log,
+      }),
+    );
     let nftTable: string | undefined;
     const nodeName = values.node ?? snap.nodes[0]?.meta.name;
     // the kernel is read only for the running kdp up's own cluster
-    const sameCluster = state?.mode === 'lab' && !values.kubeconfig && (!values.manifests || resolve(values.manifests) === state.manifests);
+    const sameCluster =
+      state?.mode === 'lab' &&
+      !values.kubeconfig &&
+      (!values.manifests || resolve(values.manifests) === state.manifests);
     const ns = sameCluster && nodeName ? state.targets[nodeName] : undefined;
     if (ns) {
       const res = await run(['ip', 'netns', 'exec', ns, 'nft', 'list', 'table', 'ip', 'kdp'], { allowFailure: true });
       if (res.code === 0) nftTable = res.stdout;
     }
-    const report = buildStatus(snap, { ...(nodeName ? { nodeName } : {}), ...(nftTable !== undefined ? { nftTable } : {}) });
+    const report = buildStatus(snap, {
+      ...(nodeName ? { nodeName } : {}),
+      ...(nftTable !== undefined ? { nftTable } : {}),
+    });
     ctx.out(values.json ? JSON.stringify(report, null, 2) + '\n' : renderStatus(report));
     return 0;
   },

@@ -30,17 +30,24 @@ export const upCommand: Command = {
   async run(argv, ctx) {
     const { values } = parseArgs({
       args: [...argv],
-      options: { manifests: { type: 'string', default: DEFAULT_MANIFESTS }, 'proxy-mode': { type: 'string', default: 'nftables' }, ttl: { type: 'string' }, 'no-check': { type: 'boolean', default: false } },
+      options: {
+        manifests: { type: 'string', default: DEFAULT_MANIFESTS },
+        'proxy-mode': { type: 'string', default: 'nftables' },
+        ttl: { type: 'string' },
+        'no-check': { type: 'boolean', default: false },
+      },
       strict: true,
     });
     const mode = values['proxy-mode'];
-    if (mode !== 'nftables' && mode !== 'iptables') throw new KdpError('KDP_USAGE', `--proxy-mode must be nftables or iptables, got ${mode}`);
+    if (mode !== 'nftables' && mode !== 'iptables')
+      throw new KdpError('KDP_USAGE', `--proxy-mode must be nftables or iptables, got ${mode}`);
     const ttl = values.ttl === undefined ? undefined : Number(values.ttl);
     if (ttl !== undefined && !(ttl >= 0)) throw new KdpError('KDP_USAGE', `--ttl takes seconds, got ${values.ttl}`);
     const manifestsDir = resolve(values.manifests);
     const { writeState, removeState, readState, statePath } = await import('../../up/state.ts');
     const other = readState();
-    if (other) throw new KdpError('KDP_USAGE', `kdp up is already running (pid ${other.pid}, ${statePath()}); stop it first`);
+    if (other)
+      throw new KdpError('KDP_USAGE', `kdp up is already running (pid ${other.pid}, ${statePath()}); stop it first`);
     const progress = (line: string) => ctx.out(`• ${line}\n`);
     // listen for Ctrl-C from the start: a signal during start-up tears down once start-up returns
     const end = new AbortController();
@@ -49,7 +56,9 @@ export const upCommand: Command = {
     let up;
     try {
       up = root
-        ? await (await import('../../up/lab-up.ts')).LabUp.start({ manifestsDir, log: ctx.log, progress, proxyMode: mode })
+        ? await (
+            await import('../../up/lab-up.ts')
+          ).LabUp.start({ manifestsDir, log: ctx.log, progress, proxyMode: mode })
         : await (await import('../../up/local-up.ts')).LocalUp.start({ manifestsDir, log: ctx.log, progress });
     } catch (err) {
       end.abort('start-up failed');
@@ -58,10 +67,23 @@ export const upCommand: Command = {
     let failed = 0;
     try {
       const targets = 'targets' in up ? up.targets() : {};
-      writeState({ pid: process.pid, mode: root ? 'lab' : 'unprivileged', ...('lab' in up ? { runId: up.lab.plan.runId } : {}), manifests: manifestsDir, targets, commands: up.commands.map((c) => ({ what: c.what, argv: c.argv })) });
+      writeState({
+        pid: process.pid,
+        mode: root ? 'lab' : 'unprivileged',
+        ...('lab' in up ? { runId: up.lab.plan.runId } : {}),
+        manifests: manifestsDir,
+        targets,
+        commands: up.commands.map((c) => ({ what: c.what, argv: c.argv })),
+      });
       const kdp = root ? 'kdp' : '';
-      const show = (argv: readonly string[]) => (root ? `${kdp} ` : '') + argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
-      ctx.out(root ? '\nThe data plane is up. Try (kdp is ./bin/kdp):\n' : '\nUnprivileged fallback (not root): no lab, no kernel rules. Try:\n');
+      const show = (argv: readonly string[]) =>
+        (root ? `${kdp} ` : '') +
+        argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+      ctx.out(
+        root
+          ? '\nThe data plane is up. Try (kdp is ./bin/kdp):\n'
+          : '\nUnprivileged fallback (not root): no lab, no kernel rules. Try:\n',
+      );
       const results = values['no-check'] ? undefined : await up.check();
       up.commands.forEach((c, i) => {
         const r = results?.[i];

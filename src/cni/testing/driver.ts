@@ -76,7 +76,12 @@ export class CniDriver {
     const bin = this.binary(type);
     const argv = this.opts.nodeNs ? ['ip', 'netns', 'exec', this.opts.nodeNs, bin] : [bin];
     const t0 = performance.now();
-    const res = await this.#exec.run(argv, { input: inv.stdin, env, allowFailure: true, timeoutMs: this.opts.timeoutMs ?? 180_000 });
+    const res = await this.#exec.run(argv, {
+      input: inv.stdin,
+      env,
+      allowFailure: true,
+      timeoutMs: this.opts.timeoutMs ?? 180_000,
+    });
     const ms = performance.now() - t0;
     let json: Record<string, unknown> | undefined;
     try {
@@ -88,9 +93,16 @@ export class CniDriver {
   }
 
   /** The config one plugin of the list receives (spec "Deriving request configuration"). */
-  static pluginConfig(list: Conflist, p: PluginConf, capArgs: Readonly<Record<string, unknown>>, prevResult?: unknown, extra: Record<string, unknown> = {}): string {
+  static pluginConfig(
+    list: Conflist,
+    p: PluginConf,
+    capArgs: Readonly<Record<string, unknown>>,
+    prevResult?: unknown,
+    extra: Record<string, unknown> = {},
+  ): string {
     const runtimeConfig: Record<string, unknown> = {};
-    for (const [cap, on] of Object.entries(p.capabilities ?? {})) if (on && capArgs[cap] !== undefined) runtimeConfig[cap] = capArgs[cap];
+    for (const [cap, on] of Object.entries(p.capabilities ?? {}))
+      if (on && capArgs[cap] !== undefined) runtimeConfig[cap] = capArgs[cap];
     const conf: Record<string, unknown> = { ...p, cniVersion: list.cniVersion, name: list.name, ...extra };
     if (Object.keys(runtimeConfig).length > 0) conf.runtimeConfig = runtimeConfig;
     if (prevResult !== undefined) conf.prevResult = prevResult;
@@ -98,10 +110,20 @@ export class CniDriver {
   }
 
   /** ADD through the whole list; throws with the plugin's error JSON on failure. Returns the final result. */
-  async add(list: Conflist, a: Attachment & { netns: string }, capArgs: Readonly<Record<string, unknown>> = {}): Promise<CniResult> {
+  async add(
+    list: Conflist,
+    a: Attachment & { netns: string },
+    capArgs: Readonly<Record<string, unknown>> = {},
+  ): Promise<CniResult> {
     let prev: unknown;
     for (const p of list.plugins) {
-      const r = await this.invoke(p.type, { command: 'ADD', containerId: a.containerID, ifname: a.ifname, netns: a.netns, stdin: CniDriver.pluginConfig(list, p, capArgs, prev) });
+      const r = await this.invoke(p.type, {
+        command: 'ADD',
+        containerId: a.containerID,
+        ifname: a.ifname,
+        netns: a.netns,
+        stdin: CniDriver.pluginConfig(list, p, capArgs, prev),
+      });
       if (r.code !== 0) throw new Error(`${p.type} ADD failed: ${r.stdout.trim()} ${r.stderr.trim()}`);
       prev = r.json;
     }
@@ -109,18 +131,44 @@ export class CniDriver {
   }
 
   /** DEL in reverse order; returns every plugin's outcome (DEL continues past failures). */
-  async del(list: Conflist, a: Attachment & { netns?: string }, prevResult?: CniResult, capArgs: Readonly<Record<string, unknown>> = {}): Promise<InvokeResult[]> {
+  async del(
+    list: Conflist,
+    a: Attachment & { netns?: string },
+    prevResult?: CniResult,
+    capArgs: Readonly<Record<string, unknown>> = {},
+  ): Promise<InvokeResult[]> {
     const out: InvokeResult[] = [];
     for (const p of [...list.plugins].reverse()) {
-      out.push(await this.invoke(p.type, { command: 'DEL', containerId: a.containerID, ifname: a.ifname, netns: a.netns ?? '', stdin: CniDriver.pluginConfig(list, p, capArgs, prevResult) }));
+      out.push(
+        await this.invoke(p.type, {
+          command: 'DEL',
+          containerId: a.containerID,
+          ifname: a.ifname,
+          netns: a.netns ?? '',
+          stdin: CniDriver.pluginConfig(list, p, capArgs, prevResult),
+        }),
+      );
     }
     return out;
   }
 
-  async check(list: Conflist, a: Attachment & { netns: string }, prevResult: CniResult, capArgs: Readonly<Record<string, unknown>> = {}): Promise<InvokeResult[]> {
+  async check(
+    list: Conflist,
+    a: Attachment & { netns: string },
+    prevResult: CniResult,
+    capArgs: Readonly<Record<string, unknown>> = {},
+  ): Promise<InvokeResult[]> {
     const out: InvokeResult[] = [];
     for (const p of list.plugins) {
-      out.push(await this.invoke(p.type, { command: 'CHECK', containerId: a.containerID, ifname: a.ifname, netns: a.netns, stdin: CniDriver.pluginConfig(list, p, capArgs, prevResult) }));
+      out.push(
+        await this.invoke(p.type, {
+          command: 'CHECK',
+          containerId: a.containerID,
+          ifname: a.ifname,
+          netns: a.netns,
+          stdin: CniDriver.pluginConfig(list, p, capArgs, prevResult),
+        }),
+      );
     }
     return out;
   }
@@ -128,7 +176,12 @@ export class CniDriver {
   async gc(list: Conflist, valid: readonly Attachment[]): Promise<InvokeResult[]> {
     const out: InvokeResult[] = [];
     for (const p of list.plugins) {
-      out.push(await this.invoke(p.type, { command: 'GC', stdin: CniDriver.pluginConfig(list, p, {}, undefined, { 'cni.dev/valid-attachments': valid }) }));
+      out.push(
+        await this.invoke(p.type, {
+          command: 'GC',
+          stdin: CniDriver.pluginConfig(list, p, {}, undefined, { 'cni.dev/valid-attachments': valid }),
+        }),
+      );
     }
     return out;
   }

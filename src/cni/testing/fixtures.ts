@@ -24,7 +24,11 @@ export function makeNode(name: string, podCIDRs: readonly string[], ips: readonl
   };
 }
 
-export async function waitFor<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, ms = 15_000): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => T | undefined | Promise<T | undefined>,
+  ms = 15_000,
+): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await fn();
@@ -39,7 +43,15 @@ export function bridgeConflist(name: string, subnet: string, bridge: string, dat
   return {
     cniVersion: '1.1.0',
     name,
-    plugins: [{ type: 'kdp-bridge', bridge, isGateway: true, ipMasq: true, ipam: { type: 'kdp-host-local', ranges: [[{ subnet }]], dataDir } }],
+    plugins: [
+      {
+        type: 'kdp-bridge',
+        bridge,
+        isGateway: true,
+        ipMasq: true,
+        ipam: { type: 'kdp-host-local', ranges: [[{ subnet }]], dataDir },
+      },
+    ],
   };
 }
 

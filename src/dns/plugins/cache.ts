@@ -42,7 +42,17 @@ export interface CacheConfig {
 }
 
 export const DEFAULT_CACHE: CacheConfig = {
-  zones: [''], successCap: 9984, successMaxTtl: 3600, successMinTtl: 5, denialCap: 9984, denialMaxTtl: 1800, denialMinTtl: 5, disableSuccess: [], disableDenial: [], servfailTtl: 5, keepTtl: false,
+  zones: [''],
+  successCap: 9984,
+  successMaxTtl: 3600,
+  successMinTtl: 5,
+  denialCap: 9984,
+  denialMaxTtl: 1800,
+  denialMinTtl: 5,
+  disableSuccess: [],
+  disableDenial: [],
+  servfailTtl: 5,
+  keepTtl: false,
 };
 
 type Kind = 'success' | 'denial';
@@ -200,10 +210,26 @@ export class CachePlugin implements Plugin {
    * has the next plugin to refresh them from), or when `shuffled` (loadbalance) answers are asked for and
    * the entry's addresses cannot be permuted in place. With `shuffled`, the address run is permuted.
    */
-  answerWire(lname: string, qtype: number, msg: Buffer, qend: number, edns: ClientEdns | undefined, maxSize: number, shuffled: boolean, key?: string): Buffer | undefined {
+  answerWire(
+    lname: string,
+    qtype: number,
+    msg: Buffer,
+    qend: number,
+    edns: ClientEdns | undefined,
+    maxSize: number,
+    shuffled: boolean,
+    key?: string,
+  ): Buffer | undefined {
     const now = this.#now();
     const e = this.#lookup(key ?? cacheKey(lname, qtype, edns?.do ?? false), now);
-    if (!e || e.expiresAt <= now || (shuffled && e.multiAddr && !e.run) || e.wire.length + (edns ? 11 : 0) > maxSize || qend - 12 !== e.qend - 12) return undefined;
+    if (
+      !e ||
+      e.expiresAt <= now ||
+      (shuffled && e.multiAddr && !e.run) ||
+      e.wire.length + (edns ? 11 : 0) > maxSize ||
+      qend - 12 !== e.qend - 12
+    )
+      return undefined;
     // an entry due for prefetch takes the chain once (serve() has the next plugin to fetch from)
     if (this.config.prefetch && this.#touch(e, now)) {
       e.hits--;
@@ -216,7 +242,15 @@ export class CachePlugin implements Plugin {
   }
 
   /** The stored answer for one client: id, RD/CD, question spelling, TTLs, OPT. */
-  #emit(e: Entry, id: number, qflags: number, question: Buffer | undefined, edns: ClientEdns | undefined, now: number, stale = false): Buffer {
+  #emit(
+    e: Entry,
+    id: number,
+    qflags: number,
+    question: Buffer | undefined,
+    edns: ClientEdns | undefined,
+    now: number,
+    stale = false,
+  ): Buffer {
     const len = e.wire.length;
     const out = Buffer.allocUnsafe(len + (edns ? 11 : 0));
     e.wire.copy(out);
@@ -287,21 +321,64 @@ export class CachePlugin implements Plugin {
       // built from objects with several addresses: hand back objects so loadbalance can shuffle them
       const elapsed = stale ? e.ttl : this.config.keepTtl ? 0 : Math.floor((now - e.storedAt) / 1000);
       const left = e.ttl - elapsed;
-      const age = (rrs: readonly RR[]) => rrs.map((r) => ({ ...r, ttl: Math.max(0, Math.min(r.ttl - elapsed, left)) }) as RR);
-      return { ...e.reply, answers: age(e.reply.answers), authority: age(e.reply.authority), additional: age(e.reply.additional), cacheHit: true, plugin: 'cache', generation: undefined };
+      const age = (rrs: readonly RR[]) =>
+        rrs.map((r) => ({ ...r, ttl: Math.max(0, Math.min(r.ttl - elapsed, left)) }) as RR);
+      return {
+        ...e.reply,
+        answers: age(e.reply.answers),
+        authority: age(e.reply.authority),
+        additional: age(e.reply.additional),
+        cacheHit: true,
+        plugin: 'cache',
+        generation: undefined,
+      };
     }
-    const raw = this.#emit(e, req.id, req.flags, questionBytes(req), req.edns ? { do: req.edns.do } : undefined, now, stale);
-    return { plugin: 'cache', rcode: e.rcode, aa: (raw.readUInt16BE(2) & FLAG.AA) !== 0, answers: [], authority: [], additional: [], raw, cacheHit: true };
+    const raw = this.#emit(
+      e,
+      req.id,
+      req.flags,
+      questionBytes(req),
+      req.edns ? { do: req.edns.do } : undefined,
+      now,
+      stale,
+    );
+    return {
+      plugin: 'cache',
+      rcode: e.rcode,
+      aa: (raw.readUInt16BE(2) & FLAG.AA) !== 0,
+      answers: [],
+      authority: [],
+      additional: [],
+      raw,
+      cacheHit: true,
+    };
   }
 
   /** Stores an answer; `prev` is the entry it replaces (its popularity carries over). */
   #store(key: string, req: DnsRequest, r: DnsReply, now: number, prev?: Entry): void {
     const servfail = r.rcode === 2;
     if (!servfail && r.rcode !== 0 && r.rcode !== 3) return; // REFUSED, NOTIMP...: not cached
-    if (servfail && (this.config.servfailTtl <= 0 || (prev && prev.rcode !== 2) || this.#success.has(key) || this.#denial.get(key)?.rcode === 3)) return; // a SERVFAIL never replaces an answer (serve_stale keeps it)
+    if (
+      servfail &&
+      (this.config.servfailTtl <= 0 ||
+        (prev && prev.rcode !== 2) ||
+        this.#success.has(key) ||
+        this.#denial.get(key)?.rcode === 3)
+    )
+      return; // a SERVFAIL never replaces an answer (serve_stale keeps it)
     let wire: Buffer;
     try {
-      wire = r.raw ?? encodeResponse({ id: 0, flags: FLAG.RA | (r.aa ? FLAG.AA : 0), rcode: r.rcode, question: req.question, answers: r.answers, authority: r.authority, additional: r.additional }).wire;
+      wire =
+        r.raw ??
+        encodeResponse({
+          id: 0,
+          flags: FLAG.RA | (r.aa ? FLAG.AA : 0),
+          rcode: r.rcode,
+          question: req.question,
+          answers: r.answers,
+          authority: r.authority,
+          additional: r.additional,
+        }).wire;
     } catch {
       return;
     }
@@ -313,16 +390,32 @@ export class CachePlugin implements Plugin {
     }
     if (m.flags & FLAG.TC) return; // truncated: not cached
     const q = m.questions[0];
-    if (m.questions.length !== 1 || !q || q.class !== CLASS_IN || q.type !== req.question.type || q.name.toLowerCase() !== req.question.name.toLowerCase()) return;
+    if (
+      m.questions.length !== 1 ||
+      !q ||
+      q.class !== CLASS_IN ||
+      q.type !== req.question.type ||
+      q.name.toLowerCase() !== req.question.name.toLowerCase()
+    )
+      return;
     const positive = r.rcode === 0 && m.answers.length > 0;
     const cfg = this.config;
-    if (positive ? cfg.disableSuccess.some((z) => inZone(req.lname, z)) : cfg.disableDenial.some((z) => inZone(req.lname, z))) return;
+    if (
+      positive
+        ? cfg.disableSuccess.some((z) => inZone(req.lname, z))
+        : cfg.disableDenial.some((z) => inZone(req.lname, z))
+    )
+      return;
     let ttl: number | undefined;
     if (servfail) {
       ttl = cfg.servfailTtl; // SERVFAIL: a denial entry for `servfail DURATION`
     } else {
       const soa = m.authority.find((x) => x.type === 'SOA');
-      ttl = positive ? minTtl(m.answers) : soa ? Math.min(soa.ttl, soa.type === 'SOA' ? soa.data.minimum : soa.ttl) : undefined;
+      ttl = positive
+        ? minTtl(m.answers)
+        : soa
+          ? Math.min(soa.ttl, soa.type === 'SOA' ? soa.data.minimum : soa.ttl)
+          : undefined;
       if (ttl === undefined) return;
       const [lo, hi] = positive ? [cfg.successMinTtl, cfg.successMaxTtl] : [cfg.denialMinTtl, cfg.denialMaxTtl];
       ttl = Math.min(Math.max(ttl, lo), hi);
@@ -356,8 +449,22 @@ export class CachePlugin implements Plugin {
     else this.#success.delete(key);
     map.delete(key);
     map.set(key, {
-      kind, rcode: r.rcode, wire, qend: m.questionEnd, ttlOffsets, ttls, ttl, storedAt: now, expiresAt: now + ttl * 1000, multiAddr: addrs > 1, run, ...(r.raw ? {} : { reply: r }),
-      hits: prev?.hits ?? 1, lastHit: prev?.lastHit ?? now, refreshing: false, touchedAt: now,
+      kind,
+      rcode: r.rcode,
+      wire,
+      qend: m.questionEnd,
+      ttlOffsets,
+      ttls,
+      ttl,
+      storedAt: now,
+      expiresAt: now + ttl * 1000,
+      multiAddr: addrs > 1,
+      run,
+      ...(r.raw ? {} : { reply: r }),
+      hits: prev?.hits ?? 1,
+      lastHit: prev?.lastHit ?? now,
+      refreshing: false,
+      touchedAt: now,
     });
     while (map.size > cap) {
       const oldest = map.keys().next().value as string;

@@ -46,7 +46,8 @@ export class ErrorsPlugin implements Plugin {
 
   async serve(req: DnsRequest, next: Next): Promise<DnsReply> {
     const r = await next();
-    if (r.error !== undefined) this.report(`${rcodeName(r.rcode)} ${req.question.name}. ${req.qtype}: ${r.error}`, r.plugin);
+    if (r.error !== undefined)
+      this.report(`${rcodeName(r.rcode)} ${req.question.name}. ${req.qtype}: ${r.error}`, r.plugin);
     return r;
   }
 
@@ -66,7 +67,11 @@ export class ErrorsPlugin implements Plugin {
     const n = st.count;
     st.count = 0;
     st.timer = undefined;
-    if (n > 0) this.#log[st.rule.level]({ count: n, pattern: st.rule.pattern }, `${n} errors like '${st.rule.pattern}' occurred in last ${showDuration(st.rule.durationMs)}`);
+    if (n > 0)
+      this.#log[st.rule.level](
+        { count: n, pattern: st.rule.pattern },
+        `${n} errors like '${st.rule.pattern}' occurred in last ${showDuration(st.rule.durationMs)}`,
+      );
   }
 
   async close(): Promise<void> {

@@ -31,7 +31,13 @@ export interface ForwardConfig {
 }
 
 export const DEFAULT_FORWARD: Omit<ForwardConfig, 'upstreams' | 'from'> = {
-  except: [], policy: 'random', maxFails: 2, healthCheckMs: 500, readTimeoutMs: 2000, forceTcp: false, maxConcurrent: 0,
+  except: [],
+  policy: 'random',
+  maxFails: 2,
+  healthCheckMs: 500,
+  readTimeoutMs: 2000,
+  forceTcp: false,
+  maxConcurrent: 0,
 };
 
 /** Parses `host`, `host:port`, `[v6]:port`, `dns://host[:port]`. */
@@ -41,7 +47,8 @@ export function parseUpstream(s: string): Upstream {
   const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(t);
   if (v6 && isIP(v6[1] as string) === 6) return { host: v6[1] as string, port: v6[2] ? Number(v6[2]) : 53 };
   const v4 = /^([\d.]+):(\d+)$/.exec(t);
-  if (v4 && isIP(v4[1] as string) === 4 && Number(v4[2]) > 0 && Number(v4[2]) < 65536) return { host: v4[1] as string, port: Number(v4[2]) };
+  if (v4 && isIP(v4[1] as string) === 4 && Number(v4[2]) > 0 && Number(v4[2]) < 65536)
+    return { host: v4[1] as string, port: Number(v4[2]) };
   throw new KdpError('KDP_DNS_CONFIG', `not an upstream address: ${s}`);
 }
 
@@ -50,13 +57,17 @@ export function parseResolvConf(text: string): Upstream[] {
   const out: Upstream[] = [];
   for (const line of text.split('\n')) {
     const m = /^\s*nameserver\s+(\S+)/.exec(line);
-    if (m && isIP((m[1] as string).replace(/%.*$/, ''))) out.push({ host: (m[1] as string).replace(/%.*$/, ''), port: 53 });
+    if (m && isIP((m[1] as string).replace(/%.*$/, '')))
+      out.push({ host: (m[1] as string).replace(/%.*$/, ''), port: 53 });
   }
   return out;
 }
 
 /** Expands forward TO arguments: addresses, or a resolv.conf path. */
-export function resolveUpstreams(args: readonly string[], readFile: (p: string) => string = (p) => readFileSync(p, 'utf8')): Upstream[] {
+export function resolveUpstreams(
+  args: readonly string[],
+  readFile: (p: string) => string = (p) => readFileSync(p, 'utf8'),
+): Upstream[] {
   const out: Upstream[] = [];
   for (const a of args) {
     if (a.startsWith('/') || a.startsWith('./')) {
@@ -90,7 +101,11 @@ export interface ForwardStats {
 }
 
 /** One query/answer exchange with an upstream (UDP, then TCP on truncation). */
-export async function exchange(up: Upstream, query: Buffer, opts: { timeoutMs: number; tcp: boolean }): Promise<Buffer> {
+export async function exchange(
+  up: Upstream,
+  query: Buffer,
+  opts: { timeoutMs: number; tcp: boolean },
+): Promise<Buffer> {
   if (!opts.tcp) {
     const res = await udpExchange(up, query, opts.timeoutMs);
     if ((res.readUInt16BE(2) & FLAG.TC) === 0) return res;
@@ -99,7 +114,8 @@ export async function exchange(up: Upstream, query: Buffer, opts: { timeoutMs: n
 }
 
 function matches(query: Buffer, res: Buffer): boolean {
-  if (res.length < 12 || res.readUInt16BE(0) !== query.readUInt16BE(0) || (res.readUInt16BE(2) & FLAG.QR) === 0) return false;
+  if (res.length < 12 || res.readUInt16BE(0) !== query.readUInt16BE(0) || (res.readUInt16BE(2) & FLAG.QR) === 0)
+    return false;
   try {
     const q = decode(query).questions[0];
     const r = decode(res).questions[0];
@@ -121,14 +137,24 @@ function udpExchange(up: Upstream, query: Buffer, timeoutMs: number): Promise<Bu
       if (err) reject(err);
       else resolve(res as Buffer);
     };
-    const timer = setTimeout(() => finish(new KdpError('KDP_DNS_UPSTREAM', `${up.host}:${up.port}: no answer in ${timeoutMs} ms`)), timeoutMs);
-    sock.on('error', (err) => finish(new KdpError('KDP_DNS_UPSTREAM', `${up.host}:${up.port}: ${err.message}`, { cause: err })));
+    const timer = setTimeout(
+      () => finish(new KdpError('KDP_DNS_UPSTREAM', `${up.host}:${up.port}: no answer in ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    sock.on('error', (err) =>
+      finish(new KdpError('KDP_DNS_UPSTREAM', `${up.host}:${up.port}: ${err.message}`, { cause: err })),
+    );
     sock.on('message', (msg, rinfo) => {
       // only the server we asked, only the answer to our question (spoofing resistance with the random id and port)
       if (rinfo.port !== up.port || rinfo.address !== up.host || !matches(query, msg)) return;
       finish(undefined, msg);
     });
-    sock.connect(up.port, up.host, () => sock.send(query, (err) => err && finish(new KdpError('KDP_DNS_UPSTREAM', `${up.host}:${up.port}: ${err.message}`))));
+    sock.connect(up.port, up.host, () =>
+      sock.send(
+        query,
+        (err) => err && finish(new KdpError('KDP_DNS_UPSTREAM', `${up.host}:${up.port}: ${err.message}`)),
+      ),
+    );
   });
 }
 
@@ -145,8 +171,13 @@ function tcpExchange(up: Upstream, query: Buffer, timeoutMs: number): Promise<Bu
       if (err) reject(err);
       else resolve(res as Buffer);
     };
-    const timer = setTimeout(() => finish(new KdpError('KDP_DNS_UPSTREAM', `${up.host}:${up.port}/tcp: no answer in ${timeoutMs} ms`)), timeoutMs);
-    sock.on('error', (err) => finish(new KdpError('KDP_DNS_UPSTREAM', `${up.host}:${up.port}/tcp: ${err.message}`, { cause: err })));
+    const timer = setTimeout(
+      () => finish(new KdpError('KDP_DNS_UPSTREAM', `${up.host}:${up.port}/tcp: no answer in ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    sock.on('error', (err) =>
+      finish(new KdpError('KDP_DNS_UPSTREAM', `${up.host}:${up.port}/tcp: ${err.message}`, { cause: err })),
+    );
     sock.on('connect', () => {
       const len = Buffer.alloc(2);
       len.writeUInt16BE(query.length);
@@ -160,7 +191,9 @@ function tcpExchange(up: Upstream, query: Buffer, timeoutMs: number): Promise<Bu
         if (matches(query, msg)) return finish(undefined, Buffer.from(msg));
       }
     });
-    sock.on('end', () => finish(new KdpError('KDP_DNS_UPSTREAM', `${up.host}:${up.port}/tcp: closed without an answer`)));
+    sock.on('end', () =>
+      finish(new KdpError('KDP_DNS_UPSTREAM', `${up.host}:${up.port}/tcp: closed without an answer`)),
+    );
   });
 }
 
@@ -220,7 +253,13 @@ export class ForwardPlugin implements Plugin {
     try {
       for (const u of order) {
         const id = randomInt(0x10000);
-        const query = encodeQuery({ id, name: req.question.name, type: req.question.type, rd: (req.flags & FLAG.RD) !== 0, edns: { udpSize: OUR_UDP_SIZE, do: req.edns?.do ?? false } });
+        const query = encodeQuery({
+          id,
+          name: req.question.name,
+          type: req.question.type,
+          rd: (req.flags & FLAG.RD) !== 0,
+          edns: { udpSize: OUR_UDP_SIZE, do: req.edns?.do ?? false },
+        });
         const t0 = performance.now();
         try {
           const res = await exchange(u.up, query, { timeoutMs: this.config.readTimeoutMs, tcp: this.config.forceTcp });
@@ -233,7 +272,10 @@ export class ForwardPlugin implements Plugin {
         } catch (err) {
           u.fails++;
           lastError = errorMessage(err);
-          this.#log.debug({ upstream: `${u.up.host}:${u.up.port}`, fails: u.fails, err: errorMessage(err) }, 'upstream exchange failed');
+          this.#log.debug(
+            { upstream: `${u.up.host}:${u.up.port}`, fails: u.fails, err: errorMessage(err) },
+            'upstream exchange failed',
+          );
           if (u.fails >= this.config.maxFails) this.#startHealthCheck(u);
         }
       }
@@ -252,7 +294,10 @@ export class ForwardPlugin implements Plugin {
       this.#timers.delete(timer);
       if (this.#closed) return;
       const q = encodeQuery({ id: randomInt(0x10000), name: '', type: TYPE.NS, rd: false });
-      exchange(u.up, q, { timeoutMs: Math.max(100, Math.min(this.config.healthCheckMs, 1000)), tcp: this.config.forceTcp }).then(
+      exchange(u.up, q, {
+        timeoutMs: Math.max(100, Math.min(this.config.healthCheckMs, 1000)),
+        tcp: this.config.forceTcp,
+      }).then(
         () => {
           u.fails = 0;
           u.checking = false;

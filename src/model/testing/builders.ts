@@ -3,7 +3,15 @@
 import type { ObjectMeta, Service } from '../types.ts';
 
 export function testMeta(namespace: string, name: string, over: Partial<ObjectMeta> = {}): ObjectMeta {
-  return { namespace, name, uid: `uid-${namespace}-${name}`, resourceVersion: '1', labels: {}, annotations: {}, ...over };
+  return {
+    namespace,
+    name,
+    uid: `uid-${namespace}-${name}`,
+    resourceVersion: '1',
+    labels: {},
+    annotations: {},
+    ...over,
+  };
 }
 
 /** A ClusterIP Service 10.96.0.10 with one TCP port 80 -> 8080 selecting app=<name>, every other field defaulted. */

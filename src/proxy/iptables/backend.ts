@@ -45,12 +45,18 @@ export class IptablesBackend implements ProxyBackend {
 
   async #ensureJumps(f: IptFamily): Promise<void> {
     for (const [table, chain, spec] of jumpRules(f)) {
-      const check = await this.#exec.run([BIN[f].cmd, '-w', '5', '-t', table, '-C', chain, ...spec], { allowFailure: true });
+      const check = await this.#exec.run([BIN[f].cmd, '-w', '5', '-t', table, '-C', chain, ...spec], {
+        allowFailure: true,
+      });
       if (check.code !== 0) await this.#exec.run([BIN[f].cmd, '-w', '5', '-t', table, '-I', chain, '1', ...spec]);
     }
   }
 
-  async sync(models: ReadonlyMap<IPFamily, readonly ServicePortInfo[]>, full: boolean, changed: ReadonlySet<string>): Promise<SyncResult> {
+  async sync(
+    models: ReadonlyMap<IPFamily, readonly ServicePortInfo[]>,
+    full: boolean,
+    changed: ReadonlySet<string>,
+  ): Promise<SyncResult> {
     let lines = 0;
     for (const [fam, ports] of models) {
       const f = famOf(fam);
@@ -61,14 +67,20 @@ export class IptablesBackend implements ProxyBackend {
       const text = restoreText(state, { full: isFull, changed, existing });
       lines += text.split('\n').length;
       try {
-        await this.#exec.run([BIN[f].restore, '-w', '5', '--noflush', '--counters'], { input: text, timeoutMs: 120_000 });
+        await this.#exec.run([BIN[f].restore, '-w', '5', '--noflush', '--counters'], {
+          input: text,
+          timeoutMs: 120_000,
+        });
       } catch (err) {
         this.#mirror.delete(f);
         const m = /line:?\s*(\d+)/i.exec(errorMessage(err));
         const all = text.split('\n');
         const context = m ? all.slice(Math.max(0, Number(m[1]) - 2), Number(m[1]) + 1) : [];
         this.#log.debug({ context }, 'iptables-restore failed');
-        throw new KdpError('KDP_PROXY_SYNC_FAILED', `${BIN[f].restore} failed: ${errorMessage(err)}`, { cause: err, details: { context } });
+        throw new KdpError('KDP_PROXY_SYNC_FAILED', `${BIN[f].restore} failed: ${errorMessage(err)}`, {
+          cause: err,
+          details: { context },
+        });
       }
       this.#mirror.set(f, new Map([...state.tables].map(([t, chains]) => [t, new Set(chains.keys())])));
       if (isFull) await this.#ensureJumps(f);
@@ -82,7 +94,9 @@ export class IptablesBackend implements ProxyBackend {
       const f = famOf(fam);
       for (const [table, chain, spec] of jumpRules(f)) {
         for (let i = 0; i < 10; i++) {
-          const res = await this.#exec.run([BIN[f].cmd, '-w', '5', '-t', table, '-D', chain, ...spec], { allowFailure: true });
+          const res = await this.#exec.run([BIN[f].cmd, '-w', '5', '-t', table, '-D', chain, ...spec], {
+            allowFailure: true,
+          });
           if (res.code !== 0) break;
         }
       }
@@ -90,9 +104,15 @@ export class IptablesBackend implements ProxyBackend {
       const out: string[] = [];
       for (const [table, chains] of existing) {
         if (chains.size === 0) continue;
-        out.push(`*${table}`, ...[...chains].map((c) => `:${c} - [0:0]`), ...[...chains].map((c) => `-X ${c}`), 'COMMIT');
+        out.push(
+          `*${table}`,
+          ...[...chains].map((c) => `:${c} - [0:0]`),
+          ...[...chains].map((c) => `-X ${c}`),
+          'COMMIT',
+        );
       }
-      if (out.length > 0) await this.#exec.run([BIN[f].restore, '-w', '5', '--noflush'], { input: out.join('\n') + '\n' });
+      if (out.length > 0)
+        await this.#exec.run([BIN[f].restore, '-w', '5', '--noflush'], { input: out.join('\n') + '\n' });
     }
   }
 }

@@ -77,7 +77,11 @@ export function renderIptables(ports: readonly ServicePortInfo[], family: IptFam
   // IPv6 TCP gets a reset: Linux applies an ICMPv6 port-unreachable to a connecting socket only after the SYN is
   // retried (~1 s), so it looked like a timeout, not "connection refused"
   const rejectFor = (p: string) =>
-    family === 'ipv4' ? '-j REJECT --reject-with icmp-port-unreachable' : p === 'tcp' ? '-j REJECT --reject-with tcp-reset' : '-j REJECT --reject-with icmp6-port-unreachable';
+    family === 'ipv4'
+      ? '-j REJECT --reject-with icmp-port-unreachable'
+      : p === 'tcp'
+        ? '-j REJECT --reject-with tcp-reset'
+        : '-j REJECT --reject-with icmp6-port-unreachable';
   const localCidrs = cfg.clusterCIDRs.filter((c) => (family === 'ipv6') === c.includes(':'));
 
   ch(filter, 'KDP-FORWARD').push(
@@ -88,7 +92,11 @@ export function renderIptables(ports: readonly ServicePortInfo[], family: IptFam
     `${comment('kdp forwarding conntrack rule')} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
   );
   ch(nat, 'KDP-MARK-MASQ').push(`-j MARK --or-mark ${MASQ_MARK}`);
-  ch(nat, 'KDP-POSTROUTING').push(`-m mark ! --mark ${MASQ_MARK}/${MASQ_MARK} -j RETURN`, `-j MARK --xor-mark ${MASQ_MARK}`, `${comment('kdp service traffic requiring SNAT')} -j MASQUERADE --random-fully`);
+  ch(nat, 'KDP-POSTROUTING').push(
+    `-m mark ! --mark ${MASQ_MARK}/${MASQ_MARK} -j RETURN`,
+    `-j MARK --xor-mark ${MASQ_MARK}`,
+    `${comment('kdp service traffic requiring SNAT')} -j MASQUERADE --random-fully`,
+  );
 
   const svcRules = ch(nat, 'KDP-SERVICES');
   const npRules = ch(nat, 'KDP-NODEPORTS');
@@ -107,9 +115,17 @@ export function renderIptables(ports: readonly ServicePortInfo[], family: IptFam
     };
 
     if (!hasCluster) {
-      ch(filter, 'KDP-SERVICES').push(`${comment(`${sp.id} has no endpoints`)} ${m} -d ${host(family, sp.clusterIP)} --dport ${sp.port} ${reject}`);
-      for (const ip of externalIPs) ch(filter, 'KDP-EXTERNAL-SERVICES').push(`${comment(`${sp.id} has no endpoints`)} ${m} -d ${host(family, ip)} --dport ${sp.port} ${reject}`);
-      if (sp.nodePort !== undefined) ch(filter, 'KDP-EXTERNAL-SERVICES').push(`${comment(`${sp.id} has no endpoints`)} -m addrtype --dst-type LOCAL ${m} --dport ${sp.nodePort} ${reject}`);
+      ch(filter, 'KDP-SERVICES').push(
+        `${comment(`${sp.id} has no endpoints`)} ${m} -d ${host(family, sp.clusterIP)} --dport ${sp.port} ${reject}`,
+      );
+      for (const ip of externalIPs)
+        ch(filter, 'KDP-EXTERNAL-SERVICES').push(
+          `${comment(`${sp.id} has no endpoints`)} ${m} -d ${host(family, ip)} --dport ${sp.port} ${reject}`,
+        );
+      if (sp.nodePort !== undefined)
+        ch(filter, 'KDP-EXTERNAL-SERVICES').push(
+          `${comment(`${sp.id} has no endpoints`)} -m addrtype --dst-type LOCAL ${m} --dport ${sp.nodePort} ${reject}`,
+        );
       continue;
     }
 
@@ -119,44 +135,70 @@ export function renderIptables(ports: readonly ServicePortInfo[], family: IptFam
     for (const ep of used.values()) {
       const sep = sepChain(sp, ep);
       const dest = family === 'ipv6' ? `[${ep.ip}]:${ep.port}` : `${ep.ip}:${ep.port}`;
-      const aff = sp.affinitySeconds !== undefined ? ` -m recent --name ${sep} --mask ${family === 'ipv4' ? '255.255.255.255' : 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff'} --set` : '';
-      own(sep).push(`${comment(sp.id)} -s ${host(family, ep.ip)} -j KDP-MARK-MASQ`, `${comment(sp.id)} ${m}${aff} -j DNAT --to-destination ${dest}`);
+      const aff =
+        sp.affinitySeconds !== undefined
+          ? ` -m recent --name ${sep} --mask ${family === 'ipv4' ? '255.255.255.255' : 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff'} --set`
+          : '';
+      own(sep).push(
+        `${comment(sp.id)} -s ${host(family, ep.ip)} -j KDP-MARK-MASQ`,
+        `${comment(sp.id)} ${m}${aff} -j DNAT --to-destination ${dest}`,
+      );
     }
     const lb = (chain: string, eps: readonly ProxyEndpoint[]) => {
       const rules = own(chain);
       if (sp.affinitySeconds !== undefined) {
         for (const ep of eps) {
           const sep = sepChain(sp, ep);
-          rules.push(`${comment(`${sp.id} -> ${ep.ip}:${ep.port}`)} -m recent --name ${sep} --mask ${family === 'ipv4' ? '255.255.255.255' : 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff'} --rcheck --seconds ${sp.affinitySeconds} --reap -j ${sep}`);
+          rules.push(
+            `${comment(`${sp.id} -> ${ep.ip}:${ep.port}`)} -m recent --name ${sep} --mask ${family === 'ipv4' ? '255.255.255.255' : 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff'} --rcheck --seconds ${sp.affinitySeconds} --reap -j ${sep}`,
+          );
         }
       }
       eps.forEach((ep, i) => {
-        const prob = i < eps.length - 1 ? ` -m statistic --mode random --probability ${(1 / (eps.length - i)).toFixed(10)}` : '';
+        const prob =
+          i < eps.length - 1 ? ` -m statistic --mode random --probability ${(1 / (eps.length - i)).toFixed(10)}` : '';
         rules.push(`${comment(`${sp.id} -> ${ep.ip}:${ep.port}`)}${prob} -j ${sepChain(sp, ep)}`);
       });
     };
     const masq = cfg.masqueradeAll || localCidrs.length === 0 ? '' : ` ! -s ${localCidrs[0]}`; // `!` takes one address
-    own(svc).push(`${comment(`${sp.id} cluster IP`)} ${m} -d ${host(family, sp.clusterIP)} --dport ${sp.port}${masq} -j KDP-MARK-MASQ`);
+    own(svc).push(
+      `${comment(`${sp.id} cluster IP`)} ${m} -d ${host(family, sp.clusterIP)} --dport ${sp.port}${masq} -j KDP-MARK-MASQ`,
+    );
     lb(svc, sp.clusterEndpoints);
     if ((sp.internalLocal || sp.externalLocal) && hasLocal) lb(svl, sp.localEndpoints);
 
     // ClusterIP
     if (sp.internalLocal && !hasLocal) {
-      ch(filter, 'KDP-SERVICES').push(`${comment(`${sp.id} has no local endpoints`)} ${m} -d ${host(family, sp.clusterIP)} --dport ${sp.port} -j DROP`);
+      ch(filter, 'KDP-SERVICES').push(
+        `${comment(`${sp.id} has no local endpoints`)} ${m} -d ${host(family, sp.clusterIP)} --dport ${sp.port} -j DROP`,
+      );
     } else {
-      svcRules.push(`${comment(`${sp.id} cluster IP`)} ${m} -d ${host(family, sp.clusterIP)} --dport ${sp.port} -j ${sp.internalLocal ? svl : svc}`);
+      svcRules.push(
+        `${comment(`${sp.id} cluster IP`)} ${m} -d ${host(family, sp.clusterIP)} --dport ${sp.port} -j ${sp.internalLocal ? svl : svc}`,
+      );
     }
 
     if (externalIPs.length === 0 && sp.nodePort === undefined) continue;
     if (sp.externalLocal && !hasLocal) {
-      for (const ip of externalIPs) ch(filter, 'KDP-EXTERNAL-SERVICES').push(`${comment(`${sp.id} has no local endpoints`)} ${m} -d ${host(family, ip)} --dport ${sp.port} -j DROP`);
-      if (sp.nodePort !== undefined) ch(filter, 'KDP-EXTERNAL-SERVICES').push(`${comment(`${sp.id} has no local endpoints`)} -m addrtype --dst-type LOCAL ${m} --dport ${sp.nodePort} -j DROP`);
+      for (const ip of externalIPs)
+        ch(filter, 'KDP-EXTERNAL-SERVICES').push(
+          `${comment(`${sp.id} has no local endpoints`)} ${m} -d ${host(family, ip)} --dport ${sp.port} -j DROP`,
+        );
+      if (sp.nodePort !== undefined)
+        ch(filter, 'KDP-EXTERNAL-SERVICES').push(
+          `${comment(`${sp.id} has no local endpoints`)} -m addrtype --dst-type LOCAL ${m} --dport ${sp.nodePort} -j DROP`,
+        );
       continue;
     }
     const extRules = own(ext);
     if (sp.externalLocal) {
-      if (localCidrs.length > 0) extRules.push(`${comment('pod traffic for external destinations')} -s ${localCidrs.join(',')} -j ${svc}`);
-      extRules.push(`${comment('masquerade LOCAL traffic')} -m addrtype --src-type LOCAL -j KDP-MARK-MASQ`, `${comment('route LOCAL traffic to cluster endpoints')} -m addrtype --src-type LOCAL -j ${svc}`, `-j ${svl}`);
+      if (localCidrs.length > 0)
+        extRules.push(`${comment('pod traffic for external destinations')} -s ${localCidrs.join(',')} -j ${svc}`);
+      extRules.push(
+        `${comment('masquerade LOCAL traffic')} -m addrtype --src-type LOCAL -j KDP-MARK-MASQ`,
+        `${comment('route LOCAL traffic to cluster endpoints')} -m addrtype --src-type LOCAL -j ${svc}`,
+        `-j ${svl}`,
+      );
     } else {
       extRules.push('-j KDP-MARK-MASQ', `-j ${svc}`);
     }
@@ -165,20 +207,38 @@ export function renderIptables(ports: readonly ServicePortInfo[], family: IptFam
       const fwRules = own(fw);
       for (const r of sp.sourceRanges) fwRules.push(`${comment(`${sp.id} loadbalancer IP`)} -s ${r} -j ${ext}`);
     }
-    for (const ip of sp.externalIPs) svcRules.push(`${comment(`${sp.id} external IP`)} ${m} -d ${host(family, ip)} --dport ${sp.port} -j ${ext}`);
+    for (const ip of sp.externalIPs)
+      svcRules.push(`${comment(`${sp.id} external IP`)} ${m} -d ${host(family, ip)} --dport ${sp.port} -j ${ext}`);
     for (const ip of sp.loadBalancerIPs) {
-      svcRules.push(`${comment(`${sp.id} loadbalancer IP`)} ${m} -d ${host(family, ip)} --dport ${sp.port} -j ${firewalled ? fw : ext}`);
-      if (firewalled) ch(filter, 'KDP-PROXY-FIREWALL').push(`${comment(`${sp.id} traffic not accepted by ${fw}`)} ${m} -d ${host(family, ip)} --dport ${sp.port} -j DROP`);
+      svcRules.push(
+        `${comment(`${sp.id} loadbalancer IP`)} ${m} -d ${host(family, ip)} --dport ${sp.port} -j ${firewalled ? fw : ext}`,
+      );
+      if (firewalled)
+        ch(filter, 'KDP-PROXY-FIREWALL').push(
+          `${comment(`${sp.id} traffic not accepted by ${fw}`)} ${m} -d ${host(family, ip)} --dport ${sp.port} -j DROP`,
+        );
     }
     if (sp.nodePort !== undefined) npRules.push(`${comment(sp.id)} ${m} --dport ${sp.nodePort} -j ${ext}`);
   }
   if (cfg.nodePortAddresses && cfg.nodePortAddresses.length > 0) {
     // this family's addresses only; 127.0.0.1 among them serves localhost NodePorts (route_localnet, proxy.ts)
-    for (const a of cfg.nodePortAddresses.filter((x) => (family === 'ipv6') === x.includes(':'))) svcRules.push(`${comment('kdp service nodeports; NOTE: this must be the last rule in this chain')} -d ${host(family, a)} -j KDP-NODEPORTS`);
+    for (const a of cfg.nodePortAddresses.filter((x) => (family === 'ipv6') === x.includes(':')))
+      svcRules.push(
+        `${comment('kdp service nodeports; NOTE: this must be the last rule in this chain')} -d ${host(family, a)} -j KDP-NODEPORTS`,
+      );
   } else {
-    svcRules.push(`${comment('kdp service nodeports; NOTE: this must be the last rule in this chain')} -m addrtype --dst-type LOCAL ! -d ${loopback} -j KDP-NODEPORTS`);
+    svcRules.push(
+      `${comment('kdp service nodeports; NOTE: this must be the last rule in this chain')} -m addrtype --dst-type LOCAL ! -d ${loopback} -j KDP-NODEPORTS`,
+    );
   }
-  return { family, tables: new Map([['filter', filter], ['nat', nat]]), owner };
+  return {
+    family,
+    tables: new Map([
+      ['filter', filter],
+      ['nat', nat],
+    ]),
+    owner,
+  };
 }
 
 /**
@@ -186,7 +246,15 @@ export function renderIptables(ports: readonly ServicePortInfo[], family: IptFam
  * their rules; on a partial sync the chains of unchanged services are left alone. Chains in `existing` that
  * are no longer wanted are flushed and deleted.
  */
-export function restoreText(next: IptState, opts: { full: boolean; changed: ReadonlySet<string>; existing: ReadonlyMap<string, ReadonlySet<string>>; prevOwner?: ReadonlyMap<string, string> }): string {
+export function restoreText(
+  next: IptState,
+  opts: {
+    full: boolean;
+    changed: ReadonlySet<string>;
+    existing: ReadonlyMap<string, ReadonlySet<string>>;
+    prevOwner?: ReadonlyMap<string, string>;
+  },
+): string {
   const out: string[] = [];
   for (const [table, chains] of next.tables) {
     out.push(`*${table}`);

@@ -6,7 +6,16 @@ import type { Exec } from '../../common/exec-adapter.ts';
 import type { Logger } from '../../common/log.ts';
 import type { ServicePortInfo } from '../model.ts';
 import type { ProxyBackend, SyncResult } from '../backend.ts';
-import { EMPTY_FRAGMENT, TABLE, diffScript, fullScript, mergeFragments, nftFamily, renderFragment, setElementLines } from './render.ts';
+import {
+  EMPTY_FRAGMENT,
+  TABLE,
+  diffScript,
+  fullScript,
+  mergeFragments,
+  nftFamily,
+  renderFragment,
+  setElementLines,
+} from './render.ts';
 import { SlotAllocator } from './slots.ts';
 import type { ExistingObjects, NftConfig, NftFamily, NftState } from './render.ts';
 import type { IPFamily } from '../../model/types.ts';
@@ -90,7 +99,8 @@ export class NftablesBackend implements ProxyBackend {
         });
         return { ports: sps, frag, slots: keys };
       };
-      const same = (old: Entry | undefined, sps: readonly ServicePortInfo[]): old is Entry => !!old && old.ports.length === sps.length && old.ports.every((p, i) => p === sps[i]);
+      const same = (old: Entry | undefined, sps: readonly ServicePortInfo[]): old is Entry =>
+        !!old && old.ports.length === sps.length && old.ports.every((p, i) => p === sps[i]);
       const grouped = byService?.get(fam);
       let cur: Pick<Map<string, Entry>, 'get' | 'has' | 'keys' | 'values'>;
       if (prev && grouped) {
@@ -129,7 +139,11 @@ export class NftablesBackend implements ProxyBackend {
         next.set(f, () => all);
       }
       if (!prev) {
-        const state = mergeFragments(f, this.#cfg, [...cur.values()].map((e) => e.frag));
+        const state = mergeFragments(
+          f,
+          this.#cfg,
+          [...cur.values()].map((e) => e.frag),
+        );
         script.push(...fullScript(state, await this.#listExisting(f)));
         const refs = new Map<string, Map<string, number>>();
         for (const e of cur.values()) countElements(refs, e.frag, 1);
@@ -151,7 +165,9 @@ export class NftablesBackend implements ProxyBackend {
         }
         countElements(delta, e.frag, 1);
       }
-      const gone = grouped ? [...changed].filter((k) => prev.has(k) && !cur.has(k)) : [...prev.keys()].filter((k) => !cur.has(k));
+      const gone = grouped
+        ? [...changed].filter((k) => prev.has(k) && !cur.has(k))
+        : [...prev.keys()].filter((k) => !cur.has(k));
       for (const k of gone) {
         const old = prev.get(k)!;
         script.push(...diffScript(old.frag, EMPTY_FRAGMENT(f), { fragment: true }));
@@ -195,7 +211,10 @@ export class NftablesBackend implements ProxyBackend {
         this.#slots.clear();
         this.#refs.clear();
         this.#log.debug({ lines: script.length, head: script.slice(0, 20) }, 'nft transaction failed');
-        throw new KdpError('KDP_PROXY_SYNC_FAILED', `nftables transaction failed: ${errorMessage(err)}`, { cause: err, details: { lines: script.length, head: script.slice(0, 5) } });
+        throw new KdpError('KDP_PROXY_SYNC_FAILED', `nftables transaction failed: ${errorMessage(err)}`, {
+          cause: err,
+          details: { lines: script.length, head: script.slice(0, 5) },
+        });
       }
     }
     for (const [f, s] of next) this.#mirror.set(f, s());

@@ -127,10 +127,20 @@ function safe(s: string): string {
   return s.replace(/:/g, '.');
 }
 
-export function chainNames(sp: ServicePortInfo): { service: string; local: string; external: string; firewall: string } {
+export function chainNames(sp: ServicePortInfo): {
+  service: string;
+  local: string;
+  external: string;
+  firewall: string;
+} {
   const base = baseName(sp);
   const h = hashName(`${sp.id}${proto(sp)}`, 8);
-  return { service: `service-${h}-${base}`, local: `local-${h}-${base}`, external: `external-${h}-${base}`, firewall: `firewall-${h}-${base}` };
+  return {
+    service: `service-${h}-${base}`,
+    local: `local-${h}-${base}`,
+    external: `external-${h}-${base}`,
+    firewall: `firewall-${h}-${base}`,
+  };
 }
 
 export function endpointChainName(sp: ServicePortInfo, ep: ProxyEndpoint): string {
@@ -152,7 +162,15 @@ function localCidrsOf(family: NftFamily, cfg: NftConfig): string[] {
   return cfg.clusterCIDRs.filter((c) => (family === 'ip6') === c.includes(':'));
 }
 
-function renderBase(family: NftFamily, cfg: NftConfig): { chains: Map<string, NftChain>; maps: Map<string, NftMap>; sets: Map<string, string>; setElements: Map<string, Set<string>> } {
+function renderBase(
+  family: NftFamily,
+  cfg: NftConfig,
+): {
+  chains: Map<string, NftChain>;
+  maps: Map<string, NftMap>;
+  sets: Map<string, string>;
+  setElements: Map<string, Set<string>>;
+} {
   const a = family; // `ip daddr` / `ip6 daddr`
   const addrType = family === 'ip' ? 'ipv4_addr' : 'ipv6_addr';
   const loopback = family === 'ip' ? '127.0.0.0/8' : '::1';
@@ -166,13 +184,40 @@ function renderBase(family: NftFamily, cfg: NftConfig): { chains: Map<string, Nf
         : undefined
       : `fib daddr type local ${a} daddr != ${loopback}`;
   const chains = new Map<string, NftChain>([
-    ['filter-prerouting', { def: '{ type filter hook prerouting priority -110; policy accept; }', rules: ['ct state new jump firewall-check'] }],
-    ['filter-input', { def: '{ type filter hook input priority -110; policy accept; }', rules: ['ct state new jump nodeport-endpoints-check', 'ct state new jump service-endpoints-check'] }],
-    ['filter-forward', { def: '{ type filter hook forward priority -110; policy accept; }', rules: ['ct state new jump service-endpoints-check'] }],
-    ['filter-output', { def: '{ type filter hook output priority -110; policy accept; }', rules: ['ct state new jump service-endpoints-check', 'ct state new jump firewall-check'] }],
+    [
+      'filter-prerouting',
+      {
+        def: '{ type filter hook prerouting priority -110; policy accept; }',
+        rules: ['ct state new jump firewall-check'],
+      },
+    ],
+    [
+      'filter-input',
+      {
+        def: '{ type filter hook input priority -110; policy accept; }',
+        rules: ['ct state new jump nodeport-endpoints-check', 'ct state new jump service-endpoints-check'],
+      },
+    ],
+    [
+      'filter-forward',
+      {
+        def: '{ type filter hook forward priority -110; policy accept; }',
+        rules: ['ct state new jump service-endpoints-check'],
+      },
+    ],
+    [
+      'filter-output',
+      {
+        def: '{ type filter hook output priority -110; policy accept; }',
+        rules: ['ct state new jump service-endpoints-check', 'ct state new jump firewall-check'],
+      },
+    ],
     ['nat-prerouting', { def: '{ type nat hook prerouting priority -100; policy accept; }', rules: ['jump services'] }],
     ['nat-output', { def: '{ type nat hook output priority -100; policy accept; }', rules: ['jump services'] }],
-    ['nat-postrouting', { def: '{ type nat hook postrouting priority 100; policy accept; }', rules: ['jump masquerading'] }],
+    [
+      'nat-postrouting',
+      { def: '{ type nat hook postrouting priority 100; policy accept; }', rules: ['jump masquerading'] },
+    ],
     [
       'services',
       {
@@ -186,7 +231,10 @@ function renderBase(family: NftFamily, cfg: NftConfig): { chains: Map<string, Nf
       },
     ],
     ['service-endpoints-check', { rules: [`${a} daddr . meta l4proto . th dport vmap @${MAP_NOEP_SERVICES}`] }],
-    ['nodeport-endpoints-check', { rules: nodePortMatch ? [`${nodePortMatch} meta l4proto . th dport vmap @${MAP_NOEP_NODEPORTS}`] : [] }],
+    [
+      'nodeport-endpoints-check',
+      { rules: nodePortMatch ? [`${nodePortMatch} meta l4proto . th dport vmap @${MAP_NOEP_NODEPORTS}`] : [] },
+    ],
     ['firewall-check', { rules: [`${a} daddr . meta l4proto . th dport vmap @${MAP_FIREWALL}`] }],
     // IPv6 TCP gets a reset: Linux applies an ICMPv6 port-unreachable to a connecting socket only after the SYN
     // is retried (~1 s), so a plain reject there looked like a timeout, not "connection refused"
@@ -216,10 +264,21 @@ function renderBase(family: NftFamily, cfg: NftConfig): { chains: Map<string, Nf
     [MAP_FIREWALL, { def: ipKey, elements: new Map() }],
   ]);
   for (const [p, n] of Object.entries(ENDPOINT_SHARDS)) {
-    for (let i = 0; i < n; i++) maps.set(`endpoints-${p}-${i}`, { def: `{ typeof numgen random mod 1 : ${a} daddr . ${p} dport; }`, elements: new Map() });
-    maps.set(`cluster-endpoints-${p}`, { def: `{ typeof ${a} daddr . ${p} dport . numgen random mod 1 : ${a} daddr . ${p} dport; }`, elements: new Map() });
+    for (let i = 0; i < n; i++)
+      maps.set(`endpoints-${p}-${i}`, {
+        def: `{ typeof numgen random mod 1 : ${a} daddr . ${p} dport; }`,
+        elements: new Map(),
+      });
+    maps.set(`cluster-endpoints-${p}`, {
+      def: `{ typeof ${a} daddr . ${p} dport . numgen random mod 1 : ${a} daddr . ${p} dport; }`,
+      elements: new Map(),
+    });
     for (let k = 1; k <= LB_CHAIN_MAX; k++) {
-      chains.set(lbChainName(p, k), { rules: [`meta l4proto ${p} dnat ${a} to ${a} daddr . ${p} dport . numgen random mod ${k} map @cluster-endpoints-${p}`] });
+      chains.set(lbChainName(p, k), {
+        rules: [
+          `meta l4proto ${p} dnat ${a} to ${a} daddr . ${p} dport . numgen random mod ${k} map @cluster-endpoints-${p}`,
+        ],
+      });
     }
   }
   const sets = new Map<string, string>([
@@ -234,14 +293,33 @@ function renderBase(family: NftFamily, cfg: NftConfig): { chains: Map<string, Nf
 }
 
 /** Renders the whole desired table of one family. Pure (slots: 0, 1, ... in order unless given). */
-export function renderNft(ports: readonly ServicePortInfo[], family: NftFamily, cfg: NftConfig, slots: SlotOf = sequentialSlots()): NftState {
+export function renderNft(
+  ports: readonly ServicePortInfo[],
+  family: NftFamily,
+  cfg: NftConfig,
+  slots: SlotOf = sequentialSlots(),
+): NftState {
   const { chains, maps, sets, setElements } = renderBase(family, cfg);
-  renderInto(ports, family, cfg, slots, chains, sets, (m) => maps.get(m)!.elements as Map<string, string>, (s) => setElements.get(s)!);
+  renderInto(
+    ports,
+    family,
+    cfg,
+    slots,
+    chains,
+    sets,
+    (m) => maps.get(m)!.elements as Map<string, string>,
+    (s) => setElements.get(s)!,
+  );
   return { family, chains, sets, maps, setElements };
 }
 
 /** The objects of some service ports only (a fragment: maps and sets hold just their elements). Pure given `slots`. */
-export function renderFragment(ports: readonly ServicePortInfo[], family: NftFamily, cfg: NftConfig, slots: SlotOf): NftState {
+export function renderFragment(
+  ports: readonly ServicePortInfo[],
+  family: NftFamily,
+  cfg: NftConfig,
+  slots: SlotOf,
+): NftState {
   const chains = new Map<string, NftChain>();
   const sets = new Map<string, string>();
   const maps = new Map<string, NftMap>();
@@ -267,7 +345,13 @@ export function renderFragment(ports: readonly ServicePortInfo[], family: NftFam
   return { family, chains, sets, maps, setElements };
 }
 
-export const EMPTY_FRAGMENT = (family: NftFamily): NftState => ({ family, chains: new Map(), sets: new Map(), maps: new Map(), setElements: new Map() });
+export const EMPTY_FRAGMENT = (family: NftFamily): NftState => ({
+  family,
+  chains: new Map(),
+  sets: new Map(),
+  maps: new Map(),
+  setElements: new Map(),
+});
 
 /** The base objects plus fragments, as one state (for a full sync). */
 export function mergeFragments(family: NftFamily, cfg: NftConfig, frags: Iterable<NftState>): NftState {
@@ -275,7 +359,8 @@ export function mergeFragments(family: NftFamily, cfg: NftConfig, frags: Iterabl
   for (const f of frags) {
     for (const [k, v] of f.chains) chains.set(k, v);
     for (const [k, v] of f.sets) sets.set(k, v);
-    for (const [m, x] of f.maps) for (const [k, v] of x.elements) (maps.get(m)!.elements as Map<string, string>).set(k, v);
+    for (const [m, x] of f.maps)
+      for (const [k, v] of x.elements) (maps.get(m)!.elements as Map<string, string>).set(k, v);
     for (const [s, x] of f.setElements) for (const k of x) setElements.get(s)!.add(k);
   }
   return { family, chains, sets, maps, setElements };
@@ -311,7 +396,12 @@ function renderInto(
 
     const used = new Map<string, ProxyEndpoint>();
     for (const ep of [...sp.clusterEndpoints, ...sp.localEndpoints]) used.set(`${ep.ip}:${ep.port}`, ep);
-    const plain = sp.affinitySeconds === undefined && !sp.internalLocal && externalIPs.length === 0 && !npKey && sp.clusterEndpoints.length <= LB_CHAIN_MAX;
+    const plain =
+      sp.affinitySeconds === undefined &&
+      !sp.internalLocal &&
+      externalIPs.length === 0 &&
+      !npKey &&
+      sp.clusterEndpoints.length <= LB_CHAIN_MAX;
     // Hairpin: an endpoint reaching itself through the service. Through a ClusterIP only pods of this node
     // arrive here (other nodes DNAT their own pods' ClusterIP traffic), so a plain service needs its local
     // endpoints only; NodePorts and external IPs can bring any pod here.
@@ -321,7 +411,9 @@ function renderInto(
       for (const ep of used.values()) {
         const set = affinitySetName(sp, ep);
         sets.set(set, `{ type ${addrType}; flags dynamic,timeout; timeout ${sp.affinitySeconds}s; }`);
-        chains.set(endpointChainName(sp, ep), { rules: [`update @${set} { ${a} saddr }`, `meta l4proto ${p} dnat to ${addr(family, ep.ip)}:${ep.port}`] });
+        chains.set(endpointChainName(sp, ep), {
+          rules: [`update @${set} { ${a} saddr }`, `meta l4proto ${p} dnat to ${addr(family, ep.ip)}:${ep.port}`],
+        });
       }
     }
     const lb = (eps: readonly ProxyEndpoint[], which: 'cluster' | 'local'): string[] => {
@@ -335,7 +427,9 @@ function renderInto(
       const list = eps.slice(0, SLOT_SIZE);
       const m = el(map);
       list.forEach((ep, i) => m.set(String(base + i), `${ep.ip} . ${ep.port}`));
-      return [`meta l4proto ${p} dnat ${a} to numgen random mod ${list.length}${base > 0 ? ` offset ${base}` : ''} map @${map}`];
+      return [
+        `meta l4proto ${p} dnat ${a} to numgen random mod ${list.length}${base > 0 ? ` offset ${base}` : ''} map @${map}`,
+      ];
     };
 
     if (hasCluster && plain) {
@@ -407,7 +501,12 @@ function chainDecl(family: NftFamily, name: string, c: NftChain): string {
   return `add chain ${prefix(family)} ${name}${c.def ? ` ${c.def}` : ''}`;
 }
 
-function elementLines(verb: 'add' | 'delete', family: NftFamily, map: string, entries: [string, string | undefined][]): string[] {
+function elementLines(
+  verb: 'add' | 'delete',
+  family: NftFamily,
+  map: string,
+  entries: [string, string | undefined][],
+): string[] {
   // batched, so 10k services are a few hundred lines, not 10k
   const out: string[] = [];
   for (let i = 0; i < entries.length; i += 500) {
@@ -418,8 +517,18 @@ function elementLines(verb: 'add' | 'delete', family: NftFamily, map: string, en
 }
 
 /** `add`/`delete element` lines for plain set elements. */
-export function setElementLines(verb: 'add' | 'delete', family: NftFamily, set: string, keys: Iterable<string>): string[] {
-  return elementLines(verb, family, set, [...keys].map((k): [string, undefined] => [k, undefined]));
+export function setElementLines(
+  verb: 'add' | 'delete',
+  family: NftFamily,
+  set: string,
+  keys: Iterable<string>,
+): string[] {
+  return elementLines(
+    verb,
+    family,
+    set,
+    [...keys].map((k): [string, undefined] => [k, undefined]),
+  );
 }
 
 /**
@@ -469,7 +578,8 @@ export function diffScript(prev: NftState, next: NftState, opts: { fragment?: bo
   const out: string[] = [];
   const changedChains: string[] = [];
   for (const [name, def] of next.sets) if (!prev.sets.has(name)) out.push(`add set ${P} ${name} ${def}`);
-  if (!opts.fragment) for (const [name, m] of next.maps) if (!prev.maps.has(name)) out.push(`add map ${P} ${name} ${m.def}`);
+  if (!opts.fragment)
+    for (const [name, m] of next.maps) if (!prev.maps.has(name)) out.push(`add map ${P} ${name} ${m.def}`);
   for (const [name, c] of next.chains) {
     const old = prev.chains.get(name);
     if (!old) {
@@ -499,14 +609,30 @@ export function diffScript(prev: NftState, next: NftState, opts: { fragment?: bo
   if (!opts.fragment) {
     for (const [name, keys] of next.setElements) {
       const old = prev.setElements.get(name) ?? new Set<string>();
-      out.push(...setElementLines('delete', f, name, [...old].filter((k) => !keys.has(k))));
-      setAdds.push(...setElementLines('add', f, name, [...keys].filter((k) => !old.has(k))));
+      out.push(
+        ...setElementLines(
+          'delete',
+          f,
+          name,
+          [...old].filter((k) => !keys.has(k)),
+        ),
+      );
+      setAdds.push(
+        ...setElementLines(
+          'add',
+          f,
+          name,
+          [...keys].filter((k) => !old.has(k)),
+        ),
+      );
     }
   }
-  for (const name of changedChains) for (const r of next.chains.get(name)!.rules) out.push(`add rule ${P} ${name} ${r}`);
+  for (const name of changedChains)
+    for (const r of next.chains.get(name)!.rules) out.push(`add rule ${P} ${name} ${r}`);
   out.push(...setAdds);
   for (const [name, add] of adds) out.push(...elementLines('add', f, name, add));
-  if (!opts.fragment) for (const name of prev.maps.keys()) if (!next.maps.has(name)) out.push(`delete map ${P} ${name}`);
+  if (!opts.fragment)
+    for (const name of prev.maps.keys()) if (!next.maps.has(name)) out.push(`delete map ${P} ${name}`);
   for (const name of removedChains) out.push(`delete chain ${P} ${name}`);
   // sets after the chains that used them
   for (const name of prev.sets.keys()) if (!next.sets.has(name)) out.push(`delete set ${P} ${name}`);

@@ -76,7 +76,10 @@ export class NftSession implements NftRunner {
     });
     // the marker's own error message is several lines; anything before it is the batch's output
     const text = out.replace(/Error: No such file or directory\n$/, '').trim();
-    if (/Error/.test(text)) throw new KdpError('KDP_EXEC_FAILED', `nft: ${text.split('\n').slice(0, 6).join(' | ')}`, { details: { stderr: text.slice(-4096) } });
+    if (/Error/.test(text))
+      throw new KdpError('KDP_EXEC_FAILED', `nft: ${text.split('\n').slice(0, 6).join(' | ')}`, {
+        details: { stderr: text.slice(-4096) },
+      });
   }
 
   close(): void {

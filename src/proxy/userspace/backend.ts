@@ -69,7 +69,10 @@ function listenTcp(host: string, port: number, bal: Balancer, log: Logger): Prom
       });
       up.once('error', (err) => {
         clearTimeout(timer);
-        log.debug({ endpoint: `${t.ip}:${t.port}`, err: err.message }, 'userspace: endpoint connect failed; trying the next');
+        log.debug(
+          { endpoint: `${t.ip}:${t.port}`, err: err.message },
+          'userspace: endpoint connect failed; trying the next',
+        );
         up.destroy();
         if (!client.destroyed) attempt(i + 1);
       });
@@ -151,7 +154,10 @@ function listenUdp(host: string, port: number, bal: Balancer, family: IPFamily):
 }
 
 /** nft script for the redirect rules (root only). Pure. */
-export function renderRedirects(portals: readonly { info: ServicePortInfo; port?: number; hasEndpoints: boolean }[], family: 'ip' | 'ip6'): string[] {
+export function renderRedirects(
+  portals: readonly { info: ServicePortInfo; port?: number; hasEndpoints: boolean }[],
+  family: 'ip' | 'ip6',
+): string[] {
   const T = `${family} ${USERSPACE_TABLE}`;
   const out = [
     `add table ${T}`,
@@ -168,9 +174,13 @@ export function renderRedirects(portals: readonly { info: ServicePortInfo; port?
     for (const vip of [p.info.clusterIP, ...p.info.externalIPs, ...p.info.loadBalancerIPs]) {
       const match = `${family} daddr ${vip} ${proto} dport ${p.info.port}`;
       if (p.hasEndpoints && p.port !== undefined) {
-        out.push(`add rule ${T} nat-prerouting ${match} redirect to :${p.port}`, `add rule ${T} nat-output ${match} redirect to :${p.port}`);
+        out.push(
+          `add rule ${T} nat-prerouting ${match} redirect to :${p.port}`,
+          `add rule ${T} nat-output ${match} redirect to :${p.port}`,
+        );
       } else {
-        for (const c of ['filter-output', 'filter-forward', 'filter-input']) out.push(`add rule ${T} ${c} ${match} reject`);
+        for (const c of ['filter-output', 'filter-forward', 'filter-input'])
+          out.push(`add rule ${T} ${c} ${match} reject`);
       }
     }
   }
@@ -192,12 +202,15 @@ export class UserspaceBackend implements ProxyBackend {
 
   async #open(p: Portal, port: number, bal: Balancer): Promise<Listener & { prune?: () => void }> {
     const host = p.info.family === 'IPv4' ? '0.0.0.0' : '::';
-    return p.info.protocol === 'UDP' ? listenUdp(host, port, bal, p.info.family) : listenTcp(host, port, bal, this.#log);
+    return p.info.protocol === 'UDP'
+      ? listenUdp(host, port, bal, p.info.family)
+      : listenTcp(host, port, bal, this.#log);
   }
 
   async sync(models: ReadonlyMap<IPFamily, readonly ServicePortInfo[]>): Promise<SyncResult> {
     const want = new Map<string, ServicePortInfo>();
-    for (const ports of models.values()) for (const sp of ports) if (sp.protocol !== 'SCTP') want.set(`${sp.family}|${sp.id}|${sp.protocol}`, sp);
+    for (const ports of models.values())
+      for (const sp of ports) if (sp.protocol !== 'SCTP') want.set(`${sp.family}|${sp.id}|${sp.protocol}`, sp);
     for (const [k, p] of this.#portals) {
       if (want.has(k)) continue;
       this.#portals.delete(k);
@@ -241,17 +254,28 @@ export class UserspaceBackend implements ProxyBackend {
     }
     let lines = 0;
     if (this.#privileged) {
-      const list = [...this.#portals.values()].map((p) => ({ info: p.info, ...(p.portal ? { port: p.portal.port } : {}), hasEndpoints: p.cluster.size > 0 }));
-      const script = [...renderRedirects(list, 'ip'), ...(list.some((p) => p.info.family === 'IPv6') ? renderRedirects(list, 'ip6') : [])];
+      const list = [...this.#portals.values()].map((p) => ({
+        info: p.info,
+        ...(p.portal ? { port: p.portal.port } : {}),
+        hasEndpoints: p.cluster.size > 0,
+      }));
+      const script = [
+        ...renderRedirects(list, 'ip'),
+        ...(list.some((p) => p.info.family === 'IPv6') ? renderRedirects(list, 'ip6') : []),
+      ];
       lines = script.length;
       await this.#exec.run(['nft', '-f', '-'], { input: script.join('\n') + '\n' });
     }
-    if (problems.length > 0) throw new KdpError('KDP_PROXY_SYNC_FAILED', `userspace listeners failed: ${problems.join('; ')}`, { details: { problems } });
+    if (problems.length > 0)
+      throw new KdpError('KDP_PROXY_SYNC_FAILED', `userspace listeners failed: ${problems.join('; ')}`, {
+        details: { problems },
+      });
     return { lines };
   }
 
   async cleanup(): Promise<void> {
-    for (const f of ['ip', 'ip6']) await this.#exec.run(['nft', 'delete', 'table', f, USERSPACE_TABLE], { allowFailure: true });
+    for (const f of ['ip', 'ip6'])
+      await this.#exec.run(['nft', 'delete', 'table', f, USERSPACE_TABLE], { allowFailure: true });
   }
 
   async close(): Promise<void> {

@@ -7,7 +7,11 @@ const capture = () => {
 };
 
 t.test('splitArgv separates global options, command and its argv', async (t) => {
-  t.same(splitArgv(['--log-level', 'debug', 'lab', 'up', '--nodes', '3']), { globals: ['--log-level', 'debug'], command: 'lab', rest: ['up', '--nodes', '3'] });
+  t.same(splitArgv(['--log-level', 'debug', 'lab', 'up', '--nodes', '3']), {
+    globals: ['--log-level', 'debug'],
+    command: 'lab',
+    rest: ['up', '--nodes', '3'],
+  });
   t.same(splitArgv(['-V']), { globals: ['-V'], rest: [] });
   t.same(splitArgv([]), { globals: [], rest: [] });
 });

@@ -4,18 +4,42 @@ import { gatewayLines, hostBatch, loadBridgeConfig, podBatch, podRoutes } from '
 import { containerIps, portMappings } from '../../../src/cni/portmap.ts';
 import type { CniRequest } from '../../../src/cni/types.ts';
 
-const base = { cniVersion: '1.0.0', name: 'n', type: 'kdp-bridge', ipam: { type: 'kdp-host-local', subnet: '10.0.0.0/24' } };
+const base = {
+  cniVersion: '1.0.0',
+  name: 'n',
+  type: 'kdp-bridge',
+  ipam: { type: 'kdp-host-local', subnet: '10.0.0.0/24' },
+};
 
 t.test('reference-compatible fields and defaults', async (t) => {
   const c = loadBridgeConfig(base);
-  t.match(c, { bridge: 'cni0', isGateway: false, isDefaultGateway: false, ipMasq: false, hairpinMode: false, promiscMode: false, mtu: undefined, ipamType: 'kdp-host-local' });
+  t.match(c, {
+    bridge: 'cni0',
+    isGateway: false,
+    isDefaultGateway: false,
+    ipMasq: false,
+    hairpinMode: false,
+    promiscMode: false,
+    mtu: undefined,
+    ipamType: 'kdp-host-local',
+  });
   t.equal(loadBridgeConfig({ ...base, isDefaultGateway: true }).isGateway, true, 'isDefaultGateway implies isGateway');
-  t.equal(loadBridgeConfig({ ...base, runtimeConfig: { mac: '0A:58:0A:00:00:02' } }).mac, '0a:58:0a:00:00:02', 'mac capability');
+  t.equal(
+    loadBridgeConfig({ ...base, runtimeConfig: { mac: '0A:58:0A:00:00:02' } }).mac,
+    '0a:58:0a:00:00:02',
+    'mac capability',
+  );
   t.equal(loadBridgeConfig(base, { MAC: '0a:58:0a:00:00:03' }).mac, '0a:58:0a:00:00:03', 'CNI_ARGS MAC=');
-  t.throws(() => loadBridgeConfig({ ...base, hairpinMode: true, promiscMode: true }), { code: 'KDP_CNI_INVALID_CONFIG' });
+  t.throws(() => loadBridgeConfig({ ...base, hairpinMode: true, promiscMode: true }), {
+    code: 'KDP_CNI_INVALID_CONFIG',
+  });
   t.throws(() => loadBridgeConfig({ ...base, vlan: 5 }), { code: 'KDP_CNI_UNSUPPORTED_FIELD', message: /vlan=5/ });
   t.throws(() => loadBridgeConfig({ ...base, mtu: 70000 }), { code: 'KDP_CNI_INVALID_CONFIG' });
-  t.throws(() => loadBridgeConfig({ ...base, bridge: 'kdp0123abcd' }), { code: 'KDP_CNI_INVALID_CONFIG' }, 'a bridge name that looks like our veths');
+  t.throws(
+    () => loadBridgeConfig({ ...base, bridge: 'kdp0123abcd' }),
+    { code: 'KDP_CNI_INVALID_CONFIG' },
+    'a bridge name that looks like our veths',
+  );
   t.throws(() => loadBridgeConfig({ ...base, ipam: {} }), { message: /ipam.type/ });
 });
 
@@ -48,10 +72,17 @@ t.test('host and pod batches', async (t) => {
 });
 
 t.test('portmap: mappings and container addresses from prevResult', async (t) => {
-  t.same(portMappings({ runtimeConfig: { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'TCP' }] } }), [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }]);
+  t.same(portMappings({ runtimeConfig: { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'TCP' }] } }), [
+    { hostPort: 8080, containerPort: 80, protocol: 'tcp' },
+  ]);
   t.same(portMappings({}), []);
-  t.throws(() => portMappings({ runtimeConfig: { portMappings: [{ hostPort: 0, containerPort: 80 }] } }), { code: 'KDP_CNI_INVALID_CONFIG' });
-  t.throws(() => portMappings({ runtimeConfig: { portMappings: [{ hostPort: 1, containerPort: 80, protocol: 'icmp' }] } }), { code: 'KDP_CNI_UNSUPPORTED_FIELD' });
+  t.throws(() => portMappings({ runtimeConfig: { portMappings: [{ hostPort: 0, containerPort: 80 }] } }), {
+    code: 'KDP_CNI_INVALID_CONFIG',
+  });
+  t.throws(
+    () => portMappings({ runtimeConfig: { portMappings: [{ hostPort: 1, containerPort: 80, protocol: 'icmp' }] } }),
+    { code: 'KDP_CNI_UNSUPPORTED_FIELD' },
+  );
   const prev = {
     interfaces: [{ name: 'br0' }, { name: 'veth' }, { name: 'eth0', sandbox: '/run/netns/p' }],
     ips: [

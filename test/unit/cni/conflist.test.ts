@@ -7,31 +7,64 @@ import { FakeSource } from '../../../src/k8s/testing/fake-source.ts';
 import { testMeta } from '../../../src/model/testing/builders.ts';
 import type { Node } from '../../../src/model/types.ts';
 
-const node = (name: string, podCIDRs: string[]): Node => ({ kind: 'Node', meta: testMeta('', name), podCIDRs, addresses: [{ type: 'InternalIP', address: '198.18.0.11' }], ready: true });
+const node = (name: string, podCIDRs: string[]): Node => ({
+  kind: 'Node',
+  meta: testMeta('', name),
+  podCIDRs,
+  addresses: [{ type: 'InternalIP', address: '198.18.0.11' }],
+  ready: true,
+});
 
 t.test('renderConflist: bridge with host-local over the subnets, then portmap', async (t) => {
-  const c = JSON.parse(renderConflist({ network: 'kdp', bridge: 'kdp0', subnets: ['10.244.1.0/24', 'fd00:10:244:1::/64'], clusterCidrs: ['10.244.0.0/16'], mtu: 1400 }));
-  t.match(c, { cniVersion: '1.0.0', name: 'kdp', plugins: [{ type: 'kdp-bridge', bridge: 'kdp0', isDefaultGateway: true, ipMasq: true, hairpinMode: true, mtu: 1400, clusterCIDRs: ['10.244.0.0/16'], ipam: { type: 'kdp-host-local', ranges: [[{ subnet: '10.244.1.0/24' }], [{ subnet: 'fd00:10:244:1::/64' }]] } }, { type: 'kdp-portmap', capabilities: { portMappings: true } }] });
+  const c = JSON.parse(
+    renderConflist({
+      network: 'kdp',
+      bridge: 'kdp0',
+      subnets: ['10.244.1.0/24', 'fd00:10:244:1::/64'],
+      clusterCidrs: ['10.244.0.0/16'],
+      mtu: 1400,
+    }),
+  );
+  t.match(c, {
+    cniVersion: '1.0.0',
+    name: 'kdp',
+    plugins: [
+      {
+        type: 'kdp-bridge',
+        bridge: 'kdp0',
+        isDefaultGateway: true,
+        ipMasq: true,
+        hairpinMode: true,
+        mtu: 1400,
+        clusterCIDRs: ['10.244.0.0/16'],
+        ipam: { type: 'kdp-host-local', ranges: [[{ subnet: '10.244.1.0/24' }], [{ subnet: 'fd00:10:244:1::/64' }]] },
+      },
+      { type: 'kdp-portmap', capabilities: { portMappings: true } },
+    ],
+  });
   t.throws(() => renderConflist({ network: 'kdp', bridge: 'kdp0', subnets: ['10.244.1.0/33'], clusterCidrs: [] }));
 });
 
-t.test('ConflistWriter follows this node\'s podCIDRs after the initial sync, atomically and only on change', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'kdp-conflist-'));
-  const src = new FakeSource();
-  const w = new ConflistWriter({ nodeName: 'node-1', confDir: join(dir, 'net.d'), clusterCidrs: ['10.244.0.0/16'] });
-  src.subscribe(w);
-  src.put(node('node-2', ['10.244.2.0/24']));
-  src.put(node('node-1', []));
-  await src.start();
-  t.notOk(existsSync(w.path), 'no podCIDR yet: nothing written');
-  src.put(node('node-1', ['10.244.1.0/24']));
-  t.equal(w.writes, 1);
-  t.same(JSON.parse(readFileSync(w.path, 'utf8')).plugins[0].ipam.ranges, [[{ subnet: '10.244.1.0/24' }]]);
-  src.put(node('node-2', ['10.244.9.0/24']));
-  src.put({ ...node('node-1', ['10.244.1.0/24']), ready: false });
-  t.equal(w.writes, 1, 'other nodes and unrelated changes rewrite nothing');
-  src.put(node('node-1', ['10.244.7.0/24']));
-  t.equal(w.writes, 2);
-  t.same(JSON.parse(readFileSync(w.path, 'utf8')).plugins[0].ipam.ranges, [[{ subnet: '10.244.7.0/24' }]]);
-  t.same(readdirSync(join(dir, 'net.d')), ['10-kdp.conflist'], 'no temp file left');
-});
+t.test(
+  "ConflistWriter follows this node's podCIDRs after the initial sync, atomically and only on change",
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'kdp-conflist-'));
+    const src = new FakeSource();
+    const w = new ConflistWriter({ nodeName: 'node-1', confDir: join(dir, 'net.d'), clusterCidrs: ['10.244.0.0/16'] });
+    src.subscribe(w);
+    src.put(node('node-2', ['10.244.2.0/24']));
+    src.put(node('node-1', []));
+    await src.start();
+    t.notOk(existsSync(w.path), 'no podCIDR yet: nothing written');
+    src.put(node('node-1', ['10.244.1.0/24']));
+    t.equal(w.writes, 1);
+    t.same(JSON.parse(readFileSync(w.path, 'utf8')).plugins[0].ipam.ranges, [[{ subnet: '10.244.1.0/24' }]]);
+    src.put(node('node-2', ['10.244.9.0/24']));
+    src.put({ ...node('node-1', ['10.244.1.0/24']), ready: false });
+    t.equal(w.writes, 1, 'other nodes and unrelated changes rewrite nothing');
+    src.put(node('node-1', ['10.244.7.0/24']));
+    t.equal(w.writes, 2);
+    t.same(JSON.parse(readFileSync(w.path, 'utf8')).plugins[0].ipam.ranges, [[{ subnet: '10.244.7.0/24' }]]);
+    t.same(readdirSync(join(dir, 'net.d')), ['10-kdp.conflist'], 'no temp file left');
+  },
+);

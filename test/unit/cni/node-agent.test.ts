@@ -21,7 +21,8 @@ class FakeTable implements RouteTable {
     this.applied.push([...lines]);
     for (const l of lines) {
       const [verb, , dst, , via] = l.split(' ');
-      if (verb === 'route' && l.includes(' del ')) this.routes = this.routes.filter((r) => !(r.dst === l.split(' ')[2] && r.via === l.split(' ')[4]));
+      if (verb === 'route' && l.includes(' del '))
+        this.routes = this.routes.filter((r) => !(r.dst === l.split(' ')[2] && r.via === l.split(' ')[4]));
       else if (dst && via) this.routes.push({ dst, via });
     }
   }
@@ -37,11 +38,24 @@ t.test('desired routes: other nodes only, per family, sorted', async (t) => {
     { dst: '10.244.3.0/24', via: '192.168.0.13' },
     { dst: 'fd00:2::/64', via: 'fd00::12' },
   ]);
-  t.same(desiredRoutes('node-1', [makeNode('x', ['10.1.0.0/24'], ['fd00::9'])]), [], 'no InternalIP of the family: no route');
-  t.same(routeBatch([{ dst: '10.244.9.0/24', via: '192.168.0.19' }, { dst: '10.244.2.0/24', via: '192.168.0.12' }], [{ dst: '10.244.2.0/24', via: '192.168.0.12' }, { dst: '10.244.3.0/24', via: '192.168.0.13' }]), [
-    'route del 10.244.9.0/24 via 192.168.0.19 proto 199',
-    'route replace 10.244.3.0/24 via 192.168.0.13 proto 199',
-  ]);
+  t.same(
+    desiredRoutes('node-1', [makeNode('x', ['10.1.0.0/24'], ['fd00::9'])]),
+    [],
+    'no InternalIP of the family: no route',
+  );
+  t.same(
+    routeBatch(
+      [
+        { dst: '10.244.9.0/24', via: '192.168.0.19' },
+        { dst: '10.244.2.0/24', via: '192.168.0.12' },
+      ],
+      [
+        { dst: '10.244.2.0/24', via: '192.168.0.12' },
+        { dst: '10.244.3.0/24', via: '192.168.0.13' },
+      ],
+    ),
+    ['route del 10.244.9.0/24 via 192.168.0.19 proto 199', 'route replace 10.244.3.0/24 via 192.168.0.13 proto 199'],
+  );
 });
 
 t.test('agent: waits for sync, follows adds/updates/deletes, retries failures', async (t) => {
@@ -57,16 +71,29 @@ t.test('agent: waits for sync, follows adds/updates/deletes, retries failures', 
   t.same(table.routes.map((r) => r.dst).sort(), ['10.244.2.0/24', 'fd00:2::/64']);
   src.put(n3);
   await agent.idle();
-  t.ok(table.routes.some((r) => r.dst === '10.244.3.0/24'), 'a new node gets a route');
+  t.ok(
+    table.routes.some((r) => r.dst === '10.244.3.0/24'),
+    'a new node gets a route',
+  );
   src.put(makeNode('node-3', ['10.244.3.0/24'], ['192.168.0.33']));
   await agent.idle();
-  t.same(table.routes.filter((r) => r.dst === '10.244.3.0/24'), [{ dst: '10.244.3.0/24', via: '192.168.0.33' }], 'an address change moves the route');
+  t.same(
+    table.routes.filter((r) => r.dst === '10.244.3.0/24'),
+    [{ dst: '10.244.3.0/24', via: '192.168.0.33' }],
+    'an address change moves the route',
+  );
   src.remove('Node', 'node-2');
   table.failNext = 1;
   await agent.idle();
-  t.ok(table.routes.some((r) => r.dst === '10.244.2.0/24'), 'the failed sync changed nothing');
+  t.ok(
+    table.routes.some((r) => r.dst === '10.244.2.0/24'),
+    'the failed sync changed nothing',
+  );
   await new Promise((r) => setTimeout(r, 100));
   await agent.idle();
-  t.notOk(table.routes.some((r) => r.dst.startsWith('10.244.2.')), 'the retry removed the deleted node route');
+  t.notOk(
+    table.routes.some((r) => r.dst.startsWith('10.244.2.')),
+    'the retry removed the deleted node route',
+  );
   agent.stop();
 });

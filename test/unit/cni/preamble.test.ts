@@ -35,7 +35,17 @@ const plugin = (command: string, input: string, socket = sock) =>
   run([join(bin, 'kdp-bridge')], {
     input,
     allowFailure: true,
-    env: { PATH: process.env.PATH, CNI_COMMAND: command, CNI_CONTAINERID: 'c1', CNI_NETNS: '/run/netns/x', CNI_IFNAME: 'eth0', CNI_ARGS: 'A=1', CNI_PATH: '/opt/cni/bin', KDP_CNI_SOCKET: socket, KDP_CNI_COMPILE_CACHE: join(dir, 'cache') },
+    env: {
+      PATH: process.env.PATH,
+      CNI_COMMAND: command,
+      CNI_CONTAINERID: 'c1',
+      CNI_NETNS: '/run/netns/x',
+      CNI_IFNAME: 'eth0',
+      CNI_ARGS: 'A=1',
+      CNI_PATH: '/opt/cni/bin',
+      KDP_CNI_SOCKET: socket,
+      KDP_CNI_COMPILE_CACHE: join(dir, 'cache'),
+    },
   });
 
 t.test('VERSION is answered by sh, without the server', async (t) => {
@@ -52,7 +62,14 @@ t.test('forwarded: 200 is exit 0 with the body, headers carry CNI_*', async (t) 
   const last = seen.at(-1)!;
   t.equal(last.url, '/kdp-bridge');
   t.equal(last.body, '{"cniVersion":"1.1.0","name":"n"}');
-  t.match(last.headers, { 'x-cni-command': 'ADD', 'x-cni-containerid': 'c1', 'x-cni-netns': '/run/netns/x', 'x-cni-ifname': 'eth0', 'x-cni-args': 'A=1', 'x-cni-path': '/opt/cni/bin' });
+  t.match(last.headers, {
+    'x-cni-command': 'ADD',
+    'x-cni-containerid': 'c1',
+    'x-cni-netns': '/run/netns/x',
+    'x-cni-ifname': 'eth0',
+    'x-cni-args': 'A=1',
+    'x-cni-path': '/opt/cni/bin',
+  });
 });
 
 t.test('forwarded: 500 is exit 1 with the error JSON', async (t) => {

@@ -19,19 +19,34 @@ function harness(verbs: Partial<PluginVerbs> = {}) {
   };
   const invoke = async (env: Record<string, string>, stdin: string) => {
     let out = '';
-    const code = await runPlugin(async () => (loaded++, all), { env, readStdin: () => stdin, write: (s) => void (out += s) });
+    const code = await runPlugin(async () => (loaded++, all), {
+      env,
+      readStdin: () => stdin,
+      write: (s) => void (out += s),
+    });
     return { code, out: out.trim() ? (JSON.parse(out) as Record<string, unknown>) : undefined };
   };
   return { calls, invoke, loaded: () => loaded };
 }
 
-const env = (command: string, extra: Record<string, string> = {}) => ({ CNI_COMMAND: command, CNI_CONTAINERID: 'c1', CNI_NETNS: '/run/netns/x', CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin', ...extra });
-const conf = (v = '1.1.0', extra: Record<string, unknown> = {}) => JSON.stringify({ cniVersion: v, name: 'n', type: 'kdp-bridge', ...extra });
+const env = (command: string, extra: Record<string, string> = {}) => ({
+  CNI_COMMAND: command,
+  CNI_CONTAINERID: 'c1',
+  CNI_NETNS: '/run/netns/x',
+  CNI_IFNAME: 'eth0',
+  CNI_PATH: '/opt/cni/bin',
+  ...extra,
+});
+const conf = (v = '1.1.0', extra: Record<string, unknown> = {}) =>
+  JSON.stringify({ cniVersion: v, name: 'n', type: 'kdp-bridge', ...extra });
 
 t.test('VERSION answers without loading the verbs', async (t) => {
   const h = harness();
   const r = await h.invoke({ CNI_COMMAND: 'VERSION' }, '{"cniVersion":"1.0.0"}');
-  t.same(r, { code: 0, out: { cniVersion: '1.1.0', supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] } });
+  t.same(r, {
+    code: 0,
+    out: { cniVersion: '1.1.0', supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] },
+  });
   t.equal(h.loaded(), 0);
 });
 
@@ -74,7 +89,11 @@ t.test('spec error codes', async (t) => {
     t.match(r.out, { code, msg: String }, `${what}: code ${code}`);
   }
   const missing = await h.invoke(env('ADD', { CNI_CONTAINERID: '', CNI_IFNAME: '' }), conf());
-  t.match(missing.out, { msg: 'required env variables [CNI_CONTAINERID,CNI_IFNAME] missing' }, 'names the missing variables');
+  t.match(
+    missing.out,
+    { msg: 'required env variables [CNI_CONTAINERID,CNI_IFNAME] missing' },
+    'names the missing variables',
+  );
   const del = await h.invoke(env('DEL', { CNI_NETNS: '' }), conf('1.0.0'));
   t.match(del.out, { code: 999 }, 'DEL without CNI_NETNS reaches the verb');
 });
@@ -83,7 +102,10 @@ t.test('STATUS and GC need only CNI_COMMAND', async (t) => {
   const h = harness();
   t.equal((await h.invoke({ CNI_COMMAND: 'STATUS' }, conf())).code, 0);
   t.equal((await h.invoke({ CNI_COMMAND: 'GC' }, conf('1.1.0', { 'cni.dev/valid-attachments': [] }))).code, 0);
-  t.same(h.calls.map((c) => c.verb), ['status', 'gc']);
+  t.same(
+    h.calls.map((c) => c.verb),
+    ['status', 'gc'],
+  );
 });
 
 t.test('helpers', async (t) => {

@@ -12,7 +12,8 @@ const dir = mkdtempSync(join(tmpdir(), 'kdp-warm-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Whether another process (flock(1), no waiting) could take the lock now. */
-const freeForOthers = async (path: string) => (await run(['flock', '-n', '-x', path, 'true'], { allowFailure: true })).code === 0;
+const freeForOthers = async (path: string) =>
+  (await run(['flock', '-n', '-x', path, 'true'], { allowFailure: true })).code === 0;
 
 t.test('lock agent: excludes other processes while held, queues callers in order', async (t) => {
   const locks = new LockAgents();
@@ -76,7 +77,11 @@ t.test('lock agent: the namespace file itself (the nft lock)', async (t) => {
 t.test('WarmExec: a waiting child gives the result a fresh spawn gives', async (t) => {
   const ex = new WarmExec([['cat'], ['sh', '-c', 'cat >/dev/null; echo bad >&2; exit 3']]);
   t.teardown(() => ex.close());
-  t.same(await ex.run(['cat'], { input: 'x\n' }), { code: 0, stdout: 'x\n', stderr: '' }, 'not yet refilled: spawned per call');
+  t.same(
+    await ex.run(['cat'], { input: 'x\n' }),
+    { code: 0, stdout: 'x\n', stderr: '' },
+    'not yet refilled: spawned per call',
+  );
   t.equal(ex.hits, 0);
   ex.refill();
   t.same(await ex.run(['cat'], { input: 'y\n' }), { code: 0, stdout: 'y\n', stderr: '' }, 'from the pool');
@@ -85,8 +90,16 @@ t.test('WarmExec: a waiting child gives the result a fresh spawn gives', async (
   t.equal(ex.hits, 1);
   ex.refill();
   const argv = ['sh', '-c', 'cat >/dev/null; echo bad >&2; exit 3'];
-  await t.rejects(ex.run(argv, { input: '' }), { code: 'KDP_EXEC_FAILED' }, 'a failing pooled child throws like a spawned one');
+  await t.rejects(
+    ex.run(argv, { input: '' }),
+    { code: 'KDP_EXEC_FAILED' },
+    'a failing pooled child throws like a spawned one',
+  );
   ex.refill();
-  t.same(await ex.run(argv, { input: '', allowFailure: true }), { code: 3, stdout: '', stderr: 'bad\n' }, 'or returns its code with allowFailure');
+  t.same(
+    await ex.run(argv, { input: '', allowFailure: true }),
+    { code: 3, stdout: '', stderr: 'bad\n' },
+    'or returns its code with allowFailure',
+  );
   t.equal(ex.hits, 3);
 });

@@ -12,7 +12,10 @@ t.test('JSON mode writes one object per line with level, time, name and fields',
   log.child({ component: 'proxy' }).warn('slow');
   log.debug('detail');
   closeSync(fd);
-  const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const lines = readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   t.equal(lines.length, 3);
   t.match(lines[0], { level: 30, name: 'kdp-test', svc: 'default/web', msg: 'synced', time: /^\d{4}-\d\d-\d\dT/ });
   t.match(lines[1], { level: 40, component: 'proxy', msg: 'slow' });

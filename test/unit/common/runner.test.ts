@@ -111,7 +111,11 @@ t.test('failures retry with exponential backoff, capped; success resets', async 
 t.test('periodic runs with maxInterval; stop ends everything', async (t) => {
   const clock = new FakeClock();
   const starts: number[] = [];
-  const r = new BoundedRunner(async () => void starts.push(clock.now()), { minIntervalMs: 0, maxIntervalMs: 1000, clock });
+  const r = new BoundedRunner(async () => void starts.push(clock.now()), {
+    minIntervalMs: 0,
+    maxIntervalMs: 1000,
+    clock,
+  });
   r.run();
   await clock.advance(2500);
   t.same(starts, [0, 1000, 2000]);

@@ -18,7 +18,9 @@ interface Doc {
 
 function loadDocs(): Doc[] {
   const docs: Doc[] = [];
-  for (const file of readdirSync(DEPLOY).filter((f) => f.endsWith('.yaml')).sort()) {
+  for (const file of readdirSync(DEPLOY)
+    .filter((f) => f.endsWith('.yaml'))
+    .sort()) {
     for (const d of parseAllDocuments(readFileSync(join(DEPLOY, file), 'utf8'))) {
       if (d.errors.length) throw new Error(`${file}: ${d.errors[0]?.message}`);
       const obj = d.toJS();
@@ -78,21 +80,35 @@ t.test('the validators catch what they should (the test can fail)', async (t) =>
   ds.spec.template.spec.containers[0].imagePullPolicy = 7;
   await t.rejects(validator('apps/v1', 'DaemonSet').then((v) => v(ds)));
   const unknown: string[] = [];
-  unknownFields({ spec: { template: { spec: { containers: [{ name: 'a', imagePullPolicyy: 'Always' }] } } } }, 'V1DaemonSet', '', unknown);
+  unknownFields(
+    { spec: { template: { spec: { containers: [{ name: 'a', imagePullPolicyy: 'Always' }] } } } },
+    'V1DaemonSet',
+    '',
+    unknown,
+  );
   t.same(unknown, ['.spec.template.spec.containers[0].imagePullPolicyy']);
 });
 
 t.test('kdp invariants: namespaces, service accounts, images, commands, DNS address, least privilege', async (t) => {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const byKind = (k: string) => docs.filter((d) => d.obj.kind === k).map((d) => d.obj as Record<string, any>);
-  const namespaced = docs.filter((d) => !['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'IngressClass'].includes(d.obj.kind));
-  for (const d of namespaced) t.equal(d.obj.metadata.namespace, 'kdp-system', `${d.obj.kind} ${d.obj.metadata.name} in kdp-system`);
+  const namespaced = docs.filter(
+    (d) => !['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'IngressClass'].includes(d.obj.kind),
+  );
+  for (const d of namespaced)
+    t.equal(d.obj.metadata.namespace, 'kdp-system', `${d.obj.kind} ${d.obj.metadata.name} in kdp-system`);
   const sas = new Set(byKind('ServiceAccount').map((s) => s.metadata.name));
   const commands = new Set(COMMANDS.map((c) => c.name));
   for (const w of [...byKind('DaemonSet'), ...byKind('Deployment')]) {
     const spec = w.spec.template.spec;
     t.ok(sas.has(spec.serviceAccountName), `${w.metadata.name} runs as a ServiceAccount that exists`);
-    t.same(w.spec.selector.matchLabels, Object.fromEntries(Object.entries(w.spec.template.metadata.labels).filter(([k]) => k in w.spec.selector.matchLabels)), `${w.metadata.name} selector matches its pods`);
+    t.same(
+      w.spec.selector.matchLabels,
+      Object.fromEntries(
+        Object.entries(w.spec.template.metadata.labels).filter(([k]) => k in w.spec.selector.matchLabels),
+      ),
+      `${w.metadata.name} selector matches its pods`,
+    );
     for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
       t.match(c.image, /^kdp\/kdp:\d+\.\d+\.\d+$/, `${w.metadata.name}/${c.name} image`);
       t.ok(commands.has(c.args[0]), `${w.metadata.name}/${c.name} runs an existing kdp command (${c.args[0]})`);
@@ -104,8 +120,12 @@ t.test('kdp invariants: namespaces, service accounts, images, commands, DNS addr
     for (const rule of role.rules) {
       t.notOk(rule.verbs.includes('*') || rule.resources.includes('*'), `${role.metadata.name}: no wildcards`);
       const writes = rule.verbs.filter((v: string) => !['get', 'list', 'watch'].includes(v));
-      if (writes.length) t.same(rule.resources, ['ingresses/status'], `${role.metadata.name}: the only write is Ingress status`);
-      t.notOk(rule.resources.includes('secrets') && role.metadata.name !== 'kdp-ingress', `${role.metadata.name}: only the ingress reads Secrets`);
+      if (writes.length)
+        t.same(rule.resources, ['ingresses/status'], `${role.metadata.name}: the only write is Ingress status`);
+      t.notOk(
+        rule.resources.includes('secrets') && role.metadata.name !== 'kdp-ingress',
+        `${role.metadata.name}: only the ingress reads Secrets`,
+      );
     }
   }
   const ing = byKind('IngressClass')[0];

@@ -14,7 +14,15 @@ import type { Logger } from '../../../src/common/log.ts';
 import { silentLogger } from '../../../src/common/log.ts';
 
 function req(name: string, id = 1): DnsRequest {
-  return { id, flags: 0x100, question: { name, type: TYPE.A, class: 1 }, lname: name.toLowerCase(), qtype: 'A', proto: 'udp', client: '127.0.0.1' };
+  return {
+    id,
+    flags: 0x100,
+    question: { name, type: TYPE.A, class: 1 },
+    lname: name.toLowerCase(),
+    qtype: 'A',
+    proto: 'udp',
+    client: '127.0.0.1',
+  };
 }
 
 /** An upstream stand-in: answers `addr` with `ttl`, or SERVFAIL while `down`. */
@@ -26,7 +34,13 @@ function upstream(ttl = 100) {
     next: (name: string) => (): Promise<DnsReply> => {
       u.calls++;
       if (u.down) return Promise.resolve(reply('forward', 2, { error: 'no healthy upstream' }));
-      const wire = encodeResponse({ id: 1, flags: FLAG.QR | FLAG.RA, rcode: 0, question: { name, type: TYPE.A, class: 1 }, answers: [{ name, ttl, type: 'A', data: u.addr }] }).wire;
+      const wire = encodeResponse({
+        id: 1,
+        flags: FLAG.QR | FLAG.RA,
+        rcode: 0,
+        question: { name, type: TYPE.A, class: 1 },
+        answers: [{ name, ttl, type: 'A', data: u.addr }],
+      }).wire;
       return Promise.resolve(reply('forward', 0, { raw: wire }));
     },
   };
@@ -42,7 +56,10 @@ const settle = () => new Promise((r) => setImmediate(r));
 
 function cache(cfg: Partial<CacheConfig>, now: { t: number }) {
   const counts = { prefetch: 0, stale: 0 };
-  const c = new CachePlugin({ ...DEFAULT_CACHE, ...cfg }, { now: () => now.t, stats: { onPrefetch: () => counts.prefetch++, onServedStale: () => counts.stale++ } });
+  const c = new CachePlugin(
+    { ...DEFAULT_CACHE, ...cfg },
+    { now: () => now.t, stats: { onPrefetch: () => counts.prefetch++, onServedStale: () => counts.stale++ } },
+  );
   return { c, counts };
 }
 
@@ -84,7 +101,12 @@ t.test('prefetch: the wire fast path hands a due entry to the chain once', async
   const { c, counts } = cache({ prefetch: { amount: 1, durationMs: 60_000, percentage: 10 } }, now);
   const up = upstream(100);
   const fwd: Plugin = { name: 'forward', serve: (r) => up.next(r.question.name)() };
-  const s = new DnsServer({ host: '127.0.0.1', port: 0, log: silentLogger, blocks: [{ zones: [''], plugins: [c, fwd], loadbalance: false, queryLog: false, cache: c }] });
+  const s = new DnsServer({
+    host: '127.0.0.1',
+    port: 0,
+    log: silentLogger,
+    blocks: [{ zones: [''], plugins: [c, fwd], loadbalance: false, queryLog: false, cache: c }],
+  });
   const q = encodeQuery({ id: 7, name: 'w.example', type: TYPE.A });
   await s.respond(q, 'udp', '127.0.0.1');
   now.t += 10_000;
@@ -101,31 +123,46 @@ t.test('prefetch: the wire fast path hands a due entry to the chain once', async
   t.equal(s.cacheFastHits, 2);
 });
 
-t.test('serve_stale immediate: expired entries answered with TTL 0 while the upstream fails, refreshed when it is back', async (t) => {
-  const now = { t: 2_000_000 };
-  const { c, counts } = cache({ serveStale: { durationMs: 60_000, verify: false }, servfailTtl: 0 }, now);
-  const up = upstream(10);
-  await c.serve(req('s.example'), up.next('s.example'));
-  up.down = true;
-  now.t += 15_000;
-  const stale = answer(await c.serve(req('s.example'), up.next('s.example')));
-  t.same(stale, { rcode: 0, ttl: 0, addr: '192.0.2.1' }, 'stale answer, TTL 0');
-  t.equal(counts.stale, 1);
-  await settle();
-  t.equal(up.calls, 2, 'a refresh was attempted in the background');
-  t.same(answer(await c.serve(req('s.example'), up.next('s.example'))), { rcode: 0, ttl: 0, addr: '192.0.2.1' }, 'the failed refresh kept the stale entry');
-  await settle();
-  up.down = false;
-  up.addr = '192.0.2.99';
-  t.equal(answer(await c.serve(req('s.example'), up.next('s.example'))).addr, '192.0.2.1', 'immediate: the stale answer first');
-  await settle();
-  t.same(answer(await c.serve(req('s.example'), up.next('s.example'))), { rcode: 0, ttl: 10, addr: '192.0.2.99' }, 'then the refreshed one');
-  // past DURATION: gone
-  up.down = true;
-  now.t += 10_000 + 60_000;
-  const r = await c.serve(req('s.example'), up.next('s.example'));
-  t.equal(r.rcode, 2, 'expired more than serve_stale DURATION ago: not served');
-});
+t.test(
+  'serve_stale immediate: expired entries answered with TTL 0 while the upstream fails, refreshed when it is back',
+  async (t) => {
+    const now = { t: 2_000_000 };
+    const { c, counts } = cache({ serveStale: { durationMs: 60_000, verify: false }, servfailTtl: 0 }, now);
+    const up = upstream(10);
+    await c.serve(req('s.example'), up.next('s.example'));
+    up.down = true;
+    now.t += 15_000;
+    const stale = answer(await c.serve(req('s.example'), up.next('s.example')));
+    t.same(stale, { rcode: 0, ttl: 0, addr: '192.0.2.1' }, 'stale answer, TTL 0');
+    t.equal(counts.stale, 1);
+    await settle();
+    t.equal(up.calls, 2, 'a refresh was attempted in the background');
+    t.same(
+      answer(await c.serve(req('s.example'), up.next('s.example'))),
+      { rcode: 0, ttl: 0, addr: '192.0.2.1' },
+      'the failed refresh kept the stale entry',
+    );
+    await settle();
+    up.down = false;
+    up.addr = '192.0.2.99';
+    t.equal(
+      answer(await c.serve(req('s.example'), up.next('s.example'))).addr,
+      '192.0.2.1',
+      'immediate: the stale answer first',
+    );
+    await settle();
+    t.same(
+      answer(await c.serve(req('s.example'), up.next('s.example'))),
+      { rcode: 0, ttl: 10, addr: '192.0.2.99' },
+      'then the refreshed one',
+    );
+    // past DURATION: gone
+    up.down = true;
+    now.t += 10_000 + 60_000;
+    const r = await c.serve(req('s.example'), up.next('s.example'));
+    t.equal(r.rcode, 2, 'expired more than serve_stale DURATION ago: not served');
+  },
+);
 
 t.test('serve_stale verify: the upstream first, the stale answer only when it fails', async (t) => {
   const now = { t: 3_000_000 };
@@ -134,10 +171,18 @@ t.test('serve_stale verify: the upstream first, the stale answer only when it fa
   await c.serve(req('v.example'), up.next('v.example'));
   now.t += 20_000;
   up.addr = '192.0.2.50';
-  t.same(answer(await c.serve(req('v.example'), up.next('v.example'))), { rcode: 0, ttl: 10, addr: '192.0.2.50' }, 'verified: the fresh answer');
+  t.same(
+    answer(await c.serve(req('v.example'), up.next('v.example'))),
+    { rcode: 0, ttl: 10, addr: '192.0.2.50' },
+    'verified: the fresh answer',
+  );
   now.t += 20_000;
   up.down = true;
-  t.same(answer(await c.serve(req('v.example'), up.next('v.example'))), { rcode: 0, ttl: 0, addr: '192.0.2.50' }, 'upstream fails: stale');
+  t.same(
+    answer(await c.serve(req('v.example'), up.next('v.example'))),
+    { rcode: 0, ttl: 0, addr: '192.0.2.50' },
+    'upstream fails: stale',
+  );
   t.equal(counts.stale, 1);
   t.equal(up.calls, 3);
 });
@@ -165,7 +210,11 @@ t.test('servfail DURATION; keepttl', async (t) => {
   const up2 = upstream(100);
   await keep.c.serve(req('k.example'), up2.next('k.example'));
   now.t += 30_000;
-  t.equal(answer(await keep.c.serve(req('k.example'), up2.next('k.example'))).ttl, 60, 'keepttl: not aged (the stored TTL within the 60 s cap)');
+  t.equal(
+    answer(await keep.c.serve(req('k.example'), up2.next('k.example'))).ttl,
+    60,
+    'keepttl: not aged (the stored TTL within the 60 s cap)',
+  );
   const age = cache({ successMaxTtl: 60 }, now);
   await age.c.serve(req('k.example'), up2.next('k.example'));
   now.t += 30_000;
@@ -178,14 +227,24 @@ t.test('servfail DURATION; keepttl', async (t) => {
 t.test('errors: SERVFAIL reasons logged; consolidate folds matching ones per DURATION', async (t) => {
   const lines: { level: string; msg: string }[] = [];
   const log = { ...silentLogger } as Logger;
-  for (const level of ['error', 'warn', 'info'] as const) (log as unknown as Record<string, unknown>)[level] = (_o: object, msg: string) => lines.push({ level, msg });
+  for (const level of ['error', 'warn', 'info'] as const)
+    (log as unknown as Record<string, unknown>)[level] = (_o: object, msg: string) => lines.push({ level, msg });
   const timers: (() => void)[] = [];
-  const e = new ErrorsPlugin([{ durationMs: 300_000, pattern: '.* no healthy upstream$', level: 'warn' }], { log, schedule: (fn) => (timers.push(fn), { cancel() {} }) });
+  const e = new ErrorsPlugin([{ durationMs: 300_000, pattern: '.* no healthy upstream$', level: 'warn' }], {
+    log,
+    schedule: (fn) => (timers.push(fn), { cancel() {} }),
+  });
   const up = upstream();
   up.down = true;
   for (let i = 0; i < 3; i++) await e.serve(req(`x${i}.example`), up.next('x.example'));
-  await e.serve(req('ok.example'), () => Promise.resolve(reply('forward', 2, { error: 'read udp 10.0.0.1:53: i/o timeout' })));
-  t.same(lines, [{ level: 'error', msg: 'SERVFAIL ok.example. A: read udp 10.0.0.1:53: i/o timeout' }], 'one line for the error no rule matches; the others counted');
+  await e.serve(req('ok.example'), () =>
+    Promise.resolve(reply('forward', 2, { error: 'read udp 10.0.0.1:53: i/o timeout' })),
+  );
+  t.same(
+    lines,
+    [{ level: 'error', msg: 'SERVFAIL ok.example. A: read udp 10.0.0.1:53: i/o timeout' }],
+    'one line for the error no rule matches; the others counted',
+  );
   t.equal(timers.length, 1, 'one timer per window');
   timers[0]!();
   t.same(lines[1], { level: 'warn', msg: "3 errors like '.* no healthy upstream$' occurred in last 5m0s" });
@@ -214,14 +273,35 @@ t.test('Corefile: the options parsed; accepted-only options reported', async (t)
       keepttl
     }
   }`);
-  t.same(b?.consolidate, [{ durationMs: 300_000, pattern: '.* i/o timeout$', level: 'warn' }, { durationMs: 30_000, pattern: '^SERVFAIL', level: 'error' }]);
-  t.match(b?.cache, { prefetch: { amount: 10, durationMs: 120_000, percentage: 20 }, serveStale: { durationMs: 600_000, verify: true }, servfailTtl: 0, keepTtl: true });
+  t.same(b?.consolidate, [
+    { durationMs: 300_000, pattern: '.* i/o timeout$', level: 'warn' },
+    { durationMs: 30_000, pattern: '^SERVFAIL', level: 'error' },
+  ]);
+  t.match(b?.cache, {
+    prefetch: { amount: 10, durationMs: 120_000, percentage: 20 },
+    serveStale: { durationMs: 600_000, verify: true },
+    servfailTtl: 0,
+    keepTtl: true,
+  });
   t.match(b?.ignored, [/^errors stacktrace/, /^kubernetes kubeconfig/, /^forward prefer_udp/, /^forward expire/]);
   const [d] = parseCorefile('. {\n cache {\n prefetch 2\n serve_stale\n }\n}');
-  t.match(d?.cache, { prefetch: { amount: 2, durationMs: 60_000, percentage: 10 }, serveStale: { durationMs: 3_600_000, verify: false }, servfailTtl: 5, keepTtl: false });
-  t.throws(() => parseCorefile('. {\n cache {\n prefetch 1 5%\n }\n}'), { code: 'KDP_DNS_CONFIG' }, 'percentage out of range');
+  t.match(d?.cache, {
+    prefetch: { amount: 2, durationMs: 60_000, percentage: 10 },
+    serveStale: { durationMs: 3_600_000, verify: false },
+    servfailTtl: 5,
+    keepTtl: false,
+  });
+  t.throws(
+    () => parseCorefile('. {\n cache {\n prefetch 1 5%\n }\n}'),
+    { code: 'KDP_DNS_CONFIG' },
+    'percentage out of range',
+  );
   t.throws(() => parseCorefile('. {\n cache {\n servfail 10m\n }\n}'), { code: 'KDP_DNS_CONFIG' }, 'servfail over 5m');
   t.throws(() => parseCorefile('. {\n cache {\n serve_stale 1h later\n }\n}'), { code: 'KDP_DNS_CONFIG' });
-  t.throws(() => parseCorefile('. {\n errors {\n consolidate 1m "(" \n }\n}'), { code: 'KDP_DNS_CONFIG' }, 'bad regexp');
+  t.throws(
+    () => parseCorefile('. {\n errors {\n consolidate 1m "(" \n }\n}'),
+    { code: 'KDP_DNS_CONFIG' },
+    'bad regexp',
+  );
   t.throws(() => parseCorefile('. {\n errors {\n nonsense\n }\n}'), { code: 'KDP_DNS_CONFIG' });
 });

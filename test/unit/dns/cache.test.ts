@@ -7,22 +7,54 @@ import type { DnsReply, DnsRequest, Plugin } from '../../../src/dns/chain.ts';
 import { reply } from '../../../src/dns/chain.ts';
 import { DnsMetrics } from '../../../src/dns/metrics.ts';
 import { DnsServer } from '../../../src/dns/server.ts';
-import { FLAG, RCODE, TYPE, addressRun, decode, encodeQuery, encodeResponse, shuffleRun, withClientOpt } from '../../../src/dns/wire.ts';
+import {
+  FLAG,
+  RCODE,
+  TYPE,
+  addressRun,
+  decode,
+  encodeQuery,
+  encodeResponse,
+  shuffleRun,
+  withClientOpt,
+} from '../../../src/dns/wire.ts';
 import type { RR } from '../../../src/dns/wire.ts';
 import { silentLogger } from '../../../src/common/log.ts';
 
 function req(name: string, id = 1): DnsRequest {
-  return { id, flags: 0x100, question: { name, type: TYPE.A, class: 1 }, lname: name.toLowerCase(), qtype: 'A', proto: 'udp', client: '127.0.0.1' };
+  return {
+    id,
+    flags: 0x100,
+    question: { name, type: TYPE.A, class: 1 },
+    lname: name.toLowerCase(),
+    qtype: 'A',
+    proto: 'udp',
+    client: '127.0.0.1',
+  };
 }
 
 t.test('positive and negative entries, aging, caps, capacity', async (t) => {
   let now = 1_000_000;
-  const c = new CachePlugin({ ...DEFAULT_CACHE, successCap: 3, successMaxTtl: 60, denialMaxTtl: 10 }, { now: () => now });
+  const c = new CachePlugin(
+    { ...DEFAULT_CACHE, successCap: 3, successMaxTtl: 60, denialMaxTtl: 10 },
+    { now: () => now },
+  );
   let calls = 0;
   const upstream = (name: string, rcode = 0): Promise<DnsReply> => {
     calls++;
-    const soa = { name: 'example', ttl: 300, type: 'SOA' as const, data: { mname: 'a', rname: 'b', serial: 1, refresh: 1, retry: 1, expire: 1, minimum: 30 } };
-    const wire = encodeResponse({ id: 999, flags: 0, rcode, question: { name, type: TYPE.A, class: 1 }, ...(rcode === 0 ? { answers: [{ name, ttl: 100, type: 'A', data: '192.0.2.1' }] } : { authority: [soa] }) }).wire;
+    const soa = {
+      name: 'example',
+      ttl: 300,
+      type: 'SOA' as const,
+      data: { mname: 'a', rname: 'b', serial: 1, refresh: 1, retry: 1, expire: 1, minimum: 30 },
+    };
+    const wire = encodeResponse({
+      id: 999,
+      flags: 0,
+      rcode,
+      question: { name, type: TYPE.A, class: 1 },
+      ...(rcode === 0 ? { answers: [{ name, ttl: 100, type: 'A', data: '192.0.2.1' }] } : { authority: [soa] }),
+    }).wire;
     return Promise.resolve(reply('forward', rcode, { raw: wire }));
   };
   const r1 = await c.serve(req('a.example'), () => upstream('a.example'));
@@ -68,7 +100,12 @@ t.test('disabled zones and struct answers', async (t) => {
   let calls = 0;
   const k = () => {
     calls++;
-    return Promise.resolve(reply('kubernetes', 0, { aa: true, answers: [{ name: 'web.ns.svc.cluster.local', ttl: 30, type: 'A', data: '10.0.0.1' }] }));
+    return Promise.resolve(
+      reply('kubernetes', 0, {
+        aa: true,
+        answers: [{ name: 'web.ns.svc.cluster.local', ttl: 30, type: 'A', data: '10.0.0.1' }],
+      }),
+    );
   };
   await c.serve(req('web.ns.svc.cluster.local'), k);
   await c.serve(req('web.ns.svc.cluster.local'), k);
@@ -93,10 +130,31 @@ function upstreamPlugin(counter: { n: number }, opts: { addrs?: number; rcode?: 
       counter.n++;
       const n = opts.addrs ?? 1;
       const rcode = opts.rcode ?? 0;
-      const soa = { name: 'example', ttl: 300, type: 'SOA' as const, data: { mname: 'ns.example', rname: 'h.example', serial: 1, refresh: 1, retry: 1, expire: 1, minimum: 60 } };
-      const answers: RR[] = rcode === 0 ? Array.from({ length: n }, (_, i) => ({ name: r.question.name, ttl: opts.ttl ?? 100, type: 'A' as const, data: `192.0.2.${i + 1}` })) : [];
+      const soa = {
+        name: 'example',
+        ttl: 300,
+        type: 'SOA' as const,
+        data: { mname: 'ns.example', rname: 'h.example', serial: 1, refresh: 1, retry: 1, expire: 1, minimum: 60 },
+      };
+      const answers: RR[] =
+        rcode === 0
+          ? Array.from({ length: n }, (_, i) => ({
+              name: r.question.name,
+              ttl: opts.ttl ?? 100,
+              type: 'A' as const,
+              data: `192.0.2.${i + 1}`,
+            }))
+          : [];
       // as an upstream answers our forwarded query: with its own OPT record
-      const wire = encodeResponse({ id: 4321, flags: FLAG.QR | FLAG.RA | (r.flags & FLAG.RD), rcode, question: r.question, answers, authority: rcode === 0 ? [] : [soa], edns: { udpSize: 4096, do: false } }).wire;
+      const wire = encodeResponse({
+        id: 4321,
+        flags: FLAG.QR | FLAG.RA | (r.flags & FLAG.RD),
+        rcode,
+        question: r.question,
+        answers,
+        authority: rcode === 0 ? [] : [soa],
+        edns: { udpSize: 4096, do: false },
+      }).wire;
       return reply('forward', rcode, { raw: withClientOpt(wire, r.edns ? { do: r.edns.do } : undefined) });
     },
   };
@@ -105,20 +163,27 @@ function upstreamPlugin(counter: { n: number }, opts: { addrs?: number; rcode?: 
 function cacheServer(now: { t: number }, up: Plugin, cfg: Partial<CacheConfig> = {}, loadbalance = false) {
   const metrics = new DnsMetrics({ server: 'dns://', version: 'test' });
   const cache = new CachePlugin({ ...DEFAULT_CACHE, ...cfg }, { now: () => now.t, stats: metrics.cacheStats('.') });
-  const s = new DnsServer({ host: '127.0.0.1', port: 0, log: silentLogger, metrics, blocks: [{ zones: [''], plugins: [cache, up], loadbalance, queryLog: false, cache }] });
+  const s = new DnsServer({
+    host: '127.0.0.1',
+    port: 0,
+    log: silentLogger,
+    metrics,
+    blocks: [{ zones: [''], plugins: [cache, up], loadbalance, queryLog: false, cache }],
+  });
   return { s, cache, metrics };
 }
 
-const query = (name: string, id: number, edns?: { udpSize: number; do?: boolean }) => encodeQuery({ id, name, type: TYPE.A, ...(edns ? { edns } : {}) });
+const query = (name: string, id: number, edns?: { udpSize: number; do?: boolean }) =>
+  encodeQuery({ id, name, type: TYPE.A, ...(edns ? { edns } : {}) });
 
-t.test('cache hits from the wire: TTL decay, the client\'s case, id, EDNS', async (t) => {
+t.test("cache hits from the wire: TTL decay, the client's case, id, EDNS", async (t) => {
   const now = { t: 5_000_000 };
   const calls = { n: 0 };
   const { s, metrics } = cacheServer(now, upstreamPlugin(calls), { successMaxTtl: 60 });
   const first = decode((await s.respond(query('www.example.org', 1), 'udp', '127.0.0.1'))!);
   t.equal(calls.n, 1);
   t.equal(first.answers[0]?.ttl, 100, 'a miss passes the upstream TTL through');
-  t.notOk(first.edns, 'no OPT in the answer to a query without one (the upstream\'s OPT is removed)');
+  t.notOk(first.edns, "no OPT in the answer to a query without one (the upstream's OPT is removed)");
   t.equal(s.cacheFastHits, 0);
 
   now.t += 7_400;
@@ -128,7 +193,7 @@ t.test('cache hits from the wire: TTL decay, the client\'s case, id, EDNS', asyn
   t.equal(s.cacheFastHits, 1, 'straight from the query bytes');
   t.equal(hit.id, 2);
   t.equal(hit.questions[0]?.name, 'WwW.ExAmPlE.oRg', 'the question as this client spelled it');
-  t.equal(hit.answers[0]?.name, 'WwW.ExAmPlE.oRg', 'owner names point at the question, so they keep the client\'s case');
+  t.equal(hit.answers[0]?.name, 'WwW.ExAmPlE.oRg', "owner names point at the question, so they keep the client's case");
   t.equal(hit.answers[0]?.ttl, 53, 'TTL = entry lifetime (60, the cap) - 7 s elapsed');
   t.equal(hit.flags & FLAG.RD, FLAG.RD, 'RD copied from the query');
   t.notOk(hit.edns);
@@ -151,9 +216,17 @@ t.test('cache hits from the wire: TTL decay, the client\'s case, id, EDNS', asyn
   t.equal(calls.n, 3, 'expired after 60 s');
 
   const text = await metrics.registry.metrics();
-  t.match(text, /coredns_cache_hits_total\{server="dns:\/\/",type="success",zones="\.",view=""\} 3/, 'hits from the wire path are counted');
+  t.match(
+    text,
+    /coredns_cache_hits_total\{server="dns:\/\/",type="success",zones="\.",view=""\} 3/,
+    'hits from the wire path are counted',
+  );
   t.match(text, /coredns_cache_misses_total\{[^}]*\} 3/);
-  t.match(text, /coredns_dns_responses_total\{server="dns:\/\/",zone="\.",view="",rcode="NOERROR",plugin="cache"\} 3/, 'and answered by plugin cache');
+  t.match(
+    text,
+    /coredns_dns_responses_total\{server="dns:\/\/",zone="\.",view="",rcode="NOERROR",plugin="cache"\} 3/,
+    'and answered by plugin cache',
+  );
 });
 
 t.test('cache hits from the wire: negative entries, truncation, loadbalance, keepttl-free aging of SOA', async (t) => {
@@ -197,7 +270,13 @@ t.test('objects from a plugin are cached as wire answers too; several addresses 
     name: 'kubernetes',
     async serve(r: DnsRequest) {
       calls++;
-      return reply('kubernetes', 0, { aa: true, answers: [{ name: r.question.name, ttl: 30, type: 'A', data: '10.0.0.1' }, { name: r.question.name, ttl: 30, type: 'A', data: '10.0.0.2' }] });
+      return reply('kubernetes', 0, {
+        aa: true,
+        answers: [
+          { name: r.question.name, ttl: 30, type: 'A', data: '10.0.0.1' },
+          { name: r.question.name, ttl: 30, type: 'A', data: '10.0.0.2' },
+        ],
+      });
     },
   };
   const lb = cacheServer(now, k, {}, true);
@@ -213,12 +292,22 @@ t.test('objects from a plugin are cached as wire answers too; several addresses 
     t.equal(m.answers.length, 2);
     orders.add(m.answers.map((a) => (a.type === 'A' ? `${a.name} ${a.data} ${a.ttl}` : '')).join(','));
   }
-  t.same([...orders].sort(), ['Two.example 10.0.0.1 30,Two.example 10.0.0.2 30', 'Two.example 10.0.0.2 30,Two.example 10.0.0.1 30'], 'loadbalance: both orders, records intact (owner, address, TTL)');
+  t.same(
+    [...orders].sort(),
+    ['Two.example 10.0.0.1 30,Two.example 10.0.0.2 30', 'Two.example 10.0.0.2 30,Two.example 10.0.0.1 30'],
+    'loadbalance: both orders, records intact (owner, address, TTL)',
+  );
   const plain = cacheServer(now, k, {}, false);
   await plain.s.respond(query('two.example', 1), 'udp', '127.0.0.1');
   const w = decode((await plain.s.respond(query('TWO.example', 2), 'udp', '127.0.0.1'))!);
   t.equal(plain.s.cacheFastHits, 1, 'without loadbalance: from the wire');
-  t.same(w.answers.map((a) => [a.name, a.type === 'A' ? a.data : '']), [['TWO.example', '10.0.0.1'], ['TWO.example', '10.0.0.2']]);
+  t.same(
+    w.answers.map((a) => [a.name, a.type === 'A' ? a.data : '']),
+    [
+      ['TWO.example', '10.0.0.1'],
+      ['TWO.example', '10.0.0.2'],
+    ],
+  );
   t.equal(w.flags & FLAG.AA, FLAG.AA);
 });
 
@@ -228,10 +317,17 @@ t.test('loadbalance shuffles forwarded answers (whole messages) too, on a miss a
   const { s } = cacheServer(now, upstreamPlugin(calls, { addrs: 4 }), {}, true);
   const seen = new Set<string>();
   for (let i = 0; i < 40; i++) {
-    const m = decode((await s.respond(query('many.example', i, i % 2 ? { udpSize: 1232 } : undefined), 'udp', '127.0.0.1'))!);
+    const m = decode(
+      (await s.respond(query('many.example', i, i % 2 ? { udpSize: 1232 } : undefined), 'udp', '127.0.0.1'))!,
+    );
     t.equal(m.answers.length, 4);
     seen.add(m.answers.map((a) => (a.type === 'A' ? a.data : '')).join(','));
-    t.same(m.answers.map((a) => (a.type === 'A' ? a.data : '')).sort(), ['192.0.2.1', '192.0.2.2', '192.0.2.3', '192.0.2.4']);
+    t.same(m.answers.map((a) => (a.type === 'A' ? a.data : '')).sort(), [
+      '192.0.2.1',
+      '192.0.2.2',
+      '192.0.2.3',
+      '192.0.2.4',
+    ]);
   }
   t.equal(calls.n, 1);
   t.ok(seen.size > 4, `several orders (${seen.size} of 24)`);
@@ -239,8 +335,18 @@ t.test('loadbalance shuffles forwarded answers (whole messages) too, on a miss a
 
 t.test('wire helpers: addressRun after a CNAME, shuffleRun keeps records whole; withClientOpt', async (t) => {
   const q = { name: 'www.example', type: TYPE.A, class: 1 };
-  const answers: RR[] = [{ name: 'www.example', ttl: 60, type: 'CNAME', data: 'lb.example' }, ...[1, 2, 3].map((i) => ({ name: 'lb.example', ttl: 60, type: 'A' as const, data: `198.51.100.${i}` }))];
-  const wire = encodeResponse({ id: 1, flags: FLAG.RA, rcode: 0, question: q, answers, edns: { udpSize: 4096, do: false } }).wire;
+  const answers: RR[] = [
+    { name: 'www.example', ttl: 60, type: 'CNAME', data: 'lb.example' },
+    ...[1, 2, 3].map((i) => ({ name: 'lb.example', ttl: 60, type: 'A' as const, data: `198.51.100.${i}` })),
+  ];
+  const wire = encodeResponse({
+    id: 1,
+    flags: FLAG.RA,
+    rcode: 0,
+    question: q,
+    answers,
+    edns: { udpSize: 4096, do: false },
+  }).wire;
   const m = decode(wire);
   const run = addressRun(m, wire);
   t.same(run && { count: run.count, size: run.size }, { count: 3, size: 16 }, 'the three A records after the CNAME');
@@ -248,11 +354,28 @@ t.test('wire helpers: addressRun after a CNAME, shuffleRun keeps records whole; 
   shuffleRun(out, run!, (n) => n - 1 - (n > 1 ? 1 : 0)); // a fixed permutation
   const back = decode(out);
   t.same(back.answers[0], m.answers[0], 'the CNAME stays first');
-  t.same(back.answers.slice(1).map((a) => (a.type === 'A' ? `${a.name} ${a.data}` : '')).sort(), ['lb.example 198.51.100.1', 'lb.example 198.51.100.2', 'lb.example 198.51.100.3']);
+  t.same(
+    back.answers
+      .slice(1)
+      .map((a) => (a.type === 'A' ? `${a.name} ${a.data}` : ''))
+      .sort(),
+    ['lb.example 198.51.100.1', 'lb.example 198.51.100.2', 'lb.example 198.51.100.3'],
+  );
   t.notSame(back.answers.slice(1), m.answers.slice(1), 'in another order');
-  t.equal(addressRun(decode(encodeResponse({ id: 1, flags: 0, rcode: 0, question: q, answers: answers.slice(0, 2) }).wire), wire), undefined, 'a single address: nothing to shuffle');
+  t.equal(
+    addressRun(
+      decode(encodeResponse({ id: 1, flags: 0, rcode: 0, question: q, answers: answers.slice(0, 2) }).wire),
+      wire,
+    ),
+    undefined,
+    'a single address: nothing to shuffle',
+  );
   const plain = withClientOpt(wire, undefined);
   t.notOk(decode(plain).edns, 'no OPT for a client without EDNS');
   t.same(decode(plain).answers, m.answers);
-  t.same(decode(withClientOpt(wire, { do: true })).edns, { udpSize: 1232, version: 0, do: true, extRcode: 0 }, 'our OPT with the client\'s DO bit');
+  t.same(
+    decode(withClientOpt(wire, { do: true })).edns,
+    { udpSize: 1232, version: 0, do: true, extRcode: 0 },
+    "our OPT with the client's DO bit",
+  );
 });

@@ -8,11 +8,39 @@ t.test('the kubeadm default Corefile', async (t) => {
   const [b, ...rest] = parseCorefile(KUBEADM_COREFILE);
   t.equal(rest.length, 0);
   t.match(b, {
-    zones: [''], port: 53, errors: true, log: false, loop: true, loadbalance: true,
-    health: { addr: ':8080', lameduckMs: 5000 }, ready: { addr: ':8181' }, prometheus: { addr: ':9153' },
-    kubernetes: { zones: ['cluster.local', 'in-addr.arpa', 'ip6.arpa'], pods: 'insecure', ttl: 30, fallthrough: ['in-addr.arpa', 'ip6.arpa'], endpointPodNames: false, ignoreEmptyService: false },
-    forward: { from: '', to: ['/etc/resolv.conf'], maxConcurrent: 1000, policy: 'random', maxFails: 2, healthCheckMs: 500 },
-    cache: { zones: [''], successMaxTtl: 30, denialMaxTtl: 30, disableSuccess: ['cluster.local'], disableDenial: ['cluster.local'], successCap: 9984 },
+    zones: [''],
+    port: 53,
+    errors: true,
+    log: false,
+    loop: true,
+    loadbalance: true,
+    health: { addr: ':8080', lameduckMs: 5000 },
+    ready: { addr: ':8181' },
+    prometheus: { addr: ':9153' },
+    kubernetes: {
+      zones: ['cluster.local', 'in-addr.arpa', 'ip6.arpa'],
+      pods: 'insecure',
+      ttl: 30,
+      fallthrough: ['in-addr.arpa', 'ip6.arpa'],
+      endpointPodNames: false,
+      ignoreEmptyService: false,
+    },
+    forward: {
+      from: '',
+      to: ['/etc/resolv.conf'],
+      maxConcurrent: 1000,
+      policy: 'random',
+      maxFails: 2,
+      healthCheckMs: 500,
+    },
+    cache: {
+      zones: [''],
+      successMaxTtl: 30,
+      denialMaxTtl: 30,
+      disableSuccess: ['cluster.local'],
+      disableDenial: ['cluster.local'],
+      successCap: 9984,
+    },
     reload: { intervalMs: 30000, jitterMs: 15000 },
   });
 });
@@ -45,27 +73,78 @@ cluster.local:1053 example.org:1053 {
 }
 `;
   const [a, b] = parseCorefile(text, { DNS_PORT: '5300' });
-  t.match(a, { zones: ['cluster.local', 'example.org'], port: 1053, log: true, kubernetes: { zones: ['cluster.local', 'example.org'], pods: 'verified', endpointPodNames: true, ignoreEmptyService: true, fallthrough: [], ttl: 0 } });
-  t.match(a?.cache, { zones: ['cluster.local'], successCap: 100, successMaxTtl: 120, successMinTtl: 2, denialCap: 50, denialMaxTtl: 60 });
-  t.match(b, { zones: [''], port: 5300, forward: { to: ['10.0.0.1', '10.0.0.2:5353', '[fd00::1]:53'], policy: 'sequential', healthCheckMs: 1000, forceTcp: true, except: ['cluster.local'] }, reload: { intervalMs: 10000 } });
+  t.match(a, {
+    zones: ['cluster.local', 'example.org'],
+    port: 1053,
+    log: true,
+    kubernetes: {
+      zones: ['cluster.local', 'example.org'],
+      pods: 'verified',
+      endpointPodNames: true,
+      ignoreEmptyService: true,
+      fallthrough: [],
+      ttl: 0,
+    },
+  });
+  t.match(a?.cache, {
+    zones: ['cluster.local'],
+    successCap: 100,
+    successMaxTtl: 120,
+    successMinTtl: 2,
+    denialCap: 50,
+    denialMaxTtl: 60,
+  });
+  t.match(b, {
+    zones: [''],
+    port: 5300,
+    forward: {
+      to: ['10.0.0.1', '10.0.0.2:5353', '[fd00::1]:53'],
+      policy: 'sequential',
+      healthCheckMs: 1000,
+      forceTcp: true,
+      except: ['cluster.local'],
+    },
+    reload: { intervalMs: 10000 },
+  });
   t.equal(b?.forward?.maxFails, Number.MAX_SAFE_INTEGER, 'max_fails 0: never down');
-  t.same(tokenize('a "b c" # x\n}').map((x) => x.text), ['a', 'b c', '}']);
+  t.same(
+    tokenize('a "b c" # x\n}').map((x) => x.text),
+    ['a', 'b c', '}'],
+  );
   t.equal(parseDuration('500ms', 1), 500);
   t.equal(parseDuration('1.5s', 1), 1500);
 });
 
 t.test('errors name the line', async (t) => {
-  t.throws(() => parseCorefile('.:53 {\n  whoami\n}'), { code: 'KDP_DNS_CONFIG', message: /Corefile:2: unknown or unsupported plugin "whoami"/ });
-  t.throws(() => parseCorefile('.:53 {\n kubernetes {\n  pods maybe\n }\n}'), { code: 'KDP_DNS_CONFIG', message: /Corefile:3/ });
-  t.throws(() => parseCorefile('.:53 {\n kubernetes {\n  ttl 99999\n }\n}'), { code: 'KDP_DNS_CONFIG', message: /ttl/ });
+  t.throws(() => parseCorefile('.:53 {\n  whoami\n}'), {
+    code: 'KDP_DNS_CONFIG',
+    message: /Corefile:2: unknown or unsupported plugin "whoami"/,
+  });
+  t.throws(() => parseCorefile('.:53 {\n kubernetes {\n  pods maybe\n }\n}'), {
+    code: 'KDP_DNS_CONFIG',
+    message: /Corefile:3/,
+  });
+  t.throws(() => parseCorefile('.:53 {\n kubernetes {\n  ttl 99999\n }\n}'), {
+    code: 'KDP_DNS_CONFIG',
+    message: /ttl/,
+  });
   t.throws(() => parseCorefile('.:53 {'), { code: 'KDP_DNS_CONFIG' });
   t.throws(() => parseCorefile(''), { code: 'KDP_DNS_CONFIG' });
   t.throws(() => parseCorefile('.:53 {\n forward .\n}'), { code: 'KDP_DNS_CONFIG', message: /FROM TO/ });
 });
 
 t.test('flags adjust the Corefile', async (t) => {
-  const [b] = applyFlags(parseCorefile(KUBEADM_COREFILE), { zones: 'example.org,in-addr.arpa', pods: 'verified', ttl: '7', upstream: '10.1.1.1,10.1.1.2:53' });
-  t.match(b, { kubernetes: { zones: ['example.org', 'in-addr.arpa'], pods: 'verified', ttl: 7 }, forward: { to: ['10.1.1.1', '10.1.1.2:53'] }, cache: { disableSuccess: ['example.org'] } });
+  const [b] = applyFlags(parseCorefile(KUBEADM_COREFILE), {
+    zones: 'example.org,in-addr.arpa',
+    pods: 'verified',
+    ttl: '7',
+    upstream: '10.1.1.1,10.1.1.2:53',
+  });
+  t.match(b, {
+    kubernetes: { zones: ['example.org', 'in-addr.arpa'], pods: 'verified', ttl: 7 },
+    forward: { to: ['10.1.1.1', '10.1.1.2:53'] },
+    cache: { disableSuccess: ['example.org'] },
+  });
   t.throws(() => applyFlags(parseCorefile(KUBEADM_COREFILE), { pods: 'x' }), { code: 'KDP_USAGE' });
 });
 
@@ -75,10 +154,30 @@ t.test('upstreams: addresses and resolv.conf', async (t) => {
   t.same(parseUpstream('[fd00::1]:54'), { host: 'fd00::1', port: 54 });
   t.same(parseUpstream('fd00::1'), { host: 'fd00::1', port: 53 });
   t.throws(() => parseUpstream('example.com'), { code: 'KDP_DNS_CONFIG' });
-  t.same(parseResolvConf('# x\nsearch a b\nnameserver 10.0.0.10\nnameserver fe80::1%eth0\noptions ndots:5\nnameserver bogus\n'), [{ host: '10.0.0.10', port: 53 }, { host: 'fe80::1', port: 53 }]);
-  t.same(resolveUpstreams(['/x/resolv.conf', '10.0.0.2'], () => 'nameserver 10.0.0.1\n'), [{ host: '10.0.0.1', port: 53 }, { host: '10.0.0.2', port: 53 }]);
+  t.same(
+    parseResolvConf(
+      '# x\nsearch a b\nnameserver 10.0.0.10\nnameserver fe80::1%eth0\noptions ndots:5\nnameserver bogus\n',
+    ),
+    [
+      { host: '10.0.0.10', port: 53 },
+      { host: 'fe80::1', port: 53 },
+    ],
+  );
+  t.same(
+    resolveUpstreams(['/x/resolv.conf', '10.0.0.2'], () => 'nameserver 10.0.0.1\n'),
+    [
+      { host: '10.0.0.1', port: 53 },
+      { host: '10.0.0.2', port: 53 },
+    ],
+  );
   t.throws(() => resolveUpstreams(['/x'], () => ''), { code: 'KDP_DNS_CONFIG' });
-  t.throws(() => resolveUpstreams(['/x'], () => { throw new Error('ENOENT'); }), { code: 'KDP_DNS_CONFIG' });
+  t.throws(
+    () =>
+      resolveUpstreams(['/x'], () => {
+        throw new Error('ENOENT');
+      }),
+    { code: 'KDP_DNS_CONFIG' },
+  );
 });
 
 t.test('reload: a changed Corefile is handed over once, unchanged or unreadable ones are not', async (t) => {
@@ -86,7 +185,19 @@ t.test('reload: a changed Corefile is handed over once, unchanged or unreadable 
   let text = 'a';
   let fail = false;
   const seen: string[] = [];
-  const w = watchCorefile('/Corefile', 'a', { intervalMs: 5, jitterMs: 5, read: async () => { if (fail) throw new Error('gone'); return text; } }, async (next) => void seen.push(next));
+  const w = watchCorefile(
+    '/Corefile',
+    'a',
+    {
+      intervalMs: 5,
+      jitterMs: 5,
+      read: async () => {
+        if (fail) throw new Error('gone');
+        return text;
+      },
+    },
+    async (next) => void seen.push(next),
+  );
   t.teardown(() => w.stop());
   await new Promise((r) => setTimeout(r, 40));
   t.same(seen, [], 'unchanged: nothing');

@@ -19,10 +19,53 @@ const ITERATIONS = Number(process.env.KDP_FUZZ_ITERATIONS ?? 30000);
 
 const seeds: Buffer[] = [
   encodeQuery({ id: 1, name: 'svc1.testns.svc.cluster.local', type: TYPE.A }),
-  encodeQuery({ id: 2, name: '_http._tcp.hdls1.testns.svc.cluster.local', type: TYPE.SRV, edns: { udpSize: 4096, do: true } }),
+  encodeQuery({
+    id: 2,
+    name: '_http._tcp.hdls1.testns.svc.cluster.local',
+    type: TYPE.SRV,
+    edns: { udpSize: 4096, do: true },
+  }),
   encodeQuery({ id: 3, name: '1.0.0.10.in-addr.arpa', type: TYPE.PTR }),
-  encodeResponse({ id: 4, flags: 0, rcode: 3, question: { name: 'x.cluster.local', type: 1, class: 1 }, authority: [{ name: 'cluster.local', ttl: 5, type: 'SOA', data: { mname: 'ns.dns.cluster.local', rname: 'hostmaster.cluster.local', serial: 1, refresh: 2, retry: 3, expire: 4, minimum: 5 } }], answers: [{ name: 'x.cluster.local', ttl: 1, type: 'SRV', data: { priority: 1, weight: 2, port: 3, target: 'a.cluster.local' } }, { name: 'x.cluster.local', ttl: 1, type: 'TXT', data: ['a', 'bc'] }], edns: { udpSize: 1232, do: false } }).wire,
-  dnsPacket.encode({ type: 'response', id: 5, answers: [{ type: 'MX', name: 'a.b', data: { preference: 1, exchange: 'c.d' } } as never, { type: 'AAAA', name: 'a.b', data: 'fd00::1' }] }),
+  encodeResponse({
+    id: 4,
+    flags: 0,
+    rcode: 3,
+    question: { name: 'x.cluster.local', type: 1, class: 1 },
+    authority: [
+      {
+        name: 'cluster.local',
+        ttl: 5,
+        type: 'SOA',
+        data: {
+          mname: 'ns.dns.cluster.local',
+          rname: 'hostmaster.cluster.local',
+          serial: 1,
+          refresh: 2,
+          retry: 3,
+          expire: 4,
+          minimum: 5,
+        },
+      },
+    ],
+    answers: [
+      {
+        name: 'x.cluster.local',
+        ttl: 1,
+        type: 'SRV',
+        data: { priority: 1, weight: 2, port: 3, target: 'a.cluster.local' },
+      },
+      { name: 'x.cluster.local', ttl: 1, type: 'TXT', data: ['a', 'bc'] },
+    ],
+    edns: { udpSize: 1232, do: false },
+  }).wire,
+  dnsPacket.encode({
+    type: 'response',
+    id: 5,
+    answers: [
+      { type: 'MX', name: 'a.b', data: { preference: 1, exchange: 'c.d' } } as never,
+      { type: 'AAAA', name: 'a.b', data: 'fd00::1' },
+    ],
+  }),
 ];
 
 function mutate(rand: () => number, base: Buffer): Buffer {
@@ -33,10 +76,17 @@ function mutate(rand: () => number, base: Buffer): Buffer {
     const op = Math.floor(rand() * 5);
     const at = Math.floor(rand() * out.length);
     if (out.length === 0) break;
-    if (op === 0) out.writeUInt8(Math.floor(rand() * 256), at); // flip a byte
-    else if (op === 1) out = out.subarray(0, at); // truncate
-    else if (op === 2) out = Buffer.concat([out, Buffer.from(Array.from({ length: 1 + Math.floor(rand() * 8) }, () => Math.floor(rand() * 256)))]); // extend
-    else if (op === 3 && out.length > 13) out.writeUInt8(0xc0 | Math.floor(rand() * 64), 12 + Math.floor(rand() * (out.length - 12))); // a pointer
+    if (op === 0)
+      out.writeUInt8(Math.floor(rand() * 256), at); // flip a byte
+    else if (op === 1)
+      out = out.subarray(0, at); // truncate
+    else if (op === 2)
+      out = Buffer.concat([
+        out,
+        Buffer.from(Array.from({ length: 1 + Math.floor(rand() * 8) }, () => Math.floor(rand() * 256))),
+      ]); // extend
+    else if (op === 3 && out.length > 13)
+      out.writeUInt8(0xc0 | Math.floor(rand() * 64), 12 + Math.floor(rand() * (out.length - 12))); // a pointer
     else if (out.length >= 12) out.writeUInt16BE(Math.floor(rand() * 65536), 2 * Math.floor(rand() * 6)); // a header field
   }
   return out;
@@ -48,17 +98,46 @@ t.test(`parser and server survive ${ITERATIONS} random and mutated packets (seed
   const rec = new KubernetesRecords({ ...DEFAULT_KUBERNETES_CONFIG, pods: 'insecure' });
   rec.subscribeTo(src);
   await src.start();
-  const full = new DnsServer({ host: '127.0.0.1', port: 0, log: silentLogger, answers: rec, blocks: [{ zones: [''], plugins: [new CachePlugin(DEFAULT_CACHE), new KubernetesPlugin(rec)], loadbalance: true, queryLog: false }] });
+  const full = new DnsServer({
+    host: '127.0.0.1',
+    port: 0,
+    log: silentLogger,
+    answers: rec,
+    blocks: [
+      {
+        zones: [''],
+        plugins: [new CachePlugin(DEFAULT_CACHE), new KubernetesPlugin(rec)],
+        loadbalance: true,
+        queryLog: false,
+      },
+    ],
+  });
   // and with the cache's wire path on (hits answered straight from the query bytes)
   const wireCache = new CachePlugin(DEFAULT_CACHE);
-  const wire = new DnsServer({ host: '127.0.0.1', port: 0, log: silentLogger, blocks: [{ zones: [''], plugins: [wireCache, new KubernetesPlugin(rec)], loadbalance: true, queryLog: false, cache: wireCache }] });
+  const wire = new DnsServer({
+    host: '127.0.0.1',
+    port: 0,
+    log: silentLogger,
+    blocks: [
+      {
+        zones: [''],
+        plugins: [wireCache, new KubernetesPlugin(rec)],
+        loadbalance: true,
+        queryLog: false,
+        cache: wireCache,
+      },
+    ],
+  });
   let parsed = 0;
   let malformed = 0;
   let answered = 0;
   let dropped = 0;
   const crashes: string[] = [];
   for (let i = 0; i < ITERATIONS; i++) {
-    const pkt = i % 4 === 0 ? Buffer.from(Array.from({ length: Math.floor(rand() * 80) }, () => Math.floor(rand() * 256))) : mutate(rand, seeds[i % seeds.length] as Buffer);
+    const pkt =
+      i % 4 === 0
+        ? Buffer.from(Array.from({ length: Math.floor(rand() * 80) }, () => Math.floor(rand() * 256)))
+        : mutate(rand, seeds[i % seeds.length] as Buffer);
     try {
       decode(pkt);
       parsed++;
@@ -93,5 +172,8 @@ t.test(`parser and server survive ${ITERATIONS} random and mutated packets (seed
   t.same(crashes, [], 'zero crashes');
   t.ok(parsed > 100 && malformed > 100, `both outcomes exercised (parsed ${parsed}, malformed ${malformed})`);
   t.ok(answered > 100, `answered ${answered}, dropped ${dropped}`);
-  t.ok(wire.cacheFastHits > 10, `the cache's wire path was exercised (${wire.cacheFastHits} hits from the query bytes)`);
+  t.ok(
+    wire.cacheFastHits > 10,
+    `the cache's wire path was exercised (${wire.cacheFastHits} hits from the query bytes)`,
+  );
 });

@@ -13,7 +13,9 @@ import { fuzzSeed, mutate, pick, rng, stringLeaves } from '../../helpers/fuzz.ts
 const EXAMPLES = new URL('../../../examples/cluster/', import.meta.url).pathname;
 
 const bases: Raw[] = [];
-for (const f of readdirSync(EXAMPLES).filter((n) => n.endsWith('.yaml')).sort()) {
+for (const f of readdirSync(EXAMPLES)
+  .filter((n) => n.endsWith('.yaml'))
+  .sort()) {
   for (const doc of parseAllDocuments(readFileSync(EXAMPLES + f, 'utf8'))) {
     const js = doc.toJS() as Raw | null;
     if (!js) continue;
@@ -27,13 +29,30 @@ bases.push({
   metadata: { name: 'web-abc', namespace: 'shop', labels: { 'kubernetes.io/service-name': 'web' } },
   addressType: 'IPv4',
   endpoints: [
-    { addresses: ['198.19.1.10'], conditions: { ready: true, serving: true, terminating: false }, hostname: 'web-0', nodeName: 'node-1', zone: 'a', targetRef: { kind: 'Pod', name: 'web-0', namespace: 'shop' } },
+    {
+      addresses: ['198.19.1.10'],
+      conditions: { ready: true, serving: true, terminating: false },
+      hostname: 'web-0',
+      nodeName: 'node-1',
+      zone: 'a',
+      targetRef: { kind: 'Pod', name: 'web-0', namespace: 'shop' },
+    },
   ],
   ports: [{ name: 'http', port: 8080, protocol: 'TCP', appProtocol: 'http' }],
 });
 
 // string fields that never reach rule text, DNS names or paths: free text as in the API
-const FREE_TEXT = [/^selector\./, /^meta\.(labels|annotations|uid|resourceVersion|deletionTimestamp)\b/, /^(certPem|keyPem)$/, /\.targetRef\./, /\.zone$/, /^controller$/, /\.appProtocol$/, /^(rules\[\d+\]\.paths\[\d+\]\.path)$/, /^loadBalancer\[\d+\]\.hostname$/];
+const FREE_TEXT = [
+  /^selector\./,
+  /^meta\.(labels|annotations|uid|resourceVersion|deletionTimestamp)\b/,
+  /^(certPem|keyPem)$/,
+  /\.targetRef\./,
+  /\.zone$/,
+  /^controller$/,
+  /\.appProtocol$/,
+  /^(rules\[\d+\]\.paths\[\d+\]\.path)$/,
+  /^loadBalancer\[\d+\]\.hostname$/,
+];
 // a token safe in nft/iptables-restore text, DNS names and file names: no whitespace, quotes, separators
 const SAFE = /^[A-Za-z0-9.*:/_-]*$/;
 
@@ -64,12 +83,16 @@ t.test('mutated API objects: no throw, a reason for every rejection, only safe s
     for (const obj of res.value) {
       for (const [path, s] of stringLeaves(obj)) {
         if (FREE_TEXT.some((re) => re.test(path))) continue;
-        if (!SAFE.test(s) || s.length > 253) problems.push(`${where}: accepted unsafe ${obj.kind}.${path} = ${JSON.stringify(s).slice(0, 80)}`);
+        if (!SAFE.test(s) || s.length > 253)
+          problems.push(`${where}: accepted unsafe ${obj.kind}.${path} = ${JSON.stringify(s).slice(0, 80)}`);
       }
     }
   }
   t.same(problems, [], 'no crash, no unsafe accepted string');
-  t.ok(accepted > N / 20 && rejected > N / 20, `the mutations exercise both outcomes (accepted ${accepted}, rejected ${rejected})`);
+  t.ok(
+    accepted > N / 20 && rejected > N / 20,
+    `the mutations exercise both outcomes (accepted ${accepted}, rejected ${rejected})`,
+  );
 });
 
 t.test('mutated manifest text: the parser returns a result for any bytes', async (t) => {
@@ -78,7 +101,22 @@ t.test('mutated manifest text: the parser returns a result for any bytes', async
   const texts = readdirSync(EXAMPLES)
     .filter((n) => n.endsWith('.yaml'))
     .map((f) => readFileSync(EXAMPLES + f, 'utf8'));
-  const hostile = ['\t', ': :', '- [', '{', '&a [*a, *a]', '*nope', '!!binary x', '\u0000', '---\n', '%YAML 9.9\n', '? ', '|\n', 'kind: List\nitems: 7\n', '\n  '];
+  const hostile = [
+    '\t',
+    ': :',
+    '- [',
+    '{',
+    '&a [*a, *a]',
+    '*nope',
+    '!!binary x',
+    '\u0000',
+    '---\n',
+    '%YAML 9.9\n',
+    '? ',
+    '|\n',
+    'kind: List\nitems: 7\n',
+    '\n  ',
+  ];
   const problems: string[] = [];
   const N = Number(process.env.FUZZ_ITERATIONS ?? 4000) / 4;
   for (let i = 0; i < N && problems.length < 5; i++) {
@@ -93,8 +131,10 @@ t.test('mutated manifest text: the parser returns a result for any bytes', async
     }
     try {
       const p = parseManifest(text);
-      if (!p.ok && (typeof p.reason !== 'string' || !(p.line >= 1))) problems.push(`seed ${seed} iteration ${i}: broken file without line/reason`);
-      if (p.ok) for (const s of p.skipped) if (!s.reason) problems.push(`seed ${seed} iteration ${i}: skipped without reason`);
+      if (!p.ok && (typeof p.reason !== 'string' || !(p.line >= 1)))
+        problems.push(`seed ${seed} iteration ${i}: broken file without line/reason`);
+      if (p.ok)
+        for (const s of p.skipped) if (!s.reason) problems.push(`seed ${seed} iteration ${i}: skipped without reason`);
     } catch (err) {
       problems.push(`seed ${seed} iteration ${i}: threw ${String(err)}`);
     }
@@ -104,7 +144,12 @@ t.test('mutated manifest text: the parser returns a result for any bytes', async
 
 t.test('alias bombs are refused, not expanded', async (t) => {
   const bomb = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]'];
-  for (let i = 0; i < 12; i++) bomb.push(`${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(10).fill(`*${String.fromCharCode(97 + i)}`).join(',')}]`);
+  for (let i = 0; i < 12; i++)
+    bomb.push(
+      `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(10)
+        .fill(`*${String.fromCharCode(97 + i)}`)
+        .join(',')}]`,
+    );
   const started = Date.now();
   let threw: unknown;
   let res: ReturnType<typeof parseManifest> | undefined;

@@ -27,25 +27,52 @@ const bridgeConf = {
   clusterCIDRs: ['198.19.0.0/16'],
   ipam: {
     type: 'kdp-host-local',
-    ranges: [[{ subnet: '198.19.1.0/24', rangeStart: '198.19.1.10', rangeEnd: '198.19.1.200', gateway: '198.19.1.1' }], [{ subnet: 'fd00:19:1::/64' }]],
+    ranges: [
+      [{ subnet: '198.19.1.0/24', rangeStart: '198.19.1.10', rangeEnd: '198.19.1.200', gateway: '198.19.1.1' }],
+      [{ subnet: 'fd00:19:1::/64' }],
+    ],
     routes: [{ dst: '0.0.0.0/0' }, { dst: '10.96.0.0/12', gw: '198.19.1.1' }],
     dataDir: '/run/kdp-fuzz/ipam',
   },
-  runtimeConfig: { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp', hostIP: '198.18.0.11' }], ips: ['198.19.1.20/24'], mac: '0a:58:c6:13:01:14' },
+  runtimeConfig: {
+    portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp', hostIP: '198.18.0.11' }],
+    ips: ['198.19.1.20/24'],
+    mac: '0a:58:c6:13:01:14',
+  },
   args: { cni: { ips: ['198.19.1.21'] } },
   'cni.dev/valid-attachments': [{ containerID: 'abc', ifname: 'eth0' }],
 };
 const prevResult: CniResult = {
   cniVersion: '1.1.0',
-  interfaces: [{ name: 'kdp0', mac: '0a:58:c6:13:01:01' }, { name: 'eth0', mac: '0a:58:c6:13:01:14', sandbox: '/run/netns/x' }],
+  interfaces: [
+    { name: 'kdp0', mac: '0a:58:c6:13:01:01' },
+    { name: 'eth0', mac: '0a:58:c6:13:01:14', sandbox: '/run/netns/x' },
+  ],
   ips: [{ address: '198.19.1.20/24', gateway: '198.19.1.1', interface: 1 }],
   routes: [{ dst: '0.0.0.0/0' }],
 };
-const portmapConf = { cniVersion: '1.1.0', name: 'kdp-net', type: 'kdp-portmap', capabilities: { portMappings: true }, runtimeConfig: bridgeConf.runtimeConfig, prevResult };
-const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'abc', CNI_NETNS: '/run/netns/x', CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin', CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAME=a' };
+const portmapConf = {
+  cniVersion: '1.1.0',
+  name: 'kdp-net',
+  type: 'kdp-portmap',
+  capabilities: { portMappings: true },
+  runtimeConfig: bridgeConf.runtimeConfig,
+  prevResult,
+};
+const env = {
+  CNI_COMMAND: 'ADD',
+  CNI_CONTAINERID: 'abc',
+  CNI_NETNS: '/run/netns/x',
+  CNI_IFNAME: 'eth0',
+  CNI_PATH: '/opt/cni/bin',
+  CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAME=a',
+};
 
 /** What a verb reads before acting: the readers the bridge, IPAM and portmap verbs call. */
-function readAll(config: Record<string, unknown>, args: Record<string, string>): { hostIps: string[]; podIps: string[]; name?: string; dataDir?: string } {
+function readAll(
+  config: Record<string, unknown>,
+  args: Record<string, string>,
+): { hostIps: string[]; podIps: string[]; name?: string; dataDir?: string } {
   const out: { hostIps: string[]; podIps: string[]; name?: string; dataDir?: string } = { hostIps: [], podIps: [] };
   if (config.type === 'kdp-portmap') {
     out.hostIps = portMappings(config).flatMap((m) => (m.hostIP ? [m.hostIP] : []));
@@ -84,9 +111,12 @@ t.test('mutated network configurations: accepted safely or rejected with a spec 
       const req = parseRequest(e, JSON.stringify(value));
       const got = readAll(req.config, req.args);
       accepted++;
-      for (const ip of [...got.hostIps, ...got.podIps]) if (isIP(ip) === 0) problems.push(`${where}: accepted address ${JSON.stringify(ip)}`);
-      if (got.name !== undefined && !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(got.name)) problems.push(`${where}: accepted network name ${JSON.stringify(got.name)}`);
-      if (got.dataDir !== undefined && (!got.dataDir.startsWith('/') || /[\n\0]/.test(got.dataDir))) problems.push(`${where}: accepted dataDir ${JSON.stringify(got.dataDir)}`);
+      for (const ip of [...got.hostIps, ...got.podIps])
+        if (isIP(ip) === 0) problems.push(`${where}: accepted address ${JSON.stringify(ip)}`);
+      if (got.name !== undefined && !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(got.name))
+        problems.push(`${where}: accepted network name ${JSON.stringify(got.name)}`);
+      if (got.dataDir !== undefined && (!got.dataDir.startsWith('/') || /[\n\0]/.test(got.dataDir)))
+        problems.push(`${where}: accepted dataDir ${JSON.stringify(got.dataDir)}`);
     } catch (err) {
       const p = classify(err);
       if (p) problems.push(`${where}: ${p}`);
@@ -115,7 +145,11 @@ t.test('the skeleton answers every mutated request with the spec error JSON, nev
     const stdin = r() < 0.1 ? JSON.stringify(value).slice(0, Math.floor(r() * 200)) : JSON.stringify(value);
     const cmd = pick(r, ['ADD', 'DEL', 'CHECK', 'GC', 'STATUS']);
     let out = '';
-    const code = await runPlugin(async () => verbs, { env: { ...env, CNI_COMMAND: cmd }, readStdin: () => stdin, write: (s) => (out += s) });
+    const code = await runPlugin(async () => verbs, {
+      env: { ...env, CNI_COMMAND: cmd },
+      readStdin: () => stdin,
+      write: (s) => (out += s),
+    });
     if (code === 0) continue;
     let parsed: { code?: unknown; msg?: unknown; cniVersion?: unknown };
     try {
@@ -124,7 +158,12 @@ t.test('the skeleton answers every mutated request with the spec error JSON, nev
       problems.push(`iteration ${i}: error output is not JSON: ${out.slice(0, 80)}`);
       continue;
     }
-    if (typeof parsed.code !== 'number' || parsed.code === 999 || typeof parsed.msg !== 'string' || typeof parsed.cniVersion !== 'string') {
+    if (
+      typeof parsed.code !== 'number' ||
+      parsed.code === 999 ||
+      typeof parsed.msg !== 'string' ||
+      typeof parsed.cniVersion !== 'string'
+    ) {
       problems.push(`seed ${seed} iteration ${i} ${cmd}: ${out.trim().slice(0, 200)}`);
     }
   }

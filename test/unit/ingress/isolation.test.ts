@@ -8,7 +8,10 @@ import { findCert, normalizeHost, pathOf, resolve } from '../../../ingress/match
 import type { Ingress, TlsSecret } from '../../../src/model/types.ts';
 import { ingress, ingressClass, path, rule, service, tlsSecret } from '../../../ingress/testing/fixtures.ts';
 
-const PEM = (n: string) => ({ cert: `-----BEGIN CERTIFICATE-----\n${n}\n-----END CERTIFICATE-----\n`, key: `-----BEGIN PRIVATE KEY-----\n${n}\n-----END PRIVATE KEY-----\n` });
+const PEM = (n: string) => ({
+  cert: `-----BEGIN CERTIFICATE-----\n${n}\n-----END CERTIFICATE-----\n`,
+  key: `-----BEGIN PRIVATE KEY-----\n${n}\n-----END PRIVATE KEY-----\n`,
+});
 
 function state(ingresses: Ingress[], secrets: TlsSecret[]): ClusterState {
   const services = [service('ours'), service('theirs'), service('ours', 80, 'other'), service('theirs', 80, 'other')];
@@ -22,9 +25,17 @@ function state(ingresses: Ingress[], secrets: TlsSecret[]): ClusterState {
 }
 
 t.test('another class never routes, defaults or serves a certificate', async (t) => {
-  const secrets = [tlsSecret('ours-tls', PEM('ours').cert, PEM('ours').key), tlsSecret('theirs-tls', PEM('theirs').cert, PEM('theirs').key), tlsSecret('theirs-tls', PEM('other-ns').cert, PEM('other-ns').key, 'other')];
+  const secrets = [
+    tlsSecret('ours-tls', PEM('ours').cert, PEM('ours').key),
+    tlsSecret('theirs-tls', PEM('theirs').cert, PEM('theirs').key),
+    tlsSecret('theirs-tls', PEM('other-ns').cert, PEM('other-ns').key, 'other'),
+  ];
   const ings: Ingress[] = [
-    ingress('ours', [rule('shared.test', path('/', 'Prefix', 'ours'))], (i) => (i.tls = [{ hosts: ['shared.test'], secretName: 'ours-tls' }])),
+    ingress(
+      'ours',
+      [rule('shared.test', path('/', 'Prefix', 'ours'))],
+      (i) => (i.tls = [{ hosts: ['shared.test'], secretName: 'ours-tls' }]),
+    ),
     // another class: same host, a longer path, its own default backend and certificates for our host and its own
     ingress(
       'theirs',
@@ -41,15 +52,28 @@ t.test('another class never routes, defaults or serves a certificate', async (t)
       i.tls = [{ hosts: ['classless.test'], secretName: 'theirs-tls' }];
     }),
     // ours, but pointing at a Secret of another namespace by name: the Secret of its own namespace is used
-    ingress('cross-ns', [rule('cross.test', path('/', 'Prefix', 'ours'))], (i) => (i.tls = [{ hosts: ['cross.test'], secretName: 'theirs-tls' }]), 'other'),
+    ingress(
+      'cross-ns',
+      [rule('cross.test', path('/', 'Prefix', 'ours'))],
+      (i) => (i.tls = [{ hosts: ['cross.test'], secretName: 'theirs-tls' }]),
+      'other',
+    ),
   ];
-  const res = compile(state(ings, secrets), { controllerName: 'kdp.dev/ingress', className: 'kdp', watchWithoutClass: false });
+  const res = compile(state(ings, secrets), {
+    controllerName: 'kdp.dev/ingress',
+    className: 'kdp',
+    watchWithoutClass: false,
+  });
   t.same(res.accepted.toSorted(), ['default/ours', 'other/cross-ns'], 'only our class is accepted');
   const serve = (host: string, p: string) => {
     const r = resolve(res.table, normalizeHost(host), pathOf(p));
-    return r.kind === 'route' ? r.match.route.upstream.service : r.kind === 'default' ? `default:${r.route.upstream.service}` : '404';
+    return r.kind === 'route'
+      ? r.match.route.upstream.service
+      : r.kind === 'default'
+        ? `default:${r.route.upstream.service}`
+        : '404';
   };
-  t.equal(serve('shared.test', '/admin'), 'ours', "their longer path on a shared host is not merged into ours");
+  t.equal(serve('shared.test', '/admin'), 'ours', 'their longer path on a shared host is not merged into ours');
   t.equal(serve('theirs.test', '/'), '404', 'their host is not served');
   t.equal(serve('classless.test', '/'), '404', 'a class-less Ingress goes to the default class, not to us');
   t.equal(serve('nohost.test', '/'), '404', 'their defaultBackend is not our default');

@@ -5,7 +5,15 @@ import { affinityValue, cookieValue, endpointForCookie, RoundRobin } from '../..
 import { AnnotationError, parseSize } from '../../../ingress/annotations.ts';
 import { IngressController } from '../../../ingress/controller.ts';
 import { FakeSource } from '../../../src/k8s/testing/fake-source.ts';
-import { ingress, ingressClass, path, rule, service, slice, withAnnotations } from '../../../ingress/testing/fixtures.ts';
+import {
+  ingress,
+  ingressClass,
+  path,
+  rule,
+  service,
+  slice,
+  withAnnotations,
+} from '../../../ingress/testing/fixtures.ts';
 import type { RouteTable } from '../../../ingress/types.ts';
 import { resolve } from '../../../ingress/match.ts';
 
@@ -44,7 +52,13 @@ t.test('cookies, affinity values, round robin', async (t) => {
   t.equal(cookieValue('a=1; INGRESSCOOKIE=abc; b=2', 'INGRESSCOOKIE'), 'abc');
   t.equal(cookieValue('a=1', 'INGRESSCOOKIE'), undefined);
   t.equal(cookieValue(undefined, 'x'), undefined);
-  const u = { name: 'ns-svc-80', namespace: 'ns', service: 'svc', port: '80', endpoints: ['10.0.0.1:80', '10.0.0.2:80'] };
+  const u = {
+    name: 'ns-svc-80',
+    namespace: 'ns',
+    service: 'svc',
+    port: '80',
+    endpoints: ['10.0.0.1:80', '10.0.0.2:80'],
+  };
   t.match(affinityValue('10.0.0.1:80'), /^[0-9a-f]{16}$/);
   t.equal(endpointForCookie(u, affinityValue('10.0.0.2:80')), '10.0.0.2:80');
   t.equal(endpointForCookie(u, affinityValue('10.0.0.3:80')), undefined, 'a cookie for a gone endpoint is ignored');
@@ -63,47 +77,62 @@ t.test('nginx sizes', async (t) => {
   t.ok(new AnnotationError('x') instanceof Error);
 });
 
-t.test('controller: nothing before every kind synced, then coalesced swaps; a bad edit leaves the rest serving', async (t) => {
-  const tables: RouteTable[] = [];
-  const src = new FakeSource();
-  const ctl = new IngressController({ setTable: (tb) => void tables.push(tb) }, { minIntervalMs: 0 });
-  ctl.attach(src);
-  src.put(ingressClass());
-  src.put(service('web'));
-  src.put(slice('web', ['10.0.0.1']));
-  src.put(ingress('a', [rule('a.test', path('/', 'Prefix', 'web'))]));
-  await new Promise((r) => setTimeout(r, 20));
-  t.equal(tables.length, 0, 'not started: nothing installed');
-  await src.start();
-  await ctl.whenReady();
-  t.equal(tables.length, 1, 'one table for the whole initial list');
-  const first = resolve(tables[0]!, 'a.test', '/');
-  t.same(first.kind === 'route' && first.match.route.upstream.endpoints, ['10.0.0.1:8080']);
-  src.put(slice('web', ['10.0.0.1', '10.0.0.2']));
-  src.put(ingress('b', [rule('b.test', path('/', 'Prefix', 'web'))]));
-  await new Promise((r) => setTimeout(r, 20));
-  t.equal(tables.length, 2, 'two events, one swap');
-  src.put(withAnnotations(ingress('a', [rule('a.test', path('/', 'Prefix', 'web'))]), { 'nginx.ingress.kubernetes.io/proxy-body-size': 'huge' }));
-  await new Promise((r) => setTimeout(r, 20));
-  const last = tables.at(-1)!;
-  t.equal(resolve(last, 'a.test', '/').kind, 'none', 'the Ingress with the bad value is out');
-  t.equal(resolve(last, 'b.test', '/').kind, 'route', 'the other still serves');
-  t.match(ctl.result?.rejected, [{ ingress: 'default/a', reason: /proxy-body-size/ }]);
-  ctl.stop();
-});
+t.test(
+  'controller: nothing before every kind synced, then coalesced swaps; a bad edit leaves the rest serving',
+  async (t) => {
+    const tables: RouteTable[] = [];
+    const src = new FakeSource();
+    const ctl = new IngressController({ setTable: (tb) => void tables.push(tb) }, { minIntervalMs: 0 });
+    ctl.attach(src);
+    src.put(ingressClass());
+    src.put(service('web'));
+    src.put(slice('web', ['10.0.0.1']));
+    src.put(ingress('a', [rule('a.test', path('/', 'Prefix', 'web'))]));
+    await new Promise((r) => setTimeout(r, 20));
+    t.equal(tables.length, 0, 'not started: nothing installed');
+    await src.start();
+    await ctl.whenReady();
+    t.equal(tables.length, 1, 'one table for the whole initial list');
+    const first = resolve(tables[0]!, 'a.test', '/');
+    t.same(first.kind === 'route' && first.match.route.upstream.endpoints, ['10.0.0.1:8080']);
+    src.put(slice('web', ['10.0.0.1', '10.0.0.2']));
+    src.put(ingress('b', [rule('b.test', path('/', 'Prefix', 'web'))]));
+    await new Promise((r) => setTimeout(r, 20));
+    t.equal(tables.length, 2, 'two events, one swap');
+    src.put(
+      withAnnotations(ingress('a', [rule('a.test', path('/', 'Prefix', 'web'))]), {
+        'nginx.ingress.kubernetes.io/proxy-body-size': 'huge',
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 20));
+    const last = tables.at(-1)!;
+    t.equal(resolve(last, 'a.test', '/').kind, 'none', 'the Ingress with the bad value is out');
+    t.equal(resolve(last, 'b.test', '/').kind, 'route', 'the other still serves');
+    t.match(ctl.result?.rejected, [{ ingress: 'default/a', reason: /proxy-body-size/ }]);
+    ctl.stop();
+  },
+);
 
 t.test('controller publishes status.loadBalancer for the Ingresses it serves, once', async (t) => {
   const writes: string[] = [];
   const src = new FakeSource();
   const ctl = new IngressController(
     { setTable: () => {} },
-    { minIntervalMs: 0, status: { writer: { setLoadBalancer: async (ns, name, lb) => void writes.push(`${ns}/${name} ${JSON.stringify(lb)}`) }, addresses: [{ ip: '198.18.0.11' }] } },
+    {
+      minIntervalMs: 0,
+      status: {
+        writer: { setLoadBalancer: async (ns, name, lb) => void writes.push(`${ns}/${name} ${JSON.stringify(lb)}`) },
+        addresses: [{ ip: '198.18.0.11' }],
+      },
+    },
   );
   ctl.attach(src);
   src.put(ingressClass());
   src.put(ingress('ours', [rule('a.test', path('/', 'Prefix', 'web'))]));
   src.put(ingress('theirs', [rule('b.test', path('/', 'Prefix', 'web'))], (i) => (i.ingressClassName = 'other')));
-  src.put(ingress('done', [rule('c.test', path('/', 'Prefix', 'web'))], (i) => (i.loadBalancer = [{ ip: '198.18.0.11' }])));
+  src.put(
+    ingress('done', [rule('c.test', path('/', 'Prefix', 'web'))], (i) => (i.loadBalancer = [{ ip: '198.18.0.11' }])),
+  );
   await src.start();
   await ctl.whenReady();
   src.put(ingress('ours', [rule('a.test', path('/x', 'Prefix', 'web'))]));
@@ -117,7 +146,13 @@ t.test('controller publishes the addresses of --publish-service, and follows the
   const src = new FakeSource();
   const ctl = new IngressController(
     { setTable: () => {} },
-    { minIntervalMs: 0, status: { writer: { setLoadBalancer: async (ns, name, lb) => void writes.push(`${ns}/${name} ${JSON.stringify(lb)}`) }, publishService: 'kdp-system/kdp-ingress' } },
+    {
+      minIntervalMs: 0,
+      status: {
+        writer: { setLoadBalancer: async (ns, name, lb) => void writes.push(`${ns}/${name} ${JSON.stringify(lb)}`) },
+        publishService: 'kdp-system/kdp-ingress',
+      },
+    },
   );
   ctl.attach(src);
   src.put(ingressClass());
@@ -137,7 +172,9 @@ t.test('controller publishes the addresses of --publish-service, and follows the
 t.test('--publish-status-address / --publish-service parsing', async (t) => {
   const { statusOptions } = await import('../../../src/cli/commands/ingress.ts');
   t.equal(statusOptions(undefined, undefined), undefined);
-  t.same(statusOptions('198.18.0.11, 2001:db8::1,lb.example.com', undefined), { addresses: [{ ip: '198.18.0.11' }, { ip: '2001:db8::1' }, { hostname: 'lb.example.com' }] });
+  t.same(statusOptions('198.18.0.11, 2001:db8::1,lb.example.com', undefined), {
+    addresses: [{ ip: '198.18.0.11' }, { ip: '2001:db8::1' }, { hostname: 'lb.example.com' }],
+  });
   t.same(statusOptions(undefined, 'kdp-system/kdp-ingress'), { publishService: 'kdp-system/kdp-ingress' });
   t.throws(() => statusOptions('not an address!', undefined), { code: 'KDP_USAGE' });
   t.throws(() => statusOptions(undefined, 'noslash'), { code: 'KDP_USAGE' });

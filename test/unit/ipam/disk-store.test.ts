@@ -14,13 +14,22 @@ t.test('files named after the IP, "id\\r\\nifname", last_reserved_ip.N, lock', a
   const s = new DiskStore(dir, 'net1');
   await s.lock();
   t.ok(await s.reserve({ ip: '10.0.0.2', containerId: 'abc', ifname: 'eth0' }, 0));
-  t.notOk(await s.reserve({ ip: '10.0.0.2', containerId: 'other', ifname: 'eth0' }, 0), 'O_EXCL: a taken address is refused');
+  t.notOk(
+    await s.reserve({ ip: '10.0.0.2', containerId: 'other', ifname: 'eth0' }, 0),
+    'O_EXCL: a taken address is refused',
+  );
   t.ok(await s.reserve({ ip: 'fd00::2', containerId: 'abc', ifname: 'eth0' }, 1));
   await s.unlock();
   t.equal(readFileSync(join(dir, 'net1', '10.0.0.2'), 'utf8'), 'abc\r\neth0');
   t.equal(await s.lastReserved(0), '10.0.0.2');
   t.equal(await s.lastReserved(1), 'fd00::2');
-  t.same(readdirSync(join(dir, 'net1')).sort(), ['10.0.0.2', 'fd00::2', 'last_reserved_ip.0', 'last_reserved_ip.1', 'lock']);
+  t.same(readdirSync(join(dir, 'net1')).sort(), [
+    '10.0.0.2',
+    'fd00::2',
+    'last_reserved_ip.0',
+    'last_reserved_ip.1',
+    'lock',
+  ]);
   writeFileSync(join(dir, 'net1', '10.0.0.9'), 'legacy-id');
   t.same((await s.allocations()).map((a) => [a.ip, a.containerId, a.ifname]).sort(), [
     ['10.0.0.2', 'abc', 'eth0'],

@@ -1,5 +1,14 @@
 import t from 'tap';
-import { contains, formatIp, formatNetwork, lastAddress, network, parseCidr, parseIp, tryParseIp } from '../../../src/ipam/ip.ts';
+import {
+  contains,
+  formatIp,
+  formatNetwork,
+  lastAddress,
+  network,
+  parseCidr,
+  parseIp,
+  tryParseIp,
+} from '../../../src/ipam/ip.ts';
 
 t.test('IPv4 and IPv6 parse and format round-trip (RFC 5952 for IPv6)', async (t) => {
   for (const [input, out] of [

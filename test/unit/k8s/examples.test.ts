@@ -10,26 +10,69 @@ const dir = fileURLToPath(new URL('../../../examples/cluster', import.meta.url))
 
 t.test('examples/cluster', async (t) => {
   const warnings: unknown[] = [];
-  const log: Logger = { debug() {}, info() {}, warn: (o) => warnings.push(o), error: (o) => warnings.push(o), child: () => log };
+  const log: Logger = {
+    debug() {},
+    info() {},
+    warn: (o) => warnings.push(o),
+    error: (o) => warnings.push(o),
+    child: () => log,
+  };
   const src = new ManifestsSource({ dir, log });
-  src.subscribe({ onServicesSynced() {}, onEndpointSlicesSynced() {}, onPodsSynced() {}, onNodesSynced() {}, onNamespacesSynced() {}, onIngressesSynced() {}, onIngressClassesSynced() {}, onSecretsSynced() {} });
+  src.subscribe({
+    onServicesSynced() {},
+    onEndpointSlicesSynced() {},
+    onPodsSynced() {},
+    onNodesSynced() {},
+    onNamespacesSynced() {},
+    onIngressesSynced() {},
+    onIngressClassesSynced() {},
+    onSecretsSynced() {},
+  });
   await src.start();
   t.teardown(() => src.stop());
   t.same(warnings, [], 'no broken file, no skipped object');
 
   const nodes = src.list('Node') as Node[];
-  t.same(nodes.map((n) => [n.meta.name, n.podCIDRs, n.addresses.find((a) => a.type === 'InternalIP')?.address, n.ready]), [
-    ['node-1', ['198.19.1.0/24'], '198.18.0.11', true],
-    ['node-2', ['198.19.2.0/24'], '198.18.0.12', true],
-  ]);
+  t.same(
+    nodes.map((n) => [n.meta.name, n.podCIDRs, n.addresses.find((a) => a.type === 'InternalIP')?.address, n.ready]),
+    [
+      ['node-1', ['198.19.1.0/24'], '198.18.0.11', true],
+      ['node-2', ['198.19.2.0/24'], '198.18.0.12', true],
+    ],
+  );
   const svcs = new Map((src.list('Service') as Service[]).map((s) => [s.meta.name, s]));
-  t.same([...new Set([...svcs.values()].map((s) => (s.headless ? 'headless' : s.type)))].sort(), ['ClusterIP', 'ExternalName', 'LoadBalancer', 'NodePort', 'headless']);
+  t.same([...new Set([...svcs.values()].map((s) => (s.headless ? 'headless' : s.type)))].sort(), [
+    'ClusterIP',
+    'ExternalName',
+    'LoadBalancer',
+    'NodePort',
+    'headless',
+  ]);
   t.equal(src.list('Pod').length, 8);
-  t.same(src.list('Namespace').map((n) => n.meta.name).sort(), ['default', 'kube-system', 'shop']);
+  t.same(
+    src
+      .list('Namespace')
+      .map((n) => n.meta.name)
+      .sort(),
+    ['default', 'kube-system', 'shop'],
+  );
 
   const slices = src.list('EndpointSlice') as EndpointSlice[];
-  const eps = (svc: string) => slices.filter((s) => s.serviceName === svc).flatMap((s) => s.endpoints.map((e) => `${e.addresses[0]}:${s.ports.map((p) => p.port).join('/')}${e.conditions.ready ? '' : ' not-ready'}${e.hostname ? ` ${e.hostname}` : ''}`)).sort();
-  t.same(eps('web'), ['198.19.1.10:8080/9090', '198.19.1.11:8080/9090', '198.19.2.10:8080/9090 not-ready'], 'named targetPorts resolved from the Pods');
+  const eps = (svc: string) =>
+    slices
+      .filter((s) => s.serviceName === svc)
+      .flatMap((s) =>
+        s.endpoints.map(
+          (e) =>
+            `${e.addresses[0]}:${s.ports.map((p) => p.port).join('/')}${e.conditions.ready ? '' : ' not-ready'}${e.hostname ? ` ${e.hostname}` : ''}`,
+        ),
+      )
+      .sort();
+  t.same(
+    eps('web'),
+    ['198.19.1.10:8080/9090', '198.19.1.11:8080/9090', '198.19.2.10:8080/9090 not-ready'],
+    'named targetPorts resolved from the Pods',
+  );
   t.same(eps('api'), ['198.19.1.20:8080', '198.19.2.20:8080']);
   t.same(eps('db'), ['198.19.1.30:8080 db-0', '198.19.2.30:8080 db-1'], 'headless with hostnames');
   t.same(eps('legacy'), ['198.19.2.40:8080'], 'legacy Endpoints converted');

@@ -16,7 +16,8 @@ function recorder(): { calls: string[]; h: Handlers } {
     calls,
     h: {
       onNamespaceAdd: (n) => calls.push(`add ${n.meta.name}@${n.meta.resourceVersion}`),
-      onNamespaceUpdate: (o, n) => calls.push(`update ${o.meta.name}@${o.meta.resourceVersion}->${n.meta.resourceVersion}`),
+      onNamespaceUpdate: (o, n) =>
+        calls.push(`update ${o.meta.name}@${o.meta.resourceVersion}->${n.meta.resourceVersion}`),
       onNamespaceDelete: (n) => calls.push(`delete ${n.meta.name}@${n.meta.resourceVersion}`),
       onNamespacesSynced: () => calls.push('synced'),
     },
@@ -25,10 +26,22 @@ function recorder(): { calls: string[]; h: Handlers } {
 
 t.test('events as a table', async (t) => {
   const cases: { name: string; steps: (s: Store) => void; want: string[] }[] = [
-    { name: 'add then update gives (old, new)', steps: (s) => (s.upsert(ns('a', '1')), s.upsert(ns('a', '2', { x: 'y' }))), want: ['add a@1', 'update a@1->2'] },
-    { name: 'resourceVersion-only change is dropped', steps: (s) => (s.upsert(ns('a', '1')), s.upsert(ns('a', '2'))), want: ['add a@1'] },
+    {
+      name: 'add then update gives (old, new)',
+      steps: (s) => (s.upsert(ns('a', '1')), s.upsert(ns('a', '2', { x: 'y' }))),
+      want: ['add a@1', 'update a@1->2'],
+    },
+    {
+      name: 'resourceVersion-only change is dropped',
+      steps: (s) => (s.upsert(ns('a', '1')), s.upsert(ns('a', '2'))),
+      want: ['add a@1'],
+    },
     { name: 'delete of an unknown key is nothing', steps: (s) => s.remove('Namespace', 'zz'), want: [] },
-    { name: 'delete gives the last state', steps: (s) => (s.upsert(ns('a', '1')), s.upsert(ns('a', '3', { v: '2' })), s.remove('Namespace', 'a')), want: ['add a@1', 'update a@1->3', 'delete a@3'] },
+    {
+      name: 'delete gives the last state',
+      steps: (s) => (s.upsert(ns('a', '1')), s.upsert(ns('a', '3', { v: '2' })), s.remove('Namespace', 'a')),
+      want: ['add a@1', 'update a@1->3', 'delete a@3'],
+    },
     {
       name: 'replace diffs against what is held, synced once',
       steps: (s) => {
@@ -37,7 +50,11 @@ t.test('events as a table', async (t) => {
       },
       want: ['add a@1', 'add b@1', 'synced', 'delete a@1', 'update b@1->2', 'add c@2'],
     },
-    { name: 'stop silences everything', steps: (s) => (s.stop(), s.upsert(ns('a', '1')), s.markSynced('Namespace')), want: [] },
+    {
+      name: 'stop silences everything',
+      steps: (s) => (s.stop(), s.upsert(ns('a', '1')), s.markSynced('Namespace')),
+      want: [],
+    },
   ];
   for (const c of cases) {
     const s = new Store({ log: silentLogger });
@@ -52,7 +69,11 @@ t.test('kinds nobody handles are not wanted; throwing handlers do not starve oth
   const s = new Store({ log: silentLogger });
   const r = recorder();
   t.same(s.wantedKinds(), []);
-  const unsub = s.subscribe({ onNamespaceAdd: () => { throw new Error('boom'); } });
+  const unsub = s.subscribe({
+    onNamespaceAdd: () => {
+      throw new Error('boom');
+    },
+  });
   s.subscribe(r.h);
   s.subscribe({ onNodesSynced: () => {} });
   t.same(s.wantedKinds(), ['Node', 'Namespace']);

@@ -1,5 +1,14 @@
 import t from 'tap';
-import { attachNodeBatch, leftovers, makeRunId, nodeBatch, nsName, parseNsName, planLab, underlayBatch } from '../../../src/lab/plan.ts';
+import {
+  attachNodeBatch,
+  leftovers,
+  makeRunId,
+  nodeBatch,
+  nsName,
+  parseNsName,
+  planLab,
+  underlayBatch,
+} from '../../../src/lab/plan.ts';
 import { parseNetnsList } from '../../../src/lab/lab.ts';
 
 t.test('run ids and namespace names round-trip', async (t) => {
@@ -47,21 +56,34 @@ t.test('address plan', async (t) => {
   t.equal(new Set(all).size, all.length, 'addresses are distinct');
   for (const a of all) t.match(a, /^198\.1[89]\./, `${a} is in 198.18.0.0/15`);
   t.equal(planLab('1-0001', 200).nodes.at(-1)?.ip4, '198.18.0.210');
-  for (const bad of [0, -1, 1.5, 201, Number.NaN]) t.throws(() => planLab('1-0001', bad), { code: 'KDP_LAB_INVALID' }, String(bad));
+  for (const bad of [0, -1, 1.5, 201, Number.NaN])
+    t.throws(() => planLab('1-0001', bad), { code: 'KDP_LAB_INVALID' }, String(bad));
 });
 
 t.test('batches build nothing outside lab namespaces and give nodes no route out', async (t) => {
   const p = planLab('1-0001', 2);
   const ul = underlayBatch(p);
   t.same(ul.slice(0, 3), ['link set lo up', 'link add ul0 type bridge', 'link set ul0 up']);
-  t.same(attachNodeBatch(p, p.nodes[1]!), ['link add n2 type veth peer name eth0 netns kdp-1-0001-node-2', 'link set n2 master ul0 up']);
+  t.same(attachNodeBatch(p, p.nodes[1]!), [
+    'link add n2 type veth peer name eth0 netns kdp-1-0001-node-2',
+    'link set n2 master ul0 up',
+  ]);
   t.ok(ul.includes('link add n1 type veth peer name eth0 netns kdp-1-0001-node-1'));
   const nb = nodeBatch(p, p.nodes[0]!);
-  t.same(nb, ['link set lo up', 'addr add 198.18.0.11/24 dev eth0', 'addr add fd00:198:18::b/64 dev eth0 nodad', 'link set eth0 up']);
+  t.same(nb, [
+    'link set lo up',
+    'addr add 198.18.0.11/24 dev eth0',
+    'addr add fd00:198:18::b/64 dev eth0 nodad',
+    'link set eth0 up',
+  ]);
   for (const line of [...ul, ...nb]) t.notMatch(line, /route|default/, `no route in: ${line}`);
 });
 
 t.test('parseNetnsList', async (t) => {
-  t.same(parseNetnsList('kdp-1-0001-node-1 (id: 3)\nkdp-1-0001-underlay (id: 2)\nplain\n\n'), ['kdp-1-0001-node-1', 'kdp-1-0001-underlay', 'plain']);
+  t.same(parseNetnsList('kdp-1-0001-node-1 (id: 3)\nkdp-1-0001-underlay (id: 2)\nplain\n\n'), [
+    'kdp-1-0001-node-1',
+    'kdp-1-0001-underlay',
+    'plain',
+  ]);
   t.same(parseNetnsList(''), []);
 });

@@ -1,7 +1,15 @@
 // nft rule text for masquerade and hostPort, and finding tagged rules back in `nft -a list` output.
 import t from 'tap';
 import { attachmentHash, hostVethName, HOST_VETH_RE, ipIn, routeDevice } from '../../../src/netlink/links.ts';
-import { comment, parseTagged, renderBase, renderDelete, renderMasq, renderPortMaps, tag } from '../../../src/netlink/nft.ts';
+import {
+  comment,
+  parseTagged,
+  renderBase,
+  renderDelete,
+  renderMasq,
+  renderPortMaps,
+  tag,
+} from '../../../src/netlink/nft.ts';
 
 t.test('names derive from container id + ifname', async (t) => {
   const h = attachmentHash('abc', 'eth0');
@@ -24,20 +32,44 @@ t.test('golden rule text', async (t) => {
     'add rule inet kdp prerouting fib daddr type local meta nfproto ipv4 tcp dport 8080 dnat ip to 10.0.0.5:80 comment "kdp-p-0123456789abcdef net"',
     'add rule inet kdp output fib daddr type local meta nfproto ipv4 tcp dport 8080 dnat ip to 10.0.0.5:80 comment "kdp-p-0123456789abcdef net"',
   ];
-  t.same(renderPortMaps(p, 'net', ['10.0.0.5'], [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }]), [
-    ...dnat4,
-    'add rule inet kdp postrouting ip saddr 10.0.0.5 ip daddr 10.0.0.5 ct status dnat masquerade comment "kdp-p-0123456789abcdef net"',
-    'add rule inet kdp postrouting ip saddr 127.0.0.0/8 ip daddr 10.0.0.5 ct status dnat masquerade comment "kdp-p-0123456789abcdef net"',
-  ], 'snat (default): hairpin and 127/8 masquerades follow the DNATs');
-  t.same(renderPortMaps(p, 'net', ['10.0.0.5'], [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }], false), dnat4, 'snat false: DNAT only');
-  t.same(renderPortMaps(p, 'net', ['fd00::5'], [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }]), [
-    'add rule inet kdp prerouting fib daddr type local meta nfproto ipv6 tcp dport 8080 dnat ip6 to [fd00::5]:80 comment "kdp-p-0123456789abcdef net"',
-    'add rule inet kdp output fib daddr type local ip6 daddr != ::1 meta nfproto ipv6 tcp dport 8080 dnat ip6 to [fd00::5]:80 comment "kdp-p-0123456789abcdef net"',
-    'add rule inet kdp postrouting ip6 saddr fd00::5 ip6 daddr fd00::5 ct status dnat masquerade comment "kdp-p-0123456789abcdef net"',
-  ], 'IPv6: ::1 is never DNATed (no route_localnet), hairpin only');
+  t.same(
+    renderPortMaps(p, 'net', ['10.0.0.5'], [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }]),
+    [
+      ...dnat4,
+      'add rule inet kdp postrouting ip saddr 10.0.0.5 ip daddr 10.0.0.5 ct status dnat masquerade comment "kdp-p-0123456789abcdef net"',
+      'add rule inet kdp postrouting ip saddr 127.0.0.0/8 ip daddr 10.0.0.5 ct status dnat masquerade comment "kdp-p-0123456789abcdef net"',
+    ],
+    'snat (default): hairpin and 127/8 masquerades follow the DNATs',
+  );
+  t.same(
+    renderPortMaps(p, 'net', ['10.0.0.5'], [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }], false),
+    dnat4,
+    'snat false: DNAT only',
+  );
+  t.same(
+    renderPortMaps(p, 'net', ['fd00::5'], [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }]),
+    [
+      'add rule inet kdp prerouting fib daddr type local meta nfproto ipv6 tcp dport 8080 dnat ip6 to [fd00::5]:80 comment "kdp-p-0123456789abcdef net"',
+      'add rule inet kdp output fib daddr type local ip6 daddr != ::1 meta nfproto ipv6 tcp dport 8080 dnat ip6 to [fd00::5]:80 comment "kdp-p-0123456789abcdef net"',
+      'add rule inet kdp postrouting ip6 saddr fd00::5 ip6 daddr fd00::5 ct status dnat masquerade comment "kdp-p-0123456789abcdef net"',
+    ],
+    'IPv6: ::1 is never DNATed (no route_localnet), hairpin only',
+  );
   t.same(renderPortMaps(p, 'net', ['10.0.0.5'], []), [], 'no mappings, no rules');
-  t.same(renderPortMaps(p, 'net', ['fd00::5'], [{ hostPort: 53, containerPort: 5353, protocol: 'udp', hostIP: 'fd00::1' }])[0], 'add rule inet kdp prerouting ip6 daddr fd00::1 meta nfproto ipv6 udp dport 53 dnat ip6 to [fd00::5]:5353 comment "kdp-p-0123456789abcdef net"');
-  t.same(renderPortMaps(p, 'net', ['fd00::5'], [{ hostPort: 53, containerPort: 53, protocol: 'udp', hostIP: '10.0.0.1' }]), [], 'hostIP of the other family: no rule');
+  t.same(
+    renderPortMaps(
+      p,
+      'net',
+      ['fd00::5'],
+      [{ hostPort: 53, containerPort: 5353, protocol: 'udp', hostIP: 'fd00::1' }],
+    )[0],
+    'add rule inet kdp prerouting ip6 daddr fd00::1 meta nfproto ipv6 udp dport 53 dnat ip6 to [fd00::5]:5353 comment "kdp-p-0123456789abcdef net"',
+  );
+  t.same(
+    renderPortMaps(p, 'net', ['fd00::5'], [{ hostPort: 53, containerPort: 53, protocol: 'udp', hostIP: '10.0.0.1' }]),
+    [],
+    'hostIP of the other family: no rule',
+  );
   t.equal(comment('kdp-m-x', 'a b/c'), 'kdp-m-x a_b_c');
 });
 
@@ -54,10 +86,27 @@ t.test('parseTagged finds chain, handle, tag and network', async (t) => {
 }`;
   const rules = parseTagged(listing);
   t.same(rules, [
-    { chain: 'postrouting', handle: 4, tag: 'kdp-m-0123456789abcdef', kind: 'm', hash: '0123456789abcdef', network: 'net' },
-    { chain: 'prerouting', handle: 9, tag: 'kdp-p-fedcba9876543210', kind: 'p', hash: 'fedcba9876543210', network: 'other' },
+    {
+      chain: 'postrouting',
+      handle: 4,
+      tag: 'kdp-m-0123456789abcdef',
+      kind: 'm',
+      hash: '0123456789abcdef',
+      network: 'net',
+    },
+    {
+      chain: 'prerouting',
+      handle: 9,
+      tag: 'kdp-p-fedcba9876543210',
+      kind: 'p',
+      hash: 'fedcba9876543210',
+      network: 'other',
+    },
   ]);
-  t.same(renderDelete(rules), ['delete rule inet kdp postrouting handle 4', 'delete rule inet kdp prerouting handle 9']);
+  t.same(renderDelete(rules), [
+    'delete rule inet kdp postrouting handle 4',
+    'delete rule inet kdp prerouting handle 9',
+  ]);
 });
 
 t.test('routeDevice: longest prefix of /proc/net/route, then lowest metric; ipIn', async (t) => {
@@ -68,7 +117,11 @@ t.test('routeDevice: longest prefix of /proc/net/route, then lowest metric; ipIn
     'slow\t000113C6\t00000000\t0001\t0\t0\t5\t00FFFFFF\t0\t0\t0',
     'down\t050113C6\t00000000\t0000\t0\t0\t0\tFFFFFFFF\t0\t0\t0',
   ].join('\n');
-  t.equal(routeDevice(table, '198.19.1.5'), 'kdpbr0', '198.19.1.0/24 beats the default route and the higher metric; a down route is ignored');
+  t.equal(
+    routeDevice(table, '198.19.1.5'),
+    'kdpbr0',
+    '198.19.1.0/24 beats the default route and the higher metric; a down route is ignored',
+  );
   t.equal(routeDevice(table, '8.8.8.8'), 'eth0', 'default route');
   t.equal(routeDevice(table.split('\n').slice(0, 1).join('\n'), '8.8.8.8'), undefined, 'empty table');
   t.equal(routeDevice('h\nbr0\tC6130100\t0\t0001\t0\t0\t0\tFFFFFF00', '198.19.1.9', false), 'br0', 'big-endian host');

@@ -20,14 +20,21 @@ class FakeTable {
         c.rules = [];
       } else if ((m = /^delete chain ip kdp (\S+)$/.exec(line))) {
         if (this.chains.get(m[1]!)?.rules.length) throw new Error(`delete of non-empty chain: ${line}`);
-        for (const [n, c] of this.chains) if (c.rules.some((r) => r.includes(`goto ${m![1]}`) || r.includes(`jump ${m![1]}`))) throw new Error(`chain in use by ${n}: ${line}`);
-        for (const mp of this.maps.values()) for (const v of mp.elements.values()) if (v === `goto ${m[1]}`) throw new Error(`chain in use by a map: ${line}`);
+        for (const [n, c] of this.chains)
+          if (c.rules.some((r) => r.includes(`goto ${m![1]}`) || r.includes(`jump ${m![1]}`)))
+            throw new Error(`chain in use by ${n}: ${line}`);
+        for (const mp of this.maps.values())
+          for (const v of mp.elements.values())
+            if (v === `goto ${m[1]}`) throw new Error(`chain in use by a map: ${line}`);
         this.chains.delete(m[1]!);
       } else if ((m = /^add rule ip kdp (\S+) (.*)$/.exec(line))) {
         const c = this.chains.get(m[1]!);
         if (!c) throw new Error(`rule in missing chain: ${line}`);
-        for (const ref of m[2]!.matchAll(/(?:goto|jump) (\S+?)(?:,| |$)/g)) if (!this.chains.has(ref[1]!)) throw new Error(`rule refers to missing chain ${ref[1]}`);
-        for (const ref of m[2]!.matchAll(/@(\S+)/g)) if (!this.sets.has(ref[1]!) && !this.maps.has(ref[1]!)) throw new Error(`rule refers to missing set ${ref[1]}`);
+        for (const ref of m[2]!.matchAll(/(?:goto|jump) (\S+?)(?:,| |$)/g))
+          if (!this.chains.has(ref[1]!)) throw new Error(`rule refers to missing chain ${ref[1]}`);
+        for (const ref of m[2]!.matchAll(/@(\S+)/g))
+          if (!this.sets.has(ref[1]!) && !this.maps.has(ref[1]!))
+            throw new Error(`rule refers to missing set ${ref[1]}`);
         c.rules.push(m[2]!);
       } else if ((m = /^add set ip kdp (\S+) (\{.*\})$/.exec(line))) {
         if (!this.sets.has(m[1]!)) this.sets.set(m[1]!, m[2]!);
@@ -35,7 +42,8 @@ class FakeTable {
         if (!this.sets.has(m[1]!)) throw new Error(`flush of missing set: ${line}`);
         this.setElements.delete(m[1]!);
       } else if ((m = /^delete set ip kdp (\S+)$/.exec(line))) {
-        for (const [n, c] of this.chains) if (c.rules.some((r) => r.split(' ').includes(`@${m![1]}`))) throw new Error(`set in use by ${n}: ${line}`);
+        for (const [n, c] of this.chains)
+          if (c.rules.some((r) => r.split(' ').includes(`@${m![1]}`))) throw new Error(`set in use by ${n}: ${line}`);
         this.sets.delete(m[1]!);
         this.setElements.delete(m[1]!);
       } else if ((m = /^(add|delete) element ip kdp (\S+) \{ (.*) \}$/.exec(line)) && this.sets.has(m[2]!)) {
@@ -98,12 +106,18 @@ class FakeTable {
   /** The names objects have, as `nft -j list chains|sets|maps` would report them. */
   listJson(what: 'chains' | 'sets' | 'maps'): string {
     const names = what === 'chains' ? this.chains.keys() : what === 'sets' ? this.sets.keys() : this.maps.keys();
-    return JSON.stringify({ nftables: [...names].map((name) => ({ [what.slice(0, -1)]: { family: 'ip', table: 'kdp', name } })) });
+    return JSON.stringify({
+      nftables: [...names].map((name) => ({ [what.slice(0, -1)]: { family: 'ip', table: 'kdp', name } })),
+    });
   }
 
   dump(): string {
-    return dumpState({ family: 'ip', chains: this.chains, sets: this.sets, maps: this.maps, setElements: this.setElements });
+    return dumpState({
+      family: 'ip',
+      chains: this.chains,
+      sets: this.sets,
+      maps: this.maps,
+      setElements: this.setElements,
+    });
   }
 }
-
-

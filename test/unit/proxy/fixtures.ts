@@ -5,7 +5,10 @@ import type { Endpoint, EndpointSlice, Service, ServicePort } from '../../../src
 import { testService } from '../../../src/model/testing/builders.ts';
 
 export function makeService(ns: string, name: string, mutate: (s: Mutable<Service>) => void = () => {}): Service {
-  const s: Mutable<Service> = { ...testService(ns, name), ports: [{ name: 'p80', protocol: 'TCP', port: 80, targetPort: 8080 }] };
+  const s: Mutable<Service> = {
+    ...testService(ns, name),
+    ports: [{ name: 'p80', protocol: 'TCP', port: 80, targetPort: 8080 }],
+  };
   mutate(s);
   return s;
 }
@@ -20,20 +23,41 @@ export interface EpSpec {
   terminating?: boolean;
 }
 
-export function makeSlice(ns: string, svc: string, eps: EpSpec[], ports: ServicePort[] | { name: string; port: number; protocol?: 'TCP' | 'UDP' | 'SCTP' }[] = [{ name: 'p80', port: 8080 }], sliceName = `${svc}-abc`): EndpointSlice {
+export function makeSlice(
+  ns: string,
+  svc: string,
+  eps: EpSpec[],
+  ports: ServicePort[] | { name: string; port: number; protocol?: 'TCP' | 'UDP' | 'SCTP' }[] = [
+    { name: 'p80', port: 8080 },
+  ],
+  sliceName = `${svc}-abc`,
+): EndpointSlice {
   return {
     kind: 'EndpointSlice',
-    meta: { namespace: ns, name: sliceName, uid: `uid-${sliceName}`, resourceVersion: '1', labels: { 'kubernetes.io/service-name': svc }, annotations: {} },
+    meta: {
+      namespace: ns,
+      name: sliceName,
+      uid: `uid-${sliceName}`,
+      resourceVersion: '1',
+      labels: { 'kubernetes.io/service-name': svc },
+      annotations: {},
+    },
     serviceName: svc,
     addressType: eps[0]?.ip.includes(':') ? 'IPv6' : 'IPv4',
-    endpoints: eps.map(
-      (e): Endpoint => ({
-        addresses: [e.ip],
-        conditions: { ready: e.ready ?? true, serving: e.serving ?? e.ready ?? true, terminating: e.terminating ?? false },
-        ...(e.node ? { nodeName: e.node } : {}),
-      }),
-    ),
-    ports: ports.map((p) => ({ name: p.name, port: 'targetPort' in p ? Number(p.targetPort) : p.port, protocol: p.protocol ?? 'TCP' })),
+    endpoints: eps.map((e): Endpoint => ({
+      addresses: [e.ip],
+      conditions: {
+        ready: e.ready ?? true,
+        serving: e.serving ?? e.ready ?? true,
+        terminating: e.terminating ?? false,
+      },
+      ...(e.node ? { nodeName: e.node } : {}),
+    })),
+    ports: ports.map((p) => ({
+      name: p.name,
+      port: 'targetPort' in p ? Number(p.targetPort) : p.port,
+      protocol: p.protocol ?? 'TCP',
+    })),
   };
 }
 
@@ -79,9 +103,29 @@ export function goldenScenario(): { services: Service[]; slices: EndpointSlice[]
     }),
   ];
   const slices = [
-    makeSlice('ns1', 'svc1', [{ ip: '198.19.1.10', node: 'node1' }, { ip: '198.19.2.10', node: 'node2' }]),
-    makeSlice('ns2', 'web', [{ ip: '198.19.1.11', node: 'node1' }, { ip: '198.19.2.11', node: 'node2' }, { ip: '198.19.2.12', node: 'node2', ready: false }], [{ name: 'http', port: 8080 }]),
-    makeSlice('ns2', 'local', [{ ip: '198.19.1.12', node: 'node1' }, { ip: '198.19.2.13', node: 'node2' }], [{ name: 'http', port: 8080 }]),
+    makeSlice('ns1', 'svc1', [
+      { ip: '198.19.1.10', node: 'node1' },
+      { ip: '198.19.2.10', node: 'node2' },
+    ]),
+    makeSlice(
+      'ns2',
+      'web',
+      [
+        { ip: '198.19.1.11', node: 'node1' },
+        { ip: '198.19.2.11', node: 'node2' },
+        { ip: '198.19.2.12', node: 'node2', ready: false },
+      ],
+      [{ name: 'http', port: 8080 }],
+    ),
+    makeSlice(
+      'ns2',
+      'local',
+      [
+        { ip: '198.19.1.12', node: 'node1' },
+        { ip: '198.19.2.13', node: 'node2' },
+      ],
+      [{ name: 'http', port: 8080 }],
+    ),
     makeSlice('ns2', 'dns', [{ ip: '198.19.2.53', node: 'node2' }], [{ name: 'dns', port: 5353, protocol: 'UDP' }]),
     makeSlice('ns3', 'term', [
       { ip: '198.19.1.20', node: 'node1', ready: false, serving: true, terminating: true },

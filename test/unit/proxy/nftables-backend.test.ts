@@ -16,7 +16,8 @@ function fakeKernel(): { k: FakeTable; exec: Exec; scripts: string[][] } {
   const scripts: string[][] = [];
   const exec: Exec = {
     async run(argv, opts): Promise<ExecResult> {
-      if (argv[0] === 'nft' && argv[1] === '-j') return { code: 0, stdout: k.listJson(argv[4] as 'chains' | 'sets' | 'maps'), stderr: '' };
+      if (argv[0] === 'nft' && argv[1] === '-j')
+        return { code: 0, stdout: k.listJson(argv[4] as 'chains' | 'sets' | 'maps'), stderr: '' };
       if (argv.join(' ') === 'nft -f -') {
         const lines = (opts?.input ?? '').split('\n').filter((l) => l !== '');
         scripts.push(lines);
@@ -43,8 +44,22 @@ t.test('partial syncs keep the shared maps and the hairpin set consistent', asyn
   const w: World = { services: new Map(), slices: new Map() };
   // an external IP gives a service a chain and a slot of its own; `a` is a plain ClusterIP service
   const put = (name: string, ip: string, eps: string[]) => {
-    w.services.set(name, makeService('ns', name, (s) => ((s.clusterIPs = [ip]), name === 'a' ? undefined : (s.externalIPs = [`203.0.113.${ip.split('.')[3]}`]))));
-    w.slices.set(name, makeSlice('ns', name, eps.map((e) => ({ ip: e, node: 'node1' }))));
+    w.services.set(
+      name,
+      makeService(
+        'ns',
+        name,
+        (s) => ((s.clusterIPs = [ip]), name === 'a' ? undefined : (s.externalIPs = [`203.0.113.${ip.split('.')[3]}`])),
+      ),
+    );
+    w.slices.set(
+      name,
+      makeSlice(
+        'ns',
+        name,
+        eps.map((e) => ({ ip: e, node: 'node1' })),
+      ),
+    );
   };
   const del = (name: string) => (w.services.delete(name), w.slices.delete(name));
   // the model objects of unchanged services must stay the same objects (as the proxier guarantees)
@@ -68,7 +83,8 @@ t.test('partial syncs keep the shared maps and the hairpin set consistent', asyn
     for (const [id, sp] of now) if (before.get(id) !== sp) changed.add(`${sp.namespace}/${sp.name}`);
     for (const [id, sp] of before) if (!now.has(id)) changed.add(`${sp.namespace}/${sp.name}`);
     const grouped = new Map<string, ServicePortInfo[]>();
-    for (const sp of list) grouped.set(`${sp.namespace}/${sp.name}`, [...(grouped.get(`${sp.namespace}/${sp.name}`) ?? []), sp]);
+    for (const sp of list)
+      grouped.set(`${sp.namespace}/${sp.name}`, [...(grouped.get(`${sp.namespace}/${sp.name}`) ?? []), sp]);
     before = now;
     await backend.sync(m, false, changed, new Map([['IPv4', grouped]]));
   };
@@ -108,7 +124,11 @@ t.test('partial syncs keep the shared maps and the hairpin set consistent', asyn
   put('c', '10.96.0.3', ['198.19.1.70']);
   await partial();
   t.same(lbOf('c'), ['198.19.1.70 . 8080']);
-  t.notOk(scripts.at(-1)!.some((l) => / chain /.test(l)), 'no chain flushed', { found: scripts.at(-1) });
+  t.notOk(
+    scripts.at(-1)!.some((l) => / chain /.test(l)),
+    'no chain flushed',
+    { found: scripts.at(-1) },
+  );
   t.same(hairpin(), ['198.19.1.70 . 198.19.1.70', '198.19.1.8 . 198.19.1.8', '198.19.1.9 . 198.19.1.9']);
 
   // freed slots are reused by later services; every chain still balances over its own endpoints
@@ -116,12 +136,21 @@ t.test('partial syncs keep the shared maps and the hairpin set consistent', asyn
   await partial();
   t.same(lbOf('e'), ['198.19.1.20 . 8080', '198.19.1.21 . 8080', '198.19.1.22 . 8080']);
   t.same(lbOf('d'), ['198.19.1.8 . 8080', '198.19.1.9 . 8080']);
-  const used = [...k.maps].filter(([n]) => /^(cluster-)?endpoints-/.test(n)).reduce((n, [, m]) => n + m.elements.size, 0);
+  const used = [...k.maps]
+    .filter(([n]) => /^(cluster-)?endpoints-/.test(n))
+    .reduce((n, [, m]) => n + m.elements.size, 0);
   t.equal(used, 6, 'no stale endpoint element left in the maps');
 
   // a full resync over the existing table gives the same answers
   await fullSync();
   t.same(lbOf('c'), ['198.19.1.70 . 8080']);
   t.same(lbOf('e'), ['198.19.1.20 . 8080', '198.19.1.21 . 8080', '198.19.1.22 . 8080']);
-  t.same(hairpin(), ['198.19.1.20 . 198.19.1.20', '198.19.1.21 . 198.19.1.21', '198.19.1.22 . 198.19.1.22', '198.19.1.70 . 198.19.1.70', '198.19.1.8 . 198.19.1.8', '198.19.1.9 . 198.19.1.9']);
+  t.same(hairpin(), [
+    '198.19.1.20 . 198.19.1.20',
+    '198.19.1.21 . 198.19.1.21',
+    '198.19.1.22 . 198.19.1.22',
+    '198.19.1.70 . 198.19.1.70',
+    '198.19.1.8 . 198.19.1.8',
+    '198.19.1.9 . 198.19.1.9',
+  ]);
 });

@@ -30,7 +30,14 @@ function setup() {
   const src = new FakeSource();
   const backend = new FakeBackend();
   const deletions: ConntrackDeletion[] = [];
-  const proxier = new Proxier({ backend, nodeName: 'node1', families: ['IPv4'], minSyncIntervalMs: 0, log: silentLogger, conntrack: { delete: async (d) => void deletions.push(...d) } });
+  const proxier = new Proxier({
+    backend,
+    nodeName: 'node1',
+    families: ['IPv4'],
+    minSyncIntervalMs: 0,
+    log: silentLogger,
+    conntrack: { delete: async (d) => void deletions.push(...d) },
+  });
   src.subscribe(proxier);
   return { src, backend, proxier, deletions };
 }
@@ -79,12 +86,23 @@ t.test('changes coalesce; unchanged updates cause no sync; a failure is retried 
 
 t.test('health-check state follows local endpoints', async (t) => {
   const { src, proxier } = setup();
-  src.put(makeService('a', 'lb', (s) => ((s.type = 'LoadBalancer'), (s.externalTrafficPolicy = 'Local'), (s.healthCheckNodePort = 32000))));
+  src.put(
+    makeService(
+      'a',
+      'lb',
+      (s) => ((s.type = 'LoadBalancer'), (s.externalTrafficPolicy = 'Local'), (s.healthCheckNodePort = 32000)),
+    ),
+  );
   src.put(makeSlice('a', 'lb', [{ ip: '198.19.2.1', node: 'node2' }]));
   await src.start();
   await proxier.settled();
   t.same(proxier.healthChecks(), [{ service: 'a/lb', healthCheckNodePort: 32000, localEndpoints: 0 }]);
-  src.put(makeSlice('a', 'lb', [{ ip: '198.19.2.1', node: 'node2' }, { ip: '198.19.1.1', node: 'node1' }]));
+  src.put(
+    makeSlice('a', 'lb', [
+      { ip: '198.19.2.1', node: 'node2' },
+      { ip: '198.19.1.1', node: 'node1' },
+    ]),
+  );
   await proxier.settled();
   t.same(proxier.healthChecks(), [{ service: 'a/lb', healthCheckNodePort: 32000, localEndpoints: 1 }]);
   await proxier.stop();
@@ -92,17 +110,49 @@ t.test('health-check state follows local endpoints', async (t) => {
 
 t.test('UDP conntrack: removed endpoints and services that regain endpoints', async (t) => {
   const { src, proxier, deletions } = setup();
-  const udp = makeService('a', 'dns', (s) => ((s.ports = [{ name: 'dns', protocol: 'UDP', port: 53, targetPort: 53, nodePort: 30053 }]), (s.type = 'NodePort')));
+  const udp = makeService(
+    'a',
+    'dns',
+    (s) => (
+      (s.ports = [{ name: 'dns', protocol: 'UDP', port: 53, targetPort: 53, nodePort: 30053 }]),
+      (s.type = 'NodePort')
+    ),
+  );
   src.put(udp);
-  src.put(makeSlice('a', 'dns', [{ ip: '198.19.1.1' }, { ip: '198.19.1.2' }], [{ name: 'dns', port: 53, protocol: 'UDP' }]));
+  src.put(
+    makeSlice('a', 'dns', [{ ip: '198.19.1.1' }, { ip: '198.19.1.2' }], [{ name: 'dns', port: 53, protocol: 'UDP' }]),
+  );
   await src.start();
   await proxier.settled();
-  t.same(deletions, [{ kind: 'vip', vip: '10.96.0.10', port: 53 }, { kind: 'nodeport', nodePort: 30053, v6: false }], 'first sync: flush entries made while there were no rules');
+  t.same(
+    deletions,
+    [
+      { kind: 'vip', vip: '10.96.0.10', port: 53 },
+      { kind: 'nodeport', nodePort: 30053, v6: false },
+    ],
+    'first sync: flush entries made while there were no rules',
+  );
   deletions.length = 0;
   src.put(makeSlice('a', 'dns', [{ ip: '198.19.1.2' }], [{ name: 'dns', port: 53, protocol: 'UDP' }]));
   await proxier.settled();
-  t.same(deletions, [{ kind: 'vip', vip: '10.96.0.10', port: 53, endpoint: '198.19.1.1' }, { kind: 'nodeport', nodePort: 30053, endpoint: '198.19.1.1', v6: false }]);
-  t.same(conntrackArgv(deletions[0]!), ['conntrack', '-D', '-f', 'ipv4', '-p', 'udp', '--orig-dst', '10.96.0.10', '--orig-port-dst', '53', '--dst-nat', '198.19.1.1']);
+  t.same(deletions, [
+    { kind: 'vip', vip: '10.96.0.10', port: 53, endpoint: '198.19.1.1' },
+    { kind: 'nodeport', nodePort: 30053, endpoint: '198.19.1.1', v6: false },
+  ]);
+  t.same(conntrackArgv(deletions[0]!), [
+    'conntrack',
+    '-D',
+    '-f',
+    'ipv4',
+    '-p',
+    'udp',
+    '--orig-dst',
+    '10.96.0.10',
+    '--orig-port-dst',
+    '53',
+    '--dst-nat',
+    '198.19.1.1',
+  ]);
   t.same(staleUdpEntries([], []), []);
   await proxier.stop();
 });
@@ -131,8 +181,22 @@ t.test('userspace balancer: round robin, retries, affinity with timeout', async 
 });
 
 t.test('userspace redirects: REJECT without endpoints, redirect with', async (t) => {
-  const info = { id: 'a/s:', family: 'IPv4', protocol: 'TCP', clusterIP: '10.96.0.1', port: 80, externalIPs: [], loadBalancerIPs: [] } as unknown as ServicePortInfo;
-  const lines = renderRedirects([{ info, port: 4000, hasEndpoints: true }, { info: { ...info, clusterIP: '10.96.0.2' }, hasEndpoints: false }], 'ip');
+  const info = {
+    id: 'a/s:',
+    family: 'IPv4',
+    protocol: 'TCP',
+    clusterIP: '10.96.0.1',
+    port: 80,
+    externalIPs: [],
+    loadBalancerIPs: [],
+  } as unknown as ServicePortInfo;
+  const lines = renderRedirects(
+    [
+      { info, port: 4000, hasEndpoints: true },
+      { info: { ...info, clusterIP: '10.96.0.2' }, hasEndpoints: false },
+    ],
+    'ip',
+  );
   t.ok(lines.includes('add rule ip kdp-userspace nat-prerouting ip daddr 10.96.0.1 tcp dport 80 redirect to :4000'));
   t.ok(lines.includes('add rule ip kdp-userspace filter-output ip daddr 10.96.0.2 tcp dport 80 reject'));
 });
@@ -141,45 +205,68 @@ t.test('healthz: unhealthy only when a queued change waited too long', async (t)
   t.notOk(isHealthy({ initialized: false, syncs: 0, pending: 0, failures: 0 }, 0, 1000));
   t.ok(isHealthy({ initialized: true, syncs: 1, pending: 0, failures: 0, lastSyncOk: 10, lastQueued: 5 }, 5000, 1000));
   t.ok(isHealthy({ initialized: true, syncs: 1, pending: 1, failures: 0, lastSyncOk: 10, lastQueued: 20 }, 500, 1000));
-  t.notOk(isHealthy({ initialized: true, syncs: 1, pending: 1, failures: 3, lastSyncOk: 10, lastQueued: 20 }, 5000, 1000));
+  t.notOk(
+    isHealthy({ initialized: true, syncs: 1, pending: 1, failures: 3, lastSyncOk: 10, lastQueued: 20 }, 5000, 1000),
+  );
 });
 
-t.test('network programming latency: from the slice trigger-time annotation, else from the first queued change', async (t) => {
-  const { ProxyMetrics } = await import('../../../src/proxy/metrics.ts');
-  const { TRIGGER_TIME_ANNOTATION } = await import('../../../src/proxy/tracker.ts');
-  let wall = Date.parse('2026-11-24T03:00:00Z');
-  const src = new FakeSource();
-  const metrics = new ProxyMetrics();
-  const proxier = new Proxier({ backend: new FakeBackend(), nodeName: 'node1', families: ['IPv4'], minSyncIntervalMs: 0, log: silentLogger, metrics, wallClock: () => wall });
-  src.subscribe(proxier);
-  // a trigger time from before the proxy started (the initial list) is not taken as the change's time
-  const old = makeSlice('a', 's1', [{ ip: '198.19.1.1' }]);
-  src.put(makeService('a', 's1'));
-  src.put({ ...old, meta: { ...old.meta, annotations: { [TRIGGER_TIME_ANNOTATION]: '2026-11-20T00:00:00Z' } } });
-  await src.start();
-  await proxier.settled();
-  const stats = async () => {
-    const v = (await metrics.networkProgramming.get()).values;
-    return { count: v.find((x) => x.metricName?.endsWith('_count'))?.value ?? 0, sum: v.find((x) => x.metricName?.endsWith('_sum'))?.value ?? 0 };
-  };
-  let s = await stats();
-  t.equal(s.count, 1, 'initial sync observed once');
-  t.ok(s.sum < 60, `not from the 4-day-old annotation (${s.sum} s)`);
-  // the API changed the endpoints 2.5 s ago (per the annotation): that is what is observed
-  wall += 10_000;
-  const changed = makeSlice('a', 's1', [{ ip: '198.19.1.2' }]);
-  src.put({ ...changed, meta: { ...changed.meta, resourceVersion: '2', annotations: { [TRIGGER_TIME_ANNOTATION]: new Date(wall - 2500).toISOString() } } });
-  await proxier.settled();
-  const before = s;
-  s = await stats();
-  t.equal(s.count, before.count + 1);
-  t.equal(+(s.sum - before.sum).toFixed(3), 2.5, 'latency = now - last-change-trigger-time');
-  // no annotation: from when the change was queued here (well under a second in this test)
-  src.put(makeSlice('a', 's1', [{ ip: '198.19.1.3' }]));
-  await proxier.settled();
-  const before2 = s;
-  s = await stats();
-  t.equal(s.count, before2.count + 1);
-  t.ok(s.sum - before2.sum < 1, `fallback: since the first queued change (${(s.sum - before2.sum).toFixed(4)} s)`);
-  await proxier.stop();
-});
+t.test(
+  'network programming latency: from the slice trigger-time annotation, else from the first queued change',
+  async (t) => {
+    const { ProxyMetrics } = await import('../../../src/proxy/metrics.ts');
+    const { TRIGGER_TIME_ANNOTATION } = await import('../../../src/proxy/tracker.ts');
+    let wall = Date.parse('2026-11-24T03:00:00Z');
+    const src = new FakeSource();
+    const metrics = new ProxyMetrics();
+    const proxier = new Proxier({
+      backend: new FakeBackend(),
+      nodeName: 'node1',
+      families: ['IPv4'],
+      minSyncIntervalMs: 0,
+      log: silentLogger,
+      metrics,
+      wallClock: () => wall,
+    });
+    src.subscribe(proxier);
+    // a trigger time from before the proxy started (the initial list) is not taken as the change's time
+    const old = makeSlice('a', 's1', [{ ip: '198.19.1.1' }]);
+    src.put(makeService('a', 's1'));
+    src.put({ ...old, meta: { ...old.meta, annotations: { [TRIGGER_TIME_ANNOTATION]: '2026-11-20T00:00:00Z' } } });
+    await src.start();
+    await proxier.settled();
+    const stats = async () => {
+      const v = (await metrics.networkProgramming.get()).values;
+      return {
+        count: v.find((x) => x.metricName?.endsWith('_count'))?.value ?? 0,
+        sum: v.find((x) => x.metricName?.endsWith('_sum'))?.value ?? 0,
+      };
+    };
+    let s = await stats();
+    t.equal(s.count, 1, 'initial sync observed once');
+    t.ok(s.sum < 60, `not from the 4-day-old annotation (${s.sum} s)`);
+    // the API changed the endpoints 2.5 s ago (per the annotation): that is what is observed
+    wall += 10_000;
+    const changed = makeSlice('a', 's1', [{ ip: '198.19.1.2' }]);
+    src.put({
+      ...changed,
+      meta: {
+        ...changed.meta,
+        resourceVersion: '2',
+        annotations: { [TRIGGER_TIME_ANNOTATION]: new Date(wall - 2500).toISOString() },
+      },
+    });
+    await proxier.settled();
+    const before = s;
+    s = await stats();
+    t.equal(s.count, before.count + 1);
+    t.equal(+(s.sum - before.sum).toFixed(3), 2.5, 'latency = now - last-change-trigger-time');
+    // no annotation: from when the change was queued here (well under a second in this test)
+    src.put(makeSlice('a', 's1', [{ ip: '198.19.1.3' }]));
+    await proxier.settled();
+    const before2 = s;
+    s = await stats();
+    t.equal(s.count, before2.count + 1);
+    t.ok(s.sum - before2.sum < 1, `fallback: since the first queued change (${(s.sum - before2.sum).toFixed(4)} s)`);
+    await proxier.stop();
+  },
+);

@@ -32,18 +32,46 @@ t.test('nftBackends counts the distinct endpoint chains each chain jumps to', as
 t.test('the report of a known state', async (t) => {
   const r = buildStatus(snap, { nodeName: 'node-1', nftTable: NFT });
   t.same(
-    r.services.map((s) => [s.service, s.type, s.clusterIP, s.port, s.nodePort ?? null, s.endpoints.map((e) => `${e.address} ${e.state}`), s.rule.programmedBackends]),
+    r.services.map((s) => [
+      s.service,
+      s.type,
+      s.clusterIP,
+      s.port,
+      s.nodePort ?? null,
+      s.endpoints.map((e) => `${e.address} ${e.state}`),
+      s.rule.programmedBackends,
+    ]),
     [
       ['shop/empty', 'ClusterIP', '10.96.0.21', '80/TCP', null, [], 0],
-      ['shop/web', 'NodePort', '10.96.0.20', 'http 80/TCP', 30080, ['198.19.1.10:8080 ready', '198.19.1.11:8080 serving-terminating'], 1],
+      [
+        'shop/web',
+        'NodePort',
+        '10.96.0.20',
+        'http 80/TCP',
+        30080,
+        ['198.19.1.10:8080 ready', '198.19.1.11:8080 serving-terminating'],
+        1,
+      ],
     ],
   );
   t.same(r.services[1]?.dns, ['web.shop.svc.cluster.local', '_http._tcp.web.shop.svc.cluster.local (SRV)']);
   t.same(r.dnsOnly, [
-    { service: 'shop/db', kind: 'headless', dns: 'db.shop.svc.cluster.local', answers: ['198.19.1.30 (db-0.db.shop.svc.cluster.local)'] },
-    { service: 'shop/search', kind: 'ExternalName', dns: 'search.shop.svc.cluster.local', answers: ['CNAME search.example.test'] },
+    {
+      service: 'shop/db',
+      kind: 'headless',
+      dns: 'db.shop.svc.cluster.local',
+      answers: ['198.19.1.30 (db-0.db.shop.svc.cluster.local)'],
+    },
+    {
+      service: 'shop/search',
+      kind: 'ExternalName',
+      dns: 'search.shop.svc.cluster.local',
+      answers: ['CNAME search.example.test'],
+    },
   ]);
-  t.same(r.ingress, [{ host: 'shop.example.test', path: '/', match: 'Prefix', backend: 'shop/web:80', endpoints: 1, tls: false }]);
+  t.same(r.ingress, [
+    { host: 'shop.example.test', path: '/', match: 'Prefix', backend: 'shop/web:80', endpoints: 1, tls: false },
+  ]);
   t.same(r.ingressRejected, []);
 });
 

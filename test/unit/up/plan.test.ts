@@ -13,18 +13,51 @@ const FIXTURE = fileURLToPath(new URL('../../fixtures/status-cluster', import.me
 const snap = await takeSnapshot(new ManifestsSource({ dir: FIXTURE, log: silentLogger }));
 const lab = planLab('1-0001', 1);
 
-const meta = (name: string, namespace = '') => ({ name, namespace, uid: '', resourceVersion: '1', labels: {}, annotations: {} });
-const node = (name: string, ip: string, cidr: string): Node => ({ kind: 'Node', meta: meta(name), podCIDRs: [cidr], addresses: [{ type: 'InternalIP', address: ip }], ready: true });
+const meta = (name: string, namespace = '') => ({
+  name,
+  namespace,
+  uid: '',
+  resourceVersion: '1',
+  labels: {},
+  annotations: {},
+});
+const node = (name: string, ip: string, cidr: string): Node => ({
+  kind: 'Node',
+  meta: meta(name),
+  podCIDRs: [cidr],
+  addresses: [{ type: 'InternalIP', address: ip }],
+  ready: true,
+});
 const pod = (name: string, over: Partial<Pod> = {}): Pod => ({
-  kind: 'Pod', meta: meta(name, 'ns'), nodeName: 'node-1', hostNetwork: false, containerPorts: [{ containerPort: 8080, protocol: 'TCP' }], phase: 'Running', podIPs: ['198.19.1.5'], ready: true, ...over,
+  kind: 'Pod',
+  meta: meta(name, 'ns'),
+  nodeName: 'node-1',
+  hostNetwork: false,
+  containerPorts: [{ containerPort: 8080, protocol: 'TCP' }],
+  phase: 'Running',
+  podIPs: ['198.19.1.5'],
+  ready: true,
+  ...over,
 });
 
 t.test('mapNodes: Nodes must follow the lab address plan', async (t) => {
   const two = planLab('1-0001', 2);
-  t.same([...mapNodes([node('b', '198.18.0.12', '198.19.2.0/24'), node('a', '198.18.0.11', '198.19.1.0/24')], two)], [['a', 1], ['b', 2]]);
-  t.throws(() => mapNodes([node('a', '10.0.0.1', '198.19.1.0/24')], lab), { code: 'KDP_UP_MANIFESTS', message: /InternalIP 198\.18\.0\.11/ });
+  t.same(
+    [...mapNodes([node('b', '198.18.0.12', '198.19.2.0/24'), node('a', '198.18.0.11', '198.19.1.0/24')], two)],
+    [
+      ['a', 1],
+      ['b', 2],
+    ],
+  );
+  t.throws(() => mapNodes([node('a', '10.0.0.1', '198.19.1.0/24')], lab), {
+    code: 'KDP_UP_MANIFESTS',
+    message: /InternalIP 198\.18\.0\.11/,
+  });
   t.throws(() => mapNodes([node('a', '198.18.0.11', '10.244.0.0/24')], lab), { code: 'KDP_UP_MANIFESTS' });
-  t.throws(() => mapNodes([node('a', '198.18.0.11', '198.19.1.0/24'), node('b', '198.18.0.12', '198.19.2.0/24')], lab), { code: 'KDP_UP_MANIFESTS', message: /more Nodes/ });
+  t.throws(
+    () => mapNodes([node('a', '198.18.0.11', '198.19.1.0/24'), node('b', '198.18.0.12', '198.19.2.0/24')], lab),
+    { code: 'KDP_UP_MANIFESTS', message: /more Nodes/ },
+  );
 });
 
 t.test('planPods: one sandbox per runnable pod, each skip with its reason', async (t) => {
@@ -32,8 +65,17 @@ t.test('planPods: one sandbox per runnable pod, each skip with its reason', asyn
     ...snap,
     nodes: [node('node-1', '198.18.0.11', '198.19.1.0/24')],
     pods: [
-      pod('ok', { containerPorts: [{ containerPort: 9090, protocol: 'TCP' }, { containerPort: 8080, protocol: 'TCP' }, { containerPort: 53, protocol: 'UDP', hostPort: 5353 }] }),
-      pod('dns', { podIPs: ['198.19.1.53'], meta: { ...meta('dns', 'kube-system'), labels: { 'k8s-app': 'kube-dns' } } }),
+      pod('ok', {
+        containerPorts: [
+          { containerPort: 9090, protocol: 'TCP' },
+          { containerPort: 8080, protocol: 'TCP' },
+          { containerPort: 53, protocol: 'UDP', hostPort: 5353 },
+        ],
+      }),
+      pod('dns', {
+        podIPs: ['198.19.1.53'],
+        meta: { ...meta('dns', 'kube-system'), labels: { 'k8s-app': 'kube-dns' } },
+      }),
       pod('host', { hostNetwork: true }),
       pod('done', { phase: 'Succeeded', podIPs: ['198.19.1.6'] }),
       pod('elsewhere', { nodeName: 'node-9', podIPs: ['198.19.1.7'] }),
@@ -44,17 +86,29 @@ t.test('planPods: one sandbox per runnable pod, each skip with its reason', asyn
     ],
   };
   const { pods, skipped } = planPods(s, new Map([['node-1', 1]]));
-  t.same(pods.map((p) => [p.key, p.ip, p.runs, p.tcp, p.udp, p.hostPorts]), [
-    ['ns/ok', '198.19.1.5', 'echo', [8080, 9090], [53], [{ hostPort: 5353, containerPort: 53, protocol: 'udp' }]],
-    ['kube-system/dns', '198.19.1.53', 'dns', [], [], []],
-  ]);
-  t.same(pods.map((p) => p.role), ['ns.ok', 'kube-system.dns']);
-  t.same(skipped.map((x) => x.key), ['ns/host', 'ns/done', 'ns/elsewhere', 'ns/noip', 'ns/outside', 'ns/dup', 'ns/v6only']);
+  t.same(
+    pods.map((p) => [p.key, p.ip, p.runs, p.tcp, p.udp, p.hostPorts]),
+    [
+      ['ns/ok', '198.19.1.5', 'echo', [8080, 9090], [53], [{ hostPort: 5353, containerPort: 53, protocol: 'udp' }]],
+      ['kube-system/dns', '198.19.1.53', 'dns', [], [], []],
+    ],
+  );
+  t.same(
+    pods.map((p) => p.role),
+    ['ns.ok', 'kube-system.dns'],
+  );
+  t.same(
+    skipped.map((x) => x.key),
+    ['ns/host', 'ns/done', 'ns/elsewhere', 'ns/noip', 'ns/outside', 'ns/dup', 'ns/v6only'],
+  );
   t.match(skipped.find((x) => x.key === 'ns/dup')?.reason, /used by another pod/);
 });
 
 t.test('resolv.conf and the DNS service', async (t) => {
-  t.equal(podResolvConf('shop', '10.96.0.10'), 'nameserver 10.96.0.10\nsearch shop.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n');
+  t.equal(
+    podResolvConf('shop', '10.96.0.10'),
+    'nameserver 10.96.0.10\nsearch shop.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n',
+  );
   t.equal(dnsServiceIp(snap), undefined, 'no kube-dns service in the fixture');
 });
 
@@ -78,18 +132,42 @@ t.test('unprivileged fallback: loopback addresses and rewritten pod IPs', async 
   t.equal(loopbackFor(0), '127.77.0.1');
   t.equal(loopbackFor(251), '127.77.1.2');
   const docs = [
-    { kind: 'Pod', metadata: { namespace: 'shop', name: 'a' }, status: { podIP: '198.19.1.10', podIPs: [{ ip: '198.19.1.10' }] } },
-    { kind: 'List', items: [{ kind: 'Pod', metadata: { namespace: 'shop', name: 'b' }, status: { podIP: '198.19.1.11' } }] },
+    {
+      kind: 'Pod',
+      metadata: { namespace: 'shop', name: 'a' },
+      status: { podIP: '198.19.1.10', podIPs: [{ ip: '198.19.1.10' }] },
+    },
+    {
+      kind: 'List',
+      items: [{ kind: 'Pod', metadata: { namespace: 'shop', name: 'b' }, status: { podIP: '198.19.1.11' } }],
+    },
     { kind: 'Service', metadata: { name: 'x' } },
   ];
-  const out = rewriteDocs(docs, new Map([['shop/a', '127.77.0.1'], ['shop/b', '127.77.0.2']]));
-  t.same(out[0], { kind: 'Pod', metadata: { namespace: 'shop', name: 'a' }, status: { podIP: '127.77.0.1', podIPs: [{ ip: '127.77.0.1' }], hostIP: '127.0.0.1' } });
-  t.same((out[1] as { items: unknown[] }).items[0], { kind: 'Pod', metadata: { namespace: 'shop', name: 'b' }, status: { podIP: '127.77.0.2', podIPs: [{ ip: '127.77.0.2' }], hostIP: '127.0.0.1' } });
+  const out = rewriteDocs(
+    docs,
+    new Map([
+      ['shop/a', '127.77.0.1'],
+      ['shop/b', '127.77.0.2'],
+    ]),
+  );
+  t.same(out[0], {
+    kind: 'Pod',
+    metadata: { namespace: 'shop', name: 'a' },
+    status: { podIP: '127.77.0.1', podIPs: [{ ip: '127.77.0.1' }], hostIP: '127.0.0.1' },
+  });
+  t.same((out[1] as { items: unknown[] }).items[0], {
+    kind: 'Pod',
+    metadata: { namespace: 'shop', name: 'b' },
+    status: { podIP: '127.77.0.2', podIPs: [{ ip: '127.77.0.2' }], hostIP: '127.0.0.1' },
+  });
   t.equal(out[2], docs[2], 'other kinds untouched');
   const cmds = localCommands(snap, new Map([['shop/web-a', '127.77.0.1']]));
-  t.same(cmds.map((c) => c.argv.join(' ')), [
-    'curl -sS --max-time 5 http://127.0.0.1:30080/',
-    'dig @127.0.0.1 -p 5353 +short empty.shop.svc.cluster.local',
-    'curl -sS --max-time 5 -H Host: shop.example.test http://127.0.0.1:8080/',
-  ]);
+  t.same(
+    cmds.map((c) => c.argv.join(' ')),
+    [
+      'curl -sS --max-time 5 http://127.0.0.1:30080/',
+      'dig @127.0.0.1 -p 5353 +short empty.shop.svc.cluster.local',
+      'curl -sS --max-time 5 -H Host: shop.example.test http://127.0.0.1:8080/',
+    ],
+  );
 });

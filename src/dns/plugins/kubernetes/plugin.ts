@@ -23,7 +23,15 @@ export class KubernetesPlugin implements Plugin {
     if (r.kind === 'next') return next();
     if (r.kind === 'servfail') return reply(this.name, 2);
     if (r.chase === undefined) {
-      return { plugin: this.name, rcode: r.rcode, aa: true, answers: r.answers, authority: r.authority, additional: r.additional, generation };
+      return {
+        plugin: this.name,
+        rcode: r.rcode,
+        aa: true,
+        answers: r.answers,
+        authority: r.authority,
+        additional: r.additional,
+        generation,
+      };
     }
     // ExternalName pointing outside our zones: resolve the target through the rest of the chain
     const sub: DnsRequest = { ...req, question: { ...req.question, name: r.chase }, lname: r.chase.toLowerCase() };
@@ -43,6 +51,13 @@ export class KubernetesPlugin implements Plugin {
       extra = [];
     }
     if (rcode !== 0 && rcode !== 3) rcode = 0; // the CNAME itself exists
-    return { plugin: this.name, rcode, aa: true, answers: [...r.answers, ...extra.filter((x) => x.type !== 'RAW' || x.code !== TYPE.OPT)], authority: [], additional: [] };
+    return {
+      plugin: this.name,
+      rcode,
+      aa: true,
+      answers: [...r.answers, ...extra.filter((x) => x.type !== 'RAW' || x.code !== TYPE.OPT)],
+      authority: [],
+      additional: [],
+    };
   }
 }

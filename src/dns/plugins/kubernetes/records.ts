@@ -71,7 +71,8 @@ function canonicalIP(ip: string): string {
 /** The CoreDNS endpoint name: hostname > pod name (endpoint_pod_names, < 64 chars) > dashed IP. */
 export function endpointName(ep: EndpointSlice['endpoints'][number], ip: string, endpointPodNames: boolean): string {
   if (ep.hostname) return ep.hostname.toLowerCase();
-  if (endpointPodNames && ep.targetRef?.kind === 'Pod' && ep.targetRef.name.length < 64 && ep.targetRef.name !== '') return ep.targetRef.name.toLowerCase();
+  if (endpointPodNames && ep.targetRef?.kind === 'Pod' && ep.targetRef.name.length < 64 && ep.targetRef.name !== '')
+    return ep.targetRef.name.toLowerCase();
   return dashedIP(ip);
 }
 
@@ -83,7 +84,11 @@ export function dashedIP(ip: string): string {
   return s;
 }
 
-export function buildIndex(view: ClusterView, cfg: Pick<KubernetesConfig, 'endpointPodNames'>, serial: number): ClusterIndex {
+export function buildIndex(
+  view: ClusterView,
+  cfg: Pick<KubernetesConfig, 'endpointPodNames'>,
+  serial: number,
+): ClusterIndex {
   const services = new Map<string, IndexedService>();
   const namespaces = new Set<string>();
   const ptr = new Map<string, string[]>();
@@ -109,7 +114,9 @@ export function buildIndex(view: ClusterView, cfg: Pick<KubernetesConfig, 'endpo
     const rel = `${key}.svc`;
     const endpoints: IndexedEndpoint[] = [];
     const seen = new Set<string>();
-    const slices = [...(slicesBySvc.get(key) ?? [])].sort((a, b) => (a.meta.name < b.meta.name ? -1 : a.meta.name > b.meta.name ? 1 : 0));
+    const slices = [...(slicesBySvc.get(key) ?? [])].sort((a, b) =>
+      a.meta.name < b.meta.name ? -1 : a.meta.name > b.meta.name ? 1 : 0,
+    );
     if (svc.type !== 'ExternalName') {
       for (const sl of slices) {
         for (const ep of sl.endpoints) {
@@ -183,13 +190,24 @@ interface Ctx {
 function soa(c: Ctx): RR {
   const z = c.qzone;
   return {
-    name: z, ttl: Math.min(c.cfg.ttl, 300), type: 'SOA',
-    data: { mname: `ns.dns.${z}`, rname: `hostmaster.${z}`, serial: c.index.serial, refresh: 7200, retry: 1800, expire: 86400, minimum: c.cfg.ttl },
+    name: z,
+    ttl: Math.min(c.cfg.ttl, 300),
+    type: 'SOA',
+    data: {
+      mname: `ns.dns.${z}`,
+      rname: `hostmaster.${z}`,
+      serial: c.index.serial,
+      refresh: 7200,
+      retry: 1800,
+      expire: 86400,
+      minimum: c.cfg.ttl,
+    },
   };
 }
 
 function nxdomain(c: Ctx): LookupResult {
-  if (c.cfg.fallthrough && (c.cfg.fallthrough.length === 0 || c.cfg.fallthrough.includes(c.zone))) return { kind: 'next' };
+  if (c.cfg.fallthrough && (c.cfg.fallthrough.length === 0 || c.cfg.fallthrough.includes(c.zone)))
+    return { kind: 'next' };
   return { kind: 'answer', rcode: 3, answers: [], authority: [soa(c)], additional: [] };
 }
 
@@ -222,11 +240,19 @@ export function lookup(index: ClusterIndex, q: Query, cfg: KubernetesConfig, syn
   if (zone.endsWith('in-addr.arpa') || zone.endsWith('ip6.arpa')) return reverse(c, lname);
   if (rest === '') {
     if (q.type === 'SOA') return { kind: 'answer', rcode: 0, answers: [soa(c)], authority: [], additional: [] };
-    if (q.type === 'NS') return { kind: 'answer', rcode: 0, answers: [{ name: q.name, ttl: cfg.ttl, type: 'NS', data: `ns.dns.${qzone}` }], authority: [], additional: [] };
+    if (q.type === 'NS')
+      return {
+        kind: 'answer',
+        rcode: 0,
+        answers: [{ name: q.name, ttl: cfg.ttl, type: 'NS', data: `ns.dns.${qzone}` }],
+        authority: [],
+        additional: [],
+      };
     return nodata(c);
   }
   if (rest === 'dns-version') {
-    if (q.type === 'TXT') return answer(c, [{ name: q.name, ttl: VERSION_TTL, type: 'TXT', data: [DNS_SCHEMA_VERSION] }]);
+    if (q.type === 'TXT')
+      return answer(c, [{ name: q.name, ttl: VERSION_TTL, type: 'TXT', data: [DNS_SCHEMA_VERSION] }]);
     return nodata(c);
   }
   const labels = rest.split('.');
@@ -257,14 +283,19 @@ function services(c: Ctx, labels: string[]): LookupResult {
       const inZone = matchZone(ext.toLowerCase(), cfg.zones);
       if (inZone !== undefined) {
         const sub = lookup(index, { name: ext, type: q.type }, { ...cfg, fallthrough: undefined }, true);
-        if (sub.kind === 'answer' && sub.rcode === 0 && sub.answers.length > 0) return answer(c, [cname, ...sub.answers]);
+        if (sub.kind === 'answer' && sub.rcode === 0 && sub.answers.length > 0)
+          return answer(c, [cname, ...sub.answers]);
         return nodata(c); // in-zone target lacking the type: NODATA, CNAME dropped (CoreDNS)
       }
       return { kind: 'answer', rcode: 0, answers: [cname], authority: [], additional: [], chase: ext };
     }
     if (!svc.headless) {
       if (cfg.ignoreEmptyService && entry.endpoints.length === 0) return nxdomain(c);
-      if (q.type === 'A' || q.type === 'AAAA') return answer(c, svc.clusterIPs.filter((ip) => wantsFamily(q.type, ip)).map((ip) => addrRR(q.name, ttl, ip)));
+      if (q.type === 'A' || q.type === 'AAAA')
+        return answer(
+          c,
+          svc.clusterIPs.filter((ip) => wantsFamily(q.type, ip)).map((ip) => addrRR(q.name, ttl, ip)),
+        );
       if (q.type === 'SRV') {
         const n = svc.clusterIPs.length * svc.ports.length;
         const weight = n === 0 ? 0 : Math.floor(100 / n);
@@ -273,15 +304,28 @@ function services(c: Ctx, labels: string[]): LookupResult {
         for (const p of svc.ports) {
           if (seen.has(String(p.port))) continue;
           seen.add(String(p.port));
-          srv.push({ name: q.name, ttl, type: 'SRV', data: { priority: 0, weight, port: p.port, target: `${svcName}.${ns}.svc.${c.qzone}` } });
+          srv.push({
+            name: q.name,
+            ttl,
+            type: 'SRV',
+            data: { priority: 0, weight, port: p.port, target: `${svcName}.${ns}.svc.${c.qzone}` },
+          });
         }
-        return answer(c, srv, srv.length ? svc.clusterIPs.map((ip) => addrRR(`${svcName}.${ns}.svc.${c.qzone}`, ttl, ip)) : []);
+        return answer(
+          c,
+          srv,
+          srv.length ? svc.clusterIPs.map((ip) => addrRR(`${svcName}.${ns}.svc.${c.qzone}`, ttl, ip)) : [],
+        );
       }
       return nodata(c);
     }
     // headless
     if (entry.endpoints.length === 0) return nxdomain(c);
-    if (q.type === 'A' || q.type === 'AAAA') return answer(c, entry.endpoints.filter((e) => wantsFamily(q.type, e.ip)).map((e) => addrRR(q.name, ttl, e.ip)));
+    if (q.type === 'A' || q.type === 'AAAA')
+      return answer(
+        c,
+        entry.endpoints.filter((e) => wantsFamily(q.type, e.ip)).map((e) => addrRR(q.name, ttl, e.ip)),
+      );
     if (q.type === 'SRV') return headlessSrv(c, entry, undefined, target);
     return nodata(c);
   }
@@ -291,7 +335,10 @@ function services(c: Ctx, labels: string[]): LookupResult {
     if (svc.type === 'ExternalName') return nxdomain(c);
     const eps = entry.endpoints.filter((e) => e.name === epName);
     if (eps.length === 0) return nxdomain(c);
-    return answer(c, eps.filter((e) => wantsFamily(q.type, e.ip)).map((e) => addrRR(q.name, ttl, e.ip)));
+    return answer(
+      c,
+      eps.filter((e) => wantsFamily(q.type, e.ip)).map((e) => addrRR(q.name, ttl, e.ip)),
+    );
   }
   if (labels.length === 4) {
     // _<port>._<proto>.<svc>.<ns>.svc.<zone>
@@ -299,7 +346,8 @@ function services(c: Ctx, labels: string[]): LookupResult {
     if (!portL.startsWith('_') || !protoL.startsWith('_') || svc.type === 'ExternalName') return nxdomain(c);
     const portName = portL.slice(1);
     const proto = protoL.slice(1).toUpperCase();
-    const match = (p: { name: string; protocol: string }) => p.name !== '' && p.name.toLowerCase() === portName && p.protocol === proto;
+    const match = (p: { name: string; protocol: string }) =>
+      p.name !== '' && p.name.toLowerCase() === portName && p.protocol === proto;
     if (!svc.headless) {
       const ports: ServicePort[] = svc.ports.filter(match);
       if (ports.length === 0) return nxdomain(c);
@@ -309,7 +357,9 @@ function services(c: Ctx, labels: string[]): LookupResult {
       const tgt = `${svcName}.${ns}.svc.${c.qzone}`;
       return answer(
         c,
-        ports.map((p) => ({ name: q.name, ttl, type: 'SRV', data: { priority: 0, weight, port: p.port, target: tgt } }) as RR),
+        ports.map(
+          (p) => ({ name: q.name, ttl, type: 'SRV', data: { priority: 0, weight, port: p.port, target: tgt } }) as RR,
+        ),
         svc.clusterIPs.map((ip) => addrRR(tgt, ttl, ip)),
       );
     }
@@ -321,7 +371,12 @@ function services(c: Ctx, labels: string[]): LookupResult {
   return nxdomain(c);
 }
 
-function headlessSrv(c: Ctx, entry: IndexedService, match: ((p: EndpointPort) => boolean) | undefined, target: (p: string) => string): LookupResult {
+function headlessSrv(
+  c: Ctx,
+  entry: IndexedService,
+  match: ((p: EndpointPort) => boolean) | undefined,
+  target: (p: string) => string,
+): LookupResult {
   const { q, cfg } = c;
   const items: { ep: IndexedEndpoint; port: EndpointPort }[] = [];
   for (const ep of entry.endpoints) for (const port of ep.ports) if (!match || match(port)) items.push({ ep, port });
@@ -335,7 +390,12 @@ function headlessSrv(c: Ctx, entry: IndexedService, match: ((p: EndpointPort) =>
     const tgt = target(ep.name);
     if (!seen.has(`${tgt}:${port.port}`)) {
       seen.add(`${tgt}:${port.port}`);
-      srv.push({ name: q.name, ttl: cfg.ttl, type: 'SRV', data: { priority: 0, weight, port: port.port, target: tgt } });
+      srv.push({
+        name: q.name,
+        ttl: cfg.ttl,
+        type: 'SRV',
+        data: { priority: 0, weight, port: port.port, target: tgt },
+      });
     }
     if (!seenExtra.has(`${tgt}/${ep.ip}`)) {
       seenExtra.add(`${tgt}/${ep.ip}`);
@@ -401,5 +461,8 @@ function reverse(c: Ctx, lname: string): LookupResult {
   const targets = ip !== undefined && fwd !== undefined ? c.index.ptr.get(ip) : undefined;
   if (!targets || targets.length === 0) return nxdomain(c);
   if (c.q.type !== 'PTR') return nodata(c);
-  return answer(c, targets.map((t) => ({ name: c.q.name, ttl: c.cfg.ttl, type: 'PTR', data: `${t}.${fwd}` }) as RR));
+  return answer(
+    c,
+    targets.map((t) => ({ name: c.q.name, ttl: c.cfg.ttl, type: 'PTR', data: `${t}.${fwd}` }) as RR),
+  );
 }
