@@ -4,7 +4,9 @@
 //   - onXAdd / onXUpdate(old, cur) / onXDelete for each object, after conversion to the model;
 //   - onXSynced once, after the initial list of that kind has been delivered in full;
 //   - calls for one kind are serialized; no call is made after stop().
+import type { IndexFn, StoreListener, StoreView } from './store.ts';
 import type {
+  Kind,
   ClusterObject,
   EndpointSlice,
   Ingress,
@@ -88,9 +90,18 @@ export type Handlers = Partial<
 export interface ClusterSource {
   /** Registers handlers; returns the unsubscribe function. Subscribe before start(). */
   subscribe(handlers: Handlers): () => void;
+  /** Registers an object-level listener (the controller kernel's intake); before start(). */
+  watch(listener: StoreListener): () => void;
+  /** The source's store, read-only: the one copy of every watched object in this process. */
+  readonly view: StoreView & IndexRegistry;
   /** Starts listing and watching; resolves once every watched kind has synced. */
   start(): Promise<void>;
   stop(): Promise<void>;
+}
+
+/** Consumers declare the secondary indexes they read (the store shares one per name). */
+export interface IndexRegistry {
+  addIndex<K extends Kind>(kind: K, name: string, fn: IndexFn<K>): void;
 }
 
 type Verb = 'Add' | 'Update' | 'Delete';

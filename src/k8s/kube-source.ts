@@ -20,6 +20,7 @@ import type { ClusterSource, Handlers } from './handlers.ts';
 import { convertKind, TLS_SECRET_TYPE } from './convert.ts';
 import type { Raw } from './convert.ts';
 import { Store } from './store.ts';
+import type { StoreListener } from './store.ts';
 
 export interface KindApi {
   readonly path: string;
@@ -102,6 +103,8 @@ export interface KubeSourceOptions {
   readonly pageSize?: number;
   /** server-side watch timeout range in seconds; each watch picks one at random (default 300-600) */
   readonly watchTimeoutSeconds?: readonly [number, number];
+  /** the store to fill (default: a new one); the lazy opener hands its own so `view` exists before start() */
+  readonly store?: Store;
 }
 
 class Gone extends Error {}
@@ -373,11 +376,19 @@ export class KubeSource implements ClusterSource {
   constructor(opts: KubeSourceOptions) {
     this.#opts = opts;
     this.#log = opts.log.child({ source: 'kubernetes' });
-    this.#store = new Store({ log: this.#log });
+    this.#store = opts.store ?? new Store({ log: this.#log });
   }
 
   subscribe(h: Handlers): () => void {
     return this.#store.subscribe(h);
+  }
+
+  watch(l: StoreListener): () => void {
+    return this.#store.watch(l);
+  }
+
+  get view(): Store {
+    return this.#store;
   }
 
   /** Starts a reflector for every kind some subscriber handles; resolves when all have listed once. */

@@ -18,6 +18,7 @@ import { convertAny } from './convert.ts';
 import type { Raw } from './convert.ts';
 import { computeEndpointSlices } from './endpoint-controller.ts';
 import { Store } from './store.ts';
+import type { StoreListener } from './store.ts';
 
 export interface ManifestObject {
   readonly obj: ClusterObject;
@@ -140,6 +141,14 @@ export class ManifestsSource implements ClusterSource {
 
   subscribe(h: Handlers): () => void {
     return this.#store.subscribe(h);
+  }
+
+  watch(l: StoreListener): () => void {
+    return this.#store.watch(l);
+  }
+
+  get view(): Store {
+    return this.#store;
   }
 
   /** Loads the directory, delivers everything and marks every kind synced; then follows changes. */

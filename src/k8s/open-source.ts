@@ -4,6 +4,8 @@
 import type { Logger } from '../common/log.ts';
 import type { ClusterSource, Handlers } from './handlers.ts';
 import { ManifestsSource } from './manifests-source.ts';
+import { Store } from './store.ts';
+import type { StoreListener } from './store.ts';
 
 export interface OpenSourceOptions {
   readonly manifestsDir?: string;
@@ -15,20 +17,25 @@ export interface OpenSourceOptions {
 /** A KubeSource built on start(): loading the configuration throws KdpError KDP_K8S_CONFIG there. */
 class LazyKubeSource implements ClusterSource {
   readonly #opts: OpenSourceOptions;
-  readonly #handlers = new Set<Handlers>();
+  // the store exists before the client is loaded, so consumers can register and read it before start()
+  readonly #store: Store;
   #source: ClusterSource | undefined;
 
   constructor(opts: OpenSourceOptions) {
     this.#opts = opts;
+    this.#store = new Store({ log: opts.log.child({ source: 'kubernetes' }) });
   }
 
   subscribe(h: Handlers): () => void {
-    this.#handlers.add(h);
-    const inner = this.#source?.subscribe(h);
-    return () => {
-      this.#handlers.delete(h);
-      inner?.();
-    };
+    return this.#store.subscribe(h);
+  }
+
+  watch(l: StoreListener): () => void {
+    return this.#store.watch(l);
+  }
+
+  get view(): Store {
+    return this.#store;
   }
 
   async start(): Promise<void> {
@@ -37,8 +44,7 @@ class LazyKubeSource implements ClusterSource {
       ...(this.#opts.kubeconfig ? { kubeconfig: this.#opts.kubeconfig } : {}),
       ...(this.#opts.inCluster ? { inCluster: true } : {}),
     });
-    const source = new KubeSource({ kubeConfig, log: this.#opts.log });
-    for (const h of this.#handlers) source.subscribe(h);
+    const source = new KubeSource({ kubeConfig, log: this.#opts.log, store: this.#store });
     this.#source = source;
     await source.start();
   }

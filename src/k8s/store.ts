@@ -3,7 +3,7 @@
 // (upsert), "it is gone" (remove) or "this is the whole list" (replace, after a list or relist); the store
 // turns that into Add / Update(old, new) / Delete calls, drops updates that change nothing the model
 // carries (resourceVersion aside), and never adds a key twice or deletes a key it does not hold.
-import type { ClusterObject, Kind } from '../model/types.ts';
+import type { ClusterObject, Kind, ObjectOf } from '../model/types.ts';
 import { KINDS, keyOf } from '../model/types.ts';
 import type { Logger } from '../common/log.ts';
 import { errorMessage } from '../common/errors.ts';
@@ -39,10 +39,42 @@ export function sameObject(a: ClusterObject, b: ClusterObject): boolean {
   );
 }
 
-export class Store {
+/**
+ * A read-only view of the store: the one copy of every watched object in a process. Consumers read it
+ * (the controller kernel hands it to every reconcile) instead of keeping their own mirror.
+ */
+export interface StoreView {
+  get<K extends Kind>(kind: K, key: string): ObjectOf<K> | undefined;
+  /** every object of a kind, in no particular order */
+  list<K extends Kind>(kind: K): readonly ObjectOf<K>[];
+  /** objects of `kind` whose index `name` yields `value` (the index must have been added: addIndex) */
+  byIndex<K extends Kind>(kind: K, name: string, value: string): readonly ObjectOf<K>[];
+  isSynced(kind: Kind): boolean;
+}
+
+/** A secondary index (client-go's Indexer): the values an object is found under. */
+export type IndexFn<K extends Kind = Kind> = (obj: ObjectOf<K>) => readonly string[];
+
+/** Object-level changes of the kinds a listener declared (the kernel's intake). */
+export interface StoreListener {
+  readonly kinds: readonly Kind[];
+  /** `previous` undefined: added; `current` undefined: deleted */
+  changed(kind: Kind, key: string, previous: ClusterObject | undefined, current: ClusterObject | undefined): void;
+  synced(kind: Kind): void;
+}
+
+interface Index {
+  readonly fn: IndexFn;
+  /** index value -> object key -> object */
+  readonly buckets: Map<string, Map<string, ClusterObject>>;
+}
+
+export class Store implements StoreView {
   readonly #objects = new Map<Kind, Map<string, ClusterObject>>(KINDS.map((k) => [k, new Map()]));
   readonly #synced = new Set<Kind>();
   readonly #subs = new Set<Handlers>();
+  readonly #listeners = new Set<StoreListener>();
+  readonly #indexes = new Map<Kind, Map<string, Index>>();
   readonly #log: Logger;
   #stopped = false;
 
@@ -57,9 +89,39 @@ export class Store {
     };
   }
 
-  /** Kinds at least one subscriber handles: the only ones a source needs to watch. */
+  /** Registers a listener for object changes of its kinds (the controller kernel); returns the unsubscribe. */
+  watch(l: StoreListener): () => void {
+    this.#listeners.add(l);
+    return () => {
+      this.#listeners.delete(l);
+    };
+  }
+
+  /**
+   * Adds a secondary index (idempotent by name: the first definition wins, so two consumers that need the
+   * same index share it). Objects already held are indexed at once.
+   */
+  addIndex<K extends Kind>(kind: K, name: string, fn: IndexFn<K>): void {
+    let byName = this.#indexes.get(kind);
+    if (!byName) this.#indexes.set(kind, (byName = new Map()));
+    if (byName.has(name)) return;
+    const idx: Index = { fn: fn as unknown as IndexFn, buckets: new Map() };
+    byName.set(name, idx);
+    for (const [key, obj] of this.#objects.get(kind)!) this.#indexAdd(idx, key, obj);
+  }
+
+  byIndex<K extends Kind>(kind: K, name: string, value: string): readonly ObjectOf<K>[] {
+    const idx = this.#indexes.get(kind)?.get(name);
+    if (!idx) throw new Error(`no index ${name} on ${kind}`);
+    const b = idx.buckets.get(value);
+    return b ? ([...b.values()] as ObjectOf<K>[]) : [];
+  }
+
+  /** Kinds at least one subscriber or listener handles: the only ones a source needs to watch. */
   wantedKinds(): Kind[] {
-    return KINDS.filter((k) => [...this.#subs].some((h) => handlesKind(h, k)));
+    return KINDS.filter(
+      (k) => [...this.#subs].some((h) => handlesKind(h, k)) || [...this.#listeners].some((l) => l.kinds.includes(k)),
+    );
   }
 
   /** No handler is called after stop(). */
@@ -67,12 +129,17 @@ export class Store {
     this.#stopped = true;
   }
 
-  get(kind: Kind, key: string): ClusterObject | undefined {
-    return this.#objects.get(kind)!.get(key);
+  get<K extends Kind>(kind: K, key: string): ObjectOf<K> | undefined {
+    return this.#objects.get(kind)!.get(key) as ObjectOf<K> | undefined;
   }
 
-  list(kind: Kind): ClusterObject[] {
-    return [...this.#objects.get(kind)!.values()];
+  list<K extends Kind>(kind: K): ObjectOf<K>[] {
+    return [...this.#objects.get(kind)!.values()] as ObjectOf<K>[];
+  }
+
+  /** How many objects of a kind are held. */
+  count(kind: Kind): number {
+    return this.#objects.get(kind)!.size;
   }
 
   isSynced(kind: Kind): boolean {
@@ -87,6 +154,7 @@ export class Store {
     // a no-op keeps the held object, so the next update's `old` is exactly what consumers last saw
     if (old !== undefined && sameObject(old, obj)) return;
     m.set(key, obj);
+    this.#reindex(obj.kind, key, old, obj);
     if (old === undefined) this.#emit('Add', obj);
     else this.#emit('Update', obj, old);
   }
@@ -97,6 +165,7 @@ export class Store {
     const old = m.get(key);
     if (old === undefined) return;
     m.delete(key);
+    this.#reindex(kind, key, old, undefined);
     this.#emit('Delete', old);
   }
 
@@ -117,6 +186,14 @@ export class Store {
     if (this.#synced.has(kind)) return;
     this.#synced.add(kind);
     if (this.#stopped) return;
+    for (const l of this.#listeners) {
+      if (!l.kinds.includes(kind)) continue;
+      try {
+        l.synced(kind);
+      } catch (err) {
+        this.#log.error({ err: errorMessage(err), kind }, 'a synced listener threw; continuing');
+      }
+    }
     for (const h of this.#subs) {
       if (!handlesKind(h, kind)) continue;
       try {
@@ -127,8 +204,40 @@ export class Store {
     }
   }
 
+  #indexAdd(idx: Index, key: string, obj: ClusterObject): void {
+    for (const v of idx.fn(obj)) {
+      let b = idx.buckets.get(v);
+      if (!b) idx.buckets.set(v, (b = new Map()));
+      b.set(key, obj);
+    }
+  }
+
+  #reindex(kind: Kind, key: string, old: ClusterObject | undefined, cur: ClusterObject | undefined): void {
+    const byName = this.#indexes.get(kind);
+    if (!byName) return;
+    for (const idx of byName.values()) {
+      if (old)
+        for (const v of idx.fn(old)) {
+          const b = idx.buckets.get(v);
+          b?.delete(key);
+          if (b?.size === 0) idx.buckets.delete(v);
+        }
+      if (cur) this.#indexAdd(idx, key, cur);
+    }
+  }
+
   #emit(verb: 'Add' | 'Update' | 'Delete', obj: ClusterObject, old?: ClusterObject): void {
     if (this.#stopped) return;
+    const key = keyOf(obj.meta);
+    for (const l of this.#listeners) {
+      if (!l.kinds.includes(obj.kind)) continue;
+      try {
+        if (verb === 'Delete') l.changed(obj.kind, key, obj, undefined);
+        else l.changed(obj.kind, key, old, obj);
+      } catch (err) {
+        this.#log.error({ err: errorMessage(err), kind: obj.kind, key, verb }, 'a listener threw; continuing');
+      }
+    }
     for (const h of this.#subs) {
       // a throwing consumer must not stop the watch or starve the other consumers
       try {

@@ -216,3 +216,6 @@ export const KINDS: readonly Kind[] = [
   'IngressClass',
   'Secret',
 ];
+
+/** The model type of a kind: ObjectOf<'Service'> is Service. */
+export type ObjectOf<K extends Kind> = Extract<ClusterObject, { readonly kind: K }>;

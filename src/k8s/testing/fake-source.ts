@@ -1,58 +1,65 @@
-// An in-memory ClusterSource for tests of consumers (proxy, DNS, ingress): objects are put and removed
-// by hand; handlers get the same calls a real source makes. Not for e2e tests of the sources themselves.
+// An in-memory ClusterSource for tests of consumers (proxy, DNS, ingress, node agent): objects are put and
+// removed by hand. It is a real Store underneath, so consumers see exactly the calls and the view a real
+// source gives them (no-op updates dropped, Add/Update/Delete, synced per kind). Not for e2e tests of the
+// sources themselves.
 import type { ClusterObject, Kind } from '../../model/types.ts';
 import { KINDS, keyOf } from '../../model/types.ts';
-import { dispatch, dispatchSynced } from '../handlers.ts';
+import { silentLogger } from '../../common/log.ts';
 import type { ClusterSource, Handlers } from '../handlers.ts';
+import { Store } from '../store.ts';
+import type { StoreListener } from '../store.ts';
 
 export class FakeSource implements ClusterSource {
-  readonly #objects = new Map<Kind, Map<string, ClusterObject>>(KINDS.map((k) => [k, new Map()]));
-  readonly #subs = new Set<Handlers>();
+  readonly #store = new Store({ log: silentLogger });
+  /** objects put before start(): delivered as the initial list */
+  readonly #staged = new Map<Kind, Map<string, ClusterObject>>(KINDS.map((k) => [k, new Map()]));
   #started = false;
 
   subscribe(h: Handlers): () => void {
-    this.#subs.add(h);
-    return () => this.#subs.delete(h);
+    return this.#store.subscribe(h);
   }
 
-  /** Delivers everything present as adds, then synced for every kind. */
+  watch(l: StoreListener): () => void {
+    return this.#store.watch(l);
+  }
+
+  get view(): Store {
+    return this.#store;
+  }
+
+  /** Delivers everything present as the initial list of every kind (adds, then synced). */
   async start(): Promise<void> {
     this.#started = true;
-    for (const kind of KINDS) {
-      for (const obj of this.#objects.get(kind)!.values()) for (const h of this.#subs) dispatch(h, 'Add', obj);
-      for (const h of this.#subs) dispatchSynced(h, kind);
-    }
+    for (const kind of KINDS) this.#store.replace(kind, this.#staged.get(kind)!.values());
+  }
+
+  /** Delivers the initial list of some kinds only (the others stay unsynced): for gating tests. */
+  syncKinds(kinds: readonly Kind[]): void {
+    this.#started = true;
+    for (const kind of kinds) this.#store.replace(kind, this.#staged.get(kind)!.values());
   }
 
   async stop(): Promise<void> {
     this.#started = false;
-    this.#subs.clear();
+    this.#store.stop();
   }
 
   /** Adds or replaces an object (an update when it existed). */
   put(obj: ClusterObject): void {
-    const m = this.#objects.get(obj.kind)!;
-    const k = keyOf(obj.meta);
-    const old = m.get(k);
-    m.set(k, obj);
-    if (!this.#started) return;
-    for (const h of this.#subs) dispatch(h, old ? 'Update' : 'Add', obj, old);
+    if (this.#started && this.#store.isSynced(obj.kind)) this.#store.upsert(obj);
+    else this.#staged.get(obj.kind)!.set(keyOf(obj.meta), obj);
   }
 
   remove(kind: Kind, key: string): void {
-    const m = this.#objects.get(kind)!;
-    const old = m.get(key);
-    if (!old) return;
-    m.delete(key);
-    if (!this.#started) return;
-    for (const h of this.#subs) dispatch(h, 'Delete', old);
+    if (this.#started && this.#store.isSynced(kind)) this.#store.remove(kind, key);
+    else this.#staged.get(kind)!.delete(key);
   }
 
   get(kind: Kind, key: string): ClusterObject | undefined {
-    return this.#objects.get(kind)!.get(key);
+    return this.#started && this.#store.isSynced(kind) ? this.#store.get(kind, key) : this.#staged.get(kind)!.get(key);
   }
 
   list(kind: Kind): ClusterObject[] {
-    return [...this.#objects.get(kind)!.values()];
+    return this.#started && this.#store.isSynced(kind) ? this.#store.list(kind) : [...this.#staged.get(kind)!.values()];
   }
 }

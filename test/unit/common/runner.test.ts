@@ -1,42 +1,8 @@
 // BoundedRunner: coalescing, min interval, single flight, retry with backoff, periodic runs (fake clock).
 import t from 'tap';
 import { BoundedRunner } from '../../../src/common/runner.ts';
-import type { RunnerClock } from '../../../src/common/runner.ts';
+import { FakeClock } from '../../../src/common/testing/fake-clock.ts';
 
-class FakeClock implements RunnerClock {
-  t = 0;
-  timers = new Map<number, { at: number; fn: () => void }>();
-  #id = 0;
-  now(): number {
-    return this.t;
-  }
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = ++this.#id;
-    this.timers.set(id, { at: this.t + ms, fn });
-    return id;
-  }
-  clearTimeout(h: unknown): void {
-    this.timers.delete(h as number);
-  }
-  /** advances time, firing due timers in order, letting promises settle between them */
-  async advance(ms: number): Promise<void> {
-    const end = this.t + ms;
-    for (;;) {
-      await flush();
-      const due = [...this.timers.entries()].filter(([, v]) => v.at <= end).sort((a, b) => a[1].at - b[1].at)[0];
-      if (!due) break;
-      this.timers.delete(due[0]);
-      this.t = due[1].at;
-      due[1].fn();
-    }
-    this.t = end;
-    await flush();
-  }
-}
-
-const flush = async () => {
-  for (let i = 0; i < 10; i++) await new Promise<void>((r) => setImmediate(r));
-};
 
 t.test('requests coalesce and runs respect the min interval', async (t) => {
   const clock = new FakeClock();
