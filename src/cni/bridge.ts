@@ -158,12 +158,10 @@ const isV6 = (addr: string) => addr.includes(':');
 /** The gateway/prefix of every range of the built-in IPAM config (known before allocation). */
 export function configGateways(req: CniRequest): CniIpConfig[] {
   const cfg = loadIpamConfig(req.config, req.args);
-  return cfg.rangeSets
-    .flat()
-    .map((r) => ({
-      address: `${formatIp({ family: r.subnet.family, value: r.gateway })}/${r.subnet.prefix}`,
-      gateway: formatIp({ family: r.subnet.family, value: r.gateway }),
-    }));
+  return cfg.rangeSets.flat().map((r) => ({
+    address: `${formatIp({ family: r.subnet.family, value: r.gateway })}/${r.subnet.prefix}`,
+    gateway: formatIp({ family: r.subnet.family, value: r.gateway }),
+  }));
 }
 
 /** `addr replace` lines putting each gateway on the bridge (idempotent). */

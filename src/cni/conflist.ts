@@ -3,8 +3,9 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseCidr } from '../ipam/ip.ts';
-import type { Node } from '../model/types.ts';
-import type { NodeHandler } from '../k8s/handlers.ts';
+import type { Reconciler } from '../k8s/controller.ts';
+import type { StoreView } from '../k8s/store.ts';
+import { KdpError, errorMessage } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import { silentLogger } from '../common/log.ts';
 
@@ -62,10 +63,11 @@ export interface ConflistWriterOptions {
  * Keeps CONF-DIR/10-<network>.conflist in step with this node's podCIDRs (as flannel writes its subnet file):
  * written atomically (temp file + rename) after the initial sync and whenever the podCIDRs change.
  */
-export class ConflistWriter implements NodeHandler {
+/** Keeps the CNI configuration file in step with this node's podCIDRs: a reconciler on the controller kernel. */
+export class ConflistWriter implements Reconciler {
+  readonly name = 'conflist';
+  readonly kinds = ['Node'] as const;
   readonly #opts: ConflistWriterOptions;
-  #podCidrs: readonly string[] = [];
-  #synced = false;
   writes = 0;
 
   constructor(opts: ConflistWriterOptions) {
@@ -76,36 +78,21 @@ export class ConflistWriter implements NodeHandler {
     return join(this.#opts.confDir, `10-${this.#opts.network ?? 'kdp'}.conflist`);
   }
 
-  onNodeAdd(node: Node): void {
-    this.#see(node);
-  }
-  onNodeUpdate(_old: Node, cur: Node): void {
-    this.#see(cur);
-  }
-  onNodeDelete(): void {
-    // a node being deleted keeps its pods' configuration until it is gone; nothing to write
-  }
-  onNodesSynced(): void {
-    this.#synced = true;
-    this.#write();
-  }
-
-  #see(node: Node): void {
-    if (node.meta.name !== this.#opts.nodeName) return;
-    this.#podCidrs = node.podCIDRs;
-    if (this.#synced) this.#write();
-  }
-
-  #write(): void {
+  /**
+   * Writes the file (atomically, only when its text changes) from this node's podCIDRs. A node being deleted
+   * keeps its pods' configuration; a write that fails (full disk) throws, so the kernel retries it.
+   */
+  reconcile(view: StoreView): void {
     const log = this.#opts.log ?? silentLogger;
-    if (this.#podCidrs.length === 0) {
+    const podCidrs = view.get('Node', this.#opts.nodeName)?.podCIDRs ?? [];
+    if (podCidrs.length === 0) {
       log.warn({ node: this.#opts.nodeName }, 'no podCIDRs on this node yet: no CNI configuration written');
       return;
     }
     const text = renderConflist({
       network: this.#opts.network ?? 'kdp',
       bridge: this.#opts.bridge ?? 'kdp0',
-      subnets: this.#podCidrs,
+      subnets: podCidrs,
       clusterCidrs: this.#opts.clusterCidrs ?? [],
       ...(this.#opts.mtu ? { mtu: this.#opts.mtu } : {}),
     });
@@ -116,10 +103,14 @@ export class ConflistWriter implements NodeHandler {
       current = undefined;
     }
     if (current === text) return;
-    mkdirSync(this.#opts.confDir, { recursive: true });
-    writeFileSync(`${this.path}.tmp`, text);
-    renameSync(`${this.path}.tmp`, this.path);
+    try {
+      mkdirSync(this.#opts.confDir, { recursive: true });
+      writeFileSync(`${this.path}.tmp`, text);
+      renameSync(`${this.path}.tmp`, this.path);
+    } catch (err) {
+      throw new KdpError('KDP_NODE_AGENT', `writing ${this.path} failed: ${errorMessage(err)}`, { cause: err });
+    }
     this.writes++;
-    log.info({ path: this.path, podCIDRs: this.#podCidrs }, 'CNI configuration written');
+    log.info({ path: this.path, podCIDRs: podCidrs }, 'CNI configuration written');
   }
 }

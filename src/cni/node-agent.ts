@@ -1,13 +1,15 @@
-// The node agent: host-gw pod networking. Fed Node objects through the NodeHandler port, it keeps one
-// route per other node's podCIDR via that node's InternalIP (same family), tagged `proto 199` so it
-// can tell its routes from everyone else's. Nothing is programmed before the initial sync; every sync
-// renders the whole desired set (pure) and applies the difference in one `ip -batch`; syncs never overlap.
+// The node agent: host-gw pod networking. A reconciler on the controller kernel reading Node objects, it
+// keeps one route per other node's podCIDR via that node's InternalIP (same family), tagged `proto 199` so
+// it can tell its routes from everyone else's. The kernel gates it on the Nodes' initial sync, runs one
+// reconcile at a time and retries failures with backoff; each reconcile renders the whole desired set
+// (pure) and applies the difference against the kernel's routes in one `ip -batch`.
 import { KdpError, errorMessage } from '../common/errors.ts';
 import { defaultExec } from '../common/exec-adapter.ts';
 import type { Exec } from '../common/exec-adapter.ts';
 import type { Logger } from '../common/log.ts';
 import { silentLogger } from '../common/log.ts';
-import type { NodeHandler } from '../k8s/handlers.ts';
+import type { Reconciler } from '../k8s/controller.ts';
+import type { StoreView } from '../k8s/store.ts';
 import type { Node } from '../model/types.ts';
 import { formatNetwork, parseCidr, tryParseIp } from '../ipam/ip.ts';
 
@@ -97,19 +99,14 @@ export interface HostGwAgentOptions {
   readonly nodeName: string;
   readonly table: RouteTable;
   readonly log?: Logger;
-  /** delay before retrying a failed sync (ms) */
-  readonly retryMs?: number;
 }
 
-export class HostGwAgent implements NodeHandler {
-  readonly #nodes = new Map<string, Node>();
+/** The host-gw reconciler: run it on the controller kernel (src/k8s/controller.ts). */
+export class HostGwAgent implements Reconciler {
+  readonly name = 'node-agent';
+  readonly kinds = ['Node'] as const;
   readonly #opts: HostGwAgentOptions;
   readonly #log: Logger;
-  #synced = false;
-  #running: Promise<void> | undefined;
-  #dirty = false;
-  #retry: ReturnType<typeof setTimeout> | undefined;
-  #stopped = false;
   syncs = 0;
 
   constructor(opts: HostGwAgentOptions) {
@@ -117,63 +114,16 @@ export class HostGwAgent implements NodeHandler {
     this.#log = opts.log ?? silentLogger;
   }
 
-  onNodeAdd(node: Node): void {
-    this.#nodes.set(node.meta.name, node);
-    this.#kick();
-  }
-  onNodeUpdate(_old: Node, cur: Node): void {
-    this.#nodes.set(cur.meta.name, cur);
-    this.#kick();
-  }
-  onNodeDelete(node: Node): void {
-    this.#nodes.delete(node.meta.name);
-    this.#kick();
-  }
-  onNodesSynced(): void {
-    this.#synced = true;
-    this.#kick();
-  }
-
-  /** Resolves when no sync is running or pending. */
-  async idle(): Promise<void> {
-    while (this.#running) await this.#running;
-  }
-
-  stop(): void {
-    this.#stopped = true;
-    if (this.#retry) clearTimeout(this.#retry);
-  }
-
-  #kick(): void {
-    if (!this.#synced || this.#stopped) return;
-    if (this.#running) {
-      this.#dirty = true;
-      return;
+  /** Renders every route from the Nodes in view and applies the difference to the kernel's proto-199 routes. */
+  async reconcile(view: StoreView): Promise<void> {
+    try {
+      const desired = desiredRoutes(this.#opts.nodeName, view.list('Node'));
+      const lines = routeBatch(await this.#opts.table.list(), desired);
+      await this.#opts.table.apply(lines);
+      this.syncs++;
+      if (lines.length > 0) this.#log.info({ changes: lines.length, routes: desired.length }, 'host-gw routes synced');
+    } catch (err) {
+      throw new KdpError('KDP_NODE_AGENT', `syncing host-gw routes failed: ${errorMessage(err)}`, { cause: err });
     }
-    this.#running = this.#loop().finally(() => {
-      this.#running = undefined;
-    });
-  }
-
-  async #loop(): Promise<void> {
-    do {
-      this.#dirty = false;
-      try {
-        const desired = desiredRoutes(this.#opts.nodeName, this.#nodes.values());
-        const lines = routeBatch(await this.#opts.table.list(), desired);
-        await this.#opts.table.apply(lines);
-        this.syncs++;
-        if (lines.length > 0)
-          this.#log.info({ changes: lines.length, routes: desired.length }, 'host-gw routes synced');
-      } catch (err) {
-        const e = new KdpError('KDP_NODE_AGENT', `syncing host-gw routes failed: ${errorMessage(err)}`, { cause: err });
-        this.#log.error({ err: e.toJSON() }, e.message);
-        if (!this.#stopped) {
-          if (this.#retry) clearTimeout(this.#retry);
-          this.#retry = setTimeout(() => this.#kick(), this.#opts.retryMs ?? 1000);
-        }
-        return;
-      }
-    } while (this.#dirty && !this.#stopped);
   }
 }

@@ -13,6 +13,8 @@ import { CniDriver } from '../../src/cni/testing/driver.ts';
 import type { Conflist } from '../../src/cni/testing/driver.ts';
 import { freshPlugins, makeNode, waitFor } from '../../src/cni/testing/fixtures.ts';
 import type { CniResult } from '../../src/cni/types.ts';
+import { silentLogger } from '../../src/common/log.ts';
+import { Controller } from '../../src/k8s/controller.ts';
 import { FakeSource } from '../../src/k8s/testing/fake-source.ts';
 import { HostGwAgent, IpRouteTable } from '../../src/cni/node-agent.ts';
 import { defaultExec } from '../../src/common/exec-adapter.ts';
@@ -117,10 +119,10 @@ if (needsRoot(t)) {
     const agents = lab.nodes.map(
       (n) => new HostGwAgent({ nodeName: n.name, table: new IpRouteTable(defaultExec, ['ip', 'netns', 'exec', n.ns]) }),
     );
-    for (const a of agents) source.subscribe(a);
+    const controllers = agents.map((a) => new Controller(source, a, { log: silentLogger }));
     await source.start();
-    await Promise.all(agents.map((a) => a.idle()));
-    t.teardown(() => agents.forEach((a) => a.stop()));
+    await Promise.all(controllers.map((c) => c.settled()));
+    t.teardown(() => Promise.all(controllers.map((c) => c.stop())));
     const routes1 = await lab.exec(lab.nodes[0]!.ns, ['ip', 'route', 'show', 'proto', '199']);
     t.match(routes1.stdout, `198.19.2.0/24 via ${lab.nodes[1]!.ip4}`, 'node-1 routes node-2 pods via node-2');
 

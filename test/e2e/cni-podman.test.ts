@@ -24,6 +24,8 @@ import { run } from '../../src/common/exec-adapter.ts';
 import { CniDriver } from '../../src/cni/testing/driver.ts';
 import type { Conflist } from '../../src/cni/testing/driver.ts';
 import { freshPlugins, makeNode } from '../../src/cni/testing/fixtures.ts';
+import { silentLogger } from '../../src/common/log.ts';
+import { Controller } from '../../src/k8s/controller.ts';
 import { FakeSource } from '../../src/k8s/testing/fake-source.ts';
 import { HostGwAgent, IpRouteTable } from '../../src/cni/node-agent.ts';
 import { defaultExec } from '../../src/common/exec-adapter.ts';
@@ -122,9 +124,9 @@ if (needsRoot(t)) {
     const agents = lab.nodes.map(
       (n) => new HostGwAgent({ nodeName: n.name, table: new IpRouteTable(defaultExec, ['ip', 'netns', 'exec', n.ns]) }),
     );
-    for (const a of agents) source.subscribe(a);
+    const controllers = agents.map((a) => new Controller(source, a, { log: silentLogger }));
     await source.start();
-    await Promise.all(agents.map((a) => a.idle()));
+    await Promise.all(controllers.map((c) => c.settled()));
 
     const nets = await podman(['network', 'ls', '--format', '{{.Name}}']);
     t.match(nets.stdout, /kdppod/, 'podman lists the kdp network');
@@ -195,7 +197,7 @@ if (needsRoot(t)) {
     const stray = (await listNamespaces()).filter((n) => !nsBefore.has(n) && n.startsWith('netns-'));
     t.same(stray, [], "podman's container namespaces are gone");
     await d2.del(conflist, { containerID: 'remote', ifname: 'eth0', netns: `/run/netns/${remoteNs}` });
-    agents.forEach((a) => a.stop());
+    await Promise.all(controllers.map((c) => c.stop()));
     await lab.destroy();
     t.same(diffSnapshots(before, await snapshotRootNs()), [], 'the root network namespace is unchanged');
   });

@@ -225,30 +225,35 @@ export const nodeAgentCommand: Command = {
       ...(values.manifests ? { manifestsDir: values.manifests } : {}),
       ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
     });
+    const { Controller } = await import('../../k8s/controller.ts');
     const agent = new HostGwAgent({ nodeName: values.node, table: new IpRouteTable(), log: ctx.log });
-    source.subscribe(agent);
+    // route changes within a second; a failure is retried from 1 s, capped at 10 s
+    const kernel = { log: ctx.log, retryMinMs: 1000, retryMaxMs: 10_000 };
+    const controllers = [new Controller(source, agent, kernel)];
     if (values['cni-conf-dir']) {
       const { ConflistWriter } = await import('../../cni/conflist.ts');
-      source.subscribe(
-        new ConflistWriter({
-          nodeName: values.node,
-          confDir: values['cni-conf-dir'],
-          network: values.network,
-          bridge: values.bridge,
-          clusterCidrs: values['cluster-cidr'],
-          ...(mtu ? { mtu } : {}),
-          log: ctx.log,
-        }),
-      );
+      const writer = new ConflistWriter({
+        nodeName: values.node,
+        confDir: values['cni-conf-dir'],
+        network: values.network,
+        bridge: values.bridge,
+        clusterCidrs: values['cluster-cidr'],
+        ...(mtu ? { mtu } : {}),
+        log: ctx.log,
+      });
+      controllers.push(new Controller(source, writer, kernel));
     }
     try {
       await source.start();
-      await agent.idle();
-      ctx.log.info({ node: values.node, syncs: agent.syncs }, 'node agent synced');
-      const why = await untilStopped(ttl === undefined ? undefined : ttl * 1000);
+      // a reconcile that keeps failing is retried by the kernel; the agent keeps running (and stoppable) meanwhile
+      const stopped = untilStopped(ttl === undefined ? undefined : ttl * 1000);
+      void Promise.all(controllers.map((c) => c.settled())).then(() =>
+        ctx.log.info({ node: values.node, syncs: agent.syncs }, 'node agent synced'),
+      );
+      const why = await stopped;
       ctx.log.info({ why }, 'node agent stopping');
     } finally {
-      agent.stop();
+      await Promise.all(controllers.map((c) => c.stop()));
       await source.stop();
     }
     return 0;

@@ -1,10 +1,10 @@
 // The host-gw node agent against a fake route table: desired routes, diffs, nothing before sync,
-// coalesced syncs, retry after a failure.
+// on the controller kernel's harness (fake source, fake clock): retry with backoff after a failure.
 import t from 'tap';
 import { HostGwAgent, desiredRoutes, routeBatch } from '../../../src/cni/node-agent.ts';
 import type { HostGwRoute, RouteTable } from '../../../src/cni/node-agent.ts';
 import { makeNode } from '../../../src/cni/testing/fixtures.ts';
-import { FakeSource } from '../../../src/k8s/testing/fake-source.ts';
+import { attemptTimes, harness } from '../../../src/k8s/testing/harness.ts';
 
 class FakeTable implements RouteTable {
   routes: HostGwRoute[] = [];
@@ -58,42 +58,62 @@ t.test('desired routes: other nodes only, per family, sorted', async (t) => {
   );
 });
 
-t.test('agent: waits for sync, follows adds/updates/deletes, retries failures', async (t) => {
+t.test('agent on the kernel: waits for sync, follows adds/updates/deletes', async (t) => {
   const table = new FakeTable();
-  const src = new FakeSource();
-  const agent = new HostGwAgent({ nodeName: 'node-1', table, retryMs: 20 });
-  src.subscribe(agent);
-  src.put(n1);
-  src.put(n2);
+  const h = harness();
+  const agent = new HostGwAgent({ nodeName: 'node-1', table });
+  const c = h.controller(agent);
+  h.source.put(n1);
+  h.source.put(n2);
+  await h.clock.advance(10);
   t.equal(table.applied.length, 0, 'nothing before start');
-  await src.start();
-  await agent.idle();
+  await h.source.start();
+  await h.clock.advance(1);
   t.same(table.routes.map((r) => r.dst).sort(), ['10.244.2.0/24', 'fd00:2::/64']);
-  src.put(n3);
-  await agent.idle();
+  h.source.put(n3);
+  await h.clock.advance(1);
   t.ok(
     table.routes.some((r) => r.dst === '10.244.3.0/24'),
     'a new node gets a route',
   );
-  src.put(makeNode('node-3', ['10.244.3.0/24'], ['192.168.0.33']));
-  await agent.idle();
+  h.source.put(makeNode('node-3', ['10.244.3.0/24'], ['192.168.0.33']));
+  await h.clock.advance(1);
   t.same(
     table.routes.filter((r) => r.dst === '10.244.3.0/24'),
     [{ dst: '10.244.3.0/24', via: '192.168.0.33' }],
     'an address change moves the route',
   );
-  src.remove('Node', 'node-2');
-  table.failNext = 1;
-  await agent.idle();
-  t.ok(
-    table.routes.some((r) => r.dst === '10.244.2.0/24'),
-    'the failed sync changed nothing',
+  await c.stop();
+});
+
+t.test('agent on the kernel: a failed apply changes nothing and is retried with backoff', async (t) => {
+  const table = new FakeTable();
+  const h = harness();
+  const agent = new HostGwAgent({ nodeName: 'node-1', table });
+  const c = h.controller(agent, { retryMinMs: 1000, retryMaxMs: 10_000 });
+  h.source.put(n1);
+  h.source.put(n2);
+  await h.source.start();
+  await h.clock.advance(1);
+  let attempts = 0;
+  const apply = table.apply.bind(table);
+  table.apply = async (lines) => {
+    attempts++;
+    return apply(lines);
+  };
+  table.failNext = 3;
+  h.source.remove('Node', 'node-2');
+  const times = await attemptTimes(h, () => attempts, 10_000);
+  t.same(
+    times.slice(1).map((x, i) => Math.round((x - times[i]!) / 100) * 100),
+    [1000, 2000, 4000],
+    'retried after 1, 2 and 4 s',
   );
-  await new Promise((r) => setTimeout(r, 100));
-  await agent.idle();
   t.notOk(
     table.routes.some((r) => r.dst.startsWith('10.244.2.')),
-    'the retry removed the deleted node route',
+    'the fourth attempt removed the deleted node route',
   );
-  agent.stop();
+  t.equal(c.status().failuresTotal, 3);
+  t.equal(c.status().failures, 0);
+  await c.stop();
 });
