@@ -1,7 +1,8 @@
 // One consistent read of a cluster-state source: start it, collect every object once synced, stop it.
 // `kdp up` plans the lab from it and `kdp status` renders it.
 import type {
-  ClusterObject,
+  Kind,
+  ObjectOf,
   EndpointSlice,
   Ingress,
   IngressClass,
@@ -11,8 +12,8 @@ import type {
   Service,
   TlsSecret,
 } from '../model/types.ts';
-import { keyOf } from '../model/types.ts';
-import type { ClusterSource, Handlers } from '../k8s/handlers.ts';
+import { KINDS, keyOf } from '../model/types.ts';
+import type { ClusterSource } from '../k8s/handlers.ts';
 
 export interface Snapshot {
   readonly services: readonly Service[];
@@ -26,64 +27,29 @@ export interface Snapshot {
 }
 
 export async function takeSnapshot(source: ClusterSource): Promise<Snapshot> {
-  const maps = new Map<ClusterObject['kind'], Map<string, ClusterObject>>();
-  const put = (o: ClusterObject) => {
-    let m = maps.get(o.kind);
-    if (!m) maps.set(o.kind, (m = new Map()));
-    m.set(keyOf(o.meta), o);
-  };
-  const del = (o: ClusterObject) => maps.get(o.kind)?.delete(keyOf(o.meta));
-  const h: Handlers = {
-    onServiceAdd: put,
-    onServiceUpdate: (_o, c) => put(c),
-    onServiceDelete: del,
-    onServicesSynced() {},
-    onEndpointSliceAdd: put,
-    onEndpointSliceUpdate: (_o, c) => put(c),
-    onEndpointSliceDelete: del,
-    onEndpointSlicesSynced() {},
-    onPodAdd: put,
-    onPodUpdate: (_o, c) => put(c),
-    onPodDelete: del,
-    onPodsSynced() {},
-    onNodeAdd: put,
-    onNodeUpdate: (_o, c) => put(c),
-    onNodeDelete: del,
-    onNodesSynced() {},
-    onNamespaceAdd: put,
-    onNamespaceUpdate: (_o, c) => put(c),
-    onNamespaceDelete: del,
-    onNamespacesSynced() {},
-    onIngressAdd: put,
-    onIngressUpdate: (_o, c) => put(c),
-    onIngressDelete: del,
-    onIngressesSynced() {},
-    onIngressClassAdd: put,
-    onIngressClassUpdate: (_o, c) => put(c),
-    onIngressClassDelete: del,
-    onIngressClassesSynced() {},
-    onSecretAdd: put,
-    onSecretUpdate: (_o, c) => put(c),
-    onSecretDelete: del,
-    onSecretsSynced() {},
-  };
-  const unsubscribe = source.subscribe(h);
+  // the source's own store is the copy read here; the listener only tells the source to watch every kind
+  const unwatch = source.watch({ kinds: KINDS, changed() {}, synced() {} });
   try {
     await source.start();
-  } finally {
-    unsubscribe();
+  } catch (err) {
     await source.stop();
+    throw err;
+  } finally {
+    unwatch();
   }
-  const list = <T extends ClusterObject>(k: T['kind']) =>
-    [...(maps.get(k)?.values() ?? [])].sort((a, b) => keyOf(a.meta).localeCompare(keyOf(b.meta))) as unknown as T[];
-  return {
-    services: list<Service>('Service'),
-    endpointSlices: list<EndpointSlice>('EndpointSlice'),
-    pods: list<Pod>('Pod'),
-    nodes: list<Node>('Node'),
-    namespaces: list<Namespace>('Namespace'),
-    ingresses: list<Ingress>('Ingress'),
-    ingressClasses: list<IngressClass>('IngressClass'),
-    secrets: list<TlsSecret>('Secret'),
+  const view = source.view;
+  const list = <K extends Kind>(k: K): ObjectOf<K>[] =>
+    [...view.list(k)].sort((a, b) => keyOf(a.meta).localeCompare(keyOf(b.meta)));
+  const snap: Snapshot = {
+    services: list('Service'),
+    endpointSlices: list('EndpointSlice'),
+    pods: list('Pod'),
+    nodes: list('Node'),
+    namespaces: list('Namespace'),
+    ingresses: list('Ingress'),
+    ingressClasses: list('IngressClass'),
+    secrets: list('Secret'),
   };
+  await source.stop();
+  return snap;
 }
