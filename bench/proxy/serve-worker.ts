@@ -35,13 +35,13 @@ const cfg = {
 const backend = makeBackend({ ...cfg, families: ['IPv4'] }, defaultExec, silentLogger);
 await backend.cleanup();
 const proxier = new Proxier({
+  source: src,
   backend,
   nodeName: 'node-1',
   families: ['IPv4'],
   minSyncIntervalMs: 0,
   log: silentLogger,
 });
-src.subscribe(proxier);
 const t0 = performance.now();
 await src.start();
 await proxier.settled();

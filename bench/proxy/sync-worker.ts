@@ -37,6 +37,7 @@ for (const mode of modes) {
     const fullSum = async () =>
       (await metrics.syncFullDuration.get()).values.find((v) => v.metricName?.endsWith('_sum'))?.value ?? 0;
     const proxier = new Proxier({
+      source: src,
       backend,
       nodeName: 'node-1',
       families: ['IPv4'],
@@ -44,7 +45,6 @@ for (const mode of modes) {
       log: silentLogger,
       metrics,
     });
-    src.subscribe(proxier);
     let t0 = performance.now();
     let c0 = cpuMs();
     await src.start();

@@ -1,22 +1,29 @@
-// The proxier: receives Service and EndpointSlice events (handler ports), tracks changes, and syncs the
-// backend through a bounded-frequency single-flight runner. Nothing is programmed before both kinds have
-// synced (a half-listed cluster would reject live services). After each successful sync it deletes stale
-// UDP conntrack entries and publishes health state (local endpoints per healthCheckNodePort).
-import { BoundedRunner } from '../common/runner.ts';
+// The proxier: a reconciler on the controller kernel reading Services and EndpointSlices from the source's
+// store. The kernel gates it on both kinds' initial sync (a half-listed cluster would reject live
+// services), coalesces changes, keeps minSyncPeriod between syncs, resyncs every syncPeriod and retries a
+// failed sync in full with backoff. Each sync rebuilds the changed services (all of them when full) and
+// hands the backend the result; afterwards it deletes stale UDP conntrack entries and publishes health
+// state (local endpoints per healthCheckNodePort).
 import type { RunnerClock } from '../common/runner.ts';
-import { errorMessage, isKdpError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
-import type { EndpointSliceHandler, ServiceHandler } from '../k8s/handlers.ts';
-import type { EndpointSlice, IPFamily, Service } from '../model/types.ts';
+import { Controller } from '../k8s/controller.ts';
+import type { Change, Reconciler } from '../k8s/controller.ts';
+import type { ClusterSource } from '../k8s/handlers.ts';
+import type { StoreView } from '../k8s/store.ts';
+import type { IPFamily } from '../model/types.ts';
 import type { ProxyBackend } from './backend.ts';
 import type { Conntrack } from './conntrack.ts';
 import { staleUdpEntries } from './conntrack.ts';
 import type { ProxyMetrics } from './metrics.ts';
 import { buildServicePorts } from './model.ts';
+import type { PendingTimes } from './tracker.ts';
+import { keyOf } from '../model/types.ts';
 import type { ServicePortInfo } from './model.ts';
-import { ChangeTracker } from './tracker.ts';
+import { ChangeTimes, SLICES_BY_SERVICE, changedServices, slicesFor } from './tracker.ts';
 
 export interface ProxierOptions {
+  /** where Services and EndpointSlices come from (the proxier registers with it; start the source after) */
+  readonly source: Pick<ClusterSource, 'watch' | 'view'>;
   readonly backend: ProxyBackend;
   readonly nodeName: string;
   readonly families: readonly IPFamily[];
@@ -41,16 +48,16 @@ export interface HealthCheckState {
   readonly localEndpoints: number;
 }
 
-export class Proxier implements ServiceHandler, EndpointSliceHandler {
+export class Proxier implements Reconciler {
+  readonly name = 'proxy';
+  readonly kinds = ['Service', 'EndpointSlice'] as const;
+  readonly indexes = [SLICES_BY_SERVICE];
   // effectively const
   readonly #opts: ProxierOptions;
-  readonly #runner: BoundedRunner;
+  readonly #controller: Controller;
   readonly #log: Logger;
-  // owned by the sync loop (runs never overlap)
-  readonly #tracker: ChangeTracker;
-  #servicesSynced = false;
-  #slicesSynced = false;
-  #needFull = true;
+  // owned by the sync loop (reconciles never overlap)
+  readonly #times: ChangeTimes;
   #prev = new Map<IPFamily, ServicePortInfo[]>();
   /** service ports per service key and family, as last built */
   readonly #ports = new Map<IPFamily, Map<string, ServicePortInfo[]>>();
@@ -58,82 +65,58 @@ export class Proxier implements ServiceHandler, EndpointSliceHandler {
   #lastSyncOk: number | undefined;
   #lastQueued: number | undefined;
   #syncs = 0;
-  #lastFull = 0;
 
   constructor(opts: ProxierOptions) {
     this.#opts = opts;
     this.#log = opts.log;
-    this.#tracker = new ChangeTracker(undefined, opts.wallClock);
-    this.#runner = new BoundedRunner(() => this.#sync(), {
+    this.#times = new ChangeTimes(undefined, opts.wallClock);
+    this.#controller = new Controller(opts.source, this, {
+      log: opts.log,
       minIntervalMs: opts.minSyncIntervalMs,
       retryMinMs: 1000,
       retryMaxMs: 30_000,
-      ...(opts.syncPeriodMs ? { maxIntervalMs: opts.syncPeriodMs } : {}),
+      ...(opts.syncPeriodMs ? { resyncMs: opts.syncPeriodMs } : {}),
       ...(opts.clock ? { clock: opts.clock } : {}),
-      onError: (err, n) =>
-        this.#log.error(
-          { err: isKdpError(err) ? err.toJSON() : { message: errorMessage(err) }, failures: n },
-          'proxy sync failed; retrying with a full sync',
-        ),
+      ...(opts.metrics ? { registry: opts.metrics.registry } : {}),
     });
   }
 
   get initialized(): boolean {
-    return this.#servicesSynced && this.#slicesSynced;
+    return this.#controller.synced;
   }
 
-  #changed(did: boolean): void {
-    if (!did) return;
+  /** The kernel's queued hook: kube-proxy's queue-time metrics, for every change as it arrives. */
+  queued(change: Change): void {
+    this.#times.queued(change);
     this.#opts.metrics?.serviceChangesTotal.inc();
-    this.#opts.metrics?.serviceChangesPending.set(this.#tracker.pending);
+    this.#opts.metrics?.serviceChangesPending.set(this.#times.pending);
     if (!this.initialized) return;
     this.#lastQueued = Date.now();
     this.#opts.metrics?.lastQueued.set(this.#lastQueued / 1000);
-    this.#runner.run();
-  }
-
-  onServiceAdd(svc: Service): void {
-    this.#changed(this.#tracker.updateService(undefined, svc));
-  }
-  onServiceUpdate(old: Service, cur: Service): void {
-    this.#changed(this.#tracker.updateService(old, cur));
-  }
-  onServiceDelete(svc: Service): void {
-    this.#changed(this.#tracker.updateService(svc, undefined));
-  }
-  onServicesSynced(): void {
-    this.#servicesSynced = true;
-    if (this.initialized) this.#runner.run();
-  }
-  onEndpointSliceAdd(slice: EndpointSlice): void {
-    this.#changed(this.#tracker.updateSlice(undefined, slice));
-  }
-  onEndpointSliceUpdate(old: EndpointSlice, cur: EndpointSlice): void {
-    this.#changed(this.#tracker.updateSlice(old, cur));
-  }
-  onEndpointSliceDelete(slice: EndpointSlice): void {
-    this.#changed(this.#tracker.updateSlice(slice, undefined));
-  }
-  onEndpointSlicesSynced(): void {
-    this.#slicesSynced = true;
-    if (this.initialized) this.#runner.run();
   }
 
   /** Forces the next sync to be a full one and requests it. */
   requestFullSync(): void {
-    this.#needFull = true;
-    if (this.initialized) this.#runner.run();
+    this.#controller.requestFull();
   }
 
-  async #sync(): Promise<void> {
-    if (!this.initialized) return;
+  async reconcile(view: StoreView, changes: readonly Change[], full: boolean): Promise<void> {
+    const taken = this.#times.take();
+    try {
+      await this.#sync(view, changedServices(changes), full, taken.times);
+    } catch (err) {
+      this.#times.restore(taken);
+      if (this.#opts.backend.mode === 'iptables') this.#opts.metrics?.restoreFailures.inc();
+      if (this.#opts.backend.mode === 'nftables') this.#opts.metrics?.nftSyncFailures.inc();
+      throw err;
+    }
+  }
+
+  async #sync(view: StoreView, changed: Set<string>, full: boolean, times: PendingTimes): Promise<void> {
     const started = performance.now();
-    const { changed, oldestMs, times } = this.#tracker.take();
-    const periodicFull = this.#opts.syncPeriodMs ? started - this.#lastFull >= this.#opts.syncPeriodMs : false;
-    const full = this.#needFull || periodicFull;
     // only changed services are rebuilt; the others keep their objects (backends skip them by identity)
     const models = new Map<IPFamily, ServicePortInfo[]>();
-    const keys = full ? [...this.#tracker.services.keys()] : [...changed];
+    const keys = full ? view.list('Service').map((s) => keyOf(s.meta)) : [...changed];
     for (const family of this.#opts.families) {
       const byKey = full
         ? new Map<string, ServicePortInfo[]>()
@@ -144,44 +127,31 @@ export class Proxier implements ServiceHandler, EndpointSliceHandler {
         ...(this.#opts.proxyName ? { proxyName: this.#opts.proxyName } : {}),
       };
       for (const key of keys) {
-        const svc = this.#tracker.services.get(key);
-        const ports = svc ? buildServicePorts([svc], new Map([[key, this.#tracker.slicesFor(key)]]), opts) : [];
+        const svc = view.get('Service', key);
+        const ports = svc ? buildServicePorts([svc], new Map([[key, slicesFor(view, key)]]), opts) : [];
         if (ports.length > 0) byKey.set(key, ports);
         else byKey.delete(key);
       }
       this.#ports.set(family, byKey);
       models.set(family, [...byKey.values()].flat());
     }
-    let lines: number;
-    try {
-      ({ lines } = await this.#opts.backend.sync(models, full, changed, this.#ports));
-    } catch (err) {
-      this.#tracker.restore(changed, oldestMs, times);
-      this.#needFull = true;
-      if (this.#opts.backend.mode === 'iptables') this.#opts.metrics?.restoreFailures.inc();
-      if (this.#opts.backend.mode === 'nftables') this.#opts.metrics?.nftSyncFailures.inc();
-      throw err;
-    }
-    this.#needFull = false;
-    if (full) this.#lastFull = started;
+    const { lines } = await this.#opts.backend.sync(models, full, changed, this.#ports);
     if (this.#opts.conntrack) {
       const deletions = [...models].flatMap(([fam, ports]) => staleUdpEntries(this.#prev.get(fam) ?? [], ports));
       if (deletions.length > 0) await this.#opts.conntrack.delete(deletions);
     }
     this.#prev = models;
-    this.#health = [...models.values()]
-      .flat()
-      .flatMap((sp) =>
-        sp.healthCheckNodePort !== undefined
-          ? [
-              {
-                service: `${sp.namespace}/${sp.name}`,
-                healthCheckNodePort: sp.healthCheckNodePort,
-                localEndpoints: sp.localEndpoints.length,
-              },
-            ]
-          : [],
-      );
+    this.#health = [...models.values()].flat().flatMap((sp) =>
+      sp.healthCheckNodePort !== undefined
+        ? [
+            {
+              service: `${sp.namespace}/${sp.name}`,
+              healthCheckNodePort: sp.healthCheckNodePort,
+              localEndpoints: sp.localEndpoints.length,
+            },
+          ]
+        : [],
+    );
     this.#syncs++;
     this.#lastSyncOk = Date.now();
     const secs = (performance.now() - started) / 1000;
@@ -196,16 +166,16 @@ export class Proxier implements ServiceHandler, EndpointSliceHandler {
       if (times.untriggeredMs !== undefined)
         m.networkProgramming.observe((performance.now() - times.untriggeredMs) / 1000);
       m.lastSync.set(this.#lastSyncOk / 1000);
-      m.serviceChangesPending.set(this.#tracker.pending);
+      m.serviceChangesPending.set(this.#times.pending);
       m.rulesLast.set(lines);
     }
     this.#log.debug({ full, changed: changed.size, lines, ms: Math.round(secs * 1000) }, 'proxy rules synced');
     this.#opts.onSynced?.();
   }
 
-  /** Resolves when no sync is pending or running. */
+  /** Resolves once both kinds have synced and no sync is pending or running. */
   settled(): Promise<void> {
-    return this.#runner.idle();
+    return this.#controller.settled();
   }
 
   /** Health facts for /healthz: when the last sync succeeded, when one was last queued. */
@@ -219,11 +189,11 @@ export class Proxier implements ServiceHandler, EndpointSliceHandler {
   } {
     return {
       initialized: this.initialized,
-      pending: this.#tracker.pending,
+      pending: this.#times.pending,
       syncs: this.#syncs,
       ...(this.#lastSyncOk !== undefined ? { lastSyncOk: this.#lastSyncOk } : {}),
       ...(this.#lastQueued !== undefined ? { lastQueued: this.#lastQueued } : {}),
-      failures: this.#runner.failures,
+      failures: this.#controller.status().failures,
     };
   }
 
@@ -236,7 +206,12 @@ export class Proxier implements ServiceHandler, EndpointSliceHandler {
     return this.#prev;
   }
 
+  /** The kernel's view of this consumer (kdp status, metrics). */
+  controllerStatus(): ReturnType<Controller['status']> {
+    return this.#controller.status();
+  }
+
   async stop(): Promise<void> {
-    await this.#runner.stop();
+    await this.#controller.stop();
   }
 }

@@ -79,6 +79,7 @@ export async function startProxy(
   const backend = deps.backend ?? makeBackend(cfg, deps.exec, log);
   const hc = cfg.healthz ? new HealthCheckServers({ host: cfg.healthCheckHost ?? '::', log }) : undefined;
   const proxier: Proxier = new Proxier({
+    source: source,
     backend,
     nodeName: cfg.nodeName,
     families: cfg.families,
@@ -92,7 +93,6 @@ export async function startProxy(
     onSynced: () => void hc?.update(proxier.healthChecks()),
   });
   const servers: Server[] = [];
-  const unsubscribe = source.subscribe(proxier);
   try {
     if (cfg.healthz)
       servers.push(
@@ -120,7 +120,6 @@ export async function startProxy(
     await source.start();
     await proxier.settled();
   } catch (err) {
-    unsubscribe();
     await proxier.stop();
     await hc?.close();
     await backend.close?.();
@@ -132,7 +131,6 @@ export async function startProxy(
     proxier,
     metrics,
     async stop() {
-      unsubscribe();
       await proxier.stop();
       await hc?.close();
       for (const s of servers) s.closeAllConnections();

@@ -1,20 +1,21 @@
-// Change trackers: the Services and EndpointSlices the proxy has been told about, and which services
-// changed since the last sync. Backend-agnostic; the proxier applies them at sync time.
+// The proxy's change tracking on the controller kernel. The objects themselves live once, in the source's
+// store (read through the kernel's view); what the proxy keeps is what kube-proxy's change trackers keep
+// besides them: which services a batch of changes touches (so a partial sync rebuilds only those), and the
+// times the network-programming latency metric is measured from. Backend-agnostic.
+import type { Change } from '../k8s/controller.ts';
+import { indexOn } from '../k8s/controller.ts';
+import type { StoreView } from '../k8s/store.ts';
 import type { EndpointSlice, Service } from '../model/types.ts';
-import { keyOf } from '../model/types.ts';
-
-/** Structural equality ignoring resourceVersion (an update that changes nothing needs no sync). */
-function sameContent(a: unknown, b: unknown): boolean {
-  return (
-    JSON.stringify(a, (k, v) => (k === 'resourceVersion' ? undefined : v)) ===
-    JSON.stringify(b, (k, v) => (k === 'resourceVersion' ? undefined : v))
-  );
-}
 
 /** Set by the EndpointSlice controller: when the change that produced this slice version happened. */
 export const TRIGGER_TIME_ANNOTATION = 'endpoints.kubernetes.io/last-change-trigger-time';
 
-/** What take() hands over for the network-programming latency metric. */
+/** The store index the proxy finds a service's slices by: "namespace/serviceName". */
+export const SLICES_BY_SERVICE = indexOn('EndpointSlice', 'proxy.service', (s) => [
+  `${s.meta.namespace}/${s.serviceName}`,
+]);
+
+/** What the network-programming latency metric is measured from for one sync. */
 export interface PendingTimes {
   /** trigger times (wall clock, ms since the epoch) of the slice changes in this batch that carry one */
   readonly triggers: readonly number[];
@@ -22,18 +23,41 @@ export interface PendingTimes {
   readonly untriggeredMs: number | undefined;
 }
 
-export class ChangeTracker {
-  readonly services = new Map<string, Service>();
-  /** service key ("ns/name") -> slice key -> slice */
-  readonly #slices = new Map<string, Map<string, EndpointSlice>>();
-  /** services touched since the last take() */
-  #changed = new Set<string>();
-  /** when the oldest unsynced change arrived (ms, performance.now) */
-  #firstPending: number | undefined;
+/** The service keys ("ns/name") a change touches: a slice touches its service before and after. */
+export function serviceKeysOf(c: Change): string[] {
+  if (c.kind === 'Service') return [c.key];
+  if (c.kind !== 'EndpointSlice') return [];
+  const keys = new Set<string>();
+  for (const s of [c.previous, c.current] as (EndpointSlice | undefined)[])
+    if (s) keys.add(`${s.meta.namespace}/${s.serviceName}`);
+  return [...keys];
+}
+
+/** The services a batch of changes touches. */
+export function changedServices(changes: readonly Change[]): Set<string> {
+  const out = new Set<string>();
+  for (const c of changes) for (const k of serviceKeysOf(c)) out.add(k);
+  return out;
+}
+
+/** A service's slices from the store, in a stable order. */
+export function slicesFor(view: StoreView, svcKey: string): EndpointSlice[] {
+  return [...view.byIndex('EndpointSlice', SLICES_BY_SERVICE.name, svcKey)].sort((a, b) =>
+    a.meta.name < b.meta.name ? -1 : 1,
+  );
+}
+
+export function serviceOf(view: StoreView, svcKey: string): Service | undefined {
+  return view.get('Service', svcKey);
+}
+
+/** Latency bookkeeping, fed every queued change (the kernel's queued hook) and taken by each sync. */
+export class ChangeTimes {
   #now: () => number;
   #triggers: number[] = [];
   #untriggered: number | undefined;
-
+  /** services with a change queued since the last successful sync */
+  #pending = new Set<string>();
   /** trigger times before this (wall clock) are from before we started watching: kube-proxy ignores them */
   readonly #startedWall: number;
 
@@ -42,84 +66,38 @@ export class ChangeTracker {
     this.#startedWall = wallNow();
   }
 
-  #mark(key: string, trigger?: number): void {
-    this.#changed.add(key);
-    this.#firstPending ??= this.#now();
-    if (trigger !== undefined) this.#triggers.push(trigger);
+  /** One change as it arrived (not merged): kube-proxy's rule is per slice version. */
+  queued(c: Change): void {
+    for (const k of serviceKeysOf(c)) this.#pending.add(k);
+    let trigger = NaN;
+    if (c.kind === 'EndpointSlice' && c.current) {
+      // a slice version whose trigger-time annotation changed carries that time
+      const tt = (c.current as EndpointSlice).meta.annotations[TRIGGER_TIME_ANNOTATION];
+      const before = (c.previous as EndpointSlice | undefined)?.meta.annotations[TRIGGER_TIME_ANNOTATION];
+      if (tt !== undefined && tt !== before) trigger = Date.parse(tt);
+    }
+    if (Number.isFinite(trigger) && trigger >= this.#startedWall) this.#triggers.push(trigger);
     else this.#untriggered ??= this.#now();
   }
 
-  /** Returns true when something changed (a sync is needed). */
-  updateService(old: Service | undefined, cur: Service | undefined): boolean {
-    if (old && cur && sameContent(old, cur)) return false;
-    const key = keyOf((cur ?? old)!.meta);
-    if (cur) this.services.set(key, cur);
-    else this.services.delete(key);
-    this.#mark(key);
-    return true;
-  }
-
-  updateSlice(old: EndpointSlice | undefined, cur: EndpointSlice | undefined): boolean {
-    if (old && cur && sameContent(old, cur)) return false;
-    const s = (cur ?? old)!;
-    const svcKey = `${s.meta.namespace}/${s.serviceName}`;
-    const sliceKey = keyOf(s.meta);
-    if (old && old.serviceName !== s.serviceName) {
-      const oldSvc = `${old.meta.namespace}/${old.serviceName}`;
-      this.#slices.get(oldSvc)?.delete(sliceKey);
-      this.#mark(oldSvc);
-    }
-    let m = this.#slices.get(svcKey);
-    if (cur) {
-      if (!m) this.#slices.set(svcKey, (m = new Map()));
-      m.set(sliceKey, cur);
-    } else if (m) {
-      m.delete(sliceKey);
-      if (m.size === 0) this.#slices.delete(svcKey);
-    }
-    // kube-proxy's rule: a slice version whose trigger-time annotation changed carries that time
-    const tt = cur?.meta.annotations[TRIGGER_TIME_ANNOTATION];
-    const trigger = tt !== undefined && tt !== old?.meta.annotations[TRIGGER_TIME_ANNOTATION] ? Date.parse(tt) : NaN;
-    this.#mark(svcKey, Number.isFinite(trigger) && trigger >= this.#startedWall ? trigger : undefined);
-    return true;
-  }
-
-  /** The slices of one service ("ns/name"), in a stable order. */
-  slicesFor(svcKey: string): EndpointSlice[] {
-    const m = this.#slices.get(svcKey);
-    return m ? [...m.values()].sort((a, b) => (a.meta.name < b.meta.name ? -1 : 1)) : [];
-  }
-
-  slicesByService(): Map<string, EndpointSlice[]> {
-    return new Map(
-      [...this.#slices].map(([k, m]) => [k, [...m.values()].sort((a, b) => (a.meta.name < b.meta.name ? -1 : 1))]),
-    );
-  }
-
   get pending(): number {
-    return this.#changed.size;
+    return this.#pending.size;
   }
 
-  /** Hands over the changed service keys, the age of the oldest change and the latency inputs; resets them. */
-  take(): { changed: Set<string>; oldestMs: number | undefined; times: PendingTimes } {
-    const changed = this.#changed;
-    const oldest = this.#firstPending;
-    const times = { triggers: this.#triggers, untriggeredMs: this.#untriggered };
-    this.#changed = new Set();
-    this.#firstPending = undefined;
+  /** Hands over the latency inputs queued so far; resets them. */
+  take(): { times: PendingTimes; pending: Set<string> } {
+    const out = { times: { triggers: this.#triggers, untriggeredMs: this.#untriggered }, pending: this.#pending };
     this.#triggers = [];
     this.#untriggered = undefined;
-    return { changed, oldestMs: oldest, times };
+    this.#pending = new Set();
+    return out;
   }
 
-  /** Puts changes back after a failed sync (they must be programmed by the retry). */
-  restore(changed: Iterable<string>, oldestMs: number | undefined, times?: PendingTimes): void {
-    for (const k of changed) this.#changed.add(k);
-    if (oldestMs !== undefined) this.#firstPending = Math.min(this.#firstPending ?? oldestMs, oldestMs);
-    if (times) {
-      this.#triggers.push(...times.triggers);
-      if (times.untriggeredMs !== undefined)
-        this.#untriggered = Math.min(this.#untriggered ?? times.untriggeredMs, times.untriggeredMs);
-    }
+  /** Puts them back after a failed sync (the retry programs those changes). */
+  restore(taken: { times: PendingTimes; pending: Set<string> }): void {
+    this.#triggers.push(...taken.times.triggers);
+    const u = taken.times.untriggeredMs;
+    if (u !== undefined) this.#untriggered = Math.min(this.#untriggered ?? u, u);
+    for (const k of taken.pending) this.#pending.add(k);
   }
 }

@@ -2,6 +2,7 @@
 // failures retried as full syncs, health-check state; plus the UDP conntrack and userspace balancer logic.
 import t from 'tap';
 import { FakeSource } from '../../../src/k8s/testing/fake-source.ts';
+import { attemptTimes, harness } from '../../../src/k8s/testing/harness.ts';
 import { silentLogger } from '../../../src/common/log.ts';
 import { Proxier } from '../../../src/proxy/proxier.ts';
 import type { ProxyBackend } from '../../../src/proxy/backend.ts';
@@ -31,6 +32,7 @@ function setup() {
   const backend = new FakeBackend();
   const deletions: ConntrackDeletion[] = [];
   const proxier = new Proxier({
+    source: src,
     backend,
     nodeName: 'node1',
     families: ['IPv4'],
@@ -38,7 +40,6 @@ function setup() {
     log: silentLogger,
     conntrack: { delete: async (d) => void deletions.push(...d) },
   });
-  src.subscribe(proxier);
   return { src, backend, proxier, deletions };
 }
 
@@ -46,9 +47,10 @@ t.test('nothing is programmed before both kinds have synced; then one full sync'
   const { src, backend, proxier } = setup();
   src.put(makeService('a', 's1'));
   src.put(makeSlice('a', 's1', [{ ip: '198.19.1.1' }]));
-  proxier.onServiceAdd(makeService('a', 'early'));
-  await proxier.settled();
+  src.put(makeService('a', 'early'));
+  await new Promise((r) => setTimeout(r, 50));
   t.equal(backend.calls.length, 0, 'no sync before the source synced');
+  t.equal(proxier.initialized, false);
   await src.start();
   await proxier.settled();
   t.equal(backend.calls.length, 1);
@@ -219,6 +221,7 @@ t.test(
     const src = new FakeSource();
     const metrics = new ProxyMetrics();
     const proxier = new Proxier({
+      source: src,
       backend: new FakeBackend(),
       nodeName: 'node1',
       families: ['IPv4'],
@@ -227,7 +230,6 @@ t.test(
       metrics,
       wallClock: () => wall,
     });
-    src.subscribe(proxier);
     // a trigger time from before the proxy started (the initial list) is not taken as the change's time
     const old = makeSlice('a', 's1', [{ ip: '198.19.1.1' }]);
     src.put(makeService('a', 's1'));
@@ -270,3 +272,42 @@ t.test(
     await proxier.stop();
   },
 );
+
+t.test('on the kernel harness: a failed sync is retried in full after 1, 2, 4 s and programs the change', async (t) => {
+  const h = harness();
+  const backend = new FakeBackend();
+  const proxier = new Proxier({
+    source: h.source,
+    backend,
+    nodeName: 'node1',
+    families: ['IPv4'],
+    minSyncIntervalMs: 0,
+    log: silentLogger,
+    clock: h.clock,
+  });
+  await h.source.start();
+  await h.clock.advance(1);
+  t.equal(backend.calls.length, 1);
+  let attempts = 0;
+  const sync = backend.sync.bind(backend);
+  backend.sync = (...a) => {
+    attempts++;
+    return sync(...a);
+  };
+  backend.failNext = 3;
+  h.source.put(makeService('a', 'late'));
+  const times = await attemptTimes(h, () => attempts, 10_000);
+  t.same(
+    times.slice(1).map((x, i) => Math.round((x - times[i]!) / 100) * 100),
+    [1000, 2000, 4000],
+  );
+  const last = backend.calls.at(-1)!;
+  t.equal(last.full, true, 'the retry is a full sync');
+  t.same(
+    last.ports.map((p) => p.id),
+    ['a/late:p80'],
+  );
+  t.equal(proxier.status().failures, 0);
+  t.equal(proxier.controllerStatus().failuresTotal, 3);
+  await proxier.stop();
+});
