@@ -40,10 +40,10 @@ export const LEGACY_CLASS_ANNOTATION = 'kubernetes.io/ingress.class';
 export interface ClusterState {
   readonly ingresses: Iterable<Ingress>;
   readonly classes: Iterable<IngressClass>;
-  readonly services: ReadonlyMap<Key, Service>;
+  readonly services: Pick<ReadonlyMap<Key, Service>, 'get'>;
   /** all EndpointSlices (grouped here by namespace/serviceName) */
   readonly slices: Iterable<EndpointSlice>;
-  readonly secrets: ReadonlyMap<Key, TlsSecret>;
+  readonly secrets: Pick<ReadonlyMap<Key, TlsSecret>, 'get'>;
 }
 
 export interface CompileOptions {
@@ -90,7 +90,7 @@ function slicesByService(slices: Iterable<EndpointSlice>): Map<Key, EndpointSlic
 }
 
 class Resolver {
-  readonly #services: ReadonlyMap<Key, Service>;
+  readonly #services: Pick<ReadonlyMap<Key, Service>, 'get'>;
   readonly #slices: Map<Key, EndpointSlice[]>;
   readonly #cache = new Map<string, Upstream>();
   readonly warnings: string[];

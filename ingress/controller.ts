@@ -1,9 +1,14 @@
-// The controller: receives cluster state through the handler ports, recompiles the route table when
-// something relevant changes (coalesced, bounded frequency) and installs it in the server atomically.
-// Nothing is served from a half-listed cluster: the first table is built after every kind has synced.
-import type { ClusterSource, Handlers } from '../src/k8s/handlers.ts';
-import type { EndpointSlice, Ingress, IngressClass, Key, Service, TlsSecret } from '../src/model/types.ts';
-import { keyOf } from '../src/model/types.ts';
+// The controller: a reconciler on the controller kernel. It reads Ingresses, IngressClasses, Services,
+// EndpointSlices and Secrets from the source's store, compiles the route table (pure) and installs it in
+// the server atomically. The kernel gates it on every kind's initial sync (nothing is served from a
+// half-listed cluster), coalesces changes at most once per minIntervalMs and retries a failed compile
+// with backoff while the previous table keeps serving.
+import { Controller } from '../src/k8s/controller.ts';
+import type { Reconciler } from '../src/k8s/controller.ts';
+import type { ClusterSource } from '../src/k8s/handlers.ts';
+import type { StoreView } from '../src/k8s/store.ts';
+import type { Key } from '../src/model/types.ts';
+import type { RunnerClock } from '../src/common/runner.ts';
 import type { Logger } from '../src/common/log.ts';
 import { silentLogger } from '../src/common/log.ts';
 import { compile, DEFAULT_COMPILE_OPTIONS } from './compile.ts';
@@ -41,28 +46,22 @@ export interface ControllerOptions {
   readonly compile?: Partial<CompileOptions>;
   /** minimum milliseconds between two compiles (default 50) */
   readonly minIntervalMs?: number;
+  readonly clock?: RunnerClock;
 }
 
-type SyncKind = 'Ingress' | 'IngressClass' | 'Service' | 'EndpointSlice' | 'Secret';
-
-export class IngressController {
+export class IngressController implements Reconciler {
+  readonly name = 'ingress';
+  readonly kinds = ['Ingress', 'IngressClass', 'Service', 'EndpointSlice', 'Secret'] as const;
   readonly #sink: TableSink;
   readonly #log: Logger;
   readonly #metrics: IngressMetrics | undefined;
   readonly #opts: CompileOptions;
   readonly #minInterval: number;
-  readonly #ingresses = new Map<Key, Ingress>();
-  readonly #classes = new Map<Key, IngressClass>();
-  readonly #services = new Map<Key, Service>();
-  readonly #slices = new Map<Key, EndpointSlice>();
-  readonly #secrets = new Map<Key, TlsSecret>();
-  readonly #synced = new Set<SyncKind>();
-  #timer: NodeJS.Timeout | undefined;
-  #last = 0;
+  readonly #clock: RunnerClock | undefined;
+  #controller: Controller | undefined;
   #version = 0;
   #lastRejected = '';
   #lastWarnings = '';
-  #stopped = false;
   /** the latest compile result (undefined before the first sync) */
   result: CompileResult | undefined;
   readonly #waiters: (() => void)[] = [];
@@ -76,6 +75,7 @@ export class IngressController {
     this.#metrics = opts.metrics;
     this.#opts = { ...DEFAULT_COMPILE_OPTIONS, ...opts.compile };
     this.#minInterval = opts.minIntervalMs ?? 50;
+    this.#clock = opts.clock;
     this.#status = opts.status;
   }
 
@@ -89,68 +89,35 @@ export class IngressController {
     return this.ready ? Promise.resolve() : new Promise((r) => this.#waiters.push(r));
   }
 
-  /** Subscribes to `source` (before source.start()). */
-  attach(source: ClusterSource): () => void {
-    return source.subscribe(this.handlers());
+  /** Runs this reconciler on the kernel over `source` (before source.start()); returns the detach function. */
+  attach(source: Pick<ClusterSource, 'watch' | 'view'>): () => void {
+    const c = new Controller(source, this, {
+      log: this.#log,
+      minIntervalMs: this.#minInterval,
+      retryMinMs: 1000,
+      retryMaxMs: 30_000,
+      ...(this.#clock ? { clock: this.#clock } : {}),
+      ...(this.#metrics ? { registry: this.#metrics.registry } : {}),
+    });
+    this.#controller = c;
+    return () => void c.stop();
+  }
+
+  /** The kernel's view of this consumer (kdp status). */
+  controllerStatus(): ReturnType<Controller['status']> | undefined {
+    return this.#controller?.status();
   }
 
   stop(): void {
-    this.#stopped = true;
-    if (this.#timer) clearTimeout(this.#timer);
+    void this.#controller?.stop();
   }
 
-  handlers(): Handlers {
-    const put = <T extends { meta: { namespace: string; name: string } }>(m: Map<Key, T>, o: T) => {
-      m.set(keyOf(o.meta), o);
-      this.#schedule();
-    };
-    const del = <T extends { meta: { namespace: string; name: string } }>(m: Map<Key, T>, o: T) => {
-      m.delete(keyOf(o.meta));
-      this.#schedule();
-    };
-    const synced = (k: SyncKind) => {
-      this.#synced.add(k);
-      this.#schedule();
-    };
-    return {
-      onIngressAdd: (o) => put(this.#ingresses, o),
-      onIngressUpdate: (_, o) => put(this.#ingresses, o),
-      onIngressDelete: (o) => del(this.#ingresses, o),
-      onIngressesSynced: () => synced('Ingress'),
-      onIngressClassAdd: (o) => put(this.#classes, o),
-      onIngressClassUpdate: (_, o) => put(this.#classes, o),
-      onIngressClassDelete: (o) => del(this.#classes, o),
-      onIngressClassesSynced: () => synced('IngressClass'),
-      onServiceAdd: (o) => put(this.#services, o),
-      onServiceUpdate: (_, o) => put(this.#services, o),
-      onServiceDelete: (o) => del(this.#services, o),
-      onServicesSynced: () => synced('Service'),
-      onEndpointSliceAdd: (o) => put(this.#slices, o),
-      onEndpointSliceUpdate: (_, o) => put(this.#slices, o),
-      onEndpointSliceDelete: (o) => del(this.#slices, o),
-      onEndpointSlicesSynced: () => synced('EndpointSlice'),
-      onSecretAdd: (o) => put(this.#secrets, o),
-      onSecretUpdate: (_, o) => put(this.#secrets, o),
-      onSecretDelete: (o) => del(this.#secrets, o),
-      onSecretsSynced: () => synced('Secret'),
-    };
-  }
-
-  #schedule(): void {
-    if (this.#stopped || this.#synced.size < 5 || this.#timer) return;
-    const wait = Math.max(0, this.#last + this.#minInterval - Date.now());
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.sync();
-    }, wait);
-  }
-
-  #publishStatus(accepted: readonly Key[]): void {
+  #publishStatus(view: StoreView, accepted: readonly Key[]): void {
     if (!this.#status) return;
     const { writer } = this.#status;
     let addresses = this.#status.addresses ?? [];
     if (addresses.length === 0 && this.#status.publishService !== undefined) {
-      const svc = this.#services.get(this.#status.publishService);
+      const svc = view.get('Service', this.#status.publishService);
       addresses = svc ? [...new Set([...svc.loadBalancerIPs, ...svc.externalIPs])].map((ip) => ({ ip })) : [];
     }
     if (addresses.length === 0) return; // nothing known to publish yet (a Service without addresses)
@@ -158,7 +125,7 @@ export class IngressController {
       addresses.map((a) => ({ ...(a.ip ? { ip: a.ip } : {}), ...(a.hostname ? { hostname: a.hostname } : {}) })),
     );
     for (const key of accepted) {
-      const ing = this.#ingresses.get(key);
+      const ing = view.get('Ingress', key);
       if (!ing) continue;
       const have = JSON.stringify(
         ing.loadBalancer.map((a) => ({
@@ -182,17 +149,16 @@ export class IngressController {
     }
   }
 
-  /** Compiles and installs now (normally called by the scheduler). */
-  sync(): CompileResult | undefined {
-    this.#last = Date.now();
+  /** Compiles the whole table from the view and installs it (every reconcile is a full one: compile is pure). */
+  reconcile(view: StoreView): void {
     try {
       const res = compile(
         {
-          ingresses: this.#ingresses.values(),
-          classes: this.#classes.values(),
-          services: this.#services,
-          slices: this.#slices.values(),
-          secrets: this.#secrets,
+          ingresses: view.list('Ingress'),
+          classes: view.list('IngressClass'),
+          services: { get: (k) => view.get('Service', k) },
+          slices: view.list('EndpointSlice'),
+          secrets: { get: (k) => view.get('Secret', k) },
         },
         { ...this.#opts, version: ++this.#version },
       );
@@ -218,13 +184,12 @@ export class IngressController {
       this.#metrics?.reloads.inc({ result: 'success' });
       this.#metrics?.rejected.set(res.rejected.length);
       for (const w of this.#waiters.splice(0)) w();
-      this.#publishStatus(res.accepted);
-      return res;
+      this.#publishStatus(view, res.accepted);
     } catch (err) {
       this.#log.error({ err: (err as Error).message }, 'route table compile failed; the previous table keeps serving');
       this.#metrics?.lastReloadSuccessful.set(0);
       this.#metrics?.reloads.inc({ result: 'failure' });
-      return undefined;
+      throw err;
     }
   }
 }

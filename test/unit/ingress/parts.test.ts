@@ -5,6 +5,7 @@ import { affinityValue, cookieValue, endpointForCookie, RoundRobin } from '../..
 import { AnnotationError, parseSize } from '../../../ingress/annotations.ts';
 import { IngressController } from '../../../ingress/controller.ts';
 import { FakeSource } from '../../../src/k8s/testing/fake-source.ts';
+import { attemptTimes, harness } from '../../../src/k8s/testing/harness.ts';
 import {
   ingress,
   ingressClass,
@@ -178,4 +179,36 @@ t.test('--publish-status-address / --publish-service parsing', async (t) => {
   t.same(statusOptions(undefined, 'kdp-system/kdp-ingress'), { publishService: 'kdp-system/kdp-ingress' });
   t.throws(() => statusOptions('not an address!', undefined), { code: 'KDP_USAGE' });
   t.throws(() => statusOptions(undefined, 'noslash'), { code: 'KDP_USAGE' });
+});
+
+t.test('controller on the kernel harness: a failed install is retried after 1, 2, 4 s', async (t) => {
+  const h = harness();
+  let attempts = 0;
+  let failing = 3;
+  const tables: RouteTable[] = [];
+  const ctl = new IngressController(
+    {
+      setTable: (tb) => {
+        attempts++;
+        if (failing-- > 0) throw new Error('server not ready');
+        tables.push(tb);
+      },
+    },
+    { minIntervalMs: 0, clock: h.clock },
+  );
+  ctl.attach(h.source);
+  h.source.put(ingressClass());
+  h.source.put(service('web'));
+  h.source.put(slice('web', ['10.0.0.1']));
+  h.source.put(ingress('a', [rule('a.test', path('/', 'Prefix', 'web'))]));
+  await h.source.start();
+  const times = await attemptTimes(h, () => attempts, 10_000);
+  t.same(
+    times.slice(1).map((x, i) => Math.round((x - times[i]!) / 100) * 100),
+    [1000, 2000, 4000],
+  );
+  t.equal(tables.length, 1, 'installed by the fourth attempt');
+  t.equal(ctl.ready, true);
+  t.equal(ctl.controllerStatus()?.failuresTotal, 3);
+  ctl.stop();
 });
