@@ -57,8 +57,9 @@ names.forEach((_, i) =>
   } satisfies Service),
 );
 const rec = new KubernetesRecords({ ...DEFAULT_KUBERNETES_CONFIG, ttl: 30 });
-rec.subscribeTo(src);
+rec.attach(src);
 await src.start();
+await rec.settled();
 const server = (fast: boolean) =>
   new DnsServer({
     host: '127.0.0.1',

@@ -160,8 +160,8 @@ function build(
           const [r, k] = [rec, b.kubernetes];
           reconfigure.push(() => r.reconfigure(k));
         } else {
-          rec = new KubernetesRecords(b.kubernetes);
-          rec.subscribeTo(source);
+          rec = new KubernetesRecords(b.kubernetes, { log, registry: metrics.registry });
+          rec.attach(source);
         }
         records.push(rec);
         chain.push(new KubernetesPlugin(rec));
@@ -244,6 +244,7 @@ export async function startDns(
   const closeAll = async () => {
     await Promise.all([...[...servers.values()].map((s) => s.close()), ...[...https.values()].map(closeHttp)]);
     await Promise.all(built.plugins.map((p) => p.close?.()));
+    for (const r of built.records) r.stop();
   };
   const startServer = async (port: number, list: ServerBlock[]) => {
     const s = new DnsServer({
@@ -307,8 +308,8 @@ export async function startDns(
     for (const [port, list] of built.byPort) await startServer(port, list);
     await syncHttp(cfg);
     const synced = source.start().then(
-      () => {
-        for (const r of built.records) r.markSynced();
+      async () => {
+        await Promise.all(built.records.map((r) => r.settled()));
         log.info({}, 'cluster state synced');
       },
       (err) => {

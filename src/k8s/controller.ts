@@ -212,6 +212,8 @@ export class Controller {
       },
     });
     for (const k of reconciler.kinds) if (this.#view.isSynced(k)) this.#syncedKinds.add(k);
+    // a consumer that joins a running source reads what is already there
+    if (this.synced) this.#runner.run();
     this.#unwatch = source.watch({
       kinds: reconciler.kinds,
       changed: (kind, key, previous, current) => this.#queue(kind, key, previous, current),

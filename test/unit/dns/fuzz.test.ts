@@ -96,8 +96,9 @@ t.test(`parser and server survive ${ITERATIONS} random and mutated packets (seed
   const rand = prng(SEED);
   const src = testCluster();
   const rec = new KubernetesRecords({ ...DEFAULT_KUBERNETES_CONFIG, pods: 'insecure' });
-  rec.subscribeTo(src);
+  rec.attach(src);
   await src.start();
+  await rec.settled();
   const full = new DnsServer({
     host: '127.0.0.1',
     port: 0,

@@ -14,6 +14,7 @@ import type { KubernetesConfig } from '../../../src/dns/plugins/kubernetes/recor
 import { formatRR } from '../../../src/dns/zone-text.ts';
 import type { FakeSource } from '../../../src/k8s/testing/fake-source.ts';
 import { testCluster } from './fixtures.ts';
+import { attemptTimes, harness } from '../../../src/k8s/testing/harness.ts';
 
 const NOW = 1_700_000_000_000;
 const SOA = 'cluster.local. 5 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 1700000000 7200 1800 86400 5';
@@ -35,8 +36,9 @@ async function records(
   src: FakeSource = testCluster(),
 ): Promise<KubernetesRecords> {
   const k = new KubernetesRecords({ ...DEFAULT_KUBERNETES_CONFIG, ...cfg }, { now: () => NOW });
-  k.subscribeTo(src);
+  k.attach(src);
   await src.start();
+  await k.settled();
   return k;
 }
 
@@ -423,13 +425,14 @@ t.test('plugin options: ttl, endpoint_pod_names, ignore empty_service, fallthrou
 t.test('SERVFAIL, never NXDOMAIN, before the initial sync; changes apply after it', async (t) => {
   const src = testCluster();
   const k = new KubernetesRecords(DEFAULT_KUBERNETES_CONFIG, { now: () => NOW });
-  k.subscribeTo(src);
+  k.attach(src);
   check(t, k, [
     { qname: 'svc1.testns.svc.cluster.local.', qtype: 'A', rcode: 'SERVFAIL' },
     { qname: 'nosuch.testns.svc.cluster.local.', qtype: 'A', rcode: 'SERVFAIL' },
     { qname: 'example.com.', qtype: 'A', rcode: 'NEXT' },
   ]);
   await src.start();
+  await k.settled();
   const gen = k.generation;
   check(t, k, [
     {
@@ -440,6 +443,7 @@ t.test('SERVFAIL, never NXDOMAIN, before the initial sync; changes apply after i
     },
   ]);
   src.remove('Service', 'testns/svc1');
+  await k.settled();
   t.ok(k.generation > gen, 'a change moves the generation');
   check(t, k, [{ qname: 'svc1.testns.svc.cluster.local.', qtype: 'A', rcode: 'NXDOMAIN' }]);
 });
@@ -455,3 +459,43 @@ t.test('name helpers', async (t) => {
   t.equal(reverseNameIP(reverseName('fd00:10::6')), 'fd00:10::6');
   t.equal(reverseName('fd00::1'), '1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa');
 });
+
+t.test(
+  'on the kernel harness: a failed index build is retried after 1, 2, 4 s; the previous index answers',
+  async (t) => {
+    const h = harness();
+    for (const o of testCluster().list('Service')) h.source.put(o);
+    for (const o of testCluster().list('EndpointSlice')) h.source.put(o);
+    for (const o of testCluster().list('Namespace')) h.source.put(o);
+    const k = new KubernetesRecords(DEFAULT_KUBERNETES_CONFIG, { now: () => NOW, clock: h.clock });
+    let attempts = 0;
+    let failing = 0;
+    const reconcile = k.reconcile.bind(k);
+    k.reconcile = (view) => {
+      attempts++;
+      if (failing-- > 0) throw new Error('index build failed');
+      reconcile(view);
+    };
+    k.attach(h.source);
+    await h.source.start();
+    await h.clock.advance(1);
+    check(t, k, [
+      {
+        qname: 'svc1.testns.svc.cluster.local.',
+        qtype: 'A',
+        rcode: 'NOERROR',
+        answer: ['svc1.testns.svc.cluster.local. 5 IN A 10.0.0.1'],
+      },
+    ]);
+    failing = 3;
+    h.source.remove('Service', 'testns/svc1');
+    const times = await attemptTimes(h, () => attempts, 10_000);
+    t.same(
+      times.slice(1).map((x, i) => Math.round((x - times[i]!) / 100) * 100),
+      [1000, 2000, 4000],
+    );
+    check(t, k, [{ qname: 'svc1.testns.svc.cluster.local.', qtype: 'A', rcode: 'NXDOMAIN' }]);
+    t.equal(k.controllerStatus()?.failuresTotal, 3);
+    k.stop();
+  },
+);

@@ -137,7 +137,7 @@ async function server(cfgPods: 'disabled' | 'insecure' = 'disabled') {
   );
   src.put(ns('ns2'));
   const rec = new KubernetesRecords({ ...DEFAULT_KUBERNETES_CONFIG, pods: cfgPods });
-  rec.subscribeTo(src);
+  rec.attach(src);
   const s = new DnsServer({
     host: '127.0.0.1',
     port: 0,
@@ -157,6 +157,7 @@ t.test(
     let r = decode((await s.handle(q('svc1.testns.svc.cluster.local', TYPE.A), 'udp', '127.0.0.1'))!);
     t.equal(r.rcode, RCODE.SERVFAIL, 'SERVFAIL before the initial sync');
     await src.start();
+    await rec.settled();
     t.ok(rec.synced);
     const first = (await s.handle(q('sVc1.TestNs.svc.cluster.local', TYPE.A, 77), 'udp', '127.0.0.1'))!;
     r = decode(first);
@@ -179,6 +180,7 @@ t.test(
     rdOff.writeUInt16BE(0, 2);
     t.equal(decode((await s.respond(rdOff, 'udp', '127.0.0.1'))!).flags & FLAG.RD, 0, 'RD copied from the query');
     src.put(svc('testns', 'svc1', { clusterIPs: ['10.0.0.99'], ports: [port('http', 80)] }));
+    await rec.settled();
     const hits = s.fastHits;
     t.same(
       decode((await s.respond(q('svc1.testns.svc.cluster.local', TYPE.A, 79), 'udp', '127.0.0.1'))!).answers,
@@ -193,8 +195,9 @@ t.test(
 );
 
 t.test('server: EDNS sizes and truncation', async (t) => {
-  const { s, src } = await server();
+  const { s, src, rec } = await server();
   await src.start();
+  await rec.settled();
   const name = 'big.testns.svc.cluster.local';
   const plain = decode((await s.handle(encodeQuery({ id: 5, name, type: TYPE.A }), 'udp', '127.0.0.1'))!);
   t.equal(plain.flags & FLAG.TC, FLAG.TC, 'no EDNS: 512 bytes, so TC');
@@ -222,8 +225,9 @@ t.test('server: EDNS sizes and truncation', async (t) => {
 });
 
 t.test('server: malformed and unusual queries', async (t) => {
-  const { s, src } = await server();
+  const { s, src, rec } = await server();
   await src.start();
+  await rec.settled();
   t.equal(await s.handle(Buffer.from([1, 2, 3]), 'udp', '127.0.0.1'), undefined, 'shorter than a header: dropped');
   const resp = encodeQuery({ id: 1, name: 'a', type: 1 });
   resp.writeUInt16BE(resp.readUInt16BE(2) | FLAG.QR, 2);

@@ -1,67 +1,69 @@
-// The kubernetes plugin's state: it implements the handler ports for the kinds DNS needs, keeps the
-// latest objects, and rebuilds the pure index (records.ts) lazily after a change. Before every watched
-// kind has synced, lookups give SERVFAIL (never NXDOMAIN).
-import type {
-  EndpointSliceHandler,
-  NamespaceHandler,
-  PodHandler,
-  ServiceHandler,
-  ClusterSource,
-  Handlers,
-} from '../../../k8s/handlers.ts';
-import type { EndpointSlice, Namespace, Pod, Service } from '../../../model/types.ts';
-import { keyOf } from '../../../model/types.ts';
+// The kubernetes plugin's state: a reconciler on the controller kernel reading Services, EndpointSlices,
+// Namespaces (and Pods for `pods verified`) from the source's store. Each reconcile builds the pure index
+// (records.ts) from the store and swaps it in; the kernel gates the first one on every watched kind's
+// initial sync, so lookups give SERVFAIL (never NXDOMAIN) until then, and retries a failed build with
+// backoff while the previous index keeps answering.
+import { Controller } from '../../../k8s/controller.ts';
+import type { Reconciler } from '../../../k8s/controller.ts';
+import type { ClusterSource } from '../../../k8s/handlers.ts';
+import type { StoreView } from '../../../k8s/store.ts';
+import type { Kind } from '../../../model/types.ts';
+import type { RunnerClock } from '../../../common/runner.ts';
+import type { Logger } from '../../../common/log.ts';
+import { silentLogger } from '../../../common/log.ts';
+import type { Registry } from 'prom-client';
 import { buildIndex, lookup } from './records.ts';
 import type { ClusterIndex, KubernetesConfig, LookupResult, Query } from './records.ts';
 
-type Kinds = 'services' | 'slices' | 'namespaces' | 'pods';
+export interface KubernetesRecordsOptions {
+  readonly now?: () => number;
+  readonly log?: Logger;
+  readonly clock?: RunnerClock;
+  readonly registry?: Registry;
+}
 
-export class KubernetesRecords implements ServiceHandler, EndpointSliceHandler, NamespaceHandler, Partial<PodHandler> {
+export class KubernetesRecords implements Reconciler {
+  readonly name = 'dns';
+  readonly kinds: readonly Kind[];
   #config: KubernetesConfig;
-  readonly #services = new Map<string, Service>();
-  readonly #slices = new Map<string, EndpointSlice>();
-  readonly #namespaces = new Map<string, Namespace>();
-  readonly #pods = new Map<string, Pod>();
-  readonly #synced = new Set<Kinds>();
+  readonly #opts: KubernetesRecordsOptions;
   readonly #now: () => number;
+  #controller: Controller | undefined;
   #index: ClusterIndex | undefined;
   #serial: number;
   #generation = 0;
   readonly #listeners = new Set<() => void>();
 
-  constructor(config: KubernetesConfig, opts: { now?: () => number } = {}) {
+  constructor(config: KubernetesConfig, opts: KubernetesRecordsOptions = {}) {
     this.#config = config;
+    this.#opts = opts;
     this.#now = opts.now ?? Date.now;
     this.#serial = Math.floor(this.#now() / 1000);
+    // pods are only watched for `pods verified`
+    this.kinds = ['Service', 'EndpointSlice', 'Namespace', ...(config.pods === 'verified' ? (['Pod'] as const) : [])];
   }
 
-  /** Subscribes to a source: pods only when `pods verified` needs them. */
-  subscribeTo(source: ClusterSource): () => void {
-    const h: Handlers = {
-      onServiceAdd: (s) => this.onServiceAdd(s),
-      onServiceUpdate: (o, s) => this.onServiceUpdate(o, s),
-      onServiceDelete: (s) => this.onServiceDelete(s),
-      onServicesSynced: () => this.onServicesSynced(),
-      onEndpointSliceAdd: (s) => this.onEndpointSliceAdd(s),
-      onEndpointSliceUpdate: (o, s) => this.onEndpointSliceUpdate(o, s),
-      onEndpointSliceDelete: (s) => this.onEndpointSliceDelete(s),
-      onEndpointSlicesSynced: () => this.onEndpointSlicesSynced(),
-      onNamespaceAdd: (n) => this.onNamespaceAdd(n),
-      onNamespaceUpdate: (o, n) => this.onNamespaceUpdate(o, n),
-      onNamespaceDelete: (n) => this.onNamespaceDelete(n),
-      onNamespacesSynced: () => this.onNamespacesSynced(),
-    };
-    if (this.config.pods === 'verified') {
-      Object.assign(h, {
-        onPodAdd: (p: Pod) => this.onPodAdd(p),
-        onPodUpdate: (o: Pod, p: Pod) => this.onPodUpdate(o, p),
-        onPodDelete: (p: Pod) => this.onPodDelete(p),
-        onPodsSynced: () => this.onPodsSynced(),
-      });
-    } else {
-      this.#synced.add('pods');
-    }
-    return source.subscribe(h);
+  /** Runs this reconciler on the kernel over `source` (before source.start()); returns the detach function. */
+  attach(source: Pick<ClusterSource, 'watch' | 'view'>): () => void {
+    const c = new Controller(source, this, {
+      log: this.#opts.log ?? silentLogger,
+      retryMinMs: 1000,
+      retryMaxMs: 30_000,
+      ...(this.#opts.clock ? { clock: this.#opts.clock } : {}),
+      ...(this.#opts.registry ? { registry: this.#opts.registry } : {}),
+    });
+    this.#controller = c;
+    return () => void c.stop();
+  }
+
+  /** Resolves once every watched kind has synced and the index is built from it. */
+  async settled(): Promise<void> {
+    await this.#controller?.settled();
+  }
+
+  /** The kernel's view of this consumer (kdp status). */
+  controllerStatus(): ReturnType<Controller['status']> | undefined {
+    return this.#controller?.status();
   }
 
   get config(): KubernetesConfig {
@@ -73,10 +75,11 @@ export class KubernetesRecords implements ServiceHandler, EndpointSliceHandler, 
     return next.pods !== 'verified' || this.#config.pods === 'verified';
   }
 
-  /** A new configuration (Corefile reload), same cluster state: the index is rebuilt, cached answers dropped. */
+  /** A new configuration (Corefile reload), same cluster state: cached answers dropped, the index rebuilt. */
   reconfigure(next: KubernetesConfig): void {
     this.#config = next;
-    this.#changed();
+    this.#bump();
+    this.#controller?.requestFull();
   }
 
   /** A change counter: answers computed at one generation stay valid until it moves. */
@@ -88,90 +91,45 @@ export class KubernetesRecords implements ServiceHandler, EndpointSliceHandler, 
     return () => this.#listeners.delete(fn);
   }
 
+  /** The first index is built: every watched kind has synced. */
   get synced(): boolean {
-    return this.#synced.size === 4;
+    return this.#index !== undefined;
   }
-  /** Marks everything synced (the source's start() resolved: every watched kind was listed). */
-  markSynced(): void {
-    for (const k of ['services', 'slices', 'namespaces', 'pods'] as const) this.#synced.add(k);
-    this.#changed();
+
+  /** Builds the whole index from the store (pure) and swaps it in. */
+  reconcile(view: StoreView): void {
+    const serial = Math.max(this.#serial, Math.floor(this.#now() / 1000));
+    this.#index = buildIndex(
+      {
+        services: view.list('Service'),
+        slices: view.list('EndpointSlice'),
+        pods: this.#config.pods === 'verified' ? view.list('Pod') : [],
+        namespaces: view.list('Namespace'),
+      },
+      this.config,
+      serial,
+    );
+    this.#serial = serial;
+    this.#bump();
   }
 
   lookup(q: Query): LookupResult {
-    if (!this.#index)
-      this.#index = buildIndex(
-        { services: this.#services, slices: this.#slices, pods: this.#pods, namespaces: this.#namespaces },
-        this.config,
-        this.#serial,
-      );
-    return lookup(this.#index, q, this.config, this.synced);
+    if (!this.#index) return lookup(EMPTY, q, this.config, false);
+    return lookup(this.#index, q, this.config, true);
   }
 
-  #changed(): void {
-    this.#index = undefined;
+  stop(): void {
+    void this.#controller?.stop();
+  }
+
+  #bump(): void {
     this.#generation++;
-    this.#serial = Math.max(this.#serial, Math.floor(this.#now() / 1000));
     for (const fn of this.#listeners) fn();
   }
-  #sync(kind: Kinds): void {
-    this.#synced.add(kind);
-    this.#changed();
-  }
-
-  onServiceAdd(s: Service): void {
-    this.#services.set(keyOf(s.meta), s);
-    this.#changed();
-  }
-  onServiceUpdate(_o: Service, s: Service): void {
-    this.onServiceAdd(s);
-  }
-  onServiceDelete(s: Service): void {
-    this.#services.delete(keyOf(s.meta));
-    this.#changed();
-  }
-  onServicesSynced(): void {
-    this.#sync('services');
-  }
-  onEndpointSliceAdd(s: EndpointSlice): void {
-    this.#slices.set(keyOf(s.meta), s);
-    this.#changed();
-  }
-  onEndpointSliceUpdate(_o: EndpointSlice, s: EndpointSlice): void {
-    this.onEndpointSliceAdd(s);
-  }
-  onEndpointSliceDelete(s: EndpointSlice): void {
-    this.#slices.delete(keyOf(s.meta));
-    this.#changed();
-  }
-  onEndpointSlicesSynced(): void {
-    this.#sync('slices');
-  }
-  onNamespaceAdd(n: Namespace): void {
-    this.#namespaces.set(n.meta.name, n);
-    this.#changed();
-  }
-  onNamespaceUpdate(_o: Namespace, n: Namespace): void {
-    this.onNamespaceAdd(n);
-  }
-  onNamespaceDelete(n: Namespace): void {
-    this.#namespaces.delete(n.meta.name);
-    this.#changed();
-  }
-  onNamespacesSynced(): void {
-    this.#sync('namespaces');
-  }
-  onPodAdd(p: Pod): void {
-    this.#pods.set(keyOf(p.meta), p);
-    this.#changed();
-  }
-  onPodUpdate(_o: Pod, p: Pod): void {
-    this.onPodAdd(p);
-  }
-  onPodDelete(p: Pod): void {
-    this.#pods.delete(keyOf(p.meta));
-    this.#changed();
-  }
-  onPodsSynced(): void {
-    this.#sync('pods');
-  }
 }
+
+const EMPTY: ClusterIndex = buildIndex(
+  { services: [], slices: [], pods: [], namespaces: [] },
+  { endpointPodNames: false },
+  0,
+);

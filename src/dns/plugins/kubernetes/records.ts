@@ -33,10 +33,10 @@ const VERSION_TTL = 28800;
 
 /** What the record logic sees of the cluster. */
 export interface ClusterView {
-  readonly services: ReadonlyMap<string, Service>;
-  readonly slices: ReadonlyMap<string, EndpointSlice>;
-  readonly pods: ReadonlyMap<string, Pod>;
-  readonly namespaces: ReadonlyMap<string, Namespace>;
+  readonly services: Iterable<Service>;
+  readonly slices: Iterable<EndpointSlice>;
+  readonly pods: Iterable<Pod>;
+  readonly namespaces: Iterable<Namespace>;
 }
 
 interface IndexedEndpoint {
@@ -98,16 +98,16 @@ export function buildIndex(
     if (!list) ptr.set(k, [target]);
     else if (!list.includes(target)) list.push(target);
   };
-  for (const ns of view.namespaces.values()) namespaces.add(ns.meta.name.toLowerCase());
+  for (const ns of view.namespaces) namespaces.add(ns.meta.name.toLowerCase());
   const slicesBySvc = new Map<string, EndpointSlice[]>();
-  for (const sl of view.slices.values()) {
+  for (const sl of view.slices) {
     if (sl.addressType === 'FQDN') continue;
     const k = `${sl.serviceName}.${sl.meta.namespace}`.toLowerCase();
     const list = slicesBySvc.get(k);
     if (list) list.push(sl);
     else slicesBySvc.set(k, [sl]);
   }
-  for (const svc of view.services.values()) {
+  for (const svc of view.services) {
     const ns = svc.meta.namespace.toLowerCase();
     namespaces.add(ns);
     const key = `${svc.meta.name.toLowerCase()}.${ns}`;
@@ -138,7 +138,7 @@ export function buildIndex(
     services.set(key, { svc, endpoints });
   }
   const podIPs = new Map<string, Set<string>>();
-  for (const pod of view.pods.values()) {
+  for (const pod of view.pods) {
     if (pod.hostNetwork) continue;
     const ns = pod.meta.namespace.toLowerCase();
     let set = podIPs.get(ns);
