@@ -3,7 +3,6 @@ import t from 'tap';
 import { BoundedRunner } from '../../../src/common/runner.ts';
 import { FakeClock } from '../../../src/common/testing/fake-clock.ts';
 
-
 t.test('requests coalesce and runs respect the min interval', async (t) => {
   const clock = new FakeClock();
   const starts: number[] = [];
