@@ -8,7 +8,7 @@ import { build } from 'esbuild';
 import { chmodSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { versionJson } from '../src/cni/skel.ts';
+import { versionJson } from '../src/cnispec/skel.ts';
 import { SOCKET_DIR } from '../src/cni/server.ts';
 
 export const PLUGINS = ['kdp-bridge', 'kdp-host-local', 'kdp-portmap'] as const;

@@ -11,9 +11,9 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run } from '../../src/common/exec-adapter.ts';
-import { CniDriver } from '../../src/cni/testing/driver.ts';
+import { CniDriver } from '../../src/cnispec/runtime.ts';
 import { startBenchNode } from './node.ts';
-import type { Conflist } from '../../src/cni/testing/driver.ts';
+import type { Conflist } from '../../src/cnispec/runtime.ts';
 
 const PODS = Number(process.env.PODS ?? 30);
 const IFNAME: Record<string, string> = {

@@ -1,6 +1,6 @@
 // Where the time of one CNI ADD/DEL goes (issue #4): the same lab node, plugins and warm `kdp cni serve` as
 // bench.ts, every kdp call with KDP_CNI_TRACE=1 (the Perl client, the server and the exec path print
-// epoch-millisecond marks to stderr, src/cni/trace.ts). Prints the median of each phase, from the harness's
+// epoch-millisecond marks to stderr, src/cnispec/trace.ts). Prints the median of each phase, from the harness's
 // exec to its exit, for the serve path and the exec path, beside the reference plugin's wall time and
 // `ip netns exec NODE true` (what the harness adds to every sample).
 //   npm run bench:cni-trace      (PODS=20 by default; needs root)
@@ -8,10 +8,10 @@
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../src/common/exec-adapter.ts';
-import { CniDriver } from '../../src/cni/testing/driver.ts';
+import { CniDriver } from '../../src/cnispec/runtime.ts';
 import { startBenchNode } from './node.ts';
-import type { Conflist } from '../../src/cni/testing/driver.ts';
-import { epochMs } from '../../src/cni/trace.ts';
+import type { Conflist } from '../../src/cnispec/runtime.ts';
+import { epochMs } from '../../src/cnispec/trace.ts';
 
 const PODS = Number(process.env.PODS ?? 20);
 

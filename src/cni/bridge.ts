@@ -26,12 +26,12 @@ import {
   setSysctl,
 } from '../netlink/links.ts';
 import { NftRunner, comment, defaultNftLock, renderBase, renderMasq, tag } from '../netlink/nft.ts';
-import type { Locker } from '../ipam/flock.ts';
+import type { Locker } from '../common/flock.ts';
 import type { WarmContext } from './warm.ts';
-import { delegate } from './delegate.ts';
-import { NO_TRACE } from './trace.ts';
-import type { PluginVerbs } from './skel.ts';
-import type { CniInterface, CniIpConfig, CniRequest, CniResult, CniRoute } from './types.ts';
+import { delegate } from '../cnispec/delegate.ts';
+import { NO_TRACE } from '../cnispec/trace.ts';
+import type { PluginVerbs } from '../cnispec/skel.ts';
+import type { CniInterface, CniIpConfig, CniRequest, CniResult, CniRoute } from '../cnispec/types.ts';
 
 export interface BridgeConfig {
   readonly bridge: string;

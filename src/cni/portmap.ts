@@ -7,8 +7,8 @@ import { validAttachments } from '../ipam/host-local.ts';
 import { attachmentHash, enableRouteLocalnetTowards } from '../netlink/links.ts';
 import { NftRunner, comment, defaultNftLock, renderBase, renderPortMaps, tag } from '../netlink/nft.ts';
 import type { WarmContext } from './warm.ts';
-import type { PluginVerbs } from './skel.ts';
-import type { CniRequest, CniResult, PortMapping } from './types.ts';
+import type { PluginVerbs } from '../cnispec/skel.ts';
+import type { CniRequest, CniResult, PortMapping } from '../cnispec/types.ts';
 
 export function portMappings(config: Readonly<Record<string, unknown>>): PortMapping[] {
   const rc = config.runtimeConfig as { portMappings?: unknown } | undefined;

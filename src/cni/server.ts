@@ -9,13 +9,13 @@ import type { Server } from 'node:http';
 import { mkdirSync, readlinkSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from '../common/log.ts';
-import { runPlugin } from './skel.ts';
-import type { PluginVerbs } from './skel.ts';
-import { epochMs } from './trace.ts';
+import { runPlugin } from '../cnispec/skel.ts';
+import type { PluginVerbs } from '../cnispec/skel.ts';
+import { epochMs } from '../cnispec/trace.ts';
 import { createWarmContext } from './warm.ts';
 import type { WarmContext } from './warm.ts';
-import type { Trace } from './trace.ts';
-import type { CniRequest } from './types.ts';
+import type { Trace } from '../cnispec/trace.ts';
+import type { CniRequest } from '../cnispec/types.ts';
 
 export const SOCKET_DIR = '/run/kdp-cni';
 

@@ -21,8 +21,8 @@ import { closeSync, openSync, statSync } from 'node:fs';
 import { KdpError } from '../common/errors.ts';
 import { defaultExec, execFailure } from '../common/exec-adapter.ts';
 import type { Exec, ExecOptions, ExecResult } from '../common/exec-adapter.ts';
-import { lockFile } from '../ipam/flock.ts';
-import type { FileLock } from '../ipam/flock.ts';
+import { lockFile } from '../common/flock.ts';
+import type { FileLock } from '../common/flock.ts';
 
 const key = (argv: readonly string[]) => argv.join('\0');
 

@@ -2,7 +2,7 @@
 // address of that range set (or at the first rangeStart), walk the ranges in order, wrap around, stop
 // when back at the start. The gateway is never handed out. Works only through the IpStore port.
 import { KdpError } from '../common/errors.ts';
-import type { CniIpConfig } from '../cni/types.ts';
+import type { CniIpConfig } from '../cnispec/types.ts';
 import type { IpamConfig, RangeSet } from './config.ts';
 import { rangeSetFamily } from './config.ts';
 import { contains, formatIp, parseIp, tryParseIp } from './ip.ts';

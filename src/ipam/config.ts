@@ -3,7 +3,7 @@
 // dual-stack) or the legacy top-level subnet/rangeStart/rangeEnd/gateway; routes; dataDir. Requested
 // addresses come from CNI_ARGS IP=, args.cni.ips and runtimeConfig.ips; runtimeConfig.ipRanges replaces ranges.
 import { KdpError } from '../common/errors.ts';
-import type { CniRoute } from '../cni/types.ts';
+import type { CniRoute } from '../cnispec/types.ts';
 import { contains, formatIp, lastAddress, network, parseCidr, parseIp } from './ip.ts';
 import type { Cidr, Family, Ip } from './ip.ts';
 

@@ -14,8 +14,8 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { KdpError } from '../common/errors.ts';
-import { lockFile } from './flock.ts';
-import type { FileLock, Locker } from './flock.ts';
+import { lockFile } from '../common/flock.ts';
+import type { FileLock, Locker } from '../common/flock.ts';
 import type { Allocation, IpStore } from './store.ts';
 
 const LAST = 'last_reserved_ip.';

@@ -2,15 +2,15 @@
 // kdp-bridge when its ipam.type is kdp-host-local (one Node start per ADD instead of two).
 import { accessSync, constants, mkdirSync } from 'node:fs';
 import { KdpError } from '../common/errors.ts';
-import type { PluginVerbs } from '../cni/skel.ts';
-import { NO_TRACE } from '../cni/trace.ts';
-import type { Trace } from '../cni/trace.ts';
-import type { Attachment, CniRequest, CniResult } from '../cni/types.ts';
+import type { PluginVerbs } from '../cnispec/skel.ts';
+import { NO_TRACE } from '../cnispec/trace.ts';
+import type { Trace } from '../cnispec/trace.ts';
+import type { Attachment, CniRequest, CniResult } from '../cnispec/types.ts';
 import { allocate, collect, ownedBy, release } from './allocator.ts';
 import { loadIpamConfig } from './config.ts';
 import { DiskStore } from './disk-store.ts';
 import type { IpStore } from './store.ts';
-import type { Locker } from './flock.ts';
+import type { Locker } from '../common/flock.ts';
 
 async function withLock<T>(store: IpStore, fn: () => Promise<T>, trace: Trace = NO_TRACE): Promise<T> {
   await trace.span('ipam lock', store.lock());

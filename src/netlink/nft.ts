@@ -4,10 +4,10 @@
 // table: no prevResult, no runtimeConfig and no netns needed. Renderers are pure; NftRunner runs `nft`.
 import { defaultExec } from '../common/exec-adapter.ts';
 import type { Exec } from '../common/exec-adapter.ts';
-import type { PortMapping } from '../cni/types.ts';
-import { NO_TRACE } from '../cni/trace.ts';
-import type { Trace } from '../cni/trace.ts';
-import type { Locker } from '../ipam/flock.ts';
+import type { PortMapping } from '../cnispec/types.ts';
+import { NO_TRACE } from '../cnispec/trace.ts';
+import type { Trace } from '../cnispec/trace.ts';
+import type { Locker } from '../common/flock.ts';
 
 export const TABLE = 'kdp';
 const NETNS_LOCK = '/proc/self/ns/net';

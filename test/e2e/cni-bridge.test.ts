@@ -9,14 +9,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Lab } from '../../src/lab/lab.ts';
 import { needsRoot } from '../helpers/gate.ts';
-import { CniDriver } from '../../src/cni/testing/driver.ts';
-import type { Conflist } from '../../src/cni/testing/driver.ts';
+import { CniDriver } from '../../src/cnispec/runtime.ts';
+import type { Conflist } from '../../src/cnispec/runtime.ts';
 import { freshPlugins, makeNode, waitFor } from '../../src/cni/testing/fixtures.ts';
-import type { CniResult } from '../../src/cni/types.ts';
+import type { CniResult } from '../../src/cnispec/types.ts';
 import { silentLogger } from '../../src/common/log.ts';
 import { Controller } from '../../src/k8s/controller.ts';
 import { FakeSource } from '../../src/k8s/testing/fake-source.ts';
-import { HostGwAgent, IpRouteTable } from '../../src/cni/node-agent.ts';
+import { HostGwAgent, IpRouteTable } from '../../src/node/agent.ts';
 import { defaultExec } from '../../src/common/exec-adapter.ts';
 
 const ECHO = fileURLToPath(new URL('../../src/lab/echo-server.ts', import.meta.url));

@@ -14,8 +14,8 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Lab } from '../../src/lab/lab.ts';
 import { needsRoot } from '../helpers/gate.ts';
-import { CniDriver } from '../../src/cni/testing/driver.ts';
-import type { Conflist } from '../../src/cni/testing/driver.ts';
+import { CniDriver } from '../../src/cnispec/runtime.ts';
+import type { Conflist } from '../../src/cnispec/runtime.ts';
 import { bridgeConflist, freshPlugins, reservationFiles, waitFor } from '../../src/cni/testing/fixtures.ts';
 import { attachmentHash, hostVethName } from '../../src/netlink/links.ts';
 

@@ -9,10 +9,10 @@ import { fileURLToPath } from 'node:url';
 import { Lab } from '../../src/lab/lab.ts';
 import { run } from '../../src/common/exec-adapter.ts';
 import { needsRoot } from '../helpers/gate.ts';
-import { CniDriver } from '../../src/cni/testing/driver.ts';
-import type { Conflist } from '../../src/cni/testing/driver.ts';
+import { CniDriver } from '../../src/cnispec/runtime.ts';
+import type { Conflist } from '../../src/cnispec/runtime.ts';
 import { freshPlugins } from '../../src/cni/testing/fixtures.ts';
-import type { CniResult } from '../../src/cni/types.ts';
+import type { CniResult } from '../../src/cnispec/types.ts';
 
 const REF = '/usr/lib/cni';
 

@@ -21,13 +21,13 @@ import { Lab, listNamespaces } from '../../src/lab/lab.ts';
 import { needsRoot } from '../helpers/gate.ts';
 import { diffSnapshots, snapshotRootNs } from '../helpers/root-ns.ts';
 import { run } from '../../src/common/exec-adapter.ts';
-import { CniDriver } from '../../src/cni/testing/driver.ts';
-import type { Conflist } from '../../src/cni/testing/driver.ts';
+import { CniDriver } from '../../src/cnispec/runtime.ts';
+import type { Conflist } from '../../src/cnispec/runtime.ts';
 import { freshPlugins, makeNode } from '../../src/cni/testing/fixtures.ts';
 import { silentLogger } from '../../src/common/log.ts';
 import { Controller } from '../../src/k8s/controller.ts';
 import { FakeSource } from '../../src/k8s/testing/fake-source.ts';
-import { HostGwAgent, IpRouteTable } from '../../src/cni/node-agent.ts';
+import { HostGwAgent, IpRouteTable } from '../../src/node/agent.ts';
 import { defaultExec } from '../../src/common/exec-adapter.ts';
 
 const SETUP = fileURLToPath(new URL('../../scripts/setup-system.sh', import.meta.url));

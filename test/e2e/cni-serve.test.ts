@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Lab } from '../../src/lab/lab.ts';
 import { needsRoot } from '../helpers/gate.ts';
-import { CniDriver } from '../../src/cni/testing/driver.ts';
-import type { Conflist } from '../../src/cni/testing/driver.ts';
+import { CniDriver } from '../../src/cnispec/runtime.ts';
+import type { Conflist } from '../../src/cnispec/runtime.ts';
 import { freshPlugins, waitFor } from '../../src/cni/testing/fixtures.ts';
 
 const KDP = fileURLToPath(new URL('../../bin/kdp', import.meta.url));

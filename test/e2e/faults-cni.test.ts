@@ -11,8 +11,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Lab } from '../../src/lab/lab.ts';
 import { run } from '../../src/common/exec-adapter.ts';
 import { needsRoot } from '../helpers/gate.ts';
-import { CniDriver } from '../../src/cni/testing/driver.ts';
-import type { Conflist } from '../../src/cni/testing/driver.ts';
+import { CniDriver } from '../../src/cnispec/runtime.ts';
+import type { Conflist } from '../../src/cnispec/runtime.ts';
 import { bridgeConflist, freshPlugins, reservationFiles } from '../../src/cni/testing/fixtures.ts';
 import { fuzzSeed, rng } from '../helpers/fuzz.ts';
 

@@ -1,5 +1,5 @@
 // `kdp cni build|install` (the plugin bundles) and `kdp node-agent` (host-gw routes from Node objects).
-export { renderConflist } from '../../cni/conflist.ts';
+export { renderConflist } from '../../node/conflist.ts';
 import {
   chmodSync,
   copyFileSync,
@@ -15,7 +15,7 @@ import {
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { KdpError } from '../../common/errors.ts';
-import { renderConflist } from '../../cni/conflist.ts';
+import { renderConflist } from '../../node/conflist.ts';
 import { untilStopped } from '../command.ts';
 import type { Command, CommandContext } from '../command.ts';
 
@@ -219,7 +219,7 @@ export const nodeAgentCommand: Command = {
     const ttl = values.ttl === undefined ? undefined : Number(values.ttl);
     if (ttl !== undefined && !(ttl >= 0)) throw new KdpError('KDP_USAGE', `--ttl takes seconds, got ${values.ttl}`);
     const { openSource } = await import('../../k8s/open-source.ts');
-    const { HostGwAgent, IpRouteTable } = await import('../../cni/node-agent.ts');
+    const { HostGwAgent, IpRouteTable } = await import('../../node/agent.ts');
     const source = openSource({
       log: ctx.log,
       ...(values.manifests ? { manifestsDir: values.manifests } : {}),
@@ -231,7 +231,7 @@ export const nodeAgentCommand: Command = {
     const kernel = { log: ctx.log, retryMinMs: 1000, retryMaxMs: 10_000 };
     const controllers = [new Controller(source, agent, kernel)];
     if (values['cni-conf-dir']) {
-      const { ConflistWriter } = await import('../../cni/conflist.ts');
+      const { ConflistWriter } = await import('../../node/conflist.ts');
       const writer = new ConflistWriter({
         nodeName: values.node,
         confDir: values['cni-conf-dir'],

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Node } from '../../model/types.ts';
-import type { Conflist } from './driver.ts';
+import type { Conflist } from '../../cnispec/runtime.ts';
 
 /** Builds the plugin bundles into a fresh temp dir (each test file its own: no races with parallel files). */
 export async function freshPlugins(): Promise<string> {

@@ -2,7 +2,7 @@
 import t from 'tap';
 import { gatewayLines, hostBatch, loadBridgeConfig, podBatch, podRoutes } from '../../../src/cni/bridge.ts';
 import { containerIps, portMappings } from '../../../src/cni/portmap.ts';
-import type { CniRequest } from '../../../src/cni/types.ts';
+import type { CniRequest } from '../../../src/cnispec/types.ts';
 
 const base = {
   cniVersion: '1.0.0',

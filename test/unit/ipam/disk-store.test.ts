@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DiskStore } from '../../../src/ipam/disk-store.ts';
-import { lockFile } from '../../../src/ipam/flock.ts';
+import { lockFile } from '../../../src/common/flock.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kdp-ipam-unit-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));

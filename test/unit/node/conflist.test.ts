@@ -2,7 +2,7 @@ import t from 'tap';
 import { mkdtempSync, readFileSync, existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConflistWriter, renderConflist } from '../../../src/cni/conflist.ts';
+import { ConflistWriter, renderConflist } from '../../../src/node/conflist.ts';
 import { attemptTimes, harness } from '../../../src/k8s/testing/harness.ts';
 import { testMeta } from '../../../src/model/testing/builders.ts';
 import type { Node } from '../../../src/model/types.ts';

@@ -68,6 +68,6 @@ export interface CniRequest {
   readonly stdin: string;
   readonly cniVersion: string;
   readonly env: Readonly<Record<string, string | undefined>>;
-  /** per-phase timing when KDP_CNI_TRACE is set (src/cni/trace.ts); absent = off */
+  /** per-phase timing when KDP_CNI_TRACE is set (src/cnispec/trace.ts); absent = off */
   readonly trace?: Trace;
 }

@@ -3,9 +3,9 @@
 // cni.dev/valid-attachments on GC. `nodeNs` runs every plugin inside that network namespace.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { defaultExec } from '../../common/exec-adapter.ts';
-import type { Exec } from '../../common/exec-adapter.ts';
-import type { Attachment, CniResult } from '../types.ts';
+import { defaultExec } from '../common/exec-adapter.ts';
+import type { Exec } from '../common/exec-adapter.ts';
+import type { Attachment, CniResult } from './types.ts';
 
 export interface PluginConf {
   readonly type: string;

@@ -2,9 +2,9 @@
 // spec's error JSON and codes, version handling, result conversion for old versions.
 import t from 'tap';
 import { KdpError } from '../../../src/common/errors.ts';
-import { parseCniArgs, runPlugin, versionAtLeast } from '../../../src/cni/skel.ts';
-import type { PluginVerbs } from '../../../src/cni/skel.ts';
-import type { CniRequest } from '../../../src/cni/types.ts';
+import { parseCniArgs, runPlugin, versionAtLeast } from '../../../src/cnispec/skel.ts';
+import type { PluginVerbs } from '../../../src/cnispec/skel.ts';
+import type { CniRequest } from '../../../src/cnispec/types.ts';
 
 function harness(verbs: Partial<PluginVerbs> = {}) {
   const calls: { verb: string; req: CniRequest }[] = [];

@@ -4,7 +4,7 @@
 // (kill -9 included). Compatible with host-local's lock on the same file.
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { KdpError } from '../common/errors.ts';
+import { KdpError } from './errors.ts';
 
 export interface FileLock {
   release(): void;

@@ -1,8 +1,8 @@
 // The host-gw node agent against a fake route table: desired routes, diffs, nothing before sync,
 // on the controller kernel's harness (fake source, fake clock): retry with backoff after a failure.
 import t from 'tap';
-import { HostGwAgent, desiredRoutes, routeBatch } from '../../../src/cni/node-agent.ts';
-import type { HostGwRoute, RouteTable } from '../../../src/cni/node-agent.ts';
+import { HostGwAgent, desiredRoutes, routeBatch } from '../../../src/node/agent.ts';
+import type { HostGwRoute, RouteTable } from '../../../src/node/agent.ts';
 import { makeNode } from '../../../src/cni/testing/fixtures.ts';
 import { attemptTimes, harness } from '../../../src/k8s/testing/harness.ts';
 
