@@ -1,19 +1,18 @@
 // `kdp status`: what kdp sees (services -> ports -> endpoints, DNS names, ingress routes) and, when a lab is
 // up, what the proxy programmed (the nft chain of each service port and its backends). Pure: built from a
-// snapshot and the text of the nft table; rendered as a table or JSON.
-import type { Snapshot } from '../up/snapshot.ts';
-import { buildServicePorts } from '../proxy/model.ts';
-import { chainNames, programmedBackends } from '../proxy/nftables/render.ts';
-import { compile, DEFAULT_COMPILE_OPTIONS } from '../../ingress/compile.ts';
-import type { EndpointSlice } from '../model/types.ts';
+// read of the cluster and the text of the nft table; rendered as a table or JSON. Each component answers for
+// itself through its status.ts (the status interface of src/model/status.ts): this module only puts the
+// answers side by side.
+import type { ClusterView, StatusInput } from '../model/status.ts';
 import { keyOf } from '../model/types.ts';
+import { status as proxyStatus } from '../proxy/status.ts';
+import type { EndpointStatus } from '../proxy/status.ts';
+import { portKey, status as dnsStatus } from '../dns/status.ts';
+import type { DnsOnlyStatus } from '../dns/status.ts';
+import { status as ingressStatus } from '../../ingress/status.ts';
+import type { IngressRouteStatus } from '../../ingress/status.ts';
 
-export interface EndpointStatus {
-  readonly address: string;
-  /** ready | serving-terminating | terminating | not-ready */
-  readonly state: string;
-  readonly node?: string;
-}
+export type { DnsOnlyStatus, EndpointStatus, IngressRouteStatus };
 
 export interface ServicePortStatus {
   readonly service: string;
@@ -27,22 +26,6 @@ export interface ServicePortStatus {
   readonly rule: { readonly chain: string; readonly programmedBackends?: number };
 }
 
-export interface DnsOnlyStatus {
-  readonly service: string;
-  readonly kind: 'headless' | 'ExternalName';
-  readonly dns: string;
-  readonly answers: readonly string[];
-}
-
-export interface IngressRouteStatus {
-  readonly host: string;
-  readonly path: string;
-  readonly match: string;
-  readonly backend: string;
-  readonly endpoints: number;
-  readonly tls: boolean;
-}
-
 export interface StatusReport {
   readonly services: readonly ServicePortStatus[];
   readonly dnsOnly: readonly DnsOnlyStatus[];
@@ -50,133 +33,30 @@ export interface StatusReport {
   readonly ingressRejected: readonly { readonly ingress: string; readonly reason: string }[];
 }
 
-function bySvc(slices: readonly EndpointSlice[]): Map<string, EndpointSlice[]> {
-  const m = new Map<string, EndpointSlice[]>();
-  for (const s of slices) {
-    const k = `${s.meta.namespace}/${s.serviceName}`;
-    m.set(k, [...(m.get(k) ?? []), s]);
-  }
-  return m;
-}
-
-/** nft `list table` text -> chain name -> number of endpoints it balances over (the proxy's renderer knows the rule forms). */
-export function nftBackends(tableText: string): Map<string, number> {
-  return programmedBackends(tableText);
-}
-
-/**
- * ClusterIP-only service ports have no chain of their own: their endpoints are elements `vip . port . index`
- * of the shared `cluster-endpoints-<proto>` maps. `<proto> <vip> <port>` -> number of endpoints.
- */
-export function nftClusterMapBackends(tableText: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const m of tableText.matchAll(/^\s*map cluster-endpoints-(\w+) \{([\s\S]*?)^\s*\}/gm)) {
-    for (const e of (m[2] ?? '').matchAll(/([0-9a-fA-F:.]+) \. (\d+) \. \d+ :/g)) {
-      const k = `${m[1]} ${e[1]} ${e[2]}`;
-      out.set(k, (out.get(k) ?? 0) + 1);
-    }
-  }
-  return out;
-}
-
 export function buildStatus(
-  snap: Snapshot,
+  cluster: ClusterView,
   opts: { zone?: string; nodeName?: string; nftTable?: string } = {},
 ): StatusReport {
-  const zone = opts.zone ?? 'cluster.local';
-  const slices = bySvc(snap.endpointSlices);
-  const programmed = opts.nftTable === undefined ? undefined : nftBackends(opts.nftTable);
-  const viaMaps = opts.nftTable === undefined ? undefined : nftClusterMapBackends(opts.nftTable);
-  const nodeName = opts.nodeName ?? '';
-  const ports = [
-    ...buildServicePorts(snap.services, slices, { family: 'IPv4', nodeName }),
-    ...buildServicePorts(snap.services, slices, { family: 'IPv6', nodeName }),
-  ];
-  const svcByKey = new Map(snap.services.map((s) => [keyOf(s.meta), s]));
-  const services: ServicePortStatus[] = ports.map((sp) => {
-    const svc = svcByKey.get(`${sp.namespace}/${sp.name}`)!;
-    const fqdn = `${sp.name}.${sp.namespace}.svc.${zone}`;
-    const chain = chainNames(sp).service;
-    const found = programmed?.get(chain) ?? viaMaps?.get(`${sp.protocol.toLowerCase()} ${sp.clusterIP} ${sp.port}`);
-    return {
-      service: `${sp.namespace}/${sp.name}`,
-      type: svc.type,
-      clusterIP: sp.clusterIP,
-      port: `${sp.portName ? `${sp.portName} ` : ''}${sp.port}/${sp.protocol}`,
-      ...(sp.nodePort !== undefined ? { nodePort: sp.nodePort } : {}),
-      endpoints: sp.endpoints.map((e) => ({
-        address: `${e.ip}:${e.port}`,
-        state: e.ready
-          ? 'ready'
-          : e.serving && e.terminating
-            ? 'serving-terminating'
-            : e.terminating
-              ? 'terminating'
-              : 'not-ready',
-      })),
-      dns: [fqdn, ...(sp.portName ? [`_${sp.portName}._${sp.protocol.toLowerCase()}.${fqdn} (SRV)`] : [])],
-      rule: programmed === undefined ? { chain } : { chain, programmedBackends: found ?? 0 },
-    };
-  });
-  const dnsOnly: DnsOnlyStatus[] = [];
-  for (const svc of snap.services) {
-    const fqdn = `${svc.meta.name}.${svc.meta.namespace}.svc.${zone}`;
-    if (svc.type === 'ExternalName' && svc.externalName)
-      dnsOnly.push({
-        service: keyOf(svc.meta),
-        kind: 'ExternalName',
-        dns: fqdn,
-        answers: [`CNAME ${svc.externalName}`],
-      });
-    else if (svc.headless) {
-      const answers: string[] = [];
-      for (const s of slices.get(keyOf(svc.meta)) ?? [])
-        for (const e of s.endpoints)
-          if (e.conditions.ready || svc.publishNotReadyAddresses)
-            answers.push(...e.addresses.slice(0, 1).map((a) => (e.hostname ? `${a} (${e.hostname}.${fqdn})` : a)));
-      dnsOnly.push({ service: keyOf(svc.meta), kind: 'headless', dns: fqdn, answers: answers.sort() });
-    }
-  }
-  const result = compile(
-    {
-      ingresses: snap.ingresses,
-      classes: snap.ingressClasses,
-      services: svcByKey,
-      slices: snap.endpointSlices,
-      secrets: new Map(snap.secrets.map((s) => [keyOf(s.meta), s])),
-    },
-    DEFAULT_COMPILE_OPTIONS,
-  );
-  const ingress: IngressRouteStatus[] = [];
-  const t = result.table;
-  const hosts = [...t.hosts.values(), ...t.wildcards.values(), ...(t.any ? [t.any] : [])];
-  for (const h of hosts) {
-    for (const p of h.paths) {
-      ingress.push({
-        host: h.host || '*',
-        path: p.path,
-        match: p.kind,
-        backend: `${p.upstream.namespace}/${p.upstream.service}:${p.upstream.port}`,
-        endpoints: p.upstream.endpoints.length,
-        tls: t.certs.has(h.host) || [...t.certs.keys()].some((c) => c.startsWith('*.') && h.host.endsWith(c.slice(1))),
-      });
-    }
-  }
-  if (t.defaultRoute)
-    ingress.push({
-      host: '(default)',
-      path: '',
-      match: 'default',
-      backend: `${t.defaultRoute.upstream.namespace}/${t.defaultRoute.upstream.service}:${t.defaultRoute.upstream.port}`,
-      endpoints: t.defaultRoute.upstream.endpoints.length,
-      tls: false,
-    });
-  return {
-    services,
-    dnsOnly,
-    ingress,
-    ingressRejected: result.rejected.map((r) => ({ ingress: r.ingress, reason: r.reason })),
+  const input: StatusInput = {
+    cluster,
+    zone: opts.zone ?? 'cluster.local',
+    nodeName: opts.nodeName ?? '',
+    ...(opts.nftTable !== undefined ? { nftTable: opts.nftTable } : {}),
   };
+  const dns = dnsStatus(input);
+  const ingress = ingressStatus(input);
+  const typeOf = new Map(cluster.services.map((s) => [keyOf(s.meta), s.type]));
+  const services: ServicePortStatus[] = proxyStatus(input).map((p) => ({
+    service: `${p.namespace}/${p.name}`,
+    type: typeOf.get(`${p.namespace}/${p.name}`) ?? '',
+    clusterIP: p.clusterIP,
+    port: `${p.portName ? `${p.portName} ` : ''}${p.port}/${p.protocol}`,
+    ...(p.nodePort !== undefined ? { nodePort: p.nodePort } : {}),
+    endpoints: p.endpoints,
+    dns: dns.portNames.get(portKey(p.namespace, p.name, p.portName, p.protocol)) ?? [],
+    rule: p.rule,
+  }));
+  return { services, dnsOnly: dns.dnsOnly, ingress: ingress.routes, ingressRejected: ingress.rejected };
 }
 
 function table(header: readonly string[], rows: readonly (readonly string[])[]): string {

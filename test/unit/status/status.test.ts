@@ -4,7 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { ManifestsSource } from '../../../src/k8s/manifests-source.ts';
 import { silentLogger } from '../../../src/common/log.ts';
 import { takeSnapshot } from '../../../src/up/snapshot.ts';
-import { buildStatus, nftBackends, renderStatus } from '../../../src/status/status.ts';
+import { buildStatus, renderStatus } from '../../../src/status/status.ts';
+import { nftBackends } from '../../../src/proxy/status.ts';
 import { main } from '../../../src/cli/main.ts';
 
 const FIXTURE = fileURLToPath(new URL('../../fixtures/status-cluster', import.meta.url));

@@ -1,0 +1,31 @@
+// The small status interface of `kdp status` (src/status): every component answers for itself through a
+// `status(input: StatusInput)` function in its own folder's status.ts (src/proxy/status.ts, src/dns/status.ts,
+// ingress/status.ts), so the status report never reaches into a component's compilers or renderers.
+// Plain data; imports only the model types.
+import type { EndpointSlice, Ingress, IngressClass, Namespace, Node, Pod, Service, TlsSecret } from './types.ts';
+
+/** One consistent read of the cluster (the snapshot of src/up/snapshot.ts has this shape). */
+export interface ClusterView {
+  readonly services: readonly Service[];
+  readonly endpointSlices: readonly EndpointSlice[];
+  readonly pods: readonly Pod[];
+  readonly nodes: readonly Node[];
+  readonly namespaces: readonly Namespace[];
+  readonly ingresses: readonly Ingress[];
+  readonly ingressClasses: readonly IngressClass[];
+  readonly secrets: readonly TlsSecret[];
+}
+
+/** What `kdp status` hands every component. */
+export interface StatusInput {
+  readonly cluster: ClusterView;
+  /** the DNS zone (cluster.local) */
+  readonly zone: string;
+  /** the node the report is for ('' = none) */
+  readonly nodeName: string;
+  /** `nft list table ip kdp` of that node, when it was read (undefined: the kernel was not checked) */
+  readonly nftTable?: string;
+}
+
+/** A component's answer to `kdp status`: its own status shape, computed from the input alone (pure). */
+export type ComponentStatus<T> = (input: StatusInput) => T;
