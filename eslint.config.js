@@ -1,8 +1,10 @@
-// Lint rules. Beyond the recommended sets, this enforces the layering of docs/ARCHITECTURE.md:
-// src/model and src/common import nothing of ours; nothing but src/k8s touches the Kubernetes client;
-// nobody runs shell strings (child_process.exec) — argv arrays through execFile/spawn only.
+// Lint rules. Beyond the recommended sets, this enforces the layering of docs/ARCHITECTURE.md (lint/layers.js:
+// no upward import between layers, no import between siblings of one layer, production never imports a
+// testing/ folder, src/status reaches components only through their status.ts); nothing but src/k8s touches
+// the Kubernetes client; nobody runs shell strings (child_process.exec) — argv arrays through execFile/spawn only.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import layers from './lint/layers.js';
 
 const noShell = {
   paths: [
@@ -52,16 +54,9 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/model/**', 'src/common/**'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          ...noShell,
-          patterns: [{ group: ['../*', '!./*'], message: 'src/model and src/common import nothing of ours' }],
-        },
-      ],
-    },
+    files: ['src/**', 'cni-plugins/**', 'ingress/**'],
+    plugins: { kdp: layers },
+    rules: { 'kdp/layers': 'error' },
   },
   {
     files: ['src/**', 'cni-plugins/**', 'ingress/**'],
