@@ -1,6 +1,7 @@
-// A mini libcni for tests and benchmarks: runs plugin executables with the CNI env and stdin, chains a
+// The runtime side of CNI, a mini libcni: runs plugin executables with the CNI env and stdin, chains a
 // conflist (prevResult, runtimeConfig from declared capabilities, reverse order on DEL), injects
-// cni.dev/valid-attachments on GC. `nodeNs` runs every plugin inside that network namespace.
+// cni.dev/valid-attachments on GC. `nodeNs` runs every plugin inside that network namespace. `kdp up` plumbs
+// its pods through it as a container runtime would; the tests and benchmarks use it the same way.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultExec } from '../common/exec-adapter.ts';
