@@ -6,7 +6,8 @@
 //   - production never imports a `testing/` folder (only test/, bench/ and other testing/ folders may);
 //   - src/status reaches a component only through the component's status.ts (its small status interface),
 //     never its compilers or renderers.
-// Files outside every unit (test/, bench/, scripts/, config) are not checked. Import specifiers that are not
+// A file under src/ outside every unit is an error (a new folder gets a layer first); files outside src/ and
+// every unit (test/, bench/, scripts/, config) are not checked. Import specifiers that are not
 // relative (packages, node:) are not ours and not checked here.
 import { dirname, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -75,7 +76,19 @@ const layersRule = {
   },
   create(context) {
     const file = relative(ROOT, context.filename);
-    if (file.startsWith('..') || !unitOf(file)) return {};
+    if (file.startsWith('..')) return {};
+    if (!unitOf(file)) {
+      // every folder of src/ has a place in the layers: a new one cannot escape the walls unnoticed
+      if (file.split(sep)[0] !== 'src') return {};
+      return {
+        Program: (node) =>
+          context.report({
+            node,
+            messageId: 'wall',
+            data: { why: `${file} is in no layer: add its folder to LAYERS in lint/layers.js` },
+          }),
+      };
+    }
     const check = (source) => {
       if (!source || source.type !== 'Literal' || typeof source.value !== 'string') return;
       if (!source.value.startsWith('.')) return;

@@ -95,6 +95,12 @@ t.test('kdp status reaches a component only through its status.ts', async (t) =>
   t.same(await walls('src/status/zz-wall.ts', "import { status } from '../proxy/status.ts';\nstatus();\n"), []);
 });
 
+t.test('a folder of src/ outside every layer fails lint until it gets one', async (t) => {
+  t.match(await walls('src/newthing/zz-wall.ts', 'export const x = 1;\n'), [
+    /^src\/newthing\/zz-wall.ts is in no layer/,
+  ]);
+});
+
 t.test('downward imports pass', async (t) => {
   const code = [
     "import { loadIpamConfig } from '../ipam/config.ts';",
