@@ -744,7 +744,7 @@ class ClientConn implements RequestFacts {
     this.#buf = consumed < this.#buf!.length ? this.#buf!.subarray(consumed) : undefined;
     const id = this.hooks.requestId(reqId);
     const ip = this.ip;
-    const set = forwardedText({ scheme: 'http', host, ip, port: this.#port, requestId: id, forwardedFor: xff });
+    const set = forwardedText('http', host, ip, this.#port, id, xff);
     const up = `${method} ${target} HTTP/1.1\r\n${set}${fwd}\r\n`;
     const rec: FrontRecord = {
       start: performance.now(),

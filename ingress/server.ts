@@ -308,6 +308,9 @@ export class IngressServer {
       },
       (req, res) => this.#handle(req, res, 'https'),
     );
+    // HTTP/1.1 over TLS is parsed by node:http's connection listener, which reads the head limit from the
+    // server's `maxHeaderSize` property (createSecureServer has no option for it)
+    (this.https as unknown as { maxHeaderSize: number }).maxHeaderSize = maxHead;
     this.https.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
       this.#upgrade(req, socket, head, 'https'),
     );
@@ -564,15 +567,13 @@ export class IngressServer {
     }
     const xff = h['x-forwarded-for'];
     forwardedInto(
-      {
-        scheme: ctx.scheme,
-        host: ctx.hostHeader,
-        ip: ctx.ip,
-        port: req.socket?.localPort ?? (ctx.scheme === 'https' ? 443 : 80),
-        requestId: ctx.reqId,
-        forwardedFor: Array.isArray(xff) ? xff.join(', ') : xff,
-      },
       out,
+      ctx.scheme,
+      ctx.hostHeader,
+      ctx.ip,
+      req.socket?.localPort ?? (ctx.scheme === 'https' ? 443 : 80),
+      ctx.reqId,
+      Array.isArray(xff) ? xff.join(', ') : xff,
     );
     return out;
   }

@@ -3,6 +3,7 @@
 // Also: pipelined requests mixing the fast path and the node:http path on one connection, and keep-alive reuse.
 import t from 'tap';
 import { connect, createServer } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import { request } from 'undici';
 import { needsRoot } from '../helpers/gate.ts';
@@ -269,6 +270,38 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       t.equal(status(tooBig), 400, 'a 35 KB head: 400');
       t.match(tooBig, /Request Header Or Cookie Too Large/);
       t.equal((await get('/after')).status, 200, 'still serving');
+    });
+
+    t.test('HTTPS, HTTP/1.1: the same head limits and Server header', async (t) => {
+      const tlsExchange = (bytes: string) =>
+        new Promise<string>((resolve, reject) => {
+          const s = tlsConnect({
+            port: ing.ports.https,
+            host: '127.0.0.1',
+            servername: 'raw.test',
+            rejectUnauthorized: false,
+            ALPNProtocols: ['http/1.1'],
+          });
+          let out = '';
+          let timer: NodeJS.Timeout | undefined;
+          const settle = () => {
+            clearTimeout(timer);
+            timer = setTimeout(() => (s.destroy(), resolve(out)), 400);
+          };
+          s.on('data', (b: Buffer) => ((out += b.toString('latin1')), settle()));
+          s.on('error', reject);
+          s.on('close', () => (clearTimeout(timer), resolve(out)));
+          s.once('secureConnect', () => (s.write(bytes), settle()));
+        });
+      const status = (out: string) => Number(/^HTTP\/1\.1 (\d{3})/.exec(out)?.[1] ?? 0);
+      const h = (n: number, size: number) =>
+        Array.from({ length: n }, (_, i) => `X-H${i}: ${'a'.repeat(size)}\r\n`).join('');
+      const big = await tlsExchange(`GET /big HTTP/1.1\r\nHost: raw.test\r\n${h(3, 7000)}\r\n`);
+      t.equal(status(big), 200, 'a 21 KB head is served');
+      t.match(big, /\r\nserver: kdp\r\n/i);
+      t.equal(status(await tlsExchange(`GET /h HTTP/1.1\r\nHost: raw.test\r\n${h(1, 9000)}\r\n`)), 400);
+      t.equal(status(await tlsExchange(`GET /${'u'.repeat(10_000)} HTTP/1.1\r\nHost: raw.test\r\n\r\n`)), 414);
+      t.equal(status(await tlsExchange(`GET /h HTTP/1.1\r\nHost: raw.test\r\n${h(5, 7000)}\r\n`)), 400, '35 KB');
     });
 
     t.test('access log and metrics for fast-path requests', async (t) => {
