@@ -314,6 +314,7 @@ export class IngressServer {
     this.https.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
       this.#upgrade(req, socket, head, 'https'),
     );
+    this.https.on('clientError', answerClientError); // HTTP/1.1 over TLS: the same answers as the plain port
     this.https.on('sessionError', () => {});
     this.https.on('session', (sess: ServerHttp2Session) => {
       this.#sessions.add(sess);
