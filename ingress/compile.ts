@@ -65,17 +65,51 @@ export const DEFAULT_COMPILE_OPTIONS: CompileOptions = {
 const HOST_RE = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 const PLAIN_PATH_RE = /^\/[A-Za-z0-9\-._~/%!$&'+,;=:@]*$/; // no regex metacharacters ( ) * [ ] ^ | ? { }
 
-/** Whether the controller should serve this Ingress. */
-export function isOurs(ing: Ingress, classes: readonly IngressClass[], opts: CompileOptions): boolean {
+/**
+ * Whether the controller should serve this Ingress, and why not (ingress-nginx's order): spec.ingressClassName
+ * names an IngressClass whose controller is ours; else the legacy annotation equals our class name (no
+ * IngressClass object needed); else, with no class at all, our default IngressClass or --watch-ingress-without-class.
+ */
+export function classVerdict(
+  ing: Ingress,
+  classes: readonly IngressClass[],
+  opts: CompileOptions,
+): { readonly ours: true } | { readonly ours: false; readonly reason: string } {
   if (ing.ingressClassName !== undefined) {
     const cls = classes.find((c) => c.meta.name === ing.ingressClassName);
-    return cls !== undefined && cls.controller === opts.controllerName;
+    if (cls === undefined)
+      return { ours: false, reason: `spec.ingressClassName ${ing.ingressClassName}: no IngressClass of that name` };
+    if (cls.controller !== opts.controllerName)
+      return {
+        ours: false,
+        reason: `IngressClass ${cls.meta.name} belongs to controller ${cls.controller}, not ${opts.controllerName}`,
+      };
+    return { ours: true };
   }
   const legacy = ing.meta.annotations[LEGACY_CLASS_ANNOTATION];
-  if (legacy !== undefined) return legacy === opts.className;
+  if (legacy !== undefined)
+    return legacy === opts.className
+      ? { ours: true }
+      : { ours: false, reason: `annotation ${LEGACY_CLASS_ANNOTATION}: ${legacy} is not our class ${opts.className}` };
   const defaults = classes.filter((c) => c.isDefault);
-  if (defaults.length > 0) return defaults.length === 1 && defaults[0]!.controller === opts.controllerName;
-  return opts.watchWithoutClass;
+  if (defaults.length > 0) {
+    if (defaults.length === 1 && defaults[0]!.controller === opts.controllerName) return { ours: true };
+    return {
+      ours: false,
+      reason:
+        defaults.length > 1
+          ? `no class, and ${defaults.length} IngressClasses are marked default`
+          : `no class, and the default IngressClass ${defaults[0]!.meta.name} is not ours`,
+    };
+  }
+  return opts.watchWithoutClass
+    ? { ours: true }
+    : { ours: false, reason: 'no class, no default IngressClass, and --watch-ingress-without-class is off' };
+}
+
+/** Whether the controller should serve this Ingress. */
+export function isOurs(ing: Ingress, classes: readonly IngressClass[], opts: CompileOptions): boolean {
+  return classVerdict(ing, classes, opts).ours;
 }
 
 function slicesByService(slices: Iterable<EndpointSlice>): Map<Key, EndpointSlice[]> {
@@ -202,9 +236,16 @@ export function compile(state: ClusterState, opts: CompileOptions = DEFAULT_COMP
   const rejected: Rejection[] = [];
   const accepted: Key[] = [];
   const resolver = new Resolver(state, warnings);
+  const ignored: Rejection[] = [];
   const ours = [...state.ingresses]
-    .filter((i) => !i.meta.deletionTimestamp && isOurs(i, classes, opts))
+    .filter((i) => {
+      if (i.meta.deletionTimestamp) return false;
+      const v = classVerdict(i, classes, opts);
+      if (!v.ours) ignored.push({ ingress: keyOf(i.meta), reason: v.reason });
+      return v.ours;
+    })
     .sort((a, b) => (keyOf(a.meta) < keyOf(b.meta) ? -1 : 1));
+  ignored.sort((a, b) => (a.ingress < b.ingress ? -1 : 1));
 
   // pass 1: validate each Ingress on its own; nothing of a rejected Ingress reaches the table
   interface Checked {
@@ -369,5 +410,5 @@ export function compile(state: ClusterState, opts: CompileOptions = DEFAULT_COMP
     certs,
     version: opts.version ?? 0,
   });
-  return { table, accepted, rejected, warnings };
+  return { table, accepted, rejected, ignored, warnings };
 }

@@ -62,6 +62,7 @@ export class IngressController implements Reconciler {
   #version = 0;
   #lastRejected = '';
   #lastWarnings = '';
+  #lastIgnored = new Map<Key, string>();
   /** the latest compile result (undefined before the first sync) */
   result: CompileResult | undefined;
   readonly #waiters: (() => void)[] = [];
@@ -170,6 +171,12 @@ export class IngressController implements Reconciler {
           this.#log.warn({ ingress: r.ingress, reason: r.reason }, 'Ingress rejected; the others keep serving');
         this.#lastRejected = rej;
       }
+      // why an Ingress is not served, once per Ingress and reason (a class of another controller is normal)
+      const ignored = new Map(res.ignored.map((r) => [r.ingress, r.reason]));
+      for (const [key, reason] of ignored)
+        if (this.#lastIgnored.get(key) !== reason)
+          this.#log.info({ ingress: key, reason }, 'Ingress not served: not our class');
+      this.#lastIgnored = ignored;
       const warn = JSON.stringify(res.warnings);
       if (warn !== this.#lastWarnings) {
         for (const w of res.warnings) this.#log.info({ warning: w }, 'route table note');

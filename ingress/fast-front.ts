@@ -15,7 +15,9 @@ import { connect as netConnect } from 'node:net';
 import type { Socket } from 'node:net';
 import type { Logger } from '../src/common/log.ts';
 import type { RouteOptions } from './annotations.ts';
-import { normalizeHost, pathOf, resolve, rewritePath, validHost } from './match.ts';
+import { decide, forwardedText, PROXY_SET_HEADERS } from './decide.ts';
+import type { RequestFacts } from './decide.ts';
+import { validHost } from './match.ts';
 import type { PathRoute, RouteTable, Upstream } from './types.ts';
 
 /** What the front reports per request (metrics and the access log). */
@@ -49,12 +51,17 @@ export interface FrontHooks {
   requestId(incoming: string | undefined): string;
   record(r: FrontRecord): void;
   readonly maxAttempts: number;
+  /** the Server response header */
+  readonly serverHeader: string;
+  /** a head with a longer line (CRLF included), or longer in all, is handed to node:http, which answers 414/400 */
+  readonly maxHeaderLine: number;
+  readonly maxHeaderSize: number;
   readonly keepAliveTimeoutMs: number;
   readonly maxIdlePerEndpoint: number;
 }
 
-const MAX_HEAD = 16 * 1024; // node:http's default maxHeaderSize
 const CLIENT_IDLE_MS = 75_000;
+const NO_LINES: string[] = [];
 const CRLF2 = Buffer.from('\r\n\r\n');
 // heads the fast path takes: printable ASCII, tabs, CR LF, and bytes >= 0x80 in values (no NUL, no other controls)
 // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
@@ -63,7 +70,7 @@ const BAD_CHARS = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n|\n[ \t]/;
 const UPSTREAM_BAD = /[\x00-\x08\x0a-\x1f\x7f]/;
 const REQUEST_LINE = /^(GET|HEAD) (\/[\x21-\x7e]*) HTTP\/1\.1$/;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-// request headers never forwarded as they came: hop-by-hop, and the ones the proxy sets itself
+// request headers never forwarded as they came: hop-by-hop, and the ones the proxy sets itself (decide.ts)
 const DROP_REQUEST = new Set([
   'connection',
   'keep-alive',
@@ -73,18 +80,10 @@ const DROP_REQUEST = new Set([
   'upgrade',
   'http2-settings',
   'proxy',
-  'host',
-  'x-request-id',
-  'x-real-ip',
-  'x-forwarded-for',
-  'x-forwarded-host',
-  'x-forwarded-port',
-  'x-forwarded-proto',
-  'x-forwarded-scheme',
-  'x-scheme',
-  'x-original-forwarded-for',
+  ...PROXY_SET_HEADERS,
 ]);
-const DROP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'trailer', 'upgrade']);
+// hop-by-hop, and Server: the ingress sends its own (nginx does not pass the upstream's either)
+const DROP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'trailer', 'upgrade', 'server']);
 const RETRYABLE = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -115,11 +114,9 @@ export function simpleRoute(route: PathRoute | undefined, o: RouteOptions): bool
   return ok;
 }
 
-function errorResponse(status: number, text: string, body: string): string {
-  return `HTTP/1.1 ${status} ${text}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\n\r\n${body}`;
+function errorResponse(status: number, text: string, body: string, server: string): string {
+  return `HTTP/1.1 ${status} ${text}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\nserver: ${server}\r\n\r\n${body}`;
 }
-const BAD_GATEWAY = errorResponse(502, 'Bad Gateway', 'bad gateway\n');
-const GATEWAY_TIMEOUT = errorResponse(504, 'Gateway Timeout', 'gateway timeout\n');
 
 // ---------------------------------------------------------------------------------------------- upstream side
 
@@ -293,7 +290,7 @@ class Exchange {
     const timeout = code === 'ETIMEDOUT' || code === 'ETIMEDOUT_CONNECT';
     this.#rec.status = timeout ? 504 : 502;
     if (this.#rec.upstreamStatus === '-') this.#rec.upstreamStatus = String(this.#rec.status);
-    const text = timeout ? GATEWAY_TIMEOUT : BAD_GATEWAY;
+    const text = timeout ? this.#front.texts.gatewayTimeout : this.#front.texts.badGateway;
     this.#rec.bytes = timeout ? 16 : 12;
     this.#front.writeRaw(text);
     this.#front.done(this.#rec, false);
@@ -385,6 +382,7 @@ class Exchange {
       this.#closeClient = true;
       out += 'connection: close\r\n';
     }
+    out += this.#front.texts.serverLine;
     out += '\r\n';
     this.#state = state;
     this.#remaining = length;
@@ -538,17 +536,34 @@ class Exchange {
 
 // --------------------------------------------------------------------------------------------- client side
 
-class ClientConn {
+/** Fixed response texts of one front (built once: nothing per request). */
+interface FrontTexts {
+  readonly serverLine: string;
+  readonly badGateway: string;
+  readonly gatewayTimeout: string;
+}
+
+/**
+ * One client connection. It is also the RequestFacts of its current request (set in #request before
+ * decide() and read only during that call): no facts object per request.
+ */
+class ClientConn implements RequestFacts {
   readonly sock: Socket;
   readonly hooks: FrontHooks;
   readonly pool: RawPool;
+  readonly texts: FrontTexts;
   readonly #front: FastFront;
+  readonly scheme = 'http';
+  host = '';
+  url = '';
+  method = '';
+  ip: string;
+  #lines: string[] = [];
   #buf: Buffer | undefined;
   #ex: Exchange | undefined;
   #rec: FrontRecord | undefined;
   #gone = false;
   #held: Socket | undefined;
-  readonly #ip: string;
   readonly #port: string;
   readonly #onData = (b: Buffer) => this.#data(b);
 
@@ -556,9 +571,10 @@ class ClientConn {
     this.#front = front;
     this.hooks = front.hooks;
     this.pool = front.pool;
+    this.texts = front.texts;
     this.sock = sock;
     const a = sock.remoteAddress ?? '';
-    this.#ip = a.startsWith('::ffff:') ? a.slice(7) : a;
+    this.ip = a.startsWith('::ffff:') ? a.slice(7) : a;
     this.#port = String(sock.localPort ?? 80);
     sock.setNoDelay(true);
     sock.setTimeout(CLIENT_IDLE_MS);
@@ -610,11 +626,12 @@ class ClientConn {
       return;
     }
     const end = buf.indexOf(CRLF2);
+    const max = this.hooks.maxHeaderSize;
     if (end < 0) {
-      if (buf.length > MAX_HEAD) this.#handOff();
+      if (buf.length > max) this.#handOff();
       return;
     }
-    if (end > MAX_HEAD) return this.#handOff();
+    if (end + 4 > max) return this.#handOff();
     const head = buf.toString('latin1', 0, end);
     const ok = this.#request(head, end + 4);
     if (!ok) this.#handOff();
@@ -635,10 +652,23 @@ class ClientConn {
     this.hooks.handOff(s, rest);
   }
 
+  /** RequestFacts: a header of the current request (first value), by lower-case name. */
+  header(name: string): string | undefined {
+    const lines = this.#lines;
+    for (let i = 1; i < lines.length; i++) {
+      const line = lines[i]!;
+      const colon = line.indexOf(':');
+      if (colon === name.length && line.slice(0, colon).toLowerCase() === name) return line.slice(colon + 1).trim();
+    }
+    return undefined;
+  }
+
   /** Serves one request on the fast path; false (nothing done) when it is not one for the fast path. */
   #request(head: string, consumed: number): boolean {
     if (BAD_CHARS.test(head)) return false;
     const lines = head.split('\r\n');
+    const maxLine = this.hooks.maxHeaderLine - 2; // CRLF included in the limit
+    if (lines[0]!.length > maxLine) return false; // node:http answers 414
     const rl = REQUEST_LINE.exec(lines[0]!);
     if (!rl) return false;
     const method = rl[1]!;
@@ -652,6 +682,7 @@ class ClientConn {
     let fwd = '';
     for (let i = 1; i < lines.length; i++) {
       const line = lines[i]!;
+      if (line.length > maxLine) return false; // node:http answers 400
       const colon = line.indexOf(':');
       if (colon <= 0) return false;
       const rawName = line.slice(0, colon);
@@ -697,41 +728,24 @@ class ClientConn {
     if (host === undefined) return false;
     // headers the client lists in Connection are hop-by-hop too: rare, left to the general path
     if (connList && connList.some((tok) => tok !== 'keep-alive' && tok !== '')) return false;
-    const table = this.hooks.table();
-    const path = pathOf(url);
-    const r = resolve(table, normalizeHost(host), path);
-    if (r.kind === 'none') return false;
-    let route: PathRoute | undefined;
-    let upstream: Upstream;
-    let o: RouteOptions;
-    let target = url;
-    if (r.kind === 'default') {
-      o = r.route.options;
-      upstream = r.route.upstream;
-      if (!simpleRoute(undefined, o)) return false;
-    } else {
-      route = r.match.route;
-      o = route.options;
-      if (!simpleRoute(route, o)) return false;
-      upstream = route.upstream;
-      if (upstream.endpoints.length === 0 && route.fallback && route.fallback.endpoints.length > 0)
-        upstream = route.fallback;
-      if (o.rewriteTarget !== undefined) {
-        const q = url.indexOf('?');
-        target = rewritePath(o.rewriteTarget, r.match.captures) + (q >= 0 ? url.slice(q) : '');
-        if (!target.startsWith('/')) target = `/${target}`;
-        if (/[^\x21-\x7e]/.test(target)) return false;
-      }
-    }
-    if (upstream.endpoints.length === 0) return false;
+    this.host = host;
+    this.url = url;
+    this.method = method;
+    this.#lines = lines;
+    const d = decide(this.hooks.table(), this);
+    this.#lines = NO_LINES;
+    // every answer the ingress gives itself (404, 403, 503, redirects, preflight) is node:http's to write
+    if (d.kind !== 'proxy' || !simpleRoute(d.route, d.options)) return false;
+    const target = d.target;
+    if (target !== url && /[^\x21-\x7e]/.test(target)) return false;
+    const upstream = d.upstream;
 
     // committed: this request is ours
     this.#buf = consumed < this.#buf!.length ? this.#buf!.subarray(consumed) : undefined;
     const id = this.hooks.requestId(reqId);
-    const ip = this.#ip;
-    let up = `${method} ${target} HTTP/1.1\r\nhost: ${host}\r\n${fwd}x-request-id: ${id}\r\nx-real-ip: ${ip}\r\nx-forwarded-for: ${ip}\r\nx-forwarded-host: ${host}\r\nx-forwarded-port: ${this.#port}\r\nx-forwarded-proto: http\r\nx-forwarded-scheme: http\r\nx-scheme: http\r\n`;
-    if (xff !== undefined) up += `x-original-forwarded-for: ${xff}\r\n`;
-    up += '\r\n';
+    const ip = this.ip;
+    const set = forwardedText('http', host, ip, this.#port, id, xff);
+    const up = `${method} ${target} HTTP/1.1\r\n${set}${fwd}\r\n`;
     const rec: FrontRecord = {
       start: performance.now(),
       ip,
@@ -742,8 +756,8 @@ class ClientConn {
       requestLength: consumed,
       hostHeader: host,
       reqId: id,
-      route,
-      ingress: route ? route.ingress : r.kind === 'default' ? r.route.ingress : '',
+      route: d.route,
+      ingress: d.ingress,
       upstream,
       status: 0,
       bytes: 0,
@@ -752,7 +766,7 @@ class ClientConn {
       upstreamTime: '-',
       upstreamLength: '-',
     };
-    const ex = new Exchange(this, rec, up, method === 'HEAD', o);
+    const ex = new Exchange(this, rec, up, method === 'HEAD', d.options);
     this.#ex = ex;
     this.#rec = rec;
     this.#front.inflight++;
@@ -827,8 +841,16 @@ export class FastFront {
   inflight = 0;
   closing = false;
 
+  readonly texts: FrontTexts;
+
   constructor(hooks: FrontHooks) {
     this.hooks = hooks;
+    const sv = hooks.serverHeader;
+    this.texts = {
+      serverLine: `server: ${sv}\r\n`,
+      badGateway: errorResponse(502, 'Bad Gateway', 'bad gateway\n', sv),
+      gatewayTimeout: errorResponse(504, 'Gateway Timeout', 'gateway timeout\n', sv),
+    };
     this.pool = new RawPool(hooks.keepAliveTimeoutMs, hooks.maxIdlePerEndpoint);
   }
 

@@ -33,6 +33,11 @@ export interface IngressOptions {
   readonly processMetrics?: boolean;
   /** SO_REUSEPORT on the HTTP/HTTPS ports (several worker processes, each with its own listening socket) */
   readonly reusePort?: boolean;
+  /** the Server response header (default `kdp`) */
+  readonly serverHeader?: string;
+  /** request head limits (defaults: nginx's 8 KiB per line, 32 KiB in all) */
+  readonly maxHeaderLine?: number;
+  readonly maxHeaderSize?: number;
   /** status.loadBalancer publishing (Kubernetes mode) */
   readonly status?: ControllerOptions['status'];
 }
@@ -75,6 +80,9 @@ export async function startIngress(source: ClusterSource, opts: IngressOptions =
       ...(opts.accessLog ? { accessLog: new BufferedAccessLog(opts.accessLog) } : {}),
       defaultCert: cert,
       ...(opts.pool ? { pool: opts.pool } : {}),
+      ...(opts.serverHeader !== undefined ? { serverHeader: opts.serverHeader } : {}),
+      ...(opts.maxHeaderLine !== undefined ? { maxHeaderLine: opts.maxHeaderLine } : {}),
+      ...(opts.maxHeaderSize !== undefined ? { maxHeaderSize: opts.maxHeaderSize } : {}),
     });
     if (pending) server.setTable(pending);
     await started;

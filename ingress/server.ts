@@ -1,7 +1,7 @@
 // The data path: HTTP on one port, HTTPS (HTTP/1.1 and HTTP/2, certificate by SNI) on another. Each request
 // reads the current RouteTable once (an atomic reference swap installs a new one; connections, WebSockets
 // included, are never cut by a change) and is proxied straight to an endpoint pod IP over keep-alive pools.
-import { createServer as createHttpServer } from 'node:http';
+import { STATUS_CODES, createServer as createHttpServer } from 'node:http';
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import { createSecureServer } from 'node:http2';
 import type { Http2SecureServer, Http2ServerRequest, Http2ServerResponse, ServerHttp2Session } from 'node:http2';
@@ -15,7 +15,9 @@ import type { Duplex, Writable } from 'node:stream';
 import type { Logger } from '../src/common/log.ts';
 import { silentLogger } from '../src/common/log.ts';
 import type { AccessLog } from './access-log.ts';
-import { findCert, normalizeHost, pathOf, resolve, rewritePath } from './match.ts';
+import { decide, forwardedInto, PROXY_SET_HEADERS } from './decide.ts';
+import type { RequestFacts } from './decide.ts';
+import { findCert, normalizeHost } from './match.ts';
 import type { IngressMetrics } from './metrics.ts';
 import {
   DEFAULT_POOL_SETTINGS,
@@ -50,6 +52,34 @@ export interface ServerOptions {
   readonly pool?: PoolSettings;
   /** attempts per request on connect errors (idempotent requests without body); ingress-nginx tries 3 upstreams */
   readonly maxAttempts?: number;
+  /** the Server response header on every answer (nginx: `nginx`, with server_tokens `nginx/1.x`); default `kdp` */
+  readonly serverHeader?: string;
+  /**
+   * request head limits, nginx's large_client_header_buffers (ingress-nginx: 4 8k): one line (request line or
+   * header line, CRLF included) at most `maxHeaderLine` bytes (else 414 for the request line, 400 for a
+   * header), the whole head at most `maxHeaderSize` (else 400)
+   */
+  readonly maxHeaderLine?: number;
+  readonly maxHeaderSize?: number;
+}
+
+export const DEFAULT_SERVER_HEADER = 'kdp';
+export const DEFAULT_MAX_HEADER_LINE = 8 * 1024;
+export const DEFAULT_MAX_HEADER_SIZE = 32 * 1024;
+
+/** The decision's view of a node:http / HTTP/2 request. */
+function nodeFacts(req: Req, scheme: 'http' | 'https', host: string, ip: string): RequestFacts {
+  return {
+    scheme,
+    host,
+    url: req.url ?? '/',
+    method: req.method ?? 'GET',
+    ip,
+    header(name: string): string | undefined {
+      const v = req.headers[name];
+      return typeof v === 'string' ? v : Array.isArray(v) ? v[0] : undefined;
+    },
+  };
 }
 
 const HOP_BY_HOP = new Set([
@@ -161,23 +191,45 @@ export function validHostHeader(rawHeaders: readonly string[], host: string, min
 
 /**
  * A head llhttp refuses (smuggling shapes, bad Host, oversized head, bare LF, NUL) is answered like nginx does,
- * 400 (431 for a head too large, 408 for a head not finished in time) with `Connection: close`, and never
- * forwarded; a connection that already started a response, or is gone, is just closed.
+ * 400 (nginx's "Request Header Or Cookie Too Large" for a head over the size limit, 414 when it is the request
+ * line alone that does not end within it, 408 for a head not finished in time) with `Connection: close`, and
+ * never forwarded; a connection that already started a response, or is gone, is just closed.
  */
-function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
+function clientErrorAnswer(
+  err: Error & { code?: string; rawPacket?: Buffer },
+  socket: Duplex,
+  server: string,
+  maxLine: number,
+): void {
   const sent = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
   if (!socket.writable || sent || err.code === 'ECONNRESET') {
     socket.destroy();
     return;
   }
-  const status =
-    err.code === 'HPE_HEADER_OVERFLOW'
-      ? '431 Request Header Fields Too Large'
-      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? '408 Request Timeout'
-        : '400 Bad Request';
-  socket.end(`HTTP/1.1 ${status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+  let status = '400 Bad Request';
+  if (err.code === 'HPE_HEADER_OVERFLOW') {
+    const raw = err.rawPacket;
+    const lf = raw ? raw.indexOf(10) : -1;
+    const requestLineOnly =
+      raw !== undefined && /^[A-Z]+ /.test(raw.toString('latin1', 0, 16)) && (lf < 0 || lf >= maxLine);
+    status = requestLineOnly ? '414 Request-URI Too Large' : '400 Request Header Or Cookie Too Large';
+  } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') status = '408 Request Timeout';
+  socket.end(`HTTP/1.1 ${status}\r\nServer: ${server}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
   setTimeout(() => socket.destroy(), 1000).unref();
+}
+
+/**
+ * nginx's per-line limit on a head llhttp accepted: 414 when the request line (CRLF included) is longer than
+ * `maxLine`, 400 when a header line is; 0 when every line fits. (HTTP/2 has no lines: name + ': ' + value.)
+ */
+export function headLineLimit(
+  req: { method?: string | undefined; url?: string | undefined; rawHeaders: readonly string[] },
+  maxLine: number,
+): 0 | 400 | 414 {
+  if ((req.method?.length ?? 0) + (req.url?.length ?? 0) + 12 > maxLine) return 414; // 'GET ' + url + ' HTTP/1.1\r\n'
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.length + raw[i + 1]!.length + 4 > maxLine) return 400;
+  return 0;
 }
 
 export class IngressServer {
@@ -188,6 +240,8 @@ export class IngressServer {
   readonly #pools: PoolCache;
   readonly #rr = new RoundRobin();
   readonly #maxAttempts: number;
+  readonly #serverHeader: string;
+  readonly #maxLine: number;
   readonly #contexts = new Map<string, SecureContext>();
   #defaultContext: SecureContext;
   /** plain HTTP requests the fast front does not take (connections are handed over; it never listens itself) */
@@ -216,12 +270,18 @@ export class IngressServer {
     this.#pools = new PoolCache(opts.pool);
     this.#maxAttempts = opts.maxAttempts ?? 3;
     this.#defaultContext = createSecureContext({ cert: opts.defaultCert.certPem, key: opts.defaultCert.keyPem });
-    this.http = createHttpServer({ keepAliveTimeout: 75_000, requestTimeout: 0, headersTimeout: 60_000 }, (req, res) =>
-      this.#handle(req, res, 'http'),
+    this.#serverHeader = opts.serverHeader ?? DEFAULT_SERVER_HEADER;
+    this.#maxLine = opts.maxHeaderLine ?? DEFAULT_MAX_HEADER_LINE;
+    const maxHead = opts.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE;
+    this.http = createHttpServer(
+      { keepAliveTimeout: 75_000, requestTimeout: 0, headersTimeout: 60_000, maxHeaderSize: maxHead },
+      (req, res) => this.#handle(req, res, 'http'),
     );
     this.http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
       this.#upgrade(req, socket, head, 'http'),
     );
+    const answerClientError = (err: Error, socket: Duplex) =>
+      clientErrorAnswer(err, socket, this.#serverHeader, this.#maxLine);
     this.http.on('clientError', answerClientError);
     const pool = opts.pool ?? DEFAULT_POOL_SETTINGS;
     this.#fast = new FastFront({
@@ -232,6 +292,9 @@ export class IngressServer {
       requestId: (incoming) => requestId(incoming),
       record: (r) => this.#recordFront(r),
       maxAttempts: this.#maxAttempts,
+      serverHeader: this.#serverHeader,
+      maxHeaderLine: this.#maxLine,
+      maxHeaderSize: maxHead,
       keepAliveTimeoutMs: pool.keepAliveTimeoutMs,
       maxIdlePerEndpoint: pool.connections,
     });
@@ -245,9 +308,13 @@ export class IngressServer {
       },
       (req, res) => this.#handle(req, res, 'https'),
     );
+    // HTTP/1.1 over TLS is parsed by node:http's connection listener, which reads the head limit from the
+    // server's `maxHeaderSize` property (createSecureServer has no option for it)
+    (this.https as unknown as { maxHeaderSize: number }).maxHeaderSize = maxHead;
     this.https.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
       this.#upgrade(req, socket, head, 'https'),
     );
+    this.https.on('clientError', answerClientError); // HTTP/1.1 over TLS: the same answers as the plain port
     this.https.on('sessionError', () => {});
     this.https.on('session', (sess: ServerHttp2Session) => {
       this.#sessions.add(sess);
@@ -399,71 +466,46 @@ export class IngressServer {
       }
       if (this.#metrics || this.#access) this.#record(req, res, ctx);
     });
+    // nginx: "client sent too long URI" -> 414, "client sent too long header line" -> 400
+    const tooLong = headLineLimit(req, this.#maxLine);
+    if (tooLong !== 0)
+      return this.#reply(
+        res,
+        tooLong,
+        tooLong === 414 ? 'request-uri too large\n' : 'request header or cookie too large\n',
+        req.httpVersionMajor === 2 ? {} : { connection: 'close' },
+      );
     // nginx: "client sent duplicate host header" / "invalid host header" -> 400, never routed
     if (req.httpVersionMajor === 1 && !validHostHeader(req.rawHeaders, hostHeader, req.httpVersionMinor))
       return this.#reply(res, 400, 'bad request - invalid Host header\n');
-    const table = this.#table;
-    const url = req.url ?? '/';
-    const path = pathOf(url);
-    const r = resolve(table, normalizeHost(hostHeader), path);
-    if (r.kind === 'none') return this.#reply(res, 404, 'default backend - 404\n');
-    if (r.kind === 'default') {
-      ctx.ingress = r.route.ingress;
-      return this.#proxy(req, res, ctx, r.route.upstream, r.route.options, url, undefined);
+    const d = decide(this.#table, nodeFacts(req, scheme, hostHeader, ctx.ip));
+    ctx.ingress = d.ingress;
+    ctx.route = d.route;
+    if (d.kind === 'reply') {
+      if (d.upstream) {
+        ctx.upstreamName = d.upstream.name;
+        ctx.service = d.upstream.service;
+      }
+      return this.#reply(res, d.status, d.body, d.location === undefined ? {} : { location: d.location });
     }
-    const route = r.match.route;
-    const o = route.options;
-    ctx.route = route;
-    ctx.ingress = route.ingress;
-    if (o.allowSources && !o.allowSources.check(ctx.ip, ctx.ip.includes(':') ? 'ipv6' : 'ipv4'))
-      return this.#reply(res, 403, 'forbidden\n');
-    if (route.sslRedirect && scheme === 'http')
-      return this.#redirect(res, 308, `https://${normalizeHost(hostHeader)}${url}`);
-    if (o.permanentRedirect !== undefined) return this.#redirect(res, o.permanentRedirectCode, o.permanentRedirect);
-    if (o.appRoot !== undefined && path === '/') return this.#redirect(res, 302, o.appRoot);
-    if (o.cors && req.method === 'OPTIONS') {
+    if (d.kind === 'preflight') {
+      const o = d.options;
       (res as ServerResponse).writeHead(204, {
         ...this.#corsHeaders(o, req),
-        'access-control-allow-methods': o.cors.allowMethods,
-        'access-control-allow-headers': o.cors.allowHeaders,
-        'access-control-max-age': String(o.cors.maxAge),
+        'access-control-allow-methods': o.cors!.allowMethods,
+        'access-control-allow-headers': o.cors!.allowHeaders,
+        'access-control-max-age': String(o.cors!.maxAge),
         'content-length': '0',
+        server: this.#serverHeader,
       });
       res.end();
       return;
     }
-    let target = url;
-    if (o.rewriteTarget !== undefined) {
-      const q = url.indexOf('?');
-      target = rewritePath(o.rewriteTarget, r.match.captures) + (q >= 0 ? url.slice(q) : '');
-      if (!target.startsWith('/')) target = `/${target}`;
+    if (d.alternative !== '') {
+      ctx.altUpstreamName = d.alternative;
+      ctx.canary = true;
     }
-    let upstream = route.upstream;
-    const c = route.canary;
-    if (c && c.upstream.endpoints.length > 0) {
-      let use: boolean | undefined;
-      if (c.byHeader !== undefined) {
-        const v = req.headers[c.byHeader.toLowerCase()];
-        if (typeof v === 'string') {
-          if (c.byHeaderValue !== undefined) use = v === c.byHeaderValue ? true : undefined;
-          else if (c.byHeaderPattern !== undefined) use = c.byHeaderPattern.test(v) ? true : undefined;
-          else use = v === 'always' ? true : v === 'never' ? false : undefined;
-        }
-      }
-      if (use === undefined && c.byCookie !== undefined) {
-        const v = cookieValue(req.headers.cookie, c.byCookie);
-        use = v === 'always' ? true : v === 'never' ? false : undefined;
-      }
-      if (use === undefined && c.weight > 0) use = Math.random() * c.weightTotal < c.weight;
-      if (use) {
-        ctx.altUpstreamName = upstream.name;
-        upstream = c.upstream;
-        ctx.canary = true;
-      }
-    }
-    if (upstream.endpoints.length === 0 && route.fallback && route.fallback.endpoints.length > 0)
-      upstream = route.fallback;
-    this.#proxy(req, res, ctx, upstream, o, target, route);
+    this.#proxy(req, res, ctx, d.upstream, d.options, d.target, d.route);
   }
 
   #corsHeaders(o: RouteOptions, req: Req): Record<string, string> {
@@ -496,14 +538,11 @@ export class IngressServer {
     (res as ServerResponse).writeHead(status, {
       'content-type': 'text/plain; charset=utf-8',
       'content-length': String(Buffer.byteLength(body)),
+      server: this.#serverHeader,
       ...extra,
     });
     (res as unknown as { kdpBytes: number }).kdpBytes = Buffer.byteLength(body);
     res.end(body);
-  }
-
-  #redirect(res: Res, status: number, location: string): void {
-    this.#reply(res, status, `${status} redirect\n`, { location });
   }
 
   #forwardHeaders(req: Req, ctx: Ctx): Record<string, string | string[]> {
@@ -517,21 +556,26 @@ export class IngressServer {
             .map((s) => s.trim())
         : [];
     for (const k in h) {
-      if (k.charCodeAt(0) === 58 /* ':' pseudo-header */ || HOP_BY_HOP.has(k) || (conn.length > 0 && conn.includes(k)))
+      if (
+        k.charCodeAt(0) === 58 /* ':' pseudo-header */ ||
+        HOP_BY_HOP.has(k) ||
+        PROXY_SET_HEADERS.has(k) ||
+        (conn.length > 0 && conn.includes(k))
+      )
         continue;
       const v = h[k];
       if (v !== undefined) out[k] = v;
     }
-    out.host = ctx.hostHeader;
-    out['x-request-id'] = ctx.reqId;
-    out['x-real-ip'] = ctx.ip;
-    out['x-forwarded-for'] = ctx.ip;
-    out['x-forwarded-host'] = ctx.hostHeader;
-    out['x-forwarded-port'] = String(req.socket?.localPort ?? (ctx.scheme === 'https' ? 443 : 80));
-    out['x-forwarded-proto'] = ctx.scheme;
-    out['x-forwarded-scheme'] = ctx.scheme;
-    out['x-scheme'] = ctx.scheme;
-    if (h['x-forwarded-for'] !== undefined) out['x-original-forwarded-for'] = h['x-forwarded-for'];
+    const xff = h['x-forwarded-for'];
+    forwardedInto(
+      out,
+      ctx.scheme,
+      ctx.hostHeader,
+      ctx.ip,
+      req.socket?.localPort ?? (ctx.scheme === 'https' ? 443 : 80),
+      ctx.reqId,
+      Array.isArray(xff) ? xff.join(', ') : xff,
+    );
     return out;
   }
 
@@ -645,6 +689,7 @@ export class IngressServer {
               const prev = out[lk];
               out[lk] = lk === 'set-cookie' && prev !== undefined ? [...(Array.isArray(prev) ? prev : [prev]), v] : v;
             }
+            out.server = this.#serverHeader; // nginx does not pass the upstream's Server either
             (res as ServerResponse).writeHead(statusCode, out);
             // exact byte counting (a wrapper per write) only for the access log; metrics use Content-Length
             if (this.#access) countBytes(res, ctx);
@@ -806,34 +851,21 @@ export class IngressServer {
 
   // ------------------------------------------------------------------ upgrades (WebSocket and others)
   #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, scheme: 'http' | 'https'): void {
-    const fail = (status: number, text: string) => {
-      socket.end(`HTTP/1.1 ${status} ${text}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+    const fail = (status: number, location?: string) => {
+      const loc = location === undefined ? '' : `location: ${location}\r\n`;
+      socket.end(
+        `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${loc}server: ${this.#serverHeader}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`,
+      );
     };
     socket.on('error', () => socket.destroy());
+    const tooLong = headLineLimit(req, this.#maxLine);
+    if (tooLong !== 0) return fail(tooLong);
     const hostHeader = req.headers.host ?? '';
-    const url = req.url ?? '/';
-    const r = resolve(this.#table, normalizeHost(hostHeader), pathOf(url));
-    if (r.kind === 'none') return fail(404, 'Not Found');
-    const route = r.kind === 'route' ? r.match.route : undefined;
-    const o = r.kind === 'route' ? r.match.route.options : r.route.options;
-    let upstream = r.kind === 'route' ? r.match.route.upstream : r.route.upstream;
     const ctx = { ip: clientIp(req), reqId: requestId(req.headers['x-request-id']), hostHeader, scheme } as Ctx;
-    if (o.allowSources && !o.allowSources.check(ctx.ip, ctx.ip.includes(':') ? 'ipv6' : 'ipv4'))
-      return fail(403, 'Forbidden');
-    if (route?.sslRedirect && scheme === 'http') {
-      socket.end(
-        `HTTP/1.1 308 Permanent Redirect\r\nlocation: https://${normalizeHost(hostHeader)}${url}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`,
-      );
-      return;
-    }
-    if (upstream.endpoints.length === 0 && route?.fallback && route.fallback.endpoints.length > 0)
-      upstream = route.fallback;
-    if (upstream.endpoints.length === 0) return fail(503, 'Service Unavailable');
-    let target = url;
-    if (r.kind === 'route' && o.rewriteTarget !== undefined) {
-      const q = url.indexOf('?');
-      target = rewritePath(o.rewriteTarget, r.match.captures) + (q >= 0 ? url.slice(q) : '');
-    }
+    const d = decide(this.#table, nodeFacts(req, scheme, hostHeader, ctx.ip));
+    if (d.kind === 'reply') return fail(d.status, d.location);
+    if (d.kind === 'preflight') return fail(400); // an OPTIONS upgrade: not a preflight
+    const { upstream, options: o, target } = d;
     const { endpoint } = this.#pick(upstream, o, req);
     const headers = this.#forwardHeaders(req, ctx);
     headers.connection = 'upgrade';
@@ -865,11 +897,11 @@ export class IngressServer {
       socket.destroy();
     };
     up.on('timeout', () => {
-      if (!connected) fail(504, 'Gateway Timeout');
+      if (!connected) fail(504);
       done();
     });
     up.on('error', () => {
-      if (!connected) fail(502, 'Bad Gateway');
+      if (!connected) fail(502);
       done();
     });
     up.on('close', done);

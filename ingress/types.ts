@@ -85,6 +85,8 @@ export interface CompileResult {
   readonly accepted: readonly Key[];
   /** Ingresses left out entirely (bad annotation, invalid path, ...) */
   readonly rejected: readonly Rejection[];
+  /** Ingresses not ours by class, with the reason (sorted by key) */
+  readonly ignored: readonly Rejection[];
   /** paths of accepted Ingresses that lost a conflict, unresolved secrets, ... */
   readonly warnings: readonly string[];
 }

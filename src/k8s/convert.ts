@@ -600,11 +600,9 @@ export function convertIngress(raw: Raw): Result<Ingress> {
   return guard(() => {
     const m = meta(raw, true);
     const spec = obj(raw.spec, 'spec');
-    // the deprecated annotation still selects a class when the field is unset
-    const ingressClassName = subdomain(
-      spec.ingressClassName || m.annotations['kubernetes.io/ingress.class'],
-      'spec.ingressClassName',
-    );
+    // only the field: the deprecated kubernetes.io/ingress.class annotation stays in meta.annotations, where the
+    // ingress compares it with its --ingress-class (it names a class, not an IngressClass object)
+    const ingressClassName = subdomain(spec.ingressClassName, 'spec.ingressClassName');
     const rules: IngressRule[] = arr(spec.rules, 'spec.rules').map((rr, i) => {
       const w = `spec.rules[${i}]`;
       const r = obj(rr, w);

@@ -3,6 +3,7 @@
 // Also: pipelined requests mixing the fast path and the node:http path on one connection, and keep-alive reuse.
 import t from 'tap';
 import { connect, createServer } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import { request } from 'undici';
 import { needsRoot } from '../helpers/gate.ts';
@@ -67,6 +68,9 @@ function answer(sock: Socket, method: string, url: string, body: string): void {
       return;
     case '/both-framings':
       sock.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n');
+      return;
+    case '/server-pod':
+      sock.write('HTTP/1.1 200 OK\r\nserver: pod/1.0\r\ncontent-length: 2\r\n\r\nok');
       return;
     case '/conn-close':
       sock.write(`HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 4\r\n\r\nbye\n`);
@@ -167,7 +171,7 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       );
       const parts = out.split('HTTP/1.1 200 OK');
       t.equal(parts.length, 3, 'two responses on the connection');
-      t.match(parts[1], /content-length: 13\r\n\r\n$/i, 'HEAD: the length, no body');
+      t.match(parts[1], /content-length: 13\r\nserver: kdp\r\n\r\n$/i, 'HEAD: the length, no body');
       t.match(parts[2], /\r\n\r\nGET \/g body=$/);
     });
 
@@ -208,6 +212,98 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       t.match(out, /HTTP\/1\.1 404 /, 'unknown host: 404 from the general path');
     });
 
+    t.test(
+      "a Server header on every answer of both lanes; the pod's is replaced (nginx: proxy_hide_header)",
+      async (t) => {
+        const servers = (out: string) => [...out.matchAll(/^server: (.*)\r$/gim)].map((m) => m[1]);
+        const fast = await rawExchange(ing.ports.http, 'GET /server-pod HTTP/1.1\r\nHost: raw.test\r\n\r\n');
+        t.match(fast, /^HTTP\/1\.1 200 /);
+        t.same(servers(fast), ['kdp'], 'fast front: ours only');
+        const slow = await rawExchange(
+          ing.ports.http,
+          'POST /server-pod HTTP/1.1\r\nHost: raw.test\r\nContent-Length: 1\r\n\r\nx',
+        );
+        t.match(slow, /^HTTP\/1\.1 200 /);
+        t.same(servers(slow), ['kdp'], 'node:http lane: ours only');
+        const notFound = await rawExchange(ing.ports.http, 'GET / HTTP/1.1\r\nHost: nowhere.test\r\n\r\n');
+        t.match(notFound, /^HTTP\/1\.1 404 /);
+        t.same(servers(notFound), ['kdp'], '404');
+        const bad = await rawExchange(ing.ports.http, 'GET /malformed HTTP/1.1\r\nHost: raw.test\r\n\r\n');
+        t.match(bad, /^HTTP\/1\.1 502 /);
+        t.same(servers(bad), ['kdp'], '502 from the fast front');
+        const refused = await rawExchange(ing.ports.http, 'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n');
+        t.match(refused, /^HTTP\/1\.1 400 /);
+        t.same(servers(refused), ['kdp'], '400 for a head llhttp refused');
+      },
+    );
+
+    t.test('head limits as nginx (8 KiB a line, 32 KiB in all): 414, 400, and 20 KiB heads served', async (t) => {
+      const status = (out: string) => Number(/^HTTP\/1\.1 (\d{3})/.exec(out)?.[1] ?? 0);
+      const h = (n: number, size: number) =>
+        Array.from({ length: n }, (_, i) => `X-H${i}: ${'a'.repeat(size)}\r\n`).join('');
+      const longLine = await rawExchange(
+        ing.ports.http,
+        `GET /${'u'.repeat(10_000)} HTTP/1.1\r\nHost: raw.test\r\n\r\n`,
+      );
+      t.equal(status(longLine), 414, 'a 10 KB request line: 414');
+      const hugeLine = await rawExchange(
+        ing.ports.http,
+        `GET /${'u'.repeat(40_000)} HTTP/1.1\r\nHost: raw.test\r\n\r\n`,
+      );
+      t.equal(status(hugeLine), 414, 'a 40 KB request line (over the whole-head limit too): 414');
+      const longHeader = await rawExchange(ing.ports.http, `GET /h HTTP/1.1\r\nHost: raw.test\r\n${h(1, 9000)}\r\n`);
+      t.equal(status(longHeader), 400, 'a 9 KB header line: 400');
+      t.match(longHeader, /\r\nconnection: close\r\n/i);
+      const slowLong = await rawExchange(
+        ing.ports.http,
+        `POST /h HTTP/1.1\r\nHost: raw.test\r\nContent-Length: 1\r\n${h(1, 9000)}\r\nx`,
+      );
+      t.equal(status(slowLong), 400, 'the same on the node:http lane');
+      const big = await rawExchange(ing.ports.http, `GET /big HTTP/1.1\r\nHost: raw.test\r\n${h(3, 7000)}\r\n`);
+      t.equal(status(big), 200, 'a 21 KB head of 7 KB lines is served (fast front)');
+      const bigSlow = await rawExchange(
+        ing.ports.http,
+        `POST /big HTTP/1.1\r\nHost: raw.test\r\nContent-Length: 1\r\n${h(3, 7000)}\r\nx`,
+      );
+      t.equal(status(bigSlow), 200, 'and by node:http');
+      const tooBig = await rawExchange(ing.ports.http, `GET /big HTTP/1.1\r\nHost: raw.test\r\n${h(5, 7000)}\r\n`);
+      t.equal(status(tooBig), 400, 'a 35 KB head: 400');
+      t.match(tooBig, /Request Header Or Cookie Too Large/);
+      t.equal((await get('/after')).status, 200, 'still serving');
+    });
+
+    t.test('HTTPS, HTTP/1.1: the same head limits and Server header', async (t) => {
+      const tlsExchange = (bytes: string) =>
+        new Promise<string>((resolve, reject) => {
+          const s = tlsConnect({
+            port: ing.ports.https,
+            host: '127.0.0.1',
+            servername: 'raw.test',
+            rejectUnauthorized: false,
+            ALPNProtocols: ['http/1.1'],
+          });
+          let out = '';
+          let timer: NodeJS.Timeout | undefined;
+          const settle = () => {
+            clearTimeout(timer);
+            timer = setTimeout(() => (s.destroy(), resolve(out)), 400);
+          };
+          s.on('data', (b: Buffer) => ((out += b.toString('latin1')), settle()));
+          s.on('error', reject);
+          s.on('close', () => (clearTimeout(timer), resolve(out)));
+          s.once('secureConnect', () => (s.write(bytes), settle()));
+        });
+      const status = (out: string) => Number(/^HTTP\/1\.1 (\d{3})/.exec(out)?.[1] ?? 0);
+      const h = (n: number, size: number) =>
+        Array.from({ length: n }, (_, i) => `X-H${i}: ${'a'.repeat(size)}\r\n`).join('');
+      const big = await tlsExchange(`GET /big HTTP/1.1\r\nHost: raw.test\r\n${h(3, 7000)}\r\n`);
+      t.equal(status(big), 200, 'a 21 KB head is served');
+      t.match(big, /\r\nserver: kdp\r\n/i);
+      t.equal(status(await tlsExchange(`GET /h HTTP/1.1\r\nHost: raw.test\r\n${h(1, 9000)}\r\n`)), 400);
+      t.equal(status(await tlsExchange(`GET /${'u'.repeat(10_000)} HTTP/1.1\r\nHost: raw.test\r\n\r\n`)), 414);
+      t.equal(status(await tlsExchange(`GET /h HTTP/1.1\r\nHost: raw.test\r\n${h(5, 7000)}\r\n`)), 400, '35 KB');
+    });
+
     t.test('access log and metrics for fast-path requests', async (t) => {
       await new Promise((r) => setImmediate(r));
       const line = logs
@@ -226,5 +322,44 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       );
       t.match(text, /nginx_ingress_controller_requests\{host="raw.test",status="502",method="GET"/);
     });
+  });
+
+  t.test('head limits are flags: --max-header-line / --max-header-size, and the Server header value', async (t) => {
+    const be = await rawBackend();
+    t.teardown(() => new Promise((r) => be.server.close(r)));
+    const src = new FakeSource();
+    src.put(ingressClass());
+    src.put(service('raw'));
+    src.put(slice('raw', ['127.0.0.1'], be.port));
+    src.put(ingress('raw', [rule('raw.test', path('/', 'Prefix', 'raw'))]));
+    const ing = await startIngress(src, {
+      httpPort: 0,
+      httpsPort: 0,
+      bind: '127.0.0.1',
+      processMetrics: false,
+      maxHeaderLine: 2048,
+      maxHeaderSize: 4096,
+      serverHeader: 'kdp/9.9.9',
+    });
+    t.teardown(() => ing.close());
+    const status = (out: string) => Number(/^HTTP\/1\.1 (\d{3})/.exec(out)?.[1] ?? 0);
+    const ok = await rawExchange(
+      ing.ports.http,
+      `GET /x HTTP/1.1\r\nHost: raw.test\r\nX-A: ${'a'.repeat(1900)}\r\n\r\n`,
+    );
+    t.equal(status(ok), 200);
+    t.match(ok, /\r\nserver: kdp\/9\.9\.9\r\n/);
+    const line = await rawExchange(
+      ing.ports.http,
+      `GET /x HTTP/1.1\r\nHost: raw.test\r\nX-A: ${'a'.repeat(2100)}\r\n\r\n`,
+    );
+    t.equal(status(line), 400);
+    const uri = await rawExchange(ing.ports.http, `GET /${'u'.repeat(2100)} HTTP/1.1\r\nHost: raw.test\r\n\r\n`);
+    t.equal(status(uri), 414);
+    const head = await rawExchange(
+      ing.ports.http,
+      `GET /x HTTP/1.1\r\nHost: raw.test\r\nX-A: ${'a'.repeat(1500)}\r\nX-B: ${'a'.repeat(1500)}\r\nX-C: ${'a'.repeat(1500)}\r\n\r\n`,
+    );
+    t.equal(status(head), 400);
   });
 }

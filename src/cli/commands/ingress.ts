@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { enableCompileCache } from 'node:module';
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
+import pkg from '../../../package.json' with { type: 'json' };
 import { KdpError } from '../../common/errors.ts';
 import type { IngressOptions } from '../../../ingress/ingress.ts';
 import { untilStopped } from '../command.ts';
@@ -26,6 +27,10 @@ const usage = `Usage: kdp ingress [options]
   --workers N                     worker processes sharing the ports (default 1); the primary serves
                                   /healthz and /metrics (summed over the workers)
   --upstream-connections N        keep-alive connections per endpoint (default 128)
+  --server-tokens                 Server header with the version (kdp/X.Y.Z) instead of plain "kdp" (nginx server_tokens)
+  --max-header-line BYTES         longest request line / header line, CRLF included (default 8192; nginx's
+                                  large_client_header_buffers size): longer answers 414 / 400
+  --max-header-size BYTES         largest request head in all (default 32768; nginx's 4 x 8k): larger answers 400
   --shutdown-grace-period S       on SIGTERM, seconds requests in flight get to finish (default 10)
   --publish-status-address LIST   Kubernetes mode: addresses (IPs or host names, comma-separated) written to
                                   status.loadBalancer of every Ingress served
@@ -36,6 +41,15 @@ function int(name: string, v: string | undefined, dflt: number, min = 0): number
   const n = Number(v);
   if (!Number.isInteger(n) || n < min || n > 65535)
     throw new KdpError('KDP_USAGE', `--${name}: bad value ${JSON.stringify(v)}`);
+  return n;
+}
+
+/** A request head limit in bytes: 256 B .. 1 MiB. */
+function byteLimit(name: string, v: string | undefined, dflt: number): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 256 || n > 1024 * 1024)
+    throw new KdpError('KDP_USAGE', `--${name}: bad value ${JSON.stringify(v)} (bytes, 256 to 1048576)`);
   return n;
 }
 
@@ -86,6 +100,9 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
       'access-log': { type: 'string', default: 'on' },
       workers: { type: 'string' },
       'upstream-connections': { type: 'string' },
+      'server-tokens': { type: 'boolean', default: false },
+      'max-header-line': { type: 'string' },
+      'max-header-size': { type: 'string' },
       'shutdown-grace-period': { type: 'string' },
       'publish-status-address': { type: 'string' },
       'publish-service': { type: 'string' },
@@ -98,6 +115,10 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
   const metricsPort = values['healthz-port'] === '-1' ? -1 : int('healthz-port', values['healthz-port'], 10254);
   const connections = int('upstream-connections', values['upstream-connections'], 128, 1);
   const graceS = int('shutdown-grace-period', values['shutdown-grace-period'], 10);
+  const maxHeaderLine = byteLimit('max-header-line', values['max-header-line'], 8192);
+  const maxHeaderSize = byteLimit('max-header-size', values['max-header-size'], 32768);
+  if (maxHeaderLine > maxHeaderSize)
+    throw new KdpError('KDP_USAGE', '--max-header-line cannot be larger than --max-header-size');
   if (!['on', 'off'].includes(values['access-log'])) throw new KdpError('KDP_USAGE', '--access-log: on or off');
   let defaultCert;
   if (values['default-ssl-certificate'] !== undefined) {
@@ -168,6 +189,9 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
     ...(defaultCert ? { defaultCert } : {}),
     ...(values['access-log'] === 'on' ? { accessLog: (s: string) => void process.stdout.write(s) } : {}),
     pool: { connections, keepAliveTimeoutMs: 60_000 },
+    serverHeader: values['server-tokens'] ? `kdp/${pkg.version}` : 'kdp',
+    maxHeaderLine,
+    maxHeaderSize,
     ...(status ? { status } : {}),
   });
   joinPrimary(ing.metrics);

@@ -661,7 +661,8 @@ export function programmedBackends(tableText: string): Map<string, number> {
   const out = new Map<string, number>();
   for (const m of tableText.matchAll(/^\s*chain (\S+) \{([\s\S]*?)^\s*\}/gm)) {
     const body = m[2] ?? '';
-    const refs = new Set([...body.matchAll(/(?:goto|jump) (endpoint-\S+)/g)].map((r) => r[1]));
+    // endpoint chain names end before a space, or the `,` / `}` of a vmap (`{ 0 : goto endpoint-A, 1 : goto ... }`)
+    const refs = new Set([...body.matchAll(/(?:goto|jump) (endpoint-[^\s,}]+)/g)].map((r) => r[1]));
     const mods = [...body.matchAll(/numgen random mod (\d+)/g)].map((r) => Number(r[1]));
     out.set(m[1] as string, Math.max(refs.size, ...mods, 0));
   }

@@ -527,3 +527,59 @@ t.test('IPv6 endpoints and Host headers', async (t) => {
   t.equal(normalizeHost('[fd00::1]:80'), '[fd00::1]');
   t.equal(normalizeHost(undefined), '');
 });
+
+t.test(
+  'the legacy class annotation, from the API object: served when it names --ingress-class, no IngressClass needed',
+  async (t) => {
+    const { convertIngress } = await import('../../../src/k8s/convert.ts');
+    const raw = (name: string, annotations: Record<string, string>, spec: Record<string, unknown> = {}) => {
+      const r = convertIngress({
+        metadata: { namespace: 'default', name, annotations },
+        spec: {
+          ...spec,
+          rules: [
+            {
+              host: `${name}.test`,
+              http: {
+                paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name, port: { number: 80 } } } }],
+              },
+            },
+          ],
+        },
+      });
+      if (!r.ok) throw new Error(r.reason);
+      return r.value;
+    };
+    const ings = [
+      raw('legacy-kdp', { 'kubernetes.io/ingress.class': 'kdp' }),
+      raw('legacy-custom', { 'kubernetes.io/ingress.class': 'custom' }),
+      raw('legacy-nginx', { 'kubernetes.io/ingress.class': 'nginx' }),
+      raw('field-wins', { 'kubernetes.io/ingress.class': 'kdp' }, { ingressClassName: 'nginx' }),
+    ];
+    const noClasses = state(ings, { classes: [] });
+    const r = compile(noClasses);
+    t.same(r.accepted, ['default/legacy-kdp'], 'annotation = default --ingress-class kdp, no IngressClass object');
+    t.same(r.ignored, [
+      { ingress: 'default/field-wins', reason: 'spec.ingressClassName nginx: no IngressClass of that name' },
+      {
+        ingress: 'default/legacy-custom',
+        reason: 'annotation kubernetes.io/ingress.class: custom is not our class kdp',
+      },
+      { ingress: 'default/legacy-nginx', reason: 'annotation kubernetes.io/ingress.class: nginx is not our class kdp' },
+    ]);
+    t.same(
+      compile(noClasses, { controllerName: 'kdp.dev/ingress', className: 'custom', watchWithoutClass: false }).accepted,
+      ['default/legacy-custom'],
+      '--ingress-class custom',
+    );
+    t.same(
+      compile(state(ings, { classes: [ingressClass('nginx', 'k8s.io/ingress-nginx')] })).ignored[0],
+      {
+        ingress: 'default/field-wins',
+        reason: 'IngressClass nginx belongs to controller k8s.io/ingress-nginx, not kdp.dev/ingress',
+      },
+      'spec.ingressClassName is looked at before the annotation (ingress-nginx order)',
+    );
+    t.equal(serve(ings, 'legacy-kdp.test', '/'), 'legacy-kdp');
+  },
+);

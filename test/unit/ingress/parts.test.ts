@@ -212,3 +212,30 @@ t.test('controller on the kernel harness: a failed install is retried after 1, 2
   t.equal(ctl.controllerStatus()?.failuresTotal, 3);
   ctl.stop();
 });
+
+t.test('controller logs once why an Ingress is not served', async (t) => {
+  const lines: string[] = [];
+  const rec = (level: string) => (obj: object | string, msg?: string) =>
+    void lines.push(`${level} ${msg ?? ''} ${typeof obj === 'string' ? obj : JSON.stringify(obj)}`);
+  const log = { debug: () => {}, info: rec('info'), warn: rec('warn'), error: rec('error'), child: () => log };
+  const src = new FakeSource();
+  const ctl = new IngressController({ setTable: () => {} }, { minIntervalMs: 0, log });
+  ctl.attach(src);
+  src.put(ingressClass());
+  src.put(ingress('theirs', [rule('b.test', path('/', 'Prefix', 'web'))], (i) => (i.ingressClassName = 'other')));
+  await src.start();
+  await ctl.whenReady();
+  src.put(ingress('ours', [rule('a.test', path('/', 'Prefix', 'web'))]));
+  await new Promise((r) => setTimeout(r, 20));
+  src.put(ingressClass('other', 'example.com/other'));
+  await new Promise((r) => setTimeout(r, 20));
+  t.same(
+    lines.filter((l) => l.includes('not our class')),
+    [
+      'info Ingress not served: not our class {"ingress":"default/theirs","reason":"spec.ingressClassName other: no IngressClass of that name"}',
+      'info Ingress not served: not our class {"ingress":"default/theirs","reason":"IngressClass other belongs to controller example.com/other, not kdp.dev/ingress"}',
+    ],
+    'once per reason, not on every sync',
+  );
+  ctl.stop();
+});

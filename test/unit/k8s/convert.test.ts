@@ -491,7 +491,12 @@ t.test('Ingress', async (t) => {
       status: { loadBalancer: { ingress: [{ ip: '198.18.0.11' }] } },
     }),
   );
-  t.equal(ing.ingressClassName, 'legacy', 'the deprecated annotation selects the class');
+  t.equal(ing.ingressClassName, undefined, 'the deprecated annotation is not an IngressClass name');
+  t.equal(
+    ing.meta.annotations['kubernetes.io/ingress.class'],
+    'legacy',
+    'it stays an annotation (compared with --ingress-class)',
+  );
   t.same(ing.defaultBackend, { service: { name: 'fallback', port: { number: 80 } } });
   t.same(
     ing.rules[0]!.paths.map((p) => [p.path, p.pathType]),

@@ -30,6 +30,37 @@ t.test('nftBackends counts the distinct endpoint chains each chain jumps to', as
   t.equal(nftBackends('').size, 0);
 });
 
+// `nft list table ip kdp` of a LoadBalancer service, 2 endpoints, sessionAffinity ClientIP and
+// externalTrafficPolicy Local (as the kernel prints it): the vmap names each endpoint chain followed by `,` or ` }`
+const NFT_AFFINITY = `table ip kdp {
+\tchain service-67NZLRHB-shop/web/tcp/http {
+\t\tip saddr @affinity-LC6KQOXZ-shop/web/tcp/http__198.19.1.10/8080 goto endpoint-TNRW6CWD-shop/web/tcp/http__198.19.1.10/8080
+\t\tip saddr @affinity-C35I6NTY-shop/web/tcp/http__198.19.1.11/8080 goto endpoint-PKNPYD65-shop/web/tcp/http__198.19.1.11/8080
+\t\tnumgen random mod 2 vmap { 0 : goto endpoint-TNRW6CWD-shop/web/tcp/http__198.19.1.10/8080, 1 : goto endpoint-PKNPYD65-shop/web/tcp/http__198.19.1.11/8080 }
+\t}
+\tchain local-67NZLRHB-shop/web/tcp/http {
+\t\tip saddr @affinity-LC6KQOXZ-shop/web/tcp/http__198.19.1.10/8080 goto endpoint-TNRW6CWD-shop/web/tcp/http__198.19.1.10/8080
+\t\tnumgen random mod 1 vmap { 0 : goto endpoint-TNRW6CWD-shop/web/tcp/http__198.19.1.10/8080 }
+\t}
+\tchain external-67NZLRHB-shop/web/tcp/http {
+\t\tip saddr @cluster-cidrs goto service-67NZLRHB-shop/web/tcp/http
+\t\tfib saddr type local jump mark-for-masquerade
+\t\tfib saddr type local goto service-67NZLRHB-shop/web/tcp/http
+\t\tgoto local-67NZLRHB-shop/web/tcp/http
+\t}
+}
+`;
+
+t.test(
+  'nftBackends counts endpoints, not the vmap separators (affinity service with 2 endpoints: 2, was 3)',
+  async (t) => {
+    const m = nftBackends(NFT_AFFINITY);
+    t.equal(m.get('service-67NZLRHB-shop/web/tcp/http'), 2);
+    t.equal(m.get('local-67NZLRHB-shop/web/tcp/http'), 1);
+    t.equal(m.get('external-67NZLRHB-shop/web/tcp/http'), 0, 'jumps to other service chains are not endpoints');
+  },
+);
+
 t.test('the report of a known state', async (t) => {
   const r = buildStatus(snap, { nodeName: 'node-1', nftTable: NFT });
   t.same(
