@@ -6,7 +6,8 @@
 // component needs Pods for ClusterIP Services).
 // - kdp dns runs in the root namespace on 127.0.0.1, port 0 (kernel-chosen), its own Corefile (kubernetes
 //   plugin, cache, prometheus on 127.0.0.1; forward to a loopback port nothing queries). Ready = it answers
-//   the A record of the last Service (dig to 127.0.0.1).
+//   the A record of the last Service (dig to 127.0.0.1); the cache keeps no SERVFAIL (`servfail 0s`), so the
+//   answers before the sync (SERVFAIL) do not delay that by the default 5 s.
 // - kdp proxy programs the kernel, so it runs inside node-1 of a one-node lab (src/lab, network namespaces;
 //   nothing in the root namespace), --mode nftables by default. Ready = its "ready" line (first sync done,
 //   startProxy returned), checked afterwards against the ruleset (the last Service's ClusterIP is in it).
@@ -114,7 +115,9 @@ const corefile = `.:53 {
     }
     prometheus 127.0.0.1:0
     forward . 127.0.0.1:9
-    cache 30
+    cache 30 {
+       servfail 0s
+    }
     loadbalance
 }
 `;
