@@ -156,6 +156,9 @@ interface Sample {
   rssMB: number;
   hwmMB: number;
   heapUsedMB: number;
+  /** V8 heap reserved and memory outside it (Buffers, ArrayBuffers), after the GC: where the rest of RSS is */
+  heapTotalMB: number;
+  externalMB: number;
   load: string[];
 }
 
@@ -196,7 +199,7 @@ async function measure(
     hwm = Math.max(hwm, s.hwmKB);
     if (i < SAMPLES - 1) await sleep(500);
   }
-  const heap = JSON.parse(readFileSync(heapFile, 'utf8')) as { heapUsed: number };
+  const heap = JSON.parse(readFileSync(heapFile, 'utf8')) as { heapUsed: number; heapTotal: number; external: number };
   const sample: Sample = {
     component,
     run: r,
@@ -206,6 +209,8 @@ async function measure(
     rssMB: +(median(rss) / 1024).toFixed(1),
     hwmMB: +(hwm / 1024).toFixed(1),
     heapUsedMB: +(heap.heapUsed / 1048576).toFixed(1),
+    heapTotalMB: +(heap.heapTotal / 1048576).toFixed(1),
+    externalMB: +(heap.external / 1048576).toFixed(1),
     load: load(),
   };
   console.error(JSON.stringify(sample));
@@ -345,10 +350,10 @@ try {
       `| ${c} | ${N} | ${m((s) => s.rssMB).toFixed(1)} | ${m((s) => s.hwmMB).toFixed(1)} | ${m((s) => s.heapUsedMB).toFixed(1)} | ${(m((s) => s.readyMs) / 1000).toFixed(2)} | ${m((s) => s.cpuToReadyS).toFixed(2)} |`,
     );
   }
-  console.log('\nruns (RSS / HWM / heap MB, ready s, load):');
+  console.log('\nruns (RSS / HWM / heap used / heap total / external MB, ready s, load):');
   for (const s of samples)
     console.log(
-      `  ${s.component} run ${s.run}: ${s.rssMB} / ${s.hwmMB} / ${s.heapUsedMB}, ${(s.readyMs / 1000).toFixed(2)} s (CPU ${s.cpuToReadyS.toFixed(2)} s), load ${s.load.join(' ')}`,
+      `  ${s.component} run ${s.run}: ${s.rssMB} / ${s.hwmMB} / ${s.heapUsedMB} / ${s.heapTotalMB} / ${s.externalMB}, ${(s.readyMs / 1000).toFixed(2)} s (CPU ${s.cpuToReadyS.toFixed(2)} s), load ${s.load.join(' ')}`,
     );
 } finally {
   for (const c of [...children]) await stop(c);
