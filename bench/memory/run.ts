@@ -18,9 +18,12 @@
 // Each of --runs runs starts fresh processes (dns, then proxy); the table gives medians over runs.
 // Cleanup on every path: the processes, the lab (destroy, plus its own exit/signal sweep), the temp dir.
 // Bounded: --timeout seconds overall (default 1200), 300 s per component start.
+// Side by side: --compare DIR also runs the kdp of another checkout (DIR/src/cli/main.ts, e.g. a `git worktree`
+// of the commit before a change, with node_modules) in the same runs, alternating which goes first, and adds
+// a ratio row (this tree / DIR) per component: the before/after comparison on a shared, noisy machine.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { run, spawnChild } from '../../src/common/exec-adapter.ts';
@@ -45,6 +48,7 @@ const { values } = parseArgs({
     settle: { type: 'string', default: '3' },
     samples: { type: 'string', default: '5' },
     timeout: { type: 'string', default: '1200' },
+    compare: { type: 'string' },
   },
   strict: true,
 });
@@ -59,6 +63,16 @@ if (!(N > 0 && RUNS > 0 && SAMPLES > 0 && SETTLE_MS >= 0)) throw new Error('bad 
 if (!['nftables', 'iptables', 'userspace'].includes(MODE)) throw new Error(`bad --mode ${MODE}`);
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+interface Variant {
+  readonly label: string;
+  readonly cli: string;
+}
+const VARIANTS: Variant[] = [{ label: 'this tree', cli: CLI }];
+if (values.compare) {
+  const other = join(resolve(values.compare), 'src', 'cli', 'main.ts');
+  if (!existsSync(other)) throw new Error(`--compare: ${other} does not exist`);
+  VARIANTS.push({ label: resolve(values.compare), cli: other });
+}
 const SETTLE = fileURLToPath(new URL('./settle.ts', import.meta.url));
 const START_TIMEOUT_MS = 300_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -134,8 +148,8 @@ function cpuSeconds(pid: number): number {
   return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, clock ticks of 10 ms
 }
 /** The pid of the Node process: `ip netns exec` execs in place, but check rather than assume. */
-function nodePid(pid: number): number {
-  const isKdp = (p: number) => readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(CLI);
+function nodePid(pid: number, cli: string): number {
+  const isKdp = (p: number) => readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(cli);
   if (isKdp(pid)) return pid;
   const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
   const k = kids.find((p) => p > 0 && isKdp(p));
@@ -149,6 +163,7 @@ const median = (xs: number[]): number => {
 
 interface Sample {
   component: string;
+  variant: string;
   run: number;
   services: number;
   readyMs: number;
@@ -175,6 +190,7 @@ async function waitFor(what: string, child: Spawned, ok: () => Promise<boolean> 
 /** After ready: settle, force GC, sample. */
 async function measure(
   component: string,
+  variant: string,
   r: number,
   child: Spawned,
   pid: number,
@@ -202,6 +218,7 @@ async function measure(
   const heap = JSON.parse(readFileSync(heapFile, 'utf8')) as { heapUsed: number; heapTotal: number; external: number };
   const sample: Sample = {
     component,
+    variant,
     run: r,
     services: N,
     readyMs: readyAt - t0,
@@ -227,10 +244,10 @@ async function stop(child: Spawned): Promise<void> {
   children.delete(child);
 }
 
-async function runDns(dir: string, r: number): Promise<Sample> {
+async function runDns(dir: string, r: number, v: Variant): Promise<Sample> {
   const cf = join(tmp, 'Corefile');
   writeFileSync(cf, corefile);
-  const heapFile = join(tmp, `heap-dns-${r}.json`);
+  const heapFile = join(tmp, `heap-dns-${r}-${VARIANTS.indexOf(v)}.json`);
   const last = N - 1;
   const qname = `${serviceName(last)}.${namespaceOf(last, NAMESPACES)}.svc.cluster.local`;
   const t0 = Date.now();
@@ -240,7 +257,7 @@ async function runDns(dir: string, r: number): Promise<Sample> {
       '--expose-gc',
       '--import',
       SETTLE,
-      CLI,
+      v.cli,
       '--log-level',
       'warn',
       'dns',
@@ -274,16 +291,16 @@ async function runDns(dir: string, r: number): Promise<Sample> {
       return res.stdout.trim() === clusterIPOf(last);
     });
     const readyAt = Date.now();
-    return await measure('kdp dns', r, child, nodePid(child.pid), heapFile, t0, readyAt);
+    return await measure('kdp dns', v.label, r, child, nodePid(child.pid, v.cli), heapFile, t0, readyAt);
   } finally {
     await stop(child);
   }
 }
 
-async function runProxy(dir: string, r: number): Promise<Sample> {
+async function runProxy(dir: string, r: number, v: Variant): Promise<Sample> {
   lab ??= await Lab.create({ nodes: 1 });
   const node = lab.nodes[0]!;
-  const heapFile = join(tmp, `heap-proxy-${r}.json`);
+  const heapFile = join(tmp, `heap-proxy-${r}-${VARIANTS.indexOf(v)}.json`);
   const t0 = Date.now();
   const child = lab.spawn(
     node.ns,
@@ -292,7 +309,7 @@ async function runProxy(dir: string, r: number): Promise<Sample> {
       '--expose-gc',
       '--import',
       SETTLE,
-      CLI,
+      v.cli,
       '--log-level',
       'warn',
       'proxy',
@@ -311,7 +328,7 @@ async function runProxy(dir: string, r: number): Promise<Sample> {
   try {
     await waitFor('kdp proxy', child, () => /^ready$/m.test(child.output()));
     const readyAt = Date.now();
-    const s = await measure(`kdp proxy (${MODE})`, r, child, nodePid(child.pid), heapFile, t0, readyAt);
+    const s = await measure(`kdp proxy (${MODE})`, v.label, r, child, nodePid(child.pid, v.cli), heapFile, t0, readyAt);
     if (MODE === 'nftables') {
       // the first sync really programmed all N: the last Service's ClusterIP is in the ruleset
       const rules = await lab.exec(node.ns, ['nft', 'list', 'table', 'ip', 'kdp'], { timeoutMs: 120_000 });
@@ -321,7 +338,7 @@ async function runProxy(dir: string, r: number): Promise<Sample> {
     return s;
   } finally {
     await stop(child);
-    await lab.exec(node.ns, [process.execPath, CLI, '--log-level', 'warn', 'proxy', 'cleanup'], {
+    await lab.exec(node.ns, [process.execPath, v.cli, '--log-level', 'warn', 'proxy', 'cleanup'], {
       timeoutMs: 120_000,
       allowFailure: true,
     });
@@ -336,24 +353,44 @@ try {
   );
   const samples: Sample[] = [];
   for (let r = 1; r <= RUNS; r++) {
-    if (want.has('dns')) samples.push(await runDns(dir, r));
-    if (want.has('proxy')) samples.push(await runProxy(dir, r));
+    // with --compare, the variants alternate which goes first
+    const order = r % 2 ? VARIANTS : [...VARIANTS].reverse();
+    if (want.has('dns')) for (const v of order) samples.push(await runDns(dir, r, v));
+    if (want.has('proxy')) for (const v of order) samples.push(await runProxy(dir, r, v));
   }
   const comps = [...new Set(samples.map((s) => s.component))];
   console.log(`\nmedians of ${RUNS} runs (load average at the end ${load().join(' ')}):\n`);
-  console.log('| component | services | RSS MB | HWM MB | heap used after GC MB | time to ready s | CPU to ready s |');
-  console.log('|---|---|---|---|---|---|---|');
+  console.log(
+    `| component${VARIANTS.length > 1 ? ' | kdp' : ''} | services | RSS MB | HWM MB | heap used after GC MB | time to ready s | CPU to ready s |`,
+  );
+  console.log(`|---|---|---|---|---|---|---|${VARIANTS.length > 1 ? '---|' : ''}`);
+  const fields: ((s: Sample) => number)[] = [
+    (s) => s.rssMB,
+    (s) => s.hwmMB,
+    (s) => s.heapUsedMB,
+    (s) => s.readyMs / 1000,
+    (s) => s.cpuToReadyS,
+  ];
   for (const c of comps) {
-    const xs = samples.filter((s) => s.component === c);
-    const m = (f: (s: Sample) => number) => median(xs.map(f));
-    console.log(
-      `| ${c} | ${N} | ${m((s) => s.rssMB).toFixed(1)} | ${m((s) => s.hwmMB).toFixed(1)} | ${m((s) => s.heapUsedMB).toFixed(1)} | ${(m((s) => s.readyMs) / 1000).toFixed(2)} | ${m((s) => s.cpuToReadyS).toFixed(2)} |`,
+    const med = (v: Variant) => {
+      const xs = samples.filter((s) => s.component === c && s.variant === v.label);
+      return fields.map((f) => median(xs.map(f)));
+    };
+    const rows = VARIANTS.map(med);
+    VARIANTS.forEach((v, k) =>
+      console.log(
+        `| ${c}${VARIANTS.length > 1 ? ` | ${v.label}` : ''} | ${N} | ${rows[k]!.map((x, j) => x.toFixed(j < 3 ? 1 : 2)).join(' | ')} |`,
+      ),
     );
+    if (VARIANTS.length > 1)
+      console.log(
+        `| ${c} | **ratio this tree / ${VARIANTS[1]!.label}** | ${N} | ${rows[0]!.map((x, j) => `**${(x / rows[1]![j]!).toFixed(2)}**`).join(' | ')} |`,
+      );
   }
   console.log('\nruns (RSS / HWM / heap used / heap total / external MB, ready s, load):');
   for (const s of samples)
     console.log(
-      `  ${s.component} run ${s.run}: ${s.rssMB} / ${s.hwmMB} / ${s.heapUsedMB} / ${s.heapTotalMB} / ${s.externalMB}, ${(s.readyMs / 1000).toFixed(2)} s (CPU ${s.cpuToReadyS.toFixed(2)} s), load ${s.load.join(' ')}`,
+      `  ${s.component}${VARIANTS.length > 1 ? ` [${s.variant}]` : ''} run ${s.run}: ${s.rssMB} / ${s.hwmMB} / ${s.heapUsedMB} / ${s.heapTotalMB} / ${s.externalMB}, ${(s.readyMs / 1000).toFixed(2)} s (CPU ${s.cpuToReadyS.toFixed(2)} s), load ${s.load.join(' ')}`,
     );
 } finally {
   for (const c of [...children]) await stop(c);
