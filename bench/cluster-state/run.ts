@@ -10,6 +10,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ApiDouble } from '../../test/apiserver/server.ts';
+import { endpointSliceObject, serviceObject } from './objects.ts';
 
 const RUNS = Number(process.env.RUNS ?? 5);
 const N = Number(process.env.SERVICES ?? 10_000);
@@ -27,52 +28,8 @@ interface Sample {
 
 function populate(api: ApiDouble): void {
   for (let i = 0; i < N; i++) {
-    const ns = `ns-${i % 50}`;
-    const name = `svc-${i}`;
-    api.create('Service', {
-      metadata: { name, namespace: ns, labels: { app: name, tier: i % 2 ? 'web' : 'api' } },
-      spec: {
-        type: 'ClusterIP',
-        clusterIP: `10.96.${(i >> 8) & 255}.${i & 255}`,
-        clusterIPs: [`10.96.${(i >> 8) & 255}.${i & 255}`],
-        ipFamilies: ['IPv4'],
-        ipFamilyPolicy: 'SingleStack',
-        selector: { app: name },
-        ports: [
-          { name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' },
-          { name: 'metrics', port: 9090, targetPort: 9090, protocol: 'TCP' },
-        ],
-        sessionAffinity: 'None',
-        internalTrafficPolicy: 'Cluster',
-      },
-      status: { loadBalancer: {} },
-    });
-    api.create('EndpointSlice', {
-      metadata: {
-        name: `${name}-abcde`,
-        namespace: ns,
-        labels: {
-          'kubernetes.io/service-name': name,
-          'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io',
-        },
-      },
-      addressType: 'IPv4',
-      endpoints: [0, 1, 2].map((j) => ({
-        addresses: [`198.19.${((i * 3 + j) >> 8) & 255}.${(i * 3 + j) & 255}`],
-        conditions: { ready: true, serving: true, terminating: false },
-        nodeName: `node-${j + 1}`,
-        targetRef: {
-          kind: 'Pod',
-          namespace: ns,
-          name: `${name}-pod-${j}`,
-          uid: `00000000-0000-0000-0000-${String(i * 3 + j).padStart(12, '0')}`,
-        },
-      })),
-      ports: [
-        { name: 'http', port: 8080, protocol: 'TCP' },
-        { name: 'metrics', port: 9090, protocol: 'TCP' },
-      ],
-    });
+    api.create('Service', serviceObject(i));
+    api.create('EndpointSlice', endpointSliceObject(i));
   }
 }
 
