@@ -109,6 +109,7 @@ export async function startProxy(
           ...cfg.metrics,
           metrics: () => metrics.registry.metrics(),
           contentType: metrics.registry.contentType,
+          mode: cfg.mode,
         }),
       );
     if (cfg.mode !== 'userspace' && localhostNodePorts(cfg.nodePortAddresses)) {
