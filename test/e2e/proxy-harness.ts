@@ -261,6 +261,20 @@ s.bind(Number(sp),()=>s.send(m,Number(p),h));setTimeout(()=>{process.stdout.writ
     return res.stdout.trim();
   }
 
+  /**
+   * UDP request from a connected socket (as a resolver or `nc -u` sends): the kernel hands it only a reply whose
+   * source is exactly the address and port it sent to.
+   */
+  async udpConnected(ns: string, host: string, port: number, msg: string): Promise<string> {
+    const code = `const d=require('node:dgram');const [h,p,m]=process.argv.slice(1);const s=d.createSocket(h.includes(':')?'udp6':'udp4');
+s.on('message',(b)=>{process.stdout.write(b.toString());process.exit(0)});
+s.connect(Number(p),h,()=>s.send(m));setTimeout(()=>{process.stdout.write('timeout');process.exit(1)},1500);`;
+    const res = await this.lab.exec(ns, [process.execPath, '-e', code, host, String(port), msg], {
+      allowFailure: true,
+    });
+    return res.stdout.trim();
+  }
+
   /** Starts a client loop in pod `a`: sequential HTTP requests (new connection each) for `ms`. */
   loadLoop(url: string, ms: number): Spawned {
     const code = `const http=require('node:http');const [url,ms]=process.argv.slice(1);const end=Date.now()+Number(ms);let ok=0,fail=0;const errs=[];const seen={};
@@ -309,7 +323,7 @@ export function baseServices(pl: ProxyLab): SvcSpec[] {
   ];
 }
 
-interface Flow {
+export interface Flow {
   name: string;
   /** pod: pod a (node-1); endpoint: pod b2, the only endpoint of service `hairpin` */
   from: 'pod' | 'node' | 'underlay' | 'endpoint' | 'node2';
@@ -480,8 +494,12 @@ export async function runFlows(t: Test, pl: ProxyLab, flows: Flow[]): Promise<vo
  * IP and the external IP through any endpoint of the cluster (as if they had gone out to the load balancer and
  * back). Every mode passes it. Needs the underlay and node-2 to route 203.0.113.0/24 to node-1.
  */
-export async function etpLocalNoLocalEndpoint(t: Test, pl: ProxyLab): Promise<void> {
-  const { c2 } = pl.pods;
+export async function etpLocalNoLocalEndpoint(
+  t: Test,
+  pl: ProxyLab,
+  opts: { nodePorts: boolean; clientKept: boolean } = { nodePorts: true, clientKept: true },
+): Promise<void> {
+  const { b2, c2 } = pl.pods;
   const svc: SvcSpec = {
     name: 'remote-lb',
     clusterIP: '10.96.0.90',
@@ -493,54 +511,86 @@ export async function etpLocalNoLocalEndpoint(t: Test, pl: ProxyLab): Promise<vo
     lbIP: '203.0.113.21',
     endpoints: [{ pod: c2 }],
   };
+  // and one with a local endpoint too: from outside only that one answers
+  const both: SvcSpec = {
+    ...svc,
+    name: 'both-lb',
+    clusterIP: '10.96.0.92',
+    nodePort: 30095,
+    healthCheckNodePort: 32095,
+    externalIPs: ['203.0.113.22'],
+    lbIP: '203.0.113.23',
+    endpoints: [{ pod: b2 }, { pod: c2 }],
+  };
   // node-1 reaches the documentation range the way a real node reaches a load balancer: through its gateway
   // (the underlay host, which routes it back to node-1); the host's own packets must be DNATed before leaving
-  await pl.lab.exec(pl.n1.ns, ['ip', 'route', 'add', '203.0.113.20/31', 'via', pl.lab.plan.underlayHost4]);
-  t.teardown(() =>
-    pl.lab.exec(pl.n1.ns, ['ip', 'route', 'del', '203.0.113.20/31', 'via', pl.lab.plan.underlayHost4], {
-      allowFailure: true,
-    }),
-  );
+  const route = ['203.0.113.20/30', 'via', pl.lab.plan.underlayHost4];
+  await pl.lab.exec(pl.n1.ns, ['ip', 'route', 'add', ...route]);
+  t.teardown(() => pl.lab.exec(pl.n1.ns, ['ip', 'route', 'del', ...route], { allowFailure: true }));
   await pl.synced(pl.apply(svc));
+  await pl.synced(pl.apply(both));
   const n1 = pl.n1.ip4;
-  await runFlows(t, pl, [
-    { name: 'NodePort from the node itself: any endpoint', from: 'node', url: `http://${n1}:30092/`, backends: ['c2'] },
+  const kept = opts.clientKept ? { client: 'kept' as const } : {};
+  const fromNode: Flow[] = [
+    { name: 'load-balancer IP from the node itself: any endpoint', from: 'node', url: 'http://203.0.113.21/' },
     {
-      name: 'NodePort from a pod of the node: any endpoint',
-      from: 'pod',
-      url: `http://${n1}:30092/`,
-      backends: ['c2'],
-    },
-    {
-      name: 'load-balancer IP from the node itself: any endpoint',
-      from: 'node',
-      url: 'http://203.0.113.21/',
-      backends: ['c2'],
-      tries: 2,
-    },
-    {
-      name: 'load-balancer IP from a pod of the node: any endpoint, client IP kept',
+      name: 'load-balancer IP from a pod of the node: any endpoint',
       from: 'pod',
       url: 'http://203.0.113.21/',
-      backends: ['c2'],
-      tries: 2,
-      client: 'kept',
+      ...kept,
     },
-    { name: 'external IP from the node itself', from: 'node', url: 'http://203.0.113.20/', backends: ['c2'] },
-    { name: 'external IP from a pod of the node', from: 'pod', url: 'http://203.0.113.20/', backends: ['c2'] },
-  ]);
-  // and from outside the node it stays dropped
-  await runFlows(t, pl, [
-    { name: 'NodePort from the underlay: dropped', from: 'underlay', connect: [n1, 30092], expect: 'timeout' },
+    { name: 'external IP from the node itself: any endpoint', from: 'node', url: 'http://203.0.113.20/' },
+    { name: 'external IP from a pod of the node: any endpoint', from: 'pod', url: 'http://203.0.113.20/', ...kept },
+  ];
+  if (opts.nodePorts)
+    fromNode.push(
+      { name: 'NodePort from the node itself: any endpoint', from: 'node', url: `http://${n1}:30092/` },
+      { name: 'NodePort from a pod of the node: any endpoint', from: 'pod', url: `http://${n1}:30092/`, ...kept },
+    );
+  await runFlows(
+    t,
+    pl,
+    fromNode.map((f) => ({ ...f, backends: ['c2'], tries: 2 })),
+  );
+  // from outside the node: dropped, or the node's own endpoint only
+  const fromOutside: Flow[] = [
     {
-      name: 'load-balancer IP from the underlay: dropped',
+      name: 'load-balancer IP with a local endpoint, from the underlay: the local endpoint only',
+      from: 'underlay',
+      url: 'http://203.0.113.23/',
+      backends: ['b2'],
+      tries: 8,
+    },
+    {
+      name: 'external IP with a local endpoint, from node-2: the local endpoint only',
+      from: 'node2',
+      url: 'http://203.0.113.22/',
+      backends: ['b2'],
+      tries: 8,
+    },
+    {
+      name: 'load-balancer IP without a local endpoint, from the underlay: dropped',
       from: 'underlay',
       connect: ['203.0.113.21', 80],
       expect: 'timeout',
     },
-    { name: 'external IP from node-2: dropped', from: 'node2', connect: ['203.0.113.20', 80], expect: 'timeout' },
-  ]);
+    {
+      name: 'external IP without a local endpoint, from node-2: dropped',
+      from: 'node2',
+      connect: ['203.0.113.20', 80],
+      expect: 'timeout',
+    },
+  ];
+  if (opts.nodePorts)
+    fromOutside.push({
+      name: 'NodePort without a local endpoint, from the underlay: dropped',
+      from: 'underlay',
+      connect: [n1, 30092],
+      expect: 'timeout',
+    });
+  await runFlows(t, pl, fromOutside);
   pl.remove('remote-lb');
+  pl.remove('both-lb');
 }
 
 /**
