@@ -1,6 +1,6 @@
-// The proxy's HTTP endpoints: /healthz and /livez (kube-proxy: 10256), /metrics (10249), and one
-// health-check server per `externalTrafficPolicy: Local` service on its healthCheckNodePort, answering
-// 200 when this node has a local endpoint and 503 when it has none (load balancers steer by it).
+// The proxy's HTTP endpoints: /healthz and /livez (kube-proxy: 10256), /metrics and /proxyMode (10249), and
+// one health-check server per `externalTrafficPolicy: Local` service on its healthCheckNodePort, answering
+// 200 when this node has a ready local endpoint and 503 when it has none (load balancers steer by it).
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { Logger } from '../common/log.ts';
@@ -74,9 +74,16 @@ export async function startMetricsServer(opts: {
   port: number;
   metrics: () => Promise<string>;
   contentType: string;
+  /** answered on /proxyMode, as kube-proxy does (e2e "should check kube-proxy urls") */
+  mode: string;
 }): Promise<Server> {
   const srv = createServer((req, res) => {
-    if ((req.url ?? '').split('?')[0] !== '/metrics') {
+    const path = (req.url ?? '').split('?')[0];
+    if (path === '/proxyMode') {
+      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end(opts.mode);
+      return;
+    }
+    if (path !== '/metrics') {
       res.writeHead(404).end();
       return;
     }

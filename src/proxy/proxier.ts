@@ -48,6 +48,32 @@ export interface HealthCheckState {
   readonly localEndpoints: number;
 }
 
+/**
+ * One entry per Service with a healthCheckNodePort, as kube-proxy counts them: the distinct node-local endpoint
+ * addresses that are ready (a terminating endpoint, even a serving one, does not count: the load balancer must
+ * steer away from a node whose pods are all going away), over all the Service's ports. With two IP families
+ * the larger count of the two is reported (a dual-stack pod is one endpoint, with one address per family).
+ */
+export function healthChecksOf(models: ReadonlyMap<IPFamily, readonly ServicePortInfo[]>): HealthCheckState[] {
+  const byService = new Map<string, { port: number; perFamily: Map<IPFamily, Set<string>> }>();
+  for (const [family, ports] of models) {
+    for (const sp of ports) {
+      if (sp.healthCheckNodePort === undefined) continue;
+      const key = `${sp.namespace}/${sp.name}`;
+      let e = byService.get(key);
+      if (!e) byService.set(key, (e = { port: sp.healthCheckNodePort, perFamily: new Map() }));
+      let ips = e.perFamily.get(family);
+      if (!ips) e.perFamily.set(family, (ips = new Set()));
+      for (const ep of sp.endpoints) if (ep.local && ep.ready) ips.add(ep.ip);
+    }
+  }
+  return [...byService].map(([service, e]) => ({
+    service,
+    healthCheckNodePort: e.port,
+    localEndpoints: Math.max(0, ...[...e.perFamily.values()].map((s) => s.size)),
+  }));
+}
+
 export class Proxier implements Reconciler {
   readonly name = 'proxy';
   readonly kinds = ['Service', 'EndpointSlice'] as const;
@@ -141,17 +167,7 @@ export class Proxier implements Reconciler {
       if (deletions.length > 0) await this.#opts.conntrack.delete(deletions);
     }
     this.#prev = models;
-    this.#health = [...models.values()].flat().flatMap((sp) =>
-      sp.healthCheckNodePort !== undefined
-        ? [
-            {
-              service: `${sp.namespace}/${sp.name}`,
-              healthCheckNodePort: sp.healthCheckNodePort,
-              localEndpoints: sp.localEndpoints.length,
-            },
-          ]
-        : [],
-    );
+    this.#health = healthChecksOf(models);
     this.#syncs++;
     this.#lastSyncOk = Date.now();
     const secs = (performance.now() - started) / 1000;

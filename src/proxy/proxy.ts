@@ -57,7 +57,12 @@ export function makeBackend(cfg: ProxyConfig, exec: Exec, log: Logger): ProxyBac
     case 'iptables':
       return new IptablesBackend({ exec, config: common, log, families: cfg.families });
     case 'userspace':
-      return new UserspaceBackend({ exec, log, privileged: cfg.privileged ?? process.getuid?.() === 0 });
+      return new UserspaceBackend({
+        exec,
+        log,
+        privileged: cfg.privileged ?? process.getuid?.() === 0,
+        clusterCIDRs: cfg.clusterCIDRs,
+      });
     default:
       throw new KdpError('KDP_PROXY_CONFIG', `unknown proxy mode ${String(cfg.mode)}`);
   }
@@ -109,6 +114,7 @@ export async function startProxy(
           ...cfg.metrics,
           metrics: () => metrics.registry.metrics(),
           contentType: metrics.registry.contentType,
+          mode: cfg.mode,
         }),
       );
     if (cfg.mode !== 'userspace' && localhostNodePorts(cfg.nodePortAddresses)) {

@@ -29,7 +29,7 @@ export interface LabUpOptions {
   readonly log: Logger;
   /** one line per step, for the person watching */
   readonly progress: (line: string) => void;
-  readonly proxyMode: 'nftables' | 'iptables';
+  readonly proxyMode: 'nftables' | 'iptables' | 'userspace';
   /** the proxies' --min-sync-period (default: theirs, 1s) */
   readonly proxyMinSyncPeriod?: string;
   /**

@@ -261,6 +261,20 @@ s.bind(Number(sp),()=>s.send(m,Number(p),h));setTimeout(()=>{process.stdout.writ
     return res.stdout.trim();
   }
 
+  /**
+   * UDP request from a connected socket (as a resolver or `nc -u` sends): the kernel hands it only a reply whose
+   * source is exactly the address and port it sent to.
+   */
+  async udpConnected(ns: string, host: string, port: number, msg: string): Promise<string> {
+    const code = `const d=require('node:dgram');const [h,p,m]=process.argv.slice(1);const s=d.createSocket(h.includes(':')?'udp6':'udp4');
+s.on('message',(b)=>{process.stdout.write(b.toString());process.exit(0)});
+s.connect(Number(p),h,()=>s.send(m));setTimeout(()=>{process.stdout.write('timeout');process.exit(1)},1500);`;
+    const res = await this.lab.exec(ns, [process.execPath, '-e', code, host, String(port), msg], {
+      allowFailure: true,
+    });
+    return res.stdout.trim();
+  }
+
   /** Starts a client loop in pod `a`: sequential HTTP requests (new connection each) for `ms`. */
   loadLoop(url: string, ms: number): Spawned {
     const code = `const http=require('node:http');const [url,ms]=process.argv.slice(1);const end=Date.now()+Number(ms);let ok=0,fail=0;const errs=[];const seen={};
@@ -309,7 +323,7 @@ export function baseServices(pl: ProxyLab): SvcSpec[] {
   ];
 }
 
-interface Flow {
+export interface Flow {
   name: string;
   /** pod: pod a (node-1); endpoint: pod b2, the only endpoint of service `hairpin` */
   from: 'pod' | 'node' | 'underlay' | 'endpoint' | 'node2';
@@ -474,6 +488,181 @@ export async function runFlows(t: Test, pl: ProxyLab, flows: Flow[]): Promise<vo
   );
 }
 
+/**
+ * externalTrafficPolicy Local on a node without a local endpoint (kube-proxy since the fix of Kubernetes issue
+ * 65387): traffic from outside is dropped, but the node itself and its pods reach the NodePort, the load-balancer
+ * IP and the external IP through any endpoint of the cluster (as if they had gone out to the load balancer and
+ * back). Every mode passes it. Needs the underlay and node-2 to route 203.0.113.0/24 to node-1.
+ */
+export async function etpLocalNoLocalEndpoint(
+  t: Test,
+  pl: ProxyLab,
+  opts: { nodePorts: boolean; clientKept: boolean } = { nodePorts: true, clientKept: true },
+): Promise<void> {
+  const { b2, c2 } = pl.pods;
+  const svc: SvcSpec = {
+    name: 'remote-lb',
+    clusterIP: '10.96.0.90',
+    type: 'LoadBalancer',
+    nodePort: 30092,
+    etpLocal: true,
+    healthCheckNodePort: 32092,
+    externalIPs: ['203.0.113.20'],
+    lbIP: '203.0.113.21',
+    endpoints: [{ pod: c2 }],
+  };
+  // and one with a local endpoint too: from outside only that one answers
+  const both: SvcSpec = {
+    ...svc,
+    name: 'both-lb',
+    clusterIP: '10.96.0.92',
+    nodePort: 30095,
+    healthCheckNodePort: 32095,
+    externalIPs: ['203.0.113.22'],
+    lbIP: '203.0.113.23',
+    endpoints: [{ pod: b2 }, { pod: c2 }],
+  };
+  // node-1 reaches the documentation range the way a real node reaches a load balancer: through its gateway
+  // (the underlay host, which routes it back to node-1); the host's own packets must be DNATed before leaving
+  const route = ['203.0.113.20/30', 'via', pl.lab.plan.underlayHost4];
+  await pl.lab.exec(pl.n1.ns, ['ip', 'route', 'add', ...route]);
+  t.teardown(() => pl.lab.exec(pl.n1.ns, ['ip', 'route', 'del', ...route], { allowFailure: true }));
+  await pl.synced(pl.apply(svc));
+  await pl.synced(pl.apply(both));
+  const n1 = pl.n1.ip4;
+  const kept = opts.clientKept ? { client: 'kept' as const } : {};
+  const fromNode: Flow[] = [
+    { name: 'load-balancer IP from the node itself: any endpoint', from: 'node', url: 'http://203.0.113.21/' },
+    {
+      name: 'load-balancer IP from a pod of the node: any endpoint',
+      from: 'pod',
+      url: 'http://203.0.113.21/',
+      ...kept,
+    },
+    { name: 'external IP from the node itself: any endpoint', from: 'node', url: 'http://203.0.113.20/' },
+    { name: 'external IP from a pod of the node: any endpoint', from: 'pod', url: 'http://203.0.113.20/', ...kept },
+  ];
+  if (opts.nodePorts)
+    fromNode.push(
+      { name: 'NodePort from the node itself: any endpoint', from: 'node', url: `http://${n1}:30092/` },
+      { name: 'NodePort from a pod of the node: any endpoint', from: 'pod', url: `http://${n1}:30092/`, ...kept },
+    );
+  await runFlows(
+    t,
+    pl,
+    fromNode.map((f) => ({ ...f, backends: ['c2'], tries: 2 })),
+  );
+  // from outside the node: dropped, or the node's own endpoint only
+  const fromOutside: Flow[] = [
+    {
+      name: 'load-balancer IP with a local endpoint, from the underlay: the local endpoint only',
+      from: 'underlay',
+      url: 'http://203.0.113.23/',
+      backends: ['b2'],
+      tries: 8,
+    },
+    {
+      name: 'external IP with a local endpoint, from node-2: the local endpoint only',
+      from: 'node2',
+      url: 'http://203.0.113.22/',
+      backends: ['b2'],
+      tries: 8,
+    },
+    {
+      name: 'load-balancer IP without a local endpoint, from the underlay: dropped',
+      from: 'underlay',
+      connect: ['203.0.113.21', 80],
+      expect: 'timeout',
+    },
+    {
+      name: 'external IP without a local endpoint, from node-2: dropped',
+      from: 'node2',
+      connect: ['203.0.113.20', 80],
+      expect: 'timeout',
+    },
+  ];
+  if (opts.nodePorts)
+    fromOutside.push({
+      name: 'NodePort without a local endpoint, from the underlay: dropped',
+      from: 'underlay',
+      connect: [n1, 30092],
+      expect: 'timeout',
+    });
+  await runFlows(t, pl, fromOutside);
+  pl.remove('remote-lb');
+  pl.remove('both-lb');
+}
+
+/**
+ * The health-check node port of a Local service counts ready local endpoints only, over all ports (kube-proxy;
+ * e2e "should fail health check node port if there are only terminating endpoints").
+ */
+export async function healthCheckNodePortCounts(t: Test, pl: ProxyLab): Promise<void> {
+  const { b1, b2, c1 } = pl.pods;
+  const svc: SvcSpec = {
+    name: 'hc',
+    clusterIP: '10.96.0.91',
+    type: 'LoadBalancer',
+    nodePort: 30093,
+    etpLocal: true,
+    healthCheckNodePort: 32093,
+    endpoints: [{ pod: b1 }, { pod: c1 }],
+  };
+  const probe = async () => {
+    const r = await pl.lab.exec(
+      pl.lab.underlay,
+      ['curl', '-sS', '--max-time', '3', '-w', '\n%{http_code}', `http://${pl.n1.ip4}:32093/`],
+      { allowFailure: true },
+    );
+    const lines = r.stdout.trim().split('\n');
+    const code = Number(lines.pop());
+    const body = lines.join('\n');
+    return {
+      code,
+      localEndpoints: body.startsWith('{') ? (JSON.parse(body) as { localEndpoints: number }).localEndpoints : -1,
+    };
+  };
+  await pl.synced(pl.apply(svc));
+  t.same(await probe(), { code: 200, localEndpoints: 1 }, 'one ready local endpoint: 200');
+  await pl.synced(
+    pl.apply({ ...svc, endpoints: [{ pod: b1, ready: false, serving: true, terminating: true }, { pod: c1 }] }),
+  );
+  t.same(await probe(), { code: 503, localEndpoints: 0 }, 'only a terminating (serving) local endpoint: 503');
+  // two ports: port p has local b1 and b2, port q has b1 only: 2 distinct local endpoints, not those of the last port
+  const two = manifest({ ...svc, endpoints: [{ pod: b1 }, { pod: b2 }] }) as { items: Record<string, unknown>[] };
+  const [service, slice] = two.items as [
+    { spec: { ports: Record<string, unknown>[] } },
+    { endpoints: { addresses: string[] }[]; ports: Record<string, unknown>[]; metadata: { name: string } },
+  ];
+  service.spec.ports.push({ name: 'q', protocol: 'TCP', port: 81, targetPort: 8081, nodePort: 30094 });
+  const sliceQ = {
+    ...slice,
+    metadata: { ...slice.metadata, name: 'hc-q' },
+    endpoints: slice.endpoints.filter((e) => e.addresses[0] === b1.ip4),
+    ports: [{ name: 'q', port: 8081, protocol: 'TCP' }],
+  };
+  const t0 = Date.now();
+  const tmp = join(pl.dir, '.hc.tmp');
+  writeFileSync(tmp, JSON.stringify({ ...two, items: [service, slice, sliceQ] }));
+  renameSync(tmp, join(pl.dir, 'hc.json'));
+  await pl.synced(t0);
+  t.same(await probe(), { code: 200, localEndpoints: 2 }, 'two ports: distinct local ready endpoints of the Service');
+  pl.remove('hc');
+}
+
+/** The metrics port answers /proxyMode with the mode, /healthz shows lastUpdated (e2e "should check kube-proxy urls"). */
+export async function kubeProxyUrls(t: Test, pl: ProxyLab): Promise<void> {
+  const mode = await pl.lab.exec(
+    pl.n1.ns,
+    ['curl', '-sS', '--max-time', '2', '-w', '\n%{http_code}', 'http://127.0.0.1:10249/proxyMode'],
+    { allowFailure: true },
+  );
+  t.equal(mode.stdout.trim(), `${pl.mode}\n200`, '/proxyMode: 200 with the mode');
+  const hz = await pl.lab.exec(pl.n1.ns, ['curl', '-sS', '-i', '--max-time', '2', 'http://127.0.0.1:10256/healthz']);
+  t.match(hz.stdout, /200 OK/, '/healthz: 200 OK');
+  t.match(hz.stdout, /lastUpdated/, '/healthz: lastUpdated');
+}
+
 /** How a mode's kernel state is inspected: foreign objects that must survive, and whether ours exist. */
 export interface KernelProbe {
   /** creates tables/chains kdp does not own inside the node namespace */
@@ -604,6 +793,14 @@ export async function modeSuite(t: Test, mode: string, kernel: KernelProbe): Pro
     await pl.lab.exec(pl.n1.ns, ['ip', 'route', 'del', 'local', '203.0.113.11/32', 'dev', 'lo']);
   });
 
+  await t.test('externalTrafficPolicy Local without a local endpoint: the node and its pods reach any endpoint', (t) =>
+    etpLocalNoLocalEndpoint(t, pl),
+  );
+
+  await t.test('healthCheckNodePort: ready local endpoints only, distinct over all ports', (t) =>
+    healthCheckNodePortCounts(t, pl),
+  );
+
   await t.test('rolling update under load, and a proxy restart: zero failed requests', async (t) => {
     const roll: SvcSpec = { name: 'roll', clusterIP: '10.96.0.60', endpoints: [{ pod: b1 }, { pod: c1 }] };
     await pl.synced(pl.apply(roll));
@@ -692,6 +889,7 @@ export async function modeSuite(t: Test, mode: string, kernel: KernelProbe): Pro
       t.match(res.stdout, m);
     const hz = await pl.healthz();
     t.equal(hz.code, 200, '/healthz answers 200');
+    await kubeProxyUrls(t, pl);
   });
 
   await t.test('kdp proxy cleanup removes ours and only ours', async (t) => {

@@ -4,7 +4,15 @@
 import t from 'tap';
 import { chmodSync } from 'node:fs';
 import { needsRoot } from '../helpers/gate.ts';
-import { CLI, ProxyLab, baseServices, runFlows } from './proxy-harness.ts';
+import {
+  CLI,
+  ProxyLab,
+  baseServices,
+  etpLocalNoLocalEndpoint,
+  healthCheckNodePortCounts,
+  kubeProxyUrls,
+  runFlows,
+} from './proxy-harness.ts';
 import type { SvcSpec } from './proxy-harness.ts';
 
 if (needsRoot(t)) {
@@ -134,6 +142,26 @@ if (needsRoot(t)) {
         'session to the removed endpoint dropped (b1 is still up)',
       );
     });
+
+    await t.test('UDP through a ClusterIP answers a connected client from ClusterIP:port', async (t) => {
+      // from the node the redirect goes to 127.0.0.1, from a pod to the address of its host-side interface, while
+      // the route back to the pod carries `src <node address>`: a reply from any other address is discarded
+      t.equal(await pl.udpConnected(pl.n1.ns, '10.96.0.53', 53, 'node'), 'b2 node', 'from the node');
+      t.equal(await pl.udpConnected(a.ns, '10.96.0.53', 53, 'pod'), 'b2 pod', 'from a pod');
+    });
+
+    await t.test('external IP and load-balancer IP of a Local service', async (t) => {
+      // two off-node clients route the documentation range to node-1: the underlay host and node-2
+      await pl.lab.exec(pl.lab.underlay, ['ip', 'route', 'add', '203.0.113.0/24', 'via', pl.n1.ip4]);
+      await pl.lab.exec(pl.n2.ns, ['ip', 'route', 'add', '203.0.113.0/24', 'via', pl.n1.ip4]);
+      await etpLocalNoLocalEndpoint(t, pl, { nodePorts: false, clientKept: false });
+    });
+
+    await t.test('healthCheckNodePort: ready local endpoints only, distinct over all ports', (t) =>
+      healthCheckNodePortCounts(t, pl),
+    );
+
+    await t.test('kube-proxy URLs', (t) => kubeProxyUrls(t, pl));
 
     await t.test('rolling update under load: zero failed requests', async (t) => {
       const roll: SvcSpec = { name: 'roll', clusterIP: '10.96.0.60', endpoints: [{ pod: b1 }, { pod: c1 }] };

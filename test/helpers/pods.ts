@@ -70,7 +70,8 @@ export async function startEcho(
   if (opts.udp?.length) argv.push('--udp', opts.udp.join(','));
   if (opts.tcp?.length) argv.push('--tcp', opts.tcp.join(','));
   const child = lab.spawn(pod.ns, argv);
-  const end = Date.now() + 10_000;
+  // generous: at a load of 20-30 on the shared 2-core box four echo servers starting at once took over 10 s
+  const end = Date.now() + 30_000;
   while (!child.output().includes('ready')) {
     if (Date.now() > end) throw new Error(`echo server in ${pod.name} did not start: ${child.output()}`);
     const exited = await Promise.race([

@@ -1,13 +1,15 @@
 // Churn under load (issue #9), behind `npm run test:soak`, bounded by SOAK_SECONDS (default 180).
 // The whole data plane runs in a lab (`kdp up` in-process on examples/cluster plus a churn namespace): CNI,
-// node agent, nftables proxy, DNS and ingress on every node. Four client loops run for the whole soak:
-// a ClusterIP from a pod, a NodePort from the underlay, DNS lookups from a pod, the ingress from the underlay.
+// node agent, service proxy (nftables unless SOAK_PROXY_MODE says otherwise), DNS and ingress on every node.
+// Four client loops run for the whole soak: a ClusterIP from a pod, a NodePort from the underlay, DNS lookups
+// from a pod, the ingress from the underlay.
 // Meanwhile the manifests change every ~2 s: a rolling update of `roll` (endpoints replaced one at a time,
 // always >= 3 ready), its session affinity switched on and off, a Service deleted and recreated, an Ingress
 // path added and removed. The clients of `roll` must see zero failures (a live endpoint always exists); the
 // time from each manifest write to the data plane reflecting it is measured and printed (p50/p99).
 //
 // SOAK_MIN_SYNC_PERIOD (e.g. 100ms): the proxies' --min-sync-period instead of their default 1s.
+// SOAK_PROXY_MODE (nftables, the default, iptables or userspace): the proxies' --mode.
 // SOAK_SOURCE=api (`npm run test:soak:api`): the components watch an API server instead of the directory. The API
 // double (test/apiserver/serve.ts) runs inside the lab's underlay namespace, on the underlay address for the
 // components (their --kubeconfig) and on a unix socket for this process, which plays the control plane: it seeds
@@ -32,6 +34,9 @@ const SECONDS = Number(process.env.SOAK_SECONDS ?? 180);
 const SOURCE = process.env.SOAK_SOURCE ?? 'manifests';
 if (SOURCE !== 'manifests' && SOURCE !== 'api') throw new Error(`SOAK_SOURCE must be manifests or api, not ${SOURCE}`);
 const API = SOURCE === 'api';
+const PROXY_MODE = process.env.SOAK_PROXY_MODE ?? 'nftables';
+if (PROXY_MODE !== 'nftables' && PROXY_MODE !== 'iptables' && PROXY_MODE !== 'userspace')
+  throw new Error(`SOAK_PROXY_MODE must be nftables, iptables or userspace, not ${PROXY_MODE}`);
 const EXAMPLES = fileURLToPath(new URL('../../examples/cluster', import.meta.url));
 
 const NODE_IP: Record<string, string> = { 'node-1': '198.18.0.11', 'node-2': '198.18.0.12' };
@@ -204,7 +209,7 @@ if (needsRoot(t)) {
         manifestsDir: dir,
         log: silentLogger,
         progress: (l) => t.comment(l),
-        proxyMode: 'nftables',
+        proxyMode: PROXY_MODE,
         ...(componentSource ? { componentSource } : {}),
         ...(process.env.SOAK_MIN_SYNC_PERIOD ? { proxyMinSyncPeriod: process.env.SOAK_MIN_SYNC_PERIOD } : {}),
       });
@@ -399,7 +404,7 @@ if (needsRoot(t)) {
         ([what, xs]) => `${what}: n=${xs.length} p50=${pct(xs, 50).toFixed(0)} ms p99=${pct(xs, 99).toFixed(0)} ms`,
       );
       t.comment(
-        `soak ${SECONDS} s, source ${API ? 'api (components watch the API double; times are API write acknowledged -> reflected)' : 'manifests (times are file written -> reflected)'}, ${steps} churn steps, ${phase} full rolls${api ? `, ${api.writes} API writes` : ''}`,
+        `soak ${SECONDS} s, proxy mode ${PROXY_MODE}, source ${API ? 'api (components watch the API double; times are API write acknowledged -> reflected)' : 'manifests (times are file written -> reflected)'}, ${steps} churn steps, ${phase} full rolls${api ? `, ${api.writes} API writes` : ''}`,
       );
       for (const [name, r] of Object.entries(results))
         t.comment(`${name}: ${r.ok} ok, ${r.fail} failed ${r.errs.length ? JSON.stringify(r.errs.slice(0, 5)) : ''}`);

@@ -180,6 +180,8 @@ export function renderIptables(ports: readonly ServicePortInfo[], family: IptFam
 
     if (externalIPs.length === 0 && sp.nodePort === undefined) continue;
     if (sp.externalLocal && !hasLocal) {
+      // external traffic is dropped in filter INPUT/FORWARD, after DNAT: the pods' and the node's own traffic,
+      // short-circuited to the cluster-wide chain by the EXT chain below, is no longer addressed to it there
       for (const ip of externalIPs)
         ch(filter, 'KDP-EXTERNAL-SERVICES').push(
           `${comment(`${sp.id} has no local endpoints`)} ${m} -d ${host(family, ip)} --dport ${sp.port} -j DROP`,
@@ -188,16 +190,17 @@ export function renderIptables(ports: readonly ServicePortInfo[], family: IptFam
         ch(filter, 'KDP-EXTERNAL-SERVICES').push(
           `${comment(`${sp.id} has no local endpoints`)} -m addrtype --dst-type LOCAL ${m} --dport ${sp.nodePort} -j DROP`,
         );
-      continue;
     }
     const extRules = own(ext);
     if (sp.externalLocal) {
+      // Local policy (kube-proxy, the fix of Kubernetes issue 65387): this node's pods and the node itself reach
+      // the service's external addresses through the cluster-wide chain, also without a local endpoint
       if (localCidrs.length > 0)
         extRules.push(`${comment('pod traffic for external destinations')} -s ${localCidrs.join(',')} -j ${svc}`);
       extRules.push(
         `${comment('masquerade LOCAL traffic')} -m addrtype --src-type LOCAL -j KDP-MARK-MASQ`,
         `${comment('route LOCAL traffic to cluster endpoints')} -m addrtype --src-type LOCAL -j ${svc}`,
-        `-j ${svl}`,
+        ...(hasLocal ? [`-j ${svl}`] : []),
       );
     } else {
       extRules.push('-j KDP-MARK-MASQ', `-j ${svc}`);

@@ -72,6 +72,7 @@ const MAP_NOEP_NODEPORTS = 'no-endpoint-nodeports';
 const MAP_FIREWALL = 'firewall-ips';
 const SET_CLUSTER_CIDRS = 'cluster-cidrs';
 export const SET_HAIRPIN = 'hairpin-endpoints';
+const CHAIN_EXTERNAL_DROP = 'external-drop';
 /**
  * Endpoint maps per protocol, `endpoints-tcp-0` .. `endpoints-tcp-63` etc. Sharded because the kernel checks
  * each element of a map against each rule bound to it; per protocol because nft 1.0.6 refuses a rule with
@@ -240,6 +241,9 @@ function renderBase(
     // is retried (~1 s), so a plain reject there looked like a timeout, not "connection refused"
     ['reject-chain', { rules: family === 'ip6' ? ['meta l4proto tcp reject with tcp reset', 'reject'] : ['reject'] }],
     ['mark-for-masquerade', { rules: [`meta mark set meta mark or ${MASQ_MARK}`] }],
+    // the verdict of @no-endpoint-* for an external destination of a Local-policy service without a local
+    // endpoint: dropped, unless the node itself sends it (filter-output sees it before nat-output short-circuits it)
+    [CHAIN_EXTERNAL_DROP, { rules: ['fib saddr type local return', 'drop'] }],
     [
       'masquerading',
       {
@@ -461,21 +465,24 @@ function renderInto(
 
     // external destinations: externalIPs, load-balancer IPs, NodePorts
     if (externalIPs.length === 0 && !npKey) continue;
-    const externalUsable = !sp.externalLocal || hasLocal;
-    if (!externalUsable) {
-      for (const ip of externalIPs) el(MAP_NOEP_SERVICES).set(ipKey(ip), 'drop');
-      if (npKey) el(MAP_NOEP_NODEPORTS).set(npKey, 'drop');
-      continue;
-    }
     const ext: string[] = sp.externalLocal
       ? [
-          // pods reaching an external address of the service are short-circuited to the cluster-wide chain
+          // Local policy (kube-proxy, the fix of Kubernetes issue 65387): traffic of this node's pods and of the
+          // node itself to an external address of the service is not external traffic: it goes to the cluster-wide
+          // chain, also when this node has no endpoint (as if it had gone out to the load balancer and back)
           ...(hasLocalCidrs ? [`${a} saddr @${SET_CLUSTER_CIDRS} goto ${names.service}`] : []),
           'fib saddr type local jump mark-for-masquerade',
           `fib saddr type local goto ${names.service}`,
-          `goto ${names.local}`,
+          ...(hasLocal ? [`goto ${names.local}`] : []),
         ]
       : ['jump mark-for-masquerade', `goto ${names.service}`];
+    if (sp.externalLocal && !hasLocal) {
+      // what the chain above did not short-circuit is dropped (after DNAT: the pods' and the node's own traffic
+      // no longer has the external destination when the filter hooks see it, except in filter-output, which
+      // runs before nat-output: there `external-drop` lets the node's own packets through to be DNATed)
+      for (const ip of externalIPs) el(MAP_NOEP_SERVICES).set(ipKey(ip), `goto ${CHAIN_EXTERNAL_DROP}`);
+      if (npKey) el(MAP_NOEP_NODEPORTS).set(npKey, `goto ${CHAIN_EXTERNAL_DROP}`);
+    }
     chains.set(names.external, { rules: ext });
     for (const ip of externalIPs) el(MAP_SERVICE_IPS).set(ipKey(ip), `goto ${names.external}`);
     if (npKey) el(MAP_NODEPORTS).set(npKey, `goto ${names.external}`);

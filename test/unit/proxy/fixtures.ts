@@ -86,6 +86,16 @@ export function goldenScenario(): { services: Service[]; slices: EndpointSlice[]
       s.loadBalancerIPs = ['203.0.113.44'];
       s.loadBalancerSourceRanges = ['192.0.2.0/24'];
     }),
+    // Local policy, endpoint on node2 only: node1 keeps the short-circuit for its own and its pods' traffic
+    makeService('ns2', 'remote', (s) => {
+      s.clusterIPs = ['10.96.0.47'];
+      s.type = 'LoadBalancer';
+      s.ports = [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080, nodePort: 30047 }];
+      s.externalTrafficPolicy = 'Local';
+      s.healthCheckNodePort = 32047;
+      s.loadBalancerIPs = ['203.0.113.47'];
+      s.externalIPs = ['203.0.113.48'];
+    }),
     makeService('ns2', 'dns', (s) => {
       s.clusterIPs = ['10.96.0.53'];
       s.ports = [{ name: 'dns', protocol: 'UDP', port: 53, targetPort: 5353 }];
@@ -126,6 +136,7 @@ export function goldenScenario(): { services: Service[]; slices: EndpointSlice[]
       ],
       [{ name: 'http', port: 8080 }],
     ),
+    makeSlice('ns2', 'remote', [{ ip: '198.19.2.47', node: 'node2' }], [{ name: 'http', port: 8080 }]),
     makeSlice('ns2', 'dns', [{ ip: '198.19.2.53', node: 'node2' }], [{ name: 'dns', port: 5353, protocol: 'UDP' }]),
     makeSlice('ns3', 'term', [
       { ip: '198.19.1.20', node: 'node1', ready: false, serving: true, terminating: true },

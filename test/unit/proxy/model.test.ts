@@ -58,7 +58,7 @@ t.test('service ports carry categorised endpoints per family', async (t) => {
   const ports = buildServicePorts(services, slicesBy(slices), { nodeName: 'node1', family: 'IPv4' });
   t.same(
     ports.map((p) => p.id),
-    ['ns1/noeps:', 'ns1/svc1:p80', 'ns2/dns:dns', 'ns2/local:http', 'ns2/web:http', 'ns3/term:p80'],
+    ['ns1/noeps:', 'ns1/svc1:p80', 'ns2/dns:dns', 'ns2/local:http', 'ns2/remote:http', 'ns2/web:http', 'ns3/term:p80'],
   );
   const web = ports.find((p) => p.id === 'ns2/web:http')!;
   t.equal(web.affinitySeconds, 600);

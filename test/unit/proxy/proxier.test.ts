@@ -110,6 +110,61 @@ t.test('health-check state follows local endpoints', async (t) => {
   await proxier.stop();
 });
 
+t.test('health-check state counts ready local endpoints only (kube-proxy: only terminating ones -> 503)', async (t) => {
+  const { src, proxier } = setup();
+  src.put(
+    makeService(
+      'a',
+      'lb',
+      (s) => ((s.type = 'LoadBalancer'), (s.externalTrafficPolicy = 'Local'), (s.healthCheckNodePort = 32000)),
+    ),
+  );
+  // the node's only local endpoint is terminating (still serving): traffic may use it, health must not
+  src.put(
+    makeSlice('a', 'lb', [
+      { ip: '198.19.1.1', node: 'node1', ready: false, serving: true, terminating: true },
+      { ip: '198.19.2.1', node: 'node2' },
+    ]),
+  );
+  await src.start();
+  await proxier.settled();
+  t.same(proxier.healthChecks(), [{ service: 'a/lb', healthCheckNodePort: 32000, localEndpoints: 0 }]);
+  await proxier.stop();
+});
+
+t.test('health-check state of a multi-port Service: distinct local ready endpoints over all ports', async (t) => {
+  const { src, proxier } = setup();
+  src.put(
+    makeService('a', 'lb', (s) => {
+      s.type = 'LoadBalancer';
+      s.externalTrafficPolicy = 'Local';
+      s.healthCheckNodePort = 32000;
+      s.ports = [
+        { name: 'http', protocol: 'TCP', port: 80, targetPort: 8080, nodePort: 30080 },
+        { name: 'https', protocol: 'TCP', port: 443, targetPort: 8443, nodePort: 30443 },
+      ];
+    }),
+  );
+  // port http: two local pods; port https: only the first of them (a second slice) -> 2 distinct, not 1 (last port)
+  src.put(
+    makeSlice(
+      'a',
+      'lb',
+      [
+        { ip: '198.19.1.1', node: 'node1' },
+        { ip: '198.19.1.2', node: 'node1' },
+      ],
+      [{ name: 'http', port: 8080 }],
+      'lb-http',
+    ),
+  );
+  src.put(makeSlice('a', 'lb', [{ ip: '198.19.1.1', node: 'node1' }], [{ name: 'https', port: 8443 }], 'lb-https'));
+  await src.start();
+  await proxier.settled();
+  t.same(proxier.healthChecks(), [{ service: 'a/lb', healthCheckNodePort: 32000, localEndpoints: 2 }]);
+  await proxier.stop();
+});
+
 t.test('UDP conntrack: removed endpoints and services that regain endpoints', async (t) => {
   const { src, proxier, deletions } = setup();
   const udp = makeService(
