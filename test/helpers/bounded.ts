@@ -45,7 +45,8 @@ export class BoundedCall<T> {
       workerData: { module: this.#module, fn: this.#fn },
       resourceLimits: { maxOldGenerationSizeMb: this.#maxOldMb, maxYoungGenerationSizeMb: 16 },
     });
-    w.unref();
+    // a worker being terminated may still report its out-of-memory end: never an unhandled 'error'
+    w.on('error', () => {});
     return new Promise((resolve, reject) => {
       w.once('message', () => {
         w.off('error', reject);
