@@ -57,3 +57,108 @@ t.test('a readable manifests directory: kdp dns runs until told to stop', async 
   t.equal(r.result, 'still running');
   t.match(r.out, /kdp dns ready: dns \d+/);
 });
+
+t.test(
+  'reload: a rewritten Corefile with odd whitespace applies, a broken one keeps the old configuration',
+  async (t) => {
+    const { createSocket } = await import('node:dgram');
+    const { TYPE, decode, encodeQuery } = await import('../../../src/dns/wire.ts');
+    const dir = mkdtempSync(join(tmpdir(), 'kdp-dns-cli-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const manifests = join(dir, 'manifests');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(manifests);
+    const corefile = join(dir, 'Corefile');
+    const text = (ttl: number) => `.:53 {\n  kubernetes cluster.local {\n    ttl ${ttl}\n  }\n  reload 100ms 0\n}\n`;
+    writeFileSync(corefile, text(30));
+    const logged: string[] = [];
+    const log = {
+      ...silentLogger,
+      error: (_o: unknown, msg?: string) => void logged.push(msg ?? ''),
+      child: () => log,
+    };
+    let out = '';
+    const ran = dnsCommand.run(['--corefile', corefile, '--manifests', manifests, ...QUIET, '--ttl-run', '60'], {
+      log,
+      out: (s) => void (out += s),
+    });
+    t.teardown(async () => {
+      process.emit('SIGTERM');
+      await ran.catch(() => {});
+    });
+    for (let i = 0; i < 200 && !/dns \d+/.test(out); i++) await new Promise((r) => setTimeout(r, 50));
+    const port = Number(/kdp dns ready: dns (\d+)/.exec(out)?.[1]);
+    t.ok(port > 0, `listening on ${port}`);
+    /** the TTL of dns-version.cluster.local TXT, or 'no answer' within 1 s */
+    const ttl = async (): Promise<number | string> => {
+      const sock = createSocket('udp4');
+      try {
+        return await new Promise<number | string>((resolve) => {
+          const timer = setTimeout(() => resolve('no answer'), 1000);
+          sock.on('message', (m) => {
+            clearTimeout(timer);
+            resolve(decode(m).answers[0]?.ttl ?? 'empty');
+          });
+          sock.send(encodeQuery({ id: 7, name: 'dns-version.cluster.local', type: TYPE.TXT }), port, '127.0.0.1');
+        });
+      } finally {
+        sock.close();
+      }
+    };
+    /** asks until the TTL is `want` (the reload interval is 100 ms) */
+    const until = async (want: number): Promise<number | string> => {
+      let got: number | string = 'none';
+      for (let i = 0; i < 40 && got !== want; i++) {
+        got = await ttl();
+        if (got !== want) await new Promise((r) => setTimeout(r, 100));
+      }
+      return got;
+    };
+    t.equal(await ttl(), 28800, 'dns-version TXT answers (its TTL is fixed)');
+    // the kubernetes ttl shows in the SOA of a negative answer: ask NXDOMAIN names instead
+    const soaTtl = async (): Promise<number | string> => {
+      const sock = createSocket('udp4');
+      try {
+        return await new Promise<number | string>((resolve) => {
+          const timer = setTimeout(() => resolve('no answer'), 1000);
+          sock.on('message', (m) => {
+            clearTimeout(timer);
+            const soa = decode(m).authority[0];
+            resolve(soa?.type === 'SOA' ? soa.data.minimum : 'no SOA');
+          });
+          sock.send(encodeQuery({ id: 8, name: 'nosuch.default.svc.cluster.local', type: TYPE.A }), port, '127.0.0.1');
+        });
+      } finally {
+        sock.close();
+      }
+    };
+    const soaUntil = async (want: number): Promise<number | string> => {
+      let got: number | string = 'none';
+      for (let i = 0; i < 40 && got !== want; i++) {
+        got = await soaTtl();
+        if (got !== want) await new Promise((r) => setTimeout(r, 100));
+      }
+      return got;
+    };
+    t.equal(await soaUntil(30), 30, 'ttl 30 before');
+    // a byte order mark, no-break spaces, a vertical tab and a form feed: CoreDNS reads this, so do we
+    writeFileSync(
+      corefile,
+      '\uFEFF' + text(7).replace('  kubernetes', '\u00a0\u00a0kubernetes').replace('\n  reload', '\v\f\n  reload'),
+    );
+    t.equal(await soaUntil(7), 7, 'odd whitespace: the new Corefile applies');
+    // an unclosed {$ and a byte order mark inside a word: refused, the running configuration answers on
+    for (const bad of [text(9).replace('ttl 9', 'ttl {$TTL'), text(9).replace('  reload', '  \uFEFFreload')]) {
+      const before = logged.length;
+      writeFileSync(corefile, bad);
+      for (let i = 0; i < 40 && logged.length === before; i++) await new Promise((r) => setTimeout(r, 50));
+      t.match(
+        logged.slice(before),
+        [/does not parse; keeping the running configuration/],
+        'the bad Corefile is logged',
+      );
+      t.equal(await soaTtl(), 7, 'and the old configuration answers');
+    }
+    t.equal(await until(28800), 28800, 'still answering');
+  },
+);
