@@ -63,8 +63,30 @@ export interface DnsServerOptions {
   /** enables reuse of encoded cluster answers while this source's generation stays the same */
   readonly answers?: AnswerSource;
   readonly fastPathCapacity?: number;
+  /**
+   * TCP timeouts (CoreDNS's server defaults): a connection's first message must arrive whole within
+   * tcpReadTimeoutMs (3 s) of the connect, each later one within tcpIdleMs (10 s) of the previous answer;
+   * bytes that trickle in do not extend either. An answer the client does not read within tcpWriteTimeoutMs
+   * (5 s) closes the connection.
+   */
+  readonly tcpReadTimeoutMs?: number;
   readonly tcpIdleMs?: number;
+  readonly tcpWriteTimeoutMs?: number;
+  /** open TCP connections at most (1000); a new one beyond it replaces the longest-idle one, if any */
   readonly maxTcpConnections?: number;
+}
+
+/** One TCP connection's state, for the timeouts and for choosing which one to close when full. */
+interface TcpConn {
+  readonly socket: Socket;
+  /** queries read and not yet answered */
+  pending: number;
+  /** bytes of a message not yet complete */
+  partial: number;
+  /** when the last whole message arrived or the last answer was written (performance.now()) */
+  lastActive: number;
+  deadline: NodeJS.Timeout | undefined;
+  deadlineAt: number;
 }
 
 interface FastEntry {
@@ -154,7 +176,7 @@ export class DnsServer {
   readonly #fastCap: number;
   #udp: UdpSocket | undefined;
   #tcp: TcpServer | undefined;
-  readonly #conns = new Set<Socket>();
+  readonly #conns = new Map<Socket, TcpConn>();
   #unsub: (() => void) | undefined;
   #port = 0;
   #fastHits = 0;
@@ -273,7 +295,7 @@ export class DnsServer {
 
   async close(): Promise<void> {
     this.#unsub?.();
-    for (const c of this.#conns) c.destroy();
+    for (const c of this.#conns.keys()) c.destroy();
     await Promise.all([
       new Promise<void>((r) => (this.#udp ? this.#udp.close(() => r()) : r())),
       new Promise<void>((r) => (this.#tcp ? this.#tcp.close(() => r()) : r())),
@@ -302,18 +324,78 @@ export class DnsServer {
     }
   }
 
+  /**
+   * The connection to close so a new one fits: the longest-idle one with nothing in flight and nothing
+   * half-read, else the one whose half-read message is oldest (a client trickling bytes); undefined when
+   * every connection has queries in flight.
+   */
+  #evictable(): TcpConn | undefined {
+    let idle: TcpConn | undefined;
+    let partial: TcpConn | undefined;
+    for (const c of this.#conns.values()) {
+      if (c.pending > 0) continue;
+      if (c.partial === 0) {
+        if (!idle || c.lastActive < idle.lastActive) idle = c;
+      } else if (!partial || c.lastActive < partial.lastActive) partial = c;
+    }
+    return idle ?? partial;
+  }
+
   #onConnection(s: Socket): void {
     const max = this.#opts.maxTcpConnections ?? 1000;
     if (this.#conns.size >= max) {
-      s.destroy();
-      return;
+      const victim = this.#evictable();
+      if (!victim) {
+        s.destroy();
+        return;
+      }
+      this.#conns.delete(victim.socket);
+      victim.socket.destroy();
     }
-    this.#conns.add(s);
-    s.setTimeout(this.#opts.tcpIdleMs ?? 10_000, () => s.destroy());
-    s.on('close', () => this.#conns.delete(s));
+    const readMs = this.#opts.tcpReadTimeoutMs ?? 3_000;
+    const idleMs = this.#opts.tcpIdleMs ?? 10_000;
+    const writeMs = this.#opts.tcpWriteTimeoutMs ?? 5_000;
+    const c: TcpConn = {
+      socket: s,
+      pending: 0,
+      partial: 0,
+      lastActive: performance.now(),
+      deadline: undefined,
+      deadlineAt: 0,
+    };
+    // the deadline for the next whole message; it moves only when a message completes or an answer is
+    // written, so a client sending a byte now and then cannot hold the connection. One timer per
+    // connection, re-armed lazily when it fires before the (moved) deadline.
+    const fire = () => {
+      c.deadline = undefined;
+      const left = c.deadlineAt - performance.now();
+      if (left > 1) schedule(left);
+      else if (c.pending > 0)
+        arm(idleMs); // answers still being worked on: their write moves it again
+      else s.destroy();
+    };
+    const schedule = (ms: number) => {
+      c.deadline = setTimeout(fire, ms);
+      c.deadline.unref();
+    };
+    const arm = (ms: number) => {
+      c.deadlineAt = performance.now() + ms;
+      if (!c.deadline) schedule(ms);
+    };
+    this.#conns.set(s, c);
+    arm(readMs);
+    s.on('close', () => {
+      if (c.deadline) clearTimeout(c.deadline);
+      if (this.#conns.get(s) === c) this.#conns.delete(s);
+    });
     s.on('error', () => s.destroy());
+    let writeTimer: NodeJS.Timeout | undefined;
+    s.on('drain', () => {
+      if (writeTimer) clearTimeout(writeTimer);
+      writeTimer = undefined;
+    });
+    s.on('close', () => writeTimer && clearTimeout(writeTimer));
     let buf = Buffer.alloc(0);
-    let pending = 0;
     const client = s.remoteAddress ?? '';
     s.on('data', (d) => {
       buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
@@ -322,23 +404,31 @@ export class DnsServer {
         if (buf.length < 2 + len) break;
         const msg = buf.subarray(2, 2 + len);
         buf = buf.subarray(2 + len);
-        if (pending >= 128) {
+        if (c.pending >= 128) {
           s.destroy(); // a client pipelining without reading
           return;
         }
-        pending++;
+        c.pending++;
+        c.lastActive = performance.now();
+        arm(idleMs);
         const write = (res: Buffer | undefined) => {
-          pending--;
+          c.pending--;
           if (!res || s.destroyed) return;
+          c.lastActive = performance.now();
+          arm(idleMs);
           const frame = Buffer.allocUnsafe(2 + res.length);
           frame.writeUInt16BE(res.length, 0);
           res.copy(frame, 2);
-          s.write(frame);
+          if (!s.write(frame) && !writeTimer) {
+            writeTimer = setTimeout(() => s.destroy(), writeMs);
+            writeTimer.unref();
+          }
         };
         const fast = this.#fastAnswer(msg, 'tcp', client);
         if (fast) write(fast);
         else this.handle(Buffer.from(msg), 'tcp', client).then(write, () => write(undefined));
       }
+      c.partial = buf.length;
     });
   }
 
