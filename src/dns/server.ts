@@ -104,11 +104,18 @@ export interface QuickQuestion {
   readonly qend: number;
   /** the OPT record (no options), or undefined without EDNS */
   readonly edns: { readonly do: boolean; readonly udpSize: number } | undefined;
-  /** the cluster fast path's key: name, type, EDNS state */
+  /** the cache's key: lower-case name, type, EDNS state */
   readonly key: string;
+  /**
+   * the cluster fast path's key: as `key`, but with the name as spelled when it has capitals. A cluster
+   * answer carries the query's spelling of the zone in names the question does not cover (an SRV target
+   * `svc.ns.svc.cLuStEr.LoCaL.`, as CoreDNS writes it), so it is reused only for the same spelling.
+   */
+  readonly fastKey: string;
 }
 
 const scratch = Buffer.allocUnsafe(256);
+const spelled = Buffer.allocUnsafe(256);
 
 /** The question of a plain query (one question, class IN, at most a bare OPT); undefined when it is anything else. */
 export function quickQuestion(buf: Buffer): QuickQuestion | undefined {
@@ -118,16 +125,24 @@ export function quickQuestion(buf: Buffer): QuickQuestion | undefined {
   if (ar > 1 || (buf[2] as number) & 0xf8) return undefined; // QR or opcode set
   let pos = 12;
   let n = 0;
+  let upper = false;
   for (;;) {
     if (pos >= buf.length) return undefined;
     const len = buf[pos] as number;
     if (len === 0) break;
     if (len > 63 || pos + 1 + len > buf.length || n + len + 1 > 255) return undefined;
-    if (n > 0) scratch[n++] = 0x2e;
+    if (n > 0) {
+      spelled[n] = 0x2e;
+      scratch[n++] = 0x2e;
+    }
     for (let i = pos + 1; i <= pos + len; i++) {
       let c = buf[i] as number;
       if (c === 0x2e || c === 0x5c || c <= 0x20 || c >= 0x7f) return undefined;
-      if (c >= 0x41 && c <= 0x5a) c += 0x20;
+      spelled[n] = c;
+      if (c >= 0x41 && c <= 0x5a) {
+        c += 0x20;
+        upper = true;
+      }
       scratch[n++] = c;
     }
     pos += 1 + len;
@@ -152,7 +167,9 @@ export function quickQuestion(buf: Buffer): QuickQuestion | undefined {
     return undefined;
   }
   const name = scratch.toString('latin1', 0, n);
-  return { name, qtype, qend, edns, key: `${name}|${qtype}|${edns ? (edns.do ? 'D' : 'E') : '-'}` };
+  const rest = `|${qtype}|${edns ? (edns.do ? 'D' : 'E') : '-'}`;
+  const key = name + rest;
+  return { name, qtype, qend, edns, key, fastKey: upper ? spelled.toString('latin1', 0, n) + rest : key };
 }
 
 function familyOf(addr: string): 4 | 6 {
@@ -439,7 +456,7 @@ export class DnsServer {
     const q = quickQuestion(msg);
     if (!q) return undefined;
     if (this.#fast.size > 0) {
-      const e = this.#fast.get(q.key);
+      const e = this.#fast.get(q.fastKey);
       if (e) {
         this.#fastHits++;
         const out = Buffer.allocUnsafe(e.wire.length);
@@ -630,7 +647,7 @@ export class DnsServer {
           const key = quickQuestion(buf);
           if (key && !(target?.block.loadbalance && multi)) {
             if (this.#fast.size >= this.#fastCap) this.#fast.clear();
-            this.#fast.set(key.key, { wire: out, zone: zone === '' ? '.' : zone + '.', rcode: rcodeName(r.rcode) });
+            this.#fast.set(key.fastKey, { wire: out, zone: zone === '' ? '.' : zone + '.', rcode: rcodeName(r.rcode) });
             out = Buffer.from(out);
           }
         }
