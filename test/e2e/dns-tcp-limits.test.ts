@@ -27,7 +27,7 @@ async function server(): Promise<DnsServer> {
     host: '127.0.0.1',
     port: 0,
     log: silentLogger,
-    blocks: [{ zones: [''], plugins: [new KubernetesPlugin(rec)], loadbalance: false, queryLog: false }],
+    blocks: [{ zones: [''], plugins: [new KubernetesPlugin(rec)] }],
     maxTcpConnections: MAX,
     tcpReadTimeoutMs: READ_MS,
     tcpIdleMs: IDLE_MS,

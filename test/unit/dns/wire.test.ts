@@ -143,7 +143,7 @@ async function server(cfgPods: 'disabled' | 'insecure' = 'disabled') {
     port: 0,
     log: silentLogger,
     answers: rec,
-    blocks: [{ zones: [''], plugins: [new KubernetesPlugin(rec)], loadbalance: false, queryLog: false }],
+    blocks: [{ zones: [''], plugins: [new KubernetesPlugin(rec)] }],
   });
   return { s, src, rec };
 }
