@@ -306,3 +306,22 @@ t.test('reload: a changed Corefile is handed over once, unchanged or unreadable 
   await new Promise((r) => setTimeout(r, 40));
   t.same(seen, ['b'], 'stopped: nothing more');
 });
+
+t.test('--port folding two blocks of one zone onto one port is refused too', async (t) => {
+  const { startDns } = await import('../../../src/dns/dns.ts');
+  const { silentLogger } = await import('../../../src/common/log.ts');
+  const { testCluster } = await import('./fixtures.ts');
+  const blocks = parseCorefile('.:53 {\n  errors\n}\n.:1053 {\n  log\n}\n');
+  await t.rejects(
+    startDns(testCluster(), blocks, {
+      log: silentLogger,
+      version: 'test',
+      host: '127.0.0.1',
+      port: 0,
+      healthAddr: '',
+      readyAddr: '',
+      metricsAddr: '',
+    }),
+    { code: 'KDP_DNS_CONFIG', message: /cannot serve dns:\/\/\.:0 - it is already defined/ },
+  );
+});
