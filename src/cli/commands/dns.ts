@@ -134,7 +134,7 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
   const blocks = applyFlags(parseCorefile(text, process.env), v);
   // a manifests directory that is not there is an error now, not a server that never becomes ready
   if (v.manifests) {
-    let isDir = false;
+    let isDir: boolean;
     try {
       isDir = statSync(v.manifests).isDirectory();
     } catch (err) {
