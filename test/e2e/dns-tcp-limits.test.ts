@@ -21,8 +21,9 @@ const IDLE_MS = 1500;
 async function server(): Promise<DnsServer> {
   const src = testCluster();
   const rec = new KubernetesRecords(DEFAULT_KUBERNETES_CONFIG);
-  rec.subscribeTo(src);
+  rec.attach(src);
   await src.start();
+  await rec.settled();
   const s = new DnsServer({
     host: '127.0.0.1',
     port: 0,

@@ -95,9 +95,9 @@ async function build(setup: Setup) {
     ),
   );
   const rec = new KubernetesRecords(DEFAULT_KUBERNETES_CONFIG, { now: () => NOW });
-  rec.subscribeTo(src);
+  rec.attach(src);
   await src.start();
-  rec.markSynced();
+  await rec.settled();
   const { log, lines } = capture();
   const plugins: Plugin[] = [new FakeForward(), new KubernetesPlugin(rec), new ErrorsPlugin([], { log })];
   if (setup.log) plugins.push(new LogPlugin(log));

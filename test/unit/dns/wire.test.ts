@@ -202,8 +202,9 @@ t.test(
 // the SRV target of `_http._tcp.svc1.testns.svc.cLuStEr.LoCaL.` is `svc1.testns.svc.cLuStEr.LoCaL.`
 // (an SRV target is never compressed, so it keeps that spelling on the wire), whatever was asked before.
 t.test("SRV targets keep the query's spelling of the zone, on the full path and the fast path", async (t) => {
-  const { s, src } = await server();
+  const { s, src, rec } = await server();
   await src.start();
+  await rec.settled();
   const srv = async (name: string) =>
     decode((await s.respond(encodeQuery({ id: 3, name, type: TYPE.SRV }), 'udp', '127.0.0.1'))!);
   const targets = (m: ReturnType<typeof decode>) =>
