@@ -13,6 +13,7 @@ import { DnsServer } from '../../src/dns/server.ts';
 import { DnsMetrics } from '../../src/dns/metrics.ts';
 import { FLAG, TYPE, encodeQuery, encodeResponse, withClientOpt } from '../../src/dns/wire.ts';
 import { CachePlugin, DEFAULT_CACHE } from '../../src/dns/plugins/cache.ts';
+import { LoadbalancePlugin } from '../../src/dns/plugins/loadbalance.ts';
 import type { Plugin } from '../../src/dns/chain.ts';
 import { silentLogger } from '../../src/common/log.ts';
 
@@ -67,7 +68,7 @@ const server = (fast: boolean) =>
     log: silentLogger,
     metrics: new DnsMetrics({ server: 'dns://', version: 'bench' }),
     ...(fast ? { answers: rec } : {}),
-    blocks: [{ zones: [''], plugins: [new KubernetesPlugin(rec)], loadbalance: false, queryLog: false }],
+    blocks: [{ zones: [''], plugins: [new KubernetesPlugin(rec)] }],
   });
 const full = server(false);
 const fast = server(true);
@@ -147,7 +148,7 @@ const cacheServer = (fastPath: boolean) => {
     log: silentLogger,
     metrics,
     blocks: [
-      { zones: [''], plugins: [cache, upstream], loadbalance: true, queryLog: false, ...(fastPath ? { cache } : {}) },
+      { zones: [''], plugins: [new LoadbalancePlugin(), cache, upstream], ...(fastPath ? {} : { fastPath: false }) },
     ],
   });
 };

@@ -35,6 +35,18 @@ export interface DnsReply {
   readonly cacheHit?: boolean;
   /** why a plugin answered SERVFAIL (an upstream's timeout, ...): what the errors plugin logs */
   readonly error?: string;
+  /**
+   * called by the server once the reply is encoded, with what went on the wire (CoreDNS plugins see this
+   * through a recording ResponseWriter; the log plugin uses it for the size and TC of its line)
+   */
+  readonly written?: (w: Written) => void;
+}
+
+/** What the server wrote for a reply. */
+export interface Written {
+  readonly rcode: number;
+  readonly size: number;
+  readonly truncated: boolean;
 }
 
 export type Next = (req?: DnsRequest) => Promise<DnsReply>;
@@ -47,8 +59,32 @@ export interface Plugin {
   close?(): Promise<void>;
 }
 
-/** Plugin execution order (CoreDNS plugin.cfg order for the plugins kdp implements). */
-export const PLUGIN_ORDER = ['errors', 'log', 'loadbalance', 'cache', 'kubernetes', 'forward'] as const;
+/**
+ * Plugin execution order: CoreDNS's plugin.cfg order, for the plugins of kdp that take part in answering
+ * (health, ready, prometheus and reload are listeners and a watcher beside the chain). The order of the
+ * directives in the Corefile does not matter, as in CoreDNS.
+ */
+export const PLUGIN_ORDER = ['errors', 'log', 'loadbalance', 'cache', 'kubernetes', 'loop', 'forward'] as const;
+export type ChainPluginName = (typeof PLUGIN_ORDER)[number];
+
+/** `plugins` in PLUGIN_ORDER (a plugin whose name is not listed is an error: it would have no place). */
+export function inPluginOrder<P extends Plugin>(plugins: readonly P[]): P[] {
+  const rank = (p: Plugin) => {
+    const i = (PLUGIN_ORDER as readonly string[]).indexOf(p.name);
+    if (i < 0) throw new Error(`plugin ${p.name} has no place in PLUGIN_ORDER`);
+    return i;
+  };
+  return plugins
+    .map((p) => ({ p, r: rank(p) }))
+    .sort((a, b) => a.r - b.r)
+    .map((x) => x.p);
+}
+
+/** A reply with one more `written` callback (kept after the ones it has). */
+export function onWritten(r: DnsReply, fn: (w: Written) => void): DnsReply {
+  const prev = r.written;
+  return { ...r, written: prev ? (w) => (prev(w), fn(w)) : fn };
+}
 
 export function reply(plugin: string, rcode: number, rest: Partial<Omit<DnsReply, 'plugin' | 'rcode'>> = {}): DnsReply {
   return { plugin, rcode, aa: false, answers: [], authority: [], additional: [], ...rest };

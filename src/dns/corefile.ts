@@ -55,10 +55,23 @@ function fail(line: number, msg: string): never {
   throw new KdpError('KDP_DNS_CONFIG', `Corefile:${line}: ${msg}`, { details: { line } });
 }
 
+/**
+ * Whitespace as the Corefile lexer sees it (Go's unicode.IsSpace): ASCII space, tab, newline, vertical tab,
+ * form feed, carriage return, U+0085, U+00A0 and the Unicode space separators. A byte order mark is not
+ * whitespace: it is dropped at the very start of the file (as CoreDNS does) and part of a word elsewhere.
+ */
+function isSpace(c: string): boolean {
+  return c !== '\uFEFF' && (/\s/.test(c) || c === '\u0085');
+}
+
+/**
+ * Splits a Corefile into tokens. Every step consumes at least one character, so the loop ends; bad input
+ * (an unterminated quote or `{$VAR`) is a KDP_DNS_CONFIG error naming the line.
+ */
 export function tokenize(text: string, env: Readonly<Record<string, string | undefined>> = {}): Token[] {
   const out: Token[] = [];
   let line = 1;
-  let i = 0;
+  let i = text.charCodeAt(0) === 0xfeff ? 1 : 0;
   const subst = (s: string) => s.replace(/\{\$([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, v: string) => env[v] ?? '');
   while (i < text.length) {
     const c = text[i] as string;
@@ -67,7 +80,7 @@ export function tokenize(text: string, env: Readonly<Record<string, string | und
       i++;
       continue;
     }
-    if (c === ' ' || c === '\t' || c === '\r') {
+    if (isSpace(c)) {
       i++;
       continue;
     }
@@ -75,18 +88,14 @@ export function tokenize(text: string, env: Readonly<Record<string, string | und
       while (i < text.length && text[i] !== '\n') i++;
       continue;
     }
-    if (c === '{' || c === '}') {
+    if ((c === '{' && text[i + 1] !== '$') || c === '}') {
       // `{` and `}` are tokens on their own; `{$VAR}` is substitution
-      if (c === '{' && text[i + 1] === '$') {
-        const end = text.indexOf('}', i);
-        if (end < 0) fail(line, 'unterminated {$VAR}');
-      } else {
-        out.push({ text: c, line, quoted: false });
-        i++;
-        continue;
-      }
+      out.push({ text: c, line, quoted: false });
+      i++;
+      continue;
     }
     if (c === '"') {
+      const first = line;
       let s = '';
       i++;
       while (i < text.length && text[i] !== '"') {
@@ -95,24 +104,25 @@ export function tokenize(text: string, env: Readonly<Record<string, string | und
         s += text[i];
         i++;
       }
-      if (i >= text.length) fail(line, 'unterminated quote');
+      if (i >= text.length) fail(first, 'unterminated quote');
       i++;
-      out.push({ text: subst(s), line, quoted: true });
+      out.push({ text: subst(s), line: first, quoted: true });
       continue;
     }
-    let s = '';
-    while (i < text.length && !/[\s]/.test(text[i] as string)) {
+    // a word: up to whitespace, `{`, `}` or the end; `{$VAR}` inside it is kept whole
+    const begin = i;
+    while (i < text.length && !isSpace(text[i] as string)) {
       if (text[i] === '{' && text[i + 1] === '$') {
-        const end = text.indexOf('}', i);
-        s += text.slice(i, end + 1);
+        const end = text.indexOf('}', i + 2);
+        const nl = text.indexOf('\n', i + 2);
+        if (end < 0 || (nl >= 0 && nl < end)) fail(line, `unterminated {$VAR}: ${text.slice(i, nl < 0 ? i + 40 : nl)}`);
         i = end + 1;
         continue;
       }
       if (text[i] === '{' || text[i] === '}') break;
-      s += text[i];
       i++;
     }
-    out.push({ text: subst(s), line, quoted: false });
+    out.push({ text: subst(text.slice(begin, i)), line, quoted: false });
   }
   return out;
 }
@@ -151,6 +161,7 @@ interface Directive {
 export function parseCorefile(text: string, env: Readonly<Record<string, string | undefined>> = {}): BlockConfig[] {
   const toks = tokenize(text, env);
   const blocks: BlockConfig[] = [];
+  const served = new Map<string, number>(); // `zone.:port` -> line of its block
   let i = 0;
   while (i < toks.length) {
     const keys: Token[] = [];
@@ -211,11 +222,25 @@ export function parseCorefile(text: string, env: Readonly<Record<string, string 
         if (m[2] !== undefined) port = int(m[2], k.line, 'port', 0, 65535);
       }
     }
+    // one zone on one port is served by one block (CoreDNS: "cannot serve dns://Z:P - it is already defined")
+    for (const z of zones) {
+      const key = `${z === '' ? '.' : z + '.'}:${port}`;
+      const prev = served.get(key);
+      if (prev !== undefined)
+        fail(keys[0]!.line, `cannot serve dns://${key} - it is already defined (by the block on line ${prev})`);
+      served.set(key, keys[0]!.line);
+    }
     blocks.push(block(zones, port, directives));
   }
   if (blocks.length === 0) fail(1, 'no server block');
   return blocks;
 }
+
+/**
+ * Plugins that may appear once per server block (CoreDNS answers plugin.ErrOnce, "this plugin can only be
+ * used once per Server Block", for these), plus forward: CoreDNS chains several forward stanzas, kdp runs one.
+ */
+const ONCE = new Set(['errors', 'kubernetes', 'cache', 'loop', 'prometheus', 'ready', 'forward']);
 
 function block(zones: string[], port: number, ds: Directive[]): BlockConfig {
   const ignored: string[] = [];
@@ -229,7 +254,12 @@ function block(zones: string[], port: number, ds: Directive[]): BlockConfig {
     loop: false,
     loadbalance: false,
   };
+  const seen = new Map<string, number>();
   for (const d of ds) {
+    const prev = seen.get(d.name);
+    if (prev !== undefined && ONCE.has(d.name))
+      fail(d.line, `${d.name}: this plugin can only be used once per server block (first on line ${prev})`);
+    seen.set(d.name, d.line);
     switch (d.name) {
       case 'errors': {
         cfg.errors = true;

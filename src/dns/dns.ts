@@ -3,12 +3,12 @@
 // sync the kubernetes zones answer SERVFAIL and /ready says 503.
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { errorMessage } from '../common/errors.ts';
+import { KdpError, errorMessage } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import type { ClusterSource } from '../k8s/handlers.ts';
-import type { DnsReply, DnsRequest, Next, Plugin } from './chain.ts';
+import type { Plugin } from './chain.ts';
+import { inPluginOrder } from './chain.ts';
 import type { BlockConfig } from './corefile.ts';
 import { DnsMetrics } from './metrics.ts';
 import { CachePlugin } from './plugins/cache.ts';
@@ -16,6 +16,9 @@ import { ErrorsPlugin } from './plugins/errors.ts';
 import { DEFAULT_FORWARD, ForwardPlugin, resolveUpstreams } from './plugins/forward.ts';
 import { KubernetesRecords } from './plugins/kubernetes/handler.ts';
 import { KubernetesPlugin } from './plugins/kubernetes/plugin.ts';
+import { LoadbalancePlugin } from './plugins/loadbalance.ts';
+import { LogPlugin } from './plugins/log.ts';
+import { LoopPlugin } from './plugins/loop.ts';
 import { DnsServer } from './server.ts';
 import type { AnswerSource, ServerBlock } from './server.ts';
 import { TYPE, encodeQuery } from './wire.ts';
@@ -83,35 +86,6 @@ async function listenHttp(
   return { server, port: typeof a === 'object' && a ? a.port : port };
 }
 
-/** The loop plugin: notices its own probe query coming back through forward (a resolver loop). */
-class LoopPlugin implements Plugin {
-  readonly name = 'loop';
-  readonly probe: string;
-  seen = 0;
-  readonly #log: Logger;
-  constructor(zone: string, log: Logger) {
-    const r = () => randomBytes(8).readBigUInt64BE().toString();
-    this.probe = `${r()}.${r()}${zone === '' ? '' : '.' + zone}`;
-    this.#log = log;
-  }
-  async serve(req: DnsRequest, next: Next): Promise<DnsReply> {
-    if (req.lname === this.probe && req.qtype === 'HINFO') {
-      this.seen++;
-      if (this.seen > 2) {
-        this.#log.error(
-          { probe: this.probe },
-          'Loop detected: forwarding sends our own queries back to us; fix the upstream (resolv.conf)',
-        );
-        return { plugin: this.name, rcode: 2, aa: false, answers: [], authority: [], additional: [] };
-      }
-    }
-    return next();
-  }
-  ready(): boolean {
-    return this.seen <= 2;
-  }
-}
-
 interface Built {
   readonly byPort: Map<number, ServerBlock[]>;
   readonly plugins: Plugin[];
@@ -141,19 +115,21 @@ function build(
       const chain: Plugin[] = [];
       for (const what of b.ignored)
         log.warn({ zones: b.zones, port: b.port }, `Corefile option accepted but not applied: ${what}`);
-      // errors only looks at what the rest of the chain answered; it never answers itself
+      // the directives the block has, in any order; the chain runs them in PLUGIN_ORDER (plugin.cfg)
       if (b.errors) chain.push(new ErrorsPlugin(b.consolidate, { log }));
+      if (b.log) chain.push(new LogPlugin(log));
+      if (b.loadbalance) chain.push(new LoadbalancePlugin());
       if (b.loop) {
         const lp = new LoopPlugin(b.zones[0] ?? '', log);
         loops.push({ plugin: lp, port: opts.port ?? b.port });
         chain.push(lp);
       }
-      const cache = b.cache
-        ? new CachePlugin(b.cache, {
+      if (b.cache)
+        chain.push(
+          new CachePlugin(b.cache, {
             stats: metrics.cacheStats(b.cache.zones.map((z) => (z === '' ? '.' : z + '.')).join(',')),
-          })
-        : undefined;
-      if (cache) chain.push(cache);
+          }),
+        );
       if (b.kubernetes) {
         let rec = reuse[records.length];
         if (rec) {
@@ -188,14 +164,16 @@ function build(
       plugins.push(...chain);
       const port = opts.port ?? b.port;
       const list = byPort.get(port) ?? [];
-      // the cache answers first in the chain (only errors, which never answers, and loop come before it),
-      // so its hits can be served from the query's bytes
+      for (const z of b.zones)
+        if (list.some((o) => o.zones.includes(z)))
+          throw new KdpError(
+            'KDP_DNS_CONFIG',
+            `cannot serve dns://${z === '' ? '.' : z + '.'}:${port} - it is already defined (two server blocks on one port after --port)`,
+          );
       list.push({
         zones: b.zones,
-        plugins: chain,
-        loadbalance: b.loadbalance,
-        queryLog: b.log,
-        ...(cache && opts.fastPath !== false ? { cache, loop: b.loop } : {}),
+        plugins: inPluginOrder(chain),
+        ...(opts.fastPath === false ? { fastPath: false } : {}),
       });
       byPort.set(port, list);
     }

@@ -1,19 +1,22 @@
 // The DNS server: UDP and TCP on one port, EDNS0 buffer sizes, truncation with TC, TCP pipelining
 // (answers are written as they complete, RFC 7766 6.2.1.1), FORMERR or drop on malformed input. Every
 // request runs through the plugin chain of the server block whose zone matches; nothing a client sends
-// can throw out of handle(). Two fast paths answer straight from the datagram: the encoded bytes of
-// cluster answers (kept per cluster-state generation) and the cache plugin's encoded entries.
+// can throw out of handle(). The fast path is an optimisation inside the chain's contract: where the
+// chain's first answering plugin is the cache or the kubernetes plugin and only errors, log and
+// loadbalance come before it, the answer is made from the query's bytes (the cache's encoded entries, the
+// encoded cluster answers kept per cluster-state generation), with the same bytes the chain would give,
+// loadbalance's shuffle and log's line. test/unit/dns/fast-path.test.ts compares the two.
 import { createSocket } from 'node:dgram';
 import type { Socket as UdpSocket, RemoteInfo } from 'node:dgram';
 import { createServer } from 'node:net';
 import type { Server as TcpServer, Socket } from 'node:net';
-import { randomInt } from 'node:crypto';
 import { errorMessage } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import type { DnsReply, DnsRequest, Plugin } from './chain.ts';
 import { runChain } from './chain.ts';
 import type { DnsMetrics } from './metrics.ts';
-import type { CachePlugin } from './plugins/cache.ts';
+import { CachePlugin } from './plugins/cache.ts';
+import { LogPlugin } from './plugins/log.ts';
 import {
   CLASS_IN,
   FLAG,
@@ -21,30 +24,57 @@ import {
   OUR_UDP_SIZE,
   RCODE,
   TYPE,
-  addressRun,
   decode,
   encodeResponse,
   rcodeName,
-  shuffleRun,
+  readName,
   typeName,
 } from './wire.ts';
-import type { RR } from './wire.ts';
 
 export interface ServerBlock {
   /** lower-case zones this block serves ('' = the root, '.') */
   readonly zones: readonly string[];
+  /** the chain, in PLUGIN_ORDER */
   readonly plugins: readonly Plugin[];
-  /** loadbalance: shuffle A/AAAA answers */
-  readonly loadbalance: boolean;
-  /** log: one line per query */
-  readonly queryLog: boolean;
+  /** false: every query of this block takes the chain */
+  readonly fastPath?: boolean;
+}
+
+/** What the fast path may do for a block, read from its chain. */
+interface FastPlan {
+  /** the cache, when it is the first plugin that answers: its hits come from the query's bytes */
+  readonly cache: CachePlugin | undefined;
   /**
-   * the block's cache when it is the first plugin that answers (only loop before it): its hits are served
-   * straight from the query's bytes (CachePlugin.answerWire)
+   * encoded cluster answers may be reused: the kubernetes plugin is the first that answers, or comes right
+   * after a cache (then only the answers that cache does not keep are reused)
    */
-  readonly cache?: CachePlugin;
-  /** the loop plugin runs before the cache: its HINFO probes take the full path */
-  readonly loop?: boolean;
+  readonly cluster: boolean;
+  /** log plugins before the answering one: each writes its line for a fast answer too */
+  readonly logs: readonly LogPlugin[];
+  /** loadbalance before the answering one: fast answers are shuffled (or, when they cannot be, not reused) */
+  readonly shuffle: boolean;
+}
+
+/** plugins that only pass answers back (errors: fast answers never carry an error), or whose effect the fast path reproduces */
+const BEFORE_FAST = new Set(['errors', 'log', 'loadbalance']);
+
+/** The block's fast path plan from its chain; the fast path does nothing the chain would not. */
+export function fastPlan(block: ServerBlock): FastPlan {
+  const logs: LogPlugin[] = [];
+  let shuffle = false;
+  const none = { cache: undefined, cluster: false, logs, shuffle };
+  if (block.fastPath === false) return none;
+  let i = 0;
+  for (; i < block.plugins.length && BEFORE_FAST.has(block.plugins[i]!.name); i++) {
+    const p = block.plugins[i]!;
+    if (p instanceof LogPlugin) logs.push(p);
+    else if (p.name === 'loadbalance') shuffle = true;
+    else if (p.name !== 'errors') return none;
+  }
+  const first = block.plugins[i];
+  const cache = first instanceof CachePlugin ? first : undefined;
+  const answering = cache ? block.plugins[i + 1] : first;
+  return { cache, cluster: answering?.name === 'kubernetes', logs, shuffle };
 }
 
 /** Where cluster answers come from, for the fast path: a change counter and a change signal. */
@@ -63,14 +93,37 @@ export interface DnsServerOptions {
   /** enables reuse of encoded cluster answers while this source's generation stays the same */
   readonly answers?: AnswerSource;
   readonly fastPathCapacity?: number;
+  /**
+   * TCP timeouts (CoreDNS's server defaults): a connection's first message must arrive whole within
+   * tcpReadTimeoutMs (3 s) of the connect, each later one within tcpIdleMs (10 s) of the previous answer;
+   * bytes that trickle in do not extend either. An answer the client does not read within tcpWriteTimeoutMs
+   * (5 s) closes the connection.
+   */
+  readonly tcpReadTimeoutMs?: number;
   readonly tcpIdleMs?: number;
+  readonly tcpWriteTimeoutMs?: number;
+  /** open TCP connections at most (1000); a new one beyond it replaces the longest-idle one, if any */
   readonly maxTcpConnections?: number;
+}
+
+/** One TCP connection's state, for the timeouts and for choosing which one to close when full. */
+interface TcpConn {
+  readonly socket: Socket;
+  /** queries read and not yet answered */
+  pending: number;
+  /** bytes of a message not yet complete */
+  partial: number;
+  /** when the last whole message arrived or the last answer was written (performance.now()) */
+  lastActive: number;
+  deadline: NodeJS.Timeout | undefined;
+  deadlineAt: number;
 }
 
 interface FastEntry {
   readonly wire: Buffer;
   readonly zone: string;
-  readonly rcode: string;
+  readonly rcode: number;
+  readonly plan: FastPlan;
 }
 
 /** The question of a plain query, read without building objects. */
@@ -82,11 +135,18 @@ export interface QuickQuestion {
   readonly qend: number;
   /** the OPT record (no options), or undefined without EDNS */
   readonly edns: { readonly do: boolean; readonly udpSize: number } | undefined;
-  /** the cluster fast path's key: name, type, EDNS state */
+  /** the cache's key: lower-case name, type, EDNS state */
   readonly key: string;
+  /**
+   * the cluster fast path's key: as `key`, but with the name as spelled when it has capitals. A cluster
+   * answer carries the query's spelling of the zone in names the question does not cover (an SRV target
+   * `svc.ns.svc.cLuStEr.LoCaL.`, as CoreDNS writes it), so it is reused only for the same spelling.
+   */
+  readonly fastKey: string;
 }
 
 const scratch = Buffer.allocUnsafe(256);
+const spelled = Buffer.allocUnsafe(256);
 
 /** The question of a plain query (one question, class IN, at most a bare OPT); undefined when it is anything else. */
 export function quickQuestion(buf: Buffer): QuickQuestion | undefined {
@@ -96,16 +156,24 @@ export function quickQuestion(buf: Buffer): QuickQuestion | undefined {
   if (ar > 1 || (buf[2] as number) & 0xf8) return undefined; // QR or opcode set
   let pos = 12;
   let n = 0;
+  let upper = false;
   for (;;) {
     if (pos >= buf.length) return undefined;
     const len = buf[pos] as number;
     if (len === 0) break;
     if (len > 63 || pos + 1 + len > buf.length || n + len + 1 > 255) return undefined;
-    if (n > 0) scratch[n++] = 0x2e;
+    if (n > 0) {
+      spelled[n] = 0x2e;
+      scratch[n++] = 0x2e;
+    }
     for (let i = pos + 1; i <= pos + len; i++) {
       let c = buf[i] as number;
       if (c === 0x2e || c === 0x5c || c <= 0x20 || c >= 0x7f) return undefined;
-      if (c >= 0x41 && c <= 0x5a) c += 0x20;
+      spelled[n] = c;
+      if (c >= 0x41 && c <= 0x5a) {
+        c += 0x20;
+        upper = true;
+      }
       scratch[n++] = c;
     }
     pos += 1 + len;
@@ -130,21 +198,24 @@ export function quickQuestion(buf: Buffer): QuickQuestion | undefined {
     return undefined;
   }
   const name = scratch.toString('latin1', 0, n);
-  return { name, qtype, qend, edns, key: `${name}|${qtype}|${edns ? (edns.do ? 'D' : 'E') : '-'}` };
+  const rest = `|${qtype}|${edns ? (edns.do ? 'D' : 'E') : '-'}`;
+  const key = name + rest;
+  return { name, qtype, qend, edns, key, fastKey: upper ? spelled.toString('latin1', 0, n) + rest : key };
 }
 
 function familyOf(addr: string): 4 | 6 {
   return addr.includes(':') && !addr.startsWith('::ffff:') ? 6 : 4;
 }
 
-function shuffleAddresses(rrs: readonly RR[]): RR[] {
-  const addr = rrs.filter((r) => r.type === 'A' || r.type === 'AAAA');
-  if (addr.length < 2) return [...rrs];
-  for (let i = addr.length - 1; i > 0; i--) {
-    const j = randomInt(i + 1);
-    [addr[i], addr[j]] = [addr[j] as RR, addr[i] as RR];
-  }
-  return [...rrs.filter((r) => r.type !== 'A' && r.type !== 'AAAA'), ...addr];
+/** A block with its fast path plan and, once matched, the zone that matched. */
+interface Target {
+  readonly block: ServerBlock;
+  readonly plan: FastPlan;
+  readonly zone: string;
+}
+
+function target(block: ServerBlock): Target {
+  return { block, plan: fastPlan(block), zone: block.zones.length === 1 ? (block.zones[0] as string) : '' };
 }
 
 export class DnsServer {
@@ -154,29 +225,29 @@ export class DnsServer {
   readonly #fastCap: number;
   #udp: UdpSocket | undefined;
   #tcp: TcpServer | undefined;
-  readonly #conns = new Set<Socket>();
+  readonly #conns = new Map<Socket, TcpConn>();
   #unsub: (() => void) | undefined;
   #port = 0;
   #fastHits = 0;
   #cacheHits = 0;
   #anyCache: boolean;
-  #blocks: readonly ServerBlock[];
+  #blocks: readonly Target[];
   /** the only block, when it serves the root alone (no zone to pick) */
-  #rootOnly: { block: ServerBlock; zone: string } | undefined;
+  #rootOnly: Target | undefined;
 
   constructor(opts: DnsServerOptions) {
     this.#opts = opts;
     this.#log = opts.log;
     this.#fastCap = opts.fastPathCapacity ?? 10000;
-    this.#blocks = opts.blocks;
-    this.#anyCache = opts.blocks.some((b) => b.cache);
-    this.#rootOnly = DnsServer.#soleRoot(opts.blocks);
+    this.#blocks = opts.blocks.map(target);
+    this.#anyCache = this.#blocks.some((b) => b.plan.cache);
+    this.#rootOnly = DnsServer.#soleRoot(this.#blocks);
     if (opts.answers) this.#unsub = opts.answers.onChange(() => this.#fast.clear());
   }
 
-  static #soleRoot(blocks: readonly ServerBlock[]): { block: ServerBlock; zone: string } | undefined {
+  static #soleRoot(blocks: readonly Target[]): Target | undefined {
     const b = blocks[0];
-    return blocks.length === 1 && b && b.zones.length === 1 && b.zones[0] === '' ? { block: b, zone: '' } : undefined;
+    return blocks.length === 1 && b && b.block.zones.length === 1 && b.block.zones[0] === '' ? b : undefined;
   }
 
   get port(): number {
@@ -193,9 +264,9 @@ export class DnsServer {
    * already in a chain finish there, the next ones take the new blocks.
    */
   setBlocks(blocks: readonly ServerBlock[]): void {
-    this.#blocks = blocks;
-    this.#anyCache = blocks.some((b) => b.cache);
-    this.#rootOnly = DnsServer.#soleRoot(blocks);
+    this.#blocks = blocks.map(target);
+    this.#anyCache = this.#blocks.some((b) => b.plan.cache);
+    this.#rootOnly = DnsServer.#soleRoot(this.#blocks);
     this.#fast.clear();
   }
 
@@ -273,7 +344,7 @@ export class DnsServer {
 
   async close(): Promise<void> {
     this.#unsub?.();
-    for (const c of this.#conns) c.destroy();
+    for (const c of this.#conns.keys()) c.destroy();
     await Promise.all([
       new Promise<void>((r) => (this.#udp ? this.#udp.close(() => r()) : r())),
       new Promise<void>((r) => (this.#tcp ? this.#tcp.close(() => r()) : r())),
@@ -302,18 +373,78 @@ export class DnsServer {
     }
   }
 
+  /**
+   * The connection to close so a new one fits: the longest-idle one with nothing in flight and nothing
+   * half-read, else the one whose half-read message is oldest (a client trickling bytes); undefined when
+   * every connection has queries in flight.
+   */
+  #evictable(): TcpConn | undefined {
+    let idle: TcpConn | undefined;
+    let partial: TcpConn | undefined;
+    for (const c of this.#conns.values()) {
+      if (c.pending > 0) continue;
+      if (c.partial === 0) {
+        if (!idle || c.lastActive < idle.lastActive) idle = c;
+      } else if (!partial || c.lastActive < partial.lastActive) partial = c;
+    }
+    return idle ?? partial;
+  }
+
   #onConnection(s: Socket): void {
     const max = this.#opts.maxTcpConnections ?? 1000;
     if (this.#conns.size >= max) {
-      s.destroy();
-      return;
+      const victim = this.#evictable();
+      if (!victim) {
+        s.destroy();
+        return;
+      }
+      this.#conns.delete(victim.socket);
+      victim.socket.destroy();
     }
-    this.#conns.add(s);
-    s.setTimeout(this.#opts.tcpIdleMs ?? 10_000, () => s.destroy());
-    s.on('close', () => this.#conns.delete(s));
+    const readMs = this.#opts.tcpReadTimeoutMs ?? 3_000;
+    const idleMs = this.#opts.tcpIdleMs ?? 10_000;
+    const writeMs = this.#opts.tcpWriteTimeoutMs ?? 5_000;
+    const c: TcpConn = {
+      socket: s,
+      pending: 0,
+      partial: 0,
+      lastActive: performance.now(),
+      deadline: undefined,
+      deadlineAt: 0,
+    };
+    // the deadline for the next whole message; it moves only when a message completes or an answer is
+    // written, so a client sending a byte now and then cannot hold the connection. One timer per
+    // connection, re-armed lazily when it fires before the (moved) deadline.
+    const fire = () => {
+      c.deadline = undefined;
+      const left = c.deadlineAt - performance.now();
+      if (left > 1) schedule(left);
+      else if (c.pending > 0)
+        arm(idleMs); // answers still being worked on: their write moves it again
+      else s.destroy();
+    };
+    const schedule = (ms: number) => {
+      c.deadline = setTimeout(fire, ms);
+      c.deadline.unref();
+    };
+    const arm = (ms: number) => {
+      c.deadlineAt = performance.now() + ms;
+      if (!c.deadline) schedule(ms);
+    };
+    this.#conns.set(s, c);
+    arm(readMs);
+    s.on('close', () => {
+      if (c.deadline) clearTimeout(c.deadline);
+      if (this.#conns.get(s) === c) this.#conns.delete(s);
+    });
     s.on('error', () => s.destroy());
+    let writeTimer: NodeJS.Timeout | undefined;
+    s.on('drain', () => {
+      if (writeTimer) clearTimeout(writeTimer);
+      writeTimer = undefined;
+    });
+    s.on('close', () => writeTimer && clearTimeout(writeTimer));
     let buf = Buffer.alloc(0);
-    let pending = 0;
     const client = s.remoteAddress ?? '';
     s.on('data', (d) => {
       buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
@@ -322,23 +453,31 @@ export class DnsServer {
         if (buf.length < 2 + len) break;
         const msg = buf.subarray(2, 2 + len);
         buf = buf.subarray(2 + len);
-        if (pending >= 128) {
+        if (c.pending >= 128) {
           s.destroy(); // a client pipelining without reading
           return;
         }
-        pending++;
+        c.pending++;
+        c.lastActive = performance.now();
+        arm(idleMs);
         const write = (res: Buffer | undefined) => {
-          pending--;
+          c.pending--;
           if (!res || s.destroyed) return;
+          c.lastActive = performance.now();
+          arm(idleMs);
           const frame = Buffer.allocUnsafe(2 + res.length);
           frame.writeUInt16BE(res.length, 0);
           res.copy(frame, 2);
-          s.write(frame);
+          if (!s.write(frame) && !writeTimer) {
+            writeTimer = setTimeout(() => s.destroy(), writeMs);
+            writeTimer.unref();
+          }
         };
         const fast = this.#fastAnswer(msg, 'tcp', client);
         if (fast) write(fast);
         else this.handle(Buffer.from(msg), 'tcp', client).then(write, () => write(undefined));
       }
+      c.partial = buf.length;
     });
   }
 
@@ -349,7 +488,7 @@ export class DnsServer {
     const q = quickQuestion(msg);
     if (!q) return undefined;
     if (this.#fast.size > 0) {
-      const e = this.#fast.get(q.key);
+      const e = this.#fast.get(q.fastKey);
       if (e) {
         this.#fastHits++;
         const out = Buffer.allocUnsafe(e.wire.length);
@@ -360,60 +499,73 @@ export class DnsServer {
           2,
         );
         msg.copy(out, 12, 12, q.qend); // the question as the client spelled it; answers point at it
-        this.#opts.metrics?.observe(
-          e.zone,
-          proto,
-          familyOf(client),
-          typeName(q.qtype),
-          e.rcode,
-          'kubernetes',
-          msg.length,
-          out.length,
-          (performance.now() - t0) / 1000,
-        );
+        this.#fastDone(e.plan, msg, q, out, e.zone, e.rcode, 'kubernetes', proto, client, t0);
         return out;
       }
     }
     if (!this.#anyCache) return undefined;
     const target = this.#block(q.name);
-    const cache = target?.block.cache;
-    if (
-      !cache ||
-      (target.block.loop && q.qtype === TYPE.HINFO) ||
-      q.qtype === TYPE.AXFR ||
-      q.qtype === TYPE.IXFR ||
-      !cache.covers(q.name)
-    )
-      return undefined;
+    const cache = target?.plan.cache;
+    if (!cache || q.qtype === TYPE.AXFR || q.qtype === TYPE.IXFR || !cache.covers(q.name)) return undefined;
     const maxSize =
       proto === 'tcp' ? 65535 : q.edns ? Math.min(Math.max(q.edns.udpSize, MAX_UDP_NO_EDNS), 65535) : MAX_UDP_NO_EDNS;
     // the quick key is the cache key unless the query has EDNS without DO
     const key = q.edns && !q.edns.do ? undefined : q.key;
-    const out = cache.answerWire(q.name, q.qtype, msg, q.qend, q.edns, maxSize, target.block.loadbalance, key);
+    const out = cache.answerWire(q.name, q.qtype, msg, q.qend, q.edns, maxSize, target.plan.shuffle, key);
     if (!out) return undefined;
     this.#cacheHits++;
     const zone = target.zone === '' ? '.' : target.zone + '.';
+    this.#fastDone(target.plan, msg, q, out, zone, (out[3] as number) & 0xf, 'cache', proto, client, t0);
+    return out;
+  }
+
+  /** What the chain does around an answer, for a fast one: metrics and the log plugins' lines. */
+  #fastDone(
+    plan: FastPlan,
+    msg: Buffer,
+    q: QuickQuestion,
+    out: Buffer,
+    zone: string,
+    rcode: number,
+    plugin: string,
+    proto: 'udp' | 'tcp',
+    client: string,
+    t0: number,
+  ): void {
+    const ms = performance.now() - t0;
     this.#opts.metrics?.observe(
       zone,
       proto,
       familyOf(client),
       typeName(q.qtype),
-      rcodeName((out[3] as number) & 0xf),
-      'cache',
+      rcodeName(rcode),
+      plugin,
       msg.length,
       out.length,
-      (performance.now() - t0) / 1000,
+      ms / 1000,
     );
-    return out;
+    if (plan.logs.length === 0) return;
+    const line = {
+      client,
+      proto,
+      id: msg.readUInt16BE(0),
+      qtype: typeName(q.qtype),
+      qname: readName(msg, 12).name,
+      rcode,
+      size: out.length,
+      truncated: false,
+      ms,
+    };
+    for (const l of plan.logs) l.line(line);
   }
 
-  #block(lname: string): { block: ServerBlock; zone: string } | undefined {
+  #block(lname: string): Target | undefined {
     if (this.#rootOnly) return this.#rootOnly;
-    let best: { block: ServerBlock; zone: string } | undefined;
-    for (const block of this.#blocks) {
-      for (const z of block.zones) {
+    let best: Target | undefined;
+    for (const t of this.#blocks) {
+      for (const z of t.block.zones) {
         if ((z === '' || lname === z || lname.endsWith('.' + z)) && (!best || z.length > best.zone.length))
-          best = { block, zone: z };
+          best = z === t.zone ? t : { ...t, zone: z };
       }
     }
     return best;
@@ -492,15 +644,6 @@ export class DnsServer {
       if (r.raw) {
         out = r.raw;
         out.writeUInt16BE(id, 0);
-        if (target?.block.loadbalance) {
-          // a whole message (forward, cache): permute its address records in place
-          try {
-            const run = addressRun(decode(out), out);
-            if (run) shuffleRun(out, run);
-          } catch {
-            // not parseable: sent as it is
-          }
-        }
         if (out.length > maxSize) {
           out = encodeResponse({
             id,
@@ -513,7 +656,7 @@ export class DnsServer {
           truncated = true;
         }
       } else {
-        const answers = target?.block.loadbalance ? shuffleAddresses(r.answers) : r.answers;
+        const answers = r.answers;
         const enc = encodeResponse(
           {
             id,
@@ -529,18 +672,27 @@ export class DnsServer {
         );
         out = enc.wire;
         truncated = enc.truncated;
+        // a cluster answer: keep its bytes for the fast path, where that gives what the chain would (not
+        // shuffled answers, not names a cache in front keeps: the chain answers those from the cache)
         if (
           r.generation !== undefined &&
           !truncated &&
+          target?.plan.cluster &&
           this.#opts.answers &&
           r.generation === this.#opts.answers.generation &&
-          out.length <= MAX_UDP_NO_EDNS
+          out.length <= MAX_UDP_NO_EDNS &&
+          !(target.plan.shuffle && answers.filter((a) => a.type === 'A' || a.type === 'AAAA').length > 1) &&
+          !target.plan.cache?.keeps(lname, r.rcode, answers.length > 0)
         ) {
-          const multi = answers.filter((a) => a.type === 'A' || a.type === 'AAAA').length > 1;
           const key = quickQuestion(buf);
-          if (key && !(target?.block.loadbalance && multi)) {
+          if (key) {
             if (this.#fast.size >= this.#fastCap) this.#fast.clear();
-            this.#fast.set(key.key, { wire: out, zone: zone === '' ? '.' : zone + '.', rcode: rcodeName(r.rcode) });
+            this.#fast.set(key.fastKey, {
+              wire: out,
+              zone: zone === '' ? '.' : zone + '.',
+              rcode: r.rcode,
+              plan: target.plan,
+            });
             out = Buffer.from(out);
           }
         }
@@ -550,33 +702,21 @@ export class DnsServer {
       out = encodeResponse({ id, flags: base, rcode: RCODE.SERVFAIL, question: q }).wire;
     }
     const seconds = (performance.now() - t0) / 1000;
-    const rcode = rcodeName(r.rcode);
     this.#opts.metrics?.observe(
       zone === '' ? '.' : zone + '.',
       proto,
       familyOf(client),
       qtype,
-      rcode,
+      rcodeName(r.rcode),
       r.plugin,
       buf.length,
       out.length,
       seconds,
     );
-    if (target?.block.queryLog) {
-      this.#log.info(
-        {
-          client,
-          proto,
-          id,
-          qtype,
-          qname: q.name,
-          rcode,
-          size: out.length,
-          truncated,
-          ms: Math.round(seconds * 1e6) / 1e3,
-        },
-        'query',
-      );
+    try {
+      r.written?.({ rcode: (out[3] as number) & 0xf, size: out.length, truncated });
+    } catch (err) {
+      this.#log.error({ err: errorMessage(err), qname: q.name, qtype }, 'a plugin failed after the answer was written');
     }
     return out;
   }

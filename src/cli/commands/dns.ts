@@ -1,6 +1,6 @@
 // `kdp dns`: the cluster DNS server. Reads a Corefile as-is (--corefile), or builds the kubeadm-like
 // configuration from flags; cluster state from --manifests DIR or the Kubernetes API.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { KdpError, errorMessage } from '../../common/errors.ts';
 import { parseCorefile, KUBEADM_COREFILE } from '../../dns/corefile.ts';
@@ -132,7 +132,26 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
       },
     );
   const blocks = applyFlags(parseCorefile(text, process.env), v);
+  // a manifests directory that is not there is an error now, not a server that never becomes ready
+  if (v.manifests) {
+    let isDir: boolean;
+    try {
+      isDir = statSync(v.manifests).isDirectory();
+    } catch (err) {
+      throw new KdpError('KDP_K8S_MANIFEST', `--manifests ${v.manifests}: ${errorMessage(err)}`, { cause: err });
+    }
+    if (!isDir) throw new KdpError('KDP_K8S_MANIFEST', `--manifests ${v.manifests}: not a directory`);
+  }
   let dns = await start(blocks);
+  // the cluster source rejects its start only for what retrying cannot fix (an unreadable manifests
+  // directory, no usable kubeconfig); API outages are retried inside it. Such a failure stops kdp dns with
+  // the error (exit 1) instead of leaving a server that is never ready.
+  const stop = new AbortController();
+  let failure: unknown;
+  dns.synced.catch((err: unknown) => {
+    failure = err;
+    stop.abort('cluster source failed');
+  });
   ctx.out(
     `kdp dns ready: dns ${[...dns.ports.values()].join(',')} health ${dns.healthPort ?? '-'} ready ${dns.readyPort ?? '-'} metrics ${dns.metricsPort ?? '-'}\n`,
   );
@@ -173,10 +192,11 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
           ctx.out(`kdp dns reloaded (restarted)\n`);
         })
       : undefined;
-  const why = await untilStopped(v['ttl-run'] === undefined ? undefined : Number(v['ttl-run']) * 1000);
+  const why = await untilStopped(v['ttl-run'] === undefined ? undefined : Number(v['ttl-run']) * 1000, stop.signal);
   ctx.log.info({ why }, 'stopping');
   watcher?.stop();
   await dns.close();
+  if (failure !== undefined) throw failure;
   return 0;
 }
 

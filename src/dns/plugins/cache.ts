@@ -154,6 +154,19 @@ export class CachePlugin implements Plugin {
   }
 
   /**
+   * Whether an answer for `lname` with `rcode` (`positive`: NOERROR with answers) would be kept: then the
+   * chain answers that name from this cache, and the server must not reuse the answer's bytes past it.
+   */
+  keeps(lname: string, rcode: number, positive: boolean): boolean {
+    if (!this.covers(lname)) return false;
+    const cfg = this.config;
+    if (rcode === 2) return cfg.servfailTtl > 0;
+    if (rcode !== 0 && rcode !== 3) return false;
+    const success = rcode === 0 && positive;
+    return !(success ? cfg.disableSuccess : cfg.disableDenial).some((z) => inZone(lname, z));
+  }
+
+  /**
    * The entry for `key` (LRU-touched), fresh or, with serve_stale, expired less than its DURATION ago;
    * older entries are dropped.
    */

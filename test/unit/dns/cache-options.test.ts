@@ -105,7 +105,7 @@ t.test('prefetch: the wire fast path hands a due entry to the chain once', async
     host: '127.0.0.1',
     port: 0,
     log: silentLogger,
-    blocks: [{ zones: [''], plugins: [c, fwd], loadbalance: false, queryLog: false, cache: c }],
+    blocks: [{ zones: [''], plugins: [c, fwd] }],
   });
   const q = encodeQuery({ id: 7, name: 'w.example', type: TYPE.A });
   await s.respond(q, 'udp', '127.0.0.1');

@@ -3,6 +3,7 @@
 import t from 'tap';
 import { CachePlugin, DEFAULT_CACHE } from '../../../src/dns/plugins/cache.ts';
 import type { CacheConfig } from '../../../src/dns/plugins/cache.ts';
+import { LoadbalancePlugin } from '../../../src/dns/plugins/loadbalance.ts';
 import type { DnsReply, DnsRequest, Plugin } from '../../../src/dns/chain.ts';
 import { reply } from '../../../src/dns/chain.ts';
 import { DnsMetrics } from '../../../src/dns/metrics.ts';
@@ -168,7 +169,7 @@ function cacheServer(now: { t: number }, up: Plugin, cfg: Partial<CacheConfig> =
     port: 0,
     log: silentLogger,
     metrics,
-    blocks: [{ zones: [''], plugins: [cache, up], loadbalance, queryLog: false, cache }],
+    blocks: [{ zones: [''], plugins: loadbalance ? [new LoadbalancePlugin(), cache, up] : [cache, up] }],
   });
   return { s, cache, metrics };
 }

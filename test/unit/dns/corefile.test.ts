@@ -3,6 +3,8 @@ import t from 'tap';
 import { KUBEADM_COREFILE, parseCorefile, parseDuration, tokenize } from '../../../src/dns/corefile.ts';
 import { applyFlags } from '../../../src/cli/commands/dns.ts';
 import { parseResolvConf, parseUpstream, resolveUpstreams } from '../../../src/dns/plugins/forward.ts';
+import type { BlockConfig } from '../../../src/dns/corefile.ts';
+import { BoundedCall } from '../../helpers/bounded.ts';
 
 t.test('the kubeadm default Corefile', async (t) => {
   const [b, ...rest] = parseCorefile(KUBEADM_COREFILE);
@@ -133,6 +135,98 @@ t.test('errors name the line', async (t) => {
   t.throws(() => parseCorefile('.:53 {\n forward .\n}'), { code: 'KDP_DNS_CONFIG', message: /FROM TO/ });
 });
 
+// Each of these made the tokenizer loop forever with memory growing without bound; they run in a worker
+// with a time and heap limit so a regression fails here instead of hanging the suite.
+t.test('odd whitespace, a byte order mark and an unclosed {$ end in a result or a line-numbered error', async (t) => {
+  const parse = new BoundedCall<BlockConfig[]>(
+    new URL('../../../src/dns/corefile.ts', import.meta.url),
+    'parseCorefile',
+  );
+  t.teardown(() => parse.close());
+  const ok = async (text: string, what: string): Promise<BlockConfig[] | undefined> => {
+    const r = await parse.call([text, { UP: '10.0.0.9' }]);
+    if (!r.ok) t.fail(`${what}: ${JSON.stringify(r)}`);
+    else t.pass(what);
+    return r.ok ? r.value : undefined;
+  };
+  const bad = async (text: string, message: RegExp, what: string) => {
+    const r = await parse.call([text, {}]);
+    if (r.ok || !('error' in r)) return void t.fail(`${what}: expected an error, got ${JSON.stringify(r)}`);
+    t.equal(r.error.code, 'KDP_DNS_CONFIG', `${what}: code`);
+    t.match(r.error.message, message, what);
+  };
+  // CoreDNS's lexer drops a byte order mark at the start and splits words on unicode.IsSpace
+  let b = await ok('\uFEFF.:53 {\n  errors\n}\n', 'a byte order mark at the start is dropped');
+  t.same(b?.[0]?.zones, ['']);
+  t.equal(b?.[0]?.errors, true);
+  b = await ok('.:53 {\n  forward\u00a0.\u00a010.0.0.1\n}', 'a no-break space separates words');
+  t.same(b?.[0]?.forward?.to, ['10.0.0.1']);
+  b = await ok('.:53 {\v\n  errors\f\n  log\u2003\n}', 'vertical tab, form feed and em space are whitespace');
+  t.equal(b?.[0]?.log, true);
+  b = await ok('.:53 {\n  forward . {$UP}\n}', '{$VAR} still substitutes');
+  t.same(b?.[0]?.forward?.to, ['10.0.0.9']);
+  await bad(
+    '.:53 {\n  errors\n  \uFEFFlog\n}',
+    /^Corefile:3: unknown or unsupported plugin/,
+    'a byte order mark elsewhere is part of a word',
+  );
+  await bad(
+    '.:53 {\n  forward . 10.0.0.1{$UP\n}\n',
+    /^Corefile:2: unterminated \{\$VAR\}/,
+    'an unclosed {$ inside a word',
+  );
+  await bad(
+    '.:53 {\n  forward . {$UP\n}\n',
+    /^Corefile:2: unterminated \{\$VAR\}/,
+    'an unclosed {$ at the start of a word',
+  );
+  await bad(
+    '.:53 {\n  forward . "10.0.0.1\n}\n',
+    /^Corefile:2: unterminated quote/,
+    'an unclosed quote names its first line',
+  );
+});
+
+t.test(
+  'a plugin twice in a block, or a zone twice on a port, is refused (CoreDNS refuses both at start)',
+  async (t) => {
+    t.throws(
+      () => parseCorefile('.:53 {\n  kubernetes cluster.local\n  kubernetes example.org\n}'),
+      {
+        code: 'KDP_DNS_CONFIG',
+        message: /^Corefile:3: kubernetes: this plugin can only be used once per server block/,
+      },
+      'two kubernetes directives',
+    );
+    for (const p of ['errors', 'cache', 'loop', 'prometheus', 'ready'])
+      t.throws(() => parseCorefile(`.:53 {\n  ${p}\n  ${p}\n}`), { message: /^Corefile:3: .*only be used once/ }, p);
+    t.throws(() => parseCorefile('.:53 {\n  forward . 10.0.0.1\n  forward . 10.0.0.2\n}'), {
+      message: /^Corefile:3: forward: /,
+    });
+    // CoreDNS accepts several log and health lines: so do we
+    t.equal(parseCorefile('.:53 {\n  log\n  log\n}')[0]?.log, true);
+    t.throws(
+      () => parseCorefile('example.org:53 {\n  errors\n}\n\nEXAMPLE.org.:53 {\n  log\n}'),
+      {
+        code: 'KDP_DNS_CONFIG',
+        message: /^Corefile:5: cannot serve dns:\/\/example\.org\.:53 - it is already defined/,
+      },
+      'the same zone and port in two blocks',
+    );
+    t.throws(
+      () => parseCorefile('. {\n}\n.:53 {\n}'),
+      { message: /cannot serve dns:\/\/\.:53/ },
+      'port 53 is the default',
+    );
+    t.throws(
+      () => parseCorefile('a.org b.org a.org {\n}'),
+      { message: /cannot serve dns:\/\/a\.org\.:53/ },
+      'within one block',
+    );
+    t.equal(parseCorefile('.:53 {\n}\n.:1053 {\n}\nexample.org:53 {\n}').length, 3, 'other ports and zones are fine');
+  },
+);
+
 t.test('flags adjust the Corefile', async (t) => {
   const [b] = applyFlags(parseCorefile(KUBEADM_COREFILE), {
     zones: 'example.org,in-addr.arpa',
@@ -211,4 +305,23 @@ t.test('reload: a changed Corefile is handed over once, unchanged or unreadable 
   text = 'c';
   await new Promise((r) => setTimeout(r, 40));
   t.same(seen, ['b'], 'stopped: nothing more');
+});
+
+t.test('--port folding two blocks of one zone onto one port is refused too', async (t) => {
+  const { startDns } = await import('../../../src/dns/dns.ts');
+  const { silentLogger } = await import('../../../src/common/log.ts');
+  const { testCluster } = await import('./fixtures.ts');
+  const blocks = parseCorefile('.:53 {\n  errors\n}\n.:1053 {\n  log\n}\n');
+  await t.rejects(
+    startDns(testCluster(), blocks, {
+      log: silentLogger,
+      version: 'test',
+      host: '127.0.0.1',
+      port: 0,
+      healthAddr: '',
+      readyAddr: '',
+      metricsAddr: '',
+    }),
+    { code: 'KDP_DNS_CONFIG', message: /cannot serve dns:\/\/\.:0 - it is already defined/ },
+  );
 });

@@ -6,6 +6,7 @@ import dnsPacket from 'dns-packet';
 import { KubernetesRecords } from '../../../src/dns/plugins/kubernetes/handler.ts';
 import { KubernetesPlugin } from '../../../src/dns/plugins/kubernetes/plugin.ts';
 import { CachePlugin, DEFAULT_CACHE } from '../../../src/dns/plugins/cache.ts';
+import { LoadbalancePlugin } from '../../../src/dns/plugins/loadbalance.ts';
 import { DEFAULT_KUBERNETES_CONFIG } from '../../../src/dns/plugins/kubernetes/records.ts';
 import { DnsServer } from '../../../src/dns/server.ts';
 import { TYPE, decode, encodeQuery, encodeResponse } from '../../../src/dns/wire.ts';
@@ -107,9 +108,8 @@ t.test(`parser and server survive ${ITERATIONS} random and mutated packets (seed
     blocks: [
       {
         zones: [''],
-        plugins: [new CachePlugin(DEFAULT_CACHE), new KubernetesPlugin(rec)],
-        loadbalance: true,
-        queryLog: false,
+        plugins: [new LoadbalancePlugin(), new CachePlugin(DEFAULT_CACHE), new KubernetesPlugin(rec)],
+        fastPath: false,
       },
     ],
   });
@@ -122,10 +122,7 @@ t.test(`parser and server survive ${ITERATIONS} random and mutated packets (seed
     blocks: [
       {
         zones: [''],
-        plugins: [wireCache, new KubernetesPlugin(rec)],
-        loadbalance: true,
-        queryLog: false,
-        cache: wireCache,
+        plugins: [new LoadbalancePlugin(), wireCache, new KubernetesPlugin(rec)],
       },
     ],
   });

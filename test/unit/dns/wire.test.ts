@@ -143,7 +143,7 @@ async function server(cfgPods: 'disabled' | 'insecure' = 'disabled') {
     port: 0,
     log: silentLogger,
     answers: rec,
-    blocks: [{ zones: [''], plugins: [new KubernetesPlugin(rec)], loadbalance: false, queryLog: false }],
+    blocks: [{ zones: [''], plugins: [new KubernetesPlugin(rec)] }],
   });
   return { s, src, rec };
 }
@@ -164,18 +164,22 @@ t.test(
     t.equal(r.id, 77);
     t.equal(r.flags & FLAG.AA, FLAG.AA, 'authoritative');
     t.same(r.answers, [{ name: 'sVc1.TestNs.svc.cluster.local', ttl: 5, type: 'A', data: '10.0.0.1' }]);
-    // the second time, the encoded answer is reused: same bytes but the id and the spelling of the question
+    // the second time, the encoded answer is reused: same bytes but the id; the key is the spelling (a
+    // cluster answer can carry the query's spelling of the zone beyond the question: SRV targets)
     t.equal(s.fastHits, 0);
-    const again = (await s.respond(q('SVC1.testns.svc.cluster.local', TYPE.A, 78), 'udp', '127.0.0.1'))!;
+    const again = (await s.respond(q('sVc1.TestNs.svc.cluster.local', TYPE.A, 78), 'udp', '127.0.0.1'))!;
     t.equal(s.fastHits, 1, 'served by the fast path');
     const d = decode(again);
     t.equal(d.id, 78);
-    t.same(
-      d.answers,
-      [{ name: 'SVC1.testns.svc.cluster.local', ttl: 5, type: 'A', data: '10.0.0.1' }],
-      'with the new spelling of the question',
-    );
+    t.same(d.answers, [{ name: 'sVc1.TestNs.svc.cluster.local', ttl: 5, type: 'A', data: '10.0.0.1' }]);
     t.equal(again.length, first.length);
+    const other = decode((await s.respond(q('SVC1.testns.svc.cluster.local', TYPE.A, 79), 'udp', '127.0.0.1'))!);
+    t.equal(s.fastHits, 1, 'another spelling takes the full path');
+    t.same(
+      other.answers,
+      [{ name: 'SVC1.testns.svc.cluster.local', ttl: 5, type: 'A', data: '10.0.0.1' }],
+      'in its own spelling',
+    );
     const rdOff = q('svc1.testns.svc.cluster.local', TYPE.A, 80);
     rdOff.writeUInt16BE(0, 2);
     t.equal(decode((await s.respond(rdOff, 'udp', '127.0.0.1'))!).flags & FLAG.RD, 0, 'RD copied from the query');
@@ -193,6 +197,36 @@ t.test(
     t.equal(r.authority[0]?.type, 'SOA', 'SOA in authority');
   },
 );
+
+// CoreDNS (plugin/kubernetes/handler.go) keeps the query's spelling of the zone for the records it builds:
+// the SRV target of `_http._tcp.svc1.testns.svc.cLuStEr.LoCaL.` is `svc1.testns.svc.cLuStEr.LoCaL.`
+// (an SRV target is never compressed, so it keeps that spelling on the wire), whatever was asked before.
+t.test("SRV targets keep the query's spelling of the zone, on the full path and the fast path", async (t) => {
+  const { s, src, rec } = await server();
+  await src.start();
+  await rec.settled();
+  const srv = async (name: string) =>
+    decode((await s.respond(encodeQuery({ id: 3, name, type: TYPE.SRV }), 'udp', '127.0.0.1'))!);
+  const targets = (m: ReturnType<typeof decode>) =>
+    m.answers.map((a) => (a.type === 'SRV' ? a.data.target : a.type)).sort();
+  const spellings = [
+    ['_http._tcp.svc1.testns.svc.cluster.local', ['svc1.testns.svc.cluster.local']],
+    ['_http._tcp.svc1.testns.svc.cLuStEr.LoCaL', ['svc1.testns.svc.cLuStEr.LoCaL']],
+    ['_http._tcp.svc1.TESTNS.svc.CLUSTER.local', ['svc1.testns.svc.CLUSTER.local']],
+    [
+      '_http._tcp.hdls1.testns.svc.cLuStEr.LoCaL',
+      ['172-17-0-23', 'web-0', 'web-1'].map((h) => `${h}.hdls1.testns.svc.cLuStEr.LoCaL`),
+    ],
+    [
+      '_http._tcp.hdls1.testns.svc.cluster.local',
+      ['172-17-0-23', 'web-0', 'web-1'].map((h) => `${h}.hdls1.testns.svc.cluster.local`),
+    ],
+  ] as const;
+  // twice in a row, so the second round is served from reused bytes where the fast path has them
+  for (const round of [1, 2])
+    for (const [qname, want] of spellings) t.same(targets(await srv(qname)), want, `${qname} (round ${round})`);
+  t.ok(s.fastHits > 0, `the fast path answered some (${s.fastHits})`);
+});
 
 t.test('server: EDNS sizes and truncation', async (t) => {
   const { s, src, rec } = await server();
