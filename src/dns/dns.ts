@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { errorMessage } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
-import type { ClusterSource } from '../k8s/handlers.ts';
+import type { ClusterSource } from '../k8s/source.ts';
 import type { DnsReply, DnsRequest, Next, Plugin } from './chain.ts';
 import type { BlockConfig } from './corefile.ts';
 import { DnsMetrics } from './metrics.ts';
