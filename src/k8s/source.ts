@@ -3,11 +3,13 @@
 // runs on the controller kernel (controller.ts), which registers a StoreListener through watch() and hands
 // reconcile the source's store as a read-only view. The listener contract (store.ts, every source):
 //   - changed(kind, key, previous, current) for each object of a declared kind, after conversion to the
-//     model: previous undefined = added, current undefined = deleted; previous is exactly the object last
-//     delivered for that key; no duplicate add, no update or delete of a key not delivered, no update that
-//     changes nothing the model carries;
+//     model: previous undefined = added, current undefined = deleted; previous is exactly the object the
+//     store held for that key (the one last delivered), and the view already holds current; no duplicate
+//     add, no update or delete of a key not delivered, no update that changes nothing the model carries;
 //   - synced(kind) once per declared kind, after the initial list of that kind has been delivered in full;
-//   - calls are synchronous and serialized; none is made after stop().
+//   - calls are synchronous and serialized; none is made after stop();
+//   - a listener registered after start() gets the changes from then on and starts from the view (its first
+//     call for a key already held may be an update or a delete; no synced for a kind already synced).
 import type { IndexFn, StoreListener, StoreView } from './store.ts';
 import type { Kind } from '../model/types.ts';
 
