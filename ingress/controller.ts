@@ -5,7 +5,7 @@
 // with backoff while the previous table keeps serving.
 import { Controller } from '../src/k8s/controller.ts';
 import type { Reconciler } from '../src/k8s/controller.ts';
-import type { ClusterSource } from '../src/k8s/handlers.ts';
+import type { ClusterSource } from '../src/k8s/source.ts';
 import type { StoreView } from '../src/k8s/store.ts';
 import type { Key } from '../src/model/types.ts';
 import type { RunnerClock } from '../src/common/runner.ts';

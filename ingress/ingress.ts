@@ -3,7 +3,7 @@
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { ClusterSource } from '../src/k8s/handlers.ts';
+import type { ClusterSource } from '../src/k8s/source.ts';
 import type { Logger } from '../src/common/log.ts';
 import { silentLogger } from '../src/common/log.ts';
 import { BufferedAccessLog } from './access-log.ts';

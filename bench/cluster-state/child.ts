@@ -1,6 +1,6 @@
 // One measured initial sync in a fresh process (so memory deltas are the sync's own):
 //   node --expose-gc bench/cluster-state/child.ts <kdp|informer> <kubeconfig>
-// kdp      : our KubeSource (paginated raw lists -> model conversion -> store -> handlers)
+// kdp      : our KubeSource (paginated raw lists -> model conversion -> store -> a listener)
 // informer : the client library's own informers (makeInformer = ListWatch + ObjectCache) over its typed list calls
 // Prints one JSON line: { impl, ms (wall), cpuMs (this process's user+sys during the sync), rssDeltaMB, heapDeltaMB, services, slices }.
 import { CoreV1Api, DiscoveryV1Api, makeInformer } from '@kubernetes/client-node';
@@ -31,11 +31,14 @@ let slices = 0;
 let stop: () => Promise<void>;
 if (impl === 'kdp') {
   const src = new KubeSource({ kubeConfig: kc, log: silentLogger });
-  src.subscribe({
-    onServiceAdd: () => void services++,
-    onServicesSynced: () => {},
-    onEndpointSliceAdd: () => void slices++,
-    onEndpointSlicesSynced: () => {},
+  src.watch({
+    kinds: ['Service', 'EndpointSlice'],
+    changed: (kind, _key, previous) => {
+      if (previous !== undefined) return;
+      if (kind === 'Service') services++;
+      else slices++;
+    },
+    synced: () => {},
   });
   await src.start();
   stop = () => src.stop();

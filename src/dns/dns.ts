@@ -6,7 +6,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createSocket } from 'node:dgram';
 import { KdpError, errorMessage } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
-import type { ClusterSource } from '../k8s/handlers.ts';
+import type { ClusterSource } from '../k8s/source.ts';
 import type { Plugin } from './chain.ts';
 import { inPluginOrder } from './chain.ts';
 import type { BlockConfig } from './corefile.ts';

@@ -20,7 +20,7 @@ import type { Logger } from '../common/log.ts';
 import { BoundedRunner, realClock } from '../common/runner.ts';
 import type { RunnerClock } from '../common/runner.ts';
 import type { ClusterObject, Kind, ObjectOf } from '../model/types.ts';
-import type { ClusterSource } from './handlers.ts';
+import type { ClusterSource } from './source.ts';
 import { sameObject } from './store.ts';
 import type { IndexFn, StoreView } from './store.ts';
 

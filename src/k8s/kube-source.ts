@@ -1,4 +1,4 @@
-// The Kubernetes source: list then watch each kind a subscriber handles, through @kubernetes/client-node
+// The Kubernetes source: list then watch each kind some listener declared, through @kubernetes/client-node
 // (KubeConfig for auth and endpoints, its Watch for the stream; lists go through the same authenticated
 // fetch, paginated). A reflector per kind:
 //   - list (limit/continue) -> store.replace (deletes what vanished, updates what changed) -> synced;
@@ -16,7 +16,7 @@ import type { ClusterObject, Kind } from '../model/types.ts';
 import { keyOf } from '../model/types.ts';
 import type { Logger } from '../common/log.ts';
 import { KdpError, errorMessage } from '../common/errors.ts';
-import type { ClusterSource, Handlers } from './handlers.ts';
+import type { ClusterSource } from './source.ts';
 import { convertKind, TLS_SECRET_TYPE } from './convert.ts';
 import type { Raw } from './convert.ts';
 import { Store } from './store.ts';
@@ -379,10 +379,6 @@ export class KubeSource implements ClusterSource {
     this.#store = opts.store ?? new Store({ log: this.#log });
   }
 
-  subscribe(h: Handlers): () => void {
-    return this.#store.subscribe(h);
-  }
-
   watch(l: StoreListener): () => void {
     return this.#store.watch(l);
   }
@@ -391,7 +387,7 @@ export class KubeSource implements ClusterSource {
     return this.#store;
   }
 
-  /** Starts a reflector for every kind some subscriber handles; resolves when all have listed once. */
+  /** Starts a reflector for every kind some listener declared; resolves when all have listed once. */
   async start(): Promise<void> {
     const kinds = this.#store.wantedKinds();
     this.#log.info({ kinds, server: this.#opts.kubeConfig.getCurrentCluster()?.server }, 'watching the Kubernetes API');

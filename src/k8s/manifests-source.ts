@@ -13,7 +13,7 @@ import type { ClusterObject, EndpointSlice, Kind, Pod, Service } from '../model/
 import { KINDS, keyOf } from '../model/types.ts';
 import type { Logger } from '../common/log.ts';
 import { KdpError, errorMessage } from '../common/errors.ts';
-import type { ClusterSource, Handlers } from './handlers.ts';
+import type { ClusterSource } from './source.ts';
 import { convertAny } from './convert.ts';
 import type { Raw } from './convert.ts';
 import { computeEndpointSlices } from './endpoint-controller.ts';
@@ -137,10 +137,6 @@ export class ManifestsSource implements ClusterSource {
     this.#pollMs = opts.pollIntervalMs ?? 500;
     this.#debounceMs = opts.debounceMs ?? 25;
     this.#store = new Store({ log: this.#log });
-  }
-
-  subscribe(h: Handlers): () => void {
-    return this.#store.subscribe(h);
   }
 
   watch(l: StoreListener): () => void {

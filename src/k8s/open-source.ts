@@ -2,7 +2,7 @@
 // one is given, otherwise the Kubernetes API (--kubeconfig, KUBECONFIG, ~/.kube/config, or in-cluster).
 // The Kubernetes client library is loaded only when the API is used (it costs ~1 s of start-up CPU).
 import type { Logger } from '../common/log.ts';
-import type { ClusterSource, Handlers } from './handlers.ts';
+import type { ClusterSource } from './source.ts';
 import { ManifestsSource } from './manifests-source.ts';
 import { Store } from './store.ts';
 import type { StoreListener } from './store.ts';
@@ -24,10 +24,6 @@ class LazyKubeSource implements ClusterSource {
   constructor(opts: OpenSourceOptions) {
     this.#opts = opts;
     this.#store = new Store({ log: opts.log.child({ source: 'kubernetes' }) });
-  }
-
-  subscribe(h: Handlers): () => void {
-    return this.#store.subscribe(h);
   }
 
   watch(l: StoreListener): () => void {

@@ -1,14 +1,14 @@
-// The store every source shares: the last converted object per (kind, key), and the dispatch of changes to
-// subscribers with the handler contract of handlers.ts. A source only says "this is the object now"
-// (upsert), "it is gone" (remove) or "this is the whole list" (replace, after a list or relist); the store
-// turns that into Add / Update(old, new) / Delete calls, drops updates that change nothing the model
-// carries (resourceVersion aside), and never adds a key twice or deletes a key it does not hold.
+// The store every source shares: the last converted object per (kind, key), the one copy consumers read
+// (StoreView, with secondary indexes), and the delivery of changes to listeners with the contract of
+// source.ts. A source only says "this is the object now" (upsert), "it is gone" (remove) or "this is the
+// whole list" (replace, after a list or relist); the store turns that into changed(kind, key, previous,
+// current) calls (added: no previous; deleted: no current), drops updates that change nothing the model
+// carries (resourceVersion aside), never adds a key twice or deletes a key it does not hold, and tells
+// synced(kind) once per kind.
 import type { ClusterObject, Kind, ObjectOf } from '../model/types.ts';
 import { KINDS, keyOf } from '../model/types.ts';
 import type { Logger } from '../common/log.ts';
 import { errorMessage } from '../common/errors.ts';
-import { dispatch, dispatchSynced, handlesKind } from './handlers.ts';
-import type { Handlers } from './handlers.ts';
 
 /** Deep equality of plain model values (objects, arrays, primitives), optionally ignoring one meta field. */
 export function sameModel(a: unknown, b: unknown): boolean {
@@ -72,7 +72,6 @@ interface Index {
 export class Store implements StoreView {
   readonly #objects = new Map<Kind, Map<string, ClusterObject>>(KINDS.map((k) => [k, new Map()]));
   readonly #synced = new Set<Kind>();
-  readonly #subs = new Set<Handlers>();
   readonly #listeners = new Set<StoreListener>();
   readonly #indexes = new Map<Kind, Map<string, Index>>();
   readonly #log: Logger;
@@ -80,13 +79,6 @@ export class Store implements StoreView {
 
   constructor(opts: { log: Logger }) {
     this.#log = opts.log;
-  }
-
-  subscribe(h: Handlers): () => void {
-    this.#subs.add(h);
-    return () => {
-      this.#subs.delete(h);
-    };
   }
 
   /** Registers a listener for object changes of its kinds (the controller kernel); returns the unsubscribe. */
@@ -117,14 +109,12 @@ export class Store implements StoreView {
     return b ? ([...b.values()] as ObjectOf<K>[]) : [];
   }
 
-  /** Kinds at least one subscriber or listener handles: the only ones a source needs to watch. */
+  /** Kinds at least one listener declared: the only ones a source needs to watch. */
   wantedKinds(): Kind[] {
-    return KINDS.filter(
-      (k) => [...this.#subs].some((h) => handlesKind(h, k)) || [...this.#listeners].some((l) => l.kinds.includes(k)),
-    );
+    return KINDS.filter((k) => [...this.#listeners].some((l) => l.kinds.includes(k)));
   }
 
-  /** No handler is called after stop(). */
+  /** No listener is called after stop(). */
   stop(): void {
     this.#stopped = true;
   }
@@ -146,32 +136,31 @@ export class Store implements StoreView {
     return this.#synced.has(kind);
   }
 
-  /** The object as it is now: an Add, an Update (unless nothing changed) or nothing. */
+  /** The object as it is now: an add, an update (unless nothing changed) or nothing. */
   upsert(obj: ClusterObject): void {
     const m = this.#objects.get(obj.kind)!;
     const key = keyOf(obj.meta);
     const old = m.get(key);
-    // a no-op keeps the held object, so the next update's `old` is exactly what consumers last saw
+    // a no-op keeps the held object, so the next update's `previous` is exactly what listeners last saw
     if (old !== undefined && sameObject(old, obj)) return;
     m.set(key, obj);
     this.#reindex(obj.kind, key, old, obj);
-    if (old === undefined) this.#emit('Add', obj);
-    else this.#emit('Update', obj, old);
+    this.#emit(obj.kind, key, old, obj);
   }
 
-  /** The object is gone: a Delete with the last state we held (nothing when we held none). */
+  /** The object is gone: a delete with the last state we held as previous (nothing when we held none). */
   remove(kind: Kind, key: string): void {
     const m = this.#objects.get(kind)!;
     const old = m.get(key);
     if (old === undefined) return;
     m.delete(key);
     this.#reindex(kind, key, old, undefined);
-    this.#emit('Delete', old);
+    this.#emit(kind, key, old, undefined);
   }
 
   /**
    * The complete current list of one kind (initial list, relist, manifests reload): deletes what is no longer
-   * there, then upserts the rest. Marks the kind synced (and tells subscribers) the first time.
+   * there, then upserts the rest. Marks the kind synced (and tells listeners) the first time.
    */
   replace(kind: Kind, objs: Iterable<ClusterObject>): void {
     const incoming = new Map<string, ClusterObject>();
@@ -192,14 +181,6 @@ export class Store implements StoreView {
         l.synced(kind);
       } catch (err) {
         this.#log.error({ err: errorMessage(err), kind }, 'a synced listener threw; continuing');
-      }
-    }
-    for (const h of this.#subs) {
-      if (!handlesKind(h, kind)) continue;
-      try {
-        dispatchSynced(h, kind);
-      } catch (err) {
-        this.#log.error({ err: errorMessage(err), kind }, 'a synced handler threw; continuing');
       }
     }
   }
@@ -226,27 +207,16 @@ export class Store implements StoreView {
     }
   }
 
-  #emit(verb: 'Add' | 'Update' | 'Delete', obj: ClusterObject, old?: ClusterObject): void {
+  #emit(kind: Kind, key: string, previous: ClusterObject | undefined, current: ClusterObject | undefined): void {
     if (this.#stopped) return;
-    const key = keyOf(obj.meta);
     for (const l of this.#listeners) {
-      if (!l.kinds.includes(obj.kind)) continue;
-      try {
-        if (verb === 'Delete') l.changed(obj.kind, key, obj, undefined);
-        else l.changed(obj.kind, key, old, obj);
-      } catch (err) {
-        this.#log.error({ err: errorMessage(err), kind: obj.kind, key, verb }, 'a listener threw; continuing');
-      }
-    }
-    for (const h of this.#subs) {
+      if (!l.kinds.includes(kind)) continue;
       // a throwing consumer must not stop the watch or starve the other consumers
       try {
-        dispatch(h, verb, obj, old);
+        l.changed(kind, key, previous, current);
       } catch (err) {
-        this.#log.error(
-          { err: errorMessage(err), kind: obj.kind, key: keyOf(obj.meta), verb },
-          'a handler threw; continuing',
-        );
+        const verb = previous === undefined ? 'Add' : current === undefined ? 'Delete' : 'Update';
+        this.#log.error({ err: errorMessage(err), kind, key, verb }, 'a listener threw; continuing');
       }
     }
   }

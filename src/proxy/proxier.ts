@@ -8,7 +8,7 @@ import type { RunnerClock } from '../common/runner.ts';
 import type { Logger } from '../common/log.ts';
 import { Controller } from '../k8s/controller.ts';
 import type { Change, Reconciler } from '../k8s/controller.ts';
-import type { ClusterSource } from '../k8s/handlers.ts';
+import type { ClusterSource } from '../k8s/source.ts';
 import type { StoreView } from '../k8s/store.ts';
 import type { IPFamily } from '../model/types.ts';
 import type { ProxyBackend } from './backend.ts';

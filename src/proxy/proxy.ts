@@ -4,7 +4,7 @@ import type { Server } from 'node:http';
 import { KdpError } from '../common/errors.ts';
 import type { Exec } from '../common/exec-adapter.ts';
 import type { Logger } from '../common/log.ts';
-import type { ClusterSource } from '../k8s/handlers.ts';
+import type { ClusterSource } from '../k8s/source.ts';
 import type { IPFamily } from '../model/types.ts';
 import type { ProxyBackend } from './backend.ts';
 import { ConntrackTool } from './conntrack.ts';

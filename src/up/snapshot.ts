@@ -13,7 +13,7 @@ import type {
   TlsSecret,
 } from '../model/types.ts';
 import { KINDS, keyOf } from '../model/types.ts';
-import type { ClusterSource } from '../k8s/handlers.ts';
+import type { ClusterSource } from '../k8s/source.ts';
 
 export interface Snapshot {
   readonly services: readonly Service[];

@@ -158,7 +158,6 @@ if (needsRoot(t, 'nothing but loopback; kept with the other e2e files')) {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     const slow = {
-      subscribe: src.subscribe.bind(src),
       watch: src.watch.bind(src),
       view: src.view,
       stop: src.stop.bind(src),

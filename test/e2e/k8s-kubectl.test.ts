@@ -11,6 +11,7 @@ import { ApiDouble } from '../apiserver/server.ts';
 import { KubeSource, loadKubeConfig } from '../../src/k8s/kube-source.ts';
 import { silentLogger } from '../../src/common/log.ts';
 import type { Service } from '../../src/model/types.ts';
+import { listener } from '../helpers/watch.ts';
 
 const setupScript = fileURLToPath(new URL('../../scripts/setup-system.sh', import.meta.url));
 
@@ -49,11 +50,12 @@ t.test('kubectl get, apply and delete against the API double', async (t) => {
   });
   const seen = new Map<string, Service>();
   const events: string[] = [];
-  src.subscribe({
-    onServiceAdd: (s) => (seen.set(s.meta.name, s), events.push(`add ${s.meta.name}`)),
-    onServiceUpdate: (_o, s) => (seen.set(s.meta.name, s), events.push(`update ${s.meta.name}`)),
-    onServiceDelete: (s) => (seen.delete(s.meta.name), events.push(`delete ${s.meta.name}`)),
+  const svcListener = listener(['Service'], {
+    add: (s) => (seen.set(s.meta.name, s), events.push(`add ${s.meta.name}`)),
+    update: (_o, s) => (seen.set(s.meta.name, s), events.push(`update ${s.meta.name}`)),
+    delete: (s) => (seen.delete(s.meta.name), events.push(`delete ${s.meta.name}`)),
   });
+  src.watch(svcListener);
   await src.start();
   t.teardown(() => src.stop());
 
@@ -122,4 +124,5 @@ spec: {controller: kdp.dev/ingress}
   t.equal(api.get('Service', 'shop', 'api'), undefined);
   await until(() => !seen.has('api'), 2000, 'the source sees the kubectl delete');
   t.same(events, ['add web', 'add api', 'update api', 'delete api']);
+  t.same(svcListener.malformed, [], 'every call names its kind and key');
 });

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { ManifestsSource } from '../../src/k8s/manifests-source.ts';
 import type { Logger } from '../../src/common/log.ts';
 import type { EndpointSlice, Service } from '../../src/model/types.ts';
+import { listener } from '../helpers/watch.ts';
 
 function recordingLogger(lines: Record<string, unknown>[]): Logger {
   const mk = (level: string) => (obj: object | string, msg?: string) =>
@@ -56,18 +57,19 @@ t.test('manifests source follows the directory', async (t) => {
   const services = new Map<string, Service>();
   const slices = new Map<string, EndpointSlice>();
   const events: string[] = [];
-  src.subscribe({
-    onServiceAdd: (s) => (services.set(s.meta.name, s), events.push(`add ${s.meta.name}`)),
-    onServiceUpdate: (o, s) => (
-      services.set(s.meta.name, s),
-      events.push(`update ${o.ports[0]?.port}->${s.ports[0]?.port}`)
-    ),
-    onServiceDelete: (s) => (services.delete(s.meta.name), events.push(`delete ${s.meta.name}`)),
-    onServicesSynced: () => events.push('synced'),
-    onEndpointSliceAdd: (s) => slices.set(s.meta.name, s),
-    onEndpointSliceUpdate: (_o, s) => slices.set(s.meta.name, s),
-    onEndpointSliceDelete: (s) => slices.delete(s.meta.name),
+  const svcListener = listener(['Service'], {
+    add: (s) => (services.set(s.meta.name, s), events.push(`add ${s.meta.name}`)),
+    update: (o, s) => (services.set(s.meta.name, s), events.push(`update ${o.ports[0]?.port}->${s.ports[0]?.port}`)),
+    delete: (s) => (services.delete(s.meta.name), events.push(`delete ${s.meta.name}`)),
+    synced: () => events.push('synced'),
   });
+  const sliceListener = listener(['EndpointSlice'], {
+    add: (s) => slices.set(s.meta.name, s),
+    update: (_o, s) => slices.set(s.meta.name, s),
+    delete: (s) => slices.delete(s.meta.name),
+  });
+  src.watch(svcListener);
+  src.watch(sliceListener);
   await src.start();
   t.teardown(() => src.stop());
   t.same(events, ['add web', 'synced']);
@@ -151,6 +153,7 @@ spec: {clusterIP: 10.96.0.22}
   const delMs = await until(() => !services.has('good'), 1000);
   t.ok(delMs < 1000, `deletion seen in ${delMs.toFixed(0)} ms`);
   t.ok(events.includes('delete good'));
+  t.same([...svcListener.malformed, ...sliceListener.malformed], [], 'every call names its kind and key');
 });
 
 t.test('the poll fallback alone also meets 1 s', async (t) => {
@@ -159,7 +162,11 @@ t.test('the poll fallback alone also meets 1 s', async (t) => {
   await writeFile(join(dir, 'a.yaml'), 'apiVersion: v1\nkind: Namespace\nmetadata: {name: one}\n');
   const src = new ManifestsSource({ dir, log: recordingLogger([]), pollIntervalMs: 500 });
   const names = new Set<string>();
-  src.subscribe({ onNamespaceAdd: (n) => names.add(n.meta.name), onNamespaceDelete: (n) => names.delete(n.meta.name) });
+  const nsListener = listener(['Namespace'], {
+    add: (n) => names.add(n.meta.name),
+    delete: (n) => names.delete(n.meta.name),
+  });
+  src.watch(nsListener);
   await src.start();
   t.teardown(() => src.stop());
   t.same([...names], ['one']);
@@ -169,6 +176,7 @@ t.test('the poll fallback alone also meets 1 s', async (t) => {
   await writeFile(join(dir, 'sub', 'b.yaml'), 'apiVersion: v1\nkind: Namespace\nmetadata: {name: two}\n');
   const ms = await until(() => names.has('two'), 1000);
   t.ok(ms < 1000, `seen in ${ms.toFixed(0)} ms`);
+  t.same(nsListener.malformed, []);
 });
 
 t.test('a missing directory is a KDP_K8S_MANIFEST error', async (t) => {

@@ -1,9 +1,9 @@
 // The Kubernetes source against the API double, over real loopback sockets with the real client library:
-// list+watch, synced, (old, new) updates, invalid objects skipped, only handled kinds watched; and a
+// list+watch, synced, (previous, current) updates, invalid objects skipped, only declared kinds watched; and a
 // randomized run of 1,000 mutations interleaved with abrupt disconnects, 410s (ERROR events, HTTP 410 on
-// watch, evicted history) and injected 500s, after which the handlers' state equals the double's, with no
-// duplicate add, no update or delete of an unknown object, and every update's `old` equal to what the
-// handler held. No root needed (loopback and files only), so no needsRoot gate.
+// watch, evicted history) and injected 500s, after which the listener's state equals the double's, with no
+// duplicate add, no update or delete of an unknown object, and every update's and delete's `previous` equal
+// to what the listener held. No root needed (loopback and files only), so no needsRoot gate.
 import t from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,13 +14,14 @@ import type { Test } from 'tap';
 import { KubeSource, loadKubeConfig } from '../../src/k8s/kube-source.ts';
 import { openSource } from '../../src/k8s/open-source.ts';
 import { convertKind } from '../../src/k8s/convert.ts';
-import type { Handlers } from '../../src/k8s/handlers.ts';
 import { sameObject } from '../../src/k8s/store.ts';
+import type { StoreListener } from '../../src/k8s/store.ts';
 import { silentLogger } from '../../src/common/log.ts';
 import type { Logger } from '../../src/common/log.ts';
 import type { ClusterObject, Kind } from '../../src/model/types.ts';
 import { KINDS, keyOf } from '../../src/model/types.ts';
 import { rng } from '../helpers/fuzz.ts';
+import { envelopeProblem, listener } from '../helpers/watch.ts';
 
 const CRT = Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n').toString('base64');
 const KEY = Buffer.from('-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n').toString('base64');
@@ -40,57 +41,57 @@ async function until(cond: () => boolean, ms: number, what: string): Promise<voi
   }
 }
 
-/** A handler for every kind that mirrors state and records contract violations. */
-class Mirror {
+/**
+ * A listener that mirrors the state of the kinds it declares (every kind by default) and records violations
+ * of the listener contract: no duplicate add, an update only of a held key with `previous` the object last
+ * delivered and something changed, a delete only of a held key with `previous` the object last delivered,
+ * synced once per kind; and every call names a declared kind and the key of the object it carries.
+ */
+class Mirror implements StoreListener {
+  readonly kinds: readonly Kind[];
   readonly state = new Map<Kind, Map<string, ClusterObject>>(KINDS.map((k) => [k, new Map()]));
   readonly violations: string[] = [];
-  readonly synced = new Set<Kind>();
+  readonly syncedKinds = new Set<Kind>();
   adds = 0;
   updates = 0;
   deletes = 0;
 
-  handlers(kinds: readonly Kind[] = KINDS): Handlers {
-    const h: Record<string, unknown> = {};
-    const plural: Record<Kind, string> = {
-      Service: 'Services',
-      EndpointSlice: 'EndpointSlices',
-      Pod: 'Pods',
-      Node: 'Nodes',
-      Namespace: 'Namespaces',
-      Ingress: 'Ingresses',
-      IngressClass: 'IngressClasses',
-      Secret: 'Secrets',
-    };
-    for (const kind of kinds) {
-      const m = this.state.get(kind)!;
-      h[`on${kind}Add`] = (o: ClusterObject) => {
-        this.adds++;
-        const k = keyOf(o.meta);
-        if (m.has(k)) this.violations.push(`duplicate add ${kind} ${k}`);
-        m.set(k, o);
-      };
-      h[`on${kind}Update`] = (old: ClusterObject, o: ClusterObject) => {
-        this.updates++;
-        const k = keyOf(o.meta);
-        const held = m.get(k);
-        if (!held) this.violations.push(`update of unknown ${kind} ${k}`);
-        else if (held !== old)
-          this.violations.push(`update of ${kind} ${k} with an old that is not the last delivered object`);
-        if (sameObject(old, o)) this.violations.push(`no-op update of ${kind} ${k}`);
-        m.set(k, o);
-      };
-      h[`on${kind}Delete`] = (o: ClusterObject) => {
-        this.deletes++;
-        const k = keyOf(o.meta);
-        if (!m.has(k)) this.violations.push(`delete of unknown ${kind} ${k}`);
-        m.delete(k);
-      };
-      h[`on${plural[kind]}Synced`] = () => {
-        if (this.synced.has(kind)) this.violations.push(`synced twice ${kind}`);
-        this.synced.add(kind);
-      };
+  constructor(kinds: readonly Kind[] = KINDS) {
+    this.kinds = kinds;
+  }
+
+  changed(kind: Kind, k: string, previous: ClusterObject | undefined, current: ClusterObject | undefined): void {
+    const problem = envelopeProblem(this.kinds, kind, k, previous, current);
+    if (problem) {
+      this.violations.push(problem);
+      return;
     }
-    return h as Handlers;
+    const m = this.state.get(kind)!;
+    const held = m.get(k);
+    if (previous === undefined) {
+      this.adds++;
+      if (held) this.violations.push(`duplicate add ${kind} ${k}`);
+      m.set(k, current!);
+    } else if (current !== undefined) {
+      this.updates++;
+      if (!held) this.violations.push(`update of unknown ${kind} ${k}`);
+      else if (held !== previous)
+        this.violations.push(`update of ${kind} ${k} with a previous that is not the last delivered object`);
+      if (sameObject(previous, current)) this.violations.push(`no-op update of ${kind} ${k}`);
+      m.set(k, current);
+    } else {
+      this.deletes++;
+      if (!held) this.violations.push(`delete of unknown ${kind} ${k}`);
+      else if (held !== previous)
+        this.violations.push(`delete of ${kind} ${k} with a previous that is not the last delivered object`);
+      m.delete(k);
+    }
+  }
+
+  synced(kind: Kind): void {
+    if (!this.kinds.includes(kind)) this.violations.push(`synced ${kind}, a kind not declared`);
+    if (this.syncedKinds.has(kind)) this.violations.push(`synced twice ${kind}`);
+    this.syncedKinds.add(kind);
   }
 }
 
@@ -195,7 +196,7 @@ function makeObject(kind: Kind, name: string, ns: string, v: number, invalid = f
 }
 
 // ---------------------------------------------------------------- tests
-t.test('list, watch, (old, new), synced, invalid objects, only handled kinds', async (t) => {
+t.test('list, watch, (previous, current), synced, invalid objects, only declared kinds', async (t) => {
   const { api, kubeconfig } = await setup(t, { bookmarkIntervalMs: 100 });
   api.create('Namespace', { metadata: { name: 'shop' } });
   api.create('Service', makeObject('Service', 'web', 'shop', 1));
@@ -208,11 +209,15 @@ t.test('list, watch, (old, new), synced, invalid objects, only handled kinds', a
     log: recordingLogger(logs),
     backoff: { initialMs: 20, maxMs: 200 },
   });
-  const mirror = new Mirror();
-  src.subscribe(mirror.handlers(['Service', 'Secret']));
+  const mirror = new Mirror(['Service', 'Secret']);
+  src.watch(mirror);
   await src.start();
   t.teardown(() => src.stop());
-  t.same([...mirror.synced].sort(), ['Secret', 'Service'], 'synced once per handled kind, before start() resolves');
+  t.same(
+    [...mirror.syncedKinds].sort(),
+    ['Secret', 'Service'],
+    'synced once per declared kind, before start() resolves',
+  );
   t.same([...mirror.state.get('Service')!.keys()], ['shop/web'], 'the invalid Service is skipped');
   t.ok(
     logs.some((l) => l.code === 'KDP_K8S_INVALID_OBJECT' && l.key === 'shop/bad' && /70000/.test(String(l.reason))),
@@ -222,17 +227,18 @@ t.test('list, watch, (old, new), synced, invalid objects, only handled kinds', a
   const watched = () => new Set(api.requests.filter((r) => r.watch).map((r) => r.path));
   await until(() => watched().size >= 2, 2000, 'watches open');
   await new Promise((r) => setTimeout(r, 100));
-  t.same([...watched()].sort(), ['/api/v1/secrets', '/api/v1/services'], 'only handled kinds are watched');
+  t.same([...watched()].sort(), ['/api/v1/secrets', '/api/v1/services'], 'only declared kinds are watched');
 
   const updates: string[] = [];
-  src.subscribe({ onServiceUpdate: (o, n) => updates.push(`${o.ports[0]!.port}->${n.ports[0]!.port}`) });
+  const late = listener(['Service'], { update: (o, n) => updates.push(`${o.ports[0]!.port}->${n.ports[0]!.port}`) });
+  src.watch(late);
   const cur = api.get('Service', 'shop', 'web')!;
   api.update('Service', {
     ...cur,
     spec: { ...(cur.spec as Obj), ports: [{ name: 'http', port: 8080, targetPort: 'http' }] },
   });
   await until(() => updates.length === 1, 2000, 'update delivered');
-  t.same(updates, ['81->8080'], 'update carries (old, new)');
+  t.same(updates, ['81->8080'], 'update carries (previous, current)');
   // a no-op write (same content, new resourceVersion) is not delivered
   api.update('Service', {
     ...api.get('Service', 'shop', 'web')!,
@@ -250,6 +256,7 @@ t.test('list, watch, (old, new), synced, invalid objects, only handled kinds', a
     'add back and delete',
   );
   t.same(mirror.violations, []);
+  t.same(late.malformed, [], 'a listener added after start() gets well-formed calls');
 });
 
 t.test('HTTP 500 on the first list is retried; start() resolves after the retry', async (t) => {
@@ -262,8 +269,8 @@ t.test('HTTP 500 on the first list is retried; start() resolves after the retry'
     log: recordingLogger(logs),
     backoff: { initialMs: 10, maxMs: 50 },
   });
-  const mirror = new Mirror();
-  src.subscribe(mirror.handlers(['Node']));
+  const mirror = new Mirror(['Node']);
+  src.watch(mirror);
   await src.start();
   t.teardown(() => src.stop());
   t.equal(mirror.state.get('Node')!.size, 1);
@@ -277,7 +284,7 @@ t.test('openSource picks the Kubernetes source from --kubeconfig, the manifests 
   const src = openSource({ kubeconfig, log: silentLogger });
   t.equal(src.constructor.name, 'LazyKubeSource', 'the client library is loaded on start()');
   const names: string[] = [];
-  src.subscribe({ onNamespaceAdd: (n) => names.push(n.meta.name) });
+  src.watch(listener(['Namespace'], { add: (n) => names.push(n.meta.name) }));
   await src.start();
   await src.stop();
   t.same(names, ['one']);
@@ -315,10 +322,10 @@ t.test(
       watchTimeoutSeconds: [2, 4],
     });
     const mirror = new Mirror();
-    src.subscribe(mirror.handlers());
+    src.watch(mirror);
     await src.start();
     t.teardown(() => src.stop());
-    t.equal(mirror.synced.size, KINDS.length, 'every kind synced');
+    t.equal(mirror.syncedKinds.size, KINDS.length, 'every kind synced');
 
     const faults = { disconnect: 0, expire: 0, watch500: 0, watch410: 0, list500: 0, evict: 0 };
     const mutations = { create: 0, update: 0, delete: 0, invalid: 0 };
@@ -377,16 +384,16 @@ t.test(
 
     const settled = () => KINDS.every((k) => diff(expectedState(api, k), mirror.state.get(k)!).length === 0);
     try {
-      await until(settled, 15_000, 'handlers converge on the double state');
+      await until(settled, 15_000, 'the listener converges on the double state');
     } catch {
       // report what differs
     }
     for (const k of KINDS)
-      t.same(diff(expectedState(api, k), mirror.state.get(k)!), [], `${k}: handler state equals the double's`);
+      t.same(diff(expectedState(api, k), mirror.state.get(k)!), [], `${k}: listener state equals the double's`);
     t.same(
       mirror.violations,
       [],
-      'no duplicate add, no update/delete of unknown objects, old is the last delivered object, no no-op updates',
+      'no duplicate add, no update/delete of unknown objects, previous is the last delivered object, no no-op updates',
     );
     const totals = KINDS.map((k) => src.counts(k)!).reduce((a, c) => ({
       lists: a.lists + c.lists,

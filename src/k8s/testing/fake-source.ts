@@ -1,11 +1,11 @@
 // An in-memory ClusterSource for tests of consumers (proxy, DNS, ingress, node agent): objects are put and
-// removed by hand. It is a real Store underneath, so consumers see exactly the calls and the view a real
-// source gives them (no-op updates dropped, Add/Update/Delete, synced per kind). Not for e2e tests of the
-// sources themselves.
+// removed by hand. It is a real Store underneath, so consumers see exactly the listener calls and the view a
+// real source gives them (no-op updates dropped, changed(kind, key, previous, current), synced per kind). Not
+// for e2e tests of the sources themselves.
 import type { ClusterObject, Kind } from '../../model/types.ts';
 import { KINDS, keyOf } from '../../model/types.ts';
 import { silentLogger } from '../../common/log.ts';
-import type { ClusterSource, Handlers } from '../handlers.ts';
+import type { ClusterSource } from '../source.ts';
 import { Store } from '../store.ts';
 import type { StoreListener } from '../store.ts';
 
@@ -14,10 +14,6 @@ export class FakeSource implements ClusterSource {
   /** objects put before start(): delivered as the initial list */
   readonly #staged = new Map<Kind, Map<string, ClusterObject>>(KINDS.map((k) => [k, new Map()]));
   #started = false;
-
-  subscribe(h: Handlers): () => void {
-    return this.#store.subscribe(h);
-  }
 
   watch(l: StoreListener): () => void {
     return this.#store.watch(l);

@@ -4,7 +4,6 @@ import { fileURLToPath } from 'node:url';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { ManifestsSource } from '../../../src/k8s/manifests-source.ts';
 import type { Logger } from '../../../src/common/log.ts';
-import type { EndpointSlice, Node, Service, TlsSecret } from '../../../src/model/types.ts';
 
 const dir = fileURLToPath(new URL('../../../examples/cluster', import.meta.url));
 
@@ -18,21 +17,12 @@ t.test('examples/cluster', async (t) => {
     child: () => log,
   };
   const src = new ManifestsSource({ dir, log });
-  src.subscribe({
-    onServicesSynced() {},
-    onEndpointSlicesSynced() {},
-    onPodsSynced() {},
-    onNodesSynced() {},
-    onNamespacesSynced() {},
-    onIngressesSynced() {},
-    onIngressClassesSynced() {},
-    onSecretsSynced() {},
-  });
+  // the manifests source loads every kind; what it holds is read from its store (the view) after start()
   await src.start();
   t.teardown(() => src.stop());
   t.same(warnings, [], 'no broken file, no skipped object');
 
-  const nodes = src.list('Node') as Node[];
+  const nodes = src.view.list('Node');
   t.same(
     nodes.map((n) => [n.meta.name, n.podCIDRs, n.addresses.find((a) => a.type === 'InternalIP')?.address, n.ready]),
     [
@@ -40,7 +30,7 @@ t.test('examples/cluster', async (t) => {
       ['node-2', ['198.19.2.0/24'], '198.18.0.12', true],
     ],
   );
-  const svcs = new Map((src.list('Service') as Service[]).map((s) => [s.meta.name, s]));
+  const svcs = new Map(src.view.list('Service').map((s) => [s.meta.name, s]));
   t.same([...new Set([...svcs.values()].map((s) => (s.headless ? 'headless' : s.type)))].sort(), [
     'ClusterIP',
     'ExternalName',
@@ -48,16 +38,16 @@ t.test('examples/cluster', async (t) => {
     'NodePort',
     'headless',
   ]);
-  t.equal(src.list('Pod').length, 8);
+  t.equal(src.view.list('Pod').length, 8);
   t.same(
-    src
+    src.view
       .list('Namespace')
       .map((n) => n.meta.name)
       .sort(),
     ['default', 'kube-system', 'shop'],
   );
 
-  const slices = src.list('EndpointSlice') as EndpointSlice[];
+  const slices = src.view.list('EndpointSlice');
   const eps = (svc: string) =>
     slices
       .filter((s) => s.serviceName === svc)
@@ -80,11 +70,11 @@ t.test('examples/cluster', async (t) => {
   t.same(eps('kube-dns'), ['198.19.1.53:53/53/9153'], 'the cluster DNS service selects the kdp-dns pod');
   t.same(svcs.get('kube-dns')?.clusterIPs, ['10.96.0.10'], 'cluster DNS on the conventional address');
 
-  const ing = src.list('Ingress');
+  const ing = src.view.list('Ingress');
   t.equal(ing.length, 1);
-  const cls = src.list('IngressClass');
+  const cls = src.view.list('IngressClass');
   t.match(cls, [{ meta: { name: 'kdp' }, controller: 'kdp.dev/ingress', isDefault: true }]);
-  const [secret] = src.list('Secret') as TlsSecret[];
+  const [secret] = src.view.list('Secret');
   const cert = new X509Certificate(secret!.certPem);
   t.match(cert.subjectAltName, /DNS:shop\.example\.test/);
   t.ok(cert.checkPrivateKey(createPrivateKey(secret!.keyPem)), 'the key matches the certificate');

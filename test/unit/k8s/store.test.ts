@@ -1,8 +1,10 @@
-// The shared store: (old, new) on update, no-op updates dropped, no duplicate adds, replace diffs, synced once.
+// The shared store: (previous, current) on update, no-op updates dropped, no duplicate adds, replace diffs,
+// synced once; what its listeners are told.
 import t from 'tap';
 import { Store, sameObject } from '../../../src/k8s/store.ts';
 import { silentLogger } from '../../../src/common/log.ts';
-import type { Handlers } from '../../../src/k8s/handlers.ts';
+import { listener } from '../../helpers/watch.ts';
+import type { RecordingListener } from '../../helpers/watch.ts';
 import type { Namespace, Node } from '../../../src/model/types.ts';
 
 const ns = (name: string, rv: string, labels: Record<string, string> = {}): Namespace => ({
@@ -10,24 +12,23 @@ const ns = (name: string, rv: string, labels: Record<string, string> = {}): Name
   meta: { namespace: '', name, uid: name, resourceVersion: rv, labels, annotations: {} },
 });
 
-function recorder(): { calls: string[]; h: Handlers } {
+function recorder(): { calls: string[]; l: RecordingListener } {
   const calls: string[] = [];
   return {
     calls,
-    h: {
-      onNamespaceAdd: (n) => calls.push(`add ${n.meta.name}@${n.meta.resourceVersion}`),
-      onNamespaceUpdate: (o, n) =>
-        calls.push(`update ${o.meta.name}@${o.meta.resourceVersion}->${n.meta.resourceVersion}`),
-      onNamespaceDelete: (n) => calls.push(`delete ${n.meta.name}@${n.meta.resourceVersion}`),
-      onNamespacesSynced: () => calls.push('synced'),
-    },
+    l: listener(['Namespace'], {
+      add: (n) => calls.push(`add ${n.meta.name}@${n.meta.resourceVersion}`),
+      update: (o, n) => calls.push(`update ${o.meta.name}@${o.meta.resourceVersion}->${n.meta.resourceVersion}`),
+      delete: (n) => calls.push(`delete ${n.meta.name}@${n.meta.resourceVersion}`),
+      synced: () => calls.push('synced'),
+    }),
   };
 }
 
 t.test('events as a table', async (t) => {
   const cases: { name: string; steps: (s: Store) => void; want: string[] }[] = [
     {
-      name: 'add then update gives (old, new)',
+      name: 'add then update gives (previous, current)',
       steps: (s) => (s.upsert(ns('a', '1')), s.upsert(ns('a', '2', { x: 'y' }))),
       want: ['add a@1', 'update a@1->2'],
     },
@@ -59,23 +60,26 @@ t.test('events as a table', async (t) => {
   for (const c of cases) {
     const s = new Store({ log: silentLogger });
     const r = recorder();
-    s.subscribe(r.h);
+    s.watch(r.l);
     c.steps(s);
     t.same(r.calls, c.want, c.name);
+    t.same(r.l.malformed, [], `${c.name}: every call names its kind and key`);
   }
 });
 
-t.test('kinds nobody handles are not wanted; throwing handlers do not starve others', async (t) => {
+t.test('kinds no listener declared are not wanted; throwing listeners do not starve others', async (t) => {
   const s = new Store({ log: silentLogger });
   const r = recorder();
   t.same(s.wantedKinds(), []);
-  const unsub = s.subscribe({
-    onNamespaceAdd: () => {
-      throw new Error('boom');
-    },
-  });
-  s.subscribe(r.h);
-  s.subscribe({ onNodesSynced: () => {} });
+  const unsub = s.watch(
+    listener(['Namespace'], {
+      add: () => {
+        throw new Error('boom');
+      },
+    }),
+  );
+  s.watch(r.l);
+  s.watch(listener(['Node'], { synced: () => {} }));
   t.same(s.wantedKinds(), ['Node', 'Namespace']);
   s.upsert(ns('a', '1'));
   t.same(r.calls, ['add a@1']);

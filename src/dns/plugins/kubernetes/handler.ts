@@ -5,7 +5,7 @@
 // backoff while the previous index keeps answering.
 import { Controller } from '../../../k8s/controller.ts';
 import type { Reconciler } from '../../../k8s/controller.ts';
-import type { ClusterSource } from '../../../k8s/handlers.ts';
+import type { ClusterSource } from '../../../k8s/source.ts';
 import type { StoreView } from '../../../k8s/store.ts';
 import type { Kind } from '../../../model/types.ts';
 import type { RunnerClock } from '../../../common/runner.ts';
