@@ -152,8 +152,12 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
   if (maxHeaderLine > maxHeaderSize)
     throw new KdpError('KDP_USAGE', '--max-header-line cannot be larger than --max-header-size');
   if (!['on', 'off'].includes(values['access-log'])) throw new KdpError('KDP_USAGE', '--access-log: on or off');
-  let defaultCert;
-  if (values['default-ssl-certificate'] !== undefined) {
+  // a worker gets the primary's certificate (read once, or generated once) over IPC, never through its env
+  let defaultCert: { certPem: string; keyPem: string } | undefined;
+  if (cluster.isWorker) {
+    const { configFromPrimary } = await import('../../../ingress/cluster.ts');
+    defaultCert = (await configFromPrimary<{ defaultCert: typeof defaultCert }>())?.defaultCert;
+  } else if (values['default-ssl-certificate'] !== undefined) {
     const [crt, key] = values['default-ssl-certificate'].split(',');
     if (!crt || !key) throw new KdpError('KDP_USAGE', '--default-ssl-certificate takes CRT,KEY');
     defaultCert = { certPem: await readFile(crt, 'utf8'), keyPem: await readFile(key, 'utf8') };
@@ -167,7 +171,8 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
     const cert = defaultCert ?? (await fakeCertificate());
     const set = new WorkerSet({
       count: workers,
-      env: (i) => ({ KDP_INGRESS_WORKER: String(i), KDP_INGRESS_CERT: JSON.stringify(cert) }),
+      env: (i) => ({ KDP_INGRESS_WORKER: String(i) }),
+      config: { defaultCert: cert },
       log: ctx.log,
       metricsPort,
       bind: values.bind,
@@ -181,8 +186,6 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
   }
   const publish = statusOptions(values['publish-status-address'], values['publish-service']);
   const worker = Number(process.env.KDP_INGRESS_WORKER ?? '0');
-  if (process.env.KDP_INGRESS_CERT)
-    defaultCert = JSON.parse(process.env.KDP_INGRESS_CERT) as { certPem: string; keyPem: string };
   const [{ openSource }, { startIngress }, { joinPrimary }] = await Promise.all([
     import('../../k8s/open-source.ts'),
     import('../../../ingress/ingress.ts'),
