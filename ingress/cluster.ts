@@ -52,7 +52,7 @@ export function joinPrimary(metrics: IngressMetrics): void {
   process.send?.({ type: READY });
 }
 
-export interface WorkerSetOptions {
+interface WorkerSetOptions {
   readonly count: number;
   /** each worker's environment additions: nothing secret (see config) */
   readonly env: (index: number) => NodeJS.ProcessEnv;
@@ -110,10 +110,6 @@ export class WorkerSet {
   get ready(): boolean {
     const live = this.#slots.filter((w): w is Worker => w !== undefined && !w.isDead());
     return live.length > 0 && live.every((w) => this.#ready.has(w));
-  }
-
-  get pids(): number[] {
-    return this.#slots.flatMap((w) => (w?.process.pid ? [w.process.pid] : []));
   }
 
   #fork(i: number): void {

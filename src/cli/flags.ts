@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import type { ParseArgsOptionDescriptor } from 'node:util';
 import { KdpError } from '../common/errors.ts';
 
-export interface FlagSpec {
+interface FlagSpec {
   readonly type: 'string' | 'boolean';
   readonly multiple?: boolean;
   readonly short?: string;
@@ -23,12 +23,9 @@ export interface FlagSpec {
 export type FlagTable = Readonly<Record<string, FlagSpec>>;
 
 type Value<S extends FlagSpec> = S['type'] extends 'boolean' ? boolean : S['multiple'] extends true ? string[] : string;
-export type FlagValues<T extends FlagTable> = {
+type FlagValues<T extends FlagTable> = {
   -readonly [K in keyof T]: T[K] extends { default: unknown } ? Value<T[K]> : Value<T[K]> | undefined;
 };
-
-/** The flags given that are deprecated spellings, as [old, new]. */
-export type Deprecations = [string, string][];
 
 /**
  * Parses argv against the table (strict: unknown flags and missing values throw ERR_PARSE_ARGS_*, which

@@ -14,7 +14,7 @@ import type { FlagTable } from './flags.ts';
 export const VERSION: string = pkg.version;
 
 /** The subcommand table. A command's module (and what it imports) is loaded only when it runs. */
-export interface CommandEntry {
+interface CommandEntry {
   readonly name: string;
   readonly summary: string;
   load(): Promise<Command>;

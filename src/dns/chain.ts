@@ -1,5 +1,7 @@
 // The plugin chain contract (CoreDNS plugin/plugin.go, in TypeScript): a plugin answers a request or
-// hands it to `next`. Order is data: the Corefile's directives sorted by PLUGIN_ORDER, as plugin.cfg does.
+// hands it to `next`. The order does not follow the Corefile: dns.ts builds each block's chain in a fixed
+// order, as CoreDNS's plugin.cfg does (errors, loop, cache, kubernetes, forward; log and loadbalance are
+// done by the server around the chain).
 import type { Edns, Question, RR } from './wire.ts';
 
 export interface DnsRequest {
@@ -46,9 +48,6 @@ export interface Plugin {
   ready?(): boolean;
   close?(): Promise<void>;
 }
-
-/** Plugin execution order (CoreDNS plugin.cfg order for the plugins kdp implements). */
-export const PLUGIN_ORDER = ['errors', 'log', 'loadbalance', 'cache', 'kubernetes', 'forward'] as const;
 
 export function reply(plugin: string, rcode: number, rest: Partial<Omit<DnsReply, 'plugin' | 'rcode'>> = {}): DnsReply {
   return { plugin, rcode, aa: false, answers: [], authority: [], additional: [], ...rest };

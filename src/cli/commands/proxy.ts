@@ -72,7 +72,7 @@ const USAGE = `Usage: kdp proxy [options]
 Options:
 ${flagHelp(FLAGS)}`;
 
-export function parseHostPort(s: string): { host: string; port: number } | undefined {
+function parseHostPort(s: string): { host: string; port: number } | undefined {
   if (s === '') return undefined;
   const m = /^\[?([^\]]*)\]?:(\d+)$/.exec(s);
   if (!m) throw new KdpError('KDP_USAGE', `bad address ${JSON.stringify(s)} (HOST:PORT)`);
