@@ -4,7 +4,7 @@
 // $upstream_response_length $upstream_response_time $upstream_status $req_id
 // Lines are buffered and written once per event-loop turn.
 
-export interface AccessEntry {
+interface AccessEntry {
   readonly remoteAddr: string;
   readonly method: string;
   readonly url: string;

@@ -3,9 +3,9 @@
 // turned into configuration text). Snippet annotations are refused outright.
 import { BlockList, isIP } from 'node:net';
 
-export const PREFIX = 'nginx.ingress.kubernetes.io/';
+const PREFIX = 'nginx.ingress.kubernetes.io/';
 
-export interface CorsOptions {
+interface CorsOptions {
   readonly allowOrigin: readonly string[];
   readonly allowMethods: string;
   readonly allowHeaders: string;
@@ -14,7 +14,7 @@ export interface CorsOptions {
   readonly exposeHeaders?: string;
 }
 
-export interface AffinityOptions {
+interface AffinityOptions {
   readonly cookieName: string;
   readonly path?: string;
   readonly maxAge?: number;
@@ -55,7 +55,7 @@ export interface RouteOptions {
   readonly permanentRedirectCode: number;
 }
 
-export const DEFAULT_OPTIONS: RouteOptions = Object.freeze({
+const DEFAULT_OPTIONS: RouteOptions = Object.freeze({
   useRegex: false,
   sslRedirect: true,
   forceSslRedirect: false,

@@ -2,7 +2,9 @@
 // /metrics on 10254 for all of them. /metrics asks every worker for its registry over the cluster IPC
 // channel (prom-client's AggregatorRegistry) and sums counters and histograms per label set; gauges use the
 // aggregator declared on them (metrics.ts). /healthz is 200 once every live worker has installed its first
-// route table. Dead workers are forked again (not while stopping).
+// route table. Dead workers are forked again (not while stopping). What a worker must not get through its
+// environment (the default certificate's private key: /proc/<pid>/environ, crash reports and child processes
+// would carry it) it asks for over the same IPC channel (configFromPrimary).
 import cluster from 'node:cluster';
 import type { Worker } from 'node:cluster';
 import { createServer } from 'node:http';
@@ -13,6 +15,34 @@ import type { Logger } from '../src/common/log.ts';
 import type { IngressMetrics } from './metrics.ts';
 
 const READY = 'kdp-ingress:ready';
+const CONFIG_REQUEST = 'kdp-ingress:config?';
+const CONFIG = 'kdp-ingress:config';
+
+/**
+ * Worker side: the primary's WorkerSetOptions.config, asked for over the IPC channel; undefined when this
+ * process is not a cluster worker. Rejects if the primary does not answer within timeoutMs.
+ */
+export function configFromPrimary<T>(timeoutMs = 10_000): Promise<T | undefined> {
+  const send = process.send?.bind(process);
+  if (!cluster.isWorker || !send) return Promise.resolve(undefined);
+  return new Promise((resolve, reject) => {
+    const onMessage = (m: { type?: string; config?: T }) => {
+      if (m?.type !== CONFIG) return;
+      done();
+      resolve(m.config);
+    };
+    const timer = setTimeout(() => {
+      done();
+      reject(new Error(`no configuration from the ingress primary within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const done = () => {
+      clearTimeout(timer);
+      process.off('message', onMessage);
+    };
+    process.on('message', onMessage);
+    send({ type: CONFIG_REQUEST });
+  });
+}
 
 /** Worker side: answer the primary's metric requests from this instance's registry; say when serving. */
 export function joinPrimary(metrics: IngressMetrics): void {
@@ -22,9 +52,12 @@ export function joinPrimary(metrics: IngressMetrics): void {
   process.send?.({ type: READY });
 }
 
-export interface WorkerSetOptions {
+interface WorkerSetOptions {
   readonly count: number;
+  /** each worker's environment additions: nothing secret (see config) */
   readonly env: (index: number) => NodeJS.ProcessEnv;
+  /** handed to every worker that asks (configFromPrimary) over its IPC channel, e.g. key material */
+  readonly config?: unknown;
   readonly log: Logger;
   /** /healthz and /metrics for all workers; undefined or < 0: none */
   readonly metricsPort?: number;
@@ -79,16 +112,13 @@ export class WorkerSet {
     return live.length > 0 && live.every((w) => this.#ready.has(w));
   }
 
-  get pids(): number[] {
-    return this.#slots.flatMap((w) => (w?.process.pid ? [w.process.pid] : []));
-  }
-
   #fork(i: number): void {
     const w = cluster.fork(this.#opts.env(i));
     const born = Date.now();
     this.#slots[i] = w;
     w.on('message', (m: { type?: string }) => {
       if (m?.type === READY) this.#ready.add(w);
+      else if (m?.type === CONFIG_REQUEST && w.isConnected()) w.send({ type: CONFIG, config: this.#opts.config });
     });
     let served = false;
     w.on('message', (m: { type?: string }) => (served ||= m?.type === READY));

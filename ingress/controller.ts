@@ -16,16 +16,16 @@ import type { CompileOptions } from './compile.ts';
 import type { IngressMetrics } from './metrics.ts';
 import type { CompileResult, RouteTable } from './types.ts';
 
-export interface TableSink {
+interface TableSink {
   setTable(table: RouteTable): void;
 }
 
 /** Writes Ingress status.loadBalancer (the Kubernetes adapter implements it; manifests mode has none). */
-export interface IngressStatusWriter {
+interface IngressStatusWriter {
   setLoadBalancer(namespace: string, name: string, ingress: readonly LoadBalancerAddress[]): Promise<void>;
 }
 
-export interface LoadBalancerAddress {
+interface LoadBalancerAddress {
   readonly ip?: string;
   readonly hostname?: string;
 }

@@ -42,7 +42,7 @@ export interface FrontRecord {
   upstreamLength: string;
 }
 
-export interface FrontHooks {
+interface FrontHooks {
   readonly log: Logger;
   table(): RouteTable;
   /** the connection (with `rest` unread) goes to node:http for good */
@@ -96,7 +96,7 @@ const RETRYABLE = new Set([
 
 const fastRoutes = new WeakMap<object, boolean>();
 /** Whether a route (or the default route) only proxies: nothing the slow path would answer or add itself. */
-export function simpleRoute(route: PathRoute | undefined, o: RouteOptions): boolean {
+function simpleRoute(route: PathRoute | undefined, o: RouteOptions): boolean {
   const key = route ?? o;
   let ok = fastRoutes.get(key);
   if (ok === undefined) {
@@ -130,7 +130,7 @@ interface Conn {
 }
 
 /** Raw keep-alive connections per endpoint (`ip:port`). */
-export class RawPool {
+class RawPool {
   readonly #idle = new Map<string, Conn[]>();
   readonly #all = new Set<Conn>();
   readonly #keepAliveMs: number;

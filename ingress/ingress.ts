@@ -42,7 +42,7 @@ export interface IngressOptions {
   readonly status?: ControllerOptions['status'];
 }
 
-export interface RunningIngress {
+interface RunningIngress {
   readonly server: IngressServer;
   readonly controller: IngressController;
   readonly metrics: IngressMetrics;

@@ -1,13 +1,13 @@
 // Request -> route lookup over a compiled RouteTable. Pure; called once per request.
 import type { DefaultRoute, HostRoutes, PathRoute, RouteTable, TlsCert } from './types.ts';
 
-export interface PathMatch {
+interface PathMatch {
   readonly route: PathRoute;
   /** regex routes: the match (capture groups for rewrite-target) */
   readonly captures?: RegExpExecArray;
 }
 
-export type Resolution =
+type Resolution =
   | { readonly kind: 'route'; readonly host: HostRoutes; readonly match: PathMatch }
   | { readonly kind: 'default'; readonly route: DefaultRoute }
   | { readonly kind: 'none' };
@@ -47,7 +47,7 @@ export function pathOf(url: string): string {
 }
 
 /** Exact host first, then `*.suffix` (one label only), then the rules without host. */
-export function findHost(table: RouteTable, host: string): HostRoutes | undefined {
+function findHost(table: RouteTable, host: string): HostRoutes | undefined {
   const exact = table.hosts.get(host);
   if (exact) return exact;
   const dot = host.indexOf('.');
@@ -58,13 +58,13 @@ export function findHost(table: RouteTable, host: string): HostRoutes | undefine
   return table.any;
 }
 
-export function prefixMatches(prefix: string, path: string): boolean {
+function prefixMatches(prefix: string, path: string): boolean {
   if (prefix === '') return true;
   if (!path.startsWith(prefix)) return false;
   return path.length === prefix.length || path.charCodeAt(prefix.length) === 47; /* '/' */
 }
 
-export function matchPath(hr: HostRoutes, path: string): PathMatch | undefined {
+function matchPath(hr: HostRoutes, path: string): PathMatch | undefined {
   for (const r of hr.paths) {
     if (r.kind === 'Exact') {
       if (r.path === path) return { route: r };

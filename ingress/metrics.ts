@@ -24,7 +24,7 @@ function ordered(labels: Labels): Record<string, string> {
 }
 
 /** A counter family of plain numbers; `labels()` returns a child to keep (no per-call hashing). */
-export class FastCounter {
+class FastCounter {
   readonly name: string;
   readonly help: string;
   readonly type = 'counter';
@@ -57,7 +57,7 @@ export class FastCounter {
 }
 
 /** A histogram family of bucket arrays. */
-export class FastHistogram {
+class FastHistogram {
   readonly name: string;
   readonly help: string;
   readonly type = 'histogram';

@@ -36,14 +36,14 @@ import type { PathRoute, RouteTable, Upstream } from './types.ts';
 type Req = IncomingMessage | Http2ServerRequest;
 type Res = ServerResponse | Http2ServerResponse;
 
-export const EMPTY_TABLE: RouteTable = Object.freeze({
+const EMPTY_TABLE: RouteTable = Object.freeze({
   hosts: new Map(),
   wildcards: new Map(),
   certs: new Map(),
   version: 0,
 });
 
-export interface ServerOptions {
+interface ServerOptions {
   readonly log?: Logger;
   readonly metrics?: IngressMetrics;
   readonly accessLog?: AccessLog;
@@ -181,7 +181,7 @@ const HOST_RE =
   /^(?:[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?)*\.?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
 
 /** One Host header, a DNS name or an address with an optional port (HTTP/1.0 may omit it). */
-export function validHostHeader(rawHeaders: readonly string[], host: string, minor: number): boolean {
+function validHostHeader(rawHeaders: readonly string[], host: string, minor: number): boolean {
   let n = 0;
   for (let i = 0; i < rawHeaders.length; i += 2)
     if (rawHeaders[i]!.length === 4 && rawHeaders[i]!.toLowerCase() === 'host') n++;
@@ -243,7 +243,7 @@ export class IngressServer {
   readonly #serverHeader: string;
   readonly #maxLine: number;
   readonly #contexts = new Map<string, SecureContext>();
-  #defaultContext: SecureContext;
+  readonly #defaultContext: SecureContext;
   /** plain HTTP requests the fast front does not take (connections are handed over; it never listens itself) */
   readonly http: HttpServer;
   /** the plain HTTP port: every connection starts in the fast front */
@@ -327,10 +327,6 @@ export class IngressServer {
   }
 
   /** The current route table. */
-  get table(): RouteTable {
-    return this.#table;
-  }
-
   /** Installs a new route table atomically; in-flight requests keep the table they started with. */
   setTable(table: RouteTable): void {
     const certKeys = new Set<string>();
@@ -363,10 +359,6 @@ export class IngressServer {
     this.#pools.retain(live);
     this.#fast.pool.retain(live);
     this.#metrics?.upstreamPools.set(this.#pools.size);
-  }
-
-  setDefaultCert(cert: { certPem: string; keyPem: string }): void {
-    this.#defaultContext = createSecureContext({ cert: cert.certPem, key: cert.keyPem });
   }
 
   #contextFor(servername: string): SecureContext {

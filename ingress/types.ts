@@ -20,7 +20,7 @@ export interface Canary extends CanaryOptions {
   readonly ingress: Key;
 }
 
-export type MatchKind = 'Exact' | 'Prefix' | 'Regex';
+type MatchKind = 'Exact' | 'Prefix' | 'Regex';
 
 export interface PathRoute {
   readonly kind: MatchKind;

@@ -12,7 +12,7 @@ import type {
   TlsSecret,
 } from '../../src/model/types.ts';
 
-export function meta(namespace: string, name: string, annotations: Record<string, string> = {}): ObjectMeta {
+function meta(namespace: string, name: string, annotations: Record<string, string> = {}): ObjectMeta {
   return { namespace, name, uid: `uid-${namespace}-${name}`, resourceVersion: '1', labels: {}, annotations };
 }
 

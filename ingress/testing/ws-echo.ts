@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
-export function frame(opcode: number, payload: Buffer): Buffer {
+function frame(opcode: number, payload: Buffer): Buffer {
   const len = payload.length;
   const head =
     len < 126

@@ -1,5 +1,6 @@
-// The shape of a `kdp` subcommand. main.ts holds the table; each command parses its own flags.
+// The shape of a `kdp` subcommand. main.ts holds the table; each command declares its flags (flags.ts).
 import type { Logger } from '../common/log.ts';
+import type { FlagTable } from './flags.ts';
 
 export interface CommandContext {
   readonly log: Logger;
@@ -10,7 +11,10 @@ export interface CommandContext {
 export interface Command {
   readonly name: string;
   readonly summary: string;
+  /** the help text; its flag lines are generated from `flags` */
   readonly usage: string;
+  /** the flag declarations, by action (`kdp cni serve` -> 'serve'; '' for a command without actions) */
+  readonly flags: Readonly<Record<string, FlagTable>>;
   run(argv: readonly string[], ctx: CommandContext): Promise<number>;
 }
 

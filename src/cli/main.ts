@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 // kdp: the composition root. Global flags, the logger, the subcommand table; nothing else.
-import { parseArgs } from 'node:util';
 import { realpathSync } from 'node:fs';
 import { enableCompileCache } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -9,11 +8,13 @@ import { errorMessage, isKdpError } from '../common/errors.ts';
 import { LOG_LEVELS, createLogger } from '../common/log.ts';
 import type { LogFormat, LogLevel } from '../common/log.ts';
 import type { Command } from './command.ts';
+import { flagHelp, parseOnlyFlags } from './flags.ts';
+import type { FlagTable } from './flags.ts';
 
 export const VERSION: string = pkg.version;
 
 /** The subcommand table. A command's module (and what it imports) is loaded only when it runs. */
-export interface CommandEntry {
+interface CommandEntry {
   readonly name: string;
   readonly summary: string;
   load(): Promise<Command>;
@@ -68,6 +69,18 @@ export const COMMANDS: readonly CommandEntry[] = [
   },
 ];
 
+export const GLOBAL_FLAGS = {
+  help: { type: 'boolean', short: 'h', help: "show help (kdp <command> --help for a command's)" },
+  version: { type: 'boolean', short: 'V', help: 'print the version' },
+  'log-level': { type: 'string', arg: 'LEVEL', default: 'info', help: LOG_LEVELS.join('|') },
+  'log-format': {
+    type: 'string',
+    arg: 'FORMAT',
+    default: 'auto',
+    help: 'json|pretty|auto (auto: pretty on a terminal, JSON otherwise)',
+  },
+} as const satisfies FlagTable;
+
 export function helpText(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
   return `kdp ${VERSION}: a Kubernetes networking data plane
@@ -78,10 +91,7 @@ Commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n')}
 
 Global options:
-  -h, --help              show help (kdp <command> --help for a command's)
-  -V, --version           print the version
-      --log-level LEVEL   ${LOG_LEVELS.join('|')} (default info)
-      --log-format FORMAT json|pretty|auto (default auto: pretty on a terminal, JSON otherwise)
+${flagHelp(GLOBAL_FLAGS)}
 
 Logs go to stderr, one JSON object per line; command output goes to stdout.
 `;
@@ -95,7 +105,9 @@ export function splitArgv(argv: readonly string[]): { globals: string[]; command
     const a = argv[i] as string;
     if (!a.startsWith('-')) break;
     globals.push(a);
-    if ((a === '--log-level' || a === '--log-format') && i + 1 < argv.length) globals.push(argv[++i] as string);
+    const spec = (GLOBAL_FLAGS as FlagTable)[a.slice(2)];
+    if (a.startsWith('--') && !a.includes('=') && spec?.type === 'string' && i + 1 < argv.length)
+      globals.push(argv[++i] as string);
   }
   const command = argv[i];
   return command === undefined ? { globals, rest: [] } : { globals, command, rest: argv.slice(i + 1) };
@@ -108,16 +120,7 @@ export async function main(
   const { globals, command, rest } = splitArgv(argv);
   let values;
   try {
-    ({ values } = parseArgs({
-      args: globals,
-      options: {
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'V' },
-        'log-level': { type: 'string', default: 'info' },
-        'log-format': { type: 'string', default: 'auto' },
-      },
-      strict: true,
-    }));
+    values = parseOnlyFlags(GLOBAL_FLAGS, globals);
   } catch (err) {
     process.stderr.write(`kdp: ${errorMessage(err)}\n\n${helpText()}`);
     return 2;

@@ -16,7 +16,7 @@ export type LogFormat = 'json' | 'pretty' | 'auto';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 export const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
-export interface LogOptions {
+interface LogOptions {
   readonly level?: LogLevel;
   readonly format?: LogFormat;
   readonly name?: string;

@@ -19,7 +19,7 @@ export const realClock: RunnerClock = {
   clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
 };
 
-export interface RunnerOptions {
+interface RunnerOptions {
   readonly minIntervalMs: number;
   /** first retry delay after a failure (default 1000) */
   readonly retryMinMs?: number;

@@ -1,5 +1,7 @@
 // The plugin chain contract (CoreDNS plugin/plugin.go, in TypeScript): a plugin answers a request or
-// hands it to `next`. Order is data: the Corefile's directives sorted by PLUGIN_ORDER, as plugin.cfg does.
+// hands it to `next`. The order does not follow the Corefile: dns.ts builds each block's chain in a fixed
+// order, as CoreDNS's plugin.cfg does (errors, loop, cache, kubernetes, forward; log and loadbalance are
+// done by the server around the chain).
 import type { Edns, Question, RR } from './wire.ts';
 
 export interface DnsRequest {

@@ -11,7 +11,7 @@ import type { KubernetesConfig, PodsMode } from './plugins/kubernetes/records.ts
 import { DEFAULT_KUBERNETES_CONFIG } from './plugins/kubernetes/records.ts';
 
 /** `forward` as written: the plugin's configuration, with upstreams still unresolved (addresses or resolv.conf paths). */
-export interface ForwardSpec extends Omit<ForwardConfig, 'upstreams' | 'readTimeoutMs'> {
+interface ForwardSpec extends Omit<ForwardConfig, 'upstreams' | 'readTimeoutMs'> {
   /** addresses or resolv.conf paths, resolved when the server starts */
   readonly to: readonly string[];
   readonly expireMs: number;

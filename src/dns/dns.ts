@@ -23,7 +23,7 @@ import { DnsServer } from './server.ts';
 import type { AnswerSource, ServerBlock } from './server.ts';
 import { TYPE, encodeQuery } from './wire.ts';
 
-export interface DnsOptions {
+interface DnsOptions {
   readonly log: Logger;
   readonly version: string;
   /** listen address for DNS (default: every address, IPv6 and IPv4) */

@@ -67,7 +67,7 @@ class FastCounter {
   }
 }
 
-export interface HistogramChild {
+interface HistogramChild {
   readonly counts: Float64Array;
   sum: number;
   count: number;

@@ -4,11 +4,11 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 
-export interface ReloadWatcher {
+interface ReloadWatcher {
   stop(): void;
 }
 
-export function sha512(text: string): string {
+function sha512(text: string): string {
   return createHash('sha512').update(text).digest('hex');
 }
 

@@ -83,7 +83,7 @@ export interface AnswerSource {
   onChange(fn: () => void): () => void;
 }
 
-export interface DnsServerOptions {
+interface DnsServerOptions {
   /** listen address; '' = every address, IPv6 and IPv4 ('::' dual-stack, '0.0.0.0' where IPv6 is off) */
   readonly host: string;
   readonly port: number;
@@ -127,7 +127,7 @@ interface FastEntry {
 }
 
 /** The question of a plain query, read without building objects. */
-export interface QuickQuestion {
+interface QuickQuestion {
   /** lower-case name without the trailing dot ('' = the root) */
   readonly name: string;
   readonly qtype: number;
@@ -149,7 +149,7 @@ const scratch = Buffer.allocUnsafe(256);
 const spelled = Buffer.allocUnsafe(256);
 
 /** The question of a plain query (one question, class IN, at most a bare OPT); undefined when it is anything else. */
-export function quickQuestion(buf: Buffer): QuickQuestion | undefined {
+function quickQuestion(buf: Buffer): QuickQuestion | undefined {
   if (buf.length < 17 || buf.readUInt16BE(4) !== 1 || buf.readUInt16BE(6) !== 0 || buf.readUInt16BE(8) !== 0)
     return undefined;
   const ar = buf.readUInt16BE(10);

@@ -21,40 +21,31 @@ export const TYPE = {
   AXFR: 252,
   ANY: 255,
 } as const;
-export type TypeName = keyof typeof TYPE;
+type TypeName = keyof typeof TYPE;
 const TYPE_NAMES = new Map<number, TypeName>(Object.entries(TYPE).map(([k, v]) => [v, k as TypeName]));
 export function typeName(t: number): string {
   return TYPE_NAMES.get(t) ?? `TYPE${t}`;
 }
-export function typeCode(name: string): number | undefined {
-  const up = name.toUpperCase();
-  if (up in TYPE) return TYPE[up as TypeName];
-  const m = /^TYPE(\d{1,5})$/.exec(up);
-  return m ? Number(m[1]) : undefined;
-}
-
 export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5, BADVERS: 16 } as const;
-export type RcodeName = keyof typeof RCODE;
 const RCODE_NAMES = new Map<number, string>(Object.entries(RCODE).map(([k, v]) => [v, k]));
 export function rcodeName(r: number): string {
   return RCODE_NAMES.get(r) ?? `RCODE${r}`;
 }
 
 export const CLASS_IN = 1;
-export const OPCODE_QUERY = 0;
 /** header flag bits */
 export const FLAG = { QR: 0x8000, AA: 0x0400, TC: 0x0200, RD: 0x0100, RA: 0x0080, AD: 0x0020, CD: 0x0010 } as const;
 export const MAX_UDP_NO_EDNS = 512;
 /** what we advertise and accept in EDNS0 (the DNS Flag Day 2020 value) */
 export const OUR_UDP_SIZE = 1232;
 
-export interface SrvData {
+interface SrvData {
   readonly priority: number;
   readonly weight: number;
   readonly port: number;
   readonly target: string;
 }
-export interface SoaData {
+interface SoaData {
   readonly mname: string;
   readonly rname: string;
   readonly serial: number;
@@ -87,7 +78,7 @@ export interface Edns {
   readonly extRcode: number;
 }
 
-export interface Message {
+interface Message {
   readonly id: number;
   readonly flags: number;
   readonly opcode: number;
@@ -105,7 +96,7 @@ export interface Message {
   readonly optSpan?: readonly [number, number];
 }
 
-export function malformed(why: string): KdpError {
+function malformed(why: string): KdpError {
   return new KdpError('KDP_DNS_MALFORMED', `malformed DNS message: ${why}`);
 }
 
@@ -156,7 +147,7 @@ export function readName(buf: Buffer, offset: number): { name: string; end: numb
 }
 
 /** Splits a dotted name into label byte strings, honouring \. and \DDD escapes. */
-export function nameLabels(name: string): Buffer[] {
+function nameLabels(name: string): Buffer[] {
   if (name === '' || name === '.') return [];
   const out: Buffer[] = [];
   let cur: number[] = [];
@@ -390,7 +381,7 @@ export function canonicalV6(ip: string): string {
 }
 
 // ------------------------------------------------------------------ encoder
-export interface ResponseParts {
+interface ResponseParts {
   readonly id: number;
   /** flags to set (QR is always set); opcode and RD are copied by the caller */
   readonly flags: number;

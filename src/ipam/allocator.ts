@@ -5,7 +5,7 @@ import { KdpError } from '../common/errors.ts';
 import type { CniIpConfig } from '../cnispec/types.ts';
 import type { IpamConfig, RangeSet } from './config.ts';
 import { rangeSetFamily } from './config.ts';
-import { contains, formatIp, parseIp, tryParseIp } from './ip.ts';
+import { contains, formatIp, tryParseIp } from './ip.ts';
 import type { Ip } from './ip.ts';
 import type { Allocation, IpStore } from './store.ts';
 
@@ -141,8 +141,4 @@ export async function collect(
   const gone = (await store.allocations()).filter((a) => !keep.has(`${a.containerId}\n${a.ifname}`));
   for (const a of gone) await store.release(a.ip);
   return gone.map((a) => a.ip);
-}
-
-export function parseAddress(s: string): Ip {
-  return parseIp(s.split('/')[0] as string);
 }

@@ -9,7 +9,7 @@ import type { Cidr, Family, Ip } from './ip.ts';
 
 export const DEFAULT_DATA_DIR = '/var/lib/cni/networks';
 
-export interface IpRange {
+interface IpRange {
   readonly subnet: Cidr;
   readonly start: bigint;
   readonly end: bigint;
@@ -74,7 +74,7 @@ function overlaps(a: IpRange, b: IpRange): boolean {
   return a.subnet.family === b.subnet.family && a.start <= b.end && b.start <= a.end;
 }
 
-export function parseRangeSets(ipam: Record<string, unknown>, runtimeRanges: unknown): IpRange[][] {
+function parseRangeSets(ipam: Record<string, unknown>, runtimeRanges: unknown): IpRange[][] {
   let raw: unknown = ipam.ranges;
   if (Array.isArray(runtimeRanges) && runtimeRanges.length > 0) raw = runtimeRanges;
   let sets: IpRange[][];

@@ -110,7 +110,7 @@ export function parseCidr(s: string): Cidr {
   return { family: ip.family, ip: ip.value, prefix: Number(pfx) };
 }
 
-export function mask(family: Family, prefix: number): bigint {
+function mask(family: Family, prefix: number): bigint {
   const b = BigInt(bits(family));
   return ((1n << b) - 1n) ^ ((1n << (b - BigInt(prefix))) - 1n);
 }
@@ -127,17 +127,7 @@ export function contains(c: Cidr, ip: Ip): boolean {
   return c.family === ip.family && (ip.value & mask(c.family, c.prefix)) === network(c);
 }
 
-export function formatCidr(c: Cidr): string {
-  return `${formatIp({ family: c.family, value: c.ip })}/${c.prefix}`;
-}
-
 /** The network in canonical form, e.g. 10.1.2.0/24. */
 export function formatNetwork(c: Cidr): string {
   return `${formatIp({ family: c.family, value: network(c) })}/${c.prefix}`;
-}
-
-export function sameIp(a: string, b: string): boolean {
-  const x = tryParseIp(a);
-  const y = tryParseIp(b);
-  return x !== undefined && y !== undefined && x.family === y.family && x.value === y.value;
 }

@@ -713,7 +713,7 @@ export function convertKind(kind: Kind, raw: Raw): Result<ClusterObject> {
 }
 
 /** apiVersion each kind is accepted under (manifests), besides the preferred one. */
-export const API_VERSIONS: Readonly<Record<Kind | 'Endpoints', readonly string[]>> = {
+const API_VERSIONS: Readonly<Record<Kind | 'Endpoints', readonly string[]>> = {
   Service: ['v1'],
   EndpointSlice: ['discovery.k8s.io/v1'],
   Endpoints: ['v1'],

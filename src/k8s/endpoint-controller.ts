@@ -18,11 +18,11 @@ import { createHash } from 'node:crypto';
 import type { Endpoint, EndpointPort, EndpointSlice, IPFamily, Pod, Service } from '../model/types.ts';
 import { ipFamilyOf, SERVICE_NAME_LABEL } from './convert.ts';
 
-export const MANAGED_BY_LABEL = 'endpointslice.kubernetes.io/managed-by';
-export const MANAGED_BY = 'kdp-manifests-controller';
+const MANAGED_BY_LABEL = 'endpointslice.kubernetes.io/managed-by';
+const MANAGED_BY = 'kdp-manifests-controller';
 export const MAX_ENDPOINTS_PER_SLICE = 100;
 
-export function selects(selector: Readonly<Record<string, string>>, labels: Readonly<Record<string, string>>): boolean {
+function selects(selector: Readonly<Record<string, string>>, labels: Readonly<Record<string, string>>): boolean {
   for (const [k, v] of Object.entries(selector)) if (labels[k] !== v) return false;
   return true;
 }

@@ -6,17 +6,17 @@ import { NetworkingV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/cl
 import type { KubeConfig } from '@kubernetes/client-node';
 import { KdpError, errorMessage } from '../common/errors.ts';
 
-export interface LoadBalancerIngress {
+interface LoadBalancerIngress {
   readonly ip?: string;
   readonly hostname?: string;
 }
 
-export interface IngressStatusPort {
+interface IngressStatusPort {
   setLoadBalancer(namespace: string, name: string, ingress: readonly LoadBalancerIngress[]): Promise<void>;
 }
 
 /** The merge patch that sets status.loadBalancer.ingress (the list is replaced as a whole). */
-export function loadBalancerPatch(ingress: readonly LoadBalancerIngress[]): {
+function loadBalancerPatch(ingress: readonly LoadBalancerIngress[]): {
   status: { loadBalancer: { ingress: LoadBalancerIngress[] } };
 } {
   return {

@@ -22,14 +22,14 @@ import type { Raw } from './convert.ts';
 import { Store } from './store.ts';
 import type { StoreListener } from './store.ts';
 
-export interface KindApi {
+interface KindApi {
   readonly path: string;
   readonly namespaced: boolean;
   /** server-side filter: only TLS Secrets are ever listed or watched */
   readonly fieldSelector?: string;
 }
 
-export const KIND_API: Readonly<Record<Kind, KindApi>> = {
+const KIND_API: Readonly<Record<Kind, KindApi>> = {
   Service: { path: '/api/v1/services', namespaced: true },
   EndpointSlice: { path: '/apis/discovery.k8s.io/v1/endpointslices', namespaced: true },
   Pod: { path: '/api/v1/pods', namespaced: true },
@@ -42,7 +42,7 @@ export const KIND_API: Readonly<Record<Kind, KindApi>> = {
 
 const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
-export interface KubeConfigOptions {
+interface KubeConfigOptions {
   /** path of a kubeconfig file (--kubeconfig); wins over everything */
   readonly kubeconfig?: string;
   /** use the in-cluster service account (token + CA under /var/run/secrets/kubernetes.io/serviceaccount) */
@@ -89,12 +89,12 @@ export function loadKubeConfig(opts: KubeConfigOptions = {}): KubeConfig {
   return kc;
 }
 
-export interface BackoffOptions {
+interface BackoffOptions {
   readonly initialMs: number;
   readonly maxMs: number;
 }
 
-export interface KubeSourceOptions {
+interface KubeSourceOptions {
   readonly kubeConfig: KubeConfig;
   readonly log: Logger;
   /** retry delays after errors: doubling from initialMs up to maxMs, with ±20 % jitter (default 500 ms .. 30 s) */

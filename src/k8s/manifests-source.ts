@@ -20,7 +20,7 @@ import { computeEndpointSlices } from './endpoint-controller.ts';
 import { Store } from './store.ts';
 import type { StoreListener } from './store.ts';
 
-export interface ManifestObject {
+interface ManifestObject {
   readonly obj: ClusterObject;
   /** 1-based line of the document (or List item) it came from */
   readonly line: number;
@@ -28,12 +28,12 @@ export interface ManifestObject {
   readonly fromEndpoints: boolean;
 }
 
-export interface ManifestProblem {
+interface ManifestProblem {
   readonly line: number;
   readonly reason: string;
 }
 
-export type ParsedManifest =
+type ParsedManifest =
   | { readonly ok: true; readonly objects: readonly ManifestObject[]; readonly skipped: readonly ManifestProblem[] }
   | { readonly ok: false; readonly line: number; readonly reason: string };
 
@@ -105,7 +105,7 @@ interface FileState {
   objects: readonly ManifestObject[];
 }
 
-export interface ManifestsSourceOptions {
+interface ManifestsSourceOptions {
   readonly dir: string;
   readonly log: Logger;
   /** poll fallback for fs.watch (default 500 ms) */

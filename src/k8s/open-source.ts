@@ -7,7 +7,7 @@ import { ManifestsSource } from './manifests-source.ts';
 import { Store } from './store.ts';
 import type { StoreListener } from './store.ts';
 
-export interface OpenSourceOptions {
+interface OpenSourceOptions {
   readonly manifestsDir?: string;
   readonly kubeconfig?: string;
   readonly inCluster?: boolean;

@@ -14,10 +14,10 @@ import { defaultExec, runSyncQuiet, spawnChild } from '../common/exec-adapter.ts
 import type { Exec, ExecOptions, ExecResult, Spawned } from '../common/exec-adapter.ts';
 import { silentLogger } from '../common/log.ts';
 import type { Logger } from '../common/log.ts';
-import { NODE_SYSCTLS, leftovers, makeRunId, nodeBatch, nsName, planLab, underlayBatch, parseNsName } from './plan.ts';
+import { NODE_SYSCTLS, leftovers, makeRunId, nodeBatch, nsName, planLab, underlayBatch } from './plan.ts';
 import type { LabPlan, NodePlan } from './plan.ts';
 
-export interface LabOptions {
+interface LabOptions {
   readonly nodes: number;
   readonly exec?: Exec;
   readonly log?: Logger;
@@ -71,16 +71,16 @@ async function killNamespacePids(ns: string, exec: Exec): Promise<void> {
 }
 
 /** Where a lab keeps files for its run (CNI bundles, IPAM data, state); removed with the lab. */
-export const RUN_ROOT = '/run/kdp';
+const RUN_ROOT = '/run/kdp';
 /** Per-namespace files `ip netns exec` bind-mounts over /etc (resolv.conf of a pod). */
-export const NETNS_ETC = '/etc/netns';
+const NETNS_ETC = '/etc/netns';
 
 function removeNamespaceFiles(names: readonly string[]): void {
   for (const n of names) rmSync(join(NETNS_ETC, n), { recursive: true, force: true });
 }
 
 /** Deletes namespaces (killing whatever still runs inside them) and their /etc/netns files. Missing ones are not an error. */
-export async function deleteNamespaces(names: readonly string[], exec: Exec = defaultExec): Promise<void> {
+async function deleteNamespaces(names: readonly string[], exec: Exec = defaultExec): Promise<void> {
   if (names.length === 0) return;
   await Promise.all(names.map((n) => killNamespacePids(n, exec)));
   // -force: go on past a namespace that is already gone
@@ -204,11 +204,6 @@ export class Lab {
     return n;
   }
 
-  /** Every namespace this lab owns now. */
-  namespaces(): readonly string[] {
-    return [...this.#namespaces];
-  }
-
   #assertOwned(ns: string): void {
     if (this.#destroying) throw new KdpError('KDP_LAB_INVALID', 'the lab was destroyed');
     if (!this.#namespaces.includes(ns))
@@ -312,9 +307,4 @@ export class Lab {
     rmSync(join(RUN_ROOT, this.plan.runId), { recursive: true, force: true });
     this.#finish();
   }
-}
-
-/** True when `name` is a namespace of a kdp lab (any run). */
-export function isLabNamespace(name: string): boolean {
-  return parseNsName(name) !== undefined;
 }

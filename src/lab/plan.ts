@@ -10,8 +10,8 @@
 //   pod CIDR of node i                        198.19.i.0/24        fd00:198:19:i::/64     (cluster CIDR 198.19.0.0/16)
 import { KdpError } from '../common/errors.ts';
 
-export const LAB_PREFIX = 'kdp';
-export const MAX_NODES = 200;
+const LAB_PREFIX = 'kdp';
+const MAX_NODES = 200;
 const NAME_RE = /^kdp-(\d+)-([0-9a-f]{4})-([a-z0-9][a-z0-9.-]*)$/;
 const ROLE_RE = /^[a-z0-9][a-z0-9.-]{0,40}$/;
 
@@ -58,7 +58,7 @@ export function nsName(runId: string, role: string): string {
   return `${LAB_PREFIX}-${runId}-${role}`;
 }
 
-export interface ParsedNsName {
+interface ParsedNsName {
   readonly pid: number;
   readonly runId: string;
   readonly role: string;

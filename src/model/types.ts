@@ -63,7 +63,7 @@ export interface Service {
 }
 
 // ---------------------------------------------------------------- EndpointSlice
-export interface EndpointConditions {
+interface EndpointConditions {
   /** nil ready counts as true (EndpointSlice API) */
   readonly ready: boolean;
   /** nil serving takes the value of ready */
@@ -149,7 +149,7 @@ export interface Namespace {
 // ---------------------------------------------------------------- Ingress, IngressClass, TLS Secret
 export type PathType = 'Exact' | 'Prefix' | 'ImplementationSpecific';
 
-export interface IngressServiceBackend {
+interface IngressServiceBackend {
   readonly name: string;
   /** exactly one of number or name */
   readonly port: { readonly number?: number; readonly name?: string };

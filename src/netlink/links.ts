@@ -46,7 +46,7 @@ export function setSysctl(key: string, value: string): void {
 }
 
 /** net.ipv4.conf.<dev>.<key> (the device name may contain dots). */
-export function setIpv4ConfSysctl(dev: string, key: string, value: string): void {
+function setIpv4ConfSysctl(dev: string, key: string, value: string): void {
   writeFileSync(`/proc/sys/net/ipv4/conf/${dev}/${key}`, value);
 }
 
@@ -96,7 +96,7 @@ export function ipIn(path: string): string[] {
 const IP_TIMEOUT_MS = 150_000;
 
 /** An Exec that can spawn a child now and write its stdin later (src/cni/warm.ts). */
-export interface StartableExec extends Exec {
+interface StartableExec extends Exec {
   /** `ip -batch -` in the netns at netnsPath (argv: the equivalent command), started now, fed by finish() */
   startIpIn(
     netnsPath: string,

@@ -9,9 +9,9 @@ import { NO_TRACE } from '../cnispec/trace.ts';
 import type { Trace } from '../cnispec/trace.ts';
 import type { Locker } from '../common/flock.ts';
 
-export const TABLE = 'kdp';
+const TABLE = 'kdp';
 const NETNS_LOCK = '/proc/self/ns/net';
-export type TagKind = 'm' | 'p';
+type TagKind = 'm' | 'p';
 
 export function tag(kind: TagKind, hash: string): string {
   return `kdp-${kind}-${hash}`;
@@ -93,7 +93,7 @@ export function renderPortMaps(
   return out;
 }
 
-export interface TaggedRule {
+interface TaggedRule {
   readonly chain: string;
   readonly handle: number;
   readonly tag: string;

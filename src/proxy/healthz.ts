@@ -7,7 +7,7 @@ import type { Logger } from '../common/log.ts';
 import { errorMessage } from '../common/errors.ts';
 import type { HealthCheckState } from './proxier.ts';
 
-export interface ProxyStatus {
+interface ProxyStatus {
   initialized: boolean;
   syncs: number;
   pending: number;

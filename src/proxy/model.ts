@@ -5,8 +5,8 @@ import { createHash } from 'node:crypto';
 import type { EndpointSlice, IPFamily, Protocol, Service } from '../model/types.ts';
 import { keyOf } from '../model/types.ts';
 
-export const LABEL_PROXY_NAME = 'service.kubernetes.io/service-proxy-name';
-export const LABEL_HEADLESS = 'service.kubernetes.io/headless';
+const LABEL_PROXY_NAME = 'service.kubernetes.io/service-proxy-name';
+const LABEL_HEADLESS = 'service.kubernetes.io/headless';
 
 export interface ProxyEndpoint {
   readonly ip: string;
@@ -45,7 +45,7 @@ export interface ServicePortInfo {
   readonly localEndpoints: readonly ProxyEndpoint[];
 }
 
-export interface ModelOptions {
+interface ModelOptions {
   readonly nodeName: string;
   readonly family: IPFamily;
   /** the value of service.kubernetes.io/service-proxy-name this proxy serves (default: only unlabelled services) */

@@ -21,7 +21,7 @@ import { keyOf } from '../model/types.ts';
 import type { ServicePortInfo } from './model.ts';
 import { ChangeTimes, SLICES_BY_SERVICE, changedServices, slicesFor } from './tracker.ts';
 
-export interface ProxierOptions {
+interface ProxierOptions {
   /** where Services and EndpointSlices come from (the proxier registers with it; start the source after) */
   readonly source: Pick<ClusterSource, 'watch' | 'view'>;
   readonly backend: ProxyBackend;
@@ -215,11 +215,6 @@ export class Proxier implements Reconciler {
 
   healthChecks(): readonly HealthCheckState[] {
     return this.#health;
-  }
-
-  /** The model of the last successful sync (userspace mode and tests read it). */
-  lastModel(): ReadonlyMap<IPFamily, readonly ServicePortInfo[]> {
-    return this.#prev;
   }
 
   /** The kernel's view of this consumer (kdp status, metrics). */

@@ -39,7 +39,7 @@ export interface ProxyConfig {
   readonly privileged?: boolean;
 }
 
-export interface RunningProxy {
+interface RunningProxy {
   readonly proxier: Proxier;
   readonly metrics: ProxyMetrics;
   stop(): Promise<void>;
@@ -69,7 +69,7 @@ export function makeBackend(cfg: ProxyConfig, exec: Exec, log: Logger): ProxyBac
 }
 
 /** Whether NodePorts are to be served on 127.0.0.1 (an IPv4 loopback address or range among the NodePort addresses). */
-export function localhostNodePorts(nodePortAddresses: readonly string[] | undefined): boolean {
+function localhostNodePorts(nodePortAddresses: readonly string[] | undefined): boolean {
   return (nodePortAddresses ?? []).some((a) => a.startsWith('127.'));
 }
 

@@ -5,7 +5,7 @@
 import type { Change } from '../k8s/controller.ts';
 import { indexOn } from '../k8s/controller.ts';
 import type { StoreView } from '../k8s/store.ts';
-import type { EndpointSlice, Service } from '../model/types.ts';
+import type { EndpointSlice } from '../model/types.ts';
 
 /** Set by the EndpointSlice controller: when the change that produced this slice version happened. */
 export const TRIGGER_TIME_ANNOTATION = 'endpoints.kubernetes.io/last-change-trigger-time';
@@ -24,7 +24,7 @@ export interface PendingTimes {
 }
 
 /** The service keys ("ns/name") a change touches: a slice touches its service before and after. */
-export function serviceKeysOf(c: Change): string[] {
+function serviceKeysOf(c: Change): string[] {
   if (c.kind === 'Service') return [c.key];
   if (c.kind !== 'EndpointSlice') return [];
   const keys = new Set<string>();
@@ -45,10 +45,6 @@ export function slicesFor(view: StoreView, svcKey: string): EndpointSlice[] {
   return [...view.byIndex('EndpointSlice', SLICES_BY_SERVICE.name, svcKey)].sort((a, b) =>
     a.meta.name < b.meta.name ? -1 : 1,
   );
-}
-
-export function serviceOf(view: StoreView, svcKey: string): Service | undefined {
-  return view.get('Service', svcKey);
 }
 
 /** Latency bookkeeping, fed every queued change (the kernel's queued hook) and taken by each sync. */

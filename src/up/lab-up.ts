@@ -24,7 +24,7 @@ import type { Skipped, TryCommand, UpPod } from './plan.ts';
 const MAIN = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
 const ECHO = fileURLToPath(new URL('../lab/echo-server.ts', import.meta.url));
 
-export interface LabUpOptions {
+interface LabUpOptions {
   readonly manifestsDir: string;
   readonly log: Logger;
   /** one line per step, for the person watching */
@@ -41,7 +41,7 @@ export interface LabUpOptions {
   readonly componentSource?: { readonly kubeconfig: string; readonly beforeComponents?: (lab: Lab) => Promise<void> };
 }
 
-export interface CheckResult {
+interface CheckResult {
   readonly cmd: TryCommand;
   readonly ok: boolean;
   readonly output: string;

@@ -22,7 +22,7 @@ import { waitUntil } from './lab-up.ts';
 const MAIN = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
 const ECHO = fileURLToPath(new URL('../lab/echo-server.ts', import.meta.url));
 
-export const LOCAL_PORTS = { dns: 5353, http: 8080, https: 8443, ingressHealth: 10254, proxyHealth: 10256 } as const;
+const LOCAL_PORTS = { dns: 5353, http: 8080, https: 8443, ingressHealth: 10254, proxyHealth: 10256 } as const;
 
 export function loopbackFor(i: number): string {
   return `127.77.${Math.floor(i / 250)}.${(i % 250) + 1}`;
@@ -48,7 +48,7 @@ export function rewriteDocs(docs: Raw[], map: ReadonlyMap<string, string>): Raw[
   return docs.map(fix);
 }
 
-export interface LocalUpOptions {
+interface LocalUpOptions {
   readonly manifestsDir: string;
   readonly log: Logger;
   readonly progress: (line: string) => void;

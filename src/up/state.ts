@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { KdpError } from '../common/errors.ts';
 import { isAlive } from '../lab/lab.ts';
 
-export interface UpState {
+interface UpState {
   readonly pid: number;
   readonly mode: 'lab' | 'unprivileged';
   readonly runId?: string;

@@ -111,7 +111,7 @@ if (needsRoot(t)) {
       'node-1',
       '--manifests',
       dir,
-      '--ttl',
+      '--exit-after',
       '60',
     ]);
     const routes = async () => (await lab.exec(n1.ns, ['ip', 'route', 'show', 'proto', '199'])).stdout;

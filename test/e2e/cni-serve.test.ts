@@ -74,7 +74,7 @@ if (needsRoot(t)) {
       'json',
       'cni',
       'serve',
-      '--ttl',
+      '--exit-after',
       '300',
     ]);
     const socket = await waitFor('the server socket', () => /"socket":"([^"]+)"/.exec(server.output())?.[1], 60_000);

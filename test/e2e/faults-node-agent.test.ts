@@ -55,7 +55,7 @@ if (needsRoot(t)) {
         'node-1',
         '--manifests',
         dir,
-        '--ttl',
+        '--exit-after',
         '120',
       ]);
     let agent = start();

@@ -1,11 +1,14 @@
 // `kdp ingress --workers 2` as a child process on loopback: both workers accept connections (their own
 // SO_REUSEPORT sockets, seen with ss), the primary's /metrics sums every worker's counters (exactly the
 // number of requests sent), /healthz reflects the workers, and a worker killed with SIGKILL is forked again
-// and serves (time to ready measured).
+// and serves (time to ready measured). The default certificate reaches the workers over IPC: every worker
+// presents the primary's certificate, and no process's environment holds key material.
 import t from 'tap';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import { connect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -42,6 +45,23 @@ function requestOn(port: number): Promise<{ close: () => void; status: string }>
     });
     s.write('GET /w HTTP/1.1\r\nHost: workers.test\r\n\r\n');
   });
+}
+
+/** The fingerprint of the certificate served on a new TLS connection, kept open (so ss sees who accepted it). */
+function certOn(port: number): Promise<{ close: () => void; fingerprint: string }> {
+  return new Promise((resolve, reject) => {
+    const s = tlsConnect({ port, host: '127.0.0.1', servername: 'workers.test', rejectUnauthorized: false });
+    s.on('error', reject);
+    s.on('secureConnect', () =>
+      resolve({ close: () => s.destroy(), fingerprint: s.getPeerCertificate().fingerprint256 }),
+    );
+  });
+}
+
+/** The environment of a process and of all its descendants, as one string per process. */
+function environs(pid: number): { pid: number; env: string }[] {
+  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+  return [{ pid, env: readFileSync(`/proc/${pid}/environ`, 'latin1') }, ...children.flatMap(environs)];
 }
 
 const sum = (text: string, re: RegExp) => [...text.matchAll(re)].reduce((a, m) => a + Number(m[1]), 0);
@@ -152,6 +172,21 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
     t.comment(
       `worker killed with SIGKILL: new worker listening and ready after ${readyMs} ms (restart delay 1 s included)`,
     );
+
+    // the default certificate: generated once by the primary, handed to each worker (the re-forked one too)
+    // over IPC; with it in the environment /proc/<pid>/environ would show the key
+    const tls = await Promise.all(Array.from({ length: 12 }, () => certOn(https)));
+    const tlsSs = await run(['ss', '-Htnp', 'state', 'established', `( sport = :${https} )`]);
+    const tlsPids = new Set([...tlsSs.stdout.matchAll(/pid=(\d+)/g)].map((m) => m[1]));
+    for (const c of tls) c.close();
+    t.equal(tlsPids.size, 2, `TLS accepted by two workers (${[...tlsPids].join(', ')})`);
+    t.equal(new Set(tls.map((c) => c.fingerprint)).size, 1, 'every worker serves the same default certificate');
+    const envs = environs(child.pid);
+    t.equal(envs.length, 3, 'the primary and two workers');
+    for (const e of envs) {
+      t.notMatch(e.env, /PRIVATE KEY|KDP_INGRESS_CERT/, `no key material in the environment of pid ${e.pid}`);
+      t.match(e.env, /PATH=/, `pid ${e.pid}: the environment was read`);
+    }
     t.match(child.output(), /ingress worker died; forking a new one/);
   });
 }

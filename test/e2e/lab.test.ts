@@ -78,7 +78,7 @@ if (needsRoot(t)) {
   });
 
   t.test('SIGTERM to `kdp lab up` removes its lab', async (t) => {
-    const child = spawnChild([KDP, '--log-format', 'json', 'lab', 'up', '--nodes', '2', '--ttl', '60']);
+    const child = spawnChild([KDP, '--log-format', 'json', 'lab', 'up', '--nodes', '2', '--exit-after', '60']);
     t.teardown(() => child.kill('SIGKILL'));
     const runId = await waitFor('lab ready', () => /^lab (\d+-[0-9a-f]{4}):/m.exec(child.output())?.[1]);
     t.equal((await runNamespaces(runId)).length, 3, 'lab is up');
@@ -88,7 +88,7 @@ if (needsRoot(t)) {
   });
 
   t.test('after kill -9 the next run sweeps what was left, processes inside included', async (t) => {
-    const child = spawnChild([KDP, '--log-format', 'json', 'lab', 'up', '--nodes', '1', '--ttl', '60']);
+    const child = spawnChild([KDP, '--log-format', 'json', 'lab', 'up', '--nodes', '1', '--exit-after', '60']);
     t.teardown(() => child.kill('SIGKILL'));
     const runId = await waitFor('lab ready', () => /^lab (\d+-[0-9a-f]{4}):/m.exec(child.output())?.[1]);
     child.kill('SIGKILL');

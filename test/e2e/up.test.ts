@@ -43,7 +43,7 @@ function shellWords(line: string): string[] {
 
 if (needsRoot(t, 'network namespaces, CNI, nftables')) {
   t.test('kdp up as root: the lab, and every printed command works as printed', { timeout: 240_000 }, async (t) => {
-    const child = spawnChild([KDP, '--log-format', 'json', 'up', '--ttl', '200']);
+    const child = spawnChild([KDP, '--log-format', 'json', 'up', '--exit-after', '200s']);
     t.teardown(() => child.kill('SIGKILL'));
     const out = await waitOutput(child, /tears everything down/, 180_000);
     const cmds = printed(out);
@@ -83,7 +83,7 @@ if (needsRoot(t, 'network namespaces, CNI, nftables')) {
     async (t) => {
       const asNobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--'];
       const env = { PATH: process.env.PATH, HOME: '/tmp', TMPDIR: '/tmp' };
-      const child = spawnChild([...asNobody, KDP, '--log-format', 'json', 'up', '--ttl', '100'], { env });
+      const child = spawnChild([...asNobody, KDP, '--log-format', 'json', 'up', '--exit-after', '100s'], { env });
       t.teardown(() => child.kill('SIGKILL'));
       const out = await waitOutput(child, /tears everything down/, 90_000);
       t.match(out, /Unprivileged fallback \(not root\)/, 'it says so');

@@ -13,33 +13,76 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { KdpError } from '../../common/errors.ts';
 import { renderConflist } from '../../node/conflist.ts';
+import { DEFAULT_DATA_DIR } from '../../ipam/config.ts';
 import { untilStopped } from '../command.ts';
 import type { Command, CommandContext } from '../command.ts';
+import { EXIT_AFTER, TTL_EXIT_ALIAS, exitAfterMs, flagHelp, parseOnlyFlags, warnDeprecated } from '../flags.ts';
+import type { FlagTable } from '../flags.ts';
+
+const BUILD_FLAGS = {
+  out: { type: 'string', arg: 'DIR', help: 'where the bundles go', defaultText: 'dist/cni' },
+} as const satisfies FlagTable;
+
+const CONFLIST_FLAGS = {
+  'cluster-cidr': {
+    type: 'string',
+    arg: 'CIDR',
+    multiple: true,
+    default: [],
+    help: 'pod CIDR of the whole cluster (traffic to it is not masqueraded)',
+  },
+  network: { type: 'string', arg: 'NAME', default: 'kdp', help: 'network name (the conflist is 10-NAME.conflist)' },
+  bridge: { type: 'string', arg: 'NAME', default: 'kdp0', help: 'bridge device of kdp-bridge' },
+  mtu: { type: 'string', arg: 'N', help: 'MTU of the pod interfaces (>= 576)', defaultText: "the kernel's" },
+} as const satisfies FlagTable;
+
+const INSTALL_FLAGS = {
+  'bin-dir': { type: 'string', arg: 'DIR', help: 'where the plugins and kdp-node go (required)' },
+  'conf-dir': { type: 'string', arg: 'DIR', help: 'the CNI configuration directory (required)' },
+  subnet: {
+    type: 'string',
+    arg: 'CIDR',
+    multiple: true,
+    default: [],
+    help: "this node's pod CIDR, one per family; with it, also write CONF-DIR/10-NAME.conflist",
+  },
+  ...CONFLIST_FLAGS,
+  'data-dir': { type: 'string', arg: 'DIR', help: "kdp-host-local's state directory", defaultText: DEFAULT_DATA_DIR },
+} as const satisfies FlagTable;
+
+const SERVE_FLAGS = {
+  socket: { type: 'string', arg: 'PATH', help: 'listen here', defaultText: '/run/kdp-cni/<netns inode>.sock' },
+  ...EXIT_AFTER,
+  ...TTL_EXIT_ALIAS,
+  'no-prespawn': {
+    type: 'boolean',
+    default: false,
+    help: 'spawn every child per call instead of keeping them waiting (for comparison)',
+  },
+} as const satisfies FlagTable;
 
 const cniUsage = `Usage:
-  kdp cni build [--out DIR]          bundle kdp-bridge, kdp-host-local, kdp-portmap into DIR (default dist/cni),
-                                     run by this Node binary
-  kdp cni install --bin-dir DIR --conf-dir DIR [--subnet CIDR]... [--cluster-cidr CIDR]...
-                  [--network NAME] [--bridge NAME] [--data-dir DIR] [--mtu N]
-                                     install the plugins plus a copy of Node (DIR/kdp-node) so they run without
-                                     this checkout; with --subnet also write CONF-DIR/10-NAME.conflist
-                                     (kdp-bridge + kdp-portmap; one --subnet per family). The fast path is
-                                     \`kdp cni serve\` running on the node (the kdp-node DaemonSet runs it; on a
-                                     plain host run it as a service): the plugins forward to it and run the
-                                     verbs in their own Node process only while it is not running
-  kdp cni serve [--socket PATH] [--ttl SECONDS] [--no-prespawn]
-                                     serve the plugins' verbs from one warm process for this network namespace
-                                     (default socket /run/kdp-cni/<netns inode>.sock); the installed plugins
-                                     forward to it when it listens, and run the verbs themselves otherwise.
-                                     It keeps an \`ip -batch\` and an \`nft -f\` child waiting and holds the IPAM
-                                     and nft flocks through Perl lock agents (needs perl; --no-prespawn: spawn
-                                     every child per call instead, for comparison)`;
+  kdp cni build [options]      bundle kdp-bridge, kdp-host-local, kdp-portmap, run by this Node binary
+${flagHelp(BUILD_FLAGS, 4)}
+
+  kdp cni install [options]    install the plugins plus a copy of Node (BIN-DIR/kdp-node) so they run
+                               without this checkout; with --subnet also write CONF-DIR/10-NAME.conflist
+                               (kdp-bridge + kdp-portmap). The fast path is \`kdp cni serve\` running on the
+                               node (the kdp-node DaemonSet runs it; on a plain host run it as a service):
+                               the plugins forward to it and run the verbs in their own Node process only
+                               while it is not running
+${flagHelp(INSTALL_FLAGS, 4)}
+
+  kdp cni serve [options]      serve the plugins' verbs from one warm process for this network namespace;
+                               the installed plugins forward to it when it listens, and run the verbs
+                               themselves otherwise. It keeps an \`ip -batch\` and an \`nft -f\` child waiting
+                               and holds the IPAM and nft flocks through Perl lock agents (needs perl)
+${flagHelp(SERVE_FLAGS, 4)}`;
 
 async function build(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values } = parseArgs({ args: [...argv], options: { out: { type: 'string' } }, strict: true });
+  const values = parseOnlyFlags(BUILD_FLAGS, argv);
   const { buildPlugins, DIST } = await import('../../../cni-plugins/build.ts');
   const files = await buildPlugins(values.out ?? DIST);
   ctx.out(files.join('\n') + '\n');
@@ -47,20 +90,7 @@ async function build(argv: readonly string[], ctx: CommandContext): Promise<numb
 }
 
 async function install(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values } = parseArgs({
-    args: [...argv],
-    options: {
-      'bin-dir': { type: 'string' },
-      'conf-dir': { type: 'string' },
-      subnet: { type: 'string', multiple: true, default: [] },
-      'cluster-cidr': { type: 'string', multiple: true, default: [] },
-      network: { type: 'string', default: 'kdp' },
-      bridge: { type: 'string', default: 'kdp0' },
-      'data-dir': { type: 'string' },
-      mtu: { type: 'string' },
-    },
-    strict: true,
-  });
+  const values = parseOnlyFlags(INSTALL_FLAGS, argv);
   const binDir = values['bin-dir'];
   const confDir = values['conf-dir'];
   if (!binDir || !confDir) throw new KdpError('KDP_USAGE', 'kdp cni install needs --bin-dir and --conf-dir');
@@ -126,17 +156,8 @@ async function install(argv: readonly string[], ctx: CommandContext): Promise<nu
 }
 
 async function serve(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values } = parseArgs({
-    args: [...argv],
-    options: {
-      socket: { type: 'string' },
-      ttl: { type: 'string' },
-      'no-prespawn': { type: 'boolean', default: false },
-    },
-    strict: true,
-  });
-  const ttl = values.ttl === undefined ? undefined : Number(values.ttl);
-  if (ttl !== undefined && !(ttl >= 0)) throw new KdpError('KDP_USAGE', `--ttl takes seconds, got ${values.ttl}`);
+  const values = parseOnlyFlags(SERVE_FLAGS, argv, warnDeprecated(ctx.log));
+  const exitAfter = exitAfterMs(values['exit-after']);
   const { startCniServer } = await import('../../cni/server.ts');
   const { bridgeVerbs } = await import('../../cni/bridge.ts');
   const { createHostLocalVerbs } = await import('../../ipam/host-local.ts');
@@ -153,7 +174,7 @@ async function serve(argv: readonly string[], ctx: CommandContext): Promise<numb
   });
   ctx.log.info({ socket: server.path }, 'kdp cni serve listening');
   try {
-    const why = await untilStopped(ttl === undefined ? undefined : ttl * 1000);
+    const why = await untilStopped(exitAfter);
     ctx.log.info({ why, served: server.served() }, 'kdp cni serve stopping');
   } finally {
     await server.close();
@@ -165,6 +186,7 @@ export const cniCommand: Command = {
   name: 'cni',
   summary: 'build or install the kdp CNI plugins (kdp-bridge, kdp-host-local, kdp-portmap)',
   usage: cniUsage,
+  flags: { build: BUILD_FLAGS, install: INSTALL_FLAGS, serve: SERVE_FLAGS },
   async run(argv, ctx) {
     const [action, ...rest] = argv;
     switch (action) {
@@ -185,39 +207,44 @@ export const cniCommand: Command = {
   },
 };
 
-const agentUsage = `Usage:
-  kdp node-agent --node NAME [--manifests DIR | --kubeconfig FILE] [--ttl SECONDS]
-                 [--cni-conf-dir DIR [--cluster-cidr CIDR]... [--network NAME] [--bridge NAME] [--mtu N]]
-      keep host-gw routes (proto 199) in this network namespace: every other node's podCIDRs via its
-      InternalIP, from Node objects (a manifests directory or the Kubernetes API); with --cni-conf-dir also
-      keep DIR/10-NAME.conflist (kdp-bridge + kdp-portmap) in step with this node's own podCIDRs`;
+const AGENT_FLAGS = {
+  node: { type: 'string', arg: 'NAME', help: "this node's name (required)" },
+  manifests: { type: 'string', arg: 'DIR', help: 'Node objects from a directory of manifests' },
+  kubeconfig: {
+    type: 'string',
+    arg: 'FILE',
+    help: 'Node objects from the Kubernetes API',
+    defaultText: 'without --manifests: KUBECONFIG, ~/.kube/config or in-cluster',
+  },
+  ...EXIT_AFTER,
+  ...TTL_EXIT_ALIAS,
+  'cni-conf-dir': {
+    type: 'string',
+    arg: 'DIR',
+    help: "also keep DIR/10-NAME.conflist in step with this node's podCIDRs (the flags below)",
+  },
+  ...CONFLIST_FLAGS,
+} as const satisfies FlagTable;
+
+const agentUsage = `Usage: kdp node-agent --node NAME [options]
+Keeps host-gw routes (proto 199) in this network namespace: every other node's podCIDRs via its InternalIP,
+from Node objects (a manifests directory or the Kubernetes API); with --cni-conf-dir also keeps
+DIR/10-NAME.conflist (kdp-bridge + kdp-portmap) in step with this node's own podCIDRs.
+
+${flagHelp(AGENT_FLAGS)}`;
 
 export const nodeAgentCommand: Command = {
   name: 'node-agent',
   summary: 'program host-gw routes to the other nodes\u2019 pod CIDRs (cross-node pod networking)',
   usage: agentUsage,
+  flags: { '': AGENT_FLAGS },
   async run(argv, ctx) {
-    const { values } = parseArgs({
-      args: [...argv],
-      options: {
-        node: { type: 'string' },
-        manifests: { type: 'string' },
-        kubeconfig: { type: 'string' },
-        ttl: { type: 'string' },
-        'cni-conf-dir': { type: 'string' },
-        'cluster-cidr': { type: 'string', multiple: true, default: [] },
-        network: { type: 'string', default: 'kdp' },
-        bridge: { type: 'string', default: 'kdp0' },
-        mtu: { type: 'string' },
-      },
-      strict: true,
-    });
+    const values = parseOnlyFlags(AGENT_FLAGS, argv, warnDeprecated(ctx.log));
+    const exitAfter = exitAfterMs(values['exit-after']);
     if (!values.node) throw new KdpError('KDP_USAGE', 'kdp node-agent needs --node NAME');
     const mtu = values.mtu === undefined ? undefined : Number(values.mtu);
     if (mtu !== undefined && !(Number.isInteger(mtu) && mtu >= 576))
       throw new KdpError('KDP_USAGE', `--mtu takes an integer >= 576, got ${values.mtu}`);
-    const ttl = values.ttl === undefined ? undefined : Number(values.ttl);
-    if (ttl !== undefined && !(ttl >= 0)) throw new KdpError('KDP_USAGE', `--ttl takes seconds, got ${values.ttl}`);
     const { openSource } = await import('../../k8s/open-source.ts');
     const { HostGwAgent, IpRouteTable } = await import('../../node/agent.ts');
     const source = openSource({
@@ -246,7 +273,7 @@ export const nodeAgentCommand: Command = {
     try {
       await source.start();
       // a reconcile that keeps failing is retried by the kernel; the agent keeps running (and stoppable) meanwhile
-      const stopped = untilStopped(ttl === undefined ? undefined : ttl * 1000);
+      const stopped = untilStopped(exitAfter);
       void Promise.all(controllers.map((c) => c.settled())).then(() =>
         ctx.log.info({ node: values.node, syncs: agent.syncs }, 'node agent synced'),
       );

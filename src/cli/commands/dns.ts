@@ -1,7 +1,6 @@
 // `kdp dns`: the cluster DNS server. Reads a Corefile as-is (--corefile), or builds the kubeadm-like
 // configuration from flags; cluster state from --manifests DIR or the Kubernetes API.
 import { readFileSync, statSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { KdpError, errorMessage } from '../../common/errors.ts';
 import { parseCorefile, KUBEADM_COREFILE } from '../../dns/corefile.ts';
 import type { BlockConfig } from '../../dns/corefile.ts';
@@ -11,32 +10,75 @@ import { watchCorefile } from '../../dns/reload.ts';
 import { openSource } from '../../k8s/open-source.ts';
 import { untilStopped } from '../command.ts';
 import type { Command, CommandContext } from '../command.ts';
+import { EXIT_AFTER, exitAfterMs, flagHelp, parseOnlyFlags, warnDeprecated } from '../flags.ts';
+import type { FlagTable } from '../flags.ts';
 import pkg from '../../../package.json' with { type: 'json' };
+
+const CONFIG_FLAGS = {
+  corefile: {
+    type: 'string',
+    arg: 'FILE',
+    help: 'a CoreDNS Corefile, read as-is (the kubeadm default works unchanged)',
+    defaultText: 'the kubeadm default Corefile, adjusted by the flags below',
+  },
+} as const satisfies FlagTable;
+
+const OVERRIDE_FLAGS = {
+  listen: { type: 'string', arg: 'HOST', help: 'DNS listen address', defaultText: 'all, IPv6 and IPv4' },
+  port: {
+    type: 'string',
+    arg: 'N',
+    help: 'DNS port for every server block (UDP and TCP; 0 = any free port)',
+    defaultText: "the Corefile's",
+  },
+  zones: { type: 'string', arg: 'Z1,Z2', help: 'kubernetes zones', defaultText: "the Corefile's" },
+  upstream: {
+    type: 'string',
+    arg: 'A,B',
+    help: 'forward . to these servers (HOST or HOST:PORT) instead of /etc/resolv.conf',
+  },
+  'resolv-conf': { type: 'string', arg: 'FILE', help: 'forward . to the nameservers of FILE' },
+  pods: { type: 'string', arg: 'MODE', help: 'disabled|insecure|verified', defaultText: "the Corefile's" },
+  ttl: {
+    type: 'string',
+    arg: 'N',
+    help: "TTL in seconds of cluster records (0..3600; the kubernetes plugin's ttl)",
+    defaultText: "the Corefile's",
+  },
+  health: { type: 'string', arg: 'ADDR', help: "/health address ('' disables)", defaultText: "the Corefile's" },
+  ready: { type: 'string', arg: 'ADDR', help: '/ready address', defaultText: "the Corefile's" },
+  metrics: { type: 'string', arg: 'ADDR', help: '/metrics address', defaultText: "the Corefile's" },
+  lameduck: { type: 'string', arg: 'MS', help: "delay before shutting down after SIGTERM (health's lameduck)" },
+  'no-fast-path': {
+    type: 'boolean',
+    help: 'every query takes the full path (no reuse of encoded cluster answers, no cache hits from the query bytes)',
+  },
+} as const satisfies FlagTable;
+
+const STATE_FLAGS = {
+  manifests: { type: 'string', arg: 'DIR', help: 'a directory of YAML manifests (watched)' },
+  kubeconfig: {
+    type: 'string',
+    arg: 'FILE',
+    help: 'the Kubernetes API',
+    defaultText: 'KUBECONFIG, ~/.kube/config or in-cluster',
+  },
+  ...EXIT_AFTER,
+  'ttl-run': { type: 'string', arg: 'SECONDS', help: 'will be removed', deprecated: 'exit-after' },
+} as const satisfies FlagTable;
+
+const FLAGS = { ...CONFIG_FLAGS, ...OVERRIDE_FLAGS, ...STATE_FLAGS } as const satisfies FlagTable;
 
 const usage = `Usage: kdp dns [options]
 
-Configuration (one of):
-  --corefile FILE        a CoreDNS Corefile, read as-is (the kubeadm default works unchanged)
-  (no --corefile)        the kubeadm default Corefile, adjusted by the flags below
+Configuration:
+${flagHelp(CONFIG_FLAGS)}
 
 Flags (override the Corefile):
-  --listen HOST          DNS listen address (default: all, IPv6 and IPv4)
-  --port N               DNS port for every server block (UDP and TCP; 0 = any free port)
-  --zones Z1,Z2          kubernetes zones (default cluster.local,in-addr.arpa,ip6.arpa)
-  --upstream A,B         forward . to these servers (HOST or HOST:PORT) instead of /etc/resolv.conf
-  --resolv-conf FILE     forward . to the nameservers of FILE
-  --pods MODE            disabled|insecure|verified
-  --ttl N                TTL of cluster records
-  --health ADDR          /health address (default :8080; '' disables)
-  --ready ADDR           /ready address (default :8181)
-  --metrics ADDR         /metrics address (default :9153)
-  --lameduck MS          delay before shutting down after SIGTERM (health's lameduck)
-  --no-fast-path         every query takes the full path (no reuse of encoded cluster answers, no cache hits from the query bytes)
+${flagHelp(OVERRIDE_FLAGS)}
 
 Cluster state:
-  --manifests DIR        a directory of YAML manifests (watched)
-  --kubeconfig FILE      the Kubernetes API (default: KUBECONFIG, ~/.kube/config or in-cluster)
-  --ttl-run SECONDS      stop after this many seconds (tests, benchmarks)`;
+${flagHelp(STATE_FLAGS)}`;
 
 /** Applies the flags to the parsed blocks (pure; unit-tested). */
 export function applyFlags(blocks: BlockConfig[], v: Record<string, string | boolean | undefined>): BlockConfig[] {
@@ -78,28 +120,8 @@ export function applyFlags(blocks: BlockConfig[], v: Record<string, string | boo
 }
 
 async function run(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values: v } = parseArgs({
-    args: [...argv],
-    options: {
-      corefile: { type: 'string' },
-      listen: { type: 'string' },
-      port: { type: 'string' },
-      zones: { type: 'string' },
-      upstream: { type: 'string' },
-      'resolv-conf': { type: 'string' },
-      pods: { type: 'string' },
-      ttl: { type: 'string' },
-      health: { type: 'string' },
-      ready: { type: 'string' },
-      metrics: { type: 'string' },
-      lameduck: { type: 'string' },
-      'no-fast-path': { type: 'boolean' },
-      manifests: { type: 'string' },
-      kubeconfig: { type: 'string' },
-      'ttl-run': { type: 'string' },
-    },
-    strict: true,
-  });
+  const v = parseOnlyFlags(FLAGS, argv, warnDeprecated(ctx.log));
+  const exitAfter = exitAfterMs(v['exit-after']);
   let text = KUBEADM_COREFILE;
   if (v.corefile) {
     try {
@@ -192,7 +214,7 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
           ctx.out(`kdp dns reloaded (restarted)\n`);
         })
       : undefined;
-  const why = await untilStopped(v['ttl-run'] === undefined ? undefined : Number(v['ttl-run']) * 1000, stop.signal);
+  const why = await untilStopped(exitAfter, stop.signal);
   ctx.log.info({ why }, 'stopping');
   watcher?.stop();
   await dns.close();
@@ -204,5 +226,6 @@ export const dnsCommand: Command = {
   name: 'dns',
   summary: 'cluster DNS: Kubernetes service and pod names, forwarding, cache (CoreDNS-compatible)',
   usage,
+  flags: { '': FLAGS },
   run,
 };

@@ -12,6 +12,7 @@ export const execCommand: Command = {
   name: 'exec',
   summary: 'run a command inside a pod, node or the underlay of the running kdp up',
   usage,
+  flags: {},
   async run(argv) {
     const sep = argv.indexOf('--');
     const target = argv[0];

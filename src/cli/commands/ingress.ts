@@ -5,39 +5,96 @@ import cluster from 'node:cluster';
 import { readFile } from 'node:fs/promises';
 import { enableCompileCache } from 'node:module';
 import { isIP } from 'node:net';
-import { parseArgs } from 'node:util';
 import pkg from '../../../package.json' with { type: 'json' };
 import { KdpError } from '../../common/errors.ts';
 import type { IngressOptions } from '../../../ingress/ingress.ts';
 import { untilStopped } from '../command.ts';
 import type { Command, CommandContext } from '../command.ts';
+import { flagHelp, parseOnlyFlags } from '../flags.ts';
+import type { FlagTable } from '../flags.ts';
+
+const FLAGS = {
+  manifests: {
+    type: 'string',
+    arg: 'DIR',
+    help: 'cluster state from a directory of manifests (else the Kubernetes API)',
+  },
+  kubeconfig: {
+    type: 'string',
+    arg: 'FILE',
+    help: 'Kubernetes API credentials',
+    defaultText: 'KUBECONFIG, ~/.kube/config, in-cluster',
+  },
+  'http-port': { type: 'string', arg: 'N', default: '80', help: 'plain HTTP port' },
+  'https-port': { type: 'string', arg: 'N', default: '443', help: 'HTTPS port, HTTP/1.1 and HTTP/2' },
+  'healthz-port': { type: 'string', arg: 'N', default: '10254', help: '/healthz and /metrics (-1 disables)' },
+  bind: { type: 'string', arg: 'ADDR', default: '::', help: 'listen address (:: = every address)' },
+  'ingress-class': {
+    type: 'string',
+    arg: 'NAME',
+    default: 'kdp',
+    help: 'class name honoured in the legacy kubernetes.io/ingress.class annotation',
+  },
+  'controller-class': {
+    type: 'string',
+    arg: 'NAME',
+    default: 'kdp.dev/ingress',
+    help: 'IngressClass spec.controller we implement',
+  },
+  'watch-ingress-without-class': { type: 'boolean', default: false, help: 'also serve Ingresses naming no class' },
+  'default-ssl-certificate': {
+    type: 'string',
+    arg: 'CRT,KEY',
+    help: 'PEM files of the default certificate',
+    defaultText: 'a self-signed one',
+  },
+  'access-log': { type: 'string', arg: 'on|off', default: 'on', help: 'ingress-nginx format access log on stdout' },
+  workers: {
+    type: 'string',
+    arg: 'N',
+    default: '1',
+    help: 'worker processes sharing the ports; the primary serves /healthz and /metrics (summed over the workers)',
+  },
+  'upstream-connections': { type: 'string', arg: 'N', default: '128', help: 'keep-alive connections per endpoint' },
+  'server-tokens': {
+    type: 'boolean',
+    default: false,
+    help: 'Server header with the version (kdp/X.Y.Z) instead of plain "kdp" (nginx server_tokens)',
+  },
+  'max-header-line': {
+    type: 'string',
+    arg: 'BYTES',
+    default: '8192',
+    help: "longest request line / header line, CRLF included (nginx's large_client_header_buffers size): longer answers 414 / 400",
+  },
+  'max-header-size': {
+    type: 'string',
+    arg: 'BYTES',
+    default: '32768',
+    help: "largest request head in all (nginx's 4 x 8k): larger answers 400",
+  },
+  'shutdown-grace-period': {
+    type: 'string',
+    arg: 'S',
+    default: '10',
+    help: 'on SIGTERM, seconds requests in flight get to finish',
+  },
+  'publish-status-address': {
+    type: 'string',
+    arg: 'LIST',
+    help: 'Kubernetes mode: addresses (IPs or host names, comma-separated) written to status.loadBalancer of every Ingress served',
+  },
+  'publish-service': {
+    type: 'string',
+    arg: 'NS/NAME',
+    help: "Kubernetes mode: publish that Service's load-balancer IPs / externalIPs instead",
+  },
+} as const satisfies FlagTable;
 
 const usage = `Usage: kdp ingress [options]
-  --manifests DIR                 cluster state from a directory of manifests (else the Kubernetes API)
-  --kubeconfig FILE               Kubernetes API credentials (default: KUBECONFIG, ~/.kube/config, in-cluster)
-  --http-port N                   plain HTTP port (default 80)
-  --https-port N                  HTTPS port, HTTP/1.1 and HTTP/2 (default 443)
-  --healthz-port N                /healthz and /metrics (default 10254; -1 disables)
-  --bind ADDR                     listen address (default :: = every address)
-  --ingress-class NAME            class name honoured in the legacy kubernetes.io/ingress.class annotation (default kdp)
-  --controller-class NAME         IngressClass spec.controller we implement (default kdp.dev/ingress)
-  --watch-ingress-without-class   also serve Ingresses naming no class
-  --default-ssl-certificate CRT,KEY  PEM files of the default certificate (default: a self-signed one)
-  --access-log on|off             ingress-nginx format access log on stdout (default on)
-  --workers N                     worker processes sharing the ports (default 1); the primary serves
-                                  /healthz and /metrics (summed over the workers)
-  --upstream-connections N        keep-alive connections per endpoint (default 128)
-  --server-tokens                 Server header with the version (kdp/X.Y.Z) instead of plain "kdp" (nginx server_tokens)
-  --max-header-line BYTES         longest request line / header line, CRLF included (default 8192; nginx's
-                                  large_client_header_buffers size): longer answers 414 / 400
-  --max-header-size BYTES         largest request head in all (default 32768; nginx's 4 x 8k): larger answers 400
-  --shutdown-grace-period S       on SIGTERM, seconds requests in flight get to finish (default 10)
-  --publish-status-address LIST   Kubernetes mode: addresses (IPs or host names, comma-separated) written to
-                                  status.loadBalancer of every Ingress served
-  --publish-service NS/NAME       Kubernetes mode: publish that Service's load-balancer IPs / externalIPs instead`;
+${flagHelp(FLAGS)}`;
 
-function int(name: string, v: string | undefined, dflt: number, min = 0): number {
-  if (v === undefined) return dflt;
+function int(name: string, v: string, min = 0): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < min || n > 65535)
     throw new KdpError('KDP_USAGE', `--${name}: bad value ${JSON.stringify(v)}`);
@@ -45,8 +102,7 @@ function int(name: string, v: string | undefined, dflt: number, min = 0): number
 }
 
 /** A request head limit in bytes: 256 B .. 1 MiB. */
-function byteLimit(name: string, v: string | undefined, dflt: number): number {
-  if (v === undefined) return dflt;
+function byteLimit(name: string, v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 256 || n > 1024 * 1024)
     throw new KdpError('KDP_USAGE', `--${name}: bad value ${JSON.stringify(v)} (bytes, 256 to 1048576)`);
@@ -84,44 +140,24 @@ export function statusOptions(
 async function run(argv: readonly string[], ctx: CommandContext): Promise<number> {
   // NODE_COMPILE_CACHE if set, else <tmpdir>/node-compile-cache; a failure only costs speed
   enableCompileCache();
-  const { values } = parseArgs({
-    args: [...argv],
-    options: {
-      manifests: { type: 'string' },
-      kubeconfig: { type: 'string' },
-      'http-port': { type: 'string' },
-      'https-port': { type: 'string' },
-      'healthz-port': { type: 'string' },
-      bind: { type: 'string', default: '::' },
-      'ingress-class': { type: 'string', default: 'kdp' },
-      'controller-class': { type: 'string', default: 'kdp.dev/ingress' },
-      'watch-ingress-without-class': { type: 'boolean', default: false },
-      'default-ssl-certificate': { type: 'string' },
-      'access-log': { type: 'string', default: 'on' },
-      workers: { type: 'string' },
-      'upstream-connections': { type: 'string' },
-      'server-tokens': { type: 'boolean', default: false },
-      'max-header-line': { type: 'string' },
-      'max-header-size': { type: 'string' },
-      'shutdown-grace-period': { type: 'string' },
-      'publish-status-address': { type: 'string' },
-      'publish-service': { type: 'string' },
-    },
-    strict: true,
-  });
-  const workers = int('workers', values.workers, 1, 1);
-  const httpPort = int('http-port', values['http-port'], 80);
-  const httpsPort = int('https-port', values['https-port'], 443);
-  const metricsPort = values['healthz-port'] === '-1' ? -1 : int('healthz-port', values['healthz-port'], 10254);
-  const connections = int('upstream-connections', values['upstream-connections'], 128, 1);
-  const graceS = int('shutdown-grace-period', values['shutdown-grace-period'], 10);
-  const maxHeaderLine = byteLimit('max-header-line', values['max-header-line'], 8192);
-  const maxHeaderSize = byteLimit('max-header-size', values['max-header-size'], 32768);
+  const values = parseOnlyFlags(FLAGS, argv);
+  const workers = int('workers', values.workers, 1);
+  const httpPort = int('http-port', values['http-port']);
+  const httpsPort = int('https-port', values['https-port']);
+  const metricsPort = values['healthz-port'] === '-1' ? -1 : int('healthz-port', values['healthz-port']);
+  const connections = int('upstream-connections', values['upstream-connections'], 1);
+  const graceS = int('shutdown-grace-period', values['shutdown-grace-period']);
+  const maxHeaderLine = byteLimit('max-header-line', values['max-header-line']);
+  const maxHeaderSize = byteLimit('max-header-size', values['max-header-size']);
   if (maxHeaderLine > maxHeaderSize)
     throw new KdpError('KDP_USAGE', '--max-header-line cannot be larger than --max-header-size');
   if (!['on', 'off'].includes(values['access-log'])) throw new KdpError('KDP_USAGE', '--access-log: on or off');
-  let defaultCert;
-  if (values['default-ssl-certificate'] !== undefined) {
+  // a worker gets the primary's certificate (read once, or generated once) over IPC, never through its env
+  let defaultCert: { certPem: string; keyPem: string } | undefined;
+  if (cluster.isWorker) {
+    const { configFromPrimary } = await import('../../../ingress/cluster.ts');
+    defaultCert = (await configFromPrimary<{ defaultCert: typeof defaultCert }>())?.defaultCert;
+  } else if (values['default-ssl-certificate'] !== undefined) {
     const [crt, key] = values['default-ssl-certificate'].split(',');
     if (!crt || !key) throw new KdpError('KDP_USAGE', '--default-ssl-certificate takes CRT,KEY');
     defaultCert = { certPem: await readFile(crt, 'utf8'), keyPem: await readFile(key, 'utf8') };
@@ -135,7 +171,8 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
     const cert = defaultCert ?? (await fakeCertificate());
     const set = new WorkerSet({
       count: workers,
-      env: (i) => ({ KDP_INGRESS_WORKER: String(i), KDP_INGRESS_CERT: JSON.stringify(cert) }),
+      env: (i) => ({ KDP_INGRESS_WORKER: String(i) }),
+      config: { defaultCert: cert },
       log: ctx.log,
       metricsPort,
       bind: values.bind,
@@ -149,8 +186,6 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
   }
   const publish = statusOptions(values['publish-status-address'], values['publish-service']);
   const worker = Number(process.env.KDP_INGRESS_WORKER ?? '0');
-  if (process.env.KDP_INGRESS_CERT)
-    defaultCert = JSON.parse(process.env.KDP_INGRESS_CERT) as { certPem: string; keyPem: string };
   const [{ openSource }, { startIngress }, { joinPrimary }] = await Promise.all([
     import('../../k8s/open-source.ts'),
     import('../../../ingress/ingress.ts'),
@@ -207,5 +242,6 @@ export const ingressCommand: Command = {
   name: 'ingress',
   summary: 'ingress controller: layer-7 routing from Ingress objects (HTTP, HTTPS/HTTP2, WebSocket)',
   usage,
+  flags: { '': FLAGS },
   run,
 };

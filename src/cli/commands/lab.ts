@@ -1,27 +1,36 @@
 // `kdp lab`: build, list and sweep labs of network namespaces by hand.
-import { parseArgs } from 'node:util';
 import { KdpError } from '../../common/errors.ts';
 import { Lab, isAlive, listNamespaces, sweep } from '../../lab/lab.ts';
 import { parseNsName } from '../../lab/plan.ts';
 import { untilStopped } from '../command.ts';
 import type { Command, CommandContext } from '../command.ts';
+import { EXIT_AFTER, TTL_EXIT_ALIAS, exitAfterMs, flagHelp, parseOnlyFlags, warnDeprecated } from '../flags.ts';
+import type { FlagTable } from '../flags.ts';
+
+const UP_FLAGS = {
+  nodes: { type: 'string', arg: 'N', default: '2', help: 'node namespaces' },
+  ...EXIT_AFTER,
+  ...TTL_EXIT_ALIAS,
+} as const satisfies FlagTable;
+
+const LIST_FLAGS = {
+  json: { type: 'boolean', default: false, help: 'as JSON' },
+} as const satisfies FlagTable;
 
 const usage = `Usage:
-  kdp lab up [--nodes N] [--ttl SECONDS]   build a lab (underlay + N node namespaces), print how to use it,
-                                           keep it until Ctrl-C (or --ttl), then remove it
-  kdp lab list [--json]                    kdp namespaces on this machine, and whether their run is alive
-  kdp lab sweep                            remove the namespaces of kdp runs that are no longer alive`;
+  kdp lab up [options]     build a lab (underlay + N node namespaces), print how to use it,
+                           keep it until Ctrl-C (or --exit-after), then remove it
+${flagHelp(UP_FLAGS, 4)}
+  kdp lab list [options]   kdp namespaces on this machine, and whether their run is alive
+${flagHelp(LIST_FLAGS, 4)}
+  kdp lab sweep            remove the namespaces of kdp runs that are no longer alive`;
 
 async function up(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values } = parseArgs({
-    args: [...argv],
-    options: { nodes: { type: 'string', default: '2' }, ttl: { type: 'string' } },
-    strict: true,
-  });
+  const values = parseOnlyFlags(UP_FLAGS, argv, warnDeprecated(ctx.log));
   const nodes = Number(values.nodes);
-  const ttl = values.ttl === undefined ? undefined : Number(values.ttl);
-  if (ttl !== undefined && !(ttl >= 0))
-    throw new KdpError('KDP_USAGE', `--ttl takes a number of seconds, got ${values.ttl}`);
+  if (!Number.isInteger(nodes) || nodes < 1)
+    throw new KdpError('KDP_USAGE', `--nodes takes a count, got ${values.nodes}`);
+  const exitAfter = exitAfterMs(values['exit-after']);
   const end = new AbortController();
   const stopped = untilStopped(undefined, end.signal);
   let lab;
@@ -49,12 +58,14 @@ async function up(argv: readonly string[], ctx: CommandContext): Promise<number>
         `  ip netns exec ${p.underlayNs} ping -c 2 ${a?.ip6 ?? ''}`,
         `  ip -n ${p.underlayNs} link show master ${p.underlayBridge}`,
         '',
-        ttl === undefined ? 'Ctrl-C removes the lab.' : `The lab is removed in ${ttl} s (or on Ctrl-C).`,
+        exitAfter === undefined
+          ? 'Ctrl-C removes the lab.'
+          : `The lab is removed in ${exitAfter / 1000} s (or on Ctrl-C).`,
       ].join('\n') + '\n',
     );
-    const ttlTimer = ttl === undefined ? undefined : setTimeout(() => end.abort('ttl'), ttl * 1000);
+    const timer = exitAfter === undefined ? undefined : setTimeout(() => end.abort('exit-after'), exitAfter);
     const why = await stopped;
-    clearTimeout(ttlTimer);
+    clearTimeout(timer);
     ctx.log.info({ why }, 'removing the lab');
   } finally {
     await lab.destroy();
@@ -63,11 +74,7 @@ async function up(argv: readonly string[], ctx: CommandContext): Promise<number>
 }
 
 async function list(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const { values } = parseArgs({
-    args: [...argv],
-    options: { json: { type: 'boolean', default: false } },
-    strict: true,
-  });
+  const values = parseOnlyFlags(LIST_FLAGS, argv);
   const rows = (await listNamespaces())
     .map((name) => ({ name, parsed: parseNsName(name) }))
     .filter((r) => r.parsed !== undefined)
@@ -86,6 +93,7 @@ export const labCommand: Command = {
   name: 'lab',
   summary: 'build an isolated cluster of network namespaces (needs root)',
   usage,
+  flags: { up: UP_FLAGS, list: LIST_FLAGS, sweep: {} },
   async run(argv, ctx) {
     const [action, ...rest] = argv;
     switch (action) {
@@ -94,7 +102,7 @@ export const labCommand: Command = {
       case 'list':
         return list(rest, ctx);
       case 'sweep': {
-        parseArgs({ args: rest, options: {}, strict: true });
+        parseOnlyFlags({}, rest);
         const removed = await sweep(undefined, ctx.log);
         ctx.out(removed.length === 0 ? 'nothing to sweep\n' : `removed ${removed.join(' ')}\n`);
         return 0;

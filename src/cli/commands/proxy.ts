@@ -1,6 +1,5 @@
 // `kdp proxy`: the service proxy (kube-proxy equivalent). `kdp proxy cleanup` removes what it programmed.
 import { hostname } from 'node:os';
-import { parseArgs } from 'node:util';
 import { KdpError } from '../../common/errors.ts';
 import { defaultExec } from '../../common/exec-adapter.ts';
 import type { IPFamily } from '../../model/types.ts';
@@ -9,34 +8,71 @@ import type { ProxyMode } from '../../proxy/modes.ts';
 import type { ProxyConfig } from '../../proxy/proxy.ts';
 import type { Command } from '../command.ts';
 import { untilStopped } from '../command.ts';
+import {
+  EXIT_AFTER,
+  TTL_EXIT_ALIAS,
+  exitAfterMs,
+  flagHelp,
+  parseDuration,
+  parseOnlyFlags,
+  warnDeprecated,
+} from '../flags.ts';
+import type { FlagTable } from '../flags.ts';
+
+const FLAGS = {
+  mode: { type: 'string', arg: 'MODE', default: 'nftables', help: MODES.join('|') },
+  manifests: { type: 'string', arg: 'DIR', help: 'cluster state from a directory of YAML manifests' },
+  kubeconfig: {
+    type: 'string',
+    arg: 'FILE',
+    help: 'cluster state from the Kubernetes API',
+    defaultText: 'without --manifests: KUBECONFIG, ~/.kube/config, or the in-cluster service account',
+  },
+  'node-name': {
+    type: 'string',
+    arg: 'NAME',
+    help: "this node's name (local endpoints, Local policies)",
+    defaultText: 'the host name',
+  },
+  'cluster-cidr': {
+    type: 'string',
+    arg: 'CIDRS',
+    default: '10.244.0.0/16',
+    help: 'pod CIDRs, comma-separated: traffic from elsewhere is masqueraded',
+  },
+  'ip-families': { type: 'string', arg: 'LIST', default: 'ipv4', help: 'ipv4, ipv6 or ipv4,ipv6' },
+  'min-sync-period': { type: 'string', arg: 'DURATION', default: '1s', help: 'minimum time between syncs' },
+  'sync-period': { type: 'string', arg: 'DURATION', default: '30s', help: 'full resync period' },
+  'healthz-bind-address': {
+    type: 'string',
+    arg: 'H:P',
+    default: '0.0.0.0:10256',
+    help: '/healthz ("" disables, with health-check node ports)',
+  },
+  'metrics-bind-address': { type: 'string', arg: 'H:P', default: '127.0.0.1:10249', help: '/metrics ("" disables)' },
+  'proxy-name': {
+    type: 'string',
+    arg: 'NAME',
+    help: 'serve services labelled service.kubernetes.io/service-proxy-name=NAME',
+  },
+  'masquerade-all': { type: 'boolean', default: false, help: 'SNAT all service traffic' },
+  'nodeport-addresses': {
+    type: 'string',
+    arg: 'LIST',
+    help: 'serve NodePorts only on these addresses',
+    defaultText: 'every local address',
+  },
+  ...EXIT_AFTER,
+  ...TTL_EXIT_ALIAS,
+} as const satisfies FlagTable;
 
 const USAGE = `Usage: kdp proxy [options]
        kdp proxy cleanup            remove every table/chain kdp's proxy made (nft table kdp, KDP-* chains)
 
 Options:
-  --mode MODE                   ${MODES.join('|')} (default nftables)
-  --manifests DIR               cluster state from a directory of YAML manifests
-  --kubeconfig FILE             cluster state from the Kubernetes API (default without --manifests:
-                                KUBECONFIG, ~/.kube/config, or the in-cluster service account)
-  --node-name NAME              this node's name (local endpoints, Local policies; default: hostname)
-  --cluster-cidr CIDRS          pod CIDRs, comma-separated: traffic from elsewhere is masqueraded (default 10.244.0.0/16)
-  --ip-families LIST            ipv4,ipv6 (default ipv4)
-  --min-sync-period DURATION    minimum time between syncs (default 1s)
-  --sync-period DURATION        full resync period (default 30s)
-  --healthz-bind-address H:P    /healthz (default 0.0.0.0:10256; "" disables, with health-check node ports)
-  --metrics-bind-address H:P    /metrics (default 127.0.0.1:10249; "" disables)
-  --proxy-name NAME             serve services labelled service.kubernetes.io/service-proxy-name=NAME
-  --masquerade-all              SNAT all service traffic
-  --nodeport-addresses LIST     serve NodePorts only on these addresses (default: every local address)`;
+${flagHelp(FLAGS)}`;
 
-export function parseDuration(s: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(s.trim());
-  if (!m) throw new KdpError('KDP_USAGE', `bad duration ${JSON.stringify(s)} (e.g. 500ms, 1s, 2m)`);
-  const n = Number(m[1]);
-  return m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : m[2] === 's' ? n * 1000 : n * 1000;
-}
-
-export function parseHostPort(s: string): { host: string; port: number } | undefined {
+function parseHostPort(s: string): { host: string; port: number } | undefined {
   if (s === '') return undefined;
   const m = /^\[?([^\]]*)\]?:(\d+)$/.exec(s);
   if (!m) throw new KdpError('KDP_USAGE', `bad address ${JSON.stringify(s)} (HOST:PORT)`);
@@ -55,6 +91,7 @@ export const proxyCommand: Command = {
   name: 'proxy',
   summary: 'run the service proxy (nftables, iptables or userspace) for Services and EndpointSlices',
   usage: USAGE,
+  flags: { '': FLAGS },
   async run(argv, { log, out }) {
     // loaded here, not at import: other kdp commands do not pay for the proxy's modules
     const { cleanupAll, startProxy } = await import('../../proxy/proxy.ts');
@@ -63,26 +100,7 @@ export const proxyCommand: Command = {
       log.info({}, 'proxy rules removed');
       return 0;
     }
-    const { values } = parseArgs({
-      args: [...argv],
-      options: {
-        mode: { type: 'string', default: 'nftables' },
-        manifests: { type: 'string' },
-        kubeconfig: { type: 'string' },
-        'node-name': { type: 'string' },
-        'cluster-cidr': { type: 'string', default: '10.244.0.0/16' },
-        'ip-families': { type: 'string', default: 'ipv4' },
-        'min-sync-period': { type: 'string', default: '1s' },
-        'sync-period': { type: 'string', default: '30s' },
-        'healthz-bind-address': { type: 'string', default: '0.0.0.0:10256' },
-        'metrics-bind-address': { type: 'string', default: '127.0.0.1:10249' },
-        'proxy-name': { type: 'string' },
-        'masquerade-all': { type: 'boolean', default: false },
-        'nodeport-addresses': { type: 'string' },
-        ttl: { type: 'string' },
-      },
-      strict: true,
-    });
+    const values = parseOnlyFlags(FLAGS, argv, warnDeprecated(log));
     const mode = values.mode as ProxyMode;
     if (!MODES.includes(mode)) throw new KdpError('KDP_USAGE', `--mode must be one of ${MODES.join(', ')}`);
     const families = list(values['ip-families']).map((f): IPFamily => {
@@ -97,8 +115,8 @@ export const proxyCommand: Command = {
       nodeName: values['node-name'] ?? hostname(),
       families,
       clusterCIDRs: list(values['cluster-cidr']),
-      minSyncIntervalMs: parseDuration(values['min-sync-period']),
-      syncPeriodMs: parseDuration(values['sync-period']),
+      minSyncIntervalMs: parseDuration(values['min-sync-period'], 'min-sync-period'),
+      syncPeriodMs: parseDuration(values['sync-period'], 'sync-period'),
       ...(values['proxy-name'] ? { proxyName: values['proxy-name'] } : {}),
       ...(values['masquerade-all'] ? { masqueradeAll: true } : {}),
       ...(values['nodeport-addresses'] ? { nodePortAddresses: list(values['nodeport-addresses']) } : {}),
@@ -114,7 +132,7 @@ export const proxyCommand: Command = {
     });
     const proxy = await startProxy(source, cfg, { exec: defaultExec, log });
     out('ready\n');
-    const why = await untilStopped(values.ttl ? parseDuration(values.ttl) : undefined);
+    const why = await untilStopped(exitAfterMs(values['exit-after']));
     log.info({ why }, 'stopping (rules stay in place; `kdp proxy cleanup` removes them)');
     await proxy.stop();
     await source.stop();

@@ -1,30 +1,37 @@
 // `kdp status`: what kdp sees and programmed, as a table (or --json).
-import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import type { Command } from '../command.ts';
+import { flagHelp, parseOnlyFlags } from '../flags.ts';
+import type { FlagTable } from '../flags.ts';
 
-const usage = `Usage: kdp status [--manifests DIR | --kubeconfig FILE] [--node NAME] [--json]
+const FLAGS = {
+  manifests: {
+    type: 'string',
+    arg: 'DIR',
+    help: 'cluster state from a directory of manifests',
+    defaultText: "the running kdp up's, else examples/cluster",
+  },
+  kubeconfig: { type: 'string', arg: 'FILE', help: 'cluster state from the Kubernetes API' },
+  node: { type: 'string', arg: 'NAME', help: 'whose nft table to read', defaultText: 'the first node' },
+  json: { type: 'boolean', default: false, help: 'as JSON' },
+} as const satisfies FlagTable;
+
+const usage = `Usage: kdp status [options]
 
 Cluster state: --manifests, else --kubeconfig, else the running kdp up's manifests, else examples/cluster.
 Services -> ports -> endpoints (ready / serving-terminating / terminating) -> the proxy's nft chain, DNS names,
 and ingress routes. With a running \`kdp up\` (as root) it reads that run's manifests and counts the backends
-actually programmed in the first node's nft table (or --node's).`;
+actually programmed in the first node's nft table (or --node's).
+
+${flagHelp(FLAGS)}`;
 
 export const statusCommand: Command = {
   name: 'status',
   summary: 'what kdp sees and programmed: services, endpoints, rules, DNS names, ingress routes',
   usage,
+  flags: { '': FLAGS },
   async run(argv, ctx) {
-    const { values } = parseArgs({
-      args: [...argv],
-      options: {
-        manifests: { type: 'string' },
-        kubeconfig: { type: 'string' },
-        node: { type: 'string' },
-        json: { type: 'boolean', default: false },
-      },
-      strict: true,
-    });
+    const values = parseOnlyFlags(FLAGS, argv);
     const { readState } = await import('../../up/state.ts');
     const { openSource } = await import('../../k8s/open-source.ts');
     const { takeSnapshot } = await import('../../up/snapshot.ts');

@@ -1,48 +1,46 @@
 // `kdp up`: the whole data plane in one command, on the embedded default manifests.
-import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
 import { KdpError } from '../../common/errors.ts';
 import { isRoot } from '../../lab/lab.ts';
 import { untilStopped } from '../command.ts';
 import type { Command } from '../command.ts';
+import { EXIT_AFTER, TTL_EXIT_ALIAS, exitAfterMs, flagHelp, parseOnlyFlags, warnDeprecated } from '../flags.ts';
+import type { FlagTable } from '../flags.ts';
 
 export const DEFAULT_MANIFESTS = fileURLToPath(new URL('../../../examples/cluster', import.meta.url));
 
-const usage = `Usage: kdp up [--manifests DIR] [--proxy-mode nftables|iptables] [--ttl SECONDS] [--no-check]
+const FLAGS = {
+  manifests: { type: 'string', arg: 'DIR', default: DEFAULT_MANIFESTS, help: 'cluster state' },
+  'proxy-mode': { type: 'string', arg: 'M', default: 'nftables', help: 'nftables or iptables' },
+  ...EXIT_AFTER,
+  ...TTL_EXIT_ALIAS,
+  'no-check': { type: 'boolean', default: false, help: 'do not run the printed commands once before waiting' },
+} as const satisfies FlagTable;
+
+const usage = `Usage: kdp up [options]
 
 As root: builds a lab cluster of network namespaces (one per Node in the manifests), starts every Pod through
 the kdp CNI plugins with an echo server (the kube-dns pods run kdp dns), and runs the node agent, the service
 proxy and the ingress controller on every node. Prints commands to try (kdp exec TARGET -- ...), checks each
-once, and keeps everything up until Ctrl-C (or --ttl), then tears it all down.
+once, and keeps everything up until Ctrl-C (or --exit-after, counted from when everything is up), then tears
+it all down.
 Without root: the unprivileged fallback on loopback (userspace proxy NodePorts on 127.0.0.1, DNS on
 127.0.0.1:5353, ingress on 127.0.0.1:8080/8443), and it says so.
 
-  --manifests DIR   cluster state (default: examples/cluster)
-  --proxy-mode M    nftables (default) or iptables
-  --ttl SECONDS     tear down after this long
-  --no-check        do not run the printed commands once before waiting`;
+${flagHelp(FLAGS)}`;
 
 export const upCommand: Command = {
   name: 'up',
   summary: 'run the whole data plane (lab + CNI + proxy + DNS + ingress) on a manifests directory',
   usage,
+  flags: { '': FLAGS },
   async run(argv, ctx) {
-    const { values } = parseArgs({
-      args: [...argv],
-      options: {
-        manifests: { type: 'string', default: DEFAULT_MANIFESTS },
-        'proxy-mode': { type: 'string', default: 'nftables' },
-        ttl: { type: 'string' },
-        'no-check': { type: 'boolean', default: false },
-      },
-      strict: true,
-    });
+    const values = parseOnlyFlags(FLAGS, argv, warnDeprecated(ctx.log));
     const mode = values['proxy-mode'];
     if (mode !== 'nftables' && mode !== 'iptables')
       throw new KdpError('KDP_USAGE', `--proxy-mode must be nftables or iptables, got ${mode}`);
-    const ttl = values.ttl === undefined ? undefined : Number(values.ttl);
-    if (ttl !== undefined && !(ttl >= 0)) throw new KdpError('KDP_USAGE', `--ttl takes seconds, got ${values.ttl}`);
+    const exitAfter = exitAfterMs(values['exit-after']);
     const manifestsDir = resolve(values.manifests);
     const { writeState, removeState, readState, statePath } = await import('../../up/state.ts');
     const other = readState();
@@ -94,11 +92,13 @@ export const upCommand: Command = {
         }
       });
       if (root) ctx.out(`  # what kdp sees and programmed\n  kdp status\n`);
-      ctx.out(`\n${ttl === undefined ? 'Ctrl-C' : `--ttl ${ttl} s or Ctrl-C`} tears everything down.\n`);
-      // --ttl counts from when everything is up
-      const ttlTimer = ttl === undefined ? undefined : setTimeout(() => end.abort('ttl'), ttl * 1000);
+      ctx.out(
+        `\n${exitAfter === undefined ? 'Ctrl-C' : `--exit-after ${exitAfter / 1000} s or Ctrl-C`} tears everything down.\n`,
+      );
+      // --exit-after counts from when everything is up
+      const timer = exitAfter === undefined ? undefined : setTimeout(() => end.abort('exit-after'), exitAfter);
       const why = await stopped;
-      clearTimeout(ttlTimer);
+      clearTimeout(timer);
       ctx.log.info({ why }, 'tearing down');
     } finally {
       removeState();

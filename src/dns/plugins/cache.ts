@@ -95,7 +95,7 @@ export interface CacheStats {
 }
 
 /** The EDNS state of a query, as the wire fast path sees it. */
-export interface ClientEdns {
+interface ClientEdns {
   readonly do: boolean;
 }
 
@@ -111,7 +111,7 @@ function minTtl(rrs: readonly RR[]): number | undefined {
  * The cache key: lower-case name without the trailing dot, query type, DO bit. (The same spelling as the
  * server's quick question key without EDNS ('-') or with DO ('D'), so the wire path rarely builds one.)
  */
-export function cacheKey(lname: string, qtype: number, dnssecOk: boolean): string {
+function cacheKey(lname: string, qtype: number, dnssecOk: boolean): string {
   return `${lname}|${qtype}|${dnssecOk ? 'D' : '-'}`;
 }
 

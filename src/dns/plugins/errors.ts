@@ -14,7 +14,7 @@ interface RuleState {
   timer: { cancel(): void } | undefined;
 }
 
-export interface ErrorsDeps {
+interface ErrorsDeps {
   readonly log: Logger;
   /** schedules fn after ms (tests: a fake clock) */
   readonly schedule?: (fn: () => void, ms: number) => { cancel(): void };

@@ -12,7 +12,7 @@ import type { DnsReply, DnsRequest, Next, Plugin } from '../chain.ts';
 import { reply } from '../chain.ts';
 import { FLAG, OUR_UDP_SIZE, TYPE, decode, encodeQuery, withClientOpt } from '../wire.ts';
 
-export interface Upstream {
+interface Upstream {
   readonly host: string;
   readonly port: number;
 }
@@ -101,11 +101,7 @@ export interface ForwardStats {
 }
 
 /** One query/answer exchange with an upstream (UDP, then TCP on truncation). */
-export async function exchange(
-  up: Upstream,
-  query: Buffer,
-  opts: { timeoutMs: number; tcp: boolean },
-): Promise<Buffer> {
+async function exchange(up: Upstream, query: Buffer, opts: { timeoutMs: number; tcp: boolean }): Promise<Buffer> {
   if (!opts.tcp) {
     const res = await udpExchange(up, query, opts.timeoutMs);
     if ((res.readUInt16BE(2) & FLAG.TC) === 0) return res;
@@ -234,10 +230,6 @@ export class ForwardPlugin implements Plugin {
       [a[i], a[j]] = [a[j] as UpstreamState, a[i] as UpstreamState];
     }
     return a;
-  }
-
-  get healthyCount(): number {
-    return this.#ups.filter((u) => u.fails < this.config.maxFails).length;
   }
 
   async serve(req: DnsRequest, next: Next): Promise<DnsReply> {

@@ -8,7 +8,7 @@ import { FakeSource } from './fake-source.ts';
 
 export { FakeClock, flush, FakeSource };
 
-export interface Harness {
+interface Harness {
   readonly source: FakeSource;
   readonly clock: FakeClock;
   /** a controller on this harness's source and clock */

@@ -5,8 +5,8 @@ import { hashName } from '../model.ts';
 import type { ProxyEndpoint, ServicePortInfo } from '../model.ts';
 
 export type IptFamily = 'ipv4' | 'ipv6';
-export const CHAIN_PREFIX = 'KDP-';
-export const MASQ_MARK = '0x4000';
+const CHAIN_PREFIX = 'KDP-';
+const MASQ_MARK = '0x4000';
 
 export interface IptConfig {
   readonly clusterCIDRs: readonly string[];
@@ -48,7 +48,7 @@ const comment = (s: string) => `-m comment --comment ${q(s)}`;
 function portChainHash(sp: ServicePortInfo): string {
   return hashName(`${sp.id}${sp.protocol.toLowerCase()}`, 16);
 }
-export function sepChain(sp: ServicePortInfo, ep: ProxyEndpoint): string {
+function sepChain(sp: ServicePortInfo, ep: ProxyEndpoint): string {
   const dest = sp.family === 'IPv6' ? `[${ep.ip}]:${ep.port}` : `${ep.ip}:${ep.port}`;
   return `KDP-SEP-${hashName(`${sp.id}${sp.protocol.toLowerCase()}${dest}`, 16)}`;
 }

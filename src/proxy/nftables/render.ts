@@ -25,13 +25,13 @@ import type { ProxyEndpoint, ServicePortInfo } from '../model.ts';
 export type NftFamily = 'ip' | 'ip6';
 export const TABLE = 'kdp';
 
-export interface NftChain {
+interface NftChain {
   /** base-chain declaration, e.g. `{ type nat hook output priority -100; policy accept; }` */
   readonly def?: string;
   readonly rules: readonly string[];
 }
 
-export interface NftMap {
+interface NftMap {
   readonly def: string;
   /** key -> verdict */
   readonly elements: ReadonlyMap<string, string>;
@@ -63,7 +63,7 @@ export interface NftConfig {
   readonly nodePortAddresses?: readonly string[];
 }
 
-export const MASQ_MARK = '0x4000';
+const MASQ_MARK = '0x4000';
 const MAP_CLUSTER_IPS = 'cluster-ips';
 const MAP_SERVICE_IPS = 'service-ips';
 const MAP_NODEPORTS = 'service-nodeports';
@@ -71,16 +71,16 @@ const MAP_NOEP_SERVICES = 'no-endpoint-services';
 const MAP_NOEP_NODEPORTS = 'no-endpoint-nodeports';
 const MAP_FIREWALL = 'firewall-ips';
 const SET_CLUSTER_CIDRS = 'cluster-cidrs';
-export const SET_HAIRPIN = 'hairpin-endpoints';
+const SET_HAIRPIN = 'hairpin-endpoints';
 const CHAIN_EXTERNAL_DROP = 'external-drop';
 /**
  * Endpoint maps per protocol, `endpoints-tcp-0` .. `endpoints-tcp-63` etc. Sharded because the kernel checks
  * each element of a map against each rule bound to it; per protocol because nft 1.0.6 refuses a rule with
  * `meta l4proto tcp` that uses a map typed `th dport` once that map comes from the kernel.
  */
-export const ENDPOINT_SHARDS: Readonly<Record<string, number>> = { tcp: 64, udp: 16, sctp: 4 };
+const ENDPOINT_SHARDS: Readonly<Record<string, number>> = { tcp: 64, udp: 16, sctp: 4 };
 /** keys per slot: a service port load-balances over at most this many endpoints */
-export const SLOT_SIZE = 65536;
+const SLOT_SIZE = 65536;
 
 /**
  * Plain ClusterIP service ports (no affinity, no Local policy, no external address, at most this many
@@ -89,20 +89,20 @@ export const SLOT_SIZE = 65536;
  * So the table's chain count does not grow with such services (nft reads every chain before each
  * transaction: at 10k chains that alone costs ~0.1 s per sync).
  */
-export const LB_CHAIN_MAX = 32;
+const LB_CHAIN_MAX = 32;
 
-export function lbChainName(protocol: string, n: number): string {
+function lbChainName(protocol: string, n: number): string {
   return `lb-${protocol}-${n}`;
 }
 
 /** Which shard map and which first key a slot of a protocol stands for. */
-export function slotKeys(protocol: string, slot: number): { map: string; base: number } {
+function slotKeys(protocol: string, slot: number): { map: string; base: number } {
   const n = ENDPOINT_SHARDS[protocol]!;
   return { map: `endpoints-${protocol}-${slot % n}`, base: Math.floor(slot / n) * SLOT_SIZE };
 }
 
 /** A slot source that hands out 0, 1, 2, ... in order of first use (pure renders, golden files). */
-export function sequentialSlots(): SlotOf {
+function sequentialSlots(): SlotOf {
   const m = new Map<string, number>();
   return (key) => {
     let s = m.get(key);
@@ -144,13 +144,13 @@ export function chainNames(sp: ServicePortInfo): {
   };
 }
 
-export function endpointChainName(sp: ServicePortInfo, ep: ProxyEndpoint): string {
+function endpointChainName(sp: ServicePortInfo, ep: ProxyEndpoint): string {
   const suffix = `${baseName(sp)}__${safe(ep.ip)}/${ep.port}`;
   return `endpoint-${hashName(`${sp.id}${proto(sp)}${ep.ip}:${ep.port}`, 8)}-${suffix}`;
 }
 
 /** The timeout is part of the name: changing it makes a new set, so no set is ever redefined in place. */
-export function affinitySetName(sp: ServicePortInfo, ep: ProxyEndpoint): string {
+function affinitySetName(sp: ServicePortInfo, ep: ProxyEndpoint): string {
   const suffix = `${baseName(sp)}__${safe(ep.ip)}/${ep.port}`;
   return `affinity-${hashName(`${sp.id}${proto(sp)}${ep.ip}:${ep.port}/${sp.affinitySeconds ?? 0}`, 8)}-${suffix}`;
 }
@@ -371,7 +371,7 @@ export function mergeFragments(family: NftFamily, cfg: NftConfig, frags: Iterabl
 }
 
 /** The key of a slot: one per service port and endpoint list (cluster-wide or node-local). */
-export function slotKey(sp: ServicePortInfo, which: 'cluster' | 'local'): string {
+function slotKey(sp: ServicePortInfo, which: 'cluster' | 'local'): string {
   return `${sp.id}/${proto(sp)}/${which}`;
 }
 

@@ -38,8 +38,4 @@ export class SlotAllocator {
     this.#pending = [];
     this.#free.sort((a, b) => a - b);
   }
-
-  get size(): number {
-    return this.#byKey.size;
-  }
 }

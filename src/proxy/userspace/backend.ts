@@ -23,7 +23,7 @@ import type { ProxyEndpoint, ServicePortInfo } from '../model.ts';
 import { Balancer } from './balancer.ts';
 import type { Target } from './balancer.ts';
 
-export const USERSPACE_TABLE = 'kdp-userspace';
+const USERSPACE_TABLE = 'kdp-userspace';
 const CONNECT_TIMEOUT_MS = 1000;
 const UDP_IDLE_MS = 30_000;
 

@@ -50,3 +50,14 @@ t.test('every command entry loads a command of the same name and summary', async
     t.equal(c.summary, e.summary, `${e.name}: the table's summary is the command's`);
   }
 });
+
+t.test('an old --ttl spelling still works, with a deprecation warning on stderr', async (t) => {
+  const { spawnChild } = await import('../../../src/common/exec-adapter.ts');
+  const bin = new URL('../../../bin/kdp', import.meta.url).pathname;
+  // a bad value: the warning is logged, then --exit-after's parser rejects it before anything is built
+  const child = spawnChild([bin, '--log-format', 'json', 'lab', 'up', '--ttl', 'soon']);
+  t.equal(await child.exited, 2);
+  const out = child.output();
+  t.match(out, /"flag":"--ttl","use":"--exit-after"/, 'structured deprecation warning');
+  t.match(out, /--exit-after: bad duration "soon"/, 'the value went to --exit-after');
+});

@@ -15,7 +15,7 @@ import type { Registry } from 'prom-client';
 import { buildIndex, lookup } from './records.ts';
 import type { ClusterIndex, KubernetesConfig, LookupResult, Query } from './records.ts';
 
-export interface KubernetesRecordsOptions {
+interface KubernetesRecordsOptions {
   readonly now?: () => number;
   readonly log?: Logger;
   readonly clock?: RunnerClock;

@@ -28,11 +28,11 @@ export const DEFAULT_KUBERNETES_CONFIG: KubernetesConfig = {
   ignoreEmptyService: false,
 };
 
-export const DNS_SCHEMA_VERSION = '1.1.0';
+const DNS_SCHEMA_VERSION = '1.1.0';
 const VERSION_TTL = 28800;
 
 /** What the record logic sees of the cluster. */
-export interface ClusterView {
+interface ClusterView {
   readonly services: Iterable<Service>;
   readonly slices: Iterable<EndpointSlice>;
   readonly pods: Iterable<Pod>;
@@ -69,7 +69,7 @@ function canonicalIP(ip: string): string {
 }
 
 /** The CoreDNS endpoint name: hostname > pod name (endpoint_pod_names, < 64 chars) > dashed IP. */
-export function endpointName(ep: EndpointSlice['endpoints'][number], ip: string, endpointPodNames: boolean): string {
+function endpointName(ep: EndpointSlice['endpoints'][number], ip: string, endpointPodNames: boolean): string {
   if (ep.hostname) return ep.hostname.toLowerCase();
   if (endpointPodNames && ep.targetRef?.kind === 'Pod' && ep.targetRef.name.length < 64 && ep.targetRef.name !== '')
     return ep.targetRef.name.toLowerCase();
@@ -171,7 +171,7 @@ export interface Query {
 }
 
 /** The configured zone the name falls in (longest match), as spelled in the query. */
-export function matchZone(lname: string, zones: readonly string[]): string | undefined {
+function matchZone(lname: string, zones: readonly string[]): string | undefined {
   let best: string | undefined;
   for (const z of zones) {
     if (z === '' || lname === z || lname.endsWith('.' + z)) if (best === undefined || z.length > best.length) best = z;
