@@ -3,6 +3,7 @@
 // not masqueraded; default: the pod's own subnets). ADD is all-or-nothing (every step registers its
 // undo); DEL is idempotent and needs neither the netns nor prevResult (the host veth name and the
 // rule tags derive from container id + ifname).
+import { readFileSync } from 'node:fs';
 import { KdpError, errorMessage } from '../common/errors.ts';
 import {
   hostLocalVerbs,
@@ -175,6 +176,21 @@ export function gatewayLines(cfg: BridgeConfig, ips: readonly CniIpConfig[]): st
   return out;
 }
 
+/**
+ * The current MAC of an existing bridge whose MAC the kernel may still change (addr_assign_type is not
+ * NET_ADDR_SET = 3), read from sysfs (the plugin runs in the node's namespace with its sysfs); undefined when
+ * it is set already or unreadable. Setting it once keeps it: the reference bridge plugin does the same.
+ */
+export function unfixedMac(bridge: string): string | undefined {
+  try {
+    if (readFileSync(`/sys/class/net/${bridge}/addr_assign_type`, 'utf8').trim() === '3') return undefined;
+    const mac = readFileSync(`/sys/class/net/${bridge}/address`, 'utf8').trim();
+    return /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(mac) ? mac : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** `ip -batch` lines for the node side: bridge settings, gateway addresses (when known), the veth pair. */
 export function hostBatch(
   cfg: BridgeConfig,
@@ -183,9 +199,12 @@ export function hostBatch(
   hostMac: string,
   podMac: string,
   gateways: readonly CniIpConfig[],
+  freezeMac?: string,
 ): string[] {
   const mtu = cfg.mtu ? ` mtu ${cfg.mtu}` : '';
   const lines = [`link set ${cfg.bridge}${mtu} up`];
+  // setting the bridge's MAC (even to its current value) marks it as set: ports no longer change it
+  if (freezeMac) lines.push(`link set ${cfg.bridge} address ${freezeMac}`);
   if (cfg.promiscMode) lines.push(`link set ${cfg.bridge} promisc on`);
   if (cfg.isGateway) lines.push(...gatewayLines(cfg, gateways));
   lines.push(
@@ -245,11 +264,19 @@ export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
           'KDP_CNI_FAILED',
           `container veth name provided (${req.ifname}) already exists (host side ${hostVeth})`,
         );
+      let freezeMac: string | undefined;
       if (!localLinks().has(cfg.bridge)) {
-        // another ADD may create it at the same moment: "File exists" is fine
-        await trace.span('ip bridge', ip.run(['link', 'add', cfg.bridge, 'type', 'bridge'], true));
+        // Created with an explicit MAC, which Linux then keeps: left alone, a bridge takes the lowest MAC
+        // among its ports (a pod's host veth), and the gateway's MAC changes under every pod when that pod
+        // goes. Another ADD may create it at the same moment: "File exists" is fine (its MAC wins).
+        await trace.span(
+          'ip bridge',
+          ip.run(['link', 'add', cfg.bridge, 'address', randomMac(), 'type', 'bridge'], true),
+        );
         if (!localLinks().has(cfg.bridge))
           throw new KdpError('KDP_CNI_FAILED', `could not create bridge ${cfg.bridge}`);
+      } else {
+        freezeMac = unfixedMac(cfg.bridge); // a bridge made by someone else (or an older kdp)
       }
       const hostMac = randomMac();
       const podMac = cfg.mac ?? randomMac();
@@ -285,7 +312,7 @@ export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
         });
       const hostP = trace.span(
         'ip host batch',
-        ip.batch(hostBatch(cfg, req, hostVeth, hostMac, podMac, gateways), true),
+        ip.batch(hostBatch(cfg, req, hostVeth, hostMac, podMac, gateways, freezeMac), true),
       );
       // the pod-side `ip` starts now (warm server) and gets its lines once the veth and the addresses exist
       podSide = ip.startBatchIn(req.netns);
