@@ -1,7 +1,7 @@
 // kdp-bridge config parsing and the pure `ip -batch` builders.
 import t from 'tap';
 import { gatewayLines, hostBatch, loadBridgeConfig, podBatch, podRoutes } from '../../../src/cni/bridge.ts';
-import { containerIps, portMappings } from '../../../src/cni/portmap.ts';
+import { containerIps, containerNets, portMappings } from '../../../src/cni/portmap.ts';
 import type { CniRequest } from '../../../src/cnispec/types.ts';
 
 const base = {
@@ -91,4 +91,6 @@ t.test('portmap: mappings and container addresses from prevResult', async (t) =>
     ],
   };
   t.same(containerIps(prev), ['10.0.0.5'], 'only addresses on a sandbox interface');
+  t.same(containerNets(prev), ['10.0.0.0/24'], 'the network of each sandbox address (hostPort hairpin masquerade)');
+  t.throws(() => containerNets({ ips: [{ address: '10.0.0.5/40' }] }), { code: 'KDP_CNI_INVALID_CONFIG' });
 });
