@@ -4,7 +4,8 @@
 // undo); DEL is idempotent and needs neither the netns nor prevResult (the host veth name and the
 // rule tags derive from container id + ifname).
 import { readFileSync } from 'node:fs';
-import { KdpError, errorMessage } from '../common/errors.ts';
+import { KdpError, errorMessage, isKdpError } from '../common/errors.ts';
+import type { ErrorCode } from '../common/errors.ts';
 import {
   hostLocalVerbs,
   ipamAdd,
@@ -244,6 +245,16 @@ export function podRoutes(cfg: BridgeConfig, ipamRoutes: readonly CniRoute[], ip
   return routes;
 }
 
+/**
+ * One error for the failed independent steps of a DEL or GC. Their common code when they share one (an
+ * invalid IPAM config is KDP_CNI_INVALID_CONFIG, CNI code 7, in DEL as in ADD), else KDP_CNI_FAILED.
+ */
+export function stepsFailed(verb: string, errors: readonly unknown[]): KdpError {
+  const codes = new Set(errors.map((e) => (isKdpError(e) ? e.code : 'KDP_CNI_FAILED')));
+  const code = codes.size === 1 ? ([...codes][0] as ErrorCode) : 'KDP_CNI_FAILED';
+  return new KdpError(code, `${verb}: ${errors.map(errorMessage).join('; ')}`);
+}
+
 export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
   const { ip, nft, lock } = deps;
 
@@ -399,7 +410,7 @@ export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
       ),
     ]);
     trace.mark('children done');
-    if (errors.length > 0) throw new KdpError('KDP_CNI_FAILED', `DEL: ${errors.map(errorMessage).join('; ')}`);
+    if (errors.length > 0) throw stepsFailed('DEL', errors);
   }
 
   async function check(req: CniRequest): Promise<void> {
@@ -457,7 +468,7 @@ export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
         stale.map((n) => `link del ${n}`),
         true,
       );
-    if (errors.length > 0) throw new KdpError('KDP_CNI_FAILED', `GC: ${errors.map(errorMessage).join('; ')}`);
+    if (errors.length > 0) throw stepsFailed('GC', errors);
   }
 
   async function status(req: CniRequest): Promise<void> {

@@ -1,6 +1,14 @@
 // kdp-bridge config parsing and the pure `ip -batch` builders.
 import t from 'tap';
-import { gatewayLines, hostBatch, loadBridgeConfig, podBatch, podRoutes } from '../../../src/cni/bridge.ts';
+import {
+  gatewayLines,
+  hostBatch,
+  loadBridgeConfig,
+  podBatch,
+  podRoutes,
+  stepsFailed,
+} from '../../../src/cni/bridge.ts';
+import { KdpError } from '../../../src/common/errors.ts';
 import { containerIps, containerNets, portMappings } from '../../../src/cni/portmap.ts';
 import type { CniRequest } from '../../../src/cnispec/types.ts';
 
@@ -93,4 +101,11 @@ t.test('portmap: mappings and container addresses from prevResult', async (t) =>
   t.same(containerIps(prev), ['10.0.0.5'], 'only addresses on a sandbox interface');
   t.same(containerNets(prev), ['10.0.0.0/24'], 'the network of each sandbox address (hostPort hairpin masquerade)');
   t.throws(() => containerNets({ ips: [{ address: '10.0.0.5/40' }] }), { code: 'KDP_CNI_INVALID_CONFIG' });
+});
+
+t.test('DEL/GC step failures keep their common code', async (t) => {
+  const inv = new KdpError('KDP_CNI_INVALID_CONFIG', 'ipam: no ranges and no subnet');
+  t.match(stepsFailed('DEL', [inv]), { code: 'KDP_CNI_INVALID_CONFIG', message: 'DEL: ipam: no ranges and no subnet' });
+  t.match(stepsFailed('DEL', [inv, new KdpError('KDP_CNI_INVALID_CONFIG', 'x')]), { code: 'KDP_CNI_INVALID_CONFIG' });
+  t.match(stepsFailed('GC', [inv, new Error('nft: boom')]), { code: 'KDP_CNI_FAILED', message: /^GC: .*; nft: boom$/ });
 });
