@@ -32,7 +32,8 @@ t.test('the test command installs every group a test file requests, before the r
     const src = readFileSync(f, 'utf8');
     if (!src.includes('setup-system.sh')) continue;
     for (const call of src.matchAll(/run\(\s*\[\s*'bash',([^\]]*)\]/g)) {
-      for (const w of (call[1] as string).matchAll(/'(\w+)'/g)) if (known.includes(w[1] as string)) requested.add(w[1] as string);
+      for (const w of (call[1] as string).matchAll(/'(\w+)'/g))
+        if (known.includes(w[1] as string)) requested.add(w[1] as string);
     }
   }
   t.ok(requested.size >= 4, `groups requested by test files: ${[...requested].join(' ')}`);
