@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Lab } from '../../src/lab/lab.ts';
 import { needsRoot } from '../helpers/gate.ts';
-import { CniDriver } from '../../src/cni/testing/driver.ts';
+import { CniDriver } from '../../src/cnispec/runtime.ts';
 import { bridgeConflist, freshPlugins } from '../../src/cni/testing/fixtures.ts';
-import type { CniResult } from '../../src/cni/types.ts';
+import type { CniResult } from '../../src/cnispec/types.ts';
 
 if (needsRoot(t)) {
   const bin = await freshPlugins();

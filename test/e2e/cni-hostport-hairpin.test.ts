@@ -12,10 +12,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Lab } from '../../src/lab/lab.ts';
 import { needsRoot } from '../helpers/gate.ts';
-import { CniDriver } from '../../src/cni/testing/driver.ts';
-import type { Conflist } from '../../src/cni/testing/driver.ts';
+import { CniDriver } from '../../src/cnispec/runtime.ts';
+import type { Conflist } from '../../src/cnispec/runtime.ts';
 import { freshPlugins, waitFor } from '../../src/cni/testing/fixtures.ts';
-import type { CniResult } from '../../src/cni/types.ts';
+import type { CniResult } from '../../src/cnispec/types.ts';
 
 const ECHO = fileURLToPath(new URL('../../src/lab/echo-server.ts', import.meta.url));
 
