@@ -27,30 +27,54 @@ groups=("$@")
 [ ${#groups[@]} -eq 0 ] && groups=(core)
 if [ "${groups[0]}" = all ]; then groups=(core cni runtime k8s bench); fi
 
-missing=()
+# KDP_SETUP_LOCK: the lock file that serializes installs (several test files, or several checkouts, may call
+# this script at once; apt-get would fail at once on dpkg's lock otherwise)
+LOCK=${KDP_SETUP_LOCK:-/run/lock/kdp-setup-system.lock}
+# KDP_SETUP_DPKG_WAIT: seconds apt-get waits for dpkg's own lock (held by an apt run outside this script)
+DPKG_WAIT=${KDP_SETUP_DPKG_WAIT:-600}
+
 for g in "${groups[@]}"; do
   [ -n "${PKGS[$g]+x}" ] || { echo "setup-system: unknown group '$g'" >&2; exit 2; }
-  for p in ${PKGS[$g]}; do
-    if [ -n "${PROBE[$p]+x}" ]; then
-      PATH="$PATH:/usr/sbin:/sbin" command -v "${PROBE[$p]}" >/dev/null 2>&1 && continue
-    elif [ "$p" = containernetworking-plugins ]; then
-      [ -x /usr/lib/cni/host-local ] && continue
-    fi
-    missing+=("$p")
-  done
 done
+
+# fills missing with the packages of the requested groups whose probe fails (sorted, de-duplicated)
+probe_missing() {
+  missing=()
+  local g p
+  for g in "${groups[@]}"; do
+    for p in ${PKGS[$g]}; do
+      if [ -n "${PROBE[$p]+x}" ]; then
+        PATH="$PATH:/usr/sbin:/sbin" command -v "${PROBE[$p]}" >/dev/null 2>&1 && continue
+      elif [ "$p" = containernetworking-plugins ]; then
+        [ -x /usr/lib/cni/host-local ] && continue
+      fi
+      missing+=("$p")
+    done
+  done
+  [ ${#missing[@]} -eq 0 ] || mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+}
+
+probe_missing
 [ ${#missing[@]} -eq 0 ] && exit 0
-# de-duplicate
-mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
 
 if [ "$(id -u)" != 0 ]; then
   echo "setup-system: missing Debian packages: ${missing[*]} (run as root: scripts/setup-system.sh ${groups[*]})" >&2
   exit 1
 fi
+# one install at a time: wait for any other setup-system run, then look again (it may have installed ours)
+exec 9>>"$LOCK"
+if ! flock -n 9; then
+  echo "setup-system: waiting for another setup-system run (lock $LOCK)" >&2
+  flock 9
+fi
+probe_missing
+[ ${#missing[@]} -eq 0 ] && exit 0
+
 echo "setup-system: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+apt_opts=(-o "DPkg::Lock::Timeout=$DPKG_WAIT")
 # refresh the package lists when they are absent or older than a day
 if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null | head -1)" ]; then
-  apt-get update -qq >&2
+  apt-get "${apt_opts[@]}" update -qq >&2
 fi
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

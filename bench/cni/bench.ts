@@ -3,7 +3,7 @@
 // (Debian containernetworking-plugins: bridge + host-local) in the same lab node, same harness, same
 // run, interleaved pod by pod so load drift hits both alike. Each sample is the wall time of one plugin
 // exec (`ip netns exec NODE plugin`, config on stdin), as a runtime sees it.
-//   npm run bench:cni            (PODS=30 by default; needs root)
+//   npm run bench:cni            (PODS=30 by default; needs root). Verbs: ADD, CHECK (prevResult = the ADD result), DEL.
 // Prints a markdown table (p50/p95 per verb and implementation, and kdp/reference ratios) and writes
 // bench/cni/results/latest.json.
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -105,7 +105,8 @@ try {
     },
   ];
   const samples: Record<string, Record<string, number[]>> = {};
-  for (const i of impls) samples[i.name] = { ADD: [], DEL: [], VERSION: [], VERSION_NODE: [] };
+  for (const i of impls) samples[i.name] = { ADD: [], CHECK: [], DEL: [], VERSION: [], VERSION_NODE: [] };
+  const added = new Map<string, unknown>(); // `${impl}-${pod}` -> ADD result (CHECK's prevResult)
   const pods: string[] = [];
   for (let p = 0; p < PODS; p++) pods.push(await lab.addNamespace(`bench-${p}`));
   const load0 = loadavg()[0]!;
@@ -139,8 +140,24 @@ try {
       });
       if (r.code !== 0) throw new Error(`${i.name} ADD failed: ${r.stdout} ${r.stderr}`);
       samples[i.name]!.ADD!.push(r.ms);
+      added.set(`${i.name}-${p}`, r.json);
       const v = await i.driver.invoke(i.type, { command: 'VERSION', stdin: '{"cniVersion":"1.0.0"}' });
       samples[i.name]!.VERSION!.push(v.ms);
+    }
+  }
+  // CHECK of every attachment, with its ADD result as prevResult (as a runtime calls it)
+  for (const [p, ns] of pods.entries()) {
+    for (const i of p % 2 === 0 ? impls : [...impls].reverse()) {
+      const conf = CniDriver.pluginConfig(i.list, i.list.plugins[0]!, {}, added.get(`${i.name}-${p}`));
+      const r = await i.driver.invoke(i.type, {
+        command: 'CHECK',
+        containerId: `${i.name}-${p}`,
+        ifname: IFNAME[i.name]!,
+        netns: `/run/netns/${ns}`,
+        stdin: conf,
+      });
+      if (r.code !== 0) throw new Error(`${i.name} CHECK failed: ${r.stdout} ${r.stderr}`);
+      samples[i.name]!.CHECK!.push(r.ms);
     }
   }
   for (const [p, ns] of pods.entries()) {
@@ -198,7 +215,7 @@ try {
   const rows: string[] = [];
   const result: Record<string, unknown> = { pods: PODS, loadavg: [load0, load1], date: new Date().toISOString() };
   const f = (x: number) => x.toFixed(1);
-  for (const verb of ['ADD', 'DEL', 'VERSION']) {
+  for (const verb of ['ADD', 'CHECK', 'DEL', 'VERSION']) {
     const st = (name: string) => ({ p50: pct(samples[name]![verb]!, 50), p95: pct(samples[name]![verb]!, 95) });
     const line = {
       verb,

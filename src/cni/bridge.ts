@@ -3,7 +3,9 @@
 // not masqueraded; default: the pod's own subnets). ADD is all-or-nothing (every step registers its
 // undo); DEL is idempotent and needs neither the netns nor prevResult (the host veth name and the
 // rule tags derive from container id + ifname).
-import { KdpError, errorMessage } from '../common/errors.ts';
+import { readFileSync } from 'node:fs';
+import { KdpError, errorMessage, isKdpError } from '../common/errors.ts';
+import type { ErrorCode } from '../common/errors.ts';
 import {
   hostLocalVerbs,
   ipamAdd,
@@ -175,6 +177,31 @@ export function gatewayLines(cfg: BridgeConfig, ips: readonly CniIpConfig[]): st
   return out;
 }
 
+/**
+ * The current MAC of an existing bridge whose MAC the kernel may still change (addr_assign_type is not
+ * NET_ADDR_SET = 3), read from sysfs (the plugin runs in the node's namespace with its sysfs); undefined when
+ * it is set already or unreadable. Setting it once keeps it: the reference bridge plugin does the same.
+ */
+export function unfixedMac(bridge: string): string | undefined {
+  try {
+    if (readFileSync(`/sys/class/net/${bridge}/addr_assign_type`, 'utf8').trim() === '3') return undefined;
+    const mac = readFileSync(`/sys/class/net/${bridge}/address`, 'utf8').trim();
+    return /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(mac) ? mac : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The addresses (address/prefix) in `ip addr show` text output. */
+export function podAddresses(ipAddrShow: string): string[] {
+  return [...ipAddrShow.matchAll(/^\s+inet6? (\S+)/gm)].map((m) => m[1] as string);
+}
+
+/** The master of a link in `ip link show dev X` text output (undefined when it has none). */
+export function linkMaster(ipLinkShow: string): string | undefined {
+  return / master (\S+) /.exec(ipLinkShow.split('\n')[0] ?? '')?.[1];
+}
+
 /** `ip -batch` lines for the node side: bridge settings, gateway addresses (when known), the veth pair. */
 export function hostBatch(
   cfg: BridgeConfig,
@@ -183,9 +210,12 @@ export function hostBatch(
   hostMac: string,
   podMac: string,
   gateways: readonly CniIpConfig[],
+  freezeMac?: string,
 ): string[] {
   const mtu = cfg.mtu ? ` mtu ${cfg.mtu}` : '';
   const lines = [`link set ${cfg.bridge}${mtu} up`];
+  // setting the bridge's MAC (even to its current value) marks it as set: ports no longer change it
+  if (freezeMac) lines.push(`link set ${cfg.bridge} address ${freezeMac}`);
   if (cfg.promiscMode) lines.push(`link set ${cfg.bridge} promisc on`);
   if (cfg.isGateway) lines.push(...gatewayLines(cfg, gateways));
   lines.push(
@@ -225,6 +255,16 @@ export function podRoutes(cfg: BridgeConfig, ipamRoutes: readonly CniRoute[], ip
   return routes;
 }
 
+/**
+ * One error for the failed independent steps of a DEL or GC. Their common code when they share one (an
+ * invalid IPAM config is KDP_CNI_INVALID_CONFIG, CNI code 7, in DEL as in ADD), else KDP_CNI_FAILED.
+ */
+export function stepsFailed(verb: string, errors: readonly unknown[]): KdpError {
+  const codes = new Set(errors.map((e) => (isKdpError(e) ? e.code : 'KDP_CNI_FAILED')));
+  const code = codes.size === 1 ? ([...codes][0] as ErrorCode) : 'KDP_CNI_FAILED';
+  return new KdpError(code, `${verb}: ${errors.map(errorMessage).join('; ')}`);
+}
+
 export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
   const { ip, nft, lock } = deps;
 
@@ -245,11 +285,19 @@ export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
           'KDP_CNI_FAILED',
           `container veth name provided (${req.ifname}) already exists (host side ${hostVeth})`,
         );
+      let freezeMac: string | undefined;
       if (!localLinks().has(cfg.bridge)) {
-        // another ADD may create it at the same moment: "File exists" is fine
-        await trace.span('ip bridge', ip.run(['link', 'add', cfg.bridge, 'type', 'bridge'], true));
+        // Created with an explicit MAC, which Linux then keeps: left alone, a bridge takes the lowest MAC
+        // among its ports (a pod's host veth), and the gateway's MAC changes under every pod when that pod
+        // goes. Another ADD may create it at the same moment: "File exists" is fine (its MAC wins).
+        await trace.span(
+          'ip bridge',
+          ip.run(['link', 'add', cfg.bridge, 'address', randomMac(), 'type', 'bridge'], true),
+        );
         if (!localLinks().has(cfg.bridge))
           throw new KdpError('KDP_CNI_FAILED', `could not create bridge ${cfg.bridge}`);
+      } else {
+        freezeMac = unfixedMac(cfg.bridge); // a bridge made by someone else (or an older kdp)
       }
       const hostMac = randomMac();
       const podMac = cfg.mac ?? randomMac();
@@ -285,7 +333,7 @@ export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
         });
       const hostP = trace.span(
         'ip host batch',
-        ip.batch(hostBatch(cfg, req, hostVeth, hostMac, podMac, gateways), true),
+        ip.batch(hostBatch(cfg, req, hostVeth, hostMac, podMac, gateways, freezeMac), true),
       );
       // the pod-side `ip` starts now (warm server) and gets its lines once the veth and the addresses exist
       podSide = ip.startBatchIn(req.netns);
@@ -372,7 +420,7 @@ export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
       ),
     ]);
     trace.mark('children done');
-    if (errors.length > 0) throw new KdpError('KDP_CNI_FAILED', `DEL: ${errors.map(errorMessage).join('; ')}`);
+    if (errors.length > 0) throw stepsFailed('DEL', errors);
   }
 
   async function check(req: CniRequest): Promise<void> {
@@ -382,26 +430,32 @@ export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
     if (!netnsExists(req.netns)) throw new KdpError('KDP_CNI_UNKNOWN_CONTAINER', `netns ${req.netns} does not exist`);
     const idx = (prev.interfaces ?? []).findIndex((i) => i.name === req.ifname && i.sandbox);
     if (idx < 0) throw new KdpError('KDP_CNI_FAILED', `prevResult has no interface ${req.ifname} in a sandbox`);
-    const res = await ip.runIn(req.netns, ['-j', 'addr', 'show', 'dev', req.ifname], true);
-    if (res.code !== 0) throw new KdpError('KDP_CNI_FAILED', `Interface name ${req.ifname} not found`);
-    const info = JSON.parse(res.stdout) as { addr_info?: { local: string; prefixlen: number }[]; operstate?: string }[];
-    const have = new Set((info[0]?.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`));
+    const hostVeth = hostVethName(req.containerId, req.ifname);
+    const masqTag = tag('m', attachmentHash(req.containerId, req.ifname));
+    // The four looks are independent: at once, each through an `ip -batch -`/`nft -f -` child the warm server
+    // has waiting (one after the other, with two fresh `ip -j` spawns, CHECK took twice the reference's time).
+    // Their failures are reported in the order a runtime would fix them: pod side, host side, rules, IPAM.
+    const [pod, host, rules, ipamDone] = await Promise.allSettled([
+      ip.startBatchIn(req.netns).finish([`addr show dev ${req.ifname}`], true),
+      ip.batch([`link show dev ${hostVeth}`], true),
+      cfg.ipMasq ? nft.tagged() : Promise.resolve([]),
+      ipam(cfg, 'CHECK', req, lock),
+    ]);
+    if (pod.status === 'rejected') throw pod.reason;
+    if (pod.value.code !== 0) throw new KdpError('KDP_CNI_FAILED', `Interface name ${req.ifname} not found`);
+    const have = new Set(podAddresses(pod.value.stdout));
     for (const want of (prev.ips ?? []).filter((i) => i.interface === idx)) {
       if (!have.has(want.address))
         throw new KdpError('KDP_CNI_FAILED', `address ${want.address} missing on ${req.ifname}`);
     }
-    const hostVeth = hostVethName(req.containerId, req.ifname);
-    const hv = await ip.run(['-j', 'link', 'show', 'dev', hostVeth], true);
-    if (hv.code !== 0) throw new KdpError('KDP_CNI_FAILED', `host veth ${hostVeth} not found`);
-    const master = (JSON.parse(hv.stdout) as { master?: string }[])[0]?.master;
-    if (master !== cfg.bridge)
+    if (host.status === 'rejected') throw host.reason;
+    if (host.value.code !== 0) throw new KdpError('KDP_CNI_FAILED', `host veth ${hostVeth} not found`);
+    if (linkMaster(host.value.stdout) !== cfg.bridge)
       throw new KdpError('KDP_CNI_FAILED', `host veth ${hostVeth} is not attached to ${cfg.bridge}`);
-    if (cfg.ipMasq) {
-      const t = tag('m', attachmentHash(req.containerId, req.ifname));
-      if (!(await nft.tagged()).some((r) => r.tag === t))
-        throw new KdpError('KDP_CNI_FAILED', `masquerade rule ${t} missing`);
-    }
-    await ipam(cfg, 'CHECK', req, lock);
+    if (rules.status === 'rejected') throw rules.reason;
+    if (cfg.ipMasq && !rules.value.some((r) => r.tag === masqTag))
+      throw new KdpError('KDP_CNI_FAILED', `masquerade rule ${masqTag} missing`);
+    if (ipamDone.status === 'rejected') throw ipamDone.reason;
   }
 
   async function gc(req: CniRequest): Promise<void> {
@@ -430,7 +484,7 @@ export function createBridgeVerbs(deps: BridgeDeps): PluginVerbs {
         stale.map((n) => `link del ${n}`),
         true,
       );
-    if (errors.length > 0) throw new KdpError('KDP_CNI_FAILED', `GC: ${errors.map(errorMessage).join('; ')}`);
+    if (errors.length > 0) throw stepsFailed('GC', errors);
   }
 
   async function status(req: CniRequest): Promise<void> {

@@ -4,6 +4,7 @@
 import { isIP } from 'node:net';
 import { KdpError } from '../common/errors.ts';
 import { validAttachments } from '../ipam/host-local.ts';
+import { formatNetwork, parseCidr } from '../ipam/ip.ts';
 import { attachmentHash, enableRouteLocalnetTowards } from '../netlink/links.ts';
 import { NftRunner, comment, defaultNftLock, renderBase, renderPortMaps, tag } from '../netlink/nft.ts';
 import type { WarmContext } from './warm.ts';
@@ -49,8 +50,26 @@ export function portMappings(config: Readonly<Record<string, unknown>>): PortMap
   });
 }
 
-/** The container's addresses in prevResult (those on a sandbox interface, or all when unindexed). */
-export function containerIps(prev: CniResult): string[] {
+/** The networks (canonical CIDRs) of the container's addresses in prevResult (those with a prefix). */
+export function containerNets(prev: CniResult): string[] {
+  const nets = new Set<string>();
+  const ips = containerIps(prev, true);
+  for (const a of ips) {
+    if (!a.includes('/')) continue;
+    try {
+      nets.add(formatNetwork(parseCidr(a)));
+    } catch {
+      throw new KdpError('KDP_CNI_INVALID_CONFIG', `prevResult: ${JSON.stringify(a)} is not an address/prefix`);
+    }
+  }
+  return [...nets];
+}
+
+/**
+ * The container's addresses in prevResult (those on a sandbox interface, or all when unindexed); with
+ * `withPrefix` as written there (address/prefix).
+ */
+export function containerIps(prev: CniResult, withPrefix = false): string[] {
   const bad = (what: string) => new KdpError('KDP_CNI_INVALID_CONFIG', `prevResult: ${what}`);
   const ifs: unknown = prev.interfaces ?? [];
   const ips: unknown = prev.ips ?? [];
@@ -67,7 +86,7 @@ export function containerIps(prev: CniResult): string[] {
     const iface = ip.interface;
     const sandbox =
       typeof iface === 'number' ? (ifs[iface] as { sandbox?: unknown } | null | undefined)?.sandbox : undefined;
-    if (iface === undefined || iface === null || sandbox) out.push(addr);
+    if (iface === undefined || iface === null || sandbox) out.push(withPrefix ? ip.address : addr);
   });
   return out;
 }
@@ -90,7 +109,10 @@ export function createPortmapVerbs(nft: NftRunner): PluginVerbs {
       const snat = req.config.snat ?? true;
       if (typeof snat !== 'boolean') throw new KdpError('KDP_CNI_INVALID_CONFIG', 'snat must be true or false');
       try {
-        await nft.apply([...renderBase(), ...renderPortMaps(t, String(req.config.name), ips, maps, snat)]);
+        await nft.apply([
+          ...renderBase(),
+          ...renderPortMaps(t, String(req.config.name), ips, maps, snat, containerNets(prev)),
+        ]);
         // 127.0.0.1:hostPort: the DNATed packet keeps its 127/8 source, which the kernel routes out of a
         // non-loopback interface only with route_localnet (as the reference portmap sets it)
         if (snat) for (const ip of ips.filter((a) => !a.includes(':'))) enableRouteLocalnetTowards(ip);

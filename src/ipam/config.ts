@@ -4,7 +4,7 @@
 // addresses come from CNI_ARGS IP=, args.cni.ips and runtimeConfig.ips; runtimeConfig.ipRanges replaces ranges.
 import { KdpError } from '../common/errors.ts';
 import type { CniRoute } from '../cnispec/types.ts';
-import { contains, formatIp, lastAddress, network, parseCidr, parseIp } from './ip.ts';
+import { contains, formatIp, formatNetwork, lastAddress, network, parseCidr, parseIp } from './ip.ts';
 import type { Cidr, Family, Ip } from './ip.ts';
 
 export const DEFAULT_DATA_DIR = '/var/lib/cni/networks';
@@ -42,7 +42,9 @@ function obj(v: unknown, key: string): Record<string, unknown> {
 
 function inRange(subnet: Cidr, v: bigint, key: string): bigint {
   if (!contains(subnet, { family: subnet.family, value: v })) {
-    throw invalid(`ipam: ${key} ${formatIp({ family: subnet.family, value: v })} is not in subnet ${subnet.prefix}`);
+    throw invalid(
+      `ipam: ${key} ${formatIp({ family: subnet.family, value: v })} is not in subnet ${formatNetwork(subnet)}`,
+    );
   }
   return v;
 }

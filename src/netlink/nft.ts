@@ -54,7 +54,13 @@ export function renderMasq(
  * hairpin (the pod reaching its own hostPort: after the DNAT source and destination are both the pod, so the
  * reply would never come back through conntrack; masqueraded to the bridge address) and, IPv4 only,
  * 127.0.0.0/8 sources (a node process on 127.0.0.1:hostPort; needs route_localnet on the pod's host
- * interface, set by the plugin). `::1` is never DNATed: IPv6 has no route_localnet.
+ * interface, set by the plugin). `::1` is never DNATed: IPv6 has no route_localnet. And a third, per mapping,
+ * for hostPort traffic from the pod's own subnets (`podNets`: another pod on the same bridge reaching
+ * gateway:hostPort or node:hostPort): without it the pod's reply is bridged straight back to the other pod,
+ * which un-NATs nothing without bridge netfilter (bridge-nf-call-iptables=0, no br_netfilter) and drops it;
+ * masqueraded to the bridge address the reply comes back through the node in both settings (the reference
+ * portmap's hairpin mark for the container's subnet). It matches the hostPort's DNAT only (the original
+ * destination port), so Service traffic DNATed to the same pod keeps its source.
  */
 export function renderPortMaps(
   t: string,
@@ -62,6 +68,7 @@ export function renderPortMaps(
   podIps: readonly string[],
   maps: readonly PortMapping[],
   snat = true,
+  podNets: readonly string[] = [],
 ): string[] {
   const out: string[] = [];
   const c = `comment "${comment(t, network)}"`;
@@ -81,6 +88,16 @@ export function renderPortMaps(
     }
   }
   if (snat && out.length > 0) {
+    for (const m of maps) {
+      for (const ip of podIps) {
+        const f = fam(ip);
+        if (!wild(m.hostIP) && fam(m.hostIP as string) !== f) continue;
+        for (const net of podNets.filter((n) => fam(n) === f))
+          out.push(
+            `add rule inet ${TABLE} postrouting ${f} saddr ${net} ${f} daddr ${ip} ${m.protocol} dport ${m.containerPort} ct original proto-dst ${m.hostPort} ct status dnat masquerade ${c}`,
+          );
+      }
+    }
     for (const ip of podIps) {
       const f = fam(ip);
       out.push(`add rule inet ${TABLE} postrouting ${f} saddr ${ip} ${f} daddr ${ip} ct status dnat masquerade ${c}`);

@@ -1,7 +1,17 @@
 // kdp-bridge config parsing and the pure `ip -batch` builders.
 import t from 'tap';
-import { gatewayLines, hostBatch, loadBridgeConfig, podBatch, podRoutes } from '../../../src/cni/bridge.ts';
-import { containerIps, portMappings } from '../../../src/cni/portmap.ts';
+import {
+  gatewayLines,
+  hostBatch,
+  loadBridgeConfig,
+  podBatch,
+  podRoutes,
+  stepsFailed,
+  podAddresses,
+  linkMaster,
+} from '../../../src/cni/bridge.ts';
+import { KdpError } from '../../../src/common/errors.ts';
+import { containerIps, containerNets, portMappings } from '../../../src/cni/portmap.ts';
 import type { CniRequest } from '../../../src/cnispec/types.ts';
 
 const base = {
@@ -91,4 +101,31 @@ t.test('portmap: mappings and container addresses from prevResult', async (t) =>
     ],
   };
   t.same(containerIps(prev), ['10.0.0.5'], 'only addresses on a sandbox interface');
+  t.same(containerNets(prev), ['10.0.0.0/24'], 'the network of each sandbox address (hostPort hairpin masquerade)');
+  t.throws(() => containerNets({ ips: [{ address: '10.0.0.5/40' }] }), { code: 'KDP_CNI_INVALID_CONFIG' });
+});
+
+t.test('DEL/GC step failures keep their common code', async (t) => {
+  const inv = new KdpError('KDP_CNI_INVALID_CONFIG', 'ipam: no ranges and no subnet');
+  t.match(stepsFailed('DEL', [inv]), { code: 'KDP_CNI_INVALID_CONFIG', message: 'DEL: ipam: no ranges and no subnet' });
+  t.match(stepsFailed('DEL', [inv, new KdpError('KDP_CNI_INVALID_CONFIG', 'x')]), { code: 'KDP_CNI_INVALID_CONFIG' });
+  t.match(stepsFailed('GC', [inv, new Error('nft: boom')]), { code: 'KDP_CNI_FAILED', message: /^GC: .*; nft: boom$/ });
+});
+
+t.test('CHECK reads `ip addr show` and `ip link show` text (from the warm ip -batch children)', async (t) => {
+  const addr = [
+    '3: eth7@if4: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP group default qlen 1000',
+    '    link/ether b6:b5:ef:bc:e4:18 brd ff:ff:ff:ff:ff:ff link-netnsid 0',
+    '    inet 10.1.2.3/24 brd 10.1.2.255 scope global eth7',
+    '       valid_lft forever preferred_lft forever',
+    '    inet6 fd00::5/64 scope global nodad ',
+    '       valid_lft forever preferred_lft forever',
+    '    inet6 fe80::b4b5:efff:febc:e418/64 scope link ',
+  ].join('\n');
+  t.same(podAddresses(addr), ['10.1.2.3/24', 'fd00::5/64', 'fe80::b4b5:efff:febc:e418/64']);
+  t.same(podAddresses(''), []);
+  const link =
+    '4: kdp0000abcd@if3: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue master kdpb9 state UP mode DEFAULT group default qlen 1000\n    link/ether 5e:be:f2:91:5d:30 brd ff:ff:ff:ff:ff:ff link-netns p';
+  t.equal(linkMaster(link), 'kdpb9');
+  t.equal(linkMaster('4: kdp0000abcd@if3: <BROADCAST> mtu 1500 qdisc noop state DOWN mode DEFAULT'), undefined);
 });

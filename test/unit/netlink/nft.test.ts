@@ -55,6 +55,24 @@ t.test('golden rule text', async (t) => {
     ],
     'IPv6: ::1 is never DNATed (no route_localnet), hairpin only',
   );
+  t.same(
+    renderPortMaps(p, 'net', ['10.0.0.5', 'fd00::5'], [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }], true, [
+      '10.0.0.0/24',
+      'fd00::/64',
+    ]).filter((r) => r.includes('proto-dst')),
+    [
+      'add rule inet kdp postrouting ip saddr 10.0.0.0/24 ip daddr 10.0.0.5 tcp dport 80 ct original proto-dst 8080 ct status dnat masquerade comment "kdp-p-0123456789abcdef net"',
+      'add rule inet kdp postrouting ip6 saddr fd00::/64 ip6 daddr fd00::5 tcp dport 80 ct original proto-dst 8080 ct status dnat masquerade comment "kdp-p-0123456789abcdef net"',
+    ],
+    'snat: hostPort traffic from the pod subnets is masqueraded (hairpin without bridge netfilter), per family',
+  );
+  t.same(
+    renderPortMaps(p, 'net', ['10.0.0.5'], [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }], false, [
+      '10.0.0.0/24',
+    ]),
+    dnat4,
+    'snat false: no subnet masquerade either',
+  );
   t.same(renderPortMaps(p, 'net', ['10.0.0.5'], []), [], 'no mappings, no rules');
   t.same(
     renderPortMaps(
