@@ -1,7 +1,6 @@
 // The plugin chain contract (CoreDNS plugin/plugin.go, in TypeScript): a plugin answers a request or
-// hands it to `next`. The order does not follow the Corefile: dns.ts builds each block's chain in a fixed
-// order, as CoreDNS's plugin.cfg does (errors, loop, cache, kubernetes, forward; log and loadbalance are
-// done by the server around the chain).
+// hands it to `next`. The order does not follow the Corefile: dns.ts builds each block's chain in
+// PLUGIN_ORDER (below), CoreDNS's plugin.cfg order; log and loadbalance are plugins in it like the others.
 import type { Edns, Question, RR } from './wire.ts';
 
 export interface DnsRequest {
