@@ -40,7 +40,7 @@ export const ErrorCodes = {
   KDP_UP_FAILED: 'a component started by kdp up exited or did not become ready in time; everything was torn down',
 } as const;
 
-type ErrorCode = keyof typeof ErrorCodes;
+export type ErrorCode = keyof typeof ErrorCodes;
 
 const brand = Symbol.for('kdp.error');
 
