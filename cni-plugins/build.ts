@@ -5,7 +5,7 @@
 // for JS. `kdp cni install` builds with the path of the Node copy it puts next to the plugins. When a
 // `kdp cni serve` listens for this network namespace, the preamble forwards the call to it (src/cni/server.ts).
 import { build } from 'esbuild';
-import { chmodSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { versionJson } from '../src/cnispec/skel.ts';
@@ -82,16 +82,6 @@ export async function buildPlugins(outDir = DIST, nodePath = realpathSync(proces
     out.push(file);
   }
   return out;
-}
-
-/** Whether dist/cni is missing or older than the sources it is built from. */
-export function isBuilt(outDir = DIST): boolean {
-  try {
-    for (const p of PLUGINS) if (!readFileSync(join(outDir, p), 'utf8').includes(NODE_MARK)) return false;
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {

@@ -107,11 +107,6 @@ export function classVerdict(
     : { ours: false, reason: 'no class, no default IngressClass, and --watch-ingress-without-class is off' };
 }
 
-/** Whether the controller should serve this Ingress. */
-export function isOurs(ing: Ingress, classes: readonly IngressClass[], opts: CompileOptions): boolean {
-  return classVerdict(ing, classes, opts).ours;
-}
-
 function slicesByService(slices: Iterable<EndpointSlice>): Map<Key, EndpointSlice[]> {
   const m = new Map<Key, EndpointSlice[]>();
   for (const s of slices) {

@@ -206,10 +206,6 @@ export class LockAgent {
 
   lastError = '';
 
-  get alive(): boolean {
-    return !this.#dead;
-  }
-
   #line(): Promise<string | undefined> {
     return new Promise((resolve) => {
       if (this.#dead) resolve(undefined);

@@ -66,7 +66,6 @@ export interface Plugin {
  * directives in the Corefile does not matter, as in CoreDNS.
  */
 export const PLUGIN_ORDER = ['errors', 'log', 'loadbalance', 'cache', 'kubernetes', 'loop', 'forward'] as const;
-export type ChainPluginName = (typeof PLUGIN_ORDER)[number];
 
 /** `plugins` in PLUGIN_ORDER (a plugin whose name is not listed is an error: it would have no place). */
 export function inPluginOrder<P extends Plugin>(plugins: readonly P[]): P[] {

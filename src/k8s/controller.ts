@@ -344,8 +344,3 @@ export class Controller {
     }
   }
 }
-
-/** Changes of one kind, narrowed. */
-export function changesOf<K extends Kind>(changes: readonly Change[], kind: K): Change<K>[] {
-  return changes.filter((c) => c.kind === kind) as unknown as Change<K>[];
-}

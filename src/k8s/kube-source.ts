@@ -413,8 +413,4 @@ export class KubeSource implements ClusterSource {
   counts(kind: Kind): { lists: number; watches: number; relists: number; errors: number } | undefined {
     return this.#reflectors.get(kind)?.counts;
   }
-
-  list(kind: Kind): ClusterObject[] {
-    return this.#store.list(kind);
-  }
 }

@@ -185,11 +185,6 @@ export class ManifestsSource implements ClusterSource {
     await this.#reloading?.catch(() => {});
   }
 
-  /** The objects currently delivered (for the CLI and tests). */
-  list(kind: Kind): ClusterObject[] {
-    return this.#store.list(kind);
-  }
-
   #schedule(): void {
     if (this.#stopped || this.#debounce) return;
     this.#debounce = setTimeout(() => {

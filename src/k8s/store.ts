@@ -11,7 +11,7 @@ import type { Logger } from '../common/log.ts';
 import { errorMessage } from '../common/errors.ts';
 
 /** Deep equality of plain model values (objects, arrays, primitives), optionally ignoring one meta field. */
-export function sameModel(a: unknown, b: unknown): boolean {
+function sameModel(a: unknown, b: unknown): boolean {
   if (a === b) return true;
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
   if (Array.isArray(a) !== Array.isArray(b)) return false;
@@ -125,11 +125,6 @@ export class Store implements StoreView {
 
   list<K extends Kind>(kind: K): ObjectOf<K>[] {
     return [...this.#objects.get(kind)!.values()] as ObjectOf<K>[];
-  }
-
-  /** How many objects of a kind are held. */
-  count(kind: Kind): number {
-    return this.#objects.get(kind)!.size;
   }
 
   isSynced(kind: Kind): boolean {

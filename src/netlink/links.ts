@@ -154,8 +154,4 @@ export class IpRunner {
   run(args: readonly string[], allowFailure = false): Promise<ExecResult> {
     return this.#exec.run(['ip', ...args], { allowFailure, timeoutMs: IP_TIMEOUT_MS });
   }
-
-  runIn(netns: string, args: readonly string[], allowFailure = false): Promise<ExecResult> {
-    return this.#exec.run([...ipIn(netns), ...args], { allowFailure, timeoutMs: IP_TIMEOUT_MS });
-  }
 }

@@ -51,10 +51,6 @@ export class FakeSource implements ClusterSource {
     else this.#staged.get(kind)!.delete(key);
   }
 
-  get(kind: Kind, key: string): ClusterObject | undefined {
-    return this.#started && this.#store.isSynced(kind) ? this.#store.get(kind, key) : this.#staged.get(kind)!.get(key);
-  }
-
   list(kind: Kind): ClusterObject[] {
     return this.#started && this.#store.isSynced(kind) ? this.#store.list(kind) : [...this.#staged.get(kind)!.values()];
   }
