@@ -1,30 +1,12 @@
 // One consistent read of a cluster-state source: start it, collect every object once synced, stop it.
 // `kdp up` plans the lab from it and `kdp status` renders it.
-import type {
-  Kind,
-  ObjectOf,
-  EndpointSlice,
-  Ingress,
-  IngressClass,
-  Namespace,
-  Node,
-  Pod,
-  Service,
-  TlsSecret,
-} from '../model/types.ts';
+import type { Kind, ObjectOf } from '../model/types.ts';
 import { KINDS, keyOf } from '../model/types.ts';
 import type { ClusterSource } from '../k8s/source.ts';
+import type { ClusterView } from '../model/status.ts';
 
-export interface Snapshot {
-  readonly services: readonly Service[];
-  readonly endpointSlices: readonly EndpointSlice[];
-  readonly pods: readonly Pod[];
-  readonly nodes: readonly Node[];
-  readonly namespaces: readonly Namespace[];
-  readonly ingresses: readonly Ingress[];
-  readonly ingressClasses: readonly IngressClass[];
-  readonly secrets: readonly TlsSecret[];
-}
+/** One consistent read of the cluster: the model's ClusterView (the status interface reads the same shape). */
+export type Snapshot = ClusterView;
 
 export async function takeSnapshot(source: ClusterSource): Promise<Snapshot> {
   // the source's own store is the copy read here; the listener only tells the source to watch every kind
