@@ -14,8 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { Lab } from '../../src/lab/lab.ts';
 import { needsRoot } from '../helpers/gate.ts';
 import { CniDriver } from '../../src/cnispec/runtime.ts';
-import type { Conflist } from '../../src/cnispec/runtime.ts';
-import { freshPlugins, waitFor } from '../../src/cni/testing/fixtures.ts';
+import { freshPlugins, hairpinConflist, waitFor } from '../../src/cni/testing/fixtures.ts';
 import type { CniResult } from '../../src/cnispec/types.ts';
 
 const ECHO = fileURLToPath(new URL('../../src/lab/echo-server.ts', import.meta.url));
@@ -31,22 +30,13 @@ if (needsRoot(t)) {
     const lab = await Lab.create({ nodes: 1 });
     t.teardown(() => lab.destroy());
     const n = lab.nodes[0]!;
-    const list: Conflist = {
-      cniVersion: '1.1.0',
-      name: 'hairpin',
-      plugins: [
-        {
-          type: 'kdp-bridge',
-          bridge: 'kdphp0',
-          isDefaultGateway: true,
-          ipMasq: true,
-          hairpinMode: true,
-          clusterCIDRs: [lab.plan.clusterCidr4, lab.plan.clusterCidr6],
-          ipam: { type: 'kdp-host-local', ranges: [[{ subnet: n.podCidr4 }], [{ subnet: n.podCidr6 }]], dataDir: data },
-        },
-        { type: 'kdp-portmap', capabilities: { portMappings: true } },
-      ],
-    };
+    const list = hairpinConflist(
+      'hairpin',
+      'kdphp0',
+      [n.podCidr4, n.podCidr6],
+      [lab.plan.clusterCidr4, lab.plan.clusterCidr6],
+      data,
+    );
     const d = new CniDriver({ path: [bin], nodeNs: n.ns });
     const nsA = await lab.addNamespace('hairpin-a');
     const maps = { portMappings: [{ hostPort: 31080, containerPort: 8080, protocol: 'tcp' }] };

@@ -13,8 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { Lab } from '../../src/lab/lab.ts';
 import { needsRoot } from '../helpers/gate.ts';
 import { CniDriver } from '../../src/cnispec/runtime.ts';
-import type { Conflist } from '../../src/cnispec/runtime.ts';
-import { freshPlugins, waitFor } from '../../src/cni/testing/fixtures.ts';
+import { freshPlugins, hairpinConflist, waitFor } from '../../src/cni/testing/fixtures.ts';
 import type { CniResult } from '../../src/cnispec/types.ts';
 
 const ECHO = fileURLToPath(new URL('../../src/lab/echo-server.ts', import.meta.url));
@@ -29,22 +28,13 @@ if (needsRoot(t)) {
     const lab = await Lab.create({ nodes: 1 });
     t.teardown(() => lab.destroy());
     const n = lab.nodes[0]!;
-    const list: Conflist = {
-      cniVersion: '1.1.0',
-      name: 'hphp',
-      plugins: [
-        {
-          type: 'kdp-bridge',
-          bridge: 'kdphphp0',
-          isDefaultGateway: true,
-          ipMasq: true,
-          hairpinMode: true,
-          clusterCIDRs: [lab.plan.clusterCidr4, lab.plan.clusterCidr6],
-          ipam: { type: 'kdp-host-local', ranges: [[{ subnet: n.podCidr4 }], [{ subnet: n.podCidr6 }]], dataDir: data },
-        },
-        { type: 'kdp-portmap', capabilities: { portMappings: true } },
-      ],
-    };
+    const list = hairpinConflist(
+      'hphp',
+      'kdphphp0',
+      [n.podCidr4, n.podCidr6],
+      [lab.plan.clusterCidr4, lab.plan.clusterCidr6],
+      data,
+    );
     const d = new CniDriver({ path: [bin], nodeNs: n.ns });
     const [nsA, nsB] = [await lab.addNamespace('hphp-a'), await lab.addNamespace('hphp-b')];
     const attA = { containerID: 'hphp-a', ifname: 'eth0', netns: `/run/netns/${nsA}` };

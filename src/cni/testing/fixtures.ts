@@ -55,6 +55,35 @@ export function bridgeConflist(name: string, subnet: string, bridge: string, dat
   };
 }
 
+/**
+ * kdp-bridge (default gateway, masquerade, hairpin) with dual-stack host-local IPAM over `subnets`, then
+ * kdp-portmap: the chain the hostPort and hairpin e2e tests run.
+ */
+export function hairpinConflist(
+  name: string,
+  bridge: string,
+  subnets: readonly [string, string],
+  clusterCIDRs: readonly string[],
+  dataDir: string,
+): Conflist {
+  return {
+    cniVersion: '1.1.0',
+    name,
+    plugins: [
+      {
+        type: 'kdp-bridge',
+        bridge,
+        isDefaultGateway: true,
+        ipMasq: true,
+        hairpinMode: true,
+        clusterCIDRs: [...clusterCIDRs],
+        ipam: { type: 'kdp-host-local', ranges: [[{ subnet: subnets[0] }], [{ subnet: subnets[1] }]], dataDir },
+      },
+      { type: 'kdp-portmap', capabilities: { portMappings: true } },
+    ],
+  };
+}
+
 /** The reservation files (one per allocated address) of network `net` under `dataDir`. */
 export function reservationFiles(dataDir: string, net: string): string[] {
   try {
