@@ -1,7 +1,8 @@
 // The lab: an isolated cluster made of network namespaces. One underlay namespace holds a bridge (the
-// node network); each node is a namespace plugged into it by a veth pair; pods are namespaces added later
-// (by the CNI plugin). Nothing is ever created in the root namespace: every link is made inside a lab
-// namespace (`ip -n NS link add ... peer ... netns OTHER`), and no lab namespace has a route out of the lab.
+// node network; with `subnets: 2` two bridges, and the underlay namespace routes between them); each node
+// is a namespace plugged into it by a veth pair; pods are namespaces added later (by the CNI plugin).
+// Nothing is ever created in the root namespace: every link is made inside a lab namespace
+// (`ip -n NS link add ... peer ... netns OTHER`), and no lab namespace has a route out of the lab.
 //
 // Cleanup is certain: `destroy()` on the normal path; a synchronous sweep on process exit and on
 // SIGINT/SIGTERM/SIGHUP; and `sweep()` at the start of every run removes what crashed runs left.
@@ -14,11 +15,22 @@ import { defaultExec, runSyncQuiet, spawnChild } from '../common/exec-adapter.ts
 import type { Exec, ExecOptions, ExecResult, Spawned } from '../common/exec-adapter.ts';
 import { silentLogger } from '../common/log.ts';
 import type { Logger } from '../common/log.ts';
-import { NODE_SYSCTLS, leftovers, makeRunId, nodeBatch, nsName, planLab, underlayBatch } from './plan.ts';
+import {
+  NODE_SYSCTLS,
+  leftovers,
+  makeRunId,
+  nodeBatch,
+  nsName,
+  planLab,
+  underlayBatch,
+  underlaySysctls,
+} from './plan.ts';
 import type { LabPlan, NodePlan } from './plan.ts';
 
 interface LabOptions {
   readonly nodes: number;
+  /** underlay segments: 1 (default) or 2, routed by the underlay namespace (see src/lab/plan.ts) */
+  readonly subnets?: 1 | 2;
   readonly exec?: Exec;
   readonly log?: Logger;
   /** sweep leftovers of crashed runs first (default true) */
@@ -159,7 +171,7 @@ export class Lab {
     const exec = opts.exec ?? defaultExec;
     const log = opts.log ?? silentLogger;
     if (opts.sweep !== false) await sweep(exec, log);
-    const plan = planLab(makeRunId(process.pid, randomInt(0x10000)), opts.nodes);
+    const plan = planLab(makeRunId(process.pid, randomInt(0x10000)), opts.nodes, { subnets: opts.subnets ?? 1 });
     const lab = new Lab(plan, exec, log);
     installHandlers(opts.handleSignals !== false);
     live.add(lab);
@@ -169,7 +181,7 @@ export class Lab {
       await lab.destroy();
       throw new KdpError('KDP_LAB_SETUP', `building the lab failed: ${errorMessage(err)}`, { cause: err });
     }
-    log.info({ runId: plan.runId, nodes: plan.nodes.length }, 'lab ready');
+    log.info({ runId: plan.runId, nodes: plan.nodes.length, subnets: plan.subnets.length }, 'lab ready');
     return lab;
   }
 
@@ -182,6 +194,9 @@ export class Lab {
     await this.#exec.run(['ip', '-n', plan.underlayNs, '-batch', '-'], {
       input: underlayBatch(plan).join('\n') + '\n',
     });
+    // two segments: the underlay namespace is their router
+    const routerSysctls = underlaySysctls(plan);
+    if (routerSysctls.length > 0) await this.exec(plan.underlayNs, ['sysctl', '-q', '-w', ...routerSysctls]);
     await Promise.all(
       plan.nodes.map(async (n) => {
         await this.#exec.run(['ip', '-n', n.ns, '-batch', '-'], { input: nodeBatch(plan, n).join('\n') + '\n' });
