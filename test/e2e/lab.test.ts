@@ -62,6 +62,64 @@ if (needsRoot(t)) {
     );
   });
 
+  t.test('two subnets: nodes on different segments reach each other only through the router', async (t) => {
+    const before = await snapshotRootNs();
+    const lab = await Lab.create({ nodes: 3, subnets: 2 });
+    t.teardown(() => lab.destroy());
+    const [a, b, c] = lab.nodes;
+    if (!a || !b || !c) throw new Error('three nodes expected');
+    t.same([a.subnet, b.subnet, c.subnet], [0, 1, 0], 'node-1 and node-3 on segment A, node-2 on B');
+    t.same(
+      (await runNamespaces(lab.plan.runId)).sort(),
+      [a.ns, b.ns, c.ns, lab.underlay].sort(),
+      'no namespace beyond the underlay (the router) and the nodes',
+    );
+
+    // same segment: direct, TTL untouched (64); other segment: through the router, TTL 63
+    const same = await lab.exec(a.ns, ['ping', '-c', '1', '-W', '2', c.ip4]);
+    t.match(same.stdout, /ttl=64/, 'node-1 -> node-3 on the same segment: not routed');
+    const routed = await lab.exec(a.ns, ['ping', '-c', '2', '-i', '0.2', '-W', '2', b.ip4]);
+    t.match(routed.stdout, /2 received/, 'node-1 (A) -> node-2 (B) over IPv4');
+    t.match(routed.stdout, /ttl=63/, 'one hop: routed by the underlay');
+    const routed6 = await lab.exec(b.ns, ['ping', '-6', '-c', '2', '-i', '0.2', '-W', '2', c.ip6]);
+    t.match(routed6.stdout, /2 received/, 'node-2 (B) -> node-3 (A) over IPv6');
+    t.match(routed6.stdout, /ttl=63/, 'IPv6: one hop too (hop limit 63)');
+    const trace = await lab.exec(a.ns, ['ip', 'route', 'get', b.ip4]);
+    t.match(trace.stdout, new RegExp(`via ${a.gateway4.replace(/\./g, '\\.')} dev eth0`), 'via the router');
+    for (const n of [b, c])
+      t.match(
+        (await lab.exec(lab.underlay, ['ping', '-c', '1', '-W', '2', n.ip4])).stdout,
+        /1 received/,
+        `the underlay (the outside client) reaches ${n.name} on segment ${n.subnet} directly`,
+      );
+
+    // a remote node's pod CIDR is not reachable without an overlay: neither the node nor the router has a route
+    for (const dst of ['198.19.2.1', 'fd00:198:19:2::1']) {
+      const r = await lab.exec(a.ns, ['ip', 'route', 'get', dst], { allowFailure: true });
+      t.not(r.code, 0, `node-1 has no route to node-2's pod CIDR (${dst})`);
+      t.match(r.stderr, /unreachable/i);
+    }
+    // and host-gw cannot make one: the remote node is no next hop on node-1's link
+    const hostGw = await lab.exec(a.ns, ['ip', 'route', 'add', '198.19.2.0/24', 'via', b.ip4], { allowFailure: true });
+    t.not(hostGw.code, 0, 'a host-gw route to a node on the other segment is refused by the kernel');
+    t.match(hostGw.stderr, /gateway|unreachable/i, hostGw.stderr.trim());
+    const viaRouter = await lab.exec(lab.underlay, ['ip', 'route', 'get', '198.19.2.1'], { allowFailure: true });
+    t.not(viaRouter.code, 0, 'the router has no route to a pod CIDR either');
+    // and nothing leaves the lab
+    for (const n of [a, b, c]) {
+      const routes = await lab.exec(n.ns, ['ip', 'route', 'show']);
+      t.notMatch(routes.stdout, /default/, `${n.name}: no default route`);
+      const out = await lab.exec(n.ns, ['ip', 'route', 'get', '192.0.2.1'], { allowFailure: true });
+      t.not(out.code, 0, `${n.name}: no route to a non-lab address`);
+    }
+    t.notMatch((await lab.exec(lab.underlay, ['ip', 'route', 'show'])).stdout, /default/, 'router: no default route');
+    t.notMatch((await lab.exec(lab.underlay, ['ip', '-6', 'route', 'show'])).stdout, /default/, 'nor an IPv6 one');
+
+    await lab.destroy();
+    t.same(await runNamespaces(lab.plan.runId), [], 'every namespace removed');
+    t.same(diffSnapshots(before, await snapshotRootNs()), [], 'root namespace byte-identical');
+  });
+
   t.test('a failed build removes what it made', async (t) => {
     // a bad exec in the middle of the build: the first ip -n batch fails
     const exec = {
