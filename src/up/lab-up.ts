@@ -1,7 +1,8 @@
 // `kdp up` as root: the whole data plane on a lab of network namespaces.
-//   lab (underlay + one namespace per Node) -> CNI plugins (kdp-bridge + kdp-host-local + kdp-portmap) give every
-//   Pod a sandbox with the IP its manifest names -> node agent (host-gw routes), service proxy (nftables or
-//   iptables) and ingress controller in every node; cluster DNS in the kube-dns pods; an echo server in the others.
+//   lab (underlay + one namespace per Node; one or two routed subnets) -> CNI plugins (kdp-bridge +
+//   kdp-host-local + kdp-portmap) give every Pod a sandbox with the IP its manifest names -> node agent (host-gw
+//   routes, or --backend vxlan|auto), service proxy (nftables or iptables) and ingress controller in every node;
+//   cluster DNS in the kube-dns pods; an echo server in the others.
 // Every process is a child inside a lab namespace; stop() releases the pods through CNI DEL, then removes the lab.
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
@@ -18,8 +19,8 @@ import type { CniResult } from '../cnispec/types.ts';
 import { renderConflist } from '../node/conflist.ts';
 import { takeSnapshot } from './snapshot.ts';
 import type { Snapshot } from './snapshot.ts';
-import { dnsServiceIp, mapNodes, planPods, podResolvConf, tryCommands } from './plan.ts';
-import type { Skipped, TryCommand, UpPod } from './plan.ts';
+import { dnsServiceIp, mapNodes, nodeAgentBackendArgs, planPods, podMtu, podResolvConf, tryCommands } from './plan.ts';
+import type { Backend, Skipped, TryCommand, UpPod } from './plan.ts';
 
 const MAIN = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
 const ECHO = fileURLToPath(new URL('../lab/echo-server.ts', import.meta.url));
@@ -30,6 +31,10 @@ interface LabUpOptions {
   /** one line per step, for the person watching */
   readonly progress: (line: string) => void;
   readonly proxyMode: 'nftables' | 'iptables' | 'userspace';
+  /** underlay subnets of the lab (default 1); with 2 the manifests' Nodes must follow the 2-subnet plan */
+  readonly subnets?: 1 | 2;
+  /** the node agents' backend (default host-gw, which cannot cross subnets) */
+  readonly backend?: Backend;
   /** the proxies' --min-sync-period (default: theirs, 1s) */
   readonly proxyMinSyncPeriod?: string;
   /**
@@ -121,7 +126,11 @@ export class LabUp {
       `read ${opts.manifestsDir}: ${snapshot.nodes.length} nodes, ${snapshot.pods.length} pods, ${snapshot.services.length} services, ${snapshot.ingresses.length} ingresses`,
     );
     // kdp up handles the signals itself (untilStopped) and stops through stop(): CNI DEL, then the lab
-    const lab = await Lab.create({ nodes: snapshot.nodes.length, log, handleSignals: false });
+    const subnets = opts.subnets ?? 1;
+    const backend = opts.backend ?? 'host-gw';
+    if (subnets === 2 && backend === 'host-gw')
+      throw new KdpError('KDP_USAGE', 'two subnets need an overlay backend (vxlan or auto): host-gw cannot cross them');
+    const lab = await Lab.create({ nodes: snapshot.nodes.length, subnets, log, handleSignals: false });
     let up: LabUp | undefined;
     try {
       const nodeIndex = mapNodes(snapshot.nodes, lab.plan);
@@ -161,6 +170,7 @@ export class LabUp {
     const { buildPlugins } = await import('../../cni-plugins/build.ts');
     await buildPlugins(bin);
     const lists = new Map<string, Conflist>();
+    const mtu = podMtu(this.#opts.backend ?? 'host-gw');
     for (const [name, idx] of nodeIndex) {
       const plan = this.lab.nodes[idx - 1]!;
       const dataDir = join(run, name, 'ipam');
@@ -172,6 +182,7 @@ export class LabUp {
           subnets: [plan.podCidr4],
           clusterCidrs: [this.lab.plan.clusterCidr4],
           dataDir,
+          ...(mtu ? { mtu } : {}),
         }),
       ) as Conflist;
       // the runtime asks for each pod's IP (the one its manifest names): the ips capability
@@ -249,14 +260,27 @@ export class LabUp {
     }
     for (const [name, idx] of this.#nodeIndex) {
       const n = this.lab.node(idx);
-      const agent = this.lab.spawn(n.ns, [node, MAIN, ...log, 'node-agent', '--node', name, ...src]);
-      const others = this.lab.nodes.length - 1;
+      const agent = this.lab.spawn(n.ns, [
+        node,
+        MAIN,
+        ...log,
+        'node-agent',
+        '--node',
+        name,
+        ...src,
+        ...nodeAgentBackendArgs(this.#opts.backend ?? 'host-gw'),
+      ]);
+      // ready: a route to every other node's pod CIDR, whatever the backend made it through
+      const otherCidrs = this.lab.nodes.filter((o) => o.index !== idx).map((o) => o.podCidr4);
       procs.push({
         what: `node agent on ${name}`,
         proc: agent,
-        ready: async () =>
-          (await this.lab.exec(n.ns, ['ip', 'route', 'show', 'proto', '199'])).stdout.trim().split('\n').filter(Boolean)
-            .length >= others,
+        ready: async () => {
+          const dsts = new Set(
+            (await this.lab.exec(n.ns, ['ip', '-4', 'route', 'show'])).stdout.split('\n').map((l) => l.split(' ')[0]),
+          );
+          return otherCidrs.every((c) => dsts.has(c));
+        },
       });
       const proxy = this.lab.spawn(n.ns, [
         node,

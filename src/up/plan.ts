@@ -55,6 +55,32 @@ export function mapNodes(nodes: readonly Node[], lab: LabPlan): Map<string, numb
   return out;
 }
 
+/** How the node agents of `kdp up` reach the other nodes' pods (`kdp up --backend`). */
+export type Backend = 'host-gw' | 'vxlan' | 'auto';
+
+export function isBackend(s: string): s is Backend {
+  return s === 'host-gw' || s === 'vxlan' || s === 'auto';
+}
+
+/** MTU of the lab's underlay links (veth default). */
+export const LAB_LINK_MTU = 1500;
+/** What VXLAN over IPv4 adds to a packet: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
+export const VXLAN_OVERHEAD4 = 50;
+
+/** The pod interface MTU under a backend: the underlay's, less the VXLAN header when pods may cross an overlay. */
+export function podMtu(backend: Backend, underlayMtu = LAB_LINK_MTU): number | undefined {
+  return backend === 'host-gw' ? undefined : underlayMtu - VXLAN_OVERHEAD4;
+}
+
+/**
+ * The flags `kdp up` adds to each `kdp node-agent` for a backend: none for host-gw (the agent's default, so its
+ * argv is what it always was), `--backend B --mtu M` otherwise.
+ */
+export function nodeAgentBackendArgs(backend: Backend, underlayMtu = LAB_LINK_MTU): string[] {
+  const mtu = podMtu(backend, underlayMtu);
+  return mtu === undefined ? [] : ['--backend', backend, '--mtu', String(mtu)];
+}
+
 function roleOf(pod: Pod, i: number): string {
   const r = `${pod.meta.namespace}.${pod.meta.name}`.toLowerCase().replace(/[^a-z0-9.-]/g, '-');
   return r.length <= 36 ? r : `pod-${i}`;

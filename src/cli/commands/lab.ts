@@ -9,6 +9,12 @@ import type { FlagTable } from '../flags.ts';
 
 const UP_FLAGS = {
   nodes: { type: 'string', arg: 'N', default: '2', help: 'node namespaces' },
+  subnets: {
+    type: 'string',
+    arg: 'N',
+    default: '1',
+    help: 'underlay subnets: 1, or 2 routed by the underlay namespace (nodes alternate; host-gw cannot cross them)',
+  },
   ...EXIT_AFTER,
   ...TTL_EXIT_ALIAS,
 } as const satisfies FlagTable;
@@ -18,8 +24,8 @@ const LIST_FLAGS = {
 } as const satisfies FlagTable;
 
 const usage = `Usage:
-  kdp lab up [options]     build a lab (underlay + N node namespaces), print how to use it,
-                           keep it until Ctrl-C (or --exit-after), then remove it
+  kdp lab up [options]     build a lab (underlay + N node namespaces, on one or two routed subnets), print how
+                           to use it, keep it until Ctrl-C (or --exit-after), then remove it
 ${flagHelp(UP_FLAGS, 4)}
   kdp lab list [options]   kdp namespaces on this machine, and whether their run is alive
 ${flagHelp(LIST_FLAGS, 4)}
@@ -30,12 +36,13 @@ async function up(argv: readonly string[], ctx: CommandContext): Promise<number>
   const nodes = Number(values.nodes);
   if (!Number.isInteger(nodes) || nodes < 1)
     throw new KdpError('KDP_USAGE', `--nodes takes a count, got ${values.nodes}`);
+  const subnets = parseSubnets(values.subnets);
   const exitAfter = exitAfterMs(values['exit-after']);
   const end = new AbortController();
   const stopped = untilStopped(undefined, end.signal);
   let lab;
   try {
-    lab = await Lab.create({ nodes, log: ctx.log, handleSignals: false });
+    lab = await Lab.create({ nodes, subnets, log: ctx.log, handleSignals: false });
   } catch (err) {
     end.abort('start-up failed');
     throw err;
@@ -43,12 +50,22 @@ async function up(argv: readonly string[], ctx: CommandContext): Promise<number>
   try {
     const p = lab.plan;
     const rows = p.nodes.map(
-      (n) => `  ${n.name.padEnd(8)} ns ${n.ns.padEnd(28)} ${n.ip4.padEnd(13)} ${n.ip6.padEnd(20)} pods ${n.podCidr4}`,
+      (n) =>
+        `  ${n.name.padEnd(8)} ns ${n.ns.padEnd(28)} ${n.ip4.padEnd(13)} ${n.ip6.padEnd(20)} pods ${n.podCidr4}` +
+        (p.subnets.length > 1 ? `  segment ${p.subnets[n.subnet]?.bridge} via ${n.gateway4}` : ''),
     );
     const [a, b] = p.nodes;
+    const segments =
+      p.subnets.length > 1
+        ? [
+            `  ${p.subnets.length} segments routed by the underlay: ` +
+              p.subnets.map((s) => `${s.bridge} ${s.cidr4} ${s.cidr6} (router ${s.host4})`).join(', '),
+          ]
+        : [];
     ctx.out(
       [
         `lab ${p.runId}: underlay ${p.underlayNs} (bridge ${p.underlayBridge}, host ${p.underlayHost4})`,
+        ...segments,
         ...rows,
         '',
         'Try (as root, in another terminal):',
@@ -71,6 +88,12 @@ async function up(argv: readonly string[], ctx: CommandContext): Promise<number>
     await lab.destroy();
   }
   return 0;
+}
+
+/** --subnets: 1 or 2. */
+export function parseSubnets(v: string): 1 | 2 {
+  if (v === '1' || v === '2') return Number(v) as 1 | 2;
+  throw new KdpError('KDP_USAGE', `--subnets takes 1 or 2, got ${v}`);
 }
 
 async function list(argv: readonly string[], ctx: CommandContext): Promise<number> {

@@ -3,16 +3,37 @@ import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
 import { KdpError } from '../../common/errors.ts';
 import { isRoot } from '../../lab/lab.ts';
+import { isBackend } from '../../up/plan.ts';
+import { parseSubnets } from './lab.ts';
 import { untilStopped } from '../command.ts';
 import type { Command } from '../command.ts';
 import { EXIT_AFTER, TTL_EXIT_ALIAS, exitAfterMs, flagHelp, parseOnlyFlags, warnDeprecated } from '../flags.ts';
 import type { FlagTable } from '../flags.ts';
 
 export const DEFAULT_MANIFESTS = fileURLToPath(new URL('../../../examples/cluster', import.meta.url));
+/** The same cluster with node-2 on the second underlay subnet (what the lab plans with --subnets 2). */
+export const DEFAULT_MANIFESTS_2SUBNETS = fileURLToPath(new URL('../../../examples/cluster-2subnets', import.meta.url));
 
 const FLAGS = {
-  manifests: { type: 'string', arg: 'DIR', default: DEFAULT_MANIFESTS, help: 'cluster state' },
+  manifests: {
+    type: 'string',
+    arg: 'DIR',
+    help: 'cluster state',
+    defaultText: 'examples/cluster; examples/cluster-2subnets with --subnets 2',
+  },
   'proxy-mode': { type: 'string', arg: 'M', default: 'nftables', help: 'nftables or iptables' },
+  subnets: {
+    type: 'string',
+    arg: 'N',
+    default: '1',
+    help: 'underlay subnets of the lab: 1, or 2 routed by the underlay namespace (see kdp lab up)',
+  },
+  backend: {
+    type: 'string',
+    arg: 'B',
+    help: "how the node agents reach other nodes' pods: host-gw (one subnet only), vxlan, or auto (direct on the same subnet, vxlan across)",
+    defaultText: 'host-gw; auto with --subnets 2',
+  },
   ...EXIT_AFTER,
   ...TTL_EXIT_ALIAS,
   'no-check': { type: 'boolean', default: false, help: 'do not run the printed commands once before waiting' },
@@ -40,8 +61,17 @@ export const upCommand: Command = {
     const mode = values['proxy-mode'];
     if (mode !== 'nftables' && mode !== 'iptables')
       throw new KdpError('KDP_USAGE', `--proxy-mode must be nftables or iptables, got ${mode}`);
+    const subnets = parseSubnets(values.subnets);
+    const backend = values.backend ?? (subnets === 2 ? 'auto' : 'host-gw');
+    if (!isBackend(backend))
+      throw new KdpError('KDP_USAGE', `--backend must be host-gw, vxlan or auto, got ${backend}`);
+    if (subnets === 2 && backend === 'host-gw')
+      throw new KdpError(
+        'KDP_USAGE',
+        '--subnets 2 with --backend host-gw cannot work: a host-gw route needs the other node on the same link; use --backend vxlan or auto',
+      );
     const exitAfter = exitAfterMs(values['exit-after']);
-    const manifestsDir = resolve(values.manifests);
+    const manifestsDir = resolve(values.manifests ?? (subnets === 2 ? DEFAULT_MANIFESTS_2SUBNETS : DEFAULT_MANIFESTS));
     const { writeState, removeState, readState, statePath } = await import('../../up/state.ts');
     const other = readState();
     if (other)
@@ -51,12 +81,17 @@ export const upCommand: Command = {
     const end = new AbortController();
     const stopped = untilStopped(undefined, end.signal);
     const root = isRoot();
+    if (!root && (subnets !== 1 || backend !== 'host-gw'))
+      throw new KdpError(
+        'KDP_USAGE',
+        '--subnets and --backend need the lab, that is root (the fallback runs on loopback)',
+      );
     let up;
     try {
       up = root
         ? await (
             await import('../../up/lab-up.ts')
-          ).LabUp.start({ manifestsDir, log: ctx.log, progress, proxyMode: mode })
+          ).LabUp.start({ manifestsDir, log: ctx.log, progress, proxyMode: mode, subnets, backend })
         : await (await import('../../up/local-up.ts')).LocalUp.start({ manifestsDir, log: ctx.log, progress });
     } catch (err) {
       end.abort('start-up failed');

@@ -36,7 +36,19 @@ t.test('usage errors exit 2', async (t) => {
   t.equal(await main(['--log-level', 'loud', 'lab', 'list'], c.out), 2);
   t.equal(await main(['--log-level', 'silent', 'lab', 'frobnicate'], c.out), 2);
   t.equal(await main(['--log-level', 'silent', 'lab', 'up', '--nodes'], c.out), 2);
+  t.equal(await main(['--log-level', 'silent', 'lab', 'up', '--subnets', '3'], c.out), 2);
+  t.equal(await main(['--log-level', 'silent', 'up', '--subnets', '0'], c.out), 2);
+  t.equal(await main(['--log-level', 'silent', 'up', '--backend', 'flannel'], c.out), 2);
   t.equal(c.text(), '', 'nothing on stdout for a usage error');
+});
+
+t.test('kdp up --subnets 2 --backend host-gw refuses before building anything', async (t) => {
+  const { spawnChild } = await import('../../../src/common/exec-adapter.ts');
+  const bin = new URL('../../../bin/kdp', import.meta.url).pathname;
+  const child = spawnChild([bin, '--log-format', 'json', 'up', '--subnets', '2', '--backend', 'host-gw']);
+  t.equal(await child.exited, 2, 'a usage error (KDP_USAGE exits 2)');
+  t.match(child.output(), /host-gw cannot work.*use --backend vxlan or auto/);
+  t.notMatch(child.output(), /lab ready/, 'no lab was built');
 });
 
 t.test('the runtime is the pinned Node 24', async (t) => {

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { ManifestsSource } from '../../../src/k8s/manifests-source.ts';
 import type { Logger } from '../../../src/common/log.ts';
+import { silentLogger } from '../../../src/common/log.ts';
 
 const dir = fileURLToPath(new URL('../../../examples/cluster', import.meta.url));
 
@@ -78,4 +79,36 @@ t.test('examples/cluster', async (t) => {
   const cert = new X509Certificate(secret!.certPem);
   t.match(cert.subjectAltName, /DNS:shop\.example\.test/);
   t.ok(cert.checkPrivateKey(createPrivateKey(secret!.keyPem)), 'the key matches the certificate');
+});
+
+t.test('examples/cluster-2subnets is examples/cluster with node-2 on the second lab subnet', async (t) => {
+  const { readFileSync, readdirSync } = await import('node:fs');
+  const { planLab } = await import('../../../src/lab/plan.ts');
+  const { mapNodes } = await import('../../../src/up/plan.ts');
+  const two = fileURLToPath(new URL('../../../examples/cluster-2subnets', import.meta.url));
+  const yaml = (d: string) => readdirSync(d).filter((f) => f.endsWith('.yaml'));
+  t.same(yaml(two), yaml(dir), 'the same files');
+  for (const f of yaml(dir))
+    t.equal(
+      readFileSync(`${two}/${f}`, 'utf8'),
+      readFileSync(`${dir}/${f}`, 'utf8').replaceAll('198.18.0.12', '198.18.1.12'),
+      `${f}: only node-2's address differs`,
+    );
+  const src = new ManifestsSource({ dir: two, log: silentLogger });
+  await src.start();
+  t.teardown(() => src.stop());
+  const lab2 = planLab('1-0001', 2, { subnets: 2 });
+  t.same(
+    [...mapNodes(src.view.list('Node'), lab2)],
+    [
+      ['node-1', 1],
+      ['node-2', 2],
+    ],
+    'it follows the 2-subnet plan',
+  );
+  t.throws(
+    () => mapNodes(src.view.list('Node'), planLab('1-0001', 2)),
+    { code: 'KDP_UP_MANIFESTS' },
+    'not the 1-subnet one',
+  );
 });

@@ -5,7 +5,16 @@ import { silentLogger } from '../../../src/common/log.ts';
 import { planLab } from '../../../src/lab/plan.ts';
 import { takeSnapshot } from '../../../src/up/snapshot.ts';
 import type { Snapshot } from '../../../src/up/snapshot.ts';
-import { dnsServiceIp, mapNodes, planPods, podResolvConf, tryCommands } from '../../../src/up/plan.ts';
+import {
+  dnsServiceIp,
+  isBackend,
+  mapNodes,
+  nodeAgentBackendArgs,
+  planPods,
+  podMtu,
+  podResolvConf,
+  tryCommands,
+} from '../../../src/up/plan.ts';
 import { localCommands, loopbackFor, rewriteDocs } from '../../../src/up/local-up.ts';
 import type { Node, Pod } from '../../../src/model/types.ts';
 
@@ -170,4 +179,15 @@ t.test('unprivileged fallback: loopback addresses and rewritten pod IPs', async 
       'curl -sS --max-time 5 -H Host: shop.example.test http://127.0.0.1:8080/',
     ],
   );
+});
+
+t.test('--backend: what kdp up passes to each node agent, and the pods MTU', async (t) => {
+  t.same(nodeAgentBackendArgs('host-gw'), [], 'host-gw: the agent argv is what it always was');
+  t.same(nodeAgentBackendArgs('vxlan'), ['--backend', 'vxlan', '--mtu', '1450']);
+  t.same(nodeAgentBackendArgs('auto'), ['--backend', 'auto', '--mtu', '1450']);
+  t.same(nodeAgentBackendArgs('vxlan', 9000), ['--backend', 'vxlan', '--mtu', '8950']);
+  t.equal(podMtu('host-gw'), undefined, "host-gw: the kernel's MTU");
+  t.equal(podMtu('auto'), 1450, 'the lab links (1500) less the VXLAN over IPv4 header (50)');
+  t.ok(isBackend('auto') && isBackend('vxlan') && isBackend('host-gw'));
+  t.notOk(isBackend('flannel') || isBackend('') || isBackend('VXLAN'));
 });
