@@ -120,8 +120,17 @@ t.test('kdp invariants: namespaces, service accounts, images, commands, DNS addr
     for (const rule of role.rules) {
       t.notOk(rule.verbs.includes('*') || rule.resources.includes('*'), `${role.metadata.name}: no wildcards`);
       const writes = rule.verbs.filter((v: string) => !['get', 'list', 'watch'].includes(v));
+      // the only writes: Ingress status (ingress controller), Node annotations (node agent's VTEP, --backend vxlan|auto)
+      const allowed: Record<string, { resources: string[]; verbs: string[] }> = {
+        'kdp-ingress': { resources: ['ingresses/status'], verbs: ['update', 'patch'] },
+        'kdp-node': { resources: ['nodes'], verbs: ['patch'] },
+      };
       if (writes.length)
-        t.same(rule.resources, ['ingresses/status'], `${role.metadata.name}: the only write is Ingress status`);
+        t.same(
+          { resources: rule.resources, verbs: writes },
+          allowed[role.metadata.name],
+          `${role.metadata.name}: writes only ${JSON.stringify(allowed[role.metadata.name])}`,
+        );
       t.notOk(
         rule.resources.includes('secrets') && role.metadata.name !== 'kdp-ingress',
         `${role.metadata.name}: only the ingress reads Secrets`,
