@@ -27,6 +27,7 @@ export const LAYERS = [
       proxy: ['src/proxy'],
       dns: ['src/dns'],
       ingress: ['ingress'],
+      policy: ['src/policy'],
     },
   },
   { name: 'tools', units: { status: ['src/status'], up: ['src/up'] } },

@@ -4,6 +4,19 @@
 // skips the object, so one bad object never stops a watch.
 import { isIPv4, isIPv6 } from 'node:net';
 import type {
+  AdminNetworkPolicy,
+  AdminPodSelector,
+  AdminPolicyPeer,
+  AdminPolicyPort,
+  AdminPolicyRule,
+  BaselineAdminNetworkPolicy,
+  IPBlock,
+  LabelSelector,
+  LabelSelectorRequirement,
+  NetworkPolicy,
+  NetworkPolicyPeer,
+  NetworkPolicyRule,
+  PolicyPort,
   ClusterObject,
   ContainerPort,
   Endpoint,
@@ -695,6 +708,247 @@ export function convertSecret(raw: Raw): Result<TlsSecret> {
   });
 }
 
+// ---------------------------------------------------------------- NetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy
+// The API server's validation (networking/validation.go, the v1alpha1 CRD's schema and CEL rules): an object it
+// would reject is skipped with the reason, so it neither opens nor blocks anything.
+const SELECTOR_OPS = ['In', 'NotIn', 'Exists', 'DoesNotExist'] as const;
+
+function selector(v: unknown, what: string): LabelSelector {
+  const o = obj(v, what);
+  const matchExpressions: LabelSelectorRequirement[] = arr(o.matchExpressions, `${what}.matchExpressions`).map(
+    (re, i) => {
+      const w = `${what}.matchExpressions[${i}]`;
+      const e = obj(re, w);
+      const key = str(e.key, `${w}.key`);
+      if (!key) fail(`${w}.key is required`);
+      const op = str(e.operator, `${w}.operator`) as LabelSelectorRequirement['operator'];
+      if (!SELECTOR_OPS.includes(op))
+        fail(`${w}.operator ${JSON.stringify(op)} is not In, NotIn, Exists or DoesNotExist`);
+      const values = arr(e.values, `${w}.values`).map((x, j) => {
+        if (typeof x === 'number' || typeof x === 'boolean') return String(x);
+        return str(x, `${w}.values[${j}]`) ?? '';
+      });
+      if ((op === 'In' || op === 'NotIn') && values.length === 0) fail(`${w}.values must be non-empty for ${op}`);
+      if ((op === 'Exists' || op === 'DoesNotExist') && values.length > 0) fail(`${w}.values must be empty for ${op}`);
+      return { key, operator: op, values };
+    },
+  );
+  return { matchLabels: strMap(o.matchLabels, `${what}.matchLabels`), matchExpressions };
+}
+
+/** bits of a valid CIDR's address as a bigint, with its prefix length and family width */
+function cidrBits(c: string): { value: bigint; prefix: number; width: number } {
+  const [addr, len] = c.split('/') as [string, string];
+  const width = ipFamilyOf(addr) === 'IPv4' ? 32 : 128;
+  let value = 0n;
+  if (width === 32) for (const o of addr.split('.')) value = (value << 8n) | BigInt(Number(o));
+  else {
+    const [head, tail] = addr.includes('::') ? addr.split('::') : [addr, undefined];
+    const groups = (g: string | undefined): string[] => (g ? g.split(':') : []);
+    const h = groups(head);
+    const t = groups(tail);
+    const all = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+    for (const g of all) value = (value << 16n) | BigInt(parseInt(g, 16));
+  }
+  return { value, prefix: Number(len), width };
+}
+
+function ipBlock(v: unknown, what: string): IPBlock {
+  const b = obj(v, what);
+  const c = cidr(b.cidr, `${what}.cidr`);
+  const outer = cidrBits(c);
+  const except = arr(b.except, `${what}.except`).map((e, i) => {
+    const x = cidr(e, `${what}.except[${i}]`);
+    const inner = cidrBits(x);
+    const shift = BigInt(outer.width - outer.prefix);
+    // strictly inside: same family, longer prefix, same leading bits (the API server's rule)
+    if (inner.width !== outer.width || inner.prefix <= outer.prefix || inner.value >> shift !== outer.value >> shift)
+      fail(`${what}.except[${i}] ${x} is not strictly within ${c}`);
+    return x;
+  });
+  return { cidr: c, except };
+}
+
+function policyPort(v: unknown, what: string): PolicyPort {
+  const p = obj(v, what);
+  const proto = protocol(p.protocol, `${what}.protocol`);
+  let port: number | string | undefined;
+  if (typeof p.port === 'string' && !/^\d+$/.test(p.port)) port = svcName(p.port, `${what}.port`);
+  else if (p.port !== undefined && p.port !== null) port = port_(Number(p.port), `${what}.port`);
+  const endPort = p.endPort === undefined || p.endPort === null ? undefined : port_(p.endPort, `${what}.endPort`);
+  if (endPort !== undefined) {
+    if (typeof port !== 'number') fail(`${what}.endPort needs a numeric port`);
+    if (endPort < port) fail(`${what}.endPort ${endPort} is below port ${port}`);
+  }
+  return { protocol: proto, ...(port !== undefined ? { port } : {}), ...(endPort !== undefined ? { endPort } : {}) };
+}
+const port_ = port;
+
+function policyPeer(v: unknown, what: string): NetworkPolicyPeer {
+  const p = obj(v, what);
+  const has = (k: string): boolean => p[k] !== undefined && p[k] !== null;
+  if (has('ipBlock')) {
+    if (has('podSelector') || has('namespaceSelector'))
+      fail(`${what}: ipBlock cannot be combined with podSelector or namespaceSelector`);
+    return { ipBlock: ipBlock(p.ipBlock, `${what}.ipBlock`) };
+  }
+  if (!has('podSelector') && !has('namespaceSelector')) fail(`${what} needs podSelector, namespaceSelector or ipBlock`);
+  return {
+    ...(has('podSelector') ? { podSelector: selector(p.podSelector, `${what}.podSelector`) } : {}),
+    ...(has('namespaceSelector')
+      ? { namespaceSelector: selector(p.namespaceSelector, `${what}.namespaceSelector`) }
+      : {}),
+  };
+}
+
+function policyRule(v: unknown, what: string, peersField: 'from' | 'to'): NetworkPolicyRule {
+  const r = obj(v, what);
+  return {
+    peers: arr(r[peersField], `${what}.${peersField}`).map((x, i) => policyPeer(x, `${what}.${peersField}[${i}]`)),
+    ports: arr(r.ports, `${what}.ports`).map((x, i) => policyPort(x, `${what}.ports[${i}]`)),
+  };
+}
+
+export function convertNetworkPolicy(raw: Raw): Result<NetworkPolicy> {
+  return guard(() => {
+    const m = meta(raw, true);
+    const spec = obj(raw.spec, 'spec');
+    const ingress = arr(spec.ingress, 'spec.ingress').map((r, i) => policyRule(r, `spec.ingress[${i}]`, 'from'));
+    const egress = arr(spec.egress, 'spec.egress').map((r, i) => policyRule(r, `spec.egress[${i}]`, 'to'));
+    let policyTypes = arr(spec.policyTypes, 'spec.policyTypes').map((t, i) => {
+      if (t !== 'Ingress' && t !== 'Egress')
+        fail(`spec.policyTypes[${i}] ${JSON.stringify(t)} is not Ingress or Egress`);
+      return t as 'Ingress' | 'Egress';
+    });
+    // the API's default: Ingress always, Egress when the policy has egress rules
+    if (policyTypes.length === 0) policyTypes = egress.length > 0 ? ['Ingress', 'Egress'] : ['Ingress'];
+    return {
+      kind: 'NetworkPolicy',
+      meta: m,
+      podSelector: selector(spec.podSelector, 'spec.podSelector'),
+      policyTypes: [...new Set(policyTypes)],
+      ingress,
+      egress,
+    };
+  });
+}
+
+function adminPods(v: unknown, what: string): AdminPodSelector {
+  const p = obj(v, what);
+  return {
+    namespaceSelector: selector(p.namespaceSelector, `${what}.namespaceSelector`),
+    podSelector: selector(p.podSelector, `${what}.podSelector`),
+  };
+}
+
+/** `namespaces: selector` or `pods: {namespaceSelector, podSelector}` (exactly one) */
+function adminSubject(v: unknown, what: string): AdminPodSelector {
+  const s = obj(v, what);
+  const ns = s.namespaces !== undefined && s.namespaces !== null;
+  const pods = s.pods !== undefined && s.pods !== null;
+  if (ns === pods) fail(`${what} needs exactly one of namespaces or pods`);
+  return ns ? { namespaceSelector: selector(s.namespaces, `${what}.namespaces`) } : adminPods(s.pods, `${what}.pods`);
+}
+
+function adminPeer(v: unknown, what: string, dir: 'ingress' | 'egress'): AdminPolicyPeer {
+  const p = obj(v, what);
+  const set = ['namespaces', 'pods', 'nodes', 'networks'].filter((k) => p[k] !== undefined && p[k] !== null);
+  if (set.length !== 1)
+    fail(`${what} needs exactly one of namespaces, pods${dir === 'egress' ? ', nodes, networks' : ''}`);
+  const k = set[0]!;
+  if (dir === 'ingress' && (k === 'nodes' || k === 'networks')) fail(`${what}.${k} is only allowed in egress rules`);
+  if (k === 'namespaces') return { pods: { namespaceSelector: selector(p.namespaces, `${what}.namespaces`) } };
+  if (k === 'pods') return { pods: adminPods(p.pods, `${what}.pods`) };
+  if (k === 'nodes') return { nodes: selector(p.nodes, `${what}.nodes`) };
+  const nets = arr(p.networks, `${what}.networks`);
+  if (nets.length < 1 || nets.length > 25) fail(`${what}.networks must hold 1-25 CIDRs`);
+  return { networks: nets.map((c, i) => cidr(c, `${what}.networks[${i}]`)) };
+}
+
+function adminPort(v: unknown, what: string): AdminPolicyPort {
+  const p = obj(v, what);
+  const set = ['portNumber', 'namedPort', 'portRange'].filter((k) => p[k] !== undefined && p[k] !== null);
+  if (set.length !== 1) fail(`${what} needs exactly one of portNumber, namedPort, portRange`);
+  if (set[0] === 'namedPort') {
+    const name = svcName(p.namedPort, `${what}.namedPort`);
+    if (!name) fail(`${what}.namedPort is empty`);
+    return { port: name };
+  }
+  if (set[0] === 'portNumber') {
+    const n = obj(p.portNumber, `${what}.portNumber`);
+    return {
+      protocol: protocol(n.protocol, `${what}.portNumber.protocol`),
+      port: port(n.port, `${what}.portNumber.port`),
+    };
+  }
+  const r = obj(p.portRange, `${what}.portRange`);
+  const start = port(r.start, `${what}.portRange.start`);
+  const end = port(r.end, `${what}.portRange.end`);
+  if (start >= end) fail(`${what}.portRange: start ${start} must be less than end ${end}`);
+  return { protocol: protocol(r.protocol, `${what}.portRange.protocol`), port: start, endPort: end };
+}
+
+function adminRules(v: unknown, what: string, dir: 'ingress' | 'egress', baseline: boolean): AdminPolicyRule[] {
+  const rules = arr(v, what);
+  if (rules.length > 100) fail(`${what} holds more than 100 rules`);
+  const peersField = dir === 'ingress' ? 'from' : 'to';
+  return rules.map((rr, i) => {
+    const w = `${what}[${i}]`;
+    const r = obj(rr, w);
+    const name = str(r.name, `${w}.name`) ?? '';
+    if (name.length > 100) fail(`${w}.name is longer than 100 characters`);
+    const action = str(r.action, `${w}.action`);
+    const actions = baseline ? ['Allow', 'Deny'] : ['Allow', 'Deny', 'Pass'];
+    if (!action || !actions.includes(action))
+      fail(`${w}.action ${JSON.stringify(action)} is not ${actions.join(', ')}`);
+    const peers = arr(r[peersField], `${w}.${peersField}`);
+    if (peers.length < 1 || peers.length > 100) fail(`${w}.${peersField} must hold 1-100 peers`);
+    const hasPorts = r.ports !== undefined && r.ports !== null;
+    const ports = hasPorts ? arr(r.ports, `${w}.ports`).map((x, j) => adminPort(x, `${w}.ports[${j}]`)) : undefined;
+    if (ports !== undefined && (ports.length < 1 || ports.length > 100)) fail(`${w}.ports must hold 1-100 ports`);
+    return {
+      name: name || `${dir}[${i}]`,
+      action: action as AdminPolicyRule['action'],
+      peers: peers.map((x, j) => adminPeer(x, `${w}.${peersField}[${j}]`, dir)),
+      ...(ports !== undefined ? { ports } : {}),
+    };
+  });
+}
+
+export function convertAdminNetworkPolicy(raw: Raw): Result<AdminNetworkPolicy> {
+  return guard(() => {
+    const m = meta(raw, false);
+    const spec = obj(raw.spec, 'spec');
+    const priority = int(spec.priority, 'spec.priority');
+    if (priority === undefined) fail('spec.priority is required');
+    if (priority < 0 || priority > 1000) fail(`spec.priority ${priority} is out of range 0-1000`);
+    return {
+      kind: 'AdminNetworkPolicy',
+      meta: m,
+      priority,
+      subject: adminSubject(spec.subject, 'spec.subject'),
+      ingress: adminRules(spec.ingress, 'spec.ingress', 'ingress', false),
+      egress: adminRules(spec.egress, 'spec.egress', 'egress', false),
+    };
+  });
+}
+
+export function convertBaselineAdminNetworkPolicy(raw: Raw): Result<BaselineAdminNetworkPolicy> {
+  return guard(() => {
+    const m = meta(raw, false);
+    if (m.name !== 'default')
+      fail(`metadata.name ${JSON.stringify(m.name)}: the BaselineAdminNetworkPolicy must be named default`);
+    const spec = obj(raw.spec, 'spec');
+    return {
+      kind: 'BaselineAdminNetworkPolicy',
+      meta: m,
+      subject: adminSubject(spec.subject, 'spec.subject'),
+      ingress: adminRules(spec.ingress, 'spec.ingress', 'ingress', true),
+      egress: adminRules(spec.egress, 'spec.egress', 'egress', true),
+    };
+  });
+}
+
 // ---------------------------------------------------------------- by kind
 const CONVERTERS: { readonly [K in Kind]: (raw: Raw) => Result<Extract<ClusterObject, { kind: K }>> } = {
   Service: convertService,
@@ -705,6 +959,9 @@ const CONVERTERS: { readonly [K in Kind]: (raw: Raw) => Result<Extract<ClusterOb
   Ingress: convertIngress,
   IngressClass: convertIngressClass,
   Secret: convertSecret,
+  NetworkPolicy: convertNetworkPolicy,
+  AdminNetworkPolicy: convertAdminNetworkPolicy,
+  BaselineAdminNetworkPolicy: convertBaselineAdminNetworkPolicy,
 };
 
 /** Converts an object of a known kind (the caller decides the kind: from the watch path or `kind:`). */
@@ -723,6 +980,9 @@ const API_VERSIONS: Readonly<Record<Kind | 'Endpoints', readonly string[]>> = {
   Ingress: ['networking.k8s.io/v1'],
   IngressClass: ['networking.k8s.io/v1'],
   Secret: ['v1'],
+  NetworkPolicy: ['networking.k8s.io/v1'],
+  AdminNetworkPolicy: ['policy.networking.k8s.io/v1alpha1'],
+  BaselineAdminNetworkPolicy: ['policy.networking.k8s.io/v1alpha1'],
 };
 
 /**

@@ -27,6 +27,8 @@ interface KindApi {
   readonly namespaced: boolean;
   /** server-side filter: only TLS Secrets are ever listed or watched */
   readonly fieldSelector?: string;
+  /** a CRD that may not be installed: a 404 lists as empty (synced) and the list is retried later */
+  readonly optional?: boolean;
 }
 
 const KIND_API: Readonly<Record<Kind, KindApi>> = {
@@ -38,6 +40,17 @@ const KIND_API: Readonly<Record<Kind, KindApi>> = {
   Ingress: { path: '/apis/networking.k8s.io/v1/ingresses', namespaced: true },
   IngressClass: { path: '/apis/networking.k8s.io/v1/ingressclasses', namespaced: false },
   Secret: { path: '/api/v1/secrets', namespaced: true, fieldSelector: `type=${TLS_SECRET_TYPE}` },
+  NetworkPolicy: { path: '/apis/networking.k8s.io/v1/networkpolicies', namespaced: true },
+  AdminNetworkPolicy: {
+    path: '/apis/policy.networking.k8s.io/v1alpha1/adminnetworkpolicies',
+    namespaced: false,
+    optional: true,
+  },
+  BaselineAdminNetworkPolicy: {
+    path: '/apis/policy.networking.k8s.io/v1alpha1/baselineadminnetworkpolicies',
+    namespaced: false,
+    optional: true,
+  },
 };
 
 const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
@@ -207,6 +220,14 @@ class Reflector {
           this.counts.relists++;
           this.#log.info({ rv: this.#rv, err: errorMessage(err) }, '410 Gone; relisting');
           needList = true;
+          continue;
+        }
+        if (this.#api.optional && needList && (err as { statusCode?: number }).statusCode === 404) {
+          // the CRD is not installed: nothing of this kind exists; look again later
+          this.#store.replace(this.#kind, []);
+          this.#resolveSynced();
+          this.#log.info({ path: this.#api.path }, `${this.#kind} is not served (no CRD); treated as none`);
+          await sleep(this.#backoff.delay(), this.#signal);
           continue;
         }
         this.counts.errors++;

@@ -2,7 +2,19 @@
 // `status(input: StatusInput)` function in its own folder's status.ts (src/proxy/status.ts, src/dns/status.ts,
 // ingress/status.ts), so the status report never reaches into a component's compilers or renderers.
 // Plain data; imports only the model types.
-import type { EndpointSlice, Ingress, IngressClass, Namespace, Node, Pod, Service, TlsSecret } from './types.ts';
+import type {
+  AdminNetworkPolicy,
+  BaselineAdminNetworkPolicy,
+  EndpointSlice,
+  Ingress,
+  IngressClass,
+  Namespace,
+  NetworkPolicy,
+  Node,
+  Pod,
+  Service,
+  TlsSecret,
+} from './types.ts';
 
 /** One consistent read of the cluster (the snapshot of src/up/snapshot.ts has this shape). */
 export interface ClusterView {
@@ -14,6 +26,9 @@ export interface ClusterView {
   readonly ingresses: readonly Ingress[];
   readonly ingressClasses: readonly IngressClass[];
   readonly secrets: readonly TlsSecret[];
+  readonly networkPolicies: readonly NetworkPolicy[];
+  readonly adminNetworkPolicies: readonly AdminNetworkPolicy[];
+  readonly baselineAdminNetworkPolicies: readonly BaselineAdminNetworkPolicy[];
 }
 
 /** What `kdp status` hands every component. */

@@ -204,7 +204,102 @@ export interface TlsSecret {
   readonly keyPem: string;
 }
 
-export type ClusterObject = Service | EndpointSlice | Pod | Node | Namespace | Ingress | IngressClass | TlsSecret;
+// ---------------------------------------------------------------- NetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy
+// networking.k8s.io/v1 NetworkPolicy and policy.networking.k8s.io/v1alpha1 (B)ANP, defaults applied (policyTypes,
+// protocol TCP). Semantics and their compiler: src/policy, docs/policy.md.
+export interface LabelSelectorRequirement {
+  readonly key: string;
+  readonly operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+  readonly values: readonly string[];
+}
+/** matchLabels AND matchExpressions; both empty selects everything */
+export interface LabelSelector {
+  readonly matchLabels: Readonly<Record<string, string>>;
+  readonly matchExpressions: readonly LabelSelectorRequirement[];
+}
+export interface IPBlock {
+  readonly cidr: string;
+  readonly except: readonly string[];
+}
+/** port undefined: every port of the protocol; a string names a container port (per destination pod) */
+export interface PolicyPort {
+  readonly protocol: Protocol;
+  readonly port?: number | string;
+  /** a range port..endPort (port is a number) */
+  readonly endPort?: number;
+}
+/** podSelector and/or namespaceSelector (both: AND; only podSelector: the policy's namespace), or ipBlock */
+export interface NetworkPolicyPeer {
+  readonly podSelector?: LabelSelector;
+  readonly namespaceSelector?: LabelSelector;
+  readonly ipBlock?: IPBlock;
+}
+/** one ingress (from) or egress (to) rule; empty peers: every peer; empty ports: every port */
+export interface NetworkPolicyRule {
+  readonly peers: readonly NetworkPolicyPeer[];
+  readonly ports: readonly PolicyPort[];
+}
+export interface NetworkPolicy {
+  readonly kind: 'NetworkPolicy';
+  readonly meta: ObjectMeta;
+  readonly podSelector: LabelSelector;
+  /** defaulted: Ingress always, Egress when egress rules exist */
+  readonly policyTypes: readonly ('Ingress' | 'Egress')[];
+  readonly ingress: readonly NetworkPolicyRule[];
+  readonly egress: readonly NetworkPolicyRule[];
+}
+/** subject or pod peer of an admin policy: pods (podSelector, undefined = all) in the selected namespaces */
+export interface AdminPodSelector {
+  readonly namespaceSelector: LabelSelector;
+  readonly podSelector?: LabelSelector;
+}
+/** exactly one of: pods (namespaces or pods), nodes (egress), networks (egress, CIDRs) */
+export interface AdminPolicyPeer {
+  readonly pods?: AdminPodSelector;
+  readonly nodes?: LabelSelector;
+  readonly networks?: readonly string[];
+}
+/** ANP ports: portNumber / portRange ({protocol, port, endPort}) or namedPort ({protocol: undefined, port: name}) */
+export type AdminPolicyPort =
+  PolicyPort | { readonly protocol?: undefined; readonly port: string; readonly endPort?: undefined };
+export interface AdminPolicyRule {
+  readonly name: string;
+  /** BANP rules are Allow or Deny */
+  readonly action: 'Allow' | 'Deny' | 'Pass';
+  readonly peers: readonly AdminPolicyPeer[];
+  /** undefined: every port and protocol */
+  readonly ports?: readonly AdminPolicyPort[];
+}
+export interface AdminNetworkPolicy {
+  readonly kind: 'AdminNetworkPolicy';
+  readonly meta: ObjectMeta;
+  /** 0-1000, lower first */
+  readonly priority: number;
+  readonly subject: AdminPodSelector;
+  readonly ingress: readonly AdminPolicyRule[];
+  readonly egress: readonly AdminPolicyRule[];
+}
+/** the singleton named "default" */
+export interface BaselineAdminNetworkPolicy {
+  readonly kind: 'BaselineAdminNetworkPolicy';
+  readonly meta: ObjectMeta;
+  readonly subject: AdminPodSelector;
+  readonly ingress: readonly AdminPolicyRule[];
+  readonly egress: readonly AdminPolicyRule[];
+}
+
+export type ClusterObject =
+  | Service
+  | EndpointSlice
+  | Pod
+  | Node
+  | Namespace
+  | Ingress
+  | IngressClass
+  | TlsSecret
+  | NetworkPolicy
+  | AdminNetworkPolicy
+  | BaselineAdminNetworkPolicy;
 export type Kind = ClusterObject['kind'];
 export const KINDS: readonly Kind[] = [
   'Service',
@@ -215,6 +310,9 @@ export const KINDS: readonly Kind[] = [
   'Ingress',
   'IngressClass',
   'Secret',
+  'NetworkPolicy',
+  'AdminNetworkPolicy',
+  'BaselineAdminNetworkPolicy',
 ];
 
 /** The model type of a kind: ObjectOf<'Service'> is Service. */

@@ -31,6 +31,9 @@ export async function takeSnapshot(source: ClusterSource): Promise<Snapshot> {
     ingresses: list('Ingress'),
     ingressClasses: list('IngressClass'),
     secrets: list('Secret'),
+    networkPolicies: list('NetworkPolicy'),
+    adminNetworkPolicies: list('AdminNetworkPolicy'),
+    baselineAdminNetworkPolicies: list('BaselineAdminNetworkPolicy'),
   };
   await source.stop();
   return snap;

@@ -95,6 +95,33 @@ export const RESOURCES: readonly ResourceDef[] = [
     version: 'v1',
     namespaced: false,
   },
+  {
+    kind: 'NetworkPolicy',
+    plural: 'networkpolicies',
+    singular: 'networkpolicy',
+    group: 'networking.k8s.io',
+    version: 'v1',
+    namespaced: true,
+    shortNames: ['netpol'],
+  },
+  {
+    kind: 'AdminNetworkPolicy',
+    plural: 'adminnetworkpolicies',
+    singular: 'adminnetworkpolicy',
+    group: 'policy.networking.k8s.io',
+    version: 'v1alpha1',
+    namespaced: false,
+    shortNames: ['anp'],
+  },
+  {
+    kind: 'BaselineAdminNetworkPolicy',
+    plural: 'baselineadminnetworkpolicies',
+    singular: 'baselineadminnetworkpolicy',
+    group: 'policy.networking.k8s.io',
+    version: 'v1alpha1',
+    namespaced: false,
+    shortNames: ['banp'],
+  },
 ];
 
 const apiVersionOf = (r: ResourceDef): string => (r.group ? `${r.group}/${r.version}` : r.version);

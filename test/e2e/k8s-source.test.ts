@@ -192,6 +192,34 @@ function makeObject(kind: Kind, name: string, ns: string, v: number, invalid = f
         type: v % 5 === 0 ? 'Opaque' : 'kubernetes.io/tls',
         data: { 'tls.crt': CRT, 'tls.key': KEY },
       };
+    case 'NetworkPolicy':
+      return {
+        metadata: md,
+        spec: {
+          podSelector: { matchLabels: { app: name } },
+          ingress: [
+            { from: [{ ipBlock: { cidr: '10.0.0.0/16', except: [invalid ? '10.1.0.0/24' : '10.0.1.0/24'] } }] },
+          ],
+        },
+      };
+    case 'AdminNetworkPolicy':
+      return {
+        metadata: md,
+        spec: {
+          priority: invalid ? 1001 : v % 1000,
+          subject: { namespaces: {} },
+          egress: [{ name: 'deny', action: 'Deny', to: [{ networks: ['198.19.0.0/16'] }] }],
+        },
+      };
+    case 'BaselineAdminNetworkPolicy':
+      // only the one named "default" is valid
+      return {
+        metadata: md,
+        spec: {
+          subject: { namespaces: {} },
+          ingress: [{ action: invalid ? 'Pass' : 'Deny', from: [{ namespaces: {} }] }],
+        },
+      };
   }
 }
 
