@@ -37,6 +37,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./commands/status.ts')).statusCommand,
   },
   {
+    name: 'explain',
+    summary: 'the path of one connection: service DNAT, then the policy rule that allows or denies it',
+    load: async () => (await import('./commands/explain.ts')).explainCommand,
+  },
+  {
     name: 'proxy',
     summary: 'run the service proxy (nftables, iptables or userspace) for Services and EndpointSlices',
     load: async () => (await import('./commands/proxy.ts')).proxyCommand,

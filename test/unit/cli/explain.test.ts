@@ -1,0 +1,103 @@
+// `kdp explain`: service DNAT (ClusterIP, NodePort with masquerade), then per endpoint the policy steps; pure and
+// through the CLI on a manifests directory.
+import t from 'tap';
+import { fileURLToPath } from 'node:url';
+import { ManifestsSource } from '../../../src/k8s/manifests-source.ts';
+import { silentLogger } from '../../../src/common/log.ts';
+import { takeSnapshot } from '../../../src/up/snapshot.ts';
+import { explainConnection, parsePortProto, renderExplanation } from '../../../src/cli/commands/explain.ts';
+import { main } from '../../../src/cli/main.ts';
+import { isKdpError } from '../../../src/common/errors.ts';
+
+const FIXTURE = fileURLToPath(new URL('../../fixtures/policy-cluster', import.meta.url));
+const view = await takeSnapshot(new ManifestsSource({ dir: FIXTURE, log: silentLogger }));
+
+t.test('the manifests convert: policies are part of the snapshot', async (t) => {
+  t.equal(view.networkPolicies.length, 1);
+  t.equal(view.adminNetworkPolicies.length, 1);
+});
+
+t.test('ClusterIP: DNAT to both endpoints; x/b is allowed to x/a by NetworkPolicy, x/c is open', async (t) => {
+  const e = explainConnection(view, { src: 'x/b', dst: '10.96.0.20', port: 80, proto: 'TCP' });
+  t.match(e.service, { key: 'x/web', via: 'ClusterIP', masqueraded: false });
+  t.same(
+    e.paths.map((p) => [p.ip, p.port, p.pod, p.verdict]),
+    [
+      ['198.19.1.10', 8080, 'x/a', 'allow'],
+      ['198.19.2.12', 8080, 'x/c', 'allow'],
+    ],
+  );
+  t.match(e.paths[0]!.ingress, [
+    { tier: 'NetworkPolicy', policy: 'x/web-from-x', rule: 'ingress[0]', outcome: 'allow' },
+  ]);
+  t.match(e.paths[1]!.ingress, [{ tier: 'Default', outcome: 'allow' }]);
+  t.equal(e.verdict, 'allow');
+});
+
+t.test('from namespace y: one endpoint denies, the verdict is partial', async (t) => {
+  const e = explainConnection(view, { src: '198.19.2.10', dst: '10.96.0.20', port: 80, proto: 'TCP' });
+  t.equal(e.src.pod, 'y/a');
+  t.same(
+    e.paths.map((p) => p.verdict),
+    ['deny', 'allow'],
+  );
+  t.match(e.paths[0]!.ingress, [{ tier: 'NetworkPolicy', policy: 'x/web-from-x', outcome: 'deny' }]);
+  t.equal(e.verdict, 'partial');
+  const text = renderExplanation(e);
+  t.match(text, 'service x/web port http (ClusterIP): DNAT to 2 endpoints');
+  t.match(text, 'endpoint 198.19.1.10:8080 (x/a): deny');
+  t.match(text, 'ingress x/a: DENY NetworkPolicy x/web-from-x');
+  t.match(text, 'verdict: partial');
+});
+
+t.test(
+  'NodePort (Cluster policy): masqueraded, the endpoint sees the node address, so x/a denies even x/b',
+  async (t) => {
+    const e = explainConnection(view, { src: 'x/b', dst: '198.18.0.12', port: 30080, proto: 'TCP' });
+    t.match(e.service, { via: 'NodePort', masqueraded: true });
+    t.equal(e.paths[0]!.seenSource, '198.18.0.12');
+    t.equal(e.paths[0]!.verdict, 'deny');
+  },
+);
+
+t.test('no service: a direct path; AdminNetworkPolicy Deny at egress', async (t) => {
+  const e = explainConnection(view, { src: 'y/a', dst: '203.0.113.7', port: 443, proto: 'TCP' });
+  t.equal(e.service, undefined);
+  t.match(e.paths[0]!.egress, [
+    { tier: 'AdminNetworkPolicy', policy: 'no-docs-net', rule: 'deny-docs', outcome: 'deny' },
+  ]);
+  t.same(e.paths[0]!.ingress, [], 'an address outside the cluster has no ingress check');
+  t.equal(e.verdict, 'deny');
+  const udp = explainConnection(view, { src: 'x/b', dst: 'x/a', port: 8080, proto: 'UDP' });
+  t.equal(udp.verdict, 'deny', 'the named port http is TCP');
+});
+
+t.test('bad input: clear usage errors', async (t) => {
+  t.throws(() => parsePortProto('80/icmp'), /bad PORT\/PROTO/);
+  t.throws(() => parsePortProto('0'), /bad PORT\/PROTO/);
+  t.same(parsePortProto('53/UDP'), { port: 53, proto: 'UDP' });
+  try {
+    explainConnection(view, { src: 'x/nope', dst: '10.96.0.20', port: 80, proto: 'TCP' });
+    t.fail('an unknown pod must be rejected');
+  } catch (err) {
+    t.ok(isKdpError(err, 'KDP_USAGE'));
+  }
+});
+
+t.test('kdp explain through the CLI on a manifests directory', async (t) => {
+  let out = '';
+  const code = await main(
+    ['--log-level', 'silent', 'explain', 'x/b', '10.96.0.20', '80/tcp', '--manifests', FIXTURE],
+    (s) => void (out += s),
+  );
+  t.equal(code, 0, 'allowed on every path: exit 0');
+  t.match(out, 'egress  x/b: ALLOW Default');
+  t.match(out, 'ingress x/a: ALLOW NetworkPolicy x/web-from-x rule ingress[0]');
+  let json = '';
+  const denied = await main(
+    ['--log-level', 'silent', 'explain', 'y/a', '203.0.113.7', '443', '--manifests', FIXTURE, '--json'],
+    (s) => void (json += s),
+  );
+  t.equal(denied, 1, 'denied: exit 1');
+  t.equal(JSON.parse(json).verdict, 'deny');
+});
