@@ -89,12 +89,17 @@ export function explainConnection(view: ClusterView, q: ExplainQuery): Explanati
   const srcPod = view.pods.find((p) => src.pod !== undefined && keyOf(p.meta) === src.pod);
   const srcNode = srcPod?.nodeName;
 
-  const path = (ip: string, port: number, seenSource: string): EndpointPath => {
-    const packet: Packet = { src: src.ip, dst: ip, port, proto: q.proto };
+  /**
+   * One endpoint's path. `egressTo` is the destination the source node's forward hook sees (the endpoint after a
+   * DNAT on that node, else the address the packet was sent to); `seenSource` the source the endpoint's node sees.
+   */
+  const path = (ip: string, port: number, seenSource: string, egressTo = { ip, port }): EndpointPath => {
     const from = podOf(src.ip);
     const to = podOf(ip);
-    const egress = from ? evaluateDirection(from, 'egress', ip, packet) : [];
-    const ingress = to ? evaluateDirection(to, 'ingress', seenSource, { ...packet, src: seenSource }) : [];
+    const out: Packet = { src: src.ip, dst: egressTo.ip, port: egressTo.port, proto: q.proto };
+    const egress = from ? evaluateDirection(from, 'egress', egressTo.ip, out) : [];
+    const inn: Packet = { src: seenSource, dst: ip, port, proto: q.proto };
+    const ingress = to ? evaluateDirection(to, 'ingress', seenSource, inn) : [];
     const denied = [...egress, ...ingress].some((s) => s.outcome === 'deny');
     return {
       ip,
@@ -139,13 +144,29 @@ export function explainConnection(view: ClusterView, q: ExplainQuery): Explanati
       notes.push('externalTrafficPolicy Local: traffic from a pod goes to any endpoint, source kept');
     } else {
       masqueraded = true;
-      notes.push('externalTrafficPolicy Cluster: masqueraded, the endpoint sees a node address as the source');
+      notes.push(
+        "externalTrafficPolicy Cluster: masqueraded after forward; an endpoint on another node than the DNAT node sees that node's address as the source",
+      );
     }
+    // the node that DNATs: the NodePort's node, else the source's own node (ClusterIP, external addresses)
     const dnatNode = via === 'NodePort' ? nodeIPs.get(dst.ip) : srcNode;
-    const seen = masqueraded ? (nodeAddress(view, dnatNode, fam) ?? src.ip) : src.ip;
-    if (masqueraded && seen === src.ip)
-      notes.push('no InternalIP known for the masquerading node: evaluated with the original source');
-    const paths = eps.map((e) => path(e.ip, e.port, seen));
+    const dnatHere = dnatNode !== undefined && dnatNode === srcNode;
+    if (via === 'NodePort' && !dnatHere)
+      notes.push(`the NodePort is on ${dnatNode}: the source's egress is checked against ${dst.ip}:${q.port}`);
+    const nodeOfIP = (ip: string) => view.pods.find((p) => !p.hostNetwork && p.podIPs.includes(ip))?.nodeName;
+    // masquerade happens in postrouting, after forward: only a node behind the DNAT node sees the node address
+    const seenBy = (epIP: string): string => {
+      if (!masqueraded || nodeOfIP(epIP) === dnatNode) return src.ip;
+      return nodeAddress(view, dnatNode, fam) ?? src.ip;
+    };
+    const paths = eps.map((e) =>
+      path(
+        e.ip,
+        e.port,
+        seenBy(e.ip),
+        dnatHere || via !== 'NodePort' ? { ip: e.ip, port: e.port } : { ip: dst.ip, port: q.port },
+      ),
+    );
     const allowed = paths.filter((p) => p.verdict === 'allow').length;
     return {
       src,

@@ -51,12 +51,29 @@ t.test('from namespace y: one endpoint denies, the verdict is partial', async (t
 });
 
 t.test(
-  'NodePort (Cluster policy): masqueraded, the endpoint sees the node address, so x/a denies even x/b',
+  'NodePort (Cluster policy): masquerade after forward; only endpoints behind the DNAT node see its address',
   async (t) => {
+    // x/b (node-1) to node-2's NodePort: node-2 DNATs; x/a on node-1 sees node-2's address, x/c on node-2 sees x/b
     const e = explainConnection(view, { src: 'x/b', dst: '198.18.0.12', port: 30080, proto: 'TCP' });
     t.match(e.service, { via: 'NodePort', masqueraded: true });
-    t.equal(e.paths[0]!.seenSource, '198.18.0.12');
-    t.equal(e.paths[0]!.verdict, 'deny');
+    t.same(
+      e.paths.map((p) => [p.pod, p.seenSource, p.verdict]),
+      [
+        ['x/a', '198.18.0.12', 'deny'],
+        ['x/c', '198.19.1.11', 'allow'],
+      ],
+    );
+    t.match(e.service!.notes, [/masqueraded/, /NodePort is on node-2/]);
+    t.equal(e.verdict, 'partial');
+    // the source's own node: DNAT there; x/a on that node sees x/b (allowed), x/c behind it sees node-1's address
+    const own = explainConnection(view, { src: 'x/b', dst: '198.18.0.11', port: 30080, proto: 'TCP' });
+    t.same(
+      own.paths.map((p) => [p.pod, p.seenSource, p.verdict]),
+      [
+        ['x/a', '198.19.1.11', 'allow'],
+        ['x/c', '198.18.0.11', 'allow'],
+      ],
+    );
   },
 );
 
