@@ -857,7 +857,15 @@ function adminPeer(v: unknown, what: string, dir: 'ingress' | 'egress'): AdminPo
     fail(`${what} needs exactly one of namespaces, pods${dir === 'egress' ? ', nodes, networks' : ''}`);
   const k = set[0]!;
   if (dir === 'ingress' && (k === 'nodes' || k === 'networks')) fail(`${what}.${k} is only allowed in egress rules`);
-  if (k === 'namespaces') return { pods: { namespaceSelector: selector(p.namespaces, `${what}.namespaces`) } };
+  if (k === 'namespaces') {
+    // v0.1.0-0.1.4 of the API wrapped the selector: `namespaces: {namespaceSelector: ...}` (read as such, never as
+    // an empty selector, which would select every namespace); its sameLabels/notSameLabels are gone upstream
+    const ns = obj(p.namespaces, `${what}.namespaces`);
+    if (ns.sameLabels !== undefined || ns.notSameLabels !== undefined)
+      fail(`${what}.namespaces: sameLabels / notSameLabels are not supported (removed from the API)`);
+    const sel = ns.namespaceSelector !== undefined ? ns.namespaceSelector : p.namespaces;
+    return { pods: { namespaceSelector: selector(sel, `${what}.namespaces`) } };
+  }
   if (k === 'pods') return { pods: adminPods(p.pods, `${what}.pods`) };
   if (k === 'nodes') return { nodes: selector(p.nodes, `${what}.nodes`) };
   const nets = arr(p.networks, `${what}.networks`);

@@ -899,3 +899,154 @@ export function modelObjects(
   }
   return out;
 }
+
+// ---------------------------------------------------------------- AdminNetworkPolicy / BaselineAdminNetworkPolicy
+// From kubernetes-sigs/network-policy-api conformance: the base model (conformance/base/manifests.yaml: four
+// namespaces labelled conformance-house, two pods each serving TCP 80/8080, UDP 53/5353, SCTP 9003/9005) and the
+// "AdminNetworkPolicyIntegration" test (tests/admin-network-policy-core-integration.go on
+// base/api_integration/core-anp-np-banp.yaml): ANP Deny, then Pass falling to the NetworkPolicy, then Pass falling
+// to the BANP once the NetworkPolicy is deleted. Each step lists upstream's PokeServer calls with their expectation.
+
+export interface AdminProbe {
+  readonly from: string;
+  readonly to: string;
+  readonly port: number;
+  readonly protocol: Protocol;
+  readonly connected: boolean;
+}
+
+export interface AdminCaseStep {
+  readonly what: string;
+  /** every policy present (full set) */
+  readonly policies: readonly Raw[];
+  readonly probes: readonly AdminProbe[];
+}
+
+export interface AdminCase {
+  readonly name: string;
+  readonly steps: readonly AdminCaseStep[];
+}
+
+const HOUSES = [
+  ['gryffindor', 'harry-potter'],
+  ['slytherin', 'draco-malfoy'],
+  ['hufflepuff', 'cedric-diggory'],
+  ['ravenclaw', 'luna-lovegood'],
+] as const;
+const houseNs = (h: string): string => `network-policy-conformance-${h}`;
+
+/** The conformance base model: namespaces and pods (`<ns>/<pod>`), addresses from podIP. */
+export function adminModelObjects(podIP: (pod: string) => string): Raw[] {
+  const out: Raw[] = [];
+  for (const [house, prefix] of HOUSES) {
+    out.push({
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: houseNs(house), labels: { 'conformance-house': house } },
+    });
+    for (const i of [0, 1]) {
+      const name = `${prefix}-${i}`;
+      out.push({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name, namespace: houseNs(house), labels: { 'conformance-house': house } },
+        spec: {
+          containers: [
+            ...([80, 8080] as const).map((p) => ({ name: `c-${p}`, ports: [{ containerPort: p, protocol: 'TCP' }] })),
+            ...([53, 5353] as const).map((p) => ({ name: `c-${p}`, ports: [{ containerPort: p, protocol: 'UDP' }] })),
+            ...([9003, 9005] as const).map((p) => ({
+              name: `c-${p}`,
+              ports: [{ containerPort: p, protocol: 'SCTP' }],
+            })),
+          ],
+        },
+        status: { phase: 'Running', podIP: podIP(`${houseNs(house)}/${name}`) },
+      });
+    }
+  }
+  return out;
+}
+
+/** Every pod of the conformance model, `<ns>/<pod>`. */
+export const ADMIN_MODEL_PODS: readonly string[] = HOUSES.flatMap(([h, p]) =>
+  [0, 1].map((i) => `${houseNs(h)}/${p}-${i}`),
+);
+
+export function adminCases(): AdminCase[] {
+  const house = (h: string) => ({ matchLabels: { 'conformance-house': h } });
+  const anp = (ingress: string, egress: string): Raw => ({
+    apiVersion: 'policy.networking.k8s.io/v1alpha1',
+    kind: 'AdminNetworkPolicy',
+    metadata: { name: 'pass-example' },
+    spec: {
+      priority: 10,
+      subject: { namespaces: house('gryffindor') },
+      ingress: [
+        { name: 'deny-all-ingress-from-slytherin', action: ingress, from: [{ namespaces: house('slytherin') }] },
+      ],
+      egress: [{ name: 'deny-all-egress-to-slytherin', action: egress, to: [{ namespaces: house('slytherin') }] }],
+    },
+  });
+  const np: Raw = {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: { name: 'allow-gress-from-to-slytherin-to-gryffindor', namespace: houseNs('gryffindor') },
+    spec: {
+      podSelector: {},
+      policyTypes: ['Ingress', 'Egress'],
+      ingress: [{ from: [{ namespaceSelector: house('slytherin') }] }],
+      egress: [{ to: [{ namespaceSelector: house('slytherin') }] }],
+    },
+  };
+  const banp: Raw = {
+    apiVersion: 'policy.networking.k8s.io/v1alpha1',
+    kind: 'BaselineAdminNetworkPolicy',
+    metadata: { name: 'default' },
+    spec: {
+      subject: { namespaces: house('gryffindor') },
+      ingress: [
+        { name: 'deny-all-ingress-from-slytherin', action: 'Deny', from: [{ namespaces: house('slytherin') }] },
+      ],
+      egress: [{ name: 'deny-all-egress-to-slytherin', action: 'Deny', to: [{ namespaces: house('slytherin') }] }],
+    },
+  };
+  const G = houseNs('gryffindor');
+  const S = houseNs('slytherin');
+  const intoG = (connected: boolean): AdminProbe[] => [
+    { from: `${S}/draco-malfoy-0`, to: `${G}/harry-potter-0`, port: 80, protocol: 'TCP', connected },
+    { from: `${S}/draco-malfoy-1`, to: `${G}/harry-potter-0`, port: 8080, protocol: 'TCP', connected },
+  ];
+  const outOfG = (connected: boolean): AdminProbe[] => [
+    { from: `${G}/harry-potter-0`, to: `${S}/draco-malfoy-0`, port: 80, protocol: 'TCP', connected },
+    { from: `${G}/harry-potter-1`, to: `${S}/draco-malfoy-0`, port: 8080, protocol: 'TCP', connected },
+  ];
+  return [
+    {
+      name: 'AdminNetworkPolicyIntegration',
+      steps: [
+        { what: 'ANP denies ingress from slytherin', policies: [anp('Deny', 'Deny'), np, banp], probes: intoG(false) },
+        { what: 'ANP denies egress to slytherin', policies: [anp('Deny', 'Deny'), np, banp], probes: outOfG(false) },
+        {
+          what: 'ingress rule Pass: the NetworkPolicy allows',
+          policies: [anp('Pass', 'Deny'), np, banp],
+          probes: intoG(true),
+        },
+        {
+          what: 'egress rule Pass: the NetworkPolicy allows',
+          policies: [anp('Pass', 'Pass'), np, banp],
+          probes: outOfG(true),
+        },
+        {
+          what: 'NetworkPolicy deleted: ingress passes to the BANP, which denies',
+          policies: [anp('Pass', 'Pass'), banp],
+          probes: intoG(false),
+        },
+        {
+          what: 'NetworkPolicy deleted: egress passes to the BANP, which denies',
+          policies: [anp('Pass', 'Pass'), banp],
+          probes: outOfG(false),
+        },
+      ],
+    },
+  ];
+}
