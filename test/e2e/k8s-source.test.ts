@@ -437,3 +437,29 @@ t.test(
     t.ok(api.stats.injectedFailures > 0, 'injected failures were served');
   },
 );
+
+t.test('an optional CRD the API server does not serve (404) lists as empty, then appears once served', async (t) => {
+  const { api, kubeconfig } = await setup(t, { bookmarkIntervalMs: 100 });
+  api.create('AdminNetworkPolicy', makeObject('AdminNetworkPolicy', 'guard', '', 7));
+  // the first two lists of ANPs answer 404 as when the CRD is not installed
+  api.failNext(2, 404, (q) => q.path.endsWith('/adminnetworkpolicies') && !q.watch);
+  const logs: Record<string, unknown>[] = [];
+  const src = new KubeSource({
+    kubeConfig: loadKubeConfig({ kubeconfig }),
+    log: recordingLogger(logs),
+    backoff: { initialMs: 20, maxMs: 200 },
+  });
+  const mirror = new Mirror(['AdminNetworkPolicy', 'NetworkPolicy']);
+  src.watch(mirror);
+  await src.start();
+  t.teardown(() => src.stop());
+  t.same([...mirror.syncedKinds].sort(), ['AdminNetworkPolicy', 'NetworkPolicy'], 'synced although not served');
+  t.same([...mirror.state.get('AdminNetworkPolicy')!.keys()], [], 'no ANP while the CRD is not served');
+  t.ok(
+    logs.some((l) => /not served/.test(String(l.msg))),
+    'logged',
+  );
+  await until(() => mirror.state.get('AdminNetworkPolicy')!.size === 1, 5000, 'the ANP after the CRD appears');
+  t.same([...mirror.state.get('AdminNetworkPolicy')!.keys()], ['guard']);
+  t.same(mirror.violations, []);
+});
