@@ -64,7 +64,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   },
   {
     name: 'node-agent',
-    summary: 'program host-gw routes to the other nodes\u2019 pod CIDRs (cross-node pod networking)',
+    summary: 'cross-node pod networking: host-gw routes or a VXLAN overlay to the other nodes\u2019 pod CIDRs',
     load: async () => (await import('./commands/cni.ts')).nodeAgentCommand,
   },
   {

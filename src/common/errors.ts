@@ -23,7 +23,11 @@ export const ErrorCodes = {
   KDP_IPAM_EXHAUSTED: 'IPAM: no free address left in a range set (CNI code 100)',
   KDP_IPAM_CONFLICT:
     'IPAM: the requested address is taken, is the gateway, or the attachment already holds an address (CNI code 101)',
-  KDP_NODE_AGENT: 'node agent: programming host-gw routes failed (retried)',
+  KDP_NODE_AGENT: 'node agent: programming host-gw routes or the overlay failed (retried)',
+  KDP_NODE_UNDERLAY:
+    'node agent (vxlan/auto): no underlay interface (none holds the InternalIP, --underlay-iface missing or without IPv4) (retried)',
+  KDP_NODE_PEER_SKIPPED:
+    'node agent: a peer Node skipped (no/malformed VTEP annotation, malformed or overlapping pod CIDR); logged, others unaffected',
   KDP_K8S_CONFIG: 'no usable kubeconfig or in-cluster service account to reach the Kubernetes API',
   KDP_K8S_API: 'a Kubernetes API request (list, watch) failed; the watch layer retries with backoff',
   KDP_K8S_MANIFEST: 'a manifests directory cannot be read or a file in it cannot be parsed (reported with file:line)',

@@ -55,7 +55,8 @@ export interface ConflistWriterOptions {
   readonly network?: string;
   readonly bridge?: string;
   readonly clusterCidrs?: readonly string[];
-  readonly mtu?: number;
+  /** a number, or a getter (the overlay's MTU, known once the agent found the underlay; undefined: not yet) */
+  readonly mtu?: number | (() => number | undefined);
   readonly log?: Logger;
 }
 
@@ -89,12 +90,15 @@ export class ConflistWriter implements Reconciler {
       log.warn({ node: this.#opts.nodeName }, 'no podCIDRs on this node yet: no CNI configuration written');
       return;
     }
+    const mtu = typeof this.#opts.mtu === 'function' ? this.#opts.mtu() : this.#opts.mtu;
+    if (typeof this.#opts.mtu === 'function' && mtu === undefined)
+      throw new KdpError('KDP_NODE_AGENT', 'the overlay MTU is not known yet (the agent has not found the underlay)');
     const text = renderConflist({
       network: this.#opts.network ?? 'kdp',
       bridge: this.#opts.bridge ?? 'kdp0',
       subnets: podCidrs,
       clusterCidrs: this.#opts.clusterCidrs ?? [],
-      ...(this.#opts.mtu ? { mtu: this.#opts.mtu } : {}),
+      ...(mtu ? { mtu } : {}),
     });
     let current: string | undefined;
     try {

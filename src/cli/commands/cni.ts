@@ -1,4 +1,4 @@
-// `kdp cni build|install` (the plugin bundles) and `kdp node-agent` (host-gw routes from Node objects).
+// `kdp cni build|install` (the plugin bundles) and `kdp node-agent` (host-gw routes or the VXLAN overlay from Node objects).
 export { renderConflist } from '../../node/conflist.ts';
 import {
   chmodSync,
@@ -13,6 +13,8 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import type { Server } from 'node:http';
+import type { Reconciler } from '../../k8s/controller.ts';
 import { KdpError } from '../../common/errors.ts';
 import { renderConflist } from '../../node/conflist.ts';
 import { DEFAULT_DATA_DIR } from '../../ipam/config.ts';
@@ -224,18 +226,55 @@ const AGENT_FLAGS = {
     help: "also keep DIR/10-NAME.conflist in step with this node's podCIDRs (the flags below)",
   },
   ...CONFLIST_FLAGS,
+  backend: {
+    type: 'string',
+    arg: 'B',
+    default: 'host-gw',
+    help: 'host-gw (routes via InternalIPs, one L2 segment), vxlan (overlay), auto (direct on a shared subnet, else vxlan)',
+  },
+  vni: { type: 'string', arg: 'N', default: '1', help: 'VXLAN network identifier (vxlan/auto); the device is kdp.N' },
+  'vxlan-port': {
+    type: 'string',
+    arg: 'PORT',
+    default: '8472',
+    help: 'VXLAN UDP port (flannel\u2019s; IANA\u2019s is 4789)',
+  },
+  'underlay-iface': {
+    type: 'string',
+    arg: 'IF',
+    help: 'interface VXLAN packets leave by (vxlan/auto)',
+    defaultText: "the one holding this node's InternalIP",
+  },
+  'metrics-bind-address': {
+    type: 'string',
+    arg: 'H:P',
+    default: '',
+    help: '/metrics: peers per path and the controller metrics ("" disables)',
+  },
 } as const satisfies FlagTable;
 
+function intFlag(name: string, v: string, min: number, max: number): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < min || n > max)
+    throw new KdpError('KDP_USAGE', `--${name} takes an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
+  return n;
+}
+
 const agentUsage = `Usage: kdp node-agent --node NAME [options]
-Keeps host-gw routes (proto 199) in this network namespace: every other node's podCIDRs via its InternalIP,
-from Node objects (a manifests directory or the Kubernetes API); with --cni-conf-dir also keeps
-DIR/10-NAME.conflist (kdp-bridge + kdp-portmap) in step with this node's own podCIDRs.
+Keeps pod networking to the other nodes in this network namespace, from Node objects (a manifests directory or
+the Kubernetes API). --backend host-gw: every other node's podCIDRs via its InternalIP (routes of proto 199).
+--backend vxlan: a VXLAN device kdp.VNI (MTU: the underlay's - 50) and, per peer, a route, a neighbour and an
+FDB entry to its VTEP (Node annotations kdp.dev/vxlan-mac and kdp.dev/public-ip, or flannel's); this node's
+are PATCHed onto its Node (Kubernetes mode) or must be in its manifest. --backend auto: a host-gw route to
+peers on the underlay's own subnet, VXLAN to the others. With --cni-conf-dir it also keeps
+DIR/10-NAME.conflist (kdp-bridge + kdp-portmap) in step with this node's own podCIDRs (vxlan/auto: MTU
+defaults to the overlay's).
 
 ${flagHelp(AGENT_FLAGS)}`;
 
 export const nodeAgentCommand: Command = {
   name: 'node-agent',
-  summary: 'program host-gw routes to the other nodes\u2019 pod CIDRs (cross-node pod networking)',
+  summary: 'cross-node pod networking: host-gw routes or a VXLAN overlay to the other nodes\u2019 pod CIDRs',
   usage: agentUsage,
   flags: { '': AGENT_FLAGS },
   async run(argv, ctx) {
@@ -245,17 +284,53 @@ export const nodeAgentCommand: Command = {
     const mtu = values.mtu === undefined ? undefined : Number(values.mtu);
     if (mtu !== undefined && !(Number.isInteger(mtu) && mtu >= 576))
       throw new KdpError('KDP_USAGE', `--mtu takes an integer >= 576, got ${values.mtu}`);
+    const backend = values.backend;
+    if (backend !== 'host-gw' && backend !== 'vxlan' && backend !== 'auto')
+      throw new KdpError('KDP_USAGE', `--backend takes host-gw, vxlan or auto, got ${JSON.stringify(backend)}`);
+    const vni = intFlag('vni', values.vni, 1, 16_777_215);
+    const vxlanPort = intFlag('vxlan-port', values['vxlan-port'], 1, 65_535);
+    const metricsAddr = values['metrics-bind-address'];
+    const metricsAt = /^\[?([^\]]*)\]?:(\d+)$/.exec(metricsAddr);
+    if (metricsAddr !== '' && !metricsAt)
+      throw new KdpError('KDP_USAGE', `bad --metrics-bind-address ${JSON.stringify(metricsAddr)} (HOST:PORT)`);
     const { openSource } = await import('../../k8s/open-source.ts');
-    const { HostGwAgent, IpRouteTable } = await import('../../node/agent.ts');
     const source = openSource({
       log: ctx.log,
       ...(values.manifests ? { manifestsDir: values.manifests } : {}),
       ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
     });
     const { Controller } = await import('../../k8s/controller.ts');
-    const agent = new HostGwAgent({ nodeName: values.node, table: new IpRouteTable(), log: ctx.log });
+    const { Registry } = await import('prom-client');
+    const registry = new Registry();
+    let agent: { syncs: number } & Reconciler;
+    let overlayMtu: (() => number | undefined) | undefined;
+    if (backend === 'host-gw') {
+      const { HostGwAgent, IpRouteTable } = await import('../../node/agent.ts');
+      agent = new HostGwAgent({ nodeName: values.node, table: new IpRouteTable(), log: ctx.log });
+    } else {
+      const { OverlayAgent, IpOverlayKernel } = await import('../../node/overlay-agent.ts');
+      let annotator;
+      if (!values.manifests) {
+        const { loadKubeConfig } = await import('../../k8s/kube-source.ts');
+        const { KubeNodeAnnotator } = await import('../../k8s/node-annotations.ts');
+        annotator = new KubeNodeAnnotator(loadKubeConfig(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}));
+      }
+      const overlay = new OverlayAgent({
+        nodeName: values.node,
+        backend,
+        kernel: new IpOverlayKernel(),
+        vni,
+        port: vxlanPort,
+        ...(values['underlay-iface'] ? { underlayIface: values['underlay-iface'] } : {}),
+        ...(annotator ? { annotator } : {}),
+        registry,
+        log: ctx.log,
+      });
+      overlayMtu = () => overlay.overlayMtu;
+      agent = overlay;
+    }
     // route changes within a second; a failure is retried from 1 s, capped at 10 s
-    const kernel = { log: ctx.log, retryMinMs: 1000, retryMaxMs: 10_000 };
+    const kernel = { log: ctx.log, retryMinMs: 1000, retryMaxMs: 10_000, registry };
     const controllers = [new Controller(source, agent, kernel)];
     if (values['cni-conf-dir']) {
       const { ConflistWriter } = await import('../../node/conflist.ts');
@@ -265,10 +340,28 @@ export const nodeAgentCommand: Command = {
         network: values.network,
         bridge: values.bridge,
         clusterCidrs: values['cluster-cidr'],
-        ...(mtu ? { mtu } : {}),
+        ...(mtu ? { mtu } : overlayMtu ? { mtu: overlayMtu } : {}),
         log: ctx.log,
       });
       controllers.push(new Controller(source, writer, kernel));
+    }
+    let server: Server | undefined;
+    if (metricsAt) {
+      const { createServer } = await import('node:http');
+      server = createServer((req, res) => {
+        if (req.url !== '/metrics') {
+          res.writeHead(404).end();
+          return;
+        }
+        void registry.metrics().then(
+          (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+          () => res.writeHead(500).end(),
+        );
+      });
+      await new Promise<void>((ok, fail) => {
+        server!.once('error', fail);
+        server!.listen(Number(metricsAt[2]), metricsAt[1] || '0.0.0.0', () => ok());
+      });
     }
     try {
       await source.start();
@@ -282,6 +375,7 @@ export const nodeAgentCommand: Command = {
     } finally {
       await Promise.all(controllers.map((c) => c.stop()));
       await source.stop();
+      server?.close();
     }
     return 0;
   },
