@@ -55,7 +55,10 @@ export interface ConflistWriterOptions {
   readonly network?: string;
   readonly bridge?: string;
   readonly clusterCidrs?: readonly string[];
-  /** a number, or a getter (the overlay's MTU, known once the agent found the underlay; undefined: not yet) */
+  /**
+   * a number, or a getter: the overlay's MTU, known once the agent found the underlay (undefined: not yet, and
+   * nothing is written; the agent then asks this writer's controller for a full reconcile)
+   */
   readonly mtu?: number | (() => number | undefined);
   readonly log?: Logger;
 }
@@ -91,8 +94,11 @@ export class ConflistWriter implements Reconciler {
       return;
     }
     const mtu = typeof this.#opts.mtu === 'function' ? this.#opts.mtu() : this.#opts.mtu;
-    if (typeof this.#opts.mtu === 'function' && mtu === undefined)
-      throw new KdpError('KDP_NODE_AGENT', 'the overlay MTU is not known yet (the agent has not found the underlay)');
+    if (typeof this.#opts.mtu === 'function' && mtu === undefined) {
+      // the overlay agent asks for a full reconcile of this writer once it has found the underlay
+      log.debug({ node: this.#opts.nodeName }, 'overlay MTU not known yet: no CNI configuration written');
+      return;
+    }
     const text = renderConflist({
       network: this.#opts.network ?? 'kdp',
       bridge: this.#opts.bridge ?? 'kdp0',

@@ -13,11 +13,12 @@ import { defaultExec } from '../common/exec-adapter.ts';
 import type { Exec } from '../common/exec-adapter.ts';
 import type { Logger } from '../common/log.ts';
 import { silentLogger } from '../common/log.ts';
-import type { Reconciler } from '../k8s/controller.ts';
+import type { Change, Reconciler } from '../k8s/controller.ts';
 import type { StoreView } from '../k8s/store.ts';
 import { tryParseIp } from '../ipam/ip.ts';
 import { ROUTE_PROTO } from './agent.ts';
 import {
+  ANNOTATION_VTEP_MAC,
   DEFAULT_VNI,
   DEFAULT_VXLAN_PORT,
   VXLAN_OVERHEAD_V4,
@@ -75,8 +76,12 @@ export class IpOverlayKernel implements OverlayKernel {
 
   async routes(device: string): Promise<OverlayRoute[]> {
     const out: OverlayRoute[] = [];
-    for (const fam of ['-4', '-6'] as const) {
-      for (const r of await this.#json<RouteJson>(['ip', fam, '-j', 'route', 'show', 'proto', String(ROUTE_PROTO)])) {
+    const fams = ['-4', '-6'] as const;
+    const lists = await Promise.all(
+      fams.map((fam) => this.#json<RouteJson>(['ip', fam, '-j', 'route', 'show', 'proto', String(ROUTE_PROTO)])),
+    );
+    for (const [i, fam] of fams.entries()) {
+      for (const r of lists[i]!) {
         if (!r.gateway) continue;
         const dst = r.dst.includes('/') ? r.dst : `${r.dst}/${fam === '-4' ? 32 : 128}`;
         out.push({ dst, via: r.gateway, ...(r.dev === device ? { dev: device } : {}) });
@@ -118,6 +123,15 @@ export interface OverlayAgentOptions {
   readonly annotator?: NodeAnnotator;
   readonly registry?: Registry;
   readonly log?: Logger;
+  /** called when the underlay's MTU is first known or changes (the conflist writer re-renders) */
+  readonly onUnderlay?: () => void;
+}
+
+interface KernelState {
+  readonly underlay: Underlay;
+  readonly routes: readonly OverlayRoute[];
+  readonly neighbours: readonly Neighbour[];
+  readonly fdb: readonly FdbEntry[];
 }
 
 /** The vxlan / auto reconciler: run it on the controller kernel (src/k8s/controller.ts). */
@@ -133,6 +147,8 @@ export class OverlayAgent implements Reconciler {
   /** the reason each skipped peer was last reported with (a reason is logged once per change, not per reconcile) */
   readonly #reported = new Map<string, string>();
   #selfWarned = '';
+  /** the kernel's entries as the last successful reconcile left them (undefined: read the kernel) */
+  #applied: KernelState | undefined;
   syncs = 0;
   /** the underlay found by the last reconcile */
   underlay: Underlay | undefined;
@@ -164,9 +180,9 @@ export class OverlayAgent implements Reconciler {
     return this.underlay ? this.underlay.mtu - VXLAN_OVERHEAD_V4 : undefined;
   }
 
-  async reconcile(view: StoreView): Promise<void> {
+  async reconcile(view: StoreView, changes: readonly Change[] = [], full = true): Promise<void> {
     try {
-      await this.#reconcile(view);
+      await this.#reconcile(view, changes, full);
     } catch (err) {
       if (isKdpError(err) && err.code !== 'KDP_EXEC_FAILED' && err.code !== 'KDP_EXEC_TIMEOUT') throw err;
       throw new KdpError('KDP_NODE_AGENT', `syncing the ${this.#o.backend} overlay failed: ${errorMessage(err)}`, {
@@ -175,57 +191,24 @@ export class OverlayAgent implements Reconciler {
     }
   }
 
-  async #reconcile(view: StoreView): Promise<void> {
-    const k = this.#o.kernel;
-    const self = view.get('Node', this.#o.nodeName);
-    if (!self && !this.#o.underlayIface)
-      throw new KdpError('KDP_NODE_UNDERLAY', `Node ${this.#o.nodeName} not found: its InternalIP names the underlay`);
-    const internalIp = self?.addresses.find(
-      (a) => a.type === 'InternalIP' && tryParseIp(a.address)?.family === 4,
-    )?.address;
-    const links = await k.links();
-    const underlay = findUnderlay(links, {
-      ...(this.#o.underlayIface ? { iface: this.#o.underlayIface } : {}),
-      ...(internalIp ? { internalIp } : {}),
-    });
-    if (typeof underlay === 'string') throw new KdpError('KDP_NODE_UNDERLAY', underlay);
-    this.underlay = underlay;
-    const own4 = self?.podCIDRs.find((c) => tryParseIp(c.split('/')[0] ?? '')?.family === 4);
-    const annotations = vtepAnnotations(this.#vni, underlay.ip);
-    const device = deviceBatch(
-      links.find((l) => l.ifname === this.#device),
-      {
-        name: this.#device,
-        vni: this.#vni,
-        port: this.#port,
-        local: underlay.ip,
-        underlay: underlay.iface,
-        mtu: underlay.mtu - VXLAN_OVERHEAD_V4,
-        mac: annotations['kdp.dev/vxlan-mac']!,
-        ...(own4 ? { address: vtepAddress(own4) } : {}),
-      },
-    );
-    if (device.length > 0) {
-      await k.ip(device);
-      this.#log.info({ device: this.#device, underlay: underlay.iface, changes: device }, 'VXLAN device set up');
-    }
-    if (self) await this.#publish(self.meta.annotations, annotations);
-
+  async #reconcile(view: StoreView, changes: readonly Change[], full: boolean): Promise<void> {
+    // The kernel is read on a full reconcile (the first, after a failure, the periodic resync) and when this
+    // node's own object changed (its address names the underlay); in between, what the last reconcile left
+    // is known, so a peer's change costs one apply (the kube-proxy partial sync).
+    let state = this.#applied;
+    if (full || !state || changes.some((c) => c.key === this.#o.nodeName)) state = await this.#readKernel(view);
+    this.#applied = undefined; // unknown until the apply succeeds
+    const underlay = state.underlay;
     const plan = planOverlay(this.#o.nodeName, view.list('Node'), {
       backend: this.#o.backend,
       vni: this.#vni,
       localSubnets: underlay.subnets,
     });
     this.#report(plan);
-    const [routes, neighbours, fdb] = await Promise.all([
-      k.routes(this.#device),
-      k.neighbours(this.#device),
-      k.fdb(this.#device),
-    ]);
-    const bridgeLines = fdbBatch(fdb, plan.fdb, this.#device);
-    const ipLines = ipBatch({ routes, neighbours }, plan, this.#device);
-    await k.bridge(bridgeLines);
-    await k.ip(ipLines);
+    const bridgeLines = fdbBatch(state.fdb, plan.fdb, this.#device);
+    const ipLines = ipBatch(state, plan, this.#device);
+    await Promise.all([this.#o.kernel.bridge(bridgeLines), this.#o.kernel.ip(ipLines)]);
+    this.#applied = { underlay, routes: plan.routes, neighbours: plan.neighbours, fdb: plan.fdb };
     this.plan = plan;
     this.syncs++;
     if (this.#peers) {
@@ -243,6 +226,60 @@ export class OverlayAgent implements Reconciler {
         },
         'overlay synced',
       );
+  }
+
+  /** Reads the kernel, finds the underlay, sets up the device and publishes this node's VTEP. */
+  async #readKernel(view: StoreView): Promise<KernelState> {
+    const k = this.#o.kernel;
+    const self = view.get('Node', this.#o.nodeName);
+    if (!self && !this.#o.underlayIface)
+      throw new KdpError('KDP_NODE_UNDERLAY', `Node ${this.#o.nodeName} not found: its InternalIP names the underlay`);
+    const internalIp = self?.addresses.find(
+      (a) => a.type === 'InternalIP' && tryParseIp(a.address)?.family === 4,
+    )?.address;
+    // every read at once (the device may not exist yet: then it has no neighbours or FDB entries)
+    const [links, routes, neighbours, fdb] = await Promise.all([
+      k.links(),
+      k.routes(this.#device),
+      k.neighbours(this.#device).catch(() => []),
+      k.fdb(this.#device).catch(() => []),
+    ]);
+    const underlay = findUnderlay(links, {
+      ...(this.#o.underlayIface ? { iface: this.#o.underlayIface } : {}),
+      ...(internalIp ? { internalIp } : {}),
+    });
+    if (typeof underlay === 'string') throw new KdpError('KDP_NODE_UNDERLAY', underlay);
+    const mtuChanged = this.underlay?.mtu !== underlay.mtu;
+    this.underlay = underlay;
+    if (mtuChanged) this.#o.onUnderlay?.();
+    const own4 = self?.podCIDRs.find((c) => tryParseIp(c.split('/')[0] ?? '')?.family === 4);
+    const annotations = vtepAnnotations(this.#vni, underlay.ip);
+    const device = deviceBatch(
+      links.find((l) => l.ifname === this.#device),
+      {
+        name: this.#device,
+        vni: this.#vni,
+        port: this.#port,
+        local: underlay.ip,
+        underlay: underlay.iface,
+        mtu: underlay.mtu - VXLAN_OVERHEAD_V4,
+        mac: annotations[ANNOTATION_VTEP_MAC]!,
+        ...(own4 ? { address: vtepAddress(own4) } : {}),
+      },
+    );
+    if (device.length > 0) {
+      await k.ip(device);
+      this.#log.info({ device: this.#device, underlay: underlay.iface, changes: device }, 'VXLAN device set up');
+    }
+    if (self) await this.#publish(self.meta.annotations, annotations);
+    // a (re)created device starts with no routes, neighbours or FDB entries of its own
+    const fresh = device.some((l) => l.startsWith('link add'));
+    return {
+      underlay,
+      routes: fresh ? routes.filter((r) => r.dev !== this.#device) : routes,
+      neighbours: fresh ? [] : neighbours,
+      fdb: fresh ? [] : fdb,
+    };
   }
 
   /** Puts this node's VTEP annotations on its Node when they differ (Kubernetes mode), else says once what is missing. */

@@ -304,6 +304,8 @@ export const nodeAgentCommand: Command = {
     const registry = new Registry();
     let agent: { syncs: number } & Reconciler;
     let overlayMtu: (() => number | undefined) | undefined;
+    let resyncMs: number | undefined;
+    let writerController: { requestFull(): void } | undefined;
     if (backend === 'host-gw') {
       const { HostGwAgent, IpRouteTable } = await import('../../node/agent.ts');
       agent = new HostGwAgent({ nodeName: values.node, table: new IpRouteTable(), log: ctx.log });
@@ -325,13 +327,16 @@ export const nodeAgentCommand: Command = {
         ...(annotator ? { annotator } : {}),
         registry,
         log: ctx.log,
+        onUnderlay: () => writerController?.requestFull(),
       });
       overlayMtu = () => overlay.overlayMtu;
       agent = overlay;
+      // a full reconcile re-reads the kernel (repairs entries someone else removed); between them a peer's change costs one apply
+      resyncMs = 60_000;
     }
     // route changes within a second; a failure is retried from 1 s, capped at 10 s
     const kernel = { log: ctx.log, retryMinMs: 1000, retryMaxMs: 10_000, registry };
-    const controllers = [new Controller(source, agent, kernel)];
+    const controllers = [new Controller(source, agent, { ...kernel, ...(resyncMs ? { resyncMs } : {}) })];
     if (values['cni-conf-dir']) {
       const { ConflistWriter } = await import('../../node/conflist.ts');
       const writer = new ConflistWriter({
@@ -343,7 +348,9 @@ export const nodeAgentCommand: Command = {
         ...(mtu ? { mtu } : overlayMtu ? { mtu: overlayMtu } : {}),
         log: ctx.log,
       });
-      controllers.push(new Controller(source, writer, kernel));
+      const wc = new Controller(source, writer, kernel);
+      writerController = wc;
+      controllers.push(wc);
     }
     let server: Server | undefined;
     if (metricsAt) {

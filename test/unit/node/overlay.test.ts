@@ -354,7 +354,7 @@ class FakeKernel implements OverlayKernel {
       else if (w[0] === 'addr' && w[1] === 'add') {
         const [ip, len] = w[2]!.split('/');
         const d = this.links_.find((x) => x.ifname === w[4])!;
-        (d as { addr_info: unknown[] }).addr_info = [
+        (d as unknown as { addr_info: unknown[] }).addr_info = [
           { family: 'inet', local: ip, prefixlen: Number(len), scope: 'global' },
         ];
       } else if (w[0] === 'route') {
@@ -411,7 +411,16 @@ t.test('agent on the kernel: device, peers, node churn, bad peers logged once, a
     },
   };
   const registry = new Registry();
-  const agent = new OverlayAgent({ nodeName: 'node-1', backend: 'auto', kernel: k, annotator, registry, log });
+  let underlayCalls = 0;
+  const agent = new OverlayAgent({
+    nodeName: 'node-1',
+    backend: 'auto',
+    kernel: k,
+    annotator,
+    registry,
+    log,
+    onUnderlay: () => underlayCalls++,
+  });
   const c = h.controller(agent);
   h.source.put(makeNode('node-1', ['10.244.1.0/24'], ['192.168.0.11'])); // not yet annotated
   h.source.put(same);
@@ -430,6 +439,7 @@ t.test('agent on the kernel: device, peers, node churn, bad peers logged once, a
     },
   );
   t.equal(agent.overlayMtu, 1450, 'the conflist MTU: underlay - 50');
+  t.equal(underlayCalls, 1, 'the conflist writer is told once');
   t.same(patched, [['node-1', vtepAnnotations(1, '192.168.0.11')]], 'own VTEP annotations PATCHed');
   t.same(k.routes_.map((r) => [r.dst, r.via, r.dev ?? '']).sort(), [
     ['10.244.2.0/24', '192.168.0.12', ''],
@@ -602,7 +612,7 @@ t.test('agent: a failed apply is retried with backoff and then converges', async
   await c.stop();
 });
 
-t.test('conflist writer: the overlay MTU from a getter; not known yet is an error, retried', async (t) => {
+t.test('conflist writer: the overlay MTU from a getter; written once the agent found the underlay', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'kdp-overlay-conf-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const underlay: { mtu?: number } = {};
@@ -617,9 +627,11 @@ t.test('conflist writer: the overlay MTU from a getter; not known yet is an erro
   h.source.put(self);
   await h.source.start();
   await h.clock.advance(1);
-  t.match(c.status().lastError, /overlay MTU is not known yet/);
+  t.throws(() => readFileSync(w.path), 'nothing written while the MTU is unknown');
+  t.equal(c.status().failures, 0, 'not an error: the agent asks again');
   underlay.mtu = 1450;
-  await h.clock.advance(1000);
+  c.requestFull();
+  await h.clock.advance(1);
   t.match(JSON.parse(readFileSync(w.path, 'utf8')), { plugins: [{ mtu: 1450, clusterCIDRs: ['10.244.0.0/16'] }] });
   await c.stop();
 });
