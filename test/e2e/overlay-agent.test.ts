@@ -158,6 +158,7 @@ if (needsRoot(t)) {
     const servers = [
       lab.spawn(b.ns, [process.execPath, ECHO, '--name', 'b', '--http', '8080']),
       lab.spawn(c.ns, [process.execPath, ECHO, '--name', 'c', '--http', '8080']),
+      lab.spawn(lab.underlay, [process.execPath, ECHO, '--name', 'outside', '--http', '8080']),
     ];
     t.teardown(() => servers.forEach((s) => s.kill('SIGKILL')));
     await Promise.all(
@@ -171,6 +172,11 @@ if (needsRoot(t)) {
     t.same(await curl(a.ns, b.ip), ['b', a.ip], 'node-1 pod -> node-2 pod over VXLAN: the server sees the pod IP');
     t.same(await curl(a.ns, c.ip), ['c', a.ip], 'node-1 pod -> node-3 pod direct: the server sees the pod IP');
     t.same(await curl(c.ns, b.ip), ['b', c.ip], 'node-3 pod -> node-2 pod over VXLAN');
+    t.same(
+      await curl(a.ns, lab.plan.underlayHost4),
+      ['outside', n1.ip4],
+      'leaving the cluster CIDR: masqueraded to the node address',
+    );
     const fits = await lab.exec(a.ns, ['ping', '-n', '-c', '1', '-W', '2', '-M', 'do', '-s', String(1450 - 28), b.ip], {
       allowFailure: true,
     });

@@ -287,6 +287,11 @@ export const nodeAgentCommand: Command = {
     const backend = values.backend;
     if (backend !== 'host-gw' && backend !== 'vxlan' && backend !== 'auto')
       throw new KdpError('KDP_USAGE', `--backend takes host-gw, vxlan or auto, got ${JSON.stringify(backend)}`);
+    if (backend !== 'host-gw' && values['cni-conf-dir'] && values['cluster-cidr'].length === 0)
+      throw new KdpError(
+        'KDP_USAGE',
+        `--backend ${backend} with --cni-conf-dir needs --cluster-cidr: without it kdp-bridge masquerades pod traffic to other nodes (the source IP is lost)`,
+      );
     const vni = intFlag('vni', values.vni, 1, 16_777_215);
     const vxlanPort = intFlag('vxlan-port', values['vxlan-port'], 1, 65_535);
     const metricsAddr = values['metrics-bind-address'];

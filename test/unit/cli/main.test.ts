@@ -51,6 +51,18 @@ t.test('kdp up --subnets 2 --backend host-gw refuses before building anything', 
   t.notMatch(child.output(), /lab ready/, 'no lab was built');
 });
 
+t.test('node-agent: bad overlay flags are usage errors, before anything is built', async (t) => {
+  const c = capture();
+  const agent = (...a: string[]) => main(['--log-level', 'silent', 'node-agent', '--node', 'n1', ...a], c.out);
+  t.equal(await agent('--backend', 'geneve'), 2);
+  t.equal(await agent('--backend', 'vxlan', '--vni', '0'), 2);
+  t.equal(await agent('--backend', 'vxlan', '--vni', '16777216'), 2);
+  t.equal(await agent('--backend', 'vxlan', '--vxlan-port', '70000'), 2);
+  t.equal(await agent('--backend', 'auto', '--metrics-bind-address', 'nope'), 2);
+  // the conflist would masquerade pod-to-pod traffic across nodes: refused
+  t.equal(await agent('--backend', 'vxlan', '--cni-conf-dir', '/nonexistent'), 2);
+});
+
 t.test('the runtime is the pinned Node 24', async (t) => {
   t.equal(process.versions.node.split('.')[0], '24');
 });
