@@ -40,6 +40,11 @@ export interface StatusInput {
   readonly nodeName: string;
   /** `nft list table ip kdp` of that node, when it was read (undefined: the kernel was not checked) */
   readonly nftTable?: string;
+  /**
+   * the node agent's kernel entries on that node, as `ip -j` / `bridge -j` print them (undefined: not checked):
+   * routes of proto 199 (IPv4 and IPv6 arrays concatenated), neighbours and FDB entries of every device
+   */
+  readonly nodeKernel?: { readonly routes: string; readonly neighbours: string; readonly fdb: string };
 }
 
 /** A component's answer to `kdp status`: its own status shape, computed from the input alone (pure). */

@@ -11,8 +11,10 @@ import { portKey, status as dnsStatus } from '../dns/status.ts';
 import type { DnsOnlyStatus } from '../dns/status.ts';
 import { status as ingressStatus } from '../../ingress/status.ts';
 import type { IngressRouteStatus } from '../../ingress/status.ts';
+import { status as nodeStatus } from '../node/status.ts';
+import type { PeerStatus } from '../node/status.ts';
 
-export type { DnsOnlyStatus, EndpointStatus, IngressRouteStatus };
+export type { DnsOnlyStatus, EndpointStatus, IngressRouteStatus, PeerStatus };
 
 export interface ServicePortStatus {
   readonly service: string;
@@ -31,17 +33,20 @@ export interface StatusReport {
   readonly dnsOnly: readonly DnsOnlyStatus[];
   readonly ingress: readonly IngressRouteStatus[];
   readonly ingressRejected: readonly { readonly ingress: string; readonly reason: string }[];
+  /** the report's node's peers: path and kernel entries (node agent) */
+  readonly peers: readonly PeerStatus[];
 }
 
 export function buildStatus(
   cluster: ClusterView,
-  opts: { zone?: string; nodeName?: string; nftTable?: string } = {},
+  opts: { zone?: string; nodeName?: string; nftTable?: string; nodeKernel?: StatusInput['nodeKernel'] } = {},
 ): StatusReport {
   const input: StatusInput = {
     cluster,
     zone: opts.zone ?? 'cluster.local',
     nodeName: opts.nodeName ?? '',
     ...(opts.nftTable !== undefined ? { nftTable: opts.nftTable } : {}),
+    ...(opts.nodeKernel !== undefined ? { nodeKernel: opts.nodeKernel } : {}),
   };
   const dns = dnsStatus(input);
   const ingress = ingressStatus(input);
@@ -56,7 +61,13 @@ export function buildStatus(
     dns: dns.portNames.get(portKey(p.namespace, p.name, p.portName, p.protocol)) ?? [],
     rule: p.rule,
   }));
-  return { services, dnsOnly: dns.dnsOnly, ingress: ingress.routes, ingressRejected: ingress.rejected };
+  return {
+    services,
+    dnsOnly: dns.dnsOnly,
+    ingress: ingress.routes,
+    ingressRejected: ingress.rejected,
+    peers: nodeStatus(input),
+  };
 }
 
 function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
@@ -120,6 +131,14 @@ export function renderStatus(r: StatusReport): string {
       table(
         ['INGRESS', 'REASON'],
         r.ingressRejected.map((x) => [x.ingress, x.reason]),
+      ),
+    );
+  if (r.peers.length)
+    out.push(
+      '\nNODE PEERS (path and kernel entries of the node agent)\n',
+      table(
+        ['PEER', 'POD-CIDR', 'PATH', 'KERNEL', 'NOTE'],
+        r.peers.map((p) => [p.node, p.podCidr, p.path || '-', p.kernel ?? '(not checked)', p.note ?? '']),
       ),
     );
   return out.join('');

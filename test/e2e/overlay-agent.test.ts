@@ -18,6 +18,9 @@ import type { Conflist } from '../../src/cnispec/runtime.ts';
 import type { CniResult } from '../../src/cnispec/types.ts';
 import { freshPlugins, waitFor } from '../../src/cni/testing/fixtures.ts';
 import { vtepAnnotations, vtepMac } from '../../src/node/overlay.ts';
+import { status as peerStatus } from '../../src/node/status.ts';
+import type { ClusterView } from '../../src/model/status.ts';
+import type { Node } from '../../src/model/types.ts';
 import { needsRoot } from '../helpers/gate.ts';
 
 const KDP = fileURLToPath(new URL('../../bin/kdp', import.meta.url));
@@ -31,6 +34,25 @@ const nodeJson = (name: string, cidr: string, ip: string) =>
     spec: { podCIDR: cidr, podCIDRs: [cidr] },
     status: { addresses: [{ type: 'InternalIP', address: ip }], conditions: [{ type: 'Ready', status: 'True' }] },
   });
+
+const EMPTY: ClusterView = {
+  services: [],
+  endpointSlices: [],
+  pods: [],
+  nodes: [],
+  namespaces: [],
+  ingresses: [],
+  ingressClasses: [],
+  secrets: [],
+};
+/** The model object of the manifest nodeJson writes. */
+const nodeObject = (name: string, cidr: string, ip: string): Node => ({
+  kind: 'Node',
+  meta: { namespace: '', name, uid: name, resourceVersion: '1', labels: {}, annotations: vtepAnnotations(1, ip) },
+  podCIDRs: [cidr],
+  addresses: [{ type: 'InternalIP', address: ip }],
+  ready: true,
+});
 
 if (needsRoot(t)) {
   t.test('auto backend across two routed subnets', async (t) => {
@@ -129,6 +151,29 @@ if (needsRoot(t)) {
       'the VXLAN device: VNI 1, port 8472, local = InternalIP, MTU 1500 - 50, the derived MAC',
     );
     t.match((await kernel(n2)).routes.length, 2, 'node-2: both peers over VXLAN');
+
+    // kdp status's view of node-1 (the same reads the status command makes), from the real iproute2 output
+    const read = async (argv: string[]) => (await lab.exec(n1.ns, argv)).stdout;
+    const peers = peerStatus({
+      cluster: { ...EMPTY, nodes: lab.nodes.map((n) => nodeObject(n.name, n.podCidr4, n.ip4)) },
+      zone: 'cluster.local',
+      nodeName: n1.name,
+      nodeKernel: {
+        routes:
+          (await read(['ip', '-4', '-j', 'route', 'show', 'proto', '199'])) +
+          (await read(['ip', '-6', '-j', 'route', 'show', 'proto', '199'])),
+        neighbours: await read(['ip', '-j', 'neigh', 'show']),
+        fdb: await read(['bridge', '-j', 'fdb', 'show']),
+      },
+    });
+    t.same(
+      peers.map((p) => [p.node, p.path, p.kernel]),
+      [
+        ['node-2', 'vxlan', 'ok'],
+        ['node-3', 'direct', 'ok'],
+      ],
+      'kdp status: node-2 over VXLAN, node-3 direct, every kernel entry present',
+    );
 
     // pods through the real CNI plugins, on the conflist each agent wrote
     const list1 = conflistOf(n1)!;
