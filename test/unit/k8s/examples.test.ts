@@ -31,6 +31,13 @@ t.test('examples/cluster', async (t) => {
       ['node-2', ['198.19.2.0/24'], '198.18.0.12', true],
     ],
   );
+  const { vtepAnnotations } = await import('../../../src/node/overlay.ts');
+  for (const n of nodes)
+    t.match(
+      n.meta.annotations,
+      vtepAnnotations(1, n.addresses.find((a) => a.type === 'InternalIP')!.address),
+      `${n.meta.name}: the VTEP annotations the agent derives (VNI 1), so kdp up --backend vxlan|auto can use them`,
+    );
   const svcs = new Map(src.view.list('Service').map((s) => [s.meta.name, s]));
   t.same([...new Set([...svcs.values()].map((s) => (s.headless ? 'headless' : s.type)))].sort(), [
     'ClusterIP',
@@ -84,6 +91,7 @@ t.test('examples/cluster', async (t) => {
 t.test('examples/cluster-2subnets is examples/cluster with node-2 on the second lab subnet', async (t) => {
   const { readFileSync, readdirSync } = await import('node:fs');
   const { planLab } = await import('../../../src/lab/plan.ts');
+  const { vtepMac } = await import('../../../src/node/overlay.ts');
   const { mapNodes } = await import('../../../src/up/plan.ts');
   const two = fileURLToPath(new URL('../../../examples/cluster-2subnets', import.meta.url));
   const yaml = (d: string) => readdirSync(d).filter((f) => f.endsWith('.yaml'));
@@ -91,8 +99,10 @@ t.test('examples/cluster-2subnets is examples/cluster with node-2 on the second 
   for (const f of yaml(dir))
     t.equal(
       readFileSync(`${two}/${f}`, 'utf8'),
-      readFileSync(`${dir}/${f}`, 'utf8').replaceAll('198.18.0.12', '198.18.1.12'),
-      `${f}: only node-2's address differs`,
+      readFileSync(`${dir}/${f}`, 'utf8')
+        .replaceAll('198.18.0.12', '198.18.1.12')
+        .replaceAll(vtepMac(1, '198.18.0.12'), vtepMac(1, '198.18.1.12')),
+      `${f}: only node-2's address (and the VTEP MAC derived from it) differs`,
     );
   const src = new ManifestsSource({ dir: two, log: silentLogger });
   await src.start();
