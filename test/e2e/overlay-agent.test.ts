@@ -1,11 +1,11 @@
 // The overlay node agent for real (`kdp node-agent --backend auto`) in a two-subnet lab: node-1 and node-3 on
 // segment A (198.18.0.0/24), node-2 on segment B (198.18.1.0/24) behind the underlay router, where host-gw
-// cannot reach. Node manifests carry the VTEP annotations (as `kdp up` writes them). Pods are added by the
+// cannot reach. Node manifests carry the VTEP annotations (as examples/cluster*/10-nodes.yaml do). Pods come from the
 // real CNI plugins with the conflist the agent writes (MTU = underlay - 50, the cluster CIDR not masqueraded).
 // Checked: the path per peer (node-3 direct, node-2 VXLAN) and the kernel entries; TCP across with the source
 // IP kept over both paths; a packet at the overlay MTU passes with DF set and one above it is refused; kill -9
 // of an agent mid-update then restart converges (no stale and no duplicate route, neighbour or FDB entry);
-// a removed node's entries go within a second.
+// a removed node's entries go within a second; switching node-1 to --backend vxlan moves node-3 onto the overlay.
 import t from 'tap';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -69,7 +69,7 @@ if (needsRoot(t)) {
     for (const n of lab.nodes) writeFileSync(join(manifests, `${n.name}.json`), nodeJson(n.name, n.podCidr4, n.ip4));
 
     const agents = new Map<string, Spawned>();
-    const start = (n: typeof n1): Spawned => {
+    const start = (n: typeof n1, backend = 'auto'): Spawned => {
       const p = lab.spawn(n.ns, [
         'env',
         '-u',
@@ -81,7 +81,7 @@ if (needsRoot(t)) {
         '--node',
         n.name,
         '--backend',
-        'auto',
+        backend,
         '--manifests',
         manifests,
         '--cni-conf-dir',
@@ -307,5 +307,32 @@ if (needsRoot(t)) {
     );
     t.ok(at - t0 < 1000, `removed ${at - t0} ms after the manifest was deleted`);
     t.same(await kernel(n1), k1, 'back to the first state');
+
+    // node-1 switches to --backend vxlan: node-3 (same subnet) now goes over the overlay too, the direct route
+    // is replaced, and pod traffic keeps flowing (node-3, still auto, answers directly: asymmetric but fine)
+    again.kill('SIGKILL');
+    await again.exited;
+    start(n1, 'vxlan');
+    await waitFor(
+      'node-3 over VXLAN from node-1',
+      async () =>
+        (await kernel(n1)).routes.includes(`${n3.podCidr4} via 198.19.3.0 dev kdp.1 onlink`) ? true : undefined,
+      60_000,
+    );
+    const k1v = await kernel(n1);
+    const mac3 = vtepMac(1, n3.ip4);
+    t.same(
+      k1v,
+      {
+        routes: [
+          `${n2.podCidr4} via 198.19.2.0 dev kdp.1 onlink`,
+          `${n3.podCidr4} via 198.19.3.0 dev kdp.1 onlink`,
+        ].sort(),
+        neigh: [`198.19.2.0 lladdr ${mac2} PERMANENT`, `198.19.3.0 lladdr ${mac3} PERMANENT`].sort(),
+        fdb: [`${mac2} dst ${n2.ip4} self permanent`, `${mac3} dst ${n3.ip4} self permanent`].sort(),
+      },
+      'vxlan backend: both peers over the overlay, the direct route gone, nothing else',
+    );
+    t.same(await curl(a.ns, c.ip), ['c', a.ip], 'node-1 pod -> node-3 pod over VXLAN on the same subnet, source kept');
   });
 }
