@@ -44,6 +44,9 @@ const EMPTY: ClusterView = {
   ingresses: [],
   ingressClasses: [],
   secrets: [],
+  networkPolicies: [],
+  adminNetworkPolicies: [],
+  baselineAdminNetworkPolicies: [],
 };
 /** The model object of the manifest nodeJson writes. */
 const nodeObject = (name: string, cidr: string, ip: string): Node => ({

@@ -29,6 +29,9 @@ const cluster: ClusterView = {
   ingresses: [],
   ingressClasses: [],
   secrets: [],
+  networkPolicies: [],
+  adminNetworkPolicies: [],
+  baselineAdminNetworkPolicies: [],
 };
 const mac2 = vtepMac(1, '198.18.1.12');
 const mac4 = vtepMac(1, '198.18.1.14');
