@@ -1,7 +1,8 @@
 // A small echo server for lab pods: every answer names the pod, so tests see which backend served them.
-//   node src/lab/echo-server.ts --name web-1 [--http 8080,8081] [--udp 5353] [--tcp 9000]
+//   node src/lab/echo-server.ts --name web-1 [--http 8080,8081] [--udp 5353] [--tcp 9000] [--udp-client]
 // HTTP: any request -> 200 JSON {name, method, path, host, client, headers}; `/status/NNN` answers NNN.
-// UDP: every datagram is answered with "<name> <payload>". TCP: every line is answered with "<name> <line>".
+// UDP: every datagram is answered with "<name> <payload>" (with --udp-client: "<name> <payload> <ip>:<port>",
+// the sender as the server saw it). TCP: every line is answered with "<name> <line>".
 // Prints "ready" on stdout once every listener is bound. Exits on SIGTERM/SIGINT.
 import { createServer } from 'node:http';
 import { createServer as createTcpServer } from 'node:net';
@@ -15,6 +16,7 @@ const { values } = parseArgs({
     udp: { type: 'string' },
     tcp: { type: 'string' },
     host: { type: 'string', default: '::' },
+    'udp-client': { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -46,7 +48,11 @@ for (const port of ports(values.http)) {
 }
 for (const port of ports(values.udp)) {
   const sock = createSocket({ type: 'udp6', ipv6Only: false });
-  sock.on('message', (msg, rinfo) => sock.send(`${name} ${msg.toString('utf8')}`, rinfo.port, rinfo.address));
+  const from = (r: { address: string; port: number }) =>
+    values['udp-client'] ? ` ${r.address.replace(/^::ffff:/, '')}:${r.port}` : '';
+  sock.on('message', (msg, rinfo) =>
+    sock.send(`${name} ${msg.toString('utf8')}${from(rinfo)}`, rinfo.port, rinfo.address),
+  );
   pending.push(new Promise((r) => sock.bind({ port, address: values.host }, () => r())));
 }
 for (const port of ports(values.tcp)) {
