@@ -65,7 +65,7 @@ async function serve(c: OverlayCluster, pod: OverlayPod, iperf: boolean): Promis
   const procs = [
     c.lab.spawn(pod.ns, [process.execPath, RR, 'server', String(RR_PORT)]),
     iperf
-      ? c.lab.spawn(pod.ns, ['iperf3', '-s', '-p', String(IPERF_PORT)])
+      ? c.lab.spawn(pod.ns, ['iperf3', '-s', '-p', String(IPERF_PORT), '--forceflush'])
       : c.lab.spawn(pod.ns, [process.execPath, RR, 'sink', String(SINK_PORT)]),
   ];
   await waitFor(
