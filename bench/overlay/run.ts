@@ -45,6 +45,8 @@ interface Path {
 
 interface Sample {
   readonly gbps: number;
+  /** Gbit moved per CPU-second of the iperf3 sender + receiver processes (the kernel's work is mostly charged to them) */
+  readonly gbPerCpu: number;
   readonly p50: number;
   readonly p99: number;
   readonly mean: number;
@@ -95,14 +97,22 @@ async function warm(p: Path): Promise<void> {
 async function measure(p: Path, iperf: boolean): Promise<Sample> {
   const { lab } = p.cluster;
   let gbps: number;
+  let gbPerCpu = NaN;
   if (iperf) {
     const r = await lab.exec(
       p.from.ns,
       ['iperf3', '-c', p.to.ip4, '-p', String(IPERF_PORT), '-t', String(SECONDS), '-O', '1', '-J'],
       { timeoutMs: (SECONDS + 30) * 1000 },
     );
-    const j = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } };
+    const j = JSON.parse(r.stdout) as {
+      end: {
+        sum_received: { bits_per_second: number };
+        cpu_utilization_percent: { host_total: number; remote_total: number };
+      };
+    };
     gbps = j.end.sum_received.bits_per_second / 1e9;
+    const cpu = j.end.cpu_utilization_percent;
+    gbPerCpu = gbps / ((cpu.host_total + cpu.remote_total) / 100);
   } else {
     const r = await lab.exec(p.from.ns, [process.execPath, RR, 'blast', p.to.ip4, String(SINK_PORT), String(SECONDS)], {
       timeoutMs: (SECONDS + 30) * 1000,
@@ -113,7 +123,7 @@ async function measure(p: Path, iperf: boolean): Promise<Sample> {
     timeoutMs: (SECONDS + 30) * 1000,
   });
   const rr = JSON.parse(r.stdout) as { p50: number; p99: number; mean: number };
-  return { gbps, p50: rr.p50, p99: rr.p99, mean: rr.mean };
+  return { gbps, gbPerCpu, p50: rr.p50, p99: rr.p99, mean: rr.mean };
 }
 
 const median = (xs: readonly number[]) => {
@@ -161,7 +171,7 @@ async function main(): Promise<number> {
         const s = await measure(p, iperf);
         samples.get(p.name)!.push(s);
         process.stderr.write(
-          `run ${r} ${p.name.padEnd(13)} ${s.gbps.toFixed(2)} Gbit/s  rr p50 ${s.p50.toFixed(0)} us  p99 ${s.p99.toFixed(0)} us\n`,
+          `run ${r} ${p.name.padEnd(13)} ${s.gbps.toFixed(2)} Gbit/s (${s.gbPerCpu.toFixed(2)} per CPU-s)  rr p50 ${s.p50.toFixed(0)} us  p99 ${s.p99.toFixed(0)} us\n`,
         );
       }
     }
@@ -174,6 +184,7 @@ async function main(): Promise<number> {
         path: p.name,
         podMtu: await mtu(p),
         gbps: median(s.map((x) => x.gbps)),
+        gbPerCpu: median(s.map((x) => x.gbPerCpu)),
         p50: median(s.map((x) => x.p50)),
         p99: median(s.map((x) => x.p99)),
         runs: s,
@@ -186,11 +197,12 @@ async function main(): Promise<number> {
       `\nbench:overlay  ${RUNS} rounds x ${SECONDS} s, throughput by ${tool}, RR 1-byte TCP (medians; load ${load0.toFixed(1)} -> ${load1.toFixed(1)})\n\n`,
     );
     process.stdout.write(
-      '| path | pod MTU | TCP throughput | vs host-gw | RR p50 | vs host-gw | RR p99 | vs host-gw |\n|---|---|---|---|---|---|---|---|\n',
+      '| path | pod MTU | TCP throughput | vs host-gw | Gbit per CPU-s | vs host-gw | RR p50 | vs host-gw | RR p99 | vs host-gw |\n' +
+        '|---|---|---|---|---|---|---|---|---|---|\n',
     );
     for (const x of rows)
       process.stdout.write(
-        `| ${x.path} | ${x.podMtu} | ${x.gbps.toFixed(2)} Gbit/s | ${(x.gbps / ref.gbps).toFixed(2)}x | ${x.p50.toFixed(0)} us | ${(x.p50 / ref.p50).toFixed(2)}x | ${x.p99.toFixed(0)} us | ${(x.p99 / ref.p99).toFixed(2)}x |\n`,
+        `| ${x.path} | ${x.podMtu} | ${x.gbps.toFixed(2)} Gbit/s | ${(x.gbps / ref.gbps).toFixed(2)}x | ${x.gbPerCpu.toFixed(2)} | ${(x.gbPerCpu / ref.gbPerCpu).toFixed(2)}x | ${x.p50.toFixed(0)} us | ${(x.p50 / ref.p50).toFixed(2)}x | ${x.p99.toFixed(0)} us | ${(x.p99 / ref.p99).toFixed(2)}x |\n`,
       );
     for (const x of rows.filter((r) => r.path.startsWith('vxlan'))) {
       const tput = x.gbps / ref.gbps;
