@@ -1,7 +1,9 @@
 // The bench's probes, run inside lab pods (node:net only):
 //   node bench/overlay/rr.ts server PORT                         echo every byte back (request/response peer)
 //   node bench/overlay/rr.ts client HOST PORT SECONDS [SIZE]     one connection, one SIZE-byte request at a time
-//                                                                (netperf TCP_RR style); prints JSON latencies (us)
+//                                                                (netperf TCP_RR style); prints JSON latencies (us):
+//                                                                n, p50, p99, mean and hist (sparse [us, count]
+//                                                                pairs, 1-us buckets) so rounds can be pooled
 //   node bench/overlay/rr.ts sink PORT                           read and drop (bulk receiver)
 //   node bench/overlay/rr.ts blast HOST PORT SECONDS             one connection writing 64 KiB chunks as fast as
 //                                                                the socket takes them; prints JSON {bitsPerSecond}
@@ -58,12 +60,15 @@ if (mode === 'server') {
     else {
       s.end();
       const sorted = Float64Array.from(samples).sort();
+      const hist = new Map<number, number>();
+      for (const us of samples) hist.set(Math.round(us), (hist.get(Math.round(us)) ?? 0) + 1);
       process.stdout.write(
         JSON.stringify({
           n: sorted.length,
           p50: quantile(sorted, 0.5),
           p99: quantile(sorted, 0.99),
           mean: samples.reduce((x, y) => x + y, 0) / samples.length,
+          hist: [...hist].sort((x, y) => x[0] - y[0]),
         }) + '\n',
       );
     }
