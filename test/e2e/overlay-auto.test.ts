@@ -9,7 +9,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { loadavg } from 'node:os';
 import { needsRoot } from '../helpers/gate.ts';
 import { PROBE } from '../helpers/pods.ts';
-import { OverlayCluster } from '../helpers/overlay.ts';
+import { OverlayCluster, VXLAN_DEV } from '../helpers/overlay.ts';
+import { waitFor } from '../../src/cni/testing/fixtures.ts';
 import type { OverlayPod } from '../helpers/overlay.ts';
 import {
   HTTP_PORT,
@@ -154,7 +155,32 @@ if (needsRoot(t, 'network namespaces, VXLAN devices, nftables')) {
       k2.fdb.some((f) => f.endsWith(` ${ip}`) || f.endsWith(` ${before}`)),
       'and has no fdb entry for it',
     );
-    await waitReach(c, a, c3);
+    // the moved node's own VTEP follows its address: local IP and the MAC derived from it
+    const vtep = await waitFor(
+      "node-3's VXLAN device on its new address",
+      async () => {
+        const l = JSON.parse((await c.lab.exec(n3.ns, ['ip', '-d', '-j', 'link', 'show', VXLAN_DEV])).stdout) as {
+          address: string;
+          linkinfo: { info_data: { local: string } };
+        }[];
+        return l[0]?.linkinfo.info_data.local === ip ? l[0] : undefined;
+      },
+      20_000,
+    ).catch(() => undefined);
+    t.match(vtep, { address: vtepMac(1, ip), linkinfo: { info_data: { local: ip } } }, `node-3's ${VXLAN_DEV}`);
+    try {
+      await waitReach(c, a, c3);
+    } catch (err) {
+      // what the data path looked like, for the report
+      const show = async (ns: string, argv: string[]) => (await c.lab.exec(ns, argv, { allowFailure: true })).stdout;
+      t.comment(await show(n3.ns, ['ip', '-d', 'link', 'show', VXLAN_DEV]));
+      t.comment(await show(n3.ns, ['ip', '-s', 'link', 'show', VXLAN_DEV]));
+      t.comment(await show(n1.ns, ['ip', '-s', 'link', 'show', VXLAN_DEV]));
+      t.comment(await show(a.ns, ['ping', '-c', '2', '-W', '1', c3.ip4]));
+      t.comment(await show(n1.ns, ['ping', '-c', '2', '-W', '1', ip]));
+      t.comment(c.agent(n3).output().slice(-3000));
+      throw err;
+    }
     await podToPods(t, c, a, [c3]);
     await podToPods(t, c, b, [c3]);
   });
