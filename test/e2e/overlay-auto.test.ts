@@ -178,6 +178,18 @@ if (needsRoot(t, 'network namespaces, VXLAN devices, nftables')) {
       t.comment(await show(n1.ns, ['ip', '-s', 'link', 'show', VXLAN_DEV]));
       t.comment(await show(a.ns, ['ping', '-c', '2', '-W', '1', c3.ip4]));
       t.comment(await show(n1.ns, ['ping', '-c', '2', '-W', '1', ip]));
+      t.comment(await show(n3.ns, ['ss', '-uan']));
+      t.comment(await show(n3.ns, ['ip', '-s', 'link', 'show', 'eth0']));
+      t.comment(
+        (await show(n3.ns, ['cat', '/proc/net/snmp']))
+          .split('\n')
+          .filter((l) => l.startsWith('Udp:'))
+          .join('\n'),
+      );
+      t.comment(await show(n3.ns, ['conntrack', '-L', '-p', 'udp', '--dport', '8472']));
+      t.comment(await show(n1.ns, ['conntrack', '-L', '-p', 'udp', '--dport', '8472']));
+      t.comment(await show(n3.ns, ['ip', '-s', 'link', 'show', VXLAN_DEV]));
+      t.comment(await show(a.ns, ['curl', '-sS', '-v', '--max-time', '3', `http://${c3.ip4}:8080/`]));
       t.comment(c.agent(n3).output().slice(-3000));
       throw err;
     }
