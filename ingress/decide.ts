@@ -9,7 +9,7 @@
 // per-Ingress default backend when the Service has no endpoints, 503 when nothing has endpoints.
 import type { RouteOptions } from './annotations.ts';
 import { normalizeHost, pathOf, resolve, rewritePath } from './match.ts';
-import type { PathRoute, RouteTable, Upstream } from './types.ts';
+import type { GatewayMirror, HeaderModifier, PathRoute, RouteTable, Upstream } from './types.ts';
 import { cookieValue } from './upstream.ts';
 
 /** What the decision needs to know about a request. A lane may implement it on a reused object. */
@@ -39,6 +39,8 @@ export type Decision =
       readonly target: string;
       /** the canary took it: the name of the upstream it would have gone to ('' otherwise) */
       readonly alternative: string;
+      /** Gateway API routes: what the lane does besides forwarding (undefined for Ingress routes) */
+      readonly gateway?: GatewayForward;
     }
   | {
       /** an answer the ingress gives itself (404, 403, 503, redirects) */
@@ -59,6 +61,18 @@ export type Decision =
       readonly route: PathRoute;
       readonly ingress: string;
     };
+
+/** Gateway API: the filters of the matched rule and backend, for the lane to carry out. */
+export interface GatewayForward {
+  /** rule filter, then backendRef filter (apply both, in order) */
+  readonly requestHeaders: readonly HeaderModifier[];
+  readonly responseHeaders: readonly HeaderModifier[];
+  /** URLRewrite hostname: the Host sent upstream (the X-Forwarded-Host stays the client's) */
+  readonly host?: string;
+  readonly mirrors: readonly GatewayMirror[];
+  readonly requestTimeoutMs?: number;
+  readonly backendRequestTimeoutMs?: number;
+}
 
 const NOT_FOUND: Decision = Object.freeze({
   kind: 'reply',
