@@ -162,6 +162,8 @@ export interface RouteTable {
   readonly multiLabelWildcards?: boolean;
   /** Gateway API: the certificate of an HTTPS listener without hostname (SNI matching no other listener) */
   readonly fallbackCert?: TlsCert;
+  /** Gateway API: the listener port (a RequestRedirect without scheme or port keeps it) */
+  readonly listenerPort?: number;
   /** generation counter: bumps on every compile */
   readonly version: number;
 }
