@@ -791,11 +791,11 @@ function buildTable(
 
 // ------------------------------------------------------------------------------------------- compile
 
-function parentOf(ref: GwParentRef, routeNs: string): ParentReference {
+function parentOf(ref: GwParentRef): ParentReference {
   return {
     group: ref.group,
     kind: ref.kind,
-    namespace: ref.namespace ?? routeNs,
+    ...(ref.namespace !== undefined ? { namespace: ref.namespace } : {}),
     name: ref.name,
     ...(ref.sectionName !== undefined ? { sectionName: ref.sectionName } : {}),
     ...(ref.port !== undefined ? { port: ref.port } : {}),
@@ -856,8 +856,9 @@ export function compileGateways(state: GatewayState, opts: GatewayCompileOptions
     const parents: RouteParentStatus[] = [];
     for (const ref of route.parentRefs) {
       if (ref.group !== GATEWAY_GROUP || ref.kind !== 'Gateway') continue;
-      const parentRef = parentOf(ref, route.meta.namespace);
-      const entry = entries.get(`${parentRef.namespace}/${ref.name}`);
+      const parentRef = parentOf(ref);
+      const parentNs = ref.namespace ?? route.meta.namespace;
+      const entry = entries.get(`${parentNs}/${ref.name}`);
       if (!entry) continue; // not ours (or no such Gateway): another controller's business
       const conditions: Condition[] = [];
       const candidates = [...entry.listeners.values()].filter(
@@ -877,8 +878,8 @@ export function compileGateways(state: GatewayState, opts: GatewayCompileOptions
         );
       } else {
         const nsLabels = state.namespaces.get(route.meta.namespace)?.meta.labels ?? {};
+        // attachment depends on allowedRoutes and the parentRef only, not on the listener's own status (spec)
         const allowed = candidates.filter((l) => {
-          if (!l.accepted) return false;
           if (!l.kinds.some((k) => k.kind === route.kind)) return false;
           const ar = l.spec.allowedRoutes;
           if (ar.namespacesFrom === 'Same') return route.meta.namespace === entry.gw.meta.namespace;
@@ -931,7 +932,7 @@ export function compileGateways(state: GatewayState, opts: GatewayCompileOptions
         }
       } else
         warnings.push(
-          `${route.kind} ${key} parent ${parentRef.namespace}/${parentRef.name}: ${accepted.reason}: ${accepted.message}`,
+          `${route.kind} ${key} parent ${parentNs}/${parentRef.name}: ${accepted.reason}: ${accepted.message}`,
         );
       parents.push({ parentRef, controllerName: opts.controllerName, conditions });
     }

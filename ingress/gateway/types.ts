@@ -94,14 +94,15 @@ export interface GatewayStatus {
 export interface ParentReference {
   readonly group: string;
   readonly kind: string;
-  readonly namespace: string;
+  /** as written (absent: the route's namespace), so the entry matches its spec.parentRefs item */
+  readonly namespace?: string;
   readonly name: string;
   readonly sectionName?: string;
   readonly port?: number;
 }
 
 export interface RouteParentStatus {
-  /** as written in spec.parentRefs, with group, kind and namespace filled in */
+  /** as written in spec.parentRefs (group and kind defaulted as the API server does) */
   readonly parentRef: ParentReference;
   readonly controllerName: string;
   /** Accepted, ResolvedRefs (PartiallyInvalid when some rules were dropped) */
