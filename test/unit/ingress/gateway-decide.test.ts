@@ -139,7 +139,7 @@ spec:
   rules:
     - matches: [{ path: { type: PathPrefix, value: / } }]
       backendRefs: [{ name: web, port: 8080 }]
-    - matches: [{ path: { type: PathPrefix, value: /v2 }, headers: [{ name: a, value: "1" }] }]
+    - matches: [{ path: { type: PathPrefix, value: /v2 }, headers: [{ name: a, value: "1" }, { name: c, value: "3" }] }]
       backendRefs: [{ name: web, port: 8080 }]
     - matches: [{ path: { type: PathPrefix, value: /tie } }]
       backendRefs: [{ name: web, port: 8080 }]
@@ -151,13 +151,17 @@ spec:
   parentRefs: [{ name: gw, namespace: infra, sectionName: http }]
   hostnames: [p.example.com]
   rules:
-    - matches: [{ path: { type: PathPrefix, value: /v2 }, headers: [{ name: a, value: "1" }, { name: b, value: "2" }] }]
+    - matches: [{ path: { type: PathPrefix, value: /v2 }, headers: [{ name: a, value: "1" }] }]
       backendRefs: [{ name: app, port: 80 }]
     - matches: [{ path: { type: PathPrefix, value: /v2 }, queryParams: [{ name: q, value: "1" }], headers: [{ name: a, value: "1" }] }]
       backendRefs: [{ name: app, port: 80 }]
     - matches: [{ path: { type: Exact, value: /v2/exact } }]
       backendRefs: [{ name: app, port: 80 }]
     - matches: [{ path: { type: PathPrefix, value: /tie } }]
+      backendRefs: [{ name: app, port: 80 }]
+    - matches: [{ path: { type: PathPrefix, value: /same-age } }]
+      backendRefs: [{ name: app, port: 80 }]
+    - matches: [{ path: { type: PathPrefix, value: /m }, headers: [{ name: a, value: "1" }] }]
       backendRefs: [{ name: app, port: 80 }]
 ---
 apiVersion: gateway.networking.k8s.io/v1
@@ -167,40 +171,52 @@ spec:
   parentRefs: [{ name: gw, sectionName: http }]
   hostnames: [p.example.com]
   rules:
-    - matches: [{ path: { type: PathPrefix, value: /tie } }]
+    - matches: [{ path: { type: PathPrefix, value: /same-age } }]
       backendRefs: [{ name: api, port: 8080 }]
     - matches: [{ path: { type: PathPrefix, value: /longer-prefix } }]
       backendRefs: [{ name: api, port: 8080 }]
+    - matches: [{ path: { type: PathPrefix, value: /m }, method: GET }]
+      backendRefs: [{ name: api, port: 8080 }]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: y-oldest, namespace: infra, creationTimestamp: "2025-06-01T00:00:00Z" }
+spec:
+  parentRefs: [{ name: gw, sectionName: http }]
+  hostnames: [p.example.com]
+  rules:
+    - matches: [{ path: { type: PathPrefix, value: /tie } }]
+      backendRefs: [{ name: api, port: 8080 }]
 `).get(8080)!;
-  rows(t, http, [
+  /** which rule of which route took it */
+  const who = (r: RequestFacts): string => {
+    const d = decide(http, r);
+    return d.kind === 'proxy' ? `${d.ingress}#${d.route!.gateway!.rule}` : show(d);
+  };
+  const cases: [string, RequestFacts, string][] = [
     [
       'Exact beats longer prefixes',
-      req('p.example.com', '/v2/exact', { headers: { a: '1', b: '2' } }),
-      'proxy app /v2/exact [apps/a-older]',
+      req('p.example.com', '/v2/exact', { headers: { a: '1', c: '3' } }),
+      'apps/a-older#2',
     ],
     [
-      'more header matches first',
-      req('p.example.com', '/v2', { headers: { a: '1', b: '2' } }),
-      'proxy app /v2 [apps/a-older]',
+      'more header matches beat an older route',
+      req('p.example.com', '/v2', { headers: { a: '1', c: '3' } }),
+      'infra/b-newer#1',
     ],
     [
-      'then more query matches',
+      'then more query matches beat rule order',
       req('p.example.com', '/v2?q=1', { headers: { a: '1' } }),
-      'proxy app /v2?q=1 [apps/a-older]',
+      'apps/a-older#1',
     ],
-    [
-      'then the newer route with one header',
-      req('p.example.com', '/v2', { headers: { a: '1' } }),
-      'proxy web /v2 [infra/b-newer]',
-    ],
-    ['no conditions met: the catch-all', req('p.example.com', '/v2'), 'proxy web /v2 [infra/b-newer]'],
-    [
-      'longest prefix across routes',
-      req('p.example.com', '/longer-prefix/x'),
-      'proxy api /longer-prefix/x [infra/z-same-age]',
-    ],
-    ['tie: the oldest route, then namespace/name', req('p.example.com', '/tie'), 'proxy app /tie [apps/a-older]'],
-  ]);
+    ['one header: the first rule', req('p.example.com', '/v2', { headers: { a: '1' } }), 'apps/a-older#0'],
+    ['no conditions met: the catch-all', req('p.example.com', '/v2'), 'infra/b-newer#0'],
+    ['longest prefix across routes', req('p.example.com', '/longer-prefix/x'), 'infra/z-same-age#1'],
+    ['method match beats a header match', req('p.example.com', '/m', { headers: { a: '1' } }), 'infra/z-same-age#2'],
+    ['tie: the oldest route first (not the name)', req('p.example.com', '/tie'), 'infra/y-oldest#0'],
+    ['same age: namespace/name (not rule order)', req('p.example.com', '/same-age'), 'apps/a-older#4'],
+  ];
+  for (const [name, r, want] of cases) t.equal(who(r), want, name);
 });
 
 t.test('hostnames: exact before wildcard, wildcards span labels, listener hostname isolation', async (t) => {
@@ -211,7 +227,18 @@ metadata: { name: wild, namespace: infra }
 spec:
   parentRefs: [{ name: gw, sectionName: https }]
   hostnames: ["*.example.com"]
-  rules: [{ backendRefs: [{ name: web, port: 8080 }] }]
+  rules:
+    - backendRefs: [{ name: web, port: 8080 }]
+    - matches: [{ path: { type: Exact, value: /exact-in-wild } }]
+      backendRefs: [{ name: web, port: 8080 }]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: two, namespace: infra }
+spec:
+  parentRefs: [{ name: gw, sectionName: https }]
+  hostnames: [two.example.com]
+  rules: [{ backendRefs: [{ name: api, port: 8080 }] }]
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -242,6 +269,11 @@ spec:
       'then the wildcard route for the same host',
       req('very.specific.example.com', '/other', { scheme: 'https' }),
       'proxy web /other [infra/wild]',
+    ],
+    [
+      "the exact hostname's rules come before a wildcard route's Exact path",
+      req('two.example.com', '/exact-in-wild', { scheme: 'https' }),
+      'proxy api /exact-in-wild [infra/two]',
     ],
     ['the listener without hostname', req('example.net', '/', { scheme: 'https' }), 'proxy api / [infra/other-domain]'],
     ['no route for the host', req('example.org', '/', { scheme: 'https' }), '404'],
