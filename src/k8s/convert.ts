@@ -1070,10 +1070,10 @@ export function convertGateway(raw: Raw): Result<Gateway> {
     if (listeners.length === 0) fail('spec.listeners needs at least one listener');
     const addresses = arr(spec.addresses, 'spec.addresses').map((ra, i) => {
       const a = obj(ra, `spec.addresses[${i}]`);
-      return {
-        type: str(a.type, `spec.addresses[${i}].type`) ?? 'IPAddress',
-        value: str(a.value, `spec.addresses[${i}].value`) ?? '',
-      };
+      const type = str(a.type, `spec.addresses[${i}].type`) ?? 'IPAddress';
+      const value = str(a.value, `spec.addresses[${i}].value`) ?? '';
+      // an IPAddress is handed to the data plane: validated here; other types are judged by the compiler
+      return { type, value: type === 'IPAddress' ? ip(value, `spec.addresses[${i}].value`) : value };
     });
     return { kind: 'Gateway', meta: m, generation: generation(raw), gatewayClassName, listeners, addresses };
   });
