@@ -14,6 +14,10 @@ import type {
 } from '../../../ingress/gateway/types.ts';
 import { describeResult, gatewayState, objectsFrom } from '../../../ingress/testing/gateway-fixtures.ts';
 import type { ClusterObject } from '../../../src/model/types.ts';
+import { convertAny } from '../../../src/k8s/convert.ts';
+import type { Raw } from '../../../src/k8s/convert.ts';
+import { parseAllDocuments } from 'yaml';
+import { fuzzSeed, mutate, rng } from '../../helpers/fuzz.ts';
 
 const fixture = (name: string) =>
   readFileSync(new URL(`../../fixtures/gateway/${name}`, import.meta.url).pathname, 'utf8');
@@ -299,4 +303,34 @@ spec:
       },
     ],
   });
+});
+
+t.test('bad input: mutated Gateway API objects never make the compiler throw', async (t) => {
+  const seed = fuzzSeed();
+  const r = rng(seed);
+  const docs = ['basic.yaml', 'invalid.yaml', 'isolation.yaml'].flatMap((f) =>
+    parseAllDocuments(fixture(f))
+      .map((d) => d.toJS() as Raw | null)
+      .filter((x): x is Raw => x !== null),
+  );
+  const N = Number(process.env.FUZZ_ITERATIONS ?? 300);
+  const problems: string[] = [];
+  let compiled = 0;
+  for (let i = 0; i < N && problems.length < 3; i++) {
+    // a few mutated objects among the valid ones
+    const objs = docs.map((d) => (r() < 0.3 ? (mutate(r, d as never).value as Raw) : d));
+    const model = objs.flatMap((o) => {
+      const c = convertAny(o);
+      return c.ok ? c.value : [];
+    });
+    try {
+      const res = compileGateways(gatewayState([...COMMON, ...model]), OPTS);
+      JSON.stringify(res.status);
+      compiled++;
+    } catch (err) {
+      problems.push(`seed ${seed} iteration ${i}: ${String(err)}`);
+    }
+  }
+  t.same(problems, [], 'no throw');
+  t.equal(compiled, N);
 });
