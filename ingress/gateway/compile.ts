@@ -845,6 +845,8 @@ export function compileGateways(state: GatewayState, opts: GatewayCompileOptions
 
   // Routes
   const attachmentsByGateway = new Map<Key, Attachment[]>();
+  // per `gateway\nlistener`: the hostnames each accepted route holds there (HTTPRoute vs GRPCRoute exclusion)
+  const claims = new Map<string, { kind: AnyRoute['kind']; key: Key; patterns: readonly string[] }[]>();
   const routeStatus = (route: AnyRoute): RouteStatus => {
     const key = keyOf(route.meta);
     const g = route.generation;
@@ -867,7 +869,7 @@ export function compileGateways(state: GatewayState, opts: GatewayCompileOptions
           (ref.port === undefined || l.spec.port === ref.port),
       );
       let accepted: Condition;
-      const attachedTo: { l: ListenerState; patterns: string[] }[] = [];
+      let attachedTo: { l: ListenerState; patterns: string[] }[] = [];
       if (candidates.length === 0) {
         accepted = cond(
           'Accepted',
@@ -910,7 +912,31 @@ export function compileGateways(state: GatewayState, opts: GatewayCompileOptions
             );
           else if (rules.length === 0 && dropped.length > 0)
             accepted = cond('Accepted', 'False', 'UnsupportedValue', dropped.join('; '), g);
-          else accepted = cond('Accepted', 'True', 'Accepted', 'route accepted', g);
+          else {
+            // an HTTPRoute and a GRPCRoute may not share a hostname on a listener: the older one (then by
+            // namespace/name) holds it, the other is not accepted there (routes are visited in that order)
+            let holder: Key | undefined;
+            const free = attachedTo.filter(({ l, patterns }) => {
+              const other = (claims.get(`${entry.key}\n${l.spec.name}`) ?? []).find(
+                (c) =>
+                  c.kind !== route.kind && c.patterns.some((p) => patterns.some((q) => covers(p, q) || covers(q, p))),
+              );
+              holder ??= other?.key;
+              return other === undefined;
+            });
+            if (free.length === 0)
+              accepted = cond(
+                'Accepted',
+                'False',
+                'NotAllowedByListeners',
+                `a route of the other kind (${String(holder)}) holds an intersecting hostname on the listener`,
+                g,
+              );
+            else {
+              attachedTo = free;
+              accepted = cond('Accepted', 'True', 'Accepted', 'route accepted', g);
+            }
+          }
         }
       }
       conditions.push(accepted);
@@ -928,6 +954,8 @@ export function compileGateways(state: GatewayState, opts: GatewayCompileOptions
         attachmentsByGateway.set(entry.key, list);
         for (const { l, patterns } of attachedTo) {
           l.attached++;
+          const id = `${entry.key}\n${l.spec.name}`;
+          claims.set(id, [...(claims.get(id) ?? []), { kind: route.kind, key, patterns }]);
           for (const pattern of patterns) list.push({ listener: l.spec.name, pattern, route, rules });
         }
       } else
@@ -938,8 +966,16 @@ export function compileGateways(state: GatewayState, opts: GatewayCompileOptions
     }
     return { key, generation: g, parents };
   };
-  const httpRoutes = byKey(state.httpRoutes).map(routeStatus);
-  const grpcRoutes = byKey(state.grpcRoutes).map(routeStatus);
+  // oldest first (then namespace/name): the order the HTTPRoute/GRPCRoute hostname exclusion is decided in
+  const byAge = [...byKey(state.httpRoutes), ...byKey(state.grpcRoutes)].sort(
+    (a, b) =>
+      (a.created < b.created ? -1 : a.created > b.created ? 1 : 0) ||
+      (keyOf(a.meta) < keyOf(b.meta) ? -1 : keyOf(a.meta) > keyOf(b.meta) ? 1 : 0) ||
+      (a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0),
+  );
+  const statusOf = new Map<AnyRoute, RouteStatus>(byAge.map((r) => [r, routeStatus(r)]));
+  const httpRoutes = byKey(state.httpRoutes).map((r) => statusOf.get(r)!);
+  const grpcRoutes = byKey(state.grpcRoutes).map((r) => statusOf.get(r)!);
 
   // tables and Gateway status
   const listeners: GatewayListenerTable[] = [];

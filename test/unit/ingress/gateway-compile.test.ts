@@ -334,3 +334,49 @@ t.test('bad input: mutated Gateway API objects never make the compiler throw', a
   t.same(problems, [], 'no throw');
   t.equal(compiled, N);
 });
+
+t.test('an HTTPRoute and a GRPCRoute with intersecting hostnames on one listener: the older one only', async (t) => {
+  const yaml = (grpcCreated: string) => `
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: { name: gw, namespace: infra }
+spec:
+  gatewayClassName: kdp
+  listeners: [{ name: a, port: 80, protocol: HTTP }, { name: b, port: 81, protocol: HTTP }]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: web, namespace: infra, creationTimestamp: "2026-01-02T00:00:00Z" }
+spec:
+  parentRefs: [{ name: gw, sectionName: a }]
+  hostnames: ["*.example.com"]
+  rules: [{ backendRefs: [{ name: web, port: 8080 }] }]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: { name: rpc, namespace: infra, creationTimestamp: "${grpcCreated}" }
+spec:
+  parentRefs: [{ name: gw, sectionName: a }, { name: gw, sectionName: b }]
+  hostnames: [api.example.com]
+  rules: [{ backendRefs: [{ name: grpc, port: 9000 }] }]
+`;
+  const newer = compileYaml(yaml('2026-01-03T00:00:00Z'));
+  t.match(routeCond(newer.status.grpcRoutes, 'infra/rpc', 'Accepted', 0), {
+    status: 'False',
+    reason: 'NotAllowedByListeners',
+    message: /infra\/web/,
+  });
+  t.match(routeCond(newer.status.grpcRoutes, 'infra/rpc', 'Accepted', 1), { status: 'True' }, 'alone on listener b');
+  t.match(routeCond(newer.status.httpRoutes, 'infra/web', 'Accepted'), { status: 'True' });
+  t.same(newer.listeners[0]!.table.hosts.get('api.example.com'), undefined, 'port 80: no GRPCRoute entry for the host');
+  const older = compileYaml(yaml('2026-01-01T00:00:00Z'));
+  t.match(routeCond(older.status.httpRoutes, 'infra/web', 'Accepted'), {
+    status: 'False',
+    reason: 'NotAllowedByListeners',
+  });
+  t.match(
+    routeCond(older.status.grpcRoutes, 'infra/rpc', 'Accepted', 0),
+    { status: 'True' },
+    'the older GRPCRoute holds it',
+  );
+});
