@@ -607,8 +607,9 @@ function compareEntries(a: Entry, b: Entry): number {
   const cb = b.c;
   return (
     b.hostRank - a.hostRank ||
-    kindRank(ca.kind) - kindRank(cb.kind) ||
+    // GRPCRoute (grpcroute_types.go): characters of the matching service, then of the method, then headers
     (ca.grpc && cb.grpc ? cb.grpc[0] - ca.grpc[0] || cb.grpc[1] - ca.grpc[1] : 0) ||
+    kindRank(ca.kind) - kindRank(cb.kind) ||
     (ca.kind === 'Prefix' ? cb.prefix.length - ca.prefix.length : cb.path.length - ca.path.length) ||
     (cb.method ? 1 : 0) - (ca.method ? 1 : 0) ||
     cb.headers.length - ca.headers.length ||

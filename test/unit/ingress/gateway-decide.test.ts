@@ -473,6 +473,11 @@ spec:
     ['service only, with header', g('/echo.Admin/Reset', { 'x-admin': '1' }), 'proxy api /echo.Admin/Reset [infra/g]'],
     ['service only, header missing', g('/echo.Admin/Reset'), '404'],
     ['method only, any service', g('/any.Svc/Ping'), 'proxy web /any.Svc/Ping [infra/g]'],
+    [
+      'a matching service beats a method-only match (service characters first)',
+      g('/echo.Admin/Ping', { 'x-admin': '1' }),
+      'proxy api /echo.Admin/Ping [infra/g]',
+    ],
     ['regular expression', g('/echo.V2/GetThing'), 'proxy api /echo.V2/GetThing [infra/g]'],
     ['regular expression: no match', g('/echo.Vx/GetThing'), '404'],
   ]);
