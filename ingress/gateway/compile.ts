@@ -194,7 +194,8 @@ interface ListenerState {
   accepted: boolean;
   programmed: boolean;
   readonly conditions: Condition[];
-  attached: number;
+  /** routes (by kind and key) Accepted on it: a route with two parentRefs selecting it counts once */
+  readonly attached: Set<string>;
   cert?: TlsCert;
 }
 
@@ -266,7 +267,7 @@ function buildGateway(
   for (const l of gw.listeners) {
     const conditions: Condition[] = [];
     const { kinds, invalid } = listenerKinds(l);
-    const ls: ListenerState = { spec: l, kinds, accepted: true, programmed: true, conditions, attached: 0 };
+    const ls: ListenerState = { spec: l, kinds, accepted: true, programmed: true, conditions, attached: new Set() };
     listeners.set(l.name, ls);
     const peers = byPort.get(l.port)!;
     let conflict: string | undefined;
@@ -954,7 +955,9 @@ export function compileGateways(state: GatewayState, opts: GatewayCompileOptions
         const list = attachmentsByGateway.get(entry.key) ?? [];
         attachmentsByGateway.set(entry.key, list);
         for (const { l, patterns } of attachedTo) {
-          l.attached++;
+          const routeId = `${route.kind} ${key}`;
+          if (l.attached.has(routeId)) continue; // selected again by another parentRef: nothing new
+          l.attached.add(routeId);
           const id = `${entry.key}\n${l.spec.name}`;
           claims.set(id, [...(claims.get(id) ?? []), { kind: route.kind, key, patterns }]);
           for (const pattern of patterns) list.push({ listener: l.spec.name, pattern, route, rules });
@@ -1019,7 +1022,7 @@ export function compileGateways(state: GatewayState, opts: GatewayCompileOptions
       listeners: ls.map((l): ListenerStatus => ({
         name: l.spec.name,
         supportedKinds: l.kinds,
-        attachedRoutes: l.attached,
+        attachedRoutes: l.attached.size,
         conditions: l.conditions,
       })),
     });

@@ -380,3 +380,26 @@ spec:
     'the older GRPCRoute holds it',
   );
 });
+
+t.test('a route whose two parentRefs select the same listener is attached (and counted) once', async (t) => {
+  const r = compileYaml(`
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: { name: gw, namespace: infra }
+spec: { gatewayClassName: kdp, listeners: [{ name: http, port: 80, protocol: HTTP }] }
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: twice, namespace: infra }
+spec:
+  parentRefs: [{ name: gw }, { name: gw, sectionName: http }]
+  rules: [{ backendRefs: [{ name: web, port: 8080 }] }]
+`);
+  t.equal(r.status.gateways[0]!.listeners[0]!.attachedRoutes, 1);
+  t.same(
+    r.status.httpRoutes[0]!.parents.map((p) => p.conditions[0]!.status),
+    ['True', 'True'],
+    'both parentRefs report Accepted',
+  );
+  t.equal(r.listeners[0]!.table.any!.paths.length, 1, 'one path entry, not two');
+});
