@@ -174,8 +174,6 @@ export interface ApiDoubleOptions {
   readonly bookmarkIntervalMs?: number;
   /** the TCP address to listen on (default 127.0.0.1; port 0, see `port`) */
   readonly host?: string;
-  /** resources (plural) answered 404 on every path, as when their CRD is not installed */
-  readonly unserved?: readonly string[];
 }
 
 export interface ApiDoubleStats {
@@ -292,7 +290,6 @@ export class ApiDouble {
   readonly #faults: Fault[] = [];
   readonly #historyLimit: number;
   readonly #bookmarkMs: number;
-  #unserved: readonly string[] = [];
   #rv = 1000;
   #port = 0;
   #host = '127.0.0.1';
@@ -309,15 +306,9 @@ export class ApiDouble {
   /** every request served (method, path, watch), oldest first; bounded to the last 10,000 */
   readonly requests: { method: string; path: string; watch: boolean }[] = [];
 
-  /** Answer 404 for these resources (plural) from now on, as when their CRD is not installed (or is again). */
-  setUnserved(plurals: readonly string[]): void {
-    this.#unserved = [...plurals];
-  }
-
   private constructor(opts: ApiDoubleOptions) {
     this.#historyLimit = opts.historyLimit ?? 10_000;
     this.#bookmarkMs = opts.bookmarkIntervalMs ?? 1000;
-    this.#unserved = opts.unserved ?? [];
     this.#server = this.#makeServer();
   }
 
@@ -614,7 +605,7 @@ export class ApiDouble {
       }
     }
     const route = this.#route(p);
-    if (!route || this.#unserved.includes(route.r.plural))
+    if (!route)
       return this.#send(res, 404, status(404, 'NotFound', `the server could not find the requested resource (${p})`));
     const { r, ns, name } = route;
     try {

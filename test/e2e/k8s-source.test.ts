@@ -311,29 +311,6 @@ t.test('list, watch, (previous, current), synced, invalid objects, only declared
   t.same(late.malformed, [], 'a listener added after start() gets well-formed calls');
 });
 
-t.test('a Gateway API kind whose CRD is not installed (404) syncs empty and is listed once it is', async (t) => {
-  const { api, kubeconfig } = await setup(t, { unserved: ['gateways'] });
-  api.create('Service', makeObject('Service', 'web', 'shop', 1));
-  const logs: Record<string, unknown>[] = [];
-  const src = new KubeSource({
-    kubeConfig: loadKubeConfig({ kubeconfig }),
-    log: recordingLogger(logs),
-    backoff: { initialMs: 10, maxMs: 50 },
-  });
-  const mirror = new Mirror(['Service', 'Gateway']);
-  src.watch(mirror);
-  await src.start();
-  t.teardown(() => src.stop());
-  t.same([...mirror.syncedKinds].sort(), ['Gateway', 'Service'], 'start() resolves: the missing kind counts as synced');
-  t.equal(mirror.state.get('Gateway')!.size, 0, 'no Gateways');
-  t.equal(mirror.state.get('Service')!.size, 1, 'the other kinds are served');
-  t.equal(logs.filter((l) => /API not served/.test(String(l.msg))).length, 1, 'logged once, not per recheck');
-  api.setUnserved([]);
-  api.create('Gateway', makeObject('Gateway', 'gw', 'shop', 1));
-  await until(() => mirror.state.get('Gateway')!.has('shop/gw'), 3000, 'the CRD appears: listed and watched');
-  t.same(mirror.violations, []);
-});
-
 t.test('HTTP 500 on the first list is retried; start() resolves after the retry', async (t) => {
   const { api, kubeconfig } = await setup(t);
   api.create('Node', makeObject('Node', 'node-1', '', 1));
