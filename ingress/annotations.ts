@@ -55,7 +55,7 @@ export interface RouteOptions {
   readonly permanentRedirectCode: number;
 }
 
-const DEFAULT_OPTIONS: RouteOptions = Object.freeze({
+export const DEFAULT_OPTIONS: RouteOptions = Object.freeze({
   useRegex: false,
   sslRedirect: true,
   forceSslRedirect: false,

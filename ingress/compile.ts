@@ -118,12 +118,12 @@ function slicesByService(slices: Iterable<EndpointSlice>): Map<Key, EndpointSlic
   return m;
 }
 
-class Resolver {
+export class Resolver {
   readonly #services: Pick<ReadonlyMap<Key, Service>, 'get'>;
   readonly #slices: Map<Key, EndpointSlice[]>;
   readonly #cache = new Map<string, Upstream>();
   readonly warnings: string[];
-  constructor(state: ClusterState, warnings: string[]) {
+  constructor(state: Pick<ClusterState, 'services' | 'slices'>, warnings: string[]) {
     this.#services = state.services;
     this.#slices = slicesByService(state.slices);
     this.warnings = warnings;

@@ -6,10 +6,20 @@
 // Order (as ingress-nginx's generated location does it): route lookup (host, then path; else the Ingress
 // default backend; else 404), allow-list (403), HTTP -> HTTPS redirect (308), permanent-redirect, app-root
 // (302 for `/`), CORS preflight (204), rewrite-target, canary (header, then cookie, then weight), the
-// per-Ingress default backend when the Service has no endpoints, 503 when nothing has endpoints.
+// per-Ingress default backend when the Service has no endpoints, 503 when nothing has endpoints. A Gateway API
+// route (PathRoute.gateway; its method/header/query conditions are part of the lookup) takes decideGateway below.
 import type { RouteOptions } from './annotations.ts';
 import { normalizeHost, pathOf, resolve, rewritePath } from './match.ts';
-import type { PathRoute, RouteTable, Upstream } from './types.ts';
+import type {
+  GatewayMirror,
+  GatewayPathModifier,
+  GatewayRedirect,
+  GatewayRule,
+  HeaderModifier,
+  PathRoute,
+  RouteTable,
+  Upstream,
+} from './types.ts';
 import { cookieValue } from './upstream.ts';
 
 /** What the decision needs to know about a request. A lane may implement it on a reused object. */
@@ -33,12 +43,14 @@ export type Decision =
       readonly options: RouteOptions;
       /** the path route (undefined: the Ingress spec.defaultBackend) */
       readonly route: PathRoute | undefined;
-      /** `namespace/name` of the Ingress whose rule matched */
+      /** `namespace/name` of the Ingress (or HTTPRoute/GRPCRoute) whose rule matched */
       readonly ingress: string;
       /** the request target sent upstream (rewrite-target applied; always starts with `/`) */
       readonly target: string;
       /** the canary took it: the name of the upstream it would have gone to ('' otherwise) */
       readonly alternative: string;
+      /** Gateway API routes: what the lane does besides forwarding (undefined for Ingress routes) */
+      readonly gateway?: GatewayForward;
     }
   | {
       /** an answer the ingress gives itself (404, 403, 503, redirects) */
@@ -59,6 +71,19 @@ export type Decision =
       readonly route: PathRoute;
       readonly ingress: string;
     };
+
+/** Gateway API: the filters of the matched rule and backend, for the lane to carry out. */
+export interface GatewayForward {
+  /** rule filter, then backendRef filter (apply both, in order) */
+  readonly requestHeaders: readonly HeaderModifier[];
+  readonly responseHeaders: readonly HeaderModifier[];
+  /** URLRewrite hostname: the Host sent upstream (the X-Forwarded-Host stays the client's) */
+  readonly host?: string;
+  /** the RequestMirror backends this request is copied to (their fraction already drawn) */
+  readonly mirrors: readonly GatewayMirror[];
+  readonly requestTimeoutMs?: number;
+  readonly backendRequestTimeoutMs?: number;
+}
 
 const NOT_FOUND: Decision = Object.freeze({
   kind: 'reply',
@@ -100,7 +125,7 @@ function canaryTakes(route: PathRoute, req: RequestFacts): boolean {
 export function decide(table: RouteTable, req: RequestFacts): Decision {
   const url = req.url;
   const path = pathOf(url);
-  const r = resolve(table, normalizeHost(req.host), path);
+  const r = resolve(table, normalizeHost(req.host), path, req);
   if (r.kind === 'none') return NOT_FOUND;
   if (r.kind === 'default') {
     const d = r.route;
@@ -116,6 +141,7 @@ export function decide(table: RouteTable, req: RequestFacts): Decision {
     };
   }
   const route = r.match.route;
+  if (route.gateway) return decideGateway(table, req, route, route.gateway, path);
   const o = route.options;
   const ingress = route.ingress;
   if (o.allowSources && !o.allowSources.check(req.ip, req.ip.includes(':') ? 'ipv6' : 'ipv4'))
@@ -145,6 +171,100 @@ export function decide(table: RouteTable, req: RequestFacts): Decision {
 
 function redirect(status: number, location: string, route: PathRoute, ingress: string): Decision {
   return { kind: 'reply', status, body: `${status} redirect\n`, location, route, ingress };
+}
+
+// ------------------------------------------------------------------------------------ Gateway API rules
+// HTTPRoute/GRPCRoute (gateway-api apis/v1/httproute_types.go): RequestRedirect answers here; otherwise one
+// backendRef is drawn by weight (all weights 0, no backendRefs, or an invalid backendRef drawn: 500; a Service
+// without ready endpoints: 503), URLRewrite sets the target path and the upstream Host, and the header
+// modifiers, mirrors and timeouts go to the lane in `gateway`.
+
+/**
+ * ReplacePrefixMatch: the matched prefix (`prefix`, no trailing slash) replaced by `value` (trailing slash
+ * ignored), per the spec's table: /foo/bar with /foo -> /xyz gives /xyz/bar, with /foo -> '' gives /bar.
+ */
+export function replacePrefix(path: string, prefix: string, value: string): string {
+  const out = value.replace(/\/+$/, '') + path.slice(prefix.length);
+  return out === '' ? '/' : out.startsWith('/') ? out : `/${out}`;
+}
+
+function modifiedPath(m: GatewayPathModifier | undefined, route: PathRoute, path: string): string {
+  if (m === undefined) return path;
+  return m.type === 'ReplaceFullPath' ? m.value : replacePrefix(path, route.prefix, m.value);
+}
+
+function queryOf(url: string): string {
+  const q = url.indexOf('?');
+  if (q < 0) return '';
+  const f = url.indexOf('#', q);
+  return url.slice(q, f < 0 ? undefined : f);
+}
+
+/** The Location of a RequestRedirect: scheme, host, port (omitted when the scheme's default), path, query. */
+function redirectLocation(
+  table: RouteTable,
+  req: RequestFacts,
+  route: PathRoute,
+  r: GatewayRedirect,
+  path: string,
+): string {
+  const scheme = r.scheme ?? req.scheme;
+  const host = r.hostname ?? normalizeHost(req.host);
+  // no port: the scheme's well-known port when the scheme is set, else the listener's
+  const port =
+    r.port ??
+    (r.scheme !== undefined
+      ? scheme === 'https'
+        ? 443
+        : 80
+      : (table.listenerPort ?? (scheme === 'https' ? 443 : 80)));
+  const showPort = !((scheme === 'http' && port === 80) || (scheme === 'https' && port === 443));
+  return `${scheme}://${host}${showPort ? `:${port}` : ''}${modifiedPath(r.path, route, path)}${queryOf(req.url)}`;
+}
+
+function decideGateway(table: RouteTable, req: RequestFacts, route: PathRoute, g: GatewayRule, path: string): Decision {
+  const name = g.route;
+  if (g.redirect)
+    return redirect(g.redirect.statusCode, redirectLocation(table, req, route, g.redirect, path), route, name);
+  if (g.totalWeight <= 0) return reply(500, 'no backend\n', route, name);
+  let pick = g.backends[0]!;
+  if (g.backends.length > 1) {
+    let x = Math.random() * g.totalWeight;
+    for (const b of g.backends) {
+      pick = b;
+      if ((x -= b.weight) < 0) break;
+    }
+  }
+  if (!pick.upstream) return reply(500, 'invalid backend\n', route, name);
+  const upstream = pick.upstream;
+  if (upstream.endpoints.length === 0) return unavailable(upstream, route, name);
+  const rw = g.rewrite;
+  const target = rw?.path ? modifiedPath(rw.path, route, path) + queryOf(req.url) : req.url;
+  const requestHeaders: HeaderModifier[] = [];
+  if (g.requestHeaders) requestHeaders.push(g.requestHeaders);
+  if (pick.requestHeaders) requestHeaders.push(pick.requestHeaders);
+  const responseHeaders: HeaderModifier[] = [];
+  if (g.responseHeaders) responseHeaders.push(g.responseHeaders);
+  if (pick.responseHeaders) responseHeaders.push(pick.responseHeaders);
+  const mirrors =
+    g.mirrors.length === 0 ? g.mirrors : g.mirrors.filter((m) => m.fraction >= 1 || Math.random() < m.fraction);
+  return {
+    kind: 'proxy',
+    upstream,
+    options: route.options,
+    route,
+    ingress: name,
+    target,
+    alternative: '',
+    gateway: {
+      requestHeaders,
+      responseHeaders,
+      ...(rw?.hostname !== undefined ? { host: rw.hostname } : {}),
+      mirrors,
+      ...(g.requestTimeoutMs !== undefined ? { requestTimeoutMs: g.requestTimeoutMs } : {}),
+      ...(g.backendRequestTimeoutMs !== undefined ? { backendRequestTimeoutMs: g.backendRequestTimeoutMs } : {}),
+    },
+  };
 }
 
 // ------------------------------------------------------------------------------------ X-Forwarded-* headers

@@ -1,5 +1,5 @@
 // Request -> route lookup over a compiled RouteTable. Pure; called once per request.
-import type { DefaultRoute, HostRoutes, PathRoute, RouteTable, TlsCert } from './types.ts';
+import type { DefaultRoute, GatewayRule, HostRoutes, PathRoute, RouteTable, TlsCert, ValueMatcher } from './types.ts';
 
 interface PathMatch {
   readonly route: PathRoute;
@@ -46,16 +46,57 @@ export function pathOf(url: string): string {
   return url.slice(0, end) || '/';
 }
 
-/** Exact host first, then `*.suffix` (one label only), then the rules without host. */
+/**
+ * Exact host first, then `*.suffix` (Ingress: one label only; Gateway API tables: one or more labels, the longest
+ * suffix first), then the rules without host.
+ */
 function findHost(table: RouteTable, host: string): HostRoutes | undefined {
   const exact = table.hosts.get(host);
   if (exact) return exact;
-  const dot = host.indexOf('.');
+  let dot = host.indexOf('.');
   if (dot > 0) {
     const wild = table.wildcards.get(host.slice(dot + 1));
     if (wild) return wild;
+    if (table.multiLabelWildcards)
+      while ((dot = host.indexOf('.', dot + 1)) > 0) {
+        const w = table.wildcards.get(host.slice(dot + 1));
+        if (w) return w;
+      }
   }
   return table.any;
+}
+
+/** What a Gateway API match reads besides the path (RequestFacts has it). */
+export interface MatchFacts {
+  readonly method: string;
+  /** the request target (the query is read from it) */
+  readonly url: string;
+  /** a request header by lower-case name (first value) */
+  header(name: string): string | undefined;
+}
+
+function valueMatches(m: ValueMatcher, v: string | undefined): boolean {
+  if (v === undefined) return false;
+  return m.exact !== undefined ? v === m.exact : m.regex!.test(v);
+}
+
+function queryParam(url: string, name: string): string | undefined {
+  const q = url.indexOf('?');
+  if (q < 0) return undefined;
+  const f = url.indexOf('#', q);
+  try {
+    return new URLSearchParams(url.slice(q + 1, f < 0 ? undefined : f)).get(name) ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The method, header and query-param conditions of a Gateway API match (all must hold). */
+function conditionsHold(g: GatewayRule, req: MatchFacts | undefined): boolean {
+  if (g.method !== undefined && req?.method !== g.method) return false;
+  for (const h of g.headers) if (!valueMatches(h, req?.header(h.name))) return false;
+  for (const p of g.queryParams) if (!valueMatches(p, req ? queryParam(req.url, p.name) : undefined)) return false;
+  return true;
 }
 
 function prefixMatches(prefix: string, path: string): boolean {
@@ -64,37 +105,49 @@ function prefixMatches(prefix: string, path: string): boolean {
   return path.length === prefix.length || path.charCodeAt(prefix.length) === 47; /* '/' */
 }
 
-function matchPath(hr: HostRoutes, path: string): PathMatch | undefined {
+function matchPath(hr: HostRoutes, path: string, req: MatchFacts | undefined): PathMatch | undefined {
   for (const r of hr.paths) {
     if (r.kind === 'Exact') {
-      if (r.path === path) return { route: r };
+      if (r.path === path && (r.gateway === undefined || conditionsHold(r.gateway, req))) return { route: r };
     } else if (r.kind === 'Prefix') {
-      if (prefixMatches(r.prefix, path)) return { route: r };
+      if (prefixMatches(r.prefix, path) && (r.gateway === undefined || conditionsHold(r.gateway, req)))
+        return { route: r };
     } else {
       const m = r.regex!.exec(path);
-      if (m) return { route: r, captures: m };
+      if (m && (r.gateway === undefined || conditionsHold(r.gateway, req))) return { route: r, captures: m };
     }
   }
   return undefined;
 }
 
-/** Host rules, then the Ingress default backend, else none (404). */
-export function resolve(table: RouteTable, host: string, path: string): Resolution {
+/**
+ * Host rules, then the Ingress default backend, else none (404). `req` supplies the method, headers and query of
+ * Gateway API matches (without it, a Gateway API route with such conditions never matches).
+ */
+export function resolve(table: RouteTable, host: string, path: string, req?: MatchFacts): Resolution {
   const hr = findHost(table, host);
   if (hr) {
-    const m = matchPath(hr, path);
+    const m = matchPath(hr, path, req);
     if (m) return { kind: 'route', host: hr, match: m };
   }
   return table.defaultRoute ? { kind: 'default', route: table.defaultRoute } : { kind: 'none' };
 }
 
-/** The certificate for an SNI name: exact, then `*.suffix`, else undefined (the default certificate). */
+/**
+ * The certificate for an SNI name: exact, then `*.suffix` (Gateway API tables: any number of labels, longest
+ * suffix first, then the certificate of a listener without hostname), else undefined (the default certificate).
+ */
 export function findCert(table: RouteTable, servername: string): TlsCert | undefined {
   const h = normalizeHost(servername);
   const exact = table.certs.get(h);
   if (exact) return exact;
-  const dot = h.indexOf('.');
-  return dot > 0 ? table.certs.get(`*.${h.slice(dot + 1)}`) : undefined;
+  let dot = h.indexOf('.');
+  if (!table.multiLabelWildcards) return dot > 0 ? table.certs.get(`*.${h.slice(dot + 1)}`) : undefined;
+  for (; dot > 0; dot = h.indexOf('.', dot + 1)) {
+    const w = table.certs.get(`*.${h.slice(dot + 1)}`);
+    if (w) return w;
+  }
+  return table.fallbackCert;
 }
 
 /** rewrite-target: `$1`..`$9` replaced by the regex captures (missing ones by ''). */

@@ -42,6 +42,24 @@ import type {
   ServiceType,
   TargetRef,
   TlsSecret,
+  // Gateway API
+  Gateway,
+  GatewayClass,
+  GRPCRoute,
+  GrpcRouteMatch,
+  GrpcRouteRule,
+  GwBackendRef,
+  GwFilter,
+  GwHeaderModifier,
+  GwListener,
+  GwParentRef,
+  GwPathModifier,
+  GwRef,
+  GwValueMatch,
+  HTTPRoute,
+  HttpRouteMatch,
+  HttpRouteRule,
+  ReferenceGrant,
 } from '../model/types.ts';
 
 export type Result<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string };
@@ -957,6 +975,378 @@ export function convertBaselineAdminNetworkPolicy(raw: Raw): Result<BaselineAdmi
   });
 }
 
+// ---------------------------------------------------------------- Gateway API (gateway.networking.k8s.io)
+// What the CRD schema rejects (missing names, bad ports, duplicate listener names) fails here; what the spec
+// answers with a status condition (unknown filter or kind, bad regex, missing reference) is kept as written for
+// ingress/gateway/compile.ts to judge.
+const GW_HOST_RE = /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+function generation(raw: Raw): number {
+  return int(obj(raw.metadata, 'metadata').generation, 'metadata.generation') ?? 0;
+}
+
+function gwHostname(v: unknown, what: string): string | undefined {
+  const h = str(v, what);
+  if (h === undefined || h === '') return undefined;
+  if (h.length > 253 || !GW_HOST_RE.test(h)) fail(`${what} ${JSON.stringify(h)} is not a valid hostname`);
+  return h;
+}
+
+function gwRef(v: unknown, what: string, dfltGroup: string, dfltKind: string): GwRef {
+  const r = obj(v, what);
+  const name = str(r.name, `${what}.name`);
+  if (!name) fail(`${what}.name is required`);
+  const namespace = label(r.namespace, `${what}.namespace`);
+  return {
+    group: str(r.group, `${what}.group`) ?? dfltGroup,
+    kind: str(r.kind, `${what}.kind`) ?? dfltKind,
+    name,
+    ...(namespace ? { namespace } : {}),
+  };
+}
+
+export function convertGatewayClass(raw: Raw): Result<GatewayClass> {
+  return guard(() => {
+    const m = meta(raw, false);
+    const controllerName = str(obj(raw.spec, 'spec').controllerName, 'spec.controllerName');
+    if (!controllerName) fail('spec.controllerName is required');
+    return { kind: 'GatewayClass', meta: m, generation: generation(raw), controllerName };
+  });
+}
+
+export function convertGateway(raw: Raw): Result<Gateway> {
+  return guard(() => {
+    const m = meta(raw, true);
+    const spec = obj(raw.spec, 'spec');
+    const gatewayClassName = str(spec.gatewayClassName, 'spec.gatewayClassName');
+    if (!gatewayClassName) fail('spec.gatewayClassName is required');
+    const names = new Set<string>();
+    const listeners: GwListener[] = arr(spec.listeners, 'spec.listeners').map((rl, i) => {
+      const w = `spec.listeners[${i}]`;
+      const l = obj(rl, w);
+      const name = str(l.name, `${w}.name`);
+      if (!name) fail(`${w}.name is required`);
+      if (names.has(name)) fail(`${w}.name ${JSON.stringify(name)} is not unique`);
+      names.add(name);
+      const protocol = str(l.protocol, `${w}.protocol`);
+      if (!protocol) fail(`${w}.protocol is required`);
+      const hostname = gwHostname(l.hostname, `${w}.hostname`);
+      let tls: GwListener['tls'];
+      if (l.tls !== undefined && l.tls !== null) {
+        const t = obj(l.tls, `${w}.tls`);
+        const mode = str(t.mode, `${w}.tls.mode`) ?? 'Terminate';
+        if (mode !== 'Terminate' && mode !== 'Passthrough') fail(`${w}.tls.mode ${JSON.stringify(mode)} is unknown`);
+        const certificateRefs = arr(t.certificateRefs, `${w}.tls.certificateRefs`).map((r, j) =>
+          gwRef(r, `${w}.tls.certificateRefs[${j}]`, '', 'Secret'),
+        );
+        tls = { mode, certificateRefs };
+      }
+      const ar = obj(l.allowedRoutes, `${w}.allowedRoutes`);
+      const ns = obj(ar.namespaces, `${w}.allowedRoutes.namespaces`);
+      const from = str(ns.from, `${w}.allowedRoutes.namespaces.from`) ?? 'Same';
+      if (from !== 'Same' && from !== 'All' && from !== 'Selector')
+        fail(`${w}.allowedRoutes.namespaces.from ${JSON.stringify(from)} is not Same, All or Selector`);
+      const kinds = arr(ar.kinds, `${w}.allowedRoutes.kinds`).map((rk, j) => {
+        const k = obj(rk, `${w}.allowedRoutes.kinds[${j}]`);
+        const kind = str(k.kind, `${w}.allowedRoutes.kinds[${j}].kind`);
+        if (!kind) fail(`${w}.allowedRoutes.kinds[${j}].kind is required`);
+        return { group: str(k.group, `${w}.allowedRoutes.kinds[${j}].group`) ?? GATEWAY_API_GROUP, kind };
+      });
+      return {
+        name,
+        ...(hostname ? { hostname } : {}),
+        port: port(l.port, `${w}.port`),
+        protocol,
+        ...(tls ? { tls } : {}),
+        allowedRoutes: {
+          namespacesFrom: from,
+          ...(ns.selector !== undefined && ns.selector !== null
+            ? { selector: selector(ns.selector, `${w}.allowedRoutes.namespaces.selector`) }
+            : {}),
+          kinds,
+        },
+      };
+    });
+    if (listeners.length === 0) fail('spec.listeners needs at least one listener');
+    const addresses = arr(spec.addresses, 'spec.addresses').map((ra, i) => {
+      const a = obj(ra, `spec.addresses[${i}]`);
+      const type = str(a.type, `spec.addresses[${i}].type`) ?? 'IPAddress';
+      const value = str(a.value, `spec.addresses[${i}].value`) ?? '';
+      // an IPAddress is handed to the data plane: validated here; other types are judged by the compiler
+      return { type, value: type === 'IPAddress' ? ip(value, `spec.addresses[${i}].value`) : value };
+    });
+    return { kind: 'Gateway', meta: m, generation: generation(raw), gatewayClassName, listeners, addresses };
+  });
+}
+
+function parentRefs(v: unknown): GwParentRef[] {
+  return arr(v, 'spec.parentRefs').map((rp, i) => {
+    const w = `spec.parentRefs[${i}]`;
+    const p = obj(rp, w);
+    const sectionName = str(p.sectionName, `${w}.sectionName`) || undefined;
+    const pp = p.port === undefined || p.port === null ? undefined : port(p.port, `${w}.port`);
+    return {
+      ...gwRef(p, w, GATEWAY_API_GROUP, 'Gateway'),
+      ...(sectionName ? { sectionName } : {}),
+      ...(pp !== undefined ? { port: pp } : {}),
+    };
+  });
+}
+
+function hostnames(v: unknown): string[] {
+  return arr(v, 'spec.hostnames').map((h, i) => gwHostname(h, `spec.hostnames[${i}]`) ?? '');
+}
+
+function headerModifier(v: unknown, what: string): GwHeaderModifier {
+  const h = obj(v, what);
+  const pairs = (x: unknown, w: string): { name: string; value: string }[] =>
+    arr(x, w).map((re, i) => {
+      const e = obj(re, `${w}[${i}]`);
+      const name = str(e.name, `${w}[${i}].name`);
+      if (!name) fail(`${w}[${i}].name is required`);
+      return { name, value: str(e.value, `${w}[${i}].value`) ?? '' };
+    });
+  return {
+    set: pairs(h.set, `${what}.set`),
+    add: pairs(h.add, `${what}.add`),
+    remove: arr(h.remove, `${what}.remove`).map((x, i) => str(x, `${what}.remove[${i}]`) ?? ''),
+  };
+}
+
+function pathModifier(v: unknown, what: string): GwPathModifier | undefined {
+  if (v === undefined || v === null) return undefined;
+  const p = obj(v, what);
+  const type = str(p.type, `${what}.type`);
+  if (!type) fail(`${what}.type is required`);
+  const full = str(p.replaceFullPath, `${what}.replaceFullPath`);
+  const prefix = str(p.replacePrefixMatch, `${what}.replacePrefixMatch`);
+  return {
+    type,
+    ...(full !== undefined ? { replaceFullPath: full } : {}),
+    ...(prefix !== undefined ? { replacePrefixMatch: prefix } : {}),
+  };
+}
+
+function filters(v: unknown, what: string): GwFilter[] {
+  return arr(v, what).map((rf, i) => {
+    const w = `${what}[${i}]`;
+    const f = obj(rf, w);
+    const type = str(f.type, `${w}.type`);
+    if (!type) fail(`${w}.type is required`);
+    const present = (x: unknown): boolean => x !== undefined && x !== null;
+    const out: { -readonly [K in keyof GwFilter]: GwFilter[K] } = { type };
+    if (present(f.requestHeaderModifier))
+      out.requestHeaderModifier = headerModifier(f.requestHeaderModifier, `${w}.requestHeaderModifier`);
+    if (present(f.responseHeaderModifier))
+      out.responseHeaderModifier = headerModifier(f.responseHeaderModifier, `${w}.responseHeaderModifier`);
+    if (present(f.requestRedirect)) {
+      const r = obj(f.requestRedirect, `${w}.requestRedirect`);
+      const scheme = str(r.scheme, `${w}.requestRedirect.scheme`);
+      const hostname = gwHostname(r.hostname, `${w}.requestRedirect.hostname`);
+      const path = pathModifier(r.path, `${w}.requestRedirect.path`);
+      const rp = r.port === undefined || r.port === null ? undefined : port(r.port, `${w}.requestRedirect.port`);
+      out.requestRedirect = {
+        ...(scheme ? { scheme } : {}),
+        ...(hostname ? { hostname } : {}),
+        ...(path ? { path } : {}),
+        ...(rp !== undefined ? { port: rp } : {}),
+        statusCode: int(r.statusCode, `${w}.requestRedirect.statusCode`) ?? 302,
+      };
+    }
+    if (present(f.urlRewrite)) {
+      const r = obj(f.urlRewrite, `${w}.urlRewrite`);
+      const hostname = gwHostname(r.hostname, `${w}.urlRewrite.hostname`);
+      const path = pathModifier(r.path, `${w}.urlRewrite.path`);
+      out.urlRewrite = { ...(hostname ? { hostname } : {}), ...(path ? { path } : {}) };
+    }
+    if (present(f.requestMirror)) {
+      const r = obj(f.requestMirror, `${w}.requestMirror`);
+      const b = obj(r.backendRef, `${w}.requestMirror.backendRef`);
+      const bp =
+        b.port === undefined || b.port === null ? undefined : port(b.port, `${w}.requestMirror.backendRef.port`);
+      const percent = int(r.percent, `${w}.requestMirror.percent`);
+      let fraction: { numerator: number; denominator: number } | undefined;
+      if (present(r.fraction)) {
+        const fr = obj(r.fraction, `${w}.requestMirror.fraction`);
+        const numerator = int(fr.numerator, `${w}.requestMirror.fraction.numerator`) ?? 0;
+        const denominator = int(fr.denominator, `${w}.requestMirror.fraction.denominator`) ?? 100;
+        if (denominator < 1 || numerator < 0 || numerator > denominator)
+          fail(`${w}.requestMirror.fraction ${numerator}/${denominator} is not a fraction of 0..1`);
+        fraction = { numerator, denominator };
+      }
+      if (percent !== undefined && (percent < 0 || percent > 100))
+        fail(`${w}.requestMirror.percent ${percent} is out of range 0-100`);
+      out.requestMirror = {
+        backendRef: { ...gwRef(b, `${w}.requestMirror.backendRef`, '', 'Service'), ...(bp ? { port: bp } : {}) },
+        ...(percent !== undefined ? { percent } : {}),
+        ...(fraction ? { fraction } : {}),
+      };
+    }
+    if (present(f.extensionRef)) out.extensionRef = gwRef(f.extensionRef, `${w}.extensionRef`, '', '');
+    return out;
+  });
+}
+
+function backendRefs(v: unknown, what: string): GwBackendRef[] {
+  return arr(v, what).map((rb, i) => {
+    const w = `${what}[${i}]`;
+    const b = obj(rb, w);
+    const weight = int(b.weight, `${w}.weight`) ?? 1;
+    if (weight < 0 || weight > 1_000_000) fail(`${w}.weight ${weight} is out of range 0-1000000`);
+    const bp = b.port === undefined || b.port === null ? undefined : port(b.port, `${w}.port`);
+    return {
+      ...gwRef(b, w, '', 'Service'),
+      ...(bp !== undefined ? { port: bp } : {}),
+      weight,
+      filters: filters(b.filters, `${w}.filters`),
+    };
+  });
+}
+
+function valueMatches(v: unknown, what: string): GwValueMatch[] {
+  return arr(v, what).map((rh, i) => {
+    const h = obj(rh, `${what}[${i}]`);
+    const name = str(h.name, `${what}[${i}].name`);
+    if (!name) fail(`${what}[${i}].name is required`);
+    return {
+      type: str(h.type, `${what}[${i}].type`) ?? 'Exact',
+      name,
+      value: str(h.value, `${what}[${i}].value`) ?? '',
+    };
+  });
+}
+
+function created(raw: Raw): string {
+  const c = obj(raw.metadata, 'metadata').creationTimestamp;
+  if (c instanceof Date) return c.toISOString();
+  return str(c, 'metadata.creationTimestamp') ?? '';
+}
+
+export function convertHTTPRoute(raw: Raw): Result<HTTPRoute> {
+  return guard(() => {
+    const m = meta(raw, true);
+    const spec = obj(raw.spec, 'spec');
+    const rules: HttpRouteRule[] = arr(spec.rules, 'spec.rules').map((rr, i) => {
+      const w = `spec.rules[${i}]`;
+      const r = obj(rr, w);
+      const rawMatches = arr(r.matches, `${w}.matches`);
+      const matches: HttpRouteMatch[] = (rawMatches.length === 0 ? [{}] : rawMatches).map((rm, j) => {
+        const mw = `${w}.matches[${j}]`;
+        const mm = obj(rm, mw);
+        const p = obj(mm.path, `${mw}.path`);
+        const method = str(mm.method, `${mw}.method`);
+        return {
+          path: {
+            type: str(p.type, `${mw}.path.type`) ?? 'PathPrefix',
+            value: str(p.value, `${mw}.path.value`) ?? '/',
+          },
+          headers: valueMatches(mm.headers, `${mw}.headers`),
+          queryParams: valueMatches(mm.queryParams, `${mw}.queryParams`),
+          ...(method ? { method } : {}),
+        };
+      });
+      const t = obj(r.timeouts, `${w}.timeouts`);
+      const request = str(t.request, `${w}.timeouts.request`);
+      const backendRequest = str(t.backendRequest, `${w}.timeouts.backendRequest`);
+      const name = str(r.name, `${w}.name`);
+      return {
+        ...(name ? { name } : {}),
+        matches,
+        filters: filters(r.filters, `${w}.filters`),
+        backendRefs: backendRefs(r.backendRefs, `${w}.backendRefs`),
+        ...(request !== undefined || backendRequest !== undefined
+          ? {
+              timeouts: {
+                ...(request !== undefined ? { request } : {}),
+                ...(backendRequest !== undefined ? { backendRequest } : {}),
+              },
+            }
+          : {}),
+      };
+    });
+    return {
+      kind: 'HTTPRoute',
+      meta: m,
+      generation: generation(raw),
+      created: created(raw),
+      parentRefs: parentRefs(spec.parentRefs),
+      hostnames: hostnames(spec.hostnames),
+      // no rules: one rule that matches everything and has no backend (spec default)
+      rules: rules.length > 0 ? rules : [{ matches: [DEFAULT_HTTP_MATCH], filters: [], backendRefs: [] }],
+    };
+  });
+}
+
+const DEFAULT_HTTP_MATCH: HttpRouteMatch = { path: { type: 'PathPrefix', value: '/' }, headers: [], queryParams: [] };
+
+export function convertGRPCRoute(raw: Raw): Result<GRPCRoute> {
+  return guard(() => {
+    const m = meta(raw, true);
+    const spec = obj(raw.spec, 'spec');
+    const rules: GrpcRouteRule[] = arr(spec.rules, 'spec.rules').map((rr, i) => {
+      const w = `spec.rules[${i}]`;
+      const r = obj(rr, w);
+      const matches: GrpcRouteMatch[] = arr(r.matches, `${w}.matches`).map((rm, j) => {
+        const mw = `${w}.matches[${j}]`;
+        const mm = obj(rm, mw);
+        let method: GrpcRouteMatch['method'];
+        if (mm.method !== undefined && mm.method !== null) {
+          const mt = obj(mm.method, `${mw}.method`);
+          const service = str(mt.service, `${mw}.method.service`);
+          const meth = str(mt.method, `${mw}.method.method`);
+          if (!service && !meth) fail(`${mw}.method needs service or method`);
+          method = {
+            type: str(mt.type, `${mw}.method.type`) ?? 'Exact',
+            ...(service ? { service } : {}),
+            ...(meth ? { method: meth } : {}),
+          };
+        }
+        return { ...(method ? { method } : {}), headers: valueMatches(mm.headers, `${mw}.headers`) };
+      });
+      const name = str(r.name, `${w}.name`);
+      return {
+        ...(name ? { name } : {}),
+        matches,
+        filters: filters(r.filters, `${w}.filters`),
+        backendRefs: backendRefs(r.backendRefs, `${w}.backendRefs`),
+      };
+    });
+    return {
+      kind: 'GRPCRoute',
+      meta: m,
+      generation: generation(raw),
+      created: created(raw),
+      parentRefs: parentRefs(spec.parentRefs),
+      hostnames: hostnames(spec.hostnames),
+      rules: rules.length > 0 ? rules : [{ matches: [], filters: [], backendRefs: [] }],
+    };
+  });
+}
+
+export function convertReferenceGrant(raw: Raw): Result<ReferenceGrant> {
+  return guard(() => {
+    const m = meta(raw, true);
+    const spec = obj(raw.spec, 'spec');
+    const from = arr(spec.from, 'spec.from').map((rf, i) => {
+      const f = obj(rf, `spec.from[${i}]`);
+      const kind = str(f.kind, `spec.from[${i}].kind`);
+      const namespace = label(f.namespace, `spec.from[${i}].namespace`);
+      if (!kind || !namespace) fail(`spec.from[${i}] needs kind and namespace`);
+      return { group: str(f.group, `spec.from[${i}].group`) ?? '', kind, namespace };
+    });
+    const to = arr(spec.to, 'spec.to').map((rt, i) => {
+      const t = obj(rt, `spec.to[${i}]`);
+      const kind = str(t.kind, `spec.to[${i}].kind`);
+      if (!kind) fail(`spec.to[${i}].kind is required`);
+      const name = str(t.name, `spec.to[${i}].name`);
+      return { group: str(t.group, `spec.to[${i}].group`) ?? '', kind, ...(name ? { name } : {}) };
+    });
+    return { kind: 'ReferenceGrant', meta: m, from, to };
+  });
+}
+
+export const GATEWAY_API_GROUP = 'gateway.networking.k8s.io';
+
 // ---------------------------------------------------------------- by kind
 const CONVERTERS: { readonly [K in Kind]: (raw: Raw) => Result<Extract<ClusterObject, { kind: K }>> } = {
   Service: convertService,
@@ -970,6 +1360,11 @@ const CONVERTERS: { readonly [K in Kind]: (raw: Raw) => Result<Extract<ClusterOb
   NetworkPolicy: convertNetworkPolicy,
   AdminNetworkPolicy: convertAdminNetworkPolicy,
   BaselineAdminNetworkPolicy: convertBaselineAdminNetworkPolicy,
+  GatewayClass: convertGatewayClass,
+  Gateway: convertGateway,
+  HTTPRoute: convertHTTPRoute,
+  GRPCRoute: convertGRPCRoute,
+  ReferenceGrant: convertReferenceGrant,
 };
 
 /** Converts an object of a known kind (the caller decides the kind: from the watch path or `kind:`). */
@@ -991,6 +1386,11 @@ const API_VERSIONS: Readonly<Record<Kind | 'Endpoints', readonly string[]>> = {
   NetworkPolicy: ['networking.k8s.io/v1'],
   AdminNetworkPolicy: ['policy.networking.k8s.io/v1alpha1'],
   BaselineAdminNetworkPolicy: ['policy.networking.k8s.io/v1alpha1'],
+  GatewayClass: ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1beta1'],
+  Gateway: ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1beta1'],
+  HTTPRoute: ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1beta1'],
+  GRPCRoute: ['gateway.networking.k8s.io/v1'],
+  ReferenceGrant: ['gateway.networking.k8s.io/v1beta1', 'gateway.networking.k8s.io/v1'],
 };
 
 /**

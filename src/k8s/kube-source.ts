@@ -51,6 +51,12 @@ const KIND_API: Readonly<Record<Kind, KindApi>> = {
     namespaced: false,
     optional: true,
   },
+  // Gateway API (CRDs)
+  GatewayClass: { path: '/apis/gateway.networking.k8s.io/v1/gatewayclasses', namespaced: false, optional: true },
+  Gateway: { path: '/apis/gateway.networking.k8s.io/v1/gateways', namespaced: true, optional: true },
+  HTTPRoute: { path: '/apis/gateway.networking.k8s.io/v1/httproutes', namespaced: true, optional: true },
+  GRPCRoute: { path: '/apis/gateway.networking.k8s.io/v1/grpcroutes', namespaced: true, optional: true },
+  ReferenceGrant: { path: '/apis/gateway.networking.k8s.io/v1beta1/referencegrants', namespaced: true, optional: true },
 };
 
 const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';

@@ -288,6 +288,161 @@ export interface BaselineAdminNetworkPolicy {
   readonly egress: readonly AdminPolicyRule[];
 }
 
+// ---------------------------------------------------------------- Gateway API (gateway.networking.k8s.io)
+// Converted leniently: what the CRD schema rejects is rejected here; what the spec answers with a status
+// condition (unknown filter or backend kind, bad regex, missing refs) is kept for the compiler to judge.
+/** A reference as written (group '' is the core group; namespace undefined: the referrer's own). */
+export interface GwRef {
+  readonly group: string;
+  readonly kind: string;
+  readonly name: string;
+  readonly namespace?: string;
+}
+
+export interface GatewayClass {
+  readonly kind: 'GatewayClass';
+  readonly meta: ObjectMeta;
+  readonly generation: number;
+  readonly controllerName: string;
+}
+
+export interface GwListener {
+  readonly name: string;
+  readonly hostname?: string;
+  readonly port: number;
+  /** HTTP, HTTPS, TLS, TCP, UDP or a domain-prefixed custom value (only HTTP and HTTPS are served) */
+  readonly protocol: string;
+  readonly tls?: { readonly mode: 'Terminate' | 'Passthrough'; readonly certificateRefs: readonly GwRef[] };
+  readonly allowedRoutes: {
+    readonly namespacesFrom: 'Same' | 'All' | 'Selector';
+    readonly selector?: LabelSelector;
+    /** empty: the kinds the protocol supports */
+    readonly kinds: readonly { readonly group: string; readonly kind: string }[];
+  };
+}
+
+export interface Gateway {
+  readonly kind: 'Gateway';
+  readonly meta: ObjectMeta;
+  readonly generation: number;
+  readonly gatewayClassName: string;
+  readonly listeners: readonly GwListener[];
+  /** spec.addresses (type defaults to IPAddress) */
+  readonly addresses: readonly { readonly type: string; readonly value: string }[];
+}
+
+export interface GwParentRef extends GwRef {
+  readonly sectionName?: string;
+  readonly port?: number;
+}
+
+export interface GwHeaderModifier {
+  readonly set: readonly { readonly name: string; readonly value: string }[];
+  readonly add: readonly { readonly name: string; readonly value: string }[];
+  readonly remove: readonly string[];
+}
+
+/** One HTTPRoute/GRPCRoute filter; only the field named by `type` is meaningful. */
+export interface GwFilter {
+  readonly type: string;
+  readonly requestHeaderModifier?: GwHeaderModifier;
+  readonly responseHeaderModifier?: GwHeaderModifier;
+  readonly requestRedirect?: {
+    readonly scheme?: string;
+    readonly hostname?: string;
+    readonly path?: GwPathModifier;
+    readonly port?: number;
+    readonly statusCode: number;
+  };
+  readonly urlRewrite?: { readonly hostname?: string; readonly path?: GwPathModifier };
+  readonly requestMirror?: {
+    readonly backendRef: GwRef & { readonly port?: number };
+    readonly percent?: number;
+    readonly fraction?: { readonly numerator: number; readonly denominator: number };
+  };
+  readonly extensionRef?: GwRef;
+}
+
+export interface GwPathModifier {
+  readonly type: string; // ReplaceFullPath | ReplacePrefixMatch
+  readonly replaceFullPath?: string;
+  readonly replacePrefixMatch?: string;
+}
+
+export interface GwBackendRef extends GwRef {
+  readonly port?: number;
+  /** default 1 */
+  readonly weight: number;
+  readonly filters: readonly GwFilter[];
+}
+
+export interface GwValueMatch {
+  /** Exact (default) or RegularExpression */
+  readonly type: string;
+  readonly name: string;
+  readonly value: string;
+}
+
+export interface HttpRouteMatch {
+  /** default PathPrefix `/` */
+  readonly path: { readonly type: string; readonly value: string };
+  readonly headers: readonly GwValueMatch[];
+  readonly queryParams: readonly GwValueMatch[];
+  readonly method?: string;
+}
+
+export interface HttpRouteRule {
+  readonly name?: string;
+  /** never empty: the default match is PathPrefix `/` */
+  readonly matches: readonly HttpRouteMatch[];
+  readonly filters: readonly GwFilter[];
+  readonly backendRefs: readonly GwBackendRef[];
+  /** Gateway API durations as written (`10s`, `500ms`, `1h2m`) */
+  readonly timeouts?: { readonly request?: string; readonly backendRequest?: string };
+}
+
+export interface HTTPRoute {
+  readonly kind: 'HTTPRoute';
+  readonly meta: ObjectMeta;
+  readonly generation: number;
+  /** metadata.creationTimestamp ('' when absent): the first tie-breaker between routes */
+  readonly created: string;
+  readonly parentRefs: readonly GwParentRef[];
+  readonly hostnames: readonly string[];
+  readonly rules: readonly HttpRouteRule[];
+}
+
+export interface GrpcRouteMatch {
+  /** method: type Exact (default) or RegularExpression; service and method optional */
+  readonly method?: { readonly type: string; readonly service?: string; readonly method?: string };
+  readonly headers: readonly GwValueMatch[];
+}
+
+export interface GrpcRouteRule {
+  readonly name?: string;
+  /** empty: every request */
+  readonly matches: readonly GrpcRouteMatch[];
+  readonly filters: readonly GwFilter[];
+  readonly backendRefs: readonly GwBackendRef[];
+}
+
+export interface GRPCRoute {
+  readonly kind: 'GRPCRoute';
+  readonly meta: ObjectMeta;
+  readonly generation: number;
+  readonly created: string;
+  readonly parentRefs: readonly GwParentRef[];
+  readonly hostnames: readonly string[];
+  readonly rules: readonly GrpcRouteRule[];
+}
+
+export interface ReferenceGrant {
+  readonly kind: 'ReferenceGrant';
+  readonly meta: ObjectMeta;
+  readonly from: readonly { readonly group: string; readonly kind: string; readonly namespace: string }[];
+  readonly to: readonly { readonly group: string; readonly kind: string; readonly name?: string }[];
+}
+
 export type ClusterObject =
   | Service
   | EndpointSlice
@@ -299,7 +454,13 @@ export type ClusterObject =
   | TlsSecret
   | NetworkPolicy
   | AdminNetworkPolicy
-  | BaselineAdminNetworkPolicy;
+  | BaselineAdminNetworkPolicy
+  // Gateway API
+  | GatewayClass
+  | Gateway
+  | HTTPRoute
+  | GRPCRoute
+  | ReferenceGrant;
 export type Kind = ClusterObject['kind'];
 export const KINDS: readonly Kind[] = [
   'Service',
@@ -313,6 +474,12 @@ export const KINDS: readonly Kind[] = [
   'NetworkPolicy',
   'AdminNetworkPolicy',
   'BaselineAdminNetworkPolicy',
+  // Gateway API
+  'GatewayClass',
+  'Gateway',
+  'HTTPRoute',
+  'GRPCRoute',
+  'ReferenceGrant',
 ];
 
 /** The model type of a kind: ObjectOf<'Service'> is Service. */

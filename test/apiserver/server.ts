@@ -122,6 +122,23 @@ export const RESOURCES: readonly ResourceDef[] = [
     namespaced: false,
     shortNames: ['banp'],
   },
+  // Gateway API (CRDs)
+  ...(
+    [
+      ['GatewayClass', 'gatewayclasses', 'v1', false],
+      ['Gateway', 'gateways', 'v1', true],
+      ['HTTPRoute', 'httproutes', 'v1', true],
+      ['GRPCRoute', 'grpcroutes', 'v1', true],
+      ['ReferenceGrant', 'referencegrants', 'v1beta1', true],
+    ] as const
+  ).map(([kind, plural, version, namespaced]) => ({
+    kind,
+    plural,
+    singular: kind.toLowerCase(),
+    group: 'gateway.networking.k8s.io',
+    version,
+    namespaced,
+  })),
 ];
 
 const apiVersionOf = (r: ResourceDef): string => (r.group ? `${r.group}/${r.version}` : r.version);

@@ -220,6 +220,30 @@ function makeObject(kind: Kind, name: string, ns: string, v: number, invalid = f
           ingress: [{ action: invalid ? 'Pass' : 'Deny', from: [{ namespaces: {} }] }],
         },
       };
+    case 'GatewayClass':
+      return { metadata: md, spec: { controllerName: invalid ? '' : `kdp.dev/c${v}` } };
+    case 'Gateway':
+      return {
+        metadata: md,
+        spec: { gatewayClassName: 'kdp', listeners: [{ name: 'http', protocol: 'HTTP', port: invalid ? 0 : 80 }] },
+      };
+    case 'HTTPRoute':
+    case 'GRPCRoute':
+      return {
+        metadata: md,
+        spec: {
+          parentRefs: [{ name: 'gw' }],
+          rules: [{ backendRefs: [{ name: 'web', port: 80, weight: invalid ? -1 : v % 5 }] }],
+        },
+      };
+    case 'ReferenceGrant':
+      return {
+        metadata: md,
+        spec: {
+          from: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespace: invalid ? '' : `n${v}` }],
+          to: [{ group: '', kind: 'Service' }],
+        },
+      };
   }
 }
 
@@ -339,7 +363,8 @@ t.test(
     let v = 0;
     for (const kind of kinds) {
       for (let i = 0; i < 5; i++) {
-        const namespaced = kind !== 'Node' && kind !== 'Namespace' && kind !== 'IngressClass';
+        const namespaced =
+          kind !== 'Node' && kind !== 'Namespace' && kind !== 'IngressClass' && kind !== 'GatewayClass';
         api.create(kind, makeObject(kind, `${kind.toLowerCase()}-${i}`, namespaced ? pick(namespaces) : '', ++v));
       }
     }
@@ -359,7 +384,7 @@ t.test(
     const mutations = { create: 0, update: 0, delete: 0, invalid: 0 };
     for (let i = 0; i < 1000; i++) {
       const kind = pick(kinds);
-      const namespaced = kind !== 'Node' && kind !== 'Namespace' && kind !== 'IngressClass';
+      const namespaced = kind !== 'Node' && kind !== 'Namespace' && kind !== 'IngressClass' && kind !== 'GatewayClass';
       const existing = api.list(kind);
       const op =
         existing.length < 3

@@ -13,6 +13,7 @@ import {
   convertService,
 } from '../../../src/k8s/convert.ts';
 import type { Raw, Result } from '../../../src/k8s/convert.ts';
+import type { ClusterObject } from '../../../src/model/types.ts';
 
 const md = (name = 'web', extra: Raw = {}): Raw => ({
   name,
@@ -606,3 +607,200 @@ t.test('convertAny dispatches on kind and apiVersion', async (t) => {
   const r = value(convertAny(svc({ clusterIP: '10.0.0.1' })));
   t.equal(r[0]!.kind, 'Service');
 });
+
+// ---------------------------------------------------------------- Gateway API
+const GW = 'gateway.networking.k8s.io';
+const gwObj = (kind: string, spec: Raw, extra: Raw = {}): Raw => ({
+  apiVersion: kind === 'ReferenceGrant' ? `${GW}/v1beta1` : `${GW}/v1`,
+  kind,
+  metadata: md('x', { generation: 4, creationTimestamp: '2026-01-01T00:00:00Z' }),
+  spec,
+  ...extra,
+});
+const listener = (l: Raw = {}): Raw => ({ name: 'http', port: 80, protocol: 'HTTP', ...l });
+
+t.test('Gateway API: defaults the CRD applies', async (t) => {
+  const gw = value(convertGatewayKind('Gateway', { gatewayClassName: 'kdp', listeners: [listener()] }));
+  t.match(gw, {
+    kind: 'Gateway',
+    generation: 4,
+    listeners: [{ name: 'http', port: 80, protocol: 'HTTP', allowedRoutes: { namespacesFrom: 'Same', kinds: [] } }],
+    addresses: [],
+  });
+  const route = value(
+    convertGatewayKind('HTTPRoute', {
+      parentRefs: [{ name: 'gw', sectionName: 'http' }],
+      rules: [{ backendRefs: [{ name: 'web', port: 80 }], matches: [{ headers: [{ name: 'x', value: 'y' }] }] }],
+    }),
+  );
+  t.match(route, {
+    created: '2026-01-01T00:00:00Z',
+    parentRefs: [{ group: GW, kind: 'Gateway', name: 'gw', sectionName: 'http' }],
+    rules: [
+      {
+        matches: [{ path: { type: 'PathPrefix', value: '/' }, headers: [{ type: 'Exact', name: 'x', value: 'y' }] }],
+        backendRefs: [{ group: '', kind: 'Service', name: 'web', port: 80, weight: 1, filters: [] }],
+      },
+    ],
+  });
+  const empty = value(convertGatewayKind('HTTPRoute', { parentRefs: [{ name: 'gw' }] }));
+  t.same(
+    empty.kind === 'HTTPRoute' && empty.rules,
+    [
+      {
+        matches: [{ path: { type: 'PathPrefix', value: '/' }, headers: [], queryParams: [] }],
+        filters: [],
+        backendRefs: [],
+      },
+    ],
+    'no rules: one rule matching everything, no backend',
+  );
+  const redirect = value(
+    convertGatewayKind('HTTPRoute', {
+      rules: [{ filters: [{ type: 'RequestRedirect', requestRedirect: { scheme: 'https' } }] }],
+    }),
+  );
+  t.match(redirect, { rules: [{ filters: [{ type: 'RequestRedirect', requestRedirect: { statusCode: 302 } }] }] });
+  t.match(value(convertGatewayKind('GatewayClass', { controllerName: 'kdp.dev/gateway-controller' })), {
+    kind: 'GatewayClass',
+    controllerName: 'kdp.dev/gateway-controller',
+    generation: 4,
+  });
+  t.match(
+    value(
+      convertGatewayKind('ReferenceGrant', {
+        from: [{ group: GW, kind: 'HTTPRoute', namespace: 'a' }],
+        to: [{ kind: 'Service' }],
+      }),
+    ),
+    { from: [{ group: GW, kind: 'HTTPRoute', namespace: 'a' }], to: [{ group: '', kind: 'Service' }] },
+  );
+});
+
+t.test(
+  'Gateway API: what the CRD rejects is rejected with a reason; what the spec answers in status is kept',
+  async (t) => {
+    const bad: [string, string, Raw, RegExp][] = [
+      ['Gateway', 'no class', { listeners: [listener()] }, /gatewayClassName is required/],
+      ['Gateway', 'no listener', { gatewayClassName: 'kdp', listeners: [] }, /at least one listener/],
+      [
+        'Gateway',
+        'duplicate listener names',
+        { gatewayClassName: 'kdp', listeners: [listener(), listener({ port: 81 })] },
+        /not unique/,
+      ],
+      ['Gateway', 'port 0', { gatewayClassName: 'kdp', listeners: [listener({ port: 0 })] }, /out of range/],
+      [
+        'Gateway',
+        'bad hostname',
+        { gatewayClassName: 'kdp', listeners: [listener({ hostname: 'a b' })] },
+        /not a valid hostname/,
+      ],
+      [
+        'Gateway',
+        'namespaces.from',
+        { gatewayClassName: 'kdp', listeners: [listener({ allowedRoutes: { namespaces: { from: 'Some' } } })] },
+        /Same, All or Selector/,
+      ],
+      [
+        'Gateway',
+        'IPAddress not an IP',
+        { gatewayClassName: 'kdp', listeners: [listener()], addresses: [{ value: '10.0.0.1; rm' }] },
+        /addresses\[0\]\.value/,
+      ],
+      ['HTTPRoute', 'parentRef without name', { parentRefs: [{}] }, /parentRefs\[0\]\.name is required/],
+      [
+        'HTTPRoute',
+        'negative weight',
+        { rules: [{ backendRefs: [{ name: 'w', port: 80, weight: -1 }] }] },
+        /weight -1/,
+      ],
+      ['HTTPRoute', 'filter without type', { rules: [{ filters: [{}] }] }, /filters\[0\]\.type is required/],
+      [
+        'HTTPRoute',
+        'header without name',
+        { rules: [{ matches: [{ headers: [{ value: 'x' }] }] }] },
+        /name is required/,
+      ],
+      ['HTTPRoute', 'bad route hostname', { hostnames: ['-x-'] }, /not a valid hostname/],
+      [
+        'HTTPRoute',
+        'mirror fraction > 1',
+        {
+          rules: [
+            {
+              filters: [
+                {
+                  type: 'RequestMirror',
+                  requestMirror: { backendRef: { name: 'a', port: 1 }, fraction: { numerator: 3, denominator: 2 } },
+                },
+              ],
+            },
+          ],
+        },
+        /fraction/,
+      ],
+      [
+        'GRPCRoute',
+        'method with neither service nor method',
+        { rules: [{ matches: [{ method: {} }] }] },
+        /needs service or method/,
+      ],
+      ['GatewayClass', 'no controllerName', {}, /controllerName is required/],
+      [
+        'ReferenceGrant',
+        'from without namespace',
+        { from: [{ kind: 'HTTPRoute' }], to: [] },
+        /needs kind and namespace/,
+      ],
+    ];
+    for (const [kind, name, spec, re] of bad) {
+      const r = convertGatewayKind(kind, spec);
+      t.equal(r.ok, false, `${kind}: ${name}`);
+      if (!r.ok) t.match(r.reason, re, `${kind}: ${name}: reason`);
+    }
+    // kept for the compiler, which answers with a status condition
+    const kept = value(
+      convertGatewayKind('HTTPRoute', {
+        rules: [
+          {
+            matches: [{ path: { type: 'RegularExpression', value: '([' } }],
+            filters: [{ type: 'ExtensionRef', extensionRef: { group: 'x.io', kind: 'Magic', name: 'm' } }],
+            backendRefs: [{ group: 'x.io', kind: 'Bucket', name: 'b' }],
+          },
+        ],
+      }),
+    );
+    t.match(kept, {
+      rules: [
+        {
+          matches: [{ path: { type: 'RegularExpression', value: '([' } }],
+          filters: [{ type: 'ExtensionRef' }],
+          backendRefs: [{ group: 'x.io', kind: 'Bucket' }],
+        },
+      ],
+    });
+    t.match(convertAny({ ...gwObj('GRPCRoute', {}), apiVersion: `${GW}/v1alpha2` }), {
+      ok: false,
+      reason: /GRPCRoute under apiVersion gateway.networking.k8s.io\/v1alpha2 is not supported/,
+    });
+    t.match(
+      convertAny(
+        gwObj('Gateway', {
+          gatewayClassName: 'kdp',
+          listeners: [listener()],
+          addresses: [{ type: 'Hostname', value: 'gw.example' }],
+        }),
+      ),
+      {
+        ok: true,
+        value: [{ addresses: [{ type: 'Hostname', value: 'gw.example' }] }],
+      },
+    );
+  },
+);
+
+function convertGatewayKind(kind: string, spec: Raw): Result<ClusterObject> {
+  const r = convertAny(gwObj(kind, spec));
+  return r.ok ? { ok: true, value: r.value[0]! } : r;
+}
