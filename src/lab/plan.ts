@@ -52,6 +52,11 @@ export interface NodePlan {
 export interface SubnetPlan {
   readonly index: number;
   readonly bridge: string;
+  /**
+   * the bridge's fixed MAC: a bridge without one takes its lowest port's MAC, so the router's MAC would move when
+   * a node's port moves to the other segment (the nodes' neighbour entries would go stale for ~30 s)
+   */
+  readonly mac: string;
   readonly cidr4: string;
   readonly cidr6: string;
   readonly host4: string;
@@ -121,6 +126,7 @@ function subnetPlan(index: number): SubnetPlan {
   return {
     index,
     bridge: `ul${index}`,
+    mac: `02:6b:64:70:00:${index.toString(16).padStart(2, '0')}`,
     cidr4: `198.18.${index}.0/24`,
     cidr6: `${v6}/64`,
     host4: `198.18.${index}.1`,
@@ -178,7 +184,7 @@ export function underlayBatch(plan: LabPlan): string[] {
   const lines = ['link set lo up'];
   for (const s of plan.subnets)
     lines.push(
-      `link add ${s.bridge} type bridge`,
+      `link add ${s.bridge} address ${s.mac} type bridge`,
       `link set ${s.bridge} up`,
       `addr add ${s.host4}/${plan.underlayPrefix4} dev ${s.bridge}`,
       `addr add ${s.host6}/${plan.underlayPrefix6} dev ${s.bridge} nodad`,

@@ -387,16 +387,7 @@ export class OverlayCluster {
     const to = plan.subnets[toSubnet]!;
     const oldIp = this.ip(n);
     const newIp = `198.18.${to.index}.${10 + n.index}`;
-    // A Linux bridge with no address of its own takes the lowest of its ports' MACs: moving this node's port
-    // away could change the router's MAC on the old segment, and the other nodes would keep sending to the old
-    // one until their neighbour entry for the router expires (~30 s). A real router's MAC does not move, so
-    // the bridges' current MACs are pinned first (an address set explicitly no longer follows the ports).
-    for (const s of plan.subnets) {
-      const [l] = JSON.parse((await this.lab.exec(plan.underlayNs, ['ip', '-j', 'link', 'show', s.bridge])).stdout) as {
-        address: string;
-      }[];
-      await this.lab.exec(plan.underlayNs, ['ip', 'link', 'set', s.bridge, 'address', l!.address]);
-    }
+    // the bridges have fixed MACs (src/lab/plan.ts), so the router's MAC does not move with the port
     await this.lab.exec(plan.underlayNs, ['ip', 'link', 'set', n.underlayPort, 'master', to.bridge]);
     await this.lab.exec(n.ns, ['ip', '-batch', '-'], {
       input:

@@ -64,7 +64,7 @@ t.test('address plan', async (t) => {
 t.test('batches build nothing outside lab namespaces and give nodes no route out', async (t) => {
   const p = planLab('1-0001', 2);
   const ul = underlayBatch(p);
-  t.same(ul.slice(0, 3), ['link set lo up', 'link add ul0 type bridge', 'link set ul0 up']);
+  t.same(ul.slice(0, 3), ['link set lo up', 'link add ul0 address 02:6b:64:70:00:00 type bridge', 'link set ul0 up']);
   t.same(attachNodeBatch(p, p.nodes[1]!), [
     'link add n2 type veth peer name eth0 netns kdp-1-0001-node-2',
     'link set n2 master ul0 up',
@@ -80,13 +80,14 @@ t.test('batches build nothing outside lab namespaces and give nodes no route out
   for (const line of [...ul, ...nb]) t.notMatch(line, /route|default/, `no route in: ${line}`);
 });
 
-t.test('one subnet by default: the plan and its batches are what they always were', async (t) => {
+t.test('one subnet by default: the plan and its batches are what they always were (the bridge now has a fixed MAC)', async (t) => {
   const p = planLab('1-0001', 3);
   t.same(planLab('1-0001', 3, { subnets: 1 }), p, 'subnets: 1 is the default');
   t.same(p.subnets, [
     {
       index: 0,
       bridge: 'ul0',
+      mac: '02:6b:64:70:00:00',
       cidr4: '198.18.0.0/24',
       cidr6: 'fd00:198:18::/64',
       host4: '198.18.0.1',
@@ -103,7 +104,7 @@ t.test('one subnet by default: the plan and its batches are what they always wer
   );
   t.same(underlayBatch(p), [
     'link set lo up',
-    'link add ul0 type bridge',
+    'link add ul0 address 02:6b:64:70:00:00 type bridge',
     'link set ul0 up',
     'addr add 198.18.0.1/24 dev ul0',
     'addr add fd00:198:18::1/64 dev ul0 nodad',
@@ -169,11 +170,11 @@ t.test('two subnets: two bridges routed by the underlay, nodes alternate, one ro
   );
   t.same(underlayBatch(p), [
     'link set lo up',
-    'link add ul0 type bridge',
+    'link add ul0 address 02:6b:64:70:00:00 type bridge',
     'link set ul0 up',
     'addr add 198.18.0.1/24 dev ul0',
     'addr add fd00:198:18::1/64 dev ul0 nodad',
-    'link add ul1 type bridge',
+    'link add ul1 address 02:6b:64:70:00:01 type bridge',
     'link set ul1 up',
     'addr add 198.18.1.1/24 dev ul1',
     'addr add fd00:198:18:1::1/64 dev ul1 nodad',
