@@ -80,48 +80,51 @@ t.test('batches build nothing outside lab namespaces and give nodes no route out
   for (const line of [...ul, ...nb]) t.notMatch(line, /route|default/, `no route in: ${line}`);
 });
 
-t.test('one subnet by default: the plan and its batches are what they always were (the bridge now has a fixed MAC)', async (t) => {
-  const p = planLab('1-0001', 3);
-  t.same(planLab('1-0001', 3, { subnets: 1 }), p, 'subnets: 1 is the default');
-  t.same(p.subnets, [
-    {
-      index: 0,
-      bridge: 'ul0',
-      mac: '02:6b:64:70:00:00',
-      cidr4: '198.18.0.0/24',
-      cidr6: 'fd00:198:18::/64',
-      host4: '198.18.0.1',
-      host6: 'fd00:198:18::1',
-    },
-  ]);
-  t.same(
-    p.nodes.map((n) => [n.subnet, n.gateway4, n.gateway6]),
-    [
-      [0, '198.18.0.1', 'fd00:198:18::1'],
-      [0, '198.18.0.1', 'fd00:198:18::1'],
-      [0, '198.18.0.1', 'fd00:198:18::1'],
-    ],
-  );
-  t.same(underlayBatch(p), [
-    'link set lo up',
-    'link add ul0 address 02:6b:64:70:00:00 type bridge',
-    'link set ul0 up',
-    'addr add 198.18.0.1/24 dev ul0',
-    'addr add fd00:198:18::1/64 dev ul0 nodad',
-    'link add n1 type veth peer name eth0 netns kdp-1-0001-node-1',
-    'link set n1 master ul0 up',
-    'link add n2 type veth peer name eth0 netns kdp-1-0001-node-2',
-    'link set n2 master ul0 up',
-    'link add n3 type veth peer name eth0 netns kdp-1-0001-node-3',
-    'link set n3 master ul0 up',
-  ]);
-  t.same(underlaySysctls(p), [], 'the underlay does not forward');
-  for (const n of p.nodes)
-    t.notOk(
-      nodeBatch(p, n).some((l) => l.includes('route')),
-      `${n.name}: no route`,
+t.test(
+  'one subnet by default: the plan and its batches are what they always were (the bridge now has a fixed MAC)',
+  async (t) => {
+    const p = planLab('1-0001', 3);
+    t.same(planLab('1-0001', 3, { subnets: 1 }), p, 'subnets: 1 is the default');
+    t.same(p.subnets, [
+      {
+        index: 0,
+        bridge: 'ul0',
+        mac: '02:6b:64:70:00:00',
+        cidr4: '198.18.0.0/24',
+        cidr6: 'fd00:198:18::/64',
+        host4: '198.18.0.1',
+        host6: 'fd00:198:18::1',
+      },
+    ]);
+    t.same(
+      p.nodes.map((n) => [n.subnet, n.gateway4, n.gateway6]),
+      [
+        [0, '198.18.0.1', 'fd00:198:18::1'],
+        [0, '198.18.0.1', 'fd00:198:18::1'],
+        [0, '198.18.0.1', 'fd00:198:18::1'],
+      ],
     );
-});
+    t.same(underlayBatch(p), [
+      'link set lo up',
+      'link add ul0 address 02:6b:64:70:00:00 type bridge',
+      'link set ul0 up',
+      'addr add 198.18.0.1/24 dev ul0',
+      'addr add fd00:198:18::1/64 dev ul0 nodad',
+      'link add n1 type veth peer name eth0 netns kdp-1-0001-node-1',
+      'link set n1 master ul0 up',
+      'link add n2 type veth peer name eth0 netns kdp-1-0001-node-2',
+      'link set n2 master ul0 up',
+      'link add n3 type veth peer name eth0 netns kdp-1-0001-node-3',
+      'link set n3 master ul0 up',
+    ]);
+    t.same(underlaySysctls(p), [], 'the underlay does not forward');
+    for (const n of p.nodes)
+      t.notOk(
+        nodeBatch(p, n).some((l) => l.includes('route')),
+        `${n.name}: no route`,
+      );
+  },
+);
 
 t.test('two subnets: two bridges routed by the underlay, nodes alternate, one route per family', async (t) => {
   const p = planLab('1-0001', 3, { subnets: 2 });
