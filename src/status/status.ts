@@ -11,8 +11,10 @@ import { portKey, status as dnsStatus } from '../dns/status.ts';
 import type { DnsOnlyStatus } from '../dns/status.ts';
 import { status as ingressStatus } from '../../ingress/status.ts';
 import type { IngressRouteStatus } from '../../ingress/status.ts';
+import { status as policyStatus } from '../policy/status.ts';
+import type { PodPolicyStatus } from '../policy/status.ts';
 
-export type { DnsOnlyStatus, EndpointStatus, IngressRouteStatus };
+export type { DnsOnlyStatus, EndpointStatus, IngressRouteStatus, PodPolicyStatus };
 
 export interface ServicePortStatus {
   readonly service: string;
@@ -31,6 +33,8 @@ export interface StatusReport {
   readonly dnsOnly: readonly DnsOnlyStatus[];
   readonly ingress: readonly IngressRouteStatus[];
   readonly ingressRejected: readonly { readonly ingress: string; readonly reason: string }[];
+  /** per pod (of the report's node, or all), the policies selecting it */
+  readonly policies: readonly PodPolicyStatus[];
 }
 
 export function buildStatus(
@@ -56,7 +60,13 @@ export function buildStatus(
     dns: dns.portNames.get(portKey(p.namespace, p.name, p.portName, p.protocol)) ?? [],
     rule: p.rule,
   }));
-  return { services, dnsOnly: dns.dnsOnly, ingress: ingress.routes, ingressRejected: ingress.rejected };
+  return {
+    services,
+    dnsOnly: dns.dnsOnly,
+    ingress: ingress.routes,
+    ingressRejected: ingress.rejected,
+    policies: policyStatus(input),
+  };
 }
 
 function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
@@ -122,5 +132,23 @@ export function renderStatus(r: StatusReport): string {
         r.ingressRejected.map((x) => [x.ingress, x.reason]),
       ),
     );
+  const governed = r.policies.filter((p) => p.ingress.length > 0 || p.egress.length > 0);
+  out.push(
+    '\nNETWORK POLICY (pod -> policies selecting it, in evaluation order)\n',
+    governed.length
+      ? table(
+          ['POD', 'NODE', 'IPS', 'INGRESS', 'EGRESS'],
+          governed.map((p) => [
+            p.pod,
+            p.node ?? '',
+            p.ips.join(','),
+            p.ingress.join(' ') || '(open)',
+            p.egress.join(' ') || '(open)',
+          ]),
+        )
+      : '(none)\n',
+  );
+  if (r.policies.length > governed.length)
+    out.push(`${r.policies.length - governed.length} other pod(s) selected by no policy: open\n`);
   return out.join('');
 }
