@@ -46,12 +46,15 @@ if (needsRoot(t)) {
       (await nl.lab.exec(ns, [...PROBE, 'connect', host, String(port), '1000'], { allowFailure: true })).stdout,
     );
 
-  /** Applies `change` and probes from -> to every 50 ms until the probe gives `want`: the ms it took. */
+  /** Applies `change` and probes from -> to every 50 ms until a probe gives `want`: the ms until that probe began. */
   async function flipTime(change: () => void, from: ModelPod, to: () => string, want: boolean): Promise<number> {
     const t0 = Date.now();
     change();
     for (;;) {
-      if ((await tcp(from, to(), 80, 250)) === want) return Date.now() - t0;
+      // the start of the first probe that sees the new state: by then the change was in force (a probe's own
+      // timeout is not part of the agent's delay)
+      const started = Date.now();
+      if ((await tcp(from, to(), 80, 250)) === want) return started - t0;
       if (Date.now() - t0 > 10_000) return Infinity;
       await new Promise((r) => setTimeout(r, 50));
     }
