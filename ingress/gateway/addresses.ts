@@ -10,6 +10,7 @@
 import { formatIp, lastAddress, network, parseCidr, tryParseIp } from '../../src/ipam/ip.ts';
 import type { Cidr } from '../../src/ipam/ip.ts';
 import { createHash } from 'node:crypto';
+import type { Gateway } from '../../src/model/types.ts';
 
 export const DEFAULT_GATEWAY_POOL = '127.0.10.0/24';
 
@@ -31,6 +32,11 @@ export type AddressResult =
 function canonical(ip: string): string | undefined {
   const p = tryParseIp(ip.trim());
   return p ? formatIp(p) : undefined;
+}
+
+/** The first spec.addresses value of type IPAddress (the type defaults to IPAddress). */
+export function requestedAddress(g: Gateway): string | undefined {
+  return g.addresses.find((a) => (a.type || 'IPAddress') === 'IPAddress')?.value;
 }
 
 export class AddressPool {
@@ -58,7 +64,9 @@ export class AddressPool {
   /** Whether `ip` (canonical) is a pool address. */
   has(ip: string): boolean {
     const p = tryParseIp(ip);
-    return p !== undefined && p.family === this.#c.family && p.value >= this.#first && p.value < this.#first + this.#size;
+    return (
+      p !== undefined && p.family === this.#c.family && p.value >= this.#first && p.value < this.#first + this.#size
+    );
   }
 
   #at(i: bigint): string {

@@ -9,14 +9,14 @@ import { Controller } from '../../src/k8s/controller.ts';
 import type { Reconciler } from '../../src/k8s/controller.ts';
 import type { ClusterSource } from '../../src/k8s/source.ts';
 import type { StoreView } from '../../src/k8s/store.ts';
-import type { Gateway, Key } from '../../src/model/types.ts';
+import type { Key } from '../../src/model/types.ts';
 import { keyOf } from '../../src/model/types.ts';
 import { KdpError } from '../../src/common/errors.ts';
 import type { RunnerClock } from '../../src/common/runner.ts';
 import type { Logger } from '../../src/common/log.ts';
 import { silentLogger } from '../../src/common/log.ts';
 import type { IngressMetrics } from '../metrics.ts';
-import { AddressPool } from './addresses.ts';
+import { AddressPool, requestedAddress } from './addresses.ts';
 import { compileGateways } from './compile.ts';
 import { listenerId } from './listeners.ts';
 import type { ApplyResult, GatewayListeners } from './listeners.ts';
@@ -56,11 +56,6 @@ const KINDS = [
   'Secret',
   'Namespace',
 ] as const;
-
-/** The first spec.addresses value of type IPAddress (the type defaults to IPAddress). */
-export function requestedAddress(g: Gateway): string | undefined {
-  return g.addresses.find((a) => (a.type || 'IPAddress') === 'IPAddress')?.value;
-}
 
 /** The listener statuses of `gw` with the sockets' outcome laid over: a listener not open is not Programmed. */
 function overlaySockets(
