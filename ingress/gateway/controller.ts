@@ -43,6 +43,8 @@ export interface GatewayControllerOptions {
   readonly status?: GatewayStatusWriter;
   readonly minIntervalMs?: number;
   readonly clock?: RunnerClock;
+  /** delay before a failed status write is tried again (default 5 s) */
+  readonly statusRetryMs?: number;
 }
 
 const KINDS = [
@@ -89,6 +91,7 @@ export class GatewayController implements Reconciler {
   readonly #status: GatewayStatusWriter | undefined;
   readonly #minInterval: number;
   readonly #clock: RunnerClock | undefined;
+  readonly #statusRetryMs: number;
   #controller: Controller | undefined;
   #version = 0;
   #lastWarnings = '';
@@ -109,6 +112,7 @@ export class GatewayController implements Reconciler {
     this.#status = opts.status;
     this.#minInterval = opts.minIntervalMs ?? 50;
     this.#clock = opts.clock;
+    this.#statusRetryMs = opts.statusRetryMs ?? 5000;
   }
 
   get ready(): boolean {
@@ -137,6 +141,7 @@ export class GatewayController implements Reconciler {
   }
 
   stop(): void {
+    clearTimeout(this.#retryTimer);
     void this.#controller?.stop();
   }
 
@@ -203,6 +208,17 @@ export class GatewayController implements Reconciler {
       );
   }
 
+  #retryTimer: NodeJS.Timeout | undefined;
+  /** A failed status write (conflict, API down) is retried by a full reconcile a few seconds later. */
+  #retryStatus(): void {
+    if (this.#retryTimer) return;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.#controller?.requestFull();
+    }, this.#statusRetryMs);
+    this.#retryTimer.unref();
+  }
+
   /** Kubernetes mode: the status of every object whose status changed since it was last written. */
   #publish(): void {
     const writer = this.#status;
@@ -223,7 +239,8 @@ export class GatewayController implements Reconciler {
       this.#written.set(id, want);
       writer.write(kind, s.key, s).catch((err: unknown) => {
         if (this.#written.get(id) === want) this.#written.delete(id);
-        this.#log.warn({ object: id, err: (err as Error).message }, 'status update failed; retried on the next change');
+        this.#log.warn({ object: id, err: (err as Error).message }, 'status update failed; retried');
+        this.#retryStatus();
       });
     }
     for (const id of this.#written.keys()) if (!live.has(id)) this.#written.delete(id);
