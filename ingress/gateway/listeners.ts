@@ -31,7 +31,10 @@ export interface ListenerDiff<T extends ListenerSpec> {
 }
 
 /** What to open, close and keep to go from the open sockets `current` (ids) to `desired`. Pure. */
-export function diffListeners<T extends ListenerSpec>(current: Iterable<string>, desired: readonly T[]): ListenerDiff<T> {
+export function diffListeners<T extends ListenerSpec>(
+  current: Iterable<string>,
+  desired: readonly T[],
+): ListenerDiff<T> {
   const have = new Set(current);
   const open: T[] = [];
   const keep: T[] = [];
