@@ -155,11 +155,11 @@ interface Cond {
   readonly message: string;
 }
 
-/** `True`, or `False (Reason)`; '-' when the condition is not there. */
+/** The status alone when it is the good one (Conflicted: False), else `Status (Reason)`; '-': not there. */
 function cond(conditions: readonly Cond[], type: string): string {
   const c = conditions.find((x) => x.type === type);
   if (!c) return '-';
-  return c.status === 'True' && c.reason === type ? 'True' : `${c.status} (${c.reason})`;
+  return c.status === (type === 'Conflicted' ? 'False' : 'True') ? c.status : `${c.status} (${c.reason})`;
 }
 
 /** The messages of the conditions that are not as they should be (Conflicted True is one of them). */
@@ -227,7 +227,7 @@ function renderGateway(g: GatewayApiStatus): string {
         rows.push([
           r.key,
           kind,
-          `${p.parentRef.namespace}/${p.parentRef.name}${p.parentRef.sectionName ? `/${p.parentRef.sectionName}` : ''}${p.parentRef.port ? `:${p.parentRef.port}` : ''}`,
+          `${p.parentRef.namespace || r.key.slice(0, r.key.indexOf('/'))}/${p.parentRef.name}${p.parentRef.sectionName ? `/${p.parentRef.sectionName}` : ''}${p.parentRef.port ? `:${p.parentRef.port}` : ''}`,
           cond(p.conditions, 'Accepted'),
           cond(p.conditions, 'ResolvedRefs'),
           why(p.conditions),
