@@ -420,7 +420,7 @@ export class IngressServer {
   }
 
   #contextFor(servername: string): SecureContext {
-    const c = findCert(this.#table, servername) ?? this.#table.fallbackCert;
+    const c = findCert(this.#table, servername);
     if (!c) return this.#defaultContext;
     return this.#contexts.get(`${c.secret}\n${c.certPem}`) ?? this.#defaultContext;
   }
@@ -772,7 +772,7 @@ export class IngressServer {
     if (g) {
       for (const m of g.requestHeaders) modifyHeaders(headers, m);
       if (g.host !== undefined) headers.host = g.host;
-      for (const m of g.mirrors) this.#mirror(m.upstream, m.fraction, method, target, headers, body);
+      for (const m of g.mirrors) this.#mirror(m.upstream, method, target, headers, body);
       if (route?.gateway?.kind === 'GRPCRoute') return this.#proxyH2(req, res, ctx, upstream, headers, target, g, body);
     }
     const retryable = IDEMPOTENT.has(method) && !hasBody;
@@ -885,13 +885,13 @@ export class IngressServer {
    */
   #mirror(
     upstream: Upstream,
-    fraction: number,
     method: string,
     target: string,
     headers: Record<string, string | string[]>,
     body: NodeJS.ReadableStream | undefined,
   ): void {
-    if (upstream.endpoints.length === 0 || (fraction < 1 && Math.random() >= fraction)) return;
+    // decide() drew the mirror's fraction already: every mirror here gets its copy
+    if (upstream.endpoints.length === 0) return;
     const endpoint = this.#rr.next(upstream);
     let copy: PassThrough | undefined;
     if (body) {
@@ -1138,6 +1138,9 @@ export class IngressServer {
     const { upstream, options: o, target } = d;
     const { endpoint } = this.#pick(upstream, o, req);
     const headers = this.#forwardHeaders(req, ctx);
+    // Gateway API: the request header filters and the Host rewrite apply to an upgrade too
+    for (const m of d.gateway?.requestHeaders ?? []) modifyHeaders(headers, m);
+    if (d.gateway?.host !== undefined) headers.host = d.gateway.host;
     headers.connection = 'upgrade';
     if (req.headers.upgrade) headers.upgrade = req.headers.upgrade;
     const colon = endpoint.lastIndexOf(':');
