@@ -230,7 +230,10 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       meta: meta('default', 'echo'),
       generation: 1,
       created: '2026-12-06T00:00:00Z',
-      parentRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'g1', sectionName: 'http' }],
+      parentRefs: [
+        { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'g1', sectionName: 'http' },
+        { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'g1', sectionName: 'one' },
+      ],
       hostnames: [],
       rules: [
         {
@@ -356,6 +359,32 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
         s.end('x');
       });
       t.equal(trailers['grpc-status'], '0');
+      // over TLS: HTTP/2 by ALPN on the HTTPS listener, then h2c to the backend
+      const tls = await run([
+        'curl',
+        '-sS',
+        '--max-time',
+        '5',
+        '--http2',
+        '--cacert',
+        caCrt,
+        '--resolve',
+        `one.gw.test:${Q}:${a1}`,
+        '-X',
+        'POST',
+        '-H',
+        'content-type: application/grpc',
+        '-H',
+        'te: trailers',
+        '--data-binary',
+        'over-tls',
+        '-D',
+        '-',
+        `https://one.gw.test:${Q}/echo.Echo/Say`,
+      ]);
+      t.match(tls.stdout, /^HTTP\/2 200/m);
+      t.match(tls.stdout, /x-http-version: 2\.0/);
+      t.match(tls.stdout, /\/echo\.Echo\/Say\|over-tls/);
       // an HTTPRoute path on the same h2c connection kind still goes to its HTTP/1.1 backend
       const plain = await run([
         'curl',

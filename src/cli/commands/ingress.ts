@@ -1,4 +1,4 @@
-// `kdp ingress`: the ingress controller (nginx-style layer-7 routing from Ingress objects).
+// `kdp ingress`: the ingress controller (nginx-style layer-7 routing from Ingress and Gateway API objects).
 // The controller's modules are imported when it runs, after the compile cache is on: a restart (kill -9, a
 // new pod) then skips the TypeScript transform and V8 compile of every module (start to serving ~2x faster).
 import cluster from 'node:cluster';
@@ -280,7 +280,8 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
 
 export const ingressCommand: Command = {
   name: 'ingress',
-  summary: 'ingress controller: layer-7 routing from Ingress objects (HTTP, HTTPS/HTTP2, WebSocket)',
+  summary:
+    'ingress controller: layer-7 routing from Ingress and Gateway API objects (HTTP, HTTPS/HTTP2, WebSocket, gRPC)',
   usage,
   flags: { '': FLAGS },
   run,
