@@ -76,6 +76,8 @@ export async function startIngress(source: ClusterSource, opts: IngressOptions =
   // table waits in `pending` if it comes before the server exists
   const certP = opts.defaultCert ? Promise.resolve(opts.defaultCert) : fakeCertificate();
   certP.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
+  // one access log for the Ingress ports and every Gateway listener
+  const accessLog = opts.accessLog ? new BufferedAccessLog(opts.accessLog) : undefined;
   let server: IngressServer | undefined;
   let pending: RouteTable | undefined;
   const sink = { setTable: (t: RouteTable) => (server ? server.setTable(t) : void (pending = t)) };
@@ -103,7 +105,7 @@ export async function startIngress(source: ClusterSource, opts: IngressOptions =
             srv = new IngressServer({
               log,
               metrics,
-              ...(opts.accessLog ? { accessLog: new BufferedAccessLog(opts.accessLog) } : {}),
+              ...(accessLog ? { accessLog } : {}),
               defaultCert: await certP,
               ...(opts.pool ? { pool: opts.pool } : {}),
               ...(opts.serverHeader !== undefined ? { serverHeader: opts.serverHeader } : {}),
@@ -140,7 +142,7 @@ export async function startIngress(source: ClusterSource, opts: IngressOptions =
     server = new IngressServer({
       log,
       metrics,
-      ...(opts.accessLog ? { accessLog: new BufferedAccessLog(opts.accessLog) } : {}),
+      ...(accessLog ? { accessLog } : {}),
       defaultCert: cert,
       ...(opts.pool ? { pool: opts.pool } : {}),
       ...(opts.serverHeader !== undefined ? { serverHeader: opts.serverHeader } : {}),

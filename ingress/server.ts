@@ -306,6 +306,8 @@ export class IngressServer {
   readonly #h2Upstreams = new Map<string, ClientHttp2Session>();
   readonly #gateway: string;
   #inflight = 0;
+  /** what this server added to the upstream-pools gauge */
+  #poolsCounted = 0;
   #closing: Promise<void> | undefined;
   readonly #series = new Map<
     string,
@@ -416,7 +418,9 @@ export class IngressServer {
     add(table.defaultRoute?.upstream);
     this.#pools.retain(live);
     this.#fast.pool.retain(live);
-    this.#metrics?.upstreamPools.set(this.#pools.size);
+    // several servers (the Ingress ports, every Gateway listener) share the gauge: each adds its own change
+    this.#metrics?.upstreamPools.inc(this.#pools.size - this.#poolsCounted);
+    this.#poolsCounted = this.#pools.size;
   }
 
   #contextFor(servername: string): SecureContext {
@@ -487,6 +491,8 @@ export class IngressServer {
     this.#h2Upstreams.clear();
     await closed;
     await this.#pools.close();
+    this.#metrics?.upstreamPools.dec(this.#poolsCounted);
+    this.#poolsCounted = 0;
   }
 
   #handOff(socket: Socket, rest: Buffer): void {
