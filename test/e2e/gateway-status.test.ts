@@ -202,7 +202,7 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
     const out = () => child.output().slice(-1500);
     await until(
       () => front.writes.length >= 4,
-      20_000,
+      60_000, // the child compiles the controller first: slow on a loaded machine
       () => `four status writes (${front.writes.join(', ')}; output: ${out()})`,
     );
 
