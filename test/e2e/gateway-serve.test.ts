@@ -8,6 +8,7 @@ import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import { connect as h2connect, createServer as createH2Server } from 'node:http2';
 import type { Http2Server } from 'node:http2';
+import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -197,6 +198,10 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       src.put(service(name, 80));
       src.put(slice(name, ['127.0.0.1'], x.port));
     }
+    const gone = await httpBackend('gone');
+    await new Promise((r) => gone.server.close(r));
+    src.put(service('dead', 80));
+    src.put(slice('dead', ['127.0.0.1'], gone.port));
     src.put(tlsSecret('tls-one', oneCert.certPem, oneCert.keyPem));
     src.put(tlsSecret('tls-two', twoCert.certPem, twoCert.keyPem));
     src.put(
@@ -240,6 +245,12 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
           matches: [{ method: { type: 'Exact', service: 'echo.Echo' }, headers: [] }],
           filters: [],
           backendRefs: [{ group: '', kind: 'Service', name: 'grpc', port: 80, weight: 1, filters: [] }],
+        },
+        {
+          // a backend that refuses connections
+          matches: [{ method: { type: 'Exact', service: 'dead.Svc' }, headers: [] }],
+          filters: [],
+          backendRefs: [{ group: '', kind: 'Service', name: 'dead', port: 80, weight: 1, filters: [] }],
         },
       ],
     };
@@ -385,6 +396,24 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       t.match(tls.stdout, /^HTTP\/2 200/m);
       t.match(tls.stdout, /x-http-version: 2\.0/);
       t.match(tls.stdout, /\/echo\.Echo\/Say\|over-tls/);
+      // a gRPC backend that refuses the connection: 502, and the listener goes on
+      const dead = await run([
+        'curl',
+        '-sS',
+        '--max-time',
+        '5',
+        '--http2-prior-knowledge',
+        '-X',
+        'POST',
+        '-H',
+        'content-type: application/grpc',
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_code}',
+        `http://${a1}:${P}/dead.Svc/Call`,
+      ]);
+      t.equal(dead.stdout, '502');
       // an HTTPRoute path on the same h2c connection kind still goes to its HTTP/1.1 backend
       const plain = await run([
         'curl',
@@ -399,6 +428,23 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
         `http://${a1}:${P}/plain`,
       ]);
       t.match(plain.stdout, /x-backend: a/);
+    });
+
+    t.test('bad h2c input: the connection is closed, the listener keeps serving', async (t) => {
+      const closed = await new Promise<string>((resolve) => {
+        const sock = connect(P, a1, () =>
+          sock.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\xff\xffgarbage-not-a-frame'),
+        );
+        let got = 0;
+        sock.on('data', (d: Buffer) => (got += d.length));
+        sock.on('error', () => {});
+        sock.on('close', () => resolve(`closed after ${got} bytes`));
+        setTimeout(() => resolve('still open'), 5000).unref();
+      });
+      t.match(closed, /^closed/, closed);
+      const r = await request(`http://${a1}:${P}/after`);
+      t.equal(r.headers['x-backend'], 'a');
+      await r.body.dump();
     });
 
     t.test('RequestMirror: the mirror backend gets a copy, the client the real answer', async (t) => {
