@@ -4,9 +4,10 @@
 // 127.0.10.0/24: on Linux all of 127.0.0.0/8 is loopback, so a lab or a test needs no interface set up).
 //
 // A pool address is stable: a Gateway keeps the address it was given for as long as it exists (remembered
-// here, and in Kubernetes mode taken back from its status.addresses after a restart); a new Gateway starts at a
-// hash of its key and probes upwards to the first free address, so the same Gateway lands on the same address
-// on every controller that sees the same Gateways. Pure (no I/O, no clock).
+// here); a new Gateway starts at a hash of its key and probes upwards to the first free address, so the same
+// Gateway lands on the same address on every controller (and after a restart) that sees the same Gateways. A
+// caller that knows a Gateway's earlier address (`previous`, e.g. its status.addresses) can have it kept; the
+// controller does not pass one yet (the model does not carry Gateway status). Pure (no I/O, no clock).
 import { formatIp, lastAddress, network, parseCidr, tryParseIp } from '../../src/ipam/ip.ts';
 import type { Cidr } from '../../src/ipam/ip.ts';
 import { createHash } from 'node:crypto';
