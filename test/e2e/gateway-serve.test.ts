@@ -79,15 +79,18 @@ function rule(path: string, backend: string, port: number, extra: Partial<HttpRo
   };
 }
 
-function httpRoute(name: string, parent: string, rules: HttpRouteRule[], sectionName?: string): HTTPRoute {
+function httpRoute(name: string, parent: string, rules: HttpRouteRule[], sections: string[] = []): HTTPRoute {
   return {
     kind: 'HTTPRoute',
     meta: meta('default', name),
     generation: 1,
     created: '2026-12-06T00:00:00Z',
-    parentRefs: [
-      { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: parent, ...(sectionName ? { sectionName } : {}) },
-    ],
+    parentRefs: (sections.length ? sections : [undefined]).map((sectionName) => ({
+      group: 'gateway.networking.k8s.io',
+      kind: 'Gateway',
+      name: parent,
+      ...(sectionName ? { sectionName } : {}),
+    })),
     hostnames: [],
     rules,
   };
@@ -185,6 +188,7 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
     const net = `127.${100 + Math.floor(Math.random() * 100)}.${Math.floor(Math.random() * 250)}`;
     const pool = `${net}.0/24`;
     const P = 8080;
+    const P2 = 8081;
     const Q = 8443;
     const src = new FakeSource();
     src.put(gatewayClass);
@@ -207,6 +211,8 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
     src.put(
       gateway('g1', [
         listener('http', 'HTTP', P),
+        // gRPC on listeners of its own: an HTTPRoute and a GRPCRoute may not share a hostname on one listener
+        listener('grpc', 'HTTP', P2),
         listener('one', 'HTTPS', Q, 'one.gw.test', 'tls-one'),
         listener('two', 'HTTPS', Q, 'two.gw.test', 'tls-two'),
       ]),
@@ -221,13 +227,18 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       responseHeaderModifier: { set: [{ name: 'X-Gw', value: 'one' }], add: [], remove: ['x-backend'] },
     };
     src.put(
-      httpRoute('r1', 'g1', [
-        rule('/', 'a', 80),
-        rule('/mirror', 'a', 80, { filters: [mirror] }),
-        rule('/timeout', 'a', 80, { timeouts: { request: '500ms' } }),
-        rule('/backend-timeout', 'a', 80, { timeouts: { backendRequest: '300ms' } }),
-        rule('/hdr', 'a', 80, { filters: [setHeader] }),
-      ]),
+      httpRoute(
+        'r1',
+        'g1',
+        [
+          rule('/', 'a', 80),
+          rule('/mirror', 'a', 80, { filters: [mirror] }),
+          rule('/timeout', 'a', 80, { timeouts: { request: '500ms' } }),
+          rule('/backend-timeout', 'a', 80, { timeouts: { backendRequest: '300ms' } }),
+          rule('/hdr', 'a', 80, { filters: [setHeader] }),
+        ],
+        ['http', 'one'],
+      ),
     );
     src.put(httpRoute('r2', 'g2', [rule('/', 'b', 80)]));
     const grpc: GRPCRoute = {
@@ -236,8 +247,8 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       generation: 1,
       created: '2026-12-06T00:00:00Z',
       parentRefs: [
-        { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'g1', sectionName: 'http' },
-        { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'g1', sectionName: 'one' },
+        { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'g1', sectionName: 'grpc' },
+        { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'g1', sectionName: 'two' },
       ],
       hostnames: [],
       rules: [
@@ -275,7 +286,7 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
     t.test('every Gateway has its own pool address; the same port serves each its own routes', async (t) => {
       t.not(a1, a2);
       t.ok(a1.startsWith(`${net}.`) && a2.startsWith(`${net}.`), `${a1} and ${a2} from ${pool}`);
-      t.same(gw.listeners.ids, [`HTTP ${a1}:${P}`, `HTTP ${a2}:${P}`, `HTTPS ${a1}:${Q}`].sort());
+      t.same(gw.listeners.ids, [`HTTP ${a1}:${P}`, `HTTP ${a1}:${P2}`, `HTTP ${a2}:${P}`, `HTTPS ${a1}:${Q}`].sort());
       for (let i = 0; i < 3; i++) {
         const r1 = await request(`http://${a1}:${P}/x`);
         t.equal(r1.headers['x-backend'], 'a', 'g1 -> a');
@@ -291,7 +302,11 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
     });
 
     t.test('HTTPS: the certificate of the listener whose hostname the SNI names', async (t) => {
-      for (const host of ['one.gw.test', 'two.gw.test']) {
+      // one.gw.test has the HTTPRoute (200), two.gw.test only the GRPCRoute (404 for this path)
+      for (const [host, code] of [
+        ['one.gw.test', 200],
+        ['two.gw.test', 404],
+      ] as const) {
         const out = await run([
           'curl',
           '-sS',
@@ -307,7 +322,7 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
           '%{http_code} %{http_version} %{ssl_verify_result}',
           `https://${host}:${Q}/tls`,
         ]);
-        t.equal(out.stdout.trim(), '200 2 0', `${host}: verified with its own certificate, HTTP/2 by ALPN`);
+        t.equal(out.stdout.trim(), `${code} 2 0`, `${host}: verified with its own certificate, HTTP/2 by ALPN`);
       }
       // two.gw.test's name with one.gw.test's certificate would not verify: prove the check can fail
       const bad = await run(
@@ -348,14 +363,14 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
         'hello',
         '-D',
         '-',
-        `http://${a1}:${P}/echo.Echo/Say`,
+        `http://${a1}:${P2}/echo.Echo/Say`,
       ]);
       t.match(out.stdout, /^HTTP\/2 200/m);
       t.match(out.stdout, /x-backend: grpc/);
       t.match(out.stdout, /x-http-version: 2\.0/, 'the backend got HTTP/2');
       t.match(out.stdout, /\/echo\.Echo\/Say\|hello/);
       // the trailers (grpc-status) reach the client
-      const sess = h2connect(`http://${a1}:${P}`);
+      const sess = h2connect(`http://${a1}:${P2}`);
       t.teardown(() => sess.close());
       const trailers = await new Promise<Record<string, unknown>>((resolve, reject) => {
         const s = sess.request({
@@ -380,7 +395,7 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
         '--cacert',
         caCrt,
         '--resolve',
-        `one.gw.test:${Q}:${a1}`,
+        `two.gw.test:${Q}:${a1}`,
         '-X',
         'POST',
         '-H',
@@ -391,7 +406,7 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
         'over-tls',
         '-D',
         '-',
-        `https://one.gw.test:${Q}/echo.Echo/Say`,
+        `https://two.gw.test:${Q}/echo.Echo/Say`,
       ]);
       t.match(tls.stdout, /^HTTP\/2 200/m);
       t.match(tls.stdout, /x-http-version: 2\.0/);
@@ -411,7 +426,7 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
         '/dev/null',
         '-w',
         '%{http_code}',
-        `http://${a1}:${P}/dead.Svc/Call`,
+        `http://${a1}:${P2}/dead.Svc/Call`,
       ]);
       t.equal(dead.stdout, '502');
       // an HTTPRoute path on the same h2c connection kind still goes to its HTTP/1.1 backend
@@ -550,7 +565,17 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
         text,
         /nginx_ingress_controller_requests\{[^}]*ingress="echo"[^}]*gateway="default\/g1",route_kind="GRPCRoute"\}/,
       );
-      t.notMatch(text, /ingress="",namespace=""[^}]*gateway=/, 'no unnamed Gateway series');
+      // a request no route took (404) has no route to name; every other Gateway series names its route
+      t.notMatch(
+        text,
+        /status="(?!404")\d+",[^}]*ingress="",namespace=""[^}]*gateway=/,
+        'no unnamed Gateway route series',
+      );
+      t.match(
+        text,
+        /status="404",[^}]*ingress="",namespace=""[^}]*gateway="default\/g1"\}/,
+        'a 404 on a Gateway listener',
+      );
     });
   });
 }
