@@ -16,7 +16,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from '../src/common/log.ts';
 import type { RouteOptions } from './annotations.ts';
 import { decide, forwardedText, PROXY_SET_HEADERS } from './decide.ts';
-import type { RequestFacts } from './decide.ts';
+import type { GatewayForward, RequestFacts } from './decide.ts';
 import { validHost } from './match.ts';
 import type { PathRoute, RouteTable, Upstream } from './types.ts';
 
@@ -112,6 +112,19 @@ function simpleRoute(route: PathRoute | undefined, o: RouteOptions): boolean {
     fastRoutes.set(key, ok);
   }
   return ok;
+}
+
+/** A Gateway API decision the front can carry out: nothing to do besides forwarding the request. */
+function plainForward(g: GatewayForward, route: PathRoute | undefined): boolean {
+  return (
+    route?.gateway?.kind !== 'GRPCRoute' &&
+    g.requestHeaders.length === 0 &&
+    g.responseHeaders.length === 0 &&
+    g.host === undefined &&
+    g.mirrors.length === 0 &&
+    !g.requestTimeoutMs &&
+    !g.backendRequestTimeoutMs
+  );
 }
 
 function errorResponse(status: number, text: string, body: string, server: string): string {
@@ -736,6 +749,8 @@ class ClientConn implements RequestFacts {
     this.#lines = NO_LINES;
     // every answer the ingress gives itself (404, 403, 503, redirects, preflight) is node:http's to write
     if (d.kind !== 'proxy' || !simpleRoute(d.route, d.options)) return false;
+    // Gateway API: only a route that just forwards (no header filter, host rewrite, mirror, timeout; not gRPC)
+    if (d.gateway !== undefined && !plainForward(d.gateway, d.route)) return false;
     const target = d.target;
     if (target !== url && /[^\x21-\x7e]/.test(target)) return false;
     const upstream = d.upstream;

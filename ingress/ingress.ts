@@ -13,6 +13,10 @@ import type { ControllerOptions } from './controller.ts';
 import { fakeCertificate } from './default-cert.ts';
 import type { CertPair } from './default-cert.ts';
 import { IngressMetrics } from './metrics.ts';
+import { AddressPool } from './gateway/addresses.ts';
+import { GatewayController } from './gateway/controller.ts';
+import type { GatewayStatusWriter } from './gateway/controller.ts';
+import { GatewayListeners } from './gateway/listeners.ts';
 import { IngressServer } from './server.ts';
 import { preloadUpstreamLibrary } from './upstream.ts';
 import type { PoolSettings } from './upstream.ts';
@@ -40,11 +44,24 @@ export interface IngressOptions {
   readonly maxHeaderSize?: number;
   /** status.loadBalancer publishing (Kubernetes mode) */
   readonly status?: ControllerOptions['status'];
+  /**
+   * Gateway API serving (default on): Gateways get their address from `addresses` (a CIDR, default
+   * 127.0.10.0/24) unless they name one; `status` writes the objects' status (Kubernetes mode)
+   */
+  readonly gateway?: {
+    readonly enabled?: boolean;
+    readonly addresses?: string;
+    readonly status?: GatewayStatusWriter;
+    /** requests in flight on a listener that goes away get this long (default 10 s) */
+    readonly graceMs?: number;
+  };
 }
 
 interface RunningIngress {
   readonly server: IngressServer;
   readonly controller: IngressController;
+  /** the Gateway API reconciler and its listeners (undefined when Gateway API serving is off) */
+  readonly gateway?: { readonly controller: GatewayController; readonly listeners: GatewayListeners };
   readonly metrics: IngressMetrics;
   readonly ports: { readonly http: number; readonly https: number; readonly metrics?: number };
   /** Graceful: requests in flight get up to `graceMs` (default 0) to finish. */
@@ -59,6 +76,8 @@ export async function startIngress(source: ClusterSource, opts: IngressOptions =
   // table waits in `pending` if it comes before the server exists
   const certP = opts.defaultCert ? Promise.resolve(opts.defaultCert) : fakeCertificate();
   certP.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
+  // one access log for the Ingress ports and every Gateway listener
+  const accessLog = opts.accessLog ? new BufferedAccessLog(opts.accessLog) : undefined;
   let server: IngressServer | undefined;
   let pending: RouteTable | undefined;
   const sink = { setTable: (t: RouteTable) => (server ? server.setTable(t) : void (pending = t)) };
@@ -69,6 +88,52 @@ export async function startIngress(source: ClusterSource, opts: IngressOptions =
     ...(opts.status ? { status: opts.status } : {}),
   });
   const unsubscribe = controller.attach(source);
+  // Gateway API: its own reconciler on the same source; every Gateway (address, port) is a server of its own
+  // (same lanes, same metrics, its own route table), opened and closed as Gateways come and go
+  let gateway: { controller: GatewayController; listeners: GatewayListeners; detach: () => void } | undefined;
+  if (opts.gateway?.enabled !== false) {
+    const pool = new AddressPool(opts.gateway?.addresses);
+    const listeners = new GatewayListeners(
+      (l) => {
+        // made on listen(): the default certificate may still be on its way when the first tables come
+        let srv: IngressServer | undefined;
+        let table: RouteTable | undefined;
+        return {
+          setTable: (t) => (srv ? srv.setTable(t) : void (table = t)),
+          close: async (graceMs) => void (await srv?.close(graceMs)),
+          listen: async () => {
+            srv = new IngressServer({
+              log,
+              metrics,
+              ...(accessLog ? { accessLog } : {}),
+              defaultCert: await certP,
+              ...(opts.pool ? { pool: opts.pool } : {}),
+              ...(opts.serverHeader !== undefined ? { serverHeader: opts.serverHeader } : {}),
+              ...(opts.maxHeaderLine !== undefined ? { maxHeaderLine: opts.maxHeaderLine } : {}),
+              ...(opts.maxHeaderSize !== undefined ? { maxHeaderSize: opts.maxHeaderSize } : {}),
+              ...(l.gateway !== undefined ? { gateway: l.gateway } : {}),
+            });
+            if (table) srv.setTable(table);
+            // SO_REUSEPORT: the Ingress port on every address and a Gateway's address may share a port number
+            await srv.listenOne(l.protocol === 'HTTP' ? 'http' : 'https', {
+              httpPort: l.port,
+              httpsPort: l.port,
+              host: l.address,
+              reusePort: true,
+            });
+          },
+        };
+      },
+      { log, graceMs: opts.gateway?.graceMs ?? 10_000 },
+    );
+    const gc = new GatewayController(listeners, {
+      log,
+      metrics,
+      pool,
+      ...(opts.gateway?.status ? { status: opts.gateway.status } : {}),
+    });
+    gateway = { controller: gc, listeners, detach: gc.attach(source) };
+  }
   let health: Server | undefined;
   try {
     const started = source.start();
@@ -77,7 +142,7 @@ export async function startIngress(source: ClusterSource, opts: IngressOptions =
     server = new IngressServer({
       log,
       metrics,
-      ...(opts.accessLog ? { accessLog: new BufferedAccessLog(opts.accessLog) } : {}),
+      ...(accessLog ? { accessLog } : {}),
       defaultCert: cert,
       ...(opts.pool ? { pool: opts.pool } : {}),
       ...(opts.serverHeader !== undefined ? { serverHeader: opts.serverHeader } : {}),
@@ -92,7 +157,8 @@ export async function startIngress(source: ClusterSource, opts: IngressOptions =
       httpPort: opts.httpPort ?? 80,
       httpsPort: opts.httpsPort ?? 443,
       host: opts.bind ?? '::',
-      reusePort: opts.reusePort ?? false,
+      // with Gateway API serving on, a Gateway listener (its own address) may take the same port number
+      reusePort: (opts.reusePort ?? false) || gateway !== undefined,
     });
     let metricsPort: number | undefined;
     if (opts.metricsPort !== undefined && opts.metricsPort >= 0) {
@@ -125,18 +191,28 @@ export async function startIngress(source: ClusterSource, opts: IngressOptions =
       server: srv,
       controller,
       metrics,
+      ...(gateway ? { gateway: { controller: gateway.controller, listeners: gateway.listeners } } : {}),
       ports: { ...ports, ...(metricsPort === undefined ? {} : { metrics: metricsPort }) },
       async close(graceMs = 0) {
         controller.stop();
         unsubscribe();
+        gateway?.controller.stop();
+        gateway?.detach();
         await source.stop();
         health?.closeAllConnections();
-        await Promise.all([srv.close(graceMs), health ? new Promise((r) => health!.close(r)) : undefined]);
+        await Promise.all([
+          srv.close(graceMs),
+          gateway?.listeners.close(graceMs),
+          health ? new Promise((r) => health!.close(r)) : undefined,
+        ]);
       },
     };
   } catch (err) {
     controller.stop();
     unsubscribe();
+    gateway?.controller.stop();
+    gateway?.detach();
+    await gateway?.listeners.close().catch(() => {});
     await source.stop().catch(() => {});
     await server?.close().catch(() => {});
     health?.close();

@@ -5,8 +5,10 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 
 const LABELS = ['host', 'status', 'method', 'path', 'ingress', 'namespace', 'service', 'canary'] as const;
+/** Gateway API series only: the Gateway (`namespace/name`) and the route kind; left out when empty */
+const GATEWAY_LABELS = ['gateway', 'route_kind'] as const;
 type LabelName = (typeof LABELS)[number];
-type Labels = Readonly<Record<LabelName, string>>;
+type Labels = Readonly<Record<LabelName, string>> & Partial<Readonly<Record<(typeof GATEWAY_LABELS)[number], string>>>;
 
 interface MetricJson {
   name: string;
@@ -20,6 +22,10 @@ interface MetricJson {
 function ordered(labels: Labels): Record<string, string> {
   const out: Record<string, string> = {};
   for (const k of LABELS) out[k] = labels[k];
+  for (const k of GATEWAY_LABELS) {
+    const v = labels[k];
+    if (v) out[k] = v;
+  }
   return out;
 }
 

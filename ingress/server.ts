@@ -3,20 +3,33 @@
 // included, are never cut by a change) and is proxied straight to an endpoint pod IP over keep-alive pools.
 import { STATUS_CODES, createServer as createHttpServer } from 'node:http';
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
-import { createSecureServer } from 'node:http2';
-import type { Http2SecureServer, Http2ServerRequest, Http2ServerResponse, ServerHttp2Session } from 'node:http2';
+import {
+  connect as h2Connect,
+  constants as h2c,
+  createServer as createH2cServer,
+  createSecureServer,
+} from 'node:http2';
+import type {
+  ClientHttp2Session,
+  Http2SecureServer,
+  Http2Server,
+  Http2ServerRequest,
+  Http2ServerResponse,
+  OutgoingHttpHeaders,
+  ServerHttp2Session,
+} from 'node:http2';
 import { connect as netConnect, createServer as createNetServer } from 'node:net';
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import { connect as tlsConnect, createSecureContext } from 'node:tls';
 import type { SecureContext } from 'node:tls';
 import { randomFillSync } from 'node:crypto';
-import { Transform } from 'node:stream';
+import { Duplex as DuplexStream, PassThrough, Transform } from 'node:stream';
 import type { Duplex, Writable } from 'node:stream';
 import type { Logger } from '../src/common/log.ts';
 import { silentLogger } from '../src/common/log.ts';
 import type { AccessLog } from './access-log.ts';
 import { decide, forwardedInto, PROXY_SET_HEADERS } from './decide.ts';
-import type { RequestFacts } from './decide.ts';
+import type { GatewayForward, RequestFacts } from './decide.ts';
 import { findCert, normalizeHost } from './match.ts';
 import type { IngressMetrics } from './metrics.ts';
 import {
@@ -31,7 +44,7 @@ import { FastFront } from './fast-front.ts';
 import type { FrontRecord } from './fast-front.ts';
 import type { PoolSettings } from './upstream.ts';
 import type { RouteOptions } from './annotations.ts';
-import type { PathRoute, RouteTable, Upstream } from './types.ts';
+import type { HeaderModifier, PathRoute, RouteTable, Upstream } from './types.ts';
 
 type Req = IncomingMessage | Http2ServerRequest;
 type Res = ServerResponse | Http2ServerResponse;
@@ -61,6 +74,8 @@ interface ServerOptions {
    */
   readonly maxHeaderLine?: number;
   readonly maxHeaderSize?: number;
+  /** a Gateway listener: the Gateway's `namespace/name` (metric label `gateway`) */
+  readonly gateway?: string;
 }
 
 export const DEFAULT_SERVER_HEADER = 'kdp';
@@ -153,9 +168,38 @@ function requestId(incoming: string | string[] | undefined): string {
     : newRequestId();
 }
 
+/** h2c sessions run over a stream wrapper (see #h2cConnection): their real socket, for addresses and ports */
+const h2cSockets = new WeakMap<object, Socket>();
+
+/** The TCP socket of a request (h2c: the one under the stream wrapper). */
+function socketOf(req: Req): Socket | undefined {
+  const sess = (req as Http2ServerRequest).stream?.session;
+  return (sess && h2cSockets.get(sess)) ?? (req.socket as Socket | undefined);
+}
+
 function clientIp(req: Req): string {
-  const a = req.socket?.remoteAddress ?? '';
+  const a = socketOf(req)?.remoteAddress ?? '';
   return a.startsWith('::ffff:') ? a.slice(7) : a;
+}
+
+/** The HTTP/2 connection preface a prior-knowledge h2c client starts with (RFC 9113 3.4). */
+const H2_PREFACE = 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n';
+
+/** A Gateway API header filter on a header record (lower-case keys): set, then add (comma-joined), then remove. */
+export function modifyHeaders(h: Record<string, string | string[]>, m: HeaderModifier | undefined): void {
+  if (!m) return;
+  for (const [name, value] of m.set) h[name.toLowerCase()] = value;
+  for (const [name, value] of m.add) {
+    const k = name.toLowerCase();
+    const prev = h[k];
+    h[k] =
+      prev === undefined
+        ? value
+        : k === 'set-cookie'
+          ? [...[prev].flat(), value]
+          : `${[prev].flat().join(',')},${value}`;
+  }
+  for (const name of m.remove) delete h[name.toLowerCase()];
 }
 
 interface Ctx {
@@ -256,7 +300,14 @@ export class IngressServer {
   readonly #upgraded = new Set<Duplex>();
   readonly #sessions = new Set<ServerHttp2Session>();
   readonly #tlsSockets = new Set<Socket>();
+  /** HTTP/2 without TLS (prior knowledge) on the plain port: gRPC clients */
+  readonly #h2c: Http2Server;
+  /** HTTP/2 client sessions to h2c backends (GRPCRoute), by endpoint */
+  readonly #h2Upstreams = new Map<string, ClientHttp2Session>();
+  readonly #gateway: string;
   #inflight = 0;
+  /** what this server added to the upstream-pools gauge */
+  #poolsCounted = 0;
   #closing: Promise<void> | undefined;
   readonly #series = new Map<
     string,
@@ -272,6 +323,7 @@ export class IngressServer {
     this.#defaultContext = createSecureContext({ cert: opts.defaultCert.certPem, key: opts.defaultCert.keyPem });
     this.#serverHeader = opts.serverHeader ?? DEFAULT_SERVER_HEADER;
     this.#maxLine = opts.maxHeaderLine ?? DEFAULT_MAX_HEADER_LINE;
+    this.#gateway = opts.gateway ?? '';
     const maxHead = opts.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE;
     this.http = createHttpServer(
       { keepAliveTimeout: 75_000, requestTimeout: 0, headersTimeout: 60_000, maxHeaderSize: maxHead },
@@ -320,6 +372,12 @@ export class IngressServer {
       this.#sessions.add(sess);
       sess.once('close', () => this.#sessions.delete(sess));
     });
+    this.#h2c = createH2cServer({ maxSessionMemory: 10 }, (req, res) => this.#handle(req, res, 'http'));
+    this.#h2c.on('sessionError', () => {});
+    this.#h2c.on('session', (sess: ServerHttp2Session) => {
+      this.#sessions.add(sess);
+      sess.once('close', () => this.#sessions.delete(sess));
+    });
     this.https.on('secureConnection', (sock: Socket) => {
       this.#tlsSockets.add(sock);
       sock.once('close', () => this.#tlsSockets.delete(sock));
@@ -330,7 +388,7 @@ export class IngressServer {
   /** Installs a new route table atomically; in-flight requests keep the table they started with. */
   setTable(table: RouteTable): void {
     const certKeys = new Set<string>();
-    for (const c of table.certs.values()) {
+    for (const c of [...table.certs.values(), ...(table.fallbackCert ? [table.fallbackCert] : [])]) {
       const k = `${c.secret}\n${c.certPem}`;
       certKeys.add(k);
       if (!this.#contexts.has(k)) {
@@ -354,11 +412,15 @@ export class IngressServer {
         add(r.upstream);
         add(r.fallback);
         add(r.canary?.upstream);
+        for (const b of r.gateway?.backends ?? []) add(b.upstream);
+        for (const m of r.gateway?.mirrors ?? []) add(m.upstream);
       }
     add(table.defaultRoute?.upstream);
     this.#pools.retain(live);
     this.#fast.pool.retain(live);
-    this.#metrics?.upstreamPools.set(this.#pools.size);
+    // several servers (the Ingress ports, every Gateway listener) share the gauge: each adds its own change
+    this.#metrics?.upstreamPools.inc(this.#pools.size - this.#poolsCounted);
+    this.#poolsCounted = this.#pools.size;
   }
 
   #contextFor(servername: string): SecureContext {
@@ -373,16 +435,32 @@ export class IngressServer {
     host?: string;
     reusePort?: boolean;
   }): Promise<{ http: number; https: number }> {
+    const http = await this.listenOne('http', opts);
+    const https = await this.listenOne('https', opts);
+    return { http, https };
+  }
+
+  /**
+   * Opens one of the two ports: the plain HTTP one (fast front, node:http, h2c with prior knowledge) or the
+   * HTTPS one (HTTP/1.1 and HTTP/2 by ALPN, certificate by SNI). A Gateway listener is one of them.
+   */
+  async listenOne(
+    which: 'http' | 'https',
+    opts: { httpPort?: number; httpsPort?: number; host?: string; reusePort?: boolean },
+  ): Promise<number> {
     const host = opts.host ?? '::';
     // reusePort: with several worker processes each has its own listening socket and the kernel spreads the
-    // connections (no accept through the cluster primary)
+    // connections (no accept through the cluster primary); a Gateway listener on its own address and the
+    // Ingress port on every address can share a port number only when both sockets have it
+    const srv = which === 'http' ? this.front : this.https;
+    const port = which === 'http' ? opts.httpPort : opts.httpsPort;
     await new Promise<void>((r, j) =>
-      this.front.once('error', j).listen({ port: opts.httpPort, host, reusePort: opts.reusePort ?? false }, () => r()),
+      srv.once('error', j).listen({ port, host, reusePort: opts.reusePort ?? false }, () => {
+        srv.off('error', j);
+        r();
+      }),
     );
-    await new Promise<void>((r, j) =>
-      this.https.once('error', j).listen({ port: opts.httpsPort, host, reusePort: opts.reusePort ?? false }, () => r()),
-    );
-    return { http: (this.front.address() as AddressInfo).port, https: (this.https.address() as AddressInfo).port };
+    return (srv.address() as AddressInfo).port;
   }
 
   /**
@@ -409,8 +487,12 @@ export class IngressServer {
     this.#fast.destroyAll();
     for (const s of this.#sessions) s.destroy();
     for (const s of this.#tlsSockets) s.destroy();
+    for (const s of this.#h2Upstreams.values()) s.destroy();
+    this.#h2Upstreams.clear();
     await closed;
     await this.#pools.close();
+    this.#metrics?.upstreamPools.dec(this.#poolsCounted);
+    this.#poolsCounted = 0;
   }
 
   #handOff(socket: Socket, rest: Buffer): void {
@@ -418,10 +500,42 @@ export class IngressServer {
       socket.destroy();
       return;
     }
+    if (rest.toString('latin1', 0, 16) === H2_PREFACE.slice(0, 16)) return this.#h2cConnection(socket, rest);
     this.#handedOff.add(socket);
     socket.once('close', () => this.#handedOff.delete(socket));
     if (rest.length > 0) socket.unshift(rest);
     this.http.emit('connection', socket);
+    socket.resume();
+  }
+
+  /**
+   * A connection that opened with the HTTP/2 preface (h2c, prior knowledge: gRPC clients) goes to the h2c
+   * server. node:http2 reads a net.Socket through its native handle, past the bytes the front already read,
+   * so the session gets a stream wrapper that replays them first.
+   */
+  #h2cConnection(socket: Socket, rest: Buffer): void {
+    // tracked through its session (#sessions: GOAWAY on close, streams in flight finish)
+    const wrapped = new DuplexStream({
+      read: () => void socket.resume(),
+      write: (chunk: Buffer, _enc, cb) => void socket.write(chunk, cb),
+      final: (cb) => {
+        socket.end();
+        cb();
+      },
+      destroy: (err, cb) => {
+        socket.destroy();
+        cb(err);
+      },
+    });
+    wrapped.push(rest);
+    socket.on('data', (c: Buffer) => {
+      if (!wrapped.push(c)) socket.pause();
+    });
+    socket.on('end', () => wrapped.push(null));
+    socket.on('close', () => wrapped.destroy());
+    socket.on('error', (e) => wrapped.destroy(e));
+    this.#h2c.once('session', (sess: ServerHttp2Session) => h2cSockets.set(sess, socket));
+    this.#h2c.emit('connection', wrapped);
     socket.resume();
   }
 
@@ -497,7 +611,22 @@ export class IngressServer {
       ctx.altUpstreamName = d.alternative;
       ctx.canary = true;
     }
-    this.#proxy(req, res, ctx, d.upstream, d.options, d.target, d.route);
+    const g = d.gateway;
+    let abort: AbortController | undefined;
+    if (g?.requestTimeoutMs) {
+      // HTTPRoute timeouts.request: the whole exchange, from the request in to the response out
+      const ac = (abort = new AbortController());
+      const timer = setTimeout(() => {
+        ac.abort();
+        if (res.headersSent) res.destroy();
+        else {
+          ctx.upstreamStatus = ctx.upstreamStatus === '-' ? '504' : ctx.upstreamStatus;
+          this.#reply(res, 504, 'gateway timeout\n');
+        }
+      }, g.requestTimeoutMs);
+      res.once('close', () => clearTimeout(timer));
+    }
+    this.#proxy(req, res, ctx, d.upstream, d.options, d.target, d.route, g, abort?.signal);
   }
 
   #corsHeaders(o: RouteOptions, req: Req): Record<string, string> {
@@ -564,7 +693,7 @@ export class IngressServer {
       ctx.scheme,
       ctx.hostHeader,
       ctx.ip,
-      req.socket?.localPort ?? (ctx.scheme === 'https' ? 443 : 80),
+      socketOf(req)?.localPort ?? (ctx.scheme === 'https' ? 443 : 80),
       ctx.reqId,
       Array.isArray(xff) ? xff.join(', ') : xff,
     );
@@ -594,6 +723,8 @@ export class IngressServer {
     o: RouteOptions,
     target: string,
     route: PathRoute | undefined,
+    g?: GatewayForward,
+    signal?: AbortSignal,
   ): void {
     ctx.upstreamName = upstream.name;
     ctx.service = upstream.service;
@@ -644,6 +775,12 @@ export class IngressServer {
       body = req.pipe(t);
     }
     const headers = this.#forwardHeaders(req, ctx);
+    if (g) {
+      for (const m of g.requestHeaders) modifyHeaders(headers, m);
+      if (g.host !== undefined) headers.host = g.host;
+      for (const m of g.mirrors) this.#mirror(m.upstream, method, target, headers, body);
+      if (route?.gateway?.kind === 'GRPCRoute') return this.#proxyH2(req, res, ctx, upstream, headers, target, g, body);
+    }
     const retryable = IDEMPOTENT.has(method) && !hasBody;
     const attempts = retryable ? Math.min(this.#maxAttempts, upstream.endpoints.length) : 1;
     const pick = this.#pick(upstream, o, req);
@@ -651,10 +788,22 @@ export class IngressServer {
     if (o.cors) for (const kv of Object.entries(this.#corsHeaders(o, req))) extra.push(kv);
     if (pick.setCookie) extra.push(['set-cookie', pick.setCookie]);
     const https = o.backendProtocol === 'HTTPS';
+    let backendTimedOut = false;
     const attempt = (endpoint: string, n: number): void => {
       const t0 = performance.now();
       ctx.upstreamAddr = ctx.upstreamAddr === '-' ? endpoint : `${ctx.upstreamAddr}, ${endpoint}`;
       const pool = this.#pools.get(endpoint, https, o.connectTimeoutMs);
+      // HTTPRoute timeouts.backendRequest: one call to a backend, from sending the request to the full response
+      let attemptSignal = signal;
+      let backendTimer: NodeJS.Timeout | undefined;
+      if (g?.backendRequestTimeoutMs) {
+        const ac = new AbortController();
+        backendTimer = setTimeout(() => {
+          backendTimedOut = true;
+          ac.abort();
+        }, g.backendRequestTimeoutMs);
+        attemptSignal = signal ? AbortSignal.any([signal, ac.signal]) : ac.signal;
+      }
       pool
         .stream(
           {
@@ -665,6 +814,7 @@ export class IngressServer {
             headersTimeout: o.readTimeoutMs,
             bodyTimeout: o.readTimeoutMs,
             opaque: null,
+            ...(attemptSignal ? { signal: attemptSignal } : {}),
           },
           ({ statusCode, headers: uh }): Writable => {
             ctx.upstreamStatus = String(statusCode);
@@ -682,6 +832,7 @@ export class IngressServer {
               out[lk] = lk === 'set-cookie' && prev !== undefined ? [...(Array.isArray(prev) ? prev : [prev]), v] : v;
             }
             out.server = this.#serverHeader; // nginx does not pass the upstream's Server either
+            if (g) for (const m of g.responseHeaders) modifyHeaders(out, m);
             (res as ServerResponse).writeHead(statusCode, out);
             // exact byte counting (a wrapper per write) only for the access log; metrics use Content-Length
             if (this.#access) countBytes(res, ctx);
@@ -689,9 +840,12 @@ export class IngressServer {
             return res as unknown as Writable;
           },
         )
+        .finally(() => clearTimeout(backendTimer))
         .catch((err: NodeJS.ErrnoException) => {
           const code = err.code ?? '';
+          if (signal?.aborted) return; // timeouts.request: answered (504) or cut where it fired
           if (
+            !backendTimedOut &&
             ctx.upstreamStatus === '-' &&
             n + 1 < attempts &&
             RETRYABLE.has(code) &&
@@ -721,13 +875,147 @@ export class IngressServer {
               'request entity too large\n',
               req.httpVersionMajor === 2 ? {} : { connection: 'close' },
             );
-          const status = TIMEOUTS.has(code) ? 504 : 502;
+          const status = TIMEOUTS.has(code) || backendTimedOut ? 504 : 502;
           ctx.upstreamStatus = ctx.upstreamStatus === '-' ? String(status) : ctx.upstreamStatus;
           this.#log.debug({ endpoint, code, upstream: upstream.name, route: route?.path }, 'upstream error');
           this.#reply(res, status, status === 504 ? 'gateway timeout\n' : 'bad gateway\n');
         });
     };
     attempt(pick.endpoint, 0);
+  }
+
+  /**
+   * RequestMirror: a copy of the request to one endpoint of the mirror Service, fire and forget: its response
+   * is read and dropped, its failure only logged (debug), and it never holds up the real request (a body is
+   * copied while it streams; a mirror that falls more than 1 MiB behind loses its copy).
+   */
+  #mirror(
+    upstream: Upstream,
+    method: string,
+    target: string,
+    headers: Record<string, string | string[]>,
+    body: NodeJS.ReadableStream | undefined,
+  ): void {
+    // decide() drew the mirror's fraction already: every mirror here gets its copy
+    if (upstream.endpoints.length === 0) return;
+    const endpoint = this.#rr.next(upstream);
+    let copy: PassThrough | undefined;
+    if (body) {
+      const c = (copy = new PassThrough());
+      const onData = (chunk: Buffer) => {
+        if (c.writableLength > 1024 * 1024) {
+          body.off('data', onData);
+          c.destroy(new Error('mirror too far behind'));
+        } else c.write(chunk);
+      };
+      body.on('data', onData);
+      body.once('end', () => c.end());
+      body.once('error', () => c.destroy());
+    }
+    this.#pools
+      .get(endpoint, false, 5_000)
+      .request({
+        path: target,
+        method: method as 'GET',
+        headers: { ...headers },
+        body: copy as never,
+        headersTimeout: 30_000,
+        bodyTimeout: 30_000,
+      })
+      .then(
+        (r) => r.body.dump(),
+        (err: Error) => this.#log.debug({ endpoint, upstream: upstream.name, err: err.message }, 'mirror failed'),
+      )
+      .catch(() => {});
+  }
+
+  /** An HTTP/2 session to an h2c endpoint (GRPCRoute backends), opened on first use, kept while it lives. */
+  #h2Upstream(endpoint: string): ClientHttp2Session {
+    const have = this.#h2Upstreams.get(endpoint);
+    if (have && !have.closed && !have.destroyed) return have;
+    const sess = h2Connect(`http://${endpoint}`);
+    sess.on('error', (err) => this.#log.debug({ endpoint, err: err.message }, 'h2c upstream session error'));
+    sess.once('close', () => {
+      if (this.#h2Upstreams.get(endpoint) === sess) this.#h2Upstreams.delete(endpoint);
+    });
+    // idle sessions go away after the keep-alive timeout
+    sess.setTimeout(60_000, () => sess.close());
+    this.#h2Upstreams.set(endpoint, sess);
+    return sess;
+  }
+
+  /**
+   * GRPCRoute: the request over HTTP/2 (h2c) to the backend, streamed both ways, trailers (grpc-status)
+   * passed back. A failure before the response starts is a 502 (504 on a timeout); after, the stream is reset.
+   */
+  #proxyH2(
+    req: Req,
+    res: Res,
+    ctx: Ctx,
+    upstream: Upstream,
+    headers: Record<string, string | string[]>,
+    target: string,
+    g: GatewayForward,
+    body: NodeJS.ReadableStream | undefined,
+  ): void {
+    const endpoint = this.#rr.next(upstream);
+    ctx.upstreamAddr = endpoint;
+    const t0 = performance.now();
+    const h: OutgoingHttpHeaders = {
+      ':method': req.method ?? 'POST',
+      ':path': target,
+      ':scheme': 'http',
+      ':authority': (headers.host as string | undefined) ?? ctx.hostHeader,
+    };
+    for (const k in headers) if (k !== 'host') h[k] = headers[k];
+    if (req.headers.te === 'trailers') h.te = 'trailers'; // gRPC requires it (hop-by-hop otherwise)
+    let up: ReturnType<ClientHttp2Session['request']>;
+    try {
+      up = this.#h2Upstream(endpoint).request(h, { endStream: body === undefined });
+    } catch (err) {
+      this.#log.debug({ endpoint, err: (err as Error).message }, 'h2c upstream request failed');
+      return this.#reply(res, 502, 'bad gateway\n');
+    }
+    let timer: NodeJS.Timeout | undefined;
+    if (g.backendRequestTimeoutMs)
+      timer = setTimeout(() => {
+        if (!res.headersSent) this.#reply(res, 504, 'gateway timeout\n');
+        up.close(h2c.NGHTTP2_CANCEL);
+      }, g.backendRequestTimeoutMs);
+    if (body) body.pipe(up);
+    up.on('response', (rh) => {
+      clearTimeout(timer);
+      if (res.headersSent || res.destroyed) return void up.close(h2c.NGHTTP2_CANCEL);
+      const status = Number(rh[':status']) || 502;
+      ctx.upstreamStatus = String(status);
+      ctx.upstreamTime = ((performance.now() - t0) / 1000).toFixed(3);
+      const out: Record<string, string | string[]> = {};
+      for (const k in rh) {
+        if (k.charCodeAt(0) === 58 || RESPONSE_DROP.has(k)) continue;
+        const v = rh[k];
+        if (v !== undefined) out[k] = Array.isArray(v) ? v : String(v);
+      }
+      out.server = this.#serverHeader;
+      for (const m of g.responseHeaders) modifyHeaders(out, m);
+      (res as ServerResponse).writeHead(status, out);
+      up.on('trailers', (t) => {
+        const tr: Record<string, string> = {};
+        for (const k in t) if (k.charCodeAt(0) !== 58 && t[k] !== undefined) tr[k] = String(t[k]);
+        (res as ServerResponse).addTrailers(tr);
+      });
+      up.pipe(res as unknown as Writable);
+    });
+    up.on('error', (err: Error) => {
+      clearTimeout(timer);
+      if (res.headersSent || res.destroyed) return void res.destroy();
+      this.#log.debug({ endpoint, upstream: upstream.name, err: err.message }, 'h2c upstream error');
+      ctx.upstreamStatus = '502';
+      this.#reply(res, 502, 'bad gateway\n');
+    });
+    res.once('close', () => {
+      clearTimeout(timer);
+      if (!up.closed) up.close(h2c.NGHTTP2_CANCEL);
+    });
   }
 
   #record(req: Req, res: Res, ctx: Ctx): void {
@@ -738,7 +1026,7 @@ export class IngressServer {
       ctx.hostHeader,
       status,
       req.method ?? '',
-      ctx.route?.path ?? '',
+      ctx.route,
       ctx.ingress,
       ctx.service,
       ctx.canary ? ctx.upstreamName : '',
@@ -770,17 +1058,7 @@ export class IngressServer {
   /** A request the fast front served (plain HTTP/1.1). */
   #recordFront(r: FrontRecord): void {
     const seconds = (performance.now() - r.start) / 1000;
-    this.#observe(
-      r.hostHeader,
-      r.status,
-      r.method,
-      r.route?.path ?? '',
-      r.ingress,
-      r.upstream.service,
-      '',
-      seconds,
-      r.bytes,
-    );
+    this.#observe(r.hostHeader, r.status, r.method, r.route, r.ingress, r.upstream.service, '', seconds, r.bytes);
     this.#access?.write({
       remoteAddr: r.ip,
       method: r.method,
@@ -806,19 +1084,25 @@ export class IngressServer {
     hostHeader: string,
     status: number,
     method: string,
-    path: string,
-    ingress: string,
+    route: PathRoute | undefined,
+    owner: string,
     service: string,
     canary: string,
     seconds: number,
     len: number,
   ): void {
     if (!this.#metrics) return;
+    const path = route?.path ?? '';
+    // Gateway API routes: `ingress` and `namespace` name the HTTPRoute/GRPCRoute, `route_kind` says which, and
+    // `gateway` the Gateway whose listener took the request (both absent on Ingress series)
+    const ingress = route?.gateway?.route ?? owner;
     // label children are cached: prom-client hashes the label set on every call otherwise
-    const key = `${hostHeader}\n${status}\n${method}\n${path}\n${ingress}\n${service}\n${canary}`;
+    const key = `${hostHeader}\n${status}\n${method}\n${path}\n${ingress}\n${service}\n${canary}\n${route?.gateway?.kind ?? ''}`;
     let m = this.#series.get(key);
     if (!m) {
       const labels = {
+        gateway: this.#gateway,
+        route_kind: route?.gateway?.kind ?? '',
         host: normalizeHost(hostHeader),
         status: String(status),
         method,
@@ -860,6 +1144,9 @@ export class IngressServer {
     const { upstream, options: o, target } = d;
     const { endpoint } = this.#pick(upstream, o, req);
     const headers = this.#forwardHeaders(req, ctx);
+    // Gateway API: the request header filters and the Host rewrite apply to an upgrade too
+    for (const m of d.gateway?.requestHeaders ?? []) modifyHeaders(headers, m);
+    if (d.gateway?.host !== undefined) headers.host = d.gateway.host;
     headers.connection = 'upgrade';
     if (req.headers.upgrade) headers.upgrade = req.headers.upgrade;
     const colon = endpoint.lastIndexOf(':');

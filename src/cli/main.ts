@@ -54,7 +54,8 @@ export const COMMANDS: readonly CommandEntry[] = [
   },
   {
     name: 'ingress',
-    summary: 'ingress controller: layer-7 routing from Ingress objects (HTTP, HTTPS/HTTP2, WebSocket)',
+    summary:
+      'ingress controller: layer-7 routing from Ingress and Gateway API objects (HTTP, HTTPS/HTTP2, WebSocket, gRPC)',
     load: async () => (await import('./commands/ingress.ts')).ingressCommand,
   },
   {

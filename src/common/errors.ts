@@ -45,6 +45,9 @@ export const ErrorCodes = {
   KDP_UP_MANIFESTS:
     'kdp up cannot build a lab from the manifests (no Node, or Nodes that do not match the lab address plan)',
   KDP_UP_FAILED: 'a component started by kdp up exited or did not become ready in time; everything was torn down',
+  // ingress: Gateway API serving
+  KDP_INGRESS_LISTEN:
+    'ingress: a Gateway listener socket could not be opened (address not local, port taken); retried with backoff',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

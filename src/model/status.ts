@@ -6,12 +6,17 @@ import type {
   AdminNetworkPolicy,
   BaselineAdminNetworkPolicy,
   EndpointSlice,
+  Gateway,
+  GatewayClass,
+  GRPCRoute,
+  HTTPRoute,
   Ingress,
   IngressClass,
   Namespace,
   NetworkPolicy,
   Node,
   Pod,
+  ReferenceGrant,
   Service,
   TlsSecret,
 } from './types.ts';
@@ -29,6 +34,12 @@ export interface ClusterView {
   readonly networkPolicies: readonly NetworkPolicy[];
   readonly adminNetworkPolicies: readonly AdminNetworkPolicy[];
   readonly baselineAdminNetworkPolicies: readonly BaselineAdminNetworkPolicy[];
+  // Gateway API (absent: none)
+  readonly gatewayClasses?: readonly GatewayClass[];
+  readonly gateways?: readonly Gateway[];
+  readonly httpRoutes?: readonly HTTPRoute[];
+  readonly grpcRoutes?: readonly GRPCRoute[];
+  readonly referenceGrants?: readonly ReferenceGrant[];
 }
 
 /** What `kdp status` hands every component. */

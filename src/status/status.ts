@@ -9,8 +9,8 @@ import { status as proxyStatus } from '../proxy/status.ts';
 import type { EndpointStatus } from '../proxy/status.ts';
 import { portKey, status as dnsStatus } from '../dns/status.ts';
 import type { DnsOnlyStatus } from '../dns/status.ts';
-import { status as ingressStatus } from '../../ingress/status.ts';
-import type { IngressRouteStatus } from '../../ingress/status.ts';
+import { gatewayStatus, status as ingressStatus } from '../../ingress/status.ts';
+import type { GatewayApiStatus, IngressRouteStatus } from '../../ingress/status.ts';
 import { status as nodeStatus } from '../node/status.ts';
 import type { PeerStatus } from '../node/status.ts';
 import { status as policyStatus } from '../policy/status.ts';
@@ -39,6 +39,8 @@ export interface StatusReport {
   readonly peers: readonly PeerStatus[];
   /** per pod (of the report's node, or all), the policies selecting it */
   readonly policies: readonly PodPolicyStatus[];
+  /** every GatewayClass, Gateway (address, listeners) and HTTPRoute/GRPCRoute with its conditions */
+  readonly gateway: GatewayApiStatus;
 }
 
 export function buildStatus(
@@ -72,6 +74,7 @@ export function buildStatus(
     ingressRejected: ingress.rejected,
     peers: nodeStatus(input),
     policies: policyStatus(input),
+    gateway: gatewayStatus(input),
   };
 }
 
@@ -164,5 +167,96 @@ export function renderStatus(r: StatusReport): string {
   );
   if (r.policies.length > governed.length)
     out.push(`${r.policies.length - governed.length} other pod(s) selected by no policy: open\n`);
+  out.push(renderGateway(r.gateway));
+  return out.join('');
+}
+
+interface Cond {
+  readonly type: string;
+  readonly status: string;
+  readonly reason: string;
+  readonly message: string;
+}
+
+/** The status alone when it is the good one (Conflicted: False), else `Status (Reason)`; '-': not there. */
+function cond(conditions: readonly Cond[], type: string): string {
+  const c = conditions.find((x) => x.type === type);
+  if (!c) return '-';
+  return c.status === (type === 'Conflicted' ? 'False' : 'True') ? c.status : `${c.status} (${c.reason})`;
+}
+
+/** The messages of the conditions that are not as they should be (Conflicted True is one of them). */
+function why(conditions: readonly Cond[]): string {
+  return conditions
+    .filter((c) => (c.type === 'Conflicted' ? c.status !== 'False' : c.status !== 'True') && c.message)
+    .map((c) => `${c.type}: ${c.message}`)
+    .join('; ');
+}
+
+/** The Gateway API sections (nothing when there are no Gateway API objects). */
+function renderGateway(g: GatewayApiStatus): string {
+  if (!g.classes.length && !g.gateways.length && !g.httpRoutes.length && !g.grpcRoutes.length) return '';
+  const out: string[] = [];
+  if (g.classes.length)
+    out.push(
+      '\nGATEWAY CLASSES\n',
+      table(
+        ['CLASS', 'ACCEPTED', 'WHY'],
+        g.classes.map((c) => [c.key, cond(c.conditions, 'Accepted'), why(c.conditions)]),
+      ),
+    );
+  out.push(
+    '\nGATEWAYS\n',
+    g.gateways.length
+      ? table(
+          ['GATEWAY', 'ADDRESS', 'ACCEPTED', 'PROGRAMMED', 'WHY'],
+          g.gateways.map((x) => [
+            x.key,
+            x.addresses.map((a) => a.value).join(', ') || '-',
+            cond(x.conditions, 'Accepted'),
+            cond(x.conditions, 'Programmed'),
+            why(x.conditions),
+          ]),
+        )
+      : '(none of ours)\n',
+  );
+  const listeners = g.gateways.flatMap((x) => x.listeners.map((l) => [x.key, l] as const));
+  if (listeners.length)
+    out.push(
+      '\nGATEWAY LISTENERS\n',
+      table(
+        ['GATEWAY', 'LISTENER', 'ROUTES', 'ACCEPTED', 'PROGRAMMED', 'RESOLVED-REFS', 'CONFLICTED', 'WHY'],
+        listeners.map(([gw, l]) => [
+          gw,
+          l.name,
+          String(l.attachedRoutes),
+          cond(l.conditions, 'Accepted'),
+          cond(l.conditions, 'Programmed'),
+          cond(l.conditions, 'ResolvedRefs'),
+          cond(l.conditions, 'Conflicted'),
+          why(l.conditions),
+        ]),
+      ),
+    );
+  const routes = [
+    ...g.httpRoutes.map((r) => ['HTTPRoute', r] as const),
+    ...g.grpcRoutes.map((r) => ['GRPCRoute', r] as const),
+  ];
+  if (routes.length) {
+    const rows: string[][] = [];
+    for (const [kind, r] of routes) {
+      if (r.parents.length === 0) rows.push([r.key, kind, '(no parent of ours)', '-', '-', '']);
+      for (const p of r.parents)
+        rows.push([
+          r.key,
+          kind,
+          `${p.parentRef.namespace || r.key.slice(0, r.key.indexOf('/'))}/${p.parentRef.name}${p.parentRef.sectionName ? `/${p.parentRef.sectionName}` : ''}${p.parentRef.port ? `:${p.parentRef.port}` : ''}`,
+          cond(p.conditions, 'Accepted'),
+          cond(p.conditions, 'ResolvedRefs'),
+          why(p.conditions),
+        ]);
+    }
+    out.push('\nGATEWAY ROUTES\n', table(['ROUTE', 'KIND', 'PARENT', 'ACCEPTED', 'RESOLVED-REFS', 'WHY'], rows));
+  }
   return out.join('');
 }

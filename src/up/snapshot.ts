@@ -34,6 +34,11 @@ export async function takeSnapshot(source: ClusterSource): Promise<Snapshot> {
     networkPolicies: list('NetworkPolicy'),
     adminNetworkPolicies: list('AdminNetworkPolicy'),
     baselineAdminNetworkPolicies: list('BaselineAdminNetworkPolicy'),
+    gatewayClasses: list('GatewayClass'),
+    gateways: list('Gateway'),
+    httpRoutes: list('HTTPRoute'),
+    grpcRoutes: list('GRPCRoute'),
+    referenceGrants: list('ReferenceGrant'),
   };
   await source.stop();
   return snap;

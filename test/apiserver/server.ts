@@ -430,7 +430,10 @@ export class ApiDouble {
       throw Object.assign(new Error(`${r.kind} ${k}: the object has been modified`), { code: 409 });
     o.metadata!.uid = old.metadata!.uid;
     o.metadata!.creationTimestamp = old.metadata!.creationTimestamp;
-    o.metadata!.generation = ((old.metadata!.generation as number) ?? 1) + 1;
+    // as the API server: metadata.generation moves only when something besides metadata and status changed
+    const body = (x: Obj) => JSON.stringify({ ...x, metadata: undefined, status: undefined });
+    const gen = (old.metadata!.generation as number | undefined) ?? 1;
+    o.metadata!.generation = body(old) === body(o) ? gen : gen + 1;
     this.#commit(r, 'MODIFIED', k, o);
     return clone(o);
   }

@@ -1,4 +1,4 @@
-// `kdp ingress`: the ingress controller (nginx-style layer-7 routing from Ingress objects).
+// `kdp ingress`: the ingress controller (nginx-style layer-7 routing from Ingress and Gateway API objects).
 // The controller's modules are imported when it runs, after the compile cache is on: a restart (kill -9, a
 // new pod) then skips the TypeScript transform and V8 compile of every module (start to serving ~2x faster).
 import cluster from 'node:cluster';
@@ -84,6 +84,18 @@ const FLAGS = {
     arg: 'LIST',
     help: 'Kubernetes mode: addresses (IPs or host names, comma-separated) written to status.loadBalancer of every Ingress served',
   },
+  'gateway-api': {
+    type: 'string',
+    arg: 'on|off',
+    default: 'on',
+    help: 'serve Gateway API objects (GatewayClass controllerName kdp.dev/gateway-controller) besides Ingresses',
+  },
+  'gateway-addresses': {
+    type: 'string',
+    arg: 'CIDR',
+    default: '127.0.10.0/24',
+    help: 'addresses for Gateways without spec.addresses (one each, stable; the address must be local to the node)',
+  },
   'publish-service': {
     type: 'string',
     arg: 'NS/NAME',
@@ -152,6 +164,17 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
   if (maxHeaderLine > maxHeaderSize)
     throw new KdpError('KDP_USAGE', '--max-header-line cannot be larger than --max-header-size');
   if (!['on', 'off'].includes(values['access-log'])) throw new KdpError('KDP_USAGE', '--access-log: on or off');
+  if (!['on', 'off'].includes(values['gateway-api'])) throw new KdpError('KDP_USAGE', '--gateway-api: on or off');
+  const gatewayApi = values['gateway-api'] === 'on';
+  const gatewayPool = values['gateway-addresses'];
+  if (gatewayApi) {
+    const { AddressPool } = await import('../../../ingress/gateway/addresses.ts');
+    try {
+      new AddressPool(gatewayPool);
+    } catch {
+      throw new KdpError('KDP_USAGE', `--gateway-addresses: ${JSON.stringify(gatewayPool)} is not a CIDR`);
+    }
+  }
   // a worker gets the primary's certificate (read once, or generated once) over IPC, never through its env
   let defaultCert: { certPem: string; keyPem: string } | undefined;
   if (cluster.isWorker) {
@@ -209,6 +232,17 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
     };
   } else if (!publish && !values.manifests && worker === 0)
     ctx.log.info({}, 'no --publish-status-address / --publish-service: Ingress status is not written');
+  // Gateway API status: Kubernetes mode, one writer (worker 0); manifests mode shows it in `kdp status`
+  let gatewayStatus: NonNullable<IngressOptions['gateway']>['status'];
+  if (gatewayApi && !values.manifests && worker === 0) {
+    const { loadKubeConfig } = await import('../../k8s/kube-source.ts');
+    const { KubeGatewayStatusWriter } = await import('../../k8s/gateway-status.ts');
+    const { GATEWAY_CONTROLLER_NAME } = await import('../../../ingress/gateway/types.ts');
+    gatewayStatus = new KubeGatewayStatusWriter(
+      loadKubeConfig(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
+      GATEWAY_CONTROLLER_NAME,
+    );
+  }
   const ing = await startIngress(source, {
     log: ctx.log,
     httpPort,
@@ -228,6 +262,12 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
     maxHeaderLine,
     maxHeaderSize,
     ...(status ? { status } : {}),
+    gateway: {
+      enabled: gatewayApi,
+      addresses: gatewayPool,
+      graceMs: graceS * 1000,
+      ...(gatewayStatus ? { status: gatewayStatus } : {}),
+    },
   });
   joinPrimary(ing.metrics);
   const why = await untilStopped();
@@ -240,7 +280,8 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
 
 export const ingressCommand: Command = {
   name: 'ingress',
-  summary: 'ingress controller: layer-7 routing from Ingress objects (HTTP, HTTPS/HTTP2, WebSocket)',
+  summary:
+    'ingress controller: layer-7 routing from Ingress and Gateway API objects (HTTP, HTTPS/HTTP2, WebSocket, gRPC)',
   usage,
   flags: { '': FLAGS },
   run,

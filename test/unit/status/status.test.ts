@@ -148,3 +148,49 @@ t.test('kdp status --json through the CLI', async (t) => {
   t.equal(r.services[1].rule.chain, 'service-67NZLRHB-shop/web/tcp/http');
   t.equal(r.services[1].rule.programmedBackends, undefined, 'no lab: nothing read from the kernel');
 });
+
+const GATEWAY_FIXTURE = fileURLToPath(new URL('../../fixtures/status-gateway', import.meta.url));
+
+t.test('kdp status shows every Gateway, listener and route of ours with its conditions and reasons', async (t) => {
+  const gsnap = await takeSnapshot(new ManifestsSource({ dir: GATEWAY_FIXTURE, log: silentLogger }));
+  const report = buildStatus(gsnap);
+  t.same(
+    report.gateway.gateways.map((g) => g.key),
+    ['web/edge'],
+    "another controller's Gateway is not ours to report",
+  );
+  const edge = report.gateway.gateways[0]!;
+  t.match(edge.addresses[0]?.value, /^127\.0\.10\.\d+$/, 'the address the default pool gives');
+  const https = edge.listeners.find((l) => l.name === 'https')!;
+  t.match(
+    https.conditions.find((c) => c.type === 'ResolvedRefs'),
+    { status: 'False', reason: 'InvalidCertificateRef' },
+  );
+  const broken = report.gateway.httpRoutes.find((r) => r.key === 'web/broken')!;
+  t.match(
+    broken.parents[0]!.conditions.find((c) => c.type === 'ResolvedRefs'),
+    {
+      status: 'False',
+      reason: 'BackendNotFound',
+    },
+  );
+  const text = renderStatus(report);
+  t.match(text, /GATEWAYS\nGATEWAY\s+ADDRESS\s+ACCEPTED\s+PROGRAMMED\s+WHY\nweb\/edge\s+127\.0\.10\.\d+\s+True\s+True/);
+  t.match(
+    text,
+    /web\/edge\s+https\s+0\s+True\s+False \(Invalid\)\s+False \(InvalidCertificateRef\)\s+False\s+ResolvedRefs: .*missing-tls/,
+  );
+  t.match(
+    text,
+    /web\/broken\s+HTTPRoute\s+web\/edge\/http\s+True\s+False \(BackendNotFound\)\s+ResolvedRefs: .*web\/gone/,
+  );
+  t.match(text, /web\/site\s+HTTPRoute\s+web\/edge\/http\s+True\s+True\n/);
+  t.notMatch(renderStatus(buildStatus(snap)), /GATEWAY/, 'no Gateway sections without Gateway API objects');
+  let out = '';
+  t.equal(
+    await main(['--log-level', 'silent', 'status', '--manifests', GATEWAY_FIXTURE, '--json'], (s) => void (out += s)),
+    0,
+  );
+  const json = JSON.parse(out) as { gateway: typeof report.gateway };
+  t.same(json.gateway, JSON.parse(JSON.stringify(report.gateway)), '--json carries the same status');
+});
