@@ -25,10 +25,10 @@ const MODIFIED = {
   absent: ['X-Header-Remove'],
 };
 
-if (needsRoot(t, 'Gateway listeners on port 80/443/8080/8090 of 127.0.13.0/24')) {
+if (needsRoot(t, 'Gateway listeners on port 80/443/8080/8090 of 127.13.0.0/16')) {
   const c = await Conformance.start(
     t,
-    { pool: '127.0.13.0/24', podNet: '127.0.23' },
+    { pool: '127.13.0.0/16', podNet: '127.0.23' },
     await mkdtemp(join(tmpdir(), 'kdp-gwconf-extended-')),
   );
 

@@ -12,10 +12,10 @@ import { Conformance, INFRA, V1, V2, V3, WEB } from '../helpers/gateway-conforma
 
 const SAME = `${INFRA}/same-namespace`;
 
-if (needsRoot(t, 'Gateway listeners on port 80/443 of 127.0.11.0/24')) {
+if (needsRoot(t, 'Gateway listeners on port 80/443 of 127.11.0.0/16')) {
   const c = await Conformance.start(
     t,
-    { pool: '127.0.11.0/24', podNet: '127.0.21' },
+    { pool: '127.11.0.0/16', podNet: '127.0.21' },
     await mkdtemp(join(tmpdir(), 'kdp-gwconf-routing-')),
   );
 

@@ -28,10 +28,10 @@ function generation(n: number, which: (o: Obj) => boolean) {
 
 const named = (kind: string, name: string) => (o: Obj) => o.kind === kind && (o.metadata as Obj).name === name;
 
-if (needsRoot(t, 'Gateway listeners on port 80/443 of 127.0.12.0/24')) {
+if (needsRoot(t, 'Gateway listeners on port 80/443 of 127.12.0.0/16')) {
   const c = await Conformance.start(
     t,
-    { pool: '127.0.12.0/24', podNet: '127.0.22' },
+    { pool: '127.12.0.0/16', podNet: '127.0.22' },
     await mkdtemp(join(tmpdir(), 'kdp-gwconf-status-')),
   );
 

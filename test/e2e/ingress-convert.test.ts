@@ -16,11 +16,12 @@ import { run, spawnChild } from '../../src/common/exec-adapter.ts';
 import { selfSigned } from '../../ingress/default-cert.ts';
 import { ApiDouble } from '../apiserver/server.ts';
 import { needsRoot } from '../helpers/gate.ts';
-import { findGatewayStatus } from '../helpers/gateway-conformance.ts';
+import { gatewayAddressOf } from '../helpers/gateway-conformance.ts';
 import { freePort } from '../helpers/ports.ts';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const NS = 'shop';
+const POOL = '127.14.0.0/16';
 const SERVICES = ['web', 'api', 'admin', 'fallback', 'stable', 'preview', 'files'];
 type Obj = Record<string, unknown>;
 
@@ -118,12 +119,14 @@ async function land(addr: string, httpPort: number, httpsPort: number, r: Req): 
   } catch {
     where = '-';
   }
-  // a redirect's Location without the port the Ingress test listens on (the Gateway's is the default one)
-  const loc = header('location')?.replace(`:${port}/`, '/') ?? '';
+  // where a redirect sends the client (a relative Location resolved against the request, as a client does),
+  // without the port the Ingress test listens on (the Gateway's is the default one)
+  const raw = header('location');
+  const loc = raw === undefined ? '' : new URL(raw, url).href.replace(`:${port}/`, '/');
   return `${status} ${where} ${loc} ${header('x-served-by') ?? ''}`.trim();
 }
 
-if (needsRoot(t, 'a Gateway listening on port 80/443 of 127.0.14.0/24')) {
+if (needsRoot(t, 'a Gateway listening on port 80/443 of 127.14.0.0/16')) {
   const dir = await mkdtemp(join(tmpdir(), 'kdp-ingress-convert-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const manifests = join(dir, 'manifests');
@@ -253,7 +256,7 @@ if (needsRoot(t, 'a Gateway listening on port 80/443 of 127.0.14.0/24')) {
       '--access-log',
       'off',
       '--gateway-addresses',
-      '127.0.14.0/24',
+      POOL,
     ]);
     t.teardown(async () => {
       child.kill('SIGTERM');
@@ -286,17 +289,14 @@ if (needsRoot(t, 'a Gateway listening on port 80/443 of 127.0.14.0/24')) {
     await writeFile(tmp, converted.stdout);
     await rename(tmp, join(manifests, 'gateway.yaml'));
     await rm(join(manifests, 'ingress.yaml'));
-    const addr = await until('the Gateway address', async () => {
-      const s = await run([process.execPath, MAIN, 'status', '--json', '--manifests', manifests], {
-        allowFailure: true,
-      });
-      const g = findGatewayStatus(JSON.parse(s.stdout))?.gateways.find((x) => x.key === `${NS}/kdp`);
-      const a = g?.addresses?.[0];
-      return a === undefined ? undefined : typeof a === 'string' ? a : a.value;
+    const addr = await until('the Gateway address', () => gatewayAddressOf(manifests, POOL, `${NS}/kdp`));
+    let last = '';
+    await until('the Gateway served', async () => {
+      last = await land(addr, 80, 443, REQUESTS.at(-1)!);
+      return last.startsWith('200 files') ? true : undefined;
+    }).catch((err: Error) => {
+      throw new Error(`${err.message}; last answer: ${last}`);
     });
-    await until('the Gateway served', async () =>
-      (await land(addr, 80, 443, REQUESTS.at(-1)!)).startsWith('200 files') ? true : undefined,
-    );
     for (const [i, r] of REQUESTS.entries()) {
       const after = await land(addr, 80, 443, r);
       t.equal(after, before[i], `${r.https ? 'https' : 'http'} ${r.host}${r.path} ${JSON.stringify(r.headers ?? {})}`);

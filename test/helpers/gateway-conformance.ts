@@ -3,9 +3,9 @@
 // when loaded: `{GATEWAY_CLASS_NAME}` becomes kdp's class, every Deployment becomes echo "pods" in this process
 // (real sockets on loopback addresses, answering like upstream's echo-basic: path, host, method, headers,
 // namespace, pod as JSON) and every selector Service gets an EndpointSlice pointing at them. The controller is
-// `kdp ingress --manifests DIR` as a child process; requests go through curl to the address each Gateway gets
-// (status.addresses); status conditions are read from `kdp status --json`. Every test applies its manifests,
-// checks, and removes them, as upstream does.
+// `kdp ingress --manifests DIR --gateway-addresses POOL` as a child process; requests go through curl to the
+// address each Gateway gets (status.addresses); conditions come from the status function behind `kdp status`
+// (gatewayStatusOf). Every test applies its manifests, checks, and removes them, as upstream does.
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
@@ -16,6 +16,10 @@ import type { Test } from 'tap';
 import { run, spawnChild } from '../../src/common/exec-adapter.ts';
 import type { Spawned } from '../../src/common/exec-adapter.ts';
 import { selfSigned } from '../../ingress/default-cert.ts';
+import { gatewayStatus } from '../../ingress/status.ts';
+import { silentLogger } from '../../src/common/log.ts';
+import { ManifestsSource } from '../../src/k8s/manifests-source.ts';
+import { takeSnapshot } from '../../src/up/snapshot.ts';
 import { freePort } from './ports.ts';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
@@ -128,6 +132,25 @@ export function findGatewayStatus(json: unknown): GatewayStatusView | undefined 
     if (f) return f;
   }
   return undefined;
+}
+
+/**
+ * The Gateway API status of a manifests directory: the component status function `kdp status` uses (the
+ * compiler's conditions and reasons), with the addresses the controller gives from `pool` (--gateway-addresses;
+ * `kdp status` knows only the default pool). Pools are /16s so two Gateways practically never hash to one
+ * address (the controller's probe order could then differ from this fresh computation).
+ */
+export async function gatewayStatusOf(dir: string, pool: string): Promise<GatewayStatusView> {
+  const snap = await takeSnapshot(new ManifestsSource({ dir, log: silentLogger }));
+  const s = findGatewayStatus(gatewayStatus({ cluster: snap, zone: 'cluster.local', nodeName: '' }, pool));
+  if (!s) throw new Error('the gateway status function returned no gateways/httpRoutes');
+  return s;
+}
+
+/** The address of Gateway `key` (namespace/name) in a manifests directory served with `pool`. */
+export async function gatewayAddressOf(dir: string, pool: string, key: string): Promise<string | undefined> {
+  const a = (await gatewayStatusOf(dir, pool)).gateways.find((g) => g.key === key)?.addresses?.[0];
+  return a === undefined ? undefined : typeof a === 'string' ? a : a.value;
 }
 
 // ---------------------------------------------------------------- echo pods
@@ -471,19 +494,7 @@ export class Conformance {
   // ------------------------------------------------------------ status
 
   async status(): Promise<GatewayStatusView> {
-    const r = await run([process.execPath, MAIN, 'status', '--json', '--manifests', this.manifests], {
-      allowFailure: true,
-      timeoutMs: 30_000,
-    });
-    let json: unknown;
-    try {
-      json = JSON.parse(r.stdout);
-    } catch {
-      throw new Error(`kdp status --json: not JSON (exit ${r.code}): ${r.stderr.slice(-500)}`);
-    }
-    const s = findGatewayStatus(json);
-    if (!s) throw new Error('kdp status --json has no Gateway API section (gateways, httpRoutes)');
-    return s;
+    return gatewayStatusOf(this.manifests, this.opts.pool);
   }
 
   /** Polls `check` (undefined = not yet) until it returns a value or `ms` pass; the last error is reported. */
