@@ -532,8 +532,12 @@ export class Conformance {
     });
   }
 
-  /** upstream's GatewayAndHTTPRoutesMustBeAccepted: the routes are Accepted by that Gateway (listeners). */
-  async routesAccepted(gateway: string, routes: readonly string[], sections: readonly string[] = []): Promise<string> {
+  /**
+   * upstream's GatewayAndHTTPRoutesMustBeAccepted: each route has a parent status for the Gateway (group, kind, name,
+   * namespace; the sectionName is not compared, as upstream's parentsForRouteMatch) from our controller with
+   * Accepted True, and every listener of the Gateway is ResolvedRefs, Accepted and Programmed. Returns the address.
+   */
+  async routesAccepted(gateway: string, routes: readonly string[]): Promise<string> {
     await this.waitFor(`routes ${routes.join(', ')} accepted by ${gateway}`, async () => {
       const s = await this.status();
       for (const r of routes) {
@@ -542,14 +546,21 @@ export class Conformance {
         const p = (rs.parents ?? []).find(
           (x) =>
             refMatches(x.parentRef, r, gateway) &&
-            (sections.length === 0 || sections.includes(x.parentRef.sectionName ?? '')),
+            x.controllerName === CONTROLLER &&
+            x.conditions.some((c) => c.type === 'Accepted' && c.status === 'True' && c.reason === 'Accepted'),
         );
-        if (!p) throw new Error(`HTTPRoute ${r}: no parent status for ${gateway}: ${JSON.stringify(rs.parents)}`);
-        if (p.controllerName !== CONTROLLER) throw new Error(`HTTPRoute ${r}: controllerName ${p.controllerName}`);
-        const acc = p.conditions.find((c) => c.type === 'Accepted');
-        if (acc?.status !== 'True') throw new Error(`HTTPRoute ${r}: Accepted ${JSON.stringify(acc)}`);
+        if (!p)
+          throw new Error(`HTTPRoute ${r}: no accepted parent status for ${gateway}: ${JSON.stringify(rs.parents)}`);
         checkGeneration(rs, `HTTPRoute ${r}`, p.conditions);
       }
+      const g = s.gateways.find((x) => x.key === gateway);
+      if (!g) throw new Error(`no status for Gateway ${gateway}`);
+      for (const l of g.listeners ?? [])
+        for (const type of ['ResolvedRefs', 'Accepted', 'Programmed'])
+          if (!l.conditions.some((c) => c.type === type && c.status === 'True'))
+            throw new Error(
+              `Gateway ${gateway} listener ${l.name}: ${type} is not True: ${JSON.stringify(l.conditions)}`,
+            );
       return true;
     });
     return this.address(gateway);
@@ -771,10 +782,12 @@ function hash5(s: string): string {
   return h.toString(36).slice(0, 5).padEnd(5, 'x');
 }
 
+/** upstream's parentsForRouteMatch: group and kind set, same name; the namespace required across namespaces */
 function refMatches(ref: ParentStatus['parentRef'], route: string, gateway: string): boolean {
   const [gns, gname] = gateway.split('/');
   const rns = route.split('/')[0];
-  return ref.name === gname && (ref.namespace ?? rns) === gns && (ref.kind ?? 'Gateway') === 'Gateway';
+  const nsOk = ref.namespace === gns || (ref.namespace === undefined && rns === gns);
+  return ref.group === 'gateway.networking.k8s.io' && ref.kind === 'Gateway' && ref.name === gname && nsOk;
 }
 
 /** upstream's ConditionsHaveLatestObservedGeneration */
