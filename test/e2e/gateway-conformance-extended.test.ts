@@ -6,10 +6,11 @@ import t from 'tap';
 import type { Test } from 'tap';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
+import { run } from '../../src/common/exec-adapter.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { needsRoot } from '../helpers/gate.ts';
-import { Conformance, INFRA, V1, V2, V3 } from '../helpers/gateway-conformance.ts';
+import { Conformance, HEADER_MODIFIER_CASES, INFRA, V1, V2, V3 } from '../helpers/gateway-conformance.ts';
 import type { Expect } from '../helpers/gateway-conformance.ts';
 
 const SAME = `${INFRA}/same-namespace`;
@@ -329,6 +330,81 @@ if (needsRoot(t, 'Gateway listeners on port 80/443/8080/8090 of 127.13.0.0/16'))
         mirroredTo: [V2, V3],
       },
     ]);
+  });
+
+  await simple(
+    'HTTPRouteBackendRequestHeaderModifier',
+    'httproute-request-header-modifier-backend.yaml',
+    'request-header-modifier',
+    [...HEADER_MODIFIER_CASES],
+  );
+
+  await conf(
+    'HTTPRouteRequestHeaderModifierBackendWeights',
+    ['httproute-request-header-modifier-backend-weights.yaml'],
+    async (t) => {
+      const route = `${INFRA}/request-header-modifier-backend-weights`;
+      await c.routesAccepted(SAME, [route]);
+      await c.resolvedRefs(route, SAME);
+      await c.expect(t, SAME, 80, [{ path: '/' }]);
+      // 100 requests: each lands on the pod its backendRef's filter named in the Backend header
+      const addr = await c.address(SAME);
+      const urls = Array.from({ length: 100 }, () => `http://${addr}/`);
+      const r = await run(['curl', '-sS', '-w', '\n', ...urls], { allowFailure: true, timeoutMs: 60_000 });
+      const got = r.stdout
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as { pod: string; headers: Record<string, string[]> });
+      const wrong = got.filter((g) => g.headers.Backend?.length !== 1 || !g.pod.startsWith(g.headers.Backend[0]!));
+      t.equal(got.length, 100, '100 answers');
+      t.same(wrong.slice(0, 3), [], 'every request carries the Backend header of the backendRef that served it');
+    },
+  );
+
+  await conf('HTTPRouteRequestPercentageMirror', ['httproute-request-percentage-mirror.yaml'], async (t) => {
+    await c.routesAccepted(SAME, [`${INFRA}/request-percentage-mirror`]);
+    await c.resolvedRefs(`${INFRA}/request-percentage-mirror`, SAME);
+    const addr = await c.address(SAME);
+    const cases: { path: string; percent: number; headers: Record<string, string>; got?: typeof MODIFIED }[] = [
+      { path: '/percent-mirror', percent: 20, headers: {} },
+      { path: '/percent-mirror-fraction', percent: 50, headers: {} },
+      {
+        path: '/percent-mirror-and-modify-headers',
+        percent: 35,
+        headers: { 'X-Header-Remove': 'remove-val', 'X-Header-Add-Append': 'append-val-1' },
+        got: MODIFIED,
+      },
+    ];
+    for (const m of cases) {
+      await c.expect(t, SAME, 80, [
+        { path: m.path, headers: m.headers, backend: V1, ...(m.got ? { got: m.got } : {}) },
+      ]);
+      // upstream: 500 requests, the mirror backend's count within 3 binomial standard deviations (5 tries)
+      const n = 500;
+      const p = m.percent / 100;
+      const margin = 3 * Math.sqrt(n * p * (1 - p));
+      let verdict = '';
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const path = `${m.path}?request-id=${randomUUID()}`;
+        const argv = ['curl', '-sS', '-w', '\n%{http_code}\n']; // -o would apply to the first URL only
+        for (const [k, v] of Object.entries(m.headers)) argv.push('-H', `${k}: ${v}`);
+        const r = await run([...argv, ...Array.from({ length: n }, () => `http://${addr}${path}`)], {
+          allowFailure: true,
+          timeoutMs: 120_000,
+        });
+        const ok = r.stdout.split('\n').filter((l) => l === '200').length;
+        await new Promise((res) => setTimeout(res, 500)); // mirrors are fire-and-forget
+        const mirrored = c.podsOf(V2).reduce((a, pod) => a + pod.seen.filter((x) => x.path === path).length, 0);
+        verdict =
+          ok !== n
+            ? `${ok}/${n} answers 200`
+            : Math.abs(mirrored - n * p) > margin
+              ? `${mirrored} of ${n} mirrored, want ${n * p} ± ${margin.toFixed(1)}`
+              : '';
+        if (verdict === '') break;
+      }
+      t.equal(verdict, '', `${m.path}: ${m.percent}% mirrored`);
+    }
   });
 
   await simple('HTTPRouteRequestTimeout', 'httproute-timeout-request.yaml', 'request-timeout', [

@@ -36,6 +36,79 @@ export const V3 = 'infra-backend-v3';
 
 type Obj = Record<string, unknown>;
 
+/** upstream's HTTPRouteRequestHeaderModifier cases (also HTTPRouteBackendRequestHeaderModifier's, filters on the backendRef) */
+export const HEADER_MODIFIER_CASES: readonly Expect[] = [
+  {
+    path: '/set',
+    headers: { 'Some-Other-Header': 'val' },
+    got: { headers: { 'Some-Other-Header': 'val', 'X-Header-Set': 'set-overwrites-values' } },
+    backend: 'infra-backend-v1',
+  },
+  {
+    path: '/set',
+    headers: { 'Some-Other-Header': 'val', 'X-Header-Set': 'some-other-value' },
+    got: { headers: { 'Some-Other-Header': 'val', 'X-Header-Set': 'set-overwrites-values' } },
+    backend: 'infra-backend-v1',
+  },
+  {
+    path: '/add',
+    headers: { 'Some-Other-Header': 'val' },
+    got: { headers: { 'Some-Other-Header': 'val', 'X-Header-Add': 'add-appends-values' } },
+    backend: 'infra-backend-v1',
+  },
+  {
+    path: '/add',
+    headers: { 'Some-Other-Header': 'val', 'X-Header-Add': 'some-other-value' },
+    got: { headers: { 'Some-Other-Header': 'val', 'X-Header-Add': 'some-other-value,add-appends-values' } },
+    backend: 'infra-backend-v1',
+  },
+  {
+    path: '/remove',
+    headers: { 'X-Header-Remove': 'val' },
+    got: { absent: ['X-Header-Remove'] },
+    backend: 'infra-backend-v1',
+  },
+  {
+    path: '/multiple',
+    headers: {
+      'X-Header-Set-2': 'set-val-2',
+      'X-Header-Add-2': 'add-val-2',
+      'X-Header-Remove-2': 'remove-val-2',
+      'Another-Header': 'another-header-val',
+    },
+    got: {
+      headers: {
+        'X-Header-Set-1': 'header-set-1',
+        'X-Header-Set-2': 'header-set-2',
+        'X-Header-Add-1': 'header-add-1',
+        'X-Header-Add-2': 'add-val-2,header-add-2',
+        'X-Header-Add-3': 'header-add-3',
+        'Another-Header': 'another-header-val',
+      },
+      absent: ['X-Header-Remove-1', 'X-Header-Remove-2'],
+    },
+    backend: 'infra-backend-v1',
+  },
+  {
+    path: '/case-insensitivity',
+    headers: {
+      'x-header-set': 'original-val-set',
+      'x-header-add': 'original-val-add',
+      'x-header-remove': 'original-val-remove',
+      'Another-Header': 'another-header-val',
+    },
+    got: {
+      headers: {
+        'X-Header-Set': 'header-set',
+        'X-Header-Add': 'original-val-add,header-add',
+        'Another-Header': 'another-header-val',
+      },
+      absent: ['x-header-remove', 'X-Header-Remove'],
+    },
+    backend: 'infra-backend-v1',
+  },
+];
+
 /** One request and what must come back (upstream's http.ExpectedResponse, in kdp's words). */
 export interface Expect {
   readonly name?: string;

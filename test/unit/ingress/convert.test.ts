@@ -34,7 +34,6 @@ function golden(t: Test, name: string, actual: string): void {
   t.equal(actual, readFileSync(url, 'utf8'), `matches golden ${name}`);
 }
 
-
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 function convert(name: string): ConvertResult {
