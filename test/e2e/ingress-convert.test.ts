@@ -200,7 +200,7 @@ if (needsRoot(t, 'a Gateway listening on port 80/443 of 127.14.0.0/16')) {
     );
     const fromApi = await run([process.execPath, MAIN, 'ingress', 'convert', '--kubeconfig', kc], {
       allowFailure: true,
-      timeoutMs: 30_000,
+      timeoutMs: 90_000,
     });
     t.equal(fromApi.code, 0, `convert --kubeconfig exits 0 ${fromApi.code === 0 ? '' : fromApi.stderr.slice(-500)}`);
     t.equal(fromApi.stdout, fromFile.stdout, 'the same Gateway API objects from the API as from the file');

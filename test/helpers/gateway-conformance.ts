@@ -403,16 +403,20 @@ export class Conformance {
       '--gateway-addresses',
       opts.pool,
     ]);
-    await c.waitFor('controller /healthz', async () => {
-      const r = await run(
-        ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', `http://127.0.0.1:${healthz}/healthz`],
-        {
-          allowFailure: true,
-          timeoutMs: 5000,
-        },
-      );
-      return r.stdout === '200' ? true : undefined;
-    });
+    await c.waitFor(
+      'controller /healthz',
+      async () => {
+        const r = await run(
+          ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', `http://127.0.0.1:${healthz}/healthz`],
+          {
+            allowFailure: true,
+            timeoutMs: 5000,
+          },
+        );
+        return r.stdout === '200' ? true : undefined;
+      },
+      90_000,
+    ); // a loaded 2-core machine starts node slowly
     return c;
   }
 
