@@ -1,7 +1,8 @@
-// Ingress benchmark: kdp ingress vs nginx (upstream keepalive, the ingress-nginx defaults) vs HAProxy, each
+// Ingress benchmark: kdp ingress (an Ingress, and the same route as a Gateway API HTTPRoute served by the same
+// process on a Gateway listener) vs nginx (upstream keepalive, the ingress-nginx defaults) vs HAProxy, each
 // routing on Host (bench.local -> backend, anything else -> 404), at 1 and 2 workers, measured with wrk in
 // the same run on loopback. The backend is nginx (1 worker) returning 200 with a 100-byte body.
-//   npm run bench:ingress -- [--reps 3] [--duration 10] [--connections 50] [--only kdp,nginx,haproxy]
+//   npm run bench:ingress -- [--reps 3] [--duration 10] [--connections 50] [--only kdp,gateway,nginx,haproxy]
 // Everything listens on 127.0.0.1; configs live in a temp dir that is removed at the end.
 import { mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -18,7 +19,7 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '10' },
     warmup: { type: 'string', default: '2' },
     connections: { type: 'string', default: '50' },
-    only: { type: 'string', default: 'direct,kdp,nginx,haproxy' },
+    only: { type: 'string', default: 'direct,kdp,gateway,nginx,haproxy' },
   },
   strict: true,
 });
@@ -106,7 +107,6 @@ async function treeCpuSeconds(pid: number): Promise<number> {
 const backendPort = port(0);
 const targets: { name: string; port: number; workers: number; pid?: number }[] = [];
 try {
-  await mkdir(join(dir, 'manifests'));
   const backendChild = await startNginx(
     'backend',
     1,
@@ -116,57 +116,95 @@ try {
   if (only.has('direct'))
     targets.push({ name: 'direct to backend (nginx, 1 worker)', port: backendPort, workers: 1, pid: backendChild.pid });
 
-  if (only.has('kdp')) {
-    const m = join(dir, 'manifests', 'bench.json');
-    await writeFile(
-      m,
-      JSON.stringify({
+  if (only.has('kdp') || only.has('gateway')) {
+    const service = [
+      {
         apiVersion: 'v1',
-        kind: 'List',
-        items: [
-          {
-            apiVersion: 'networking.k8s.io/v1',
-            kind: 'IngressClass',
-            metadata: { name: 'kdp' },
-            spec: { controller: 'kdp.dev/ingress' },
-          },
-          {
-            apiVersion: 'v1',
-            kind: 'Service',
-            metadata: { name: 'bench', namespace: 'default' },
-            spec: { ports: [{ port: 80, protocol: 'TCP' }] },
-          },
-          {
-            apiVersion: 'discovery.k8s.io/v1',
-            kind: 'EndpointSlice',
-            metadata: { name: 'bench-1', namespace: 'default', labels: { 'kubernetes.io/service-name': 'bench' } },
-            addressType: 'IPv4',
-            endpoints: [{ addresses: ['127.0.0.1'], conditions: { ready: true } }],
-            ports: [{ name: '', port: backendPort, protocol: 'TCP' }],
-          },
-          {
-            apiVersion: 'networking.k8s.io/v1',
-            kind: 'Ingress',
-            metadata: { name: 'bench', namespace: 'default' },
-            spec: {
-              ingressClassName: 'kdp',
-              rules: [
-                {
-                  host: 'bench.local',
-                  http: {
-                    paths: [
-                      { path: '/', pathType: 'Prefix', backend: { service: { name: 'bench', port: { number: 80 } } } },
-                    ],
-                  },
-                },
-              ],
+        kind: 'Service',
+        metadata: { name: 'bench', namespace: 'default' },
+        spec: { ports: [{ port: 80, protocol: 'TCP' }] },
+      },
+      {
+        apiVersion: 'discovery.k8s.io/v1',
+        kind: 'EndpointSlice',
+        metadata: { name: 'bench-1', namespace: 'default', labels: { 'kubernetes.io/service-name': 'bench' } },
+        addressType: 'IPv4',
+        endpoints: [{ addresses: ['127.0.0.1'], conditions: { ready: true } }],
+        ports: [{ name: '', port: backendPort, protocol: 'TCP' }],
+      },
+    ];
+    const ingress = [
+      {
+        apiVersion: 'networking.k8s.io/v1',
+        kind: 'IngressClass',
+        metadata: { name: 'kdp' },
+        spec: { controller: 'kdp.dev/ingress' },
+      },
+      {
+        apiVersion: 'networking.k8s.io/v1',
+        kind: 'Ingress',
+        metadata: { name: 'bench', namespace: 'default' },
+        spec: {
+          ingressClassName: 'kdp',
+          rules: [
+            {
+              host: 'bench.local',
+              http: {
+                paths: [
+                  { path: '/', pathType: 'Prefix', backend: { service: { name: 'bench', port: { number: 80 } } } },
+                ],
+              },
             },
-          },
-        ],
-      }),
-    );
+          ],
+        },
+      },
+    ];
+    // the same route as Gateway API objects: a Gateway on 127.0.0.1 (spec.addresses) and an HTTPRoute for
+    // bench.local, PathPrefix / -> the Service (what `kdp ingress convert` makes of the Ingress above)
+    const gateway = (listenerPort: number) => [
+      {
+        apiVersion: 'gateway.networking.k8s.io/v1',
+        kind: 'GatewayClass',
+        metadata: { name: 'kdp' },
+        spec: { controllerName: 'kdp.dev/gateway-controller' },
+      },
+      {
+        apiVersion: 'gateway.networking.k8s.io/v1',
+        kind: 'Gateway',
+        metadata: { name: 'bench', namespace: 'default' },
+        spec: {
+          gatewayClassName: 'kdp',
+          addresses: [{ type: 'IPAddress', value: '127.0.0.1' }],
+          listeners: [{ name: 'http', port: listenerPort, protocol: 'HTTP' }],
+        },
+      },
+      {
+        apiVersion: 'gateway.networking.k8s.io/v1',
+        kind: 'HTTPRoute',
+        metadata: { name: 'bench', namespace: 'default' },
+        spec: {
+          parentRefs: [{ name: 'bench' }],
+          hostnames: ['bench.local'],
+          rules: [
+            { matches: [{ path: { type: 'PathPrefix', value: '/' } }], backendRefs: [{ name: 'bench', port: 80 }] },
+          ],
+        },
+      },
+    ];
     for (const w of [1, 2]) {
       const p = port(10 + w);
+      const gp = port(50 + w);
+      // one manifests directory per process: each serves its own Gateway listener port
+      const m = join(dir, `manifests-${w}`);
+      await mkdir(m);
+      await writeFile(
+        join(m, 'bench.json'),
+        JSON.stringify({
+          apiVersion: 'v1',
+          kind: 'List',
+          items: [...service, ...(only.has('kdp') ? ingress : []), ...(only.has('gateway') ? gateway(gp) : [])],
+        }),
+      );
       const child = spawnChild([
         process.execPath,
         MAIN,
@@ -176,7 +214,7 @@ try {
         'json',
         'ingress',
         '--manifests',
-        join(dir, 'manifests'),
+        m,
         '--bind',
         '127.0.0.1',
         '--http-port',
@@ -190,8 +228,15 @@ try {
         String(w),
       ]);
       children.push(child);
-      await waitHttp(p);
-      targets.push({ name: `kdp ingress, ${w} worker${w > 1 ? 's' : ''}`, port: p, workers: w, pid: child.pid });
+      const s = w > 1 ? 's' : '';
+      if (only.has('kdp')) {
+        await waitHttp(p);
+        targets.push({ name: `kdp ingress, ${w} worker${s}`, port: p, workers: w, pid: child.pid });
+      }
+      if (only.has('gateway')) {
+        await waitHttp(gp);
+        targets.push({ name: `kdp Gateway (HTTPRoute), ${w} worker${s}`, port: gp, workers: w, pid: child.pid });
+      }
     }
   }
   if (only.has('nginx')) {

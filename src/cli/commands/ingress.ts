@@ -12,6 +12,7 @@ import { untilStopped } from '../command.ts';
 import type { Command, CommandContext } from '../command.ts';
 import { flagHelp, parseOnlyFlags } from '../flags.ts';
 import type { FlagTable } from '../flags.ts';
+import { CONVERT_FLAGS, CONVERT_USAGE, convertCommand } from './ingress-convert.ts';
 
 const FLAGS = {
   manifests: {
@@ -104,7 +105,9 @@ const FLAGS = {
 } as const satisfies FlagTable;
 
 const usage = `Usage: kdp ingress [options]
-${flagHelp(FLAGS)}`;
+${flagHelp(FLAGS)}
+
+${CONVERT_USAGE}`;
 
 function int(name: string, v: string, min = 0): number {
   const n = Number(v);
@@ -150,6 +153,7 @@ export function statusOptions(
 }
 
 async function run(argv: readonly string[], ctx: CommandContext): Promise<number> {
+  if (argv[0] === 'convert') return convertCommand(argv.slice(1), ctx);
   // NODE_COMPILE_CACHE if set, else <tmpdir>/node-compile-cache; a failure only costs speed
   enableCompileCache();
   const values = parseOnlyFlags(FLAGS, argv);
@@ -283,6 +287,6 @@ export const ingressCommand: Command = {
   summary:
     'ingress controller: layer-7 routing from Ingress and Gateway API objects (HTTP, HTTPS/HTTP2, WebSocket, gRPC)',
   usage,
-  flags: { '': FLAGS },
+  flags: { '': FLAGS, convert: CONVERT_FLAGS },
   run,
 };
