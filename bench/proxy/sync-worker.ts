@@ -5,7 +5,7 @@ import { defaultExec } from '../../src/common/exec-adapter.ts';
 import { silentLogger } from '../../src/common/log.ts';
 import { FakeSource } from '../../src/k8s/testing/fake-source.ts';
 import { NftablesBackend } from '../../src/proxy/nftables/backend.ts';
-import { NftSession } from '../../src/proxy/nftables/session.ts';
+import { NftSession } from '../../src/netlink/nft-session.ts';
 import { IptablesBackend } from '../../src/proxy/iptables/backend.ts';
 import type { ProxyBackend } from '../../src/proxy/backend.ts';
 import { Proxier } from '../../src/proxy/proxier.ts';

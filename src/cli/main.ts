@@ -68,6 +68,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./commands/cni.ts')).nodeAgentCommand,
   },
   {
+    name: 'policy-agent',
+    summary: 'enforce NetworkPolicy / AdminNetworkPolicy for the pods of one node (nftables)',
+    load: async () => (await import('./commands/policy.ts')).policyAgentCommand,
+  },
+  {
     name: 'lab',
     summary: 'build an isolated cluster of network namespaces (needs root)',
     load: async () => (await import('./commands/lab.ts')).labCommand,

@@ -39,6 +39,9 @@ export const ErrorCodes = {
   KDP_PROXY_SYNC_FAILED:
     'proxy: programming the rules (nft transaction, iptables-restore) failed; the next sync is a full one',
   KDP_PROXY_CONFIG: 'proxy: a kdp proxy flag or option that cannot be acted on (unknown mode, bad CIDR, bad interval)',
+  // policy agent (issue #15)
+  KDP_POLICY_SYNC_FAILED:
+    'policy agent: rendering or applying the node policy table failed (retried in full with backoff; the table in the kernel stays as it was)',
   KDP_UP_MANIFESTS:
     'kdp up cannot build a lab from the manifests (no Node, or Nodes that do not match the lab address plan)',
   KDP_UP_FAILED: 'a component started by kdp up exited or did not become ready in time; everything was torn down',

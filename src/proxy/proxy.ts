@@ -11,7 +11,7 @@ import { ConntrackTool } from './conntrack.ts';
 import { HealthCheckServers, startHealthServer, startMetricsServer } from './healthz.ts';
 import { ProxyMetrics } from './metrics.ts';
 import { NftablesBackend } from './nftables/backend.ts';
-import { NftSession } from './nftables/session.ts';
+import { NftSession } from '../netlink/nft-session.ts';
 import { IptablesBackend } from './iptables/backend.ts';
 import { Proxier } from './proxier.ts';
 import { UserspaceBackend } from './userspace/backend.ts';

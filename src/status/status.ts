@@ -13,8 +13,10 @@ import { status as ingressStatus } from '../../ingress/status.ts';
 import type { IngressRouteStatus } from '../../ingress/status.ts';
 import { status as nodeStatus } from '../node/status.ts';
 import type { PeerStatus } from '../node/status.ts';
+import { status as policyStatus } from '../policy/status.ts';
+import type { PodPolicyStatus } from '../policy/status.ts';
 
-export type { DnsOnlyStatus, EndpointStatus, IngressRouteStatus, PeerStatus };
+export type { DnsOnlyStatus, EndpointStatus, IngressRouteStatus, PeerStatus, PodPolicyStatus };
 
 export interface ServicePortStatus {
   readonly service: string;
@@ -35,6 +37,8 @@ export interface StatusReport {
   readonly ingressRejected: readonly { readonly ingress: string; readonly reason: string }[];
   /** the report's node's peers: path and kernel entries (node agent) */
   readonly peers: readonly PeerStatus[];
+  /** per pod (of the report's node, or all), the policies selecting it */
+  readonly policies: readonly PodPolicyStatus[];
 }
 
 export function buildStatus(
@@ -67,6 +71,7 @@ export function buildStatus(
     ingress: ingress.routes,
     ingressRejected: ingress.rejected,
     peers: nodeStatus(input),
+    policies: policyStatus(input),
   };
 }
 
@@ -141,5 +146,23 @@ export function renderStatus(r: StatusReport): string {
         r.peers.map((p) => [p.node, p.podCidr, p.path || '-', p.kernel ?? '(not checked)', p.note ?? '']),
       ),
     );
+  const governed = r.policies.filter((p) => p.ingress.length > 0 || p.egress.length > 0);
+  out.push(
+    '\nNETWORK POLICY (pod -> policies selecting it, in evaluation order)\n',
+    governed.length
+      ? table(
+          ['POD', 'NODE', 'IPS', 'INGRESS', 'EGRESS'],
+          governed.map((p) => [
+            p.pod,
+            p.node ?? '',
+            p.ips.join(','),
+            p.ingress.join(' ') || '(open)',
+            p.egress.join(' ') || '(open)',
+          ]),
+        )
+      : '(none)\n',
+  );
+  if (r.policies.length > governed.length)
+    out.push(`${r.policies.length - governed.length} other pod(s) selected by no policy: open\n`);
   return out.join('');
 }

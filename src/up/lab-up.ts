@@ -1,8 +1,8 @@
 // `kdp up` as root: the whole data plane on a lab of network namespaces.
 //   lab (underlay + one namespace per Node; one or two routed subnets) -> CNI plugins (kdp-bridge +
 //   kdp-host-local + kdp-portmap) give every Pod a sandbox with the IP its manifest names -> node agent (host-gw
-//   routes, or --backend vxlan|auto), service proxy (nftables or iptables) and ingress controller in every node;
-//   cluster DNS in the kube-dns pods; an echo server in the others.
+//   routes, or --backend vxlan|auto), service proxy (nftables or iptables), policy agent (NetworkPolicy) and
+//   ingress controller in every node; cluster DNS in the kube-dns pods; an echo server in the others.
 // Every process is a child inside a lab namespace; stop() releases the pods through CNI DEL, then removes the lab.
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
@@ -148,7 +148,7 @@ export class LabUp {
       }
       await up.#startNodeComponents();
       step(
-        `node agent, service proxy (${opts.proxyMode}) and ingress running on every node; DNS in ${pods.filter((p) => p.runs === 'dns').length} pod(s)`,
+        `node agent, service proxy (${opts.proxyMode}), policy agent and ingress running on every node; DNS in ${pods.filter((p) => p.runs === 'dns').length} pod(s)`,
       );
       return up;
     } catch (err) {
@@ -299,6 +299,24 @@ export class LabUp {
         ...(this.#opts.proxyMinSyncPeriod ? ['--min-sync-period', this.#opts.proxyMinSyncPeriod] : []),
       ]);
       procs.push({ what: `proxy on ${name}`, proc: proxy, ready: http200(n.ns, 'http://127.0.0.1:10256/healthz') });
+      const policy = this.lab.spawn(n.ns, [
+        node,
+        MAIN,
+        ...log,
+        'policy-agent',
+        '--node',
+        name,
+        ...src,
+        '--cluster-cidr',
+        this.lab.plan.clusterCidr4,
+        '--metrics-bind-address',
+        '127.0.0.1:10263',
+      ]);
+      procs.push({
+        what: `policy agent on ${name}`,
+        proc: policy,
+        ready: http200(n.ns, 'http://127.0.0.1:10263/healthz'),
+      });
       const ingress = this.lab.spawn(n.ns, [node, MAIN, ...log, 'ingress', ...src, '--access-log', 'off']);
       procs.push({ what: `ingress on ${name}`, proc: ingress, ready: http200(n.ns, 'http://127.0.0.1:10254/healthz') });
     }

@@ -19,7 +19,7 @@ import {
 import { SlotAllocator } from './slots.ts';
 import type { ExistingObjects, NftConfig, NftFamily, NftState } from './render.ts';
 import type { IPFamily } from '../../model/types.ts';
-import type { NftRunner } from './session.ts';
+import type { NftRunner } from '../../netlink/nft-session.ts';
 
 interface Entry {
   readonly ports: readonly ServicePortInfo[];

@@ -105,6 +105,11 @@ t.test('the report of a known state', async (t) => {
     { host: 'shop.example.test', path: '/', match: 'Prefix', backend: 'shop/web:80', endpoints: 1, tls: false },
   ]);
   t.same(r.ingressRejected, []);
+  t.same(r.policies, [
+    { pod: 'shop/db-0', node: 'node-1', ips: ['198.19.1.30'], ingress: ['np:shop/db-from-web'], egress: [] },
+    { pod: 'shop/web-a', node: 'node-1', ips: ['198.19.1.10'], ingress: [], egress: ['np:shop/web-egress'] },
+    { pod: 'shop/web-b', node: 'node-1', ips: ['198.19.1.11'], ingress: [], egress: ['np:shop/web-egress'] },
+  ]);
 });
 
 t.test('the table a person reads', async (t) => {
@@ -125,6 +130,12 @@ shop/search  ExternalName  search.shop.svc.cluster.local  CNAME search.example.t
 INGRESS ROUTES
 HOST               PATH  MATCH   BACKEND      ENDPOINTS  TLS
 shop.example.test  /     Prefix  shop/web:80  1          no
+
+NETWORK POLICY (pod -> policies selecting it, in evaluation order)
+POD         NODE    IPS          INGRESS              EGRESS
+shop/db-0   node-1  198.19.1.30  np:shop/db-from-web  (open)
+shop/web-a  node-1  198.19.1.10  (open)               np:shop/web-egress
+shop/web-b  node-1  198.19.1.11  (open)               np:shop/web-egress
 `,
   );
 });

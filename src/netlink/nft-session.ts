@@ -1,10 +1,11 @@
-// A long-lived `nft -i` process. Every `nft -f` invocation rebuilds nft's cache of the ruleset (all chains
-// and sets of the table) before it can add a rule: O(services) per sync, the cost kube-proxy pays. A
+// A long-lived `nft -i` process (used by the proxy's nftables backend and the policy agent). Every `nft -f`
+// invocation rebuilds nft's cache of the ruleset (all chains and sets of the table) before it can add a rule:
+// O(services) per sync, the cost kube-proxy pays. A
 // session keeps one process, and each transaction is sent as one line (one line = one atomic batch),
 // followed by a cheap command that fails with a unique marker so we know where the batch's output ends.
 import { spawn } from 'node:child_process';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
-import { KdpError } from '../../common/errors.ts';
+import { KdpError } from '../common/errors.ts';
 
 export interface NftRunner {
   /** Applies one transaction (lines of an nft script). Throws KdpError on an nft error. */

@@ -1,0 +1,152 @@
+// The difference between two renderings of the policy table, as one nft transaction (pure). renderNft gives a
+// script that replaces the whole table (`table T {}` / `delete table T` / `table T { ... }`); re-creating a
+// table of 1,000 policies costs nft far more than the few objects one change touches. When the agent knows the
+// table in the kernel is exactly its last script (its last transaction went through), it sends only this:
+//
+//   flush chain                           the changed chains (small: a pod's verdict steps)
+//   delete element                        what changed sets and maps lost (a map's jumps to chains that go away)
+//   table T { ... }                       new objects and the flushed chains' rules, verbatim from the new script
+//                                         (block syntax adds to the existing table)
+//   add element                           what changed sets and maps gained (after the chains they jump to exist)
+//   delete map / chain / set / counter    the objects the new script no longer has (nothing refers to them now)
+//
+// All in one transaction, so a packet sees the old table or the new one, never a mix. Anything this cannot
+// express (a different table header or comment, a changed set type or chain hook) returns undefined: the agent
+// then applies the full script.
+
+/** One top-level object of the table block: `set NAME { ... }` and its lines. */
+interface Item {
+  readonly kind: 'set' | 'map' | 'chain' | 'counter' | 'comment';
+  readonly name: string;
+  readonly text: string;
+  /** every line but the elements: must match for an element-wise update of a set or map */
+  readonly head: string;
+  /** set and map elements, one per line as renderNft writes them (no trailing comma) */
+  readonly elements: readonly string[];
+}
+
+interface Parsed {
+  readonly table: string;
+  readonly items: ReadonlyMap<string, Item>;
+  readonly order: readonly string[];
+}
+
+const ITEM = /^\t(set|map|chain|counter) (\S+) \{$/;
+
+function item(kind: Item['kind'], name: string, body: readonly string[]): Item {
+  const head: string[] = [];
+  const elements: string[] = [];
+  for (let j = 0; j < body.length; j++) {
+    const b = body[j]!;
+    if ((kind === 'set' || kind === 'map') && b === '\t\telements = {') {
+      for (j++; j < body.length && body[j] !== '\t\t}'; j++) elements.push(body[j]!.trim().replace(/,$/, ''));
+      continue;
+    }
+    head.push(b);
+  }
+  return { kind, name, text: body.join('\n'), head: head.join('\n'), elements };
+}
+
+/** Parses renderNft's layout: the one `table inet T {` block, one tab per level. undefined: not that layout. */
+export function parseTable(script: string): Parsed | undefined {
+  const lines = script.split('\n');
+  const start = lines.findIndex((l) => /^table inet \S+ \{$/.test(l));
+  if (start < 0) return undefined;
+  const table = /^table inet (\S+) \{$/.exec(lines[start]!)![1]!;
+  const items = new Map<string, Item>();
+  const order: string[] = [];
+  let i = start + 1;
+  for (; i < lines.length; i++) {
+    const l = lines[i]!;
+    if (l === '}') break;
+    if (l === '') continue;
+    if (/^\tcomment /.test(l)) {
+      items.set('comment', { kind: 'comment', name: '', text: l, head: l, elements: [] });
+      continue;
+    }
+    const m = ITEM.exec(l);
+    if (!m) return undefined;
+    const body: string[] = [l];
+    for (i++; i < lines.length && lines[i] !== '\t}'; i++) body.push(lines[i]!);
+    if (i >= lines.length) return undefined;
+    body.push('\t}');
+    const key = `${m[1]} ${m[2]}`;
+    items.set(key, item(m[1] as Item['kind'], m[2]!, body));
+    order.push(key);
+  }
+  if (i >= lines.length) return undefined;
+  // nothing may follow the block but blank lines
+  if (lines.slice(i + 1).some((l) => l.trim() !== '')) return undefined;
+  return { table, items, order };
+}
+
+/** A map element's key (`10.0.0.1 : jump c` -> `10.0.0.1`): what `delete element` names. */
+const keyOf = (kind: Item['kind'], e: string) => (kind === 'map' ? e.split(' : ')[0]! : e);
+
+/** The transaction turning table script `prev` into `next`, '' when they are the same, undefined: apply in full. */
+export function deltaScript(prev: string, next: string): string | undefined {
+  const a = parseTable(prev);
+  const b = parseTable(next);
+  if (!a || !b || a.table !== b.table) return undefined;
+  if (a.items.get('comment')?.text !== b.items.get('comment')?.text) return undefined;
+  const T = `inet ${b.table}`;
+  const flush: string[] = [];
+  const delElems: string[] = [];
+  const block: string[] = [];
+  const addElems: string[] = [];
+  const del: string[] = [];
+  const elems = (verb: 'add' | 'delete', o: Item, es: readonly string[]) => {
+    const CHUNK = 2000;
+    for (let k = 0; k < es.length; k += CHUNK)
+      (verb === 'add' ? addElems : delElems).push(
+        `${verb} element ${T} ${o.name} { ${es.slice(k, k + CHUNK).join(', ')} }`,
+      );
+  };
+  for (const key of b.order) {
+    const n = b.items.get(key)!;
+    const o = a.items.get(key);
+    if (o?.text === n.text) continue;
+    if (!o) {
+      block.push(n.text);
+      continue;
+    }
+    // a counter's text carries no state of ours: the same name is the same counter
+    if (n.kind === 'counter') continue;
+    if (n.kind === 'chain') {
+      if (
+        o.head
+          .split('\n')
+          .filter((l) => /^\t\t(type|policy) /.test(l))
+          .join() !==
+        n.head
+          .split('\n')
+          .filter((l) => /^\t\t(type|policy) /.test(l))
+          .join()
+      )
+        return undefined;
+      flush.push(`flush chain ${T} ${n.name}`);
+      block.push(n.text);
+      continue;
+    }
+    if (o.head !== n.head) return undefined;
+    const had = new Set(o.elements);
+    const has = new Set(n.elements);
+    const gone = o.elements.filter((e) => !has.has(e));
+    const added = n.elements.filter((e) => !had.has(e));
+    // a map key whose verdict changed is deleted (old element) and added (new one)
+    elems(
+      'delete',
+      o,
+      gone.map((e) => keyOf(o.kind, e)),
+    );
+    elems('add', n, added);
+  }
+  // deletions in dependency order: map elements (deleted above) and rules (flushed) point at chains, sets, counters
+  const goneItems = a.order.filter((k) => !b.items.has(k)).map((k) => a.items.get(k)!);
+  for (const kind of ['map', 'chain', 'set', 'counter'] as const)
+    for (const o of goneItems) if (o.kind === kind) del.push(`delete ${kind} ${T} ${o.name}`);
+  const lines = [...flush, ...delElems];
+  if (block.length > 0) lines.push(`table ${T} {`, ...block, '}');
+  lines.push(...addElems, ...del);
+  return lines.length === 0 ? '' : lines.join('\n') + '\n';
+}
