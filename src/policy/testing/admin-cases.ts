@@ -1,10 +1,11 @@
-// The kubernetes-sigs/network-policy-api conformance tests of the "standard" (core) profile for
-// AdminNetworkPolicy and BaselineAdminNetworkPolicy (tag v0.1.7, the last release of the v1alpha1 API kdp
-// implements: conformance/tests/*-standard-*.go on conformance/base/{admin,baseline_admin}_network_policy/*.yaml and
-// api_integration/standard-anp-np-banp.yaml) as data: each upstream test's manifest objects, its subtests in order
-// with the patch each one applies to the policies (patches accumulate, as upstream's do on the live object) and
-// every PokeServer call with its expected result. The model (four houses, two pods each) is adminModelObjects().
-// Used by test/unit/policy/admin-conformance.test.ts (evaluator) and test/e2e/netpol-admin.test.ts (real packets).
+// The kubernetes-sigs/network-policy-api conformance tests for AdminNetworkPolicy and BaselineAdminNetworkPolicy at
+// tag v0.1.7 (the last release of the v1alpha1 API kdp implements): every test of the "standard" (core) profile
+// (conformance/tests/*-standard-*.go) and the experimental NamedPort tests, on their manifests
+// (conformance/base/{admin,baseline_admin}_network_policy/*.yaml, api_integration/standard-anp-np-banp.yaml), as
+// data: each test's manifest objects, its subtests in order with the patch each one applies to the policies
+// (patches accumulate, as upstream's do on the live object) and every PokeServer call with its expected result.
+// The model (four houses, two pods each) is adminModelObjects(). Used by test/unit/policy/admin-conformance.test.ts
+// (evaluator) and test/e2e/netpol-admin.test.ts (real packets).
 import type { Protocol } from '../../model/types.ts';
 import type { AdminCase, AdminProbe, Raw } from './netpol-cases.ts';
 
@@ -25,6 +26,14 @@ export type ConformanceOp =
       readonly direction: 'ingress' | 'egress';
       readonly i: number;
       readonly action: string;
+    }
+  /** replace the ports of rule i with one `namedPort` (the experimental NamedPort tests) */
+  | {
+      readonly op: 'namedPort';
+      readonly policy: string;
+      readonly direction: 'ingress' | 'egress';
+      readonly i: number;
+      readonly name: string;
     }
   | { readonly op: 'priority'; readonly policy: string; readonly value: number }
   | { readonly op: 'delete'; readonly kind: string; readonly name: string }
@@ -48,6 +57,8 @@ export interface ConformanceProbe {
 export interface ConformanceTest {
   /** upstream's ShortName */
   readonly name: string;
+  /** upstream's conformance profile of the test: standard (core) or experimental (the NamedPort ones) */
+  readonly profile: 'standard' | 'experimental';
   /** the upstream test file (conformance/tests/) */
   readonly upstream: string;
   /** the upstream manifest (conformance/) */
@@ -63,7 +74,254 @@ export interface ConformanceTest {
 
 export const CONFORMANCE_TESTS: readonly ConformanceTest[] = [
   {
+    name: 'AdminNetworkPolicyEgressNamedPort',
+    profile: 'experimental',
+    upstream: 'admin-network-policy-experimental-egress-rules.go',
+    manifest: 'base/admin_network_policy/standard-egress-tcp-rules.yaml',
+    objects: [
+      {
+        apiVersion: 'policy.networking.k8s.io/v1alpha1',
+        kind: 'AdminNetworkPolicy',
+        metadata: { name: 'egress-tcp' },
+        spec: {
+          priority: 6,
+          subject: {
+            namespaces: { matchLabels: { 'kubernetes.io/metadata.name': 'network-policy-conformance-gryffindor' } },
+          },
+          egress: [
+            {
+              name: 'allow-to-ravenclaw-everything',
+              action: 'Allow',
+              to: [
+                {
+                  namespaces: {
+                    matchLabels: { 'kubernetes.io/metadata.name': 'network-policy-conformance-ravenclaw' },
+                  },
+                },
+              ],
+            },
+            {
+              name: 'deny-to-ravenclaw-everything',
+              action: 'Deny',
+              to: [
+                {
+                  namespaces: {
+                    matchLabels: { 'kubernetes.io/metadata.name': 'network-policy-conformance-ravenclaw' },
+                  },
+                },
+              ],
+            },
+            {
+              name: 'pass-to-ravenclaw-everything',
+              action: 'Pass',
+              to: [
+                {
+                  namespaces: {
+                    matchLabels: { 'kubernetes.io/metadata.name': 'network-policy-conformance-ravenclaw' },
+                  },
+                },
+              ],
+            },
+            {
+              name: 'deny-to-slytherin-at-port-80',
+              action: 'Deny',
+              to: [
+                {
+                  namespaces: {
+                    matchLabels: { 'kubernetes.io/metadata.name': 'network-policy-conformance-slytherin' },
+                  },
+                },
+              ],
+              ports: [{ portNumber: { protocol: 'TCP', port: 80 } }],
+            },
+            {
+              name: 'pass-to-slytherin-at-port-80',
+              action: 'Pass',
+              to: [
+                {
+                  namespaces: {
+                    matchLabels: { 'kubernetes.io/metadata.name': 'network-policy-conformance-slytherin' },
+                  },
+                },
+              ],
+              ports: [{ portNumber: { protocol: 'TCP', port: 80 } }],
+            },
+            {
+              name: 'allow-to-hufflepuff-at-port-8080',
+              action: 'Allow',
+              to: [
+                {
+                  namespaces: {
+                    matchLabels: { 'kubernetes.io/metadata.name': 'network-policy-conformance-hufflepuff' },
+                  },
+                },
+              ],
+              ports: [{ portNumber: { protocol: 'TCP', port: 8080 } }],
+            },
+            {
+              name: 'deny-to-hufflepuff-everything-else',
+              action: 'Deny',
+              to: [
+                {
+                  namespaces: {
+                    matchLabels: { 'kubernetes.io/metadata.name': 'network-policy-conformance-hufflepuff' },
+                  },
+                },
+              ],
+            },
+          ],
+        },
+      },
+    ],
+    steps: [
+      {
+        what: "Should support an 'allow-egress' policy for named port",
+        ops: [{ op: 'namedPort', policy: 'egress-tcp', direction: 'egress', i: 5, name: 'web' }],
+        probes: [
+          {
+            from: 'gryffindor/harry-potter-0',
+            to: 'hufflepuff/cedric-diggory-1',
+            protocol: 'TCP',
+            port: 80,
+            connected: true,
+          },
+          {
+            from: 'gryffindor/harry-potter-1',
+            to: 'hufflepuff/cedric-diggory-1',
+            protocol: 'TCP',
+            port: 8080,
+            connected: false,
+          },
+        ],
+      },
+    ],
+  },
+  {
+    name: 'AdminNetworkPolicyIngressNamedPort',
+    profile: 'experimental',
+    upstream: 'admin-network-policy-experimental-ingress-rules.go',
+    manifest: 'base/admin_network_policy/standard-ingress-udp-rules.yaml',
+    objects: [
+      {
+        apiVersion: 'policy.networking.k8s.io/v1alpha1',
+        kind: 'AdminNetworkPolicy',
+        metadata: { name: 'ingress-udp' },
+        spec: {
+          priority: 4,
+          subject: {
+            namespaces: { matchLabels: { 'kubernetes.io/metadata.name': 'network-policy-conformance-hufflepuff' } },
+          },
+          ingress: [
+            {
+              name: 'allow-from-ravenclaw-everything',
+              action: 'Allow',
+              from: [
+                {
+                  namespaces: {
+                    matchLabels: { 'kubernetes.io/metadata.name': 'network-policy-conformance-ravenclaw' },
+                  },
+                },
+              ],
+            },
+            {
+              name: 'deny-from-ravenclaw-everything',
+              action: 'Deny',
+              from: [
+                {
+                  namespaces: {
+                    matchLabels: { 'kubernetes.io/metadata.name': 'network-policy-conformance-ravenclaw' },
+                  },
+                },
+              ],
+            },
+            {
+              name: 'pass-from-ravenclaw-everything',
+              action: 'Pass',
+              from: [
+                {
+                  namespaces: {
+                    matchLabels: { 'kubernetes.io/metadata.name': 'network-policy-conformance-ravenclaw' },
+                  },
+                },
+              ],
+            },
+            {
+              name: 'deny-from-slytherin-at-port-5353',
+              action: 'Deny',
+              from: [
+                {
+                  namespaces: {
+                    matchLabels: { 'kubernetes.io/metadata.name': 'network-policy-conformance-slytherin' },
+                  },
+                },
+              ],
+              ports: [{ portNumber: { protocol: 'UDP', port: 5353 } }],
+            },
+            {
+              name: 'pass-from-slytherin-at-port-5353',
+              action: 'Pass',
+              from: [
+                {
+                  namespaces: {
+                    matchLabels: { 'kubernetes.io/metadata.name': 'network-policy-conformance-slytherin' },
+                  },
+                },
+              ],
+              ports: [{ portNumber: { protocol: 'UDP', port: 5353 } }],
+            },
+            {
+              name: 'allow-from-gryffindor-at-port-53',
+              action: 'Allow',
+              from: [
+                {
+                  namespaces: {
+                    matchLabels: { 'kubernetes.io/metadata.name': 'network-policy-conformance-gryffindor' },
+                  },
+                },
+              ],
+              ports: [{ portNumber: { protocol: 'UDP', port: 53 } }],
+            },
+            {
+              name: 'deny-from-gryffindor-everything-else',
+              action: 'Deny',
+              from: [
+                {
+                  namespaces: {
+                    matchLabels: { 'kubernetes.io/metadata.name': 'network-policy-conformance-gryffindor' },
+                  },
+                },
+              ],
+            },
+          ],
+        },
+      },
+    ],
+    steps: [
+      {
+        what: "Should support an 'allow-ingress' policy for named port",
+        ops: [{ op: 'namedPort', policy: 'ingress-udp', direction: 'ingress', i: 5, name: 'dns' }],
+        probes: [
+          {
+            from: 'gryffindor/harry-potter-0',
+            to: 'hufflepuff/cedric-diggory-1',
+            protocol: 'UDP',
+            port: 53,
+            connected: true,
+          },
+          {
+            from: 'gryffindor/harry-potter-1',
+            to: 'hufflepuff/cedric-diggory-1',
+            protocol: 'UDP',
+            port: 5353,
+            connected: false,
+          },
+        ],
+      },
+    ],
+  },
+  {
     name: 'AdminNetworkPolicyEgressInlineCIDRPeers',
+    profile: 'standard',
     upstream: 'admin-network-policy-standard-egress-inline-cidr-rules.go',
     manifest: 'base/admin_network_policy/standard-egress-inline-cidr-rules.yaml',
     objects: [
@@ -268,6 +526,7 @@ export const CONFORMANCE_TESTS: readonly ConformanceTest[] = [
   },
   {
     name: 'AdminNetworkPolicyEgressSCTP',
+    profile: 'standard',
     upstream: 'admin-network-policy-standard-egress-sctp-rules.go',
     manifest: 'base/admin_network_policy/standard-egress-sctp-rules.yaml',
     objects: [
@@ -490,6 +749,7 @@ export const CONFORMANCE_TESTS: readonly ConformanceTest[] = [
   },
   {
     name: 'AdminNetworkPolicyEgressTCP',
+    profile: 'standard',
     upstream: 'admin-network-policy-standard-egress-tcp-rules.go',
     manifest: 'base/admin_network_policy/standard-egress-tcp-rules.yaml',
     objects: [
@@ -712,6 +972,7 @@ export const CONFORMANCE_TESTS: readonly ConformanceTest[] = [
   },
   {
     name: 'AdminNetworkPolicyEgressUDP',
+    profile: 'standard',
     upstream: 'admin-network-policy-standard-egress-udp-rules.go',
     manifest: 'base/admin_network_policy/standard-egress-udp-rules.yaml',
     objects: [
@@ -934,6 +1195,7 @@ export const CONFORMANCE_TESTS: readonly ConformanceTest[] = [
   },
   {
     name: 'AdminNetworkPolicyGress',
+    profile: 'standard',
     upstream: 'admin-network-policy-standard-gress-rules.go',
     manifest: 'base/admin_network_policy/standard-gress-rules-combined.yaml',
     objects: [
@@ -1565,6 +1827,7 @@ export const CONFORMANCE_TESTS: readonly ConformanceTest[] = [
   },
   {
     name: 'AdminNetworkPolicyIngressSCTP',
+    profile: 'standard',
     upstream: 'admin-network-policy-standard-ingress-sctp-rules.go',
     manifest: 'base/admin_network_policy/standard-ingress-sctp-rules.yaml',
     objects: [
@@ -1787,6 +2050,7 @@ export const CONFORMANCE_TESTS: readonly ConformanceTest[] = [
   },
   {
     name: 'AdminNetworkPolicyIngressTCP',
+    profile: 'standard',
     upstream: 'admin-network-policy-standard-ingress-tcp-rules.go',
     manifest: 'base/admin_network_policy/standard-ingress-tcp-rules.yaml',
     objects: [
@@ -2009,6 +2273,7 @@ export const CONFORMANCE_TESTS: readonly ConformanceTest[] = [
   },
   {
     name: 'AdminNetworkPolicyIngressUDP',
+    profile: 'standard',
     upstream: 'admin-network-policy-standard-ingress-udp-rules.go',
     manifest: 'base/admin_network_policy/standard-ingress-udp-rules.yaml',
     objects: [
@@ -2231,6 +2496,7 @@ export const CONFORMANCE_TESTS: readonly ConformanceTest[] = [
   },
   {
     name: 'AdminNetworkPolicyIntegration',
+    profile: 'standard',
     upstream: 'admin-network-policy-standard-integration.go',
     manifest: 'base/api_integration/standard-anp-np-banp.yaml',
     objects: [
@@ -2419,6 +2685,7 @@ export const CONFORMANCE_TESTS: readonly ConformanceTest[] = [
   },
   {
     name: 'AdminNetworkPolicyPriorityField',
+    profile: 'standard',
     upstream: 'admin-network-policy-standard-priority.go',
     manifest: 'base/admin_network_policy/standard-priority-field.yaml',
     objects: [
@@ -2626,7 +2893,206 @@ export const CONFORMANCE_TESTS: readonly ConformanceTest[] = [
     ],
   },
   {
+    name: 'BaselineAdminNetworkPolicyEgressNamedPort',
+    profile: 'experimental',
+    upstream: 'baseline-admin-network-policy-experimental-egress-rules.go',
+    manifest: 'base/baseline_admin_network_policy/standard-egress-udp-rules.yaml',
+    objects: [
+      {
+        apiVersion: 'policy.networking.k8s.io/v1alpha1',
+        kind: 'BaselineAdminNetworkPolicy',
+        metadata: { name: 'default' },
+        spec: {
+          subject: {
+            namespaces: { matchLabels: { 'kubernetes.io/metadata.name': 'network-policy-conformance-hufflepuff' } },
+          },
+          egress: [
+            {
+              name: 'allow-to-ravenclaw-everything',
+              action: 'Allow',
+              to: [
+                {
+                  namespaces: {
+                    matchLabels: { 'kubernetes.io/metadata.name': 'network-policy-conformance-ravenclaw' },
+                  },
+                },
+              ],
+            },
+            {
+              name: 'deny-to-ravenclaw-everything',
+              action: 'Deny',
+              to: [
+                {
+                  namespaces: {
+                    matchLabels: { 'kubernetes.io/metadata.name': 'network-policy-conformance-ravenclaw' },
+                  },
+                },
+              ],
+            },
+            {
+              name: 'deny-to-slytherin-at-port-5353',
+              action: 'Deny',
+              to: [
+                {
+                  namespaces: {
+                    matchLabels: { 'kubernetes.io/metadata.name': 'network-policy-conformance-slytherin' },
+                  },
+                },
+              ],
+              ports: [{ portNumber: { protocol: 'UDP', port: 5353 } }],
+            },
+            {
+              name: 'allow-to-gryffindor-at-port-53',
+              action: 'Allow',
+              to: [
+                {
+                  namespaces: {
+                    matchLabels: { 'kubernetes.io/metadata.name': 'network-policy-conformance-gryffindor' },
+                  },
+                },
+              ],
+              ports: [{ portNumber: { protocol: 'UDP', port: 53 } }],
+            },
+            {
+              name: 'deny-to-gryffindor-everything-else',
+              action: 'Deny',
+              to: [
+                {
+                  namespaces: {
+                    matchLabels: { 'kubernetes.io/metadata.name': 'network-policy-conformance-gryffindor' },
+                  },
+                },
+              ],
+            },
+          ],
+        },
+      },
+    ],
+    steps: [
+      {
+        what: "Should support an 'allow-egress' policy for named port",
+        ops: [{ op: 'namedPort', policy: 'default', direction: 'egress', i: 3, name: 'dns' }],
+        probes: [
+          {
+            from: 'hufflepuff/cedric-diggory-0',
+            to: 'gryffindor/harry-potter-1',
+            protocol: 'UDP',
+            port: 53,
+            connected: true,
+          },
+          {
+            from: 'hufflepuff/cedric-diggory-1',
+            to: 'gryffindor/harry-potter-1',
+            protocol: 'UDP',
+            port: 5353,
+            connected: false,
+          },
+        ],
+      },
+    ],
+  },
+  {
+    name: 'BaselineAdminNetworkPolicyIngressNamedPort',
+    profile: 'experimental',
+    upstream: 'baseline-admin-network-policy-experimental-ingress-rules.go',
+    manifest: 'base/baseline_admin_network_policy/standard-ingress-tcp-rules.yaml',
+    objects: [
+      {
+        apiVersion: 'policy.networking.k8s.io/v1alpha1',
+        kind: 'BaselineAdminNetworkPolicy',
+        metadata: { name: 'default' },
+        spec: {
+          subject: {
+            namespaces: { matchLabels: { 'kubernetes.io/metadata.name': 'network-policy-conformance-gryffindor' } },
+          },
+          ingress: [
+            {
+              name: 'allow-from-ravenclaw-everything',
+              action: 'Allow',
+              from: [
+                {
+                  namespaces: {
+                    matchLabels: { 'kubernetes.io/metadata.name': 'network-policy-conformance-ravenclaw' },
+                  },
+                },
+              ],
+            },
+            {
+              name: 'deny-from-ravenclaw-everything',
+              action: 'Deny',
+              from: [
+                {
+                  namespaces: {
+                    matchLabels: { 'kubernetes.io/metadata.name': 'network-policy-conformance-ravenclaw' },
+                  },
+                },
+              ],
+            },
+            {
+              name: 'deny-from-slytherin-at-port-80',
+              action: 'Deny',
+              from: [
+                {
+                  namespaces: {
+                    matchLabels: { 'kubernetes.io/metadata.name': 'network-policy-conformance-slytherin' },
+                  },
+                },
+              ],
+              ports: [{ portNumber: { protocol: 'TCP', port: 80 } }],
+            },
+            {
+              name: 'allow-from-hufflepuff-at-port-80',
+              action: 'Allow',
+              from: [
+                {
+                  namespaces: {
+                    matchLabels: { 'kubernetes.io/metadata.name': 'network-policy-conformance-hufflepuff' },
+                  },
+                },
+              ],
+              ports: [{ portNumber: { protocol: 'TCP', port: 80 } }],
+            },
+            {
+              name: 'deny-from-hufflepuff-everything-else',
+              action: 'Deny',
+              from: [
+                {
+                  namespaces: {
+                    matchLabels: { 'kubernetes.io/metadata.name': 'network-policy-conformance-hufflepuff' },
+                  },
+                },
+              ],
+            },
+          ],
+        },
+      },
+    ],
+    steps: [
+      {
+        what: "Should support an 'allow-ingress' policy for named port",
+        ops: [{ op: 'namedPort', policy: 'default', direction: 'ingress', i: 3, name: 'web' }],
+        probes: [
+          {
+            from: 'hufflepuff/cedric-diggory-0',
+            to: 'gryffindor/harry-potter-1',
+            protocol: 'TCP',
+            port: 80,
+            connected: true,
+          },
+          {
+            from: 'hufflepuff/cedric-diggory-1',
+            to: 'gryffindor/harry-potter-1',
+            protocol: 'TCP',
+            port: 8080,
+            connected: false,
+          },
+        ],
+      },
+    ],
+  },
+  {
     name: 'BaselineAdminNetworkPolicyEgressInlineCIDRPeers',
+    profile: 'standard',
     upstream: 'baseline-admin-network-policy-standard-egress-inline-cidr-rules.go',
     manifest: 'base/baseline_admin_network_policy/standard-egress-inline-cidr-rules.yaml',
     objects: [
@@ -2827,6 +3293,7 @@ export const CONFORMANCE_TESTS: readonly ConformanceTest[] = [
   },
   {
     name: 'BaselineAdminNetworkPolicyEgressSCTP',
+    profile: 'standard',
     upstream: 'baseline-admin-network-policy-standard-egress-sctp-rules.go',
     manifest: 'base/baseline_admin_network_policy/standard-egress-sctp-rules.yaml',
     objects: [
@@ -2985,6 +3452,7 @@ export const CONFORMANCE_TESTS: readonly ConformanceTest[] = [
   },
   {
     name: 'BaselineAdminNetworkPolicyEgressTCP',
+    profile: 'standard',
     upstream: 'baseline-admin-network-policy-standard-egress-tcp-rules.go',
     manifest: 'base/baseline_admin_network_policy/standard-egress-tcp-rules.yaml',
     objects: [
@@ -3143,6 +3611,7 @@ export const CONFORMANCE_TESTS: readonly ConformanceTest[] = [
   },
   {
     name: 'BaselineAdminNetworkPolicyEgressUDP',
+    profile: 'standard',
     upstream: 'baseline-admin-network-policy-standard-egress-udp-rules.go',
     manifest: 'base/baseline_admin_network_policy/standard-egress-udp-rules.yaml',
     objects: [
@@ -3301,6 +3770,7 @@ export const CONFORMANCE_TESTS: readonly ConformanceTest[] = [
   },
   {
     name: 'BaselineAdminNetworkPolicyGress',
+    profile: 'standard',
     upstream: 'baseline-admin-network-policy-standard-gress-rules.go',
     manifest: 'base/baseline_admin_network_policy/standard-gress-rules-combined.yaml',
     objects: [
@@ -3733,6 +4203,7 @@ export const CONFORMANCE_TESTS: readonly ConformanceTest[] = [
   },
   {
     name: 'BaselineAdminNetworkPolicyIngressSCTP',
+    profile: 'standard',
     upstream: 'baseline-admin-network-policy-standard-ingress-sctp-rules.go',
     manifest: 'base/baseline_admin_network_policy/standard-ingress-sctp-rules.yaml',
     objects: [
@@ -3891,6 +4362,7 @@ export const CONFORMANCE_TESTS: readonly ConformanceTest[] = [
   },
   {
     name: 'BaselineAdminNetworkPolicyIngressTCP',
+    profile: 'standard',
     upstream: 'baseline-admin-network-policy-standard-ingress-tcp-rules.go',
     manifest: 'base/baseline_admin_network_policy/standard-ingress-tcp-rules.yaml',
     objects: [
@@ -4049,6 +4521,7 @@ export const CONFORMANCE_TESTS: readonly ConformanceTest[] = [
   },
   {
     name: 'BaselineAdminNetworkPolicyIngressUDP',
+    profile: 'standard',
     upstream: 'baseline-admin-network-policy-standard-ingress-udp-rules.go',
     manifest: 'base/baseline_admin_network_policy/standard-ingress-udp-rules.yaml',
     objects: [
@@ -4227,6 +4700,9 @@ function applyOp(objects: Raw[], op: ConformanceOp, podIP: (pod: string) => stri
     }
     case 'action':
       (spec[op.direction] as Raw[])[op.i]!['action'] = op.action;
+      break;
+    case 'namedPort':
+      (spec[op.direction] as Raw[])[op.i]!['ports'] = [{ namedPort: op.name }];
       break;
     case 'priority':
       spec['priority'] = op.value;

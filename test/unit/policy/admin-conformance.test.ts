@@ -1,4 +1,4 @@
-// The network-policy-api conformance tests (standard profile, ANP and BANP; src/policy/testing/admin-cases.ts)
+// The network-policy-api conformance tests (standard profile + NamedPort, ANP and BANP; src/policy/testing/admin-cases.ts)
 // against the compiler + evaluator: every upstream subtest's policies and PokeServer expectation, in order.
 import t from 'tap';
 import { compilePolicies } from '../../../src/policy/compile.ts';
@@ -16,22 +16,26 @@ const ip = (pod: string): string => {
 
 const cases = adminConformanceCases(ip);
 
-t.test('every upstream standard-profile ANP/BANP test is ported, each subtest with its probes', async (t) => {
-  t.equal(cases.length, 18);
-  t.same(
-    cases.map((c) => c.name),
-    CONFORMANCE_TESTS.map((c) => c.name),
-  );
-  t.equal(
-    cases.reduce((n, c) => n + c.steps.reduce((m, s) => m + s.probes.length, 0), 0),
-    272,
-    'every PokeServer call of the upstream files',
-  );
-  for (const c of cases) for (const s of c.steps) t.ok(s.probes.length > 0, `${c.name}: ${s.what} probes something`);
-  // both outcomes occur, so a constant verdict cannot pass
-  const all = cases.flatMap((c) => c.steps.flatMap((s) => s.probes));
-  t.ok(all.some((p) => p.connected) && all.some((p) => !p.connected));
-});
+t.test(
+  'every upstream standard-profile ANP/BANP test and the NamedPort ones are ported, each subtest with its probes',
+  async (t) => {
+    t.equal(cases.length, 22);
+    t.equal(CONFORMANCE_TESTS.filter((c) => c.profile === 'standard').length, 18, 'the standard profile: all of it');
+    t.same(
+      cases.map((c) => c.name),
+      CONFORMANCE_TESTS.map((c) => c.name),
+    );
+    t.equal(
+      cases.reduce((n, c) => n + c.steps.reduce((m, s) => m + s.probes.length, 0), 0),
+      280,
+      'every PokeServer call of the upstream files',
+    );
+    for (const c of cases) for (const s of c.steps) t.ok(s.probes.length > 0, `${c.name}: ${s.what} probes something`);
+    // both outcomes occur, so a constant verdict cannot pass
+    const all = cases.flatMap((c) => c.steps.flatMap((s) => s.probes));
+    t.ok(all.some((p) => p.connected) && all.some((p) => !p.connected));
+  },
+);
 
 for (const c of cases) {
   t.test(c.name, async (t) => {
