@@ -1,9 +1,8 @@
 // The network-policy-api conformance tests of the standard profile for AdminNetworkPolicy and
 // BaselineAdminNetworkPolicy and the NamedPort tests (src/policy/testing/admin-cases.ts: 22 tests, their subtests
 // and PokeServer calls) on real packets: the four houses (two pods each, one on each of the 2 lab nodes, so every
-// probe is either
-// bridged same-node or routed cross-node traffic) serving TCP 80/8080 and UDP 53/5353 as upstream's agnhost
-// containers do, `kdp policy-agent` on each node, each subtest's policies (upstream's patches applied in order)
+// probe is either bridged same-node or routed cross-node traffic) serving TCP 80/8080 and UDP 53/5353 as agnhost
+// does upstream, `kdp policy-agent` on each node, each subtest's policies (upstream's patches applied in order)
 // written to the manifests directory, then upstream's probes with 1 s timeouts. SCTP probes: this kernel cannot
 // open SCTP sockets (see netpol-harness sctpSupported), so they are asserted by the evaluator test only and here
 // the test asserts that SCTP is indeed unavailable (a kernel with SCTP turns that into a failure, not a silent gap).
