@@ -145,6 +145,9 @@ export function deltaScript(prev: string, next: string): string | undefined {
   const goneItems = a.order.filter((k) => !b.items.has(k)).map((k) => a.items.get(k)!);
   for (const kind of ['map', 'chain', 'set', 'counter'] as const)
     for (const o of goneItems) if (o.kind === kind) del.push(`delete ${kind} ${T} ${o.name}`);
+  // a gone chain may still be the target of another gone chain's goto (a pod's `-in` chain passes to its `-in-np`):
+  // the kernel refuses to delete a chain some rule jumps to (EBUSY), so every gone chain is flushed first
+  for (const o of goneItems) if (o.kind === 'chain') flush.push(`flush chain ${T} ${o.name}`);
   const lines = [...flush, ...delElems];
   if (block.length > 0) lines.push(`table ${T} {`, ...block, '}');
   lines.push(...addElems, ...del);

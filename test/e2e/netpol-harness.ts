@@ -42,6 +42,16 @@ const PLACEMENT: Record<string, number> = {
   'z/c': 0,
 };
 
+/**
+ * Another model than upstream's x/y/z (the network-policy-api conformance houses, netpol-admin.test.ts): pod keys
+ * `<namespace>/<name>` -> node index, and the ports every pod serves. Its objects are written with writeObjects().
+ */
+export interface LabModel {
+  readonly placement: Readonly<Record<string, number>>;
+  readonly tcp: readonly number[];
+  readonly udp: readonly number[];
+}
+
 export interface ModelPod {
   readonly key: string; // ns/name
   readonly namespace: string;
@@ -103,7 +113,10 @@ export class NetpolLab {
     for (const ns of NAMESPACES) this.#nsLabels.set(ns, { ns });
   }
 
-  static async create(t: Test, tag: string): Promise<NetpolLab> {
+  static async create(t: Test, tag: string, model?: LabModel): Promise<NetpolLab> {
+    const placement = model?.placement ?? PLACEMENT;
+    const tcp = (model?.tcp ?? PORTS).join(',');
+    const udp = (model?.udp ?? PORTS).join(',');
     const lab = await Lab.create({ nodes: 2 });
     t.teardown(() => lab.destroy());
     const dir = mkdtempSync(join(tmpdir(), `kdp-netpol-${tag}-`));
@@ -153,18 +166,19 @@ export class NetpolLab {
     await Promise.all(
       lab.nodes.map(async (node, i) => {
         const driver = drivers[i]!;
-        for (const [key, idx] of Object.entries(PLACEMENT)) {
+        for (const [key, idx] of Object.entries(placement)) {
           if (idx !== i) continue;
           const [namespace, name] = key.split('/') as [string, string];
-          const netns = await lab.addNamespace(`${namespace}-${name}`);
-          const containerId = `netpol-${namespace}-${name}`;
+          const role = model ? `pod-${Object.keys(placement).indexOf(key)}` : `${namespace}-${name}`;
+          const netns = await lab.addNamespace(role);
+          const containerId = `netpol-${role}`;
           const res = await driver.add(lists[i]!, {
             containerID: containerId,
             ifname: 'eth0',
             netns: `/run/netns/${netns}`,
           });
           const ip = res.ips!.find((x) => !x.address.includes(':'))!.address.split('/')[0]!;
-          const socket = join(sockets, `${namespace}-${name}.sock`);
+          const socket = join(sockets, `${role}.sock`);
           pods.push({ key, namespace, name, node, netns, ip, socket, containerId });
         }
       }),
@@ -176,7 +190,7 @@ export class NetpolLab {
     // servers (TCP and UDP on 80 and 81) and probe servers, all at once
     await Promise.all(
       pods.flatMap((p) => [
-        nl.#startAndWait(p.netns, [process.execPath, ECHO, '--name', p.key, '--tcp', '80,81', '--udp', '80,81']),
+        nl.#startAndWait(p.netns, [process.execPath, ECHO, '--name', p.key, '--tcp', tcp, '--udp', udp]),
         nl.#startAndWait(p.netns, [process.execPath, PROBE, 'serve', p.socket]),
       ]),
     );

@@ -952,8 +952,11 @@ export function adminModelObjects(podIP: (pod: string) => string): Raw[] {
         metadata: { name, namespace: houseNs(house), labels: { 'conformance-house': house } },
         spec: {
           containers: [
-            ...([80, 8080] as const).map((p) => ({ name: `c-${p}`, ports: [{ containerPort: p, protocol: 'TCP' }] })),
-            ...([53, 5353] as const).map((p) => ({ name: `c-${p}`, ports: [{ containerPort: p, protocol: 'UDP' }] })),
+            // upstream names two ports: web (TCP 80) and dns (UDP 53), used by the NamedPort tests
+            { name: 'c-80', ports: [{ containerPort: 80, protocol: 'TCP', name: 'web' }] },
+            { name: 'c-8080', ports: [{ containerPort: 8080, protocol: 'TCP' }] },
+            { name: 'c-53', ports: [{ containerPort: 53, protocol: 'UDP', name: 'dns' }] },
+            { name: 'c-5353', ports: [{ containerPort: 5353, protocol: 'UDP' }] },
             ...([9003, 9005] as const).map((p) => ({
               name: `c-${p}`,
               ports: [{ containerPort: p, protocol: 'SCTP' }],

@@ -100,6 +100,7 @@ t.test('a pod gone: its map element, then its chain, then its set and counter', 
   t.equal(
     deltaScript(A, B),
     [
+      'flush chain inet kdp-policy p1',
       'delete element inet kdp-policy ingress4 { 198.19.1.10 }',
       'delete chain inet kdp-policy p1',
       'delete set inet kdp-policy p1-in',
@@ -107,6 +108,25 @@ t.test('a pod gone: its map element, then its chain, then its set and counter', 
       '',
     ].join('\n'),
   );
+});
+
+t.test('a pod gone whose chains goto each other: every gone chain is flushed before any is deleted', async (t) => {
+  // regression (netpol-admin e2e, upstream conformance cases in a row): the old order deleted `p2-np` while `p2`
+  // still held `goto p2-np`, and the kernel refused the whole transaction with EBUSY
+  const withAnp = table([
+    map('ingress4', ['198.19.1.10 : jump p2']),
+    chain('p2-np', ['return']),
+    chain('p2', ['ip saddr 10.0.0.1 drop', 'goto p2-np']),
+    fwd,
+  ]);
+  const lines = deltaScript(withAnp, table([map('ingress4', []), fwd]))!.split('\n');
+  const lastFlush = Math.max(
+    lines.indexOf('flush chain inet kdp-policy p2'),
+    lines.indexOf('flush chain inet kdp-policy p2-np'),
+  );
+  const firstDelete = lines.findIndex((l) => l.startsWith('delete chain'));
+  t.ok(lines.includes('flush chain inet kdp-policy p2') && lines.includes('flush chain inet kdp-policy p2-np'));
+  t.ok(firstDelete > lastFlush, 'both flushed before the first chain is deleted');
 });
 
 t.test('a changed chain is flushed and refilled; a map verdict change is delete + add of the key', async (t) => {
