@@ -990,7 +990,11 @@ export function compileGateways(state: GatewayState, opts: GatewayCompileOptions
     const served = ls.filter((l) => l.programmed);
     const byPort = new Map<number, ListenerState[]>();
     for (const l of served) byPort.set(l.spec.port, [...(byPort.get(l.spec.port) ?? []), l]);
-    if (entry.address !== undefined)
+    // the spec: a parametersRef that cannot be resolved (kdp supports no parameters kind) -> not accepted
+    const pr = entry.gw.parametersRef;
+    const badParams =
+      pr && `infrastructure.parametersRef ${pr.group}/${pr.kind} ${pr.name}: kdp supports no parameters`;
+    if (entry.address !== undefined && !badParams)
       for (const [port, group] of [...byPort].sort((a, b) => a[0] - b[0]))
         listeners.push({
           gateway: entry.key,
@@ -1005,11 +1009,12 @@ export function compileGateways(state: GatewayState, opts: GatewayCompileOptions
     const badAddr = unsupportedAddr.get(entry.key);
     const conditions: Condition[] = [];
     if (badAddr) conditions.push(cond('Accepted', 'False', 'UnsupportedAddress', badAddr, g));
+    else if (badParams) conditions.push(cond('Accepted', 'False', 'InvalidParameters', badParams, g));
     else if (!anyAccepted) conditions.push(cond('Accepted', 'False', 'ListenersNotValid', 'no listener is valid', g));
     else if (!allAccepted)
       conditions.push(cond('Accepted', 'True', 'ListenersNotValid', 'some listeners are not valid', g));
     else conditions.push(cond('Accepted', 'True', 'Accepted', 'gateway accepted', g));
-    if (badAddr) conditions.push(cond('Programmed', 'False', 'Invalid', badAddr, g));
+    if (badAddr || badParams) conditions.push(cond('Programmed', 'False', 'Invalid', (badAddr || badParams)!, g));
     else if (entry.address === undefined)
       conditions.push(cond('Programmed', 'False', 'AddressNotAssigned', 'no address could be assigned', g));
     else if (served.length === 0) conditions.push(cond('Programmed', 'False', 'Invalid', 'no listener is served', g));

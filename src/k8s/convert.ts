@@ -589,12 +589,16 @@ export function convertNode(raw: Raw): Result<Node> {
   });
 }
 
+const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
+
 export function convertNamespace(raw: Raw): Result<Namespace> {
   return guard(() => {
     const m = meta(raw, false);
     if (m.name.length > 63 || !DNS1123_LABEL.test(m.name))
       fail(`metadata.name ${JSON.stringify(m.name)} is not a valid DNS-1123 label`);
-    return { kind: 'Namespace', meta: m };
+    // the API server sets this label on every Namespace (NamespaceDefaultLabelName); a manifests directory may
+    // lack it, and selectors by namespace name (NetworkPolicy, Gateway allowedRoutes) rely on it
+    return { kind: 'Namespace', meta: { ...m, labels: { ...m.labels, [NAMESPACE_NAME_LABEL]: m.name } } };
   });
 }
 
@@ -1075,7 +1079,28 @@ export function convertGateway(raw: Raw): Result<Gateway> {
       // an IPAddress is handed to the data plane: validated here; other types are judged by the compiler
       return { type, value: type === 'IPAddress' ? ip(value, `spec.addresses[${i}].value`) : value };
     });
-    return { kind: 'Gateway', meta: m, generation: generation(raw), gatewayClassName, listeners, addresses };
+    const infra =
+      spec.infrastructure === undefined || spec.infrastructure === null
+        ? {}
+        : obj(spec.infrastructure, 'spec.infrastructure');
+    const pr =
+      infra.parametersRef === undefined || infra.parametersRef === null
+        ? undefined
+        : obj(infra.parametersRef, 'spec.infrastructure.parametersRef');
+    const parametersRef = pr && {
+      group: str(pr.group, 'spec.infrastructure.parametersRef.group') ?? '',
+      kind: str(pr.kind, 'spec.infrastructure.parametersRef.kind') ?? '',
+      name: str(pr.name, 'spec.infrastructure.parametersRef.name') ?? '',
+    };
+    return {
+      kind: 'Gateway',
+      meta: m,
+      generation: generation(raw),
+      gatewayClassName,
+      listeners,
+      addresses,
+      ...(parametersRef ? { parametersRef } : {}),
+    };
   });
 }
 

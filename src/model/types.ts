@@ -329,6 +329,8 @@ export interface Gateway {
   readonly listeners: readonly GwListener[];
   /** spec.addresses (type defaults to IPAddress) */
   readonly addresses: readonly { readonly type: string; readonly value: string }[];
+  /** spec.infrastructure.parametersRef (kdp supports no parameters kind: a Gateway naming one is not accepted) */
+  readonly parametersRef?: { readonly group: string; readonly kind: string; readonly name: string };
 }
 
 export interface GwParentRef extends GwRef {

@@ -167,6 +167,48 @@ spec:
   t.equal(r.listeners.length, 0);
 });
 
+t.test(
+  'infrastructure.parametersRef: kdp supports no parameters kind, so Accepted False InvalidParameters',
+  async (t) => {
+    const yaml = `
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: { name: kdp }
+spec: { controllerName: ${GATEWAY_CONTROLLER_NAME} }
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: { name: params, namespace: infra }
+spec:
+  gatewayClassName: kdp
+  listeners: [{ name: http, port: 80, protocol: HTTP }]
+  infrastructure: { parametersRef: { group: invalid.io, kind: InvalidParameters, name: invalid } }
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: { name: plain, namespace: infra }
+spec:
+  gatewayClassName: kdp
+  listeners: [{ name: http, port: 80, protocol: HTTP }]
+`;
+    // two addresses: the same address and port for both would make the second PortUnavailable
+    const r = compileYaml(yaml, {
+      ...OPTS,
+      addressFor: (g) => (g.meta.name === 'params' ? '203.0.113.20' : '203.0.113.21'),
+    });
+    const cond = (key: string, type: string) =>
+      r.status.gateways.find((g) => g.key === key)!.conditions.find((c) => c.type === type)!;
+    t.match(cond('infra/params', 'Accepted'), { status: 'False', reason: 'InvalidParameters' });
+    t.match(cond('infra/params', 'Programmed'), { status: 'False', reason: 'Invalid' });
+    t.match(cond('infra/plain', 'Accepted'), { status: 'True', reason: 'Accepted' });
+    t.same(
+      r.listeners.map((l) => l.gateway),
+      ['infra/plain'],
+      'only the Gateway without parameters is served',
+    );
+  },
+);
+
 t.test('invalid objects: the spec reason for each, and the valid routes keep serving', async (t) => {
   const r = compileYaml(fixture('invalid.yaml'));
   const hr = r.status.httpRoutes;

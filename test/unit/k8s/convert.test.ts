@@ -457,7 +457,11 @@ t.test('Node, Namespace, IngressClass', async (t) => {
     t.equal(r.ok, false, name);
     if (!r.ok) t.match(r.reason, reason);
   }
-  t.same(value(convertNamespace({ metadata: { name: 'shop', labels: { team: 'a' } } })).meta.labels, { team: 'a' });
+  t.same(
+    value(convertNamespace({ metadata: { name: 'shop', labels: { team: 'a' } } })).meta.labels,
+    { team: 'a', 'kubernetes.io/metadata.name': 'shop' },
+    'the API server labels every namespace with its name; manifests that lack it get it at the edge',
+  );
   t.equal(convertNamespace({ metadata: { name: 'a.b' } }).ok, false, 'namespace names are labels');
   const ic = value(
     convertIngressClass({
