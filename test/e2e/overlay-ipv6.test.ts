@@ -192,6 +192,18 @@ if (needsRoot(t)) {
     t.same(await curl(a.ns, c.ip6), ['c', a.ip6], 'IPv6 TCP node-1 pod -> node-3 pod direct: source kept');
     t.same(await curl(b.ns, c.ip6), ['c', b.ip6], 'IPv6 TCP node-2 pod -> node-3 pod over kdp6.1: source kept');
 
+    // the pod link has the IPv4 overlay MTU (1450); kdp6.1's is 1430: a packet of 1430 passes with DF (don't
+    // fragment is implicit in IPv6), one byte more is answered with "packet too big" (path MTU discovery)
+    const ping6 = (size: number) =>
+      lab.exec(a.ns, ['ping', '-6', '-n', '-c', '1', '-W', '2', '-M', 'do', '-s', String(size), b.ip6], {
+        allowFailure: true,
+      });
+    const fits = await ping6(1430 - 48);
+    t.equal(fits.code, 0, `an IPv6 packet at kdp6.1's MTU passes: ${fits.stdout.slice(-120)}`);
+    const over = await ping6(1430 - 47);
+    t.not(over.code, 0, 'one byte more does not fit');
+    t.match(over.stdout + over.stderr, /too big|mtu/i, 'refused with packet too big');
+
     // kill -9, a stale entry planted meanwhile, restart: exactly the desired entries again
     const dead = agents.get(n1.name)!;
     dead.kill('SIGKILL');
