@@ -19,9 +19,11 @@ import { tryParseIp } from '../ipam/ip.ts';
 import { ROUTE_PROTO } from './agent.ts';
 import {
   ANNOTATION_VTEP_MAC,
+  ANNOTATION_VTEP_MAC_V6,
   DEFAULT_VNI,
   DEFAULT_VXLAN_PORT,
   VXLAN_OVERHEAD_V4,
+  VXLAN_OVERHEAD_V6,
   deviceBatch,
   fdbBatch,
   findUnderlay,
@@ -30,6 +32,7 @@ import {
   vtepAddress,
   vtepAnnotations,
   vxlanDevice,
+  vxlanDevice6,
 } from './overlay.ts';
 import type { FdbEntry, LinkJson, Neighbour, OverlayPlan, OverlayRoute, Underlay } from './overlay.ts';
 
@@ -37,8 +40,8 @@ import type { FdbEntry, LinkJson, Neighbour, OverlayPlan, OverlayRoute, Underlay
 export interface OverlayKernel {
   /** `ip -d -j addr show`: every link with its addresses and link details */
   links(): Promise<LinkJson[]>;
-  /** routes of proto 199, both families; `dev` set only on routes through `device` */
-  routes(device: string): Promise<OverlayRoute[]>;
+  /** routes of proto 199, both families; `dev` set only on routes through `device` or `device6` */
+  routes(device: string, device6?: string): Promise<OverlayRoute[]>;
   neighbours(device: string): Promise<Neighbour[]>;
   fdb(device: string): Promise<FdbEntry[]>;
   ip(lines: readonly string[]): Promise<void>;
@@ -74,7 +77,7 @@ export class IpOverlayKernel implements OverlayKernel {
     return this.#json<LinkJson>(['ip', '-d', '-j', 'addr', 'show']);
   }
 
-  async routes(device: string): Promise<OverlayRoute[]> {
+  async routes(device: string, device6?: string): Promise<OverlayRoute[]> {
     const out: OverlayRoute[] = [];
     const fams = ['-4', '-6'] as const;
     const lists = await Promise.all(
@@ -84,7 +87,7 @@ export class IpOverlayKernel implements OverlayKernel {
       for (const r of lists[i]!) {
         if (!r.gateway) continue;
         const dst = r.dst.includes('/') ? r.dst : `${r.dst}/${fam === '-4' ? 32 : 128}`;
-        out.push({ dst, via: r.gateway, ...(r.dev === device ? { dev: device } : {}) });
+        out.push({ dst, via: r.gateway, ...(r.dev === device || (r.dev && r.dev === device6) ? { dev: r.dev } : {}) });
       }
     }
     return out;
@@ -132,6 +135,8 @@ interface KernelState {
   readonly routes: readonly OverlayRoute[];
   readonly neighbours: readonly Neighbour[];
   readonly fdb: readonly FdbEntry[];
+  readonly neighbours6: readonly Neighbour[];
+  readonly fdb6: readonly FdbEntry[];
 }
 
 /** The vxlan / auto reconciler: run it on the controller kernel (src/k8s/controller.ts). */
@@ -143,6 +148,7 @@ export class OverlayAgent implements Reconciler {
   readonly #vni: number;
   readonly #port: number;
   readonly #device: string;
+  readonly #device6: string;
   readonly #peers: Gauge<'path'> | undefined;
   /** the reason each skipped peer was last reported with (a reason is logged once per change, not per reconcile) */
   readonly #reported = new Map<string, string>();
@@ -161,6 +167,7 @@ export class OverlayAgent implements Reconciler {
     this.#vni = opts.vni ?? DEFAULT_VNI;
     this.#port = opts.port ?? DEFAULT_VXLAN_PORT;
     this.#device = vxlanDevice(this.#vni);
+    this.#device6 = vxlanDevice6(this.#vni);
     this.#peers = opts.registry
       ? new Gauge({
           name: 'kdp_node_agent_peers',
@@ -175,7 +182,12 @@ export class OverlayAgent implements Reconciler {
     return this.#device;
   }
 
-  /** The pods' MTU over this overlay: the underlay's minus the VXLAN overhead (undefined before the first reconcile). */
+  /**
+   * The pods' MTU over this overlay: the underlay's minus the IPv4 VXLAN overhead (undefined before the first
+   * reconcile). The IPv4 underlay is always there, and a pod link has one MTU: IPv6 pod traffic over kdp6.<vni>
+   * (underlay - 70) fits it too, as long as the underlay carries 20 bytes more than this for IPv6 or the kernel
+   * fragments the outer packet; flannel takes the minimum of both devices.
+   */
   get overlayMtu(): number | undefined {
     return this.underlay ? this.underlay.mtu - VXLAN_OVERHEAD_V4 : undefined;
   }
@@ -203,12 +215,23 @@ export class OverlayAgent implements Reconciler {
       backend: this.#o.backend,
       vni: this.#vni,
       localSubnets: underlay.subnets,
+      ipv6: underlay.ip6 !== undefined,
     });
     this.#report(plan);
-    const bridgeLines = fdbBatch(state.fdb, plan.fdb, this.#device);
-    const ipLines = ipBatch(state, plan, this.#device);
+    const bridgeLines = [
+      ...fdbBatch(state.fdb, plan.fdb, this.#device),
+      ...fdbBatch(state.fdb6, plan.fdb6, this.#device6),
+    ];
+    const ipLines = ipBatch(state, plan, this.#device, this.#device6);
     await Promise.all([this.#o.kernel.bridge(bridgeLines), this.#o.kernel.ip(ipLines)]);
-    this.#applied = { underlay, routes: plan.routes, neighbours: plan.neighbours, fdb: plan.fdb };
+    this.#applied = {
+      underlay,
+      routes: plan.routes,
+      neighbours: plan.neighbours,
+      fdb: plan.fdb,
+      neighbours6: plan.neighbours6,
+      fdb6: plan.fdb6,
+    };
     this.plan = plan;
     this.syncs++;
     if (this.#peers) {
@@ -234,26 +257,32 @@ export class OverlayAgent implements Reconciler {
     const self = view.get('Node', this.#o.nodeName);
     if (!self && !this.#o.underlayIface)
       throw new KdpError('KDP_NODE_UNDERLAY', `Node ${this.#o.nodeName} not found: its InternalIP names the underlay`);
-    const internalIp = self?.addresses.find(
-      (a) => a.type === 'InternalIP' && tryParseIp(a.address)?.family === 4,
-    )?.address;
+    const ownIp = (family: 4 | 6) =>
+      self?.addresses.find((a) => a.type === 'InternalIP' && tryParseIp(a.address)?.family === family)?.address;
+    const internalIp = ownIp(4);
+    const internalIp6 = ownIp(6);
     // every read at once (the device may not exist yet: then it has no neighbours or FDB entries)
-    const [links, routes, neighbours, fdb] = await Promise.all([
+    const [links, routes, neighbours, fdb, neighbours6, fdb6] = await Promise.all([
       k.links(),
-      k.routes(this.#device),
+      k.routes(this.#device, this.#device6),
       k.neighbours(this.#device).catch(() => []),
       k.fdb(this.#device).catch(() => []),
+      k.neighbours(this.#device6).catch(() => []),
+      k.fdb(this.#device6).catch(() => []),
     ]);
     const underlay = findUnderlay(links, {
       ...(this.#o.underlayIface ? { iface: this.#o.underlayIface } : {}),
       ...(internalIp ? { internalIp } : {}),
+      ...(internalIp6 ? { internalIp6 } : {}),
     });
     if (typeof underlay === 'string') throw new KdpError('KDP_NODE_UNDERLAY', underlay);
     const mtuChanged = this.underlay?.mtu !== underlay.mtu;
     this.underlay = underlay;
     if (mtuChanged) this.#o.onUnderlay?.();
-    const own4 = self?.podCIDRs.find((c) => tryParseIp(c.split('/')[0] ?? '')?.family === 4);
-    const annotations = vtepAnnotations(this.#vni, underlay.ip);
+    const ownCidr = (family: 4 | 6) => self?.podCIDRs.find((c) => tryParseIp(c.split('/')[0] ?? '')?.family === family);
+    const own4 = ownCidr(4);
+    const own6 = ownCidr(6);
+    const annotations = vtepAnnotations(this.#vni, underlay.ip, underlay.ip6);
     const device = deviceBatch(
       links.find((l) => l.ifname === this.#device),
       {
@@ -267,18 +296,41 @@ export class OverlayAgent implements Reconciler {
         ...(own4 ? { address: vtepAddress(own4) } : {}),
       },
     );
-    if (device.length > 0) {
-      await k.ip(device);
-      this.#log.info({ device: this.#device, underlay: underlay.iface, changes: device }, 'VXLAN device set up');
+    // the IPv6 device: set up when the underlay has an IPv6 address, removed (with its entries) when not
+    const link6 = links.find((l) => l.ifname === this.#device6);
+    const device6 = underlay.ip6
+      ? deviceBatch(link6, {
+          name: this.#device6,
+          family: 6,
+          vni: this.#vni,
+          port: this.#port,
+          local: underlay.ip6,
+          underlay: underlay.iface,
+          mtu: underlay.mtu - VXLAN_OVERHEAD_V6,
+          mac: annotations[ANNOTATION_VTEP_MAC_V6]!,
+          ...(own6 ? { address: vtepAddress(own6) } : {}),
+        })
+      : link6
+        ? [`link del ${this.#device6}`]
+        : [];
+    if (device.length + device6.length > 0) {
+      await k.ip([...device, ...device6]);
+      this.#log.info(
+        { device: this.#device, underlay: underlay.iface, changes: [...device, ...device6] },
+        'VXLAN device set up',
+      );
     }
     if (self) await this.#publish(self.meta.annotations, annotations);
     // a (re)created device starts with no routes, neighbours or FDB entries of its own
     const fresh = device.some((l) => l.startsWith('link add'));
+    const fresh6 = device6.length > 0 && device6.some((l) => l.startsWith('link add') || l.startsWith('link del'));
     return {
       underlay,
-      routes: fresh ? routes.filter((r) => r.dev !== this.#device) : routes,
+      routes: routes.filter((r) => !(fresh && r.dev === this.#device) && !(fresh6 && r.dev === this.#device6)),
       neighbours: fresh ? [] : neighbours,
       fdb: fresh ? [] : fdb,
+      neighbours6: fresh6 ? [] : neighbours6,
+      fdb6: fresh6 ? [] : fdb6,
     };
   }
 
@@ -306,6 +358,8 @@ export class OverlayAgent implements Reconciler {
   /** Logs each skipped peer once per reason, and a peer that is no longer skipped once. */
   #report(plan: OverlayPlan): void {
     const now = new Map(plan.skipped.map((s) => [s.node, s.reason]));
+    // a peer routed for one family but not the other is reported the same way, under its own key
+    for (const p of plan.peers) if (p.unrouted) now.set(`${p.node} (partly)`, p.unrouted);
     for (const [node, reason] of now) {
       if (this.#reported.get(node) === reason) continue;
       this.#reported.set(node, reason);

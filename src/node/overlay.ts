@@ -8,6 +8,9 @@
 //   neigh  <peer VTEP address> lladdr <peer VTEP MAC> dev kdp.1 nud permanent
 //   fdb    <peer VTEP MAC> dev kdp.1 dst <peer underlay IP> self permanent
 // where the VTEP address is the network address of the peer's IPv4 pod CIDR (held /32 on its own kdp.1).
+// IPv6 pod CIDRs go the same way over a second device kdp6.<vni> (flannel's flannel-v6.<vni>) whose local
+// address is the node's IPv6 InternalIP: its own VTEP MAC, the network address of the IPv6 pod CIDR held /128,
+// FDB entries with `dst <peer IPv6>`; the annotations are the `-v6` / `ipv6` twins of the IPv4 ones.
 import { createHash } from 'node:crypto';
 import { contains, formatIp, formatNetwork, network, parseCidr, tryParseIp } from '../ipam/ip.ts';
 import type { Cidr } from '../ipam/ip.ts';
@@ -24,14 +27,33 @@ export const ANNOTATION_PUBLIC_IP = 'kdp.dev/public-ip';
 /** flannel's, read when kdp's are absent (a cluster moving from flannel): {"VNI":1,"VtepMAC":"..."} */
 export const FLANNEL_BACKEND_DATA = 'flannel.alpha.coreos.com/backend-data';
 export const FLANNEL_PUBLIC_IP = 'flannel.alpha.coreos.com/public-ip';
+/** the IPv6 VTEP (device kdp6.<vni>): kdp's keys, and flannel's read as fallback */
+export const ANNOTATION_VTEP_MAC_V6 = 'kdp.dev/vxlan-mac-v6';
+export const ANNOTATION_PUBLIC_IPV6 = 'kdp.dev/public-ipv6';
+export const FLANNEL_BACKEND_V6_DATA = 'flannel.alpha.coreos.com/backend-v6-data';
+export const FLANNEL_PUBLIC_IPV6 = 'flannel.alpha.coreos.com/public-ipv6';
 
 export const DEFAULT_VNI = 1;
 /** flannel's (the Linux kernel's historical default), not IANA's 4789 */
 export const DEFAULT_VXLAN_PORT = 8472;
 /** outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14 */
 export const VXLAN_OVERHEAD_V4 = 50;
+/** outer IPv6 40 + UDP 8 + VXLAN 8 + inner Ethernet 14 */
+export const VXLAN_OVERHEAD_V6 = 70;
 
 export const vxlanDevice = (vni: number): string => `kdp.${vni}`;
+/** the IPv6 VXLAN device (flannel's flannel-v6.<vni>) */
+export const vxlanDevice6 = (vni: number): string => `kdp6.${vni}`;
+
+const KEYS = {
+  4: { mac: ANNOTATION_VTEP_MAC, ip: ANNOTATION_PUBLIC_IP, fData: FLANNEL_BACKEND_DATA, fIp: FLANNEL_PUBLIC_IP },
+  6: {
+    mac: ANNOTATION_VTEP_MAC_V6,
+    ip: ANNOTATION_PUBLIC_IPV6,
+    fData: FLANNEL_BACKEND_V6_DATA,
+    fIp: FLANNEL_PUBLIC_IPV6,
+  },
+} as const;
 
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 
@@ -46,9 +68,18 @@ export function vtepMac(vni: number, underlayIp: string): string {
   return b.map((x) => x.toString(16).padStart(2, '0')).join(':');
 }
 
-/** The annotations a node publishes for its VTEP (the agent PATCHes them; kdp up writes them into manifests). */
-export function vtepAnnotations(vni: number, underlayIp: string): Record<string, string> {
-  return { [ANNOTATION_VTEP_MAC]: vtepMac(vni, underlayIp), [ANNOTATION_PUBLIC_IP]: underlayIp };
+/**
+ * The annotations a node publishes for its VTEPs (the agent PATCHes them; kdp up writes them into manifests):
+ * the IPv4 pair, and the IPv6 pair when the node has an IPv6 underlay address.
+ */
+export function vtepAnnotations(vni: number, underlayIp: string, underlayIp6?: string): Record<string, string> {
+  return {
+    [ANNOTATION_VTEP_MAC]: vtepMac(vni, underlayIp),
+    [ANNOTATION_PUBLIC_IP]: underlayIp,
+    ...(underlayIp6
+      ? { [ANNOTATION_VTEP_MAC_V6]: vtepMac(vni, underlayIp6), [ANNOTATION_PUBLIC_IPV6]: underlayIp6 }
+      : {}),
+  };
 }
 
 export type VtepParse =
@@ -63,27 +94,27 @@ function checkMac(mac: unknown, key: string): string | undefined {
   return undefined;
 }
 
-function checkIp4(ip: string | undefined, key: string): string | undefined {
+function checkIp(ip: string | undefined, key: string, family: 4 | 6): string | undefined {
   if (ip === undefined) return `no ${key} annotation`;
-  if (tryParseIp(ip)?.family !== 4) return `${key}: not an IPv4 address: ${JSON.stringify(ip)}`;
+  if (tryParseIp(ip)?.family !== family) return `${key}: not an IPv${family} address: ${JSON.stringify(ip)}`;
   return undefined;
 }
 
-/** A peer's VTEP identity from its annotations: kdp's keys, else flannel's; a reason when absent or malformed. */
-export function parseVtep(node: Node, vni: number): VtepParse {
+/**
+ * A peer's VTEP identity for one family from its annotations: kdp's keys, else flannel's; a reason when absent
+ * or malformed.
+ */
+export function parseVtep(node: Node, vni: number, family: 4 | 6 = 4): VtepParse {
   const a = node.meta.annotations;
-  if (a[ANNOTATION_VTEP_MAC] !== undefined || a[ANNOTATION_PUBLIC_IP] !== undefined) {
-    const mac = a[ANNOTATION_VTEP_MAC];
-    const bad =
-      (mac === undefined ? `no ${ANNOTATION_VTEP_MAC} annotation` : checkMac(mac, ANNOTATION_VTEP_MAC)) ??
-      checkIp4(a[ANNOTATION_PUBLIC_IP], ANNOTATION_PUBLIC_IP);
-    return bad
-      ? { ok: false, reason: bad }
-      : { ok: true, mac: mac!.toLowerCase(), publicIp: a[ANNOTATION_PUBLIC_IP]!, from: 'kdp' };
+  const K = KEYS[family];
+  if (a[K.mac] !== undefined || a[K.ip] !== undefined) {
+    const mac = a[K.mac];
+    const bad = (mac === undefined ? `no ${K.mac} annotation` : checkMac(mac, K.mac)) ?? checkIp(a[K.ip], K.ip, family);
+    return bad ? { ok: false, reason: bad } : { ok: true, mac: mac!.toLowerCase(), publicIp: a[K.ip]!, from: 'kdp' };
   }
+  const FLANNEL_BACKEND_DATA = K.fData;
   const data = a[FLANNEL_BACKEND_DATA];
-  if (data === undefined)
-    return { ok: false, reason: `no ${ANNOTATION_VTEP_MAC} (or ${FLANNEL_BACKEND_DATA}) annotation` };
+  if (data === undefined) return { ok: false, reason: `no ${K.mac} (or ${FLANNEL_BACKEND_DATA}) annotation` };
   let parsed: unknown;
   try {
     parsed = JSON.parse(data);
@@ -95,12 +126,12 @@ export function parseVtep(node: Node, vni: number): VtepParse {
   const { VNI, VtepMAC } = parsed as { VNI?: unknown; VtepMAC?: unknown };
   if (VNI !== undefined && VNI !== vni)
     return { ok: false, reason: `${FLANNEL_BACKEND_DATA}: VNI ${JSON.stringify(VNI)} is not ours (${vni})` };
-  const bad = checkMac(VtepMAC, `${FLANNEL_BACKEND_DATA} VtepMAC`) ?? checkIp4(a[FLANNEL_PUBLIC_IP], FLANNEL_PUBLIC_IP);
+  const bad = checkMac(VtepMAC, `${FLANNEL_BACKEND_DATA} VtepMAC`) ?? checkIp(a[K.fIp], K.fIp, family);
   if (bad) return { ok: false, reason: bad };
-  return { ok: true, mac: (VtepMAC as string).toLowerCase(), publicIp: a[FLANNEL_PUBLIC_IP]!, from: 'flannel' };
+  return { ok: true, mac: (VtepMAC as string).toLowerCase(), publicIp: a[K.fIp]!, from: 'flannel' };
 }
 
-/** The VTEP address of a node: its IPv4 pod CIDR's network address (flannel's lease.Subnet.IP). */
+/** The VTEP address of a node: its pod CIDR's network address (flannel's lease.Subnet.IP / IPv6Subnet.IP). */
 export function vtepAddress(podCidr: string): string {
   const c = parseCidr(podCidr);
   return formatIp({ family: c.family, value: network(c) });
@@ -124,11 +155,17 @@ export interface FdbEntry {
 export interface PeerPlan {
   readonly node: string;
   readonly path: Path;
-  /** the pod CIDRs routed to it (VXLAN: IPv4 only) */
+  /** the pod CIDRs routed to it (one per family) */
   readonly podCidrs: readonly string[];
   /** the next hop (direct) or the VXLAN destination (its public IP) */
   readonly underlayIp: string;
   readonly vtep?: Neighbour;
+  /** dual-stack: the IPv6 pod CIDR's path when it differs in kind or target from the fields above */
+  readonly path6?: Path;
+  readonly underlayIp6?: string;
+  readonly vtep6?: Neighbour;
+  /** why one of its pod CIDRs is not routed while another is (e.g. no IPv6 VTEP annotations) */
+  readonly unrouted?: string;
 }
 
 export interface Skipped {
@@ -142,6 +179,9 @@ export interface OverlayPlan {
   readonly routes: readonly OverlayRoute[];
   readonly neighbours: readonly Neighbour[];
   readonly fdb: readonly FdbEntry[];
+  /** the IPv6 device's (kdp6.<vni>) */
+  readonly neighbours6: readonly Neighbour[];
+  readonly fdb6: readonly FdbEntry[];
 }
 
 export interface PlanOptions {
@@ -149,6 +189,8 @@ export interface PlanOptions {
   readonly vni: number;
   /** the networks of this node's underlay addresses (auto: a peer whose InternalIP is in one is direct) */
   readonly localSubnets: readonly string[];
+  /** this node has an IPv6 underlay address (the kdp6.<vni> device): IPv6 pod CIDRs can go over VXLAN */
+  readonly ipv6?: boolean;
 }
 
 function overlaps(a: Cidr, b: Cidr): boolean {
@@ -193,11 +235,14 @@ export function planOverlay(self: string, nodes: Iterable<Node>, o: PlanOptions)
     }
   });
   const device = vxlanDevice(o.vni);
+  const device6 = vxlanDevice6(o.vni);
   const peers: PeerPlan[] = [];
   const skipped: Skipped[] = [];
   const routes: OverlayRoute[] = [];
   const neighbours: Neighbour[] = [];
   const fdb: FdbEntry[] = [];
+  const neighbours6: Neighbour[] = [];
+  const fdb6: FdbEntry[] = [];
   for (const n of all) {
     const name = n.meta.name;
     if (name === self) continue;
@@ -227,43 +272,64 @@ export function planOverlay(self: string, nodes: Iterable<Node>, o: PlanOptions)
       skip(bad);
       continue;
     }
-    const ip4 = internalIp(n, 4);
-    const ip = ip4 ?? internalIp(n, 6);
-    const direct = o.backend === 'auto' && ip !== undefined && local.some((s) => contains(s, tryParseIp(ip)!));
-    if (direct) {
-      const mine: string[] = [];
-      for (const c of cidrs) {
-        const via = internalIp(n, c.family);
-        if (!via) continue;
-        mine.push(formatNetwork(c));
-        routes.push({ dst: formatNetwork(c), via });
+    // each family decides on its own: direct when auto and the peer's InternalIP of that family is on one of
+    // our subnets, else VXLAN over that family's device with that family's VTEP annotations
+    type Leg = { path: Path; cidr: string; underlayIp: string; vtep?: Neighbour; fdb?: FdbEntry; dev?: string };
+    const legs: Leg[] = [];
+    const why: string[] = [];
+    for (const family of [4, 6] as const) {
+      const c = cidrs.find((x) => x.family === family);
+      if (!c) continue;
+      const dst = formatNetwork(c);
+      const ip = internalIp(n, family);
+      if (o.backend === 'auto' && ip !== undefined && local.some((s) => contains(s, tryParseIp(ip)!))) {
+        legs.push({ path: 'direct', cidr: dst, underlayIp: ip });
+        continue;
       }
-      for (const c of cidrs) claimed.push({ node: name, cidr: c, text: formatNetwork(c) });
-      peers.push({ node: name, path: 'direct', podCidrs: mine, underlayIp: ip });
-      continue;
+      if (family === 6 && !o.ipv6) {
+        // this node's own lack of an IPv6 underlay is not news per peer unless the peer has nothing else
+        if (cidrs.some((x) => x.family === 4)) continue;
+        why.push(`IPv6 podCIDR ${dst}: this node has no IPv6 underlay address for VXLAN`);
+        continue;
+      }
+      const vtep = parseVtep(n, o.vni, family);
+      if (!vtep.ok) {
+        why.push(`IPv${family}: ${vtep.reason}`);
+        continue;
+      }
+      const addr = vtepAddress(dst);
+      legs.push({
+        path: 'vxlan',
+        cidr: dst,
+        underlayIp: vtep.publicIp,
+        vtep: { ip: addr, mac: vtep.mac },
+        fdb: { mac: vtep.mac, dst: vtep.publicIp },
+        dev: family === 4 ? device : device6,
+      });
     }
-    const v4 = cidrs.find((c) => c.family === 4);
-    if (!v4) {
-      skip('no IPv4 podCIDR (VXLAN carries IPv4 pod CIDRs only)');
-      continue;
-    }
-    const vtep = parseVtep(n, o.vni);
-    if (!vtep.ok) {
-      skip(vtep.reason);
+    if (legs.length === 0) {
+      skip(why.map((w) => (cidrs.length === 1 ? w.replace(/^IPv[46]: /, '') : w)).join('; '));
       continue;
     }
     for (const c of cidrs) claimed.push({ node: name, cidr: c, text: formatNetwork(c) });
-    const dst = formatNetwork(v4);
-    const addr = vtepAddress(dst);
-    routes.push({ dst, via: addr, dev: device });
-    neighbours.push({ ip: addr, mac: vtep.mac });
-    fdb.push({ mac: vtep.mac, dst: vtep.publicIp });
+    for (const l of legs) {
+      if (l.path === 'direct') routes.push({ dst: l.cidr, via: l.underlayIp });
+      else {
+        routes.push({ dst: l.cidr, via: l.vtep!.ip, dev: l.dev! });
+        (l.dev === device ? neighbours : neighbours6).push(l.vtep!);
+        (l.dev === device ? fdb : fdb6).push(l.fdb!);
+      }
+    }
+    const [a, b] = legs;
     peers.push({
       node: name,
-      path: 'vxlan',
-      podCidrs: [dst],
-      underlayIp: vtep.publicIp,
-      vtep: { ip: addr, mac: vtep.mac },
+      path: a!.path,
+      podCidrs: legs.map((l) => l.cidr),
+      underlayIp: a!.underlayIp,
+      ...(a!.vtep ? { vtep: a!.vtep } : {}),
+      ...(b && (b.path !== a!.path || b.path === 'vxlan') ? { path6: b.path, underlayIp6: b.underlayIp } : {}),
+      ...(b?.vtep ? { vtep6: b.vtep } : {}),
+      ...(why.length > 0 ? { unrouted: why.join('; ') } : {}),
     });
   }
   return {
@@ -272,14 +338,26 @@ export function planOverlay(self: string, nodes: Iterable<Node>, o: PlanOptions)
     routes: routes.sort(byKey(rkey)),
     neighbours: neighbours.sort(byKey(nkey)),
     fdb: fdb.sort(byKey(fkey)),
+    neighbours6: neighbours6.sort(byKey(nkey)),
+    fdb6: fdb6.sort(byKey(fkey)),
   };
 }
 
-/** `ip -batch` lines (routes and the VXLAN device's neighbours) turning what the kernel holds into the plan. */
+type IpState = {
+  readonly routes: readonly OverlayRoute[];
+  readonly neighbours: readonly Neighbour[];
+  readonly neighbours6?: readonly Neighbour[];
+};
+
+/**
+ * `ip -batch` lines (routes and the VXLAN devices' neighbours) turning what the kernel holds into the plan;
+ * `neighbours6` are the IPv6 device's (`device6`, default kdp6.<n> for kdp.<n>).
+ */
 export function ipBatch(
-  current: { readonly routes: readonly OverlayRoute[]; readonly neighbours: readonly Neighbour[] },
-  desired: { readonly routes: readonly OverlayRoute[]; readonly neighbours: readonly Neighbour[] },
+  current: IpState,
+  desired: IpState,
   device: string,
+  device6 = device.replace(/^kdp\./, 'kdp6.'),
 ): string[] {
   const lines: string[] = [];
   const route = (r: OverlayRoute) => `${r.dst} via ${r.via}${r.dev ? ` dev ${r.dev} onlink` : ''} proto ${ROUTE_PROTO}`;
@@ -291,6 +369,11 @@ export function ipBatch(
   for (const n of current.neighbours) if (!wantN.has(nkey(n))) lines.push(`neigh del ${n.ip} dev ${device}`);
   for (const n of desired.neighbours)
     if (!haveN.has(nkey(n))) lines.push(`neigh replace ${n.ip} lladdr ${n.mac} dev ${device} nud permanent`);
+  const wantN6 = new Set((desired.neighbours6 ?? []).map(nkey));
+  const haveN6 = new Set((current.neighbours6 ?? []).map(nkey));
+  for (const n of current.neighbours6 ?? []) if (!wantN6.has(nkey(n))) lines.push(`neigh del ${n.ip} dev ${device6}`);
+  for (const n of desired.neighbours6 ?? [])
+    if (!haveN6.has(nkey(n))) lines.push(`neigh replace ${n.ip} lladdr ${n.mac} dev ${device6} nud permanent`);
   for (const r of desired.routes) if (!haveR.has(rkey(r))) lines.push(`route replace ${route(r)}`);
   return lines;
 }
@@ -319,6 +402,8 @@ export interface LinkJson {
     readonly info_data?: {
       readonly id?: number;
       readonly local?: string;
+      /** iproute2 prints an IPv6 local address as local6 */
+      readonly local6?: string;
       readonly link?: string;
       readonly port?: number;
       readonly learning?: boolean;
@@ -336,6 +421,9 @@ export interface Underlay {
   readonly iface: string;
   /** the VTEP's local (public) IPv4 address */
   readonly ip: string;
+  /** the IPv6 VTEP's local address (the node's IPv6 InternalIP when the interface holds it, else its first global
+   *  IPv6 address); absent: no IPv6 underlay, IPv6 pod CIDRs are not carried over VXLAN */
+  readonly ip6?: string;
   readonly mtu: number;
   /** the networks of the interface's global addresses (auto's "same subnet" test) */
   readonly subnets: readonly string[];
@@ -353,7 +441,7 @@ const globals = (l: LinkJson, family?: 'inet' | 'inet6') =>
  */
 export function findUnderlay(
   links: readonly LinkJson[],
-  o: { iface?: string; internalIp?: string },
+  o: { iface?: string; internalIp?: string; internalIp6?: string },
 ): Underlay | string {
   const link = o.iface
     ? links.find((l) => l.ifname === o.iface)
@@ -367,6 +455,8 @@ export function findUnderlay(
   const v4 = globals(link, 'inet');
   const ip = v4.find((a) => a.local === o.internalIp)?.local ?? v4[0]?.local;
   if (!ip) return `underlay interface ${link.ifname} has no global IPv4 address`;
+  const v6 = globals(link, 'inet6');
+  const ip6 = v6.find((a) => a.local === o.internalIp6)?.local ?? v6[0]?.local;
   if (!link.mtu) return `underlay interface ${link.ifname} reports no MTU`;
   const subnets = globals(link).flatMap((a) => {
     try {
@@ -375,7 +465,7 @@ export function findUnderlay(
       return [];
     }
   });
-  return { iface: link.ifname, ip, mtu: link.mtu, subnets };
+  return { iface: link.ifname, ip, ...(ip6 ? { ip6 } : {}), mtu: link.mtu, subnets };
 }
 
 export interface DeviceSpec {
@@ -386,8 +476,10 @@ export interface DeviceSpec {
   readonly underlay: string;
   readonly mtu: number;
   readonly mac: string;
-  /** the node's VTEP address, held /32 (undefined: this node has no IPv4 pod CIDR yet) */
+  /** the node's VTEP address, held /32 (/128 for IPv6; undefined: this node has no pod CIDR of that family yet) */
   readonly address?: string;
+  /** 6: the IPv6 device (local is IPv6, the address /128 without duplicate address detection) */
+  readonly family?: 4 | 6;
 }
 
 /**
@@ -396,9 +488,12 @@ export interface DeviceSpec {
  * fixed. Empty when it already matches.
  */
 export function deviceBatch(current: LinkJson | undefined, spec: DeviceSpec): string[] {
+  const v6 = spec.family === 6;
+  const want = spec.address ? `${spec.address}/${v6 ? 128 : 32}` : undefined;
+  const add = `addr add ${want} dev ${spec.name}${v6 ? ' nodad' : ''}`;
   const create = [
     `link add ${spec.name} address ${spec.mac} mtu ${spec.mtu} type vxlan id ${spec.vni} dstport ${spec.port} local ${spec.local} dev ${spec.underlay} nolearning`,
-    ...(spec.address ? [`addr add ${spec.address}/32 dev ${spec.name}`] : []),
+    ...(want ? [add] : []),
     `link set ${spec.name} up`,
   ];
   if (!current) return create;
@@ -407,7 +502,7 @@ export function deviceBatch(current: LinkJson | undefined, spec: DeviceSpec): st
     current.linkinfo?.info_kind !== 'vxlan' ||
     d?.id !== spec.vni ||
     d.port !== spec.port ||
-    d.local !== spec.local ||
+    (d.local ?? d.local6) !== spec.local ||
     d.link !== spec.underlay ||
     d.learning !== false
   )
@@ -415,10 +510,9 @@ export function deviceBatch(current: LinkJson | undefined, spec: DeviceSpec): st
   const lines: string[] = [];
   if (current.mtu !== spec.mtu) lines.push(`link set ${spec.name} mtu ${spec.mtu}`);
   if (current.address?.toLowerCase() !== spec.mac) lines.push(`link set ${spec.name} address ${spec.mac}`);
-  const have = globals(current, 'inet').map((a) => `${a.local}/${a.prefixlen}`);
-  const want = spec.address ? `${spec.address}/32` : undefined;
+  const have = globals(current, v6 ? 'inet6' : 'inet').map((a) => `${a.local}/${a.prefixlen}`);
   for (const a of have) if (a !== want) lines.push(`addr del ${a} dev ${spec.name}`);
-  if (want && !have.includes(want)) lines.push(`addr add ${want} dev ${spec.name}`);
+  if (want && !have.includes(want)) lines.push(add);
   if (!current.flags?.includes('UP')) lines.push(`link set ${spec.name} up`);
   return lines;
 }

@@ -264,7 +264,9 @@ const agentUsage = `Usage: kdp node-agent --node NAME [options]
 Keeps pod networking to the other nodes in this network namespace, from Node objects (a manifests directory or
 the Kubernetes API). With --backend host-gw: every other node's podCIDRs via its InternalIP (proto 199 routes).
 With --backend vxlan: a VXLAN device kdp.VNI (MTU: the underlay's - 50) and, per peer, a route, a neighbour and
-an FDB entry to its VTEP (Node annotations kdp.dev/vxlan-mac and kdp.dev/public-ip, or flannel's); this node's
+an FDB entry to its VTEP (Node annotations kdp.dev/vxlan-mac and kdp.dev/public-ip, or flannel's); IPv6 pod
+CIDRs over a second device kdp6.VNI (MTU: the underlay's - 70; annotations kdp.dev/vxlan-mac-v6 and
+kdp.dev/public-ipv6) when the underlay has an IPv6 address; this node's
 are PATCHed onto its Node (Kubernetes mode) or must be in its manifest. With --backend auto: a host-gw route to
 peers on the underlay's own subnet, VXLAN to the others. With --cni-conf-dir it also keeps
 DIR/10-NAME.conflist (kdp-bridge + kdp-portmap) in step with this node's own podCIDRs (vxlan/auto: MTU

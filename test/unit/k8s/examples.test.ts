@@ -101,8 +101,10 @@ t.test('examples/cluster-2subnets is examples/cluster with node-2 on the second 
       readFileSync(`${two}/${f}`, 'utf8'),
       readFileSync(`${dir}/${f}`, 'utf8')
         .replaceAll('198.18.0.12', '198.18.1.12')
-        .replaceAll(vtepMac(1, '198.18.0.12'), vtepMac(1, '198.18.1.12')),
-      `${f}: only node-2's address (and the VTEP MAC derived from it) differs`,
+        .replaceAll(vtepMac(1, '198.18.0.12'), vtepMac(1, '198.18.1.12'))
+        .replaceAll('"fd00:198:18::c"', '"fd00:198:18:1::c"')
+        .replaceAll(vtepMac(1, 'fd00:198:18::c'), vtepMac(1, 'fd00:198:18:1::c')),
+      `${f}: only node-2's addresses (and the VTEP MACs derived from them) differ`,
     );
   const src = new ManifestsSource({ dir: two, log: silentLogger });
   await src.start();

@@ -16,6 +16,10 @@ import {
   planOverlay,
   vtepAddress,
   vtepAnnotations,
+  ANNOTATION_VTEP_MAC_V6,
+  ANNOTATION_PUBLIC_IPV6,
+  FLANNEL_BACKEND_V6_DATA,
+  FLANNEL_PUBLIC_IPV6,
   vtepMac,
 } from '../../../src/node/overlay.ts';
 import type { FdbEntry, LinkJson, Neighbour, OverlayRoute } from '../../../src/node/overlay.ts';
@@ -135,14 +139,18 @@ t.test('plan: vxlan routes, neighbours and FDB per peer; auto goes direct on a s
   ]);
   t.same(auto.neighbours.length + auto.fdb.length, 2, 'neighbour and FDB only for the VXLAN peer');
   const bare = makeNode('node-2', ['10.244.2.0/24', 'fd00:2::/64'], ['192.168.0.12', 'fd00::12']);
-  const direct6 = planOverlay('node-1', [self, bare], { backend: 'auto', vni: 1, localSubnets: ['192.168.0.0/24'] });
+  const direct6 = planOverlay('node-1', [self, bare], {
+    backend: 'auto',
+    vni: 1,
+    localSubnets: ['192.168.0.0/24', 'fd00::/64'],
+  });
   t.same(
     direct6.routes,
     [
       { dst: '10.244.2.0/24', via: '192.168.0.12' },
       { dst: 'fd00:2::/64', via: 'fd00::12' },
     ],
-    'a direct peer needs no annotation and gets both families',
+    'a direct peer (both InternalIPs on our subnets) needs no annotation and gets both families',
   );
   const moved = planOverlay('node-1', [self, vtepNode('node-2', ['10.244.2.0/24'], '192.168.1.12')], {
     backend: 'auto',
@@ -184,7 +192,7 @@ t.test('plan: bad peers are skipped with a reason, the others keep working', asy
     'node-5': /overlaps node node-3's 10\.244\.3\.0\/24/,
     'node-6': /malformed podCIDR/,
     'node-7': /no podCIDR/,
-    'node-8': /no IPv4 podCIDR/,
+    'node-8': /IPv6 podCIDR fd00:8::\/64: this node has no IPv6 underlay/,
     'node-9': /not a MAC/,
   });
   t.equal(p.skipped.length, 7);
@@ -192,6 +200,159 @@ t.test('plan: bad peers are skipped with a reason, the others keep working', asy
   // the earlier name wins: node-3 keeps its CIDR whatever order the nodes come in
   const rev = planOverlay('node-1', [...nodes].reverse(), { backend: 'vxlan', vni: 1, localSubnets: [] });
   t.same(rev.skipped.map((s) => s.node).sort(), p.skipped.map((s) => s.node).sort());
+});
+
+const dual = (name: string, i: number, ip4: string, ip6: string) =>
+  annotated(makeNode(name, [`10.244.${i}.0/24`, `fd00:244:${i}::/64`], [ip4, ip6]), vtepAnnotations(1, ip4, ip6));
+
+t.test('IPv6: annotations for both families, parsed per family, flannel v6 keys as a fallback', async (t) => {
+  const a = vtepAnnotations(1, '192.168.0.11', 'fd00::11');
+  t.same(a, {
+    [ANNOTATION_VTEP_MAC]: vtepMac(1, '192.168.0.11'),
+    [ANNOTATION_PUBLIC_IP]: '192.168.0.11',
+    [ANNOTATION_VTEP_MAC_V6]: vtepMac(1, 'fd00::11'),
+    [ANNOTATION_PUBLIC_IPV6]: 'fd00::11',
+  });
+  t.not(vtepMac(1, 'fd00::11'), vtepMac(1, '192.168.0.11'), 'its own VTEP MAC');
+  t.same(vtepAnnotations(1, '192.168.0.11'), {
+    [ANNOTATION_VTEP_MAC]: vtepMac(1, '192.168.0.11'),
+    [ANNOTATION_PUBLIC_IP]: '192.168.0.11',
+  });
+  const n = annotated(makeNode('x', ['fd00:9::/64'], ['fd00::19']), a);
+  t.match(parseVtep(n, 1, 6), { ok: true, mac: vtepMac(1, 'fd00::11'), publicIp: 'fd00::11', from: 'kdp' });
+  t.match(parseVtep(n, 1, 4), { ok: true, publicIp: '192.168.0.11' }, 'the IPv4 pair is separate');
+  const fl = annotated(makeNode('x', ['fd00:9::/64'], ['fd00::19']), {
+    [FLANNEL_BACKEND_V6_DATA]: '{"VNI":1,"VtepMAC":"66:2B:F1:6C:2F:62"}',
+    [FLANNEL_PUBLIC_IPV6]: 'fd00::19',
+  });
+  t.same(parseVtep(fl, 1, 6), { ok: true, mac: '66:2b:f1:6c:2f:62', publicIp: 'fd00::19', from: 'flannel' });
+  t.match(parseVtep(fl, 1, 4), { ok: false, reason: /no kdp\.dev\/vxlan-mac / }, 'v6 keys say nothing about IPv4');
+  const bad: [Record<string, string>, RegExp][] = [
+    [{}, /no kdp\.dev\/vxlan-mac-v6 \(or flannel\.alpha\.coreos\.com\/backend-v6-data\)/],
+    [{ [ANNOTATION_VTEP_MAC_V6]: '0a:00:00:00:00:01', [ANNOTATION_PUBLIC_IPV6]: '192.168.0.1' }, /not an IPv6/],
+    [{ [ANNOTATION_VTEP_MAC_V6]: '01:00:00:00:00:01', [ANNOTATION_PUBLIC_IPV6]: 'fd00::1' }, /multicast/],
+    [{ [ANNOTATION_PUBLIC_IPV6]: 'fd00::1' }, /no kdp\.dev\/vxlan-mac-v6 annotation/],
+    [
+      { [FLANNEL_BACKEND_V6_DATA]: '{"VNI":3,"VtepMAC":"66:2b:f1:6c:2f:61"}', [FLANNEL_PUBLIC_IPV6]: 'fd00::1' },
+      /VNI 3/,
+    ],
+  ];
+  for (const [ann, reason] of bad) {
+    const r = parseVtep(annotated(makeNode('x', ['fd00:9::/64'], ['fd00::19']), ann), 1, 6);
+    t.equal(r.ok, false, JSON.stringify(ann));
+    if (!r.ok) t.match(r.reason, reason, JSON.stringify(ann));
+  }
+});
+
+t.test('IPv6 plan: VXLAN over kdp6.1 per family, auto direct per family, partial peers keep IPv4', async (t) => {
+  const me = dual('node-1', 1, '192.168.0.11', 'fd00::11');
+  const near = dual('node-2', 2, '192.168.0.12', 'fd00::12');
+  const away = dual('node-3', 3, '192.168.1.13', 'fd00:1::13');
+  const o = { vni: 1, localSubnets: ['192.168.0.0/24', 'fd00::/64'], ipv6: true };
+  const vx = planOverlay('node-1', [me, near, away], { ...o, backend: 'vxlan' });
+  t.same(vx.skipped, []);
+  t.same(vx.routes, [
+    { dst: '10.244.2.0/24', via: '10.244.2.0', dev: 'kdp.1' },
+    { dst: '10.244.3.0/24', via: '10.244.3.0', dev: 'kdp.1' },
+    { dst: 'fd00:244:2::/64', via: 'fd00:244:2::', dev: 'kdp6.1' },
+    { dst: 'fd00:244:3::/64', via: 'fd00:244:3::', dev: 'kdp6.1' },
+  ]);
+  t.same(vx.neighbours6, [
+    { ip: 'fd00:244:2::', mac: vtepMac(1, 'fd00::12') },
+    { ip: 'fd00:244:3::', mac: vtepMac(1, 'fd00:1::13') },
+  ]);
+  t.same(
+    vx.fdb6,
+    [
+      { mac: vtepMac(1, 'fd00::12'), dst: 'fd00::12' },
+      { mac: vtepMac(1, 'fd00:1::13'), dst: 'fd00:1::13' },
+    ].sort((a, b) => `${a.mac} ${a.dst}`.localeCompare(`${b.mac} ${b.dst}`)),
+  );
+  t.equal(vx.neighbours.length + vx.fdb.length, 4, 'the IPv4 entries as before, on kdp.1');
+  t.match(vx.peers[0], {
+    node: 'node-2',
+    path: 'vxlan',
+    path6: 'vxlan',
+    underlayIp6: 'fd00::12',
+    vtep6: { ip: 'fd00:244:2::' },
+  });
+
+  const auto = planOverlay('node-1', [me, near, away], { ...o, backend: 'auto' });
+  t.same(
+    auto.routes,
+    [
+      { dst: '10.244.2.0/24', via: '192.168.0.12' },
+      { dst: '10.244.3.0/24', via: '10.244.3.0', dev: 'kdp.1' },
+      { dst: 'fd00:244:2::/64', via: 'fd00::12' },
+      { dst: 'fd00:244:3::/64', via: 'fd00:244:3::', dev: 'kdp6.1' },
+    ],
+    'auto: node-2 direct in both families, node-3 over both devices',
+  );
+  t.same(
+    auto.neighbours6.map((n) => n.ip),
+    ['fd00:244:3::'],
+  );
+  // the same IPv4 subnet but another IPv6 one: each family decides on its own
+  const split = planOverlay('node-1', [me, dual('node-2', 2, '192.168.0.12', 'fd00:1::12')], { ...o, backend: 'auto' });
+  t.same(split.routes, [
+    { dst: '10.244.2.0/24', via: '192.168.0.12' },
+    { dst: 'fd00:244:2::/64', via: 'fd00:244:2::', dev: 'kdp6.1' },
+  ]);
+  t.match(split.peers[0], { path: 'direct', path6: 'vxlan' });
+
+  // no IPv6 annotations: IPv4 still routed, the IPv6 CIDR not, with the reason on the peer
+  const v4only = annotated(
+    makeNode('node-4', ['10.244.4.0/24', 'fd00:244:4::/64'], ['192.168.1.14', 'fd00:1::14']),
+    vtepAnnotations(1, '192.168.1.14'),
+  );
+  const part = planOverlay('node-1', [me, v4only], { ...o, backend: 'vxlan' });
+  t.same(part.routes, [{ dst: '10.244.4.0/24', via: '10.244.4.0', dev: 'kdp.1' }]);
+  t.same(part.skipped, []);
+  t.match(part.peers[0]!.unrouted, /IPv6: no kdp\.dev\/vxlan-mac-v6/);
+  // an IPv6-only peer with IPv6 annotations goes over kdp6.1; without, it is skipped with the reason
+  const only6 = annotated(
+    makeNode('node-5', ['fd00:244:5::/64'], ['fd00:1::15']),
+    vtepAnnotations(1, '192.168.1.15', 'fd00:1::15'),
+  );
+  const bare6 = makeNode('node-6', ['fd00:244:6::/64'], ['fd00:1::16']);
+  const p6 = planOverlay('node-1', [me, only6, bare6], { ...o, backend: 'vxlan' });
+  t.same(p6.routes, [{ dst: 'fd00:244:5::/64', via: 'fd00:244:5::', dev: 'kdp6.1' }]);
+  t.match(p6.skipped, [{ node: 'node-6', reason: /^no kdp\.dev\/vxlan-mac-v6/ }]);
+  // this node without an IPv6 underlay: dual-stack peers keep IPv4 silently, IPv6-only ones are skipped
+  const no6 = planOverlay('node-1', [me, near, only6], { ...o, backend: 'vxlan', ipv6: false });
+  t.same(
+    no6.routes.map((r) => r.dev),
+    ['kdp.1'],
+  );
+  t.notOk(no6.peers[0]!.unrouted);
+  t.match(no6.skipped, [{ node: 'node-5', reason: /no IPv6 underlay/ }]);
+  // overlaps are per family too: an IPv6 CIDR inside another peer's skips the later peer
+  const clash = dual('node-7', 7, '192.168.1.17', 'fd00:1::17');
+  const clashing = { ...clash, podCIDRs: ['10.244.7.0/24', 'fd00:244:3::/80'] };
+  t.match(planOverlay('node-1', [me, away, clashing], { ...o, backend: 'vxlan' }).skipped, [
+    { node: 'node-7', reason: /overlaps node node-3's fd00:244:3::\/64/ },
+  ]);
+
+  // the diff for both devices
+  t.same(
+    ipBatch({ routes: [], neighbours: [] }, vx, 'kdp.1').filter((l) => l.includes('kdp6.1')),
+    [
+      `neigh replace fd00:244:2:: lladdr ${vtepMac(1, 'fd00::12')} dev kdp6.1 nud permanent`,
+      `neigh replace fd00:244:3:: lladdr ${vtepMac(1, 'fd00:1::13')} dev kdp6.1 nud permanent`,
+      'route replace fd00:244:2::/64 via fd00:244:2:: dev kdp6.1 onlink proto 199',
+      'route replace fd00:244:3::/64 via fd00:244:3:: dev kdp6.1 onlink proto 199',
+    ],
+  );
+  t.same(ipBatch(vx, vx, 'kdp.1'), [], 'converged');
+  t.same(
+    ipBatch({ ...vx, neighbours6: [...vx.neighbours6, { ip: 'fd00:244:9::', mac: '0a:00:00:00:00:09' }] }, vx, 'kdp.1'),
+    ['neigh del fd00:244:9:: dev kdp6.1'],
+    'a stale IPv6 neighbour goes from kdp6.1',
+  );
+  t.same(
+    fdbBatch([], vx.fdb6, 'kdp6.1')[0],
+    `fdb append ${vx.fdb6[0]!.mac} dev kdp6.1 dst ${vx.fdb6[0]!.dst} self permanent`,
+  );
 });
 
 t.test('diffs: stale entries go, present ones stay, missing ones are added once', async (t) => {
@@ -303,6 +464,57 @@ t.test('underlay and device: found by InternalIP or name; device created, fixed 
     t.equal(lines[0], 'link del kdp.1', `re-created for ${JSON.stringify(changed)}`);
     t.match(lines[1], /^link add kdp\.1 /);
   }
+  const eth06: LinkJson = {
+    ...eth0,
+    addr_info: [
+      ...eth0.addr_info!,
+      { family: 'inet6', local: 'fd00::99', prefixlen: 64, scope: 'global' },
+      { family: 'inet6', local: 'fd00::11', prefixlen: 64, scope: 'global' },
+    ],
+  };
+  t.same(
+    findUnderlay([lo, eth06], { internalIp: '192.168.0.11', internalIp6: 'fd00::11' }),
+    {
+      iface: 'eth0',
+      ip: '192.168.0.11',
+      ip6: 'fd00::11',
+      mtu: 1500,
+      subnets: ['192.168.0.0/24', 'fd00::/64', 'fd00::/64'],
+    },
+    'the IPv6 VTEP address is the IPv6 InternalIP',
+  );
+  t.match(findUnderlay([lo, eth06], { internalIp: '192.168.0.11' }), { ip6: 'fd00::99' }, 'else the first global one');
+  t.notOk((findUnderlay([lo, eth0], { internalIp: '192.168.0.11' }) as { ip6?: string }).ip6, 'link-local only: none');
+  const spec6 = { ...spec, name: 'kdp6.1', family: 6 as const, local: 'fd00::11', mtu: 1430, address: 'fd00:244:1::' };
+  t.same(deviceBatch(undefined, spec6), [
+    'link add kdp6.1 address 0a:00:00:00:00:01 mtu 1430 type vxlan id 1 dstport 8472 local fd00::11 dev eth0 nolearning',
+    'addr add fd00:244:1::/128 dev kdp6.1 nodad',
+    'link set kdp6.1 up',
+  ]);
+  const dev6: LinkJson = {
+    ifname: 'kdp6.1',
+    mtu: 1430,
+    address: '0a:00:00:00:00:01',
+    flags: ['UP'],
+    linkinfo: {
+      info_kind: 'vxlan',
+      info_data: { id: 1, local6: 'fd00::11', link: 'eth0', port: 8472, learning: false },
+    },
+    addr_info: [
+      { family: 'inet6', local: 'fd00:244:1::', prefixlen: 128, scope: 'global' },
+      { family: 'inet6', local: 'fe80::1', prefixlen: 64, scope: 'link' },
+    ],
+  };
+  t.same(deviceBatch(dev6, spec6), [], 'matches (local6, link-local address ignored): nothing');
+  t.same(deviceBatch(dev6, { ...spec6, address: 'fd00:244:7::' }), [
+    'addr del fd00:244:1::/128 dev kdp6.1',
+    'addr add fd00:244:7::/128 dev kdp6.1 nodad',
+  ]);
+  t.equal(
+    deviceBatch(dev6, { ...spec6, local: 'fd00::12' })[0],
+    'link del kdp6.1',
+    'another local address: re-created',
+  );
   t.equal(
     deviceBatch({ ifname: 'kdp.1', linkinfo: { info_kind: 'bridge' } }, spec)[0],
     'link del kdp.1',
@@ -324,11 +536,12 @@ class FakeKernel implements OverlayKernel {
   async routes() {
     return [...this.routes_];
   }
-  async neighbours() {
-    return [...this.neigh];
+  // the fake holds kdp.1's entries only (its eth0 has no global IPv6 address: no kdp6.1)
+  async neighbours(device: string) {
+    return device === 'kdp.1' ? [...this.neigh] : [];
   }
-  async fdb() {
-    return [...this.fdb_];
+  async fdb(device: string) {
+    return device === 'kdp.1' ? [...this.fdb_] : [];
   }
   async ip(lines: readonly string[]) {
     if (lines.length === 0) return;

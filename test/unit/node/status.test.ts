@@ -99,3 +99,59 @@ t.test('kdp status renders the peers table', async (t) => {
   t.match(text, /node-4\s+198\.19\.4\.0\/24\s+vxlan\s+missing fdb/);
   t.match(text, /node-5\s+198\.19\.5\.0\/24\s+-\s+missing route\s+no kdp\.dev\/vxlan-mac/);
 });
+
+t.test('peers: a dual-stack peer gets a row per family; IPv6 over kdp6.1 checked against its v6 VTEP', async (t) => {
+  const dual = (name: string, i: number, ip4: string, ip6: string, a = vtepAnnotations(1, ip4, ip6)): Node => ({
+    ...makeNode(name, [`198.19.${i}.0/24`, `fd00:198:19:${i}::/64`], [ip4, ip6]),
+    meta: { ...makeNode(name, [], []).meta, annotations: a },
+  });
+  const ds: ClusterView = {
+    ...cluster,
+    nodes: [
+      dual('node-1', 1, '198.18.0.11', 'fd00:198:18::b'),
+      dual('node-2', 2, '198.18.1.12', 'fd00:198:18:1::c'),
+      dual('node-3', 3, '198.18.1.13', 'fd00:198:18:1::d'),
+      // IPv4 annotations only: its IPv6 pod CIDR is not routed, with the reason
+      dual('node-4', 4, '198.18.1.14', 'fd00:198:18:1::e', vtepAnnotations(1, '198.18.1.14')),
+    ],
+  };
+  const m2 = vtepMac(1, 'fd00:198:18:1::c');
+  const m3 = vtepMac(1, 'fd00:198:18:1::d');
+  const k = {
+    routes:
+      JSON.stringify([
+        { dst: '198.19.2.0/24', gateway: '198.19.2.0', dev: 'kdp.1' },
+        { dst: '198.19.3.0/24', gateway: '198.19.3.0', dev: 'kdp.1' },
+        { dst: '198.19.4.0/24', gateway: '198.19.4.0', dev: 'kdp.1' },
+      ]) +
+      '\n' +
+      JSON.stringify([
+        { dst: 'fd00:198:19:2::/64', gateway: 'fd00:198:19:2::', dev: 'kdp6.1' },
+        { dst: 'fd00:198:19:3::/64', gateway: 'fd00:198:19:3::', dev: 'kdp6.1' },
+      ]),
+    neighbours: JSON.stringify([
+      ...[2, 3, 4].map((i) => ({ dst: `198.19.${i}.0`, dev: 'kdp.1', lladdr: vtepMac(1, `198.18.1.1${i}`) })),
+      { dst: 'fd00:198:19:2::', dev: 'kdp6.1', lladdr: m2 },
+      { dst: 'fd00:198:19:3::', dev: 'kdp.1', lladdr: m3 }, // on the wrong device
+    ]),
+    fdb: JSON.stringify([
+      ...[2, 3, 4].map((i) => ({ mac: vtepMac(1, `198.18.1.1${i}`), ifname: 'kdp.1', dst: `198.18.1.1${i}` })),
+      { mac: m2, ifname: 'kdp6.1', dst: 'fd00:198:18:1::c' },
+      { mac: m3, ifname: 'kdp6.1', dst: 'fd00:198:18:1::d' },
+    ]),
+  };
+  t.same(status({ cluster: ds, zone: 'cluster.local', nodeName: 'node-1', nodeKernel: k }), [
+    { node: 'node-2', podCidr: '198.19.2.0/24', path: 'vxlan', kernel: 'ok' },
+    { node: 'node-2', podCidr: 'fd00:198:19:2::/64', path: 'vxlan', kernel: 'ok' },
+    { node: 'node-3', podCidr: '198.19.3.0/24', path: 'vxlan', kernel: 'ok' },
+    { node: 'node-3', podCidr: 'fd00:198:19:3::/64', path: 'vxlan', kernel: 'missing neighbour' },
+    { node: 'node-4', podCidr: '198.19.4.0/24', path: 'vxlan', kernel: 'ok' },
+    {
+      node: 'node-4',
+      podCidr: 'fd00:198:19:4::/64',
+      path: '',
+      kernel: 'missing route',
+      note: 'IPv6: no kdp.dev/vxlan-mac-v6 (or flannel.alpha.coreos.com/backend-v6-data) annotation',
+    },
+  ]);
+});

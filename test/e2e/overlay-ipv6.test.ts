@@ -1,0 +1,263 @@
+// IPv6 pod CIDRs over the VXLAN overlay (flannel's dual-stack vxlan: a second device kdp6.<vni>). Two routed
+// subnets, three dual-stack nodes running `kdp node-agent --backend auto`: node-1 and node-3 on segment A,
+// node-2 behind the underlay router. Node manifests carry both VTEP annotation pairs. Checked: node-1's IPv6
+// entries (node-2 over kdp6.1 with its neighbour and `dst <IPv6>` FDB entry, node-3 direct via its IPv6
+// InternalIP) and the kdp6.1 device (local = IPv6 InternalIP, MTU 1500 - 70, the derived MAC); an IPv6 TCP
+// connection from a node-1 pod to a node-2 pod (over kdp6.1, across the router) and to a node-3 pod (direct)
+// with the client's pod IPv6 address seen by the server; after kill -9 and a restart the kernel holds exactly
+// the desired entries again (no stale, no duplicate) and the connection still works.
+import t from 'tap';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Lab } from '../../src/lab/lab.ts';
+import type { Spawned } from '../../src/common/exec-adapter.ts';
+import { CniDriver } from '../../src/cnispec/runtime.ts';
+import type { Conflist } from '../../src/cnispec/runtime.ts';
+import type { CniResult } from '../../src/cnispec/types.ts';
+import { freshPlugins, waitFor } from '../../src/cni/testing/fixtures.ts';
+import { vtepAnnotations, vtepMac } from '../../src/node/overlay.ts';
+import { needsRoot } from '../helpers/gate.ts';
+
+const KDP = fileURLToPath(new URL('../../bin/kdp', import.meta.url));
+const ECHO = fileURLToPath(new URL('../../src/lab/echo-server.ts', import.meta.url));
+
+interface LabNode {
+  name: string;
+  ns: string;
+  ip4: string;
+  ip6: string;
+  podCidr4: string;
+  podCidr6: string;
+}
+const nodeJson = (n: LabNode) =>
+  JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name: n.name, annotations: vtepAnnotations(1, n.ip4, n.ip6) },
+    spec: { podCIDR: n.podCidr4, podCIDRs: [n.podCidr4, n.podCidr6] },
+    status: {
+      addresses: [
+        { type: 'InternalIP', address: n.ip4 },
+        { type: 'InternalIP', address: n.ip6 },
+      ],
+      conditions: [{ type: 'Ready', status: 'True' }],
+    },
+  });
+
+if (needsRoot(t)) {
+  t.test('IPv6 pod CIDRs over kdp6.1 across two routed subnets', async (t) => {
+    const bin = await freshPlugins();
+    const work = mkdtempSync(join(tmpdir(), 'kdp-overlay6-'));
+    t.teardown(() => rmSync(bin, { recursive: true, force: true }));
+    t.teardown(() => rmSync(work, { recursive: true, force: true }));
+    const lab = await Lab.create({ nodes: 3, subnets: 2 });
+    t.teardown(() => lab.destroy());
+    const [n1, n2, n3] = lab.nodes as [(typeof lab.nodes)[0], (typeof lab.nodes)[0], (typeof lab.nodes)[0]];
+    t.same([n1.subnet, n2.subnet, n3.subnet], [0, 1, 0], 'node-2 alone behind the router');
+    const manifests = join(work, 'manifests');
+    mkdirSync(manifests);
+    for (const n of lab.nodes) writeFileSync(join(manifests, `${n.name}.json`), nodeJson(n));
+
+    const agents = new Map<string, Spawned>();
+    const start = (n: typeof n1): Spawned => {
+      const p = lab.spawn(n.ns, [
+        'env',
+        '-u',
+        'NODE_OPTIONS',
+        KDP,
+        '--log-format',
+        'json',
+        'node-agent',
+        '--node',
+        n.name,
+        '--backend',
+        'auto',
+        '--manifests',
+        manifests,
+        '--cni-conf-dir',
+        join(work, n.name),
+        '--cluster-cidr',
+        lab.plan.clusterCidr4,
+        '--cluster-cidr',
+        lab.plan.clusterCidr6,
+        '--exit-after',
+        '300',
+      ]);
+      agents.set(n.name, p);
+      return p;
+    };
+    t.teardown(() => {
+      for (const a of agents.values()) a.kill('SIGKILL');
+    });
+    for (const n of lab.nodes) start(n);
+
+    const lines = async (ns: string, argv: string[]) =>
+      (await lab.exec(ns, argv)).stdout
+        .split('\n')
+        .map((l) => l.trim())
+        .filter(Boolean)
+        .sort();
+    // the agent's IPv6 entries: proto 199 routes, and kdp6.1's neighbours (without the kernel's own
+    // link-local/router entries, which the agent never writes: none are expected on a nolearning device)
+    const kernel6 = async (n: typeof n1) => ({
+      routes: (await lines(n.ns, ['ip', '-6', 'route', 'show', 'proto', '199'])).map((l) =>
+        l.replace(/ metric \d+| pref medium/g, ''),
+      ),
+      neigh: await lines(n.ns, ['ip', '-6', 'neigh', 'show', 'dev', 'kdp6.1']),
+      fdb: await lines(n.ns, ['bridge', 'fdb', 'show', 'dev', 'kdp6.1']),
+    });
+    const conflistOf = (n: typeof n1) => {
+      try {
+        return JSON.parse(readFileSync(join(work, n.name, '10-kdp.conflist'), 'utf8')) as Conflist;
+      } catch {
+        return undefined;
+      }
+    };
+    await waitFor(
+      'every agent programmed its two IPv6 peers and wrote its conflist',
+      async () => {
+        for (const n of lab.nodes) {
+          if (!conflistOf(n)) return undefined;
+          if ((await kernel6(n)).routes.length < 2) return undefined;
+        }
+        return true;
+      },
+      90_000,
+    );
+
+    const mac2 = vtepMac(1, n2.ip6);
+    const vtep2 = n2.podCidr6.replace('/64', '');
+    const want = {
+      routes: [
+        `${n2.podCidr6} via ${vtep2} dev kdp6.1 proto 199 onlink`,
+        `${n3.podCidr6} via ${n3.ip6} dev eth0 proto 199`,
+      ]
+        .map((l) => l.replace(' proto 199', ''))
+        .sort(),
+      neigh: [`${vtep2} lladdr ${mac2} PERMANENT`],
+      fdb: [`${mac2} dst ${n2.ip6} self permanent`],
+    };
+    const k1 = await kernel6(n1);
+    t.same(k1, want, 'node-1: node-2 over kdp6.1 (route, neighbour, FDB dst IPv6), node-3 direct; nothing else');
+    const dev = JSON.parse((await lab.exec(n1.ns, ['ip', '-d', '-j', 'addr', 'show', 'kdp6.1'])).stdout)[0];
+    t.match(
+      dev,
+      {
+        mtu: 1430,
+        address: vtepMac(1, n1.ip6),
+        linkinfo: { info_kind: 'vxlan', info_data: { id: 1, port: 8472, learning: false } },
+      },
+      'kdp6.1: VNI 1, port 8472, MTU 1500 - 70, the MAC derived from the IPv6 address',
+    );
+    t.equal(dev.linkinfo.info_data.local ?? dev.linkinfo.info_data.local6, n1.ip6, 'local = the IPv6 InternalIP');
+    t.ok(
+      (dev.addr_info as { local: string; prefixlen: number }[]).some(
+        (a) => a.local === n1.podCidr6.replace('/64', '') && a.prefixlen === 128,
+      ),
+      'holds its own IPv6 VTEP address /128',
+    );
+    t.match(conflistOf(n1)!.plugins[0], { mtu: 1450 }, 'the conflist keeps the IPv4 overlay MTU (one pod MTU)');
+
+    const addPod = async (n: typeof n1, name: string): Promise<{ ns: string; ip6: string }> => {
+      const ns = await lab.addNamespace(`${n.name}-${name}`);
+      const list = conflistOf(n)!;
+      const plugins = list.plugins.map((p) =>
+        p.type === 'kdp-bridge' ? { ...p, ipam: { ...(p.ipam as object), dataDir: join(work, 'ipam', n.name) } } : p,
+      );
+      const r = (await new CniDriver({ path: [bin], nodeNs: n.ns }).add(
+        { ...list, plugins },
+        { containerID: `cid-${n.name}-${name}`, ifname: 'eth0', netns: `/run/netns/${ns}` },
+      )) as CniResult;
+      const ip6 = r.ips!.map((i) => i.address.split('/')[0]!).find((a) => a.includes(':'));
+      if (!ip6) throw new Error(`no IPv6 address for the pod: ${JSON.stringify(r.ips)}`);
+      return { ns, ip6 };
+    };
+    const [a, b, c] = await Promise.all([addPod(n1, 'a'), addPod(n2, 'b'), addPod(n3, 'c')]);
+    const servers = [
+      lab.spawn(b.ns, [process.execPath, ECHO, '--name', 'b', '--http', '8080']),
+      lab.spawn(c.ns, [process.execPath, ECHO, '--name', 'c', '--http', '8080']),
+    ];
+    t.teardown(() => servers.forEach((s) => s.kill('SIGKILL')));
+    await Promise.all(
+      servers.map((s, i) => waitFor(`echo ${i}`, () => (s.output().includes('ready') ? true : undefined), 60_000)),
+    );
+    const curl = async (ns: string, ip: string) => {
+      const r = await lab.exec(ns, ['curl', '-sS', '-g', '--max-time', '5', `http://[${ip}]:8080/`]);
+      const j = JSON.parse(r.stdout) as { name: string; client: string };
+      return [j.name, j.client.replace(/^\[?|\]?:\d+$/g, '')];
+    };
+    t.same(await curl(a.ns, b.ip6), ['b', a.ip6], 'IPv6 TCP node-1 pod -> node-2 pod over kdp6.1: source kept');
+    t.same(await curl(a.ns, c.ip6), ['c', a.ip6], 'IPv6 TCP node-1 pod -> node-3 pod direct: source kept');
+    t.same(await curl(b.ns, c.ip6), ['c', b.ip6], 'IPv6 TCP node-2 pod -> node-3 pod over kdp6.1: source kept');
+
+    // the pod link has the IPv4 overlay MTU (1450); kdp6.1's is 1430: a packet of 1430 passes with DF (don't
+    // fragment is implicit in IPv6), one byte more is answered with "packet too big" (path MTU discovery)
+    const ping6 = (size: number) =>
+      lab.exec(a.ns, ['ping', '-6', '-n', '-c', '1', '-W', '2', '-M', 'do', '-s', String(size), b.ip6], {
+        allowFailure: true,
+      });
+    const fits = await ping6(1430 - 48);
+    t.equal(fits.code, 0, `an IPv6 packet at kdp6.1's MTU passes: ${fits.stdout.slice(-120)}`);
+    const over = await ping6(1430 - 47);
+    t.not(over.code, 0, 'one byte more does not fit');
+    t.match(over.stdout + over.stderr, /too big|mtu/i, 'refused with packet too big');
+
+    // kill -9, a stale entry planted meanwhile, restart: exactly the desired entries again
+    const dead = agents.get(n1.name)!;
+    dead.kill('SIGKILL');
+    await dead.exited;
+    await lab.exec(n1.ns, [
+      'ip',
+      'neigh',
+      'replace',
+      'fd00:198:19:9::',
+      'lladdr',
+      '0a:00:00:00:00:09',
+      'dev',
+      'kdp6.1',
+      'nud',
+      'permanent',
+    ]);
+    await lab.exec(n1.ns, [
+      'bridge',
+      'fdb',
+      'append',
+      '0a:00:00:00:00:09',
+      'dev',
+      'kdp6.1',
+      'dst',
+      'fd00:198:18:1::99',
+      'self',
+      'permanent',
+    ]);
+    await lab.exec(n1.ns, [
+      'ip',
+      'route',
+      'replace',
+      'fd00:198:19:9::/64',
+      'via',
+      'fd00:198:19:9::',
+      'dev',
+      'kdp6.1',
+      'onlink',
+      'proto',
+      '199',
+    ]);
+    t.notSame(await kernel6(n1), want, 'stale entries planted while the agent is dead');
+    const again = start(n1);
+    await waitFor(
+      'the restarted agent synced',
+      () => (again.output().includes('node agent synced') ? true : undefined),
+      60_000,
+    );
+    await waitFor(
+      'converged',
+      async () => (JSON.stringify(await kernel6(n1)) === JSON.stringify(want) ? true : undefined),
+      30_000,
+    );
+    t.same(await kernel6(n1), want, 'after the restart: exactly the desired IPv6 entries');
+    t.same(await curl(a.ns, b.ip6), ['b', a.ip6], 'IPv6 pod to pod over kdp6.1 after the restart');
+  });
+}
