@@ -3,12 +3,12 @@
 // the server atomically. The kernel gates it on every kind's initial sync (nothing is served from a
 // half-listed cluster), coalesces changes at most once per minIntervalMs and retries a failed compile
 // with backoff while the previous table keeps serving.
-import { Controller } from '../src/k8s/controller.ts';
-import type { Reconciler } from '../src/k8s/controller.ts';
+import type { Controller, Reconciler } from '../src/k8s/controller.ts';
 import type { ClusterSource } from '../src/k8s/source.ts';
 import type { StoreView } from '../src/k8s/store.ts';
 import type { Key } from '../src/model/types.ts';
 import type { RunnerClock } from '../src/common/runner.ts';
+import { KernelAttachment } from './attachment.ts';
 import type { Logger } from '../src/common/log.ts';
 import { silentLogger } from '../src/common/log.ts';
 import { compile, DEFAULT_COMPILE_OPTIONS } from './compile.ts';
@@ -56,16 +56,13 @@ export class IngressController implements Reconciler {
   readonly #log: Logger;
   readonly #metrics: IngressMetrics | undefined;
   readonly #opts: CompileOptions;
-  readonly #minInterval: number;
-  readonly #clock: RunnerClock | undefined;
-  #controller: Controller | undefined;
+  readonly #kernel: KernelAttachment;
   #version = 0;
   #lastRejected = '';
   #lastWarnings = '';
   #lastIgnored = new Map<Key, string>();
   /** the latest compile result (undefined before the first sync) */
   result: CompileResult | undefined;
-  readonly #waiters: (() => void)[] = [];
   readonly #status: ControllerOptions['status'];
   /** status last written per Ingress key (avoids repeating writes the watch has not echoed yet) */
   readonly #written = new Map<Key, string>();
@@ -75,42 +72,37 @@ export class IngressController implements Reconciler {
     this.#log = opts.log ?? silentLogger;
     this.#metrics = opts.metrics;
     this.#opts = { ...DEFAULT_COMPILE_OPTIONS, ...opts.compile };
-    this.#minInterval = opts.minIntervalMs ?? 50;
-    this.#clock = opts.clock;
+    this.#kernel = new KernelAttachment({
+      log: this.#log,
+      minIntervalMs: opts.minIntervalMs ?? 50,
+      clock: opts.clock,
+      metrics: opts.metrics,
+    });
     this.#status = opts.status;
   }
 
   /** True once the first route table is installed. */
   get ready(): boolean {
-    return this.result !== undefined;
+    return this.#kernel.ready;
   }
 
   /** Resolves when the first route table is installed. */
   whenReady(): Promise<void> {
-    return this.ready ? Promise.resolve() : new Promise((r) => this.#waiters.push(r));
+    return this.#kernel.whenReady();
   }
 
   /** Runs this reconciler on the kernel over `source` (before source.start()); returns the detach function. */
   attach(source: Pick<ClusterSource, 'watch' | 'view'>): () => void {
-    const c = new Controller(source, this, {
-      log: this.#log,
-      minIntervalMs: this.#minInterval,
-      retryMinMs: 1000,
-      retryMaxMs: 30_000,
-      ...(this.#clock ? { clock: this.#clock } : {}),
-      ...(this.#metrics ? { registry: this.#metrics.registry } : {}),
-    });
-    this.#controller = c;
-    return () => void c.stop();
+    return this.#kernel.attach(source, this);
   }
 
   /** The kernel's view of this consumer (kdp status). */
   controllerStatus(): ReturnType<Controller['status']> | undefined {
-    return this.#controller?.status();
+    return this.#kernel.status();
   }
 
   stop(): void {
-    void this.#controller?.stop();
+    this.#kernel.stop();
   }
 
   #publishStatus(view: StoreView, accepted: readonly Key[]): void {
@@ -190,7 +182,7 @@ export class IngressController implements Reconciler {
       this.#metrics?.lastReloadTimestamp.set(Date.now() / 1000);
       this.#metrics?.reloads.inc({ result: 'success' });
       this.#metrics?.rejected.set(res.rejected.length);
-      for (const w of this.#waiters.splice(0)) w();
+      this.#kernel.installed();
       this.#publishStatus(view, res.accepted);
     } catch (err) {
       this.#log.error({ err: (err as Error).message }, 'route table compile failed; the previous table keeps serving');

@@ -5,8 +5,7 @@
 // the sockets said (a listener whose socket could not be opened is not Programmed) and, in Kubernetes mode,
 // write the status of every GatewayClass, Gateway, HTTPRoute and GRPCRoute that changed. A listener that could
 // not be opened fails the reconcile after everything else is in place, so the kernel retries it with backoff.
-import { Controller } from '../../src/k8s/controller.ts';
-import type { Reconciler } from '../../src/k8s/controller.ts';
+import type { Controller, Reconciler } from '../../src/k8s/controller.ts';
 import type { ClusterSource } from '../../src/k8s/source.ts';
 import type { StoreView } from '../../src/k8s/store.ts';
 import type { Key } from '../../src/model/types.ts';
@@ -16,6 +15,7 @@ import type { RunnerClock } from '../../src/common/runner.ts';
 import type { Logger } from '../../src/common/log.ts';
 import { silentLogger } from '../../src/common/log.ts';
 import type { IngressMetrics } from '../metrics.ts';
+import { KernelAttachment } from '../attachment.ts';
 import { AddressPool, requestedAddress } from './addresses.ts';
 import { compileGateways } from './compile.ts';
 import { listenerId } from './listeners.ts';
@@ -89,10 +89,8 @@ export class GatewayController implements Reconciler {
   readonly #pool: AddressPool;
   readonly #controllerName: string;
   readonly #status: GatewayStatusWriter | undefined;
-  readonly #minInterval: number;
-  readonly #clock: RunnerClock | undefined;
+  readonly #kernel: KernelAttachment;
   readonly #statusRetryMs: number;
-  #controller: Controller | undefined;
   #version = 0;
   #lastWarnings = '';
   /** status last written (or being written) per object, as JSON */
@@ -101,7 +99,6 @@ export class GatewayController implements Reconciler {
   result: GatewayCompileResult | undefined;
   /** the latest listener apply */
   sockets: ApplyResult | undefined;
-  readonly #waiters: (() => void)[] = [];
 
   constructor(listeners: GatewayListeners, opts: GatewayControllerOptions = {}) {
     this.#listeners = listeners;
@@ -110,39 +107,34 @@ export class GatewayController implements Reconciler {
     this.#pool = opts.pool ?? new AddressPool();
     this.#controllerName = opts.controllerName ?? GATEWAY_CONTROLLER_NAME;
     this.#status = opts.status;
-    this.#minInterval = opts.minIntervalMs ?? 50;
-    this.#clock = opts.clock;
+    this.#kernel = new KernelAttachment({
+      log: this.#log,
+      minIntervalMs: opts.minIntervalMs ?? 50,
+      clock: opts.clock,
+      metrics: opts.metrics,
+    });
     this.#statusRetryMs = opts.statusRetryMs ?? 5000;
   }
 
   get ready(): boolean {
-    return this.result !== undefined;
+    return this.#kernel.ready;
   }
 
   whenReady(): Promise<void> {
-    return this.ready ? Promise.resolve() : new Promise((r) => this.#waiters.push(r));
+    return this.#kernel.whenReady();
   }
 
   attach(source: Pick<ClusterSource, 'watch' | 'view'>): () => void {
-    const c = new Controller(source, this, {
-      log: this.#log,
-      minIntervalMs: this.#minInterval,
-      retryMinMs: 1000,
-      retryMaxMs: 30_000,
-      ...(this.#clock ? { clock: this.#clock } : {}),
-      ...(this.#metrics ? { registry: this.#metrics.registry } : {}),
-    });
-    this.#controller = c;
-    return () => void c.stop();
+    return this.#kernel.attach(source, this);
   }
 
   controllerStatus(): ReturnType<Controller['status']> | undefined {
-    return this.#controller?.status();
+    return this.#kernel.status();
   }
 
   stop(): void {
     clearTimeout(this.#retryTimer);
-    void this.#controller?.stop();
+    this.#kernel.stop();
   }
 
   async reconcile(view: StoreView): Promise<void> {
@@ -198,7 +190,7 @@ export class GatewayController implements Reconciler {
     }
     this.#log.debug({ version: this.#version, listeners: sockets.serving.length }, 'gateway route tables installed');
     this.#metrics?.lastReloadTimestamp.set(Date.now() / 1000);
-    for (const w of this.#waiters.splice(0)) w();
+    this.#kernel.installed();
     this.#publish();
     if (sockets.failed.size > 0)
       throw new KdpError(
@@ -214,7 +206,7 @@ export class GatewayController implements Reconciler {
     if (this.#retryTimer) return;
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
-      this.#controller?.requestFull();
+      this.#kernel.requestFull();
     }, this.#statusRetryMs);
     this.#retryTimer.unref();
   }
