@@ -5,10 +5,7 @@
 import t from 'tap';
 import type { Test } from 'tap';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp } from 'node:fs/promises';
 import { run } from '../../src/common/exec-adapter.ts';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { needsRoot } from '../helpers/gate.ts';
 import { Conformance, HEADER_MODIFIER_CASES, INFRA, V1, V2, V3 } from '../helpers/gateway-conformance.ts';
 import type { Expect } from '../helpers/gateway-conformance.ts';
@@ -27,23 +24,9 @@ const MODIFIED = {
 };
 
 if (needsRoot(t, 'Gateway listeners on port 80/443/8080/8090 of 127.13.0.0/16')) {
-  const c = await Conformance.start(
-    t,
-    { pool: '127.13.0.0/16', podNet: '127.0.23' },
-    await mkdtemp(join(tmpdir(), 'kdp-gwconf-extended-')),
-  );
+  const c = await Conformance.start(t, { pool: '127.13.0.0/16', podNet: '127.0.23', name: 'extended' });
 
-  const conf = (name: string, files: string[], body: (t: Test) => Promise<void>) =>
-    t.test(name, async (t) => {
-      for (const f of files) await c.apply(f);
-      try {
-        await body(t);
-      } catch (err) {
-        t.fail((err as Error).message);
-      } finally {
-        for (const f of files) await c.remove(f);
-      }
-    });
+  const conf = c.test.bind(c);
 
   /** accepted + ResolvedRefs on same-namespace, then the requests */
   const simple = (name: string, file: string, route: string, cases: Expect[], gw = SAME, port = 80) =>

@@ -2,10 +2,6 @@
 // (kubernetes-sigs/gateway-api conformance/tests/<name>.go, same manifests, same requests and expectations)
 // run against `kdp ingress --manifests` with echo pods on loopback; see test/helpers/gateway-conformance.ts.
 import t from 'tap';
-import type { Test } from 'tap';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { run } from '../../src/common/exec-adapter.ts';
 import { needsRoot } from '../helpers/gate.ts';
 import { Conformance, HEADER_MODIFIER_CASES, INFRA, V1, V2, V3, WEB } from '../helpers/gateway-conformance.ts';
@@ -13,24 +9,9 @@ import { Conformance, HEADER_MODIFIER_CASES, INFRA, V1, V2, V3, WEB } from '../h
 const SAME = `${INFRA}/same-namespace`;
 
 if (needsRoot(t, 'Gateway listeners on port 80/443 of 127.11.0.0/16')) {
-  const c = await Conformance.start(
-    t,
-    { pool: '127.11.0.0/16', podNet: '127.0.21' },
-    await mkdtemp(join(tmpdir(), 'kdp-gwconf-routing-')),
-  );
+  const c = await Conformance.start(t, { pool: '127.11.0.0/16', podNet: '127.0.21', name: 'routing' });
 
-  /** applies the manifests, runs the body, removes them (also on failure) */
-  const conf = (name: string, files: string[], body: (t: Test) => Promise<void>) =>
-    t.test(name, async (t) => {
-      for (const f of files) await c.apply(f);
-      try {
-        await body(t);
-      } catch (err) {
-        t.fail((err as Error).message);
-      } finally {
-        for (const f of files) await c.remove(f);
-      }
-    });
+  const conf = c.test.bind(c);
 
   await conf('HTTPRouteSimpleSameNamespace', ['httproute-simple-same-namespace.yaml'], async (t) => {
     const route = `${INFRA}/gateway-conformance-infra-test`;

@@ -3,10 +3,6 @@
 // Same harness as part 1 (test/helpers/gateway-conformance.ts). In manifests mode there is no API server to bump
 // metadata.generation on an edit: the tests that edit an object write the next generation themselves.
 import t from 'tap';
-import type { Test } from 'tap';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { needsRoot } from '../helpers/gate.ts';
 import { APP, Conformance, INFRA, V1, WEB } from '../helpers/gateway-conformance.ts';
 import type { ObjectStatus } from '../helpers/gateway-conformance.ts';
@@ -29,23 +25,9 @@ function generation(n: number, which: (o: Obj) => boolean) {
 const named = (kind: string, name: string) => (o: Obj) => o.kind === kind && (o.metadata as Obj).name === name;
 
 if (needsRoot(t, 'Gateway listeners on port 80/443 of 127.12.0.0/16')) {
-  const c = await Conformance.start(
-    t,
-    { pool: '127.12.0.0/16', podNet: '127.0.22' },
-    await mkdtemp(join(tmpdir(), 'kdp-gwconf-status-')),
-  );
+  const c = await Conformance.start(t, { pool: '127.12.0.0/16', podNet: '127.0.22', name: 'status' });
 
-  const conf = (name: string, files: string[], body: (t: Test) => Promise<void>) =>
-    t.test(name, async (t) => {
-      for (const f of files) await c.apply(f);
-      try {
-        await body(t);
-      } catch (err) {
-        t.fail((err as Error).message);
-      } finally {
-        for (const f of files) await c.remove(f);
-      }
-    });
+  const conf = c.test.bind(c);
 
   /** upstream's *MustHaveLatestConditions: conditions present, every observedGeneration = generation */
   const latest = async (kind: 'gateways' | 'httpRoutes' | 'classes', key: string): Promise<ObjectStatus> =>

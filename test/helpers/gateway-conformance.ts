@@ -8,7 +8,8 @@
 // (gatewayStatusOf). Every test applies its manifests, checks, and removes them, as upstream does.
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
@@ -355,6 +356,8 @@ export interface SuiteOptions {
   readonly pool: string;
   /** first three octets of this file's echo pod addresses, e.g. '127.0.31' */
   readonly podNet: string;
+  /** names the file's temporary directory (kdp-gwconf-<name>-*) */
+  readonly name: string;
 }
 
 export class Conformance {
@@ -367,14 +370,16 @@ export class Conformance {
   #applied = new Set<string>();
 
   readonly opts: SuiteOptions;
-  private constructor(opts: SuiteOptions, dir: string) {
+  readonly #t: Test;
+  private constructor(t: Test, opts: SuiteOptions, dir: string) {
+    this.#t = t;
     this.opts = opts;
     this.dir = dir;
     this.manifests = join(dir, 'manifests');
   }
 
-  static async start(t: Test, opts: SuiteOptions, dir: string): Promise<Conformance> {
-    const c = new Conformance(opts, dir);
+  static async start(t: Test, opts: SuiteOptions): Promise<Conformance> {
+    const c = new Conformance(t, opts, await mkdtemp(join(tmpdir(), `kdp-gwconf-${opts.name}-`)));
     t.teardown(() => c.stop());
     await mkdir(c.manifests, { recursive: true });
     await c.#secrets();
@@ -422,6 +427,20 @@ export class Conformance {
 
   output(): string {
     return this.#child?.output() ?? '';
+  }
+
+  /** One upstream test as a subtest: applies its manifests, runs the body, removes them (also on failure). */
+  test(name: string, files: readonly string[], body: (t: Test) => Promise<void>): Promise<unknown> {
+    return this.#t.test(name, async (t) => {
+      for (const f of files) await this.apply(f);
+      try {
+        await body(t);
+      } catch (err) {
+        t.fail((err as Error).message);
+      } finally {
+        for (const f of files) await this.remove(f);
+      }
+    });
   }
 
   async stop(): Promise<void> {
