@@ -110,7 +110,7 @@ t.test(
     /** asks until the TTL is `want` (the reload interval is 100 ms) */
     const until = async (want: number): Promise<number | string> => {
       let got: number | string = 'none';
-      for (const end = Date.now() + 20_000; Date.now() < end && got !== want; ) {
+      for (const end = Date.now() + 20_000; Date.now() < end && got !== want;) {
         got = await ttl();
         if (got !== want) await new Promise((r) => setTimeout(r, 100));
       }
@@ -136,7 +136,7 @@ t.test(
     };
     const soaUntil = async (want: number): Promise<number | string> => {
       let got: number | string = 'none';
-      for (const end = Date.now() + 20_000; Date.now() < end && got !== want; ) {
+      for (const end = Date.now() + 20_000; Date.now() < end && got !== want;) {
         got = await soaTtl();
         if (got !== want) await new Promise((r) => setTimeout(r, 100));
       }
