@@ -28,6 +28,12 @@ function liveChildren(): number[] {
 }
 
 export function cpuMs(): number {
+  const { self, children } = cpuSplitMs();
+  return self + children;
+}
+
+/** CPU time of this process (`self`) and of its children (`children`: `nft`, `iptables-restore`), in ms. */
+export function cpuSplitMs(): { self: number; children: number } {
   const own = process.cpuUsage();
   const self = statTimes('/proc/self/stat');
   // field 16/17 (cutime/cstime) are at index 13/14 of the slice that starts at field 3
@@ -40,5 +46,12 @@ export function cpuMs(): number {
       // exited meanwhile: counted in cutime once reaped
     }
   }
-  return (own.user + own.system) / 1000 + ticks * TICK_MS;
+  return { self: (own.user + own.system) / 1000, children: ticks * TICK_MS };
+}
+
+/** Resident memory of this process now and its peak so far (VmRSS, VmHWM of /proc/self/status), in MB. */
+export function rssMb(): { rss: number; peak: number } {
+  const s = readFileSync('/proc/self/status', 'utf8');
+  const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? NaN);
+  return { rss: Math.round(kb('VmRSS') / 1024), peak: Math.round(kb('VmHWM') / 1024) };
 }

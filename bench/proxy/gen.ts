@@ -40,10 +40,11 @@ export function slice(svcName: string, ips: string[], gen = 0): EndpointSlice {
 
 /** Endpoint IPs of service i (generation g shifts them, for "one service changed"). */
 export function endpointIPs(i: number, e: number, g = 0): string[] {
-  return Array.from(
-    { length: e },
-    (_, k) => `198.19.${((i * e + k + g * 7) >> 8) & 255}.${(i * e + k + g * 7) & 255 || 1}`,
-  );
+  // 198.19.0.0/16 for the first 65,536 (as before), then 198.20/16, ...: distinct up to 50k services x 2
+  return Array.from({ length: e }, (_, k) => {
+    const x = i * e + k + g * 7;
+    return `198.${19 + (x >> 16)}.${(x >> 8) & 255}.${x & 255 || 1}`;
+  });
 }
 
 export function ports(n: number, e: number, changed?: { index: number; gen: number }): ServicePortInfo[] {

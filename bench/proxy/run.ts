@@ -6,6 +6,8 @@
 // `--iptables-sizes 1000` ('' skips; iptables-restore on this machine's nf_tables backend takes ~7 s for a
 // 1k-service table and grows faster than linearly, so 5k/10k do not fit a 5-minute run), `--changes 7`,
 // `--latency-sizes 10,10000` (nftables), `--iptables-latency-sizes 10,2000`, `--userspace-latency-sizes 10,1000`.
+// `--only scale` (not in the default run): the nftables scale curve (issue #18), one proxy process per size
+// so each row has its own RSS peak: `--only scale --sizes 1000,10000,50000`.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,7 +29,7 @@ const { values } = parseArgs({
     'userspace-latency-sizes': { type: 'string', default: '10,1000' },
   },
 });
-const want = (k: string) => !values.only || values.only.split(',').includes(k);
+const want = (k: string) => (!values.only && k !== 'scale') || (values.only ?? '').split(',').includes(k);
 const emit = (o: object) => process.stdout.write(JSON.stringify(o) + '\n');
 
 const lab = await Lab.create({ nodes: 1 });
@@ -43,6 +45,16 @@ try {
       const r = await lab.exec(node.ns, [process.execPath, here('./sync-worker.ts'), sizes, mode, changes], {
         timeoutMs: 1_800_000,
       });
+      process.stdout.write(r.stdout);
+    }
+  }
+  if (want('scale')) {
+    for (const n of values.sizes!.split(',')) {
+      const r = await lab.exec(
+        node.ns,
+        [process.execPath, '--expose-gc', here('./sync-worker.ts'), n, 'nftables', values.changes!, 'scale'],
+        { timeoutMs: 1_800_000 },
+      );
       process.stdout.write(r.stdout);
     }
   }

@@ -11,12 +11,15 @@ import type { ProxyBackend } from '../../src/proxy/backend.ts';
 import { Proxier } from '../../src/proxy/proxier.ts';
 import { ProxyMetrics } from '../../src/proxy/metrics.ts';
 import { endpointIPs, service, slice } from './gen.ts';
-import { cpuMs } from './cpu.ts';
+import { cpuMs, cpuSplitMs, rssMb } from './cpu.ts';
 
 const sizes = (process.argv[2] ?? '1000,5000,10000').split(',').map(Number);
 const modes = (process.argv[3] ?? 'nftables,iptables').split(',');
 const changes = Number(process.argv[4] ?? 7);
-const cfg = { clusterCIDRs: ['198.19.0.0/16'] };
+/** the row's kind ('sync'; 'scale' when run.ts starts one worker per size, so the peak RSS is that size's) */
+const kind = process.argv[5] ?? 'sync';
+const cfg = { clusterCIDRs: ['198.16.0.0/12'] };
+const gc = (globalThis as { gc?: () => void }).gc;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 for (const mode of modes) {
@@ -47,21 +50,31 @@ for (const mode of modes) {
     });
     let t0 = performance.now();
     let c0 = cpuMs();
+    const s0 = cpuSplitMs();
     await src.start();
     await proxier.settled();
     const full = performance.now() - t0;
     const fullCpu = cpuMs() - c0;
+    const s1 = cpuSplitMs();
     const fullSync = (await fullSum()) * 1000;
+    const rssSynced = rssMb().rss;
+    // what stays resident: the store, the proxier's models, the backend's mirror (garbage collected first)
+    gc?.();
+    const rssAfterGc = gc ? rssMb().rss : undefined;
+    const heapAfterGc = gc ? Math.round(process.memoryUsage().heapUsed / 2 ** 20) : undefined;
     const one: number[] = [];
     const oneCpu: number[] = [];
+    const oneNft: number[] = [];
     for (let g = 1; g <= changes; g++) {
       const idx = Math.floor((n * g) / (changes + 1));
       t0 = performance.now();
       c0 = cpuMs();
+      const n0 = cpuSplitMs().children;
       src.put(slice(`svc${idx}`, endpointIPs(idx, 2, g), g));
       await proxier.settled();
       one.push(performance.now() - t0);
       oneCpu.push(cpuMs() - c0);
+      oneNft.push(cpuSplitMs().children - n0);
     }
     // a full resync with everything in place (restart, periodic resync)
     t0 = performance.now();
@@ -71,12 +84,13 @@ for (const mode of modes) {
     const fullAgain = performance.now() - t0;
     const fullAgainCpu = cpuMs() - c0;
     const fullSyncAgain = (await fullSum()) * 1000 - fullSync;
+    const peak = rssMb().peak;
     await proxier.stop();
     await backend.cleanup();
     await backend.close?.();
     process.stdout.write(
       JSON.stringify({
-        kind: 'sync',
+        kind,
         mode,
         services: n,
         endpoints: 2,
@@ -90,7 +104,14 @@ for (const mode of modes) {
           full: Math.round(fullCpu),
           fullAgain: Math.round(fullAgainCpu),
           oneChangeMedian: Math.round(median(oneCpu)),
+          fullProxy: Math.round(s1.self - s0.self),
+          fullNft: Math.round(s1.children - s0.children),
+          // nft's share of a change: its CPU is counted in 10 ms ticks, so the mean of the changes
+          oneChangeNftMean: Math.round(oneNft.reduce((a, b) => a + b, 0) / oneNft.length),
         },
+        // MB of this process (the proxy; nft children not included): after the first sync, after a GC, and
+        // the peak of the whole run (VmHWM: meaningful per size only with one process per size, as in 'scale')
+        rssMb: { synced: rssSynced, afterGc: rssAfterGc, heapAfterGc, peak },
       }) + '\n',
     );
   }
