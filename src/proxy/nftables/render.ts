@@ -303,17 +303,39 @@ export function renderNft(
   cfg: NftConfig,
   slots: SlotOf = sequentialSlots(),
 ): NftState {
+  return renderGroups([{ ports, slots }], family, cfg);
+}
+
+/**
+ * The whole table from groups of service ports, each with its slot source (one group per service: a full
+ * sync), rendered straight into one state, without a fragment per service. `onSetElements` is told the
+ * distinct managed-set elements each group contributes (the backend reference-counts them).
+ */
+export function renderGroups(
+  groups: Iterable<{ readonly ports: readonly ServicePortInfo[]; readonly slots: SlotOf }>,
+  family: NftFamily,
+  cfg: NftConfig,
+  onSetElements?: (set: string, elements: ReadonlySet<string>) => void,
+): NftState {
   const { chains, maps, sets, setElements } = renderBase(family, cfg);
-  renderInto(
-    ports,
-    family,
-    cfg,
-    slots,
-    chains,
-    sets,
-    (m) => maps.get(m)!.elements as Map<string, string>,
-    (s) => setElements.get(s)!,
-  );
+  const el = (m: string) => maps.get(m)!.elements as Map<string, string>;
+  for (const g of groups) {
+    if (!onSetElements) {
+      renderInto(g.ports, family, cfg, g.slots, chains, sets, el, (x) => setElements.get(x)!);
+      continue;
+    }
+    const mine = new Map<string, Set<string>>();
+    renderInto(g.ports, family, cfg, g.slots, chains, sets, el, (x) => {
+      let xs = mine.get(x);
+      if (!xs) mine.set(x, (xs = new Set()));
+      return xs;
+    });
+    for (const [x, keys] of mine) {
+      const all = setElements.get(x)!;
+      for (const k of keys) all.add(k);
+      onSetElements(x, keys);
+    }
+  }
   return { family, chains, sets, maps, setElements };
 }
 
@@ -356,19 +378,6 @@ export const EMPTY_FRAGMENT = (family: NftFamily): NftState => ({
   maps: new Map(),
   setElements: new Map(),
 });
-
-/** The base objects plus fragments, as one state (for a full sync). */
-export function mergeFragments(family: NftFamily, cfg: NftConfig, frags: Iterable<NftState>): NftState {
-  const { chains, maps, sets, setElements } = renderBase(family, cfg);
-  for (const f of frags) {
-    for (const [k, v] of f.chains) chains.set(k, v);
-    for (const [k, v] of f.sets) sets.set(k, v);
-    for (const [m, x] of f.maps)
-      for (const [k, v] of x.elements) (maps.get(m)!.elements as Map<string, string>).set(k, v);
-    for (const [s, x] of f.setElements) for (const k of x) setElements.get(s)!.add(k);
-  }
-  return { family, chains, sets, maps, setElements };
-}
 
 /** The key of a slot: one per service port and endpoint list (cluster-wide or node-local). */
 function slotKey(sp: ServicePortInfo, which: 'cluster' | 'local'): string {

@@ -22,6 +22,13 @@ export class SlotAllocator {
     return s;
   };
 
+  /** The slot `key` holds; throws when it holds none (rendering again what the kernel has must not allocate). */
+  readonly heldSlot: SlotOf = (key) => {
+    const s = this.#byKey.get(key);
+    if (s === undefined) throw new Error(`slot ${key} is not allocated`);
+    return s;
+  };
+
   /** `key` is no longer used once the current transaction is applied. */
   release(key: string): void {
     this.#pending.push(key);
