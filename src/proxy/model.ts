@@ -65,11 +65,17 @@ export function ignoredService(svc: Service, proxyName?: string): boolean {
   return svc.clusterIPs.length === 0;
 }
 
+/** Shared by every empty list of the model (a big cluster has 50k services without external IPs). */
+const NONE: readonly never[] = Object.freeze([]);
+
 /** ready endpoints; when there are none, the serving and terminating ones (KEP-1669). */
-export function usable(eps: readonly ProxyEndpoint[]): ProxyEndpoint[] {
+export function usable(eps: readonly ProxyEndpoint[]): readonly ProxyEndpoint[] {
+  // the common cases keep no copy: all ready (the list itself), none at all
+  if (eps.every((e) => e.ready)) return eps.length > 0 ? eps : NONE;
   const ready = eps.filter((e) => e.ready);
   if (ready.length > 0) return ready;
-  return eps.filter((e) => e.serving && e.terminating);
+  const st = eps.filter((e) => e.serving && e.terminating);
+  return st.length > 0 ? st : NONE;
 }
 
 function familyOf(ip: string): IPFamily {
@@ -112,7 +118,8 @@ export function buildServicePorts(
         }
       }
       const endpoints = [...byAddr.values()].sort((a, b) => cmpEndpoint(a, b));
-      const fam = (ips: readonly string[]) => ips.filter((ip) => familyOf(ip) === opts.family);
+      const fam = (ips: readonly string[]) =>
+        ips.length === 0 ? NONE : ips.filter((ip) => familyOf(ip) === opts.family);
       const info: ServicePortInfo = {
         id: `${key}:${sp.name}`,
         namespace: svc.meta.namespace,
@@ -126,9 +133,11 @@ export function buildServicePorts(
           ? { nodePort: sp.nodePort }
           : {}),
         externalIPs: fam(svc.externalIPs),
-        loadBalancerIPs: svc.type === 'LoadBalancer' ? fam(svc.loadBalancerIPs) : [],
+        loadBalancerIPs: svc.type === 'LoadBalancer' ? fam(svc.loadBalancerIPs) : NONE,
         sourceRanges:
-          svc.type === 'LoadBalancer' ? svc.loadBalancerSourceRanges.filter((r) => familyOf(r) === opts.family) : [],
+          svc.type === 'LoadBalancer' && svc.loadBalancerSourceRanges.length > 0
+            ? svc.loadBalancerSourceRanges.filter((r) => familyOf(r) === opts.family)
+            : NONE,
         ...(svc.sessionAffinity === 'ClientIP' ? { affinitySeconds: svc.sessionAffinityTimeoutSeconds } : {}),
         externalLocal:
           svc.externalTrafficPolicy === 'Local' &&

@@ -95,6 +95,15 @@ function lbChainName(protocol: string, n: number): string {
   return `lb-${protocol}-${n}`;
 }
 
+/** `goto lb-<proto>-<n>`: one string per chain, shared by every element that points there */
+const lbGotos = new Map<string, string>();
+function lbGoto(protocol: string, n: number): string {
+  const k = `${protocol}${n}`;
+  let v = lbGotos.get(k);
+  if (v === undefined) lbGotos.set(k, (v = `goto ${lbChainName(protocol, n)}`));
+  return v;
+}
+
 /** Which shard map and which first key a slot of a protocol stands for. */
 function slotKeys(protocol: string, slot: number): { map: string; base: number } {
   const n = ENDPOINT_SHARDS[protocol]!;
@@ -400,6 +409,35 @@ function renderInto(
 
   for (const sp of ports) {
     const p = proto(sp);
+    if (
+      sp.affinitySeconds === undefined &&
+      !sp.internalLocal &&
+      sp.externalIPs.length === 0 &&
+      sp.loadBalancerIPs.length === 0 &&
+      sp.nodePort === undefined &&
+      sp.clusterEndpoints.length <= LB_CHAIN_MAX
+    ) {
+      // a plain ClusterIP service port (most of a big cluster): map elements only, no chain, no name to hash.
+      // Hairpin: an endpoint reaching itself through the service. Through a ClusterIP only pods of this node
+      // arrive here (other nodes DNAT their own pods' ClusterIP traffic), so a plain service needs its local
+      // endpoints only; NodePorts and external IPs (below) can bring any pod here.
+      for (const eps of [sp.clusterEndpoints, sp.localEndpoints])
+        for (const ep of eps) if (ep.local) setEl(SET_HAIRPIN).add(`${ep.ip} . ${ep.ip}`);
+      const key = `${sp.clusterIP} . ${p} . ${sp.port}`;
+      const n = sp.clusterEndpoints.length;
+      if (n === 0) {
+        // nothing usable anywhere: REJECT (connection refused at once)
+        el(MAP_NOEP_SERVICES).set(key, 'goto reject-chain');
+        continue;
+      }
+      el(MAP_CLUSTER_IPS).set(key, lbGoto(p, n));
+      const m = el(`cluster-endpoints-${p}`);
+      for (let i = 0; i < n; i++) {
+        const ep = sp.clusterEndpoints[i]!;
+        m.set(`${sp.clusterIP} . ${sp.port} . ${i}`, `${ep.ip} . ${ep.port}`);
+      }
+      continue;
+    }
     const names = chainNames(sp);
     const ipKey = (ip: string) => `${ip} . ${p} . ${sp.port}`;
     const npKey = sp.nodePort !== undefined ? `${p} . ${sp.nodePort}` : undefined;
@@ -415,9 +453,6 @@ function renderInto(
       externalIPs.length === 0 &&
       !npKey &&
       sp.clusterEndpoints.length <= LB_CHAIN_MAX;
-    // Hairpin: an endpoint reaching itself through the service. Through a ClusterIP only pods of this node
-    // arrive here (other nodes DNAT their own pods' ClusterIP traffic), so a plain service needs its local
-    // endpoints only; NodePorts and external IPs can bring any pod here.
     for (const ep of used.values()) if (ep.local || !plain) setEl(SET_HAIRPIN).add(`${ep.ip} . ${ep.ip}`);
     // ClientIP affinity needs to know which endpoint was picked: one chain + one timeout set per endpoint
     if (sp.affinitySeconds !== undefined) {
@@ -517,19 +552,36 @@ function chainDecl(family: NftFamily, name: string, c: NftChain): string {
   return `add chain ${prefix(family)} ${name}${c.def ? ` ${c.def}` : ''}`;
 }
 
+/** `add`/`delete element` lines, batched (so 10k services are a few hundred lines, not 10k). */
+function chunkLines(
+  verb: 'add' | 'delete',
+  family: NftFamily,
+  map: string,
+  each: (push: (item: string) => void) => void,
+): string[] {
+  const out: string[] = [];
+  let chunk: string[] = [];
+  const flush = () => {
+    out.push(`${verb} element ${prefix(family)} ${map} { ${chunk.join(', ')} }`);
+    chunk = [];
+  };
+  each((item) => {
+    chunk.push(item);
+    if (chunk.length === 500) flush();
+  });
+  if (chunk.length > 0) flush();
+  return out;
+}
+
 function elementLines(
   verb: 'add' | 'delete',
   family: NftFamily,
   map: string,
   entries: [string, string | undefined][],
 ): string[] {
-  // batched, so 10k services are a few hundred lines, not 10k
-  const out: string[] = [];
-  for (let i = 0; i < entries.length; i += 500) {
-    const chunk = entries.slice(i, i + 500).map(([k, v]) => (v === undefined ? k : `${k} : ${v}`));
-    out.push(`${verb} element ${prefix(family)} ${map} { ${chunk.join(', ')} }`);
-  }
-  return out;
+  return chunkLines(verb, family, map, (push) => {
+    for (const [k, v] of entries) push(v === undefined ? k : `${k} : ${v}`);
+  });
 }
 
 /** `add`/`delete element` lines for plain set elements. */
@@ -539,12 +591,9 @@ export function setElementLines(
   set: string,
   keys: Iterable<string>,
 ): string[] {
-  return elementLines(
-    verb,
-    family,
-    set,
-    [...keys].map((k): [string, undefined] => [k, undefined]),
-  );
+  return chunkLines(verb, family, set, (push) => {
+    for (const k of keys) push(k);
+  });
 }
 
 /**
@@ -571,7 +620,8 @@ export function fullScript(next: NftState, existing: ExistingObjects): string[] 
   for (const name of existing.chains) if (!next.chains.has(name)) out.push(`flush chain ${prefix(f)} ${name}`);
   for (const [name, c] of next.chains) for (const r of c.rules) out.push(`add rule ${prefix(f)} ${name} ${r}`);
   for (const [name, keys] of next.setElements) out.push(...setElementLines('add', f, name, keys));
-  for (const [name, m] of next.maps) out.push(...elementLines('add', f, name, [...m.elements]));
+  for (const [name, m] of next.maps)
+    out.push(...chunkLines('add', f, name, (push) => m.elements.forEach((v, k) => push(`${k} : ${v}`))));
   for (const name of existing.chains) if (!next.chains.has(name)) out.push(`delete chain ${prefix(f)} ${name}`);
   // sets and maps last: a stale chain may still refer to them until it is deleted above
   for (const name of existing.sets) if (!next.sets.has(name)) out.push(`delete set ${prefix(f)} ${name}`);
