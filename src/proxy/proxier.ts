@@ -74,6 +74,56 @@ export function healthChecksOf(models: ReadonlyMap<IPFamily, readonly ServicePor
   }));
 }
 
+/**
+ * The model a backend gets: per family, every service port, flattened on first read (flattening 50k services
+ * costs ~6 ms, most of a one-service change; a partial nftables sync reads only the changed services).
+ */
+class FlatModels implements ReadonlyMap<IPFamily, readonly ServicePortInfo[]> {
+  readonly #by: ReadonlyMap<IPFamily, ReadonlyMap<string, readonly ServicePortInfo[]>>;
+  readonly #flat = new Map<IPFamily, readonly ServicePortInfo[]>();
+
+  constructor(by: ReadonlyMap<IPFamily, ReadonlyMap<string, readonly ServicePortInfo[]>>) {
+    this.#by = by;
+  }
+
+  get size(): number {
+    return this.#by.size;
+  }
+
+  has(f: IPFamily): boolean {
+    return this.#by.has(f);
+  }
+
+  get(f: IPFamily): readonly ServicePortInfo[] | undefined {
+    let v = this.#flat.get(f);
+    const by = this.#by.get(f);
+    if (v === undefined && by) this.#flat.set(f, (v = [...by.values()].flat()));
+    return v;
+  }
+
+  keys(): MapIterator<IPFamily> {
+    return this.#by.keys();
+  }
+
+  *values(): MapIterator<readonly ServicePortInfo[]> {
+    for (const f of this.#by.keys()) yield this.get(f)!;
+  }
+
+  *entries(): MapIterator<[IPFamily, readonly ServicePortInfo[]]> {
+    for (const f of this.#by.keys()) yield [f, this.get(f)!];
+  }
+
+  [Symbol.iterator](): MapIterator<[IPFamily, readonly ServicePortInfo[]]> {
+    return this.entries();
+  }
+
+  forEach(
+    fn: (v: readonly ServicePortInfo[], k: IPFamily, m: ReadonlyMap<IPFamily, readonly ServicePortInfo[]>) => void,
+  ): void {
+    for (const [k, v] of this.entries()) fn(v, k, this);
+  }
+}
+
 export class Proxier implements Reconciler {
   readonly name = 'proxy';
   readonly kinds = ['Service', 'EndpointSlice'] as const;
@@ -84,10 +134,13 @@ export class Proxier implements Reconciler {
   readonly #log: Logger;
   // owned by the sync loop (reconciles never overlap)
   readonly #times: ChangeTimes;
-  #prev = new Map<IPFamily, ServicePortInfo[]>();
   /** service ports per service key and family, as last built */
   readonly #ports = new Map<IPFamily, Map<string, ServicePortInfo[]>>();
   #health: HealthCheckState[] = [];
+  /** per family: the ports of services rebuilt since the last successful sync, as that sync left them */
+  readonly #before = new Map<IPFamily, Map<string, ServicePortInfo[]>>();
+  /** the entries of #health by service key */
+  readonly #healthBy = new Map<string, HealthCheckState>();
   #lastSyncOk: number | undefined;
   #lastQueued: number | undefined;
   #syncs = 0;
@@ -141,33 +194,53 @@ export class Proxier implements Reconciler {
   async #sync(view: StoreView, changed: Set<string>, full: boolean, times: PendingTimes): Promise<void> {
     const started = performance.now();
     // only changed services are rebuilt; the others keep their objects (backends skip them by identity)
-    const models = new Map<IPFamily, ServicePortInfo[]>();
     const keys = full ? view.list('Service').map((s) => keyOf(s.meta)) : [...changed];
     for (const family of this.#opts.families) {
-      const byKey = full
-        ? new Map<string, ServicePortInfo[]>()
-        : (this.#ports.get(family) ?? new Map<string, ServicePortInfo[]>());
+      const old = this.#ports.get(family) ?? new Map<string, ServicePortInfo[]>();
+      const byKey = full ? new Map<string, ServicePortInfo[]>() : old;
       const opts = {
         nodeName: this.#opts.nodeName,
         family,
         ...(this.#opts.proxyName ? { proxyName: this.#opts.proxyName } : {}),
       };
+      // what the rebuilt services were as last programmed (kept across failed syncs until one succeeds)
+      let before = this.#before.get(family);
+      if (!before) this.#before.set(family, (before = new Map()));
+      if (full) for (const [k, v] of old) if (!before.has(k)) before.set(k, v);
       for (const key of keys) {
+        if (!full && !before.has(key)) before.set(key, old.get(key) ?? []);
         const svc = view.get('Service', key);
         const ports = svc ? buildServicePorts([svc], new Map([[key, slicesFor(view, key)]]), opts) : [];
         if (ports.length > 0) byKey.set(key, ports);
         else byKey.delete(key);
       }
       this.#ports.set(family, byKey);
-      models.set(family, [...byKey.values()].flat());
     }
+    // flattened only if the backend reads it: a partial nftables sync reads the changed services only
+    const models = new FlatModels(new Map(this.#opts.families.map((f) => [f, this.#ports.get(f)!])));
     const { lines } = await this.#opts.backend.sync(models, full, changed, this.#ports);
     if (this.#opts.conntrack) {
-      const deletions = [...models].flatMap(([fam, ports]) => staleUdpEntries(this.#prev.get(fam) ?? [], ports));
+      const deletions = this.#opts.families.flatMap((f) => {
+        const before = this.#before.get(f)!;
+        const now = this.#ports.get(f)!;
+        const after = full ? models.get(f)! : [...before.keys()].flatMap((k) => now.get(k) ?? []);
+        return staleUdpEntries([...before.values()].flat(), after);
+      });
       if (deletions.length > 0) await this.#opts.conntrack.delete(deletions);
     }
-    this.#prev = models;
-    this.#health = healthChecksOf(models);
+    for (const b of this.#before.values()) b.clear();
+    // health state: of the rebuilt services only (all of them when full)
+    if (full) {
+      this.#healthBy.clear();
+      for (const hc of healthChecksOf(models)) this.#healthBy.set(hc.service, hc);
+    } else
+      for (const key of keys) {
+        const mine = new Map(this.#opts.families.map((f) => [f, this.#ports.get(f)!.get(key) ?? []]));
+        const hc = healthChecksOf(mine)[0];
+        if (hc) this.#healthBy.set(key, hc);
+        else this.#healthBy.delete(key);
+      }
+    this.#health = [...this.#healthBy.values()];
     this.#syncs++;
     this.#lastSyncOk = Date.now();
     const secs = (performance.now() - started) / 1000;

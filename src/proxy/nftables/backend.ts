@@ -102,7 +102,9 @@ export class NftablesBackend implements ProxyBackend {
     /** per family: the mirror to keep once the transaction went through */
     const next = new Map<NftFamily, () => Map<string, Entry>>();
     const after: (() => void)[] = [];
-    for (const [fam, ports] of models) {
+    // families from keys(): reading a family's model may flatten every service (a partial sync reads byService)
+    for (const fam of models.keys()) {
+      const ports = () => models.get(fam)!;
       const f = nftFamily(fam);
       const prev = full ? undefined : this.#mirror.get(f);
       // a full sync rewrites every map: slots start afresh
@@ -126,7 +128,7 @@ export class NftablesBackend implements ProxyBackend {
         const refs = new Map<string, Map<string, number>>();
         const all = new Map<string, Entry>();
         const groups = function* () {
-          for (const [k, sps] of groupByService(ports)) {
+          for (const [k, sps] of groupByService(ports())) {
             const keys: string[] = [];
             yield { ports: sps, slots: recording(keys) };
             all.set(k, entry(sps, keys));
@@ -158,7 +160,7 @@ export class NftablesBackend implements ProxyBackend {
         for (const k of changed) update(k, grouped.get(k));
       } else {
         // the proxier hands over the same objects for services that did not change: nothing to render
-        const bySvc = groupByService(ports);
+        const bySvc = groupByService(ports());
         for (const [k, sps] of bySvc) update(k, sps);
         for (const k of prev.keys()) if (!bySvc.has(k)) update(k, undefined);
       }

@@ -154,3 +154,50 @@ t.test('partial syncs keep the shared maps and the hairpin set consistent', asyn
     '198.19.1.9 . 198.19.1.9',
   ]);
 });
+
+t.test('a partial sync reads only the changed services (byService), never the flat model', async (t) => {
+  const { k, exec } = fakeKernel();
+  const backend = new NftablesBackend({ exec, config: { clusterCIDRs: ['198.19.0.0/16'] }, log: silentLogger });
+  const w: World = { services: new Map(), slices: new Map() };
+  for (const [name, ip] of [
+    ['a', '10.96.0.1'],
+    ['b', '10.96.0.2'],
+  ] as const) {
+    w.services.set(
+      name,
+      makeService('ns', name, (s) => (s.clusterIPs = [ip])),
+    );
+    w.slices.set(name, makeSlice('ns', name, [{ ip: `198.19.1.${ip.split('.')[3]}`, node: 'node1' }]));
+  }
+  const first = ports(w);
+  await backend.sync(first, true, new Set());
+  const old = new Map(first.get('IPv4')!.map((sp) => [sp.name, sp]));
+  w.slices.set('b', makeSlice('ns', 'b', [{ ip: '198.19.1.20', node: 'node1' }]));
+  const next = ports(w)
+    .get('IPv4')!
+    .map((sp) => (sp.name === 'a' ? old.get('a')! : sp));
+  // a model that may only be asked which families it has (the proxier flattens it on first read: O(services))
+  class KeysOnly extends Map<IPFamily, readonly ServicePortInfo[]> {
+    override get(): never {
+      throw new Error('the flat model was read');
+    }
+    override entries(): never {
+      throw new Error('the flat model was read');
+    }
+    override values(): never {
+      throw new Error('the flat model was read');
+    }
+    override [Symbol.iterator](): never {
+      throw new Error('the flat model was read');
+    }
+  }
+  const models = new KeysOnly();
+  Map.prototype.set.call(models, 'IPv4', next);
+  const grouped = new Map([
+    ['ns/a', [old.get('a')!]],
+    ['ns/b', next.filter((sp) => sp.name === 'b')],
+  ]);
+  await backend.sync(models, false, new Set(['ns/b']), new Map([['IPv4', grouped]]));
+  t.same(k.clusterIPBackends('10.96.0.2', 'tcp', 80), ['198.19.1.20 . 8080']);
+  t.same(k.clusterIPBackends('10.96.0.1', 'tcp', 80), ['198.19.1.1 . 8080']);
+});
