@@ -27,9 +27,8 @@ class FakeBackend implements ProxyBackend {
   async cleanup() {}
 }
 
-function setup() {
+function setup<B extends ProxyBackend = FakeBackend>(backend: B = new FakeBackend() as ProxyBackend as B) {
   const src = new FakeSource();
-  const backend = new FakeBackend();
   const deletions: ConntrackDeletion[] = [];
   const proxier = new Proxier({
     source: src,
@@ -400,9 +399,8 @@ t.test('UDP conntrack after a failed partial sync: the retry still flushes what 
 t.test('the model a backend reads on demand is the whole current one; health state follows per service', async (t) => {
   // (flattened only when read: flattening every service port per change was ~6 ms of a one-service change at
   // 50k services; the nftables backend's partial sync reads the changed services only)
-  const src = new FakeSource();
   const reads: [boolean, number][] = [];
-  const backend: ProxyBackend = {
+  const { src, proxier } = setup<ProxyBackend>({
     mode: 'fake',
     async sync(models, full) {
       t.same([...models.keys()], ['IPv4']);
@@ -411,14 +409,6 @@ t.test('the model a backend reads on demand is the whole current one; health sta
       return { lines: 1 };
     },
     async cleanup() {},
-  };
-  const proxier = new Proxier({
-    source: src,
-    backend,
-    nodeName: 'node1',
-    families: ['IPv4'],
-    minSyncIntervalMs: 0,
-    log: silentLogger,
   });
   const lb = (name: string, hc: number) =>
     makeService('a', name, (s) => {
