@@ -65,7 +65,16 @@ export interface Plugin {
  * (health, ready, prometheus and reload are listeners and a watcher beside the chain). The order of the
  * directives in the Corefile does not matter, as in CoreDNS.
  */
-export const PLUGIN_ORDER = ['errors', 'log', 'loadbalance', 'cache', 'kubernetes', 'loop', 'forward'] as const;
+export const PLUGIN_ORDER = [
+  'errors',
+  'log',
+  'loadbalance',
+  'autopath',
+  'cache',
+  'kubernetes',
+  'loop',
+  'forward',
+] as const;
 
 /** `plugins` in PLUGIN_ORDER (a plugin whose name is not listed is an error: it would have no place). */
 export function inPluginOrder<P extends Plugin>(plugins: readonly P[]): P[] {

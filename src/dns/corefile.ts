@@ -43,6 +43,14 @@ export interface BlockConfig {
   readonly loop: boolean;
   readonly reload?: { readonly intervalMs: number; readonly jitterMs: number };
   readonly loadbalance: boolean;
+  readonly autopath?: AutopathSpec;
+}
+
+/** `autopath [ZONE...] RESOLV-CONF`: the search path from a plugin (`@kubernetes`) or a resolv.conf file */
+export interface AutopathSpec {
+  readonly zones: readonly string[];
+  readonly from: { readonly plugin: 'kubernetes' } | { readonly file: string };
+  readonly line: number;
 }
 
 interface Token {
@@ -240,7 +248,7 @@ export function parseCorefile(text: string, env: Readonly<Record<string, string 
  * Plugins that may appear once per server block (CoreDNS answers plugin.ErrOnce, "this plugin can only be
  * used once per Server Block", for these), plus forward: CoreDNS chains several forward stanzas, kdp runs one.
  */
-const ONCE = new Set(['errors', 'kubernetes', 'cache', 'loop', 'prometheus', 'ready', 'forward']);
+const ONCE = new Set(['errors', 'kubernetes', 'cache', 'loop', 'prometheus', 'ready', 'forward', 'autopath']);
 
 function block(zones: string[], port: number, ds: Directive[]): BlockConfig {
   const ignored: string[] = [];
@@ -326,6 +334,9 @@ function block(zones: string[], port: number, ds: Directive[]): BlockConfig {
         cfg.reload = { intervalMs, jitterMs: d.args[1] ? parseDuration(d.args[1], d.line) : intervalMs / 2 };
         break;
       }
+      case 'autopath':
+        cfg.autopath = autopath(d, zones);
+        break;
       case 'loadbalance':
         if (d.args[0] && d.args[0] !== 'round_robin') fail(d.line, `loadbalance: unsupported policy ${d.args[0]}`);
         cfg.loadbalance = true;
@@ -333,11 +344,28 @@ function block(zones: string[], port: number, ds: Directive[]): BlockConfig {
       default:
         fail(
           d.line,
-          `unknown or unsupported plugin ${JSON.stringify(d.name)} (kdp dns implements errors, log, health, ready, kubernetes, prometheus, forward, cache, loop, reload, loadbalance)`,
+          `unknown or unsupported plugin ${JSON.stringify(d.name)} (kdp dns implements errors, log, health, ready, autopath, kubernetes, prometheus, forward, cache, loop, reload, loadbalance)`,
         );
     }
   }
   return cfg;
+}
+
+function autopath(d: Directive, blockZones: string[]): AutopathSpec {
+  const last = d.args[d.args.length - 1];
+  if (last === undefined)
+    fail(d.line, 'autopath: no resolv-conf specified (expected [ZONE...] RESOLV-CONF or @kubernetes)');
+  if (d.block.length > 0) fail(d.line, 'autopath: takes no block');
+  const zs = d.args.slice(0, -1);
+  if (zs.some((z) => z.includes('/'))) fail(d.line, 'autopath: CIDR zones are not supported; name the reverse zone');
+  const zones = zs.length > 0 ? zs.map(normZone) : blockZones;
+  if (last.startsWith('@')) {
+    // CoreDNS takes the search path from any plugin implementing AutoPather; in kdp that is kubernetes
+    if (last !== '@kubernetes') fail(d.line, `autopath: ${last.slice(1)} does not implement the AutoPather interface`);
+    return { zones, from: { plugin: 'kubernetes' }, line: d.line };
+  }
+  if (last === '') fail(d.line, 'autopath: failed to parse "": not a resolv.conf path');
+  return { zones, from: { file: last }, line: d.line };
 }
 
 function kubernetes(d: Directive, blockZones: string[], ignored: string[]): KubernetesConfig {

@@ -4,6 +4,7 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createSocket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import { KdpError, errorMessage } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import type { ClusterSource } from '../k8s/source.ts';
@@ -11,6 +12,7 @@ import type { Plugin } from './chain.ts';
 import { inPluginOrder } from './chain.ts';
 import type { BlockConfig } from './corefile.ts';
 import { DnsMetrics } from './metrics.ts';
+import { AutopathPlugin, parseResolvSearch } from './plugins/autopath.ts';
 import { CachePlugin } from './plugins/cache.ts';
 import { ErrorsPlugin } from './plugins/errors.ts';
 import { DEFAULT_FORWARD, ForwardPlugin, resolveUpstreams } from './plugins/forward.ts';
@@ -142,6 +144,8 @@ function build(
         records.push(rec);
         chain.push(new KubernetesPlugin(rec));
       }
+      if (b.autopath)
+        chain.push(autopathPlugin(b, b.kubernetes ? records[records.length - 1] : undefined, opts, metrics));
       if (b.forward) {
         const upstreams = resolveUpstreams(b.forward.to, opts.readFile);
         chain.push(
@@ -183,6 +187,51 @@ function build(
   }
   for (const fn of reconfigure) fn();
   return { byPort, plugins, records, loops };
+}
+
+/**
+ * The block's autopath: the search path of a resolv.conf, or the asking pod's from the block's kubernetes
+ * plugin (with the search domains of this server's /etc/resolv.conf after the cluster's, as CoreDNS does).
+ */
+function autopathPlugin(
+  b: BlockConfig,
+  rec: KubernetesRecords | undefined,
+  opts: DnsOptions,
+  metrics: DnsMetrics,
+): AutopathPlugin {
+  const spec = b.autopath!;
+  const read = opts.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
+  const stats = metrics.autopathStats();
+  if ('file' in spec.from) {
+    let text: string;
+    try {
+      text = read(spec.from.file);
+    } catch (err) {
+      throw new KdpError(
+        'KDP_DNS_CONFIG',
+        `Corefile:${spec.line}: autopath: failed to parse ${JSON.stringify(spec.from.file)}: ${errorMessage(err)}`,
+        { cause: err },
+      );
+    }
+    return new AutopathPlugin({ zones: spec.zones, search: [...parseResolvSearch(text), ''] }, { stats });
+  }
+  if (!rec || b.kubernetes?.pods !== 'verified')
+    opts.log.warn(
+      { zones: b.zones, line: spec.line },
+      rec
+        ? 'autopath @kubernetes does nothing: the kubernetes plugin needs `pods verified` to know the asking pod'
+        : 'autopath @kubernetes does nothing: no kubernetes plugin in this server block',
+    );
+  let hostSearch: string[] = [];
+  try {
+    hostSearch = parseResolvSearch(read('/etc/resolv.conf'));
+  } catch {
+    // no resolv.conf: the cluster's search path alone (CoreDNS: searchFromResolvConf returns nil)
+  }
+  return new AutopathPlugin(
+    { zones: spec.zones, search: [] },
+    { stats, searchFunc: rec ? (lname, client) => rec.autoPath(lname, client, hostSearch) : () => undefined },
+  );
 }
 
 /** Whether `next` can replace `current` in place: the same kubernetes blocks, in order, needing no new watch. */

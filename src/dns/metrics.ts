@@ -3,6 +3,7 @@
 // arrays updated on the hot path and rendered by the registry at scrape time (prom-client's own
 // Counter/Histogram hash their labels on every call: ~10 us a query, more than answering it).
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { AutopathStats } from './plugins/autopath.ts';
 import type { CacheStats } from './plugins/cache.ts';
 import type { ForwardStats } from './plugins/forward.ts';
 
@@ -163,6 +164,7 @@ export class DnsMetrics {
     'coredns_cache_served_stale_total',
     'The number of requests served from stale cache entries.',
   );
+  readonly #autopath = new FastCounter('coredns_autopath_success_total', 'Counter of requests that did autopath.');
   readonly #panics: Counter;
   readonly #cacheEntries: Gauge;
   readonly #fwdDuration: Histogram;
@@ -183,6 +185,7 @@ export class DnsMetrics {
       this.#cacheMisses,
       this.#cachePrefetch,
       this.#cacheStale,
+      this.#autopath,
     ])
       this.registry.registerMetric(m as never);
     this.#panics = new Counter({
@@ -289,6 +292,11 @@ export class DnsMetrics {
       onServedStale: () => void stale.value++,
       onEntries: (kind, n) => this.#cacheEntries.labels(s, kind, zones, '').set(n),
     };
+  }
+
+  autopathStats(): AutopathStats {
+    const ok = this.#autopath.child('', () => ({ server: this.server }));
+    return { onSuccess: () => void ok.value++ };
   }
 
   forwardStats(): ForwardStats {

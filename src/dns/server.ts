@@ -15,6 +15,7 @@ import type { Logger } from '../common/log.ts';
 import type { DnsReply, DnsRequest, Plugin } from './chain.ts';
 import { runChain } from './chain.ts';
 import type { DnsMetrics } from './metrics.ts';
+import { AutopathPlugin } from './plugins/autopath.ts';
 import { CachePlugin } from './plugins/cache.ts';
 import { LogPlugin } from './plugins/log.ts';
 import {
@@ -53,28 +54,35 @@ interface FastPlan {
   readonly logs: readonly LogPlugin[];
   /** loadbalance before the answering one: fast answers are shuffled (or, when they cannot be, not reused) */
   readonly shuffle: boolean;
+  /** autopath before the answering one: the queries it walks a search path for take the chain */
+  readonly autopath: AutopathPlugin | undefined;
 }
 
-/** plugins that only pass answers back (errors: fast answers never carry an error), or whose effect the fast path reproduces */
-const BEFORE_FAST = new Set(['errors', 'log', 'loadbalance']);
+/**
+ * plugins that only pass answers back (errors: fast answers never carry an error), whose effect the fast
+ * path reproduces, or (autopath) that pass on every query the fast path answers
+ */
+const BEFORE_FAST = new Set(['errors', 'log', 'loadbalance', 'autopath']);
 
 /** The block's fast path plan from its chain; the fast path does nothing the chain would not. */
 export function fastPlan(block: ServerBlock): FastPlan {
   const logs: LogPlugin[] = [];
   let shuffle = false;
-  const none = { cache: undefined, cluster: false, logs, shuffle };
+  let autopath: AutopathPlugin | undefined;
+  const none = { cache: undefined, cluster: false, logs, shuffle, autopath };
   if (block.fastPath === false) return none;
   let i = 0;
   for (; i < block.plugins.length && BEFORE_FAST.has(block.plugins[i]!.name); i++) {
     const p = block.plugins[i]!;
     if (p instanceof LogPlugin) logs.push(p);
     else if (p.name === 'loadbalance') shuffle = true;
+    else if (p instanceof AutopathPlugin) autopath = p;
     else if (p.name !== 'errors') return none;
   }
   const first = block.plugins[i];
   const cache = first instanceof CachePlugin ? first : undefined;
   const answering = cache ? block.plugins[i + 1] : first;
-  return { cache, cluster: answering?.name === 'kubernetes', logs, shuffle };
+  return { cache, cluster: answering?.name === 'kubernetes', logs, shuffle, autopath };
 }
 
 /** Where cluster answers come from, for the fast path: a change counter and a change signal. */
@@ -489,7 +497,7 @@ export class DnsServer {
     if (!q) return undefined;
     if (this.#fast.size > 0) {
       const e = this.#fast.get(q.fastKey);
-      if (e) {
+      if (e && !e.plan.autopath?.searchFor(q.name, client)) {
         this.#fastHits++;
         const out = Buffer.allocUnsafe(e.wire.length);
         e.wire.copy(out);
@@ -507,6 +515,7 @@ export class DnsServer {
     const target = this.#block(q.name);
     const cache = target?.plan.cache;
     if (!cache || q.qtype === TYPE.AXFR || q.qtype === TYPE.IXFR || !cache.covers(q.name)) return undefined;
+    if (target.plan.autopath?.searchFor(q.name, client)) return undefined;
     const maxSize =
       proto === 'tcp' ? 65535 : q.edns ? Math.min(Math.max(q.edns.udpSize, MAX_UDP_NO_EDNS), 65535) : MAX_UDP_NO_EDNS;
     // the quick key is the cache key unless the query has EDNS without DO

@@ -12,7 +12,7 @@ import type { RunnerClock } from '../../../common/runner.ts';
 import type { Logger } from '../../../common/log.ts';
 import { silentLogger } from '../../../common/log.ts';
 import type { Registry } from 'prom-client';
-import { buildIndex, lookup } from './records.ts';
+import { autoPathSearch, buildIndex, lookup } from './records.ts';
 import type { ClusterIndex, KubernetesConfig, LookupResult, Query } from './records.ts';
 
 interface KubernetesRecordsOptions {
@@ -116,6 +116,15 @@ export class KubernetesRecords implements Reconciler {
   lookup(q: Query): LookupResult {
     if (!this.#index) return lookup(EMPTY, q, this.config, false);
     return lookup(this.#index, q, this.config, true);
+  }
+
+  /**
+   * The search path autopath walks for `lname` asked by `client`, or undefined (see autoPathSearch);
+   * `hostSearch`: the search domains of the server's own resolv.conf.
+   */
+  autoPath(lname: string, client: string, hostSearch: readonly string[] = []): string[] | undefined {
+    if (!this.#index) return undefined;
+    return autoPathSearch(this.#index, lname, client, this.config, hostSearch);
   }
 
   stop(): void {

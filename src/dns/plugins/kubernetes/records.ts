@@ -60,6 +60,11 @@ export interface ClusterIndex {
   readonly ptr: ReadonlyMap<string, readonly string[]>;
   /** namespace -> canonical pod IPs (pods verified) */
   readonly podIPs: ReadonlyMap<string, ReadonlySet<string>>;
+  /**
+   * canonical pod IP -> the pod's namespace (pods verified), for autopath: CoreDNS's pod cache, which holds
+   * no pod that has finished (Succeeded, Failed, Unknown) or is being deleted; the first pod listed wins an IP
+   */
+  readonly podNamespace: ReadonlyMap<string, string>;
   /** SOA serial: unix seconds of the last change */
   readonly serial: number;
 }
@@ -138,14 +143,20 @@ export function buildIndex(
     services.set(key, { svc, endpoints });
   }
   const podIPs = new Map<string, Set<string>>();
+  const podNamespace = new Map<string, string>();
   for (const pod of view.pods) {
     if (pod.hostNetwork) continue;
     const ns = pod.meta.namespace.toLowerCase();
     let set = podIPs.get(ns);
     if (!set) podIPs.set(ns, (set = new Set()));
-    for (const ip of pod.podIPs) if (isIP(ip)) set.add(canonicalIP(ip));
+    const live = pod.meta.deletionTimestamp === undefined && (pod.phase === 'Pending' || pod.phase === 'Running');
+    for (const ip of pod.podIPs) {
+      if (!isIP(ip)) continue;
+      set.add(canonicalIP(ip));
+      if (live && !podNamespace.has(canonicalIP(ip))) podNamespace.set(canonicalIP(ip), pod.meta.namespace);
+    }
   }
-  return { services, namespaces, ptr, podIPs, serial };
+  return { services, namespaces, ptr, podIPs, podNamespace, serial };
 }
 
 // ------------------------------------------------------------------ lookup
@@ -226,6 +237,29 @@ function addrRR(name: string, ttl: number, ip: string): RR {
 
 function wantsFamily(qtype: string, ip: string): boolean {
   return (qtype === 'A' && isIP(ip) === 4) || (qtype === 'AAAA' && isIP(ip) === 6);
+}
+
+/**
+ * The search path autopath walks for a query from `client` (CoreDNS kubernetes AutoPath): undefined when
+ * the name is in none of our zones, pods are not `verified`, or no running pod has the client's address;
+ * else `<ns>.svc.<zone>`, `svc.<zone>`, `<zone>`, the server's own resolv.conf search domains, and '' (the
+ * name as asked). Names are lower case without the trailing dot ('' is the root).
+ */
+export function autoPathSearch(
+  index: ClusterIndex,
+  lname: string,
+  client: string,
+  cfg: KubernetesConfig,
+  hostSearch: readonly string[],
+): string[] | undefined {
+  const zone = matchZone(lname, cfg.zones);
+  if (zone === undefined || cfg.pods !== 'verified') return undefined;
+  const bare = client.startsWith('::ffff:') && isIP(client.slice(7)) === 4 ? client.slice(7) : client;
+  if (!isIP(bare)) return undefined;
+  const ns = index.podNamespace.get(canonicalIP(bare));
+  if (ns === undefined) return undefined;
+  const svcZone = zone === '' ? 'svc' : `svc.${zone}`;
+  return [`${ns}.${svcZone}`.toLowerCase(), svcZone, zone, ...hostSearch, ''];
 }
 
 /** Answers one question for the kubernetes zones. `synced` false gives SERVFAIL for every in-zone name. */
