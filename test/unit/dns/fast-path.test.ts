@@ -7,6 +7,7 @@ import type { DnsReply, DnsRequest, Next, Plugin } from '../../../src/dns/chain.
 import { inPluginOrder } from '../../../src/dns/chain.ts';
 import type { Logger } from '../../../src/common/log.ts';
 import { silentLogger } from '../../../src/common/log.ts';
+import { AutopathPlugin } from '../../../src/dns/plugins/autopath.ts';
 import { CachePlugin, DEFAULT_CACHE } from '../../../src/dns/plugins/cache.ts';
 import { ErrorsPlugin } from '../../../src/dns/plugins/errors.ts';
 import { KubernetesRecords } from '../../../src/dns/plugins/kubernetes/handler.ts';
@@ -79,7 +80,13 @@ interface Setup {
   loadbalance: boolean;
   /** none; 'kubeadm': cluster.local not kept; 'all': cluster names kept too */
   cache: 'none' | 'kubeadm' | 'all';
+  /** autopath @kubernetes (pods verified): walks a search path for the pod 172.17.0.40 (testns) only */
+  autopath?: boolean;
 }
+
+/** a pod of testns (autopath knows it) and an address no pod has */
+const POD = '172.17.0.40';
+const NOT_POD = '127.0.0.1';
 
 async function build(setup: Setup) {
   const now = { t: NOW };
@@ -94,7 +101,8 @@ async function build(setup: Setup) {
       [{ name: 'http', port: 80 }],
     ),
   );
-  const rec = new KubernetesRecords(DEFAULT_KUBERNETES_CONFIG, { now: () => NOW });
+  const cfg = setup.autopath ? { ...DEFAULT_KUBERNETES_CONFIG, pods: 'verified' as const } : DEFAULT_KUBERNETES_CONFIG;
+  const rec = new KubernetesRecords(cfg, { now: () => NOW });
   rec.attach(src);
   await src.start();
   await rec.settled();
@@ -102,6 +110,10 @@ async function build(setup: Setup) {
   const plugins: Plugin[] = [new FakeForward(), new KubernetesPlugin(rec), new ErrorsPlugin([], { log })];
   if (setup.log) plugins.push(new LogPlugin(log));
   if (setup.loadbalance) plugins.push(new LoadbalancePlugin());
+  if (setup.autopath)
+    plugins.push(
+      new AutopathPlugin({ zones: [''], search: [] }, { searchFunc: (n, client) => rec.autoPath(n, client) }),
+    );
   if (setup.cache !== 'none') {
     const off = setup.cache === 'kubeadm' ? ['cluster.local'] : [];
     plugins.push(
@@ -131,6 +143,10 @@ const QUERIES: { name: string; type: number; edns?: { udpSize: number; do?: bool
   { name: 'many.example', type: TYPE.A },
   { name: 'many.example', type: TYPE.A, edns: { udpSize: 4096 } },
   { name: 'nowhere.example', type: TYPE.A },
+  // search-path names (autopath walks them for POD): svc1.testns.svc..., one.example, all NXDOMAIN
+  { name: 'svc1.testns.testns.svc.cluster.local', type: TYPE.A },
+  { name: 'one.example.testns.svc.cluster.local', type: TYPE.A },
+  { name: 'nosuch.name.testns.svc.cluster.local', type: TYPE.A },
 ];
 
 /** a decoded answer, with address records as a sorted set when loadbalance may have reordered them */
@@ -146,46 +162,50 @@ function normal(buf: Buffer, shuffled: boolean) {
   return { ...m, answers, ttlOffsets: undefined };
 }
 
-for (const log of [false, true])
-  for (const loadbalance of [false, true])
-    for (const cache of ['none', 'kubeadm', 'all'] as const) {
-      const setup = { log, loadbalance, cache };
-      t.test(`fast path = chain: ${JSON.stringify(setup)}`, async (t) => {
-        const { s, now, lines } = await build(setup);
-        let id = 100;
-        // first round through the chain fills the cache and the encoded cluster answers
-        for (const q of QUERIES) await s.handle(encodeQuery({ id: id++, ...q }), 'udp', '127.0.0.1');
-        now.t += 3000; // cache entries have aged: a reused answer must age with them
-        for (const proto of ['udp', 'tcp'] as const)
-          for (const q of QUERIES) {
-            const msg = encodeQuery({ id: id++, ...q });
-            const before = lines.length;
-            const fastBefore = s.fastHits + s.cacheFastHits;
-            const viaChain = (await s.handle(Buffer.from(msg), proto, '127.0.0.1'))!;
-            const chainLines = lines.slice(before);
-            const mid = lines.length;
-            const viaRespond = (await s.respond(Buffer.from(msg), proto, '127.0.0.1'))!;
-            const fast = s.fastHits + s.cacheFastHits > fastBefore;
-            const label = `${q.name} ${q.type}${q.edns ? ' edns' : ''} ${proto} (${fast ? 'fast' : 'chain'})`;
-            t.same(normal(viaRespond, loadbalance), normal(viaChain, loadbalance), label);
-            const strip = (l: Record<string, unknown>) => ({ ...l, ms: undefined });
-            t.same(lines.slice(mid).map(strip), chainLines.map(strip), `${label}: the same log lines`);
-            if (log) t.equal(chainLines.length, 1, `${label}: one log line`);
-          }
-        t.ok(
-          s.fastHits + s.cacheFastHits > 0,
-          `the fast path answered (${s.fastHits} cluster, ${s.cacheFastHits} cache)`,
-        );
-      });
-    }
+for (const autopath of [false, true])
+  for (const log of [false, true])
+    for (const loadbalance of [false, true])
+      for (const cache of ['none', 'kubeadm', 'all'] as const) {
+        const setup = { log, loadbalance, cache, autopath };
+        t.test(`fast path = chain: ${JSON.stringify(setup)}`, async (t) => {
+          const { s, now, lines } = await build(setup);
+          let id = 100;
+          // first round through the chain fills the cache and the encoded cluster answers
+          for (const q of QUERIES) await s.handle(encodeQuery({ id: id++, ...q }), 'udp', NOT_POD);
+          now.t += 3000; // cache entries have aged: a reused answer must age with them
+          for (const client of autopath ? [NOT_POD, POD] : [NOT_POD])
+            for (const proto of ['udp', 'tcp'] as const)
+              for (const q of QUERIES) {
+                const msg = encodeQuery({ id: id++, ...q });
+                const before = lines.length;
+                const fastBefore = s.fastHits + s.cacheFastHits;
+                const viaChain = (await s.handle(Buffer.from(msg), proto, client))!;
+                const chainLines = lines.slice(before);
+                const mid = lines.length;
+                const viaRespond = (await s.respond(Buffer.from(msg), proto, client))!;
+                const fast = s.fastHits + s.cacheFastHits > fastBefore;
+                const label = `${q.name} ${q.type}${q.edns ? ' edns' : ''} ${proto} ${client} (${fast ? 'fast' : 'chain'})`;
+                if (client === POD && q.name === 'svc1.testns.testns.svc.cluster.local')
+                  t.equal(decode(viaChain).answers[0]?.type, 'CNAME', `${label}: autopath answered through the chain`);
+                t.same(normal(viaRespond, loadbalance), normal(viaChain, loadbalance), label);
+                const strip = (l: Record<string, unknown>) => ({ ...l, ms: undefined });
+                t.same(lines.slice(mid).map(strip), chainLines.map(strip), `${label}: the same log lines`);
+                if (log) t.equal(chainLines.length, 1, `${label}: one log line`);
+              }
+          t.ok(
+            s.fastHits + s.cacheFastHits > 0,
+            `the fast path answered (${s.fastHits} cluster, ${s.cacheFastHits} cache)`,
+          );
+        });
+      }
 
 t.test(
   'log and loadbalance are chain plugins: the chain runs them in PLUGIN_ORDER whatever the order given',
   async (t) => {
-    const { chain } = await build({ log: true, loadbalance: true, cache: 'kubeadm' });
+    const { chain } = await build({ log: true, loadbalance: true, cache: 'kubeadm', autopath: true });
     t.same(
       chain.map((p) => p.name),
-      ['errors', 'log', 'loadbalance', 'cache', 'kubernetes', 'forward'],
+      ['errors', 'log', 'loadbalance', 'autopath', 'cache', 'kubernetes', 'forward'],
     );
     t.throws(() => inPluginOrder([{ name: 'whoami', serve: async (_r, n) => n() }]), /no place in PLUGIN_ORDER/);
   },
