@@ -1,7 +1,7 @@
 // The autopath plugin: the cases of CoreDNS plugin/autopath (autopath_test.go, setup_test.go) and
 // plugin/kubernetes autopath.go, in kdp's chain; expected records in zone-file notation.
 import t from 'tap';
-import type { DnsReply, DnsRequest, Next, Plugin } from '../../../src/dns/chain.ts';
+import type { DnsReply, DnsRequest, Plugin } from '../../../src/dns/chain.ts';
 import { inPluginOrder, runChain } from '../../../src/dns/chain.ts';
 import { silentLogger } from '../../../src/common/log.ts';
 import { parseCorefile } from '../../../src/dns/corefile.ts';
