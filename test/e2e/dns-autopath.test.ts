@@ -6,10 +6,18 @@
 // the cluster state does not list (pods verified finds no pod) gets the normal answers. The count is the
 // server's own coredns_dns_requests_total; the answers are dig's and glibc's (getent).
 import t from 'tap';
+import { fileURLToPath } from 'node:url';
+import { run } from '../../src/common/exec-adapter.ts';
 import { needsRoot } from '../helpers/gate.ts';
 import { autopathLab } from '../helpers/dns-autopath.ts';
 
 if (needsRoot(t)) {
+  // dnsmasq (the upstream) is in the bench group of packages
+  t.before(() =>
+    run(['bash', fileURLToPath(new URL('../../scripts/setup-system.sh', import.meta.url)), 'bench'], {
+      timeoutMs: 600_000,
+    }),
+  );
   t.test('autopath: a pod resolves a short name in one query; an unknown pod walks its search path', async (t) => {
     const l = await autopathLab();
     t.teardown(() => l.destroy());
@@ -35,6 +43,9 @@ if (needsRoot(t)) {
     r = await getent(client.ns, 'web.other');
     t.match(r.out, /^10\.96\.0\.10\s/, 'getent (glibc) without autopath');
     t.equal(r.queries, 2, 'getent: 2 queries');
+    r = await dig(client.ns, 'outside.example');
+    t.equal(r.out, '203.0.113.7', 'an outside name, from the upstream');
+    t.equal(r.queries, 4, 'outside.example: three search steps NXDOMAIN, then the name as asked: 4 queries');
     await l.stop(plain);
 
     // with autopath: one query, answered with a CNAME to the name that exists
@@ -48,11 +59,14 @@ if (needsRoot(t)) {
     r = await getent(client.ns, 'web.other');
     t.match(r.out, /^10\.96\.0\.10\s/, 'getent (glibc) takes the CNAME answer');
     t.equal(r.queries, 1, 'getent with autopath: 1 query');
+    r = await dig(client.ns, 'outside.example');
+    t.same(r.out.split('\n'), ['outside.example.', '203.0.113.7'], 'outside.example: the last step went upstream');
+    t.same([r.queries, r.autopath], [1, 1], 'outside.example with autopath: 1 query instead of 4');
     r = await dig(client.ns, 'web.other.svc.cluster.local.');
     t.same([r.out, r.queries, r.autopath], ['10.96.0.10', 1, 0], 'a fully qualified name: asked as is, no autopath');
     // a name no step finds: the server walked ns.svc, svc, cluster.local, corp.example and the name itself;
     // it gives back the first NXDOMAIN and the client walks its own path
-    r = await dig(client.ns, 'nosuch.other');
+    r = await dig(client.ns, 'nosuch.example');
     t.same([r.out, r.queries, r.autopath], ['', 4, 0], 'NXDOMAIN everywhere: the client walks its search path');
     // a pod the cluster state does not list: pods verified finds no pod, normal behaviour
     r = await dig(stranger.ns, 'web.other');

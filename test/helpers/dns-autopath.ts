@@ -2,7 +2,9 @@
 // running kdp dns (pods verified, autopath @kubernetes or not) on a manifests directory, a pod `client` of
 // namespace ns that the cluster state lists and a pod `stranger` it does not, both with the kubelet's
 // resolv.conf (search ns.svc.cluster.local svc.cluster.local cluster.local, ndots:5), and a Service
-// other/web (10.96.0.10). The server's own resolv.conf searches corp.example. Needs root.
+// other/web (10.96.0.10). The server's own resolv.conf searches corp.example; the upstream of its forward
+// is dnsmasq in the underlay namespace: outside.example is 203.0.113.7, other names under example are
+// NXDOMAIN. Needs root and dnsmasq (scripts/setup-system.sh bench).
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,8 +18,8 @@ import type { TestPod } from './pods.ts';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 
-/** The Corefile: the cluster zone with pods verified, autopath @kubernetes or not. */
-export function autopathCorefile(autopath: boolean): string {
+/** The Corefile: the cluster zone with pods verified, autopath @kubernetes or not, forward to `upstream` (a resolv.conf). */
+export function autopathCorefile(autopath: boolean, upstream: string): string {
   return `.:53 {
     errors
     ready
@@ -27,6 +29,7 @@ export function autopathCorefile(autopath: boolean): string {
        fallthrough in-addr.arpa ip6.arpa
     }
     prometheus :9153
+    forward . ${upstream}
     cache 30 {
        disable success cluster.local
        disable denial cluster.local
@@ -65,6 +68,28 @@ export async function autopathLab(): Promise<AutopathLab> {
     mkdirSync(manifests);
     const [node] = lab.nodes as [NodePlan];
     const [client, stranger] = await Promise.all([addPod(lab, node, 'client', 10), addPod(lab, node, 'stranger', 11)]);
+    writeFileSync(
+      join(dir, 'dnsmasq.conf'),
+      [
+        'no-resolv',
+        'no-hosts',
+        'bind-interfaces',
+        `listen-address=${lab.plan.underlayHost4}`,
+        'port=53',
+        'address=/outside.example/203.0.113.7',
+        'local=/example/',
+        '',
+      ].join('\n'),
+    );
+    const dnsmasq = lab.spawn(lab.underlay, [
+      'dnsmasq',
+      '-k',
+      `--conf-file=${join(dir, 'dnsmasq.conf')}`,
+      `--pid-file=${join(dir, 'dnsmasq.pid')}`,
+      '--user=root',
+    ]);
+    running.add(dnsmasq);
+    writeFileSync(join(dir, 'resolv.upstream'), `nameserver ${lab.plan.underlayHost4}\n`);
     // the server's own search domains: autopath tries them after the cluster's (CoreDNS reads /etc/resolv.conf)
     lab.setResolvConf(node.ns, 'search corp.example\nnameserver 127.0.0.1\n');
     const objects = [
@@ -104,7 +129,7 @@ export async function autopathLab(): Promise<AutopathLab> {
       client,
       stranger,
       async start(autopath) {
-        writeFileSync(join(dir, 'Corefile'), autopathCorefile(autopath));
+        writeFileSync(join(dir, 'Corefile'), autopathCorefile(autopath, join(dir, 'resolv.upstream')));
         const dns = lab.spawn(node.ns, [
           process.execPath,
           CLI,
