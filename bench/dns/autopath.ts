@@ -6,7 +6,8 @@
 // CPU time per lookup; medians of --runs runs.
 // Names: web.other (2 search steps without autopath), web.other.svc.cluster.local (4 steps) and
 // outside.example (4 steps, the last answered by the upstream dnsmasq through forward).
-// Usage: npm run bench:dns-autopath [-- --count 500 --runs 3]
+// --host-search a,b: search domains of the server's own resolv.conf (autopath walks them too, through forward).
+// Usage: npm run bench:dns-autopath [-- --count 500 --runs 3 --host-search corp.example]
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +16,11 @@ import { isRoot } from '../../src/lab/lab.ts';
 import { autopathLab } from '../../test/helpers/dns-autopath.ts';
 
 const { values } = parseArgs({
-  options: { count: { type: 'string', default: '500' }, runs: { type: 'string', default: '3' } },
+  options: {
+    count: { type: 'string', default: '500' },
+    runs: { type: 'string', default: '3' },
+    'host-search': { type: 'string', default: '' },
+  },
 });
 const COUNT = Number(values.count);
 const RUNS = Number(values.runs);
@@ -36,7 +41,8 @@ if (!isRoot()) {
 const load0 = loadavg()
   .map((x) => x.toFixed(2))
   .join(' ');
-const l = await autopathLab();
+const hostSearch = values['host-search'].split(',').filter(Boolean);
+const l = await autopathLab({ hostSearch });
 const rows: string[] = [];
 try {
   for (const autopath of [false, true]) {
@@ -81,7 +87,7 @@ const load1 = loadavg()
   .map((x) => x.toFixed(2))
   .join(' ');
 process.stdout.write(
-  `autopath: ${COUNT} glibc lookups per run, ${RUNS} runs (median); loadavg before ${load0}, after ${load1}\n\n` +
+  `autopath: ${COUNT} glibc lookups per run, ${RUNS} runs (median); server search domains: ${hostSearch.join(',') || 'none'}; loadavg before ${load0}, after ${load1}\n\n` +
     '| name | server | queries per lookup | latency median us | latency p90 us | client CPU us/lookup | server CPU us/lookup |\n' +
     '|---|---|---|---|---|---|---|\n' +
     rows.join('\n') +

@@ -19,7 +19,7 @@ if (needsRoot(t)) {
     }),
   );
   t.test('autopath: a pod resolves a short name in one query; an unknown pod walks its search path', async (t) => {
-    const l = await autopathLab();
+    const l = await autopathLab({ hostSearch: ['corp.example'] });
     t.teardown(() => l.destroy());
     const { lab, client, stranger } = l;
     /** runs argv in `pod`; the queries the server received for it and how many autopath answered */

@@ -2,7 +2,8 @@
 // running kdp dns (pods verified, autopath @kubernetes or not) on a manifests directory, a pod `client` of
 // namespace ns that the cluster state lists and a pod `stranger` it does not, both with the kubelet's
 // resolv.conf (search ns.svc.cluster.local svc.cluster.local cluster.local, ndots:5), and a Service
-// other/web (10.96.0.10). The server's own resolv.conf searches corp.example; the upstream of its forward
+// other/web (10.96.0.10). The server's own resolv.conf searches `hostSearch` (autopath walks those domains
+// after the cluster's, as CoreDNS does with its /etc/resolv.conf); the upstream of its forward
 // is dnsmasq in the underlay namespace: outside.example is 203.0.113.7, other names under example are
 // NXDOMAIN. Needs root and dnsmasq (scripts/setup-system.sh bench).
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -54,7 +55,7 @@ export interface AutopathLab {
   destroy(): Promise<void>;
 }
 
-export async function autopathLab(): Promise<AutopathLab> {
+export async function autopathLab(opts: { hostSearch?: readonly string[] } = {}): Promise<AutopathLab> {
   const lab = await Lab.create({ nodes: 1 });
   const dir = mkdtempSync(join(tmpdir(), 'kdp-dns-autopath-'));
   const running = new Set<Spawned>();
@@ -91,7 +92,11 @@ export async function autopathLab(): Promise<AutopathLab> {
     running.add(dnsmasq);
     writeFileSync(join(dir, 'resolv.upstream'), `nameserver ${lab.plan.underlayHost4}\n`);
     // the server's own search domains: autopath tries them after the cluster's (CoreDNS reads /etc/resolv.conf)
-    lab.setResolvConf(node.ns, 'search corp.example\nnameserver 127.0.0.1\n');
+    const hostSearch = opts.hostSearch ?? [];
+    lab.setResolvConf(
+      node.ns,
+      (hostSearch.length > 0 ? `search ${hostSearch.join(' ')}\n` : '') + 'nameserver 127.0.0.1\n',
+    );
     const objects = [
       { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'ns' } },
       { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'other' } },
