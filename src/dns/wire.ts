@@ -273,11 +273,51 @@ function readRR(buf: Buffer, pos: number, ttlOffsets: number[]): { rr: RR | unde
       };
       break;
     }
-    default:
-      rr = { name, ttl, type: 'RAW', code: type, data: Buffer.from(buf.subarray(rd, end)) };
+    default: {
+      // types whose rdata may hold compressed names (RFC 3597 4): kept as RAW, the names written out in
+      // full, so the record stays right wherever it is encoded again (a pointer would point elsewhere)
+      const layout = NAMED_RDATA.get(type);
+      if (!layout) {
+        rr = { name, ttl, type: 'RAW', code: type, data: Buffer.from(buf.subarray(rd, end)) };
+        break;
+      }
+      const [fixed, names] = layout;
+      if (rdlen < fixed + names) throw malformed(`TYPE${type} rdata too short`);
+      const w = new Writer(64);
+      w.bytes(buf.subarray(rd, rd + fixed));
+      let p = rd + fixed;
+      for (let i = 0; i < names; i++) {
+        const r = readName(buf, p);
+        if (r.end > end) throw malformed('name in rdata runs past the rdata');
+        w.name(r.name, false);
+        p = r.end;
+      }
+      if (p !== end) throw malformed(`TYPE${type} rdata has trailing bytes`);
+      rr = { name, ttl, type: 'RAW', code: type, data: Buffer.from(w.result()) };
+    }
   }
   return { rr, end };
 }
+
+/**
+ * RFC 1035 types (and those RFC 3597 4 asks receivers to decompress) with names in their rdata, beyond the
+ * ones decoded above: type -> [bytes before the names, number of names]. MX, AFSDB, RT, KX: a 16-bit
+ * preference, one name; MB, MD, MF, MG, MR: one name; MINFO, RP: two; PX: preference, two names.
+ */
+const NAMED_RDATA = new Map<number, readonly [number, number]>([
+  [3, [0, 1]],
+  [4, [0, 1]],
+  [7, [0, 1]],
+  [8, [0, 1]],
+  [9, [0, 1]],
+  [14, [0, 2]],
+  [15, [2, 1]],
+  [17, [0, 2]],
+  [18, [2, 1]],
+  [21, [2, 1]],
+  [26, [2, 2]],
+  [36, [2, 1]],
+]);
 
 /** Parses a whole message. Throws KdpError KDP_DNS_MALFORMED on anything that does not parse. */
 export function decode(buf: Buffer): Message {

@@ -1,6 +1,7 @@
 // The autopath plugin: the cases of CoreDNS plugin/autopath (autopath_test.go, setup_test.go) and
 // plugin/kubernetes autopath.go, in kdp's chain; expected records in zone-file notation.
 import t from 'tap';
+import dnsPacket from 'dns-packet';
 import type { DnsReply, DnsRequest, Plugin } from '../../../src/dns/chain.ts';
 import { inPluginOrder, runChain } from '../../../src/dns/chain.ts';
 import { silentLogger } from '../../../src/common/log.ts';
@@ -57,7 +58,7 @@ function nextHandler(mm: Record<string, 0 | 3>, asked: string[] = [], raw = fals
   };
 }
 
-function request(name: string, client = '192.0.2.1', type = TYPE.A): DnsRequest {
+function request(name: string, client = '192.0.2.1', type: number = TYPE.A): DnsRequest {
   return {
     id: 7,
     flags: 0x0100,
@@ -329,4 +330,46 @@ t.test('the server answers autopath queries through the chain, counted and label
   const text = await metrics.registry.metrics();
   t.match(text, /coredns_autopath_success_total\{server="dns:\/\/"\} 1\n/);
   t.match(text, /coredns_dns_responses_total\{[^}]*rcode="NOERROR",plugin="autopath"\} 1\n/);
+});
+
+t.test('a whole message with compressed names in MX rdata keeps them right under the question asked', async (t) => {
+  // what an upstream sends for `example.com MX`: the exchange is a pointer to the question's name
+  const upstream = (req: DnsRequest): Buffer => {
+    const q = encodeQuery({ id: req.id, name: req.question.name, type: TYPE.MX });
+    const head = Buffer.from(q.subarray(0, 12));
+    head.writeUInt16BE(0x8180, 2);
+    head.writeUInt16BE(1, 6); // one answer
+    head.writeUInt16BE(0, 10);
+    const question = q.subarray(12, q.length - (q.readUInt16BE(10) ? 11 : 0));
+    const mx = Buffer.from([0xc0, 0x0c, 0, 15, 0, 1, 0, 0, 0x0e, 0x10, 0, 4, 0, 10, 0xc0, 0x0c]);
+    return Buffer.concat([head, question, mx]);
+  };
+  const chain: Plugin[] = [
+    new AutopathPlugin({ zones: [''], search: ['ns.svc.cluster.local', ''] }),
+    {
+      name: 'forward',
+      async serve(req: DnsRequest): Promise<DnsReply> {
+        if (req.lname !== 'example.com')
+          return { plugin: 'forward', rcode: 3, aa: false, answers: [], authority: [], additional: [] };
+        return {
+          plugin: 'forward',
+          rcode: 0,
+          aa: false,
+          answers: [],
+          authority: [],
+          additional: [],
+          raw: upstream(req),
+        };
+      },
+    },
+  ];
+  const r = await runChain(chain, request('example.com.ns.svc.cluster.local', '192.0.2.1', TYPE.MX));
+  const m = dnsPacket.decode(r.raw!);
+  t.same(
+    m.answers?.map((a) => [a.name, a.type, a.type === 'MX' ? a.data : (a as { data: unknown }).data]),
+    [
+      ['example.com.ns.svc.cluster.local', 'CNAME', 'example.com'],
+      ['example.com', 'MX', { preference: 10, exchange: 'example.com' }],
+    ],
+  );
 });
