@@ -10,10 +10,9 @@ import { Lab } from '../../src/lab/lab.ts';
 import type { NodePlan } from '../../src/lab/plan.ts';
 import { run } from '../../src/common/exec-adapter.ts';
 import { needsRoot } from '../helpers/gate.ts';
+import { kdpDnsArgv, startUpstreamDnsmasq } from '../helpers/kdp-dns.ts';
 import { waitForOutput as waitFor } from '../helpers/wait.ts';
 import { timeToFirstAnswer, writeRestartFixture } from '../helpers/dns-restart.ts';
-
-const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 
 if (needsRoot(t)) {
   // dnsmasq (the upstream) is in the bench group of packages
@@ -32,27 +31,7 @@ if (needsRoot(t)) {
     mkdirSync(manifests);
     const n1 = lab.nodes[0] as NodePlan;
     const up = lab.plan.underlayHost4;
-    writeFileSync(
-      join(dir, 'dnsmasq.conf'),
-      [
-        'no-resolv',
-        'no-hosts',
-        'bind-interfaces',
-        `listen-address=${up}`,
-        'port=53',
-        'address=/outside.example/203.0.113.7',
-        'local=/example/',
-        'local-ttl=1',
-        '',
-      ].join('\n'),
-    );
-    const dnsmasq = lab.spawn(lab.underlay, [
-      'dnsmasq',
-      '-k',
-      `--conf-file=${join(dir, 'dnsmasq.conf')}`,
-      `--pid-file=${join(dir, 'dnsmasq.pid')}`,
-      '--user=root',
-    ]);
+    const dnsmasq = startUpstreamDnsmasq(lab, dir, ['local-ttl=1']);
     t.teardown(() => dnsmasq.kill('SIGKILL'));
     writeFileSync(
       join(dir, 'Corefile'),
@@ -71,23 +50,7 @@ if (needsRoot(t)) {
 }
 `,
     );
-    const dns = lab.spawn(n1.ns, [
-      process.execPath,
-      CLI,
-      '--log-format',
-      'json',
-      'dns',
-      '--corefile',
-      join(dir, 'Corefile'),
-      '--manifests',
-      manifests,
-      '--lameduck',
-      '0',
-      '--health',
-      '',
-      '--ready',
-      '',
-    ]);
+    const dns = lab.spawn(n1.ns, kdpDnsArgv(join(dir, 'Corefile'), manifests, '--health', '', '--ready', ''));
     t.teardown(() => dns.kill('SIGTERM'));
     await waitFor('kdp dns', dns, /kdp dns ready/);
     const dig = (name: string) =>

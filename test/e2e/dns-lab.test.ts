@@ -13,6 +13,7 @@ import { Lab } from '../../src/lab/lab.ts';
 import type { NodePlan } from '../../src/lab/plan.ts';
 import { run } from '../../src/common/exec-adapter.ts';
 import { needsRoot } from '../helpers/gate.ts';
+import { kdpDnsArgv, startUpstreamDnsmasq } from '../helpers/kdp-dns.ts';
 import { waitForOutput as waitFor } from '../helpers/wait.ts';
 import { addPod, routeNodes, startEcho } from '../helpers/pods.ts';
 
@@ -42,27 +43,7 @@ if (needsRoot(t)) {
     await Promise.all([startEcho(lab, web1, { http: [8080] }), startEcho(lab, web2, { http: [8080] })]);
 
     // the upstream: dnsmasq on the underlay host, knowing one outside name
-    writeFileSync(
-      join(dir, 'dnsmasq.conf'),
-      [
-        'no-resolv',
-        'no-hosts',
-        'bind-interfaces',
-        `listen-address=${lab.plan.underlayHost4}`,
-        'port=53',
-        'address=/outside.example/203.0.113.7',
-        'local=/example/',
-        'log-facility=-',
-        '',
-      ].join('\n'),
-    );
-    const dnsmasq = lab.spawn(lab.underlay, [
-      'dnsmasq',
-      '-k',
-      `--conf-file=${join(dir, 'dnsmasq.conf')}`,
-      `--pid-file=${join(dir, 'dnsmasq.pid')}`,
-      '--user=root',
-    ]);
+    const dnsmasq = startUpstreamDnsmasq(lab, dir, ['log-facility=-']);
     t.teardown(() => dnsmasq.kill('SIGTERM'));
 
     // cluster state
@@ -150,19 +131,7 @@ if (needsRoot(t)) {
 }
 `;
     writeFileSync(join(dir, 'Corefile'), corefile(30));
-    const dns = lab.spawn(n1.ns, [
-      process.execPath,
-      CLI,
-      '--log-format',
-      'json',
-      'dns',
-      '--corefile',
-      join(dir, 'Corefile'),
-      '--manifests',
-      manifests,
-      '--lameduck',
-      '0',
-    ]);
+    const dns = lab.spawn(n1.ns, kdpDnsArgv(join(dir, 'Corefile'), manifests));
     t.teardown(() => dns.kill('SIGTERM'));
     await waitFor('kdp dns', dns, /kdp dns ready/);
     // /ready answers 503 until the manifests are synced (slow on a loaded machine), then 200 OK

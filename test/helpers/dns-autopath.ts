@@ -9,15 +9,13 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Lab } from '../../src/lab/lab.ts';
 import type { NodePlan } from '../../src/lab/plan.ts';
 import type { Spawned } from '../../src/common/exec-adapter.ts';
+import { kdpDnsArgv, startUpstreamDnsmasq } from './kdp-dns.ts';
 import { waitForOutput } from './wait.ts';
 import { addPod } from './pods.ts';
 import type { TestPod } from './pods.ts';
-
-const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 
 /** The Corefile: the cluster zone with pods verified, autopath @kubernetes or not, forward to `upstream` (a resolv.conf). */
 export function autopathCorefile(autopath: boolean, upstream: string): string {
@@ -69,26 +67,7 @@ export async function autopathLab(opts: { hostSearch?: readonly string[] } = {})
     mkdirSync(manifests);
     const [node] = lab.nodes as [NodePlan];
     const [client, stranger] = await Promise.all([addPod(lab, node, 'client', 10), addPod(lab, node, 'stranger', 11)]);
-    writeFileSync(
-      join(dir, 'dnsmasq.conf'),
-      [
-        'no-resolv',
-        'no-hosts',
-        'bind-interfaces',
-        `listen-address=${lab.plan.underlayHost4}`,
-        'port=53',
-        'address=/outside.example/203.0.113.7',
-        'local=/example/',
-        '',
-      ].join('\n'),
-    );
-    const dnsmasq = lab.spawn(lab.underlay, [
-      'dnsmasq',
-      '-k',
-      `--conf-file=${join(dir, 'dnsmasq.conf')}`,
-      `--pid-file=${join(dir, 'dnsmasq.pid')}`,
-      '--user=root',
-    ]);
+    const dnsmasq = startUpstreamDnsmasq(lab, dir);
     running.add(dnsmasq);
     writeFileSync(join(dir, 'resolv.upstream'), `nameserver ${lab.plan.underlayHost4}\n`);
     // the server's own search domains: autopath tries them after the cluster's (CoreDNS reads /etc/resolv.conf)
@@ -135,19 +114,7 @@ export async function autopathLab(opts: { hostSearch?: readonly string[] } = {})
       stranger,
       async start(autopath) {
         writeFileSync(join(dir, 'Corefile'), autopathCorefile(autopath, join(dir, 'resolv.upstream')));
-        const dns = lab.spawn(node.ns, [
-          process.execPath,
-          CLI,
-          '--log-format',
-          'json',
-          'dns',
-          '--corefile',
-          join(dir, 'Corefile'),
-          '--manifests',
-          manifests,
-          '--lameduck',
-          '0',
-        ]);
+        const dns = lab.spawn(node.ns, kdpDnsArgv(join(dir, 'Corefile'), manifests));
         running.add(dns);
         await waitForOutput('kdp dns', dns, /kdp dns ready/);
         // /ready answers 503 until the manifests are synced

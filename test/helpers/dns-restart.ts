@@ -3,12 +3,11 @@
 // spawning `kdp dns` in a lab node to its first right answer.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Lab } from '../../src/lab/lab.ts';
 import type { NodePlan } from '../../src/lab/plan.ts';
 import type { Spawned } from '../../src/common/exec-adapter.ts';
+import { kdpDnsArgv } from './kdp-dns.ts';
 
-const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const NAME = 'web.ns.svc.cluster.local';
 const ANSWER = '10.96.0.10';
 
@@ -24,19 +23,7 @@ export function writeRestartFixture(dir: string): string[] {
     join(dir, 'Corefile'),
     '.:53 {\n    errors\n    health 127.0.0.1:8080\n    ready 127.0.0.1:8181\n    kubernetes cluster.local in-addr.arpa ip6.arpa {\n       pods insecure\n       fallthrough in-addr.arpa ip6.arpa\n       ttl 30\n    }\n    prometheus 127.0.0.1:9153\n    cache 30 {\n       disable success cluster.local\n       disable denial cluster.local\n    }\n    loadbalance\n}\n',
   );
-  return [
-    process.execPath,
-    CLI,
-    '--log-format',
-    'json',
-    'dns',
-    '--corefile',
-    join(dir, 'Corefile'),
-    '--manifests',
-    manifests,
-    '--lameduck',
-    '0',
-  ];
+  return kdpDnsArgv(join(dir, 'Corefile'), manifests);
 }
 
 /** ms from spawning ARGV in the node's namespace to its first right answer (dig from the node every POLL ms). */
