@@ -169,8 +169,10 @@ export class DnsMetrics {
   readonly #fwdBroken: Counter;
   readonly #fwdRejects: Counter;
   readonly #query = new Map<string, QueryChildren>();
+  /** every request this process answered (kdp_dns_worker_requests_total with --workers N) */
+  readonly #all: { value: number };
 
-  constructor(opts: { server: string; version: string }) {
+  constructor(opts: { server: string; version: string; worker?: number }) {
     this.server = opts.server;
     const r = [this.registry];
     for (const m of [
@@ -185,6 +187,10 @@ export class DnsMetrics {
       this.#cacheStale,
     ])
       this.registry.registerMetric(m as never);
+    // not a CoreDNS metric (CoreDNS is one process): which worker answered, summed per label by the primary
+    const perWorker = new FastCounter('kdp_dns_worker_requests_total', 'Counter of DNS requests per worker process.');
+    this.#all = perWorker.child('', () => ({ worker: String(opts.worker ?? 0) }));
+    if (opts.worker !== undefined) this.registry.registerMetric(perWorker as never);
     this.#panics = new Counter({
       name: 'coredns_panics_total',
       help: 'A metrics that counts the number of panics.',
@@ -195,6 +201,7 @@ export class DnsMetrics {
       help: 'A metric with a constant 1 value labeled by version, revision, and goversion from which CoreDNS was built.',
       labelNames: ['version', 'revision', 'goversion'],
       registers: r,
+      aggregator: 'first', // the same in every worker
     });
     build.labels(opts.version, 'kdp', `node${process.versions.node}`).set(1);
     this.#cacheEntries = new Gauge({
@@ -264,6 +271,7 @@ export class DnsMetrics {
     }
     c.requests.value++;
     c.responses.value++;
+    this.#all.value++;
     this.#duration.observe(c.duration, seconds);
     this.#reqSize.observe(c.reqSize, reqSize);
     this.#resSize.observe(c.resSize, resSize);

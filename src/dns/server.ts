@@ -104,6 +104,11 @@ interface DnsServerOptions {
   readonly tcpWriteTimeoutMs?: number;
   /** open TCP connections at most (1000); a new one beyond it replaces the longest-idle one, if any */
   readonly maxTcpConnections?: number;
+  /**
+   * SO_REUSEPORT on the UDP socket and the TCP listener (`kdp dns --workers N`): each worker process binds
+   * its own pair on the same port and the kernel spreads datagrams and connections over them
+   */
+  readonly reusePort?: boolean;
 }
 
 /** One TCP connection's state, for the timeouts and for choosing which one to close when full. */
@@ -296,13 +301,15 @@ export class DnsServer {
       const udp = createSocket({
         type: any || host.includes(':') ? 'udp6' : 'udp4',
         reuseAddr: false,
+        reusePort: this.#opts.reusePort ?? false,
         ipv6Only: false,
         lookup: lookup as never,
       });
       try {
         await new Promise<void>((resolve, reject) => {
           udp.once('error', reject);
-          udp.bind(this.#opts.port, any ? '::' : host, () => {
+          // exclusive: a cluster worker binds its own socket instead of asking the primary for a shared one
+          udp.bind({ port: this.#opts.port, address: any ? '::' : host, exclusive: true }, () => {
             udp.removeListener('error', reject);
             resolve();
           });
@@ -322,7 +329,7 @@ export class DnsServer {
       try {
         await new Promise<void>((resolve, reject) => {
           tcp.once('error', reject);
-          tcp.listen({ port, host, backlog: 511 }, () => {
+          tcp.listen({ port, host, backlog: 511, reusePort: this.#opts.reusePort ?? false, exclusive: true }, () => {
             tcp.removeListener('error', reject);
             resolve();
           });
