@@ -122,7 +122,8 @@ class FastHistogram {
   }
 }
 
-interface QueryChildren {
+/** The per-query series of one zone, protocol, family, type, rcode and plugin. */
+export interface QuerySeries {
   readonly requests: { value: number };
   readonly responses: { value: number };
   readonly duration: HistogramChild;
@@ -168,7 +169,7 @@ export class DnsMetrics {
   readonly #fwdDuration: Histogram;
   readonly #fwdBroken: Counter;
   readonly #fwdRejects: Counter;
-  readonly #query = new Map<string, QueryChildren>();
+  readonly #query = new Map<string, QuerySeries>();
   /** every request this process answered (kdp_dns_worker_requests_total with --workers N) */
   readonly #all: { value: number };
 
@@ -243,32 +244,42 @@ export class DnsMetrics {
   ): void {
     const key = `${zone}|${proto}|${family}|${qtype}|${rcode}|${plugin}`;
     let c = this.#query.get(key);
-    if (!c) {
-      const s = this.server;
-      const type = COMMON_TYPES.has(qtype) ? qtype : 'other';
-      const fam = family === 6 ? '2' : '1';
-      c = {
-        requests: this.#requests.child(`${zone}|${proto}|${fam}|${type}`, () => ({
-          server: s,
-          zone,
-          view: '',
-          proto,
-          family: fam,
-          type,
-        })),
-        responses: this.#responses.child(`${zone}|${rcode}|${plugin}`, () => ({
-          server: s,
-          zone,
-          view: '',
-          rcode,
-          plugin,
-        })),
-        duration: this.#duration.child(`${zone}|${type}`, () => ({ server: s, zone, view: '', type })),
-        reqSize: this.#reqSize.child(`${zone}|${proto}`, () => ({ server: s, zone, view: '', proto })),
-        resSize: this.#resSize.child(`${zone}|${proto}`, () => ({ server: s, zone, view: '', proto })),
-      };
-      this.#query.set(key, c);
-    }
+    if (!c) this.#query.set(key, (c = this.series(zone, proto, family, qtype, rcode, plugin)));
+    this.observeSeries(c, reqSize, resSize, seconds);
+  }
+
+  /**
+   * The series one kind of answer counts into, for a caller that keeps them (the fast path keeps them
+   * with each reused answer: no label key to build per query).
+   */
+  series(zone: string, proto: 'udp' | 'tcp', family: 4 | 6, qtype: string, rcode: string, plugin: string): QuerySeries {
+    const s = this.server;
+    const type = COMMON_TYPES.has(qtype) ? qtype : 'other';
+    const fam = family === 6 ? '2' : '1';
+    return {
+      requests: this.#requests.child(`${zone}|${proto}|${fam}|${type}`, () => ({
+        server: s,
+        zone,
+        view: '',
+        proto,
+        family: fam,
+        type,
+      })),
+      responses: this.#responses.child(`${zone}|${rcode}|${plugin}`, () => ({
+        server: s,
+        zone,
+        view: '',
+        rcode,
+        plugin,
+      })),
+      duration: this.#duration.child(`${zone}|${type}`, () => ({ server: s, zone, view: '', type })),
+      reqSize: this.#reqSize.child(`${zone}|${proto}`, () => ({ server: s, zone, view: '', proto })),
+      resSize: this.#resSize.child(`${zone}|${proto}`, () => ({ server: s, zone, view: '', proto })),
+    };
+  }
+
+  /** observe() with the series already looked up */
+  observeSeries(c: QuerySeries, reqSize: number, resSize: number, seconds: number): void {
     c.requests.value++;
     c.responses.value++;
     this.#all.value++;
