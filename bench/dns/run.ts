@@ -11,7 +11,7 @@
 //            forward   = A of 100 outside names, forwarded to an upstream dnsmasq and then cached
 //
 // First bench/dns/codec.ts (CPU per query of the answer path without sockets), then dnsperf.
-// Usage: npm run bench:dns [-- --seconds 4 --runs 3 --latency-qps 10000 --all]   (defaults: about 3.5 min)
+// Usage: npm run bench:dns [-- --seconds 4 --runs 3 --latency-qps 10000 --all]   (defaults: about 3-4 min)
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,7 +22,7 @@ import type { Spawned } from '../../src/common/exec-adapter.ts';
 
 const { values } = parseArgs({
   options: {
-    seconds: { type: 'string', default: '4' },
+    seconds: { type: 'string', default: '3' },
     runs: { type: 'string', default: '3' },
     clients: { type: 'string', default: '10' },
     'latency-qps': { type: 'string', default: '10000' },
@@ -187,9 +187,18 @@ function cpuSeconds(pid: number): number {
   );
 }
 
-/** p50 and p99 latency (ms) at a fixed offered rate: dnsperf -Q with -v prints every query's latency */
-async function latency(port: number, queries: string): Promise<{ p50: number; p99: number; lost: number }> {
+/**
+ * p50 and p99 latency (ms) at a fixed offered rate (dnsperf -Q with -v prints every query's latency), and
+ * the server's CPU per query at that same rate (comparable between servers: at saturation a faster server
+ * reads more datagrams per wake-up, which lowers its cost per query)
+ */
+async function latency(
+  port: number,
+  queries: string,
+  pid: number,
+): Promise<{ p50: number; p99: number; lost: number; cpuUs: number }> {
   const secs = Number(values['latency-seconds']);
+  const c0 = cpuSeconds(pid);
   const r = await run(
     [
       'taskset',
@@ -215,7 +224,7 @@ async function latency(port: number, queries: string): Promise<{ p50: number; p9
   const ms = [...r.stdout.matchAll(/^> \S+ \S+ \S+ ([\d.]+)$/gm)].map((m) => Number(m[1]) * 1000).sort((a, b) => a - b);
   const at = (q: number) => ms[Math.min(ms.length - 1, Math.floor(q * ms.length))] ?? NaN;
   const lost = Number(/Queries lost:\s+(\d+)/.exec(r.stdout)?.[1] ?? NaN);
-  return { p50: at(0.5), p99: at(0.99), lost };
+  return { p50: at(0.5), p99: at(0.99), lost, cpuUs: ((cpuSeconds(pid) - c0) * 1e6) / ms.length };
 }
 
 async function dnsperf(
@@ -418,7 +427,7 @@ async function main(): Promise<void> {
   // latency at a fixed offered rate (not saturated): every query's latency from dnsperf -v
   rows.push(
     '',
-    `| server (dnsperf -Q ${values['latency-qps']} -l ${values['latency-seconds']}) | ${all.map((w) => `${w}: p50 / p99 ms (lost)`).join(' | ')} |`,
+    `| server (dnsperf -Q ${values['latency-qps']} -l ${values['latency-seconds']}) | ${all.map((w) => `${w}: p50 / p99 ms (lost), CPU us/query`).join(' | ')} |`,
     `|---|${all.map(() => '---').join('|')}|`,
   );
   for (const s of servers) {
@@ -428,8 +437,8 @@ async function main(): Promise<void> {
         cells.push('-');
         continue;
       }
-      const l = await latency(s.port, `q-${w}`);
-      cells.push(`${l.p50.toFixed(3)} / ${l.p99.toFixed(3)} (${l.lost})`);
+      const l = await latency(s.port, `q-${w}`, s.pid);
+      cells.push(`${l.p50.toFixed(3)} / ${l.p99.toFixed(3)} (${l.lost}), ${l.cpuUs.toFixed(2)}`);
     }
     rows.push(`| ${s.name} | ${cells.join(' | ')} |`);
   }
