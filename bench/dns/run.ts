@@ -187,6 +187,20 @@ function cpuSeconds(pid: number): number {
   );
 }
 
+/** dnsperf on CPU 0 against a port for `secs` seconds */
+function perf(port: number, queries: string, secs: number, extra: string[]): ReturnType<typeof run> {
+  return run(
+    ['taskset', '-c', '0', 'dnsperf', '-s', '127.0.0.1', '-p', String(port), '-d', join(dir, queries)].concat([
+      '-c',
+      values.clients as string,
+      '-l',
+      String(secs),
+      ...extra,
+    ]),
+    { timeoutMs: (secs + 30) * 1000 },
+  );
+}
+
 /**
  * p50 and p99 latency (ms) at a fixed offered rate (dnsperf -Q with -v prints every query's latency), and
  * the server's CPU per query at that same rate (comparable between servers: at saturation a faster server
@@ -197,30 +211,8 @@ async function latency(
   queries: string,
   pid: number,
 ): Promise<{ p50: number; p99: number; lost: number; cpuUs: number }> {
-  const secs = Number(values['latency-seconds']);
   const c0 = cpuSeconds(pid);
-  const r = await run(
-    [
-      'taskset',
-      '-c',
-      '0',
-      'dnsperf',
-      '-s',
-      '127.0.0.1',
-      '-p',
-      String(port),
-      '-d',
-      join(dir, queries),
-      '-c',
-      values.clients as string,
-      '-l',
-      String(secs),
-      '-Q',
-      values['latency-qps'] as string,
-      '-v',
-    ],
-    { timeoutMs: (secs + 30) * 1000 },
-  );
+  const r = await perf(port, queries, Number(values['latency-seconds']), ['-Q', values['latency-qps'] as string, '-v']);
   const ms = [...r.stdout.matchAll(/^> \S+ \S+ \S+ ([\d.]+)$/gm)].map((m) => Number(m[1]) * 1000).sort((a, b) => a - b);
   const at = (q: number) => ms[Math.min(ms.length - 1, Math.floor(q * ms.length))] ?? NaN;
   const lost = Number(/Queries lost:\s+(\d+)/.exec(r.stdout)?.[1] ?? NaN);
@@ -233,27 +225,7 @@ async function dnsperf(
   pid: number,
 ): Promise<{ qps: number; lost: number; latencyMs: number; cpuUsPerQuery: number }> {
   const c0 = cpuSeconds(pid);
-  const r = await run(
-    [
-      'taskset',
-      '-c',
-      '0',
-      'dnsperf',
-      '-s',
-      '127.0.0.1',
-      '-p',
-      String(port),
-      '-d',
-      join(dir, queries),
-      '-c',
-      values.clients as string,
-      '-l',
-      String(SECONDS),
-      '-q',
-      '200',
-    ],
-    { timeoutMs: (SECONDS + 30) * 1000 },
-  );
+  const r = await perf(port, queries, SECONDS, ['-q', '200']);
   const qps = Number(/Queries per second:\s+([\d.]+)/.exec(r.stdout)?.[1] ?? NaN);
   const lost = Number(/Queries lost:\s+(\d+)/.exec(r.stdout)?.[1] ?? NaN);
   const latencyMs = Number(/Average Latency \(s\):\s+([\d.]+)/.exec(r.stdout)?.[1] ?? NaN) * 1000;
