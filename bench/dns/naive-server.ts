@@ -1,6 +1,8 @@
 // Reference responders for the wire-library comparison: the same Map of names answered with a full
 // decode and encode per query by dns-packet or by dns2 (the library the user named). UDP only.
-// Usage: node bench/dns/naive-server.ts dns-packet|dns2 PORT NAMES_FILE   (NAMES_FILE: "name ip" lines)
+// `floor`: no DNS work at all, each datagram sent back with QR set (an empty answer): what node:dgram
+// alone costs per query, the floor under any Node.js DNS server.
+// Usage: node bench/dns/naive-server.ts dns-packet|dns2|floor PORT NAMES_FILE   (NAMES_FILE: "name ip" lines)
 import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import dnsPacket from 'dns-packet';
@@ -14,7 +16,17 @@ for (const line of readFileSync(file as string, 'utf8').split('\n')) {
 }
 const port = Number(portArg);
 
-if (lib === 'dns-packet') {
+if (lib === 'floor') {
+  const sock = createSocket({
+    type: 'udp4',
+    lookup: ((a: string, _o: unknown, cb: (e: null, a: string, f: number) => void) => cb(null, a, 4)) as never,
+  });
+  sock.on('message', (msg, rinfo) => {
+    msg[2] = (msg[2] as number) | 0x80;
+    sock.send(msg, rinfo.port, rinfo.address);
+  });
+  sock.bind(port, '127.0.0.1', () => console.log('ready'));
+} else if (lib === 'dns-packet') {
   const sock = createSocket('udp4');
   sock.on('message', (msg, rinfo) => {
     try {
@@ -64,6 +76,6 @@ if (lib === 'dns-packet') {
   server.on('listening', () => console.log('ready'));
   await server.listen({ udp: { port, address: '127.0.0.1' } });
 } else {
-  console.error('usage: naive-server.ts dns-packet|dns2 PORT NAMES_FILE');
+  console.error('usage: naive-server.ts dns-packet|dns2|floor PORT NAMES_FILE');
   process.exit(2);
 }

@@ -1,15 +1,19 @@
-// DNS benchmark: queries per second with dnsperf, kdp dns side by side with dnsmasq serving the same
-// names in the same run, plus the wire-library comparison (dns-packet, dns2 naive responders).
-// Loopback only; servers pinned to CPU 1 (one worker), dnsperf to CPU 0.
+// DNS benchmark: queries per second with dnsperf, kdp dns (1 worker and --workers 2) side by side with
+// dnsmasq serving the same names in the same run; with --all also `kdp dns --no-fast-path` and the
+// wire-library comparison (dns-packet, dns2 naive responders). Loopback only; dnsperf pinned to CPU 0,
+// one-worker servers to CPU 1, `--workers 2` to CPUs 1-2 (0-1 on a 2-CPU machine: then it shares CPU 0
+// with dnsperf, said in the output). Then a latency run per server at a fixed rate (dnsperf -Q, -v: every
+// query's latency) for p50 / p99. A node:dgram responder that does no DNS work (it returns each query
+// with QR set) gives the floor: what any Node.js server pays per datagram.
 //
 // Workloads: hits      = A of 300 cluster service names
 //            negative  = half AAAA NODATA of those names, half NXDOMAIN (search-path style names)
 //            forward   = A of 100 outside names, forwarded to an upstream dnsmasq and then cached
 //
 // First bench/dns/codec.ts (CPU per query of the answer path without sockets), then dnsperf.
-// Usage: npm run bench:dns [-- --seconds 5 --runs 1]
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+// Usage: npm run bench:dns [-- --seconds 4 --runs 3 --latency-qps 10000 --all]   (defaults: about 3-4 min)
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -18,11 +22,16 @@ import type { Spawned } from '../../src/common/exec-adapter.ts';
 
 const { values } = parseArgs({
   options: {
-    seconds: { type: 'string', default: '5' },
-    runs: { type: 'string', default: '1' },
+    seconds: { type: 'string', default: '3' },
+    runs: { type: 'string', default: '3' },
     clients: { type: 'string', default: '10' },
+    'latency-qps': { type: 'string', default: '10000' },
+    'latency-seconds': { type: 'string', default: '2' },
+    all: { type: 'boolean', default: false },
   },
 });
+const CPUS = availableParallelism();
+const WORKER_CPUS = CPUS >= 3 ? '1,2' : '0,1';
 const SECONDS = Number(values.seconds);
 const RUNS = Number(values.runs);
 const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
@@ -37,6 +46,8 @@ const PORTS = {
   kdpSlow: BASE + 3,
   dnsPacket: BASE + 4,
   dns2: BASE + 5,
+  kdp2: BASE + 6,
+  floor: BASE + 7,
 };
 
 const dir = mkdtempSync(join(tmpdir(), 'kdp-bench-dns-'));
@@ -131,12 +142,17 @@ function files(): void {
   );
 }
 
-async function start(name: string, argv: string[], ready: RegExp | (() => Promise<boolean>)): Promise<Spawned> {
-  const child = spawnChild(['taskset', '-c', '1', ...argv]);
+async function start(
+  name: string,
+  argv: string[],
+  ready: RegExp | ((output: string) => Promise<boolean>),
+  cpus = '1',
+): Promise<Spawned> {
+  const child = spawnChild(['taskset', '-c', cpus, ...argv]);
   children.push(child);
   const end = Date.now() + 90_000;
   for (;;) {
-    if (typeof ready === 'function' ? await ready() : ready.test(child.output())) return child;
+    if (typeof ready === 'function' ? await ready(child.output()) : ready.test(child.output())) return child;
     if (Date.now() > end) throw new Error(`${name} did not start: ${child.output()}`);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -150,11 +166,57 @@ const answers = (port: number) => async () =>
     )
   ).stdout.trim() === ipOf(1);
 
-/** user+system CPU seconds a process has used so far (clock ticks of 10 ms) */
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = (await run(['cat', `/proc/${pid}/stat`])).stdout;
+/** user+system CPU seconds a process and its live descendants (the workers) have used so far (ticks of 10 ms) */
+function cpuSeconds(pid: number): number {
+  let stat: string;
+  let children: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'latin1');
+  } catch {
+    return 0; // gone
+  }
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
+  const own = (Number(f[11]) + Number(f[12])) / 100;
+  return (
+    own +
+    children
+      .split(' ')
+      .filter(Boolean)
+      .reduce((a, c) => a + cpuSeconds(Number(c)), 0)
+  );
+}
+
+/** dnsperf on CPU 0 against a port for `secs` seconds */
+function perf(port: number, queries: string, secs: number, extra: string[]): ReturnType<typeof run> {
+  return run(
+    ['taskset', '-c', '0', 'dnsperf', '-s', '127.0.0.1', '-p', String(port), '-d', join(dir, queries)].concat([
+      '-c',
+      values.clients as string,
+      '-l',
+      String(secs),
+      ...extra,
+    ]),
+    { timeoutMs: (secs + 30) * 1000 },
+  );
+}
+
+/**
+ * p50 and p99 latency (ms) at a fixed offered rate (dnsperf -Q with -v prints every query's latency), and
+ * the server's CPU per query at that same rate (comparable between servers: at saturation a faster server
+ * reads more datagrams per wake-up, which lowers its cost per query)
+ */
+async function latency(
+  port: number,
+  queries: string,
+  pid: number,
+): Promise<{ p50: number; p99: number; lost: number; cpuUs: number }> {
+  const c0 = cpuSeconds(pid);
+  const r = await perf(port, queries, Number(values['latency-seconds']), ['-Q', values['latency-qps'] as string, '-v']);
+  const ms = [...r.stdout.matchAll(/^> \S+ \S+ \S+ ([\d.]+)$/gm)].map((m) => Number(m[1]) * 1000).sort((a, b) => a - b);
+  const at = (q: number) => ms[Math.min(ms.length - 1, Math.floor(q * ms.length))] ?? NaN;
+  const lost = Number(/Queries lost:\s+(\d+)/.exec(r.stdout)?.[1] ?? NaN);
+  return { p50: at(0.5), p99: at(0.99), lost, cpuUs: ((cpuSeconds(pid) - c0) * 1e6) / ms.length };
 }
 
 async function dnsperf(
@@ -162,33 +224,13 @@ async function dnsperf(
   queries: string,
   pid: number,
 ): Promise<{ qps: number; lost: number; latencyMs: number; cpuUsPerQuery: number }> {
-  const c0 = await cpuSeconds(pid);
-  const r = await run(
-    [
-      'taskset',
-      '-c',
-      '0',
-      'dnsperf',
-      '-s',
-      '127.0.0.1',
-      '-p',
-      String(port),
-      '-d',
-      join(dir, queries),
-      '-c',
-      values.clients as string,
-      '-l',
-      String(SECONDS),
-      '-q',
-      '200',
-    ],
-    { timeoutMs: (SECONDS + 30) * 1000 },
-  );
+  const c0 = cpuSeconds(pid);
+  const r = await perf(port, queries, SECONDS, ['-q', '200']);
   const qps = Number(/Queries per second:\s+([\d.]+)/.exec(r.stdout)?.[1] ?? NaN);
   const lost = Number(/Queries lost:\s+(\d+)/.exec(r.stdout)?.[1] ?? NaN);
   const latencyMs = Number(/Average Latency \(s\):\s+([\d.]+)/.exec(r.stdout)?.[1] ?? NaN) * 1000;
   const completed = Number(/Queries completed:\s+(\d+)/.exec(r.stdout)?.[1] ?? NaN);
-  const cpuUsPerQuery = (((await cpuSeconds(pid)) - c0) * 1e6) / completed;
+  const cpuUsPerQuery = ((cpuSeconds(pid) - c0) * 1e6) / completed;
   return { qps, lost, latencyMs, cpuUsPerQuery };
 }
 
@@ -241,31 +283,56 @@ async function main(): Promise<void> {
     ...extra,
   ];
   const k1 = await start('kdp dns', kdpArgs(PORTS.kdp, []), answers(PORTS.kdp));
-  servers.push({ name: 'kdp dns (own codec + fast path)', port: PORTS.kdp, workloads: all, pid: k1.pid });
-  const k2 = await start('kdp dns --no-fast-path', kdpArgs(PORTS.kdpSlow, ['--no-fast-path']), answers(PORTS.kdpSlow));
+  servers.push({ name: 'kdp dns (1 worker)', port: PORTS.kdp, workloads: all, pid: k1.pid });
+  const kw = await start(
+    'kdp dns --workers 2',
+    kdpArgs(PORTS.kdp2, ['--workers', '2']),
+    // every worker listening, then an answer
+    async (output) => /kdp dns ready: .* workers 2/.test(output) && (await answers(PORTS.kdp2)()),
+    WORKER_CPUS,
+  );
+  servers.push({ name: `kdp dns --workers 2 (CPUs ${WORKER_CPUS})`, port: PORTS.kdp2, workloads: all, pid: kw.pid });
+  const fl = await start(
+    'node:dgram floor',
+    [process.execPath, NAIVE, 'floor', String(PORTS.floor), join(dir, 'names')],
+    /ready/,
+  );
   servers.push({
-    name: 'kdp dns --no-fast-path (own codec, full path)',
-    port: PORTS.kdpSlow,
-    workloads: all,
-    pid: k2.pid,
+    name: 'node:dgram echo, no DNS work (the floor)',
+    port: PORTS.floor,
+    workloads: ['hits'],
+    pid: fl.pid,
   });
-  const dp = await start(
-    'dns-packet',
-    [process.execPath, NAIVE, 'dns-packet', String(PORTS.dnsPacket), join(dir, 'names')],
-    answers(PORTS.dnsPacket),
-  );
-  servers.push({ name: 'naive Map + dns-packet 5.6', port: PORTS.dnsPacket, workloads: ['hits'], pid: dp.pid });
-  const d2 = await start(
-    'dns2',
-    [process.execPath, NAIVE, 'dns2', String(PORTS.dns2), join(dir, 'names')],
-    answers(PORTS.dns2),
-  );
-  servers.push({ name: 'naive Map + dns2 3.1', port: PORTS.dns2, workloads: ['hits'], pid: d2.pid });
+  if (values.all) {
+    const k2 = await start(
+      'kdp dns --no-fast-path',
+      kdpArgs(PORTS.kdpSlow, ['--no-fast-path']),
+      answers(PORTS.kdpSlow),
+    );
+    servers.push({
+      name: 'kdp dns --no-fast-path (own codec, full path)',
+      port: PORTS.kdpSlow,
+      workloads: all,
+      pid: k2.pid,
+    });
+    const dp = await start(
+      'dns-packet',
+      [process.execPath, NAIVE, 'dns-packet', String(PORTS.dnsPacket), join(dir, 'names')],
+      answers(PORTS.dnsPacket),
+    );
+    servers.push({ name: 'naive Map + dns-packet 5.6', port: PORTS.dnsPacket, workloads: ['hits'], pid: dp.pid });
+    const d2 = await start(
+      'dns2',
+      [process.execPath, NAIVE, 'dns2', String(PORTS.dns2), join(dir, 'names')],
+      answers(PORTS.dns2),
+    );
+    servers.push({ name: 'naive Map + dns2 3.1', port: PORTS.dns2, workloads: ['hits'], pid: d2.pid });
+  }
 
   // warm the caches of the forward workload
   for (const s of servers)
     if (s.workloads.includes('forward'))
-      await run(['dnsperf', '-s', '127.0.0.1', '-p', String(s.port), '-d', join(dir, 'q-forward'), '-n', '1'], {
+      await run(['dnsperf', '-s', '127.0.0.1', '-p', String(s.port), '-d', join(dir, 'q-forward'), '-n', '3'], {
         allowFailure: true,
       });
 
@@ -322,9 +389,34 @@ async function main(): Promise<void> {
         .join(' | ')} |`,
     );
   }
+  // --workers 2 against one worker, from the same runs
+  const one = results['kdp dns (1 worker)'] ?? {};
+  const two = Object.entries(results).find(([n]) => n.startsWith('kdp dns --workers 2'))?.[1] ?? {};
+  rows.push(
+    '',
+    `kdp dns --workers 2 / 1 worker, qps: ${all.map((w) => `${w} ${(median(two[w] ?? [NaN]) / median(one[w] ?? [NaN])).toFixed(2)}`).join(', ')}`,
+  );
+  // latency at a fixed offered rate (not saturated): every query's latency from dnsperf -v
+  rows.push(
+    '',
+    `| server (dnsperf -Q ${values['latency-qps']} -l ${values['latency-seconds']}) | ${all.map((w) => `${w}: p50 / p99 ms (lost), CPU us/query`).join(' | ')} |`,
+    `|---|${all.map(() => '---').join('|')}|`,
+  );
+  for (const s of servers) {
+    const cells: string[] = [];
+    for (const w of all) {
+      if (!s.workloads.includes(w)) {
+        cells.push('-');
+        continue;
+      }
+      const l = await latency(s.port, `q-${w}`, s.pid);
+      cells.push(`${l.p50.toFixed(3)} / ${l.p99.toFixed(3)} (${l.lost}), ${l.cpuUs.toFixed(2)}`);
+    }
+    rows.push(`| ${s.name} | ${cells.join(' | ')} |`);
+  }
   const load2 = (await run(['cat', '/proc/loadavg'])).stdout.trim();
   process.stdout.write(
-    `dnsperf -c ${values.clients} -l ${SECONDS}, ${RUNS} run(s), median; servers on CPU 1, dnsperf on CPU 0; loadavg before: ${load}, after: ${load2}\n\n${rows.join('\n')}\n`,
+    `dnsperf -c ${values.clients} -l ${SECONDS}, ${RUNS} run(s), median; one-worker servers on CPU 1, --workers 2 on CPUs ${WORKER_CPUS}, dnsperf on CPU 0 (${CPUS} CPUs); server CPU counts the primary and its workers; loadavg before: ${load}, after: ${load2}\n\n${rows.join('\n')}\n`,
   );
 }
 

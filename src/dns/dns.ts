@@ -42,6 +42,10 @@ interface DnsOptions {
   readonly readFile?: (path: string) => string;
   /** the reuse of encoded cluster answers (on by default) */
   readonly fastPath?: boolean;
+  /** SO_REUSEPORT on every DNS socket: one of several worker processes on the same ports */
+  readonly reusePort?: boolean;
+  /** this worker's index, as the label of kdp_dns_worker_requests_total (--workers N) */
+  readonly worker?: number;
 }
 
 export interface RunningDns {
@@ -64,6 +68,18 @@ export interface RunningDns {
   close(): Promise<void>;
 }
 
+/** Where /health, /ready and /metrics listen for these blocks: the overrides, else the Corefile's plugins. */
+export function httpAddresses(
+  bs: readonly BlockConfig[],
+  opts: Pick<DnsOptions, 'healthAddr' | 'readyAddr' | 'metricsAddr'>,
+): Record<'health' | 'ready' | 'metrics', string | undefined> {
+  return {
+    health: opts.healthAddr ?? bs[0]?.health?.addr,
+    ready: opts.readyAddr ?? bs.find((b) => b.ready)?.ready?.addr,
+    metrics: opts.metricsAddr ?? bs.find((b) => b.prometheus)?.prometheus?.addr,
+  };
+}
+
 function splitAddr(addr: string, defHost: string): { host: string; port: number } {
   const m = /^(.*):(\d+)$/.exec(addr);
   const host = m ? (m[1] as string) : addr;
@@ -71,7 +87,7 @@ function splitAddr(addr: string, defHost: string): { host: string; port: number 
   return { host: host === '' ? defHost : host === 'localhost' ? '127.0.0.1' : host.replace(/^\[|\]$/g, ''), port };
 }
 
-async function listenHttp(
+export async function listenHttp(
   addr: string,
   handler: Parameters<typeof createServer>[1],
 ): Promise<{ server: Server; port: number }> {
@@ -246,7 +262,11 @@ export async function startDns(
   opts: DnsOptions,
 ): Promise<RunningDns> {
   const log = opts.log;
-  const metrics = new DnsMetrics({ server: 'dns://', version: opts.version });
+  const metrics = new DnsMetrics({
+    server: 'dns://',
+    version: opts.version,
+    ...(opts.worker !== undefined ? { worker: opts.worker } : {}),
+  });
   let cfg = blocks;
   let built = build(source, blocks, opts, metrics);
   // one change signal over all kubernetes plugins, for the fast path (the records survive reloads)
@@ -281,6 +301,7 @@ export async function startDns(
       log,
       metrics,
       ...(answers ? { answers } : {}),
+      ...(opts.reusePort ? { reusePort: true } : {}),
     });
     await s.start();
     servers.set(port, s);
@@ -306,14 +327,9 @@ export async function startDns(
       );
     },
   };
-  const httpAddrs = (bs: readonly BlockConfig[]) => ({
-    health: opts.healthAddr ?? bs[0]?.health?.addr,
-    ready: opts.readyAddr ?? bs.find((b) => b.ready)?.ready?.addr,
-    metrics: opts.metricsAddr ?? bs.find((b) => b.prometheus)?.prometheus?.addr,
-  });
   /** opens, keeps or closes the /health /ready /metrics listeners for `bs` (kept when the address is the same) */
   const syncHttp = async (bs: readonly BlockConfig[]) => {
-    const want = httpAddrs(bs);
+    const want = httpAddresses(bs, opts);
     for (const kind of ['health', 'ready', 'metrics'] as const) {
       const addr = want[kind];
       const have = https.get(kind);

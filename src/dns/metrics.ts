@@ -123,7 +123,8 @@ class FastHistogram {
   }
 }
 
-interface QueryChildren {
+/** The per-query series of one zone, protocol, family, type, rcode and plugin. */
+export interface QuerySeries {
   readonly requests: { value: number };
   readonly responses: { value: number };
   readonly duration: HistogramChild;
@@ -170,9 +171,11 @@ export class DnsMetrics {
   readonly #fwdDuration: Histogram;
   readonly #fwdBroken: Counter;
   readonly #fwdRejects: Counter;
-  readonly #query = new Map<string, QueryChildren>();
+  readonly #query = new Map<string, QuerySeries>();
+  /** every request this process answered (kdp_dns_worker_requests_total with --workers N) */
+  readonly #all: { value: number };
 
-  constructor(opts: { server: string; version: string }) {
+  constructor(opts: { server: string; version: string; worker?: number }) {
     this.server = opts.server;
     const r = [this.registry];
     for (const m of [
@@ -188,6 +191,10 @@ export class DnsMetrics {
       this.#autopath,
     ])
       this.registry.registerMetric(m as never);
+    // not a CoreDNS metric (CoreDNS is one process): which worker answered, summed per label by the primary
+    const perWorker = new FastCounter('kdp_dns_worker_requests_total', 'Counter of DNS requests per worker process.');
+    this.#all = perWorker.child('', () => ({ worker: String(opts.worker ?? 0) }));
+    if (opts.worker !== undefined) this.registry.registerMetric(perWorker as never);
     this.#panics = new Counter({
       name: 'coredns_panics_total',
       help: 'A metrics that counts the number of panics.',
@@ -198,6 +205,7 @@ export class DnsMetrics {
       help: 'A metric with a constant 1 value labeled by version, revision, and goversion from which CoreDNS was built.',
       labelNames: ['version', 'revision', 'goversion'],
       registers: r,
+      aggregator: 'first', // the same in every worker
     });
     build.labels(opts.version, 'kdp', `node${process.versions.node}`).set(1);
     this.#cacheEntries = new Gauge({
@@ -239,34 +247,45 @@ export class DnsMetrics {
   ): void {
     const key = `${zone}|${proto}|${family}|${qtype}|${rcode}|${plugin}`;
     let c = this.#query.get(key);
-    if (!c) {
-      const s = this.server;
-      const type = COMMON_TYPES.has(qtype) ? qtype : 'other';
-      const fam = family === 6 ? '2' : '1';
-      c = {
-        requests: this.#requests.child(`${zone}|${proto}|${fam}|${type}`, () => ({
-          server: s,
-          zone,
-          view: '',
-          proto,
-          family: fam,
-          type,
-        })),
-        responses: this.#responses.child(`${zone}|${rcode}|${plugin}`, () => ({
-          server: s,
-          zone,
-          view: '',
-          rcode,
-          plugin,
-        })),
-        duration: this.#duration.child(`${zone}|${type}`, () => ({ server: s, zone, view: '', type })),
-        reqSize: this.#reqSize.child(`${zone}|${proto}`, () => ({ server: s, zone, view: '', proto })),
-        resSize: this.#resSize.child(`${zone}|${proto}`, () => ({ server: s, zone, view: '', proto })),
-      };
-      this.#query.set(key, c);
-    }
+    if (!c) this.#query.set(key, (c = this.series(zone, proto, family, qtype, rcode, plugin)));
+    this.observeSeries(c, reqSize, resSize, seconds);
+  }
+
+  /**
+   * The series one kind of answer counts into, for a caller that keeps them (the fast path keeps them
+   * with each reused answer: no label key to build per query).
+   */
+  series(zone: string, proto: 'udp' | 'tcp', family: 4 | 6, qtype: string, rcode: string, plugin: string): QuerySeries {
+    const s = this.server;
+    const type = COMMON_TYPES.has(qtype) ? qtype : 'other';
+    const fam = family === 6 ? '2' : '1';
+    return {
+      requests: this.#requests.child(`${zone}|${proto}|${fam}|${type}`, () => ({
+        server: s,
+        zone,
+        view: '',
+        proto,
+        family: fam,
+        type,
+      })),
+      responses: this.#responses.child(`${zone}|${rcode}|${plugin}`, () => ({
+        server: s,
+        zone,
+        view: '',
+        rcode,
+        plugin,
+      })),
+      duration: this.#duration.child(`${zone}|${type}`, () => ({ server: s, zone, view: '', type })),
+      reqSize: this.#reqSize.child(`${zone}|${proto}`, () => ({ server: s, zone, view: '', proto })),
+      resSize: this.#resSize.child(`${zone}|${proto}`, () => ({ server: s, zone, view: '', proto })),
+    };
+  }
+
+  /** observe() with the series already looked up */
+  observeSeries(c: QuerySeries, reqSize: number, resSize: number, seconds: number): void {
     c.requests.value++;
     c.responses.value++;
+    this.#all.value++;
     this.#duration.observe(c.duration, seconds);
     this.#reqSize.observe(c.reqSize, reqSize);
     this.#resSize.observe(c.resSize, resSize);

@@ -14,7 +14,7 @@ import { errorMessage } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import type { DnsReply, DnsRequest, Plugin } from './chain.ts';
 import { runChain } from './chain.ts';
-import type { DnsMetrics } from './metrics.ts';
+import type { DnsMetrics, QuerySeries } from './metrics.ts';
 import { AutopathPlugin } from './plugins/autopath.ts';
 import { CachePlugin } from './plugins/cache.ts';
 import { LogPlugin } from './plugins/log.ts';
@@ -112,6 +112,11 @@ interface DnsServerOptions {
   readonly tcpWriteTimeoutMs?: number;
   /** open TCP connections at most (1000); a new one beyond it replaces the longest-idle one, if any */
   readonly maxTcpConnections?: number;
+  /**
+   * SO_REUSEPORT on the UDP socket and the TCP listener (`kdp dns --workers N`): each worker process binds
+   * its own pair on the same port and the kernel spreads datagrams and connections over them
+   */
+  readonly reusePort?: boolean;
 }
 
 /** One TCP connection's state, for the timeouts and for choosing which one to close when full. */
@@ -134,63 +139,43 @@ interface FastEntry {
   readonly plan: FastPlan;
 }
 
-/** The question of a plain query, read without building objects. */
-interface QuickQuestion {
-  /** lower-case name without the trailing dot ('' = the root) */
-  readonly name: string;
+/** The shape of a plain query (one question of class IN, at most a bare OPT), read without building objects. */
+interface QuickShape {
   readonly qtype: number;
   /** end of the question section */
   readonly qend: number;
   /** the OPT record (no options), or undefined without EDNS */
   readonly edns: { readonly do: boolean; readonly udpSize: number } | undefined;
-  /** the cache's key: lower-case name, type, EDNS state */
-  readonly key: string;
   /**
-   * the cluster fast path's key: as `key`, but with the name as spelled when it has capitals. A cluster
-   * answer carries the query's spelling of the zone in names the question does not cover (an SRV target
-   * `svc.ns.svc.cLuStEr.LoCaL.`, as CoreDNS writes it), so it is reused only for the same spelling.
+   * the cluster fast path's key: the question's name bytes as sent (the spelling: a cluster answer carries
+   * the query's spelling of the zone in names the question does not cover, an SRV target
+   * `svc.ns.svc.cLuStEr.LoCaL.`, as CoreDNS writes it, so it is reused only for the same spelling), its
+   * type and the EDNS state. Bytes that equal a stored key passed quickName when it was stored.
    */
   readonly fastKey: string;
 }
 
-const scratch = Buffer.allocUnsafe(256);
-const spelled = Buffer.allocUnsafe(256);
+const EDNS_STATE = ['-', 'E', 'D'] as const;
 
-/** The question of a plain query (one question, class IN, at most a bare OPT); undefined when it is anything else. */
-function quickQuestion(buf: Buffer): QuickQuestion | undefined {
+/** The shape of a plain query; undefined when it is anything else. Labels are walked by their lengths only. */
+function quickShape(buf: Buffer): QuickShape | undefined {
   if (buf.length < 17 || buf.readUInt16BE(4) !== 1 || buf.readUInt16BE(6) !== 0 || buf.readUInt16BE(8) !== 0)
     return undefined;
   const ar = buf.readUInt16BE(10);
   if (ar > 1 || (buf[2] as number) & 0xf8) return undefined; // QR or opcode set
   let pos = 12;
-  let n = 0;
-  let upper = false;
+  let n = 0; // length of the name as text
   for (;;) {
     if (pos >= buf.length) return undefined;
     const len = buf[pos] as number;
     if (len === 0) break;
-    if (len > 63 || pos + 1 + len > buf.length || n + len + 1 > 255) return undefined;
-    if (n > 0) {
-      spelled[n] = 0x2e;
-      scratch[n++] = 0x2e;
-    }
-    for (let i = pos + 1; i <= pos + len; i++) {
-      let c = buf[i] as number;
-      if (c === 0x2e || c === 0x5c || c <= 0x20 || c >= 0x7f) return undefined;
-      spelled[n] = c;
-      if (c >= 0x41 && c <= 0x5a) {
-        c += 0x20;
-        upper = true;
-      }
-      scratch[n++] = c;
-    }
+    n += n > 0 ? len + 1 : len;
+    if (len > 63 || pos + 1 + len > buf.length || n > 255) return undefined;
     pos += 1 + len;
   }
   const qend = pos + 5;
-  if (qend > buf.length) return undefined;
-  const qtype = buf.readUInt16BE(pos + 1);
-  if (buf.readUInt16BE(pos + 3) !== CLASS_IN) return undefined;
-  let edns: QuickQuestion['edns'];
+  if (qend > buf.length || buf.readUInt16BE(pos + 3) !== CLASS_IN) return undefined;
+  let edns: QuickShape['edns'];
   if (ar === 1) {
     // exactly one OPT with no options: root, type 41, size, ext-rcode 0, version 0, flags, rdlen 0
     if (
@@ -205,10 +190,36 @@ function quickQuestion(buf: Buffer): QuickQuestion | undefined {
   } else if (buf.length !== qend) {
     return undefined;
   }
-  const name = scratch.toString('latin1', 0, n);
-  const rest = `|${qtype}|${edns ? (edns.do ? 'D' : 'E') : '-'}`;
-  const key = name + rest;
-  return { name, qtype, qend, edns, key, fastKey: upper ? spelled.toString('latin1', 0, n) + rest : key };
+  const state = edns ? (edns.do ? 2 : 1) : 0;
+  return {
+    qtype: buf.readUInt16BE(pos + 1),
+    qend,
+    edns,
+    fastKey: buf.toString('latin1', 12, qend - 2) + EDNS_STATE[state],
+  };
+}
+
+const scratch = Buffer.allocUnsafe(256);
+
+/**
+ * The lower-case name (without the trailing dot, '' = the root) of a query quickShape accepted; undefined
+ * when a label holds a dot, a backslash or a byte outside printable ASCII (the full path handles those).
+ */
+function quickName(buf: Buffer): string | undefined {
+  let pos = 12;
+  let n = 0;
+  for (;;) {
+    const len = buf[pos] as number;
+    if (len === 0) break;
+    if (n > 0) scratch[n++] = 0x2e;
+    for (let i = pos + 1; i <= pos + len; i++) {
+      const c = buf[i] as number;
+      if (c === 0x2e || c === 0x5c || c <= 0x20 || c >= 0x7f) return undefined;
+      scratch[n++] = c >= 0x41 && c <= 0x5a ? c + 0x20 : c;
+    }
+    pos += 1 + len;
+  }
+  return scratch.toString('latin1', 0, n);
 }
 
 function familyOf(addr: string): 4 | 6 {
@@ -220,10 +231,15 @@ interface Target {
   readonly block: ServerBlock;
   readonly plan: FastPlan;
   readonly zone: string;
+  /** the zone as the metrics name it ('.', 'cluster.local.') */
+  readonly zoneLabel: string;
 }
 
+const zoneLabel = (zone: string) => (zone === '' ? '.' : zone + '.');
+
 function target(block: ServerBlock): Target {
-  return { block, plan: fastPlan(block), zone: block.zones.length === 1 ? (block.zones[0] as string) : '' };
+  const zone = block.zones.length === 1 ? (block.zones[0] as string) : '';
+  return { block, plan: fastPlan(block), zone, zoneLabel: zoneLabel(zone) };
 }
 
 export class DnsServer {
@@ -238,6 +254,8 @@ export class DnsServer {
   #port = 0;
   #fastHits = 0;
   #cacheHits = 0;
+  /** the metric series of fast answers, by zone label and then by a number made of type, rcode, plugin, protocol and family */
+  readonly #series = new Map<string, Map<number, QuerySeries>>();
   #anyCache: boolean;
   #blocks: readonly Target[];
   /** the only block, when it serves the root alone (no zone to pick) */
@@ -304,13 +322,15 @@ export class DnsServer {
       const udp = createSocket({
         type: any || host.includes(':') ? 'udp6' : 'udp4',
         reuseAddr: false,
+        reusePort: this.#opts.reusePort ?? false,
         ipv6Only: false,
         lookup: lookup as never,
       });
       try {
         await new Promise<void>((resolve, reject) => {
           udp.once('error', reject);
-          udp.bind(this.#opts.port, any ? '::' : host, () => {
+          // exclusive: a cluster worker binds its own socket instead of asking the primary for a shared one
+          udp.bind({ port: this.#opts.port, address: any ? '::' : host, exclusive: true }, () => {
             udp.removeListener('error', reject);
             resolve();
           });
@@ -330,7 +350,7 @@ export class DnsServer {
       try {
         await new Promise<void>((resolve, reject) => {
           tcp.once('error', reject);
-          tcp.listen({ port, host, backlog: 511 }, () => {
+          tcp.listen({ port, host, backlog: 511, reusePort: this.#opts.reusePort ?? false, exclusive: true }, () => {
             tcp.removeListener('error', reject);
             resolve();
           });
@@ -493,11 +513,13 @@ export class DnsServer {
   #fastAnswer(msg: Buffer, proto: 'udp' | 'tcp', client: string): Buffer | undefined {
     if (this.#fast.size === 0 && !this.#anyCache) return undefined;
     const t0 = performance.now();
-    const q = quickQuestion(msg);
+    const q = quickShape(msg);
     if (!q) return undefined;
     if (this.#fast.size > 0) {
       const e = this.#fast.get(q.fastKey);
-      if (e && !e.plan.autopath?.searchFor(q.name, client)) {
+      // autopath: a query it walks takes the chain (the name is decoded only when autopath is configured; a stored
+      // key passed quickName, so equal bytes do too)
+      if (e && !(e.plan.autopath && e.plan.autopath.searchFor(quickName(msg) as string, client))) {
         this.#fastHits++;
         const out = Buffer.allocUnsafe(e.wire.length);
         e.wire.copy(out);
@@ -512,19 +534,20 @@ export class DnsServer {
       }
     }
     if (!this.#anyCache) return undefined;
-    const target = this.#block(q.name);
+    const name = quickName(msg);
+    if (name === undefined) return undefined;
+    const target = this.#block(name);
     const cache = target?.plan.cache;
-    if (!cache || q.qtype === TYPE.AXFR || q.qtype === TYPE.IXFR || !cache.covers(q.name)) return undefined;
-    if (target.plan.autopath?.searchFor(q.name, client)) return undefined;
+    if (!cache || q.qtype === TYPE.AXFR || q.qtype === TYPE.IXFR || !cache.covers(name)) return undefined;
+    if (target.plan.autopath?.searchFor(name, client)) return undefined;
     const maxSize =
       proto === 'tcp' ? 65535 : q.edns ? Math.min(Math.max(q.edns.udpSize, MAX_UDP_NO_EDNS), 65535) : MAX_UDP_NO_EDNS;
     // the quick key is the cache key unless the query has EDNS without DO
-    const key = q.edns && !q.edns.do ? undefined : q.key;
-    const out = cache.answerWire(q.name, q.qtype, msg, q.qend, q.edns, maxSize, target.plan.shuffle, key);
+    const key = q.edns && !q.edns.do ? undefined : `${name}|${q.qtype}|${q.edns ? 'D' : '-'}`;
+    const out = cache.answerWire(name, q.qtype, msg, q.qend, q.edns, maxSize, target.plan.shuffle, key);
     if (!out) return undefined;
     this.#cacheHits++;
-    const zone = target.zone === '' ? '.' : target.zone + '.';
-    this.#fastDone(target.plan, msg, q, out, zone, (out[3] as number) & 0xf, 'cache', proto, client, t0);
+    this.#fastDone(target.plan, msg, q, out, target.zoneLabel, (out[3] as number) & 0xf, 'cache', proto, client, t0);
     return out;
   }
 
@@ -532,27 +555,30 @@ export class DnsServer {
   #fastDone(
     plan: FastPlan,
     msg: Buffer,
-    q: QuickQuestion,
+    q: QuickShape,
     out: Buffer,
     zone: string,
     rcode: number,
-    plugin: string,
+    plugin: 'kubernetes' | 'cache',
     proto: 'udp' | 'tcp',
     client: string,
     t0: number,
   ): void {
     const ms = performance.now() - t0;
-    this.#opts.metrics?.observe(
-      zone,
-      proto,
-      familyOf(client),
-      typeName(q.qtype),
-      rcodeName(rcode),
-      plugin,
-      msg.length,
-      out.length,
-      ms / 1000,
-    );
+    const metrics = this.#opts.metrics;
+    if (metrics) {
+      // the series looked up by numbers, not by a label key built per query
+      const family = familyOf(client);
+      const k =
+        ((q.qtype * 16 + rcode) * 2 + (plugin === 'cache' ? 1 : 0)) * 4 +
+        (proto === 'tcp' ? 2 : 0) +
+        (family === 6 ? 1 : 0);
+      let byZone = this.#series.get(zone);
+      if (!byZone) this.#series.set(zone, (byZone = new Map()));
+      let c = byZone.get(k);
+      if (!c) byZone.set(k, (c = metrics.series(zone, proto, family, typeName(q.qtype), rcodeName(rcode), plugin)));
+      metrics.observeSeries(c, msg.length, out.length, ms / 1000);
+    }
     if (plan.logs.length === 0) return;
     const line = {
       client,
@@ -574,7 +600,7 @@ export class DnsServer {
     for (const t of this.#blocks) {
       for (const z of t.block.zones) {
         if ((z === '' || lname === z || lname.endsWith('.' + z)) && (!best || z.length > best.zone.length))
-          best = z === t.zone ? t : { ...t, zone: z };
+          best = z === t.zone ? t : { ...t, zone: z, zoneLabel: zoneLabel(z) };
       }
     }
     return best;
@@ -693,12 +719,12 @@ export class DnsServer {
           !(target.plan.shuffle && answers.filter((a) => a.type === 'A' || a.type === 'AAAA').length > 1) &&
           !target.plan.cache?.keeps(lname, r.rcode, answers.length > 0)
         ) {
-          const key = quickQuestion(buf);
-          if (key) {
+          const key = quickShape(buf);
+          if (key && quickName(buf) !== undefined) {
             if (this.#fast.size >= this.#fastCap) this.#fast.clear();
             this.#fast.set(key.fastKey, {
               wire: out,
-              zone: zone === '' ? '.' : zone + '.',
+              zone: zoneLabel(zone),
               rcode: r.rcode,
               plan: target.plan,
             });

@@ -12,3 +12,18 @@ export async function waitForOutput(what: string, child: Spawned, re: RegExp, ms
     if (exited) throw new Error(`${what} exited: ${child.output().slice(-3000)}`);
   }
 }
+
+/** Polls `fn` every 50 ms until it gives a value (a throw counts as none); fails after timeoutMs saying `what`. */
+export async function until<T>(
+  fn: () => Promise<T | undefined | null>,
+  opts: { timeoutMs: number; what: string | (() => string) },
+): Promise<T> {
+  const end = Date.now() + opts.timeoutMs;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v !== undefined && v !== null) return v;
+    if (Date.now() > end)
+      throw new Error(`${typeof opts.what === 'string' ? opts.what : opts.what()}: not within ${opts.timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -1,12 +1,16 @@
 // `kdp dns`: the cluster DNS server. Reads a Corefile as-is (--corefile), or builds the kubeadm-like
 // configuration from flags; cluster state from --manifests DIR or the Kubernetes API.
+import cluster from 'node:cluster';
 import { readFileSync, statSync } from 'node:fs';
+import type { Server, ServerResponse } from 'node:http';
 import { KdpError, errorMessage } from '../../common/errors.ts';
 import { parseCorefile, KUBEADM_COREFILE } from '../../dns/corefile.ts';
 import type { BlockConfig } from '../../dns/corefile.ts';
-import { startDns } from '../../dns/dns.ts';
+import { httpAddresses, listenHttp, startDns } from '../../dns/dns.ts';
 import type { RunningDns } from '../../dns/dns.ts';
 import { watchCorefile } from '../../dns/reload.ts';
+import { DnsServer } from '../../dns/server.ts';
+import { DnsWorkers, reportToPrimary } from '../../dns/workers.ts';
 import { openSource } from '../../k8s/open-source.ts';
 import { untilStopped } from '../command.ts';
 import type { Command, CommandContext } from '../command.ts';
@@ -49,6 +53,12 @@ const OVERRIDE_FLAGS = {
   ready: { type: 'string', arg: 'ADDR', help: '/ready address', defaultText: "the Corefile's" },
   metrics: { type: 'string', arg: 'ADDR', help: '/metrics address', defaultText: "the Corefile's" },
   lameduck: { type: 'string', arg: 'MS', help: "delay before shutting down after SIGTERM (health's lameduck)" },
+  workers: {
+    type: 'string',
+    arg: 'N',
+    help: 'worker processes on the same DNS ports (SO_REUSEPORT, one event loop each); the primary serves /health, /ready and /metrics (summed over the workers)',
+    defaultText: '1',
+  },
   'no-fast-path': {
     type: 'boolean',
     help: 'every query takes the full path (no reuse of encoded cluster answers, no cache hits from the query bytes)',
@@ -121,6 +131,13 @@ export function applyFlags(blocks: BlockConfig[], v: Record<string, string | boo
 
 async function run(argv: readonly string[], ctx: CommandContext): Promise<number> {
   const v = parseOnlyFlags(FLAGS, argv, warnDeprecated(ctx.log));
+  // a worker of `--workers N`: the primary's port, no HTTP endpoints (the primary has them), stopped by the primary
+  const worker = cluster.isWorker && process.env.KDP_DNS_WORKER !== undefined ? Number(process.env.KDP_DNS_WORKER) : -1;
+  if (worker >= 0) {
+    reportToPrimary({ listening: false, ready: false });
+    Object.assign(v, { health: '', ready: '', metrics: '', 'exit-after': undefined });
+    if (process.env.KDP_DNS_PORT !== undefined) v.port = process.env.KDP_DNS_PORT;
+  }
   const exitAfter = exitAfterMs(v['exit-after']);
   let text = KUBEADM_COREFILE;
   if (v.corefile) {
@@ -130,6 +147,9 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
       throw new KdpError('KDP_DNS_CONFIG', `cannot read ${v.corefile}: ${errorMessage(err)}`, { cause: err });
     }
   }
+  const workers = v.workers === undefined ? 1 : Number(v.workers);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 64)
+    throw new KdpError('KDP_USAGE', '--workers takes 1..64');
   const port = v.port === undefined ? undefined : Number(v.port);
   if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port < 65536))
     throw new KdpError('KDP_USAGE', '--port takes 0..65535');
@@ -151,6 +171,7 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
         ...(v.metrics !== undefined ? { metricsAddr: v.metrics } : {}),
         ...(v.lameduck !== undefined ? { lameduckMs: Number(v.lameduck) } : {}),
         ...(v['no-fast-path'] ? { fastPath: false } : {}),
+        ...(worker >= 0 ? { reusePort: true, worker } : {}),
       },
     );
   const blocks = applyFlags(parseCorefile(text, process.env), v);
@@ -164,7 +185,18 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
     }
     if (!isDir) throw new KdpError('KDP_K8S_MANIFEST', `--manifests ${v.manifests}: not a directory`);
   }
+  if (workers > 1 && cluster.isPrimary) return runPrimary(workers, blocks, port, v, exitAfter, ctx);
   let dns = await start(blocks);
+  const report = () => {
+    if (worker < 0) return;
+    const d = dns;
+    reportToPrimary({ listening: true, ready: false }, d.metrics.registry);
+    d.synced.then(
+      () => d === dns && reportToPrimary({ listening: true, ready: true }),
+      () => {},
+    );
+  };
+  report();
   // the cluster source rejects its start only for what retrying cannot fix (an unreadable manifests
   // directory, no usable kubeconfig); API outages are retried inside it. Such a failure stops kdp dns with
   // the error (exit 1) instead of leaving a server that is never ready.
@@ -174,9 +206,10 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
     failure = err;
     stop.abort('cluster source failed');
   });
-  ctx.out(
-    `kdp dns ready: dns ${[...dns.ports.values()].join(',')} health ${dns.healthPort ?? '-'} ready ${dns.readyPort ?? '-'} metrics ${dns.metricsPort ?? '-'}\n`,
-  );
+  if (worker < 0)
+    ctx.out(
+      `kdp dns ready: dns ${[...dns.ports.values()].join(',')} health ${dns.healthPort ?? '-'} ready ${dns.readyPort ?? '-'} metrics ${dns.metricsPort ?? '-'}\n`,
+    );
   // reload: a changed Corefile restarts the servers with the new configuration; a broken one is ignored
   const reload = v.corefile ? blocks.find((b) => b.reload)?.reload : undefined;
   const watcher =
@@ -207,6 +240,7 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
           // not possible in place (kubernetes blocks added or removed, or a new pod watch): restart
           await dns.close();
           dns = await start(nextBlocks);
+          report();
           ctx.log.info(
             { dns: Object.fromEntries(dns.ports) },
             'Corefile changed: restarted with the new configuration',
@@ -218,8 +252,95 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
   ctx.log.info({ why }, 'stopping');
   watcher?.stop();
   await dns.close();
+  // a worker's IPC channel to the primary would keep it alive
+  if (worker >= 0) cluster.worker?.disconnect();
   if (failure !== undefined) throw failure;
   return 0;
+}
+
+/**
+ * The primary of `kdp dns --workers N`: forks the workers (src/dns/workers.ts) and serves /health, /ready
+ * and /metrics for all of them on the Corefile's (or the flags') addresses. It binds no DNS socket; with
+ * --port 0 it picks the free port once, so that every worker binds the same one.
+ */
+async function runPrimary(
+  count: number,
+  blocks: readonly BlockConfig[],
+  port: number | undefined,
+  v: Record<string, string | boolean | undefined>,
+  exitAfter: number | undefined,
+  ctx: CommandContext,
+): Promise<number> {
+  let dnsPort = port;
+  if (port === 0) {
+    const probe = new DnsServer({
+      host: typeof v.listen === 'string' ? v.listen : '',
+      port: 0,
+      blocks: [],
+      log: ctx.log,
+    });
+    dnsPort = await probe.start();
+    await probe.close();
+  } else if (port === undefined && blocks.some((b) => b.port === 0))
+    throw new KdpError('KDP_USAGE', '--workers needs fixed DNS ports: a server block on port 0 (use --port)');
+  const set = new DnsWorkers({
+    count,
+    env: (i) => ({ KDP_DNS_WORKER: String(i), ...(dnsPort !== undefined ? { KDP_DNS_PORT: String(dnsPort) } : {}) }),
+    log: ctx.log,
+  });
+  const addrs = httpAddresses(blocks, {
+    ...(typeof v.health === 'string' ? { healthAddr: v.health } : {}),
+    ...(typeof v.ready === 'string' ? { readyAddr: v.ready } : {}),
+    ...(typeof v.metrics === 'string' ? { metricsAddr: v.metrics } : {}),
+  });
+  const text = (res: ServerResponse, code: number, body: string) =>
+    void res.writeHead(code, { 'content-type': 'text/plain' }).end(body);
+  const handlers = {
+    health: (res: ServerResponse) => (set.healthy ? text(res, 200, 'OK') : text(res, 503, 'no worker listening')),
+    ready: (res: ServerResponse) => (set.ready ? text(res, 200, 'OK') : text(res, 503, 'workers')),
+    metrics: (res: ServerResponse) =>
+      void set.metrics().then(
+        (body) => res.writeHead(200, { 'content-type': set.contentType }).end(body),
+        (err: unknown) => text(res, 500, errorMessage(err)),
+      ),
+  };
+  const http: Server[] = [];
+  const ports: Record<string, number | string> = {};
+  try {
+    for (const kind of ['health', 'ready', 'metrics'] as const) {
+      const addr = addrs[kind];
+      if (!addr) continue;
+      const h = await listenHttp(addr, (req, res) =>
+        req.url === `/${kind}` ? handlers[kind](res) : void res.writeHead(404).end(),
+      );
+      http.push(h.server);
+      ports[kind] = h.port;
+    }
+    const stop = new AbortController();
+    const listening = set.start().then(
+      () => true,
+      () => false,
+    );
+    const started = await Promise.race([listening, untilStopped(undefined, stop.signal).then(() => false)]);
+    stop.abort('started');
+    if (!started) {
+      await set.stop();
+      if (set.failed)
+        throw new KdpError('KDP_DNS_CONFIG', 'every dns worker failed before listening (see their errors above)');
+      return 0;
+    }
+    const dnsPorts = dnsPort !== undefined ? [dnsPort] : [...new Set(blocks.map((b) => b.port))];
+    ctx.out(
+      `kdp dns ready: dns ${dnsPorts.join(',')} health ${ports.health ?? '-'} ready ${ports.ready ?? '-'} metrics ${ports.metrics ?? '-'} workers ${count}\n`,
+    );
+    ctx.log.info({ workers: count, pids: set.pids }, 'dns workers listening');
+    const why = await untilStopped(exitAfter, set.allFailed);
+    ctx.log.info({ why }, 'stopping dns workers');
+    await set.stop();
+  } finally {
+    await Promise.all(http.map((h) => new Promise((r) => (h.closeAllConnections(), h.close(r)))));
+  }
+  return set.failed ? 1 : 0;
 }
 
 export const dnsCommand: Command = {

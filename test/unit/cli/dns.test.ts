@@ -165,3 +165,17 @@ t.test(
     t.equal(await until(28800), 28800, 'still answering');
   },
 );
+
+t.test('--workers takes 1..64; a Corefile block on port 0 needs --port with workers', async (t) => {
+  for (const n of ['0', '65', '1.5', 'two'])
+    t.match((await runDns(['--workers', n, '--manifests', tmpdir()])).result, {
+      code: 'KDP_USAGE',
+      message: /--workers takes 1\.\.64/,
+    });
+  const dir = mkdtempSync(join(tmpdir(), 'kdp-dns-cli-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'Corefile'), '.:0 {\n  errors\n}\n');
+  const r = await runDns(['--workers', '2', '--corefile', join(dir, 'Corefile'), '--manifests', dir]);
+  t.match(r.result, { code: 'KDP_USAGE', message: /--workers needs fixed DNS ports/ });
+  t.equal(r.out, '', 'no worker started');
+});

@@ -15,6 +15,7 @@ import { KubernetesPlugin } from '../../../src/dns/plugins/kubernetes/plugin.ts'
 import { DEFAULT_KUBERNETES_CONFIG } from '../../../src/dns/plugins/kubernetes/records.ts';
 import { LoadbalancePlugin } from '../../../src/dns/plugins/loadbalance.ts';
 import { LogPlugin } from '../../../src/dns/plugins/log.ts';
+import { DnsMetrics } from '../../../src/dns/metrics.ts';
 import { DnsServer } from '../../../src/dns/server.ts';
 import { TYPE, decode, encodeQuery, encodeResponse } from '../../../src/dns/wire.ts';
 import type { RR } from '../../../src/dns/wire.ts';
@@ -126,7 +127,7 @@ async function build(setup: Setup) {
   // given in a scrambled order: the chain runs them in PLUGIN_ORDER
   const chain = inPluginOrder(plugins);
   const s = new DnsServer({ host: '127.0.0.1', port: 0, log, answers: rec, blocks: [{ zones: [''], plugins: chain }] });
-  return { s, now, lines, chain };
+  return { s, now, lines, chain, rec };
 }
 
 const QUERIES: { name: string; type: number; edns?: { udpSize: number; do?: boolean } }[] = [
@@ -225,4 +226,38 @@ t.test('loadbalance shuffles through the chain and the fast path alike', async (
   t.ok(s.cacheFastHits > 30, 'cache hits from the query bytes');
   t.ok(seen.fast.size >= 3, `the fast path puts different addresses first (${seen.fast.size} of 4)`);
   t.ok(seen.chain.size >= 6, `so does the chain, for forwarded and cluster answers (${seen.chain.size} of 8)`);
+});
+
+t.test('fast answers count into the same metric series as the chain', async (t) => {
+  // the fast path keeps the series per reused answer (looked up by numbers); the chain looks them up by
+  // label key: the same queries through each must give the same counters and histograms
+  const text = async (fastPath: boolean) => {
+    const { chain, rec } = await build({ log: false, loadbalance: false, cache: 'kubeadm' });
+    const metrics = new DnsMetrics({ server: 'dns://', version: 'test' });
+    const s = new DnsServer({
+      host: '127.0.0.1',
+      port: 0,
+      log: silentLogger,
+      metrics,
+      answers: rec,
+      blocks: [{ zones: [''], plugins: chain, fastPath }],
+    });
+    let id = 1;
+    for (let round = 0; round < 3; round++)
+      for (const proto of ['udp', 'tcp'] as const)
+        for (const client of ['127.0.0.1', '::1', '::ffff:127.0.0.1'])
+          for (const q of QUERIES) await s.respond(encodeQuery({ id: id++, ...q }), proto, client);
+    const out = await metrics.registry.metrics();
+    // durations differ between runs; their counts do not
+    return {
+      fast: s.fastHits + s.cacheFastHits,
+      text: out.replace(/^coredns_dns_request_duration_seconds_(bucket|sum).*$/gm, ''),
+    };
+  };
+  const fast = await text(true);
+  const chain = await text(false);
+  t.ok(fast.fast > 100, `the fast path answered ${fast.fast} of them`);
+  t.equal(chain.fast, 0, 'none without it');
+  t.equal(fast.text, chain.text);
+  t.match(fast.text, /coredns_dns_requests_total\{[^}]*proto="tcp",family="2",type="SRV"\} 6/);
 });
