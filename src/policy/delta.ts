@@ -12,10 +12,12 @@
 //
 // All in one transaction, so a packet sees the old table or the new one, never a mix. Anything this cannot
 // express (a different table header or comment, a changed set type or chain hook) returns undefined: the agent
-// then applies the full script.
+// then applies the full script. The renderer (nft.ts renderTable) builds the same parsed form directly from its
+// per-pod parts, so the agent diffs two renderings with deltaTables without writing or parsing a script; objects
+// a change did not touch are the same strings on both sides (compared by reference first).
 
 /** One top-level object of the table block: `set NAME { ... }` and its lines. */
-interface Item {
+export interface Item {
   readonly kind: 'set' | 'map' | 'chain' | 'counter' | 'comment';
   readonly name: string;
   readonly text: string;
@@ -25,7 +27,7 @@ interface Item {
   readonly elements: readonly string[];
 }
 
-interface Parsed {
+export interface Parsed {
   readonly table: string;
   readonly items: ReadonlyMap<string, Item>;
   readonly order: readonly string[];
@@ -45,6 +47,29 @@ function item(kind: Item['kind'], name: string, body: readonly string[]): Item {
     head.push(b);
   }
   return { kind, name, text: body.join('\n'), head: head.join('\n'), elements };
+}
+
+/** A set or map as renderNft writes it: `headLines` are its type/flags lines (with their two tabs). */
+export function blockItem(
+  kind: 'set' | 'map',
+  name: string,
+  headLines: readonly string[],
+  elements: readonly string[],
+): Item {
+  const open = `\t${kind} ${name} {`;
+  const els = elements.length > 0 ? ['\t\telements = {', ...elements.map((e) => `\t\t\t${e},`), '\t\t}'] : [];
+  return {
+    kind,
+    name,
+    text: [open, ...headLines, ...els, '\t}'].join('\n'),
+    head: [open, ...headLines, '\t}'].join('\n'),
+    elements,
+  };
+}
+
+/** A chain or counter block (no elements: its head is its text). */
+export function plainItem(kind: 'chain' | 'counter', name: string, text: string): Item {
+  return { kind, name, text, head: text, elements: [] };
 }
 
 /** Parses renderNft's layout: the one `table inet T {` block, one tab per level. undefined: not that layout. */
@@ -87,7 +112,13 @@ const keyOf = (kind: Item['kind'], e: string) => (kind === 'map' ? e.split(' : '
 export function deltaScript(prev: string, next: string): string | undefined {
   const a = parseTable(prev);
   const b = parseTable(next);
-  if (!a || !b || a.table !== b.table) return undefined;
+  if (!a || !b) return undefined;
+  return deltaTables(a, b);
+}
+
+/** deltaScript on parsed tables (the renderer's own structure: no script written or parsed). */
+export function deltaTables(a: Parsed, b: Parsed): string | undefined {
+  if (a.table !== b.table) return undefined;
   if (a.items.get('comment')?.text !== b.items.get('comment')?.text) return undefined;
   const T = `inet ${b.table}`;
   const flush: string[] = [];
@@ -105,7 +136,7 @@ export function deltaScript(prev: string, next: string): string | undefined {
   for (const key of b.order) {
     const n = b.items.get(key)!;
     const o = a.items.get(key);
-    if (o?.text === n.text) continue;
+    if (o === n || o?.text === n.text) continue;
     if (!o) {
       block.push(n.text);
       continue;
