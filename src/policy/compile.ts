@@ -145,6 +145,13 @@ function mergePorts(ports: PortRange[]): PortRange[] {
   return out;
 }
 
+/**
+ * Resolved rules per rule source: a rule's result depends on the local pod only through named ingress ports (its
+ * container ports), so pods share one CompiledRule object (and the renderer its cut elements). A rule source is
+ * re-resolved (a new object) whenever what it read of the cluster changed.
+ */
+const ruleMemo = new WeakMap<RuleSource, Map<string, CompiledRule>>();
+
 /** Resolves a rule for one local pod; `notes` collects named ports that match nothing. */
 function compileRule(
   src: RuleSource,
@@ -153,6 +160,28 @@ function compileRule(
   cluster: Cluster,
   notes: CompileNote[],
 ): CompiledRule {
+  const named = src.ports?.filter((p) => typeof p.port === 'string') ?? [];
+  const memoKey = named.length > 0 && dir === 'ingress' ? `in ${JSON.stringify(local.containerPorts)}` : dir;
+  let memo = ruleMemo.get(src);
+  if (!memo) ruleMemo.set(src, (memo = new Map()));
+  let rule = memo.get(memoKey);
+  if (!rule) memo.set(memoKey, (rule = resolveRule(src, dir, local, cluster)));
+  if (
+    named.length > 0 &&
+    named.length === src.ports!.length &&
+    rule.ports !== 'any' &&
+    rule.ports.length === 0 &&
+    rule.peerPorts.length === 0
+  )
+    notes.push({
+      tier: src.tier,
+      policy: src.policy,
+      message: `${src.rule}: port name(s) ${named.map((p) => p.port).join(', ')} match no container port${dir === 'ingress' ? ` of ${keyOf(local.meta)}` : ' of any peer'}; the rule matches nothing there`,
+    });
+  return rule;
+}
+
+function resolveRule(src: RuleSource, dir: Direction, local: Pod, cluster: Cluster): CompiledRule {
   let peers: 'any' | AddressRange[] = 'any';
   if (src.peers !== 'any') {
     const b = new AddressSetBuilder();
@@ -188,13 +217,6 @@ function compileRule(
       }
     }
     ports = mergePorts(numbered);
-    const named = src.ports.filter((p) => typeof p.port === 'string');
-    if (named.length > 0 && ports.length === 0 && peerPorts.length === 0 && named.length === src.ports.length)
-      notes.push({
-        tier: src.tier,
-        policy: src.policy,
-        message: `${src.rule}: port name(s) ${named.map((p) => p.port).join(', ')} match no container port${dir === 'ingress' ? ` of ${keyOf(local.meta)}` : ' of any peer'}; the rule matches nothing there`,
-      });
   }
   peerPorts.sort((a, b) => (a.ip + a.protocol + a.port).localeCompare(b.ip + b.protocol + b.port));
   const dedup = peerPorts.filter(
@@ -389,6 +411,14 @@ function sortEntries(entries: ReadonlyMap<string, Entry>): Sorted {
   };
 }
 
+/** Whether a policy change can move the policy in the sorted lists (or change the same-priority notes). */
+function reorders(c: Change): boolean {
+  if (c.previous === undefined || c.current === undefined) return true;
+  const a = c.previous as AnyPolicy;
+  const b = c.current as AnyPolicy;
+  return a.kind === 'AdminNetworkPolicy' && b.kind === 'AdminNetworkPolicy' && a.priority !== b.priority;
+}
+
 /** One local pod compiled, with the policies it depends on and the notes its rules gave. */
 interface PodResult {
   readonly pod: CompiledPod;
@@ -515,7 +545,8 @@ export class PolicyCompiler {
           else this.#entries.set(id, e);
           for (const lp of local) if (subjectSelects(e, lp, cluster)) redo.add(keyOf(lp.meta));
         }
-        if (changes.some((c) => POLICY_KINDS.includes(c.kind))) this.#sorted = undefined;
+        // the order changes when a policy comes or goes, or an ANP's priority changes (an edit keeps its place)
+        if (changes.some((c) => POLICY_KINDS.includes(c.kind) && reorders(c))) this.#sorted = undefined;
       }
     }
     const sorted = (this.#sorted ??= sortEntries(this.#entries));

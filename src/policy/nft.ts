@@ -60,53 +60,73 @@ const ANY_KEYS: Readonly<Record<IPFamily, { a0: string; a1: string }>> = {
 };
 const famOfIp = (ip: string): IPFamily => (ip.includes(':') ? 'IPv6' : 'IPv4');
 
-/** An address-key range x port range of one protocol. */
-interface Rect {
-  readonly a0: string;
-  readonly a1: string;
-  readonly p0: number;
-  readonly p1: number;
-}
-
 type Span = { a0: string; a1: string };
 
-/** The sets of a group of rules per family: rectangles per protocol, and addresses for every protocol/port. */
+/**
+ * The sets of a group of rules per family: per protocol and port range (key p0 * 65536 + p1) the lists of address
+ * spans (each sorted and disjoint: a rule's peers; rules with the same peers share one list), and the addresses
+ * matched on every protocol and port.
+ */
 interface MatchSets {
-  readonly rects: Record<IPFamily, Record<Protocol, Rect[]>>;
+  readonly rects: Record<IPFamily, Record<Protocol, Map<number, Span[][]>>>;
   readonly any: Record<IPFamily, Span[]>;
 }
 
-function matchSetsOf(rules: readonly CompiledRule[]): MatchSets {
-  const rects: MatchSets['rects'] = {
-    IPv4: { TCP: [], UDP: [], SCTP: [] },
-    IPv6: { TCP: [], UDP: [], SCTP: [] },
-  };
-  const any: MatchSets['any'] = { IPv4: [], IPv6: [] };
-  for (const r of rules) {
-    const peers =
-      r.peers === 'any'
-        ? FAMILIES.map((f) => ({ family: f, ...ANY_KEYS[f] }))
-        : r.peers.map((a) => ({ family: a.family, a0: ipKey(a.first), a1: ipKey(a.last) }));
-    if (r.ports === 'any') for (const a of peers) any[a.family].push({ a0: a.a0, a1: a.a1 });
-    else
-      for (const a of peers)
-        for (const p of r.ports) rects[a.family][p.protocol].push({ a0: a.a0, a1: a.a1, p0: p.first, p1: p.last });
-    for (const pp of r.peerPorts) {
-      const k = ipKey(pp.ip);
-      rects[famOfIp(pp.ip)][pp.protocol].push({ a0: k, a1: k, p0: pp.port, p1: pp.port });
-    }
-  }
-  return { rects, any };
+const emptySets = (): MatchSets => ({
+  rects: {
+    IPv4: { TCP: new Map(), UDP: new Map(), SCTP: new Map() },
+    IPv6: { TCP: new Map(), UDP: new Map(), SCTP: new Map() },
+  },
+  any: { IPv4: [], IPv6: [] },
+});
+
+/** A rule's peers as key spans per family, once per CompiledRule object (pods share rules that do not depend on them). */
+interface RuleSpans {
+  readonly spans: Record<IPFamily, Span[]>;
+  /** the spans as text: rules with equal peers contribute them once */
+  readonly sig: Record<IPFamily, string>;
+}
+const ruleSpans = new WeakMap<CompiledRule, RuleSpans>();
+
+function spansOfRule(r: CompiledRule): RuleSpans {
+  const hit = ruleSpans.get(r);
+  if (hit) return hit;
+  const spans: Record<IPFamily, Span[]> = { IPv4: [], IPv6: [] };
+  if (r.peers === 'any') for (const f of FAMILIES) spans[f].push({ ...ANY_KEYS[f] });
+  // merged and sorted by the compiler (AddressSetBuilder): each family's spans are disjoint and in order
+  else for (const a of r.peers) spans[a.family].push({ a0: ipKey(a.first), a1: ipKey(a.last) });
+  const sig = (f: IPFamily) => spans[f].map((x) => `${x.a0}-${x.a1}`).join(',');
+  const out = { spans, sig: { IPv4: sig('IPv4'), IPv6: sig('IPv6') } };
+  ruleSpans.set(r, out);
+  return out;
 }
 
-/** The merged port ranges of the active rectangles (sorted, overlapping and adjacent ones joined). */
-function mergedPorts(active: ReadonlyMap<string, { p0: number; p1: number; n: number }>): [number, number][] {
-  const s = [...active.values()].sort((a, b) => a.p0 - b.p0);
-  const out: [number, number][] = [];
-  for (const p of s) {
-    const prev = out[out.length - 1];
-    if (prev && p.p0 <= prev[1] + 1) prev[1] = Math.max(prev[1], p.p1);
-    else out.push([p.p0, p.p1]);
+function matchSetsOf(rules: readonly CompiledRule[]): MatchSets {
+  const out = emptySets();
+  const seen = new Set<string>();
+  const add = (f: IPFamily, proto: Protocol, p0: number, p1: number, list: Span[], sig: string | undefined): void => {
+    const k = p0 * 65536 + p1;
+    if (sig !== undefined) {
+      const id = `${f} ${proto} ${k} ${sig}`;
+      if (seen.has(id)) return;
+      seen.add(id);
+    }
+    const m = out.rects[f][proto];
+    const g = m.get(k);
+    if (g) g.push(list);
+    else m.set(k, [list]);
+  };
+  for (const r of rules) {
+    const { spans, sig } = spansOfRule(r);
+    for (const f of FAMILIES) {
+      if (spans[f].length === 0) continue;
+      if (r.ports === 'any') out.any[f].push(...spans[f]);
+      else for (const p of r.ports) add(f, p.protocol, p.first, p.last, spans[f], sig[f]);
+    }
+    for (const pp of r.peerPorts) {
+      const k = ipKey(pp.ip);
+      add(famOfIp(pp.ip), pp.protocol, pp.port, pp.port, [{ a0: k, a1: k }], undefined);
+    }
   }
   return out;
 }
@@ -115,68 +135,101 @@ const byKey = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
  * Disjoint `address . protocol . port` elements of one protocol: the kernel's concatenated interval sets refuse
- * overlapping elements, so the union of rectangles is cut along the address axis: a sweep over the sorted bounds
- * keeps the port ranges active between two bounds, and neighbouring slices with the same ports are joined.
+ * overlapping elements, so the union of rectangles is cut along the address axis: a sweep over the sorted address
+ * bounds counts the rectangles active per distinct port range, and neighbouring slices with the same merged ports
+ * are joined. O(n log n + bounds x distinct port ranges).
  */
-function rectElements(rs: readonly Rect[], proto: Protocol, out: string[]): void {
-  if (rs.length === 0) return;
-  const starts = [...rs].sort((x, y) => byKey(x.a0, y.a0));
-  // a rectangle ending at the family's last address never ends (no bound after it)
-  const ends = rs
-    .map((r) => ({ r, at: keySucc(r.a1) }))
-    .filter((e): e is { r: Rect; at: string } => e.at !== undefined)
-    .sort((x, y) => byKey(x.at, y.at));
-  const bounds = [...new Set([...starts.map((r) => r.a0), ...ends.map((e) => e.at)])].sort(byKey);
-  const active = new Map<string, { p0: number; p1: number; n: number }>();
+function rectElements(groups: ReadonlyMap<number, readonly Span[][]>, proto: Protocol, out: string[]): void {
+  if (groups.size === 0) return;
+  // per distinct port range the union of its address spans
+  const ranges = [...groups.keys()]
+    .sort((x, y) => x - y)
+    .map((k) => {
+      const lists = groups.get(k)!;
+      return {
+        p0: Math.floor(k / 65536),
+        p1: k % 65536,
+        spans: lists.length === 1 ? lists[0]! : mergeSpans(lists.flat()),
+      };
+    });
+  const starts: { a0: string; id: number }[] = [];
+  const ends: { at: string; id: number }[] = [];
+  ranges.forEach((r, id) => {
+    for (const sp of r.spans) {
+      starts.push({ a0: sp.a0, id });
+      // a span ending at the family's last address never ends (no bound after it)
+      const at = keySucc(sp.a1);
+      if (at !== undefined) ends.push({ at, id });
+    }
+  });
+  starts.sort((x, y) => byKey(x.a0, y.a0));
+  ends.sort((x, y) => byKey(x.at, y.at));
+  const count = new Int32Array(ranges.length);
   let si = 0;
   let ei = 0;
-  let cur: { a0: string; a1: string; key: string; list: [number, number][] } | undefined;
+  let active = 0;
+  let cur: { a0: string; a1: string; list: number[] } | undefined;
   const flush = (): void => {
     if (!cur) return;
     const addr = keyElement(cur.a0, cur.a1);
-    for (const [p0, p1] of cur.list) out.push(`${addr} . ${NFT_PROTO[proto]} . ${p0 === p1 ? p0 : `${p0}-${p1}`}`);
+    const l = cur.list;
+    for (let k = 0; k < l.length; k += 2)
+      out.push(`${addr} . ${NFT_PROTO[proto]} . ${l[k] === l[k + 1] ? l[k] : `${l[k]}-${l[k + 1]}`}`);
     cur = undefined;
   };
-  for (let i = 0; i < bounds.length; i++) {
-    const b = bounds[i]!;
+  const same = (a: number[], b: number[]): boolean => a.length === b.length && a.every((x, k) => x === b[k]);
+  while (si < starts.length || ei < ends.length) {
+    // the next bound: the smallest of the next start and the next end
+    const s0 = si < starts.length ? starts[si]!.a0 : undefined;
+    const e0 = ei < ends.length ? ends[ei]!.at : undefined;
+    const b = s0 === undefined ? e0! : e0 === undefined || s0 < e0 ? s0 : e0;
     for (; ei < ends.length && ends[ei]!.at === b; ei++) {
-      const k = `${ends[ei]!.r.p0}-${ends[ei]!.r.p1}`;
-      const e = active.get(k)!;
-      if (--e.n === 0) active.delete(k);
+      count[ends[ei]!.id]!--;
+      active--;
     }
     for (; si < starts.length && starts[si]!.a0 === b; si++) {
-      const r = starts[si]!;
-      const k = `${r.p0}-${r.p1}`;
-      const e = active.get(k);
-      if (e) e.n++;
-      else active.set(k, { p0: r.p0, p1: r.p1, n: 1 });
+      count[starts[si]!.id]!++;
+      active++;
     }
-    if (active.size === 0) {
+    if (active === 0) {
       flush();
       continue;
     }
-    const next = bounds[i + 1];
+    const ns = si < starts.length ? starts[si]!.a0 : undefined;
+    const ne = ei < ends.length ? ends[ei]!.at : undefined;
+    const next = ns === undefined ? ne : ne === undefined || ns < ne ? ns : ne;
     const a1 = next === undefined ? 'f'.repeat(b.length) : keyPred(next)!;
-    const list = mergedPorts(active);
-    const key = list.join(';');
-    if (cur && cur.key === key) cur.a1 = a1;
+    const list: number[] = [];
+    for (let i = 0; i < ranges.length; i++) {
+      if (count[i] === 0) continue;
+      const r = ranges[i]!;
+      const n = list.length;
+      if (n > 0 && r.p0 <= list[n - 1]! + 1) list[n - 1] = Math.max(list[n - 1]!, r.p1);
+      else list.push(r.p0, r.p1);
+    }
+    if (cur && same(cur.list, list)) cur.a1 = a1;
     else {
       flush();
-      cur = { a0: b, a1, key, list };
+      cur = { a0: b, a1, list };
     }
   }
   flush();
 }
 
-function anyElements(rs: readonly Span[]): string[] {
+/** Sorted, overlapping and adjacent spans joined. */
+function mergeSpans(rs: readonly Span[]): Span[] {
   const sorted = [...rs].sort((a, b) => byKey(a.a0, b.a0));
-  const merged: { a0: string; a1: string }[] = [];
+  const merged: Span[] = [];
   for (const r of sorted) {
     const prev = merged[merged.length - 1];
     if (prev && (r.a0 <= prev.a1 || r.a0 === keySucc(prev.a1))) prev.a1 = r.a1 > prev.a1 ? r.a1 : prev.a1;
     else merged.push({ ...r });
   }
-  return merged.map((r) => keyElement(r.a0, r.a1));
+  return merged;
+}
+
+function anyElements(rs: readonly Span[]): string[] {
+  return mergeSpans(rs).map((r) => keyElement(r.a0, r.a1));
 }
 
 const quote = (s: string): string => `"${s.replace(/["\\]/g, '').slice(0, 120)}"`;
@@ -294,6 +347,18 @@ function podParts(pod: CompiledPod): PodParts {
   return parts;
 }
 
+/** The named counters of the policies (once per list: the compiler hands back the same list until one is added, removed or reordered). */
+const counterCache = new WeakMap<CompiledPolicies['policies'], readonly Item[]>();
+function countersOf(policies: CompiledPolicies['policies']): readonly Item[] {
+  const hit = counterCache.get(policies);
+  if (hit) return hit;
+  const items = [...new Set(policies.map((p) => counterName(p.tier, p.key)))].map((c) =>
+    plainItem('counter', c, `\tcounter ${c} {\n\t}`),
+  );
+  counterCache.set(policies, items);
+  return items;
+}
+
 /** The rendered table: its objects (what delta.ts diffs), the script replacing it, and its size. */
 export interface RenderedTable {
   readonly parsed: Parsed;
@@ -315,8 +380,7 @@ export function renderTable(compiled: CompiledPolicies, opts: RenderOptions): Re
   };
   const comment = `\tcomment "kdp policy: NetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy${compiled.node ? ` on ${compiled.node}` : ''}"`;
   items.set('comment', { kind: 'comment', name: '', text: comment, head: comment, elements: [] });
-  for (const c of new Set(compiled.policies.map((p) => counterName(p.tier, p.key))))
-    put(plainItem('counter', c, `\tcounter ${c} {\n\t}`));
+  for (const c of countersOf(compiled.policies)) put(c);
   const parts = compiled.pods.map(podParts);
   const maps: Record<string, string[]> = { egress4: [], egress6: [], ingress4: [], ingress6: [] };
   let rules = 0;
