@@ -243,19 +243,56 @@ interface PodParts {
   readonly rules: number;
 }
 
+/** Numbers CompiledRule objects (the key of a group of rules in the element cache). */
+const ruleIds = new WeakMap<CompiledRule, number>();
+let nextRuleId = 0;
+const ruleId = (r: CompiledRule): number => {
+  let id = ruleIds.get(r);
+  if (id === undefined) ruleIds.set(r, (id = nextRuleId++));
+  return id;
+};
+interface Elements {
+  readonly rects: Record<IPFamily, readonly string[]>;
+  readonly any: Record<IPFamily, readonly string[]>;
+}
+/**
+ * The elements of a group of rules, by the rules' identities: pods selected by the same policies hold the same
+ * CompiledRule objects (compile.ts), so the second pod's sets cost a lookup. Bounded: cleared when full.
+ */
+const elementCache = new Map<string, Elements>();
+const ELEMENT_CACHE_MAX = 4096;
+
+function elementsOf(rules: readonly CompiledRule[]): Elements {
+  const key = rules.map(ruleId).join(',');
+  const hit = elementCache.get(key);
+  if (hit) return hit;
+  const { rects, any } = matchSetsOf(rules);
+  const cut = (f: IPFamily): string[] => {
+    const out: string[] = [];
+    for (const proto of PROTOS) rectElements(rects[f][proto], proto, out);
+    return out;
+  };
+  const els: Elements = {
+    rects: { IPv4: cut('IPv4'), IPv6: cut('IPv6') },
+    any: { IPv4: anyElements(any.IPv4), IPv6: anyElements(any.IPv6) },
+  };
+  if (elementCache.size >= ELEMENT_CACHE_MAX) elementCache.clear();
+  elementCache.set(key, els);
+  return els;
+}
+
 class Writer {
   readonly sets: Item[] = [];
   readonly chains: Item[] = [];
   rules = 0;
   /** lookups of a group of rules as rule lines (each ending with the verdict), declaring the sets they use */
   lookups(name: string, rules: readonly CompiledRule[], dir: Direction, verdict: string, comment: string): string[] {
-    const { rects, any } = matchSetsOf(rules);
+    const els = elementsOf(rules);
     const lines: string[] = [];
     const field = dir === 'egress' ? 'daddr' : 'saddr';
     for (const f of FAMILIES) {
       const tag = f === 'IPv4' ? '4' : '6';
-      const re: string[] = [];
-      for (const proto of PROTOS) rectElements(rects[f][proto], proto, re);
+      const re = els.rects[f];
       if (re.length > 0) {
         this.sets.push(
           blockItem(
@@ -269,7 +306,7 @@ class Writer {
           `${ipWord(f)} ${field} . meta l4proto . th dport @${name}-p${tag} ${verdict} comment ${quote(comment)}`,
         );
       }
-      const ae = anyElements(any[f]);
+      const ae = els.any[f];
       if (ae.length > 0) {
         this.sets.push(blockItem('set', `${name}-a${tag}`, [`\t\ttype ${addrType(f)}`, '\t\tflags interval'], ae));
         lines.push(`${ipWord(f)} ${field} @${name}-a${tag} ${verdict} comment ${quote(comment)}`);
