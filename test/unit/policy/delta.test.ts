@@ -15,10 +15,10 @@ const table = (items: string[], comment = 'kdp policy on n1') =>
     '}',
     '',
   ].join('\n');
-const set = (name: string, elements: string[]) =>
+const set = (name: string, elements: string[], type = 'ipv4_addr') =>
   [
     `\tset ${name} {`,
-    '\t\ttype ipv4_addr',
+    `\t\ttype ${type}`,
     '\t\tflags interval',
     '\t\telements = {',
     ...elements.map((e) => `\t\t\t${e},`),
@@ -160,16 +160,7 @@ t.test('one line for nft -i: no separator after { or ,', async (t) => {
 t.test(
   'a concatenated interval set with many changed elements is re-created, its rules flushed and re-added',
   async (t) => {
-    const pset = (name: string, elements: string[]) =>
-      [
-        `\tset ${name} {`,
-        '\t\ttype ipv4_addr . inet_proto . inet_service',
-        '\t\tflags interval',
-        '\t\telements = {',
-        ...elements.map((e) => `\t\t\t${e},`),
-        '\t\t}',
-        '\t}',
-      ].join('\n');
+    const pset = (name: string, elements: string[]) => set(name, elements, 'ipv4_addr . inet_proto . inet_service');
     const els = (port: number, n: number) => Array.from({ length: n }, (_, i) => `10.0.${i}.0/24 . tcp . ${port}`);
     const p1 = chain('p1', ['ip saddr . meta l4proto . th dport @p1-p4 return', 'counter name np_x_a drop']);
     const mk = (elements: string[]) => table([counter('np_x_a'), pset('p1-p4', elements), p1, fwd]);

@@ -21,6 +21,7 @@ import { keyOf } from '../../../src/model/types.ts';
 import { compilePolicies, PolicyCompiler } from '../../../src/policy/compile.ts';
 import { renderNft } from '../../../src/policy/nft.ts';
 import type { PolicyInput } from '../../../src/policy/types.ts';
+import { meta } from './fixtures.ts';
 
 function rng(seed: number): (n: number) => number {
   let s = seed >>> 0;
@@ -30,14 +31,6 @@ function rng(seed: number): (n: number) => number {
   };
 }
 
-const meta = (namespace: string, name: string, labels: Record<string, string> = {}) => ({
-  namespace,
-  name,
-  uid: `uid-${namespace}-${name}`,
-  resourceVersion: '1',
-  labels,
-  annotations: {},
-});
 const sel = (m: Record<string, string>): LabelSelector => ({ matchLabels: m, matchExpressions: [] });
 const NS = ['a', 'b', 'c'];
 
