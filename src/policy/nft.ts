@@ -257,10 +257,11 @@ interface Elements {
 }
 /**
  * The elements of a group of rules, by the rules' identities: pods selected by the same policies hold the same
- * CompiledRule objects (compile.ts), so the second pod's sets cost a lookup. Bounded: cleared when full.
+ * CompiledRule objects (compile.ts), so the second pod's sets cost a lookup. Bounded (256 groups, cleared when
+ * full): it serves pods rendered close together; a pod no change touched keeps its parts anyway.
  */
 const elementCache = new Map<string, Elements>();
-const ELEMENT_CACHE_MAX = 4096;
+const ELEMENT_CACHE_MAX = 256;
 
 function elementsOf(rules: readonly CompiledRule[]): Elements {
   const key = rules.map(ruleId).join(',');
