@@ -1,8 +1,10 @@
 // The NetworkPolicy node agent: a reconciler on the controller kernel (src/k8s/controller.ts) that keeps the
 // node's `inet kdp-policy` nft table in step with NetworkPolicy, AdminNetworkPolicy,
 // BaselineAdminNetworkPolicy, Pod and Namespace objects. Each reconcile compiles the policies for the pods of
-// this node and renders the whole table (pure: compile.ts, render.ts), then applies it in one `nft -f -`
-// transaction that replaces the table atomically: the kernel never holds half a policy.
+// this node and renders the table (a function of the view: compile.ts, nft.ts; sync.ts's incrementalRender redoes
+// only the pods the reconcile's changes touch), then applies it in one transaction: the whole table (`nft -f -`,
+// replacing it atomically) or, when the kernel holds our last table, the difference (delta.ts) through the
+// `nft -i` session. The kernel never holds half a policy.
 //
 // Fail closed. Before the first successful sync no pod on the node is opened:
 //   - if the table exists (an agent ran here before: a restart, a crash, an upgrade) it stays as it is until
@@ -29,7 +31,8 @@ import type { Change, Reconciler } from '../k8s/controller.ts';
 import type { StoreView } from '../k8s/store.ts';
 import type { Kind } from '../model/types.ts';
 import { NftSession } from '../netlink/nft-session.ts';
-import { deltaScript } from './delta.ts';
+import { deltaScript, deltaTables } from './delta.ts';
+import type { Parsed } from './delta.ts';
 
 export const POLICY_TABLE = 'kdp-policy';
 
@@ -37,14 +40,24 @@ export const POLICY_TABLE = 'kdp-policy';
 export interface RenderedPolicies {
   /** one `nft -f` script replacing the table atomically */
   readonly script: string;
+  /** the same table as objects (the renderer's): the difference to the last one is taken on these, not on text */
+  readonly table?: Parsed;
   readonly rules: number;
   readonly sets: number;
   /** local pods whose traffic some policy governs */
   readonly selectedPods: number;
 }
 
-/** Pure: the view -> the table for `node` (compilePolicies + renderNft). */
-export type PolicyRender = (view: StoreView, node: string, table: string) => RenderedPolicies;
+/**
+ * The view -> the table for `node` (compilePolicies + renderNft): a function of the view. `changes` (what changed
+ * since the last call; undefined: a full reconcile) only lets an implementation with memory redo less.
+ */
+export type PolicyRender = (
+  view: StoreView,
+  node: string,
+  table: string,
+  changes?: readonly Change[],
+) => RenderedPolicies;
 
 /** One named nft counter of the table. */
 export interface NamedCounter {
@@ -252,6 +265,12 @@ export interface PolicyAgentOptions {
   readonly tableName?: string;
 }
 
+/** The transaction from table `a` to table `b` ('' none, undefined: replace the table): on objects when both have them. */
+function difference(a: RenderedPolicies, b: RenderedPolicies): string | undefined {
+  if (a.table && b.table) return deltaTables(a.table, b.table);
+  return a.script === b.script ? '' : deltaScript(a.script, b.script);
+}
+
 /** The NetworkPolicy reconciler: run it on the controller kernel. Call start() before source.start(). */
 export class PolicyAgent implements Reconciler {
   readonly name = 'netpol';
@@ -266,8 +285,8 @@ export class PolicyAgent implements Reconciler {
   ];
   readonly #opts: PolicyAgentOptions;
   readonly #log: Logger;
-  /** the last script applied (a reconcile that renders the same text applies nothing) */
-  #applied: string | undefined;
+  /** the last table applied (a reconcile that renders the same table applies nothing) */
+  #applied: RenderedPolicies | undefined;
   syncs = 0;
   /** what the last successful sync programmed */
   last: RenderedPolicies | undefined;
@@ -310,34 +329,41 @@ export class PolicyAgent implements Reconciler {
     }
   }
 
-  async reconcile(view: StoreView, _changes: readonly Change[], full: boolean): Promise<void> {
+  async reconcile(view: StoreView, changes: readonly Change[], full: boolean): Promise<void> {
     const t0 = performance.now();
     let rendered: RenderedPolicies;
     try {
-      rendered = this.#opts.render(view, this.#opts.nodeName, this.#opts.tableName ?? POLICY_TABLE);
+      rendered = this.#opts.render(
+        view,
+        this.#opts.nodeName,
+        this.#opts.tableName ?? POLICY_TABLE,
+        full ? undefined : changes,
+      );
     } catch (err) {
       throw new KdpError('KDP_POLICY_SYNC_FAILED', `rendering the policy table failed: ${errorMessage(err)}`, {
         cause: err,
       });
     }
-    // the same text as the last transaction: nothing to do, unless a full reconcile finds the table gone
-    const gone = full && rendered.script === this.#applied && !(await this.#tableExists());
-    if (gone) this.#applied = undefined;
-    if (rendered.script !== this.#applied) {
-      // the kernel holds exactly our last script: send the difference (one transaction as well); else replace it
-      const delta = this.#applied === undefined ? undefined : deltaScript(this.#applied, rendered.script);
+    // the kernel holds exactly our last table: send the difference (one transaction as well); else replace it
+    let delta = this.#applied === undefined ? undefined : difference(this.#applied, rendered);
+    // the same table as the last transaction: nothing to do, unless a full reconcile finds the table gone
+    if (full && delta === '' && !(await this.#tableExists())) {
+      this.#applied = undefined;
+      delta = undefined;
+    }
+    if (delta !== '') {
       try {
-        if (delta !== '') await this.#opts.table.apply(delta ?? rendered.script);
+        await this.#opts.table.apply(delta ?? rendered.script);
         this.lastApply = delta === undefined ? 'full' : 'delta';
       } catch (err) {
         this.#applied = undefined;
         throw new KdpError('KDP_POLICY_SYNC_FAILED', `applying the policy table failed: ${errorMessage(err)}`, {
           cause: err,
-          details: { head: rendered.script.split('\n').slice(0, 5) },
+          details: { head: rendered.script.split('\n', 5) },
         });
       }
-      this.#applied = rendered.script;
     }
+    this.#applied = rendered;
     const seconds = (performance.now() - t0) / 1000;
     this.syncs++;
     this.last = rendered;

@@ -6,12 +6,17 @@ import type {
   AdminPolicyPort,
   AdminPolicyRule,
   LabelSelector,
+  BaselineAdminNetworkPolicy,
+  AdminNetworkPolicy,
+  Kind,
   NetworkPolicy,
+  NetworkPolicyPeer,
   NetworkPolicyRule,
   Pod,
   Protocol,
 } from '../model/types.ts';
 import { keyOf } from '../model/types.ts';
+import type { Change } from '../k8s/controller.ts';
 import { AddressSetBuilder, inRanges } from './addr.ts';
 import type {
   AddressRange,
@@ -74,13 +79,17 @@ class Cluster {
   nsLabels(ns: string): Readonly<Record<string, string>> {
     return this.#nsLabels.get(ns) ?? { [NAMESPACE_NAME_LABEL]: ns };
   }
-  /** pods in namespaces matching nsSel (undefined: only `ownNs`) whose labels match podSel (undefined: all) */
-  select(nsSel: LabelSelector | undefined, podSel: LabelSelector | undefined, ownNs?: string): Pod[] {
-    return this.pods.filter(
-      (p) =>
-        (nsSel === undefined ? p.meta.namespace === ownNs : selectorMatches(nsSel, this.nsLabels(p.meta.namespace))) &&
-        (podSel === undefined || selectorMatches(podSel, p.meta.labels)),
+  /** whether the pod is in a namespace matching nsSel (undefined: only `ownNs`) and its labels match podSel */
+  matches(spec: PeerSpec, p: Pod): boolean {
+    const { nsSel, podSel, ownNs } = spec;
+    return (
+      (nsSel === undefined ? p.meta.namespace === ownNs : selectorMatches(nsSel, this.nsLabels(p.meta.namespace))) &&
+      (podSel === undefined || selectorMatches(podSel, p.meta.labels))
     );
+  }
+  /** the policy pods a peer spec selects */
+  select(spec: PeerSpec): Pod[] {
+    return this.pods.filter((p) => this.matches(spec, p));
   }
   nodeAddresses(sel: LabelSelector): string[] {
     return this.#input.nodes
@@ -89,6 +98,13 @@ class Cluster {
         n.addresses.filter((a) => a.type === 'InternalIP' || a.type === 'ExternalIP').map((a) => a.address),
       );
   }
+}
+
+/** A peer that selects pods: namespaces by nsSel (undefined: only `ownNs`), pods by podSel (undefined: all). */
+interface PeerSpec {
+  readonly nsSel: LabelSelector | undefined;
+  readonly podSel: LabelSelector | undefined;
+  readonly ownNs?: string;
 }
 
 interface PortSpec {
@@ -129,6 +145,13 @@ function mergePorts(ports: PortRange[]): PortRange[] {
   return out;
 }
 
+/**
+ * Resolved rules per rule source: a rule's result depends on the local pod only through named ingress ports (its
+ * container ports), so pods share one CompiledRule object (and the renderer its cut elements). A rule source is
+ * re-resolved (a new object) whenever what it read of the cluster changed.
+ */
+const ruleMemo = new WeakMap<RuleSource, Map<string, CompiledRule>>();
+
 /** Resolves a rule for one local pod; `notes` collects named ports that match nothing. */
 function compileRule(
   src: RuleSource,
@@ -137,6 +160,28 @@ function compileRule(
   cluster: Cluster,
   notes: CompileNote[],
 ): CompiledRule {
+  const named = src.ports?.filter((p) => typeof p.port === 'string') ?? [];
+  const memoKey = named.length > 0 && dir === 'ingress' ? `in ${JSON.stringify(local.containerPorts)}` : dir;
+  let memo = ruleMemo.get(src);
+  if (!memo) ruleMemo.set(src, (memo = new Map()));
+  let rule = memo.get(memoKey);
+  if (!rule) memo.set(memoKey, (rule = resolveRule(src, dir, local, cluster)));
+  if (
+    named.length > 0 &&
+    named.length === src.ports!.length &&
+    rule.ports !== 'any' &&
+    rule.ports.length === 0 &&
+    rule.peerPorts.length === 0
+  )
+    notes.push({
+      tier: src.tier,
+      policy: src.policy,
+      message: `${src.rule}: port name(s) ${named.map((p) => p.port).join(', ')} match no container port${dir === 'ingress' ? ` of ${keyOf(local.meta)}` : ' of any peer'}; the rule matches nothing there`,
+    });
+  return rule;
+}
+
+function resolveRule(src: RuleSource, dir: Direction, local: Pod, cluster: Cluster): CompiledRule {
   let peers: 'any' | AddressRange[] = 'any';
   if (src.peers !== 'any') {
     const b = new AddressSetBuilder();
@@ -172,13 +217,6 @@ function compileRule(
       }
     }
     ports = mergePorts(numbered);
-    const named = src.ports.filter((p) => typeof p.port === 'string');
-    if (named.length > 0 && ports.length === 0 && peerPorts.length === 0 && named.length === src.ports.length)
-      notes.push({
-        tier: src.tier,
-        policy: src.policy,
-        message: `${src.rule}: port name(s) ${named.map((p) => p.port).join(', ')} match no container port${dir === 'ingress' ? ` of ${keyOf(local.meta)}` : ' of any peer'}; the rule matches nothing there`,
-      });
   }
   peerPorts.sort((a, b) => (a.ip + a.protocol + a.port).localeCompare(b.ip + b.protocol + b.port));
   const dedup = peerPorts.filter(
@@ -208,9 +246,7 @@ function npRuleSource(np: NetworkPolicy, rule: NetworkPolicyRule, name: string, 
   const b = new AddressSetBuilder();
   for (const peer of rule.peers) {
     if (peer.ipBlock) b.addCIDR(peer.ipBlock.cidr, peer.ipBlock.except);
-    else
-      for (const p of cluster.select(peer.namespaceSelector, peer.podSelector, np.meta.namespace))
-        pods.set(keyOf(p.meta), p);
+    else for (const p of cluster.select(npPeerSpec(np, peer))) pods.set(keyOf(p.meta), p);
   }
   return {
     tier: 'NetworkPolicy',
@@ -221,6 +257,13 @@ function npRuleSource(np: NetworkPolicy, rule: NetworkPolicyRule, name: string, 
     ...portsOf(rule),
   };
 }
+
+const npPeerSpec = (np: NetworkPolicy, peer: NetworkPolicyPeer): PeerSpec => ({
+  nsSel: peer.namespaceSelector,
+  podSel: peer.podSelector,
+  ownNs: np.meta.namespace,
+});
+const adminPeerSpec = (s: AdminPodSelector): PeerSpec => ({ nsSel: s.namespaceSelector, podSel: s.podSelector });
 
 function portsOf(rule: { readonly ports?: readonly AdminPolicyPort[] }): { ports?: readonly PortSpec[] } {
   if (rule.ports === undefined || rule.ports.length === 0) return {};
@@ -237,8 +280,7 @@ function adminRuleSource(
   const pods = new Map<string, Pod>();
   const b = new AddressSetBuilder();
   for (const peer of rule.peers) {
-    if (peer.pods)
-      for (const p of cluster.select(peer.pods.namespaceSelector, peer.pods.podSelector)) pods.set(keyOf(p.meta), p);
+    if (peer.pods) for (const p of cluster.select(adminPeerSpec(peer.pods))) pods.set(keyOf(p.meta), p);
     if (peer.nodes) for (const ip of cluster.nodeAddresses(peer.nodes)) b.addIP(ip);
     if (peer.networks) for (const c of peer.networks) b.addCIDR(c);
   }
@@ -260,97 +302,286 @@ function subjectMatches(s: AdminPodSelector, pod: Pod, cluster: Cluster): boolea
   );
 }
 
-export function compilePolicies(input: PolicyInput, opts: CompileOptions = {}): CompiledPolicies {
-  const cluster = new Cluster(input);
-  const notes: CompileNote[] = [];
-  const byName = <T extends { meta: { namespace: string; name: string } }>(a: T, b: T): number =>
-    keyOf(a.meta).localeCompare(keyOf(b.meta));
-  const anps = [...input.adminNetworkPolicies].sort((a, b) => a.priority - b.priority || byName(a, b));
-  const nps = [...input.networkPolicies].sort(byName);
-  const banps = [...input.baselineAdminNetworkPolicies].sort(byName);
+/** Sorts as String.prototype.localeCompare does (one collator: much cheaper than localeCompare per call). */
+const collate = new Intl.Collator().compare;
+const byName = <T extends { meta: { namespace: string; name: string } }>(a: T, b: T): number =>
+  collate(keyOf(a.meta), keyOf(b.meta));
+
+type AnyPolicy = NetworkPolicy | AdminNetworkPolicy | BaselineAdminNetworkPolicy;
+const POLICY_KINDS: readonly Kind[] = ['NetworkPolicy', 'AdminNetworkPolicy', 'BaselineAdminNetworkPolicy'];
+
+/** One policy with its rule sources resolved against the cluster, and what they depend on (updated in place). */
+interface Entry {
+  /** `Kind key` */
+  id: string;
+  policy: AnyPolicy;
+  ingress: readonly RuleSource[];
+  egress: readonly RuleSource[];
+  /** the pods its peers selected when it was resolved (a change of one of them re-resolves it) */
+  peerPods: ReadonlySet<string>;
+  /** its pod-selecting peers (a changed pod they now select re-resolves it) */
+  specs: readonly PeerSpec[];
+  /** node peers: re-resolved on any Node change */
+  nodes: boolean;
+  /** named ports of egress rules (resolved on every peer pod's ports): re-resolved on any Pod change */
+  named: boolean;
+}
+
+function resolve(policy: AnyPolicy, cluster: Cluster): Entry {
+  const id = `${policy.kind} ${keyOf(policy.meta)}`;
+  const specs: PeerSpec[] = [];
+  let nodes = false;
+  let ingress: RuleSource[];
+  let egress: RuleSource[];
+  if (policy.kind === 'NetworkPolicy') {
+    ingress = policy.ingress.map((r, i) => npRuleSource(policy, r, `ingress[${i}]`, cluster));
+    egress = policy.egress.map((r, i) => npRuleSource(policy, r, `egress[${i}]`, cluster));
+    for (const r of [...policy.ingress, ...policy.egress])
+      for (const peer of r.peers) if (!peer.ipBlock) specs.push(npPeerSpec(policy, peer));
+  } else {
+    const tier = policy.kind;
+    const prio = policy.kind === 'AdminNetworkPolicy' ? policy.priority : undefined;
+    ingress = policy.ingress.map((r) => adminRuleSource(tier, policy.meta.name, prio, r, cluster));
+    egress = policy.egress.map((r) => adminRuleSource(tier, policy.meta.name, prio, r, cluster));
+    for (const r of [...policy.ingress, ...policy.egress])
+      for (const peer of r.peers) {
+        if (peer.pods) specs.push(adminPeerSpec(peer.pods));
+        if (peer.nodes) nodes = true;
+      }
+  }
+  const peerPods = new Set<string>();
+  for (const s of [...ingress, ...egress])
+    if (s.peers !== 'any') for (const p of s.peers.pods) peerPods.add(keyOf(p.meta));
+  const named = egress.some((s) => s.ports?.some((p) => typeof p.port === 'string') ?? false);
+  return { id, policy, ingress, egress, peerPods, specs, nodes, named };
+}
+
+/** Whether the policy's subject selects the pod (in any direction: the pod's result depends on it). */
+function subjectSelects(e: Entry, pod: Pod, cluster: Cluster): boolean {
+  const p = e.policy;
+  if (p.kind === 'NetworkPolicy')
+    return p.meta.namespace === pod.meta.namespace && selectorMatches(p.podSelector, pod.meta.labels);
+  return subjectMatches(p.subject, pod, cluster);
+}
+
+interface Sorted {
+  readonly anps: readonly Entry[];
+  /** NetworkPolicies per namespace, sorted */
+  readonly nps: ReadonlyMap<string, readonly Entry[]>;
+  readonly banps: readonly Entry[];
+  readonly policies: CompiledPolicies['policies'];
+  readonly priorityNotes: readonly CompileNote[];
+}
+
+function sortEntries(entries: ReadonlyMap<string, Entry>): Sorted {
+  const of = <K extends AnyPolicy['kind']>(kind: K) =>
+    [...entries.values()].filter((e) => e.policy.kind === kind) as (Entry & {
+      policy: Extract<AnyPolicy, { kind: K }>;
+    })[];
+  const anps = of('AdminNetworkPolicy').sort(
+    (a, b) => a.policy.priority - b.policy.priority || byName(a.policy, b.policy),
+  );
+  const npList = of('NetworkPolicy').sort((a, b) => byName(a.policy, b.policy));
+  const banps = of('BaselineAdminNetworkPolicy').sort((a, b) => byName(a.policy, b.policy));
+  const nps = new Map<string, Entry[]>();
+  for (const e of npList) {
+    const l = nps.get(e.policy.meta.namespace);
+    if (l) l.push(e);
+    else nps.set(e.policy.meta.namespace, [e]);
+  }
   // two ANPs of one priority: undefined by the API; we order them by name and say so
+  const priorityNotes: CompileNote[] = [];
   for (let i = 1; i < anps.length; i++)
-    if (anps[i]!.priority === anps[i - 1]!.priority)
-      notes.push({
+    if (anps[i]!.policy.priority === anps[i - 1]!.policy.priority)
+      priorityNotes.push({
         tier: 'AdminNetworkPolicy',
-        policy: anps[i]!.meta.name,
-        message: `shares priority ${anps[i]!.priority} with ${anps[i - 1]!.meta.name}; evaluated after it (by name)`,
+        policy: anps[i]!.policy.meta.name,
+        message: `shares priority ${anps[i]!.policy.priority} with ${anps[i - 1]!.policy.meta.name}; evaluated after it (by name)`,
       });
-
-  // rule sources are resolved once (peers do not depend on the local pod; named ingress ports do, later)
-  const anpRules = anps.map((a) => ({
-    anp: a,
-    ingress: a.ingress.map((r) => adminRuleSource('AdminNetworkPolicy', a.meta.name, a.priority, r, cluster)),
-    egress: a.egress.map((r) => adminRuleSource('AdminNetworkPolicy', a.meta.name, a.priority, r, cluster)),
-  }));
-  const banpRules = banps.map((a) => ({
-    banp: a,
-    ingress: a.ingress.map((r) => adminRuleSource('BaselineAdminNetworkPolicy', a.meta.name, undefined, r, cluster)),
-    egress: a.egress.map((r) => adminRuleSource('BaselineAdminNetworkPolicy', a.meta.name, undefined, r, cluster)),
-  }));
-  const npRules = nps.map((np) => ({
-    np,
-    ingress: np.ingress.map((r, i) => npRuleSource(np, r, `ingress[${i}]`, cluster)),
-    egress: np.egress.map((r, i) => npRuleSource(np, r, `egress[${i}]`, cluster)),
-  }));
-
-  const local = cluster.pods
-    .filter((p) => opts.node === undefined || p.nodeName === opts.node)
-    .sort((a, b) => keyOf(a.meta).localeCompare(keyOf(b.meta)));
-  const pods: CompiledPod[] = local.map((pod) => {
-    const direction = (dir: Direction): DirectionPolicy => {
-      const type = dir === 'ingress' ? 'Ingress' : 'Egress';
-      const admin = anpRules
-        .filter((a) => subjectMatches(a.anp.subject, pod, cluster))
-        .flatMap((a) => a[dir].map((s) => compileRule(s, dir, pod, cluster, notes)));
-      const selecting = npRules.filter(
-        (n) =>
-          n.np.meta.namespace === pod.meta.namespace &&
-          n.np.policyTypes.includes(type) &&
-          selectorMatches(n.np.podSelector, pod.meta.labels),
-      );
-      const baseline = banpRules
-        .filter((b) => subjectMatches(b.banp.subject, pod, cluster))
-        .flatMap((b) => b[dir].map((s) => compileRule(s, dir, pod, cluster, notes)));
-      return {
-        admin,
-        isolatedBy: selecting.map((n) => keyOf(n.np.meta)),
-        allow: selecting.flatMap((n) => n[dir].map((s) => compileRule(s, dir, pod, cluster, notes))),
-        baseline,
-      };
-    };
-    return {
-      key: keyOf(pod.meta),
-      namespace: pod.meta.namespace,
-      name: pod.meta.name,
-      ...(pod.nodeName ? { node: pod.nodeName } : {}),
-      ips: [...pod.podIPs],
-      ingress: direction('ingress'),
-      egress: direction('egress'),
-    };
-  });
-
-  const podByIP: Record<string, string> = {};
-  for (const p of [...cluster.pods].sort((a, b) => keyOf(a.meta).localeCompare(keyOf(b.meta))))
-    for (const ip of p.podIPs) podByIP[ip] ??= keyOf(p.meta);
-  const seen = new Set<string>();
-  const uniqueNotes = notes.filter((n) => {
-    const k = `${n.tier}|${n.policy}|${n.message}`;
-    if (seen.has(k)) return false;
-    seen.add(k);
-    return true;
-  });
   return {
-    ...(opts.node !== undefined ? { node: opts.node } : {}),
-    pods,
-    podByIP,
+    anps,
+    nps,
+    banps,
     policies: [
-      ...anps.map((a) => ({ tier: 'AdminNetworkPolicy' as const, key: a.meta.name })),
-      ...nps.map((n) => ({ tier: 'NetworkPolicy' as const, key: keyOf(n.meta) })),
-      ...banps.map((b) => ({ tier: 'BaselineAdminNetworkPolicy' as const, key: b.meta.name })),
+      ...anps.map((a) => ({ tier: 'AdminNetworkPolicy' as const, key: a.policy.meta.name })),
+      ...npList.map((n) => ({ tier: 'NetworkPolicy' as const, key: keyOf(n.policy.meta) })),
+      ...banps.map((b) => ({ tier: 'BaselineAdminNetworkPolicy' as const, key: b.policy.meta.name })),
     ],
-    notes: uniqueNotes,
+    priorityNotes,
   };
+}
+
+/** Whether a policy change can move the policy in the sorted lists (or change the same-priority notes). */
+function reorders(c: Change): boolean {
+  if (c.previous === undefined || c.current === undefined) return true;
+  const a = c.previous as AnyPolicy;
+  const b = c.current as AnyPolicy;
+  return a.kind === 'AdminNetworkPolicy' && b.kind === 'AdminNetworkPolicy' && a.priority !== b.priority;
+}
+
+/** One local pod compiled, with the policies it depends on and the notes its rules gave. */
+interface PodResult {
+  readonly pod: CompiledPod;
+  /** ids of the entries whose subject selects it */
+  readonly deps: ReadonlySet<string>;
+  readonly notes: readonly CompileNote[];
+}
+
+function compilePod(pod: Pod, sorted: Sorted, cluster: Cluster): PodResult {
+  const notes: CompileNote[] = [];
+  const deps = new Set<string>();
+  const anps = sorted.anps.filter((a) => subjectMatches((a.policy as AdminNetworkPolicy).subject, pod, cluster));
+  const banps = sorted.banps.filter((b) =>
+    subjectMatches((b.policy as BaselineAdminNetworkPolicy).subject, pod, cluster),
+  );
+  const nps = (sorted.nps.get(pod.meta.namespace) ?? []).filter((n) =>
+    selectorMatches((n.policy as NetworkPolicy).podSelector, pod.meta.labels),
+  );
+  for (const e of [...anps, ...nps, ...banps]) deps.add(e.id);
+  const direction = (dir: Direction): DirectionPolicy => {
+    const type = dir === 'ingress' ? 'Ingress' : 'Egress';
+    const admin = anps.flatMap((a) => a[dir].map((s) => compileRule(s, dir, pod, cluster, notes)));
+    const selecting = nps.filter((n) => (n.policy as NetworkPolicy).policyTypes.includes(type));
+    const baseline = banps.flatMap((b) => b[dir].map((s) => compileRule(s, dir, pod, cluster, notes)));
+    return {
+      admin,
+      isolatedBy: selecting.map((n) => keyOf(n.policy.meta)),
+      allow: selecting.flatMap((n) => n[dir].map((s) => compileRule(s, dir, pod, cluster, notes))),
+      baseline,
+    };
+  };
+  const compiled: CompiledPod = {
+    key: keyOf(pod.meta),
+    namespace: pod.meta.namespace,
+    name: pod.meta.name,
+    ...(pod.nodeName ? { node: pod.nodeName } : {}),
+    ips: [...pod.podIPs],
+    ingress: direction('ingress'),
+    egress: direction('egress'),
+  };
+  return { pod: compiled, deps, notes };
+}
+
+/**
+ * The compiler with memory: compile(input, opts, changes) gives what compilePolicies(input, opts) gives, redoing
+ * only what the changes touch. It keeps every policy's resolved rule sources (re-resolved when the policy changes
+ * or a pod, namespace or node its peers depend on does) and every local pod's result (recompiled when the pod, its
+ * namespace or a policy selecting it before or after the change changed); an untouched pod keeps its CompiledPod
+ * object, so the renderer's per-pod cache (nft.ts) reuses its elements. Without changes (undefined: a full
+ * reconcile, or the first) it compiles from scratch. A compile that throws forgets everything (the next is full).
+ */
+export class PolicyCompiler {
+  #entries = new Map<string, Entry>();
+  #pods = new Map<string, PodResult>();
+  #sorted: Sorted | undefined;
+  #node: string | undefined;
+  #primed = false;
+
+  compile(input: PolicyInput, opts: CompileOptions = {}, changes?: readonly Change[]): CompiledPolicies {
+    try {
+      return this.#compile(input, opts, changes);
+    } catch (err) {
+      this.#primed = false;
+      throw err;
+    }
+  }
+
+  #compile(input: PolicyInput, opts: CompileOptions, changes: readonly Change[] | undefined): CompiledPolicies {
+    const cluster = new Cluster(input);
+    const local = cluster.pods
+      .filter((p) => opts.node === undefined || p.nodeName === opts.node)
+      .sort((a, b) => collate(keyOf(a.meta), keyOf(b.meta)));
+    const policies: AnyPolicy[] = [
+      ...input.networkPolicies,
+      ...input.adminNetworkPolicies,
+      ...input.baselineAdminNetworkPolicies,
+    ];
+    const known = new Set<Kind>([...POLICY_KINDS, 'Pod', 'Namespace', 'Node']);
+    const incremental =
+      this.#primed && changes !== undefined && this.#node === opts.node && changes.every((c) => known.has(c.kind));
+    /** local pods to compile again */
+    const redo = new Set<string>();
+    if (!incremental) {
+      this.#entries = new Map(policies.map((p) => [`${p.kind} ${keyOf(p.meta)}`, resolve(p, cluster)]));
+      this.#pods.clear();
+      this.#sorted = undefined;
+    } else {
+      const dirty = new Set<string>();
+      const touched = new Set<string>();
+      for (const c of changes) {
+        if (POLICY_KINDS.includes(c.kind)) dirty.add(`${c.kind} ${c.key}`);
+        else if (c.kind === 'Pod') touched.add(c.key);
+        else if (c.kind === 'Namespace') {
+          // its pods' namespace labels changed: each is a changed pod (as a peer and as a subject)
+          for (const p of cluster.pods) if (p.meta.namespace === c.key) touched.add(keyOf(p.meta));
+          for (const k of this.#pods.keys()) if (k.startsWith(`${c.key}/`)) touched.add(k);
+        } else if (c.kind === 'Node') for (const e of this.#entries.values()) if (e.nodes) dirty.add(e.id);
+      }
+      if (touched.size > 0) {
+        const now = cluster.pods.filter((p) => touched.has(keyOf(p.meta)));
+        for (const e of this.#entries.values())
+          if (
+            e.named ||
+            [...touched].some((k) => e.peerPods.has(k)) ||
+            now.some((p) => e.specs.some((s) => cluster.matches(s, p)))
+          )
+            dirty.add(e.id);
+        for (const k of touched) redo.add(k);
+      }
+      if (dirty.size > 0) {
+        const byId = new Map(policies.map((p) => [`${p.kind} ${keyOf(p.meta)}`, p]));
+        for (const id of dirty) {
+          // the pods it selected before, and those it selects now
+          for (const [k, r] of this.#pods) if (r.deps.has(id)) redo.add(k);
+          const p = byId.get(id);
+          if (p === undefined) {
+            this.#entries.delete(id);
+            continue;
+          }
+          const e = resolve(p, cluster);
+          // in place: the sorted lists keep pointing at it (they are rebuilt when a policy itself changed)
+          const had = this.#entries.get(id);
+          if (had) Object.assign(had, e);
+          else this.#entries.set(id, e);
+          for (const lp of local) if (subjectSelects(e, lp, cluster)) redo.add(keyOf(lp.meta));
+        }
+        // the order changes when a policy comes or goes, or an ANP's priority changes (an edit keeps its place)
+        if (changes.some((c) => POLICY_KINDS.includes(c.kind) && reorders(c))) this.#sorted = undefined;
+      }
+    }
+    const sorted = (this.#sorted ??= sortEntries(this.#entries));
+    const results = new Map<string, PodResult>();
+    for (const p of local) {
+      const key = keyOf(p.meta);
+      const had = this.#pods.get(key);
+      results.set(key, had !== undefined && !redo.has(key) ? had : compilePod(p, sorted, cluster));
+    }
+    this.#pods = results;
+    this.#node = opts.node;
+    this.#primed = true;
+
+    const podByIP: Record<string, string> = {};
+    for (const p of [...cluster.pods].sort((a, b) => collate(keyOf(a.meta), keyOf(b.meta))))
+      for (const ip of p.podIPs) podByIP[ip] ??= keyOf(p.meta);
+    const seen = new Set<string>();
+    const notes = [...sorted.priorityNotes, ...[...results.values()].flatMap((r) => r.notes)].filter((n) => {
+      const k = `${n.tier}|${n.policy}|${n.message}`;
+      if (seen.has(k)) return false;
+      seen.add(k);
+      return true;
+    });
+    return {
+      ...(opts.node !== undefined ? { node: opts.node } : {}),
+      pods: [...results.values()].map((r) => r.pod),
+      podByIP,
+      policies: sorted.policies,
+      notes,
+    };
+  }
+}
+
+export function compilePolicies(input: PolicyInput, opts: CompileOptions = {}): CompiledPolicies {
+  return new PolicyCompiler().compile(input, opts);
 }
 
 /** Whether any policy selects the pod (it must stay closed until the first sync has programmed it). */

@@ -13,18 +13,17 @@
 //
 // Every lookup is a set or map lookup: the cost per packet depends on the admin rules selecting the pod, never on
 // the number of NetworkPolicies, pods or peers. Names are derived from the pod key by a hash (readable in comments).
+//
+// Incremental by construction: a pod's sets, chains and map elements depend on its CompiledPod alone, so they are
+// rendered once per CompiledPod object (a WeakMap; the incremental compiler of compile.ts hands back the same
+// object for a pod no change touched) and the table is assembled from those parts. Disjoint intervals are cut by
+// a sweep over the address bounds, on fixed-width hex keys (addr.ts), not bigints.
 import { createHash } from 'node:crypto';
 import type { IPFamily, Protocol } from '../model/types.ts';
-import { bigToIp, ipToBig, rangeElement } from './addr.ts';
-import type {
-  AddressRange,
-  CompiledPod,
-  CompiledPolicies,
-  CompiledRule,
-  Direction,
-  RenderOptions,
-  Tier,
-} from './types.ts';
+import { ipKey, keyElement, keyPred, keySucc } from './addr.ts';
+import { blockItem, plainItem } from './delta.ts';
+import type { Item, Parsed } from './delta.ts';
+import type { CompiledPod, CompiledPolicies, CompiledRule, Direction, RenderOptions, Tier } from './types.ts';
 
 const TIER_PREFIX: Readonly<Record<Tier, string>> = {
   AdminNetworkPolicy: 'anp',
@@ -51,155 +50,279 @@ function podTag(key: string): string {
 }
 
 const NFT_PROTO: Readonly<Record<Protocol, string>> = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp' };
+const PROTOS: readonly Protocol[] = ['TCP', 'UDP', 'SCTP'];
 const FAMILIES: readonly IPFamily[] = ['IPv4', 'IPv6'];
 const ipWord = (f: IPFamily): string => (f === 'IPv4' ? 'ip' : 'ip6');
 const addrType = (f: IPFamily): string => (f === 'IPv4' ? 'ipv4_addr' : 'ipv6_addr');
-const ANY: Readonly<Record<IPFamily, AddressRange>> = {
-  IPv4: { family: 'IPv4', first: '0.0.0.0', last: '255.255.255.255' },
-  IPv6: { family: 'IPv6', first: '::', last: 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff' },
+const ANY_KEYS: Readonly<Record<IPFamily, { a0: string; a1: string }>> = {
+  IPv4: { a0: '0'.repeat(8), a1: 'f'.repeat(8) },
+  IPv6: { a0: '0'.repeat(32), a1: 'f'.repeat(32) },
 };
+const famOfIp = (ip: string): IPFamily => (ip.includes(':') ? 'IPv6' : 'IPv4');
 
-interface Rect {
-  readonly family: IPFamily;
-  readonly protocol: Protocol;
-  readonly a0: bigint;
-  readonly a1: bigint;
-  readonly p0: number;
-  readonly p1: number;
+type Span = { a0: string; a1: string };
+
+/**
+ * The sets of a group of rules per family: per protocol and port range (key p0 * 65536 + p1) the lists of address
+ * spans (each sorted and disjoint: a rule's peers; rules with the same peers share one list), and the addresses
+ * matched on every protocol and port.
+ */
+interface MatchSets {
+  readonly rects: Record<IPFamily, Record<Protocol, Map<number, Span[][]>>>;
+  readonly any: Record<IPFamily, Span[]>;
 }
 
-/** The sets of a group of rules: address . protocol . port rectangles, and addresses for every protocol/port. */
-interface MatchSets {
-  readonly rects: Rect[];
-  readonly any: AddressRange[];
+const emptySets = (): MatchSets => ({
+  rects: {
+    IPv4: { TCP: new Map(), UDP: new Map(), SCTP: new Map() },
+    IPv6: { TCP: new Map(), UDP: new Map(), SCTP: new Map() },
+  },
+  any: { IPv4: [], IPv6: [] },
+});
+
+/** A rule's peers as key spans per family, once per CompiledRule object (pods share rules that do not depend on them). */
+interface RuleSpans {
+  readonly spans: Record<IPFamily, Span[]>;
+  /** the spans as text: rules with equal peers contribute them once */
+  readonly sig: Record<IPFamily, string>;
+}
+const ruleSpans = new WeakMap<CompiledRule, RuleSpans>();
+
+function spansOfRule(r: CompiledRule): RuleSpans {
+  const hit = ruleSpans.get(r);
+  if (hit) return hit;
+  const spans: Record<IPFamily, Span[]> = { IPv4: [], IPv6: [] };
+  if (r.peers === 'any') for (const f of FAMILIES) spans[f].push({ ...ANY_KEYS[f] });
+  // merged and sorted by the compiler (AddressSetBuilder): each family's spans are disjoint and in order
+  else for (const a of r.peers) spans[a.family].push({ a0: ipKey(a.first), a1: ipKey(a.last) });
+  const sig = (f: IPFamily) => spans[f].map((x) => `${x.a0}-${x.a1}`).join(',');
+  const out = { spans, sig: { IPv4: sig('IPv4'), IPv6: sig('IPv6') } };
+  ruleSpans.set(r, out);
+  return out;
 }
 
 function matchSetsOf(rules: readonly CompiledRule[]): MatchSets {
-  const rects: Rect[] = [];
-  const any: AddressRange[] = [];
-  for (const r of rules) {
-    const peers = r.peers === 'any' ? FAMILIES.map((f) => ANY[f]) : r.peers;
-    if (r.ports === 'any') any.push(...peers);
-    else
-      for (const a of peers)
-        for (const p of r.ports)
-          rects.push({
-            family: a.family,
-            protocol: p.protocol,
-            a0: ipToBig(a.first),
-            a1: ipToBig(a.last),
-            p0: p.first,
-            p1: p.last,
-          });
-    for (const pp of r.peerPorts) {
-      const n = ipToBig(pp.ip);
-      rects.push({
-        family: pp.ip.includes(':') ? 'IPv6' : 'IPv4',
-        protocol: pp.protocol,
-        a0: n,
-        a1: n,
-        p0: pp.port,
-        p1: pp.port,
-      });
+  const out = emptySets();
+  const seen = new Set<string>();
+  const add = (f: IPFamily, proto: Protocol, p0: number, p1: number, list: Span[], sig: string | undefined): void => {
+    const k = p0 * 65536 + p1;
+    if (sig !== undefined) {
+      const id = `${f} ${proto} ${k} ${sig}`;
+      if (seen.has(id)) return;
+      seen.add(id);
     }
-  }
-  return { rects, any };
-}
-
-function mergePortList(ps: [number, number][]): [number, number][] {
-  const s = [...ps].sort((a, b) => a[0] - b[0]);
-  const out: [number, number][] = [];
-  for (const p of s) {
-    const prev = out[out.length - 1];
-    if (prev && p[0] <= prev[1] + 1) prev[1] = Math.max(prev[1], p[1]);
-    else out.push([p[0], p[1]]);
+    const m = out.rects[f][proto];
+    const g = m.get(k);
+    if (g) g.push(list);
+    else m.set(k, [list]);
+  };
+  for (const r of rules) {
+    const { spans, sig } = spansOfRule(r);
+    for (const f of FAMILIES) {
+      if (spans[f].length === 0) continue;
+      if (r.ports === 'any') out.any[f].push(...spans[f]);
+      else for (const p of r.ports) add(f, p.protocol, p.first, p.last, spans[f], sig[f]);
+    }
+    for (const pp of r.peerPorts) {
+      const k = ipKey(pp.ip);
+      add(famOfIp(pp.ip), pp.protocol, pp.port, pp.port, [{ a0: k, a1: k }], undefined);
+    }
   }
   return out;
 }
+
+const byKey = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
- * Disjoint `address . protocol . port` elements for one family: the kernel's concatenated interval sets refuse
- * overlapping elements, so the union of rectangles is cut along the address axis first.
+ * Disjoint `address . protocol . port` elements of one protocol: the kernel's concatenated interval sets refuse
+ * overlapping elements, so the union of rectangles is cut along the address axis: a sweep over the sorted address
+ * bounds counts the rectangles active per distinct port range, and neighbouring slices with the same merged ports
+ * are joined. O(n log n + bounds x distinct port ranges).
  */
-function rectElements(rects: readonly Rect[], family: IPFamily): string[] {
-  const out: string[] = [];
-  for (const proto of ['TCP', 'UDP', 'SCTP'] as const) {
-    const rs = rects.filter((r) => r.family === family && r.protocol === proto);
-    if (rs.length === 0) continue;
-    const bounds = [...new Set(rs.flatMap((r) => [r.a0, r.a1 + 1n]))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    let cur: { a0: bigint; a1: bigint; ports: string; list: [number, number][] } | undefined;
-    const flush = (): void => {
-      if (!cur) return;
-      const addr = rangeElement({ family, first: bigToIp(cur.a0, family), last: bigToIp(cur.a1, family) });
-      for (const [p0, p1] of cur.list) out.push(`${addr} . ${NFT_PROTO[proto]} . ${p0 === p1 ? p0 : `${p0}-${p1}`}`);
-      cur = undefined;
-    };
-    for (let i = 0; i + 1 < bounds.length; i++) {
-      const a0 = bounds[i]!;
-      const a1 = bounds[i + 1]! - 1n;
-      const list = mergePortList(rs.filter((r) => r.a0 <= a0 && r.a1 >= a1).map((r) => [r.p0, r.p1]));
-      const ports = JSON.stringify(list);
-      if (list.length === 0) {
-        flush();
-        continue;
-      }
-      if (cur && cur.ports === ports && cur.a1 + 1n === a0) cur.a1 = a1;
-      else {
-        flush();
-        cur = { a0, a1, ports, list };
-      }
+function rectElements(groups: ReadonlyMap<number, readonly Span[][]>, proto: Protocol, out: string[]): void {
+  if (groups.size === 0) return;
+  // per distinct port range the union of its address spans
+  const ranges = [...groups.keys()]
+    .sort((x, y) => x - y)
+    .map((k) => {
+      const lists = groups.get(k)!;
+      return {
+        p0: Math.floor(k / 65536),
+        p1: k % 65536,
+        spans: lists.length === 1 ? lists[0]! : mergeSpans(lists.flat()),
+      };
+    });
+  const starts: { a0: string; id: number }[] = [];
+  const ends: { at: string; id: number }[] = [];
+  ranges.forEach((r, id) => {
+    for (const sp of r.spans) {
+      starts.push({ a0: sp.a0, id });
+      // a span ending at the family's last address never ends (no bound after it)
+      const at = keySucc(sp.a1);
+      if (at !== undefined) ends.push({ at, id });
     }
-    flush();
+  });
+  starts.sort((x, y) => byKey(x.a0, y.a0));
+  ends.sort((x, y) => byKey(x.at, y.at));
+  const count = new Int32Array(ranges.length);
+  let si = 0;
+  let ei = 0;
+  let active = 0;
+  let cur: { a0: string; a1: string; list: number[] } | undefined;
+  const flush = (): void => {
+    if (!cur) return;
+    const addr = keyElement(cur.a0, cur.a1);
+    const l = cur.list;
+    for (let k = 0; k < l.length; k += 2)
+      out.push(`${addr} . ${NFT_PROTO[proto]} . ${l[k] === l[k + 1] ? l[k] : `${l[k]}-${l[k + 1]}`}`);
+    cur = undefined;
+  };
+  const same = (a: number[], b: number[]): boolean => a.length === b.length && a.every((x, k) => x === b[k]);
+  while (si < starts.length || ei < ends.length) {
+    // the next bound: the smallest of the next start and the next end
+    const s0 = si < starts.length ? starts[si]!.a0 : undefined;
+    const e0 = ei < ends.length ? ends[ei]!.at : undefined;
+    const b = s0 === undefined ? e0! : e0 === undefined || s0 < e0 ? s0 : e0;
+    for (; ei < ends.length && ends[ei]!.at === b; ei++) {
+      count[ends[ei]!.id]!--;
+      active--;
+    }
+    for (; si < starts.length && starts[si]!.a0 === b; si++) {
+      count[starts[si]!.id]!++;
+      active++;
+    }
+    if (active === 0) {
+      flush();
+      continue;
+    }
+    const ns = si < starts.length ? starts[si]!.a0 : undefined;
+    const ne = ei < ends.length ? ends[ei]!.at : undefined;
+    const next = ns === undefined ? ne : ne === undefined || ns < ne ? ns : ne;
+    const a1 = next === undefined ? 'f'.repeat(b.length) : keyPred(next)!;
+    const list: number[] = [];
+    for (let i = 0; i < ranges.length; i++) {
+      if (count[i] === 0) continue;
+      const r = ranges[i]!;
+      const n = list.length;
+      if (n > 0 && r.p0 <= list[n - 1]! + 1) list[n - 1] = Math.max(list[n - 1]!, r.p1);
+      else list.push(r.p0, r.p1);
+    }
+    if (cur && same(cur.list, list)) cur.a1 = a1;
+    else {
+      flush();
+      cur = { a0: b, a1, list };
+    }
   }
-  return out;
+  flush();
 }
 
-function anyElements(any: readonly AddressRange[], family: IPFamily): string[] {
-  const rs = any.filter((a) => a.family === family).map((a) => ({ a0: ipToBig(a.first), a1: ipToBig(a.last) }));
-  rs.sort((a, b) => (a.a0 < b.a0 ? -1 : a.a0 > b.a0 ? 1 : 0));
-  const merged: { a0: bigint; a1: bigint }[] = [];
-  for (const r of rs) {
+/** Sorted, overlapping and adjacent spans joined. */
+function mergeSpans(rs: readonly Span[]): Span[] {
+  const sorted = [...rs].sort((a, b) => byKey(a.a0, b.a0));
+  const merged: Span[] = [];
+  for (const r of sorted) {
     const prev = merged[merged.length - 1];
-    if (prev && r.a0 <= prev.a1 + 1n) prev.a1 = r.a1 > prev.a1 ? r.a1 : prev.a1;
+    if (prev && (r.a0 <= prev.a1 || r.a0 === keySucc(prev.a1))) prev.a1 = r.a1 > prev.a1 ? r.a1 : prev.a1;
     else merged.push({ ...r });
   }
-  return merged.map((r) => rangeElement({ family, first: bigToIp(r.a0, family), last: bigToIp(r.a1, family) }));
+  return merged;
+}
+
+function anyElements(rs: readonly Span[]): string[] {
+  return mergeSpans(rs).map((r) => keyElement(r.a0, r.a1));
 }
 
 const quote = (s: string): string => `"${s.replace(/["\\]/g, '').slice(0, 120)}"`;
 
+/** What one pod contributes to the table: its sets and chains, and its elements of the verdict maps. */
+interface PodParts {
+  readonly sets: readonly Item[];
+  readonly chains: readonly Item[];
+  readonly jumps: readonly { readonly map: string; readonly element: string }[];
+  /** rules in its chains */
+  readonly rules: number;
+}
+
+/** Numbers CompiledRule objects (the key of a group of rules in the element cache). */
+const ruleIds = new WeakMap<CompiledRule, number>();
+let nextRuleId = 0;
+const ruleId = (r: CompiledRule): number => {
+  let id = ruleIds.get(r);
+  if (id === undefined) ruleIds.set(r, (id = nextRuleId++));
+  return id;
+};
+interface Elements {
+  readonly rects: Record<IPFamily, readonly string[]>;
+  readonly any: Record<IPFamily, readonly string[]>;
+}
+/**
+ * The elements of a group of rules, by the rules' identities: pods selected by the same policies hold the same
+ * CompiledRule objects (compile.ts), so the second pod's sets cost a lookup. Bounded (256 groups, cleared when
+ * full): it serves pods rendered close together; a pod no change touched keeps its parts anyway.
+ */
+const elementCache = new Map<string, Elements>();
+const ELEMENT_CACHE_MAX = 256;
+
+function elementsOf(rules: readonly CompiledRule[]): Elements {
+  const key = rules.map(ruleId).join(',');
+  const hit = elementCache.get(key);
+  if (hit) return hit;
+  const { rects, any } = matchSetsOf(rules);
+  const cut = (f: IPFamily): string[] => {
+    const out: string[] = [];
+    for (const proto of PROTOS) rectElements(rects[f][proto], proto, out);
+    return out;
+  };
+  const els: Elements = {
+    rects: { IPv4: cut('IPv4'), IPv6: cut('IPv6') },
+    any: { IPv4: anyElements(any.IPv4), IPv6: anyElements(any.IPv6) },
+  };
+  if (elementCache.size >= ELEMENT_CACHE_MAX) elementCache.clear();
+  elementCache.set(key, els);
+  return els;
+}
+
 class Writer {
-  readonly sets: string[] = [];
-  readonly chains: string[] = [];
+  readonly sets: Item[] = [];
+  readonly chains: Item[] = [];
+  rules = 0;
   /** lookups of a group of rules as rule lines (each ending with the verdict), declaring the sets they use */
   lookups(name: string, rules: readonly CompiledRule[], dir: Direction, verdict: string, comment: string): string[] {
-    const { rects, any } = matchSetsOf(rules);
+    const els = elementsOf(rules);
     const lines: string[] = [];
     const field = dir === 'egress' ? 'daddr' : 'saddr';
     for (const f of FAMILIES) {
       const tag = f === 'IPv4' ? '4' : '6';
-      const re = rectElements(rects, f);
+      const re = els.rects[f];
       if (re.length > 0) {
         this.sets.push(
-          `\tset ${name}-p${tag} {\n\t\ttype ${addrType(f)} . inet_proto . inet_service\n\t\tflags interval\n\t\telements = {\n${re.map((e) => `\t\t\t${e},`).join('\n')}\n\t\t}\n\t}`,
+          blockItem(
+            'set',
+            `${name}-p${tag}`,
+            [`\t\ttype ${addrType(f)} . inet_proto . inet_service`, '\t\tflags interval'],
+            re,
+          ),
         );
         lines.push(
           `${ipWord(f)} ${field} . meta l4proto . th dport @${name}-p${tag} ${verdict} comment ${quote(comment)}`,
         );
       }
-      const ae = anyElements(any, f);
+      const ae = els.any[f];
       if (ae.length > 0) {
-        this.sets.push(
-          `\tset ${name}-a${tag} {\n\t\ttype ${addrType(f)}\n\t\tflags interval\n\t\telements = {\n${ae.map((e) => `\t\t\t${e},`).join('\n')}\n\t\t}\n\t}`,
-        );
+        this.sets.push(blockItem('set', `${name}-a${tag}`, [`\t\ttype ${addrType(f)}`, '\t\tflags interval'], ae));
         lines.push(`${ipWord(f)} ${field} @${name}-a${tag} ${verdict} comment ${quote(comment)}`);
       }
     }
     return lines;
   }
   chain(name: string, comment: string, lines: readonly string[]): void {
+    this.rules += lines.length;
     this.chains.push(
-      `\tchain ${name} {\n\t\tcomment ${quote(comment)}\n${lines.map((l) => `\t\t${l}`).join('\n')}\n\t}`,
+      plainItem(
+        'chain',
+        name,
+        `\tchain ${name} {\n\t\tcomment ${quote(comment)}\n${lines.map((l) => `\t\t${l}`).join('\n')}\n\t}`,
+      ),
     );
   }
 }
@@ -242,41 +365,108 @@ function podDirection(w: Writer, pod: CompiledPod, dir: Direction): string | und
   return base;
 }
 
-export function renderNft(compiled: CompiledPolicies, opts: RenderOptions): string {
-  const t = opts.table;
+const mapName = (dir: Direction, f: IPFamily): string => `${dir}${f === 'IPv4' ? '4' : '6'}`;
+
+const partsCache = new WeakMap<CompiledPod, PodParts>();
+
+/** A pod's parts of the table (a function of the CompiledPod; cached per object). */
+function podParts(pod: CompiledPod): PodParts {
+  const hit = partsCache.get(pod);
+  if (hit) return hit;
   const w = new Writer();
-  const maps: Record<Direction, Record<IPFamily, string[]>> = {
-    ingress: { IPv4: [], IPv6: [] },
-    egress: { IPv4: [], IPv6: [] },
-  };
-  for (const pod of compiled.pods)
-    for (const dir of ['egress', 'ingress'] as const) {
-      const chain = podDirection(w, pod, dir);
-      if (chain === undefined) continue;
-      for (const ip of pod.ips) maps[dir][ip.includes(':') ? 'IPv6' : 'IPv4'].push(`${ip} : jump ${chain}`);
-    }
-  const counters = [...new Set(compiled.policies.map((p) => counterName(p.tier, p.key)))];
-  const out: string[] = [];
-  out.push(`table inet ${t} {}`, `delete table inet ${t}`, `table inet ${t} {`);
-  out.push(
-    `\tcomment "kdp policy: NetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy${compiled.node ? ` on ${compiled.node}` : ''}"`,
+  const jumps: { map: string; element: string }[] = [];
+  for (const dir of ['egress', 'ingress'] as const) {
+    const chain = podDirection(w, pod, dir);
+    if (chain === undefined) continue;
+    for (const ip of pod.ips) jumps.push({ map: mapName(dir, famOfIp(ip)), element: `${ip} : jump ${chain}` });
+  }
+  const parts: PodParts = { sets: w.sets, chains: w.chains, jumps, rules: w.rules };
+  partsCache.set(pod, parts);
+  return parts;
+}
+
+/** The named counters of the policies (once per list: the compiler hands back the same list until one is added, removed or reordered). */
+const counterCache = new WeakMap<CompiledPolicies['policies'], readonly Item[]>();
+function countersOf(policies: CompiledPolicies['policies']): readonly Item[] {
+  const hit = counterCache.get(policies);
+  if (hit) return hit;
+  const items = [...new Set(policies.map((p) => counterName(p.tier, p.key)))].map((c) =>
+    plainItem('counter', c, `\tcounter ${c} {\n\t}`),
   );
-  for (const c of counters) out.push(`\tcounter ${c} {\n\t}`);
-  out.push(...w.sets);
+  counterCache.set(policies, items);
+  return items;
+}
+
+/** The rendered table: its objects (what delta.ts diffs), the script replacing it, and its size. */
+export interface RenderedTable {
+  readonly parsed: Parsed;
+  /** the `nft -f` script replacing the table (written on first read) */
+  readonly script: string;
+  readonly rules: number;
+  /** sets and maps */
+  readonly sets: number;
+}
+
+export function renderTable(compiled: CompiledPolicies, opts: RenderOptions): RenderedTable {
+  const t = opts.table;
+  const items = new Map<string, Item>();
+  const order: string[] = [];
+  const put = (it: Item): void => {
+    const key = `${it.kind} ${it.name}`;
+    items.set(key, it);
+    order.push(key);
+  };
+  const comment = `\tcomment "kdp policy: NetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy${compiled.node ? ` on ${compiled.node}` : ''}"`;
+  items.set('comment', { kind: 'comment', name: '', text: comment, head: comment, elements: [] });
+  for (const c of countersOf(compiled.policies)) put(c);
+  const parts = compiled.pods.map(podParts);
+  const maps: Record<string, string[]> = { egress4: [], egress6: [], ingress4: [], ingress6: [] };
+  let rules = 0;
+  let sets = 0;
+  for (const p of parts) {
+    for (const s of p.sets) put(s);
+    for (const j of p.jumps) maps[j.map]!.push(j.element);
+    rules += p.rules;
+    sets += p.sets.length;
+  }
   const vmapLines: string[] = [];
   for (const dir of ['egress', 'ingress'] as const)
     for (const f of FAMILIES) {
-      const name = `${dir}${f === 'IPv4' ? '4' : '6'}`;
-      const els = maps[dir][f];
-      out.push(
-        `\tmap ${name} {\n\t\ttype ${addrType(f)} : verdict\n${els.length > 0 ? `\t\telements = {\n${els.map((e) => `\t\t\t${e},`).join('\n')}\n\t\t}\n` : ''}\t}`,
-      );
+      const name = mapName(dir, f);
+      put(blockItem('map', name, [`\t\ttype ${addrType(f)} : verdict`], maps[name]!));
       vmapLines.push(`\t\t${ipWord(f)} ${dir === 'egress' ? 'saddr' : 'daddr'} vmap @${name}`);
+      sets++;
     }
-  out.push(...w.chains);
-  out.push(
-    `\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n\t\tct state established,related accept\n${vmapLines.join('\n')}\n\t}`,
+  for (const p of parts) for (const c of p.chains) put(c);
+  put(
+    plainItem(
+      'chain',
+      'forward',
+      `\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n\t\tct state established,related accept\n${vmapLines.join('\n')}\n\t}`,
+    ),
   );
-  out.push('}');
-  return out.join('\n') + '\n';
+  rules += 1 + vmapLines.length;
+  const parsed: Parsed = { table: t, items, order };
+  let script: string | undefined;
+  return {
+    parsed,
+    get script() {
+      script ??=
+        [
+          `table inet ${t} {}`,
+          `delete table inet ${t}`,
+          `table inet ${t} {`,
+          comment,
+          ...order.map((k) => items.get(k)!.text),
+          '}',
+        ].join('\n') + '\n';
+      return script;
+    },
+    rules,
+    sets,
+  };
+}
+
+export function renderNft(compiled: CompiledPolicies, opts: RenderOptions): string {
+  return renderTable(compiled, opts).script;
 }

@@ -1,10 +1,13 @@
 // The policy agent's render step (pure): the store's view -> compilePolicies for this node -> renderNft, with the
 // sizes the agent exports as metrics. The agent (agent.ts) applies the script; nothing here has side effects.
+// incrementalRender() is the same function with memory (a PolicyCompiler fed the reconcile's changes, and the
+// renderer's per-pod cache): what the agent runs; renderForNode is the from-scratch reference.
+import type { Change } from '../k8s/controller.ts';
 import type { StoreView } from '../k8s/store.ts';
-import { compilePolicies } from './compile.ts';
-import { renderNft } from './nft.ts';
-import type { CompiledPod, PolicyInput } from './types.ts';
-import type { RenderedPolicies } from './agent.ts';
+import { compilePolicies, PolicyCompiler } from './compile.ts';
+import { renderTable } from './nft.ts';
+import type { CompiledPod, CompiledPolicies, PolicyInput } from './types.ts';
+import type { PolicyRender, RenderedPolicies } from './agent.ts';
 
 /** What compilePolicies reads, straight from the view (no copy kept). */
 export function policyInput(view: StoreView): PolicyInput {
@@ -56,9 +59,27 @@ export function scriptSize(script: string): { rules: number; sets: number } {
   return { rules, sets };
 }
 
-/** The agent's render: the policy table for `node`. */
+function rendered(compiled: CompiledPolicies, table: string): RenderedPolicies {
+  const r = renderTable(compiled, { table });
+  return {
+    get script() {
+      return r.script;
+    },
+    table: r.parsed,
+    rules: r.rules,
+    sets: r.sets,
+    selectedPods: compiled.pods.filter(isGoverned).length,
+  };
+}
+
+/** The agent's render from scratch: the policy table for `node`. */
 export function renderForNode(view: StoreView, node: string, table: string): RenderedPolicies {
-  const compiled = compilePolicies(policyInput(view), { node });
-  const script = renderNft(compiled, { table });
-  return { script, ...scriptSize(script), selectedPods: compiled.pods.filter(isGoverned).length };
+  return rendered(compilePolicies(policyInput(view), { node }), table);
+}
+
+/** The agent's render with memory: equal to renderForNode, redoing only what `changes` touch (undefined: all). */
+export function incrementalRender(): PolicyRender {
+  const compiler = new PolicyCompiler();
+  return (view: StoreView, node: string, table: string, changes?: readonly Change[]) =>
+    rendered(compiler.compile(policyInput(view), { node }, changes), table);
 }

@@ -320,15 +320,15 @@ if (needsRoot(t)) {
 }
 
 t.test('a sync sent as a difference leaves the kernel with exactly the full table', async (t) => {
-  // the agent's own path (deltas through the nft -i session) in a scratch namespace of its own, checked after
-  // every change against the full script applied from scratch
+  // the agent's own path (incremental compile and render, deltas through the nft -i session) in a scratch
+  // namespace of its own, checked after every change against the from-scratch script applied in full
   if (!needsRoot(t)) return;
   const { Lab } = await import('../../src/lab/lab.ts');
   const { FakeSource } = await import('../../src/k8s/testing/fake-source.ts');
   const { Controller } = await import('../../src/k8s/controller.ts');
   const { silentLogger } = await import('../../src/common/log.ts');
   const { NftPolicyTable, PolicyAgent } = await import('../../src/policy/agent.ts');
-  const { renderForNode } = await import('../../src/policy/sync.ts');
+  const { incrementalRender, renderForNode } = await import('../../src/policy/sync.ts');
   const gen = await import('../../bench/policy/gen.ts');
   const lab = await Lab.create({ nodes: 1 });
   t.teardown(() => lab.destroy());
@@ -352,7 +352,12 @@ t.test('a sync sent as a difference leaves the kernel with exactly the full tabl
   const src = new FakeSource();
   for (const o of [...gen.namespaces(), ...gen.pods().slice(0, 40), gen.allowClient()]) src.put(o);
   for (let i = 0; i < 60; i++) src.put(gen.policy(i));
-  const agent = new PolicyAgent({ nodeName: 'node-1', table, render: renderForNode, podCidrs: ['198.19.0.0/16'] });
+  const agent = new PolicyAgent({
+    nodeName: 'node-1',
+    table,
+    render: incrementalRender(),
+    podCidrs: ['198.19.0.0/16'],
+  });
   await agent.start();
   const ctl = new Controller(src, agent, { log: silentLogger });
   t.teardown(() => ctl.stop());
@@ -368,12 +373,21 @@ t.test('a sync sent as a difference leaves the kernel with exactly the full tabl
     ['a pod goes', () => src.remove('Pod', 'ns-3/p23')],
     ['a pod comes', () => src.put(pods[45]!)],
     ['a pod changes its IP', () => src.put({ ...pods[14]!, podIPs: ['198.19.1.250'] })],
+    [
+      'a namespace changes its labels',
+      () => {
+        const n = gen.namespaces()[4]!;
+        src.put({ ...n, meta: { ...n.meta, labels: { ...n.meta.labels, team: 't9' } } });
+      },
+    ],
   ];
   for (const [what, change] of changes) {
     change();
     await ctl.settled();
     const got = await content();
-    await lab.exec(ns, ['nft', '-f', '-'], { input: agent.last!.script });
+    const scratch = renderForNode(src.view, 'node-1', 'kdp-policy').script;
+    t.equal(agent.last!.script, scratch, `${what}: the incremental render is the from-scratch one`);
+    await lab.exec(ns, ['nft', '-f', '-'], { input: scratch });
     t.equal(agent.lastApply, 'delta', `${what}: sent as a difference`);
     t.equal(got, await content(), `${what}: the kernel holds the full script's table`);
   }

@@ -92,13 +92,20 @@ export const policyAgentCommand: Command = {
     const resyncMs = parseDuration(values['sync-period'], 'sync-period');
     const bind = parseHostPort(values['metrics-bind-address']);
     const { Registry } = await import('prom-client');
-    const { renderForNode } = await import('../../policy/sync.ts');
+    const { incrementalRender } = await import('../../policy/sync.ts');
     const { Controller } = await import('../../k8s/controller.ts');
     const { openSource } = await import('../../k8s/open-source.ts');
     const registry = new Registry();
     const table = new NftPolicyTable({ exec: defaultExec });
     const metrics = new PolicyMetrics(registry, () => table.counters());
-    const agent = new PolicyAgent({ nodeName: values.node, table, render: renderForNode, podCidrs, log, metrics });
+    const agent = new PolicyAgent({
+      nodeName: values.node,
+      table,
+      render: incrementalRender(),
+      podCidrs,
+      log,
+      metrics,
+    });
     if (values['bridge-nf-call']) {
       const state = await table.enableBridgeNetfilter();
       if (state === 'missing')

@@ -9,6 +9,7 @@ import type { NamedCounter, PolicyTable } from '../../../src/policy/agent.ts';
 import { renderForNode, scriptSize } from '../../../src/policy/sync.ts';
 import { attemptTimes, harness } from '../../../src/k8s/testing/harness.ts';
 import type { Namespace, NetworkPolicy, Pod } from '../../../src/model/types.ts';
+import { meta } from './fixtures.ts';
 
 class FakeTable implements PolicyTable {
   present = false;
@@ -40,14 +41,6 @@ class FakeTable implements PolicyTable {
   }
 }
 
-const meta = (namespace: string, name: string, labels: Record<string, string> = {}) => ({
-  namespace,
-  name,
-  uid: `uid-${namespace}-${name}`,
-  resourceVersion: '1',
-  labels,
-  annotations: {},
-});
 const ns = (name: string): Namespace => ({ kind: 'Namespace', meta: { ...meta('', name, { ns: name }) } });
 const pod = (n: string, name: string, ip: string, node: string, labels: Record<string, string>): Pod => ({
   kind: 'Pod',

@@ -15,10 +15,10 @@ const table = (items: string[], comment = 'kdp policy on n1') =>
     '}',
     '',
   ].join('\n');
-const set = (name: string, elements: string[]) =>
+const set = (name: string, elements: string[], type = 'ipv4_addr') =>
   [
     `\tset ${name} {`,
-    '\t\ttype ipv4_addr',
+    `\t\ttype ${type}`,
     '\t\tflags interval',
     '\t\telements = {',
     ...elements.map((e) => `\t\t\t${e},`),
@@ -156,3 +156,48 @@ t.test('one line for nft -i: no separator after { or ,', async (t) => {
     'table inet t { set s { type ipv4_addr; elements = { 1.2.3.4, 5.6.7.8, }; }; }',
   );
 });
+
+t.test(
+  'a concatenated interval set with many changed elements is re-created, its rules flushed and re-added',
+  async (t) => {
+    const pset = (name: string, elements: string[]) => set(name, elements, 'ipv4_addr . inet_proto . inet_service');
+    const els = (port: number, n: number) => Array.from({ length: n }, (_, i) => `10.0.${i}.0/24 . tcp . ${port}`);
+    const p1 = chain('p1', ['ip saddr . meta l4proto . th dport @p1-p4 return', 'counter name np_x_a drop']);
+    const mk = (elements: string[]) => table([counter('np_x_a'), pset('p1-p4', elements), p1, fwd]);
+    // a few changed elements: element-wise
+    const few = deltaScript(mk(els(80, 20)), mk([...els(80, 19), '10.0.99.0/24 . tcp . 80']))!;
+    t.match(few, /^delete element .* p1-p4 \{ 10\.0\.19\.0\/24 \. tcp \. 80 \}$/m);
+    t.notMatch(few, /delete set/);
+    // more than 16: the set is deleted and declared again; the chain using it is flushed before and refilled after
+    const many = deltaScript(mk(els(80, 20)), mk(els(81, 20)))!
+      .trim()
+      .split('\n');
+    t.same(many.slice(0, 3), [
+      'flush chain inet kdp-policy p1',
+      'delete set inet kdp-policy p1-p4',
+      'table inet kdp-policy {',
+    ]);
+    t.equal(many[3], '\tset p1-p4 {', 'the set first in the block, then the chain');
+    t.ok(many.indexOf('\tchain p1 {') > many.indexOf('\tset p1-p4 {'));
+    t.notOk(
+      many.some((l) => /element/.test(l.split(' ')[1] ?? '')),
+      'no element commands',
+    );
+    // an address-only interval set (not concatenated) keeps element-wise updates
+    const plain = deltaScript(
+      table([
+        set(
+          'p1-in',
+          els(80, 20).map((e) => e.split(' ')[0]!),
+        ),
+      ]),
+      table([
+        set(
+          'p1-in',
+          els(80, 20).map((e) => e.split(' ')[0]!.replace('10.0.', '10.1.')),
+        ),
+      ]),
+    )!;
+    t.notMatch(plain, /delete set/);
+  },
+);

@@ -24,6 +24,16 @@ export function inputOf(raws: readonly Raw[]): PolicyInput {
   };
 }
 
+/** Model object metadata (resourceVersion 1, no annotations). */
+export const meta = (namespace: string, name: string, labels: Record<string, string> = {}) => ({
+  namespace,
+  name,
+  uid: `uid-${namespace}-${name}`,
+  resourceVersion: '1',
+  labels,
+  annotations: {},
+});
+
 /** Model pod addresses: x/a 10.244.1.1, x/b 10.244.1.2, ..., z/c 10.244.3.3. */
 export const modelIP = (p: string): string => {
   const [ns, pod] = p.split('/') as [string, string];
