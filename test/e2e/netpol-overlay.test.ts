@@ -1,0 +1,215 @@
+// NetworkPolicy across nodes over the VXLAN overlay (issue #15: enforcement "must work with host-gw, the overlay
+// and same-node bridge traffic"; host-gw across nodes and the bridge are the netpol-matrix-* and netpol-agent
+// files). Two nodes on two routed underlay subnets (host-gw cannot cross the router), `kdp node-agent --backend
+// vxlan` and `kdp policy-agent` on each, pods attached by the kdp CNI plugins (test/helpers/overlay.ts), kdp proxy
+// for a ClusterIP and a NodePort. Real packets throughout:
+//   - a deny-all-ingress + allow-from-label policy: the labelled pod on the other node connects over VXLAN, an
+//     unlabelled one times out; the same on one node across the bridge;
+//   - via the ClusterIP (DNAT on the client's node): judged as if addressed to the pod;
+//   - via the NodePort of the other node (externalTrafficPolicy Cluster): that node DNATs and masquerades, so the
+//     endpoint's node sees that node's overlay address (its VTEP address, the network address of its pod CIDR,
+//     docs/overlay.md), not the client: denied by the label rule, allowed once an ipBlock names that address;
+//   - egress: a pod on node-2 may only reach one pod on node-1: its other connections time out.
+import t from 'tap';
+import { needsRoot } from '../helpers/gate.ts';
+import { PROBE } from '../helpers/pods.ts';
+import { CLUSTER_CIDR, OverlayCluster } from '../helpers/overlay.ts';
+import type { OverlayPod } from '../helpers/overlay.ts';
+import { HTTP_PORT, echoAll, waitReach } from '../helpers/overlay-checks.ts';
+import { startPolicyAgent, syncsOf } from './netpol-harness.ts';
+import type { Spawned } from '../../src/common/exec-adapter.ts';
+
+const VIP = '10.96.0.60';
+const NODE_PORT = 30090;
+
+const netpol = (name: string, spec: object): object => ({
+  apiVersion: 'networking.k8s.io/v1',
+  kind: 'NetworkPolicy',
+  metadata: { namespace: 'default', name },
+  spec,
+});
+const denyAllIngress = netpol('deny-all-ingress', { podSelector: {}, policyTypes: ['Ingress'] });
+/** srv accepts TCP 8080 from pods labelled role=client, and from the ipBlocks given */
+const allowClients = (cidrs: string[] = []) =>
+  netpol('allow-clients', {
+    podSelector: { matchLabels: { app: 'srv' } },
+    policyTypes: ['Ingress'],
+    ingress: [
+      {
+        from: [{ podSelector: { matchLabels: { role: 'client' } } }, ...cidrs.map((cidr) => ({ ipBlock: { cidr } }))],
+        ports: [{ protocol: 'TCP', port: HTTP_PORT }],
+      },
+    ],
+  });
+
+if (needsRoot(t, 'network namespaces, VXLAN devices, nftables')) {
+  const c = await OverlayCluster.create({ nodes: 2, subnets: 2, backend: 'vxlan' });
+  t.teardown(() => c.destroy());
+  const [n1, n2] = [c.node(1), c.node(2)];
+  const agents = new Map<string, Spawned>();
+  t.teardown(() => agents.forEach((a) => a.kill('SIGKILL')));
+  let srv: OverlayPod, near: OverlayPod, nearx: OverlayPod, far: OverlayPod, farx: OverlayPod;
+
+  /** Writes the policies and waits until both agents synced since (and stayed quiet 150 ms). */
+  async function setPolicies(items: object[]): Promise<void> {
+    const before = c.nodes.map((n) => syncsOf(agents.get(n.name)!.output()));
+    c.writeObject('policies', { apiVersion: 'v1', kind: 'List', items });
+    let last = '';
+    let since = Date.now();
+    const end = Date.now() + 20_000;
+    for (;;) {
+      const now = c.nodes.map((n) => syncsOf(agents.get(n.name)!.output()));
+      const key = now.join(',');
+      if (key !== last) [last, since] = [key, Date.now()];
+      if (now.every((s, i) => s > before[i]!) && Date.now() - since >= 150) return;
+      if (Date.now() > end)
+        throw new Error(
+          `policy agents did not sync: ${before.join(',')} -> ${key}\n${agents.get(n1.name)!.output().slice(-3000)}`,
+        );
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** A TCP connect from a pod (or any lab namespace); true when it connected within `ms`. */
+  const connect = async (ns: string, host: string, port = HTTP_PORT, ms = 1000) =>
+    /^connected/.test(
+      (await c.lab.exec(ns, [...PROBE, 'connect', host, String(port), String(ms)], { allowFailure: true })).stdout,
+    );
+
+  /** The client address the echo server in srv saw for an HTTP request from `ns` to `url` (undefined: no answer). */
+  const clientSeen = async (ns: string, url: string): Promise<string | undefined> => {
+    const r = await c.lab.exec(ns, ['curl', '-sS', '--max-time', '2', url], { allowFailure: true });
+    if (r.code !== 0) return undefined;
+    return (JSON.parse(r.stdout) as { client: string }).client.replace(/^::ffff:/, '').replace(/:\d+$/, '');
+  };
+
+  /** clientSeen, retried until the proxies programmed the Service (30 s at most). */
+  const waitSeen = async (ns: string, url: string): Promise<string | undefined> => {
+    const end = Date.now() + 30_000;
+    for (;;) {
+      const s = await clientSeen(ns, url);
+      if (s !== undefined || Date.now() > end) return s;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+
+  t.test('setup: vxlan agents, pods on both subnets, kdp proxy and a policy agent on each node', async (t) => {
+    t.not(
+      c.subnetOf(n1),
+      c.subnetOf(n2),
+      'the nodes sit on different underlay subnets: only the overlay connects them',
+    );
+    await c.startAgents();
+    [srv, near, nearx, far, farx] = await Promise.all([
+      c.addPod(n1, 'srv', 10),
+      c.addPod(n1, 'near', 11),
+      c.addPod(n1, 'nearx', 12),
+      c.addPod(n2, 'far', 10),
+      c.addPod(n2, 'farx', 11),
+    ]);
+    await echoAll(c, [srv, near, nearx, far, farx]);
+    const ports = [{ port: HTTP_PORT }];
+    c.publishPod(srv, { app: 'srv' }, ports);
+    c.publishPod(near, { role: 'client' }, ports);
+    c.publishPod(nearx, {}, ports);
+    c.publishPod(far, { role: 'client', pod: 'far' }, ports);
+    c.publishPod(farx, {}, ports);
+    c.writeObject('ns-default', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'default' } });
+    const http = [{ name: 'http', protocol: 'TCP', port: 80, targetPort: HTTP_PORT, nodePort: NODE_PORT }];
+    c.writeObject('svc-srv', {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { namespace: 'default', name: 'srv' },
+      spec: { type: 'NodePort', clusterIP: VIP, clusterIPs: [VIP], selector: { app: 'srv' }, ports: http },
+    });
+    c.writeObject('policies', { apiVersion: 'v1', kind: 'List', items: [] });
+    await waitReach(c, far, srv);
+    await waitReach(c, srv, far);
+    await Promise.all(c.nodes.map((n) => c.startProxy(n)));
+    await Promise.all(
+      c.nodes.map(async (n) =>
+        agents.set(
+          n.name,
+          await startPolicyAgent(c.lab, n, { manifests: c.dir, clusterCidr: CLUSTER_CIDR, metrics: '' }),
+        ),
+      ),
+    );
+    // no policy: everything is open, also through the Service
+    t.ok(await connect(farx.ns, srv.ip4), 'farx -> srv across the overlay: open without a policy');
+    const seen = await waitSeen(c.lab.underlay, `http://${c.ip(n2)}:${NODE_PORT}/`);
+    t.equal(seen, n2.podCidr4.replace(/\/24$/, ''), "node-2's NodePort answers; srv sees node-2's VTEP address");
+  });
+
+  t.test(
+    'deny-all-ingress + allow role=client: across nodes over VXLAN and on one node across the bridge',
+    async (t) => {
+      await setPolicies([denyAllIngress, allowClients()]);
+      const [farOk, farxOk, nearOk, nearxOk, srvToFar] = await Promise.all([
+        connect(far.ns, srv.ip4),
+        connect(farx.ns, srv.ip4),
+        connect(near.ns, srv.ip4),
+        connect(nearx.ns, srv.ip4),
+        connect(srv.ns, far.ip4),
+      ]);
+      t.ok(farOk, 'far (role=client, node-2) -> srv (node-1) over VXLAN: allowed');
+      t.notOk(farxOk, 'farx (no label, node-2) -> srv over VXLAN: times out');
+      t.ok(nearOk, 'near (role=client, node-1) -> srv across the bridge: allowed');
+      t.notOk(nearxOk, 'nearx (no label, node-1) -> srv across the bridge: times out');
+      t.notOk(srvToFar, 'srv -> far: far is isolated for ingress too (deny-all-ingress selects every pod)');
+      // the pod's own address reached srv: no NAT on the overlay between pods
+      t.equal(await clientSeen(far.ns, `http://${srv.ip4}:${HTTP_PORT}/`), far.ip4, 'srv saw far by its pod IP');
+    },
+  );
+
+  t.test('via the ClusterIP: DNAT on the client node, judged at srv as if addressed to it', async (t) => {
+    const [farOk, farxOk, nearxOk] = await Promise.all([
+      connect(far.ns, VIP, 80),
+      connect(farx.ns, VIP, 80),
+      connect(nearx.ns, VIP, 80),
+    ]);
+    t.ok(farOk, 'far -> ClusterIP -> srv on the other node: allowed');
+    t.notOk(farxOk, 'farx -> ClusterIP -> srv on the other node: times out');
+    t.notOk(nearxOk, 'nearx -> ClusterIP -> srv on the same node: times out');
+  });
+
+  t.test("via node-2's NodePort: node-1 sees node-2's overlay address, ipBlock allows it", async (t) => {
+    const vtep2 = n2.podCidr4.replace(/\/24$/, '');
+    const url = `http://${c.ip(n2)}:${NODE_PORT}/`;
+    t.notOk(await connect(c.lab.underlay, c.ip(n2), NODE_PORT), 'underlay -> node-2 NodePort -> srv: denied');
+    t.notOk(await connect(far.ns, c.ip(n2), NODE_PORT), 'even far (role=client) via the NodePort: denied (SNAT)');
+    await setPolicies([denyAllIngress, allowClients([`${c.ip(n2)}/32`])]);
+    t.notOk(
+      await connect(c.lab.underlay, c.ip(n2), NODE_PORT),
+      "an ipBlock of node-2's InternalIP does not match: over VXLAN the masquerade picks the VTEP address",
+    );
+    await setPolicies([denyAllIngress, allowClients([`${vtep2}/32`])]);
+    t.equal(
+      await clientSeen(c.lab.underlay, url),
+      vtep2,
+      "allowed by an ipBlock of node-2's VTEP address, the source srv saw",
+    );
+    t.notOk(await connect(farx.ns, srv.ip4), 'farx -> srv directly: still denied');
+  });
+
+  t.test('egress across nodes: far may reach nearx only', async (t) => {
+    await setPolicies([
+      netpol('far-egress', {
+        podSelector: { matchLabels: { pod: 'far' } },
+        policyTypes: ['Egress'],
+        egress: [{ to: [{ podSelector: { matchExpressions: [{ key: 'role', operator: 'DoesNotExist' }] } }] }],
+      }),
+    ]);
+    const [toNearx, toNear, toFarx, farxToSrv] = await Promise.all([
+      connect(far.ns, nearx.ip4),
+      connect(far.ns, near.ip4),
+      connect(far.ns, farx.ip4),
+      connect(farx.ns, near.ip4),
+    ]);
+    t.ok(toNearx, 'far -> nearx (no role label, node-1) over VXLAN: allowed');
+    t.notOk(toNear, "far -> near (role=client, node-1) over VXLAN: times out at far's node");
+    t.ok(toFarx, 'far -> farx (no role label, same node): allowed');
+    t.ok(farxToSrv, 'farx (not selected) -> near across the overlay: open');
+    await setPolicies([]);
+    t.ok(await connect(far.ns, near.ip4), 'policy removed: far -> near open again');
+  });
+}
