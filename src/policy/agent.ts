@@ -30,6 +30,7 @@ import type { StoreView } from '../k8s/store.ts';
 import type { Kind } from '../model/types.ts';
 import { NftSession } from '../netlink/nft-session.ts';
 import { deltaScript } from './delta.ts';
+import type { CompileNote } from './types.ts';
 
 export const POLICY_TABLE = 'kdp-policy';
 
@@ -41,6 +42,8 @@ export interface RenderedPolicies {
   readonly sets: number;
   /** local pods whose traffic some policy governs */
   readonly selectedPods: number;
+  /** what the compiler noticed (a port name no pod exposes, equal ANP priorities): logged once each */
+  readonly notes?: readonly CompileNote[];
 }
 
 /** Pure: the view -> the table for `node` (compilePolicies + renderNft). */
@@ -268,6 +271,8 @@ export class PolicyAgent implements Reconciler {
   readonly #log: Logger;
   /** the last script applied (a reconcile that renders the same text applies nothing) */
   #applied: string | undefined;
+  /** the compiler notes of the last render, already logged (a note is logged when it appears, not per sync) */
+  #noted = new Set<string>();
   syncs = 0;
   /** what the last successful sync programmed */
   last: RenderedPolicies | undefined;
@@ -338,6 +343,7 @@ export class PolicyAgent implements Reconciler {
       }
       this.#applied = rendered.script;
     }
+    this.#logNotes(rendered.notes ?? []);
     const seconds = (performance.now() - t0) / 1000;
     this.syncs++;
     this.last = rendered;
@@ -352,5 +358,17 @@ export class PolicyAgent implements Reconciler {
       { syncs: this.syncs, ms: Math.round(seconds * 1000), rules: rendered.rules, selectedPods: rendered.selectedPods },
       'policy table synced',
     );
+  }
+
+  /** Warns once per note while it stays (a port name nobody exposes matches nothing: opens and blocks nothing). */
+  #logNotes(notes: readonly CompileNote[]): void {
+    const now = new Set<string>();
+    for (const n of notes) {
+      const k = `${n.tier}|${n.policy}|${n.message}`;
+      now.add(k);
+      if (!this.#noted.has(k))
+        this.#log.warn({ tier: n.tier, policy: n.policy }, `${n.tier} ${n.policy}: ${n.message}`);
+    }
+    this.#noted = now;
   }
 }

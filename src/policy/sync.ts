@@ -60,5 +60,10 @@ export function scriptSize(script: string): { rules: number; sets: number } {
 export function renderForNode(view: StoreView, node: string, table: string): RenderedPolicies {
   const compiled = compilePolicies(policyInput(view), { node });
   const script = renderNft(compiled, { table });
-  return { script, ...scriptSize(script), selectedPods: compiled.pods.filter(isGoverned).length };
+  return {
+    script,
+    ...scriptSize(script),
+    selectedPods: compiled.pods.filter(isGoverned).length,
+    notes: compiled.notes,
+  };
 }
