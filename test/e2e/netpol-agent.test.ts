@@ -103,6 +103,8 @@ if (needsRoot(t)) {
     const m = await nl.metrics(n1);
     t.match(m, /^kdp_policy_sync_duration_seconds_count [1-9]/m, 'sync duration histogram');
     t.match(m, /^kdp_policy_rules [1-9]/m, 'rules programmed');
+    t.match(m, /^kdp_policy_sets [1-9]/m, 'sets and maps programmed');
+    t.match(m, /^kdp_policy_selected_pods 2$/m, 'x/a and x/c, the pods of x on node-1, are governed');
     t.match(m, /^kdp_policy_drop_packets\{[^}]*policy="[^"]*deny-all[^"]*"\} [1-9]/m, 'the policy counted its drops');
   });
 
