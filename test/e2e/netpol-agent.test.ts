@@ -14,7 +14,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { needsRoot } from '../helpers/gate.ts';
 import { PROBE } from '../helpers/pods.ts';
-import { CLI, NetpolLab } from './netpol-harness.ts';
+import { CLI, NetpolLab, policyAgentArgv } from './netpol-harness.ts';
 import type { ModelPod } from './netpol-harness.ts';
 
 const SVC_CIDR = '10.96.0.0/16';
@@ -176,21 +176,10 @@ if (needsRoot(t)) {
         ].join('\n'),
       );
       t.teardown(() => writeFileSync(kubeconfig, ''));
-      const blind = nl.lab.spawn(n1.ns, [
-        process.execPath,
-        CLI,
-        '--log-format',
-        'json',
-        'policy-agent',
-        '--node',
-        n1.name,
-        '--kubeconfig',
-        kubeconfig,
-        '--cluster-cidr',
-        nl.lab.plan.clusterCidr4,
-        '--metrics-bind-address',
-        '',
-      ]);
+      const blind = nl.lab.spawn(
+        n1.ns,
+        policyAgentArgv(n1, ['--kubeconfig', kubeconfig], { clusterCidr: nl.lab.plan.clusterCidr4, metrics: '' }),
+      );
       const end = Date.now() + 60_000;
       while (!/policy table closed until the first sync/.test(blind.output())) {
         if (Date.now() > end) throw new Error(`the agent did not close the table: ${blind.output()}`);

@@ -415,6 +415,28 @@ export class NetpolLab {
   }
 }
 
+/** The argv of `kdp policy-agent` for node n (JSON logs) reading `source` (--manifests DIR or --kubeconfig FILE). */
+export function policyAgentArgv(
+  n: NodePlan,
+  source: readonly string[],
+  o: { clusterCidr: string; metrics: string },
+): string[] {
+  return [
+    process.execPath,
+    CLI,
+    '--log-format',
+    'json',
+    'policy-agent',
+    '--node',
+    n.name,
+    ...source,
+    '--cluster-cidr',
+    o.clusterCidr,
+    '--metrics-bind-address',
+    o.metrics,
+  ];
+}
+
 /**
  * `kdp policy-agent` in a node's namespace on a manifests directory; resolves once it logged "ready" (its first
  * sync is done). Also used by the overlay policy test (netpol-overlay.test.ts) on an OverlayCluster's directory.
@@ -424,22 +446,7 @@ export async function startPolicyAgent(
   n: NodePlan,
   o: { manifests: string; clusterCidr: string; metrics: string; extra?: readonly string[] },
 ): Promise<Spawned> {
-  const child = lab.spawn(n.ns, [
-    process.execPath,
-    CLI,
-    '--log-format',
-    'json',
-    'policy-agent',
-    '--node',
-    n.name,
-    '--manifests',
-    o.manifests,
-    '--cluster-cidr',
-    o.clusterCidr,
-    '--metrics-bind-address',
-    o.metrics,
-    ...(o.extra ?? []),
-  ]);
+  const child = lab.spawn(n.ns, policyAgentArgv(n, ['--manifests', o.manifests, ...(o.extra ?? [])], o));
   await waitFor(
     `policy agent on ${n.name}`,
     async () => {

@@ -13,6 +13,7 @@
 //   - bad input: a policy with a bad CIDR or an unknown protocol is skipped (it isolates nothing), one naming a port
 //     the pod does not expose isolates it and allows nothing; each logged once, the valid policy next to them holds.
 import t from 'tap';
+import type { Test } from 'tap';
 import { needsRoot } from '../helpers/gate.ts';
 import { PROBE } from '../helpers/pods.ts';
 import { CLUSTER_CIDR, OverlayCluster } from '../helpers/overlay.ts';
@@ -76,6 +77,12 @@ if (needsRoot(t, 'network namespaces, VXLAN devices, nftables')) {
     /^connected/.test(
       (await c.lab.exec(ns, [...PROBE, 'connect', host, String(port), String(ms)], { allowFailure: true })).stdout,
     );
+
+  /** TCP connects all at once, each asserted: [from, to address, port, connects?, what]. */
+  const expectReach = async (t: Test, rows: [OverlayPod, string, number, boolean, string][]) => {
+    const got = await Promise.all(rows.map(([from, host, port]) => connect(from.ns, host, port)));
+    rows.forEach(([, , , want, what], i) => t.equal(got[i], want, what));
+  };
 
   /** The client address the echo server in srv saw for an HTTP request from `ns` to `url` (undefined: no answer). */
   const clientSeen = async (ns: string, url: string): Promise<string | undefined> => {
@@ -145,32 +152,24 @@ if (needsRoot(t, 'network namespaces, VXLAN devices, nftables')) {
     'deny-all-ingress + allow role=client: across nodes over VXLAN and on one node across the bridge',
     async (t) => {
       await setPolicies([denyAllIngress, allowClients()]);
-      const [farOk, farxOk, nearOk, nearxOk, srvToFar] = await Promise.all([
-        connect(far.ns, srv.ip4),
-        connect(farx.ns, srv.ip4),
-        connect(near.ns, srv.ip4),
-        connect(nearx.ns, srv.ip4),
-        connect(srv.ns, far.ip4),
+      await expectReach(t, [
+        [far, srv.ip4, HTTP_PORT, true, 'far (role=client, node-2) -> srv (node-1) over VXLAN: allowed'],
+        [farx, srv.ip4, HTTP_PORT, false, 'farx (no label, node-2) -> srv over VXLAN: times out'],
+        [near, srv.ip4, HTTP_PORT, true, 'near (role=client, node-1) -> srv across the bridge: allowed'],
+        [nearx, srv.ip4, HTTP_PORT, false, 'nearx (no label, node-1) -> srv across the bridge: times out'],
+        [srv, far.ip4, HTTP_PORT, false, 'srv -> far: far is isolated too (deny-all-ingress selects every pod)'],
       ]);
-      t.ok(farOk, 'far (role=client, node-2) -> srv (node-1) over VXLAN: allowed');
-      t.notOk(farxOk, 'farx (no label, node-2) -> srv over VXLAN: times out');
-      t.ok(nearOk, 'near (role=client, node-1) -> srv across the bridge: allowed');
-      t.notOk(nearxOk, 'nearx (no label, node-1) -> srv across the bridge: times out');
-      t.notOk(srvToFar, 'srv -> far: far is isolated for ingress too (deny-all-ingress selects every pod)');
       // the pod's own address reached srv: no NAT on the overlay between pods
       t.equal(await clientSeen(far.ns, `http://${srv.ip4}:${HTTP_PORT}/`), far.ip4, 'srv saw far by its pod IP');
     },
   );
 
   t.test('via the ClusterIP: DNAT on the client node, judged at srv as if addressed to it', async (t) => {
-    const [farOk, farxOk, nearxOk] = await Promise.all([
-      connect(far.ns, VIP, 80),
-      connect(farx.ns, VIP, 80),
-      connect(nearx.ns, VIP, 80),
+    await expectReach(t, [
+      [far, VIP, 80, true, 'far -> ClusterIP -> srv on the other node: allowed'],
+      [farx, VIP, 80, false, 'farx -> ClusterIP -> srv on the other node: times out'],
+      [nearx, VIP, 80, false, 'nearx -> ClusterIP -> srv on the same node: times out'],
     ]);
-    t.ok(farOk, 'far -> ClusterIP -> srv on the other node: allowed');
-    t.notOk(farxOk, 'farx -> ClusterIP -> srv on the other node: times out');
-    t.notOk(nearxOk, 'nearx -> ClusterIP -> srv on the same node: times out');
   });
 
   t.test("via node-2's NodePort: node-1 sees node-2's overlay address, ipBlock allows it", async (t) => {
@@ -200,16 +199,12 @@ if (needsRoot(t, 'network namespaces, VXLAN devices, nftables')) {
         egress: [{ to: [{ podSelector: { matchExpressions: [{ key: 'role', operator: 'DoesNotExist' }] } }] }],
       }),
     ]);
-    const [toNearx, toNear, toFarx, farxToSrv] = await Promise.all([
-      connect(far.ns, nearx.ip4),
-      connect(far.ns, near.ip4),
-      connect(far.ns, farx.ip4),
-      connect(farx.ns, near.ip4),
+    await expectReach(t, [
+      [far, nearx.ip4, HTTP_PORT, true, 'far -> nearx (no role label, node-1) over VXLAN: allowed'],
+      [far, near.ip4, HTTP_PORT, false, "far -> near (role=client, node-1) over VXLAN: times out at far's node"],
+      [far, farx.ip4, HTTP_PORT, true, 'far -> farx (no role label, same node): allowed'],
+      [farx, near.ip4, HTTP_PORT, true, 'farx (not selected) -> near across the overlay: open'],
     ]);
-    t.ok(toNearx, 'far -> nearx (no role label, node-1) over VXLAN: allowed');
-    t.notOk(toNear, "far -> near (role=client, node-1) over VXLAN: times out at far's node");
-    t.ok(toFarx, 'far -> farx (no role label, same node): allowed');
-    t.ok(farxToSrv, 'farx (not selected) -> near across the overlay: open');
     await setPolicies([]);
     t.ok(await connect(far.ns, near.ip4), 'policy removed: far -> near open again');
   });
@@ -230,16 +225,12 @@ if (needsRoot(t, 'network namespaces, VXLAN devices, nftables')) {
       netpol('far-closed', { podSelector: { matchLabels: { pod: 'far' } }, policyTypes: ['Ingress'] }),
     ]);
     await synced(() => c.publishPod(nearx, { role: 'none' }, [{ port: HTTP_PORT }]));
-    const [farxToSrv, srvToFar, farToNearx, farxToNear] = await Promise.all([
-      connect(farx.ns, srv.ip4),
-      connect(srv.ns, far.ip4),
-      connect(far.ns, nearx.ip4),
-      connect(farx.ns, near.ip4),
+    await expectReach(t, [
+      [farx, srv.ip4, HTTP_PORT, true, 'the rejected policies do not isolate srv'],
+      [srv, far.ip4, HTTP_PORT, false, 'the valid policy next to them is enforced (far closed)'],
+      [far, nearx.ip4, HTTP_PORT, false, 'the policy with an unused port name isolates nearx and allows nothing'],
+      [farx, near.ip4, HTTP_PORT, true, 'everything else stays open'],
     ]);
-    t.ok(farxToSrv, 'the rejected policies do not isolate srv');
-    t.notOk(srvToFar, 'the valid policy next to them is enforced (far closed)');
-    t.notOk(farToNearx, 'the policy with an unused port name isolates nearx and allows nothing');
-    t.ok(farxToNear, 'everything else stays open');
     // one more sync (an unrelated change): nothing is logged again
     await synced(() => c.publishPod(farx, { extra: '1' }, [{ port: HTTP_PORT }]));
     const lines = (n: typeof n1, re: RegExp) =>
