@@ -33,6 +33,7 @@ import type { Kind } from '../model/types.ts';
 import { NftSession } from '../netlink/nft-session.ts';
 import { deltaScript, deltaTables } from './delta.ts';
 import type { Parsed } from './delta.ts';
+import type { CompileNote } from './types.ts';
 
 export const POLICY_TABLE = 'kdp-policy';
 
@@ -46,6 +47,8 @@ export interface RenderedPolicies {
   readonly sets: number;
   /** local pods whose traffic some policy governs */
   readonly selectedPods: number;
+  /** what the compiler noticed (a port name no pod exposes, equal ANP priorities): logged once each */
+  readonly notes?: readonly CompileNote[];
 }
 
 /**
@@ -287,6 +290,8 @@ export class PolicyAgent implements Reconciler {
   readonly #log: Logger;
   /** the last table applied (a reconcile that renders the same table applies nothing) */
   #applied: RenderedPolicies | undefined;
+  /** the compiler notes of the last render, already logged (a note is logged when it appears, not per sync) */
+  #noted = new Set<string>();
   syncs = 0;
   /** what the last successful sync programmed */
   last: RenderedPolicies | undefined;
@@ -364,6 +369,7 @@ export class PolicyAgent implements Reconciler {
       }
     }
     this.#applied = rendered;
+    this.#logNotes(rendered.notes ?? []);
     const seconds = (performance.now() - t0) / 1000;
     this.syncs++;
     this.last = rendered;
@@ -378,5 +384,17 @@ export class PolicyAgent implements Reconciler {
       { syncs: this.syncs, ms: Math.round(seconds * 1000), rules: rendered.rules, selectedPods: rendered.selectedPods },
       'policy table synced',
     );
+  }
+
+  /** Warns once per note while it stays (a port name nobody exposes matches nothing: opens and blocks nothing). */
+  #logNotes(notes: readonly CompileNote[]): void {
+    const now = new Set<string>();
+    for (const n of notes) {
+      const k = `${n.tier}|${n.policy}|${n.message}`;
+      now.add(k);
+      if (!this.#noted.has(k))
+        this.#log.warn({ tier: n.tier, policy: n.policy }, `${n.tier} ${n.policy}: ${n.message}`);
+    }
+    this.#noted = now;
   }
 }

@@ -69,6 +69,7 @@ function rendered(compiled: CompiledPolicies, table: string): RenderedPolicies {
     rules: r.rules,
     sets: r.sets,
     selectedPods: compiled.pods.filter(isGoverned).length,
+    notes: compiled.notes,
   };
 }
 

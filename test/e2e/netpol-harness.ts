@@ -281,33 +281,13 @@ export class NetpolLab {
   }
 
   async startAgent(n: NodePlan, extra: string[] = []): Promise<Spawned> {
-    const child = this.lab.spawn(n.ns, [
-      process.execPath,
-      CLI,
-      '--log-format',
-      'json',
-      'policy-agent',
-      '--node',
-      n.name,
-      '--manifests',
-      this.dir,
-      '--cluster-cidr',
-      this.lab.plan.clusterCidr4,
-      '--metrics-bind-address',
-      `127.0.0.1:${METRICS_PORT}`,
-      ...extra,
-    ]);
+    const child = await startPolicyAgent(this.lab, n, {
+      manifests: this.dir,
+      clusterCidr: this.lab.plan.clusterCidr4,
+      metrics: `127.0.0.1:${METRICS_PORT}`,
+      extra,
+    });
     this.agents.set(n.name, child);
-    await waitFor(
-      `policy agent on ${n.name}`,
-      async () => {
-        if (/^ready$/m.test(child.output())) return true;
-        const exited = await Promise.race([child.exited.then(() => true), Promise.resolve(false)]);
-        if (exited) throw new Error(`policy agent on ${n.name} exited: ${child.output()}`);
-        return undefined;
-      },
-      90_000,
-    );
     return child;
   }
 
@@ -336,12 +316,7 @@ export class NetpolLab {
    * its output, so waiting for a sync spawns nothing); -1 before the first.
    */
   syncs(n: NodePlan): number {
-    const out = this.agents.get(n.name)?.output() ?? '';
-    const i = out.lastIndexOf('"msg":"policy table synced"');
-    if (i < 0) return -1;
-    const line = out.slice(out.lastIndexOf('\n', i) + 1, out.indexOf('\n', i) < 0 ? undefined : out.indexOf('\n', i));
-    const m = /"syncs":(\d+)/.exec(line);
-    return m ? Number(m[1]) : -1;
+    return syncsOf(this.agents.get(n.name)?.output() ?? '');
   }
 
   /** controller_runtime_reconcile_errors_total of a node's agent (0 when none was counted). */
@@ -438,6 +413,63 @@ export class NetpolLab {
   get t(): Test {
     return this.#t;
   }
+}
+
+/** The argv of `kdp policy-agent` for node n (JSON logs) reading `source` (--manifests DIR or --kubeconfig FILE). */
+export function policyAgentArgv(
+  n: NodePlan,
+  source: readonly string[],
+  o: { clusterCidr: string; metrics: string },
+): string[] {
+  return [
+    process.execPath,
+    CLI,
+    '--log-format',
+    'json',
+    'policy-agent',
+    '--node',
+    n.name,
+    ...source,
+    '--cluster-cidr',
+    o.clusterCidr,
+    '--metrics-bind-address',
+    o.metrics,
+  ];
+}
+
+/**
+ * `kdp policy-agent` in a node's namespace on a manifests directory; resolves once it logged "ready" (its first
+ * sync is done). Also used by the overlay policy test (netpol-overlay.test.ts) on an OverlayCluster's directory.
+ */
+export async function startPolicyAgent(
+  lab: Lab,
+  n: NodePlan,
+  o: { manifests: string; clusterCidr: string; metrics: string; extra?: readonly string[] },
+): Promise<Spawned> {
+  const child = lab.spawn(n.ns, policyAgentArgv(n, ['--manifests', o.manifests, ...(o.extra ?? [])], o));
+  await waitFor(
+    `policy agent on ${n.name}`,
+    async () => {
+      if (/^ready$/m.test(child.output())) return true;
+      const exited = await Promise.race([child.exited.then(() => true), Promise.resolve(false)]);
+      if (exited) throw new Error(`policy agent on ${n.name} exited: ${child.output()}`);
+      return undefined;
+    },
+    90_000,
+  );
+  return child;
+}
+
+/**
+ * Successful syncs of an agent so far, from its output: the `syncs` of its last "policy table synced" log line
+ * (so waiting for a sync spawns nothing); -1 before the first.
+ */
+export function syncsOf(out: string): number {
+  const i = out.lastIndexOf('"msg":"policy table synced"');
+  if (i < 0) return -1;
+  const line = out.slice(out.lastIndexOf('\n', i) + 1, out.indexOf('\n', i) < 0 ? undefined : out.indexOf('\n', i));
+  const m = /"syncs":(\d+)/.exec(line);
+  return m ? Number(m[1]) : -1;
 }
 
 /** The matrix as upstream prints it (reachability.go): rows from, columns to, X = blocked, . = reachable. */

@@ -12,6 +12,7 @@ import { keyOf } from '../../model/types.ts';
 import { compilePolicies } from '../../policy/compile.ts';
 import { evaluateDirection } from '../../policy/evaluate.ts';
 import type { Packet, Step } from '../../policy/types.ts';
+import { ANNOTATION_VTEP_MAC, ANNOTATION_VTEP_MAC_V6 } from '../../node/overlay.ts';
 import { buildServicePorts } from '../../proxy/model.ts';
 import type { Command } from '../command.ts';
 import { flagHelp, parseFlags } from '../flags.ts';
@@ -74,9 +75,31 @@ function addressOf(view: ClusterView, what: string, role: string): { ip: string;
   return { ip, pod: what };
 }
 
-function nodeAddress(view: ClusterView, nodeName: string | undefined, fam: IPFamily): string | undefined {
+/**
+ * The source address a masqueraded connection from node `nodeName` carries to node `to`: the address of the
+ * device its route leaves by. Between two nodes that both publish a VXLAN VTEP for the family (kdp node-agent
+ * --backend vxlan or auto, docs/overlay.md) that is the overlay device, whose address is the network address of the
+ * sending node's pod CIDR; else (host-gw) the InternalIP. A note says when an auto pair might route directly.
+ */
+function nodeAddress(
+  view: ClusterView,
+  nodeName: string | undefined,
+  to: string | undefined,
+  fam: IPFamily,
+  notes: string[],
+): string | undefined {
   const node = view.nodes.find((n) => n.meta.name === nodeName);
-  return node?.addresses.find((a) => a.type === 'InternalIP' && family(a.address) === fam)?.address;
+  const internal = node?.addresses.find((a) => a.type === 'InternalIP' && family(a.address) === fam)?.address;
+  const peer = view.nodes.find((n) => n.meta.name === to);
+  const vtepKey = fam === 'IPv4' ? ANNOTATION_VTEP_MAC : ANNOTATION_VTEP_MAC_V6;
+  const cidr = node?.podCIDRs.find((c) => family(c.split('/')[0]!) === fam);
+  if (node && peer && cidr && node.meta.annotations[vtepKey] && peer.meta.annotations[vtepKey]) {
+    const vtep = cidr.split('/')[0]!;
+    const note = `${nodeName} -> ${to} over the VXLAN overlay: masqueraded to ${nodeName}'s VTEP address ${vtep} (over a direct route, --backend auto on one subnet: ${internal ?? 'its InternalIP'})`;
+    if (!notes.includes(note)) notes.push(note);
+    return vtep;
+  }
+  return internal;
 }
 
 /** The pure part of `kdp explain`. */
@@ -157,7 +180,7 @@ export function explainConnection(view: ClusterView, q: ExplainQuery): Explanati
     // masquerade happens in postrouting, after forward: only a node behind the DNAT node sees the node address
     const seenBy = (epIP: string): string => {
       if (!masqueraded || nodeOfIP(epIP) === dnatNode) return src.ip;
-      return nodeAddress(view, dnatNode, fam) ?? src.ip;
+      return nodeAddress(view, dnatNode, nodeOfIP(epIP), fam, notes) ?? src.ip;
     };
     const paths = eps.map((e) =>
       path(

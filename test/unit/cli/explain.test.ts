@@ -8,6 +8,7 @@ import { takeSnapshot } from '../../../src/up/snapshot.ts';
 import { explainConnection, parsePortProto, renderExplanation } from '../../../src/cli/commands/explain.ts';
 import { main } from '../../../src/cli/main.ts';
 import { isKdpError } from '../../../src/common/errors.ts';
+import { ANNOTATION_VTEP_MAC } from '../../../src/node/overlay.ts';
 
 const FIXTURE = fileURLToPath(new URL('../../fixtures/policy-cluster', import.meta.url));
 const view = await takeSnapshot(new ManifestsSource({ dir: FIXTURE, log: silentLogger }));
@@ -76,6 +77,32 @@ t.test(
     );
   },
 );
+
+t.test('NodePort over the VXLAN overlay: the endpoint behind the DNAT node sees its VTEP address', async (t) => {
+  // both nodes publish a VTEP (kdp node-agent --backend vxlan): node-2 masquerades to its kdp.1 address, the
+  // network address of its pod CIDR (netpol-overlay.test.ts shows it on real packets)
+  const overlay = {
+    ...view,
+    nodes: view.nodes.map((n, i) => ({
+      ...n,
+      podCIDRs: [`198.19.${i + 1}.0/24`],
+      meta: { ...n.meta, annotations: { ...n.meta.annotations, [ANNOTATION_VTEP_MAC]: `0e:00:00:00:00:0${i + 1}` } },
+    })),
+  };
+  const e = explainConnection(overlay, { src: 'x/b', dst: '198.18.0.12', port: 30080, proto: 'TCP' });
+  t.same(
+    e.paths.map((p) => [p.pod, p.seenSource]),
+    [
+      ['x/a', '198.19.2.0'],
+      ['x/c', '198.19.1.11'],
+    ],
+  );
+  t.match(e.service!.notes, [
+    /masqueraded/,
+    /NodePort is on node-2/,
+    /node-2 -> node-1 over the VXLAN overlay.*198\.19\.2\.0/,
+  ]);
+});
 
 t.test('no service: a direct path; AdminNetworkPolicy Deny at egress', async (t) => {
   const e = explainConnection(view, { src: 'y/a', dst: '203.0.113.7', port: 443, proto: 'TCP' });

@@ -10,6 +10,7 @@ import { renderForNode, scriptSize } from '../../../src/policy/sync.ts';
 import { attemptTimes, harness } from '../../../src/k8s/testing/harness.ts';
 import type { Namespace, NetworkPolicy, Pod } from '../../../src/model/types.ts';
 import { meta } from './fixtures.ts';
+import { silentLogger } from '../../../src/common/log.ts';
 
 class FakeTable implements PolicyTable {
   present = false;
@@ -232,3 +233,37 @@ t.test('drop counters are exported per policy at scrape time', async (t) => {
     /^kdp_policy_drop_packets\{counter="np-x-deny-all",policy="NetworkPolicy x\/deny-all"\} 12$/m,
   );
 });
+
+t.test(
+  'a compiler note (a port name the pod does not expose) is logged once while it stays, again when it comes back',
+  async (t) => {
+    const table = new FakeTable();
+    const h = harness();
+    const warnings: string[] = [];
+    const log = { ...silentLogger, warn: (_o: object | string, msg?: string) => void warnings.push(msg ?? '') };
+    const agent = new PolicyAgent({ nodeName: 'n1', table, render: renderForNode, podCidrs: ['10.244.0.0/16'], log });
+    h.controller(agent);
+    const ghost: NetworkPolicy = {
+      ...denyAll('x'),
+      meta: meta('x', 'ghost'),
+      ingress: [{ peers: [], ports: [{ protocol: 'TCP', port: 'no-such-port' }] }],
+    };
+    h.source.put(ns('x'));
+    h.source.put(pod('x', 'a', '10.244.1.10', 'n1', { pod: 'a' }));
+    h.source.put(ghost);
+    await h.source.start();
+    await h.clock.advance(1);
+    t.match(warnings, [/NetworkPolicy x\/ghost: .*no-such-port/], 'logged at the first sync');
+    t.match(table.scripts.at(-1), /10\.244\.1\.10/, 'x/a is still programmed (isolated: the rule matches nothing)');
+    const syncs = agent.syncs;
+    h.source.put(pod('x', 'a', '10.244.1.10', 'n1', { pod: 'a', v: '2' }));
+    await h.clock.advance(1);
+    t.equal(agent.syncs, syncs + 1, 'another sync');
+    t.equal(warnings.length, 1, 'not logged again');
+    h.source.remove('NetworkPolicy', 'x/ghost');
+    await h.clock.advance(1);
+    h.source.put(ghost);
+    await h.clock.advance(1);
+    t.equal(warnings.length, 2, 'gone and back: logged again');
+  },
+);

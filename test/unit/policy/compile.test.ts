@@ -150,3 +150,67 @@ t.test('namespace labels: the name label is implied when a Namespace object is m
   );
   t.equal(evaluate(c, pkt('10.1.0.1', '10.1.0.2', 80)).verdict, 'allow');
 });
+
+t.test('a pod with no IP yet: never enforced, never a peer; selected once it has one', async (t) => {
+  const allowFromClients = {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: { name: 'from-clients', namespace: 'a' },
+    spec: {
+      podSelector: { matchLabels: { app: 'srv' } },
+      ingress: [{ from: [{ podSelector: { matchLabels: { role: 'client' } } }] }],
+    },
+  };
+  const srv = podRaw('a', 'srv', ['10.1.0.1'], { labels: { app: 'srv' } });
+  const other = podRaw('a', 'other', ['10.1.0.3'], { labels: {} });
+  const pending = (ips: string[]) => podRaw('a', 'new', ips, { labels: { role: 'client', app: 'srv' } });
+  const before = compilePolicies(inputOf([srv, other, pending([]), allowFromClients]));
+  t.same(
+    before.pods.map((p) => p.key),
+    ['a/other', 'a/srv'],
+    'the pod without an address is not enforced (nothing to match)',
+  );
+  t.same(Object.keys(before.podByIP).sort(), ['10.1.0.1', '10.1.0.3']);
+  t.equal(evaluate(before, pkt('10.1.0.3', '10.1.0.1', 80)).verdict, 'deny', 'its peer rule opens nothing to others');
+  t.equal(evaluate(before, pkt('10.1.0.2', '10.1.0.1', 80)).verdict, 'deny', 'nor to its future address');
+  const after = compilePolicies(inputOf([srv, other, pending(['10.1.0.2']), allowFromClients]));
+  t.same(
+    after.pods.map((p) => p.key),
+    ['a/new', 'a/other', 'a/srv'],
+  );
+  t.equal(evaluate(after, pkt('10.1.0.2', '10.1.0.1', 80)).verdict, 'allow', 'with its address: a client');
+  t.equal(evaluate(after, pkt('10.1.0.3', '10.1.0.2', 80)).verdict, 'deny', 'and isolated itself (app=srv)');
+});
+
+t.test('a port name exposed by two containers with different numbers matches both', async (t) => {
+  const srv = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'srv', namespace: 'a', labels: { app: 'srv' } },
+    spec: {
+      nodeName: 'node-1',
+      containers: [
+        { name: 'one', ports: [{ name: 'http', containerPort: 8080 }] },
+        { name: 'two', ports: [{ name: 'http', containerPort: 9090 }] },
+        { name: 'three', ports: [{ name: 'admin', containerPort: 7070 }] },
+      ],
+    },
+    status: { phase: 'Running', podIPs: [{ ip: '10.1.0.1' }] },
+  };
+  const c = compilePolicies(
+    inputOf([
+      srv,
+      podRaw('a', 'client', ['10.1.0.2']),
+      {
+        apiVersion: 'networking.k8s.io/v1',
+        kind: 'NetworkPolicy',
+        metadata: { name: 'http-only', namespace: 'a' },
+        spec: { podSelector: { matchLabels: { app: 'srv' } }, ingress: [{ ports: [{ port: 'http' }] }] },
+      },
+    ]),
+  );
+  t.equal(evaluate(c, pkt('10.1.0.2', '10.1.0.1', 8080)).verdict, 'allow', 'container one: 8080');
+  t.equal(evaluate(c, pkt('10.1.0.2', '10.1.0.1', 9090)).verdict, 'allow', 'container two: 9090');
+  t.equal(evaluate(c, pkt('10.1.0.2', '10.1.0.1', 7070)).verdict, 'deny', 'another name: denied');
+  t.equal(evaluate(c, pkt('10.1.0.2', '10.1.0.1', 9090, 'UDP')).verdict, 'deny', 'the name is TCP: UDP 9090 denied');
+});
