@@ -185,6 +185,13 @@ function clientIp(req: Req): string {
 /** The HTTP/2 connection preface a prior-knowledge h2c client starts with (RFC 9113 3.4). */
 const H2_PREFACE = 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n';
 
+/** The metric children of one label set. */
+interface Series {
+  requests: { inc(): void };
+  duration: { observe(v: number): void };
+  size: { observe(v: number): void };
+}
+
 /** A Gateway API header filter on a header record (lower-case keys): set, then add (comma-joined), then remove. */
 export function modifyHeaders(h: Record<string, string | string[]>, m: HeaderModifier | undefined): void {
   if (!m) return;
@@ -309,10 +316,19 @@ export class IngressServer {
   /** what this server added to the upstream-pools gauge */
   #poolsCounted = 0;
   #closing: Promise<void> | undefined;
-  readonly #series = new Map<
-    string,
-    { requests: { inc(): void }; duration: { observe(v: number): void }; size: { observe(v: number): void } }
-  >();
+  readonly #series = new Map<string, Series>();
+  #lastSeries:
+    | {
+        route: PathRoute | undefined;
+        status: number;
+        hostHeader: string;
+        method: string;
+        owner: string;
+        service: string;
+        canary: string;
+        m: Series;
+      }
+    | undefined;
 
   constructor(opts: ServerOptions) {
     this.#log = opts.log ?? silentLogger;
@@ -1092,6 +1108,24 @@ export class IngressServer {
     len: number,
   ): void {
     if (!this.#metrics) return;
+    // the series of the previous request, when this one has the same labels (keep-alive clients mostly repeat
+    // theirs): no key string, no map lookup
+    const last = this.#lastSeries;
+    if (
+      last !== undefined &&
+      last.route === route &&
+      last.status === status &&
+      last.hostHeader === hostHeader &&
+      last.method === method &&
+      last.owner === owner &&
+      last.service === service &&
+      last.canary === canary
+    ) {
+      last.m.requests.inc();
+      last.m.duration.observe(seconds);
+      last.m.size.observe(len);
+      return;
+    }
     const path = route?.path ?? '';
     // Gateway API routes: `ingress` and `namespace` name the HTTPRoute/GRPCRoute, `route_kind` says which, and
     // `gateway` the Gateway whose listener took the request (both absent on Ingress series)
@@ -1120,6 +1154,7 @@ export class IngressServer {
       };
       this.#series.set(key, m);
     }
+    this.#lastSeries = { route, status, hostHeader, method, owner, service, canary, m };
     m.requests.inc();
     m.duration.observe(seconds);
     m.size.observe(len);
