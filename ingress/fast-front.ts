@@ -45,7 +45,7 @@ export interface FrontRecord {
 interface FrontHooks {
   readonly log: Logger;
   table(): RouteTable;
-  /** the connection (with `rest` unread) goes to node:http for good */
+  /** the connection (with `rest` unread) goes to node:http for good (a TLS one: to the HTTPS server's) */
   handOff(socket: Socket, rest: Buffer): void;
   nextEndpoint(u: Upstream): string;
   requestId(incoming: string | undefined): string;
@@ -620,7 +620,7 @@ class ClientConn implements RequestFacts {
   readonly pool: RawPool;
   readonly texts: FrontTexts;
   readonly #front: FastFront;
-  readonly scheme = 'http';
+  readonly scheme: 'http' | 'https';
   host = '';
   url = '';
   method = '';
@@ -636,8 +636,9 @@ class ClientConn implements RequestFacts {
   readonly #port: string;
   readonly #onData = (b: Buffer) => this.#data(b);
 
-  constructor(front: FastFront, sock: Socket) {
+  constructor(front: FastFront, sock: Socket, scheme: 'http' | 'https') {
     this.#front = front;
+    this.scheme = scheme;
     this.hooks = front.hooks;
     this.pool = front.pool;
     this.texts = front.texts;
@@ -818,7 +819,7 @@ class ClientConn implements RequestFacts {
     this.#buf = consumed < this.#buf!.length ? this.#buf!.subarray(consumed) : undefined;
     const id = this.hooks.requestId(reqId);
     const ip = this.ip;
-    const set = forwardedText('http', host, ip, this.#port, id, xff);
+    const set = forwardedText(this.scheme, host, ip, this.#port, id, xff);
     const up = `${method} ${target} HTTP/1.1\r\n${set}${fwd}\r\n`;
     const rec: FrontRecord = {
       start: performance.now(),
@@ -932,12 +933,13 @@ export class FastFront {
     this.pool = new RawPool(hooks.keepAliveTimeoutMs, hooks.maxIdlePerEndpoint, this);
   }
 
-  accept(sock: Socket): void {
+  /** A new client connection: plain TCP, or TLS once its handshake is done (ALPN http/1.1 or none). */
+  accept(sock: Socket, scheme: 'http' | 'https' = 'http'): void {
     if (!this.#sweeper) {
       this.tick = performance.now();
       this.#sweeper = setInterval(() => this.#sweep(), TICK_MS).unref();
     }
-    this.conns.add(new ClientConn(this, sock));
+    this.conns.add(new ClientConn(this, sock, scheme));
   }
 
   #sweep(): void {
