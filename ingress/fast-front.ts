@@ -290,12 +290,21 @@ class Exchange {
   #closeClient = false;
   #gotBytes = false;
 
-  constructor(front: ClientConn, rec: FrontRecord, reqHead: string, isHead: boolean, o: RouteOptions) {
+  /** `closeClient`: the client sent `Connection: close`; its connection ends after this response */
+  constructor(
+    front: ClientConn,
+    rec: FrontRecord,
+    reqHead: string,
+    isHead: boolean,
+    o: RouteOptions,
+    closeClient: boolean,
+  ) {
     this.#front = front;
     this.#rec = rec;
     this.#reqHead = reqHead;
     this.#isHead = isHead;
     this.#o = o;
+    this.#closeClient = closeClient;
   }
 
   get readTimeoutMs(): number {
@@ -355,7 +364,7 @@ class Exchange {
     const text = timeout ? this.#front.texts.gatewayTimeout : this.#front.texts.badGateway;
     this.#rec.bytes = timeout ? 16 : 12;
     this.#front.writeRaw(text);
-    this.#front.done(this.#rec, false);
+    this.#front.done(this.#rec, this.#closeClient);
   }
 
   onData(b: Buffer): void {
@@ -447,8 +456,8 @@ class Exchange {
     if (state === enum_.CLOSE) {
       this.#keepUpstream = false;
       this.#closeClient = true;
-      out += 'connection: close\r\n';
     }
+    if (this.#closeClient) out += 'connection: close\r\n';
     out += this.#front.texts.serverLine;
     out += '\r\n';
     this.#state = state;
@@ -777,7 +786,7 @@ class ClientConn implements RequestFacts {
             .toLowerCase()
             .split(',')
             .map((s) => s.trim());
-          if (tokens.includes('close') || tokens.includes('upgrade')) return false;
+          if (tokens.includes('upgrade')) return false;
           connList = [...(connList ?? []), ...tokens];
           continue;
         }
@@ -800,7 +809,9 @@ class ClientConn implements RequestFacts {
     }
     if (host === undefined) return false;
     // headers the client lists in Connection are hop-by-hop too: rare, left to the general path
-    if (connList && connList.some((tok) => tok !== 'keep-alive' && tok !== '')) return false;
+    if (connList && connList.some((tok) => tok !== 'keep-alive' && tok !== 'close' && tok !== '')) return false;
+    // Connection: close (a client opening a connection per request): served, then the connection ends
+    const close = connList !== undefined && connList.includes('close');
     this.host = host;
     this.url = url;
     this.method = method;
@@ -841,7 +852,7 @@ class ClientConn implements RequestFacts {
       upstreamTime: '-',
       upstreamLength: '-',
     };
-    const ex = new Exchange(this, rec, up, method === 'HEAD', d.options);
+    const ex = new Exchange(this, rec, up, method === 'HEAD', d.options, close);
     this.#ex = ex;
     this.#rec = rec;
     this.#front.inflight++;

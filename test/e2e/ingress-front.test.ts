@@ -327,6 +327,43 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       t.equal(text, 'GET /h2 body=');
     });
 
+    t.test('Connection: close (plain and TLS): the fast front answers, then ends the connection', async (t) => {
+      const once = (tls: boolean) =>
+        new Promise<{ out: string; ended: boolean }>((resolve, reject) => {
+          const s = tls
+            ? tlsConnect({
+                port: ing.ports.https,
+                host: '127.0.0.1',
+                servername: 'raw.test',
+                rejectUnauthorized: false,
+              })
+            : connect(ing.ports.http, '127.0.0.1');
+          let out = '';
+          const timer = setTimeout(() => (s.destroy(), resolve({ out, ended: false })), 3000);
+          s.on('data', (b: Buffer) => (out += b.toString('latin1')));
+          s.on('error', reject);
+          s.on('end', () => (clearTimeout(timer), s.destroy(), resolve({ out, ended: true })));
+          s.once(tls ? 'secureConnect' : 'connect', () =>
+            // a second request after the close one is never answered
+            s.write(
+              'GET /bye HTTP/1.1\r\nHost: raw.test\r\nConnection: close\r\n\r\nGET /never HTTP/1.1\r\nHost: raw.test\r\n\r\n',
+            ),
+          );
+        });
+      for (const tls of [false, true]) {
+        const { out, ended } = await once(tls);
+        t.match(out, /^HTTP\/1\.1 200 OK\r\n/, `tls ${tls}`);
+        t.match(out, /\r\nconnection: close\r\n/i);
+        t.notMatch(out, /\r\ndate:/i, 'no Date added: the fast front answered');
+        t.match(out, /GET \/bye body=$/);
+        t.ok(ended, 'the ingress ended the connection');
+      }
+      t.notOk(
+        be.heads.some((h) => h.startsWith('GET /never ')),
+        'the request after Connection: close is not forwarded',
+      );
+    });
+
     t.test('HTTPS, HTTP/1.1: the same head limits and Server header', async (t) => {
       const status = (out: string) => Number(/^HTTP\/1\.1 (\d{3})/.exec(out)?.[1] ?? 0);
       const h = (n: number, size: number) =>
