@@ -18,6 +18,7 @@ import { parseArgs } from 'node:util';
 import { Agent, request } from 'undici';
 import { run, spawnChild } from '../../src/common/exec-adapter.ts';
 import type { Spawned } from '../../src/common/exec-adapter.ts';
+import { selfSigned } from '../../ingress/default-cert.ts';
 
 const { values } = parseArgs({
   options: {
@@ -162,27 +163,11 @@ try {
   // one certificate for every TLS server of the run (ECDSA P-256, for bench.local)
   const crt = join(dir, 'bench.crt');
   const key = join(dir, 'bench.key');
-  if (tls)
-    await run([
-      'openssl',
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=bench.local',
-      '-addext',
-      'subjectAltName=DNS:bench.local',
-      '-keyout',
-      key,
-      '-out',
-      crt,
-    ]);
+  if (tls) {
+    const pair = await selfSigned('bench.local', ['bench.local'], 1);
+    await writeFile(crt, pair.certPem);
+    await writeFile(key, pair.keyPem);
+  }
   const backendChild = await startNginx(
     'backend',
     1,
