@@ -45,7 +45,7 @@ export interface FrontRecord {
 interface FrontHooks {
   readonly log: Logger;
   table(): RouteTable;
-  /** the connection (with `rest` unread) goes to node:http for good */
+  /** the connection (with `rest` unread) goes to node:http for good (a TLS one: to the HTTPS server's) */
   handOff(socket: Socket, rest: Buffer): void;
   nextEndpoint(u: Upstream): string;
   requestId(incoming: string | undefined): string;
@@ -61,13 +61,20 @@ interface FrontHooks {
 }
 
 const CLIENT_IDLE_MS = 75_000;
+/**
+ * The timeouts of the front (client idle, upstream read, idle pooled connections) are checked by one sweep every
+ * TICK_MS against a coarse clock (`FastFront.tick`) stamped on each read: no timer is armed, refreshed or removed
+ * per request. A timeout fires between its value and its value + TICK_MS.
+ */
+const TICK_MS = 250;
 const NO_LINES: string[] = [];
 const CRLF2 = Buffer.from('\r\n\r\n');
 // heads the fast path takes: printable ASCII, tabs, CR LF, and bytes >= 0x80 in values (no NUL, no other controls)
 // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
 const BAD_CHARS = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n|\n[ \t]/;
-// eslint-disable-next-line no-control-regex -- control characters in an upstream header line are refused
-const UPSTREAM_BAD = /[\x00-\x08\x0a-\x1f\x7f]/;
+// an upstream head with a control byte (tab aside) or a CR or LF outside a CRLF is refused: tested once per head
+// eslint-disable-next-line no-control-regex -- control characters in an upstream head are refused
+const UPSTREAM_BAD = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n/;
 const REQUEST_LINE = /^(GET|HEAD) (\/[\x21-\x7e]*) HTTP\/1\.1$/;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // request headers never forwarded as they came: hop-by-hop, and the ones the proxy sets itself (decide.ts)
@@ -84,6 +91,26 @@ const DROP_REQUEST = new Set([
 ]);
 // hop-by-hop, and Server: the ingress sends its own (nginx does not pass the upstream's either)
 const DROP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'trailer', 'upgrade', 'server']);
+/**
+ * By length, the header names the front looks at (a name of another length is none of them, whatever its case):
+ * only these names are lower-cased, most headers are copied as they are.
+ */
+function nameLengths(names: Iterable<string>): Uint8Array {
+  const out = new Uint8Array(64);
+  for (const n of names) out[n.length] = 1;
+  return out;
+}
+const REQUEST_NAMES = nameLengths([
+  ...DROP_REQUEST,
+  'host',
+  'content-length',
+  'transfer-encoding',
+  'expect',
+  'x-forwarded-for',
+  'referer',
+  'user-agent',
+]);
+const RESPONSE_NAMES = nameLengths([...DROP_RESPONSE, 'content-length', 'transfer-encoding']);
 const RETRYABLE = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -140,6 +167,8 @@ interface Conn {
   /** served at least one response (a failure before any byte on a reused connection is retryable) */
   reused: boolean;
   connected: boolean;
+  /** the front's clock (`FastFront.tick`) when the connection last read a byte, was given a request or went idle */
+  last: number;
 }
 
 /** Raw keep-alive connections per endpoint (`ip:port`). */
@@ -148,9 +177,11 @@ class RawPool {
   readonly #all = new Set<Conn>();
   readonly #keepAliveMs: number;
   readonly #maxIdle: number;
-  constructor(keepAliveMs: number, maxIdle: number) {
+  readonly #clock: { readonly tick: number };
+  constructor(keepAliveMs: number, maxIdle: number, clock: { readonly tick: number }) {
     this.#keepAliveMs = keepAliveMs;
     this.#maxIdle = maxIdle;
+    this.#clock = clock;
   }
 
   acquire(endpoint: string, connectTimeoutMs: number): Conn {
@@ -158,7 +189,7 @@ class RawPool {
     while (idle && idle.length > 0) {
       const c = idle.pop()!;
       if (!c.sock.destroyed) {
-        c.sock.setTimeout(0);
+        c.last = this.#clock.tick; // the read timeout counts from the request
         return c;
       }
     }
@@ -166,14 +197,20 @@ class RawPool {
     let host = endpoint.slice(0, colon);
     if (host.startsWith('[')) host = host.slice(1, -1);
     const sock = netConnect({ host, port: Number(endpoint.slice(colon + 1)), noDelay: true });
-    const c: Conn = { sock, endpoint, ex: undefined, reused: false, connected: false };
+    const c: Conn = { sock, endpoint, ex: undefined, reused: false, connected: false, last: this.#clock.tick };
     this.#all.add(c);
+    // the connect timeout is the only socket timer (new connections only); reads are timed by sweep()
     sock.setTimeout(connectTimeoutMs);
     sock.once('connect', () => {
       c.connected = true;
+      c.last = this.#clock.tick;
       sock.setTimeout(0);
     });
-    sock.on('data', (b: Buffer) => (c.ex ? c.ex.onData(b) : sock.destroy()));
+    sock.on('data', (b: Buffer) => {
+      if (!c.ex) return sock.destroy();
+      c.last = this.#clock.tick;
+      c.ex.onData(b);
+    });
     sock.on('timeout', () => (c.ex ? c.ex.onTimeout() : sock.destroy()));
     sock.on('error', (err: NodeJS.ErrnoException) => c.ex?.onError(err.code ?? 'ECONNRESET'));
     sock.on('close', () => {
@@ -199,8 +236,18 @@ class RawPool {
       c.sock.destroy();
       return;
     }
-    c.sock.setTimeout(this.#keepAliveMs);
+    c.last = this.#clock.tick;
     list.push(c);
+  }
+
+  /** Upstream read timeouts of the connections in use, keep-alive timeouts of the idle ones. */
+  sweep(now: number): void {
+    for (const c of this.#all) {
+      const ex = c.ex;
+      if (ex) {
+        if (c.connected && now - c.last >= ex.readTimeoutMs) ex.onTimeout();
+      } else if (now - c.last >= this.#keepAliveMs) c.sock.destroy();
+    }
   }
 
   /** Closes the idle connections of endpoints not in `live`; busy ones close after their response. */
@@ -243,24 +290,35 @@ class Exchange {
   #closeClient = false;
   #gotBytes = false;
 
-  constructor(front: ClientConn, rec: FrontRecord, reqHead: string, isHead: boolean, o: RouteOptions) {
+  /** `closeClient`: the client sent `Connection: close`; its connection ends after this response */
+  constructor(
+    front: ClientConn,
+    rec: FrontRecord,
+    reqHead: string,
+    isHead: boolean,
+    o: RouteOptions,
+    closeClient: boolean,
+  ) {
     this.#front = front;
     this.#rec = rec;
     this.#reqHead = reqHead;
     this.#isHead = isHead;
     this.#o = o;
+    this.#closeClient = closeClient;
+  }
+
+  get readTimeoutMs(): number {
+    return this.#o.readTimeoutMs;
   }
 
   start(endpoint: string): void {
-    this.#t0 = performance.now();
     const r = this.#rec;
+    this.#t0 = this.#attempt === 0 ? r.start : performance.now();
     r.upstreamAddr = r.upstreamAddr === '-' ? endpoint : `${r.upstreamAddr}, ${endpoint}`;
     const c = this.#front.pool.acquire(endpoint, this.#o.connectTimeoutMs);
     this.#conn = c;
     this.#gotBytes = false;
     c.ex = this;
-    if (c.connected) c.sock.setTimeout(this.#o.readTimeoutMs);
-    else c.sock.once('connect', () => c.ex === this && c.sock.setTimeout(this.#o.readTimeoutMs));
     c.sock.write(this.#reqHead, 'latin1');
   }
 
@@ -306,7 +364,7 @@ class Exchange {
     const text = timeout ? this.#front.texts.gatewayTimeout : this.#front.texts.badGateway;
     this.#rec.bytes = timeout ? 16 : 12;
     this.#front.writeRaw(text);
-    this.#front.done(this.#rec, false);
+    this.#front.done(this.#rec, this.#closeClient);
   }
 
   onData(b: Buffer): void {
@@ -335,6 +393,8 @@ class Exchange {
 
   /** Parses the response head, writes it (and any body bytes that came with it) to the client. */
   #head(head: string, rest: Buffer | undefined): boolean {
+    // a bare LF or another control byte would let the pod split the head the client parses: 502, as nginx
+    if (UPSTREAM_BAD.test(head)) return false;
     const lines = head.split('\r\n');
     const m = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(lines[0]!);
     if (!m) return false;
@@ -354,8 +414,11 @@ class Exchange {
     for (let i = 1; i < lines.length; i++) {
       const line = lines[i]!;
       const colon = line.indexOf(':');
-      // a bare LF or another control byte would let the pod split the head the client parses: 502, as nginx
-      if (colon <= 0 || UPSTREAM_BAD.test(line)) return false;
+      if (colon <= 0) return false;
+      if (colon >= 64 || RESPONSE_NAMES[colon] === 0) {
+        out += line + '\r\n';
+        continue;
+      }
       const name = line.slice(0, colon).toLowerCase();
       if (name === 'connection') {
         const v = line.slice(colon + 1).toLowerCase();
@@ -393,8 +456,8 @@ class Exchange {
     if (state === enum_.CLOSE) {
       this.#keepUpstream = false;
       this.#closeClient = true;
-      out += 'connection: close\r\n';
     }
+    if (this.#closeClient) out += 'connection: close\r\n';
     out += this.#front.texts.serverLine;
     out += '\r\n';
     this.#state = state;
@@ -566,7 +629,7 @@ class ClientConn implements RequestFacts {
   readonly pool: RawPool;
   readonly texts: FrontTexts;
   readonly #front: FastFront;
-  readonly scheme = 'http';
+  readonly scheme: 'http' | 'https';
   host = '';
   url = '';
   method = '';
@@ -577,11 +640,14 @@ class ClientConn implements RequestFacts {
   #rec: FrontRecord | undefined;
   #gone = false;
   #held: Socket | undefined;
+  /** the front's clock when the client last sent bytes or its last response was complete (idle timeout) */
+  last: number;
   readonly #port: string;
   readonly #onData = (b: Buffer) => this.#data(b);
 
-  constructor(front: FastFront, sock: Socket) {
+  constructor(front: FastFront, sock: Socket, scheme: 'http' | 'https') {
     this.#front = front;
+    this.scheme = scheme;
     this.hooks = front.hooks;
     this.pool = front.pool;
     this.texts = front.texts;
@@ -589,17 +655,17 @@ class ClientConn implements RequestFacts {
     const a = sock.remoteAddress ?? '';
     this.ip = a.startsWith('::ffff:') ? a.slice(7) : a;
     this.#port = String(sock.localPort ?? 80);
+    this.last = front.tick;
     sock.setNoDelay(true);
-    sock.setTimeout(CLIENT_IDLE_MS);
     sock.on('data', this.#onData);
-    sock.on('timeout', this.#onTimeout);
     sock.on('error', this.#onError);
     sock.on('close', this.#onClose);
   }
 
-  readonly #onTimeout = () => {
-    if (!this.#ex) this.sock.destroy();
-  };
+  /** The idle timeout (from FastFront's sweep): a connection between requests for CLIENT_IDLE_MS is closed. */
+  idleCheck(now: number): void {
+    if (!this.#ex && now - this.last >= CLIENT_IDLE_MS) this.sock.destroy();
+  }
   readonly #onError = () => this.sock.destroy();
   readonly #onClose = () => {
     this.#gone = true;
@@ -621,6 +687,7 @@ class ClientConn implements RequestFacts {
   }
 
   #data(b: Buffer): void {
+    this.last = this.#front.tick;
     this.#buf = this.#buf ? Buffer.concat([this.#buf, b]) : b;
     if (this.#ex) {
       // pipelined: wait for the response in progress; stop reading if the client sends a lot ahead
@@ -656,11 +723,9 @@ class ClientConn implements RequestFacts {
     this.#gone = true;
     const s = this.sock;
     s.removeListener('data', this.#onData);
-    s.removeListener('timeout', this.#onTimeout);
     s.removeListener('error', this.#onError);
     s.removeListener('close', this.#onClose);
     s.pause();
-    s.setTimeout(0);
     this.#front.conns.delete(this);
     this.hooks.handOff(s, rest);
   }
@@ -700,8 +765,12 @@ class ClientConn implements RequestFacts {
       if (colon <= 0) return false;
       const rawName = line.slice(0, colon);
       if (!TOKEN.test(rawName)) return false;
-      const name = rawName.toLowerCase();
       const value = line.slice(colon + 1).trim();
+      if (colon >= 64 || REQUEST_NAMES[colon] === 0) {
+        fwd += `${rawName}: ${value}\r\n`;
+        continue;
+      }
+      const name = rawName.toLowerCase();
       switch (name) {
         case 'host':
           if (host !== undefined || !validHost(value)) return false;
@@ -717,7 +786,7 @@ class ClientConn implements RequestFacts {
             .toLowerCase()
             .split(',')
             .map((s) => s.trim());
-          if (tokens.includes('close') || tokens.includes('upgrade')) return false;
+          if (tokens.includes('upgrade')) return false;
           connList = [...(connList ?? []), ...tokens];
           continue;
         }
@@ -740,7 +809,9 @@ class ClientConn implements RequestFacts {
     }
     if (host === undefined) return false;
     // headers the client lists in Connection are hop-by-hop too: rare, left to the general path
-    if (connList && connList.some((tok) => tok !== 'keep-alive' && tok !== '')) return false;
+    if (connList && connList.some((tok) => tok !== 'keep-alive' && tok !== 'close' && tok !== '')) return false;
+    // Connection: close (a client opening a connection per request): served, then the connection ends
+    const close = connList !== undefined && connList.includes('close');
     this.host = host;
     this.url = url;
     this.method = method;
@@ -759,7 +830,7 @@ class ClientConn implements RequestFacts {
     this.#buf = consumed < this.#buf!.length ? this.#buf!.subarray(consumed) : undefined;
     const id = this.hooks.requestId(reqId);
     const ip = this.ip;
-    const set = forwardedText('http', host, ip, this.#port, id, xff);
+    const set = forwardedText(this.scheme, host, ip, this.#port, id, xff);
     const up = `${method} ${target} HTTP/1.1\r\n${set}${fwd}\r\n`;
     const rec: FrontRecord = {
       start: performance.now(),
@@ -781,7 +852,7 @@ class ClientConn implements RequestFacts {
       upstreamTime: '-',
       upstreamLength: '-',
     };
-    const ex = new Exchange(this, rec, up, method === 'HEAD', d.options);
+    const ex = new Exchange(this, rec, up, method === 'HEAD', d.options, close);
     this.#ex = ex;
     this.#rec = rec;
     this.#front.inflight++;
@@ -821,6 +892,7 @@ class ClientConn implements RequestFacts {
     this.#front.inflight--;
     this.hooks.record(rec);
     if (this.#gone) return;
+    this.last = this.#front.tick;
     if (close) {
       this.#gone = true;
       this.sock.end();
@@ -855,6 +927,9 @@ export class FastFront {
   readonly conns = new Set<ClientConn>();
   inflight = 0;
   closing = false;
+  /** coarse clock for the timeouts: milliseconds, advanced by the sweep (TICK_MS) */
+  tick = 0;
+  #sweeper: NodeJS.Timeout | undefined;
 
   readonly texts: FrontTexts;
 
@@ -866,11 +941,22 @@ export class FastFront {
       badGateway: errorResponse(502, 'Bad Gateway', 'bad gateway\n', sv),
       gatewayTimeout: errorResponse(504, 'Gateway Timeout', 'gateway timeout\n', sv),
     };
-    this.pool = new RawPool(hooks.keepAliveTimeoutMs, hooks.maxIdlePerEndpoint);
+    this.pool = new RawPool(hooks.keepAliveTimeoutMs, hooks.maxIdlePerEndpoint, this);
   }
 
-  accept(sock: Socket): void {
-    this.conns.add(new ClientConn(this, sock));
+  /** A new client connection: plain TCP, or TLS once its handshake is done (ALPN http/1.1 or none). */
+  accept(sock: Socket, scheme: 'http' | 'https' = 'http'): void {
+    if (!this.#sweeper) {
+      this.tick = performance.now();
+      this.#sweeper = setInterval(() => this.#sweep(), TICK_MS).unref();
+    }
+    this.conns.add(new ClientConn(this, sock, scheme));
+  }
+
+  #sweep(): void {
+    const now = (this.tick = performance.now());
+    for (const c of this.conns) c.idleCheck(now);
+    this.pool.sweep(now);
   }
 
   /** Stops serving new requests; idle connections are closed at once. */
@@ -880,6 +966,8 @@ export class FastFront {
   }
 
   destroyAll(): void {
+    clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
     for (const c of this.conns) c.sock.destroy();
     this.conns.clear();
     this.pool.close();

@@ -21,7 +21,7 @@ import type {
 import { connect as netConnect, createServer as createNetServer } from 'node:net';
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import { connect as tlsConnect, createSecureContext } from 'node:tls';
-import type { SecureContext } from 'node:tls';
+import type { SecureContext, TLSSocket } from 'node:tls';
 import { randomFillSync } from 'node:crypto';
 import { Duplex as DuplexStream, PassThrough, Transform } from 'node:stream';
 import type { Duplex, Writable } from 'node:stream';
@@ -185,6 +185,13 @@ function clientIp(req: Req): string {
 /** The HTTP/2 connection preface a prior-knowledge h2c client starts with (RFC 9113 3.4). */
 const H2_PREFACE = 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n';
 
+/** The metric children of one label set. */
+interface Series {
+  requests: { inc(): void };
+  duration: { observe(v: number): void };
+  size: { observe(v: number): void };
+}
+
 /** A Gateway API header filter on a header record (lower-case keys): set, then add (comma-joined), then remove. */
 export function modifyHeaders(h: Record<string, string | string[]>, m: HeaderModifier | undefined): void {
   if (!m) return;
@@ -294,6 +301,8 @@ export class IngressServer {
   readonly front: NetServer;
   readonly #fast: FastFront;
   readonly #handedOff = new Set<Socket>();
+  /** node:http2's connection listener of the HTTPS server: where the front hands TLS connections over */
+  #tlsFallback: ((sock: Socket) => void) | undefined;
   /** requests in progress per handed-over connection (node:http does not track connections it did not accept) */
   readonly #busy = new WeakMap<Socket, number>();
   readonly https: Http2SecureServer;
@@ -309,10 +318,19 @@ export class IngressServer {
   /** what this server added to the upstream-pools gauge */
   #poolsCounted = 0;
   #closing: Promise<void> | undefined;
-  readonly #series = new Map<
-    string,
-    { requests: { inc(): void }; duration: { observe(v: number): void }; size: { observe(v: number): void } }
-  >();
+  readonly #series = new Map<string, Series>();
+  #lastSeries:
+    | {
+        route: PathRoute | undefined;
+        status: number;
+        hostHeader: string;
+        method: string;
+        owner: string;
+        service: string;
+        canary: string;
+        m: Series;
+      }
+    | undefined;
 
   constructor(opts: ServerOptions) {
     this.#log = opts.log ?? silentLogger;
@@ -378,6 +396,19 @@ export class IngressServer {
       this.#sessions.add(sess);
       sess.once('close', () => this.#sessions.delete(sess));
     });
+    // HTTP/1.1 over TLS starts in the fast front too. node:http2's own connection listener (ALPN h2 -> an HTTP/2
+    // session, anything else -> node:http) takes the h2 connections and the ones the front hands over; should
+    // a Node version name it otherwise, it stays in place and every TLS connection goes its way as before.
+    const h2Listener = this.https
+      .listeners('secureConnection')
+      .find((f) => (f as { name?: string }).name === 'connectionListener') as ((s: Socket) => void) | undefined;
+    if (h2Listener) {
+      this.https.removeListener('secureConnection', h2Listener);
+      this.#tlsFallback = (sock) => h2Listener.call(this.https, sock);
+      this.https.on('secureConnection', (sock: TLSSocket) =>
+        sock.alpnProtocol === 'h2' ? h2Listener.call(this.https, sock) : this.#fast.accept(sock, 'https'),
+      );
+    }
     this.https.on('secureConnection', (sock: Socket) => {
       this.#tlsSockets.add(sock);
       sock.once('close', () => this.#tlsSockets.delete(sock));
@@ -500,11 +531,13 @@ export class IngressServer {
       socket.destroy();
       return;
     }
-    if (rest.toString('latin1', 0, 16) === H2_PREFACE.slice(0, 16)) return this.#h2cConnection(socket, rest);
+    const tls = (socket as TLSSocket).encrypted === true;
+    if (!tls && rest.toString('latin1', 0, 16) === H2_PREFACE.slice(0, 16)) return this.#h2cConnection(socket, rest);
     this.#handedOff.add(socket);
     socket.once('close', () => this.#handedOff.delete(socket));
     if (rest.length > 0) socket.unshift(rest);
-    this.http.emit('connection', socket);
+    if (tls) this.#tlsFallback!(socket);
+    else this.http.emit('connection', socket);
     socket.resume();
   }
 
@@ -1092,6 +1125,24 @@ export class IngressServer {
     len: number,
   ): void {
     if (!this.#metrics) return;
+    // the series of the previous request, when this one has the same labels (keep-alive clients mostly repeat
+    // theirs): no key string, no map lookup
+    const last = this.#lastSeries;
+    if (
+      last !== undefined &&
+      last.route === route &&
+      last.status === status &&
+      last.hostHeader === hostHeader &&
+      last.method === method &&
+      last.owner === owner &&
+      last.service === service &&
+      last.canary === canary
+    ) {
+      last.m.requests.inc();
+      last.m.duration.observe(seconds);
+      last.m.size.observe(len);
+      return;
+    }
     const path = route?.path ?? '';
     // Gateway API routes: `ingress` and `namespace` name the HTTPRoute/GRPCRoute, `route_kind` says which, and
     // `gateway` the Gateway whose listener took the request (both absent on Ingress series)
@@ -1120,6 +1171,7 @@ export class IngressServer {
       };
       this.#series.set(key, m);
     }
+    this.#lastSeries = { route, status, hostHeader, method, owner, service, canary, m };
     m.requests.inc();
     m.duration.observe(seconds);
     m.size.observe(len);

@@ -2,16 +2,23 @@
 // process on a Gateway listener) vs nginx (upstream keepalive, the ingress-nginx defaults) vs HAProxy, each
 // routing on Host (bench.local -> backend, anything else -> 404), at 1 and 2 workers, measured with wrk in
 // the same run on loopback. The backend is nginx (1 worker) returning 200 with a 100-byte body.
+// Protocols (kdp and nginx only, the same certificate, an ECDSA P-256 one made with openssl for the run):
+//   http       plain HTTP/1.1, keep-alive (wrk)
+//   https      HTTP/1.1 over TLS, keep-alive (wrk)
+//   https-new  HTTP/1.1 over TLS, a new connection (TCP + TLS handshake) per request (wrk -H 'Connection: close')
+//   h2         HTTP/2 over TLS (ALPN h2), h2load, 10 connections x 5 streams (the same 50 requests in flight)
 //   npm run bench:ingress -- [--reps 3] [--duration 10] [--connections 50] [--only kdp,gateway,nginx,haproxy]
+//     [--protocols http,https,https-new,h2] [--profile DIR]
 // Everything listens on 127.0.0.1; configs live in a temp dir that is removed at the end.
 import { mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
 import { run, spawnChild } from '../../src/common/exec-adapter.ts';
 import type { Spawned } from '../../src/common/exec-adapter.ts';
+import { selfSigned } from '../../ingress/default-cert.ts';
 
 const { values } = parseArgs({
   options: {
@@ -20,11 +27,26 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '2' },
     connections: { type: 'string', default: '50' },
     only: { type: 'string', default: 'direct,kdp,gateway,nginx,haproxy' },
+    protocols: { type: 'string', default: 'http,https,https-new,h2' },
+    // a directory: the kdp processes run with `node --cpu-prof` and write their profiles there on exit
+    profile: { type: 'string' },
   },
   strict: true,
 });
 const REPS = Number(values.reps);
 const only = new Set(values.only.split(','));
+const PROTOCOLS = ['http', 'https', 'https-new', 'h2'] as const;
+type Protocol = (typeof PROTOCOLS)[number];
+const protocols = new Set(values.protocols.split(',') as Protocol[]);
+for (const p of protocols) if (!PROTOCOLS.includes(p)) throw new Error(`--protocols: unknown ${p}`);
+const tls = protocols.has('https') || protocols.has('https-new') || protocols.has('h2');
+/** what a row is called after its program and worker count, per protocol */
+const SUFFIX: Record<Protocol, string> = {
+  http: '',
+  https: ' HTTPS keep-alive',
+  'https-new': ' HTTPS new connection per request',
+  h2: ' HTTP/2 (TLS)',
+};
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const BODY = 'x'.repeat(99) + '\n';
 const BASE = 20000 + Math.floor(Math.random() * 20000);
@@ -37,11 +59,13 @@ const dir = await mkdtemp(join(tmpdir(), 'kdp-bench-ingress-'));
 const children: Spawned[] = [];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function waitHttp(p: number, host = 'bench.local', want = 200): Promise<void> {
+// the run's certificate is self-signed: checked by the proxies' answers, not by a CA
+const insecure = new Agent({ connect: { rejectUnauthorized: false } });
+async function waitHttp(p: number, host = 'bench.local', want = 200, scheme = 'http'): Promise<void> {
   const end = Date.now() + 60_000;
   for (;;) {
     try {
-      const r = await request(`http://127.0.0.1:${p}/`, { headers: { host } });
+      const r = await request(`${scheme}://127.0.0.1:${p}/`, { headers: { host }, dispatcher: insecure });
       await r.body.text();
       if (r.statusCode === want) return;
     } catch {
@@ -63,6 +87,8 @@ error_log stderr warn;
 events { worker_connections 4096; }
 http {
   access_log off;
+  # HTTP/2 clients (h2load) do not reconnect after nginx's default 1000 requests per connection
+  keepalive_requests 1000000;
   client_body_temp_path ${dir}/tmp-body;
   proxy_temp_path ${dir}/tmp-proxy;
   fastcgi_temp_path ${dir}/tmp-fcgi;
@@ -84,15 +110,17 @@ async function startNginx(name: string, workers: number, body: string): Promise<
 // CPU seconds (user + system) of a process and all its descendants, from /proc: the proxy's cost per request,
 // which (unlike req/s) barely moves when other work shares the cores
 const CLK_TCK = Number((await run(['getconf', 'CLK_TCK'])).stdout.trim()) || 100;
-async function treeCpuSeconds(pid: number): Promise<number> {
-  let total = 0;
+async function treeCpuSeconds(pid: number): Promise<{ user: number; sys: number }> {
+  let user = 0;
+  let sys = 0;
   const todo = [pid];
   while (todo.length > 0) {
     const p = todo.pop()!;
     try {
       const stat = await readFile(`/proc/${p}/stat`, 'utf8');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      total += (Number(f[11]) + Number(f[12])) / CLK_TCK; // utime, stime (fields 14, 15)
+      user += Number(f[11]) / CLK_TCK; // utime (field 14)
+      sys += Number(f[12]) / CLK_TCK; // stime (field 15)
       for (const task of await readdir(`/proc/${p}/task`)) {
         const kids = (await readFile(`/proc/${p}/task/${task}/children`, 'utf8').catch(() => '')).trim();
         if (kids) todo.push(...kids.split(/\s+/).map(Number));
@@ -101,20 +129,59 @@ async function treeCpuSeconds(pid: number): Promise<number> {
       /* exited */
     }
   }
-  return total;
+  return { user, sys };
 }
 
 const backendPort = port(0);
-const targets: { name: string; port: number; workers: number; pid?: number }[] = [];
+interface Target {
+  name: string;
+  port: number;
+  workers: number;
+  pid?: number;
+  protocol: Protocol;
+  /** the nginx row it is compared with */
+  ref?: string;
+}
+const targets: Target[] = [];
+const nginxName = (w: number, p: Protocol) => `nginx proxy${SUFFIX[p]}, ${w} worker${w > 1 ? 's' : ''}`;
+/** the rows of one server: one per protocol it serves that was asked for */
+function addRows(base: string, w: number, pid: number, ports: Partial<Record<Protocol, number>>): void {
+  for (const p of PROTOCOLS) {
+    const at = ports[p];
+    if (at === undefined || !protocols.has(p)) continue;
+    targets.push({
+      name: `${base}${SUFFIX[p]}, ${w} worker${w > 1 ? 's' : ''}`,
+      port: at,
+      workers: w,
+      pid,
+      protocol: p,
+      ref: nginxName(w, p),
+    });
+  }
+}
 try {
+  // one certificate for every TLS server of the run (ECDSA P-256, for bench.local)
+  const crt = join(dir, 'bench.crt');
+  const key = join(dir, 'bench.key');
+  if (tls) {
+    const pair = await selfSigned('bench.local', ['bench.local'], 1);
+    await writeFile(crt, pair.certPem);
+    await writeFile(key, pair.keyPem);
+  }
   const backendChild = await startNginx(
     'backend',
     1,
     `server { listen 127.0.0.1:${backendPort}; keepalive_requests 100000; location / { return 200 "${BODY.trimEnd()}\\n"; } }`,
   );
   await waitHttp(backendPort);
-  if (only.has('direct'))
-    targets.push({ name: 'direct to backend (nginx, 1 worker)', port: backendPort, workers: 1, pid: backendChild.pid });
+  if (only.has('direct') && protocols.has('http'))
+    targets.push({
+      name: 'direct to backend (nginx, 1 worker)',
+      port: backendPort,
+      workers: 1,
+      pid: backendChild.pid,
+      protocol: 'http',
+    });
 
   if (only.has('kdp') || only.has('gateway')) {
     const service = [
@@ -207,6 +274,7 @@ try {
       );
       const child = spawnChild([
         process.execPath,
+        ...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : []),
         MAIN,
         '--log-level',
         'warn',
@@ -226,36 +294,45 @@ try {
         'off',
         '--workers',
         String(w),
+        ...(tls ? ['--default-ssl-certificate', `${crt},${key}`] : []),
       ]);
       children.push(child);
-      const s = w > 1 ? 's' : '';
       if (only.has('kdp')) {
         await waitHttp(p);
-        targets.push({ name: `kdp ingress, ${w} worker${s}`, port: p, workers: w, pid: child.pid });
+        if (tls) await waitHttp(port(20 + w), 'bench.local', 200, 'https');
+        const tp = port(20 + w);
+        addRows('kdp ingress', w, child.pid!, { http: p, https: tp, 'https-new': tp, h2: tp });
       }
       if (only.has('gateway')) {
         await waitHttp(gp);
-        targets.push({ name: `kdp Gateway (HTTPRoute), ${w} worker${s}`, port: gp, workers: w, pid: child.pid });
+        addRows('kdp Gateway (HTTPRoute)', w, child.pid!, { http: gp });
       }
     }
   }
   if (only.has('nginx')) {
     for (const w of [1, 2]) {
       const p = port(30 + w);
+      const tp = port(60 + w);
+      // TLS as ingress-nginx sets it: TLS 1.2 and 1.3, a shared session cache, no session tickets
+      const ssl = tls
+        ? `listen 127.0.0.1:${tp} ssl http2 DEFAULT; ssl_certificate ${crt}; ssl_certificate_key ${key};
+    ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:SSL:10m; ssl_session_tickets off;`
+        : '';
       const ng = await startNginx(
         `proxy${w}`,
         w,
         `upstream bench { server 127.0.0.1:${backendPort}; keepalive 320; keepalive_requests 10000; keepalive_timeout 60s; }
-  server { listen 127.0.0.1:${p} default_server; return 404; }
-  server { listen 127.0.0.1:${p}; server_name bench.local;
+  server { listen 127.0.0.1:${p} default_server; ${ssl.replace('DEFAULT', 'default_server')} return 404; }
+  server { listen 127.0.0.1:${p}; ${ssl.replace(' DEFAULT', '')} server_name bench.local;
     location / { proxy_pass http://bench; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host;
       proxy_set_header X-Forwarded-For $remote_addr; proxy_set_header X-Real-IP $remote_addr; } }`,
       );
       await waitHttp(p);
-      targets.push({ name: `nginx proxy, ${w} worker${w > 1 ? 's' : ''}`, port: p, workers: w, pid: ng.pid });
+      if (tls) await waitHttp(tp, 'bench.local', 200, 'https');
+      addRows('nginx proxy', w, ng.pid!, { http: p, https: tp, 'https-new': tp, h2: tp });
     }
   }
-  if (only.has('haproxy')) {
+  if (only.has('haproxy') && protocols.has('http')) {
     for (const w of [1, 2]) {
       const p = port(40 + w);
       const cfg = join(dir, `haproxy${w}.cfg`);
@@ -284,15 +361,33 @@ backend be
       const hp = spawnChild(['haproxy', '-db', '-f', cfg]);
       children.push(hp);
       await waitHttp(p);
-      targets.push({ name: `HAProxy, ${w} thread${w > 1 ? 's' : ''}`, port: p, workers: w, pid: hp.pid });
+      targets.push({
+        name: `HAProxy, ${w} thread${w > 1 ? 's' : ''}`,
+        port: p,
+        workers: w,
+        pid: hp.pid,
+        protocol: 'http',
+        ref: nginxName(w, 'http'),
+      });
     }
   }
 
   // routing sanity: any other host gets 404 from every proxy
-  for (const tg of targets) if (tg.port !== backendPort) await waitHttp(tg.port, 'other.example', 404);
+  for (const tg of targets)
+    if (tg.port !== backendPort)
+      await waitHttp(tg.port, 'other.example', 404, tg.protocol === 'http' ? 'http' : 'https');
 
   const ms = (v: string, unit: string) => Number(v) * (unit === 'us' ? 0.001 : unit === 's' ? 1000 : 1);
-  const wrk = async (p: number, seconds: number) => {
+  interface Measured {
+    requests: number;
+    rps: number;
+    p50: number;
+    p99: number;
+    non2xx: number;
+  }
+  const wrk = async (tg: Target, seconds: number): Promise<Measured> => {
+    const scheme = tg.protocol === 'http' ? 'http' : 'https';
+    const close = tg.protocol === 'https-new' ? ['-H', 'Connection: close'] : [];
     const r = await run(
       [
         'wrk',
@@ -302,7 +397,8 @@ backend be
         '--latency',
         '-H',
         'Host: bench.local',
-        `http://127.0.0.1:${p}/`,
+        ...close,
+        `${scheme}://127.0.0.1:${tg.port}/`,
       ],
       { timeoutMs: (seconds + 30) * 1000 },
     );
@@ -313,49 +409,79 @@ backend be
     const requests = Number(/(\d+) requests in/.exec(r.stdout)?.[1] ?? NaN);
     return { requests, rps, p50: p50 ? ms(p50[1]!, p50[2]!) : NaN, p99: p99 ? ms(p99[1]!, p99[2]!) : NaN, non2xx };
   };
-  const results = new Map<string, { rps: number; p50: number; p99: number; non2xx: number; cpuUs: number }[]>();
+  // h2load gives no percentiles: they come from its per-request log (start, status, duration in us)
+  const H2_CONNS = Math.max(1, Math.round(Number(values.connections) / 5));
+  const h2load = async (tg: Target, seconds: number): Promise<Measured> => {
+    const log = join(dir, 'h2load.log');
+    const r = await run(
+      [
+        'h2load',
+        '-t2',
+        `-c${H2_CONNS}`,
+        '-m5',
+        `-D${seconds}`,
+        `--log-file=${log}`,
+        '-H',
+        ':authority: bench.local',
+        `https://127.0.0.1:${tg.port}/`,
+      ],
+      { timeoutMs: (seconds + 30) * 1000 },
+    );
+    const rps = Number(/finished in [\d.]+\w*, ([\d.]+) req\/s/.exec(r.stdout)?.[1] ?? NaN);
+    const done = Number(/requests: \d+ total, \d+ started, (\d+) done/.exec(r.stdout)?.[1] ?? NaN);
+    const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(r.stdout);
+    const failed = Number(/(\d+) failed/.exec(r.stdout)?.[1] ?? 0);
+    const non2xx = failed + (codes ? Number(codes[2]) + Number(codes[3]) + Number(codes[4]) : 0);
+    const us = (await readFile(log, 'utf8'))
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .map((l) => Number(l.trim().split(/\s+/).at(-1)))
+      .sort((a, b) => a - b);
+    await rm(log, { force: true });
+    const pct = (q: number) => (us.length ? us[Math.min(us.length - 1, Math.floor(us.length * q))]! / 1000 : NaN);
+    return { requests: done, rps, p50: pct(0.5), p99: pct(0.99), non2xx };
+  };
+  const measure = (tg: Target, seconds: number) => (tg.protocol === 'h2' ? h2load(tg, seconds) : wrk(tg, seconds));
+  const results = new Map<string, (Measured & { cpuUs: number; userUs: number; sysUs: number })[]>();
   for (let rep = 0; rep < REPS; rep++) {
     for (const tg of targets) {
-      await wrk(tg.port, Number(values.warmup));
-      const cpu0 = tg.pid ? await treeCpuSeconds(tg.pid) : NaN;
-      const w = await wrk(tg.port, Number(values.duration));
-      const cpu1 = tg.pid ? await treeCpuSeconds(tg.pid) : NaN;
-      const r = { ...w, cpuUs: ((cpu1 - cpu0) / w.requests) * 1e6 };
+      await measure(tg, Number(values.warmup));
+      const cpu0 = tg.pid ? await treeCpuSeconds(tg.pid) : { user: NaN, sys: NaN };
+      const w = await measure(tg, Number(values.duration));
+      const cpu1 = tg.pid ? await treeCpuSeconds(tg.pid) : { user: NaN, sys: NaN };
+      const userUs = ((cpu1.user - cpu0.user) / w.requests) * 1e6;
+      const sysUs = ((cpu1.sys - cpu0.sys) / w.requests) * 1e6;
+      const r = { ...w, cpuUs: userUs + sysUs, userUs, sysUs };
       process.stderr.write(
-        `rep ${rep + 1} ${tg.name}: ${r.rps.toFixed(0)} req/s p50 ${r.p50} ms p99 ${r.p99} ms non2xx ${r.non2xx} cpu ${r.cpuUs.toFixed(1)} us/req\n`,
+        `rep ${rep + 1} ${tg.name}: ${r.rps.toFixed(0)} req/s p50 ${r.p50} ms p99 ${r.p99} ms non2xx ${r.non2xx} cpu ${r.cpuUs.toFixed(1)} us/req (user ${userUs.toFixed(1)}, sys ${sysUs.toFixed(1)})\n`,
       );
       results.set(tg.name, [...(results.get(tg.name) ?? []), r]);
     }
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const nginxRps = (w: number) =>
-    median((results.get(`nginx proxy, ${w} worker${w > 1 ? 's' : ''}`) ?? []).map((r) => r.rps));
-  const nginxP99 = (w: number) =>
-    median((results.get(`nginx proxy, ${w} worker${w > 1 ? 's' : ''}`) ?? []).map((r) => r.p99));
-  const nginxCpu = (w: number) =>
-    median((results.get(`nginx proxy, ${w} worker${w > 1 ? 's' : ''}`) ?? []).map((r) => r.cpuUs));
+  const ref = (name: string | undefined, f: (r: Measured & { cpuUs: number }) => number) =>
+    median((results.get(name ?? '') ?? []).map(f));
   const lines = [
-    `wrk -t2 -c${values.connections} -d${values.duration}s --latency -H 'Host: bench.local', ${values.warmup} s warm-up, median of ${REPS} runs (interleaved)`,
+    `wrk -t2 -c${values.connections} -d${values.duration}s --latency -H 'Host: bench.local' (HTTPS new connections: also -H 'Connection: close'); HTTP/2: h2load -t2 -c${H2_CONNS} -m5 -D${values.duration}; ${values.warmup} s warm-up, median of ${REPS} runs (interleaved)`,
     '',
-    '| target (Host-routed) | req/s (median) | p50 ms | p99 ms | req/s range | vs nginx, same workers (rps / p99) | CPU us/req | nginx CPU/req ÷ this |',
+    '| target (Host-routed) | req/s (median) | p50 ms | p99 ms | req/s range | vs nginx, same protocol and workers (rps / p99) | CPU us/req (user + sys) | nginx CPU/req ÷ this |',
     '|---|---|---|---|---|---|---|---|',
   ];
   for (const tg of targets) {
     const rs = results.get(tg.name)!;
     const rps = median(rs.map((r) => r.rps));
     const p99 = median(rs.map((r) => r.p99));
-    const vs =
-      tg.port === backendPort || !results.has(`nginx proxy, ${tg.workers} worker${tg.workers > 1 ? 's' : ''}`)
-        ? '—'
-        : `${(rps / nginxRps(tg.workers)).toFixed(2)}x / ${(p99 / nginxP99(tg.workers)).toFixed(2)}x`;
+    const hasRef = tg.ref !== undefined && results.has(tg.ref);
+    const vs = hasRef
+      ? `${(rps / ref(tg.ref, (r) => r.rps)).toFixed(2)}x / ${(p99 / ref(tg.ref, (r) => r.p99)).toFixed(2)}x`
+      : '—';
     const non = rs.reduce((a, r) => a + r.non2xx, 0);
     const cpu = median(rs.map((r) => r.cpuUs));
-    const cpuVs =
-      tg.port === backendPort || !results.has(`nginx proxy, ${tg.workers} worker${tg.workers > 1 ? 's' : ''}`)
-        ? '—'
-        : `${(nginxCpu(tg.workers) / cpu).toFixed(2)}x`;
+    const user = median(rs.map((r) => r.userUs));
+    const sys = median(rs.map((r) => r.sysUs));
+    const cpuVs = hasRef ? `${(ref(tg.ref, (r) => r.cpuUs) / cpu).toFixed(2)}x` : '—';
     lines.push(
-      `| ${tg.name} | ${rps.toFixed(0)} | ${median(rs.map((r) => r.p50)).toFixed(2)} | ${p99.toFixed(2)} | ${Math.min(...rs.map((r) => r.rps)).toFixed(0)}–${Math.max(...rs.map((r) => r.rps)).toFixed(0)} | ${vs}${non ? ` (non-2xx: ${non})` : ''} | ${cpu.toFixed(1)} | ${cpuVs} |`,
+      `| ${tg.name} | ${rps.toFixed(0)} | ${median(rs.map((r) => r.p50)).toFixed(2)} | ${p99.toFixed(2)} | ${Math.min(...rs.map((r) => r.rps)).toFixed(0)}–${Math.max(...rs.map((r) => r.rps)).toFixed(0)} | ${vs}${non ? ` (non-2xx: ${non})` : ''} | ${cpu.toFixed(1)} (${user.toFixed(1)} + ${sys.toFixed(1)}) | ${cpuVs} |`,
     );
   }
   process.stdout.write(lines.join('\n') + '\n');

@@ -3,6 +3,7 @@
 // Also: pipelined requests mixing the fast path and the node:http path on one connection, and keep-alive reuse.
 import t from 'tap';
 import { connect, createServer } from 'node:net';
+import { connect as http2Connect } from 'node:http2';
 import { connect as tlsConnect } from 'node:tls';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import { request } from 'undici';
@@ -272,27 +273,98 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       t.equal((await get('/after')).status, 200, 'still serving');
     });
 
-    t.test('HTTPS, HTTP/1.1: the same head limits and Server header', async (t) => {
-      const tlsExchange = (bytes: string) =>
-        new Promise<string>((resolve, reject) => {
-          const s = tlsConnect({
-            port: ing.ports.https,
-            host: '127.0.0.1',
-            servername: 'raw.test',
-            rejectUnauthorized: false,
-            ALPNProtocols: ['http/1.1'],
-          });
-          let out = '';
-          let timer: NodeJS.Timeout | undefined;
-          const settle = () => {
-            clearTimeout(timer);
-            timer = setTimeout(() => (s.destroy(), resolve(out)), 400);
-          };
-          s.on('data', (b: Buffer) => ((out += b.toString('latin1')), settle()));
-          s.on('error', reject);
-          s.on('close', () => (clearTimeout(timer), resolve(out)));
-          s.once('secureConnect', () => (s.write(bytes), settle()));
+    /** Raw bytes over TLS (ALPN http/1.1) to the HTTPS port: everything until the connection is idle 400 ms. */
+    const tlsExchange = (bytes: string) =>
+      new Promise<string>((resolve, reject) => {
+        const s = tlsConnect({
+          port: ing.ports.https,
+          host: '127.0.0.1',
+          servername: 'raw.test',
+          rejectUnauthorized: false,
+          ALPNProtocols: ['http/1.1'],
         });
+        let out = '';
+        let timer: NodeJS.Timeout | undefined;
+        const settle = () => {
+          clearTimeout(timer);
+          timer = setTimeout(() => (s.destroy(), resolve(out)), 400);
+        };
+        s.on('data', (b: Buffer) => ((out += b.toString('latin1')), settle()));
+        s.on('error', reject);
+        s.on('close', () => (clearTimeout(timer), resolve(out)));
+        s.once('secureConnect', () => (s.write(bytes), settle()));
+      });
+
+    t.test('HTTPS, HTTP/1.1: the fast front serves it; pipelined GET, POST (node:http over TLS), GET', async (t) => {
+      const out = await tlsExchange('GET /tls-one HTTP/1.1\r\nHost: raw.test\r\n\r\n');
+      t.match(out, /^HTTP\/1\.1 200 OK\r\n/);
+      // the pod's head relayed as it came (node:http would add Date and Connection: keep-alive)
+      t.notMatch(out, /\r\ndate:/i, 'no Date added: the fast front answered');
+      t.notMatch(out, /\r\nconnection:/i);
+      const head = be.heads.find((h) => h.startsWith('GET /tls-one '))!;
+      t.match(head, /\r\nx-forwarded-proto: https\r\n/);
+      t.match(head, new RegExp(`\\r\\nx-forwarded-port: ${ing.ports.https}\\r\\n`));
+      const mixed = await tlsExchange(
+        'GET /one HTTP/1.1\r\nHost: raw.test\r\n\r\n' +
+          'POST /two HTTP/1.1\r\nHost: raw.test\r\nContent-Length: 5\r\n\r\nhello' +
+          'GET /three HTTP/1.1\r\nHost: raw.test\r\n\r\n',
+      );
+      const bodies = [...mixed.matchAll(/(GET|POST) \/([a-z]+) body=([a-z]*)/g)].map((m) => m[0]);
+      t.same(bodies, ['GET /one body=', 'POST /two body=hello', 'GET /three body='], mixed);
+      // ALPN h2 still goes to the HTTP/2 server
+      const sess = http2Connect(`https://127.0.0.1:${ing.ports.https}`, { rejectUnauthorized: false });
+      t.teardown(() => sess.close());
+      const st = sess.request({ ':path': '/h2', ':authority': 'raw.test' });
+      const [status, text] = await new Promise<[number, string]>((resolve, reject) => {
+        let code = 0;
+        let body = '';
+        st.on('response', (h) => (code = Number(h[':status'])));
+        st.on('data', (b: Buffer) => (body += b.toString()));
+        st.on('end', () => resolve([code, body]));
+        st.on('error', reject);
+      });
+      t.equal(status, 200);
+      t.equal(text, 'GET /h2 body=');
+    });
+
+    t.test('Connection: close (plain and TLS): the fast front answers, then ends the connection', async (t) => {
+      const once = (tls: boolean) =>
+        new Promise<{ out: string; ended: boolean }>((resolve, reject) => {
+          const s = tls
+            ? tlsConnect({
+                port: ing.ports.https,
+                host: '127.0.0.1',
+                servername: 'raw.test',
+                rejectUnauthorized: false,
+              })
+            : connect(ing.ports.http, '127.0.0.1');
+          let out = '';
+          const timer = setTimeout(() => (s.destroy(), resolve({ out, ended: false })), 3000);
+          s.on('data', (b: Buffer) => (out += b.toString('latin1')));
+          s.on('error', reject);
+          s.on('end', () => (clearTimeout(timer), s.destroy(), resolve({ out, ended: true })));
+          s.once(tls ? 'secureConnect' : 'connect', () =>
+            // a second request after the close one is never answered
+            s.write(
+              'GET /bye HTTP/1.1\r\nHost: raw.test\r\nConnection: close\r\n\r\nGET /never HTTP/1.1\r\nHost: raw.test\r\n\r\n',
+            ),
+          );
+        });
+      for (const tls of [false, true]) {
+        const { out, ended } = await once(tls);
+        t.match(out, /^HTTP\/1\.1 200 OK\r\n/, `tls ${tls}`);
+        t.match(out, /\r\nconnection: close\r\n/i);
+        t.notMatch(out, /\r\ndate:/i, 'no Date added: the fast front answered');
+        t.match(out, /GET \/bye body=$/);
+        t.ok(ended, 'the ingress ended the connection');
+      }
+      t.notOk(
+        be.heads.some((h) => h.startsWith('GET /never ')),
+        'the request after Connection: close is not forwarded',
+      );
+    });
+
+    t.test('HTTPS, HTTP/1.1: the same head limits and Server header', async (t) => {
       const status = (out: string) => Number(/^HTTP\/1\.1 (\d{3})/.exec(out)?.[1] ?? 0);
       const h = (n: number, size: number) =>
         Array.from({ length: n }, (_, i) => `X-H${i}: ${'a'.repeat(size)}\r\n`).join('');
