@@ -20,6 +20,7 @@ import type {
   ClusterObject,
   ContainerPort,
   Endpoint,
+  EndpointHints,
   EndpointPort,
   EndpointSlice,
   IPFamily,
@@ -359,6 +360,7 @@ export function convertService(raw: Raw): Result<Service> {
       internalTrafficPolicy: policy(spec.internalTrafficPolicy, 'spec.internalTrafficPolicy'),
       ...(healthCheckNodePort !== undefined ? { healthCheckNodePort } : {}),
       publishNotReadyAddresses: bool(spec.publishNotReadyAddresses, 'spec.publishNotReadyAddresses', false),
+      ...trafficDistribution(spec.trafficDistribution),
     };
   });
 }
@@ -376,6 +378,26 @@ function targetRef(v: unknown, what: string, defaultNs: string): TargetRef | und
     name: str(r.name, `${what}.name`) ?? '',
     ...(uid ? { uid } : {}),
   };
+}
+
+// topology-aware routing: spec.trafficDistribution kept as written (a value this version does not know is ignored
+// by the EndpointSlice controller, as upstream's is, rather than costing the whole Service); endpoints[].hints
+function trafficDistribution(v: unknown): { trafficDistribution?: string } {
+  const s = str(v, 'spec.trafficDistribution');
+  return s ? { trafficDistribution: s } : {};
+}
+
+function hints(v: unknown, what: string): EndpointHints | undefined {
+  if (v === undefined || v === null) return undefined;
+  const h = obj(v, what);
+  const names = (field: 'forZones' | 'forNodes', check: (n: unknown, w: string) => string | undefined) =>
+    arr(h[field], `${what}.${field}`).map((e, i) => {
+      const w = `${what}.${field}[${i}]`;
+      const n = check(obj(e, w).name, `${w}.name`);
+      if (!n) fail(`${w}.name is required`);
+      return n;
+    });
+  return { forZones: names('forZones', str), forNodes: names('forNodes', subdomain) };
 }
 
 function endpointPorts(v: unknown, what: string): EndpointPort[] {
@@ -420,6 +442,7 @@ export function convertEndpointSlice(raw: Raw): Result<EndpointSlice> {
       const nodeName = subdomain(e.nodeName, `${w}.nodeName`);
       const zone = str(e.zone, `${w}.zone`);
       const ref = targetRef(e.targetRef, `${w}.targetRef`, m.namespace);
+      const h = hints(e.hints, `${w}.hints`);
       return {
         addresses,
         conditions: {
@@ -431,6 +454,7 @@ export function convertEndpointSlice(raw: Raw): Result<EndpointSlice> {
         ...(nodeName ? { nodeName } : {}),
         ...(zone ? { zone } : {}),
         ...(ref ? { targetRef: ref } : {}),
+        ...(h ? { hints: h } : {}),
       };
     });
     return {

@@ -60,6 +60,8 @@ export interface Service {
   readonly internalTrafficPolicy: 'Cluster' | 'Local';
   readonly healthCheckNodePort?: number;
   readonly publishNotReadyAddresses: boolean;
+  /** spec.trafficDistribution as written (PreferClose, PreferSameZone, PreferSameNode; others are ignored) */
+  readonly trafficDistribution?: string;
 }
 
 // ---------------------------------------------------------------- EndpointSlice
@@ -85,7 +87,20 @@ export interface Endpoint {
   readonly nodeName?: string;
   readonly zone?: string;
   readonly targetRef?: TargetRef;
+  /** topology-aware routing hints (set by the EndpointSlice controller) */
+  readonly hints?: EndpointHints;
 }
+
+// topology-aware routing (KEP-2433 hints, KEP-3015 PreferSameNode): what endpoints[].hints carries
+export interface EndpointHints {
+  /** hints.forZones[].name */
+  readonly forZones: readonly string[];
+  /** hints.forNodes[].name */
+  readonly forNodes: readonly string[];
+}
+
+/** The Node label that names its zone (kube-proxy and the EndpointSlice controller read it). */
+export const LABEL_TOPOLOGY_ZONE = 'topology.kubernetes.io/zone';
 
 export interface EndpointPort {
   readonly name: string; // '' for an unnamed port

@@ -4,6 +4,8 @@
 import { createHash } from 'node:crypto';
 import type { EndpointSlice, IPFamily, Protocol, Service } from '../model/types.ts';
 import { keyOf } from '../model/types.ts';
+import { categorizeEndpoints } from './topology.ts';
+import type { TopologyMode } from './topology.ts';
 
 const LABEL_PROXY_NAME = 'service.kubernetes.io/service-proxy-name';
 const LABEL_HEADLESS = 'service.kubernetes.io/headless';
@@ -16,6 +18,9 @@ export interface ProxyEndpoint {
   readonly terminating: boolean;
   /** on this proxy's node */
   readonly local: boolean;
+  /** topology hints (hints.forZones / hints.forNodes), when the slice carries them */
+  readonly zoneHints?: readonly string[];
+  readonly nodeHints?: readonly string[];
 }
 
 export interface ServicePortInfo {
@@ -39,10 +44,15 @@ export interface ServicePortInfo {
   readonly healthCheckNodePort?: number;
   /** every endpoint of the port, sorted by ip:port */
   readonly endpoints: readonly ProxyEndpoint[];
-  /** what ClusterIP (Cluster policy) traffic goes to: ready ones, or serving-terminating when none is ready */
+  /**
+   * what Cluster-policy traffic goes to: the ready ones (narrowed to this node's or zone's by topology hints,
+   * topology.ts), or the serving-terminating ones when none is ready anywhere; empty only when nothing is usable
+   */
   readonly clusterEndpoints: readonly ProxyEndpoint[];
-  /** same rule applied to the node-local endpoints only */
+  /** what Local-policy traffic goes to: the node-local ready ones, else the node-local serving-terminating ones */
   readonly localEndpoints: readonly ProxyEndpoint[];
+  /** the topology hints in force for clusterEndpoints on this node (absent: none, every endpoint is used) */
+  readonly topology?: Exclude<TopologyMode, ''>;
 }
 
 interface ModelOptions {
@@ -50,6 +60,8 @@ interface ModelOptions {
   readonly family: IPFamily;
   /** the value of service.kubernetes.io/service-proxy-name this proxy serves (default: only unlabelled services) */
   readonly proxyName?: string;
+  /** this node's topology.kubernetes.io/zone label (topology hints; default: none) */
+  readonly zone?: string;
 }
 
 export function isV6(ip: string): boolean {
@@ -110,6 +122,8 @@ export function buildServicePorts(
               serving: e.conditions.serving,
               terminating: e.conditions.terminating,
               local: e.nodeName !== undefined && e.nodeName === opts.nodeName,
+              ...(e.hints?.forZones.length ? { zoneHints: e.hints.forZones } : {}),
+              ...(e.hints?.forNodes.length ? { nodeHints: e.hints.forNodes } : {}),
             };
             const prev = byAddr.get(k);
             // the same address in two slices (a slice being replaced): the ready copy wins
@@ -120,6 +134,25 @@ export function buildServicePorts(
       const endpoints = [...byAddr.values()].sort((a, b) => cmpEndpoint(a, b));
       const fam = (ips: readonly string[]) =>
         ips.length === 0 ? NONE : ips.filter((ip) => familyOf(ip) === opts.family);
+      const nodePort =
+        sp.nodePort !== undefined && (svc.type === 'NodePort' || svc.type === 'LoadBalancer') ? sp.nodePort : undefined;
+      const externalIPs = fam(svc.externalIPs);
+      const loadBalancerIPs = svc.type === 'LoadBalancer' ? fam(svc.loadBalancerIPs) : NONE;
+      const externallyAccessible = nodePort !== undefined || externalIPs.length + loadBalancerIPs.length > 0;
+      // topology only when some endpoint carries a hint: without any, categorizeEndpoints gives what usable()
+      // gives, and usable() shares lists instead of copying them (50k services)
+      const topo = endpoints.some((e) => e.zoneHints !== undefined || e.nodeHints !== undefined)
+        ? categorizeEndpoints(
+            endpoints,
+            {
+              internalLocal: svc.internalTrafficPolicy === 'Local',
+              externalLocal: svc.externalTrafficPolicy === 'Local',
+              externallyAccessible,
+            },
+            opts.nodeName,
+            opts.zone ?? '',
+          )
+        : undefined;
       const info: ServicePortInfo = {
         id: `${key}:${sp.name}`,
         namespace: svc.meta.namespace,
@@ -129,11 +162,9 @@ export function buildServicePorts(
         family: opts.family,
         clusterIP,
         port: sp.port,
-        ...(sp.nodePort !== undefined && (svc.type === 'NodePort' || svc.type === 'LoadBalancer')
-          ? { nodePort: sp.nodePort }
-          : {}),
-        externalIPs: fam(svc.externalIPs),
-        loadBalancerIPs: svc.type === 'LoadBalancer' ? fam(svc.loadBalancerIPs) : NONE,
+        ...(nodePort !== undefined ? { nodePort } : {}),
+        externalIPs,
+        loadBalancerIPs,
         sourceRanges:
           svc.type === 'LoadBalancer' && svc.loadBalancerSourceRanges.length > 0
             ? svc.loadBalancerSourceRanges.filter((r) => familyOf(r) === opts.family)
@@ -147,8 +178,11 @@ export function buildServicePorts(
           ? { healthCheckNodePort: svc.healthCheckNodePort }
           : {}),
         endpoints,
-        clusterEndpoints: usable(endpoints),
-        localEndpoints: usable(endpoints.filter((e) => e.local)),
+        // a set the port never uses is still filled (ready, else serving-terminating): the modes read "none
+        // usable anywhere" (REJECT) from an empty clusterEndpoints
+        clusterEndpoints: topo?.cluster ?? usable(endpoints),
+        localEndpoints: topo?.local ?? usable(endpoints.filter((e) => e.local)),
+        ...(topo && topo.mode !== '' ? { topology: topo.mode } : {}),
       };
       out.push(info);
     }

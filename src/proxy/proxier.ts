@@ -3,7 +3,9 @@
 // services), coalesces changes, keeps minSyncPeriod between syncs, resyncs every syncPeriod and retries a
 // failed sync in full with backoff. Each sync rebuilds the changed services (all of them when full) and
 // hands the backend the result; afterwards it deletes stale UDP conntrack entries and publishes health
-// state (local endpoints per healthCheckNodePort).
+// state (local endpoints per healthCheckNodePort). It also reads its own Node: the zone label
+// (topology.kubernetes.io/zone) is what topology hints are matched against, and a change of it is a full sync
+// (kube-proxy's OnTopologyChange).
 import type { RunnerClock } from '../common/runner.ts';
 import type { Logger } from '../common/log.ts';
 import { Controller } from '../k8s/controller.ts';
@@ -17,7 +19,7 @@ import { staleUdpEntries } from './conntrack.ts';
 import type { ProxyMetrics } from './metrics.ts';
 import { buildServicePorts } from './model.ts';
 import type { PendingTimes } from './tracker.ts';
-import { keyOf } from '../model/types.ts';
+import { keyOf, LABEL_TOPOLOGY_ZONE } from '../model/types.ts';
 import type { ServicePortInfo } from './model.ts';
 import { ChangeTimes, SLICES_BY_SERVICE, changedServices, slicesFor } from './tracker.ts';
 
@@ -126,7 +128,7 @@ class FlatModels implements ReadonlyMap<IPFamily, readonly ServicePortInfo[]> {
 
 export class Proxier implements Reconciler {
   readonly name = 'proxy';
-  readonly kinds = ['Service', 'EndpointSlice'] as const;
+  readonly kinds = ['Service', 'EndpointSlice', 'Node'] as const;
   readonly indexes = [SLICES_BY_SERVICE];
   // effectively const
   readonly #opts: ProxierOptions;
@@ -141,6 +143,8 @@ export class Proxier implements Reconciler {
   readonly #before = new Map<IPFamily, Map<string, ServicePortInfo[]>>();
   /** the entries of #health by service key */
   readonly #healthBy = new Map<string, HealthCheckState>();
+  /** this node's zone label as the last successful sync used it (undefined: no sync yet) */
+  #zone: string | undefined;
   #lastSyncOk: number | undefined;
   #lastQueued: number | undefined;
   #syncs = 0;
@@ -166,6 +170,15 @@ export class Proxier implements Reconciler {
 
   /** The kernel's queued hook: kube-proxy's queue-time metrics, for every change as it arrives. */
   queued(change: Change): void {
+    if (change.kind === 'Node') {
+      // only this node's zone matters (a change of it means a full sync); it is no service change for the metrics
+      const zone = (n: Change['previous']) => (n?.kind === 'Node' ? (n.meta.labels[LABEL_TOPOLOGY_ZONE] ?? '') : '');
+      if (change.key === this.#opts.nodeName && this.initialized && zone(change.previous) !== zone(change.current)) {
+        this.#lastQueued = Date.now();
+        this.#opts.metrics?.lastQueued.set(this.#lastQueued / 1000);
+      }
+      return;
+    }
     this.#times.queued(change);
     this.#opts.metrics?.serviceChangesTotal.inc();
     this.#opts.metrics?.serviceChangesPending.set(this.#times.pending);
@@ -179,10 +192,23 @@ export class Proxier implements Reconciler {
     this.#controller.requestFull();
   }
 
+  /** This node's topology.kubernetes.io/zone label ('' when the Node or the label is missing). */
+  #zoneOf(view: StoreView): string {
+    return view.get('Node', this.#opts.nodeName)?.meta.labels[LABEL_TOPOLOGY_ZONE] ?? '';
+  }
+
   async reconcile(view: StoreView, changes: readonly Change[], full: boolean): Promise<void> {
+    const zone = this.#zoneOf(view);
+    const services = changedServices(changes);
+    if (zone !== this.#zone && this.#zone !== undefined) {
+      this.#log.info({ from: this.#zone, to: zone }, 'node zone changed; full sync');
+      full = true;
+    }
+    // Node changes that leave the zone as it was (other nodes, other labels): nothing to program
+    if (!full && services.size === 0 && changes.every((c) => c.kind === 'Node')) return;
     const taken = this.#times.take();
     try {
-      await this.#sync(view, changedServices(changes), full, taken.times);
+      await this.#sync(view, services, full, taken.times, zone);
     } catch (err) {
       this.#times.restore(taken);
       if (this.#opts.backend.mode === 'iptables') this.#opts.metrics?.restoreFailures.inc();
@@ -191,7 +217,7 @@ export class Proxier implements Reconciler {
     }
   }
 
-  async #sync(view: StoreView, changed: Set<string>, full: boolean, times: PendingTimes): Promise<void> {
+  async #sync(view: StoreView, changed: Set<string>, full: boolean, times: PendingTimes, zone: string): Promise<void> {
     const started = performance.now();
     // only changed services are rebuilt; the others keep their objects (backends skip them by identity)
     const keys = full ? view.list('Service').map((s) => keyOf(s.meta)) : [...changed];
@@ -202,6 +228,7 @@ export class Proxier implements Reconciler {
         nodeName: this.#opts.nodeName,
         family,
         ...(this.#opts.proxyName ? { proxyName: this.#opts.proxyName } : {}),
+        zone,
       };
       // what the rebuilt services were as last programmed (kept across failed syncs until one succeeds)
       let before = this.#before.get(family);
@@ -241,6 +268,7 @@ export class Proxier implements Reconciler {
         else this.#healthBy.delete(key);
       }
     this.#health = [...this.#healthBy.values()];
+    this.#zone = zone;
     this.#syncs++;
     this.#lastSyncOk = Date.now();
     const secs = (performance.now() - started) / 1000;

@@ -7,7 +7,7 @@ import { silentLogger } from '../../../src/common/log.ts';
 import { Proxier } from '../../../src/proxy/proxier.ts';
 import type { ProxyBackend } from '../../../src/proxy/backend.ts';
 import type { ServicePortInfo } from '../../../src/proxy/model.ts';
-import type { IPFamily } from '../../../src/model/types.ts';
+import type { IPFamily, Node } from '../../../src/model/types.ts';
 import { conntrackArgv, staleUdpEntries } from '../../../src/proxy/conntrack.ts';
 import type { ConntrackDeletion } from '../../../src/proxy/conntrack.ts';
 import { Balancer } from '../../../src/proxy/userspace/balancer.ts';
@@ -451,3 +451,57 @@ t.test('the model a backend reads on demand is the whole current one; health sta
   ]);
   await proxier.stop();
 });
+
+t.test(
+  "topology: the zone comes from this node's label; a change of it is a full sync, other node changes none",
+  async (t) => {
+    const { src, backend, proxier } = setup();
+    const node = (name: string, zone: string | undefined, extra: Record<string, string> = {}): Node => ({
+      kind: 'Node',
+      meta: {
+        namespace: '',
+        name,
+        uid: `uid-${name}`,
+        resourceVersion: '1',
+        labels: { ...(zone !== undefined ? { 'topology.kubernetes.io/zone': zone } : {}), ...extra },
+        annotations: {},
+      },
+      podCIDRs: [],
+      addresses: [],
+      ready: true,
+    });
+    const slice = makeSlice('a', 's', [
+      { ip: '198.19.1.1', node: 'node1' },
+      { ip: '198.19.2.1', node: 'node2' },
+    ]);
+    src.put(makeService('a', 's'));
+    src.put({
+      ...slice,
+      endpoints: slice.endpoints.map((e, i) => ({
+        ...e,
+        hints: { forZones: [i === 0 ? 'zone-a' : 'zone-b'], forNodes: [] },
+      })),
+    });
+    src.put(node('node1', 'zone-a'));
+    src.put(node('node2', 'zone-b'));
+    await src.start();
+    await proxier.settled();
+    const eps = () => backend.calls.at(-1)!.ports[0]!.clusterEndpoints.map((e) => e.ip);
+    t.same(eps(), ['198.19.1.1'], 'zone-a node: the zone-a endpoint only');
+    const n = backend.calls.length;
+    src.put(node('node2', 'zone-c'));
+    src.put(node('node1', 'zone-a', { team: 'x' }));
+    await proxier.settled();
+    t.equal(backend.calls.length, n, "another node's zone, or another label of ours: no sync");
+    t.equal(proxier.status().pending, 0);
+    src.put(node('node1', 'zone-b'));
+    await proxier.settled();
+    t.equal(backend.calls.length, n + 1);
+    t.equal(backend.calls.at(-1)!.full, true, 'a zone change is a full sync');
+    t.same(eps(), ['198.19.2.1'], 'now the zone-b endpoint');
+    src.remove('Node', 'node1');
+    await proxier.settled();
+    t.same(eps(), ['198.19.1.1', '198.19.2.1'], 'no Node (no zone): every endpoint');
+    await proxier.stop();
+  },
+);
