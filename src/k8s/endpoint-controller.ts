@@ -13,9 +13,22 @@
 //   - named targetPorts are resolved per Pod (container port with that name and protocol); a Pod that
 //     lacks the name is left out of that port; Pods resolving to different port numbers land in different
 //     slices, as the real controller groups endpoints by their port set;
-//   - hostname = Pod hostname when the Pod's subdomain is the Service's name; at most 100 endpoints a slice.
+//   - hostname = Pod hostname when the Pod's subdomain is the Service's name; at most 100 endpoints a slice;
+//   - zone = the topology.kubernetes.io/zone label of the Pod's Node; with spec.trafficDistribution PreferClose or
+//     PreferSameZone each ready endpoint gets hints.forZones = [its zone], with PreferSameNode also
+//     hints.forNodes = [its node] (upstream's trafficdist package; other values: no hints).
 import { createHash } from 'node:crypto';
-import type { Endpoint, EndpointPort, EndpointSlice, IPFamily, Pod, Service } from '../model/types.ts';
+import type {
+  Endpoint,
+  EndpointHints,
+  EndpointPort,
+  EndpointSlice,
+  IPFamily,
+  Node,
+  Pod,
+  Service,
+} from '../model/types.ts';
+import { LABEL_TOPOLOGY_ZONE } from '../model/types.ts';
 import { ipFamilyOf, SERVICE_NAME_LABEL } from './convert.ts';
 
 const MANAGED_BY_LABEL = 'endpointslice.kubernetes.io/managed-by';
@@ -45,12 +58,38 @@ function resolvePorts(svc: Service, pod: Pod): EndpointPort[] {
   return out;
 }
 
+// ---------------------------------------------------------------- topology: zones and hints
+const CLOSE_DISTRIBUTIONS = new Set(['PreferClose', 'PreferSameZone', 'PreferSameNode']);
+
+/** Node name -> its zone label (nodes without one are left out). */
+export function zonesOf(nodes: Iterable<Node>): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const n of nodes) {
+    const z = n.meta.labels[LABEL_TOPOLOGY_ZONE];
+    if (z) out.set(n.meta.name, z);
+  }
+  return out;
+}
+
+/** The hints a ready endpoint gets for the Service's trafficDistribution (undefined: none). */
+function hintsFor(svc: Service, zone: string | undefined, nodeName: string | undefined): EndpointHints | undefined {
+  const td = svc.trafficDistribution;
+  if (td === undefined || !CLOSE_DISTRIBUTIONS.has(td)) return undefined;
+  const forZones = zone ? [zone] : [];
+  const forNodes = td === 'PreferSameNode' && nodeName ? [nodeName] : [];
+  return forZones.length + forNodes.length > 0 ? { forZones, forNodes } : undefined;
+}
+
 function shortHash(s: string): string {
   return createHash('sha256').update(s).digest('hex').slice(0, 5);
 }
 
-/** The slices the controller publishes for one Service (none without a selector). */
-export function endpointSlicesFor(svc: Service, pods: Iterable<Pod>): EndpointSlice[] {
+/** The slices the controller publishes for one Service (none without a selector); `zones` from zonesOf. */
+export function endpointSlicesFor(
+  svc: Service,
+  pods: Iterable<Pod>,
+  zones: ReadonlyMap<string, string> = new Map(),
+): EndpointSlice[] {
   const selector = svc.selector;
   if (!selector || svc.type === 'ExternalName') return [];
   const families: readonly IPFamily[] = svc.ipFamilies.length > 0 ? svc.ipFamilies : ['IPv4', 'IPv6'];
@@ -67,6 +106,8 @@ export function endpointSlicesFor(svc: Service, pods: Iterable<Pod>): EndpointSl
     const serving = pod.ready;
     const ready = svc.publishNotReadyAddresses || (serving && !terminating);
     const hostname = pod.hostname && pod.subdomain === svc.meta.name ? pod.hostname : undefined;
+    const zone = pod.nodeName ? zones.get(pod.nodeName) : undefined;
+    const hints = ready ? hintsFor(svc, zone, pod.nodeName) : undefined;
     for (const family of families) {
       const addr = pod.podIPs.find((a) => ipFamilyOf(a) === family);
       if (addr === undefined) continue;
@@ -79,12 +120,14 @@ export function endpointSlicesFor(svc: Service, pods: Iterable<Pod>): EndpointSl
         conditions: { ready, serving, terminating },
         ...(hostname ? { hostname } : {}),
         ...(pod.nodeName ? { nodeName: pod.nodeName } : {}),
+        ...(zone ? { zone } : {}),
         targetRef: {
           kind: 'Pod',
           namespace: pod.meta.namespace,
           name: pod.meta.name,
           ...(pod.meta.uid ? { uid: pod.meta.uid } : {}),
         },
+        ...(hints ? { hints } : {}),
       });
     }
   }
@@ -141,7 +184,9 @@ export function computeEndpointSlices(
   services: Iterable<Service>,
   pods: Iterable<Pod>,
   explicit: Iterable<EndpointSlice>,
+  nodes: Iterable<Node> = [],
 ): EndpointSlice[] {
+  const zones = zonesOf(nodes);
   const out = [...explicit];
   const covered = new Set(out.map((s) => `${s.meta.namespace}/${s.serviceName}`));
   const podList = [...pods];
@@ -153,7 +198,7 @@ export function computeEndpointSlices(
   }
   for (const svc of services) {
     if (covered.has(`${svc.meta.namespace}/${svc.meta.name}`)) continue;
-    out.push(...endpointSlicesFor(svc, byNs.get(svc.meta.namespace) ?? []));
+    out.push(...endpointSlicesFor(svc, byNs.get(svc.meta.namespace) ?? [], zones));
   }
   return out;
 }

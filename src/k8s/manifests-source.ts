@@ -9,7 +9,7 @@ import { watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
 import { join, relative } from 'node:path';
 import { LineCounter, isMap, isSeq, parseAllDocuments } from 'yaml';
-import type { ClusterObject, EndpointSlice, Kind, Pod, Service } from '../model/types.ts';
+import type { ClusterObject, EndpointSlice, Kind, Node, Pod, Service } from '../model/types.ts';
 import { KINDS, keyOf } from '../model/types.ts';
 import type { Logger } from '../common/log.ts';
 import { KdpError, errorMessage } from '../common/errors.ts';
@@ -302,6 +302,7 @@ export class ManifestsSource implements ClusterSource {
       byKind.get('Service')!.values() as Iterable<Service>,
       byKind.get('Pod')!.values() as Iterable<Pod>,
       explicitSlices,
+      byKind.get('Node')!.values() as Iterable<Node>,
     );
     const sliceMap = byKind.get('EndpointSlice')!;
     for (const s of slices) sliceMap.set(keyOf(s.meta), s);

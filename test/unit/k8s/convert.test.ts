@@ -296,6 +296,48 @@ t.test('EndpointSlice: condition defaults, validation', async (t) => {
   });
 });
 
+t.test('topology: EndpointSlice hints and Service trafficDistribution', async (t) => {
+  const slice = (hints: unknown): Raw => ({
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: md('web-abc', { labels: { 'kubernetes.io/service-name': 'web' } }),
+    addressType: 'IPv4',
+    endpoints: [{ addresses: ['198.19.1.5'], nodeName: 'node-1', zone: 'zone-a', hints }],
+    ports: [{ name: 'http', port: 8080 }],
+  });
+  const ep = (hints: unknown) => value(convertEndpointSlice(slice(hints))).endpoints[0]!;
+  t.same(ep({ forZones: [{ name: 'zone-a' }, { name: 'zone-b' }] }).hints, {
+    forZones: ['zone-a', 'zone-b'],
+    forNodes: [],
+  });
+  t.same(ep({ forZones: [{ name: 'zone-a' }], forNodes: [{ name: 'node-1' }] }).hints, {
+    forZones: ['zone-a'],
+    forNodes: ['node-1'],
+  });
+  t.equal(ep(undefined).hints, undefined, 'no hints');
+  t.same(ep({}).hints, { forZones: [], forNodes: [] }, 'empty hints: none of either kind');
+  t.equal(ep(undefined).zone, 'zone-a');
+  const bad: [unknown, RegExp][] = [
+    [{ forZones: [{}] }, /endpoints\[0\]\.hints\.forZones\[0\]\.name is required/],
+    [{ forZones: [{ name: 7 }] }, /hints\.forZones\[0\]\.name must be a string/],
+    [{ forNodes: [{ name: 'Node_1' }] }, /hints\.forNodes\[0\]\.name "Node_1" is not a valid DNS-1123 subdomain/],
+    [{ forZones: 'zone-a' }, /hints\.forZones must be a list/],
+    ['zone-a', /hints must be an object/],
+  ];
+  for (const [hints, reason] of bad) {
+    const r = convertEndpointSlice(slice(hints));
+    t.equal(r.ok, false, JSON.stringify(hints));
+    if (!r.ok) t.match(r.reason, reason);
+  }
+  const spec = { clusterIP: '10.96.0.10', ports: [{ port: 80 }] };
+  t.equal(value(convertService(svc(spec))).trafficDistribution, undefined);
+  for (const td of ['PreferClose', 'PreferSameZone', 'PreferSameNode', 'SomethingNewer'])
+    t.equal(value(convertService(svc({ ...spec, trafficDistribution: td }))).trafficDistribution, td, td);
+  const r = convertService(svc({ ...spec, trafficDistribution: 3 }));
+  t.equal(r.ok, false);
+  if (!r.ok) t.match(r.reason, /spec\.trafficDistribution must be a string/);
+});
+
 t.test('legacy Endpoints become one slice per subset and family', async (t) => {
   const raw: Raw = {
     apiVersion: 'v1',

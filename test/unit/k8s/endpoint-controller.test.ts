@@ -5,7 +5,7 @@ import {
   endpointSlicesFor,
   MAX_ENDPOINTS_PER_SLICE,
 } from '../../../src/k8s/endpoint-controller.ts';
-import type { EndpointSlice, Pod, Service, ServicePort } from '../../../src/model/types.ts';
+import type { EndpointSlice, Node, Pod, Service, ServicePort } from '../../../src/model/types.ts';
 
 const meta = (name: string, labels: Record<string, string> = {}, extra: Partial<Pod['meta']> = {}) => ({
   namespace: 'shop',
@@ -216,4 +216,61 @@ t.test('explicit slices are respected', async (t) => {
     all.map((s) => `${s.serviceName}:${s.endpoints.map((e) => e.addresses[0]).join(',')}`),
     ['web:192.0.2.1', 'api:198.19.1.3'],
   );
+});
+
+t.test("topology: zone from the Pod's Node, hints from trafficDistribution (upstream trafficdist)", async (t) => {
+  const node = (name: string, zone?: string): Node => ({
+    kind: 'Node',
+    meta: {
+      ...meta(name, zone ? { 'topology.kubernetes.io/zone': zone } : {}),
+      namespace: '',
+    },
+    podCIDRs: [],
+    addresses: [],
+    ready: true,
+  });
+  const nodes = [node('node-1', 'zone-a'), node('node-2', 'zone-b'), node('node-3')];
+  const pods = [
+    pod('a', '198.19.1.2'),
+    pod('b', '198.19.2.2', { nodeName: 'node-2' }),
+    pod('c', '198.19.3.2', { nodeName: 'node-3' }),
+    pod('d', '198.19.1.3', { ready: false }),
+  ];
+  const eps = (td?: string) =>
+    computeEndpointSlices([service('web', td ? { trafficDistribution: td } : {})], pods, [], nodes)[0]!.endpoints.map(
+      (e) =>
+        `${e.addresses[0]} zone=${e.zone ?? '-'} hints=${e.hints ? `${e.hints.forZones}|${e.hints.forNodes}` : '-'}`,
+    );
+  t.same(
+    eps(),
+    [
+      '198.19.1.2 zone=zone-a hints=-',
+      '198.19.2.2 zone=zone-b hints=-',
+      '198.19.3.2 zone=- hints=-',
+      '198.19.1.3 zone=zone-a hints=-',
+    ],
+    'no trafficDistribution: zones, no hints',
+  );
+  for (const td of ['PreferClose', 'PreferSameZone'])
+    t.same(
+      eps(td),
+      [
+        '198.19.1.2 zone=zone-a hints=zone-a|',
+        '198.19.2.2 zone=zone-b hints=zone-b|',
+        '198.19.3.2 zone=- hints=-',
+        '198.19.1.3 zone=zone-a hints=-',
+      ],
+      `${td}: forZones for ready endpoints with a zone`,
+    );
+  t.same(
+    eps('PreferSameNode'),
+    [
+      '198.19.1.2 zone=zone-a hints=zone-a|node-1',
+      '198.19.2.2 zone=zone-b hints=zone-b|node-2',
+      '198.19.3.2 zone=- hints=|node-3',
+      '198.19.1.3 zone=zone-a hints=-',
+    ],
+    'PreferSameNode: forNodes too',
+  );
+  t.same(eps('PreferFarAway'), eps(), 'an unknown value: no hints');
 });
