@@ -2,6 +2,7 @@
 // their endpoints and the nft chain of each, and, when the node's nft table was read, how many backends that
 // chain (or the shared ClusterIP endpoint maps) balances over in the kernel. Pure.
 import type { EndpointSlice } from '../model/types.ts';
+import { LABEL_TOPOLOGY_ZONE } from '../model/types.ts';
 import type { ComponentStatus } from '../model/status.ts';
 import { buildServicePorts } from './model.ts';
 import { chainNames, programmedBackends } from './nftables/render.ts';
@@ -60,9 +61,12 @@ export const status: ComponentStatus<readonly ProxyPortStatus[]> = (input) => {
   const slices = bySvc(input.cluster.endpointSlices);
   const programmed = input.nftTable === undefined ? undefined : nftBackends(input.nftTable);
   const viaMaps = input.nftTable === undefined ? undefined : nftClusterMapBackends(input.nftTable);
+  // the node's zone, as its proxy matches topology hints against it
+  const zone = input.cluster.nodes.find((n) => n.meta.name === input.nodeName)?.meta.labels[LABEL_TOPOLOGY_ZONE];
+  const opts = { nodeName: input.nodeName, ...(zone ? { zone } : {}) };
   const ports = [
-    ...buildServicePorts(input.cluster.services, slices, { family: 'IPv4', nodeName: input.nodeName }),
-    ...buildServicePorts(input.cluster.services, slices, { family: 'IPv6', nodeName: input.nodeName }),
+    ...buildServicePorts(input.cluster.services, slices, { family: 'IPv4', ...opts }),
+    ...buildServicePorts(input.cluster.services, slices, { family: 'IPv6', ...opts }),
   ];
   return ports.map((sp) => {
     const chain = chainNames(sp).service;

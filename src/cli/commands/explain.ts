@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { KdpError } from '../../common/errors.ts';
 import type { ClusterView } from '../../model/status.ts';
 import type { EndpointSlice, IPFamily, Protocol } from '../../model/types.ts';
-import { keyOf } from '../../model/types.ts';
+import { keyOf, LABEL_TOPOLOGY_ZONE } from '../../model/types.ts';
 import { compilePolicies } from '../../policy/compile.ts';
 import { evaluateDirection } from '../../policy/evaluate.ts';
 import type { Packet, Step } from '../../policy/types.ts';
@@ -140,7 +140,13 @@ export function explainConnection(view: ClusterView, q: ExplainQuery): Explanati
     const k = `${s.meta.namespace}/${s.serviceName}`;
     slices.set(k, [...(slices.get(k) ?? []), s]);
   }
-  const ports = buildServicePorts(view.services, slices, { nodeName: srcNode ?? '', family: fam });
+  // topology hints are matched against the zone of the node whose proxy DNATs (the source's, for a ClusterIP)
+  const srcZone = view.nodes.find((n) => n.meta.name === srcNode)?.meta.labels[LABEL_TOPOLOGY_ZONE];
+  const ports = buildServicePorts(view.services, slices, {
+    nodeName: srcNode ?? '',
+    family: fam,
+    ...(srcZone ? { zone: srcZone } : {}),
+  });
   const nodeIPs = new Map<string, string>();
   for (const n of view.nodes)
     for (const a of n.addresses)
@@ -161,6 +167,9 @@ export function explainConnection(view: ClusterView, q: ExplainQuery): Explanati
       if (sp.internalLocal) {
         eps = sp.localEndpoints;
         notes.push(`internalTrafficPolicy Local: only endpoints on the source's node (${srcNode ?? 'unknown'})`);
+      } else if (sp.topology) {
+        const where = sp.topology === 'PreferSameNode' ? `node ${srcNode}` : `zone ${srcZone}`;
+        notes.push(`topology hints (${sp.topology}): only the endpoints hinted for ${where}`);
       }
     } else if (sp.externalLocal) {
       // a pod's traffic to an external address of a Local service takes the cluster-wide endpoints, unmasqueraded

@@ -385,6 +385,12 @@ export class UserspaceBackend implements ProxyBackend {
     return { lines };
   }
 
+  /** The balancers of one service port (ClusterIP traffic, external traffic), as the last sync left them. */
+  balancers(family: IPFamily, id: string, protocol: string): { cluster: Balancer; external: Balancer } | undefined {
+    const p = this.#portals.get(`${family}|${id}|${protocol}`);
+    return p ? { cluster: p.cluster, external: p.external } : undefined;
+  }
+
   async cleanup(): Promise<void> {
     for (const f of ['ip', 'ip6'])
       await this.#exec.run(['nft', 'delete', 'table', f, USERSPACE_TABLE], { allowFailure: true });

@@ -35,6 +35,34 @@ t.test('ClusterIP: DNAT to both endpoints; x/b is allowed to x/a by NetworkPolic
   t.equal(e.verdict, 'allow');
 });
 
+t.test("ClusterIP with topology hints: only the endpoints hinted for the source node's zone", async (t) => {
+  const zoned = {
+    ...view,
+    nodes: view.nodes.map((n) => ({
+      ...n,
+      meta: { ...n.meta, labels: { ...n.meta.labels, 'topology.kubernetes.io/zone': `zone-${n.meta.name}` } },
+    })),
+    endpointSlices: view.endpointSlices.map((s) =>
+      s.serviceName !== 'web'
+        ? s
+        : {
+            ...s,
+            endpoints: s.endpoints.map((e) => ({
+              ...e,
+              hints: { forZones: [`zone-${e.nodeName}`], forNodes: [] },
+            })),
+          },
+    ),
+  };
+  const e = explainConnection(zoned, { src: 'x/b', dst: '10.96.0.20', port: 80, proto: 'TCP' });
+  t.same(
+    e.paths.map((p) => p.ip),
+    ['198.19.1.10'],
+    "x/b is on node-1: node-1's zone only",
+  );
+  t.match(renderExplanation(e), 'topology hints (PreferSameZone): only the endpoints hinted for zone zone-node-1');
+});
+
 t.test('from namespace y: one endpoint denies, the verdict is partial', async (t) => {
   const e = explainConnection(view, { src: '198.19.2.10', dst: '10.96.0.20', port: 80, proto: 'TCP' });
   t.equal(e.src.pod, 'y/a');

@@ -146,3 +146,66 @@ export function goldenScenario(): { services: Service[]; slices: EndpointSlice[]
   ];
   return { services, slices };
 }
+
+/** An endpoint with topology hints (what the EndpointSlice controller writes for trafficDistribution). */
+export interface HintedEp extends EpSpec {
+  zones?: string[];
+  nodes?: string[];
+}
+
+export function makeHintedSlice(ns: string, svc: string, eps: HintedEp[], portName = 'p80'): EndpointSlice {
+  const s = makeSlice(ns, svc, eps, [{ name: portName, port: 8080 }]);
+  return {
+    ...s,
+    endpoints: s.endpoints.map((e, i) => {
+      const h = eps[i]!;
+      return h.zones || h.nodes ? { ...e, hints: { forZones: h.zones ?? [], forNodes: h.nodes ?? [] } } : e;
+    }),
+  };
+}
+
+/**
+ * The topology scenario of both renderers' golden files, seen from node1 in zone-a: zone hints on a plain
+ * ClusterIP service, node hints on a NodePort service, a service whose one endpoint lacks its hint (no
+ * filtering), and a Local-policy LoadBalancer whose local set ignores the hints.
+ */
+export function topologyScenario(): { services: Service[]; slices: EndpointSlice[] } {
+  const services = [
+    makeService('topo', 'zonal', (s) => void (s.clusterIPs = ['10.96.1.1'])),
+    makeService('topo', 'samenode', (s) => {
+      s.clusterIPs = ['10.96.1.2'];
+      s.type = 'NodePort';
+      s.ports = [{ name: 'p80', protocol: 'TCP', port: 80, targetPort: 8080, nodePort: 30102 }];
+    }),
+    makeService('topo', 'fallback', (s) => void (s.clusterIPs = ['10.96.1.3'])),
+    makeService('topo', 'etplocal', (s) => {
+      s.clusterIPs = ['10.96.1.4'];
+      s.type = 'LoadBalancer';
+      s.ports = [{ name: 'p80', protocol: 'TCP', port: 80, targetPort: 8080, nodePort: 30104 }];
+      s.externalTrafficPolicy = 'Local';
+      s.healthCheckNodePort = 32104;
+      s.loadBalancerIPs = ['203.0.113.104'];
+    }),
+  ];
+  const slices = [
+    makeHintedSlice('topo', 'zonal', [
+      { ip: '198.19.1.41', node: 'node1', zones: ['zone-a'] },
+      { ip: '198.19.2.41', node: 'node2', zones: ['zone-b'] },
+      { ip: '198.19.3.41', node: 'node3', zones: ['zone-a'] },
+    ]),
+    makeHintedSlice('topo', 'samenode', [
+      { ip: '198.19.1.42', node: 'node1', zones: ['zone-a'], nodes: ['node1'] },
+      { ip: '198.19.2.42', node: 'node2', zones: ['zone-b'], nodes: ['node2'] },
+      { ip: '198.19.3.42', node: 'node3', zones: ['zone-a'], nodes: ['node3'] },
+    ]),
+    makeHintedSlice('topo', 'fallback', [
+      { ip: '198.19.1.43', node: 'node1', zones: ['zone-a'] },
+      { ip: '198.19.2.43', node: 'node2' },
+    ]),
+    makeHintedSlice('topo', 'etplocal', [
+      { ip: '198.19.1.44', node: 'node1', zones: ['zone-b'] },
+      { ip: '198.19.2.44', node: 'node2', zones: ['zone-a'] },
+    ]),
+  ];
+  return { services, slices };
+}
