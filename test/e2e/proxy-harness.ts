@@ -33,8 +33,51 @@ export interface SvcSpec {
   sourceRanges?: string[];
   /** an IPv6-only Service (ipFamilies [IPv6], an IPv6 EndpointSlice): each endpoint then names its address */
   ipv6?: boolean;
-  /** endpoints: pod (its IPv4 address and node unless `address` is given) and conditions */
-  endpoints: { pod: TestPod; address?: string; ready?: boolean; serving?: boolean; terminating?: boolean }[];
+  /**
+   * endpoints: pod (its IPv4 address and node unless `address` is given), conditions, and topology hints (zones:
+   * hints.forZones, nodes: hints.forNodes, as the EndpointSlice controller writes them for trafficDistribution)
+   */
+  endpoints: {
+    pod: TestPod;
+    address?: string;
+    ready?: boolean;
+    serving?: boolean;
+    terminating?: boolean;
+    zones?: string[];
+    nodes?: string[];
+  }[];
+  /** spec.trafficDistribution */
+  trafficDistribution?: string;
+  /**
+   * the endpoints as Pod objects the Service selects (no EndpointSlice: the manifests EndpointSlice controller
+   * computes it, zones and hints included)
+   */
+  viaPods?: boolean;
+}
+
+const hintsOf = (e: SvcSpec['endpoints'][number]) =>
+  e.zones || e.nodes
+    ? {
+        hints: {
+          ...(e.zones ? { forZones: e.zones.map((name) => ({ name })) } : {}),
+          ...(e.nodes ? { forNodes: e.nodes.map((name) => ({ name })) } : {}),
+        },
+      }
+    : {};
+
+/** The endpoints of a `viaPods` service as Pod objects (named <service>-<pod>, labelled app=<service>). */
+function podObjects(s: SvcSpec): object[] {
+  return s.endpoints.map((e) => ({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { namespace: 'default', name: `${s.name}-${e.pod.name}`, labels: { app: s.name } },
+    spec: { nodeName: e.pod.node.name, containers: [{ name: 'echo', image: 'echo' }] },
+    status: {
+      phase: 'Running',
+      podIPs: [{ ip: e.address ?? e.pod.ip4 }],
+      conditions: [{ type: 'Ready', status: e.ready === false ? 'False' : 'True' }],
+    },
+  }));
 }
 
 export function manifest(s: SvcSpec): object {
@@ -67,26 +110,33 @@ export function manifest(s: SvcSpec): object {
           ...(s.healthCheckNodePort ? { healthCheckNodePort: s.healthCheckNodePort } : {}),
           ...(s.externalIPs ? { externalIPs: s.externalIPs } : {}),
           ...(s.sourceRanges ? { loadBalancerSourceRanges: s.sourceRanges } : {}),
+          ...(s.trafficDistribution ? { trafficDistribution: s.trafficDistribution } : {}),
+          ...(s.viaPods ? { selector: { app: s.name } } : {}),
         },
         ...(s.lbIP ? { status: { loadBalancer: { ingress: [{ ip: s.lbIP }] } } } : {}),
       },
-      {
-        apiVersion: 'discovery.k8s.io/v1',
-        kind: 'EndpointSlice',
-        metadata: { namespace: 'default', name: `${s.name}-1`, labels: { 'kubernetes.io/service-name': s.name } },
-        addressType: s.ipv6 ? 'IPv6' : 'IPv4',
-        endpoints: s.endpoints.map((e) => ({
-          addresses: [e.address ?? e.pod.ip4],
-          nodeName: e.pod.node.name,
-          conditions: {
-            ready: e.ready ?? true,
-            serving: e.serving ?? e.ready ?? true,
-            terminating: e.terminating ?? false,
-          },
-        })),
-        ports: [{ name: 'p', port: s.targetPort ?? 8080, protocol: s.protocol ?? 'TCP' }],
-      },
+      ...(s.viaPods ? podObjects(s) : [sliceOf(s)]),
     ],
+  };
+}
+
+function sliceOf(s: SvcSpec): object {
+  return {
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: { namespace: 'default', name: `${s.name}-1`, labels: { 'kubernetes.io/service-name': s.name } },
+    addressType: s.ipv6 ? 'IPv6' : 'IPv4',
+    endpoints: s.endpoints.map((e) => ({
+      addresses: [e.address ?? e.pod.ip4],
+      nodeName: e.pod.node.name,
+      conditions: {
+        ready: e.ready ?? true,
+        serving: e.serving ?? e.ready ?? true,
+        terminating: e.terminating ?? false,
+      },
+      ...hintsOf(e),
+    })),
+    ports: [{ name: 'p', port: s.targetPort ?? 8080, protocol: s.protocol ?? 'TCP' }],
   };
 }
 
@@ -145,10 +195,15 @@ export class ProxyLab {
 
   /** Writes (atomically) the manifests of one service; returns the time before the write. */
   apply(s: SvcSpec): number {
+    return this.write(s.name, manifest(s));
+  }
+
+  /** Writes (atomically) `<name>.json` into the manifests directory; returns the time before the write. */
+  write(name: string, obj: object): number {
     const t0 = Date.now();
-    const tmp = join(this.dir, `.${s.name}.tmp`);
-    writeFileSync(tmp, JSON.stringify(manifest(s), null, 1));
-    renameSync(tmp, join(this.dir, `${s.name}.json`));
+    const tmp = join(this.dir, `.${name}.tmp`);
+    writeFileSync(tmp, JSON.stringify(obj, null, 1));
+    renameSync(tmp, join(this.dir, `${name}.json`));
     return t0;
   }
 
@@ -158,7 +213,7 @@ export class ProxyLab {
     return t0;
   }
 
-  async startProxy(extra: string[] = []): Promise<Spawned> {
+  async startProxy(extra: string[] = [], mode = this.mode): Promise<Spawned> {
     const child = this.lab.spawn(this.n1.ns, [
       process.execPath,
       CLI,
@@ -166,7 +221,7 @@ export class ProxyLab {
       'json',
       'proxy',
       '--mode',
-      this.mode,
+      mode,
       '--manifests',
       this.dir,
       '--node-name',
