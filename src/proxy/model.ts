@@ -5,23 +5,13 @@ import { createHash } from 'node:crypto';
 import type { EndpointSlice, IPFamily, Protocol, Service } from '../model/types.ts';
 import { keyOf } from '../model/types.ts';
 import { categorizeEndpoints } from './topology.ts';
-import type { TopologyMode } from './topology.ts';
+import type { TopologyEndpoint, TopologyMode } from './topology.ts';
 
 const LABEL_PROXY_NAME = 'service.kubernetes.io/service-proxy-name';
 const LABEL_HEADLESS = 'service.kubernetes.io/headless';
 
-export interface ProxyEndpoint {
-  readonly ip: string;
-  readonly port: number;
-  readonly ready: boolean;
-  readonly serving: boolean;
-  readonly terminating: boolean;
-  /** on this proxy's node */
-  readonly local: boolean;
-  /** topology hints (hints.forZones / hints.forNodes), when the slice carries them */
-  readonly zoneHints?: readonly string[];
-  readonly nodeHints?: readonly string[];
-}
+/** An endpoint of a service port as the proxy sees it: address, conditions, locality, topology hints. */
+export type ProxyEndpoint = TopologyEndpoint;
 
 export interface ServicePortInfo {
   /** "ns/name:portName" (kube-proxy's ServicePortName) */
