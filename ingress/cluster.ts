@@ -12,6 +12,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AggregatorRegistry } from 'prom-client';
 import type { Logger } from '../src/common/log.ts';
+import { WorkerSlots } from '../src/common/worker-slots.ts';
 import type { IngressMetrics } from './metrics.ts';
 
 const READY = 'kdp-ingress:ready';
@@ -68,25 +69,47 @@ interface WorkerSetOptions {
 
 export class WorkerSet {
   readonly #opts: WorkerSetOptions;
-  readonly #slots: (Worker | undefined)[];
+  readonly #slots: WorkerSlots;
   readonly #ready = new Set<Worker>();
   readonly #aggregator = new AggregatorRegistry();
   #health: Server | undefined;
-  #stopping = false;
-  readonly #gone = new AbortController();
+  /** a worker exited non-zero while not stopping (it is forked again; the primary still exits 1 at the end) */
+  #crashed = false;
   /** aborted when every worker failed before serving */
-  readonly allFailed = this.#gone.signal;
-  failed = false;
-  /** forks after a worker died (for tests and logs) */
-  restarts = 0;
+  readonly allFailed: AbortSignal;
 
   constructor(opts: WorkerSetOptions) {
     this.#opts = opts;
-    this.#slots = Array.from({ length: opts.count }, () => undefined);
+    this.#slots = new WorkerSlots({
+      ...opts,
+      what: 'ingress worker',
+      attach: (w) =>
+        w.on('message', (m: { type?: string }) => {
+          if (m?.type === READY) {
+            this.#ready.add(w);
+            this.#slots.served(w);
+          } else if (m?.type === CONFIG_REQUEST && w.isConnected()) w.send({ type: CONFIG, config: opts.config });
+        }),
+      exited: (w, code) => {
+        this.#ready.delete(w);
+        if (!this.#slots.stopping) this.#crashed ||= code !== 0;
+      },
+    });
+    this.allFailed = this.#slots.allFailed;
+  }
+
+  /** a worker failed before serving, or exited non-zero */
+  get failed(): boolean {
+    return this.#slots.failed || this.#crashed;
+  }
+
+  /** forks after a worker died (for tests and logs) */
+  get restarts(): number {
+    return this.#slots.restarts;
   }
 
   async start(): Promise<{ metrics?: number }> {
-    for (let i = 0; i < this.#opts.count; i++) this.#fork(i);
+    this.#slots.start();
     if (this.#opts.metricsPort === undefined || this.#opts.metricsPort < 0) return {};
     const health = createServer((req, res) => {
       if (req.url === '/healthz') {
@@ -108,49 +131,13 @@ export class WorkerSet {
 
   /** every live worker has its first route table installed */
   get ready(): boolean {
-    const live = this.#slots.filter((w): w is Worker => w !== undefined && !w.isDead());
+    const live = this.#slots.live();
     return live.length > 0 && live.every((w) => this.#ready.has(w));
-  }
-
-  #fork(i: number): void {
-    const w = cluster.fork(this.#opts.env(i));
-    const born = Date.now();
-    this.#slots[i] = w;
-    w.on('message', (m: { type?: string }) => {
-      if (m?.type === READY) this.#ready.add(w);
-      else if (m?.type === CONFIG_REQUEST && w.isConnected()) w.send({ type: CONFIG, config: this.#opts.config });
-    });
-    let served = false;
-    w.on('message', (m: { type?: string }) => (served ||= m?.type === READY));
-    w.on('exit', (code, signal) => {
-      this.#ready.delete(w);
-      if (this.#stopping) return;
-      this.failed ||= code !== 0;
-      if (!served) {
-        // it never served (bad flags, port taken, ...): forking again would fail the same way
-        this.#opts.log.error({ worker: i, pid: w.process.pid, code, signal }, 'ingress worker failed before serving');
-        this.#slots[i] = undefined;
-        this.failed = true;
-        if (this.#slots.every((x) => x === undefined || x.isDead())) this.#gone.abort('all workers failed');
-        return;
-      }
-      this.#opts.log.warn({ worker: i, pid: w.process.pid, code, signal }, 'ingress worker died; forking a new one');
-      this.restarts++;
-      const wait = Math.max(0, (this.#opts.restartDelayMs ?? 1000) - (Date.now() - born));
-      setTimeout(() => !this.#stopping && this.#fork(i), wait);
-    });
   }
 
   /** SIGTERM to every worker (each drains on its own), then waits for them to exit. */
   async stop(): Promise<void> {
-    this.#stopping = true;
-    // the signal itself, not cluster's Worker.kill(): that first waits for the worker's servers to close,
-    // which is the worker's own graceful shutdown, so it would never start
-    await Promise.all(
-      this.#slots.map((w) =>
-        w && !w.isDead() ? new Promise((r) => (w.once('exit', r), w.process.kill('SIGTERM'))) : undefined,
-      ),
-    );
+    await this.#slots.stop();
     const h = this.#health;
     if (h) await new Promise((r) => (h.closeAllConnections(), h.close(r)));
   }

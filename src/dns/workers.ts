@@ -12,6 +12,7 @@ import type { Worker } from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../common/log.ts';
+import { WorkerSlots } from '../common/worker-slots.ts';
 
 const STATE = 'kdp-dns:state';
 
@@ -46,31 +47,29 @@ interface DnsWorkersOptions {
   readonly restartDelayMs?: number;
 }
 
-interface Slot {
-  worker: Worker;
-  state: WorkerState;
-  /** it listened once: a death is a crash to recover from, not a start-up failure */
-  served: boolean;
-}
-
 export class DnsWorkers {
-  readonly #opts: DnsWorkersOptions;
-  readonly #slots: (Slot | undefined)[];
+  readonly #slots: WorkerSlots;
+  readonly #state = new WeakMap<Worker, WorkerState>();
   readonly #aggregator = new AggregatorRegistry();
-  #stopping = false;
-  readonly #gone = new AbortController();
   /** aborted when every worker failed before listening */
-  readonly allFailed = this.#gone.signal;
+  readonly allFailed: AbortSignal;
   #listening: Promise<void>;
   #onListening: () => void = () => {};
-  /** a worker failed before it listened (the primary exits 1) */
-  failed = false;
-  /** forks after a worker died (tests, logs) */
-  restarts = 0;
 
   constructor(opts: DnsWorkersOptions) {
-    this.#opts = opts;
-    this.#slots = Array.from({ length: opts.count }, () => undefined);
+    this.#slots = new WorkerSlots({
+      ...opts,
+      what: 'dns worker',
+      attach: (worker) =>
+        worker.on('message', (m: { type?: string } & Partial<WorkerState>) => {
+          if (m?.type !== STATE) return;
+          const state = { listening: m.listening === true, ready: m.ready === true };
+          this.#state.set(worker, state);
+          if (state.listening) this.#slots.served(worker);
+          if (this.#slots.slots.every((w) => w !== undefined && this.#slots.hasServed(w))) this.#onListening();
+        }),
+    });
+    this.allFailed = this.#slots.allFailed;
     this.#listening = new Promise((resolve, reject) => {
       this.#onListening = resolve;
       this.allFailed.addEventListener('abort', () => reject(new Error('every dns worker failed before listening')));
@@ -80,28 +79,42 @@ export class DnsWorkers {
 
   /** Forks the workers; resolves when every one listens, rejects when all failed before that. */
   start(): Promise<void> {
-    for (let i = 0; i < this.#opts.count; i++) this.#fork(i);
+    this.#slots.start();
     return this.#listening;
   }
 
-  #live(): Slot[] {
-    return this.#slots.filter((s): s is Slot => s !== undefined && !s.worker.isDead());
+  /** a worker failed before it listened (the primary exits 1) */
+  get failed(): boolean {
+    return this.#slots.failed;
+  }
+
+  /** forks after a worker died (tests, logs) */
+  get restarts(): number {
+    return this.#slots.restarts;
+  }
+
+  #stateOf(w: Worker): WorkerState {
+    return this.#state.get(w) ?? { listening: false, ready: false };
   }
 
   /** some worker answers queries */
   get healthy(): boolean {
-    return this.#live().some((s) => s.state.listening);
+    return this.#slots.live().some((w) => this.#stateOf(w).listening);
   }
 
   /** every live worker has listened and synced */
   get ready(): boolean {
-    const live = this.#live();
-    return !this.#stopping && live.length > 0 && live.every((s) => s.state.listening && s.state.ready);
+    const live = this.#slots.live();
+    return (
+      !this.#slots.stopping &&
+      live.length > 0 &&
+      live.every((w) => this.#stateOf(w).listening && this.#stateOf(w).ready)
+    );
   }
 
   /** pids of the live workers, by slot */
   get pids(): (number | undefined)[] {
-    return this.#slots.map((s) => (s && !s.worker.isDead() ? s.worker.process.pid : undefined));
+    return this.#slots.slots.map((w) => w?.process.pid);
   }
 
   /** The workers' metrics, summed (Prometheus text format). */
@@ -113,40 +126,8 @@ export class DnsWorkers {
     return this.#aggregator.contentType;
   }
 
-  #fork(i: number): void {
-    const worker = cluster.fork(this.#opts.env(i));
-    const born = Date.now();
-    const slot: Slot = { worker, state: { listening: false, ready: false }, served: false };
-    this.#slots[i] = slot;
-    worker.on('message', (m: { type?: string } & Partial<WorkerState>) => {
-      if (m?.type !== STATE) return;
-      slot.state = { listening: m.listening === true, ready: m.ready === true };
-      slot.served ||= slot.state.listening;
-      if (this.#slots.every((s) => s?.served)) this.#onListening();
-    });
-    worker.on('exit', (code, signal) => {
-      if (this.#stopping) return;
-      const pid = worker.process.pid;
-      if (!slot.served) {
-        this.failed = true;
-        // it never listened (port taken, bad configuration): forking again would fail the same way
-        this.#opts.log.error({ worker: i, pid, code, signal }, 'dns worker failed before listening');
-        this.#slots[i] = undefined;
-        if (this.#slots.every((s) => s === undefined || s.worker.isDead())) this.#gone.abort('all workers failed');
-        return;
-      }
-      this.#opts.log.warn({ worker: i, pid, code, signal }, 'dns worker died; forking a new one');
-      this.restarts++;
-      const wait = Math.max(0, (this.#opts.restartDelayMs ?? 1000) - (Date.now() - born));
-      setTimeout(() => !this.#stopping && this.#fork(i), wait);
-    });
-  }
-
   /** SIGTERM to every worker (each runs its own lameduck and shutdown), then waits for them to exit. */
-  async stop(): Promise<void> {
-    this.#stopping = true;
-    await Promise.all(
-      this.#live().map((s) => new Promise((r) => (s.worker.once('exit', r), s.worker.process.kill('SIGTERM')))),
-    );
+  stop(): Promise<void> {
+    return this.#slots.stop();
   }
 }
