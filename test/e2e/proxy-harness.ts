@@ -732,6 +732,56 @@ export interface KernelProbe {
 }
 
 /** The e2e suite every rule-programming mode passes. */
+/** Session affinity of the `sticky` base service switched off (every backend answers) and on again (one), live. */
+export async function affinityLive(
+  t: Test,
+  pl: ProxyLab,
+  base: readonly SvcSpec[],
+  tries: { readonly off: number; readonly on: number },
+): Promise<void> {
+  const sticky = base.find((s) => s.name === 'sticky')!;
+  await pl.synced(pl.apply({ ...sticky, affinity: undefined }));
+  await runFlows(t, pl, [
+    {
+      name: 'affinity off: both backends',
+      from: 'pod',
+      url: 'http://10.96.0.30/',
+      backends: ['b1', 'c1'],
+      all: true,
+      tries: tries.off,
+    },
+  ]);
+  await pl.synced(pl.apply({ ...sticky, affinity: 30 }));
+  await runFlows(t, pl, [
+    {
+      name: 'affinity on again: one backend',
+      from: 'pod',
+      url: 'http://10.96.0.30/',
+      backends: ['b1', 'c1'],
+      tries: tries.on,
+      sticky: true,
+    },
+  ]);
+}
+
+/** A UDP service on b1, then moved to b2: the same client flow (pod a, port 40053) reaches b2 at once. */
+export async function udpMoves(t: Test, pl: ProxyLab, why: string): Promise<SvcSpec> {
+  const { a, b1, b2 } = pl.pods;
+  const udp: SvcSpec = {
+    name: 'udp',
+    clusterIP: '10.96.0.53',
+    port: 53,
+    protocol: 'UDP',
+    targetPort: 5300,
+    endpoints: [{ pod: b1 }],
+  };
+  await pl.synced(pl.apply(udp));
+  t.equal(await pl.udpFrom(a.ns, 40053, '10.96.0.53', 53, 'one'), 'b1 one');
+  await pl.synced(pl.apply({ ...udp, endpoints: [{ pod: b2 }] }));
+  t.equal(await pl.udpFrom(a.ns, 40053, '10.96.0.53', 53, 'two'), 'b2 two', why);
+  return udp;
+}
+
 export async function modeSuite(t: Test, mode: string, kernel: KernelProbe): Promise<void> {
   const pl = await ProxyLab.create(t, mode);
   t.teardown(() => pl.stopProxy());
@@ -745,49 +795,10 @@ export async function modeSuite(t: Test, mode: string, kernel: KernelProbe): Pro
 
   await t.test('packet-flow table', (t) => runFlows(t, pl, flowTable(pl)));
 
-  await t.test('session affinity switched off and on live', async (t) => {
-    const sticky = base.find((s) => s.name === 'sticky')!;
-    await pl.synced(pl.apply({ ...sticky, affinity: undefined }));
-    await runFlows(t, pl, [
-      {
-        name: 'affinity off: both backends',
-        from: 'pod',
-        url: 'http://10.96.0.30/',
-        backends: ['b1', 'c1'],
-        all: true,
-        tries: 14,
-      },
-    ]);
-    await pl.synced(pl.apply({ ...sticky, affinity: 30 }));
-    await runFlows(t, pl, [
-      {
-        name: 'affinity on again: one backend',
-        from: 'pod',
-        url: 'http://10.96.0.30/',
-        backends: ['b1', 'c1'],
-        tries: 10,
-        sticky: true,
-      },
-    ]);
-  });
+  await t.test('session affinity switched off and on live', (t) => affinityLive(t, pl, base, { off: 14, on: 10 }));
 
   await t.test('UDP: a client on the same flow reaches the new backend at once', async (t) => {
-    const udp: SvcSpec = {
-      name: 'udp',
-      clusterIP: '10.96.0.53',
-      port: 53,
-      protocol: 'UDP',
-      targetPort: 5300,
-      endpoints: [{ pod: b1 }],
-    };
-    await pl.synced(pl.apply(udp));
-    t.equal(await pl.udpFrom(a.ns, 40053, '10.96.0.53', 53, 'one'), 'b1 one');
-    await pl.synced(pl.apply({ ...udp, endpoints: [{ pod: b2 }] }));
-    t.equal(
-      await pl.udpFrom(a.ns, 40053, '10.96.0.53', 53, 'two'),
-      'b2 two',
-      'stale conntrack entry deleted (b1 is still up)',
-    );
+    const udp = await udpMoves(t, pl, 'stale conntrack entry deleted (b1 is still up)');
     await pl.synced(pl.apply({ ...udp, endpoints: [] }));
     t.equal(await pl.udpFrom(a.ns, 40054, '10.96.0.53', 53, 'x'), 'timeout', 'no endpoints: no answer');
     await pl.synced(pl.apply({ ...udp, endpoints: [{ pod: c2 }] }));

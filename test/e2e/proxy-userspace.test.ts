@@ -7,6 +7,8 @@ import { needsRoot } from '../helpers/gate.ts';
 import {
   CLI,
   ProxyLab,
+  affinityLive,
+  udpMoves,
   baseServices,
   etpLocalNoLocalEndpoint,
   healthCheckNodePortCounts,
@@ -98,49 +100,11 @@ if (needsRoot(t)) {
       ]),
     );
 
-    await t.test('session affinity switched off and on live', async (t) => {
-      const sticky = base.find((s) => s.name === 'sticky')!;
-      await pl.synced(pl.apply({ ...sticky, affinity: undefined }));
-      await runFlows(t, pl, [
-        {
-          name: 'affinity off: both backends (round robin)',
-          from: 'pod',
-          url: 'http://10.96.0.30/',
-          backends: ['b1', 'c1'],
-          all: true,
-          tries: 6,
-        },
-      ]);
-      await pl.synced(pl.apply({ ...sticky, affinity: 30 }));
-      await runFlows(t, pl, [
-        {
-          name: 'affinity on again: one backend',
-          from: 'pod',
-          url: 'http://10.96.0.30/',
-          backends: ['b1', 'c1'],
-          tries: 8,
-          sticky: true,
-        },
-      ]);
-    });
+    // round robin: 6 tries reach both backends
+    await t.test('session affinity switched off and on live', (t) => affinityLive(t, pl, base, { off: 6, on: 8 }));
 
     await t.test('UDP: a client on the same flow reaches the new backend at once', async (t) => {
-      const udp: SvcSpec = {
-        name: 'udp',
-        clusterIP: '10.96.0.53',
-        port: 53,
-        protocol: 'UDP',
-        targetPort: 5300,
-        endpoints: [{ pod: b1 }],
-      };
-      await pl.synced(pl.apply(udp));
-      t.equal(await pl.udpFrom(a.ns, 40053, '10.96.0.53', 53, 'one'), 'b1 one');
-      await pl.synced(pl.apply({ ...udp, endpoints: [{ pod: b2 }] }));
-      t.equal(
-        await pl.udpFrom(a.ns, 40053, '10.96.0.53', 53, 'two'),
-        'b2 two',
-        'session to the removed endpoint dropped (b1 is still up)',
-      );
+      await udpMoves(t, pl, 'session to the removed endpoint dropped (b1 is still up)');
     });
 
     await t.test('UDP through a ClusterIP answers a connected client from ClusterIP:port', async (t) => {
