@@ -7,24 +7,17 @@
 // of an agent mid-update then restart converges (no stale and no duplicate route, neighbour or FDB entry);
 // a removed node's entries go within a second; switching node-1 to --backend vxlan moves node-3 onto the overlay.
 import t from 'tap';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Lab } from '../../src/lab/lab.ts';
-import type { Spawned } from '../../src/common/exec-adapter.ts';
-import { CniDriver } from '../../src/cnispec/runtime.ts';
-import type { Conflist } from '../../src/cnispec/runtime.ts';
-import type { CniResult } from '../../src/cnispec/types.ts';
 import { freshPlugins, waitFor } from '../../src/cni/testing/fixtures.ts';
 import { vtepAnnotations, vtepMac } from '../../src/node/overlay.ts';
 import { status as peerStatus } from '../../src/node/status.ts';
 import type { ClusterView } from '../../src/model/status.ts';
 import type { Node } from '../../src/model/types.ts';
 import { needsRoot } from '../helpers/gate.ts';
-
-const KDP = fileURLToPath(new URL('../../bin/kdp', import.meta.url));
-const ECHO = fileURLToPath(new URL('../../src/lab/echo-server.ts', import.meta.url));
+import { NodeAgents } from '../helpers/node-agents.ts';
 
 const nodeJson = (name: string, cidr: string, ip: string) =>
   JSON.stringify({
@@ -71,62 +64,21 @@ if (needsRoot(t)) {
     mkdirSync(manifests);
     for (const n of lab.nodes) writeFileSync(join(manifests, `${n.name}.json`), nodeJson(n.name, n.podCidr4, n.ip4));
 
-    const agents = new Map<string, Spawned>();
-    const start = (n: typeof n1, backend = 'auto'): Spawned => {
-      const p = lab.spawn(n.ns, [
-        'env',
-        '-u',
-        'NODE_OPTIONS',
-        KDP,
-        '--log-format',
-        'json',
-        'node-agent',
-        '--node',
-        n.name,
-        '--backend',
-        backend,
-        '--manifests',
-        manifests,
-        '--cni-conf-dir',
-        join(work, n.name),
-        '--cluster-cidr',
-        lab.plan.clusterCidr4,
-        '--metrics-bind-address',
-        '127.0.0.1:10260',
-        '--exit-after',
-        '300',
-      ]);
-      agents.set(n.name, p);
-      return p;
-    };
-    t.teardown(() => {
-      for (const a of agents.values()) a.kill('SIGKILL');
-    });
+    const agents = new NodeAgents(t, lab, { manifests, work, bin, clusterCidrs: [lab.plan.clusterCidr4] });
+    const metricsFlag = ['--metrics-bind-address', '127.0.0.1:10260'];
+    const start = (n: typeof n1, backend = 'auto') => agents.start(n, backend, metricsFlag);
     for (const n of lab.nodes) start(n);
 
-    const lines = async (ns: string, argv: string[]) =>
-      (await lab.exec(ns, argv)).stdout
-        .split('\n')
-        .map((l) => l.trim())
-        .filter(Boolean)
-        .sort();
     const kernel = async (n: typeof n1) => ({
-      routes: await lines(n.ns, ['ip', 'route', 'show', 'proto', '199']),
-      neigh: await lines(n.ns, ['ip', 'neigh', 'show', 'dev', 'kdp.1']),
-      fdb: await lines(n.ns, ['bridge', 'fdb', 'show', 'dev', 'kdp.1']),
+      routes: await agents.lines(n, ['ip', 'route', 'show', 'proto', '199']),
+      neigh: await agents.lines(n, ['ip', 'neigh', 'show', 'dev', 'kdp.1']),
+      fdb: await agents.lines(n, ['bridge', 'fdb', 'show', 'dev', 'kdp.1']),
     });
-    const conflistOf = (n: typeof n1) => {
-      try {
-        return JSON.parse(readFileSync(join(work, n.name, '10-kdp.conflist'), 'utf8')) as Conflist;
-      } catch {
-        return undefined;
-      }
-    };
     await waitFor(
       'every agent programmed its two peers and wrote its conflist',
       async () => {
         for (const n of lab.nodes) {
-          if (!conflistOf(n)) return undefined;
+          if (!agents.conflist(n)) return undefined;
           if ((await kernel(n)).routes.length < 2) return undefined;
         }
         return true;
@@ -179,23 +131,15 @@ if (needsRoot(t)) {
     );
 
     // pods through the real CNI plugins, on the conflist each agent wrote
-    const list1 = conflistOf(n1)!;
+    const list1 = agents.conflist(n1)!;
     t.match(
       list1.plugins[0],
       { mtu: 1450, clusterCIDRs: [lab.plan.clusterCidr4] },
       'conflist: overlay MTU, cluster CIDR',
     );
     const addPod = async (n: typeof n1, name: string): Promise<{ ns: string; ip: string }> => {
-      const ns = await lab.addNamespace(`${n.name}-${name}`);
-      const list = conflistOf(n)!;
-      const plugins = list.plugins.map((p) =>
-        p.type === 'kdp-bridge' ? { ...p, ipam: { ...(p.ipam as object), dataDir: join(work, 'ipam', n.name) } } : p,
-      );
-      const r = (await new CniDriver({ path: [bin], nodeNs: n.ns }).add(
-        { ...list, plugins },
-        { containerID: `cid-${n.name}-${name}`, ifname: 'eth0', netns: `/run/netns/${ns}` },
-      )) as CniResult;
-      return { ns, ip: r.ips![0]!.address.split('/')[0]! };
+      const { ns, ips } = await agents.addPod(n, name);
+      return { ns, ip: ips[0]! };
     };
     const [a, b, c] = await Promise.all([addPod(n1, 'a'), addPod(n2, 'b'), addPod(n3, 'c')]);
     t.match(
@@ -203,15 +147,11 @@ if (needsRoot(t)) {
       /"mtu":1450/,
       'the pod interface has the overlay MTU',
     );
-    const servers = [
-      lab.spawn(b.ns, [process.execPath, ECHO, '--name', 'b', '--http', '8080']),
-      lab.spawn(c.ns, [process.execPath, ECHO, '--name', 'c', '--http', '8080']),
-      lab.spawn(lab.underlay, [process.execPath, ECHO, '--name', 'outside', '--http', '8080']),
-    ];
-    t.teardown(() => servers.forEach((s) => s.kill('SIGKILL')));
-    await Promise.all(
-      servers.map((s, i) => waitFor(`echo ${i}`, () => (s.output().includes('ready') ? true : undefined), 60_000)),
-    );
+    await agents.echo([
+      [b.ns, 'b'],
+      [c.ns, 'c'],
+      [lab.underlay, 'outside'],
+    ]);
     const curl = async (ns: string, ip: string) => {
       const r = await lab.exec(ns, ['curl', '-sS', '--max-time', '5', `http://${ip}:8080/`]);
       const j = JSON.parse(r.stdout) as { name: string; client: string };
@@ -248,7 +188,7 @@ if (needsRoot(t)) {
     );
     rmSync(join(manifests, 'node-4.json'));
     writeFileSync(join(manifests, 'node-5.json'), nodeJson('node-5', '198.19.5.0/24', '198.18.1.15'));
-    const dead = agents.get(n1.name)!;
+    const dead = agents.agents.get(n1.name)!;
     dead.kill('SIGKILL');
     await dead.exited;
     const ping = lab.spawn(a.ns, ['ping', '-n', '-i', '0.2', '-c', '10', '-W', '1', b.ip]);

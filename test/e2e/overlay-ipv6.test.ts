@@ -7,21 +7,14 @@
 // with the client's pod IPv6 address seen by the server; after kill -9 and a restart the kernel holds exactly
 // the desired entries again (no stale, no duplicate) and the connection still works.
 import t from 'tap';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Lab } from '../../src/lab/lab.ts';
-import type { Spawned } from '../../src/common/exec-adapter.ts';
-import { CniDriver } from '../../src/cnispec/runtime.ts';
-import type { Conflist } from '../../src/cnispec/runtime.ts';
-import type { CniResult } from '../../src/cnispec/types.ts';
 import { freshPlugins, waitFor } from '../../src/cni/testing/fixtures.ts';
 import { vtepAnnotations, vtepMac } from '../../src/node/overlay.ts';
 import { needsRoot } from '../helpers/gate.ts';
-
-const KDP = fileURLToPath(new URL('../../bin/kdp', import.meta.url));
-const ECHO = fileURLToPath(new URL('../../src/lab/echo-server.ts', import.meta.url));
+import { NodeAgents } from '../helpers/node-agents.ts';
 
 interface LabNode {
   name: string;
@@ -60,66 +53,28 @@ if (needsRoot(t)) {
     mkdirSync(manifests);
     for (const n of lab.nodes) writeFileSync(join(manifests, `${n.name}.json`), nodeJson(n));
 
-    const agents = new Map<string, Spawned>();
-    const start = (n: typeof n1): Spawned => {
-      const p = lab.spawn(n.ns, [
-        'env',
-        '-u',
-        'NODE_OPTIONS',
-        KDP,
-        '--log-format',
-        'json',
-        'node-agent',
-        '--node',
-        n.name,
-        '--backend',
-        'auto',
-        '--manifests',
-        manifests,
-        '--cni-conf-dir',
-        join(work, n.name),
-        '--cluster-cidr',
-        lab.plan.clusterCidr4,
-        '--cluster-cidr',
-        lab.plan.clusterCidr6,
-        '--exit-after',
-        '300',
-      ]);
-      agents.set(n.name, p);
-      return p;
-    };
-    t.teardown(() => {
-      for (const a of agents.values()) a.kill('SIGKILL');
+    const agents = new NodeAgents(t, lab, {
+      manifests,
+      work,
+      bin,
+      clusterCidrs: [lab.plan.clusterCidr4, lab.plan.clusterCidr6],
     });
-    for (const n of lab.nodes) start(n);
+    for (const n of lab.nodes) agents.start(n);
 
-    const lines = async (ns: string, argv: string[]) =>
-      (await lab.exec(ns, argv)).stdout
-        .split('\n')
-        .map((l) => l.trim())
-        .filter(Boolean)
-        .sort();
     // the agent's IPv6 entries: proto 199 routes, and kdp6.1's neighbours (without the kernel's own
     // link-local/router entries, which the agent never writes: none are expected on a nolearning device)
     const kernel6 = async (n: typeof n1) => ({
-      routes: (await lines(n.ns, ['ip', '-6', 'route', 'show', 'proto', '199'])).map((l) =>
+      routes: (await agents.lines(n, ['ip', '-6', 'route', 'show', 'proto', '199'])).map((l) =>
         l.replace(/ metric \d+| pref medium/g, ''),
       ),
-      neigh: await lines(n.ns, ['ip', '-6', 'neigh', 'show', 'dev', 'kdp6.1']),
-      fdb: await lines(n.ns, ['bridge', 'fdb', 'show', 'dev', 'kdp6.1']),
+      neigh: await agents.lines(n, ['ip', '-6', 'neigh', 'show', 'dev', 'kdp6.1']),
+      fdb: await agents.lines(n, ['bridge', 'fdb', 'show', 'dev', 'kdp6.1']),
     });
-    const conflistOf = (n: typeof n1) => {
-      try {
-        return JSON.parse(readFileSync(join(work, n.name, '10-kdp.conflist'), 'utf8')) as Conflist;
-      } catch {
-        return undefined;
-      }
-    };
     await waitFor(
       'every agent programmed its two IPv6 peers and wrote its conflist',
       async () => {
         for (const n of lab.nodes) {
-          if (!conflistOf(n)) return undefined;
+          if (!agents.conflist(n)) return undefined;
           if ((await kernel6(n)).routes.length < 2) return undefined;
         }
         return true;
@@ -158,31 +113,19 @@ if (needsRoot(t)) {
       ),
       'holds its own IPv6 VTEP address /128',
     );
-    t.match(conflistOf(n1)!.plugins[0], { mtu: 1450 }, 'the conflist keeps the IPv4 overlay MTU (one pod MTU)');
+    t.match(agents.conflist(n1)!.plugins[0], { mtu: 1450 }, 'the conflist keeps the IPv4 overlay MTU (one pod MTU)');
 
     const addPod = async (n: typeof n1, name: string): Promise<{ ns: string; ip6: string }> => {
-      const ns = await lab.addNamespace(`${n.name}-${name}`);
-      const list = conflistOf(n)!;
-      const plugins = list.plugins.map((p) =>
-        p.type === 'kdp-bridge' ? { ...p, ipam: { ...(p.ipam as object), dataDir: join(work, 'ipam', n.name) } } : p,
-      );
-      const r = (await new CniDriver({ path: [bin], nodeNs: n.ns }).add(
-        { ...list, plugins },
-        { containerID: `cid-${n.name}-${name}`, ifname: 'eth0', netns: `/run/netns/${ns}` },
-      )) as CniResult;
-      const ip6 = r.ips!.map((i) => i.address.split('/')[0]!).find((a) => a.includes(':'));
-      if (!ip6) throw new Error(`no IPv6 address for the pod: ${JSON.stringify(r.ips)}`);
+      const { ns, ips } = await agents.addPod(n, name);
+      const ip6 = ips.find((a) => a.includes(':'));
+      if (!ip6) throw new Error(`no IPv6 address for the pod: ${JSON.stringify(ips)}`);
       return { ns, ip6 };
     };
     const [a, b, c] = await Promise.all([addPod(n1, 'a'), addPod(n2, 'b'), addPod(n3, 'c')]);
-    const servers = [
-      lab.spawn(b.ns, [process.execPath, ECHO, '--name', 'b', '--http', '8080']),
-      lab.spawn(c.ns, [process.execPath, ECHO, '--name', 'c', '--http', '8080']),
-    ];
-    t.teardown(() => servers.forEach((s) => s.kill('SIGKILL')));
-    await Promise.all(
-      servers.map((s, i) => waitFor(`echo ${i}`, () => (s.output().includes('ready') ? true : undefined), 60_000)),
-    );
+    await agents.echo([
+      [b.ns, 'b'],
+      [c.ns, 'c'],
+    ]);
     const curl = async (ns: string, ip: string) => {
       const r = await lab.exec(ns, ['curl', '-sS', '-g', '--max-time', '5', `http://[${ip}]:8080/`]);
       const j = JSON.parse(r.stdout) as { name: string; client: string };
@@ -205,7 +148,7 @@ if (needsRoot(t)) {
     t.match(over.stdout + over.stderr, /too big|mtu/i, 'refused with packet too big');
 
     // kill -9, a stale entry planted meanwhile, restart: exactly the desired entries again
-    const dead = agents.get(n1.name)!;
+    const dead = agents.agents.get(n1.name)!;
     dead.kill('SIGKILL');
     await dead.exited;
     await lab.exec(n1.ns, [
@@ -246,7 +189,7 @@ if (needsRoot(t)) {
       '199',
     ]);
     t.notSame(await kernel6(n1), want, 'stale entries planted while the agent is dead');
-    const again = start(n1);
+    const again = agents.start(n1);
     await waitFor(
       'the restarted agent synced',
       () => (again.output().includes('node agent synced') ? true : undefined),
