@@ -365,18 +365,8 @@ export class ApiDouble {
   }
 
   /** Writes a kubeconfig pointing at the double (token auth; the double accepts any). */
-  async writeKubeconfig(path: string): Promise<string> {
-    const cfg = {
-      apiVersion: 'v1',
-      kind: 'Config',
-      // the client library refuses plain HTTP unless TLS verification is (vacuously) skipped
-      clusters: [{ name: 'double', cluster: { server: this.url, 'insecure-skip-tls-verify': true } }],
-      users: [{ name: 'tester', user: { token: 'double-token' } }],
-      contexts: [{ name: 'double', context: { cluster: 'double', user: 'tester', namespace: 'default' } }],
-      'current-context': 'double',
-    };
-    await writeFile(path, JSON.stringify(cfg, null, 2));
-    return path;
+  writeKubeconfig(path: string): Promise<string> {
+    return writeKubeconfig(path, this.url);
   }
 
   async close(): Promise<void> {
@@ -880,4 +870,19 @@ export class ApiDouble {
     // a client that vanished mid-write: the watch is over, nothing to report
     res.on('error', () => this.#closeWatcher(w, true));
   }
+}
+
+/** Writes a kubeconfig for `server` (token auth; the doubles and test fronts accept any token). */
+export async function writeKubeconfig(path: string, server: string): Promise<string> {
+  const cfg = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    // the client library refuses plain HTTP unless TLS verification is (vacuously) skipped
+    clusters: [{ name: 'double', cluster: { server, 'insecure-skip-tls-verify': true } }],
+    users: [{ name: 'tester', user: { token: 'double-token' } }],
+    contexts: [{ name: 'double', context: { cluster: 'double', user: 'tester', namespace: 'default' } }],
+    'current-context': 'double',
+  };
+  await writeFile(path, JSON.stringify(cfg, null, 2));
+  return path;
 }

@@ -6,13 +6,13 @@ import t from 'tap';
 import { createServer, request as httpRequest } from 'node:http';
 import type { IncomingMessage, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { needsRoot } from '../helpers/gate.ts';
-import { ApiDouble, mergePatch } from '../apiserver/server.ts';
+import { ApiDouble, mergePatch, writeKubeconfig } from '../apiserver/server.ts';
 import type { Obj } from '../apiserver/server.ts';
 import { spawnChild } from '../../src/common/exec-adapter.ts';
 
@@ -158,18 +158,7 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
     double.create('HTTPRoute', { ...route('bad', 'missing', '/bad'), status: { parents: [other] } });
     const front = await statusFront(double);
     t.teardown(() => new Promise((r) => (front.server.closeAllConnections(), front.server.close(r))));
-    const kc = join(dir, 'kubeconfig');
-    await writeFile(
-      kc,
-      JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'Config',
-        clusters: [{ name: 'f', cluster: { server: front.url, 'insecure-skip-tls-verify': true } }],
-        users: [{ name: 'u', user: { token: 't' } }],
-        contexts: [{ name: 'f', context: { cluster: 'f', user: 'u' } }],
-        'current-context': 'f',
-      }),
-    );
+    const kc = await writeKubeconfig(join(dir, 'kubeconfig'), front.url);
     const net = `127.${100 + Math.floor(Math.random() * 100)}.${Math.floor(Math.random() * 250)}`;
     // argv as an array (exec adapter), the child on the project's Node
     const child = spawnChild([

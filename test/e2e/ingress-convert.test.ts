@@ -186,18 +186,7 @@ if (needsRoot(t, 'a Gateway listening on port 80/443 of 127.14.0.0/16')) {
     t.teardown(() => double.close());
     for (const o of INGRESSES) double.create('Ingress', o);
     for (const o of cluster) if (o.kind === 'Service') double.create('Service', o);
-    const kc = join(dir, 'kubeconfig');
-    await writeFile(
-      kc,
-      JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'Config',
-        clusters: [{ name: 'd', cluster: { server: double.url, 'insecure-skip-tls-verify': true } }],
-        users: [{ name: 'u', user: { token: 't' } }],
-        contexts: [{ name: 'd', context: { cluster: 'd', user: 'u' } }],
-        'current-context': 'd',
-      }),
-    );
+    const kc = await double.writeKubeconfig(join(dir, 'kubeconfig'));
     const fromApi = await run([process.execPath, MAIN, 'ingress', 'convert', '--kubeconfig', kc], {
       allowFailure: true,
       timeoutMs: 90_000,

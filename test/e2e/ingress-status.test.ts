@@ -6,12 +6,12 @@ import t from 'tap';
 import { createServer, request as httpRequest } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { needsRoot } from '../helpers/gate.ts';
-import { ApiDouble, mergePatch } from '../apiserver/server.ts';
+import { ApiDouble, mergePatch, writeKubeconfig } from '../apiserver/server.ts';
 import type { Obj } from '../apiserver/server.ts';
 import { spawnChild } from '../../src/common/exec-adapter.ts';
 import { loadKubeConfig } from '../../src/k8s/kube-source.ts';
@@ -67,22 +67,6 @@ async function recordingApi(
   return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, writes };
 }
 
-async function kubeconfig(dir: string, server: string): Promise<string> {
-  const p = join(dir, 'kubeconfig');
-  await writeFile(
-    p,
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [{ name: 'rec', cluster: { server, 'insecure-skip-tls-verify': true } }],
-      users: [{ name: 'tester', user: { token: 'test-token' } }],
-      contexts: [{ name: 'rec', context: { cluster: 'rec', user: 'tester', namespace: 'default' } }],
-      'current-context': 'rec',
-    }),
-  );
-  return p;
-}
-
 async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
@@ -123,7 +107,9 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
         .end(JSON.stringify({ ...ing('web', 'kdp'), ...patch }));
     });
     t.teardown(() => new Promise((r) => api.server.close(r)));
-    const writer = new KubeIngressStatusWriter(loadKubeConfig({ kubeconfig: await kubeconfig(dir, api.url) }));
+    const writer = new KubeIngressStatusWriter(
+      loadKubeConfig({ kubeconfig: await writeKubeconfig(join(dir, 'kubeconfig'), api.url) }),
+    );
     await writer.setLoadBalancer('shop', 'web', [{ ip: '198.18.0.11' }, { hostname: 'lb.example.com' }]);
     t.same(api.writes, [
       {
@@ -161,7 +147,7 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(next));
       }, double.url);
       t.teardown(() => new Promise((r) => (api.server.closeAllConnections(), api.server.close(r))));
-      const kc = await kubeconfig(dir, api.url);
+      const kc = await writeKubeconfig(join(dir, 'kubeconfig'), api.url);
       const child = spawnChild([
         process.execPath,
         MAIN,
