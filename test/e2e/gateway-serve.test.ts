@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { needsRoot } from '../helpers/gate.ts';
+import { testCa } from '../helpers/test-ca.ts';
 import { FakeSource } from '../../src/k8s/testing/fake-source.ts';
 import { run } from '../../src/common/exec-adapter.ts';
 import { startIngress } from '../../ingress/ingress.ts';
@@ -149,27 +150,8 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
   t.test('Gateway API serving on loopback', async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'kdp-gw-'));
     t.teardown(() => rm(dir, { recursive: true, force: true }));
-    const caKey = join(dir, 'ca.key');
-    const caCrt = join(dir, 'ca.crt');
-    await run([
-      'openssl',
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-subj',
-      '/CN=kdp gateway test CA',
-      '-days',
-      '2',
-      '-keyout',
-      caKey,
-      '-out',
-      caCrt,
-    ]);
-    const signer = { certFile: caCrt, keyFile: caKey };
+    const signer = await testCa(dir, 'kdp gateway test CA');
+    const { certFile: caCrt } = signer;
     const oneCert = await selfSigned('one.gw.test', ['one.gw.test'], 2, undefined, signer);
     const twoCert = await selfSigned('two.gw.test', ['two.gw.test'], 2, undefined, signer);
 

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Lab } from '../../src/lab/lab.ts';
 import { run } from '../../src/common/exec-adapter.ts';
 import { needsRoot } from '../helpers/gate.ts';
+import { testCa } from '../helpers/test-ca.ts';
 import { addPod, routeNodes, startEcho } from '../helpers/pods.ts';
 import type { TestPod } from '../helpers/pods.ts';
 import { selfSigned } from '../../ingress/default-cert.ts';
@@ -68,27 +69,9 @@ if (needsRoot(t)) {
     for (let i = 0; i < 200 && !wsChild.output().includes('ready'); i++) await new Promise((r) => setTimeout(r, 25));
 
     // TLS: a CA the client trusts and a certificate for secure.test
-    const caKey = join(dir, 'ca.key');
-    const caCrt = join(dir, 'ca.crt');
-    await run([
-      'openssl',
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-subj',
-      '/CN=kdp lab CA',
-      '-days',
-      '2',
-      '-keyout',
-      caKey,
-      '-out',
-      caCrt,
-    ]);
-    const cert = await selfSigned('secure.test', ['secure.test'], 2, undefined, { certFile: caCrt, keyFile: caKey });
+    const signer = await testCa(dir, 'kdp lab CA');
+    const { certFile: caCrt } = signer;
+    const cert = await selfSigned('secure.test', ['secure.test'], 2, undefined, signer);
     const manifests = join(dir, 'manifests');
     await run(['mkdir', '-p', manifests]);
     const put = async (file: string, objs: Obj[]) => {

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { needsRoot } from '../helpers/gate.ts';
+import { testCa } from '../helpers/test-ca.ts';
 import { FakeSource } from '../../src/k8s/testing/fake-source.ts';
 import { run } from '../../src/common/exec-adapter.ts';
 import { startIngress } from '../../ingress/ingress.ts';
@@ -67,34 +68,10 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
     const dir = await mkdtemp(join(tmpdir(), 'kdp-ingress-'));
     t.teardown(() => rm(dir, { recursive: true, force: true }));
     // TLS material: a CA, a cert for secure.test, a wildcard cert for *.wild.test
-    const caKey = join(dir, 'ca.key');
-    const caCrt = join(dir, 'ca.crt');
-    await run([
-      'openssl',
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-subj',
-      '/CN=kdp test CA',
-      '-days',
-      '2',
-      '-keyout',
-      caKey,
-      '-out',
-      caCrt,
-    ]);
-    const secureCert = await selfSigned('secure.test', ['secure.test'], 2, undefined, {
-      certFile: caCrt,
-      keyFile: caKey,
-    });
-    const wildCert = await selfSigned('*.wild.test', ['*.wild.test'], 2, undefined, {
-      certFile: caCrt,
-      keyFile: caKey,
-    });
+    const signer = await testCa(dir, 'kdp test CA');
+    const { certFile: caCrt } = signer;
+    const secureCert = await selfSigned('secure.test', ['secure.test'], 2, undefined, signer);
+    const wildCert = await selfSigned('*.wild.test', ['*.wild.test'], 2, undefined, signer);
 
     const b = Object.fromEntries(
       await Promise.all(['a', 'b', 'c', 'canary', 'fallback'].map(async (n) => [n, await backend(n)] as const)),
