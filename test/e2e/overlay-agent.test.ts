@@ -7,11 +7,9 @@
 // of an agent mid-update then restart converges (no stale and no duplicate route, neighbour or FDB entry);
 // a removed node's entries go within a second; switching node-1 to --backend vxlan moves node-3 onto the overlay.
 import t from 'tap';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Lab } from '../../src/lab/lab.ts';
-import { freshPlugins, waitFor } from '../../src/cni/testing/fixtures.ts';
+import { waitFor } from '../../src/cni/testing/fixtures.ts';
 import { vtepAnnotations, vtepMac } from '../../src/node/overlay.ts';
 import { status as peerStatus } from '../../src/node/status.ts';
 import type { ClusterView } from '../../src/model/status.ts';
@@ -52,19 +50,10 @@ const nodeObject = (name: string, cidr: string, ip: string): Node => ({
 
 if (needsRoot(t)) {
   t.test('auto backend across two routed subnets', async (t) => {
-    const bin = await freshPlugins();
-    const work = mkdtempSync(join(tmpdir(), 'kdp-overlay-'));
-    t.teardown(() => rmSync(bin, { recursive: true, force: true }));
-    t.teardown(() => rmSync(work, { recursive: true, force: true }));
-    const lab = await Lab.create({ nodes: 3, subnets: 2 });
-    t.teardown(() => lab.destroy());
+    const { lab, agents, manifests } = await NodeAgents.twoSubnets(t, 'kdp-overlay-', (l) => [l.plan.clusterCidr4]);
     const [n1, n2, n3] = lab.nodes as [(typeof lab.nodes)[0], (typeof lab.nodes)[0], (typeof lab.nodes)[0]];
-    t.same([n1.subnet, n2.subnet, n3.subnet], [0, 1, 0], 'node-2 alone behind the router');
-    const manifests = join(work, 'manifests');
-    mkdirSync(manifests);
     for (const n of lab.nodes) writeFileSync(join(manifests, `${n.name}.json`), nodeJson(n.name, n.podCidr4, n.ip4));
 
-    const agents = new NodeAgents(t, lab, { manifests, work, bin, clusterCidrs: [lab.plan.clusterCidr4] });
     const metricsFlag = ['--metrics-bind-address', '127.0.0.1:10260'];
     const start = (n: typeof n1, backend = 'auto') => agents.start(n, backend, metricsFlag);
     for (const n of lab.nodes) start(n);

@@ -7,11 +7,9 @@
 // with the client's pod IPv6 address seen by the server; after kill -9 and a restart the kernel holds exactly
 // the desired entries again (no stale, no duplicate) and the connection still works.
 import t from 'tap';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Lab } from '../../src/lab/lab.ts';
-import { freshPlugins, waitFor } from '../../src/cni/testing/fixtures.ts';
+import { waitFor } from '../../src/cni/testing/fixtures.ts';
 import { vtepAnnotations, vtepMac } from '../../src/node/overlay.ts';
 import { needsRoot } from '../helpers/gate.ts';
 import { NodeAgents } from '../helpers/node-agents.ts';
@@ -41,24 +39,13 @@ const nodeJson = (n: LabNode) =>
 
 if (needsRoot(t)) {
   t.test('IPv6 pod CIDRs over kdp6.1 across two routed subnets', async (t) => {
-    const bin = await freshPlugins();
-    const work = mkdtempSync(join(tmpdir(), 'kdp-overlay6-'));
-    t.teardown(() => rmSync(bin, { recursive: true, force: true }));
-    t.teardown(() => rmSync(work, { recursive: true, force: true }));
-    const lab = await Lab.create({ nodes: 3, subnets: 2 });
-    t.teardown(() => lab.destroy());
+    const { lab, agents, manifests } = await NodeAgents.twoSubnets(t, 'kdp-overlay6-', (l) => [
+      l.plan.clusterCidr4,
+      l.plan.clusterCidr6,
+    ]);
     const [n1, n2, n3] = lab.nodes as [(typeof lab.nodes)[0], (typeof lab.nodes)[0], (typeof lab.nodes)[0]];
-    t.same([n1.subnet, n2.subnet, n3.subnet], [0, 1, 0], 'node-2 alone behind the router');
-    const manifests = join(work, 'manifests');
-    mkdirSync(manifests);
     for (const n of lab.nodes) writeFileSync(join(manifests, `${n.name}.json`), nodeJson(n));
 
-    const agents = new NodeAgents(t, lab, {
-      manifests,
-      work,
-      bin,
-      clusterCidrs: [lab.plan.clusterCidr4, lab.plan.clusterCidr6],
-    });
     for (const n of lab.nodes) agents.start(n);
 
     // the agent's IPv6 entries: proto 199 routes, and kdp6.1's neighbours (without the kernel's own

@@ -1,17 +1,18 @@
 // What overlay-agent and overlay-ipv6 share: `kdp node-agent` per lab node reading one manifests directory and
 // writing its conflist under the test's work directory, the conflist as written, a node's kernel entries as
 // sorted text lines, pods attached through the real CNI plugins with that conflist, echo servers in pods.
-import { readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
-import type { Lab } from '../../src/lab/lab.ts';
+import { Lab } from '../../src/lab/lab.ts';
 import type { NodePlan } from '../../src/lab/plan.ts';
 import type { Spawned } from '../../src/common/exec-adapter.ts';
 import { CniDriver } from '../../src/cnispec/runtime.ts';
 import type { Conflist } from '../../src/cnispec/runtime.ts';
 import type { CniResult } from '../../src/cnispec/types.ts';
-import { waitFor } from '../../src/cni/testing/fixtures.ts';
+import { freshPlugins, waitFor } from '../../src/cni/testing/fixtures.ts';
 
 const KDP = fileURLToPath(new URL('../../bin/kdp', import.meta.url));
 const ECHO = fileURLToPath(new URL('../../src/lab/echo-server.ts', import.meta.url));
@@ -31,6 +32,36 @@ export class NodeAgents {
   readonly #lab: Lab;
   readonly #opts: AgentsOptions;
   readonly agents = new Map<string, Spawned>();
+
+  /**
+   * The lab both overlay agent tests use: three nodes on two routed subnets (node-2 alone behind the router),
+   * fresh CNI plugins, a work directory with an empty manifests directory; all removed at teardown.
+   */
+  static async twoSubnets(
+    t: Test,
+    prefix: string,
+    clusterCidrs: (lab: Lab) => readonly string[],
+  ): Promise<{ lab: Lab; agents: NodeAgents; manifests: string; work: string }> {
+    const bin = await freshPlugins();
+    const work = mkdtempSync(join(tmpdir(), prefix));
+    t.teardown(() => rmSync(bin, { recursive: true, force: true }));
+    t.teardown(() => rmSync(work, { recursive: true, force: true }));
+    const lab = await Lab.create({ nodes: 3, subnets: 2 });
+    t.teardown(() => lab.destroy());
+    t.same(
+      lab.nodes.map((n) => n.subnet),
+      [0, 1, 0],
+      'node-2 alone behind the router',
+    );
+    const manifests = join(work, 'manifests');
+    mkdirSync(manifests);
+    return {
+      lab,
+      agents: new NodeAgents(t, lab, { manifests, work, bin, clusterCidrs: clusterCidrs(lab) }),
+      manifests,
+      work,
+    };
+  }
 
   constructor(t: Test, lab: Lab, opts: AgentsOptions) {
     this.#t = t;
