@@ -60,14 +60,35 @@ export function blockItem(
   elements: readonly string[],
 ): Item {
   const open = `\t${kind} ${name} {`;
-  const els = elements.length > 0 ? ['\t\telements = {', ...elements.map((e) => `\t\t\t${e},`), '\t\t}'] : [];
+  let text: string | undefined;
   return {
     kind,
     name,
-    text: [open, ...headLines, ...els, '\t}'].join('\n'),
+    // written when read (a full script, a new set): a difference reads the elements
+    get text() {
+      text ??= [
+        open,
+        ...headLines,
+        ...(elements.length > 0 ? ['\t\telements = {', ...elements.map((e) => `\t\t\t${e},`), '\t\t}'] : []),
+        '\t}',
+      ].join('\n');
+      return text;
+    },
     head: [open, ...headLines, '\t}'].join('\n'),
     elements,
   };
+}
+
+/** Whether two items are the same object text (sets and maps: the same head and elements, in order). */
+function sameItem(o: Item, n: Item): boolean {
+  if (o === n) return true;
+  if ((o.kind === 'set' || o.kind === 'map') && o.kind === n.kind) {
+    if (o.head !== n.head || o.elements.length !== n.elements.length) return false;
+    if (o.elements === n.elements) return true;
+    for (let i = 0; i < o.elements.length; i++) if (o.elements[i] !== n.elements[i]) return false;
+    return true;
+  }
+  return o.text === n.text;
 }
 
 /** A chain or counter block (no elements: its head is its text). */
@@ -119,6 +140,23 @@ const RECREATE_AT = 16;
 /** A map element's key (`10.0.0.1 : jump c` -> `10.0.0.1`): what `delete element` names. */
 const keyOf = (kind: Item['kind'], e: string) => (kind === 'map' ? e.split(' : ')[0]! : e);
 
+/**
+ * What a set lost and gained. Pods selected by the same policies hold the same element arrays (the renderer's
+ * cache): the difference of a pair of arrays is computed once (weakly held by the old array).
+ */
+const diffs = new WeakMap<readonly string[], WeakMap<readonly string[], { gone: string[]; added: string[] }>>();
+function elementDiff(o: readonly string[], n: readonly string[]): { gone: string[]; added: string[] } {
+  let byNew = diffs.get(o);
+  const hit = byNew?.get(n);
+  if (hit) return hit;
+  const had = new Set(o);
+  const has = new Set(n);
+  const d = { gone: o.filter((e) => !has.has(e)), added: n.filter((e) => !had.has(e)) };
+  if (!byNew) diffs.set(o, (byNew = new WeakMap()));
+  byNew.set(n, d);
+  return d;
+}
+
 /** The transaction turning table script `prev` into `next`, '' when they are the same, undefined: apply in full. */
 export function deltaScript(prev: string, next: string): string | undefined {
   const a = parseTable(prev);
@@ -148,7 +186,7 @@ export function deltaTables(a: Parsed, b: Parsed): string | undefined {
   for (const key of b.order) {
     const n = b.items.get(key)!;
     const o = a.items.get(key);
-    if (o === n || o?.text === n.text) continue;
+    if (o && sameItem(o, n)) continue;
     if (!o) {
       block.push(n.text);
       continue;
@@ -172,10 +210,7 @@ export function deltaTables(a: Parsed, b: Parsed): string | undefined {
       continue;
     }
     if (o.head !== n.head) return undefined;
-    const had = new Set(o.elements);
-    const has = new Set(n.elements);
-    const gone = o.elements.filter((e) => !has.has(e));
-    const added = n.elements.filter((e) => !had.has(e));
+    const { gone, added } = elementDiff(o.elements, n.elements);
     if (n.kind === 'set' && PIPAPO.test(n.head) && gone.length + added.length > RECREATE_AT) {
       recreate.push(n);
       continue;

@@ -7,12 +7,18 @@
 //     ip daddr vmap @ingress4 / ip6 daddr vmap @ingress6  local destination pod -> jump to its ingress chain
 //   chain <pod>-<dir>      AdminNetworkPolicy rules in order: Allow -> return (this direction allows), Deny ->
 //                          counter + drop, Pass -> goto <pod>-<dir>-np; the end falls into <pod>-<dir>-np
-//   chain <pod>-<dir>-np   isolated by NetworkPolicy: one lookup in the pod's union set (address . protocol . port,
-//                          plus an address-only set for rules of every port) -> return, else counter + drop;
-//                          not isolated: BaselineAdminNetworkPolicy rules in order, then return (allow)
+//   chain <pod>-<dir>-np   isolated by NetworkPolicy: lookups in the pod's union sets -> return, else counter +
+//                          drop; not isolated: BaselineAdminNetworkPolicy rules in order, then return (allow)
 //
-// Every lookup is a set or map lookup: the cost per packet depends on the admin rules selecting the pod, never on
-// the number of NetworkPolicies, pods or peers. Names are derived from the pod key by a hash (readable in comments).
+// A union's sets: `-x4`/`-x6` a hash set of `address . protocol . port` for peers of one address on one port (pods:
+// most elements); `-p4`/`-p6` concatenated interval sets for address ranges (ipBlocks) and port ranges; `-a4`/`-a6`
+// address interval sets for rules of every port. The interval sets are split into BUCKETS groups by a hash of the
+// policy (suffix `-1`..`-3`), so that one policy's change updates the elements of one group: the kernel's
+// concatenated interval set pays per element update in proportion to its size, a hash set does not.
+//
+// Every lookup is a set or map lookup: the cost per packet depends on the admin rules selecting the pod (and at most
+// 1 + 2 x BUCKETS lookups per family for a union), never on the number of NetworkPolicies, pods or peers. Names are
+// derived from the pod key by a hash (readable in comments).
 //
 // Incremental by construction: a pod's sets, chains and map elements depend on its CompiledPod alone, so they are
 // rendered once per CompiledPod object (a WeakMap; the incremental compiler of compile.ts hands back the same
@@ -64,12 +70,13 @@ type Span = { a0: string; a1: string };
 
 /**
  * The sets of a group of rules per family: per protocol and port range (key p0 * 65536 + p1) the lists of address
- * spans (each sorted and disjoint: a rule's peers; rules with the same peers share one list), and the addresses
- * matched on every protocol and port.
+ * spans (each sorted and disjoint: a rule's peers; rules with the same peers share one list), the addresses
+ * matched on every protocol and port, and the `address . protocol . port` triples of one address and one port.
  */
 interface MatchSets {
   readonly rects: Record<IPFamily, Record<Protocol, Map<number, Span[][]>>>;
   readonly any: Record<IPFamily, Span[]>;
+  readonly exact: Record<IPFamily, Set<string>>;
 }
 
 const emptySets = (): MatchSets => ({
@@ -78,13 +85,31 @@ const emptySets = (): MatchSets => ({
     IPv6: { TCP: new Map(), UDP: new Map(), SCTP: new Map() },
   },
   any: { IPv4: [], IPv6: [] },
+  exact: { IPv4: new Set(), IPv6: new Set() },
 });
+
+/**
+ * The port-matching rules of a pod's union are split into this many groups by a hash of their policy, each with its
+ * own sets: a change of one policy re-renders and updates one group's sets. The kernel's concatenated interval set
+ * (pipapo) pays per element update in proportion to the set's size, and the agent diffs only the group that
+ * changed. A packet makes at most BUCKETS lookups per kind of set, whatever the number of policies.
+ */
+const BUCKETS = 4;
+
+function bucketOf(policy: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < policy.length; i++) h = Math.imul(h ^ policy.charCodeAt(i), 16777619);
+  return (h >>> 0) % BUCKETS;
+}
 
 /** A rule's peers as key spans per family, once per CompiledRule object (pods share rules that do not depend on them). */
 interface RuleSpans {
   readonly spans: Record<IPFamily, Span[]>;
   /** the spans as text: rules with equal peers contribute them once */
   readonly sig: Record<IPFamily, string>;
+  /** the spans of one address (pods), as element text, and the others (ipBlocks, any) */
+  readonly singles: Record<IPFamily, string[]>;
+  readonly ranges: Record<IPFamily, Span[]>;
 }
 const ruleSpans = new WeakMap<CompiledRule, RuleSpans>();
 
@@ -96,36 +121,74 @@ function spansOfRule(r: CompiledRule): RuleSpans {
   // merged and sorted by the compiler (AddressSetBuilder): each family's spans are disjoint and in order
   else for (const a of r.peers) spans[a.family].push({ a0: ipKey(a.first), a1: ipKey(a.last) });
   const sig = (f: IPFamily) => spans[f].map((x) => `${x.a0}-${x.a1}`).join(',');
-  const out = { spans, sig: { IPv4: sig('IPv4'), IPv6: sig('IPv6') } };
+  const singles = (f: IPFamily) => spans[f].filter((x) => x.a0 === x.a1).map((x) => keyElement(x.a0, x.a1));
+  const ranges = (f: IPFamily) => spans[f].filter((x) => x.a0 !== x.a1);
+  const out = {
+    spans,
+    sig: { IPv4: sig('IPv4'), IPv6: sig('IPv6') },
+    singles: { IPv4: singles('IPv4'), IPv6: singles('IPv6') },
+    ranges: { IPv4: ranges('IPv4'), IPv6: ranges('IPv6') },
+  };
   ruleSpans.set(r, out);
   return out;
 }
 
-function matchSetsOf(rules: readonly CompiledRule[]): MatchSets {
-  const out = emptySets();
-  const seen = new Set<string>();
-  const add = (f: IPFamily, proto: Protocol, p0: number, p1: number, list: Span[], sig: string | undefined): void => {
-    const k = p0 * 65536 + p1;
-    if (sig !== undefined) {
-      const id = `${f} ${proto} ${k} ${sig}`;
-      if (seen.has(id)) return;
-      seen.add(id);
+/** A rule's hash set triples per family (one address, one port), once per CompiledRule object. */
+const ruleTriples = new WeakMap<CompiledRule, Record<IPFamily, readonly string[]>>();
+function triplesOfRule(r: CompiledRule): Record<IPFamily, readonly string[]> {
+  const hit = ruleTriples.get(r);
+  if (hit) return hit;
+  const out: Record<IPFamily, string[]> = { IPv4: [], IPv6: [] };
+  const rs = spansOfRule(r);
+  if (r.ports !== 'any')
+    for (const p of r.ports) {
+      if (p.first !== p.last) continue;
+      const tail = ` . ${NFT_PROTO[p.protocol]} . ${p.first}`;
+      for (const f of FAMILIES) for (const a of rs.singles[f]) out[f].push(a + tail);
     }
+  for (const pp of r.peerPorts) {
+    const k = ipKey(pp.ip);
+    out[famOfIp(pp.ip)].push(`${keyElement(k, k)} . ${NFT_PROTO[pp.protocol]} . ${pp.port}`);
+  }
+  ruleTriples.set(r, out);
+  return out;
+}
+
+function matchSetsOf(rules: readonly CompiledRule[], part: 'exact' | 'ranges'): MatchSets {
+  const out = emptySets();
+  if (part === 'exact') {
+    // one address and one port: a hash set element each (a change adds and deletes only its own elements)
+    for (const r of rules) {
+      const t = triplesOfRule(r);
+      for (const f of FAMILIES) for (const e of t[f]) out.exact[f].add(e);
+    }
+    return out;
+  }
+  const seen = new Set<string>();
+  const rect = (f: IPFamily, proto: Protocol, k: number, list: Span[]): void => {
     const m = out.rects[f][proto];
     const g = m.get(k);
     if (g) g.push(list);
     else m.set(k, [list]);
   };
   for (const r of rules) {
-    const { spans, sig } = spansOfRule(r);
+    const rs = spansOfRule(r);
     for (const f of FAMILIES) {
-      if (spans[f].length === 0) continue;
-      if (r.ports === 'any') out.any[f].push(...spans[f]);
-      else for (const p of r.ports) add(f, p.protocol, p.first, p.last, spans[f], sig[f]);
-    }
-    for (const pp of r.peerPorts) {
-      const k = ipKey(pp.ip);
-      add(famOfIp(pp.ip), pp.protocol, pp.port, pp.port, [{ a0: k, a1: k }], undefined);
+      if (rs.spans[f].length === 0) continue;
+      if (r.ports === 'any') {
+        out.any[f].push(...rs.spans[f]);
+        continue;
+      }
+      for (const p of r.ports) {
+        const k = p.first * 65536 + p.last;
+        const id = `${f} ${p.protocol} ${k} ${rs.sig[f]}`;
+        if (seen.has(id)) continue;
+        seen.add(id);
+        // address ranges, and every address of a port range, go to the interval set (single addresses of one
+        // port are the hash set's)
+        if (p.first !== p.last) rect(f, p.protocol, k, rs.spans[f]);
+        else if (rs.ranges[f].length > 0) rect(f, p.protocol, k, rs.ranges[f]);
+      }
     }
   }
   return out;
@@ -251,35 +314,53 @@ const ruleId = (r: CompiledRule): number => {
   if (id === undefined) ruleIds.set(r, (id = nextRuleId++));
   return id;
 };
+/** The elements of a group of rules' sets per family (one array object per distinct group: see the caches). */
 interface Elements {
+  readonly exact: Record<IPFamily, readonly string[]>;
   readonly rects: Record<IPFamily, readonly string[]>;
   readonly any: Record<IPFamily, readonly string[]>;
 }
 /**
  * The elements of a group of rules, by the rules' identities: pods selected by the same policies hold the same
- * CompiledRule objects (compile.ts), so the second pod's sets cost a lookup. Bounded (256 groups, cleared when
- * full): it serves pods rendered close together; a pod no change touched keeps its parts anyway.
+ * CompiledRule objects (compile.ts), so the second pod's sets cost a lookup, and a bucket no change touched keeps
+ * its arrays (the difference skips them by reference). Bounded (1,024 groups, cleared when full): it serves pods
+ * rendered close together; a pod no change touched keeps its parts anyway.
  */
 const elementCache = new Map<string, Elements>();
-const ELEMENT_CACHE_MAX = 256;
+const ELEMENT_CACHE_MAX = 1024;
+const NONE: Record<IPFamily, readonly string[]> = { IPv4: [], IPv6: [] };
 
-function elementsOf(rules: readonly CompiledRule[]): Elements {
-  const key = rules.map(ruleId).join(',');
+/** `part`: the hash set triples, or the interval sets' elements (ranges and any port) */
+function elementsOf(rules: readonly CompiledRule[], part: 'exact' | 'ranges'): Elements {
+  const key = `${part} ${rules.map(ruleId).join(',')}`;
   const hit = elementCache.get(key);
   if (hit) return hit;
-  const { rects, any } = matchSetsOf(rules);
+  const { rects, any, exact } = matchSetsOf(rules, part);
   const cut = (f: IPFamily): string[] => {
     const out: string[] = [];
     for (const proto of PROTOS) rectElements(rects[f][proto], proto, out);
     return out;
   };
-  const els: Elements = {
-    rects: { IPv4: cut('IPv4'), IPv6: cut('IPv6') },
-    any: { IPv4: anyElements(any.IPv4), IPv6: anyElements(any.IPv6) },
-  };
+  const els: Elements =
+    part === 'exact'
+      ? // in the rules' order (deterministic: the compiler's order), duplicates once
+        { exact: { IPv4: [...exact.IPv4], IPv6: [...exact.IPv6] }, rects: NONE, any: NONE }
+      : {
+          exact: NONE,
+          rects: { IPv4: cut('IPv4'), IPv6: cut('IPv6') },
+          any: { IPv4: anyElements(any.IPv4), IPv6: anyElements(any.IPv6) },
+        };
   if (elementCache.size >= ELEMENT_CACHE_MAX) elementCache.clear();
   elementCache.set(key, els);
   return els;
+}
+
+/** A union's rules in their buckets (one group: an admin rule's lookup). */
+function bucketsOf(rules: readonly CompiledRule[]): (readonly CompiledRule[])[] {
+  if (rules.length <= 1) return [rules];
+  const out: CompiledRule[][] = Array.from({ length: BUCKETS }, () => []);
+  for (const r of rules) out[r.ports === 'any' ? 0 : bucketOf(r.policy)]!.push(r);
+  return out;
 }
 
 class Writer {
@@ -288,31 +369,29 @@ class Writer {
   rules = 0;
   /** lookups of a group of rules as rule lines (each ending with the verdict), declaring the sets they use */
   lookups(name: string, rules: readonly CompiledRule[], dir: Direction, verdict: string, comment: string): string[] {
-    const els = elementsOf(rules);
     const lines: string[] = [];
     const field = dir === 'egress' ? 'daddr' : 'saddr';
-    for (const f of FAMILIES) {
-      const tag = f === 'IPv4' ? '4' : '6';
-      const re = els.rects[f];
-      if (re.length > 0) {
-        this.sets.push(
-          blockItem(
-            'set',
-            `${name}-p${tag}`,
-            [`\t\ttype ${addrType(f)} . inet_proto . inet_service`, '\t\tflags interval'],
-            re,
-          ),
-        );
-        lines.push(
-          `${ipWord(f)} ${field} . meta l4proto . th dport @${name}-p${tag} ${verdict} comment ${quote(comment)}`,
-        );
+    const set = (set: string, f: IPFamily, head: readonly string[], els: readonly string[], match: string): void => {
+      if (els.length === 0) return;
+      this.sets.push(blockItem('set', set, head, els));
+      lines.push(`${ipWord(f)} ${match} @${set} ${verdict} comment ${quote(comment)}`);
+    };
+    const triple = `${field} . meta l4proto . th dport`;
+    const type = (f: IPFamily) => `\t\ttype ${addrType(f)} . inet_proto . inet_service`;
+    // the hash set: one for the union (a change adds and deletes its own elements, whatever the set's size)
+    const exact = elementsOf(rules, 'exact');
+    for (const f of FAMILIES) set(`${name}-x${f === 'IPv4' ? '4' : '6'}`, f, [type(f)], exact.exact[f], triple);
+    // the interval sets: per bucket
+    bucketsOf(rules).forEach((group, b) => {
+      if (group.length === 0) return;
+      const els = elementsOf(group, 'ranges');
+      const sfx = b === 0 ? '' : `-${b}`;
+      for (const f of FAMILIES) {
+        const tag = f === 'IPv4' ? '4' : '6';
+        set(`${name}-p${tag}${sfx}`, f, [type(f), '\t\tflags interval'], els.rects[f], triple);
+        set(`${name}-a${tag}${sfx}`, f, [`\t\ttype ${addrType(f)}`, '\t\tflags interval'], els.any[f], field);
       }
-      const ae = els.any[f];
-      if (ae.length > 0) {
-        this.sets.push(blockItem('set', `${name}-a${tag}`, [`\t\ttype ${addrType(f)}`, '\t\tflags interval'], ae));
-        lines.push(`${ipWord(f)} ${field} @${name}-a${tag} ${verdict} comment ${quote(comment)}`);
-      }
-    }
+    });
     return lines;
   }
   chain(name: string, comment: string, lines: readonly string[]): void {

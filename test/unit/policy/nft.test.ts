@@ -4,7 +4,8 @@ import t from 'tap';
 import type { Test } from 'tap';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { compilePolicies } from '../../../src/policy/compile.ts';
-import { counterName, parseCounters, renderNft } from '../../../src/policy/nft.ts';
+import { deltaTables } from '../../../src/policy/delta.ts';
+import { counterName, parseCounters, renderNft, renderTable } from '../../../src/policy/nft.ts';
 import { inputOf, MIXED, podRaw } from './fixtures.ts';
 
 function golden(t: Test, name: string, actual: string): void {
@@ -35,29 +36,42 @@ t.test('the script replaces the table in one transaction and starts with the sta
 });
 
 t.test('overlapping rules become disjoint elements', async (t) => {
-  const np = (name: string, from: unknown[], ports: unknown[]) => ({
+  const np = (name: string, ingress: { from: unknown[]; ports: unknown[] }[]) => ({
     apiVersion: 'networking.k8s.io/v1',
     kind: 'NetworkPolicy',
     metadata: { name, namespace: 'a' },
-    spec: { podSelector: {}, ingress: [{ from, ports }] },
+    spec: { podSelector: {}, ingress },
   });
   const s = renderNft(
     compilePolicies(
       inputOf([
         podRaw('a', 'p', ['10.0.0.1']),
-        np('wide', [{ ipBlock: { cidr: '10.0.0.0/24' } }], [{ port: 80, endPort: 90 }]),
-        np('narrow', [{ ipBlock: { cidr: '10.0.0.5/32' } }], [{ port: 85 }, { port: 100 }]),
+        // two rules of one policy: one interval set (a policy's rules share its bucket)
+        np('wide', [
+          { from: [{ ipBlock: { cidr: '10.0.0.0/24' } }], ports: [{ port: 80, endPort: 90 }] },
+          { from: [{ ipBlock: { cidr: '10.0.0.4/31' } }], ports: [{ port: 85 }, { port: 100 }] },
+        ]),
+        np('single', [{ from: [{ ipBlock: { cidr: '10.0.0.9/32' } }], ports: [{ port: 100 }] }]),
       ]),
     ),
     { table: 't' },
   );
-  const els = [...s.matchAll(/^\t\t\t(10\.[^,]+ \. [^,]+),$/gm)].map((m) => m[1]);
-  t.same(els, [
-    '10.0.0.0-10.0.0.4 . tcp . 80-90',
-    '10.0.0.5 . tcp . 80-90',
-    '10.0.0.5 . tcp . 100',
+  const elementsOf = (set: string) =>
+    [...(new RegExp(`\tset ${set} \\{\n[^]*?\n\t\\}`).exec(s)?.[0] ?? '').matchAll(/^\t\t\t(.+),$/gm)].map((m) => m[1]);
+  const [, tag, bucket] = /set (pod-\w+-in-np-allow)-p4(-\d)? \{/.exec(s)!;
+  // address ranges and port ranges: the interval set, cut into disjoint elements (the kernel refuses overlaps)
+  t.same(elementsOf(`${tag}-p4${bucket ?? ''}`), [
+    '10.0.0.0/30 . tcp . 80-90',
+    '10.0.0.4/31 . tcp . 80-90',
+    '10.0.0.4/31 . tcp . 100',
     '10.0.0.6-10.0.0.255 . tcp . 80-90',
   ]);
+  // one address and one port: the hash set (it may overlap the interval set: either lookup allows), in the bucket
+  // of its policy
+  const x =
+    /\tset (pod-\w+-in-np-allow-x4(?:-\d)?) \{\n\t\ttype ipv4_addr \. inet_proto \. inet_service\n\t\telements/.exec(s);
+  t.ok(x, 'a hash set (no interval flag)');
+  t.same(elementsOf(x![1]!), ['10.0.0.9 . tcp . 100']);
 });
 
 t.test('counters: one per policy, names the metrics can read back', async (t) => {
@@ -74,3 +88,56 @@ t.test('counters: one per policy, names the metrics can read back', async (t) =>
     ],
   );
 });
+
+t.test(
+  'one policy changed: only its elements change (hash set and its bucket), no chain or set re-created',
+  async (t) => {
+    const np = (i: number, port: number, except: string) => ({
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'NetworkPolicy',
+      metadata: { name: `np-${i}`, namespace: 'a' },
+      spec: {
+        podSelector: {},
+        ingress: [
+          {
+            from: [{ podSelector: {} }, { ipBlock: { cidr: `10.${i}.0.0/16`, except: [except] } }],
+            ports: [{ port }, { protocol: 'UDP', port: 5000, endPort: 5000 + i }],
+          },
+        ],
+      },
+    });
+    const pods = [
+      podRaw('a', 'p', ['10.244.1.10']),
+      podRaw('a', 'q', ['10.244.1.11']),
+      podRaw('a', 'r', ['10.244.2.12']),
+    ];
+    const policies = Array.from({ length: 12 }, (_, i) => np(i, 1000 + i, `10.${i}.1.0/24`));
+    const render = (ps: readonly unknown[]) =>
+      renderTable(compilePolicies(inputOf([...pods, ...ps] as never), { node: 'node-1' }), { table: 'kdp-policy' });
+    const before = render(policies);
+    const sets = [...before.parsed.items.values()].filter((i) => i.kind === 'set').map((i) => i.name);
+    t.ok(
+      sets.some((n) => /-p4-\d$/.test(n)),
+      `the interval elements are split into buckets (${sets.filter((n) => /-in-np-allow/.test(n)).join(' ')})`,
+    );
+    const after = render(policies.map((p, i) => (i === 5 ? np(5, 2005, '10.5.2.0/24') : p)));
+    const delta = deltaTables(before.parsed, after.parsed)!;
+    t.ok(delta, 'an element-wise difference');
+    t.notMatch(delta, /flush chain|delete set|add rule|^table /m, 'no chain flushed, no set re-created');
+    const touched = new Set([...delta.matchAll(/^(?:add|delete) element inet kdp-policy (\S+) /gm)].map((m) => m[1]));
+    const intervals = [...touched].filter((n) => /-p4(-\d)?$/.test(n!));
+    t.ok(
+      [...touched].some((n) => /-x4$/.test(n!)),
+      'the hash set of pod peers on one port changed (port 1005 -> 2005)',
+    );
+    // every pod on node-1 is selected by every policy: one bucket's interval set each
+    t.equal(new Set(intervals.map((n) => n!.replace(/^pod-\w+-/, ''))).size, 1, `one bucket: ${intervals.join(' ')}`);
+    // the difference applied to the old elements gives the new ones
+    for (const name of touched) {
+      const was = new Set(before.parsed.items.get(`set ${name}`)!.elements);
+      for (const m of delta.matchAll(new RegExp(`^(add|delete) element inet kdp-policy ${name} \\{ (.*) \\}$`, 'gm')))
+        for (const e of m[2]!.split(', ')) m[1] === 'add' ? was.add(e) : was.delete(e);
+      t.same([...was].sort(), [...after.parsed.items.get(`set ${name}`)!.elements].sort(), `${name} after the delta`);
+    }
+  },
+);
