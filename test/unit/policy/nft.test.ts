@@ -137,9 +137,9 @@ t.test(
       const was = new Set(before.parsed.items.get(`set ${name}`)!.elements);
       for (const m of delta.matchAll(new RegExp(`^(add|delete) element inet kdp-policy ${name} \\{ (.*) \\}$`, 'gm')))
         for (const e of m[2]!.split(', ')) {
-        if (m[1] === 'add') was.add(e);
-        else was.delete(e);
-      }
+          if (m[1] === 'add') was.add(e);
+          else was.delete(e);
+        }
       t.same([...was].sort(), [...after.parsed.items.get(`set ${name}`)!.elements].sort(), `${name} after the delta`);
     }
   },
