@@ -17,7 +17,7 @@ import type {
 } from '../model/types.ts';
 import { keyOf } from '../model/types.ts';
 import type { Change } from '../k8s/controller.ts';
-import { AddressSetBuilder, inRanges } from './addr.ts';
+import { AddressSetBuilder, inRanges, ipKey } from './addr.ts';
 import type {
   AddressRange,
   CompiledPod,
@@ -183,11 +183,17 @@ function compileRule(
 
 function resolveRule(src: RuleSource, dir: Direction, local: Pod, cluster: Cluster): CompiledRule {
   let peers: 'any' | AddressRange[] = 'any';
+  let peerParts: CompiledRule['peerParts'];
   if (src.peers !== 'any') {
     const b = new AddressSetBuilder();
     for (const p of src.peers.pods) for (const ip of p.podIPs) b.addIP(ip);
     b.addRanges(src.peers.ranges);
     peers = b.build();
+    const ips = new Map<string, string>();
+    for (const p of src.peers.pods) for (const ip of p.podIPs) ips.set(ipKey(ip), ip);
+    const rb = new AddressSetBuilder();
+    rb.addRanges(src.peers.ranges);
+    peerParts = { pods: [...ips.keys()].sort().map((k) => ips.get(k)!), ranges: rb.build() };
   }
   let ports: 'any' | PortRange[] = 'any';
   const peerPorts: PeerPort[] = [];
@@ -235,6 +241,7 @@ function resolveRule(src: RuleSource, dir: Direction, local: Pod, cluster: Clust
     peers,
     ports,
     peerPorts: dedup,
+    ...(peerParts ? { peerParts } : {}),
   };
 }
 

@@ -12,9 +12,10 @@
 //
 // A union's sets: `-x4`/`-x6` a hash set of `address . protocol . port` for peers of one address on one port (pods:
 // most elements); `-p4`/`-p6` concatenated interval sets for address ranges (ipBlocks) and port ranges; `-a4`/`-a6`
-// address interval sets for rules of every port. The interval sets are split into BUCKETS groups by a hash of the
-// policy (suffix `-1`..`-3`), so that one policy's change updates the elements of one group: the kernel's
-// concatenated interval set pays per element update in proportion to its size, a hash set does not.
+// address interval sets for rules of every port. The interval sets are split into BUCKETS sets by a hash of the
+// address block an element starts in (suffix `-1`..`-3`), so that a change updates the elements of the buckets of
+// the addresses it names: the kernel's concatenated interval set pays per element update in proportion to its size,
+// a hash set does not.
 //
 // Every lookup is a set or map lookup: the cost per packet depends on the admin rules selecting the pod (and at most
 // 1 + 2 x BUCKETS lookups per family for a union), never on the number of NetworkPolicies, pods or peers. Names are
@@ -76,7 +77,6 @@ type Span = { a0: string; a1: string };
 interface MatchSets {
   readonly rects: Record<IPFamily, Record<Protocol, Map<number, Span[][]>>>;
   readonly any: Record<IPFamily, Span[]>;
-  readonly exact: Record<IPFamily, Set<string>>;
 }
 
 const emptySets = (): MatchSets => ({
@@ -85,33 +85,46 @@ const emptySets = (): MatchSets => ({
     IPv6: { TCP: new Map(), UDP: new Map(), SCTP: new Map() },
   },
   any: { IPv4: [], IPv6: [] },
-  exact: { IPv4: new Set(), IPv6: new Set() },
 });
 
 /**
- * The port-matching rules of a pod's union are split into this many groups by a hash of their policy, each with its
- * own sets: a change of one policy re-renders and updates one group's sets. The kernel's concatenated interval set
- * (pipapo) pays per element update in proportion to the set's size, and the agent diffs only the group that
- * changed. A packet makes at most BUCKETS lookups per kind of set, whatever the number of policies.
+ * The interval elements of a union are split into this many sets by a hash of the address block they start in
+ * (IPv4 /16, IPv6 /32): a policy change re-cuts them all (cheap), but the elements that change sit in the buckets
+ * of the addresses it names, so the kernel updates those sets only. The kernel's concatenated interval set (pipapo)
+ * pays per element added or deleted in proportion to the set's size; equal peers of several policies still merge
+ * (one bucket per address). A packet makes at most BUCKETS lookups per kind of interval set.
  */
 const BUCKETS = 4;
 
-function bucketOf(policy: string): number {
+function bucketOf(key: string): number {
+  const block = key.slice(0, key.length === 8 ? 4 : 8);
   let h = 2166136261;
-  for (let i = 0; i < policy.length; i++) h = Math.imul(h ^ policy.charCodeAt(i), 16777619);
+  for (let i = 0; i < block.length; i++) h = Math.imul(h ^ block.charCodeAt(i), 16777619);
   return (h >>> 0) % BUCKETS;
 }
 
 /** A rule's peers as key spans per family, once per CompiledRule object (pods share rules that do not depend on them). */
 interface RuleSpans {
   readonly spans: Record<IPFamily, Span[]>;
-  /** the spans as text: rules with equal peers contribute them once */
-  readonly sig: Record<IPFamily, string>;
-  /** the spans of one address (pods), as element text, and the others (ipBlocks, any) */
+  /** the spans of one address (pods) as element text */
   readonly singles: Record<IPFamily, string[]>;
-  readonly ranges: Record<IPFamily, Span[]>;
+  /** per bucket: the address ranges (ipBlocks), the single addresses, every span; each with its text (dedupe) */
+  readonly ranges: Record<IPFamily, Bucketed>;
+  readonly singleSpans: Record<IPFamily, Bucketed>;
+  readonly all: Record<IPFamily, Bucketed>;
+}
+interface Bucketed {
+  readonly lists: readonly Span[][];
+  /** the lists as text: rules with equal peers contribute them once */
+  readonly sigs: readonly string[];
 }
 const ruleSpans = new WeakMap<CompiledRule, RuleSpans>();
+
+function bucketed(spans: readonly Span[]): Bucketed {
+  const lists: Span[][] = Array.from({ length: BUCKETS }, () => []);
+  for (const x of spans) lists[bucketOf(x.a0)]!.push(x);
+  return { lists, sigs: lists.map((l) => l.map((x) => `${x.a0}-${x.a1}`).join(',')) };
+}
 
 function spansOfRule(r: CompiledRule): RuleSpans {
   const hit = ruleSpans.get(r);
@@ -120,14 +133,29 @@ function spansOfRule(r: CompiledRule): RuleSpans {
   if (r.peers === 'any') for (const f of FAMILIES) spans[f].push({ ...ANY_KEYS[f] });
   // merged and sorted by the compiler (AddressSetBuilder): each family's spans are disjoint and in order
   else for (const a of r.peers) spans[a.family].push({ a0: ipKey(a.first), a1: ipKey(a.last) });
-  const sig = (f: IPFamily) => spans[f].map((x) => `${x.a0}-${x.a1}`).join(',');
-  const singles = (f: IPFamily) => spans[f].filter((x) => x.a0 === x.a1).map((x) => keyElement(x.a0, x.a1));
-  const ranges = (f: IPFamily) => spans[f].filter((x) => x.a0 !== x.a1);
-  const out = {
+  // pod addresses (even adjacent ones, which `peers` merges into a range) and single-address ranges are singles;
+  // the other ranges are ranges
+  const singles: Record<IPFamily, Span[]> = { IPv4: [], IPv6: [] };
+  const ranges: Record<IPFamily, Span[]> = { IPv4: [], IPv6: [] };
+  if (r.peerParts) {
+    for (const ip of r.peerParts.pods) {
+      const k = ipKey(ip);
+      singles[famOfIp(ip)].push({ a0: k, a1: k });
+    }
+    for (const a of r.peerParts.ranges) {
+      const x = { a0: ipKey(a.first), a1: ipKey(a.last) };
+      (x.a0 === x.a1 ? singles : ranges)[a.family].push(x);
+    }
+  } else for (const f of FAMILIES) for (const x of spans[f]) (x.a0 === x.a1 ? singles : ranges)[f].push(x);
+  const out: RuleSpans = {
     spans,
-    sig: { IPv4: sig('IPv4'), IPv6: sig('IPv6') },
-    singles: { IPv4: singles('IPv4'), IPv6: singles('IPv6') },
-    ranges: { IPv4: ranges('IPv4'), IPv6: ranges('IPv6') },
+    singles: {
+      IPv4: singles.IPv4.map((x) => keyElement(x.a0, x.a1)),
+      IPv6: singles.IPv6.map((x) => keyElement(x.a0, x.a1)),
+    },
+    ranges: { IPv4: bucketed(ranges.IPv4), IPv6: bucketed(ranges.IPv6) },
+    singleSpans: { IPv4: bucketed(singles.IPv4), IPv6: bucketed(singles.IPv6) },
+    all: { IPv4: bucketed(spans.IPv4), IPv6: bucketed(spans.IPv6) },
   };
   ruleSpans.set(r, out);
   return out;
@@ -154,19 +182,29 @@ function triplesOfRule(r: CompiledRule): Record<IPFamily, readonly string[]> {
   return out;
 }
 
-function matchSetsOf(rules: readonly CompiledRule[], part: 'exact' | 'ranges'): MatchSets {
-  const out = emptySets();
-  if (part === 'exact') {
-    // one address and one port: a hash set element each (a change adds and deletes only its own elements)
-    for (const r of rules) {
-      const t = triplesOfRule(r);
-      for (const f of FAMILIES) for (const e of t[f]) out.exact[f].add(e);
-    }
-    return out;
+/** The hash set triples of a union's rules (one address, one port: a change adds and deletes only its own). */
+function exactOf(rules: readonly CompiledRule[]): Record<IPFamily, Set<string>> {
+  const out: Record<IPFamily, Set<string>> = { IPv4: new Set(), IPv6: new Set() };
+  for (const r of rules) {
+    const t = triplesOfRule(r);
+    for (const f of FAMILIES) for (const e of t[f]) out[f].add(e);
   }
+  return out;
+}
+
+/**
+ * The interval sets' inputs of a union's rules, per bucket: address ranges on every port form, single addresses on
+ * port ranges, and every address of the rules of every port.
+ */
+function matchSetsOf(rules: readonly CompiledRule[]): MatchSets[] {
+  const out = Array.from({ length: BUCKETS }, emptySets);
   const seen = new Set<string>();
-  const rect = (f: IPFamily, proto: Protocol, k: number, list: Span[]): void => {
-    const m = out.rects[f][proto];
+  const rect = (b: number, f: IPFamily, proto: Protocol, k: number, list: Span[], sig: string): void => {
+    if (list.length === 0) return;
+    const id = `${b} ${f} ${proto} ${k} ${sig}`;
+    if (seen.has(id)) return;
+    seen.add(id);
+    const m = out[b]!.rects[f][proto];
     const g = m.get(k);
     if (g) g.push(list);
     else m.set(k, [list]);
@@ -175,19 +213,17 @@ function matchSetsOf(rules: readonly CompiledRule[], part: 'exact' | 'ranges'): 
     const rs = spansOfRule(r);
     for (const f of FAMILIES) {
       if (rs.spans[f].length === 0) continue;
-      if (r.ports === 'any') {
-        out.any[f].push(...rs.spans[f]);
-        continue;
-      }
-      for (const p of r.ports) {
-        const k = p.first * 65536 + p.last;
-        const id = `${f} ${p.protocol} ${k} ${rs.sig[f]}`;
-        if (seen.has(id)) continue;
-        seen.add(id);
-        // address ranges, and every address of a port range, go to the interval set (single addresses of one
-        // port are the hash set's)
-        if (p.first !== p.last) rect(f, p.protocol, k, rs.spans[f]);
-        else if (rs.ranges[f].length > 0) rect(f, p.protocol, k, rs.ranges[f]);
+      for (let b = 0; b < BUCKETS; b++) {
+        if (r.ports === 'any') {
+          out[b]!.any[f].push(...rs.all[f].lists[b]!);
+          continue;
+        }
+        for (const p of r.ports) {
+          const k = p.first * 65536 + p.last;
+          rect(b, f, p.protocol, k, rs.ranges[f].lists[b]!, `r${rs.ranges[f].sigs[b]}`);
+          if (p.first !== p.last)
+            rect(b, f, p.protocol, k, rs.singleSpans[f].lists[b]!, `s${rs.singleSpans[f].sigs[b]}`);
+        }
       }
     }
   }
@@ -314,53 +350,50 @@ const ruleId = (r: CompiledRule): number => {
   if (id === undefined) ruleIds.set(r, (id = nextRuleId++));
   return id;
 };
-/** The elements of a group of rules' sets per family (one array object per distinct group: see the caches). */
-interface Elements {
-  readonly exact: Record<IPFamily, readonly string[]>;
+/** The elements of a union's interval sets in one bucket, per family. */
+interface Ranges {
   readonly rects: Record<IPFamily, readonly string[]>;
   readonly any: Record<IPFamily, readonly string[]>;
 }
 /**
  * The elements of a group of rules, by the rules' identities: pods selected by the same policies hold the same
- * CompiledRule objects (compile.ts), so the second pod's sets cost a lookup, and a bucket no change touched keeps
- * its arrays (the difference skips them by reference). Bounded (1,024 groups, cleared when full): it serves pods
- * rendered close together; a pod no change touched keeps its parts anyway.
+ * CompiledRule objects (compile.ts), so the second pod's sets cost a lookup. Bounded (256 groups each, cleared
+ * when full): it serves pods rendered close together; a pod no change touched keeps its parts anyway.
  */
-const elementCache = new Map<string, Elements>();
-const ELEMENT_CACHE_MAX = 1024;
-const NONE: Record<IPFamily, readonly string[]> = { IPv4: [], IPv6: [] };
-
-/** `part`: the hash set triples, or the interval sets' elements (ranges and any port) */
-function elementsOf(rules: readonly CompiledRule[], part: 'exact' | 'ranges'): Elements {
-  const key = `${part} ${rules.map(ruleId).join(',')}`;
-  const hit = elementCache.get(key);
+const exactCache = new Map<string, Record<IPFamily, readonly string[]>>();
+const rangeCache = new Map<string, readonly Ranges[]>();
+const ELEMENT_CACHE_MAX = 256;
+const cached = <V>(m: Map<string, V>, key: string, make: () => V): V => {
+  const hit = m.get(key);
   if (hit) return hit;
-  const { rects, any, exact } = matchSetsOf(rules, part);
-  const cut = (f: IPFamily): string[] => {
-    const out: string[] = [];
-    for (const proto of PROTOS) rectElements(rects[f][proto], proto, out);
-    return out;
-  };
-  const els: Elements =
-    part === 'exact'
-      ? // in the rules' order (deterministic: the compiler's order), duplicates once
-        { exact: { IPv4: [...exact.IPv4], IPv6: [...exact.IPv6] }, rects: NONE, any: NONE }
-      : {
-          exact: NONE,
-          rects: { IPv4: cut('IPv4'), IPv6: cut('IPv6') },
-          any: { IPv4: anyElements(any.IPv4), IPv6: anyElements(any.IPv6) },
-        };
-  if (elementCache.size >= ELEMENT_CACHE_MAX) elementCache.clear();
-  elementCache.set(key, els);
-  return els;
+  const v = make();
+  if (m.size >= ELEMENT_CACHE_MAX) m.clear();
+  m.set(key, v);
+  return v;
+};
+
+/** The hash set's elements, in the rules' order (deterministic: the compiler's order), duplicates once. */
+function exactElements(rules: readonly CompiledRule[]): Record<IPFamily, readonly string[]> {
+  return cached(exactCache, rules.map(ruleId).join(','), () => {
+    const e = exactOf(rules);
+    return { IPv4: [...e.IPv4], IPv6: [...e.IPv6] };
+  });
 }
 
-/** A union's rules in their buckets (one group: an admin rule's lookup). */
-function bucketsOf(rules: readonly CompiledRule[]): (readonly CompiledRule[])[] {
-  if (rules.length <= 1) return [rules];
-  const out: CompiledRule[][] = Array.from({ length: BUCKETS }, () => []);
-  for (const r of rules) out[r.ports === 'any' ? 0 : bucketOf(r.policy)]!.push(r);
-  return out;
+function rangeElements(rules: readonly CompiledRule[]): readonly Ranges[] {
+  return cached(rangeCache, rules.map(ruleId).join(','), () =>
+    matchSetsOf(rules).map(({ rects, any }) => {
+      const cut = (f: IPFamily): string[] => {
+        const out: string[] = [];
+        for (const proto of PROTOS) rectElements(rects[f][proto], proto, out);
+        return out;
+      };
+      return {
+        rects: { IPv4: cut('IPv4'), IPv6: cut('IPv6') },
+        any: { IPv4: anyElements(any.IPv4), IPv6: anyElements(any.IPv6) },
+      };
+    }),
+  );
 }
 
 class Writer {
@@ -379,12 +412,10 @@ class Writer {
     const triple = `${field} . meta l4proto . th dport`;
     const type = (f: IPFamily) => `\t\ttype ${addrType(f)} . inet_proto . inet_service`;
     // the hash set: one for the union (a change adds and deletes its own elements, whatever the set's size)
-    const exact = elementsOf(rules, 'exact');
-    for (const f of FAMILIES) set(`${name}-x${f === 'IPv4' ? '4' : '6'}`, f, [type(f)], exact.exact[f], triple);
-    // the interval sets: per bucket
-    bucketsOf(rules).forEach((group, b) => {
-      if (group.length === 0) return;
-      const els = elementsOf(group, 'ranges');
+    const exact = exactElements(rules);
+    for (const f of FAMILIES) set(`${name}-x${f === 'IPv4' ? '4' : '6'}`, f, [type(f)], exact[f], triple);
+    // the interval sets: per bucket of addresses
+    rangeElements(rules).forEach((els, b) => {
       const sfx = b === 0 ? '' : `-${b}`;
       for (const f of FAMILIES) {
         const tag = f === 'IPv4' ? '4' : '6';

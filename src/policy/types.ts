@@ -80,6 +80,11 @@ export interface CompiledRule {
   readonly ports: 'any' | readonly PortRange[];
   /** named ports resolved per peer pod (egress); sorted */
   readonly peerPorts: readonly PeerPort[];
+  /**
+   * `peers` as they came (absent when peers is 'any'): the selected pods' addresses (sorted, each once) and the
+   * other ranges (ipBlocks, nodes; merged). The renderer puts pod addresses in hash sets and ranges in interval sets.
+   */
+  readonly peerParts?: { readonly pods: readonly string[]; readonly ranges: readonly AddressRange[] };
 }
 
 /** The verdict structure of one pod in one direction. */

@@ -46,7 +46,7 @@ t.test('overlapping rules become disjoint elements', async (t) => {
     compilePolicies(
       inputOf([
         podRaw('a', 'p', ['10.0.0.1']),
-        // two rules of one policy: one interval set (a policy's rules share its bucket)
+        // all within 10.0.0.0/16: one interval set (the buckets go by address block)
         np('wide', [
           { from: [{ ipBlock: { cidr: '10.0.0.0/24' } }], ports: [{ port: 80, endPort: 90 }] },
           { from: [{ ipBlock: { cidr: '10.0.0.4/31' } }], ports: [{ port: 85 }, { port: 100 }] },
@@ -66,8 +66,7 @@ t.test('overlapping rules become disjoint elements', async (t) => {
     '10.0.0.4/31 . tcp . 100',
     '10.0.0.6-10.0.0.255 . tcp . 80-90',
   ]);
-  // one address and one port: the hash set (it may overlap the interval set: either lookup allows), in the bucket
-  // of its policy
+  // one address and one port: the hash set (it may overlap the interval set: either lookup allows)
   const x =
     /\tset (pod-\w+-in-np-allow-x4(?:-\d)?) \{\n\t\ttype ipv4_addr \. inet_proto \. inet_service\n\t\telements/.exec(s);
   t.ok(x, 'a hash set (no interval flag)');
@@ -130,7 +129,7 @@ t.test(
       [...touched].some((n) => /-x4$/.test(n!)),
       'the hash set of pod peers on one port changed (port 1005 -> 2005)',
     );
-    // every pod on node-1 is selected by every policy: one bucket's interval set each
+    // the ranges the change names are all in 10.5.0.0/16: one address bucket's interval set per pod
     t.equal(new Set(intervals.map((n) => n!.replace(/^pod-\w+-/, ''))).size, 1, `one bucket: ${intervals.join(' ')}`);
     // the difference applied to the old elements gives the new ones
     for (const name of touched) {
