@@ -131,11 +131,14 @@ export function parseTable(script: string): Parsed | undefined {
 
 /**
  * A concatenated interval set (the kernel's pipapo): deleting or adding an element costs time in proportion to the
- * whole set, so past RECREATE_AT changed elements the set is deleted and declared again in the transaction (on the
- * bench table, 60 changed elements in two 2,000-element sets: 180 ms of kernel time as elements, 60 ms re-created).
+ * whole set, so past enough changed elements the set is deleted and declared again in the transaction. Re-creating
+ * has a fixed cost (the chains using the set are flushed and written again: nft fetches the table's rules) plus one
+ * in proportion to the set. Measured on the bench table: 60 changed elements in two 2,000-element sets cost 180 ms
+ * of kernel time as elements, 60 ms re-created; in sets of ~100 elements, 30 changes cost ~4 ms as elements against
+ * ~10 ms more for the chains. So: re-created past 16 + 10,000 / size changed elements (20 for 2,000, 116 for 100).
  */
 const PIPAPO = /^\t\ttype \S+ \. .*\n\t\tflags interval$/m;
-const RECREATE_AT = 16;
+const recreates = (changed: number, size: number): boolean => changed > 16 + 10_000 / Math.max(size, 1);
 
 /** A map element's key (`10.0.0.1 : jump c` -> `10.0.0.1`): what `delete element` names. */
 const keyOf = (kind: Item['kind'], e: string) => (kind === 'map' ? e.split(' : ')[0]! : e);
@@ -211,7 +214,7 @@ export function deltaTables(a: Parsed, b: Parsed): string | undefined {
     }
     if (o.head !== n.head) return undefined;
     const { gone, added } = elementDiff(o.elements, n.elements);
-    if (n.kind === 'set' && PIPAPO.test(n.head) && gone.length + added.length > RECREATE_AT) {
+    if (n.kind === 'set' && PIPAPO.test(n.head) && recreates(gone.length + added.length, n.elements.length)) {
       recreate.push(n);
       continue;
     }

@@ -161,15 +161,21 @@ t.test(
   'a concatenated interval set with many changed elements is re-created, its rules flushed and re-added',
   async (t) => {
     const pset = (name: string, elements: string[]) => set(name, elements, 'ipv4_addr . inet_proto . inet_service');
-    const els = (port: number, n: number) => Array.from({ length: n }, (_, i) => `10.0.${i}.0/24 . tcp . ${port}`);
+    const els = (port: number, n: number) =>
+      Array.from({ length: n }, (_, i) => `10.${i >> 8}.${i & 255}.0/24 . tcp . ${port}`);
     const p1 = chain('p1', ['ip saddr . meta l4proto . th dport @p1-p4 return', 'counter name np_x_a drop']);
     const mk = (elements: string[]) => table([counter('np_x_a'), pset('p1-p4', elements), p1, fwd]);
     // a few changed elements: element-wise
-    const few = deltaScript(mk(els(80, 20)), mk([...els(80, 19), '10.0.99.0/24 . tcp . 80']))!;
-    t.match(few, /^delete element .* p1-p4 \{ 10\.0\.19\.0\/24 \. tcp \. 80 \}$/m);
+    const few = deltaScript(mk(els(80, 400)), mk([...els(80, 399), '10.9.99.0/24 . tcp . 80']))!;
+    t.match(few, /^delete element .* p1-p4 \{ 10\.1\.143\.0\/24 \. tcp \. 80 \}$/m);
     t.notMatch(few, /delete set/);
-    // more than 16: the set is deleted and declared again; the chain using it is flushed before and refilled after
-    const many = deltaScript(mk(els(80, 20)), mk(els(81, 20)))!
+    // a small set: every element changed (40) is still cheaper element by element than the chains re-written
+    const small = deltaScript(mk(els(80, 20)), mk(els(81, 20)))!;
+    t.notMatch(small, /delete set|flush chain/);
+    t.match(small, /^add element .* p1-p4 \{ 10\.0\.0\.0\/24 \. tcp \. 81, /m);
+    // past 16 + 10,000 / size changed elements (41 for 400): the set is deleted and declared again; the chain using
+    // it is flushed before and refilled after
+    const many = deltaScript(mk(els(80, 400)), mk(els(81, 400)))!
       .trim()
       .split('\n');
     t.same(many.slice(0, 3), [
