@@ -400,13 +400,23 @@ class Writer {
   readonly sets: Item[] = [];
   readonly chains: Item[] = [];
   rules = 0;
-  /** lookups of a group of rules as rule lines (each ending with the verdict), declaring the sets they use */
-  lookups(name: string, rules: readonly CompiledRule[], dir: Direction, verdict: string, comment: string): string[] {
+  /**
+   * Lookups of a group of rules as rule lines (each ending with the verdict), declaring the sets they use unless
+   * `declare` is false (another pod of a shared union declares them).
+   */
+  lookups(
+    name: string,
+    rules: readonly CompiledRule[],
+    dir: Direction,
+    verdict: string,
+    comment: string,
+    declare = true,
+  ): string[] {
     const lines: string[] = [];
     const field = dir === 'egress' ? 'daddr' : 'saddr';
     const set = (set: string, f: IPFamily, head: readonly string[], els: readonly string[], match: string): void => {
       if (els.length === 0) return;
-      this.sets.push(blockItem('set', set, head, els));
+      if (declare) this.sets.push(blockItem('set', set, head, els));
       lines.push(`${ipWord(f)} ${match} @${set} ${verdict} comment ${quote(comment)}`);
     };
     const triple = `${field} . meta l4proto . th dport`;
@@ -453,15 +463,26 @@ function adminLines(w: Writer, base: string, rules: readonly CompiledRule[], dir
   return lines;
 }
 
+/**
+ * The sets of a pod's NetworkPolicy union in one direction: pods whose unions hold the same rules (replicas selected
+ * by the same policies) share one group of sets, named after the first of them and declared by it, so a policy
+ * change updates each set once, not once per pod.
+ */
+interface UnionSets {
+  readonly name: string;
+  readonly declare: boolean;
+}
+
 /** The first chain of a pod's direction (the vmap's target), writing its chains; undefined: nothing to enforce. */
-function podDirection(w: Writer, pod: CompiledPod, dir: Direction): string | undefined {
+function podDirection(w: Writer, pod: CompiledPod, dir: Direction, union: UnionSets | undefined): string | undefined {
   const d = pod[dir];
   if (d.admin.length === 0 && d.isolatedBy.length === 0 && d.baseline.length === 0) return undefined;
   const base = `pod-${podTag(pod.key)}-${dir === 'ingress' ? 'in' : 'out'}`;
   const np = `${base}-np`;
   const npLines: string[] = [];
   if (d.isolatedBy.length > 0) {
-    npLines.push(...w.lookups(`${np}-allow`, d.allow, dir, 'return', `np union of ${d.isolatedBy.join(' ')}`));
+    const u = union ?? { name: `${np}-allow`, declare: true };
+    npLines.push(...w.lookups(u.name, d.allow, dir, 'return', `np union of ${d.isolatedBy.join(' ')}`, u.declare));
     npLines.push(
       `counter name ${counterName('NetworkPolicy', d.isolatedBy[0]!)} drop comment ${quote(`isolated by ${d.isolatedBy.join(' ')}`)}`,
     );
@@ -477,22 +498,60 @@ function podDirection(w: Writer, pod: CompiledPod, dir: Direction): string | und
 
 const mapName = (dir: Direction, f: IPFamily): string => `${dir}${f === 'IPv4' ? '4' : '6'}`;
 
-const partsCache = new WeakMap<CompiledPod, PodParts>();
+const partsCache = new WeakMap<CompiledPod, Map<string, PodParts>>();
 
-/** A pod's parts of the table (a function of the CompiledPod; cached per object). */
-function podParts(pod: CompiledPod): PodParts {
-  const hit = partsCache.get(pod);
+/** A pod's parts of the table (a function of the CompiledPod and its union sets; cached per object). */
+function podParts(pod: CompiledPod, unions: Readonly<Record<Direction, UnionSets | undefined>>): PodParts {
+  const key = `${unions.egress?.name ?? ''} ${unions.egress?.declare} ${unions.ingress?.name ?? ''} ${unions.ingress?.declare}`;
+  let byUnions = partsCache.get(pod);
+  const hit = byUnions?.get(key);
   if (hit) return hit;
   const w = new Writer();
   const jumps: { map: string; element: string }[] = [];
   for (const dir of ['egress', 'ingress'] as const) {
-    const chain = podDirection(w, pod, dir);
+    const chain = podDirection(w, pod, dir, unions[dir]);
     if (chain === undefined) continue;
     for (const ip of pod.ips) jumps.push({ map: mapName(dir, famOfIp(ip)), element: `${ip} : jump ${chain}` });
   }
   const parts: PodParts = { sets: w.sets, chains: w.chains, jumps, rules: w.rules };
-  partsCache.set(pod, parts);
+  if (!byUnions) partsCache.set(pod, (byUnions = new Map()));
+  // a pod's unions move only when its group's first pod comes or goes: the last few are plenty
+  if (byUnions.size >= 4) byUnions.clear();
+  byUnions.set(key, parts);
   return parts;
+}
+
+/** The identity of a union: its rules' object ids (pods with the same compiled rules hold the same objects). */
+const unionKeys = new WeakMap<readonly CompiledRule[], string>();
+function unionKey(rules: readonly CompiledRule[]): string {
+  let k = unionKeys.get(rules);
+  if (k === undefined) unionKeys.set(rules, (k = rules.map(ruleId).join(',')));
+  return k;
+}
+
+/** Each pod's union sets per direction: the group of pods with the same union, named after its first pod. */
+function unionsOf(pods: readonly CompiledPod[]): Map<CompiledPod, Record<Direction, UnionSets | undefined>> {
+  const first = new Map<string, string>();
+  const keyOfUnion = (p: CompiledPod, dir: Direction): string | undefined =>
+    p[dir].isolatedBy.length > 0 ? `${dir} ${unionKey(p[dir].allow)}` : undefined;
+  for (const p of pods)
+    for (const dir of ['egress', 'ingress'] as const) {
+      const k = keyOfUnion(p, dir);
+      if (k === undefined) continue;
+      const f = first.get(k);
+      if (f === undefined || p.key < f) first.set(k, p.key);
+    }
+  const out = new Map<CompiledPod, Record<Direction, UnionSets | undefined>>();
+  for (const p of pods) {
+    const u = (dir: Direction): UnionSets | undefined => {
+      const k = keyOfUnion(p, dir);
+      if (k === undefined) return undefined;
+      const f = first.get(k)!;
+      return { name: `pod-${podTag(f)}-${dir === 'ingress' ? 'in' : 'out'}-np-allow`, declare: f === p.key };
+    };
+    out.set(p, { egress: u('egress'), ingress: u('ingress') });
+  }
+  return out;
 }
 
 /** The named counters of the policies (once per list: the compiler hands back the same list until one is added, removed or reordered). */
@@ -529,7 +588,8 @@ export function renderTable(compiled: CompiledPolicies, opts: RenderOptions): Re
   const comment = `\tcomment "kdp policy: NetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy${compiled.node ? ` on ${compiled.node}` : ''}"`;
   items.set('comment', { kind: 'comment', name: '', text: comment, head: comment, elements: [] });
   for (const c of countersOf(compiled.policies)) put(c);
-  const parts = compiled.pods.map(podParts);
+  const unions = unionsOf(compiled.pods);
+  const parts = compiled.pods.map((p) => podParts(p, unions.get(p)!));
   const maps: Record<string, string[]> = { egress4: [], egress6: [], ingress4: [], ingress6: [] };
   let rules = 0;
   let sets = 0;
