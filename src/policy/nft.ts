@@ -193,18 +193,18 @@ function exactOf(rules: readonly CompiledRule[]): Record<IPFamily, Set<string>> 
 }
 
 /**
- * The interval sets' inputs of a union's rules, per bucket: address ranges on every port form, single addresses on
+ * The interval sets' inputs of a union's rules in bucket b: address ranges on every port form, single addresses on
  * port ranges, and every address of the rules of every port.
  */
-function matchSetsOf(rules: readonly CompiledRule[]): MatchSets[] {
-  const out = Array.from({ length: BUCKETS }, emptySets);
+function matchSetsOf(rules: readonly CompiledRule[], b: number): MatchSets {
+  const out = emptySets();
   const seen = new Set<string>();
-  const rect = (b: number, f: IPFamily, proto: Protocol, k: number, list: Span[], sig: string): void => {
+  const rect = (f: IPFamily, proto: Protocol, k: number, list: Span[], sig: string): void => {
     if (list.length === 0) return;
-    const id = `${b} ${f} ${proto} ${k} ${sig}`;
+    const id = `${f} ${proto} ${k} ${sig}`;
     if (seen.has(id)) return;
     seen.add(id);
-    const m = out[b]!.rects[f][proto];
+    const m = out.rects[f][proto];
     const g = m.get(k);
     if (g) g.push(list);
     else m.set(k, [list]);
@@ -213,21 +213,38 @@ function matchSetsOf(rules: readonly CompiledRule[]): MatchSets[] {
     const rs = spansOfRule(r);
     for (const f of FAMILIES) {
       if (rs.spans[f].length === 0) continue;
-      for (let b = 0; b < BUCKETS; b++) {
-        if (r.ports === 'any') {
-          out[b]!.any[f].push(...rs.all[f].lists[b]!);
-          continue;
-        }
-        for (const p of r.ports) {
-          const k = p.first * 65536 + p.last;
-          rect(b, f, p.protocol, k, rs.ranges[f].lists[b]!, `r${rs.ranges[f].sigs[b]}`);
-          if (p.first !== p.last)
-            rect(b, f, p.protocol, k, rs.singleSpans[f].lists[b]!, `s${rs.singleSpans[f].sigs[b]}`);
-        }
+      if (r.ports === 'any') {
+        out.any[f].push(...rs.all[f].lists[b]!);
+        continue;
+      }
+      for (const p of r.ports) {
+        const k = p.first * 65536 + p.last;
+        rect(f, p.protocol, k, rs.ranges[f].lists[b]!, `r${rs.ranges[f].sigs[b]}`);
+        if (p.first !== p.last) rect(f, p.protocol, k, rs.singleSpans[f].lists[b]!, `s${rs.singleSpans[f].sigs[b]}`);
       }
     }
   }
   return out;
+}
+
+/** The buckets a rule puts interval elements in (a bit each), once per CompiledRule object. */
+const ruleBuckets = new WeakMap<CompiledRule, number>();
+function bucketsOfRule(r: CompiledRule): number {
+  let m = ruleBuckets.get(r);
+  if (m !== undefined) return m;
+  m = 0;
+  const rs = spansOfRule(r);
+  const ranged = r.ports !== 'any' && r.ports.some((p) => p.first !== p.last);
+  for (let b = 0; b < BUCKETS; b++)
+    for (const f of FAMILIES)
+      if (
+        r.ports === 'any'
+          ? rs.all[f].lists[b]!.length > 0
+          : rs.ranges[f].lists[b]!.length > 0 || (ranged && rs.singleSpans[f].lists[b]!.length > 0)
+      )
+        m |= 1 << b;
+  ruleBuckets.set(r, m);
+  return m;
 }
 
 const byKey = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
@@ -357,12 +374,12 @@ interface Ranges {
 }
 /**
  * The elements of a group of rules, by the rules' identities: pods selected by the same policies hold the same
- * CompiledRule objects (compile.ts), so the second pod's sets cost a lookup. Bounded (256 groups each, cleared
+ * CompiledRule objects (compile.ts), so the second pod's sets cost a lookup. Bounded (1,024 entries each, cleared
  * when full): it serves pods rendered close together; a pod no change touched keeps its parts anyway.
  */
 const exactCache = new Map<string, Record<IPFamily, readonly string[]>>();
-const rangeCache = new Map<string, readonly Ranges[]>();
-const ELEMENT_CACHE_MAX = 256;
+const rangeCache = new Map<string, Ranges>();
+const ELEMENT_CACHE_MAX = 1024;
 const cached = <V>(m: Map<string, V>, key: string, make: () => V): V => {
   const hit = m.get(key);
   if (hit) return hit;
@@ -380,9 +397,15 @@ function exactElements(rules: readonly CompiledRule[]): Record<IPFamily, readonl
   });
 }
 
+/**
+ * The union's interval elements per bucket; each bucket cached by the rules that put elements in it, so a change
+ * re-cuts the buckets of the addresses it names and the others keep their arrays (the difference skips them).
+ */
 function rangeElements(rules: readonly CompiledRule[]): readonly Ranges[] {
-  return cached(rangeCache, rules.map(ruleId).join(','), () =>
-    matchSetsOf(rules).map(({ rects, any }) => {
+  return Array.from({ length: BUCKETS }, (_, b) => {
+    const inB = rules.filter((r) => (bucketsOfRule(r) & (1 << b)) !== 0);
+    return cached(rangeCache, `${b} ${inB.map(ruleId).join(',')}`, () => {
+      const { rects, any } = matchSetsOf(inB, b);
       const cut = (f: IPFamily): string[] => {
         const out: string[] = [];
         for (const proto of PROTOS) rectElements(rects[f][proto], proto, out);
@@ -392,8 +415,8 @@ function rangeElements(rules: readonly CompiledRule[]): readonly Ranges[] {
         rects: { IPv4: cut('IPv4'), IPv6: cut('IPv6') },
         any: { IPv4: anyElements(any.IPv4), IPv6: anyElements(any.IPv6) },
       };
-    }),
-  );
+    });
+  });
 }
 
 class Writer {
