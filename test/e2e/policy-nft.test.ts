@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 import { Lab } from '../../src/lab/lab.ts';
 import { needsRoot } from '../helpers/gate.ts';
 import { compilePolicies } from '../../src/policy/compile.ts';
-import { parseCounters, renderNft } from '../../src/policy/nft.ts';
+import { deltaTables } from '../../src/policy/delta.ts';
+import { parseCounters, renderNft, renderTable } from '../../src/policy/nft.ts';
 import {
   ADMIN_MODEL_PODS,
   adminCases,
@@ -79,5 +80,77 @@ if (needsRoot(t)) {
     ]);
     const tables = await lab.exec(ns, ['nft', 'list', 'tables']);
     t.equal((tables.stdout.match(/kdp-policy/g) ?? []).length, 1, 'one table, replaced each time');
+  });
+}
+
+if (needsRoot(t)) {
+  // what the agent sends after the first sync: the difference between two renderings (delta.ts). Applied to the
+  // table of the first state, the kernel must hold exactly the table the second state renders (both listed as JSON,
+  // set elements compared as sets): a policy's elements in a shared union and one address bucket, the first pod of
+  // a shared union leaving (the next one declares the sets, the chains follow), and a re-cut of many ranges
+  t.test('differences applied to the kernel give the table a full render gives', async (t) => {
+    const lab = await Lab.create({ nodes: 1 });
+    t.teardown(() => lab.destroy());
+    const ns = lab.nodes[0]!.ns;
+    const np = (i: number, port: number, except: string, cidrs = 1) => ({
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'NetworkPolicy',
+      metadata: { name: `np-${i}`, namespace: 'a' },
+      spec: {
+        podSelector: {},
+        ingress: [
+          {
+            from: [
+              { podSelector: {} },
+              ...Array.from({ length: cidrs }, (_, k) => ({
+                ipBlock: { cidr: `10.${i}.${k * 4}.0/22`, except: [except.replace('.1.', `.${k * 4 + 1}.`)] },
+              })),
+            ],
+            ports: [{ port }, { protocol: 'UDP', port: 5000, endPort: 5000 + i }],
+          },
+        ],
+      },
+    });
+    const pod = (n: string, ip: string) => podRaw('a', n, [ip]);
+    const pods = [pod('p', '10.244.1.10'), pod('q', '10.244.1.11'), pod('r', '10.244.1.12')];
+    const policies = Array.from({ length: 12 }, (_, i) => np(i, 1000 + i, `10.${i}.1.0/24`));
+    const states: [string, unknown[]][] = [
+      ['12 policies, 3 pods sharing one union', [...pods, ...policies]],
+      [
+        'np-5: port and except changed',
+        [...pods, ...policies.map((p, i) => (i === 5 ? np(5, 2005, '10.5.2.0/24') : p))],
+      ],
+      ['the first pod of the union gone', [...pods.slice(1), ...policies]],
+      [
+        'np-7: 60 ranges instead of 1',
+        [...pods.slice(1), ...policies.map((p, i) => (i === 7 ? np(7, 1007, '10.7.1.0/24', 60) : p))],
+      ],
+    ];
+    const render = (objs: unknown[], table: string) =>
+      renderTable(compilePolicies(inputOf(objs as never), { node: 'node-1' }), { table });
+    const listing = async (table: string) => {
+      const r = await lab.exec(ns, ['nft', '-j', 'list', 'table', 'inet', table]);
+      const out: Record<string, string> = {};
+      for (const o of (JSON.parse(r.stdout) as { nftables: Record<string, Record<string, unknown>>[] }).nftables) {
+        const [kind, v] = Object.entries(o)[0]!;
+        if (kind === 'metainfo' || kind === 'table') continue;
+        const { table: _t, handle: _h, elem, ...rest } = v as Record<string, unknown> & { elem?: unknown[] };
+        const id =
+          kind === 'rule' ? `rule ${String(rest.chain)} ${JSON.stringify(rest.expr)}` : `${kind} ${String(rest.name)}`;
+        out[id] = JSON.stringify({ ...rest, ...(elem ? { elem: elem.map((e) => JSON.stringify(e)).sort() } : {}) });
+      }
+      return out;
+    };
+    for (let i = 1; i < states.length; i++) {
+      const [was, before] = states[i - 1]!;
+      const [what, after] = states[i]!;
+      await lab.exec(ns, ['nft', '-f', '-'], { input: render(before, 'kdp-policy').script });
+      const delta = deltaTables(render(before, 'kdp-policy').parsed, render(after, 'kdp-policy').parsed);
+      t.ok(delta, `${was} -> ${what}: a difference`);
+      await lab.exec(ns, ['nft', '-f', '-'], { input: delta! });
+      await lab.exec(ns, ['nft', '-f', '-'], { input: render(after, 'kdp-policy-b').script });
+      t.same(await listing('kdp-policy'), await listing('kdp-policy-b'), `${was} -> ${what}: the kernel's table`);
+      await lab.exec(ns, ['nft', 'delete', 'table', 'inet', 'kdp-policy-b']);
+    }
   });
 }

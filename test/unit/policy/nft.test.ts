@@ -119,6 +119,15 @@ t.test(
       sets.some((n) => /-p4-\d$/.test(n)),
       `the interval elements are split into buckets (${sets.filter((n) => /-in-np-allow/.test(n)).join(' ')})`,
     );
+    // p, q and r are selected by the same policies: one group of union sets, declared once, looked up by each chain
+    t.equal(sets.filter((n) => /-x4$/.test(n)).length, 1, 'one hash set for the three pods');
+    const chains = [...before.parsed.items.values()].filter((i) => i.kind === 'chain' && /-in-np$/.test(i.name));
+    t.equal(chains.length, 3, 'a chain per pod');
+    const x4 = sets.find((n) => /-x4$/.test(n))!;
+    t.ok(
+      chains.every((c) => c.text.includes(`@${x4} return`)),
+      'every chain looks up the shared set',
+    );
     const after = render(policies.map((p, i) => (i === 5 ? np(5, 2005, '10.5.2.0/24') : p)));
     const delta = deltaTables(before.parsed, after.parsed)!;
     t.ok(delta, 'an element-wise difference');
@@ -129,7 +138,7 @@ t.test(
       [...touched].some((n) => /-x4$/.test(n!)),
       'the hash set of pod peers on one port changed (port 1005 -> 2005)',
     );
-    // the ranges the change names are all in 10.5.0.0/16: one address bucket's interval set per pod
+    // the ranges the change names are all in 10.5.0.0/16: one address bucket's interval set
     t.equal(new Set(intervals.map((n) => n!.replace(/^pod-\w+-/, ''))).size, 1, `one bucket: ${intervals.join(' ')}`);
     // the difference applied to the old elements gives the new ones
     for (const name of touched) {
