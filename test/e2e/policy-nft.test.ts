@@ -16,7 +16,7 @@ import {
   modelObjects,
   netpolCases,
 } from '../../src/policy/testing/netpol-cases.ts';
-import { inputOf, modelIP, podRaw } from '../unit/policy/fixtures.ts';
+import { inputOf, modelIP, podRaw, rangedPolicy } from '../unit/policy/fixtures.ts';
 
 if (needsRoot(t)) {
   t.test('every rendered table loads, replacing the previous one', async (t) => {
@@ -92,38 +92,16 @@ if (needsRoot(t)) {
     const lab = await Lab.create({ nodes: 1 });
     t.teardown(() => lab.destroy());
     const ns = lab.nodes[0]!.ns;
-    const np = (i: number, port: number, except: string, cidrs = 1) => ({
-      apiVersion: 'networking.k8s.io/v1',
-      kind: 'NetworkPolicy',
-      metadata: { name: `np-${i}`, namespace: 'a' },
-      spec: {
-        podSelector: {},
-        ingress: [
-          {
-            from: [
-              { podSelector: {} },
-              ...Array.from({ length: cidrs }, (_, k) => ({
-                ipBlock: { cidr: `10.${i}.${k * 4}.0/22`, except: [except.replace('.1.', `.${k * 4 + 1}.`)] },
-              })),
-            ],
-            ports: [{ port }, { protocol: 'UDP', port: 5000, endPort: 5000 + i }],
-          },
-        ],
-      },
-    });
     const pod = (n: string, ip: string) => podRaw('a', n, [ip]);
     const pods = [pod('p', '10.244.1.10'), pod('q', '10.244.1.11'), pod('r', '10.244.1.12')];
-    const policies = Array.from({ length: 12 }, (_, i) => np(i, 1000 + i, `10.${i}.1.0/24`));
+    const policies = Array.from({ length: 12 }, (_, i) => rangedPolicy(i, 1000 + i));
     const states: [string, unknown[]][] = [
       ['12 policies, 3 pods sharing one union', [...pods, ...policies]],
-      [
-        'np-5: port and except changed',
-        [...pods, ...policies.map((p, i) => (i === 5 ? np(5, 2005, '10.5.2.0/24') : p))],
-      ],
+      ['np-5: port and except changed', [...pods, ...policies.map((p, i) => (i === 5 ? rangedPolicy(5, 2005, 2) : p))]],
       ['the first pod of the union gone', [...pods.slice(1), ...policies]],
       [
         'np-7: 60 ranges instead of 1',
-        [...pods.slice(1), ...policies.map((p, i) => (i === 7 ? np(7, 1007, '10.7.1.0/24', 60) : p))],
+        [...pods.slice(1), ...policies.map((p, i) => (i === 7 ? rangedPolicy(7, 1007, 1, 60) : p))],
       ],
     ];
     const render = (objs: unknown[], table: string) =>

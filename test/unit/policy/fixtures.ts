@@ -157,3 +157,27 @@ export const MIXED: readonly Raw[] = [
     },
   },
 ];
+
+/**
+ * NetworkPolicy a/np-<i> for the renderer's set layout: ingress from every pod of namespace a and from `blocks`
+ * ipBlocks 10.<i>.<4k>.0/22 each except 10.<i>.<4k + except>.0/24, on TCP `port` and UDP 5000-(5000 + i).
+ */
+export const rangedPolicy = (i: number, port: number, except = 1, blocks = 1): Raw => ({
+  apiVersion: 'networking.k8s.io/v1',
+  kind: 'NetworkPolicy',
+  metadata: { name: `np-${i}`, namespace: 'a' },
+  spec: {
+    podSelector: {},
+    ingress: [
+      {
+        from: [
+          { podSelector: {} },
+          ...Array.from({ length: blocks }, (_, k) => ({
+            ipBlock: { cidr: `10.${i}.${k * 4}.0/22`, except: [`10.${i}.${k * 4 + except}.0/24`] },
+          })),
+        ],
+        ports: [{ port }, { protocol: 'UDP', port: 5000, endPort: 5000 + i }],
+      },
+    ],
+  },
+});

@@ -6,7 +6,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { compilePolicies } from '../../../src/policy/compile.ts';
 import { deltaTables } from '../../../src/policy/delta.ts';
 import { counterName, parseCounters, renderNft, renderTable } from '../../../src/policy/nft.ts';
-import { inputOf, MIXED, podRaw } from './fixtures.ts';
+import { inputOf, MIXED, podRaw, rangedPolicy } from './fixtures.ts';
 
 function golden(t: Test, name: string, actual: string): void {
   const path = new URL(`../../golden/policy/${name}`, import.meta.url).pathname;
@@ -91,26 +91,12 @@ t.test('counters: one per policy, names the metrics can read back', async (t) =>
 t.test(
   'one policy changed: only its elements change (hash set and its bucket), no chain or set re-created',
   async (t) => {
-    const np = (i: number, port: number, except: string) => ({
-      apiVersion: 'networking.k8s.io/v1',
-      kind: 'NetworkPolicy',
-      metadata: { name: `np-${i}`, namespace: 'a' },
-      spec: {
-        podSelector: {},
-        ingress: [
-          {
-            from: [{ podSelector: {} }, { ipBlock: { cidr: `10.${i}.0.0/16`, except: [except] } }],
-            ports: [{ port }, { protocol: 'UDP', port: 5000, endPort: 5000 + i }],
-          },
-        ],
-      },
-    });
     const pods = [
       podRaw('a', 'p', ['10.244.1.10']),
       podRaw('a', 'q', ['10.244.1.11']),
       podRaw('a', 'r', ['10.244.2.12']),
     ];
-    const policies = Array.from({ length: 12 }, (_, i) => np(i, 1000 + i, `10.${i}.1.0/24`));
+    const policies = Array.from({ length: 12 }, (_, i) => rangedPolicy(i, 1000 + i));
     const render = (ps: readonly unknown[]) =>
       renderTable(compilePolicies(inputOf([...pods, ...ps] as never), { node: 'node-1' }), { table: 'kdp-policy' });
     const before = render(policies);
@@ -128,7 +114,7 @@ t.test(
       chains.every((c) => c.text.includes(`@${x4} return`)),
       'every chain looks up the shared set',
     );
-    const after = render(policies.map((p, i) => (i === 5 ? np(5, 2005, '10.5.2.0/24') : p)));
+    const after = render(policies.map((p, i) => (i === 5 ? rangedPolicy(5, 2005, 2) : p)));
     const delta = deltaTables(before.parsed, after.parsed)!;
     t.ok(delta, 'an element-wise difference');
     t.notMatch(delta, /flush chain|delete set|add rule|^table /m, 'no chain flushed, no set re-created');
