@@ -100,16 +100,23 @@ if (needsRoot(t)) {
     await first.child.exited;
     const again = await startAndTime();
     t.teardown(() => again.child.kill('SIGTERM'));
-    // the figure is recorded in docs/RELIABILITY.md; on a loaded machine (CI runs 2 files at once on
-    // 2 cores) the bound scales with the load per core
+    // The figure is recorded in docs/RELIABILITY.md. The 2 s target is wall-clock time with a CPU free for kdp dns;
+    // on the shared 2-core box (CI runs 2 files at once, and other jobs) the restarted server can sit for seconds
+    // runnable but queued behind other processes. That wait, which the kernel measures for its main thread, is not
+    // counted against the 2 s: what is asserted is the time the restart itself takes. (The bound used to scale with
+    // the 1-minute load average, which lags: a parallel file that had just started left it low while both CPUs were
+    // already busy, e.g. 11650 ms measured against a bound of 6970 ms at load 6.97.) Where the kernel gives no
+    // figure, the load-scaled bound stays.
     const load = Number((await run(['cat', '/proc/loadavg'])).stdout.split(' ')[0]);
-    const bound = 2000 * Math.max(1, load / 2);
+    const queued = again.queuedMs;
+    const own = Math.round(again.askedMs - (queued ?? 0));
+    const bound = queued === undefined ? 2000 * Math.max(1, load / 2) : 2000;
     t.comment(
-      `restart after kill -9: first answer ${Math.round(again.ms)} ms after start (cold start ${Math.round(first.ms)} ms, load ${load})`,
+      `restart after kill -9: first answer ${Math.round(again.ms)} ms after start, ${Math.round(queued ?? 0)} ms of it queued for a CPU (cold start ${Math.round(first.ms)} ms, load ${load})`,
     );
     t.ok(
-      again.ms < bound,
-      `answers ${Math.round(again.ms)} ms after the restart (bound ${Math.round(bound)} ms at load ${load})`,
+      own < bound,
+      `answers ${own} ms after the restart, not counting ${Math.round(queued ?? 0)} ms queued for a CPU (bound ${Math.round(bound)} ms, load ${load})`,
     );
     t.equal(
       (await lab.exec(n1.ns, ['curl', '-s', '--max-time', '5', 'http://127.0.0.1:8181/ready'], { allowFailure: true }))

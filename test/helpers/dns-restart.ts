@@ -7,6 +7,7 @@ import type { Lab } from '../../src/lab/lab.ts';
 import type { NodePlan } from '../../src/lab/plan.ts';
 import type { Spawned } from '../../src/common/exec-adapter.ts';
 import { kdpDnsArgv } from './kdp-dns.ts';
+import { runQueueMs } from './run-queue.ts';
 
 const NAME = 'web.ns.svc.cluster.local';
 const ANSWER = '10.96.0.10';
@@ -26,21 +27,28 @@ export function writeRestartFixture(dir: string): string[] {
   return kdpDnsArgv(join(dir, 'Corefile'), manifests);
 }
 
-/** ms from spawning ARGV in the node's namespace to its first right answer (dig from the node every POLL ms). */
+/**
+ * ms from spawning ARGV in the node's namespace to its first right answer (dig from the node every POLL ms).
+ * Also: `askedMs`, from spawning to the start of the dig that got it (the probe's own run is not the server's
+ * time), and `queuedMs`, how much of that the server's main thread spent waiting for a CPU (undefined when the
+ * kernel does not say; see run-queue.ts).
+ */
 export async function timeToFirstAnswer(
   lab: Lab,
   node: NodePlan,
   argv: readonly string[],
   limitMs: number,
   pollMs: number,
-): Promise<{ ms: number; child: Spawned }> {
+): Promise<{ ms: number; child: Spawned; askedMs: number; queuedMs: number | undefined }> {
   const t0 = performance.now();
   const child = lab.spawn(node.ns, [...argv]);
   for (;;) {
+    const askedMs = performance.now() - t0;
+    const queuedMs = runQueueMs(child.pid);
     const r = await lab.exec(node.ns, ['dig', `@${node.ip4}`, '+short', '+tries=1', '+timeout=1', NAME], {
       allowFailure: true,
     });
-    if (r.stdout.trim() === ANSWER) return { ms: performance.now() - t0, child };
+    if (r.stdout.trim() === ANSWER) return { ms: performance.now() - t0, child, askedMs, queuedMs };
     if (performance.now() - t0 > limitMs)
       throw new Error(`kdp dns did not answer in ${limitMs / 1000} s: ${child.output().slice(-2000)}`);
     await new Promise((res) => setTimeout(res, pollMs));
