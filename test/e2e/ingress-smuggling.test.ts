@@ -23,26 +23,32 @@ interface Seen {
 }
 
 /**
- * Sends raw bytes (from `localAddress`, a loopback address), collects what comes back until the server closes or
- * `quietMs` passes without data.
+ * Sends raw bytes (`o.from`: from that loopback address; `o.gapMs` between chunks) and collects what comes back
+ * until the server closes or `o.quietMs` (400) passes without data, that quiet window starting only once
+ * `o.answers` status lines are in (0: right after the last chunk); 20 s at most. A request that must be answered
+ * says how many answers it waits for: a quiet window from the write cut off an answer a loaded machine took
+ * longer than 400 ms to send (seen at a load of 9).
  */
 function raw(
   port: number,
   chunks: (string | Buffer)[],
-  quietMs = 400,
-  gapMs = 0,
-  localAddress?: string,
+  o: { quietMs?: number; gapMs?: number; from?: string; answers?: number } = {},
 ): Promise<string> {
+  const { quietMs = 400, gapMs = 0, answers = 0 } = o;
   return new Promise((resolve) => {
-    const s: Socket = connect({ port, host: '127.0.0.1', ...(localAddress ? { localAddress } : {}) });
+    const s: Socket = connect({ port, host: '127.0.0.1', ...(o.from ? { localAddress: o.from } : {}) });
     let out = '';
+    let sent = false;
     let timer: NodeJS.Timeout | undefined;
     const done = () => {
       clearTimeout(timer);
+      clearTimeout(limit);
       s.destroy();
       resolve(out);
     };
+    const limit = setTimeout(done, 20_000);
     const arm = () => {
+      if (!sent || statuses(out).length < answers) return;
       clearTimeout(timer);
       timer = setTimeout(done, quietMs);
     };
@@ -57,6 +63,7 @@ function raw(
         s.write(c);
         if (gapMs) await new Promise((r) => setTimeout(r, gapMs));
       }
+      sent = true;
       arm();
     });
   });
@@ -97,26 +104,34 @@ t.test('ingress HTTP front: smuggling and malformed input', async (t) => {
   const port = ing.ports.http;
   const smuggled = () => seen.filter((s) => s.url.includes('smuggled'));
   const alive = async () => {
-    const r = await raw(port, ['GET /alive HTTP/1.1\r\nHost: h.test\r\nConnection: close\r\n\r\n']);
+    const r = await raw(port, ['GET /alive HTTP/1.1\r\nHost: h.test\r\nConnection: close\r\n\r\n'], { answers: 1 });
     return statuses(r)[0];
   };
 
   t.test('a good request and pipelined requests', async (t) => {
     t.equal(await alive(), 200);
     const before = seen.length;
-    const r = await raw(port, [
-      'GET /p1 HTTP/1.1\r\nHost: h.test\r\n\r\nGET /p2 HTTP/1.1\r\nHost: h.test\r\n\r\nHEAD /p3 HTTP/1.1\r\nHost: h.test\r\nConnection: close\r\n\r\n',
-    ]);
+    const r = await raw(
+      port,
+      [
+        'GET /p1 HTTP/1.1\r\nHost: h.test\r\n\r\nGET /p2 HTTP/1.1\r\nHost: h.test\r\n\r\nHEAD /p3 HTTP/1.1\r\nHost: h.test\r\nConnection: close\r\n\r\n',
+      ],
+      { answers: 3 },
+    );
     t.same(statuses(r), [200, 200, 200], 'three answers in order');
     t.same(
       seen.slice(before).map((s) => s.url),
       ['/p1', '/p2', '/p3'],
     );
     const b2 = seen.length;
-    const r2 = await raw(port, [
-      'GET /body HTTP/1.1\r\nHost: h.test\r\nContent-Length: 42\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h.test\r\n\r\n\r\n',
-      'GET /after HTTP/1.1\r\nHost: h.test\r\nConnection: close\r\n\r\n',
-    ]);
+    const r2 = await raw(
+      port,
+      [
+        'GET /body HTTP/1.1\r\nHost: h.test\r\nContent-Length: 42\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h.test\r\n\r\n\r\n',
+        'GET /after HTTP/1.1\r\nHost: h.test\r\nConnection: close\r\n\r\n',
+      ],
+      { answers: 2 },
+    );
     t.same(statuses(r2), [200, 200], 'a GET with a body that looks like a request is one request');
     t.same(
       seen
@@ -280,7 +295,7 @@ t.test('ingress HTTP front: smuggling and malformed input', async (t) => {
       }
       const from = `127.1.${Math.floor(i / 250) + 1}.${(i % 250) + 1}`;
       sent.set(from, { i, req });
-      const resp = await raw(port, [Buffer.from(req, 'latin1')], 150, 0, from);
+      const resp = await raw(port, [Buffer.from(req, 'latin1')], { quietMs: 150, from });
       if (resp !== '' && !/^HTTP\/1\.[01] \d{3} /.test(resp))
         problems.push(`seed ${seed} #${i}: not an HTTP answer: ${JSON.stringify(resp.slice(0, 60))}`);
       if (problems.length >= 5) break;
