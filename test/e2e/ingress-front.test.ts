@@ -9,6 +9,7 @@ import type { AddressInfo, Server, Socket } from 'node:net';
 import { request } from 'undici';
 import { needsRoot } from '../helpers/gate.ts';
 import { until } from '../helpers/wait.ts';
+import { exchange } from '../helpers/raw-http.ts';
 import { FakeSource } from '../../src/k8s/testing/fake-source.ts';
 import { startIngress } from '../../ingress/ingress.ts';
 import { ingress, ingressClass, path, rule, service, slice } from '../../ingress/testing/fixtures.ts';
@@ -83,39 +84,9 @@ function answer(sock: Socket, method: string, url: string, body: string): void {
   }
 }
 
-/**
- * Writes `bytes` once the connection is up and collects what comes back: once `responses` status lines are in,
- * until the connection is idle for 400 ms (so anything extra shows too); or until it closes; 20 s at most. The
- * quiet period starts only after the answers expected: a quiet window counted from the write cut off answers a
- * loaded machine took longer to send (the 2nd and 3rd of three pipelined ones, seen at a load of 7).
- */
-function exchange(s: Socket, ready: 'connect' | 'secureConnect', bytes: string, responses: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let quiet: NodeJS.Timeout | undefined;
-    const done = () => {
-      clearTimeout(quiet);
-      clearTimeout(limit);
-      s.destroy();
-      resolve(out);
-    };
-    const limit = setTimeout(done, 20_000);
-    s.on('data', (b: Buffer) => {
-      out += b.toString('latin1');
-      if ((out.match(/^HTTP\/1\.[01] \d{3} /gm) ?? []).length >= responses) {
-        clearTimeout(quiet);
-        quiet = setTimeout(done, 400);
-      }
-    });
-    s.on('error', reject);
-    s.on('close', done);
-    s.once(ready, () => s.write(bytes));
-  });
-}
-
 /** Raw bytes on one plain connection: see exchange(). */
-const rawExchange = (port: number, bytes: string, responses = 1) =>
-  exchange(connect(port, '127.0.0.1'), 'connect', bytes, responses);
+const rawExchange = (port: number, bytes: string, answers = 1) =>
+  exchange(connect(port, '127.0.0.1'), 'connect', [bytes], { answers });
 
 if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files')) {
   t.test('fast front: framings, pipelining, keep-alive', async (t) => {
@@ -295,7 +266,7 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
     });
 
     /** Raw bytes over TLS (ALPN http/1.1) to the HTTPS port: see exchange(). */
-    const tlsExchange = (bytes: string, responses = 1) =>
+    const tlsExchange = (bytes: string, answers = 1) =>
       exchange(
         tlsConnect({
           port: ing.ports.https,
@@ -305,8 +276,8 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
           ALPNProtocols: ['http/1.1'],
         }),
         'secureConnect',
-        bytes,
-        responses,
+        [bytes],
+        { answers },
       );
 
     t.test('HTTPS, HTTP/1.1: the fast front serves it; pipelined GET, POST (node:http over TLS), GET', async (t) => {

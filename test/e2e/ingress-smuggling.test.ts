@@ -12,6 +12,7 @@ import { FakeSource } from '../../src/k8s/testing/fake-source.ts';
 import { startIngress } from '../../ingress/ingress.ts';
 import { ingress, ingressClass, path, rule, service, slice } from '../../ingress/testing/fixtures.ts';
 import { fuzzSeed, pick, rng } from '../helpers/fuzz.ts';
+import { exchange, statuses } from '../helpers/raw-http.ts';
 
 interface Seen {
   method: string;
@@ -22,54 +23,13 @@ interface Seen {
   from: string;
 }
 
-/**
- * Sends raw bytes (`o.from`: from that loopback address; `o.gapMs` between chunks) and collects what comes back
- * until the server closes or `o.quietMs` (400) passes without data, that quiet window starting only once
- * `o.answers` status lines are in (0: right after the last chunk); 20 s at most. A request that must be answered
- * says how many answers it waits for: a quiet window from the write cut off an answer a loaded machine took
- * longer than 400 ms to send (seen at a load of 9).
- */
-function raw(
+/** Raw bytes to the ingress on loopback (`o.from`: from that loopback address); see exchange(). */
+const raw = (
   port: number,
   chunks: (string | Buffer)[],
   o: { quietMs?: number; gapMs?: number; from?: string; answers?: number } = {},
-): Promise<string> {
-  const { quietMs = 400, gapMs = 0, answers = 0 } = o;
-  return new Promise((resolve) => {
-    const s: Socket = connect({ port, host: '127.0.0.1', ...(o.from ? { localAddress: o.from } : {}) });
-    let out = '';
-    let sent = false;
-    let timer: NodeJS.Timeout | undefined;
-    const done = () => {
-      clearTimeout(timer);
-      clearTimeout(limit);
-      s.destroy();
-      resolve(out);
-    };
-    const limit = setTimeout(done, 20_000);
-    const arm = () => {
-      if (!sent || statuses(out).length < answers) return;
-      clearTimeout(timer);
-      timer = setTimeout(done, quietMs);
-    };
-    s.on('data', (d) => {
-      out += d.toString('latin1');
-      arm();
-    });
-    s.on('error', done);
-    s.on('close', done);
-    s.on('connect', async () => {
-      for (const c of chunks) {
-        s.write(c);
-        if (gapMs) await new Promise((r) => setTimeout(r, gapMs));
-      }
-      sent = true;
-      arm();
-    });
-  });
-}
-
-const statuses = (resp: string) => [...resp.matchAll(/^HTTP\/1\.[01] (\d{3})/gm)].map((m) => Number(m[1]));
+): Promise<string> =>
+  exchange(connect({ port, host: '127.0.0.1', ...(o.from ? { localAddress: o.from } : {}) }), 'connect', chunks, o);
 
 t.test('ingress HTTP front: smuggling and malformed input', async (t) => {
   const seen: Seen[] = [];
