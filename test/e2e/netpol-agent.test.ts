@@ -10,7 +10,7 @@
 import t from 'tap';
 import type { Test } from 'tap';
 import { loadavg } from 'node:os';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { needsRoot } from '../helpers/gate.ts';
 import { PROBE } from '../helpers/pods.ts';
@@ -175,7 +175,7 @@ if (needsRoot(t)) {
           'current-context: c',
         ].join('\n'),
       );
-      t.teardown(() => writeFileSync(kubeconfig, ''));
+      t.teardown(() => rmSync(kubeconfig, { force: true }));
       const blind = nl.lab.spawn(
         n1.ns,
         policyAgentArgv(n1, ['--kubeconfig', kubeconfig], { clusterCidr: nl.lab.plan.clusterCidr4, metrics: '' }),
