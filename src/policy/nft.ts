@@ -21,10 +21,14 @@
 // 1 + 2 x BUCKETS lookups per family for a union), never on the number of NetworkPolicies, pods or peers. Names are
 // derived from the pod key by a hash (readable in comments).
 //
-// Incremental by construction: a pod's sets, chains and map elements depend on its CompiledPod alone, so they are
-// rendered once per CompiledPod object (a WeakMap; the incremental compiler of compile.ts hands back the same
-// object for a pod no change touched) and the table is assembled from those parts. Disjoint intervals are cut by
-// a sweep over the address bounds, on fixed-width hex keys (addr.ts), not bigints.
+// Pods whose unions hold the same compiled rules share one group of union sets, named after the first of them
+// (unionsOf): a change updates each set once, not once per replica.
+//
+// Incremental by construction: a pod's sets, chains and map elements depend on its CompiledPod and the name of its
+// union group alone, so they are rendered once per (CompiledPod object, group name) (a WeakMap; the incremental
+// compiler of compile.ts hands back the same object for a pod no change touched) and the table is assembled from
+// those parts; elements are cached per group of rules and per address bucket. Disjoint intervals are cut by a
+// sweep over the address bounds, on fixed-width hex keys (addr.ts), not bigints.
 import { createHash } from 'node:crypto';
 import type { IPFamily, Protocol } from '../model/types.ts';
 import { ipKey, keyElement, keyPred, keySucc } from './addr.ts';
@@ -71,8 +75,8 @@ type Span = { a0: string; a1: string };
 
 /**
  * The sets of a group of rules per family: per protocol and port range (key p0 * 65536 + p1) the lists of address
- * spans (each sorted and disjoint: a rule's peers; rules with the same peers share one list), the addresses
- * matched on every protocol and port, and the `address . protocol . port` triples of one address and one port.
+ * spans (each sorted and disjoint: a rule's peers; rules with the same peers share one list), and the addresses
+ * matched on every protocol and port.
  */
 interface MatchSets {
   readonly rects: Record<IPFamily, Record<Protocol, Map<number, Span[][]>>>;
@@ -89,8 +93,8 @@ const emptySets = (): MatchSets => ({
 
 /**
  * The interval elements of a union are split into this many sets by a hash of the address block they start in
- * (IPv4 /16, IPv6 /32): a policy change re-cuts them all (cheap), but the elements that change sit in the buckets
- * of the addresses it names, so the kernel updates those sets only. The kernel's concatenated interval set (pipapo)
+ * (IPv4 /16, IPv6 /32): the elements a policy change touches sit in the buckets of the addresses it names, so the
+ * agent re-cuts and the kernel updates those sets only. The kernel's concatenated interval set (pipapo)
  * pays per element added or deleted in proportion to the set's size; equal peers of several policies still merge
  * (one bucket per address). A packet makes at most BUCKETS lookups per kind of interval set.
  */
