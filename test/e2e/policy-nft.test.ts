@@ -92,12 +92,34 @@ if (needsRoot(t)) {
     const lab = await Lab.create({ nodes: 1 });
     t.teardown(() => lab.destroy());
     const ns = lab.nodes[0]!.ns;
-    const pod = (n: string, ip: string) => podRaw('a', n, [ip]);
+    const pod = (n: string, ip: string) => podRaw('a', n, [ip, `fd00:10:244:1::${ip.split('.')[3]}`]);
     const pods = [pod('p', '10.244.1.10'), pod('q', '10.244.1.11'), pod('r', '10.244.1.12')];
-    const policies = Array.from({ length: 12 }, (_, i) => rangedPolicy(i, 1000 + i));
+    // IPv6 peers as well (dual-stack pods, an IPv6 ipBlock with except on a port range): the ip6 hash and interval
+    // sets through the same differences
+    const v6 = (port: number, except: string) => ({
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'NetworkPolicy',
+      metadata: { name: 'v6', namespace: 'a' },
+      spec: {
+        podSelector: {},
+        ingress: [
+          {
+            from: [{ podSelector: {} }, { ipBlock: { cidr: 'fd00:99::/48', except: [except] } }],
+            ports: [{ port }, { protocol: 'UDP', port: 6000, endPort: 6100 }],
+          },
+        ],
+      },
+    });
+    const policies = [...Array.from({ length: 12 }, (_, i) => rangedPolicy(i, 1000 + i)), v6(443, 'fd00:99:0:1::/64')];
     const states: [string, unknown[]][] = [
       ['12 policies, 3 pods sharing one union', [...pods, ...policies]],
-      ['np-5: port and except changed', [...pods, ...policies.map((p, i) => (i === 5 ? rangedPolicy(5, 2005, 2) : p))]],
+      [
+        'np-5: port and except changed, the IPv6 one too',
+        [
+          ...pods,
+          ...policies.map((p, i) => (i === 5 ? rangedPolicy(5, 2005, 2) : i === 12 ? v6(8443, 'fd00:99:0:2::/64') : p)),
+        ],
+      ],
       ['the first pod of the union gone', [...pods.slice(1), ...policies]],
       [
         'np-7: 60 ranges instead of 1',
@@ -119,6 +141,9 @@ if (needsRoot(t)) {
       }
       return out;
     };
+    const first = render(states[0]![1], 'kdp-policy').script;
+    t.match(first, /set \S+-x6 \{/, 'an IPv6 hash set');
+    t.match(first, /set \S+-p6(-\d)? \{/, 'an IPv6 interval set');
     for (let i = 1; i < states.length; i++) {
       const [was, before] = states[i - 1]!;
       const [what, after] = states[i]!;
