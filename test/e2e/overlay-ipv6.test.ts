@@ -5,7 +5,8 @@
 // InternalIP) and the kdp6.1 device (local = IPv6 InternalIP, MTU 1500 - 70, the derived MAC); an IPv6 TCP
 // connection from a node-1 pod to a node-2 pod (over kdp6.1, across the router) and to a node-3 pod (direct)
 // with the client's pod IPv6 address seen by the server; after kill -9 and a restart the kernel holds exactly
-// the desired entries again (no stale, no duplicate) and the connection still works.
+// the desired entries again (no stale, no duplicate) and the connection still works. Then NetworkPolicy on the
+// dual-stack pods: `kdp policy-agent` on node-2 allows a labelled client and refuses another, over IPv6 and IPv4.
 import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,6 +14,7 @@ import { waitFor } from '../../src/cni/testing/fixtures.ts';
 import { vtepAnnotations, vtepMac } from '../../src/node/overlay.ts';
 import { needsRoot } from '../helpers/gate.ts';
 import { NodeAgents } from '../helpers/node-agents.ts';
+import { startPolicyAgent, syncsOf } from './netpol-harness.ts';
 
 interface LabNode {
   name: string;
@@ -102,11 +104,11 @@ if (needsRoot(t)) {
     );
     t.match(agents.conflist(n1)!.plugins[0], { mtu: 1450 }, 'the conflist keeps the IPv4 overlay MTU (one pod MTU)');
 
-    const addPod = async (n: typeof n1, name: string): Promise<{ ns: string; ip6: string }> => {
+    const addPod = async (n: typeof n1, name: string): Promise<{ ns: string; ip6: string; ips: string[] }> => {
       const { ns, ips } = await agents.addPod(n, name);
       const ip6 = ips.find((a) => a.includes(':'));
       if (!ip6) throw new Error(`no IPv6 address for the pod: ${JSON.stringify(ips)}`);
-      return { ns, ip6 };
+      return { ns, ip6, ips };
     };
     const [a, b, c] = await Promise.all([addPod(n1, 'a'), addPod(n2, 'b'), addPod(n3, 'c')]);
     await agents.echo([
@@ -189,5 +191,101 @@ if (needsRoot(t)) {
     );
     t.same(await kernel6(n1), want, 'after the restart: exactly the desired IPv6 entries');
     t.same(await curl(a.ns, b.ip6), ['b', a.ip6], 'IPv6 pod to pod over kdp6.1 after the restart');
+
+    // NetworkPolicy on dual-stack pods (issue #15), real packets over both families: `kdp policy-agent` on node-2
+    // polices b (app=srv), which accepts TCP 8080 from pods labelled role=client only: a (node-1, over kdp6.1) is
+    // one, c (node-3) is not. Then the policy's port moves to 9090: a is refused too.
+    const pod = (name: string, node: string, ips: string[], labels: Record<string, string>) =>
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { namespace: 'default', name, labels },
+        spec: { nodeName: node, containers: [{ name: 'c', ports: [{ containerPort: 8080 }] }] },
+        status: {
+          phase: 'Running',
+          podIPs: ips.map((ip) => ({ ip })),
+          conditions: [{ type: 'Ready', status: 'True' }],
+        },
+      });
+    writeFileSync(
+      join(manifests, 'ns-default.json'),
+      JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'default' } }),
+    );
+    writeFileSync(join(manifests, 'pod-a.json'), pod('a', n1.name, a.ips, { role: 'client' }));
+    writeFileSync(join(manifests, 'pod-b.json'), pod('b', n2.name, b.ips, { app: 'srv' }));
+    writeFileSync(join(manifests, 'pod-c.json'), pod('c', n3.name, c.ips, { role: 'other' }));
+    const allowClients = (port: number) =>
+      JSON.stringify({
+        apiVersion: 'networking.k8s.io/v1',
+        kind: 'NetworkPolicy',
+        metadata: { namespace: 'default', name: 'allow-clients' },
+        spec: {
+          podSelector: { matchLabels: { app: 'srv' } },
+          policyTypes: ['Ingress'],
+          ingress: [
+            { from: [{ podSelector: { matchLabels: { role: 'client' } } }], ports: [{ protocol: 'TCP', port }] },
+          ],
+        },
+      });
+    writeFileSync(join(manifests, 'np.json'), allowClients(8080));
+    const policy = await startPolicyAgent(lab, n2, {
+      manifests,
+      clusterCidr: `${lab.plan.clusterCidr4},${lab.plan.clusterCidr6}`,
+      metrics: '127.0.0.1:10263',
+    });
+    t.teardown(() => policy.kill('SIGKILL'));
+    const b4 = b.ips.find((x) => !x.includes(':'))!;
+    const reach = async (from: { ns: string }, ip: string) =>
+      (
+        await lab.exec(
+          from.ns,
+          ['curl', '-sS', '-g', '--max-time', '2', `http://${ip.includes(':') ? `[${ip}]` : ip}:8080/`],
+          {
+            allowFailure: true,
+          },
+        )
+      ).code === 0;
+    t.ok(await reach(a, b.ip6), 'IPv6: a (role=client) reaches b over kdp6.1');
+    t.notOk(await reach(c, b.ip6), 'IPv6: c (not a client) is refused');
+    t.ok(await reach(a, b4), 'IPv4: a reaches b');
+    t.notOk(await reach(c, b4), 'IPv4: c is refused');
+    const listed = (await lab.exec(n2.ns, ['nft', 'list', 'table', 'inet', 'kdp-policy'])).stdout;
+    t.match(listed, /ip6 saddr \. meta l4proto \. th dport @\S+-x6 return/, 'b is allowed through the IPv6 hash set');
+    const before = syncsOf(policy.output());
+    writeFileSync(join(manifests, 'np.json'), allowClients(9090));
+    await waitFor('the agent synced the change', () => (syncsOf(policy.output()) > before ? true : undefined), 30_000);
+    t.notOk(await reach(a, b.ip6), 'IPv6: once the policy allows 9090 only, a is refused on 8080');
+    t.notOk(await reach(a, b4), 'IPv4: the same');
+    // an IPv6 ipBlock (node-3's pod CIDR, except a /128 that is not c): c is let in over IPv6 only (the interval set)
+    const blockPolicy = JSON.stringify({
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'NetworkPolicy',
+      metadata: { namespace: 'default', name: 'allow-clients' },
+      spec: {
+        podSelector: { matchLabels: { app: 'srv' } },
+        policyTypes: ['Ingress'],
+        ingress: [
+          {
+            from: [{ ipBlock: { cidr: n3.podCidr6, except: [`${n3.podCidr6.replace('/64', '')}ffff/128`] } }],
+            ports: [{ protocol: 'TCP', port: 8080 }],
+          },
+        ],
+      },
+    });
+    const before2 = syncsOf(policy.output());
+    writeFileSync(join(manifests, 'np.json'), blockPolicy);
+    await waitFor(
+      'the agent synced the ipBlock',
+      () => (syncsOf(policy.output()) > before2 ? true : undefined),
+      30_000,
+    );
+    t.match(
+      (await lab.exec(n2.ns, ['nft', 'list', 'table', 'inet', 'kdp-policy'])).stdout,
+      /ip6 saddr \. meta l4proto \. th dport @\S+-p6(-\d)? return/,
+      'the block is an IPv6 interval set',
+    );
+    t.ok(await reach(c, b.ip6), 'IPv6: c is inside the ipBlock');
+    t.notOk(await reach(c, b4), 'IPv4: c is not (the block is IPv6)');
+    t.notOk(await reach(a, b.ip6), 'IPv6: a is outside it');
   });
 }
