@@ -214,7 +214,8 @@ if (needsRoot(t)) {
     writeFileSync(join(manifests, 'pod-a.json'), pod('a', n1.name, a.ips, { role: 'client' }));
     writeFileSync(join(manifests, 'pod-b.json'), pod('b', n2.name, b.ips, { app: 'srv' }));
     writeFileSync(join(manifests, 'pod-c.json'), pod('c', n3.name, c.ips, { role: 'other' }));
-    const allowClients = (port: number) =>
+    /** b (app=srv) accepts TCP `port` from `from` only */
+    const allowSrv = (from: object[], port: number) =>
       JSON.stringify({
         apiVersion: 'networking.k8s.io/v1',
         kind: 'NetworkPolicy',
@@ -222,12 +223,11 @@ if (needsRoot(t)) {
         spec: {
           podSelector: { matchLabels: { app: 'srv' } },
           policyTypes: ['Ingress'],
-          ingress: [
-            { from: [{ podSelector: { matchLabels: { role: 'client' } } }], ports: [{ protocol: 'TCP', port }] },
-          ],
+          ingress: [{ from, ports: [{ protocol: 'TCP', port }] }],
         },
       });
-    writeFileSync(join(manifests, 'np.json'), allowClients(8080));
+    const clients = [{ podSelector: { matchLabels: { role: 'client' } } }];
+    writeFileSync(join(manifests, 'np.json'), allowSrv(clients, 8080));
     const policy = await startPolicyAgent(lab, n2, {
       manifests,
       clusterCidr: `${lab.plan.clusterCidr4},${lab.plan.clusterCidr6}`,
@@ -251,33 +251,22 @@ if (needsRoot(t)) {
     t.notOk(await reach(c, b4), 'IPv4: c is refused');
     const listed = (await lab.exec(n2.ns, ['nft', 'list', 'table', 'inet', 'kdp-policy'])).stdout;
     t.match(listed, /ip6 saddr \. meta l4proto \. th dport @\S+-x6 return/, 'b is allowed through the IPv6 hash set');
-    const before = syncsOf(policy.output());
-    writeFileSync(join(manifests, 'np.json'), allowClients(9090));
-    await waitFor('the agent synced the change', () => (syncsOf(policy.output()) > before ? true : undefined), 30_000);
+    /** replaces the policy and waits until the agent synced it */
+    const replace = async (json: string) => {
+      const before = syncsOf(policy.output());
+      writeFileSync(join(manifests, 'np.json'), json);
+      await waitFor(
+        'the agent synced the change',
+        () => (syncsOf(policy.output()) > before ? true : undefined),
+        30_000,
+      );
+    };
+    await replace(allowSrv(clients, 9090));
     t.notOk(await reach(a, b.ip6), 'IPv6: once the policy allows 9090 only, a is refused on 8080');
     t.notOk(await reach(a, b4), 'IPv4: the same');
     // an IPv6 ipBlock (node-3's pod CIDR, except a /128 that is not c): c is let in over IPv6 only (the interval set)
-    const blockPolicy = JSON.stringify({
-      apiVersion: 'networking.k8s.io/v1',
-      kind: 'NetworkPolicy',
-      metadata: { namespace: 'default', name: 'allow-clients' },
-      spec: {
-        podSelector: { matchLabels: { app: 'srv' } },
-        policyTypes: ['Ingress'],
-        ingress: [
-          {
-            from: [{ ipBlock: { cidr: n3.podCidr6, except: [`${n3.podCidr6.replace('/64', '')}ffff/128`] } }],
-            ports: [{ protocol: 'TCP', port: 8080 }],
-          },
-        ],
-      },
-    });
-    const before2 = syncsOf(policy.output());
-    writeFileSync(join(manifests, 'np.json'), blockPolicy);
-    await waitFor(
-      'the agent synced the ipBlock',
-      () => (syncsOf(policy.output()) > before2 ? true : undefined),
-      30_000,
+    await replace(
+      allowSrv([{ ipBlock: { cidr: n3.podCidr6, except: [`${n3.podCidr6.replace('/64', '')}ffff/128`] } }], 8080),
     );
     t.match(
       (await lab.exec(n2.ns, ['nft', 'list', 'table', 'inet', 'kdp-policy'])).stdout,
