@@ -7,6 +7,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts
 COPY . .
 RUN node cni-plugins/build.ts
+# the DNS server's batched UDP addon (native/udp): a C compiler in the build stage only
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/* \
+ && node scripts/build-native.ts && node scripts/build-native.ts --check
 
 FROM node:24-bookworm-slim
 RUN apt-get update \
@@ -19,4 +22,5 @@ COPY bin ./bin
 COPY src ./src
 COPY ingress ./ingress
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/native/build ./native/build
 ENTRYPOINT ["/app/bin/kdp"]

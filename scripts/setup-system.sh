@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages kdp needs. Idempotent and quiet when everything is present.
 # Usage: scripts/setup-system.sh [group ...]   groups: core (default), cni, runtime, k8s, bench, all
-# core    : what the data plane and the lab use (ip, iptables, nft, conntrack, dig, curl, openssl)
+# core    : what the data plane and the lab use (ip, iptables, nft, conntrack, dig, curl, openssl), and a C
+#           compiler for the DNS server's batched UDP addon (scripts/build-native.ts)
 # cni     : reference CNI plugins (to test against host-local/bridge/portmap)
 # runtime : podman + runc + busybox-static (real container runtime e2e)
 # k8s     : kubectl (second real client against the API double)
@@ -9,7 +10,7 @@
 set -euo pipefail
 
 declare -A PKGS=(
-  [core]="iproute2 iputils-ping iptables nftables conntrack dnsutils curl procps util-linux kmod openssl"
+  [core]="iproute2 iputils-ping iptables nftables conntrack dnsutils curl procps util-linux kmod openssl gcc libc6-dev"
   [cni]="containernetworking-plugins"
   [runtime]="podman runc busybox-static containernetworking-plugins"
   [k8s]="kubernetes-client"
@@ -18,7 +19,7 @@ declare -A PKGS=(
 # a command that proves a package is present (cheaper than dpkg for the common case)
 declare -A PROBE=(
   [iproute2]="ip" [iputils-ping]="ping" [iptables]="iptables-restore" [nftables]="nft" [conntrack]="conntrack" [dnsutils]="dig"
-  [curl]="curl" [procps]="sysctl" [util-linux]="nsenter" [kmod]="modprobe" [openssl]="openssl"
+  [curl]="curl" [gcc]="cc" [procps]="sysctl" [util-linux]="nsenter" [kmod]="modprobe" [openssl]="openssl"
   [podman]="podman" [runc]="runc" [busybox-static]="busybox" [kubernetes-client]="kubectl"
   [dnsmasq-base]="dnsmasq" [dnsperf]="dnsperf" [nginx-light]="nginx" [haproxy]="haproxy" [wrk]="wrk" [nghttp2-client]="h2load" [hyperfine]="hyperfine" [iperf3]="iperf3"
 )
@@ -47,6 +48,8 @@ probe_missing() {
         PATH="$PATH:/usr/sbin:/sbin" command -v "${PROBE[$p]}" >/dev/null 2>&1 && continue
       elif [ "$p" = containernetworking-plugins ]; then
         [ -x /usr/lib/cni/host-local ] && continue
+      elif [ "$p" = libc6-dev ]; then
+        [ -e /usr/include/x86_64-linux-gnu/sys/socket.h ] || [ -e /usr/include/sys/socket.h ] && continue
       fi
       missing+=("$p")
     done

@@ -48,6 +48,7 @@ const PORTS = {
   dns2: BASE + 5,
   kdp2: BASE + 6,
   floor: BASE + 7,
+  kdpDgram: BASE + 8,
 };
 
 const dir = mkdtempSync(join(tmpdir(), 'kdp-bench-dns-'));
@@ -282,8 +283,15 @@ async function main(): Promise<void> {
     '0',
     ...extra,
   ];
-  const k1 = await start('kdp dns', kdpArgs(PORTS.kdp, []), answers(PORTS.kdp));
+  // batched UDP I/O (the native addon; this row fails to start without it), then the same on node:dgram
+  const k1 = await start('kdp dns', kdpArgs(PORTS.kdp, ['--udp-io', 'mmsg']), answers(PORTS.kdp));
   servers.push({ name: 'kdp dns (1 worker)', port: PORTS.kdp, workloads: all, pid: k1.pid });
+  const kd = await start(
+    'kdp dns --udp-io dgram',
+    kdpArgs(PORTS.kdpDgram, ['--udp-io', 'dgram']),
+    answers(PORTS.kdpDgram),
+  );
+  servers.push({ name: 'kdp dns --udp-io dgram (1 worker)', port: PORTS.kdpDgram, workloads: all, pid: kd.pid });
   const kw = await start(
     'kdp dns --workers 2',
     kdpArgs(PORTS.kdp2, ['--workers', '2']),

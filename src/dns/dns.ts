@@ -44,6 +44,8 @@ interface DnsOptions {
   readonly fastPath?: boolean;
   /** SO_REUSEPORT on every DNS socket: one of several worker processes on the same ports */
   readonly reusePort?: boolean;
+  /** the UDP sockets' I/O (DnsServerOptions.udpIo) */
+  readonly udpIo?: 'auto' | 'mmsg' | 'dgram';
   /** this worker's index, as the label of kdp_dns_worker_requests_total (--workers N) */
   readonly worker?: number;
 }
@@ -58,6 +60,8 @@ export interface RunningDns {
   readonly records: readonly KubernetesRecords[];
   /** resolves when the source's initial sync finished */
   readonly synced: Promise<void>;
+  /** the UDP I/O each DNS port's server uses (config port -> 'mmsg' | 'dgram') */
+  readonly udpIo: ReadonlyMap<number, 'mmsg' | 'dgram' | undefined>;
   /**
    * Applies a new configuration to the running server (Corefile reload): listeners on unchanged ports and
    * their open TCP connections stay, the cluster state is kept. false: it cannot be done in place (the
@@ -302,6 +306,7 @@ export async function startDns(
       metrics,
       ...(answers ? { answers } : {}),
       ...(opts.reusePort ? { reusePort: true } : {}),
+      ...(opts.udpIo ? { udpIo: opts.udpIo } : {}),
     });
     await s.start();
     servers.set(port, s);
@@ -366,6 +371,9 @@ export async function startDns(
       ports,
       metrics,
       synced,
+      get udpIo() {
+        return new Map([...servers].map(([port, s]) => [port, s.udpIo]));
+      },
       get records() {
         return built.records;
       },

@@ -6,12 +6,12 @@
 // loadbalance come before it, the answer is made from the query's bytes (the cache's encoded entries, the
 // encoded cluster answers kept per cluster-state generation), with the same bytes the chain would give,
 // loadbalance's shuffle and log's line. test/unit/dns/fast-path.test.ts compares the two.
-import { createSocket } from 'node:dgram';
-import type { Socket as UdpSocket, RemoteInfo } from 'node:dgram';
 import { createServer } from 'node:net';
 import type { Server as TcpServer, Socket } from 'node:net';
 import { errorMessage } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
+import { loadNative, nativeUnavailable, openUdp } from './udp.ts';
+import type { UdpEndpoint, UdpIo, UdpReply } from './udp.ts';
 import type { DnsReply, DnsRequest, Plugin } from './chain.ts';
 import { runChain } from './chain.ts';
 import type { DnsMetrics, QuerySeries } from './metrics.ts';
@@ -117,6 +117,11 @@ interface DnsServerOptions {
    * its own pair on the same port and the kernel spreads datagrams and connections over them
    */
   readonly reusePort?: boolean;
+  /**
+   * the UDP socket's I/O (src/dns/udp.ts): 'mmsg' batches datagrams through the native addon (recvmmsg/sendmmsg),
+   * 'dgram' is node:dgram; 'auto' (default) takes 'mmsg' when the addon is built, else 'dgram' with a warning
+   */
+  readonly udpIo?: 'auto' | UdpIo;
 }
 
 /** One TCP connection's state, for the timeouts and for choosing which one to close when full. */
@@ -247,7 +252,7 @@ export class DnsServer {
   readonly #log: Logger;
   readonly #fast = new Map<string, FastEntry>();
   readonly #fastCap: number;
-  #udp: UdpSocket | undefined;
+  #udp: UdpEndpoint | undefined;
   #tcp: TcpServer | undefined;
   readonly #conns = new Map<Socket, TcpConn>();
   #unsub: (() => void) | undefined;
@@ -310,33 +315,19 @@ export class DnsServer {
   /** Binds UDP and TCP on the same port (port 0: the kernel picks one that is free for both). */
   async start(): Promise<number> {
     let host = this.#opts.host;
+    const io = this.#udpIo();
     for (let attempt = 0; ; attempt++) {
       const any = host === '';
-      // answers go to the address a query came from, always an IP literal: resolve it in place (the
-      // default lookup defers every send by a tick)
-      const lookup = (
-        address: string,
-        _opts: unknown,
-        cb: (err: Error | null, address: string, family: number) => void,
-      ) => cb(null, address, address.includes(':') ? 6 : 4);
-      const udp = createSocket({
-        type: any || host.includes(':') ? 'udp6' : 'udp4',
-        reuseAddr: false,
-        reusePort: this.#opts.reusePort ?? false,
-        ipv6Only: false,
-        lookup: lookup as never,
-      });
+      let udp: UdpEndpoint;
       try {
-        await new Promise<void>((resolve, reject) => {
-          udp.once('error', reject);
-          // exclusive: a cluster worker binds its own socket instead of asking the primary for a shared one
-          udp.bind({ port: this.#opts.port, address: any ? '::' : host, exclusive: true }, () => {
-            udp.removeListener('error', reject);
-            resolve();
-          });
+        udp = await openUdp(io, {
+          host: any ? '::' : host,
+          port: this.#opts.port,
+          reusePort: this.#opts.reusePort ?? false,
+          onDatagram: this.#onDatagram,
+          onError: (err) => this.#log.error({ err: errorMessage(err) }, 'udp socket error'),
         });
       } catch (err) {
-        udp.close();
         const code = (err as NodeJS.ErrnoException).code;
         if (any && (code === 'EAFNOSUPPORT' || code === 'EADDRNOTAVAIL')) {
           host = '0.0.0.0';
@@ -345,7 +336,7 @@ export class DnsServer {
         throw err;
       }
       if (any) host = '::';
-      const port = udp.address().port;
+      const port = udp.port;
       const tcp = createServer({ noDelay: true }, (s) => this.#onConnection(s));
       try {
         await new Promise<void>((resolve, reject) => {
@@ -356,12 +347,10 @@ export class DnsServer {
           });
         });
       } catch (err) {
-        udp.close();
+        await udp.close();
         if (this.#opts.port === 0 && attempt < 10) continue;
         throw err;
       }
-      udp.on('message', (msg, rinfo) => this.#onDatagram(msg, rinfo));
-      udp.on('error', (err) => this.#log.error({ err: errorMessage(err) }, 'udp socket error'));
       tcp.on('error', (err) => this.#log.error({ err: errorMessage(err) }, 'tcp server error'));
       this.#udp = udp;
       this.#tcp = tcp;
@@ -370,36 +359,38 @@ export class DnsServer {
     }
   }
 
+  /** the UDP I/O in use once started ('mmsg' or 'dgram') */
+  get udpIo(): UdpIo | undefined {
+    return this.#udp?.io;
+  }
+
+  #udpIo(): UdpIo {
+    const want = this.#opts.udpIo ?? 'auto';
+    if (want !== 'auto') return want;
+    if (loadNative()) return 'mmsg';
+    this.#log.warn({ reason: nativeUnavailable() }, 'udp: batched I/O (mmsg) unavailable, using node:dgram');
+    return 'dgram';
+  }
+
   async close(): Promise<void> {
     this.#unsub?.();
     for (const c of this.#conns.keys()) c.destroy();
-    await Promise.all([
-      new Promise<void>((r) => (this.#udp ? this.#udp.close(() => r()) : r())),
-      new Promise<void>((r) => (this.#tcp ? this.#tcp.close(() => r()) : r())),
-    ]);
+    await Promise.all([this.#udp?.close(), new Promise<void>((r) => (this.#tcp ? this.#tcp.close(() => r()) : r()))]);
     this.#udp = undefined;
     this.#tcp = undefined;
   }
 
-  #onDatagram(msg: Buffer, rinfo: RemoteInfo): void {
-    const fast = this.#fastAnswer(msg, 'udp', rinfo.address);
-    if (fast) {
-      this.#send(fast, rinfo);
-      return;
-    }
-    this.handle(msg, 'udp', rinfo.address).then(
-      (res) => res && this.#send(res, rinfo),
+  /** one datagram (src/dns/udp.ts): the fast answer now, or the full path's answer later */
+  #onDatagram = (msg: Buffer, client: string, later: () => UdpReply): Buffer | undefined => {
+    const fast = this.#fastAnswer(msg, 'udp', client);
+    if (fast) return fast;
+    const reply = later();
+    this.handle(Buffer.from(msg), 'udp', client).then(
+      (res) => res && reply(res),
       (err) => this.#log.error({ err: errorMessage(err) }, 'udp request failed'),
     );
-  }
-
-  #send(res: Buffer, rinfo: RemoteInfo): void {
-    try {
-      this.#udp?.send(res, rinfo.port, rinfo.address);
-    } catch {
-      // a source no answer can go to (port 0, closed socket): drop
-    }
-  }
+    return undefined;
+  };
 
   /**
    * The connection to close so a new one fits: the longest-idle one with nothing in flight and nothing

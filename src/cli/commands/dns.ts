@@ -59,6 +59,12 @@ const OVERRIDE_FLAGS = {
     help: 'worker processes on the same DNS ports (SO_REUSEPORT, one event loop each); the primary serves /health, /ready and /metrics (summed over the workers)',
     defaultText: '1',
   },
+  'udp-io': {
+    type: 'string',
+    arg: 'IO',
+    help: 'auto|mmsg|dgram: mmsg reads and answers UDP in batches (recvmmsg/sendmmsg, the native addon); dgram is node:dgram; auto takes mmsg when the addon is built',
+    defaultText: 'auto',
+  },
   'no-fast-path': {
     type: 'boolean',
     help: 'every query takes the full path (no reuse of encoded cluster answers, no cache hits from the query bytes)',
@@ -153,6 +159,9 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
   const port = v.port === undefined ? undefined : Number(v.port);
   if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port < 65536))
     throw new KdpError('KDP_USAGE', '--port takes 0..65535');
+  const udpIo = v['udp-io'];
+  if (udpIo !== undefined && udpIo !== 'auto' && udpIo !== 'mmsg' && udpIo !== 'dgram')
+    throw new KdpError('KDP_USAGE', '--udp-io takes auto|mmsg|dgram');
   const start = (blocks: BlockConfig[]): Promise<RunningDns> =>
     startDns(
       openSource({
@@ -171,6 +180,7 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
         ...(v.metrics !== undefined ? { metricsAddr: v.metrics } : {}),
         ...(v.lameduck !== undefined ? { lameduckMs: Number(v.lameduck) } : {}),
         ...(v['no-fast-path'] ? { fastPath: false } : {}),
+        ...(udpIo !== undefined ? { udpIo } : {}),
         ...(worker >= 0 ? { reusePort: true, worker } : {}),
       },
     );

