@@ -10,6 +10,7 @@ import type { RemoteInfo, Socket } from 'node:dgram';
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { KdpError } from '../common/errors.ts';
 
 export type UdpIo = 'mmsg' | 'dgram';
 
@@ -88,7 +89,7 @@ const SLOTS = 32;
 export async function openUdp(io: UdpIo, opts: UdpOptions): Promise<UdpEndpoint> {
   if (io === 'dgram') return openDgram(opts);
   const n = loadNative();
-  if (!n) throw Object.assign(new Error(`udp io mmsg unavailable: ${loadError}`), { code: 'ENOENT' });
+  if (!n) throw new KdpError('KDP_DNS_CONFIG', `--udp-io mmsg: the addon is unavailable: ${loadError}`);
   return openMmsg(n, opts);
 }
 
