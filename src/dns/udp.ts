@@ -38,7 +38,7 @@ export interface UdpOptions {
   readonly onError: (err: Error) => void;
 }
 
-interface Native {
+export interface Native {
   readonly SLOT: number;
   readonly META: number;
   open(

@@ -12,7 +12,7 @@ import type { Socket } from 'node:dgram';
 import { silentLogger } from '../../src/common/log.ts';
 import { parseCorefile } from '../../src/dns/corefile.ts';
 import { startDns } from '../../src/dns/dns.ts';
-import { nativeUnavailable, openUdp } from '../../src/dns/udp.ts';
+import { loadNative, nativeUnavailable, openUdp } from '../../src/dns/udp.ts';
 import type { UdpEndpoint, UdpIo, UdpReply } from '../../src/dns/udp.ts';
 import { TYPE, decode, encodeQuery } from '../../src/dns/wire.ts';
 import { svc, testCluster } from '../unit/dns/fixtures.ts';
@@ -49,8 +49,15 @@ async function burst(s: Socket, port: number, to: string, msgs: Buffer[], waitMs
   return got;
 }
 
-t.test('the native addon is built and loads', async (t) => {
+t.test('the native addon is built and loads; bad arguments are errors, not crashes', async (t) => {
   t.equal(nativeUnavailable(), '', 'native/build/kdp_udp.node loads (npm test builds it: scripts/build-native.ts)');
+  const none = { port: 0, reusePort: false, onDatagram: () => undefined, onError: () => {} };
+  await t.rejects(openUdp('mmsg', { ...none, host: 'localhost' }), { code: 'EINVAL' }, 'a host that is not an IP');
+  await t.rejects(openUdp('mmsg', { ...none, host: '192.0.2.1' }), { code: 'EADDRNOTAVAIL' }, 'an address not ours');
+  const n = loadNative()!;
+  t.throws(() => n.sendTo({}, Buffer.alloc(1), Buffer.alloc(28)), { code: 'EINVAL' }, 'not a socket handle');
+  const ep = await openUdp('mmsg', { ...none, host: '127.0.0.1' });
+  await ep.close();
 });
 
 for (const io of IOS) {
