@@ -16,7 +16,7 @@ import type { DnsReply, DnsRequest, Plugin } from './chain.ts';
 import { runChain } from './chain.ts';
 import type { DnsMetrics, QuerySeries } from './metrics.ts';
 import { AutopathPlugin } from './plugins/autopath.ts';
-import { CachePlugin } from './plugins/cache.ts';
+import { CachePlugin, cacheKey } from './plugins/cache.ts';
 import { LogPlugin } from './plugins/log.ts';
 import {
   CLASS_IN,
@@ -144,6 +144,17 @@ interface FastEntry {
   readonly plan: FastPlan;
 }
 
+/**
+ * Where a cache hit for one question spelling is looked up, worked out from its bytes once: the block, the
+ * lower-case name and the cache key (a flat string whose hash V8 keeps, so each later lookup neither
+ * decodes the name nor builds and hashes a new key). It depends only on the question bytes and the blocks.
+ */
+interface CacheRoute {
+  readonly target: Target;
+  readonly name: string;
+  readonly key: string;
+}
+
 /** The shape of a plain query (one question of class IN, at most a bare OPT), read without building objects. */
 interface QuickShape {
   readonly qtype: number;
@@ -251,6 +262,8 @@ export class DnsServer {
   readonly #opts: DnsServerOptions;
   readonly #log: Logger;
   readonly #fast = new Map<string, FastEntry>();
+  /** cache routes by the fast key of a query the cache answered from its bytes (kept until setBlocks) */
+  readonly #routes = new Map<string, CacheRoute>();
   readonly #fastCap: number;
   #udp: UdpEndpoint | undefined;
   #tcp: TcpServer | undefined;
@@ -259,6 +272,7 @@ export class DnsServer {
   #port = 0;
   #fastHits = 0;
   #cacheHits = 0;
+  #routeHits = 0;
   /** the metric series of fast answers, by zone label and then by a number made of type, rcode, plugin, protocol and family */
   readonly #series = new Map<string, Map<number, QuerySeries>>();
   #anyCache: boolean;
@@ -299,11 +313,17 @@ export class DnsServer {
     this.#anyCache = this.#blocks.some((b) => b.plan.cache);
     this.#rootOnly = DnsServer.#soleRoot(this.#blocks);
     this.#fast.clear();
+    this.#routes.clear();
   }
 
   /** how many cache hits were served straight from the query's bytes (tests, benchmarks) */
   get cacheFastHits(): number {
     return this.#cacheHits;
+  }
+
+  /** of those, how many found their block, name and cache key by the route kept for their question bytes */
+  get cacheRouteHits(): number {
+    return this.#routeHits;
   }
 
   /** The answer to one message: from the fast path when it has it, else through handle(). */
@@ -525,18 +545,37 @@ export class DnsServer {
       }
     }
     if (!this.#anyCache) return undefined;
-    const name = quickName(msg);
-    if (name === undefined) return undefined;
-    const target = this.#block(name);
-    const cache = target?.plan.cache;
-    if (!cache || q.qtype === TYPE.AXFR || q.qtype === TYPE.IXFR || !cache.covers(name)) return undefined;
+    // a spelling the cache answered before has its route; else the name is read and the block chosen here
+    let route = this.#routes.get(q.fastKey);
+    const known = route !== undefined;
+    if (!route) {
+      const name = quickName(msg);
+      if (name === undefined) return undefined;
+      const target = this.#block(name);
+      const cache = target?.plan.cache;
+      if (!cache || q.qtype === TYPE.AXFR || q.qtype === TYPE.IXFR || !cache.covers(name)) return undefined;
+      route = { target, name, key: cacheKey(name, q.qtype, q.edns?.do ?? false) };
+    }
+    const { target, name } = route;
     if (target.plan.autopath?.searchFor(name, client)) return undefined;
     const maxSize =
       proto === 'tcp' ? 65535 : q.edns ? Math.min(Math.max(q.edns.udpSize, MAX_UDP_NO_EDNS), 65535) : MAX_UDP_NO_EDNS;
-    // the quick key is the cache key unless the query has EDNS without DO
-    const key = q.edns && !q.edns.do ? undefined : `${name}|${q.qtype}|${q.edns ? 'D' : '-'}`;
-    const out = cache.answerWire(name, q.qtype, msg, q.qend, q.edns, maxSize, target.plan.shuffle, key);
+    const out = target.plan.cache!.answerWire(
+      name,
+      q.qtype,
+      msg,
+      q.qend,
+      q.edns,
+      maxSize,
+      target.plan.shuffle,
+      route.key,
+    );
     if (!out) return undefined;
+    if (known) this.#routeHits++;
+    else {
+      if (this.#routes.size >= this.#fastCap) this.#routes.clear();
+      this.#routes.set(q.fastKey, route);
+    }
     this.#cacheHits++;
     this.#fastDone(target.plan, msg, q, out, target.zoneLabel, (out[3] as number) & 0xf, 'cache', proto, client, t0);
     return out;

@@ -108,10 +108,10 @@ function minTtl(rrs: readonly RR[]): number | undefined {
 }
 
 /**
- * The cache key: lower-case name without the trailing dot, query type, DO bit. (The same spelling as the
- * server's quick question key without EDNS ('-') or with DO ('D'), so the wire path rarely builds one.)
+ * The cache key: lower-case name without the trailing dot, query type, DO bit. (The server keeps it per
+ * question spelling the cache answered, so the wire path builds one only for a spelling's first hit.)
  */
-function cacheKey(lname: string, qtype: number, dnssecOk: boolean): string {
+export function cacheKey(lname: string, qtype: number, dnssecOk: boolean): string {
   return `${lname}|${qtype}|${dnssecOk ? 'D' : '-'}`;
 }
 
@@ -171,23 +171,23 @@ export class CachePlugin implements Plugin {
    * older entries are dropped.
    */
   #lookup(key: string, now: number): Entry | undefined {
-    const staleMs = this.config.serveStale?.durationMs ?? 0;
-    for (const map of [this.#success, this.#denial]) {
-      const e = map.get(key);
-      if (!e) continue;
-      if (e.expiresAt + staleMs <= now) {
-        map.delete(key);
-        continue;
-      }
-      if (now - e.touchedAt >= 1000) {
-        // LRU: re-insert as the newest (at most once a second per entry: a hit stays a lookup)
-        e.touchedAt = now;
-        map.delete(key);
-        map.set(key, e);
-      }
-      return e;
+    return this.#lookupIn(this.#success, key, now) ?? this.#lookupIn(this.#denial, key, now);
+  }
+
+  #lookupIn(map: Map<string, Entry>, key: string, now: number): Entry | undefined {
+    const e = map.get(key);
+    if (!e) return undefined;
+    if (e.expiresAt + (this.config.serveStale?.durationMs ?? 0) <= now) {
+      map.delete(key);
+      return undefined;
     }
-    return undefined;
+    if (now - e.touchedAt >= 1000) {
+      // LRU: re-insert as the newest (at most once a second per entry: a hit stays a lookup)
+      e.touchedAt = now;
+      map.delete(key);
+      map.set(key, e);
+    }
+    return e;
   }
 
   /** Counts a hit for prefetch popularity; true when the entry should be fetched again now. */
@@ -249,17 +249,21 @@ export class CachePlugin implements Plugin {
       return undefined;
     }
     this.#stats.onHit?.(e.kind);
-    const out = this.#emit(e, msg.readUInt16BE(0), msg.readUInt16BE(2), msg.subarray(12, qend), edns, now);
+    const out = this.#emit(e, msg.readUInt16BE(0), msg.readUInt16BE(2), msg, 12, edns, now);
     if (shuffled && e.run) shuffleRun(out, e.run);
     return out;
   }
 
-  /** The stored answer for one client: id, RD/CD, question spelling, TTLs, OPT. */
+  /**
+   * The stored answer for one client: id, RD/CD, question spelling (the entry's question length of bytes
+   * from `question` at `qstart`, when given), TTLs, OPT.
+   */
   #emit(
     e: Entry,
     id: number,
     qflags: number,
     question: Buffer | undefined,
+    qstart: number,
     edns: ClientEdns | undefined,
     now: number,
     stale = false,
@@ -269,7 +273,7 @@ export class CachePlugin implements Plugin {
     e.wire.copy(out);
     out.writeUInt16BE(id, 0);
     out.writeUInt16BE((out.readUInt16BE(2) & ~(FLAG.RD | FLAG.CD)) | (qflags & (FLAG.RD | FLAG.CD)), 2);
-    if (question && question.length === e.qend - 12) question.copy(out, 12);
+    if (question) question.copy(out, 12, qstart, qstart + e.qend - 12);
     // keepttl: the TTLs as stored (within the entry's lifetime); stale answers: 0
     const elapsed = stale ? e.ttl : this.config.keepTtl ? 0 : Math.floor((now - e.storedAt) / 1000);
     const left = e.ttl - elapsed;
@@ -346,11 +350,13 @@ export class CachePlugin implements Plugin {
         generation: undefined,
       };
     }
+    const question = questionBytes(req);
     const raw = this.#emit(
       e,
       req.id,
       req.flags,
-      questionBytes(req),
+      question && question.length === e.qend - 12 ? question : undefined,
+      0,
       req.edns ? { do: req.edns.do } : undefined,
       now,
       stale,

@@ -264,6 +264,76 @@ t.test('cache hits from the wire: negative entries, truncation, loadbalance, kee
   t.equal(c.cache.size.success, 2);
 });
 
+t.test(
+  'cache hits by question bytes: a spelling answered once skips the name; expiry, replacement, reload',
+  async (t) => {
+    const now = { t: 3_000_000 };
+    let addr = '192.0.2.1';
+    let calls = 0;
+    const up: Plugin = {
+      name: 'forward',
+      async serve(r: DnsRequest) {
+        calls++;
+        const wire = encodeResponse({
+          id: 1,
+          flags: FLAG.QR | FLAG.RA | FLAG.RD,
+          rcode: 0,
+          question: r.question,
+          answers: [{ name: r.question.name, ttl: 100, type: 'A', data: addr }],
+        }).wire;
+        return reply('forward', 0, { raw: withClientOpt(wire, r.edns ? { do: r.edns.do } : undefined) });
+      },
+    };
+    const { s } = cacheServer(now, up, { successMaxTtl: 60 });
+    const ask = async (name: string, id: number, edns?: { udpSize: number; do?: boolean }) =>
+      (await s.respond(query(name, id, edns), 'udp', '127.0.0.1'))!;
+    await ask('www.example.org', 1);
+    await ask('www.example.org', 2);
+    t.equal(s.cacheFastHits, 1, 'the first hit reads the name from the bytes');
+    t.equal(s.cacheRouteHits, 0);
+    now.t += 2_000;
+    const routed = await ask('www.example.org', 3);
+    t.equal(s.cacheRouteHits, 1, 'the same bytes again: by the route kept for them');
+    t.same(routed, (await s.handle(query('www.example.org', 3), 'udp', '127.0.0.1'))!, "the same bytes as the chain's");
+    t.equal(decode(routed).answers[0]?.ttl, 58, 'aged');
+    await ask('WWW.example.org', 4);
+    t.equal(s.cacheRouteHits, 1, 'another spelling has no route yet');
+    const spelled = decode(await ask('WWW.example.org', 5));
+    t.equal(s.cacheRouteHits, 2, 'then it has its own');
+    t.equal(spelled.answers[0]?.name, 'WWW.example.org', "the client's spelling");
+    const plainEdns = decode(await ask('www.example.org', 6, { udpSize: 1232 }));
+    t.equal(calls, 1, 'EDNS without DO shares the plain entry');
+    t.equal(plainEdns.edns?.do, false);
+    await ask('www.example.org', 7, { udpSize: 1232, do: true });
+    t.equal(calls, 2, 'DO: its own entry, not the route of the plain spelling');
+    t.equal(decode(await ask('www.example.org', 8, { udpSize: 1232, do: true })).edns?.do, true);
+
+    // expiry and a new upstream answer: the route finds whatever entry the cache holds now
+    addr = '192.0.2.99';
+    now.t += 60_000;
+    const hits = s.cacheRouteHits;
+    const fresh = decode(await ask('www.example.org', 9));
+    t.equal(calls, 3, 'expired: asked again');
+    t.equal(s.cacheRouteHits, hits, 'a route to an expired entry is a miss');
+    const after = decode(await ask('www.example.org', 10));
+    t.equal(s.cacheRouteHits, hits + 1);
+    t.same(
+      [fresh.answers[0], after.answers[0]].map((a) => (a?.type === 'A' ? a.data : '')),
+      ['192.0.2.99', '192.0.2.99'],
+      'the new answer, through the old route',
+    );
+
+    // a reload swaps the blocks: routes point at the old cache and are dropped
+    const other = new CachePlugin({ ...DEFAULT_CACHE }, { now: () => now.t });
+    addr = '192.0.2.7';
+    s.setBlocks([{ zones: [''], plugins: [other, up] }]);
+    const reloaded = decode(await ask('www.example.org', 11));
+    t.equal(calls, 4, 'the new cache is empty: asked again');
+    t.same(reloaded.answers[0]?.type === 'A' && reloaded.answers[0].data, '192.0.2.7');
+    t.equal(s.cacheRouteHits, hits + 1, 'no route of the old blocks was used');
+  },
+);
+
 t.test('objects from a plugin are cached as wire answers too; several addresses stay shuffleable', async (t) => {
   const now = { t: 1_000 };
   let calls = 0;

@@ -197,6 +197,8 @@ for (const autopath of [false, true])
             s.fastHits + s.cacheFastHits > 0,
             `the fast path answered (${s.fastHits} cluster, ${s.cacheFastHits} cache)`,
           );
+          // the tcp round asks what the udp round did: cache hits by the routes kept for the question bytes
+          if (cache !== 'none') t.ok(s.cacheRouteHits > 0, `cache hits by route: ${s.cacheRouteHits}`);
         });
       }
 
