@@ -1,6 +1,7 @@
 // Per-query CPU cost of the answer path without sockets (process CPU time, so a loaded machine slows it
 // down but does not skew it much): decode a query and encode the answer with dns-packet, with dns2, and
-// kdp's server path with the kubernetes plugin, full and fast.
+// kdp's server path with the kubernetes plugin, full and fast; then kdp with the chain of bench:dns's
+// Corefile on its three workloads (hits, negative answers, cached forwards).
 // Usage: node bench/dns/codec.ts [ITERATIONS]
 import dnsPacket from 'dns-packet';
 import dns2 from 'dns2';
@@ -16,6 +17,7 @@ import { CachePlugin, DEFAULT_CACHE } from '../../src/dns/plugins/cache.ts';
 import { LoadbalancePlugin } from '../../src/dns/plugins/loadbalance.ts';
 import type { Plugin } from '../../src/dns/chain.ts';
 import { silentLogger } from '../../src/common/log.ts';
+import { ErrorsPlugin } from '../../src/dns/plugins/errors.ts';
 
 const N = Number(process.argv[2] ?? 200_000);
 const names = Array.from({ length: 300 }, (_, i) => `svc${i}.bench.svc.cluster.local`);
@@ -160,3 +162,58 @@ for (const [label, s] of [
   let i = 0;
   await measure(label, () => s.respond(fwdQueries[i++ % fwdQueries.length] as Buffer, 'udp', '127.0.0.1'));
 }
+
+// bench:dns's Corefile (run.ts): errors, loadbalance, cache 30 with cluster.local disabled (kubeadm), kubernetes
+// and forward (the stand-in above, TTL 300): its three dnsperf workloads, every answer warm, one query at a time
+const benchMetrics = new DnsMetrics({ server: 'dns://', version: 'bench' });
+const bench = new DnsServer({
+  host: '127.0.0.1',
+  port: 0,
+  log: silentLogger,
+  metrics: benchMetrics,
+  answers: rec,
+  blocks: [
+    {
+      zones: [''],
+      plugins: [
+        new ErrorsPlugin([], { log: silentLogger }),
+        new LoadbalancePlugin(),
+        new CachePlugin(
+          {
+            ...DEFAULT_CACHE,
+            successMaxTtl: 30,
+            denialMaxTtl: 30,
+            disableSuccess: ['cluster.local'],
+            disableDenial: ['cluster.local'],
+          },
+          { stats: benchMetrics.cacheStats('.') },
+        ),
+        new KubernetesPlugin(rec),
+        upstream,
+      ],
+    },
+  ],
+});
+const workloads: [string, Buffer[]][] = [
+  ['hits: A of a cluster name', queries],
+  [
+    // run.ts's q-negative: AAAA NODATA of the cluster names, NXDOMAIN of search-path names, both with the SOA
+    'negative: AAAA NODATA / search-path NXDOMAIN',
+    names.map((name, i) =>
+      i % 2
+        ? encodeQuery({ id: i, name, type: TYPE.AAAA })
+        : encodeQuery({ id: i, name: `example${i}.com.bench.svc.cluster.local`, type: TYPE.A }),
+    ),
+  ],
+  ['cached forward: A of an outside name', fwdQueries],
+];
+for (const [label, qs] of workloads) {
+  for (const q of qs) await bench.respond(q, 'udp', '127.0.0.1');
+  let i = 0;
+  await measure(`kdp, bench:dns chain, ${label}`, () =>
+    bench.respond(qs[i++ % qs.length] as Buffer, 'udp', '127.0.0.1'),
+  );
+}
+process.stdout.write(
+  `\nbench:dns chain: ${bench.fastHits} cluster answers and ${bench.cacheFastHits} cache hits from the query bytes (${bench.cacheRouteHits} by route)\n`,
+);
