@@ -167,25 +167,33 @@ const answers = (port: number) => async () =>
     )
   ).stdout.trim() === ipOf(1);
 
-/** user+system CPU seconds a process and its live descendants (the workers) have used so far (ticks of 10 ms) */
-function cpuSeconds(pid: number): number {
+/**
+ * user and system CPU seconds a process and its live descendants (the workers) have used so far (ticks of
+ * 10 ms): the system part is the kernel's side of each datagram (recvmsg, sendmsg delivering on loopback,
+ * wake-ups), the user part the server's own answer path
+ */
+function cpuTimes(pid: number): { user: number; sys: number } {
   let stat: string;
   let children: string;
   try {
     stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
     children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'latin1');
   } catch {
-    return 0; // gone
+    return { user: 0, sys: 0 }; // gone
   }
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const own = (Number(f[11]) + Number(f[12])) / 100;
-  return (
-    own +
-    children
-      .split(' ')
-      .filter(Boolean)
-      .reduce((a, c) => a + cpuSeconds(Number(c)), 0)
-  );
+  const t = { user: Number(f[11]) / 100, sys: Number(f[12]) / 100 };
+  for (const c of children.split(' ').filter(Boolean)) {
+    const ct = cpuTimes(Number(c));
+    t.user += ct.user;
+    t.sys += ct.sys;
+  }
+  return t;
+}
+
+function cpuSeconds(pid: number): number {
+  const t = cpuTimes(pid);
+  return t.user + t.sys;
 }
 
 /** dnsperf on CPU 0 against a port for `secs` seconds */
@@ -224,15 +232,17 @@ async function dnsperf(
   port: number,
   queries: string,
   pid: number,
-): Promise<{ qps: number; lost: number; latencyMs: number; cpuUsPerQuery: number }> {
-  const c0 = cpuSeconds(pid);
+): Promise<{ qps: number; lost: number; latencyMs: number; cpuUsPerQuery: number; userUs: number; sysUs: number }> {
+  const c0 = cpuTimes(pid);
   const r = await perf(port, queries, SECONDS, ['-q', '200']);
   const qps = Number(/Queries per second:\s+([\d.]+)/.exec(r.stdout)?.[1] ?? NaN);
   const lost = Number(/Queries lost:\s+(\d+)/.exec(r.stdout)?.[1] ?? NaN);
   const latencyMs = Number(/Average Latency \(s\):\s+([\d.]+)/.exec(r.stdout)?.[1] ?? NaN) * 1000;
   const completed = Number(/Queries completed:\s+(\d+)/.exec(r.stdout)?.[1] ?? NaN);
-  const cpuUsPerQuery = ((cpuSeconds(pid) - c0) * 1e6) / completed;
-  return { qps, lost, latencyMs, cpuUsPerQuery };
+  const c1 = cpuTimes(pid);
+  const userUs = ((c1.user - c0.user) * 1e6) / completed;
+  const sysUs = ((c1.sys - c0.sys) * 1e6) / completed;
+  return { qps, lost, latencyMs, cpuUsPerQuery: userUs + sysUs, userUs, sysUs };
 }
 
 async function main(): Promise<void> {
@@ -348,6 +358,7 @@ async function main(): Promise<void> {
   const rows: string[] = [];
   const results: Record<string, Record<string, number[]>> = {};
   const cpu: Record<string, Record<string, number[]>> = {};
+  const split: Record<string, Record<string, [number, number][]>> = {};
   for (let r = 0; r < RUNS; r++) {
     for (const w of all) {
       for (const s of servers) {
@@ -355,8 +366,9 @@ async function main(): Promise<void> {
         const m = await dnsperf(s.port, `q-${w}`, s.pid);
         ((results[s.name] ??= {})[w] ??= []).push(m.qps);
         ((cpu[s.name] ??= {})[w] ??= []).push(m.cpuUsPerQuery);
+        ((split[s.name] ??= {})[w] ??= []).push([m.userUs, m.sysUs]);
         process.stderr.write(
-          `run ${r + 1} ${w.padEnd(8)} ${s.name.padEnd(46)} ${Math.round(m.qps).toString().padStart(7)} qps  lost ${m.lost}  avg ${m.latencyMs.toFixed(2)} ms  server CPU ${m.cpuUsPerQuery.toFixed(2)} us/query\n`,
+          `run ${r + 1} ${w.padEnd(8)} ${s.name.padEnd(46)} ${Math.round(m.qps).toString().padStart(7)} qps  lost ${m.lost}  avg ${m.latencyMs.toFixed(2)} ms  server CPU ${m.cpuUsPerQuery.toFixed(2)} us/query (user ${m.userUs.toFixed(2)}, system ${m.sysUs.toFixed(2)})\n`,
         );
       }
     }
@@ -393,6 +405,23 @@ async function main(): Promise<void> {
           if (!v) return '-';
           const c = median(v);
           return `${c.toFixed(2)} (${(median(cref[w] ?? [c]) / c).toFixed(2)})`;
+        })
+        .join(' | ')} |`,
+    );
+  }
+  // the same CPU split into user (the server's own code) and system (the kernel's side of each datagram)
+  rows.push(
+    '',
+    `| server | ${all.map((w) => `${w}: user / system us/query`).join(' | ')} |`,
+    `|---|${all.map(() => '---').join('|')}|`,
+  );
+  for (const s of servers) {
+    rows.push(
+      `| ${s.name} | ${all
+        .map((w) => {
+          const v = split[s.name]?.[w];
+          if (!v) return '-';
+          return `${median(v.map((x) => x[0])).toFixed(2)} / ${median(v.map((x) => x[1])).toFixed(2)}`;
         })
         .join(' | ')} |`,
     );
