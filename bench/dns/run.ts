@@ -374,58 +374,41 @@ async function main(): Promise<void> {
     }
   }
   const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)] as number;
+  /** a table: one row per server, one cell per workload ('-' where the server did not run it) */
+  const table = (head: (w: string) => string, cell: (name: string, w: string) => string | undefined) => {
+    rows.push(`| server | ${all.map(head).join(' | ')} |`, `|---|${all.map(() => '---').join('|')}|`);
+    for (const s of servers) rows.push(`| ${s.name} | ${all.map((w) => cell(s.name, w) ?? '-').join(' | ')} |`);
+  };
   const ref = results['dnsmasq 2.90 (hosts file, cache)'] ?? {};
-  rows.push(
-    `| server | ${all.map((w) => `${w} qps (x dnsmasq)`).join(' | ')} |`,
-    `|---|${all.map(() => '---').join('|')}|`,
+  table(
+    (w) => `${w} qps (x dnsmasq)`,
+    (name, w) => {
+      const v = results[name]?.[w];
+      if (!v) return undefined;
+      const q = median(v);
+      return `${Math.round(q / 100) / 10}k (${(q / median(ref[w] ?? [q])).toFixed(2)})`;
+    },
   );
-  for (const s of servers) {
-    rows.push(
-      `| ${s.name} | ${all
-        .map((w) => {
-          const v = results[s.name]?.[w];
-          if (!v) return '-';
-          const q = median(v);
-          return `${Math.round(q / 100) / 10}k (${(q / median(ref[w] ?? [q])).toFixed(2)})`;
-        })
-        .join(' | ')} |`,
-    );
-  }
   const cref = cpu['dnsmasq 2.90 (hosts file, cache)'] ?? {};
-  rows.push(
-    '',
-    `| server | ${all.map((w) => `${w}: server CPU us/query (dnsmasq / kdp ratio)`).join(' | ')} |`,
-    `|---|${all.map(() => '---').join('|')}|`,
+  rows.push('');
+  table(
+    (w) => `${w}: server CPU us/query (dnsmasq / kdp ratio)`,
+    (name, w) => {
+      const v = cpu[name]?.[w];
+      if (!v) return undefined;
+      const c = median(v);
+      return `${c.toFixed(2)} (${(median(cref[w] ?? [c]) / c).toFixed(2)})`;
+    },
   );
-  for (const s of servers) {
-    rows.push(
-      `| ${s.name} | ${all
-        .map((w) => {
-          const v = cpu[s.name]?.[w];
-          if (!v) return '-';
-          const c = median(v);
-          return `${c.toFixed(2)} (${(median(cref[w] ?? [c]) / c).toFixed(2)})`;
-        })
-        .join(' | ')} |`,
-    );
-  }
   // the same CPU split into user (the server's own code) and system (the kernel's side of each datagram)
-  rows.push(
-    '',
-    `| server | ${all.map((w) => `${w}: user / system us/query`).join(' | ')} |`,
-    `|---|${all.map(() => '---').join('|')}|`,
+  rows.push('');
+  table(
+    (w) => `${w}: user / system us/query`,
+    (name, w) => {
+      const v = split[name]?.[w];
+      return v && `${median(v.map((x) => x[0])).toFixed(2)} / ${median(v.map((x) => x[1])).toFixed(2)}`;
+    },
   );
-  for (const s of servers) {
-    rows.push(
-      `| ${s.name} | ${all
-        .map((w) => {
-          const v = split[s.name]?.[w];
-          if (!v) return '-';
-          return `${median(v.map((x) => x[0])).toFixed(2)} / ${median(v.map((x) => x[1])).toFixed(2)}`;
-        })
-        .join(' | ')} |`,
-    );
-  }
   // --workers 2 against one worker, from the same runs
   const one = results['kdp dns (1 worker)'] ?? {};
   const two = Object.entries(results).find(([n]) => n.startsWith('kdp dns --workers 2'))?.[1] ?? {};
