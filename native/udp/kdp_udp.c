@@ -250,15 +250,20 @@ static uint8_t *buffer_of(napi_env env, napi_value v, size_t need, napi_ref *ref
   return data;
 }
 
+// reads exactly `n` arguments into argv; false (with a TypeError thrown) when fewer were passed
+static bool args(napi_env env, napi_callback_info info, size_t n, napi_value *argv, const char *what) {
+  size_t argc = n;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < n) {
+    napi_throw_type_error(env, "EINVAL", what);
+    return false;
+  }
+  return true;
+}
+
 // open(host, port, reusePort, slots, rx, meta, tx, onBatch, onError) -> [handle, boundPort]
 static napi_value udp_open(napi_env env, napi_callback_info info) {
-  size_t argc = 9;
   napi_value argv[9];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 9) {
-    napi_throw_type_error(env, "EINVAL", "kdp_udp.open: 9 arguments");
-    return NULL;
-  }
+  if (!args(env, info, 9, argv, "kdp_udp.open: 9 arguments")) return NULL;
   char host[64];
   size_t hl;
   int32_t port, slots;
@@ -366,13 +371,8 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
 // sendTo(handle, data, sockaddr): one answer given after its batch (the slow path); dropped, as dgram's would
 // be, when the socket cannot take it
 static napi_value udp_send_to(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 3) {
-    napi_throw_type_error(env, "EINVAL", "kdp_udp.sendTo: 3 arguments");
-    return NULL;
-  }
+  if (!args(env, info, 3, argv, "kdp_udp.sendTo: 3 arguments")) return NULL;
   kdp_udp *u = get_handle(env, argv[0]);
   if (!u) return NULL;
   void *data, *sa;
@@ -394,9 +394,8 @@ static napi_value udp_send_to(napi_env env, napi_callback_info info) {
 
 // close(handle): stops reading at once; the descriptor is closed when libuv has released the poll handle
 static napi_value udp_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (!args(env, info, 1, argv, "kdp_udp.close: 1 argument")) return NULL;
   kdp_udp *u = get_handle(env, argv[0]);
   if (!u) return NULL;
   u->closing = 1;
