@@ -19,7 +19,7 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, openSync, statSync } from 'node:fs';
 import { KdpError } from '../common/errors.ts';
-import { defaultExec, execFailure } from '../common/exec-adapter.ts';
+import { defaultExec, execFailure, inputText } from '../common/exec-adapter.ts';
 import type { Exec, ExecOptions, ExecResult } from '../common/exec-adapter.ts';
 import { lockFile } from '../common/flock.ts';
 import type { FileLock } from '../common/flock.ts';
@@ -102,14 +102,16 @@ export class WarmExec implements Exec {
 
   run(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
     const pool = this.#pools.get(key(argv));
-    if (!pool || opts.env) return this.#fallback.run(argv, opts);
+    // a streamed input goes to a fresh child (the pooled ones are for small jobs written at once)
+    if (!pool || opts.env || (opts.input !== undefined && typeof opts.input !== 'string'))
+      return this.#fallback.run(argv, opts);
     let w: Waiting | undefined;
     while ((w = pool.ready.shift())) {
       if (w.child.exitCode === null && w.child.signalCode === null && w.child.pid !== undefined) break;
     }
     if (!w) return this.#fallback.run(argv, opts);
     this.hits++;
-    return finishWaiting(argv, w, opts.input ?? '', opts);
+    return finishWaiting(argv, w, inputText(opts.input), opts);
   }
 
   /**

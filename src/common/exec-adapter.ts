@@ -2,7 +2,8 @@
 // Input (rule text, scripts) goes on stdin. Namespace-scoped work is a child process too
 // (`ip -n NS ...`, `ip netns exec NS ...`): kdp never switches namespaces inside Node.
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { KdpError } from './errors.ts';
+import type { Writable } from 'node:stream';
+import { KdpError, errorMessage } from './errors.ts';
 
 export interface ExecResult {
   readonly code: number;
@@ -11,8 +12,12 @@ export interface ExecResult {
 }
 
 export interface ExecOptions {
-  /** text written to the child's stdin */
-  readonly input?: string;
+  /**
+   * text written to the child's stdin: a string, or pieces of it produced lazily (a generator), written as they
+   * come with the pipe's backpressure, in writes of about STREAM_CHUNK characters. stdin is closed after the
+   * last piece; if producing a piece throws, the child is killed before it sees the end of its input.
+   */
+  readonly input?: string | Iterable<string>;
   /** milliseconds before the child is killed (default 30 s) */
   readonly timeoutMs?: number;
   /** resolve with a non-zero code instead of throwing */
@@ -25,6 +30,51 @@ export interface Exec {
 }
 
 const MAX_BUFFER = 256 * 1024 * 1024;
+/** characters per write of a streamed input: the pieces are joined up to this size */
+export const STREAM_CHUNK = 64 * 1024;
+
+/** The whole input as one string (for consumers that cannot stream, e.g. fakes in tests). */
+export function inputText(input: string | Iterable<string> | undefined): string {
+  if (input === undefined || typeof input === 'string') return input ?? '';
+  let out = '';
+  for (const piece of input) out += piece;
+  return out;
+}
+
+/** Resolves when `w` can take more, or when it is gone (the child exited: its exit code tells). */
+function drained(w: Writable): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      w.off('drain', done);
+      w.off('close', done);
+      resolve();
+    };
+    w.on('drain', done);
+    w.on('close', done);
+  });
+}
+
+/**
+ * Writes the pieces to `w` with backpressure, then ends it. Resolves with the error that producing a piece
+ * threw (then `w` is NOT ended: the caller kills the child, which must not take a truncated input as whole).
+ */
+async function pump(w: Writable, pieces: Iterable<string>): Promise<unknown> {
+  let buf = '';
+  try {
+    for (const piece of pieces) {
+      if (w.destroyed) return undefined;
+      buf += piece;
+      if (buf.length < STREAM_CHUNK) continue;
+      const more = w.write(buf);
+      buf = '';
+      if (!more) await drained(w);
+    }
+  } catch (err) {
+    return err;
+  }
+  if (!w.destroyed) w.end(buf);
+  return undefined;
+}
 
 function describe(argv: readonly string[]): string {
   return argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a))).join(' ');
@@ -43,11 +93,25 @@ export function run(argv: readonly string[], opts: ExecOptions = {}): Promise<Ex
   if (file === undefined) return Promise.reject(new KdpError('KDP_INTERNAL', 'run: empty argv'));
   const timeout = opts.timeoutMs ?? 30_000;
   return new Promise((resolve, reject) => {
+    let inputError: unknown;
     const child = execFile(
       file,
       args,
       { encoding: 'utf8', maxBuffer: MAX_BUFFER, timeout, killSignal: 'SIGKILL', env: opts.env ?? process.env },
       (err, stdout, stderr) => {
+        if (inputError !== undefined) {
+          reject(
+            new KdpError(
+              'KDP_EXEC_FAILED',
+              `${describe(argv)}: producing its input failed: ${errorMessage(inputError)}`,
+              {
+                cause: inputError,
+                details: { argv: [...argv] },
+              },
+            ),
+          );
+          return;
+        }
         if (err && (err as NodeJS.ErrnoException).code === 'ENOENT') {
           reject(
             new KdpError('KDP_EXEC_FAILED', `${file}: command not found`, { cause: err, details: { argv: [...argv] } }),
@@ -68,8 +132,19 @@ export function run(argv: readonly string[], opts: ExecOptions = {}): Promise<Ex
         else resolve(res);
       },
     );
-    child.stdin?.on('error', () => {}); // EPIPE when the child exits before reading: its exit code tells
-    child.stdin?.end(opts.input ?? '');
+    const stdin = child.stdin;
+    if (!stdin) return;
+    stdin.on('error', () => {}); // EPIPE when the child exits before reading: its exit code tells
+    const input = opts.input;
+    if (input === undefined || typeof input === 'string') {
+      stdin.end(input ?? '');
+      return;
+    }
+    void pump(stdin, input).then((e) => {
+      if (e === undefined) return;
+      inputError = e;
+      child.kill('SIGKILL');
+    });
   });
 }
 
