@@ -10,7 +10,7 @@ import {
   EMPTY_FRAGMENT,
   TABLE,
   diffScript,
-  fullScript,
+  fullScriptLines,
   nftFamily,
   renderFragment,
   renderGroups,
@@ -52,6 +52,58 @@ function groupByService(ports: readonly ServicePortInfo[]): Map<string, ServiceP
     else bySvc.set(k, [sp]);
   }
   return bySvc;
+}
+
+/** A transaction up to this size goes through the `nft -i` session, when there is one. */
+const SESSION_MAX_CHARS = 64 * 1024;
+
+/** The lines of a transaction from its parts, read once: counted, the first ones kept for error reports. */
+class CountedLines {
+  readonly head: string[] = [];
+  count = 0;
+  readonly #it: Iterator<string>;
+  /** lines read ahead (by empty() and takeUpTo()) and not handed out yet */
+  #ahead: string[] = [];
+
+  constructor(parts: Iterable<Iterable<string>>) {
+    this.#it = (function* () {
+      for (const p of parts) yield* p;
+    })();
+  }
+
+  #next(): string | undefined {
+    const r = this.#it.next();
+    if (r.done) return undefined;
+    if (this.head.length < 20) this.head.push(r.value);
+    this.count++;
+    return r.value;
+  }
+
+  empty(): boolean {
+    if (this.#ahead.length > 0) return false;
+    const l = this.#next();
+    if (l === undefined) return true;
+    this.#ahead.push(l);
+    return false;
+  }
+
+  /** All the lines if they come to at most `max` characters; otherwise undefined (what was read stays ahead). */
+  takeUpTo(max: number): string[] | undefined {
+    let size = this.#ahead.reduce((n, l) => n + l.length + 1, 0);
+    while (size <= max) {
+      const l = this.#next();
+      if (l === undefined) return this.#ahead.splice(0);
+      this.#ahead.push(l);
+      size += l.length + 1;
+    }
+    return undefined;
+  }
+
+  /** The rest as script text, one piece per line, produced as it is read. */
+  *text(): Generator<string> {
+    for (const l of this.#ahead.splice(0)) yield `${l}\n`;
+    for (let l = this.#next(); l !== undefined; l = this.#next()) yield `${l}\n`;
+  }
 }
 
 export class NftablesBackend implements ProxyBackend {
@@ -98,7 +150,10 @@ export class NftablesBackend implements ProxyBackend {
     changed: ReadonlySet<string> = new Set(),
     byService?: ReadonlyMap<IPFamily, ReadonlyMap<string, readonly ServicePortInfo[]>>,
   ): Promise<SyncResult> {
+    /** the transaction, in parts: a partial sync's lines, or a full sync's lines produced as nft reads them */
+    const parts: Iterable<string>[] = [];
     const script: string[] = [];
+    parts.push(script);
     /** per family: the mirror to keep once the transaction went through */
     const next = new Map<NftFamily, () => Map<string, Entry>>();
     const after: (() => void)[] = [];
@@ -135,7 +190,7 @@ export class NftablesBackend implements ProxyBackend {
           }
         };
         const state = renderGroups(groups(), f, this.#cfg, (set, keys) => countSet(refs, set, keys, 1));
-        script.push(...fullScript(state, await this.#listExisting(f)));
+        parts.push(fullScriptLines(state, await this.#listExisting(f)));
         next.set(f, () => all);
         after.push(() => this.#refs.set(f, refs));
         continue;
@@ -207,28 +262,29 @@ export class NftablesBackend implements ProxyBackend {
       }
       after.push(() => alloc.commit());
     }
-    if (script.length > 0) {
+    const lines = new CountedLines(parts);
+    if (!lines.empty()) {
       try {
-        // big transactions (full syncs) parse faster from a file; small diffs skip nft's cache rebuild in the session
-        // (by size: a full sync is a few hundred long lines, and `nft -i` reads one huge line far slower)
-        const text = script.join('\n') + '\n';
-        if (this.#runner && text.length < 64 * 1024) await this.#runner.apply(script);
-        else await this.#exec.run(['nft', '-f', '-'], { input: text, timeoutMs: 120_000 });
+        // small transactions go to the `nft -i` session (it skips nft's cache rebuild); a big one (a full sync)
+        // is streamed into `nft -f -` as it is produced (a long line read by `nft -i` is far slower)
+        const small = this.#runner ? lines.takeUpTo(SESSION_MAX_CHARS) : undefined;
+        if (small) await this.#runner!.apply(small);
+        else await this.#exec.run(['nft', '-f', '-'], { input: lines.text(), timeoutMs: 120_000 });
       } catch (err) {
         // the kernel may not be what we think: the retry is a full sync (with fresh slots and counts)
         this.#mirror.clear();
         this.#slots.clear();
         this.#refs.clear();
-        this.#log.debug({ lines: script.length, head: script.slice(0, 20) }, 'nft transaction failed');
+        this.#log.debug({ lines: lines.count, head: lines.head }, 'nft transaction failed');
         throw new KdpError('KDP_PROXY_SYNC_FAILED', `nftables transaction failed: ${errorMessage(err)}`, {
           cause: err,
-          details: { lines: script.length, head: script.slice(0, 5) },
+          details: { lines: lines.count, head: lines.head.slice(0, 5) },
         });
       }
     }
     for (const [f, s] of next) this.#mirror.set(f, s());
     for (const fn of after) fn();
-    return { lines: script.length };
+    return { lines: lines.count };
   }
 
   async close(): Promise<void> {

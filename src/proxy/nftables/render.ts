@@ -552,25 +552,42 @@ function chainDecl(family: NftFamily, name: string, c: NftChain): string {
   return `add chain ${prefix(family)} ${name}${c.def ? ` ${c.def}` : ''}`;
 }
 
-/** `add`/`delete element` lines, batched (so 10k services are a few hundred lines, not 10k). */
+/** Elements per `add`/`delete element` line: 10k services are a few hundred lines, not 10k. */
+const ELEMENTS_PER_LINE = 500;
+
+/** `add`/`delete element` lines of `items`, ELEMENTS_PER_LINE to a line, produced one line at a time. */
+function* batchLines(
+  verb: 'add' | 'delete',
+  family: NftFamily,
+  map: string,
+  items: Iterable<string>,
+): Generator<string> {
+  const head = `${verb} element ${prefix(family)} ${map} { `;
+  let line = '';
+  let n = 0;
+  for (const item of items) {
+    line = n === 0 ? head + item : `${line}, ${item}`;
+    if (++n === ELEMENTS_PER_LINE) {
+      yield `${line} }`;
+      n = 0;
+    }
+  }
+  if (n > 0) yield `${line} }`;
+}
+
+function* mapItems(elements: ReadonlyMap<string, string>): Generator<string> {
+  for (const [k, v] of elements) yield `${k} : ${v}`;
+}
+
 function chunkLines(
   verb: 'add' | 'delete',
   family: NftFamily,
   map: string,
   each: (push: (item: string) => void) => void,
 ): string[] {
-  const out: string[] = [];
-  let chunk: string[] = [];
-  const flush = () => {
-    out.push(`${verb} element ${prefix(family)} ${map} { ${chunk.join(', ')} }`);
-    chunk = [];
-  };
-  each((item) => {
-    chunk.push(item);
-    if (chunk.length === 500) flush();
-  });
-  if (chunk.length > 0) flush();
-  return out;
+  const items: string[] = [];
+  each((item) => items.push(item));
+  return [...batchLines(verb, family, map, items)];
 }
 
 function elementLines(
@@ -603,30 +620,36 @@ export function setElementLines(
  * (Affinity sets are not flushed: a restart keeps the clients' affinity.)
  */
 export function fullScript(next: NftState, existing: ExistingObjects): string[] {
+  return [...fullScriptLines(next, existing)];
+}
+
+/**
+ * fullScript's lines, produced one at a time as they are read (the backend streams them into `nft -f -`, so the
+ * whole script never exists at once: at 50k services it is 8 MB of text).
+ */
+export function* fullScriptLines(next: NftState, existing: ExistingObjects): Generator<string> {
   const f = next.family;
-  const out: string[] = [`add table ${prefix(f)}`];
+  yield `add table ${prefix(f)}`;
   for (const [name, def] of next.sets) {
-    if (!existing.sets.has(name)) out.push(`add set ${prefix(f)} ${name} ${def}`);
-    else if (next.setElements.has(name)) out.push(`flush set ${prefix(f)} ${name}`);
+    if (!existing.sets.has(name)) yield `add set ${prefix(f)} ${name} ${def}`;
+    else if (next.setElements.has(name)) yield `flush set ${prefix(f)} ${name}`;
   }
   for (const [name, m] of next.maps) {
-    out.push(`add map ${prefix(f)} ${name} ${m.def}`);
-    if (existing.maps.has(name)) out.push(`flush map ${prefix(f)} ${name}`);
+    yield `add map ${prefix(f)} ${name} ${m.def}`;
+    if (existing.maps.has(name)) yield `flush map ${prefix(f)} ${name}`;
   }
   for (const [name, c] of next.chains) {
-    out.push(chainDecl(f, name, c));
-    if (existing.chains.has(name)) out.push(`flush chain ${prefix(f)} ${name}`);
+    yield chainDecl(f, name, c);
+    if (existing.chains.has(name)) yield `flush chain ${prefix(f)} ${name}`;
   }
-  for (const name of existing.chains) if (!next.chains.has(name)) out.push(`flush chain ${prefix(f)} ${name}`);
-  for (const [name, c] of next.chains) for (const r of c.rules) out.push(`add rule ${prefix(f)} ${name} ${r}`);
-  for (const [name, keys] of next.setElements) out.push(...setElementLines('add', f, name, keys));
-  for (const [name, m] of next.maps)
-    out.push(...chunkLines('add', f, name, (push) => m.elements.forEach((v, k) => push(`${k} : ${v}`))));
-  for (const name of existing.chains) if (!next.chains.has(name)) out.push(`delete chain ${prefix(f)} ${name}`);
+  for (const name of existing.chains) if (!next.chains.has(name)) yield `flush chain ${prefix(f)} ${name}`;
+  for (const [name, c] of next.chains) for (const r of c.rules) yield `add rule ${prefix(f)} ${name} ${r}`;
+  for (const [name, keys] of next.setElements) yield* batchLines('add', f, name, keys);
+  for (const [name, m] of next.maps) yield* batchLines('add', f, name, mapItems(m.elements));
+  for (const name of existing.chains) if (!next.chains.has(name)) yield `delete chain ${prefix(f)} ${name}`;
   // sets and maps last: a stale chain may still refer to them until it is deleted above
-  for (const name of existing.sets) if (!next.sets.has(name)) out.push(`delete set ${prefix(f)} ${name}`);
-  for (const name of existing.maps) if (!next.maps.has(name)) out.push(`delete map ${prefix(f)} ${name}`);
-  return out;
+  for (const name of existing.sets) if (!next.sets.has(name)) yield `delete set ${prefix(f)} ${name}`;
+  for (const name of existing.maps) if (!next.maps.has(name)) yield `delete map ${prefix(f)} ${name}`;
 }
 
 function sameRules(a: NftChain, b: NftChain): boolean {

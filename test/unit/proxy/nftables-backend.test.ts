@@ -2,6 +2,7 @@
 // stay right across partial syncs: slots are kept while a service lives and reused only after the
 // transaction that freed them; a hairpin element shared by two services survives the removal of one.
 import t from 'tap';
+import { inputText } from '../../../src/common/exec-adapter.ts';
 import type { Exec, ExecResult } from '../../../src/common/exec-adapter.ts';
 import { silentLogger } from '../../../src/common/log.ts';
 import { buildServicePorts } from '../../../src/proxy/model.ts';
@@ -19,7 +20,9 @@ function fakeKernel(): { k: FakeTable; exec: Exec; scripts: string[][] } {
       if (argv[0] === 'nft' && argv[1] === '-j')
         return { code: 0, stdout: k.listJson(argv[4] as 'chains' | 'sets' | 'maps'), stderr: '' };
       if (argv.join(' ') === 'nft -f -') {
-        const lines = (opts?.input ?? '').split('\n').filter((l) => l !== '');
+        const lines = inputText(opts?.input)
+          .split('\n')
+          .filter((l) => l !== '');
         scripts.push(lines);
         k.apply(lines);
         return { code: 0, stdout: '', stderr: '' };
