@@ -57,6 +57,16 @@ function groupByService(ports: readonly ServicePortInfo[]): Map<string, ServiceP
 /** A transaction up to this size goes through the `nft -i` session, when there is one. */
 const SESSION_MAX_CHARS = 64 * 1024;
 
+/**
+ * The environment of `nft -f -`: glibc's malloc backs nft's heap with transparent huge pages (where THP is
+ * `madvise` or `always`). nft allocates ~350 MB for a 50k-service script, and its CPU goes mostly to malloc and
+ * page faults; measured on that script: user 1.55 -> 0.92 s. An operator's own GLIBC_TUNABLES come after and win.
+ */
+function nftEnv(): NodeJS.ProcessEnv {
+  const own = process.env.GLIBC_TUNABLES;
+  return { ...process.env, GLIBC_TUNABLES: own ? `glibc.malloc.hugetlb=1:${own}` : 'glibc.malloc.hugetlb=1' };
+}
+
 /** The lines of a transaction from its parts, read once: counted, the first ones kept for error reports. */
 class CountedLines {
   readonly head: string[] = [];
@@ -269,7 +279,7 @@ export class NftablesBackend implements ProxyBackend {
         // is streamed into `nft -f -` as it is produced (a long line read by `nft -i` is far slower)
         const small = this.#runner ? lines.takeUpTo(SESSION_MAX_CHARS) : undefined;
         if (small) await this.#runner!.apply(small);
-        else await this.#exec.run(['nft', '-f', '-'], { input: lines.text(), timeoutMs: 120_000 });
+        else await this.#exec.run(['nft', '-f', '-'], { input: lines.text(), timeoutMs: 120_000, env: nftEnv() });
       } catch (err) {
         // the kernel may not be what we think: the retry is a full sync (with fresh slots and counts)
         this.#mirror.clear();

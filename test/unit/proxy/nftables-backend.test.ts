@@ -204,3 +204,31 @@ t.test('a partial sync reads only the changed services (byService), never the fl
   t.same(k.clusterIPBackends('10.96.0.2', 'tcp', 80), ['198.19.1.20 . 8080']);
   t.same(k.clusterIPBackends('10.96.0.1', 'tcp', 80), ['198.19.1.1 . 8080']);
 });
+
+t.test("nft -f - runs with glibc's malloc on transparent huge pages; an operator's GLIBC_TUNABLES win", async (t) => {
+  const w: World = { services: new Map(), slices: new Map() };
+  w.services.set(
+    'a',
+    makeService('ns', 'a', (s) => (s.clusterIPs = ['10.96.0.1'])),
+  );
+  w.slices.set('a', makeSlice('ns', 'a', [{ ip: '198.19.1.1', node: 'node1' }]));
+  const envs: (string | undefined)[] = [];
+  const { exec: kernel } = fakeKernel();
+  const exec: Exec = {
+    run(argv, opts) {
+      if (argv.join(' ') === 'nft -f -') envs.push(opts?.env?.GLIBC_TUNABLES);
+      return kernel.run(argv, opts);
+    },
+  };
+  const backend = new NftablesBackend({ exec, config: { clusterCIDRs: ['198.19.0.0/16'] }, log: silentLogger });
+  const saved = process.env.GLIBC_TUNABLES;
+  t.teardown(() => {
+    if (saved === undefined) delete process.env.GLIBC_TUNABLES;
+    else process.env.GLIBC_TUNABLES = saved;
+  });
+  delete process.env.GLIBC_TUNABLES;
+  await backend.sync(ports(w), true);
+  process.env.GLIBC_TUNABLES = 'glibc.malloc.hugetlb=0';
+  await backend.sync(ports(w), true);
+  t.same(envs, ['glibc.malloc.hugetlb=1', 'glibc.malloc.hugetlb=1:glibc.malloc.hugetlb=0']);
+});
