@@ -126,6 +126,8 @@ class FlatModels implements ReadonlyMap<IPFamily, readonly ServicePortInfo[]> {
   }
 }
 
+const isUdp = (sp: ServicePortInfo): boolean => sp.protocol === 'UDP';
+
 export class Proxier implements Reconciler {
   readonly name = 'proxy';
   readonly kinds = ['Service', 'EndpointSlice', 'Node'] as const;
@@ -233,7 +235,9 @@ export class Proxier implements Reconciler {
       // what the rebuilt services were as last programmed (kept across failed syncs until one succeeds)
       let before = this.#before.get(family);
       if (!before) this.#before.set(family, (before = new Map()));
-      if (full) for (const [k, v] of old) if (!before.has(k)) before.set(k, v);
+      // (only services with a UDP port: the conntrack cleanup looks at nothing else, and on a full sync the rest of
+      // the old model can be freed while the new one is built and rendered)
+      if (full) for (const [k, v] of old) if (!before.has(k) && v.some(isUdp)) before.set(k, v);
       for (const key of keys) {
         if (!full && !before.has(key)) before.set(key, old.get(key) ?? []);
         const svc = view.get('Service', key);
