@@ -195,8 +195,11 @@ export class NftablesBackend implements ProxyBackend {
         // full: the whole table in one pass, straight into one state
         const refs = new Map<string, Map<string, number>>();
         const all = new Map<string, Entry>();
+        // grouped by service as the proxier keeps it, when it hands that over (no flattening, no regrouping)
+        const bySvc = byService?.get(fam) ?? groupByService(ports());
         const groups = function* () {
-          for (const [k, sps] of groupByService(ports())) {
+          for (const [k, sps] of bySvc) {
+            if (sps.length === 0) continue;
             const keys: string[] = [];
             yield { ports: sps, slots: recording(keys) };
             all.set(k, entry(sps, keys));

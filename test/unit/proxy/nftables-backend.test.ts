@@ -205,6 +205,36 @@ t.test('a partial sync reads only the changed services (byService), never the fl
   t.same(k.clusterIPBackends('10.96.0.1', 'tcp', 80), ['198.19.1.1 . 8080']);
 });
 
+t.test('a full sync given the model grouped by service (byService) never reads the flat model', async (t) => {
+  const { k, exec } = fakeKernel();
+  const backend = new NftablesBackend({ exec, config: { clusterCIDRs: ['198.19.0.0/16'] }, log: silentLogger });
+  const w: World = { services: new Map(), slices: new Map() };
+  for (const [name, ip, ep] of [
+    ['a', '10.96.0.1', '198.19.1.1'],
+    ['b', '10.96.0.2', '198.19.1.2'],
+  ] as const) {
+    w.services.set(
+      name,
+      makeService('ns', name, (s) => (s.clusterIPs = [ip])),
+    );
+    w.slices.set(name, makeSlice('ns', name, [{ ip: ep, node: 'node1' }]));
+  }
+  const flat = ports(w).get('IPv4')!;
+  const models = new Map<IPFamily, readonly ServicePortInfo[]>();
+  Map.prototype.set.call(models, 'IPv4', flat);
+  models.get = () => {
+    throw new Error('the flat model was read');
+  };
+  const grouped = new Map([
+    ['ns/a', flat.filter((sp) => sp.name === 'a')],
+    ['ns/b', flat.filter((sp) => sp.name === 'b')],
+    ['ns/gone', []],
+  ]);
+  await backend.sync(models, true, new Set(), new Map([['IPv4', grouped]]));
+  t.same(k.clusterIPBackends('10.96.0.1', 'tcp', 80), ['198.19.1.1 . 8080']);
+  t.same(k.clusterIPBackends('10.96.0.2', 'tcp', 80), ['198.19.1.2 . 8080']);
+});
+
 t.test("nft -f - runs with glibc's malloc on transparent huge pages; an operator's GLIBC_TUNABLES win", async (t) => {
   const w: World = { services: new Map(), slices: new Map() };
   w.services.set(
