@@ -12,7 +12,7 @@ import { Controller } from '../k8s/controller.ts';
 import type { Change, Reconciler } from '../k8s/controller.ts';
 import type { ClusterSource } from '../k8s/source.ts';
 import type { StoreView } from '../k8s/store.ts';
-import type { IPFamily } from '../model/types.ts';
+import type { EndpointSlice, IPFamily, Service } from '../model/types.ts';
 import type { ProxyBackend } from './backend.ts';
 import type { Conntrack } from './conntrack.ts';
 import { staleUdpEntries } from './conntrack.ts';
@@ -128,6 +128,23 @@ class FlatModels implements ReadonlyMap<IPFamily, readonly ServicePortInfo[]> {
 
 const isUdp = (sp: ServicePortInfo): boolean => sp.protocol === 'UDP';
 
+/** What a service's ports were built from: the store's objects (it replaces an object only when it changes). */
+interface BuiltFrom {
+  readonly svc: Service;
+  readonly slices: readonly EndpointSlice[];
+  readonly zone: string;
+}
+
+function sameInputs(a: BuiltFrom | undefined, b: BuiltFrom): boolean {
+  return (
+    !!a &&
+    a.svc === b.svc &&
+    a.zone === b.zone &&
+    a.slices.length === b.slices.length &&
+    a.slices.every((s, i) => s === b.slices[i])
+  );
+}
+
 export class Proxier implements Reconciler {
   readonly name = 'proxy';
   readonly kinds = ['Service', 'EndpointSlice', 'Node'] as const;
@@ -140,6 +157,8 @@ export class Proxier implements Reconciler {
   readonly #times: ChangeTimes;
   /** service ports per service key and family, as last built */
   readonly #ports = new Map<IPFamily, Map<string, ServicePortInfo[]>>();
+  /** per service key: what its entries in #ports were built from (a full sync rebuilds only what differs) */
+  readonly #builtFrom = new Map<string, BuiltFrom>();
   #health: HealthCheckState[] = [];
   /** per family: the ports of services rebuilt since the last successful sync, as that sync left them */
   readonly #before = new Map<IPFamily, Map<string, ServicePortInfo[]>>();
@@ -223,6 +242,14 @@ export class Proxier implements Reconciler {
     const started = performance.now();
     // only changed services are rebuilt; the others keep their objects (backends skip them by identity)
     const keys = full ? view.list('Service').map((s) => keyOf(s.meta)) : [...changed];
+    // the inputs of each service, once for all families; a full sync (periodic, after a failure) keeps the ports
+    // of services whose inputs are the same objects as last time: the model is a pure function of them, and
+    // 50k services' ports are ~80 MB that would otherwise exist twice at the sync's peak
+    const inputs = new Map<string, BuiltFrom | undefined>();
+    for (const key of keys) {
+      const svc = view.get('Service', key);
+      inputs.set(key, svc ? { svc, slices: slicesFor(view, key), zone } : undefined);
+    }
     for (const family of this.#opts.families) {
       const old = this.#ports.get(family) ?? new Map<string, ServicePortInfo[]>();
       const byKey = full ? new Map<string, ServicePortInfo[]>() : old;
@@ -240,12 +267,21 @@ export class Proxier implements Reconciler {
       if (full) for (const [k, v] of old) if (!before.has(k) && v.some(isUdp)) before.set(k, v);
       for (const key of keys) {
         if (!full && !before.has(key)) before.set(key, old.get(key) ?? []);
-        const svc = view.get('Service', key);
-        const ports = svc ? buildServicePorts([svc], new Map([[key, slicesFor(view, key)]]), opts) : [];
+        const from = inputs.get(key);
+        const ports = !from
+          ? []
+          : full && sameInputs(this.#builtFrom.get(key), from)
+            ? (old.get(key) ?? [])
+            : buildServicePorts([from.svc], new Map([[key, from.slices]]), opts);
         if (ports.length > 0) byKey.set(key, ports);
         else byKey.delete(key);
       }
       this.#ports.set(family, byKey);
+    }
+    if (full) this.#builtFrom.clear();
+    for (const [key, from] of inputs) {
+      if (from) this.#builtFrom.set(key, from);
+      else this.#builtFrom.delete(key);
     }
     // flattened only if the backend reads it: a partial nftables sync reads the changed services only
     const models = new FlatModels(new Map(this.#opts.families.map((f) => [f, this.#ports.get(f)!])));

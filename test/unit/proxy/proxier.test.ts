@@ -85,6 +85,40 @@ t.test('changes coalesce; unchanged updates cause no sync; a failure is retried 
   await proxier.stop();
 });
 
+t.test('a full resync keeps the ports of services whose objects did not change, rebuilds the others', async (t) => {
+  const { src, backend, proxier } = setup();
+  for (const name of ['s1', 's2', 's3']) {
+    src.put(makeService('a', name));
+    src.put(makeSlice('a', name, [{ ip: `198.19.1.${name.slice(1)}` }]));
+  }
+  await src.start();
+  await proxier.settled();
+  const byName = (i: number) => new Map(backend.calls[i]!.ports.map((p) => [p.name, p]));
+  const first = byName(0);
+  // one service's endpoints change, another goes away, and a full sync is asked for at once: one full sync
+  src.put(makeSlice('a', 's2', [{ ip: '198.19.2.2' }]));
+  src.remove('Service', 'a/s3');
+  proxier.requestFullSync();
+  await proxier.settled();
+  const last = backend.calls.at(-1)!;
+  t.equal(last.full, true);
+  const now = byName(backend.calls.length - 1);
+  t.equal(now.get('s1'), first.get('s1'), 'unchanged: the same object');
+  t.not(now.get('s2'), first.get('s2'), 'changed: rebuilt');
+  t.same(
+    now.get('s2')!.clusterEndpoints.map((e) => e.ip),
+    ['198.19.2.2'],
+  );
+  t.notOk(now.has('s3'), 'deleted: gone');
+  // a full sync with nothing changed rebuilds nothing
+  proxier.requestFullSync();
+  await proxier.settled();
+  const again = byName(backend.calls.length - 1);
+  t.equal(again.get('s1'), first.get('s1'));
+  t.equal(again.get('s2'), now.get('s2'));
+  await proxier.stop();
+});
+
 t.test('health-check state follows local endpoints', async (t) => {
   const { src, proxier } = setup();
   src.put(
