@@ -205,8 +205,11 @@ export class NftablesBackend implements ProxyBackend {
             all.set(k, entry(sps, keys));
           }
         };
+        // the kernel's names are listed by nft children while this thread renders (two cores: ~0.1-0.2 s at 50k)
+        const listing = this.#listExisting(f);
+        listing.catch(() => {}); // awaited below; a render that throws first must not leave it unhandled
         const state = renderGroups(groups(), f, this.#cfg, (set, keys) => countSet(refs, set, keys, 1));
-        parts.push(fullScriptLines(state, await this.#listExisting(f)));
+        parts.push(fullScriptLines(state, await listing));
         next.set(f, () => all);
         after.push(() => this.#refs.set(f, refs));
         continue;

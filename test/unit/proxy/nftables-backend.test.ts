@@ -262,3 +262,31 @@ t.test("nft -f - runs with glibc's malloc on transparent huge pages; an operator
   await backend.sync(ports(w), true);
   t.same(envs, ['glibc.malloc.hugetlb=1', 'glibc.malloc.hugetlb=1:glibc.malloc.hugetlb=0']);
 });
+
+t.test("a full sync lists the kernel's objects while it renders (the nft children start first)", async (t) => {
+  const order: string[] = [];
+  const { exec: kernel } = fakeKernel();
+  const exec: Exec = {
+    run(argv, opts) {
+      if (argv[1] === '-j') order.push(`list ${argv[4]}`);
+      return kernel.run(argv, opts);
+    },
+  };
+  const w: World = { services: new Map(), slices: new Map() };
+  w.services.set(
+    'a',
+    makeService('ns', 'a', (s) => (s.clusterIPs = ['10.96.0.1'])),
+  );
+  w.slices.set('a', makeSlice('ns', 'a', [{ ip: '198.19.1.1', node: 'node1' }]));
+  const flat = ports(w).get('IPv4')!;
+  class Watched extends Map<string, readonly ServicePortInfo[]> {
+    override [Symbol.iterator](): MapIterator<[string, readonly ServicePortInfo[]]> {
+      order.push('render');
+      return super[Symbol.iterator]();
+    }
+  }
+  const grouped = new Watched([['ns/a', flat]]);
+  const backend = new NftablesBackend({ exec, config: { clusterCIDRs: ['198.19.0.0/16'] }, log: silentLogger });
+  await backend.sync(new Map([['IPv4', flat]]), true, new Set(), new Map([['IPv4', grouped]]));
+  t.same(order, ['list chains', 'list sets', 'list maps', 'render']);
+});
