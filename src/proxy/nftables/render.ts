@@ -124,8 +124,19 @@ export function nftFamily(f: IPFamily): NftFamily {
   return f === 'IPv4' ? 'ip' : 'ip6';
 }
 
+/** lower-case protocol names, one string each (rendering 50k services asks 100k+ times) */
+const PROTOS: Readonly<Record<string, string>> = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp' };
+
 function proto(sp: ServicePortInfo): string {
-  return sp.protocol.toLowerCase();
+  return PROTOS[sp.protocol] ?? sp.protocol.toLowerCase();
+}
+
+/** `cluster-endpoints-<proto>`, one string per protocol */
+const clusterEndpointMaps = new Map<string, string>();
+function clusterEndpointsMap(p: string): string {
+  let v = clusterEndpointMaps.get(p);
+  if (v === undefined) clusterEndpointMaps.set(p, (v = `cluster-endpoints-${p}`));
+  return v;
 }
 
 /** "ns/name/tcp/portName": readable part of the per-service object names */
@@ -318,7 +329,8 @@ export function renderNft(
 /**
  * The whole table from groups of service ports, each with its slot source (one group per service: a full
  * sync), rendered straight into one state, without a fragment per service. `onSetElements` is told the
- * distinct managed-set elements each group contributes (the backend reference-counts them).
+ * distinct managed-set elements each group contributes (the backend reference-counts them; the set it is given
+ * is reused for the next group, so it is valid during the call only).
  */
 export function renderGroups(
   groups: Iterable<{ readonly ports: readonly ServicePortInfo[]; readonly slots: SlotOf }>,
@@ -328,21 +340,26 @@ export function renderGroups(
 ): NftState {
   const { chains, maps, sets, setElements } = renderBase(family, cfg);
   const el = (m: string) => maps.get(m)!.elements as Map<string, string>;
+  // one group's managed-set elements: the sets are reused, emptied after each group (so `onSetElements` may
+  // read them during the call only)
+  const mine = new Map<string, Set<string>>();
+  const mineOf = (x: string): Set<string> => {
+    let xs = mine.get(x);
+    if (!xs) mine.set(x, (xs = new Set()));
+    return xs;
+  };
   for (const g of groups) {
     if (!onSetElements) {
       renderInto(g.ports, family, cfg, g.slots, chains, sets, el, (x) => setElements.get(x)!);
       continue;
     }
-    const mine = new Map<string, Set<string>>();
-    renderInto(g.ports, family, cfg, g.slots, chains, sets, el, (x) => {
-      let xs = mine.get(x);
-      if (!xs) mine.set(x, (xs = new Set()));
-      return xs;
-    });
+    renderInto(g.ports, family, cfg, g.slots, chains, sets, el, mineOf);
     for (const [x, keys] of mine) {
+      if (keys.size === 0) continue;
       const all = setElements.get(x)!;
       for (const k of keys) all.add(k);
       onSetElements(x, keys);
+      keys.clear();
     }
   }
   return { family, chains, sets, maps, setElements };
@@ -405,7 +422,8 @@ function renderInto(
 ): void {
   const a = family;
   const addrType = family === 'ip' ? 'ipv4_addr' : 'ipv6_addr';
-  const hasLocalCidrs = localCidrsOf(family, cfg).length > 0;
+  /** (only services with external addresses ask: not computed per plain service) */
+  const hasLocalCidrs = () => localCidrsOf(family, cfg).length > 0;
 
   for (const sp of ports) {
     const p = proto(sp);
@@ -421,8 +439,8 @@ function renderInto(
       // Hairpin: an endpoint reaching itself through the service. Through a ClusterIP only pods of this node
       // arrive here (other nodes DNAT their own pods' ClusterIP traffic), so a plain service needs its local
       // endpoints only; NodePorts and external IPs (below) can bring any pod here.
-      for (const eps of [sp.clusterEndpoints, sp.localEndpoints])
-        for (const ep of eps) if (ep.local) setEl(SET_HAIRPIN).add(`${ep.ip} . ${ep.ip}`);
+      for (const ep of sp.clusterEndpoints) if (ep.local) setEl(SET_HAIRPIN).add(`${ep.ip} . ${ep.ip}`);
+      for (const ep of sp.localEndpoints) if (ep.local) setEl(SET_HAIRPIN).add(`${ep.ip} . ${ep.ip}`);
       const key = `${sp.clusterIP} . ${p} . ${sp.port}`;
       const n = sp.clusterEndpoints.length;
       if (n === 0) {
@@ -431,7 +449,7 @@ function renderInto(
         continue;
       }
       el(MAP_CLUSTER_IPS).set(key, lbGoto(p, n));
-      const m = el(`cluster-endpoints-${p}`);
+      const m = el(clusterEndpointsMap(p));
       for (let i = 0; i < n; i++) {
         const ep = sp.clusterEndpoints[i]!;
         m.set(`${sp.clusterIP} . ${sp.port} . ${i}`, `${ep.ip} . ${ep.port}`);
@@ -482,7 +500,7 @@ function renderInto(
 
     if (hasCluster && plain) {
       el(MAP_CLUSTER_IPS).set(ipKey(sp.clusterIP), `goto ${lbChainName(p, sp.clusterEndpoints.length)}`);
-      const m = el(`cluster-endpoints-${p}`);
+      const m = el(clusterEndpointsMap(p));
       sp.clusterEndpoints.forEach((ep, i) => m.set(`${sp.clusterIP} . ${sp.port} . ${i}`, `${ep.ip} . ${ep.port}`));
       continue;
     }
@@ -514,7 +532,7 @@ function renderInto(
           // Local policy (kube-proxy, the fix of Kubernetes issue 65387): traffic of this node's pods and of the
           // node itself to an external address of the service is not external traffic: it goes to the cluster-wide
           // chain, also when this node has no endpoint (as if it had gone out to the load balancer and back)
-          ...(hasLocalCidrs ? [`${a} saddr @${SET_CLUSTER_CIDRS} goto ${names.service}`] : []),
+          ...(hasLocalCidrs() ? [`${a} saddr @${SET_CLUSTER_CIDRS} goto ${names.service}`] : []),
           'fib saddr type local jump mark-for-masquerade',
           `fib saddr type local goto ${names.service}`,
           ...(hasLocal ? [`goto ${names.local}`] : []),
