@@ -174,7 +174,10 @@ export class NftablesBackend implements ProxyBackend {
       const prev = full ? undefined : this.#mirror.get(f);
       // a full sync does not read the old mirror: dropped now, so the old model it holds can be freed while the new
       // table is rendered (a failed sync clears the mirror anyway, and a family without one gets a full sync)
-      if (!prev) this.#mirror.delete(f);
+      if (!prev) {
+        this.#mirror.delete(f);
+        this.#refs.delete(f); // (rebuilt by the render, like the mirror)
+      }
       // a full sync rewrites every map: slots start afresh
       let slots = prev ? this.#slots.get(f) : undefined;
       if (!slots) this.#slots.set(f, (slots = new SlotAllocator()));
