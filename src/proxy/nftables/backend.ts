@@ -67,11 +67,16 @@ function nftEnv(): NodeJS.ProcessEnv {
   return { ...process.env, GLIBC_TUNABLES: own ? `glibc.malloc.hugetlb=1:${own}` : 'glibc.malloc.hugetlb=1' };
 }
 
-/** The lines of a transaction from its parts, read once: counted, the first ones kept for error reports. */
-class CountedLines {
+const NO_LINES: readonly string[] = Object.freeze([]);
+
+/**
+ * The lines of a transaction from its parts, read once: counted, the first ones kept for error reports.
+ * (Exported for tests.)
+ */
+export class CountedLines {
   readonly head: string[] = [];
   count = 0;
-  readonly #it: Iterator<string>;
+  #it: Iterator<string>;
   /** lines read ahead (by empty() and takeUpTo()) and not handed out yet */
   #ahead: string[] = [];
 
@@ -83,7 +88,12 @@ class CountedLines {
 
   #next(): string | undefined {
     const r = this.#it.next();
-    if (r.done) return undefined;
+    if (r.done) {
+      // let go of the parts: a finished generator still holds its arguments (a full sync's whole rendered table,
+      // ~23 MB at 50k services), and the exec's options, which hold text() and so this object, may outlive the sync
+      this.#it = NO_LINES[Symbol.iterator]();
+      return undefined;
+    }
     if (this.head.length < 20) this.head.push(r.value);
     this.count++;
     return r.value;

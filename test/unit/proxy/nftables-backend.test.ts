@@ -1,13 +1,15 @@
 // nftables backend against an in-memory kernel (FakeTable): the shared endpoint maps and the hairpin set
 // stay right across partial syncs: slots are kept while a service lives and reused only after the
 // transaction that freed them; a hairpin element shared by two services survives the removal of one.
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import t from 'tap';
 import { inputText } from '../../../src/common/exec-adapter.ts';
 import type { Exec, ExecResult } from '../../../src/common/exec-adapter.ts';
 import { silentLogger } from '../../../src/common/log.ts';
 import { buildServicePorts } from '../../../src/proxy/model.ts';
 import type { ServicePortInfo } from '../../../src/proxy/model.ts';
-import { NftablesBackend } from '../../../src/proxy/nftables/backend.ts';
+import { CountedLines, NftablesBackend } from '../../../src/proxy/nftables/backend.ts';
 import type { EndpointSlice, IPFamily, Service } from '../../../src/model/types.ts';
 import { FakeTable } from './fake-nft.ts';
 import { makeService, makeSlice } from './fixtures.ts';
@@ -289,4 +291,26 @@ t.test("a full sync lists the kernel's objects while it renders (the nft childre
   const backend = new NftablesBackend({ exec, config: { clusterCIDRs: ['198.19.0.0/16'] }, log: silentLogger });
   await backend.sync(new Map([['IPv4', flat]]), true, new Set(), new Map([['IPv4', grouped]]));
   t.same(order, ['list chains', 'list sets', 'list maps', 'render']);
+});
+
+t.test('the lines of a transaction let go of their parts once read (the exec may keep its options)', async (t) => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  let table: WeakRef<object> | undefined;
+  const make = () => {
+    const state = { big: new Array(1000).fill('x') };
+    table = new WeakRef(state);
+    // like fullScriptLines(state, ...): a generator whose argument is the rendered table
+    const lines = function* (s: { big: string[] }) {
+      yield `add table ip kdp ${s.big.length}`;
+    };
+    return new CountedLines([['flush table ip kdp'], lines(state)]);
+  };
+  const counted = make();
+  const kept = { input: counted.text() }; // what an exec could hold on to after the run
+  t.same([...kept.input], ['flush table ip kdp\n', 'add table ip kdp 1000\n']);
+  t.equal(counted.count, 2);
+  await new Promise((r) => setImmediate(r));
+  gc();
+  t.equal(table!.deref(), undefined, 'the table is garbage once its lines were read');
 });
