@@ -685,6 +685,37 @@ class Exchange {
 
 // --------------------------------------------------------------------------------------------- client side
 
+/**
+ * The client went away before its response was complete: the exchange is dropped and the request recorded with
+ * the status sent (nginx: 499 when the client left before the response head).
+ */
+function clientGone(front: FastFront, ex: Exchange, rec: FrontRecord): void {
+  ex.abandon();
+  if (rec.status === 0) rec.status = 499;
+  recorded(front, rec);
+}
+
+/** The FrontRecord fields of a request the front took, before its upstream answered. */
+function pending(d: ProxyDecision) {
+  return {
+    route: d.route,
+    ingress: d.ingress,
+    upstream: d.upstream,
+    status: 0,
+    bytes: 0,
+    upstreamAddr: '-',
+    upstreamStatus: '-',
+    upstreamTime: '-',
+    upstreamLength: '-',
+  };
+}
+
+/** A request of the front is over: no longer in flight, and recorded (metrics, access log). */
+function recorded(front: FastFront, rec: FrontRecord): void {
+  front.inflight--;
+  front.hooks.record(rec);
+}
+
 /** Fixed response texts of one front (built once: nothing per request). */
 interface FrontTexts {
   readonly serverLine: string;
@@ -744,14 +775,7 @@ class ClientConn implements RequestFacts, ClientSide {
   readonly #onClose = () => {
     this.#gone = true;
     this.#front.conns.delete(this);
-    const rec = this.#rec;
-    if (this.#ex && rec) {
-      // the client went away before its response was complete (nginx logs 499)
-      this.#ex.abandon();
-      this.#front.inflight--;
-      if (rec.status === 0) rec.status = 499;
-      this.hooks.record(rec);
-    }
+    if (this.#ex && this.#rec) clientGone(this.#front, this.#ex, this.#rec);
     this.#ex = undefined;
     this.#rec = undefined;
   };
@@ -913,15 +937,7 @@ class ClientConn implements RequestFacts, ClientSide {
       requestLength: consumed,
       hostHeader: host,
       reqId: id,
-      route: d.route,
-      ingress: d.ingress,
-      upstream,
-      status: 0,
-      bytes: 0,
-      upstreamAddr: '-',
-      upstreamStatus: '-',
-      upstreamTime: '-',
-      upstreamLength: '-',
+      ...pending(d),
     };
     const ex = new Exchange(this, rec, up, method === 'HEAD', d.options, close);
     this.#ex = ex;
@@ -962,10 +978,8 @@ class ClientConn implements RequestFacts, ClientSide {
   /** The exchange is over (response complete, or an error answer written). */
   done(rec: FrontRecord, close: boolean): void {
     if (this.#rec !== rec) return;
-    this.#ex = undefined;
-    this.#rec = undefined;
-    this.#front.inflight--;
-    this.hooks.record(rec);
+    this.#ex = this.#rec = undefined;
+    recorded(this.#front, rec);
     if (this.#gone) return;
     this.last = this.#front.tick;
     if (close) {
@@ -981,10 +995,8 @@ class ClientConn implements RequestFacts, ClientSide {
   abort(): void {
     const rec = this.#rec;
     if (rec) {
-      this.#ex = undefined;
-      this.#rec = undefined;
-      this.#front.inflight--;
-      this.hooks.record(rec);
+      this.#ex = this.#rec = undefined;
+      recorded(this.#front, rec);
     }
     this.sock.destroy();
   }
@@ -1100,10 +1112,8 @@ class H2Client implements ClientSide {
 
   done(rec: FrontRecord): void {
     if (this.#rec !== rec) return;
-    this.#ex = undefined;
-    this.#rec = undefined;
-    this.#front.inflight--;
-    this.hooks.record(rec);
+    this.#ex = this.#rec = undefined;
+    recorded(this.#front, rec);
     const s = this.#stream;
     // the upstream socket went back to the pool: it is not this stream's to hold any longer (an ending stream
     // emits no 'drain')
@@ -1116,24 +1126,16 @@ class H2Client implements ClientSide {
   abort(): void {
     const rec = this.#rec;
     if (rec) {
-      this.#ex = undefined;
-      this.#rec = undefined;
-      this.#front.inflight--;
-      this.hooks.record(rec);
+      this.#ex = this.#rec = undefined;
+      recorded(this.#front, rec);
     }
     if (!this.#stream.destroyed) this.#stream.close(h2c.NGHTTP2_INTERNAL_ERROR);
   }
 
   #closed(): void {
     this.#release(); // an upstream socket paused for this stream's flow control is read again
-    const rec = this.#rec;
-    if (this.#ex && rec) {
-      // the client reset the stream (or the session went) before the response was complete (nginx logs 499)
-      this.#ex.abandon();
-      this.#front.inflight--;
-      if (rec.status === 0) rec.status = 499;
-      this.hooks.record(rec);
-    }
+    // the client reset the stream (or the session went)
+    if (this.#ex && this.#rec) clientGone(this.#front, this.#ex, this.#rec);
     this.#ex = undefined;
     this.#rec = undefined;
   }
@@ -1273,15 +1275,7 @@ export class FastFront {
       requestLength,
       hostHeader: host,
       reqId: id,
-      route: d.route,
-      ingress: d.ingress,
-      upstream: d.upstream,
-      status: 0,
-      bytes: 0,
-      upstreamAddr: '-',
-      upstreamStatus: '-',
-      upstreamTime: '-',
-      upstreamLength: '-',
+      ...pending(d),
     };
     const client = new H2Client(this, stream);
     client.start(

@@ -7,6 +7,7 @@ import { connect as http2Connect } from 'node:http2';
 import { connect as tlsConnect } from 'node:tls';
 import { request } from 'undici';
 import { needsRoot } from '../helpers/gate.ts';
+import { loopbackIngress } from '../helpers/loopback-ingress.ts';
 import { until } from '../helpers/wait.ts';
 import { exchange } from '../helpers/raw-http.ts';
 import { rawBackend } from '../helpers/raw-backend.ts';
@@ -27,16 +28,7 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
     src.put(service('raw'));
     src.put(slice('raw', ['127.0.0.1'], be.port));
     src.put(ingress('raw', [rule('raw.test', path('/', 'Prefix', 'raw'))]));
-    const logs: string[] = [];
-    const ing = await startIngress(src, {
-      httpPort: 0,
-      httpsPort: 0,
-      metricsPort: 0,
-      bind: '127.0.0.1',
-      accessLog: (s) => void logs.push(s),
-      processMetrics: false,
-    });
-    t.teardown(() => ing.close());
+    const { ing, logs } = await loopbackIngress(t, src);
     const base = `http://127.0.0.1:${ing.ports.http}`;
     const get = async (p: string, method = 'GET') => {
       const r = await request(`${base}${p}`, { method: method as 'GET', headers: { host: 'raw.test' } });

@@ -12,11 +12,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { needsRoot } from '../helpers/gate.ts';
+import { loopbackIngress } from '../helpers/loopback-ingress.ts';
 import { until } from '../helpers/wait.ts';
 import { BIG, BIG_SHA256, rawBackend } from '../helpers/raw-backend.ts';
 import { run } from '../../src/common/exec-adapter.ts';
 import { FakeSource } from '../../src/k8s/testing/fake-source.ts';
-import { startIngress } from '../../ingress/ingress.ts';
 import { ingress, ingressClass, path, rule, service, slice, withAnnotations } from '../../ingress/testing/fixtures.ts';
 
 const ALLOW = { 'nginx.ingress.kubernetes.io/whitelist-source-range': '127.0.0.0/8' };
@@ -69,16 +69,7 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
     src.put(ingress('dead', [rule('dead.test', path('/', 'Prefix', 'dead'))]));
     src.put(withAnnotations(ingress('dead-gen', [rule('deadgen.test', path('/', 'Prefix', 'dead'))]), ALLOW));
     src.put(ingress('empty', [rule('empty.test', path('/', 'Prefix', 'empty'))]));
-    const logs: string[] = [];
-    const ing = await startIngress(src, {
-      httpPort: 0,
-      httpsPort: 0,
-      metricsPort: 0,
-      bind: '127.0.0.1',
-      accessLog: (s) => void logs.push(s),
-      processMetrics: false,
-    });
-    t.teardown(() => ing.close());
+    const { ing, logs } = await loopbackIngress(t, src);
     const port = ing.ports.https;
 
     let n = 0;
