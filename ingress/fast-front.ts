@@ -695,9 +695,30 @@ function clientGone(front: FastFront, ex: Exchange, rec: FrontRecord): void {
   recorded(front, rec);
 }
 
-/** The FrontRecord fields of a request the front took, before its upstream answered. */
-function pending(d: ProxyDecision) {
+/** The FrontRecord of a request the front took, before its upstream answered (positional: no argument object). */
+function newRecord(
+  httpVersion: string,
+  ip: string,
+  method: string,
+  url: string,
+  referer: string | undefined,
+  userAgent: string | undefined,
+  requestLength: number,
+  hostHeader: string,
+  reqId: string,
+  d: ProxyDecision,
+): FrontRecord {
   return {
+    start: performance.now(),
+    httpVersion,
+    ip,
+    method,
+    url,
+    referer,
+    userAgent,
+    requestLength,
+    hostHeader,
+    reqId,
     route: d.route,
     ingress: d.ingress,
     upstream: d.upstream,
@@ -926,19 +947,7 @@ class ClientConn implements RequestFacts, ClientSide {
     const ip = this.ip;
     const set = forwardedText(this.scheme, host, ip, this.#port, id, xff);
     const up = `${method} ${target} HTTP/1.1\r\n${set}${fwd}\r\n`;
-    const rec: FrontRecord = {
-      start: performance.now(),
-      httpVersion: '1.1',
-      ip,
-      method,
-      url,
-      referer,
-      userAgent: ua,
-      requestLength: consumed,
-      hostHeader: host,
-      reqId: id,
-      ...pending(d),
-    };
+    const rec = newRecord('1.1', ip, method, url, referer, ua, consumed, host, id, d);
     const ex = new Exchange(this, rec, up, method === 'HEAD', d.options, close);
     this.#ex = ex;
     this.#rec = rec;
@@ -1015,6 +1024,7 @@ const H2_PATH = /^\/[\x21-\x7e]*$/;
 // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
 const H2_BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
 const NO_HEADERS: IncomingHttpHeaders = Object.freeze({});
+const ignore = (): void => {};
 
 /** The decision's view of an HTTP/2 request (one object per front, filled before decide() and read only there). */
 class H2Facts implements RequestFacts {
@@ -1051,7 +1061,7 @@ class H2Client implements ClientSide {
     this.pool = front.pool;
     this.texts = front.texts;
     this.#stream = stream;
-    stream.on('error', () => {}); // a reset by the client: 'close' follows
+    stream.on('error', ignore); // a reset by the client: 'close' follows
     stream.once('close', () => this.#closed());
   }
 
@@ -1263,20 +1273,8 @@ export class FastFront {
     const id = hooks.requestId(reqId);
     const port = sock.localPort ?? (scheme === 'https' ? 443 : 80);
     const up = `${method} ${d.target} HTTP/1.1\r\n${forwardedText(scheme, host, ip, port, id, xff)}${fwd}\r\n`;
-    const referer = headers.referer;
-    const rec: FrontRecord = {
-      start: performance.now(),
-      httpVersion: '2.0',
-      ip,
-      method,
-      url,
-      referer,
-      userAgent: headers['user-agent'],
-      requestLength,
-      hostHeader: host,
-      reqId: id,
-      ...pending(d),
-    };
+    const ua = headers['user-agent'];
+    const rec = newRecord('2.0', ip, method, url, headers.referer, ua, requestLength, host, id, d);
     const client = new H2Client(this, stream);
     client.start(
       new Exchange(client, rec, up, method === 'HEAD', d.options, false),
