@@ -11,7 +11,6 @@
 // Anything else (a body, an upgrade, a malformed or unusual head, an answer the front does not give itself such
 // as 404/403/308/503) hands the connection, with the bytes not yet consumed, to the node:http server (llhttp),
 // which owns it from then on. So every odd or hostile input is judged by llhttp, exactly as before.
-import { constants as h2c } from 'node:http2';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { connect as netConnect } from 'node:net';
 import type { Socket } from 'node:net';
@@ -1025,6 +1024,7 @@ const H2_PATH = /^\/[\x21-\x7e]*$/;
 const H2_BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
 const NO_HEADERS: IncomingHttpHeaders = Object.freeze({});
 const ignore = (): void => {};
+const UPSTREAM_FAILED = new Error('the upstream failed after the response started');
 
 /** The decision's view of an HTTP/2 request (one object per front, filled before decide() and read only there). */
 class H2Facts implements RequestFacts {
@@ -1139,7 +1139,9 @@ class H2Client implements ClientSide {
       this.#ex = this.#rec = undefined;
       recorded(this.#front, rec);
     }
-    if (!this.#stream.destroyed) this.#stream.close(h2c.NGHTTP2_INTERNAL_ERROR);
+    // destroy with an error: RST_STREAM INTERNAL_ERROR and nothing else (close() would first end the writable side,
+    // an END_STREAM that makes a chunked or until-close body look complete)
+    if (!this.#stream.destroyed) this.#stream.destroy(UPSTREAM_FAILED);
   }
 
   #closed(): void {

@@ -182,6 +182,56 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       t.equal(none.body.toString(), 'service unavailable: no endpoints\n');
     });
 
+    t.test('one endpoint refusing: retried on the next, as the HTTP/1.1 front', async (t) => {
+      // 127.0.0.2: loopback, nothing listens there on the backend's port (connect refused)
+      src.put(slice('raw', ['127.0.0.2', '127.0.0.1'], be.port));
+      await until(async () => (await curl('raw.test', '/retry-probe')).status === 200 || undefined, {
+        timeoutMs: 10_000,
+        what: 'the new endpoints in the table',
+      });
+      for (let i = 0; i < 4; i++) t.equal((await curl('raw.test', `/retry${i}`)).status, 200, `retry${i}`);
+      await new Promise((r) => setTimeout(r, 200)); // the access log is buffered
+      const retried = logs
+        .join('')
+        .split('\n')
+        .filter((l) => / "GET \/retry\d HTTP\/2\.0" 200 /.test(l) && l.includes(`127.0.0.2:${be.port}, 127.0.0.1:`));
+      t.ok(retried.length >= 1, `${retried.length} of 4 went to the refusing endpoint first, then the next one`);
+      src.put(slice('raw', ['127.0.0.1'], be.port));
+      await until(async () => (await curl('raw.test', '/retry-probe')).status === 200 || undefined, {
+        timeoutMs: 10_000,
+        what: 'the table back',
+      });
+    });
+
+    t.test(
+      'the upstream fails mid-body: that stream is reset (as the general path), the session goes on',
+      async (t) => {
+        // Content-Length short, and chunked without its last chunk: never an END_STREAM that makes it look complete
+        for (const p of ['/cut', '/cut-chunked']) {
+          const lane = await curl('raw.test', p);
+          const gen = await curl('gen.test', p);
+          t.equal(lane.code, 92, `${p}: curl sees the stream reset: ${lane.stderr}`);
+          t.match(lane.stderr, /INTERNAL_ERROR/);
+          t.equal(lane.code, gen.code, `${p}: the same curl exit as the general path (${gen.stderr})`);
+        }
+        const sess = h2Connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
+        t.teardown(() => sess.close());
+        const get = (p: string) =>
+          new Promise<string>((resolve, reject) => {
+            const st = sess.request({ ':path': p, ':authority': 'raw.test' });
+            let body = '';
+            st.on('data', (b: Buffer) => (body += b.toString()));
+            st.on('end', () => resolve(body));
+            st.on('error', reject);
+          });
+        const [cut, ok] = await Promise.allSettled([get('/cut'), get('/beside-cut')]);
+        t.equal(cut.status, 'rejected', 'the cut stream errors');
+        t.match(String((cut as PromiseRejectedResult).reason), /NGHTTP2_INTERNAL_ERROR/);
+        t.same(ok, { status: 'fulfilled', value: 'GET /beside-cut body=' }, 'its neighbour on the session completes');
+        t.equal(await get('/after-cut'), 'GET /after-cut body=', 'the session is still usable');
+      },
+    );
+
     t.test('a 2 MiB response (flow control), Content-Length and chunked, TLS and h2c', async (t) => {
       for (const p of ['/big', '/big-chunked']) {
         for (const h2c of [false, true]) {

@@ -83,6 +83,13 @@ function answer(sock: Socket, method: string, url: string, body: string): void {
       }
       sock.write('0\r\n\r\n');
       return;
+    case '/cut':
+      // 10 of the 100 bytes announced, then the connection ends: a failure after the response started
+      sock.end('HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789');
+      return;
+    case '/cut-chunked':
+      sock.end('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\na\r\n0123456789\r\n');
+      return;
     case '/conn-close':
       sock.write(`HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 4\r\n\r\nbye\n`);
       sock.end();
