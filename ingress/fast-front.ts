@@ -11,6 +11,11 @@
 // Anything else (a body, an upgrade, a malformed or unusual head, an answer the front does not give itself such
 // as 404/403/308/503) hands the connection, with the bytes not yet consumed, to the node:http server (llhttp),
 // which owns it from then on. So every odd or hostile input is judged by llhttp, exactly as before.
+//
+// The HTTP/2 lane (FastFront.stream): a stream of an HTTP/2 session whose request the same rule takes (bodiless
+// GET/HEAD, fastDecision()) goes over the same Exchange and RawPool; its head is built from the pseudo-headers,
+// the response goes out through the core API (respond(), the body de-chunked). Other streams go to node:http2's
+// compat layer, unchanged.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { connect as netConnect } from 'node:net';
 import type { Socket } from 'node:net';
