@@ -181,17 +181,6 @@ function fastDecision(table: RouteTable, facts: RequestFacts): ProxyDecision | u
   return d;
 }
 
-/** One upstream header line into an HTTP/2 header object; false when its name is not a token. */
-function h2Header(hs: OutgoingHttpHeaders, line: string, colon: number): boolean {
-  const raw = line.slice(0, colon);
-  if (!TOKEN.test(raw)) return false;
-  const name = raw.toLowerCase();
-  const value = line.slice(colon + 1).trim();
-  const prev = hs[name];
-  hs[name] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [String(prev), value];
-  return true;
-}
-
 function errorResponse(status: number, text: string, body: string, server: string): string {
   return `HTTP/1.1 ${status} ${text}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\nserver: ${server}\r\n\r\n${body}`;
 }
@@ -465,7 +454,9 @@ class Exchange {
     const http10 = m[1] === '0';
     // HTTP/2: the headers go to `respond` as a header object (lower-case names), never as text
     const h2 = this.#front.h2;
-    const hs: OutgoingHttpHeaders | undefined = h2 ? { ':status': status } : undefined;
+    // (a flat name/value list: node:http2 lower-cases the names and refuses a name that is not a token, a
+    // connection-specific header or a single-value header twice; respond() fails and the answer is a 502)
+    const hs: string[] | undefined = h2 ? [':status', m[2]!] : undefined;
     let out = hs ? '' : `HTTP/1.1 ${m[2]} ${m[3] ?? ''}\r\n`;
     let length = -1;
     let chunked = false;
@@ -477,7 +468,7 @@ class Exchange {
       if (colon <= 0) return false;
       if (colon >= 64 || RESPONSE_NAMES[colon] === 0) {
         if (hs === undefined) out += line + '\r\n';
-        else if (!h2Header(hs, line, colon)) return false;
+        else hs.push(line.slice(0, colon), line.slice(colon + 1).trim());
         continue;
       }
       const name = line.slice(0, colon).toLowerCase();
@@ -500,7 +491,7 @@ class Exchange {
         if (hs) continue; // HTTP/2 has its own framing: the body goes out de-chunked
       } else if (hs && DROP_RESPONSE_H2.has(name)) continue;
       if (hs === undefined) out += line + '\r\n';
-      else if (!h2Header(hs, line, colon)) return false;
+      else hs.push(name, line.slice(colon + 1).trim());
     }
     const r = this.#rec;
     r.status = status;
@@ -521,7 +512,7 @@ class Exchange {
       this.#closeClient = true;
     }
     if (h2 !== undefined) {
-      hs!.server = this.#front.hooks.serverHeader;
+      hs!.push('server', this.#front.hooks.serverHeader);
       // respond() refuses a header list HTTP/2 cannot carry (a single-value header twice): 502, nothing sent
       if (!h2.respond(hs!, state === enum_.DONE)) return false;
       this.#state = state;
@@ -1082,7 +1073,7 @@ class H2Client implements ClientSide {
   }
 
   /** The response head; false when node:http2 refuses the header list (nothing was sent). */
-  respond(headers: OutgoingHttpHeaders, endStream: boolean): boolean {
+  respond(headers: OutgoingHttpHeaders | readonly string[], endStream: boolean): boolean {
     const s = this.#stream;
     if (s.destroyed) return true; // the client reset the stream: its 'close' ends the exchange (499)
     try {

@@ -154,7 +154,7 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
     });
 
     t.test('malformed upstream answers: 502 as the general path', async (t) => {
-      for (const p of ['/malformed', '/both-framings', '/split-header']) {
+      for (const p of ['/malformed', '/both-framings', '/split-header', '/dup-type']) {
         const lane = await curl('raw.test', p);
         const gen = await curl('gen.test', p);
         t.equal(lane.status, 502, p);

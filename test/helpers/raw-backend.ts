@@ -90,6 +90,10 @@ function answer(sock: Socket, method: string, url: string, body: string): void {
     case '/cut-chunked':
       sock.end('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\na\r\n0123456789\r\n');
       return;
+    case '/dup-type':
+      // a single-value header twice: HTTP/2 cannot carry it (node:http2 refuses the header list)
+      sock.write('HTTP/1.1 200 OK\r\ncontent-type: a/b\r\nContent-Type: c/d\r\ncontent-length: 2\r\n\r\nok');
+      return;
     case '/conn-close':
       sock.write(`HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 4\r\n\r\nbye\n`);
       sock.end();
