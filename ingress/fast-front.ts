@@ -11,18 +11,26 @@
 // Anything else (a body, an upgrade, a malformed or unusual head, an answer the front does not give itself such
 // as 404/403/308/503) hands the connection, with the bytes not yet consumed, to the node:http server (llhttp),
 // which owns it from then on. So every odd or hostile input is judged by llhttp, exactly as before.
+//
+// The HTTP/2 lane (FastFront.stream): a stream of an HTTP/2 session whose request the same rule takes (bodiless
+// GET/HEAD, fastDecision()) goes over the same Exchange and RawPool; its head is built from the pseudo-headers,
+// the response goes out through the core API (respond(), the body de-chunked). Other streams go to node:http2's
+// compat layer, unchanged.
+import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { connect as netConnect } from 'node:net';
 import type { Socket } from 'node:net';
 import type { Logger } from '../src/common/log.ts';
 import type { RouteOptions } from './annotations.ts';
 import { decide, forwardedText, PROXY_SET_HEADERS } from './decide.ts';
-import type { GatewayForward, RequestFacts } from './decide.ts';
+import type { Decision, GatewayForward, RequestFacts } from './decide.ts';
 import { validHost } from './match.ts';
 import type { PathRoute, RouteTable, Upstream } from './types.ts';
 
 /** What the front reports per request (metrics and the access log). */
 export interface FrontRecord {
   readonly start: number;
+  /** '1.1', or '2.0' for a request of the HTTP/2 lane */
+  readonly httpVersion: string;
   readonly ip: string;
   readonly method: string;
   readonly url: string;
@@ -91,6 +99,8 @@ const DROP_REQUEST = new Set([
 ]);
 // hop-by-hop, and Server: the ingress sends its own (nginx does not pass the upstream's either)
 const DROP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'trailer', 'upgrade', 'server']);
+// and the connection-specific headers HTTP/2 forbids (RFC 9113 8.2.2), for the HTTP/2 lane
+const DROP_RESPONSE_H2 = new Set([...DROP_RESPONSE, 'transfer-encoding', 'http2-settings', 'te']);
 /**
  * By length, the header names the front looks at (a name of another length is none of them, whatever its case):
  * only these names are lower-cased, most headers are copied as they are.
@@ -110,7 +120,7 @@ const REQUEST_NAMES = nameLengths([
   'referer',
   'user-agent',
 ]);
-const RESPONSE_NAMES = nameLengths([...DROP_RESPONSE, 'content-length', 'transfer-encoding']);
+const RESPONSE_NAMES = nameLengths([...DROP_RESPONSE_H2, 'content-length']);
 const RETRYABLE = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -152,6 +162,23 @@ function plainForward(g: GatewayForward, route: PathRoute | undefined): boolean 
     !g.requestTimeoutMs &&
     !g.backendRequestTimeoutMs
   );
+}
+
+type ProxyDecision = Extract<Decision, { kind: 'proxy' }>;
+
+/**
+ * The front's rule, for both lanes (HTTP/1.1 and HTTP/2): the decision when it only forwards, so the front can
+ * carry it out; undefined when node:http / node:http2 must (every answer the ingress gives itself: 404, 403,
+ * 503, redirects, preflight; a route with options the front does not implement; a Gateway API route that does
+ * more than forward; a rewritten target with bytes that are not printable ASCII).
+ */
+function fastDecision(table: RouteTable, facts: RequestFacts): ProxyDecision | undefined {
+  const d = decide(table, facts);
+  if (d.kind !== 'proxy' || !simpleRoute(d.route, d.options)) return undefined;
+  // Gateway API: only a route that just forwards (no header filter, host rewrite, mirror, timeout; not gRPC)
+  if (d.gateway !== undefined && !plainForward(d.gateway, d.route)) return undefined;
+  if (d.target !== facts.url && /[^\x21-\x7e]/.test(d.target)) return undefined;
+  return d;
 }
 
 function errorResponse(status: number, text: string, body: string, server: string): string {
@@ -270,9 +297,29 @@ class RawPool {
 const enum_ = { HEAD: 0, LENGTH: 1, CHUNKED: 2, CLOSE: 3, DONE: 4 } as const;
 type State = (typeof enum_)[keyof typeof enum_];
 
+/**
+ * The client side of an exchange: an HTTP/1.1 connection (ClientConn: the response goes out as it came, framing
+ * kept) or an HTTP/2 stream (H2Client: status and headers through `respond`, the body de-chunked).
+ */
+interface ClientSide {
+  readonly hooks: FrontHooks;
+  readonly pool: RawPool;
+  readonly texts: FrontTexts;
+  /** the HTTP/2 stream's side, undefined for HTTP/1.1 */
+  readonly h2: H2Client | undefined;
+  writeRaw(s: string): void;
+  writeBody(b: Buffer, from: Socket): void;
+  cork(): void;
+  uncork(): void;
+  /** the 502 (or 504) the front answers itself when the upstream failed before its response started */
+  fail(timeout: boolean): void;
+  done(rec: FrontRecord, close: boolean): void;
+  abort(): void;
+}
+
 /** One request relayed to one endpoint (retried on another when the connection fails before any byte). */
 class Exchange {
-  readonly #front: ClientConn;
+  readonly #front: ClientSide;
   readonly #rec: FrontRecord;
   readonly #reqHead: string;
   readonly #isHead: boolean;
@@ -292,7 +339,7 @@ class Exchange {
 
   /** `closeClient`: the client sent `Connection: close`; its connection ends after this response */
   constructor(
-    front: ClientConn,
+    front: ClientSide,
     rec: FrontRecord,
     reqHead: string,
     isHead: boolean,
@@ -361,9 +408,8 @@ class Exchange {
     const timeout = code === 'ETIMEDOUT' || code === 'ETIMEDOUT_CONNECT';
     this.#rec.status = timeout ? 504 : 502;
     if (this.#rec.upstreamStatus === '-') this.#rec.upstreamStatus = String(this.#rec.status);
-    const text = timeout ? this.#front.texts.gatewayTimeout : this.#front.texts.badGateway;
     this.#rec.bytes = timeout ? 16 : 12;
-    this.#front.writeRaw(text);
+    this.#front.fail(timeout);
     this.#front.done(this.#rec, this.#closeClient);
   }
 
@@ -406,7 +452,12 @@ class Exchange {
       return true;
     }
     const http10 = m[1] === '0';
-    let out = `HTTP/1.1 ${m[2]} ${m[3] ?? ''}\r\n`;
+    // HTTP/2: the headers go to `respond` as a header object (lower-case names), never as text
+    const h2 = this.#front.h2;
+    // (a flat name/value list: node:http2 lower-cases the names and refuses a name that is not a token, a
+    // connection-specific header or a single-value header twice; respond() fails and the answer is a 502)
+    const hs: string[] | undefined = h2 ? [':status', m[2]!] : undefined;
+    let out = hs ? '' : `HTTP/1.1 ${m[2]} ${m[3] ?? ''}\r\n`;
     let length = -1;
     let chunked = false;
     let te = false;
@@ -416,7 +467,8 @@ class Exchange {
       const colon = line.indexOf(':');
       if (colon <= 0) return false;
       if (colon >= 64 || RESPONSE_NAMES[colon] === 0) {
-        out += line + '\r\n';
+        if (hs === undefined) out += line + '\r\n';
+        else hs.push(line.slice(0, colon), line.slice(colon + 1).trim());
         continue;
       }
       const name = line.slice(0, colon).toLowerCase();
@@ -436,8 +488,10 @@ class Exchange {
       } else if (name === 'transfer-encoding') {
         te = true;
         chunked = /(?:^|,)\s*chunked\s*$/i.test(line.slice(colon + 1));
-      }
-      out += line + '\r\n';
+        if (hs) continue; // HTTP/2 has its own framing: the body goes out de-chunked
+      } else if (hs && DROP_RESPONSE_H2.has(name)) continue;
+      if (hs === undefined) out += line + '\r\n';
+      else hs.push(name, line.slice(colon + 1).trim());
     }
     const r = this.#rec;
     r.status = status;
@@ -456,6 +510,18 @@ class Exchange {
     if (state === enum_.CLOSE) {
       this.#keepUpstream = false;
       this.#closeClient = true;
+    }
+    if (h2 !== undefined) {
+      hs!.push('server', this.#front.hooks.serverHeader);
+      // respond() refuses a header list HTTP/2 cannot carry (a single-value header twice): 502, nothing sent
+      if (!h2.respond(hs!, state === enum_.DONE)) return false;
+      this.#state = state;
+      this.#remaining = length;
+      this.#cstate = 0;
+      this.#line = '';
+      if (state === enum_.DONE) this.#finish();
+      else if (rest) this.#body(rest);
+      return true;
     }
     if (this.#closeClient) out += 'connection: close\r\n';
     out += this.#front.texts.serverLine;
@@ -519,8 +585,8 @@ class Exchange {
           front.abort();
           return;
         }
-        const part = end >= 0 ? b.subarray(0, end) : b;
-        this.#emit(part, head);
+        // HTTP/1.1: the chunks as they came; HTTP/2: #scanChunked wrote their data
+        if (front.h2 === undefined) this.#emit(end >= 0 ? b.subarray(0, end) : b, head);
         if (end >= 0) {
           if (end < b.length) this.#keepUpstream = false;
           this.#finish();
@@ -567,6 +633,8 @@ class Exchange {
         }
         case 1: {
           const take = Math.min(this.#remaining, n - i);
+          if (this.#front.h2 !== undefined && take > 0)
+            this.#front.writeBody(b.subarray(i, i + take), this.#conn!.sock);
           this.#remaining -= take;
           this.#rec.bytes += take;
           i += take;
@@ -612,6 +680,58 @@ class Exchange {
 
 // --------------------------------------------------------------------------------------------- client side
 
+/**
+ * The client went away before its response was complete: the exchange is dropped and the request recorded with
+ * the status sent (nginx: 499 when the client left before the response head).
+ */
+function clientGone(front: FastFront, ex: Exchange, rec: FrontRecord): void {
+  ex.abandon();
+  if (rec.status === 0) rec.status = 499;
+  recorded(front, rec);
+}
+
+/** The FrontRecord of a request the front took, before its upstream answered (positional: no argument object). */
+function newRecord(
+  httpVersion: string,
+  ip: string,
+  method: string,
+  url: string,
+  referer: string | undefined,
+  userAgent: string | undefined,
+  requestLength: number,
+  hostHeader: string,
+  reqId: string,
+  d: ProxyDecision,
+): FrontRecord {
+  return {
+    start: performance.now(),
+    httpVersion,
+    ip,
+    method,
+    url,
+    referer,
+    userAgent,
+    requestLength,
+    hostHeader,
+    reqId,
+    route: d.route,
+    ingress: d.ingress,
+    upstream: d.upstream,
+    status: 0,
+    bytes: 0,
+    upstreamAddr: '-',
+    upstreamStatus: '-',
+    upstreamTime: '-',
+    upstreamLength: '-',
+  };
+}
+
+/** A request of the front is over: no longer in flight, and recorded (metrics, access log). */
+function recorded(front: FastFront, rec: FrontRecord): void {
+  front.inflight--;
+  front.hooks.record(rec);
+}
+
 /** Fixed response texts of one front (built once: nothing per request). */
 interface FrontTexts {
   readonly serverLine: string;
@@ -623,7 +743,8 @@ interface FrontTexts {
  * One client connection. It is also the RequestFacts of its current request (set in #request before
  * decide() and read only during that call): no facts object per request.
  */
-class ClientConn implements RequestFacts {
+class ClientConn implements RequestFacts, ClientSide {
+  readonly h2 = undefined;
   readonly sock: Socket;
   readonly hooks: FrontHooks;
   readonly pool: RawPool;
@@ -670,14 +791,7 @@ class ClientConn implements RequestFacts {
   readonly #onClose = () => {
     this.#gone = true;
     this.#front.conns.delete(this);
-    const rec = this.#rec;
-    if (this.#ex && rec) {
-      // the client went away before its response was complete (nginx logs 499)
-      this.#ex.abandon();
-      this.#front.inflight--;
-      if (rec.status === 0) rec.status = 499;
-      this.hooks.record(rec);
-    }
+    if (this.#ex && this.#rec) clientGone(this.#front, this.#ex, this.#rec);
     this.#ex = undefined;
     this.#rec = undefined;
   };
@@ -816,14 +930,10 @@ class ClientConn implements RequestFacts {
     this.url = url;
     this.method = method;
     this.#lines = lines;
-    const d = decide(this.hooks.table(), this);
+    const d = fastDecision(this.hooks.table(), this);
     this.#lines = NO_LINES;
-    // every answer the ingress gives itself (404, 403, 503, redirects, preflight) is node:http's to write
-    if (d.kind !== 'proxy' || !simpleRoute(d.route, d.options)) return false;
-    // Gateway API: only a route that just forwards (no header filter, host rewrite, mirror, timeout; not gRPC)
-    if (d.gateway !== undefined && !plainForward(d.gateway, d.route)) return false;
+    if (d === undefined) return false;
     const target = d.target;
-    if (target !== url && /[^\x21-\x7e]/.test(target)) return false;
     const upstream = d.upstream;
 
     // committed: this request is ours
@@ -832,26 +942,7 @@ class ClientConn implements RequestFacts {
     const ip = this.ip;
     const set = forwardedText(this.scheme, host, ip, this.#port, id, xff);
     const up = `${method} ${target} HTTP/1.1\r\n${set}${fwd}\r\n`;
-    const rec: FrontRecord = {
-      start: performance.now(),
-      ip,
-      method,
-      url,
-      referer,
-      userAgent: ua,
-      requestLength: consumed,
-      hostHeader: host,
-      reqId: id,
-      route: d.route,
-      ingress: d.ingress,
-      upstream,
-      status: 0,
-      bytes: 0,
-      upstreamAddr: '-',
-      upstreamStatus: '-',
-      upstreamTime: '-',
-      upstreamLength: '-',
-    };
+    const rec = newRecord('1.1', ip, method, url, referer, ua, consumed, host, id, d);
     const ex = new Exchange(this, rec, up, method === 'HEAD', d.options, close);
     this.#ex = ex;
     this.#rec = rec;
@@ -871,6 +962,10 @@ class ClientConn implements RequestFacts {
     if (!this.#gone) this.sock.write(s, 'latin1');
   }
 
+  fail(timeout: boolean): void {
+    this.writeRaw(timeout ? this.texts.gatewayTimeout : this.texts.badGateway);
+  }
+
   /** Body bytes to the client, with backpressure on the upstream socket. */
   writeBody(b: Buffer, from: Socket): void {
     if (this.#gone) return;
@@ -887,10 +982,8 @@ class ClientConn implements RequestFacts {
   /** The exchange is over (response complete, or an error answer written). */
   done(rec: FrontRecord, close: boolean): void {
     if (this.#rec !== rec) return;
-    this.#ex = undefined;
-    this.#rec = undefined;
-    this.#front.inflight--;
-    this.hooks.record(rec);
+    this.#ex = this.#rec = undefined;
+    recorded(this.#front, rec);
     if (this.#gone) return;
     this.last = this.#front.tick;
     if (close) {
@@ -906,10 +999,8 @@ class ClientConn implements RequestFacts {
   abort(): void {
     const rec = this.#rec;
     if (rec) {
-      this.#ex = undefined;
-      this.#rec = undefined;
-      this.#front.inflight--;
-      this.hooks.record(rec);
+      this.#ex = this.#rec = undefined;
+      recorded(this.#front, rec);
     }
     this.sock.destroy();
   }
@@ -917,6 +1008,144 @@ class ClientConn implements RequestFacts {
   /** Idle (between requests): closed at once when the server stops. */
   closeIfIdle(): void {
     if (!this.#ex) this.sock.destroy();
+  }
+}
+
+// ------------------------------------------------------------------------------------------- the HTTP/2 lane
+
+/** request targets the HTTP/2 lane takes: the HTTP/1.1 front's (origin form, printable ASCII) */
+const H2_PATH = /^\/[\x21-\x7e]*$/;
+// a request header value that cannot go into an HTTP/1.1 head (nghttp2 refuses these already: a second guard)
+// eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
+const H2_BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
+const NO_HEADERS: IncomingHttpHeaders = Object.freeze({});
+const ignore = (): void => {};
+const UPSTREAM_FAILED = new Error('the upstream failed after the response started');
+
+/** The decision's view of an HTTP/2 request (one object per front, filled before decide() and read only there). */
+class H2Facts implements RequestFacts {
+  scheme: 'http' | 'https' = 'https';
+  host = '';
+  url = '';
+  method = '';
+  ip = '';
+  headers: IncomingHttpHeaders = NO_HEADERS;
+  header(name: string): string | undefined {
+    const v = this.headers[name];
+    return typeof v === 'string' ? v : Array.isArray(v) ? v[0] : undefined;
+  }
+}
+
+/**
+ * One HTTP/2 stream the lane serves: the client side of its exchange. The response head goes out through
+ * `respond` (core API, no compat objects), the body through `write` with the stream's flow control pausing the
+ * upstream socket, the end through `end`; an upstream failure after the head resets the stream.
+ */
+class H2Client implements ClientSide {
+  readonly hooks: FrontHooks;
+  readonly pool: RawPool;
+  readonly texts: FrontTexts;
+  readonly #front: FastFront;
+  readonly #stream: ServerHttp2Stream;
+  #ex: Exchange | undefined;
+  #rec: FrontRecord | undefined;
+  #held: Socket | undefined;
+
+  constructor(front: FastFront, stream: ServerHttp2Stream) {
+    this.#front = front;
+    this.hooks = front.hooks;
+    this.pool = front.pool;
+    this.texts = front.texts;
+    this.#stream = stream;
+    stream.on('error', ignore); // a reset by the client: 'close' follows
+    stream.once('close', () => this.#closed());
+  }
+
+  get h2(): H2Client {
+    return this;
+  }
+
+  start(ex: Exchange, rec: FrontRecord, endpoint: string): void {
+    this.#ex = ex;
+    this.#rec = rec;
+    this.#front.inflight++;
+    ex.start(endpoint);
+  }
+
+  /** The response head; false when node:http2 refuses the header list (nothing was sent). */
+  respond(headers: OutgoingHttpHeaders | readonly string[], endStream: boolean): boolean {
+    const s = this.#stream;
+    if (s.destroyed) return true; // the client reset the stream: its 'close' ends the exchange (499)
+    try {
+      s.respond(headers, { endStream });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  // HTTP/1.1 text is never written to a stream: the exchange asks for it only when `h2` is undefined
+  writeRaw(): void {}
+  cork(): void {}
+  uncork(): void {}
+
+  writeBody(b: Buffer, from: Socket): void {
+    const s = this.#stream;
+    if (s.destroyed) return;
+    if (!s.write(b) && !this.#held) {
+      this.#held = from;
+      from.pause();
+      s.once('drain', this.#release);
+    }
+  }
+
+  readonly #release = () => {
+    const held = this.#held;
+    this.#held = undefined;
+    held?.resume();
+  };
+
+  fail(timeout: boolean): void {
+    const body = timeout ? 'gateway timeout\n' : 'bad gateway\n';
+    const headers = {
+      ':status': timeout ? 504 : 502,
+      'content-type': 'text/plain; charset=utf-8',
+      'content-length': String(body.length),
+      server: this.hooks.serverHeader,
+    };
+    if (this.respond(headers, false) && !this.#stream.destroyed) this.#stream.end(body);
+  }
+
+  done(rec: FrontRecord): void {
+    if (this.#rec !== rec) return;
+    this.#ex = this.#rec = undefined;
+    recorded(this.#front, rec);
+    const s = this.#stream;
+    // the upstream socket went back to the pool: it is not this stream's to hold any longer (an ending stream
+    // emits no 'drain')
+    s.off('drain', this.#release);
+    this.#release();
+    if (!s.destroyed && !s.writableEnded) s.end();
+  }
+
+  /** The upstream failed mid-response: the stream is reset (the session and its other streams go on). */
+  abort(): void {
+    const rec = this.#rec;
+    if (rec) {
+      this.#ex = this.#rec = undefined;
+      recorded(this.#front, rec);
+    }
+    // destroy with an error: RST_STREAM INTERNAL_ERROR and nothing else (close() would first end the writable side,
+    // an END_STREAM that makes a chunked or until-close body look complete)
+    if (!this.#stream.destroyed) this.#stream.destroy(UPSTREAM_FAILED);
+  }
+
+  #closed(): void {
+    this.#release(); // an upstream socket paused for this stream's flow control is read again
+    // the client reset the stream (or the session went)
+    if (this.#ex && this.#rec) clientGone(this.#front, this.#ex, this.#rec);
+    this.#ex = undefined;
+    this.#rec = undefined;
   }
 }
 
@@ -946,11 +1175,111 @@ export class FastFront {
 
   /** A new client connection: plain TCP, or TLS once its handshake is done (ALPN http/1.1 or none). */
   accept(sock: Socket, scheme: 'http' | 'https' = 'http'): void {
-    if (!this.#sweeper) {
-      this.tick = performance.now();
-      this.#sweeper = setInterval(() => this.#sweep(), TICK_MS).unref();
-    }
+    this.#startSweeper();
     this.conns.add(new ClientConn(this, sock, scheme));
+  }
+
+  #startSweeper(): void {
+    if (this.#sweeper) return;
+    this.tick = performance.now();
+    this.#sweeper = setInterval(() => this.#sweep(), TICK_MS).unref();
+  }
+
+  readonly #h2Facts = new H2Facts();
+
+  /**
+   * A stream of an HTTP/2 session (TLS with ALPN h2, or h2c; `sock` is the connection under the session): served
+   * on this front's raw upstream exchange and pool when the front would serve the same request over HTTP/1.1
+   * (a GET or HEAD without a body, the same head limits, a route fastDecision() takes). false, nothing done,
+   * otherwise: the caller gives the stream to node:http2's compat layer (the general path).
+   */
+  stream(
+    stream: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+    rawHeaders: readonly string[],
+    sock: Socket | undefined,
+    scheme: 'http' | 'https',
+  ): boolean {
+    if (this.closing || !stream.endAfterHeaders || sock === undefined) return false;
+    const method = headers[':method'];
+    if (method !== 'GET' && method !== 'HEAD') return false;
+    if (headers[':protocol'] !== undefined) return false;
+    const url = headers[':path'];
+    if (typeof url !== 'string' || !H2_PATH.test(url)) return false;
+    // the general path's Host: the host header, else :authority
+    const host = headers.host ?? headers[':authority'];
+    if (typeof host !== 'string' || !validHost(host)) return false;
+    const hooks = this.hooks;
+    // the general path's per-line limits (HTTP/2 has no lines: name + ': ' + value), and nginx's
+    // $request_length as it counts it
+    const maxLine = hooks.maxHeaderLine;
+    let requestLength = method.length + url.length + 12;
+    if (requestLength > maxLine) return false;
+    for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+      const n = rawHeaders[i]!.length + rawHeaders[i + 1]!.length + 4;
+      if (n > maxLine) return false;
+      requestLength += n;
+    }
+    let reqId: string | undefined;
+    let xff: string | undefined;
+    let fwd = '';
+    for (const name in headers) {
+      if (name.charCodeAt(0) === 58) continue; // a pseudo-header
+      const v = headers[name];
+      if (v === undefined) continue;
+      if (name.length < 64 && REQUEST_NAMES[name.length] === 1)
+        switch (name) {
+          case 'content-length':
+          case 'transfer-encoding':
+          case 'expect':
+          case 'upgrade':
+            return false;
+          case 'x-request-id':
+            if (typeof v !== 'string') return false;
+            reqId = v;
+            continue;
+          case 'x-forwarded-for':
+            xff = typeof v === 'string' ? v : v.join(', ');
+            continue;
+          default:
+            if (DROP_REQUEST.has(name)) continue;
+        }
+      if (typeof v === 'string') {
+        if (H2_BAD_VALUE.test(v)) return false;
+        fwd += `${name}: ${v}\r\n`;
+      } else
+        for (const one of v) {
+          if (H2_BAD_VALUE.test(one)) return false;
+          fwd += `${name}: ${one}\r\n`;
+        }
+    }
+    const a = sock.remoteAddress ?? '';
+    const ip = a.startsWith('::ffff:') ? a.slice(7) : a;
+    const f = this.#h2Facts;
+    f.scheme = scheme;
+    f.host = host;
+    f.url = url;
+    f.method = method;
+    f.ip = ip;
+    f.headers = headers;
+    const d = fastDecision(hooks.table(), f);
+    f.headers = NO_HEADERS;
+    if (d === undefined) return false;
+
+    // committed: this stream is ours
+    this.#startSweeper();
+    const id = hooks.requestId(reqId);
+    const port = sock.localPort ?? (scheme === 'https' ? 443 : 80);
+    const up = `${method} ${d.target} HTTP/1.1\r\n${forwardedText(scheme, host, ip, port, id, xff)}${fwd}\r\n`;
+    const ua = headers['user-agent'];
+    const rec = newRecord('2.0', ip, method, url, headers.referer, ua, requestLength, host, id, d);
+    const client = new H2Client(this, stream);
+    client.start(
+      new Exchange(client, rec, up, method === 'HEAD', d.options, false),
+      rec,
+      hooks.nextEndpoint(d.upstream),
+    );
+    return true;
   }
 
   #sweep(): void {

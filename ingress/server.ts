@@ -15,7 +15,9 @@ import type {
   Http2Server,
   Http2ServerRequest,
   Http2ServerResponse,
+  IncomingHttpHeaders,
   OutgoingHttpHeaders,
+  ServerHttp2Stream,
   ServerHttp2Session,
 } from 'node:http2';
 import { connect as netConnect, createServer as createNetServer } from 'node:net';
@@ -391,6 +393,8 @@ export class IngressServer {
       sess.once('close', () => this.#sessions.delete(sess));
     });
     this.#h2c = createH2cServer({ maxSessionMemory: 10 }, (req, res) => this.#handle(req, res, 'http'));
+    this.#h2Lane(this.https, 'https');
+    this.#h2Lane(this.#h2c, 'http');
     this.#h2c.on('sessionError', () => {});
     this.#h2c.on('session', (sess: ServerHttp2Session) => {
       this.#sessions.add(sess);
@@ -415,7 +419,25 @@ export class IngressServer {
     });
   }
 
-  /** The current route table. */
+  /**
+   * The HTTP/2 lane: each stream of `srv` is offered to the fast front first (FastFront.stream: a bodiless
+   * GET/HEAD whose route only forwards, over the front's raw upstream pool); the ones it does not take go to
+   * node:http2's compat listener (Http2ServerRequest/Response, #handle) as before. Should a Node version name
+   * that listener otherwise, it stays in place and every stream goes its way.
+   */
+  #h2Lane(srv: Http2SecureServer | Http2Server, scheme: 'http' | 'https'): void {
+    type OnStream = (s: ServerHttp2Stream, h: IncomingHttpHeaders, flags: number, raw: string[]) => void;
+    const compat = srv.listeners('stream').find((f) => (f as { name?: string }).name === 'bound onServerStream') as
+      OnStream | undefined;
+    if (!compat) return;
+    srv.removeListener('stream', compat);
+    srv.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, raw: string[]) => {
+      const sess = stream.session;
+      const sock = sess ? (h2cSockets.get(sess) ?? (sess.socket as Socket)) : undefined;
+      if (!this.#fast.stream(stream, headers, raw ?? [], sock, scheme)) compat.call(srv, stream, headers, flags, raw);
+    });
+  }
+
   /** Installs a new route table atomically; in-flight requests keep the table they started with. */
   setTable(table: RouteTable): void {
     const certKeys = new Set<string>();
@@ -1088,7 +1110,7 @@ export class IngressServer {
     });
   }
 
-  /** A request the fast front served (plain HTTP/1.1). */
+  /** A request the fast front served (HTTP/1.1, or a stream of its HTTP/2 lane). */
   #recordFront(r: FrontRecord): void {
     const seconds = (performance.now() - r.start) / 1000;
     this.#observe(r.hostHeader, r.status, r.method, r.route, r.ingress, r.upstream.service, '', seconds, r.bytes);
@@ -1096,7 +1118,7 @@ export class IngressServer {
       remoteAddr: r.ip,
       method: r.method,
       url: r.url,
-      httpVersion: '1.1',
+      httpVersion: r.httpVersion,
       status: r.status,
       bodyBytesSent: r.bytes,
       referer: r.referer,

@@ -2,87 +2,18 @@
 // a pod may use: Content-Length, chunked with trailers, until close, interim 1xx, HEAD, 204, malformed heads.
 // Also: pipelined requests mixing the fast path and the node:http path on one connection, and keep-alive reuse.
 import t from 'tap';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { connect as http2Connect } from 'node:http2';
 import { connect as tlsConnect } from 'node:tls';
-import type { AddressInfo, Server, Socket } from 'node:net';
 import { request } from 'undici';
 import { needsRoot } from '../helpers/gate.ts';
+import { loopbackIngress } from '../helpers/loopback-ingress.ts';
 import { until } from '../helpers/wait.ts';
 import { exchange } from '../helpers/raw-http.ts';
+import { rawBackend } from '../helpers/raw-backend.ts';
 import { FakeSource } from '../../src/k8s/testing/fake-source.ts';
 import { startIngress } from '../../ingress/ingress.ts';
 import { ingress, ingressClass, path, rule, service, slice } from '../../ingress/testing/fixtures.ts';
-
-/** A backend speaking raw HTTP/1.1: the path picks the response. Counts connections. */
-async function rawBackend(): Promise<{ server: Server; port: number; conns: () => number; heads: string[] }> {
-  let conns = 0;
-  const heads: string[] = [];
-  const server = createServer((sock: Socket) => {
-    conns++;
-    let buf = Buffer.alloc(0);
-    sock.on('error', () => {});
-    sock.on('data', (b: Buffer) => {
-      buf = Buffer.concat([buf, b]);
-      for (;;) {
-        const end = buf.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        const head = buf.toString('latin1', 0, end);
-        const cl = /\r\ncontent-length: *(\d+)/i.exec(head);
-        const need = end + 4 + (cl ? Number(cl[1]) : 0);
-        if (buf.length < need) return;
-        const body = buf.subarray(end + 4, need).toString();
-        buf = buf.subarray(need);
-        heads.push(head);
-        const [method, url] = head.split(' ');
-        answer(sock, method!, url!, body);
-      }
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { server, port: (server.address() as AddressInfo).port, conns: () => conns, heads };
-}
-
-function answer(sock: Socket, method: string, url: string, body: string): void {
-  const text = (s: string) =>
-    `HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: ${s.length}\r\n\r\n${method === 'HEAD' ? '' : s}`;
-  switch (url) {
-    case '/chunked':
-      // chunk framing split across writes, a chunk extension and a trailer
-      sock.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntrailer: x-sum\r\n\r\n5\r\nhel');
-      setTimeout(() => sock.write('lo\r\n6;ext=1\r\n world\r\n'), 20);
-      setTimeout(() => sock.write('0\r\nx-sum: 11\r\n\r\n'), 40);
-      return;
-    case '/until-close':
-      sock.end('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nall of it until close');
-      return;
-    case '/early':
-      sock.write('HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\n\r\n');
-      sock.write(text('after hints'));
-      return;
-    case '/nocontent':
-      sock.write('HTTP/1.1 204 No Content\r\nx-empty: yes\r\n\r\n');
-      return;
-    case '/malformed':
-      sock.write('HTTP/1.1 abc nonsense\r\n\r\n');
-      return;
-    case '/split-header':
-      sock.write('HTTP/1.1 200 OK\r\nx-a: b\nset-cookie: injected=1\r\ncontent-length: 2\r\n\r\nok');
-      return;
-    case '/both-framings':
-      sock.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n');
-      return;
-    case '/server-pod':
-      sock.write('HTTP/1.1 200 OK\r\nserver: pod/1.0\r\ncontent-length: 2\r\n\r\nok');
-      return;
-    case '/conn-close':
-      sock.write(`HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 4\r\n\r\nbye\n`);
-      sock.end();
-      return;
-    default:
-      sock.write(text(`${method} ${url} body=${body}`));
-  }
-}
 
 /** Raw bytes on one plain connection: see exchange(). */
 const rawExchange = (port: number, bytes: string, answers = 1) =>
@@ -97,16 +28,7 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
     src.put(service('raw'));
     src.put(slice('raw', ['127.0.0.1'], be.port));
     src.put(ingress('raw', [rule('raw.test', path('/', 'Prefix', 'raw'))]));
-    const logs: string[] = [];
-    const ing = await startIngress(src, {
-      httpPort: 0,
-      httpsPort: 0,
-      metricsPort: 0,
-      bind: '127.0.0.1',
-      accessLog: (s) => void logs.push(s),
-      processMetrics: false,
-    });
-    t.teardown(() => ing.close());
+    const { ing, logs } = await loopbackIngress(t, src);
     const base = `http://127.0.0.1:${ing.ports.http}`;
     const get = async (p: string, method = 'GET') => {
       const r = await request(`${base}${p}`, { method: method as 'GET', headers: { host: 'raw.test' } });

@@ -11,10 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { needsRoot } from '../helpers/gate.ts';
+import { loopbackIngress } from '../helpers/loopback-ingress.ts';
 import { testCa } from '../helpers/test-ca.ts';
 import { FakeSource } from '../../src/k8s/testing/fake-source.ts';
 import { run } from '../../src/common/exec-adapter.ts';
-import { startIngress } from '../../ingress/ingress.ts';
 import { selfSigned } from '../../ingress/default-cert.ts';
 import { attachWsEcho } from '../../ingress/testing/ws-echo.ts';
 import {
@@ -151,16 +151,7 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
     const s2 = await backend('a2');
     t.teardown(() => new Promise((r) => (s2.server.closeAllConnections(), s2.server.close(r))));
 
-    const logs: string[] = [];
-    const ing = await startIngress(src, {
-      httpPort: 0,
-      httpsPort: 0,
-      metricsPort: 0,
-      bind: '127.0.0.1',
-      accessLog: (s) => void logs.push(s),
-      processMetrics: false,
-    });
-    t.teardown(() => ing.close());
+    const { ing, logs } = await loopbackIngress(t, src);
     const base = `http://127.0.0.1:${ing.ports.http}`;
     const get = async (
       host: string,

@@ -1,0 +1,22 @@
+// The ingress as the loopback e2e tests start it (ingress-front, ingress-proxy, ingress-h2): in-process, every
+// port ephemeral on 127.0.0.1 (metrics included), the access log collected, closed at the test's teardown.
+import type { Test } from 'tap';
+import { startIngress } from '../../ingress/ingress.ts';
+import type { ClusterSource } from '../../src/k8s/source.ts';
+
+export async function loopbackIngress(
+  t: Test,
+  src: ClusterSource,
+): Promise<{ ing: Awaited<ReturnType<typeof startIngress>>; logs: string[] }> {
+  const logs: string[] = [];
+  const ing = await startIngress(src, {
+    httpPort: 0,
+    httpsPort: 0,
+    metricsPort: 0,
+    bind: '127.0.0.1',
+    accessLog: (s) => void logs.push(s),
+    processMetrics: false,
+  });
+  t.teardown(() => ing.close());
+  return { ing, logs };
+}
