@@ -257,6 +257,9 @@ class RawPool {
       return;
     }
     c.reused = true;
+    // a response that completed while the client's writes were backed up left the socket paused; the client's
+    // 'drain' would resume it, but a client gone before draining never does: an idle socket is always read
+    if (c.sock.isPaused()) c.sock.resume();
     let list = this.#idle.get(c.endpoint);
     if (!list) this.#idle.set(c.endpoint, (list = []));
     if (list.length >= this.#maxIdle) {
