@@ -116,6 +116,9 @@ function files(): void {
       'local=/cluster.local/',
       `server=127.0.0.1#${PORTS.upstream}`,
       'cache-size=10000',
+      // the Corefile's `cache 30` caps a cached answer's TTL at 30 s: the same cap here, so both servers go back
+      // to the upstream as often (without it dnsmasq kept the upstream's 300 s and never refreshed in a run)
+      'max-cache-ttl=30',
       'local-ttl=30',
       '',
     ].join('\n'),

@@ -1,7 +1,8 @@
 // The forward plugin: other names go to upstream servers over UDP (TCP when the answer is truncated or
 // force_tcp), each exchange from a fresh socket on a kernel-chosen port with a random query id. Upstreams
 // that fail max_fails times in a row are down until a health check (". IN NS" every health_check) gets any
-// answer; with all upstreams down the client gets SERVFAIL at once.
+// answer; with all upstreams down the client gets SERVFAIL at once. Identical questions in flight at once
+// (same spelling, type, RD and DO) share one exchange, as dnsmasq merges them.
 import { randomInt } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
@@ -193,6 +194,13 @@ function tcpExchange(up: Upstream, query: Buffer, timeoutMs: number): Promise<Bu
   });
 }
 
+/** What one upstream exchange gave: the upstream's answer, or SERVFAIL with why. */
+interface Fetched {
+  readonly res?: Buffer;
+  readonly rcode: number;
+  readonly error?: string;
+}
+
 export class ForwardPlugin implements Plugin {
   readonly name = 'forward';
   readonly config: ForwardConfig;
@@ -202,6 +210,9 @@ export class ForwardPlugin implements Plugin {
   readonly #timers = new Set<NodeJS.Timeout>();
   #rr = 0;
   #inflight = 0;
+  /** upstream exchanges in flight by question (spelling, type, RD, DO) */
+  readonly #pending = new Map<string, Promise<Fetched>>();
+  #merged = 0;
   #closed = false;
 
   constructor(config: ForwardConfig, deps: { log: Logger; stats?: ForwardStats }) {
@@ -234,12 +245,41 @@ export class ForwardPlugin implements Plugin {
 
   async serve(req: DnsRequest, next: Next): Promise<DnsReply> {
     if (!this.#applies(req.lname)) return next();
-    if (this.config.maxConcurrent > 0 && this.#inflight >= this.config.maxConcurrent) {
-      this.#stats.onMaxConcurrentReject?.();
-      return reply(this.name, 5);
-    }
-    const order = this.#order();
-    if (order.length === 0) return reply(this.name, 2, { error: 'no healthy upstream' }); // all down: fail fast, health checks bring them back
+    const rd = (req.flags & FLAG.RD) !== 0;
+    const dnssec = req.edns?.do ?? false;
+    // identical questions in flight share one upstream exchange (as dnsmasq merges them): when a cached answer
+    // expires under load, its name is asked upstream once, not once per query that arrives before the answer
+    const key = `${req.question.name}|${req.question.type}|${rd ? 1 : 0}|${dnssec ? 1 : 0}`;
+    let fetched = this.#pending.get(key);
+    if (!fetched) {
+      if (this.config.maxConcurrent > 0 && this.#inflight >= this.config.maxConcurrent) {
+        this.#stats.onMaxConcurrentReject?.();
+        return reply(this.name, 5);
+      }
+      const order = this.#order();
+      if (order.length === 0) return reply(this.name, 2, { error: 'no healthy upstream' }); // all down: fail fast, health checks bring them back
+      fetched = this.#fetch(order, req, rd, dnssec);
+      this.#pending.set(key, fetched);
+      const started = fetched;
+      void started.then(() => {
+        if (this.#pending.get(key) === started) this.#pending.delete(key);
+      });
+    } else this.#merged++;
+    const f = await fetched;
+    if (!f.res) return reply(this.name, f.rcode, { error: f.error });
+    // a copy per client (withClientOpt makes one): its own id and EDNS
+    const raw = withClientOpt(f.res, req.edns ? { do: req.edns.do } : undefined);
+    raw.writeUInt16BE(req.id, 0);
+    return reply(this.name, f.rcode, { raw });
+  }
+
+  /** queries answered by another query's upstream exchange (tests) */
+  get merged(): number {
+    return this.#merged;
+  }
+
+  /** One upstream exchange for a question: the first upstream in `order` that answers. Never rejects. */
+  async #fetch(order: UpstreamState[], req: DnsRequest, rd: boolean, dnssec: boolean): Promise<Fetched> {
     this.#inflight++;
     let lastError = '';
     try {
@@ -249,8 +289,8 @@ export class ForwardPlugin implements Plugin {
           id,
           name: req.question.name,
           type: req.question.type,
-          rd: (req.flags & FLAG.RD) !== 0,
-          edns: { udpSize: OUR_UDP_SIZE, do: req.edns?.do ?? false },
+          rd,
+          edns: { udpSize: OUR_UDP_SIZE, do: dnssec },
         });
         const t0 = performance.now();
         try {
@@ -258,9 +298,7 @@ export class ForwardPlugin implements Plugin {
           u.fails = 0;
           const rcode = res.readUInt16BE(2) & 0xf;
           this.#stats.onRequest?.(`${u.up.host}:${u.up.port}`, String(rcode), (performance.now() - t0) / 1000);
-          const raw = withClientOpt(res, req.edns ? { do: req.edns.do } : undefined);
-          raw.writeUInt16BE(req.id, 0);
-          return reply(this.name, rcode, { raw });
+          return { res, rcode };
         } catch (err) {
           u.fails++;
           lastError = errorMessage(err);
@@ -271,7 +309,7 @@ export class ForwardPlugin implements Plugin {
           if (u.fails >= this.config.maxFails) this.#startHealthCheck(u);
         }
       }
-      return reply(this.name, 2, { error: lastError });
+      return { rcode: 2, error: lastError };
     } finally {
       this.#inflight--;
     }
