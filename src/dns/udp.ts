@@ -57,7 +57,7 @@ export interface Native {
 }
 
 /** where scripts/build-native.ts puts the addon */
-export const NATIVE_PATH = fileURLToPath(new URL('../../native/build/kdp_udp.node', import.meta.url));
+const NATIVE_PATH = fileURLToPath(new URL('../../native/build/kdp_udp.node', import.meta.url));
 
 let native: Native | undefined | null = null;
 let loadError = '';
