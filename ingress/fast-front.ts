@@ -17,7 +17,7 @@
 // the response goes out through the core API (respond(), the body de-chunked). Other streams go to node:http2's
 // compat layer, unchanged.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
-import { connect as netConnect } from 'node:net';
+import { connect as netConnect, Socket as NetSocket } from 'node:net';
 import type { Socket } from 'node:net';
 import type { Logger } from '../src/common/log.ts';
 import type { RouteOptions } from './annotations.ts';
@@ -198,6 +198,62 @@ interface Conn {
   last: number;
 }
 
+// ------------------------------------------------------------------------------------------- reads in place
+
+/**
+ * One buffer every plain-TCP socket of the front reads into (node's `onread` mode): a read then costs no
+ * allocation and skips the Readable stream layer (`push`, the `data` event). Bytes in it live only until the read
+ * callback returns: whatever is kept or written on (a partial head, a large body) is copied first (`own`).
+ */
+const READ_BUF = Buffer.allocUnsafe(64 * 1024);
+
+/** `b` itself, or a copy when it is a view of READ_BUF (which the next read overwrites). */
+function own(b: Buffer): Buffer {
+  return b.buffer === READ_BUF.buffer ? Buffer.from(b) : b;
+}
+
+/**
+ * The two slots node keeps the `onread` option of a net.Socket in. net.connect() takes the option; a socket the
+ * server accepted is already built, so its slots are set directly (with the handle told to read into the buffer).
+ * Found by their description on a probe socket; when a node release renames them, accepted sockets keep the
+ * stream layer (`data` events) and nothing else changes.
+ */
+const ONREAD_SLOTS = ((): { buffer: symbol; callback: symbol } | undefined => {
+  const syms = Object.getOwnPropertySymbols(new NetSocket());
+  const buffer = syms.find((x) => x.description === 'kBuffer');
+  const callback = syms.find((x) => x.description === 'kBufferCb');
+  const gen = syms.find((x) => x.description === 'kBufferGen');
+  return buffer && callback && gen ? { buffer, callback } : undefined;
+})();
+
+type ReadCallback = (n: number, buf: Buffer) => boolean | void;
+interface InPlace {
+  _handle?: { useUserBuffer?: (b: Buffer) => void } | null;
+  [k: symbol]: unknown;
+}
+
+/** Switches an accepted plain-TCP socket to reads in place; false when it cannot (TLS, unknown node internals). */
+function readInPlace(sock: Socket, cb: ReadCallback): boolean {
+  const s = sock as unknown as InPlace;
+  const handle = s._handle;
+  if (!ONREAD_SLOTS || typeof handle?.useUserBuffer !== 'function' || s[ONREAD_SLOTS.buffer] !== null) return false;
+  handle.useUserBuffer(READ_BUF);
+  s[ONREAD_SLOTS.buffer] = READ_BUF;
+  s[ONREAD_SLOTS.callback] = cb;
+  return true;
+}
+
+/**
+ * A socket reading in place goes back to `data` events (a hand-off to node:http or the h2c server): the handle
+ * keeps reading into READ_BUF, each read is copied and pushed into the socket's Readable side as node would.
+ */
+function readAsStream(sock: Socket): void {
+  if (!ONREAD_SLOTS) return;
+  const s = sock as unknown as InPlace;
+  if (s[ONREAD_SLOTS.buffer] !== READ_BUF) return;
+  s[ONREAD_SLOTS.callback] = ((n: number, buf: Buffer) => sock.push(Buffer.from(buf.subarray(0, n)))) as ReadCallback;
+}
+
 /** Raw keep-alive connections per endpoint (`ip:port`). */
 class RawPool {
   readonly #idle = new Map<string, Conn[]>();
@@ -223,7 +279,21 @@ class RawPool {
     const colon = endpoint.lastIndexOf(':');
     let host = endpoint.slice(0, colon);
     if (host.startsWith('[')) host = host.slice(1, -1);
-    const sock = netConnect({ host, port: Number(endpoint.slice(colon + 1)), noDelay: true });
+    const onRead = (n: number, buf: Uint8Array): boolean => {
+      if (!c.ex) {
+        sock.destroy();
+        return false;
+      }
+      c.last = this.#clock.tick;
+      c.ex.onData((buf as Buffer).subarray(0, n));
+      return true;
+    };
+    const sock = netConnect({
+      host,
+      port: Number(endpoint.slice(colon + 1)),
+      noDelay: true,
+      onread: { buffer: READ_BUF, callback: onRead },
+    });
     const c: Conn = { sock, endpoint, ex: undefined, reused: false, connected: false, last: this.#clock.tick };
     this.#all.add(c);
     // the connect timeout is the only socket timer (new connections only); reads are timed by sweep()
@@ -232,11 +302,6 @@ class RawPool {
       c.connected = true;
       c.last = this.#clock.tick;
       sock.setTimeout(0);
-    });
-    sock.on('data', (b: Buffer) => {
-      if (!c.ex) return sock.destroy();
-      c.last = this.#clock.tick;
-      c.ex.onData(b);
     });
     sock.on('timeout', () => (c.ex ? c.ex.onTimeout() : sock.destroy()));
     sock.on('error', (err: NodeJS.ErrnoException) => c.ex?.onError(err.code ?? 'ECONNRESET'));
@@ -423,7 +488,7 @@ class Exchange {
       const end = buf.indexOf(CRLF2);
       if (end < 0) {
         if (buf.length > 64 * 1024) return this.#fail();
-        this.#buf = buf;
+        this.#buf = own(buf);
         return;
       }
       this.#buf = undefined;
@@ -768,6 +833,11 @@ class ClientConn implements RequestFacts, ClientSide {
   last: number;
   readonly #port: string;
   readonly #onData = (b: Buffer) => this.#data(b);
+  readonly #onRead = (n: number, buf: Buffer): void => {
+    this.#data(buf.subarray(0, n));
+    // what is left unparsed (a partial head, pipelined requests) outlives the read buffer
+    if (this.#buf !== undefined) this.#buf = own(this.#buf);
+  };
 
   constructor(front: FastFront, sock: Socket, scheme: 'http' | 'https') {
     this.#front = front;
@@ -781,7 +851,7 @@ class ClientConn implements RequestFacts, ClientSide {
     this.#port = String(sock.localPort ?? 80);
     this.last = front.tick;
     sock.setNoDelay(true);
-    sock.on('data', this.#onData);
+    if (scheme === 'https' || !readInPlace(sock, this.#onRead)) sock.on('data', this.#onData);
     sock.on('error', this.#onError);
     sock.on('close', this.#onClose);
   }
@@ -835,10 +905,11 @@ class ClientConn implements RequestFacts, ClientSide {
   }
 
   #handOff(): void {
-    const rest = this.#buf ?? Buffer.alloc(0);
+    const rest = this.#buf ? own(this.#buf) : Buffer.alloc(0);
     this.#buf = undefined;
     this.#gone = true;
     const s = this.sock;
+    readAsStream(s);
     s.removeListener('data', this.#onData);
     s.removeListener('error', this.#onError);
     s.removeListener('close', this.#onClose);
@@ -972,7 +1043,7 @@ class ClientConn implements RequestFacts, ClientSide {
   /** Body bytes to the client, with backpressure on the upstream socket. */
   writeBody(b: Buffer, from: Socket): void {
     if (this.#gone) return;
-    if (!this.sock.write(b) && !this.#held) {
+    if (!this.sock.write(own(b)) && !this.#held) {
       this.#held = from;
       from.pause();
       this.sock.once('drain', () => {
@@ -1095,7 +1166,7 @@ class H2Client implements ClientSide {
   writeBody(b: Buffer, from: Socket): void {
     const s = this.#stream;
     if (s.destroyed) return;
-    if (!s.write(b) && !this.#held) {
+    if (!s.write(own(b)) && !this.#held) {
       this.#held = from;
       from.pause();
       s.once('drain', this.#release);

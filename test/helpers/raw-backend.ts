@@ -37,6 +37,19 @@ export async function rawBackend(): Promise<{ server: Server; port: number; conn
 /** The body of `/big` and `/big-chunked`: 2 MiB + 7 bytes of a pattern (past any flow-control window). */
 export const BIG = Buffer.from(Array.from({ length: 2 * 1024 * 1024 + 7 }, (_, i) => (i * 7 + (i >> 12)) & 0xff));
 export const BIG_SHA256 = createHash('sha256').update(BIG).digest('hex');
+/** The body of `/huge` and `/huge-chunked`: BIG six times (12 MiB: more than loopback's socket buffers take). */
+export const HUGE = Buffer.concat(Array.from({ length: 6 }, () => BIG));
+
+/** `data` in 64 KiB chunks, each chunk's framing next to its data, then the last chunk. */
+export function chunked(data: Buffer): Buffer {
+  const framed: Buffer[] = [];
+  for (let i = 0; i < data.length; i += 65536) {
+    const part = data.subarray(i, i + 65536);
+    framed.push(Buffer.from(`${part.length.toString(16)}\r\n`), part, Buffer.from('\r\n'));
+  }
+  framed.push(Buffer.from('0\r\n\r\n'));
+  return Buffer.concat(framed);
+}
 
 function answer(sock: Socket, method: string, url: string, body: string): void {
   const text = (s: string) =>
@@ -71,17 +84,16 @@ function answer(sock: Socket, method: string, url: string, body: string): void {
       sock.write('HTTP/1.1 200 OK\r\nserver: pod/1.0\r\ncontent-length: 2\r\n\r\nok');
       return;
     case '/big':
-      sock.write(`HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: ${BIG.length}\r\n\r\n`);
-      if (method !== 'HEAD') sock.write(BIG);
+    case '/huge': {
+      const data = url === '/big' ? BIG : HUGE;
+      sock.write(`HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: ${data.length}\r\n\r\n`);
+      if (method !== 'HEAD') sock.write(data);
       return;
+    }
     case '/big-chunked':
-      // 64 KiB chunks, each chunk's framing in the same write as its data
+    case '/huge-chunked':
       sock.write('HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ntransfer-encoding: chunked\r\n\r\n');
-      for (let i = 0; i < BIG.length; i += 65536) {
-        const part = BIG.subarray(i, i + 65536);
-        sock.write(Buffer.concat([Buffer.from(`${part.length.toString(16)}\r\n`), part, Buffer.from('\r\n')]));
-      }
-      sock.write('0\r\n\r\n');
+      sock.write(chunked(url === '/big-chunked' ? BIG : HUGE));
       return;
     case '/cut':
       // 10 of the 100 bytes announced, then the connection ends: a failure after the response started
