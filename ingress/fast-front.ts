@@ -201,7 +201,7 @@ interface Conn {
 // ------------------------------------------------------------------------------------------- reads in place
 
 /**
- * One buffer every plain-TCP socket of the front reads into (node's `onread` mode): a read then costs no
+ * One buffer every socket of the front reads into (node's `onread` mode): a read then costs no
  * allocation and skips the Readable stream layer (`push`, the `data` event). Bytes in it live only until the read
  * callback returns: whatever is kept or written on (a partial head, a large body) is copied first (`own`).
  */
@@ -232,7 +232,10 @@ interface InPlace {
   [k: symbol]: unknown;
 }
 
-/** Switches an accepted plain-TCP socket to reads in place; false when it cannot (TLS, unknown node internals). */
+/**
+ * Switches an accepted socket (TCP, or TLS: its TLS wrap takes a user buffer as a TCP handle does, decrypted bytes
+ * land in it) to reads in place; false when it cannot (unknown node internals).
+ */
 function readInPlace(sock: Socket, cb: ReadCallback): boolean {
   const s = sock as unknown as InPlace;
   const handle = s._handle;
@@ -851,7 +854,7 @@ class ClientConn implements RequestFacts, ClientSide {
     this.#port = String(sock.localPort ?? 80);
     this.last = front.tick;
     sock.setNoDelay(true);
-    if (scheme === 'https' || !readInPlace(sock, this.#onRead)) sock.on('data', this.#onData);
+    if (!readInPlace(sock, this.#onRead)) sock.on('data', this.#onData);
     sock.on('error', this.#onError);
     sock.on('close', this.#onClose);
   }
