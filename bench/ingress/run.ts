@@ -7,7 +7,9 @@
 //   https      HTTP/1.1 over TLS, keep-alive (wrk)
 //   https-new  HTTP/1.1 over TLS, a new connection (TCP + TLS handshake) per request (wrk -H 'Connection: close')
 //   h2         HTTP/2 over TLS (ALPN h2), h2load, 10 connections x 5 streams (the same 50 requests in flight)
-//   npm run bench:ingress -- [--reps 3] [--duration 10] [--connections 50] [--only kdp,gateway,nginx,haproxy]
+// With `--only ...,floor` also a Node TCP relay that does no HTTP work (bench/ingress/floor-relay.ts): what any
+// Node.js proxy pays per request here for its I/O alone (plain HTTP/1.1 only; it routes nothing, so no 404 check).
+//   npm run bench:ingress -- [--reps 3] [--duration 10] [--connections 50] [--only kdp,gateway,nginx,haproxy,floor]
 //     [--protocols http,https,https-new,h2] [--profile DIR]
 // Everything listens on 127.0.0.1; configs live in a temp dir that is removed at the end.
 import { mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
@@ -372,9 +374,29 @@ backend be
     }
   }
 
-  // routing sanity: any other host gets 404 from every proxy
+  if (only.has('floor') && protocols.has('http')) {
+    const p = port(60);
+    const relay = spawnChild([
+      process.execPath,
+      fileURLToPath(new URL('./floor-relay.ts', import.meta.url)),
+      String(p),
+      String(backendPort),
+    ]);
+    children.push(relay);
+    await waitHttp(p);
+    targets.push({
+      name: 'Node relay, no HTTP work (floor), 1 worker',
+      port: p,
+      workers: 1,
+      pid: relay.pid,
+      protocol: 'http',
+      ref: nginxName(1, 'http'),
+    });
+  }
+
+  // routing sanity: any other host gets 404 from every proxy (the floor relay routes nothing)
   for (const tg of targets)
-    if (tg.port !== backendPort)
+    if (tg.port !== backendPort && !tg.name.startsWith('Node relay'))
       await waitHttp(tg.port, 'other.example', 404, tg.protocol === 'http' ? 'http' : 'https');
 
   const ms = (v: string, unit: string) => Number(v) * (unit === 'us' ? 0.001 : unit === 's' ? 1000 : 1);
