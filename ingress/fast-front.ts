@@ -240,6 +240,8 @@ function readInPlace(sock: Socket, cb: ReadCallback): boolean {
   const s = sock as unknown as InPlace;
   const handle = s._handle;
   if (!ONREAD_SLOTS || typeof handle?.useUserBuffer !== 'function' || s[ONREAD_SLOTS.buffer] !== null) return false;
+  // bytes node already read and holds for a `data` listener would never come out in place: that socket keeps events
+  if (sock.readableLength > 0) return false;
   handle.useUserBuffer(READ_BUF);
   s[ONREAD_SLOTS.buffer] = READ_BUF;
   s[ONREAD_SLOTS.callback] = cb;
