@@ -44,7 +44,12 @@ if (needsRoot(t)) {
 
     // the upstream: dnsmasq on the underlay host, knowing one outside name
     const dnsmasq = startUpstreamDnsmasq(lab, dir, ['log-facility=-']);
-    t.teardown(() => dnsmasq.kill('SIGTERM'));
+    // waited for: dnsmasq removes its pid file in `dir` as it exits, which must not race the removal of `dir`
+    // (teardowns run last-registered first; rmSync fails on a file that vanishes under it and leaves the rest)
+    t.teardown(async () => {
+      dnsmasq.kill('SIGTERM');
+      await dnsmasq.exited;
+    });
 
     // cluster state
     const slice = (svc: string, eps: { ip: string; hostname?: string }[], ports: object[]) => ({

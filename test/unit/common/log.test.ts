@@ -1,11 +1,12 @@
 import t from 'tap';
-import { mkdtempSync, openSync, closeSync, readFileSync } from 'node:fs';
+import { mkdtempSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createLogger, silentLogger } from '../../../src/common/log.ts';
 
 t.test('JSON mode writes one object per line with level, time, name and fields', async (t) => {
   const file = join(mkdtempSync(join(tmpdir(), 'kdp-log-')), 'log');
+  t.teardown(() => rmSync(dirname(file), { recursive: true, force: true }));
   const fd = openSync(file, 'w');
   const log = await createLogger({ fd, format: 'json', name: 'kdp-test', level: 'debug' });
   log.info({ svc: 'default/web' }, 'synced');
@@ -24,6 +25,7 @@ t.test('JSON mode writes one object per line with level, time, name and fields',
 
 t.test('pretty mode is human-readable, not JSON', async (t) => {
   const file = join(mkdtempSync(join(tmpdir(), 'kdp-log-')), 'log');
+  t.teardown(() => rmSync(dirname(file), { recursive: true, force: true }));
   const fd = openSync(file, 'w');
   const log = await createLogger({ fd, format: 'pretty', isTTY: false });
   log.info({ nodes: 2 }, 'lab ready');
@@ -36,6 +38,7 @@ t.test('pretty mode is human-readable, not JSON', async (t) => {
 
 t.test('level filters and the silent logger', async (t) => {
   const file = join(mkdtempSync(join(tmpdir(), 'kdp-log-')), 'log');
+  t.teardown(() => rmSync(dirname(file), { recursive: true, force: true }));
   const fd = openSync(file, 'w');
   const log = await createLogger({ fd, format: 'json', level: 'warn' });
   log.info('hidden');
