@@ -16,7 +16,7 @@ for ((i = 1; i <= rounds; i++)); do
   for tree in "$before" "$after"; do
     label=$([ "$tree" = "$before" ] && echo before || echo after)
     (cd "$tree" && npm run --silent bench:ingress -- --only kdp --protocols "$proto" --reps 1 --duration 5 \
-      --warmup 1) | grep '^rep' | sed "s/^/$label /" | tee -a "$out"
+      --warmup 1 2>&1) | grep '^rep' | sed "s/^/$label /" | tee -a "$out"
   done
 done
 # "before rep 1 kdp ingress, 1 worker: ... cpu 42.1 us/req (user 22.5, sys 19.6)": medians per tree and row
