@@ -236,7 +236,7 @@ interface InPlace {
  * Switches an accepted socket (TCP, or TLS: its TLS wrap takes a user buffer as a TCP handle does, decrypted bytes
  * land in it) to reads in place; false when it cannot (unknown node internals).
  */
-function readInPlace(sock: Socket, cb: ReadCallback): boolean {
+export function readInPlace(sock: Socket, cb: ReadCallback): boolean {
   const s = sock as unknown as InPlace;
   const handle = s._handle;
   if (!ONREAD_SLOTS || typeof handle?.useUserBuffer !== 'function' || s[ONREAD_SLOTS.buffer] !== null) return false;

@@ -4,17 +4,13 @@
 // front does) and write latin1 strings (copies, so nothing points into the buffer after the callback).
 // Not a proxy: no routing, no headers added, no 404 for other hosts.
 //   node bench/ingress/floor-relay.ts LISTEN_PORT BACKEND_PORT
-import { connect, createServer, Socket } from 'node:net';
+import { connect, createServer } from 'node:net';
 import type { Socket as NetSocket } from 'node:net';
+import { readInPlace } from '../../ingress/fast-front.ts';
 
 const [listenPort, backendPort] = process.argv.slice(2).map(Number);
 if (!listenPort || !backendPort) throw new Error('usage: floor-relay.ts LISTEN_PORT BACKEND_PORT');
 const BUF = Buffer.allocUnsafe(64 * 1024);
-// an accepted socket is already built: its onread slots are set directly (see ingress/fast-front.ts)
-const syms = Object.getOwnPropertySymbols(new Socket());
-const kBuffer = syms.find((s) => s.description === 'kBuffer');
-const kBufferCb = syms.find((s) => s.description === 'kBufferCb');
-if (!kBuffer || !kBufferCb) throw new Error('this node has no onread slots on net.Socket');
 
 createServer({ noDelay: true }, (client: NetSocket) => {
   const upstream = connect({
@@ -29,10 +25,9 @@ createServer({ noDelay: true }, (client: NetSocket) => {
       },
     },
   });
-  const c = client as unknown as { _handle: { useUserBuffer(b: Buffer): void }; [k: symbol]: unknown };
-  c._handle.useUserBuffer(BUF);
-  c[kBuffer] = BUF;
-  c[kBufferCb] = (n: number, b: Buffer) => void upstream.write(b.toString('latin1', 0, n), 'latin1');
+  // an accepted socket reads in place by the fast front's own mechanism
+  if (!readInPlace(client, (n, b) => void upstream.write(b.toString('latin1', 0, n), 'latin1')))
+    throw new Error('this node cannot read accepted sockets in place');
   client.on('close', () => upstream.destroy());
   upstream.on('close', () => client.destroy());
   client.on('error', () => client.destroy());
