@@ -24,6 +24,7 @@ import type { RouteOptions } from './annotations.ts';
 import { decide, forwardedText, PROXY_SET_HEADERS } from './decide.ts';
 import type { Decision, GatewayForward, RequestFacts } from './decide.ts';
 import { validHost } from './match.ts';
+import { adopt, ioError, openTcpIo, pauseReads, readsPaused, release, resumeReads, writeLatin1 } from './tcp-io.ts';
 import type { PathRoute, RouteTable, Upstream } from './types.ts';
 
 /** What the front reports per request (metrics and the access log). */
@@ -205,7 +206,9 @@ interface Conn {
  * allocation and skips the Readable stream layer (`push`, the `data` event). Bytes in it live only until the read
  * callback returns: whatever is kept or written on (a partial head, a large body) is copied first (`own`).
  */
-const READ_BUF = Buffer.allocUnsafe(64 * 1024);
+const READ_BUF = Buffer.allocUnsafe(1024 * 1024);
+/** plain TCP sockets read in batches by the native addon (ingress/tcp-io.ts) when it loads */
+const BATCHED = openTcpIo(READ_BUF);
 
 /** `b` itself, or a copy when it is a view of READ_BUF (which the next read overwrites). */
 function own(b: Buffer): Buffer {
@@ -297,13 +300,16 @@ class RawPool {
       host,
       port: Number(endpoint.slice(colon + 1)),
       noDelay: true,
-      onread: { buffer: READ_BUF, callback: onRead },
+      ...(BATCHED ? {} : { onread: { buffer: READ_BUF, callback: onRead } }),
     });
     const c: Conn = { sock, endpoint, ex: undefined, reused: false, connected: false, last: this.#clock.tick };
     this.#all.add(c);
     // the connect timeout is the only socket timer (new connections only); reads are timed by sweep()
     sock.setTimeout(connectTimeoutMs);
     sock.once('connect', () => {
+      // the end of the stream or a read error: as node reports them (close, or error then close)
+      if (BATCHED)
+        adopt(sock, onRead, (errno) => (errno === 0 ? sock.destroy() : sock.destroy(ioError(errno, 'read'))));
       c.connected = true;
       c.last = this.#clock.tick;
       sock.setTimeout(0);
@@ -329,7 +335,7 @@ class RawPool {
     c.reused = true;
     // a response that completed while the client's writes were backed up left the socket paused; the client's
     // 'drain' would resume it, but a client gone before draining never does: an idle socket is always read
-    if (c.sock.isPaused()) c.sock.resume();
+    if (readsPaused(c.sock)) resumeReads(c.sock);
     let list = this.#idle.get(c.endpoint);
     if (!list) this.#idle.set(c.endpoint, (list = []));
     if (list.length >= this.#maxIdle) {
@@ -439,7 +445,7 @@ class Exchange {
     this.#conn = c;
     this.#gotBytes = false;
     c.ex = this;
-    c.sock.write(this.#reqHead, 'latin1');
+    writeLatin1(c.sock, this.#reqHead);
   }
 
   onTimeout(): void {
@@ -856,7 +862,10 @@ class ClientConn implements RequestFacts, ClientSide {
     this.#port = String(sock.localPort ?? 80);
     this.last = front.tick;
     sock.setNoDelay(true);
-    if (!readInPlace(sock, this.#onRead)) sock.on('data', this.#onData);
+    // plain TCP: read in batches by the addon (the end of the stream ends our side too, as node's allowHalfOpen
+    // false does); TLS, or without the addon: node's reads in place; else data events
+    if (!(scheme === 'http' && adopt(sock, this.#onRead, this.#onEnd)) && !readInPlace(sock, this.#onRead))
+      sock.on('data', this.#onData);
     sock.on('error', this.#onError);
     sock.on('close', this.#onClose);
   }
@@ -866,6 +875,7 @@ class ClientConn implements RequestFacts, ClientSide {
     if (!this.#ex && now - this.last >= CLIENT_IDLE_MS) this.sock.destroy();
   }
   readonly #onError = () => this.sock.destroy();
+  readonly #onEnd = (errno: number) => (errno === 0 ? this.sock.end() : this.sock.destroy());
   readonly #onClose = () => {
     this.#gone = true;
     this.#front.conns.delete(this);
@@ -883,7 +893,7 @@ class ClientConn implements RequestFacts, ClientSide {
     this.#buf = this.#buf ? Buffer.concat([this.#buf, b]) : b;
     if (this.#ex) {
       // pipelined: wait for the response in progress; stop reading if the client sends a lot ahead
-      if (this.#buf.length > 64 * 1024) this.sock.pause();
+      if (this.#buf.length > 64 * 1024) pauseReads(this.sock);
       return;
     }
     this.#next();
@@ -915,6 +925,7 @@ class ClientConn implements RequestFacts, ClientSide {
     this.#gone = true;
     const s = this.sock;
     readAsStream(s);
+    release(s);
     s.removeListener('data', this.#onData);
     s.removeListener('error', this.#onError);
     s.removeListener('close', this.#onClose);
@@ -1038,7 +1049,7 @@ class ClientConn implements RequestFacts, ClientSide {
   }
 
   writeRaw(s: string): void {
-    if (!this.#gone) this.sock.write(s, 'latin1');
+    if (!this.#gone) writeLatin1(this.sock, s);
   }
 
   fail(timeout: boolean): void {
@@ -1050,10 +1061,10 @@ class ClientConn implements RequestFacts, ClientSide {
     if (this.#gone) return;
     if (!this.sock.write(own(b)) && !this.#held) {
       this.#held = from;
-      from.pause();
+      pauseReads(from);
       this.sock.once('drain', () => {
         this.#held = undefined;
-        from.resume();
+        resumeReads(from);
       });
     }
   }
@@ -1070,7 +1081,7 @@ class ClientConn implements RequestFacts, ClientSide {
       this.sock.end();
       return;
     }
-    if (this.sock.isPaused()) this.sock.resume();
+    if (readsPaused(this.sock)) resumeReads(this.sock);
     if (this.#buf) this.#next();
   }
 
@@ -1173,7 +1184,7 @@ class H2Client implements ClientSide {
     if (s.destroyed) return;
     if (!s.write(own(b)) && !this.#held) {
       this.#held = from;
-      from.pause();
+      pauseReads(from);
       s.once('drain', this.#release);
     }
   }
@@ -1181,7 +1192,7 @@ class H2Client implements ClientSide {
   readonly #release = () => {
     const held = this.#held;
     this.#held = undefined;
-    held?.resume();
+    if (held) resumeReads(held);
   };
 
   fail(timeout: boolean): void {

@@ -1,8 +1,9 @@
-// Builds the native addon native/udp/kdp_udp.c (the DNS server's batched UDP I/O, src/dns/udp.ts) into
-// native/build/kdp_udp.node with the system C compiler against the running Node's Node-API headers.
+// Builds the native addons with the system C compiler against the running Node's Node-API headers:
+// native/udp/kdp_udp.c (the DNS server's batched UDP I/O, src/dns/udp.ts) into native/build/kdp_udp.node, and
+// native/tcp/kdp_tcp.c (the ingress fast front's batched TCP reads, ingress/tcp-io.ts) into kdp_tcp.node.
 // Run by `npm ci` (postinstall) and by scripts/setup-system.sh; `--check` exits 1 when the addon does not
 // load. Without a compiler it says so and exits 0: `kdp dns` then falls back to node:dgram (with a warning),
-// and the test suite's check of the addon fails, so CI cannot pass without it.
+// the ingress to node's socket reads, and the test suite's check of the addons fails, so CI cannot pass without.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -10,8 +11,10 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const src = join(root, 'native/udp/kdp_udp.c');
-const out = join(root, 'native/build/kdp_udp.node');
+const ADDONS = [
+  { src: join(root, 'native/udp/kdp_udp.c'), out: join(root, 'native/build/kdp_udp.node'), fn: 'open' },
+  { src: join(root, 'native/tcp/kdp_tcp.c'), out: join(root, 'native/build/kdp_tcp.node'), fn: 'create' },
+];
 
 /** Node-API headers: those of the Node running this (the `node` devDependency ships them), else the system's. */
 function includeDir(): string | undefined {
@@ -36,44 +39,50 @@ function compiler(): string | undefined {
   return undefined;
 }
 
-function loads(): boolean {
+function loads(out: string, fn: string): boolean {
   try {
-    const m = createRequire(import.meta.url)(out) as { open?: unknown };
-    return typeof m.open === 'function';
+    const m = createRequire(import.meta.url)(out) as Record<string, unknown>;
+    return typeof m[fn] === 'function';
   } catch {
     return false;
   }
 }
 
 if (process.argv.includes('--check')) {
-  if (!loads()) {
-    console.error(`build-native: ${out} missing or not loadable`);
-    process.exit(1);
-  }
-  process.exit(0);
+  const missing = ADDONS.filter((a) => !loads(a.out, a.fn));
+  for (const a of missing) console.error(`build-native: ${a.out} missing or not loadable`);
+  process.exit(missing.length > 0 ? 1 : 0);
 }
 
-const fresh = existsSync(out) && statSync(out).mtimeMs >= statSync(src).mtimeMs;
-if (fresh && !process.argv.includes('--force') && loads()) process.exit(0);
+const todo = ADDONS.filter(
+  (a) =>
+    process.argv.includes('--force') ||
+    !existsSync(a.out) ||
+    statSync(a.out).mtimeMs < statSync(a.src).mtimeMs ||
+    !loads(a.out, a.fn),
+);
+if (todo.length === 0) process.exit(0);
 
 const inc = includeDir();
 const cc = compiler();
 if (!inc || !cc) {
   console.warn(
     `build-native: not built (${!cc ? 'no C compiler: install gcc' : 'no Node-API headers'}); ` +
-      'kdp dns will use node:dgram',
+      "kdp dns will use node:dgram, the ingress node's socket reads",
   );
   process.exit(0);
 }
-mkdirSync(dirname(out), { recursive: true });
-// build beside the target and rename, so a concurrent build or a running server never sees half a file
-const tmp = `${out}.${process.pid}.tmp`;
-execFileSync(cc, ['-O2', '-Wall', '-Wextra', '-Werror', '-shared', '-fPIC', '-I', inc, src, '-o', tmp], {
-  stdio: 'inherit',
-});
-renameSync(tmp, out);
-if (!loads()) {
-  console.error(`build-native: ${out} was built but does not load`);
-  process.exit(1);
+for (const { src, out, fn } of todo) {
+  mkdirSync(dirname(out), { recursive: true });
+  // build beside the target and rename, so a concurrent build or a running server never sees half a file
+  const tmp = `${out}.${process.pid}.tmp`;
+  execFileSync(cc, ['-O2', '-Wall', '-Wextra', '-Werror', '-shared', '-fPIC', '-I', inc, src, '-o', tmp], {
+    stdio: 'inherit',
+  });
+  renameSync(tmp, out);
+  if (!loads(out, fn)) {
+    console.error(`build-native: ${out} was built but does not load`);
+    process.exit(1);
+  }
+  console.log(`build-native: built ${out}`);
 }
-console.log(`build-native: built ${out}`);

@@ -1,0 +1,194 @@
+// Batched TCP reads and direct writes for the fast front's plain sockets (native/tcp/kdp_tcp.c).
+//
+// A socket node built (accepted on the HTTP port, or connected to an endpoint) is adopted: its handle stops
+// reading and its descriptor is watched by the addon's epoll set, which the libuv loop polls. When sockets are
+// readable the addon reads every ready one once into one arena and calls JavaScript once for the batch; each
+// read goes to the socket's `onRead(n, buf)` (the same shape as node's `onread` mode: the bytes live until the
+// callback returns). Writes of latin1 strings go straight to write(2) while node's write queue for the socket is
+// empty and it is not corked; what the kernel does not take (or anything written while node still queues) goes
+// through `socket.write`, so order and backpressure stay node's. Close, errors and timers stay node's too: the
+// descriptor is closed by node, which drops it from the epoll set with it (never removed by number after close).
+// Not loadable (no compiler at install time) or `KDP_INGRESS_TCP_IO=node`: nothing is adopted.
+import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { getSystemErrorName } from 'node:util';
+
+interface Native {
+  create(arena: Buffer, meta: Int32Array, onBatch: (count: number) => void): object;
+  watch(t: object, fd: number, id: number): number;
+  unwatch(t: object, fd: number): number;
+  writeLatin1(fd: number, s: string): number;
+}
+
+const NATIVE_PATH = fileURLToPath(new URL('../native/build/kdp_tcp.node', import.meta.url));
+const EAGAIN = -11;
+
+interface Adopted {
+  readonly id: number;
+  readonly fd: number;
+  readonly sock: Socket;
+  readonly onRead: (n: number, buf: Buffer) => void;
+  readonly onEnd: (errno: number) => void;
+  /** in the epoll set */
+  watched: boolean;
+  paused: boolean;
+}
+
+interface HandleView {
+  _handle: { fd?: number; readStop?: () => number; readStart?: () => number; reading?: boolean } | null;
+}
+
+/** The process's batched I/O (one epoll set, one arena), once opened. */
+interface Io {
+  readonly n: Native;
+  readonly t: object;
+  readonly arena: Buffer;
+  readonly meta: Int32Array;
+  readonly byId: Map<number, Adopted>;
+  nextId: number;
+}
+let io: Io | undefined;
+const adopted = new WeakMap<Socket, Adopted>();
+
+/** Opens the batched I/O over `arena` (once per process); false when the addon does not load or is switched off. */
+export function openTcpIo(arena: Buffer): boolean {
+  if (io) return io.arena === arena;
+  if (process.env.KDP_INGRESS_TCP_IO === 'node') return false;
+  let n: Native;
+  try {
+    n = createRequire(import.meta.url)(NATIVE_PATH) as Native;
+  } catch {
+    return false;
+  }
+  const meta = new Int32Array(64 * 3);
+  const byId = new Map<number, Adopted>();
+  const t = n.create(arena, meta, (count) => batch(count));
+  io = { n, t, arena, meta, byId, nextId: 1 };
+  return true;
+}
+
+/** The batched I/O is open in this process (the addon loaded and was not switched off). */
+export function tcpIoActive(): boolean {
+  return io !== undefined;
+}
+
+/** The descriptor is still the socket's (node nulls the handle when it closes it). */
+function alive(sock: Socket): boolean {
+  return (sock as unknown as HandleView)._handle !== null && !sock.destroyed;
+}
+
+function unwatch(a: Adopted): void {
+  if (a.watched && alive(a.sock)) io!.n.unwatch(io!.t, a.fd);
+  a.watched = false;
+}
+
+function batch(count: number): void {
+  const { meta, byId, arena } = io!;
+  for (let i = 0; i < count; i++) {
+    const a = byId.get(meta[i * 3]!);
+    if (a === undefined || !alive(a.sock)) continue;
+    const r = meta[i * 3 + 2]!;
+    if (r > 0) {
+      const off = meta[i * 3 + 1]!;
+      a.onRead(r, arena.subarray(off, off + r));
+    } else {
+      unwatch(a);
+      byId.delete(a.id);
+      a.onEnd(r);
+    }
+  }
+}
+
+/**
+ * Takes over the socket's reads; false (nothing changed) without the batched I/O, without a descriptor, or when
+ * node already holds bytes it read. `onEnd(0)`: the peer ended the stream; `onEnd(-errno)`: a read error; the
+ * socket is no longer watched after either.
+ */
+export function adopt(sock: Socket, onRead: (n: number, buf: Buffer) => void, onEnd: (errno: number) => void): boolean {
+  if (!io) return false;
+  const h = (sock as unknown as HandleView)._handle;
+  const fd = h?.fd;
+  if (!h || typeof fd !== 'number' || fd < 0 || typeof h.readStop !== 'function' || sock.readableLength > 0)
+    return false;
+  const a: Adopted = { id: io.nextId, fd, sock, onRead, onEnd, watched: false, paused: false };
+  io.nextId = io.nextId >= 0x7fffffff ? 1 : io.nextId + 1;
+  if (io.n.watch(io.t, fd, a.id) !== 0) return false;
+  h.readStop();
+  h.reading = false;
+  sock.pause(); // node does not start reading again by itself (a resume() would)
+  a.watched = true;
+  adopted.set(sock, a);
+  io.byId.set(a.id, a);
+  // the descriptor is closed with the socket, which takes it out of the epoll set
+  sock.once('close', () => {
+    a.watched = false;
+    io?.byId.delete(a.id);
+  });
+  return true;
+}
+
+/** Gives the socket's reads back to node (a hand-off): node reads again once the socket is resumed. */
+export function release(sock: Socket): void {
+  const a = adopted.get(sock);
+  if (!a) return;
+  unwatch(a);
+  io?.byId.delete(a.id);
+  adopted.delete(sock);
+  // node's Readable still counts the read it asked for when the socket was built (`reading`), so it never asks
+  // again: the handle is started here, as net's tryReadStart does
+  const h = (sock as unknown as HandleView)._handle;
+  if (h && !h.reading && typeof h.readStart === 'function') {
+    h.reading = true;
+    h.readStart();
+  }
+}
+
+/** An Error for a read's or write's -errno, with node's code (ECONNRESET, ...). */
+export function ioError(errno: number, syscall: string): NodeJS.ErrnoException {
+  const code = getSystemErrorName(errno);
+  return Object.assign(new Error(`${syscall} ${code}`), { code, errno, syscall });
+}
+
+/** socket.pause() for node's reads and adopted ones alike. */
+export function pauseReads(sock: Socket): void {
+  const a = adopted.get(sock);
+  if (!a) {
+    sock.pause();
+    return;
+  }
+  a.paused = true;
+  unwatch(a);
+}
+
+/** socket.resume() for node's reads and adopted ones alike. */
+export function resumeReads(sock: Socket): void {
+  const a = adopted.get(sock);
+  if (!a) {
+    sock.resume();
+    return;
+  }
+  a.paused = false;
+  if (!a.watched && alive(sock) && io!.n.watch(io!.t, a.fd, a.id) === 0) a.watched = true;
+}
+
+/** socket.isPaused() for node's reads and adopted ones alike. */
+export function readsPaused(sock: Socket): boolean {
+  const a = adopted.get(sock);
+  return a ? a.paused : sock.isPaused();
+}
+
+/** socket.write(s, 'latin1'), straight to the kernel while node queues nothing for an adopted socket. */
+export function writeLatin1(sock: Socket, s: string): boolean {
+  const a = adopted.get(sock);
+  if (a !== undefined && sock.writableLength === 0 && sock.writableCorked === 0 && !sock.writableEnded && alive(sock)) {
+    const r = io!.n.writeLatin1(a.fd, s);
+    if (r === s.length) return true;
+    if (r >= 0) return sock.write(s.slice(r), 'latin1');
+    if (r !== EAGAIN) {
+      sock.destroy(ioError(r, 'write'));
+      return false;
+    }
+  }
+  return sock.write(s, 'latin1');
+}

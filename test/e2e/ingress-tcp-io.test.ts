@@ -1,0 +1,138 @@
+// The fast front's two plain-TCP transports side by side (ingress/tcp-io.ts): `kdp ingress` as a child process
+// reading its plain sockets in batches through the native addon (the default), and the same with
+// KDP_INGRESS_TCP_IO=node (node's reads in place). Each gets the same requests against a raw backend: keep-alive
+// GETs, pipelined GET, POST (handed to node:http) and GET on one connection, an upgrade after the hand-off,
+// and 12 MiB bodies to clients that stop reading while other requests run. Loopback only.
+import t from 'tap';
+import { createHash } from 'node:crypto';
+import { connect } from 'node:net';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+import { needsRoot } from '../helpers/gate.ts';
+import { oneRouteManifests } from '../helpers/ingress-manifests.ts';
+import { freePort } from '../helpers/ports.ts';
+import { exchange } from '../helpers/raw-http.ts';
+import { chunked, HUGE, rawBackend } from '../helpers/raw-backend.ts';
+import { spawnChild } from '../../src/common/exec-adapter.ts';
+import { openTcpIo } from '../../ingress/tcp-io.ts';
+import { until } from '../helpers/wait.ts';
+
+const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files')) {
+  t.test('the native addon is built and loads (the batched transport is the default)', async (t) => {
+    t.ok(openTcpIo(Buffer.allocUnsafe(65536)), 'ingress/tcp-io.ts opens native/build/kdp_tcp.node');
+  });
+
+  for (const transport of ['native', 'node'] as const) {
+    t.test(`plain sockets read by ${transport === 'native' ? 'the addon' : 'node'}`, async (t) => {
+      const be = await rawBackend();
+      t.teardown(() => new Promise((r) => be.server.close(r)));
+      const dir = await mkdtemp(join(tmpdir(), 'kdp-tcpio-'));
+      t.teardown(() => rm(dir, { recursive: true, force: true }));
+      await writeFile(join(dir, 'm.json'), JSON.stringify(oneRouteManifests('raw', 'raw.test', be.port)));
+      const port = await freePort();
+      const env = { ...process.env, KDP_INGRESS_TCP_IO: transport === 'native' ? '' : 'node' };
+      const child = spawnChild(
+        [
+          process.execPath,
+          MAIN,
+          'ingress',
+          '--manifests',
+          dir,
+          '--bind',
+          '127.0.0.1',
+          '--http-port',
+          String(port),
+          '--https-port',
+          String(await freePort()),
+          '--healthz-port=-1',
+          '--access-log',
+          'off',
+        ],
+        { env },
+      );
+      t.teardown(() => child.kill('SIGKILL'));
+      const get = async (p: string) => {
+        const r = await request(`http://127.0.0.1:${port}${p}`, { headers: { host: 'raw.test' } });
+        return `${r.statusCode} ${await r.body.text()}`;
+      };
+      await until(async () => ((await get('/up').catch(() => '')) === '200 GET /up body=' ? true : undefined), {
+        timeoutMs: 30_000,
+        what: `kdp ingress (${transport}) serving: ${child.output().slice(-400)}`,
+      });
+
+      for (let i = 0; i < 20; i++) t.equal(await get(`/k${i}`), `200 GET /k${i} body=`);
+
+      const out = await exchange(
+        connect(port, '127.0.0.1'),
+        'connect',
+        [
+          'GET /one HTTP/1.1\r\nHost: raw.test\r\n\r\n' +
+            'POST /two HTTP/1.1\r\nHost: raw.test\r\nContent-Length: 5\r\n\r\nhello' +
+            'GET /three HTTP/1.1\r\nHost: raw.test\r\n\r\n',
+        ],
+        { answers: 3 },
+      );
+      t.same(
+        [...out.matchAll(/(GET|POST) \/([a-z]+) body=([a-z]*)/g)].map((m) => m[0]),
+        ['GET /one body=', 'POST /two body=hello', 'GET /three body='],
+        'pipelined, with a hand-off to node:http in the middle',
+      );
+
+      // after a hand-off node reads the socket again: a request sent later on it is answered
+      const s = connect(port, '127.0.0.1');
+      t.teardown(() => s.destroy());
+      let got = '';
+      s.on('data', (b: Buffer) => (got += b.toString('latin1')));
+      await new Promise((r) => s.once('connect', r));
+      s.write('POST /first HTTP/1.1\r\nHost: raw.test\r\nContent-Length: 2\r\n\r\nab');
+      await until(async () => (got.includes('POST /first body=ab') ? true : undefined), {
+        timeoutMs: 10_000,
+        what: 'the handed-off answer',
+      });
+      s.write('GET /later HTTP/1.1\r\nHost: raw.test\r\n\r\n');
+      await until(async () => (got.includes('GET /later body=') ? true : undefined), {
+        timeoutMs: 10_000,
+        what: 'an answer to bytes sent after the hand-off',
+      });
+      t.pass('bytes sent after the hand-off are read by node');
+
+      const slow = async (p: string): Promise<Buffer> => {
+        const c = connect(port, '127.0.0.1');
+        t.teardown(() => c.destroy());
+        await new Promise((r) => c.once('connect', r));
+        c.write(`GET ${p} HTTP/1.1\r\nHost: raw.test\r\nConnection: close\r\n\r\n`);
+        c.pause();
+        await new Promise((r) => setTimeout(r, 400));
+        const parts: Buffer[] = [];
+        c.on('data', (b: Buffer) => parts.push(b));
+        const ended = new Promise((r) => c.once('end', r));
+        c.resume();
+        await ended;
+        const all = Buffer.concat(parts);
+        return all.subarray(all.indexOf('\r\n\r\n') + 4);
+      };
+      let stop = false;
+      let others = 0;
+      let wrong = 0;
+      const noise = (async () => {
+        while (!stop) {
+          if ((await get(`/n${others}`)) !== `200 GET /n${others} body=`) wrong++;
+          others++;
+        }
+      })();
+      const [plain, framed] = await Promise.all([slow('/huge'), slow('/huge-chunked')]);
+      stop = true;
+      await noise;
+      t.ok(sha(plain) === sha(HUGE), `Content-Length body intact (${plain.length} bytes)`);
+      t.ok(sha(framed) === sha(chunked(HUGE)), 'chunked body intact');
+      t.ok(others > 20, `${others} other requests meanwhile`);
+      t.equal(wrong, 0, 'their answers were right');
+    });
+  }
+}
