@@ -7,7 +7,8 @@ COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts
 COPY . .
 RUN node cni-plugins/build.ts
-# the DNS server's batched UDP addon (native/udp): a C compiler in the build stage only
+# the native addons (native/udp: the DNS server's batched UDP I/O; native/tcp: the ingress's batched TCP reads):
+# a C compiler in the build stage only
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/* \
  && node scripts/build-native.ts && node scripts/build-native.ts --check
 

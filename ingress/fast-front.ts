@@ -24,7 +24,18 @@ import type { RouteOptions } from './annotations.ts';
 import { decide, forwardedText, PROXY_SET_HEADERS } from './decide.ts';
 import type { Decision, GatewayForward, RequestFacts } from './decide.ts';
 import { validHost } from './match.ts';
-import { adopt, ioError, openTcpIo, pauseReads, readsPaused, release, resumeReads, writeLatin1 } from './tcp-io.ts';
+import {
+  adopt,
+  chooseTcpIo,
+  ioError,
+  pauseReads,
+  readsPaused,
+  release,
+  resumeReads,
+  tcpIoUnavailable,
+  writeLatin1,
+} from './tcp-io.ts';
+import type { TcpIo } from './tcp-io.ts';
 import type { PathRoute, RouteTable, Upstream } from './types.ts';
 
 /** What the front reports per request (metrics and the access log). */
@@ -67,6 +78,8 @@ interface FrontHooks {
   readonly maxHeaderSize: number;
   readonly keepAliveTimeoutMs: number;
   readonly maxIdlePerEndpoint: number;
+  /** plain TCP sockets: read in batches by the native addon (ingress/tcp-io.ts) or by node; default auto */
+  readonly tcpIo?: TcpIo;
 }
 
 const CLIENT_IDLE_MS = 75_000;
@@ -207,8 +220,6 @@ interface Conn {
  * callback returns: whatever is kept or written on (a partial head, a large body) is copied first (`own`).
  */
 const READ_BUF = Buffer.allocUnsafe(1024 * 1024);
-/** plain TCP sockets read in batches by the native addon (ingress/tcp-io.ts) when it loads */
-const BATCHED = openTcpIo(READ_BUF);
 
 /** `b` itself, or a copy when it is a view of READ_BUF (which the next read overwrites). */
 function own(b: Buffer): Buffer {
@@ -269,7 +280,11 @@ class RawPool {
   readonly #keepAliveMs: number;
   readonly #maxIdle: number;
   readonly #clock: { readonly tick: number };
-  constructor(keepAliveMs: number, maxIdle: number, clock: { readonly tick: number }) {
+  /** upstream sockets are read in batches (ingress/tcp-io.ts) */
+  readonly #batched: boolean;
+
+  constructor(keepAliveMs: number, maxIdle: number, clock: { readonly tick: number }, batched: boolean) {
+    this.#batched = batched;
     this.#keepAliveMs = keepAliveMs;
     this.#maxIdle = maxIdle;
     this.#clock = clock;
@@ -300,16 +315,20 @@ class RawPool {
       host,
       port: Number(endpoint.slice(colon + 1)),
       noDelay: true,
-      ...(BATCHED ? {} : { onread: { buffer: READ_BUF, callback: onRead } }),
+      ...(this.#batched ? {} : { onread: { buffer: READ_BUF, callback: onRead } }),
     });
     const c: Conn = { sock, endpoint, ex: undefined, reused: false, connected: false, last: this.#clock.tick };
     this.#all.add(c);
     // the connect timeout is the only socket timer (new connections only); reads are timed by sweep()
     sock.setTimeout(connectTimeoutMs);
     sock.once('connect', () => {
-      // the end of the stream or a read error: as node reports them (close, or error then close)
-      if (BATCHED)
-        adopt(sock, onRead, (errno) => (errno === 0 ? sock.destroy() : sock.destroy(ioError(errno, 'read'))));
+      // the end of the stream or a read error: as node reports them (close, or error then close); a socket the
+      // addon cannot watch is read through data events
+      if (
+        this.#batched &&
+        !adopt(sock, onRead, (errno) => (errno === 0 ? sock.destroy() : sock.destroy(ioError(errno, 'read'))))
+      )
+        sock.on('data', (b: Buffer) => onRead(b.length, b));
       c.connected = true;
       c.last = this.#clock.tick;
       sock.setTimeout(0);
@@ -864,7 +883,10 @@ class ClientConn implements RequestFacts, ClientSide {
     sock.setNoDelay(true);
     // plain TCP: read in batches by the addon (the end of the stream ends our side too, as node's allowHalfOpen
     // false does); TLS, or without the addon: node's reads in place; else data events
-    if (!(scheme === 'http' && adopt(sock, this.#onRead, this.#onEnd)) && !readInPlace(sock, this.#onRead))
+    if (
+      !(scheme === 'http' && front.batched && adopt(sock, this.#onRead, this.#onEnd)) &&
+      !readInPlace(sock, this.#onRead)
+    )
       sock.on('data', this.#onData);
     sock.on('error', this.#onError);
     sock.on('close', this.#onClose);
@@ -875,7 +897,17 @@ class ClientConn implements RequestFacts, ClientSide {
     if (!this.#ex && now - this.last >= CLIENT_IDLE_MS) this.sock.destroy();
   }
   readonly #onError = () => this.sock.destroy();
-  readonly #onEnd = (errno: number) => (errno === 0 ? this.sock.end() : this.sock.destroy());
+  // the client ended its side (read in batches): as node's allowHalfOpen false, ours ends after what is queued,
+  // and the socket is closed then (node's Readable never saw the end, so it would not close by itself)
+  readonly #onEnd = (errno: number): void => {
+    const s = this.sock;
+    if (errno !== 0 || s.writableFinished) {
+      s.destroy();
+      return;
+    }
+    s.once('finish', () => s.destroy());
+    s.end();
+  };
   readonly #onClose = () => {
     this.#gone = true;
     this.#front.conns.delete(this);
@@ -1239,6 +1271,9 @@ class H2Client implements ClientSide {
   }
 }
 
+/** the log has said once that the addon does not load (auto) */
+let warnedNoBatch = false;
+
 /** The HTTP port's connection handler: `server.on('connection', (s) => front.accept(s))`. */
 export class FastFront {
   readonly hooks: FrontHooks;
@@ -1248,6 +1283,8 @@ export class FastFront {
   closing = false;
   /** coarse clock for the timeouts: milliseconds, advanced by the sweep (TICK_MS) */
   tick = 0;
+  /** plain TCP sockets are read in batches by the native addon (hooks.tcpIo) */
+  readonly batched: boolean;
   #sweeper: NodeJS.Timeout | undefined;
 
   readonly texts: FrontTexts;
@@ -1260,7 +1297,12 @@ export class FastFront {
       badGateway: errorResponse(502, 'Bad Gateway', 'bad gateway\n', sv),
       gatewayTimeout: errorResponse(504, 'Gateway Timeout', 'gateway timeout\n', sv),
     };
-    this.pool = new RawPool(hooks.keepAliveTimeoutMs, hooks.maxIdlePerEndpoint, this);
+    this.batched = chooseTcpIo(READ_BUF, hooks.tcpIo ?? 'auto');
+    if (!this.batched && (hooks.tcpIo ?? 'auto') === 'auto' && !warnedNoBatch) {
+      warnedNoBatch = true;
+      hooks.log.warn({ why: tcpIoUnavailable() }, 'ingress: batched TCP reads unavailable, using node:net');
+    }
+    this.pool = new RawPool(hooks.keepAliveTimeoutMs, hooks.maxIdlePerEndpoint, this, this.batched);
   }
 
   /** A new client connection: plain TCP, or TLS once its handshake is done (ALPN http/1.1 or none). */

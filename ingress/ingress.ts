@@ -3,6 +3,7 @@
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { TcpIo } from './tcp-io.ts';
 import type { ClusterSource } from '../src/k8s/source.ts';
 import type { Logger } from '../src/common/log.ts';
 import { silentLogger } from '../src/common/log.ts';
@@ -42,6 +43,8 @@ export interface IngressOptions {
   /** request head limits (defaults: nginx's 8 KiB per line, 32 KiB in all) */
   readonly maxHeaderLine?: number;
   readonly maxHeaderSize?: number;
+  /** plain TCP reads (kdp ingress --tcp-io): the native addon's batches or node's; default auto */
+  readonly tcpIo?: TcpIo;
   /** status.loadBalancer publishing (Kubernetes mode) */
   readonly status?: ControllerOptions['status'];
   /**
@@ -111,6 +114,8 @@ export async function startIngress(source: ClusterSource, opts: IngressOptions =
               ...(opts.serverHeader !== undefined ? { serverHeader: opts.serverHeader } : {}),
               ...(opts.maxHeaderLine !== undefined ? { maxHeaderLine: opts.maxHeaderLine } : {}),
               ...(opts.maxHeaderSize !== undefined ? { maxHeaderSize: opts.maxHeaderSize } : {}),
+              ...(opts.tcpIo ? { tcpIo: opts.tcpIo } : {}),
+              ...(opts.tcpIo ? { tcpIo: opts.tcpIo } : {}),
               ...(l.gateway !== undefined ? { gateway: l.gateway } : {}),
             });
             if (table) srv.setTable(table);
@@ -148,6 +153,7 @@ export async function startIngress(source: ClusterSource, opts: IngressOptions =
       ...(opts.serverHeader !== undefined ? { serverHeader: opts.serverHeader } : {}),
       ...(opts.maxHeaderLine !== undefined ? { maxHeaderLine: opts.maxHeaderLine } : {}),
       ...(opts.maxHeaderSize !== undefined ? { maxHeaderSize: opts.maxHeaderSize } : {}),
+      ...(opts.tcpIo ? { tcpIo: opts.tcpIo } : {}),
     });
     if (pending) server.setTable(pending);
     await started;

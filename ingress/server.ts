@@ -44,6 +44,7 @@ import {
 } from './upstream.ts';
 import { FastFront } from './fast-front.ts';
 import type { FrontRecord } from './fast-front.ts';
+import type { TcpIo } from './tcp-io.ts';
 import type { PoolSettings } from './upstream.ts';
 import type { RouteOptions } from './annotations.ts';
 import type { HeaderModifier, PathRoute, RouteTable, Upstream } from './types.ts';
@@ -76,6 +77,8 @@ interface ServerOptions {
    */
   readonly maxHeaderLine?: number;
   readonly maxHeaderSize?: number;
+  /** plain TCP reads: the native addon's batches or node's (FrontHooks.tcpIo); default auto */
+  readonly tcpIo?: TcpIo;
   /** a Gateway listener: the Gateway's `namespace/name` (metric label `gateway`) */
   readonly gateway?: string;
 }
@@ -369,6 +372,7 @@ export class IngressServer {
       maxHeaderSize: maxHead,
       keepAliveTimeoutMs: pool.keepAliveTimeoutMs,
       maxIdlePerEndpoint: pool.connections,
+      ...(opts.tcpIo ? { tcpIo: opts.tcpIo } : {}),
     });
     this.front = createNetServer({ noDelay: true }, (sock) => this.#fast.accept(sock));
     this.https = createSecureServer(

@@ -8,11 +8,16 @@
 // empty and it is not corked; what the kernel does not take (or anything written while node still queues) goes
 // through `socket.write`, so order and backpressure stay node's. Close, errors and timers stay node's too: the
 // descriptor is closed by node, which drops it from the epoll set with it (never removed by number after close).
-// Not loadable (no compiler at install time) or `KDP_INGRESS_TCP_IO=node`: nothing is adopted.
+// `kdp ingress --tcp-io auto|batch|node` chooses: auto takes the addon when it loads (no compiler at install time:
+// node's reads), batch requires it, node never opens it.
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { getSystemErrorName } from 'node:util';
+import { KdpError } from '../src/common/errors.ts';
+
+/** auto: the addon when it loads; batch: the addon or an error; node: node's own reads */
+export type TcpIo = 'auto' | 'batch' | 'node';
 
 interface Native {
   create(arena: Buffer, meta: Int32Array, onBatch: (count: number) => void): object;
@@ -51,16 +56,30 @@ interface Io {
 let io: Io | undefined;
 const adopted = new WeakMap<Socket, Adopted>();
 
-/** Opens the batched I/O over `arena` (once per process); false when the addon does not load or is switched off. */
+let native: Native | string | undefined;
+/** The addon, or why it does not load (loaded once per process). */
+function load(): Native | string {
+  if (native === undefined) {
+    try {
+      native = createRequire(import.meta.url)(NATIVE_PATH) as Native;
+    } catch (err) {
+      native = (err as Error).message;
+    }
+  }
+  return native;
+}
+
+/** Why the addon does not load; undefined when it does. */
+export function tcpIoUnavailable(): string | undefined {
+  const n = load();
+  return typeof n === 'string' ? n : undefined;
+}
+
+/** Opens the batched I/O over `arena` (once per process); false when the addon does not load. */
 export function openTcpIo(arena: Buffer): boolean {
   if (io) return io.arena === arena;
-  if (process.env.KDP_INGRESS_TCP_IO === 'node') return false;
-  let n: Native;
-  try {
-    n = createRequire(import.meta.url)(NATIVE_PATH) as Native;
-  } catch {
-    return false;
-  }
+  const n = load();
+  if (typeof n === 'string') return false;
   const meta = new Int32Array(64 * 3);
   const byId = new Map<number, Adopted>();
   const t = n.create(arena, meta, (count) => batch(count));
@@ -68,9 +87,15 @@ export function openTcpIo(arena: Buffer): boolean {
   return true;
 }
 
-/** The batched I/O is open in this process (the addon loaded and was not switched off). */
-export function tcpIoActive(): boolean {
-  return io !== undefined;
+/** The transport a front asked for: true when its plain sockets are read in batches. */
+export function chooseTcpIo(arena: Buffer, want: TcpIo): boolean {
+  if (want === 'node') return false;
+  const ok = openTcpIo(arena);
+  if (!ok && want === 'batch')
+    throw new KdpError('KDP_INGRESS_CONFIG', `--tcp-io batch: the native addon is unavailable: ${tcpIoUnavailable()}`, {
+      details: { path: NATIVE_PATH },
+    });
+  return ok;
 }
 
 /** The descriptor is still the socket's (node nulls the handle when it closes it). */

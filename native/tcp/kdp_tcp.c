@@ -1,4 +1,4 @@
-// kdp_tcp: batched reads and direct writes for connected TCP sockets (Node-API addon; prototype).
+// kdp_tcp: batched reads and direct writes for connected TCP sockets (Node-API addon).
 //
 // A socket node created (accepted or connected) keeps its libuv handle for its life (close, errors, the
 // fallback write queue), but its reads are taken over: the handle's reading is stopped and the descriptor is
@@ -81,7 +81,12 @@ static void on_ready(uv_poll_t *h, int status, int events) {
   napi_get_reference_value(env, t->cb_ref, &cb);
   napi_get_global(env, &recv);
   napi_create_int32(env, count, &arg);
-  napi_make_callback(env, t->actx, recv, cb, 1, &arg, &result);
+  // a throw in JavaScript is an uncaught exception, as from any callback node makes out of its loop
+  if (napi_make_callback(env, t->actx, recv, cb, 1, &arg, &result) == napi_pending_exception) {
+    napi_value ex;
+    napi_get_and_clear_last_exception(env, &ex);
+    napi_fatal_exception(env, ex);
+  }
   napi_close_handle_scope(env, scope);
 }
 

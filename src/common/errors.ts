@@ -48,6 +48,8 @@ export const ErrorCodes = {
   // ingress: Gateway API serving
   KDP_INGRESS_LISTEN:
     'ingress: a Gateway listener socket could not be opened (address not local, port taken); retried with backoff',
+  KDP_INGRESS_CONFIG:
+    'ingress: a kdp ingress flag or option that cannot be acted on (e.g. --tcp-io batch without the addon)',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -56,6 +56,12 @@ const FLAGS = {
     default: '1',
     help: 'worker processes sharing the ports; the primary serves /healthz and /metrics (summed over the workers)',
   },
+  'tcp-io': {
+    type: 'string',
+    arg: 'IO',
+    help: 'auto|batch|node: batch reads the plain HTTP port and the upstream sockets in batches (epoll, the native addon); node is node:net; auto takes batch when the addon is built',
+    defaultText: 'auto',
+  },
   'upstream-connections': { type: 'string', arg: 'N', default: '128', help: 'keep-alive connections per endpoint' },
   'server-tokens': {
     type: 'boolean',
@@ -167,6 +173,13 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
   const maxHeaderSize = byteLimit('max-header-size', values['max-header-size']);
   if (maxHeaderLine > maxHeaderSize)
     throw new KdpError('KDP_USAGE', '--max-header-line cannot be larger than --max-header-size');
+  const tcpIo = values['tcp-io'] ?? 'auto';
+  if (tcpIo !== 'auto' && tcpIo !== 'batch' && tcpIo !== 'node')
+    throw new KdpError('KDP_USAGE', '--tcp-io takes auto|batch|node');
+  if (tcpIo === 'batch') {
+    const why = (await import('../../../ingress/tcp-io.ts')).tcpIoUnavailable();
+    if (why) throw new KdpError('KDP_INGRESS_CONFIG', `--tcp-io batch: the native addon is unavailable: ${why}`);
+  }
   if (!['on', 'off'].includes(values['access-log'])) throw new KdpError('KDP_USAGE', '--access-log: on or off');
   if (!['on', 'off'].includes(values['gateway-api'])) throw new KdpError('KDP_USAGE', '--gateway-api: on or off');
   const gatewayApi = values['gateway-api'] === 'on';
@@ -265,6 +278,7 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
     serverHeader: values['server-tokens'] ? `kdp/${pkg.version}` : 'kdp',
     maxHeaderLine,
     maxHeaderSize,
+    tcpIo,
     ...(status ? { status } : {}),
     gateway: {
       enabled: gatewayApi,
