@@ -15,8 +15,15 @@ trap 'rm -f "$out"' EXIT
 for ((i = 1; i <= rounds; i++)); do
   for tree in "$before" "$after"; do
     label=$([ "$tree" = "$before" ] && echo before || echo after)
-    (cd "$tree" && npm run --silent bench:ingress -- --only kdp --protocols "$proto" --reps 1 --duration 5 \
-      --warmup 1 2>&1) | grep '^rep' | sed "s/^/$label /" | tee -a "$out"
+    run=$( (cd "$tree" && npm run --silent bench:ingress -- --only kdp --protocols "$proto" --reps 1 --duration 5 \
+      --warmup 1 2>&1) || true)
+    # a run that failed (a port taken, a target that did not start) is reported and left out of the medians
+    if grep -q '^rep' <<<"$run"; then
+      grep '^rep' <<<"$run" | sed "s/^/$label /" | tee -a "$out"
+    else
+      echo "$label: run $i failed:" >&2
+      tail -n 5 <<<"$run" >&2
+    fi
   done
 done
 # "before rep 1 kdp ingress, 1 worker: ... cpu 42.1 us/req (user 22.5, sys 19.6)": medians per tree and row
