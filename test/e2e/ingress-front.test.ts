@@ -10,7 +10,7 @@ import { request } from 'undici';
 import { needsRoot } from '../helpers/gate.ts';
 import { loopbackIngress } from '../helpers/loopback-ingress.ts';
 import { until } from '../helpers/wait.ts';
-import { exchange } from '../helpers/raw-http.ts';
+import { exchange, stalledBody } from '../helpers/raw-http.ts';
 import { chunked, HUGE, rawBackend } from '../helpers/raw-backend.ts';
 import { FakeSource } from '../../src/k8s/testing/fake-source.ts';
 import { startIngress } from '../../ingress/ingress.ts';
@@ -112,21 +112,7 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       // the front reads every socket into one shared buffer: a body write that backs up must not keep pointing
       // at it while the other connections' reads overwrite it. The slow client does not read for a while, so
       // the front's writes to it back up (its receive window stays small) while other requests run.
-      const slow = async (p: string): Promise<Buffer> => {
-        const s = connect(ing.ports.http, '127.0.0.1');
-        t.teardown(() => s.destroy());
-        await new Promise((r) => s.once('connect', r));
-        s.write(`GET ${p} HTTP/1.1\r\nHost: raw.test\r\nConnection: close\r\n\r\n`);
-        s.pause();
-        await new Promise((r) => setTimeout(r, 400));
-        const parts: Buffer[] = [];
-        s.on('data', (b: Buffer) => parts.push(b));
-        const ended = new Promise((r) => s.once('end', r));
-        s.resume();
-        await ended;
-        const all = Buffer.concat(parts);
-        return all.subarray(all.indexOf('\r\n\r\n') + 4);
-      };
+      const slow = (p: string) => stalledBody(ing.ports.http, p, 'raw.test', (c) => t.teardown(() => c.destroy()));
       let stop = false;
       let others = 0;
       let wrong = 0;

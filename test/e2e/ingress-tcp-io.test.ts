@@ -16,7 +16,7 @@ import { request } from 'undici';
 import { needsRoot } from '../helpers/gate.ts';
 import { oneRouteManifests } from '../helpers/ingress-manifests.ts';
 import { freePort } from '../helpers/ports.ts';
-import { exchange } from '../helpers/raw-http.ts';
+import { exchange, stalledBody } from '../helpers/raw-http.ts';
 import { chunked, HUGE, rawBackend } from '../helpers/raw-backend.ts';
 import { spawnChild } from '../../src/common/exec-adapter.ts';
 import { openTcpIo } from '../../ingress/tcp-io.ts';
@@ -168,21 +168,7 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       });
       t.pass('bytes sent after the hand-off are read by node');
 
-      const slow = async (p: string): Promise<Buffer> => {
-        const c = connect(port, '127.0.0.1');
-        t.teardown(() => c.destroy());
-        await new Promise((r) => c.once('connect', r));
-        c.write(`GET ${p} HTTP/1.1\r\nHost: raw.test\r\nConnection: close\r\n\r\n`);
-        c.pause();
-        await new Promise((r) => setTimeout(r, 400));
-        const parts: Buffer[] = [];
-        c.on('data', (b: Buffer) => parts.push(b));
-        const ended = new Promise((r) => c.once('end', r));
-        c.resume();
-        await ended;
-        const all = Buffer.concat(parts);
-        return all.subarray(all.indexOf('\r\n\r\n') + 4);
-      };
+      const slow = (p: string) => stalledBody(port, p, 'raw.test', (c) => t.teardown(() => c.destroy()));
       let stop = false;
       let others = 0;
       let wrong = 0;

@@ -1,5 +1,6 @@
 // Raw HTTP/1 bytes over one connection, for the tests of the ingress front's parsing and framing (ingress-front,
 // ingress-smuggling): what comes back, collected until the server closes or the connection goes quiet.
+import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 
 /** The status codes of the HTTP/1 answers in `out`, in order. */
@@ -50,4 +51,30 @@ export function exchange(
       arm();
     });
   });
+}
+
+/**
+ * GET `path` (Host `host`, Connection: close) on a new connection to 127.0.0.1:`port` from a client that does not
+ * read for 400 ms, so the server's writes to it back up; then reads to the end and returns the body (what follows
+ * the head). `track` gets the socket (a test's teardown destroys it).
+ */
+export async function stalledBody(
+  port: number,
+  path: string,
+  host: string,
+  track: (s: Socket) => void = () => {},
+): Promise<Buffer> {
+  const s = connect(port, '127.0.0.1');
+  track(s);
+  await new Promise((r) => s.once('connect', r));
+  s.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+  s.pause();
+  await new Promise((r) => setTimeout(r, 400));
+  const parts: Buffer[] = [];
+  s.on('data', (b: Buffer) => parts.push(b));
+  const ended = new Promise((r) => s.once('end', r));
+  s.resume();
+  await ended;
+  const all = Buffer.concat(parts);
+  return all.subarray(all.indexOf('\r\n\r\n') + 4);
 }
