@@ -2,17 +2,22 @@
 // that does no HTTP work at all. Each client connection gets its own upstream connection to the backend; bytes
 // go across as they come. Both sides read in place (node's `onread` mode into one buffer, as the ingress fast
 // front does) and write latin1 strings (copies, so nothing points into the buffer after the callback).
-// Not a proxy: no routing, no headers added, no 404 for other hosts.
-//   node bench/ingress/floor-relay.ts LISTEN_PORT BACKEND_PORT
+// Not a proxy: no routing, no headers added, no 404 for other hosts. With TLS_PORT CRT KEY the same relay also
+// listens with TLS (node:tls, the certificate given): the floor of the HTTPS rows, handshake included.
+//   node bench/ingress/floor-relay.ts LISTEN_PORT BACKEND_PORT [TLS_PORT CRT KEY]
+import { readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import type { Socket as NetSocket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import { readInPlace } from '../../ingress/fast-front.ts';
 
-const [listenPort, backendPort] = process.argv.slice(2).map(Number);
-if (!listenPort || !backendPort) throw new Error('usage: floor-relay.ts LISTEN_PORT BACKEND_PORT');
+const [listenPort, backendPort, tlsPort] = process.argv.slice(2, 5).map(Number);
+const [crt, key] = process.argv.slice(5, 7);
+if (!listenPort || !backendPort || (tlsPort && (!crt || !key)))
+  throw new Error('usage: floor-relay.ts LISTEN_PORT BACKEND_PORT [TLS_PORT CRT KEY]');
 const BUF = Buffer.allocUnsafe(64 * 1024);
 
-createServer({ noDelay: true }, (client: NetSocket) => {
+const relay = (client: NetSocket) => {
   const upstream = connect({
     host: '127.0.0.1',
     port: backendPort,
@@ -32,4 +37,9 @@ createServer({ noDelay: true }, (client: NetSocket) => {
   upstream.on('close', () => client.destroy());
   client.on('error', () => client.destroy());
   upstream.on('error', () => upstream.destroy());
-}).listen(listenPort, '127.0.0.1');
+};
+createServer({ noDelay: true }, relay).listen(listenPort, '127.0.0.1');
+if (tlsPort)
+  createTlsServer({ cert: readFileSync(crt!), key: readFileSync(key!), noDelay: true }, relay)
+    .on('tlsClientError', () => {})
+    .listen(tlsPort, '127.0.0.1');

@@ -8,7 +8,8 @@
 //   https-new  HTTP/1.1 over TLS, a new connection (TCP + TLS handshake) per request (wrk -H 'Connection: close')
 //   h2         HTTP/2 over TLS (ALPN h2), h2load, 10 connections x 5 streams (the same 50 requests in flight)
 // With `--only ...,floor` also a Node TCP relay that does no HTTP work (bench/ingress/floor-relay.ts): what any
-// Node.js proxy pays per request here for its I/O alone (plain HTTP/1.1 only; it routes nothing, so no 404 check).
+// Node.js proxy pays per request here for its I/O alone, over plain TCP and over node:tls (rows http, https,
+// https-new; it opens one upstream connection per client connection and routes nothing, so no 404 check).
 //   npm run bench:ingress -- [--reps 3] [--duration 10] [--connections 50] [--only kdp,gateway,nginx,haproxy,floor]
 //     [--protocols http,https,https-new,h2] [--profile DIR]
 // Everything listens on 127.0.0.1; configs live in a temp dir that is removed at the end.
@@ -376,25 +377,36 @@ backend be
     }
   }
 
-  if (only.has('floor') && protocols.has('http')) {
+  if (only.has('floor')) {
     const p = port(60);
+    const tp = port(70);
     const relay = spawnChild([
       process.execPath,
       fileURLToPath(new URL('./floor-relay.ts', import.meta.url)),
       String(p),
       String(backendPort),
+      ...(tls ? [String(tp), crt, key] : []),
     ]);
     children.push(relay);
     await waitHttp(p);
-    targets.push({
-      name: 'Node relay, no HTTP work (floor), 1 worker',
-      port: p,
-      workers: 1,
-      pid: relay.pid,
-      protocol: 'http',
-      ref: nginxName(1, 'http'),
-      routes: false,
-    });
+    if (tls) await waitHttp(tp, 'bench.local', 200, 'https');
+    // HTTP/2 has no floor row: the relay speaks no HTTP, and the backend speaks HTTP/1.1 only
+    for (const [proto, at] of [
+      ['http', p],
+      ['https', tp],
+      ['https-new', tp],
+    ] as const) {
+      if (!protocols.has(proto)) continue;
+      targets.push({
+        name: `Node relay, no HTTP work (floor)${SUFFIX[proto]}, 1 worker`,
+        port: at,
+        workers: 1,
+        pid: relay.pid,
+        protocol: proto,
+        ref: nginxName(1, proto),
+        routes: false,
+      });
+    }
   }
 
   // routing sanity: any other host gets 404 from every proxy (the floor relay routes nothing)
