@@ -1,8 +1,11 @@
 // The fast front's two plain-TCP transports side by side (ingress/tcp-io.ts): `kdp ingress --tcp-io batch` as a
 // child process reading its plain sockets in batches through the native addon (auto's choice when it is built),
-// and the same with `--tcp-io node` (node's reads in place). Each gets the same requests against a raw backend: keep-alive
-// GETs, pipelined GET, POST (handed to node:http) and GET on one connection, an upgrade after the hand-off,
-// and 12 MiB bodies to clients that stop reading while other requests run. Loopback only.
+// and the same with `--tcp-io node` (node's reads in place). Each gets the same requests against a raw backend:
+// keep-alive GETs; 30 clients that close after their answer and 20 that reset (no proxy socket left in
+// CLOSE-WAIT); pipelined GET, POST (handed to node:http) and GET on one connection; a request sent after a
+// hand-off; 12 MiB bodies to clients that stop reading while other requests run. Every other ingress and gateway
+// e2e file (WebSockets, h2c, smuggling, workers...) runs in-process on auto, so on the batched transport.
+// Loopback only.
 import t from 'tap';
 import { createHash } from 'node:crypto';
 import { connect } from 'node:net';
