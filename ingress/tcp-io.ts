@@ -23,6 +23,7 @@ interface Native {
   create(arena: Buffer, meta: Int32Array, onBatch: (count: number) => void): object;
   watch(t: object, fd: number, id: number): number;
   unwatch(t: object, fd: number): number;
+  forget(t: object, fd: number, id: number): void;
   writeLatin1(fd: number, s: string): number;
 }
 
@@ -145,10 +146,12 @@ export function adopt(sock: Socket, onRead: (n: number, buf: Buffer) => void, on
   a.watched = true;
   adopted.set(sock, a);
   io.byId.set(a.id, a);
-  // the descriptor is closed with the socket, which takes it out of the epoll set
+  // the descriptor is closed with the socket, which takes it out of the epoll set; the addon forgets the id it
+  // had under that number (a socket that got the number since keeps its own)
   sock.once('close', () => {
     a.watched = false;
     io?.byId.delete(a.id);
+    io?.n.forget(io.t, a.fd, a.id);
   });
   return true;
 }

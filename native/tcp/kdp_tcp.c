@@ -33,6 +33,11 @@ typedef struct {
   size_t meta_len; // in records
   napi_ref arena_ref, meta_ref, cb_ref;
   napi_async_context actx;
+  // owner[fd]: the id watched under that descriptor number now (0: none). An event whose id is not the owner's
+  // comes from a registration of a descriptor already closed here whose file is still open elsewhere (a child
+  // forked before the close holds a copy until it execs): its number may be another socket's now, so it is not read.
+  int32_t *owner;
+  size_t owner_len;
 } kdp_tcp;
 
 static napi_value err_value(napi_env env, int err) {
@@ -63,6 +68,7 @@ static void on_ready(uv_poll_t *h, int status, int events) {
     if (t->arena_len - off < 4096) break; // level-triggered: the rest come on the next round
     int fd = (int)(evs[i].data.u64 & 0xffffffffu);
     int32_t id = (int32_t)(evs[i].data.u64 >> 32);
+    if ((size_t)fd >= t->owner_len || t->owner[fd] != id) continue;
     size_t want = t->arena_len - off;
     if (want > READ_MAX) want = READ_MAX;
     ssize_t r = read(fd, t->arena + off, want);
@@ -142,8 +148,19 @@ static napi_value watch(napi_env env, napi_callback_info info) {
   int32_t fd, id;
   CHECK(napi_get_value_int32(env, argv[1], &fd));
   CHECK(napi_get_value_int32(env, argv[2], &id));
+  if (fd < 0 || id == 0) return err_value(env, EINVAL);
+  if ((size_t)fd >= t->owner_len) {
+    size_t len = t->owner_len ? t->owner_len : 1024;
+    while (len <= (size_t)fd) len *= 2;
+    int32_t *grown = realloc(t->owner, len * sizeof *grown);
+    if (!grown) return err_value(env, ENOMEM);
+    memset(grown + t->owner_len, 0, (len - t->owner_len) * sizeof *grown);
+    t->owner = grown;
+    t->owner_len = len;
+  }
   struct epoll_event ev = {.events = EPOLLIN, .data.u64 = ((uint64_t)(uint32_t)id << 32) | (uint32_t)fd};
   if (epoll_ctl(t->ep, EPOLL_CTL_ADD, fd, &ev) < 0) return err_value(env, errno);
+  t->owner[fd] = id;
   return err_value(env, 0);
 }
 
@@ -155,8 +172,23 @@ static napi_value unwatch(napi_env env, napi_callback_info info) {
   kdp_tcp *t = get(env, argv[0]);
   int32_t fd;
   CHECK(napi_get_value_int32(env, argv[1], &fd));
+  if (fd >= 0 && (size_t)fd < t->owner_len) t->owner[fd] = 0;
   if (epoll_ctl(t->ep, EPOLL_CTL_DEL, fd, NULL) < 0) return err_value(env, errno);
   return err_value(env, 0);
+}
+
+// forget(t, fd, id): the socket `id` watched under `fd` was closed (which took its registration out of the set,
+// unless a forked child still holds the file); a later socket with the same number keeps its own id
+static napi_value forget(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  kdp_tcp *t = get(env, argv[0]);
+  int32_t fd, id;
+  CHECK(napi_get_value_int32(env, argv[1], &fd));
+  CHECK(napi_get_value_int32(env, argv[2], &id));
+  if (fd >= 0 && (size_t)fd < t->owner_len && t->owner[fd] == id) t->owner[fd] = 0;
+  return NULL;
 }
 
 // writeLatin1(fd, string) -> bytes written | -errno
@@ -185,7 +217,7 @@ NAPI_MODULE_INIT() {
   const struct {
     const char *name;
     napi_callback cb;
-  } fns[] = {{"create", create}, {"watch", watch}, {"unwatch", unwatch}, {"writeLatin1", write_latin1}};
+  } fns[] = {{"create", create}, {"watch", watch}, {"unwatch", unwatch}, {"forget", forget}, {"writeLatin1", write_latin1}};
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     if (napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].cb, NULL, &fn) != napi_ok) return NULL;
     if (napi_set_named_property(env, exports, fns[i].name, fn) != napi_ok) return NULL;

@@ -8,8 +8,9 @@
 // Loopback only.
 import t from 'tap';
 import { createHash } from 'node:crypto';
-import { connect } from 'node:net';
-import { execFile } from 'node:child_process';
+import { connect, createServer } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
@@ -22,7 +23,7 @@ import { freePort } from '../helpers/ports.ts';
 import { exchange, stalledBody } from '../helpers/raw-http.ts';
 import { chunked, HUGE, rawBackend } from '../helpers/raw-backend.ts';
 import { spawnChild } from '../../src/common/exec-adapter.ts';
-import { openTcpIo } from '../../ingress/tcp-io.ts';
+import { adopt, openTcpIo } from '../../ingress/tcp-io.ts';
 import { until } from '../helpers/wait.ts';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
@@ -30,9 +31,78 @@ const execFileP = promisify(execFile);
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files')) {
+  const ARENA = Buffer.allocUnsafe(65536);
   t.test('the native addon is built and loads (the batched transport is the default)', async (t) => {
-    t.ok(openTcpIo(Buffer.allocUnsafe(65536)), 'ingress/tcp-io.ts opens native/build/kdp_tcp.node');
+    t.ok(openTcpIo(ARENA), 'ingress/tcp-io.ts opens native/build/kdp_tcp.node');
   });
+
+  t.test(
+    'a closed socket whose file a child still holds is never read under its number, now another socket',
+    async (t) => {
+      // A is adopted, then handed to a child as fd 3 (so its file stays open and its epoll registration stays in
+      // the set after we close it), then closed here. B is connected next and gets A's descriptor number. A's peer
+      // has sent bytes nobody reads, so A's stale registration keeps firing: the addon must not read the number
+      // for it (that would take B's bytes for a socket that is gone).
+      t.ok(openTcpIo(ARENA));
+      const peers: Socket[] = [];
+      // closes with unread bytes reset the other side: nothing here reads errors
+      const server = createServer((s) => {
+        s.on('error', () => {});
+        peers.push(s);
+      });
+      t.teardown(() => {
+        for (const p of peers) p.destroy();
+        server.close();
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const at = (server.address() as AddressInfo).port;
+      const fdOf = (s: Socket) => (s as unknown as { _handle: { fd: number } })._handle.fd;
+      const connected = async () => {
+        const s = connect(at, '127.0.0.1');
+        s.on('error', () => {});
+        await new Promise((r) => s.once('connect', r));
+        await until(async () => (peers.length > 0 ? true : undefined), { timeoutMs: 5_000, what: 'the accept' });
+        return { s, peer: peers.shift()! };
+      };
+      const a = await connected();
+      t.ok(
+        adopt(
+          a.s,
+          () => {},
+          () => {},
+        ),
+        'A adopted',
+      );
+      const fdA = fdOf(a.s);
+      const holder = spawn('sleep', ['30'], { stdio: ['ignore', 'ignore', 'ignore', a.s] });
+      t.teardown(() => holder.kill('SIGKILL'));
+      await new Promise((r) => holder.once('spawn', r));
+      await new Promise<void>((r) => {
+        a.s.once('close', () => r());
+        a.s.destroy();
+      });
+      const b = await connected();
+      t.equal(fdOf(b.s), fdA, `B has A's descriptor number (${fdA})`);
+      let gotB = '';
+      t.ok(
+        adopt(
+          b.s,
+          (n, buf) => void (gotB += buf.toString('latin1', 0, n)),
+          () => {},
+        ),
+        'B adopted',
+      );
+      a.peer.write('for A, who is gone');
+      await new Promise((r) => setTimeout(r, 100));
+      b.peer.write('for B');
+      const ok = await until(async () => (gotB === 'for B' ? true : undefined), {
+        timeoutMs: 3_000,
+        what: "B's bytes",
+      }).catch(() => false);
+      t.ok(ok, `B reads its own bytes (got ${JSON.stringify(gotB)})`);
+      b.s.destroy();
+    },
+  );
 
   t.test('--tcp-io takes auto|batch|node', async (t) => {
     const bad = spawnChild([process.execPath, MAIN, 'ingress', '--manifests', tmpdir(), '--tcp-io', 'epoll']);
