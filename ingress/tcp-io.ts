@@ -39,6 +39,8 @@ interface Adopted {
   /** in the epoll set */
   watched: boolean;
   paused: boolean;
+  /** the end of the stream or a read error was reported: never watched again (it would be ready forever) */
+  ended: boolean;
 }
 
 interface HandleView {
@@ -120,6 +122,7 @@ function batch(count: number): void {
       a.onRead(r, arena.subarray(off, off + r));
     } else {
       unwatch(a);
+      a.ended = true;
       byId.delete(a.id);
       a.onEnd(r);
     }
@@ -137,7 +140,7 @@ export function adopt(sock: Socket, onRead: (n: number, buf: Buffer) => void, on
   const fd = h?.fd;
   if (!h || typeof fd !== 'number' || fd < 0 || typeof h.readStop !== 'function' || sock.readableLength > 0)
     return false;
-  const a: Adopted = { id: io.nextId, fd, sock, onRead, onEnd, watched: false, paused: false };
+  const a: Adopted = { id: io.nextId, fd, sock, onRead, onEnd, watched: false, paused: false, ended: false };
   io.nextId = io.nextId >= 0x7fffffff ? 1 : io.nextId + 1;
   if (io.n.watch(io.t, fd, a.id) !== 0) return false;
   h.readStop();
@@ -197,7 +200,7 @@ export function resumeReads(sock: Socket): void {
     return;
   }
   a.paused = false;
-  if (!a.watched && alive(sock) && io!.n.watch(io!.t, a.fd, a.id) === 0) a.watched = true;
+  if (!a.watched && !a.ended && alive(sock) && io!.n.watch(io!.t, a.fd, a.id) === 0) a.watched = true;
 }
 
 /** socket.isPaused() for node's reads and adopted ones alike. */
