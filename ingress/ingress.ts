@@ -115,7 +115,6 @@ export async function startIngress(source: ClusterSource, opts: IngressOptions =
               ...(opts.maxHeaderLine !== undefined ? { maxHeaderLine: opts.maxHeaderLine } : {}),
               ...(opts.maxHeaderSize !== undefined ? { maxHeaderSize: opts.maxHeaderSize } : {}),
               ...(opts.tcpIo ? { tcpIo: opts.tcpIo } : {}),
-              ...(opts.tcpIo ? { tcpIo: opts.tcpIo } : {}),
               ...(l.gateway !== undefined ? { gateway: l.gateway } : {}),
             });
             if (table) srv.setTable(table);

@@ -22,7 +22,7 @@ export type TcpIo = 'auto' | 'batch' | 'node';
 interface Native {
   create(arena: Buffer, meta: Int32Array, onBatch: (count: number) => void): object;
   watch(t: object, fd: number, id: number): number;
-  unwatch(t: object, fd: number): number;
+  unwatch(t: object, fd: number, id: number): number;
   forget(t: object, fd: number, id: number): void;
   writeLatin1(fd: number, s: string): number;
 }
@@ -78,6 +78,15 @@ export function tcpIoUnavailable(): string | undefined {
   return typeof n === 'string' ? n : undefined;
 }
 
+/** Throws KDP_INGRESS_CONFIG when `want` is batch and the addon does not load (the CLI checks before starting). */
+export function assertTcpIo(want: TcpIo): void {
+  const why = want === 'batch' ? tcpIoUnavailable() : undefined;
+  if (why !== undefined)
+    throw new KdpError('KDP_INGRESS_CONFIG', `--tcp-io batch: the native addon is unavailable: ${why}`, {
+      details: { path: NATIVE_PATH },
+    });
+}
+
 /** Opens the batched I/O over `arena` (once per process); false when the addon does not load. */
 export function openTcpIo(arena: Buffer): boolean {
   if (io) return io.arena === arena;
@@ -93,12 +102,8 @@ export function openTcpIo(arena: Buffer): boolean {
 /** The transport a front asked for: true when its plain sockets are read in batches. */
 export function chooseTcpIo(arena: Buffer, want: TcpIo): boolean {
   if (want === 'node') return false;
-  const ok = openTcpIo(arena);
-  if (!ok && want === 'batch')
-    throw new KdpError('KDP_INGRESS_CONFIG', `--tcp-io batch: the native addon is unavailable: ${tcpIoUnavailable()}`, {
-      details: { path: NATIVE_PATH },
-    });
-  return ok;
+  assertTcpIo(want);
+  return openTcpIo(arena);
 }
 
 /** The descriptor is still the socket's (node nulls the handle when it closes it). */
@@ -107,7 +112,7 @@ function alive(sock: Socket): boolean {
 }
 
 function unwatch(a: Adopted): void {
-  if (a.watched && alive(a.sock)) io!.n.unwatch(io!.t, a.fd);
+  if (a.watched && alive(a.sock)) io!.n.unwatch(io!.t, a.fd, a.id);
   a.watched = false;
 }
 

@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <node_api.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,15 +140,29 @@ static kdp_tcp *get(napi_env env, napi_value v) {
   return p;
 }
 
-// watch(t, fd, id) -> 0 | -errno
-static napi_value watch(napi_env env, napi_callback_info info) {
+// the (t, fd, id) arguments of watch, unwatch and forget; false (an exception thrown) when they do not parse
+static bool socket_args(napi_env env, napi_callback_info info, kdp_tcp **t, int32_t *fd, int32_t *id) {
   size_t argc = 3;
   napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  kdp_tcp *t = get(env, argv[0]);
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 ||
+      napi_get_value_int32(env, argv[1], fd) != napi_ok || napi_get_value_int32(env, argv[2], id) != napi_ok ||
+      (*t = get(env, argv[0])) == NULL) {
+    napi_throw_error(env, "EINVAL", "expected (t, fd, id)");
+    return false;
+  }
+  return true;
+}
+
+// the id now watched under `fd` is `id` no longer (a later socket with the same number keeps its own)
+static void disown(kdp_tcp *t, int32_t fd, int32_t id) {
+  if (fd >= 0 && (size_t)fd < t->owner_len && t->owner[fd] == id) t->owner[fd] = 0;
+}
+
+// watch(t, fd, id) -> 0 | -errno
+static napi_value watch(napi_env env, napi_callback_info info) {
+  kdp_tcp *t;
   int32_t fd, id;
-  CHECK(napi_get_value_int32(env, argv[1], &fd));
-  CHECK(napi_get_value_int32(env, argv[2], &id));
+  if (!socket_args(env, info, &t, &fd, &id)) return NULL;
   if (fd < 0 || id == 0) return err_value(env, EINVAL);
   if ((size_t)fd >= t->owner_len) {
     size_t len = t->owner_len ? t->owner_len : 1024;
@@ -164,30 +179,22 @@ static napi_value watch(napi_env env, napi_callback_info info) {
   return err_value(env, 0);
 }
 
-// unwatch(t, fd) -> 0 | -errno (only while the descriptor is still the socket's: close removes it by itself)
+// unwatch(t, fd, id) -> 0 | -errno (only while the descriptor is still the socket's: close removes it by itself)
 static napi_value unwatch(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  kdp_tcp *t = get(env, argv[0]);
-  int32_t fd;
-  CHECK(napi_get_value_int32(env, argv[1], &fd));
-  if (fd >= 0 && (size_t)fd < t->owner_len) t->owner[fd] = 0;
+  kdp_tcp *t;
+  int32_t fd, id;
+  if (!socket_args(env, info, &t, &fd, &id)) return NULL;
+  disown(t, fd, id);
   if (epoll_ctl(t->ep, EPOLL_CTL_DEL, fd, NULL) < 0) return err_value(env, errno);
   return err_value(env, 0);
 }
 
 // forget(t, fd, id): the socket `id` watched under `fd` was closed (which took its registration out of the set,
-// unless a forked child still holds the file); a later socket with the same number keeps its own id
+// unless a forked child still holds the file)
 static napi_value forget(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  kdp_tcp *t = get(env, argv[0]);
+  kdp_tcp *t;
   int32_t fd, id;
-  CHECK(napi_get_value_int32(env, argv[1], &fd));
-  CHECK(napi_get_value_int32(env, argv[2], &id));
-  if (fd >= 0 && (size_t)fd < t->owner_len && t->owner[fd] == id) t->owner[fd] = 0;
+  if (socket_args(env, info, &t, &fd, &id)) disown(t, fd, id);
   return NULL;
 }
 

@@ -118,27 +118,24 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       t.teardown(() => rm(dir, { recursive: true, force: true }));
       await writeFile(join(dir, 'm.json'), JSON.stringify(oneRouteManifests('raw', 'raw.test', be.port)));
       const port = await freePort();
-      const child = spawnChild(
-        [
-          process.execPath,
-          MAIN,
-          'ingress',
-          '--manifests',
-          dir,
-          '--bind',
-          '127.0.0.1',
-          '--http-port',
-          String(port),
-          '--https-port',
-          String(await freePort()),
-          '--healthz-port=-1',
-          '--access-log',
-          'off',
-          '--tcp-io',
-          transport === 'native' ? 'batch' : 'node',
-        ],
-        {},
-      );
+      const child = spawnChild([
+        process.execPath,
+        MAIN,
+        'ingress',
+        '--manifests',
+        dir,
+        '--bind',
+        '127.0.0.1',
+        '--http-port',
+        String(port),
+        '--https-port',
+        String(await freePort()),
+        '--healthz-port=-1',
+        '--access-log',
+        'off',
+        '--tcp-io',
+        transport === 'native' ? 'batch' : 'node',
+      ]);
       t.teardown(() => child.kill('SIGKILL'));
       const get = async (p: string) => {
         const r = await request(`http://127.0.0.1:${port}${p}`, { headers: { host: 'raw.test' } });
@@ -158,6 +155,18 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
         (await execFileP('ss', ['-Htn', 'state', state, `( sport = :${port} )`])).stdout.split('\n').filter(Boolean)
           .length;
       const before = await accepted('established');
+      /** none in CLOSE-WAIT and no more established than before, within 5 s; the counts as a message */
+      const settled = async (what: string): Promise<[boolean, string]> => {
+        const ok = await until(
+          async () =>
+            (await accepted('close-wait')) === 0 && (await accepted('established')) <= before ? true : undefined,
+          { timeoutMs: 5_000, what },
+        ).catch(() => false);
+        return [
+          ok,
+          `${await accepted('established')} established (${before} before), ${await accepted('close-wait')} in CLOSE-WAIT`,
+        ];
+      };
       await Promise.all(
         Array.from({ length: 30 }, (_, i) =>
           exchange(connect(port, '127.0.0.1'), 'connect', [`GET /c${i} HTTP/1.1\r\nHost: raw.test\r\n\r\n`], {
@@ -166,16 +175,8 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
           }),
         ),
       );
-      const settled = await until(
-        async () =>
-          (await accepted('close-wait')) === 0 && (await accepted('established')) <= before ? true : undefined,
-        { timeoutMs: 5_000, what: 'the proxy closing connections its clients closed' },
-      ).catch(() => false);
-      t.ok(
-        settled,
-        `proxy sockets on the HTTP port: ${await accepted('established')} established (${before} before), ` +
-          `${await accepted('close-wait')} in CLOSE-WAIT`,
-      );
+      const [closed, afterClose] = await settled('the proxy closing connections its clients closed');
+      t.ok(closed, `proxy sockets on the HTTP port: ${afterClose}`);
 
       // clients that reset (RST) with half a head sent, or with a request in flight: the read error closes the
       // proxy's socket, and the proxy keeps serving
@@ -196,15 +197,8 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
             }),
         ),
       );
-      const afterReset = await until(
-        async () =>
-          (await accepted('close-wait')) === 0 && (await accepted('established')) <= before ? true : undefined,
-        { timeoutMs: 5_000, what: 'the proxy closing connections its clients reset' },
-      ).catch(() => false);
-      t.ok(
-        afterReset,
-        `after resets: ${await accepted('established')} established, ${await accepted('close-wait')} in CLOSE-WAIT`,
-      );
+      const [reset, afterReset] = await settled('the proxy closing connections its clients reset');
+      t.ok(reset, `after resets: ${afterReset}`);
       t.equal(await get('/after-reset'), '200 GET /after-reset body=', 'still serving after the resets');
 
       const out = await exchange(

@@ -176,10 +176,7 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
   const tcpIo = values['tcp-io'] ?? 'auto';
   if (tcpIo !== 'auto' && tcpIo !== 'batch' && tcpIo !== 'node')
     throw new KdpError('KDP_USAGE', '--tcp-io takes auto|batch|node');
-  if (tcpIo === 'batch') {
-    const why = (await import('../../../ingress/tcp-io.ts')).tcpIoUnavailable();
-    if (why) throw new KdpError('KDP_INGRESS_CONFIG', `--tcp-io batch: the native addon is unavailable: ${why}`);
-  }
+  if (tcpIo === 'batch') (await import('../../../ingress/tcp-io.ts')).assertTcpIo(tcpIo);
   if (!['on', 'off'].includes(values['access-log'])) throw new KdpError('KDP_USAGE', '--access-log: on or off');
   if (!['on', 'off'].includes(values['gateway-api'])) throw new KdpError('KDP_USAGE', '--gateway-api: on or off');
   const gatewayApi = values['gateway-api'] === 'on';
