@@ -9,7 +9,8 @@
 //   h2         HTTP/2 over TLS (ALPN h2), h2load, 10 connections x 5 streams (the same 50 requests in flight)
 // With `--only ...,floor` also a Node TCP relay that does no HTTP work (bench/ingress/floor-relay.ts): what any
 // Node.js proxy pays per request here for its I/O alone, over plain TCP and over node:tls (rows http, https,
-// https-new; it opens one upstream connection per client connection and routes nothing, so no 404 check).
+// https-new; it opens one upstream connection per client connection and routes nothing, so no 404 check), and a
+// node:http2 server answering every stream itself (row h2, no upstream at all).
 //   npm run bench:ingress -- [--reps 3] [--duration 10] [--connections 50] [--only kdp,gateway,nginx,haproxy,floor]
 //     [--protocols http,https,https-new,h2] [--profile DIR]
 // Everything listens on 127.0.0.1; configs live in a temp dir that is removed at the end.
@@ -64,6 +65,17 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // the run's certificate is self-signed: checked by the proxies' answers, not by a CA
 const insecure = new Agent({ connect: { rejectUnauthorized: false } });
+/** Until one HTTP/2 request to 127.0.0.1:p succeeds (h2load, for a server that speaks nothing else). */
+async function waitH2(p: number): Promise<void> {
+  const end = Date.now() + 60_000;
+  for (;;) {
+    const r = await run(['h2load', '-n1', '-c1', `https://127.0.0.1:${p}/`], { allowFailure: true, timeoutMs: 10_000 });
+    if (/\b1 succeeded/.test(r.stdout)) return;
+    if (Date.now() > end) throw new Error(`port ${p} did not answer HTTP/2: ${r.stdout.slice(-500)}`);
+    await sleep(100);
+  }
+}
+
 async function waitHttp(p: number, host = 'bench.local', want = 200, scheme = 'http'): Promise<void> {
   const end = Date.now() + 60_000;
   for (;;) {
@@ -380,25 +392,29 @@ backend be
   if (only.has('floor')) {
     const p = port(60);
     const tp = port(70);
+    const hp = port(71);
     const relay = spawnChild([
       process.execPath,
       fileURLToPath(new URL('./floor-relay.ts', import.meta.url)),
       String(p),
       String(backendPort),
-      ...(tls ? [String(tp), crt, key] : []),
+      ...(tls ? [String(tp), crt, key, String(hp)] : []),
     ]);
     children.push(relay);
     await waitHttp(p);
     if (tls) await waitHttp(tp, 'bench.local', 200, 'https');
-    // HTTP/2 has no floor row: the relay speaks no HTTP, and the backend speaks HTTP/1.1 only
-    for (const [proto, at] of [
-      ['http', p],
-      ['https', tp],
-      ['https-new', tp],
+    if (tls) await waitH2(hp);
+    // HTTP/2: the relay speaks no HTTP and the backend HTTP/1.1 only, so its row is a node:http2 server that
+    // answers every stream itself (no upstream): below what any Node HTTP/2 proxy can cost
+    for (const [proto, at, what] of [
+      ['http', p, 'Node relay, no HTTP work'],
+      ['https', tp, 'Node relay, no HTTP work'],
+      ['https-new', tp, 'Node relay, no HTTP work'],
+      ['h2', hp, 'node:http2 answering itself, no upstream'],
     ] as const) {
       if (!protocols.has(proto)) continue;
       targets.push({
-        name: `Node relay, no HTTP work (floor)${SUFFIX[proto]}, 1 worker`,
+        name: `${what} (floor)${SUFFIX[proto]}, 1 worker`,
         port: at,
         workers: 1,
         pid: relay.pid,
