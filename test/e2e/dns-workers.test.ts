@@ -158,6 +158,13 @@ t.test('two workers: both answer, one /metrics, a reload reaches both, restart a
   const victim = [...udp][0] as string;
   const t0 = Date.now();
   process.kill(Number(victim), 'SIGKILL');
+  // the kill lands asynchronously: a query sent before the dying worker's socket has left the SO_REUSEPORT group
+  // can be queued on it and lost (dig +tries=1 then times out, seen once in CI); once its socket is gone, and
+  // before the primary forks a new one (restart delay 1 s), the other worker answers alone
+  await until(async () => (!(await holders(port, 'u')).has(victim) ? true : undefined), {
+    timeoutMs: 10_000,
+    what: 'the killed worker to leave the port',
+  });
   t.match(await dig('s5.w.svc.cluster.local'), /10\.96\.7\.6$/, 'answered while one worker is down');
   const fresh = await until(
     async () => {
