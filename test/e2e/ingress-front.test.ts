@@ -112,7 +112,12 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       // the front reads every socket into one shared buffer: a body write that backs up must not keep pointing
       // at it while the other connections' reads overwrite it. The slow client does not read for a while, so
       // the front's writes to it back up (its receive window stays small) while other requests run.
-      const slow = (p: string) => stalledBody(ing.ports.http, p, 'raw.test', (c) => t.teardown(() => c.destroy()));
+      // the slow clients start reading only once 21 other requests have run (a fixed wait saw too few on a loaded
+      // machine): the writes to them stay backed up the whole time
+      const meanwhile = () =>
+        until(async () => (others > 20 ? true : undefined), { timeoutMs: 20_000, what: '21 other requests' });
+      const slow = (p: string) =>
+        stalledBody(ing.ports.http, p, 'raw.test', (c) => t.teardown(() => c.destroy()), meanwhile);
       let stop = false;
       let others = 0;
       let wrong = 0;

@@ -235,7 +235,11 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       });
       t.pass('bytes sent after the hand-off are read by node');
 
-      const slow = (p: string) => stalledBody(port, p, 'raw.test', (c) => t.teardown(() => c.destroy()));
+      // the slow clients start reading only once 21 other requests have run (400 ms alone saw 3 in one CI run):
+      // the writes to them stay backed up the whole time
+      const meanwhile = () =>
+        until(async () => (others > 20 ? true : undefined), { timeoutMs: 20_000, what: '21 other requests' });
+      const slow = (p: string) => stalledBody(port, p, 'raw.test', (c) => t.teardown(() => c.destroy()), meanwhile);
       let stop = false;
       let others = 0;
       let wrong = 0;

@@ -55,14 +55,16 @@ export function exchange(
 
 /**
  * GET `path` (Host `host`, Connection: close) on a new connection to 127.0.0.1:`port` from a client that does not
- * read for 400 ms, so the server's writes to it back up; then reads to the end and returns the body (what follows
- * the head). `track` gets the socket (a test's teardown destroys it).
+ * read for 400 ms and then until `hold` resolves (what else a test wants done meanwhile), so the server's writes
+ * to it back up; then reads to the end and returns the body (what follows the head). `track` gets the socket (a
+ * test's teardown destroys it).
  */
 export async function stalledBody(
   port: number,
   path: string,
   host: string,
   track: (s: Socket) => void = () => {},
+  hold: () => Promise<unknown> = async () => {},
 ): Promise<Buffer> {
   const s = connect(port, '127.0.0.1');
   track(s);
@@ -70,6 +72,7 @@ export async function stalledBody(
   s.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
   s.pause();
   await new Promise((r) => setTimeout(r, 400));
+  await hold();
   const parts: Buffer[] = [];
   s.on('data', (b: Buffer) => parts.push(b));
   const ended = new Promise((r) => s.once('end', r));
