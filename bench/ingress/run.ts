@@ -11,8 +11,10 @@
 // Node.js proxy pays per request here for its I/O alone, over plain TCP and over node:tls (rows http, https,
 // https-new; it opens one upstream connection per client connection and routes nothing, so no 404 check), and a
 // node:http2 server answering every stream itself (row h2, no upstream at all).
+// With `--syscalls`, each target gets one more run with strace counting the system calls of its processes
+// (`strace -f -c`; it slows the target, so that run's rate is not reported): calls per request, by name.
 //   npm run bench:ingress -- [--reps 3] [--duration 10] [--connections 50] [--only kdp,gateway,nginx,haproxy,floor]
-//     [--protocols http,https,https-new,h2] [--profile DIR]
+//     [--protocols http,https,https-new,h2] [--profile DIR] [--syscalls]
 // Everything listens on 127.0.0.1; configs live in a temp dir that is removed at the end.
 import { mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -34,6 +36,8 @@ const { values } = parseArgs({
     protocols: { type: 'string', default: 'http,https,https-new,h2' },
     // a directory: the kdp processes run with `node --cpu-prof` and write their profiles there on exit
     profile: { type: 'string' },
+    // one more run per target under `strace -f -c`: system calls per request
+    syscalls: { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -125,24 +129,34 @@ async function startNginx(name: string, workers: number, body: string): Promise<
 // CPU seconds (user + system) of a process and all its descendants, from /proc: the proxy's cost per request,
 // which (unlike req/s) barely moves when other work shares the cores
 const CLK_TCK = Number((await run(['getconf', 'CLK_TCK'])).stdout.trim()) || 100;
-async function treeCpuSeconds(pid: number): Promise<{ user: number; sys: number }> {
-  let user = 0;
-  let sys = 0;
+/** A process and all its descendants (workers), from /proc; the ones that exited are left out. */
+async function treePids(pid: number): Promise<number[]> {
+  const out: number[] = [];
   const todo = [pid];
   while (todo.length > 0) {
     const p = todo.pop()!;
     try {
-      const stat = await readFile(`/proc/${p}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      user += Number(f[11]) / CLK_TCK; // utime (field 14)
-      sys += Number(f[12]) / CLK_TCK; // stime (field 15)
-      for (const task of await readdir(`/proc/${p}/task`)) {
+      const tasks = await readdir(`/proc/${p}/task`);
+      out.push(p);
+      for (const task of tasks) {
         const kids = (await readFile(`/proc/${p}/task/${task}/children`, 'utf8').catch(() => '')).trim();
         if (kids) todo.push(...kids.split(/\s+/).map(Number));
       }
     } catch {
       /* exited */
     }
+  }
+  return out;
+}
+async function treeCpuSeconds(pid: number): Promise<{ user: number; sys: number }> {
+  let user = 0;
+  let sys = 0;
+  for (const p of await treePids(pid)) {
+    const stat = await readFile(`/proc/${p}/stat`, 'utf8').catch(() => '');
+    if (!stat) continue;
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    user += Number(f[11]) / CLK_TCK; // utime (field 14)
+    sys += Number(f[12]) / CLK_TCK; // stime (field 15)
   }
   return { user, sys };
 }
@@ -511,6 +525,42 @@ backend be
       results.set(tg.name, [...(results.get(tg.name) ?? []), r]);
     }
   }
+  // --syscalls: one more run per target, its processes under `strace -f -c`: system calls per request, by name
+  const syscalls = new Map<string, { perRequest: number; top: string }>();
+  if (values.syscalls)
+    for (const tg of targets) {
+      if (!tg.pid) continue;
+      await measure(tg, Number(values.warmup));
+      const file = join(dir, 'strace.txt');
+      const pids = await treePids(tg.pid);
+      const st = spawnChild(['strace', '-f', '-c', '-o', file, ...pids.flatMap((p) => ['-p', String(p)])]);
+      children.push(st);
+      // strace says "Process N attached" on stderr for each once it is in place
+      const end = Date.now() + 10_000;
+      while ((st.output().match(/ attached/g) ?? []).length < pids.length) {
+        if (Date.now() > end) throw new Error(`strace did not attach: ${st.output().slice(-500)}`);
+        await sleep(50);
+      }
+      const w = await measure(tg, Number(values.duration));
+      st.kill('SIGINT');
+      await st.exited;
+      // "% time  seconds  usecs/call  calls  [errors]  syscall" rows, then "total"
+      const counts: [string, number][] = [];
+      for (const line of (await readFile(file, 'utf8')).split('\n')) {
+        const f = line.trim().split(/\s+/);
+        if (f.length < 5 || !/^\d/.test(f[0]!) || f.at(-1) === 'total') continue;
+        counts.push([f.at(-1)!, Number(f[3])]);
+      }
+      await rm(file, { force: true });
+      counts.sort((a, b) => b[1] - a[1]);
+      const total = counts.reduce((a, [, n]) => a + n, 0);
+      const top = counts
+        .slice(0, 6)
+        .map(([name, n]) => `${name} ${(n / w.requests).toFixed(2)}`)
+        .join(', ');
+      syscalls.set(tg.name, { perRequest: total / w.requests, top });
+      process.stderr.write(`syscalls ${tg.name}: ${(total / w.requests).toFixed(2)} per request (${top})\n`);
+    }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const ref = (name: string | undefined, f: (r: Measured & { cpuUs: number }) => number) =>
     median((results.get(name ?? '') ?? []).map(f));
@@ -536,6 +586,16 @@ backend be
     lines.push(
       `| ${tg.name} | ${rps.toFixed(0)} | ${median(rs.map((r) => r.p50)).toFixed(2)} | ${p99.toFixed(2)} | ${Math.min(...rs.map((r) => r.rps)).toFixed(0)}–${Math.max(...rs.map((r) => r.rps)).toFixed(0)} | ${vs}${non ? ` (non-2xx: ${non})` : ''} | ${cpu.toFixed(1)} (${user.toFixed(1)} + ${sys.toFixed(1)}) | ${cpuVs} |`,
     );
+  }
+  if (syscalls.size > 0) {
+    lines.push(
+      '',
+      `System calls per request (one more run of each target under \`strace -f -c\`, ${values.duration} s):`,
+      '',
+      '| target | syscalls per request | the most frequent, per request |',
+      '|---|---|---|',
+    );
+    for (const [name, s] of syscalls) lines.push(`| ${name} | ${s.perRequest.toFixed(2)} | ${s.top} |`);
   }
   process.stdout.write(lines.join('\n') + '\n');
 } finally {
