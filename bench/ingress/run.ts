@@ -1,5 +1,5 @@
 // Ingress benchmark: kdp ingress (an Ingress, and the same route as a Gateway API HTTPRoute served by the same
-// process on a Gateway listener) vs nginx (upstream keepalive, the ingress-nginx defaults) vs HAProxy, each
+// process on a Gateway listener) vs nginx (upstream keepalive as ingress-nginx configures it) vs HAProxy, each
 // routing on Host (bench.local -> backend, anything else -> 404), at 1 and 2 workers, measured with wrk in
 // the same run on loopback. The backend is nginx (1 worker) returning 200 with a 100-byte body.
 // Protocols (kdp and nginx only, the same certificate, an ECDSA P-256 one made with openssl for the run):
@@ -15,6 +15,12 @@
 // (`strace -f -c`; it slows the target, so that run's rate is not reported): calls per request, by name.
 //   npm run bench:ingress -- [--reps 3] [--duration 10] [--connections 50] [--only kdp,gateway,nginx,haproxy,floor]
 //     [--protocols http,https,https-new,h2] [--profile DIR] [--syscalls]
+// Two nginx references (`--only nginx,nginx-ingress`): `nginx proxy` sets the few proxy headers a hand-written
+// config would (Host, X-Forwarded-For, X-Real-IP), the one earlier runs compared with; `nginx, ingress-nginx's
+// proxy headers` sets what ingress-nginx's nginx.tmpl sets in every location (X-Request-ID from $request_id when
+// the client sends none, X-Forwarded-Host/-Port/-Proto/-Scheme, X-Scheme, X-Original-Forwarded-For, Proxy ""), the
+// same headers kdp sends, and proxy_buffering off as ingress-nginx does; without its Lua balancer and monitor,
+// which nginx-light cannot run. Every row is compared with both.
 // Everything listens on 127.0.0.1; configs live in a temp dir that is removed at the end.
 import { mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -32,7 +38,7 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '10' },
     warmup: { type: 'string', default: '2' },
     connections: { type: 'string', default: '50' },
-    only: { type: 'string', default: 'direct,kdp,gateway,nginx,haproxy' },
+    only: { type: 'string', default: 'direct,kdp,gateway,nginx,nginx-ingress,haproxy' },
     protocols: { type: 'string', default: 'http,https,https-new,h2' },
     // a directory: the kdp processes run with `node --cpu-prof` and write their profiles there on exit
     profile: { type: 'string' },
@@ -170,11 +176,15 @@ interface Target {
   protocol: Protocol;
   /** the nginx row it is compared with */
   ref?: string;
+  /** the nginx row with ingress-nginx's proxy headers it is compared with too */
+  ref2?: string;
   /** false: it routes nothing (the floor relay), so it has no 404 to check */
   routes?: false;
 }
 const targets: Target[] = [];
 const nginxName = (w: number, p: Protocol) => `nginx proxy${SUFFIX[p]}, ${w} worker${w > 1 ? 's' : ''}`;
+const INGRESS_NGINX = "nginx, ingress-nginx's proxy headers";
+const ingressNginxName = (w: number, p: Protocol) => `${INGRESS_NGINX}${SUFFIX[p]}, ${w} worker${w > 1 ? 's' : ''}`;
 /** the rows of one server: one per protocol it serves that was asked for */
 function addRows(base: string, w: number, pid: number, ports: Partial<Record<Protocol, number>>): void {
   for (const p of PROTOCOLS) {
@@ -187,6 +197,7 @@ function addRows(base: string, w: number, pid: number, ports: Partial<Record<Pro
       pid,
       protocol: p,
       ref: nginxName(w, p),
+      ref2: ingressNginxName(w, p),
     });
   }
 }
@@ -340,27 +351,49 @@ try {
       }
     }
   }
-  if (only.has('nginx')) {
+  // the location block of each nginx reference (see the header comment)
+  const LOCATION: Record<'nginx' | 'nginx-ingress', string> = {
+    nginx: `location / { proxy_pass http://bench; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $remote_addr; proxy_set_header X-Real-IP $remote_addr; }`,
+    'nginx-ingress': `location / { set $pass_access_scheme $scheme; set $pass_server_port $server_port; set $best_http_host $http_host;
+      set $pass_port $pass_server_port; client_max_body_size 1m;
+      proxy_set_header Host $best_http_host; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection $connection_upgrade;
+      proxy_set_header X-Request-ID $req_id; proxy_set_header X-Real-IP $remote_addr; proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_set_header X-Forwarded-Host $best_http_host; proxy_set_header X-Forwarded-Port $pass_port;
+      proxy_set_header X-Forwarded-Proto $pass_access_scheme; proxy_set_header X-Forwarded-Scheme $pass_access_scheme;
+      proxy_set_header X-Scheme $pass_access_scheme; proxy_set_header X-Original-Forwarded-For $http_x_forwarded_for;
+      proxy_set_header Proxy ""; proxy_connect_timeout 5s; proxy_send_timeout 60s; proxy_read_timeout 60s;
+      proxy_buffering off; proxy_buffer_size 4k; proxy_buffers 4 4k; proxy_request_buffering on; proxy_http_version 1.1;
+      proxy_pass http://bench; }`,
+  };
+  // ingress-nginx's maps: the client's X-Request-ID or a random one; no Connection header upstream (keep-alive)
+  const MAPS = `map $http_x_request_id $req_id { default $http_x_request_id; "" $request_id; }
+  map $http_upgrade $connection_upgrade { default upgrade; "" ""; }`;
+  for (const [kind, base, httpAt, tlsAt] of [
+    ['nginx', 'nginx proxy', 30, 60],
+    ['nginx-ingress', INGRESS_NGINX, 80, 90],
+  ] as const) {
+    if (!only.has(kind)) continue;
     for (const w of [1, 2]) {
-      const p = port(30 + w);
-      const tp = port(60 + w);
+      const p = port(httpAt + w);
+      const tp = port(tlsAt + w);
       // TLS as ingress-nginx sets it: TLS 1.2 and 1.3, a shared session cache, no session tickets
       const ssl = tls
         ? `listen 127.0.0.1:${tp} ssl http2 DEFAULT; ssl_certificate ${crt}; ssl_certificate_key ${key};
     ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:SSL:10m; ssl_session_tickets off;`
         : '';
       const ng = await startNginx(
-        `proxy${w}`,
+        `${kind}${w}`,
         w,
         `upstream bench { server 127.0.0.1:${backendPort}; keepalive 320; keepalive_requests 10000; keepalive_timeout 60s; }
+  ${kind === 'nginx-ingress' ? MAPS : ''}
   server { listen 127.0.0.1:${p} default_server; ${ssl.replace('DEFAULT', 'default_server')} return 404; }
   server { listen 127.0.0.1:${p}; ${ssl.replace(' DEFAULT', '')} server_name bench.local;
-    location / { proxy_pass http://bench; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host;
-      proxy_set_header X-Forwarded-For $remote_addr; proxy_set_header X-Real-IP $remote_addr; } }`,
+    ${LOCATION[kind]} }`,
       );
       await waitHttp(p);
       if (tls) await waitHttp(tp, 'bench.local', 200, 'https');
-      addRows('nginx proxy', w, ng.pid!, { http: p, https: tp, 'https-new': tp, h2: tp });
+      addRows(base, w, ng.pid!, { http: p, https: tp, 'https-new': tp, h2: tp });
     }
   }
   if (only.has('haproxy') && protocols.has('http')) {
@@ -567,8 +600,8 @@ backend be
   const lines = [
     `wrk -t2 -c${values.connections} -d${values.duration}s --latency -H 'Host: bench.local' (HTTPS new connections: also -H 'Connection: close'); HTTP/2: h2load -t2 -c${H2_CONNS} -m5 -D${values.duration}; ${values.warmup} s warm-up, median of ${REPS} runs (interleaved)`,
     '',
-    '| target (Host-routed) | req/s (median) | p50 ms | p99 ms | req/s range | vs nginx, same protocol and workers (rps / p99) | CPU us/req (user + sys) | nginx CPU/req ÷ this |',
-    '|---|---|---|---|---|---|---|---|',
+    "| target (Host-routed) | req/s (median) | p50 ms | p99 ms | req/s range | vs nginx, same protocol and workers (rps / p99) | CPU us/req (user + sys) | nginx CPU/req ÷ this | vs nginx with ingress-nginx's headers (rps / p99 / its CPU ÷ this) |",
+    '|---|---|---|---|---|---|---|---|---|',
   ];
   for (const tg of targets) {
     const rs = results.get(tg.name)!;
@@ -583,8 +616,12 @@ backend be
     const user = median(rs.map((r) => r.userUs));
     const sys = median(rs.map((r) => r.sysUs));
     const cpuVs = hasRef ? `${(ref(tg.ref, (r) => r.cpuUs) / cpu).toFixed(2)}x` : '—';
+    const vs2 =
+      tg.ref2 !== undefined && tg.ref2 !== tg.name && results.has(tg.ref2)
+        ? `${(rps / ref(tg.ref2, (r) => r.rps)).toFixed(2)}x / ${(p99 / ref(tg.ref2, (r) => r.p99)).toFixed(2)}x / ${(ref(tg.ref2, (r) => r.cpuUs) / cpu).toFixed(2)}x`
+        : '—';
     lines.push(
-      `| ${tg.name} | ${rps.toFixed(0)} | ${median(rs.map((r) => r.p50)).toFixed(2)} | ${p99.toFixed(2)} | ${Math.min(...rs.map((r) => r.rps)).toFixed(0)}–${Math.max(...rs.map((r) => r.rps)).toFixed(0)} | ${vs}${non ? ` (non-2xx: ${non})` : ''} | ${cpu.toFixed(1)} (${user.toFixed(1)} + ${sys.toFixed(1)}) | ${cpuVs} |`,
+      `| ${tg.name} | ${rps.toFixed(0)} | ${median(rs.map((r) => r.p50)).toFixed(2)} | ${p99.toFixed(2)} | ${Math.min(...rs.map((r) => r.rps)).toFixed(0)}–${Math.max(...rs.map((r) => r.rps)).toFixed(0)} | ${vs}${non ? ` (non-2xx: ${non})` : ''} | ${cpu.toFixed(1)} (${user.toFixed(1)} + ${sys.toFixed(1)}) | ${cpuVs} | ${vs2} |`,
     );
   }
   if (syscalls.size > 0) {
