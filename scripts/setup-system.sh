@@ -7,7 +7,7 @@
 # runtime : podman + runc + busybox-static (real container runtime e2e)
 # k8s     : kubectl (second real client against the API double)
 # bench   : reference programs measured side by side (dnsmasq, dnsperf, nginx, haproxy, wrk, h2load, hyperfine, iperf3),
-#           and strace (the ingress bench's --syscalls)
+#           strace (the ingress bench's --syscalls) and valgrind (bench:ingress-instructions)
 set -euo pipefail
 
 declare -A PKGS=(
@@ -15,14 +15,14 @@ declare -A PKGS=(
   [cni]="containernetworking-plugins"
   [runtime]="podman runc busybox-static containernetworking-plugins"
   [k8s]="kubernetes-client"
-  [bench]="dnsmasq-base dnsperf nginx-light haproxy wrk nghttp2-client hyperfine iperf3 strace"
+  [bench]="dnsmasq-base dnsperf nginx-light haproxy wrk nghttp2-client hyperfine iperf3 strace valgrind"
 )
 # a command that proves a package is present (cheaper than dpkg for the common case)
 declare -A PROBE=(
   [iproute2]="ip" [iputils-ping]="ping" [iptables]="iptables-restore" [nftables]="nft" [conntrack]="conntrack" [dnsutils]="dig"
   [curl]="curl" [gcc]="cc" [procps]="sysctl" [util-linux]="nsenter" [kmod]="modprobe" [openssl]="openssl"
   [podman]="podman" [runc]="runc" [busybox-static]="busybox" [kubernetes-client]="kubectl"
-  [dnsmasq-base]="dnsmasq" [dnsperf]="dnsperf" [nginx-light]="nginx" [haproxy]="haproxy" [wrk]="wrk" [nghttp2-client]="h2load" [hyperfine]="hyperfine" [iperf3]="iperf3" [strace]="strace"
+  [dnsmasq-base]="dnsmasq" [dnsperf]="dnsperf" [nginx-light]="nginx" [haproxy]="haproxy" [wrk]="wrk" [nghttp2-client]="h2load" [hyperfine]="hyperfine" [iperf3]="iperf3" [strace]="strace" [valgrind]="callgrind_control"
 )
 
 groups=("$@")

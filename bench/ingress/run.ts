@@ -13,14 +13,13 @@
 // node:http2 server answering every stream itself (row h2, no upstream at all).
 // With `--syscalls`, each target gets one more run with strace counting the system calls of its processes
 // (`strace -f -c`; it slows the target, so that run's rate is not reported): calls per request, by name.
-//   npm run bench:ingress -- [--reps 3] [--duration 10] [--connections 50] [--only kdp,gateway,nginx,haproxy,floor]
+//   npm run bench:ingress -- [--reps 3] [--duration 10] [--connections 50]
+//     [--only direct,kdp,gateway,nginx,nginx-ingress,haproxy,floor]
 //     [--protocols http,https,https-new,h2] [--profile DIR] [--syscalls]
-// Two nginx references (`--only nginx,nginx-ingress`): `nginx proxy` sets the few proxy headers a hand-written
-// config would (Host, X-Forwarded-For, X-Real-IP), the one earlier runs compared with; `nginx, ingress-nginx's
-// proxy headers` sets what ingress-nginx's nginx.tmpl sets in every location (X-Request-ID from $request_id when
-// the client sends none, X-Forwarded-Host/-Port/-Proto/-Scheme, X-Scheme, X-Original-Forwarded-For, Proxy ""), the
-// same headers kdp sends, and proxy_buffering off as ingress-nginx does; without its Lua balancer and monitor,
-// which nginx-light cannot run. Every row is compared with both.
+// Two nginx references (`--only nginx,nginx-ingress`, configs in bench/ingress/nginx-refs.ts): `nginx proxy` sets
+// the few proxy headers a hand-written config would, the one earlier runs compared with; `nginx, ingress-nginx's
+// proxy headers` sets the ones ingress-nginx's nginx.tmpl sets (the same headers kdp sends). Every row is compared
+// with both.
 // Everything listens on 127.0.0.1; configs live in a temp dir that is removed at the end.
 import { mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -31,6 +30,7 @@ import { Agent, request } from 'undici';
 import { run, spawnChild } from '../../src/common/exec-adapter.ts';
 import type { Spawned } from '../../src/common/exec-adapter.ts';
 import { selfSigned } from '../../ingress/default-cert.ts';
+import { backendServer, nginxConf, proxyServers } from './nginx-refs.ts';
 
 const { values } = parseArgs({
   options: {
@@ -62,7 +62,6 @@ const SUFFIX: Record<Protocol, string> = {
   h2: ' HTTP/2 (TLS)',
 };
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
-const BODY = 'x'.repeat(99) + '\n';
 const BASE = 20000 + Math.floor(Math.random() * 20000);
 const port = (i: number) => BASE + i;
 
@@ -102,31 +101,9 @@ async function waitHttp(p: number, host = 'bench.local', want = 200, scheme = 'h
   }
 }
 
-function nginxConf(workers: number, body: string): string {
-  return `worker_processes ${workers};
-daemon off;
-master_process on;
-user root;
-pid ${dir}/nginx-${Math.random().toString(36).slice(2)}.pid;
-error_log stderr warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  # HTTP/2 clients (h2load) do not reconnect after nginx's default 1000 requests per connection
-  keepalive_requests 1000000;
-  client_body_temp_path ${dir}/tmp-body;
-  proxy_temp_path ${dir}/tmp-proxy;
-  fastcgi_temp_path ${dir}/tmp-fcgi;
-  uwsgi_temp_path ${dir}/tmp-uwsgi;
-  scgi_temp_path ${dir}/tmp-scgi;
-  ${body}
-}
-`;
-}
-
 async function startNginx(name: string, workers: number, body: string): Promise<Spawned> {
   const conf = join(dir, `${name}.conf`);
-  await writeFile(conf, nginxConf(workers, body));
+  await writeFile(conf, nginxConf(dir, workers, body));
   const c = spawnChild(['nginx', '-p', `${dir}/`, '-e', 'stderr', '-c', conf]);
   children.push(c);
   return c;
@@ -210,11 +187,7 @@ try {
     await writeFile(crt, pair.certPem);
     await writeFile(key, pair.keyPem);
   }
-  const backendChild = await startNginx(
-    'backend',
-    1,
-    `server { listen 127.0.0.1:${backendPort}; keepalive_requests 100000; location / { return 200 "${BODY.trimEnd()}\\n"; } }`,
-  );
+  const backendChild = await startNginx('backend', 1, backendServer(backendPort));
   await waitHttp(backendPort);
   if (only.has('direct') && protocols.has('http'))
     targets.push({
@@ -351,24 +324,6 @@ try {
       }
     }
   }
-  // the location block of each nginx reference (see the header comment)
-  const LOCATION: Record<'nginx' | 'nginx-ingress', string> = {
-    nginx: `location / { proxy_pass http://bench; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host;
-      proxy_set_header X-Forwarded-For $remote_addr; proxy_set_header X-Real-IP $remote_addr; }`,
-    'nginx-ingress': `location / { set $pass_access_scheme $scheme; set $pass_server_port $server_port; set $best_http_host $http_host;
-      set $pass_port $pass_server_port; client_max_body_size 1m;
-      proxy_set_header Host $best_http_host; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection $connection_upgrade;
-      proxy_set_header X-Request-ID $req_id; proxy_set_header X-Real-IP $remote_addr; proxy_set_header X-Forwarded-For $remote_addr;
-      proxy_set_header X-Forwarded-Host $best_http_host; proxy_set_header X-Forwarded-Port $pass_port;
-      proxy_set_header X-Forwarded-Proto $pass_access_scheme; proxy_set_header X-Forwarded-Scheme $pass_access_scheme;
-      proxy_set_header X-Scheme $pass_access_scheme; proxy_set_header X-Original-Forwarded-For $http_x_forwarded_for;
-      proxy_set_header Proxy ""; proxy_connect_timeout 5s; proxy_send_timeout 60s; proxy_read_timeout 60s;
-      proxy_buffering off; proxy_buffer_size 4k; proxy_buffers 4 4k; proxy_request_buffering on; proxy_http_version 1.1;
-      proxy_pass http://bench; }`,
-  };
-  // ingress-nginx's maps: the client's X-Request-ID or a random one; no Connection header upstream (keep-alive)
-  const MAPS = `map $http_x_request_id $req_id { default $http_x_request_id; "" $request_id; }
-  map $http_upgrade $connection_upgrade { default upgrade; "" ""; }`;
   for (const [kind, base, httpAt, tlsAt] of [
     ['nginx', 'nginx proxy', 30, 60],
     ['nginx-ingress', INGRESS_NGINX, 80, 90],
@@ -377,19 +332,10 @@ try {
     for (const w of [1, 2]) {
       const p = port(httpAt + w);
       const tp = port(tlsAt + w);
-      // TLS as ingress-nginx sets it: TLS 1.2 and 1.3, a shared session cache, no session tickets
-      const ssl = tls
-        ? `listen 127.0.0.1:${tp} ssl http2 DEFAULT; ssl_certificate ${crt}; ssl_certificate_key ${key};
-    ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:SSL:10m; ssl_session_tickets off;`
-        : '';
       const ng = await startNginx(
         `${kind}${w}`,
         w,
-        `upstream bench { server 127.0.0.1:${backendPort}; keepalive 320; keepalive_requests 10000; keepalive_timeout 60s; }
-  ${kind === 'nginx-ingress' ? MAPS : ''}
-  server { listen 127.0.0.1:${p} default_server; ${ssl.replace('DEFAULT', 'default_server')} return 404; }
-  server { listen 127.0.0.1:${p}; ${ssl.replace(' DEFAULT', '')} server_name bench.local;
-    ${LOCATION[kind]} }`,
+        proxyServers(kind, backendPort, p, tls ? { port: tp, crt, key } : undefined),
       );
       await waitHttp(p);
       if (tls) await waitHttp(tp, 'bench.local', 200, 'https');

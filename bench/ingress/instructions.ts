@@ -1,0 +1,214 @@
+// User-space instructions per request: kdp ingress (one worker) against the two nginx references
+// (bench/ingress/nginx-refs.ts, one process each), counted by valgrind's callgrind over a fixed number of requests.
+// Unlike CPU time, the count does not move with whatever else shares the cores: two runs of the same tree agree to
+// ~0.1%, so a change's effect can be read from one run (`--trees BEFORE,AFTER` counts several kdp trees side by
+// side). It counts user space only (the kernel's side of the system calls is not in it) and instructions, not
+// cycles: a figure to compare builds of the same program and to see how far from nginx's the work is, not a time.
+// Each target runs under callgrind with instrumentation off; per protocol, N requests warm it up (the JIT), then
+// instrumentation is on for N more (h2load: 10 connections; HTTP/1.1 and HTTPS keep-alive with --h1, HTTP/2 with
+// 5 streams per connection). The backend is nginx (1 worker, not under valgrind).
+//   npm run bench:ingress-instructions -- [--requests 20000] [--protocols http,https,h2] [--only kdp,nginx,nginx-ingress]
+//     [--trees DIR,...]   (default: this tree; each tree needs its node_modules)
+// Everything listens on 127.0.0.1; configs and callgrind's files live in a temp dir removed at the end.
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { run, spawnChild } from '../../src/common/exec-adapter.ts';
+import type { Spawned } from '../../src/common/exec-adapter.ts';
+import { selfSigned } from '../../ingress/default-cert.ts';
+import { oneRouteManifests } from '../../test/helpers/ingress-manifests.ts';
+import { freePort } from '../../test/helpers/ports.ts';
+import { backendServer, nginxConf, proxyServers } from './nginx-refs.ts';
+import type { NginxRef } from './nginx-refs.ts';
+
+const { values } = parseArgs({
+  options: {
+    requests: { type: 'string', default: '20000' },
+    protocols: { type: 'string', default: 'http,https,h2' },
+    only: { type: 'string', default: 'kdp,nginx,nginx-ingress' },
+    trees: { type: 'string' },
+  },
+  strict: true,
+});
+const N = Number(values.requests);
+type Protocol = 'http' | 'https' | 'h2';
+const protocols = values.protocols.split(',') as Protocol[];
+for (const p of protocols) if (!['http', 'https', 'h2'].includes(p)) throw new Error(`--protocols: unknown ${p}`);
+const only = new Set(values.only.split(','));
+const here = fileURLToPath(new URL('../..', import.meta.url));
+const trees = (values.trees ?? here).split(',').map((t) => resolve(t));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+await run(['bash', join(here, 'scripts/setup-system.sh'), 'core', 'bench'], { timeoutMs: 600_000 });
+const dir = await mkdtemp(join(tmpdir(), 'kdp-bench-instructions-'));
+const children: Spawned[] = [];
+
+/** h2load against the target: N requests, all answered 2xx, else it throws. */
+async function load(p: { http: number; https: number }, protocol: Protocol): Promise<void> {
+  const url = protocol === 'http' ? `http://127.0.0.1:${p.http}/` : `https://127.0.0.1:${p.https}/`;
+  const r = await run(
+    ['h2load', ...(protocol === 'h2' ? ['-m5'] : ['--h1']), `-n${N}`, '-c10', '-H', ':authority: bench.local', url],
+    { timeoutMs: 900_000, allowFailure: true },
+  );
+  if (!new RegExp(`\\b${N} succeeded`).test(r.stdout)) throw new Error(`h2load ${url}: ${r.stdout.slice(-400)}`);
+}
+
+/** Until a request to the target is answered 200 (a valgrind start takes tens of seconds). */
+async function waitUp(p: { http: number; https: number }, child: Spawned): Promise<void> {
+  const end = Date.now() + 180_000;
+  for (;;) {
+    const r = await run(
+      ['h2load', '--h1', '-n1', '-c1', '-H', ':authority: bench.local', `http://127.0.0.1:${p.http}/`],
+      {
+        allowFailure: true,
+        timeoutMs: 10_000,
+      },
+    );
+    if (/\b1 succeeded/.test(r.stdout)) return;
+    if (Date.now() > end) throw new Error(`target did not start: ${child.output().slice(-800)}`);
+    await sleep(500);
+  }
+}
+
+/** callgrind's "totals:" over the dump files of `label` written since the last call (dumping zeroes the counters). */
+const seen = new Set<string>();
+async function dumpedTotal(label: string): Promise<number> {
+  let total = 0;
+  for (const f of await readdir(dir)) {
+    if (!f.startsWith(`cg.${label}.`) || seen.has(f)) continue;
+    seen.add(f);
+    const m = /^totals: (\d+)/m.exec(await readFile(join(dir, f), 'utf8'));
+    total += m ? Number(m[1]) : 0;
+  }
+  return total;
+}
+
+try {
+  const tls = protocols.some((p) => p !== 'http');
+  const crt = join(dir, 'bench.crt');
+  const key = join(dir, 'bench.key');
+  if (tls) {
+    const pair = await selfSigned('bench.local', ['bench.local'], 1);
+    await writeFile(crt, pair.certPem);
+    await writeFile(key, pair.keyPem);
+  }
+  const backendPort = await freePort();
+  await writeFile(join(dir, 'backend.conf'), nginxConf(dir, 1, backendServer(backendPort)));
+  children.push(spawnChild(['nginx', '-p', `${dir}/`, '-e', 'stderr', '-c', join(dir, 'backend.conf')]));
+
+  interface Target {
+    name: string;
+    label: string;
+    argv: string[];
+    ports: { http: number; https: number };
+  }
+  const targets: Target[] = [];
+  const valgrind = (label: string) => [
+    'valgrind',
+    '--tool=callgrind',
+    '--instr-atstart=no',
+    // V8 writes and rewrites machine code in memory
+    '--smc-check=all-non-file',
+    `--callgrind-out-file=${join(dir, `cg.${label}.%p`)}`,
+  ];
+  if (only.has('kdp'))
+    for (const [i, tree] of trees.entries()) {
+      const label = `kdp${i}`;
+      const ports = { http: await freePort(), https: await freePort() };
+      const m = join(dir, `manifests-${i}`);
+      await run(['mkdir', '-p', m]);
+      await writeFile(join(m, 'bench.json'), JSON.stringify(oneRouteManifests('bench', 'bench.local', backendPort)));
+      targets.push({
+        name: trees.length > 1 ? `kdp ingress, 1 worker (${tree})` : 'kdp ingress, 1 worker',
+        label,
+        ports,
+        argv: [
+          ...valgrind(label),
+          process.execPath,
+          join(tree, 'src/cli/main.ts'),
+          '--log-level',
+          'warn',
+          'ingress',
+          '--manifests',
+          m,
+          '--bind',
+          '127.0.0.1',
+          '--http-port',
+          String(ports.http),
+          '--https-port',
+          String(ports.https),
+          '--healthz-port=-1',
+          '--access-log',
+          'off',
+          '--workers',
+          '1',
+          ...(tls ? ['--default-ssl-certificate', `${crt},${key}`] : []),
+        ],
+      });
+    }
+  for (const [kind, name] of [
+    ['nginx', 'nginx proxy, 1 process'],
+    ['nginx-ingress', "nginx, ingress-nginx's proxy headers, 1 process"],
+  ] as [NginxRef, string][]) {
+    if (!only.has(kind)) continue;
+    const ports = { http: await freePort(), https: await freePort() };
+    const conf = join(dir, `${kind}.conf`);
+    const tlsOpt = tls ? { port: ports.https, crt, key } : undefined;
+    await writeFile(conf, nginxConf(dir, 0, proxyServers(kind, backendPort, ports.http, tlsOpt)));
+    targets.push({
+      name,
+      label: kind,
+      ports,
+      argv: [...valgrind(kind), 'nginx', '-p', `${dir}/`, '-e', 'stderr', '-c', conf],
+    });
+  }
+
+  const results = new Map<string, Map<Protocol, number>>();
+  for (const tg of targets) {
+    const child = spawnChild(tg.argv);
+    children.push(child);
+    await waitUp(tg.ports, child);
+    const counts = new Map<Protocol, number>();
+    for (const protocol of protocols) {
+      await load(tg.ports, protocol); // warm-up, not counted
+      await run(['callgrind_control', '-i', 'on', String(child.pid)]);
+      await load(tg.ports, protocol);
+      await run(['callgrind_control', '-i', 'off', String(child.pid)]);
+      await run(['callgrind_control', '-d', String(child.pid)]);
+      const ir = await dumpedTotal(tg.label);
+      counts.set(protocol, ir / N);
+      process.stderr.write(`${tg.name} ${protocol}: ${(ir / N).toFixed(0)} instructions per request\n`);
+    }
+    results.set(tg.name, counts);
+    child.kill('SIGTERM');
+    await Promise.race([child.exited, sleep(10_000)]);
+    child.kill('SIGKILL');
+  }
+
+  const ref = (name: string, p: Protocol) => results.get(name)?.get(p);
+  const NAMES = ['nginx proxy, 1 process', "nginx, ingress-nginx's proxy headers, 1 process"];
+  const lines = [
+    `callgrind, ${N} requests counted after ${N} of warm-up, per protocol (h2load -c10; HTTP/2 -m5)`,
+    '',
+    `| target | ${protocols.map((p) => `${p}: instructions/request (÷ nginx's, ÷ ingress-nginx headers')`).join(' | ')} |`,
+    `|---|${protocols.map(() => '---').join('|')}|`,
+  ];
+  for (const [name, counts] of results) {
+    const cells = protocols.map((p) => {
+      const v = counts.get(p)!;
+      const ratios = NAMES.map((r) => ref(r, p))
+        .map((x) => (x === undefined ? '-' : `${(v / x).toFixed(2)}x`))
+        .join(', ');
+      return `${v.toFixed(0)} (${ratios})`;
+    });
+    lines.push(`| ${name} | ${cells.join(' | ')} |`);
+  }
+  process.stdout.write(lines.join('\n') + '\n');
+} finally {
+  for (const c of children) c.kill('SIGTERM');
+  await Promise.all(children.map((c) => Promise.race([c.exited, sleep(5000)])));
+  for (const c of children) c.kill('SIGKILL');
+  await rm(dir, { recursive: true, force: true });
+}
