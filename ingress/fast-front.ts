@@ -91,12 +91,18 @@ const CLIENT_IDLE_MS = 75_000;
 const TICK_MS = 250;
 const NO_LINES: string[] = [];
 const CRLF2 = Buffer.from('\r\n\r\n');
+/** node's Buffer method under toString('latin1'), without toString's argument checks (not in node's types) */
+interface Latin1Slice {
+  latin1Slice(start: number, end: number): string;
+}
+const HAS_LATIN1_SLICE = typeof (Buffer.prototype as unknown as Partial<Latin1Slice>).latin1Slice === 'function';
 /**
  * A small read (a head, with a short body at most) as one latin1 string, searched for the end of the head as a
  * string: one call into node instead of two (Buffer#indexOf, then toString); undefined for a larger one.
  */
 function headText(buf: Buffer): string | undefined {
-  return buf.length <= 2048 ? buf.toString('latin1') : undefined;
+  if (buf.length > 2048) return undefined;
+  return HAS_LATIN1_SLICE ? (buf as unknown as Latin1Slice).latin1Slice(0, buf.length) : buf.toString('latin1');
 }
 // heads the fast path takes: printable ASCII, tabs, CR LF, and bytes >= 0x80 in values (no NUL, no other controls)
 // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused

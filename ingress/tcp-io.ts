@@ -57,7 +57,14 @@ interface Io {
   nextId: number;
 }
 let io: Io | undefined;
-const adopted = new WeakMap<Socket, Adopted>();
+const ADOPTED = Symbol('kdp.adopted');
+type Tagged = Socket & { [ADOPTED]?: Adopted | undefined };
+/** the socket's Adopted (a property on the socket: a WeakMap lookup per write cost more) */
+const adopted = {
+  get: (sock: Socket): Adopted | undefined => (sock as Tagged)[ADOPTED],
+  set: (sock: Socket, a: Adopted): void => void ((sock as Tagged)[ADOPTED] = a),
+  delete: (sock: Socket): void => void ((sock as Tagged)[ADOPTED] = undefined),
+};
 
 let native: Native | string | undefined;
 /** The addon, or why it does not load (loaded once per process). */
