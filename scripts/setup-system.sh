@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages kdp needs. Idempotent and quiet when everything is present.
-# Usage: scripts/setup-system.sh [group ...]   groups: core (default), cni, runtime, k8s, bench, all
+# Usage: scripts/setup-system.sh [group ...]   groups: core (default), cni, runtime, k8s, bench, profile, all
 # core    : what the data plane and the lab use (ip, iptables, nft, conntrack, dig, curl, openssl), and a C
 #           compiler for the DNS server's batched UDP addon (scripts/build-native.ts)
 # cni     : reference CNI plugins (to test against host-local/bridge/portmap)
 # runtime : podman + runc + busybox-static (real container runtime e2e)
 # k8s     : kubectl (second real client against the API double)
-# bench   : reference programs measured side by side (dnsmasq, dnsperf, nginx, haproxy, wrk, h2load, hyperfine, iperf3),
-#           strace (the ingress bench's --syscalls) and valgrind (bench:ingress-instructions)
+# bench   : reference programs measured side by side (dnsmasq, dnsperf, nginx, haproxy, wrk, h2load, hyperfine, iperf3)
+# profile : strace (the ingress bench's --syscalls) and valgrind (bench:ingress-instructions); no test needs them
 set -euo pipefail
 
 declare -A PKGS=(
@@ -15,7 +15,8 @@ declare -A PKGS=(
   [cni]="containernetworking-plugins"
   [runtime]="podman runc busybox-static containernetworking-plugins"
   [k8s]="kubernetes-client"
-  [bench]="dnsmasq-base dnsperf nginx-light haproxy wrk nghttp2-client hyperfine iperf3 strace valgrind"
+  [bench]="dnsmasq-base dnsperf nginx-light haproxy wrk nghttp2-client hyperfine iperf3"
+  [profile]="strace valgrind"
 )
 # a command that proves a package is present (cheaper than dpkg for the common case)
 declare -A PROBE=(
@@ -27,7 +28,7 @@ declare -A PROBE=(
 
 groups=("$@")
 [ ${#groups[@]} -eq 0 ] && groups=(core)
-if [ "${groups[0]}" = all ]; then groups=(core cni runtime k8s bench); fi
+if [ "${groups[0]}" = all ]; then groups=(core cni runtime k8s bench profile); fi
 
 # KDP_SETUP_LOCK: the lock file that serializes installs (several test files, or several checkouts, may call
 # this script at once; apt-get would fail at once on dpkg's lock otherwise)

@@ -41,7 +41,7 @@ const here = fileURLToPath(new URL('../..', import.meta.url));
 const trees = (values.trees ?? here).split(',').map((t) => resolve(t));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-await run(['bash', join(here, 'scripts/setup-system.sh'), 'core', 'bench'], { timeoutMs: 600_000 });
+await run(['bash', join(here, 'scripts/setup-system.sh'), 'core', 'bench', 'profile'], { timeoutMs: 600_000 });
 const dir = await mkdtemp(join(tmpdir(), 'kdp-bench-instructions-'));
 const children: Spawned[] = [];
 

@@ -65,9 +65,16 @@ const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const BASE = 20000 + Math.floor(Math.random() * 20000);
 const port = (i: number) => BASE + i;
 
-await run(['bash', fileURLToPath(new URL('../../scripts/setup-system.sh', import.meta.url)), 'core', 'bench'], {
-  timeoutMs: 600_000,
-});
+await run(
+  [
+    'bash',
+    fileURLToPath(new URL('../../scripts/setup-system.sh', import.meta.url)),
+    'core',
+    'bench',
+    ...(values.syscalls ? ['profile'] : []),
+  ],
+  { timeoutMs: 600_000 },
+);
 const dir = await mkdtemp(join(tmpdir(), 'kdp-bench-ingress-'));
 const children: Spawned[] = [];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
