@@ -17,10 +17,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { run, spawnChild } from '../../src/common/exec-adapter.ts';
 import type { Spawned } from '../../src/common/exec-adapter.ts';
-import { selfSigned } from '../../ingress/default-cert.ts';
 import { oneRouteManifests } from '../../test/helpers/ingress-manifests.ts';
 import { freePort } from '../../test/helpers/ports.ts';
-import { backendServer, nginxConf, proxyServers } from './nginx-refs.ts';
+import { backendServer, benchCert, nginxConf, proxyServers } from './nginx-refs.ts';
 import type { NginxRef } from './nginx-refs.ts';
 
 const { values } = parseArgs({
@@ -87,13 +86,7 @@ async function dumpedTotal(label: string): Promise<number> {
 
 try {
   const tls = protocols.some((p) => p !== 'http');
-  const crt = join(dir, 'bench.crt');
-  const key = join(dir, 'bench.key');
-  if (tls) {
-    const pair = await selfSigned('bench.local', ['bench.local'], 1);
-    await writeFile(crt, pair.certPem);
-    await writeFile(key, pair.keyPem);
-  }
+  const { crt, key } = tls ? await benchCert(dir) : { crt: '', key: '' };
   const backendPort = await freePort();
   await writeFile(join(dir, 'backend.conf'), nginxConf(dir, 1, backendServer(backendPort)));
   children.push(spawnChild(['nginx', '-p', `${dir}/`, '-e', 'stderr', '-c', join(dir, 'backend.conf')]));

@@ -1,5 +1,5 @@
 // The nginx configurations the ingress benches measure kdp against (bench/ingress/run.ts, instructions.ts): the
-// backend every proxy forwards to, and the two nginx proxy references.
+// backend every proxy forwards to, the two nginx proxy references, and the certificate they all serve.
 //   nginx          the few proxy headers a hand-written config sets (Host, X-Forwarded-For, X-Real-IP)
 //   nginx-ingress  what ingress-nginx's nginx.tmpl sets in every location: X-Request-ID (the client's, else
 //                  $request_id), X-Real-IP, X-Forwarded-For/-Host/-Port/-Proto/-Scheme, X-Scheme,
@@ -7,6 +7,20 @@
 //                  balancer and monitor, which nginx-light cannot run
 // Both keep 320 idle upstream connections (ingress-nginx's upstream-keepalive-connections) and terminate TLS as
 // ingress-nginx does (TLS 1.2 and 1.3, a shared session cache, no session tickets).
+
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { selfSigned } from '../../ingress/default-cert.ts';
+
+/** One certificate for every TLS server of a run (ECDSA P-256, for bench.local), written into `dir`. */
+export async function benchCert(dir: string): Promise<{ crt: string; key: string }> {
+  const crt = join(dir, 'bench.crt');
+  const key = join(dir, 'bench.key');
+  const pair = await selfSigned('bench.local', ['bench.local'], 1);
+  await writeFile(crt, pair.certPem);
+  await writeFile(key, pair.keyPem);
+  return { crt, key };
+}
 
 /** the backend's answer: 200 with a 100-byte body */
 export const BODY = 'x'.repeat(99) + '\n';

@@ -29,8 +29,7 @@ import { parseArgs } from 'node:util';
 import { Agent, request } from 'undici';
 import { run, spawnChild } from '../../src/common/exec-adapter.ts';
 import type { Spawned } from '../../src/common/exec-adapter.ts';
-import { selfSigned } from '../../ingress/default-cert.ts';
-import { backendServer, nginxConf, proxyServers } from './nginx-refs.ts';
+import { backendServer, benchCert, nginxConf, proxyServers } from './nginx-refs.ts';
 
 const { values } = parseArgs({
   options: {
@@ -186,14 +185,8 @@ function addRows(base: string, w: number, pid: number, ports: Partial<Record<Pro
   }
 }
 try {
-  // one certificate for every TLS server of the run (ECDSA P-256, for bench.local)
-  const crt = join(dir, 'bench.crt');
-  const key = join(dir, 'bench.key');
-  if (tls) {
-    const pair = await selfSigned('bench.local', ['bench.local'], 1);
-    await writeFile(crt, pair.certPem);
-    await writeFile(key, pair.keyPem);
-  }
+  // one certificate for every TLS server of the run
+  const { crt, key } = tls ? await benchCert(dir) : { crt: '', key: '' };
   const backendChild = await startNginx('backend', 1, backendServer(backendPort));
   await waitHttp(backendPort);
   if (only.has('direct') && protocols.has('http'))
