@@ -10,7 +10,7 @@
 //   npm run bench:ingress-instructions -- [--requests 20000] [--protocols http,https,h2] [--only kdp,nginx,nginx-ingress]
 //     [--trees DIR,...]   (default: this tree; each tree needs its node_modules)
 // Everything listens on 127.0.0.1; configs and callgrind's files live in a temp dir removed at the end.
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -111,7 +111,7 @@ try {
       const label = `kdp${i}`;
       const ports = { http: await freePort(), https: await freePort() };
       const m = join(dir, `manifests-${i}`);
-      await run(['mkdir', '-p', m]);
+      await mkdir(m, { recursive: true });
       await writeFile(join(m, 'bench.json'), JSON.stringify(oneRouteManifests('bench', 'bench.local', backendPort)));
       targets.push({
         name: trees.length > 1 ? `kdp ingress, 1 worker (${tree})` : 'kdp ingress, 1 worker',
