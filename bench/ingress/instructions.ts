@@ -9,8 +9,9 @@
 // 5 streams per connection). The backend is nginx (1 worker, not under valgrind).
 //   npm run bench:ingress-instructions -- [--requests 20000] [--protocols http,https,h2] [--only kdp,nginx,nginx-ingress]
 //     [--trees DIR,...]   (default: this tree; each tree needs its node_modules)
+//     [--keep DIR]        (copy callgrind's dump files there, for callgrind_annotate: where the instructions go)
 // Everything listens on 127.0.0.1; configs and callgrind's files live in a temp dir removed at the end.
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,6 +29,7 @@ const { values } = parseArgs({
     protocols: { type: 'string', default: 'http,https,h2' },
     only: { type: 'string', default: 'kdp,nginx,nginx-ingress' },
     trees: { type: 'string' },
+    keep: { type: 'string' },
   },
   strict: true,
 });
@@ -42,6 +44,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 await run(['bash', join(here, 'scripts/setup-system.sh'), 'core', 'bench', 'profile'], { timeoutMs: 600_000 });
 const dir = await mkdtemp(join(tmpdir(), 'kdp-bench-instructions-'));
+if (values.keep) await mkdir(values.keep, { recursive: true });
 const children: Spawned[] = [];
 
 /** h2load against the target: N requests, all answered 2xx, else it throws. */
@@ -78,6 +81,7 @@ async function dumpedTotal(label: string): Promise<number> {
   for (const f of await readdir(dir)) {
     if (!f.startsWith(`cg.${label}.`) || seen.has(f)) continue;
     seen.add(f);
+    if (values.keep) await copyFile(join(dir, f), join(values.keep, f));
     const m = /^totals: (\d+)/m.exec(await readFile(join(dir, f), 'utf8'));
     total += m ? Number(m[1]) : 0;
   }
