@@ -21,7 +21,7 @@ import { connect as netConnect, Socket as NetSocket } from 'node:net';
 import type { Socket } from 'node:net';
 import type { Logger } from '../src/common/log.ts';
 import type { RouteOptions } from './annotations.ts';
-import { decide, forwardedText, PROXY_SET_HEADERS } from './decide.ts';
+import { decide, forwardedAround, forwardedText, PROXY_SET_HEADERS } from './decide.ts';
 import type { Decision, GatewayForward, RequestFacts } from './decide.ts';
 import { validHost } from './match.ts';
 import {
@@ -58,8 +58,10 @@ export interface FrontRecord {
   bytes: number;
   upstreamAddr: string;
   upstreamStatus: string;
-  upstreamTime: string;
-  upstreamLength: string;
+  /** from the upstream request to its response head (-1: no response); the access log formats it */
+  upstreamSeconds: number;
+  /** the response's Content-Length (-1: none, or no response) */
+  upstreamLength: number;
 }
 
 interface FrontHooks {
@@ -109,13 +111,13 @@ function headText(buf: Buffer): string | undefined {
 // that starts with a space or tab, obs-fold, starts with no token). Written as the shape of a good head, anchored:
 // one pass of character-class loops. A search for a bad byte (three alternatives tried at every position) was
 // ~13% of a plain request's instructions under callgrind, and the per-line checks this replaces about as much.
-// eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
-const GOOD_REQUEST_HEAD =
+export const GOOD_REQUEST_HEAD =
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
   /^(?:GET|HEAD) \/[\x21-\x7e]* HTTP\/1\.1\r\n(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\x00-\x08\x0a-\x1f\x7f]*\r\n)*$/;
 // An upstream response head, the same way: the status line, then lines of printable ASCII, tabs and bytes >= 0x80
 // (a control byte, or a CR or LF outside a CRLF, would let the pod split the head the client parses: 502, as nginx)
-// eslint-disable-next-line no-control-regex -- control characters in an upstream head are refused
-const GOOD_UPSTREAM_HEAD =
+export const GOOD_UPSTREAM_HEAD =
+  // eslint-disable-next-line no-control-regex -- control characters in an upstream head are refused
   /^HTTP\/1\.[01] \d{3}(?: [^\x00-\x08\x0a-\x1f\x7f]*)?\r\n(?:[^\x00-\x08\x0a-\x1f\x7f]*\r\n)*$/;
 /** status codes as strings, by number (no string built per response) */
 const STATUS_CODES = Array.from({ length: 1000 }, (_, i) => String(i));
@@ -383,7 +385,7 @@ class RawPool {
         return false;
       }
       c.last = this.#clock.tick;
-      c.ex.onData((buf as Buffer).subarray(0, n));
+      c.ex.onData(n === buf.length ? (buf as Buffer) : (buf as Buffer).subarray(0, n));
       return true;
     };
     const sock = netConnect({
@@ -686,8 +688,8 @@ class Exchange {
     const r = this.#rec;
     r.status = status;
     r.upstreamStatus = code;
-    r.upstreamTime = ((performance.now() - this.#t0) / 1000).toFixed(3);
-    r.upstreamLength = length >= 0 ? String(length) : '-';
+    r.upstreamSeconds = (performance.now() - this.#t0) / 1000;
+    r.upstreamLength = length;
     this.#keepUpstream = !upstreamClose;
     let state: State;
     if (this.#isHead || status === 204 || status === 304) state = enum_.DONE;
@@ -913,8 +915,8 @@ function newRecord(
     bytes: 0,
     upstreamAddr: '-',
     upstreamStatus: '-',
-    upstreamTime: '-',
-    upstreamLength: '-',
+    upstreamSeconds: -1,
+    upstreamLength: -1,
   };
 }
 
@@ -947,6 +949,8 @@ class ClientConn implements RequestFacts, ClientSide {
   url = '';
   method = '';
   ip: string;
+  #around: readonly [string, string] | undefined;
+  #aroundHost = '';
   /** the head of the request being decided (`header()`), else '' */
   #headText = '';
   #buf: Buffer | undefined;
@@ -959,7 +963,7 @@ class ClientConn implements RequestFacts, ClientSide {
   readonly #port: string;
   readonly #onData = (b: Buffer) => this.#data(b);
   readonly #onRead = (n: number, buf: Buffer): void => {
-    this.#data(buf.subarray(0, n));
+    this.#data(n === buf.length ? buf : buf.subarray(0, n));
     // what is left unparsed (a partial head, pipelined requests) outlives the read buffer
     if (this.#buf !== undefined) this.#buf = own(this.#buf);
   };
@@ -1176,8 +1180,14 @@ class ClientConn implements RequestFacts, ClientSide {
     this.#buf = consumed < this.#buf!.length ? this.#buf!.subarray(consumed) : undefined;
     const id = this.hooks.requestId(reqId);
     const ip = this.ip;
-    const set = forwardedText(this.scheme, host, ip, this.#port, id, xff);
-    const up = `${method} ${target} HTTP/1.1\r\n${set}${fwd}\r\n`;
+    // the proxy's own headers, kept for the connection's next request with the same Host (and no X-Forwarded-For)
+    let around = this.#around;
+    if (around === undefined || host !== this.#aroundHost || xff !== undefined) {
+      around = forwardedAround(this.scheme, host, ip, this.#port, xff);
+      this.#around = xff === undefined ? around : undefined;
+      this.#aroundHost = host;
+    }
+    const up = `${method} ${target} HTTP/1.1\r\n${around[0]}${id}${around[1]}${fwd}\r\n`;
     const rec = newRecord('1.1', ip, method, url, referer, ua, consumed, host, id, d);
     const ex = new Exchange(this, rec, up, method === 'HEAD', d.options, close);
     this.#ex = ex;

@@ -22,17 +22,25 @@ const VALID_HOST =
 export function validHost(v: string): boolean {
   return v.length <= 255 && VALID_HOST.test(v);
 }
+let lastRawHost = '';
+let lastHost = '';
 /** Lower-cases, drops the port and a trailing dot: `Foo.COM.:8080` -> `foo.com`. */
 export function normalizeHost(raw: string | undefined): string {
   if (!raw) return '';
+  // the last answer again for the same Host (a keep-alive client repeats it): the same string, whose hash the
+  // route table's lookup has already computed
+  if (raw === lastRawHost) return lastHost;
   let h = raw.trim().toLowerCase();
   if (h.startsWith('[')) {
     const end = h.indexOf(']');
-    return end < 0 ? h : h.slice(0, end + 1);
+    h = end < 0 ? h : h.slice(0, end + 1);
+  } else {
+    const colon = h.indexOf(':');
+    if (colon >= 0) h = h.slice(0, colon);
+    if (h.endsWith('.')) h = h.slice(0, -1);
   }
-  const colon = h.indexOf(':');
-  if (colon >= 0) h = h.slice(0, colon);
-  if (h.endsWith('.')) h = h.slice(0, -1);
+  lastRawHost = raw;
+  lastHost = h;
   return h;
 }
 
