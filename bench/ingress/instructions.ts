@@ -9,7 +9,8 @@
 // 5 streams per connection). The backend is nginx (1 worker, not under valgrind).
 //   npm run bench:ingress-instructions -- [--requests 20000] [--protocols http,https,h2] [--only kdp,nginx,nginx-ingress]
 //     [--trees DIR,...]   (default: this tree; each tree needs its node_modules)
-//     [--keep DIR]        (copy callgrind's dump files there, for callgrind_annotate: where the instructions go)
+//     [--keep DIR]        (copy callgrind's dump files there, for callgrind_annotate: where the instructions go;
+//                          kdp then runs with --perf-basic-prof and its JIT-compiled functions are named in them)
 // Everything listens on 127.0.0.1; configs and callgrind's files live in a temp dir removed at the end.
 import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -74,6 +75,45 @@ async function waitUp(p: { http: number; https: number }, child: Spawned): Promi
   }
 }
 
+/**
+ * callgrind knows JIT-compiled code by its address only: the kept dump file gets the function names of node's perf
+ * map (/tmp/perf-PID.map, written under --perf-basic-prof; removed at the end).
+ */
+const perfMaps = new Set<string>();
+async function nameJitCode(file: string, pid: string): Promise<void> {
+  const mapFile = join(tmpdir(), `perf-${pid}.map`);
+  const text = await readFile(mapFile, 'utf8').catch(() => undefined);
+  if (text === undefined) return;
+  const entries = text
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => {
+      const [start, size, ...name] = l.split(' ');
+      return { start: parseInt(start!, 16), end: parseInt(start!, 16) + parseInt(size!, 16), name: name.join(' ') };
+    })
+    .sort((a, b) => a.start - b.start);
+  const named = (addr: number): string | undefined => {
+    let lo = 0;
+    let hi = entries.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const e = entries[mid]!;
+      if (addr < e.start) hi = mid - 1;
+      else if (addr >= e.end) lo = mid + 1;
+      else return e.name;
+    }
+    return undefined;
+  };
+  const out = (await readFile(file, 'utf8')).replace(
+    /^(c?fn=\(\d+\)) 0x([0-9a-f]+)$/gm,
+    (line, head: string, hex: string) => {
+      const name = named(parseInt(hex, 16));
+      return name === undefined ? line : `${head} ${name} @${hex}`;
+    },
+  );
+  await writeFile(file, out);
+}
+
 /** callgrind's "totals:" over the dump files of `label` written since the last call (dumping zeroes the counters). */
 const seen = new Set<string>();
 async function dumpedTotal(label: string): Promise<number> {
@@ -81,7 +121,10 @@ async function dumpedTotal(label: string): Promise<number> {
   for (const f of await readdir(dir)) {
     if (!f.startsWith(`cg.${label}.`) || seen.has(f)) continue;
     seen.add(f);
-    if (values.keep) await copyFile(join(dir, f), join(values.keep, f));
+    if (values.keep) {
+      await copyFile(join(dir, f), join(values.keep, f));
+      if (label.startsWith('kdp')) await nameJitCode(join(values.keep, f), f.split('.')[2]!);
+    }
     const m = /^totals: (\d+)/m.exec(await readFile(join(dir, f), 'utf8'));
     total += m ? Number(m[1]) : 0;
   }
@@ -124,6 +167,7 @@ try {
         argv: [
           ...valgrind(label),
           process.execPath,
+          ...(values.keep ? ['--perf-basic-prof'] : []),
           join(tree, 'src/cli/main.ts'),
           '--log-level',
           'warn',
@@ -166,6 +210,7 @@ try {
   for (const tg of targets) {
     const child = spawnChild(tg.argv);
     children.push(child);
+    if (values.keep && tg.label.startsWith('kdp')) perfMaps.add(join(tmpdir(), `perf-${child.pid}.map`));
     await waitUp(tg.ports, child);
     const counts = new Map<Protocol, number>();
     for (const protocol of protocols) {
@@ -208,4 +253,5 @@ try {
   await Promise.all(children.map((c) => Promise.race([c.exited, sleep(5000)])));
   for (const c of children) c.kill('SIGKILL');
   await rm(dir, { recursive: true, force: true });
+  for (const f of perfMaps) await rm(f, { force: true });
 }
