@@ -129,8 +129,10 @@ function owsValue(s: string, from: number, to: number): string {
   while (to > from && isOws(s.charCodeAt(to - 1))) to--;
   return s.slice(from, to);
 }
-/** The header line `s[start, eol)` (colon at `colon`) is in the form the proxy sends: one space after the colon, no
- * space or tab at the start or end of the value. Such a line is forwarded as it came. */
+/**
+ * The header line ending at `eol`, its name ending at `colon`, is in the form the proxy sends: one space after the
+ * colon, no space or tab at either end of the value. Such a line is forwarded as it came.
+ */
 function plainLine(s: string, colon: number, eol: number): boolean {
   if (s.charCodeAt(colon + 1) !== 32) return false;
   return colon + 2 === eol || (!isOws(s.charCodeAt(colon + 2)) && !isOws(s.charCodeAt(eol - 1)));
