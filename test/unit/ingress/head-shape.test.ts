@@ -92,7 +92,23 @@ t.test('the request head check refuses exactly what the searches refused', async
 
 t.test('the upstream head check refuses exactly what the searches refused', async (t) => {
   const starts = ['HTTP/1.1 200 OK', 'HTTP/1.0 204', 'HTTP/1.1 200 ', 'HTTP/1.1 20', 'HTTP/2 200 OK'];
-  const parts = ['Server', ': ', 'x', ':', ' ', '\t', '\r\n', '\r\n', '\r', '\n', '\x00', '\x7f', '\x1f', '\xff'];
+  const parts = [
+    'Server',
+    ': ',
+    'x',
+    ':',
+    ' ',
+    '\t',
+    '\r\n',
+    '\r\n',
+    '\r',
+    '\n',
+    '\x00',
+    '\x7f',
+    '\x0b',
+    '\x1f',
+    '\xff',
+  ];
   agree(t, 11, starts, parts, upstreamOk, GOOD_UPSTREAM_HEAD);
 });
 
@@ -113,4 +129,11 @@ t.test('the cases by name', async (t) => {
   t.notOk(up('HTTP/1.1 200 OK\r\nA: b\nSet-Cookie: x\r\n'), 'bare LF: response splitting');
   t.notOk(up('HTTP/1.1 200 OK\r\nA: \x7f\r\n'), 'DEL');
   t.notOk(up('HTTP/1.1 2000 OK\r\n'), 'four digits');
+  // every control byte but tab, in a value of either head
+  for (let c = 0; c < 0x20; c++) {
+    if (c === 9) continue;
+    const ch = String.fromCharCode(c);
+    t.notOk(req(`GET /a HTTP/1.1\r\nHost: a\r\nX: a${ch}b\r\n`), `request, byte ${c}`);
+    t.notOk(up(`HTTP/1.1 200 OK\r\nX: a${ch}b\r\n`), `upstream, byte ${c}`);
+  }
 });
