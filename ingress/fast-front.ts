@@ -105,6 +105,14 @@ function headText(buf: Buffer): string | undefined {
   if (buf.length > 2048) return undefined;
   return HAS_LATIN1_SLICE ? (buf as unknown as Latin1Slice).latin1Slice(0, buf.length) : buf.toString('latin1');
 }
+/** Where the head of a read ends (its empty line's CRLF CRLF), searched in `text` when there is one; -1: not yet. */
+function headEnd(buf: Buffer, text: string | undefined): number {
+  return text !== undefined ? text.indexOf('\r\n\r\n') : buf.indexOf(CRLF2);
+}
+/** The head that ends at `end`, up to the CRLF of its last line, as a latin1 string. */
+function headOf(buf: Buffer, text: string | undefined, end: number): string {
+  return text !== undefined ? text.slice(0, end + 2) : buf.toString('latin1', 0, end + 2);
+}
 // The request head the fast path takes, from its first byte to the CRLF ending its last header line: GET or HEAD,
 // an origin-form target in printable ASCII, HTTP/1.1, then header lines, each a token, a colon and a value of
 // printable ASCII, tabs and bytes >= 0x80 (no NUL, no other control byte, no CR or LF outside a line's CRLF; a line
@@ -211,9 +219,11 @@ const REQUEST_ACTED = new Set([
   'user-agent',
 ]);
 const REQUEST_NAMES = nameLengths(REQUEST_ACTED);
-const RESPONSE_NAMES = nameLengths([...DROP_RESPONSE_H2, 'content-length']);
+// the response headers the front looks at
+const RESPONSE_ACTED = new Set([...DROP_RESPONSE_H2, 'content-length']);
+const RESPONSE_NAMES = nameLengths(RESPONSE_ACTED);
 const REQUEST_SPELLINGS = spellings(REQUEST_ACTED);
-const RESPONSE_SPELLINGS = spellings(new Set([...DROP_RESPONSE_H2, 'content-length']));
+const RESPONSE_SPELLINGS = spellings(RESPONSE_ACTED);
 const RETRYABLE = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -595,16 +605,19 @@ class Exchange {
     if (this.#state === enum_.HEAD) {
       const buf = this.#buf ? Buffer.concat([this.#buf, b]) : b;
       const text = headText(buf);
-      const end = text !== undefined ? text.indexOf('\r\n\r\n') : buf.indexOf(CRLF2);
+      const end = headEnd(buf, text);
       if (end < 0) {
         if (buf.length > 64 * 1024) return this.#fail();
         this.#buf = own(buf);
         return;
       }
       this.#buf = undefined;
-      const head = text !== undefined ? text.slice(0, end + 2) : buf.toString('latin1', 0, end + 2);
       const more = buf.length > end + 4;
-      const ok = this.#head(head, more ? buf.subarray(end + 4) : undefined, more ? text?.slice(end + 4) : undefined);
+      const ok = this.#head(
+        headOf(buf, text, end),
+        more ? buf.subarray(end + 4) : undefined,
+        more ? text?.slice(end + 4) : undefined,
+      );
       if (!ok) this.#fail();
       return;
     }
@@ -1041,16 +1054,14 @@ class ClientConn implements RequestFacts, ClientSide {
       return;
     }
     const text = headText(buf);
-    const end = text !== undefined ? text.indexOf('\r\n\r\n') : buf.indexOf(CRLF2);
+    const end = headEnd(buf, text);
     const max = this.hooks.maxHeaderSize;
     if (end < 0) {
       if (buf.length > max) this.#handOff();
       return;
     }
     if (end + 4 > max) return this.#handOff();
-    // the head up to the CRLF of its last line
-    const head = text !== undefined ? text.slice(0, end + 2) : buf.toString('latin1', 0, end + 2);
-    const ok = this.#request(head, end + 4);
+    const ok = this.#request(headOf(buf, text, end), end + 4);
     if (!ok) this.#handOff();
   }
 
@@ -1109,13 +1120,13 @@ class ClientConn implements RequestFacts, ClientSide {
       const len = colon - pos;
       if (len < 64 && REQUEST_NAMES[len] === 1) {
         const name = nameAt(head, pos, len, REQUEST_SPELLINGS);
-        let drop = DROP_REQUEST.has(name);
+        // (host, x-request-id and x-forwarded-for are among them: the proxy sets its own)
+        const drop = DROP_REQUEST.has(name);
         switch (name) {
           case 'host': {
             const value = owsValue(head, colon + 1, eol);
             if (host !== undefined || !validHost(value)) return false;
             host = value;
-            drop = true;
             break;
           }
           case 'content-length':
@@ -1135,12 +1146,10 @@ class ClientConn implements RequestFacts, ClientSide {
           case 'x-request-id':
             if (reqId !== undefined) return false;
             reqId = owsValue(head, colon + 1, eol);
-            drop = true;
             break;
           case 'x-forwarded-for': {
             const value = owsValue(head, colon + 1, eol);
             xff = xff === undefined ? value : `${xff}, ${value}`;
-            drop = true;
             break;
           }
           case 'referer':

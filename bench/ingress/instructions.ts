@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { run, spawnChild } from '../../src/common/exec-adapter.ts';
+import { run, spawnChild, stopChildren } from '../../src/common/exec-adapter.ts';
 import type { Spawned } from '../../src/common/exec-adapter.ts';
 import { oneRouteManifests } from '../../test/helpers/ingress-manifests.ts';
 import { freePort } from '../../test/helpers/ports.ts';
@@ -224,9 +224,7 @@ try {
       process.stderr.write(`${tg.name} ${protocol}: ${(ir / N).toFixed(0)} instructions per request\n`);
     }
     results.set(tg.name, counts);
-    child.kill('SIGTERM');
-    await Promise.race([child.exited, sleep(10_000)]);
-    child.kill('SIGKILL');
+    await stopChildren([child], 10_000);
   }
 
   const ref = (name: string, p: Protocol) => results.get(name)?.get(p);
@@ -249,9 +247,7 @@ try {
   }
   process.stdout.write(lines.join('\n') + '\n');
 } finally {
-  for (const c of children) c.kill('SIGTERM');
-  await Promise.all(children.map((c) => Promise.race([c.exited, sleep(5000)])));
-  for (const c of children) c.kill('SIGKILL');
+  await stopChildren(children, 5000);
   await rm(dir, { recursive: true, force: true });
   for (const f of perfMaps) await rm(f, { force: true });
 }

@@ -27,7 +27,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Agent, request } from 'undici';
-import { run, spawnChild } from '../../src/common/exec-adapter.ts';
+import { run, spawnChild, stopChildren } from '../../src/common/exec-adapter.ts';
 import type { Spawned } from '../../src/common/exec-adapter.ts';
 import { backendServer, benchCert, nginxConf, proxyServers } from './nginx-refs.ts';
 
@@ -582,8 +582,6 @@ backend be
   }
   process.stdout.write(lines.join('\n') + '\n');
 } finally {
-  for (const c of children) c.kill('SIGTERM');
-  await Promise.all(children.map((c) => Promise.race([c.exited, sleep(3000)])));
-  for (const c of children) c.kill('SIGKILL');
+  await stopChildren(children, 3000);
   await rm(dir, { recursive: true, force: true });
 }

@@ -203,4 +203,11 @@ export function spawnChild(argv: readonly string[], opts: { env?: NodeJS.Process
   };
 }
 
+/** Stops children: SIGTERM, then SIGKILL for any still running after `graceMs`. */
+export async function stopChildren(children: readonly Spawned[], graceMs: number): Promise<void> {
+  for (const c of children) c.kill('SIGTERM');
+  await Promise.all(children.map((c) => Promise.race([c.exited, new Promise((r) => setTimeout(r, graceMs))])));
+  for (const c of children) c.kill('SIGKILL');
+}
+
 export const defaultExec: Exec = { run };

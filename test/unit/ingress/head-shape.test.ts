@@ -66,49 +66,18 @@ function agree(
   t.ok(good > 1000, `${good} good heads among the random ones`);
 }
 
+// the bytes both random comparisons draw from: tab, CRLF (twice as likely), bare CR and LF, control bytes
+const BYTES = ['\t', '\r\n', '\r\n', '\r', '\n', '\x00', '\x7f', '\x0b'];
+
 t.test('the request head check refuses exactly what the searches refused', async (t) => {
   const starts = ['GET / HTTP/1.1', 'HEAD /a?b HTTP/1.1', 'POST / HTTP/1.1', 'GET  / HTTP/1.1', 'GET / HTTP/1.0'];
-  const parts = [
-    'Host',
-    ': ',
-    'a',
-    'X-Y',
-    ':',
-    ' ',
-    '\t',
-    '\r\n',
-    '\r\n',
-    '\r',
-    '\n',
-    '\x00',
-    '\x7f',
-    '\x0b',
-    '\xe9',
-    '@',
-    '/',
-  ];
+  const parts = ['Host', ': ', 'a', 'X-Y', ':', ' ', ...BYTES, '\xe9', '@', '/'];
   agree(t, 7, starts, parts, requestOk, GOOD_REQUEST_HEAD);
 });
 
 t.test('the upstream head check refuses exactly what the searches refused', async (t) => {
   const starts = ['HTTP/1.1 200 OK', 'HTTP/1.0 204', 'HTTP/1.1 200 ', 'HTTP/1.1 20', 'HTTP/2 200 OK'];
-  const parts = [
-    'Server',
-    ': ',
-    'x',
-    ':',
-    ' ',
-    '\t',
-    '\r\n',
-    '\r\n',
-    '\r',
-    '\n',
-    '\x00',
-    '\x7f',
-    '\x0b',
-    '\x1f',
-    '\xff',
-  ];
+  const parts = ['Server', ': ', 'x', ':', ' ', ...BYTES, '\x1f', '\xff'];
   agree(t, 11, starts, parts, upstreamOk, GOOD_UPSTREAM_HEAD);
 });
 
