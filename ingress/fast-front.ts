@@ -24,15 +24,23 @@ import type { RouteOptions } from './annotations.ts';
 import { decide, forwardedAround, forwardedText, PROXY_SET_HEADERS } from './decide.ts';
 import type { Decision, GatewayForward, RequestFacts } from './decide.ts';
 import { validHost } from './match.ts';
+import { readClientHello } from './client-hello.ts';
+import type { ClientHello } from './client-hello.ts';
 import {
   adopt,
+  adoptPeek,
   chooseTcpIo,
+  endWrites,
   ioError,
   pauseReads,
+  plainStream,
   readsPaused,
   release,
   resumeReads,
+  startTls,
+  stopPeek,
   tcpIoUnavailable,
+  writeBytes,
   writeLatin1,
 } from './tcp-io.ts';
 import type { TcpIo } from './tcp-io.ts';
@@ -69,6 +77,15 @@ interface FrontHooks {
   table(): RouteTable;
   /** the connection (with `rest` unread) goes to node:http for good (a TLS one: to the HTTPS server's) */
   handOff(socket: Socket, rest: Buffer): void;
+  /**
+   * The HTTPS port's TLS in the addon: the context (tcp-io tlsContext) for a ClientHello the front terminates
+   * itself, undefined for one node:tls takes (ALPN h2, a name whose certificate the addon lacks).
+   */
+  tlsContextFor?(hello: ClientHello): object | undefined;
+  /** A connection on the HTTPS port node:tls takes, nothing read from it yet. */
+  tlsHandOff?(socket: Socket): void;
+  /** A connection on the HTTPS port whose TLS the addon terminates (counted). */
+  tlsInAddon?(): void;
   nextEndpoint(u: Upstream): string;
   requestId(incoming: string | undefined): string;
   record(r: FrontRecord): void;
@@ -983,7 +1000,18 @@ class ClientConn implements RequestFacts, ClientSide {
     if (this.#buf !== undefined) this.#buf = own(this.#buf);
   };
 
-  constructor(front: FastFront, sock: Socket, scheme: 'http' | 'https') {
+  /** the addon holds the connection's TLS: writes go through tcp-io's writeBytes and endWrites */
+  #tls = false;
+  readonly #onPeek = (n: number, buf: Buffer): void => {
+    const hello = readClientHello(n === buf.length ? buf : buf.subarray(0, n));
+    const ctx = typeof hello === 'object' ? this.hooks.tlsContextFor?.(hello) : undefined;
+    if (ctx !== undefined && startTls(this.sock, ctx, this.#onRead)) {
+      this.#tls = true;
+      this.hooks.tlsInAddon?.();
+    } else this.#toNodeTls(); // (a partial hello too: node:tls waits for the rest itself)
+  };
+
+  constructor(front: FastFront, sock: Socket, scheme: 'http' | 'https', tlsPort = false) {
     this.#front = front;
     this.scheme = scheme;
     this.hooks = front.hooks;
@@ -997,6 +1025,13 @@ class ClientConn implements RequestFacts, ClientSide {
     sock.setNoDelay(true);
     // plain TCP: read in batches by the addon (the end of the stream ends our side too, as node's allowHalfOpen
     // false does); TLS, or without the addon: node's reads in place; else data events
+    // the HTTPS port with TLS in the addon: the ClientHello is peeked first (#onPeek)
+    if (tlsPort) {
+      sock.on('error', this.#onError);
+      sock.on('close', this.#onClose);
+      if (!adoptPeek(sock, this.#onPeek, this.#onEnd)) this.#toNodeTls();
+      return;
+    }
     if (
       !(scheme === 'http' && front.batched && adopt(sock, this.#onRead, this.#onEnd)) &&
       !readInPlace(sock, this.#onRead)
@@ -1004,6 +1039,17 @@ class ClientConn implements RequestFacts, ClientSide {
       sock.on('data', this.#onData);
     sock.on('error', this.#onError);
     sock.on('close', this.#onClose);
+  }
+
+  /** A connection of the HTTPS port goes to node:tls as it came (nothing read from it). */
+  #toNodeTls(): void {
+    const s = this.sock;
+    stopPeek(s);
+    this.#gone = true;
+    s.removeListener('error', this.#onError);
+    s.removeListener('close', this.#onClose);
+    this.#front.conns.delete(this);
+    this.hooks.tlsHandOff!(s);
   }
 
   /** The idle timeout (from FastFront's sweep): a connection between requests for CLIENT_IDLE_MS is closed. */
@@ -1020,7 +1066,7 @@ class ClientConn implements RequestFacts, ClientSide {
       return;
     }
     s.once('finish', () => s.destroy());
-    s.end();
+    endWrites(s);
   };
   readonly #onClose = () => {
     this.#gone = true;
@@ -1029,6 +1075,11 @@ class ClientConn implements RequestFacts, ClientSide {
     this.#ex = undefined;
     this.#rec = undefined;
   };
+
+  /** the connection left the front (handed off) */
+  get gone(): boolean {
+    return this.#gone;
+  }
 
   get busy(): boolean {
     return this.#ex !== undefined;
@@ -1070,6 +1121,14 @@ class ClientConn implements RequestFacts, ClientSide {
     this.#buf = undefined;
     this.#gone = true;
     const s = this.sock;
+    if (this.#tls) {
+      // node:http reads and writes the plaintext through a stream over the addon's TLS
+      s.removeListener('error', this.#onError);
+      s.removeListener('close', this.#onClose);
+      this.#front.conns.delete(this);
+      this.hooks.handOff(plainStream(s) as unknown as Socket, rest);
+      return;
+    }
     readAsStream(s);
     release(s);
     s.removeListener('data', this.#onData);
@@ -1226,7 +1285,7 @@ class ClientConn implements RequestFacts, ClientSide {
   /** Body bytes to the client, with backpressure on the upstream socket. */
   writeBody(b: Buffer, from: Socket): void {
     if (this.#gone) return;
-    if (!this.sock.write(own(b)) && !this.#held) {
+    if (!(this.#tls ? writeBytes(this.sock, b) : this.sock.write(own(b))) && !this.#held) {
       this.#held = from;
       pauseReads(from);
       this.sock.once('drain', () => {
@@ -1245,7 +1304,7 @@ class ClientConn implements RequestFacts, ClientSide {
     this.last = this.#front.tick;
     if (close) {
       this.#gone = true;
-      this.sock.end();
+      endWrites(this.sock);
       return;
     }
     if (readsPaused(this.sock)) resumeReads(this.sock);
@@ -1444,6 +1503,16 @@ export class FastFront {
   accept(sock: Socket, scheme: 'http' | 'https' = 'http'): void {
     this.#startSweeper();
     this.conns.add(new ClientConn(this, sock, scheme));
+  }
+
+  /**
+   * A new TCP connection on the HTTPS port, TLS in the addon (hooks.tlsContextFor, hooks.tlsHandOff): its
+   * ClientHello is peeked; the front terminates it or node:tls takes it untouched. Only with batched I/O.
+   */
+  acceptTls(sock: Socket): void {
+    this.#startSweeper();
+    const c = new ClientConn(this, sock, 'https', true);
+    if (!c.gone) this.conns.add(c);
   }
 
   #startSweeper(): void {

@@ -3,6 +3,7 @@
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { TlsIo } from './server.ts';
 import type { TcpIo } from './tcp-io.ts';
 import type { ClusterSource } from '../src/k8s/source.ts';
 import type { Logger } from '../src/common/log.ts';
@@ -45,6 +46,8 @@ export interface IngressOptions {
   readonly maxHeaderSize?: number;
   /** plain TCP reads (kdp ingress --tcp-io): the native addon's batches or node's; default auto */
   readonly tcpIo?: TcpIo;
+  /** HTTP/1.1 over TLS (kdp ingress --tls-io): in the addon (auto, with batched reads) or node:tls's */
+  readonly tlsIo?: TlsIo;
   /** status.loadBalancer publishing (Kubernetes mode) */
   readonly status?: ControllerOptions['status'];
   /**
@@ -115,6 +118,7 @@ export async function startIngress(source: ClusterSource, opts: IngressOptions =
               ...(opts.maxHeaderLine !== undefined ? { maxHeaderLine: opts.maxHeaderLine } : {}),
               ...(opts.maxHeaderSize !== undefined ? { maxHeaderSize: opts.maxHeaderSize } : {}),
               ...(opts.tcpIo ? { tcpIo: opts.tcpIo } : {}),
+              ...(opts.tlsIo ? { tlsIo: opts.tlsIo } : {}),
               ...(l.gateway !== undefined ? { gateway: l.gateway } : {}),
             });
             if (table) srv.setTable(table);
@@ -153,6 +157,7 @@ export async function startIngress(source: ClusterSource, opts: IngressOptions =
       ...(opts.maxHeaderLine !== undefined ? { maxHeaderLine: opts.maxHeaderLine } : {}),
       ...(opts.maxHeaderSize !== undefined ? { maxHeaderSize: opts.maxHeaderSize } : {}),
       ...(opts.tcpIo ? { tcpIo: opts.tcpIo } : {}),
+      ...(opts.tlsIo ? { tlsIo: opts.tlsIo } : {}),
     });
     if (pending) server.setTable(pending);
     await started;

@@ -132,6 +132,7 @@ export class IngressMetrics {
   readonly reloads: Counter<'result'>;
   readonly rejected: Gauge;
   readonly upstreamPools: Gauge;
+  readonly tlsConnections: Counter<'terminated_by'>;
 
   constructor(opts: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -176,6 +177,12 @@ export class IngressMetrics {
       help: 'Ingresses left out of the route table because of invalid values',
       registers,
       aggregator: 'max',
+    });
+    this.tlsConnections = new Counter({
+      name: 'kdp_ingress_tls_connections_total',
+      help: 'Connections on the HTTPS port by who terminated their TLS: the native addon (HTTP/1.1) or node:tls',
+      labelNames: ['terminated_by'],
+      registers,
     });
     this.upstreamPools = new Gauge({
       name: 'kdp_ingress_upstream_pools',

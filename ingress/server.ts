@@ -22,8 +22,9 @@ import type {
 } from 'node:http2';
 import { connect as netConnect, createServer as createNetServer } from 'node:net';
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
-import { connect as tlsConnect, createSecureContext } from 'node:tls';
+import { connect as tlsConnect, createSecureContext, DEFAULT_CIPHERS } from 'node:tls';
 import type { SecureContext, TLSSocket } from 'node:tls';
+import type { ClientHello } from './client-hello.ts';
 import { randomFillSync } from 'node:crypto';
 import { Duplex as DuplexStream, PassThrough, Transform } from 'node:stream';
 import type { Duplex, Writable } from 'node:stream';
@@ -44,7 +45,13 @@ import {
 } from './upstream.ts';
 import { FastFront } from './fast-front.ts';
 import type { FrontRecord } from './fast-front.ts';
+import { tlsContext } from './tcp-io.ts';
 import type { TcpIo } from './tcp-io.ts';
+
+/** Who terminates HTTP/1.1 over TLS (kdp ingress --tls-io). */
+export type TlsIo = 'auto' | 'node';
+/** a server name the addon's path takes (any other goes to node:tls, which answers as it does) */
+const SNI_NAME = /^[a-z0-9_.-]*$/;
 import type { PoolSettings } from './upstream.ts';
 import type { RouteOptions } from './annotations.ts';
 import type { HeaderModifier, PathRoute, RouteTable, Upstream } from './types.ts';
@@ -79,6 +86,11 @@ interface ServerOptions {
   readonly maxHeaderSize?: number;
   /** plain TCP reads: the native addon's batches or node's (FrontHooks.tcpIo); default auto */
   readonly tcpIo?: TcpIo;
+  /**
+   * HTTP/1.1 over TLS: auto terminates it in the addon (its OpenSSL is node's) when plain reads are batched;
+   * node leaves every TLS connection to node:tls
+   */
+  readonly tlsIo?: TlsIo;
   /** a Gateway listener: the Gateway's `namespace/name` (metric label `gateway`) */
   readonly gateway?: string;
 }
@@ -303,6 +315,11 @@ export class IngressServer {
   readonly #maxLine: number;
   readonly #contexts = new Map<string, SecureContext>();
   readonly #defaultContext: SecureContext;
+  /** the addon's SSL_CTX for each of #contexts it could make (the HTTPS port's TLS in the addon) */
+  readonly #nativeContexts = new Map<string, object>();
+  #nativeDefault: object | undefined;
+  /** the HTTPS port when the addon terminates TLS: ClientHellos are peeked, the rest go to `https` */
+  #tlsFront: NetServer | undefined;
   /** plain HTTP requests the fast front does not take (connections are handed over; it never listens itself) */
   readonly http: HttpServer;
   /** the plain HTTP port: every connection starts in the fast front */
@@ -366,6 +383,12 @@ export class IngressServer {
       log: this.#log,
       table: () => this.#table,
       handOff: (socket, rest) => this.#handOff(socket, rest),
+      tlsContextFor: (hello) => this.#nativeContextFor(hello),
+      tlsHandOff: (socket) => {
+        this.#metrics?.tlsConnections.inc({ terminated_by: 'node' });
+        this.https.emit('connection', socket);
+      },
+      tlsInAddon: () => this.#metrics?.tlsConnections.inc({ terminated_by: 'addon' }),
       nextEndpoint: (u) => this.#rr.next(u),
       requestId: (incoming) => requestId(incoming),
       record: (r) => this.#recordFront(r),
@@ -378,6 +401,13 @@ export class IngressServer {
       ...(opts.tcpIo ? { tcpIo: opts.tcpIo } : {}),
     });
     this.front = createNetServer({ noDelay: true }, (sock) => this.#fast.accept(sock));
+    if ((opts.tlsIo ?? 'auto') === 'auto' && this.#fast.batched) {
+      this.#nativeDefault = this.#nativeContext(opts.defaultCert.certPem, opts.defaultCert.keyPem, 'default');
+      if (this.#nativeDefault)
+        this.#tlsFront = createNetServer({ noDelay: true, pauseOnConnect: false }, (sock) =>
+          this.#fast.acceptTls(sock),
+        );
+    }
     this.https = createSecureServer(
       {
         allowHTTP1: true,
@@ -459,10 +489,14 @@ export class IngressServer {
             { secret: c.secret, err: (err as Error).message },
             'TLS secret unusable; the default certificate is served instead',
           );
+          continue;
         }
+        const n = this.#tlsFront ? this.#nativeContext(c.certPem, c.keyPem, c.secret) : undefined;
+        if (n) this.#nativeContexts.set(k, n);
       }
     }
     for (const k of this.#contexts.keys()) if (!certKeys.has(k)) this.#contexts.delete(k);
+    for (const k of this.#nativeContexts.keys()) if (!certKeys.has(k)) this.#nativeContexts.delete(k);
     this.#table = table;
     const live = new Set<string>();
     const add = (u: Upstream | undefined) => u?.endpoints.forEach((e) => live.add(e));
@@ -481,6 +515,31 @@ export class IngressServer {
     // several servers (the Ingress ports, every Gateway listener) share the gauge: each adds its own change
     this.#metrics?.upstreamPools.inc(this.#pools.size - this.#poolsCounted);
     this.#poolsCounted = this.#pools.size;
+  }
+
+  /** The addon's context for a certificate node:tls took; undefined (node:tls serves it) when OpenSSL refuses. */
+  #nativeContext(certPem: string, keyPem: string, secret: string): object | undefined {
+    try {
+      return tlsContext(certPem, keyPem, DEFAULT_CIPHERS);
+    } catch (err) {
+      this.#log.debug({ secret, err: (err as Error).message }, 'TLS in the addon: context refused, node:tls serves it');
+      return undefined;
+    }
+  }
+
+  /**
+   * The addon's context for a ClientHello, as #contextFor picks node:tls's (no SNI: the default certificate);
+   * undefined leaves the connection to node:tls: ALPN h2 (HTTP/2 is node:http2's), an odd name, a certificate
+   * the addon has no context for.
+   */
+  #nativeContextFor(hello: ClientHello): object | undefined {
+    if (this.#closing || hello.alpn.includes('h2') || !SNI_NAME.test(hello.serverName)) return undefined;
+    if (hello.serverName === '') return this.#nativeDefault;
+    const c = findCert(this.#table, hello.serverName);
+    if (!c) return this.#nativeDefault;
+    const k = `${c.secret}\n${c.certPem}`;
+    if (!this.#contexts.has(k)) return this.#nativeDefault;
+    return this.#nativeContexts.get(k);
   }
 
   #contextFor(servername: string): SecureContext {
@@ -512,7 +571,7 @@ export class IngressServer {
     // reusePort: with several worker processes each has its own listening socket and the kernel spreads the
     // connections (no accept through the cluster primary); a Gateway listener on its own address and the
     // Ingress port on every address can share a port number only when both sockets have it
-    const srv = which === 'http' ? this.front : this.https;
+    const srv = which === 'http' ? this.front : (this.#tlsFront ?? this.https);
     const port = which === 'http' ? opts.httpPort : opts.httpsPort;
     await new Promise<void>((r, j) =>
       srv.once('error', j).listen({ port, host, reusePort: opts.reusePort ?? false }, () => {
@@ -534,7 +593,10 @@ export class IngressServer {
   }
 
   async #close(graceMs: number): Promise<void> {
-    const closed = Promise.all([new Promise((r) => this.front.close(r)), new Promise((r) => this.https.close(r))]);
+    const closed = Promise.all([
+      new Promise((r) => this.front.close(r)),
+      new Promise((r) => (this.#tlsFront ?? this.https).close(r)),
+    ]);
     this.#fast.startClosing();
     for (const s of this.#handedOff) if (!this.#busy.get(s)) s.destroy();
     for (const s of this.#sessions) s.close();

@@ -12,6 +12,7 @@
 // node's reads), batch requires it, node never opens it.
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { getSystemErrorName } from 'node:util';
 import { KdpError } from '../src/common/errors.ts';
@@ -25,6 +26,12 @@ interface Native {
   unwatch(t: object, fd: number, id: number): number;
   forget(t: object, fd: number, id: number): void;
   writeLatin1(fd: number, s: string): number;
+  peek(t: object, fd: number, id: number, on: boolean): number;
+  tlsContext(certPem: string, keyPem: string, cipherList: string, cipherSuites: string): object;
+  tlsAttach(t: object, fd: number, id: number, ctx: object): number;
+  tlsWrite(t: object, fd: number, id: number, data: string | Buffer, direct: boolean): number | Buffer;
+  tlsFlush(t: object, fd: number, id: number, direct: boolean): number | Buffer;
+  tlsEnd(t: object, fd: number, id: number, direct: boolean): number | Buffer;
 }
 
 const NATIVE_PATH = fileURLToPath(new URL('../native/build/kdp_tcp.node', import.meta.url));
@@ -34,8 +41,10 @@ interface Adopted {
   readonly id: number;
   readonly fd: number;
   readonly sock: Socket;
-  readonly onRead: (n: number, buf: Buffer) => void;
-  readonly onEnd: (errno: number) => void;
+  onRead: (n: number, buf: Buffer) => void;
+  /** TLS in the addon (tlsAttach): reads are plaintext, writes go through tlsWrite */
+  tls: boolean;
+  onEnd: (errno: number) => void;
   /** in the epoll set */
   watched: boolean;
   paused: boolean;
@@ -99,7 +108,7 @@ export function openTcpIo(arena: Buffer): boolean {
   if (io) return io.arena === arena;
   const n = load();
   if (typeof n === 'string') return false;
-  const meta = new Int32Array(64 * 3);
+  const meta = new Int32Array(64 * 4);
   const byId = new Map<number, Adopted>();
   const t = n.create(arena, meta, (count) => batch(count));
   io = { n, t, arena, meta, byId, nextId: 1 };
@@ -126,19 +135,37 @@ function unwatch(a: Adopted): void {
 function batch(count: number): void {
   const { meta, byId, arena } = io!;
   for (let i = 0; i < count; i++) {
-    const a = byId.get(meta[i * 3]!);
+    const a = byId.get(meta[i * 4]!);
     if (a === undefined || !alive(a.sock)) continue;
-    const r = meta[i * 3 + 2]!;
+    const r = meta[i * 4 + 2]!;
     if (r > 0) {
-      const off = meta[i * 3 + 1]!;
+      const off = meta[i * 4 + 1]!;
       a.onRead(r, arena.subarray(off, off + r));
-    } else {
+    }
+    // the SSL's handshake messages, tickets or alert
+    if (meta[i * 4 + 3] === 1 && alive(a.sock)) tlsOut(a, io!.n.tlsFlush(io!.t, a.fd, a.id, direct(a.sock)));
+    if (r <= 0 && r !== EAGAIN) {
       unwatch(a);
       a.ended = true;
       byId.delete(a.id);
       a.onEnd(r);
     }
   }
+}
+
+/** node queues nothing for the socket: bytes can go straight to write(2) */
+function direct(sock: Socket): boolean {
+  return sock.writableLength === 0 && sock.writableCorked === 0 && !sock.writableEnded && alive(sock);
+}
+
+/** What tlsWrite, tlsFlush or tlsEnd returned: 0 all written, a Buffer for node's queue, or -errno. */
+function tlsOut(a: Adopted, r: number | Buffer): boolean {
+  if (r === 0) return true;
+  if (typeof r === 'number') {
+    a.sock.destroy(ioError(r, 'write'));
+    return false;
+  }
+  return a.sock.writableEnded ? false : a.sock.write(r);
 }
 
 /**
@@ -152,7 +179,17 @@ export function adopt(sock: Socket, onRead: (n: number, buf: Buffer) => void, on
   const fd = h?.fd;
   if (!h || typeof fd !== 'number' || fd < 0 || typeof h.readStop !== 'function' || sock.readableLength > 0)
     return false;
-  const a: Adopted = { id: io.nextId, fd, sock, onRead, onEnd, watched: false, paused: false, ended: false };
+  const a: Adopted = {
+    id: io.nextId,
+    fd,
+    sock,
+    onRead,
+    onEnd,
+    tls: false,
+    watched: false,
+    paused: false,
+    ended: false,
+  };
   io.nextId = io.nextId >= 0x7fffffff ? 1 : io.nextId + 1;
   if (io.n.watch(io.t, fd, a.id) !== 0) return false;
   h.readStop();
@@ -224,7 +261,8 @@ export function readsPaused(sock: Socket): boolean {
 /** socket.write(s, 'latin1'), straight to the kernel while node queues nothing for an adopted socket. */
 export function writeLatin1(sock: Socket, s: string): boolean {
   const a = adopted.get(sock);
-  if (a !== undefined && sock.writableLength === 0 && sock.writableCorked === 0 && !sock.writableEnded && alive(sock)) {
+  if (a !== undefined && a.tls) return alive(sock) && tlsOut(a, io!.n.tlsWrite(io!.t, a.fd, a.id, s, direct(sock)));
+  if (a !== undefined && direct(sock)) {
     const r = io!.n.writeLatin1(a.fd, s);
     if (r === s.length) return true;
     if (r >= 0) return sock.write(s.slice(r), 'latin1');
@@ -234,4 +272,129 @@ export function writeLatin1(sock: Socket, s: string): boolean {
     }
   }
   return sock.write(s, 'latin1');
+}
+
+/** socket.write(b): through the socket's TLS when the addon holds it. */
+export function writeBytes(sock: Socket, b: Buffer): boolean {
+  const a = adopted.get(sock);
+  if (a !== undefined && a.tls) return alive(sock) && tlsOut(a, io!.n.tlsWrite(io!.t, a.fd, a.id, b, direct(sock)));
+  return sock.write(b);
+}
+
+/** socket.end(): after the TLS close_notify when the addon holds the socket's TLS. */
+export function endWrites(sock: Socket): void {
+  const a = adopted.get(sock);
+  if (a !== undefined && a.tls && alive(sock) && !sock.writableEnded)
+    tlsOut(a, io!.n.tlsEnd(io!.t, a.fd, a.id, direct(sock)));
+  sock.end();
+}
+
+// ------------------------------------------------------------------------------------------------------- TLS
+
+/** The socket's TLS is the addon's (reads are plaintext; write with writeLatin1, writeBytes, endWrites). */
+export function tlsHeld(sock: Socket): boolean {
+  return adopted.get(sock)?.tls === true;
+}
+
+/**
+ * An SSL_CTX of the addon for a certificate (PEM chain) and its key, with node:tls's default ciphers; throws
+ * KDP_INGRESS_CONFIG when OpenSSL refuses them, undefined without the addon.
+ */
+export function tlsContext(certPem: string, keyPem: string, ciphers: string): object | undefined {
+  const n = load();
+  if (typeof n === 'string') return undefined;
+  const list = ciphers.split(':');
+  try {
+    return n.tlsContext(
+      certPem,
+      keyPem,
+      list.filter((c) => !c.startsWith('TLS_')).join(':'),
+      list.filter((c) => c.startsWith('TLS_')).join(':'),
+    );
+  } catch (err) {
+    throw new KdpError('KDP_INGRESS_CONFIG', `TLS context: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Takes over the reads of a socket on the HTTPS port in peek mode: `onPeek` gets its first bytes (the
+ * ClientHello) while they stay in the kernel. In that callback the caller either calls startTls, or gives the
+ * socket back with stopPeek (node:tls then reads the hello itself). false when the socket cannot be adopted.
+ */
+export function adoptPeek(
+  sock: Socket,
+  onPeek: (n: number, buf: Buffer) => void,
+  onEnd: (errno: number) => void,
+): boolean {
+  if (!adopt(sock, onPeek, onEnd)) return false;
+  const a = adopted.get(sock)!;
+  if (io!.n.peek(io!.t, a.fd, a.id, true) === 0) return true;
+  release(sock);
+  return false;
+}
+
+/** The socket is TLS in the addon from now on (server side): `onRead` gets plaintext. false when it cannot be. */
+export function startTls(sock: Socket, ctx: object, onRead: (n: number, buf: Buffer) => void): boolean {
+  const a = adopted.get(sock);
+  if (a === undefined || !alive(sock) || io!.n.tlsAttach(io!.t, a.fd, a.id, ctx) !== 0) return false;
+  a.tls = true;
+  a.onRead = onRead;
+  return true;
+}
+
+/** A socket in peek mode goes back to node's reads, its bytes unread (stopPeek, then hand it to node:tls). */
+export function stopPeek(sock: Socket): void {
+  const a = adopted.get(sock);
+  if (a === undefined) return;
+  if (alive(sock)) io!.n.peek(io!.t, a.fd, a.id, false);
+  release(sock);
+}
+
+/**
+ * A stream of the plaintext of a socket whose TLS the addon holds, for node:http after a hand-off: it reads
+ * through the adopted reads (paused while the stream's buffer is full) and writes through writeBytes and
+ * endWrites. It answers what node:http and the server ask of a TLS socket (addresses, `encrypted`,
+ * `alpnProtocol`, timeouts); destroying either side destroys both.
+ */
+export function plainStream(sock: Socket): Duplex {
+  const a = adopted.get(sock)!;
+  const d = new Duplex({
+    read: () => resumeReads(sock),
+    write: (chunk: Buffer, _enc, cb) => {
+      if (writeBytes(sock, chunk) || sock.destroyed) cb();
+      else sock.once('drain', () => cb());
+    },
+    final: (cb) => {
+      endWrites(sock);
+      cb();
+    },
+    destroy: (err, cb) => {
+      sock.destroy();
+      cb(err);
+    },
+  });
+  a.onRead = (n, buf) => {
+    if (!d.push(Buffer.from(buf.subarray(0, n)))) pauseReads(sock);
+  };
+  a.onEnd = (errno) => {
+    if (errno === 0) d.push(null);
+    else d.destroy(ioError(errno, 'read'));
+  };
+  pauseReads(sock); // until node:http reads
+  sock.on('error', (err) => d.destroy(err));
+  sock.on('close', () => d.destroy());
+  sock.on('timeout', () => d.emit('timeout'));
+  const view = d as unknown as Record<string, unknown>;
+  for (const k of ['remoteAddress', 'remotePort', 'remoteFamily', 'localAddress', 'localPort'] as const)
+    Object.defineProperty(d, k, { get: () => sock[k] });
+  view.encrypted = true;
+  view.alpnProtocol = false;
+  view.setTimeout = (ms: number, cb?: () => void) => {
+    sock.setTimeout(ms);
+    if (cb) d.once('timeout', cb);
+    return d;
+  };
+  view.setNoDelay = () => d;
+  view.setKeepAlive = () => d;
+  return d;
 }

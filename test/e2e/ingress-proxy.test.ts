@@ -347,6 +347,16 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
           ],
           { allowFailure: true },
         );
+      // who terminated TLS: the addon (HTTP/1.1 offered alone) or node:tls (h2 offered)
+      const terminated = async () => {
+        const text = await (await request(`http://127.0.0.1:${ing.ports.metrics}/metrics`)).body.text();
+        const n = (by: string) =>
+          Number(
+            new RegExp(`kdp_ingress_tls_connections_total\\{terminated_by="${by}"\\} (\\d+)`).exec(text)?.[1] ?? 0,
+          );
+        return { addon: n('addon'), node: n('node') };
+      };
+      const before = await terminated();
       const h2 = await curl('secure.test', ['--http2']);
       t.equal(h2.code, 0, h2.stderr);
       t.match(h2.stdout, /"name":"a"/);
@@ -354,13 +364,19 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       t.match(h2.stdout, /"x-forwarded-proto":"https"/);
       const h1 = await curl('secure.test', ['--http1.1']);
       t.match(h1.stdout, /\n1.1 200$/, 'HTTP/1.1 over TLS');
-      const wild = await curl('any.wild.test', ['--http2']);
-      t.equal(wild.code, 0, wild.stderr);
-      t.match(wild.stdout, /"name":"b"/, 'wildcard certificate verifies');
-      const dflt = await curl('h.test');
-      t.not(dflt.code, 0, 'a host without TLS section gets the default (untrusted) certificate');
-      const insecure = await curl('h.test', ['-k']);
-      t.match(insecure.stdout, /"name":"a"|"name":"fallback"/);
+      const after = await terminated();
+      t.equal(after.addon - before.addon, 1, 'HTTP/1.1 over TLS: terminated by the addon');
+      t.equal(after.node - before.node - 1, 0, 'HTTP/2 (ALPN h2): by node:tls');
+      // the certificate by SNI, the same from both terminations
+      for (const v of ['--http2', '--http1.1']) {
+        const wild = await curl('any.wild.test', [v]);
+        t.equal(wild.code, 0, wild.stderr);
+        t.match(wild.stdout, /"name":"b"/, `${v}: wildcard certificate verifies`);
+        const dflt = await curl('h.test', [v]);
+        t.not(dflt.code, 0, `${v}: a host without TLS section gets the default (untrusted) certificate`);
+        const insecure = await curl('h.test', ['-k', v]);
+        t.match(insecure.stdout, /"name":"a"|"name":"fallback"/);
+      }
       const big = await run(
         [
           'curl',
@@ -427,9 +443,15 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       await new Promise((r) => setTimeout(r, 150));
       const swapped = await curl('secure.test');
       t.not(swapped.code, 0, 'the new (wrong-name) certificate is served at once');
+      const swapped1 = await curl('secure.test', ['--http1.1']);
+      t.not(swapped1.code, 0, 'by the addon too');
       src.put(tlsSecret('secure-tls', secureCert.certPem, secureCert.keyPem));
       await new Promise((r) => setTimeout(r, 150));
       t.equal((await curl('secure.test')).code, 0);
+      t.equal((await curl('secure.test', ['--http1.1'])).code, 0);
+      const end = await terminated();
+      // 3 certificate checks, the WebSocket upgrade (node:http over the addon's TLS), 2 after the Secret edits
+      t.equal(end.addon - after.addon, 6, "the HTTP/1.1 connections were the addon's");
     });
 
     t.test('WebSocket through the ingress survives an Ingress edit', async (t) => {

@@ -62,6 +62,12 @@ const FLAGS = {
     help: 'auto|batch|node: batch reads the plain HTTP port and the upstream sockets in batches (epoll, the native addon); node is node:net; auto takes batch when the addon is built',
     defaultText: 'auto',
   },
+  'tls-io': {
+    type: 'string',
+    arg: 'IO',
+    help: 'auto|node: auto terminates HTTP/1.1 over TLS in the native addon (OpenSSL of node, ClientHello peeked: ALPN h2 stays node:http2) when reads are batched; node leaves all TLS to node:tls',
+    defaultText: 'auto',
+  },
   'upstream-connections': { type: 'string', arg: 'N', default: '128', help: 'keep-alive connections per endpoint' },
   'server-tokens': {
     type: 'boolean',
@@ -177,6 +183,8 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
   if (tcpIo !== 'auto' && tcpIo !== 'batch' && tcpIo !== 'node')
     throw new KdpError('KDP_USAGE', '--tcp-io takes auto|batch|node');
   if (tcpIo === 'batch') (await import('../../../ingress/tcp-io.ts')).assertTcpIo(tcpIo);
+  const tlsIo = values['tls-io'] ?? 'auto';
+  if (tlsIo !== 'auto' && tlsIo !== 'node') throw new KdpError('KDP_USAGE', '--tls-io takes auto|node');
   if (!['on', 'off'].includes(values['access-log'])) throw new KdpError('KDP_USAGE', '--access-log: on or off');
   if (!['on', 'off'].includes(values['gateway-api'])) throw new KdpError('KDP_USAGE', '--gateway-api: on or off');
   const gatewayApi = values['gateway-api'] === 'on';
@@ -276,6 +284,7 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
     maxHeaderLine,
     maxHeaderSize,
     tcpIo,
+    tlsIo,
     ...(status ? { status } : {}),
     gateway: {
       enabled: gatewayApi,

@@ -1,0 +1,309 @@
+// HTTP/1.1 over TLS terminated by the native addon (native/tcp/kdp_tcp.c, ingress/tcp-io.ts): the HTTPS port
+// peeks each ClientHello; those offering HTTP/1.1 alone (or no ALPN) get the addon's SSL, the rest node:tls. Real
+// TLS clients (node:tls, curl) on loopback against a raw backend: big bodies to a client that stops reading,
+// uploads and upgrades handed to node:http over the addon's TLS, a ClientHello split over two TCP writes, bytes
+// that are not TLS, a client whose records go bad mid-connection, session resumption, a client that leaves
+// mid-response, many connections at once, and --tls-io node.
+import t from 'tap';
+import { createHash, randomBytes } from 'node:crypto';
+import { connect, createServer } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import type { ConnectionOptions, TLSSocket } from 'node:tls';
+import { request } from 'undici';
+import { needsRoot } from '../helpers/gate.ts';
+import { loopbackIngress } from '../helpers/loopback-ingress.ts';
+import { BIG_SHA256, HUGE, rawBackend } from '../helpers/raw-backend.ts';
+import { exchange, statuses } from '../helpers/raw-http.ts';
+import { run } from '../../src/common/exec-adapter.ts';
+import { FakeSource } from '../../src/k8s/testing/fake-source.ts';
+import { startIngress } from '../../ingress/ingress.ts';
+import { ingress, ingressClass, path, rule, service, slice } from '../../ingress/testing/fixtures.ts';
+
+const HUGE_SHA256 = createHash('sha256').update(HUGE).digest('hex');
+/** Every status in `out`: the raw backend's bodies end without a newline, so a status line may not start one. */
+const allStatuses = (out: string): number[] => [...out.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+
+if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files')) {
+  t.test('HTTP/1.1 over TLS in the addon', async (t) => {
+    const be = await rawBackend();
+    t.teardown(() => new Promise((r) => (be.server.close(r), setTimeout(r, 500))));
+    const src = new FakeSource();
+    src.put(ingressClass());
+    src.put(service('raw'));
+    src.put(slice('raw', ['127.0.0.1'], be.port));
+    src.put(ingress('raw', [rule('raw.test', path('/', 'Prefix', 'raw'))]));
+    const { ing } = await loopbackIngress(t, src);
+    const port = ing.ports.https;
+    const open: Socket[] = [];
+    t.teardown(() => open.forEach((s) => s.destroy()));
+
+    const terminated = async () => {
+      const text = await (await request(`http://127.0.0.1:${ing.ports.metrics}/metrics`)).body.text();
+      const n = (by: string) =>
+        Number(new RegExp(`kdp_ingress_tls_connections_total\\{terminated_by="${by}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
+      return { addon: n('addon'), node: n('node') };
+    };
+    const tls = (o: ConnectionOptions = {}): TLSSocket => {
+      const s = tlsConnect({
+        port,
+        host: '127.0.0.1',
+        servername: 'raw.test',
+        rejectUnauthorized: false,
+        ALPNProtocols: ['http/1.1'],
+        ...o,
+      });
+      open.push(s);
+      return s;
+    };
+    /** The whole response to one GET with Connection: close, read by a client that stops reading for `stallMs`. */
+    const getAll = (path: string, stallMs = 0) =>
+      new Promise<{ head: string; body: Buffer; ended: boolean; error?: Error }>((resolve) => {
+        const s = tls();
+        const parts: Buffer[] = [];
+        const finish = (ended: boolean, error?: Error) => {
+          const all = Buffer.concat(parts);
+          const end = all.indexOf('\r\n\r\n');
+          resolve({
+            head: all.toString('latin1', 0, end),
+            body: all.subarray(end + 4),
+            ended,
+            ...(error ? { error } : {}),
+          });
+        };
+        s.once('secureConnect', () => {
+          s.write(`GET ${path} HTTP/1.1\r\nHost: raw.test\r\nConnection: close\r\n\r\n`);
+          if (stallMs > 0) {
+            s.pause();
+            setTimeout(() => s.resume(), stallMs);
+          }
+        });
+        s.on('data', (b: Buffer) => parts.push(b));
+        s.once('end', () => finish(true));
+        s.once('error', (e) => finish(false, e));
+      });
+
+    t.test("a GET is the addon's: ALPN http/1.1, TLS 1.3 and 1.2, none offered", async (t) => {
+      const before = await terminated();
+      for (const o of [
+        {},
+        { maxVersion: 'TLSv1.2' as const },
+        { ALPNProtocols: [] as string[] },
+        { servername: '' }, // no SNI: the default certificate
+      ]) {
+        const s = tls(o);
+        const out = await exchange(s, 'secureConnect', ['GET /one HTTP/1.1\r\nHost: raw.test\r\n\r\n'], {
+          answers: 1,
+        });
+        t.same(statuses(out), [200], JSON.stringify(o));
+        t.match(out, /GET \/one body=$/);
+      }
+      const after = await terminated();
+      t.equal(after.addon - before.addon, 4, 'all four terminated by the addon');
+      t.equal(after.node - before.node, 0);
+      const s = tls({ maxVersion: 'TLSv1.2' });
+      await new Promise((r) => s.once('secureConnect', r));
+      t.equal(s.getProtocol(), 'TLSv1.2');
+      t.equal(s.alpnProtocol, 'http/1.1', 'ALPN answered');
+      s.destroy();
+      const s3 = tls({ ALPNProtocols: [] });
+      await new Promise((r) => s3.once('secureConnect', r));
+      t.equal(s3.getProtocol(), 'TLSv1.3');
+      t.equal(s3.alpnProtocol, false, 'no ALPN offered, none answered');
+      s3.destroy();
+    });
+
+    t.test('12 MiB to a client that stops reading: the body comes whole, framed as it came', async (t) => {
+      const before = await terminated();
+      const plain = await getAll('/huge', 600);
+      t.ok(plain.ended, 'ended cleanly (close_notify)');
+      t.match(plain.head, /^HTTP\/1\.1 200 /);
+      t.equal(plain.body.length, HUGE.length);
+      t.equal(createHash('sha256').update(plain.body).digest('hex'), HUGE_SHA256);
+      const ch = await getAll('/big-chunked', 300);
+      t.match(ch.head, /\r\ntransfer-encoding: chunked/i);
+      const dechunked: Buffer[] = [];
+      for (let p = 0; ;) {
+        const eol = ch.body.indexOf('\r\n', p);
+        const size = parseInt(ch.body.toString('latin1', p, eol), 16);
+        if (size === 0) break;
+        dechunked.push(ch.body.subarray(eol + 2, eol + 2 + size));
+        p = eol + 2 + size + 2;
+      }
+      t.equal(createHash('sha256').update(Buffer.concat(dechunked)).digest('hex'), BIG_SHA256);
+      // a body until close: its end is the TLS close_notify (OpenSSL 3 clients call an EOF without it an error)
+      const untilClose = await getAll('/until-close');
+      t.notOk(untilClose.error, 'no unexpected EOF');
+      t.equal(untilClose.body.toString(), 'all of it until close');
+      t.equal((await terminated()).addon - before.addon, 3);
+    });
+
+    t.test("POST, upload and pipelining: node:http over the addon's TLS, same connection", async (t) => {
+      const body = 'p'.repeat(300_000);
+      const s = tls();
+      const out = await exchange(
+        s,
+        'secureConnect',
+        [
+          `POST /up HTTP/1.1\r\nHost: raw.test\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+          'GET /after HTTP/1.1\r\nHost: raw.test\r\n\r\n',
+        ],
+        { answers: 1, quietMs: 1000 },
+      );
+      t.same(allStatuses(out), [200, 200]);
+      t.ok(out.includes(`POST /up body=${body}`), 'the 300 KB body relayed');
+      t.match(out, /GET \/after body=$/);
+      // curl, keep-alive: a POST then two GETs on one connection
+      const curl = await run(
+        [
+          'curl',
+          '-sS',
+          '-k',
+          '--http1.1',
+          '--max-time',
+          '10',
+          '--resolve',
+          `raw.test:${port}:127.0.0.1`,
+          '-d',
+          'hello',
+          `https://raw.test:${port}/c1`,
+          '--next',
+          '-k',
+          '--http1.1',
+          '--resolve',
+          `raw.test:${port}:127.0.0.1`,
+          `https://raw.test:${port}/c2`,
+          `https://raw.test:${port}/c3`,
+        ],
+        { allowFailure: true },
+      );
+      t.equal(curl.code, 0, curl.stderr);
+      t.match(curl.stdout, /POST \/c1 body=hello\s*GET \/c2 body=\s*GET \/c3 body=/);
+    });
+
+    t.test('a ClientHello split over two writes goes to node:tls, and is served', async (t) => {
+      // a loopback relay that holds the client's first 11 bytes back for 200 ms
+      const relay = createServer((c) => {
+        const up = connect(port, '127.0.0.1');
+        open.push(c, up);
+        let first = true;
+        c.on('data', (b: Buffer) => {
+          if (!first) return void up.write(b);
+          first = false;
+          up.write(b.subarray(0, 11));
+          c.pause();
+          setTimeout(() => (up.write(b.subarray(11)), c.resume()), 200);
+        });
+        up.pipe(c);
+        c.on('error', () => up.destroy());
+        up.on('error', () => c.destroy());
+      });
+      await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+      t.teardown(() => new Promise((r) => relay.close(r)));
+      const before = await terminated();
+      const s = tls({ port: (relay.address() as AddressInfo).port });
+      const out = await exchange(s, 'secureConnect', ['GET /split HTTP/1.1\r\nHost: raw.test\r\n\r\n'], {
+        answers: 1,
+      });
+      t.same(statuses(out), [200]);
+      const after = await terminated();
+      t.equal(after.node - before.node, 1, 'node:tls took it');
+      t.equal(after.addon - before.addon, 0);
+    });
+
+    t.test('bytes that are not TLS: node:tls answers them; bad records later: the addon closes', async (t) => {
+      const before = await terminated();
+      const plain = connect(port, '127.0.0.1');
+      open.push(plain);
+      const out = await exchange(plain, 'connect', ['GET / HTTP/1.1\r\nHost: raw.test\r\n\r\n']);
+      t.notMatch(out, /^HTTP\/1\.1 200/, 'no HTTP answer over a TLS port');
+      t.equal((await terminated()).node - before.node, 1, 'node:tls took it');
+      // a TLS connection whose next record is garbage: closed (after an alert), nothing else disturbed
+      const raw = connect(port, '127.0.0.1');
+      open.push(raw);
+      const s = tls({ socket: raw });
+      await new Promise((r) => s.once('secureConnect', r));
+      const closed = new Promise((r) => raw.once('close', r));
+      s.on('error', () => {});
+      raw.write(Buffer.concat([Buffer.from([23, 3, 3, 0, 64]), randomBytes(64)]));
+      const timer = setTimeout(() => raw.destroy(new Error('not closed by the server')), 5000);
+      await closed;
+      clearTimeout(timer);
+      t.pass('the server closed the connection');
+      const again = await getAll('/still');
+      t.match(again.head, /^HTTP\/1\.1 200 /, 'still serving');
+    });
+
+    t.test('session resumption (TLS 1.3 ticket, TLS 1.2 ticket)', async (t) => {
+      for (const maxVersion of ['TLSv1.3', 'TLSv1.2'] as const) {
+        const first = tls({ maxVersion });
+        const session = new Promise<Buffer>((resolve) => first.once('session', resolve));
+        // (a TLS 1.3 ticket comes after the handshake: it is in by the time the response is)
+        const out1 = await exchange(first, 'secureConnect', ['GET /first HTTP/1.1\r\nHost: raw.test\r\n\r\n'], {
+          answers: 1,
+        });
+        t.same(statuses(out1), [200]);
+        const second = tls({ maxVersion, session: await session });
+        let reused: boolean | undefined;
+        second.once('secureConnect', () => (reused = second.isSessionReused()));
+        const out = await exchange(second, 'secureConnect', ['GET /resumed HTTP/1.1\r\nHost: raw.test\r\n\r\n'], {
+          answers: 1,
+        });
+        t.equal(reused, true, `${maxVersion}: session reused`);
+        t.same(statuses(out), [200], `${maxVersion}: served on the resumed session`);
+      }
+    });
+
+    t.test('a client leaving mid-response, then 40 connections x 5 requests at once', async (t) => {
+      const s = tls();
+      await new Promise((r) => s.once('secureConnect', r));
+      s.write('GET /huge HTTP/1.1\r\nHost: raw.test\r\n\r\n');
+      await new Promise((r) => s.once('data', r));
+      s.destroy();
+      const conns = await Promise.all(
+        Array.from({ length: 40 }, (_, i) =>
+          exchange(
+            tls(),
+            'secureConnect',
+            [Array.from({ length: 5 }, (_, j) => `GET /c${i}-${j} HTTP/1.1\r\nHost: raw.test\r\n\r\n`).join('')],
+            { answers: 1, quietMs: 1000 },
+          ),
+        ),
+      );
+      for (const [i, out] of conns.entries()) {
+        t.same(allStatuses(out), [200, 200, 200, 200, 200], `connection ${i}`);
+        t.match(out, new RegExp(`GET /c${i}-4 body=$`));
+      }
+    });
+  });
+
+  t.test("--tls-io node: every TLS connection is node:tls's", async (t) => {
+    const be = await rawBackend();
+    t.teardown(() => new Promise((r) => (be.server.close(r), setTimeout(r, 500))));
+    const src = new FakeSource();
+    src.put(ingressClass());
+    src.put(service('raw'));
+    src.put(slice('raw', ['127.0.0.1'], be.port));
+    src.put(ingress('raw', [rule('raw.test', path('/', 'Prefix', 'raw'))]));
+    const ing = await startIngress(src, {
+      httpPort: 0,
+      httpsPort: 0,
+      metricsPort: 0,
+      bind: '127.0.0.1',
+      processMetrics: false,
+      tlsIo: 'node',
+    });
+    t.teardown(() => ing.close());
+    const s = tlsConnect({
+      port: ing.ports.https,
+      host: '127.0.0.1',
+      servername: 'raw.test',
+      rejectUnauthorized: false,
+      ALPNProtocols: ['http/1.1'],
+    });
+    const out = await exchange(s, 'secureConnect', ['GET /n HTTP/1.1\r\nHost: raw.test\r\n\r\n'], { answers: 1 });
+    t.same(statuses(out), [200]);
+    const text = await (await request(`http://127.0.0.1:${ing.ports.metrics}/metrics`)).body.text();
+    t.notMatch(text, /kdp_ingress_tls_connections_total\{terminated_by="addon"\} [1-9]/, 'none in the addon');
+  });
+}
