@@ -404,9 +404,7 @@ export class IngressServer {
     if ((opts.tlsIo ?? 'auto') === 'auto' && this.#fast.batched) {
       this.#nativeDefault = this.#nativeContext(opts.defaultCert.certPem, opts.defaultCert.keyPem, 'default');
       if (this.#nativeDefault)
-        this.#tlsFront = createNetServer({ noDelay: true, pauseOnConnect: false }, (sock) =>
-          this.#fast.acceptTls(sock),
-        );
+        this.#tlsFront = createNetServer({ noDelay: true }, (sock) => this.#fast.acceptTls(sock));
     }
     this.https = createSecureServer(
       {
