@@ -1023,8 +1023,6 @@ class ClientConn implements RequestFacts, ClientSide {
     this.#port = String(sock.localPort ?? 80);
     this.last = front.tick;
     sock.setNoDelay(true);
-    // plain TCP: read in batches by the addon (the end of the stream ends our side too, as node's allowHalfOpen
-    // false does); TLS, or without the addon: node's reads in place; else data events
     // the HTTPS port with TLS in the addon: the ClientHello is peeked first (#onPeek)
     if (tlsPort) {
       sock.on('error', this.#onError);
@@ -1032,6 +1030,8 @@ class ClientConn implements RequestFacts, ClientSide {
       if (!adoptPeek(sock, this.#onPeek, this.#onEnd)) this.#toNodeTls();
       return;
     }
+    // plain TCP: read in batches by the addon (the end of the stream ends our side too, as node's allowHalfOpen
+    // false does); TLS terminated by node:tls, or without the addon: node's reads in place; else data events
     if (
       !(scheme === 'http' && front.batched && adopt(sock, this.#onRead, this.#onEnd)) &&
       !readInPlace(sock, this.#onRead)

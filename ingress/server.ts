@@ -47,14 +47,14 @@ import { FastFront } from './fast-front.ts';
 import type { FrontRecord } from './fast-front.ts';
 import { tlsContext } from './tcp-io.ts';
 import type { TcpIo } from './tcp-io.ts';
+import type { PoolSettings } from './upstream.ts';
+import type { RouteOptions } from './annotations.ts';
+import type { HeaderModifier, PathRoute, RouteTable, Upstream } from './types.ts';
 
 /** Who terminates HTTP/1.1 over TLS (kdp ingress --tls-io). */
 export type TlsIo = 'auto' | 'node';
 /** a server name the addon's path takes (any other goes to node:tls, which answers as it does) */
 const SNI_NAME = /^[a-z0-9_.-]*$/;
-import type { PoolSettings } from './upstream.ts';
-import type { RouteOptions } from './annotations.ts';
-import type { HeaderModifier, PathRoute, RouteTable, Upstream } from './types.ts';
 
 type Req = IncomingMessage | Http2ServerRequest;
 type Res = ServerResponse | Http2ServerResponse;

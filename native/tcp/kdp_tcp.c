@@ -434,6 +434,8 @@ static napi_value tls_context(napi_env env, napi_callback_info info) {
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  // resumption by tickets only, as node:tls's servers (no session cache kept in memory per context)
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL);
   if (SSL_CTX_set_cipher_list(ctx, strs[2]) != 1 || SSL_CTX_set_ciphersuites(ctx, strs[3]) != 1) {
     throw_ssl(env, "cipher list");
     goto out;
