@@ -534,16 +534,28 @@ static SSL *ssl_of(kdp_tcp *t, int32_t fd, int32_t id) {
   return sl && sl->mode == MODE_TLS ? sl->ssl : NULL;
 }
 
+// the arguments (t, fd, id, [data,] direct) of tlsWrite, tlsFlush and tlsEnd: the socket's SSL, or NULL (with an
+// exception thrown when they do not parse, else *err set: the socket has no SSL here)
+static SSL *ssl_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv, int32_t *fd, bool *direct,
+                     napi_value *err) {
+  kdp_tcp *t;
+  int32_t id;
+  *err = NULL;
+  if (!tls_args(env, info, want, argv, &t, fd, &id)) return NULL;
+  SSL *ssl = ssl_of(t, *fd, id);
+  if (!ssl) *err = err_value(env, EBADF);
+  *direct = false;
+  napi_get_value_bool(env, argv[want - 1], direct);
+  return ssl;
+}
+
 // tlsWrite(t, fd, id, data: string (latin1) | Buffer, direct) -> 0 | Buffer to queue | -errno
 static napi_value tls_write(napi_env env, napi_callback_info info) {
-  napi_value argv[5];
-  kdp_tcp *t;
-  int32_t fd, id;
-  if (!tls_args(env, info, 5, argv, &t, &fd, &id)) return NULL;
-  SSL *ssl = ssl_of(t, fd, id);
-  if (!ssl) return err_value(env, EBADF);
-  bool direct = false;
-  napi_get_value_bool(env, argv[4], &direct);
+  napi_value argv[5], err;
+  int32_t fd;
+  bool direct;
+  SSL *ssl = ssl_args(env, info, 5, argv, &fd, &direct, &err);
+  if (!ssl) return err;
   bool isbuf = false;
   napi_is_buffer(env, argv[3], &isbuf);
   char stack[16384];
@@ -573,27 +585,20 @@ static napi_value tls_write(napi_env env, napi_callback_info info) {
 
 // tlsFlush(t, fd, id, direct) -> 0 | Buffer to queue | -errno: ciphertext the SSL made while reading
 static napi_value tls_flush(napi_env env, napi_callback_info info) {
-  napi_value argv[4];
-  kdp_tcp *t;
-  int32_t fd, id;
-  if (!tls_args(env, info, 4, argv, &t, &fd, &id)) return NULL;
-  SSL *ssl = ssl_of(t, fd, id);
-  if (!ssl) return err_value(env, EBADF);
-  bool direct = false;
-  napi_get_value_bool(env, argv[3], &direct);
-  return drain(env, fd, ssl, direct);
+  napi_value argv[4], err;
+  int32_t fd;
+  bool direct;
+  SSL *ssl = ssl_args(env, info, 4, argv, &fd, &direct, &err);
+  return ssl ? drain(env, fd, ssl, direct) : err;
 }
 
 // tlsEnd(t, fd, id, direct) -> 0 | Buffer to queue | -errno: close_notify (after the handshake)
 static napi_value tls_end(napi_env env, napi_callback_info info) {
-  napi_value argv[4];
-  kdp_tcp *t;
-  int32_t fd, id;
-  if (!tls_args(env, info, 4, argv, &t, &fd, &id)) return NULL;
-  SSL *ssl = ssl_of(t, fd, id);
-  if (!ssl) return err_value(env, EBADF);
-  bool direct = false;
-  napi_get_value_bool(env, argv[3], &direct);
+  napi_value argv[4], err;
+  int32_t fd;
+  bool direct;
+  SSL *ssl = ssl_args(env, info, 4, argv, &fd, &direct, &err);
+  if (!ssl) return err;
   if (SSL_is_init_finished(ssl)) SSL_shutdown(ssl);
   ERR_clear_error();
   return drain(env, fd, ssl, direct);

@@ -8,13 +8,11 @@ import { connect as http2Connect } from 'node:http2';
 import { connect as tlsConnect } from 'node:tls';
 import { request } from 'undici';
 import { needsRoot } from '../helpers/gate.ts';
-import { loopbackIngress } from '../helpers/loopback-ingress.ts';
+import { loopbackIngress, rawRoute } from '../helpers/loopback-ingress.ts';
 import { until } from '../helpers/wait.ts';
 import { exchange, stalledBody } from '../helpers/raw-http.ts';
 import { chunked, HUGE, rawBackend } from '../helpers/raw-backend.ts';
-import { FakeSource } from '../../src/k8s/testing/fake-source.ts';
 import { startIngress } from '../../ingress/ingress.ts';
-import { ingress, ingressClass, path, rule, service, slice } from '../../ingress/testing/fixtures.ts';
 
 /** Raw bytes on one plain connection: see exchange(). */
 const rawExchange = (port: number, bytes: string, answers = 1) =>
@@ -24,11 +22,7 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
   t.test('fast front: framings, pipelining, keep-alive', async (t) => {
     const be = await rawBackend();
     t.teardown(() => new Promise((r) => be.server.close(r)));
-    const src = new FakeSource();
-    src.put(ingressClass());
-    src.put(service('raw'));
-    src.put(slice('raw', ['127.0.0.1'], be.port));
-    src.put(ingress('raw', [rule('raw.test', path('/', 'Prefix', 'raw'))]));
+    const src = rawRoute(be.port);
     const { ing, logs } = await loopbackIngress(t, src);
     const base = `http://127.0.0.1:${ing.ports.http}`;
     const get = async (p: string, method = 'GET') => {
@@ -340,11 +334,7 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
   t.test('head limits are flags: --max-header-line / --max-header-size, and the Server header value', async (t) => {
     const be = await rawBackend();
     t.teardown(() => new Promise((r) => be.server.close(r)));
-    const src = new FakeSource();
-    src.put(ingressClass());
-    src.put(service('raw'));
-    src.put(slice('raw', ['127.0.0.1'], be.port));
-    src.put(ingress('raw', [rule('raw.test', path('/', 'Prefix', 'raw'))]));
+    const src = rawRoute(be.port);
     const ing = await startIngress(src, {
       httpPort: 0,
       httpsPort: 0,

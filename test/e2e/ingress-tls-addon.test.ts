@@ -12,13 +12,11 @@ import { connect as tlsConnect } from 'node:tls';
 import type { ConnectionOptions, TLSSocket } from 'node:tls';
 import { request } from 'undici';
 import { needsRoot } from '../helpers/gate.ts';
-import { loopbackIngress } from '../helpers/loopback-ingress.ts';
+import { loopbackIngress, rawRoute } from '../helpers/loopback-ingress.ts';
 import { BIG_SHA256, HUGE, rawBackend } from '../helpers/raw-backend.ts';
 import { exchange, statuses } from '../helpers/raw-http.ts';
 import { run } from '../../src/common/exec-adapter.ts';
-import { FakeSource } from '../../src/k8s/testing/fake-source.ts';
 import { startIngress } from '../../ingress/ingress.ts';
-import { ingress, ingressClass, path, rule, service, slice } from '../../ingress/testing/fixtures.ts';
 
 const HUGE_SHA256 = createHash('sha256').update(HUGE).digest('hex');
 /** Every status in `out`: the raw backend's bodies end without a newline, so a status line may not start one. */
@@ -28,11 +26,7 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
   t.test('HTTP/1.1 over TLS in the addon', async (t) => {
     const be = await rawBackend();
     t.teardown(() => new Promise((r) => (be.server.close(r), setTimeout(r, 500))));
-    const src = new FakeSource();
-    src.put(ingressClass());
-    src.put(service('raw'));
-    src.put(slice('raw', ['127.0.0.1'], be.port));
-    src.put(ingress('raw', [rule('raw.test', path('/', 'Prefix', 'raw'))]));
+    const src = rawRoute(be.port);
     const { ing } = await loopbackIngress(t, src);
     const port = ing.ports.https;
     const open: Socket[] = [];
@@ -280,11 +274,7 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
   t.test("--tls-io node: every TLS connection is node:tls's", async (t) => {
     const be = await rawBackend();
     t.teardown(() => new Promise((r) => (be.server.close(r), setTimeout(r, 500))));
-    const src = new FakeSource();
-    src.put(ingressClass());
-    src.put(service('raw'));
-    src.put(slice('raw', ['127.0.0.1'], be.port));
-    src.put(ingress('raw', [rule('raw.test', path('/', 'Prefix', 'raw'))]));
+    const src = rawRoute(be.port);
     const ing = await startIngress(src, {
       httpPort: 0,
       httpsPort: 0,

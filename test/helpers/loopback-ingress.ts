@@ -3,6 +3,18 @@
 import type { Test } from 'tap';
 import { startIngress } from '../../ingress/ingress.ts';
 import type { ClusterSource } from '../../src/k8s/source.ts';
+import { FakeSource } from '../../src/k8s/testing/fake-source.ts';
+import { ingress, ingressClass, path, rule, service, slice } from '../../ingress/testing/fixtures.ts';
+
+/** Cluster state with one route, host raw.test (prefix /) to Service raw, whose one endpoint is 127.0.0.1:`port`. */
+export function rawRoute(port: number): FakeSource {
+  const src = new FakeSource();
+  src.put(ingressClass());
+  src.put(service('raw'));
+  src.put(slice('raw', ['127.0.0.1'], port));
+  src.put(ingress('raw', [rule('raw.test', path('/', 'Prefix', 'raw'))]));
+  return src;
+}
 
 export async function loopbackIngress(
   t: Test,
