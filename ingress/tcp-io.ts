@@ -1,4 +1,4 @@
-// Batched TCP reads and direct writes for the fast front's plain sockets (native/tcp/kdp_tcp.c).
+// Batched TCP reads and direct writes for the fast front's sockets, and its TLS (native/tcp/kdp_tcp.c).
 //
 // A socket node built (accepted on the HTTP port, or connected to an endpoint) is adopted: its handle stops
 // reading and its descriptor is watched by the addon's epoll set, which the libuv loop polls. When sockets are
@@ -10,6 +10,12 @@
 // descriptor is closed by node, which drops it from the epoll set with it (never removed by number after close).
 // `kdp ingress --tcp-io auto|batch|node` chooses: auto takes the addon when it loads (no compiler at install time:
 // node's reads), batch requires it, node never opens it.
+//
+// TLS (the HTTPS port, `--tls-io auto`): a socket adopted in peek mode (adoptPeek) reports its ClientHello without
+// taking it from the kernel; startTls then gives it an SSL in the addon (node's OpenSSL), after which its reads are
+// plaintext and writeLatin1, writeBytes and endWrites encrypt (ciphertext to write(2) while node queues nothing,
+// else onto node's queue); stopPeek gives it back to node untouched, for node:tls. plainStream is the plaintext as
+// a Duplex for node:http after a hand-off.
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
@@ -290,11 +296,6 @@ export function endWrites(sock: Socket): void {
 }
 
 // ------------------------------------------------------------------------------------------------------- TLS
-
-/** The socket's TLS is the addon's (reads are plaintext; write with writeLatin1, writeBytes, endWrites). */
-export function tlsHeld(sock: Socket): boolean {
-  return adopted.get(sock)?.tls === true;
-}
 
 /**
  * An SSL_CTX of the addon for a certificate (PEM chain) and its key, with node:tls's default ciphers; throws
