@@ -1023,10 +1023,10 @@ class ClientConn implements RequestFacts, ClientSide {
     this.#port = String(sock.localPort ?? 80);
     this.last = front.tick;
     sock.setNoDelay(true);
+    sock.on('error', this.#onError);
+    sock.on('close', this.#onClose);
     // the HTTPS port with TLS in the addon: the ClientHello is peeked first (#onPeek)
     if (tlsPort) {
-      sock.on('error', this.#onError);
-      sock.on('close', this.#onClose);
       if (!adoptPeek(sock, this.#onPeek, this.#onEnd)) this.#toNodeTls();
       return;
     }
@@ -1037,19 +1037,23 @@ class ClientConn implements RequestFacts, ClientSide {
       !readInPlace(sock, this.#onRead)
     )
       sock.on('data', this.#onData);
-    sock.on('error', this.#onError);
-    sock.on('close', this.#onClose);
+  }
+
+  /** The connection leaves the front (a hand-off): its listeners off the socket, out of the front's set. */
+  #leave(): void {
+    this.#gone = true;
+    const s = this.sock;
+    s.removeListener('data', this.#onData);
+    s.removeListener('error', this.#onError);
+    s.removeListener('close', this.#onClose);
+    this.#front.conns.delete(this);
   }
 
   /** A connection of the HTTPS port goes to node:tls as it came (nothing read from it). */
   #toNodeTls(): void {
-    const s = this.sock;
-    stopPeek(s);
-    this.#gone = true;
-    s.removeListener('error', this.#onError);
-    s.removeListener('close', this.#onClose);
-    this.#front.conns.delete(this);
-    this.hooks.tlsHandOff!(s);
+    stopPeek(this.sock);
+    this.#leave();
+    this.hooks.tlsHandOff!(this.sock);
   }
 
   /** The idle timeout (from FastFront's sweep): a connection between requests for CLIENT_IDLE_MS is closed. */
@@ -1119,23 +1123,13 @@ class ClientConn implements RequestFacts, ClientSide {
   #handOff(): void {
     const rest = this.#buf ? own(this.#buf) : Buffer.alloc(0);
     this.#buf = undefined;
-    this.#gone = true;
     const s = this.sock;
-    if (this.#tls) {
-      // node:http reads and writes the plaintext through a stream over the addon's TLS
-      s.removeListener('error', this.#onError);
-      s.removeListener('close', this.#onClose);
-      this.#front.conns.delete(this);
-      this.hooks.handOff(plainStream(s) as unknown as Socket, rest);
-      return;
-    }
+    this.#leave();
+    // TLS in the addon: node:http reads and writes the plaintext through a stream over the addon's TLS
+    if (this.#tls) return this.hooks.handOff(plainStream(s) as unknown as Socket, rest);
     readAsStream(s);
     release(s);
-    s.removeListener('data', this.#onData);
-    s.removeListener('error', this.#onError);
-    s.removeListener('close', this.#onClose);
     s.pause();
-    this.#front.conns.delete(this);
     this.hooks.handOff(s, rest);
   }
 

@@ -267,7 +267,7 @@ export function readsPaused(sock: Socket): boolean {
 /** socket.write(s, 'latin1'), straight to the kernel while node queues nothing for an adopted socket. */
 export function writeLatin1(sock: Socket, s: string): boolean {
   const a = adopted.get(sock);
-  if (a !== undefined && a.tls) return alive(sock) && tlsOut(a, io!.n.tlsWrite(io!.t, a.fd, a.id, s, direct(sock)));
+  if (a !== undefined && a.tls) return tlsWrite(a, s);
   if (a !== undefined && direct(sock)) {
     const r = io!.n.writeLatin1(a.fd, s);
     if (r === s.length) return true;
@@ -283,8 +283,13 @@ export function writeLatin1(sock: Socket, s: string): boolean {
 /** socket.write(b): through the socket's TLS when the addon holds it. */
 export function writeBytes(sock: Socket, b: Buffer): boolean {
   const a = adopted.get(sock);
-  if (a !== undefined && a.tls) return alive(sock) && tlsOut(a, io!.n.tlsWrite(io!.t, a.fd, a.id, b, direct(sock)));
+  if (a !== undefined && a.tls) return tlsWrite(a, b);
   return sock.write(b);
+}
+
+/** Plaintext through the socket's SSL (nothing once node closed the socket). */
+function tlsWrite(a: Adopted, data: string | Buffer): boolean {
+  return alive(a.sock) && tlsOut(a, io!.n.tlsWrite(io!.t, a.fd, a.id, data, direct(a.sock)));
 }
 
 /** socket.end(): after the TLS close_notify when the addon holds the socket's TLS. */
