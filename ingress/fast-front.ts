@@ -17,6 +17,8 @@
 // the response goes out through the core API (respond(), the body de-chunked). Other streams go to node:http2's
 // compat layer, unchanged.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import type { Duplex } from 'node:stream';
+import { H2Session } from './h2-session.ts';
 import { connect as netConnect, Socket as NetSocket } from 'node:net';
 import type { Socket } from 'node:net';
 import type { Logger } from '../src/common/log.ts';
@@ -72,7 +74,7 @@ export interface FrontRecord {
   upstreamLength: number;
 }
 
-interface FrontHooks {
+export interface FrontHooks {
   readonly log: Logger;
   table(): RouteTable;
   /** the connection (with `rest` unread) goes to node:http for good (a TLS one: to the HTTPS server's) */
@@ -86,6 +88,12 @@ interface FrontHooks {
   tlsHandOff?(socket: Socket): void;
   /** A connection on the HTTPS port whose TLS the addon terminates (counted). */
   tlsInAddon?(): void;
+  /**
+   * HTTP/2 in the addon (ingress/h2-session.ts): a connection's streams the front does not serve are relayed
+   * over `relay` (plain h2c, the client side is the front's) to the server's node:http2 handler; `sock` is the
+   * client's connection (addresses, ports). Without it, the HTTPS port's h2 connections are node:tls's.
+   */
+  h2Relay?(relay: Duplex, sock: Socket): void;
   nextEndpoint(u: Upstream): string;
   requestId(incoming: string | undefined): string;
   record(r: FrontRecord): void;
@@ -505,12 +513,14 @@ type State = (typeof enum_)[keyof typeof enum_];
  * The client side of an exchange: an HTTP/1.1 connection (ClientConn: the response goes out as it came, framing
  * kept) or an HTTP/2 stream (H2Client: status and headers through `respond`, the body de-chunked).
  */
-interface ClientSide {
+export interface ClientSide {
   readonly hooks: FrontHooks;
   readonly pool: RawPool;
   readonly texts: FrontTexts;
   /** the HTTP/2 stream's side, undefined for HTTP/1.1 */
-  readonly h2: H2Client | undefined;
+  readonly h2: { respond(headers: readonly string[], endStream: boolean): boolean } | undefined;
+  /** the stream's exchange begins (HTTP/2 only) */
+  start?(ex: Exchange, rec: FrontRecord, endpoint: string): void;
   writeRaw(s: string): void;
   writeBody(b: Buffer, from: Socket): void;
   cork(): void;
@@ -522,7 +532,7 @@ interface ClientSide {
 }
 
 /** One request relayed to one endpoint (retried on another when the connection fails before any byte). */
-class Exchange {
+export class Exchange {
   readonly #front: ClientSide;
   readonly #rec: FrontRecord;
   readonly #reqHead: string;
@@ -910,7 +920,7 @@ class Exchange {
  * The client went away before its response was complete: the exchange is dropped and the request recorded with
  * the status sent (nginx: 499 when the client left before the response head).
  */
-function clientGone(front: FastFront, ex: Exchange, rec: FrontRecord): void {
+export function clientGone(front: FastFront, ex: Exchange, rec: FrontRecord): void {
   ex.abandon();
   if (rec.status === 0) rec.status = 499;
   recorded(front, rec);
@@ -953,13 +963,13 @@ function newRecord(
 }
 
 /** A request of the front is over: no longer in flight, and recorded (metrics, access log). */
-function recorded(front: FastFront, rec: FrontRecord): void {
+export function recorded(front: FastFront, rec: FrontRecord): void {
   front.inflight--;
   front.hooks.record(rec);
 }
 
 /** Fixed response texts of one front (built once: nothing per request). */
-interface FrontTexts {
+export interface FrontTexts {
   readonly serverLine: string;
   readonly badGateway: string;
   readonly gatewayTimeout: string;
@@ -1002,10 +1012,15 @@ class ClientConn implements RequestFacts, ClientSide {
 
   /** the addon holds the connection's TLS: writes go through tcp-io's writeBytes and endWrites */
   #tls = false;
+  /** HTTP/2 in the addon (ALPN h2) */
+  #h2: H2Session | undefined;
+  readonly #onH2 = (rec: Buffer): void =>
+    (this.#h2 ??= new H2Session(this.#front, this.sock, this.ip, Number(this.#port), () => this.#onEnd(0))).record(rec);
   readonly #onPeek = (n: number, buf: Buffer): void => {
     const hello = readClientHello(n === buf.length ? buf : buf.subarray(0, n));
     const ctx = typeof hello === 'object' ? this.hooks.tlsContextFor?.(hello) : undefined;
-    if (ctx !== undefined && startTls(this.sock, ctx, this.#onRead)) {
+    const h2 = typeof hello === 'object' && this.hooks.h2Relay !== undefined && hello.alpn.includes('h2');
+    if (ctx !== undefined && startTls(this.sock, ctx, this.#onRead, h2 ? this.#onH2 : undefined)) {
       this.#tls = true;
       this.hooks.tlsInAddon?.();
     } else this.#toNodeTls(); // (a partial hello too: node:tls waits for the rest itself)
@@ -1058,6 +1073,12 @@ class ClientConn implements RequestFacts, ClientSide {
 
   /** The idle timeout (from FastFront's sweep): a connection between requests for CLIENT_IDLE_MS is closed. */
   idleCheck(now: number): void {
+    const h2 = this.#h2;
+    if (h2 !== undefined) {
+      // an HTTP/2 session without streams for as long: GOAWAY, then it ends
+      if (!h2.busy && now - h2.last >= CLIENT_IDLE_MS) h2.close();
+      return;
+    }
     if (!this.#ex && now - this.last >= CLIENT_IDLE_MS) this.sock.destroy();
   }
   readonly #onError = () => this.sock.destroy();
@@ -1075,6 +1096,7 @@ class ClientConn implements RequestFacts, ClientSide {
   readonly #onClose = () => {
     this.#gone = true;
     this.#front.conns.delete(this);
+    this.#h2?.gone();
     if (this.#ex && this.#rec) clientGone(this.#front, this.#ex, this.#rec);
     this.#ex = undefined;
     this.#rec = undefined;
@@ -1086,7 +1108,7 @@ class ClientConn implements RequestFacts, ClientSide {
   }
 
   get busy(): boolean {
-    return this.#ex !== undefined;
+    return this.#ex !== undefined || (this.#h2?.busy ?? false);
   }
 
   #data(b: Buffer): void {
@@ -1315,9 +1337,10 @@ class ClientConn implements RequestFacts, ClientSide {
     this.sock.destroy();
   }
 
-  /** Idle (between requests): closed at once when the server stops. */
+  /** Idle (between requests): closed at once when the server stops (an HTTP/2 session: GOAWAY, streams finish). */
   closeIfIdle(): void {
-    if (!this.#ex) this.sock.destroy();
+    if (this.#h2) this.#h2.close();
+    else if (!this.#ex) this.sock.destroy();
   }
 }
 
@@ -1530,7 +1553,28 @@ export class FastFront {
     sock: Socket | undefined,
     scheme: 'http' | 'https',
   ): boolean {
-    if (this.closing || !stream.endAfterHeaders || sock === undefined) return false;
+    if (sock === undefined) return false;
+    const a = sock.remoteAddress ?? '';
+    const ip = a.startsWith('::ffff:') ? a.slice(7) : a;
+    const port = sock.localPort ?? (scheme === 'https' ? 443 : 80);
+    return this.lane(stream.endAfterHeaders, headers, rawHeaders, ip, port, scheme, () => new H2Client(this, stream));
+  }
+
+  /**
+   * The lane's decision for an HTTP/2 request (node:http2's stream, or the addon's: ingress/h2-session.ts): when
+   * the front takes it, `client()` makes the stream's ClientSide and the exchange starts; false, nothing done,
+   * otherwise.
+   */
+  lane(
+    endAfterHeaders: boolean,
+    headers: IncomingHttpHeaders,
+    rawHeaders: readonly string[],
+    ip: string,
+    port: number,
+    scheme: 'http' | 'https',
+    client: () => ClientSide,
+  ): boolean {
+    if (this.closing || !endAfterHeaders) return false;
     const method = headers[':method'];
     if (method !== 'GET' && method !== 'HEAD') return false;
     if (headers[':protocol'] !== undefined) return false;
@@ -1583,8 +1627,6 @@ export class FastFront {
           fwd += `${name}: ${one}\r\n`;
         }
     }
-    const a = sock.remoteAddress ?? '';
-    const ip = a.startsWith('::ffff:') ? a.slice(7) : a;
     const f = this.#h2Facts;
     f.scheme = scheme;
     f.host = host;
@@ -1599,16 +1641,11 @@ export class FastFront {
     // committed: this stream is ours
     this.#startSweeper();
     const id = hooks.requestId(reqId);
-    const port = sock.localPort ?? (scheme === 'https' ? 443 : 80);
     const up = `${method} ${d.target} HTTP/1.1\r\n${forwardedText(scheme, host, ip, port, id, xff)}${fwd}\r\n`;
     const ua = headers['user-agent'];
     const rec = newRecord('2.0', ip, method, url, headers.referer, ua, requestLength, host, id, d);
-    const client = new H2Client(this, stream);
-    client.start(
-      new Exchange(client, rec, up, method === 'HEAD', d.options, false),
-      rec,
-      hooks.nextEndpoint(d.upstream),
-    );
+    const c = client();
+    c.start!(new Exchange(c, rec, up, method === 'HEAD', d.options, false), rec, hooks.nextEndpoint(d.upstream));
     return true;
   }
 

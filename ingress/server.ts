@@ -45,7 +45,7 @@ import {
 } from './upstream.ts';
 import { FastFront } from './fast-front.ts';
 import type { FrontRecord } from './fast-front.ts';
-import { tlsContext } from './tcp-io.ts';
+import { h2InAddon, tlsContext } from './tcp-io.ts';
 import type { TcpIo } from './tcp-io.ts';
 import type { PoolSettings } from './upstream.ts';
 import type { RouteOptions } from './annotations.ts';
@@ -336,6 +336,8 @@ export class IngressServer {
   readonly #tlsSockets = new Set<Socket>();
   /** HTTP/2 without TLS (prior knowledge) on the plain port: gRPC clients */
   readonly #h2c: Http2Server;
+  /** the streams of the addon's HTTP/2 sessions the front does not serve (ingress/h2-session.ts), over h2c */
+  readonly #h2Relay: Http2Server;
   /** HTTP/2 client sessions to h2c backends (GRPCRoute), by endpoint */
   readonly #h2Upstreams = new Map<string, ClientHttp2Session>();
   readonly #gateway: string;
@@ -389,6 +391,10 @@ export class IngressServer {
         this.https.emit('connection', socket);
       },
       tlsInAddon: () => this.#metrics?.tlsConnections.inc({ terminated_by: 'addon' }),
+      h2Relay: (relay, sock) => {
+        this.#h2Relay.once('session', (sess: ServerHttp2Session) => h2cSockets.set(sess, sock));
+        this.#h2Relay.emit('connection', relay);
+      },
       nextEndpoint: (u) => this.#rr.next(u),
       requestId: (incoming) => requestId(incoming),
       record: (r) => this.#recordFront(r),
@@ -428,6 +434,13 @@ export class IngressServer {
       sess.once('close', () => this.#sessions.delete(sess));
     });
     this.#h2c = createH2cServer({ maxSessionMemory: 10 }, (req, res) => this.#handle(req, res, 'http'));
+    // no lane on the relay: its streams are the ones the lane did not take
+    this.#h2Relay = createH2cServer({ maxSessionMemory: 10 }, (req, res) => this.#handle(req, res, 'https'));
+    this.#h2Relay.on('sessionError', () => {});
+    this.#h2Relay.on('session', (sess: ServerHttp2Session) => {
+      this.#sessions.add(sess);
+      sess.once('close', () => this.#sessions.delete(sess));
+    });
     this.#h2Lane(this.https, 'https');
     this.#h2Lane(this.#h2c, 'http');
     this.#h2c.on('sessionError', () => {});
@@ -527,11 +540,12 @@ export class IngressServer {
 
   /**
    * The addon's context for a ClientHello, as #contextFor picks node:tls's (no SNI: the default certificate);
-   * undefined leaves the connection to node:tls: ALPN h2 (HTTP/2 is node:http2's), an odd name, a certificate
+   * undefined leaves the connection to node:tls: ALPN h2 when the addon has no HTTP/2, an odd name, a certificate
    * the addon has no context for.
    */
   #nativeContextFor(hello: ClientHello): object | undefined {
-    if (this.#closing || hello.alpn.includes('h2') || !SNI_NAME.test(hello.serverName)) return undefined;
+    if (this.#closing || (hello.alpn.includes('h2') && !h2InAddon()) || !SNI_NAME.test(hello.serverName))
+      return undefined;
     if (hello.serverName === '') return this.#nativeDefault;
     const c = findCert(this.#table, hello.serverName);
     if (!c) return this.#nativeDefault;

@@ -34,14 +34,34 @@ interface Native {
   writeLatin1(fd: number, s: string): number;
   peek(t: object, fd: number, id: number, on: boolean): number;
   tlsContext(certPem: string, keyPem: string, cipherList: string, cipherSuites: string): object;
-  tlsAttach(t: object, fd: number, id: number, ctx: object): number;
+  tlsAttach(t: object, fd: number, id: number, ctx: object, h2: boolean): number;
   tlsWrite(t: object, fd: number, id: number, data: string | Buffer, direct: boolean): number | Buffer;
   tlsFlush(t: object, fd: number, id: number, direct: boolean): number | Buffer;
   tlsEnd(t: object, fd: number, id: number, direct: boolean): number | Buffer;
+  // HTTP/2 over the addon's TLS (absent when the addon was built without nghttp2's header)
+  h2Respond?(
+    t: object,
+    fd: number,
+    id: number,
+    stream: number,
+    headers: string,
+    body: Buffer | string | null,
+    end: boolean,
+  ): number;
+  h2Data?(t: object, fd: number, id: number, stream: number, body: Buffer | string | null, end: boolean): number;
+  h2Trailers?(t: object, fd: number, id: number, stream: number, headers: string): number;
+  h2Reset?(t: object, fd: number, id: number, stream: number, code: number): number;
+  h2Consume?(t: object, fd: number, id: number, stream: number, n: number): number;
+  h2Goaway?(t: object, fd: number, id: number): number;
+  h2Flush?(t: object, fd: number, id: number, direct: boolean): number | Buffer;
+  h2State?(t: object, fd: number, id: number, stream: number): number;
+  h2Done?(t: object, fd: number, id: number): boolean;
 }
 
 const NATIVE_PATH = fileURLToPath(new URL('../native/build/kdp_tcp.node', import.meta.url));
 const EAGAIN = -11;
+/** the flags of a record of an HTTP/2 session (native/tcp/kdp_tcp.c) */
+const H2_RECORD = 2;
 
 interface Adopted {
   readonly id: number;
@@ -50,6 +70,12 @@ interface Adopted {
   onRead: (n: number, buf: Buffer) => void;
   /** TLS in the addon (tlsAttach): reads are plaintext, writes go through tlsWrite */
   tls: boolean;
+  /** an HTTP/2 session in the addon: its records (H2Wire) */
+  onH2: ((rec: Buffer) => void) | undefined;
+  /** frames submitted since the last h2Flush (one flush per microtask checkpoint) */
+  h2Dirty: boolean;
+  /** after the session's frames went out (H2Wire's onFlushed) */
+  h2Flushed: (() => void) | undefined;
   onEnd: (errno: number) => void;
   /** in the epoll set */
   watched: boolean;
@@ -114,7 +140,8 @@ export function openTcpIo(arena: Buffer): boolean {
   if (io) return io.arena === arena;
   const n = load();
   if (typeof n === 'string') return false;
-  const meta = new Int32Array(64 * 4);
+  // a round reads at most 64 sockets; an HTTP/2 session may make hundreds of records from one read
+  const meta = new Int32Array(2048 * 4);
   const byId = new Map<number, Adopted>();
   const t = n.create(arena, meta, (count) => batch(count));
   io = { n, t, arena, meta, byId, nextId: 1 };
@@ -144,12 +171,20 @@ function batch(count: number): void {
     const a = byId.get(meta[i * 4]!);
     if (a === undefined || !alive(a.sock)) continue;
     const r = meta[i * 4 + 2]!;
+    if (meta[i * 4 + 3] === H2_RECORD) {
+      const off = meta[i * 4 + 1]!;
+      a.onH2?.(arena.subarray(off, off + r));
+      continue;
+    }
     if (r > 0) {
       const off = meta[i * 4 + 1]!;
       a.onRead(r, arena.subarray(off, off + r));
     }
-    // the SSL's handshake messages, tickets or alert
-    if (meta[i * 4 + 3] === 1 && alive(a.sock)) tlsOut(a, io!.n.tlsFlush(io!.t, a.fd, a.id, direct(a.sock)));
+    // the SSL's handshake messages, tickets or alert (an HTTP/2 session's frames: then its onFlushed)
+    if (meta[i * 4 + 3] === 1 && alive(a.sock)) {
+      tlsOut(a, io!.n.tlsFlush(io!.t, a.fd, a.id, direct(a.sock)));
+      if (r === EAGAIN) a.h2Flushed?.();
+    }
     if (r <= 0 && r !== EAGAIN) {
       unwatch(a);
       a.ended = true;
@@ -192,6 +227,9 @@ export function adopt(sock: Socket, onRead: (n: number, buf: Buffer) => void, on
     onRead,
     onEnd,
     tls: false,
+    onH2: undefined,
+    h2Dirty: false,
+    h2Flushed: undefined,
     watched: false,
     paused: false,
     ended: false,
@@ -339,13 +377,123 @@ export function adoptPeek(
   return false;
 }
 
-/** The socket is TLS in the addon from now on (server side): `onRead` gets plaintext. false when it cannot be. */
-export function startTls(sock: Socket, ctx: object, onRead: (n: number, buf: Buffer) => void): boolean {
+/**
+ * The socket is TLS in the addon from now on (server side): `onRead` gets plaintext. With `onH2`, ALPN may choose
+ * h2 (when the client offers it): the connection is then an HTTP/2 session in the addon and `onH2` gets its
+ * records (H2Wire). false when it cannot be.
+ */
+export function startTls(
+  sock: Socket,
+  ctx: object,
+  onRead: (n: number, buf: Buffer) => void,
+  onH2?: (rec: Buffer) => void,
+): boolean {
   const a = adopted.get(sock);
-  if (a === undefined || !alive(sock) || io!.n.tlsAttach(io!.t, a.fd, a.id, ctx) !== 0) return false;
+  if (a === undefined || !alive(sock)) return false;
+  if (io!.n.tlsAttach(io!.t, a.fd, a.id, ctx, onH2 !== undefined && h2InAddon()) !== 0) return false;
   a.tls = true;
   a.onRead = onRead;
+  a.onH2 = onH2;
   return true;
+}
+
+/** The addon can hold HTTP/2 sessions (it was built with nghttp2's header). */
+export function h2InAddon(): boolean {
+  return io !== undefined && typeof io.n.h2Respond === 'function';
+}
+
+/** HTTP/2 error codes (RFC 9113, 7) the front sends */
+export const H2_INTERNAL_ERROR = 2;
+export const H2_CANCEL = 8;
+
+/**
+ * The HTTP/2 session the addon holds for a socket (after startTls with onH2 and ALPN h2). Header lists are
+ * `name NUL value NUL ...` strings (latin1); a write returns the bytes of the stream's body still queued in the
+ * addon (its flow control), or -errno (-ENOENT: the stream is gone). What is submitted goes out in one flush per
+ * microtask checkpoint; `onFlushed` runs after each flush (drained streams, the end of the session).
+ */
+export class H2Wire {
+  readonly #a: Adopted;
+  readonly #n: Required<Native>;
+  readonly #onFlushed: () => void;
+
+  constructor(sock: Socket, onFlushed: () => void) {
+    this.#a = adopted.get(sock)!;
+    this.#n = io!.n as Required<Native>;
+    this.#onFlushed = onFlushed;
+    this.#a.h2Flushed = onFlushed;
+  }
+
+  respond(stream: number, headers: string, body: Buffer | string | null, end: boolean): number {
+    const a = this.#a;
+    if (!alive(a.sock)) return -9;
+    this.#dirty();
+    return this.#n.h2Respond(io!.t, a.fd, a.id, stream, headers, body, end);
+  }
+
+  data(stream: number, body: Buffer | string | null, end: boolean): number {
+    const a = this.#a;
+    if (!alive(a.sock)) return -9;
+    this.#dirty();
+    return this.#n.h2Data(io!.t, a.fd, a.id, stream, body, end);
+  }
+
+  trailers(stream: number, headers: string): number {
+    const a = this.#a;
+    if (!alive(a.sock)) return -9;
+    this.#dirty();
+    return this.#n.h2Trailers(io!.t, a.fd, a.id, stream, headers);
+  }
+
+  reset(stream: number, code: number): void {
+    const a = this.#a;
+    if (!alive(a.sock)) return;
+    this.#dirty();
+    this.#n.h2Reset(io!.t, a.fd, a.id, stream, code);
+  }
+
+  /** `n` bytes of the stream's request body were taken: the peer may send as much again */
+  consume(stream: number, n: number): void {
+    const a = this.#a;
+    if (!alive(a.sock) || n <= 0) return;
+    this.#dirty();
+    this.#n.h2Consume(io!.t, a.fd, a.id, stream, n);
+  }
+
+  /** GOAWAY: no new streams; the session ends when the open ones are done */
+  goaway(): void {
+    const a = this.#a;
+    if (!alive(a.sock)) return;
+    this.#dirty();
+    this.#n.h2Goaway(io!.t, a.fd, a.id);
+  }
+
+  /** the stream's body bytes still queued in the addon; -2 (ENOENT) when the stream is gone */
+  queued(stream: number): number {
+    const a = this.#a;
+    return alive(a.sock) ? this.#n.h2State(io!.t, a.fd, a.id, stream) : -2;
+  }
+
+  /** the session wants neither to read nor to write any more: the connection can close */
+  get done(): boolean {
+    const a = this.#a;
+    return !alive(a.sock) || this.#n.h2Done(io!.t, a.fd, a.id);
+  }
+
+  #dirty(): void {
+    const a = this.#a;
+    if (a.h2Dirty) return;
+    a.h2Dirty = true;
+    queueMicrotask(this.#flush);
+  }
+
+  readonly #flush = (): void => {
+    const a = this.#a;
+    a.h2Dirty = false;
+    if (!alive(a.sock)) return;
+    tlsOut(a, this.#n.h2Flush(io!.t, a.fd, a.id, direct(a.sock)));
+    if (alive(a.sock)) this.#onFlushed();
+  };
 }
 
 /** A socket in peek mode goes back to node's reads, its bytes unread (stopPeek, then hand it to node:tls). */

@@ -11,10 +11,28 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const ADDONS = [
+/** `feature`: built in when the system has its header (the module then exports `fn`) */
+interface Addon {
+  readonly src: string;
+  readonly out: string;
+  readonly fn: string;
+  readonly feature?: { readonly header: string; readonly fn: string };
+}
+const ADDONS: readonly Addon[] = [
   { src: join(root, 'native/udp/kdp_udp.c'), out: join(root, 'native/build/kdp_udp.node'), fn: 'open' },
-  { src: join(root, 'native/tcp/kdp_tcp.c'), out: join(root, 'native/build/kdp_tcp.node'), fn: 'create' },
+  {
+    src: join(root, 'native/tcp/kdp_tcp.c'),
+    out: join(root, 'native/build/kdp_tcp.node'),
+    fn: 'create',
+    // HTTP/2 in the addon: nghttp2's header (libnghttp2-dev, scripts/setup-system.sh core); the symbols are node's
+    feature: { header: '/usr/include/nghttp2/nghttp2.h', fn: 'h2Respond' },
+  },
 ];
+
+/** The module was built before the feature's header came (the header is there, the function is not). */
+function lacksFeature(a: Addon): boolean {
+  return a.feature !== undefined && existsSync(a.feature.header) && !loads(a.out, a.feature.fn);
+}
 
 /** Node-API headers: those of the Node running this (the `node` devDependency ships them), else the system's. */
 function includeDir(): string | undefined {
@@ -51,8 +69,8 @@ function loads(out: string, fn: string): boolean {
 }
 
 if (process.argv.includes('--check')) {
-  const missing = ADDONS.filter((a) => !loads(a.out, a.fn));
-  for (const a of missing) console.error(`build-native: ${a.out} missing or not loadable`);
+  const missing = ADDONS.filter((a) => !loads(a.out, a.fn) || lacksFeature(a));
+  for (const a of missing) console.error(`build-native: ${a.out} missing, not loadable or built without its feature`);
   process.exit(missing.length > 0 ? 1 : 0);
 }
 
@@ -61,7 +79,8 @@ const todo = ADDONS.filter(
     process.argv.includes('--force') ||
     !existsSync(a.out) ||
     statSync(a.out).mtimeMs < statSync(a.src).mtimeMs ||
-    !loads(a.out, a.fn),
+    !loads(a.out, a.fn) ||
+    lacksFeature(a),
 );
 if (todo.length === 0) process.exit(0);
 

@@ -2,7 +2,8 @@
 # Installs the Debian packages kdp needs. Idempotent and quiet when everything is present.
 # Usage: scripts/setup-system.sh [group ...]   groups: core (default), cni, runtime, k8s, bench, profile, all
 # core    : what the data plane and the lab use (ip, iptables, nft, conntrack, dig, curl, openssl), and a C
-#           compiler for the DNS server's batched UDP addon (scripts/build-native.ts)
+#           compiler for the native addons (scripts/build-native.ts), with nghttp2's header for the ingress's
+#           HTTP/2 in the addon
 # cni     : reference CNI plugins (to test against host-local/bridge/portmap)
 # runtime : podman + runc + busybox-static (real container runtime e2e)
 # k8s     : kubectl (second real client against the API double)
@@ -11,7 +12,7 @@
 set -euo pipefail
 
 declare -A PKGS=(
-  [core]="iproute2 iputils-ping iptables nftables conntrack dnsutils curl procps util-linux kmod openssl gcc libc6-dev"
+  [core]="iproute2 iputils-ping iptables nftables conntrack dnsutils curl procps util-linux kmod openssl gcc libc6-dev libnghttp2-dev"
   [cni]="containernetworking-plugins"
   [runtime]="podman runc busybox-static containernetworking-plugins"
   [k8s]="kubernetes-client"
@@ -52,6 +53,8 @@ probe_missing() {
         [ -x /usr/lib/cni/host-local ] && continue
       elif [ "$p" = libc6-dev ]; then
         [ -e /usr/include/x86_64-linux-gnu/sys/socket.h ] || [ -e /usr/include/sys/socket.h ] && continue
+      elif [ "$p" = libnghttp2-dev ]; then
+        [ -e /usr/include/nghttp2/nghttp2.h ] && continue
       fi
       missing+=("$p")
     done

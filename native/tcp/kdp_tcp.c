@@ -32,6 +32,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
+#if __has_include(<nghttp2/nghttp2.h>)
+// HTTP/2 over the addon's TLS: nghttp2's declarations; its symbols are the node binary's, as OpenSSL's
+#include <nghttp2/nghttp2.h>
+#define KDP_H2 1
+#endif
 
 #define MAX_EVENTS 64
 #define READ_MAX 65536
@@ -41,10 +46,14 @@
 #define MODE_PEEK 1
 #define MODE_TLS 2
 
+struct h2_conn;
+
 typedef struct {
   int32_t id; // the socket this slot is for (0: none)
   int32_t mode;
   SSL *ssl;
+  bool h2_ok;          // ALPN h2 may be chosen (tlsAttach)
+  struct h2_conn *h2;  // HTTP/2 session once ALPN chose h2
 } tls_slot;
 
 typedef struct {
@@ -67,6 +76,14 @@ typedef struct {
   tls_slot *slots;
   size_t slots_len;
   uint8_t *cipher; // ciphertext read from a TLS socket, before it goes into the SSL
+  uint8_t *plain;  // plaintext of an HTTP/2 connection, before it goes into its session
+  // during a round: where the next record's bytes go in the arena, and how many records there are
+  size_t off;
+  int count;
+  // HTTP/2 connections with input still to give their session (paused when the arena ran short)
+  int32_t *pump;
+  size_t pump_len, pump_cap;
+  bool in_round; // records are being made (not while JavaScript runs)
 } kdp_tcp;
 
 static napi_value err_value(napi_env env, int err) {
@@ -83,93 +100,90 @@ static napi_value err_value(napi_env env, int err) {
     }                                                                                                                  \
   } while (0)
 
-static void on_ready(uv_poll_t *h, int status, int events) {
-  (void)events;
-  kdp_tcp *t = h->data;
-  if (status < 0) return;
-  struct epoll_event evs[MAX_EVENTS];
-  size_t max = t->meta_len < MAX_EVENTS ? t->meta_len : MAX_EVENTS;
-  int n = epoll_wait(t->ep, evs, (int)max, 0);
-  if (n <= 0) return;
-  size_t off = 0;
-  int count = 0;
-#define RECORD(id_, off_, r_, flags_)                                                                                  \
+#define RECORD(t_, id_, off_, r_, flags_)                                                                             \
   do {                                                                                                                 \
-    t->meta[count * 4] = (id_);                                                                                        \
-    t->meta[count * 4 + 1] = (int32_t)(off_);                                                                          \
-    t->meta[count * 4 + 2] = (int32_t)(r_);                                                                            \
-    t->meta[count * 4 + 3] = (flags_);                                                                                 \
-    count++;                                                                                                           \
+    (t_)->meta[(t_)->count * 4] = (id_);                                                                               \
+    (t_)->meta[(t_)->count * 4 + 1] = (int32_t)(off_);                                                                 \
+    (t_)->meta[(t_)->count * 4 + 2] = (int32_t)(r_);                                                                   \
+    (t_)->meta[(t_)->count * 4 + 3] = (flags_);                                                                        \
+    (t_)->count++;                                                                                                     \
   } while (0)
-  for (int i = 0; i < n; i++) {
-    if (t->arena_len - off < TLS_ROOM + 4096 || (size_t)count + 2 > t->meta_len)
-      break; // level-triggered: the rest come on the next round
-    int fd = (int)(evs[i].data.u64 & 0xffffffffu);
-    int32_t id = (int32_t)(evs[i].data.u64 >> 32);
-    if ((size_t)fd >= t->owner_len || t->owner[fd] != id) continue;
-    tls_slot *sl = (size_t)fd < t->slots_len && t->slots[fd].id == id ? &t->slots[fd] : NULL;
-    size_t want = t->arena_len - off;
-    if (want > READ_MAX) want = READ_MAX;
-    if (sl == NULL || sl->mode == MODE_PLAIN) {
-      ssize_t r = read(fd, t->arena + off, want);
-      if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) continue;
-      RECORD(id, off, r < 0 ? -errno : r, 0);
-      if (r > 0) off += (size_t)r;
-    } else if (sl->mode == MODE_PEEK) {
-      // JavaScript attaches an SSL or gives the socket back before the next round (else it would be ready again)
-      ssize_t r = recv(fd, t->arena + off, want, MSG_PEEK);
-      if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) continue;
-      RECORD(id, off, r < 0 ? -errno : r, 0);
-      if (r > 0) off += (size_t)r;
-    } else {
-      SSL *ssl = sl->ssl;
-      size_t held = BIO_ctrl_pending(SSL_get_rbio(ssl));
-      size_t room = t->arena_len - off - TLS_ROOM;
-      if (held >= room) continue;
-      want = room - held;
-      if (want > READ_MAX) want = READ_MAX;
-      ssize_t r = read(fd, t->cipher, want);
-      if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) continue;
-      if (r <= 0) {
-        RECORD(id, off, r < 0 ? -errno : 0, 0);
-        continue;
-      }
-      BIO_write(SSL_get_rbio(ssl), t->cipher, (int)r);
-      // plaintext out until the SSL wants more: all of it fits (it is shorter than the ciphertext it came in)
-      size_t got = 0;
-      int end = 1; // 1: wants more; 0: the peer's close_notify; -errno
-      for (;;) {
-        size_t n1 = 0;
-        if (SSL_read_ex(ssl, t->arena + off + got, t->arena_len - off - got, &n1) == 1) {
-          got += n1;
-          if (t->arena_len - off - got == 0) break;
-          continue;
-        }
-        int e = SSL_get_error(ssl, 0);
-        if (e == SSL_ERROR_WANT_READ) break;
-        end = e == SSL_ERROR_ZERO_RETURN ? 0 : -EPROTO;
-        ERR_clear_error();
-        break;
-      }
-      int flags = BIO_ctrl_pending(SSL_get_wbio(ssl)) > 0 ? 1 : 0;
-      if (got > 0) {
-        RECORD(id, off, got, end == 1 ? flags : 0);
-        off += got;
-      }
-      if (end != 1)
-        RECORD(id, off, end, flags);
-      else if (got == 0 && flags)
-        RECORD(id, off, -EAGAIN, flags);
+
+#ifdef KDP_H2
+static void h2_free(struct h2_conn *c);
+static bool h2_queued(struct h2_conn *c);
+static int h2_round(kdp_tcp *t, tls_slot *sl, int fd);
+static bool h2_start(kdp_tcp *t, tls_slot *sl, int fd);
+static void pump_add(kdp_tcp *t, int32_t fd);
+#endif
+
+// one round of a TLS socket whose ciphertext is in its read BIO: the handshake, then plaintext records (HTTP/1.1)
+// or its HTTP/2 session's records; false when the round had to stop short of the arena's end
+static void tls_round(kdp_tcp *t, tls_slot *sl, int32_t id, int fd) {
+  SSL *ssl = sl->ssl;
+  int end = 1; // 1: wants more; 0: the peer's close_notify; -errno
+  if (!SSL_is_init_finished(ssl)) {
+    int r = SSL_do_handshake(ssl);
+    if (r != 1) {
+      int e = SSL_get_error(ssl, r);
+      if (e != SSL_ERROR_WANT_READ) end = e == SSL_ERROR_ZERO_RETURN ? 0 : -EPROTO;
+      ERR_clear_error();
     }
   }
-  if (count == 0) return;
+#ifdef KDP_H2
+  if (end == 1 && sl->h2 == NULL && sl->h2_ok && SSL_is_init_finished(ssl)) {
+    const unsigned char *p = NULL;
+    unsigned int l = 0;
+    SSL_get0_alpn_selected(ssl, &p, &l);
+    if (l == 2 && memcmp(p, "h2", 2) == 0 && !h2_start(t, sl, fd)) end = -ENOMEM;
+  }
+  if (end == 1 && sl->h2 != NULL) {
+    end = h2_round(t, sl, fd);
+    int flags = BIO_ctrl_pending(SSL_get_wbio(ssl)) > 0 ? 1 : 0;
+    if (end != 1)
+      RECORD(t, id, t->off, end, flags);
+    else if (flags)
+      RECORD(t, id, t->off, -EAGAIN, flags);
+    return;
+  }
+#endif
+  // plaintext out until the SSL wants more: all of it fits (it is shorter than the ciphertext it came in)
+  size_t got = 0;
+  if (end == 1 && SSL_is_init_finished(ssl))
+    for (;;) {
+      size_t n1 = 0;
+      if (SSL_read_ex(ssl, t->arena + t->off + got, t->arena_len - t->off - got, &n1) == 1) {
+        got += n1;
+        if (t->arena_len - t->off - got == 0) break;
+        continue;
+      }
+      int e = SSL_get_error(ssl, 0);
+      if (e == SSL_ERROR_WANT_READ) break;
+      end = e == SSL_ERROR_ZERO_RETURN ? 0 : -EPROTO;
+      ERR_clear_error();
+      break;
+    }
+  int flags = BIO_ctrl_pending(SSL_get_wbio(ssl)) > 0 ? 1 : 0;
+  if (got > 0) {
+    RECORD(t, id, t->off, got, end == 1 ? flags : 0);
+    t->off += got;
+  }
+  if (end != 1)
+    RECORD(t, id, t->off, end, flags);
+  else if (got == 0 && flags)
+    RECORD(t, id, t->off, -EAGAIN, flags);
+}
+
+// JavaScript gets this round's records (one call for the batch)
+static void deliver(kdp_tcp *t) {
+  t->in_round = false;
   napi_env env = t->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   napi_value cb, recv, arg, result;
   napi_get_reference_value(env, t->cb_ref, &cb);
   napi_get_global(env, &recv);
-  napi_create_int32(env, count, &arg);
+  napi_create_int32(env, t->count, &arg);
   // a throw in JavaScript is an uncaught exception, as from any callback node makes out of its loop
   if (napi_make_callback(env, t->actx, recv, cb, 1, &arg, &result) == napi_pending_exception) {
     napi_value ex;
@@ -177,6 +191,99 @@ static void on_ready(uv_poll_t *h, int status, int events) {
     napi_fatal_exception(env, ex);
   }
   napi_close_handle_scope(env, scope);
+}
+
+#ifdef KDP_H2
+// a round of the HTTP/2 sessions in the pump list (input left over when the arena ran short: their descriptors
+// may not be ready again); one that runs short again goes back on the list
+static void pump_round(kdp_tcp *t) {
+  size_t np = t->pump_len < MAX_EVENTS ? t->pump_len : MAX_EVENTS;
+  int32_t fds[MAX_EVENTS];
+  memcpy(fds, t->pump, np * sizeof *fds);
+  memmove(t->pump, t->pump + np, (t->pump_len - np) * sizeof *fds);
+  t->pump_len -= np;
+  for (size_t i = 0; i < np; i++) {
+    int fd = fds[i];
+    if ((size_t)fd >= t->slots_len || t->slots[fd].h2 == NULL) continue;
+    if ((size_t)t->count + 2 > t->meta_len) {
+      pump_add(t, fd);
+      continue;
+    }
+    tls_round(t, &t->slots[fd], t->slots[fd].id, fd);
+  }
+}
+#endif
+
+static void on_ready(uv_poll_t *h, int status, int events) {
+  (void)events;
+  kdp_tcp *t = h->data;
+  if (status < 0) return;
+  struct epoll_event evs[MAX_EVENTS];
+  size_t max = t->meta_len < MAX_EVENTS ? t->meta_len : MAX_EVENTS;
+  int n = epoll_wait(t->ep, evs, (int)max, 0);
+  t->off = 0;
+  t->count = 0;
+  t->in_round = true;
+#ifdef KDP_H2
+  pump_round(t); // first the sessions with input left from an earlier round
+#endif
+  for (int i = 0; i < n; i++) {
+    if (t->arena_len - t->off < TLS_ROOM + 4096 || (size_t)t->count + 2 > t->meta_len)
+      break; // level-triggered: the rest come on the next round
+    int fd = (int)(evs[i].data.u64 & 0xffffffffu);
+    int32_t id = (int32_t)(evs[i].data.u64 >> 32);
+    if ((size_t)fd >= t->owner_len || t->owner[fd] != id) continue;
+    tls_slot *sl = (size_t)fd < t->slots_len && t->slots[fd].id == id ? &t->slots[fd] : NULL;
+    size_t want = t->arena_len - t->off;
+    if (want > READ_MAX) want = READ_MAX;
+    if (sl == NULL || sl->mode == MODE_PLAIN) {
+      ssize_t r = read(fd, t->arena + t->off, want);
+      if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) continue;
+      RECORD(t, id, t->off, r < 0 ? -errno : r, 0);
+      if (r > 0) t->off += (size_t)r;
+    } else if (sl->mode == MODE_PEEK) {
+      // JavaScript attaches an SSL or gives the socket back before the next round (else it would be ready again)
+      ssize_t r = recv(fd, t->arena + t->off, want, MSG_PEEK);
+      if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) continue;
+      RECORD(t, id, t->off, r < 0 ? -errno : r, 0);
+      if (r > 0) t->off += (size_t)r;
+    } else {
+      SSL *ssl = sl->ssl;
+      size_t held = BIO_ctrl_pending(SSL_get_rbio(ssl));
+      size_t room = t->arena_len - t->off - TLS_ROOM;
+      if (held >= room) continue;
+      want = room - held;
+      if (want > READ_MAX) want = READ_MAX;
+#ifdef KDP_H2
+      if (sl->h2 != NULL && h2_queued(sl->h2)) continue; // its session still has input to take (the pump list)
+#endif
+      ssize_t r = read(fd, t->cipher, want);
+      if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) continue;
+      if (r <= 0) {
+        RECORD(t, id, t->off, r < 0 ? -errno : 0, 0);
+        continue;
+      }
+      BIO_write(SSL_get_rbio(ssl), t->cipher, (int)r);
+      tls_round(t, sl, id, fd);
+    }
+  }
+  if (t->count == 0) {
+    t->in_round = false;
+    return;
+  }
+  deliver(t);
+#ifdef KDP_H2
+  // input left over (the arena ran short): more rounds now, none of it waits for the descriptor to be ready
+  while (t->pump_len > 0) {
+    t->off = 0;
+    t->count = 0;
+    t->in_round = true;
+    pump_round(t);
+    if (t->count == 0) break;
+    deliver(t);
+  }
+  t->in_round = false;
+#endif
 }
 
 // create(arena: Buffer, meta: Int32Array (quads), onBatch: (count) => void) -> external
@@ -197,7 +304,8 @@ static napi_value create(napi_env env, napi_callback_info info) {
   t->meta = data;
   t->meta_len = len / 4;
   t->cipher = malloc(READ_MAX);
-  if (!t->cipher) return err_value(env, ENOMEM);
+  t->plain = malloc(READ_MAX);
+  if (!t->cipher || !t->plain) return err_value(env, ENOMEM);
   CHECK(napi_create_reference(env, argv[0], 1, &t->arena_ref));
   CHECK(napi_create_reference(env, argv[1], 1, &t->meta_ref));
   CHECK(napi_create_reference(env, argv[2], 1, &t->cb_ref));
@@ -273,6 +381,15 @@ static napi_value unwatch(napi_env env, napi_callback_info info) {
   return err_value(env, 0);
 }
 
+// a slot's SSL and HTTP/2 session are freed; the slot is no socket's
+static void slot_clear(tls_slot *sl) {
+#ifdef KDP_H2
+  h2_free(sl->h2);
+#endif
+  if (sl->ssl) SSL_free(sl->ssl);
+  *sl = (tls_slot){0, MODE_PLAIN, NULL, false, NULL};
+}
+
 // forget(t, fd, id): the socket `id` watched under `fd` was closed (which took its registration out of the set,
 // unless a forked child still holds the file)
 static napi_value forget(napi_env env, napi_callback_info info) {
@@ -280,10 +397,7 @@ static napi_value forget(napi_env env, napi_callback_info info) {
   int32_t fd, id;
   if (!socket_args(env, info, &t, &fd, &id)) return NULL;
   disown(t, fd, id);
-  if (fd >= 0 && (size_t)fd < t->slots_len && t->slots[fd].id == id) {
-    if (t->slots[fd].ssl) SSL_free(t->slots[fd].ssl);
-    t->slots[fd] = (tls_slot){0, MODE_PLAIN, NULL};
-  }
+  if (fd >= 0 && (size_t)fd < t->slots_len && t->slots[fd].id == id) slot_clear(&t->slots[fd]);
   return NULL;
 }
 
@@ -326,8 +440,8 @@ static tls_slot *slot_for(kdp_tcp *t, int32_t fd, int32_t id, bool make) {
   tls_slot *sl = &t->slots[fd];
   if (sl->id == id) return sl;
   if (!make) return NULL;
-  if (sl->ssl) SSL_free(sl->ssl); // that socket's descriptor was closed: its number is this one's now
-  *sl = (tls_slot){id, MODE_PLAIN, NULL};
+  slot_clear(sl); // that socket's descriptor was closed: its number is this one's now
+  sl->id = id;
   return sl;
 }
 
@@ -375,11 +489,22 @@ static void free_ctx(napi_env env, void *data, void *hint) {
   SSL_CTX_free(data);
 }
 
-// ALPN: http/1.1 when the client offers it (the connections that offer h2 are node:tls's), else none
+// ALPN: h2 when the client offers it and tlsAttach allowed it (the SSL's app data), else http/1.1 when offered,
+// else none
 static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
                        unsigned int inlen, void *arg) {
-  (void)ssl;
   (void)arg;
+  if (SSL_get_app_data(ssl) != NULL)
+    for (unsigned int i = 0; i < inlen;) {
+      unsigned int l = in[i];
+      if (i + 1 + l > inlen) break;
+      if (l == 2 && memcmp(in + i + 1, "h2", 2) == 0) {
+        *out = in + i + 1;
+        *outlen = 2;
+        return SSL_TLSEXT_ERR_OK;
+      }
+      i += 1 + l;
+    }
   for (unsigned int i = 0; i < inlen;) {
     unsigned int l = in[i];
     if (i + 1 + l > inlen) break;
@@ -473,12 +598,18 @@ out:
   return result;
 }
 
-// tlsAttach(t, fd, id, ctx) -> 0 | -errno: the socket is TLS from now on (server side, handshake to come)
+// tlsAttach(t, fd, id, ctx, h2) -> 0 | -errno: the socket is TLS from now on (server side, handshake to come);
+// `h2`: ALPN may choose h2, and the connection is then an HTTP/2 session here (-EPROTONOSUPPORT: not built in)
 static napi_value tls_attach(napi_env env, napi_callback_info info) {
-  napi_value argv[4];
+  napi_value argv[5];
   kdp_tcp *t;
   int32_t fd, id;
-  if (!tls_args(env, info, 4, argv, &t, &fd, &id)) return NULL;
+  if (!tls_args(env, info, 5, argv, &t, &fd, &id)) return NULL;
+  bool h2 = false;
+  napi_get_value_bool(env, argv[4], &h2);
+#ifndef KDP_H2
+  if (h2) return err_value(env, EPROTONOSUPPORT);
+#endif
   void *ctx = NULL;
   if (napi_get_value_external(env, argv[3], &ctx) != napi_ok || !ctx) return err_value(env, EINVAL);
   tls_slot *sl = slot_for(t, fd, id, true);
@@ -496,8 +627,10 @@ static napi_value tls_attach(napi_env env, napi_callback_info info) {
   BIO_set_mem_eof_return(r, -1); // empty: wait for more, not the end
   SSL_set_bio(ssl, r, w);
   SSL_set_accept_state(ssl);
+  if (h2) SSL_set_app_data(ssl, (void *)1);
   sl->ssl = ssl;
   sl->mode = MODE_TLS;
+  sl->h2_ok = h2;
   return err_value(env, 0);
 }
 
@@ -604,13 +737,622 @@ static napi_value tls_end(napi_env env, napi_callback_info info) {
   return drain(env, fd, ssl, direct);
 }
 
+#ifdef KDP_H2
+// ----------------------------------------------------------------------------------------------------- HTTP/2
+//
+// A TLS connection whose ALPN chose h2 (tlsAttach allowed it) gets an nghttp2 server session here. Its
+// plaintext goes into the session; what JavaScript gets are records (flags H2_RECORD) whose bytes in the arena
+// start with an 8-byte head: kind (u8), frame flags (u8), 2 unused bytes, stream id (int32, host order), then:
+//   H2_HEADERS: the request's header fields, name NUL value NUL ... (pseudo-headers first, as received);
+//   H2_DATA: body bytes (flag END_STREAM on the last, possibly empty, record);
+//   H2_CLOSE: the stream is closed, uint32 error code (0: done);
+// The response goes back with h2Respond / h2Data / h2Trailers / h2Reset, frames are made by h2Flush (the
+// SSL's ciphertext then goes out as for tlsWrite). Request bodies are flow-controlled by h2Consume: the window
+// opens only for what JavaScript took.
+#define H2_RECORD 2
+#define H2_HEADERS 1
+#define H2_DATA 2
+#define H2_CLOSE 3
+// the arena room under which a session stops taking input for this round (a header block is at most
+// H2_MAX_HEADERS, a DATA chunk at most 16 KiB)
+#define H2_MAX_HEADERS (64 * 1024)
+#define H2_SLICE 2048
+#define H2_SLICE_RECORDS (2 * H2_SLICE / 9 + 2)
+#define H2_ROOM (2 * (H2_MAX_HEADERS + 16 * 1024 + 64) + H2_SLICE_RECORDS * 12)
+
+typedef struct h2_out {
+  struct h2_out *prev, *next; // the session's responses in progress
+  uint8_t *buf; // queued body bytes: [pos, len)
+  size_t len, cap, pos;
+  bool end;      // the body ends after buf
+  bool deferred; // the data source said DEFERRED: resume when bytes come
+  nghttp2_nv *trailers;
+  size_t ntrailers;
+  uint8_t *trailer_bytes;
+} h2_out;
+
+typedef struct h2_conn {
+  nghttp2_session *s;
+  kdp_tcp *t;
+  int32_t id;
+  uint8_t *pending; // plaintext the session has not taken yet
+  size_t pending_len;
+  uint8_t *hb; // the header block being received
+  size_t hb_len, hb_cap;
+  int32_t hb_stream;
+  bool hb_over; // over H2_MAX_HEADERS: the stream is reset
+  bool queued;  // in the pump list
+  h2_out *outs;
+} h2_conn;
+
+static void pump_add(kdp_tcp *t, int32_t fd) {
+  if (t->pump_len == t->pump_cap) {
+    size_t cap = t->pump_cap ? t->pump_cap * 2 : 64;
+    int32_t *g = realloc(t->pump, cap * sizeof *g);
+    if (!g) return;
+    t->pump = g;
+    t->pump_cap = cap;
+  }
+  t->pump[t->pump_len++] = fd;
+}
+
+// a record for JavaScript (only during a round: the session's input; a stream closed by what JavaScript sent
+// outside a round is not reported, JavaScript ended it itself)
+static uint8_t *h2_record(kdp_tcp *t, h2_conn *c, uint8_t kind, uint8_t flags, int32_t stream, size_t len) {
+  // (h2_full keeps room for what one slice of input makes; this is the last guard)
+  if (!t->in_round || (size_t)t->count >= t->meta_len || t->arena_len - t->off < len + 8) return NULL;
+  uint8_t *p = t->arena + t->off;
+  p[0] = kind;
+  p[1] = flags;
+  p[2] = p[3] = 0;
+  memcpy(p + 4, &stream, 4);
+  RECORD(t, c->id, t->off, len + 8, H2_RECORD);
+  t->off += len + 8;
+  return p + 8;
+}
+
+// the session must stop taking input this round: the arena is short of room, or of records
+static bool h2_full(kdp_tcp *t) {
+  return t->arena_len - t->off < H2_ROOM || (size_t)t->count + H2_SLICE_RECORDS + 4 > t->meta_len;
+}
+
+static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud) {
+  (void)s;
+  h2_conn *c = ud;
+  if (f->hd.type != NGHTTP2_HEADERS) return 0;
+  c->hb_len = 0;
+  c->hb_over = false;
+  c->hb_stream = f->hd.stream_id;
+  return 0;
+}
+
+static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t namelen,
+                     const uint8_t *value, size_t valuelen, uint8_t flags, void *ud) {
+  (void)flags;
+  h2_conn *c = ud;
+  if (f->hd.type != NGHTTP2_HEADERS || c->hb_over) return 0;
+  size_t need = c->hb_len + namelen + valuelen + 2;
+  if (need > H2_MAX_HEADERS) {
+    c->hb_over = true;
+    nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_ENHANCE_YOUR_CALM);
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  }
+  if (need > c->hb_cap) {
+    size_t cap = c->hb_cap ? c->hb_cap : 1024;
+    while (cap < need) cap *= 2;
+    uint8_t *g = realloc(c->hb, cap);
+    if (!g) return NGHTTP2_ERR_CALLBACK_FAILURE;
+    c->hb = g;
+    c->hb_cap = cap;
+  }
+  memcpy(c->hb + c->hb_len, name, namelen);
+  c->hb[c->hb_len + namelen] = 0;
+  memcpy(c->hb + c->hb_len + namelen + 1, value, valuelen);
+  c->hb[need - 1] = 0;
+  c->hb_len = need;
+  return h2_full(c->t) ? NGHTTP2_ERR_PAUSE : 0;
+}
+
+static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud) {
+  (void)s;
+  h2_conn *c = ud;
+  kdp_tcp *t = c->t;
+  if (f->hd.type == NGHTTP2_HEADERS && !c->hb_over && f->headers.cat == NGHTTP2_HCAT_REQUEST) {
+    uint8_t *p = h2_record(t, c, H2_HEADERS, f->hd.flags & NGHTTP2_FLAG_END_STREAM, f->hd.stream_id, c->hb_len);
+    if (!p) return NGHTTP2_ERR_CALLBACK_FAILURE;
+    memcpy(p, c->hb, c->hb_len);
+    c->hb_len = 0;
+  } else if (f->hd.type == NGHTTP2_HEADERS && (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+             f->headers.cat == NGHTTP2_HCAT_HEADERS) {
+    // request trailers: dropped (as the HTTP/1.1 front drops chunked trailers); the body ends here
+    if (!h2_record(t, c, H2_DATA, NGHTTP2_FLAG_END_STREAM, f->hd.stream_id, 0)) return NGHTTP2_ERR_CALLBACK_FAILURE;
+  } else if (f->hd.type == NGHTTP2_DATA && (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+    if (!h2_record(t, c, H2_DATA, NGHTTP2_FLAG_END_STREAM, f->hd.stream_id, 0)) return NGHTTP2_ERR_CALLBACK_FAILURE;
+  }
+  return 0;
+}
+
+static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t stream, const uint8_t *data, size_t len,
+                         void *ud) {
+  (void)s;
+  (void)flags;
+  h2_conn *c = ud;
+  uint8_t *p = h2_record(c->t, c, H2_DATA, 0, stream, len);
+  if (!p) return NGHTTP2_ERR_CALLBACK_FAILURE;
+  memcpy(p, data, len);
+  return h2_full(c->t) ? NGHTTP2_ERR_PAUSE : 0;
+}
+
+static void out_free(h2_conn *c, h2_out *o) {
+  if (!o) return;
+  if (o->prev) o->prev->next = o->next;
+  else c->outs = o->next;
+  if (o->next) o->next->prev = o->prev;
+  free(o->buf);
+  free(o->trailers);
+  free(o->trailer_bytes);
+  free(o);
+}
+
+static int on_stream_close(nghttp2_session *s, int32_t stream, uint32_t code, void *ud) {
+  h2_conn *c = ud;
+  out_free(c, nghttp2_session_get_stream_user_data(s, stream));
+  nghttp2_session_set_stream_user_data(s, stream, NULL);
+  uint8_t *p = h2_record(c->t, c, H2_CLOSE, 0, stream, 4);
+  if (p) memcpy(p, &code, 4);
+  else if (c->t->in_round) return NGHTTP2_ERR_CALLBACK_FAILURE; // (cannot be: h2_full keeps room)
+  return 0;
+}
+
+static ssize_t read_body(nghttp2_session *s, int32_t stream, uint8_t *buf, size_t length, uint32_t *flags,
+                         nghttp2_data_source *src, void *ud) {
+  (void)ud;
+  h2_out *o = src->ptr;
+  size_t have = o->len - o->pos;
+  if (have == 0 && !o->end) {
+    o->deferred = true;
+    return NGHTTP2_ERR_DEFERRED;
+  }
+  size_t n = have < length ? have : length;
+  memcpy(buf, o->buf + o->pos, n);
+  o->pos += n;
+  if (o->pos == o->len) o->pos = o->len = 0;
+  if (o->end && o->len == 0) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (o->ntrailers > 0) {
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      nghttp2_submit_trailer(s, stream, o->trailers, o->ntrailers);
+    }
+  }
+  return (ssize_t)n;
+}
+
+static bool h2_start(kdp_tcp *t, tls_slot *sl, int fd) {
+  (void)fd;
+  h2_conn *c = calloc(1, sizeof *c);
+  if (!c) return false;
+  c->t = t;
+  c->id = sl->id;
+  nghttp2_session_callbacks *cbs;
+  nghttp2_option *opt;
+  if (nghttp2_session_callbacks_new(&cbs) != 0) {
+    free(c);
+    return false;
+  }
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
+  nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+  int rv = nghttp2_option_new(&opt);
+  if (rv == 0) {
+    // request bodies: the window opens as JavaScript takes the bytes (h2Consume), not as they arrive
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    rv = nghttp2_session_server_new2(&c->s, cbs, c, opt);
+    nghttp2_option_del(opt);
+  }
+  nghttp2_session_callbacks_del(cbs);
+  if (rv != 0) {
+    free(c);
+    return false;
+  }
+  // as nginx: 128 streams at once; request header blocks up to H2_MAX_HEADERS
+  nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 128},
+                                 {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, H2_MAX_HEADERS}};
+  nghttp2_submit_settings(c->s, NGHTTP2_FLAG_NONE, iv, 2);
+  sl->h2 = c;
+  return true;
+}
+
+static bool h2_queued(h2_conn *c) {
+  return c->queued;
+}
+
+static void h2_free(h2_conn *c) {
+  if (!c) return;
+  nghttp2_session_del(c->s); // no callbacks: the responses still in progress are freed here
+  while (c->outs) out_free(c, c->outs);
+  free(c->pending);
+  free(c->hb);
+  free(c);
+}
+
+// the session's frames into the SSL (its ciphertext then waits in the write BIO); false on a fatal error
+static bool h2_send(SSL *ssl, h2_conn *c) {
+  for (;;) {
+    const uint8_t *data;
+    ssize_t n = nghttp2_session_mem_send(c->s, &data);
+    if (n < 0) return false;
+    if (n == 0) return true;
+    size_t done;
+    if (SSL_write_ex(ssl, data, (size_t)n, &done) != 1) {
+      ERR_clear_error();
+      return false;
+    }
+  }
+}
+
+// keeps `in[0, len)` as the session's pending input (what it has not taken yet); false without memory
+static bool h2_keep(h2_conn *c, const uint8_t *in, size_t len) {
+  if (len == 0) {
+    free(c->pending);
+    c->pending = NULL;
+    c->pending_len = 0;
+    return true;
+  }
+  if (in == c->pending) {
+    c->pending_len = len;
+    return true;
+  }
+  uint8_t *p = malloc(len);
+  if (!p) return false;
+  memcpy(p, in, len);
+  free(c->pending);
+  c->pending = p;
+  c->pending_len = len;
+  return true;
+}
+
+// one round of an HTTP/2 connection: its pending input, then the SSL's plaintext, into the session, as long as
+// the arena and the records have room; -> 1 (more to come), 0 (the session is done: close), -errno. The input
+// goes in slices of H2_SLICE bytes: a frame is at least 9 bytes and makes at most 2 records (a DATA chunk and
+// its end, a stream's close), so a slice makes at most H2_SLICE_RECORDS records besides the paused ones.
+static int h2_round(kdp_tcp *t, tls_slot *sl, int fd) {
+  h2_conn *c = sl->h2;
+  SSL *ssl = sl->ssl;
+  c->queued = false;
+  int end = 1;
+  while (end == 1) {
+    const uint8_t *in;
+    size_t len;
+    if (c->pending_len > 0) {
+      in = c->pending;
+      len = c->pending_len;
+    } else if (h2_full(t)) {
+      break; // nothing pending: the SSL keeps the rest for the next round (the socket is still readable, or not)
+    } else {
+      size_t n1 = 0;
+      if (SSL_read_ex(ssl, t->plain, READ_MAX, &n1) != 1) {
+        int e = SSL_get_error(ssl, 0);
+        if (e != SSL_ERROR_WANT_READ) end = e == SSL_ERROR_ZERO_RETURN ? 0 : -EPROTO;
+        ERR_clear_error();
+        break;
+      }
+      in = t->plain;
+      len = n1;
+    }
+    size_t used = 0;
+    while (used < len && !h2_full(t)) {
+      size_t n = len - used < H2_SLICE ? len - used : H2_SLICE;
+      ssize_t r = nghttp2_session_mem_recv(c->s, in + used, n);
+      if (r < 0) {
+        end = -EPROTO; // nghttp2 queued a GOAWAY; it goes out with the flush below
+        break;
+      }
+      used += (size_t)r;
+    }
+    if (end != 1) break;
+    if (!h2_keep(c, in + used, len - used)) {
+      end = -ENOMEM;
+      break;
+    }
+    if (c->pending_len > 0) {
+      // the arena or the records ran short: the rest in a round of its own (pump list)
+      pump_add(t, fd);
+      c->queued = true;
+      break;
+    }
+  }
+  if (!h2_send(ssl, c) && end == 1) end = -EPROTO;
+  if (end == 1 && !nghttp2_session_want_read(c->s) && !nghttp2_session_want_write(c->s)) end = 0;
+  return end;
+}
+
+// the HTTP/2 session of (fd, id) and its SSL; NULL (an exception thrown, or *err set) otherwise
+static h2_conn *h2_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv, kdp_tcp **t,
+                        int32_t *fd, SSL **ssl, napi_value *err) {
+  int32_t id;
+  *err = NULL;
+  if (!tls_args(env, info, want, argv, t, fd, &id)) return NULL;
+  tls_slot *sl = slot_for(*t, *fd, id, false);
+  if (!sl || sl->mode != MODE_TLS || !sl->h2) {
+    *err = err_value(env, EBADF);
+    return NULL;
+  }
+  *ssl = sl->ssl;
+  return sl->h2;
+}
+
+// name NUL value NUL ... (a latin1 string) -> nghttp2_nv array over a copy of the bytes; count in *n
+static nghttp2_nv *nv_of(napi_env env, napi_value v, size_t *n, uint8_t **bytes) {
+  size_t len;
+  if (napi_get_value_string_latin1(env, v, NULL, 0, &len) != napi_ok) return NULL;
+  uint8_t *b = malloc(len + 1);
+  if (!b) return NULL;
+  size_t got;
+  napi_get_value_string_latin1(env, v, (char *)b, len + 1, &got);
+  size_t count = 0;
+  for (size_t i = 0; i < got; i++)
+    if (b[i] == 0) count++;
+  nghttp2_nv *nv = calloc(count / 2 + 1, sizeof *nv);
+  if (!nv) {
+    free(b);
+    return NULL;
+  }
+  size_t k = 0, i = 0;
+  while (i < got && k < count / 2) {
+    uint8_t *name = b + i;
+    size_t nl = strlen((char *)name);
+    uint8_t *value = name + nl + 1;
+    size_t vl = strlen((char *)value);
+    nv[k++] = (nghttp2_nv){name, value, nl, vl, NGHTTP2_NV_FLAG_NONE};
+    i += nl + vl + 2;
+  }
+  *n = k;
+  *bytes = b;
+  return nv;
+}
+
+static bool append(h2_out *o, const uint8_t *p, size_t len) {
+  if (o->pos > 0 && o->pos == o->len) o->pos = o->len = 0;
+  if (o->len + len > o->cap) {
+    if (o->pos > 0) {
+      memmove(o->buf, o->buf + o->pos, o->len - o->pos);
+      o->len -= o->pos;
+      o->pos = 0;
+    }
+    if (o->len + len > o->cap) {
+      size_t cap = o->cap ? o->cap : 16384;
+      while (cap < o->len + len) cap *= 2;
+      uint8_t *g = realloc(o->buf, cap);
+      if (!g) return false;
+      o->buf = g;
+      o->cap = cap;
+    }
+  }
+  memcpy(o->buf + o->len, p, len);
+  o->len += len;
+  return true;
+}
+
+// body bytes of a napi value: a Buffer or a latin1 string (copied into *tmp when a string)
+static bool bytes_of(napi_env env, napi_value v, const uint8_t **p, size_t *len, uint8_t **tmp) {
+  bool isbuf = false;
+  *tmp = NULL;
+  napi_is_buffer(env, v, &isbuf);
+  if (isbuf) {
+    void *d;
+    if (napi_get_buffer_info(env, v, &d, len) != napi_ok) return false;
+    *p = d;
+    return true;
+  }
+  size_t l;
+  if (napi_get_value_string_latin1(env, v, NULL, 0, &l) != napi_ok) return false;
+  *tmp = malloc(l + 1);
+  if (!*tmp) return false;
+  napi_get_value_string_latin1(env, v, (char *)*tmp, l + 1, len);
+  *p = *tmp;
+  return true;
+}
+
+// h2Respond(t, fd, id, stream, headers, body: Buffer | string | null, end) -> queued body bytes | -errno:
+// the response head (and its first body bytes); `end`: nothing follows (no DATA at all when there is no body)
+static napi_value h2_respond(napi_env env, napi_callback_info info) {
+  napi_value argv[7], err;
+  kdp_tcp *t;
+  int32_t fd, stream;
+  SSL *ssl;
+  h2_conn *c = h2_args(env, info, 7, argv, &t, &fd, &ssl, &err);
+  if (!c) return err;
+  if (napi_get_value_int32(env, argv[3], &stream) != napi_ok) return err_value(env, EINVAL);
+  bool end = false;
+  napi_get_value_bool(env, argv[6], &end);
+  napi_valuetype bt;
+  napi_typeof(env, argv[5], &bt);
+  size_t n;
+  uint8_t *nvb;
+  nghttp2_nv *nv = nv_of(env, argv[4], &n, &nvb);
+  if (!nv) return err_value(env, ENOMEM);
+  int rv;
+  size_t queued = 0;
+  if (end && bt == napi_null) rv = nghttp2_submit_response(c->s, stream, nv, n, NULL);
+  else {
+    h2_out *o = calloc(1, sizeof *o);
+    if (!o) rv = NGHTTP2_ERR_NOMEM;
+    else {
+      if (bt != napi_null) {
+        const uint8_t *p;
+        size_t len;
+        uint8_t *tmp;
+        if (bytes_of(env, argv[5], &p, &len, &tmp)) append(o, p, len);
+        free(tmp);
+      }
+      o->end = end;
+      queued = o->len;
+      nghttp2_data_provider dp = {.source.ptr = o, .read_callback = read_body};
+      o->next = c->outs;
+      if (c->outs) c->outs->prev = o;
+      c->outs = o;
+      rv = nghttp2_submit_response(c->s, stream, nv, n, &dp);
+      if (rv == 0) nghttp2_session_set_stream_user_data(c->s, stream, o);
+      else out_free(c, o);
+    }
+  }
+  free(nv);
+  free(nvb);
+  return err_value(env, rv == 0 ? -(int)queued : EINVAL);
+}
+
+// h2Data(t, fd, id, stream, body: Buffer | string | null, end) -> queued body bytes | -errno
+static napi_value h2_data(napi_env env, napi_callback_info info) {
+  napi_value argv[6], err;
+  kdp_tcp *t;
+  int32_t fd, stream;
+  SSL *ssl;
+  h2_conn *c = h2_args(env, info, 6, argv, &t, &fd, &ssl, &err);
+  if (!c) return err;
+  if (napi_get_value_int32(env, argv[3], &stream) != napi_ok) return err_value(env, EINVAL);
+  h2_out *o = nghttp2_session_get_stream_user_data(c->s, stream);
+  if (!o) return err_value(env, ENOENT); // reset or closed: nothing to send to
+  napi_valuetype bt;
+  napi_typeof(env, argv[4], &bt);
+  if (bt != napi_null) {
+    const uint8_t *p;
+    size_t len;
+    uint8_t *tmp;
+    bool ok = bytes_of(env, argv[4], &p, &len, &tmp) && append(o, p, len);
+    free(tmp);
+    if (!ok) return err_value(env, ENOMEM);
+  }
+  bool end = false;
+  napi_get_value_bool(env, argv[5], &end);
+  if (end) o->end = true;
+  if (o->deferred) {
+    o->deferred = false;
+    nghttp2_session_resume_data(c->s, stream);
+  }
+  return err_value(env, -(int)(o->len - o->pos));
+}
+
+// h2Trailers(t, fd, id, stream, headers) -> 0 | -errno: trailers after the body (which ends with them)
+static napi_value h2_trailers(napi_env env, napi_callback_info info) {
+  napi_value argv[5], err;
+  kdp_tcp *t;
+  int32_t fd, stream;
+  SSL *ssl;
+  h2_conn *c = h2_args(env, info, 5, argv, &t, &fd, &ssl, &err);
+  if (!c) return err;
+  if (napi_get_value_int32(env, argv[3], &stream) != napi_ok) return err_value(env, EINVAL);
+  h2_out *o = nghttp2_session_get_stream_user_data(c->s, stream);
+  if (!o) return err_value(env, ENOENT);
+  free(o->trailers);
+  free(o->trailer_bytes);
+  o->trailers = nv_of(env, argv[4], &o->ntrailers, &o->trailer_bytes);
+  if (!o->trailers) return err_value(env, ENOMEM);
+  o->end = true;
+  if (o->deferred) {
+    o->deferred = false;
+    nghttp2_session_resume_data(c->s, stream);
+  }
+  return err_value(env, 0);
+}
+
+// h2Reset(t, fd, id, stream, code) -> 0 | -errno
+static napi_value h2_reset(napi_env env, napi_callback_info info) {
+  napi_value argv[5], err;
+  kdp_tcp *t;
+  int32_t fd, stream;
+  uint32_t code = 0;
+  SSL *ssl;
+  h2_conn *c = h2_args(env, info, 5, argv, &t, &fd, &ssl, &err);
+  if (!c) return err;
+  if (napi_get_value_int32(env, argv[3], &stream) != napi_ok) return err_value(env, EINVAL);
+  napi_get_value_uint32(env, argv[4], &code);
+  return err_value(env, nghttp2_submit_rst_stream(c->s, NGHTTP2_FLAG_NONE, stream, code) == 0 ? 0 : EINVAL);
+}
+
+// h2Consume(t, fd, id, stream, bytes) -> 0 | -errno: JavaScript took that much of the stream's request body
+static napi_value h2_consume(napi_env env, napi_callback_info info) {
+  napi_value argv[5], err;
+  kdp_tcp *t;
+  int32_t fd, stream;
+  uint32_t n = 0;
+  SSL *ssl;
+  h2_conn *c = h2_args(env, info, 5, argv, &t, &fd, &ssl, &err);
+  if (!c) return err;
+  if (napi_get_value_int32(env, argv[3], &stream) != napi_ok) return err_value(env, EINVAL);
+  napi_get_value_uint32(env, argv[4], &n);
+  nghttp2_session_consume(c->s, stream, n); // a stream already closed: only the connection's window
+  return err_value(env, 0);
+}
+
+// h2Goaway(t, fd, id) -> 0 | -errno: no new streams (the ones open finish; then the session is done)
+static napi_value h2_goaway(napi_env env, napi_callback_info info) {
+  napi_value argv[3], err;
+  kdp_tcp *t;
+  int32_t fd;
+  SSL *ssl;
+  h2_conn *c = h2_args(env, info, 3, argv, &t, &fd, &ssl, &err);
+  if (!c) return err;
+  int32_t last = nghttp2_session_get_last_proc_stream_id(c->s);
+  return err_value(env, nghttp2_submit_goaway(c->s, NGHTTP2_FLAG_NONE, last, NGHTTP2_NO_ERROR, NULL, 0) == 0 ? 0
+                                                                                                          : EINVAL);
+}
+
+// h2Flush(t, fd, id, direct) -> 0 | Buffer to queue | -errno | 1 (the session is done: close the socket)
+static napi_value h2_flush(napi_env env, napi_callback_info info) {
+  napi_value argv[4], err;
+  kdp_tcp *t;
+  int32_t fd;
+  SSL *ssl;
+  h2_conn *c = h2_args(env, info, 4, argv, &t, &fd, &ssl, &err);
+  if (!c) return err;
+  bool direct = false;
+  napi_get_value_bool(env, argv[3], &direct);
+  if (!h2_send(ssl, c)) return err_value(env, EPROTO);
+  return drain(env, fd, ssl, direct);
+}
+
+// h2State(t, fd, id, stream) -> queued body bytes of the stream (-ENOENT: none), for backpressure
+static napi_value h2_state(napi_env env, napi_callback_info info) {
+  napi_value argv[4], err;
+  kdp_tcp *t;
+  int32_t fd, stream;
+  SSL *ssl;
+  h2_conn *c = h2_args(env, info, 4, argv, &t, &fd, &ssl, &err);
+  if (!c) return err;
+  if (napi_get_value_int32(env, argv[3], &stream) != napi_ok) return err_value(env, EINVAL);
+  h2_out *o = nghttp2_session_get_stream_user_data(c->s, stream);
+  if (!o) return err_value(env, ENOENT);
+  return err_value(env, -(int)(o->len - o->pos));
+}
+
+// h2Done(t, fd, id) -> true when the session wants neither to read nor to write (close the socket)
+static napi_value h2_done(napi_env env, napi_callback_info info) {
+  napi_value argv[3], err, v;
+  kdp_tcp *t;
+  int32_t fd;
+  SSL *ssl;
+  h2_conn *c = h2_args(env, info, 3, argv, &t, &fd, &ssl, &err);
+  bool done = !c || (!nghttp2_session_want_read(c->s) && !nghttp2_session_want_write(c->s));
+  napi_get_boolean(env, done, &v);
+  return v;
+}
+#endif
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   const struct {
     const char *name;
     napi_callback cb;
   } fns[] = {{"create", create}, {"watch", watch}, {"unwatch", unwatch}, {"forget", forget}, {"writeLatin1", write_latin1}, {"peek", peek}, {"tlsContext", tls_context}, {"tlsAttach", tls_attach},
-      {"tlsWrite", tls_write},       {"tlsFlush", tls_flush}, {"tlsEnd", tls_end}};
+      {"tlsWrite", tls_write},       {"tlsFlush", tls_flush}, {"tlsEnd", tls_end},
+#ifdef KDP_H2
+      {"h2Respond", h2_respond}, {"h2Data", h2_data}, {"h2Trailers", h2_trailers}, {"h2Reset", h2_reset},
+      {"h2Consume", h2_consume}, {"h2Goaway", h2_goaway}, {"h2Flush", h2_flush}, {"h2State", h2_state},
+      {"h2Done", h2_done},
+#endif
+  };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     if (napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].cb, NULL, &fn) != napi_ok) return NULL;
     if (napi_set_named_property(env, exports, fns[i].name, fn) != napi_ok) return NULL;

@@ -1,0 +1,487 @@
+// HTTP/2 over the addon's TLS (native/tcp/kdp_tcp.c, `--tls-io auto`): the HTTPS port's connections whose
+// ClientHello offers h2 get ALPN h2 in the addon, which runs their nghttp2 session (framing, HPACK, flow control,
+// SETTINGS, PING, GOAWAY) and reports each request as records (tcp-io's H2Wire). One H2Session per connection:
+// - a stream the fast front would serve (FastFront.lane: a bodiless GET/HEAD whose route only forwards) goes over
+//   the front's raw upstream exchange, its response back through the addon (NativeStream);
+// - any other stream is relayed (RelayStream) to the server's own node:http2 handler through one in-process h2c
+//   session per connection (FrontHooks.h2Relay), so that everything the general path does (annotations, bodies,
+//   trailers, gRPC) behaves as it does for node:http2's own connections.
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
+import { connect as h2connect } from 'node:http2';
+import type { ClientHttp2Session, ClientHttp2Stream } from 'node:http2';
+import type { Socket } from 'node:net';
+import { duplexPair } from 'node:stream';
+import { H2_CANCEL, H2_INTERNAL_ERROR, H2Wire, pauseReads, resumeReads } from './tcp-io.ts';
+import type { ClientSide, Exchange, FastFront, FrontRecord } from './fast-front.ts';
+import { clientGone, recorded } from './fast-front.ts';
+
+const H2_HEADERS = 1;
+const H2_DATA = 2;
+const H2_CLOSE = 3;
+const FLAG_END_STREAM = 1;
+/** a stream's response body queued in the addon beyond this pauses its source (the upstream socket, the relay) */
+const HIGH_WATER = 64 * 1024;
+
+/**
+ * Headers that may appear once in an HTTP/2 header list (node:http2's list: respond() refuses a second one,
+ * and so does this front, with the same 502)
+ */
+const SINGLE_VALUE = new Set([
+  ':status',
+  'access-control-allow-credentials',
+  'access-control-max-age',
+  'access-control-request-method',
+  'age',
+  'authorization',
+  'content-encoding',
+  'content-language',
+  'content-length',
+  'content-location',
+  'content-md5',
+  'content-range',
+  'content-type',
+  'date',
+  'dnt',
+  'etag',
+  'expires',
+  'from',
+  'host',
+  'if-match',
+  'if-modified-since',
+  'if-none-match',
+  'if-range',
+  'if-unmodified-since',
+  'last-modified',
+  'location',
+  'max-forwards',
+  'proxy-authorization',
+  'range',
+  'referer',
+  'retry-after',
+  'tk',
+  'upgrade-insecure-requests',
+  'user-agent',
+  'x-content-type-options',
+]);
+/** connection-specific headers HTTP/2 cannot carry (RFC 9113, 8.2.2) */
+const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
+const BAD_VALUE = /[\0\r\n]/;
+
+/** The Date header node:http2 adds to a response that has none (one string per second). */
+let dateSecond = 0;
+let dateText = '';
+function httpDate(): string {
+  const now = Date.now();
+  const s = Math.floor(now / 1000);
+  if (s !== dateSecond) {
+    dateSecond = s;
+    dateText = new Date(now).toUTCString();
+  }
+  return dateText;
+}
+
+/**
+ * A flat response header list (name, value, ...; `:status` first) as the addon takes it: lower-case names,
+ * a Date when there is none; undefined when HTTP/2 cannot carry it (a single-value header twice, a
+ * connection-specific header, a value with NUL, CR or LF), which node:http2's respond() refuses too.
+ */
+export function headerBlock(list: readonly string[]): string | undefined {
+  let out = '';
+  let seen: Set<string> | undefined;
+  let date = false;
+  for (let i = 0; i + 1 < list.length; i += 2) {
+    const name = list[i]!.toLowerCase();
+    const value = list[i + 1]!;
+    if (CONNECTION_SPECIFIC.has(name) || BAD_VALUE.test(value) || name.length === 0) return undefined;
+    if (SINGLE_VALUE.has(name)) {
+      seen ??= new Set();
+      if (seen.has(name)) return undefined;
+      seen.add(name);
+    }
+    if (name === 'date') date = true;
+    out += `${name}\0${value}\0`;
+  }
+  if (!date) out += `date\0${httpDate()}\0`;
+  return out;
+}
+
+/** node:http2's header object (from the relay's response) as a flat list, `:status` first */
+function flatten(h: IncomingHttpHeaders | OutgoingHttpHeaders): string[] {
+  const out: string[] = [':status', String(h[':status'] ?? 200)];
+  for (const name in h) {
+    if (name === ':status') continue;
+    const v = h[name];
+    if (v === undefined) continue;
+    if (Array.isArray(v)) for (const one of v) out.push(name, String(one));
+    else out.push(name, String(v));
+  }
+  return out;
+}
+
+interface StreamState {
+  /** a record for the stream: body bytes (`end`: the last), or the stream closed (`code`) */
+  data(b: Buffer, end: boolean): void;
+  closed(code: number): void;
+}
+
+/** The HTTP/2 session of one connection, its TLS and framing in the addon. */
+export class H2Session {
+  readonly wire: H2Wire;
+  readonly #front: FastFront;
+  readonly #sock: Socket;
+  readonly #ip: string;
+  readonly #port: number;
+  readonly #streams = new Map<number, StreamState>();
+  /** streams waiting for their queued body to go below HIGH_WATER */
+  readonly #waiting = new Map<number, () => void>();
+  readonly #end: () => void;
+  #relay: ClientHttp2Session | undefined;
+  #closing = false;
+  /** the front's clock at the last record (idle timeout) */
+  last: number;
+
+  /** `end`: the session is done (both sides said so, or GOAWAY and no stream left): the connection ends */
+  constructor(front: FastFront, sock: Socket, ip: string, port: number, end: () => void) {
+    this.#front = front;
+    this.#sock = sock;
+    this.#ip = ip;
+    this.#port = port;
+    this.#end = end;
+    this.last = front.tick;
+    this.wire = new H2Wire(sock, () => this.#flushed());
+  }
+
+  /** streams in progress */
+  get busy(): boolean {
+    return this.#streams.size > 0;
+  }
+
+  /** A record of the addon's session (tcp-io batch). */
+  record(rec: Buffer): void {
+    this.last = this.#front.tick;
+    const kind = rec[0];
+    const flags = rec[1]!;
+    const id = rec.readInt32LE(4);
+    if (kind === H2_HEADERS) this.#headers(id, rec.subarray(8), (flags & FLAG_END_STREAM) !== 0);
+    else if (kind === H2_DATA) {
+      const s = this.#streams.get(id);
+      const end = (flags & FLAG_END_STREAM) !== 0;
+      if (s) s.data(rec.subarray(8), end);
+      else this.wire.consume(id, rec.length - 8); // a stream already answered: its bytes still count in the window
+    } else if (kind === H2_CLOSE) {
+      const s = this.#streams.get(id);
+      this.#streams.delete(id);
+      this.#waiting.delete(id);
+      s?.closed(rec.readUInt32LE(8));
+    }
+  }
+
+  #headers(id: number, block: Buffer, endStream: boolean): void {
+    const headers: IncomingHttpHeaders = {};
+    const raw: string[] = [];
+    const text = block.toString('latin1');
+    for (let i = 0; i < text.length;) {
+      const a = text.indexOf('\0', i);
+      const b = text.indexOf('\0', a + 1);
+      if (a < 0 || b < 0) break;
+      const name = text.slice(i, a);
+      const value = text.slice(a + 1, b);
+      raw.push(name, value);
+      const have = headers[name];
+      // node:http2's header object: repeated fields joined (cookie with '; '), set-cookie a list
+      if (have === undefined) headers[name] = name === 'set-cookie' ? [value] : value;
+      else if (Array.isArray(have)) have.push(value);
+      else headers[name] = `${have}${name === 'cookie' ? '; ' : ', '}${value}`;
+      i = b + 1;
+    }
+    if (this.#closing) {
+      this.wire.reset(id, 7); // REFUSED_STREAM: the client may retry it elsewhere
+      return;
+    }
+    const lane = this.#front.lane(endStream, headers, raw, this.#ip, this.#port, 'https', () => {
+      const s = new NativeStream(this.#front, this, id);
+      this.#streams.set(id, s);
+      return s;
+    });
+    if (!lane) this.#relayStream(id, headers, endStream);
+  }
+
+  #relayStream(id: number, headers: IncomingHttpHeaders, endStream: boolean): void {
+    const relay = this.#relaySession();
+    if (!relay) {
+      this.wire.reset(id, H2_INTERNAL_ERROR);
+      return;
+    }
+    const s = new RelayStream(this, id, relay, headers, endStream);
+    this.#streams.set(id, s);
+  }
+
+  /** the in-process h2c session to the server's node:http2 handler (made on the first stream it gets) */
+  #relaySession(): ClientHttp2Session | undefined {
+    if (this.#relay && !this.#relay.destroyed && !this.#relay.closed) return this.#relay;
+    const hook = this.#front.hooks.h2Relay;
+    if (!hook) return undefined;
+    const [mine, theirs] = duplexPair();
+    const sess = h2connect('http://kdp.relay', { createConnection: () => mine as unknown as Socket });
+    sess.on('error', () => {});
+    hook(theirs, this.#sock);
+    this.#relay = sess;
+    return sess;
+  }
+
+  /** a stream's body is over HIGH_WATER in the addon: `resume` runs when it is below again */
+  waitDrain(id: number, resume: () => void): void {
+    this.#waiting.set(id, resume);
+  }
+
+  #flushed(): void {
+    for (const [id, resume] of this.#waiting) {
+      const q = this.wire.queued(id);
+      if (q < HIGH_WATER) {
+        this.#waiting.delete(id);
+        resume();
+      }
+    }
+    if (this.wire.done) this.#end();
+  }
+
+  /** GOAWAY: streams already open finish; new ones are refused; the session then ends */
+  close(): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    this.wire.goaway();
+  }
+
+  forget(id: number): void {
+    this.#streams.delete(id);
+    this.#waiting.delete(id);
+  }
+
+  /** The connection is gone: every stream in progress with it. */
+  gone(): void {
+    const streams = [...this.#streams.values()];
+    this.#streams.clear();
+    this.#waiting.clear();
+    for (const s of streams) s.closed(H2_CANCEL);
+    this.#relay?.destroy();
+    this.#relay = undefined;
+  }
+}
+
+/** One stream the fast front serves: its response goes out through the addon. */
+class NativeStream implements ClientSide, StreamState {
+  readonly hooks: FastFront['hooks'];
+  readonly pool: FastFront['pool'];
+  readonly texts: FastFront['texts'];
+  readonly #front: FastFront;
+  readonly #sess: H2Session;
+  readonly #id: number;
+  #ex: Exchange | undefined;
+  #rec: FrontRecord | undefined;
+  #held: Socket | undefined;
+  /** the response head went out (endStream or not) */
+  #responded = false;
+  #ended = false;
+  #closed = false;
+
+  constructor(front: FastFront, sess: H2Session, id: number) {
+    this.#front = front;
+    this.#sess = sess;
+    this.#id = id;
+    this.hooks = front.hooks;
+    this.pool = front.pool;
+    this.texts = front.texts;
+  }
+
+  get h2(): NativeStream {
+    return this;
+  }
+
+  start(ex: Exchange, rec: FrontRecord, endpoint: string): void {
+    this.#ex = ex;
+    this.#rec = rec;
+    this.#front.inflight++;
+    ex.start(endpoint);
+  }
+
+  /** The response head; false when HTTP/2 cannot carry the header list (nothing sent: the exchange answers 502). */
+  respond(headers: readonly string[], endStream: boolean): boolean {
+    if (this.#closed) return true; // the client reset the stream: its close ends the exchange (499)
+    const block = headerBlock(headers);
+    if (block === undefined) return false;
+    this.#responded = true;
+    this.#ended = endStream;
+    this.#sess.wire.respond(this.#id, block, null, endStream);
+    return true;
+  }
+
+  writeRaw(): void {}
+  cork(): void {}
+  uncork(): void {}
+
+  writeBody(b: Buffer, from: Socket): void {
+    if (this.#closed || this.#ended) return;
+    const q = this.#sess.wire.data(this.#id, b, false);
+    if (q >= HIGH_WATER && !this.#held) {
+      this.#held = from;
+      pauseReads(from);
+      this.#sess.waitDrain(this.#id, this.#release);
+    }
+  }
+
+  readonly #release = (): void => {
+    const held = this.#held;
+    this.#held = undefined;
+    if (held) resumeReads(held);
+  };
+
+  fail(timeout: boolean): void {
+    if (this.#closed || this.#responded) return;
+    const body = timeout ? 'gateway timeout\n' : 'bad gateway\n';
+    const block = headerBlock([
+      ':status',
+      timeout ? '504' : '502',
+      'content-type',
+      'text/plain; charset=utf-8',
+      'content-length',
+      String(body.length),
+      'server',
+      this.hooks.serverHeader,
+    ])!;
+    this.#responded = this.#ended = true;
+    this.#sess.wire.respond(this.#id, block, body, true);
+  }
+
+  data(b: Buffer): void {
+    // a request body on a lane stream cannot come (the lane takes streams that ended with their headers)
+    this.#sess.wire.consume(this.#id, b.length);
+  }
+
+  done(rec: FrontRecord): void {
+    if (this.#rec !== rec) return;
+    this.#ex = this.#rec = undefined;
+    recorded(this.#front, rec);
+    this.#release();
+    if (!this.#closed && !this.#ended) {
+      this.#ended = true;
+      this.#sess.wire.data(this.#id, null, true);
+    }
+    this.#sess.forget(this.#id);
+  }
+
+  /** The upstream failed mid-response: RST_STREAM INTERNAL_ERROR (the session and its other streams go on). */
+  abort(): void {
+    const rec = this.#rec;
+    if (rec) {
+      this.#ex = this.#rec = undefined;
+      recorded(this.#front, rec);
+    }
+    this.#release();
+    if (!this.#closed) this.#sess.wire.reset(this.#id, H2_INTERNAL_ERROR);
+    this.#sess.forget(this.#id);
+  }
+
+  closed(): void {
+    this.#closed = true;
+    this.#release(); // an upstream socket paused for this stream's flow control is read again
+    if (this.#ex && this.#rec) clientGone(this.#front, this.#ex, this.#rec);
+    this.#ex = undefined;
+    this.#rec = undefined;
+  }
+}
+
+/** A stream relayed to the server's node:http2 handler (the general path) over the connection's h2c relay. */
+class RelayStream implements StreamState {
+  readonly #sess: H2Session;
+  readonly #id: number;
+  readonly #up: ClientHttp2Stream;
+  #responded = false;
+  #done = false;
+  /** request body bytes received and not yet taken by the relay (given back to the window when the stream ends) */
+  #unconsumed = 0;
+
+  constructor(
+    sess: H2Session,
+    id: number,
+    relay: ClientHttp2Session,
+    headers: IncomingHttpHeaders,
+    endStream: boolean,
+  ) {
+    this.#sess = sess;
+    this.#id = id;
+    const h: OutgoingHttpHeaders = { ...headers };
+    const up = relay.request(h, { endStream });
+    this.#up = up;
+    up.on('error', () => {});
+    up.on('response', (rh, flags) => {
+      const block = headerBlock(flatten(rh));
+      if (block === undefined) {
+        this.#reset(H2_INTERNAL_ERROR);
+        return;
+      }
+      this.#responded = true;
+      const end = (flags & FLAG_END_STREAM) !== 0;
+      if (end) this.#done = true;
+      sess.wire.respond(id, block, null, end);
+    });
+    up.on('data', (chunk: Buffer) => {
+      if (this.#done) return;
+      const q = sess.wire.data(id, chunk, false);
+      if (q >= HIGH_WATER) {
+        up.pause();
+        sess.waitDrain(id, () => up.resume());
+      }
+    });
+    up.on('trailers', (th) => {
+      if (this.#done || !this.#responded) return;
+      this.#done = true;
+      const block = headerBlock(flatten(th).slice(2));
+      if (block === undefined) sess.wire.data(id, null, true);
+      else sess.wire.trailers(id, block);
+    });
+    up.on('end', () => {
+      if (this.#done || !this.#responded) return;
+      this.#done = true;
+      sess.wire.data(id, null, true);
+    });
+    up.on('close', () => {
+      if (!this.#done) this.#reset(up.rstCode && up.rstCode !== 0 ? up.rstCode : H2_INTERNAL_ERROR);
+      sess.forget(id);
+    });
+  }
+
+  #reset(code: number): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#sess.wire.reset(this.#id, code);
+  }
+
+  /** request body bytes: the window opens once the relay took them */
+  data(b: Buffer, end: boolean): void {
+    const up = this.#up;
+    if (up.destroyed || up.writableEnded) {
+      this.#sess.wire.consume(this.#id, b.length);
+      return;
+    }
+    if (b.length > 0) {
+      const n = b.length;
+      this.#unconsumed += n;
+      up.write(Buffer.from(b), () => {
+        if (this.#unconsumed < n) return; // given back when the stream ended
+        this.#unconsumed -= n;
+        this.#sess.wire.consume(this.#id, n);
+      });
+    }
+    if (end) up.end();
+  }
+
+  /** the client reset the stream (or the connection went): the relayed request is cancelled */
+  closed(code: number): void {
+    const cut = !this.#done;
+    this.#done = true;
+    // what the relay did not take still counts against the connection's window: given back
+    if (this.#unconsumed > 0) this.#sess.wire.consume(this.#id, this.#unconsumed);
+    this.#unconsumed = 0;
+    if ((code !== 0 || cut) && !this.#up.destroyed) this.#up.close(H2_CANCEL);
+  }
+}

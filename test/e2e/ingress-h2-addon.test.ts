@@ -1,0 +1,218 @@
+// HTTP/2 in the addon (ingress/h2-session.ts, native/tcp/kdp_tcp.c): a ClientHello offering h2 gets ALPN h2 from
+// the addon's TLS, and the connection's nghttp2 session runs there. Real node:http2 and raw TLS clients on
+// loopback against a raw HTTP/1.1 backend: lane streams and relayed ones (bodies, the general path's routes) on
+// one session, the session's limits (header list size, concurrent streams), protocol errors (GOAWAY, the server
+// goes on), a client reset of a relayed upload, and the graceful close (GOAWAY, the stream in flight finishes).
+// The cases follow RFC 9113 (sections 5.1.2, 6.8, 8.2.2, 10.5.1) and h2spec's generic checks.
+import t from 'tap';
+import { connect as h2Connect, constants as h2constants } from 'node:http2';
+import type { ClientHttp2Session, IncomingHttpHeaders } from 'node:http2';
+import { connect as tlsConnect } from 'node:tls';
+import { randomBytes } from 'node:crypto';
+import { request } from 'undici';
+import { needsRoot } from '../helpers/gate.ts';
+import { loopbackIngress } from '../helpers/loopback-ingress.ts';
+import { rawBackend } from '../helpers/raw-backend.ts';
+import { FakeSource } from '../../src/k8s/testing/fake-source.ts';
+import { ingress, ingressClass, path, rule, service, slice, withAnnotations } from '../../ingress/testing/fixtures.ts';
+
+const ALLOW = { 'nginx.ingress.kubernetes.io/whitelist-source-range': '127.0.0.0/8' };
+
+interface Reply {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** One request on a session; rejects with the stream's error (a reset: NGHTTP2_<CODE>). */
+function ask(
+  sess: ClientHttp2Session,
+  host: string,
+  p: string,
+  opts: { method?: string; body?: string | Buffer; headers?: Record<string, string> } = {},
+): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const s = sess.request(
+      {
+        ':method': opts.method ?? 'GET',
+        ':path': p,
+        ':authority': host,
+        ...(opts.body !== undefined ? { 'content-length': String(Buffer.byteLength(opts.body)) } : {}),
+        ...opts.headers,
+      },
+      { endStream: opts.body === undefined },
+    );
+    let status = 0;
+    let headers: IncomingHttpHeaders = {};
+    const chunks: Buffer[] = [];
+    s.on('response', (h) => {
+      status = Number(h[':status']);
+      headers = h;
+    });
+    s.on('data', (b: Buffer) => chunks.push(b));
+    s.on('end', () => resolve({ status, headers, body: Buffer.concat(chunks).toString() }));
+    s.on('error', reject);
+    if (opts.body !== undefined) s.end(opts.body);
+  });
+}
+
+if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files')) {
+  t.test('HTTP/2 in the addon: one session, lane and relayed streams, limits, errors, close', async (t) => {
+    const be = await rawBackend();
+    t.teardown(() => new Promise((r) => be.server.close(r)));
+    const src = new FakeSource();
+    src.put(ingressClass());
+    src.put(service('raw'));
+    src.put(slice('raw', ['127.0.0.1'], be.port));
+    src.put(ingress('raw', [rule('raw.test', path('/', 'Prefix', 'raw'))]));
+    src.put(withAnnotations(ingress('gen', [rule('gen.test', path('/', 'Prefix', 'raw'))]), ALLOW));
+    const { ing } = await loopbackIngress(t, src);
+    const port = ing.ports.https;
+    const url = `https://127.0.0.1:${port}`;
+    // (a header list of up to 200 kB leaves the client: its own limit would refuse it before the server sees it)
+    const open = () => {
+      const sess = h2Connect(url, {
+        rejectUnauthorized: false,
+        servername: 'raw.test',
+        maxSendHeaderBlockLength: 200_000,
+      });
+      sess.on('error', () => {});
+      return sess;
+    };
+    const terminated = async () => {
+      const text = await (await request(`http://127.0.0.1:${ing.ports.metrics}/metrics`)).body.text();
+      const n = (by: string) =>
+        Number(new RegExp(`kdp_ingress_tls_connections_total\\{terminated_by="${by}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
+      return { addon: n('addon'), node: n('node') };
+    };
+    /** the backend saw `method url` through the lane (no Connection header: the general path's undici sends one) */
+    const viaLane = (method: string, u: string) => {
+      const head = be.heads.findLast((h) => h.startsWith(`${method} ${u} `));
+      return head !== undefined && !/\r\nconnection:/i.test(head);
+    };
+
+    t.test('ALPN h2 from the addon; lane and relayed streams share one session', async (t) => {
+      const before = await terminated();
+      const sess = open();
+      t.teardown(() => sess.destroy());
+      await new Promise((r) => sess.once('connect', r));
+      t.equal(sess.alpnProtocol, 'h2', 'ALPN h2');
+      const [lane, post, gen, head] = await Promise.all([
+        ask(sess, 'raw.test', '/one?a=1'),
+        ask(sess, 'raw.test', '/post', { method: 'POST', body: 'hello' }),
+        ask(sess, 'gen.test', '/two'),
+        ask(sess, 'raw.test', '/three', { method: 'HEAD' }),
+      ]);
+      t.equal(lane.status, 200);
+      t.equal(lane.body, 'GET /one?a=1 body=');
+      t.ok(viaLane('GET', '/one?a=1'), 'the GET took the lane');
+      t.equal(post.body, 'POST /post body=hello', 'the POST (a body) was relayed to the general path');
+      t.notOk(viaLane('POST', '/post'), 'the POST went through the general path');
+      t.equal(gen.body, 'GET /two body=');
+      t.notOk(viaLane('GET', '/two'), 'the allow-listed route went through the general path');
+      t.equal(head.status, 200);
+      t.equal(head.body, '', 'HEAD: no body');
+      t.equal(head.headers['content-length'], String('HEAD /three body='.length));
+      for (const r of [lane, post, gen]) {
+        t.equal(r.headers.server, 'kdp');
+        t.ok(r.headers.date, 'a Date header');
+      }
+      const after = await terminated();
+      t.equal(after.addon - before.addon, 1, 'one connection, terminated by the addon');
+      t.equal(after.node - before.node, 0, 'none by node:tls');
+    });
+
+    t.test('a request header list over 64 KiB: that stream is reset, the session goes on', async (t) => {
+      const sess = open();
+      t.teardown(() => sess.destroy());
+      const headers: Record<string, string> = {};
+      for (let i = 0; i < 40; i++) headers[`x-big-${i}`] = randomBytes(1024).toString('hex');
+      const big = await ask(sess, 'raw.test', '/big-headers', { headers }).then(
+        () => 'answered',
+        (err: Error) => err.message,
+      );
+      t.match(big, /NGHTTP2_ENHANCE_YOUR_CALM/, `reset by the server: ${big}`);
+      t.equal((await ask(sess, 'raw.test', '/after-big')).body, 'GET /after-big body=', 'the session still works');
+    });
+
+    t.test('SETTINGS: at most 128 concurrent streams; 300 requests at once all answered', async (t) => {
+      const sess = open();
+      t.teardown(() => sess.destroy());
+      await new Promise((r) => sess.once('remoteSettings', r));
+      t.equal(sess.remoteSettings.maxConcurrentStreams, 128);
+      const replies = await Promise.all(Array.from({ length: 300 }, (_, i) => ask(sess, 'raw.test', `/many${i}`)));
+      t.ok(
+        replies.every((r, i) => r.body === `GET /many${i} body=`),
+        'each stream got its own answer',
+      );
+    });
+
+    t.test('a protocol error gets GOAWAY PROTOCOL_ERROR and a close; the port keeps serving', async (t) => {
+      const sock = tlsConnect({
+        host: '127.0.0.1',
+        port,
+        servername: 'raw.test',
+        ALPNProtocols: ['h2'],
+        rejectUnauthorized: false,
+      });
+      await new Promise((r, j) => sock.once('secureConnect', r).once('error', j));
+      t.equal(sock.alpnProtocol, 'h2');
+      const got: Buffer[] = [];
+      sock.on('data', (b: Buffer) => got.push(b));
+      sock.on('error', () => {});
+      // the preface, then a DATA frame on stream 1, which is idle (RFC 9113 5.1: a connection error PROTOCOL_ERROR)
+      sock.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+      sock.write(Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])); // empty SETTINGS
+      sock.write(Buffer.from([0, 0, 2, 0, 1, 0, 0, 0, 1, 0x61, 0x62])); // DATA, END_STREAM, stream 1
+      await new Promise((r) => sock.once('close', r));
+      const all = Buffer.concat(got);
+      // frames: length (3), type (1), flags (1), stream (4); GOAWAY is type 7, its error code at payload offset 4
+      let goaway = -1;
+      for (let i = 0; i + 9 <= all.length;) {
+        const len = all.readUIntBE(i, 3);
+        if (all[i + 3] === 7) goaway = all.readUInt32BE(i + 9 + 4);
+        i += 9 + len;
+      }
+      t.equal(goaway, h2constants.NGHTTP2_PROTOCOL_ERROR, 'GOAWAY PROTOCOL_ERROR, then the connection closed');
+      const sess = open();
+      t.teardown(() => sess.destroy());
+      t.equal((await ask(sess, 'raw.test', '/after-error')).status, 200, 'a new connection is served');
+    });
+
+    t.test('the client resets a relayed upload: the session goes on', async (t) => {
+      const sess = open();
+      t.teardown(() => sess.destroy());
+      // the backend waits for all 200 kB it was promised; the client sends half, then resets the stream
+      const s = sess.request({
+        ':method': 'POST',
+        ':path': '/upload',
+        ':authority': 'raw.test',
+        'content-length': '200000',
+      });
+      s.on('error', () => {});
+      s.resume();
+      s.write(Buffer.alloc(100_000, 1));
+      await new Promise((r) => setTimeout(r, 50));
+      s.close(h2constants.NGHTTP2_CANCEL);
+      await new Promise((r) => s.once('close', r));
+      t.equal((await ask(sess, 'raw.test', '/after-reset')).body, 'GET /after-reset body=', 'the session still works');
+      const up = await ask(sess, 'raw.test', '/upload2', { method: 'POST', body: Buffer.alloc(200_000, 0x62) });
+      t.equal(up.body, `POST /upload2 body=${'b'.repeat(200_000)}`, 'a 200 kB upload (past the stream window) arrives');
+    });
+
+    t.test('closing: GOAWAY, the stream in flight finishes, the session ends', async (t) => {
+      const sess = open();
+      const goaway = new Promise<number>((r) => sess.once('goaway', (code) => r(code)));
+      const closed = new Promise((r) => sess.once('close', r));
+      await ask(sess, 'raw.test', '/warm');
+      const slow = ask(sess, 'raw.test', '/slow');
+      await new Promise((r) => setTimeout(r, 50));
+      const closing = ing.close(5000);
+      t.equal(await goaway, h2constants.NGHTTP2_NO_ERROR, 'GOAWAY NO_ERROR');
+      t.equal((await slow).body, 'GET /slow body=', 'the stream in flight got its whole answer');
+      await closed;
+      await closing;
+      t.pass('the session ended and the server closed');
+    });
+  });
+}
