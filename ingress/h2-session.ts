@@ -22,49 +22,51 @@ const FLAG_END_STREAM = 1;
 /** a stream's response body queued in the addon beyond this pauses its source (the upstream socket, the relay) */
 const HIGH_WATER = 64 * 1024;
 
-/**
- * Headers that may appear once in an HTTP/2 header list (node:http2's list: respond() refuses a second one,
- * and so does this front, with the same 502)
- */
-const SINGLE_VALUE = new Set([
-  ':status',
-  'access-control-allow-credentials',
-  'access-control-max-age',
-  'access-control-request-method',
-  'age',
-  'authorization',
-  'content-encoding',
-  'content-language',
-  'content-length',
-  'content-location',
-  'content-md5',
-  'content-range',
-  'content-type',
-  'date',
-  'dnt',
-  'etag',
-  'expires',
-  'from',
-  'host',
-  'if-match',
-  'if-modified-since',
-  'if-none-match',
-  'if-range',
-  'if-unmodified-since',
-  'last-modified',
-  'location',
-  'max-forwards',
-  'proxy-authorization',
-  'range',
-  'referer',
-  'retry-after',
-  'tk',
-  'upgrade-insecure-requests',
-  'user-agent',
-  'x-content-type-options',
+/** what a response header is to HTTP/2: once at most (node:http2's list), or connection-specific (RFC 9113 8.2.2) */
+const ONCE = 1;
+const CONNECTION_SPECIFIC = 2;
+const KIND = new Map<string, number>([
+  ...[
+    ':status',
+    'access-control-allow-credentials',
+    'access-control-max-age',
+    'access-control-request-method',
+    'age',
+    'authorization',
+    'content-encoding',
+    'content-language',
+    'content-length',
+    'content-location',
+    'content-md5',
+    'content-range',
+    'content-type',
+    'date',
+    'dnt',
+    'etag',
+    'expires',
+    'from',
+    'host',
+    'if-match',
+    'if-modified-since',
+    'if-none-match',
+    'if-range',
+    'if-unmodified-since',
+    'last-modified',
+    'location',
+    'max-forwards',
+    'proxy-authorization',
+    'range',
+    'referer',
+    'retry-after',
+    'tk',
+    'upgrade-insecure-requests',
+    'user-agent',
+    'x-content-type-options',
+  ].map((n) => [n, ONCE] as const),
+  ...['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade'].map(
+    (n) => [n, CONNECTION_SPECIFIC] as const,
+  ),
 ]);
-/** connection-specific headers HTTP/2 cannot carry (RFC 9113, 8.2.2) */
-const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 const BAD_VALUE = /[\0\r\n]/;
 
 /** The Date header node:http2 adds to a response that has none (one string per second). */
@@ -87,18 +89,20 @@ function httpDate(): string {
  */
 export function headerBlock(list: readonly string[]): string | undefined {
   let out = '';
-  let seen: Set<string> | undefined;
+  let seen: string[] | undefined;
   let date = false;
   for (let i = 0; i + 1 < list.length; i += 2) {
     const name = list[i]!.toLowerCase();
     const value = list[i + 1]!;
-    if (CONNECTION_SPECIFIC.has(name) || BAD_VALUE.test(value) || name.length === 0) return undefined;
-    if (SINGLE_VALUE.has(name)) {
-      seen ??= new Set();
-      if (seen.has(name)) return undefined;
-      seen.add(name);
+    if (name.length === 0 || BAD_VALUE.test(value)) return undefined;
+    const kind = KIND.get(name);
+    if (kind === CONNECTION_SPECIFIC) return undefined;
+    if (kind === ONCE) {
+      seen ??= [];
+      if (seen.includes(name)) return undefined;
+      seen.push(name);
+      if (name === 'date') date = true;
     }
-    if (name === 'date') date = true;
     out += `${name}\0${value}\0`;
   }
   if (!date) out += `date\0${httpDate()}\0`;

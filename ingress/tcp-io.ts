@@ -15,7 +15,9 @@
 // taking it from the kernel; startTls then gives it an SSL in the addon (node's OpenSSL), after which its reads are
 // plaintext and writeLatin1, writeBytes and endWrites encrypt (ciphertext to write(2) while node queues nothing,
 // else onto node's queue); stopPeek gives it back to node untouched, for node:tls. plainStream is the plaintext as
-// a Duplex for node:http after a hand-off.
+// a Duplex for node:http after a hand-off. With an onH2 callback startTls lets ALPN choose h2: the addon then runs
+// the connection's HTTP/2 session (nghttp2), whose records go to onH2 and whose responses go back through H2Wire
+// (ingress/h2-session.ts).
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';

@@ -14,9 +14,12 @@
 // a memory BIO; its ciphertext goes to write(2) when JavaScript says node queues nothing for the socket, and what
 // is left is returned to JavaScript as a Buffer to queue on node's socket, so order and backpressure stay node's.
 //
+// HTTP/2 (when built with nghttp2's header): a TLS connection whose ALPN chose h2 runs an nghttp2 server session
+// here (node's nghttp2: its symbols are the node binary's too); see the HTTP/2 section below.
+//
 // Meta records (Int32 quads per read): id, offset of the bytes in the arena, result (bytes > 0, 0 end of
 // stream, -errno; -EAGAIN for TLS: no plaintext, only ciphertext to flush), flags (1: the SSL has ciphertext
-// to flush: tlsFlush).
+// to flush: tlsFlush; 2: a record of the connection's HTTP/2 session, its bytes in the arena).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <node_api.h>
@@ -1122,7 +1125,7 @@ static bool append(h2_out *o, const uint8_t *p, size_t len) {
       o->pos = 0;
     }
     if (o->len + len > o->cap) {
-      size_t cap = o->cap ? o->cap : 16384;
+      size_t cap = o->cap ? o->cap : 1024; // (most bodies the lane answers are small)
       while (cap < o->len + len) cap *= 2;
       uint8_t *g = realloc(o->buf, cap);
       if (!g) return false;

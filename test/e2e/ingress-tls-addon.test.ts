@@ -1,5 +1,5 @@
 // HTTP/1.1 over TLS terminated by the native addon (native/tcp/kdp_tcp.c, ingress/tcp-io.ts): the HTTPS port
-// peeks each ClientHello; those offering HTTP/1.1 alone (or no ALPN) get the addon's SSL, the rest node:tls. Real
+// peeks each ClientHello; well-formed ones get the addon's SSL (HTTP/2 ones: ingress-h2-addon), the rest node:tls. Real
 // TLS clients (node:tls, curl) on loopback against a raw backend: big bodies to a client that stops reading,
 // uploads and upgrades handed to node:http over the addon's TLS, a ClientHello split over two TCP writes, bytes
 // that are not TLS, a client whose records go bad mid-connection, session resumption, a client that leaves
