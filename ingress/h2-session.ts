@@ -11,6 +11,7 @@ import { connect as h2connect } from 'node:http2';
 import type { ClientHttp2Session, ClientHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import { duplexPair } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import { H2_CANCEL, H2_INTERNAL_ERROR, H2Wire, pauseReads, resumeReads } from './tcp-io.ts';
 import type { ClientSide, Exchange, FastFront, FrontRecord } from './fast-front.ts';
 import { clientGone, recorded } from './fast-front.ts';
@@ -140,7 +141,10 @@ export class H2Session {
   readonly #waiting = new Map<number, () => void>();
   readonly #end: () => void;
   #relay: ClientHttp2Session | undefined;
+  /** the server side of the relay's stream pair (destroyed with the connection) */
+  #relayEnd: Duplex | undefined;
   #closing = false;
+  #ended = false;
   /** the front's clock at the last record (idle timeout) */
   last: number;
 
@@ -165,7 +169,7 @@ export class H2Session {
     this.last = this.#front.tick;
     const kind = rec[0];
     const flags = rec[1]!;
-    const id = rec.readInt32LE(4);
+    const id = rec.readInt32LE(4); // (the addon writes it in host order: little-endian on x86-64 and arm64)
     if (kind === H2_HEADERS) this.#headers(id, rec.subarray(8), (flags & FLAG_END_STREAM) !== 0);
     else if (kind === H2_DATA) {
       const s = this.#streams.get(id);
@@ -181,7 +185,8 @@ export class H2Session {
   }
 
   #headers(id: number, block: Buffer, endStream: boolean): void {
-    const headers: IncomingHttpHeaders = {};
+    // (no prototype, as node:http2's header objects: a field named __proto__ is a field)
+    const headers = Object.create(null) as IncomingHttpHeaders;
     const raw: string[] = [];
     const text = block.toString('latin1');
     for (let i = 0; i < text.length;) {
@@ -230,6 +235,7 @@ export class H2Session {
     sess.on('error', () => {});
     hook(theirs, this.#sock);
     this.#relay = sess;
+    this.#relayEnd = theirs;
     return sess;
   }
 
@@ -246,7 +252,10 @@ export class H2Session {
         resume();
       }
     }
-    if (this.wire.done) this.#end();
+    if (!this.#ended && this.wire.done) {
+      this.#ended = true;
+      this.#end();
+    }
   }
 
   /** GOAWAY: streams already open finish; new ones are refused; the session then ends */
@@ -267,8 +276,11 @@ export class H2Session {
     this.#streams.clear();
     this.#waiting.clear();
     for (const s of streams) s.closed(H2_CANCEL);
+    // both ends of the relay: the server's session over it goes too
     this.#relay?.destroy();
+    this.#relayEnd?.destroy();
     this.#relay = undefined;
+    this.#relayEnd = undefined;
   }
 }
 

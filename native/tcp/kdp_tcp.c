@@ -121,7 +121,7 @@ static void pump_add(kdp_tcp *t, int32_t fd);
 #endif
 
 // one round of a TLS socket whose ciphertext is in its read BIO: the handshake, then plaintext records (HTTP/1.1)
-// or its HTTP/2 session's records; false when the round had to stop short of the arena's end
+// or its HTTP/2 session's records
 static void tls_round(kdp_tcp *t, tls_slot *sl, int32_t id, int fd) {
   SSL *ssl = sl->ssl;
   int end = 1; // 1: wants more; 0: the peer's close_notify; -errno
