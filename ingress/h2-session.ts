@@ -89,7 +89,7 @@ function httpDate(): string {
  * connection-specific header, a value with NUL, CR or LF), which node:http2's respond() refuses too.
  */
 export function headerBlock(list: readonly string[]): string | undefined {
-  let out = '';
+  const out: string[] = [];
   let seen: string[] | undefined;
   let date = false;
   for (let i = 0; i + 1 < list.length; i += 2) {
@@ -104,10 +104,12 @@ export function headerBlock(list: readonly string[]): string | undefined {
       seen.push(name);
       if (name === 'date') date = true;
     }
-    out += `${name}\0${value}\0`;
+    out.push(name, value);
   }
-  if (!date) out += `date\0${httpDate()}\0`;
-  return out;
+  if (!date) out.push('date', httpDate());
+  // joined, not concatenated: one flat string for the addon to read
+  out.push('');
+  return out.join('\0');
 }
 
 /** node:http2's header object (from the relay's response) as a flat list, `:status` first */
