@@ -123,6 +123,9 @@ static void pump_add(kdp_tcp *t, int32_t fd);
 // one round of a TLS socket whose ciphertext is in its read BIO: the handshake, then plaintext records (HTTP/1.1)
 // or its HTTP/2 session's records
 static void tls_round(kdp_tcp *t, tls_slot *sl, int32_t id, int fd) {
+#ifndef KDP_H2
+  (void)fd;
+#endif
   SSL *ssl = sl->ssl;
   int end = 1; // 1: wants more; 0: the peer's close_notify; -errno
   if (!SSL_is_init_finished(ssl)) {
