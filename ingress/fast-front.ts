@@ -12,10 +12,11 @@
 // as 404/403/308/503) hands the connection, with the bytes not yet consumed, to the node:http server (llhttp),
 // which owns it from then on. So every odd or hostile input is judged by llhttp, exactly as before.
 //
-// The HTTP/2 lane (FastFront.stream): a stream of an HTTP/2 session whose request the same rule takes (bodiless
+// The HTTP/2 lane (FastFront.lane): a stream of an HTTP/2 session whose request the same rule takes (bodiless
 // GET/HEAD, fastDecision()) goes over the same Exchange and RawPool; its head is built from the pseudo-headers,
-// the response goes out through the core API (respond(), the body de-chunked). Other streams go to node:http2's
-// compat layer, unchanged.
+// the body de-chunked. node:http2's streams (FastFront.stream) answer through the core API (respond()), the
+// others going to node:http2's compat layer; the addon's sessions (ingress/h2-session.ts) answer through the
+// addon, the others relayed to the same general path.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { H2Session } from './h2-session.ts';
