@@ -20,6 +20,8 @@ const H2_HEADERS = 1;
 const H2_DATA = 2;
 const H2_CLOSE = 3;
 const FLAG_END_STREAM = 1;
+/** the end of a relayed response's body (RelayStream's events) */
+const END = Symbol('end');
 /** a stream's response body queued in the addon beyond this pauses its source (the upstream socket, the relay) */
 const HIGH_WATER = 64 * 1024;
 
@@ -84,14 +86,14 @@ function httpDate(): string {
 }
 
 /**
- * A flat response header list (name, value, ...; `:status` first) as the addon takes it: lower-case names,
- * a Date when there is none; undefined when HTTP/2 cannot carry it (a single-value header twice, a
- * connection-specific header, a value with NUL, CR or LF), which node:http2's respond() refuses too.
+ * A flat response header list (name, value, ...; `:status` first) as the addon takes it: lower-case names, a Date
+ * when there is none (not for trailers: `date` false); undefined when HTTP/2 cannot carry it (a single-value header
+ * twice, a connection-specific header, a value with NUL, CR or LF), which node:http2's respond() refuses too.
  */
-export function headerBlock(list: readonly string[]): string | undefined {
+export function headerBlock(list: readonly string[], date = true): string | undefined {
   const out: string[] = [];
   let seen: string[] | undefined;
-  let date = false;
+  let dated = !date;
   for (let i = 0; i + 1 < list.length; i += 2) {
     const name = list[i]!.toLowerCase();
     const value = list[i + 1]!;
@@ -102,11 +104,11 @@ export function headerBlock(list: readonly string[]): string | undefined {
       seen ??= [];
       if (seen.includes(name)) return undefined;
       seen.push(name);
-      if (name === 'date') date = true;
+      if (name === 'date') dated = true;
     }
     out.push(name, value);
   }
-  if (!date) out.push('date', httpDate());
+  if (!dated) out.push('date', httpDate());
   // joined, not concatenated: one flat string for the addon to read
   out.push('');
   return out.join('\0');
@@ -415,6 +417,8 @@ class RelayStream implements StreamState {
   readonly #up: ClientHttp2Stream;
   #responded = false;
   #done = false;
+  /** what the relay gave before its response head (replayed after it) */
+  #early: (Buffer | typeof END | { trailers: IncomingHttpHeaders })[] = [];
   /** request body bytes received and not yet taken by the relay (given back to the window when the stream ends) */
   #unconsumed = 0;
 
@@ -431,6 +435,8 @@ class RelayStream implements StreamState {
     const up = relay.request(h, { endStream });
     this.#up = up;
     up.on('error', () => {});
+    // node:http2 emits 'response' on the next tick, while the DATA of the same read may already flow: what comes
+    // before the response is held, then replayed after it
     up.on('response', (rh, flags) => {
       const block = headerBlock(flatten(rh));
       if (block === undefined) {
@@ -441,31 +447,44 @@ class RelayStream implements StreamState {
       const end = (flags & FLAG_END_STREAM) !== 0;
       if (end) this.#done = true;
       sess.wire.respond(id, block, null, end);
+      const early = this.#early;
+      this.#early = [];
+      for (const e of early) this.#event(e);
     });
-    up.on('data', (chunk: Buffer) => {
-      if (this.#done) return;
-      const q = sess.wire.data(id, chunk, false);
-      if (q >= HIGH_WATER) {
-        up.pause();
-        sess.waitDrain(id, () => up.resume());
-      }
-    });
-    up.on('trailers', (th) => {
-      if (this.#done || !this.#responded) return;
-      this.#done = true;
-      const block = headerBlock(flatten(th).slice(2));
-      if (block === undefined) sess.wire.data(id, null, true);
-      else sess.wire.trailers(id, block);
-    });
-    up.on('end', () => {
-      if (this.#done || !this.#responded) return;
-      this.#done = true;
-      sess.wire.data(id, null, true);
-    });
+    up.on('data', (chunk: Buffer) => this.#event(chunk));
+    up.on('trailers', (th: IncomingHttpHeaders) => this.#event({ trailers: th }));
+    up.on('end', () => this.#event(END));
     up.on('close', () => {
       if (!this.#done) this.#reset(up.rstCode && up.rstCode !== 0 ? up.rstCode : H2_INTERNAL_ERROR);
       sess.forget(id);
     });
+  }
+
+  /** the relayed response's body, trailers and end, in their order, once its head went out */
+  #event(e: Buffer | typeof END | { trailers: IncomingHttpHeaders }): void {
+    if (this.#done) return;
+    if (!this.#responded) {
+      this.#early.push(e);
+      return;
+    }
+    const sess = this.#sess;
+    const id = this.#id;
+    if (e === END) {
+      this.#done = true;
+      sess.wire.data(id, null, true);
+    } else if (Buffer.isBuffer(e)) {
+      const q = sess.wire.data(id, e, false);
+      if (q >= HIGH_WATER) {
+        const up = this.#up;
+        up.pause();
+        sess.waitDrain(id, () => up.resume());
+      }
+    } else {
+      this.#done = true;
+      const block = headerBlock(flatten(e.trailers).slice(2), false);
+      if (block === undefined) sess.wire.data(id, null, true);
+      else sess.wire.trailers(id, block);
+    }
   }
 
   #reset(code: number): void {

@@ -13,6 +13,11 @@ import { request } from 'undici';
 import { needsRoot } from '../helpers/gate.ts';
 import { loopbackIngress } from '../helpers/loopback-ingress.ts';
 import { rawBackend } from '../helpers/raw-backend.ts';
+import { fuzzSeed, rng } from '../helpers/fuzz.ts';
+import { run } from '../../src/common/exec-adapter.ts';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { FakeSource } from '../../src/k8s/testing/fake-source.ts';
 import { ingress, ingressClass, path, rule, service, slice, withAnnotations } from '../../ingress/testing/fixtures.ts';
 
@@ -198,6 +203,82 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       t.equal((await ask(sess, 'raw.test', '/after-reset')).body, 'GET /after-reset body=', 'the session still works');
       const up = await ask(sess, 'raw.test', '/upload2', { method: 'POST', body: Buffer.alloc(200_000, 0x62) });
       t.equal(up.body, `POST /upload2 body=${'b'.repeat(200_000)}`, 'a 200 kB upload (past the stream window) arrives');
+    });
+
+    t.test('random frames after the preface (seeded): no crash, the port keeps serving', async (t) => {
+      // 150 connections, each the preface, SETTINGS, then 1-12 frames of random type (0-10), flags, stream id (0-9)
+      // and payload (0-40 random bytes, or a HEADERS block of literal fields): what nghttp2 refuses gets GOAWAY or
+      // RST_STREAM, what it takes reaches the front's records; the process (this one) must live, and serve after
+      const seed = fuzzSeed();
+      const r = rng(seed);
+      const frame = (type: number, flags: number, stream: number, payload: Buffer) => {
+        const h = Buffer.alloc(9);
+        h.writeUIntBE(payload.length, 0, 3);
+        h[3] = type;
+        h[4] = flags;
+        h.writeUInt32BE(stream, 5);
+        return Buffer.concat([h, payload]);
+      };
+      // a HEADERS block of literal fields without indexing (RFC 7541 6.2.2), names and values of random bytes
+      const literals = () => {
+        const parts: Buffer[] = [];
+        const n = 1 + Math.floor(r() * 5);
+        for (let i = 0; i < n; i++) {
+          const name = Buffer.from(Array.from({ length: 1 + Math.floor(r() * 8) }, () => Math.floor(r() * 256)));
+          const value = Buffer.from(Array.from({ length: Math.floor(r() * 12) }, () => Math.floor(r() * 256)));
+          parts.push(Buffer.from([0, name.length]), name, Buffer.from([value.length]), value);
+        }
+        return Buffer.concat(parts);
+      };
+      for (let c = 0; c < 150; c++) {
+        const sock = tlsConnect({
+          host: '127.0.0.1',
+          port,
+          servername: 'raw.test',
+          ALPNProtocols: ['h2'],
+          rejectUnauthorized: false,
+        });
+        sock.on('error', () => {});
+        sock.on('data', () => {});
+        await new Promise((res) => sock.once('secureConnect', res).once('close', res));
+        const frames: Buffer[] = [Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(4, 0, 0, Buffer.alloc(0))];
+        const n = 1 + Math.floor(r() * 12);
+        for (let i = 0; i < n; i++) {
+          const type = Math.floor(r() * 11);
+          const payload =
+            type === 1 && r() < 0.7
+              ? literals()
+              : Buffer.from(Array.from({ length: Math.floor(r() * 41) }, () => Math.floor(r() * 256)));
+          frames.push(frame(type, Math.floor(r() * 256), Math.floor(r() * 10), payload));
+        }
+        sock.write(Buffer.concat(frames));
+        await new Promise((res) => setTimeout(res, 5));
+        sock.destroy();
+      }
+      const sess = open();
+      t.teardown(() => sess.destroy());
+      t.equal(
+        (await ask(sess, 'raw.test', '/after-fuzz')).body,
+        'GET /after-fuzz body=',
+        `served after (seed ${seed})`,
+      );
+    });
+
+    t.test('h2load: lane and relayed streams under load, no failure', async (t) => {
+      const dir = await mkdtemp(join(tmpdir(), 'kdp-h2addon-'));
+      t.teardown(() => rm(dir, { recursive: true, force: true }));
+      await writeFile(join(dir, 'body'), 'x'.repeat(3000));
+      const h2load = (extra: string[], path: string) =>
+        run(['h2load', '-c', '8', '-m', '20', '-n', '4000', '-H', ':authority: raw.test', ...extra, `${url}${path}`], {
+          allowFailure: true,
+        });
+      const get = await h2load([], '/load');
+      t.equal(get.code, 0, get.stderr);
+      t.match(get.stdout, /4000 succeeded, 0 failed, 0 errored/, 'GET (the lane)');
+      const post = await h2load(['-d', join(dir, 'body')], '/load-post');
+      t.equal(post.code, 0, post.stderr);
+      t.match(post.stdout, /4000 succeeded, 0 failed, 0 errored/, 'POST with a body (relayed)');
+      t.match(post.stdout, /status codes: 4000 2xx/);
     });
 
     t.test('closing: GOAWAY, the stream in flight finishes, the session ends', async (t) => {

@@ -84,7 +84,8 @@ t.test('headerBlock accepts and refuses what node:http2 respond() does, with the
   }
 });
 
-t.test('a value with NUL is refused; the date kept when there is one', async (t) => {
+t.test('a value with NUL is refused; the date kept when there is one; trailers get none', async (t) => {
+  t.same(pairs(headerBlock(['grpc-status', '0'], false)!), [['grpc-status', '0']], 'trailers: no Date added');
   t.equal(headerBlock([':status', '200', 'x-a', 'a\0b']), undefined);
   const b = headerBlock([':status', '200', 'Date', 'Mon, 07 Dec 2026 08:00:00 GMT'])!;
   t.same(pairs(b), [
