@@ -1035,7 +1035,13 @@ static int h2_round(kdp_tcp *t, tls_slot *sl, int fd) {
       in = c->pending;
       len = c->pending_len;
     } else if (h2_full(t)) {
-      break; // nothing pending: the SSL keeps the rest for the next round (the socket is still readable, or not)
+      // the arena is short (other sockets' reads filled it): what the SSL holds goes on in a round of its own, as
+      // the socket may not be readable again (its bytes are all in the SSL already)
+      if (BIO_ctrl_pending(SSL_get_rbio(ssl)) > 0 || SSL_pending(ssl) > 0) {
+        pump_add(t, fd);
+        c->queued = true;
+      }
+      break;
     } else {
       size_t n1 = 0;
       if (SSL_read_ex(ssl, t->plain, READ_MAX, &n1) != 1) {
