@@ -19,7 +19,6 @@
 // addon, the others relayed to the same general path.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
-import { H2Session } from './h2-session.ts';
 import { connect as netConnect, Socket as NetSocket } from 'node:net';
 import type { Socket } from 'node:net';
 import type { Logger } from '../src/common/log.ts';
@@ -50,6 +49,20 @@ import type { TcpIo } from './tcp-io.ts';
 import type { PathRoute, RouteTable, Upstream } from './types.ts';
 
 /** What the front reports per request (metrics and the access log). */
+/** What ClientConn needs of the addon's HTTP/2 session of its connection (ingress/h2-session.ts). */
+export interface H2Connection {
+  /** a record of the addon's session */
+  record(rec: Buffer): void;
+  /** streams in progress */
+  readonly busy: boolean;
+  /** the front's clock at the last record */
+  readonly last: number;
+  /** GOAWAY: the streams open finish, then the session ends */
+  close(): void;
+  /** the connection is gone */
+  gone(): void;
+}
+
 export interface FrontRecord {
   readonly start: number;
   /** '1.1', or '2.0' for a request of the HTTP/2 lane */
@@ -95,6 +108,11 @@ export interface FrontHooks {
    * client's connection (addresses, ports). Without it, the HTTPS port's h2 connections are node:tls's.
    */
   h2Relay?(relay: Duplex, sock: Socket): void;
+  /**
+   * The HTTP/2 session of a connection whose TLS the addon holds and whose ALPN chose h2 (ingress/h2-session.ts's
+   * H2Session); `end` ends the connection. Without it (or without h2Relay), h2 connections are node:tls's.
+   */
+  h2Session?(front: FastFront, sock: Socket, ip: string, port: number, end: () => void): H2Connection;
   nextEndpoint(u: Upstream): string;
   requestId(incoming: string | undefined): string;
   record(r: FrontRecord): void;
@@ -1014,13 +1032,19 @@ class ClientConn implements RequestFacts, ClientSide {
   /** the addon holds the connection's TLS: writes go through tcp-io's writeBytes and endWrites */
   #tls = false;
   /** HTTP/2 in the addon (ALPN h2) */
-  #h2: H2Session | undefined;
+  #h2: H2Connection | undefined;
   readonly #onH2 = (rec: Buffer): void =>
-    (this.#h2 ??= new H2Session(this.#front, this.sock, this.ip, Number(this.#port), () => this.#onEnd(0))).record(rec);
+    (this.#h2 ??= this.hooks.h2Session!(this.#front, this.sock, this.ip, Number(this.#port), () =>
+      this.#onEnd(0),
+    )).record(rec);
   readonly #onPeek = (n: number, buf: Buffer): void => {
     const hello = readClientHello(n === buf.length ? buf : buf.subarray(0, n));
     const ctx = typeof hello === 'object' ? this.hooks.tlsContextFor?.(hello) : undefined;
-    const h2 = typeof hello === 'object' && this.hooks.h2Relay !== undefined && hello.alpn.includes('h2');
+    const h2 =
+      typeof hello === 'object' &&
+      this.hooks.h2Relay !== undefined &&
+      this.hooks.h2Session !== undefined &&
+      hello.alpn.includes('h2');
     if (ctx !== undefined && startTls(this.sock, ctx, this.#onRead, h2 ? this.#onH2 : undefined)) {
       this.#tls = true;
       this.hooks.tlsInAddon?.();
@@ -1371,39 +1395,103 @@ class H2Facts implements RequestFacts {
 }
 
 /**
- * One HTTP/2 stream the lane serves: the client side of its exchange. The response head goes out through
- * `respond` (core API, no compat objects), the body through `write` with the stream's flow control pausing the
- * upstream socket, the end through `end`; an upstream failure after the head resets the stream.
+ * The client side of one HTTP/2 stream the lane serves (node:http2's stream: H2Client; the addon's:
+ * ingress/h2-session.ts): the exchange's start and end, and the upstream socket held while the stream's
+ * response body is backed up.
  */
-class H2Client implements ClientSide {
+export abstract class H2Side implements ClientSide {
   readonly hooks: FrontHooks;
   readonly pool: RawPool;
   readonly texts: FrontTexts;
-  readonly #front: FastFront;
-  readonly #stream: ServerHttp2Stream;
+  protected readonly front: FastFront;
   #ex: Exchange | undefined;
   #rec: FrontRecord | undefined;
   #held: Socket | undefined;
 
-  constructor(front: FastFront, stream: ServerHttp2Stream) {
-    this.#front = front;
+  constructor(front: FastFront) {
+    this.front = front;
     this.hooks = front.hooks;
     this.pool = front.pool;
     this.texts = front.texts;
-    this.#stream = stream;
-    stream.on('error', ignore); // a reset by the client: 'close' follows
-    stream.once('close', () => this.#closed());
   }
 
-  get h2(): H2Client {
+  get h2(): H2Side {
     return this;
   }
 
   start(ex: Exchange, rec: FrontRecord, endpoint: string): void {
     this.#ex = ex;
     this.#rec = rec;
-    this.#front.inflight++;
+    this.front.inflight++;
     ex.start(endpoint);
+  }
+
+  abstract respond(headers: readonly string[], endStream: boolean): boolean;
+  abstract writeBody(b: Buffer, from: Socket): void;
+  abstract fail(timeout: boolean): void;
+  abstract done(rec: FrontRecord): void;
+  abstract abort(): void;
+
+  // HTTP/1.1 text is never written to a stream: the exchange asks for it only when `h2` is undefined
+  writeRaw(): void {}
+  cork(): void {}
+  uncork(): void {}
+
+  /** The stream's body is backed up: `from` (the upstream socket) is not read until release(). */
+  protected hold(from: Socket): boolean {
+    if (this.#held) return false;
+    this.#held = from;
+    pauseReads(from);
+    return true;
+  }
+
+  protected readonly release = (): void => {
+    const held = this.#held;
+    this.#held = undefined;
+    if (held) resumeReads(held);
+  };
+
+  /** The exchange `rec` is over (recorded, its upstream socket no longer held); false when it is not this one. */
+  protected over(rec: FrontRecord): boolean {
+    if (this.#rec !== rec) return false;
+    this.#ex = this.#rec = undefined;
+    recorded(this.front, rec);
+    this.release();
+    return true;
+  }
+
+  /** The upstream failed mid-response: the exchange is recorded as it stands. */
+  protected cut(): void {
+    const rec = this.#rec;
+    if (rec) {
+      this.#ex = this.#rec = undefined;
+      recorded(this.front, rec);
+    }
+    this.release();
+  }
+
+  /** The client reset the stream (or the session went): the exchange in progress is dropped (499). */
+  protected gone(): void {
+    this.release(); // an upstream socket paused for this stream's flow control is read again
+    if (this.#ex && this.#rec) clientGone(this.front, this.#ex, this.#rec);
+    this.#ex = undefined;
+    this.#rec = undefined;
+  }
+}
+
+/**
+ * One stream of a node:http2 session the lane serves. The response head goes out through `respond` (core API, no
+ * compat objects), the body through `write` with the stream's flow control pausing the upstream socket, the end
+ * through `end`; an upstream failure after the head resets the stream.
+ */
+class H2Client extends H2Side {
+  readonly #stream: ServerHttp2Stream;
+
+  constructor(front: FastFront, stream: ServerHttp2Stream) {
+    super(front);
+    this.#stream = stream;
+    stream.on('error', ignore); // a reset by the client: 'close' follows
+    stream.once('close', () => this.gone());
   }
 
   /** The response head; false when node:http2 refuses the header list (nothing was sent). */
@@ -1418,26 +1506,11 @@ class H2Client implements ClientSide {
     }
   }
 
-  // HTTP/1.1 text is never written to a stream: the exchange asks for it only when `h2` is undefined
-  writeRaw(): void {}
-  cork(): void {}
-  uncork(): void {}
-
   writeBody(b: Buffer, from: Socket): void {
     const s = this.#stream;
     if (s.destroyed) return;
-    if (!s.write(own(b)) && !this.#held) {
-      this.#held = from;
-      pauseReads(from);
-      s.once('drain', this.#release);
-    }
+    if (!s.write(own(b)) && this.hold(from)) s.once('drain', this.release);
   }
-
-  readonly #release = () => {
-    const held = this.#held;
-    this.#held = undefined;
-    if (held) resumeReads(held);
-  };
 
   fail(timeout: boolean): void {
     const body = timeout ? 'gateway timeout\n' : 'bad gateway\n';
@@ -1451,35 +1524,20 @@ class H2Client implements ClientSide {
   }
 
   done(rec: FrontRecord): void {
-    if (this.#rec !== rec) return;
-    this.#ex = this.#rec = undefined;
-    recorded(this.#front, rec);
+    if (!this.over(rec)) return;
     const s = this.#stream;
     // the upstream socket went back to the pool: it is not this stream's to hold any longer (an ending stream
     // emits no 'drain')
-    s.off('drain', this.#release);
-    this.#release();
+    s.off('drain', this.release);
     if (!s.destroyed && !s.writableEnded) s.end();
   }
 
   /** The upstream failed mid-response: the stream is reset (the session and its other streams go on). */
   abort(): void {
-    const rec = this.#rec;
-    if (rec) {
-      this.#ex = this.#rec = undefined;
-      recorded(this.#front, rec);
-    }
+    this.cut();
     // destroy with an error: RST_STREAM INTERNAL_ERROR and nothing else (close() would first end the writable side,
     // an END_STREAM that makes a chunked or until-close body look complete)
     if (!this.#stream.destroyed) this.#stream.destroy(UPSTREAM_FAILED);
-  }
-
-  #closed(): void {
-    this.#release(); // an upstream socket paused for this stream's flow control is read again
-    // the client reset the stream (or the session went)
-    if (this.#ex && this.#rec) clientGone(this.#front, this.#ex, this.#rec);
-    this.#ex = undefined;
-    this.#rec = undefined;
   }
 }
 

@@ -6,15 +6,16 @@
 // - any other stream is relayed (RelayStream) to the server's own node:http2 handler through one in-process h2c
 //   session per connection (FrontHooks.h2Relay), so that everything the general path does (annotations, bodies,
 //   trailers, gRPC) behaves as it does for node:http2's own connections.
+// The server makes the sessions (FrontHooks.h2Session): this module depends on the fast front, not the reverse.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import { connect as h2connect } from 'node:http2';
 import type { ClientHttp2Session, ClientHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import { duplexPair } from 'node:stream';
 import type { Duplex } from 'node:stream';
-import { H2_CANCEL, H2_INTERNAL_ERROR, H2Wire, pauseReads, resumeReads } from './tcp-io.ts';
-import type { ClientSide, Exchange, FastFront, FrontRecord } from './fast-front.ts';
-import { clientGone, recorded } from './fast-front.ts';
+import { H2_CANCEL, H2_INTERNAL_ERROR, H2Wire } from './tcp-io.ts';
+import type { FastFront, FrontRecord, H2Connection } from './fast-front.ts';
+import { H2Side } from './fast-front.ts';
 
 const H2_HEADERS = 1;
 const H2_DATA = 2;
@@ -134,7 +135,7 @@ interface StreamState {
 }
 
 /** The HTTP/2 session of one connection, its TLS and framing in the addon. */
-export class H2Session {
+export class H2Session implements H2Connection {
   readonly wire: H2Wire;
   readonly #front: FastFront;
   readonly #sock: Socket;
@@ -289,39 +290,18 @@ export class H2Session {
 }
 
 /** One stream the fast front serves: its response goes out through the addon. */
-class NativeStream implements ClientSide, StreamState {
-  readonly hooks: FastFront['hooks'];
-  readonly pool: FastFront['pool'];
-  readonly texts: FastFront['texts'];
-  readonly #front: FastFront;
+class NativeStream extends H2Side implements StreamState {
   readonly #sess: H2Session;
   readonly #id: number;
-  #ex: Exchange | undefined;
-  #rec: FrontRecord | undefined;
-  #held: Socket | undefined;
   /** the response head went out (endStream or not) */
   #responded = false;
   #ended = false;
   #closed = false;
 
   constructor(front: FastFront, sess: H2Session, id: number) {
-    this.#front = front;
+    super(front);
     this.#sess = sess;
     this.#id = id;
-    this.hooks = front.hooks;
-    this.pool = front.pool;
-    this.texts = front.texts;
-  }
-
-  get h2(): NativeStream {
-    return this;
-  }
-
-  start(ex: Exchange, rec: FrontRecord, endpoint: string): void {
-    this.#ex = ex;
-    this.#rec = rec;
-    this.#front.inflight++;
-    ex.start(endpoint);
   }
 
   /** The response head; false when HTTP/2 cannot carry the header list (nothing sent: the exchange answers 502). */
@@ -335,25 +315,11 @@ class NativeStream implements ClientSide, StreamState {
     return true;
   }
 
-  writeRaw(): void {}
-  cork(): void {}
-  uncork(): void {}
-
   writeBody(b: Buffer, from: Socket): void {
     if (this.#closed || this.#ended) return;
     const q = this.#sess.wire.data(this.#id, b, false);
-    if (q >= HIGH_WATER && !this.#held) {
-      this.#held = from;
-      pauseReads(from);
-      this.#sess.waitDrain(this.#id, this.#release);
-    }
+    if (q >= HIGH_WATER && this.hold(from)) this.#sess.waitDrain(this.#id, this.release);
   }
-
-  readonly #release = (): void => {
-    const held = this.#held;
-    this.#held = undefined;
-    if (held) resumeReads(held);
-  };
 
   fail(timeout: boolean): void {
     if (this.#closed || this.#responded) return;
@@ -378,10 +344,7 @@ class NativeStream implements ClientSide, StreamState {
   }
 
   done(rec: FrontRecord): void {
-    if (this.#rec !== rec) return;
-    this.#ex = this.#rec = undefined;
-    recorded(this.#front, rec);
-    this.#release();
+    if (!this.over(rec)) return;
     if (!this.#closed && !this.#ended) {
       this.#ended = true;
       this.#sess.wire.data(this.#id, null, true);
@@ -391,22 +354,14 @@ class NativeStream implements ClientSide, StreamState {
 
   /** The upstream failed mid-response: RST_STREAM INTERNAL_ERROR (the session and its other streams go on). */
   abort(): void {
-    const rec = this.#rec;
-    if (rec) {
-      this.#ex = this.#rec = undefined;
-      recorded(this.#front, rec);
-    }
-    this.#release();
+    this.cut();
     if (!this.#closed) this.#sess.wire.reset(this.#id, H2_INTERNAL_ERROR);
     this.#sess.forget(this.#id);
   }
 
   closed(): void {
     this.#closed = true;
-    this.#release(); // an upstream socket paused for this stream's flow control is read again
-    if (this.#ex && this.#rec) clientGone(this.#front, this.#ex, this.#rec);
-    this.#ex = undefined;
-    this.#rec = undefined;
+    this.gone();
   }
 }
 

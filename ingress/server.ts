@@ -44,6 +44,7 @@ import {
   endpointForCookie,
 } from './upstream.ts';
 import { FastFront } from './fast-front.ts';
+import { H2Session } from './h2-session.ts';
 import type { FrontRecord } from './fast-front.ts';
 import { h2InAddon, tlsContext } from './tcp-io.ts';
 import type { TcpIo } from './tcp-io.ts';
@@ -391,6 +392,7 @@ export class IngressServer {
         this.https.emit('connection', socket);
       },
       tlsInAddon: () => this.#metrics?.tlsConnections.inc({ terminated_by: 'addon' }),
+      h2Session: (front, sock, ip, port, end) => new H2Session(front, sock, ip, port, end),
       h2Relay: (relay, sock) => {
         this.#h2Relay.once('session', (sess: ServerHttp2Session) => h2cSockets.set(sess, sock));
         this.#h2Relay.emit('connection', relay);
