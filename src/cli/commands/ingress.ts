@@ -65,7 +65,7 @@ const FLAGS = {
   'tls-io': {
     type: 'string',
     arg: 'IO',
-    help: 'auto|node: auto terminates HTTP/1.1 over TLS in the native addon (OpenSSL of node, ClientHello peeked: ALPN h2 stays node:http2) when reads are batched; node leaves all TLS to node:tls',
+    help: 'auto|node: auto terminates TLS in the native addon (OpenSSL of node, ClientHello peeked) when reads are batched, HTTP/2 sessions included (nghttp2 of node); node leaves all TLS to node:tls and node:http2',
     defaultText: 'auto',
   },
   'upstream-connections': { type: 'string', arg: 'N', default: '128', help: 'keep-alive connections per endpoint' },
