@@ -235,6 +235,7 @@ export class H2Session implements H2Connection {
     if (this.#relay && !this.#relay.destroyed && !this.#relay.closed) return this.#relay;
     const hook = this.#front.hooks.h2Relay;
     if (!hook) return undefined;
+    this.#relayEnd?.destroy(); // a relay that failed: its server side goes with it
     const [mine, theirs] = duplexPair();
     const sess = h2connect('http://kdp.relay', { createConnection: () => mine as unknown as Socket });
     sess.on('error', () => {});
