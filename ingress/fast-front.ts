@@ -18,7 +18,6 @@
 // others going to node:http2's compat layer; the addon's sessions (ingress/h2-session.ts) answer through the
 // addon, the others relayed to the same general path.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
-import type { Duplex } from 'node:stream';
 import { connect as netConnect, Socket as NetSocket } from 'node:net';
 import type { Socket } from 'node:net';
 import type { Logger } from '../src/common/log.ts';
@@ -103,14 +102,9 @@ export interface FrontHooks {
   /** A connection on the HTTPS port whose TLS the addon terminates (counted). */
   tlsInAddon?(): void;
   /**
-   * HTTP/2 in the addon (ingress/h2-session.ts): a connection's streams the front does not serve are relayed
-   * over `relay` (plain h2c, the client side is the front's) to the server's node:http2 handler; `sock` is the
-   * client's connection (addresses, ports). Without it, the HTTPS port's h2 connections are node:tls's.
-   */
-  h2Relay?(relay: Duplex, sock: Socket): void;
-  /**
    * The HTTP/2 session of a connection whose TLS the addon holds and whose ALPN chose h2 (ingress/h2-session.ts's
-   * H2Session); `end` ends the connection. Without it (or without h2Relay), h2 connections are node:tls's.
+   * H2Session, which relays the streams the front does not serve to the server's node:http2 handler); `end` ends
+   * the connection. Without it, the HTTPS port's h2 connections are node:tls's.
    */
   h2Session?(front: FastFront, sock: Socket, ip: string, port: number, end: () => void): H2Connection;
   nextEndpoint(u: Upstream): string;
@@ -1040,11 +1034,7 @@ class ClientConn implements RequestFacts, ClientSide {
   readonly #onPeek = (n: number, buf: Buffer): void => {
     const hello = readClientHello(n === buf.length ? buf : buf.subarray(0, n));
     const ctx = typeof hello === 'object' ? this.hooks.tlsContextFor?.(hello) : undefined;
-    const h2 =
-      typeof hello === 'object' &&
-      this.hooks.h2Relay !== undefined &&
-      this.hooks.h2Session !== undefined &&
-      hello.alpn.includes('h2');
+    const h2 = typeof hello === 'object' && this.hooks.h2Session !== undefined && hello.alpn.includes('h2');
     if (ctx !== undefined && startTls(this.sock, ctx, this.#onRead, h2 ? this.#onH2 : undefined)) {
       this.#tls = true;
       this.hooks.tlsInAddon?.();

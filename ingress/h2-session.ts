@@ -4,7 +4,7 @@
 // - a stream the fast front would serve (FastFront.lane: a bodiless GET/HEAD whose route only forwards) goes over
 //   the front's raw upstream exchange, its response back through the addon (NativeStream);
 // - any other stream is relayed (RelayStream) to the server's own node:http2 handler through one in-process h2c
-//   session per connection (FrontHooks.h2Relay), so that everything the general path does (annotations, bodies,
+//   session per connection (the server's `relay`), so that everything the general path does (annotations, bodies,
 //   trailers, gRPC) behaves as it does for node:http2's own connections.
 // The server makes the sessions (FrontHooks.h2Session): this module depends on the fast front, not the reverse.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
@@ -138,13 +138,14 @@ interface StreamState {
 export class H2Session implements H2Connection {
   readonly wire: H2Wire;
   readonly #front: FastFront;
-  readonly #sock: Socket;
   readonly #ip: string;
   readonly #port: number;
   readonly #streams = new Map<number, StreamState>();
   /** streams waiting for their queued body to go below HIGH_WATER */
   readonly #waiting = new Map<number, () => void>();
   readonly #end: () => void;
+  /** hands the server end of a relay to the server's node:http2 handler */
+  readonly #relayTo: (relay: Duplex) => void;
   #relay: ClientHttp2Session | undefined;
   /** the server side of the relay's stream pair (destroyed with the connection) */
   #relayEnd: Duplex | undefined;
@@ -153,10 +154,20 @@ export class H2Session implements H2Connection {
   /** the front's clock at the last record (idle timeout) */
   last: number;
 
-  /** `end`: the session is done (both sides said so, or GOAWAY and no stream left): the connection ends */
-  constructor(front: FastFront, sock: Socket, ip: string, port: number, end: () => void) {
+  /**
+   * `end`: the session is done (both sides said so, or GOAWAY and no stream left): the connection ends;
+   * `relayTo`: where the relay's server end goes (the server's h2c handler)
+   */
+  constructor(
+    front: FastFront,
+    sock: Socket,
+    ip: string,
+    port: number,
+    end: () => void,
+    relayTo: (relay: Duplex) => void,
+  ) {
     this.#front = front;
-    this.#sock = sock;
+    this.#relayTo = relayTo;
     this.#ip = ip;
     this.#port = port;
     this.#end = end;
@@ -221,25 +232,18 @@ export class H2Session implements H2Connection {
   }
 
   #relayStream(id: number, headers: IncomingHttpHeaders, endStream: boolean): void {
-    const relay = this.#relaySession();
-    if (!relay) {
-      this.wire.reset(id, H2_INTERNAL_ERROR);
-      return;
-    }
-    const s = new RelayStream(this, id, relay, headers, endStream);
+    const s = new RelayStream(this, id, this.#relaySession(), headers, endStream);
     this.#streams.set(id, s);
   }
 
   /** the in-process h2c session to the server's node:http2 handler (made on the first stream it gets) */
-  #relaySession(): ClientHttp2Session | undefined {
+  #relaySession(): ClientHttp2Session {
     if (this.#relay && !this.#relay.destroyed && !this.#relay.closed) return this.#relay;
-    const hook = this.#front.hooks.h2Relay;
-    if (!hook) return undefined;
     this.#relayEnd?.destroy(); // a relay that failed: its server side goes with it
     const [mine, theirs] = duplexPair();
     const sess = h2connect('http://kdp.relay', { createConnection: () => mine as unknown as Socket });
     sess.on('error', () => {});
-    hook(theirs, this.#sock);
+    this.#relayTo(theirs);
     this.#relay = sess;
     this.#relayEnd = theirs;
     return sess;

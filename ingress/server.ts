@@ -392,11 +392,13 @@ export class IngressServer {
         this.https.emit('connection', socket);
       },
       tlsInAddon: () => this.#metrics?.tlsConnections.inc({ terminated_by: 'addon' }),
-      h2Session: (front, sock, ip, port, end) => new H2Session(front, sock, ip, port, end),
-      h2Relay: (relay, sock) => {
-        this.#h2Relay.once('session', (sess: ServerHttp2Session) => h2cSockets.set(sess, sock));
-        this.#h2Relay.emit('connection', relay);
-      },
+      // the streams the front does not serve: over `relay` (plain h2c) to the same handler as node:http2's, the
+      // client's socket standing for the relay's (addresses, ports)
+      h2Session: (front, sock, ip, port, end) =>
+        new H2Session(front, sock, ip, port, end, (relay) => {
+          this.#h2Relay.once('session', (sess: ServerHttp2Session) => h2cSockets.set(sess, sock));
+          this.#h2Relay.emit('connection', relay);
+        }),
       nextEndpoint: (u) => this.#rr.next(u),
       requestId: (incoming) => requestId(incoming),
       record: (r) => this.#recordFront(r),

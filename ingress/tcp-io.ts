@@ -417,57 +417,43 @@ export const H2_CANCEL = 8;
 export class H2Wire {
   readonly #a: Adopted;
   readonly #n: Required<Native>;
-  readonly #onFlushed: () => void;
 
   constructor(sock: Socket, onFlushed: () => void) {
     this.#a = adopted.get(sock)!;
     this.#n = io!.n as Required<Native>;
-    this.#onFlushed = onFlushed;
     this.#a.h2Flushed = onFlushed;
   }
 
   respond(stream: number, headers: string, body: Buffer | string | null, end: boolean): number {
-    const a = this.#a;
-    if (!alive(a.sock)) return -9;
-    this.#dirty();
-    return this.#n.h2Respond(io!.t, a.fd, a.id, stream, headers, body, end);
+    const a = this.#submit();
+    return a ? this.#n.h2Respond(io!.t, a.fd, a.id, stream, headers, body, end) : -9;
   }
 
   data(stream: number, body: Buffer | string | null, end: boolean): number {
-    const a = this.#a;
-    if (!alive(a.sock)) return -9;
-    this.#dirty();
-    return this.#n.h2Data(io!.t, a.fd, a.id, stream, body, end);
+    const a = this.#submit();
+    return a ? this.#n.h2Data(io!.t, a.fd, a.id, stream, body, end) : -9;
   }
 
   trailers(stream: number, headers: string): number {
-    const a = this.#a;
-    if (!alive(a.sock)) return -9;
-    this.#dirty();
-    return this.#n.h2Trailers(io!.t, a.fd, a.id, stream, headers);
+    const a = this.#submit();
+    return a ? this.#n.h2Trailers(io!.t, a.fd, a.id, stream, headers) : -9;
   }
 
   reset(stream: number, code: number): void {
-    const a = this.#a;
-    if (!alive(a.sock)) return;
-    this.#dirty();
-    this.#n.h2Reset(io!.t, a.fd, a.id, stream, code);
+    const a = this.#submit();
+    if (a) this.#n.h2Reset(io!.t, a.fd, a.id, stream, code);
   }
 
   /** `n` bytes of the stream's request body were taken: the peer may send as much again */
   consume(stream: number, n: number): void {
-    const a = this.#a;
-    if (!alive(a.sock) || n <= 0) return;
-    this.#dirty();
-    this.#n.h2Consume(io!.t, a.fd, a.id, stream, n);
+    const a = n > 0 ? this.#submit() : undefined;
+    if (a) this.#n.h2Consume(io!.t, a.fd, a.id, stream, n);
   }
 
   /** GOAWAY: no new streams; the session ends when the open ones are done */
   goaway(): void {
-    const a = this.#a;
-    if (!alive(a.sock)) return;
-    this.#dirty();
-    this.#n.h2Goaway(io!.t, a.fd, a.id);
+    const a = this.#submit();
+    if (a) this.#n.h2Goaway(io!.t, a.fd, a.id);
   }
 
   /** the stream's body bytes still queued in the addon; -2 (ENOENT) when the stream is gone */
@@ -482,11 +468,15 @@ export class H2Wire {
     return !alive(a.sock) || this.#n.h2Done(io!.t, a.fd, a.id);
   }
 
-  #dirty(): void {
+  /** the socket, for a call that submits frames (flushed once at the next microtask checkpoint); undefined: gone */
+  #submit(): Adopted | undefined {
     const a = this.#a;
-    if (a.h2Dirty) return;
-    a.h2Dirty = true;
-    queueMicrotask(this.#flush);
+    if (!alive(a.sock)) return undefined;
+    if (!a.h2Dirty) {
+      a.h2Dirty = true;
+      queueMicrotask(this.#flush);
+    }
+    return a;
   }
 
   readonly #flush = (): void => {
@@ -494,7 +484,7 @@ export class H2Wire {
     a.h2Dirty = false;
     if (!alive(a.sock)) return;
     tlsOut(a, this.#n.h2Flush(io!.t, a.fd, a.id, direct(a.sock)));
-    if (alive(a.sock)) this.#onFlushed();
+    if (alive(a.sock)) a.h2Flushed?.();
   };
 }
 

@@ -11,12 +11,15 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-/** `feature`: built in when the system has its header (the module then exports `fn`) */
+/**
+ * `feature`: built in when the system has its header (the module then exports `fn`); `off` is the macro that
+ * builds without it, as a machine without the header does (checked on every build: it must compile too)
+ */
 interface Addon {
   readonly src: string;
   readonly out: string;
   readonly fn: string;
-  readonly feature?: { readonly header: string; readonly fn: string };
+  readonly feature?: { readonly header: string; readonly fn: string; readonly off: string };
 }
 const ADDONS: readonly Addon[] = [
   { src: join(root, 'native/udp/kdp_udp.c'), out: join(root, 'native/build/kdp_udp.node'), fn: 'open' },
@@ -25,7 +28,7 @@ const ADDONS: readonly Addon[] = [
     out: join(root, 'native/build/kdp_tcp.node'),
     fn: 'create',
     // HTTP/2 in the addon: nghttp2's header (libnghttp2-dev, scripts/setup-system.sh core); the symbols are node's
-    feature: { header: '/usr/include/nghttp2/nghttp2.h', fn: 'h2Respond' },
+    feature: { header: '/usr/include/nghttp2/nghttp2.h', fn: 'h2Respond', off: 'KDP_NO_H2' },
   },
 ];
 
@@ -93,13 +96,15 @@ if (!inc || !cc) {
   );
   process.exit(0);
 }
-for (const { src, out, fn } of todo) {
+const CFLAGS = ['-O2', '-Wall', '-Wextra', '-Werror', '-shared', '-fPIC', '-I', inc];
+for (const { src, out, fn, feature } of todo) {
   mkdirSync(dirname(out), { recursive: true });
+  // the build a machine without the feature's header makes: it must compile here too (no output)
+  if (feature && existsSync(feature.header))
+    execFileSync(cc, [...CFLAGS, '-fsyntax-only', `-D${feature.off}`, src], { stdio: 'inherit' });
   // build beside the target and rename, so a concurrent build or a running server never sees half a file
   const tmp = `${out}.${process.pid}.tmp`;
-  execFileSync(cc, ['-O2', '-Wall', '-Wextra', '-Werror', '-shared', '-fPIC', '-I', inc, src, '-o', tmp], {
-    stdio: 'inherit',
-  });
+  execFileSync(cc, [...CFLAGS, src, '-o', tmp], { stdio: 'inherit' });
   renameSync(tmp, out);
   if (!loads(out, fn)) {
     console.error(`build-native: ${out} was built but does not load`);

@@ -35,8 +35,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
-#if __has_include(<nghttp2/nghttp2.h>)
-// HTTP/2 over the addon's TLS: nghttp2's declarations; its symbols are the node binary's, as OpenSSL's
+#if !defined(KDP_NO_H2) && __has_include(<nghttp2/nghttp2.h>)
+// HTTP/2 over the addon's TLS: nghttp2's declarations; its symbols are the node binary's, as OpenSSL's (KDP_NO_H2:
+// built as without the header; scripts/build-native.ts checks that this compiles too)
 #include <nghttp2/nghttp2.h>
 #define KDP_H2 1
 #endif
@@ -116,7 +117,7 @@ static napi_value err_value(napi_env env, int err) {
 static void h2_free(struct h2_conn *c);
 static bool h2_queued(struct h2_conn *c);
 static int h2_round(kdp_tcp *t, tls_slot *sl, int fd);
-static bool h2_start(kdp_tcp *t, tls_slot *sl, int fd);
+static bool h2_start(kdp_tcp *t, tls_slot *sl);
 static void pump_add(kdp_tcp *t, int32_t fd);
 #endif
 
@@ -141,7 +142,7 @@ static void tls_round(kdp_tcp *t, tls_slot *sl, int32_t id, int fd) {
     const unsigned char *p = NULL;
     unsigned int l = 0;
     SSL_get0_alpn_selected(ssl, &p, &l);
-    if (l == 2 && memcmp(p, "h2", 2) == 0 && !h2_start(t, sl, fd)) end = -ENOMEM;
+    if (l == 2 && memcmp(p, "h2", 2) == 0 && !h2_start(t, sl)) end = -ENOMEM;
   }
   if (end == 1 && sl->h2 != NULL) {
     end = h2_round(t, sl, fd);
@@ -785,7 +786,6 @@ typedef struct h2_conn {
   size_t pending_len;
   uint8_t *hb; // the header block being received
   size_t hb_len, hb_cap;
-  int32_t hb_stream;
   bool hb_over; // over H2_MAX_HEADERS: the stream is reset
   bool queued;  // in the pump list
   h2_out *outs;
@@ -828,7 +828,6 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud
   if (f->hd.type != NGHTTP2_HEADERS) return 0;
   c->hb_len = 0;
   c->hb_over = false;
-  c->hb_stream = f->hd.stream_id;
   return 0;
 }
 
@@ -889,15 +888,19 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t stream, cons
   return h2_full(c->t) ? NGHTTP2_ERR_PAUSE : 0;
 }
 
+static void out_free_unlinked(h2_out *o) {
+  free(o->buf);
+  free(o->trailers);
+  free(o->trailer_bytes);
+  free(o);
+}
+
 static void out_free(h2_conn *c, h2_out *o) {
   if (!o) return;
   if (o->prev) o->prev->next = o->next;
   else c->outs = o->next;
   if (o->next) o->next->prev = o->prev;
-  free(o->buf);
-  free(o->trailers);
-  free(o->trailer_bytes);
-  free(o);
+  out_free_unlinked(o);
 }
 
 static int on_stream_close(nghttp2_session *s, int32_t stream, uint32_t code, void *ud) {
@@ -933,8 +936,7 @@ static ssize_t read_body(nghttp2_session *s, int32_t stream, uint8_t *buf, size_
   return (ssize_t)n;
 }
 
-static bool h2_start(kdp_tcp *t, tls_slot *sl, int fd) {
-  (void)fd;
+static bool h2_start(kdp_tcp *t, tls_slot *sl) {
   h2_conn *c = calloc(1, sizeof *c);
   if (!c) return false;
   c->t = t;
@@ -1080,19 +1082,39 @@ static int h2_round(kdp_tcp *t, tls_slot *sl, int fd) {
   return end;
 }
 
-// the HTTP/2 session of (fd, id) and its SSL; NULL (an exception thrown, or *err set) otherwise
-static h2_conn *h2_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv, kdp_tcp **t,
-                        int32_t *fd, SSL **ssl, napi_value *err) {
+// the HTTP/2 session of (t, fd, id, [stream, ...]) and its SSL (with `stream`: argv[3] read into it); NULL (an
+// exception thrown, or *err set) otherwise
+static h2_conn *h2_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv, int32_t *fd, SSL **ssl,
+                        int32_t *stream, napi_value *err) {
+  kdp_tcp *t;
   int32_t id;
   *err = NULL;
-  if (!tls_args(env, info, want, argv, t, fd, &id)) return NULL;
-  tls_slot *sl = slot_for(*t, *fd, id, false);
+  if (!tls_args(env, info, want, argv, &t, fd, &id)) return NULL;
+  tls_slot *sl = slot_for(t, *fd, id, false);
   if (!sl || sl->mode != MODE_TLS || !sl->h2) {
     *err = err_value(env, EBADF);
     return NULL;
   }
+  if (stream && napi_get_value_int32(env, argv[3], stream) != napi_ok) {
+    *err = err_value(env, EINVAL);
+    return NULL;
+  }
   *ssl = sl->ssl;
   return sl->h2;
+}
+
+// the response in progress of a stream (h2Respond made it); NULL with *err -ENOENT: reset, closed, or none
+static h2_out *out_of(napi_env env, h2_conn *c, int32_t stream, napi_value *err) {
+  h2_out *o = nghttp2_session_get_stream_user_data(c->s, stream);
+  if (!o) *err = err_value(env, ENOENT);
+  return o;
+}
+
+// the data source said DEFERRED: bytes (or the end) came, nghttp2 asks it again
+static void out_resume(h2_conn *c, h2_out *o, int32_t stream) {
+  if (!o->deferred) return;
+  o->deferred = false;
+  nghttp2_session_resume_data(c->s, stream);
 }
 
 // name NUL value NUL ... (a latin1 string) -> nghttp2_nv array over a copy of the bytes; count in *n
@@ -1167,16 +1189,27 @@ static bool bytes_of(napi_env env, napi_value v, const uint8_t **p, size_t *len,
   return true;
 }
 
+// a body chunk (a Buffer or a latin1 string; null: none) onto the stream's queue; false without memory
+static bool append_value(napi_env env, h2_out *o, napi_value v) {
+  napi_valuetype type;
+  napi_typeof(env, v, &type);
+  if (type == napi_null) return true;
+  const uint8_t *p;
+  size_t len;
+  uint8_t *tmp;
+  bool ok = bytes_of(env, v, &p, &len, &tmp) && append(o, p, len);
+  free(tmp);
+  return ok;
+}
+
 // h2Respond(t, fd, id, stream, headers, body: Buffer | string | null, end) -> queued body bytes | -errno:
 // the response head (and its first body bytes); `end`: nothing follows (no DATA at all when there is no body)
 static napi_value h2_respond(napi_env env, napi_callback_info info) {
   napi_value argv[7], err;
-  kdp_tcp *t;
   int32_t fd, stream;
   SSL *ssl;
-  h2_conn *c = h2_args(env, info, 7, argv, &t, &fd, &ssl, &err);
+  h2_conn *c = h2_args(env, info, 7, argv, &fd, &ssl, &stream, &err);
   if (!c) return err;
-  if (napi_get_value_int32(env, argv[3], &stream) != napi_ok) return err_value(env, EINVAL);
   bool end = false;
   napi_get_value_bool(env, argv[6], &end);
   napi_valuetype bt;
@@ -1191,14 +1224,10 @@ static napi_value h2_respond(napi_env env, napi_callback_info info) {
   else {
     h2_out *o = calloc(1, sizeof *o);
     if (!o) rv = NGHTTP2_ERR_NOMEM;
-    else {
-      if (bt != napi_null) {
-        const uint8_t *p;
-        size_t len;
-        uint8_t *tmp;
-        if (bytes_of(env, argv[5], &p, &len, &tmp)) append(o, p, len);
-        free(tmp);
-      }
+    else if (!append_value(env, o, argv[5])) {
+      out_free_unlinked(o);
+      rv = NGHTTP2_ERR_NOMEM;
+    } else {
       o->end = end;
       queued = o->len;
       nghttp2_data_provider dp = {.source.ptr = o, .read_callback = read_body};
@@ -1212,73 +1241,50 @@ static napi_value h2_respond(napi_env env, napi_callback_info info) {
   }
   free(nv);
   free(nvb);
-  return err_value(env, rv == 0 ? -(int)queued : EINVAL);
+  return err_value(env, rv == 0 ? -(int)queued : rv == NGHTTP2_ERR_NOMEM ? ENOMEM : EINVAL);
 }
 
 // h2Data(t, fd, id, stream, body: Buffer | string | null, end) -> queued body bytes | -errno
 static napi_value h2_data(napi_env env, napi_callback_info info) {
   napi_value argv[6], err;
-  kdp_tcp *t;
   int32_t fd, stream;
   SSL *ssl;
-  h2_conn *c = h2_args(env, info, 6, argv, &t, &fd, &ssl, &err);
-  if (!c) return err;
-  if (napi_get_value_int32(env, argv[3], &stream) != napi_ok) return err_value(env, EINVAL);
-  h2_out *o = nghttp2_session_get_stream_user_data(c->s, stream);
-  if (!o) return err_value(env, ENOENT); // reset or closed: nothing to send to
-  napi_valuetype bt;
-  napi_typeof(env, argv[4], &bt);
-  if (bt != napi_null) {
-    const uint8_t *p;
-    size_t len;
-    uint8_t *tmp;
-    bool ok = bytes_of(env, argv[4], &p, &len, &tmp) && append(o, p, len);
-    free(tmp);
-    if (!ok) return err_value(env, ENOMEM);
-  }
+  h2_conn *c = h2_args(env, info, 6, argv, &fd, &ssl, &stream, &err);
+  h2_out *o = c ? out_of(env, c, stream, &err) : NULL; // (reset or closed: nothing to send to)
+  if (!o) return err;
+  if (!append_value(env, o, argv[4])) return err_value(env, ENOMEM);
   bool end = false;
   napi_get_value_bool(env, argv[5], &end);
   if (end) o->end = true;
-  if (o->deferred) {
-    o->deferred = false;
-    nghttp2_session_resume_data(c->s, stream);
-  }
+  out_resume(c, o, stream);
   return err_value(env, -(int)(o->len - o->pos));
 }
 
 // h2Trailers(t, fd, id, stream, headers) -> 0 | -errno: trailers after the body (which ends with them)
 static napi_value h2_trailers(napi_env env, napi_callback_info info) {
   napi_value argv[5], err;
-  kdp_tcp *t;
   int32_t fd, stream;
   SSL *ssl;
-  h2_conn *c = h2_args(env, info, 5, argv, &t, &fd, &ssl, &err);
-  if (!c) return err;
-  if (napi_get_value_int32(env, argv[3], &stream) != napi_ok) return err_value(env, EINVAL);
-  h2_out *o = nghttp2_session_get_stream_user_data(c->s, stream);
-  if (!o) return err_value(env, ENOENT);
+  h2_conn *c = h2_args(env, info, 5, argv, &fd, &ssl, &stream, &err);
+  h2_out *o = c ? out_of(env, c, stream, &err) : NULL;
+  if (!o) return err;
   free(o->trailers);
   free(o->trailer_bytes);
   o->trailers = nv_of(env, argv[4], &o->ntrailers, &o->trailer_bytes);
   if (!o->trailers) return err_value(env, ENOMEM);
   o->end = true;
-  if (o->deferred) {
-    o->deferred = false;
-    nghttp2_session_resume_data(c->s, stream);
-  }
+  out_resume(c, o, stream);
   return err_value(env, 0);
 }
 
 // h2Reset(t, fd, id, stream, code) -> 0 | -errno
 static napi_value h2_reset(napi_env env, napi_callback_info info) {
   napi_value argv[5], err;
-  kdp_tcp *t;
   int32_t fd, stream;
   uint32_t code = 0;
   SSL *ssl;
-  h2_conn *c = h2_args(env, info, 5, argv, &t, &fd, &ssl, &err);
+  h2_conn *c = h2_args(env, info, 5, argv, &fd, &ssl, &stream, &err);
   if (!c) return err;
-  if (napi_get_value_int32(env, argv[3], &stream) != napi_ok) return err_value(env, EINVAL);
   napi_get_value_uint32(env, argv[4], &code);
   return err_value(env, nghttp2_submit_rst_stream(c->s, NGHTTP2_FLAG_NONE, stream, code) == 0 ? 0 : EINVAL);
 }
@@ -1286,13 +1292,11 @@ static napi_value h2_reset(napi_env env, napi_callback_info info) {
 // h2Consume(t, fd, id, stream, bytes) -> 0 | -errno: JavaScript took that much of the stream's request body
 static napi_value h2_consume(napi_env env, napi_callback_info info) {
   napi_value argv[5], err;
-  kdp_tcp *t;
   int32_t fd, stream;
   uint32_t n = 0;
   SSL *ssl;
-  h2_conn *c = h2_args(env, info, 5, argv, &t, &fd, &ssl, &err);
+  h2_conn *c = h2_args(env, info, 5, argv, &fd, &ssl, &stream, &err);
   if (!c) return err;
-  if (napi_get_value_int32(env, argv[3], &stream) != napi_ok) return err_value(env, EINVAL);
   napi_get_value_uint32(env, argv[4], &n);
   nghttp2_session_consume(c->s, stream, n); // a stream already closed: only the connection's window
   return err_value(env, 0);
@@ -1301,23 +1305,21 @@ static napi_value h2_consume(napi_env env, napi_callback_info info) {
 // h2Goaway(t, fd, id) -> 0 | -errno: no new streams (the ones open finish; then the session is done)
 static napi_value h2_goaway(napi_env env, napi_callback_info info) {
   napi_value argv[3], err;
-  kdp_tcp *t;
   int32_t fd;
   SSL *ssl;
-  h2_conn *c = h2_args(env, info, 3, argv, &t, &fd, &ssl, &err);
+  h2_conn *c = h2_args(env, info, 3, argv, &fd, &ssl, NULL, &err);
   if (!c) return err;
   int32_t last = nghttp2_session_get_last_proc_stream_id(c->s);
   return err_value(env, nghttp2_submit_goaway(c->s, NGHTTP2_FLAG_NONE, last, NGHTTP2_NO_ERROR, NULL, 0) == 0 ? 0
                                                                                                           : EINVAL);
 }
 
-// h2Flush(t, fd, id, direct) -> 0 | Buffer to queue | -errno | 1 (the session is done: close the socket)
+// h2Flush(t, fd, id, direct) -> 0 | Buffer to queue | -errno: the frames submitted since, out through the SSL
 static napi_value h2_flush(napi_env env, napi_callback_info info) {
   napi_value argv[4], err;
-  kdp_tcp *t;
   int32_t fd;
   SSL *ssl;
-  h2_conn *c = h2_args(env, info, 4, argv, &t, &fd, &ssl, &err);
+  h2_conn *c = h2_args(env, info, 4, argv, &fd, &ssl, NULL, &err);
   if (!c) return err;
   bool direct = false;
   napi_get_value_bool(env, argv[3], &direct);
@@ -1328,24 +1330,20 @@ static napi_value h2_flush(napi_env env, napi_callback_info info) {
 // h2State(t, fd, id, stream) -> queued body bytes of the stream (-ENOENT: none), for backpressure
 static napi_value h2_state(napi_env env, napi_callback_info info) {
   napi_value argv[4], err;
-  kdp_tcp *t;
   int32_t fd, stream;
   SSL *ssl;
-  h2_conn *c = h2_args(env, info, 4, argv, &t, &fd, &ssl, &err);
-  if (!c) return err;
-  if (napi_get_value_int32(env, argv[3], &stream) != napi_ok) return err_value(env, EINVAL);
-  h2_out *o = nghttp2_session_get_stream_user_data(c->s, stream);
-  if (!o) return err_value(env, ENOENT);
+  h2_conn *c = h2_args(env, info, 4, argv, &fd, &ssl, &stream, &err);
+  h2_out *o = c ? out_of(env, c, stream, &err) : NULL;
+  if (!o) return err;
   return err_value(env, -(int)(o->len - o->pos));
 }
 
 // h2Done(t, fd, id) -> true when the session wants neither to read nor to write (close the socket)
 static napi_value h2_done(napi_env env, napi_callback_info info) {
   napi_value argv[3], err, v;
-  kdp_tcp *t;
   int32_t fd;
   SSL *ssl;
-  h2_conn *c = h2_args(env, info, 3, argv, &t, &fd, &ssl, &err);
+  h2_conn *c = h2_args(env, info, 3, argv, &fd, &ssl, NULL, &err);
   bool done = !c || (!nghttp2_session_want_read(c->s) && !nghttp2_session_want_write(c->s));
   napi_get_boolean(env, done, &v);
   return v;

@@ -84,6 +84,9 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       sess.on('error', () => {});
       return sess;
     };
+    /** a TLS connection offering h2 alone, for frames written by hand */
+    const rawH2 = () =>
+      tlsConnect({ host: '127.0.0.1', port, servername: 'raw.test', ALPNProtocols: ['h2'], rejectUnauthorized: false });
     const terminated = async () => {
       const text = await (await request(`http://127.0.0.1:${ing.ports.metrics}/metrics`)).body.text();
       const n = (by: string) =>
@@ -153,13 +156,7 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
     });
 
     t.test('a protocol error gets GOAWAY PROTOCOL_ERROR and a close; the port keeps serving', async (t) => {
-      const sock = tlsConnect({
-        host: '127.0.0.1',
-        port,
-        servername: 'raw.test',
-        ALPNProtocols: ['h2'],
-        rejectUnauthorized: false,
-      });
+      const sock = rawH2();
       await new Promise((r, j) => sock.once('secureConnect', r).once('error', j));
       t.equal(sock.alpnProtocol, 'h2');
       const got: Buffer[] = [];
@@ -231,13 +228,7 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
         return Buffer.concat(parts);
       };
       for (let c = 0; c < 150; c++) {
-        const sock = tlsConnect({
-          host: '127.0.0.1',
-          port,
-          servername: 'raw.test',
-          ALPNProtocols: ['h2'],
-          rejectUnauthorized: false,
-        });
+        const sock = rawH2();
         sock.on('error', () => {});
         sock.on('data', () => {});
         await new Promise((res) => sock.once('secureConnect', res).once('close', res));
