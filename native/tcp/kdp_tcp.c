@@ -496,33 +496,30 @@ static void free_ctx(napi_env env, void *data, void *hint) {
   SSL_CTX_free(data);
 }
 
+// the protocol `name` in the client's ALPN list (length-prefixed names): *out/*outlen point at it; false: absent
+static bool alpn_offers(const unsigned char *in, unsigned int inlen, const char *name, const unsigned char **out,
+                        unsigned char *outlen) {
+  size_t n = strlen(name);
+  for (unsigned int i = 0; i < inlen;) {
+    unsigned int l = in[i];
+    if (i + 1 + l > inlen) break;
+    if (l == n && memcmp(in + i + 1, name, n) == 0) {
+      *out = in + i + 1;
+      *outlen = (unsigned char)n;
+      return true;
+    }
+    i += 1 + l;
+  }
+  return false;
+}
+
 // ALPN: h2 when the client offers it and tlsAttach allowed it (the SSL's app data), else http/1.1 when offered,
 // else none
 static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
                        unsigned int inlen, void *arg) {
   (void)arg;
-  if (SSL_get_app_data(ssl) != NULL)
-    for (unsigned int i = 0; i < inlen;) {
-      unsigned int l = in[i];
-      if (i + 1 + l > inlen) break;
-      if (l == 2 && memcmp(in + i + 1, "h2", 2) == 0) {
-        *out = in + i + 1;
-        *outlen = 2;
-        return SSL_TLSEXT_ERR_OK;
-      }
-      i += 1 + l;
-    }
-  for (unsigned int i = 0; i < inlen;) {
-    unsigned int l = in[i];
-    if (i + 1 + l > inlen) break;
-    if (l == 8 && memcmp(in + i + 1, "http/1.1", 8) == 0) {
-      *out = in + i + 1;
-      *outlen = 8;
-      return SSL_TLSEXT_ERR_OK;
-    }
-    i += 1 + l;
-  }
-  return SSL_TLSEXT_ERR_NOACK;
+  if (SSL_get_app_data(ssl) != NULL && alpn_offers(in, inlen, "h2", out, outlen)) return SSL_TLSEXT_ERR_OK;
+  return alpn_offers(in, inlen, "http/1.1", out, outlen) ? SSL_TLSEXT_ERR_OK : SSL_TLSEXT_ERR_NOACK;
 }
 
 static char *string_arg(napi_env env, napi_value v) {
