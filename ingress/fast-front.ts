@@ -33,6 +33,7 @@ import {
   chooseTcpIo,
   endWrites,
   ioError,
+  nodeSocket,
   pauseReads,
   plainStream,
   readsPaused,
@@ -1081,9 +1082,9 @@ class ClientConn implements RequestFacts, ClientSide {
 
   /** A connection of the HTTPS port goes to node:tls as it came (nothing read from it). */
   #toNodeTls(): void {
-    stopPeek(this.sock);
+    const s = stopPeek(this.sock);
     this.#leave();
-    this.hooks.tlsHandOff!(this.sock);
+    this.hooks.tlsHandOff!(s);
   }
 
   /** The idle timeout (from FastFront's sweep): a connection between requests for CLIENT_IDLE_MS is closed. */
@@ -1163,7 +1164,7 @@ class ClientConn implements RequestFacts, ClientSide {
     const s = this.sock;
     this.#leave();
     // TLS in the addon: node:http reads and writes the plaintext through a stream over the addon's TLS
-    if (this.#tls) return this.hooks.handOff(plainStream(s) as unknown as Socket, rest);
+    if (this.#tls) return this.hooks.handOff(plainStream(nodeSocket(s)) as unknown as Socket, rest);
     readAsStream(s);
     release(s);
     s.pause();

@@ -46,8 +46,8 @@ import {
 import { FastFront } from './fast-front.ts';
 import { H2Session } from './h2-session.ts';
 import type { FrontRecord } from './fast-front.ts';
-import { h2InAddon, tlsContext } from './tcp-io.ts';
-import type { TcpIo } from './tcp-io.ts';
+import { acceptNative, h2InAddon, tlsContext } from './tcp-io.ts';
+import type { NativeListener, TcpIo } from './tcp-io.ts';
 import type { PoolSettings } from './upstream.ts';
 import type { RouteOptions } from './annotations.ts';
 import type { HeaderModifier, PathRoute, RouteTable, Upstream } from './types.ts';
@@ -321,6 +321,8 @@ export class IngressServer {
   #nativeDefault: object | undefined;
   /** the HTTPS port when the addon terminates TLS: ClientHellos are peeked, the rest go to `https` */
   #tlsFront: NetServer | undefined;
+  /** the HTTPS port's accepts, taken by the addon from #tlsFront */
+  #tlsAccept: NativeListener | undefined;
   /** plain HTTP requests the fast front does not take (connections are handed over; it never listens itself) */
   readonly http: HttpServer;
   /** the plain HTTP port: every connection starts in the fast front */
@@ -595,7 +597,15 @@ export class IngressServer {
         r();
       }),
     );
-    return (srv.address() as AddressInfo).port;
+    const bound = (srv.address() as AddressInfo).port;
+    // TLS in the addon: the addon accepts the HTTPS port's connections itself (no node socket for those it serves)
+    if (srv === this.#tlsFront)
+      this.#tlsAccept = acceptNative(
+        srv,
+        (sock) => this.#fast.acceptTls(sock),
+        (err) => this.#log.warn({ err: err.message, port: bound }, 'ingress: accept failed, retrying'),
+      );
+    return bound;
   }
 
   /**
@@ -613,6 +623,7 @@ export class IngressServer {
       new Promise((r) => this.front.close(r)),
       new Promise((r) => (this.#tlsFront ?? this.https).close(r)),
     ]);
+    this.#tlsAccept?.close();
     this.#fast.startClosing();
     for (const s of this.#handedOff) if (!this.#busy.get(s)) s.destroy();
     for (const s of this.#sessions) s.close();

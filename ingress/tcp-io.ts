@@ -18,8 +18,16 @@
 // a Duplex for node:http after a hand-off. With an onH2 callback startTls lets ALPN choose h2: the addon then runs
 // the connection's HTTP/2 session (nghttp2), whose records go to onH2 and whose responses go back through H2Wire
 // (ingress/h2-session.ts).
+//
+// Accept (acceptNative): the HTTPS port's listening socket can be handed to the addon, which accepts its
+// connections and peeks their ClientHello itself. Such a connection has no node socket at first: a LightSock
+// stands for it (the part of net.Socket the front uses), and the addon closes its descriptor. When it needs a
+// node socket (node:tls takes it, a hand-off to node:http, a write the kernel did not take all of) node builds
+// one over the same descriptor (nodeSocket) and the LightSock passes everything on to it from then on.
+import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
+import type { Server } from 'node:net';
 import { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { getSystemErrorName } from 'node:util';
@@ -34,6 +42,10 @@ interface Native {
   unwatch(t: object, fd: number, id: number): number;
   forget(t: object, fd: number, id: number): void;
   writeLatin1(fd: number, s: string): number;
+  writeBuffer(fd: number, b: Buffer): number;
+  shutdownWrite(fd: number): number;
+  listen(t: object, fd: number, lid: number): number;
+  closeFd(t: object, fd: number, id: number): number;
   peek(t: object, fd: number, id: number, on: boolean): number;
   tlsContext(certPem: string, keyPem: string, cipherList: string, cipherSuites: string): object;
   tlsAttach(t: object, fd: number, id: number, ctx: object, h2: boolean): number;
@@ -64,11 +76,16 @@ const NATIVE_PATH = fileURLToPath(new URL('../native/build/kdp_tcp.node', import
 const EAGAIN = -11;
 /** the flags of a record of an HTTP/2 session (native/tcp/kdp_tcp.c) */
 const H2_RECORD = 2;
+/** the flags of a record of an accepted connection, or of a listener that failed to accept */
+const ACCEPTED = 4;
+/** ids from here up are the addon's (accepted connections) */
+const ACCEPT_IDS = 0x40000000;
 
 interface Adopted {
   readonly id: number;
   readonly fd: number;
-  readonly sock: Socket;
+  /** node's socket, or the LightSock of a connection the addon accepted (until node builds one for it) */
+  sock: Socket;
   onRead: (n: number, buf: Buffer) => void;
   /** TLS in the addon (tlsAttach): reads are plaintext, writes go through tlsWrite */
   tls: boolean;
@@ -170,9 +187,14 @@ function unwatch(a: Adopted): void {
 function batch(count: number): void {
   const { meta, byId, arena } = io!;
   for (let i = 0; i < count; i++) {
+    const r = meta[i * 4 + 2]!;
+    if (meta[i * 4 + 3] === ACCEPTED) {
+      const off = meta[i * 4 + 1]!;
+      accepted(meta[i * 4]!, r, r > 0 ? arena.toString('latin1', off, off + r) : '');
+      continue;
+    }
     const a = byId.get(meta[i * 4]!);
     if (a === undefined || !alive(a.sock)) continue;
-    const r = meta[i * 4 + 2]!;
     if (meta[i * 4 + 3] === H2_RECORD) {
       const off = meta[i * 4 + 1]!;
       a.onH2?.(arena.subarray(off, off + r));
@@ -236,7 +258,7 @@ export function adopt(sock: Socket, onRead: (n: number, buf: Buffer) => void, on
     paused: false,
     ended: false,
   };
-  io.nextId = io.nextId >= 0x7fffffff ? 1 : io.nextId + 1;
+  io.nextId = io.nextId >= ACCEPT_IDS - 1 ? 1 : io.nextId + 1;
   if (io.n.watch(io.t, fd, a.id) !== 0) return false;
   h.readStop();
   h.reading = false;
@@ -372,6 +394,13 @@ export function adoptPeek(
   onPeek: (n: number, buf: Buffer) => void,
   onEnd: (errno: number) => void,
 ): boolean {
+  const pre = adopted.get(sock);
+  if (pre !== undefined && sock instanceof LightSock) {
+    // accepted by the addon: in peek mode from the start
+    pre.onRead = onPeek;
+    pre.onEnd = onEnd;
+    return true;
+  }
   if (!adopt(sock, onPeek, onEnd)) return false;
   const a = adopted.get(sock)!;
   if (io!.n.peek(io!.t, a.fd, a.id, true) === 0) return true;
@@ -488,12 +517,17 @@ export class H2Wire {
   };
 }
 
-/** A socket in peek mode goes back to node's reads, its bytes unread (stopPeek, then hand it to node:tls). */
-export function stopPeek(sock: Socket): void {
+/**
+ * A socket in peek mode goes back to node's reads, its bytes unread: the socket to hand to node:tls (node's
+ * own, built now for a connection the addon accepted).
+ */
+export function stopPeek(sock: Socket): Socket {
   const a = adopted.get(sock);
-  if (a === undefined) return;
+  if (a === undefined) return sock;
   if (alive(sock)) io!.n.peek(io!.t, a.fd, a.id, false);
-  release(sock);
+  const s = nodeSocket(sock);
+  release(s);
+  return s;
 }
 
 /**
@@ -543,4 +577,312 @@ export function plainStream(sock: Socket): Duplex {
   view.setNoDelay = () => d;
   view.setKeepAlive = () => d;
   return d;
+}
+
+// ------------------------------------------------------------------------------------------------------ accept
+
+interface Listener {
+  readonly lid: number;
+  /** the addon's descriptor of the listening socket */
+  readonly fd: number;
+  readonly port: number;
+  readonly onAccept: (sock: Socket) => void;
+  readonly onError: (err: NodeJS.ErrnoException) => void;
+  /** watched again after an accept failed (out of descriptors) */
+  retry: NodeJS.Timeout | undefined;
+  /** keeps the process alive while the port is open, as node's listening handle did */
+  readonly ref: NodeJS.Timeout;
+  closed: boolean;
+}
+const listeners = new Map<number, Listener>();
+let nextLid = 1;
+/** how long a listener rests after an accept failed (EMFILE, ENOMEM) */
+const ACCEPT_RETRY_MS = 100;
+
+/** The accept side of a listening socket the addon took (acceptNative). */
+export interface NativeListener {
+  /** stops accepting and closes the listening socket (connections accepted stay open) */
+  close(): void;
+}
+
+/**
+ * Takes over the accepts of a listening server (after its 'listening'): the addon accepts its connections and
+ * gives each to `onAccept` as a LightSock in peek mode (`adoptPeek` takes it as it is); node's server is closed
+ * (its socket stays open in the addon). undefined, the server untouched, without the batched I/O or when the
+ * server has no descriptor of its own (a cluster worker's round-robin handle).
+ */
+export function acceptNative(
+  server: Server,
+  onAccept: (sock: Socket) => void,
+  onError: (err: NodeJS.ErrnoException) => void,
+): NativeListener | undefined {
+  if (!io) return undefined;
+  const fd = (server as unknown as HandleView)._handle?.fd;
+  const addr = server.address();
+  if (typeof fd !== 'number' || fd < 0 || addr === null || typeof addr === 'string') return undefined;
+  const lid = -nextLid;
+  nextLid = nextLid >= 0x7ffffff ? 1 : nextLid + 1;
+  const own = io.n.listen(io.t, fd, lid);
+  if (own < 0) return undefined;
+  server.close();
+  const l: Listener = {
+    lid,
+    fd: own,
+    port: addr.port,
+    onAccept,
+    onError,
+    retry: undefined,
+    ref: setInterval(() => undefined, 0x7fffffff),
+    closed: false,
+  };
+  listeners.set(lid, l);
+  return {
+    close: () => {
+      if (l.closed) return;
+      l.closed = true;
+      clearTimeout(l.retry);
+      clearInterval(l.ref);
+      listeners.delete(lid);
+      io?.n.closeFd(io.t, l.fd, lid);
+    },
+  };
+}
+
+/** A record of an accepted connection ("listener fd port address"), or a listener's failed accept (r < 0). */
+function accepted(id: number, r: number, text: string): void {
+  const { n, t, byId } = io!;
+  if (r < 0) {
+    const l = listeners.get(id);
+    if (l === undefined) return;
+    l.onError(ioError(r, 'accept'));
+    l.retry = setTimeout(() => {
+      l.retry = undefined;
+      if (!l.closed) n.watch(t, l.fd, l.lid);
+    }, ACCEPT_RETRY_MS);
+    return;
+  }
+  const sp1 = text.indexOf(' ');
+  const sp2 = text.indexOf(' ', sp1 + 1);
+  const sp3 = text.indexOf(' ', sp2 + 1);
+  const l = listeners.get(Number(text.slice(0, sp1)));
+  const fd = Number(text.slice(sp1 + 1, sp2));
+  if (l === undefined) {
+    n.closeFd(t, fd, id);
+    return;
+  }
+  const sock = new LightSock(fd, id, text.slice(sp3 + 1), Number(text.slice(sp2 + 1, sp3)), l.port);
+  const a: Adopted = {
+    id,
+    fd,
+    sock: sock as unknown as Socket,
+    onRead: () => undefined,
+    onEnd: () => undefined,
+    tls: false,
+    onH2: undefined,
+    h2Dirty: false,
+    h2Flushed: undefined,
+    watched: true,
+    paused: false,
+    ended: false,
+  };
+  byId.set(id, a);
+  adopted.set(a.sock, a);
+  l.onAccept(a.sock);
+}
+
+/** The node socket of a connection: `sock` itself, or the one node builds now for a connection the addon accepted. */
+export function nodeSocket(sock: Socket): Socket {
+  return sock instanceof LightSock ? sock.real() : sock;
+}
+
+/** the events of the node socket built under a LightSock that it passes on */
+const PASSED_ON = ['drain', 'finish', 'end', 'timeout', 'close'] as const;
+
+/**
+ * A connection the addon accepted, while node has no socket for it: the part of net.Socket the front and the
+ * plaintext stream use. Writes go straight to write(2) (cork gathers them into one); end is shutdown(2) and
+ * destroy is close(2), by the addon. Anything else it cannot do alone (a write the kernel did not take all of,
+ * a timeout) builds node's socket over the descriptor (real()), to which it passes everything on from then on.
+ */
+class LightSock extends EventEmitter {
+  readonly fd: number;
+  readonly id: number;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly remoteFamily: string;
+  readonly localPort: number;
+  #real: Socket | undefined;
+  #handle: { fd: number } | null;
+  #ended = false;
+  #finished = false;
+  #corked = 0;
+  #held: Buffer[] = [];
+  #heldBytes = 0;
+
+  constructor(fd: number, id: number, ip: string, port: number, localPort: number) {
+    super();
+    this.fd = fd;
+    this.id = id;
+    this.remoteAddress = ip;
+    this.remotePort = port;
+    this.remoteFamily = ip.includes(':') ? 'IPv6' : 'IPv4';
+    this.localPort = localPort;
+    this.#handle = { fd };
+  }
+
+  /** node's socket over the descriptor, built the first time (the addon then no longer closes it) */
+  real(): Socket {
+    if (this.#real) return this.#real;
+    const real = new Socket({ fd: this.fd, readable: true, writable: true, pauseOnCreate: true } as ConstructorParameters<
+      typeof Socket
+    >[0]);
+    this.#real = real;
+    this.#handle = null;
+    const a = adopted.get(this as unknown as Socket);
+    if (a !== undefined && io !== undefined) {
+      const { n, t, byId } = io;
+      a.sock = real;
+      adopted.set(real, a);
+      real.once('close', () => {
+        a.watched = false;
+        byId.delete(a.id);
+        n.forget(t, a.fd, a.id);
+      });
+    }
+    for (const ev of PASSED_ON) real.on(ev, (...args: unknown[]) => this.emit(ev, ...args));
+    real.on('error', (err) => {
+      if (this.listenerCount('error') > 0) this.emit('error', err);
+    });
+    for (let i = 0; i < this.#corked; i++) real.cork();
+    if (this.#held.length > 0) real.write(this.#takeHeld());
+    if (this.#ended) real.end();
+    return real;
+  }
+
+  get _handle(): HandleView['_handle'] {
+    return this.#real ? (this.#real as unknown as HandleView)._handle : this.#handle;
+  }
+  get destroyed(): boolean {
+    return this.#real ? this.#real.destroyed : this.#handle === null;
+  }
+  get writableLength(): number {
+    return this.#real ? this.#real.writableLength : this.#heldBytes;
+  }
+  get writableCorked(): number {
+    return this.#real ? this.#real.writableCorked : this.#corked;
+  }
+  get writableEnded(): boolean {
+    return this.#real ? this.#real.writableEnded : this.#ended;
+  }
+  get writableFinished(): boolean {
+    return this.#real ? this.#real.writableFinished : this.#finished;
+  }
+  get readableLength(): number {
+    return this.#real ? this.#real.readableLength : 0;
+  }
+
+  write(data: Buffer | string, encoding?: BufferEncoding): boolean {
+    if (this.#real) return this.#real.write(data, encoding ?? 'utf8');
+    if (this.#ended || this.#handle === null) return false;
+    const b = typeof data === 'string' ? Buffer.from(data, encoding ?? 'utf8') : data;
+    if (this.#corked > 0) {
+      this.#held.push(Buffer.from(b));
+      this.#heldBytes += b.length;
+      return true;
+    }
+    return this.#send(b);
+  }
+
+  /** bytes to write(2); what the kernel does not take goes to node's socket (built now) */
+  #send(b: Buffer): boolean {
+    const r = io!.n.writeBuffer(this.fd, b);
+    if (r === b.length) return true;
+    if (r >= 0 || r === EAGAIN) return this.real().write(r > 0 ? b.subarray(r) : b);
+    this.destroy(ioError(r, 'write'));
+    return false;
+  }
+
+  #takeHeld(): Buffer {
+    const b = this.#held.length === 1 ? this.#held[0]! : Buffer.concat(this.#held, this.#heldBytes);
+    this.#held = [];
+    this.#heldBytes = 0;
+    return b;
+  }
+
+  cork(): void {
+    if (this.#real) this.#real.cork();
+    else this.#corked++;
+  }
+
+  uncork(): void {
+    if (this.#real) return this.#real.uncork();
+    if (this.#corked === 0 || --this.#corked > 0 || this.#held.length === 0 || this.#handle === null) return;
+    this.#send(this.#takeHeld());
+  }
+
+  end(): this {
+    if (this.#real) {
+      this.#real.end();
+      return this;
+    }
+    if (this.#ended || this.#handle === null) return this;
+    this.#corked = 0;
+    if (this.#held.length > 0) this.#send(this.#takeHeld()); // a partial write builds node's socket
+    const real = this.#node();
+    if (real !== undefined) {
+      real.end(); // after what is queued on it
+      return this;
+    }
+    if (this.#handle === null) return this; // the write failed: destroyed
+    this.#ended = true;
+    const r = io!.n.shutdownWrite(this.fd);
+    process.nextTick(() => {
+      if (r < 0 && r !== -107) return void this.destroy(ioError(r, 'shutdown')); // -ENOTCONN: the peer reset
+      this.#finished = true;
+      this.emit('finish');
+    });
+    return this;
+  }
+
+  #node(): Socket | undefined {
+    return this.#real;
+  }
+
+  destroy(err?: Error): this {
+    if (this.#real) {
+      this.#real.destroy(err);
+      return this;
+    }
+    if (this.#handle === null) return this;
+    this.#handle = null;
+    this.#held = [];
+    this.#heldBytes = 0;
+    const a = adopted.get(this as unknown as Socket);
+    if (a !== undefined) {
+      a.watched = false;
+      io?.byId.delete(a.id);
+    }
+    io?.n.closeFd(io.t, this.fd, this.id);
+    process.nextTick(() => {
+      if (err && this.listenerCount('error') > 0) this.emit('error', err);
+      this.emit('close', err !== undefined);
+    });
+    return this;
+  }
+
+  setNoDelay(): this {
+    return this; // the addon set TCP_NODELAY when it accepted
+  }
+
+  setTimeout(ms: number, cb?: () => void): this {
+    this.real().setTimeout(ms, cb);
+    return this;
+  }
+
+  pause(): this {
+    return this;
+  }
+  resume(): this {
+    return this;
+  }
 }

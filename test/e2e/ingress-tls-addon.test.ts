@@ -269,6 +269,61 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
         t.match(out, new RegExp(`GET /c${i}-4 body=$`));
       }
     });
+
+    t.test(
+      "the addon accepts: 30 one-request connections, each client's address and the port to the backend",
+      async (t) => {
+        const before = await terminated();
+        const seen = be.heads.length;
+        const outs = await Promise.all(
+          Array.from({ length: 30 }, (_, i) => getAll(`/accept-${i}`).then((r) => ({ i, ...r }))),
+        );
+        for (const { i, head, body, ended } of outs) {
+          t.match(head, /^HTTP\/1\.1 200 /, `connection ${i}: 200`);
+          t.equal(body.toString(), `GET /accept-${i} body=`, `connection ${i}: its own answer`);
+          t.equal(ended, true, `connection ${i}: closed after Connection: close`);
+        }
+        const heads = be.heads.slice(seen).filter((h) => h.startsWith('GET /accept-'));
+        t.equal(heads.length, 30, 'every request reached the backend once');
+        for (const h of heads) {
+          t.match(h, /\r\nx-forwarded-for: 127\.0\.0\.1\r\n/i, 'the client address (from accept)');
+          t.match(h, new RegExp(`\\r\\nx-forwarded-port: ${port}\\r\\n`, 'i'), 'the HTTPS port');
+        }
+        const after = await terminated();
+        t.equal(after.addon - before.addon, 30, 'all 30 terminated by the addon');
+        t.equal(after.node, before.node, 'none by node:tls');
+      },
+    );
+  });
+
+  t.test("the addon's listening socket closes with the ingress; connections it accepted end", async (t) => {
+    const be = await rawBackend();
+    t.teardown(() => new Promise((r) => (be.server.close(r), setTimeout(r, 500))));
+    const ing = await startIngress(rawRoute(be.port), {
+      httpPort: 0,
+      httpsPort: 0,
+      metricsPort: 0,
+      bind: '127.0.0.1',
+      processMetrics: false,
+    });
+    let closed = false;
+    t.teardown(() => (closed ? undefined : ing.close()));
+    const port = ing.ports.https;
+    const tlsOpts = { port, host: '127.0.0.1', servername: 'raw.test', rejectUnauthorized: false };
+    // a kept-alive connection, idle when the ingress stops
+    const s = tlsConnect({ ...tlsOpts, ALPNProtocols: ['http/1.1'] });
+    const out = await exchange(s, 'secureConnect', ['GET /k HTTP/1.1\r\nHost: raw.test\r\n\r\n'], { answers: 1 });
+    t.same(statuses(out), [200]);
+    const ended = new Promise<boolean>((r) => (s.once('close', () => r(true)), setTimeout(() => r(false), 5000)));
+    await ing.close();
+    closed = true;
+    t.equal(await ended, true, 'the idle connection was closed');
+    const refused = await new Promise<string>((r) => {
+      const c = connect(port, '127.0.0.1');
+      c.once('connect', () => (c.destroy(), r('connected')));
+      c.once('error', (e: NodeJS.ErrnoException) => r(e.code ?? 'error'));
+    });
+    t.equal(refused, 'ECONNREFUSED', 'the HTTPS port is closed');
   });
 
   t.test("--tls-io node: every TLS connection is node:tls's", async (t) => {
