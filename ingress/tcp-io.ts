@@ -733,9 +733,12 @@ class LightSock extends EventEmitter {
   /** node's socket over the descriptor, built the first time (the addon then no longer closes it) */
   real(): Socket {
     if (this.#real) return this.#real;
-    const real = new Socket({ fd: this.fd, readable: true, writable: true, pauseOnCreate: true } as ConstructorParameters<
-      typeof Socket
-    >[0]);
+    const real = new Socket({
+      fd: this.fd,
+      readable: true,
+      writable: true,
+      pauseOnCreate: true,
+    } as ConstructorParameters<typeof Socket>[0]);
     this.#real = real;
     this.#handle = null;
     const a = adopted.get(this as unknown as Socket);
