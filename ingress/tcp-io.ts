@@ -789,7 +789,7 @@ class LightSock extends EventEmitter {
     if (this.#ended || this.#handle === null) return false;
     const b = typeof data === 'string' ? Buffer.from(data, encoding ?? 'utf8') : data;
     if (this.#corked > 0) {
-      this.#held.push(Buffer.from(b));
+      this.#held.push(b); // (not copied: as node's write, the caller does not reuse it)
       this.#heldBytes += b.length;
       return true;
     }

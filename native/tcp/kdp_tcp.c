@@ -256,10 +256,10 @@ static void accept_round(kdp_tcp *t, int lfd, int32_t lid) {
     int fd = accept4(lfd, (struct sockaddr *)&sa, &salen, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ECONNABORTED || errno == EINTR) return;
-      // out of descriptors or memory: the listener would be ready forever; JavaScript watches it again later
+      // out of descriptors or memory: the listener would be ready forever; JavaScript watches it again later (it
+      // stays lid's: closeFd still closes it meanwhile)
       int e = errno;
       epoll_ctl(t->ep, EPOLL_CTL_DEL, lfd, NULL);
-      disown(t, lfd, lid);
       RECORD(t, lid, t->off, -e, ACCEPTED);
       return;
     }
