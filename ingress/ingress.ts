@@ -48,6 +48,8 @@ export interface IngressOptions {
   readonly tcpIo?: TcpIo;
   /** HTTP/1.1 over TLS (kdp ingress --tls-io): in the addon (auto, with batched reads) or node:tls's */
   readonly tlsIo?: TlsIo;
+  /** TLS session ticket keys shared by the workers of one ingress (ServerOptions.ticketKeys) */
+  readonly ticketKeys?: Buffer;
   /** status.loadBalancer publishing (Kubernetes mode) */
   readonly status?: ControllerOptions['status'];
   /**
@@ -119,6 +121,7 @@ export async function startIngress(source: ClusterSource, opts: IngressOptions =
               ...(opts.maxHeaderSize !== undefined ? { maxHeaderSize: opts.maxHeaderSize } : {}),
               ...(opts.tcpIo ? { tcpIo: opts.tcpIo } : {}),
               ...(opts.tlsIo ? { tlsIo: opts.tlsIo } : {}),
+              ...(opts.ticketKeys ? { ticketKeys: opts.ticketKeys } : {}),
               ...(l.gateway !== undefined ? { gateway: l.gateway } : {}),
             });
             if (table) srv.setTable(table);
@@ -158,6 +161,7 @@ export async function startIngress(source: ClusterSource, opts: IngressOptions =
       ...(opts.maxHeaderSize !== undefined ? { maxHeaderSize: opts.maxHeaderSize } : {}),
       ...(opts.tcpIo ? { tcpIo: opts.tcpIo } : {}),
       ...(opts.tlsIo ? { tlsIo: opts.tlsIo } : {}),
+      ...(opts.ticketKeys ? { ticketKeys: opts.ticketKeys } : {}),
     });
     if (pending) server.setTable(pending);
     await started;

@@ -43,6 +43,7 @@ import {
   cookieValue,
   endpointForCookie,
 } from './upstream.ts';
+import { KdpError } from '../src/common/errors.ts';
 import { FastFront } from './fast-front.ts';
 import { H2Session } from './h2-session.ts';
 import type { FrontRecord } from './fast-front.ts';
@@ -92,11 +93,18 @@ interface ServerOptions {
    * node leaves every TLS connection to node:tls
    */
   readonly tlsIo?: TlsIo;
+  /**
+   * TLS session ticket keys shared by the processes of one ingress (TICKET_KEYS_BYTES: the addon's 80, then
+   * node:tls's 48), so that a client resumes on any worker; undefined: each process its own
+   */
+  readonly ticketKeys?: Buffer;
   /** a Gateway listener: the Gateway's `namespace/name` (metric label `gateway`) */
   readonly gateway?: string;
 }
 
 export const DEFAULT_SERVER_HEADER = 'kdp';
+/** the length of ServerOptions.ticketKeys */
+export const TICKET_KEYS_BYTES = 128;
 export const DEFAULT_MAX_HEADER_LINE = 8 * 1024;
 export const DEFAULT_MAX_HEADER_SIZE = 32 * 1024;
 
@@ -307,6 +315,7 @@ export function headLineLimit(
 export class IngressServer {
   #table: RouteTable = EMPTY_TABLE;
   readonly #log: Logger;
+  readonly #ticketKeys: Buffer | undefined;
   readonly #metrics: IngressMetrics | undefined;
   readonly #access: AccessLog | undefined;
   readonly #pools: PoolCache;
@@ -364,6 +373,12 @@ export class IngressServer {
 
   constructor(opts: ServerOptions) {
     this.#log = opts.log ?? silentLogger;
+    if (opts.ticketKeys !== undefined && opts.ticketKeys.length !== TICKET_KEYS_BYTES)
+      throw new KdpError(
+        'KDP_INGRESS_CONFIG',
+        `ticket keys: ${TICKET_KEYS_BYTES} bytes, not ${opts.ticketKeys.length}`,
+      );
+    this.#ticketKeys = opts.ticketKeys;
     this.#metrics = opts.metrics;
     this.#access = opts.accessLog;
     this.#pools = new PoolCache(opts.pool);
@@ -424,6 +439,7 @@ export class IngressServer {
         SNICallback: (name, cb) => cb(null, this.#contextFor(name)),
         key: opts.defaultCert.keyPem,
         cert: opts.defaultCert.certPem,
+        ...(opts.ticketKeys ? { ticketKeys: opts.ticketKeys.subarray(80, TICKET_KEYS_BYTES) } : {}),
       },
       (req, res) => this.#handle(req, res, 'https'),
     );
@@ -537,7 +553,7 @@ export class IngressServer {
   /** The addon's context for a certificate node:tls took; undefined (node:tls serves it) when OpenSSL refuses. */
   #nativeContext(certPem: string, keyPem: string, secret: string): object | undefined {
     try {
-      return tlsContext(certPem, keyPem, DEFAULT_CIPHERS);
+      return tlsContext(certPem, keyPem, DEFAULT_CIPHERS, this.#ticketKeys?.subarray(0, 80));
     } catch (err) {
       this.#log.debug({ secret, err: (err as Error).message }, 'TLS in the addon: context refused, node:tls serves it');
       return undefined;

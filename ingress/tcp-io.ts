@@ -47,7 +47,7 @@ interface Native {
   listen(t: object, fd: number, lid: number): number;
   closeFd(t: object, fd: number, id: number): number;
   peek(t: object, fd: number, id: number, on: boolean): number;
-  tlsContext(certPem: string, keyPem: string, cipherList: string, cipherSuites: string): object;
+  tlsContext(certPem: string, keyPem: string, cipherList: string, cipherSuites: string, ticketKeys?: Buffer): object;
   tlsAttach(t: object, fd: number, id: number, ctx: object, h2: boolean): number;
   tlsWrite(t: object, fd: number, id: number, data: string | Buffer, direct: boolean): number | Buffer;
   tlsFlush(t: object, fd: number, id: number, direct: boolean): number | Buffer;
@@ -365,10 +365,11 @@ export function endWrites(sock: Socket): void {
 // ------------------------------------------------------------------------------------------------------- TLS
 
 /**
- * An SSL_CTX of the addon for a certificate (PEM chain) and its key, with node:tls's default ciphers; throws
- * KDP_INGRESS_CONFIG when OpenSSL refuses them, undefined without the addon.
+ * An SSL_CTX of the addon for a certificate (PEM chain) and its key, with node:tls's default ciphers and, when
+ * given, these session ticket keys (80 bytes); throws KDP_INGRESS_CONFIG when OpenSSL refuses them, undefined
+ * without the addon.
  */
-export function tlsContext(certPem: string, keyPem: string, ciphers: string): object | undefined {
+export function tlsContext(certPem: string, keyPem: string, ciphers: string, ticketKeys?: Buffer): object | undefined {
   const n = load();
   if (typeof n === 'string') return undefined;
   const list = ciphers.split(':');
@@ -378,6 +379,7 @@ export function tlsContext(certPem: string, keyPem: string, ciphers: string): ob
       keyPem,
       list.filter((c) => !c.startsWith('TLS_')).join(':'),
       list.filter((c) => c.startsWith('TLS_')).join(':'),
+      ...(ticketKeys ? [ticketKeys] : []),
     );
   } catch (err) {
     throw new KdpError('KDP_INGRESS_CONFIG', `TLS context: ${(err as Error).message}`);

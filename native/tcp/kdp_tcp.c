@@ -36,6 +36,7 @@
 #include <netinet/tcp.h>
 #include <node_api.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <stdbool.h>
@@ -683,11 +684,19 @@ static char *string_arg(napi_env env, napi_value v) {
 
 // tlsContext(certPem, keyPem, cipherList, cipherSuites) -> external SSL_CTX (freed with it) | throws
 static napi_value tls_context(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 5;
+  napi_value argv[5];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 4) {
-    napi_throw_error(env, "EINVAL", "expected (certPem, keyPem, cipherList, cipherSuites)");
+    napi_throw_error(env, "EINVAL", "expected (certPem, keyPem, cipherList, cipherSuites[, ticketKeys])");
+    return NULL;
+  }
+  void *keys = NULL;
+  size_t keys_len = 0;
+  bool keys_given = false;
+  if (argc > 4) napi_is_buffer(env, argv[4], &keys_given);
+  if (keys_given && (napi_get_buffer_info(env, argv[4], &keys, &keys_len) != napi_ok || keys_len != 80)) {
+    napi_throw_error(env, "EINVAL", "ticketKeys: 80 bytes (name 16, HMAC 32, AES 32)");
     return NULL;
   }
   char *strs[4] = {NULL, NULL, NULL, NULL};
@@ -713,6 +722,20 @@ static napi_value tls_context(napi_env env, napi_callback_info info) {
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
   // resumption by tickets only, as node:tls's servers (no session cache kept in memory per context)
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL);
+  // the processes of one ingress (its workers) share their ticket keys, so a client resumes on any of them
+  // (as nginx's workers, which inherit their master's); a session resumes only under the certificate it was
+  // made with (the session id context is the certificate's digest), as with a context's own keys
+  if (keys_given && SSL_CTX_set_tlsext_ticket_keys(ctx, keys, (long)keys_len) != 1) {
+    throw_ssl(env, "ticket keys");
+    goto out;
+  }
+  unsigned char sid[EVP_MAX_MD_SIZE];
+  unsigned int sid_len = 0;
+  if (EVP_Digest(strs[0], strlen(strs[0]), sid, &sid_len, EVP_sha256(), NULL) != 1 ||
+      SSL_CTX_set_session_id_context(ctx, sid, sid_len < SSL_MAX_SID_CTX_LENGTH ? sid_len : SSL_MAX_SID_CTX_LENGTH) != 1) {
+    throw_ssl(env, "session id context");
+    goto out;
+  }
   if (SSL_CTX_set_cipher_list(ctx, strs[2]) != 1 || SSL_CTX_set_ciphersuites(ctx, strs[3]) != 1) {
     throw_ssl(env, "cipher list");
     goto out;

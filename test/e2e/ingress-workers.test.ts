@@ -181,6 +181,45 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
     for (const c of tls) c.close();
     t.equal(tlsPids.size, 2, `TLS accepted by two workers (${[...tlsPids].join(', ')})`);
     t.equal(new Set(tls.map((c) => c.fingerprint)).size, 1, 'every worker serves the same default certificate');
+    // TLS sessions resume on either worker: the workers share the primary's session ticket keys (each its own
+    // would make half of the resumptions full handshakes)
+    const tlsOpts = {
+      port: https,
+      host: '127.0.0.1',
+      servername: 'workers.test',
+      rejectUnauthorized: false,
+      ALPNProtocols: ['http/1.1'],
+    };
+    for (const maxVersion of ['TLSv1.3', 'TLSv1.2'] as const) {
+      const first = tlsConnect({ ...tlsOpts, maxVersion });
+      first.on('error', () => {});
+      const session = new Promise<Buffer>((resolve) => first.once('session', resolve));
+      // (a TLS 1.3 ticket comes after the handshake: it is in by the time the response is)
+      first.once('secureConnect', () => first.write('GET /w HTTP/1.1\r\nHost: workers.test\r\n\r\n'));
+      const ticket = await session;
+      first.destroy();
+      const resumed = await Promise.all(
+        Array.from(
+          { length: 12 },
+          () =>
+            new Promise<{ reused: boolean; close: () => void }>((resolve, reject) => {
+              const s = tlsConnect({ ...tlsOpts, maxVersion, session: ticket });
+              s.on('error', reject);
+              s.once('secureConnect', () => resolve({ reused: s.isSessionReused(), close: () => s.destroy() }));
+            }),
+        ),
+      );
+      const rSs = await run(['ss', '-Htnp', 'state', 'established', `( sport = :${https} )`]);
+      const rPids = new Set([...rSs.stdout.matchAll(/pid=(\d+)/g)].map((m) => m[1]));
+      for (const c of resumed) c.close();
+      t.equal(rPids.size, 2, `${maxVersion}: connections on both workers (${[...rPids].join(', ')})`);
+      t.same(
+        resumed.map((r) => r.reused),
+        Array(12).fill(true),
+        `${maxVersion}: every one of 12 resumed the session, whichever worker took it`,
+      );
+    }
+
     const envs = environs(child.pid);
     t.equal(envs.length, 3, 'the primary and two workers');
     for (const e of envs) {

@@ -2,6 +2,7 @@
 // The controller's modules are imported when it runs, after the compile cache is on: a restart (kill -9, a
 // new pod) then skips the TypeScript transform and V8 compile of every module (start to serving ~2x faster).
 import cluster from 'node:cluster';
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { enableCompileCache } from 'node:module';
 import { isIP } from 'node:net';
@@ -197,11 +198,15 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
       throw new KdpError('KDP_USAGE', `--gateway-addresses: ${JSON.stringify(gatewayPool)} is not a CIDR`);
     }
   }
-  // a worker gets the primary's certificate (read once, or generated once) over IPC, never through its env
+  // a worker gets the primary's certificate (read once, or generated once) and TLS session ticket keys (random,
+  // for the primary's life: a client resumes on any worker) over IPC, never through its env
   let defaultCert: { certPem: string; keyPem: string } | undefined;
+  let ticketKeys: Buffer | undefined;
   if (cluster.isWorker) {
     const { configFromPrimary } = await import('../../../ingress/cluster.ts');
-    defaultCert = (await configFromPrimary<{ defaultCert: typeof defaultCert }>())?.defaultCert;
+    const config = await configFromPrimary<{ defaultCert: typeof defaultCert; ticketKeys?: string }>();
+    defaultCert = config?.defaultCert;
+    if (config?.ticketKeys) ticketKeys = Buffer.from(config.ticketKeys, 'base64');
   } else if (values['default-ssl-certificate'] !== undefined) {
     const [crt, key] = values['default-ssl-certificate'].split(',');
     if (!crt || !key) throw new KdpError('KDP_USAGE', '--default-ssl-certificate takes CRT,KEY');
@@ -217,7 +222,8 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
     const set = new WorkerSet({
       count: workers,
       env: (i) => ({ KDP_INGRESS_WORKER: String(i) }),
-      config: { defaultCert: cert },
+      // (ingress/server.ts TICKET_KEYS_BYTES: 128)
+      config: { defaultCert: cert, ticketKeys: randomBytes(128).toString('base64') },
       log: ctx.log,
       metricsPort,
       bind: values.bind,
@@ -285,6 +291,7 @@ async function run(argv: readonly string[], ctx: CommandContext): Promise<number
     maxHeaderSize,
     tcpIo,
     tlsIo,
+    ...(ticketKeys ? { ticketKeys } : {}),
     ...(status ? { status } : {}),
     gateway: {
       enabled: gatewayApi,
