@@ -724,7 +724,8 @@ static napi_value tls_context(napi_env env, napi_callback_info info) {
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL);
   // the processes of one ingress (its workers) share their ticket keys, so a client resumes on any of them
   // (as nginx's workers, which inherit their master's); a session resumes only under the certificate it was
-  // made with (the session id context is the certificate's digest), as with a context's own keys
+  // made with (the session id context is the certificate's digest), as with a context's own keys: after a
+  // Secret's certificate changes, its clients make a full handshake and see the new one
   if (keys_given && SSL_CTX_set_tlsext_ticket_keys(ctx, keys, (long)keys_len) != 1) {
     throw_ssl(env, "ticket keys");
     goto out;

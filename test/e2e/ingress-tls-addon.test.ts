@@ -17,6 +17,8 @@ import { BIG_SHA256, HUGE, rawBackend } from '../helpers/raw-backend.ts';
 import { exchange, statuses } from '../helpers/raw-http.ts';
 import { run } from '../../src/common/exec-adapter.ts';
 import { startIngress } from '../../ingress/ingress.ts';
+import { selfSigned } from '../../ingress/default-cert.ts';
+import { ingress, path, rule, tlsSecret } from '../../ingress/testing/fixtures.ts';
 
 const HUGE_SHA256 = createHash('sha256').update(HUGE).digest('hex');
 /** Every status in `out`: the raw backend's bodies end without a newline, so a status line may not start one. */
@@ -324,6 +326,79 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       c.once('error', (e: NodeJS.ErrnoException) => r(e.code ?? 'error'));
     });
     t.equal(refused, 'ECONNREFUSED', 'the HTTPS port is closed');
+  });
+
+  t.test('shared ticket keys: a session resumes under the certificate it was made with only', async (t) => {
+    const be = await rawBackend();
+    t.teardown(() => new Promise((r) => (be.server.close(r), setTimeout(r, 500))));
+    const src = rawRoute(be.port);
+    const other = await selfSigned('other.test', ['other.test'], 2);
+    src.put(tlsSecret('other-tls', other.certPem, other.keyPem));
+    src.put(
+      ingress('other', [rule('other.test', path('/', 'Prefix', 'raw'))], (i) => {
+        i.tls = [{ hosts: ['other.test'], secretName: 'other-tls' }];
+      }),
+    );
+    const ing = await startIngress(src, {
+      httpPort: 0,
+      httpsPort: 0,
+      metricsPort: 0,
+      bind: '127.0.0.1',
+      processMetrics: false,
+      ticketKeys: randomBytes(128),
+    });
+    t.teardown(() => ing.close());
+    /** a GET on a new connection: whether it resumed `session`, the certificate's fingerprint, the statuses */
+    const get = async (servername: string, maxVersion: 'TLSv1.3' | 'TLSv1.2', session?: Buffer | undefined) => {
+      const s = tlsConnect({
+        port: ing.ports.https,
+        host: '127.0.0.1',
+        servername,
+        rejectUnauthorized: false,
+        ALPNProtocols: ['http/1.1'],
+        maxVersion,
+        ...(session ? { session } : {}),
+      });
+      // (a TLS 1.3 ticket comes after the handshake: it is in by the time the response is)
+      const ticket = new Promise<Buffer>((resolve) => s.once('session', resolve));
+      let reused = false;
+      let fingerprint = '';
+      s.once('secureConnect', () => {
+        reused = s.isSessionReused();
+        fingerprint = s.getPeerCertificate().fingerprint256;
+      });
+      const out = await exchange(s, 'secureConnect', [`GET /s HTTP/1.1\r\nHost: ${servername}\r\n\r\n`], {
+        answers: 1,
+      });
+      // (a TLS 1.2 resumption may come without a new ticket)
+      const late = new Promise<undefined>((r) => setTimeout(() => r(undefined), 1000));
+      return { reused, fingerprint, statuses: statuses(out), ticket: await Promise.race([ticket, late]) };
+    };
+    const rotated = await selfSigned('other.test', ['other.test'], 2);
+    for (const maxVersion of ['TLSv1.3', 'TLSv1.2'] as const) {
+      const raw = await get('raw.test', maxVersion);
+      t.same(raw.statuses, [200]);
+      t.ok(raw.ticket, `${maxVersion}: a ticket for raw.test`);
+      t.equal((await get('raw.test', maxVersion, raw.ticket)).reused, true, `${maxVersion}: resumed on its host`);
+      const cross = await get('other.test', maxVersion, raw.ticket);
+      t.equal(cross.reused, false, `${maxVersion}: raw.test's session not resumed on other.test`);
+      t.same(cross.statuses, [200], `${maxVersion}: other.test served`);
+      // the same host after its certificate changed: the old certificate's session makes a full handshake
+      const before = await get('other.test', maxVersion);
+      t.ok(before.ticket, `${maxVersion}: a ticket for other.test`);
+      const next = maxVersion === 'TLSv1.3' ? rotated : other;
+      src.put(tlsSecret('other-tls', next.certPem, next.keyPem));
+      let after = await get('other.test', maxVersion);
+      for (let i = 0; i < 100 && after.fingerprint === before.fingerprint; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        after = await get('other.test', maxVersion);
+      }
+      t.not(after.fingerprint, before.fingerprint, `${maxVersion}: the new certificate is served`);
+      const old = await get('other.test', maxVersion, before.ticket);
+      t.equal(old.reused, false, `${maxVersion}: a session of the old certificate is not resumed`);
+      t.equal(old.fingerprint, after.fingerprint, `${maxVersion}: the new certificate presented to it`);
+      t.same(old.statuses, [200]);
+    }
   });
 
   t.test("--tls-io node: every TLS connection is node:tls's", async (t) => {
