@@ -735,6 +735,12 @@ class LightSock extends EventEmitter {
   /** node's socket over the descriptor, built the first time (the addon then no longer closes it) */
   real(): Socket {
     if (this.#real) return this.#real;
+    if (this.#handle === null) {
+      // closed by the addon: its descriptor number may be another file's now, never to be wrapped
+      const gone = new Socket();
+      gone.destroy();
+      return gone;
+    }
     const real = new Socket({
       fd: this.fd,
       readable: true,
