@@ -16,20 +16,11 @@ import { needsRoot } from '../helpers/gate.ts';
 import { oneRouteManifests } from '../helpers/ingress-manifests.ts';
 import { spawnChild } from '../../src/common/exec-adapter.ts';
 import { freePort } from '../helpers/ports.ts';
+import { until } from '../helpers/wait.ts';
 import { exchange, statuses } from '../helpers/raw-http.ts';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const LIMIT = 256;
-
-async function until<T>(fn: () => Promise<T | undefined>, ms: number, what: string): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** user + system CPU time of a process, in clock ticks (/proc/PID/stat fields 14 and 15) */
 async function cpuTicks(pid: number): Promise<number> {
@@ -92,7 +83,13 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       await Promise.race([child.exited, new Promise((r) => setTimeout(r, 5000))]);
       child.kill('SIGKILL');
     });
-    t.same(await until(async () => ((await tlsGet(https))[0] === 200 ? [200] : undefined), 30_000, 'ready'), [200]);
+    t.same(
+      await until(async () => ((await tlsGet(https))[0] === 200 ? [200] : undefined), {
+        timeoutMs: 30_000,
+        what: () => `ready (output: ${child.output().slice(-600)})`,
+      }),
+      [200],
+    );
     const open = (await readdir(`/proc/${child.pid}/fd`)).length;
     t.ok(open < LIMIT - 50, `${open} descriptors open at rest (limit ${LIMIT})`);
 
@@ -103,11 +100,10 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       s.on('error', () => {});
       held.push(s);
     }
-    await until(
-      async () => (child.output().includes('accept failed') ? true : undefined),
-      10_000,
-      'the log says accept failed',
-    );
+    await until(async () => (child.output().includes('accept failed') ? true : undefined), {
+      timeoutMs: 10_000,
+      what: 'the log says accept failed',
+    });
     t.match(child.output(), /"msg":"ingress: accept failed, retrying".*EMFILE|EMFILE.*accept failed/, 'EMFILE logged');
     // the listening socket is ready all along (connections wait in its backlog): the process must not spin on it
     const t0 = Date.now();

@@ -339,15 +339,7 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
         i.tls = [{ hosts: ['other.test'], secretName: 'other-tls' }];
       }),
     );
-    const ing = await startIngress(src, {
-      httpPort: 0,
-      httpsPort: 0,
-      metricsPort: 0,
-      bind: '127.0.0.1',
-      processMetrics: false,
-      ticketKeys: randomBytes(128),
-    });
-    t.teardown(() => ing.close());
+    const { ing } = await loopbackIngress(t, src, { ticketKeys: randomBytes(128) });
     /** a GET on a new connection: whether it resumed `session`, the certificate's fingerprint, the statuses */
     const get = async (servername: string, maxVersion: 'TLSv1.3' | 'TLSv1.2', session?: Buffer | undefined) => {
       const s = tlsConnect({
@@ -405,15 +397,7 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
     const be = await rawBackend();
     t.teardown(() => new Promise((r) => (be.server.close(r), setTimeout(r, 500))));
     const src = rawRoute(be.port);
-    const ing = await startIngress(src, {
-      httpPort: 0,
-      httpsPort: 0,
-      metricsPort: 0,
-      bind: '127.0.0.1',
-      processMetrics: false,
-      tlsIo: 'node',
-    });
-    t.teardown(() => ing.close());
+    const { ing } = await loopbackIngress(t, src, { tlsIo: 'node' });
     const s = tlsConnect({
       port: ing.ports.https,
       host: '127.0.0.1',

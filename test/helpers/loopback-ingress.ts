@@ -2,6 +2,7 @@
 // port ephemeral on 127.0.0.1 (metrics included), the access log collected, closed at the test's teardown.
 import type { Test } from 'tap';
 import { startIngress } from '../../ingress/ingress.ts';
+import type { IngressOptions } from '../../ingress/ingress.ts';
 import type { ClusterSource } from '../../src/k8s/source.ts';
 import { FakeSource } from '../../src/k8s/testing/fake-source.ts';
 import { ingress, ingressClass, path, rule, service, slice } from '../../ingress/testing/fixtures.ts';
@@ -19,6 +20,7 @@ export function rawRoute(port: number): FakeSource {
 export async function loopbackIngress(
   t: Test,
   src: ClusterSource,
+  extra: Partial<IngressOptions> = {},
 ): Promise<{ ing: Awaited<ReturnType<typeof startIngress>>; logs: string[] }> {
   const logs: string[] = [];
   const ing = await startIngress(src, {
@@ -28,6 +30,7 @@ export async function loopbackIngress(
     bind: '127.0.0.1',
     accessLog: (s) => void logs.push(s),
     processMetrics: false,
+    ...extra,
   });
   t.teardown(() => ing.close());
   return { ing, logs };
