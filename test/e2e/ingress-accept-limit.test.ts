@@ -3,17 +3,13 @@
 // neither crash the process nor spin it (the listening socket stays ready): the listener rests, says so in the
 // log, and accepts again once descriptors are free; the connections waiting in the backlog are then served.
 import t from 'tap';
-import { createServer } from 'node:http';
-import type { Server } from 'node:http';
 import { connect } from 'node:net';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { needsRoot } from '../helpers/gate.ts';
-import { oneRouteManifests } from '../helpers/ingress-manifests.ts';
+import { okBackendManifests } from '../helpers/ingress-manifests.ts';
 import { spawnChild } from '../../src/common/exec-adapter.ts';
 import { freePort } from '../helpers/ports.ts';
 import { until } from '../helpers/wait.ts';
@@ -48,13 +44,7 @@ async function tlsGet(port: number): Promise<number[]> {
 
 if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files')) {
   t.test('out of descriptors: the listener rests, then serves what waited', async (t) => {
-    const dir = await mkdtemp(join(tmpdir(), 'kdp-ingress-accept-limit-'));
-    t.teardown(() => rm(dir, { recursive: true, force: true }));
-    const backend: Server = createServer((_req, res) => res.writeHead(200, { 'content-length': '2' }).end('ok'));
-    await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
-    t.teardown(() => new Promise((r) => (backend.closeAllConnections(), backend.close(r))));
-    const bport = (backend.address() as AddressInfo).port;
-    await writeFile(join(dir, 'm.json'), JSON.stringify(oneRouteManifests('l', 'limit.test', bport)));
+    const dir = await okBackendManifests(t, 'ingress-accept-limit', 'limit.test');
     const [http, https] = [await freePort(), await freePort()];
     const child = spawnChild([
       'prlimit',

@@ -4,19 +4,13 @@
 // and serves (time to ready measured). The default certificate reaches the workers over IPC: every worker
 // presents the primary's certificate, and no process's environment holds key material.
 import t from 'tap';
-import { createServer } from 'node:http';
-import type { Server } from 'node:http';
 import { connect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { readFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { needsRoot } from '../helpers/gate.ts';
-import { oneRouteManifests } from '../helpers/ingress-manifests.ts';
+import { okBackendManifests } from '../helpers/ingress-manifests.ts';
 import { run, spawnChild } from '../../src/common/exec-adapter.ts';
 import { freePort } from '../helpers/ports.ts';
 
@@ -68,13 +62,7 @@ const sum = (text: string, re: RegExp) => [...text.matchAll(re)].reduce((a, m) =
 
 if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files')) {
   t.test('two workers: shared load, one /metrics, restart after SIGKILL', async (t) => {
-    const dir = await mkdtemp(join(tmpdir(), 'kdp-ingress-workers-'));
-    t.teardown(() => rm(dir, { recursive: true, force: true }));
-    const backend: Server = createServer((_req, res) => res.writeHead(200, { 'content-length': '2' }).end('ok'));
-    await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
-    t.teardown(() => new Promise((r) => (backend.closeAllConnections(), backend.close(r))));
-    const bport = (backend.address() as AddressInfo).port;
-    await writeFile(join(dir, 'm.json'), JSON.stringify(oneRouteManifests('w', 'workers.test', bport)));
+    const dir = await okBackendManifests(t, 'ingress-workers', 'workers.test');
     const [http, https, health] = [await freePort(), await freePort(), await freePort()];
     const child = spawnChild([
       process.execPath,

@@ -1,5 +1,12 @@
 // The smallest manifests an ingress test or benchmark needs: IngressClass `kdp`, a Service whose one endpoint is a
 // backend on 127.0.0.1:<port>, and an Ingress routing every path of one host to it.
+import type { Test } from 'tap';
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 export function oneRouteManifests(name: string, host: string, backendPort: number): object {
   return {
     apiVersion: 'v1',
@@ -43,4 +50,19 @@ export function oneRouteManifests(name: string, host: string, backendPort: numbe
       },
     ],
   };
+}
+
+/**
+ * A manifests directory with oneRouteManifests(name, host) to a backend on 127.0.0.1 that answers 200 `ok` to
+ * everything; both removed at the test's teardown.
+ */
+export async function okBackendManifests(t: Test, name: string, host: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), `kdp-${name}-`));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const backend: Server = createServer((_req, res) => res.writeHead(200, { 'content-length': '2' }).end('ok'));
+  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise((r) => (backend.closeAllConnections(), backend.close(r))));
+  const port = (backend.address() as AddressInfo).port;
+  await writeFile(join(dir, 'm.json'), JSON.stringify(oneRouteManifests(name, host, port)));
+  return dir;
 }
