@@ -210,10 +210,11 @@ function batch(count: number): void {
       if (r === EAGAIN) a.h2Flushed?.();
     }
     if (r <= 0 && r !== EAGAIN) {
-      unwatch(a);
       a.ended = true;
       byId.delete(a.id);
       a.onEnd(r);
+      // out of the epoll set (it would be ready forever): a socket onEnd closed left it with its descriptor
+      unwatch(a);
     }
   }
 }
