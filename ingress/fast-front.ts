@@ -48,7 +48,6 @@ import {
 import type { TcpIo } from './tcp-io.ts';
 import type { PathRoute, RouteTable, Upstream } from './types.ts';
 
-/** What the front reports per request (metrics and the access log). */
 /** What ClientConn needs of the addon's HTTP/2 session of its connection (ingress/h2-session.ts). */
 export interface H2Connection {
   /** a record of the addon's session */
@@ -63,6 +62,7 @@ export interface H2Connection {
   gone(): void;
 }
 
+/** What the front reports per request (metrics and the access log). */
 export interface FrontRecord {
   readonly start: number;
   /** '1.1', or '2.0' for a request of the HTTP/2 lane */
