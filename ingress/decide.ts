@@ -289,25 +289,11 @@ export const PROXY_SET_HEADERS: ReadonlySet<string> = new Set([
 // The headers the ingress sets on every proxied request (ingress-nginx's defaults, use-forwarded-headers off):
 // Host as received, the request id, the client address as X-Real-IP and X-Forwarded-For (the client's own
 // X-Forwarded-For kept as X-Original-Forwarded-For), X-Forwarded-Host/-Port/-Proto/-Scheme, X-Scheme.
-// Positional arguments: the fast front calls this per request and allocates no argument object.
-
-/** The proxy-set request headers, in order, as HTTP/1 header lines (each ending in CRLF). */
-export function forwardedText(
-  scheme: 'http' | 'https',
-  host: string,
-  ip: string,
-  port: number | string,
-  requestId: string,
-  clientForwardedFor: string | undefined,
-): string {
-  const [before, after] = forwardedAround(scheme, host, ip, port, clientForwardedFor);
-  return before + requestId + after;
-}
 
 /**
- * forwardedText's lines before and after the request id (`before + id + after`), for a caller that keeps them
- * for a connection's next requests. Joined rather than concatenated: flat strings, written out without walking a
- * tree of concatenations each time.
+ * The proxy-set request headers, in order, as HTTP/1 header lines (each ending in CRLF): those before and after
+ * the request id (`before + id + after`), for a caller that keeps them for a connection's next requests. Joined
+ * rather than concatenated: flat strings, written out without walking a tree of concatenations each time.
  */
 export function forwardedAround(
   scheme: 'http' | 'https',

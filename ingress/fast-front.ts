@@ -22,7 +22,7 @@ import { connect as netConnect, Socket as NetSocket } from 'node:net';
 import type { Socket } from 'node:net';
 import type { Logger } from '../src/common/log.ts';
 import type { RouteOptions } from './annotations.ts';
-import { decide, forwardedAround, forwardedText, PROXY_SET_HEADERS } from './decide.ts';
+import { decide, forwardedAround, PROXY_SET_HEADERS } from './decide.ts';
 import type { Decision, GatewayForward, RequestFacts } from './decide.ts';
 import { validHost } from './match.ts';
 import { readClientHello } from './client-hello.ts';
@@ -532,7 +532,15 @@ export interface ClientSide {
   readonly pool: RawPool;
   readonly texts: FrontTexts;
   /** the HTTP/2 stream's side, undefined for HTTP/1.1 */
-  readonly h2: { respond(headers: readonly string[], endStream: boolean): boolean } | undefined;
+  readonly h2:
+    | {
+        /**
+         * The response head: the status ("200") and the header lines to send (`Name: value\r\n` ..., HTTP/1.1's
+         * hop-by-hop and framing headers dropped); false, nothing sent, when HTTP/2 cannot carry them.
+         */
+        respond(status: string, lines: string, endStream: boolean): boolean;
+      }
+    | undefined;
   /** the stream's exchange begins (HTTP/2 only) */
   start?(ex: Exchange, rec: FrontRecord, endpoint: string): void;
   writeRaw(s: string): void;
@@ -688,16 +696,15 @@ export class Exchange {
       return true;
     }
     const http10 = head.charCodeAt(7) === 48;
-    // HTTP/2: the headers go to `respond` as a header object (lower-case names), never as text
+    // runs of the head as it came, cut where a line is dropped. HTTP/1.1: the status line as it came from an
+    // HTTP/1.1 server that gave a reason phrase. HTTP/2: the header lines only (the status goes as :status); the
+    // addon makes them HTTP/2's header list and refuses one HTTP/2 cannot carry (a single-value header twice:
+    // nothing is sent, the answer is a 502), as node:http2's respond() does
     const h2 = this.#front.h2;
-    // (a flat name/value list: node:http2 lower-cases the names and refuses a name that is not a token, a
-    // connection-specific header or a single-value header twice; respond() fails and the answer is a 502)
-    const hs: string[] | undefined = h2 ? [':status', code] : undefined;
-    // HTTP/1.1: runs of the head as it came, cut where a line is dropped; the status line as it came from an
-    // HTTP/1.1 server that gave a reason phrase
     let out = '';
     let run = 0;
-    if (!hs && (http10 || eol === 12)) {
+    if (h2 !== undefined) run = eol + 2;
+    else if (http10 || eol === 12) {
       out = `HTTP/1.1 ${code} ${eol > 12 ? head.slice(13, eol) : ''}\r\n`;
       run = eol + 2;
     }
@@ -710,10 +717,7 @@ export class Exchange {
       const colon = head.indexOf(':', pos);
       if (colon <= pos || colon > eol) return false;
       const len = colon - pos;
-      if (len >= 64 || RESPONSE_NAMES[len] === 0) {
-        if (hs !== undefined) hs.push(head.slice(pos, colon), owsValue(head, colon + 1, eol));
-        continue;
-      }
+      if (len >= 64 || RESPONSE_NAMES[len] === 0) continue;
       const name = nameAt(head, pos, len, RESPONSE_SPELLINGS);
       let drop = false;
       if (name === 'connection') {
@@ -731,16 +735,14 @@ export class Exchange {
       } else if (name === 'transfer-encoding') {
         te = true;
         chunked = /(?:^|,)\s*chunked\s*$/i.test(head.slice(colon + 1, eol));
-        if (hs) drop = true; // HTTP/2 has its own framing: the body goes out de-chunked
-      } else if (hs && DROP_RESPONSE_H2.has(name)) drop = true;
-      if (hs !== undefined) {
-        if (!drop) hs.push(name, owsValue(head, colon + 1, eol));
-      } else if (drop) {
+        if (h2) drop = true; // HTTP/2 has its own framing: the body goes out de-chunked
+      } else if (h2 && DROP_RESPONSE_H2.has(name)) drop = true;
+      if (drop) {
         if (run < pos) out += head.slice(run, pos);
         run = eol + 2;
       }
     }
-    if (hs === undefined && run < head.length) out += head.slice(run);
+    if (run < head.length) out += head.slice(run);
     const r = this.#rec;
     r.status = status;
     r.upstreamStatus = code;
@@ -760,9 +762,7 @@ export class Exchange {
       this.#closeClient = true;
     }
     if (h2 !== undefined) {
-      hs!.push('server', this.#front.hooks.serverHeader);
-      // respond() refuses a header list HTTP/2 cannot carry (a single-value header twice): 502, nothing sent
-      if (!h2.respond(hs!, state === enum_.DONE)) return false;
+      if (!h2.respond(code, out + this.#front.texts.serverLine, state === enum_.DONE)) return false;
       this.#state = state;
       this.#remaining = length;
       this.#cstate = 0;
@@ -990,6 +990,31 @@ export interface FrontTexts {
 }
 
 /**
+ * The proxy's own header lines (forwardedAround) of a connection's last request, kept for its next request with the
+ * same Host and no X-Forwarded-For of the client's: one per client connection (HTTP/1.1) or HTTP/2 session.
+ */
+export class ForwardedLines {
+  #around: readonly [string, string] | undefined;
+  #host = '';
+
+  get(
+    scheme: 'http' | 'https',
+    host: string,
+    ip: string,
+    port: number | string,
+    xff: string | undefined,
+  ): readonly [string, string] {
+    let around = this.#around;
+    if (around === undefined || host !== this.#host || xff !== undefined) {
+      around = forwardedAround(scheme, host, ip, port, xff);
+      this.#around = xff === undefined ? around : undefined;
+      this.#host = host;
+    }
+    return around;
+  }
+}
+
+/**
  * One client connection. It is also the RequestFacts of its current request (set in #request before
  * decide() and read only during that call): no facts object per request.
  */
@@ -1005,8 +1030,7 @@ class ClientConn implements RequestFacts, ClientSide {
   url = '';
   method = '';
   ip: string;
-  #around: readonly [string, string] | undefined;
-  #aroundHost = '';
+  readonly #forwarded = new ForwardedLines();
   /** the head of the request being decided (`header()`), else '' */
   #headText = '';
   #buf: Buffer | undefined;
@@ -1282,13 +1306,7 @@ class ClientConn implements RequestFacts, ClientSide {
     this.#buf = consumed < this.#buf!.length ? this.#buf!.subarray(consumed) : undefined;
     const id = this.hooks.requestId(reqId);
     const ip = this.ip;
-    // the proxy's own headers, kept for the connection's next request with the same Host (and no X-Forwarded-For)
-    let around = this.#around;
-    if (around === undefined || host !== this.#aroundHost || xff !== undefined) {
-      around = forwardedAround(this.scheme, host, ip, this.#port, xff);
-      this.#around = xff === undefined ? around : undefined;
-      this.#aroundHost = host;
-    }
+    const around = this.#forwarded.get(this.scheme, host, ip, this.#port, xff);
     const up = `${method} ${target} HTTP/1.1\r\n${around[0]}${id}${around[1]}${fwd}\r\n`;
     const rec = newRecord('1.1', ip, method, url, referer, ua, consumed, host, id, d);
     const ex = new Exchange(this, rec, up, method === 'HEAD', d.options, close);
@@ -1417,7 +1435,7 @@ export abstract class H2Side implements ClientSide {
     ex.start(endpoint);
   }
 
-  abstract respond(headers: readonly string[], endStream: boolean): boolean;
+  abstract respond(status: string, lines: string, endStream: boolean): boolean;
   abstract writeBody(b: Buffer, from: Socket): void;
   abstract fail(timeout: boolean): void;
   abstract done(rec: FrontRecord): void;
@@ -1470,6 +1488,18 @@ export abstract class H2Side implements ClientSide {
   }
 }
 
+/** a status and HTTP/1 header lines as node:http2's flat header list (`:status` first, values without OWS) */
+function headerList(status: string, lines: string): string[] {
+  const out = [':status', status];
+  for (let pos = 0; pos < lines.length;) {
+    const eol = lines.indexOf('\r\n', pos);
+    const colon = lines.indexOf(':', pos);
+    out.push(lines.slice(pos, colon), owsValue(lines, colon + 1, eol));
+    pos = eol + 2;
+  }
+  return out;
+}
+
 /**
  * One stream of a node:http2 session the lane serves. The response head goes out through `respond` (core API, no
  * compat objects), the body through `write` with the stream's flow control pausing the upstream socket, the end
@@ -1486,7 +1516,11 @@ class H2Client extends H2Side {
   }
 
   /** The response head; false when node:http2 refuses the header list (nothing was sent). */
-  respond(headers: OutgoingHttpHeaders | readonly string[], endStream: boolean): boolean {
+  respond(status: string, lines: string, endStream: boolean): boolean {
+    return this.#respond(headerList(status, lines), endStream);
+  }
+
+  #respond(headers: OutgoingHttpHeaders | readonly string[], endStream: boolean): boolean {
     const s = this.#stream;
     if (s.destroyed) return true; // the client reset the stream: its 'close' ends the exchange (499)
     try {
@@ -1511,7 +1545,7 @@ class H2Client extends H2Side {
       'content-length': String(body.length),
       server: this.hooks.serverHeader,
     };
-    if (this.respond(headers, false) && !this.#stream.destroyed) this.#stream.end(body);
+    if (this.#respond(headers, false) && !this.#stream.destroyed) this.#stream.end(body);
   }
 
   done(rec: FrontRecord): void {
@@ -1607,13 +1641,15 @@ export class FastFront {
     const a = sock.remoteAddress ?? '';
     const ip = a.startsWith('::ffff:') ? a.slice(7) : a;
     const port = sock.localPort ?? (scheme === 'https' ? 443 : 80);
-    return this.lane(stream.endAfterHeaders, headers, rawHeaders, ip, port, scheme, () => new H2Client(this, stream));
+    return this.lane(stream.endAfterHeaders, headers, rawHeaders, ip, port, scheme, new ForwardedLines(), () => {
+      return new H2Client(this, stream);
+    });
   }
 
   /**
    * The lane's decision for an HTTP/2 request (node:http2's stream, or the addon's: ingress/h2-session.ts): when
    * the front takes it, `client()` makes the stream's ClientSide and the exchange starts; false, nothing done,
-   * otherwise.
+   * otherwise. `forwarded`: the session's memo of the proxy's own header lines.
    */
   lane(
     endAfterHeaders: boolean,
@@ -1622,6 +1658,7 @@ export class FastFront {
     ip: string,
     port: number,
     scheme: 'http' | 'https',
+    forwarded: ForwardedLines,
     client: () => ClientSide,
   ): boolean {
     if (this.closing || !endAfterHeaders) return false;
@@ -1691,7 +1728,8 @@ export class FastFront {
     // committed: this stream is ours
     this.#startSweeper();
     const id = hooks.requestId(reqId);
-    const up = `${method} ${d.target} HTTP/1.1\r\n${forwardedText(scheme, host, ip, port, id, xff)}${fwd}\r\n`;
+    const around = forwarded.get(scheme, host, ip, port, xff);
+    const up = `${method} ${d.target} HTTP/1.1\r\n${around[0]}${id}${around[1]}${fwd}\r\n`;
     const ua = headers['user-agent'];
     const rec = newRecord('2.0', ip, method, url, headers.referer, ua, requestLength, host, id, d);
     const c = client();

@@ -13,9 +13,9 @@ import type { ClientHttp2Session, ClientHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import { duplexPair } from 'node:stream';
 import type { Duplex } from 'node:stream';
-import { H2_CANCEL, H2_INTERNAL_ERROR, H2Wire } from './tcp-io.ts';
+import { H2_CANCEL, H2_INTERNAL_ERROR, H2_UNCARRIED, H2Wire } from './tcp-io.ts';
 import type { FastFront, FrontRecord, H2Connection } from './fast-front.ts';
-import { H2Side } from './fast-front.ts';
+import { ForwardedLines, H2Side } from './fast-front.ts';
 
 const H2_HEADERS = 1;
 const H2_DATA = 2;
@@ -149,6 +149,8 @@ export class H2Session implements H2Connection {
   #relay: ClientHttp2Session | undefined;
   /** the server side of the relay's stream pair (destroyed with the connection) */
   #relayEnd: Duplex | undefined;
+  /** the proxy's own header lines of the session's last lane stream */
+  readonly #forwarded = new ForwardedLines();
   #closing = false;
   #ended = false;
   /** the front's clock at the last record (idle timeout) */
@@ -223,7 +225,7 @@ export class H2Session implements H2Connection {
       this.wire.reset(id, 7); // REFUSED_STREAM: the client may retry it elsewhere
       return;
     }
-    const lane = this.#front.lane(endStream, headers, raw, this.#ip, this.#port, 'https', () => {
+    const lane = this.#front.lane(endStream, headers, raw, this.#ip, this.#port, 'https', this.#forwarded, () => {
       const s = new NativeStream(this.#front, this, id);
       this.#streams.set(id, s);
       return s;
@@ -310,13 +312,11 @@ class NativeStream extends H2Side implements StreamState {
   }
 
   /** The response head; false when HTTP/2 cannot carry the header list (nothing sent: the exchange answers 502). */
-  respond(headers: readonly string[], endStream: boolean): boolean {
+  respond(status: string, lines: string, endStream: boolean): boolean {
     if (this.#closed) return true; // the client reset the stream: its close ends the exchange (499)
-    const block = headerBlock(headers);
-    if (block === undefined) return false;
+    if (this.#sess.wire.respondLines(this.#id, status, lines, null, endStream) === H2_UNCARRIED) return false;
     this.#responded = true;
     this.#ended = endStream;
-    this.#sess.wire.respond(this.#id, block, null, endStream);
     return true;
   }
 

@@ -62,6 +62,18 @@ interface Native {
     body: Buffer | string | null,
     end: boolean,
   ): number;
+  h2RespondLines?(
+    t: object,
+    fd: number,
+    id: number,
+    stream: number,
+    status: string,
+    lines: string,
+    body: Buffer | string | null,
+    end: boolean,
+  ): number;
+  /** h2RespondLines' header list alone (`name NUL value NUL ...`), or -errno: for tests */
+  h2Lines?(status: string, lines: string): string | number;
   h2Data?(t: object, fd: number, id: number, stream: number, body: Buffer | string | null, end: boolean): number;
   h2Trailers?(t: object, fd: number, id: number, stream: number, headers: string): number;
   h2Reset?(t: object, fd: number, id: number, stream: number, code: number): number;
@@ -439,6 +451,17 @@ export function h2InAddon(): boolean {
 /** HTTP/2 error codes (RFC 9113, 7) the front sends */
 export const H2_INTERNAL_ERROR = 2;
 export const H2_CANCEL = 8;
+/** -EBADMSG from H2Wire.respondLines: a header list HTTP/2 cannot carry (nothing was sent) */
+export const H2_UNCARRIED = -74;
+
+/**
+ * The addon's conversion of a response head to HTTP/2's header list (H2Wire.respondLines), for tests; undefined
+ * when the addon does not load or has no HTTP/2.
+ */
+export function h2Lines(status: string, lines: string): string | number | undefined {
+  const n = load();
+  return typeof n === 'string' ? undefined : n.h2Lines?.(status, lines);
+}
 
 /**
  * The HTTP/2 session the addon holds for a socket (after startTls with onH2 and ALPN h2). Header lists are
@@ -459,6 +482,16 @@ export class H2Wire {
   respond(stream: number, headers: string, body: Buffer | string | null, end: boolean): number {
     const a = this.#submit();
     return a ? this.#n.h2Respond(io!.t, a.fd, a.id, stream, headers, body, end) : -9;
+  }
+
+  /**
+   * The response head as a status ("200") and HTTP/1 header lines (`Name: value\r\n` ...), made into HTTP/2's
+   * header list by the addon as headerBlock (h2-session.ts) would; H2_UNCARRIED, nothing sent, when HTTP/2
+   * cannot carry it.
+   */
+  respondLines(stream: number, status: string, lines: string, body: Buffer | string | null, end: boolean): number {
+    const a = this.#submit();
+    return a ? this.#n.h2RespondLines(io!.t, a.fd, a.id, stream, status, lines, body, end) : -9;
   }
 
   data(stream: number, body: Buffer | string | null, end: boolean): number {

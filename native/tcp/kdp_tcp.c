@@ -46,6 +46,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 #if !defined(KDP_NO_H2) && __has_include(<nghttp2/nghttp2.h>)
@@ -1371,6 +1372,144 @@ static bool append_value(napi_env env, h2_out *o, napi_value v) {
   return ok;
 }
 
+// A response head given as HTTP/1 header lines ("Name: value\r\n" ...) -> nghttp2_nv: what ingress/h2-session.ts's
+// headerBlock does with a header list, in C: `:status` first, names lower-cased, values without surrounding SP and
+// HTAB, a Date added when there is none. EBADMSG when HTTP/2 cannot carry the list: a single-value header twice
+// (node:http2's list), a connection-specific header (RFC 9113 8.2.2), a value with NUL, CR or LF, a line that is
+// not `token ":" value CRLF` (node:http2's respond() refuses a name that is not a token too).
+typedef struct {
+  const char *s;
+  size_t len;
+} h2_name;
+#define H2_NAME(x) {x, sizeof x - 1}
+static const h2_name H2_ONCE[] = {
+    H2_NAME("access-control-allow-credentials"), H2_NAME("access-control-max-age"),
+    H2_NAME("access-control-request-method"), H2_NAME("age"), H2_NAME("authorization"), H2_NAME("content-encoding"),
+    H2_NAME("content-language"), H2_NAME("content-length"), H2_NAME("content-location"), H2_NAME("content-md5"),
+    H2_NAME("content-range"), H2_NAME("content-type"), H2_NAME("date"), H2_NAME("dnt"), H2_NAME("etag"),
+    H2_NAME("expires"), H2_NAME("from"), H2_NAME("host"), H2_NAME("if-match"), H2_NAME("if-modified-since"),
+    H2_NAME("if-none-match"), H2_NAME("if-range"), H2_NAME("if-unmodified-since"), H2_NAME("last-modified"),
+    H2_NAME("location"), H2_NAME("max-forwards"), H2_NAME("proxy-authorization"), H2_NAME("range"),
+    H2_NAME("referer"), H2_NAME("retry-after"), H2_NAME("tk"), H2_NAME("upgrade-insecure-requests"),
+    H2_NAME("user-agent"), H2_NAME("x-content-type-options"),
+};
+#define H2_DATE_INDEX 12
+static const h2_name H2_CONNECTION_SPECIFIC[] = {
+    H2_NAME("connection"), H2_NAME("keep-alive"), H2_NAME("proxy-connection"), H2_NAME("transfer-encoding"),
+    H2_NAME("upgrade"),
+};
+
+static int name_index(const uint8_t *n, size_t len, const h2_name *list, size_t count) {
+  for (size_t i = 0; i < count; i++)
+    if (list[i].len == len && memcmp(list[i].s, n, len) == 0) return (int)i;
+  return -1;
+}
+
+static bool tchar(uint8_t c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+// the Date of a response that has none (the text of the current second, kept for the second)
+static const char *http_date(void) {
+  static char text[32];
+  static time_t second = -1;
+  static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  time_t now = time(NULL);
+  if (now != second) {
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    snprintf(text, sizeof text, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday], tm.tm_mday,
+             months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    second = now;
+  }
+  return text;
+}
+
+// `b` (len bytes: header lines, lower-cased in place) and `status` (its bytes kept by the caller) -> nv, count in
+// *n; 0, EBADMSG or ENOMEM
+static int lines_nv(uint8_t *status, size_t slen, uint8_t *b, size_t len, nghttp2_nv **out, size_t *n) {
+  size_t lines = 0;
+  for (size_t i = 0; i < len; i++)
+    if (b[i] == '\n') lines++;
+  nghttp2_nv *nv = malloc((lines + 2) * sizeof *nv);
+  if (!nv) return ENOMEM;
+  size_t k = 0;
+  nv[k++] = (nghttp2_nv){(uint8_t *)":status", status, 7, slen, NGHTTP2_NV_FLAG_NONE};
+  uint64_t seen = 0;
+  size_t i = 0;
+  while (i < len) {
+    uint8_t *line = b + i;
+    uint8_t *eol = memchr(line, '\r', len - i);
+    uint8_t *colon = eol ? memchr(line, ':', (size_t)(eol - line)) : NULL;
+    if (!colon || colon == line || eol + 1 >= b + len || eol[1] != '\n') goto bad;
+    size_t nl = (size_t)(colon - line);
+    for (size_t j = 0; j < nl; j++) {
+      if (!tchar(line[j])) goto bad;
+      if (line[j] >= 'A' && line[j] <= 'Z') line[j] += 32;
+    }
+    uint8_t *v = colon + 1, *e = eol;
+    while (v < e && (*v == ' ' || *v == '\t')) v++;
+    while (e > v && (e[-1] == ' ' || e[-1] == '\t')) e--;
+    if (memchr(v, 0, (size_t)(e - v)) || memchr(v, '\n', (size_t)(e - v))) goto bad;
+    if (name_index(line, nl, H2_CONNECTION_SPECIFIC, sizeof H2_CONNECTION_SPECIFIC / sizeof H2_CONNECTION_SPECIFIC[0]) >= 0)
+      goto bad;
+    int once = name_index(line, nl, H2_ONCE, sizeof H2_ONCE / sizeof H2_ONCE[0]);
+    if (once >= 0) {
+      if (seen & (1ull << once)) goto bad;
+      seen |= 1ull << once;
+    }
+    nv[k++] = (nghttp2_nv){line, v, nl, (size_t)(e - v), NGHTTP2_NV_FLAG_NONE};
+    i = (size_t)(eol - b) + 2;
+  }
+  if (!(seen & (1ull << H2_DATE_INDEX))) {
+    const char *d = http_date();
+    nv[k++] = (nghttp2_nv){(uint8_t *)"date", (uint8_t *)d, 4, strlen(d), NGHTTP2_NV_FLAG_NONE};
+  }
+  *out = nv;
+  *n = k;
+  return 0;
+bad:
+  free(nv);
+  return EBADMSG;
+}
+
+// a latin1 string's bytes into a new buffer (NUL-terminated; the length in *len); NULL without memory
+static uint8_t *latin1_copy(napi_env env, napi_value v, size_t *len) {
+  size_t l;
+  if (napi_get_value_string_latin1(env, v, NULL, 0, &l) != napi_ok) return NULL;
+  uint8_t *b = malloc(l + 1);
+  if (b) napi_get_value_string_latin1(env, v, (char *)b, l + 1, len);
+  return b;
+}
+
+// the response head (nv, n) and its first body bytes (`body`: a napi value, null for none); `end`: nothing follows
+static int submit_response(napi_env env, h2_conn *c, int32_t stream, nghttp2_nv *nv, size_t n, napi_value body,
+                           bool end, size_t *queued) {
+  napi_valuetype bt;
+  napi_typeof(env, body, &bt);
+  *queued = 0;
+  if (end && bt == napi_null) return nghttp2_submit_response(c->s, stream, nv, n, NULL);
+  h2_out *o = calloc(1, sizeof *o);
+  if (!o) return NGHTTP2_ERR_NOMEM;
+  if (!append_value(env, o, body)) {
+    out_free_unlinked(o);
+    return NGHTTP2_ERR_NOMEM;
+  }
+  o->end = end;
+  *queued = o->len;
+  nghttp2_data_provider dp = {.source.ptr = o, .read_callback = read_body};
+  o->next = c->outs;
+  if (c->outs) c->outs->prev = o;
+  c->outs = o;
+  int rv = nghttp2_submit_response(c->s, stream, nv, n, &dp);
+  if (rv == 0) nghttp2_session_set_stream_user_data(c->s, stream, o);
+  else out_free(c, o);
+  return rv;
+}
+
 // h2Respond(t, fd, id, stream, headers, body: Buffer | string | null, end) -> queued body bytes | -errno:
 // the response head (and its first body bytes); `end`: nothing follows (no DATA at all when there is no body)
 static napi_value h2_respond(napi_env env, napi_callback_info info) {
@@ -1381,36 +1520,79 @@ static napi_value h2_respond(napi_env env, napi_callback_info info) {
   if (!c) return err;
   bool end = false;
   napi_get_value_bool(env, argv[6], &end);
-  napi_valuetype bt;
-  napi_typeof(env, argv[5], &bt);
-  size_t n;
+  size_t n, queued;
   uint8_t *nvb;
   nghttp2_nv *nv = nv_of(env, argv[4], &n, &nvb);
   if (!nv) return err_value(env, ENOMEM);
-  int rv;
-  size_t queued = 0;
-  if (end && bt == napi_null) rv = nghttp2_submit_response(c->s, stream, nv, n, NULL);
-  else {
-    h2_out *o = calloc(1, sizeof *o);
-    if (!o) rv = NGHTTP2_ERR_NOMEM;
-    else if (!append_value(env, o, argv[5])) {
-      out_free_unlinked(o);
-      rv = NGHTTP2_ERR_NOMEM;
-    } else {
-      o->end = end;
-      queued = o->len;
-      nghttp2_data_provider dp = {.source.ptr = o, .read_callback = read_body};
-      o->next = c->outs;
-      if (c->outs) c->outs->prev = o;
-      c->outs = o;
-      rv = nghttp2_submit_response(c->s, stream, nv, n, &dp);
-      if (rv == 0) nghttp2_session_set_stream_user_data(c->s, stream, o);
-      else out_free(c, o);
-    }
-  }
+  int rv = submit_response(env, c, stream, nv, n, argv[5], end, &queued);
   free(nv);
   free(nvb);
   return err_value(env, rv == 0 ? -(int)queued : rv == NGHTTP2_ERR_NOMEM ? ENOMEM : EINVAL);
+}
+
+// h2RespondLines(t, fd, id, stream, status, lines, body, end) -> queued body bytes | -errno: h2Respond with the
+// head as a status ("200") and HTTP/1 header lines (lines_nv); -EBADMSG, nothing sent: HTTP/2 cannot carry them
+static napi_value h2_respond_lines(napi_env env, napi_callback_info info) {
+  napi_value argv[8], err;
+  int32_t fd, stream;
+  SSL *ssl;
+  h2_conn *c = h2_args(env, info, 8, argv, &fd, &ssl, &stream, &err);
+  if (!c) return err;
+  bool end = false;
+  napi_get_value_bool(env, argv[7], &end);
+  char status[8];
+  size_t slen = 0, len = 0, n, queued;
+  if (napi_get_value_string_latin1(env, argv[4], status, sizeof status, &slen) != napi_ok || slen != 3)
+    return err_value(env, EINVAL);
+  uint8_t *b = latin1_copy(env, argv[5], &len);
+  if (!b) return err_value(env, ENOMEM);
+  nghttp2_nv *nv;
+  int bad = lines_nv((uint8_t *)status, slen, b, len, &nv, &n);
+  if (bad) {
+    free(b);
+    return err_value(env, bad);
+  }
+  int rv = submit_response(env, c, stream, nv, n, argv[6], end, &queued);
+  free(nv);
+  free(b);
+  return err_value(env, rv == 0 ? -(int)queued : rv == NGHTTP2_ERR_NOMEM ? ENOMEM : EINVAL);
+}
+
+// h2Lines(status, lines) -> "name NUL value NUL ..." | -errno: lines_nv alone, for tests (the Date included)
+static napi_value h2_lines(napi_env env, napi_callback_info info) {
+  napi_value argv[2], v;
+  size_t argc = 2;
+  char status[8];
+  size_t slen = 0, len = 0, n;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+      napi_get_value_string_latin1(env, argv[0], status, sizeof status, &slen) != napi_ok || slen != 3)
+    return err_value(env, EINVAL);
+  uint8_t *b = latin1_copy(env, argv[1], &len);
+  if (!b) return err_value(env, ENOMEM);
+  nghttp2_nv *nv;
+  int bad = lines_nv((uint8_t *)status, slen, b, len, &nv, &n);
+  if (bad) {
+    free(b);
+    return err_value(env, bad);
+  }
+  size_t total = 0;
+  for (size_t i = 0; i < n; i++) total += nv[i].namelen + nv[i].valuelen + 2;
+  char *out = malloc(total + 1);
+  size_t o = 0;
+  if (out)
+    for (size_t i = 0; i < n; i++) {
+      memcpy(out + o, nv[i].name, nv[i].namelen);
+      out[o + nv[i].namelen] = 0;
+      memcpy(out + o + nv[i].namelen + 1, nv[i].value, nv[i].valuelen);
+      out[o + nv[i].namelen + 1 + nv[i].valuelen] = 0;
+      o += nv[i].namelen + nv[i].valuelen + 2;
+    }
+  free(nv);
+  free(b);
+  if (!out) return err_value(env, ENOMEM);
+  napi_create_string_latin1(env, out, o, &v);
+  free(out);
+  return v;
 }
 
 // h2Data(t, fd, id, stream, body: Buffer | string | null, end) -> queued body bytes | -errno
@@ -1528,7 +1710,7 @@ NAPI_MODULE_INIT() {
       {"listen", listen_fd}, {"closeFd", close_fd}, {"writeBuffer", write_buffer}, {"shutdownWrite", shutdown_write}, {"tlsContext", tls_context}, {"tlsAttach", tls_attach},
       {"tlsWrite", tls_write},       {"tlsFlush", tls_flush}, {"tlsEnd", tls_end},
 #ifdef KDP_H2
-      {"h2Respond", h2_respond}, {"h2Data", h2_data}, {"h2Trailers", h2_trailers}, {"h2Reset", h2_reset},
+      {"h2Respond", h2_respond}, {"h2RespondLines", h2_respond_lines}, {"h2Lines", h2_lines}, {"h2Data", h2_data}, {"h2Trailers", h2_trailers}, {"h2Reset", h2_reset},
       {"h2Consume", h2_consume}, {"h2Goaway", h2_goaway}, {"h2Flush", h2_flush}, {"h2State", h2_state},
       {"h2Done", h2_done},
 #endif

@@ -7,6 +7,7 @@ import t from 'tap';
 import { connect, createServer } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { headerBlock } from '../../../ingress/h2-session.ts';
+import { h2Lines } from '../../../ingress/tcp-io.ts';
 
 /** name NUL value NUL ... -> [name, value][] */
 function pairs(block: string): [string, string][] {
@@ -92,4 +93,74 @@ t.test('a value with NUL is refused; the date kept when there is one; trailers g
     [':status', '200'],
     ['date', 'Mon, 07 Dec 2026 08:00:00 GMT'],
   ]);
+});
+
+/** a header list (`:status` first) as the status and HTTP/1 header lines the fast front gives the addon */
+function asLines(list: string[]): [string, string] {
+  let lines = '';
+  for (let i = 2; i + 1 < list.length; i += 2) lines += `${list[i]}: ${list[i + 1]}\r\n`;
+  return [list[1]!, lines];
+}
+
+/** the fields of a block, an added Date's value as 'D' (the two conversions may run a second apart) */
+const FIXED_DATE = 'Mon, 07 Dec 2026 08:00:00 GMT';
+const undated = (block: string) =>
+  pairs(block).map(([n, v]) => [n, n === 'date' && v.endsWith(' GMT') && v !== FIXED_DATE ? 'D' : v]);
+
+t.test('the addon converts header lines as headerBlock converts the same list', async (t) => {
+  const before = new Date().toUTCString();
+  const plain = h2Lines('200', '');
+  const after = new Date().toUTCString();
+  t.not(plain, undefined, 'the addon loads and has HTTP/2');
+  t.ok([before, after].includes(pairs(plain as string)[1]![1]), `the Date added is the time now, as node writes it`);
+  for (const c of CASES) {
+    if (c.stricter) continue; // a CR or LF cannot be inside a header line
+    const [status, lines] = asLines(c.list);
+    const mine = h2Lines(status, lines);
+    const theirs = headerBlock(c.list);
+    if (theirs === undefined) t.equal(mine, -74, `${c.name}: refused (EBADMSG)`);
+    else t.same(undated(mine as string), undated(theirs), `${c.name}: the same fields`);
+  }
+  // seeded random lists: names from a pool (single-value, list, connection-specific headers, any case), values
+  // with surrounding blanks
+  const POOL = [
+    'content-type',
+    'Content-Type',
+    'x-a',
+    'X-B',
+    'vary',
+    'set-cookie',
+    'date',
+    'etag',
+    'location',
+    'Connection',
+    'keep-alive',
+    'age',
+    'cache-control',
+    'Last-Modified',
+  ];
+  let seed = 7;
+  const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n;
+  let refused = 0;
+  for (let i = 0; i < 2000; i++) {
+    const list = [':status', String(200 + rnd(300))];
+    for (let k = rnd(6); k > 0; k--)
+      list.push(POOL[rnd(POOL.length)]!, `${' '.repeat(rnd(2))}v${rnd(9)}\t`.slice(0, 1 + rnd(4)));
+    const [status, lines] = asLines(list);
+    const theirs = headerBlock(list.map((v, j) => (j > 1 && j % 2 === 1 ? v.replace(/^[ \t]+|[ \t]+$/g, '') : v)));
+    const mine = h2Lines(status, lines);
+    if (theirs === undefined) refused++;
+    if (
+      theirs === undefined
+        ? mine !== -74
+        : typeof mine !== 'string' || JSON.stringify(undated(mine)) !== JSON.stringify(undated(theirs))
+    ) {
+      t.fail(`list ${JSON.stringify(list)}: ${JSON.stringify(mine)} against ${JSON.stringify(theirs)}`);
+      return;
+    }
+  }
+  t.ok(refused > 100 && refused < 1900, `both accepted and refused lists among 2000 (${refused} refused)`);
+  t.equal(h2Lines('200', 'x a: 1\r\n'), -74, 'a name that is not a token is refused (node:http2 throws on it too)');
+  t.equal(h2Lines('200', 'x-a: 1\n'), -74, 'a line without CRLF is refused');
+  t.equal(h2Lines('20', ''), -22, 'a status of three digits only');
 });
