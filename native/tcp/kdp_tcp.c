@@ -1382,6 +1382,7 @@ typedef struct {
   size_t len;
 } h2_name;
 #define H2_NAME(x) {x, sizeof x - 1}
+#define COUNT(a) (sizeof a / sizeof a[0])
 static const h2_name H2_ONCE[] = {
     H2_NAME("access-control-allow-credentials"), H2_NAME("access-control-max-age"),
     H2_NAME("access-control-request-method"), H2_NAME("age"), H2_NAME("authorization"), H2_NAME("content-encoding"),
@@ -1454,9 +1455,8 @@ static int lines_nv(uint8_t *status, size_t slen, uint8_t *b, size_t len, nghttp
     while (v < e && (*v == ' ' || *v == '\t')) v++;
     while (e > v && (e[-1] == ' ' || e[-1] == '\t')) e--;
     if (memchr(v, 0, (size_t)(e - v)) || memchr(v, '\n', (size_t)(e - v))) goto bad;
-    if (name_index(line, nl, H2_CONNECTION_SPECIFIC, sizeof H2_CONNECTION_SPECIFIC / sizeof H2_CONNECTION_SPECIFIC[0]) >= 0)
-      goto bad;
-    int once = name_index(line, nl, H2_ONCE, sizeof H2_ONCE / sizeof H2_ONCE[0]);
+    if (name_index(line, nl, H2_CONNECTION_SPECIFIC, COUNT(H2_CONNECTION_SPECIFIC)) >= 0) goto bad;
+    int once = name_index(line, nl, H2_ONCE, COUNT(H2_ONCE));
     if (once >= 0) {
       if (seen & (1ull << once)) goto bad;
       seen |= 1ull << once;
@@ -1710,7 +1710,8 @@ NAPI_MODULE_INIT() {
       {"listen", listen_fd}, {"closeFd", close_fd}, {"writeBuffer", write_buffer}, {"shutdownWrite", shutdown_write}, {"tlsContext", tls_context}, {"tlsAttach", tls_attach},
       {"tlsWrite", tls_write},       {"tlsFlush", tls_flush}, {"tlsEnd", tls_end},
 #ifdef KDP_H2
-      {"h2Respond", h2_respond}, {"h2RespondLines", h2_respond_lines}, {"h2Lines", h2_lines}, {"h2Data", h2_data}, {"h2Trailers", h2_trailers}, {"h2Reset", h2_reset},
+      {"h2Respond", h2_respond}, {"h2RespondLines", h2_respond_lines}, {"h2Lines", h2_lines},
+      {"h2Data", h2_data}, {"h2Trailers", h2_trailers}, {"h2Reset", h2_reset},
       {"h2Consume", h2_consume}, {"h2Goaway", h2_goaway}, {"h2Flush", h2_flush}, {"h2State", h2_state},
       {"h2Done", h2_done},
 #endif
