@@ -1385,6 +1385,19 @@ const H2_PATH = /^\/[\x21-\x7e]*$/;
 // a request header value that cannot go into an HTTP/1.1 head (nghttp2 refuses these already: a second guard)
 // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
 const H2_BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
+/** what the addon knows of an HTTP/2 request's header list (native/tcp/kdp_tcp.c, the H2_HEADERS record) */
+export const H2_UNIQUE_NAMES = 1;
+export const H2_CLEAN_VALUES = 2;
+
+/** a header object's fields as a flat list (name, value or values, ...), in its order */
+function objectFields(headers: IncomingHttpHeaders): (string | string[])[] {
+  const out: (string | string[])[] = [];
+  for (const name in headers) {
+    const v = headers[name];
+    if (v !== undefined) out.push(name, v);
+  }
+  return out;
+}
 const NO_HEADERS: IncomingHttpHeaders = Object.freeze({});
 const ignore = (): void => {};
 const UPSTREAM_FAILED = new Error('the upstream failed after the response started');
@@ -1641,7 +1654,7 @@ export class FastFront {
     const a = sock.remoteAddress ?? '';
     const ip = a.startsWith('::ffff:') ? a.slice(7) : a;
     const port = sock.localPort ?? (scheme === 'https' ? 443 : 80);
-    return this.lane(stream.endAfterHeaders, headers, rawHeaders, ip, port, scheme, new ForwardedLines(), () => {
+    return this.lane(stream.endAfterHeaders, headers, rawHeaders, 0, ip, port, scheme, new ForwardedLines(), () => {
       return new H2Client(this, stream);
     });
   }
@@ -1649,12 +1662,15 @@ export class FastFront {
   /**
    * The lane's decision for an HTTP/2 request (node:http2's stream, or the addon's: ingress/h2-session.ts): when
    * the front takes it, `client()` makes the stream's ClientSide and the exchange starts; false, nothing done,
-   * otherwise. `forwarded`: the session's memo of the proxy's own header lines.
+   * otherwise. `checks`: what the caller knows of the header list (H2_UNIQUE_NAMES: no name twice, so `rawHeaders`
+   * is the object's fields in its order; H2_CLEAN_VALUES: no value with a control byte but HTAB); `forwarded`:
+   * the session's memo of the proxy's own header lines.
    */
   lane(
     endAfterHeaders: boolean,
     headers: IncomingHttpHeaders,
     rawHeaders: readonly string[],
+    checks: number,
     ip: string,
     port: number,
     scheme: 'http' | 'https',
@@ -1684,10 +1700,13 @@ export class FastFront {
     let reqId: string | undefined;
     let xff: string | undefined;
     let fwd = '';
-    for (const name in headers) {
+    // the fields in the header object's order: the raw list itself when no name is there twice
+    const fields = (checks & H2_UNIQUE_NAMES) !== 0 ? rawHeaders : objectFields(headers);
+    const clean = (checks & H2_CLEAN_VALUES) !== 0;
+    for (let i = 0; i + 1 < fields.length; i += 2) {
+      const name = fields[i] as string;
       if (name.charCodeAt(0) === 58) continue; // a pseudo-header
-      const v = headers[name];
-      if (v === undefined) continue;
+      const v = fields[i + 1]!;
       if (name.length < 64 && REQUEST_NAMES[name.length] === 1)
         switch (name) {
           case 'content-length':
@@ -1706,11 +1725,11 @@ export class FastFront {
             if (DROP_REQUEST.has(name)) continue;
         }
       if (typeof v === 'string') {
-        if (H2_BAD_VALUE.test(v)) return false;
+        if (!clean && H2_BAD_VALUE.test(v)) return false;
         fwd += `${name}: ${v}\r\n`;
       } else
         for (const one of v) {
-          if (H2_BAD_VALUE.test(one)) return false;
+          if (!clean && H2_BAD_VALUE.test(one)) return false;
           fwd += `${name}: ${one}\r\n`;
         }
     }

@@ -15,7 +15,7 @@ import { duplexPair } from 'node:stream';
 import type { Duplex } from 'node:stream';
 import { H2_CANCEL, H2_INTERNAL_ERROR, H2_UNCARRIED, H2Wire } from './tcp-io.ts';
 import type { FastFront, FrontRecord, H2Connection } from './fast-front.ts';
-import { ForwardedLines, H2Side } from './fast-front.ts';
+import { ForwardedLines, H2_UNIQUE_NAMES, H2Side } from './fast-front.ts';
 
 const H2_HEADERS = 1;
 const H2_DATA = 2;
@@ -188,7 +188,7 @@ export class H2Session implements H2Connection {
     const kind = rec[0];
     const flags = rec[1]!;
     const id = rec.readInt32LE(4); // (the addon writes it in host order: little-endian on x86-64 and arm64)
-    if (kind === H2_HEADERS) this.#headers(id, rec.subarray(8), (flags & FLAG_END_STREAM) !== 0);
+    if (kind === H2_HEADERS) this.#headers(id, rec.subarray(8), (flags & FLAG_END_STREAM) !== 0, rec[2]!);
     else if (kind === H2_DATA) {
       const s = this.#streams.get(id);
       const end = (flags & FLAG_END_STREAM) !== 0;
@@ -202,11 +202,13 @@ export class H2Session implements H2Connection {
     }
   }
 
-  #headers(id: number, block: Buffer, endStream: boolean): void {
+  /** `checks`: what the addon knows of the block (H2_UNIQUE_NAMES, H2_CLEAN_VALUES) */
+  #headers(id: number, block: Buffer, endStream: boolean, checks: number): void {
     // (no prototype, as node:http2's header objects: a field named __proto__ is a field)
     const headers = Object.create(null) as IncomingHttpHeaders;
     const raw: string[] = [];
     const text = block.toString('latin1');
+    const unique = (checks & H2_UNIQUE_NAMES) !== 0;
     for (let i = 0; i < text.length;) {
       const a = text.indexOf('\0', i);
       const b = text.indexOf('\0', a + 1);
@@ -214,19 +216,24 @@ export class H2Session implements H2Connection {
       const name = text.slice(i, a);
       const value = text.slice(a + 1, b);
       raw.push(name, value);
+      i = b + 1;
+      if (unique) {
+        headers[name] = name.length === 10 && name === 'set-cookie' ? [value] : value;
+        continue;
+      }
       const have = headers[name];
       // node:http2's header object: repeated fields joined (cookie with '; '), set-cookie a list
       if (have === undefined) headers[name] = name === 'set-cookie' ? [value] : value;
       else if (Array.isArray(have)) have.push(value);
       else headers[name] = `${have}${name === 'cookie' ? '; ' : ', '}${value}`;
-      i = b + 1;
     }
     if (this.#closing) {
       this.wire.reset(id, 7); // REFUSED_STREAM: the client may retry it elsewhere
       return;
     }
-    const lane = this.#front.lane(endStream, headers, raw, this.#ip, this.#port, 'https', this.#forwarded, () => {
-      const s = new NativeStream(this.#front, this, id);
+    const front = this.#front;
+    const lane = front.lane(endStream, headers, raw, checks, this.#ip, this.#port, 'https', this.#forwarded, () => {
+      const s = new NativeStream(front, this, id);
       this.#streams.set(id, s);
       return s;
     });

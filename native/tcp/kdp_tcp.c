@@ -920,7 +920,9 @@ static napi_value tls_end(napi_env env, napi_callback_info info) {
 // A TLS connection whose ALPN chose h2 (tlsAttach allowed it) gets an nghttp2 server session here. Its
 // plaintext goes into the session; what JavaScript gets are records (flags H2_RECORD) whose bytes in the arena
 // start with an 8-byte head: kind (u8), frame flags (u8), 2 unused bytes, stream id (int32, host order), then:
-//   H2_HEADERS: the request's header fields, name NUL value NUL ... (pseudo-headers first, as received);
+//   H2_HEADERS: the request's header fields, name NUL value NUL ... (pseudo-headers first, as received); byte 2
+//     of the head: H2_UNIQUE_NAMES (no name twice), H2_CLEAN_VALUES (no value has a byte 0x00-0x08, 0x0a-0x1f or
+//     0x7f), each set only when known to hold;
 //   H2_DATA: body bytes (flag END_STREAM on the last, possibly empty, record);
 //   H2_CLOSE: the stream is closed, uint32 error code (0: done);
 // The response goes back with h2Respond / h2Data / h2Trailers / h2Reset, frames are made by h2Flush (the
@@ -930,6 +932,10 @@ static napi_value tls_end(napi_env env, napi_callback_info info) {
 #define H2_HEADERS 1
 #define H2_DATA 2
 #define H2_CLOSE 3
+#define H2_UNIQUE_NAMES 1
+#define H2_CLEAN_VALUES 2
+// a header block's names compared for H2_UNIQUE_NAMES: more than this many, and it is not set
+#define H2_NAMES 32
 // the arena room under which a session stops taking input for this round (a header block is at most
 // H2_MAX_HEADERS, a DATA chunk at most 16 KiB)
 #define H2_MAX_HEADERS (64 * 1024)
@@ -957,6 +963,10 @@ typedef struct h2_conn {
   uint8_t *hb; // the header block being received
   size_t hb_len, hb_cap;
   bool hb_over; // over H2_MAX_HEADERS: the stream is reset
+  uint8_t hb_flags;                    // H2_UNIQUE_NAMES | H2_CLEAN_VALUES, as far as known
+  uint32_t hb_names[H2_NAMES];         // the block's names so far: offset in hb
+  uint8_t hb_name_len[H2_NAMES];       // and length (names of 256 bytes or more: not compared, not unique)
+  size_t hb_count;
   bool queued;  // in the pump list
   h2_out *outs;
 } h2_conn;
@@ -998,7 +1008,32 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud
   if (f->hd.type != NGHTTP2_HEADERS) return 0;
   c->hb_len = 0;
   c->hb_over = false;
+  c->hb_flags = H2_UNIQUE_NAMES | H2_CLEAN_VALUES;
+  c->hb_count = 0;
   return 0;
+}
+
+// a name and value of the block being received, against H2_UNIQUE_NAMES and H2_CLEAN_VALUES (hb holds the names
+// before it)
+static void header_flags(h2_conn *c, const uint8_t *name, size_t namelen, const uint8_t *value, size_t valuelen) {
+  if (c->hb_flags & H2_UNIQUE_NAMES) {
+    if (c->hb_count == H2_NAMES || namelen > 255) c->hb_flags &= ~H2_UNIQUE_NAMES;
+    else {
+      for (size_t i = 0; i < c->hb_count; i++)
+        if (c->hb_name_len[i] == namelen && memcmp(c->hb + c->hb_names[i], name, namelen) == 0) {
+          c->hb_flags &= ~H2_UNIQUE_NAMES;
+          break;
+        }
+      c->hb_names[c->hb_count] = (uint32_t)c->hb_len;
+      c->hb_name_len[c->hb_count++] = (uint8_t)namelen;
+    }
+  }
+  if (c->hb_flags & H2_CLEAN_VALUES)
+    for (size_t i = 0; i < valuelen; i++)
+      if ((value[i] < 0x20 && value[i] != 0x09) || value[i] == 0x7f) {
+        c->hb_flags &= ~H2_CLEAN_VALUES;
+        break;
+      }
 }
 
 static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t namelen,
@@ -1020,6 +1055,7 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
     c->hb = g;
     c->hb_cap = cap;
   }
+  header_flags(c, name, namelen, value, valuelen);
   memcpy(c->hb + c->hb_len, name, namelen);
   c->hb[c->hb_len + namelen] = 0;
   memcpy(c->hb + c->hb_len + namelen + 1, value, valuelen);
@@ -1036,6 +1072,7 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud) {
     uint8_t *p = h2_record(t, c, H2_HEADERS, f->hd.flags & NGHTTP2_FLAG_END_STREAM, f->hd.stream_id, c->hb_len);
     if (!p) return NGHTTP2_ERR_CALLBACK_FAILURE;
     memcpy(p, c->hb, c->hb_len);
+    p[-6] = c->hb_flags; // (byte 2 of the record's head)
     c->hb_len = 0;
   } else if (f->hd.type == NGHTTP2_HEADERS && (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
              f->headers.cat == NGHTTP2_HCAT_HEADERS) {

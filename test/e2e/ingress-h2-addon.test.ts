@@ -14,6 +14,7 @@ import { needsRoot } from '../helpers/gate.ts';
 import { loopbackIngress } from '../helpers/loopback-ingress.ts';
 import { rawBackend } from '../helpers/raw-backend.ts';
 import { fuzzSeed, rng } from '../helpers/fuzz.ts';
+import { until } from '../helpers/wait.ts';
 import { run } from '../../src/common/exec-adapter.ts';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -128,6 +129,93 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       const after = await terminated();
       t.equal(after.addon - before.addon, 1, 'one connection, terminated by the addon');
       t.equal(after.node - before.node, 0, 'none by node:tls');
+    });
+
+    t.test('repeated request fields and cookie crumbs: the upstream head as the general path sends it', async (t) => {
+      // RFC 9113 8.2.3: cookie crumbs are joined with "; " for HTTP/1.1; other repeated fields are combined as
+      // node:http2 combines them for the general path (the addon marks a list with no repeated name, the lane then
+      // takes the raw list as it is)
+      const sess = open();
+      t.teardown(() => sess.destroy());
+      /** the backend's head for `u`, names lower-cased, sorted, without the fields that vary or the paths differ in */
+      const seen = (u: string) =>
+        be.heads
+          .findLast((h) => h.startsWith(`GET ${u} `))!
+          .split('\r\n')
+          .slice(1)
+          .map((l) => `${l.slice(0, l.indexOf(':')).toLowerCase()}:${l.slice(l.indexOf(':') + 1).trim()}`)
+          .filter((l) => !/^(x-request-id|connection|host|x-forwarded-host):/.test(l))
+          .sort();
+      const lists: [string, Record<string, string | string[]>][] = [
+        ['/fields-unique', { 'x-a': '1', 'x-b': 'two', accept: 'text/plain', 'set-cookie': 'odd=1' }],
+        ['/fields-repeated', { 'x-a': ['1', '2'], accept: ['a/b', 'c/d'], 'x-b': 'x' }],
+        ['/fields-cookie', { cookie: ['a=1', 'b=2', 'c=3'], 'x-c': '3' }],
+        ['/fields-xff', { 'x-forwarded-for': ['192.0.2.1', '192.0.2.2'], 'x-request-id': 'abc' }],
+      ];
+      for (const [u, headers] of lists) {
+        const lane = await ask(sess, 'raw.test', u, { headers: headers as Record<string, string> });
+        t.equal(lane.status, 200, u);
+        t.ok(viaLane('GET', u), `${u}: the lane took it`);
+        const laneHead = seen(u);
+        await ask(sess, 'gen.test', u, { headers: headers as Record<string, string> });
+        t.notOk(viaLane('GET', u), `${u}: the allow-listed route went through the general path`);
+        t.same(laneHead, seen(u), `${u}: the same upstream fields`);
+      }
+      t.ok(seen('/fields-cookie').includes('cookie:a=1; b=2; c=3'), 'cookie crumbs joined with "; "');
+      t.ok(seen('/fields-repeated').includes('x-a:1, 2'), 'a repeated field combined with ", "');
+    });
+
+    t.test('a request field whose value has a control byte is dropped; the request is served', async (t) => {
+      // RFC 9110 5.5: a field value is VCHAR, obs-text, SP and HTAB; nghttp2 ignores a field with another byte (as
+      // nginx's ignore_invalid_headers, on by default, does), so it can reach no HTTP/1.1 head upstream
+      const sock = rawH2();
+      t.teardown(() => sock.destroy());
+      sock.on('error', () => {});
+      const got: Buffer[] = [];
+      sock.on('data', (b: Buffer) => got.push(b));
+      await new Promise((res) => sock.once('secureConnect', res));
+      const field = (n: string, v: Buffer | string) => {
+        const name = Buffer.from(n);
+        const value = Buffer.isBuffer(v) ? v : Buffer.from(v);
+        return Buffer.concat([Buffer.from([0, name.length]), name, Buffer.from([value.length]), value]);
+      };
+      const block = Buffer.concat([
+        field(':method', 'GET'),
+        field(':scheme', 'https'),
+        field(':path', '/ctl-byte'),
+        field(':authority', 'raw.test'),
+        field('x-a', Buffer.from([0x61, 0x01, 0x62])),
+      ]);
+      const head = Buffer.alloc(9);
+      head.writeUIntBE(block.length, 0, 3);
+      head[3] = 1; // HEADERS
+      head[4] = 5; // END_STREAM | END_HEADERS
+      head.writeUInt32BE(1, 5);
+      sock.write(
+        Buffer.concat([
+          Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'),
+          Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]),
+          head,
+          block,
+        ]),
+      );
+      // an answer to stream 1 (a HEADERS or RST_STREAM frame for it), whatever it is
+      await until(
+        async () => {
+          const all = Buffer.concat(got);
+          for (let i = 0; i + 9 <= all.length; i += 9 + all.readUIntBE(i, 3))
+            if ((all[i + 3] === 1 || all[i + 3] === 3) && all.readUInt32BE(i + 5) === 1) return true as const;
+          return undefined;
+        },
+        { timeoutMs: 5000, what: 'an answer to the stream' },
+      );
+      const up = be.heads.find((h) => h.startsWith('GET /ctl-byte '));
+      t.ok(up, 'the request reached the backend');
+      t.notMatch(up ?? '', /\r\nx-a:/i, 'without the field');
+      t.notOk(up?.includes('\x01'), 'no control byte in the upstream head');
+      const sess = open();
+      t.teardown(() => sess.destroy());
+      t.equal((await ask(sess, 'raw.test', '/after-ctl')).status, 200, 'the port goes on serving');
     });
 
     t.test('a request header list over 64 KiB: that stream is reset, the session goes on', async (t) => {
