@@ -1389,16 +1389,100 @@ const H2_BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
 export const H2_UNIQUE_NAMES = 1;
 export const H2_CLEAN_VALUES = 2;
 
-/** a header object's fields as a flat list (name, value or values, ...), in its order */
-function objectFields(headers: IncomingHttpHeaders): (string | string[])[] {
-  const out: (string | string[])[] = [];
-  for (const name in headers) {
-    const v = headers[name];
-    if (v !== undefined) out.push(name, v);
+/**
+ * An HTTP/2 request's header list as the lane reads it: the fields it acts on, every field in node:http2's header
+ * object order, and that object itself (built only when asked for, when the list had no name twice).
+ */
+export class H2Head {
+  method: string | undefined;
+  path: string | undefined;
+  authority: string | undefined;
+  protocol: string | undefined;
+  host: string | undefined;
+  userAgent: string | undefined;
+  referer: string | undefined;
+  /** the fields as a flat list (name, value or values, ...), in the header object's order */
+  readonly fields: readonly (string | string[])[];
+  /** the fields as received (name, value, ...) */
+  readonly raw: readonly string[];
+  #object: IncomingHttpHeaders | undefined;
+
+  /**
+   * `object`: node:http2's header object of the list; without it, `raw` has no name twice (the addon said so)
+   * and stands for it.
+   */
+  constructor(raw: readonly string[], object: IncomingHttpHeaders | undefined) {
+    this.raw = raw;
+    this.#object = object;
+    if (object !== undefined) {
+      const fields: (string | string[])[] = [];
+      for (const name in object) {
+        const v = object[name];
+        if (v !== undefined) fields.push(name, v);
+      }
+      this.fields = fields;
+      const one = (v: string | string[] | undefined) => (typeof v === 'string' ? v : undefined);
+      this.method = one(object[':method']);
+      this.path = one(object[':path']);
+      this.authority = one(object[':authority']);
+      this.protocol = one(object[':protocol']);
+      this.host = one(object.host);
+      this.userAgent = one(object['user-agent']);
+      this.referer = one(object.referer);
+      // (a field that is not a string is there twice: the lane then takes the stream only if it need not read it)
+      if (object[':protocol'] !== undefined) this.protocol ??= '';
+      return;
+    }
+    this.fields = raw;
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const name = raw[i]!;
+      const v = raw[i + 1]!;
+      switch (name.length) {
+        case 4:
+          if (name === 'host') this.host = v;
+          break;
+        case 5:
+          if (name === ':path') this.path = v;
+          break;
+        case 7:
+          if (name === ':method') this.method = v;
+          else if (name === 'referer') this.referer = v;
+          break;
+        case 9:
+          if (name === ':protocol') this.protocol = v;
+          break;
+        case 10:
+          if (name === ':authority') this.authority = v;
+          else if (name === 'user-agent') this.userAgent = v;
+          break;
+      }
+    }
   }
-  return out;
+
+  /** node:http2's header object of the list (no prototype: a field named __proto__ is a field) */
+  object(): IncomingHttpHeaders {
+    if (this.#object !== undefined) return this.#object;
+    const o = Object.create(null) as IncomingHttpHeaders;
+    const raw = this.raw;
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const name = raw[i]!;
+      o[name] = name === 'set-cookie' ? [raw[i + 1]!] : raw[i + 1]!;
+    }
+    return (this.#object = o);
+  }
+
+  /** a field's value (set-cookie: the first) */
+  header(name: string): string | undefined {
+    if (this.#object === undefined) {
+      const raw = this.raw;
+      for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i] === name) return raw[i + 1];
+      return undefined;
+    }
+    const v = this.#object[name];
+    return typeof v === 'string' ? v : Array.isArray(v) ? v[0] : undefined;
+  }
 }
-const NO_HEADERS: IncomingHttpHeaders = Object.freeze({});
+const NO_HEAD = new H2Head([], Object.freeze({}));
 const ignore = (): void => {};
 const UPSTREAM_FAILED = new Error('the upstream failed after the response started');
 
@@ -1409,10 +1493,9 @@ class H2Facts implements RequestFacts {
   url = '';
   method = '';
   ip = '';
-  headers: IncomingHttpHeaders = NO_HEADERS;
+  head: H2Head = NO_HEAD;
   header(name: string): string | undefined {
-    const v = this.headers[name];
-    return typeof v === 'string' ? v : Array.isArray(v) ? v[0] : undefined;
+    return this.head.header(name);
   }
 }
 
@@ -1654,7 +1737,8 @@ export class FastFront {
     const a = sock.remoteAddress ?? '';
     const ip = a.startsWith('::ffff:') ? a.slice(7) : a;
     const port = sock.localPort ?? (scheme === 'https' ? 443 : 80);
-    return this.lane(stream.endAfterHeaders, headers, rawHeaders, 0, ip, port, scheme, new ForwardedLines(), () => {
+    const head = new H2Head(rawHeaders, headers);
+    return this.lane(stream.endAfterHeaders, head, 0, ip, port, scheme, new ForwardedLines(), () => {
       return new H2Client(this, stream);
     });
   }
@@ -1662,14 +1746,12 @@ export class FastFront {
   /**
    * The lane's decision for an HTTP/2 request (node:http2's stream, or the addon's: ingress/h2-session.ts): when
    * the front takes it, `client()` makes the stream's ClientSide and the exchange starts; false, nothing done,
-   * otherwise. `checks`: what the caller knows of the header list (H2_UNIQUE_NAMES: no name twice, so `rawHeaders`
-   * is the object's fields in its order; H2_CLEAN_VALUES: no value with a control byte but HTAB); `forwarded`:
-   * the session's memo of the proxy's own header lines.
+   * otherwise. `checks`: what the caller knows of the header list (H2_CLEAN_VALUES: no value with a control byte
+   * but HTAB); `forwarded`: the session's memo of the proxy's own header lines.
    */
   lane(
     endAfterHeaders: boolean,
-    headers: IncomingHttpHeaders,
-    rawHeaders: readonly string[],
+    head: H2Head,
     checks: number,
     ip: string,
     port: number,
@@ -1678,14 +1760,15 @@ export class FastFront {
     client: () => ClientSide,
   ): boolean {
     if (this.closing || !endAfterHeaders) return false;
-    const method = headers[':method'];
+    const method = head.method;
     if (method !== 'GET' && method !== 'HEAD') return false;
-    if (headers[':protocol'] !== undefined) return false;
-    const url = headers[':path'];
-    if (typeof url !== 'string' || !H2_PATH.test(url)) return false;
+    if (head.protocol !== undefined) return false;
+    const url = head.path;
+    if (url === undefined || !H2_PATH.test(url)) return false;
     // the general path's Host: the host header, else :authority
-    const host = headers.host ?? headers[':authority'];
-    if (typeof host !== 'string' || !validHost(host)) return false;
+    const host = head.host ?? head.authority;
+    if (host === undefined || !validHost(host)) return false;
+    const rawHeaders = head.raw;
     const hooks = this.hooks;
     // the general path's per-line limits (HTTP/2 has no lines: name + ': ' + value), and nginx's
     // $request_length as it counts it
@@ -1700,8 +1783,7 @@ export class FastFront {
     let reqId: string | undefined;
     let xff: string | undefined;
     let fwd = '';
-    // the fields in the header object's order: the raw list itself when no name is there twice
-    const fields = (checks & H2_UNIQUE_NAMES) !== 0 ? rawHeaders : objectFields(headers);
+    const fields = head.fields;
     const clean = (checks & H2_CLEAN_VALUES) !== 0;
     for (let i = 0; i + 1 < fields.length; i += 2) {
       const name = fields[i] as string;
@@ -1739,9 +1821,9 @@ export class FastFront {
     f.url = url;
     f.method = method;
     f.ip = ip;
-    f.headers = headers;
+    f.head = head;
     const d = fastDecision(hooks.table(), f);
-    f.headers = NO_HEADERS;
+    f.head = NO_HEAD;
     if (d === undefined) return false;
 
     // committed: this stream is ours
@@ -1749,8 +1831,7 @@ export class FastFront {
     const id = hooks.requestId(reqId);
     const around = forwarded.get(scheme, host, ip, port, xff);
     const up = `${method} ${d.target} HTTP/1.1\r\n${around[0]}${id}${around[1]}${fwd}\r\n`;
-    const ua = headers['user-agent'];
-    const rec = newRecord('2.0', ip, method, url, headers.referer, ua, requestLength, host, id, d);
+    const rec = newRecord('2.0', ip, method, url, head.referer, head.userAgent, requestLength, host, id, d);
     const c = client();
     c.start!(new Exchange(c, rec, up, method === 'HEAD', d.options, false), rec, hooks.nextEndpoint(d.upstream));
     return true;

@@ -15,7 +15,7 @@ import { duplexPair } from 'node:stream';
 import type { Duplex } from 'node:stream';
 import { H2_CANCEL, H2_INTERNAL_ERROR, H2_UNCARRIED, H2Wire } from './tcp-io.ts';
 import type { FastFront, FrontRecord, H2Connection } from './fast-front.ts';
-import { ForwardedLines, H2_UNIQUE_NAMES, H2Side } from './fast-front.ts';
+import { ForwardedLines, H2_UNIQUE_NAMES, H2Head, H2Side } from './fast-front.ts';
 
 const H2_HEADERS = 1;
 const H2_DATA = 2;
@@ -128,6 +128,21 @@ function flatten(h: IncomingHttpHeaders | OutgoingHttpHeaders): string[] {
   return out;
 }
 
+/** node:http2's header object of a raw list: repeated fields joined (cookie with '; '), set-cookie a list */
+function headerObject(raw: readonly string[]): IncomingHttpHeaders {
+  // (no prototype, as node:http2's header objects: a field named __proto__ is a field)
+  const headers = Object.create(null) as IncomingHttpHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
+    const have = headers[name];
+    if (have === undefined) headers[name] = name === 'set-cookie' ? [value] : value;
+    else if (Array.isArray(have)) have.push(value);
+    else headers[name] = `${have}${name === 'cookie' ? '; ' : ', '}${value}`;
+  }
+  return headers;
+}
+
 interface StreamState {
   /** a record for the stream: body bytes (`end`: the last), or the stream closed (`code`) */
   data(b: Buffer, end: boolean): void;
@@ -204,40 +219,28 @@ export class H2Session implements H2Connection {
 
   /** `checks`: what the addon knows of the block (H2_UNIQUE_NAMES, H2_CLEAN_VALUES) */
   #headers(id: number, block: Buffer, endStream: boolean, checks: number): void {
-    // (no prototype, as node:http2's header objects: a field named __proto__ is a field)
-    const headers = Object.create(null) as IncomingHttpHeaders;
     const raw: string[] = [];
     const text = block.toString('latin1');
-    const unique = (checks & H2_UNIQUE_NAMES) !== 0;
     for (let i = 0; i < text.length;) {
       const a = text.indexOf('\0', i);
       const b = text.indexOf('\0', a + 1);
       if (a < 0 || b < 0) break;
-      const name = text.slice(i, a);
-      const value = text.slice(a + 1, b);
-      raw.push(name, value);
+      raw.push(text.slice(i, a), text.slice(a + 1, b));
       i = b + 1;
-      if (unique) {
-        headers[name] = name.length === 10 && name === 'set-cookie' ? [value] : value;
-        continue;
-      }
-      const have = headers[name];
-      // node:http2's header object: repeated fields joined (cookie with '; '), set-cookie a list
-      if (have === undefined) headers[name] = name === 'set-cookie' ? [value] : value;
-      else if (Array.isArray(have)) have.push(value);
-      else headers[name] = `${have}${name === 'cookie' ? '; ' : ', '}${value}`;
     }
+    // no name twice: the raw list stands for node:http2's header object (made only if a relay needs it)
+    const head = new H2Head(raw, (checks & H2_UNIQUE_NAMES) !== 0 ? undefined : headerObject(raw));
     if (this.#closing) {
       this.wire.reset(id, 7); // REFUSED_STREAM: the client may retry it elsewhere
       return;
     }
     const front = this.#front;
-    const lane = front.lane(endStream, headers, raw, checks, this.#ip, this.#port, 'https', this.#forwarded, () => {
+    const lane = front.lane(endStream, head, checks, this.#ip, this.#port, 'https', this.#forwarded, () => {
       const s = new NativeStream(front, this, id);
       this.#streams.set(id, s);
       return s;
     });
-    if (!lane) this.#relayStream(id, headers, endStream);
+    if (!lane) this.#relayStream(id, head.object(), endStream);
   }
 
   #relayStream(id: number, headers: IncomingHttpHeaders, endStream: boolean): void {

@@ -1439,13 +1439,18 @@ static const h2_name H2_CONNECTION_SPECIFIC[] = {
 
 static int name_index(const uint8_t *n, size_t len, const h2_name *list, size_t count) {
   for (size_t i = 0; i < count; i++)
-    if (list[i].len == len && memcmp(list[i].s, n, len) == 0) return (int)i;
+    if (list[i].len == len && list[i].s[0] == n[0] && memcmp(list[i].s, n, len) == 0) return (int)i;
   return -1;
 }
 
-static bool tchar(uint8_t c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+// a header name's byte: 0 when it is not a token character, else the byte lower-cased
+static uint8_t NAME_BYTE[256];
+static void name_bytes(void) {
+  if (NAME_BYTE['a']) return;
+  for (int c = 0; c < 256; c++)
+    if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL))
+      NAME_BYTE[c] = (uint8_t)c;
+    else if (c >= 'A' && c <= 'Z') NAME_BYTE[c] = (uint8_t)(c + 32);
 }
 
 // the Date of a response that has none (the text of the current second, kept for the second)
@@ -1469,9 +1474,9 @@ static const char *http_date(void) {
 // `b` (len bytes: header lines, lower-cased in place) and `status` (its bytes kept by the caller) -> nv, count in
 // *n; 0, EBADMSG or ENOMEM
 static int lines_nv(uint8_t *status, size_t slen, uint8_t *b, size_t len, nghttp2_nv **out, size_t *n) {
+  name_bytes();
   size_t lines = 0;
-  for (size_t i = 0; i < len; i++)
-    if (b[i] == '\n') lines++;
+  for (uint8_t *p = b; (p = memchr(p, '\n', len - (size_t)(p - b))) != NULL; p++) lines++;
   nghttp2_nv *nv = malloc((lines + 2) * sizeof *nv);
   if (!nv) return ENOMEM;
   size_t k = 0;
@@ -1484,10 +1489,8 @@ static int lines_nv(uint8_t *status, size_t slen, uint8_t *b, size_t len, nghttp
     uint8_t *colon = eol ? memchr(line, ':', (size_t)(eol - line)) : NULL;
     if (!colon || colon == line || eol + 1 >= b + len || eol[1] != '\n') goto bad;
     size_t nl = (size_t)(colon - line);
-    for (size_t j = 0; j < nl; j++) {
-      if (!tchar(line[j])) goto bad;
-      if (line[j] >= 'A' && line[j] <= 'Z') line[j] += 32;
-    }
+    for (size_t j = 0; j < nl; j++)
+      if ((line[j] = NAME_BYTE[line[j]]) == 0) goto bad;
     uint8_t *v = colon + 1, *e = eol;
     while (v < e && (*v == ' ' || *v == '\t')) v++;
     while (e > v && (e[-1] == ' ' || e[-1] == '\t')) e--;

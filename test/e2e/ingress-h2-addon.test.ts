@@ -72,6 +72,19 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
     src.put(slice('raw', ['127.0.0.1'], be.port));
     src.put(ingress('raw', [rule('raw.test', path('/', 'Prefix', 'raw'))]));
     src.put(withAnnotations(ingress('gen', [rule('gen.test', path('/', 'Prefix', 'raw'))]), ALLOW));
+    // a canary by header and by cookie (decided on the request's fields) in front of a second backend
+    const be2 = await rawBackend();
+    t.teardown(() => new Promise((r) => be2.server.close(r)));
+    src.put(service('raw2'));
+    src.put(slice('raw2', ['127.0.0.1'], be2.port));
+    src.put(ingress('stable', [rule('canary.test', path('/', 'Prefix', 'raw'))]));
+    src.put(
+      withAnnotations(ingress('canary', [rule('canary.test', path('/', 'Prefix', 'raw2'))]), {
+        'nginx.ingress.kubernetes.io/canary': 'true',
+        'nginx.ingress.kubernetes.io/canary-by-header': 'X-Canary',
+        'nginx.ingress.kubernetes.io/canary-by-cookie': 'use_canary',
+      }),
+    );
     const { ing } = await loopbackIngress(t, src);
     const port = ing.ports.https;
     const url = `https://127.0.0.1:${port}`;
@@ -163,6 +176,25 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       }
       t.ok(seen('/fields-cookie').includes('cookie:a=1; b=2; c=3'), 'cookie crumbs joined with "; "');
       t.ok(seen('/fields-repeated').includes('x-a:1, 2'), 'a repeated field combined with ", "');
+    });
+
+    t.test("canary by header and by cookie: as the general path decides", async (t) => {
+      const sess = open();
+      t.teardown(() => sess.destroy());
+      const cases: [string, Record<string, string | string[]>, 'stable' | 'canary'][] = [
+        ['/c-none', {}, 'stable'],
+        ['/c-header', { 'x-canary': 'always' }, 'canary'],
+        ['/c-header-never', { 'x-canary': 'never', cookie: 'use_canary=always' }, 'stable'],
+        ['/c-cookie', { cookie: 'use_canary=always' }, 'canary'],
+        ['/c-crumbs', { cookie: ['a=1', 'use_canary=always'] }, 'canary'],
+      ];
+      for (const [u, headers, want] of cases) {
+        const r = await ask(sess, 'canary.test', u, { headers: headers as Record<string, string> });
+        t.equal(r.status, 200, u);
+        const by = (b: typeof be) => b.heads.some((h) => h.startsWith(`GET ${u} `));
+        t.ok(by(want === 'canary' ? be2 : be), `${u}: the ${want} backend`);
+        t.notOk(by(want === 'canary' ? be : be2), `${u}: not the other one`);
+      }
     });
 
     t.test('a request field whose value has a control byte is dropped; the request is served', async (t) => {
