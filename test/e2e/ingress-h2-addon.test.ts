@@ -178,7 +178,7 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       t.ok(seen('/fields-repeated').includes('x-a:1, 2'), 'a repeated field combined with ", "');
     });
 
-    t.test("canary by header and by cookie: as the general path decides", async (t) => {
+    t.test('canary by header and by cookie: as the general path decides', async (t) => {
       const sess = open();
       t.teardown(() => sess.destroy());
       const cases: [string, Record<string, string | string[]>, 'stable' | 'canary'][] = [
