@@ -536,9 +536,10 @@ export interface ClientSide {
     | {
         /**
          * The response head: the status ("200") and the header lines to send (`Name: value\r\n` ..., HTTP/1.1's
-         * hop-by-hop and framing headers dropped); false, nothing sent, when HTTP/2 cannot carry them.
+         * hop-by-hop and framing headers dropped), and the whole body when it came with the head (`endStream`
+         * then true); false, nothing sent, when HTTP/2 cannot carry them.
          */
-        respond(status: string, lines: string, endStream: boolean): boolean;
+        respond(status: string, lines: string, endStream: boolean, body?: Buffer): boolean;
       }
     | undefined;
   /** the stream's exchange begins (HTTP/2 only) */
@@ -762,7 +763,16 @@ export class Exchange {
       this.#closeClient = true;
     }
     if (h2 !== undefined) {
-      if (!h2.respond(code, out + this.#front.texts.serverLine, state === enum_.DONE)) return false;
+      const lines = out + this.#front.texts.serverLine;
+      if (state === enum_.LENGTH && rest !== undefined && rest.length >= length) {
+        // the whole body came with the head: head, body and end in one go
+        if (!h2.respond(code, lines, true, rest.length > length ? rest.subarray(0, length) : rest)) return false;
+        if (rest.length > length) this.#keepUpstream = false; // more than announced: out of step
+        this.#rec.bytes += length;
+        this.#finish();
+        return true;
+      }
+      if (!h2.respond(code, lines, state === enum_.DONE)) return false;
       this.#state = state;
       this.#remaining = length;
       this.#cstate = 0;
@@ -1531,7 +1541,7 @@ export abstract class H2Side implements ClientSide {
     ex.start(endpoint);
   }
 
-  abstract respond(status: string, lines: string, endStream: boolean): boolean;
+  abstract respond(status: string, lines: string, endStream: boolean, body?: Buffer): boolean;
   abstract writeBody(b: Buffer, from: Socket): void;
   abstract fail(timeout: boolean): void;
   abstract done(rec: FrontRecord): void;
@@ -1612,8 +1622,11 @@ class H2Client extends H2Side {
   }
 
   /** The response head; false when node:http2 refuses the header list (nothing was sent). */
-  respond(status: string, lines: string, endStream: boolean): boolean {
-    return this.#respond(headerList(status, lines), endStream);
+  respond(status: string, lines: string, endStream: boolean, body?: Buffer): boolean {
+    if (body === undefined) return this.#respond(headerList(status, lines), endStream);
+    if (!this.#respond(headerList(status, lines), false)) return false;
+    if (!this.#stream.destroyed) this.#stream.end(Buffer.from(body)); // (a copy: `body` is a view of a read)
+    return true;
   }
 
   #respond(headers: OutgoingHttpHeaders | readonly string[], endStream: boolean): boolean {

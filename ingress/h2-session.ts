@@ -322,9 +322,10 @@ class NativeStream extends H2Side implements StreamState {
   }
 
   /** The response head; false when HTTP/2 cannot carry the header list (nothing sent: the exchange answers 502). */
-  respond(status: string, lines: string, endStream: boolean): boolean {
+  respond(status: string, lines: string, endStream: boolean, body?: Buffer): boolean {
     if (this.#closed) return true; // the client reset the stream: its close ends the exchange (499)
-    if (this.#sess.wire.respondLines(this.#id, status, lines, null, endStream) === H2_UNCARRIED) return false;
+    const r = this.#sess.wire.respondLines(this.#id, status, lines, body ?? null, endStream);
+    if (r === H2_UNCARRIED) return false;
     this.#responded = true;
     this.#ended = endStream;
     return true;

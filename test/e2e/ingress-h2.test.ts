@@ -164,6 +164,17 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       }
     });
 
+    t.test('more body than Content-Length in the read with the head: the announced bytes only', async (t) => {
+      const r = await curl('raw.test', '/overlong');
+      t.ok(viaLane(headOf('GET', '/overlong')), 'the lane took it');
+      t.equal(r.code, 0, r.stderr);
+      t.equal(r.status, 200);
+      t.equal(r.body.toString(), 'hello', 'the 5 announced bytes');
+      t.ok(r.headers.includes('content-length: 5'));
+      const next = await curl('raw.test', '/after-overlong');
+      t.equal(next.body.toString(), 'GET /after-overlong body=', 'the next request is answered whole');
+    });
+
     t.test('a body (POST) still takes the general path', async (t) => {
       const r = await curl('raw.test', '/post', ['--data-binary', 'hello']);
       t.equal(r.status, 200);

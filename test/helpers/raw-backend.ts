@@ -106,6 +106,10 @@ function answer(sock: Socket, method: string, url: string, body: string): void {
       // a single-value header twice: HTTP/2 cannot carry it (node:http2 refuses the header list)
       sock.write('HTTP/1.1 200 OK\r\ncontent-type: a/b\r\nContent-Type: c/d\r\ncontent-length: 2\r\n\r\nok');
       return;
+    case '/overlong':
+      // more bytes than Content-Length announced, in the same write: only the announced ones are the response
+      sock.write('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 5\r\n\r\nhello world');
+      return;
     case '/slow':
       // the answer 300 ms later (a request in flight while the ingress closes)
       setTimeout(() => sock.writable && sock.write(text(`${method} ${url} body=${body}`)), 300);
