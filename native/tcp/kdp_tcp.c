@@ -1472,12 +1472,14 @@ static const char *http_date(void) {
 }
 
 // `b` (len bytes: header lines, lower-cased in place) and `status` (its bytes kept by the caller) -> nv, count in
-// *n; 0, EBADMSG or ENOMEM
-static int lines_nv(uint8_t *status, size_t slen, uint8_t *b, size_t len, nghttp2_nv **out, size_t *n) {
+// *n; 0, EBADMSG or ENOMEM. `*out` is `room` (H2_NV_ROOM entries) when the list fits, else allocated.
+#define H2_NV_ROOM 64
+static int lines_nv(uint8_t *status, size_t slen, uint8_t *b, size_t len, nghttp2_nv *room, nghttp2_nv **out,
+                    size_t *n) {
   name_bytes();
   size_t lines = 0;
   for (uint8_t *p = b; (p = memchr(p, '\n', len - (size_t)(p - b))) != NULL; p++) lines++;
-  nghttp2_nv *nv = malloc((lines + 2) * sizeof *nv);
+  nghttp2_nv *nv = lines + 2 <= H2_NV_ROOM ? room : malloc((lines + 2) * sizeof *nv);
   if (!nv) return ENOMEM;
   size_t k = 0;
   nv[k++] = (nghttp2_nv){(uint8_t *)":status", status, 7, slen, NGHTTP2_NV_FLAG_NONE};
@@ -1512,12 +1514,15 @@ static int lines_nv(uint8_t *status, size_t slen, uint8_t *b, size_t len, nghttp
   *n = k;
   return 0;
 bad:
-  free(nv);
+  if (nv != room) free(nv);
   return EBADMSG;
 }
 
-// a latin1 string's bytes into a new buffer (NUL-terminated; the length in *len); NULL without memory
-static uint8_t *latin1_copy(napi_env env, napi_value v, size_t *len) {
+// a latin1 string's bytes (the length in *len): into `room` (cap bytes) when they fit, else into a new buffer;
+// NULL without memory
+static uint8_t *latin1_copy(napi_env env, napi_value v, size_t *len, uint8_t *room, size_t cap) {
+  // (napi writes at most cap - 1 bytes and a NUL: fewer means all of them)
+  if (room && napi_get_value_string_latin1(env, v, (char *)room, cap, len) == napi_ok && *len < cap - 1) return room;
   size_t l;
   if (napi_get_value_string_latin1(env, v, NULL, 0, &l) != napi_ok) return NULL;
   uint8_t *b = malloc(l + 1);
@@ -1584,21 +1589,21 @@ static napi_value h2_respond_lines(napi_env env, napi_callback_info info) {
   size_t slen = 0, len = 0, n, queued;
   if (napi_get_value_string_latin1(env, argv[4], status, sizeof status, &slen) != napi_ok || slen != 3)
     return err_value(env, EINVAL);
-  uint8_t *b = latin1_copy(env, argv[5], &len);
+  uint8_t room[4096];
+  nghttp2_nv nv_room[H2_NV_ROOM];
+  uint8_t *b = latin1_copy(env, argv[5], &len, room, sizeof room);
   if (!b) return err_value(env, ENOMEM);
   nghttp2_nv *nv;
-  int bad = lines_nv((uint8_t *)status, slen, b, len, &nv, &n);
-  if (bad) {
-    free(b);
-    return err_value(env, bad);
-  }
-  int rv = submit_response(env, c, stream, nv, n, argv[6], end, &queued);
-  free(nv);
-  free(b);
+  int bad = lines_nv((uint8_t *)status, slen, b, len, nv_room, &nv, &n);
+  int rv = bad ? 0 : submit_response(env, c, stream, nv, n, argv[6], end, &queued);
+  if (!bad && nv != nv_room) free(nv);
+  if (b != room) free(b);
+  if (bad) return err_value(env, bad);
   return err_value(env, rv == 0 ? -(int)queued : rv == NGHTTP2_ERR_NOMEM ? ENOMEM : EINVAL);
 }
 
-// h2Lines(status, lines) -> "name NUL value NUL ..." | -errno: lines_nv alone, for tests (the Date included)
+// h2Lines(status, lines) -> "name NUL value NUL ..." | -errno: lines_nv alone, for tests (the Date included), with
+// the same stack room as h2RespondLines
 static napi_value h2_lines(napi_env env, napi_callback_info info) {
   napi_value argv[2], v;
   size_t argc = 2;
@@ -1607,12 +1612,14 @@ static napi_value h2_lines(napi_env env, napi_callback_info info) {
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
       napi_get_value_string_latin1(env, argv[0], status, sizeof status, &slen) != napi_ok || slen != 3)
     return err_value(env, EINVAL);
-  uint8_t *b = latin1_copy(env, argv[1], &len);
+  uint8_t room[4096];
+  nghttp2_nv nv_room[H2_NV_ROOM];
+  uint8_t *b = latin1_copy(env, argv[1], &len, room, sizeof room);
   if (!b) return err_value(env, ENOMEM);
   nghttp2_nv *nv;
-  int bad = lines_nv((uint8_t *)status, slen, b, len, &nv, &n);
+  int bad = lines_nv((uint8_t *)status, slen, b, len, nv_room, &nv, &n);
   if (bad) {
-    free(b);
+    if (b != room) free(b);
     return err_value(env, bad);
   }
   size_t total = 0;
@@ -1627,8 +1634,8 @@ static napi_value h2_lines(napi_env env, napi_callback_info info) {
       out[o + nv[i].namelen + 1 + nv[i].valuelen] = 0;
       o += nv[i].namelen + nv[i].valuelen + 2;
     }
-  free(nv);
-  free(b);
+  if (nv != nv_room) free(nv);
+  if (b != room) free(b);
   if (!out) return err_value(env, ENOMEM);
   napi_create_string_latin1(env, out, o, &v);
   free(out);

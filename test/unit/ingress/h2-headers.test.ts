@@ -164,3 +164,25 @@ t.test('the addon converts header lines as headerBlock converts the same list', 
   t.equal(h2Lines('200', 'x-a: 1\n'), -74, 'a line without CRLF is refused');
   t.equal(h2Lines('20', ''), -22, 'a status of three digits only');
 });
+
+t.test('the addon converts long heads too (past its stack room: 64 fields, 4 KiB)', async (t) => {
+  for (const [count, size] of [
+    [62, 10],
+    [63, 10],
+    [64, 10],
+    [200, 10],
+    [3, 1300],
+    [1, 4080],
+    [1, 4090],
+    [1, 5000],
+  ] as const) {
+    const list = [':status', '200'];
+    for (let i = 0; i < count; i++) list.push(`x-f${i}`, 'v'.repeat(size));
+    const [status, lines] = asLines(list);
+    t.same(
+      undated(h2Lines(status, lines) as string),
+      undated(headerBlock(list)!),
+      `${count} fields of ${size} bytes (${lines.length} bytes of lines)`,
+    );
+  }
+});
