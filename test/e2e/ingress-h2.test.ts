@@ -243,6 +243,24 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       },
     );
 
+    t.test('h2c (prior knowledge, node:http2 on the plain port): small answers through the lane', async (t) => {
+      for (const p of ['/h2c-small', '/chunked', '/dup-type']) {
+        const r = await curl('raw.test', p, [], true);
+        t.ok(viaLane(headOf('GET', p)), `${p} took the lane`);
+        if (p === '/dup-type') {
+          t.equal(r.status, 502, `${p}: a header list HTTP/2 cannot carry`);
+          continue;
+        }
+        t.equal(r.code, 0, r.stderr);
+        t.equal(r.status, 200, p);
+        t.equal(r.body.toString(), p === '/chunked' ? 'hello world' : `GET ${p} body=`, `${p}: body`);
+        t.ok(r.headers.includes('server: kdp'), `${p}: server`);
+      }
+      const head = await curl('raw.test', '/h2c-head', ['-I'], true);
+      t.equal(head.status, 200, 'HEAD');
+      t.ok(head.headers.includes(`content-length: ${'HEAD /h2c-head body='.length}`), 'HEAD: the length of the GET');
+    });
+
     t.test('a 2 MiB response (flow control), Content-Length and chunked, TLS and h2c', async (t) => {
       for (const p of ['/big', '/big-chunked']) {
         for (const h2c of [false, true]) {
