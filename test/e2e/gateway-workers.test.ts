@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { needsRoot } from '../helpers/gate.ts';
-import { oneRouteManifests } from '../helpers/ingress-manifests.ts';
+import { kdpIngressArgv, oneRouteManifests } from '../helpers/ingress-manifests.ts';
 import { run, spawnChild } from '../../src/common/exec-adapter.ts';
 import { freePort } from '../helpers/ports.ts';
 
@@ -88,28 +88,16 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       JSON.parse(statusOut.stdout) as { gateway: { gateways: { addresses: { value: string }[] }[] } }
     ).gateway.gateways[0]!.addresses[0]!.value;
     const addr = `${net}.${defaultAddr.split('.')[3]}`; // same offset in a /24 pool
-    const child = spawnChild([
-      process.execPath,
-      MAIN,
-      '--log-level',
-      'info',
-      'ingress',
-      '--manifests',
-      dir,
-      '--bind',
-      '127.0.0.1',
-      '--http-port',
-      String(http),
-      '--https-port',
-      String(await freePort()),
-      '--healthz-port=-1',
-      '--access-log',
-      'off',
-      '--workers',
-      '2',
-      '--gateway-addresses',
-      `${net}.0/24`,
-    ]);
+    const child = spawnChild(
+      kdpIngressArgv(
+        { manifests: dir, http, https: await freePort(), global: ['--log-level', 'info'] },
+        '--healthz-port=-1',
+        '--workers',
+        '2',
+        '--gateway-addresses',
+        `${net}.0/24`,
+      ),
+    );
     t.teardown(async () => {
       child.kill('SIGTERM');
       await Promise.race([child.exited, new Promise((r) => setTimeout(r, 5000))]);

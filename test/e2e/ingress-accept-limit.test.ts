@@ -7,15 +7,13 @@ import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { readdir, readFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import { needsRoot } from '../helpers/gate.ts';
-import { okBackendManifests } from '../helpers/ingress-manifests.ts';
+import { kdpIngressArgv, okBackendManifests } from '../helpers/ingress-manifests.ts';
 import { spawnChild } from '../../src/common/exec-adapter.ts';
 import { freePort } from '../helpers/ports.ts';
 import { until } from '../helpers/wait.ts';
 import { exchange, statuses } from '../helpers/raw-http.ts';
 
-const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const LIMIT = 256;
 
 /** user + system CPU time of a process, in clock ticks (/proc/PID/stat fields 14 and 15) */
@@ -49,22 +47,7 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
     const child = spawnChild([
       'prlimit',
       `--nofile=${LIMIT}:${LIMIT}`,
-      process.execPath,
-      MAIN,
-      '--log-format',
-      'json',
-      'ingress',
-      '--manifests',
-      dir,
-      '--bind',
-      '127.0.0.1',
-      '--http-port',
-      String(http),
-      '--https-port',
-      String(https),
-      '--healthz-port=-1',
-      '--access-log',
-      'off',
+      ...kdpIngressArgv({ manifests: dir, http, https, global: ['--log-format', 'json'] }, '--healthz-port=-1'),
     ]);
     const held: Socket[] = [];
     t.teardown(async () => {

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { needsRoot } from '../helpers/gate.ts';
-import { oneRouteManifests } from '../helpers/ingress-manifests.ts';
+import { kdpIngressArgv, oneRouteManifests } from '../helpers/ingress-manifests.ts';
 import { freePort } from '../helpers/ports.ts';
 import { exchange, stalledBody } from '../helpers/raw-http.ts';
 import { chunked, HUGE, rawBackend } from '../helpers/raw-backend.ts';
@@ -118,24 +118,14 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       t.teardown(() => rm(dir, { recursive: true, force: true }));
       await writeFile(join(dir, 'm.json'), JSON.stringify(oneRouteManifests('raw', 'raw.test', be.port)));
       const port = await freePort();
-      const child = spawnChild([
-        process.execPath,
-        MAIN,
-        'ingress',
-        '--manifests',
-        dir,
-        '--bind',
-        '127.0.0.1',
-        '--http-port',
-        String(port),
-        '--https-port',
-        String(await freePort()),
-        '--healthz-port=-1',
-        '--access-log',
-        'off',
-        '--tcp-io',
-        transport === 'native' ? 'batch' : 'node',
-      ]);
+      const child = spawnChild(
+        kdpIngressArgv(
+          { manifests: dir, http: port, https: await freePort() },
+          '--healthz-port=-1',
+          '--tcp-io',
+          transport === 'native' ? 'batch' : 'node',
+        ),
+      );
       t.teardown(() => child.kill('SIGKILL'));
       const get = async (p: string) => {
         const r = await request(`http://127.0.0.1:${port}${p}`, { headers: { host: 'raw.test' } });

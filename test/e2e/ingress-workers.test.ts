@@ -7,14 +7,11 @@ import t from 'tap';
 import { connect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { needsRoot } from '../helpers/gate.ts';
-import { okBackendManifests } from '../helpers/ingress-manifests.ts';
+import { kdpIngressArgv, okBackendManifests } from '../helpers/ingress-manifests.ts';
 import { run, spawnChild } from '../../src/common/exec-adapter.ts';
 import { freePort } from '../helpers/ports.ts';
-
-const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 
 async function until<T>(fn: () => Promise<T | undefined>, ms: number, what: string): Promise<T> {
   const end = Date.now() + ms;
@@ -64,27 +61,15 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
   t.test('two workers: shared load, one /metrics, restart after SIGKILL', async (t) => {
     const dir = await okBackendManifests(t, 'ingress-workers', 'workers.test');
     const [http, https, health] = [await freePort(), await freePort(), await freePort()];
-    const child = spawnChild([
-      process.execPath,
-      MAIN,
-      '--log-level',
-      'info',
-      'ingress',
-      '--manifests',
-      dir,
-      '--bind',
-      '127.0.0.1',
-      '--http-port',
-      String(http),
-      '--https-port',
-      String(https),
-      '--healthz-port',
-      String(health),
-      '--access-log',
-      'off',
-      '--workers',
-      '2',
-    ]);
+    const child = spawnChild(
+      kdpIngressArgv(
+        { manifests: dir, http, https, global: ['--log-level', 'info'] },
+        '--healthz-port',
+        String(health),
+        '--workers',
+        '2',
+      ),
+    );
     t.teardown(async () => {
       child.kill('SIGTERM');
       await Promise.race([child.exited, new Promise((r) => setTimeout(r, 5000))]);

@@ -7,6 +7,37 @@ import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+
+/**
+ * `kdp ingress` on loopback serving a manifests directory, its HTTP and HTTPS ports given, access log off:
+ * `global` flags go before the command (log level, format), `extra` flags after these.
+ */
+export function kdpIngressArgv(
+  o: { manifests: string; http: number; https: number; global?: readonly string[] },
+  ...extra: string[]
+): string[] {
+  return [
+    process.execPath,
+    CLI,
+    ...(o.global ?? []),
+    'ingress',
+    '--manifests',
+    o.manifests,
+    '--bind',
+    '127.0.0.1',
+    '--http-port',
+    String(o.http),
+    '--https-port',
+    String(o.https),
+    '--access-log',
+    'off',
+    ...extra,
+  ];
+}
+
 export function oneRouteManifests(name: string, host: string, backendPort: number): object {
   return {
     apiVersion: 'v1',
