@@ -497,13 +497,22 @@ static napi_value forget(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// (fd, ...): `want` arguments into argv, the first a descriptor; false with an exception thrown otherwise
+static bool fd_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv, int32_t *fd) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want ||
+      napi_get_value_int32(env, argv[0], fd) != napi_ok) {
+    napi_throw_error(env, "EINVAL", "expected (fd, ...)");
+    return false;
+  }
+  return true;
+}
+
 // writeLatin1(fd, string) -> bytes written | -errno
 static napi_value write_latin1(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd;
-  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  if (!fd_args(env, info, 2, argv, &fd)) return NULL;
   size_t len;
   CHECK(napi_get_value_string_latin1(env, argv[1], NULL, 0, &len));
   char stack[16384];
@@ -555,11 +564,9 @@ static napi_value close_fd(napi_env env, napi_callback_info info) {
 
 // writeBuffer(fd, buf) -> bytes written | -errno
 static napi_value write_buffer(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd;
-  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  if (!fd_args(env, info, 2, argv, &fd)) return NULL;
   void *data;
   size_t len;
   CHECK(napi_get_buffer_info(env, argv[1], &data, &len));
@@ -571,11 +578,9 @@ static napi_value write_buffer(napi_env env, napi_callback_info info) {
 
 // shutdownWrite(fd) -> 0 | -errno: the end of our side of the stream (FIN)
 static napi_value shutdown_write(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd;
-  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  if (!fd_args(env, info, 1, argv, &fd)) return NULL;
   return err_value(env, shutdown(fd, SHUT_WR) < 0 ? errno : 0);
 }
 
