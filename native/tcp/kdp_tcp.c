@@ -1580,6 +1580,33 @@ static napi_value h2_respond(napi_env env, napi_callback_info info) {
   return err_value(env, rv == 0 ? -(int)queued : rv == NGHTTP2_ERR_NOMEM ? ENOMEM : EINVAL);
 }
 
+// A response head from JavaScript (a status and HTTP/1 header lines) as nghttp2's list, on the stack when it fits
+typedef struct {
+  char status[8];
+  uint8_t room[4096];
+  nghttp2_nv nv_room[H2_NV_ROOM];
+  uint8_t *lines;
+  nghttp2_nv *nv;
+  size_t n;
+} h2_head;
+
+// 0, or EINVAL (not a 3-digit status), ENOMEM, EBADMSG (lines_nv); head_free after 0 only
+static int head_of(napi_env env, napi_value status, napi_value lines, h2_head *h) {
+  size_t slen = 0, len = 0;
+  if (napi_get_value_string_latin1(env, status, h->status, sizeof h->status, &slen) != napi_ok || slen != 3)
+    return EINVAL;
+  h->lines = latin1_copy(env, lines, &len, h->room, sizeof h->room);
+  if (!h->lines) return ENOMEM;
+  int bad = lines_nv((uint8_t *)h->status, slen, h->lines, len, h->nv_room, &h->nv, &h->n);
+  if (bad && h->lines != h->room) free(h->lines);
+  return bad;
+}
+
+static void head_free(h2_head *h) {
+  if (h->nv != h->nv_room) free(h->nv);
+  if (h->lines != h->room) free(h->lines);
+}
+
 // h2RespondLines(t, fd, id, stream, status, lines, body, end) -> queued body bytes | -errno: h2Respond with the
 // head as a status ("200") and HTTP/1 header lines (lines_nv); -EBADMSG, nothing sent: HTTP/2 cannot carry them
 static napi_value h2_respond_lines(napi_env env, napi_callback_info info) {
@@ -1590,57 +1617,34 @@ static napi_value h2_respond_lines(napi_env env, napi_callback_info info) {
   if (!c) return err;
   bool end = false;
   napi_get_value_bool(env, argv[7], &end);
-  char status[8];
-  size_t slen = 0, len = 0, n, queued;
-  if (napi_get_value_string_latin1(env, argv[4], status, sizeof status, &slen) != napi_ok || slen != 3)
-    return err_value(env, EINVAL);
-  uint8_t room[4096];
-  nghttp2_nv nv_room[H2_NV_ROOM];
-  uint8_t *b = latin1_copy(env, argv[5], &len, room, sizeof room);
-  if (!b) return err_value(env, ENOMEM);
-  nghttp2_nv *nv;
-  int bad = lines_nv((uint8_t *)status, slen, b, len, nv_room, &nv, &n);
-  int rv = bad ? 0 : submit_response(env, c, stream, nv, n, argv[6], end, &queued);
-  if (!bad && nv != nv_room) free(nv);
-  if (b != room) free(b);
+  h2_head h;
+  int bad = head_of(env, argv[4], argv[5], &h);
   if (bad) return err_value(env, bad);
+  size_t queued;
+  int rv = submit_response(env, c, stream, h.nv, h.n, argv[6], end, &queued);
+  head_free(&h);
   return err_value(env, rv == 0 ? -(int)queued : rv == NGHTTP2_ERR_NOMEM ? ENOMEM : EINVAL);
 }
 
-// h2Lines(status, lines) -> "name NUL value NUL ..." | -errno: lines_nv alone, for tests (the Date included), with
-// the same stack room as h2RespondLines
+// h2Lines(status, lines) -> "name NUL value NUL ..." | -errno: head_of alone, for tests (the Date included)
 static napi_value h2_lines(napi_env env, napi_callback_info info) {
   napi_value argv[2], v;
   size_t argc = 2;
-  char status[8];
-  size_t slen = 0, len = 0, n;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
-      napi_get_value_string_latin1(env, argv[0], status, sizeof status, &slen) != napi_ok || slen != 3)
-    return err_value(env, EINVAL);
-  uint8_t room[4096];
-  nghttp2_nv nv_room[H2_NV_ROOM];
-  uint8_t *b = latin1_copy(env, argv[1], &len, room, sizeof room);
-  if (!b) return err_value(env, ENOMEM);
-  nghttp2_nv *nv;
-  int bad = lines_nv((uint8_t *)status, slen, b, len, nv_room, &nv, &n);
-  if (bad) {
-    if (b != room) free(b);
-    return err_value(env, bad);
-  }
-  size_t total = 0;
-  for (size_t i = 0; i < n; i++) total += nv[i].namelen + nv[i].valuelen + 2;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) return err_value(env, EINVAL);
+  h2_head h;
+  int bad = head_of(env, argv[0], argv[1], &h);
+  if (bad) return err_value(env, bad);
+  size_t total = 0, o = 0;
+  for (size_t i = 0; i < h.n; i++) total += h.nv[i].namelen + h.nv[i].valuelen + 2;
   char *out = malloc(total + 1);
-  size_t o = 0;
-  if (out)
-    for (size_t i = 0; i < n; i++) {
-      memcpy(out + o, nv[i].name, nv[i].namelen);
-      out[o + nv[i].namelen] = 0;
-      memcpy(out + o + nv[i].namelen + 1, nv[i].value, nv[i].valuelen);
-      out[o + nv[i].namelen + 1 + nv[i].valuelen] = 0;
-      o += nv[i].namelen + nv[i].valuelen + 2;
-    }
-  if (nv != nv_room) free(nv);
-  if (b != room) free(b);
+  for (size_t i = 0; out && i < h.n; i++) {
+    memcpy(out + o, h.nv[i].name, h.nv[i].namelen);
+    out[o + h.nv[i].namelen] = 0;
+    memcpy(out + o + h.nv[i].namelen + 1, h.nv[i].value, h.nv[i].valuelen);
+    out[o + h.nv[i].namelen + 1 + h.nv[i].valuelen] = 0;
+    o += h.nv[i].namelen + h.nv[i].valuelen + 2;
+  }
+  head_free(&h);
   if (!out) return err_value(env, ENOMEM);
   napi_create_string_latin1(env, out, o, &v);
   free(out);
