@@ -32,6 +32,7 @@ import {
   adoptPeek,
   chooseTcpIo,
   endWrites,
+  headTable,
   ioError,
   nodeSocket,
   pauseReads,
@@ -39,6 +40,7 @@ import {
   readsPaused,
   release,
   resumeReads,
+  scannedHead,
   startTls,
   stopPeek,
   tcpIoUnavailable,
@@ -46,6 +48,19 @@ import {
   writeLatin1,
 } from './tcp-io.ts';
 import type { TcpIo } from './tcp-io.ts';
+import {
+  GOOD_REQUEST,
+  GOOD_RESPONSE,
+  HeadScanner,
+  NAME_ID,
+  PLAIN,
+  SCAN_COUNT,
+  SCAN_END,
+  SCAN_FIRST_EOL,
+  SCAN_FLAGS,
+  SCAN_LINE,
+  SCAN_LINES,
+} from './head-scan.ts';
 import type { PathRoute, RouteTable, Upstream } from './types.ts';
 
 /** What ClientConn needs of the addon's HTTP/2 session of its connection (ingress/h2-session.ts). */
@@ -152,20 +167,6 @@ function headEnd(buf: Buffer, text: string | undefined): number {
 function headOf(buf: Buffer, text: string | undefined, end: number): string {
   return text !== undefined ? text.slice(0, end + 2) : buf.toString('latin1', 0, end + 2);
 }
-// The request head the fast path takes, from its first byte to the CRLF ending its last header line: GET or HEAD,
-// an origin-form target in printable ASCII, HTTP/1.1, then header lines, each a token, a colon and a value of
-// printable ASCII, tabs and bytes >= 0x80 (no NUL, no other control byte, no CR or LF outside a line's CRLF; a line
-// that starts with a space or tab, obs-fold, starts with no token). Written as the shape of a good head, anchored:
-// one pass of character-class loops. A search for a bad byte (three alternatives tried at every position) was
-// ~13% of a plain request's instructions under callgrind, and the per-line checks this replaces about as much.
-export const GOOD_REQUEST_HEAD =
-  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
-  /^(?:GET|HEAD) \/[\x21-\x7e]* HTTP\/1\.1\r\n(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\x00-\x08\x0a-\x1f\x7f]*\r\n)*$/;
-// An upstream response head, the same way: the status line, then lines of printable ASCII, tabs and bytes >= 0x80
-// (a control byte, or a CR or LF outside a CRLF, would let the pod split the head the client parses: 502, as nginx)
-export const GOOD_UPSTREAM_HEAD =
-  // eslint-disable-next-line no-control-regex -- control characters in an upstream head are refused
-  /^HTTP\/1\.[01] \d{3}(?: [^\x00-\x08\x0a-\x1f\x7f]*)?\r\n(?:[^\x00-\x08\x0a-\x1f\x7f]*\r\n)*$/;
 /** status codes as strings, by number (no string built per response) */
 const STATUS_CODES = Array.from({ length: 1000 }, (_, i) => String(i));
 
@@ -175,14 +176,6 @@ function owsValue(s: string, from: number, to: number): string {
   while (from < to && isOws(s.charCodeAt(from))) from++;
   while (to > from && isOws(s.charCodeAt(to - 1))) to--;
   return s.slice(from, to);
-}
-/**
- * The header line ending at `eol`, its name ending at `colon`, is in the form the proxy sends: one space after the
- * colon, no space or tab at either end of the value. Such a line is forwarded as it came.
- */
-function plainLine(s: string, colon: number, eol: number): boolean {
-  if (s.charCodeAt(colon + 1) !== 32) return false;
-  return colon + 2 === eol || (!isOws(s.charCodeAt(colon + 2)) && !isOws(s.charCodeAt(eol - 1)));
 }
 /** `s[from, to)` as a decimal of 1 to 15 digits, optional whitespace around it; -1 when it is not one. */
 function decimalValue(s: string, from: number, to: number): number {
@@ -196,30 +189,6 @@ function decimalValue(s: string, from: number, to: number): number {
     n = n * 10 + d;
   }
   return n;
-}
-/**
- * By length, the names the front acts on as [lower case, the usual spelling] pairs: `nameAt` gives the literal for
- * either spelling without building a string (and a literal's hash is known to the Set lookups after it).
- */
-function spellings(names: Iterable<string>): (string[] | undefined)[] {
-  const out: (string[] | undefined)[] = [];
-  for (const n of names) {
-    const usual = n.replace(/(^|-)([a-z])/g, (_, dash: string, c: string) => dash + c.toUpperCase());
-    (out[n.length] ??= []).push(n, n === 'x-request-id' ? 'X-Request-ID' : usual);
-  }
-  return out;
-}
-/** The lower-case header name at `s[pos, pos + len)`. */
-function nameAt(s: string, pos: number, len: number, known: (string[] | undefined)[]): string {
-  const pairs = known[len];
-  if (pairs !== undefined) {
-    const c = s.charCodeAt(pos) | 0x20;
-    for (let i = 0; i < pairs.length; i += 2) {
-      const lower = pairs[i]!;
-      if (lower.charCodeAt(0) === c && (s.startsWith(lower, pos) || s.startsWith(pairs[i + 1]!, pos))) return lower;
-    }
-  }
-  return s.slice(pos, pos + len).toLowerCase();
 }
 // request headers never forwarded as they came: hop-by-hop, and the ones the proxy sets itself (decide.ts)
 const DROP_REQUEST = new Set([
@@ -237,15 +206,6 @@ const DROP_REQUEST = new Set([
 const DROP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'trailer', 'upgrade', 'server']);
 // and the connection-specific headers HTTP/2 forbids (RFC 9113 8.2.2), for the HTTP/2 lane
 const DROP_RESPONSE_H2 = new Set([...DROP_RESPONSE, 'transfer-encoding', 'http2-settings', 'te']);
-/**
- * By length, the header names the front looks at (a name of another length is none of them, whatever its case):
- * only these names are lower-cased, most headers are copied as they are.
- */
-function nameLengths(names: Iterable<string>): Uint8Array {
-  const out = new Uint8Array(64);
-  for (const n of names) out[n.length] = 1;
-  return out;
-}
 // the request headers the front looks at
 const REQUEST_ACTED = new Set([
   ...DROP_REQUEST,
@@ -257,12 +217,17 @@ const REQUEST_ACTED = new Set([
   'referer',
   'user-agent',
 ]);
-const REQUEST_NAMES = nameLengths(REQUEST_ACTED);
+/** by length, 1 for the length of a request header the front looks at (a name of another length is none of them) */
+const REQUEST_NAMES = new Uint8Array(64);
+for (const n of REQUEST_ACTED) REQUEST_NAMES[n.length] = 1;
 // the response headers the front looks at
 const RESPONSE_ACTED = new Set([...DROP_RESPONSE_H2, 'content-length']);
-const RESPONSE_NAMES = nameLengths(RESPONSE_ACTED);
-const REQUEST_SPELLINGS = spellings(REQUEST_ACTED);
-const RESPONSE_SPELLINGS = spellings(RESPONSE_ACTED);
+/**
+ * The names a head's lines are known by (ingress/head-scan.ts: a line's code is an index here): only these are
+ * lower-cased, most headers are copied as they are.
+ */
+export const HEAD_NAMES: readonly string[] = ['', ...new Set([...REQUEST_ACTED, ...RESPONSE_ACTED])];
+const SCANNER = new HeadScanner(HEAD_NAMES);
 const RETRYABLE = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -653,9 +618,11 @@ export class Exchange {
   onData(b: Buffer): void {
     this.#gotBytes = true;
     if (this.#state === enum_.HEAD) {
+      // the addon's entry for the head, when this read starts with it (else the head's text is scanned here)
+      const at = this.#buf === undefined ? scannedHead(b) : 0;
       const buf = this.#buf ? Buffer.concat([this.#buf, b]) : b;
       const text = headText(buf);
-      const end = headEnd(buf, text);
+      const end = at !== 0 ? headTable()![at + SCAN_END]! : headEnd(buf, text);
       if (end < 0) {
         if (buf.length > 64 * 1024) return this.#fail();
         this.#buf = own(buf);
@@ -663,8 +630,11 @@ export class Exchange {
       }
       this.#buf = undefined;
       const more = buf.length > end + 4;
+      const head = headOf(buf, text, end);
       const ok = this.#head(
-        headOf(buf, text, end),
+        head,
+        at !== 0 ? headTable()! : SCANNER.scan(head),
+        at,
         more ? buf.subarray(end + 4) : undefined,
         more ? text?.slice(end + 4) : undefined,
       );
@@ -681,12 +651,12 @@ export class Exchange {
   }
 
   /**
-   * Parses the response head (from the status line to the CRLF of its last header line), writes it and any body
-   * bytes that came with it to the client.
+   * Parses the response head (from the status line to the CRLF of its last header line; its lines in the entry
+   * `table[e...]` of ingress/head-scan.ts), writes it and any body bytes that came with it to the client.
    */
-  #head(head: string, rest: Buffer | undefined, restText?: string): boolean {
-    if (!GOOD_UPSTREAM_HEAD.test(head)) return false;
-    let eol = head.indexOf('\r\n');
+  #head(head: string, table: Int32Array, e: number, rest: Buffer | undefined, restText?: string): boolean {
+    if ((table[e + SCAN_FLAGS]! & GOOD_RESPONSE) === 0) return false;
+    let eol = table[e + SCAN_FIRST_EOL]!;
     // 'HTTP/1.x DDD'
     const status = (head.charCodeAt(9) - 48) * 100 + (head.charCodeAt(10) - 48) * 10 + head.charCodeAt(11) - 48;
     const code = STATUS_CODES[status]!;
@@ -713,13 +683,15 @@ export class Exchange {
     let chunked = false;
     let te = false;
     let upstreamClose = http10;
-    for (let pos = eol + 2; pos < head.length; pos = eol + 2) {
-      eol = head.indexOf('\r\n', pos);
-      const colon = head.indexOf(':', pos);
-      if (colon <= pos || colon > eol) return false;
-      const len = colon - pos;
-      if (len >= 64 || RESPONSE_NAMES[len] === 0) continue;
-      const name = nameAt(head, pos, len, RESPONSE_SPELLINGS);
+    const lines = e + SCAN_LINES + table[e + SCAN_COUNT]! * SCAN_LINE;
+    for (let l = e + SCAN_LINES; l < lines; l += SCAN_LINE) {
+      const pos = table[l]!;
+      const colon = table[l + 1]!;
+      eol = table[l + 2]!;
+      if (colon <= pos) return false;
+      const id = table[l + 3]! & NAME_ID;
+      if (id === 0) continue;
+      const name = HEAD_NAMES[id]!;
       let drop = false;
       if (name === 'connection') {
         const v = head.slice(colon + 1, eol).toLowerCase();
@@ -1180,15 +1152,18 @@ class ClientConn implements RequestFacts, ClientSide {
       this.sock.destroy();
       return;
     }
+    // the addon's entry for the head, when the read it came in starts with it (else its text is scanned here)
+    const at = scannedHead(buf);
     const text = headText(buf);
-    const end = headEnd(buf, text);
+    const end = at !== 0 ? headTable()![at + SCAN_END]! : headEnd(buf, text);
     const max = this.hooks.maxHeaderSize;
     if (end < 0) {
       if (buf.length > max) this.#handOff();
       return;
     }
     if (end + 4 > max) return this.#handOff();
-    const ok = this.#request(headOf(buf, text, end), end + 4);
+    const head = headOf(buf, text, end);
+    const ok = this.#request(head, end + 4, at !== 0 ? headTable()! : SCANNER.scan(head), at);
     if (!ok) this.#handOff();
   }
 
@@ -1219,12 +1194,13 @@ class ClientConn implements RequestFacts, ClientSide {
 
   /**
    * Serves one request on the fast path; false (nothing done) when it is not one for the fast path. `head`: from
-   * the first byte to the CRLF that ends the last header line.
+   * the first byte to the CRLF that ends the last header line; its lines in the entry `table[e...]`
+   * (ingress/head-scan.ts).
    */
-  #request(head: string, consumed: number): boolean {
-    if (!GOOD_REQUEST_HEAD.test(head)) return false;
+  #request(head: string, consumed: number, table: Int32Array, e: number): boolean {
+    if ((table[e + SCAN_FLAGS]! & GOOD_REQUEST) === 0) return false;
     const maxLine = this.hooks.maxHeaderLine - 2; // CRLF included in the limit
-    let eol = head.indexOf('\r\n');
+    let eol = table[e + SCAN_FIRST_EOL]!;
     if (eol > maxLine) return false; // node:http answers 414
     const get = head.charCodeAt(0) === 71; // G
     const method = get ? 'GET' : 'HEAD';
@@ -1238,13 +1214,15 @@ class ClientConn implements RequestFacts, ClientSide {
     // the headers forwarded: runs of lines as they came, cut where a line is dropped or rewritten
     let fwd = '';
     let run = eol + 2;
-    for (let pos = eol + 2; pos < head.length; pos = eol + 2) {
-      eol = head.indexOf('\r\n', pos);
+    const lines = e + SCAN_LINES + table[e + SCAN_COUNT]! * SCAN_LINE;
+    for (let l = e + SCAN_LINES; l < lines; l += SCAN_LINE) {
+      const pos = table[l]!;
+      eol = table[l + 2]!;
       if (eol - pos > maxLine) return false; // node:http answers 400
-      const colon = head.indexOf(':', pos); // the end of the name (GOOD_REQUEST_HEAD)
-      const len = colon - pos;
-      if (len < 64 && REQUEST_NAMES[len] === 1) {
-        const name = nameAt(head, pos, len, REQUEST_SPELLINGS);
+      const colon = table[l + 1]!; // the end of the name (a good request head's line: token ":" value)
+      const code = table[l + 3]!;
+      if ((code & NAME_ID) !== 0) {
+        const name = HEAD_NAMES[code & NAME_ID]!;
         // (host, x-request-id and x-forwarded-for are among them: the proxy sets its own)
         const drop = DROP_REQUEST.has(name);
         switch (name) {
@@ -1290,7 +1268,7 @@ class ClientConn implements RequestFacts, ClientSide {
           continue;
         }
       }
-      if (!plainLine(head, colon, eol)) {
+      if ((code & PLAIN) === 0) {
         if (run < pos) fwd += head.slice(run, pos);
         fwd += `${head.slice(pos, colon)}: ${owsValue(head, colon + 1, eol)}\r\n`;
         run = eol + 2;
@@ -1701,7 +1679,7 @@ export class FastFront {
       badGateway: errorResponse(502, 'Bad Gateway', 'bad gateway\n', sv),
       gatewayTimeout: errorResponse(504, 'Gateway Timeout', 'gateway timeout\n', sv),
     };
-    this.batched = chooseTcpIo(READ_BUF, hooks.tcpIo ?? 'auto');
+    this.batched = chooseTcpIo(READ_BUF, hooks.tcpIo ?? 'auto', HEAD_NAMES);
     if (!this.batched && (hooks.tcpIo ?? 'auto') === 'auto' && !warnedNoBatch) {
       warnedNoBatch = true;
       hooks.log.warn({ why: tcpIoUnavailable() }, 'ingress: batched TCP reads unavailable, using node:net');

@@ -37,7 +37,11 @@ import { KdpError } from '../src/common/errors.ts';
 export type TcpIo = 'auto' | 'batch' | 'node';
 
 interface Native {
-  create(arena: Buffer, meta: Int32Array, onBatch: (count: number) => void): object;
+  create(arena: Buffer, meta: Int32Array, onBatch: (count: number) => void, heads?: Int32Array): object;
+  /** the names a scanned head's line codes refer to (ingress/head-scan.ts): 0, or -EINVAL */
+  headNames?(names: readonly string[]): number;
+  /** the addon's entry for a head at the start of `buf` (ingress/head-scan.ts), null for none: for tests */
+  headScan?(buf: Buffer): Int32Array | null;
   watch(t: object, fd: number, id: number): number;
   unwatch(t: object, fd: number, id: number): number;
   forget(t: object, fd: number, id: number): void;
@@ -125,10 +129,15 @@ interface Io {
   readonly t: object;
   readonly arena: Buffer;
   readonly meta: Int32Array;
+  /** the round's HTTP/1 head entries (ingress/head-scan.ts), when the addon scans heads */
+  readonly heads: Int32Array | undefined;
   readonly byId: Map<number, Adopted>;
   nextId: number;
 }
 let io: Io | undefined;
+/** the read being delivered, and its head entry's index in io.heads (0: none) */
+let scanned: Buffer | undefined;
+let scannedAt = 0;
 const ADOPTED = Symbol('kdp.adopted');
 type Tagged = Socket & { [ADOPTED]?: Adopted | undefined };
 /** the socket's Adopted (a property on the socket: a WeakMap lookup per write cost more) */
@@ -166,24 +175,57 @@ export function assertTcpIo(want: TcpIo): void {
     });
 }
 
-/** Opens the batched I/O over `arena` (once per process); false when the addon does not load. */
-export function openTcpIo(arena: Buffer): boolean {
+// a round reads at most 64 sockets; an HTTP/2 session may make hundreds of records from one read
+const RECORDS = 2048;
+/** a head entry's room in the addon: 4 ints, then 4 per line, at most 64 lines (kdp_tcp.c SCAN_ENTRY) */
+const HEAD_ENTRY = 4 + 4 * 64;
+
+/**
+ * Opens the batched I/O over `arena` (once per process); false when the addon does not load. With `headNames`
+ * (ingress/head-scan.ts) the addon scans the HTTP/1 heads its reads start with: scannedHead.
+ */
+export function openTcpIo(arena: Buffer, headNames?: readonly string[]): boolean {
   if (io) return io.arena === arena;
   const n = load();
   if (typeof n === 'string') return false;
-  // a round reads at most 64 sockets; an HTTP/2 session may make hundreds of records from one read
-  const meta = new Int32Array(2048 * 4);
+  const meta = new Int32Array(RECORDS * 4);
   const byId = new Map<number, Adopted>();
-  const t = n.create(arena, meta, (count) => batch(count));
-  io = { n, t, arena, meta, byId, nextId: 1 };
+  const scan = headNames !== undefined && n.headNames?.(headNames) === 0;
+  // the round's records' entry indexes, then at most one entry per socket read (64 a round)
+  const heads = scan ? new Int32Array(RECORDS + 64 * HEAD_ENTRY) : undefined;
+  const t = n.create(arena, meta, (count) => batch(count), heads);
+  io = { n, t, arena, meta, heads, byId, nextId: 1 };
   return true;
 }
 
 /** The transport a front asked for: true when its plain sockets are read in batches. */
-export function chooseTcpIo(arena: Buffer, want: TcpIo): boolean {
+export function chooseTcpIo(arena: Buffer, want: TcpIo, headNames?: readonly string[]): boolean {
   if (want === 'node') return false;
   assertTcpIo(want);
-  return openTcpIo(arena);
+  return openTcpIo(arena, headNames);
+}
+
+/**
+ * The addon's entry for the HTTP/1 head `buf` starts with (ingress/head-scan.ts) while `buf` is the read being
+ * delivered (its onRead runs): its index in headTable(); 0 when there is none (another buffer, no head scanned).
+ */
+export function scannedHead(buf: Uint8Array): number {
+  return buf === scanned ? scannedAt : 0;
+}
+
+/** the table scannedHead's indexes are in */
+export function headTable(): Int32Array | undefined {
+  return io?.heads;
+}
+
+/**
+ * The addon's entry for a head at the start of `buf`, for tests: null for none, undefined without the addon. The
+ * names replace the process's (a test's process has no front).
+ */
+export function headScanOf(names: readonly string[], buf: Buffer): Int32Array | null | undefined {
+  const n = load();
+  if (typeof n === 'string' || n.headNames?.(names) !== 0) return undefined;
+  return n.headScan!(buf);
 }
 
 /** The descriptor is still the socket's (node nulls the handle when it closes it). */
@@ -214,7 +256,17 @@ function batch(count: number): void {
     }
     if (r > 0) {
       const off = meta[i * 4 + 1]!;
-      a.onRead(r, arena.subarray(off, off + r));
+      const buf = arena.subarray(off, off + r);
+      const heads = io!.heads;
+      if (heads !== undefined && heads[i] !== 0) {
+        scanned = buf;
+        scannedAt = heads[i]!;
+        try {
+          a.onRead(r, buf);
+        } finally {
+          scanned = undefined;
+        }
+      } else a.onRead(r, buf);
     }
     // the SSL's handshake messages, tickets or alert (an HTTP/2 session's frames: then its onFlushed)
     if (meta[i * 4 + 3] === 1 && alive(a.sock)) {

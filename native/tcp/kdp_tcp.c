@@ -102,6 +102,11 @@ typedef struct {
   int32_t *pump;
   size_t pump_len, pump_cap;
   bool in_round; // records are being made (not while JavaScript runs)
+  // HTTP/1 heads (scan_head): heads[i] for record i of the round is the index of its read's entry (0: none);
+  // entries from heads[meta_len] on, the next at hoff
+  int32_t *heads;
+  size_t heads_len, hoff;
+  napi_ref heads_ref;
   int32_t next_id; // the ids of accepted connections (JavaScript's own stay under ACCEPT_IDS)
 } kdp_tcp;
 
@@ -132,8 +137,141 @@ static napi_value err_value(napi_env env, int err) {
     (t_)->meta[(t_)->count * 4 + 1] = (int32_t)(off_);                                                                 \
     (t_)->meta[(t_)->count * 4 + 2] = (int32_t)(r_);                                                                   \
     (t_)->meta[(t_)->count * 4 + 3] = (flags_);                                                                        \
+    if ((t_)->heads != NULL) (t_)->heads[(t_)->count] = 0;                                                             \
     (t_)->count++;                                                                                                     \
   } while (0)
+
+// HTTP/1 heads (ingress/head-scan.ts: the entry's layout, and scanText, the producer for the heads not scanned
+// here, which must agree with this one). A read that starts with a request head (GET or HEAD) or a response head
+// (HTTP/1.x) complete within its first SCAN_MAX bytes, of at most SCAN_LINES header lines, each of value bytes up
+// to its CRLF, gets an entry: the head's end, its shape bits, and per line where its name, colon and end are and
+// which of the names JavaScript gave (headNames) it is. Anything else (a body, a bad byte, a head cut short) gets
+// none and JavaScript searches the text itself.
+#define SCAN_MAX 8192
+#define SCAN_LINES 64
+#define SCAN_ENTRY (4 + 4 * SCAN_LINES)
+#define SCAN_GOOD_REQUEST 1
+#define SCAN_GOOD_RESPONSE 2
+#define SCAN_PLAIN 0x100
+#define SCAN_NAMES 255
+#define SCAN_NAME_MAX 48
+// a byte's classes: 1 a value byte (tab, 0x20-0x7e, >= 0x80), 2 a token byte, 4 a request target byte (0x21-0x7e)
+static uint8_t SCAN_BYTE[256];
+static uint8_t SCAN_LOWER[256];
+// the names a line's code refers to: 1 to scan_count, lower case; scan_lens has bit n set when one is n bytes long
+static struct {
+  uint8_t len;
+  uint8_t s[SCAN_NAME_MAX];
+} scan_names[SCAN_NAMES + 1];
+static int scan_count;
+static uint64_t scan_lens;
+
+static void scan_bytes(void) {
+  if (SCAN_BYTE['a']) return;
+  for (int c = 0; c < 256; c++) {
+    uint8_t k = 0;
+    if (c == '\t' || (c >= 0x20 && c != 0x7f)) k |= 1;
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+        (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL))
+      k |= 2;
+    if (c >= 0x21 && c <= 0x7e) k |= 4;
+    SCAN_BYTE[c] = k;
+    SCAN_LOWER[c] = (uint8_t)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+  }
+}
+
+static int32_t scan_name_id(const uint8_t *n, size_t len) {
+  if (len >= 64 || !((scan_lens >> len) & 1)) return 0;
+  for (int i = 1; i <= scan_count; i++) {
+    if (scan_names[i].len != len) continue;
+    size_t k = 0;
+    while (k < len && SCAN_LOWER[n[k]] == scan_names[i].s[k]) k++;
+    if (k == len) return i;
+  }
+  return 0;
+}
+
+#define IS_DIGIT(c) ((c) >= '0' && (c) <= '9')
+#define IS_OWS(c) ((c) == ' ' || (c) == '\t')
+// the entry of the head starting at p into out (SCAN_ENTRY ints of room): the ints written, 0 for none
+static size_t scan_head(const uint8_t *p, size_t len, int32_t *out) {
+  if (len > SCAN_MAX) len = SCAN_MAX;
+  if (len < 16) return 0;
+  int32_t flags;
+  size_t from = 0; // a request's target
+  if (memcmp(p, "HTTP/1.", 7) == 0)
+    flags = SCAN_GOOD_RESPONSE;
+  else if (memcmp(p, "GET /", 5) == 0)
+    flags = SCAN_GOOD_REQUEST, from = 4;
+  else if (memcmp(p, "HEAD /", 6) == 0)
+    flags = SCAN_GOOD_REQUEST, from = 5;
+  else
+    return 0;
+  size_t eol = 0;
+  while (eol < len && (SCAN_BYTE[p[eol]] & 1)) eol++;
+  if (eol + 1 >= len || p[eol] != '\r' || p[eol + 1] != '\n') return 0;
+  if (flags == SCAN_GOOD_RESPONSE) {
+    // HTTP/1.[01] DDD, then the end of the line or a space and the reason
+    if (eol < 12 || (p[7] != '0' && p[7] != '1') || p[8] != ' ' || !IS_DIGIT(p[9]) || !IS_DIGIT(p[10]) ||
+        !IS_DIGIT(p[11]) || (eol > 12 && p[12] != ' '))
+      flags = 0;
+  } else if (eol < from + 10 || memcmp(p + eol - 9, " HTTP/1.1", 9) != 0)
+    flags = 0;
+  else
+    for (size_t k = from; k < eol - 9; k++)
+      if (!(SCAN_BYTE[p[k]] & 4)) {
+        flags = 0;
+        break;
+      }
+  out[3] = (int32_t)eol;
+  size_t n = 0, pos = eol + 2;
+  for (;;) {
+    if (pos + 1 >= len) return 0; // not all of the head is here
+    if (p[pos] == '\r') {
+      if (p[pos + 1] != '\n') return 0;
+      break; // the empty line
+    }
+    if (n == SCAN_LINES) return 0;
+    size_t q = pos;
+    while (q < len && (SCAN_BYTE[p[q]] & 2)) q++;
+    size_t tok = q;
+    while (q < len && (SCAN_BYTE[p[q]] & 1)) q++;
+    if (q + 1 >= len || p[q] != '\r' || p[q + 1] != '\n') return 0;
+    int32_t colon = -1, code = 0;
+    if (tok < q && p[tok] == ':')
+      colon = (int32_t)tok;
+    else {
+      const uint8_t *c = memchr(p + tok, ':', q - tok);
+      if (c != NULL) colon = (int32_t)(c - p);
+    }
+    if (tok == pos || colon != (int32_t)tok) flags &= ~SCAN_GOOD_REQUEST; // a request's line: token ":" value
+    if (colon >= 0) {
+      size_t c = (size_t)colon;
+      code = scan_name_id(p + pos, c - pos);
+      if (p[c + 1] == ' ' && (c + 2 == q || (!IS_OWS(p[c + 2]) && !IS_OWS(p[q - 1])))) code |= SCAN_PLAIN;
+    }
+    int32_t *l = out + 4 + 4 * n;
+    l[0] = (int32_t)pos;
+    l[1] = colon;
+    l[2] = (int32_t)q;
+    l[3] = code;
+    n++;
+    pos = q + 2;
+  }
+  out[0] = (int32_t)(pos - 2);
+  out[1] = flags;
+  out[2] = (int32_t)n;
+  return 4 + 4 * n;
+}
+
+// the entry of the round's last record, a read of len bytes at p
+static void scan_record(kdp_tcp *t, const uint8_t *p, size_t len) {
+  if (t->heads == NULL || scan_count == 0 || t->hoff + SCAN_ENTRY > t->heads_len) return;
+  size_t w = scan_head(p, len, t->heads + t->hoff);
+  if (w == 0) return;
+  t->heads[t->count - 1] = (int32_t)t->hoff;
+  t->hoff += w;
+}
 
 #ifdef KDP_H2
 static void h2_free(struct h2_conn *c);
@@ -195,6 +333,7 @@ static void tls_round(kdp_tcp *t, tls_slot *sl, int32_t id, int fd) {
   int flags = BIO_ctrl_pending(SSL_get_wbio(ssl)) > 0 ? 1 : 0;
   if (got > 0) {
     RECORD(t, id, t->off, got, end == 1 ? flags : 0);
+    scan_record(t, t->arena + t->off, got);
     t->off += got;
   }
   if (end != 1)
@@ -309,6 +448,7 @@ static void on_ready(uv_poll_t *h, int status, int events) {
   int n = epoll_wait(t->ep, evs, (int)max, 0);
   t->off = 0;
   t->count = 0;
+  t->hoff = t->meta_len;
   t->in_round = true;
 #ifdef KDP_H2
   pump_round(t); // first the sessions with input left from an earlier round
@@ -330,7 +470,10 @@ static void on_ready(uv_poll_t *h, int status, int events) {
       ssize_t r = read(fd, t->arena + t->off, want);
       if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) continue;
       RECORD(t, id, t->off, r < 0 ? -errno : r, 0);
-      if (r > 0) t->off += (size_t)r;
+      if (r > 0) {
+        scan_record(t, t->arena + t->off, (size_t)r);
+        t->off += (size_t)r;
+      }
     } else if (sl->mode == MODE_PEEK) {
       // JavaScript attaches an SSL or gives the socket back before the next round (else it would be ready again)
       ssize_t r = recv(fd, t->arena + t->off, want, MSG_PEEK);
@@ -367,6 +510,7 @@ static void on_ready(uv_poll_t *h, int status, int events) {
   while (t->pump_len > 0) {
     t->off = 0;
     t->count = 0;
+    t->hoff = t->meta_len;
     t->in_round = true;
     pump_round(t);
     if (t->count == 0) break;
@@ -376,11 +520,17 @@ static void on_ready(uv_poll_t *h, int status, int events) {
 #endif
 }
 
-// create(arena: Buffer, meta: Int32Array (quads), onBatch: (count) => void) -> external
+// create(arena: Buffer, meta: Int32Array (quads), onBatch: (count) => void, heads?: Int32Array) -> external
+// (heads: where the round's reads get their HTTP/1 head entries, once headNames gave the names; room for the
+// meta's records, then the entries)
 static napi_value create(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3) {
+    napi_throw_error(env, "EINVAL", "create(arena, meta, onBatch, heads?)");
+    return NULL;
+  }
   kdp_tcp *t = calloc(1, sizeof *t);
   t->env = env;
   void *data;
@@ -399,6 +549,17 @@ static napi_value create(napi_env env, napi_callback_info info) {
   CHECK(napi_create_reference(env, argv[0], 1, &t->arena_ref));
   CHECK(napi_create_reference(env, argv[1], 1, &t->meta_ref));
   CHECK(napi_create_reference(env, argv[2], 1, &t->cb_ref));
+  bool typed = false;
+  if (argc > 3) CHECK(napi_is_typedarray(env, argv[3], &typed));
+  if (typed) {
+    CHECK(napi_get_typedarray_info(env, argv[3], &type, &len, &data, &ab, &byte_off));
+    if (type == napi_int32_array && len >= t->meta_len + SCAN_ENTRY) {
+      t->heads = data;
+      t->heads_len = len;
+      CHECK(napi_create_reference(env, argv[3], 1, &t->heads_ref));
+      scan_bytes();
+    }
+  }
   napi_value name;
   CHECK(napi_create_string_utf8(env, "kdp_tcp", NAPI_AUTO_LENGTH, &name));
   CHECK(napi_async_init(env, NULL, name, &t->actx));
@@ -1757,6 +1918,58 @@ static napi_value h2_done(napi_env env, napi_callback_info info) {
 }
 #endif
 
+// headNames(names: string[]) -> 0 | -EINVAL: the names a head line's code refers to (index 0 unused; lower case,
+// at most SCAN_NAME_MAX - 1 bytes, at most SCAN_NAMES); given once, before heads are scanned (none are before)
+static napi_value head_names(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], v;
+  uint32_t n = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
+      napi_get_array_length(env, argv[0], &n) != napi_ok || n > SCAN_NAMES + 1)
+    return err_value(env, EINVAL);
+  scan_count = 0;
+  scan_lens = 0;
+  for (uint32_t i = 1; i < n; i++) {
+    size_t l = 0;
+    if (napi_get_element(env, argv[0], i, &v) != napi_ok ||
+        napi_get_value_string_latin1(env, v, (char *)scan_names[i].s, SCAN_NAME_MAX, &l) != napi_ok ||
+        l == 0 || l >= SCAN_NAME_MAX - 1 || l >= 64) {
+      scan_count = 0;
+      scan_lens = 0;
+      return err_value(env, EINVAL);
+    }
+    scan_names[i].len = (uint8_t)l;
+    scan_lens |= (uint64_t)1 << l;
+  }
+  scan_bytes();
+  scan_count = (int)n - 1;
+  return err_value(env, 0);
+}
+
+// headScan(buf: Buffer) -> Int32Array | null: scan_head alone, for tests (the names of headNames)
+static napi_value head_scan(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], ab, out;
+  void *data;
+  size_t len;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
+      napi_get_buffer_info(env, argv[0], &data, &len) != napi_ok)
+    return err_value(env, EINVAL);
+  scan_bytes();
+  int32_t room[SCAN_ENTRY];
+  size_t w = scan_head(data, len, room);
+  if (w == 0) {
+    napi_get_null(env, &out);
+    return out;
+  }
+  void *copy;
+  if (napi_create_arraybuffer(env, w * sizeof *room, &copy, &ab) != napi_ok ||
+      napi_create_typedarray(env, napi_int32_array, w, ab, 0, &out) != napi_ok)
+    return err_value(env, ENOMEM);
+  memcpy(copy, room, w * sizeof *room);
+  return out;
+}
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   const struct {
@@ -1764,7 +1977,7 @@ NAPI_MODULE_INIT() {
     napi_callback cb;
   } fns[] = {{"create", create}, {"watch", watch}, {"unwatch", unwatch}, {"forget", forget}, {"writeLatin1", write_latin1}, {"peek", peek},
       {"listen", listen_fd}, {"closeFd", close_fd}, {"writeBuffer", write_buffer}, {"shutdownWrite", shutdown_write}, {"tlsContext", tls_context}, {"tlsAttach", tls_attach},
-      {"tlsWrite", tls_write},       {"tlsFlush", tls_flush}, {"tlsEnd", tls_end},
+      {"tlsWrite", tls_write},       {"tlsFlush", tls_flush}, {"tlsEnd", tls_end}, {"headNames", head_names}, {"headScan", head_scan},
 #ifdef KDP_H2
       {"h2Respond", h2_respond}, {"h2RespondLines", h2_respond_lines}, {"h2Lines", h2_lines},
       {"h2Data", h2_data}, {"h2Trailers", h2_trailers}, {"h2Reset", h2_reset},

@@ -1,11 +1,11 @@
-// The fast front's two head checks (ingress/fast-front.ts GOOD_REQUEST_HEAD, GOOD_UPSTREAM_HEAD), each one anchored
+// The fast front's two head checks (ingress/head-scan.ts GOOD_REQUEST_HEAD, GOOD_UPSTREAM_HEAD), each one anchored
 // regexp of a good head's shape, against the checks they replaced, written as searches for what is refused: a
 // control byte (tab aside), a CR or LF outside a CRLF, obs-fold, a request line other than GET/HEAD of an
 // origin-form target over HTTP/1.1, a header name that is not a token; an upstream status line other than
 // HTTP/1.x NNN [reason]. Random heads from an alphabet of the bytes that matter, plus the cases by name.
 import t from 'tap';
 import type { Test } from 'tap';
-import { GOOD_REQUEST_HEAD, GOOD_UPSTREAM_HEAD } from '../../../ingress/fast-front.ts';
+import { GOOD_REQUEST_HEAD, GOOD_UPSTREAM_HEAD } from '../../../ingress/head-scan.ts';
 
 /* eslint-disable no-control-regex -- control bytes are what these checks are about */
 const BAD_BYTES = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n/;
