@@ -157,14 +157,15 @@ static napi_value err_value(napi_env env, int err) {
 #define SCAN_NAME_MAX 48
 // a byte's classes: 1 a value byte (tab, 0x20-0x7e, >= 0x80), 2 a token byte, 4 a request target byte (0x21-0x7e)
 static uint8_t SCAN_BYTE[256];
-static uint8_t SCAN_LOWER[256];
-// the names a line's code refers to: 1 to scan_count, lower case; scan_lens has bit n set when one is n bytes long
+// the names a line's code refers to: 1 to scan_count, lower case; by length, the indexes of the
+// names that long
+#define SCAN_SAME_LENGTH 16
 static struct {
   uint8_t len;
   uint8_t s[SCAN_NAME_MAX];
 } scan_names[SCAN_NAMES + 1];
 static int scan_count;
-static uint64_t scan_lens;
+static uint8_t scan_by_len[64][SCAN_SAME_LENGTH], scan_len_n[64];
 
 static void scan_bytes(void) {
   if (SCAN_BYTE['a']) return;
@@ -176,19 +177,54 @@ static void scan_bytes(void) {
       k |= 2;
     if (c >= 0x21 && c <= 0x7e) k |= 4;
     SCAN_BYTE[c] = k;
-    SCAN_LOWER[c] = (uint8_t)(c >= 'A' && c <= 'Z' ? c + 32 : c);
   }
 }
 
+// The index of the name n (len bytes, value bytes) among the names, compared without case: the names are of
+// a-z, 0-9 and '-' only (headNames), bytes with bit 0x20 set, and no value byte but A-Z becomes one of them
+// when that bit is set (those that would, 0x0d and 0x12, are control bytes): so n's bytes | 0x20, 8 at a time.
+#define BYTES_OF(b) (0x0101010101010101ULL * (b))
 static int32_t scan_name_id(const uint8_t *n, size_t len) {
-  if (len >= 64 || !((scan_lens >> len) & 1)) return 0;
-  for (int i = 1; i <= scan_count; i++) {
-    if (scan_names[i].len != len) continue;
+  if (len >= SCAN_NAME_MAX) return 0;
+  for (int j = 0; j < scan_len_n[len]; j++) {
+    const uint8_t *s = scan_names[scan_by_len[len][j]].s;
+    if ((n[0] | 0x20) != s[0]) continue;
     size_t k = 0;
-    while (k < len && SCAN_LOWER[n[k]] == scan_names[i].s[k]) k++;
-    if (k == len) return i;
+    for (; k + 8 <= len; k += 8) {
+      uint64_t a, b;
+      memcpy(&a, n + k, 8);
+      memcpy(&b, s + k, 8);
+      if ((a | BYTES_OF(0x20)) != b) break;
+    }
+    if (k + 8 <= len) continue;
+    while (k < len && (n[k] | 0x20) == s[k]) k++;
+    if (k == len) return scan_by_len[len][j];
   }
   return 0;
+}
+
+// from q, where the run of value bytes ends (a byte below 0x20 but tab, or 0x7f): 8 bytes at a time, the first
+// such byte of a word found from the word's bits (little-endian: the lowest flagged byte is the first; the bits
+// above it may be borrows, never below it); a tab flagged is passed over
+static size_t value_run(const uint8_t *p, size_t q, size_t len) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  while (q + 8 <= len) {
+    uint64_t w, x;
+    memcpy(&w, p + q, 8);
+    x = w ^ BYTES_OF(0x7f);
+    // a byte below 0x20 (bytes from 0x80 up excluded by ~w), a byte that was 0x7f (a zero byte of x)
+    uint64_t m = (((w - BYTES_OF(0x20)) & ~w) | ((x - BYTES_OF(1)) & ~x)) & BYTES_OF(0x80);
+    if (m == 0) {
+      q += 8;
+      continue;
+    }
+    size_t k = q + ((size_t)__builtin_ctzll(m) >> 3);
+    if (p[k] != '\t') return k;
+    q = k + 1;
+  }
+#endif
+  while (q < len && (SCAN_BYTE[p[q]] & 1)) q++;
+  return q;
 }
 
 #define IS_DIGIT(c) ((c) >= '0' && (c) <= '9')
@@ -207,8 +243,7 @@ static size_t scan_head(const uint8_t *p, size_t len, int32_t *out) {
     flags = SCAN_GOOD_REQUEST, from = 5;
   else
     return 0;
-  size_t eol = 0;
-  while (eol < len && (SCAN_BYTE[p[eol]] & 1)) eol++;
+  size_t eol = value_run(p, 0, len);
   if (eol + 1 >= len || p[eol] != '\r' || p[eol + 1] != '\n') return 0;
   if (flags == SCAN_GOOD_RESPONSE) {
     // HTTP/1.[01] DDD, then the end of the line or a space and the reason
@@ -232,11 +267,10 @@ static size_t scan_head(const uint8_t *p, size_t len, int32_t *out) {
       break; // the empty line
     }
     if (n == SCAN_LINES) return 0;
-    size_t q = pos;
-    while (q < len && (SCAN_BYTE[p[q]] & 2)) q++;
-    size_t tok = q;
-    while (q < len && (SCAN_BYTE[p[q]] & 1)) q++;
+    size_t q = value_run(p, pos, len);
     if (q + 1 >= len || p[q] != '\r' || p[q + 1] != '\n') return 0;
+    size_t tok = pos; // (the CR at q ends the token at the latest)
+    while (SCAN_BYTE[p[tok]] & 2) tok++;
     int32_t colon = -1, code = 0;
     if (tok < q && p[tok] == ':')
       colon = (int32_t)tok;
@@ -1928,18 +1962,18 @@ static napi_value head_names(napi_env env, napi_callback_info info) {
       napi_get_array_length(env, argv[0], &n) != napi_ok || n > SCAN_NAMES + 1)
     return err_value(env, EINVAL);
   scan_count = 0;
-  scan_lens = 0;
+  memset(scan_len_n, 0, sizeof scan_len_n);
   for (uint32_t i = 1; i < n; i++) {
     size_t l = 0;
     if (napi_get_element(env, argv[0], i, &v) != napi_ok ||
         napi_get_value_string_latin1(env, v, (char *)scan_names[i].s, SCAN_NAME_MAX, &l) != napi_ok ||
-        l == 0 || l >= SCAN_NAME_MAX - 1 || l >= 64) {
-      scan_count = 0;
-      scan_lens = 0;
+        l == 0 || l >= SCAN_NAME_MAX - 1 || scan_len_n[l] == SCAN_SAME_LENGTH ||
+        strspn((char *)scan_names[i].s, "abcdefghijklmnopqrstuvwxyz0123456789-") != l) {
+      memset(scan_len_n, 0, sizeof scan_len_n);
       return err_value(env, EINVAL);
     }
     scan_names[i].len = (uint8_t)l;
-    scan_lens |= (uint64_t)1 << l;
+    scan_by_len[l][scan_len_n[l]++] = (uint8_t)i;
   }
   scan_bytes();
   scan_count = (int)n - 1;
