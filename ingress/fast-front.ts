@@ -17,6 +17,7 @@
 // the body de-chunked. node:http2's streams (FastFront.stream) answer through the core API (respond()), the
 // others going to node:http2's compat layer; the addon's sessions (ingress/h2-session.ts) answer through the
 // addon, the others relayed to the same general path.
+import { performance } from 'node:perf_hooks';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { connect as netConnect, Socket as NetSocket } from 'node:net';
 import type { Socket } from 'node:net';
@@ -41,6 +42,7 @@ import {
   release,
   resumeReads,
   scannedHead,
+  scannedText,
   startTls,
   stopPeek,
   tcpIoUnavailable,
@@ -621,7 +623,7 @@ export class Exchange {
       // the addon's entry for the head, when this read starts with it (else the head's text is scanned here)
       const at = this.#buf === undefined ? scannedHead(b) : 0;
       const buf = this.#buf ? Buffer.concat([this.#buf, b]) : b;
-      const text = headText(buf);
+      const text = at !== 0 ? scannedText(buf) : headText(buf);
       const end = at !== 0 ? headTable()![at + SCAN_END]! : headEnd(buf, text);
       if (end < 0) {
         if (buf.length > 64 * 1024) return this.#fail();
@@ -629,15 +631,8 @@ export class Exchange {
         return;
       }
       this.#buf = undefined;
-      const more = buf.length > end + 4;
       const head = headOf(buf, text, end);
-      const ok = this.#head(
-        head,
-        at !== 0 ? headTable()! : SCANNER.scan(head),
-        at,
-        more ? buf.subarray(end + 4) : undefined,
-        more ? text?.slice(end + 4) : undefined,
-      );
+      const ok = this.#head(head, at !== 0 ? headTable()! : SCANNER.scan(head), at, buf, end + 4, text);
       if (!ok) this.#fail();
       return;
     }
@@ -652,9 +647,11 @@ export class Exchange {
 
   /**
    * Parses the response head (from the status line to the CRLF of its last header line; its lines in the entry
-   * `table[e...]` of ingress/head-scan.ts), writes it and any body bytes that came with it to the client.
+   * `table[e...]` of ingress/head-scan.ts), writes it and any body bytes that came with it (`read` from `from` on;
+   * `text`: the read as latin1, when the caller has it) to the client.
    */
-  #head(head: string, table: Int32Array, e: number, rest: Buffer | undefined, restText?: string): boolean {
+  #head(head: string, table: Int32Array, e: number, read: Buffer, from: number, text: string | undefined): boolean {
+    const more = read.length - from; // body bytes in the read
     if ((table[e + SCAN_FLAGS]! & GOOD_RESPONSE) === 0) return false;
     let eol = table[e + SCAN_FIRST_EOL]!;
     // 'HTTP/1.x DDD'
@@ -663,7 +660,7 @@ export class Exchange {
     if (status >= 100 && status < 200) {
       if (status === 101) return false;
       // an interim response (103 Early Hints, ...): dropped, the final one follows
-      if (rest) this.onData(rest);
+      if (more > 0) this.onData(read.subarray(from));
       return true;
     }
     const http10 = head.charCodeAt(7) === 48;
@@ -736,10 +733,10 @@ export class Exchange {
     }
     if (h2 !== undefined) {
       const lines = out + this.#front.texts.serverLine;
-      if (state === enum_.LENGTH && rest !== undefined && rest.length >= length) {
+      if (state === enum_.LENGTH && more > 0 && more >= length) {
         // the whole body came with the head: head, body and end in one go
-        if (!h2.respond(code, lines, true, rest.length > length ? rest.subarray(0, length) : rest)) return false;
-        if (rest.length > length) this.#keepUpstream = false; // more than announced: out of step
+        if (!h2.respond(code, lines, true, read.subarray(from, from + length))) return false;
+        if (more > length) this.#keepUpstream = false; // more than announced: out of step
         this.#rec.bytes += length;
         this.#finish();
         return true;
@@ -750,7 +747,7 @@ export class Exchange {
       this.#cstate = 0;
       this.#line = '';
       if (state === enum_.DONE) this.#finish();
-      else if (rest) this.#body(rest);
+      else if (more > 0) this.#body(read.subarray(from));
       return true;
     }
     if (this.#closeClient) out += 'connection: close\r\n';
@@ -766,11 +763,19 @@ export class Exchange {
       this.#finish();
       return true;
     }
-    if (!rest) {
+    if (more === 0) {
       front.writeRaw(out);
       return true;
     }
-    this.#body(rest, out, restText);
+    if (state === enum_.LENGTH && text !== undefined && more <= length) {
+      // what came of the body with the head (often all of it), as #body would send it: one write of one string
+      this.#remaining = length - more;
+      this.#rec.bytes += more;
+      front.writeRaw(out + text.slice(from));
+      if (this.#remaining === 0) this.#finish();
+      return true;
+    }
+    this.#body(read.subarray(from), out, text?.slice(from));
     return true;
   }
 
@@ -1154,7 +1159,7 @@ class ClientConn implements RequestFacts, ClientSide {
     }
     // the addon's entry for the head, when the read it came in starts with it (else its text is scanned here)
     const at = scannedHead(buf);
-    const text = headText(buf);
+    const text = at !== 0 ? scannedText(buf) : headText(buf);
     const end = at !== 0 ? headTable()![at + SCAN_END]! : headEnd(buf, text);
     const max = this.hooks.maxHeaderSize;
     if (end < 0) {

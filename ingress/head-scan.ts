@@ -7,7 +7,8 @@
 // compares them on random heads.
 //
 // An entry, from its index e: [e] the offset of the CRLF CRLF that ends the head; [e + 1] the shape bits
-// (GOOD_REQUEST, GOOD_RESPONSE); [e + 2] the number of header lines; [e + 3] where the start line's CRLF is; then
+// (GOOD_REQUEST, GOOD_RESPONSE); [e + 2] the number of header lines; [e + 3] where the start line's CRLF is;
+// [e + 4] the addon's: which of its round's strings is the read's text (-1: none, the read is over 2 KiB); then
 // per header line [start, colon, CRLF, code]: colon is the line's first ':' (-1: none), code the name's index in
 // the names the producer was given (0: another name; compared without case) | PLAIN when the line is in the form
 // the proxy forwards as it came (one space after the colon, no space or tab at either end of the value). Only an
@@ -32,8 +33,9 @@ export const SCAN_END = 0;
 export const SCAN_FLAGS = 1;
 export const SCAN_COUNT = 2;
 export const SCAN_FIRST_EOL = 3;
+export const SCAN_TEXT = 4;
 /** where an entry's first line starts; each line takes SCAN_LINE ints */
-export const SCAN_LINES = 4;
+export const SCAN_LINES = 5;
 export const SCAN_LINE = 4;
 export const GOOD_REQUEST = 1;
 export const GOOD_RESPONSE = 2;
@@ -89,6 +91,7 @@ export class HeadScanner {
     let out = this.#out;
     out[SCAN_END] = head.length - 2;
     out[SCAN_COUNT] = 0;
+    out[SCAN_TEXT] = -1;
     const good = head.startsWith('HTTP/')
       ? GOOD_UPSTREAM_HEAD.test(head)
         ? GOOD_RESPONSE

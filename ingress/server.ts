@@ -1,6 +1,7 @@
 // The data path: HTTP on one port, HTTPS (HTTP/1.1 and HTTP/2, certificate by SNI) on another. Each request
 // reads the current RouteTable once (an atomic reference swap installs a new one; connections, WebSockets
 // included, are never cut by a change) and is proxied straight to an endpoint pod IP over keep-alive pools.
+import { performance } from 'node:perf_hooks';
 import { STATUS_CODES, createServer as createHttpServer } from 'node:http';
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import {

@@ -37,7 +37,12 @@ import { KdpError } from '../src/common/errors.ts';
 export type TcpIo = 'auto' | 'batch' | 'node';
 
 interface Native {
-  create(arena: Buffer, meta: Int32Array, onBatch: (count: number) => void, heads?: Int32Array): object;
+  create(
+    arena: Buffer,
+    meta: Int32Array,
+    onBatch: (count: number, ...texts: string[]) => void,
+    heads?: Int32Array,
+  ): object;
   /** the names a scanned head's line codes refer to (ingress/head-scan.ts): 0, or -EINVAL */
   headNames?(names: readonly string[]): number;
   /** the addon's entry for a head at the start of `buf` (ingress/head-scan.ts), null for none: for tests */
@@ -135,9 +140,10 @@ interface Io {
   nextId: number;
 }
 let io: Io | undefined;
-/** the read being delivered, and its head entry's index in io.heads (0: none) */
+/** the read being delivered, its head entry's index in io.heads (0: none) and its text (when the addon gave it) */
 let scanned: Buffer | undefined;
 let scannedAt = 0;
+let scannedString: string | undefined;
 const ADOPTED = Symbol('kdp.adopted');
 type Tagged = Socket & { [ADOPTED]?: Adopted | undefined };
 /** the socket's Adopted (a property on the socket: a WeakMap lookup per write cost more) */
@@ -177,8 +183,10 @@ export function assertTcpIo(want: TcpIo): void {
 
 // a round reads at most 64 sockets; an HTTP/2 session may make hundreds of records from one read
 const RECORDS = 2048;
-/** a head entry's room in the addon: 4 ints, then 4 per line, at most 64 lines (kdp_tcp.c SCAN_ENTRY) */
-const HEAD_ENTRY = 4 + 4 * 64;
+/** a head entry's room in the addon: 5 ints, then 4 per line, at most 64 lines (kdp_tcp.c SCAN_ENTRY) */
+const HEAD_ENTRY = 5 + 4 * 64;
+/** an entry's slot: which of the round's strings is the read's text (ingress/head-scan.ts SCAN_TEXT) */
+const ENTRY_TEXT = 4;
 
 /**
  * Opens the batched I/O over `arena` (once per process); false when the addon does not load. With `headNames`
@@ -193,7 +201,7 @@ export function openTcpIo(arena: Buffer, headNames?: readonly string[]): boolean
   const scan = headNames !== undefined && n.headNames?.(headNames) === 0;
   // the round's records' entry indexes, then at most one entry per socket read (64 a round)
   const heads = scan ? new Int32Array(RECORDS + 64 * HEAD_ENTRY) : undefined;
-  const t = n.create(arena, meta, (count) => batch(count), heads);
+  const t = n.create(arena, meta, (count, ...texts) => batch(count, texts), heads);
   io = { n, t, arena, meta, heads, byId, nextId: 1 };
   return true;
 }
@@ -211,6 +219,11 @@ export function chooseTcpIo(arena: Buffer, want: TcpIo, headNames?: readonly str
  */
 export function scannedHead(buf: Uint8Array): number {
   return buf === scanned ? scannedAt : 0;
+}
+
+/** The text of the read scannedHead found a head in, as latin1, when the addon gave it (a read of at most 2 KiB). */
+export function scannedText(buf: Uint8Array): string | undefined {
+  return buf === scanned ? scannedString : undefined;
 }
 
 /** the table scannedHead's indexes are in */
@@ -238,7 +251,8 @@ function unwatch(a: Adopted): void {
   a.watched = false;
 }
 
-function batch(count: number): void {
+/** `texts`: the strings of the round's scanned reads (each read's head entry says which) */
+function batch(count: number, texts: string[]): void {
   const { meta, byId, arena } = io!;
   for (let i = 0; i < count; i++) {
     const r = meta[i * 4 + 2]!;
@@ -261,10 +275,12 @@ function batch(count: number): void {
       if (heads !== undefined && heads[i] !== 0) {
         scanned = buf;
         scannedAt = heads[i]!;
+        const k = heads[scannedAt + ENTRY_TEXT]!;
+        scannedString = k >= 0 ? texts[k] : undefined;
         try {
           a.onRead(r, buf);
         } finally {
-          scanned = undefined;
+          scanned = scannedString = undefined;
         }
       } else a.onRead(r, buf);
     }

@@ -107,6 +107,9 @@ typedef struct {
   int32_t *heads;
   size_t heads_len, hoff;
   napi_ref heads_ref;
+  // the records of the round's scanned reads given to JavaScript as strings too (heads entry [4]: which one)
+  int32_t texts[MAX_EVENTS];
+  int32_t ntexts;
   int32_t next_id; // the ids of accepted connections (JavaScript's own stay under ACCEPT_IDS)
 } kdp_tcp;
 
@@ -149,7 +152,9 @@ static napi_value err_value(napi_env env, int err) {
 // none and JavaScript searches the text itself.
 #define SCAN_MAX 8192
 #define SCAN_LINES 64
-#define SCAN_ENTRY (4 + 4 * SCAN_LINES)
+#define SCAN_ENTRY (5 + 4 * SCAN_LINES)
+// a scanned read this long at most is given to JavaScript as a string too (the callback's arguments after the count)
+#define SCAN_TEXT_MAX 2048
 #define SCAN_GOOD_REQUEST 1
 #define SCAN_GOOD_RESPONSE 2
 #define SCAN_PLAIN 0x100
@@ -259,6 +264,7 @@ static size_t scan_head(const uint8_t *p, size_t len, int32_t *out) {
         break;
       }
   out[3] = (int32_t)eol;
+  out[4] = -1; // (scan_record: the read's string)
   size_t n = 0, pos = eol + 2;
   for (;;) {
     if (pos + 1 >= len) return 0; // not all of the head is here
@@ -284,7 +290,7 @@ static size_t scan_head(const uint8_t *p, size_t len, int32_t *out) {
       code = scan_name_id(p + pos, c - pos);
       if (p[c + 1] == ' ' && (c + 2 == q || (!IS_OWS(p[c + 2]) && !IS_OWS(p[q - 1])))) code |= SCAN_PLAIN;
     }
-    int32_t *l = out + 4 + 4 * n;
+    int32_t *l = out + 5 + 4 * n;
     l[0] = (int32_t)pos;
     l[1] = colon;
     l[2] = (int32_t)q;
@@ -295,7 +301,7 @@ static size_t scan_head(const uint8_t *p, size_t len, int32_t *out) {
   out[0] = (int32_t)(pos - 2);
   out[1] = flags;
   out[2] = (int32_t)n;
-  return 4 + 4 * n;
+  return 5 + 4 * n;
 }
 
 // the entry of the round's last record, a read of len bytes at p
@@ -304,6 +310,10 @@ static void scan_record(kdp_tcp *t, const uint8_t *p, size_t len) {
   size_t w = scan_head(p, len, t->heads + t->hoff);
   if (w == 0) return;
   t->heads[t->count - 1] = (int32_t)t->hoff;
+  if (len <= SCAN_TEXT_MAX && t->ntexts < MAX_EVENTS) {
+    t->heads[t->hoff + 4] = t->ntexts;
+    t->texts[t->ntexts++] = t->count - 1;
+  }
   t->hoff += w;
 }
 
@@ -382,12 +392,22 @@ static void deliver(kdp_tcp *t) {
   napi_env env = t->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  napi_value cb, recv, arg, result;
+  napi_value cb, recv, args[1 + MAX_EVENTS], result;
   napi_get_reference_value(env, t->cb_ref, &cb);
   napi_get_global(env, &recv);
-  napi_create_int32(env, t->count, &arg);
+  napi_create_int32(env, t->count, &args[0]);
+  // the scanned reads of at most SCAN_TEXT_MAX bytes as latin1 strings (made here without the argument checks and
+  // the typed array's buffer lookups of a latin1Slice call from JavaScript)
+  size_t argc = 1;
+  for (int32_t k = 0; k < t->ntexts; k++) {
+    int32_t *m = t->meta + t->texts[k] * 4;
+    if (napi_create_string_latin1(env, (const char *)t->arena + m[1], (size_t)m[2], &args[argc]) != napi_ok)
+      napi_get_undefined(env, &args[argc]);
+    argc++;
+  }
+  t->ntexts = 0;
   // a throw in JavaScript is an uncaught exception, as from any callback node makes out of its loop
-  if (napi_make_callback(env, t->actx, recv, cb, 1, &arg, &result) == napi_pending_exception) {
+  if (napi_make_callback(env, t->actx, recv, cb, argc, args, &result) == napi_pending_exception) {
     napi_value ex;
     napi_get_and_clear_last_exception(env, &ex);
     napi_fatal_exception(env, ex);
@@ -483,6 +503,7 @@ static void on_ready(uv_poll_t *h, int status, int events) {
   t->off = 0;
   t->count = 0;
   t->hoff = t->meta_len;
+  t->ntexts = 0;
   t->in_round = true;
 #ifdef KDP_H2
   pump_round(t); // first the sessions with input left from an earlier round
@@ -545,6 +566,7 @@ static void on_ready(uv_poll_t *h, int status, int events) {
     t->off = 0;
     t->count = 0;
     t->hoff = t->meta_len;
+    t->ntexts = 0;
     t->in_round = true;
     pump_round(t);
     if (t->count == 0) break;
@@ -554,7 +576,7 @@ static void on_ready(uv_poll_t *h, int status, int events) {
 #endif
 }
 
-// create(arena: Buffer, meta: Int32Array (quads), onBatch: (count) => void, heads?: Int32Array) -> external
+// create(arena: Buffer, meta: Int32Array (quads), onBatch: (count, ...texts) => void, heads?: Int32Array) -> external
 // (heads: where the round's reads get their HTTP/1 head entries, once headNames gave the names; room for the
 // meta's records, then the entries)
 static napi_value create(napi_env env, napi_callback_info info) {

@@ -6,6 +6,7 @@
 // loadbalance come before it, the answer is made from the query's bytes (the cache's encoded entries, the
 // encoded cluster answers kept per cluster-state generation), with the same bytes the chain would give,
 // loadbalance's shuffle and log's line. test/unit/dns/fast-path.test.ts compares the two.
+import { performance } from 'node:perf_hooks';
 import { createServer } from 'node:net';
 import type { Server as TcpServer, Socket } from 'node:net';
 import { errorMessage } from '../common/errors.ts';

@@ -3,6 +3,7 @@
 // that fail max_fails times in a row are down until a health check (". IN NS" every health_check) gets any
 // answer; with all upstreams down the client gets SERVFAIL at once. Identical questions in flight at once
 // (same spelling, type, RD and DO) share one exchange, as dnsmasq merges them.
+import { performance } from 'node:perf_hooks';
 import { randomInt } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';

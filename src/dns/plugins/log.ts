@@ -1,6 +1,7 @@
 // The log plugin (CoreDNS plugin/log): one line per query that passes through it, once its answer is on
 // the wire: client, protocol, id, type, name, rcode, size, TC and the time from this plugin to the write.
 // The server's fast path (answers reused from the query's bytes) writes the same line through line().
+import { performance } from 'node:perf_hooks';
 import type { Logger } from '../../common/log.ts';
 import type { DnsReply, DnsRequest, Next, Plugin } from '../chain.ts';
 import { onWritten } from '../chain.ts';
