@@ -67,8 +67,8 @@ import type { PathRoute, RouteTable, Upstream } from './types.ts';
 
 /** What ClientConn needs of the addon's HTTP/2 session of its connection (ingress/h2-session.ts). */
 export interface H2Connection {
-  /** a record of the addon's session */
-  record(rec: Buffer): void;
+  /** a record of the addon's session (`block`: a header block record's block as latin1, when the addon gave it) */
+  record(rec: Buffer, block?: string): void;
   /** streams in progress */
   readonly busy: boolean;
   /** the front's clock at the last record */
@@ -1039,10 +1039,10 @@ class ClientConn implements RequestFacts, ClientSide {
   #tls = false;
   /** HTTP/2 in the addon (ALPN h2) */
   #h2: H2Connection | undefined;
-  readonly #onH2 = (rec: Buffer): void =>
+  readonly #onH2 = (rec: Buffer, block: string | undefined): void =>
     (this.#h2 ??= this.hooks.h2Session!(this.#front, this.sock, this.ip, Number(this.#port), () =>
       this.#onEnd(0),
-    )).record(rec);
+    )).record(rec, block);
   readonly #onPeek = (n: number, buf: Buffer): void => {
     const hello = readClientHello(n === buf.length ? buf : buf.subarray(0, n));
     const ctx = typeof hello === 'object' ? this.hooks.tlsContextFor?.(hello) : undefined;

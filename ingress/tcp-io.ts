@@ -111,7 +111,8 @@ interface Adopted {
   /** TLS in the addon (tlsAttach): reads are plaintext, writes go through tlsWrite */
   tls: boolean;
   /** an HTTP/2 session in the addon: its records (H2Wire) */
-  onH2: ((rec: Buffer) => void) | undefined;
+  /** `block`: a header block record's block (after its 8 bytes) as latin1, when the addon gave it */
+  onH2: ((rec: Buffer, block: string | undefined) => void) | undefined;
   /** frames submitted since the last h2Flush (one flush per microtask checkpoint) */
   h2Dirty: boolean;
   /** after the session's frames went out (H2Wire's onFlushed) */
@@ -265,7 +266,8 @@ function batch(count: number, texts: string[]): void {
     if (a === undefined || !alive(a.sock)) continue;
     if (meta[i * 4 + 3] === H2_RECORD) {
       const off = meta[i * 4 + 1]!;
-      a.onH2?.(arena.subarray(off, off + r));
+      const k = io!.heads !== undefined ? io!.heads[i]! : 0;
+      a.onH2?.(arena.subarray(off, off + r), k < 0 ? texts[-1 - k] : undefined);
       continue;
     }
     if (r > 0) {
@@ -500,7 +502,7 @@ export function startTls(
   sock: Socket,
   ctx: object,
   onRead: (n: number, buf: Buffer) => void,
-  onH2?: (rec: Buffer) => void,
+  onH2?: (rec: Buffer, block: string | undefined) => void,
 ): boolean {
   const a = adopted.get(sock);
   if (a === undefined || !alive(sock)) return false;

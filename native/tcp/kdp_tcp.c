@@ -57,6 +57,8 @@
 #endif
 
 #define MAX_EVENTS 64
+// at most this many of a round's records are given to JavaScript as strings too
+#define TEXTS_MAX 256
 #define READ_MAX 65536
 // room kept free in the arena for what OpenSSL may hold of a partial record, beyond what is read this round
 #define TLS_ROOM (20 * 1024)
@@ -102,19 +104,23 @@ typedef struct {
   int32_t *pump;
   size_t pump_len, pump_cap;
   bool in_round; // records are being made (not while JavaScript runs)
-  // HTTP/1 heads (scan_head): heads[i] for record i of the round is the index of its read's entry (0: none);
-  // entries from heads[meta_len] on, the next at hoff
+  // HTTP/1 heads (scan_head): heads[i] for record i of the round is the index of its read's entry (0: none; an
+  // HTTP/2 header block's record: -1 - k, its block is the round's string k); entries from heads[meta_len] on,
+  // the next at hoff
   int32_t *heads;
   size_t heads_len, hoff;
   napi_ref heads_ref;
-  // the records of the round's scanned reads given to JavaScript as strings too (heads entry [4]: which one)
-  int32_t texts[MAX_EVENTS];
+  // the records given to JavaScript as strings too (the callback's arguments after the count): scanned reads (heads
+  // entry [4]: which one) and HTTP/2 header blocks
+  int32_t texts[TEXTS_MAX];
   int32_t ntexts;
   int32_t next_id; // the ids of accepted connections (JavaScript's own stay under ACCEPT_IDS)
 } kdp_tcp;
 
 #define ACCEPT_IDS 0x40000000
 #define ACCEPTED 4
+// a record of an HTTP/2 session (its bytes in the arena)
+#define H2_RECORD 2
 // at most this many connections accepted from one listener per round: the connections already open go first (as
 // nginx's one accept per event). Measured with wrk, new connection per request: 1 gave nginx's latency at ~10%
 // more CPU per request, 4 the least CPU at 1.5x nginx's p50, 2 between (bench/ingress, https-new)
@@ -310,7 +316,7 @@ static void scan_record(kdp_tcp *t, const uint8_t *p, size_t len) {
   size_t w = scan_head(p, len, t->heads + t->hoff);
   if (w == 0) return;
   t->heads[t->count - 1] = (int32_t)t->hoff;
-  if (len <= SCAN_TEXT_MAX && t->ntexts < MAX_EVENTS) {
+  if (len <= SCAN_TEXT_MAX && t->ntexts < TEXTS_MAX) {
     t->heads[t->hoff + 4] = t->ntexts;
     t->texts[t->ntexts++] = t->count - 1;
   }
@@ -392,16 +398,19 @@ static void deliver(kdp_tcp *t) {
   napi_env env = t->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  napi_value cb, recv, args[1 + MAX_EVENTS], result;
+  napi_value cb, recv, args[1 + TEXTS_MAX], result;
   napi_get_reference_value(env, t->cb_ref, &cb);
   napi_get_global(env, &recv);
   napi_create_int32(env, t->count, &args[0]);
-  // the scanned reads of at most SCAN_TEXT_MAX bytes as latin1 strings (made here without the argument checks and
-  // the typed array's buffer lookups of a latin1Slice call from JavaScript)
+  // the scanned reads of at most SCAN_TEXT_MAX bytes and the HTTP/2 header blocks (after the record's 8 bytes) as
+  // latin1 strings (made here without the argument checks and the typed array's buffer lookups of a latin1Slice
+  // or toString call from JavaScript)
   size_t argc = 1;
   for (int32_t k = 0; k < t->ntexts; k++) {
     int32_t *m = t->meta + t->texts[k] * 4;
-    if (napi_create_string_latin1(env, (const char *)t->arena + m[1], (size_t)m[2], &args[argc]) != napi_ok)
+    size_t skip = m[3] == H2_RECORD ? 8 : 0;
+    if (napi_create_string_latin1(env, (const char *)t->arena + m[1] + skip, (size_t)m[2] - skip, &args[argc]) !=
+        napi_ok)
       napi_get_undefined(env, &args[argc]);
     argc++;
   }
@@ -1150,7 +1159,6 @@ static napi_value tls_end(napi_env env, napi_callback_info info) {
 // The response goes back with h2Respond / h2Data / h2Trailers / h2Reset, frames are made by h2Flush (the
 // SSL's ciphertext then goes out as for tlsWrite). Request bodies are flow-controlled by h2Consume: the window
 // opens only for what JavaScript took.
-#define H2_RECORD 2
 #define H2_HEADERS 1
 #define H2_DATA 2
 #define H2_CLOSE 3
@@ -1296,6 +1304,10 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud) {
     memcpy(p, c->hb, c->hb_len);
     p[-6] = c->hb_flags; // (byte 2 of the record's head)
     c->hb_len = 0;
+    if (t->heads != NULL && t->ntexts < TEXTS_MAX) {
+      t->heads[t->count - 1] = -1 - t->ntexts;
+      t->texts[t->ntexts++] = t->count - 1;
+    }
   } else if (f->hd.type == NGHTTP2_HEADERS && (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
              f->headers.cat == NGHTTP2_HCAT_HEADERS) {
     // request trailers: dropped (as the HTTP/1.1 front drops chunked trailers); the body ends here
