@@ -40,6 +40,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1177,15 +1178,17 @@ static napi_value tls_end(napi_env env, napi_callback_info info) {
 #define H2_SLICE_RECORDS (2 * H2_SLICE / 9 + 2)
 #define H2_ROOM (2 * (H2_MAX_HEADERS + 16 * 1024 + 64) + H2_SLICE_RECORDS * 12)
 
+#define H2_OUT_SMALL 512
 typedef struct h2_out {
   struct h2_out *prev, *next; // the session's responses in progress
-  uint8_t *buf; // queued body bytes: [pos, len)
+  uint8_t *buf; // queued body bytes: [pos, len); `small` until more is queued
   size_t len, cap, pos;
   bool end;      // the body ends after buf
   bool deferred; // the data source said DEFERRED: resume when bytes come
   nghttp2_nv *trailers;
   size_t ntrailers;
   uint8_t *trailer_bytes;
+  uint8_t small[H2_OUT_SMALL]; // (most bodies the lane answers are small: no allocation for them)
 } h2_out;
 
 typedef struct h2_conn {
@@ -1334,7 +1337,7 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t stream, cons
 }
 
 static void out_free_unlinked(h2_out *o) {
-  free(o->buf);
+  if (o->buf != o->small) free(o->buf);
   free(o->trailers);
   free(o->trailer_bytes);
   free(o);
@@ -1618,10 +1621,11 @@ static bool append(h2_out *o, const uint8_t *p, size_t len) {
       o->pos = 0;
     }
     if (o->len + len > o->cap) {
-      size_t cap = o->cap ? o->cap : 1024; // (most bodies the lane answers are small)
+      size_t cap = o->cap > H2_OUT_SMALL ? o->cap : 1024;
       while (cap < o->len + len) cap *= 2;
-      uint8_t *g = realloc(o->buf, cap);
+      uint8_t *g = o->buf == o->small ? malloc(cap) : realloc(o->buf, cap);
       if (!g) return false;
+      if (o->buf == o->small) memcpy(g, o->small, o->len);
       o->buf = g;
       o->cap = cap;
     }
@@ -1792,8 +1796,11 @@ static int submit_response(napi_env env, h2_conn *c, int32_t stream, nghttp2_nv 
   napi_typeof(env, body, &bt);
   *queued = 0;
   if (end && bt == napi_null) return nghttp2_submit_response(c->s, stream, nv, n, NULL);
-  h2_out *o = calloc(1, sizeof *o);
+  h2_out *o = malloc(sizeof *o);
   if (!o) return NGHTTP2_ERR_NOMEM;
+  memset(o, 0, offsetof(h2_out, small));
+  o->buf = o->small;
+  o->cap = H2_OUT_SMALL;
   if (!append_value(env, o, body)) {
     out_free_unlinked(o);
     return NGHTTP2_ERR_NOMEM;
