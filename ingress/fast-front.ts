@@ -680,8 +680,8 @@ export class Exchange {
     let chunked = false;
     let te = false;
     let upstreamClose = http10;
-    const lines = e + SCAN_LINES + table[e + SCAN_COUNT]! * SCAN_LINE;
-    for (let l = e + SCAN_LINES; l < lines; l += SCAN_LINE) {
+    const past = e + SCAN_LINES + table[e + SCAN_COUNT]! * SCAN_LINE;
+    for (let l = e + SCAN_LINES; l < past; l += SCAN_LINE) {
       const pos = table[l]!;
       const colon = table[l + 1]!;
       eol = table[l + 2]!;
@@ -1219,8 +1219,8 @@ class ClientConn implements RequestFacts, ClientSide {
     // the headers forwarded: runs of lines as they came, cut where a line is dropped or rewritten
     let fwd = '';
     let run = eol + 2;
-    const lines = e + SCAN_LINES + table[e + SCAN_COUNT]! * SCAN_LINE;
-    for (let l = e + SCAN_LINES; l < lines; l += SCAN_LINE) {
+    const past = e + SCAN_LINES + table[e + SCAN_COUNT]! * SCAN_LINE;
+    for (let l = e + SCAN_LINES; l < past; l += SCAN_LINE) {
       const pos = table[l]!;
       eol = table[l + 2]!;
       if (eol - pos > maxLine) return false; // node:http answers 400

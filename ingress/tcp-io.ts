@@ -32,6 +32,7 @@ import { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { getSystemErrorName } from 'node:util';
 import { KdpError } from '../src/common/errors.ts';
+import { SCAN_LINE, SCAN_LINES, SCAN_TEXT } from './head-scan.ts';
 
 /** auto: the addon when it loads; batch: the addon or an error; node: node's own reads */
 export type TcpIo = 'auto' | 'batch' | 'node';
@@ -110,8 +111,10 @@ interface Adopted {
   onRead: (n: number, buf: Buffer) => void;
   /** TLS in the addon (tlsAttach): reads are plaintext, writes go through tlsWrite */
   tls: boolean;
-  /** an HTTP/2 session in the addon: its records (H2Wire) */
-  /** `block`: a header block record's block (after its 8 bytes) as latin1, when the addon gave it */
+  /**
+   * an HTTP/2 session in the addon: its records (H2Wire); `block`: a header block record's block (after its 8
+   * bytes) as latin1, when the addon gave it
+   */
   onH2: ((rec: Buffer, block: string | undefined) => void) | undefined;
   /** frames submitted since the last h2Flush (one flush per microtask checkpoint) */
   h2Dirty: boolean;
@@ -184,10 +187,8 @@ export function assertTcpIo(want: TcpIo): void {
 
 // a round reads at most 64 sockets; an HTTP/2 session may make hundreds of records from one read
 const RECORDS = 2048;
-/** a head entry's room in the addon: 5 ints, then 4 per line, at most 64 lines (kdp_tcp.c SCAN_ENTRY) */
-const HEAD_ENTRY = 5 + 4 * 64;
-/** an entry's slot: which of the round's strings is the read's text (ingress/head-scan.ts SCAN_TEXT) */
-const ENTRY_TEXT = 4;
+/** a head entry's room in the addon: at most 64 lines (kdp_tcp.c SCAN_ENTRY) */
+const HEAD_ENTRY = SCAN_LINES + SCAN_LINE * 64;
 
 /**
  * Opens the batched I/O over `arena` (once per process); false when the addon does not load. With `headNames`
@@ -252,7 +253,10 @@ function unwatch(a: Adopted): void {
   a.watched = false;
 }
 
-/** `texts`: the strings of the round's scanned reads (each read's head entry says which) */
+/**
+ * `texts`: strings the addon made in the round: of scanned reads (a read's head entry says which) and HTTP/2
+ * header blocks (heads[i] = -1 - k)
+ */
 function batch(count: number, texts: string[]): void {
   const { meta, byId, arena } = io!;
   for (let i = 0; i < count; i++) {
@@ -277,7 +281,7 @@ function batch(count: number, texts: string[]): void {
       if (heads !== undefined && heads[i] !== 0) {
         scanned = buf;
         scannedAt = heads[i]!;
-        const k = heads[scannedAt + ENTRY_TEXT]!;
+        const k = heads[scannedAt + SCAN_TEXT]!;
         scannedString = k >= 0 ? texts[k] : undefined;
         try {
           a.onRead(r, buf);

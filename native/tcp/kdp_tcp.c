@@ -28,6 +28,10 @@
 // to flush: tlsFlush; 2: a record of the connection's HTTP/2 session, its bytes in the arena; 4: an accepted
 // connection, its bytes the text "listener fd port address"; or, with the listener's id and -errno, accept
 // failed and the listener is no longer watched).
+//
+// HTTP/1 heads (create's heads table, headNames): a read that starts with a request or response head gets an
+// entry saying where its lines are (scan_head); such a read of at most 2 KiB, and every HTTP/2 header block,
+// also reaches JavaScript as a latin1 string made here, after the count among the callback's arguments.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>

@@ -7,33 +7,20 @@
 // for the rest of the good heads it must give one (else the fast path would search them all again).
 import t from 'tap';
 import { HEAD_NAMES } from '../../../ingress/fast-front.ts';
-import {
-  GOOD_REQUEST,
-  GOOD_RESPONSE,
-  GOOD_REQUEST_HEAD,
-  GOOD_UPSTREAM_HEAD,
-  HeadScanner,
-  PLAIN,
-  SCAN_COUNT,
-  SCAN_END,
-  SCAN_FIRST_EOL,
-  SCAN_FLAGS,
-  SCAN_LINE,
-  SCAN_LINES,
-} from '../../../ingress/head-scan.ts';
+import * as scan from '../../../ingress/head-scan.ts';
 import { headScanOf } from '../../../ingress/tcp-io.ts';
 
-const scanner = new HeadScanner(HEAD_NAMES);
+const scanner = new scan.HeadScanner(HEAD_NAMES);
 const native = (b: Buffer) => headScanOf(HEAD_NAMES, b);
 
 /** an entry as plain data: [end, flags, lines (when the shape holds)] */
 function entry(a: Int32Array, e = 0): unknown {
-  const flags = a[e + SCAN_FLAGS]!;
-  const out: unknown[] = [a[e + SCAN_END], flags];
+  const flags = a[e + scan.SCAN_FLAGS]!;
+  const out: unknown[] = [a[e + scan.SCAN_END], flags];
   if (flags === 0) return out;
-  out.push(a[e + SCAN_FIRST_EOL]);
-  for (let i = 0; i < a[e + SCAN_COUNT]!; i++) {
-    const l = e + SCAN_LINES + i * SCAN_LINE;
+  out.push(a[e + scan.SCAN_FIRST_EOL]);
+  for (let i = 0; i < a[e + scan.SCAN_COUNT]!; i++) {
+    const l = e + scan.SCAN_LINES + i * scan.SCAN_LINE;
     out.push([a[l], a[l + 1], a[l + 2], a[l + 3]]);
   }
   return out;
@@ -58,7 +45,7 @@ t.test('the addon loads and scans', async (t) => {
   t.ok(e instanceof Int32Array, 'an entry');
   const host = HEAD_NAMES.indexOf('host');
   const conn = HEAD_NAMES.indexOf('connection');
-  t.same(entry(e!), [45, GOOD_REQUEST, 15, [17, 21, 24, host | PLAIN], [26, 36, 45, conn]]);
+  t.same(entry(e!), [45, scan.GOOD_REQUEST, 15, [17, 21, 24, host | scan.PLAIN], [26, 36, 45, conn]]);
   t.same(entry(e!), jsEntry('GET /a HTTP/1.1\r\nHost: a\r\nconnection:  Close \r\n\r\nbody'));
 });
 
@@ -95,9 +82,9 @@ t.test('the cases by name', async (t) => {
   }
   // the shape bits are the regexps'
   const req = native(Buffer.from('GET / HTTP/1.1\r\nHost: a\r\n\r\n'))!;
-  t.equal(req[SCAN_FLAGS], GOOD_REQUEST);
+  t.equal(req[scan.SCAN_FLAGS], scan.GOOD_REQUEST);
   const up = native(Buffer.from('HTTP/1.1 200 OK\r\nHost: a\r\n\r\n'))!;
-  t.equal(up[SCAN_FLAGS], GOOD_RESPONSE);
+  t.equal(up[scan.SCAN_FLAGS], scan.GOOD_RESPONSE);
 });
 
 t.test('the limits: 64 lines, 8192 bytes', async (t) => {
@@ -172,9 +159,10 @@ t.test('the two producers agree on random heads', async (t) => {
     }
     entries++;
     const head = read.slice(0, read.indexOf('\r\n\r\n') + 2);
-    const flags = mine![SCAN_FLAGS]!;
+    const flags = mine![scan.SCAN_FLAGS]!;
     const want =
-      (GOOD_REQUEST_HEAD.test(head) ? GOOD_REQUEST : 0) | (GOOD_UPSTREAM_HEAD.test(head) ? GOOD_RESPONSE : 0);
+      (scan.GOOD_REQUEST_HEAD.test(head) ? scan.GOOD_REQUEST : 0) |
+      (scan.GOOD_UPSTREAM_HEAD.test(head) ? scan.GOOD_RESPONSE : 0);
     if (flags !== want) {
       t.fail(`shape ${flags}, the regexps say ${want}: ${JSON.stringify(read)}`);
       return;
