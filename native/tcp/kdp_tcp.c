@@ -1437,15 +1437,15 @@ static void h2_free(h2_conn *c) {
   free(c);
 }
 
-// the session's frames into the SSL (its ciphertext then waits in the write BIO); false on a fatal error
-// the session's frames into the SSL: gathered into records of up to H2_SEND_ROOM bytes (one TLS record for a
-// response's HEADERS and DATA, as nginx's send chain makes; an SSL_write is ~5.5k instructions under callgrind)
 static bool h2_write(SSL *ssl, const uint8_t *p, size_t n) {
   size_t done;
   if (SSL_write_ex(ssl, p, n, &done) == 1) return true;
   ERR_clear_error();
   return false;
 }
+// the session's frames into the SSL (its ciphertext then waits in the write BIO); false on a fatal error. The
+// frames are gathered into writes of up to H2_SEND_ROOM bytes: one TLS record for a response's HEADERS and DATA,
+// as nginx's send chain makes (an SSL_write is ~5.5k instructions under callgrind)
 static bool h2_send(SSL *ssl, h2_conn *c) {
   uint8_t *room = c->t->send_room;
   size_t used = 0;
