@@ -769,6 +769,8 @@ export class Exchange {
     }
     if (state === enum_.LENGTH && text !== undefined && more <= length) {
       // what came of the body with the head (often all of it), as #body would send it: one write of one string
+      // (kept beside #body's twin: #body taking the read and an offset instead cost ~1.2k more instructions a
+      // request under callgrind, 22.2k against 21.0k)
       this.#remaining = length - more;
       this.#rec.bytes += more;
       front.writeRaw(out + text.slice(from));
