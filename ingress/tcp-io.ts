@@ -48,6 +48,8 @@ interface Native {
   headNames?(names: readonly string[]): number;
   /** the addon's entry for a head at the start of `buf` (ingress/head-scan.ts), null for none: for tests */
   headScan?(buf: Buffer): Int32Array | null;
+  /** the strings a round makes, at most n (0..256; the limit before, or -EINVAL): for tests */
+  textsMax?(n: number): number;
   watch(t: object, fd: number, id: number): number;
   unwatch(t: object, fd: number, id: number): number;
   forget(t: object, fd: number, id: number): void;
@@ -241,6 +243,16 @@ export function headScanOf(names: readonly string[], buf: Buffer): Int32Array | 
   const n = load();
   if (typeof n === 'string' || n.headNames?.(names) !== 0) return undefined;
   return n.headScan!(buf);
+}
+
+/**
+ * For tests: the addon makes at most `n` strings a round (256 by default; 0 sends every scanned read through
+ * latin1Slice and every HTTP/2 header block through toString, the paths a round that has made 256 takes). Returns
+ * the limit before; undefined without the addon.
+ */
+export function limitRoundTexts(n: number): number | undefined {
+  const a = load();
+  return typeof a === 'string' ? undefined : a.textsMax?.(n);
 }
 
 /** The descriptor is still the socket's (node nulls the handle when it closes it). */

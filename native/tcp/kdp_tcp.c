@@ -64,6 +64,8 @@
 #define MAX_EVENTS 64
 // at most this many of a round's records are given to JavaScript as strings too
 #define TEXTS_MAX 256
+// the strings a round makes, at most (textsMax: tests lower it to take the fallbacks: latin1Slice, toString)
+static int32_t texts_max = TEXTS_MAX;
 #define READ_MAX 65536
 // room kept free in the arena for what OpenSSL may hold of a partial record, beyond what is read this round
 #define TLS_ROOM (20 * 1024)
@@ -324,7 +326,7 @@ static void scan_record(kdp_tcp *t, const uint8_t *p, size_t len) {
   size_t w = scan_head(p, len, t->heads + t->hoff);
   if (w == 0) return;
   t->heads[t->count - 1] = (int32_t)t->hoff;
-  if (len <= SCAN_TEXT_MAX && t->ntexts < TEXTS_MAX) {
+  if (len <= SCAN_TEXT_MAX && t->ntexts < texts_max) {
     t->heads[t->hoff + 4] = t->ntexts;
     t->texts[t->ntexts++] = t->count - 1;
   }
@@ -1315,7 +1317,7 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud) {
     memcpy(p, c->hb, c->hb_len);
     p[-6] = c->hb_flags; // (byte 2 of the record's head)
     c->hb_len = 0;
-    if (t->heads != NULL && t->ntexts < TEXTS_MAX) {
+    if (t->heads != NULL && t->ntexts < texts_max) {
       t->heads[t->count - 1] = -1 - t->ntexts;
       t->texts[t->ntexts++] = t->count - 1;
     }
@@ -2070,6 +2072,20 @@ static napi_value head_scan(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// textsMax(n) -> the limit before: the strings a round makes, at most n (0..TEXTS_MAX), for tests
+static napi_value texts_max_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t n = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
+      napi_get_value_int32(env, argv[0], &n) != napi_ok || n < 0 || n > TEXTS_MAX)
+    return err_value(env, EINVAL);
+  napi_value v;
+  napi_create_int32(env, texts_max, &v);
+  texts_max = n;
+  return v;
+}
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   const struct {
@@ -2078,6 +2094,7 @@ NAPI_MODULE_INIT() {
   } fns[] = {{"create", create}, {"watch", watch}, {"unwatch", unwatch}, {"forget", forget}, {"writeLatin1", write_latin1}, {"peek", peek},
       {"listen", listen_fd}, {"closeFd", close_fd}, {"writeBuffer", write_buffer}, {"shutdownWrite", shutdown_write}, {"tlsContext", tls_context}, {"tlsAttach", tls_attach},
       {"tlsWrite", tls_write},       {"tlsFlush", tls_flush}, {"tlsEnd", tls_end}, {"headNames", head_names}, {"headScan", head_scan},
+      {"textsMax", texts_max_fn},
 #ifdef KDP_H2
       {"h2Respond", h2_respond}, {"h2RespondLines", h2_respond_lines}, {"h2Lines", h2_lines},
       {"h2Data", h2_data}, {"h2Trailers", h2_trailers}, {"h2Reset", h2_reset},
