@@ -6,8 +6,11 @@
 // cycles: a figure to compare builds of the same program and to see how far from nginx's the work is, not a time.
 // Each target runs under callgrind with instrumentation off; per protocol, N requests warm it up (the JIT), then
 // instrumentation is on for N more (h2load: 10 connections; HTTP/1.1 and HTTPS keep-alive with --h1, HTTP/2 with
-// 5 streams per connection). The backend is nginx (1 worker, not under valgrind).
-//   npm run bench:ingress-instructions -- [--requests 20000] [--protocols http,https,h2] [--only kdp,nginx,nginx-ingress]
+// 5 streams per connection; https-new: HTTPS with --h1 and 'Connection: close', so each request is a new TCP
+// connection and TLS handshake, which h2load resumes as wrk does in bench:ingress). The backend is nginx (1 worker,
+// not under valgrind).
+//   npm run bench:ingress-instructions -- [--requests 20000] [--protocols http,https,https-new,h2]
+//     [--only kdp,nginx,nginx-ingress]
 //     [--trees DIR,...]   (default: this tree; each tree needs its node_modules)
 //     [--keep DIR]        (copy callgrind's dump files there, for callgrind_annotate: where the instructions go;
 //                          kdp then runs with --perf-basic-prof and its JIT-compiled functions are named in them)
@@ -35,9 +38,10 @@ const { values } = parseArgs({
   strict: true,
 });
 const N = Number(values.requests);
-type Protocol = 'http' | 'https' | 'h2';
+type Protocol = 'http' | 'https' | 'https-new' | 'h2';
 const protocols = values.protocols.split(',') as Protocol[];
-for (const p of protocols) if (!['http', 'https', 'h2'].includes(p)) throw new Error(`--protocols: unknown ${p}`);
+for (const p of protocols)
+  if (!['http', 'https', 'https-new', 'h2'].includes(p)) throw new Error(`--protocols: unknown ${p}`);
 const only = new Set(values.only.split(','));
 const here = fileURLToPath(new URL('../..', import.meta.url));
 const trees = (values.trees ?? here).split(',').map((t) => resolve(t));
@@ -52,7 +56,16 @@ const children: Spawned[] = [];
 async function load(p: { http: number; https: number }, protocol: Protocol): Promise<void> {
   const url = protocol === 'http' ? `http://127.0.0.1:${p.http}/` : `https://127.0.0.1:${p.https}/`;
   const r = await run(
-    ['h2load', ...(protocol === 'h2' ? ['-m5'] : ['--h1']), `-n${N}`, '-c10', '-H', ':authority: bench.local', url],
+    [
+      'h2load',
+      ...(protocol === 'h2' ? ['-m5'] : ['--h1']),
+      ...(protocol === 'https-new' ? ['-H', 'Connection: close'] : []),
+      `-n${N}`,
+      '-c10',
+      '-H',
+      ':authority: bench.local',
+      url,
+    ],
     { timeoutMs: 900_000, allowFailure: true },
   );
   if (!new RegExp(`\\b${N} succeeded`).test(r.stdout)) throw new Error(`h2load ${url}: ${r.stdout.slice(-400)}`);
