@@ -13,6 +13,8 @@
 // node:http2 server answering every stream itself (row h2, no upstream at all).
 // With `--syscalls`, each target gets one more run with strace counting the system calls of its processes
 // (`strace -f -c`; it slows the target, so that run's rate is not reported): calls per request, by name.
+// Each of the `--reps` runs measures the rows of one protocol and worker count back to back (in reverse order every
+// other run); a comparison is the median over the runs of that run's ratio.
 //   npm run bench:ingress -- [--reps 3] [--duration 10] [--connections 50]
 //     [--only direct,kdp,gateway,nginx,nginx-ingress,haproxy,floor]
 //     [--protocols http,https,https-new,h2] [--profile DIR] [--syscalls]
@@ -491,8 +493,13 @@ backend be
   };
   const measure = (tg: Target, seconds: number) => (tg.protocol === 'h2' ? h2load(tg, seconds) : wrk(tg, seconds));
   const results = new Map<string, (Measured & { cpuUs: number; userUs: number; sysUs: number })[]>();
+  // The rows compared with one another (one protocol and worker count) run back to back, their order reversed
+  // every other rep: the host's noise drifts over minutes, and a row measured next to its reference shares more of
+  // it than one measured after every other row. The comparisons are medians of each rep's own ratio.
+  const groupOf = (tg: Target) => `${tg.workers} ${tg.protocol}`;
+  const groups = [...new Set(targets.map(groupOf))].map((g) => targets.filter((tg) => groupOf(tg) === g));
   for (let rep = 0; rep < REPS; rep++) {
-    for (const tg of targets) {
+    for (const tg of groups.flatMap((g) => (rep % 2 === 0 ? g : [...g].reverse()))) {
       await measure(tg, Number(values.warmup));
       const cpu0 = tg.pid ? await treeCpuSeconds(tg.pid) : { user: NaN, sys: NaN };
       const w = await measure(tg, Number(values.duration));
@@ -544,10 +551,14 @@ backend be
       process.stderr.write(`syscalls ${tg.name}: ${(total / w.requests).toFixed(2)} per request (${every})\n`);
     }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const ref = (name: string | undefined, f: (r: Measured & { cpuUs: number }) => number) =>
-    median((results.get(name ?? '') ?? []).map(f));
+  /** the median over reps of f(this row's rep) ÷ f(the reference's same rep) */
+  const paired = (name: string, refName: string, f: (r: Measured & { cpuUs: number }) => number) => {
+    const mine = results.get(name)!;
+    const theirs = results.get(refName)!;
+    return median(mine.map((r, i) => f(r) / f(theirs[i]!)));
+  };
   const lines = [
-    `wrk -t2 -c${values.connections} -d${values.duration}s --latency -H 'Host: bench.local' (HTTPS new connections: also -H 'Connection: close'); HTTP/2: h2load -t2 -c${H2_CONNS} -m5 -D${values.duration}; ${values.warmup} s warm-up, median of ${REPS} runs (interleaved)`,
+    `wrk -t2 -c${values.connections} -d${values.duration}s --latency -H 'Host: bench.local' (HTTPS new connections: also -H 'Connection: close'); HTTP/2: h2load -t2 -c${H2_CONNS} -m5 -D${values.duration}; ${values.warmup} s warm-up, ${REPS} runs, each row next to the rows it is compared with, their order reversed every other run; req/s, p50, p99, CPU: medians; ratios: medians of each run's ratio`,
     '',
     "| target (Host-routed) | req/s (median) | p50 ms | p99 ms | req/s range | vs nginx, same protocol and workers (rps / p99) | CPU us/req (user + sys) | nginx CPU/req ÷ this | vs nginx with ingress-nginx's headers (rps / p99 / its CPU ÷ this) |",
     '|---|---|---|---|---|---|---|---|---|',
@@ -558,16 +569,17 @@ backend be
     const p99 = median(rs.map((r) => r.p99));
     const hasRef = tg.ref !== undefined && results.has(tg.ref);
     const vs = hasRef
-      ? `${(rps / ref(tg.ref, (r) => r.rps)).toFixed(2)}x / ${(p99 / ref(tg.ref, (r) => r.p99)).toFixed(2)}x`
+      ? `${paired(tg.name, tg.ref!, (r) => r.rps).toFixed(2)}x / ${paired(tg.name, tg.ref!, (r) => r.p99).toFixed(2)}x`
       : '—';
     const non = rs.reduce((a, r) => a + r.non2xx, 0);
     const cpu = median(rs.map((r) => r.cpuUs));
     const user = median(rs.map((r) => r.userUs));
     const sys = median(rs.map((r) => r.sysUs));
-    const cpuVs = hasRef ? `${(ref(tg.ref, (r) => r.cpuUs) / cpu).toFixed(2)}x` : '—';
+    const cpuVs = hasRef ? `${paired(tg.ref!, tg.name, (r) => r.cpuUs).toFixed(2)}x` : '—';
+    const r2 = tg.ref2;
     const vs2 =
-      tg.ref2 !== undefined && tg.ref2 !== tg.name && results.has(tg.ref2)
-        ? `${(rps / ref(tg.ref2, (r) => r.rps)).toFixed(2)}x / ${(p99 / ref(tg.ref2, (r) => r.p99)).toFixed(2)}x / ${(ref(tg.ref2, (r) => r.cpuUs) / cpu).toFixed(2)}x`
+      r2 !== undefined && r2 !== tg.name && results.has(r2)
+        ? `${paired(tg.name, r2, (r) => r.rps).toFixed(2)}x / ${paired(tg.name, r2, (r) => r.p99).toFixed(2)}x / ${paired(r2, tg.name, (r) => r.cpuUs).toFixed(2)}x`
         : '—';
     lines.push(
       `| ${tg.name} | ${rps.toFixed(0)} | ${median(rs.map((r) => r.p50)).toFixed(2)} | ${p99.toFixed(2)} | ${Math.min(...rs.map((r) => r.rps)).toFixed(0)}–${Math.max(...rs.map((r) => r.rps)).toFixed(0)} | ${vs}${non ? ` (non-2xx: ${non})` : ''} | ${cpu.toFixed(1)} (${user.toFixed(1)} + ${sys.toFixed(1)}) | ${cpuVs} | ${vs2} |`,
