@@ -4,11 +4,11 @@
 // ~0.1%, so a change's effect can be read from one run (`--trees BEFORE,AFTER` counts several kdp trees side by
 // side). It counts user space only (the kernel's side of the system calls is not in it) and instructions, not
 // cycles: a figure to compare builds of the same program and to see how far from nginx's the work is, not a time.
-// Each target runs under callgrind with instrumentation off; per protocol, N requests warm it up (the JIT), then
-// instrumentation is on for N more (h2load: 10 connections; HTTP/1.1 and HTTPS keep-alive with --h1, HTTP/2 with
-// 5 streams per connection; https-new: HTTPS with --h1 and 'Connection: close', so each request is a new TCP
-// connection and TLS handshake, which h2load resumes as wrk does in bench:ingress). The backend is nginx (1 worker,
-// not under valgrind).
+// Each target runs under callgrind with instrumentation off; per protocol, --warmup requests (default N) warm it
+// up (the JIT), then instrumentation is on for N more (h2load: 10 connections; HTTP/1.1 and HTTPS keep-alive with
+// --h1, HTTP/2 with 5 streams per connection; https-new: HTTPS with --h1 and 'Connection: close', so each request
+// is a new TCP connection and TLS handshake, which h2load resumes as wrk does in bench:ingress). The backend is
+// nginx (1 worker, not under valgrind).
 //   npm run bench:ingress-instructions -- [--requests 20000] [--warmup N] [--protocols http,https,https-new,h2]
 //     [--only kdp,nginx,nginx-ingress]
 //     [--trees DIR,...]   (default: this tree; each tree needs its node_modules)
