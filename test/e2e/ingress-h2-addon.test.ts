@@ -11,7 +11,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import { request } from 'undici';
 import { needsRoot } from '../helpers/gate.ts';
-import { loopbackIngress } from '../helpers/loopback-ingress.ts';
+import { loopbackIngress, rawRoute } from '../helpers/loopback-ingress.ts';
 import { rawBackend } from '../helpers/raw-backend.ts';
 import { fuzzSeed, rng } from '../helpers/fuzz.ts';
 import { until } from '../helpers/wait.ts';
@@ -19,8 +19,7 @@ import { run } from '../../src/common/exec-adapter.ts';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FakeSource } from '../../src/k8s/testing/fake-source.ts';
-import { ingress, ingressClass, path, rule, service, slice, withAnnotations } from '../../ingress/testing/fixtures.ts';
+import { ingress, path, rule, service, slice, withAnnotations } from '../../ingress/testing/fixtures.ts';
 
 const ALLOW = { 'nginx.ingress.kubernetes.io/whitelist-source-range': '127.0.0.0/8' };
 
@@ -66,11 +65,7 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
   t.test('HTTP/2 in the addon: one session, lane and relayed streams, limits, errors, close', async (t) => {
     const be = await rawBackend();
     t.teardown(() => new Promise((r) => be.server.close(r)));
-    const src = new FakeSource();
-    src.put(ingressClass());
-    src.put(service('raw'));
-    src.put(slice('raw', ['127.0.0.1'], be.port));
-    src.put(ingress('raw', [rule('raw.test', path('/', 'Prefix', 'raw'))]));
+    const src = rawRoute(be.port);
     src.put(withAnnotations(ingress('gen', [rule('gen.test', path('/', 'Prefix', 'raw'))]), ALLOW));
     // a canary by header and by cookie (decided on the request's fields) in front of a second backend
     const be2 = await rawBackend();

@@ -10,10 +10,9 @@ import type { ClientHttp2Session } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
 import { request } from 'undici';
 import { limitRoundTexts } from '../../ingress/tcp-io.ts';
-import { loopbackIngress } from '../helpers/loopback-ingress.ts';
+import { loopbackIngress, rawRoute } from '../helpers/loopback-ingress.ts';
 import { rawBackend } from '../helpers/raw-backend.ts';
-import { FakeSource } from '../../src/k8s/testing/fake-source.ts';
-import { ingress, ingressClass, path, rule, service, slice, withAnnotations } from '../../ingress/testing/fixtures.ts';
+import { ingress, path, rule, withAnnotations } from '../../ingress/testing/fixtures.ts';
 
 /** the upstream fields of a lane request with one field of its own (x-i), as the lane sends them (sorted) */
 const LANE_FIELDS = [
@@ -65,11 +64,7 @@ t.test('no strings made in the round: every read and header block takes the fall
   t.teardown(() => void limitRoundTexts(before ?? 256));
   const be = await rawBackend();
   t.teardown(() => new Promise((r) => be.server.close(r)));
-  const src = new FakeSource();
-  src.put(ingressClass());
-  src.put(service('raw'));
-  src.put(slice('raw', ['127.0.0.1'], be.port));
-  src.put(ingress('raw', [rule('raw.test', path('/', 'Prefix', 'raw'))]));
+  const src = rawRoute(be.port);
   src.put(withAnnotations(ingress('gen', [rule('gen.test', path('/', 'Prefix', 'raw'))]), ALLOW));
   const { ing } = await loopbackIngress(t, src);
   /** the backend's last head for `u`, lines after the request line, lower-cased names */
