@@ -1235,10 +1235,11 @@ class ClientConn implements RequestFacts, ClientSide {
       if (eol - pos > maxLine) return false; // node:http answers 400
       const colon = table[l + 1]!; // the end of the name (a good request head's line: token ":" value)
       const code = table[l + 3]!;
-      if ((code & NAME_ID) !== 0) {
-        const name = HEAD_NAMES[code & NAME_ID]!;
+      const id = code & NAME_ID;
+      if (id !== 0) {
+        const name = HEAD_NAMES[id]!;
         // (host, x-request-id and x-forwarded-for are among them: the proxy sets its own)
-        const drop = DROP_REQUEST_CODE[code & NAME_ID] === 1;
+        const drop = DROP_REQUEST_CODE[id] === 1;
         switch (name) {
           case 'host': {
             const value = owsValue(head, colon + 1, eol);

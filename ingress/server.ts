@@ -34,7 +34,7 @@ import { silentLogger } from '../src/common/log.ts';
 import type { AccessLog } from './access-log.ts';
 import { decide, forwardedInto, PROXY_SET_HEADERS } from './decide.ts';
 import type { GatewayForward, RequestFacts } from './decide.ts';
-import { findCert, normalizeHost } from './match.ts';
+import { findCert, normalizeHost, validHost } from './match.ts';
 import type { IngressMetrics } from './metrics.ts';
 import {
   DEFAULT_POOL_SETTINGS,
@@ -258,16 +258,13 @@ interface Ctx {
   service: string;
 }
 
-const HOST_RE =
-  /^(?:[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?)*\.?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
-
 /** One Host header, a DNS name or an address with an optional port (HTTP/1.0 may omit it). */
 function validHostHeader(rawHeaders: readonly string[], host: string, minor: number): boolean {
   let n = 0;
   for (let i = 0; i < rawHeaders.length; i += 2)
     if (rawHeaders[i]!.length === 4 && rawHeaders[i]!.toLowerCase() === 'host') n++;
   if (n === 0) return minor === 0;
-  return n === 1 && host.length <= 255 && HOST_RE.test(host);
+  return n === 1 && validHost(host);
 }
 
 /**
