@@ -516,7 +516,8 @@ export interface ClientSide {
     | undefined;
   /** the stream's exchange begins (HTTP/2 only) */
   start?(ex: Exchange, rec: FrontRecord, endpoint: string): void;
-  writeRaw(s: string): void;
+  /** `last`: the response ends with `s` and the connection closes after it (done follows in the same tick) */
+  writeRaw(s: string, last?: boolean): void;
   writeBody(b: Buffer, from: Socket): void;
   cork(): void;
   uncork(): void;
@@ -766,7 +767,7 @@ export class Exchange {
     this.#line = '';
     const front = this.#front;
     if (state === enum_.DONE) {
-      front.writeRaw(out);
+      front.writeRaw(out, this.#closeClient);
       this.#finish();
       return true;
     }
@@ -780,7 +781,7 @@ export class Exchange {
       // request under callgrind, 22.2k against 21.0k)
       this.#remaining = length - more;
       this.#rec.bytes += more;
-      front.writeRaw(out + text.slice(from));
+      front.writeRaw(out + text.slice(from), this.#remaining === 0 && this.#closeClient);
       if (this.#remaining === 0) this.#finish();
       return true;
     }
@@ -1327,8 +1328,9 @@ class ClientConn implements RequestFacts, ClientSide {
     this.sock.uncork();
   }
 
-  writeRaw(s: string): void {
-    if (!this.#gone) writeLatin1(this.sock, s);
+  writeRaw(s: string, last = false): void {
+    // (last: through TLS, the response and the close_notify done's endWrites sends go out in one write)
+    if (!this.#gone) writeLatin1(this.sock, s, last);
   }
 
   fail(timeout: boolean): void {

@@ -62,6 +62,7 @@ interface Native {
   tlsContext(certPem: string, keyPem: string, cipherList: string, cipherSuites: string, ticketKeys?: Buffer): object;
   tlsAttach(t: object, fd: number, id: number, ctx: object, h2: boolean): number;
   tlsWrite(t: object, fd: number, id: number, data: string | Buffer, direct: boolean): number | Buffer;
+  tlsHold(t: object, fd: number, id: number, data: string | Buffer): number;
   tlsFlush(t: object, fd: number, id: number, direct: boolean): number | Buffer;
   tlsEnd(t: object, fd: number, id: number, direct: boolean): number | Buffer;
   // HTTP/2 over the addon's TLS (absent when the addon was built without nghttp2's header)
@@ -102,6 +103,9 @@ const EAGAIN = -11;
 const H2_RECORD = 2;
 /** the flags of a record of an accepted connection, or of a listener that failed to accept */
 const ACCEPTED = 4;
+/** the flags of a TLS record whose SSL has ciphertext to write (TLS_LATER: made after a TLS 1.3 handshake) */
+const TLS_OUT = 1;
+const TLS_LATER = 8;
 /** ids from here up are the addon's (accepted connections) */
 const ACCEPT_IDS = 0x40000000;
 
@@ -122,6 +126,8 @@ interface Adopted {
   h2Dirty: boolean;
   /** after the session's frames went out (H2Wire's onFlushed) */
   h2Flushed: (() => void) | undefined;
+  /** the SSL holds ciphertext not yet written (tlsHold, or tickets waiting for the next write): in `held` */
+  held: boolean;
   onEnd: (errno: number) => void;
   /** in the epoll set */
   watched: boolean;
@@ -302,8 +308,13 @@ function batch(count: number, texts: string[]): void {
         }
       } else a.onRead(r, buf);
     }
-    // the SSL's handshake messages, tickets or alert (an HTTP/2 session's frames: then its onFlushed)
-    if (meta[i * 4 + 3] === 1 && alive(a.sock)) {
+    // the SSL's handshake messages or alert (an HTTP/2 session's frames: then its onFlushed); what it made after
+    // a TLS 1.3 handshake (session tickets) waits for the next write while the connection goes on: a request's
+    // response then carries them (one write instead of two)
+    const f = meta[i * 4 + 3];
+    if (f === TLS_LATER && (r > 0 || r === EAGAIN) && alive(a.sock)) hold(a);
+    else if ((f === TLS_OUT || f === TLS_LATER) && alive(a.sock)) {
+      a.held = false;
       tlsOut(a, io!.n.tlsFlush(io!.t, a.fd, a.id, direct(a.sock)));
       if (r === EAGAIN) a.h2Flushed?.();
     }
@@ -353,6 +364,7 @@ export function adopt(sock: Socket, onRead: (n: number, buf: Buffer) => void, on
     onH2: undefined,
     h2Dirty: false,
     h2Flushed: undefined,
+    held: false,
     watched: false,
     paused: false,
     ended: false,
@@ -425,10 +437,14 @@ export function readsPaused(sock: Socket): boolean {
   return a ? a.paused : sock.isPaused();
 }
 
-/** socket.write(s, 'latin1'), straight to the kernel while node queues nothing for an adopted socket. */
-export function writeLatin1(sock: Socket, s: string): boolean {
+/**
+ * socket.write(s, 'latin1'), straight to the kernel while node queues nothing for an adopted socket. `last`: the
+ * caller ends the stream (endWrites) right after, in the same tick: through the addon's TLS, these bytes then go
+ * out with the close_notify in one write (else at the next microtask checkpoint).
+ */
+export function writeLatin1(sock: Socket, s: string, last = false): boolean {
   const a = adopted.get(sock);
-  if (a !== undefined && a.tls) return tlsWrite(a, s);
+  if (a !== undefined && a.tls) return last && direct(sock) ? tlsHold(a, s) : tlsWrite(a, s);
   if (a !== undefined && direct(sock)) {
     const r = io!.n.writeLatin1(a.fd, s);
     if (r === s.length) return true;
@@ -450,14 +466,63 @@ export function writeBytes(sock: Socket, b: Buffer): boolean {
 
 /** Plaintext through the socket's SSL (nothing once node closed the socket). */
 function tlsWrite(a: Adopted, data: string | Buffer): boolean {
-  return alive(a.sock) && tlsOut(a, io!.n.tlsWrite(io!.t, a.fd, a.id, data, direct(a.sock)));
+  if (!alive(a.sock)) return false;
+  a.held = false; // (what the SSL held goes first, in the same write)
+  return tlsOut(a, io!.n.tlsWrite(io!.t, a.fd, a.id, data, direct(a.sock)));
+}
+
+/**
+ * Plaintext into the socket's SSL, its ciphertext written with the next write or end, at the next microtask
+ * checkpoint at the latest.
+ */
+function tlsHold(a: Adopted, data: string): boolean {
+  if (!alive(a.sock)) return false;
+  const r = io!.n.tlsHold(io!.t, a.fd, a.id, data);
+  if (r < 0) {
+    a.sock.destroy(ioError(r, 'write'));
+    return false;
+  }
+  a.held = true;
+  queueMicrotask(() => flushOne(a));
+  return true;
+}
+
+/** Writes what the socket's SSL holds, unless a write or end since took it out. */
+function flushOne(a: Adopted): void {
+  if (!a.held) return;
+  a.held = false;
+  if (alive(a.sock)) tlsOut(a, io!.n.tlsFlush(io!.t, a.fd, a.id, direct(a.sock)));
+}
+
+/** sockets whose SSL holds ciphertext (Adopted.held), written by flushHeld */
+const held: Adopted[] = [];
+let heldTimer: NodeJS.Timeout | undefined;
+/**
+ * How long session tickets wait for a response to go out with (ms). A response written in the same tick (tlsHold)
+ * waits for the microtask checkpoint only.
+ */
+const TICKET_WAIT_MS = 25;
+
+function hold(a: Adopted): void {
+  if (a.held) return;
+  a.held = true;
+  held.push(a);
+  if (heldTimer === undefined) heldTimer = setTimeout(flushHeld, TICKET_WAIT_MS);
+}
+
+/** Writes what the SSLs in `held` still hold (a write since took it out: nothing for those). */
+function flushHeld(): void {
+  heldTimer = undefined;
+  for (const a of held.splice(0)) flushOne(a);
 }
 
 /** socket.end(): after the TLS close_notify when the addon holds the socket's TLS. */
 export function endWrites(sock: Socket): void {
   const a = adopted.get(sock);
-  if (a !== undefined && a.tls && alive(sock) && !sock.writableEnded)
+  if (a !== undefined && a.tls && alive(sock) && !sock.writableEnded) {
+    a.held = false;
     tlsOut(a, io!.n.tlsEnd(io!.t, a.fd, a.id, direct(sock)));
+  }
   sock.end();
 }
 
@@ -803,6 +868,7 @@ function accepted(id: number, r: number, text: string): void {
     onH2: undefined,
     h2Dirty: false,
     h2Flushed: undefined,
+    held: false,
     watched: true,
     paused: false,
     ended: false,

@@ -25,7 +25,8 @@
 //
 // Meta records (Int32 quads per read): id, offset of the bytes in the arena, result (bytes > 0, 0 end of
 // stream, -errno; -EAGAIN for TLS: no plaintext, only ciphertext to flush), flags (1: the SSL has ciphertext
-// to flush: tlsFlush; 2: a record of the connection's HTTP/2 session, its bytes in the arena; 4: an accepted
+// to flush: tlsFlush; 8: the same, made after a TLS 1.3 handshake (session tickets, a key update's answer), which
+// may wait for the next write; 2: a record of the connection's HTTP/2 session, its bytes in the arena; 4: an accepted
 // connection, its bytes the text "listener fd port address"; or, with the listener's id and -errno, accept
 // failed and the listener is no longer watched).
 //
@@ -131,6 +132,8 @@ typedef struct {
 #define ACCEPTED 4
 // a record of an HTTP/2 session (its bytes in the arena)
 #define H2_RECORD 2
+// the SSL has ciphertext it made after a TLS 1.3 handshake: no handshake message, so nothing the peer waits for
+#define TLS_LATER 8
 // at most this many connections accepted from one listener per round: the connections already open go first (as
 // nginx's one accept per event). Measured with wrk, new connection per request: 1 gave nginx's latency at ~10%
 // more CPU per request, 4 the least CPU at 1.5x nginx's p50, 2 between (bench/ingress, https-new)
@@ -390,7 +393,9 @@ static void tls_round(kdp_tcp *t, tls_slot *sl, int32_t id, int fd) {
       ERR_clear_error();
       break;
     }
-  int flags = BIO_ctrl_pending(SSL_get_wbio(ssl)) > 0 ? 1 : 0;
+  int flags = BIO_ctrl_pending(SSL_get_wbio(ssl)) == 0                                   ? 0
+              : SSL_is_init_finished(ssl) && SSL_version(ssl) == TLS1_3_VERSION ? TLS_LATER
+                                                                                 : 1;
   if (got > 0) {
     RECORD(t, id, t->off, got, end == 1 ? flags : 0);
     scan_record(t, t->arena + t->off, got);
@@ -1101,6 +1106,36 @@ static SSL *ssl_args(napi_env env, napi_callback_info info, size_t want, napi_va
   return ssl;
 }
 
+// the plaintext `data` (a latin1 string or a Buffer) through the SSL into its write BIO: 0, or an errno
+static int ssl_put(napi_env env, SSL *ssl, napi_value data) {
+  bool isbuf = false;
+  napi_is_buffer(env, data, &isbuf);
+  char stack[16384];
+  char *buf = stack;
+  size_t len = 0;
+  if (isbuf) {
+    void *p;
+    if (napi_get_buffer_info(env, data, &p, &len) != napi_ok) return EINVAL;
+    buf = p;
+  } else {
+    if (napi_get_value_string_latin1(env, data, NULL, 0, &len) != napi_ok) return EINVAL;
+    if (len >= sizeof stack) buf = malloc(len + 1);
+    if (!buf) return ENOMEM;
+    size_t got = 0;
+    if (napi_get_value_string_latin1(env, data, buf, len + 1, &got) != napi_ok) got = SIZE_MAX;
+    len = got;
+  }
+  size_t done = 0;
+  int ok = len == SIZE_MAX ? 0 : len == 0 ? 1 : SSL_write_ex(ssl, buf, len, &done);
+  if (!isbuf && buf != stack) free(buf);
+  if (len == SIZE_MAX) return EINVAL;
+  if (ok != 1) {
+    ERR_clear_error();
+    return EPROTO;
+  }
+  return 0;
+}
+
 // tlsWrite(t, fd, id, data: string (latin1) | Buffer, direct) -> 0 | Buffer to queue | -errno
 static napi_value tls_write(napi_env env, napi_callback_info info) {
   napi_value argv[5], err;
@@ -1108,31 +1143,19 @@ static napi_value tls_write(napi_env env, napi_callback_info info) {
   bool direct;
   SSL *ssl = ssl_args(env, info, 5, argv, &fd, &direct, &err);
   if (!ssl) return err;
-  bool isbuf = false;
-  napi_is_buffer(env, argv[3], &isbuf);
-  char stack[16384];
-  char *buf = stack;
-  size_t len = 0;
-  if (isbuf) {
-    void *data;
-    CHECK(napi_get_buffer_info(env, argv[3], &data, &len));
-    buf = data;
-  } else {
-    CHECK(napi_get_value_string_latin1(env, argv[3], NULL, 0, &len));
-    if (len >= sizeof stack) buf = malloc(len + 1);
-    if (!buf) return err_value(env, ENOMEM);
-    size_t got;
-    CHECK(napi_get_value_string_latin1(env, argv[3], buf, len + 1, &got));
-    len = got;
-  }
-  size_t done = 0;
-  int ok = len == 0 ? 1 : SSL_write_ex(ssl, buf, len, &done);
-  if (!isbuf && buf != stack) free(buf);
-  if (ok != 1) {
-    ERR_clear_error();
-    return err_value(env, EPROTO);
-  }
-  return drain(env, fd, ssl, direct);
+  int e = ssl_put(env, ssl, argv[3]);
+  return e != 0 ? err_value(env, e) : drain(env, fd, ssl, direct);
+}
+
+// tlsHold(t, fd, id, data: string (latin1) | Buffer) -> 0 | -errno: as tlsWrite, but the ciphertext stays in the
+// SSL, to go out with what the next tlsWrite, tlsFlush or tlsEnd writes (one write(2) for both)
+static napi_value tls_hold(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  kdp_tcp *t;
+  int32_t fd, id;
+  if (!tls_args(env, info, 4, argv, &t, &fd, &id)) return NULL;
+  SSL *ssl = ssl_of(t, fd, id);
+  return err_value(env, ssl ? ssl_put(env, ssl, argv[3]) : EBADF);
 }
 
 // tlsFlush(t, fd, id, direct) -> 0 | Buffer to queue | -errno: ciphertext the SSL made while reading
@@ -2093,7 +2116,7 @@ NAPI_MODULE_INIT() {
     napi_callback cb;
   } fns[] = {{"create", create}, {"watch", watch}, {"unwatch", unwatch}, {"forget", forget}, {"writeLatin1", write_latin1}, {"peek", peek},
       {"listen", listen_fd}, {"closeFd", close_fd}, {"writeBuffer", write_buffer}, {"shutdownWrite", shutdown_write}, {"tlsContext", tls_context}, {"tlsAttach", tls_attach},
-      {"tlsWrite", tls_write},       {"tlsFlush", tls_flush}, {"tlsEnd", tls_end}, {"headNames", head_names}, {"headScan", head_scan},
+      {"tlsWrite", tls_write}, {"tlsHold", tls_hold}, {"tlsFlush", tls_flush}, {"tlsEnd", tls_end}, {"headNames", head_names}, {"headScan", head_scan},
       {"textsMax", texts_max_fn},
 #ifdef KDP_H2
       {"h2Respond", h2_respond}, {"h2RespondLines", h2_respond_lines}, {"h2Lines", h2_lines},

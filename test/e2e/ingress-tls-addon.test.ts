@@ -250,6 +250,96 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       }
     });
 
+    t.test('TLS 1.3 tickets go out with the response; a last response with the close_notify', async (t) => {
+      // The client talks to the ingress through a relay whose socket to the ingress stays open (the server's FIN
+      // is not passed on): the kernel's count of data segments that socket received (ss: data_segs_in) is the
+      // number of write(2)s the ingress made to the client, each under the loopback MTU.
+      const relay = createServer({ allowHalfOpen: true }, (c) => {
+        const up = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+        ups.push(up);
+        c.on('data', (d) => up.write(d));
+        up.on('data', (d) => c.write(d));
+        c.on('error', () => {});
+        up.on('error', () => {});
+      });
+      const ups: Socket[] = [];
+      t.teardown(() => (ups.forEach((s) => s.destroy()), relay.close()));
+      await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+      const relayPort = (relay.address() as AddressInfo).port;
+      /** data segments the ingress sent on the relay's last connection to it */
+      const segments = async (): Promise<number> => {
+        const up = ups.at(-1)!;
+        const r = await run(['ss', '-tinH', 'src', `127.0.0.1:${up.localPort}`, 'dst', `127.0.0.1:${port}`]);
+        const m = /\bdata_segs_in:(\d+)/.exec(r.stdout);
+        if (!m) throw new Error(`ss: no data_segs_in for the relay's socket: ${r.stdout}`);
+        return Number(m[1]);
+      };
+      type Version = 'TLSv1.3' | 'TLSv1.2';
+      /** One connection through the relay: its response, its ticket (if one came) and whether it resumed `session`. */
+      const viaRelay = (maxVersion: Version, request: string | undefined, session?: Buffer) =>
+        new Promise<{ out: string; ticket: Buffer | undefined; reused: boolean; segs: number }>((resolve, reject) => {
+          const s = tlsConnect({
+            port: relayPort,
+            host: '127.0.0.1',
+            servername: 'raw.test',
+            rejectUnauthorized: false,
+            ALPNProtocols: ['http/1.1'],
+            maxVersion,
+            ...(session ? { session } : {}),
+          });
+          open.push(s);
+          let out = '';
+          let ticket: Buffer | undefined;
+          let reused = false;
+          const limit = setTimeout(() => reject(new Error(`no answer: ${JSON.stringify(out)}`)), 10_000);
+          const finish = () => {
+            clearTimeout(limit);
+            segments().then((segs) => resolve({ out, ticket, reused, segs }), reject);
+          };
+          s.on('session', (b: Buffer) => {
+            ticket = b;
+            if (request === undefined) finish();
+          });
+          s.on('data', (d: Buffer) => {
+            out += d.toString('latin1');
+            // keep-alive: done once the body (the raw backend's "GET /path body=") is in
+            if (request !== undefined && !request.includes('close') && out.includes(' body=')) finish();
+          });
+          s.on('end', finish);
+          s.on('error', reject);
+          s.once('secureConnect', () => {
+            reused = s.isSessionReused();
+            if (request !== undefined) s.write(request);
+          });
+        });
+      const close = (p: string) => `GET ${p} HTTP/1.1\r\nHost: raw.test\r\nConnection: close\r\n\r\n`;
+
+      // TLS 1.3, Connection: close: the server's flight, then ticket + response + close_notify in one write
+      const one = await viaRelay('TLSv1.3', close('/close13'));
+      t.match(one.out, /^HTTP\/1\.1 200 [^]*GET \/close13 body=$/, 'TLS 1.3 close: the response');
+      t.ok(one.ticket, 'TLS 1.3 close: a session ticket');
+      t.equal(one.segs, 2, 'TLS 1.3 close: 2 writes (the flight; ticket, response and close_notify)');
+      const resumed = await viaRelay('TLSv1.3', close('/resumed13'), one.ticket);
+      t.equal(resumed.reused, true, 'TLS 1.3: the ticket that came with the response resumes');
+      t.match(resumed.out, /GET \/resumed13 body=$/);
+      t.equal(resumed.segs, 2, 'TLS 1.3 resumed, close: 2 writes');
+      // keep-alive: the ticket comes with the first response
+      const ka = await viaRelay('TLSv1.3', 'GET /ka13 HTTP/1.1\r\nHost: raw.test\r\n\r\n');
+      t.match(ka.out, /^HTTP\/1\.1 200 [^]*GET \/ka13 body=$/, 'TLS 1.3 keep-alive: the response');
+      t.ok(ka.ticket, 'TLS 1.3 keep-alive: a session ticket');
+      t.equal(ka.segs, 2, 'TLS 1.3 keep-alive: 2 writes (the flight; ticket and response)');
+      // no request: the tickets do not wait for one (they go out on their own, ~25 ms after the handshake)
+      const idle = await viaRelay('TLSv1.3', undefined);
+      t.ok(idle.ticket, 'TLS 1.3, no request: a session ticket all the same');
+      t.equal(idle.segs, 2, 'TLS 1.3, no request: 2 writes (the flight; the ticket)');
+      t.equal((await viaRelay('TLSv1.3', close('/idle13'), idle.ticket)).reused, true, 'and it resumes');
+      // TLS 1.2: its ticket is part of the handshake's last flight (not held); the last response and the
+      // close_notify go out together
+      const v12 = await viaRelay('TLSv1.2', close('/close12'));
+      t.match(v12.out, /GET \/close12 body=$/, 'TLS 1.2 close: the response');
+      t.equal(v12.segs, 3, 'TLS 1.2 close: 3 writes (2 handshake flights; response and close_notify)');
+    });
+
     t.test('a client leaving mid-response, then 40 connections x 5 requests at once', async (t) => {
       const s = tls();
       await new Promise((r) => s.once('secureConnect', r));
