@@ -494,26 +494,30 @@ function flushOne(a: Adopted): void {
   if (alive(a.sock)) tlsOut(a, io!.n.tlsFlush(io!.t, a.fd, a.id, direct(a.sock)));
 }
 
-/** sockets whose SSL holds ciphertext (Adopted.held), written by flushHeld */
-const held: Adopted[] = [];
-let heldTimer: NodeJS.Timeout | undefined;
 /**
- * How long session tickets wait for a response to go out with (ms). A response written in the same tick (tlsHold)
- * waits for the microtask checkpoint only.
+ * Sockets whose SSL holds session tickets (Adopted.held): `heldNew` since the timer last fired, `heldOld` before;
+ * each firing writes what the old ones still hold, so tickets wait TICKET_WAIT_MS to twice that for a response
+ * to go out with.
  */
+let heldNew: Adopted[] = [];
+let heldOld: Adopted[] = [];
+let heldTimer: NodeJS.Timeout | undefined;
+/** (ms) a response written in the same tick (tlsHold) waits for the microtask checkpoint only */
 const TICKET_WAIT_MS = 25;
 
 function hold(a: Adopted): void {
   if (a.held) return;
   a.held = true;
-  held.push(a);
-  if (heldTimer === undefined) heldTimer = setTimeout(flushHeld, TICKET_WAIT_MS);
+  heldNew.push(a);
+  heldTimer ??= setTimeout(flushHeld, TICKET_WAIT_MS);
 }
 
-/** Writes what the SSLs in `held` still hold (a write since took it out: nothing for those). */
+/** Writes what the old generation's SSLs still hold (a write since took it out: nothing for those). */
 function flushHeld(): void {
-  heldTimer = undefined;
-  for (const a of held.splice(0)) flushOne(a);
+  for (const a of heldOld) flushOne(a);
+  heldOld = heldNew;
+  heldNew = [];
+  heldTimer = heldOld.length > 0 ? setTimeout(flushHeld, TICKET_WAIT_MS) : undefined;
 }
 
 /** socket.end(): after the TLS close_notify when the addon holds the socket's TLS. */
