@@ -2,8 +2,9 @@
 // peeks each ClientHello; well-formed ones get the addon's SSL (HTTP/2 ones: ingress-h2-addon), the rest node:tls. Real
 // TLS clients (node:tls, curl) on loopback against a raw backend: big bodies to a client that stops reading,
 // uploads and upgrades handed to node:http over the addon's TLS, a ClientHello split over two TCP writes, bytes
-// that are not TLS, a client whose records go bad mid-connection, session resumption, a client that leaves
-// mid-response, many connections at once, and --tls-io node.
+// that are not TLS, a client whose records go bad mid-connection, session resumption, the writes a new connection
+// takes (tickets with the response, the last response with the close_notify), a client that leaves mid-response,
+// many connections at once, and --tls-io node.
 import t from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
 import { connect, createServer } from 'node:net';
