@@ -14,6 +14,9 @@
 //     [--trees DIR,...]   (default: this tree; each tree needs its node_modules)
 //     [--keep DIR]        (copy callgrind's dump files there, for callgrind_annotate: where the instructions go;
 //                          kdp then runs with --perf-basic-prof and its JIT-compiled functions are named in them)
+//     [--cache-sim]       (callgrind's cache model too: per request, the misses of the first-level instruction and
+//                          data caches (reads, writes) and of a 1 MiB second level (this host's L2 per core) in a
+//                          second table; a model without prefetching, deterministic as the instruction count)
 // Everything listens on 127.0.0.1; configs and callgrind's files live in a temp dir removed at the end.
 import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -37,6 +40,7 @@ const { values } = parseArgs({
     only: { type: 'string', default: 'kdp,nginx,nginx-ingress' },
     trees: { type: 'string' },
     keep: { type: 'string' },
+    'cache-sim': { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -131,10 +135,15 @@ async function nameJitCode(file: string, pid: string): Promise<void> {
   await writeFile(file, out);
 }
 
-/** callgrind's "totals:" over the dump files of `label` written since the last call (dumping zeroes the counters). */
+/**
+ * callgrind's "totals:" over the dump files of `label` written since the last call (dumping zeroes the counters):
+ * the instructions, and with --cache-sim the other events by name (Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw).
+ */
 const seen = new Set<string>();
-async function dumpedTotal(label: string): Promise<number> {
+const events = new Map<string, Map<Protocol, Map<string, number>>>();
+async function dumpedTotal(label: string, protocol: Protocol): Promise<number> {
   let total = 0;
+  const byEvent = new Map<string, number>();
   for (const f of await readdir(dir)) {
     if (!f.startsWith(`cg.${label}.`) || seen.has(f)) continue;
     seen.add(f);
@@ -142,9 +151,15 @@ async function dumpedTotal(label: string): Promise<number> {
       await copyFile(join(dir, f), join(values.keep, f));
       if (label.startsWith('kdp')) await nameJitCode(join(values.keep, f), f.split('.')[2]!);
     }
-    const m = /^totals: (\d+)/m.exec(await readFile(join(dir, f), 'utf8'));
+    const text = await readFile(join(dir, f), 'utf8');
+    const m = /^totals: (\d+)/m.exec(text);
     total += m ? Number(m[1]) : 0;
+    const names = /^events: (.*)$/m.exec(text)?.[1]?.split(' ') ?? [];
+    const counts = /^totals: (.*)$/m.exec(text)?.[1]?.split(' ').map(Number) ?? [];
+    for (const [i, e] of names.entries()) byEvent.set(e, (byEvent.get(e) ?? 0) + (counts[i] ?? 0));
   }
+  if (!events.has(label)) events.set(label, new Map());
+  events.get(label)!.set(protocol, byEvent);
   return total;
 }
 
@@ -169,6 +184,7 @@ try {
     // V8 writes and rewrites machine code in memory
     '--smc-check=all-non-file',
     `--callgrind-out-file=${join(dir, `cg.${label}.%p`)}`,
+    ...(values['cache-sim'] ? ['--cache-sim=yes', `--LL=${1024 * 1024},16,64`] : []),
   ];
   if (only.has('kdp'))
     for (const [i, tree] of trees.entries()) {
@@ -236,7 +252,7 @@ try {
       await load(tg.ports, protocol);
       await run(['callgrind_control', '-i', 'off', String(child.pid)]);
       await run(['callgrind_control', '-d', String(child.pid)]);
-      const ir = await dumpedTotal(tg.label);
+      const ir = await dumpedTotal(tg.label, protocol);
       counts.set(protocol, ir / N);
       process.stderr.write(`${tg.name} ${protocol}: ${(ir / N).toFixed(0)} instructions per request\n`);
     }
@@ -261,6 +277,24 @@ try {
       return `${v.toFixed(0)} (${ratios})`;
     });
     lines.push(`| ${name} | ${cells.join(' | ')} |`);
+  }
+  if (values['cache-sim']) {
+    const per = (m: Map<string, number> | undefined, e: string) => ((m?.get(e) ?? 0) / N).toFixed(1);
+    lines.push(
+      '',
+      'cache model, misses per request: L1 instructions / L1 data reads / L1 data writes / 1 MiB L2 (instructions + data reads + data writes)',
+      '',
+      `| target | ${protocols.join(' | ')} |`,
+      `|---|${protocols.map(() => '---').join('|')}|`,
+    );
+    for (const tg of targets) {
+      const byProtocol = events.get(tg.label);
+      const cells = protocols.map((p) => {
+        const m = byProtocol?.get(p);
+        return `${per(m, 'I1mr')} / ${per(m, 'D1mr')} / ${per(m, 'D1mw')} / ${per(m, 'ILmr')} + ${per(m, 'DLmr')} + ${per(m, 'DLmw')}`;
+      });
+      lines.push(`| ${tg.name} | ${cells.join(' | ')} |`);
+    }
   }
   process.stdout.write(lines.join('\n') + '\n');
 } finally {
