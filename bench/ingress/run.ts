@@ -12,7 +12,9 @@
 // https-new; it opens one upstream connection per client connection and routes nothing, so no 404 check), and a
 // node:http2 server answering every stream itself (row h2, no upstream at all).
 // With `--syscalls`, each target gets one more run with strace counting the system calls of its processes
-// (`strace -f -c`; it slows the target, so that run's rate is not reported): calls per request, by name.
+// (`strace -f -c`; it slows the target, so that run's rate is not reported): calls per request, by name, and the
+// TCP segments the host sent per request in that run (/proc/net/snmp OutSegs: the target's, wrk's and the
+// backend's, all on loopback; nothing else should run).
 // Each of the `--reps` runs measures the rows of one protocol and worker count back to back (in reverse order every
 // other run); a comparison is the median over the runs of that run's ratio.
 //   npm run bench:ingress -- [--reps 3] [--duration 10] [--connections 50]
@@ -514,7 +516,13 @@ backend be
     }
   }
   // --syscalls: one more run per target, its processes under `strace -f -c`: system calls per request, by name
-  const syscalls = new Map<string, { perRequest: number; top: string }>();
+  const syscalls = new Map<string, { perRequest: number; top: string; segments: number }>();
+  /** TCP segments this network namespace has sent (/proc/net/snmp, Tcp: OutSegs) */
+  const outSegs = async (): Promise<number> => {
+    const tcp = (await readFile('/proc/net/snmp', 'utf8')).split('\n').filter((l) => l.startsWith('Tcp:'));
+    const names = tcp[0]!.split(/\s+/);
+    return Number(tcp[1]!.split(/\s+/)[names.indexOf('OutSegs')]);
+  };
   if (values.syscalls)
     for (const tg of targets) {
       if (!tg.pid) continue;
@@ -529,7 +537,9 @@ backend be
         if (Date.now() > end) throw new Error(`strace did not attach: ${st.output().slice(-500)}`);
         await sleep(50);
       }
+      const segs0 = await outSegs();
       const w = await measure(tg, Number(values.duration));
+      const segments = ((await outSegs()) - segs0) / w.requests;
       st.kill('SIGINT');
       await st.exited;
       // "% time  seconds  usecs/call  calls  [errors]  syscall" rows, then "total"
@@ -545,10 +555,12 @@ backend be
       const perRequest = (rows: [string, number][]) =>
         rows.map(([name, n]) => `${name} ${(n / w.requests).toFixed(2)}`).join(', ');
       const top = perRequest(counts.slice(0, 6));
-      syscalls.set(tg.name, { perRequest: total / w.requests, top });
+      syscalls.set(tg.name, { perRequest: total / w.requests, top, segments });
       // the log line has every call made at least once per 100 requests (the table, the six most frequent)
       const every = perRequest(counts.filter(([, n]) => n * 100 >= w.requests));
-      process.stderr.write(`syscalls ${tg.name}: ${(total / w.requests).toFixed(2)} per request (${every})\n`);
+      process.stderr.write(
+        `syscalls ${tg.name}: ${(total / w.requests).toFixed(2)} per request (${every}); TCP segments sent ${segments.toFixed(2)}\n`,
+      );
     }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   /** the median over reps of f(this row's rep) ÷ f(the reference's same rep) */
@@ -590,10 +602,11 @@ backend be
       '',
       `System calls per request (one more run of each target under \`strace -f -c\`, ${values.duration} s):`,
       '',
-      '| target | syscalls per request | the most frequent, per request |',
-      '|---|---|---|',
+      '| target | syscalls per request | the most frequent, per request | TCP segments sent per request (all processes) |',
+      '|---|---|---|---|',
     );
-    for (const [name, s] of syscalls) lines.push(`| ${name} | ${s.perRequest.toFixed(2)} | ${s.top} |`);
+    for (const [name, s] of syscalls)
+      lines.push(`| ${name} | ${s.perRequest.toFixed(2)} | ${s.top} | ${s.segments.toFixed(2)} |`);
   }
   process.stdout.write(lines.join('\n') + '\n');
 } finally {
