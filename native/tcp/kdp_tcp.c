@@ -26,9 +26,9 @@
 // Meta records (Int32 quads per read): id, offset of the bytes in the arena, result (bytes > 0, 0 end of
 // stream, -errno; -EAGAIN for TLS: no plaintext, only ciphertext to flush), flags (1: the SSL has ciphertext
 // to flush: tlsFlush; 8: the same, made after a TLS 1.3 handshake (session tickets, a key update's answer), which
-// may wait for the next write; 2: a record of the connection's HTTP/2 session, its bytes in the arena; 4: an accepted
-// connection, its bytes the text "listener fd port address"; or, with the listener's id and -errno, accept
-// failed and the listener is no longer watched).
+// may wait for the next write; 2: a record of the connection's HTTP/2 session, its bytes in the arena; 4: an
+// accepted connection, its bytes the text "listener fd port address"; or, with the listener's id and -errno,
+// accept failed and the listener is no longer watched).
 //
 // HTTP/1 heads (create's heads table, headNames): a read that starts with a request or response head gets an
 // entry saying where its lines are (scan_head); such a read of at most 2 KiB, and every HTTP/2 header block,
@@ -393,9 +393,9 @@ static void tls_round(kdp_tcp *t, tls_slot *sl, int32_t id, int fd) {
       ERR_clear_error();
       break;
     }
-  int flags = BIO_ctrl_pending(SSL_get_wbio(ssl)) == 0                                   ? 0
-              : SSL_is_init_finished(ssl) && SSL_version(ssl) == TLS1_3_VERSION ? TLS_LATER
-                                                                                 : 1;
+  int flags = 0;
+  if (BIO_ctrl_pending(SSL_get_wbio(ssl)) > 0)
+    flags = SSL_is_init_finished(ssl) && SSL_version(ssl) == TLS1_3_VERSION ? TLS_LATER : 1;
   if (got > 0) {
     RECORD(t, id, t->off, got, end == 1 ? flags : 0);
     scan_record(t, t->arena + t->off, got);
@@ -1119,16 +1119,17 @@ static int ssl_put(napi_env env, SSL *ssl, napi_value data) {
     buf = p;
   } else {
     if (napi_get_value_string_latin1(env, data, NULL, 0, &len) != napi_ok) return EINVAL;
-    if (len >= sizeof stack) buf = malloc(len + 1);
-    if (!buf) return ENOMEM;
+    if (len >= sizeof stack && (buf = malloc(len + 1)) == NULL) return ENOMEM;
     size_t got = 0;
-    if (napi_get_value_string_latin1(env, data, buf, len + 1, &got) != napi_ok) got = SIZE_MAX;
+    if (napi_get_value_string_latin1(env, data, buf, len + 1, &got) != napi_ok) {
+      if (buf != stack) free(buf);
+      return EINVAL;
+    }
     len = got;
   }
   size_t done = 0;
-  int ok = len == SIZE_MAX ? 0 : len == 0 ? 1 : SSL_write_ex(ssl, buf, len, &done);
+  int ok = len == 0 ? 1 : SSL_write_ex(ssl, buf, len, &done);
   if (!isbuf && buf != stack) free(buf);
-  if (len == SIZE_MAX) return EINVAL;
   if (ok != 1) {
     ERR_clear_error();
     return EPROTO;
