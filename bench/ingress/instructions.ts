@@ -142,7 +142,6 @@ async function nameJitCode(file: string, pid: string): Promise<void> {
 const seen = new Set<string>();
 const events = new Map<string, Map<Protocol, Map<string, number>>>();
 async function dumpedTotal(label: string, protocol: Protocol): Promise<number> {
-  let total = 0;
   const byEvent = new Map<string, number>();
   for (const f of await readdir(dir)) {
     if (!f.startsWith(`cg.${label}.`) || seen.has(f)) continue;
@@ -152,15 +151,13 @@ async function dumpedTotal(label: string, protocol: Protocol): Promise<number> {
       if (label.startsWith('kdp')) await nameJitCode(join(values.keep, f), f.split('.')[2]!);
     }
     const text = await readFile(join(dir, f), 'utf8');
-    const m = /^totals: (\d+)/m.exec(text);
-    total += m ? Number(m[1]) : 0;
     const names = /^events: (.*)$/m.exec(text)?.[1]?.split(' ') ?? [];
     const counts = /^totals: (.*)$/m.exec(text)?.[1]?.split(' ').map(Number) ?? [];
     for (const [i, e] of names.entries()) byEvent.set(e, (byEvent.get(e) ?? 0) + (counts[i] ?? 0));
   }
   if (!events.has(label)) events.set(label, new Map());
   events.get(label)!.set(protocol, byEvent);
-  return total;
+  return byEvent.get('Ir') ?? 0;
 }
 
 try {
