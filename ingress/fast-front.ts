@@ -46,7 +46,13 @@ import {
   startTls,
   stopPeek,
   tcpIoUnavailable,
+  GATHER_COLON,
+  GATHER_CRLF,
+  gatherSpec,
+  gatherString,
+  gatherText,
   writeBytes,
+  writeGather,
   writeLatin1,
 } from './tcp-io.ts';
 import type { TcpIo } from './tcp-io.ts';
@@ -179,18 +185,31 @@ function owsValue(s: string, from: number, to: number): string {
   while (to > from && isOws(s.charCodeAt(to - 1))) to--;
   return s.slice(from, to);
 }
-/** `s[from, to)` as a decimal of 1 to 15 digits, optional whitespace around it; -1 when it is not one. */
-function decimalValue(s: string, from: number, to: number): number {
-  while (from < to && isOws(s.charCodeAt(from))) from++;
-  while (to > from && isOws(s.charCodeAt(to - 1))) to--;
+/** `b[from, to)` as a decimal of 1 to 15 digits, optional whitespace around it; -1 when it is not one. */
+function decimalValue(b: Buffer, from: number, to: number): number {
+  while (from < to && isOws(b[from]!)) from++;
+  while (to > from && isOws(b[to - 1]!)) to--;
   if (to === from || to - from > 15) return -1;
   let n = 0;
   for (let i = from; i < to; i++) {
-    const d = s.charCodeAt(i) - 48;
+    const d = b[i]! - 48;
     if (d < 0 || d > 9) return -1;
     n = n * 10 + d;
   }
   return n;
+}
+/** `word` (lower case) is in `b[from, to)`, letters compared without case (as the value's includes(word)). */
+function hasWord(b: Buffer, from: number, to: number, word: string): boolean {
+  const w0 = word.charCodeAt(0);
+  for (let i = from; i + word.length <= to; i++) {
+    let j = 0;
+    for (; j < word.length; j++) {
+      const c = b[i + j]!;
+      if ((c >= 65 && c <= 90 ? c + 32 : c) !== (j === 0 ? w0 : word.charCodeAt(j))) break;
+    }
+    if (j === word.length) return true;
+  }
+  return false;
 }
 // request headers never forwarded as they came: hop-by-hop, and the ones the proxy sets itself (decide.ts)
 const DROP_REQUEST = new Set([
@@ -518,6 +537,11 @@ export interface ClientSide {
   start?(ex: Exchange, rec: FrontRecord, endpoint: string): void;
   /** `last`: the response ends with `s` and the connection closes after it (done follows in the same tick) */
   writeRaw(s: string, last?: boolean): void;
+  /**
+   * writeRaw of the response head gathered over `src` (HTTP/1.1 only; tcp-io's writeGather, its n pieces in
+   * gatherSpec's array; s0 the status line made here, s1 `connection: close`, s2 the server line)
+   */
+  writeGather(src: Buffer, n: number, statusLine: string, last?: boolean): void;
   writeBody(b: Buffer, from: Socket): void;
   cork(): void;
   uncork(): void;
@@ -527,11 +551,26 @@ export interface ClientSide {
   abort(): void;
 }
 
+/** the pieces of a gathered response head after the status line: the proxy's lines (tcp-io's writeGather) */
+const CLOSE_PIECE = gatherString(1);
+const SERVER_PIECE = gatherString(2);
+const CONNECTION_CLOSE = 'connection: close\r\n';
+/** body bytes that go in one write with a gathered head, at most */
+const GATHER_BODY = 8192;
+
+/** What writes an exchange's upstream request when its text is not made: its client connection. */
+export interface RequestWriter {
+  /** `src`: the read the request came in, during the call that took it (else gone: a retry); `head`: its text */
+  writeRequest(sock: Socket, src: Buffer | undefined, head: string, id: string): void;
+}
+
 /** One request relayed to one endpoint (retried on another when the connection fails before any byte). */
 export class Exchange {
   readonly #front: ClientSide;
   readonly #rec: FrontRecord;
+  /** the upstream request's text, or (with #writer) the client's request head it is made of */
   readonly #reqHead: string;
+  readonly #writer: RequestWriter | undefined;
   readonly #isHead: boolean;
   readonly #o: RouteOptions;
   #attempt = 0;
@@ -547,11 +586,15 @@ export class Exchange {
   #closeClient = false;
   #gotBytes = false;
 
-  /** `closeClient`: the client sent `Connection: close`; its connection ends after this response */
+  /**
+   * `reqHead`: the upstream request, or with `writer` the client's head `writer` makes it of; `closeClient`: the
+   * client sent `Connection: close`, its connection ends after this response
+   */
   constructor(
     front: ClientSide,
     rec: FrontRecord,
     reqHead: string,
+    writer: RequestWriter | undefined,
     isHead: boolean,
     o: RouteOptions,
     closeClient: boolean,
@@ -559,6 +602,7 @@ export class Exchange {
     this.#front = front;
     this.#rec = rec;
     this.#reqHead = reqHead;
+    this.#writer = writer;
     this.#isHead = isHead;
     this.#o = o;
     this.#closeClient = closeClient;
@@ -568,7 +612,8 @@ export class Exchange {
     return this.#o.readTimeoutMs;
   }
 
-  start(endpoint: string): void {
+  /** `src`: the read the request came in (RequestWriter), during the call that took it */
+  start(endpoint: string, src?: Buffer): void {
     const r = this.#rec;
     this.#t0 = this.#attempt === 0 ? r.start : performance.now();
     r.upstreamAddr = r.upstreamAddr === '-' ? endpoint : `${r.upstreamAddr}, ${endpoint}`;
@@ -576,7 +621,9 @@ export class Exchange {
     this.#conn = c;
     this.#gotBytes = false;
     c.ex = this;
-    writeLatin1(c.sock, this.#reqHead);
+    const w = this.#writer;
+    if (w === undefined) writeLatin1(c.sock, this.#reqHead);
+    else w.writeRequest(c.sock, src, this.#reqHead, r.reqId);
   }
 
   onTimeout(): void {
@@ -626,20 +673,27 @@ export class Exchange {
   onData(b: Buffer): void {
     this.#gotBytes = true;
     if (this.#state === enum_.HEAD) {
-      // the addon's entry for the head, when this read starts with it (else the head's text is scanned here)
+      // the addon's entry for the head, when this read starts with it (else the head's text is made and scanned
+      // here); the head is parsed from the read's bytes
       const at = this.#buf === undefined ? scannedHead(b) : 0;
       const buf = this.#buf ? Buffer.concat([this.#buf, b]) : b;
-      const text = at !== 0 ? scannedText(buf) : headText(buf);
-      const end = at !== 0 ? headTable()![at + SCAN_END]! : headEnd(buf, text);
-      if (end < 0) {
-        if (buf.length > 64 * 1024) return this.#fail();
-        this.#buf = own(buf);
-        return;
+      let end: number;
+      let table: Int32Array;
+      if (at !== 0) {
+        table = headTable()!;
+        end = table[at + SCAN_END]!;
+      } else {
+        const text = headText(buf);
+        end = headEnd(buf, text);
+        if (end < 0) {
+          if (buf.length > 64 * 1024) return this.#fail();
+          this.#buf = own(buf);
+          return;
+        }
+        table = SCANNER.scan(headOf(buf, text, end));
       }
       this.#buf = undefined;
-      const head = headOf(buf, text, end);
-      const ok = this.#head(head, at !== 0 ? headTable()! : SCANNER.scan(head), at, buf, end + 4, text);
-      if (!ok) this.#fail();
+      if (!this.#head(table, at, buf, end + 4)) this.#fail();
       return;
     }
     this.#body(b);
@@ -652,16 +706,16 @@ export class Exchange {
   }
 
   /**
-   * Parses the response head (from the status line to the CRLF of its last header line; its lines in the entry
-   * `table[e...]` of ingress/head-scan.ts), writes it and any body bytes that came with it (`read` from `from` on;
-   * `text`: the read as latin1, when the caller has it) to the client.
+   * Parses the response head at the start of `read` (its lines in the entry `table[e...]` of ingress/head-scan.ts;
+   * the body from `from` on), writes it and any body bytes that came with it to the client.
    */
-  #head(head: string, table: Int32Array, e: number, read: Buffer, from: number, text: string | undefined): boolean {
+  #head(table: Int32Array, e: number, read: Buffer, from: number): boolean {
     const more = read.length - from; // body bytes in the read
+    const headEnd = from - 2; // (up to the CRLF of the last header line)
     if ((table[e + SCAN_FLAGS]! & GOOD_RESPONSE) === 0) return false;
     let eol = table[e + SCAN_FIRST_EOL]!;
     // 'HTTP/1.x DDD'
-    const status = (head.charCodeAt(9) - 48) * 100 + (head.charCodeAt(10) - 48) * 10 + head.charCodeAt(11) - 48;
+    const status = (read[9]! - 48) * 100 + (read[10]! - 48) * 10 + read[11]! - 48;
     const code = STATUS_CODES[status]!;
     if (status >= 100 && status < 200) {
       if (status === 101) return false;
@@ -669,17 +723,23 @@ export class Exchange {
       if (more > 0) this.onData(read.subarray(from));
       return true;
     }
-    const http10 = head.charCodeAt(7) === 48;
+    const http10 = read[7] === 48;
     // runs of the head as it came, cut where a line is dropped. HTTP/1.1: the status line as it came from an
     // HTTP/1.1 server that gave a reason phrase. HTTP/2: the header lines only (the status goes as :status); the
     // addon makes them HTTP/2's header list and refuses one HTTP/2 cannot carry (a single-value header twice:
     // nothing is sent, the answer is a 502), as node:http2's respond() does
     const h2 = this.#front.h2;
-    let out = '';
+    // the head to send, gathered from the read (tcp-io's writeGather): runs of its bytes, the status line when
+    // made here, the proxy's lines
+    const spec = gatherSpec(table[e + SCAN_COUNT]! + 8);
+    let n = 0;
+    let statusLine = '';
     let run = 0;
     if (h2 !== undefined) run = eol + 2;
     else if (http10 || eol === 12) {
-      out = `HTTP/1.1 ${code} ${eol > 12 ? head.slice(13, eol) : ''}\r\n`;
+      statusLine = `HTTP/1.1 ${code} ${eol > 12 ? read.toString('latin1', 13, eol) : ''}\r\n`;
+      spec[0] = gatherString(0);
+      n = 1;
       run = eol + 2;
     }
     let length = -1;
@@ -697,30 +757,33 @@ export class Exchange {
       const name = HEAD_NAMES[id]!;
       let drop = false;
       if (name === 'connection') {
-        const raw = owsValue(head, colon + 1, eol);
-        // (most upstreams send it as "keep-alive": not lower-cased then)
-        const v = raw === 'keep-alive' ? raw : raw.toLowerCase();
-        if (v.includes('close')) upstreamClose = true;
-        else if (http10 && v.includes('keep-alive')) upstreamClose = false;
+        if (hasWord(read, colon + 1, eol, 'close')) upstreamClose = true;
+        else if (http10 && hasWord(read, colon + 1, eol, 'keep-alive')) upstreamClose = false;
         drop = true;
       } else if (DROP_RESPONSE_CODE[id] === 1) drop = true;
       else if (name === 'content-length') {
-        const n = decimalValue(head, colon + 1, eol);
+        const n = decimalValue(read, colon + 1, eol);
         if (n < 0) return false;
         if (length >= 0 && n !== length) return false;
         if (length >= 0) drop = true; // the same value twice: sent once
         length = n;
       } else if (name === 'transfer-encoding') {
         te = true;
-        chunked = /(?:^|,)\s*chunked\s*$/i.test(head.slice(colon + 1, eol));
+        chunked = /(?:^|,)\s*chunked\s*$/i.test(read.toString('latin1', colon + 1, eol));
         if (h2) drop = true; // HTTP/2 has its own framing: the body goes out de-chunked
       } else if (h2 && DROP_RESPONSE_H2_CODE[id] === 1) drop = true;
       if (drop) {
-        if (run < pos) out += head.slice(run, pos);
+        if (run < pos) {
+          spec[2 * n] = run;
+          spec[2 * n++ + 1] = pos;
+        }
         run = eol + 2;
       }
     }
-    if (run < head.length) out += head.slice(run);
+    if (run < headEnd) {
+      spec[2 * n] = run;
+      spec[2 * n++ + 1] = headEnd;
+    }
     const r = this.#rec;
     r.status = status;
     r.upstreamStatus = code;
@@ -740,7 +803,7 @@ export class Exchange {
       this.#closeClient = true;
     }
     if (h2 !== undefined) {
-      const lines = out + this.#front.texts.serverLine;
+      const lines = gatherText(read, spec, n) + this.#front.texts.serverLine;
       if (state === enum_.LENGTH && more > 0 && more >= length) {
         // the whole body came with the head: head, body and end in one go
         if (!h2.respond(code, lines, true, read.subarray(from, from + length))) return false;
@@ -758,70 +821,77 @@ export class Exchange {
       else if (more > 0) this.#body(read.subarray(from));
       return true;
     }
-    if (this.#closeClient) out += 'connection: close\r\n';
-    out += this.#front.texts.serverLine;
-    out += '\r\n';
+    if (this.#closeClient) spec[2 * n++] = CLOSE_PIECE;
+    spec[2 * n++] = SERVER_PIECE;
+    spec[2 * n++] = GATHER_CRLF;
     this.#state = state;
     this.#remaining = length;
     this.#cstate = 0;
     this.#line = '';
     const front = this.#front;
     if (state === enum_.DONE) {
-      front.writeRaw(out, this.#closeClient);
+      front.writeGather(read, n, statusLine, this.#closeClient);
       this.#finish();
       return true;
     }
     if (more === 0) {
-      front.writeRaw(out);
+      front.writeGather(read, n, statusLine);
       return true;
     }
-    if (state === enum_.LENGTH && text !== undefined && more <= length) {
-      // what came of the body with the head (often all of it), as #body would send it: one write of one string
-      // (kept beside #body's twin: #body taking the read and an offset instead cost ~1.2k more instructions a
-      // request under callgrind, 22.2k against 21.0k)
+    if (state === enum_.LENGTH && more <= length && more <= GATHER_BODY) {
+      // what came of the body with the head (often all of it), as #body would send it: one write
+      // (kept beside #body's twin: #body taking a subarray of the read costs a Buffer more a request)
       this.#remaining = length - more;
       this.#rec.bytes += more;
-      front.writeRaw(out + text.slice(from), this.#remaining === 0 && this.#closeClient);
+      spec[2 * n] = from;
+      spec[2 * n++ + 1] = from + more;
+      front.writeGather(read, n, statusLine, this.#remaining === 0 && this.#closeClient);
       if (this.#remaining === 0) this.#finish();
       return true;
     }
-    this.#body(read.subarray(from), out, text?.slice(from));
+    this.#body(read.subarray(from), read, n, statusLine);
     return true;
   }
 
-  /** Body bytes to the client, after `head` when given: one write of one string when small (no writev). */
-  #emit(b: Buffer, head: string | undefined, text: string | undefined): void {
+  /**
+   * Body bytes to the client, after the head when given: `head` the read both are in, the head's n pieces in
+   * gatherSpec's array (#head). One write when small (no writev).
+   */
+  #emit(b: Buffer, head: Buffer | undefined, n: number, statusLine: string): void {
     const front = this.#front;
     if (head === undefined) front.writeBody(b, this.#conn!.sock);
-    else if (b.length <= 4096) front.writeRaw(head + (text ?? b.toString('latin1')));
-    else {
+    else if (b.length <= GATHER_BODY) {
+      const spec = gatherSpec(n + 1);
+      spec[2 * n] = b.byteOffset - head.byteOffset;
+      spec[2 * n + 1] = spec[2 * n]! + b.length;
+      front.writeGather(head, n + 1, statusLine);
+    } else {
       front.cork();
-      front.writeRaw(head);
+      front.writeGather(head, n, statusLine);
       front.writeBody(b, this.#conn!.sock);
       front.uncork();
     }
   }
 
-  /** `text`: the same bytes as a latin1 string, when the caller has them (the head's read) */
-  #body(b: Buffer, head?: string, text?: string): void {
+  /** `head`: the read `b` is part of, whose head goes first (its `n` pieces in gatherSpec's array) */
+  #body(b: Buffer, head?: Buffer, n = 0, statusLine = ''): void {
     const front = this.#front;
     switch (this.#state) {
       case enum_.LENGTH: {
         if (b.length > this.#remaining) {
           // more than announced: the connection is out of step; relay what was announced only
           b = b.subarray(0, this.#remaining);
-          text = text?.slice(0, this.#remaining);
           this.#keepUpstream = false;
         }
         this.#remaining -= b.length;
         this.#rec.bytes += b.length;
-        this.#emit(b, head, text);
+        this.#emit(b, head, n, statusLine);
         if (this.#remaining === 0) this.#finish();
         return;
       }
       case enum_.CLOSE:
         this.#rec.bytes += b.length;
-        this.#emit(b, head, text);
+        this.#emit(b, head, n, statusLine);
         return;
       case enum_.CHUNKED: {
         const end = this.#scanChunked(b);
@@ -833,7 +903,7 @@ export class Exchange {
           return;
         }
         // HTTP/1.1: the chunks as they came; HTTP/2: #scanChunked wrote their data
-        if (front.h2 === undefined) this.#emit(end >= 0 ? b.subarray(0, end) : b, head, undefined);
+        if (front.h2 === undefined) this.#emit(end >= 0 ? b.subarray(0, end) : b, head, n, statusLine);
         if (end >= 0) {
           if (end < b.length) this.#keepUpstream = false;
           this.#finish();
@@ -1030,6 +1100,14 @@ class ClientConn implements RequestFacts, ClientSide {
   readonly #forwarded = new ForwardedLines();
   /** the head of the request being decided (`header()`), else '' */
   #headText = '';
+  /**
+   * The pieces of the current exchange's upstream request (a copy, for a retry: the read is gone by then; tcp-io's
+   * writeGather), its request line when rewritten (else ''), the proxy's lines around its request id
+   */
+  #upSpec: Int32Array | undefined;
+  #upN = 0;
+  #upLine = '';
+  #upAround: readonly [string, string] = ['', ''];
   #buf: Buffer | undefined;
   #ex: Exchange | undefined;
   #rec: FrontRecord | undefined;
@@ -1215,7 +1293,8 @@ class ClientConn implements RequestFacts, ClientSide {
   #request(head: string, consumed: number, table: Int32Array, e: number): boolean {
     if ((table[e + SCAN_FLAGS]! & GOOD_REQUEST) === 0) return false;
     const maxLine = this.hooks.maxHeaderLine - 2; // CRLF included in the limit
-    let eol = table[e + SCAN_FIRST_EOL]!;
+    const lineEnd = table[e + SCAN_FIRST_EOL]!;
+    let eol = lineEnd;
     if (eol > maxLine) return false; // node:http answers 414
     const get = head.charCodeAt(0) === 71; // G
     const method = get ? 'GET' : 'HEAD';
@@ -1226,10 +1305,14 @@ class ClientConn implements RequestFacts, ClientSide {
     let referer: string | undefined;
     let ua: string | undefined;
     let connList: string[] | undefined;
-    // the headers forwarded: runs of lines as they came, cut where a line is dropped or rewritten
-    let fwd = '';
+    // the upstream request, gathered from the read (tcp-io's writeGather): pieces 0-3 the request line and the
+    // proxy's own lines (set once decided), then the headers forwarded: runs of lines as they came, cut where a line
+    // is dropped or rewritten
+    const count = table[e + SCAN_COUNT]!;
+    const spec = gatherSpec(4 * count + 6);
+    let n = 4;
     let run = eol + 2;
-    const past = e + SCAN_LINES + table[e + SCAN_COUNT]! * SCAN_LINE;
+    const past = e + SCAN_LINES + count * SCAN_LINE;
     for (let l = e + SCAN_LINES; l < past; l += SCAN_LINE) {
       const pos = table[l]!;
       eol = table[l + 2]!;
@@ -1279,18 +1362,39 @@ class ClientConn implements RequestFacts, ClientSide {
             break;
         }
         if (drop) {
-          if (run < pos) fwd += head.slice(run, pos);
+          if (run < pos) {
+            spec[2 * n] = run;
+            spec[2 * n++ + 1] = pos;
+          }
           run = eol + 2;
           continue;
         }
       }
       if ((code & PLAIN) === 0) {
-        if (run < pos) fwd += head.slice(run, pos);
-        fwd += `${head.slice(pos, colon)}: ${owsValue(head, colon + 1, eol)}\r\n`;
+        // `name: value` (the value without optional whitespace at either end)
+        if (run < pos) {
+          spec[2 * n] = run;
+          spec[2 * n++ + 1] = pos;
+        }
+        let from = colon + 1;
+        let to = eol;
+        while (from < to && isOws(head.charCodeAt(from))) from++;
+        while (to > from && isOws(head.charCodeAt(to - 1))) to--;
+        spec[2 * n] = pos;
+        spec[2 * n++ + 1] = colon;
+        spec[2 * n++] = GATHER_COLON;
+        if (from < to) {
+          spec[2 * n] = from;
+          spec[2 * n++ + 1] = to;
+        }
+        spec[2 * n++] = GATHER_CRLF;
         run = eol + 2;
       }
     }
-    if (run < head.length) fwd += head.slice(run);
+    if (run < head.length) {
+      spec[2 * n] = run;
+      spec[2 * n++ + 1] = head.length;
+    }
     if (host === undefined) return false;
     // headers the client lists in Connection are hop-by-hop too: rare, left to the general path
     if (connList && connList.some((tok) => tok !== 'keep-alive' && tok !== 'close' && tok !== '')) return false;
@@ -1307,18 +1411,45 @@ class ClientConn implements RequestFacts, ClientSide {
     const upstream = d.upstream;
 
     // committed: this request is ours
-    this.#buf = consumed < this.#buf!.length ? this.#buf!.subarray(consumed) : undefined;
+    const src = this.#buf!;
+    this.#buf = consumed < src.length ? src.subarray(consumed) : undefined;
     const id = this.hooks.requestId(reqId);
     const ip = this.ip;
     const around = this.#forwarded.get(this.scheme, host, ip, this.#port, xff);
-    const up = `${method} ${target} HTTP/1.1\r\n${around[0]}${id}${around[1]}${fwd}\r\n`;
+    // the request line as it came when the target is the client's (else made: s0), the proxy's lines around the
+    // request id (s1, s3; the id s2), the end of the head
+    if (target === url) {
+      spec[0] = 0;
+      spec[1] = lineEnd + 2;
+      if (this.#upLine !== '') this.#upLine = '';
+    } else {
+      spec[0] = gatherString(0);
+      this.#upLine = `${method} ${target} HTTP/1.1\r\n`;
+    }
+    spec[2] = gatherString(1);
+    spec[4] = gatherString(2);
+    spec[6] = gatherString(3);
+    spec[2 * n++] = GATHER_CRLF;
+    if (this.#upAround !== around) this.#upAround = around;
+    // a copy of the pieces for a retry
+    let keep = this.#upSpec;
+    if (keep === undefined || keep.length < 2 * n) keep = this.#upSpec = new Int32Array(Math.max(64, 4 * n));
+    for (let i = 0; i < 2 * n; i++) keep[i] = spec[i]!;
+    this.#upN = n;
     const rec = newRecord('1.1', ip, method, url, referer, ua, consumed, host, id, d);
-    const ex = new Exchange(this, rec, up, method === 'HEAD', d.options, close);
+    const ex = new Exchange(this, rec, head, this, method === 'HEAD', d.options, close);
     this.#ex = ex;
     this.#rec = rec;
     this.#front.inflight++;
-    ex.start(this.hooks.nextEndpoint(upstream));
+    ex.start(this.hooks.nextEndpoint(upstream), src);
     return true;
+  }
+
+  /** RequestWriter: the current exchange's upstream request (#request kept its pieces). */
+  writeRequest(sock: Socket, src: Buffer | undefined, head: string, id: string): void {
+    const around = this.#upAround;
+    if (src !== undefined) writeGather(sock, src, this.#upN, this.#upLine, around[0], id, around[1]);
+    else writeLatin1(sock, gatherText(head, this.#upSpec!, this.#upN, this.#upLine, around[0], id, around[1]));
   }
 
   cork(): void {
@@ -1331,6 +1462,10 @@ class ClientConn implements RequestFacts, ClientSide {
   writeRaw(s: string, last = false): void {
     // (last: through TLS, the response and the close_notify done's endWrites sends go out in one write)
     if (!this.#gone) writeLatin1(this.sock, s, last);
+  }
+
+  writeGather(src: Buffer, n: number, statusLine: string, last = false): void {
+    if (!this.#gone) writeGather(this.sock, src, n, statusLine, CONNECTION_CLOSE, this.texts.serverLine, '', last);
   }
 
   fail(timeout: boolean): void {
@@ -1544,6 +1679,7 @@ export abstract class H2Side implements ClientSide {
 
   // HTTP/1.1 text is never written to a stream: the exchange asks for it only when `h2` is undefined
   writeRaw(): void {}
+  writeGather(): void {}
   cork(): void {}
   uncork(): void {}
 
@@ -1841,7 +1977,11 @@ export class FastFront {
     const up = `${method} ${d.target} HTTP/1.1\r\n${around[0]}${id}${around[1]}${fwd}\r\n`;
     const rec = newRecord('2.0', ip, method, url, head.referer, head.userAgent, requestLength, host, id, d);
     const c = client();
-    c.start!(new Exchange(c, rec, up, method === 'HEAD', d.options, false), rec, hooks.nextEndpoint(d.upstream));
+    c.start!(
+      new Exchange(c, rec, up, undefined, method === 'HEAD', d.options, false),
+      rec,
+      hooks.nextEndpoint(d.upstream),
+    );
     return true;
   }
 

@@ -8,11 +8,12 @@
 //
 // An entry, from its index e: [e] the offset of the CRLF CRLF that ends the head; [e + 1] the shape bits
 // (GOOD_REQUEST, GOOD_RESPONSE); [e + 2] the number of header lines; [e + 3] where the start line's CRLF is;
-// [e + 4] the addon's: which of its round's strings is the read's text (-1: none, the read is over 2 KiB); then
-// per header line [start, colon, CRLF, code]: colon is the line's first ':' (-1: none), code the name's index in
-// the names the producer was given (0: another name; compared without case) | PLAIN when the line is in the form
-// the proxy forwards as it came (one space after the colon, no space or tab at either end of the value). Only an
-// entry whose head has its shape bit says where its lines are.
+// [e + 4] the addon's: which of its round's strings is the read's text (-1: none: the read is over 2 KiB, or its
+// head is a good response head, which the front parses from the bytes); then per header line [start, colon, CRLF,
+// code]: colon is the line's first ':' (-1: none), code the name's index in the names the producer was given (0:
+// another name; compared without case) | PLAIN when the line is in the form the proxy forwards as it came (one
+// space after the colon, no space or tab at either end of the value). Only an entry whose head has its shape bit
+// says where its lines are.
 
 // The request head the fast path takes, from its first byte to the CRLF ending its last header line: GET or HEAD,
 // an origin-form target in printable ASCII, HTTP/1.1, then header lines, each a token, a colon and a value of

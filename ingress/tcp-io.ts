@@ -54,6 +54,19 @@ interface Native {
   unwatch(t: object, fd: number, id: number): number;
   forget(t: object, fd: number, id: number): void;
   writeLatin1(fd: number, s: string): number;
+  /** the Int32Array gathered writes read their pieces from: 0 | -EINVAL */
+  gatherSpec(t: object, spec: Int32Array): number;
+  writeGather(
+    t: object,
+    fd: number,
+    base: number,
+    n: number,
+    s0: string,
+    s1: string,
+    s2: string,
+    s3: string,
+    src: Buffer,
+  ): number;
   writeBuffer(fd: number, b: Buffer): number;
   shutdownWrite(fd: number): number;
   listen(t: object, fd: number, lid: number): number;
@@ -63,6 +76,20 @@ interface Native {
   tlsAttach(t: object, fd: number, id: number, ctx: object, h2: boolean): number;
   tlsWrite(t: object, fd: number, id: number, data: string | Buffer, direct: boolean): number | Buffer;
   tlsHold(t: object, fd: number, id: number, data: string | Buffer): number;
+  tlsGather(
+    t: object,
+    fd: number,
+    id: number,
+    hold: boolean,
+    direct: boolean,
+    base: number,
+    n: number,
+    s0: string,
+    s1: string,
+    s2: string,
+    s3: string,
+    src: Buffer,
+  ): number | Buffer;
   tlsFlush(t: object, fd: number, id: number, direct: boolean): number | Buffer;
   tlsEnd(t: object, fd: number, id: number, direct: boolean): number | Buffer;
   // HTTP/2 over the addon's TLS (absent when the addon was built without nghttp2's header)
@@ -99,6 +126,7 @@ interface Native {
 
 const NATIVE_PATH = fileURLToPath(new URL('../native/build/kdp_tcp.node', import.meta.url));
 const EAGAIN = -11;
+const E2BIG = -7;
 /** the flags of a record of an HTTP/2 session (native/tcp/kdp_tcp.c) */
 const H2_RECORD = 2;
 /** the flags of a record of an accepted connection, or of a listener that failed to accept */
@@ -156,6 +184,9 @@ let io: Io | undefined;
 let scanned: Buffer | undefined;
 let scannedAt = 0;
 let scannedString: string | undefined;
+/** the read of this round last delivered, and where it is in the arena (writeGather's source without a lookup) */
+let delivered: Buffer | undefined;
+let deliveredAt = 0;
 const ADOPTED = Symbol('kdp.adopted');
 type Tagged = Socket & { [ADOPTED]?: Adopted | undefined };
 /** the socket's Adopted (a property on the socket: a WeakMap lookup per write cost more) */
@@ -212,6 +243,7 @@ export function openTcpIo(arena: Buffer, headNames?: readonly string[]): boolean
   // the round's records' entry indexes, then at most one entry per socket read (64 a round)
   const heads = scan ? new Int32Array(RECORDS + 64 * HEAD_ENTRY) : undefined;
   const t = n.create(arena, meta, (count, ...texts) => batch(count, texts), heads);
+  n.gatherSpec(t, spec);
   io = { n, t, arena, meta, heads, byId, nextId: 1 };
   return true;
 }
@@ -277,6 +309,7 @@ function unwatch(a: Adopted): void {
  */
 function batch(count: number, texts: string[]): void {
   const { meta, byId, arena } = io!;
+  delivered = undefined; // (a read's bytes stay in the arena during its round only)
   for (let i = 0; i < count; i++) {
     const r = meta[i * 4 + 2]!;
     if (meta[i * 4 + 3] === ACCEPTED) {
@@ -295,6 +328,8 @@ function batch(count: number, texts: string[]): void {
     if (r > 0) {
       const off = meta[i * 4 + 1]!;
       const buf = arena.subarray(off, off + r);
+      delivered = buf;
+      deliveredAt = off;
       const heads = io!.heads;
       if (heads !== undefined && heads[i] !== 0) {
         scanned = buf;
@@ -457,6 +492,92 @@ export function writeLatin1(sock: Socket, s: string, last = false): boolean {
   return sock.write(s, 'latin1');
 }
 
+// A gathered write: the bytes of a head the front forwards, as pieces of the read it came in and a few strings,
+// copied by the addon into one write (native/tcp/kdp_tcp.c gather): no string is made of them. The pieces are
+// n pairs in the array gatherSpec returns (the addon's, read in place): [from, to] bytes of the source;
+// [gatherString(k), 0] the k-th string; [GATHER_CRLF, 0] and [GATHER_COLON, 0] CRLF and ": ". More than
+// GATHER_ROOM bytes: the string is made and written as writeLatin1 writes it.
+export const GATHER_CRLF = -16;
+export const GATHER_COLON = -17;
+export const GATHER_ROOM = 16384;
+export const gatherString = (k: 0 | 1 | 2 | 3): number => -1 - k;
+let spec = new Int32Array(512);
+
+/** The array of a gathered write's pieces, with room for `pairs` (what it holds is kept when it grows). */
+export function gatherSpec(pairs: number): Int32Array {
+  if (2 * pairs > spec.length) {
+    const more = new Int32Array(Math.max(2 * pairs, 2 * spec.length));
+    more.set(spec);
+    spec = more;
+    if (io !== undefined) io.n.gatherSpec(io.t, spec);
+  }
+  return spec;
+}
+
+/**
+ * The text a gathered write stands for (`src`: the bytes, or their latin1 text; `pieces`: its spec): what the
+ * addon writes. Made when the addon cannot write it, for a retry (pieces kept), and for tests.
+ */
+export function gatherText(
+  src: Buffer | string,
+  pieces: Int32Array,
+  n: number,
+  s0 = '',
+  s1 = '',
+  s2 = '',
+  s3 = '',
+): string {
+  let out = '';
+  for (let i = 0; i < 2 * n; i += 2) {
+    const a = pieces[i]!;
+    if (a >= 0) out += typeof src === 'string' ? src.slice(a, pieces[i + 1]) : src.toString('latin1', a, pieces[i + 1]);
+    else if (a === GATHER_CRLF) out += '\r\n';
+    else if (a === GATHER_COLON) out += ': ';
+    else out += a === -1 ? s0 : a === -2 ? s1 : a === -3 ? s2 : s3;
+  }
+  return out;
+}
+
+/**
+ * writeLatin1(sock, gatherText(src, gatherSpec's array, n, ...), last), the addon copying the pieces itself while it
+ * holds the socket.
+ */
+export function writeGather(
+  sock: Socket,
+  src: Buffer,
+  n: number,
+  s0: string,
+  s1: string,
+  s2: string,
+  s3: string,
+  last = false,
+): boolean {
+  const a = adopted.get(sock);
+  if (a !== undefined) {
+    const x = io!;
+    // the source as an offset in the arena (the read being delivered), else the Buffer itself
+    const base = src === delivered ? deliveredAt : -1;
+    if (a.tls) {
+      if (!alive(sock)) return false;
+      const hold = last && direct(sock);
+      const r = x.n.tlsGather(x.t, a.fd, a.id, hold, !hold && direct(sock), base, n, s0, s1, s2, s3, src);
+      if (r !== E2BIG) return hold ? held(a, r as number) : wrote(a, r);
+    } else if (direct(sock)) {
+      const r = x.n.writeGather(x.t, a.fd, base, n, s0, s1, s2, s3, src);
+      if (r === 0) return true;
+      if (r > 0) {
+        const s = gatherText(src, spec, n, s0, s1, s2, s3);
+        return sock.write(s.slice(s.length - r), 'latin1');
+      }
+      if (r !== E2BIG) {
+        sock.destroy(ioError(r, 'write'));
+        return false;
+      }
+    }
+  }
+  return writeLatin1(sock, gatherText(src, spec, n, s0, s1, s2, s3), last);
+}
+
 /** socket.write(b): through the socket's TLS when the addon holds it. */
 export function writeBytes(sock: Socket, b: Buffer): boolean {
   const a = adopted.get(sock);
@@ -467,8 +588,13 @@ export function writeBytes(sock: Socket, b: Buffer): boolean {
 /** Plaintext through the socket's SSL (nothing once node closed the socket). */
 function tlsWrite(a: Adopted, data: string | Buffer): boolean {
   if (!alive(a.sock)) return false;
-  a.held = false; // (what the SSL held goes first, in the same write)
-  return tlsOut(a, io!.n.tlsWrite(io!.t, a.fd, a.id, data, direct(a.sock)));
+  return wrote(a, io!.n.tlsWrite(io!.t, a.fd, a.id, data, direct(a.sock)));
+}
+
+/** What a TLS write returned (what the SSL held went first, in the same write). */
+function wrote(a: Adopted, r: number | Buffer): boolean {
+  a.held = false;
+  return tlsOut(a, r);
 }
 
 /**
@@ -477,7 +603,11 @@ function tlsWrite(a: Adopted, data: string | Buffer): boolean {
  */
 function tlsHold(a: Adopted, data: string): boolean {
   if (!alive(a.sock)) return false;
-  const r = io!.n.tlsHold(io!.t, a.fd, a.id, data);
+  return held(a, io!.n.tlsHold(io!.t, a.fd, a.id, data));
+}
+
+/** What a held TLS write returned: its ciphertext goes out at the next microtask checkpoint at the latest. */
+function held(a: Adopted, r: number): boolean {
   if (r < 0) {
     a.sock.destroy(ioError(r, 'write'));
     return false;

@@ -126,6 +126,10 @@ typedef struct {
   int32_t texts[TEXTS_MAX];
   int32_t ntexts;
   int32_t next_id; // the ids of accepted connections (JavaScript's own stay under ACCEPT_IDS)
+  // the pieces of a gathered write (gatherSpec): n int32 pairs
+  int32_t *spec;
+  size_t spec_len;
+  napi_ref spec_ref;
 } kdp_tcp;
 
 #define ACCEPT_IDS 0x40000000
@@ -329,7 +333,8 @@ static void scan_record(kdp_tcp *t, const uint8_t *p, size_t len) {
   size_t w = scan_head(p, len, t->heads + t->hoff);
   if (w == 0) return;
   t->heads[t->count - 1] = (int32_t)t->hoff;
-  if (len <= SCAN_TEXT_MAX && t->ntexts < texts_max) {
+  // (a good response head is parsed from the read's bytes: no string for it)
+  if (len <= SCAN_TEXT_MAX && t->ntexts < texts_max && (t->heads[t->hoff + 1] & SCAN_GOOD_RESPONSE) == 0) {
     t->heads[t->hoff + 4] = t->ntexts;
     t->texts[t->ntexts++] = t->count - 1;
   }
@@ -769,6 +774,112 @@ static napi_value write_latin1(napi_env env, napi_callback_info info) {
   return v;
 }
 
+// ------------------------------------------------------------------------------------------- gathered writes
+//
+// A head the front forwards is mostly runs of the read it came in. A gathered write copies the pieces the spec
+// lists (gatherSpec: n int32 pairs) into one buffer and writes that, so JavaScript makes no string of them:
+//   [from, to]                             bytes [from, to) of the source (from >= 0)
+//   [-1 - k, 0]                            the k-th string argument (latin1), k < GATHER_STRINGS
+//   [GATHER_CRLF, 0], [GATHER_COLON, 0]    "\r\n", ": "
+// The source is the arena from `base` on (base >= 0: a read of this round), else a Buffer argument. (ingress/
+// tcp-io.ts gatherText is the same in JavaScript.)
+#define GATHER_STRINGS 4
+#define GATHER_CRLF -16
+#define GATHER_COLON -17
+#define GATHER_ROOM 16384
+
+// gatherSpec(t, spec: Int32Array) -> 0 | -EINVAL: the pieces of gathered writes are read from `spec` from now on
+static napi_value gather_spec(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], ab;
+  kdp_tcp *t;
+  napi_typedarray_type type;
+  size_t len, boff;
+  void *data;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 || (t = get(env, argv[0])) == NULL ||
+      napi_get_typedarray_info(env, argv[1], &type, &len, &data, &ab, &boff) != napi_ok || type != napi_int32_array)
+    return err_value(env, EINVAL);
+  napi_ref ref;
+  if (napi_create_reference(env, argv[1], 1, &ref) != napi_ok) return err_value(env, EINVAL);
+  if (t->spec_ref) napi_delete_reference(env, t->spec_ref);
+  t->spec_ref = ref;
+  t->spec = data;
+  t->spec_len = len;
+  return err_value(env, 0);
+}
+
+// g: base, n, GATHER_STRINGS strings, then the source Buffer when base < 0. The bytes into out (cap bytes): their
+// count, or -E2BIG (they do not fit: the caller writes the string instead), -EINVAL (not a spec)
+static ssize_t gather(napi_env env, kdp_tcp *t, napi_value *g, size_t ng, char *out, size_t cap) {
+  int32_t base, n;
+  const uint8_t *src;
+  size_t srclen;
+  if (napi_get_value_int32(env, g[0], &base) != napi_ok || napi_get_value_int32(env, g[1], &n) != napi_ok || n < 0 ||
+      (size_t)n > t->spec_len / 2)
+    return -EINVAL;
+  if (base >= 0) {
+    if ((size_t)base > t->arena_len) return -EINVAL;
+    src = t->arena + base;
+    srclen = t->arena_len - (size_t)base;
+  } else {
+    void *p;
+    if (ng < 3 + GATHER_STRINGS || napi_get_buffer_info(env, g[2 + GATHER_STRINGS], &p, &srclen) != napi_ok)
+      return -EINVAL;
+    src = p;
+  }
+  const int32_t *spec = t->spec;
+  size_t o = 0;
+  for (int32_t i = 0; i < n; i++) {
+    int32_t a = spec[2 * i], b = spec[2 * i + 1];
+    if (a >= 0) {
+      if (b < a || (size_t)b > srclen) return -EINVAL;
+      if ((size_t)(b - a) > cap - o) return -E2BIG;
+      memcpy(out + o, src + a, (size_t)(b - a));
+      o += (size_t)(b - a);
+    } else if (a == GATHER_CRLF || a == GATHER_COLON) {
+      if (cap - o < 2) return -E2BIG;
+      out[o++] = a == GATHER_CRLF ? '\r' : ':';
+      out[o++] = a == GATHER_CRLF ? '\n' : ' ';
+    } else {
+      int32_t k = -1 - a;
+      size_t got, all;
+      if (k >= GATHER_STRINGS) return -EINVAL;
+      if (cap - o < 2) return -E2BIG;
+      // (napi writes at most cap - o - 1 bytes and a NUL: fewer means all of the string)
+      if (napi_get_value_string_latin1(env, g[2 + k], out + o, cap - o, &got) != napi_ok) return -EINVAL;
+      if (got == cap - o - 1 && (napi_get_value_string_latin1(env, g[2 + k], NULL, 0, &all) != napi_ok || all > got))
+        return -E2BIG;
+      o += got;
+    }
+  }
+  return (ssize_t)o;
+}
+
+// writeGather(t, fd, base, n, s0, s1, s2, s3[, source]) -> the bytes write(2) did not take (0: all) | -errno
+// (-E2BIG: more than GATHER_ROOM bytes, nothing written)
+static napi_value write_gather(napi_env env, napi_callback_info info) {
+  size_t argc = 5 + GATHER_STRINGS;
+  napi_value argv[5 + GATHER_STRINGS];
+  kdp_tcp *t;
+  int32_t fd;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4 + GATHER_STRINGS ||
+      (t = get(env, argv[0])) == NULL || napi_get_value_int32(env, argv[1], &fd) != napi_ok) {
+    napi_throw_error(env, "EINVAL", "expected (t, fd, base, n, s0, s1, s2, s3[, source])");
+    return NULL;
+  }
+  char out[GATHER_ROOM];
+  ssize_t len = gather(env, t, argv + 2, argc - 2, out, sizeof out);
+  if (len < 0) return err_value(env, (int)-len);
+  ssize_t r = len == 0 ? 0 : write(fd, out, (size_t)len);
+  if (r < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return err_value(env, errno);
+    r = 0;
+  }
+  napi_value v;
+  napi_create_int32(env, (int32_t)(len - r), &v);
+  return v;
+}
+
 // listen(t, fd, lid) -> the addon's descriptor for the listening socket | -errno: a copy of node's listening
 // descriptor (node then closes its own), watched under `lid` (< 0): its connections are accepted here
 static napi_value listen_fd(napi_env env, napi_callback_info info) {
@@ -1178,6 +1289,34 @@ static napi_value tls_end(napi_env env, napi_callback_info info) {
   if (SSL_is_init_finished(ssl)) SSL_shutdown(ssl);
   ERR_clear_error();
   return drain(env, fd, ssl, direct);
+}
+
+// tlsGather(t, fd, id, hold, direct, base, n, s0, s1, s2, s3[, source]): writeGather's bytes through the SSL, as
+// tlsWrite (hold: as tlsHold) -> 0 | Buffer to queue | -errno (-E2BIG: nothing put)
+static napi_value tls_gather(napi_env env, napi_callback_info info) {
+  size_t argc = 8 + GATHER_STRINGS;
+  napi_value argv[8 + GATHER_STRINGS];
+  kdp_tcp *t;
+  int32_t fd, id;
+  bool hold = false, direct = false;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 7 + GATHER_STRINGS ||
+      (t = get(env, argv[0])) == NULL || napi_get_value_int32(env, argv[1], &fd) != napi_ok ||
+      napi_get_value_int32(env, argv[2], &id) != napi_ok || napi_get_value_bool(env, argv[3], &hold) != napi_ok ||
+      napi_get_value_bool(env, argv[4], &direct) != napi_ok) {
+    napi_throw_error(env, "EINVAL", "expected (t, fd, id, hold, direct, base, n, s0, s1, s2, s3[, source])");
+    return NULL;
+  }
+  SSL *ssl = ssl_of(t, fd, id);
+  if (!ssl) return err_value(env, EBADF);
+  char out[GATHER_ROOM];
+  ssize_t len = gather(env, t, argv + 5, argc - 5, out, sizeof out);
+  if (len < 0) return err_value(env, (int)-len);
+  size_t done = 0;
+  if (len > 0 && SSL_write_ex(ssl, out, (size_t)len, &done) != 1) {
+    ERR_clear_error();
+    return err_value(env, EPROTO);
+  }
+  return hold ? err_value(env, 0) : drain(env, fd, ssl, direct);
 }
 
 #ifdef KDP_H2
@@ -2117,7 +2256,7 @@ NAPI_MODULE_INIT() {
     napi_callback cb;
   } fns[] = {{"create", create}, {"watch", watch}, {"unwatch", unwatch}, {"forget", forget}, {"writeLatin1", write_latin1}, {"peek", peek},
       {"listen", listen_fd}, {"closeFd", close_fd}, {"writeBuffer", write_buffer}, {"shutdownWrite", shutdown_write}, {"tlsContext", tls_context}, {"tlsAttach", tls_attach},
-      {"tlsWrite", tls_write}, {"tlsHold", tls_hold}, {"tlsFlush", tls_flush}, {"tlsEnd", tls_end}, {"headNames", head_names}, {"headScan", head_scan},
+      {"tlsWrite", tls_write}, {"tlsHold", tls_hold}, {"tlsGather", tls_gather}, {"writeGather", write_gather}, {"gatherSpec", gather_spec}, {"tlsFlush", tls_flush}, {"tlsEnd", tls_end}, {"headNames", head_names}, {"headScan", head_scan},
       {"textsMax", texts_max_fn},
 #ifdef KDP_H2
       {"h2Respond", h2_respond}, {"h2RespondLines", h2_respond_lines}, {"h2Lines", h2_lines},

@@ -23,7 +23,17 @@ import { freePort } from '../helpers/ports.ts';
 import { exchange, stalledBody } from '../helpers/raw-http.ts';
 import { chunked, HUGE, rawBackend } from '../helpers/raw-backend.ts';
 import { spawnChild } from '../../src/common/exec-adapter.ts';
-import { adopt, openTcpIo } from '../../ingress/tcp-io.ts';
+import {
+  adopt,
+  GATHER_COLON,
+  GATHER_CRLF,
+  GATHER_ROOM,
+  gatherSpec,
+  gatherString,
+  gatherText,
+  openTcpIo,
+  writeGather,
+} from '../../ingress/tcp-io.ts';
 import { until } from '../helpers/wait.ts';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
@@ -103,6 +113,124 @@ if (needsRoot(t, 'nothing but loopback; kept with the other ingress e2e files'))
       b.s.destroy();
     },
   );
+
+  t.test('gathered writes: the bytes gatherText stands for, whole and in order', async (t) => {
+    // writeGather against gatherText over real sockets: pieces of a Buffer of this process (the addon reads it
+    // by address) and of the read the addon is delivering (by its place in the arena), strings, CRLF and ": ";
+    // writes past GATHER_ROOM (made as a string instead); a peer that stops reading, so that the kernel takes
+    // part of a write and node queues the rest (and the writes after it)
+    t.ok(openTcpIo(ARENA));
+    const peers: Socket[] = [];
+    const server = createServer((s) => void peers.push(s));
+    t.teardown(() => {
+      for (const p of peers) p.destroy();
+      server.close();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const at = (server.address() as AddressInfo).port;
+    const pair = async () => {
+      const s = connect(at, '127.0.0.1');
+      await new Promise((r) => s.once('connect', r));
+      await until(async () => (peers.length > 0 ? true : undefined), { timeoutMs: 5_000, what: 'the accept' });
+      const peer = peers.shift()!;
+      const chunks: Buffer[] = [];
+      peer.on('data', (b: Buffer) => chunks.push(b));
+      return { s, peer, got: () => Buffer.concat(chunks).toString('latin1') };
+    };
+    let seed = 7;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed % n;
+    };
+    const S = ['', 'host: a\r\nx-request-id: ', 'é-latin1 ÿ', 'x'.repeat(3000)] as const;
+    /** n random pieces over `src` in gatherSpec's array; the text they stand for */
+    const randomSpec = (src: Buffer, n: number): string => {
+      const spec = gatherSpec(n);
+      for (let i = 0; i < n; i++) {
+        const kind = rand(6);
+        if (kind < 3) {
+          const from = rand(src.length + 1);
+          spec[2 * i] = from;
+          spec[2 * i + 1] = from + rand(src.length - from + 1);
+        } else if (kind === 3) spec[2 * i] = gatherString(rand(4) as 0 | 1 | 2 | 3);
+        else spec[2 * i] = kind === 4 ? GATHER_CRLF : GATHER_COLON;
+      }
+      return gatherText(src, spec, n, ...S);
+    };
+
+    // 1. Buffers of this process, some writes over GATHER_ROOM, the peer reading nothing until the end: writes
+    // until node queues (the kernel's buffers are full), then 100 more
+    const a = await pair();
+    t.ok(
+      adopt(
+        a.s,
+        () => {},
+        () => {},
+      ),
+      'adopted: its writes go to the addon',
+    );
+    a.peer.pause();
+    let want = '';
+    let big = 0;
+    let after = 0;
+    for (let w = 0; w < 20_000 && after < 100; w++) {
+      if (a.s.writableLength > 0) after++;
+      const src = Buffer.alloc(1 + rand(20_000));
+      for (let i = 0; i < src.length; i++) src[i] = 32 + ((i * 7 + w) % 200);
+      const n = 1 + rand(12);
+      const text = randomSpec(src, n);
+      if (text.length > GATHER_ROOM) big++;
+      want += text;
+      writeGather(a.s, src, n, ...S);
+    }
+    t.ok(a.s.writableLength > 0, `the kernel did not take it all: node queued ${a.s.writableLength} bytes`);
+    t.ok(big > 0, `${big} writes over GATHER_ROOM`);
+    a.peer.resume();
+    await until(async () => (a.got().length >= want.length ? true : undefined), {
+      timeoutMs: 10_000,
+      what: 'every byte',
+    });
+    t.equal(a.got().length, want.length, `${want.length} bytes`);
+    t.ok(a.got() === want, 'the bytes gatherText stands for, in order');
+
+    // 2. pieces of the read being delivered (its place in the arena): each read of B echoed to C, gathered
+    const b = await pair();
+    const c = await pair();
+    t.ok(
+      adopt(
+        c.s,
+        () => {},
+        () => {},
+      ),
+      'C adopted',
+    );
+    let echoed = '';
+    t.ok(
+      adopt(
+        b.s,
+        (len, buf) => {
+          const read = len === buf.length ? buf : buf.subarray(0, len);
+          const n = 1 + rand(8);
+          echoed += randomSpec(read, n);
+          writeGather(c.s, read, n, ...S);
+        },
+        () => {},
+      ),
+      'B adopted',
+    );
+    for (let w = 0; w < 50; w++) {
+      const bytes = Buffer.alloc(1 + rand(3000));
+      for (let i = 0; i < bytes.length; i++) bytes[i] = 65 + ((i + w) % 26);
+      b.peer.write(bytes);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    await until(async () => (echoed.length > 0 && c.got().length >= echoed.length ? true : undefined), {
+      timeoutMs: 10_000,
+      what: 'the echoes',
+    });
+    t.ok(c.got() === echoed, `${echoed.length} bytes gathered from the reads, as gatherText made them`);
+    for (const x of [a, b, c]) x.s.destroy();
+  });
 
   t.test('--tcp-io takes auto|batch|node', async (t) => {
     const bad = spawnChild([process.execPath, MAIN, 'ingress', '--manifests', tmpdir(), '--tcp-io', 'epoll']);
