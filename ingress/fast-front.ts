@@ -33,6 +33,11 @@ import {
   adoptPeek,
   chooseTcpIo,
   endWrites,
+  GATHER_COLON,
+  GATHER_CRLF,
+  gatherSpec,
+  gatherString,
+  gatherText,
   headTable,
   ioError,
   nodeSocket,
@@ -46,11 +51,6 @@ import {
   startTls,
   stopPeek,
   tcpIoUnavailable,
-  GATHER_COLON,
-  GATHER_CRLF,
-  gatherSpec,
-  gatherString,
-  gatherText,
   writeBytes,
   writeGather,
   writeLatin1,
@@ -711,7 +711,7 @@ export class Exchange {
    */
   #head(table: Int32Array, e: number, read: Buffer, from: number): boolean {
     const more = read.length - from; // body bytes in the read
-    const headEnd = from - 2; // (up to the CRLF of the last header line)
+    const headLen = from - 2; // (up to the CRLF of the last header line)
     if ((table[e + SCAN_FLAGS]! & GOOD_RESPONSE) === 0) return false;
     let eol = table[e + SCAN_FIRST_EOL]!;
     // 'HTTP/1.x DDD'
@@ -780,9 +780,9 @@ export class Exchange {
         run = eol + 2;
       }
     }
-    if (run < headEnd) {
+    if (run < headLen) {
       spec[2 * n] = run;
-      spec[2 * n++ + 1] = headEnd;
+      spec[2 * n++ + 1] = headLen;
     }
     const r = this.#rec;
     r.status = status;
