@@ -37,6 +37,12 @@ import { SCAN_LINE, SCAN_LINES, SCAN_TEXT } from './head-scan.ts';
 /** auto: the addon when it loads; batch: the addon or an error; node: node's own reads */
 export type TcpIo = 'auto' | 'batch' | 'node';
 
+/**
+ * A gathered write's source and pieces (native/tcp/kdp_tcp.c gather): `base` the source's place in the arena (-1:
+ * `src` itself), the first n pairs of the spec, the strings they refer to.
+ */
+type GatherArgs = [base: number, n: number, s0: string, s1: string, s2: string, s3: string, src: Buffer];
+
 interface Native {
   create(
     arena: Buffer,
@@ -56,17 +62,7 @@ interface Native {
   writeLatin1(fd: number, s: string): number;
   /** the Int32Array gathered writes read their pieces from: 0 | -EINVAL */
   gatherSpec(t: object, spec: Int32Array): number;
-  writeGather(
-    t: object,
-    fd: number,
-    base: number,
-    n: number,
-    s0: string,
-    s1: string,
-    s2: string,
-    s3: string,
-    src: Buffer,
-  ): number;
+  writeGather(t: object, fd: number, ...g: GatherArgs): number;
   writeBuffer(fd: number, b: Buffer): number;
   shutdownWrite(fd: number): number;
   listen(t: object, fd: number, lid: number): number;
@@ -76,20 +72,7 @@ interface Native {
   tlsAttach(t: object, fd: number, id: number, ctx: object, h2: boolean): number;
   tlsWrite(t: object, fd: number, id: number, data: string | Buffer, direct: boolean): number | Buffer;
   tlsHold(t: object, fd: number, id: number, data: string | Buffer): number;
-  tlsGather(
-    t: object,
-    fd: number,
-    id: number,
-    hold: boolean,
-    direct: boolean,
-    base: number,
-    n: number,
-    s0: string,
-    s1: string,
-    s2: string,
-    s3: string,
-    src: Buffer,
-  ): number | Buffer;
+  tlsGather(t: object, fd: number, id: number, hold: boolean, direct: boolean, ...g: GatherArgs): number | Buffer;
   tlsFlush(t: object, fd: number, id: number, direct: boolean): number | Buffer;
   tlsEnd(t: object, fd: number, id: number, direct: boolean): number | Buffer;
   // HTTP/2 over the addon's TLS (absent when the addon was built without nghttp2's header)
