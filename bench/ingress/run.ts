@@ -19,7 +19,7 @@
 // other run); a comparison is the median over the runs of that run's ratio.
 //   npm run bench:ingress -- [--reps 3] [--duration 10] [--connections 50]
 //     [--only direct,kdp,gateway,nginx,nginx-ingress,haproxy,floor]
-//     [--protocols http,https,https-new,h2] [--profile DIR] [--syscalls]
+//     [--protocols http,https,https-new,h2] [--profile DIR] [--syscalls] [--node-flags=FLAGS (for kdp)]
 // Two nginx references (`--only nginx,nginx-ingress`, configs in bench/ingress/nginx-refs.ts): `nginx proxy` sets
 // the few proxy headers a hand-written config would, the one earlier runs compared with; `nginx, ingress-nginx's
 // proxy headers` sets the ones ingress-nginx's nginx.tmpl sets (the same headers kdp sends). Every row is compared
@@ -47,6 +47,8 @@ const { values } = parseArgs({
     profile: { type: 'string' },
     // one more run per target under `strace -f -c`: system calls per request
     syscalls: { type: 'boolean', default: false },
+    // node flags for the kdp processes (and their workers), space-separated: `--node-flags=--single-threaded-gc`
+    'node-flags': { type: 'string', default: '' },
   },
   strict: true,
 });
@@ -295,6 +297,7 @@ try {
       );
       const child = spawnChild([
         process.execPath,
+        ...values['node-flags'].split(' ').filter((f) => f !== ''),
         ...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : []),
         MAIN,
         '--log-level',
