@@ -200,12 +200,11 @@ function decimalValue(b: Buffer, from: number, to: number): number {
 }
 /** `word` (lower case) is in `b[from, to)`, letters compared without case (as the value's includes(word)). */
 function hasWord(b: Buffer, from: number, to: number, word: string): boolean {
-  const w0 = word.charCodeAt(0);
   for (let i = from; i + word.length <= to; i++) {
     let j = 0;
     for (; j < word.length; j++) {
       const c = b[i + j]!;
-      if ((c >= 65 && c <= 90 ? c + 32 : c) !== (j === 0 ? w0 : word.charCodeAt(j))) break;
+      if ((c >= 65 && c <= 90 ? c + 32 : c) !== word.charCodeAt(j)) break;
     }
     if (j === word.length) return true;
   }

@@ -1217,6 +1217,14 @@ static SSL *ssl_args(napi_env env, napi_callback_info info, size_t want, napi_va
   return ssl;
 }
 
+// len plaintext bytes through the SSL into its write BIO: 0, or EPROTO
+static int ssl_put_bytes(SSL *ssl, const char *buf, size_t len) {
+  size_t done = 0;
+  if (len == 0 || SSL_write_ex(ssl, buf, len, &done) == 1) return 0;
+  ERR_clear_error();
+  return EPROTO;
+}
+
 // the plaintext `data` (a latin1 string or a Buffer) through the SSL into its write BIO: 0, or an errno
 static int ssl_put(napi_env env, SSL *ssl, napi_value data) {
   bool isbuf = false;
@@ -1238,14 +1246,9 @@ static int ssl_put(napi_env env, SSL *ssl, napi_value data) {
     }
     len = got;
   }
-  size_t done = 0;
-  int ok = len == 0 ? 1 : SSL_write_ex(ssl, buf, len, &done);
+  int e = ssl_put_bytes(ssl, buf, len);
   if (!isbuf && buf != stack) free(buf);
-  if (ok != 1) {
-    ERR_clear_error();
-    return EPROTO;
-  }
-  return 0;
+  return e;
 }
 
 // tlsWrite(t, fd, id, data: string (latin1) | Buffer, direct) -> 0 | Buffer to queue | -errno
@@ -1311,12 +1314,8 @@ static napi_value tls_gather(napi_env env, napi_callback_info info) {
   char out[GATHER_ROOM];
   ssize_t len = gather(env, t, argv + 5, argc - 5, out, sizeof out);
   if (len < 0) return err_value(env, (int)-len);
-  size_t done = 0;
-  if (len > 0 && SSL_write_ex(ssl, out, (size_t)len, &done) != 1) {
-    ERR_clear_error();
-    return err_value(env, EPROTO);
-  }
-  return hold ? err_value(env, 0) : drain(env, fd, ssl, direct);
+  int e = ssl_put_bytes(ssl, out, (size_t)len);
+  return e != 0 || hold ? err_value(env, e) : drain(env, fd, ssl, direct);
 }
 
 #ifdef KDP_H2
