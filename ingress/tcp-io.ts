@@ -332,8 +332,7 @@ function batch(count: number, texts: string[]): void {
     const f = meta[i * 4 + 3];
     if (f === TLS_LATER && (r > 0 || r === EAGAIN) && alive(a.sock)) hold(a);
     else if ((f === TLS_OUT || f === TLS_LATER) && alive(a.sock)) {
-      a.held = false;
-      tlsOut(a, io!.n.tlsFlush(io!.t, a.fd, a.id, direct(a.sock)));
+      wrote(a, io!.n.tlsFlush(io!.t, a.fd, a.id, direct(a.sock)));
       if (r === EAGAIN) a.h2Flushed?.();
     }
     if (r <= 0 && r !== EAGAIN) {
@@ -574,7 +573,7 @@ function tlsWrite(a: Adopted, data: string | Buffer): boolean {
   return wrote(a, io!.n.tlsWrite(io!.t, a.fd, a.id, data, direct(a.sock)));
 }
 
-/** What a TLS write returned (what the SSL held went first, in the same write). */
+/** What a TLS write, flush or end returned (what the SSL held went first, in the same write). */
 function wrote(a: Adopted, r: number | Buffer): boolean {
   a.held = false;
   return tlsOut(a, r);
@@ -637,8 +636,7 @@ function flushHeld(): void {
 export function endWrites(sock: Socket): void {
   const a = adopted.get(sock);
   if (a !== undefined && a.tls && alive(sock) && !sock.writableEnded) {
-    a.held = false;
-    tlsOut(a, io!.n.tlsEnd(io!.t, a.fd, a.id, direct(sock)));
+    wrote(a, io!.n.tlsEnd(io!.t, a.fd, a.id, direct(sock)));
   }
   sock.end();
 }
